@@ -1,1 +1,15 @@
-"""Placeholder package docstring."""
+"""Customer features: one row per customer (or per customer and group).
+
+- :func:`btyd_summary` and :func:`calibration_holdout`: the BTYD form
+  (``frequency``, ``recency``, ``T``, ``monetary_value``) that the models use.
+- :func:`rfm_table`: the classic form (``recency_days``, ``n_orders``,
+  ``total_spend``, tenure and annual rates) that segmentation uses.
+
+Both are written once over a lazy query API and run on DuckDB (default),
+polars, or Spark; pandas in gives pandas out.
+"""
+
+from rfmml.features.btyd import btyd_summary, calibration_holdout
+from rfmml.features.classic import rfm_table
+
+__all__ = ["btyd_summary", "calibration_holdout", "rfm_table"]

@@ -1,0 +1,229 @@
+"""One lazy-query implementation, many engines.
+
+The feature builders are written once against the narwhals lazy API and run on:
+
+- DuckDB (embedded, the default for pandas input and for paths),
+- polars (for polars input, which stays polars),
+- DuckDB relations (returned as relations),
+- PySpark DataFrames (returned as PySpark DataFrames; ``rfmml[spark]``).
+
+Calendar periods are integers computed from ``year`` and ``ordinal_day`` only,
+which every backend supports, so no backend-specific date arithmetic is needed:
+day numbers count days since 1970-01-01, weeks start on Monday (pandas'
+``W-SUN`` periods, as lifetimes uses), months count calendar months.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import narwhals as nw
+import pandas as pd
+
+from rfmml.data.transactions import parse_timestamps
+from rfmml.errors import DataError
+
+Freq = Literal["D", "W", "M"]
+FREQS = ("D", "W", "M")
+_LEAPS_BEFORE_1970 = 1969 // 4 - 1969 // 100 + 1969 // 400
+
+
+def check_freq(freq: str) -> str:
+    """Validate the period unit."""
+    if freq not in FREQS:
+        raise ValueError(f"freq must be one of {FREQS} (day, week, month); got {freq!r}")
+    return freq
+
+
+def day_number(column: str) -> nw.Expr:
+    """Days since 1970-01-01 of a datetime column (portable across backends)."""
+    y = nw.col(column).dt.year() - 1
+    return (
+        365 * (y - 1969)
+        + (y // 4 - y // 100 + y // 400)
+        - _LEAPS_BEFORE_1970
+        + nw.col(column).dt.ordinal_day()
+        - 1
+    )
+
+
+def period_number(column: str, freq: str) -> nw.Expr:
+    """Integer calendar period of a datetime column, in units of ``freq``."""
+    if freq == "D":
+        return day_number(column)
+    if freq == "W":
+        # 1970-01-01 is a Thursday: shifting by 3 days puts Monday at a multiple of 7.
+        return (day_number(column) + 3) // 7
+    return nw.col(column).dt.year() * 12 + nw.col(column).dt.month() - 1
+
+
+def scalar_period(ts: pd.Timestamp, freq: str) -> int:
+    """The period number of one timestamp (same numbering as :func:`period_number`)."""
+    day = int((ts.normalize() - pd.Timestamp("1970-01-01")).days)
+    if freq == "D":
+        return day
+    if freq == "W":
+        return (day + 3) // 7
+    return ts.year * 12 + ts.month - 1
+
+
+def as_timestamp(value: Any, name: str) -> pd.Timestamp:
+    """A naive wall-clock timestamp from a date-like value."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name}={value!r} is not a date") from exc
+    if ts is pd.NaT:
+        raise ValueError(f"{name} must be a date, got NaT")
+    return ts.tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def end_cutoff(end: pd.Timestamp) -> pd.Timestamp:
+    """Exclusive cut-off for an observation end: a bare date includes its whole day."""
+    if end == end.normalize():
+        return end + pd.Timedelta(days=1)
+    return end + pd.Timedelta(1, "us")
+
+
+@dataclass
+class Frame:
+    """A lazy narwhals frame plus what is needed to hand results back."""
+
+    lazy: nw.LazyFrame
+    kind: Literal["pandas", "polars", "duckdb", "pyspark"]
+    connection: Any = None
+
+    def collect(self, result: nw.LazyFrame, keys: list[str]) -> Any:
+        """Materialise ``result`` in the caller's type (pandas gets ``keys`` as index)."""
+        if self.kind == "pandas":
+            native = result.sort(keys).to_native()
+            out = native.df()
+            if self.connection is not None:
+                self.connection.close()
+            return out.set_index(keys)
+        if self.kind == "polars":
+            return result.sort(keys).collect(backend="polars").to_native()
+        return result.to_native()
+
+
+def _prepare_pandas(df: pd.DataFrame, required: list[str]) -> pd.DataFrame:
+    """Canonical dtypes for pandas input: naive ``datetime64[us]`` timestamps."""
+    out = df.loc[:, required]
+    ts = out["timestamp"]
+    if not (pd.api.types.is_datetime64_dtype(ts.dtype) and ts.dtype == "datetime64[us]"):
+        parsed, _ = parse_timestamps(ts, "timestamp")
+        out = out.assign(timestamp=parsed)
+    if out["timestamp"].isna().any():
+        n = int(out["timestamp"].isna().sum())
+        raise DataError(
+            f"column 'timestamp': {n} of {len(out)} rows are missing; clean the log with "
+            "rfmml.data.read_transactions first"
+        )
+    if "amount" in out.columns and not pd.api.types.is_float_dtype(out["amount"].dtype):
+        if not pd.api.types.is_numeric_dtype(out["amount"].dtype):
+            raise DataError(
+                f"column 'amount' must be numeric, got {out['amount'].dtype}; clean the log "
+                "with rfmml.data.read_transactions first"
+            )
+        out = out.assign(amount=out["amount"].astype("float64"))
+    if "amount" in out.columns and out["amount"].isna().any():
+        n = int(out["amount"].isna().sum())
+        raise DataError(
+            f"column 'amount': {n} of {len(out)} rows are missing (NaN); clean the log with "
+            "rfmml.data.read_transactions first"
+        )
+    if out["customer_id"].isna().any():
+        n = int(out["customer_id"].isna().sum())
+        raise DataError(f"column 'customer_id': {n} of {len(out)} rows are missing")
+    return out
+
+
+def _polars_timestamps(lf: Any) -> Any:
+    import polars as pl
+
+    dtype = lf.collect_schema()["timestamp"]
+    if dtype == pl.String:
+        return lf.with_columns(pl.col("timestamp").str.to_datetime(time_unit="us"))
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+        return lf.with_columns(pl.col("timestamp").dt.replace_time_zone(None))
+    if dtype == pl.Date:
+        return lf.with_columns(pl.col("timestamp").cast(pl.Datetime("us")))
+    return lf
+
+
+def open_frame(tx: Any, required: list[str], engine: str | None = None) -> Frame:
+    """Wrap a transaction frame of any supported type as a lazy narwhals frame.
+
+    Parameters
+    ----------
+    tx : pandas.DataFrame, polars.DataFrame or LazyFrame, duckdb relation or pyspark DataFrame
+        Canonical transaction columns (see :func:`rfmml.data.read_transactions`).
+    required : list of str
+        Columns the builder needs.
+    engine : {"duckdb", "polars"}, optional
+        Engine for pandas input; DuckDB by default.
+    """
+    module = type(tx).__module__.split(".")[0]
+    columns = _columns_of(tx, module)
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise DataError(
+            f"column(s) {missing} not found; available columns: {columns}. Load the log with "
+            "rfmml.data.read_transactions(..., customer=..., timestamp=..., amount=...) to map "
+            "your own names"
+        )
+    if engine not in (None, "duckdb", "polars"):
+        raise ValueError(f"engine must be 'duckdb' or 'polars', got {engine!r}")
+    if isinstance(tx, pd.DataFrame):
+        if tx.empty:
+            raise DataError("the transaction log is empty (0 rows)")
+        clean = _prepare_pandas(tx, required)
+        if engine == "polars":
+            import polars as pl
+
+            lf = pl.from_pandas(clean).lazy()
+            return _PandasViaPolars(nw.from_native(lf), "pandas")
+        import duckdb
+
+        con = duckdb.connect()
+        rel = con.from_df(clean)
+        return Frame(nw.from_native(rel), "pandas", con)
+    if module == "polars":
+        import polars as pl
+
+        lf = tx.lazy() if isinstance(tx, pl.DataFrame) else tx
+        lf = _polars_timestamps(lf.select(required))
+        return Frame(nw.from_native(lf), "polars")
+    if module == "duckdb":
+        return Frame(nw.from_native(tx).lazy().select(required), "duckdb")
+    if module == "pyspark":
+        return Frame(nw.from_native(tx).lazy().select(required), "pyspark")
+    raise TypeError(
+        "expected a pandas, polars, DuckDB or PySpark frame of transactions, "
+        f"got {type(tx).__name__}"
+    )
+
+
+class _PandasViaPolars(Frame):
+    """pandas in, pandas out, computed by polars."""
+
+    def collect(self, result: nw.LazyFrame, keys: list[str]) -> Any:
+        return result.sort(keys).collect(backend="polars").to_pandas().set_index(keys)
+
+
+def _columns_of(tx: Any, module: str) -> list[str]:
+    if module == "polars":
+        return list(tx.collect_schema().names())
+    if module == "duckdb":
+        return list(tx.columns)
+    return list(tx.columns)
+
+
+def scalar(lazy: nw.LazyFrame, expr: nw.Expr) -> Any:
+    """Evaluate one scalar aggregate on a lazy frame."""
+    value = lazy.select(expr.alias("_v")).collect().item(0, "_v")
+    if value is None:
+        raise DataError("the transaction log is empty (0 rows)")
+    ts = pd.Timestamp(value)
+    return ts.tz_localize(None) if ts.tzinfo is not None else ts

@@ -1,0 +1,127 @@
+"""Classic RFM table: days since last order, orders, spend, tenure and annual rates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import narwhals as nw
+
+from rfmml.features._engine import (
+    as_timestamp,
+    day_number,
+    end_cutoff,
+    open_frame,
+    scalar,
+    scalar_period,
+)
+from rfmml.features.btyd import _has_amount, _keys, _stamp
+
+__all__ = ["rfm_table"]
+
+DAYS_PER_YEAR = 365.25
+
+
+def rfm_table(
+    tx: Any,
+    observation_end: Any = None,
+    group: str | None = None,
+    *,
+    min_tenure_days: float = 90.0,
+    engine: str | None = None,
+) -> Any:
+    """Build the classic RFM table, one row per customer (and group).
+
+    Parameters
+    ----------
+    tx : pandas.DataFrame, polars.DataFrame, duckdb relation or pyspark DataFrame
+        Canonical transactions: ``customer_id``, ``timestamp``, optional
+        ``amount`` and ``order_id``.
+    observation_end : date-like, optional
+        The "as of" date; defaults to the last transaction. Later transactions
+        are ignored; a bare date includes its whole day.
+    group : str, optional
+        A column to build features within (one row per customer and group).
+    min_tenure_days : float, default 90
+        Floor on the exposure used for annual rates, so a customer first seen
+        last week is not credited with fifty orders a year.
+    engine : {"duckdb", "polars"}, optional
+        Engine for pandas input (DuckDB by default).
+
+    Returns
+    -------
+    Same type as ``tx``
+        Columns:
+
+        - ``recency_days``: whole days from the last purchase day to the
+          observation end's day (0 = bought on the last day).
+        - ``n_orders``: distinct ``order_id`` values, or rows when there is no order id.
+        - ``total_spend``, ``avg_order_value`` (= total_spend / n_orders), when
+          there are amounts.
+        - ``first_purchase``, ``last_purchase``: timestamps.
+        - ``tenure_days``: whole days from the first purchase day to the end.
+        - ``orders_per_year``, ``spend_per_year``: counts and spend divided by
+          ``max(tenure_days, min_tenure_days) / 365.25``.
+
+        pandas output is indexed by ``customer_id`` (and ``group``), with
+        ``attrs["observation_end"]``.
+    """
+    if not min_tenure_days > 0:
+        raise ValueError(f"min_tenure_days must be positive, got {min_tenure_days!r}")
+    keys = _keys(group)
+    with_amount = _has_amount(tx)
+    columns = _columns(tx)
+    with_order = "order_id" in columns
+    required = ["customer_id", "timestamp"]
+    required += ["amount"] if with_amount else []
+    required += [group] if group is not None else []
+    required += ["order_id"] if with_order else []
+    frame = open_frame(tx, required, engine)
+    if observation_end is None:
+        end = scalar(frame.lazy, nw.col("timestamp").max())
+    else:
+        end = as_timestamp(observation_end, "observation_end")
+    end_day = scalar_period(end, "D")
+    rows = frame.lazy.filter(nw.col("timestamp") < nw.lit(end_cutoff(end).to_pydatetime()))
+    rows = rows.with_columns(day_number("timestamp").alias("_day"))
+    aggs = [
+        nw.col("timestamp").min().alias("first_purchase"),
+        nw.col("timestamp").max().alias("last_purchase"),
+        nw.col("_day").min().alias("_first_day"),
+        nw.col("_day").max().alias("_last_day"),
+        (nw.col("order_id").n_unique() if with_order else nw.len()).alias("n_orders"),
+    ]
+    if with_amount:
+        aggs.append(nw.col("amount").sum().alias("total_spend"))
+    out = rows.group_by(keys).agg(*aggs)
+    tenure = (nw.lit(end_day) - nw.col("_first_day")).cast(nw.Float64)
+    exposure_years = (
+        nw.when(tenure > min_tenure_days).then(tenure).otherwise(nw.lit(float(min_tenure_days)))
+        / DAYS_PER_YEAR
+    )
+    n_orders = nw.col("n_orders").cast(nw.Int64)
+    derived = [
+        (nw.lit(end_day) - nw.col("_last_day")).cast(nw.Float64).alias("recency_days"),
+        n_orders,
+    ]
+    if with_amount:
+        derived += [
+            nw.col("total_spend").cast(nw.Float64),
+            (nw.col("total_spend") / n_orders).cast(nw.Float64).alias("avg_order_value"),
+        ]
+    derived += [
+        nw.col("first_purchase"),
+        nw.col("last_purchase"),
+        tenure.alias("tenure_days"),
+        (n_orders / exposure_years).cast(nw.Float64).alias("orders_per_year"),
+    ]
+    if with_amount:
+        derived.append((nw.col("total_spend") / exposure_years).alias("spend_per_year"))
+    result = frame.collect(out.select(*keys, *derived), keys)
+    _stamp(result, observation_end=end, min_tenure_days=min_tenure_days)
+    return result
+
+
+def _columns(tx: Any) -> list[str]:
+    if hasattr(tx, "collect_schema"):
+        return list(tx.collect_schema().names())
+    return list(tx.columns)
