@@ -1,0 +1,423 @@
+"""R, F and M scores from customer features, and linear value scores.
+
+Quantile scores rank each customer against the customers seen in ``fit``:
+
+    score = 1 + floor(n_scores * share of customers strictly worse on the metric)
+
+"Worse" means a longer recency, fewer orders or a lower spend. The rule gives
+equal-sized bins when values are distinct, always scores the worst customer 1,
+never exceeds ``n_scores`` and lets tied customers share a score. With heavy ties
+(most customers buy once) the tied block keeps the lowest score it reaches and the
+scores it spans are skipped, so nothing fails and no bin is silently merged into
+another: one-time buyers are all ``F = 1`` and the next score used is the one the
+two-order customers reach.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from rfmml.errors import ConfigError, DataError
+
+__all__ = ["RFMScorer", "linear_score"]
+
+#: Days per unit for recency thresholds (a month is an average Gregorian month).
+RECENCY_UNITS: dict[str, float] = {"days": 1.0, "weeks": 7.0, "months": 365.25 / 12.0}
+
+_METRICS = ("R", "F", "M")
+
+
+def _check_frame(X: object, columns: Sequence[str], *, where: str) -> pd.DataFrame:
+    """Validate a customer-features frame: type, columns, emptiness, NaN, negatives."""
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(
+            f"{where} expects a pandas DataFrame of customer features, got "
+            f"{type(X).__name__}. Build one with rfmml.features.rfm_table(tx)."
+        )
+    missing = [c for c in columns if c not in X.columns]
+    if missing:
+        raise DataError(
+            f"{where}: missing column(s) {missing}; available columns are "
+            f"{list(map(str, X.columns))}. Point the *_col parameters at the right columns."
+        )
+    if len(X) == 0:
+        raise DataError(f"{where}: the features frame is empty (0 customers).")
+    for col in columns:
+        values = pd.to_numeric(X[col], errors="coerce")
+        n_nan = int(values.isna().sum())
+        if n_nan:
+            raise DataError(
+                f"{where}: column {col!r} has {n_nan} of {len(X)} missing or non-numeric "
+                f"values. Drop or fill those customers first."
+            )
+        n_neg = int((values < 0).sum())
+        if n_neg:
+            raise DataError(
+                f"{where}: column {col!r} has {n_neg} of {len(X)} negative values; "
+                f"recency, order counts and spend must be >= 0."
+            )
+    return X
+
+
+def _group_codes(index: pd.Index) -> tuple[np.ndarray, pd.Index] | None:
+    """Codes and unique values of the group level, or None for a plain index."""
+    if isinstance(index, pd.MultiIndex) and index.nlevels == 2:
+        codes, uniques = pd.factorize(index.get_level_values(1), sort=True)
+        return codes, pd.Index(uniques, name=index.names[1])
+    return None
+
+
+def _quantile_edges(values: np.ndarray, n_scores: int) -> np.ndarray:
+    """Lowest value reaching each score 2..n under the strictly-worse share rule.
+
+    ``values`` are oriented so that larger is better. Score ``k`` needs at least
+    ``ceil((k - 1) * N / n)`` customers strictly below; when that position falls
+    inside a tie block the edge moves to the next distinct value, and to ``inf``
+    when no value is left (the score is unreachable).
+    """
+    v = np.sort(values)
+    n_obs = len(v)
+    edges = np.empty(n_scores - 1)
+    for k in range(2, n_scores + 1):
+        need = -((-(k - 1) * n_obs) // n_scores)  # ceil without floats
+        if need >= n_obs:
+            edges[k - 2] = np.inf
+            continue
+        candidate = v[need]
+        if np.searchsorted(v, candidate, side="left") < need:
+            nxt = np.searchsorted(v, candidate, side="right")
+            candidate = v[nxt] if nxt < n_obs else np.inf
+        edges[k - 2] = candidate
+    return edges
+
+
+class RFMScorer(TransformerMixin, BaseEstimator):
+    """Score customers 1..``n_scores`` on recency, frequency and monetary value.
+
+    Parameters
+    ----------
+    n_scores : int, default=5
+        Number of score levels (2 to 9 give one-digit ``RFM`` codes; from 10 the
+        code joins the scores with ``"-"``).
+    method : {"quantile", "thresholds"}, default="quantile"
+        ``"quantile"`` learns the edges from the customers given to ``fit`` (see
+        the module docstring for the tie rule). ``"thresholds"`` uses ``thresholds``.
+    thresholds : mapping of {"R", "F", "M"} to sequences, optional
+        Required with ``method="thresholds"``: for each metric, ``n_scores - 1``
+        strictly increasing cut points in business units. They apply to whichever
+        column the scorer points at (orders or orders per year, spend or spend per
+        year). For ``F`` and ``M`` a value at or above the ``j``-th cut point scores
+        at least ``j + 1``. For ``R`` the cut points are recency limits in
+        ``recency_unit``: a recency at or below the last cut point scores 2, at or
+        below the first scores ``n_scores``, beyond the last scores 1.
+    recency_col, frequency_col, monetary_col : str
+        Feature columns scored as R, F and M. Defaults follow ``rfm_table``.
+        Use ``"orders_per_year"`` or ``"spend_per_year"`` for rate-based scores.
+    recency_unit : {"days", "weeks", "months"}, default="days"
+        Unit of the ``R`` thresholds. The recency column itself is in days; a week
+        is 7 days and a month 365.25 / 12 days.
+
+    Attributes
+    ----------
+    edges_ : pandas.DataFrame
+        For each metric (rows ``R``, ``F``, ``M``; prefixed by the group when the
+        features have a group) and each score ``k`` (columns 2..n), the value at
+        which the score reaches ``k``, in the column's units. For ``F`` and ``M``
+        it is the lowest value scoring ``k``; for ``R`` the longest recency (days)
+        scoring ``k``. ``inf`` / ``-inf`` marks an unreachable score.
+    groups_ : pandas.Index or None
+        The groups the edges were learned for, or None without a group.
+    n_features_in_ : int
+        Number of columns of the frame seen in ``fit``.
+
+    Notes
+    -----
+    Per group: when the index is a two-level MultiIndex ``(customer_id, group)``
+    the quantile edges are learned, and applied, within each group, so a score of
+    5 means "top fifth of this channel". ``transform`` then refuses groups it did
+    not see in ``fit``. Thresholds are the same for every group.
+
+    ``FM`` is the mean of ``F`` and ``M`` rounded half up: ``(F + M + 1) // 2``
+    (F=4, M=5 gives 5; F=1, M=2 gives 2).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({"recency_days": [5.0, 40.0, 300.0],
+    ...                   "n_orders": [9, 2, 1], "total_spend": [500.0, 60.0, 20.0]})
+    >>> RFMScorer(n_scores=3).fit_transform(X)["RFM"].tolist()
+    ['333', '222', '111']
+    """
+
+    def __init__(
+        self,
+        n_scores: int = 5,
+        method: str = "quantile",
+        thresholds: Mapping[str, Sequence[float]] | None = None,
+        recency_col: str = "recency_days",
+        frequency_col: str = "n_orders",
+        monetary_col: str = "total_spend",
+        recency_unit: str = "days",
+    ) -> None:
+        self.n_scores = n_scores
+        self.method = method
+        self.thresholds = thresholds
+        self.recency_col = recency_col
+        self.frequency_col = frequency_col
+        self.monetary_col = monetary_col
+        self.recency_unit = recency_unit
+
+    # -- helpers -------------------------------------------------------------------
+    @property
+    def _columns(self) -> dict[str, str]:
+        return {"R": self.recency_col, "F": self.frequency_col, "M": self.monetary_col}
+
+    def _validate_params(self) -> None:
+        n = self.n_scores
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
+            raise ConfigError(f"n_scores must be an integer >= 2, got {n!r}.")
+        if self.method not in ("quantile", "thresholds"):
+            raise ConfigError(f"method must be 'quantile' or 'thresholds', got {self.method!r}.")
+        if self.recency_unit not in RECENCY_UNITS:
+            raise ConfigError(
+                f"recency_unit must be one of {sorted(RECENCY_UNITS)}, got {self.recency_unit!r}."
+            )
+        if self.method == "quantile":
+            if self.thresholds is not None:
+                raise ConfigError(
+                    "thresholds are only used with method='thresholds'; "
+                    "pass method='thresholds' or drop thresholds."
+                )
+            return
+        if not isinstance(self.thresholds, Mapping):
+            raise ConfigError(
+                "method='thresholds' needs thresholds={'R': [...], 'F': [...], 'M': [...]}."
+            )
+        unknown = sorted(set(self.thresholds) - set(_METRICS))
+        missing = [m for m in _METRICS if m not in self.thresholds]
+        if unknown or missing:
+            raise ConfigError(
+                f"thresholds keys must be exactly R, F and M; missing {missing}, unknown {unknown}."
+            )
+        for metric in _METRICS:
+            cuts = np.asarray(self.thresholds[metric], dtype=float)
+            if cuts.ndim != 1 or len(cuts) != n - 1:
+                raise ConfigError(
+                    f"thresholds[{metric!r}] needs n_scores - 1 = {n - 1} cut points, "
+                    f"got {cuts.size}."
+                )
+            if not np.all(np.isfinite(cuts)) or np.any(np.diff(cuts) <= 0):
+                raise ConfigError(
+                    f"thresholds[{metric!r}] must be finite and strictly increasing, "
+                    f"got {cuts.tolist()}."
+                )
+
+    def _threshold_edges(self) -> np.ndarray:
+        days = RECENCY_UNITS[self.recency_unit]
+        assert self.thresholds is not None
+        r_cuts = np.asarray(self.thresholds["R"], dtype=float) * days
+        # R edge for score k: the longest recency still scoring k (cut points reversed).
+        rows = [r_cuts[::-1]]
+        rows += [np.asarray(self.thresholds[m], dtype=float) for m in ("F", "M")]
+        return np.vstack(rows)
+
+    def _learn_edges(self, X: pd.DataFrame) -> np.ndarray:
+        r = X[self.recency_col].to_numpy(dtype=float)
+        f = X[self.frequency_col].to_numpy(dtype=float)
+        m = X[self.monetary_col].to_numpy(dtype=float)
+        # Orient recency so that larger is better, then map the edges back to days.
+        r_edges = -_quantile_edges(-r, self.n_scores)
+        return np.vstack(
+            [r_edges, _quantile_edges(f, self.n_scores), _quantile_edges(m, self.n_scores)]
+        )
+
+    # -- estimator API ---------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y: object = None) -> RFMScorer:
+        """Learn the score edges (quantile method) or check the thresholds.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            One row per customer with the recency, frequency and monetary columns.
+        y : ignored
+
+        Returns
+        -------
+        self : RFMScorer
+
+        Raises
+        ------
+        ConfigError
+            Invalid ``n_scores``, ``method``, ``thresholds`` or ``recency_unit``.
+        DataError
+            Missing columns, empty frame, NaN or negative values.
+        """
+        self._validate_params()
+        X = _check_frame(X, list(self._columns.values()), where="RFMScorer.fit")
+        scores = list(range(2, self.n_scores + 1))
+        grouped = _group_codes(X.index)
+        if self.method == "thresholds":
+            edges = self._threshold_edges()
+            self.groups_ = None  # thresholds are the same for every group
+            self.edges_ = pd.DataFrame(
+                edges, index=pd.Index(_METRICS, name="metric"), columns=scores
+            )
+        elif grouped is None:
+            self.groups_ = None
+            self.edges_ = pd.DataFrame(
+                self._learn_edges(X), index=pd.Index(_METRICS, name="metric"), columns=scores
+            )
+        else:
+            codes, groups = grouped
+            blocks = [self._learn_edges(X[codes == i]) for i in range(len(groups))]
+            self.groups_ = groups
+            index = pd.MultiIndex.from_product([groups, _METRICS], names=[groups.name, "metric"])
+            self.edges_ = pd.DataFrame(np.vstack(blocks), index=index, columns=scores)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    @staticmethod
+    def _score(values: np.ndarray, edges: np.ndarray, metric: str) -> np.ndarray:
+        if metric == "R":  # edges hold decreasing day limits; passing means x <= edge
+            return 1 + np.searchsorted(-edges, -values, side="right")
+        return 1 + np.searchsorted(edges, values, side="right")
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Score customers with the edges learned in ``fit``.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Customer features with the scored columns (new customers allowed).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``R``, ``F``, ``M``, ``FM`` (int64) and ``RFM`` (str), same index as ``X``.
+
+        Raises
+        ------
+        DataError
+            Bad frame, or a group not seen in ``fit``.
+        """
+        check_is_fitted(self)
+        X = _check_frame(X, list(self._columns.values()), where="RFMScorer.transform")
+        out = np.empty((len(X), 3), dtype=np.int64)
+        values = {m: X[c].to_numpy(dtype=float) for m, c in self._columns.items()}
+        if self.groups_ is None:  # one set of edges for everyone
+            edges = self.edges_.to_numpy()
+            for j, metric in enumerate(_METRICS):
+                out[:, j] = self._score(values[metric], edges[j], metric)
+        else:
+            grouped = _group_codes(X.index)
+            if grouped is None:
+                raise DataError(
+                    "RFMScorer.transform: the scorer was fitted per group but X has no "
+                    "(customer_id, group) MultiIndex."
+                )
+            codes, groups = grouped
+            unseen = groups.difference(self.groups_)
+            if len(unseen):
+                n_rows = int(np.isin(X.index.get_level_values(1), unseen).sum())
+                raise DataError(
+                    f"RFMScorer.transform: {n_rows} customers belong to group(s) "
+                    f"{list(unseen)[:5]} not seen in fit; fitted groups are "
+                    f"{list(self.groups_)[:10]}."
+                )
+            for i, group in enumerate(groups):
+                rows = codes == i
+                edges = self.edges_.loc[group].to_numpy()
+                for j, metric in enumerate(_METRICS):
+                    out[rows, j] = self._score(values[metric][rows], edges[j], metric)
+        result = pd.DataFrame(out, index=X.index, columns=list(_METRICS))
+        result["FM"] = (result["F"] + result["M"] + 1) // 2
+        sep = "" if self.n_scores < 10 else "-"
+        result["RFM"] = (
+            result["R"].astype(str) + sep + result["F"].astype(str) + sep + result["M"].astype(str)
+        )
+        return result
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """Names of the output columns."""
+        return np.array(["R", "F", "M", "FM", "RFM"], dtype=object)
+
+
+def linear_score(
+    frame: pd.DataFrame,
+    weights: Mapping[str, float],
+    *,
+    standardize: bool = False,
+) -> pd.Series:
+    """Weighted sum of score or feature columns, for ranking customers.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Scores (``R``, ``F``, ``M`` from :class:`RFMScorer`) and/or feature columns,
+        e.g. ``scores.join(features)``.
+    weights : mapping of str to float
+        Column name to weight, e.g. ``{"R": 0.5, "F": 0.3, "M": 0.2}``. Weights are
+        used as given (not normalised); negative weights are allowed.
+    standardize : bool, default=False
+        If False, columns enter in their own units, which suits R/F/M scores that
+        share a 1..n scale. If True, each column is z-scored first (mean 0,
+        population standard deviation 1; a constant column becomes 0), within each
+        group when ``frame`` has a ``(customer_id, group)`` MultiIndex, so features
+        in days and dollars can be mixed.
+
+    Returns
+    -------
+    pandas.Series
+        Float score named ``"linear_score"``, aligned to ``frame.index``.
+
+    Raises
+    ------
+    ConfigError
+        Empty weights or non-finite weights.
+    DataError
+        A weighted column is missing, non-numeric or has NaN.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"R": [5, 1], "F": [4, 1], "M": [3, 2]})
+    >>> linear_score(s, {"R": 0.5, "F": 0.25, "M": 0.25}).tolist()
+    [4.25, 1.25]
+    """
+    if not weights:
+        raise ConfigError("linear_score needs at least one weight, e.g. {'R': 1.0}.")
+    bad = {k: w for k, w in weights.items() if not np.isfinite(float(w))}
+    if bad:
+        raise ConfigError(f"linear_score weights must be finite numbers, got {bad}.")
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"linear_score expects a DataFrame, got {type(frame).__name__}.")
+    missing = [c for c in weights if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"linear_score: missing column(s) {missing}; available columns are "
+            f"{list(map(str, frame.columns))}."
+        )
+    total = np.zeros(len(frame))
+    grouped = _group_codes(frame.index) if standardize else None
+    for col, w in weights.items():
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+        n_nan = int(np.isnan(values).sum())
+        if n_nan:
+            raise DataError(
+                f"linear_score: column {col!r} has {n_nan} of {len(frame)} missing or "
+                f"non-numeric values."
+            )
+        if standardize:
+            keys = grouped[0] if grouped is not None else np.zeros(len(values), dtype=np.intp)
+            s = pd.Series(values)
+            by = s.groupby(keys)
+            std = by.transform("std", ddof=0).to_numpy()
+            centred = values - by.transform("mean").to_numpy()
+            values = np.divide(centred, std, out=np.zeros_like(centred), where=std > 0)
+        total += float(w) * values
+    return pd.Series(total, index=frame.index, name="linear_score")
