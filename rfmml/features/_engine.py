@@ -16,6 +16,7 @@ day numbers count days since 1970-01-01, weeks start on Monday (pandas'
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import narwhals as nw
@@ -66,6 +67,18 @@ def scalar_period(ts: pd.Timestamp, freq: str) -> int:
     if freq == "W":
         return (day + 3) // 7
     return ts.year * 12 + ts.month - 1
+
+
+def next_period_start(ts: pd.Timestamp, freq: str) -> datetime:
+    """Start of the period after the one holding ``ts`` (an exclusive cut-off)."""
+    day = ts.normalize()
+    if freq == "D":
+        nxt = day + pd.Timedelta(days=1)
+    elif freq == "W":
+        nxt = day + pd.Timedelta(days=7 - day.weekday())
+    else:
+        nxt = (day.replace(day=1) + pd.DateOffset(months=1)).normalize()
+    return nxt.to_pydatetime()
 
 
 def as_timestamp(value: Any, name: str) -> pd.Timestamp:

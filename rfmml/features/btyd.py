@@ -31,6 +31,7 @@ from rfmml.features._engine import (
     as_timestamp,
     check_freq,
     end_cutoff,
+    next_period_start,
     open_frame,
     period_number,
     scalar,
@@ -60,25 +61,48 @@ def _has_amount(tx: Any) -> bool:
     return "amount" in columns
 
 
+def _period_sums(
+    lazy: nw.LazyFrame, end: pd.Timestamp, freq: str, keys: list[str], with_amount: bool
+) -> tuple[nw.LazyFrame, str]:
+    """One row per customer and purchase period, with the period's summed amount.
+
+    Returns the lazy frame and the name of its period column: a truncated
+    timestamp for days and months (cheap to compute on every row), an integer
+    week number for weeks (computed on the day-level rows, which are fewer).
+    """
+    rows = lazy.filter(nw.col("timestamp") < nw.lit(next_period_start(end, freq)))
+    unit = "1mo" if freq == "M" else "1d"
+    rows = rows.with_columns(nw.col("timestamp").dt.truncate(unit).alias("_t"))
+    values = [nw.len().alias("_n")] + ([nw.col("amount").sum()] if with_amount else [])
+    per_period = rows.group_by([*keys, "_t"]).agg(*values)
+    if freq != "W":
+        return per_period, "_t"
+    per_week = per_period.with_columns(period_number("_t", "W").alias("_w"))
+    values = [nw.col("_n").sum()] + ([nw.col("amount").sum()] if with_amount else [])
+    return per_week.group_by([*keys, "_w"]).agg(*values), "_w"
+
+
 def _summary_query(
-    lazy: nw.LazyFrame, end_period: int, freq: str, keys: list[str], with_amount: bool
+    lazy: nw.LazyFrame, end: pd.Timestamp, freq: str, keys: list[str], with_amount: bool
 ) -> nw.LazyFrame:
-    """The BTYD summary as a lazy query (two aggregations and one window)."""
-    rows = lazy.with_columns(period_number("timestamp", freq).alias("_period"))
-    rows = rows.filter(nw.col("_period") <= end_period)
-    per_period = rows.group_by([*keys, "_period"]).agg(
-        nw.col("amount").sum() if with_amount else nw.len().alias("_n")
-    )
+    """The BTYD summary as a lazy query: per-period sums, then per-customer aggregates."""
+    per_period, period = _period_sums(lazy, end, freq, keys, with_amount)
     aggs = [
-        nw.col("_period").min().alias("_first"),
-        nw.col("_period").max().alias("_last"),
+        nw.col(period).min().alias("_first"),
+        nw.col(period).max().alias("_last"),
         nw.len().alias("_periods"),
     ]
     if with_amount:
-        per_period = per_period.with_columns(nw.col("_period").min().over(*keys).alias("_p0"))
-        repeat = nw.when(nw.col("_period") > nw.col("_p0")).then(nw.col("amount"))
+        per_period = per_period.with_columns(nw.col(period).min().over(*keys).alias("_p0"))
+        repeat = nw.when(nw.col(period) > nw.col("_p0")).then(nw.col("amount"))
         aggs.append(repeat.mean().alias("monetary_value"))
     out = per_period.group_by(keys).agg(*aggs)
+    if period == "_t":  # period numbers from the two timestamps per customer only
+        out = out.with_columns(
+            period_number("_first", freq).alias("_first"),
+            period_number("_last", freq).alias("_last"),
+        )
+    end_period = scalar_period(end, freq)
     columns = [
         (nw.col("_periods") - 1).cast(nw.Float64).alias("frequency"),
         (nw.col("_last") - nw.col("_first")).cast(nw.Float64).alias("recency"),
@@ -140,7 +164,7 @@ def btyd_summary(
     with_amount = _has_amount(tx)
     frame = open_frame(tx, _required(group, with_amount), engine)
     end = _resolve_end(frame, observation_end)
-    query = _summary_query(frame.lazy, scalar_period(end, freq), freq, keys, with_amount)
+    query = _summary_query(frame.lazy, end, freq, keys, with_amount)
     out = frame.collect(query, keys)
     _stamp(out, freq=freq, observation_end=end)
     return out
@@ -222,16 +246,22 @@ def calibration_holdout(
         (ts >= nw.lit(cal_cut.to_pydatetime())) & (ts < nw.lit(obs_cut.to_pydatetime()))
     )
     cal_period = scalar_period(cal_end, freq)
-    calibration = _summary_query(cal_rows, cal_period, freq, keys, with_amount)
+    calibration = _summary_query(cal_rows, cal_end, freq, keys, with_amount)
     calibration = calibration.rename({c: f"{c}_cal" for c in _SUMMARY if c != "monetary_value"})
     if with_amount:
         calibration = calibration.rename({"monetary_value": "monetary_value_cal"})
 
-    hold = hold_rows.with_columns(period_number("timestamp", freq).alias("_period"))
-    aggs = [nw.col("_period").n_unique().alias("frequency_holdout")]
-    if with_amount:
-        aggs.append(nw.col("amount").mean().alias("monetary_value_holdout"))
+    hold, _ = _period_sums(hold_rows, obs_end, freq, keys, with_amount)
+    aggs = [nw.len().alias("frequency_holdout")]
+    if with_amount:  # mean value of the holdout transactions (not of period sums)
+        aggs += [nw.col("amount").sum().alias("_total"), nw.col("_n").sum().alias("_rows")]
     holdout = hold.group_by(keys).agg(*aggs)
+    if with_amount:
+        holdout = holdout.select(
+            *keys,
+            "frequency_holdout",
+            (nw.col("_total") / nw.col("_rows")).alias("monetary_value_holdout"),
+        )
     joined = calibration.join(holdout, on=keys, how="left")
     fill = [nw.col("frequency_holdout").fill_null(0).cast(nw.Float64)]
     if with_amount:
