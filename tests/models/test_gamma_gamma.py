@@ -1,0 +1,139 @@
+"""GammaGamma: published CDNOW spend parameters, lifetimes parity, errors, warning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifetimes import GammaGammaFitter
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from rfmml.errors import DataError
+from rfmml.models import FrequencyMonetaryCorrelationWarning, GammaGamma
+
+#: Fader & Hardie note 025, Gamma-Gamma on the CDNOW zbar data (lifetimes calls gamma v).
+PUBLISHED_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "v": 15.44}
+
+
+def test_gamma_gamma_params_match_hardie_note_025(cdnow_gamma_gamma):
+    # published to 2 decimals; we get 6.2488, 3.7446, 15.4477
+    assert cdnow_gamma_gamma.params_.to_dict() == pytest.approx(PUBLISHED_GAMMA_GAMMA, abs=1e-2)
+    assert cdnow_gamma_gamma.n_customers_ == 946  # repeat customers of the 2,357
+    # note 025 reports corr(frequency, zbar) = 0.11 on these data: no warning
+    assert cdnow_gamma_gamma.correlation_ == pytest.approx(0.11, abs=0.01)
+
+
+def test_gamma_gamma_fit_matches_lifetimes(cdnow_gamma_gamma, lifetimes_gamma_gamma, cdnow_summary):
+    ours = cdnow_gamma_gamma.params_
+    theirs = lifetimes_gamma_gamma.params_[ours.index]
+    np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=1e-4)
+    repeat = cdnow_summary[cdnow_summary["frequency"] > 0]
+    x, m = repeat["frequency"].to_numpy(), repeat["monetary_value"].to_numpy()
+    their_ll = -len(x) * GammaGammaFitter._negative_log_likelihood(
+        np.log(theirs.to_numpy()), x, m, np.ones_like(x), 0.0
+    )
+    assert cdnow_gamma_gamma.log_likelihood_ == pytest.approx(their_ll, rel=1e-6)
+    np.testing.assert_allclose(
+        cdnow_gamma_gamma.summary_["std_error"].to_numpy(),
+        lifetimes_gamma_gamma.standard_errors_[ours.index].to_numpy(),
+        rtol=1e-4,
+    )
+
+
+def test_gamma_gamma_penalizer_matches_lifetimes(cdnow_summary):
+    repeat = cdnow_summary[cdnow_summary["frequency"] > 0]
+    ours = GammaGamma(penalizer=0.01).fit(cdnow_summary)
+    theirs = GammaGammaFitter(penalizer_coef=0.01).fit(
+        repeat["frequency"], repeat["monetary_value"]
+    )
+    np.testing.assert_allclose(ours.params_.to_numpy(), theirs.params_[["p", "q", "v"]], rtol=1e-4)
+
+
+def test_expected_spend_matches_lifetimes_at_same_params(
+    cdnow_gamma_gamma, lifetimes_gamma_gamma, cdnow_summary
+):
+    lifetimes_gamma_gamma.params_ = cdnow_gamma_gamma.params_.copy()
+    s = cdnow_summary
+    ours = cdnow_gamma_gamma.expected_spend(s)
+    assert ours.index.equals(s.index)
+    theirs = lifetimes_gamma_gamma.conditional_expected_average_profit(
+        s["frequency"], s["monetary_value"]
+    )
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+    one_timers = ours[s["frequency"] == 0]
+    assert np.allclose(one_timers, cdnow_gamma_gamma.population_mean_spend, rtol=1e-14)
+
+
+def test_one_time_buyers_only_raise_data_error():
+    frame = pd.DataFrame({"frequency": [0.0, 0.0], "monetary_value": [0.0, 0.0]})
+    with pytest.raises(DataError, match=r"frequency > 0 .* all 2 customers are one-time buyers"):
+        GammaGamma().fit(frame)
+
+
+def test_non_positive_spend_of_repeat_customers_raises_data_error():
+    frame = pd.DataFrame(
+        {"frequency": [1.0, 2.0, 3.0], "monetary_value": [10.0, 0.0, 5.0]},
+        index=pd.Index([7, 8, 9], name="customer_id"),
+    )
+    with pytest.raises(
+        DataError, match=r"monetary_value must be > 0 .* 1 of 3 repeat customers .*customer_id=8"
+    ):
+        GammaGamma().fit(frame)
+
+
+@pytest.mark.parametrize(
+    ("frame", "match"),
+    [
+        (pd.DataFrame({"frequency": [1.0]}), r"\['monetary_value'\] are missing"),
+        (
+            pd.DataFrame({"frequency": [1.0, 2.0], "monetary_value": [3.0, -1.0]}),
+            r"monetary_value must be >= 0, but 1 of 2",
+        ),
+        (
+            pd.DataFrame({"frequency": [1.0, 2.0], "monetary_value": [3.0, np.nan]}),
+            r"monetary_value must be a number \(not NaN\), but 1 of 2",
+        ),
+    ],
+)
+def test_bad_spend_input(frame, match):
+    with pytest.raises(DataError, match=match):
+        GammaGamma().fit(frame)
+
+
+@pytest.mark.filterwarnings("ignore::rfmml.models.StandardErrorWarning")
+def test_correlated_frequency_and_spend_warn():
+    rng = np.random.default_rng(42)
+    x = rng.integers(1, 20, size=500).astype(float)
+    m = 5.0 * x + rng.gamma(2.0, 2.0, size=500)  # spend grows with frequency: |r| ~ 0.99
+    frame = pd.DataFrame({"frequency": x, "monetary_value": m})
+    with pytest.warns(
+        FrequencyMonetaryCorrelationWarning, match=r"Pearson correlation 0\.9\d .* > 0\.3"
+    ):
+        GammaGamma().fit(frame)
+
+
+def test_weights_equal_expanded_rows():
+    rng = np.random.default_rng(42)
+    x = rng.integers(1, 5, size=300).astype(float)
+    m = np.round(rng.gamma(5.0, 6.0, size=300), 0)  # coarse values: many duplicate rows
+    full = pd.DataFrame({"frequency": x, "monetary_value": m})
+    grouped = full.groupby(["frequency", "monetary_value"]).size().rename("weights").reset_index()
+    a, b = GammaGamma().fit(full), GammaGamma().fit(grouped)
+    # only the summation order differs; the optimiser stops (gtol 1e-10 on the mean
+    # objective) a few 1e-9 apart along the flat p-q-v ridge
+    np.testing.assert_allclose(a.params_, b.params_, rtol=1e-7)
+
+
+def test_contract(cdnow_summary, tmp_path):
+    model = GammaGamma(penalizer=0.0)
+    assert clone(model).get_params() == model.get_params()
+    with pytest.raises(NotFittedError):
+        model.expected_spend(cdnow_summary)
+    assert model.fit(cdnow_summary) is model
+    first = model.params_.copy()
+    np.testing.assert_array_equal(model.fit(cdnow_summary).params_, first)
+    loaded = GammaGamma.load(model.save(tmp_path / "gg.json"))
+    pd.testing.assert_series_equal(
+        loaded.expected_spend(cdnow_summary), model.expected_spend(cdnow_summary)
+    )
