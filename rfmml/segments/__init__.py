@@ -16,11 +16,13 @@ computed within each group.
 
 from __future__ import annotations
 
+from rfmml.segments.kmeans import KMeansSegmenter, silhouette_curve
 from rfmml.segments.rules import RuleSegmenter
 from rfmml.segments.schemes import Rule, Scheme, builtin_schemes, load_scheme
 from rfmml.segments.scoring import RFMScorer, linear_score
 
 __all__ = [
+    "KMeansSegmenter",
     "RFMScorer",
     "Rule",
     "RuleSegmenter",
@@ -28,4 +30,5 @@ __all__ = [
     "builtin_schemes",
     "linear_score",
     "load_scheme",
+    "silhouette_curve",
 ]
