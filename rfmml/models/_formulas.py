@@ -176,20 +176,37 @@ def bgnbd_probability_alive(x, t_x, T, r, alpha, a, b):
     return expit(-_log_alive_odds(x, t_x, T, r, alpha, a, b))
 
 
+def _log_hyp2f1_direct_or_euler(A, B, C, z):
+    with np.errstate(all="ignore"):
+        out = np.array(np.log(hyp2f1(A, B, C, z)), dtype=float)
+        bad = ~np.isfinite(out)
+        if bad.any():
+            Ab, Bb, Cb, zb = A[bad], B[bad], C[bad], z[bad]
+            out[bad] = np.log(hyp2f1(Cb - Ab, Cb - Bb, Cb, zb)) + (Cb - Ab - Bb) * np.log1p(-zb)
+    return out
+
+
 def _log_hyp2f1(A, B, C, z):
     """``ln 2F1(A, B; C; z)`` with Euler's transformation where the direct series fails.
 
     Euler: ``2F1(A, B; C; z) = (1 - z) ** (C - A - B) 2F1(C - A, C - B; C; z)``
-    (Abramowitz & Stegun 15.3.3), used where scipy returns inf or nan.
+    (Abramowitz & Stegun 15.3.3), used where scipy returns inf or nan. scipy
+    also returns nan near ``z = 1`` when ``C - A - B`` is an integer (e.g.
+    BG/NBD parameters with ``a - r`` an integer); there the function is
+    continuous in ``C`` and we average the values at ``C (1 +- 1e-9)``
+    (relative error of order 1e-9).
     """
-    A, B, C, z = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (A, B, C, z)))
-    with np.errstate(all="ignore"):
-        out = np.log(hyp2f1(A, B, C, z))
-        bad = ~np.isfinite(out)
-        if bad.any():
-            Ab, Bb, Cb, zb = A[bad], B[bad], C[bad], z[bad]
-            out = np.array(out, dtype=float, copy=True)
-            out[bad] = np.log(hyp2f1(Cb - Ab, Cb - Bb, Cb, zb)) + (Cb - Ab - Bb) * np.log1p(-zb)
+    A, B, C, z = (
+        np.array(v, dtype=float)
+        for v in np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (A, B, C, z)))
+    )
+    out = _log_hyp2f1_direct_or_euler(A, B, C, z)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        Ab, Bb, Cb, zb = A[bad], B[bad], C[bad], z[bad]
+        up = _log_hyp2f1_direct_or_euler(Ab, Bb, Cb * (1 + 1e-9), zb)
+        down = _log_hyp2f1_direct_or_euler(Ab, Bb, Cb * (1 - 1e-9), zb)
+        out[bad] = 0.5 * (up + down)
     return out
 
 
@@ -229,7 +246,8 @@ def bgnbd_expected_purchases(t, x, t_x, T, r, alpha, a, b):
     x = np.asarray(x, dtype=float)
     lead = (a + b + x - 1.0) / (a - 1.0)
     g = bgnbd_future_survival(t, x, T, r, alpha, a, b)
-    return lead * (1.0 - g) * bgnbd_probability_alive(x, t_x, T, r, alpha, a, b)
+    # E >= 0; for t -> 0 the product of two near-zero factors can round to -1e-17
+    return np.maximum(lead * (1.0 - g), 0.0) * bgnbd_probability_alive(x, t_x, T, r, alpha, a, b)
 
 
 def bgnbd_expected_purchases_new_customer(t, r, alpha, a, b):
@@ -239,15 +257,19 @@ def bgnbd_expected_purchases_new_customer(t, r, alpha, a, b):
     ``E[X(t)] = (a + b - 1) / (a - 1) [1 - (alpha / (alpha + t)) ** r
     2F1(r, b; a + b - 1; t / (alpha + t))]``.
 
+    The series needs ``a + b > 1`` (and ``a != 1``, a removable singularity);
+    outside that range the result is NaN. The same holds for
+    :func:`bgnbd_expected_purchases` of customers with ``x == 0``.
+
     Returns
     -------
     numpy.ndarray
     """
     t = np.asarray(t, dtype=float)
     log_h = _log_hyp2f1(r, b, a + b - 1.0, t / (alpha + t))
-    return (
-        (a + b - 1.0) / (a - 1.0) * (1.0 - np.exp(r * (np.log(alpha) - np.log(alpha + t)) + log_h))
-    )
+    lead = (a + b - 1.0) / (a - 1.0)
+    # clipped at 0: for t -> 0 two near-zero factors can round to -1e-17
+    return np.maximum(lead * (1.0 - np.exp(r * (np.log(alpha) - np.log(alpha + t)) + log_h)), 0.0)
 
 
 def bgnbd_probability_of_purchases(n, t, r, alpha, a, b):

@@ -282,7 +282,7 @@ class BetaGeoNBD(BaseEstimator):
             tu = t[first]
         xu = x[first]
         g = F.bgnbd_future_survival(tu, xu, T[first], r, alpha, a, b)
-        return ((a + b + xu - 1.0) / (a - 1.0) * (1.0 - g))[codes]
+        return np.maximum((a + b + xu - 1.0) / (a - 1.0) * (1.0 - g), 0.0)[codes]
 
     def expected_purchases_new_customer(self, t):
         """Expected repeat purchases of a new customer in ``(0, t]`` (FHL 2005, eq. 7).
