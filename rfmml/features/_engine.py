@@ -69,16 +69,24 @@ def scalar_period(ts: pd.Timestamp, freq: str) -> int:
     return ts.year * 12 + ts.month - 1
 
 
-def next_period_start(ts: pd.Timestamp, freq: str) -> datetime:
-    """Start of the period after the one holding ``ts`` (an exclusive cut-off)."""
+def period_start(ts: pd.Timestamp, freq: str) -> pd.Timestamp:
+    """Start of the calendar period holding ``ts`` (day, Monday, or first of month)."""
     day = ts.normalize()
     if freq == "D":
-        nxt = day + pd.Timedelta(days=1)
-    elif freq == "W":
-        nxt = day + pd.Timedelta(days=7 - day.weekday())
-    else:
-        nxt = (day.replace(day=1) + pd.DateOffset(months=1)).normalize()
-    return nxt.to_pydatetime()
+        return day
+    if freq == "W":
+        return day - pd.Timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def next_period_start(ts: pd.Timestamp, freq: str) -> datetime:
+    """Start of the period after the one holding ``ts`` (an exclusive cut-off)."""
+    start = period_start(ts, freq)
+    if freq == "D":
+        return (start + pd.Timedelta(days=1)).to_pydatetime()
+    if freq == "W":
+        return (start + pd.Timedelta(days=7)).to_pydatetime()
+    return (start + pd.DateOffset(months=1)).to_pydatetime()
 
 
 def as_timestamp(value: Any, name: str) -> pd.Timestamp:
@@ -107,6 +115,11 @@ class Frame:
     kind: Literal["pandas", "polars", "duckdb", "pyspark"]
     connection: Any = None
 
+    @property
+    def on_duckdb(self) -> bool:
+        """Whether the data sits in DuckDB (pandas input on the default engine, or a relation)."""
+        return self.kind == "duckdb" or self.connection is not None
+
     def collect(self, result: nw.LazyFrame, keys: list[str]) -> Any:
         """Materialise ``result`` in the caller's type (pandas gets ``keys`` as index)."""
         if self.kind == "pandas":
@@ -118,6 +131,15 @@ class Frame:
         if self.kind == "polars":
             return result.sort(keys).collect(backend="polars").to_native()
         return result.to_native()
+
+    def collect_sql(self, relation: Any, keys: list[str]) -> Any:
+        """Materialise a DuckDB relation (already sorted) in the caller's type."""
+        if self.kind == "duckdb":
+            return relation
+        out = relation.df()
+        if self.connection is not None:
+            self.connection.close()
+        return out.set_index(keys)
 
 
 def _prepare_pandas(df: pd.DataFrame, required: list[str]) -> pd.DataFrame:

@@ -34,6 +34,7 @@ from rfmml.features._engine import (
     next_period_start,
     open_frame,
     period_number,
+    period_start,
     scalar,
     scalar_period,
 )
@@ -113,6 +114,56 @@ def _summary_query(
     return out.select(*keys, *columns)
 
 
+_SQL_PERIOD = {
+    "D": 'CAST("timestamp" AS DATE)',
+    "W": "CAST(date_trunc('week', \"timestamp\") AS DATE)",
+    "M": "CAST(date_trunc('month', \"timestamp\") AS DATE)",
+}
+
+
+def _sql_periods(first: str, last: str, freq: str) -> str:
+    """DuckDB expression for whole periods between two period-start dates."""
+    if freq == "D":
+        return f"({last} - {first})"
+    if freq == "W":
+        return f"(({last} - {first}) // 7)"
+    return f"date_diff('month', {first}, {last})"
+
+
+def _summary_sql(
+    relation: Any, end: pd.Timestamp, freq: str, keys: list[str], with_amount: bool
+) -> Any:
+    """The BTYD summary as one DuckDB statement (the embedded engine's fast path).
+
+    Same definitions as :func:`_summary_query`, written for DuckDB: the first
+    period's value comes from ``arg_min`` in the same aggregation, so no window
+    or join over the per-period rows is needed (about 2x faster at 10M rows).
+    """
+    key_list = ", ".join(f'"{k}"' for k in keys)
+    cut = pd.Timestamp(next_period_start(end, freq)).isoformat(sep=" ")
+    end_start = f"DATE '{period_start(end, freq).date()}'"
+    value = ', sum("amount") AS a' if with_amount else ""
+    monetary = (
+        ', CASE WHEN count(*) > 1 THEN (sum(a) - arg_min(a, p)) / (count(*) - 1) '
+        "ELSE 0.0 END::DOUBLE AS monetary_value"
+        if with_amount
+        else ""
+    )
+    sql = f"""
+        WITH per AS (
+            SELECT {key_list}, {_SQL_PERIOD[freq]} AS p{value}
+            FROM tx WHERE "timestamp" < TIMESTAMP '{cut}'
+            GROUP BY ALL
+        )
+        SELECT {key_list},
+            (count(*) - 1)::DOUBLE AS frequency,
+            {_sql_periods("min(p)", "max(p)", freq)}::DOUBLE AS recency,
+            {_sql_periods("min(p)", end_start, freq)}::DOUBLE AS "T"{monetary}
+        FROM per GROUP BY ALL ORDER BY {key_list}
+    """
+    return relation.query("tx", sql)
+
+
 def btyd_summary(
     tx: Any,
     observation_end: Any = None,
@@ -164,8 +215,12 @@ def btyd_summary(
     with_amount = _has_amount(tx)
     frame = open_frame(tx, _required(group, with_amount), engine)
     end = _resolve_end(frame, observation_end)
-    query = _summary_query(frame.lazy, end, freq, keys, with_amount)
-    out = frame.collect(query, keys)
+    if frame.on_duckdb:
+        out = frame.collect_sql(
+            _summary_sql(frame.lazy.to_native(), end, freq, keys, with_amount), keys
+        )
+    else:
+        out = frame.collect(_summary_query(frame.lazy, end, freq, keys, with_amount), keys)
     _stamp(out, freq=freq, observation_end=end)
     return out
 
