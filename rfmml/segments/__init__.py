@@ -17,18 +17,25 @@ computed within each group.
 from __future__ import annotations
 
 from rfmml.segments.kmeans import KMeansSegmenter, silhouette_curve
+from rfmml.segments.profiles import segment_profile, top_revenue_share
 from rfmml.segments.rules import RuleSegmenter
 from rfmml.segments.schemes import Rule, Scheme, builtin_schemes, load_scheme
 from rfmml.segments.scoring import RFMScorer, linear_score
+from rfmml.segments.transitions import NEW, SegmentTransitions, segment_transitions
 
 __all__ = [
+    "NEW",
     "KMeansSegmenter",
     "RFMScorer",
     "Rule",
     "RuleSegmenter",
     "Scheme",
+    "SegmentTransitions",
     "builtin_schemes",
     "linear_score",
     "load_scheme",
+    "segment_profile",
+    "segment_transitions",
     "silhouette_curve",
+    "top_revenue_share",
 ]

@@ -1,4 +1,7 @@
-"""Fixtures for the segments tests: real CDNOW features and small hand-made frames."""
+"""Fixtures for the segments tests: real CDNOW features and small hand-made frames.
+
+``cdnow_tx`` (the CDNOW log) comes from ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfmml.data import load_cdnow
 from rfmml.features import rfm_table
-
-
-@pytest.fixture(scope="session")
-def cdnow_tx() -> pd.DataFrame:
-    return load_cdnow()
 
 
 @pytest.fixture(scope="session")
