@@ -1,0 +1,182 @@
+"""Holdout evaluation of the BG/NBD and Gamma-Gamma models against a naive baseline.
+
+The models are fitted on the calibration period and judged on what customers
+did in the holdout period (the frame of
+:func:`rfmml.features.calibration_holdout`). The baseline carries each
+customer's calibration purchase rate forward: ``frequency_cal / T_cal``
+repeat purchases per period (Poisson, so ``1 - exp(-rate t)`` for the chance
+of buying again) and the calibration mean spend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from rfmml.errors import DataError
+from rfmml.models import BetaGeoNBD, GammaGamma
+
+__all__ = ["holdout_predictions", "evaluate_holdout", "HOLDOUT_COLUMNS"]
+
+HOLDOUT_COLUMNS = (
+    "frequency_cal",
+    "recency_cal",
+    "T_cal",
+    "frequency_holdout",
+    "duration_holdout",
+)
+
+
+def _check(cal_holdout: pd.DataFrame, spend: bool) -> None:
+    if not isinstance(cal_holdout, pd.DataFrame):
+        raise TypeError(
+            f"cal_holdout must be a pandas DataFrame, got {type(cal_holdout).__name__}. "
+            "Build it with rfmml.features.calibration_holdout."
+        )
+    needed = list(HOLDOUT_COLUMNS) + (
+        ["monetary_value_cal", "monetary_value_holdout"] if spend else []
+    )
+    missing = [c for c in needed if c not in cal_holdout.columns]
+    if missing:
+        raise DataError(
+            f"cal_holdout needs columns {needed}, but {missing} are missing. Build it with "
+            "rfmml.features.calibration_holdout (with an amount column for spend metrics)."
+        )
+    if len(cal_holdout) == 0:
+        raise DataError("cal_holdout is empty (0 customers); nothing to evaluate.")
+
+
+def _calibration_summary(cal_holdout: pd.DataFrame) -> pd.DataFrame:
+    cols = {"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T"}
+    if "monetary_value_cal" in cal_holdout.columns:
+        cols["monetary_value_cal"] = "monetary_value"
+    summary = cal_holdout[list(cols)].rename(columns=cols)
+    summary.attrs = dict(cal_holdout.attrs)
+    return summary
+
+
+def holdout_predictions(
+    bgnbd: BetaGeoNBD, gamma_gamma: GammaGamma | None, cal_holdout: pd.DataFrame
+) -> pd.DataFrame:
+    """Per-customer predictions for the holdout period, model and baseline side by side.
+
+    Parameters
+    ----------
+    bgnbd : BetaGeoNBD
+        Fitted on the calibration summary.
+    gamma_gamma : GammaGamma or None
+        Fitted on the calibration summary; ``None`` skips the spend columns.
+    cal_holdout : pandas.DataFrame
+        Columns of :func:`rfmml.features.calibration_holdout`:
+        ``frequency_cal, recency_cal, T_cal, monetary_value_cal,
+        frequency_holdout, monetary_value_holdout, duration_holdout``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Aligned to ``cal_holdout.index``: ``actual_purchases``,
+        ``model_purchases``, ``baseline_purchases``, ``bought_again``,
+        ``model_probability``, ``baseline_probability`` and, with a spend
+        model, ``actual_spend``, ``model_spend``, ``baseline_spend``.
+    """
+    _check(cal_holdout, spend=gamma_gamma is not None)
+    summary = _calibration_summary(cal_holdout)
+    duration = cal_holdout["duration_holdout"].to_numpy(dtype=float)
+    x = summary["frequency"].to_numpy(dtype=float)
+    T = summary["T"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(T > 0, x / T, 0.0)
+    actual = cal_holdout["frequency_holdout"].to_numpy(dtype=float)
+    out = pd.DataFrame(
+        {
+            "actual_purchases": actual,
+            "model_purchases": bgnbd.expected_purchases(summary, duration).to_numpy(),
+            "baseline_purchases": rate * duration,
+            "bought_again": actual > 0,
+            "model_probability": bgnbd.probability_repeat_purchase(summary, duration).to_numpy(),
+            "baseline_probability": -np.expm1(-rate * duration),
+        },
+        index=cal_holdout.index,
+    )
+    if gamma_gamma is not None:
+        out["actual_spend"] = cal_holdout["monetary_value_holdout"].to_numpy(dtype=float)
+        out["model_spend"] = gamma_gamma.expected_spend(summary).to_numpy()
+        m_cal = summary["monetary_value"].to_numpy(dtype=float)
+        repeat = x > 0
+        population = float(m_cal[repeat].mean()) if repeat.any() else np.nan
+        out["baseline_spend"] = np.where(repeat, m_cal, population)
+    return out
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    return float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def evaluate_holdout(
+    bgnbd: BetaGeoNBD, gamma_gamma: GammaGamma | None, cal_holdout: pd.DataFrame
+) -> pd.DataFrame:
+    """Score the models on the holdout period and compare with the naive baseline.
+
+    Parameters
+    ----------
+    bgnbd : BetaGeoNBD
+        Fitted on the calibration summary (``frequency_cal`` etc.).
+    gamma_gamma : GammaGamma or None
+        Fitted on the calibration summary; ``None`` skips the spend metric.
+    cal_holdout : pandas.DataFrame
+        Output of :func:`rfmml.features.calibration_holdout`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per metric, columns ``model`` and ``baseline``:
+
+        - ``purchases_mae``, ``purchases_rmse``: per-customer error of the
+          predicted number of holdout purchases.
+        - ``total_purchases_predicted``, ``total_purchases_actual`` and
+          ``total_purchases_ratio`` (predicted / actual): the aggregate.
+        - ``spend_mae``: mean absolute error of the predicted mean
+          transaction value, over customers with repeat purchases in both
+          periods (the ones whose holdout spend is observed and whose
+          calibration spend informs the prediction).
+        - ``buy_again_brier``, ``buy_again_auc``: Brier score and ROC AUC of
+          the probability of at least one holdout purchase.
+
+        ``attrs`` holds ``n_customers``, ``n_spend_customers`` and ``freq``.
+
+    Raises
+    ------
+    DataError
+        If required columns are missing or the frame is empty.
+    """
+    pred = holdout_predictions(bgnbd, gamma_gamma, cal_holdout)
+    actual = pred["actual_purchases"].to_numpy()
+    y = pred["bought_again"].to_numpy()
+    rows: dict[str, dict[str, float]] = {}
+    for name in ("model", "baseline"):
+        est = pred[f"{name}_purchases"].to_numpy()
+        prob = pred[f"{name}_probability"].to_numpy()
+        err = est - actual
+        rows[name] = {
+            "purchases_mae": float(np.mean(np.abs(err))),
+            "purchases_rmse": float(np.sqrt(np.mean(err**2))),
+            "total_purchases_predicted": float(est.sum()),
+            "total_purchases_actual": float(actual.sum()),
+            "total_purchases_ratio": float(est.sum() / actual.sum()) if actual.sum() else np.nan,
+            "buy_again_brier": float(np.mean((prob - y) ** 2)),
+            "buy_again_auc": _auc(y, prob),
+        }
+    n_spend = 0
+    if gamma_gamma is not None:
+        both = (cal_holdout["frequency_cal"].to_numpy() > 0) & (actual > 0)
+        n_spend = int(both.sum())
+        for name in ("model", "baseline"):
+            diff = pred[f"{name}_spend"].to_numpy()[both] - pred["actual_spend"].to_numpy()[both]
+            rows[name]["spend_mae"] = float(np.mean(np.abs(diff))) if n_spend else np.nan
+    result = pd.DataFrame(rows)
+    result.index.name = "metric"
+    result.attrs.update(
+        n_customers=len(pred), n_spend_customers=n_spend, freq=cal_holdout.attrs.get("freq")
+    )
+    return result
