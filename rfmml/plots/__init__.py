@@ -1,5 +1,11 @@
-"""Figures: each function takes data and returns a matplotlib Figure (never shown)."""
+"""Matplotlib figures: each function takes data and returns a Figure."""
 
+from rfmml.plots.models import (
+    plot_calibration_vs_holdout_purchases,
+    plot_frequency_recency_matrix,
+    plot_period_transactions,
+    plot_probability_alive_matrix,
+)
 from rfmml.plots.segments import (
     plot_cluster_profiles,
     plot_rf_grid,
@@ -9,6 +15,10 @@ from rfmml.plots.segments import (
 )
 
 __all__ = [
+    "plot_calibration_vs_holdout_purchases",
+    "plot_frequency_recency_matrix",
+    "plot_period_transactions",
+    "plot_probability_alive_matrix",
     "plot_cluster_profiles",
     "plot_rf_grid",
     "plot_segment_sizes",
