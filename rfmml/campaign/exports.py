@@ -1,0 +1,355 @@
+"""Exports: spreadsheet-safe CSV, salted id hashing, and the predictions files.
+
+Spreadsheet applications run a cell that begins with ``=``, ``+``, ``-`` or ``@``
+as a formula (CSV injection: ``=HYPERLINK(...)`` in a customer id or a product
+name). Following the OWASP "CSV Injection" guidance, :func:`neutralize_cells`
+prefixes such text cells, and those beginning with a tab or a carriage return,
+with a single quote, so the spreadsheet shows them as text. Numeric columns are
+left alone: ``-3.5`` in a float column is a number, not a formula.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import rfmml
+from rfmml.errors import DataError
+
+__all__ = [
+    "FORMULA_TRIGGERS",
+    "HASH_COLUMN",
+    "hash_customer_ids",
+    "neutralize_cells",
+    "read_predictions",
+    "to_safe_csv",
+    "write_predictions",
+]
+
+#: First characters that make a spreadsheet treat a text cell as a formula.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+#: Name of the column holding hashed customer ids in exports.
+HASH_COLUMN = "customer_id_sha256"
+
+PREDICTIONS_FORMAT = "rfmml-predictions"
+PREDICTIONS_FORMAT_VERSION = 1
+_FORMATS = ("parquet", "csv")
+
+
+def _neutralize_value(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def _is_text_column(series: pd.Series) -> bool:
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        dtype = dtype.categories.dtype
+    return not (
+        pd.api.types.is_numeric_dtype(dtype)
+        or pd.api.types.is_bool_dtype(dtype)
+        or pd.api.types.is_datetime64_any_dtype(dtype)
+        or pd.api.types.is_timedelta64_dtype(dtype)
+    )
+
+
+def neutralize_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``frame`` whose text cells cannot run as spreadsheet formulas.
+
+    Every text cell (in object, string or categorical columns, and the column
+    names) beginning with one of :data:`FORMULA_TRIGGERS` (``=``, ``+``, ``-``,
+    ``@``, tab, carriage return) gets a leading single quote: ``"=1+2"`` becomes
+    ``"'=1+2"`` and ``"-1+2"`` becomes ``"'-1+2"``. Numbers are not text and stay
+    as they are, negative ones included, even in object columns.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Any frame; the input is not modified.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same shape and index; changed text columns become object dtype.
+
+    References
+    ----------
+    OWASP, "CSV Injection", https://owasp.org/www-community/attacks/CSV_Injection
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"neutralize_cells expects a pandas DataFrame, got {type(frame).__name__}.")
+    out = frame.copy()
+    for position in range(out.shape[1]):
+        column = out.iloc[:, position]
+        if not _is_text_column(column):
+            continue
+        values = column.to_numpy(dtype=object, na_value=None)
+        risky = np.fromiter(
+            (isinstance(v, str) and v.startswith(FORMULA_TRIGGERS) for v in values),
+            dtype=bool,
+            count=len(values),
+        )
+        if risky.any():
+            fixed = values.copy()
+            fixed[risky] = ["'" + v for v in values[risky]]
+            out.isetitem(position, pd.Series(fixed, index=out.index, dtype=object))
+    out.columns = [_neutralize_value(c) for c in out.columns]
+    return out
+
+
+def _flat(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its index as leading columns unless they are columns already."""
+    index = frame.index
+    if isinstance(index, pd.RangeIndex) and index.names == [None]:
+        return frame.reset_index(drop=True)
+    names = [n for n in index.names if n is not None]
+    if len(names) == index.nlevels and all(n in frame.columns for n in names):
+        return frame.reset_index(drop=True)
+    return frame.reset_index()
+
+
+def to_safe_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a spreadsheet-safe UTF-8 CSV (see :func:`neutralize_cells`).
+
+    A named index is written as leading column(s) unless the frame already holds
+    them as columns (as :func:`~rfmml.campaign.score_customers` tables do); an
+    unnamed default index is not written.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Table to write.
+    path : str or pathlib.Path
+        Destination file; parent directories are created.
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    neutralize_cells(_flat(frame)).to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
+    return path
+
+
+def hash_customer_ids(ids: Iterable[Any], salt: str) -> pd.Series:
+    """Salted SHA-256 of customer ids, for sharing lists outside the data team.
+
+    ``hash = sha256((salt + ":" + str(customer_id)).encode("utf-8")).hexdigest()``
+
+    The same id and salt always give the same 64-character lowercase hex string,
+    so a partner given the salt can match lists, and two runs with one salt give
+    joinable files. Customer ids are short and guessable, so keep the salt
+    secret: anyone holding it can hash candidate ids and reverse the mapping.
+    Integer ids hash as their decimal text (``1`` and ``"1"`` match).
+
+    Parameters
+    ----------
+    ids : iterable
+        Customer ids (a Series or Index keeps its index in the result).
+    salt : str
+        Secret, non-empty text.
+
+    Returns
+    -------
+    pandas.Series
+        Hex digests named ``customer_id_sha256``.
+
+    Raises
+    ------
+    ValueError
+        If ``salt`` is missing or empty, or an id is missing.
+    TypeError
+        If ``salt`` is not text.
+    """
+    if salt is None or (isinstance(salt, str) and not salt):
+        raise ValueError(
+            "hash_customer_ids needs a non-empty salt (a secret string shared only with the "
+            "people who must match ids); without one, ids could be recovered by hashing guesses."
+        )
+    if not isinstance(salt, str):
+        raise TypeError(f"salt must be text (str), got {type(salt).__name__}.")
+    if isinstance(ids, pd.Series):
+        index, values = ids.index, ids.to_numpy(dtype=object)
+    elif isinstance(ids, pd.Index):
+        index, values = None, ids.to_numpy(dtype=object)
+    else:
+        index, values = None, np.asarray(list(ids), dtype=object)
+    missing = pd.isna(values)
+    if missing.any():
+        raise ValueError(
+            f"hash_customer_ids: {int(missing.sum())} of {len(values)} customer ids are missing; "
+            "drop them before hashing."
+        )
+    prefix = (salt + ":").encode("utf-8")
+    digests = [hashlib.sha256(prefix + _id_text(v).encode("utf-8")).hexdigest() for v in values]
+    return pd.Series(digests, index=index, name=HASH_COLUMN, dtype=object)
+
+
+def _id_text(value: object) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _check_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(formats, str):
+        formats = (formats,)
+    chosen = tuple(formats)
+    bad = [f for f in chosen if f not in _FORMATS]
+    if bad or not chosen:
+        raise ValueError(
+            f"formats must be a non-empty subset of {list(_FORMATS)}, got {list(chosen)}."
+        )
+    return chosen
+
+
+def write_predictions(
+    table: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    fingerprints: dict,
+    formats: Sequence[str] = ("parquet", "csv"),
+) -> dict[str, Path]:
+    """Write a predictions table as Parquet and spreadsheet-safe CSV, with metadata.
+
+    Files in ``out_dir``: ``predictions.parquet`` (types kept; the index is
+    stored as the leading column(s), see :func:`read_predictions`),
+    ``predictions.csv`` (:func:`to_safe_csv`) and ``predictions.meta.json``::
+
+        {"format": "rfmml-predictions", "format_version": 1,
+         "rfmml_version": "...", "created": "<UTC ISO 8601>",
+         "n_rows": ..., "columns": [...], "index": ["customer_id", ...],
+         "fingerprints": {...}, "scoring": {<table.attrs>}, "files": {...}}
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`~rfmml.campaign.score_customers` (any frame works).
+    out_dir : str or pathlib.Path
+        Destination folder (created).
+    fingerprints : dict
+        Model and data fingerprints recorded in the metadata, e.g.
+        ``{"bgnbd": bgnbd.training_fingerprint_, "transactions": "sha256:..."}``.
+    formats : sequence of {"parquet", "csv"}
+        Table formats to write; the metadata file is always written.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``"parquet"``, ``"csv"`` (those requested) and ``"meta"``.
+
+    Raises
+    ------
+    TypeError
+        If ``fingerprints`` is not a dict.
+    ValueError
+        Unknown formats.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"write_predictions expects a DataFrame, got {type(table).__name__}.")
+    if not isinstance(fingerprints, Mapping):
+        raise TypeError(
+            "fingerprints must be a dict of name -> fingerprint, e.g. "
+            f"{{'bgnbd': model.training_fingerprint_}}, got {type(fingerprints).__name__}."
+        )
+    chosen = _check_formats(formats)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    flat = _flat(table)
+    index_names = [n for n in table.index.names if n is not None]
+    if isinstance(table.index, pd.RangeIndex) and not index_names:
+        index_names = []
+    paths: dict[str, Path] = {}
+    if "parquet" in chosen:
+        paths["parquet"] = out / "predictions.parquet"
+        flat.to_parquet(paths["parquet"], index=False)
+    if "csv" in chosen:
+        paths["csv"] = to_safe_csv(flat, out / "predictions.csv")
+    meta = {
+        "format": PREDICTIONS_FORMAT,
+        "format_version": PREDICTIONS_FORMAT_VERSION,
+        "rfmml_version": rfmml.__version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "n_rows": len(flat),
+        "columns": [str(c) for c in flat.columns],
+        "index": index_names,
+        "fingerprints": _json_safe(dict(fingerprints)),
+        "scoring": _json_safe(dict(table.attrs)),
+        "files": {k: p.name for k, p in paths.items()},
+    }
+    paths["meta"] = out / "predictions.meta.json"
+    paths["meta"].write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return paths
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """Read back a ``predictions.parquet`` written by :func:`write_predictions`.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The Parquet file or the folder holding it. When
+        ``predictions.meta.json`` sits beside it, its ``index`` restores the
+        customer index (the key columns stay as columns too) and its ``scoring``
+        becomes ``attrs``.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    DataError
+        If the file does not exist or the metadata is not rfmml's.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "predictions.parquet"
+    if not path.is_file():
+        raise DataError(
+            f"no predictions file at {str(path)!r}; write one with write_predictions first."
+        )
+    table = pd.read_parquet(path)
+    meta_path = path.with_name(path.name.removesuffix(".parquet") + ".meta.json")
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or meta.get("format") != PREDICTIONS_FORMAT:
+            raise DataError(
+                f"{meta_path} is not rfmml predictions metadata "
+                f'(missing "format": "{PREDICTIONS_FORMAT}").'
+            )
+        keys = [k for k in meta.get("index", []) if k in table.columns]
+        if keys:
+            table.index = (
+                pd.Index(table[keys[0]], name=keys[0])
+                if len(keys) == 1
+                else pd.MultiIndex.from_frame(table[keys])
+            )
+        table.attrs = dict(meta.get("scoring", {}))
+    return table

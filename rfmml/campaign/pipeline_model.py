@@ -1,0 +1,181 @@
+"""The fitted scoring pipeline: segmenters + models + settings, saved as JSON files.
+
+:class:`ScoringPipeline` is what batch scoring runs, in memory after an
+experiment and, loaded back from its folder, inside the MLflow pyfunc model. It
+takes one frame of customer features (the classic RFM columns and the BTYD
+summary columns side by side) and returns :func:`score_customers`' table.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rfmml.campaign.playbook import Playbook
+from rfmml.campaign.scoring import score_customers
+from rfmml.errors import DataError
+from rfmml.models import BetaGeoNBD, GammaGamma, load_model, save_model
+from rfmml.segments import KMeansSegmenter, RuleSegmenter
+from rfmml.segments.persistence import load_segmenter, save_segmenter
+
+__all__ = ["BTYD_COLUMNS", "ScoringPipeline", "scoring_frame"]
+
+BTYD_COLUMNS = ("frequency", "recency", "T", "monetary_value")
+_FILES = {
+    "rule_segmenter": "rule_segmenter.json",
+    "kmeans_segmenter": "kmeans_segmenter.json",
+    "bgnbd": "bgnbd.json",
+    "gamma_gamma": "gamma_gamma.json",
+}
+
+
+def scoring_frame(features: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """Join the classic features and the BTYD summary into the scoring input.
+
+    Timestamps are left out (scoring does not use them), so the frame has only
+    numbers and can serve as an MLflow input example.
+    """
+    numeric = features.select_dtypes("number")
+    joined = numeric.join(summary[list(BTYD_COLUMNS)], how="inner")
+    if len(joined) != len(features):
+        raise DataError(
+            f"features and summary share {len(joined)} of {len(features)} customers; "
+            "build both from the same transactions and observation end"
+        )
+    joined.attrs = dict(summary.attrs)
+    return joined
+
+
+@dataclass
+class ScoringPipeline:
+    """Fitted segmenters and models with the settings that turn them into a table.
+
+    Parameters
+    ----------
+    rule_segmenter, kmeans_segmenter : fitted segmenters, optional
+    bgnbd, gamma_gamma : fitted models, optional
+    horizon : int
+        Periods of ``freq`` for expected purchases, spend and CLV.
+    discount_rate : float
+        Per-period discount rate of the CLV.
+    freq : {"D", "W", "M"}
+        Time unit of the BTYD columns the models were fitted on.
+    playbook : Playbook, path or None
+        Segment actions (``None``: the shipped playbook).
+    group : str, optional
+        Name of the group level of the index, when features are per group.
+    """
+
+    rule_segmenter: RuleSegmenter | None = None
+    kmeans_segmenter: KMeansSegmenter | None = None
+    bgnbd: BetaGeoNBD | None = None
+    gamma_gamma: GammaGamma | None = None
+    horizon: int = 52
+    discount_rate: float = 0.0
+    freq: str = "D"
+    playbook: Playbook | str | Path | None = None
+    group: str | None = None
+
+    @property
+    def keys(self) -> list[str]:
+        """Index columns of the scoring input."""
+        return ["customer_id"] + ([self.group] if self.group else [])
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Score customers: one row per customer (and group).
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            Classic features and BTYD columns (see :func:`scoring_frame`),
+            indexed by ``customer_id`` (and group) or with those as columns.
+
+        Returns
+        -------
+        pandas.DataFrame
+            :func:`~rfmml.campaign.score_customers` output.
+        """
+        if all(k in frame.columns for k in self.keys):
+            frame = frame.set_index(self.keys)
+        missing = [c for c in BTYD_COLUMNS if c not in frame.columns]
+        uses_summary = self.bgnbd is not None or self.gamma_gamma is not None
+        if uses_summary and missing:
+            raise DataError(
+                f"scoring input lacks BTYD column(s) {missing}; build it with "
+                "rfmml.campaign.scoring_frame(rfm_table(...), btyd_summary(...))"
+            )
+        summary = frame[list(BTYD_COLUMNS)].copy() if uses_summary else None
+        if summary is not None:
+            summary.attrs["freq"] = self.freq
+        features = frame.drop(columns=[c for c in BTYD_COLUMNS if c in frame.columns])
+        return score_customers(
+            features,
+            summary,
+            rule_segmenter=self.rule_segmenter,
+            kmeans_segmenter=self.kmeans_segmenter,
+            bgnbd=self.bgnbd,
+            gamma_gamma=self.gamma_gamma,
+            horizon=int(self.horizon),
+            discount_rate=float(self.discount_rate),
+            freq=self.freq,
+            playbook=self.playbook,
+        )
+
+    def save(self, folder: str | Path) -> Path:
+        """Write every part as JSON (and the playbook TOML, when custom) into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        parts = {}
+        for name, file in _FILES.items():
+            part = getattr(self, name)
+            if part is None:
+                continue
+            if name in ("bgnbd", "gamma_gamma"):
+                save_model(part, folder / file)
+            else:
+                save_segmenter(part, folder / file)
+            parts[name] = file
+        playbook = None
+        source = self.playbook.source if isinstance(self.playbook, Playbook) else self.playbook
+        if source is not None and Path(str(source)).is_file():
+            shutil.copyfile(str(source), folder / "playbook.toml")
+            playbook = "playbook.toml"
+        settings = {
+            "format": "rfmml.scoring_pipeline/1",
+            "parts": parts,
+            "horizon": int(self.horizon),
+            "discount_rate": float(self.discount_rate),
+            "freq": self.freq,
+            "group": self.group,
+            "playbook": playbook,
+        }
+        (folder / "pipeline.json").write_text(json.dumps(settings, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ScoringPipeline:
+        """Read a pipeline written by :meth:`save`."""
+        folder = Path(folder)
+        settings: dict[str, Any] = json.loads((folder / "pipeline.json").read_text())
+        if settings.get("format") != "rfmml.scoring_pipeline/1":
+            raise DataError(f"{folder} does not hold a saved rfmml scoring pipeline")
+        parts: dict[str, Any] = {}
+        for name, file in settings["parts"].items():
+            path = folder / file
+            parts[name] = (
+                load_model(path) if name in ("bgnbd", "gamma_gamma") else (load_segmenter(path))
+            )
+        playbook = folder / settings["playbook"] if settings.get("playbook") else None
+        return cls(
+            **parts,
+            horizon=settings["horizon"],
+            discount_rate=settings["discount_rate"],
+            freq=settings["freq"],
+            playbook=playbook,
+            group=settings.get("group"),
+        )

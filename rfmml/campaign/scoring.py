@@ -1,0 +1,330 @@
+"""Batch predictions: one row per customer (and group) with segments, model scores and actions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from rfmml.campaign.playbook import Playbook, load_playbook
+from rfmml.errors import DataError
+from rfmml.models import BetaGeoNBD, GammaGamma, customer_lifetime_value
+from rfmml.segments import KMeansSegmenter, RuleSegmenter
+
+__all__ = ["CHURN_LABELS", "churn_risk_band", "score_customers"]
+
+#: Labels of the churn-risk bands, lowest risk first.
+CHURN_LABELS = ("low", "medium", "high")
+
+_FEATURE_COLUMNS = ("recency_days", "n_orders", "total_spend")
+_FREQS = ("D", "W", "M")
+
+
+def churn_risk_band(
+    probability_alive: pd.Series, churn_bands: tuple[float, float] = (0.3, 0.7)
+) -> pd.Series:
+    """Churn-risk band of each customer from its probability of being alive.
+
+    With ``risk = 1 - probability_alive`` and ``churn_bands = (low, high)``:
+    ``"low"`` when ``risk < low``, ``"medium"`` when ``low <= risk < high`` and
+    ``"high"`` when ``risk >= high``.
+
+    BG/NBD considers a customer without repeat purchases alive
+    (``probability_alive == 1``), so one-time buyers always band ``"low"``
+    however long ago they bought; read their ``expected_purchases`` (small when
+    the purchase is old) or their rule segment for those.
+
+    Parameters
+    ----------
+    probability_alive : pandas.Series
+        Values in [0, 1].
+    churn_bands : tuple of (float, float), default=(0.3, 0.7)
+        Risk thresholds with ``0 <= low <= high <= 1``.
+
+    Returns
+    -------
+    pandas.Series
+        Ordered categorical (``low < medium < high``) named ``churn_risk``, same index.
+
+    Raises
+    ------
+    ValueError
+        If the thresholds are not two numbers with ``0 <= low <= high <= 1``.
+    """
+    try:
+        low, high = (float(v) for v in churn_bands)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"churn_bands must be two risk thresholds (low, high), got {churn_bands!r}."
+        ) from None
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(
+            f"churn_bands must satisfy 0 <= low <= high <= 1, got {churn_bands!r}; "
+            "e.g. (0.3, 0.7) puts 1 - probability_alive below 0.3 in 'low'."
+        )
+    risk = 1.0 - probability_alive.to_numpy(dtype=float)
+    codes = (risk >= low).astype(np.int8) + (risk >= high).astype(np.int8)
+    labels = pd.Categorical.from_codes(codes, categories=list(CHURN_LABELS), ordered=True)
+    return pd.Series(labels, index=probability_alive.index, name="churn_risk")
+
+
+def _check_aligned(features: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """Return ``summary`` in the row order of ``features``; raise when the ids differ."""
+    for name, frame in (("features", features), ("summary", summary)):
+        dupes = frame.index.duplicated()
+        if dupes.any():
+            raise DataError(
+                f"score_customers: the {name} index has {int(dupes.sum())} repeated customer "
+                f"key(s) (first {frame.index[dupes][0]!r}); expected one row per customer "
+                "(and group)."
+            )
+    if features.index.nlevels != summary.index.nlevels:
+        raise DataError(
+            f"score_customers: features are indexed by {list(features.index.names)} but the "
+            f"summary by {list(summary.index.names)}; build both with the same group."
+        )
+    if features.index.equals(summary.index):
+        return summary
+    only_features = features.index.difference(summary.index)
+    only_summary = summary.index.difference(features.index)
+    if len(only_features) or len(only_summary):
+        raise DataError(
+            f"score_customers: features and summary must hold the same customers, but "
+            f"{len(only_features)} of {len(features)} feature ids are missing from the summary"
+            f"{_first(only_features)} and {len(only_summary)} of {len(summary)} summary ids are "
+            f"missing from the features{_first(only_summary)}. Build both from the same "
+            "transactions, observation_end and group."
+        )
+    return summary.reindex(features.index)
+
+
+def _first(index: pd.Index) -> str:
+    if len(index) == 0:
+        return ""
+    label = index[0]
+    return f" (first {label.item() if isinstance(label, np.generic) else label!r})"
+
+
+def _resolve_freq(freq: str | None, summary: pd.DataFrame, bgnbd: BetaGeoNBD) -> str | None:
+    known = {
+        "freq": freq,
+        "summary.attrs['freq']": summary.attrs.get("freq"),
+        "bgnbd.freq_": getattr(bgnbd, "freq_", None),
+    }
+    given = {k: v for k, v in known.items() if v is not None}
+    for source, value in given.items():
+        if value not in _FREQS:
+            raise DataError(f"score_customers: {source} is {value!r}; expected one of {_FREQS}.")
+    if len(set(given.values())) > 1:
+        raise DataError(
+            f"score_customers: time units disagree: {given}. horizon is counted in periods of "
+            "the summary, so the summary, the fitted BG/NBD and freq must use one unit."
+        )
+    return next(iter(given.values()), None)
+
+
+def _check_no_nan(table: pd.DataFrame) -> None:
+    for col in table.columns:
+        missing = table[col].isna().to_numpy()
+        if missing.any():
+            first = table.index[np.flatnonzero(missing)[0]]
+            raise DataError(
+                f"score_customers: column {col!r} has {int(missing.sum())} of {len(table)} "
+                f"missing values (first customer {first!r}). Check the inputs of that column "
+                "(features, summary and fitted models) for invalid values."
+            )
+
+
+def score_customers(
+    features: pd.DataFrame,
+    summary: pd.DataFrame | None,
+    *,
+    rule_segmenter: RuleSegmenter | None = None,
+    kmeans_segmenter: KMeansSegmenter | None = None,
+    bgnbd: BetaGeoNBD | None = None,
+    gamma_gamma: GammaGamma | None = None,
+    horizon: int = 52,
+    discount_rate: float = 0.0,
+    freq: str | None = None,
+    playbook: Playbook | str | Path | None = None,
+    churn_bands: tuple[float, float] = (0.3, 0.7),
+) -> pd.DataFrame:
+    """Score every customer for campaign planning: one row per customer (and group).
+
+    Every estimator is used as fitted; nothing is fitted here. Each part is
+    optional and only adds its columns when given, so the table never holds a
+    column of missing values:
+
+    ========================  ==========================================================
+    always                    ``customer_id`` (and the group column when the index has
+                              a group level), ``recency_days``, ``n_orders``,
+                              ``total_spend``
+    ``rule_segmenter``        ``R``, ``F``, ``M``, ``RFM`` (scores), ``segment``,
+                              ``action``, ``channel``, ``priority`` (from the playbook)
+    ``kmeans_segmenter``      ``cluster`` (0 = most valuable), ``cluster_name``
+    ``bgnbd``                 ``probability_alive``, ``churn_risk``,
+                              ``expected_purchases`` (next ``horizon`` periods)
+    ``gamma_gamma``           ``expected_order_value`` (conditional mean order value)
+    ``bgnbd`` + ``gamma_gamma``  ``expected_spend`` = ``expected_purchases`` x
+                              ``expected_order_value``; ``clv`` (discounted, from
+                              :func:`rfmml.models.customer_lifetime_value`)
+    ========================  ==========================================================
+
+    ``churn_risk`` bands ``1 - probability_alive`` with ``churn_bands = (low, high)``:
+    ``"low"`` below ``low``, ``"medium"`` from ``low`` to below ``high``, ``"high"``
+    from ``high`` (see :func:`churn_risk_band`). ``action``, ``channel`` and
+    ``priority`` come from the playbook entry of the rule segment, else the
+    scheme's own recommended action, else the playbook default
+    (:class:`~rfmml.campaign.Playbook`).
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        Classic RFM table (:func:`rfmml.features.rfm_table`) with ``recency_days``,
+        ``n_orders``, ``total_spend``; indexed by ``customer_id`` or by a
+        ``(customer_id, group)`` MultiIndex.
+    summary : pandas.DataFrame or None
+        BTYD summary (:func:`rfmml.features.btyd_summary`) of the same customers,
+        same index (any row order); required when ``bgnbd`` or ``gamma_gamma`` is
+        given.
+    rule_segmenter : RuleSegmenter, optional
+        Fitted rule segmenter.
+    kmeans_segmenter : KMeansSegmenter, optional
+        Fitted k-means segmenter.
+    bgnbd : BetaGeoNBD, optional
+        Fitted BG/NBD model.
+    gamma_gamma : GammaGamma, optional
+        Fitted Gamma-Gamma model.
+    horizon : int, default=52
+        Future periods for ``expected_purchases``, ``expected_spend`` and ``clv``, in
+        the summary's time unit (52 weeks with a weekly summary).
+    discount_rate : float, default=0.0
+        Per-period discount rate of ``clv``.
+    freq : {"D", "W", "M"}, optional
+        Time unit of the summary; checked against ``summary.attrs["freq"]`` and the
+        unit the BG/NBD model was fitted in.
+    playbook : Playbook, path or None
+        Playbook, or a TOML file; ``None`` uses the shipped playbook.
+    churn_bands : tuple of (float, float), default=(0.3, 0.7)
+        Risk thresholds of ``churn_risk``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``features``, columns in the order of the table above.
+        ``attrs`` records ``horizon``, ``discount_rate``, ``freq``, ``churn_bands``,
+        ``scheme``, ``playbook`` and ``observation_end`` (when known).
+
+    Raises
+    ------
+    DataError
+        Missing feature columns, repeated ids, features and summary with different
+        customers (the message counts the ids missing on each side), time units
+        that disagree, or a computed column with missing values.
+    ValueError
+        A model given without ``summary``, a bad ``horizon`` or ``churn_bands``.
+    sklearn.exceptions.NotFittedError
+        An estimator that is not fitted.
+    ConfigError
+        An invalid playbook.
+    """
+    if not isinstance(features, pd.DataFrame):
+        raise TypeError(
+            f"score_customers expects features as a pandas DataFrame, got "
+            f"{type(features).__name__}. Build them with rfmml.features.rfm_table."
+        )
+    missing = [c for c in _FEATURE_COLUMNS if c not in features.columns]
+    if missing:
+        raise DataError(
+            f"score_customers: features lack column(s) {missing} (found "
+            f"{list(map(str, features.columns))}); pass the classic table of "
+            "rfmml.features.rfm_table."
+        )
+    if len(features) == 0:
+        raise DataError("score_customers: the features frame is empty (0 customers).")
+    if isinstance(horizon, bool) or not float(horizon).is_integer() or horizon < 1:
+        raise ValueError(f"horizon must be a whole number of periods >= 1, got {horizon!r}.")
+    uses_summary = bgnbd is not None or gamma_gamma is not None
+    if uses_summary and summary is None:
+        raise ValueError(
+            "score_customers: bgnbd and gamma_gamma score the BTYD summary; pass "
+            "summary=rfmml.features.btyd_summary(...) of the same customers."
+        )
+    if uses_summary:
+        summary = _check_aligned(features, summary)
+    for model in (rule_segmenter, kmeans_segmenter, bgnbd, gamma_gamma):
+        if model is not None:
+            check_is_fitted(model)
+    if bgnbd is not None:
+        # Validate early, before any column is computed.
+        churn_risk_band(pd.Series([1.0]), churn_bands)
+    book = load_playbook(playbook) if rule_segmenter is not None else None
+
+    names = [n if n is not None else f"level_{i}" for i, n in enumerate(features.index.names)]
+    names[0] = "customer_id"
+    index = features.index.set_names(names)
+    table = pd.DataFrame(index=index)
+    for i, name in enumerate(names):
+        table[name] = index.get_level_values(i)
+    for col in _FEATURE_COLUMNS:
+        table[col] = features[col].to_numpy()
+    attrs: dict[str, Any] = {
+        "horizon": int(horizon),
+        "discount_rate": float(discount_rate),
+        "churn_bands": [float(v) for v in churn_bands],
+    }
+    for key in ("observation_end",):
+        if key in features.attrs:
+            attrs[key] = str(features.attrs[key])
+
+    if rule_segmenter is not None:
+        scored = rule_segmenter.transform(features)
+        for col in ("R", "F", "M", "RFM"):
+            table[col] = scored[col].to_numpy()
+        segment = scored["segment"]
+        table["segment"] = segment.array
+        scheme = rule_segmenter.scheme_
+        distinct = pd.unique(segment.astype(str))
+        entries = {s: book.entry(s, scheme) for s in distinct}
+        as_text = segment.astype(str)
+        table["action"] = as_text.map({s: e.action for s, e in entries.items()}).to_numpy()
+        table["channel"] = as_text.map({s: e.channel for s, e in entries.items()}).to_numpy()
+        table["priority"] = (
+            as_text.map({s: e.priority for s, e in entries.items()}).to_numpy().astype(np.int64)
+        )
+        attrs["scheme"] = scheme.name
+        attrs["playbook"] = book.source
+
+    if kmeans_segmenter is not None:
+        table["cluster"] = kmeans_segmenter.predict(features).to_numpy()
+        table["cluster_name"] = kmeans_segmenter.predict_names(features).array
+
+    if bgnbd is not None:
+        unit = _resolve_freq(freq, summary, bgnbd)
+        attrs["freq"] = unit
+        p_alive = bgnbd.probability_alive(summary)
+        table["probability_alive"] = p_alive.to_numpy()
+        table["churn_risk"] = churn_risk_band(p_alive, churn_bands).array
+        purchases = bgnbd.expected_purchases(summary, int(horizon))
+        table["expected_purchases"] = purchases.to_numpy()
+    if gamma_gamma is not None:
+        order_value = gamma_gamma.expected_spend(summary)
+        table["expected_order_value"] = order_value.to_numpy()
+    if bgnbd is not None and gamma_gamma is not None:
+        table["expected_spend"] = purchases.to_numpy() * order_value.to_numpy()
+        clv = customer_lifetime_value(
+            bgnbd, gamma_gamma, summary, int(horizon), discount_rate, freq=attrs["freq"]
+        )
+        table["clv"] = clv.to_numpy()
+
+    if rule_segmenter is not None:
+        table = table[
+            [c for c in table.columns if c not in ("action", "channel", "priority")]
+            + ["action", "channel", "priority"]
+        ]
+    _check_no_nan(table)
+    table.attrs = attrs
+    return table
