@@ -79,31 +79,38 @@ def _check_labels(labels: object, where: str) -> pd.Series:
     return series
 
 
-def _align(name: str, series: pd.Series, index: pd.Index, where: str) -> pd.Series:
-    """``series`` in the order of ``index``, or a DataError counting the ids that differ."""
+def _align(
+    name: str, series: pd.Series, index: pd.Index, where: str, reference: str = "labels"
+) -> pd.Series:
+    """``series`` in the order of ``index`` (the ids of ``reference``), or a DataError.
+
+    The same ids in another order are reordered; different ids, or duplicated
+    ids, raise a DataError that counts them.
+    """
     if not isinstance(series, pd.Series):
         raise TypeError(
-            f"{where}: {name} must be a pandas Series aligned with labels, "
+            f"{where}: {name} must be a pandas Series aligned with {reference}, "
             f"got {type(series).__name__}."
         )
-    if series.index.equals(index):
+    if series.index.equals(index) and not index.has_duplicates:
         return series
-    only_labels = index.difference(series.index)
+    only_ref = index.difference(series.index)
     only_other = series.index.difference(index)
-    n_bad = len(only_labels) + len(only_other)
+    n_bad = len(only_ref) + len(only_other)
     if n_bad == 0 and not series.index.has_duplicates and not index.has_duplicates:
         return series.reindex(index)
     if n_bad == 0:
         raise DataError(
-            f"{where}: {name} and labels hold the same ids but with duplicates "
+            f"{where}: {name} and {reference} hold the same ids but with duplicates "
             f"({int(series.index.duplicated().sum())} in {name}, "
-            f"{int(index.duplicated().sum())} in labels); give one row per customer."
+            f"{int(index.duplicated().sum())} in {reference}); give one row per customer."
         )
     raise DataError(
-        f"{where}: {n_bad} customer ids do not match between labels and {name} "
-        f"({len(only_labels)} only in labels, {len(only_other)} only in {name}; "
-        f"{len(index)} labels, {len(series)} {name}). Compute them on the same customers, "
-        "e.g. rfm_table(tx, observation_end=calibration_end) with calibration_holdout(...)."
+        f"{where}: {n_bad} customer ids do not match between {reference} and {name} "
+        f"({len(only_ref)} only in {reference}, {len(only_other)} only in {name}; "
+        f"{len(index)} in {reference}, {len(series)} in {name}). Compute them on the same "
+        "customers, e.g. rfm_table(tx, observation_end=calibration_end) with "
+        "calibration_holdout(...)."
     )
 
 
@@ -266,7 +273,7 @@ def cluster_quality(
     labels = _check_labels(labels, where)
     if isinstance(X_std, pd.DataFrame):
         if not positional:
-            labels = _align("labels", labels, X_std.index, where)
+            labels = _align("labels", labels, X_std.index, where, reference="X_std")
         X = X_std.to_numpy(dtype=float)
     elif isinstance(X_std, np.ndarray):
         X = np.asarray(X_std, dtype=float)
@@ -708,7 +715,7 @@ def evaluate_segmentation(
         )
     if not isinstance(labels, pd.Series):
         raise TypeError(f"{where}: labels must be a pandas Series, got {type(labels).__name__}.")
-    labels = _align("labels", labels, features.index, where)
+    labels = _align("labels", labels, features.index, where, reference="features")
     if X_std is None:
         X_std = standardized_features(features)
     result = segmentation_shape(labels)

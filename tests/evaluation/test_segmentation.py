@@ -156,8 +156,10 @@ def test_cluster_quality_silhouette_nan_when_sample_has_one_segment():
 
 def test_cluster_quality_errors():
     X = pd.DataFrame({"a": [0.0, 1.0, 2.0]}, index=["x", "y", "z"])
-    with pytest.raises(DataError, match="2 customer ids do not match"):
+    with pytest.raises(DataError, match="2 customer ids do not match between X_std and labels"):
         cluster_quality(X, pd.Series([0, 1, 1], index=["x", "y", "w"]))
+    with pytest.raises(DataError, match=r"duplicates \(1 in labels, 0 in X_std\)"):
+        cluster_quality(X, pd.Series([0, 1, 1, 1], index=["x", "y", "z", "z"]))
     with pytest.raises(DataError, match="shape"):
         cluster_quality(X.to_numpy(), np.array([0, 1]))
     with pytest.raises(DataError, match="1 of 3 rows with missing or infinite"):
@@ -531,8 +533,10 @@ def test_evaluate_segmentation_errors(cdnow_split):
     features, cal_holdout = cdnow_split
     features, cal_holdout = features.iloc[:200], cal_holdout.iloc[:200]
     labels = RuleSegmenter("rf_grid").fit_predict(features)
-    with pytest.raises(DataError, match="3 customer ids do not match"):
+    with pytest.raises(DataError, match="3 customer ids do not match between features and labels"):
         evaluate_segmentation(labels.iloc[3:], features)
+    with pytest.raises(DataError, match="1 customer ids do not match between X_std and labels"):
+        evaluate_segmentation(labels, features, X_std=standardized_features(features.iloc[1:]))
     with pytest.raises(DataError, match=r"missing column\(s\) \['monetary_value_holdout'\]"):
         evaluate_segmentation(labels, features, cal_holdout.drop(columns="monetary_value_holdout"))
     with pytest.raises(DataError, match="no 'total_spend' column"):
