@@ -121,6 +121,9 @@ def _flat(frame: pd.DataFrame) -> pd.DataFrame:
 def to_safe_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write a spreadsheet-safe UTF-8 CSV (see :func:`neutralize_cells`).
 
+    Rows end with CRLF as in RFC 4180, so a cell holding a line break or a
+    carriage return is quoted and reads back as one cell.
+
     A named index is written as leading column(s) unless the frame already holds
     them as columns (as :func:`~rfmml.campaign.score_customers` tables do); an
     unnamed default index is not written.
@@ -139,7 +142,9 @@ def to_safe_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    neutralize_cells(_flat(frame)).to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
+    neutralize_cells(_flat(frame)).to_csv(
+        path, index=False, encoding="utf-8", lineterminator="\r\n"
+    )
     return path
 
 
@@ -326,7 +331,7 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     Raises
     ------
     DataError
-        If the file does not exist or the metadata is not rfmml's.
+        If the file does not exist or is not Parquet, or the metadata is not rfmml's.
     """
     path = Path(path)
     if path.is_dir():
@@ -335,8 +340,8 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
         raise DataError(
             f"no predictions file at {str(path)!r}; write one with write_predictions first."
         )
-    table = pd.read_parquet(path)
     meta_path = path.with_name(path.name.removesuffix(".parquet") + ".meta.json")
+    meta = None
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if not isinstance(meta, dict) or meta.get("format") != PREDICTIONS_FORMAT:
@@ -344,6 +349,11 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
                 f"{meta_path} is not rfmml predictions metadata "
                 f'(missing "format": "{PREDICTIONS_FORMAT}").'
             )
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read predictions from {str(path)!r}: {exc}") from exc
+    if meta is not None:
         keys = [k for k in meta.get("index", []) if k in table.columns]
         if keys:
             table.index = (
