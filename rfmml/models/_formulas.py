@@ -27,11 +27,16 @@ References
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+import pandas as pd
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
 __all__ = [
     "bgnbd_log_likelihood",
+    "BGNBDData",
+    "bgnbd_prepare",
     "bgnbd_total_log_likelihood_and_gradient",
     "bgnbd_probability_alive",
     "bgnbd_expected_purchases",
@@ -40,6 +45,8 @@ __all__ = [
     "bgnbd_probability_of_purchases",
     "bgnbd_probability_repeat_purchase",
     "gamma_gamma_log_likelihood",
+    "GammaGammaData",
+    "gamma_gamma_prepare",
     "gamma_gamma_total_log_likelihood_and_gradient",
     "gamma_gamma_expected_spend",
 ]
@@ -91,27 +98,102 @@ def bgnbd_log_likelihood(x, t_x, T, r, alpha, a, b):
     return d1 + d2_c3 + np.logaddexp(0.0, _log_alive_odds(x, t_x, T, r, alpha, a, b))
 
 
-def bgnbd_total_log_likelihood_and_gradient(
-    r, alpha, a, b, x, t_x, T, weights, x_levels, level_weights
-):
+class BGNBDData(NamedTuple):
+    """Unique customer rows prepared once for repeated likelihood evaluations."""
+
+    x: np.ndarray
+    t_x: np.ndarray
+    T: np.ndarray
+    weights: np.ndarray
+    n: float
+    x_levels: np.ndarray
+    level_weights: np.ndarray
+    level_index: np.ndarray
+    rx_weights: np.ndarray  # weights * x, for the r + x terms
+    T_levels: np.ndarray | None  # distinct T values when few (whole periods), else None
+    T_index: np.ndarray | None
+    t_x_levels: np.ndarray | None
+    t_x_index: np.ndarray | None
+
+
+def _levels(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Distinct values and an index into them, when there are few of them."""
+    index, levels = pd.factorize(values, sort=False)
+    if len(levels) > len(values) // 4:
+        return None, None
+    return np.asarray(levels, dtype=float), index
+
+
+def bgnbd_prepare(x, t_x, T, weights) -> BGNBDData:
+    """Group the rows for :func:`bgnbd_total_log_likelihood_and_gradient`.
+
+    Frequencies are grouped into levels; so are ``T`` and ``t_x`` when they
+    take few distinct values (whole days, weeks or months, as summaries
+    usually hold), so that their logarithms are computed once per value.
+
+    Parameters
+    ----------
+    x, t_x, T, weights : numpy.ndarray
+        (Unique) customer rows and how many customers each stands for.
+
+    Returns
+    -------
+    BGNBDData
+    """
+    x = np.asarray(x, dtype=float)
+    t_x = np.asarray(t_x, dtype=float)
+    T = np.asarray(T, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    levels, index = np.unique(x, return_inverse=True)
+    T_levels, T_index = _levels(T)
+    t_x_levels, t_x_index = _levels(t_x)
+    return BGNBDData(
+        x=x,
+        t_x=t_x,
+        T=T,
+        weights=weights,
+        n=float(weights.sum()),
+        x_levels=levels,
+        level_weights=np.bincount(index, weights=weights, minlength=len(levels)),
+        level_index=index,
+        rx_weights=weights * x,
+        T_levels=T_levels,
+        T_index=T_index,
+        t_x_levels=t_x_levels,
+        t_x_index=t_x_index,
+    )
+
+
+def _log_and_inverse(alpha, values, levels, index):
+    """``ln(alpha + values)`` and ``1 / (alpha + values)``, per level when levels exist."""
+    if levels is None:
+        shifted = alpha + values
+        return np.log(shifted), 1.0 / shifted
+    shifted = alpha + levels
+    return np.log(shifted)[index], (1.0 / shifted)[index]
+
+
+def bgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: BGNBDData):
     """Weighted total BG/NBD log-likelihood and its gradient in (r, alpha, a, b).
 
     Same expression as :func:`bgnbd_log_likelihood` (FH13 eq. 4) summed with
-    weights, with the gamma-function block ``D1`` (FH13 eq. 4, first line)
-    evaluated once per distinct frequency: ``sum_i w_i D1(x_i)`` equals
-    ``sum_k W_k D1(x_k)`` over frequency levels ``x_k`` with total weight
-    ``W_k``. The gradient is the analytic derivative of that expression
-    (digamma for the gamma terms; the derivative of ``ln(1 + e^z)`` is
-    ``expit(z) = 1 - P(alive)``).
+    weights, written as ``D1 + r ln(alpha) - (r + x) ln(alpha + T) + ln(1 + e^z)``
+    with ``z = ln(a / (b + x - 1)) + (r + x) ln((alpha + T) / (alpha + t_x))``.
+    Every term that depends on ``x`` only is evaluated once per distinct
+    frequency: the gamma-function block ``D1`` (``sum_i w_i D1(x_i) =
+    sum_k W_k D1(x_k)`` over levels ``x_k`` with total weight ``W_k``) and
+    ``ln(a / (b + x - 1))``; logarithms of ``alpha + T`` and ``alpha + t_x``
+    once per distinct value when there are few (see :func:`bgnbd_prepare`).
+    Per row there remain one exponential and one logarithm. The gradient is
+    the analytic derivative (digamma for the gamma terms; the derivative of
+    ``ln(1 + e^z)`` is ``e^z / (1 + e^z) = 1 - P(alive)``).
 
     Parameters
     ----------
     r, alpha, a, b : float
         BG/NBD parameters.
-    x, t_x, T, weights : numpy.ndarray
-        Unique customer rows and how many customers share each.
-    x_levels, level_weights : numpy.ndarray
-        Distinct values of ``x`` and the total weight of each.
+    data : BGNBDData
+        From :func:`bgnbd_prepare`.
 
     Returns
     -------
@@ -120,7 +202,8 @@ def bgnbd_total_log_likelihood_and_gradient(
     gradient : numpy.ndarray
         Derivatives of ``total`` with respect to ``(r, alpha, a, b)``.
     """
-    xl, wl = x_levels, level_weights
+    xl, wl = data.x_levels, data.level_weights
+    x, w, n = data.x, data.weights, data.n
     d1 = (
         gammaln(r + xl)
         - gammaln(r)
@@ -134,28 +217,33 @@ def bgnbd_total_log_likelihood_and_gradient(
     g_r = wl @ (digamma(r + xl) - digamma(r))
     g_a = wl @ (psi_ab - psi_abx)
     g_b = wl @ (psi_ab + digamma(b + xl) - digamma(b) - psi_abx)
+    b_x1 = b + np.maximum(xl, 1.0) - 1.0
+    # ln C4 per level; x == 0 has no C4 term: a very negative finite value makes
+    # e^z exactly 0 without the nan that -inf would give in z - min(z, 36)
+    log_c4_level = np.where(xl > 0, np.log(a) - np.log(b_x1), -1e6)
 
-    n = weights.sum()
-    log_aT = np.log(alpha + T)
-    log_atx = np.log(alpha + t_x)
+    log_aT, inv_aT = _log_and_inverse(alpha, data.T, data.T_levels, data.T_index)
+    log_atx, inv_atx = _log_and_inverse(alpha, data.t_x, data.t_x_levels, data.t_x_index)
+    dlog = log_aT - log_atx
     rx = r + x
-    pos = x > 0
-    b_x1 = b + np.maximum(x, 1.0) - 1.0
-    with np.errstate(divide="ignore"):
-        z = np.where(pos, np.log(a) - np.log(b_x1), -np.inf) + rx * (log_aT - log_atx)
-    s = expit(z)  # derivative of softplus(z); 0 where x == 0
-    ws = weights * s
-    total = (
-        wl @ d1 + n * r * np.log(alpha) - weights @ (rx * log_aT) + weights @ np.logaddexp(0.0, z)
-    )
-    inv_aT = 1.0 / (alpha + T)
-    inv_atx = 1.0 / (alpha + t_x)
+    z = log_c4_level[data.level_index] + rx * dlog
+    # ln(1 + e^z) == z to double precision for z > 36; cap before exp to avoid overflow
+    z_cap = np.minimum(z, 36.0)
+    ez = np.exp(z_cap)
+    one_ez = 1.0 + ez
+    softplus = np.log(one_ez) + (z - z_cap)
+    s = ez / one_ez  # 1 - P(alive); 0 where x == 0
+    w_rx = data.rx_weights + r * w  # w (r + x)
+    ws = w * s
+    sum_w_log_aT = w @ log_aT
+    total = wl @ d1 + n * r * np.log(alpha) - w_rx @ log_aT + w @ softplus
+    ws_level = np.bincount(data.level_index, weights=ws, minlength=len(xl))
     grad = np.array(
         [
-            g_r + n * np.log(alpha) - weights @ log_aT + ws @ (log_aT - log_atx),
-            n * r / alpha - weights @ (rx * inv_aT) + ws @ (rx * (inv_aT - inv_atx)),
-            g_a + ws.sum() / a,
-            g_b - ws @ (1.0 / b_x1),
+            g_r + n * np.log(alpha) - sum_w_log_aT + ws @ dlog,
+            n * r / alpha - w_rx @ inv_aT + (ws * rx) @ (inv_aT - inv_atx),
+            g_a + ws_level.sum() / a,
+            g_b - ws_level @ (1.0 / b_x1),
         ]
     )
     return float(total), grad
@@ -368,12 +456,60 @@ def gamma_gamma_log_likelihood(x, m, p, q, v):
     )
 
 
-def gamma_gamma_total_log_likelihood_and_gradient(p, q, v, x, m, weights, x_levels, level_weights):
+class GammaGammaData(NamedTuple):
+    """Repeat customers' rows prepared once for repeated likelihood evaluations."""
+
+    x: np.ndarray
+    m: np.ndarray
+    weights: np.ndarray
+    n: float
+    x_levels: np.ndarray
+    level_weights: np.ndarray
+    xm: np.ndarray
+    wx: np.ndarray
+    sum_wx_log_xm: float  # sum w x (ln m + ln x)
+    sum_w_log_m: float
+
+
+def gamma_gamma_prepare(x, m, weights) -> GammaGammaData:
+    """Precompute the parameter-free terms of :func:`gamma_gamma_total_log_likelihood_and_gradient`.
+
+    Parameters
+    ----------
+    x, m, weights : numpy.ndarray
+        Frequencies (> 0), mean spends (> 0) and customers per row.
+
+    Returns
+    -------
+    GammaGammaData
+    """
+    x = np.asarray(x, dtype=float)
+    m = np.asarray(m, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    levels, index = np.unique(x, return_inverse=True)
+    wx = weights * x
+    log_m = np.log(m)
+    return GammaGammaData(
+        x=x,
+        m=m,
+        weights=weights,
+        n=float(weights.sum()),
+        x_levels=levels,
+        level_weights=np.bincount(index, weights=weights, minlength=len(levels)),
+        xm=x * m,
+        wx=wx,
+        sum_wx_log_xm=float(wx @ (log_m + np.log(x))),
+        sum_w_log_m=float(weights @ log_m),
+    )
+
+
+def gamma_gamma_total_log_likelihood_and_gradient(p, q, v, data: GammaGammaData):
     """Weighted total Gamma-Gamma log-likelihood and its gradient in (p, q, v).
 
     :func:`gamma_gamma_log_likelihood` (FH13b eq. 3) summed with weights;
     the gamma-function terms depend on ``x`` only and are evaluated once per
-    distinct frequency ``x_levels`` with total weight ``level_weights``.
+    distinct frequency, the parameter-free sums once in
+    :func:`gamma_gamma_prepare`; one logarithm per row remains.
 
     Returns
     -------
@@ -381,28 +517,30 @@ def gamma_gamma_total_log_likelihood_and_gradient(p, q, v, x, m, weights, x_leve
     gradient : numpy.ndarray
         Derivatives with respect to ``(p, q, v)``.
     """
-    xl, wl = x_levels, level_weights
+    xl, wl, n = data.x_levels, data.level_weights, data.n
     pxl = p * xl
-    n = weights.sum()
     gam = wl @ (gammaln(pxl + q) - gammaln(pxl)) - n * gammaln(q)
     psi_pxq = digamma(pxl + q)
     g_p_gam = wl @ (xl * (psi_pxq - digamma(pxl)))
     g_q_gam = wl @ psi_pxq - n * digamma(q)
 
-    log_m = np.log(m)
-    log_x = np.log(x)
-    vxm = v + x * m
+    vxm = v + data.xm
     log_vxm = np.log(vxm)
-    wx = weights * x
-    px = p * x
+    sum_wx_log_vxm = data.wx @ log_vxm
+    sum_w_log_vxm = data.weights @ log_vxm
     total = (
-        gam + n * q * np.log(v) + weights @ ((px - 1.0) * log_m + px * log_x - (px + q) * log_vxm)
+        gam
+        + n * q * np.log(v)
+        + p * data.sum_wx_log_xm
+        - data.sum_w_log_m
+        - p * sum_wx_log_vxm
+        - q * sum_w_log_vxm
     )
     grad = np.array(
         [
-            g_p_gam + wx @ (log_m + log_x - log_vxm),
-            g_q_gam + n * np.log(v) - weights @ log_vxm,
-            n * q / v - weights @ ((px + q) / vxm),
+            g_p_gam + data.sum_wx_log_xm - sum_wx_log_vxm,
+            g_q_gam + n * np.log(v) - sum_w_log_vxm,
+            n * q / v - (p * data.wx + q * data.weights) @ (1.0 / vxm),
         ]
     )
     return float(total), grad

@@ -14,16 +14,20 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-__all__ = ["group_rows", "fingerprint"]
+__all__ = ["group_rows", "unique_rows", "fingerprint"]
 
 
-def group_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def group_rows(*columns: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Group identical rows of several equal-length 1-d arrays.
 
     Parameters
     ----------
     *columns : numpy.ndarray
         The columns that together identify a row.
+    sort : bool, default False
+        Number the unique rows in lexicographic order of the columns (so the
+        numbering does not depend on the input row order). Only the distinct
+        values are sorted, never the rows.
 
     Returns
     -------
@@ -35,19 +39,64 @@ def group_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     key = None
     n_key = 1
     for col in columns:
-        codes, uniques = pd.factorize(np.asarray(col), sort=False)
+        codes, n_levels = _codes(np.asarray(col), sort)
         if key is None:
-            key, n_key = codes.astype(np.int64), len(uniques)
+            key, n_key = codes, n_levels
             continue
-        if n_key * len(uniques) >= 2**62:  # keep the combined key inside int64
-            key, kept = pd.factorize(key, sort=False)
+        if n_key * n_levels >= 2**62:  # keep the combined key inside int64
+            key, kept = pd.factorize(key, sort=sort)
             key, n_key = key.astype(np.int64), len(kept)
-        key = key * len(uniques) + codes
-        n_key *= len(uniques)
-    codes, uniques = pd.factorize(key, sort=False)
+        key = key * n_levels + codes
+        n_key *= n_levels
+    codes, uniques = pd.factorize(key, sort=sort)
     first = np.empty(len(uniques), dtype=np.int64)
     first[codes] = np.arange(len(codes), dtype=np.int64)
     return codes, first
+
+
+def _codes(values: np.ndarray, sort: bool) -> tuple[np.ndarray, int]:
+    """Integer codes of a column and their range; order-preserving when ``sort``.
+
+    Small non-negative whole numbers (frequencies, whole-period recency and
+    T) are their own codes, which skips a hash table.
+    """
+    if values.dtype.kind == "f" and len(values):
+        top = values.max()
+        if 0 <= values.min() and top < 2**24:
+            as_int = values.astype(np.int64)
+            if np.array_equal(as_int, values):
+                return as_int, int(top) + 1
+    codes, uniques = pd.factorize(values, sort=sort)
+    return codes.astype(np.int64), len(uniques)
+
+
+def unique_rows(
+    columns: dict[str, np.ndarray], weights: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Collapse rows to unique rows with summed weights, in sorted (canonical) order.
+
+    The order does not depend on the input row order, so fits on the same
+    customers in any order (or already collapsed with weights) run the same
+    arithmetic and give bit-identical results.
+
+    Parameters
+    ----------
+    columns : dict of str to numpy.ndarray
+        Columns identifying a row; the first is the primary sort key.
+    weights : numpy.ndarray
+        Customers per input row.
+
+    Returns
+    -------
+    unique : dict of str to numpy.ndarray
+        Unique rows, sorted by the columns in order.
+    counts : numpy.ndarray
+        Summed weights per unique row.
+    """
+    arrays = list(columns.values())
+    codes, first = group_rows(*arrays, sort=True)
+    counts = np.bincount(codes, weights=weights, minlength=len(first))
+    return {k: arr[first] for k, arr in zip(columns, arrays, strict=True)}, counts
 
 
 def fingerprint(columns: dict[str, np.ndarray], weights: np.ndarray) -> str:
@@ -59,7 +108,8 @@ def fingerprint(columns: dict[str, np.ndarray], weights: np.ndarray) -> str:
     Parameters
     ----------
     columns : dict of str to numpy.ndarray
-        Unique rows, one array per column.
+        Unique rows, one array per column, as :func:`unique_rows` returns them
+        (sorted lexicographically; other orders are sorted here).
     weights : numpy.ndarray
         How many customers each unique row stands for.
 
@@ -69,10 +119,27 @@ def fingerprint(columns: dict[str, np.ndarray], weights: np.ndarray) -> str:
         ``"sha256:<hex digest>"``.
     """
     arrays = [np.asarray(v, dtype=np.float64) for v in columns.values()]
-    order = np.lexsort(arrays[::-1])
+    order = _lexsort_if_needed(arrays)
     digest = hashlib.sha256()
     for name, arr in zip(columns, arrays, strict=True):
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(arr[order]).tobytes())
     digest.update(np.ascontiguousarray(np.asarray(weights, dtype=np.float64)[order]).tobytes())
     return "sha256:" + digest.hexdigest()
+
+
+def _lexsort_if_needed(arrays: list[np.ndarray]) -> np.ndarray | slice:
+    """Row order that sorts ``arrays`` lexicographically; a no-op slice if already sorted."""
+    n = len(arrays[0])
+    if n < 2:
+        return slice(None)
+    # row i+1 >= row i lexicographically: compare column by column
+    undecided = np.ones(n - 1, dtype=bool)
+    ordered = np.ones(n - 1, dtype=bool)
+    for arr in arrays:
+        left, right = arr[:-1], arr[1:]
+        ordered &= ~(undecided & (right < left))
+        undecided &= right == left
+    if ordered.all():
+        return slice(None)
+    return np.lexsort(arrays[::-1])

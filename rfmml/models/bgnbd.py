@@ -14,8 +14,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from rfmml.errors import DataError
 from rfmml.models import _formulas as F
-from rfmml.models._fitting import log_space_hessian, minimize_multistart, parameter_table
-from rfmml.models._grouping import fingerprint, group_rows
+from rfmml.models._fitting import fit_log_params, parameter_table, subsample_step
+from rfmml.models._grouping import fingerprint, group_rows, unique_rows
 from rfmml.models._validation import check_summary
 
 __all__ = ["BetaGeoNBD", "StandardErrorWarning"]
@@ -144,32 +144,37 @@ class BetaGeoNBD(BaseEstimator):
         if not np.isscalar(self.penalizer) or not self.penalizer >= 0:
             raise ValueError(f"penalizer must be a number >= 0, got {self.penalizer!r}.")
         cols = check_summary(X, ("frequency", "recency", "T"), what="BetaGeoNBD.fit")
-        codes, first = group_rows(cols["frequency"], cols["recency"], cols["T"])
-        w = np.bincount(codes, weights=cols["weights"], minlength=len(first))
-        x = cols["frequency"][first]
-        t_x = cols["recency"][first]
-        T = cols["T"][first]
+        rows, w = unique_rows({k: cols[k] for k in ("frequency", "recency", "T")}, cols["weights"])
+        x, t_x, T = rows["frequency"], rows["recency"], rows["T"]
         t_max = T.max()
         if t_max <= 0:
             raise DataError(
                 f"T must be > 0 for at least one customer, but all {len(X)} customers have T == 0. "
                 "Is the observation end after the first purchases?"
             )
-        x_codes, x_first = group_rows(x)
-        x_levels = x[x_first]
-        level_w = np.bincount(x_codes, weights=w, minlength=len(x_first))
         scale = TIME_SCALE / t_max
-        t_x_s, T_s = t_x * scale, T * scale
-        n = w.sum()
+        unscaled = F.bgnbd_prepare(x, t_x, T, w)
+        data = unscaled._replace(
+            t_x=unscaled.t_x * scale,
+            T=unscaled.T * scale,
+            **{
+                k: getattr(unscaled, k) * scale
+                for k in ("T_levels", "t_x_levels")
+                if getattr(unscaled, k) is not None
+            },
+        )
         pen = float(self.penalizer)
 
-        def objective(log_theta):
-            theta = np.exp(log_theta)
-            ll, grad = F.bgnbd_total_log_likelihood_and_gradient(
-                *theta, x, t_x_s, T_s, w, x_levels, level_w
-            )
-            value = -ll / n + pen * theta @ theta
-            return value, (-grad / n + 2.0 * pen * theta) * theta
+        def make_objective(prepared):
+            n = prepared.n
+
+            def objective(log_theta):
+                theta = np.exp(log_theta)
+                ll, grad = F.bgnbd_total_log_likelihood_and_gradient(*theta, prepared)
+                value = -ll / n + pen * theta @ theta
+                return value, (-grad / n + 2.0 * pen * theta) * theta
+
+            return objective
 
         starts = []
         if self.initial_params is not None:
@@ -178,15 +183,27 @@ class BetaGeoNBD(BaseEstimator):
             starts.append(np.log(init))
         starts += [
             np.full(4, 0.1),  # lifetimes' default start
-            np.log([0.5, max(T_s.mean(), 1e-3), 0.8, 2.5]),  # near typical published values
+            np.log([0.5, max(data.T.mean(), 1e-3), 0.8, 2.5]),  # near typical published values
             np.zeros(4),
             np.log([0.1, 0.1, 0.1, 0.1]),
             np.log([2.0, 10.0, 2.0, 10.0]),
         ]
-        outcome = minimize_multistart(
-            objective, starts, model="BetaGeoNBD", tol=self.tol, max_iter=self.max_iter
+        step = subsample_step(len(x)) if self.initial_params is None else None
+        subsample = (
+            None
+            if step is None
+            else F.bgnbd_prepare(x[::step], data.t_x[::step], data.T[::step], w[::step])
         )
-        hess = log_space_hessian(lambda lt: n * objective(lt)[1], outcome.log_params)
+        outcome, hess, warm = fit_log_params(
+            make_objective,
+            data,
+            subsample,
+            starts,
+            model="BetaGeoNBD",
+            tol=self.tol,
+            max_iter=self.max_iter,
+        )
+        n = data.n
         theta = np.exp(outcome.log_params)
         params = theta.copy()
         params[1] /= scale
@@ -202,7 +219,7 @@ class BetaGeoNBD(BaseEstimator):
         self.params_ = pd.Series(params, index=list(PARAM_NAMES), name="BetaGeoNBD")
         self.summary_ = table
         self.log_likelihood_ = float(
-            F.bgnbd_total_log_likelihood_and_gradient(*params, x, t_x, T, w, x_levels, level_w)[0]
+            F.bgnbd_total_log_likelihood_and_gradient(*params, unscaled)[0]
         )
         self.n_customers_ = int(n) if float(n).is_integer() else float(n)
         self.n_unique_rows_ = len(x)
@@ -214,6 +231,7 @@ class BetaGeoNBD(BaseEstimator):
             "message": outcome.message,
             "start": dict(zip(PARAM_NAMES, start.tolist(), strict=True)),
             "n_starts_tried": len(outcome.attempts),
+            "warm_start_from_subsample": warm,
             "objective": outcome.objective,
         }
         self.freq_ = X.attrs.get("freq")

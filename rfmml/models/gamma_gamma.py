@@ -13,8 +13,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from rfmml.errors import DataError
 from rfmml.models import _formulas as F
-from rfmml.models._fitting import log_space_hessian, minimize_multistart, parameter_table
-from rfmml.models._grouping import fingerprint, group_rows
+from rfmml.models._fitting import fit_log_params, parameter_table, subsample_step
+from rfmml.models._grouping import fingerprint, unique_rows
 from rfmml.models._validation import check_summary, first_id
 from rfmml.models.bgnbd import StandardErrorWarning
 
@@ -143,21 +143,20 @@ class GammaGamma(BaseEstimator):
                 stacklevel=2,
             )
 
-        codes, first = group_rows(x_all, m_all)
-        w = np.bincount(codes, weights=w_all, minlength=len(first))
-        x, m = x_all[first], m_all[first]
-        x_codes, x_first = group_rows(x)
-        x_levels = x[x_first]
-        level_w = np.bincount(x_codes, weights=w, minlength=len(x_first))
-        n = w.sum()
+        rows, w = unique_rows({"frequency": x_all, "monetary_value": m_all}, w_all)
+        x, m = rows["frequency"], rows["monetary_value"]
+        data = F.gamma_gamma_prepare(x, m, w)
         pen = float(self.penalizer)
 
-        def objective(log_theta):
-            theta = np.exp(log_theta)
-            ll, grad = F.gamma_gamma_total_log_likelihood_and_gradient(
-                *theta, x, m, w, x_levels, level_w
-            )
-            return -ll / n + pen * theta @ theta, (-grad / n + 2.0 * pen * theta) * theta
+        def make_objective(prepared):
+            n = prepared.n
+
+            def objective(log_theta):
+                theta = np.exp(log_theta)
+                ll, grad = F.gamma_gamma_total_log_likelihood_and_gradient(*theta, prepared)
+                return -ll / n + pen * theta @ theta, (-grad / n + 2.0 * pen * theta) * theta
+
+            return objective
 
         mean_m = float(np.average(m, weights=w))
         starts = [
@@ -166,10 +165,18 @@ class GammaGamma(BaseEstimator):
             np.zeros(3),
             np.log([10.0, 10.0, 10.0 * mean_m]),
         ]
-        outcome = minimize_multistart(
-            objective, starts, model="GammaGamma", tol=self.tol, max_iter=self.max_iter
+        step = subsample_step(len(x))
+        subsample = None if step is None else F.gamma_gamma_prepare(x[::step], m[::step], w[::step])
+        outcome, hess, warm = fit_log_params(
+            make_objective,
+            data,
+            subsample,
+            starts,
+            model="GammaGamma",
+            tol=self.tol,
+            max_iter=self.max_iter,
         )
-        hess = log_space_hessian(lambda lt: n * objective(lt)[1], outcome.log_params)
+        n = data.n
         params = np.exp(outcome.log_params)
         table, ok = parameter_table(PARAM_NAMES, params, hess)
         if not ok:
@@ -183,7 +190,7 @@ class GammaGamma(BaseEstimator):
         self.params_ = pd.Series(params, index=list(PARAM_NAMES), name="GammaGamma")
         self.summary_ = table
         self.log_likelihood_ = float(
-            F.gamma_gamma_total_log_likelihood_and_gradient(*params, x, m, w, x_levels, level_w)[0]
+            F.gamma_gamma_total_log_likelihood_and_gradient(*params, data)[0]
         )
         self.n_customers_ = int(n) if float(n).is_integer() else float(n)
         self.n_unique_rows_ = len(x)
@@ -194,6 +201,7 @@ class GammaGamma(BaseEstimator):
             "message": outcome.message,
             "start": dict(zip(PARAM_NAMES, np.exp(outcome.start).tolist(), strict=True)),
             "n_starts_tried": len(outcome.attempts),
+            "warm_start_from_subsample": warm,
             "objective": outcome.objective,
         }
         self.freq_ = X.attrs.get("freq")

@@ -59,14 +59,13 @@ def test_gradient_of_bgnbd_total_matches_finite_differences(cdnow_summary):
     s = cdnow_summary
     x, t_x, T = (s[c].to_numpy() for c in ("frequency", "recency", "T"))
     w = np.ones_like(x)
-    levels, inv = np.unique(x, return_inverse=True)
-    lw = np.bincount(inv).astype(float)
     theta = np.array([0.5, 2.0, 1.5, 3.0])  # away from the optimum: gradient is large
 
     def total(th):
-        return F.bgnbd_total_log_likelihood_and_gradient(*th, x, t_x, T, w, levels, lw)[0]
+        return F.bgnbd_total_log_likelihood_and_gradient(*th, data)[0]
 
-    value, grad = F.bgnbd_total_log_likelihood_and_gradient(*theta, x, t_x, T, w, levels, lw)
+    data = F.bgnbd_prepare(x, t_x, T, w)
+    value, grad = F.bgnbd_total_log_likelihood_and_gradient(*theta, data)
     assert value == pytest.approx(F.bgnbd_log_likelihood(x, t_x, T, *theta).sum(), rel=1e-12)
     # forward differences with h=1e-7 on a total of order 1e4: about 1e-4 relative error
     np.testing.assert_allclose(grad, approx_fprime(theta, total, 1e-7), rtol=1e-4)
@@ -76,14 +75,13 @@ def test_gradient_of_gamma_gamma_total_matches_finite_differences(cdnow_summary)
     s = cdnow_summary[cdnow_summary["frequency"] > 0]
     x, m = s["frequency"].to_numpy(), s["monetary_value"].to_numpy()
     w = np.ones_like(x)
-    levels, inv = np.unique(x, return_inverse=True)
-    lw = np.bincount(inv).astype(float)
     theta = np.array([3.0, 2.0, 20.0])
 
     def total(th):
-        return F.gamma_gamma_total_log_likelihood_and_gradient(*th, x, m, w, levels, lw)[0]
+        return F.gamma_gamma_total_log_likelihood_and_gradient(*th, data)[0]
 
-    value, grad = F.gamma_gamma_total_log_likelihood_and_gradient(*theta, x, m, w, levels, lw)
+    data = F.gamma_gamma_prepare(x, m, w)
+    value, grad = F.gamma_gamma_total_log_likelihood_and_gradient(*theta, data)
     assert value == pytest.approx(F.gamma_gamma_log_likelihood(x, m, *theta).sum(), rel=1e-12)
     np.testing.assert_allclose(grad, approx_fprime(theta, total, 1e-7), rtol=1e-4)
 

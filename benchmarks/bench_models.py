@@ -1,0 +1,249 @@
+"""Benchmark rfmml's BG/NBD, Gamma-Gamma and CLV against lifetimes on the same summaries.
+
+Usage: python benchmarks/bench_models.py [--sizes 100000 1000000 10000000] [--timeout 300]
+
+Every measurement runs in a fresh subprocess (so peak RSS belongs to one task):
+the child loads the summary from a .npz file, records its RSS, runs the task
+(best of 3 for <= 1M customers, once at 10M) and reports wall time, peak RSS
+(ru_maxrss) and the increase over the RSS after loading. lifetimes runs that
+exceed the timeout are reported as such. Results go to benchmarks/RESULTS.md
+between the bench_models markers.
+
+Summaries are simulated from the BG/NBD and Gamma-Gamma processes (CDNOW
+parameters, alpha in days), customers acquired over 365 days and observed
+for 546, with recency and T floored to whole days as btyd_summary(freq="D")
+makes them. Scoring = probability alive + expected purchases in the next 30
+days + CLV over 12 periods (days) at 1% per period, both libraries at the same
+(true) parameters; lifetimes' CLV runs with freq="M" (one step per period of
+the summary, see tests/models/test_clv.py for the mapping).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+START, END = "<!-- bench_models:start -->", "<!-- bench_models:end -->"
+BG_PARAMS = {"r": 0.243, "alpha": 30.898, "a": 0.793, "b": 2.426}  # CDNOW, alpha per day
+GG_PARAMS = {"p": 6.25, "q": 3.74, "v": 15.44}
+TASKS = ("bgnbd_fit", "gamma_gamma_fit", "scoring")
+
+
+# --------------------------------------------------------------------------- data
+def make_summary(n: int, path: Path) -> None:
+    from rfmml.models import simulate_bgnbd, simulate_gamma_gamma
+
+    rng = np.random.default_rng(42)
+    T = np.floor(546.0 - rng.uniform(0, 365, size=n))
+    s = simulate_bgnbd(n, T, BG_PARAMS, random_state=rng)
+    recency = np.floor(s["recency"].to_numpy())
+    m = simulate_gamma_gamma(s["frequency"].to_numpy(), GG_PARAMS, random_state=rng)
+    np.savez(path, frequency=s["frequency"].to_numpy(), recency=recency, T=T, monetary_value=m)
+
+
+# ------------------------------------------------------------------------- worker
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _run_rfmml(task, df):
+    import pandas as pd
+
+    from rfmml.models import BetaGeoNBD, GammaGamma, customer_lifetime_value
+
+    if task == "bgnbd_fit":
+        m = BetaGeoNBD().fit(df)
+        return {"params": m.params_.to_dict(), "log_likelihood": m.log_likelihood_}
+    if task == "gamma_gamma_fit":
+        m = GammaGamma().fit(df)
+        return {"params": m.params_.to_dict(), "log_likelihood": m.log_likelihood_}
+    bg, gg = BetaGeoNBD(), GammaGamma()
+    bg.params_, gg.params_ = pd.Series(BG_PARAMS), pd.Series(GG_PARAMS)
+    p_alive = bg.probability_alive(df)
+    expected = bg.expected_purchases(df, 30.0)
+    clv = customer_lifetime_value(bg, gg, df, horizon=12, discount_rate=0.01)
+    return {"sums": [float(p_alive.sum()), float(expected.sum()), float(clv.sum())]}
+
+
+def _run_lifetimes(task, df):
+    import pandas as pd
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+
+    f, r, T, m = df["frequency"], df["recency"], df["T"], df["monetary_value"]
+    if task == "bgnbd_fit":
+        bg = BetaGeoFitter().fit(f, r, T)
+        ll = -len(f) * BetaGeoFitter._negative_log_likelihood(
+            np.log(bg.params_[["r", "alpha", "a", "b"]].to_numpy()),
+            f.to_numpy(),
+            r.to_numpy(),
+            T.to_numpy(),
+            np.ones(len(f)),
+            0.0,
+        )
+        return {"params": bg.params_.to_dict(), "log_likelihood": float(ll)}
+    if task == "gamma_gamma_fit":
+        repeat = f > 0
+        gg = GammaGammaFitter().fit(f[repeat], m[repeat])
+        return {"params": gg.params_.to_dict()}
+    bg, gg = BetaGeoFitter(), GammaGammaFitter()
+    bg.params_, gg.params_ = pd.Series(BG_PARAMS), pd.Series(GG_PARAMS)
+    bg.predict = bg.conditional_expected_number_of_purchases_up_to_time  # lifetimes sets it in fit
+    p_alive = bg.conditional_probability_alive(f, r, T)
+    expected = bg.conditional_expected_number_of_purchases_up_to_time(30.0, f, r, T)
+    clv = gg.customer_lifetime_value(bg, f, r, T, m, time=12, discount_rate=0.01, freq="M")
+    return {"sums": [float(np.sum(p_alive)), float(np.sum(expected)), float(clv.sum())]}
+
+
+def worker(lib: str, task: str, data: str, out: str, repeats: int) -> None:
+    import pandas as pd
+
+    arrays = np.load(data)
+    df = pd.DataFrame({k: arrays[k] for k in arrays.files})
+    df.index.name = "customer_id"
+    run = _run_rfmml if lib == "rfmml" else _run_lifetimes
+    rss0 = _rss_mb()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        info = run(task, df)
+        times.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    info.update(seconds=min(times), peak_rss_mb=peak, rss_after_load_mb=rss0, repeats=repeats)
+    Path(out).write_text(json.dumps(info))
+
+
+# ----------------------------------------------------------------------- driver
+def measure(lib, task, data, n, timeout):
+    repeats = 3 if n <= 1_000_000 else 1
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        out = fh.name
+    cmd = [sys.executable, __file__, "--worker", lib, task, str(data), out, str(repeats)]
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    t0 = time.perf_counter()
+    try:
+        subprocess.run(cmd, check=True, timeout=timeout, env=env, capture_output=True)
+    except subprocess.TimeoutExpired:
+        return {"timeout": True, "seconds": time.perf_counter() - t0}
+    except subprocess.CalledProcessError as exc:
+        return {"error": exc.stderr.decode()[-500:]}
+    return json.loads(Path(out).read_text())
+
+
+def _agree(a, b):
+    if "params" in a and "params" in b:
+        keys = a["params"].keys() & b["params"].keys()
+        return max(abs(a["params"][k] / b["params"][k] - 1) for k in keys)
+    if "sums" in a and "sums" in b:
+        return max(abs(x / y - 1) for x, y in zip(a["sums"], b["sums"], strict=True))
+    return float("nan")
+
+
+def fmt_time(r):
+    if r.get("timeout"):
+        return f"> {r['seconds']:.0f} (timed out)"
+    if "error" in r:
+        return "error"
+    return f"{r['seconds']:.3f}"
+
+
+def fmt_mem(r):
+    if "peak_rss_mb" not in r:
+        return "-"
+    return f"{r['peak_rss_mb']:.0f} (+{r['peak_rss_mb'] - r['rss_after_load_mb']:.0f})"
+
+
+def write_section(text: str) -> None:
+    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    block = f"{START}\n{text.rstrip()}\n{END}"
+    if START in old and END in old:
+        new = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, old, flags=re.S)
+    else:
+        new = old.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(new)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--timeout", type=float, default=300.0)
+    args = parser.parse_args()
+    import lifetimes
+    import scipy
+
+    import rfmml
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            data = Path(tmp) / f"summary_{n}.npz"
+            t0 = time.perf_counter()
+            make_summary(n, data)
+            print(f"n={n:,}: simulated in {time.perf_counter() - t0:.1f} s", flush=True)
+            for task in TASKS:
+                ours = measure("rfmml", task, data, n, args.timeout)
+                theirs = measure("lifetimes", task, data, n, args.timeout)
+                ratio = (
+                    theirs["seconds"] / ours["seconds"]
+                    if "seconds" in ours and "seconds" in theirs
+                    else float("nan")
+                )
+                rows.append((n, task, ours, theirs, ratio))
+                print(
+                    f"  {task:16s} rfmml {fmt_time(ours):>10s}  lifetimes {fmt_time(theirs):>22s}"
+                    f"  x{ratio:.1f}  agree {_agree(ours, theirs):.1e}",
+                    flush=True,
+                )
+
+    lines = [
+        "## Models: BG/NBD, Gamma-Gamma and scoring (`benchmarks/bench_models.py`)",
+        "",
+        f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python "
+        f"{platform.python_version()}; rfmml {rfmml.__version__}, lifetimes "
+        f"{lifetimes.__version__}, numpy {np.__version__}, scipy {scipy.__version__}. "
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "Simulated daily summaries (CDNOW parameters, alpha per day; 365-day acquisition, "
+        "546-day observation; recency and T in whole days). Each cell is one fresh "
+        "subprocess: wall seconds (best of 3 up to 1M customers, single run at 10M) and "
+        "peak RSS in MiB (increase over the RSS after loading the summary). "
+        f"lifetimes runs are time-boxed at {args.timeout:.0f} s. Scoring = probability "
+        "alive + expected purchases in the next 30 days + 12-period CLV at 1%, both at "
+        "the same parameters. 'agree' = largest relative difference of fitted parameters "
+        "(fits) or of the summed predictions (scoring) between the two libraries.",
+        "",
+        "| customers | task | rfmml s | lifetimes s | speed-up | rfmml peak MiB | "
+        "lifetimes peak MiB | agree |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, task, ours, theirs, ratio in rows:
+        ratio_txt = f"{ratio:.1f}x" if np.isfinite(ratio) else "n/a"
+        if theirs.get("timeout"):
+            ratio_txt = f"> {theirs['seconds'] / ours['seconds']:.0f}x"
+        lines.append(
+            f"| {n:,} | {task} | {fmt_time(ours)} | {fmt_time(theirs)} | {ratio_txt} | "
+            f"{fmt_mem(ours)} | {fmt_mem(theirs)} | {_agree(ours, theirs):.1e} |"
+        )
+    write_section("\n".join(lines))
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker(*sys.argv[2:6], repeats=int(sys.argv[6]))
+    else:
+        main()
