@@ -233,8 +233,11 @@ def _keys(table: pd.DataFrame, key: Sequence[str] | None, where: str) -> pd.Data
         names = [key] if isinstance(key, str) else list(key)
         missing = [k for k in names if k not in table.columns and k not in table.index.names]
         if missing:
-            raise ValueError(f"{where}: key column(s) {missing} are in neither table columns.")
-    elif None not in table.index.names and not isinstance(table.index, pd.RangeIndex):
+            raise ValueError(
+                f"{where}: key column(s) {missing} are neither columns nor index levels of "
+                "the table."
+            )
+    elif None not in table.index.names:
         names = list(table.index.names)
     elif "customer_id" in table.columns:
         names = ["customer_id"]
