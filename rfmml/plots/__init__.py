@@ -1,5 +1,6 @@
 """Matplotlib figures: each function takes data and returns a Figure."""
 
+from rfmml.plots.comparison import plot_comparison
 from rfmml.plots.models import (
     plot_calibration_vs_holdout_purchases,
     plot_frequency_recency_matrix,
@@ -15,6 +16,7 @@ from rfmml.plots.segments import (
 )
 
 __all__ = [
+    "plot_comparison",
     "plot_calibration_vs_holdout_purchases",
     "plot_frequency_recency_matrix",
     "plot_period_transactions",

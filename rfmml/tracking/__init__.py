@@ -1,1 +1,36 @@
-"""Placeholder package docstring."""
+"""MLflow tracking: the only package of rfmml that imports mlflow.
+
+- :func:`resolve_tracking_uri` / :func:`ensure_experiment`: where runs go (a
+  local SQLite file by default, ``MLFLOW_TRACKING_URI`` overrides).
+- logging helpers for parameters, metrics, tables, figures and datasets.
+- :func:`log_scoring_model`: the fitted scoring pipeline as a pyfunc model,
+  logged from code (JSON artifacts, no pickle).
+- :func:`compare_segmentations`: an experiment's segmentations read back with
+  ``mlflow.search_runs`` as one table, best first.
+"""
+
+from rfmml.tracking.compare import compare_segmentations
+from rfmml.tracking.logging import (
+    flatten,
+    log_dataset,
+    log_figure,
+    log_metrics,
+    log_params,
+    log_table,
+)
+from rfmml.tracking.models import log_scoring_model
+from rfmml.tracking.store import ensure_experiment, resolve_tracking_uri, ui_command
+
+__all__ = [
+    "compare_segmentations",
+    "ensure_experiment",
+    "flatten",
+    "log_dataset",
+    "log_figure",
+    "log_metrics",
+    "log_params",
+    "log_scoring_model",
+    "log_table",
+    "resolve_tracking_uri",
+    "ui_command",
+]

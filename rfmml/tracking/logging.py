@@ -1,0 +1,104 @@
+"""Small, batched logging helpers: parameters, metrics, tables, figures, datasets."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from matplotlib.figure import Figure
+
+__all__ = [
+    "flatten",
+    "log_dataset",
+    "log_figure",
+    "log_metrics",
+    "log_params",
+    "log_table",
+]
+
+_MAX_PARAM = 6000  # MLflow's limit on a parameter value
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested mapping to ``a.b.c`` keys with string values (long values truncated)."""
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            out[name] = text[:_MAX_PARAM]
+    return out
+
+
+def log_params(params: Mapping[str, Any], prefix: str = "") -> None:
+    """Log a (nested) mapping of parameters in one call."""
+    mlflow.log_params(flatten(params, prefix))
+
+
+def log_metrics(metrics: Mapping[str, float], prefix: str = "") -> list[str]:
+    """Log the finite metrics in one call; return the names of undefined (NaN/inf) ones.
+
+    Undefined metrics (e.g. a silhouette for a single segment) are listed in the
+    run tag ``undefined_metrics`` rather than logged as NaN.
+    """
+    finite, undefined = {}, []
+    for key, value in metrics.items():
+        if value is None:
+            undefined.append(f"{prefix}{key}")
+            continue
+        number = float(value)
+        if math.isfinite(number):
+            finite[f"{prefix}{key}"] = number
+        else:
+            undefined.append(f"{prefix}{key}")
+    if finite:
+        mlflow.log_metrics(finite)
+    if undefined:
+        mlflow.set_tag("undefined_metrics", ",".join(sorted(undefined)))
+    return undefined
+
+
+def log_table(frame: pd.DataFrame, artifact_file: str, *, index: bool = True) -> None:
+    """Log a DataFrame as a CSV artifact."""
+    mlflow.log_text(frame.to_csv(index=index), artifact_file)
+
+
+def log_figure(figure: Figure, artifact_file: str) -> None:
+    """Log a matplotlib figure as a PNG artifact."""
+    mlflow.log_figure(figure, artifact_file)
+
+
+def log_dataset(
+    frame: pd.DataFrame,
+    *,
+    name: str,
+    source: str,
+    digest: str,
+    context: str,
+    report: Mapping[str, Any] | None = None,
+) -> None:
+    """Log the transactions as a run input (name, source, fingerprint, counts, cleaning).
+
+    The rows themselves are not copied: MLflow stores the schema, the profile
+    (row count) and our fingerprint as the digest.
+    """
+    dataset = mlflow.data.from_pandas(frame, name=name, source=_source(source), digest=digest)
+    tags = {"rows": str(len(frame))}
+    if report is not None:
+        tags["rows_in"] = str(report.get("rows_in"))
+        tags["rows_out"] = str(report.get("rows_out"))
+    mlflow.log_input(dataset, context=context, tags=tags)
+    if report is not None:
+        mlflow.log_dict(dict(report), "data/cleaning_report.json")
+
+
+def _source(source: str) -> str:
+    path = Path(source)
+    return str(path.resolve()) if path.exists() else source
