@@ -93,6 +93,10 @@ def neutralize_cells(frame: pd.DataFrame) -> pd.DataFrame:
         column = out.iloc[:, position]
         if not _is_text_column(column):
             continue
+        if isinstance(column.dtype, pd.CategoricalDtype) and not any(
+            isinstance(c, str) and c.startswith(FORMULA_TRIGGERS) for c in column.cat.categories
+        ):
+            continue  # no category can be a formula: skip the per-cell scan
         values = column.to_numpy(dtype=object, na_value=None)
         risky = np.fromiter(
             (isinstance(v, str) and v.startswith(FORMULA_TRIGGERS) for v in values),
