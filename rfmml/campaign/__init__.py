@@ -12,6 +12,9 @@
   who entered or left each segment since the previous run.
 - :func:`to_safe_csv` / :func:`neutralize_cells` neutralise CSV injection;
   :func:`hash_customer_ids` hashes ids with a secret salt for sharing.
+- :class:`ScoringPipeline` bundles fitted segmenters and models with the scoring
+  settings, saves them as JSON and scores a :func:`scoring_frame` (the MLflow
+  pyfunc model wraps it).
 - :func:`select_targets`: the customers worth contacting within a budget, with the
   expected revenue they cover per segment.
 
@@ -38,11 +41,13 @@ from rfmml.campaign.lists import (
     segment_lists,
     slugify,
 )
+from rfmml.campaign.pipeline_model import BTYD_COLUMNS, ScoringPipeline, scoring_frame
 from rfmml.campaign.playbook import Playbook, PlaybookEntry, load_playbook
 from rfmml.campaign.scoring import CHURN_LABELS, churn_risk_band, score_customers
 from rfmml.campaign.targeting import TargetingResult, select_targets
 
 __all__ = [
+    "BTYD_COLUMNS",
     "CHANGE_KINDS",
     "CHURN_LABELS",
     "FORMULA_TRIGGERS",
@@ -50,6 +55,7 @@ __all__ = [
     "LIST_COLUMNS",
     "Playbook",
     "PlaybookEntry",
+    "ScoringPipeline",
     "TargetingResult",
     "churn_risk_band",
     "export_segment_changes",
@@ -59,6 +65,7 @@ __all__ = [
     "neutralize_cells",
     "read_predictions",
     "score_customers",
+    "scoring_frame",
     "segment_changes",
     "segment_lists",
     "select_targets",

@@ -1,0 +1,408 @@
+"""The ``rfmml`` command.
+
+``rfmml run CONFIG`` runs an experiment end to end; ``rfmml demo`` runs the
+bundled CDNOW experiment; ``features``, ``segment``, ``fit`` and ``predict``
+work on a transaction file; ``compare`` reads an experiment back from MLflow.
+Tables go to standard output, progress and messages to standard error, so the
+output can be piped. Bad input exits with status 1 and one line of error
+(``--verbose`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+__all__ = ["main"]
+
+# Piped output is not squeezed to 80 columns: tables stay readable in files and CI logs.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+PUBLISHED_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "v": 15.44}
+
+
+def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected failures into a one-line message and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        verbose = bool(ctx.find_root().params.get("verbose"))
+        try:
+            return func(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except (ValueError, TypeError, KeyError, OSError, RuntimeError) as exc:
+            if verbose:
+                raise
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _table(frame: pd.DataFrame, title: str | None = None, floatfmt: str = "{:,.3f}") -> Table:
+    table = Table(title=title, title_justify="left")
+    index_names = [n or "" for n in frame.index.names]
+    for name in index_names:
+        table.add_column(str(name), style="bold")
+    for col in frame.columns:
+        table.add_column(str(col), justify="right")
+    for idx, row in frame.iterrows():
+        keys = idx if isinstance(idx, tuple) else (idx,)
+        cells = []
+        for value in row:
+            if isinstance(value, float):
+                cells.append("" if pd.isna(value) else floatfmt.format(value))
+            else:
+                cells.append(str(value))
+        table.add_row(*map(str, keys), *cells)
+    return table
+
+
+def _read(path: str, customer: str, timestamp: str, amount: str | None, group: str | None,
+          order: str | None, timestamp_format: str | None,
+          negative_amounts: str = "drop") -> pd.DataFrame:  # fmt: skip
+    from rfmml.data import read_transactions
+
+    tx, report = read_transactions(
+        path,
+        customer=customer,
+        timestamp=timestamp,
+        amount=amount or None,
+        group=group,
+        order=order,
+        negative_amounts=negative_amounts,
+        timestamp_format=timestamp_format,
+    )
+    err.print(f"[dim]{report}[/]", highlight=False)
+    return tx
+
+
+def _write(frame: pd.DataFrame, path: str) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(target)
+    else:
+        from rfmml.campaign import to_safe_csv
+
+        to_safe_csv(frame.reset_index(), target)
+    err.print(f"wrote {len(frame):,} rows to {target}")
+
+
+def _tx_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Column-mapping options shared by the commands that read a transaction file."""
+    options = [
+        click.argument("transactions", type=click.Path(exists=True, dir_okay=False)),
+        click.option("--customer", default="customer_id", show_default=True,
+                     help="Customer id column."),
+        click.option("--timestamp", default="timestamp", show_default=True,
+                     help="Purchase date/time column."),
+        click.option("--amount", default="amount", show_default=True,
+                     help="Purchase value column ('' for none)."),
+        click.option("--group", default=None, help="Optional group column (channel, country)."),
+        click.option("--order", default=None, help="Optional order/invoice id column."),
+        click.option("--timestamp-format", default=None, help="strftime format, e.g. %Y%m%d."),
+        click.option("--observation-end", default=None,
+                     help="As-of date (default: last transaction)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--verbose", "-v", is_flag=True, help="Show log messages and full tracebacks.")
+@click.version_option(package_name="rfmml")
+def main(verbose: bool) -> None:
+    """Customer value from transaction logs: RFM features, segments, BG/NBD + Gamma-Gamma,
+    MLflow experiments and campaign lists.
+    """  # noqa: D205
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("mlflow", "alembic", "urllib3", "py4j"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
+    if not verbose:
+        warnings.filterwarnings("ignore", module="mlflow")
+
+
+def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
+    from rfmml.config import ExperimentConfig, load_config
+    from rfmml.pipeline import run_experiment
+
+    cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
+    total = 6 + len(cfg.segmentations)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"experiment {cfg.name}", total=total)
+
+        def step(message: str) -> None:
+            progress.update(task, description=message, advance=1)
+
+        result = run_experiment(cfg, output_dir=output, tracking_uri=tracking_uri, progress=step)
+        progress.update(task, completed=total)
+    _report_run(result)
+    return result
+
+
+def _report_run(result: Any) -> None:
+    from rfmml.tracking import ui_command
+
+    cfg = result.config
+    wanted = ("rank", "buy_again_auc", "spend_variance_explained", "top_revenue_capture",
+              "best_segment_lift", "silhouette", "stability_ari_mean", "n_segments")  # fmt: skip
+    cols = [c for c in wanted if c in result.comparison.columns]
+    out.print(_table(result.comparison[cols], title=f"Segmentations ranked by "
+                     f"{cfg.primary_metric} (holdout {cfg.calibration_end.date()} to "
+                     f"{cfg.observation_end.date()})"))  # fmt: skip
+    out.print(_table(result.model_metrics, title="BG/NBD + Gamma-Gamma on the holdout period "
+                     "(baseline: calibration purchase rate carried forward)"))  # fmt: skip
+    pred = result.predictions
+    if "segment" in pred.columns:
+        seg = (
+            pred.groupby("segment", observed=True)
+            .agg(customers=("customer_id", "size"), mean_p_alive=("probability_alive", "mean"),
+                 total_clv=("clv", "sum"), action=("action", "first"))
+            .sort_values("total_clv", ascending=False)
+        )  # fmt: skip
+        title = (
+            f"Customers by segment ({len(pred):,} scored, CLV over {cfg.models.horizon:g} "
+            f"periods of {cfg.freq})"
+        )
+        out.print(_table(seg, title=title, floatfmt="{:,.2f}"))
+    o = result.output_dir
+    out.print(f"\n[bold]Outputs[/] in {o}/")
+    for key in ("predictions_parquet", "predictions_csv", "comparison_csv", "comparison_png",
+                "segment_lists", "segment_changes", "transitions_png", "model"):  # fmt: skip
+        if key in result.files:
+            out.print(f"  {key:<20} {result.files[key]}")
+    out.print(f"  {'mlflow model':<20} {result.model_uri} (run {result.runs.get('scoring')})")
+    out.print(f"\nOpen the MLflow UI:  {ui_command(result.tracking_uri)}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", "-o", default=None, help="Output folder (default: the config's).")
+@click.option("--tracking-uri", default=None, help="MLflow store (default: ./mlflow.db).")
+@_handle_errors
+def run(config: str, output: str | None, tracking_uri: str | None) -> None:
+    """Run the experiment CONFIG (a TOML file) end to end and log it to MLflow."""
+    _run(config, output, tracking_uri)
+
+
+@main.command()
+@click.option("--output", "-o", default="rfmml-output", show_default=True,
+              help="Output folder, below the current directory.")  # fmt: skip
+@click.option("--tracking-uri", default=None, help="MLflow store (default: ./mlflow.db).")
+@_handle_errors
+def demo(output: str, tracking_uri: str | None) -> None:
+    """Run the bundled CDNOW experiment here: features, rule and k-means segments,
+    BG/NBD + Gamma-Gamma, the MLflow comparison and batch predictions.
+    """  # noqa: D205
+    from rfmml.config import load_config
+
+    path = resources.files("rfmml") / "_experiments" / "cdnow.toml"
+    with resources.as_file(path) as file:
+        cfg = load_config(file)
+    _reference_check()
+    _run(cfg, str(Path(output) / cfg.name), tracking_uri)
+
+
+def _reference_check() -> None:
+    """Fit both models on the published CDNOW sample and print them beside the papers."""
+    from rfmml.data import load_cdnow_summary
+    from rfmml.models import BetaGeoNBD, GammaGamma
+
+    summary = load_cdnow_summary()
+    bgnbd = BetaGeoNBD().fit(summary)
+    gg = GammaGamma().fit(summary[summary["frequency"] > 0])
+    rows = [(f"BG/NBD {k}", PUBLISHED_BGNBD[k], float(v)) for k, v in bgnbd.params_.items()]
+    rows.append(("BG/NBD log-likelihood", -9582.4, bgnbd.log_likelihood_))
+    rows += [
+        (f"Gamma-Gamma {k}", PUBLISHED_GAMMA_GAMMA[k], float(v)) for k, v in gg.params_.items()
+    ]
+    frame = pd.DataFrame(rows, columns=["parameter", "published", "rfmml"]).set_index("parameter")
+    out.print(_table(frame, title="Reference check: CDNOW 2,357-customer sample (Fader, Hardie "
+                     "& Lee 2005; Hardie note 025)"))  # fmt: skip
+
+
+@main.command()
+@_tx_options
+@click.option("--freq", type=click.Choice(["D", "W", "M"]), default="D", show_default=True)
+@click.option("--form", type=click.Choice(["both", "btyd", "classic"]), default="both",
+              show_default=True, help="BTYD summary, classic RFM table, or both side by side.")
+@click.option("--output", "-o", default=None, help="Write to a .csv or .parquet file.")
+@_handle_errors
+def features(transactions: str, customer: str, timestamp: str, amount: str, group: str | None,
+             order: str | None, timestamp_format: str | None, observation_end: str | None,
+             freq: str, form: str, output: str | None) -> None:  # fmt: skip
+    """Per-customer RFM features of a CSV or Parquet TRANSACTIONS file."""
+    from rfmml.features import btyd_summary, rfm_table
+
+    tx = _read(transactions, customer, timestamp, amount, group, order, timestamp_format)
+    parts = []
+    if form in ("both", "classic"):
+        parts.append(rfm_table(tx, observation_end=observation_end, group=group))
+    if form in ("both", "btyd"):
+        parts.append(btyd_summary(tx, observation_end=observation_end, freq=freq, group=group))
+    frame = parts[0] if len(parts) == 1 else parts[0].join(parts[1])
+    if output:
+        _write(frame, output)
+    numeric = frame.select_dtypes("number")
+    out.print(_table(numeric.describe().T, title=f"{len(frame):,} customers"))
+
+
+def _segmenter(scheme: str, kmeans: str | None, seed: int) -> Any:
+    from rfmml.segments import KMeansSegmenter, RuleSegmenter
+
+    if kmeans:
+        k: Any = kmeans if kmeans == "auto" else int(kmeans)
+        return KMeansSegmenter(n_clusters=k, random_state=seed)
+    return RuleSegmenter(scheme=scheme)
+
+
+@main.command()
+@_tx_options
+@click.option("--scheme", default="rf_grid", show_default=True,
+              help="Rule scheme: rf_grid, rfm11 or a TOML file.")  # fmt: skip
+@click.option("--kmeans", default=None, help="Use k-means with this k (or 'auto') instead.")
+@click.option("--seed", default=0, show_default=True, help="Random seed for k-means.")
+@click.option("--output", "-o", default=None, help="Write segments to a .csv or .parquet file.")
+@_handle_errors
+def segment(transactions: str, customer: str, timestamp: str, amount: str, group: str | None,
+            order: str | None, timestamp_format: str | None, observation_end: str | None,
+            scheme: str, kmeans: str | None, seed: int, output: str | None) -> None:  # fmt: skip
+    """Segment the customers of TRANSACTIONS with rules or k-means; print the profile."""
+    from rfmml.features import rfm_table
+    from rfmml.segments import KMeansSegmenter, segment_profile
+
+    tx = _read(transactions, customer, timestamp, amount, group, order, timestamp_format)
+    X = rfm_table(tx, observation_end=observation_end, group=group)
+    seg = _segmenter(scheme, kmeans, seed).fit(X)
+    labels = seg.predict_names(X) if isinstance(seg, KMeansSegmenter) else seg.predict(X)
+    profile = segment_profile(X, labels)
+    out.print(_table(profile, title="Segment profile"))
+    if output:
+        frame = X.assign(segment=labels.astype(str))
+        _write(frame, output)
+
+
+@main.command()
+@_tx_options
+@click.option("--freq", type=click.Choice(["D", "W", "M"]), default="W", show_default=True)
+@click.option("--penalizer", default=0.0, show_default=True, help="L2 penalty of both models.")
+@click.option("--models-dir", default="models", show_default=True,
+              help="Where bgnbd.json and gamma_gamma.json go.")  # fmt: skip
+@_handle_errors
+def fit(transactions: str, customer: str, timestamp: str, amount: str, group: str | None,
+        order: str | None, timestamp_format: str | None, observation_end: str | None,
+        freq: str, penalizer: float, models_dir: str) -> None:  # fmt: skip
+    """Fit BG/NBD and Gamma-Gamma to TRANSACTIONS and save them as JSON."""
+    from rfmml.features import btyd_summary
+    from rfmml.models import BetaGeoNBD, GammaGamma
+
+    tx = _read(transactions, customer, timestamp, amount, group, order, timestamp_format)
+    summary = btyd_summary(tx, observation_end=observation_end, freq=freq, group=group)
+    bgnbd = BetaGeoNBD(penalizer=penalizer).fit(summary)
+    folder = Path(models_dir)
+    bgnbd.save(folder / "bgnbd.json")
+    out.print(_table(bgnbd.summary_, title=f"BG/NBD ({freq}), log-likelihood "
+                     f"{bgnbd.log_likelihood_:,.1f}, {len(summary):,} customers"))  # fmt: skip
+    if "monetary_value" in summary.columns:
+        repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+        gg = GammaGamma(penalizer=penalizer).fit(repeat)
+        gg.save(folder / "gamma_gamma.json")
+        out.print(_table(gg.summary_, title=f"Gamma-Gamma on {len(repeat):,} repeat customers"))
+    err.print(f"saved models to {folder}/")
+
+
+@main.command()
+@_tx_options
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A scoring pipeline folder (the 'model' folder of an rfmml run).")  # fmt: skip
+@click.option("--output", "-o", default="rfmml-predictions", show_default=True,
+              help="Output folder.")  # fmt: skip
+@click.option("--previous", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="An earlier predictions.parquet: also write entered/left lists.")
+@click.option("--hash-ids", is_flag=True, help="Hash customer ids in the segment lists.")
+@click.option("--salt", default=None, help="Salt for --hash-ids.")
+@_handle_errors
+def predict(transactions: str, customer: str, timestamp: str, amount: str, group: str | None,
+            order: str | None, timestamp_format: str | None, observation_end: str | None,
+            model_dir: str, output: str, previous: str | None, hash_ids: bool,
+            salt: str | None) -> None:  # fmt: skip
+    """Score the customers of TRANSACTIONS with a saved pipeline; write predictions and lists."""
+    from rfmml.campaign import (
+        ScoringPipeline,
+        export_segment_changes,
+        export_segment_lists,
+        read_predictions,
+        scoring_frame,
+        write_predictions,
+    )
+    from rfmml.features import btyd_summary, rfm_table
+    from rfmml.pipeline import fingerprint
+
+    pipeline = ScoringPipeline.load(model_dir)
+    tx = _read(transactions, customer, timestamp, amount, group, order, timestamp_format)
+    frame = scoring_frame(
+        rfm_table(tx, observation_end=observation_end, group=group),
+        btyd_summary(tx, observation_end=observation_end, freq=pipeline.freq, group=group),
+    )
+    table = pipeline.predict(frame)
+    paths = write_predictions(
+        table, output, fingerprints={"transactions": fingerprint(tx), "model": str(model_dir)}
+    )
+    if "segment" in table.columns:
+        export_segment_lists(table, Path(output) / "segments", hash_ids=hash_ids, salt=salt)
+        if previous:
+            export_segment_changes(
+                read_predictions(previous), table, Path(output) / "changes",
+                hash_ids=hash_ids, salt=salt,
+            )  # fmt: skip
+    for kind, path in paths.items():
+        err.print(f"wrote {kind}: {path}")
+    out.print(f"scored {len(table):,} customers into {output}/")
+
+
+@main.command()
+@click.argument("experiment")
+@click.option("--tracking-uri", default=None, help="MLflow store (default: ./mlflow.db).")
+@click.option("--primary", default=None, help="Metric to rank by (default: the run's).")
+@_handle_errors
+def compare(experiment: str, tracking_uri: str | None, primary: str | None) -> None:
+    """Compare the segmentations of EXPERIMENT's latest run, read back from MLflow."""
+    from rfmml.tracking import compare_segmentations
+
+    table = compare_segmentations(experiment, tracking_uri=tracking_uri, primary=primary)
+    cols = [c for c in table.columns if c not in ("run_id", "kind")]
+    out.print(_table(table[cols], title=f"{experiment}: ranked by {table.attrs['primary']}"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
