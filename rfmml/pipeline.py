@@ -265,53 +265,40 @@ def run_experiment(
     step("building calibration features and holdout outcomes")
     cal = _Calibration(tx, cfg)
 
-    import mlflow
-
     experiment_id = tracking.ensure_experiment(cfg.name, uri)
     runs: dict[str, str] = {}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{cfg.name}") as parent:
-        try:
-            mlflow.set_tags(
-                {
-                    "rfmml.role": "parent",
-                    "rfmml.primary_metric": cfg.primary_metric,
-                    "rfmml.data_fingerprint": data_fp,
-                }
-            )
-            tracking.log_params(_run_params(cfg, report, tx))
-            tracking.log_dataset(
-                tx,
-                name=cfg.data.source if cfg.data.source in ("cdnow", "online_retail")
-                else Path(source).stem,
-                source=source,
-                digest=data_fp[7:23],
-                context="transactions",
-                report=report.to_dict(),
-            )  # fmt: skip
-            results, fitted = _evaluate_segmentations(cfg, cal, runs, step)
-            comparison = compare_table(results, primary=cfg.primary_metric)
-            files = _log_comparison(comparison, out)
-            step("fitting BG/NBD and Gamma-Gamma")
-            model_metrics = _fit_models(cfg, cal, runs)
-            files["model_metrics"] = out / "model_metrics.csv"
-            model_metrics.to_csv(files["model_metrics"])
-            step("segment transitions between calibration and observation end")
-            _log_transitions(cfg, tx, comparison, out, files)
-            step("refitting on the full period and scoring customers")
-            scored = _score(cfg, tx, comparison, fitted, data_fp, out, files, runs)
-            pipeline, scoring_input, predictions, model_uri = scored
-            report_path = out / "cleaning_report.json"
-            report_path.write_text(json.dumps(report.to_dict(), indent=2))
-            files["cleaning_report"] = report_path
-        except BaseException as exc:
-            message = f"{type(exc).__name__}: {exc}"[:5000]
-            client = mlflow.tracking.MlflowClient(tracking_uri=uri)
-            client.set_tag(parent.info.run_id, "error", message)
-            active = mlflow.active_run()
-            if active is not None and active.info.run_id != parent.info.run_id:
-                client.set_tag(active.info.run_id, "error", message)
-                mlflow.end_run(status="FAILED")
-            raise
+    tags = {
+        "rfmml.role": "parent",
+        "rfmml.primary_metric": cfg.primary_metric,
+        "rfmml.data_fingerprint": data_fp,
+    }
+    with tracking.tracked_run(cfg.name, experiment_id=experiment_id, tags=tags) as parent:
+        tracking.log_params(_run_params(cfg, report, tx))
+        tracking.log_dataset(
+            tx,
+            name=cfg.data.source if cfg.data.source in ("cdnow", "online_retail")
+            else Path(source).stem,
+            source=source,
+            digest=data_fp[7:23],
+            context="transactions",
+            report=report.to_dict(),
+        )  # fmt: skip
+        results, fitted = _evaluate_segmentations(cfg, cal, runs, step)
+        comparison = compare_table(results, primary=cfg.primary_metric)
+        comparison.attrs["primary"] = cfg.primary_metric
+        files = _log_comparison(comparison, out)
+        step("fitting BG/NBD and Gamma-Gamma")
+        model_metrics = _fit_models(cfg, cal, runs)
+        files["model_metrics"] = out / "model_metrics.csv"
+        model_metrics.to_csv(files["model_metrics"])
+        step("segment transitions between calibration and observation end")
+        _log_transitions(cfg, tx, comparison, out, files)
+        step("refitting on the full period and scoring customers")
+        scored = _score(cfg, tx, comparison, fitted, data_fp, out, files, runs)
+        pipeline, scoring_input, predictions, model_uri = scored
+        report_path = out / "cleaning_report.json"
+        report_path.write_text(json.dumps(report.to_dict(), indent=2))
+        files["cleaning_report"] = report_path
     return ExperimentResult(
         config=cfg,
         tracking_uri=uri,
@@ -342,8 +329,6 @@ def _run_params(cfg: ExperimentConfig, report: CleaningReport, tx: pd.DataFrame)
 def _evaluate_segmentations(
     cfg: ExperimentConfig, cal: _Calibration, runs: dict[str, str], step: Progress
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    import mlflow
-
     from rfmml import tracking
 
     results: dict[str, dict[str, float]] = {}
@@ -351,15 +336,13 @@ def _evaluate_segmentations(
     for seg_cfg in cfg.segmentations:
         step(f"segmentation {seg_cfg.name}")
         segmenter = _segmenter(seg_cfg, cfg)
-        with mlflow.start_run(run_name=seg_cfg.name, nested=True) as run:
+        tags = {
+            "rfmml.role": "segmentation",
+            "rfmml.segmentation": seg_cfg.name,
+            "rfmml.kind": seg_cfg.kind,
+        }
+        with tracking.tracked_run(seg_cfg.name, nested=True, tags=tags) as run:
             runs[seg_cfg.name] = run.info.run_id
-            mlflow.set_tags(
-                {
-                    "rfmml.role": "segmentation",
-                    "rfmml.segmentation": seg_cfg.name,
-                    "rfmml.kind": seg_cfg.kind,
-                }
-            )
             tracking.log_params(segmenter.get_params(deep=False) | {"kind": seg_cfg.kind})
             segmenter.fit(cal.features)
             labels = _labels(segmenter, cal.features)
@@ -369,8 +352,8 @@ def _evaluate_segmentations(
                 cal.cal_holdout,
                 X_std=cal.X_std,
                 holdout_spend=cal.holdout_spend,
-                segmenter=segmenter,
-                n_bootstrap=cfg.n_bootstrap,
+                segmenter=segmenter if cfg.n_bootstrap > 0 else None,  # 0: no stability
+                n_bootstrap=max(cfg.n_bootstrap, 1),
                 random_state=cfg.random_state,
                 sample_size=cfg.sample_size,
             )
@@ -390,13 +373,13 @@ def _evaluate_segmentations(
                     )
                     _save_figure(fig, folder / "rf_grid.png")
                 else:
-                    mlflow.log_param("n_clusters_chosen", segmenter.n_clusters_)
+                    tracking.log_params({"n_clusters_chosen": segmenter.n_clusters_})
                     segmenter.cluster_centers_.assign(name=segmenter.cluster_names_).to_csv(
                         folder / "cluster_centers.csv"
                     )
                     segmenter.rule_agreement_.to_csv(folder / "rule_agreement.csv")
-                    mlflow.log_metric(
-                        "rule_adjusted_rand_score", segmenter.adjusted_rand_score_
+                    tracking.log_metrics(
+                        {"rule_adjusted_rand_score": segmenter.adjusted_rand_score_}
                     )
                     _save_figure(
                         plot_cluster_profiles(segmenter, cal.features),
@@ -406,41 +389,39 @@ def _evaluate_segmentations(
                         plot_silhouette_curve(segmenter.silhouette_curve_),
                         folder / "silhouette_curve.png",
                     )
-                mlflow.log_artifacts(str(folder))
+                tracking.log_artifacts(folder)
     return results, fitted
 
 
 def _log_comparison(comparison: pd.DataFrame, out: Path) -> dict[str, Path]:
-    import mlflow
+    from rfmml import tracking
 
     files = {"comparison_csv": out / "comparison.csv", "comparison_png": out / "comparison.png"}
     comparison.to_csv(files["comparison_csv"])
     _save_figure(plot_comparison(comparison), files["comparison_png"])
-    mlflow.log_artifact(str(files["comparison_csv"]))
-    mlflow.log_artifact(str(files["comparison_png"]))
+    tracking.log_artifact(files["comparison_csv"])
+    tracking.log_artifact(files["comparison_png"])
     return files
 
 
 def _fit_models(cfg: ExperimentConfig, cal: _Calibration, runs: dict[str, str]) -> pd.DataFrame:
-    import mlflow
-
     from rfmml import tracking
 
-    with mlflow.start_run(run_name="bgnbd_gamma_gamma", nested=True) as run:
+    tags = {"rfmml.role": "models"}
+    with tracking.tracked_run("bgnbd_gamma_gamma", nested=True, tags=tags) as run:
         runs["models"] = run.info.run_id
-        mlflow.set_tags({"rfmml.role": "models"})
         bgnbd = BetaGeoNBD(penalizer=cfg.models.bgnbd_penalizer)
         gg = GammaGamma(penalizer=cfg.models.gamma_gamma_penalizer)
         tracking.log_params(bgnbd.get_params(), "bgnbd.")
         tracking.log_params(gg.get_params(), "gamma_gamma.")
         bgnbd.fit(cal.summary)
         gg_rows, excluded = _gamma_gamma_rows(cal.summary)
-        mlflow.log_param("gamma_gamma.excluded_zero_value_repeat_customers", excluded)
+        tracking.log_params({"gamma_gamma.excluded_zero_value_repeat_customers": excluded})
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             gg.fit(gg_rows)
         if caught:
-            mlflow.set_tag("gamma_gamma.warnings", " | ".join(str(w.message) for w in caught))
+            tracking.set_tags({"gamma_gamma.warnings": " | ".join(str(w.message) for w in caught)})
         metrics = {f"bgnbd.{k}": v for k, v in dict(bgnbd.params_).items()}
         metrics |= {f"gamma_gamma.{k}": v for k, v in dict(gg.params_).items()}
         metrics["bgnbd.log_likelihood"] = bgnbd.log_likelihood_
@@ -470,7 +451,7 @@ def _fit_models(cfg: ExperimentConfig, cal: _Calibration, runs: dict[str, str]) 
             }
             for file, fig in figures.items():
                 _save_figure(fig, folder / file)
-            mlflow.log_artifacts(str(folder))
+            tracking.log_artifacts(folder)
     return table
 
 
@@ -497,7 +478,7 @@ def _log_transitions(
     out: Path,
     files: dict[str, Path],
 ) -> None:
-    import mlflow
+    from rfmml import tracking
 
     kinds = {s.name: s.kind for s in cfg.segmentations}
     best = _best(comparison, kinds, "rules")
@@ -520,7 +501,7 @@ def _log_transitions(
     title = f"{best}: {cfg.calibration_end.date()} to {cfg.observation_end.date()}"
     _save_figure(plot_transition_matrix(rates, title=title), files["transitions_png"])
     for key in ("transitions_counts", "transitions_rates", "transitions_png"):
-        mlflow.log_artifact(str(files[key]), artifact_path="transitions")
+        tracking.log_artifact(files[key], artifact_path="transitions")
 
 
 def _score(
@@ -533,8 +514,6 @@ def _score(
     files: dict[str, Path],
     runs: dict[str, str],
 ) -> tuple[ScoringPipeline, pd.DataFrame, pd.DataFrame, str]:
-    import mlflow
-
     from rfmml import tracking
 
     group = cfg.data.group
@@ -586,16 +565,14 @@ def _score(
     pipeline.save(out / "model")
     files["model"] = out / "model"
 
-    with mlflow.start_run(run_name="scoring", nested=True) as run:
+    tags = {
+        "rfmml.role": "scoring",
+        "rfmml.rule_segmentation": str(best_rules),
+        "rfmml.kmeans_segmentation": str(best_kmeans),
+    }
+    with tracking.tracked_run("scoring", nested=True, tags=tags) as run:
         runs["scoring"] = run.info.run_id
-        mlflow.set_tags(
-            {
-                "rfmml.role": "scoring",
-                "rfmml.rule_segmentation": str(best_rules),
-                "rfmml.kmeans_segmentation": str(best_kmeans),
-            }
-        )
-        mlflow.log_params(
+        tracking.log_params(
             {
                 "horizon": cfg.models.horizon,
                 "discount_rate": cfg.models.discount_rate,
@@ -620,5 +597,5 @@ def _score(
             else pd.DataFrame()
         )
         tracking.log_table(by_segment, "predictions_by_segment.csv")
-        mlflow.log_artifact(str(files["predictions_meta"]))
+        tracking.log_artifact(files["predictions_meta"])
     return pipeline, scoring_input, predictions, model_uri

@@ -12,19 +12,26 @@
 from rfmml.tracking.compare import compare_segmentations
 from rfmml.tracking.logging import (
     flatten,
+    log_artifact,
+    log_artifacts,
     log_dataset,
     log_figure,
     log_metrics,
     log_params,
     log_table,
+    set_tags,
 )
 from rfmml.tracking.models import log_scoring_model
+from rfmml.tracking.runs import tracked_run
 from rfmml.tracking.store import ensure_experiment, resolve_tracking_uri, ui_command
 
 __all__ = [
     "compare_segmentations",
     "ensure_experiment",
     "flatten",
+    "log_artifact",
+    "log_artifacts",
+    "set_tags",
     "log_dataset",
     "log_figure",
     "log_metrics",
@@ -32,5 +39,6 @@ __all__ = [
     "log_scoring_model",
     "log_table",
     "resolve_tracking_uri",
+    "tracked_run",
     "ui_command",
 ]

@@ -14,6 +14,9 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "flatten",
+    "log_artifact",
+    "log_artifacts",
+    "set_tags",
     "log_dataset",
     "log_figure",
     "log_metrics",
@@ -102,3 +105,18 @@ def log_dataset(
 def _source(source: str) -> str:
     path = Path(source)
     return str(path.resolve()) if path.exists() else source
+
+
+def log_artifacts(folder: str | Path, artifact_path: str | None = None) -> None:
+    """Log every file of a folder as artifacts of the active run."""
+    mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    """Log one file as an artifact of the active run."""
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    """Set tags on the active run (values as strings)."""
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
