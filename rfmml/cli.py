@@ -24,12 +24,15 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["main"]
 
 # Piped output is not squeezed to 80 columns: tables stay readable in files and CI logs.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
+KEY_METRICS = ("rank", "buy_again_auc", "spend_variance_explained", "top_revenue_capture",
+               "best_segment_lift", "silhouette", "stability_ari_mean", "n_segments")  # fmt: skip
 PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PUBLISHED_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "v": 15.44}
 
@@ -49,7 +52,7 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             if verbose:
                 raise
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            err.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
             sys.exit(1)
 
     return wrapper
@@ -89,7 +92,7 @@ def _read(path: str, customer: str, timestamp: str, amount: str | None, group: s
         negative_amounts=negative_amounts,
         timestamp_format=timestamp_format,
     )
-    err.print(f"[dim]{report}[/]", highlight=False)
+    err.print(Text(str(report), style="dim"))
     return tx
 
 
@@ -174,9 +177,7 @@ def _report_run(result: Any) -> None:
     from rfmml.tracking import ui_command
 
     cfg = result.config
-    wanted = ("rank", "buy_again_auc", "spend_variance_explained", "top_revenue_capture",
-              "best_segment_lift", "silhouette", "stability_ari_mean", "n_segments")  # fmt: skip
-    cols = [c for c in wanted if c in result.comparison.columns]
+    cols = [c for c in KEY_METRICS if c in result.comparison.columns]
     out.print(_table(result.comparison[cols], title=f"Segmentations ranked by "
                      f"{cfg.primary_metric} (holdout {cfg.calibration_end.date()} to "
                      f"{cfg.observation_end.date()})"))  # fmt: skip
@@ -394,13 +395,20 @@ def predict(transactions: str, customer: str, timestamp: str, amount: str, group
 @click.argument("experiment")
 @click.option("--tracking-uri", default=None, help="MLflow store (default: ./mlflow.db).")
 @click.option("--primary", default=None, help="Metric to rank by (default: the run's).")
+@click.option("--all-metrics", is_flag=True, help="Show every logged metric, not the key ones.")
+@click.option("--output", "-o", default=None, help="Also write the table to a CSV file.")
 @_handle_errors
-def compare(experiment: str, tracking_uri: str | None, primary: str | None) -> None:
+def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_metrics: bool,
+            output: str | None) -> None:  # fmt: skip
     """Compare the segmentations of EXPERIMENT's latest run, read back from MLflow."""
     from rfmml.tracking import compare_segmentations
 
     table = compare_segmentations(experiment, tracking_uri=tracking_uri, primary=primary)
-    cols = [c for c in table.columns if c not in ("run_id", "kind")]
+    if output:
+        table.to_csv(output)
+    metrics = [c for c in table.columns if c not in ("run_id", "kind")]
+    wanted = [table.attrs["primary"], *KEY_METRICS]
+    cols = metrics if all_metrics else list(dict.fromkeys(c for c in wanted if c in metrics))
     out.print(_table(table[cols], title=f"{experiment}: ranked by {table.attrs['primary']}"))
 
 

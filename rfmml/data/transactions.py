@@ -365,6 +365,13 @@ def read_transactions(
             f"negative_amounts must be 'drop', 'net' or 'error', got {negative_amounts!r}"
         )
     schema = TransactionSchema(customer, timestamp, amount, group, order)
+    used = schema.source_columns
+    twice = sorted({c for c in used if used.count(c) > 1})
+    if twice:
+        raise DataError(
+            f"column(s) {twice} are mapped to more than one of customer, timestamp, amount, "
+            "group and order; map each to its own column"
+        )
     frame, kind = _load(source, schema)
     report = CleaningReport(rows_in=len(frame))
     if frame.empty:

@@ -197,3 +197,8 @@ def test_unsupported_type():
 def test_bad_policy():
     with pytest.raises(ValueError, match="negative_amounts must be"):
         read_transactions(pd.DataFrame(), negative_amounts="keep")
+
+
+def test_one_column_mapped_twice(raw):
+    with pytest.raises(DataError, match=r"\['Value'\] are mapped to more than one"):
+        read_transactions(raw, customer="Customer", timestamp="Value", amount="Value")

@@ -1,0 +1,199 @@
+"""The rfmml command end to end on a small real sample, and its bad-input paths."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from rfmml.cli import main
+
+INJECTIONS = ['=HYPERLINK("http://example.com","x")', "+1+2", "@SUM(A1)", "-2+3"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, cdnow_tx):
+    """A CSV of 1,500 real CDNOW customers (four ids replaced by formula text) + a config."""
+    folder = tmp_path_factory.mktemp("cli")
+    ids = cdnow_tx["customer_id"].drop_duplicates().sample(1500, random_state=3)
+    sample = cdnow_tx[cdnow_tx["customer_id"].isin(ids)].copy()
+    sample["cust"] = sample["customer_id"].astype(str)
+    hostile = dict(zip(ids.astype(str).iloc[:4], INJECTIONS, strict=True))
+    sample["cust"] = sample["cust"].replace(hostile)
+    sample["date"] = sample["timestamp"].dt.strftime("%Y-%m-%d")
+    sample[["cust", "date", "amount"]].to_csv(folder / "orders.csv", index=False)
+    config = f"""
+[experiment]
+name = "cli_small"
+
+[data]
+source = "{folder / 'orders.csv'}"
+customer = "cust"
+timestamp = "date"
+amount = "amount"
+
+[periods]
+calibration_end = "1997-09-30"
+observation_end = "1998-06-30"
+freq = "W"
+
+[[segmentations]]
+name = "rf_grid"
+kind = "rules"
+scheme = "rf_grid"
+
+[[segmentations]]
+name = "kmeans_3"
+kind = "kmeans"
+n_clusters = 3
+
+[models]
+horizon = 26
+
+[evaluation]
+n_bootstrap = 2
+sample_size = 800
+"""
+    (folder / "small.toml").write_text(config)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ran(workspace):
+    runner = CliRunner()
+    uri = f"sqlite:///{workspace / 'mlflow.db'}"
+    result = runner.invoke(
+        main,
+        ["run", str(workspace / "small.toml"), "-o", str(workspace / "out"), "--tracking-uri", uri],
+        catch_exceptions=False,
+    )
+    return result, workspace / "out", uri
+
+
+def test_run_succeeds_and_prints_where_things_went(ran):
+    result, out, uri = ran
+    assert result.exit_code == 0, result.output
+    assert "Segmentations ranked by buy_again_auc" in result.output
+    assert f"mlflow ui --backend-store-uri {uri}" in result.output
+
+
+def test_every_output_file_exists_and_reads_back(ran):
+    _, out, _ = ran
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    assert len(predictions) == 1500
+    assert predictions["customer_id"].is_unique
+    meta = json.loads((out / "predictions.meta.json").read_text())
+    assert meta["n_rows"] == 1500
+    for name in ["predictions.csv", "comparison.csv", "model_metrics.csv",
+                 "transitions_counts.csv", "transitions_rates.csv"]:  # fmt: skip
+        assert len(pd.read_csv(out / name)) > 0, name
+    for name in ["comparison.png", "transition_matrix.png"]:
+        assert (out / name).stat().st_size > 1000
+    assert (out / "model" / "pipeline.json").exists()
+
+
+def test_segment_lists_add_up_to_the_customer_count(ran):
+    _, out, _ = ran
+    lists = list((out / "segments").glob("*.csv"))
+    assert len(lists) >= 5
+    assert sum(len(pd.read_csv(p)) for p in lists) == 1500
+
+
+def test_csv_injection_is_neutralised(ran):
+    _, out, _ = ran
+    with open(out / "predictions.csv", newline="", encoding="utf-8") as handle:
+        cells = {row["customer_id"] for row in csv.DictReader(handle)}
+    for text in INJECTIONS:
+        assert "'" + text in cells
+        assert text not in cells
+    listed = set()
+    for path in (out / "segments").glob("*.csv"):
+        with open(path, newline="", encoding="utf-8") as handle:
+            listed |= {row["customer_id"] for row in csv.DictReader(handle)}
+    assert all(("'" + t) in listed for t in INJECTIONS)
+
+
+def test_compare_reads_the_run_back(ran):
+    _, _, uri = ran
+    result = CliRunner().invoke(main, ["compare", "cli_small", "--tracking-uri", uri])
+    assert result.exit_code == 0, result.output
+    assert "rf_grid" in result.output and "kmeans_3" in result.output
+
+
+def test_features_segment_fit_predict(ran, workspace, tmp_path):
+    _, out, _ = ran
+    runner = CliRunner()
+    args = [str(workspace / "orders.csv"), "--customer", "cust", "--timestamp", "date"]
+    target = str(tmp_path / "f.parquet")
+    result = runner.invoke(main, ["features", *args, "--freq", "W", "-o", target])
+    assert result.exit_code == 0, result.output
+    features = pd.read_parquet(tmp_path / "f.parquet")
+    assert {"recency_days", "n_orders", "frequency", "recency", "T"} <= set(features.columns)
+    assert len(features) == 1500
+
+    result = runner.invoke(main, ["segment", *args, "--scheme", "rfm11", "-o",
+                                  str(tmp_path / "s.csv")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Champions" in result.output
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 1500
+
+    result = runner.invoke(main, ["fit", *args, "--models-dir", str(tmp_path / "models")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "models" / "bgnbd.json").exists()
+    assert (tmp_path / "models" / "gamma_gamma.json").exists()
+
+    result = runner.invoke(main, ["predict", *args, "--model", str(out / "model"),
+                                  "-o", str(tmp_path / "pred"),
+                                  "--previous", str(out / "predictions.parquet"),
+                                  "--hash-ids", "--salt", "s3cret"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_parquet(tmp_path / "pred" / "predictions.parquet")) == 1500
+    champions = pd.read_csv(tmp_path / "pred" / "segments" / "champions.csv")
+    assert "customer_id_sha256" in champions.columns
+    assert (tmp_path / "pred" / "changes").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["features", "{csv}"], r"error: column\(s\) \['customer_id', 'timestamp'\] not found"),
+        (["features", "{csv}", "--customer", "cust", "--timestamp", "amount", "--amount", ""],
+         "error: column 'amount' holds numbers"),
+        (["features", "{csv}", "--customer", "cust", "--timestamp", "amount"],
+         r"error: column\(s\) \['amount'\] are mapped to more than one"),
+        (["run", "{bad_config}"], r"error: unknown key\(s\) \['colour'\] in \[data\]"),
+        (["segment", "{csv}", "--customer", "cust", "--timestamp", "date", "--scheme", "nope"],
+         "error: unknown scheme 'nope'"),
+        (["predict", "{csv}", "--customer", "cust", "--timestamp", "date", "--model", "{empty}"],
+         "error: .*pipeline.json"),
+    ],
+)  # fmt: skip
+def test_bad_input_exits_non_zero_with_one_line(workspace, tmp_path, args, message):
+    import re
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text((workspace / "small.toml").read_text().replace("[data]", "[data]\ncolour = 1"))
+    (tmp_path / "empty").mkdir()
+    filled = [
+        a.format(csv=workspace / "orders.csv", bad_config=bad, empty=tmp_path / "empty")
+        for a in args
+    ]
+    result = CliRunner().invoke(main, filled)
+    assert result.exit_code == 1, result.output
+    assert re.search(message, result.output), result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_file_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+def test_help_lists_every_command():
+    result = CliRunner().invoke(main, ["--help"])
+    for command in ["run", "demo", "features", "segment", "fit", "predict", "compare"]:
+        assert command in result.output
