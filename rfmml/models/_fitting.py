@@ -207,7 +207,7 @@ def subsample_step(n_rows: int) -> int | None:
     return n_rows // SUBSAMPLE_ROWS if n_rows > WARM_START_ROWS else None
 
 
-def newton_fixed_hessian(
+def quasi_newton_polish(
     objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
     start: np.ndarray,
     hess_inv: np.ndarray,
@@ -215,12 +215,13 @@ def newton_fixed_hessian(
     tol: float,
     max_iter: int = 50,
 ) -> FitOutcome | None:
-    """Newton iterations with a fixed inverse Hessian and step halving.
+    """Quasi-Newton iterations from a warm start and a good inverse Hessian.
 
-    From a warm start (the optimum of a subsample) with the subsample's
-    inverse Hessian, each step shrinks the distance to the full-data
-    optimum by roughly the relative gap between the two Hessians (a few
-    percent), so a handful of gradient evaluations suffice.
+    From the optimum of a subsample, with the subsample's inverse Hessian
+    (updated by BFGS as the iterations go) and step halving, a handful of
+    gradient evaluations reach the full-data optimum: the first steps
+    already shrink the distance by the relative gap between the two
+    Hessians (a few percent).
 
     Returns
     -------
@@ -235,7 +236,7 @@ def newton_fixed_hessian(
                 log_params=x,
                 objective=float(f),
                 n_iter=it,
-                message="Newton iterations with the subsample Hessian converged",
+                message="quasi-Newton polish from the subsample optimum converged",
                 success=True,
                 start=np.asarray(start).tolist(),
                 attempts=[{"start": np.asarray(start).tolist(), "n_iter": it}],
@@ -253,6 +254,15 @@ def newton_fixed_hessian(
             t *= 0.5
             if t < 1e-3:
                 return None
+        # BFGS update of the inverse Hessian (Nocedal & Wright 2006, eq. 6.17): the
+        # subsample's curvature is corrected by the full data's, so convergence is
+        # superlinear instead of linear
+        s, y = x_new - x, g_new - g
+        sy = s @ y
+        if sy > 1e-12 * np.linalg.norm(s) * np.linalg.norm(y):
+            rho = 1.0 / sy
+            v = np.eye(len(x)) - rho * np.outer(s, y)
+            hess_inv = v @ hess_inv @ v.T + rho * np.outer(s, s)
         x, f, g = x_new, f_new, g_new
     return None
 
@@ -314,7 +324,7 @@ def fit_log_params(
         objective = make_objective(data)
         outcome = None
         if warm:
-            outcome = newton_fixed_hessian(objective, starts[0], hess_inv, tol=tol)
+            outcome = quasi_newton_polish(objective, starts[0], hess_inv, tol=tol)
         if outcome is None:
             outcome = minimize_multistart(
                 objective, starts, model=model, tol=tol, max_iter=max_iter

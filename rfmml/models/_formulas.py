@@ -114,6 +114,7 @@ class BGNBDData(NamedTuple):
     T_index: np.ndarray | None
     t_x_levels: np.ndarray | None
     t_x_index: np.ndarray | None
+    scratch: np.ndarray  # (8, rows) work buffers: no large temporaries per evaluation
 
 
 def _levels(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -161,16 +162,20 @@ def bgnbd_prepare(x, t_x, T, weights) -> BGNBDData:
         T_index=T_index,
         t_x_levels=t_x_levels,
         t_x_index=t_x_index,
+        scratch=np.empty((8, len(x))),
     )
 
 
-def _log_and_inverse(alpha, values, levels, index):
-    """``ln(alpha + values)`` and ``1 / (alpha + values)``, per level when levels exist."""
+def _log_and_inverse(alpha, values, levels, index, out_log, out_inv):
+    """``ln(alpha + values)`` and ``1 / (alpha + values)`` into buffers, per level if any."""
     if levels is None:
-        shifted = alpha + values
-        return np.log(shifted), 1.0 / shifted
-    shifted = alpha + levels
-    return np.log(shifted)[index], (1.0 / shifted)[index]
+        np.add(alpha, values, out=out_inv)
+        np.log(out_inv, out=out_log)
+        np.divide(1.0, out_inv, out=out_inv)
+    else:
+        shifted = alpha + levels
+        np.take(np.log(shifted), index, out=out_log)
+        np.take(1.0 / shifted, index, out=out_inv)
 
 
 def bgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: BGNBDData):
@@ -222,26 +227,37 @@ def bgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: BGNBDData):
     # e^z exactly 0 without the nan that -inf would give in z - min(z, 36)
     log_c4_level = np.where(xl > 0, np.log(a) - np.log(b_x1), -1e6)
 
-    log_aT, inv_aT = _log_and_inverse(alpha, data.T, data.T_levels, data.T_index)
-    log_atx, inv_atx = _log_and_inverse(alpha, data.t_x, data.t_x_levels, data.t_x_index)
-    dlog = log_aT - log_atx
-    rx = r + x
-    z = log_c4_level[data.level_index] + rx * dlog
+    # Row-wise part, written into preallocated buffers: with millions of rows,
+    # fresh temporaries cost as much in page faults as the arithmetic itself.
+    log_aT, inv_aT, log_atx, inv_atx, z, tmp, ez, one_ez = data.scratch
+    _log_and_inverse(alpha, data.T, data.T_levels, data.T_index, log_aT, inv_aT)
+    _log_and_inverse(alpha, data.t_x, data.t_x_levels, data.t_x_index, log_atx, inv_atx)
+    dlog = np.subtract(log_aT, log_atx, out=log_atx)  # ln((alpha + T) / (alpha + t_x))
+    np.take(log_c4_level, data.level_index, out=z)
+    np.add(x, r, out=tmp)  # r + x
+    np.multiply(tmp, dlog, out=ez)
+    np.add(z, ez, out=z)  # z = ln(a / (b + x - 1)) + (r + x) ln((alpha + T) / (alpha + t_x))
     # ln(1 + e^z) == z to double precision for z > 36; cap before exp to avoid overflow
-    z_cap = np.minimum(z, 36.0)
-    ez = np.exp(z_cap)
-    one_ez = 1.0 + ez
-    softplus = np.log(one_ez) + (z - z_cap)
-    s = ez / one_ez  # 1 - P(alive); 0 where x == 0
-    w_rx = data.rx_weights + r * w  # w (r + x)
-    ws = w * s
+    np.minimum(z, 36.0, out=tmp)
+    np.exp(tmp, out=ez)
+    np.subtract(z, tmp, out=z)  # z - min(z, 36), 0 unless z > 36
+    np.add(ez, 1.0, out=one_ez)
+    np.divide(ez, one_ez, out=ez)  # s = e^z / (1 + e^z) = 1 - P(alive); 0 where x == 0
+    np.log(one_ez, out=one_ez)
+    np.add(one_ez, z, out=one_ez)  # softplus(z) = ln(1 + e^z)
+    np.multiply(w, ez, out=ez)  # w s
     sum_w_log_aT = w @ log_aT
-    total = wl @ d1 + n * r * np.log(alpha) - w_rx @ log_aT + w @ softplus
-    ws_level = np.bincount(data.level_index, weights=ws, minlength=len(xl))
+    sum_w_rx_log_aT = data.rx_weights @ log_aT + r * sum_w_log_aT  # sum w (r + x) ln(alpha + T)
+    total = wl @ d1 + n * r * np.log(alpha) - sum_w_rx_log_aT + w @ one_ez
+    ws_level = np.bincount(data.level_index, weights=ez, minlength=len(xl))
+    ws_dlog = ez @ dlog
+    np.add(x, r, out=tmp)
+    np.multiply(ez, tmp, out=tmp)  # w s (r + x)
+    sum_w_rx_inv_aT = data.rx_weights @ inv_aT + r * (w @ inv_aT)
     grad = np.array(
         [
-            g_r + n * np.log(alpha) - sum_w_log_aT + ws @ dlog,
-            n * r / alpha - w_rx @ inv_aT + (ws * rx) @ (inv_aT - inv_atx),
+            g_r + n * np.log(alpha) - sum_w_log_aT + ws_dlog,
+            n * r / alpha - sum_w_rx_inv_aT + tmp @ inv_aT - tmp @ inv_atx,
             g_a + ws_level.sum() / a,
             g_b - ws_level @ (1.0 / b_x1),
         ]
@@ -469,6 +485,7 @@ class GammaGammaData(NamedTuple):
     wx: np.ndarray
     sum_wx_log_xm: float  # sum w x (ln m + ln x)
     sum_w_log_m: float
+    scratch: np.ndarray  # (2, rows) work buffers
 
 
 def gamma_gamma_prepare(x, m, weights) -> GammaGammaData:
@@ -500,6 +517,7 @@ def gamma_gamma_prepare(x, m, weights) -> GammaGammaData:
         wx=wx,
         sum_wx_log_xm=float(wx @ (log_m + np.log(x))),
         sum_w_log_m=float(weights @ log_m),
+        scratch=np.empty((2, len(x))),
     )
 
 
@@ -524,8 +542,10 @@ def gamma_gamma_total_log_likelihood_and_gradient(p, q, v, data: GammaGammaData)
     g_p_gam = wl @ (xl * (psi_pxq - digamma(pxl)))
     g_q_gam = wl @ psi_pxq - n * digamma(q)
 
-    vxm = v + data.xm
-    log_vxm = np.log(vxm)
+    log_vxm, inv_vxm = data.scratch
+    np.add(v, data.xm, out=inv_vxm)
+    np.log(inv_vxm, out=log_vxm)
+    np.divide(1.0, inv_vxm, out=inv_vxm)
     sum_wx_log_vxm = data.wx @ log_vxm
     sum_w_log_vxm = data.weights @ log_vxm
     total = (
@@ -540,7 +560,7 @@ def gamma_gamma_total_log_likelihood_and_gradient(p, q, v, data: GammaGammaData)
         [
             g_p_gam + data.sum_wx_log_xm - sum_wx_log_vxm,
             g_q_gam + n * np.log(v) - sum_w_log_vxm,
-            n * q / v - (p * data.wx + q * data.weights) @ (1.0 / vxm),
+            n * q / v - p * (data.wx @ inv_vxm) - q * (data.weights @ inv_vxm),
         ]
     )
     return float(total), grad

@@ -54,6 +54,16 @@ def group_rows(*columns: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np
     return codes, first
 
 
+def _small_whole_numbers(values: np.ndarray) -> bool:
+    if values.dtype.kind in "iu":
+        return len(values) == 0 or (values.min() >= 0 and values.max() < 2**24)
+    if values.dtype.kind != "f" or not len(values):
+        return False
+    return bool(
+        values.min() >= 0 and values.max() < 2**24 and np.array_equal(np.floor(values), values)
+    )
+
+
 def _codes(values: np.ndarray, sort: bool) -> tuple[np.ndarray, int]:
     """Integer codes of a column and their range; order-preserving when ``sort``.
 
@@ -93,10 +103,30 @@ def unique_rows(
     counts : numpy.ndarray
         Summed weights per unique row.
     """
-    arrays = list(columns.values())
-    codes, first = group_rows(*arrays, sort=True)
-    counts = np.bincount(codes, weights=weights, minlength=len(first))
-    return {k: arr[first] for k, arr in zip(columns, arrays, strict=True)}, counts
+    arrays = [np.asarray(a) for a in columns.values()]
+    if all(_small_whole_numbers(a) for a in arrays):
+        # hash path: whole numbers are their own codes, one factorize of the combined key
+        codes, first = group_rows(*arrays, sort=True)
+        counts = np.bincount(codes, weights=weights, minlength=len(first))
+        return {k: arr[first] for k, arr in zip(columns, arrays, strict=True)}, counts
+    # sort path for continuous values (e.g. mean spend), where hashing millions of
+    # distinct floats and sorting the uniques costs several times one argsort
+    order = None
+    for arr in reversed(arrays):
+        keyed = arr if order is None else arr[order]
+        if _small_whole_numbers(keyed) and keyed.max() < 2**15:
+            step = np.argsort(keyed.astype(np.int16), kind="stable")  # radix sort
+        else:
+            step = np.argsort(keyed, kind="quicksort" if order is None else "stable")
+        order = step if order is None else order[step]
+    ordered = [arr[order] for arr in arrays]
+    new_row = np.zeros(len(order), dtype=bool)
+    new_row[0] = True
+    for arr in ordered:
+        new_row[1:] |= arr[1:] != arr[:-1]
+    starts = np.flatnonzero(new_row)
+    counts = np.add.reduceat(np.asarray(weights, dtype=float)[order], starts)
+    return {k: arr[starts] for k, arr in zip(columns, ordered, strict=True)}, counts
 
 
 def fingerprint(columns: dict[str, np.ndarray], weights: np.ndarray) -> str:

@@ -93,23 +93,28 @@ def check_summary(
                 "pandas.to_numeric."
             )
         values = col.to_numpy(dtype=np.float64, na_value=np.nan)
-        _bad_rows(summary, np.isnan(values), name, "a number (not NaN)", "Fill or drop them.")
-        _bad_rows(summary, np.isinf(values), name, "finite", "Drop infinite values.")
-        _bad_rows(summary, values < 0, name, ">= 0", "Negative values are not valid here.")
+        if not (np.isfinite(values).all() and values.min() >= 0):  # one pass when all is well
+            _bad_rows(summary, np.isnan(values), name, "a number (not NaN)", "Fill or drop them.")
+            _bad_rows(summary, np.isinf(values), name, "finite", "Drop infinite values.")
+            _bad_rows(summary, values < 0, name, ">= 0", "Negative values are not valid here.")
         out[name] = values
     if "weights" in out:
-        _bad_rows(summary, out["weights"] <= 0, "weights", "> 0", "Drop rows with no customers.")
+        if out["weights"].min() <= 0:
+            _bad_rows(
+                summary, out["weights"] <= 0, "weights", "> 0", "Drop rows with no customers."
+            )
     else:
         out["weights"] = np.ones(len(summary))
     if "frequency" in out:
         x = out["frequency"]
-        _bad_rows(
-            summary,
-            x != np.floor(x),
-            "frequency",
-            "an integer (a count of repeat purchase periods)",
-            "Did you pass a rate or a mean instead of a count?",
-        )
+        if not np.array_equal(x, np.floor(x)):
+            _bad_rows(
+                summary,
+                x != np.floor(x),
+                "frequency",
+                "an integer (a count of repeat purchase periods)",
+                "Did you pass a rate or a mean instead of a count?",
+            )
     if "recency" in out and "T" in out:
         _bad_rows(
             summary,

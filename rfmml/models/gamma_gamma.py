@@ -296,10 +296,12 @@ class GammaGamma(BaseEstimator):
 
 
 def _weighted_corr(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    """Weighted Pearson correlation (centred first, then dot products)."""
     if len(x) < 3:
         return float("nan")
-    mx, my = np.average(x, weights=w), np.average(y, weights=w)
-    cov = np.average((x - mx) * (y - my), weights=w)
-    sx = np.sqrt(np.average((x - mx) ** 2, weights=w))
-    sy = np.sqrt(np.average((y - my) ** 2, weights=w))
-    return float(cov / (sx * sy)) if sx > 0 and sy > 0 else float("nan")
+    total = w.sum()
+    xc = x - (w @ x) / total
+    yc = y - (w @ y) / total
+    wx = w * xc
+    sxx, syy, sxy = wx @ xc, (w * yc) @ yc, wx @ yc
+    return float(sxy / np.sqrt(sxx * syy)) if sxx > 0 and syy > 0 else float("nan")

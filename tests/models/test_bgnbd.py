@@ -222,3 +222,22 @@ def test_predictions_keep_multiindex(cdnow_bgnbd, cdnow_summary):
     )
     out = cdnow_bgnbd.probability_alive(s)
     assert out.index.equals(s.index)
+
+
+def test_warm_start_path_reaches_the_same_optimum(monkeypatch):
+    # Above WARM_START_ROWS unique rows the fit starts from a subsample's optimum and
+    # polishes with quasi-Newton steps; it must land where plain L-BFGS-B from lifetimes'
+    # start lands. Both stop at max|gradient| < 1e-10 of the mean objective, so the
+    # optima agree to ~1e-8 relative; 1e-6 leaves room for the flatter directions.
+    from rfmml.models import _fitting, simulate_bgnbd
+
+    T = np.random.default_rng(42).uniform(10, 80, size=60_000)
+    sims = simulate_bgnbd(60_000, T, PUBLISHED_BGNBD, random_state=42)
+    warm = BetaGeoNBD().fit(sims)
+    assert warm.convergence_["warm_start_from_subsample"]
+    monkeypatch.setattr(_fitting, "WARM_START_ROWS", 10**9)
+    cold = BetaGeoNBD().fit(sims)
+    assert not cold.convergence_["warm_start_from_subsample"]
+    np.testing.assert_allclose(warm.params_, cold.params_, rtol=1e-6)
+    assert warm.log_likelihood_ == pytest.approx(cold.log_likelihood_, rel=1e-12)
+    np.testing.assert_allclose(warm.summary_["std_error"], cold.summary_["std_error"], rtol=1e-4)

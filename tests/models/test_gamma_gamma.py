@@ -136,3 +136,19 @@ def test_contract(cdnow_summary, tmp_path):
     pd.testing.assert_series_equal(
         loaded.expected_spend(cdnow_summary), model.expected_spend(cdnow_summary)
     )
+
+
+def test_warm_start_path_reaches_the_same_optimum(monkeypatch):
+    # see the BG/NBD test of the same name: subsample warm start + quasi-Newton polish
+    # against plain L-BFGS-B, both to max|gradient| < 1e-10.
+    from rfmml.models import _fitting, simulate_gamma_gamma
+
+    rng = np.random.default_rng(42)
+    frequency = pd.Series(rng.integers(1, 15, size=60_000).astype(float))
+    spend = simulate_gamma_gamma(frequency, PUBLISHED_GAMMA_GAMMA, random_state=rng)
+    frame = pd.DataFrame({"frequency": frequency, "monetary_value": spend})
+    warm = GammaGamma().fit(frame)
+    assert warm.convergence_["warm_start_from_subsample"]
+    monkeypatch.setattr(_fitting, "WARM_START_ROWS", 10**9)
+    cold = GammaGamma().fit(frame)
+    np.testing.assert_allclose(warm.params_, cold.params_, rtol=1e-6)
