@@ -23,15 +23,14 @@ demo: $(STAMP)
 
 ## Whole suite: lint, unit, slow, Spark and notebook tests (pytest exit 5, no tests, fails)
 test: $(STAMP)
-	$(BIN)/ruff check rfmml tests benchmarks experiments
-	$(BIN)/python -m pytest -q
+	$(BIN)/ruff check rfmml tests benchmarks
+	$(BIN)/python -m pytest -q --nbmake tests notebooks
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not spark"
 
 lint: $(STAMP)
-	$(BIN)/ruff check rfmml tests benchmarks experiments
-	$(BIN)/ruff format --check rfmml tests benchmarks experiments
+	$(BIN)/ruff check rfmml tests benchmarks
 
 ## Benchmarks against lifetimes in the same run; writes benchmarks/RESULTS.md
 bench: $(STAMP)
@@ -40,4 +39,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_segments.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis rfmml-output mlflow.db mlruns
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis rfmml-output mlflow.db mlruns mlartifacts

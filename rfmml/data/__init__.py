@@ -7,6 +7,7 @@ from rfmml.data.datasets import (
     online_retail_path,
 )
 from rfmml.data.report import CleaningReport
+from rfmml.data.simulate import simulate_transactions
 from rfmml.data.transactions import (
     Transactions,
     TransactionSchema,
@@ -24,4 +25,5 @@ __all__ = [
     "online_retail_path",
     "parse_timestamps",
     "read_transactions",
+    "simulate_transactions",
 ]

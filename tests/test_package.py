@@ -1,0 +1,26 @@
+"""The top-level package: lazy public names, nothing heavy at import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import rfmml
+
+
+def test_public_names_resolve():
+    for name in rfmml.__all__:
+        assert getattr(rfmml, name) is not None
+
+
+def test_import_is_light():
+    code = "import sys, rfmml; print('mlflow' in sys.modules, 'sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_unknown_name():
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        rfmml.nope  # noqa: B018
