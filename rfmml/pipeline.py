@@ -30,6 +30,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from rfmml.campaign.exports import read_predictions, write_predictions
 from rfmml.campaign.lists import export_segment_changes, export_segment_lists
@@ -187,6 +188,20 @@ def _segmenter(seg: SegmentationConfig, cfg: ExperimentConfig) -> RuleSegmenter 
     )
 
 
+def _stability_segmenter(segmenter: Any, cfg: ExperimentConfig) -> Any:
+    """What the bootstrap stability refits (None when ``n_bootstrap`` is 0).
+
+    For k-means with ``n_clusters="auto"`` the refits keep the chosen k: the
+    metric measures how stable the clustering is, not the search for k (which
+    would cost a whole search per resample).
+    """
+    if cfg.n_bootstrap == 0:
+        return None
+    if isinstance(segmenter, KMeansSegmenter) and segmenter.n_clusters == "auto":
+        return clone(segmenter).set_params(n_clusters=segmenter.n_clusters_)
+    return segmenter
+
+
 def _labels(segmenter: Any, X: pd.DataFrame) -> pd.Series:
     if isinstance(segmenter, KMeansSegmenter):
         return segmenter.predict_names(X)
@@ -235,8 +250,9 @@ def run_experiment(
     output_dir : path, optional
         Where predictions, lists and tables go; default the config's ``[output] dir``.
     tracking_uri : str, optional
-        MLflow store; default ``MLFLOW_TRACKING_URI``, then the config, then
-        ``sqlite:///mlflow.db`` in the working directory.
+        MLflow store; when omitted ``MLFLOW_TRACKING_URI``, then the config's
+        ``[tracking] tracking_uri``, then ``sqlite:///mlflow.db`` in the working
+        directory.
     progress : callable, optional
         Called with a short message at the start of each step.
 
@@ -257,7 +273,7 @@ def run_experiment(
     step = progress or (lambda message: logger.info(message))
     out = Path(output_dir if output_dir is not None else cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    uri = tracking.resolve_tracking_uri(tracking_uri or cfg.tracking_uri)
+    uri = tracking.resolve_tracking_uri(tracking_uri, configured=cfg.tracking_uri)
 
     step(f"loading {cfg.data.source}")
     tx, report, source = load_experiment_data(cfg)
@@ -352,7 +368,7 @@ def _evaluate_segmentations(
                 cal.cal_holdout,
                 X_std=cal.X_std,
                 holdout_spend=cal.holdout_spend,
-                segmenter=segmenter if cfg.n_bootstrap > 0 else None,  # 0: no stability
+                segmenter=_stability_segmenter(segmenter, cfg),
                 n_bootstrap=max(cfg.n_bootstrap, 1),
                 random_state=cfg.random_state,
                 sample_size=cfg.sample_size,

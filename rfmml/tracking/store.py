@@ -13,17 +13,26 @@ __all__ = ["DEFAULT_DB", "ensure_experiment", "resolve_tracking_uri", "ui_comman
 DEFAULT_DB = "mlflow.db"
 
 
-def resolve_tracking_uri(uri: str | None = None, base_dir: str | Path | None = None) -> str:
+def resolve_tracking_uri(
+    uri: str | None = None,
+    base_dir: str | Path | None = None,
+    *,
+    configured: str | None = None,
+) -> str:
     """The tracking URI to use.
 
-    ``MLFLOW_TRACKING_URI`` wins, then ``uri`` (e.g. from the experiment config),
-    then a SQLite file ``mlflow.db`` in ``base_dir`` (default: the working directory).
+    In order: ``uri`` passed explicitly (a function argument or a command-line
+    option), the ``MLFLOW_TRACKING_URI`` environment variable, ``configured``
+    (the experiment config's ``[tracking] tracking_uri``), then a SQLite file
+    ``mlflow.db`` in ``base_dir`` (default: the working directory).
     """
+    if uri:
+        return uri
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
-    if uri:
-        return uri
+    if configured:
+        return configured
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     return f"sqlite:///{(base / DEFAULT_DB).resolve()}"
 

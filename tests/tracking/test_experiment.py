@@ -204,8 +204,10 @@ def test_tracking_uri_resolution(monkeypatch, tmp_path):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert resolve_tracking_uri(None, tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
+    assert resolve_tracking_uri(None, configured="sqlite:///cfg.db") == "sqlite:///cfg.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///env.db")
-    assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///env.db"
+    assert resolve_tracking_uri(None, configured="sqlite:///cfg.db") == "sqlite:///env.db"
+    assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"  # explicit wins
 
 
 def test_shipped_configs_load():
