@@ -44,6 +44,7 @@ from rfmml.data import (
     read_transactions,
 )
 from rfmml.data.datasets import _lifetimes_datasets
+from rfmml.data.transactions import end_cutoff
 from rfmml.errors import ConfigError, DataError
 from rfmml.evaluation import (
     compare_table,
@@ -153,10 +154,7 @@ def load_experiment_data(cfg: ExperimentConfig) -> tuple[pd.DataFrame, CleaningR
             )
             report.rows_out -= int((~mask).sum())
             tx = tx.loc[mask].reset_index(drop=True)
-    end_cut = cfg.observation_end + pd.Timedelta(days=1)
-    if cfg.observation_end != cfg.observation_end.normalize():
-        end_cut = cfg.observation_end + pd.Timedelta(1, "us")
-    late = tx["timestamp"] >= end_cut
+    late = tx["timestamp"] >= end_cutoff(cfg.observation_end)
     if late.any():
         report.remove(f"after the observation end {cfg.observation_end.date()}", int(late.sum()))
         report.rows_out -= int(late.sum())
@@ -227,8 +225,7 @@ class _Calibration:
         self.summary = self.cal_holdout[list(_SUMMARY_CAL)].rename(columns=_SUMMARY_CAL)
         self.summary.attrs["freq"] = cfg.freq
         keys = ["customer_id"] + ([group] if group else [])
-        cut = cfg.calibration_end + pd.Timedelta(days=1)
-        holdout_rows = tx.loc[tx["timestamp"] >= cut]
+        holdout_rows = tx.loc[tx["timestamp"] >= end_cutoff(cfg.calibration_end)]
         spend = holdout_rows.groupby(keys)["amount"].sum()
         self.holdout_spend = spend.reindex(self.cal_holdout.index, fill_value=0.0)
         self.X_std = standardized_features(self.features)

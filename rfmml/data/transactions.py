@@ -28,7 +28,13 @@ import pandas as pd
 from rfmml.data.report import CleaningReport
 from rfmml.errors import DataError
 
-__all__ = ["TransactionSchema", "Transactions", "read_transactions", "parse_timestamps"]
+__all__ = [
+    "TransactionSchema",
+    "Transactions",
+    "end_cutoff",
+    "parse_timestamps",
+    "read_transactions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -247,16 +253,15 @@ def _parse_amounts(values: pd.Series, column: str) -> pd.Series:
     return parsed
 
 
-def _end_cutoff(observation_end: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Observation end as a timestamp and the exclusive cut-off it implies.
+def end_cutoff(end: pd.Timestamp) -> pd.Timestamp:
+    """The exclusive cut-off an observation end implies.
 
-    A date without a time of day includes that whole day.
+    A date without a time of day includes that whole day; a timestamp includes
+    itself. Rows with ``timestamp < end_cutoff(end)`` are observed.
     """
-    end = pd.Timestamp(observation_end)
-    if end.tzinfo is not None:
-        end = end.tz_localize(None)
-    cutoff = end + pd.Timedelta(days=1) if end == end.normalize() else end + pd.Timedelta(1, "us")
-    return end, cutoff
+    if end == end.normalize():
+        return end + pd.Timedelta(days=1)
+    return end + pd.Timedelta(1, "us")
 
 
 def _net_returns(
@@ -400,7 +405,9 @@ def read_transactions(
         frame = frame.loc[~no_amount]
 
     if observation_end is not None:
-        end, cutoff = _end_cutoff(observation_end)
+        end = pd.Timestamp(observation_end)
+        end = end.tz_localize(None) if end.tzinfo is not None else end
+        cutoff = end_cutoff(end)
         late = frame["timestamp"] >= cutoff
         report.remove(f"after the observation end {end}", int(late.sum()))
         frame = frame.loc[~late]

@@ -100,13 +100,6 @@ def as_timestamp(value: Any, name: str) -> pd.Timestamp:
     return ts.tz_localize(None) if ts.tzinfo is not None else ts
 
 
-def end_cutoff(end: pd.Timestamp) -> pd.Timestamp:
-    """Exclusive cut-off for an observation end: a bare date includes its whole day."""
-    if end == end.normalize():
-        return end + pd.Timedelta(days=1)
-    return end + pd.Timedelta(1, "us")
-
-
 @dataclass
 class Frame:
     """A lazy narwhals frame plus what is needed to hand results back."""

@@ -25,12 +25,12 @@ from typing import Any
 import narwhals as nw
 import pandas as pd
 
+from rfmml.data.transactions import end_cutoff
 from rfmml.errors import DataError
 from rfmml.features._engine import (
     Frame,
     as_timestamp,
     check_freq,
-    end_cutoff,
     next_period_start,
     open_frame,
     period_number,

@@ -6,10 +6,10 @@ from typing import Any
 
 import narwhals as nw
 
+from rfmml.data.transactions import end_cutoff
 from rfmml.features._engine import (
     as_timestamp,
     day_number,
-    end_cutoff,
     open_frame,
     scalar,
     scalar_period,
