@@ -215,6 +215,9 @@ def open_frame(tx: Any, required: list[str], engine: str | None = None) -> Frame
         import duckdb
 
         con = duckdb.connect()
+        # Results are sorted explicitly; not keeping insertion order lets DuckDB
+        # stream aggregates with less memory.
+        con.execute("SET preserve_insertion_order = false")
         rel = con.from_df(clean)
         return Frame(nw.from_native(rel), "pandas", con)
     if module == "polars":
