@@ -241,3 +241,44 @@ def test_warm_start_path_reaches_the_same_optimum(monkeypatch):
     np.testing.assert_allclose(warm.params_, cold.params_, rtol=1e-6)
     assert warm.log_likelihood_ == pytest.approx(cold.log_likelihood_, rel=1e-12)
     np.testing.assert_allclose(warm.summary_["std_error"], cold.summary_["std_error"], rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("t", "match"),
+    [
+        (
+            np.ones(3),
+            r"t must be a scalar or have one value per customer \(2357\), got shape \(3,\)",
+        ),
+        (-1.0, r"t must be >= 0 and not NaN; 2357 values are not"),
+    ],
+)
+def test_bad_horizon_for_expected_purchases(cdnow_bgnbd, cdnow_summary, t, match):
+    with pytest.raises(DataError, match=match):
+        cdnow_bgnbd.expected_purchases(cdnow_summary, t)
+
+
+def test_infinite_values_and_negative_n_are_rejected(cdnow_bgnbd):
+    with pytest.raises(DataError, match=r"T must be finite, but 1 of 3 .*'c3'"):
+        BetaGeoNBD().fit(_frame(T=[10.0, 10.0, np.inf]))
+    with pytest.raises(DataError, match=r"n must hold non-negative integers"):
+        cdnow_bgnbd.probability_of_purchases(-1, 10.0)
+
+
+def test_non_positive_definite_hessian_warns(cdnow_summary, monkeypatch):
+    from rfmml.models import StandardErrorWarning, bgnbd
+
+    monkeypatch.setattr(bgnbd, "fit_log_params", _with_hessian(bgnbd.fit_log_params, -np.eye(4)))
+    with pytest.warns(
+        StandardErrorWarning, match="not positive definite .* standard errors are NaN"
+    ):
+        model = BetaGeoNBD().fit(cdnow_summary)
+    assert model.summary_["std_error"].isna().all() and model.params_.notna().all()
+
+
+def _with_hessian(fit, hessian):
+    def patched(*args, **kwargs):
+        outcome, _, warm = fit(*args, **kwargs)
+        return outcome, hessian, warm
+
+    return patched

@@ -105,3 +105,12 @@ def test_expected_purchases_stay_finite_for_heavy_buyers_far_ahead():
     # expectation must stay finite and non-negative (the Euler fallback's job).
     e = F.bgnbd_expected_purchases(5000.0, 300.0, 9.0, 10.0, *CDNOW)
     assert np.isfinite(e) and e >= 0.0
+
+
+def test_hypergeometric_at_integer_c_minus_a_minus_b():
+    # a - r = 0 makes c - a - b = -1 in eq. 7, where scipy's hyp2f1 returns nan near z = 1;
+    # the value must be finite and continuous in the parameters (checked against a - 1e-7).
+    p = {"r": 4.0, "alpha": 0.5, "a": 4.0, "b": 0.1}
+    exact = F.bgnbd_expected_purchases_new_customer(231.0, **p)
+    nearby = F.bgnbd_expected_purchases_new_customer(231.0, **{**p, "a": 4.0 - 1e-7})
+    assert np.isfinite(exact) and exact == pytest.approx(nearby, rel=1e-6)

@@ -152,3 +152,8 @@ def test_warm_start_path_reaches_the_same_optimum(monkeypatch):
     monkeypatch.setattr(_fitting, "WARM_START_ROWS", 10**9)
     cold = GammaGamma().fit(frame)
     np.testing.assert_allclose(warm.params_, cold.params_, rtol=1e-6)
+
+
+def test_negative_penalizer_is_rejected_in_fit(cdnow_summary):
+    with pytest.raises(ValueError, match="penalizer must be a number >= 0"):
+        GammaGamma(penalizer=-0.5).fit(cdnow_summary)

@@ -78,3 +78,13 @@ def test_nan_standard_errors_survive_as_null(cdnow_gamma_gamma, tmp_path):
     doc = json.loads(model.save(tmp_path / "gg2.json").read_text())  # strict JSON, no NaN
     assert doc["standard_errors"]["p"] is None
     assert np.isnan(load_model(tmp_path / "gg2.json").summary_.loc["p", "std_error"])
+
+
+def test_unknown_model_type_and_newer_format(cdnow_bgnbd, tmp_path):
+    doc = json.loads(cdnow_bgnbd.save(tmp_path / "bg.json").read_text())
+    (tmp_path / "unknown.json").write_text(json.dumps({**doc, "model": "ParetoNBD"}))
+    with pytest.raises(DataError, match="unknown model type 'ParetoNBD'"):
+        load_model(tmp_path / "unknown.json")
+    (tmp_path / "newer.json").write_text(json.dumps({**doc, "format_version": 99}))
+    with pytest.raises(DataError, match="uses model format version 99, newer than"):
+        load_model(tmp_path / "newer.json")
