@@ -15,11 +15,14 @@ day numbers count days since 1970-01-01, weeks start on Monday (pandas'
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import narwhals as nw
+import numpy as np
 import pandas as pd
 
 from rfmml.data.transactions import parse_timestamps
@@ -27,6 +30,7 @@ from rfmml.errors import DataError
 
 Freq = Literal["D", "W", "M"]
 FREQS = ("D", "W", "M")
+_BYTES_PER_ROW = 48
 _LEAPS_BEFORE_1970 = 1969 // 4 - 1969 // 100 + 1969 // 400
 
 
@@ -129,10 +133,23 @@ class Frame:
         """Materialise a DuckDB relation (already sorted) in the caller's type."""
         if self.kind == "duckdb":
             return relation
-        out = relation.df()
+        columns = relation.fetchnumpy()  # one array per column, no 2-D block copy
         if self.connection is not None:
             self.connection.close()
-        return out.set_index(keys)
+        index_arrays = [_plain(columns.pop(k)) for k in keys]
+        index = (
+            pd.Index(index_arrays[0], name=keys[0])
+            if len(keys) == 1
+            else pd.MultiIndex.from_arrays(index_arrays, names=keys)
+        )
+        return pd.DataFrame({k: _plain(v) for k, v in columns.items()}, index=index, copy=False)
+
+
+def _plain(values: Any) -> Any:
+    """A fetched column as a plain array (masked arrays only appear with NULLs)."""
+    if isinstance(values, np.ma.MaskedArray):
+        return values.filled(np.nan) if values.dtype.kind == "f" else values.astype(object)
+    return values
 
 
 def _prepare_pandas(df: pd.DataFrame, required: list[str]) -> pd.DataFrame:
@@ -218,6 +235,13 @@ def open_frame(tx: Any, required: list[str], engine: str | None = None) -> Frame
         # Results are sorted explicitly; not keeping insertion order lets DuckDB
         # stream aggregates with less memory.
         con.execute("SET preserve_insertion_order = false")
+        # A memory budget proportional to the log (48 bytes a row, at least
+        # 512 MiB): past it DuckDB spills its hash tables to a temporary folder,
+        # which keeps peak memory at a fraction of the pandas group-by's.
+        budget = max(512 * 2**20, _BYTES_PER_ROW * len(clean))
+        con.execute(f"SET memory_limit = '{budget}B'")
+        spill = Path(tempfile.gettempdir()) / "rfmml-duckdb"
+        con.execute(f"SET temp_directory = '{spill.as_posix()}'")
         rel = con.from_df(clean)
         return Frame(nw.from_native(rel), "pandas", con)
     if module == "polars":
