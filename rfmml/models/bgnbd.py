@@ -266,9 +266,11 @@ class BetaGeoNBD(BaseEstimator):
     def expected_purchases(self, X: pd.DataFrame, t) -> pd.Series:
         """Expected repeat purchases in the next ``t`` periods, given each history.
 
-        Eq. (10) of Fader, Hardie & Lee (2005). The hypergeometric factor
-        depends on (frequency, T, t) only and is evaluated once per distinct
-        triple, then broadcast back.
+        Eq. (10) of Fader, Hardie & Lee (2005), with its integral form where
+        the closed form fails (see
+        :func:`rfmml.models._formulas.bgnbd_expected_purchases_if_alive`).
+        Everything but the probability alive depends on (frequency, T, t)
+        only and is evaluated once per distinct triple, then broadcast back.
 
         Parameters
         ----------
@@ -285,22 +287,20 @@ class BetaGeoNBD(BaseEstimator):
         theta = self._theta()
         c = check_summary(X, ("frequency", "recency", "T"), what="expected_purchases")
         t_arr = _as_t(t, len(X))
-        lead_g = self._lead_times_one_minus_g(c["frequency"], c["T"], t_arr, theta)
+        if_alive = self._expected_if_alive(c["frequency"], c["T"], t_arr, theta)
         p_alive = F.bgnbd_probability_alive(c["frequency"], c["recency"], c["T"], *theta)
-        return pd.Series(lead_g * p_alive, index=X.index, name="expected_purchases")
+        return pd.Series(if_alive * p_alive, index=X.index, name="expected_purchases")
 
     @staticmethod
-    def _lead_times_one_minus_g(x, T, t, theta) -> np.ndarray:
-        r, alpha, a, b = theta
+    def _expected_if_alive(x, T, t, theta) -> np.ndarray:
+        # E[Y(t) | alive, x, T] once per distinct (x, T[, t])
         if np.all(t == t[0]):
             codes, first = group_rows(x, T)
             tu = np.full(len(first), t[0])
         else:
             codes, first = group_rows(x, T, t)
             tu = t[first]
-        xu = x[first]
-        g = F.bgnbd_future_survival(tu, xu, T[first], r, alpha, a, b)
-        return np.maximum((a + b + xu - 1.0) / (a - 1.0) * (1.0 - g), 0.0)[codes]
+        return F.bgnbd_expected_purchases_if_alive(tu, x[first], T[first], *theta)[codes]
 
     def expected_purchases_new_customer(self, t):
         """Expected repeat purchases of a new customer in ``(0, t]`` (FHL 2005, eq. 7).

@@ -58,9 +58,11 @@ def customer_lifetime_value(
     weekly rate (``(1 + annual) ** (1 / 52) - 1``). There is no hidden
     conversion to months.
 
-    Each ``E[Y(k)]``, k = 0..horizon, is evaluated once, and only for the
-    distinct (frequency, T) pairs (the only inputs of its hypergeometric
-    factor); the probability alive is per customer.
+    ``E[Y_i(k)]`` is ``P(alive) E[Y(k) | alive, x, T]``; the second factor
+    (:func:`rfmml.models._formulas.bgnbd_expected_purchases_if_alive`: the
+    closed form, or its integral form where that fails) is evaluated once
+    per k = 0..horizon and distinct (frequency, T) pair, the probability
+    alive once per customer.
 
     Parameters
     ----------
@@ -104,12 +106,13 @@ def customer_lifetime_value(
     codes, first = group_rows(x, T)
     xu, Tu = x[first], T[first]
     steps = np.arange(int(horizon) + 1, dtype=float)
-    g = F.bgnbd_future_survival(steps[:, None], xu[None, :], Tu[None, :], r, alpha, a, b)
+    # E[Y(k) | alive, x, T], k = 0..horizon, per distinct (x, T)
+    e = F.bgnbd_expected_purchases_if_alive(
+        steps[:, None], xu[None, :], Tu[None, :], r, alpha, a, b
+    )
     discount = (1.0 + discount_rate) ** -steps[1:]
-    # sum_k (G(k-1) - G(k)) / (1 + d)^k per distinct (x, T): purchases made in period k
-    discounted = discount @ (g[:-1] - g[1:])
-    lead = (a + b + xu - 1.0) / (a - 1.0)
-    per_pair = lead * discounted
+    # sum_k (E[Y(k)] - E[Y(k-1)]) / (1 + d)^k per distinct (x, T): purchases made in period k
+    per_pair = discount @ (e[1:] - e[:-1])
     p_alive = F.bgnbd_probability_alive(x, c["recency"], T, *theta)
     m = np.where(x > 0, c["monetary_value"], 0.0)
     spend = F.gamma_gamma_expected_spend(x, m, *spend_theta)

@@ -44,8 +44,8 @@ def test_expected_purchases_never_decrease_in_t(x, t_x, gap, t1, dt):
     assert e2 >= e1 * (1 - 1e-12)  # equal up to rounding when dt ~ 0
 
 
-# eq. 7's hypergeometric needs c = a + b - 1 > 0 (documented in the formula); a = 1
-# is a removable singularity of the closed form.
+# parameters where eq. 7's closed form holds (c = a + b - 1 > 0, a away from the removable
+# singularity a = 1); test_degenerate_params.py covers the rest, via the integral form
 @given(
     t1=st.floats(0, 500),
     dt=st.floats(0, 500),
