@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +15,7 @@ from rfmml.errors import DataError
 from rfmml.models import _formulas as F
 from rfmml.models._fitting import fit_log_params, parameter_table, subsample_step
 from rfmml.models._grouping import fingerprint, group_rows, unique_rows
+from rfmml.models._json_io import JSONPersistence
 from rfmml.models._validation import check_summary
 
 __all__ = ["BetaGeoNBD", "StandardErrorWarning"]
@@ -47,7 +47,7 @@ def _as_t(t, n: int, name: str = "t") -> np.ndarray:
     return arr
 
 
-class BetaGeoNBD(BaseEstimator):
+class BetaGeoNBD(JSONPersistence, BaseEstimator):
     """Beta-geometric/negative binomial (BG/NBD) model of repeat purchases.
 
     Each customer buys at a Poisson rate ``lambda ~ Gamma(r, alpha)`` while
@@ -379,37 +379,3 @@ class BetaGeoNBD(BaseEstimator):
         c = check_summary(X, ("frequency", "recency", "T"), what="log_likelihood")
         ll = F.bgnbd_log_likelihood(c["frequency"], c["recency"], c["T"], *theta)
         return pd.Series(ll, index=X.index, name="log_likelihood")
-
-    # ---------------------------------------------------------- persistence
-    def save(self, path: str | Path) -> Path:
-        """Save the fitted model as JSON (see :mod:`rfmml.models.persistence`).
-
-        Parameters
-        ----------
-        path : str or pathlib.Path
-            Destination file.
-
-        Returns
-        -------
-        pathlib.Path
-        """
-        from rfmml.models.persistence import save_model
-
-        return save_model(self, path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> BetaGeoNBD:
-        """Load a model saved with :meth:`save`.
-
-        Parameters
-        ----------
-        path : str or pathlib.Path
-            A JSON file written by :meth:`save`.
-
-        Returns
-        -------
-        BetaGeoNBD
-        """
-        from rfmml.models.persistence import load_model
-
-        return load_model(path, expected=cls)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ from rfmml.errors import DataError
 from rfmml.models import _formulas as F
 from rfmml.models._fitting import fit_log_params, parameter_table, subsample_step
 from rfmml.models._grouping import fingerprint, unique_rows
+from rfmml.models._json_io import JSONPersistence
 from rfmml.models._validation import check_summary, first_id
 from rfmml.models.bgnbd import StandardErrorWarning
 
@@ -32,7 +32,7 @@ class FrequencyMonetaryCorrelationWarning(UserWarning):
     """Frequency and monetary value are correlated, against the Gamma-Gamma assumption."""
 
 
-class GammaGamma(BaseEstimator):
+class GammaGamma(JSONPersistence, BaseEstimator):
     """Gamma-Gamma model of the average transaction value.
 
     A customer's transaction values are Gamma(p, nu) with
@@ -260,39 +260,6 @@ class GammaGamma(BaseEstimator):
         with np.errstate(all="ignore"):
             ll = F.gamma_gamma_log_likelihood(x, c["monetary_value"], *theta)
         return pd.Series(np.where(x > 0, ll, np.nan), index=X.index, name="log_likelihood")
-
-    def save(self, path: str | Path) -> Path:
-        """Save the fitted model as JSON (see :mod:`rfmml.models.persistence`).
-
-        Parameters
-        ----------
-        path : str or pathlib.Path
-            Destination file.
-
-        Returns
-        -------
-        pathlib.Path
-        """
-        from rfmml.models.persistence import save_model
-
-        return save_model(self, path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> GammaGamma:
-        """Load a model saved with :meth:`save`.
-
-        Parameters
-        ----------
-        path : str or pathlib.Path
-            A JSON file written by :meth:`save`.
-
-        Returns
-        -------
-        GammaGamma
-        """
-        from rfmml.models.persistence import load_model
-
-        return load_model(path, expected=cls)
 
 
 def _weighted_corr(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
