@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import mlflow
@@ -65,5 +66,16 @@ def ensure_experiment(name: str, tracking_uri: str) -> str:
 
 
 def ui_command(tracking_uri: str) -> str:
-    """The shell command that opens the MLflow UI on this store."""
-    return f"mlflow ui --backend-store-uri {tracking_uri} --workers 1"
+    """The shell command that opens the MLflow UI on this store.
+
+    Uses the ``mlflow`` executable installed beside the running Python (e.g.
+    ``.venv/bin/mlflow``) when there is one, so the command works without
+    activating the environment.
+    """
+    beside = Path(sys.executable).parent / "mlflow"
+    exe = str(beside) if beside.exists() else "mlflow"
+    try:
+        exe = os.path.relpath(exe) if beside.exists() else exe
+    except ValueError:  # another drive (Windows)
+        pass
+    return f"{exe} ui --backend-store-uri {tracking_uri} --workers 1"
