@@ -503,6 +503,9 @@ def _log_transitions(
         [cfg.calibration_end, cfg.observation_end],
         _segmenter(seg_cfg, cfg),
         group=cfg.data.group,
+        # Per group, groups first seen after the calibration end have no learned
+        # score edges; refit at each snapshot then (segments relative to that date).
+        refit=cfg.data.group is not None,
     )
     counts = result.matrix()
     rates = result.matrix(normalize=True)

@@ -474,6 +474,30 @@ def _bootstrap_frame(features: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     return sample.set_axis(pd.RangeIndex(len(rows), name=sample.index.name))
 
 
+def _resample_rows(features: pd.DataFrame, m: int, rng: np.random.RandomState) -> np.ndarray:
+    """Row positions of one bootstrap resample of about ``m`` rows.
+
+    With a ``(customer_id, group, ...)`` index the draw is stratified by group:
+    each group gets ``max(1, round(n_g m / n))`` rows drawn from its own rows, so
+    every group is present (per-group scorers must see every group they will
+    label) and keeps its share.
+    """
+    n = len(features)
+    if not isinstance(features.index, pd.MultiIndex):
+        return rng.randint(0, n, size=m)
+    groups = pd.MultiIndex.from_arrays(
+        [features.index.get_level_values(i) for i in range(1, features.index.nlevels)]
+    ) if features.index.nlevels > 2 else features.index.get_level_values(1)  # fmt: skip
+    codes, _ = pd.factorize(groups)
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    sizes = np.maximum(1, np.rint(counts * (m / n)).astype(np.int64))
+    picks = [order[start + rng.randint(0, count, size=size)]
+             for start, count, size in zip(starts, counts, sizes, strict=True)]  # fmt: skip
+    return np.concatenate(picks)
+
+
 def stability(
     segmenter: object,
     features: pd.DataFrame,
@@ -499,7 +523,8 @@ def stability(
 
     Drawn rows get a fresh unique customer id before fitting (duplicates would
     break index-aligned estimators); other index levels, such as a group, are
-    kept, so grouped scoring still works.
+    kept, and the draw is stratified by group (every group present, in
+    proportion), so grouped scoring still works.
 
     Parameters
     ----------
@@ -561,7 +586,7 @@ def stability(
     rng = check_random_state(random_state)
     scores = []
     for _ in range(n_bootstrap):
-        rows = rng.randint(0, n, size=m)
+        rows = _resample_rows(features, m, rng)
         fitted = clone(segmenter).fit(_bootstrap_frame(features, rows))
         labels, _ = _codes(pd.Series(np.asarray(fitted.predict(features))))
         scores.append(float(adjusted_rand_score(reference, labels)))

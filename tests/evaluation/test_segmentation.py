@@ -576,3 +576,13 @@ def test_compare_table_ranks_by_primary():
     assert by_db["rank"].tolist() == [1, 2, 3, 4]
     with pytest.raises(ConfigError, match="primary metric 'auc' is not in the results"):
         compare_table(results, primary="auc")
+
+
+def test_stability_per_group_keeps_every_group(online_retail_tx):
+    """Per-group scorers must see every group in each resample (stratified draw)."""
+    from rfmml.features import rfm_table
+    from rfmml.segments import RuleSegmenter
+
+    X = rfm_table(online_retail_tx, group="country")  # 37 countries, some with 1 customer
+    out = stability(RuleSegmenter("rf_grid"), X, n_bootstrap=3, random_state=0, max_rows=500)
+    assert 0.0 <= out["stability_ari_mean"] <= 1.0
