@@ -5,14 +5,19 @@ from __future__ import annotations
 import os
 
 import matplotlib
+import pandas as pd
+import pytest
+from hypothesis import settings
+
+from rfmml.data import load_cdnow, load_online_retail
 
 matplotlib.use("Agg")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import pandas as pd
-import pytest
-
-from rfmml.data import load_cdnow, load_online_retail
+# Property tests are deterministic (same examples every run, as fixed seeds are
+# elsewhere) and not timed: CI machines are slower and shared.
+settings.register_profile("rfmml", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("rfmml")
 
 
 @pytest.fixture(scope="session")
