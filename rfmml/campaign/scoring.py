@@ -23,6 +23,15 @@ _FEATURE_COLUMNS = ("recency_days", "n_orders", "total_spend")
 _FREQS = ("D", "W", "M")
 
 
+
+_PLAYBOOK_COLUMNS = ("action", "action_channel", "action_priority")
+_OUTPUT_COLUMNS = frozenset(
+    {"customer_id", "recency_days", "n_orders", "total_spend", "R", "F", "M", "RFM",
+     "segment", "cluster", "cluster_name", "probability_alive", "churn_risk",
+     "expected_purchases", "expected_order_value", "expected_spend", "clv",
+     *_PLAYBOOK_COLUMNS}
+)  # fmt: skip
+
 def churn_risk_band(
     probability_alive: pd.Series, churn_bands: tuple[float, float] = (0.3, 0.7)
 ) -> pd.Series:
@@ -163,7 +172,7 @@ def score_customers(
                               a group level), ``recency_days``, ``n_orders``,
                               ``total_spend``
     ``rule_segmenter``        ``R``, ``F``, ``M``, ``RFM`` (scores), ``segment``,
-                              ``action``, ``channel``, ``priority`` (from the playbook)
+                              ``action``, ``action_channel``, ``action_priority`` (playbook)
     ``kmeans_segmenter``      ``cluster`` (0 = most valuable), ``cluster_name``
     ``bgnbd``                 ``probability_alive``, ``churn_risk``,
                               ``expected_purchases`` (next ``horizon`` periods)
@@ -175,8 +184,8 @@ def score_customers(
 
     ``churn_risk`` bands ``1 - probability_alive`` with ``churn_bands = (low, high)``:
     ``"low"`` below ``low``, ``"medium"`` from ``low`` to below ``high``, ``"high"``
-    from ``high`` (see :func:`churn_risk_band`). ``action``, ``channel`` and
-    ``priority`` come from the playbook entry of the rule segment, else the
+    from ``high`` (see :func:`churn_risk_band`). ``action``, ``action_channel`` and
+    ``action_priority`` come from the playbook entry of the rule segment, else the
     scheme's own recommended action, else the playbook default
     (:class:`~rfmml.campaign.Playbook`).
 
@@ -265,6 +274,12 @@ def score_customers(
 
     names = [n if n is not None else f"level_{i}" for i, n in enumerate(features.index.names)]
     names[0] = "customer_id"
+    clash = sorted(set(names[1:]) & _OUTPUT_COLUMNS)
+    if clash:
+        raise DataError(
+            f"score_customers: group level(s) {clash} share a name with output columns; "
+            "rename the group column (e.g. 'sales_channel') before building features."
+        )
     index = features.index.set_names(names)
     table = pd.DataFrame(index=index)
     for i, name in enumerate(names):
@@ -291,8 +306,10 @@ def score_customers(
         entries = {s: book.entry(s, scheme) for s in distinct}
         as_text = segment.astype(str)
         table["action"] = as_text.map({s: e.action for s, e in entries.items()}).to_numpy()
-        table["channel"] = as_text.map({s: e.channel for s, e in entries.items()}).to_numpy()
-        table["priority"] = (
+        table["action_channel"] = (
+            as_text.map({s: e.channel for s, e in entries.items()}).to_numpy()
+        )
+        table["action_priority"] = (
             as_text.map({s: e.priority for s, e in entries.items()}).to_numpy().astype(np.int64)
         )
         attrs["scheme"] = scheme.name
@@ -322,8 +339,7 @@ def score_customers(
 
     if rule_segmenter is not None:
         table = table[
-            [c for c in table.columns if c not in ("action", "channel", "priority")]
-            + ["action", "channel", "priority"]
+            [c for c in table.columns if c not in _PLAYBOOK_COLUMNS] + list(_PLAYBOOK_COLUMNS)
         ]
     _check_no_nan(table)
     table.attrs = attrs

@@ -28,8 +28,8 @@ FULL_COLUMNS = [
     "expected_spend",
     "clv",
     "action",
-    "channel",
-    "priority",
+    "action_channel",
+    "action_priority",
 ]
 
 
@@ -69,7 +69,7 @@ def test_values_come_from_the_fitted_models(cdnow_fitted, cdnow_table):
     playbook = load_playbook(None)
     champions = cdnow_table[cdnow_table["segment"] == "Champions"]
     assert (champions["action"] == playbook.action("Champions")).all()
-    assert (champions["priority"] == 1).all()
+    assert (champions["action_priority"] == 1).all()
 
 
 def test_discounting_lowers_clv(cdnow_fitted, cdnow_table):
@@ -89,7 +89,7 @@ def test_parts_are_optional_and_leave_no_empty_columns(cdnow_fitted):
     only_rules = score_customers(f.features, None, rule_segmenter=f.rules)
     assert list(only_rules.columns) == [
         "customer_id", "recency_days", "n_orders", "total_spend",
-        "R", "F", "M", "RFM", "segment", "action", "channel", "priority",
+        "R", "F", "M", "RFM", "segment", "action", "action_channel", "action_priority",
     ]  # fmt: skip
     only_bgnbd = score_customers(f.features, f.summary, bgnbd=f.bgnbd, horizon=26)
     assert list(only_bgnbd.columns) == [
@@ -167,3 +167,11 @@ def test_scores_per_group_on_online_retail(retail_by_country):
     assert (table["clv"] >= 0).all()
     assert table.attrs["scheme"] == "rfm11"
     assert table["action"].str.len().gt(0).all()
+
+
+def test_a_group_named_like_an_output_column_is_refused(cdnow_fitted):
+    features = cdnow_fitted.features.set_index(
+        pd.Index(["web"] * len(cdnow_fitted.features), name="segment"), append=True
+    )
+    with pytest.raises(DataError, match=r"group level\(s\) \['segment'\] share a name"):
+        score_customers(features, None)
