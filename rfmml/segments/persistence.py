@@ -40,6 +40,16 @@ def _unnum(x: float | str) -> float:
     return float(x)
 
 
+def _plain(value: Any) -> Any:
+    """A group value as a JSON-native value of the same kind (ints stay ints)."""
+    value = value.item() if isinstance(value, np.generic) else value
+    if not isinstance(value, str | int | float | bool):
+        raise TypeError(
+            f"group values must be strings or numbers to be saved, got {type(value).__name__}"
+        )
+    return value
+
+
 def scheme_to_dict(scheme: Scheme) -> dict[str, Any]:
     """A scheme as the mapping :meth:`Scheme.from_dict` reads (TOML layout)."""
     rules = []
@@ -72,8 +82,10 @@ def _scorer_to_dict(scorer: RFMScorer) -> dict[str, Any]:
     return {
         "params": params,
         "edges": [[_num(v) for v in row] for row in edges.to_numpy()],
-        "edge_index": [list(map(str, i)) if isinstance(i, tuple) else str(i) for i in edges.index],
-        "groups": None if scorer.groups_ is None else [str(g) for g in scorer.groups_],
+        "edge_index": [
+            [_plain(v) for v in i] if isinstance(i, tuple) else _plain(i) for i in edges.index
+        ],
+        "groups": None if scorer.groups_ is None else [_plain(g) for g in scorer.groups_],
         "group_name": None if scorer.groups_ is None else scorer.groups_.name,
         "n_features_in": int(scorer.n_features_in_),
     }

@@ -65,3 +65,12 @@ def test_rejects_foreign_dicts_and_objects():
         segmenter_from_dict({"format": "other"})
     with pytest.raises(TypeError, match="cannot save a dict"):
         segmenter_to_dict({})
+
+
+def test_integer_groups_survive_the_round_trip(cdnow_tx):
+    tx = cdnow_tx.assign(store=cdnow_tx["customer_id"] % 3)  # an integer group column
+    X = rfm_table(tx, group="store")
+    seg = RuleSegmenter("rf_grid").fit(X)
+    back = segmenter_from_dict(json.loads(json.dumps(segmenter_to_dict(seg))))
+    assert list(back.scorer_.groups_) == [0, 1, 2]
+    assert back.predict(X).astype(str).equals(seg.predict(X).astype(str))
