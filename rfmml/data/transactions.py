@@ -163,6 +163,21 @@ def _quote(values: pd.Series) -> str:
     return ", ".join(repr(v) for v in values.head(_SHOW).tolist())
 
 
+_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
+
+
+def _parse_text(text: pd.Series, missing: pd.Series, timestamp_format: str | None) -> pd.Series:
+    """Parse date strings; unparseable ones become NaT (counted by the caller)."""
+    try:
+        parsed = pd.to_datetime(text, format=timestamp_format, errors="coerce")
+    except (ValueError, TypeError):
+        parsed = pd.to_datetime(text, format="mixed", errors="coerce")
+    if timestamp_format is None and (parsed.isna() & ~missing).any():
+        # pandas infers one format from the first value; retry element-wise
+        parsed = pd.to_datetime(text, format="mixed", errors="coerce")
+    return parsed
+
+
 def parse_timestamps(
     values: pd.Series, column: str = "timestamp", timestamp_format: str | None = None
 ) -> tuple[pd.Series, str | None]:
@@ -210,12 +225,13 @@ def parse_timestamps(
             )
         text = raw.astype("string")
         try:
-            parsed = pd.to_datetime(text, format=timestamp_format, errors="coerce")
-        except (ValueError, TypeError):
-            parsed = pd.to_datetime(text, format="mixed", errors="coerce")
-        if timestamp_format is None and (parsed.isna() & ~missing).any():
-            # pandas infers one format from the first value; retry element-wise
-            parsed = pd.to_datetime(text, format="mixed", errors="coerce")
+            parsed = _parse_text(text, missing, timestamp_format)
+        except ValueError:
+            # Several UTC offsets (a log that crosses a daylight-saving change):
+            # keep each value's own wall-clock time, as for a single time zone.
+            text = text.str.replace(_OFFSET, "", regex=True)
+            parsed = _parse_text(text, missing, timestamp_format)
+            tz = "several UTC offsets"
         if isinstance(parsed.dtype, pd.DatetimeTZDtype):
             tz = str(parsed.dtype.tz)
             parsed = parsed.dt.tz_localize(None)
@@ -389,6 +405,10 @@ def read_transactions(
         no_id |= ids.astype("string").str.strip().fillna("") == ""
     report.remove("missing customer_id", int(no_id.sum()))
     frame = frame.loc[~no_id]
+    if group is not None:
+        no_group = frame[group].isna()
+        report.remove(f"missing {group}", int(no_group.sum()))
+        frame = frame.loc[~no_group]
 
     parsed, tz = parse_timestamps(frame["timestamp"], schema.timestamp, timestamp_format)
     if tz is not None:

@@ -202,3 +202,29 @@ def test_bad_policy():
 def test_one_column_mapped_twice(raw):
     with pytest.raises(DataError, match=r"\['Value'\] are mapped to more than one"):
         read_transactions(raw, customer="Customer", timestamp="Value", amount="Value")
+
+
+def test_rows_without_a_group_are_removed_and_counted(raw):
+    raw = raw.assign(Shop=["web", None, "store", "web", "web", None])
+    tx, report = read_transactions(
+        raw, customer="Customer", timestamp="When", amount="Value", group="Shop"
+    )
+    assert report.removed["missing Shop"] == 2
+    assert tx["Shop"].notna().all()
+    report.check()
+
+
+def test_mixed_utc_offsets_keep_each_wall_clock_time():
+    frame = pd.DataFrame(
+        {
+            "customer_id": [1, 1],
+            "timestamp": ["2021-03-27T23:30:00+00:00", "2021-03-29T00:30:00+01:00"],
+            "amount": [1.0, 2.0],
+        }
+    )
+    tx, report = read_transactions(frame)
+    assert tx["timestamp"].tolist() == [
+        pd.Timestamp("2021-03-27 23:30"),
+        pd.Timestamp("2021-03-29 00:30"),
+    ]
+    assert "several UTC offsets" in report.notes[0]
