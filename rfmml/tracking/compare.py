@@ -6,7 +6,7 @@ import mlflow
 import pandas as pd
 
 from rfmml.errors import ConfigError
-from rfmml.evaluation.segmentation import LOWER_IS_BETTER
+from rfmml.evaluation.segmentation import compare_table
 from rfmml.tracking.store import resolve_tracking_uri
 
 __all__ = ["compare_segmentations"]
@@ -35,14 +35,16 @@ def compare_segmentations(
     Returns
     -------
     pandas.DataFrame
-        Index ``segmentation``; columns ``run_id``, ``kind`` and every metric;
-        sorted by ``primary`` (descending, or ascending for metrics where lower
-        is better) with a ``rank`` column.
+        :func:`rfmml.evaluation.compare_table` of the logged metrics (the same
+        ranking as the run's ``comparison.csv``), with ``run_id`` and ``kind``
+        columns first.
 
     Raises
     ------
     ConfigError
         Unknown experiment, no finished run, or a primary metric that was not logged.
+    mlflow.exceptions.MlflowException
+        An unknown ``parent_run_id``.
     """
     uri = resolve_tracking_uri(tracking_uri)
     mlflow.set_tracking_uri(uri)
@@ -57,37 +59,31 @@ def compare_segmentations(
         )
         if parents.empty:
             raise ConfigError(f"experiment {experiment!r} has no finished run in {uri}")
-        parent = parents.iloc[0]
-        parent_run_id = str(parent["run_id"])
+        parent_run_id = str(parents.iloc[0]["run_id"])
+        configured = parents.iloc[0].get("tags.rfmml.primary_metric")
     else:
-        parent = mlflow.get_run(parent_run_id)
+        configured = mlflow.get_run(parent_run_id).data.tags.get("rfmml.primary_metric")
     children = mlflow.search_runs(
         experiment_names=[experiment],
         filter_string=(
             f"tags.`mlflow.parentRunId` = '{parent_run_id}' and tags.`rfmml.role` = 'segmentation'"
         ),
+        order_by=["attributes.start_time ASC"],  # the config's order, as in comparison.csv
     )
     if children.empty:
         raise ConfigError(f"run {parent_run_id} has no segmentation runs")
-    if primary is None:
-        tags = parent.tags if hasattr(parent, "tags") else None
-        primary = (
-            tags.get("rfmml.primary_metric")
-            if tags is not None
-            else parent.get("tags.rfmml.primary_metric")
-        ) or "buy_again_auc"
+    primary = primary or (configured if isinstance(configured, str) else None) or "buy_again_auc"
     metrics = [c for c in children.columns if c.startswith("metrics.")]
-    table = children[["tags.rfmml.segmentation", "run_id", "tags.rfmml.kind", *metrics]].copy()
-    table.columns = ["segmentation", "run_id", "kind", *[m[len("metrics.") :] for m in metrics]]
-    table = table.set_index("segmentation")
-    if primary not in table.columns:
-        raise ConfigError(
-            f"primary metric {primary!r} was not logged; logged metrics: "
-            f"{sorted(table.columns.drop(['run_id', 'kind']))}"
-        )
-    ascending = primary in LOWER_IS_BETTER
-    table["rank"] = table[primary].rank(method="min", ascending=ascending).astype("Int64")
-    table = table.sort_values(primary, ascending=ascending, na_position="last")
+    results = {
+        row["tags.rfmml.segmentation"]: {
+            m[len("metrics.") :]: row[m] for m in metrics if pd.notna(row[m])
+        }
+        for _, row in children.iterrows()
+    }
+    table = compare_table(results, primary=primary)
+    info = children.set_index("tags.rfmml.segmentation")
+    table.insert(0, "kind", info["tags.rfmml.kind"].reindex(table.index).to_numpy())
+    table.insert(0, "run_id", info["run_id"].reindex(table.index).to_numpy())
     table.attrs["primary"] = primary
     table.attrs["parent_run_id"] = parent_run_id
     return table

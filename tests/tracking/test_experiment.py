@@ -105,12 +105,18 @@ def test_comparison_artifacts_and_read_back(small_run, store):
     assert table.attrs["primary"] == "buy_again_auc"
     by_silhouette = compare_segmentations("cdnow_small", tracking_uri=store, primary="silhouette")
     assert by_silhouette["silhouette"].is_monotonic_decreasing
+    pinned = compare_segmentations(
+        "cdnow_small", tracking_uri=store, parent_run_id=small_run.parent_run_id
+    )
+    assert list(pinned.index) == list(small_run.comparison.index)
+    assert pinned.loc["kmeans_4", "kind"] == "kmeans"
+    assert pinned.loc["rf_grid", "run_id"] == small_run.runs["rf_grid"]
 
 
 def test_compare_errors(small_run, store):
     with pytest.raises(ConfigError, match="no experiment named 'nope'"):
         compare_segmentations("nope", tracking_uri=store)
-    with pytest.raises(ConfigError, match="primary metric 'bogus' was not logged"):
+    with pytest.raises(ConfigError, match="primary metric 'bogus' is not in the results"):
         compare_segmentations("cdnow_small", tracking_uri=store, primary="bogus")
 
 
