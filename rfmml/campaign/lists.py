@@ -318,6 +318,12 @@ def segment_changes(
             f"current one by {list(cur.columns)}; pass key=[...] to use the same columns."
         )
     names = list(prev.columns)
+    for name in names:
+        if prev[name].dtype != cur[name].dtype:
+            # e.g. ids read from CSV (text) in one run and from Parquet (integers) in
+            # the other: compare them as text rather than failing in the merge.
+            prev[name] = prev[name].astype(str)
+            cur[name] = cur[name].astype(str)
     prev["previous_segment"] = prev_labels.astype(str).to_numpy()
     cur["segment"] = cur_labels.astype(str).to_numpy()
     merged = prev.merge(cur, on=names, how="outer", indicator=True, sort=False)

@@ -181,3 +181,14 @@ def test_segment_changes_errors(cdnow_table):
     with pytest.raises(ValueError, match=r"keyed by \['customer_id'\] but the current one by"):
         segment_changes(cdnow_table, cdnow_table.rename_axis("id"))
     assert segment_changes(cdnow_table, cdnow_table).empty
+
+
+def test_changes_between_runs_with_text_and_integer_ids(cdnow_table, cdnow_early_table):
+    as_text = cdnow_early_table.reset_index(drop=True)
+    as_text["customer_id"] = as_text["customer_id"].astype(str)
+    as_ints = cdnow_table.reset_index(drop=True)
+    changed = segment_changes(as_text, as_ints, key="customer_id")
+    same_types = segment_changes(
+        cdnow_early_table.reset_index(drop=True), as_ints, key="customer_id"
+    )
+    assert len(changed) == len(same_types) > 0
