@@ -264,7 +264,7 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
             Invalid parameters.
         DataError
             Missing columns, NaN, negative values, empty frame, or fewer customers
-            than clusters.
+            (or fewer distinct customers) than clusters.
         """
         self._validate_params()
         matrix = self._matrix(X, "KMeansSegmenter.fit")
@@ -300,6 +300,16 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
             curve = None
         if n < k:
             raise DataError(f"KMeansSegmenter.fit: {n} customers for {k} clusters; need n >= k.")
+        if curve is None:  # "auto" only tried k up to the distinct rows of its sample
+            n_distinct = len(
+                np.unique(self._make_pipeline(k, seed)[:-1].fit_transform(matrix), axis=0)
+            )
+            if n_distinct < k:
+                raise DataError(
+                    f"KMeansSegmenter.fit: the {n} customers hold only {n_distinct} distinct "
+                    f"rows of {list(self.features)}, too few for n_clusters={k}; ask for at "
+                    f"most {n_distinct} clusters or use n_clusters='auto'."
+                )
         pipeline = self._make_pipeline(k, seed).fit(matrix)
         km = pipeline.named_steps["kmeans"]
 

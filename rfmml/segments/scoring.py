@@ -15,6 +15,7 @@ two-order customers reach.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -121,6 +122,13 @@ class RFMScorer(TransformerMixin, BaseEstimator):
     recency_unit : {"days", "weeks", "months"}, default="days"
         Unit of the ``R`` thresholds. The recency column itself is in days; a week
         is 7 days and a month 365.25 / 12 days.
+    min_group_size : int, default=20
+        Per group (quantile method only): a group with fewer customers than this
+        is scored with the edges learned on all customers pooled instead of its
+        own, because quantiles of a handful of customers mean little (a group of
+        one would score ``111`` whatever the customer did). Those groups are
+        listed in ``small_groups_`` and ``fit`` emits one ``UserWarning``. Use 1
+        to give every group its own edges.
 
     Attributes
     ----------
@@ -132,6 +140,11 @@ class RFMScorer(TransformerMixin, BaseEstimator):
         scoring ``k``. ``inf`` / ``-inf`` marks an unreachable score.
     groups_ : pandas.Index or None
         The groups the edges were learned for, or None without a group.
+    small_groups_ : pandas.Index or None
+        Groups smaller than ``min_group_size``, whose rows of ``edges_`` hold the
+        pooled edges (empty when none); None without a group or with thresholds.
+        Informational only: ``transform`` reads ``edges_``, and a scorer rebuilt by
+        :func:`~rfmml.segments.load_segmenter` does not have it.
     n_features_in_ : int
         Number of columns of the frame seen in ``fit``.
 
@@ -140,7 +153,9 @@ class RFMScorer(TransformerMixin, BaseEstimator):
     Per group: when the index is a two-level MultiIndex ``(customer_id, group)``
     the quantile edges are learned, and applied, within each group, so a score of
     5 means "top fifth of this channel". ``transform`` then refuses groups it did
-    not see in ``fit``. Thresholds are the same for every group.
+    not see in ``fit``. Groups with fewer than ``min_group_size`` customers get the
+    edges learned on all customers pooled (see ``small_groups_``). Customers whose
+    group is missing (NaN) are refused. Thresholds are the same for every group.
 
     ``FM`` is the mean of ``F`` and ``M`` rounded half up: ``(F + M + 1) // 2``
     (F=4, M=5 gives 5; F=1, M=2 gives 2).
@@ -163,6 +178,7 @@ class RFMScorer(TransformerMixin, BaseEstimator):
         frequency_col: str = "n_orders",
         monetary_col: str = "total_spend",
         recency_unit: str = "days",
+        min_group_size: int = 20,
     ) -> None:
         self.n_scores = n_scores
         self.method = method
@@ -171,6 +187,7 @@ class RFMScorer(TransformerMixin, BaseEstimator):
         self.frequency_col = frequency_col
         self.monetary_col = monetary_col
         self.recency_unit = recency_unit
+        self.min_group_size = min_group_size
 
     # -- helpers -------------------------------------------------------------------
     @property
@@ -187,6 +204,9 @@ class RFMScorer(TransformerMixin, BaseEstimator):
             raise ConfigError(
                 f"recency_unit must be one of {sorted(RECENCY_UNITS)}, got {self.recency_unit!r}."
             )
+        size = self.min_group_size
+        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+            raise ConfigError(f"min_group_size must be an integer >= 1, got {size!r}.")
         if self.method == "quantile":
             if self.thresholds is not None:
                 raise ConfigError(
@@ -226,6 +246,20 @@ class RFMScorer(TransformerMixin, BaseEstimator):
         rows += [np.asarray(self.thresholds[m], dtype=float) for m in ("F", "M")]
         return np.vstack(rows)
 
+    @staticmethod
+    def _checked_group_codes(index: pd.Index, *, where: str) -> tuple[np.ndarray, pd.Index] | None:
+        """Group codes as :func:`_group_codes`, refusing customers without a group."""
+        grouped = _group_codes(index)
+        if grouped is not None:
+            n_missing = int((grouped[0] < 0).sum())
+            if n_missing:
+                name = index.names[1] if index.names[1] is not None else "group"
+                raise DataError(
+                    f"{where}: {n_missing} of {len(index)} customers have a missing "
+                    f"{name!r} (the group level of the index); drop or fill them first."
+                )
+        return grouped
+
     def _learn_edges(self, X: pd.DataFrame) -> np.ndarray:
         r = X[self.recency_col].to_numpy(dtype=float)
         f = X[self.frequency_col].to_numpy(dtype=float)
@@ -253,31 +287,58 @@ class RFMScorer(TransformerMixin, BaseEstimator):
         Raises
         ------
         ConfigError
-            Invalid ``n_scores``, ``method``, ``thresholds`` or ``recency_unit``.
+            Invalid ``n_scores``, ``method``, ``thresholds``, ``recency_unit`` or
+            ``min_group_size``.
         DataError
-            Missing columns, empty frame, NaN or negative values.
+            Missing columns, empty frame, NaN or negative values, or (per group,
+            quantile method) customers whose group is missing.
+
+        Warns
+        -----
+        UserWarning
+            Per group, when some groups have fewer than ``min_group_size``
+            customers and are scored with the pooled edges.
         """
         self._validate_params()
         X = _check_frame(X, list(self._columns.values()), where="RFMScorer.fit")
         scores = list(range(2, self.n_scores + 1))
-        grouped = _group_codes(X.index)
+        self.small_groups_ = None
         if self.method == "thresholds":
             edges = self._threshold_edges()
             self.groups_ = None  # thresholds are the same for every group
             self.edges_ = pd.DataFrame(
                 edges, index=pd.Index(_METRICS, name="metric"), columns=scores
             )
-        elif grouped is None:
+            self.n_features_in_ = X.shape[1]
+            return self
+        grouped = self._checked_group_codes(X.index, where="RFMScorer.fit")
+        if grouped is None:
             self.groups_ = None
             self.edges_ = pd.DataFrame(
                 self._learn_edges(X), index=pd.Index(_METRICS, name="metric"), columns=scores
             )
         else:
             codes, groups = grouped
-            blocks = [self._learn_edges(X[codes == i]) for i in range(len(groups))]
+            sizes = np.bincount(codes, minlength=len(groups))
+            small = sizes < self.min_group_size
+            pooled = self._learn_edges(X) if small.any() else None
+            blocks = [
+                pooled if small[i] else self._learn_edges(X[codes == i]) for i in range(len(groups))
+            ]
             self.groups_ = groups
+            self.small_groups_ = groups[small]
             index = pd.MultiIndex.from_product([groups, _METRICS], names=[groups.name, "metric"])
             self.edges_ = pd.DataFrame(np.vstack(blocks), index=index, columns=scores)
+            if small.any():
+                shown = self.small_groups_[:5].tolist() + (["..."] if small.sum() > 5 else [])
+                warnings.warn(
+                    f"RFMScorer.fit: {int(small.sum())} of {len(groups)} group(s) have fewer "
+                    f"than min_group_size={self.min_group_size} customers ({shown}); their "
+                    f"{int(sizes[small].sum())} customer(s) are scored with the edges learned "
+                    f"on all {len(X)} customers pooled. See small_groups_.",
+                    UserWarning,
+                    stacklevel=2,
+                )
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -303,18 +364,19 @@ class RFMScorer(TransformerMixin, BaseEstimator):
         Raises
         ------
         DataError
-            Bad frame, or a group not seen in ``fit``.
+            Bad frame, a group not seen in ``fit``, or (per group) customers whose
+            group is missing.
         """
         check_is_fitted(self)
         X = _check_frame(X, list(self._columns.values()), where="RFMScorer.transform")
-        out = np.empty((len(X), 3), dtype=np.int64)
+        out = np.full((len(X), 3), -1, dtype=np.int64)  # -1: never a valid score
         values = {m: X[c].to_numpy(dtype=float) for m, c in self._columns.items()}
         if self.groups_ is None:  # one set of edges for everyone
             edges = self.edges_.to_numpy()
             for j, metric in enumerate(_METRICS):
                 out[:, j] = self._score(values[metric], edges[j], metric)
         else:
-            grouped = _group_codes(X.index)
+            grouped = self._checked_group_codes(X.index, where="RFMScorer.transform")
             if grouped is None:
                 raise DataError(
                     "RFMScorer.transform: the scorer was fitted per group but X has no "
@@ -334,6 +396,12 @@ class RFMScorer(TransformerMixin, BaseEstimator):
                 edges = self.edges_.loc[group].to_numpy()
                 for j, metric in enumerate(_METRICS):
                     out[rows, j] = self._score(values[metric][rows], edges[j], metric)
+        unscored = int((out < 1).any(axis=1).sum())
+        if unscored:  # not an assert: must hold under python -O too
+            raise RuntimeError(
+                f"RFMScorer.transform: internal error, {unscored} of {len(X)} customers were "
+                f"left without a score; please report this with the input's index."
+            )
         result = pd.DataFrame(out, index=X.index, columns=list(_METRICS))
         result["FM"] = (result["F"] + result["M"] + 1) // 2
         sep = "" if self.n_scores < 10 else "-"

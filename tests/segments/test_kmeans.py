@@ -164,3 +164,22 @@ def test_bad_frames(tiny_features):
         match=r"the sample holds 1 distinct customers of 20, too few for k_range \(2, 10\)",
     ):
         KMeansSegmenter(n_clusters="auto", random_state=0).fit(same)
+
+
+def test_int_k_above_the_distinct_customers_is_a_data_error():
+    # 40 customers, only 3 distinct rows: k=4 used to fail deep in pandas with
+    # "Length of values (4) does not match length of index (3)".
+    rows = [(5.0, 10, 900.0), (60.0, 3, 120.0), (300.0, 1, 15.0)]
+    X = pd.DataFrame(
+        [rows[i % 3] for i in range(40)], columns=["recency_days", "n_orders", "total_spend"]
+    )
+    with pytest.raises(
+        DataError,
+        match=r"KMeansSegmenter\.fit: the 40 customers hold only 3 distinct rows of "
+        r"\['recency_days', 'n_orders', 'total_spend'\], too few for n_clusters=4; ask for "
+        r"at most 3 clusters or use n_clusters='auto'",
+    ):
+        KMeansSegmenter(n_clusters=4, random_state=0).fit(X)
+    km = KMeansSegmenter(n_clusters=3, random_state=0).fit(X)
+    assert km.n_clusters_ == 3 and len(km.cluster_names_) == 3
+    assert km.predict(X).nunique() == 3

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import json
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from rfmml.errors import ConfigError, DataError
 from rfmml.segments import RFMScorer, linear_score
+from rfmml.segments.persistence import segmenter_from_dict, segmenter_to_dict
 
 
 def _rule_scores(values: np.ndarray, n: int) -> np.ndarray:
@@ -183,6 +187,138 @@ def test_group_errors(grouped_features):
         scorer.transform(grouped_features.droplevel("channel"))
 
 
+def _with_missing_groups(features: pd.DataFrame, rows: list[int]) -> pd.DataFrame:
+    """``features`` with the channel of the given rows set to NaN."""
+    channel = features.index.get_level_values("channel").to_numpy(dtype=object).copy()
+    channel[rows] = np.nan
+    index = pd.MultiIndex.from_arrays(
+        [features.index.get_level_values("customer_id"), channel],
+        names=["customer_id", "channel"],
+    )
+    return features.set_axis(index)
+
+
+def test_missing_group_values_are_refused_in_fit(grouped_features):
+    # pd.factorize codes a NaN group -1: those rows used to be left unwritten in
+    # transform's np.empty buffer, and garbage such as R=94021413147584 came out.
+    bad = _with_missing_groups(grouped_features, [3, 150])
+    with pytest.raises(
+        DataError,
+        match=r"RFMScorer\.fit: 2 of 200 customers have a missing 'channel' "
+        r"\(the group level of the index\); drop or fill them first",
+    ):
+        RFMScorer().fit(bad)
+
+
+def test_missing_group_values_are_refused_in_transform(grouped_features):
+    scorer = RFMScorer().fit(grouped_features)
+    bad = _with_missing_groups(grouped_features, [7])
+    with pytest.raises(
+        DataError,
+        match=r"RFMScorer\.transform: 1 of 200 customers have a missing 'channel'.*"
+        r"drop or fill them first",
+    ):
+        scorer.transform(bad)
+    unnamed = bad.rename_axis(["customer_id", None])
+    with pytest.raises(DataError, match=r"1 of 200 customers have a missing 'group'"):
+        scorer.transform(unnamed)
+    # Dropping them is enough: the others score exactly as before.
+    kept = bad[bad.index.get_level_values("channel").notna()]
+    expected = scorer.transform(grouped_features).drop(index=grouped_features.index[7])
+    pd.testing.assert_frame_equal(scorer.transform(kept), expected)
+
+
+def test_thresholds_ignore_the_group_so_missing_groups_still_score(grouped_features):
+    cuts = {"R": [30, 90, 180, 365], "F": [2, 3, 5, 10], "M": [20, 50, 100, 500]}
+    scorer = RFMScorer(method="thresholds", thresholds=cuts)
+    bad = _with_missing_groups(grouped_features, [0, 1])
+    scores = scorer.fit(bad).transform(bad)
+    plain = scorer.transform(grouped_features.droplevel("channel"))
+    np.testing.assert_array_equal(scores["RFM"].to_numpy(), plain["RFM"].to_numpy())
+
+
+def test_unscored_rows_can_never_leak(tiny_features, monkeypatch):
+    scorer = RFMScorer().fit(tiny_features)
+    # Simulate a scoring bug that writes nothing valid: an explicit error, not garbage.
+    monkeypatch.setattr(
+        RFMScorer, "_score", staticmethod(lambda v, e, m: np.zeros(len(v), dtype=np.int64))
+    )
+    with pytest.raises(
+        RuntimeError, match="internal error, 5 of 5 customers were left without a score"
+    ):
+        scorer.transform(tiny_features)
+
+
+@pytest.fixture
+def with_one_icelander(grouped_features) -> pd.DataFrame:
+    """The two channels plus a one-customer group holding an excellent customer."""
+    iceland = pd.DataFrame(
+        {"recency_days": [2.0], "n_orders": [7], "total_spend": [4310.0]},
+        index=pd.MultiIndex.from_tuples([(999, "iceland")], names=["customer_id", "channel"]),
+    )
+    return pd.concat([grouped_features, iceland])
+
+
+SMALL_GROUP_WARNING = (
+    r"RFMScorer\.fit: 1 of 3 group\(s\) have fewer than min_group_size=20 customers "
+    r"\(\['iceland'\]\); their 1 customer\(s\) are scored with the edges learned on all "
+    r"201 customers pooled\. See small_groups_\."
+)
+
+
+def test_small_groups_use_the_pooled_edges(with_one_icelander):
+    X = with_one_icelander
+    with pytest.warns(UserWarning, match=SMALL_GROUP_WARNING) as record:
+        scorer = RFMScorer().fit(X)
+    assert len(record) == 1
+    assert record[0].filename == __file__  # stacklevel=2 points at the caller
+    assert list(scorer.groups_) == ["iceland", "store", "web"]
+    assert list(scorer.small_groups_) == ["iceland"]
+    assert scorer.small_groups_.name == "channel"
+    pooled = RFMScorer().fit(X.droplevel("channel"))
+    pd.testing.assert_frame_equal(scorer.edges_.loc["iceland"], pooled.edges_, check_names=False)
+    scores = scorer.transform(X)
+    icelander = scores.loc[(999, "iceland")]
+    # Was "111" (Lost): a group of one puts every edge at inf.
+    assert icelander["RFM"] == pooled.transform(X.droplevel("channel")).loc[999, "RFM"]
+    assert icelander["RFM"] == "555"
+    # Large groups keep their own edges.
+    alone = RFMScorer(min_group_size=1).fit(X.drop(index="iceland", level="channel"))
+    pd.testing.assert_frame_equal(scorer.edges_.drop(index="iceland"), alone.edges_)
+
+
+def test_min_group_size_boundary_and_opt_out(grouped_features, with_one_icelander):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        at_size = RFMScorer(min_group_size=100).fit(grouped_features)  # 100 each: not small
+        assert len(at_size.small_groups_) == 0
+        own = RFMScorer(min_group_size=1).fit(with_one_icelander)
+        assert len(own.small_groups_) == 0
+        assert np.isinf(own.edges_.loc["iceland"].to_numpy()).all()  # the old behaviour
+        plain = RFMScorer().fit(grouped_features.droplevel("channel"))
+        assert plain.small_groups_ is None
+    with pytest.warns(
+        UserWarning,
+        match=r"2 of 2 group\(s\) have fewer than min_group_size=101 customers "
+        r"\(\['store', 'web'\]\); their 200 customer\(s\)",
+    ):
+        all_small = RFMScorer(min_group_size=101).fit(grouped_features)
+    pooled = RFMScorer().fit(grouped_features.droplevel("channel")).edges_.to_numpy()
+    for group in ("store", "web"):
+        np.testing.assert_array_equal(all_small.edges_.loc[group].to_numpy(), pooled)
+
+
+def test_small_group_edges_survive_the_json_round_trip(with_one_icelander):
+    X = with_one_icelander
+    with pytest.warns(UserWarning, match=SMALL_GROUP_WARNING):
+        scorer = RFMScorer(min_group_size=20).fit(X)
+    back = segmenter_from_dict(json.loads(json.dumps(segmenter_to_dict(scorer))))
+    assert back.get_params() == scorer.get_params()
+    pd.testing.assert_frame_equal(back.edges_, scorer.edges_)
+    pd.testing.assert_frame_equal(back.transform(X), scorer.transform(X))
+    assert back.transform(X).loc[(999, "iceland"), "RFM"] == "555"
+
+
 def test_missing_column_names_the_available_ones(tiny_features):
     with pytest.raises(DataError, match=r"missing column\(s\) \['total_spend'\]; available"):
         RFMScorer().fit(tiny_features.drop(columns="total_spend"))
@@ -215,6 +351,9 @@ def test_nan_negative_and_empty_are_data_errors(tiny_features):
         ({"n_scores": 2.5}, "n_scores must be an integer >= 2"),
         ({"method": "kmeans"}, "method must be 'quantile' or 'thresholds'"),
         ({"recency_unit": "years"}, "recency_unit must be one of"),
+        ({"min_group_size": 0}, "min_group_size must be an integer >= 1, got 0"),
+        ({"min_group_size": 2.5}, "min_group_size must be an integer >= 1, got 2.5"),
+        ({"min_group_size": True}, "min_group_size must be an integer >= 1, got True"),
         ({"thresholds": {"R": [1, 2, 3, 4]}}, "thresholds are only used with method="),
         ({"method": "thresholds"}, "method='thresholds' needs thresholds="),
         (
