@@ -31,6 +31,10 @@ __all__ = ["main"]
 # Piped output is not squeezed to 80 columns: tables stay readable in files and CI logs.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
+_URI_HELP = (
+    "MLflow store. Default: $MLFLOW_TRACKING_URI, else the config's tracking_uri, "
+    "else ./mlflow.db."
+)
 KEY_METRICS = ("rank", "buy_again_auc", "spend_variance_explained", "top_revenue_capture",
                "best_segment_lift", "silhouette", "stability_ari_mean", "n_segments")  # fmt: skip
 PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -209,7 +213,7 @@ def _report_run(result: Any) -> None:
 @main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 @click.option("--output", "-o", default=None, help="Output folder (default: the config's).")
-@click.option("--tracking-uri", default=None, help="MLflow store (default: ./mlflow.db).")
+@click.option("--tracking-uri", default=None, help=_URI_HELP)
 @_handle_errors
 def run(config: str, output: str | None, tracking_uri: str | None) -> None:
     """Run the experiment CONFIG (a TOML file) end to end and log it to MLflow."""
@@ -219,7 +223,7 @@ def run(config: str, output: str | None, tracking_uri: str | None) -> None:
 @main.command()
 @click.option("--output", "-o", default="rfmml-output", show_default=True,
               help="Output folder, below the current directory.")  # fmt: skip
-@click.option("--tracking-uri", default=None, help="MLflow store (default: ./mlflow.db).")
+@click.option("--tracking-uri", default=None, help=_URI_HELP)
 @_handle_errors
 def demo(output: str, tracking_uri: str | None) -> None:
     """Run the bundled CDNOW experiment here: features, rule and k-means segments,
@@ -376,9 +380,13 @@ def predict(transactions: str, customer: str, timestamp: str, amount: str, group
         btyd_summary(tx, observation_end=observation_end, freq=pipeline.freq, group=group),
     )
     table = pipeline.predict(frame)
-    paths = write_predictions(
-        table, output, fingerprints={"transactions": fingerprint(tx), "model": str(model_dir)}
-    )
+    fingerprints = {
+        "transactions": fingerprint(tx),
+        "bgnbd": getattr(pipeline.bgnbd, "training_fingerprint_", None),
+        "gamma_gamma": getattr(pipeline.gamma_gamma, "training_fingerprint_", None),
+        "model_dir": str(Path(model_dir).resolve()),
+    }
+    paths = write_predictions(table, output, fingerprints=fingerprints)
     if "segment" in table.columns:
         export_segment_lists(table, Path(output) / "segments", hash_ids=hash_ids, salt=salt)
         if previous:
@@ -393,7 +401,7 @@ def predict(transactions: str, customer: str, timestamp: str, amount: str, group
 
 @main.command()
 @click.argument("experiment")
-@click.option("--tracking-uri", default=None, help="MLflow store (default: ./mlflow.db).")
+@click.option("--tracking-uri", default=None, help=_URI_HELP)
 @click.option("--primary", default=None, help="Metric to rank by (default: the run's).")
 @click.option("--all-metrics", is_flag=True, help="Show every logged metric, not the key ones.")
 @click.option("--output", "-o", default=None, help="Also write the table to a CSV file.")

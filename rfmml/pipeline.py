@@ -541,11 +541,14 @@ def _score(
     by_name = {s.name: s for s in cfg.segmentations}
     rules = _segmenter(by_name[best_rules], cfg).fit(features) if best_rules else None
     kmeans = _segmenter(by_name[best_kmeans], cfg).fit(features) if best_kmeans else None
-    bgnbd = BetaGeoNBD(penalizer=cfg.models.bgnbd_penalizer).fit(summary)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # already reported on the calibration fit
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bgnbd = BetaGeoNBD(penalizer=cfg.models.bgnbd_penalizer).fit(summary)
         gg = GammaGamma(penalizer=cfg.models.gamma_gamma_penalizer)
         gg.fit(_gamma_gamma_rows(summary)[0])
+    fit_warnings = " | ".join(sorted({str(w.message) for w in caught}))
+    for message in sorted({str(w.message) for w in caught}):
+        logger.warning("full-period model fit: %s", message)
     pipeline = ScoringPipeline(
         rule_segmenter=rules,
         kmeans_segmenter=kmeans,
@@ -586,6 +589,8 @@ def _score(
         "rfmml.rule_segmentation": str(best_rules),
         "rfmml.kmeans_segmentation": str(best_kmeans),
     }
+    if fit_warnings:
+        tags["rfmml.fit_warnings"] = fit_warnings[:5000]
     with tracking.tracked_run("scoring", nested=True, tags=tags) as run:
         runs["scoring"] = run.info.run_id
         tracking.log_params(
