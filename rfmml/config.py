@@ -223,6 +223,18 @@ def _segmentation(raw: Mapping[str, Any], i: int) -> SegmentationConfig:
     return seg
 
 
+def _playbook_path(value: Any, source_path: str | None) -> str | None:
+    """The playbook file, resolved against the config's folder; it must exist."""
+    if value is None:
+        return None
+    path = Path(str(value))
+    if not path.is_absolute() and source_path is not None:
+        path = Path(source_path).parent / path
+    if not path.is_file():
+        raise ConfigError(f"[output] playbook = {str(value)!r} is not an existing TOML file")
+    return str(path)
+
+
 def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
     """Read and validate an experiment configuration.
 
@@ -273,7 +285,16 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
         raise ConfigError(
             f"[data] negative_amounts = {data.negative_amounts!r}; allowed: 'drop', 'net', 'error'"
         )
-    if data.source not in BUILTIN_SOURCES:
+    if data.source in BUILTIN_SOURCES:
+        mapped = {k: getattr(data, k) for k in ("customer", "timestamp", "amount")}
+        defaults = DataConfig()
+        renamed = {k: v for k, v in mapped.items() if v != getattr(defaults, k)}
+        if renamed:
+            raise ConfigError(
+                f"[data] {sorted(renamed)} map columns of a file, but source = "
+                f"{data.source!r} is a bundled dataset with canonical columns; remove them"
+            )
+    else:
         path = Path(data.source)
         if not path.is_absolute() and source_path is not None:
             candidate = Path(source_path).parent / path
@@ -317,7 +338,9 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
         if "penalizer" in sub:
             setattr(models, attr, _number(sub["penalizer"], f"[models.{key}] penalizer", minimum=0))
     if "horizon" in models_raw:
-        models.horizon = _number(models_raw["horizon"], "[models] horizon", minimum=0)
+        models.horizon = _number(
+            models_raw["horizon"], "[models] horizon", minimum=1, integer=True
+        )
     if "discount_rate" in models_raw:
         models.discount_rate = _number(
             models_raw["discount_rate"], "[models] discount_rate", minimum=0
@@ -351,6 +374,6 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
         ),
         tracking_uri=tracking.get("tracking_uri") or None,
         output_dir=str(output.get("dir", "rfmml-output")),
-        playbook=output.get("playbook"),
+        playbook=_playbook_path(output.get("playbook"), source_path),
         source_path=source_path,
     )

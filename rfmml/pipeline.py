@@ -119,16 +119,28 @@ def load_experiment_data(cfg: ExperimentConfig) -> tuple[pd.DataFrame, CleaningR
     data = cfg.data
     if data.source in ("cdnow", "online_retail"):
         if data.source == "cdnow":
-            tx, source = load_cdnow(), str(_lifetimes_datasets() / "CDNOW_master.txt")
+            raw, source = load_cdnow(), str(_lifetimes_datasets() / "CDNOW_master.txt")
         else:
-            tx, source = load_online_retail(), str(online_retail_path())
-        report = CleaningReport(**tx.attrs["cleaning_report"])
-        tx = tx.drop(columns=[c for c in ("n_items",) if c in tx.columns])
-        if data.group is not None and data.group not in tx.columns:
+            raw, source = load_online_retail(), str(online_retail_path())
+        loaded = CleaningReport(**raw.attrs["cleaning_report"])
+        if data.group is not None and data.group not in raw.columns:
             raise ConfigError(
                 f"[data] group = {data.group!r} is not a column of {data.source}; "
-                f"columns: {list(tx.columns)}"
+                f"columns: {list(raw.columns)}"
             )
+        # The bundled logs are already canonical; the config's cleaning options
+        # (negative amounts, zero amounts, duplicates) apply on top.
+        tx, again = read_transactions(
+            raw,
+            group=data.group,
+            order="order_id" if "order_id" in raw.columns else None,
+            negative_amounts=data.negative_amounts,
+            drop_zero_amounts=data.drop_zero_amounts,
+            drop_duplicates=data.drop_duplicates,
+        )
+        report = loaded.then(again)
+        if "order_id" in tx.columns and data.order is None:
+            tx = tx.drop(columns="order_id")
     else:
         tx, report = read_transactions(
             data.source,

@@ -53,6 +53,26 @@ class CleaningReport:
         """Record ``n`` rows folded into other rows for ``reason``."""
         self.merged[reason] = self.merged.get(reason, 0) + int(n)
 
+    def then(self, later: CleaningReport) -> CleaningReport:
+        """Combine this report with a later cleaning pass over its output.
+
+        Removed and merged rows add up; flags come from the later pass (they
+        describe the rows that are left).
+        """
+        if later.rows_in != self.rows_out:
+            raise ValueError(
+                f"the later pass read {later.rows_in} rows but this one wrote {self.rows_out}"
+            )
+        combined = CleaningReport(rows_in=self.rows_in, rows_out=later.rows_out)
+        for source in (self, later):
+            for reason, n in source.removed.items():
+                combined.remove(reason, n)
+            for reason, n in source.merged.items():
+                combined.merge(reason, n)
+            combined.notes += source.notes
+        combined.flagged = dict(later.flagged)
+        return combined
+
     @property
     def rows_removed(self) -> int:
         """Total rows removed over all reasons."""
