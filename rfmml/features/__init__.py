@@ -5,8 +5,10 @@
 - :func:`rfm_table`: the classic form (``recency_days``, ``n_orders``,
   ``total_spend``, tenure and annual rates) that segmentation uses.
 
-Both are written once over a lazy query API and run on DuckDB (default),
-polars, or Spark; pandas in gives pandas out.
+Both are written once over a lazy query API (narwhals) and run on DuckDB
+(default), polars, or Spark; pandas in gives pandas out. For pandas input,
+``btyd_summary`` runs one hand-written DuckDB statement instead (about twice as
+fast at 10M rows); a test holds it equal to the portable query.
 """
 
 from rfmml.features.btyd import btyd_summary, calibration_holdout

@@ -31,6 +31,7 @@ from rfmml.features._engine import (
     Frame,
     as_timestamp,
     check_freq,
+    columns_of,
     next_period_start,
     open_frame,
     period_number,
@@ -58,8 +59,7 @@ def _required(group: str | None, with_amount: bool) -> list[str]:
 
 
 def _has_amount(tx: Any) -> bool:
-    columns = tx.collect_schema().names() if hasattr(tx, "collect_schema") else list(tx.columns)
-    return "amount" in columns
+    return "amount" in columns_of(tx)
 
 
 def _period_sums(

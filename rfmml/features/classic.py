@@ -9,6 +9,7 @@ import narwhals as nw
 from rfmml.data.transactions import end_cutoff
 from rfmml.features._engine import (
     as_timestamp,
+    columns_of,
     day_number,
     open_frame,
     scalar,
@@ -69,7 +70,7 @@ def rfm_table(
         raise ValueError(f"min_tenure_days must be positive, got {min_tenure_days!r}")
     keys = _keys(group)
     with_amount = _has_amount(tx)
-    columns = _columns(tx)
+    columns = columns_of(tx)
     with_order = "order_id" in columns
     required = ["customer_id", "timestamp"]
     required += ["amount"] if with_amount else []
@@ -119,9 +120,3 @@ def rfm_table(
     result = frame.collect(out.select(*keys, *derived), keys)
     _stamp(result, observation_end=end, min_tenure_days=min_tenure_days)
     return result
-
-
-def _columns(tx: Any) -> list[str]:
-    if hasattr(tx, "collect_schema"):
-        return list(tx.collect_schema().names())
-    return list(tx.columns)

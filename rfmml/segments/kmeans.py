@@ -149,7 +149,9 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
     silhouette_curve_ : pandas.Series
         Mean silhouette per k searched (one entry when ``n_clusters`` is an int).
     labels_ : ndarray of shape (n_customers,)
-        Cluster id of each training customer (0 = most valuable).
+        Cluster id of each training customer (0 = most valuable). A segmenter
+        loaded from JSON does not keep its training customers; there it is
+        ``arange(n_clusters_)``.
     cluster_centers_ : pandas.DataFrame
         Centroids back in the features' original units (``expm1`` of the log
         features), one row per cluster.
