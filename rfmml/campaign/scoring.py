@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 from rfmml.campaign.playbook import Playbook, load_playbook
 from rfmml.errors import DataError
 from rfmml.models import BetaGeoNBD, GammaGamma, customer_lifetime_value
+from rfmml.models.clv import resolve_freq
 from rfmml.segments import KMeansSegmenter, RuleSegmenter
 
 __all__ = ["CHURN_LABELS", "churn_risk_band", "score_customers"]
@@ -20,7 +21,6 @@ __all__ = ["CHURN_LABELS", "churn_risk_band", "score_customers"]
 CHURN_LABELS = ("low", "medium", "high")
 
 _FEATURE_COLUMNS = ("recency_days", "n_orders", "total_spend")
-_FREQS = ("D", "W", "M")
 
 
 
@@ -115,24 +115,6 @@ def _first(index: pd.Index) -> str:
         return ""
     label = index[0]
     return f" (first {label.item() if isinstance(label, np.generic) else label!r})"
-
-
-def _resolve_freq(freq: str | None, summary: pd.DataFrame, bgnbd: BetaGeoNBD) -> str | None:
-    known = {
-        "freq": freq,
-        "summary.attrs['freq']": summary.attrs.get("freq"),
-        "bgnbd.freq_": getattr(bgnbd, "freq_", None),
-    }
-    given = {k: v for k, v in known.items() if v is not None}
-    for source, value in given.items():
-        if value not in _FREQS:
-            raise DataError(f"score_customers: {source} is {value!r}; expected one of {_FREQS}.")
-    if len(set(given.values())) > 1:
-        raise DataError(
-            f"score_customers: time units disagree: {given}. horizon is counted in periods of "
-            "the summary, so the summary, the fitted BG/NBD and freq must use one unit."
-        )
-    return next(iter(given.values()), None)
 
 
 def _check_no_nan(table: pd.DataFrame) -> None:
@@ -320,7 +302,7 @@ def score_customers(
         table["cluster_name"] = kmeans_segmenter.predict_names(features).array
 
     if bgnbd is not None:
-        unit = _resolve_freq(freq, summary, bgnbd)
+        unit = resolve_freq(freq, summary, bgnbd, "score_customers")
         attrs["freq"] = unit
         p_alive = bgnbd.probability_alive(summary)
         table["probability_alive"] = p_alive.to_numpy()

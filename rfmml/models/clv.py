@@ -17,20 +17,32 @@ __all__ = ["customer_lifetime_value"]
 _FREQS = ("D", "W", "M")
 
 
-def _resolve_freq(freq: str | None, summary: pd.DataFrame, bgnbd: BetaGeoNBD) -> str | None:
+def resolve_freq(
+    freq: str | None, summary: pd.DataFrame, bgnbd: BetaGeoNBD, where: str
+) -> str | None:
+    """The one time unit that ``freq``, the summary and the fitted BG/NBD agree on.
+
+    Any of the three may be unknown (``None``); those that are known must be
+    equal and one of ``"D"``, ``"W"``, ``"M"``.
+
+    Raises
+    ------
+    DataError
+        An unknown unit, or units that disagree (``where`` starts the message).
+    """
     known = {
-        "the freq argument": freq,
+        "freq": freq,
         "summary.attrs['freq']": summary.attrs.get("freq"),
-        "the BG/NBD training summary": getattr(bgnbd, "freq_", None),
+        "bgnbd.freq_ (its training summary)": getattr(bgnbd, "freq_", None),
     }
     given = {k: v for k, v in known.items() if v is not None}
     for source, value in given.items():
         if value not in _FREQS:
-            raise DataError(f"{source} is {value!r}; expected one of {_FREQS}.")
+            raise DataError(f"{where}: {source} is {value!r}; expected one of {_FREQS}.")
     if len(set(given.values())) > 1:
         raise DataError(
-            f"Time units disagree: {given}. horizon and discount_rate are per period of the "
-            "summary, so the summary, the fitted model and freq must use one unit."
+            f"{where}: time units disagree: {given}. horizon (and discount_rate) are per "
+            "period of the summary, so the summary, the fitted BG/NBD and freq must use one unit."
         )
     return next(iter(given.values()), None)
 
@@ -96,7 +108,7 @@ def customer_lifetime_value(
         raise DataError(f"horizon must be a whole number of periods >= 1, got {horizon!r}.")
     if not np.isfinite(discount_rate) or discount_rate < 0:
         raise DataError(f"discount_rate must be a per-period rate >= 0, got {discount_rate!r}.")
-    unit = _resolve_freq(freq, summary, bgnbd)
+    unit = resolve_freq(freq, summary, bgnbd, "customer_lifetime_value")
     c = check_summary(
         summary, ("frequency", "recency", "T", "monetary_value"), what="customer_lifetime_value"
     )

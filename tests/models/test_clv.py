@@ -69,7 +69,7 @@ def test_discounting_lowers_clv(cdnow_bgnbd, cdnow_gamma_gamma, cdnow_summary):
 
 def test_time_units_must_agree(cdnow_bgnbd, cdnow_gamma_gamma, cdnow_summary):
     # cdnow_summary carries attrs["freq"] == "W"; asking for days is a unit error
-    with pytest.raises(DataError, match=r"Time units disagree"):
+    with pytest.raises(DataError, match=r"customer_lifetime_value: time units disagree"):
         customer_lifetime_value(cdnow_bgnbd, cdnow_gamma_gamma, cdnow_summary, 12, 0.01, freq="D")
     with pytest.raises(DataError, match=r"expected one of \('D', 'W', 'M'\)"):
         customer_lifetime_value(cdnow_bgnbd, cdnow_gamma_gamma, cdnow_summary, 12, 0.01, freq="Y")
