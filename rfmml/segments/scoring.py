@@ -472,6 +472,12 @@ def linear_score(
         )
     total = np.zeros(len(frame))
     grouped = _group_codes(frame.index) if standardize else None
+    if grouped is not None and (grouped[0] < 0).any():
+        level = frame.index.names[1] or "group"
+        raise DataError(
+            f"linear_score: {int((grouped[0] < 0).sum())} of {len(frame)} customers have a "
+            f"missing {level!r} (the group level of the index); drop or fill them first."
+        )
     for col, w in weights.items():
         values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
         n_nan = int(np.isnan(values).sum())

@@ -407,3 +407,14 @@ def test_linear_score_errors(tiny_features):
     bad = tiny_features.assign(n_orders=[1, None, 3, None, 5])
     with pytest.raises(DataError, match="'n_orders' has 2 of 5 missing"):
         linear_score(bad, {"n_orders": 1.0})
+
+
+def test_linear_score_refuses_missing_groups(grouped_features):
+    channels = grouped_features.index.get_level_values("channel").to_numpy(dtype=object)
+    channels[:3] = None
+    index = pd.MultiIndex.from_arrays(
+        [grouped_features.index.get_level_values(0), channels], names=["customer_id", "channel"]
+    )
+    frame = grouped_features.set_axis(index)
+    with pytest.raises(DataError, match=r"3 of \d+ customers have a missing 'channel'"):
+        linear_score(frame, {"n_orders": 1.0}, standardize=True)
