@@ -52,7 +52,7 @@ from rfmml.evaluation import (
     evaluate_segmentation,
     standardized_features,
 )
-from rfmml.features import btyd_summary, calibration_holdout, rfm_table
+from rfmml.features import btyd_summary, calibration_holdout, calibration_summary, rfm_table
 from rfmml.models import BetaGeoNBD, GammaGamma
 from rfmml.plots import (
     plot_calibration_vs_holdout_purchases,
@@ -80,12 +80,6 @@ __all__ = ["ExperimentResult", "fingerprint", "load_experiment_data", "run_exper
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-_SUMMARY_CAL = {
-    "frequency_cal": "frequency",
-    "recency_cal": "recency",
-    "T_cal": "T",
-    "monetary_value_cal": "monetary_value",
-}
 
 
 @dataclass
@@ -234,8 +228,7 @@ class _Calibration:
         )
         features = rfm_table(tx, observation_end=cfg.calibration_end, group=group)
         self.features = features.loc[self.cal_holdout.index]
-        self.summary = self.cal_holdout[list(_SUMMARY_CAL)].rename(columns=_SUMMARY_CAL)
-        self.summary.attrs["freq"] = cfg.freq
+        self.summary = calibration_summary(self.cal_holdout)
         keys = ["customer_id"] + ([group] if group else [])
         holdout_rows = tx.loc[tx["timestamp"] >= end_cutoff(cfg.calibration_end)]
         spend = holdout_rows.groupby(keys)["amount"].sum()

@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from rfmml.errors import DataError
+from rfmml.features import calibration_summary
 from rfmml.models import BetaGeoNBD, GammaGamma
 
 __all__ = ["holdout_predictions", "evaluate_holdout", "HOLDOUT_COLUMNS"]
@@ -47,15 +48,6 @@ def _check(cal_holdout: pd.DataFrame, spend: bool) -> None:
         raise DataError("cal_holdout is empty (0 customers); nothing to evaluate.")
 
 
-def _calibration_summary(cal_holdout: pd.DataFrame) -> pd.DataFrame:
-    cols = {"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T"}
-    if "monetary_value_cal" in cal_holdout.columns:
-        cols["monetary_value_cal"] = "monetary_value"
-    summary = cal_holdout[list(cols)].rename(columns=cols)
-    summary.attrs = dict(cal_holdout.attrs)
-    return summary
-
-
 def holdout_predictions(
     bgnbd: BetaGeoNBD, gamma_gamma: GammaGamma | None, cal_holdout: pd.DataFrame
 ) -> pd.DataFrame:
@@ -81,7 +73,7 @@ def holdout_predictions(
         model, ``actual_spend``, ``model_spend``, ``baseline_spend``.
     """
     _check(cal_holdout, spend=gamma_gamma is not None)
-    summary = _calibration_summary(cal_holdout)
+    summary = calibration_summary(cal_holdout)
     duration = cal_holdout["duration_holdout"].to_numpy(dtype=float)
     x = summary["frequency"].to_numpy(dtype=float)
     T = summary["T"].to_numpy(dtype=float)

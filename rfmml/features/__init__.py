@@ -11,7 +11,7 @@ Both are written once over a lazy query API (narwhals) and run on DuckDB
 fast at 10M rows); a test holds it equal to the portable query.
 """
 
-from rfmml.features.btyd import btyd_summary, calibration_holdout
+from rfmml.features.btyd import btyd_summary, calibration_holdout, calibration_summary
 from rfmml.features.classic import rfm_table
 
-__all__ = ["btyd_summary", "calibration_holdout", "rfm_table"]
+__all__ = ["btyd_summary", "calibration_holdout", "calibration_summary", "rfm_table"]

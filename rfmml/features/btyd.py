@@ -40,7 +40,7 @@ from rfmml.features._engine import (
     scalar_period,
 )
 
-__all__ = ["btyd_summary", "calibration_holdout"]
+__all__ = ["btyd_summary", "calibration_holdout", "calibration_summary"]
 
 _SUMMARY = ["frequency", "recency", "T", "monetary_value"]
 
@@ -334,3 +334,29 @@ def calibration_holdout(
             )
     _stamp(out, freq=freq, calibration_end=cal_end, observation_end=obs_end)
     return out
+
+
+def calibration_summary(cal_holdout: pd.DataFrame) -> pd.DataFrame:
+    """The calibration half of :func:`calibration_holdout`, under the summary's names.
+
+    ``frequency_cal``, ``recency_cal``, ``T_cal`` (and ``monetary_value_cal``)
+    become ``frequency``, ``recency``, ``T`` (and ``monetary_value``): the frame
+    the models are fitted on for a holdout evaluation. ``attrs`` (``freq``,
+    dates) are kept.
+
+    Raises
+    ------
+    DataError
+        If the ``_cal`` columns are missing.
+    """
+    names = {f"{c}_cal": c for c in _SUMMARY}
+    present = {k: v for k, v in names.items() if k in cal_holdout.columns}
+    missing = [k for k in ("frequency_cal", "recency_cal", "T_cal") if k not in present]
+    if missing:
+        raise DataError(
+            f"calibration_summary: column(s) {missing} not found; pass the output of "
+            "rfmml.features.calibration_holdout"
+        )
+    summary = cal_holdout[list(present)].rename(columns=present)
+    summary.attrs = dict(cal_holdout.attrs)
+    return summary

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rfmml.errors import DataError
-from rfmml.features import btyd_summary, calibration_holdout
+from rfmml.features import btyd_summary, calibration_holdout, calibration_summary
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -269,3 +269,13 @@ def test_duckdb_fast_path_equals_the_portable_query(online_retail_tx, freq):
             tx, freq=freq, group=group, observation_end="2011-10-15 13:00", engine="polars"
         )
         pd.testing.assert_frame_equal(fast, portable, check_exact=False, rtol=1e-12)
+
+
+def test_calibration_summary_renames_and_keeps_attrs(cdnow_tx):
+    both = calibration_holdout(cdnow_tx, "1997-09-30", "1998-06-30", freq="W")
+    summary = calibration_summary(both)
+    assert list(summary.columns) == COLS
+    assert summary.attrs["freq"] == "W"
+    np.testing.assert_array_equal(summary["T"], both["T_cal"])
+    with pytest.raises(DataError, match=r"calibration_summary: column\(s\) \['T_cal'\]"):
+        calibration_summary(both.drop(columns="T_cal"))
