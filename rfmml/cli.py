@@ -339,10 +339,12 @@ def fit(transactions: str, customer: str, timestamp: str, amount: str, group: st
     out.print(_table(bgnbd.summary_, title=f"BG/NBD ({freq}), log-likelihood "
                      f"{bgnbd.log_likelihood_:,.1f}, {len(summary):,} customers"))  # fmt: skip
     if "monetary_value" in summary.columns:
-        repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
-        gg = GammaGamma(penalizer=penalizer).fit(repeat)
+        gg = GammaGamma(penalizer=penalizer, zero_spend="exclude").fit(summary)
         gg.save(folder / "gamma_gamma.json")
-        out.print(_table(gg.summary_, title=f"Gamma-Gamma on {len(repeat):,} repeat customers"))
+        title = f"Gamma-Gamma on {gg.n_customers_:,} repeat customers"
+        if gg.n_excluded_:
+            title += f" ({gg.n_excluded_:,} with zero repeat spend left out)"
+        out.print(_table(gg.summary_, title=title))
     err.print(f"saved models to {folder}/")
 
 

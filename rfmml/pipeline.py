@@ -429,15 +429,14 @@ def _fit_models(cfg: ExperimentConfig, cal: _Calibration, runs: dict[str, str]) 
     with tracking.tracked_run("bgnbd_gamma_gamma", nested=True, tags=tags) as run:
         runs["models"] = run.info.run_id
         bgnbd = BetaGeoNBD(penalizer=cfg.models.bgnbd_penalizer)
-        gg = GammaGamma(penalizer=cfg.models.gamma_gamma_penalizer)
+        gg = GammaGamma(penalizer=cfg.models.gamma_gamma_penalizer, zero_spend="exclude")
         tracking.log_params(bgnbd.get_params(), "bgnbd.")
         tracking.log_params(gg.get_params(), "gamma_gamma.")
         bgnbd.fit(cal.summary)
-        gg_rows, excluded = _gamma_gamma_rows(cal.summary)
-        tracking.log_params({"gamma_gamma.excluded_zero_value_repeat_customers": excluded})
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            gg.fit(gg_rows)
+            gg.fit(cal.summary)
+        tracking.log_params({"gamma_gamma.excluded_zero_spend_customers": gg.n_excluded_})
         if caught:
             tracking.set_tags({"gamma_gamma.warnings": " | ".join(str(w.message) for w in caught)})
         metrics = {f"bgnbd.{k}": v for k, v in dict(bgnbd.params_).items()}
@@ -471,17 +470,6 @@ def _fit_models(cfg: ExperimentConfig, cal: _Calibration, runs: dict[str, str]) 
                 _save_figure(fig, folder / file)
             tracking.log_artifacts(folder)
     return table
-
-
-def _gamma_gamma_rows(summary: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Customers Gamma-Gamma can learn from, and how many repeat buyers were left out.
-
-    Repeat customers whose repeat purchases are all worth 0 (CDNOW has a few) have
-    no spend to model; they are excluded from the fit (and counted), and still
-    scored.
-    """
-    zero = (summary["frequency"] > 0) & (summary["monetary_value"] <= 0)
-    return summary.loc[~zero], int(zero.sum())
 
 
 def _best(comparison: pd.DataFrame, fitted_kinds: dict[str, str], kind: str) -> str | None:
@@ -549,8 +537,8 @@ def _score(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         bgnbd = BetaGeoNBD(penalizer=cfg.models.bgnbd_penalizer).fit(summary)
-        gg = GammaGamma(penalizer=cfg.models.gamma_gamma_penalizer)
-        gg.fit(_gamma_gamma_rows(summary)[0])
+        gg = GammaGamma(penalizer=cfg.models.gamma_gamma_penalizer, zero_spend="exclude")
+        gg.fit(summary)
     fit_warnings = " | ".join(sorted({str(w.message) for w in caught}))
     for message in sorted({str(w.message) for w in caught}):
         logger.warning("full-period model fit: %s", message)

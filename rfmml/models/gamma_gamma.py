@@ -60,6 +60,9 @@ class GammaGamma(JSONPersistence, BaseEstimator):
         Number (sum of weights) of repeat customers used in the fit.
     n_unique_rows_ : int
         Distinct (frequency, monetary_value) rows.
+    n_excluded_ : int
+        Repeat customers left out because their repeat spend is 0
+        (``zero_spend="exclude"``; 0 otherwise).
     summary_ : pandas.DataFrame
         ``estimate, std_error, lower_95, upper_95`` per parameter.
     convergence_ : dict
@@ -81,8 +84,15 @@ class GammaGamma(JSONPersistence, BaseEstimator):
     monetary value", http://brucehardie.com/notes/025/
     """
 
-    def __init__(self, penalizer: float = 0.0, tol: float = 1e-10, max_iter: int = 1000):
+    def __init__(
+        self,
+        penalizer: float = 0.0,
+        tol: float = 1e-10,
+        max_iter: int = 1000,
+        zero_spend: str = "error",
+    ):
         self.penalizer = penalizer
+        self.zero_spend = zero_spend
         self.tol = tol
         self.max_iter = max_iter
 
@@ -121,14 +131,28 @@ class GammaGamma(JSONPersistence, BaseEstimator):
                 f"{len(X)} customers are one-time buyers. The model learns spend from repeat "
                 "purchases; use a longer observation period."
             )
+        if self.zero_spend not in ("error", "exclude"):
+            raise ValueError(
+                f"zero_spend must be 'error' or 'exclude', got {self.zero_spend!r}."
+            )
         bad = repeat & (cols["monetary_value"] <= 0)
-        if bad.any():
+        self.n_excluded_ = 0
+        if bad.any() and self.zero_spend == "exclude":
+            self.n_excluded_ = int(bad.sum())
+            repeat = repeat & ~bad
+            if not repeat.any():
+                raise DataError(
+                    "GammaGamma.fit: every repeat customer has monetary_value <= 0; there is "
+                    "no spend to model."
+                )
+        elif bad.any():
             first = first_id(X.index, bad)
             raise DataError(
                 f"monetary_value must be > 0 for customers with frequency > 0, but "
                 f"{int(bad.sum())} of {int(repeat.sum())} repeat customers have "
                 "monetary_value <= 0 "
-                f"(first customer_id={first!r}). Drop them or net returns out before summarising."
+                f"(first customer_id={first!r}). Drop them, net returns out before summarising, "
+                "or fit with GammaGamma(zero_spend='exclude')."
             )
         x_all = cols["frequency"][repeat]
         m_all = cols["monetary_value"][repeat]

@@ -157,3 +157,19 @@ def test_warm_start_path_reaches_the_same_optimum(monkeypatch):
 def test_negative_penalizer_is_rejected_in_fit(cdnow_summary):
     with pytest.raises(ValueError, match="penalizer must be a number >= 0"):
         GammaGamma(penalizer=-0.5).fit(cdnow_summary)
+
+
+def test_zero_spend_repeat_customers_can_be_excluded(cdnow_tx):
+    from rfmml.features import btyd_summary
+
+    summary = btyd_summary(cdnow_tx, freq="W")  # one repeat buyer with $0 repeat spend
+    with pytest.raises(DataError, match=r"or fit with GammaGamma\(zero_spend='exclude'\)"):
+        GammaGamma().fit(summary)
+    model = GammaGamma(zero_spend="exclude").fit(summary)
+    assert model.n_excluded_ == 1
+    clean = summary[(summary["frequency"] == 0) | (summary["monetary_value"] > 0)]
+    reference = GammaGamma().fit(clean)
+    assert reference.n_excluded_ == 0
+    np.testing.assert_allclose(model.params_, reference.params_, rtol=1e-12)
+    with pytest.raises(ValueError, match="zero_spend must be 'error' or 'exclude'"):
+        GammaGamma(zero_spend="drop").fit(clean)
