@@ -53,6 +53,22 @@ class FitOutcome:
     attempts: list[dict] = field(default_factory=list)
     gradient: np.ndarray | None = None
 
+    def diagnostics(self, names: tuple[str, ...], start: np.ndarray, warm: bool) -> dict:
+        """The ``convergence_`` dictionary of a fitted model.
+
+        ``start`` is the starting point in the model's own units (the caller
+        undoes any rescaling of time).
+        """
+        return {
+            "success": self.success,
+            "n_iter": self.n_iter,
+            "message": self.message,
+            "start": dict(zip(names, np.asarray(start, dtype=float).tolist(), strict=True)),
+            "n_starts_tried": len(self.attempts),
+            "warm_start_from_subsample": warm,
+            "objective": self.objective,
+        }
+
 
 def minimize_multistart(
     objective: Callable[[np.ndarray], tuple[float, np.ndarray]],

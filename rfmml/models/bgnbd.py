@@ -225,15 +225,7 @@ class BetaGeoNBD(JSONPersistence, BaseEstimator):
         self.n_unique_rows_ = len(x)
         start = np.exp(np.asarray(outcome.start))
         start[1] /= scale
-        self.convergence_ = {
-            "success": outcome.success,
-            "n_iter": outcome.n_iter,
-            "message": outcome.message,
-            "start": dict(zip(PARAM_NAMES, start.tolist(), strict=True)),
-            "n_starts_tried": len(outcome.attempts),
-            "warm_start_from_subsample": warm,
-            "objective": outcome.objective,
-        }
+        self.convergence_ = outcome.diagnostics(PARAM_NAMES, start, warm)
         self.freq_ = X.attrs.get("freq")
         self.training_fingerprint_ = fingerprint({"frequency": x, "recency": t_x, "T": T}, w)
         self.fit_date_ = datetime.now(UTC).isoformat(timespec="seconds")

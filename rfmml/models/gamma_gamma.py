@@ -219,15 +219,7 @@ class GammaGamma(JSONPersistence, BaseEstimator):
         self.n_customers_ = int(n) if float(n).is_integer() else float(n)
         self.n_unique_rows_ = len(x)
         self.correlation_ = float(corr)
-        self.convergence_ = {
-            "success": outcome.success,
-            "n_iter": outcome.n_iter,
-            "message": outcome.message,
-            "start": dict(zip(PARAM_NAMES, np.exp(outcome.start).tolist(), strict=True)),
-            "n_starts_tried": len(outcome.attempts),
-            "warm_start_from_subsample": warm,
-            "objective": outcome.objective,
-        }
+        self.convergence_ = outcome.diagnostics(PARAM_NAMES, np.exp(outcome.start), warm)
         self.freq_ = X.attrs.get("freq")
         self.training_fingerprint_ = fingerprint({"frequency": x, "monetary_value": m}, w)
         self.fit_date_ = datetime.now(UTC).isoformat(timespec="seconds")
