@@ -84,6 +84,32 @@ class DataConfig:
     drop_duplicates: bool = False
     timestamp_format: str | None = None
     sample_customers: int | None = None
+    dayfirst: bool | None = None
+    quantity: str | None = None
+    price: str | None = None
+    cancellation_prefix: str | None = None
+    encoding: str | None = None
+    separator: str | None = None
+
+    def reader_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`rfmml.data.read_transactions` for a file source."""
+        return {
+            "customer": self.customer,
+            "timestamp": self.timestamp,
+            "amount": self.amount or None,
+            "group": self.group,
+            "order": self.order,
+            "quantity": self.quantity,
+            "price": self.price,
+            "cancellation_prefix": self.cancellation_prefix,
+            "negative_amounts": self.negative_amounts,
+            "drop_zero_amounts": self.drop_zero_amounts,
+            "drop_duplicates": self.drop_duplicates,
+            "timestamp_format": self.timestamp_format,
+            "dayfirst": self.dayfirst,
+            "encoding": self.encoding,
+            "separator": self.separator,
+        }
 
 
 @dataclass
@@ -132,6 +158,7 @@ class ExperimentConfig:
     output_dir: str = "rfmml-output"
     playbook: str | None = None
     source_path: str | None = None
+    allow_end_beyond_data: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dictionary (dates as ISO strings), for logging as run parameters."""
@@ -146,7 +173,7 @@ _SECTIONS = {
         "name", "description", "primary_metric", "random_state",
     },
     "data": set(DataConfig.__dataclass_fields__),
-    "periods": {"calibration_end", "observation_end", "freq"},
+    "periods": {"calibration_end", "observation_end", "freq", "allow_end_beyond_data"},
     "segmentations": set(SegmentationConfig.__dataclass_fields__),
     "models": {"bgnbd", "gamma_gamma", "horizon", "discount_rate"},
     "evaluation": {"n_bootstrap", "sample_size"},
@@ -307,6 +334,12 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
         data.source = str(path)
     if data.sample_customers is not None:
         _number(data.sample_customers, "[data] sample_customers", minimum=10, integer=True)
+    for key in ("dayfirst", "drop_zero_amounts", "drop_duplicates"):
+        value = getattr(data, key)
+        if not (isinstance(value, bool) or (key == "dayfirst" and value is None)):
+            raise ConfigError(f"[data] {key} must be true or false, got {value!r}")
+    if (data.quantity is None) != (data.price is None):
+        raise ConfigError("[data] quantity and price go together (amount = quantity x price)")
 
     periods = raw.get("periods", {})
     _unknown("periods", periods, _SECTIONS["periods"])
@@ -317,6 +350,9 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
             f"[periods] calibration_end ({cal_end.date()}) must be before observation_end "
             f"({obs_end.date()})"
         )
+    beyond = periods.get("allow_end_beyond_data", False)
+    if not isinstance(beyond, bool):
+        raise ConfigError(f"[periods] allow_end_beyond_data must be true or false, got {beyond!r}")
     freq = periods.get("freq", "D")
     if freq not in ("D", "W", "M"):
         raise ConfigError(f"[periods] freq = {freq!r}; allowed: 'D', 'W', 'M'")
@@ -376,4 +412,5 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
         output_dir=str(output.get("dir", "rfmml-output")),
         playbook=_playbook_path(output.get("playbook"), source_path),
         source_path=source_path,
+        allow_end_beyond_data=beyond,
     )

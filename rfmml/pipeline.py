@@ -131,6 +131,8 @@ def load_experiment_data(cfg: ExperimentConfig) -> tuple[pd.DataFrame, CleaningR
             negative_amounts=data.negative_amounts,
             drop_zero_amounts=data.drop_zero_amounts,
             drop_duplicates=data.drop_duplicates,
+            observation_end=cfg.observation_end,
+            allow_end_beyond_data=cfg.allow_end_beyond_data,
         )
         report = loaded.then(again)
         if "order_id" in tx.columns and data.order is None:
@@ -138,15 +140,9 @@ def load_experiment_data(cfg: ExperimentConfig) -> tuple[pd.DataFrame, CleaningR
     else:
         tx, report = read_transactions(
             data.source,
-            customer=data.customer,
-            timestamp=data.timestamp,
-            amount=data.amount,
-            group=data.group,
-            order=data.order,
-            negative_amounts=data.negative_amounts,
-            drop_zero_amounts=data.drop_zero_amounts,
-            drop_duplicates=data.drop_duplicates,
-            timestamp_format=data.timestamp_format,
+            **data.reader_options(),
+            observation_end=cfg.observation_end,
+            allow_end_beyond_data=cfg.allow_end_beyond_data,
         )
         source = data.source
     if data.sample_customers is not None:
