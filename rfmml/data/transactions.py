@@ -165,8 +165,8 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
         raise DataError(f"transaction file {where} is empty (no header, no rows)") from None
     except UnicodeDecodeError as exc:
         raise DataError(
-            f"transaction file {where} is not valid {encoding} text (byte "
-            f"{exc.object[exc.start:exc.start + 1].hex()!r} at position {exc.start}); pass "
+            f"transaction file {where} is not valid {encoding} text (it holds byte "
+            f"0x{exc.object[exc.start:exc.start + 1].hex()}); pass "
             "encoding= (CLI --encoding), e.g. 'latin-1' or 'cp1252'"
         ) from None
     except LookupError:
