@@ -77,6 +77,9 @@ def test_run_succeeds_and_prints_where_things_went(ran):
     result, out, uri = ran
     assert result.exit_code == 0, result.output
     assert "Segmentations ranked by buy_again_auc" in result.output
+    # 11: the cleaning summary is on the terminal
+    assert "Cleaning" in result.output and "rows out" in result.output
+    assert "flagged (kept): zero amount" in result.output
     assert f"mlflow ui --backend-store-uri {uri}" in result.output
 
 

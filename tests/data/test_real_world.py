@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from rfmml.data import read_transactions
+from rfmml.data import online_retail_path, read_transactions
 from rfmml.errors import DataError
 
-RAW_RETAIL = "/work/shared/data/online_retail/online_retail.parquet"
+RAW_RETAIL = online_retail_path()  # the raw UCI export: 541,909 invoice lines
 
 
 # 1. Day-first dates -------------------------------------------------------------------
