@@ -319,6 +319,13 @@ def _day_month_order(
 
 def _parse_text(text: pd.Series, missing: pd.Series, timestamp_format: str | None) -> pd.Series:
     """Parse date strings; unparseable ones become NaT (counted by the caller)."""
+    with warnings.catch_warnings():
+        # "Could not infer format": the element-wise fallback is deliberate here
+        warnings.simplefilter("ignore", UserWarning)
+        return _to_datetime(text, missing, timestamp_format)
+
+
+def _to_datetime(text: pd.Series, missing: pd.Series, timestamp_format: str | None) -> pd.Series:
     try:
         parsed = pd.to_datetime(text, format=timestamp_format, errors="coerce")
     except (ValueError, TypeError):
