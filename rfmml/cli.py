@@ -385,13 +385,55 @@ def features(freq: str, form: str, output: str | None, **reader: Any) -> None:
     out.print(_table(numeric.describe().T, title=f"{len(frame):,} customers"))
 
 
-def _segmenter(scheme: str, kmeans: str | None, seed: int) -> Any:
-    from rfmml.segments import KMeansSegmenter, RuleSegmenter
+# Without amounts, the scorer's M slot holds a spend-free column that R- and F-only
+# schemes never read (the scorer always fits three columns).
+_NO_SPEND_M = "orders_per_year"
+
+
+def _rules(scheme: str, spend: bool) -> Any:
+    """A rule segmenter; without spend only for schemes that use R and F alone."""
+    from rfmml.segments import RFMScorer, RuleSegmenter, load_scheme
+
+    if spend:
+        return RuleSegmenter(scheme=scheme)
+    if {"M", "FM"} & set(load_scheme(scheme).axes):
+        raise DataError(
+            f"scheme {scheme!r} scores spend (M), but the log has no amounts; use an R- and "
+            "F-only scheme such as rf_grid, or --kmeans"
+        )
+    return RuleSegmenter(scheme=scheme, scorer=RFMScorer(monetary_col=_NO_SPEND_M))
+
+
+def _segmenter(scheme: str, kmeans: str | None, seed: int, spend: bool = True) -> Any:
+    from rfmml.segments import KMeansSegmenter, RFMScorer
 
     if kmeans:
         k: Any = kmeans if kmeans == "auto" else int(kmeans)
-        return KMeansSegmenter(n_clusters=k, random_state=seed)
-    return RuleSegmenter(scheme=scheme)
+        if spend:
+            return KMeansSegmenter(n_clusters=k, random_state=seed)
+        return KMeansSegmenter(
+            n_clusters=k, random_state=seed, features=("recency_days", "n_orders"),
+            log_features=("n_orders",), value_col="n_orders", scheme="rf_grid",
+            scorer=RFMScorer(monetary_col=_NO_SPEND_M),
+        )  # fmt: skip
+    return _rules(scheme, spend)
+
+
+def _profile_without_spend(X: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
+    """Segment sizes and mean recency and orders, for logs without amounts."""
+    frame = X[["recency_days", "n_orders"]].astype(float).assign(segment=labels.to_numpy())
+    profile = frame.groupby("segment", observed=False).agg(
+        n_customers=("n_orders", "size"),
+        mean_recency_days=("recency_days", "mean"),
+        mean_n_orders=("n_orders", "mean"),
+    )
+    profile.insert(1, "share", profile["n_customers"] / len(X))
+    return profile
+
+
+def _say_no_spend() -> None:
+    err.print("no amounts: segments use recency and frequency; spend columns and models are "
+              "skipped", soft_wrap=True)  # fmt: skip
 
 
 @main.command()
@@ -411,10 +453,13 @@ def segment(scheme: str, kmeans: str | None, seed: int, output: str | None,
     if output:
         _refuse_overwrite([reader["transactions"]], [Path(output)])
     tx = _read(reader)
+    spend = "amount" in tx.columns
+    if not spend:
+        _say_no_spend()
     X = rfm_table(tx, observation_end=reader["observation_end"], group=reader["group"])
-    seg = _segmenter(scheme, kmeans, seed).fit(X)
+    seg = _segmenter(scheme, kmeans, seed, spend).fit(X)
     labels = seg.predict_names(X) if isinstance(seg, KMeansSegmenter) else seg.predict(X)
-    profile = segment_profile(X, labels)
+    profile = segment_profile(X, labels) if spend else _profile_without_spend(X, labels)
     out.print(_table(profile, title="Segment profile"))
     if output:
         frame = X.assign(segment=labels.astype(str))
@@ -441,12 +486,12 @@ def fit(freq: str, penalizer: float, scheme: str, horizon: int, models_dir: str,
     from rfmml.campaign import ScoringPipeline
     from rfmml.features import btyd_summary, rfm_table
     from rfmml.models import BetaGeoNBD, GammaGamma
-    from rfmml.segments import RuleSegmenter
 
     tx = _read(reader)
+    spend = "amount" in tx.columns
     end, group = reader["observation_end"], reader["group"]
     summary = btyd_summary(tx, observation_end=end, freq=freq, group=group)
-    rules = RuleSegmenter(scheme=scheme).fit(rfm_table(tx, observation_end=end, group=group))
+    rules = _rules(scheme, spend).fit(rfm_table(tx, observation_end=end, group=group))
     bgnbd = BetaGeoNBD(penalizer=penalizer).fit(summary)
     out.print(_table(bgnbd.summary_, title=f"BG/NBD ({freq}), log-likelihood "
                      f"{bgnbd.log_likelihood_:,.1f}, {len(summary):,} customers"))  # fmt: skip
@@ -458,7 +503,8 @@ def fit(freq: str, penalizer: float, scheme: str, horizon: int, models_dir: str,
             title += f" ({gg.n_excluded_:,} with zero repeat spend left out)"
         out.print(_table(gg.summary_, title=title))
     else:
-        err.print("no amounts: Gamma-Gamma (spend) is skipped; BG/NBD and the rules are saved")
+        err.print("no amounts: Gamma-Gamma (spend model) is skipped; BG/NBD and the rules "
+                  "are saved")  # fmt: skip
     folder = Path(models_dir)
     ScoringPipeline(rule_segmenter=rules, bgnbd=bgnbd, gamma_gamma=gg, horizon=horizon,
                     freq=freq, group=group).save(folder)  # fmt: skip
@@ -508,6 +554,11 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     pipeline = ScoringPipeline.load(model_dir)
     before = read_predictions(previous) if previous else None
     tx = _read(reader)
+    if "amount" not in tx.columns:
+        raise DataError(
+            "predict needs amounts: the scoring table reports spend and CLV; map --amount "
+            "(or --quantity and --price). Without amounts, rfmml segment and rfmml fit work"
+        )
     end, group = reader["observation_end"], reader["group"]
     frame = scoring_frame(
         rfm_table(tx, observation_end=end, group=group),

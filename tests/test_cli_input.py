@@ -156,3 +156,31 @@ def test_dayfirst_option_and_future_rows_on_the_terminal(tmp_path):
     result = invoke("features", path, "--monthfirst", "--observation-end", "2010-05-31")
     assert result.exit_code == 0, result.output
     assert "removed 1: after the observation end 2010-05-31" in result.output
+
+
+def test_a_log_without_amounts_segments_on_recency_and_frequency(retail_lines, tmp_path):
+    """8: rf_grid, k-means on R and F, profiles and BG/NBD work; spend is skipped in one line."""
+    args = [retail_lines / "lines.parquet", "--customer", "CustomerID", "--timestamp",
+            "InvoiceDate", "--order", "InvoiceNo", "--amount", ""]  # fmt: skip
+    result = invoke("segment", *args, "-o", tmp_path / "rules.csv")
+    assert result.exit_code == 0, result.output
+    assert "no amounts: segments use recency and frequency" in result.output
+    assert "mean_n_orders" in result.output and "revenue" not in result.output
+    rules = pd.read_csv(tmp_path / "rules.csv")
+    assert len(rules) == 200 and "total_spend" not in rules.columns
+    assert {"Champions", "Hibernating"} <= set(rules["segment"])
+
+    result = invoke("segment", *args, "--kmeans", "3", "-o", tmp_path / "km.csv")
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "km.csv")["segment"].nunique() == 3
+
+    one_line_error(invoke("segment", *args, "--scheme", "rfm11"),
+                   r"scheme 'rfm11' scores spend \(M\), but the log has no amounts")  # fmt: skip
+
+    result = invoke("fit", *args, "--models-dir", tmp_path / "models")
+    assert result.exit_code == 0, result.output
+    assert "Gamma-Gamma (spend model) is skipped" in result.output
+    assert (tmp_path / "models" / "bgnbd.json").is_file()
+    assert not (tmp_path / "models" / "gamma_gamma.json").exists()
+    one_line_error(invoke("predict", *args, "--model", tmp_path / "models", "-o", tmp_path / "p"),
+                   "predict needs amounts")  # fmt: skip
