@@ -184,3 +184,19 @@ def test_a_log_without_amounts_segments_on_recency_and_frequency(retail_lines, t
     assert not (tmp_path / "models" / "gamma_gamma.json").exists()
     one_line_error(invoke("predict", *args, "--model", tmp_path / "models", "-o", tmp_path / "p"),
                    "predict needs amounts")  # fmt: skip
+
+
+def test_observation_end_far_past_the_data_on_the_command_line(tmp_path, cdnow_tx):
+    """2 + 11: refused in one line unless intended; rows after it are counted."""
+    log = tmp_path / "log.csv"
+    cdnow_tx.head(2000).to_csv(log, index=False)
+    last = cdnow_tx.head(2000)["timestamp"].max().date()
+    one_line_error(invoke("features", log, "--observation-end", "2030-06-30"),
+                   rf"observation_end 2030-06-30 is [\d,]+ days after the last transaction "
+                   rf"\({last}.*--allow-end-beyond-data")  # fmt: skip
+    result = invoke("features", log, "--observation-end", "2030-06-30", "--allow-end-beyond-data")
+    assert result.exit_code == 0, result.output
+    assert "as allowed" in result.output
+    result = invoke("features", log, "--observation-end", "1997-03-31")
+    n_late = int((cdnow_tx.head(2000)["timestamp"] > "1997-03-31").sum())
+    assert f"removed {n_late:,}: after the observation end 1997-03-31" in result.output
