@@ -52,7 +52,8 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         ctx = click.get_current_context()
         verbose = bool(ctx.find_root().params.get("verbose"))
         try:
-            return func(*args, **kwargs)
+            with _warnings_to_terminal():
+                return func(*args, **kwargs)
         except click.ClickException:
             raise
         except RFMMLError as exc:  # every rfmml error is one line for the user
@@ -124,16 +125,17 @@ def _warnings_to_terminal(known: Callable[[], list[str]] = list) -> Iterator[Non
     Warnings whose text ``known()`` already lists (the cleaning report's notes)
     are not repeated.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
-        yield
-    seen = set(known())
-    for item in caught:
-        message = str(item.message)
-        if message in seen or issubclass(item.category, DeprecationWarning):
-            continue
-        seen.add(message)
-        err.print(Text.assemble(("warning: ", "bold yellow"), message), soft_wrap=True)
+    with warnings.catch_warnings(record=True) as caught:  # keeps the filters in force
+        try:
+            yield
+        finally:
+            seen = set(known())
+            for item in caught:
+                message = str(item.message)
+                if message in seen or issubclass(item.category, DeprecationWarning):
+                    continue
+                seen.add(message)
+                err.print(Text.assemble(("warning: ", "bold yellow"), message), soft_wrap=True)
 
 
 _READER_KEYS = ("customer", "timestamp", "amount", "group", "order", "quantity", "price",
@@ -255,10 +257,7 @@ def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
         def step(message: str) -> None:
             progress.update(task, description=message, advance=1)
 
-        with _warnings_to_terminal():
-            result = run_experiment(
-                cfg, output_dir=output, tracking_uri=tracking_uri, progress=step
-            )
+        result = run_experiment(cfg, output_dir=output, tracking_uri=tracking_uri, progress=step)
         progress.update(task, completed=total)
     _report_run(result)
     return result

@@ -792,7 +792,8 @@ def _cut_end(frame: pd.DataFrame, observation_end: Any, allow_beyond: bool,
             message = (
                 f"{n_future:,} rows are dated in the future (after {tomorrow.date()}; first: "
                 f"customer_id={first['customer_id']!r} at {first['timestamp']}); they were "
-                "removed. Fix the dates, or pass observation_end= to say where the log ends."
+                "removed. Fix the dates, or pass observation_end= (CLI --observation-end) to say "
+                "where the log ends."
             )
             report.notes.append(message)
             warnings.warn(message, UserWarning, stacklevel=3)
