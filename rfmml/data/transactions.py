@@ -246,7 +246,11 @@ _OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
 
 
 # day and month first (either order), then the year: 01/03/2010, 1.3.10, 13-02-2010 10:15
-_DAY_MONTH = r"^\s*(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})(?=$|[\sT])(.*)$"
+_DAY_MONTH_HINT = r"^\s*\d{1,2}[/.\-]\d{1,2}[/.\-]\d"
+_DAY_MONTH = (
+    r"^\s*(?P<a>\d{1,2})(?P<sep1>[/.\-])(?P<b>\d{1,2})(?P<sep2>[/.\-])"
+    r"(?P<year>\d{4}|\d{2})(?P<rest>[\sT].*)?$"
+)
 
 
 def _day_month_order(
@@ -259,19 +263,36 @@ def _day_month_order(
     with both, or with ambiguous values only (both fields <= 12 and unequal)
     and no ``dayfirst``, is refused: guessing per row is what turns
     01/03/2010 into 3 January beside 13/02/2010 read as 13 February.
+    Vectorised with Arrow compute kernels (RE2), no per-row Python.
 
     Returns the rewritten text and the order used (``None`` when no value has
-    the day/month form, or when every such value reads the same both ways).
+    the day/month form).
     """
-    parts = text.str.extract(_DAY_MONTH)
-    matched = parts[0].notna()
-    if not matched.any():
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pa.array(text, type=pa.large_string(), from_pandas=True)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not pc.any(pc.match_substring_regex(values, _DAY_MONTH_HINT)).as_py():
         return text, dayfirst
-    first = pd.to_numeric(parts[0].where(matched), errors="coerce")
-    second = pd.to_numeric(parts[2].where(matched), errors="coerce")
-    day_first = (matched & (first > 12)).fillna(False)
-    month_first = (matched & (second > 12)).fillna(False)
+    parts = pc.extract_regex(values, _DAY_MONTH)
+    field = {name: pc.struct_field(parts, name) for name in ("a", "sep1", "b", "sep2", "year")}
+    same_sep = pc.equal(field["sep1"], field["sep2"])
+    matched_arrow = pc.fill_null(pc.and_(pc.is_valid(parts), same_sep), False)
+    first = pc.cast(field["a"], pa.int16())
+    second = pc.cast(field["b"], pa.int16())
+
+    def mask(condition: Any) -> pd.Series:
+        both = pc.fill_null(pc.and_(matched_arrow, condition), False)
+        return pd.Series(np.asarray(both), index=text.index)
+
+    matched = mask(True)
+    day_first = mask(pc.greater(first, 12))
+    month_first = mask(pc.greater(second, 12))
     n = int(matched.sum())
+    if n == 0:
+        return text, dayfirst
     if day_first.any() and month_first.any():
         raise DataError(
             f"column {column!r} mixes day-first and month-first dates: {int(day_first.sum())} "
@@ -297,7 +318,7 @@ def _day_month_order(
         elif month_first.any():
             dayfirst = False
         else:
-            ambiguous = (matched & (first != second)).fillna(False)
+            ambiguous = mask(pc.not_equal(first, second))
             if ambiguous.any():
                 raise DataError(
                     f"column {column!r}: none of the {n} day/month dates has a field above 12 "
@@ -306,15 +327,22 @@ def _day_month_order(
                     "--monthfirst, config [data] dayfirst) or timestamp_format= (e.g. '%d/%m/%Y')"
                 )
             dayfirst = True  # every value reads the same either way
-    day, month = (parts[0], parts[2]) if dayfirst else (parts[2], parts[0])
-    year = parts[3]
-    short = (year.str.len() == 2).fillna(False)
-    if short.any():  # strptime's %y pivot: 69-99 -> 19xx, 00-68 -> 20xx
-        late = (pd.to_numeric(year, errors="coerce") >= 69).fillna(False).to_numpy(bool)
-        century = np.where(late, "19", "20")
-        year = year.where(~short, pd.Series(century, index=year.index) + year)
-    iso = year + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + parts[4]
-    return text.where(~matched, iso), dayfirst
+    day, month = (field["a"], field["b"]) if dayfirst else (field["b"], field["a"])
+    year = field["year"]
+    # strptime's %y pivot for two-digit years: 69-99 -> 19xx, 00-68 -> 20xx
+    def s(value: str) -> Any:
+        return pa.scalar(value, pa.large_string())
+
+    century = pc.if_else(pc.greater_equal(pc.cast(year, pa.int16()), 69), s("19"), s("20"))
+    year = pc.if_else(pc.equal(pc.utf8_length(year), 2),
+                      pc.binary_join_element_wise(century, year, s("")), year)  # fmt: skip
+    rest = pc.fill_null(pc.struct_field(parts, "rest"), s(""))
+    iso = pc.binary_join_element_wise(
+        year, pc.utf8_lpad(month, 2, "0"), pc.utf8_lpad(day, 2, "0"), s("-")
+    )
+    iso = pc.binary_join_element_wise(iso, rest, s(""))
+    rewritten = pc.if_else(matched_arrow, iso, values)
+    return pd.Series(rewritten.to_pandas(), index=text.index, dtype="string"), dayfirst
 
 
 def _parse_text(text: pd.Series, missing: pd.Series, timestamp_format: str | None) -> pd.Series:
