@@ -148,7 +148,7 @@ def test_dayfirst_option_and_future_rows_on_the_terminal(tmp_path):
     target = tmp_path / "f.csv"
     result = invoke("features", path, "--dayfirst", "-o", target, "--form", "classic")
     assert result.exit_code == 0, result.output
-    assert "1 rows are dated in the future" in result.output
+    assert "removed 1 of 4 rows dated in the future" in result.output
     assert "removed 1: dated in the future" in result.output
     features = pd.read_csv(target, index_col="customer_id")
     # day-first: a bought on 1 March and 2 April, the log ends on 5 April

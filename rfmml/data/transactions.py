@@ -818,10 +818,10 @@ def _cut_end(frame: pd.DataFrame, observation_end: Any, allow_beyond: bool,
         if n_future:
             first = frame.loc[future].iloc[0]
             message = (
-                f"{n_future:,} rows are dated in the future (after {tomorrow.date()}; first: "
-                f"customer_id={first['customer_id']!r} at {first['timestamp']}); they were "
-                "removed. Fix the dates, or pass observation_end= (CLI --observation-end) to say "
-                "where the log ends."
+                f"removed {n_future:,} of {len(frame):,} rows dated in the future (after "
+                f"{tomorrow.date()}; first: customer_id={first['customer_id']!r} at "
+                f"{first['timestamp']}); fix the dates, or pass observation_end= (CLI "
+                "--observation-end) to say where the log ends"
             )
             report.notes.append(message)
             warnings.warn(message, UserWarning, stacklevel=3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,6 +34,7 @@ def _csv(table: list[tuple[str, str, str]], sep: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.filterwarnings("ignore:removed .* rows dated in the future:UserWarning")
 @settings(max_examples=120, suppress_health_check=[HealthCheck.too_slow])
 @given(table=rows, sep=separators, policy=st.sampled_from(["drop", "net"]),
        dedupe=st.booleans())  # fmt: skip

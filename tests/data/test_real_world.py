@@ -94,7 +94,7 @@ def test_a_row_dated_in_the_future_is_removed_counted_and_warned(tmp_path):
             "amount": [1.0, 2.0, 3.0],
         }
     )
-    with pytest.warns(UserWarning, match=r"1 rows are dated in the future .*customer_id='a'"):
+    with pytest.warns(UserWarning, match=r"removed 1 of 3 rows dated in the future .*id='a'"):
         tx, report = read_transactions(frame)
     assert tx["timestamp"].max() == pd.Timestamp("2010-03-01")
     (reason,) = [r for r in report.removed if r.startswith("dated in the future")]
