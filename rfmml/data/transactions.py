@@ -708,11 +708,12 @@ def read_transactions(
     report.remove("missing customer_id", int(no_id.sum()))
     frame = frame.loc[~no_id]
     frame = frame.assign(customer_id=_plain_ids(frame["customer_id"]))
-    if order is not None:
-        with_order = frame["order_id"].notna()
-        order_ids = _plain_ids(frame.loc[with_order, "order_id"]).astype(object)
-        frame = frame.assign(order_id=frame["order_id"].astype(object))
-        frame.loc[with_order, "order_id"] = order_ids
+    if order is not None and pd.api.types.is_float_dtype(frame["order_id"].dtype):
+        known = frame["order_id"].notna()
+        plain = _plain_ids(frame.loc[known, "order_id"])
+        whole = pd.api.types.is_integer_dtype(plain.dtype)
+        order_ids = plain.reindex(frame.index).astype("Int64" if whole else object)
+        frame = frame.assign(order_id=order_ids)
     if group is not None:
         no_group = frame[group].isna()
         report.remove(f"missing {group}", int(no_group.sum()))
