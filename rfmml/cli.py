@@ -2,7 +2,8 @@
 
 ``rfmml run CONFIG`` runs an experiment end to end; ``rfmml demo`` runs the
 bundled CDNOW experiment; ``features``, ``segment``, ``fit`` and ``predict``
-work on a transaction file; ``compare`` reads an experiment back from MLflow.
+work on a transaction file; ``compare`` reads an experiment back from MLflow;
+``report`` rebuilds a run's ``report.html``.
 Tables go to standard output, progress and messages to standard error, so the
 output can be piped. Bad input exits with status 1 and one line of error
 (``--verbose`` shows the traceback).
@@ -174,7 +175,21 @@ def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
         result = run_experiment(cfg, output_dir=output, tracking_uri=tracking_uri, progress=step)
         progress.update(task, completed=total)
     _report_run(result)
+    _write_report(result)
     return result
+
+
+def _write_report(result: Any) -> Path:
+    """Build the run's report.html, log it to the parent MLflow run and print its path."""
+    from rfmml import tracking
+    from rfmml.pipeline import load_experiment_data
+    from rfmml.report import build_report
+
+    tx, _, _ = load_experiment_data(result.config)
+    path = build_report(result.output_dir, transactions=tx)
+    tracking.log_artifact(path, run_id=result.parent_run_id, tracking_uri=result.tracking_uri)
+    out.print(f"\n[bold]Report[/]: {path}")
+    return path
 
 
 def _report_run(result: Any) -> None:
@@ -398,7 +413,22 @@ def predict(transactions: str, customer: str, timestamp: str, amount: str, group
             )  # fmt: skip
     for kind, path in paths.items():
         err.print(f"wrote {kind}: {path}")
+    from rfmml.report import build_report
+
+    report = build_report(output, transactions=tx)
     out.print(f"scored {len(table):,} customers into {output}/")
+    out.print(f"Report: {report}")
+
+
+@main.command()
+@click.argument("output_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--title", default=None, help="Page title (default: the folder's name).")
+@_handle_errors
+def report(output_dir: str, title: str | None) -> None:
+    """Rebuild OUTPUT_DIR/report.html from the files of a run, demo or predict."""
+    from rfmml.report import build_report
+
+    out.print(str(build_report(output_dir, title=title)))
 
 
 @main.command()

@@ -201,7 +201,9 @@ class _Folder:
             return reader(path)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self.notes.append(f"{path.name} could not be read ({message}); its section is left out.")
+            self.notes.append(
+                f"{path.name} could not be read ({message}); its section is left out."
+            )
             logger.warning("report: %s could not be read: %s", path, exc)
             return None
 

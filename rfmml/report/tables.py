@@ -67,11 +67,11 @@ def top_share(spend: pd.Series, top: float = 0.2) -> float:
 
 
 def segment_summary(predictions: pd.DataFrame, by: str = "segment") -> pd.DataFrame:
-    """One row per segment: size, revenue and its concentration, predictions and action.
+    r"""One row per segment: size, revenue and its concentration, predictions and action.
 
-    With :math:`n_s` customers and revenue :math:`v_s = \\sum_{i \\in s}` ``total_spend``
-    in segment :math:`s`, ``customer_share`` is :math:`n_s / \\sum n` and
-    ``revenue_share`` :math:`v_s / \\sum v`. Rows are sorted by revenue, largest
+    With :math:`n_s` customers and revenue :math:`v_s = \sum_{i \in s}` ``total_spend``
+    in segment :math:`s`, ``customer_share`` is :math:`n_s / \sum n` and
+    ``revenue_share`` :math:`v_s / \sum v`. Rows are sorted by revenue, largest
     first, so ``cumulative_customer_share`` and ``cumulative_revenue_share`` read as
     "these segments, x% of customers, bring y% of revenue". ``top20_revenue_share``
     is the share of the segment's revenue from its top 20% of customers.
