@@ -75,6 +75,7 @@ COMPARISON_COLUMNS = (
     "best_segment_lift", "silhouette", "stability_ari_mean", "smallest_segment_share",
 )  # fmt: skip
 
+_UNITS = {"D": "days", "W": "weeks", "M": "months"}
 _LABELS = {
     "customers": "Customers",
     "customer_share": "Share of customers",
@@ -146,7 +147,7 @@ def _table(
     kinds = {**_KINDS, **(kinds or {})}
     labels = {**_LABELS, **(labels or {})}
     columns = [index_label or str(frame.index.name or "")]
-    columns += [labels.get(str(c), str(c)) for c in frame.columns]
+    columns += [labels.get(str(c), str(c).replace("_", " ")) for c in frame.columns]
     rows = []
     for key, row in zip(frame.index, frame.itertuples(index=False), strict=True):
         cells = [(str(key), False)]
@@ -251,7 +252,7 @@ def _group_column(predictions: pd.DataFrame, meta: Mapping[str, Any]) -> str | N
 def _headline(pred: pd.DataFrame, meta: Mapping[str, Any]) -> list[dict[str, str]]:
     scoring = meta.get("scoring") or pred.attrs or {}
     horizon, freq = scoring.get("horizon"), scoring.get("freq")
-    unit = {"D": "days", "W": "weeks", "M": "months"}.get(str(freq), "periods")
+    unit = _UNITS.get(freq, "periods")
     span = f"next {horizon} {unit}" if horizon is not None else "over the scoring horizon"
     cards = [
         {"label": "Customers", "value": _fmt(pred["customer_id"].nunique(), "int"),
@@ -284,9 +285,16 @@ def _headline(pred: pd.DataFrame, meta: Mapping[str, Any]) -> list[dict[str, str
     return cards
 
 
+def _segment_table(summary: pd.DataFrame) -> dict[str, Any]:
+    """The segment table as shown: channel before the (long) action text."""
+    shown = [c for c in summary.columns if c not in ("top20_revenue_share", "action")]
+    shown += ["action"] if "action" in summary.columns else []
+    return _table(summary[shown], index_label="Segment")
+
+
 def _segment_section(pred: pd.DataFrame, by: str, figures: bool = True) -> dict[str, Any]:
     summary = segment_summary(pred, by=by)
-    section: dict[str, Any] = {"table": _table(summary, index_label="Segment")}
+    section: dict[str, Any] = {"table": _segment_table(summary)}
     if figures and summary["revenue"].sum() > 0:
         fig = plot_revenue_concentration(pred["total_spend"])
         section["figure"] = _figure(
@@ -348,7 +356,7 @@ def _groups_section(pred: pd.DataFrame, group: str) -> dict[str, Any]:
                 "name": name,
                 "customers": _fmt(len(part), "int"),
                 "revenue": _fmt(part["total_spend"].sum(), "money"),
-                "table": _table(segment_summary(part), index_label="Segment"),
+                "table": _segment_table(segment_summary(part)),
             }
         )
     hidden = len(revenue) - len(shown)
@@ -538,7 +546,7 @@ def _run_facts(meta: Mapping[str, Any], folder: Path) -> list[tuple[str, str]]:
     for label, value in (
         ("Observation end", str(scoring.get("observation_end", ""))[:10]),
         ("Scored", str(meta.get("created", ""))),
-        ("Horizon", f"{scoring['horizon']} periods of {scoring.get('freq', '?')}"
+        ("Horizon", f"{scoring['horizon']} {_UNITS.get(scoring.get('freq'), 'periods')}"
          if "horizon" in scoring else ""),
         ("Rule scheme", scoring.get("scheme") or prints.get("rule_segmentation") or ""),
         ("k-means segmentation", prints.get("kmeans_segmentation") or ""),
