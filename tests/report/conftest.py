@@ -40,17 +40,20 @@ name = "rfm11"
 kind = "rules"
 scheme = "rfm11"
 
-[[segmentations]]
-name = "kmeans_3"
-kind = "kmeans"
-n_clusters = 3
-
+{kmeans}
 [models]
 horizon = 26
 
 [evaluation]
 n_bootstrap = 2
 sample_size = 800
+"""
+
+KMEANS = """
+[[segmentations]]
+name = "kmeans_3"
+kind = "kmeans"
+n_clusters = 3
 """
 
 
@@ -66,8 +69,8 @@ def workspace(tmp_path_factory, cdnow_tx):
     sample["cust"] = sample["customer_id"].astype(str)
     sample["date"] = sample["timestamp"].dt.strftime("%Y-%m-%d")
     sample[["cust", "date", "amount", "channel"]].to_csv(folder / "orders.csv", index=False)
-    for name, group in (("plain", ""), ("grouped", 'group = "channel"')):
-        text = CONFIG.format(csv=folder / "orders.csv", group=group)
+    for name, group, kmeans in (("plain", "", KMEANS), ("grouped", 'group = "channel"', "")):
+        text = CONFIG.format(csv=folder / "orders.csv", group=group, kmeans=kmeans)
         (folder / f"{name}.toml").write_text(text)
     return folder
 
