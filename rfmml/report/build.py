@@ -313,7 +313,10 @@ def _grid_section(pred: pd.DataFrame, scheme: Scheme | None) -> dict[str, Any]:
     if len(scheme.axes) != 2:
         return {"absent": f"The scheme {scheme.name!r} uses {len(scheme.axes)} score axes "
                 f"{scheme.axes}; the grid needs two."}  # fmt: skip
-    cells = grid_cells(pred, scheme)
+    try:
+        cells = grid_cells(pred, scheme)
+    except DataError as exc:
+        return {"absent": f"No grid: {exc}"}
     biggest = max(int(cells["customers"].max()), 1)
     rows = []
     for score, block in cells.groupby("row_score", sort=False):
@@ -372,7 +375,9 @@ def _groups_section(pred: pd.DataFrame, group: str) -> dict[str, Any]:
 def _periods_section(folder: _Folder, pred: pd.DataFrame | None) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = []
     periods = folder.read(pd.read_csv, PERIOD_FILE)
-    if periods is not None and {"period", "segment", "customers"} <= set(periods.columns):
+    if periods is not None and len(periods) == 0:
+        folder.notes.append(f"{PERIOD_FILE} is empty: no purchase matched a scored customer.")
+    elif periods is not None and {"period", "segment", "customers"} <= set(periods.columns):
         periods["period"] = periods["period"].astype(str)
         latest = sorted(periods["period"].unique())[-MAX_PERIODS:]
         measures = [m for m in ("revenue", "customers") if m in periods.columns]
@@ -408,7 +413,7 @@ def _periods_section(folder: _Folder, pred: pd.DataFrame | None) -> dict[str, An
             }
         )  # fmt: skip
     history = folder.read(_read_any, "segment_history.parquet", "segment_history.csv")
-    if history is not None:
+    if history is not None and len(history):
         try:
             counts = history_by_period(history)
         except DataError as exc:

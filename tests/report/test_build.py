@@ -306,3 +306,16 @@ def test_template_ships_as_package_data():
     template = resources.files("rfmml.report") / "templates" / "report.html.j2"
     assert template.is_file()
     assert "{% macro table" in template.read_text(encoding="utf-8")
+
+
+def test_unknown_scheme_and_empty_period_file_are_said_plainly(run_copy, parse):
+    shutil.rmtree(run_copy / "model")
+    meta = json.loads((run_copy / "predictions.meta.json").read_text())
+    meta["scoring"]["scheme"] = "our_own_scheme"
+    (run_copy / "predictions.meta.json").write_text(json.dumps(meta))
+    (run_copy / PERIOD_FILE).write_text("period,segment,customers,revenue,orders\n")
+    page = parse(build_report(run_copy).read_text(encoding="utf-8"))
+    assert "The rule scheme of this scoring is unknown" in page.text
+    assert f"{PERIOD_FILE} is empty" in page.text
+    assert "No segments_by_period.csv or segment history" in page.text
+    assert "Champions" in {r[0] for r in page.tables["segments"][0]}
