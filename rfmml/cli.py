@@ -185,7 +185,7 @@ def _write_report(result: Any) -> Path:
     from rfmml.pipeline import load_experiment_data
     from rfmml.report import build_report
 
-    tx, _, _ = load_experiment_data(result.config)
+    tx, _, _ = load_experiment_data(result.config)  # not part of the result: read again
     path = build_report(result.output_dir, transactions=tx)
     tracking.log_artifact(path, run_id=result.parent_run_id, tracking_uri=result.tracking_uri)
     out.print(f"\n[bold]Report[/]: {path}")
