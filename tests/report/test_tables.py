@@ -151,3 +151,12 @@ def test_history_by_period():
     }
     with pytest.raises(DataError, match="none of the date columns"):
         history_by_period(history.drop(columns="snapshot"))
+
+
+def test_report_package_does_not_import_mlflow():
+    import subprocess
+    import sys
+
+    code = "import sys, rfmml.report; print('mlflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
