@@ -285,16 +285,17 @@ def _headline(pred: pd.DataFrame, meta: Mapping[str, Any]) -> list[dict[str, str
     return cards
 
 
-def _segment_table(summary: pd.DataFrame) -> dict[str, Any]:
+def _segment_table(summary: pd.DataFrame, label: str = "Segment") -> dict[str, Any]:
     """The segment table as shown: channel before the (long) action text."""
     shown = [c for c in summary.columns if c not in ("top20_revenue_share", "action")]
     shown += ["action"] if "action" in summary.columns else []
-    return _table(summary[shown], index_label="Segment")
+    return _table(summary[shown], index_label=label)
 
 
 def _segment_section(pred: pd.DataFrame, by: str, figures: bool = True) -> dict[str, Any]:
     summary = segment_summary(pred, by=by)
-    section: dict[str, Any] = {"table": _segment_table(summary)}
+    label = "Segment" if by == "segment" else "Cluster"
+    section: dict[str, Any] = {"table": _segment_table(summary, label)}
     if figures and summary["revenue"].sum() > 0:
         fig = plot_revenue_concentration(pred["total_spend"])
         section["figure"] = _figure(

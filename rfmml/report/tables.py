@@ -80,7 +80,8 @@ def segment_summary(predictions: pd.DataFrame, by: str = "segment") -> pd.DataFr
     ``mean_probability_no_purchase``, ``expected_purchases`` (sum), ``clv`` (sum) and
     ``mean_clv``, and the sums of ``<column>_lower`` / ``<column>_upper`` for the
     columns of :data:`INTERVAL_COLUMNS`; ``action`` and ``action_channel`` from the
-    playbook (first value of the segment).
+    playbook when every segment has one (not for k-means clusters, whose customers
+    come from several rule segments).
 
     Parameters
     ----------
@@ -130,7 +131,9 @@ def segment_summary(predictions: pd.DataFrame, by: str = "segment") -> pd.DataFr
         table["mean_clv"] = table["clv"] / table["customers"]
     for column in ("action", "action_channel"):
         if column in frame.columns:
-            table[column] = frame[column].astype(str).groupby(labels).first()
+            values = frame[column].astype(str).groupby(labels)
+            if (values.nunique() == 1).all():  # one playbook entry per label
+                table[column] = values.first()
     table.index.name = by
     return table
 

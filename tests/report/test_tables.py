@@ -160,3 +160,10 @@ def test_report_package_does_not_import_mlflow():
     code = "import sys, rfmml.report; print('mlflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_actions_only_when_each_label_has_one(scored):
+    clusters = scored.assign(cluster_name=["X", "Y", "X", "Y", "Y"])
+    table = segment_summary(clusters, by="cluster_name")
+    assert "action" not in table.columns and "action_channel" not in table.columns
+    assert table["customers"].to_dict() == {"Y": 3, "X": 2}
