@@ -304,12 +304,12 @@ def segment(transactions: str, customer: str, timestamp: str, amount: str, group
             scheme: str, kmeans: str | None, seed: int, output: str | None) -> None:  # fmt: skip
     """Segment the customers of TRANSACTIONS with rules or k-means; print the profile."""
     from rfmml.features import rfm_table
-    from rfmml.segments import KMeansSegmenter, segment_profile
+    from rfmml.segments import segment_profile
 
     tx = _read(transactions, customer, timestamp, amount, group, order, timestamp_format)
     X = rfm_table(tx, observation_end=observation_end, group=group)
     seg = _segmenter(scheme, kmeans, seed).fit(X)
-    labels = seg.predict_names(X) if isinstance(seg, KMeansSegmenter) else seg.predict(X)
+    labels = seg.predict(X)
     profile = segment_profile(X, labels)
     out.print(_table(profile, title="Segment profile"))
     if output:

@@ -226,7 +226,7 @@ def plot_cluster_profiles(segmenter: KMeansSegmenter, features: pd.DataFrame) ->
     -------
     matplotlib.figure.Figure
     """
-    ids = segmenter.predict(features)  # checks fitted and columns
+    ids = segmenter.predict_cluster(features)  # checks fitted and columns
     z = segmenter.pipeline_[:-1].transform(features[list(segmenter.features)].to_numpy(float))
     means = pd.DataFrame(z, columns=list(segmenter.features)).groupby(ids.to_numpy()).mean()
     fig = Figure(figsize=(8, 5))
