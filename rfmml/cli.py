@@ -35,8 +35,6 @@ _URI_HELP = (
     "MLflow store. Default: $MLFLOW_TRACKING_URI, else the config's tracking_uri, "
     "else ./mlflow.db."
 )
-KEY_METRICS = ("rank", "buy_again_auc", "spend_variance_explained", "top_revenue_capture",
-               "best_segment_lift", "silhouette", "stability_ari_mean", "n_segments")  # fmt: skip
 PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PUBLISHED_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "v": 15.44}
 
@@ -178,10 +176,11 @@ def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
 
 
 def _report_run(result: Any) -> None:
+    from rfmml.evaluation import KEY_METRICS
     from rfmml.tracking import ui_command
 
     cfg = result.config
-    cols = [c for c in KEY_METRICS if c in result.comparison.columns]
+    cols = [c for c in ("rank", *KEY_METRICS) if c in result.comparison.columns]
     out.print(_table(result.comparison[cols], title=f"Segmentations ranked by "
                      f"{cfg.primary_metric} (holdout {cfg.calibration_end.date()} to "
                      f"{cfg.observation_end.date()})"))  # fmt: skip
@@ -411,13 +410,14 @@ def predict(transactions: str, customer: str, timestamp: str, amount: str, group
 def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_metrics: bool,
             output: str | None) -> None:  # fmt: skip
     """Compare the segmentations of EXPERIMENT's latest run, read back from MLflow."""
+    from rfmml.evaluation import KEY_METRICS
     from rfmml.tracking import compare_segmentations
 
     table = compare_segmentations(experiment, tracking_uri=tracking_uri, primary=primary)
     if output:
         table.to_csv(output)
     metrics = [c for c in table.columns if c not in ("run_id", "kind")]
-    wanted = [table.attrs["primary"], *KEY_METRICS]
+    wanted = [table.attrs["primary"], "rank", *KEY_METRICS]
     cols = metrics if all_metrics else list(dict.fromkeys(c for c in wanted if c in metrics))
     out.print(_table(table[cols], title=f"{experiment}: ranked by {table.attrs['primary']}"))
 

@@ -37,9 +37,9 @@ from sklearn.metrics import (
 from sklearn.utils import check_random_state
 
 from rfmml.errors import ConfigError, DataError
+from rfmml.evaluation.metrics import DEFAULT_PRIMARY, higher_is_better
 
 __all__ = [
-    "LOWER_IS_BETTER",
     "cluster_quality",
     "compare_table",
     "evaluate_segmentation",
@@ -52,8 +52,6 @@ __all__ = [
 #: Default feature columns of the shared standardized space.
 FEATURE_COLUMNS = ("recency_days", "n_orders", "total_spend")
 
-#: Metrics for which a smaller value is better (ranked ascending by :func:`compare_table`).
-LOWER_IS_BETTER = frozenset({"davies_bouldin", "stability_ari_std"})
 
 
 # --------------------------------------------------------------------------- checks
@@ -782,7 +780,7 @@ def evaluate_segmentation(
 
 
 def compare_table(
-    results: Mapping[str, Mapping[str, float]], primary: str = "buy_again_auc"
+    results: Mapping[str, Mapping[str, float]], primary: str = DEFAULT_PRIMARY
 ) -> pd.DataFrame:
     """Side-by-side table of segmentations, ranked by one metric (``comparison.csv``).
 
@@ -791,9 +789,9 @@ def compare_table(
     results : mapping of str to mapping of str to float
         Segmentation name to its metrics (:func:`evaluate_segmentation`).
     primary : str, default="buy_again_auc"
-        Metric that ranks the segmentations: descending (higher is better)
-        except for the metrics in :data:`LOWER_IS_BETTER` (``davies_bouldin``,
-        ``stability_ari_std``), ranked ascending.
+        Metric that ranks the segmentations, in the direction the registry
+        :data:`rfmml.evaluation.metrics.SEGMENTATION_METRICS` gives it
+        (ascending for ``davies_bouldin`` and ``stability_ari_std``).
 
     Returns
     -------
@@ -802,11 +800,12 @@ def compare_table(
         (union over all results, ``NaN`` where absent) and ``rank`` (1 = best,
         ties share the lowest rank, ``<NA>`` when the primary metric is ``NaN``),
         sorted by rank (unranked last, input order within ties).
+        ``attrs["primary"]`` names the ranking metric.
 
     Raises
     ------
     ConfigError
-        ``primary`` is not a metric of any result.
+        ``primary`` is not a metric of any result, or has no direction.
     """
     frame = pd.DataFrame.from_dict(
         {name: dict(metrics) for name, metrics in results.items()}, orient="index", dtype=float
@@ -817,8 +816,10 @@ def compare_table(
             f"compare_table: primary metric {primary!r} is not in the results; available "
             f"metrics are {list(frame.columns)}."
         )
-    ascending = primary in LOWER_IS_BETTER
+    ascending = not higher_is_better(primary)
     rank = frame[primary].rank(method="min", ascending=ascending, na_option="keep")
     frame["rank"] = rank.astype("Int64")
     order = np.lexsort((np.arange(len(frame)), rank.fillna(np.inf).to_numpy()))
-    return frame.iloc[order]
+    table = frame.iloc[order]
+    table.attrs["primary"] = primary
+    return table

@@ -18,7 +18,7 @@ from sklearn.utils import check_random_state
 
 from rfmml.errors import ConfigError, DataError
 from rfmml.evaluation import (
-    LOWER_IS_BETTER,
+    SEGMENTATION_METRICS,
     cluster_quality,
     compare_table,
     evaluate_segmentation,
@@ -570,12 +570,32 @@ def test_compare_table_ranks_by_primary():
     assert list(table.index) == ["kmeans", "rules", "twin", "broken"]
     assert table["rank"].tolist()[:3] == [1, 2, 2] and table["rank"].isna().tolist()[3]
     assert np.isnan(table.loc["rules", "stability_ari_mean"])  # union of metrics
-    assert "davies_bouldin" in LOWER_IS_BETTER
+    assert table.attrs["primary"] == "buy_again_auc"
+    assert SEGMENTATION_METRICS["davies_bouldin"] == "lower"
     by_db = compare_table(results, primary="davies_bouldin")
+    assert by_db.attrs["primary"] == "davies_bouldin"
     assert list(by_db.index) == ["broken", "kmeans", "rules", "twin"]
     assert by_db["rank"].tolist() == [1, 2, 3, 4]
     with pytest.raises(ConfigError, match="primary metric 'auc' is not in the results"):
         compare_table(results, primary="auc")
+    shape_only = {"a": {"n_segments": 3.0}, "b": {"n_segments": 4.0}}
+    with pytest.raises(ConfigError, match="'n_segments' cannot rank segmentations"):
+        compare_table(shape_only, primary="n_segments")
+
+
+def test_metric_registry_covers_what_evaluation_returns(cdnow_tx):
+    from rfmml.evaluation import ranking_metrics
+    from rfmml.segments import RuleSegmenter
+
+    cal = calibration_holdout(cdnow_tx, "1997-09-30", "1998-06-30", freq="W")
+    features = rfm_table(cdnow_tx, observation_end="1997-09-30").loc[cal.index]
+    segmenter = RuleSegmenter()
+    labels = segmenter.fit_predict(features)
+    metrics = evaluate_segmentation(
+        labels, features, cal, segmenter=segmenter, n_bootstrap=1, sample_size=500
+    )
+    assert set(metrics) <= set(SEGMENTATION_METRICS)
+    assert "buy_again_auc" in ranking_metrics() and "n_segments" not in ranking_metrics()
 
 
 def test_stability_per_group_keeps_every_group(online_retail_tx):
