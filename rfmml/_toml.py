@@ -63,7 +63,7 @@ def _is(value: Any, kind: type) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if kind is dict:
         return isinstance(value, Mapping)
-    if kind is type(None):
+    if kind is None:
         return value is None
     return isinstance(value, kind)
 
@@ -108,8 +108,9 @@ def check_table(
         raise ConfigError(f"missing required key(s) {missing} in {where}")
     for key, value in table.items():
         kinds = spec[key] if isinstance(spec[key], tuple) else (spec[key],)
+        kinds = tuple(None if k is type(None) else k for k in kinds)
         if not any(_is(value, kind) for kind in kinds):
-            names = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds if k is not type(None))
+            names = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds if k is not None)
             raise ConfigError(f"{where}.{key} must be {names}, got {value!r}")
     return dict(table)
 
@@ -150,9 +151,8 @@ def dumps(table: Mapping[str, Any]) -> str:
     default. Tables inside a section are written inline.
     """
     lines: list[str] = []
-    scalars = {k: v for k, v in table.items() if not isinstance(v, Mapping) and not _is_table_list(v)}
-    for key, value in scalars.items():
-        if value is not None:
+    for key, value in table.items():
+        if value is not None and not isinstance(value, Mapping) and not _is_table_list(value):
             lines.append(f"{_key(key)} = {_value(value)}")
     for key, value in table.items():
         if isinstance(value, Mapping):

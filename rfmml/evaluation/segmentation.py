@@ -700,12 +700,8 @@ def evaluate_segmentation(
         Standardized feature space; default ``standardized_features(features)``.
         Pass it once computed to share it between segmentations.
     holdout_spend : pandas.Series, optional
-        Holdout revenue per customer. Default
-        ``cal_holdout["frequency_holdout"] * cal_holdout["monetary_value_holdout"]``,
-        an **approximation**: ``frequency_holdout`` counts purchase *periods*
-        and ``monetary_value_holdout`` is the mean *transaction* value, so
-        customers with several transactions in one period are undercounted. The
-        pipeline passes the exact holdout revenue from the transactions.
+        Holdout revenue per customer. Default ``cal_holdout["spend_holdout"]``,
+        the exact total that :func:`rfmml.features.calibration_holdout` returns.
     calibration_value : pandas.Series, optional
         Value that orders segments in the holdout metrics; default
         ``features["total_spend"]`` (calibration-period spend).
@@ -727,7 +723,7 @@ def evaluate_segmentation(
     ------
     TypeError, DataError, ValueError
         From the functions above: bad types, misaligned customer ids, missing
-        columns (``total_spend``, ``frequency_holdout``, ``monetary_value_holdout``)
+        columns (``total_spend``, ``frequency_holdout``, ``spend_holdout``)
         or invalid values.
     """
     where = "evaluate_segmentation"
@@ -751,9 +747,7 @@ def evaluate_segmentation(
                 f"{where}: cal_holdout must be a pandas DataFrame from "
                 f"rfmml.features.calibration_holdout, got {type(cal_holdout).__name__}."
             )
-        needed = ["frequency_holdout"] + (
-            ["monetary_value_holdout"] if holdout_spend is None else []
-        )
+        needed = ["frequency_holdout"] + (["spend_holdout"] if holdout_spend is None else [])
         missing = [c for c in needed if c not in cal_holdout.columns]
         if missing:
             raise DataError(
@@ -770,7 +764,7 @@ def evaluate_segmentation(
             calibration_value = features["total_spend"]
         purchases = cal_holdout["frequency_holdout"]
         if holdout_spend is None:
-            holdout_spend = purchases * cal_holdout["monetary_value_holdout"]
+            holdout_spend = cal_holdout["spend_holdout"]
         result.update(holdout_separation(labels, calibration_value, purchases, holdout_spend))
     if segmenter is not None:
         result.update(

@@ -509,9 +509,9 @@ def test_evaluate_segmentation_defaults_and_options(cdnow_split):
     internal = evaluate_segmentation(labels, features, sample_size=500)
     assert list(internal) == SHAPE_KEYS + QUALITY_KEYS  # no holdout, no stability
     default = evaluate_segmentation(labels, features, cal_holdout, sample_size=500)
-    approx_spend = cal_holdout["frequency_holdout"] * cal_holdout["monetary_value_holdout"]
+    exact_spend = cal_holdout["spend_holdout"]
     direct = holdout_separation(
-        labels, features["total_spend"], cal_holdout["frequency_holdout"], approx_spend
+        labels, features["total_spend"], cal_holdout["frequency_holdout"], exact_spend
     )
     assert {k: default[k] for k in HOLDOUT_KEYS} == direct
     # explicit holdout spend and calibration value are used as given
@@ -519,7 +519,7 @@ def test_evaluate_segmentation_defaults_and_options(cdnow_split):
         labels,
         features,
         cal_holdout,
-        holdout_spend=approx_spend * 2,
+        holdout_spend=exact_spend * 2,
         calibration_value=-features["total_spend"],
         sample_size=500,
     )
@@ -537,8 +537,8 @@ def test_evaluate_segmentation_errors(cdnow_split):
         evaluate_segmentation(labels.iloc[3:], features)
     with pytest.raises(DataError, match="1 customer ids do not match between X_std and labels"):
         evaluate_segmentation(labels, features, X_std=standardized_features(features.iloc[1:]))
-    with pytest.raises(DataError, match=r"missing column\(s\) \['monetary_value_holdout'\]"):
-        evaluate_segmentation(labels, features, cal_holdout.drop(columns="monetary_value_holdout"))
+    with pytest.raises(DataError, match=r"missing column\(s\) \['spend_holdout'\]"):
+        evaluate_segmentation(labels, features, cal_holdout.drop(columns="spend_holdout"))
     with pytest.raises(DataError, match="no 'total_spend' column"):
         evaluate_segmentation(
             labels,
