@@ -103,15 +103,15 @@ def check_table(
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where} must be a table, got {table!r}")
     check_keys(table, spec, where)
-    missing = [key for key in required if key not in table]
-    if missing:
-        raise ConfigError(f"missing required key(s) {missing} in {where}")
     for key, value in table.items():
         kinds = spec[key] if isinstance(spec[key], tuple) else (spec[key],)
         kinds = tuple(None if k is type(None) else k for k in kinds)
         if not any(_is(value, kind) for kind in kinds):
             names = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds if k is not None)
             raise ConfigError(f"{where}.{key} must be {names}, got {value!r}")
+    missing = [key for key in required if key not in table]
+    if missing:
+        raise ConfigError(f"missing required key(s) {missing} in {where}")
     return dict(table)
 
 

@@ -209,13 +209,23 @@ def _report_run(result: Any) -> None:
     out.print(f"\nOpen the MLflow UI:  {ui_command(result.tracking_uri)}")
 
 
+def _config_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from rfmml.config import bundled_experiments
+
+    if Path(value).is_file() or value in bundled_experiments():
+        return value
+    raise click.BadParameter(
+        f"file {value!r} does not exist and is not a bundled experiment {bundled_experiments()}"
+    )
+
+
 @main.command()
-@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("config", callback=_config_path)
 @click.option("--output", "-o", default=None, help="Output folder (default: the config's).")
 @click.option("--tracking-uri", default=None, help=_URI_HELP)
 @_handle_errors
 def run(config: str, output: str | None, tracking_uri: str | None) -> None:
-    """Run the experiment CONFIG (a TOML file) end to end and log it to MLflow."""
+    """Run the experiment CONFIG (a TOML file, or a bundled one: cdnow, online_retail)."""
     _run(config, output, tracking_uri)
 
 

@@ -47,6 +47,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ __all__ = [
     "ExperimentConfig",
     "ModelsConfig",
     "SegmentationConfig",
+    "bundled_experiments",
     "load_config",
     "to_toml",
 ]
@@ -301,13 +303,28 @@ def _playbook_path(value: str | None, source_path: str | None) -> str | None:
 _OLD_TABLES = {"experiment", "periods", "evaluation", "tracking", "output"}
 
 
+def _bundled_folder() -> Path:
+    # Package data: a copy of the top-level experiments/ folder (a test keeps them equal).
+    return Path(str(resources.files("rfmml") / "_experiments"))
+
+
+def bundled_experiments() -> list[str]:
+    """Names of the experiment configs shipped with rfmml (``cdnow``, ``online_retail``).
+
+    ``load_config(name)`` (and ``rfmml run NAME``) reads one when no file of
+    that name exists.
+    """
+    return sorted(path.stem for path in _bundled_folder().glob("*.toml"))
+
+
 def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
     """Read and validate an experiment configuration.
 
     Parameters
     ----------
     config : str, pathlib.Path or mapping
-        A TOML file path, or the already-parsed mapping.
+        A TOML file path, the name of a bundled experiment
+        (:func:`bundled_experiments`), or the already-parsed mapping.
 
     Returns
     -------
@@ -320,6 +337,8 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
         key and what is allowed.
     """
     source_path = None
+    if isinstance(config, str) and config in bundled_experiments() and not Path(config).exists():
+        config = _bundled_folder() / f"{config}.toml"
     if isinstance(config, str | Path):
         raw = read_toml(config, "experiment config")
         source_path = str(Path(config).resolve())

@@ -139,3 +139,18 @@ def test_files(tmp_path):
         '[[segmentations]]\nname = "r"\nkind = "rules"\n'
     )
     assert load_config(good).data.source == str(tmp_path / "orders.csv")
+
+
+def test_bundled_experiments_are_real_copies_of_the_experiments_folder():
+    from rfmml.config import bundled_experiments
+
+    packaged = Path(__file__).resolve().parents[1] / "rfmml" / "_experiments"
+    assert not packaged.is_symlink()
+    ours = sorted(p.name for p in EXPERIMENTS.glob("*.toml"))
+    assert sorted(p.name for p in packaged.glob("*.toml")) == ours
+    for name in ours:
+        assert (packaged / name).read_bytes() == (EXPERIMENTS / name).read_bytes(), (
+            f"rfmml/_experiments/{name} differs from experiments/{name}; copy it over"
+        )
+    assert bundled_experiments() == ["cdnow", "online_retail"]
+    assert load_config("cdnow") == load_config(EXPERIMENTS / "cdnow.toml")

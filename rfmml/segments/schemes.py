@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rfmml._toml import check_keys, check_table
 from rfmml.errors import ConfigError, DataError
 
 __all__ = ["Rule", "Scheme", "load_scheme", "builtin_schemes"]
@@ -175,11 +176,7 @@ class Scheme:
             Unknown keys, bad ranges, unknown segments or uncovered cells; the
             message names the offending key (e.g. ``rules[3].F``).
         """
-        unknown = sorted(set(config) - _TOP_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown key(s) {unknown}; allowed keys are {sorted(_TOP_KEYS)}."
-            )
+        check_keys(config, _TOP_KEYS, source)
         name = config.get("name", Path(source).stem)
         n_scores = config.get("n_scores", 5)
         if isinstance(n_scores, bool) or not isinstance(n_scores, int) or not 2 <= n_scores <= 20:
@@ -190,13 +187,7 @@ class Scheme:
         rows = []
         for i, seg in enumerate(raw_segments):
             where = f"{source}: segments[{i}]"
-            if not isinstance(seg, dict):
-                raise ConfigError(f"{where} must be a table with name, description, action.")
-            bad = sorted(set(seg) - _SEGMENT_KEYS)
-            if bad:
-                raise ConfigError(
-                    f"{where}: unknown key(s) {bad}; allowed keys are {sorted(_SEGMENT_KEYS)}."
-                )
+            check_table(seg, dict.fromkeys(_SEGMENT_KEYS, str), where)
             for key in sorted(_SEGMENT_KEYS):
                 if not isinstance(seg.get(key), str) or not seg[key].strip():
                     raise ConfigError(f"{where}.{key} must be a non-empty string.")
@@ -214,14 +205,7 @@ class Scheme:
         rules = []
         for i, rule in enumerate(raw_rules):
             where = f"{source}: rules[{i}]"
-            if not isinstance(rule, dict):
-                raise ConfigError(f"{where} must be a table with segment and score ranges.")
-            bad = sorted(set(rule) - _RULE_KEYS)
-            if bad:
-                raise ConfigError(
-                    f"{where}: unknown key(s) {bad}; allowed keys are "
-                    f"'segment' and score keys {list(SCORE_KEYS)}."
-                )
+            check_table(rule, dict.fromkeys(_RULE_KEYS, (str, int, list)), where)
             segment = rule.get("segment")
             if segment not in known:
                 raise ConfigError(
