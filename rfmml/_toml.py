@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import tomllib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from rfmml.errors import ConfigError
@@ -32,19 +31,22 @@ _KIND_NAMES = {
 }
 
 
-def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+def read_toml(path: Any, what: str) -> dict[str, Any]:
     """Parse a TOML file; ``what`` names it in the error (e.g. ``"playbook"``).
+
+    ``path`` is a :class:`pathlib.Path` or an :mod:`importlib.resources` traversable.
 
     Raises
     ------
     ConfigError
-        The file does not exist or is not valid TOML.
+        The file cannot be read or is not valid TOML.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} {str(path)!r} does not exist")
     try:
-        return tomllib.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} file {str(path)!r}: {exc}") from exc
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{what} {str(path)!r} is not valid TOML: {exc}") from exc
 

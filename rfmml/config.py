@@ -340,7 +340,7 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
     if isinstance(config, str) and config in bundled_experiments() and not Path(config).exists():
         config = _bundled_folder() / f"{config}.toml"
     if isinstance(config, str | Path):
-        raw = read_toml(config, "experiment config")
+        raw = read_toml(Path(config), "experiment config")
         source_path = str(Path(config).resolve())
     elif isinstance(config, Mapping):
         raw = dict(config)

@@ -20,7 +20,6 @@ Examples
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rfmml._toml import check_table
+from rfmml._toml import check_table, read_toml
 from rfmml.errors import ConfigError
 from rfmml.segments import Scheme
 
@@ -221,16 +220,8 @@ def load_playbook(path_or_none: str | Path | Playbook | None = None) -> Playbook
         return path_or_none
     if path_or_none is None:
         source = "<builtin playbook.toml>"
-        raw = (resources.files("rfmml.campaign") / "playbook.toml").read_text(encoding="utf-8")
+        config = read_toml(resources.files("rfmml.campaign") / "playbook.toml", "playbook")
     else:
-        path = Path(path_or_none)
-        source = str(path)
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read playbook file {source!r}: {exc}") from exc
-    try:
-        config = tomllib.loads(raw)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"playbook {source!r} is not valid TOML: {exc}") from exc
+        source = str(path_or_none)
+        config = read_toml(Path(path_or_none), "playbook")
     return Playbook.from_dict(config, source=source)

@@ -36,7 +36,7 @@ from sklearn.metrics import (
 )
 from sklearn.utils import check_random_state
 
-from rfmml.errors import ConfigError, DataError
+from rfmml.errors import ConfigError, DataError, require_columns
 from rfmml.evaluation.metrics import DEFAULT_PRIMARY, higher_is_better
 
 __all__ = [
@@ -186,12 +186,7 @@ def standardized_features(
             f"{type(features).__name__}. Build one with rfmml.features.rfm_table(tx)."
         )
     columns = list(columns)
-    missing = [c for c in columns if c not in features.columns]
-    if missing:
-        raise DataError(
-            f"{where}: missing column(s) {missing}; available columns are "
-            f"{list(map(str, features.columns))}."
-        )
+    require_columns(features, columns, where)
     if len(features) == 0:
         raise DataError(f"{where}: the features frame is empty (0 customers).")
     if log is True:

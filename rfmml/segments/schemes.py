@@ -22,7 +22,6 @@ Examples
 from __future__ import annotations
 
 import itertools
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rfmml._toml import check_keys, check_table
+from rfmml._toml import check_keys, check_table, read_toml
 from rfmml.errors import ConfigError, DataError
 
 __all__ = ["Rule", "Scheme", "load_scheme", "builtin_schemes"]
@@ -336,16 +335,7 @@ def load_scheme(name_or_path: str | Path | Scheme) -> Scheme:
                 f"unknown scheme {text!r}; built-in schemes are {builtin_schemes()}, "
                 f"or pass a path to a .toml file."
             )
-        source = resources.files("rfmml.segments") / "schemes" / f"{text}.toml"
-        raw = source.read_text(encoding="utf-8")
+        config = read_toml(resources.files("rfmml.segments") / "schemes" / f"{text}.toml", "scheme")
     else:
-        path = Path(name_or_path)
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read scheme file {str(path)!r}: {exc}") from exc
-    try:
-        config = tomllib.loads(raw)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"scheme {text!r} is not valid TOML: {exc}") from exc
+        config = read_toml(Path(name_or_path), "scheme")
     return Scheme.from_dict(config, source=text)

@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from rfmml.errors import ConfigError, DataError
+from rfmml.errors import ConfigError, DataError, require_columns
 
 __all__ = ["RFMScorer", "linear_score"]
 
@@ -40,12 +40,7 @@ def _check_frame(X: object, columns: Sequence[str], *, where: str) -> pd.DataFra
             f"{where} expects a pandas DataFrame of customer features, got "
             f"{type(X).__name__}. Build one with rfmml.features.rfm_table(tx)."
         )
-    missing = [c for c in columns if c not in X.columns]
-    if missing:
-        raise DataError(
-            f"{where}: missing column(s) {missing}; available columns are "
-            f"{list(map(str, X.columns))}. Point the *_col parameters at the right columns."
-        )
+    require_columns(X, columns, where, "Point the *_col parameters at the right columns.")
     if len(X) == 0:
         raise DataError(f"{where}: the features frame is empty (0 customers).")
     for col in columns:
