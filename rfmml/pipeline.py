@@ -778,11 +778,8 @@ def run_experiment(
     ----------
     config : path, mapping or ExperimentConfig
         The experiment (see :mod:`rfmml.config`).
-    output_dir : path, optional
-        Where predictions, lists and tables go; default the config's ``output_dir``.
-    tracking_uri : str, optional
-        MLflow store; when omitted ``MLFLOW_TRACKING_URI``, then the config's
-        ``tracking_uri``, then ``sqlite:///mlflow.db`` in the working directory.
+    output_dir, tracking_uri
+        Where files and runs go, as in :func:`record`.
     progress : callable, optional
         Called with a short message at the start of each step.
 

@@ -128,18 +128,9 @@ class Playbook:
 
     @classmethod
     def from_dict(cls, config: Mapping[str, object], source: str = "<dict>") -> Playbook:
-        """Validate a parsed playbook (e.g. from ``tomllib``) and build it.
+        """Validate a parsed playbook (the table ``tomllib`` reads) and build it.
 
-        Parameters
-        ----------
-        config : mapping
-            The playbook as parsed from TOML.
-        source : str
-            Where it came from, quoted in error messages.
-
-        Returns
-        -------
-        Playbook
+        ``source`` says where it came from in error messages.
 
         Raises
         ------

@@ -381,22 +381,12 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
         return pd.Series(labels.astype(np.int64), index=X.index, name="cluster")
 
     def predict(self, X: pd.DataFrame) -> pd.Series:
-        """Segment of each customer: the name of its cluster.
+        """Segment of each customer: the name of its cluster (see :meth:`predict_cluster`).
 
         Same meaning as :meth:`RuleSegmenter.predict
-        <rfmml.segments.RuleSegmenter.predict>`; the cluster ids are
+        <rfmml.segments.RuleSegmenter.predict>`: a categorical named ``"segment"``
+        (categories in cluster order), same index as ``X``. The cluster ids are
         :meth:`predict_cluster` (and ``labels_`` for the training customers).
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Customer features with the ``features`` columns.
-
-        Returns
-        -------
-        pandas.Series
-            Categorical named ``"segment"`` (categories in cluster order), same
-            index as ``X``.
         """
         ids = self.predict_cluster(X)
         labels = pd.Categorical.from_codes(ids.to_numpy(), categories=self.cluster_names_)

@@ -156,18 +156,9 @@ class Scheme:
 
     @classmethod
     def from_dict(cls, config: Mapping[str, object], source: str = "<dict>") -> Scheme:
-        """Validate a parsed scheme (e.g. from ``tomllib``) and build it.
+        """Validate a parsed scheme (the table ``tomllib`` reads) and build it.
 
-        Parameters
-        ----------
-        config : mapping
-            The scheme as parsed from TOML.
-        source : str
-            Where it came from, quoted in error messages.
-
-        Returns
-        -------
-        Scheme
+        ``source`` says where it came from in error messages.
 
         Raises
         ------

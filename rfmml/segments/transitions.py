@@ -111,17 +111,7 @@ class SegmentTransitions:
     def left(self, segment: str, snapshot: Any = None) -> pd.Index:
         """Customers in ``segment`` at the previous snapshot who are elsewhere at ``snapshot``.
 
-        Parameters
-        ----------
-        segment : str
-            Segment name.
-        snapshot : date-like, optional
-            One of ``snapshots[1:]`` (default: the last).
-
-        Returns
-        -------
-        pandas.Index
-            Customer keys.
+        Parameters and the returned customer keys as in :meth:`entered`.
         """
         moved = self._moved(snapshot)
         return self._keys(moved[moved["from_segment"] == segment])

@@ -24,7 +24,7 @@ def compare_segmentations(
     Parameters
     ----------
     experiment : str
-        Experiment name (the config's ``[experiment] name``).
+        Experiment name (the config's ``name``).
     tracking_uri : str, optional
         Store to read; defaults as in :func:`~rfmml.tracking.resolve_tracking_uri`.
     parent_run_id : str, optional
