@@ -213,14 +213,20 @@ def _spec(cls: type, skip: tuple[str, ...] = ()) -> dict[str, tuple[type, ...]]:
     return {f.name: _kinds(hints[f.name]) for f in fields(cls) if f.name not in skip}
 
 
-def _date(value: Any, key: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{key} = {value!r} is not a date (use YYYY-MM-DD)") from exc
-    if ts is pd.NaT:
-        raise ConfigError(f"{key} must be a date")
+def _date(value: str | dt.date, key: str) -> pd.Timestamp:
+    """A date-like value (its type already checked) as a timestamp."""
+    ts = pd.Timestamp(value) if _parses(value) else pd.NaT
+    if pd.isna(ts):
+        raise ConfigError(f"{key} = {value!r} is not a date (use YYYY-MM-DD)")
     return ts
+
+
+def _parses(value: str | dt.date) -> bool:
+    try:
+        pd.Timestamp(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _at_least(value: float, key: str, minimum: float) -> Any:

@@ -61,6 +61,14 @@ class Rule:
         return all(lo <= cell[key] <= hi for key, lo, hi in self.ranges)
 
 
+def _entries(config: Mapping[str, object], key: str, source: str) -> list:
+    """The ``[[key]]`` tables of a scheme; at least one is required."""
+    raw = config.get(key)
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{source}: {key} must be a non-empty list of [[{key}]].")
+    return raw
+
+
 def _parse_range(value: object, key: str, n_scores: int) -> tuple[int, int]:
     if isinstance(value, bool):
         raise ConfigError(f"{key}: expected a score or [low, high], got {value!r}.")
@@ -171,11 +179,8 @@ class Scheme:
         n_scores = config.get("n_scores", 5)
         if isinstance(n_scores, bool) or not isinstance(n_scores, int) or not 2 <= n_scores <= 20:
             raise ConfigError(f"{source}: n_scores must be an integer in 2..20, got {n_scores!r}.")
-        raw_segments = config.get("segments")
-        if not isinstance(raw_segments, list) or not raw_segments:
-            raise ConfigError(f"{source}: segments must be a non-empty list of [[segments]].")
         rows = []
-        for i, seg in enumerate(raw_segments):
+        for i, seg in enumerate(_entries(config, "segments", source)):
             where = f"{source}: segments[{i}]"
             check_table(seg, dict.fromkeys(_SEGMENT_KEYS, str), where)
             for key in sorted(_SEGMENT_KEYS):
@@ -189,11 +194,8 @@ class Scheme:
             raise ConfigError(f"{source}: segments.name repeated: {dupes}.")
         known = set(segments.index)
 
-        raw_rules = config.get("rules")
-        if not isinstance(raw_rules, list) or not raw_rules:
-            raise ConfigError(f"{source}: rules must be a non-empty list of [[rules]].")
         rules = []
-        for i, rule in enumerate(raw_rules):
+        for i, rule in enumerate(_entries(config, "rules", source)):
             where = f"{source}: rules[{i}]"
             check_table(rule, dict.fromkeys(_RULE_KEYS, (str, int, list)), where)
             segment = rule.get("segment")
