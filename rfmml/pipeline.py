@@ -43,7 +43,7 @@ from rfmml import tracking
 from rfmml.campaign.exports import read_predictions, write_predictions
 from rfmml.campaign.lists import export_segment_changes, export_segment_lists
 from rfmml.campaign.pipeline_model import ScoringPipeline, scoring_frame
-from rfmml.config import ExperimentConfig, SegmentationConfig, load_config
+from rfmml.config import BUILTIN_SOURCES, ExperimentConfig, SegmentationConfig, load_config
 from rfmml.data import (
     CleaningReport,
     load_cdnow,
@@ -112,7 +112,7 @@ def fingerprint(frame: pd.DataFrame) -> str:
 def load_experiment_data(cfg: ExperimentConfig) -> tuple[pd.DataFrame, CleaningReport, str]:
     """Load the transactions of a config; return them, the cleaning report and the source."""
     data = cfg.data
-    if data.source in ("cdnow", "online_retail"):
+    if data.source in BUILTIN_SOURCES:
         if data.source == "cdnow":
             raw, source = load_cdnow(), str(_lifetimes_datasets() / "CDNOW_master.txt")
         else:
@@ -573,17 +573,20 @@ def _record_models(models: ModelEvaluation) -> str:
     return run.info.run_id
 
 
-def _record_transitions(ev: Evaluation, out: Path, files: dict[str, Path]) -> None:
+def _record_transitions(ev: Evaluation, out: Path) -> dict[str, Path]:
     if ev.transitions is None:
-        return
-    files["transitions_counts"] = out / "transitions_counts.csv"
-    files["transitions_rates"] = out / "transitions_rates.csv"
-    files["transitions_png"] = out / "transition_matrix.png"
+        return {}
+    files = {
+        "transitions_counts": out / "transitions_counts.csv",
+        "transitions_rates": out / "transitions_rates.csv",
+        "transitions_png": out / "transition_matrix.png",
+    }
     ev.transitions.matrix().to_csv(files["transitions_counts"])
     ev.transitions.matrix(normalize=True).to_csv(files["transitions_rates"])
     _save_figure(ev.transition_figure, files["transitions_png"])
-    for key in ("transitions_counts", "transitions_rates", "transitions_png"):
-        tracking.log_artifact(files[key], artifact_path="transitions")
+    for path in files.values():
+        tracking.log_artifact(path, artifact_path="transitions")
+    return files
 
 
 def _previous_predictions(out: Path) -> pd.DataFrame | None:
@@ -596,7 +599,8 @@ def _previous_predictions(out: Path) -> pd.DataFrame | None:
         return None
 
 
-def _record_scoring(ev: Evaluation, out: Path, files: dict[str, Path]) -> tuple[str, str]:
+def _record_scoring(ev: Evaluation, out: Path) -> tuple[str, str, dict[str, Path]]:
+    """Predictions, lists, the pipeline folder and the scoring run; its id, model URI, files."""
     cfg, scored = ev.config, ev.scoring
     predictions, pipeline = scored.predictions, scored.pipeline
     has_rules = scored.rule_segmentation is not None
@@ -608,8 +612,8 @@ def _record_scoring(ev: Evaluation, out: Path, files: dict[str, Path]) -> tuple[
         "rule_segmentation": scored.rule_segmentation,
         "kmeans_segmentation": scored.kmeans_segmentation,
     }
-    files.update({f"predictions_{k}": v for k, v in write_predictions(
-        predictions, out, fingerprints=fingerprints).items()})  # fmt: skip
+    files = {f"predictions_{k}": v for k, v in write_predictions(
+        predictions, out, fingerprints=fingerprints).items()}  # fmt: skip
     lists = export_segment_lists(predictions, out / "segments") if has_rules else {}
     files["segment_lists"] = out / "segments"
     if previous is not None and has_rules and "segment" in previous.columns:
@@ -657,7 +661,7 @@ def _record_scoring(ev: Evaluation, out: Path, files: dict[str, Path]) -> tuple[
         )
         tracking.log_table(by_segment, "predictions_by_segment.csv")
         tracking.log_artifact(files["predictions_meta"])
-    return run.info.run_id, model_uri
+    return run.info.run_id, model_uri, files
 
 
 def _record_failure(ev: Evaluation, error: BaseException) -> None:
@@ -717,10 +721,9 @@ def record(
     }
     with tracking.tracked_run(cfg.name, experiment_id=experiment_id, tags=tags) as parent:
         tracking.log_params(_run_params(ev))
-        builtin = cfg.data.source in ("cdnow", "online_retail")
         tracking.log_dataset(
             ev.transactions,
-            name=cfg.data.source if builtin else Path(ev.source).stem,
+            name=cfg.data.source if cfg.data.source in BUILTIN_SOURCES else Path(ev.source).stem,
             source=ev.source,
             digest=ev.data_fingerprint[7:23],
             context="transactions",
@@ -740,10 +743,11 @@ def record(
             runs["models"] = _record_models(ev.models)
             files["model_metrics"] = out / "model_metrics.csv"
             ev.models.holdout_metrics.to_csv(files["model_metrics"])
-        _record_transitions(ev, out, files)
+        files |= _record_transitions(ev, out)
         if error is not None:
             _record_failure(ev, error)
-        runs["scoring"], model_uri = _record_scoring(ev, out, files)
+        runs["scoring"], model_uri, scoring_files = _record_scoring(ev, out)
+        files |= scoring_files
         files["cleaning_report"] = out / "cleaning_report.json"
         files["cleaning_report"].write_text(json.dumps(ev.report.to_dict(), indent=2))
     return ExperimentResult(
