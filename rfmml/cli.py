@@ -36,8 +36,6 @@ _URI_HELP = (
     "MLflow store. Default: $MLFLOW_TRACKING_URI, else the config's tracking_uri, "
     "else ./mlflow.db."
 )
-KEY_METRICS = ("rank", "buy_again_auc", "spend_variance_explained", "top_revenue_capture",
-               "best_segment_lift", "silhouette", "stability_ari_mean", "n_segments")  # fmt: skip
 PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PUBLISHED_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "v": 15.44}
 
@@ -193,10 +191,11 @@ def _write_report(result: Any) -> Path:
 
 
 def _report_run(result: Any) -> None:
+    from rfmml.evaluation import KEY_METRICS
     from rfmml.tracking import ui_command
 
     cfg = result.config
-    cols = [c for c in KEY_METRICS if c in result.comparison.columns]
+    cols = [c for c in ("rank", *KEY_METRICS) if c in result.comparison.columns]
     out.print(_table(result.comparison[cols], title=f"Segmentations ranked by "
                      f"{cfg.primary_metric} (holdout {cfg.calibration_end.date()} to "
                      f"{cfg.observation_end.date()})"))  # fmt: skip
@@ -225,13 +224,23 @@ def _report_run(result: Any) -> None:
     out.print(f"\nOpen the MLflow UI:  {ui_command(result.tracking_uri)}")
 
 
+def _config_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from rfmml.config import bundled_experiments
+
+    if Path(value).is_file() or value in bundled_experiments():
+        return value
+    raise click.BadParameter(
+        f"file {value!r} does not exist and is not a bundled experiment {bundled_experiments()}"
+    )
+
+
 @main.command()
-@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("config", callback=_config_path)
 @click.option("--output", "-o", default=None, help="Output folder (default: the config's).")
 @click.option("--tracking-uri", default=None, help=_URI_HELP)
 @_handle_errors
 def run(config: str, output: str | None, tracking_uri: str | None) -> None:
-    """Run the experiment CONFIG (a TOML file) end to end and log it to MLflow."""
+    """Run the experiment CONFIG (a TOML file, or a bundled one: cdnow, online_retail)."""
     _run(config, output, tracking_uri)
 
 
@@ -319,12 +328,12 @@ def segment(transactions: str, customer: str, timestamp: str, amount: str, group
             scheme: str, kmeans: str | None, seed: int, output: str | None) -> None:  # fmt: skip
     """Segment the customers of TRANSACTIONS with rules or k-means; print the profile."""
     from rfmml.features import rfm_table
-    from rfmml.segments import KMeansSegmenter, segment_profile
+    from rfmml.segments import segment_profile
 
     tx = _read(transactions, customer, timestamp, amount, group, order, timestamp_format)
     X = rfm_table(tx, observation_end=observation_end, group=group)
     seg = _segmenter(scheme, kmeans, seed).fit(X)
-    labels = seg.predict_names(X) if isinstance(seg, KMeansSegmenter) else seg.predict(X)
+    labels = seg.predict(X)
     profile = segment_profile(X, labels)
     out.print(_table(profile, title="Segment profile"))
     if output:
@@ -441,13 +450,14 @@ def report(output_dir: str, title: str | None) -> None:
 def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_metrics: bool,
             output: str | None) -> None:  # fmt: skip
     """Compare the segmentations of EXPERIMENT's latest run, read back from MLflow."""
+    from rfmml.evaluation import KEY_METRICS
     from rfmml.tracking import compare_segmentations
 
     table = compare_segmentations(experiment, tracking_uri=tracking_uri, primary=primary)
     if output:
         table.to_csv(output)
     metrics = [c for c in table.columns if c not in ("run_id", "kind")]
-    wanted = [table.attrs["primary"], *KEY_METRICS]
+    wanted = [table.attrs["primary"], "rank", *KEY_METRICS]
     cols = metrics if all_metrics else list(dict.fromkeys(c for c in wanted if c in metrics))
     out.print(_table(table[cols], title=f"{experiment}: ranked by {table.attrs['primary']}"))
 
