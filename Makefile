@@ -24,6 +24,7 @@ demo: $(STAMP)
 ## Whole suite: lint, unit, slow, Spark and notebook tests (pytest exit 5, no tests, fails)
 test: $(STAMP)
 	$(BIN)/ruff check rfmml tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q --nbmake tests notebooks
 
 test-fast: $(STAMP)
@@ -31,6 +32,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check rfmml tests benchmarks
+	$(BIN)/lint-imports
 
 ## Benchmarks against lifetimes in the same run; writes benchmarks/RESULTS.md
 bench: $(STAMP)

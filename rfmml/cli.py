@@ -2,7 +2,8 @@
 
 ``rfmml run CONFIG`` runs an experiment end to end; ``rfmml demo`` runs the
 bundled CDNOW experiment; ``features``, ``segment``, ``fit`` and ``predict``
-work on a transaction file; ``compare`` reads an experiment back from MLflow.
+work on a transaction file; ``compare`` reads an experiment back from MLflow;
+``report`` rebuilds a run's ``report.html``.
 Tables go to standard output, progress and messages to standard error, so the
 output can be piped. Bad input exits with status 1 and one line of error
 (``--verbose`` shows the traceback).
@@ -38,8 +39,6 @@ _URI_HELP = (
     "MLflow store. Default: $MLFLOW_TRACKING_URI, else the config's tracking_uri, "
     "else ./mlflow.db."
 )
-KEY_METRICS = ("rank", "buy_again_auc", "spend_variance_explained", "top_revenue_capture",
-               "best_segment_lift", "silhouette", "stability_ari_mean", "n_segments")  # fmt: skip
 PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PUBLISHED_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "v": 15.44}
 
@@ -260,6 +259,7 @@ def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
         result = run_experiment(cfg, output_dir=output, tracking_uri=tracking_uri, progress=step)
         progress.update(task, completed=total)
     _report_run(result)
+    _write_report(result)
     return result
 
 
@@ -276,13 +276,27 @@ def _print_cleaning(report: Any) -> None:
         out.print(Text(f"note: {note}", style="yellow"), soft_wrap=True)
 
 
+def _write_report(result: Any) -> Path:
+    """Build the run's report.html, log it to the parent MLflow run and print its path."""
+    from rfmml import tracking
+    from rfmml.pipeline import load_experiment_data
+    from rfmml.report import build_report
+
+    tx, _, _ = load_experiment_data(result.config)  # not part of the result: read again
+    path = build_report(result.output_dir, transactions=tx)
+    tracking.log_artifact(path, run_id=result.parent_run_id, tracking_uri=result.tracking_uri)
+    out.print(f"\n[bold]Report[/]: {path}")
+    return path
+
+
 def _report_run(result: Any) -> None:
+    from rfmml.evaluation import KEY_METRICS
     from rfmml.tracking import ui_command
 
     cfg = result.config
     if result.report is not None:
         _print_cleaning(result.report)
-    cols = [c for c in KEY_METRICS if c in result.comparison.columns]
+    cols = [c for c in ("rank", *KEY_METRICS) if c in result.comparison.columns]
     out.print(_table(result.comparison[cols], title=f"Segmentations ranked by "
                      f"{cfg.primary_metric} (holdout {cfg.calibration_end.date()} to "
                      f"{cfg.observation_end.date()})"))  # fmt: skip
@@ -311,13 +325,23 @@ def _report_run(result: Any) -> None:
     out.print(f"\nOpen the MLflow UI:  {ui_command(result.tracking_uri)}")
 
 
+def _config_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from rfmml.config import bundled_experiments
+
+    if Path(value).is_file() or value in bundled_experiments():
+        return value
+    raise click.BadParameter(
+        f"file {value!r} does not exist and is not a bundled experiment {bundled_experiments()}"
+    )
+
+
 @main.command()
-@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("config", callback=_config_path)
 @click.option("--output", "-o", default=None, help="Output folder (default: the config's).")
 @click.option("--tracking-uri", default=None, help=_URI_HELP)
 @_handle_errors
 def run(config: str, output: str | None, tracking_uri: str | None) -> None:
-    """Run the experiment CONFIG (a TOML file) end to end and log it to MLflow."""
+    """Run the experiment CONFIG (a TOML file, or a bundled one: cdnow, online_retail)."""
     _run(config, output, tracking_uri)
 
 
@@ -447,7 +471,7 @@ def segment(scheme: str, kmeans: str | None, seed: int, output: str | None,
             **reader: Any) -> None:  # fmt: skip
     """Segment the customers of TRANSACTIONS with rules or k-means; print the profile."""
     from rfmml.features import rfm_table
-    from rfmml.segments import KMeansSegmenter, segment_profile
+    from rfmml.segments import segment_profile
 
     if output:
         _refuse_overwrite([reader["transactions"]], [Path(output)])
@@ -457,7 +481,7 @@ def segment(scheme: str, kmeans: str | None, seed: int, output: str | None,
         _say_no_spend()
     X = rfm_table(tx, observation_end=reader["observation_end"], group=reader["group"])
     seg = _segmenter(scheme, kmeans, seed, spend).fit(X)
-    labels = seg.predict_names(X) if isinstance(seg, KMeansSegmenter) else seg.predict(X)
+    labels = seg.predict(X)
     profile = segment_profile(X, labels) if spend else _profile_without_spend(X, labels)
     out.print(_table(profile, title="Segment profile"))
     if output:
@@ -578,7 +602,22 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
                                    salt=salt)  # fmt: skip
     for kind, path in paths.items():
         err.print(f"wrote {kind}: {path}")
+    from rfmml.report import build_report
+
+    report = build_report(output, transactions=tx)
     out.print(f"scored {len(table):,} customers into {output}/")
+    out.print(f"Report: {report}")
+
+
+@main.command()
+@click.argument("output_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--title", default=None, help="Page title (default: the folder's name).")
+@_handle_errors
+def report(output_dir: str, title: str | None) -> None:
+    """Rebuild OUTPUT_DIR/report.html from the files of a run, demo or predict."""
+    from rfmml.report import build_report
+
+    out.print(str(build_report(output_dir, title=title)))
 
 
 @main.command()
@@ -591,13 +630,14 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
 def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_metrics: bool,
             output: str | None) -> None:  # fmt: skip
     """Compare the segmentations of EXPERIMENT's latest run, read back from MLflow."""
+    from rfmml.evaluation import KEY_METRICS
     from rfmml.tracking import compare_segmentations
 
     table = compare_segmentations(experiment, tracking_uri=tracking_uri, primary=primary)
     if output:
         table.to_csv(output)
     metrics = [c for c in table.columns if c not in ("run_id", "kind")]
-    wanted = [table.attrs["primary"], *KEY_METRICS]
+    wanted = [table.attrs["primary"], "rank", *KEY_METRICS]
     cols = metrics if all_metrics else list(dict.fromkeys(c for c in wanted if c in metrics))
     out.print(_table(table[cols], title=f"{experiment}: ranked by {table.attrs['primary']}"))
 

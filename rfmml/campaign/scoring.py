@@ -298,8 +298,8 @@ def score_customers(
         attrs["playbook"] = book.source
 
     if kmeans_segmenter is not None:
-        table["cluster"] = kmeans_segmenter.predict(features).to_numpy()
-        table["cluster_name"] = kmeans_segmenter.predict_names(features).array
+        table["cluster"] = kmeans_segmenter.predict_cluster(features).to_numpy()
+        table["cluster_name"] = kmeans_segmenter.predict(features).array
 
     if bgnbd is not None:
         unit = resolve_freq(freq, summary, bgnbd, "score_customers")

@@ -112,12 +112,8 @@ def evaluate_holdout(
 
     Parameters
     ----------
-    bgnbd : BetaGeoNBD
-        Fitted on the calibration summary (``frequency_cal`` etc.).
-    gamma_gamma : GammaGamma or None
-        Fitted on the calibration summary; ``None`` skips the spend metric.
-    cal_holdout : pandas.DataFrame
-        Output of :func:`rfmml.features.calibration_holdout`.
+    bgnbd, gamma_gamma, cal_holdout
+        As in :func:`holdout_predictions` (a ``None`` Gamma-Gamma skips ``spend_mae``).
 
     Returns
     -------
