@@ -178,14 +178,8 @@ def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
 
 
 def _write_report(result: Any) -> Path:
-    """Build the run's report.html, log it to the parent MLflow run and print its path."""
-    from rfmml import tracking
-    from rfmml.pipeline import load_experiment_data
-    from rfmml.report import build_report
-
-    tx, _, _ = load_experiment_data(result.config)  # not part of the result: read again
-    path = build_report(result.output_dir, transactions=tx)
-    tracking.log_artifact(path, run_id=result.parent_run_id, tracking_uri=result.tracking_uri)
+    """Print the path of the run's report.html (built and logged by the run itself)."""
+    path = Path(result.files["report"])
     out.print(f"\n[bold]Report[/]: {path}")
     return path
 
