@@ -128,3 +128,30 @@ def test_a_model_without_gradient_reaches_the_same_optimum(cdnow_summary, cdnow_
     np.testing.assert_allclose(
         model.summary_["std_error"], cdnow_gamma_gamma.summary_["std_error"], rtol=1e-3
     )
+
+
+@pytest.mark.parametrize("which", ["bgnbd", "gamma_gamma"])
+def test_parity_check_fails_when_the_lifetimes_oracle_is_nudged(
+    request, cdnow_summary, assert_lifetimes_parity, which
+):
+    """The oracle is not rfmml in disguise: a 0.1 % nudge of lifetimes' parameters is caught."""
+    model = request.getfixturevalue(f"cdnow_{which}")
+    oracle = request.getfixturevalue(f"lifetimes_{which}")
+    assert_lifetimes_parity(model, oracle, cdnow_summary)
+    names = list(model.params_.index)
+    for name in names:
+        nudged = request.getfixturevalue(f"lifetimes_{which}")  # this test's own copy
+        original = nudged.params_.copy()
+        nudged.params_ = original.copy()
+        nudged.params_[name] = original[name] * 1.001
+        with pytest.raises(AssertionError):
+            assert_lifetimes_parity(model, nudged, cdnow_summary)
+        nudged.params_ = original
+
+
+def test_each_test_gets_its_own_lifetimes_oracle(
+    lifetimes_bgnbd, _lifetimes_bgnbd_fitted, cdnow_bgnbd
+):
+    assert lifetimes_bgnbd is not _lifetimes_bgnbd_fitted
+    lifetimes_bgnbd.params_ = cdnow_bgnbd.params_.copy()  # what formula comparisons do
+    assert not _lifetimes_bgnbd_fitted.params_.equals(lifetimes_bgnbd.params_)
