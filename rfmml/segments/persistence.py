@@ -132,7 +132,7 @@ def _rules_from_dict(data: dict[str, Any]) -> RuleSegmenter:
 
 def _kmeans_to_dict(seg: KMeansSegmenter) -> dict[str, Any]:
     check_is_fitted(seg)
-    params = seg.get_params()
+    params = seg.get_params(deep=False)  # nested scorer__* keys are not constructor arguments
     params["scheme"] = None  # stored below as data
     params["scorer"] = None
     params["features"] = list(params["features"])
