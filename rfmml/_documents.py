@@ -202,9 +202,12 @@ def read_document(
     Raises
     ------
     DataError
-        Invalid JSON, not a document of this kind, or a newer format version.
+        A missing file, invalid JSON, not a document of this kind, or a newer
+        format version.
     """
     path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist or is not a file; expected an {what} file.")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

@@ -54,6 +54,8 @@ def test_envelope_and_version_checks(tmp_path):
     assert version == 3 and read["x"] is None
     with pytest.raises(DataError, match=r"uses rfmml test format version 3, newer than this"):
         read_document(path, "rfmml.test", 2, what="rfmml test", hint="")
+    with pytest.raises(DataError, match=r"does not exist or is not a file; expected an rfmml"):
+        read_document(tmp_path / "none.json", "rfmml.test", 3, what="rfmml test", hint="")
     with pytest.raises(DataError, match=r'is not an rfmml other file \(missing "format"'):
         read_document(path, "rfmml.other", 3, what="rfmml other", hint="")
     legacy = {"format": "old/1", "y": 2}
