@@ -277,14 +277,8 @@ def _print_cleaning(report: Any) -> None:
 
 
 def _write_report(result: Any) -> Path:
-    """Build the run's report.html, log it to the parent MLflow run and print its path."""
-    from rfmml import tracking
-    from rfmml.pipeline import load_experiment_data
-    from rfmml.report import build_report
-
-    tx, _, _ = load_experiment_data(result.config)  # not part of the result: read again
-    path = build_report(result.output_dir, transactions=tx)
-    tracking.log_artifact(path, run_id=result.parent_run_id, tracking_uri=result.tracking_uri)
+    """Print the path of the run's report.html (built and logged by the run itself)."""
+    path = Path(result.files["report"])
     out.print(f"\n[bold]Report[/]: {path}")
     return path
 
@@ -498,7 +492,7 @@ def segment(scheme: str, kmeans: str | None, seed: int, output: str | None,
 @click.option("--horizon", default=52, show_default=True,
               help="Periods of --freq for expected purchases and CLV in predict.")
 @click.option("--models-dir", default="models", show_default=True,
-              help="Where the scoring pipeline (pipeline.json, bgnbd.json, ...) goes.")
+              help="Where the scoring pipeline (pipeline.json, purchase_model.json, ...) goes.")
 @_handle_errors
 def fit(freq: str, penalizer: float, scheme: str, horizon: int, models_dir: str,
         **reader: Any) -> None:  # fmt: skip
@@ -529,7 +523,7 @@ def fit(freq: str, penalizer: float, scheme: str, horizon: int, models_dir: str,
         err.print("no amounts: Gamma-Gamma (spend model) is skipped; BG/NBD and the rules "
                   "are saved")  # fmt: skip
     folder = Path(models_dir)
-    ScoringPipeline(rule_segmenter=rules, bgnbd=bgnbd, gamma_gamma=gg, horizon=horizon,
+    ScoringPipeline(rule_segmenter=rules, purchase_model=bgnbd, gamma_gamma=gg, horizon=horizon,
                     freq=freq, group=group).save(folder)  # fmt: skip
     err.print(f"saved the scoring pipeline to {folder}/ (use it with rfmml predict --model)")
 

@@ -74,6 +74,7 @@ from rfmml.plots import (
     plot_silhouette_curve,
     plot_transition_matrix,
 )
+from rfmml.report import build_report
 from rfmml.segments import (
     KMeansSegmenter,
     RuleSegmenter,
@@ -749,6 +750,8 @@ def record(
         files |= scoring_files
         files["cleaning_report"] = out / "cleaning_report.json"
         files["cleaning_report"].write_text(json.dumps(ev.report.to_dict(), indent=2))
+        files["report"] = build_report(out, transactions=ev.transactions)
+        tracking.log_artifact(files["report"])
     return ExperimentResult(
         config=cfg,
         tracking_uri=uri,

@@ -140,7 +140,8 @@ def test_features_segment_fit_predict(ran, workspace, tmp_path):
 
     result = runner.invoke(main, ["fit", *args, "--models-dir", str(tmp_path / "models")])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "models" / "bgnbd.json").exists()
+    assert (tmp_path / "models" / "pipeline.json").exists()  # a folder predict takes
+    assert (tmp_path / "models" / "purchase_model.json").exists()
     assert (tmp_path / "models" / "gamma_gamma.json").exists()
 
     result = runner.invoke(main, ["predict", *args, "--model", str(out / "model"),

@@ -180,7 +180,7 @@ def test_a_log_without_amounts_segments_on_recency_and_frequency(retail_lines, t
     result = invoke("fit", *args, "--models-dir", tmp_path / "models")
     assert result.exit_code == 0, result.output
     assert "Gamma-Gamma (spend model) is skipped" in result.output
-    assert (tmp_path / "models" / "bgnbd.json").is_file()
+    assert (tmp_path / "models" / "purchase_model.json").is_file()
     assert not (tmp_path / "models" / "gamma_gamma.json").exists()
     one_line_error(invoke("predict", *args, "--model", tmp_path / "models", "-o", tmp_path / "p"),
                    "predict needs amounts")  # fmt: skip

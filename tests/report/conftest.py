@@ -19,9 +19,13 @@ from click.testing import CliRunner
 from rfmml.cli import main
 
 CONFIG = """
-[experiment]
 name = "report_small"
 random_state = 0
+calibration_end = 1997-09-30
+observation_end = 1998-06-30
+freq = "W"
+n_bootstrap = 2
+sample_size = 800
 
 [data]
 source = "{csv}"
@@ -30,23 +34,14 @@ timestamp = "date"
 amount = "amount"
 {group}
 
-[periods]
-calibration_end = "1997-09-30"
-observation_end = "1998-06-30"
-freq = "W"
+[models]
+horizon = 26
 
 [[segmentations]]
 name = "rfm11"
 kind = "rules"
 scheme = "rfm11"
-
 {kmeans}
-[models]
-horizon = 26
-
-[evaluation]
-n_bootstrap = 2
-sample_size = 800
 """
 
 KMEANS = """
