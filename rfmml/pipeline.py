@@ -511,6 +511,19 @@ def _write_folder(
         _save_figure(fig, folder / file)
 
 
+def _parent_metrics(ev: Evaluation) -> dict[str, float]:
+    """Headline numbers of the whole run, on the parent run: the data and the winner."""
+    metrics = {
+        "data_rows": float(len(ev.transactions)),
+        "data_customers": float(ev.transactions["customer_id"].nunique()),
+        "cleaning_rows_removed": float(ev.report.rows_removed),
+    }
+    primary = ev.config.primary_metric
+    if primary in ev.comparison.columns and len(ev.comparison):
+        metrics[f"best_{primary}"] = float(ev.comparison[primary].iloc[0])  # sorted by rank
+    return metrics
+
+
 def _run_params(ev: Evaluation) -> dict:
     params = ev.config.to_dict()
     params["calibration_end"] = ev.config.calibration_end.isoformat()
@@ -736,6 +749,7 @@ def record(
         files["comparison_csv"] = out / "comparison.csv"
         files["comparison_png"] = out / "comparison.png"
         ev.comparison.to_csv(files["comparison_csv"])
+        tracking.log_metrics(_parent_metrics(ev))
         _save_figure(plot_comparison(ev.comparison), files["comparison_png"])
         tracking.log_artifact(files["comparison_csv"])
         tracking.log_artifact(files["comparison_png"])

@@ -78,6 +78,21 @@ def test_run_succeeds_and_prints_where_things_went(ran):
     assert f"mlflow ui --backend-store-uri {uri}" in result.output
 
 
+def test_the_parent_run_has_headline_metrics(ran):
+    from mlflow.tracking import MlflowClient
+
+    result, out, uri = ran
+    comparison = pd.read_csv(out / "comparison.csv", index_col=0)
+    client = MlflowClient(tracking_uri=uri)
+    (experiment,) = [e for e in client.search_experiments() if e.name == "cli_small"]
+    parents = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`rfmml.role` = 'parent'"
+    )
+    metrics = parents[0].data.metrics
+    assert metrics["data_customers"] == 1500
+    assert metrics["best_buy_again_auc"] == pytest.approx(comparison["buy_again_auc"].max())
+
+
 def test_every_output_file_exists_and_reads_back(ran):
     _, out, _ = ran
     predictions = pd.read_parquet(out / "predictions.parquet")
