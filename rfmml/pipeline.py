@@ -502,6 +502,13 @@ def _save_figure(fig: Figure, path: Path) -> Path:
     return path
 
 
+def _keep_figures(figures: dict[str, Figure], folder: Path) -> None:
+    """Save figures in the output folder too (they also go to MLflow), without closing them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for file, fig in figures.items():
+        fig.savefig(folder / file, dpi=110, bbox_inches="tight")
+
+
 def _write_folder(
     folder: Path, tables: dict[str, pd.DataFrame], figures: dict[str, Figure]
 ) -> None:
@@ -543,7 +550,7 @@ def _segmentation_tags(seg_cfg: SegmentationConfig) -> dict[str, str]:
     }
 
 
-def _record_segmentation(seg: SegmentationEvaluation) -> str:
+def _record_segmentation(seg: SegmentationEvaluation, out: Path) -> str:
     with tracking.tracked_run(
         seg.config.name, nested=True, tags=_segmentation_tags(seg.config)
     ) as run:
@@ -553,6 +560,7 @@ def _record_segmentation(seg: SegmentationEvaluation) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             seg.profile.to_csv(folder / "segment_profile.csv")
+            _keep_figures(seg.figures, out / "segmentations" / seg.config.name)
             save_segmenter(segmenter, folder / "segmenter.json")
             _write_folder(folder, seg.tables, seg.figures)
             if isinstance(segmenter, KMeansSegmenter):
@@ -562,7 +570,7 @@ def _record_segmentation(seg: SegmentationEvaluation) -> str:
     return run.info.run_id
 
 
-def _record_models(models: ModelEvaluation) -> str:
+def _record_models(models: ModelEvaluation, out: Path) -> str:
     with tracking.tracked_run(MODELS_RUN, nested=True, tags={"rfmml.role": "models"}) as run:
         tracking.log_params(models.bgnbd.get_params(), "bgnbd.")
         tracking.log_params(models.gamma_gamma.get_params(), "gamma_gamma.")
@@ -579,6 +587,7 @@ def _record_models(models: ModelEvaluation) -> str:
                 "bgnbd_summary.csv": models.bgnbd.summary_,
                 "gamma_gamma_summary.csv": models.gamma_gamma.summary_,
             }
+            _keep_figures(models.figures, out / "models")
             _write_folder(folder, tables, models.figures)
             models.bgnbd.save(folder / "bgnbd.json")
             models.gamma_gamma.save(folder / "gamma_gamma.json")
@@ -743,7 +752,7 @@ def record(
             report=ev.report.to_dict(),
         )
         for name, seg in ev.segmentations.items():
-            runs[name] = _record_segmentation(seg)
+            runs[name] = _record_segmentation(seg, out)
         if error is not None and ev.comparison is None:  # a segmentation failed
             _record_failure(ev, error)
         files["comparison_csv"] = out / "comparison.csv"
@@ -754,7 +763,7 @@ def record(
         tracking.log_artifact(files["comparison_csv"])
         tracking.log_artifact(files["comparison_png"])
         if ev.models is not None:
-            runs["models"] = _record_models(ev.models)
+            runs["models"] = _record_models(ev.models, out)
             files["model_metrics"] = out / "model_metrics.csv"
             ev.models.holdout_metrics.to_csv(files["model_metrics"])
         files |= _record_transitions(ev, out)

@@ -103,8 +103,9 @@ def test_every_output_file_exists_and_reads_back(ran):
     for name in ["predictions.csv", "comparison.csv", "model_metrics.csv",
                  "transitions_counts.csv", "transitions_rates.csv"]:  # fmt: skip
         assert len(pd.read_csv(out / name)) > 0, name
-    for name in ["comparison.png", "transition_matrix.png"]:
-        assert (out / name).stat().st_size > 1000
+    for name in ["comparison.png", "transition_matrix.png", "segmentations/rf_grid/rf_grid.png",
+                 "models/calibration_vs_holdout.png"]:  # every figure the README shows
+        assert (out / name).stat().st_size > 1000, name
     assert (out / "model" / "pipeline.json").exists()
 
 
