@@ -428,7 +428,7 @@ def score(cfg: ExperimentConfig, tx: pd.DataFrame, comparison: pd.DataFrame) -> 
     pipeline = ScoringPipeline(
         rule_segmenter=rules,
         kmeans_segmenter=kmeans,
-        bgnbd=bgnbd,
+        purchase_model=bgnbd,
         gamma_gamma=gg,
         horizon=cfg.models.horizon,
         discount_rate=cfg.models.discount_rate,
