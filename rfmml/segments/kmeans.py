@@ -350,7 +350,8 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
             if col in self.cluster_centers_.columns:
                 points[col] = self.cluster_centers_[col].to_numpy()
         raw = rules.predict(points).astype(str).tolist()
-        names, seen = [], {}
+        names: list[str] = []
+        seen: dict[str, int] = {}
         for name in raw:
             seen[name] = seen.get(name, 0) + 1
             names.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
