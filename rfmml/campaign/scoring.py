@@ -310,7 +310,7 @@ def score_customers(
         purchases = bgnbd.expected_purchases(summary, int(horizon))
         table["expected_purchases"] = purchases.to_numpy()
     if gamma_gamma is not None:
-        order_value = gamma_gamma.expected_spend(summary)
+        order_value = gamma_gamma.expected_order_value(summary)
         table["expected_order_value"] = order_value.to_numpy()
     if bgnbd is not None and gamma_gamma is not None:
         table["expected_spend"] = purchases.to_numpy() * order_value.to_numpy()

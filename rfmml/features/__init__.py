@@ -9,9 +9,13 @@ Both are written once over a lazy query API (narwhals) and run on DuckDB
 (default), polars, or Spark; pandas in gives pandas out. For pandas input,
 ``btyd_summary`` runs one hand-written DuckDB statement instead (about twice as
 fast at 10M rows); a test holds it equal to the portable query.
+
+:data:`FREQS` is the one definition of the time units (day, week, month) a
+summary, a fitted model (``freq_``) and a horizon are counted in.
 """
 
+from rfmml.features._engine import FREQS
 from rfmml.features.btyd import btyd_summary, calibration_holdout, calibration_summary
 from rfmml.features.classic import rfm_table
 
-__all__ = ["btyd_summary", "calibration_holdout", "calibration_summary", "rfm_table"]
+__all__ = ["FREQS", "btyd_summary", "calibration_holdout", "calibration_summary", "rfm_table"]

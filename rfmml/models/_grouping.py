@@ -14,7 +14,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-__all__ = ["group_rows", "unique_rows", "fingerprint"]
+__all__ = ["group_rows", "unique_rows", "rows_fingerprint"]
 
 
 def group_rows(*columns: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +129,7 @@ def unique_rows(
     return {k: arr[starts] for k, arr in zip(columns, ordered, strict=True)}, counts
 
 
-def fingerprint(columns: dict[str, np.ndarray], weights: np.ndarray) -> str:
+def rows_fingerprint(columns: dict[str, np.ndarray], weights: np.ndarray) -> str:
     """SHA-256 of the sorted unique rows and their counts.
 
     The same customers in any row order (or already collapsed to unique rows

@@ -6,24 +6,22 @@ import numpy as np
 import pandas as pd
 
 from rfmml.errors import DataError
+from rfmml.features import FREQS
 from rfmml.models import _formulas as F
 from rfmml.models._grouping import group_rows
 from rfmml.models._validation import check_summary
 from rfmml.models.bgnbd import BetaGeoNBD
 from rfmml.models.gamma_gamma import GammaGamma
 
-__all__ = ["customer_lifetime_value"]
-
-_FREQS = ("D", "W", "M")
+__all__ = ["customer_lifetime_value", "resolve_freq"]
 
 
-def resolve_freq(
-    freq: str | None, summary: pd.DataFrame, bgnbd: BetaGeoNBD, where: str
-) -> str | None:
-    """The one time unit that ``freq``, the summary and the fitted BG/NBD agree on.
+def resolve_freq(freq: str | None, summary: pd.DataFrame, model, where: str) -> str | None:
+    """The one time unit that ``freq``, the summary and a fitted model agree on.
 
-    Any of the three may be unknown (``None``); those that are known must be
-    equal and one of ``"D"``, ``"W"``, ``"M"``.
+    ``model`` is any fitted model (its ``freq_``). Any of the three may be
+    unknown (``None``); those that are known must be equal and one of
+    :data:`rfmml.features.FREQS`.
 
     Raises
     ------
@@ -33,12 +31,12 @@ def resolve_freq(
     known = {
         "freq": freq,
         "summary.attrs['freq']": summary.attrs.get("freq"),
-        "bgnbd.freq_ (its training summary)": getattr(bgnbd, "freq_", None),
+        f"{type(model).__name__}.freq_ (its training summary)": getattr(model, "freq_", None),
     }
     given = {k: v for k, v in known.items() if v is not None}
     for source, value in given.items():
-        if value not in _FREQS:
-            raise DataError(f"{where}: {source} is {value!r}; expected one of {_FREQS}.")
+        if value not in FREQS:
+            raise DataError(f"{where}: {source} is {value!r}; expected one of {FREQS}.")
     if len(set(given.values())) > 1:
         raise DataError(
             f"{where}: time units disagree: {given}. horizon (and discount_rate) are per "
@@ -102,8 +100,8 @@ def customer_lifetime_value(
     DataError
         On invalid input or inconsistent time units.
     """
-    theta = bgnbd._theta()
-    spend_theta = gamma_gamma._theta()
+    theta = tuple(bgnbd.get_fitted_params().values())
+    spend_theta = tuple(gamma_gamma.get_fitted_params().values())
     if isinstance(horizon, bool) or not float(horizon).is_integer() or horizon < 1:
         raise DataError(f"horizon must be a whole number of periods >= 1, got {horizon!r}.")
     if not np.isfinite(discount_rate) or discount_rate < 0:
@@ -127,7 +125,7 @@ def customer_lifetime_value(
     per_pair = discount @ (e[1:] - e[:-1])
     p_alive = F.bgnbd_probability_alive(x, c["recency"], T, *theta)
     m = np.where(x > 0, c["monetary_value"], 0.0)
-    spend = F.gamma_gamma_expected_spend(x, m, *spend_theta)
+    spend = F.gamma_gamma_expected_order_value(x, m, *spend_theta)
     clv = np.maximum(spend * p_alive * per_pair[codes], 0.0)
     out = pd.Series(clv, index=summary.index, name="clv")
     out.attrs["freq"] = unit

@@ -53,7 +53,7 @@ def test_full_table_columns_and_values(cdnow_fitted, cdnow_table):
 def test_values_come_from_the_fitted_models(cdnow_fitted, cdnow_table):
     f = cdnow_fitted
     expected_purchases = f.bgnbd.expected_purchases(f.summary, 52)
-    order_value = f.gamma_gamma.expected_spend(f.summary)
+    order_value = f.gamma_gamma.expected_order_value(f.summary)
     np.testing.assert_array_equal(cdnow_table["expected_purchases"], expected_purchases)
     # expected spend over the horizon = expected purchases x expected order value
     np.testing.assert_allclose(

@@ -266,9 +266,9 @@ def test_infinite_values_and_negative_n_are_rejected(cdnow_bgnbd):
 
 
 def test_non_positive_definite_hessian_warns(cdnow_summary, monkeypatch):
-    from rfmml.models import StandardErrorWarning, bgnbd
+    from rfmml.models import StandardErrorWarning, _base
 
-    monkeypatch.setattr(bgnbd, "fit_log_params", _with_hessian(bgnbd.fit_log_params, -np.eye(4)))
+    monkeypatch.setattr(_base, "fit_log_params", _with_hessian(_base.fit_log_params, -np.eye(4)))
     with pytest.warns(
         StandardErrorWarning, match="not positive definite .* standard errors are NaN"
     ):

@@ -56,7 +56,7 @@ def test_undiscounted_clv_is_spend_times_expected_purchases(
     # with discount 0 the per-period increments telescope to E[Y(H)]
     s = cdnow_summary
     clv = customer_lifetime_value(cdnow_bgnbd, cdnow_gamma_gamma, s, horizon=39, discount_rate=0.0)
-    expected = cdnow_gamma_gamma.expected_spend(s) * cdnow_bgnbd.expected_purchases(s, 39)
+    expected = cdnow_gamma_gamma.expected_order_value(s) * cdnow_bgnbd.expected_purchases(s, 39)
     np.testing.assert_allclose(clv, expected, rtol=1e-10)
 
 

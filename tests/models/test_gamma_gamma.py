@@ -55,7 +55,7 @@ def test_expected_spend_matches_lifetimes_at_same_params(
 ):
     lifetimes_gamma_gamma.params_ = cdnow_gamma_gamma.params_.copy()
     s = cdnow_summary
-    ours = cdnow_gamma_gamma.expected_spend(s)
+    ours = cdnow_gamma_gamma.expected_order_value(s)
     assert ours.index.equals(s.index)
     theirs = lifetimes_gamma_gamma.conditional_expected_average_profit(
         s["frequency"], s["monetary_value"]
@@ -128,13 +128,13 @@ def test_contract(cdnow_summary, tmp_path):
     model = GammaGamma(penalizer=0.0)
     assert clone(model).get_params() == model.get_params()
     with pytest.raises(NotFittedError):
-        model.expected_spend(cdnow_summary)
+        model.expected_order_value(cdnow_summary)
     assert model.fit(cdnow_summary) is model
     first = model.params_.copy()
     np.testing.assert_array_equal(model.fit(cdnow_summary).params_, first)
     loaded = GammaGamma.load(model.save(tmp_path / "gg.json"))
     pd.testing.assert_series_equal(
-        loaded.expected_spend(cdnow_summary), model.expected_spend(cdnow_summary)
+        loaded.expected_order_value(cdnow_summary), model.expected_order_value(cdnow_summary)
     )
 
 

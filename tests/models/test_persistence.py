@@ -35,7 +35,8 @@ def test_round_trip_gives_identical_predictions(
 def test_saved_document_carries_metadata(cdnow_bgnbd, tmp_path):
     path = cdnow_bgnbd.save(tmp_path / "nested" / "bg.json")
     doc = json.loads(path.read_text())
-    assert doc["format"] == "rfmml-model" and doc["model"] == "BetaGeoNBD"
+    assert doc["format"] == "rfmml.model" and doc["format_version"] == 2
+    assert doc["model"] == "BetaGeoNBD"
     assert doc["rfmml_version"] == rfmml.__version__
     assert doc["hyper_parameters"] == cdnow_bgnbd.get_params()
     assert set(doc["params"]) == set(doc["standard_errors"]) == {"r", "alpha", "a", "b"}
@@ -86,5 +87,5 @@ def test_unknown_model_type_and_newer_format(cdnow_bgnbd, tmp_path):
     with pytest.raises(DataError, match="unknown model type 'ParetoNBD'"):
         load_model(tmp_path / "unknown.json")
     (tmp_path / "newer.json").write_text(json.dumps({**doc, "format_version": 99}))
-    with pytest.raises(DataError, match="uses model format version 99, newer than"):
+    with pytest.raises(DataError, match="uses rfmml model format version 99, newer than"):
         load_model(tmp_path / "newer.json")
