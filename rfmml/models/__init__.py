@@ -11,6 +11,7 @@ back with ``load_model``; model kinds are looked up in a registry
 
 from rfmml.models._base import MaximumLikelihoodModel, PurchaseModel, StandardErrorWarning
 from rfmml.models._registry import model_class, model_kinds, register_model
+from rfmml.models.bgbb import BetaGeoBetaBinom
 from rfmml.models.bgnbd import BetaGeoNBD
 from rfmml.models.clv import customer_lifetime_value
 from rfmml.models.gamma_gamma import (
@@ -18,11 +19,16 @@ from rfmml.models.gamma_gamma import (
     FrequencyMonetaryCorrelationWarning,
     GammaGamma,
 )
+from rfmml.models.mbgnbd import ModifiedBetaGeoNBD
+from rfmml.models.pareto_nbd import ParetoNBD
 from rfmml.models.persistence import load_model, save_model
 from rfmml.models.simulate import simulate_bgnbd, simulate_gamma_gamma
 
 __all__ = [
     "BetaGeoNBD",
+    "ParetoNBD",
+    "ModifiedBetaGeoNBD",
+    "BetaGeoBetaBinom",
     "GammaGamma",
     "MaximumLikelihoodModel",
     "PurchaseModel",

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import betaln, digamma, gammaln
+from scipy.special import betaln, digamma, gammaln, roots_laguerre
 
 __all__ = [
     "bgbb_log_likelihood",
@@ -264,6 +264,36 @@ def bgbb_expected_purchases_new_customer(n_opp, alpha, beta, gamma, delta):
     return alpha / (alpha + beta) * _survival_sum(0.0, n_opp, gamma, delta)
 
 
+#: Terms of the sum in :func:`bgbb_probability_no_purchase` added one by one;
+#: beyond, the sum is replaced by an integral (midpoint rule, see there).
+_EXACT_TERMS = 200
+_LAGUERRE = roots_laguerre(32)
+
+
+def _log_buy_term(k, x, n_opp, alpha, beta, gamma, delta):
+    """``ln[B(alpha + x + 1, beta + n - x + k - 1) B(gamma, delta + n + k)]``, real ``k >= 1``."""
+    return betaln(alpha + x + 1.0, beta + n_opp - x + k - 1.0) + betaln(gamma, delta + n_opp + k)
+
+
+def _tail_integral(a, x, n_opp, alpha, beta, gamma, delta):
+    """``int_a^inf exp(_log_buy_term(k)) dk`` by Gauss-Laguerre.
+
+    The term decays like ``k ** -rho``, ``rho = alpha + x + 1 + gamma``
+    (both beta functions are power laws in ``k``); with ``k = a e^(u / lam)``,
+    ``lam = rho - 1``, the integrand is ``e^-u`` times a factor that tends to
+    a constant, integrated by 32-point Gauss-Laguerre.
+    """
+    u, wts = _LAGUERRE
+    lam = alpha + x + gamma  # rho - 1 > 0
+    k = a[..., None] * np.exp(u / lam[..., None])
+    log_g = (
+        _log_buy_term(k, x[..., None], n_opp[..., None], alpha, beta, gamma, delta)
+        + u / lam[..., None]
+        + u
+    )
+    return a / lam * (np.exp(log_g) @ wts)
+
+
 def bgbb_probability_no_purchase(m, x, t_x, n_opp, alpha, beta, gamma, delta):
     """Probability of no transaction in the next ``m`` opportunities given the history.
 
@@ -277,25 +307,41 @@ def bgbb_probability_no_purchase(m, x, t_x, n_opp, alpha, beta, gamma, delta):
     B(alpha + x + 1, beta + n - x + k - 1) / B(alpha, beta)
     B(gamma, delta + n + k) / B(gamma, delta)``.
 
+    ``m`` counts whole opportunities (non-integer values are floored;
+    ``inf`` gives the probability of never transacting again). The first
+    200 terms are added exactly; the rest, a power law in ``k``, by the
+    midpoint rule ``sum_(k=K+1)^m g(k) ~ int_(K+1/2)^(m+1/2) g(k) dk``, whose
+    relative error is about ``rho ** 2 / (24 K ** 2) < 1e-4`` of a remainder
+    that is itself below ``K ** (1 - rho) ~ 1e-4`` of the sum (rho > 2 for
+    the donations data): about 1e-8 at worst, far less for larger ``x``.
+
     Returns
     -------
     numpy.ndarray
-        In [0, 1], 1 at ``m = 0``, non-increasing in ``m``.
+        In [0, 1], 1 at ``m < 1``, non-increasing in ``m``.
     """
     m, x, t_x, n_opp = np.broadcast_arrays(
         *(np.asarray(v, dtype=float) for v in (m, x, t_x, n_opp))
     )
+    m = np.floor(m)
     log_l = bgbb_log_likelihood(x, t_x, n_opp, alpha, beta, gamma, delta)
     const = -betaln(alpha, beta) - betaln(gamma, delta) - log_l
     buy = np.zeros(m.shape)
-    top = int(m.max()) if m.size else 0
+    top = int(min(m.max(), _EXACT_TERMS)) if m.size else 0
     for k in range(1, top + 1):
-        term = np.exp(
-            betaln(alpha + x + 1.0, beta + n_opp - x + k - 1.0)
-            + betaln(gamma, delta + n_opp + k)
-            + const
-        )
+        term = np.exp(_log_buy_term(k, x, n_opp, alpha, beta, gamma, delta) + const)
         buy += np.where(k <= m, term, 0.0)
+    far = m > _EXACT_TERMS
+    if far.any():
+        xf, nf, mf = x[far], n_opp[far], m[far]
+        args = (xf, nf, alpha, beta, gamma, delta)
+        start = np.full(xf.shape, _EXACT_TERMS + 0.5)
+        rest = _tail_integral(start, *args)
+        finite = np.isfinite(mf)
+        if finite.any():
+            end = mf[finite] + 0.5
+            rest[finite] -= _tail_integral(end, *(v[finite] for v in args[:2]), *args[2:])
+        buy[far] += np.exp(const[far]) * rest
     return np.clip(1.0 - buy, 0.0, 1.0)
 
 

@@ -50,6 +50,8 @@ import numpy as np
 from scipy.integrate import quad
 from scipy.special import digamma, gammaln, hyp2f1
 
+from rfmml.models._grouping import group_rows
+
 __all__ = [
     "pareto_log_tail_integral",
     "pareto_nbd_log_likelihood",
@@ -234,7 +236,13 @@ def _log_expm1(d):
         )
 
 
-def _likelihood_terms(x, t_x, T, r, alpha, s, beta, grad: bool):
+def _pairs(x, t_x, T):
+    """Distinct ``(x, t_x)`` and ``(x, T)`` pairs: codes per row and a first row per pair."""
+    x, t_x, T = (np.ravel(v) for v in (x, t_x, T))
+    return (*group_rows(x, t_x), *group_rows(x, T))
+
+
+def _likelihood_terms(x, t_x, T, r, alpha, s, beta, grad: bool, pairs=None):
     """``E1``, ``ln P3``, ``Delta`` and ``Q`` of the likelihood (see below) and their gradients.
 
     From note 009 eq. (18) ([FHL05n]):
@@ -245,11 +253,23 @@ def _likelihood_terms(x, t_x, T, r, alpha, s, beta, grad: bool):
     :func:`pareto_log_tail_integral` at ``p = r + x, q = s + 1``. Then
     ``Q = ln(P1 + P3 (e^Delta - 1))``, ``Delta = ln I(t_x) - ln I(T) >= 0``, a
     log-sum-exp of two non-negative terms.
+
+    ``I`` depends on ``(x, t)`` only: it is evaluated once per distinct
+    ``(x, t_x)`` and ``(x, T)`` pair (``pairs``, from :func:`_pairs`, or
+    computed here) and gathered back to the rows.
     """
-    x = np.asarray(x, dtype=float)
+    x, t_x, T = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(x, t_x, T))
     p = r + x
-    log_itx, g_tx = pareto_log_tail_integral(t_x, alpha, beta, p, s + 1.0, grad)
-    log_iT, g_T = pareto_log_tail_integral(T, alpha, beta, p, s + 1.0, grad)
+    p_flat = p.ravel()
+    codes_tx, first_tx, codes_T, first_T = _pairs(x, t_x, T) if pairs is None else pairs
+
+    def tail(t, first, codes):
+        log_i, g = pareto_log_tail_integral(t[first], alpha, beta, p_flat[first], s + 1.0, grad)
+        gathered = None if g is None else tuple(gi[codes].reshape(x.shape) for gi in g)
+        return log_i[codes].reshape(x.shape), gathered
+
+    log_itx, g_tx = tail(t_x.ravel(), first_tx, codes_tx)
+    log_iT, g_T = tail(T.ravel(), first_T, codes_T)
     log_aT, log_bT = np.log(alpha + T), np.log(beta + T)
     e1 = -p * log_aT - s * log_bT
     log_p3 = np.log(s) + log_iT
@@ -258,7 +278,6 @@ def _likelihood_terms(x, t_x, T, r, alpha, s, beta, grad: bool):
     if not grad:
         return e1, q, None
     # d/d(r, alpha, s, beta) of E1, ln P2 = ln s + ln I(t_x), ln P3
-    T = np.asarray(T, dtype=float)
     g_e1 = (-log_aT, -p / (alpha + T), -log_bT, -s / (beta + T))
 
     def to_theta(g):  # (dA, dB, dp, dq) -> (dr, dalpha, ds, dbeta); q = s + 1
@@ -300,6 +319,7 @@ class ParetoNBDData(NamedTuple):
     n: float
     x_levels: np.ndarray
     level_weights: np.ndarray
+    pairs: tuple  # distinct (x, t_x) and (x, T) pairs, see _pairs
 
 
 def pareto_nbd_prepare(x, t_x, T, weights) -> ParetoNBDData:
@@ -319,6 +339,7 @@ def pareto_nbd_prepare(x, t_x, T, weights) -> ParetoNBDData:
         n=float(weights.sum()),
         x_levels=levels,
         level_weights=np.bincount(index, weights=weights, minlength=len(levels)),
+        pairs=_pairs(x, t_x, T),
     )
 
 
@@ -339,7 +360,9 @@ def pareto_nbd_total_log_likelihood_and_gradient(r, alpha, s, beta, data: Pareto
         Derivatives with respect to ``(r, alpha, s, beta)``.
     """
     xl, wl, w, n = data.x_levels, data.level_weights, data.weights, data.n
-    _, q, g_q = _likelihood_terms(data.x, data.t_x, data.T, r, alpha, s, beta, grad=True)
+    _, q, g_q = _likelihood_terms(
+        data.x, data.t_x, data.T, r, alpha, s, beta, grad=True, pairs=data.pairs
+    )
     total = wl @ (gammaln(r + xl) - gammaln(r)) + n * (r * np.log(alpha) + s * np.log(beta)) + w @ q
     grad = np.array(
         [
@@ -437,7 +460,8 @@ def pareto_nbd_probability_no_purchase(t, x, t_x, T, r, alpha, s, beta):
     Returns
     -------
     numpy.ndarray
-        In [0, 1], 1 at ``t = 0``, non-increasing in ``t``.
+        In [0, 1], 1 at ``t = 0``, non-increasing in ``t``; ``t = inf`` gives
+        the probability of never buying again.
     """
     t, x, t_x, T = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(t, x, t_x, T))
     aT, bT = alpha + T, beta + T
@@ -448,7 +472,12 @@ def pareto_nbd_probability_no_purchase(t, x, t_x, T, r, alpha, s, beta):
     # A + u and B + u only): u' = T + u with A = alpha, B = beta
     p = r + x + 1.0
     log_i0, _ = pareto_log_tail_integral(T, alpha, beta, p, s)
-    log_it, _ = pareto_log_tail_integral(T + t, alpha, beta, p, s)
+    finite = np.isfinite(t)
+    log_it = np.full(t.shape, -np.inf)  # I(inf) = 0: P(never buys again) for t = inf
+    if finite.any():
+        log_it[finite] = pareto_log_tail_integral(T[finite] + t[finite], alpha, beta, p[finite], s)[
+            0
+        ]
     log_front = np.log(r + x) + (r + x) * np.log(aT) + s * np.log(bT)
     with np.errstate(divide="ignore"):
         buy = np.exp(log_front + log_i0) * -np.expm1(np.minimum(log_it - log_i0, 0.0))
