@@ -22,7 +22,13 @@ from rfmml.models.gamma_gamma import (
 from rfmml.models.mbgnbd import ModifiedBetaGeoNBD
 from rfmml.models.pareto_nbd import ParetoNBD
 from rfmml.models.persistence import load_model, save_model
-from rfmml.models.simulate import simulate_bgnbd, simulate_gamma_gamma
+from rfmml.models.simulate import (
+    simulate_bgbb,
+    simulate_bgnbd,
+    simulate_gamma_gamma,
+    simulate_mbgnbd,
+    simulate_pareto_nbd,
+)
 
 __all__ = [
     "BetaGeoNBD",
@@ -40,6 +46,9 @@ __all__ = [
     "register_model",
     "simulate_bgnbd",
     "simulate_gamma_gamma",
+    "simulate_pareto_nbd",
+    "simulate_mbgnbd",
+    "simulate_bgbb",
     "FrequencyMonetaryCorrelationWarning",
     "StandardErrorWarning",
     "CORRELATION_THRESHOLD",
