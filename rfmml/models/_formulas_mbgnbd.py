@@ -36,6 +36,7 @@ __all__ = [
     "mbgnbd_total_log_likelihood_and_gradient",
     "mbgnbd_probability_alive",
     "mbgnbd_expected_purchases",
+    "mbgnbd_expected_purchases_if_alive",
     "mbgnbd_expected_purchases_new_customer",
     "mbgnbd_probability_no_purchase",
     "mbgnbd_probability_of_purchases",
@@ -184,8 +185,21 @@ def mbgnbd_expected_purchases(t, x, t_x, T, r, alpha, a, b):
     -------
     numpy.ndarray
     """
-    if_alive = bgnbd_expected_purchases_if_alive(t, x, T, r, alpha, a, b + 1.0)
+    if_alive = mbgnbd_expected_purchases_if_alive(t, x, T, r, alpha, a, b)
     return if_alive * mbgnbd_probability_alive(x, t_x, T, r, alpha, a, b)
+
+
+def mbgnbd_expected_purchases_if_alive(t, x, T, r, alpha, a, b):
+    """Expected repeat purchases in ``(T, T + t]`` of a customer alive at ``T``.
+
+    The factor of :func:`mbgnbd_expected_purchases` after ``P(alive)``; it
+    depends on ``(t, x, T)`` only.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    return bgnbd_expected_purchases_if_alive(t, x, T, r, alpha, a, b + 1.0)
 
 
 def mbgnbd_expected_purchases_new_customer(t, r, alpha, a, b):

@@ -107,36 +107,39 @@ def _log_s_series(b, c, w, grad: bool):
     is below 1e-17 (``S >= 1``, so that is a relative bound).
     """
     n = len(w)
-    S = np.ones(n)
-    dSb = np.zeros(n)
-    dSc = np.zeros(n)
-    dSw = np.zeros(n)
-    term = np.ones(n)
-    hb = np.zeros(n)  # sum_(j<k) 1 / (b + j)
-    hc = np.zeros(n)
+    out = np.empty((4, n))  # S, dS/db, dS/dc, dS/dw per row, written when a row converges
     idx = np.arange(n)
     bb, cc, ww = b.copy(), c.copy(), w.copy()
+    S, term = np.ones(n), np.ones(n)
+    dSb, dSc, dSw, hb, hc = (np.zeros(n) for _ in range(5))  # hb = sum_(j<k) 1 / (b + j)
     k = 0
     while len(idx):
         ratio = (bb + k) / (cc + k)
-        dw_term = term * ratio * (k + 1)  # (k + 1) c_(k+1) / w
         if grad:
-            dSw[idx] += dw_term
+            dSw += term * ratio * (k + 1)  # (k + 1) c_(k+1) / w
             hb += 1.0 / (bb + k)
             hc += 1.0 / (cc + k)
-        term = term * ratio * ww
-        S[idx] += term
+        term *= ratio * ww
+        S += term
         if grad:
-            dSb[idx] += term * hb
-            dSc[idx] -= term * hc
-        rho = ww * (bb + k + 1) / (cc + k + 1)
+            dSb += term * hb
+            dSc -= term * hc
         k += 1
-        keep = term * rho > 1e-17 * (1.0 - rho)
-        if not keep.all():
-            idx, term, hb, hc, bb, cc, ww = (v[keep] for v in (idx, term, hb, hc, bb, cc, ww))
+        rho = ww * (bb + k) / (cc + k)
+        done = term * rho <= 1e-17 * (1.0 - rho)
+        n_done = np.count_nonzero(done)
+        # write converged rows out and shrink the arrays only when a quarter has converged
+        # (every shrink copies all of them)
+        if n_done == len(idx) or n_done * 4 > len(idx):
+            out[:, idx[done]] = np.stack([S[done], dSb[done], dSc[done], dSw[done]])
+            keep = ~done
+            idx, bb, cc, ww, S, term, dSb, dSc, dSw, hb, hc = (
+                v[keep] for v in (idx, bb, cc, ww, S, term, dSb, dSc, dSw, hb, hc)
+            )
+    S = out[0]
     if not grad:
         return np.log(S), None
-    return np.log(S), (dSb / S, dSc / S, dSw / S)
+    return np.log(S), (out[1] / S, out[2] / S, out[3] / S)
 
 
 def _log_s_fallback(b, c, w, grad: bool):
@@ -242,8 +245,8 @@ def _pairs(x, t_x, T):
     return (*group_rows(x, t_x), *group_rows(x, T))
 
 
-def _likelihood_terms(x, t_x, T, r, alpha, s, beta, grad: bool, pairs=None):
-    """``E1``, ``ln P3``, ``Delta`` and ``Q`` of the likelihood (see below) and their gradients.
+def _likelihood_terms(x, t_x, T, r, alpha, s, beta, weights=None, pairs=None):
+    """``E1`` and ``Q`` of the likelihood (see below), and with ``weights`` the weighted gradient.
 
     From note 009 eq. (18) ([FHL05n]):
     ``L = Gamma(r + x) alpha^r beta^s / Gamma(r) * [P1 + P2 - P3]`` with
@@ -252,43 +255,50 @@ def _likelihood_terms(x, t_x, T, r, alpha, s, beta, grad: bool, pairs=None):
     (dropout at v in (t_x, T]), i.e. ``P2 = s I(t_x)``, ``P3 = s I(T)`` with
     :func:`pareto_log_tail_integral` at ``p = r + x, q = s + 1``. Then
     ``Q = ln(P1 + P3 (e^Delta - 1))``, ``Delta = ln I(t_x) - ln I(T) >= 0``, a
-    log-sum-exp of two non-negative terms.
+    log-sum-exp of two non-negative terms, and ``E1 = ln P1``.
+
+    The gradient of ``sum_i w_i Q_i`` is ``sum_i w_i (w1 dE1 + w2 d ln P2 -
+    w3 d ln P3)`` with ``w_k = P_k / (P1 + P2 - P3)`` (between 0 and 2).
 
     ``I`` depends on ``(x, t)`` only: it is evaluated once per distinct
     ``(x, t_x)`` and ``(x, T)`` pair (``pairs``, from :func:`_pairs`, or
-    computed here) and gathered back to the rows.
+    computed here); its gradient is summed per pair with the rows' weights
+    (``bincount``) rather than gathered back to every row.
     """
     x, t_x, T = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(x, t_x, T))
+    shape = x.shape
+    x, t_x, T = x.ravel(), t_x.ravel(), T.ravel()
+    grad = weights is not None
     p = r + x
-    p_flat = p.ravel()
     codes_tx, first_tx, codes_T, first_T = _pairs(x, t_x, T) if pairs is None else pairs
-
-    def tail(t, first, codes):
-        log_i, g = pareto_log_tail_integral(t[first], alpha, beta, p_flat[first], s + 1.0, grad)
-        gathered = None if g is None else tuple(gi[codes].reshape(x.shape) for gi in g)
-        return log_i[codes].reshape(x.shape), gathered
-
-    log_itx, g_tx = tail(t_x.ravel(), first_tx, codes_tx)
-    log_iT, g_T = tail(T.ravel(), first_T, codes_T)
+    log_itx_u, g_tx = pareto_log_tail_integral(t_x[first_tx], alpha, beta, p[first_tx], s + 1, grad)
+    log_iT_u, g_T = pareto_log_tail_integral(T[first_T], alpha, beta, p[first_T], s + 1, grad)
+    log_itx, log_iT = log_itx_u[codes_tx], log_iT_u[codes_T]
     log_aT, log_bT = np.log(alpha + T), np.log(beta + T)
     e1 = -p * log_aT - s * log_bT
     log_p3 = np.log(s) + log_iT
     delta = np.maximum(log_itx - log_iT, 0.0)
     q = np.logaddexp(e1, log_p3 + _log_expm1(delta))
     if not grad:
-        return e1, q, None
-    # d/d(r, alpha, s, beta) of E1, ln P2 = ln s + ln I(t_x), ln P3
-    g_e1 = (-log_aT, -p / (alpha + T), -log_bT, -s / (beta + T))
-
-    def to_theta(g):  # (dA, dB, dp, dq) -> (dr, dalpha, ds, dbeta); q = s + 1
-        return (g[2], g[0], g[3] + 1.0 / s, g[1])
-
-    g_p2, g_p3 = to_theta(g_tx), to_theta(g_T)
-    w1 = np.exp(e1 - q)  # P1 / total = P(alive)
-    w2 = np.exp(np.log(s) + log_itx - q)  # P2 / total <= 2
-    w3 = np.exp(log_p3 - q)  # P3 / total <= 1
-    g_q = tuple(w1 * a + w2 * b - w3 * c for a, b, c in zip(g_e1, g_p2, g_p3, strict=True))
-    return e1, q, g_q
+        return e1.reshape(shape), q.reshape(shape), None
+    ww1 = weights * np.exp(e1 - q)  # w P1 / total; P1 / total = P(alive)
+    ww2 = weights * np.exp(np.log(s) + log_itx - q)  # w P2 / total, P2 / total <= 2
+    ww3 = weights * np.exp(log_p3 - q)  # w P3 / total <= w
+    W2 = np.bincount(codes_tx, weights=ww2, minlength=len(first_tx))
+    W3 = np.bincount(codes_T, weights=ww3, minlength=len(first_T))
+    # d/d(r, alpha, s, beta) of E1 = -(r + x) ln(alpha + T) - s ln(beta + T)
+    g_e1 = np.array(
+        [
+            -(ww1 @ log_aT),
+            -((ww1 * p) @ (1.0 / (alpha + T))),
+            -(ww1 @ log_bT),
+            -s * (ww1 @ (1.0 / (beta + T))),
+        ]
+    )
+    # ln P2, ln P3 = ln s + ln I; I's (dA, dB, dp, dq) -> (dr, dalpha, ds, dbeta), q = s + 1
+    g_p2 = np.array([W2 @ g_tx[2], W2 @ g_tx[0], W2 @ g_tx[3] + W2.sum() / s, W2 @ g_tx[1]])
+    g_p3 = np.array([W3 @ g_T[2], W3 @ g_T[0], W3 @ g_T[3] + W3.sum() / s, W3 @ g_T[1]])
+    return e1.reshape(shape), q.reshape(shape), g_e1 + g_p2 - g_p3
 
 
 def pareto_nbd_log_likelihood(x, t_x, T, r, alpha, s, beta):
@@ -305,7 +315,7 @@ def pareto_nbd_log_likelihood(x, t_x, T, r, alpha, s, beta):
     numpy.ndarray
     """
     x = np.asarray(x, dtype=float)
-    _, q, _ = _likelihood_terms(x, t_x, T, r, alpha, s, beta, grad=False)
+    _, q, _ = _likelihood_terms(x, t_x, T, r, alpha, s, beta)
     return gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta) + q
 
 
@@ -361,15 +371,15 @@ def pareto_nbd_total_log_likelihood_and_gradient(r, alpha, s, beta, data: Pareto
     """
     xl, wl, w, n = data.x_levels, data.level_weights, data.weights, data.n
     _, q, g_q = _likelihood_terms(
-        data.x, data.t_x, data.T, r, alpha, s, beta, grad=True, pairs=data.pairs
+        data.x, data.t_x, data.T, r, alpha, s, beta, weights=w, pairs=data.pairs
     )
     total = wl @ (gammaln(r + xl) - gammaln(r)) + n * (r * np.log(alpha) + s * np.log(beta)) + w @ q
-    grad = np.array(
+    grad = g_q + np.array(
         [
-            wl @ (digamma(r + xl) - digamma(r)) + n * np.log(alpha) + w @ g_q[0],
-            n * r / alpha + w @ g_q[1],
-            n * np.log(beta) + w @ g_q[2],
-            n * s / beta + w @ g_q[3],
+            wl @ (digamma(r + xl) - digamma(r)) + n * np.log(alpha),
+            n * r / alpha,
+            n * np.log(beta),
+            n * s / beta,
         ]
     )
     return float(total), grad
@@ -387,7 +397,7 @@ def pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta):
     -------
     numpy.ndarray
     """
-    e1, q, _ = _likelihood_terms(x, t_x, T, r, alpha, s, beta, grad=False)
+    e1, q, _ = _likelihood_terms(x, t_x, T, r, alpha, s, beta)
     return np.minimum(np.exp(e1 - q), 1.0)
 
 

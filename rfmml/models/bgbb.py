@@ -16,6 +16,7 @@ from rfmml.models._summary_checks import (
     check_repeat_buyers,
     check_time_unit,
 )
+from rfmml.models._unique_scoring import on_unique_rows
 from rfmml.models._validation import check_summary
 
 __all__ = ["BetaGeoBetaBinom"]
@@ -140,7 +141,8 @@ class BetaGeoBetaBinom(PurchaseModel):
         pandas.Series
         """
         x, t_x, n = self._columns(X, "probability_alive")
-        p = F.bgbb_probability_alive(x, t_x, n, *self._theta())
+        theta = self._theta()
+        p = on_unique_rows(lambda *c: F.bgbb_probability_alive(*c, *theta), x, t_x, n)
         return pd.Series(p, index=X.index, name="probability_alive")
 
     def expected_purchases(self, X: pd.DataFrame, t) -> pd.Series:
@@ -159,7 +161,9 @@ class BetaGeoBetaBinom(PurchaseModel):
         """
         x, t_x, n = self._columns(X, "expected_purchases")
         m = _whole(as_horizon(t, len(X)), "t")
-        e = F.bgbb_expected_purchases(m, x, t_x, n, *self._theta())
+        theta = self._theta()
+        horizon = m
+        e = on_unique_rows(lambda *c: F.bgbb_expected_purchases(*c, *theta), horizon, x, t_x, n)
         return pd.Series(e, index=X.index, name="expected_purchases")
 
     def probability_no_purchase(self, X: pd.DataFrame, t) -> pd.Series:
@@ -184,7 +188,11 @@ class BetaGeoBetaBinom(PurchaseModel):
         pandas.Series
         """
         x, t_x, n = self._columns(X, "probability_no_purchase")
-        p = F.bgbb_probability_no_purchase(as_horizon(t, len(X)), x, t_x, n, *self._theta())
+        theta = self._theta()
+        horizon = as_horizon(t, len(X))
+        p = on_unique_rows(
+            lambda *c: F.bgbb_probability_no_purchase(*c, *theta), horizon, x, t_x, n
+        )
         return pd.Series(p, index=X.index, name="probability_no_purchase")
 
     def expected_purchases_new_customer(self, t):

@@ -12,6 +12,7 @@ from rfmml.models import _formulas_mbgnbd as F
 from rfmml.models._base import PurchaseModel, as_horizon
 from rfmml.models._registry import register_model
 from rfmml.models._summary_checks import check_repeat_buyers, check_time_unit
+from rfmml.models._unique_scoring import on_unique_rows
 from rfmml.models._validation import check_summary
 
 __all__ = ["ModifiedBetaGeoNBD"]
@@ -144,7 +145,13 @@ class ModifiedBetaGeoNBD(PurchaseModel):
         pandas.Series
         """
         x, t_x, T = self._columns(X, "expected_purchases")
-        e = F.mbgnbd_expected_purchases(as_horizon(t, len(X)), x, t_x, T, *self._theta())
+        theta = self._theta()
+        horizon = as_horizon(t, len(X))
+        # the factor after P(alive) depends on (t, x, T) only: once per distinct triple
+        if_alive = on_unique_rows(
+            lambda *c: F.mbgnbd_expected_purchases_if_alive(*c, *theta), horizon, x, T
+        )
+        e = if_alive * F.mbgnbd_probability_alive(x, t_x, T, *theta)
         return pd.Series(e, index=X.index, name="expected_purchases")
 
     def probability_no_purchase(self, X: pd.DataFrame, t) -> pd.Series:

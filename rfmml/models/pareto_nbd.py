@@ -12,6 +12,7 @@ from rfmml.models import _formulas_pareto as F
 from rfmml.models._base import PurchaseModel, as_horizon
 from rfmml.models._registry import register_model
 from rfmml.models._summary_checks import check_repeat_buyers, check_time_unit
+from rfmml.models._unique_scoring import on_unique_rows
 from rfmml.models._validation import check_summary
 
 __all__ = ["ParetoNBD"]
@@ -131,7 +132,8 @@ class ParetoNBD(PurchaseModel):
             Aligned to ``X.index``. Below 1 for one-time buyers too.
         """
         x, t_x, T = self._columns(X, "probability_alive")
-        p = F.pareto_nbd_probability_alive(x, t_x, T, *self._theta())
+        theta = self._theta()
+        p = on_unique_rows(lambda *c: F.pareto_nbd_probability_alive(*c, *theta), x, t_x, T)
         return pd.Series(p, index=X.index, name="probability_alive")
 
     def expected_purchases(self, X: pd.DataFrame, t) -> pd.Series:
@@ -149,7 +151,11 @@ class ParetoNBD(PurchaseModel):
         pandas.Series
         """
         x, t_x, T = self._columns(X, "expected_purchases")
-        e = F.pareto_nbd_expected_purchases(as_horizon(t, len(X)), x, t_x, T, *self._theta())
+        theta = self._theta()
+        horizon = as_horizon(t, len(X))
+        e = on_unique_rows(
+            lambda *c: F.pareto_nbd_expected_purchases(*c, *theta), horizon, x, t_x, T
+        )
         return pd.Series(e, index=X.index, name="expected_purchases")
 
     def probability_no_purchase(self, X: pd.DataFrame, t) -> pd.Series:
@@ -170,7 +176,11 @@ class ParetoNBD(PurchaseModel):
         pandas.Series
         """
         x, t_x, T = self._columns(X, "probability_no_purchase")
-        p = F.pareto_nbd_probability_no_purchase(as_horizon(t, len(X)), x, t_x, T, *self._theta())
+        theta = self._theta()
+        horizon = as_horizon(t, len(X))
+        p = on_unique_rows(
+            lambda *c: F.pareto_nbd_probability_no_purchase(*c, *theta), horizon, x, t_x, T
+        )
         return pd.Series(p, index=X.index, name="probability_no_purchase")
 
     def expected_purchases_new_customer(self, t):
