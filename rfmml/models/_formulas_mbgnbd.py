@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from scipy.special import betaln, digamma, expit, gammaln
 
 from rfmml.models._formulas import bgnbd_expected_purchases_if_alive
@@ -86,11 +87,27 @@ class MBGNBDData(NamedTuple):
     x_levels: np.ndarray
     level_weights: np.ndarray
     level_index: np.ndarray
-    rx_weights: np.ndarray
+    rx_weights: np.ndarray  # weights * x
+    T_levels: np.ndarray | None  # distinct T when few (whole periods), else None
+    T_index: np.ndarray | None
+    t_x_levels: np.ndarray | None
+    t_x_index: np.ndarray | None
+
+
+def _levels(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Distinct values and an index into them, when there are few (at most a quarter)."""
+    index, levels = pd.factorize(values, sort=False)
+    if len(levels) > len(values) // 4:
+        return None, None
+    return np.asarray(levels, dtype=float), index
 
 
 def mbgnbd_prepare(x, t_x, T, weights) -> MBGNBDData:
-    """Group frequencies into levels for :func:`mbgnbd_total_log_likelihood_and_gradient`.
+    """Group the rows for :func:`mbgnbd_total_log_likelihood_and_gradient`.
+
+    Frequencies are grouped into levels; so are ``T`` and ``t_x`` when they
+    take few distinct values (summaries in whole periods), so that their
+    logarithms are taken once per value and gathered.
 
     Returns
     -------
@@ -98,6 +115,8 @@ def mbgnbd_prepare(x, t_x, T, weights) -> MBGNBDData:
     """
     x, t_x, T, weights = (np.asarray(v, dtype=float) for v in (x, t_x, T, weights))
     levels, index = np.unique(x, return_inverse=True)
+    T_levels, T_index = _levels(T)
+    t_x_levels, t_x_index = _levels(t_x)
     return MBGNBDData(
         x=x,
         t_x=t_x,
@@ -108,7 +127,20 @@ def mbgnbd_prepare(x, t_x, T, weights) -> MBGNBDData:
         level_weights=np.bincount(index, weights=weights, minlength=len(levels)),
         level_index=index,
         rx_weights=weights * x,
+        T_levels=T_levels,
+        T_index=T_index,
+        t_x_levels=t_x_levels,
+        t_x_index=t_x_index,
     )
+
+
+def _log_and_inverse(alpha, values, levels, index):
+    """``ln(alpha + values)`` and ``1 / (alpha + values)``, once per level when there are levels."""
+    if levels is None:
+        shifted = alpha + values
+        return np.log(shifted), 1.0 / shifted
+    shifted = alpha + levels
+    return np.log(shifted)[index], (1.0 / shifted)[index]
 
 
 def mbgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: MBGNBDData):
@@ -118,8 +150,10 @@ def mbgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: MBGNBDData):
     ``D1 + r ln(alpha) - (r + x) ln(alpha + T) + ln(1 + e^z)``,
     ``z = ln(a / (b + x)) + (r + x) ln((alpha + T) / (alpha + t_x))``; the
     gamma-function block ``D1`` and ``ln(a / (b + x))`` once per distinct
-    frequency. The gradient is analytic (digamma for ``D1``; the derivative
-    of ``ln(1 + e^z)`` is ``e^z / (1 + e^z) = 1 - P(alive)``).
+    frequency, the logarithms of ``alpha + T`` and ``alpha + t_x`` once per
+    distinct value when there are few. The gradient is analytic (digamma for
+    ``D1``; the derivative of ``ln(1 + e^z)`` is ``e^z / (1 + e^z) = 1 -
+    P(alive)``).
 
     Returns
     -------
@@ -134,19 +168,26 @@ def mbgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: MBGNBDData):
     g_a = wl @ (psi_ab - psi_abx)
     g_b = wl @ (digamma(b + xl + 1.0) - psi_abx - digamma(b) + psi_ab)
     log_c4 = np.log(a) - np.log(b + xl)
-    log_aT, log_atx = np.log(alpha + data.T), np.log(alpha + data.t_x)
-    dlog = log_aT - log_atx
-    rx = r + x
-    z = log_c4[data.level_index] + rx * dlog
-    sigma = expit(z)  # 1 - P(alive)
-    ws = w * sigma
-    total = wl @ d1 + n * r * np.log(alpha) - w @ (rx * log_aT) + w @ np.logaddexp(0.0, z)
+    log_aT, inv_aT = _log_and_inverse(alpha, data.T, data.T_levels, data.T_index)
+    log_atx, inv_atx = _log_and_inverse(alpha, data.t_x, data.t_x_levels, data.t_x_index)
+    # row-wise part in place: every buffer below is fresh from _log_and_inverse or np.take
+    dlog = np.subtract(log_aT, log_atx, out=log_atx)  # ln((alpha + T) / (alpha + t_x))
+    rx = x + r
+    z = np.take(log_c4, data.level_index)
+    z += rx * dlog  # z = ln(a / (b + x)) + (r + x) dlog
+    softplus = np.logaddexp(0.0, z)  # ln(1 + e^z) without overflow
+    sigma = expit(z, out=z)  # e^z / (1 + e^z) = 1 - P(alive)
+    ws = np.multiply(w, sigma, out=sigma)
+    sum_w_log_aT = w @ log_aT
+    total = wl @ d1 + n * r * np.log(alpha) - data.rx_weights @ log_aT - r * sum_w_log_aT
+    total += w @ softplus
     ws_level = np.bincount(data.level_index, weights=ws, minlength=len(xl))
-    inv_aT, inv_atx = 1.0 / (alpha + data.T), 1.0 / (alpha + data.t_x)
+    ws_rx = np.multiply(ws, rx, out=softplus)
+    inv_diff = np.subtract(inv_aT, inv_atx, out=inv_atx)
     grad = np.array(
         [
-            g_r + n * np.log(alpha) - w @ log_aT + ws @ dlog,
-            n * r / alpha - w @ (rx * inv_aT) + (ws * rx) @ (inv_aT - inv_atx),
+            g_r + n * np.log(alpha) - sum_w_log_aT + ws @ dlog,
+            n * r / alpha - (data.rx_weights @ inv_aT + r * (w @ inv_aT)) + ws_rx @ inv_diff,
             g_a + ws_level.sum() / a,
             g_b - ws_level @ (1.0 / (b + xl)),
         ]

@@ -93,14 +93,30 @@ class ModifiedBetaGeoNBD(PurchaseModel):
     def _prepare(self, rows, weights) -> F.MBGNBDData:
         return F.mbgnbd_prepare(rows["frequency"], rows["recency"], rows["T"], weights)
 
+    def _rescale(self, data: F.MBGNBDData, rows, weights, scale: float) -> F.MBGNBDData:
+        # same levels, only the time values change: no second grouping
+        return data._replace(
+            t_x=data.t_x * scale,
+            T=data.T * scale,
+            **{
+                k: getattr(data, k) * scale
+                for k in ("T_levels", "t_x_levels")
+                if getattr(data, k) is not None
+            },
+        )
+
     def _log_likelihood(self, theta, data: F.MBGNBDData):
         # [BDF07] appendix A as corrected by [WH08], summed with weights, and its gradient
         return F.mbgnbd_total_log_likelihood_and_gradient(*theta, data)
 
     def _starting_points(self, data: F.MBGNBDData) -> list[np.ndarray]:
+        mean_T = max(float(data.weights @ data.T) / data.n, 1e-3)
+        mean_x = max(float(data.weights @ data.x) / data.n, 1e-3)
         return [
+            # r / alpha matched to the mean purchase rate, a and b near CDNOW's: the
+            # optimiser then needs about half the iterations of lifetimes' start
+            np.array([0.5, 0.5 * mean_T / mean_x, 0.9, 1.6]),
             np.exp(np.full(4, 0.1)),  # lifetimes' default start (log-parameters 0.1)
-            np.array([0.5, max(float(data.T.mean()), 1e-3), 0.9, 1.6]),  # near CDNOW's
             np.ones(4),
             np.full(4, 0.1),
             np.array([2.0, 10.0, 2.0, 10.0]),
