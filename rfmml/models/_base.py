@@ -76,6 +76,7 @@ from rfmml.models import _fitting
 from rfmml.models._fitting import Z_95, confidence_table, fit_log_params
 from rfmml.models._grouping import group_rows, rows_fingerprint, unique_rows
 from rfmml.models._validation import check_summary
+from rfmml.models.persistence import load_model, save_model
 
 __all__ = [
     "MaximumLikelihoodModel",
@@ -124,7 +125,7 @@ def as_horizon(t, n: int, name: str = "t") -> np.ndarray:
     return arr
 
 
-def _numeric_gradient(f, theta: np.ndarray, step: float = 1e-6) -> np.ndarray:
+def _numeric_gradient(f, theta: np.ndarray, step: float = 1e-4) -> np.ndarray:
     """Central differences of ``f`` at ``theta``, relative steps (models without a gradient)."""
     grad = np.empty(len(theta))
     for i in range(len(theta)):
@@ -342,8 +343,6 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
         -------
         pathlib.Path
         """
-        from rfmml.models.persistence import save_model
-
         return save_model(self, path)
 
     @classmethod
@@ -359,8 +358,6 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
         -------
         The fitted model.
         """
-        from rfmml.models.persistence import load_model
-
         return load_model(path, expected=cls)
 
 

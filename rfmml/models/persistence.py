@@ -19,14 +19,18 @@ one did. Files of format version 1 (``"format": "rfmml-model"``) still load.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from rfmml._documents import decode_float, read_document, write_document
 from rfmml.errors import DataError
-from rfmml.models._base import MaximumLikelihoodModel, confidence_table
+from rfmml.models._fitting import confidence_table
 from rfmml.models._registry import model_class, model_kinds
+
+if TYPE_CHECKING:  # the base imports this module
+    from rfmml.models._base import MaximumLikelihoodModel
 
 __all__ = ["save_model", "load_model", "model_to_document", "FORMAT", "FORMAT_VERSION"]
 
