@@ -330,3 +330,31 @@ def test_summary_in_another_time_unit_is_rejected(cdnow_summary):
 def test_bgbb_horizons_are_whole_opportunities(donations_bgbb, donations):
     with pytest.raises(DataError, match=r"t counts transaction opportunities .* non-negative"):
         donations_bgbb.expected_purchases(donations, 2.5)
+
+
+# ------------------------------------------------------------------ simulators
+@pytest.mark.parametrize(
+    ("model", "simulate", "truth", "horizon"),
+    [
+        (ParetoNBD, simulate_pareto_nbd, PARETO, 52.0),
+        (ModifiedBetaGeoNBD, simulate_mbgnbd, MBG, 52.0),
+        (BetaGeoBetaBinom, simulate_bgbb, BGBB, 6),
+    ],
+    ids=["pareto_nbd", "mbgnbd", "bgbb"],
+)
+def test_simulators_follow_the_models(model, simulate, truth, horizon):
+    # the simulated distribution of X(T) for new customers against the model's closed forms
+    n = 100_000
+    sims = simulate(n, horizon, truth, random_state=7)
+    m = model()
+    m.params_ = pd.Series(truth)
+    x = sims["frequency"].to_numpy()
+    assert (sims["recency"] <= sims["T"]).all() and ((x > 0) | (sims["recency"] == 0)).all()
+    # sample mean within 4 standard errors of E[X(T)] (a 4-sigma band; fixed seed)
+    se = x.std() / np.sqrt(n)
+    assert abs(x.mean() - m.expected_purchases_new_customer(horizon)) < 4 * se
+    # and the share of each count 0..3 within 4 binomial standard errors of P(X(T) = k)
+    k = np.arange(4)
+    pmf = m.probability_of_purchases(k, horizon)
+    share = np.array([(x == j).mean() for j in k])
+    assert np.all(np.abs(share - pmf) < 4 * np.sqrt(pmf * (1 - pmf) / n))
