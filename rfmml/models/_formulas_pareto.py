@@ -476,23 +476,19 @@ def pareto_nbd_probability_no_purchase(t, x, t_x, T, r, alpha, s, beta):
     t, x, t_x, T = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(t, x, t_x, T))
     aT, bT = alpha + T, beta + T
     p_alive = pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta)
-    out = np.empty(t.shape)
-    # I(u) with shifts A = alpha + T, B = beta + T per row: the shifts are
-    # scalars in pareto_log_tail_integral, so shift u instead (I depends on
-    # A + u and B + u only): u' = T + u with A = alpha, B = beta
+    # I(u) has per-row shifts A = alpha + T, B = beta + T, but it depends on A + u and
+    # B + u only: evaluate it at u' = T + u with the scalar shifts alpha and beta
     p = r + x + 1.0
     log_i0, _ = pareto_log_tail_integral(T, alpha, beta, p, s)
     finite = np.isfinite(t)
     log_it = np.full(t.shape, -np.inf)  # I(inf) = 0: P(never buys again) for t = inf
     if finite.any():
-        log_it[finite] = pareto_log_tail_integral(T[finite] + t[finite], alpha, beta, p[finite], s)[
-            0
-        ]
+        u = T[finite] + t[finite]
+        log_it[finite] = pareto_log_tail_integral(u, alpha, beta, p[finite], s)[0]
     log_front = np.log(r + x) + (r + x) * np.log(aT) + s * np.log(bT)
     with np.errstate(divide="ignore"):
         buy = np.exp(log_front + log_i0) * -np.expm1(np.minimum(log_it - log_i0, 0.0))
-    out[...] = 1.0 - p_alive * np.clip(buy, 0.0, 1.0)
-    return np.clip(out, 0.0, 1.0)
+    return np.clip(1.0 - p_alive * np.clip(buy, 0.0, 1.0), 0.0, 1.0)
 
 
 def pareto_nbd_probability_of_purchases(n, t, r, alpha, s, beta):
