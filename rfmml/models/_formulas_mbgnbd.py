@@ -134,6 +134,17 @@ def mbgnbd_prepare(x, t_x, T, weights) -> MBGNBDData:
     )
 
 
+def _dot(u: np.ndarray, v: np.ndarray) -> float:
+    """``u @ v`` by numpy's pairwise sum, not BLAS.
+
+    A multithreaded BLAS dot on tens of thousands of rows costs more in waking
+    and spinning threads than in arithmetic (measured: 0.4 ms CPU with two
+    OpenBLAS threads against 0.02 ms for this), and a fit should not depend on
+    the caller limiting BLAS threads.
+    """
+    return float(np.multiply(u, v).sum())
+
+
 def _log_and_inverse(alpha, values, levels, index):
     """``ln(alpha + values)`` and ``1 / (alpha + values)``, once per level when there are levels."""
     if levels is None:
@@ -178,16 +189,18 @@ def mbgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: MBGNBDData):
     softplus = np.logaddexp(0.0, z)  # ln(1 + e^z) without overflow
     sigma = expit(z, out=z)  # e^z / (1 + e^z) = 1 - P(alive)
     ws = np.multiply(w, sigma, out=sigma)
-    sum_w_log_aT = w @ log_aT
-    total = wl @ d1 + n * r * np.log(alpha) - data.rx_weights @ log_aT - r * sum_w_log_aT
-    total += w @ softplus
+    sum_w_log_aT = _dot(w, log_aT)
+    total = wl @ d1 + n * r * np.log(alpha) - _dot(data.rx_weights, log_aT) - r * sum_w_log_aT
+    total += _dot(w, softplus)
     ws_level = np.bincount(data.level_index, weights=ws, minlength=len(xl))
     ws_rx = np.multiply(ws, rx, out=softplus)
     inv_diff = np.subtract(inv_aT, inv_atx, out=inv_atx)
     grad = np.array(
         [
-            g_r + n * np.log(alpha) - sum_w_log_aT + ws @ dlog,
-            n * r / alpha - (data.rx_weights @ inv_aT + r * (w @ inv_aT)) + ws_rx @ inv_diff,
+            g_r + n * np.log(alpha) - sum_w_log_aT + _dot(ws, dlog),
+            n * r / alpha
+            - (_dot(data.rx_weights, inv_aT) + r * _dot(w, inv_aT))
+            + _dot(ws_rx, inv_diff),
             g_a + ws_level.sum() / a,
             g_b - ws_level @ (1.0 / (b + xl)),
         ]
