@@ -274,7 +274,7 @@ def main() -> None:
 # each model at CDNOW parameters converted to days; BG/BB: 4-15 opportunities per customer
 # at the donations parameters. Scoring = probability alive + expected purchases in the next
 # 30 days (BG/BB: 5 opportunities), both libraries at the true parameters. Each cell is a
-# fresh subprocess; wall seconds (best of 3, or a single run when one run exceeds 10 s) and
+# fresh subprocess; wall seconds (best of 5, or a single run when one run exceeds 10 s) and
 # the process CPU seconds of that run (the machine is shared: CPU time is the steadier
 # figure). lifetimes' fitters run with their defaults. The table is printed (markdown).
 NEW_PARAMS = {
@@ -347,7 +347,7 @@ def worker_new(lib: str, task: str, data: str, out: str) -> None:
     df = pd.DataFrame({k: arrays[k] for k in arrays.files})
     df.index.name = "customer_id"
     best = None
-    for _ in range(3):
+    for _ in range(5):
         t0, c0 = time.perf_counter(), time.process_time()
         info = _run_new(lib, task, df)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -408,7 +408,7 @@ def main_new_models() -> None:
         "## New purchase models vs lifetimes (`benchmarks/bench_models.py --new-models`)",
         "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} shared "
-        "cores. Wall seconds (best of 3, single run when over 10 s) and CPU seconds of one "
+        "cores. Wall seconds (best of 5, single run when over 10 s) and CPU seconds of one "
         "process; speed-up = lifetimes / rfmml. lifetimes' fitters at their defaults.",
         "",
         "| customers | task | rfmml s (cpu) | lifetimes s (cpu) | speed-up wall | speed-up cpu "
