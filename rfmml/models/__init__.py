@@ -1,4 +1,8 @@
-"""Probabilistic customer-base models: BG/NBD purchases, Gamma-Gamma spend, CLV.
+"""Probabilistic customer-base models: purchases, Gamma-Gamma spend, CLV.
+
+Purchase models: BG/NBD (``BetaGeoNBD``), Pareto/NBD (``ParetoNBD``), MBG/NBD
+(``ModifiedBetaGeoNBD``, one-time buyers can be inactive) and, for discrete
+transaction opportunities, BG/BB (``BetaGeoBetaBinom``).
 
 Every model is a scikit-learn style estimator on the maximum-likelihood base
 (:class:`MaximumLikelihoodModel`; purchase models share
