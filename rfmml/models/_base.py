@@ -23,6 +23,11 @@ Required class attributes:
         the time parameters multiplied by it, so the penalizer means the same
         whatever the unit (as in lifetimes); results are in the summary's unit.
 
+Required constructor: ``__init__`` taking (and storing under the same names,
+scikit-learn style) ``penalizer=0.0``, ``tol=1e-10``, ``max_iter=1000``,
+optionally ``initial_params=None`` (a mapping of ``param_names`` to values),
+plus the model's own hyper-parameters (JSON-able: they are saved).
+
 Required methods:
     ``_prepare(rows, weights) -> data``
         Precompute what the likelihood needs from unique rows (a dict of
@@ -47,7 +52,7 @@ Optional hooks: ``_select_rows(X, columns)`` (which rows enter the
 likelihood, and extra fitted attributes to set on success, e.g. Gamma-Gamma
 keeps repeat customers), ``_rescale(data, rows, weights, scale)`` (a cheaper
 rescaled copy of prepared data) and ``saved_attributes`` (extra fitted
-attributes written to the saved document).
+attributes, JSON-able, written to the saved document).
 
 The base does the rest: hyper-parameter checks, validation, unique-row
 collapse with weights, starting points, optimisation (with a warm start on a

@@ -18,9 +18,6 @@ __all__ = ["BetaGeoNBD", "StandardErrorWarning"]
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 
-#: kept for callers of the old private helper
-_as_t = as_horizon
-
 
 @register_model
 class BetaGeoNBD(PurchaseModel):

@@ -84,7 +84,9 @@ def test_unreadable_playbook(tmp_path):
 def test_custom_playbook_drives_the_table(cdnow_fitted, tmp_path):
     path = tmp_path / "book.toml"
     path.write_text(MINIMAL + '[segments."Champions"]\naction = "=cmd gift"\nchannel = "sms"\n')
-    table = cdnow_fitted.score(playbook=path, kmeans_segmenter=None, bgnbd=None, gamma_gamma=None)
+    table = cdnow_fitted.score(
+        playbook=path, kmeans_segmenter=None, purchase_model=None, gamma_gamma=None
+    )
     champions = table[table["segment"] == "Champions"]
     assert (champions["action"] == "=cmd gift").all()
     assert (champions["action_channel"] == "sms").all()

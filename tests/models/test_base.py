@@ -128,3 +128,70 @@ def test_a_model_without_gradient_reaches_the_same_optimum(cdnow_summary, cdnow_
     np.testing.assert_allclose(
         model.summary_["std_error"], cdnow_gamma_gamma.summary_["std_error"], rtol=1e-3
     )
+
+
+@pytest.mark.parametrize("which", ["bgnbd", "gamma_gamma"])
+def test_parity_check_fails_when_the_lifetimes_oracle_is_nudged(
+    request, cdnow_summary, assert_lifetimes_parity, which
+):
+    """The oracle is not rfmml in disguise: a 0.1 % nudge of lifetimes' parameters is caught."""
+    model = request.getfixturevalue(f"cdnow_{which}")
+    oracle = request.getfixturevalue(f"lifetimes_{which}")
+    assert_lifetimes_parity(model, oracle, cdnow_summary)
+    names = list(model.params_.index)
+    for name in names:
+        nudged = request.getfixturevalue(f"lifetimes_{which}")  # this test's own copy
+        original = nudged.params_.copy()
+        nudged.params_ = original.copy()
+        nudged.params_[name] = original[name] * 1.001
+        with pytest.raises(AssertionError):
+            assert_lifetimes_parity(model, nudged, cdnow_summary)
+        nudged.params_ = original
+
+
+def test_each_test_gets_its_own_lifetimes_oracle(
+    lifetimes_bgnbd, _lifetimes_bgnbd_fitted, cdnow_bgnbd
+):
+    assert lifetimes_bgnbd is not _lifetimes_bgnbd_fitted
+    lifetimes_bgnbd.params_ = cdnow_bgnbd.params_.copy()  # what formula comparisons do
+    assert not _lifetimes_bgnbd_fitted.params_.equals(lifetimes_bgnbd.params_)
+
+
+def test_the_model_modules_import_each_other_without_cycles():
+    """Imports inside rfmml.models (and the codec), lazy ones included, form a DAG."""
+    import ast
+    from pathlib import Path
+
+    import rfmml
+
+    root = Path(rfmml.__file__).parent
+    files = {f"rfmml.models.{p.stem}": p for p in (root / "models").glob("*.py")}
+    files.pop("rfmml.models.__init__")
+    files["rfmml._documents"] = root / "_documents.py"
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        deps = set()
+        tree = ast.parse(path.read_text())
+        for block in ast.walk(tree):  # imports for type checkers only do not count
+            if isinstance(block, ast.If) and getattr(block.test, "id", "") == "TYPE_CHECKING":
+                block.body = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                deps |= {t for t in targets if t in files and t != name}
+        graph[name] = deps
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in graph[node]:
+            assert state.get(dep) != 1, f"import cycle: {' -> '.join([*path, node, dep])}"
+            if dep not in state:
+                visit(dep, [*path, node])
+        state[node] = 2
+
+    for module in graph:
+        if module not in state:
+            visit(module, [])
+    assert "rfmml.models.persistence" in graph["rfmml.models._base"]
+    assert graph["rfmml._documents"] == set()
