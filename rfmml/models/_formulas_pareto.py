@@ -170,7 +170,7 @@ def _log_s(b, c, w, grad: bool = False):
         if mask.any():
             value, d = fn(b[mask], c[mask], w[mask], grad)
             log_s[mask] = value
-            if grad:
+            if derivs is not None:
                 for out, di in zip(derivs, d, strict=True):
                     out[mask] = di
     return log_s, derivs

@@ -109,7 +109,8 @@ class BetaGeoBetaBinom(PurchaseModel):
 
     def _log_likelihood(self, theta, data: F.BGBBData):
         # FHS10 eq. (5) summed with weights, and its gradient
-        return F.bgbb_total_log_likelihood_and_gradient(*theta, data)
+        alpha, beta, gamma, delta = theta
+        return F.bgbb_total_log_likelihood_and_gradient(alpha, beta, gamma, delta, data)
 
     def _starting_points(self, data: F.BGBBData) -> list[np.ndarray]:
         return [

@@ -107,7 +107,8 @@ class ModifiedBetaGeoNBD(PurchaseModel):
 
     def _log_likelihood(self, theta, data: F.MBGNBDData):
         # [BDF07] appendix A as corrected by [WH08], summed with weights, and its gradient
-        return F.mbgnbd_total_log_likelihood_and_gradient(*theta, data)
+        r, alpha, a, b = theta
+        return F.mbgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data)
 
     def _starting_points(self, data: F.MBGNBDData) -> list[np.ndarray]:
         # np.average, not a BLAS dot: outside the fit's thread limit a multithreaded

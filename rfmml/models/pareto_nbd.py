@@ -100,7 +100,8 @@ class ParetoNBD(PurchaseModel):
 
     def _log_likelihood(self, theta, data: F.ParetoNBDData):
         # note 009 eq. (18) in the bounded form, summed with weights, and its gradient
-        return F.pareto_nbd_total_log_likelihood_and_gradient(*theta, data)
+        r, alpha, s, beta = theta
+        return F.pareto_nbd_total_log_likelihood_and_gradient(r, alpha, s, beta, data)
 
     def _starting_points(self, data: F.ParetoNBDData) -> list[np.ndarray]:
         T_mean = max(float(data.T.mean()), 1e-3)
