@@ -65,7 +65,7 @@ def _is(value: Any, kind: type) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if kind is dict:
         return isinstance(value, Mapping)
-    if kind is None:
+    if kind is type(None):
         return value is None
     return isinstance(value, kind)
 
@@ -106,10 +106,12 @@ def check_table(
         raise ConfigError(f"{where} must be a table, got {table!r}")
     check_keys(table, spec, where)
     for key, value in table.items():
-        kinds = spec[key] if isinstance(spec[key], tuple) else (spec[key],)
-        kinds = tuple(None if k is type(None) else k for k in kinds)
+        allowed = spec[key]
+        kinds: tuple[type, ...] = allowed if isinstance(allowed, tuple) else (allowed,)
         if not any(_is(value, kind) for kind in kinds):
-            names = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds if k is not None)
+            names = " or ".join(
+                _KIND_NAMES.get(k, k.__name__) for k in kinds if k is not type(None)
+            )
             raise ConfigError(f"{where}.{key} must be {names}, got {value!r}")
     missing = [key for key in required if key not in table]
     if missing:

@@ -49,7 +49,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from sklearn.base import BaseEstimator
@@ -81,6 +81,11 @@ SEGMENTERS: dict[str, type[BaseEstimator]] = {"rules": RuleSegmenter, "kmeans": 
 _NESTED_ESTIMATORS: dict[str, type[BaseEstimator]] = {"scorer": RFMScorer}
 
 
+#: What reading does with negative amounts (``negative_amounts`` of
+#: :func:`rfmml.data.read_transactions`).
+NegativeAmounts = Literal["drop", "net", "error"]
+
+
 @dataclass
 class DataConfig:
     """Where the transactions come from and how their columns map."""
@@ -91,7 +96,7 @@ class DataConfig:
     amount: str = "amount"
     group: str | None = None
     order: str | None = None
-    negative_amounts: str = "drop"
+    negative_amounts: NegativeAmounts = "drop"
     drop_zero_amounts: bool = False
     drop_duplicates: bool = False
     timestamp_format: str | None = None
@@ -226,6 +231,8 @@ def _kinds(annotation: Any) -> tuple[type, ...]:
         return (type(None),)
     if annotation is pd.Timestamp:
         return (str, dt.date)
+    if origin is Literal:
+        return tuple(dict.fromkeys(type(arg) for arg in typing.get_args(annotation)))
     if dataclasses.is_dataclass(annotation):
         return (dict,)
     base = origin or annotation
@@ -401,11 +408,12 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
             _at_least(top[key], key, minimum)
 
     data_raw = check_table(top.get("data", {}), _spec(DataConfig), "[data]")
-    data = DataConfig(**data_raw)
-    if data.negative_amounts not in ("drop", "net", "error"):
+    negative = data_raw.get("negative_amounts", "drop")
+    if negative not in typing.get_args(NegativeAmounts):
         raise ConfigError(
-            f"[data] negative_amounts = {data.negative_amounts!r}; allowed: 'drop', 'net', 'error'"
+            f"[data] negative_amounts = {negative!r}; allowed: 'drop', 'net', 'error'"
         )
+    data = DataConfig(**data_raw)
     if data.source in BUILTIN_SOURCES:
         mapped = {k: getattr(data, k) for k in ("customer", "timestamp", "amount")}
         defaults = DataConfig()

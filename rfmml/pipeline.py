@@ -31,7 +31,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -424,7 +424,7 @@ def score(cfg: ExperimentConfig, tx: pd.DataFrame, comparison: pd.DataFrame) -> 
     pipeline = ScoringPipeline(
         rule_segmenter=rules,
         kmeans_segmenter=kmeans,
-        bgnbd=bgnbd,
+        purchase_model=bgnbd,
         gamma_gamma=gg,
         horizon=cfg.models.horizon,
         discount_rate=cfg.models.discount_rate,
@@ -495,6 +495,18 @@ def evaluate(
 
 # --------------------------------------------------------------------------- record
 
+_T = TypeVar("_T")
+
+
+def _computed(value: _T | None, what: str) -> _T:
+    """A part of the evaluation that :func:`record` needs; only a partial one lacks it."""
+    if value is None:
+        raise ValueError(
+            f"record: this evaluation has no {what} (it is partial); pass the exception "
+            "it came with as error= to log it as a failed run."
+        )
+    return value
+
 
 def _save_figure(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -518,7 +530,7 @@ def _write_folder(
         _save_figure(fig, folder / file)
 
 
-def _parent_metrics(ev: Evaluation) -> dict[str, float]:
+def _parent_metrics(ev: Evaluation, comparison: pd.DataFrame) -> dict[str, float]:
     """Headline numbers of the whole run, on the parent run: the data and the winner."""
     metrics = {
         "data_rows": float(len(ev.transactions)),
@@ -526,8 +538,8 @@ def _parent_metrics(ev: Evaluation) -> dict[str, float]:
         "cleaning_rows_removed": float(ev.report.rows_removed),
     }
     primary = ev.config.primary_metric
-    if primary in ev.comparison.columns and len(ev.comparison):
-        metrics[f"best_{primary}"] = float(ev.comparison[primary].iloc[0])  # sorted by rank
+    if primary in comparison.columns and len(comparison):
+        metrics[f"best_{primary}"] = float(comparison[primary].iloc[0])  # sorted by rank
     return metrics
 
 
@@ -605,6 +617,7 @@ def _record_transitions(ev: Evaluation, out: Path) -> dict[str, Path]:
     }
     ev.transitions.matrix().to_csv(files["transitions_counts"])
     ev.transitions.matrix(normalize=True).to_csv(files["transitions_rates"])
+    assert ev.transition_figure is not None  # evaluate_transitions gives both or neither
     _save_figure(ev.transition_figure, files["transitions_png"])
     for path in files.values():
         tracking.log_artifact(path, artifact_path="transitions")
@@ -621,9 +634,9 @@ def _previous_predictions(out: Path) -> pd.DataFrame | None:
         return None
 
 
-def _record_scoring(ev: Evaluation, out: Path) -> tuple[str, str, dict[str, Path]]:
+def _record_scoring(ev: Evaluation, scored: Scoring, out: Path) -> tuple[str, str, dict[str, Path]]:
     """Predictions, lists, the pipeline folder and the scoring run; its id, model URI, files."""
-    cfg, scored = ev.config, ev.scoring
+    cfg = ev.config
     predictions, pipeline = scored.predictions, scored.pipeline
     has_rules = scored.rule_segmentation is not None
     previous = _previous_predictions(out)
@@ -686,7 +699,7 @@ def _record_scoring(ev: Evaluation, out: Path) -> tuple[str, str, dict[str, Path
     return run.info.run_id, model_uri, files
 
 
-def _record_failure(ev: Evaluation, error: BaseException) -> None:
+def _record_failure(ev: Evaluation, error: BaseException) -> NoReturn:
     """Open the child run of the step that failed and let it end FAILED with the error."""
     names = {s.name: s for s in ev.config.segmentations}
     step = ev.failed_step
@@ -755,11 +768,12 @@ def record(
             runs[name] = _record_segmentation(seg, out)
         if error is not None and ev.comparison is None:  # a segmentation failed
             _record_failure(ev, error)
+        comparison = _computed(ev.comparison, "comparison")
         files["comparison_csv"] = out / "comparison.csv"
         files["comparison_png"] = out / "comparison.png"
-        ev.comparison.to_csv(files["comparison_csv"])
-        tracking.log_metrics(_parent_metrics(ev))
-        _save_figure(plot_comparison(ev.comparison), files["comparison_png"])
+        comparison.to_csv(files["comparison_csv"])
+        tracking.log_metrics(_parent_metrics(ev, comparison))
+        _save_figure(plot_comparison(comparison), files["comparison_png"])
         tracking.log_artifact(files["comparison_csv"])
         tracking.log_artifact(files["comparison_png"])
         if ev.models is not None:
@@ -769,7 +783,8 @@ def record(
         files |= _record_transitions(ev, out)
         if error is not None:
             _record_failure(ev, error)
-        runs["scoring"], model_uri, scoring_files = _record_scoring(ev, out)
+        models, scored = _computed(ev.models, "models"), _computed(ev.scoring, "scoring")
+        runs["scoring"], model_uri, scoring_files = _record_scoring(ev, scored, out)
         files |= scoring_files
         files["cleaning_report"] = out / "cleaning_report.json"
         files["cleaning_report"].write_text(json.dumps(ev.report.to_dict(), indent=2))
@@ -781,11 +796,11 @@ def record(
         experiment_id=experiment_id,
         parent_run_id=parent.info.run_id,
         runs=runs,
-        comparison=ev.comparison,
-        model_metrics=ev.models.holdout_metrics,
-        predictions=ev.scoring.predictions,
-        pipeline=ev.scoring.pipeline,
-        scoring_input=ev.scoring.scoring_input,
+        comparison=comparison,
+        model_metrics=models.holdout_metrics,
+        predictions=scored.predictions,
+        pipeline=scored.pipeline,
+        scoring_input=scored.scoring_input,
         model_uri=model_uri,
         output_dir=out,
         files=files,

@@ -174,12 +174,12 @@ def _quote(name: object) -> str:
 def _entry(
     raw: object, where: str, source: str, *, fallback: PlaybookEntry | None
 ) -> PlaybookEntry:
-    check_table(raw, _ENTRY_KEYS, f"{source}: {where}")
-    action = raw.get("action")
+    table = check_table(raw, _ENTRY_KEYS, f"{source}: {where}")
+    action = table.get("action")
     if not isinstance(action, str) or not action.strip():
         raise ConfigError(f"{source}: {where}.action must be non-empty text, got {action!r}.")
-    channel = raw.get("channel", fallback.channel if fallback else "")
-    priority = raw.get("priority", fallback.priority if fallback else 1)
+    channel = table.get("channel", fallback.channel if fallback else "")
+    priority = table.get("priority", fallback.priority if fallback else 1)
     if priority < 1:
         raise ConfigError(
             f"{source}: {where}.priority must be an integer >= 1 (1 = first), got {priority!r}."

@@ -308,6 +308,7 @@ def score_customers(
         segment = scored["segment"]
         table["segment"] = segment.array
         scheme = rule_segmenter.scheme_
+        assert book is not None  # loaded above whenever there is a rule segmenter
         distinct = pd.unique(segment.astype(str))
         entries = {s: book.entry(s, scheme) for s in distinct}
         as_text = segment.astype(str)

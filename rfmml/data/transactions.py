@@ -729,14 +729,14 @@ def read_transactions(
     report.remove("missing timestamp", int(no_time.sum()))
     frame = frame.loc[~no_time]
 
-    if price is not None:
+    if price is not None and quantity is not None:
         line = _parse_amounts(frame["_quantity"], quantity) * _parse_amounts(frame["_price"], price)
         frame = frame.drop(columns=["_quantity", "_price"]).assign(amount=line.round(_DECIMALS))
         no_amount = frame["amount"].isna()
         report.remove(f"missing {quantity} or {price}", int(no_amount.sum()))
         frame = frame.loc[~no_amount]
     elif amount is not None:
-        frame = frame.assign(amount=_parse_amounts(frame["amount"], schema.amount))
+        frame = frame.assign(amount=_parse_amounts(frame["amount"], amount))
         no_amount = frame["amount"].isna()
         report.remove("missing amount", int(no_amount.sum()))
         frame = frame.loc[~no_amount]

@@ -93,6 +93,12 @@ __all__ = [
     "as_horizon",
 ]
 
+
+def _is_number(value: object) -> bool:
+    """A scalar that is not a bool (``np.isscalar`` without its type narrowing)."""
+    return not isinstance(value, bool) and bool(np.isscalar(value))
+
+
 class StandardErrorWarning(UserWarning):
     """The Hessian at the optimum is not positive definite; standard errors are NaN."""
 
@@ -188,7 +194,7 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
     # --------------------------------------------------------------------- fit
     def _check_hyper_parameters(self) -> None:
         pen = self.penalizer
-        if isinstance(pen, bool) or not np.isscalar(pen) or not pen >= 0:
+        if not _is_number(pen) or not pen >= 0:
             raise ValueError(f"penalizer must be a number >= 0, got {pen!r}.")
         init = getattr(self, "initial_params", None)
         if init is not None:
@@ -435,7 +441,7 @@ class PurchaseModel(MaximumLikelihoodModel):
         pandas.Series
             In the summary's time unit, aligned to ``X.index``.
         """
-        if isinstance(q, bool) or not np.isscalar(q) or not 0.0 < float(q) < 1.0:
+        if not _is_number(q) or not 0.0 < float(q) < 1.0:
             raise ValueError(f"q must be a number strictly between 0 and 1, got {q!r}.")
         check_is_fitted(self, "params_")
         cols = check_summary(X, self.fit_columns, what="next_purchase_quantile")

@@ -357,6 +357,7 @@ def fit_log_params(
         objective = make_objective(data)
         outcome = None
         if warm:
+            assert hess_inv is not None  # set together with warm
             outcome = quasi_newton_polish(objective, starts[0], hess_inv, tol=tol)
         if outcome is None:
             outcome = minimize_multistart(

@@ -8,12 +8,19 @@ saved document never needs the persistence code to import model modules
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from rfmml.models._base import MaximumLikelihoodModel
+
 __all__ = ["register_model", "model_class", "model_kinds"]
 
-_MODELS: dict[str, type] = {}
+_ModelT = TypeVar("_ModelT", bound="type[MaximumLikelihoodModel]")
+
+_MODELS: dict[str, type[MaximumLikelihoodModel]] = {}
 
 
-def register_model(cls: type) -> type:
+def register_model(cls: _ModelT) -> _ModelT:
     """Class decorator: register ``cls`` under its ``kind`` (used in saved documents).
 
     Parameters
@@ -44,7 +51,7 @@ def register_model(cls: type) -> type:
     return cls
 
 
-def model_class(kind: str) -> type:
+def model_class(kind: str) -> type[MaximumLikelihoodModel]:
     """The estimator class registered under ``kind``.
 
     Parameters

@@ -115,9 +115,10 @@ class BetaGeoNBD(PurchaseModel):
             },
         )
 
-    def _log_likelihood(self, theta, data: F.BGNBDData):
+    def _log_likelihood(self, theta: np.ndarray, data: F.BGNBDData):
         # FH 2013 expression (4), summed over unique rows with weights, and its gradient
-        return F.bgnbd_total_log_likelihood_and_gradient(*theta, data)
+        r, alpha, a, b = theta
+        return F.bgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data)
 
     def _starting_points(self, data: F.BGNBDData) -> list[np.ndarray]:
         return [

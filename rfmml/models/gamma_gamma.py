@@ -157,9 +157,10 @@ class GammaGamma(MaximumLikelihoodModel):
     def _prepare(self, rows, weights) -> F.GammaGammaData:
         return F.gamma_gamma_prepare(rows["frequency"], rows["monetary_value"], weights)
 
-    def _log_likelihood(self, theta, data: F.GammaGammaData):
+    def _log_likelihood(self, theta: np.ndarray, data: F.GammaGammaData):
         # note 025 eq. (3), summed over unique rows with weights, and its gradient
-        return F.gamma_gamma_total_log_likelihood_and_gradient(*theta, data)
+        p, q, v = theta
+        return F.gamma_gamma_total_log_likelihood_and_gradient(p, q, v, data)
 
     def _starting_points(self, data: F.GammaGammaData) -> list[np.ndarray]:
         mean_m = float(np.average(data.m, weights=data.weights))

@@ -129,12 +129,11 @@ def load_model(path: str | Path, expected: type | None = None):
     _, doc = read_document(path, FORMAT, FORMAT_VERSION, what=_WHAT, hint=_HINT,
                            legacy=_from_version_1)  # fmt: skip
     kind = doc.get("model")
-    try:
-        cls = model_class(kind)
-    except KeyError:
+    if not isinstance(kind, str) or kind not in model_kinds():
         raise DataError(
             f"{path} holds an unknown model type {kind!r}; this rfmml knows {list(model_kinds())}."
-        ) from None
+        )
+    cls = model_class(kind)
     if expected is not None and cls is not expected:
         raise TypeError(f"{path} holds a {cls.__name__}, not a {expected.__name__}.")
     try:

@@ -109,6 +109,11 @@ _KINDS = {
 }  # fmt: skip
 
 
+def _unit(freq: object) -> str:
+    """The plural time unit of a pandas frequency code ("periods" when unknown or missing)."""
+    return _UNITS.get(freq, "periods") if isinstance(freq, str) else "periods"
+
+
 def _fmt(value: Any, kind: str = "num") -> str:
     """Text of one number for a table cell ("" for missing values)."""
     if value is None or isinstance(value, str):
@@ -252,7 +257,7 @@ def _group_column(predictions: pd.DataFrame, meta: Mapping[str, Any]) -> str | N
 def _headline(pred: pd.DataFrame, meta: Mapping[str, Any]) -> list[dict[str, str]]:
     scoring = meta.get("scoring") or pred.attrs or {}
     horizon, freq = scoring.get("horizon"), scoring.get("freq")
-    unit = _UNITS.get(freq, "periods")
+    unit = _unit(freq)
     span = f"next {horizon} {unit}" if horizon is not None else "over the scoring horizon"
     cards = [
         {"label": "Customers", "value": _fmt(pred["customer_id"].nunique(), "int"),
@@ -552,7 +557,7 @@ def _run_facts(meta: Mapping[str, Any], folder: Path) -> list[tuple[str, str]]:
     for label, value in (
         ("Observation end", str(scoring.get("observation_end", ""))[:10]),
         ("Scored", str(meta.get("created", ""))),
-        ("Horizon", f"{scoring['horizon']} {_UNITS.get(scoring.get('freq'), 'periods')}"
+        ("Horizon", f"{scoring['horizon']} {_unit(scoring.get('freq'))}"
          if "horizon" in scoring else ""),
         ("Rule scheme", scoring.get("scheme") or prints.get("rule_segmentation") or ""),
         ("k-means segmentation", prints.get("kmeans_segmentation") or ""),

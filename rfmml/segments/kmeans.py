@@ -354,7 +354,8 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
         # Clusters run from most to least valuable, so clusters sharing a rule name are
         # told apart by their value rank among themselves, every one of them marked.
         total = {name: raw.count(name) for name in raw}
-        names, seen = [], {}
+        names: list[str] = []
+        seen: dict[str, int] = {}
         for name in raw:
             seen[name] = seen.get(name, 0) + 1
             if total[name] == 1:

@@ -9,6 +9,7 @@ cluster names. A loaded segmenter predicts exactly as the saved one did.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +233,7 @@ def segmenter_from_dict(data: dict[str, Any]) -> RuleSegmenter | KMeansSegmenter
         )  # fmt: skip
     except DataError as exc:
         raise ConfigError(f"not a saved rfmml segmenter: {exc}") from None
+    builders: dict[str, Callable[[dict[str, Any]], RuleSegmenter | KMeansSegmenter | RFMScorer]]
     builders = {"kmeans": _kmeans_from_dict, "rules": _rules_from_dict, "scorer": _scorer_from_dict}
     if data.get("kind") not in builders:
         raise ConfigError(f"unknown segmenter kind {data.get('kind')!r}")

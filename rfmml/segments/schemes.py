@@ -211,7 +211,7 @@ class Scheme:
             )
             rules.append(Rule(segment=segment, ranges=ranges))
         default = config.get("default")
-        if default is not None and default not in known:
+        if default is not None and (not isinstance(default, str) or default not in known):
             raise ConfigError(
                 f"{source}: default {default!r} is not declared in [[segments]]; "
                 f"declared: {sorted(known)}."

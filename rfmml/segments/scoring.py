@@ -319,7 +319,8 @@ class RFMScorer(TransformerMixin, BaseEstimator):
             small = sizes < self.min_group_size
             pooled = self._learn_edges(X) if small.any() else None
             blocks = [
-                pooled if small[i] else self._learn_edges(X[codes == i]) for i in range(len(groups))
+                pooled if small[i] and pooled is not None else self._learn_edges(X[codes == i])
+                for i in range(len(groups))
             ]
             self.groups_ = groups
             self.small_groups_ = groups[small]

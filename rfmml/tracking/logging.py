@@ -11,6 +11,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
+from mlflow.data.pandas_dataset import from_pandas
 
 __all__ = [
     "flatten",
@@ -92,7 +93,8 @@ def log_dataset(
     The rows themselves are not copied: MLflow stores the schema, the profile
     (row count) and our fingerprint as the digest.
     """
-    dataset = mlflow.data.from_pandas(frame, name=name, source=_source(source), digest=digest)
+    # the module-level mlflow.data.from_pandas is set at run time, unseen by type checkers
+    dataset = from_pandas(frame, name=name, source=_source(source), digest=digest)
     tags = {"rows": str(len(frame))}
     if report is not None:
         tags["rows_in"] = str(report.get("rows_in"))
