@@ -14,13 +14,21 @@ One float convention everywhere: finite floats are JSON numbers written with
 infinities are the strings ``"inf"`` and ``"-inf"`` (strict JSON has neither).
 :func:`encode` applies it to a whole body; :func:`decode_float` reads a value
 back. This module imports nothing from rfmml except :mod:`rfmml.errors`.
+
+Every file rfmml writes goes through :func:`replacing` (a temporary file beside
+the target, renamed into place) and every folder through
+:func:`replacing_folder`, so an interrupted write leaves the previous version
+whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Callable, Mapping
+import os
+import shutil
+from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -37,7 +45,58 @@ __all__ = [
     "read_document",
     "check_document",
     "rfmml_version",
+    "replacing",
+    "replacing_folder",
 ]
+
+
+@contextlib.contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Write ``path`` through a temporary file beside it, renamed into place at the end.
+
+    An interrupted or failed write leaves the previous file whole (or no
+    file), never a truncated one. Parent folders are created. The temporary
+    name ends in ``.partial``: writers that infer a format from the suffix
+    (``savefig``) must be told the format.
+
+    Examples
+    --------
+    >>> with replacing("out/table.parquet") as temporary:  # doctest: +SKIP
+    ...     frame.to_parquet(temporary)
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def replacing_folder(path: str | Path) -> Iterator[Path]:
+    """Fill a temporary folder beside ``path``; it replaces ``path`` at the end.
+
+    A failure while filling leaves the previous folder untouched. The swap is
+    two renames (the old folder aside, the new one in), so at worst a crash
+    between them leaves the old folder under ``.<name>.<pid>.old``, never a
+    half-written one under ``path``.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    old = target.with_name(f".{target.name}.{os.getpid()}.old")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir()
+    try:
+        yield temporary
+        if target.exists():
+            os.replace(target, old)
+        os.replace(temporary, target)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def rfmml_version() -> str:
@@ -115,6 +174,8 @@ def envelope(kind: str, version: int, body: Mapping[str, Any]) -> dict[str, Any]
 def write_document(path: str | Path, kind: str, version: int, body: Mapping[str, Any]) -> Path:
     """Write a document as indented strict JSON (parent folders are created).
 
+    The file is replaced whole (:func:`replacing`).
+
     Returns
     -------
     pathlib.Path
@@ -122,8 +183,8 @@ def write_document(path: str | Path, kind: str, version: int, body: Mapping[str,
     """
     path = Path(path)
     text = json.dumps(envelope(kind, version, body), indent=2, allow_nan=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    with replacing(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
     return path
 
 

@@ -294,19 +294,22 @@ def _report_run(result: Any) -> None:
     out.print(_table(result.comparison[cols], title=f"Segmentations ranked by "
                      f"{cfg.primary_metric} (holdout {cfg.calibration_end.date()} to "
                      f"{cfg.observation_end.date()})"))  # fmt: skip
-    out.print(_table(result.model_metrics, title="BG/NBD + Gamma-Gamma on the holdout period "
-                     "(baseline: calibration purchase rate carried forward)"))  # fmt: skip
     pred = result.predictions
+    spend = "clv" in pred.columns
+    models = "BG/NBD + Gamma-Gamma" if spend else "BG/NBD (no amounts: Gamma-Gamma skipped)"
+    out.print(_table(result.model_metrics, title=f"{models} on the holdout period "
+                     "(baseline: calibration purchase rate carried forward)"))  # fmt: skip
     if "segment" in pred.columns:
+        value = "clv" if spend else "expected_purchases"
         seg = (
             pred.groupby("segment", observed=True)
             .agg(customers=("customer_id", "size"), mean_p_alive=("probability_alive", "mean"),
-                 total_clv=("clv", "sum"), action=("action", "first"))
-            .sort_values("total_clv", ascending=False)
+                 **{f"total_{value}": (value, "sum")}, action=("action", "first"))
+            .sort_values(f"total_{value}", ascending=False)
         )  # fmt: skip
         title = (
-            f"Customers by segment ({len(pred):,} scored, CLV over {cfg.models.horizon:g} "
-            f"periods of {cfg.freq})"
+            f"Customers by segment ({len(pred):,} scored, {'CLV' if spend else 'purchases'} "
+            f"over {cfg.models.horizon:g} periods of {cfg.freq})"
         )
         out.print(_table(seg, title=title, floatfmt="{:,.2f}"))
     o = result.output_dir
@@ -572,10 +575,12 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     before = read_predictions(previous) if previous else None
     tx = _read(reader)
     if "amount" not in tx.columns:
-        raise DataError(
-            "predict needs amounts: the scoring table reports spend and CLV; map --amount "
-            "(or --quantity and --price). Without amounts, rfmml segment and rfmml fit work"
-        )
+        if pipeline.gamma_gamma is not None:
+            raise DataError(
+                "this pipeline has a spend model (Gamma-Gamma) but the log has no amounts; map "
+                "--amount (or --quantity and --price), or fit a pipeline on a log without amounts"
+            )
+        _say_no_spend()
     end, group = reader["observation_end"], reader["group"]
     frame = scoring_frame(
         rfm_table(tx, observation_end=end, group=group),

@@ -58,7 +58,13 @@ from rfmml._toml import check_keys, check_table, dumps, read_toml
 from rfmml.errors import ConfigError
 from rfmml.evaluation.metrics import DEFAULT_PRIMARY, ranking_metrics
 from rfmml.models import BetaGeoNBD, GammaGamma
-from rfmml.segments import KMeansSegmenter, RFMScorer, RuleSegmenter, builtin_schemes
+from rfmml.segments import (
+    KMeansSegmenter,
+    RFMScorer,
+    RuleSegmenter,
+    builtin_schemes,
+    load_scheme,
+)
 
 __all__ = [
     "BUILTIN_SOURCES",
@@ -79,6 +85,16 @@ SEGMENTERS: dict[str, type[BaseEstimator]] = {"rules": RuleSegmenter, "kmeans": 
 
 #: Estimator parameters given as a table build this estimator.
 _NESTED_ESTIMATORS: dict[str, type[BaseEstimator]] = {"scorer": RFMScorer}
+
+#: Without amounts the scorer's M slot reads this spend-free column, which R- and
+#: F-only schemes never use (the scorer always scores three columns).
+NO_SPEND_M = "orders_per_year"
+#: k-means on recency and frequency, for logs without amounts.
+_KMEANS_NO_SPEND = {
+    "features": ("recency_days", "n_orders"),
+    "log_features": ("n_orders",),
+    "value_col": "n_orders",
+}
 
 
 #: What reading does with negative amounts (``negative_amounts`` of
@@ -141,13 +157,64 @@ class SegmentationConfig:
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
 
-    def build(self) -> BaseEstimator:
-        """A new, unfitted segmenter."""
+    def build(self, spend: bool = True) -> BaseEstimator:
+        """A new, unfitted segmenter.
+
+        Parameters
+        ----------
+        spend : bool, default True
+            Whether the transactions have amounts. Without them a rule scheme
+            scores R and F only (its scorer's M slot reads ``orders_per_year``,
+            which an R- and F-only scheme never uses) and k-means clusters
+            ``recency_days`` and ``n_orders``, named with the ``rf_grid`` scheme
+            unless one is set.
+
+        Raises
+        ------
+        ConfigError
+            Without spend: the scheme scores spend (M, as ``rfm11`` does), or a
+            k-means parameter names ``total_spend``; one line naming the
+            segmentation.
+        """
         params = {
             key: _NESTED_ESTIMATORS[key](**value) if key in _NESTED_ESTIMATORS else value
             for key, value in self.params.items()
         }
+        if not spend:
+            params = self._without_spend(params)
         return SEGMENTERS[self.kind](**params)
+
+    def _without_spend(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Parameters that score recency and frequency only (see :meth:`build`)."""
+        kmeans = self.kind == "kmeans"
+        if kmeans:
+            spent = [k for k in _KMEANS_NO_SPEND if "total_spend" in _as_list(params.get(k))]
+            if spent:
+                raise ConfigError(
+                    f"segmentation {self.name!r}: {spent} name total_spend, but the log has no "
+                    "amounts; leave them out (k-means then clusters recency and orders)"
+                )
+            params = {**_KMEANS_NO_SPEND, "scheme": "rf_grid", **params}
+        scheme = params.get("scheme", "rf_grid")
+        spend_axes = sorted({"M", "FM"} & set(load_scheme(scheme).axes))
+        if spend_axes:
+            raise ConfigError(
+                f"segmentation {self.name!r}: scheme {getattr(scheme, 'name', scheme)!r} "
+                f"scores spend ({', '.join(spend_axes)}), but the log has no amounts; use an "
+                "R- and F-only scheme such as rf_grid, or k-means"
+            )
+        scorer = params.get("scorer")
+        if scorer is None:
+            params["scorer"] = RFMScorer(monetary_col=NO_SPEND_M)
+        elif scorer.monetary_col == "total_spend":
+            params["scorer"] = scorer.set_params(monetary_col=NO_SPEND_M)
+        return params
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _gamma_gamma_defaults() -> dict[str, Any]:

@@ -19,6 +19,15 @@ Honest evaluation, then production scoring:
 2. The predictions use everything up to ``observation_end``: the best rule
    segmentation and the best k-means segmentation (by the primary metric) and
    both models are refitted on the full period and score every customer.
+
+A log without amounts (``[data] amount = ""``) runs too, on recency and
+frequency: rule schemes score R and F only (a scheme that scores spend, such
+as ``rfm11``, is refused with a :class:`~rfmml.errors.ConfigError` naming the
+segmentation), k-means clusters ``recency_days`` and ``n_orders``, the
+segmentation metrics that need spend are left out, Gamma-Gamma is skipped (one
+logged line says so) and the predictions have no spend columns
+(``total_spend``, ``M``, ``RFM``, ``expected_order_value``,
+``expected_spend``, ``clv``).
 """
 
 from __future__ import annotations
@@ -60,6 +69,7 @@ from rfmml.evaluation import (
     evaluate_segmentation,
     standardized_features,
 )
+from rfmml.evaluation.segmentation import FEATURE_COLUMNS_NO_SPEND, SPEND_METRICS
 from rfmml.features import btyd_summary, calibration_holdout, calibration_summary, rfm_table
 from rfmml.models import BetaGeoNBD, GammaGamma
 from rfmml.plots import (
@@ -105,6 +115,33 @@ __all__ = [
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 MODELS_RUN = "bgnbd_gamma_gamma"
+NO_SPEND_MESSAGE = (
+    "the transactions have no amounts: Gamma-Gamma (the spend model) is skipped; "
+    "segments use recency and frequency, and the predictions have no spend or CLV columns"
+)
+
+
+def has_spend(tx: pd.DataFrame) -> bool:
+    """Whether the transactions have amounts (spend features and models apply)."""
+    return "amount" in tx.columns
+
+
+def check_without_spend(cfg: ExperimentConfig) -> None:
+    """Refuse, before any fitting, what a log without amounts cannot run.
+
+    Raises
+    ------
+    ConfigError
+        The primary metric needs spend, or a segmentation scores it (one line
+        naming the segmentation).
+    """
+    if cfg.primary_metric in SPEND_METRICS:
+        raise ConfigError(
+            f"primary_metric = {cfg.primary_metric!r} needs amounts, but the log has none; "
+            "use buy_again_auc or another metric without spend"
+        )
+    for seg_cfg in cfg.segmentations:
+        seg_cfg.build(spend=False)
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
@@ -177,6 +214,11 @@ class Calibration:
     summary: pd.DataFrame
     X_std: pd.DataFrame
 
+    @property
+    def spend(self) -> bool:
+        """Whether the features have spend (the transactions have amounts)."""
+        return "total_spend" in self.features.columns
+
     @classmethod
     def build(cls, tx: pd.DataFrame, cfg: ExperimentConfig) -> Calibration:
         """Features up to ``calibration_end``, outcomes up to ``observation_end``."""
@@ -190,7 +232,11 @@ class Calibration:
             cal_holdout=cal_holdout,
             features=features,
             summary=calibration_summary(cal_holdout),
-            X_std=standardized_features(features),
+            X_std=(
+                standardized_features(features)
+                if "total_spend" in features.columns
+                else standardized_features(features, FEATURE_COLUMNS_NO_SPEND)
+            ),
         )
 
 
@@ -211,7 +257,7 @@ class ModelEvaluation:
     """BG/NBD and Gamma-Gamma fitted on the calibration period, judged on the holdout."""
 
     bgnbd: BetaGeoNBD
-    gamma_gamma: GammaGamma
+    gamma_gamma: GammaGamma | None  # None for a log without amounts
     holdout_metrics: pd.DataFrame
     metrics: dict[str, float]
     figures: dict[str, Figure]
@@ -296,7 +342,7 @@ def evaluate_one_segmentation(
     seg_cfg: SegmentationConfig, cal: Calibration, cfg: ExperimentConfig
 ) -> SegmentationEvaluation:
     """Fit one segmentation on the calibration features; metrics, tables and figures."""
-    segmenter = seg_cfg.build().fit(cal.features)
+    segmenter = seg_cfg.build(spend=cal.spend).fit(cal.features)
     labels = segmenter.predict(cal.features)
     metrics = evaluate_segmentation(
         labels,
@@ -308,14 +354,15 @@ def evaluate_one_segmentation(
         random_state=cfg.random_state,
         sample_size=cfg.sample_size,
     )
-    profile = segment_profile(cal.features, labels)
+    spend = cal.features["total_spend"] if cal.spend else None
+    profile = segment_profile(
+        cal.features, labels, monetary_col="total_spend" if cal.spend else None
+    )
     tables: dict[str, pd.DataFrame] = {}
     figures = {"segment_sizes.png": plot_segment_sizes(profile)}
     if isinstance(segmenter, RuleSegmenter):
         scores = segmenter.transform(cal.features)
-        figures["rf_grid.png"] = plot_rf_grid(
-            scores, cal.features["total_spend"], segmenter.scheme_
-        )
+        figures["rf_grid.png"] = plot_rf_grid(scores, spend, segmenter.scheme_)
     else:
         tables["cluster_centers.csv"] = segmenter.cluster_centers_.assign(
             name=segmenter.cluster_names_
@@ -331,17 +378,26 @@ def _caught(caught: list[warnings.WarningMessage]) -> list[str]:
 
 
 def evaluate_models(cfg: ExperimentConfig, cal: Calibration) -> ModelEvaluation:
-    """Fit BG/NBD and Gamma-Gamma on the calibration summary and score the holdout."""
-    bgnbd, gg = cfg.models.build()
+    """Fit BG/NBD and Gamma-Gamma on the calibration summary and score the holdout.
+
+    Without amounts (no ``monetary_value`` in the summary) Gamma-Gamma is not
+    fitted: ``gamma_gamma`` is None and the spend metric is left out.
+    """
+    bgnbd, built = cfg.models.build()
+    gg = built if "monetary_value" in cal.summary.columns else None
     bgnbd.fit(cal.summary)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        gg.fit(cal.summary)
+        if gg is not None:
+            gg.fit(cal.summary)
     metrics = {f"bgnbd.{k}": v for k, v in dict(bgnbd.params_).items()}
-    metrics |= {f"gamma_gamma.{k}": v for k, v in dict(gg.params_).items()}
     metrics["bgnbd.log_likelihood"] = bgnbd.log_likelihood_
-    metrics["gamma_gamma.log_likelihood"] = gg.log_likelihood_
-    for name, model in (("bgnbd", bgnbd), ("gamma_gamma", gg)):
+    fitted: list[tuple[str, Any]] = [("bgnbd", bgnbd)]
+    if gg is not None:
+        metrics |= {f"gamma_gamma.{k}": v for k, v in dict(gg.params_).items()}
+        metrics["gamma_gamma.log_likelihood"] = gg.log_likelihood_
+        fitted.append(("gamma_gamma", gg))
+    for name, model in fitted:
         for param, se in model.summary_["std_error"].items():
             metrics[f"{name}.{param}_se"] = se
     table = evaluate_holdout(bgnbd, gg, cal.cal_holdout)
@@ -379,7 +435,7 @@ def evaluate_transitions(
     result = segment_transitions(
         tx,
         [cfg.calibration_end, cfg.observation_end],
-        _by_name(cfg, best).build(),
+        _by_name(cfg, best).build(spend=has_spend(tx)),
         group=cfg.data.group,
         # Per group, groups first seen after the calibration end have no learned
         # score edges; refit at each snapshot then (segments relative to that date).
@@ -410,14 +466,17 @@ def score(cfg: ExperimentConfig, tx: pd.DataFrame, comparison: pd.DataFrame) -> 
     features = rfm_table(tx, observation_end=cfg.observation_end, group=group)
     summary = btyd_summary(tx, observation_end=cfg.observation_end, freq=cfg.freq, group=group)
     scoring_input = scoring_frame(features, summary)
+    spend = has_spend(tx)
     best_rules, best_kmeans = _best(cfg, comparison, "rules"), _best(cfg, comparison, "kmeans")
-    rules = _by_name(cfg, best_rules).build().fit(features) if best_rules else None
-    kmeans = _by_name(cfg, best_kmeans).build().fit(features) if best_kmeans else None
+    rules = _by_name(cfg, best_rules).build(spend).fit(features) if best_rules else None
+    kmeans = _by_name(cfg, best_kmeans).build(spend).fit(features) if best_kmeans else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bgnbd, gg = cfg.models.build()
+        bgnbd, built = cfg.models.build()
+        gg = built if spend else None
         bgnbd.fit(summary)
-        gg.fit(summary)
+        if gg is not None:
+            gg.fit(summary)
     fit_warnings = sorted(set(_caught(caught)))
     for message in fit_warnings:
         logger.warning("full-period model fit: %s", message)
@@ -431,6 +490,7 @@ def score(cfg: ExperimentConfig, tx: pd.DataFrame, comparison: pd.DataFrame) -> 
         freq=cfg.freq,
         playbook=cfg.playbook,
         group=group,
+        observation_end=cfg.observation_end,
     )
     predictions = pipeline.predict(scoring_input)
     return Scoring(pipeline, scoring_input, predictions, best_rules, best_kmeans, fit_warnings)
@@ -464,6 +524,9 @@ def evaluate(
     step = progress or (lambda message: logger.info(message))
     step(f"loading {cfg.data.source}")
     tx, report, source = load_experiment_data(cfg)
+    if not has_spend(tx):
+        check_without_spend(cfg)
+        logger.warning(NO_SPEND_MESSAGE)
     step("building calibration features and holdout outcomes")
     result = Evaluation(cfg, tx, report, source, fingerprint(tx), Calibration.build(tx, cfg))
     try:
@@ -584,11 +647,13 @@ def _record_segmentation(seg: SegmentationEvaluation, out: Path) -> str:
 
 def _record_models(models: ModelEvaluation, out: Path) -> str:
     with tracking.tracked_run(MODELS_RUN, nested=True, tags={"rfmml.role": "models"}) as run:
+        gg = models.gamma_gamma
         tracking.log_params(models.bgnbd.get_params(), "bgnbd.")
-        tracking.log_params(models.gamma_gamma.get_params(), "gamma_gamma.")
-        tracking.log_params(
-            {"gamma_gamma.excluded_zero_spend_customers": models.gamma_gamma.n_excluded_}
-        )
+        if gg is not None:
+            tracking.log_params(gg.get_params(), "gamma_gamma.")
+            tracking.log_params({"gamma_gamma.excluded_zero_spend_customers": gg.n_excluded_})
+        else:
+            tracking.set_tags({"gamma_gamma.skipped": NO_SPEND_MESSAGE})
         if models.warnings:
             tracking.set_tags({"gamma_gamma.warnings": " | ".join(models.warnings)})
         tracking.log_metrics(models.metrics)
@@ -597,12 +662,14 @@ def _record_models(models: ModelEvaluation, out: Path) -> str:
             tables = {
                 "holdout_metrics.csv": models.holdout_metrics,
                 "bgnbd_summary.csv": models.bgnbd.summary_,
-                "gamma_gamma_summary.csv": models.gamma_gamma.summary_,
             }
+            if gg is not None:
+                tables["gamma_gamma_summary.csv"] = gg.summary_
             _keep_figures(models.figures, out / "models")
             _write_folder(folder, tables, models.figures)
             models.bgnbd.save(folder / "bgnbd.json")
-            models.gamma_gamma.save(folder / "gamma_gamma.json")
+            if gg is not None:
+                gg.save(folder / "gamma_gamma.json")
             tracking.log_artifacts(folder)
     return run.info.run_id
 
@@ -673,24 +740,25 @@ def _record_scoring(ev: Evaluation, scored: Scoring, out: Path) -> tuple[str, st
                 "observation_end": cfg.observation_end.isoformat(),
             }
         )
-        tracking.log_metrics(
-            {
-                "n_customers": float(len(predictions)),
-                "mean_probability_alive": float(predictions["probability_alive"].mean()),
-                "total_expected_purchases": float(predictions["expected_purchases"].sum()),
-                "total_clv": float(predictions["clv"].sum()),
-                "n_segment_lists": float(len(lists)),
-            }
-        )
+        metrics = {
+            "n_customers": float(len(predictions)),
+            "mean_probability_alive": float(predictions["probability_alive"].mean()),
+            "total_expected_purchases": float(predictions["expected_purchases"].sum()),
+            "n_segment_lists": float(len(lists)),
+        }
+        if "clv" in predictions.columns:
+            metrics["total_clv"] = float(predictions["clv"].sum())
+        tracking.log_metrics(metrics)
         model_uri = tracking.log_folder_model(
             pipeline,
             scored.scoring_input.head(5),
             loader="rfmml.campaign.pipeline_model:ScoringPipeline",
         )
+        value = "clv" if "clv" in predictions.columns else "expected_purchases"
         by_segment = (
             predictions.groupby("segment", observed=True)
-            .agg(customers=("customer_id", "size"), clv=("clv", "sum"))
-            .sort_values("clv", ascending=False)
+            .agg(customers=("customer_id", "size"), **{value: (value, "sum")})
+            .sort_values(value, ascending=False)
             if "segment" in predictions.columns
             else pd.DataFrame()
         )

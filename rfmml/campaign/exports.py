@@ -10,12 +10,10 @@ left alone: ``-3.5`` in a float column is a number, not a formula.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rfmml._documents import encode, write_document
+from rfmml._documents import encode, replacing, write_document
 from rfmml.errors import DataError
 
 __all__ = [
@@ -123,28 +121,6 @@ def _flat(frame: pd.DataFrame) -> pd.DataFrame:
     if len(names) == index.nlevels and all(n in frame.columns for n in names):
         return frame.reset_index(drop=True)
     return frame.reset_index()
-
-
-@contextlib.contextmanager
-def replacing(path: str | Path) -> Iterator[Path]:
-    """Write ``path`` through a temporary file beside it, renamed into place at the end.
-
-    An interrupted or failed write leaves the previous file whole (or no
-    file), never a truncated one. Parent folders are created.
-
-    Examples
-    --------
-    >>> with replacing("out/table.parquet") as temporary:  # doctest: +SKIP
-    ...     frame.to_parquet(temporary)
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
-        yield temporary
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 # 15 significant digits: what a float64 holds exactly, without the binary noise of the

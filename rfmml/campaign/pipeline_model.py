@@ -2,8 +2,18 @@
 
 :class:`ScoringPipeline` is what batch scoring runs, in memory after an
 experiment and, loaded back from its folder, inside the MLflow pyfunc model. It
-takes one frame of customer features (the classic RFM columns and the BTYD
-summary columns side by side) and returns :func:`score_customers`' table.
+takes either
+
+- customer features: the classic RFM columns and the BTYD summary columns
+  side by side (:func:`scoring_frame`), one row per customer; or
+- transactions: ``customer_id``, ``timestamp`` and, when the pipeline has a
+  spend model, ``amount`` (plus the group column of a grouped pipeline), one
+  row per purchase, in the canonical form of
+  :func:`rfmml.data.read_transactions`. The features are built as of the
+  pipeline's ``observation_end`` (stored with it; an ``observation_end=``
+  argument overrides it),
+
+and returns :func:`score_customers`' table.
 """
 
 from __future__ import annotations
@@ -15,17 +25,23 @@ from typing import Any
 
 import pandas as pd
 
-from rfmml._documents import read_document, write_document
+from rfmml._documents import read_document, replacing, replacing_folder, write_document
 from rfmml.campaign.playbook import Playbook
 from rfmml.campaign.scoring import score_customers
 from rfmml.errors import DataError
+from rfmml.features import btyd_summary, rfm_table
 from rfmml.models import GammaGamma, PurchaseModel, load_model, save_model
 from rfmml.segments import KMeansSegmenter, RuleSegmenter
 from rfmml.segments.persistence import load_segmenter, save_segmenter
 
-__all__ = ["BTYD_COLUMNS", "ScoringPipeline", "scoring_frame"]
+__all__ = ["BTYD_COLUMNS", "TRANSACTION_COLUMNS", "ScoringPipeline", "scoring_frame"]
+
+#: Columns that mark a scoring input as transactions (``amount`` is optional).
+TRANSACTION_COLUMNS = ("customer_id", "timestamp")
 
 BTYD_COLUMNS = ("frequency", "recency", "T", "monetary_value")
+#: BTYD columns of a log without amounts (no ``monetary_value``).
+_BTYD_NO_SPEND = ("frequency", "recency", "T")
 _FILES = {
     "rule_segmenter": "rule_segmenter.json",
     "kmeans_segmenter": "kmeans_segmenter.json",
@@ -51,10 +67,13 @@ def scoring_frame(features: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame
     """Join the classic features and the BTYD summary into the scoring input.
 
     Timestamps are left out (scoring does not use them), so the frame has only
-    numbers and can serve as an MLflow input example.
+    numbers and can serve as an MLflow input example. For a log without amounts
+    the features have no ``total_spend`` and the summary no ``monetary_value``;
+    the frame is the same without them.
     """
     numeric = features.select_dtypes("number")
-    joined = numeric.join(summary[list(BTYD_COLUMNS)], how="inner")
+    columns = [c for c in BTYD_COLUMNS if c in summary.columns or c != "monetary_value"]
+    joined = numeric.join(summary[columns], how="inner")
     if len(joined) != len(features):
         raise DataError(
             f"features and summary share {len(joined)} of {len(features)} customers; "
@@ -89,6 +108,9 @@ class ScoringPipeline:
         Fitted purchase model (e.g. BG/NBD).
     churn_basis : {"no_purchase", "alive"}
         What ``churn_risk`` bands (see :func:`~rfmml.campaign.score_customers`).
+    observation_end : timestamp, optional
+        The as-of date features are built at when :meth:`predict` is given
+        transactions (the end of the period the models were fitted on).
     """
 
     rule_segmenter: RuleSegmenter | None = None
@@ -102,8 +124,11 @@ class ScoringPipeline:
     group: str | None = None
     purchase_model: PurchaseModel | None = None
     churn_basis: str = "no_purchase"
+    observation_end: pd.Timestamp | None = None
 
     def __post_init__(self) -> None:
+        if self.observation_end is not None:
+            self.observation_end = pd.Timestamp(self.observation_end)
         both = self.bgnbd is not None and self.purchase_model is not None
         if both and self.bgnbd is not self.purchase_model:
             raise ValueError(
@@ -117,30 +142,95 @@ class ScoringPipeline:
         """Index columns of the scoring input."""
         return ["customer_id"] + ([self.group] if self.group else [])
 
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def is_transactions(self, frame: pd.DataFrame) -> bool:
+        """Whether ``frame`` is transactions (a ``timestamp`` column, no feature columns)."""
+        features = {"recency_days", "n_orders", "frequency", "recency", "T"}
+        return "timestamp" in frame.columns and not features & set(frame.columns)
+
+    def features_from_transactions(
+        self, tx: pd.DataFrame, observation_end: Any = None
+    ) -> pd.DataFrame:
+        """The scoring input of transactions, as of ``observation_end``.
+
+        Parameters
+        ----------
+        tx : pandas.DataFrame
+            ``customer_id``, ``timestamp`` (datetimes, or text pandas parses) and,
+            for a pipeline with a spend model, ``amount``; canonical transactions
+            as :func:`rfmml.data.read_transactions` returns them.
+        observation_end : date-like, optional
+            As-of date; default the pipeline's ``observation_end``. Purchases
+            after it are not counted.
+
+        Returns
+        -------
+        pandas.DataFrame
+            :func:`scoring_frame` of the transactions.
+
+        Raises
+        ------
+        DataError
+            No as-of date, or missing columns (the message names them).
+        """
+        end = observation_end if observation_end is not None else self.observation_end
+        if end is None:
+            raise DataError(
+                "scoring transactions needs an observation end: this pipeline stores none "
+                "(saved before rfmml stored it); pass observation_end= or score features"
+            )
+        needed = [*TRANSACTION_COLUMNS, *([self.group] if self.group else [])]
+        needed += ["amount"] if self.gamma_gamma is not None else []
+        missing = [c for c in needed if c not in tx.columns]
+        if missing:
+            raise DataError(
+                f"the transactions lack column(s) {missing} (found {list(map(str, tx.columns))}); "
+                f"this pipeline scores {needed}"
+            )
+        keep = [c for c in (*needed, "amount") if c in tx.columns]
+        tx = tx[list(dict.fromkeys(keep))]
+        if not pd.api.types.is_datetime64_any_dtype(tx["timestamp"]):
+            tx = tx.assign(timestamp=pd.to_datetime(tx["timestamp"]))
+        end = pd.Timestamp(end)
+        tx = tx.loc[tx["timestamp"] < end.normalize() + pd.Timedelta(days=1)]
+        return scoring_frame(
+            rfm_table(tx, observation_end=end, group=self.group),
+            btyd_summary(tx, observation_end=end, freq=self.freq, group=self.group),
+        )
+
+    def predict(self, frame: pd.DataFrame, observation_end: Any = None) -> pd.DataFrame:
         """Score customers: one row per customer (and group).
 
         Parameters
         ----------
         frame : pandas.DataFrame
-            Classic features and BTYD columns (see :func:`scoring_frame`),
-            indexed by ``customer_id`` (and group) or with those as columns.
+            Either customer features: classic features and BTYD columns (see
+            :func:`scoring_frame`), indexed by ``customer_id`` (and group) or
+            with those as columns; or transactions: ``customer_id``,
+            ``timestamp`` and (with a spend model) ``amount`` columns, one row
+            per purchase (see :meth:`features_from_transactions`).
+        observation_end : date-like, optional
+            For transactions: the as-of date of the features; default the
+            pipeline's ``observation_end``.
 
         Returns
         -------
         pandas.DataFrame
             :func:`~rfmml.campaign.score_customers` output.
         """
+        if self.is_transactions(frame):
+            frame = self.features_from_transactions(frame, observation_end)
         if all(k in frame.columns for k in self.keys):
             frame = frame.set_index(self.keys)
-        missing = [c for c in BTYD_COLUMNS if c not in frame.columns]
+        needed = BTYD_COLUMNS if self.gamma_gamma is not None else _BTYD_NO_SPEND
+        missing = [c for c in needed if c not in frame.columns]
         uses_summary = self.purchase_model is not None or self.gamma_gamma is not None
         if uses_summary and missing:
             raise DataError(
                 f"scoring input lacks BTYD column(s) {missing}; build it with "
                 "rfmml.campaign.scoring_frame(rfm_table(...), btyd_summary(...))"
             )
-        summary = frame[list(BTYD_COLUMNS)].copy() if uses_summary else None
+        present = [c for c in BTYD_COLUMNS if c in frame.columns]
+        summary = frame[present].copy() if uses_summary else None
         if summary is not None:
             summary.attrs["freq"] = self.freq
         features = frame.drop(columns=[c for c in BTYD_COLUMNS if c in frame.columns])
@@ -159,9 +249,18 @@ class ScoringPipeline:
         )
 
     def save(self, folder: str | Path) -> Path:
-        """Write every part as JSON (and the playbook TOML, when custom) into ``folder``."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        """Write every part as JSON (and the playbook TOML, when custom) into ``folder``.
+
+        The folder is written beside the target and swapped in at the end
+        (:func:`rfmml._documents.replacing_folder`): a failure while saving leaves
+        a previous pipeline in ``folder`` whole.
+        """
+        target = Path(folder)
+        with replacing_folder(target) as temporary:
+            self._save_parts(temporary)
+        return target
+
+    def _save_parts(self, folder: Path) -> None:
         parts = {}
         for name, file in _FILES.items():
             part = getattr(self, name)
@@ -175,7 +274,8 @@ class ScoringPipeline:
         playbook = None
         source = self.playbook.source if isinstance(self.playbook, Playbook) else self.playbook
         if source is not None and Path(str(source)).is_file():
-            shutil.copyfile(str(source), folder / "playbook.toml")
+            with replacing(folder / "playbook.toml") as copy:
+                shutil.copyfile(str(source), copy)
             playbook = "playbook.toml"
         settings = {
             "parts": parts,
@@ -185,9 +285,11 @@ class ScoringPipeline:
             "group": self.group,
             "playbook": playbook,
             "churn_basis": self.churn_basis,
+            "observation_end": (
+                self.observation_end.isoformat() if self.observation_end is not None else None
+            ),
         }
         write_document(folder / "pipeline.json", FORMAT, FORMAT_VERSION, settings)
-        return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> ScoringPipeline:
@@ -216,4 +318,5 @@ class ScoringPipeline:
             playbook=playbook,
             group=settings.get("group"),
             churn_basis=settings.get("churn_basis", "no_purchase"),
+            observation_end=settings.get("observation_end"),
         )

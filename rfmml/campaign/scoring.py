@@ -23,6 +23,8 @@ CHURN_LABELS = ("low", "medium", "high")
 CHURN_BASES = ("no_purchase", "alive")
 
 _FEATURE_COLUMNS = ("recency_days", "n_orders", "total_spend")
+#: Required feature columns; ``total_spend`` is absent for a log without amounts.
+_REQUIRED_FEATURES = ("recency_days", "n_orders")
 
 
 
@@ -166,8 +168,9 @@ def score_customers(
     ========================  ==========================================================
     always                    ``customer_id`` (and the group column when the index has
                               a group level), ``recency_days``, ``n_orders``,
-                              ``total_spend``
-    ``rule_segmenter``        ``R``, ``F``, ``M``, ``RFM`` (scores), ``segment``,
+                              ``total_spend`` (when the features have it)
+    ``rule_segmenter``        ``R``, ``F``, ``M``, ``RFM`` (scores; ``M`` and ``RFM``
+                              only with ``total_spend``), ``segment``,
                               ``action``, ``action_channel``, ``action_priority`` (playbook)
     ``kmeans_segmenter``      ``cluster`` (0 = most valuable), ``cluster_name``
     ``purchase_model``        ``probability_alive``, ``probability_no_purchase`` (no
@@ -178,6 +181,11 @@ def score_customers(
                               ``expected_order_value``; ``clv`` (discounted, from
                               :func:`rfmml.models.customer_lifetime_value`)
     ========================  ==========================================================
+
+    A log without amounts has features without ``total_spend`` (and a summary
+    without ``monetary_value``): the table is the same minus the spend columns
+    (``total_spend``, ``M``, ``RFM``, and, since no ``gamma_gamma`` can be fitted,
+    ``expected_order_value``, ``expected_spend`` and ``clv``).
 
     ``churn_risk`` bands a risk with ``churn_bands = (low, high)``: ``"low"`` below
     ``low``, ``"medium"`` from ``low`` to below ``high``, ``"high"`` from ``high``
@@ -192,7 +200,7 @@ def score_customers(
     ----------
     features : pandas.DataFrame
         Classic RFM table (:func:`rfmml.features.rfm_table`) with ``recency_days``,
-        ``n_orders``, ``total_spend``; indexed by ``customer_id`` or by a
+        ``n_orders`` and, with amounts, ``total_spend``; indexed by ``customer_id`` or by a
         ``(customer_id, group)`` MultiIndex.
     summary : pandas.DataFrame or None
         BTYD summary (:func:`rfmml.features.btyd_summary`) of the same customers,
@@ -249,7 +257,7 @@ def score_customers(
             f"score_customers expects features as a pandas DataFrame, got "
             f"{type(features).__name__}. Build them with rfmml.features.rfm_table."
         )
-    missing = [c for c in _FEATURE_COLUMNS if c not in features.columns]
+    missing = [c for c in _REQUIRED_FEATURES if c not in features.columns]
     if missing:
         raise DataError(
             f"score_customers: features lack column(s) {missing} (found "
@@ -290,8 +298,10 @@ def score_customers(
     table = pd.DataFrame(index=index)
     for i, name in enumerate(names):
         table[name] = index.get_level_values(i)
+    spend = "total_spend" in features.columns
     for col in _FEATURE_COLUMNS:
-        table[col] = features[col].to_numpy()
+        if col in features.columns:
+            table[col] = features[col].to_numpy()
     attrs: dict[str, Any] = {
         "horizon": int(horizon),
         "discount_rate": float(discount_rate),
@@ -303,7 +313,7 @@ def score_customers(
 
     if rule_segmenter is not None:
         scored = rule_segmenter.transform(features)
-        for col in ("R", "F", "M", "RFM"):
+        for col in ("R", "F", "M", "RFM") if spend else ("R", "F"):
             table[col] = scored[col].to_numpy()
         segment = scored["segment"]
         table["segment"] = segment.array

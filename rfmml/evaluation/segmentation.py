@@ -51,6 +51,10 @@ __all__ = [
 
 #: Default feature columns of the shared standardized space.
 FEATURE_COLUMNS = ("recency_days", "n_orders", "total_spend")
+#: Feature columns of the shared space for logs without amounts.
+FEATURE_COLUMNS_NO_SPEND = ("recency_days", "n_orders")
+#: Holdout metrics that need amounts (left out for logs without them).
+SPEND_METRICS = ("spend_variance_explained", "top_revenue_capture", "best_segment_lift")
 
 
 
@@ -312,7 +316,7 @@ def holdout_separation(
     labels: pd.Series,
     calibration_value: pd.Series,
     holdout_purchases: pd.Series,
-    holdout_spend: pd.Series,
+    holdout_spend: pd.Series | None,
     top_share: float = 0.2,
 ) -> dict[str, float]:
     """How well segments, ranked by calibration value, separate holdout behaviour.
@@ -358,15 +362,18 @@ def holdout_separation(
         ``rfm_table(...)["total_spend"]``).
     holdout_purchases : pandas.Series
         Purchases in the holdout period (``frequency_holdout``), ``>= 0``.
-    holdout_spend : pandas.Series
-        Revenue of each customer in the holdout period.
+    holdout_spend : pandas.Series or None
+        Revenue of each customer in the holdout period; ``None`` for a log
+        without amounts leaves out the spend metrics
+        (``spend_variance_explained``, ``top_revenue_capture``,
+        ``best_segment_lift``).
     top_share : float, default=0.2
         Share of customers targeted for ``top_revenue_capture``, in ``(0, 1]``.
 
     Returns
     -------
     dict
-        The six metrics above, as floats.
+        The six metrics above (three without ``holdout_spend``), as floats.
 
     Raises
     ------
@@ -399,11 +406,16 @@ def holdout_separation(
         where,
         non_negative=True,
     )
-    spend = _check_finite(
-        "holdout_spend",
-        _align("holdout_spend", holdout_spend, index, where),
-        where,
-        non_negative=False,
+    has_spend = holdout_spend is not None
+    spend = (
+        _check_finite(
+            "holdout_spend",
+            _align("holdout_spend", holdout_spend, index, where),
+            where,
+            non_negative=False,
+        )
+        if holdout_spend is not None
+        else np.zeros(len(index))
     )
     codes, _ = _codes(labels)
     n = len(codes)
@@ -443,7 +455,7 @@ def holdout_separation(
         if overall_per_customer != 0
         else np.nan
     )
-    return {
+    metrics = {
         "spend_variance_explained": float(eta2),
         "buy_again_auc": float(auc),
         "top_revenue_capture": float(capture),
@@ -451,6 +463,10 @@ def holdout_separation(
         "buy_again_rate_best": float(bought[best].mean()),
         "buy_again_rate_overall": float(bought.mean()),
     }
+    if not has_spend:
+        for key in SPEND_METRICS:
+            del metrics[key]
+    return metrics
 
 
 # --------------------------------------------------------------------------- stability
@@ -677,6 +693,12 @@ def evaluate_segmentation(
     ``stability_ari_std``) when ``segmenter`` is given. Undefined metrics are
     ``NaN``; see each function for the definitions.
 
+    A log without amounts (``features`` without ``total_spend`` and
+    ``cal_holdout`` without ``spend_holdout``) is judged on what exists: the
+    feature space is recency and orders, segments are ordered by their mean
+    calibration ``n_orders`` and the spend metrics are left out (absent, not
+    ``NaN``).
+
     To compare segmentations, call this with the same ``features``,
     ``cal_holdout``, ``X_std`` and ``holdout_spend`` for all of them.
 
@@ -730,8 +752,15 @@ def evaluate_segmentation(
     if not isinstance(labels, pd.Series):
         raise TypeError(f"{where}: labels must be a pandas Series, got {type(labels).__name__}.")
     labels = _align("labels", labels, features.index, where, reference="features")
+    no_spend = (
+        "total_spend" not in features.columns
+        and holdout_spend is None
+        and (cal_holdout is None or "spend_holdout" not in cal_holdout.columns)
+    )
     if X_std is None:
-        X_std = standardized_features(features)
+        X_std = standardized_features(
+            features, FEATURE_COLUMNS_NO_SPEND if no_spend else FEATURE_COLUMNS
+        )
     result = segmentation_shape(labels)
     result.update(
         cluster_quality(X_std, labels, sample_size=sample_size, random_state=random_state)
@@ -742,7 +771,8 @@ def evaluate_segmentation(
                 f"{where}: cal_holdout must be a pandas DataFrame from "
                 f"rfmml.features.calibration_holdout, got {type(cal_holdout).__name__}."
             )
-        needed = ["frequency_holdout"] + (["spend_holdout"] if holdout_spend is None else [])
+        spend_needed = holdout_spend is None and not no_spend
+        needed = ["frequency_holdout"] + (["spend_holdout"] if spend_needed else [])
         missing = [c for c in needed if c not in cal_holdout.columns]
         if missing:
             raise DataError(
@@ -750,6 +780,8 @@ def evaluate_segmentation(
                 "rfmml.features.calibration_holdout on transactions with amounts, or pass "
                 "holdout_spend."
             )
+        if calibration_value is None and no_spend:
+            calibration_value = features["n_orders"]
         if calibration_value is None:
             if "total_spend" not in features.columns:
                 raise DataError(
@@ -758,7 +790,7 @@ def evaluate_segmentation(
                 )
             calibration_value = features["total_spend"]
         purchases = cal_holdout["frequency_holdout"]
-        if holdout_spend is None:
+        if holdout_spend is None and not no_spend:
             holdout_spend = cal_holdout["spend_holdout"]
         result.update(holdout_separation(labels, calibration_value, purchases, holdout_spend))
     if segmenter is not None:

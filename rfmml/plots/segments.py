@@ -31,7 +31,7 @@ def _require(frame: pd.DataFrame, columns: list[str], where: str) -> None:
 
 def plot_rf_grid(
     scores: pd.DataFrame,
-    monetary: pd.Series,
+    monetary: pd.Series | None,
     scheme: str | Scheme = "rf_grid",
     *,
     currency: str = "$",
@@ -47,8 +47,9 @@ def plot_rf_grid(
     scores : pandas.DataFrame
         Score columns of the scheme's two axes (``R`` and ``F`` for ``rf_grid``,
         ``R`` and ``FM`` for ``rfm11``), e.g. ``RFMScorer().fit_transform(features)``.
-    monetary : pandas.Series
-        Monetary value per customer (e.g. ``features["total_spend"]``), same index.
+    monetary : pandas.Series or None
+        Monetary value per customer (e.g. ``features["total_spend"]``), same index;
+        ``None`` (a log without amounts) shows the customer counts alone.
     scheme : str or Scheme, default="rf_grid"
         A two-axis scheme.
     currency : str, default="$"
@@ -62,7 +63,11 @@ def plot_rf_grid(
     grid = scheme.grid()  # raises ConfigError unless two axes
     row_key, col_key = scheme.axes
     _require(scores, [row_key, col_key], "plot_rf_grid")
-    value = monetary.reindex(scores.index).to_numpy(dtype=float)
+    value = (
+        monetary.reindex(scores.index).to_numpy(dtype=float)
+        if monetary is not None
+        else np.zeros(len(scores))
+    )
     n = scheme.n_scores
     rows = scores[row_key].to_numpy(dtype=int)
     cols = scores[col_key].to_numpy(dtype=int)
@@ -83,7 +88,7 @@ def plot_rf_grid(
             ax.text(
                 j,
                 i + 0.28,
-                f"{counts[i, j]:,}\n{mean}",
+                f"{counts[i, j]:,}\n{mean}" if monetary is not None else f"{counts[i, j]:,}",
                 ha="center",
                 va="center",
                 fontsize=7,
@@ -130,13 +135,15 @@ def plot_segment_sizes(profile: pd.DataFrame) -> Figure:
     profile : pandas.DataFrame
         Output of :func:`rfmml.segments.segment_profile` (columns ``share`` and
         ``revenue_share``, index ``segment``; a ``(group, segment)`` index gives one
-        panel per group).
+        panel per group). Without ``revenue_share`` (a log without amounts) only
+        the customer shares are drawn.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    _require(profile, ["share", "revenue_share"], "plot_segment_sizes")
+    _require(profile, ["share"], "plot_segment_sizes")
+    revenue = "revenue_share" in profile.columns
     if profile.index.nlevels == 2:
         panels = [(g, profile.xs(g, level=0)) for g in profile.index.unique(level=0)]
     else:
@@ -145,12 +152,14 @@ def plot_segment_sizes(profile: pd.DataFrame) -> Figure:
     axes = np.atleast_1d(fig.subplots(len(panels), 1, squeeze=False)[:, 0])
     for ax, (group, block) in zip(axes, panels, strict=True):
         y = np.arange(len(block))
-        ax.barh(y - 0.2, block["share"], height=0.4, label="customers")
-        ax.barh(y + 0.2, block["revenue_share"], height=0.4, label="revenue")
+        ax.barh(y - 0.2 * revenue, block["share"], height=0.4, label="customers")
+        if revenue:
+            ax.barh(y + 0.2, block["revenue_share"], height=0.4, label="revenue")
         ax.set_yticks(y, [str(s) for s in block.index])
         ax.invert_yaxis()
         ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-        ax.set_title("Segment sizes and revenue" + (f": {group}" if group is not None else ""))
+        title = "Segment sizes and revenue" if revenue else "Segment sizes"
+        ax.set_title(title + (f": {group}" if group is not None else ""))
         ax.legend(loc="lower right")
     axes[-1].set_xlabel("share")
     fig.tight_layout()

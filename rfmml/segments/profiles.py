@@ -72,7 +72,7 @@ def segment_profile(
     *,
     recency_col: str = "recency_days",
     frequency_col: str = "n_orders",
-    monetary_col: str = "total_spend",
+    monetary_col: str | None = "total_spend",
     top: float = 0.2,
 ) -> pd.DataFrame:
     """Summarise each segment: size, revenue and average customer.
@@ -90,6 +90,8 @@ def segment_profile(
         (same index as ``features``).
     recency_col, frequency_col, monetary_col : str
         Columns averaged per segment; ``monetary_col`` also gives the revenue.
+        ``monetary_col=None`` (a log without amounts) leaves out ``revenue``,
+        ``revenue_share``, the mean spend and ``attrs["top_revenue_share"]``.
     top : float, default=0.2
         Fraction used for the concentration check stored in ``attrs``.
 
@@ -111,7 +113,7 @@ def segment_profile(
         Missing columns, NaN or negative values, empty frame, labels or
         predictions that do not cover every customer.
     """
-    cols = [recency_col, frequency_col, monetary_col]
+    cols = [recency_col, frequency_col] + ([monetary_col] if monetary_col else [])
     _check_frame(features, cols, where="segment_profile")
     if not isinstance(labels, pd.Series):
         raise TypeError(
@@ -143,7 +145,8 @@ def segment_profile(
                     f"{len(features)} customers."
                 )
             frame[f"mean_{col}"] = aligned[col].to_numpy(dtype=float)
-    frame["revenue"] = features[monetary_col].to_numpy(dtype=float)
+    if monetary_col:
+        frame["revenue"] = features[monetary_col].to_numpy(dtype=float)
     if "clv" in pred_cols:
         frame["total_clv"] = frame["mean_clv"]
 
@@ -160,9 +163,17 @@ def segment_profile(
         )
     by = frame.groupby(keys, observed=False, sort=True)
     means = by.mean()
-    sums = by[["revenue", *(["total_clv"] if "clv" in pred_cols else [])]].sum()
+    summed = (["revenue"] if monetary_col else []) + (["total_clv"] if "clv" in pred_cols else [])
+    sums = by[summed].sum()
     profile = pd.DataFrame({"n_customers": by.size()})
-    if grouped is None:
+    if not monetary_col:
+        group_n = (
+            profile["n_customers"].groupby(level=features.index.names[1]).transform("sum")
+            if grouped is not None
+            else len(features)
+        )
+        profile["share"] = profile["n_customers"] / group_n
+    elif grouped is None:
         profile["share"] = profile["n_customers"] / len(features)
         profile["revenue"] = sums["revenue"]
         profile["revenue_share"] = sums["revenue"] / frame["revenue"].sum()
@@ -179,6 +190,9 @@ def segment_profile(
     if "clv" in pred_cols:
         profile["total_clv"] = sums["total_clv"]
     profile["n_customers"] = profile["n_customers"].astype(np.int64)
+    profile.attrs["top"] = top
+    if not monetary_col:
+        return profile
     concentration = top_revenue_share(features, top, monetary_col=monetary_col)
     profile.attrs["top_revenue_share"] = (
         concentration if isinstance(concentration, float) else concentration.to_dict()

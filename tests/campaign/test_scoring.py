@@ -133,8 +133,8 @@ def test_bad_arguments(cdnow_fitted):
         f.score(freq="D")
     with pytest.raises(DataError, match="freq is 'Y'; expected one of"):
         f.score(freq="Y")
-    with pytest.raises(DataError, match=r"features lack column\(s\) \['total_spend'\]"):
-        score_customers(f.features.drop(columns="total_spend"), None)
+    with pytest.raises(DataError, match=r"features lack column\(s\) \['n_orders'\]"):
+        score_customers(f.features.drop(columns="n_orders"), None)
     with pytest.raises(DataError, match="the features frame is empty"):
         score_customers(f.features.iloc[:0], None)
     with pytest.raises(TypeError, match="expects features as a pandas DataFrame"):

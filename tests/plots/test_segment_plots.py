@@ -76,8 +76,12 @@ def test_segment_sizes(features):
     assert [t.get_text() for t in ax.get_yticklabels()] == list(profile.index)
     widths = [p.get_width() for p in ax.patches]
     np.testing.assert_allclose(widths[: len(profile)], profile["share"])
-    with pytest.raises(DataError, match=r"missing column\(s\) \['revenue_share'\]"):
-        plot_segment_sizes(profile.drop(columns="revenue_share"))
+    # a log without amounts: customer shares alone
+    alone = plot_segment_sizes(profile.drop(columns="revenue_share")).axes[0]
+    assert len(alone.patches) == len(profile)
+    assert alone.get_title() == "Segment sizes"
+    with pytest.raises(DataError, match=r"missing column\(s\) \['share'\]"):
+        plot_segment_sizes(profile.drop(columns="share"))
 
 
 def test_segment_sizes_per_group(features):
