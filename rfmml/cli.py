@@ -634,7 +634,10 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
 
     table = compare_segmentations(experiment, tracking_uri=tracking_uri, primary=primary)
     if output:
-        table.to_csv(output)
+        from rfmml._documents import replacing
+
+        with replacing(output) as temporary:
+            table.to_csv(temporary)
     metrics = [c for c in table.columns if c not in ("run_id", "kind")]
     wanted = [table.attrs["primary"], "rank", *KEY_METRICS]
     cols = metrics if all_metrics else list(dict.fromkeys(c for c in wanted if c in metrics))

@@ -49,6 +49,7 @@ from matplotlib.figure import Figure
 from sklearn.base import BaseEstimator, clone
 
 from rfmml import tracking
+from rfmml._documents import replacing
 from rfmml.campaign.exports import read_predictions, write_predictions
 from rfmml.campaign.lists import export_segment_changes, export_segment_lists
 from rfmml.campaign.pipeline_model import ScoringPipeline, scoring_frame
@@ -571,17 +572,30 @@ def _computed(value: _T | None, what: str) -> _T:
     return value
 
 
+def _write_figure(fig: Figure, path: Path) -> Path:
+    """Save a figure through a temporary file (:func:`~rfmml._documents.replacing`)."""
+    with replacing(path) as temporary:
+        fig.savefig(temporary, format=path.suffix.lstrip("."), dpi=110, bbox_inches="tight")
+    return path
+
+
+def _write_table(table: pd.DataFrame, path: Path) -> Path:
+    """Write a CSV through a temporary file: an interrupted run keeps the previous one whole."""
+    with replacing(path) as temporary:
+        table.to_csv(temporary)
+    return path
+
+
 def _save_figure(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _write_figure(fig, path)
     plt.close(fig)
     return path
 
 
 def _keep_figures(figures: dict[str, Figure], folder: Path) -> None:
     """Save figures in the output folder too (they also go to MLflow), without closing them."""
-    folder.mkdir(parents=True, exist_ok=True)
     for file, fig in figures.items():
-        fig.savefig(folder / file, dpi=110, bbox_inches="tight")
+        _write_figure(fig, folder / file)
 
 
 def _write_folder(
@@ -682,8 +696,8 @@ def _record_transitions(ev: Evaluation, out: Path) -> dict[str, Path]:
         "transitions_rates": out / "transitions_rates.csv",
         "transitions_png": out / "transition_matrix.png",
     }
-    ev.transitions.matrix().to_csv(files["transitions_counts"])
-    ev.transitions.matrix(normalize=True).to_csv(files["transitions_rates"])
+    _write_table(ev.transitions.matrix(), files["transitions_counts"])
+    _write_table(ev.transitions.matrix(normalize=True), files["transitions_rates"])
     assert ev.transition_figure is not None  # evaluate_transitions gives both or neither
     _save_figure(ev.transition_figure, files["transitions_png"])
     for path in files.values():
@@ -753,6 +767,8 @@ def _record_scoring(ev: Evaluation, scored: Scoring, out: Path) -> tuple[str, st
             pipeline,
             scored.scoring_input.head(5),
             loader="rfmml.campaign.pipeline_model:ScoringPipeline",
+            other_input=_transactions_example(ev.transactions, pipeline),
+            inputs=PYFUNC_INPUTS,
         )
         value = "clv" if "clv" in predictions.columns else "expected_purchases"
         by_segment = (
@@ -765,6 +781,23 @@ def _record_scoring(ev: Evaluation, scored: Scoring, out: Path) -> tuple[str, st
         tracking.log_table(by_segment, "predictions_by_segment.csv")
         tracking.log_artifact(files["predictions_meta"])
     return run.info.run_id, model_uri, files
+
+
+#: What the logged scoring model takes (its MLflow metadata ``rfmml_inputs``).
+PYFUNC_INPUTS = (
+    "Either customer features, one row per customer: the columns of "
+    "rfmml.campaign.scoring_frame(rfm_table(tx), btyd_summary(tx)); or transactions, one row "
+    "per purchase: customer_id, timestamp (datetime) and, when the pipeline has a spend model, "
+    "amount (plus the group column of a grouped pipeline). Transactions are summarised as of "
+    "the pipeline's observation_end (stored in its pipeline.json)."
+)
+
+
+def _transactions_example(tx: pd.DataFrame, pipeline: ScoringPipeline) -> pd.DataFrame:
+    """A few transaction rows of the columns the pipeline scores (the second input kind)."""
+    columns = ["customer_id", "timestamp", *([pipeline.group] if pipeline.group else [])]
+    columns += ["amount"] if "amount" in tx.columns else []
+    return tx[columns].head(5).reset_index(drop=True)
 
 
 def _record_failure(ev: Evaluation, error: BaseException) -> NoReturn:
@@ -839,7 +872,7 @@ def record(
         comparison = _computed(ev.comparison, "comparison")
         files["comparison_csv"] = out / "comparison.csv"
         files["comparison_png"] = out / "comparison.png"
-        comparison.to_csv(files["comparison_csv"])
+        _write_table(comparison, files["comparison_csv"])
         tracking.log_metrics(_parent_metrics(ev, comparison))
         _save_figure(plot_comparison(comparison), files["comparison_png"])
         tracking.log_artifact(files["comparison_csv"])
@@ -847,7 +880,7 @@ def record(
         if ev.models is not None:
             runs["models"] = _record_models(ev.models, out)
             files["model_metrics"] = out / "model_metrics.csv"
-            ev.models.holdout_metrics.to_csv(files["model_metrics"])
+            _write_table(ev.models.holdout_metrics, files["model_metrics"])
         files |= _record_transitions(ev, out)
         if error is not None:
             _record_failure(ev, error)
@@ -855,7 +888,8 @@ def record(
         runs["scoring"], model_uri, scoring_files = _record_scoring(ev, scored, out)
         files |= scoring_files
         files["cleaning_report"] = out / "cleaning_report.json"
-        files["cleaning_report"].write_text(json.dumps(ev.report.to_dict(), indent=2))
+        with replacing(files["cleaning_report"]) as temporary:
+            temporary.write_text(json.dumps(ev.report.to_dict(), indent=2))
         files["report"] = build_report(out, transactions=ev.transactions)
         tracking.log_artifact(files["report"])
     return ExperimentResult(

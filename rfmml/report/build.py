@@ -45,6 +45,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 import rfmml
+from rfmml._documents import replacing
 from rfmml.campaign import read_predictions
 from rfmml.errors import DataError
 from rfmml.plots import plot_revenue_concentration, plot_segment_periods
@@ -635,7 +636,8 @@ def build_report(
         pred = None
     if pred is not None and transactions is not None and "segment" in pred.columns:
         periods = segments_by_period(transactions, pred)
-        periods.to_csv(path / PERIOD_FILE, index=False)
+        with replacing(path / PERIOD_FILE) as temporary:
+            periods.to_csv(temporary, index=False)
 
     context: dict[str, Any] = {
         "title": title or f"rfmml report: {path.resolve().name}",
@@ -671,5 +673,6 @@ def build_report(
     context["notes"] = folder.notes
     html = _environment().get_template("report.html.j2").render(**context)
     target = path / REPORT_FILE
-    target.write_text(html, encoding="utf-8")
+    with replacing(target) as temporary:  # an interrupted build keeps the previous report
+        temporary.write_text(html, encoding="utf-8")
     return target

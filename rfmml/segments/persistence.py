@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.utils.validation import check_is_fitted
 
-from rfmml._documents import check_document, decode_float, encode, envelope
+from rfmml._documents import check_document, decode_float, encode, envelope, replacing
 from rfmml.errors import ConfigError, DataError
 from rfmml.segments.kmeans import KMeansSegmenter
 from rfmml.segments.rules import RuleSegmenter
@@ -243,9 +243,9 @@ def segmenter_from_dict(data: dict[str, Any]) -> RuleSegmenter | KMeansSegmenter
 def save_segmenter(segmenter: Any, path: str | Path) -> Path:
     """Write a fitted segmenter to a JSON file and return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(segmenter_to_dict(segmenter), indent=2, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    with replacing(path) as temporary:
+        temporary.write_text(text + "\n", encoding="utf-8")
     return path
 
 
