@@ -1,0 +1,56 @@
+"""Writes replace whole files and folders: a failure midway keeps the previous version."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from rfmml._documents import replacing
+from rfmml.campaign import ScoringPipeline, scoring_frame
+from rfmml.errors import DataError
+from rfmml.features import btyd_summary, rfm_table
+from rfmml.models import BetaGeoNBD
+from rfmml.segments import KMeansSegmenter
+
+
+def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
+    target = tmp_path / "comparison.csv"
+    with replacing(target) as temporary:
+        temporary.write_text("segmentation,rank\nrf_grid,1\n")
+    with pytest.raises(RuntimeError, match="interrupted"), replacing(target) as temporary:
+        temporary.write_text("segmentation,ra")  # half a file, then the failure
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "segmentation,rank\nrf_grid,1\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["comparison.csv"]
+
+
+def test_a_failed_pipeline_save_leaves_the_previous_pipeline_whole(cdnow_fitted, tmp_path):
+    f = cdnow_fitted
+    good = ScoringPipeline(
+        rule_segmenter=f.rules, kmeans_segmenter=f.kmeans, purchase_model=f.bgnbd,
+        gamma_gamma=f.gamma_gamma, freq="W", observation_end="1998-06-30",
+    )  # fmt: skip
+    folder = good.save(tmp_path / "model")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    # the rule segmenter is written, then the unfitted k-means segmenter fails
+    broken = ScoringPipeline(rule_segmenter=f.rules, kmeans_segmenter=KMeansSegmenter(),
+                             purchase_model=f.bgnbd, freq="W")  # fmt: skip
+    with pytest.raises(NotFittedError):
+        broken.save(folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary folder left
+    frame = scoring_frame(f.features, f.summary)
+    pd.testing.assert_frame_equal(ScoringPipeline.load(folder).predict(frame), good.predict(frame))
+
+
+def test_transactions_need_an_observation_end(cdnow_tx):
+    tx = cdnow_tx[cdnow_tx["customer_id"] <= 300][["customer_id", "timestamp"]]
+    summary = btyd_summary(tx, observation_end="1998-06-30", freq="W")
+    pipeline = ScoringPipeline(purchase_model=BetaGeoNBD().fit(summary), freq="W")
+    with pytest.raises(DataError, match="this pipeline stores none"):
+        pipeline.predict(tx)
+    by_date = pipeline.predict(tx, observation_end="1998-06-30")
+    features = scoring_frame(rfm_table(tx, observation_end="1998-06-30"), summary)
+    pd.testing.assert_frame_equal(by_date, pipeline.predict(features))
+    assert "total_spend" not in by_date.columns and "clv" not in by_date.columns
