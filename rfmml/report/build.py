@@ -631,8 +631,14 @@ def build_report(
     folder = _Folder(path)
     meta = folder.read(_read_json, "predictions.meta.json") or {}
     pred = _predictions(folder)
-    if pred is not None and not {"customer_id", "total_spend"} <= set(pred.columns):
-        folder.notes.append("The predictions lack customer_id or total_spend; they are left out.")
+    if pred is not None and "customer_id" in pred.columns and "total_spend" not in pred.columns:
+        folder.notes.append(
+            "The predictions have no total_spend (a log without amounts): the headline, revenue "
+            "and segment tables, which report spend, are left out."
+        )
+        pred = None
+    elif pred is not None and "customer_id" not in pred.columns:
+        folder.notes.append("The predictions lack customer_id; they are left out.")
         pred = None
     if pred is not None and transactions is not None and "segment" in pred.columns:
         periods = segments_by_period(transactions, pred)
