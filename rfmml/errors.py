@@ -8,7 +8,7 @@ keeps working for code that does not know rfmml.
 
 from __future__ import annotations
 
-__all__ = ["RFMMLError", "DataError", "ConvergenceError", "ConfigError"]
+__all__ = ["RFMMLError", "DataError", "ConvergenceError", "ConfigError", "StateError"]
 
 
 class RFMMLError(Exception):
@@ -25,3 +25,7 @@ class ConvergenceError(RFMMLError, RuntimeError):
 
 class ConfigError(RFMMLError, ValueError):
     """An experiment configuration or a segment scheme is invalid."""
+
+
+class StateError(RFMMLError, RuntimeError):
+    """A customer state file cannot be opened or changed (locked, read-only, newer format)."""

@@ -9,9 +9,20 @@ Both are written once over a lazy query API (narwhals) and run on DuckDB
 (default), polars, or Spark; pandas in gives pandas out. For pandas input,
 ``btyd_summary`` runs one hand-written DuckDB statement instead (about twice as
 fast at 10M rows); a test holds it equal to the portable query.
+
+:class:`CustomerState` keeps the same features up to date in a DuckDB file,
+batch by batch, recomputing only the customers a batch touches.
 """
 
 from rfmml.features.btyd import btyd_summary, calibration_holdout, calibration_summary
 from rfmml.features.classic import rfm_table
+from rfmml.features.state import CustomerState, StateUpdate
 
-__all__ = ["btyd_summary", "calibration_holdout", "calibration_summary", "rfm_table"]
+__all__ = [
+    "CustomerState",
+    "StateUpdate",
+    "btyd_summary",
+    "calibration_holdout",
+    "calibration_summary",
+    "rfm_table",
+]
