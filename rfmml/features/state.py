@@ -458,7 +458,7 @@ class CustomerState:
             raise DataError(
                 f"column {mapping['timestamp']!r}: the batch's {len(tx)} timestamps are in "
                 f"{_zone_text(zone)} but the state's are in {_zone_text(self.time_zone)} (first "
-                f"customer_id={tx['customer_id'].iloc[0]!r}); convert the batch to the state's "
+                f"customer_id={_first_id(tx)!r}); convert the batch to the state's "
                 "time zone first"
             )
         self._con.begin()
@@ -557,7 +557,7 @@ class CustomerState:
             if got[name] != kind:
                 raise DataError(
                     f"column {name!r}: the batch's {len(tx)} rows hold {got[name]} but the state "
-                    f"holds {kind} (first customer_id={tx['customer_id'].iloc[0]!r}); convert "
+                    f"holds {kind} (first customer_id={_first_id(tx)!r}); convert "
                     "the column before updating (CSV ids are read as text)"
                 )
         return list(expected)
@@ -847,3 +847,8 @@ class CustomerState:
 
 def _zone_text(zone: str | None) -> str:
     return "naive wall-clock time (no time zone)" if zone is None else f"time zone {zone}"
+
+
+def _first_id(tx: pd.DataFrame) -> Any:
+    """The batch's first customer id as a plain Python value (for messages)."""
+    return tx["customer_id"].iloc[:1].tolist()[0]
