@@ -764,7 +764,7 @@ class CustomerState:
         ).df()
 
     def record_segments(
-        self, segments: pd.Series, as_of: Any, *, refresh: dict[str, Any] | None = None
+        self, segments: pd.Series | None, as_of: Any, *, refresh: dict[str, Any] | None = None
     ) -> dict[str, int]:
         """Append the segments valid from ``as_of`` to the history, in one transaction.
 
@@ -774,8 +774,9 @@ class CustomerState:
 
         Parameters
         ----------
-        segments : pandas.Series
-            Segment names indexed by ``customer_id``.
+        segments : pandas.Series or None
+            Segment names indexed by ``customer_id``; None records only ``refresh``
+            (models without segments).
         as_of : date-like
             When the segments take effect (the observation end they were scored at).
         refresh : dict, optional
@@ -788,13 +789,31 @@ class CustomerState:
         """
         self._check_writable()
         as_of = as_timestamp(as_of, "as_of")
+        counts = {"entered": 0, "closed": 0}
+        self._con.begin()
+        try:
+            if segments is not None:
+                counts = self._append_history(segments, as_of)
+            if refresh is not None:
+                names = list(refresh)
+                self._con.execute(
+                    f"INSERT INTO rfmml_refreshes ({', '.join(names)}) VALUES "
+                    f"({', '.join('?' for _ in names)})",
+                    [refresh[n] for n in names],
+                )
+            self._con.commit()
+        except BaseException:
+            self._con.rollback()
+            raise
+        return counts
+
+    def _append_history(self, segments: pd.Series, as_of: pd.Timestamp) -> dict[str, int]:
         frame = pd.DataFrame(
             {"customer_id": segments.index.to_numpy(), "segment": segments.astype(str).to_numpy()}
         )
-        self._con.begin()
+        self._ensure_history()
+        self._con.register("_rfmml_segments", frame)
         try:
-            self._ensure_history()
-            self._con.register("_rfmml_segments", frame)
             changed = (
                 "SELECT h.customer_id FROM rfmml_segment_history h LEFT JOIN _rfmml_segments s "
                 "ON h.customer_id = s.customer_id WHERE h.valid_to IS NULL AND "
@@ -805,25 +824,15 @@ class CustomerState:
                 f"UPDATE rfmml_segment_history SET valid_to = ? WHERE valid_to IS NULL AND "
                 f"customer_id IN ({changed})",
                 [as_of],
-            )
+            ).fetchall()
             opened = self._con.execute(
                 "INSERT INTO rfmml_segment_history SELECT s.customer_id, s.segment, ?, NULL "
                 "FROM _rfmml_segments s ANTI JOIN (SELECT * FROM rfmml_segment_history WHERE "
                 "valid_to IS NULL) h ON s.customer_id = h.customer_id",
                 [as_of],
             ).fetchall()[0][0]
-            if refresh is not None:
-                names = list(refresh)
-                self._con.execute(
-                    f"INSERT INTO rfmml_refreshes ({', '.join(names)}) VALUES "
-                    f"({', '.join('?' for _ in names)})",
-                    [refresh[n] for n in names],
-                )
+        finally:
             self._con.unregister("_rfmml_segments")
-            self._con.commit()
-        except BaseException:
-            self._con.rollback()
-            raise
         return {"entered": int(opened), "closed": closed}
 
     def refreshes(self) -> pd.DataFrame:
