@@ -465,9 +465,14 @@ class CustomerState:
         try:
             result = self._apply(tx, report, fp, zone)
             self._con.commit()
-        except BaseException:
+        except BaseException as exc:
             self._con.rollback()
             self._meta = self._read_meta()
+            if isinstance(exc, duckdb.Error):
+                raise StateError(
+                    f"state {str(self.path)!r}: the update failed and nothing was changed: "
+                    f"{str(exc).splitlines()[0]}"
+                ) from exc
             raise
         return result
 

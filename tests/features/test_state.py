@@ -115,8 +115,11 @@ def test_a_batch_failing_midway_leaves_every_table_unchanged(cdnow_tx, tmp_path)
         before = state.tables()
         # ids as text: read and fingerprinted fine, refused once the rows meet the stored table
         bad = tx.iloc[1000:2000].assign(customer_id=lambda d: "c" + d["customer_id"].astype(str))
-        with pytest.raises(DataError, match=r"column 'customer_id': the batch's 1000 rows hold "
-                           r"VARCHAR but the state holds BIGINT \(first customer_id='c"):  # fmt: skip
+        message = (
+            r"column 'customer_id': the batch's 1000 rows hold VARCHAR but the state holds "
+            r"BIGINT \(first customer_id='c"
+        )
+        with pytest.raises(DataError, match=message):
             state.update(bad)
         after = state.tables()
         assert list(after) == list(before)
