@@ -528,7 +528,8 @@ class CustomerState:
                 "DELETE FROM rfmml_customers WHERE customer_id IN "
                 "(SELECT customer_id FROM _rfmml_touched)"
             )
-            con.execute(f"INSERT INTO rfmml_customers {self._aggregates_sql('_rfmml_touched')}")
+            scope = "_rfmml_touched" if previous_end is not None else None  # first: all rows
+            con.execute(f"INSERT INTO rfmml_customers {self._aggregates_sql(scope)}")
             first, last = tx["timestamp"].min(), tx["timestamp"].max()
             late = 0 if previous_end is None else int((tx["timestamp"] < previous_end).sum())
             con.execute(
