@@ -40,7 +40,7 @@ from rfmml.errors import DataError
 from rfmml.features import CustomerState, StateUpdate
 from rfmml.models import load_model
 
-__all__ = ["DriftCheck", "RefreshResult", "load_scoring_pipeline", "refresh"]
+__all__ = ["DriftCheck", "RefreshResult", "load_scoring_pipeline", "movements", "refresh"]
 
 #: MLflow experiment refreshes are logged to, unless told otherwise.
 EXPERIMENT = "rfmml-refresh"
@@ -282,12 +282,14 @@ def refresh(
             "refresh scores per customer only"
         )
     own = not isinstance(state, CustomerState)
+    created = False
     if own:
         path = Path(state)
+        created = not path.exists()
         st = (
-            CustomerState.open(path)
-            if path.exists()
-            else CustomerState.create(path, **(create_options or {}))
+            CustomerState.create(path, **(create_options or {}))
+            if created
+            else CustomerState.open(path)
         )
     else:
         st = state
@@ -296,6 +298,12 @@ def refresh(
             st, new_log, pipeline, model_dir, Path(output), tracking_uri, experiment,
             segment_tolerance, purchase_tolerance, min_expected_purchases, log_to_mlflow,
         )  # fmt: skip
+    except BaseException:
+        if created and st.n_batches == 0:  # a state created for a batch that failed: remove it
+            st.close()
+            st.path.unlink(missing_ok=True)
+            own = False
+        raise
     finally:
         if own:
             st.close()

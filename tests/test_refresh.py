@@ -173,3 +173,33 @@ def test_refresh_with_the_models_of_rfmml_fit(cdnow_parts, tmp_path):
 def test_a_folder_without_models_is_refused(tmp_path):
     with pytest.raises(ValueError, match="holds no saved models"):
         load_scoring_pipeline(tmp_path)
+
+
+def test_cli_refresh_on_a_locked_state_says_so_in_one_line(cdnow_parts, model_dir, tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "state.duckdb"
+    with CustomerState.create(path) as state:
+        state.update(cdnow_parts["fit"])
+    cdnow_parts["march"].to_csv(tmp_path / "march.csv", index=False)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, duckdb; c = duckdb.connect(sys.argv[1]); "
+         "print('open', flush=True); sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        result = CliRunner().invoke(main, ["refresh", str(tmp_path / "march.csv"), "--state",
+                                           str(path), "--model", str(model_dir)])  # fmt: skip
+    finally:
+        holder.communicate("")
+    assert result.exit_code == 1
+    assert re.fullmatch(r"error: state '.*' is locked by another process; .*\n", result.output)
+
+
+def test_a_first_batch_that_fails_leaves_no_state_file(model_dir, tmp_path):
+    bad = pd.DataFrame({"customer_id": [1], "when": ["2024-01-01"], "amount": [1.0]})
+    with pytest.raises(ValueError, match=r"column\(s\) \['timestamp'\] not found"):
+        refresh(bad, tmp_path / "new.duckdb", model_dir, tmp_path / "out", log_to_mlflow=False)
+    assert not (tmp_path / "new.duckdb").exists()
