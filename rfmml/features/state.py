@@ -722,8 +722,7 @@ class CustomerState:
             per_year = (
                 f", total_spend / {exposure} AS spend_per_year" if self._with_amount() else ""
             )
-            result = (
-                self._con.sql(f"""
+            relation = self._con.sql(f"""
                 SELECT customer_id,
                     ({end_day} - {day.format("last_purchase")})::DOUBLE AS recency_days,
                     n_orders::BIGINT AS n_orders, {spend}
@@ -731,9 +730,7 @@ class CustomerState:
                     (n_orders / {exposure})::DOUBLE AS orders_per_year{per_year}
                 FROM rfmml_customers ORDER BY customer_id
             """)
-                .df()
-                .set_index(keys)
-            )
+            result = Frame(None, "pandas").collect_sql(relation, keys)
         _stamp(result, observation_end=end, min_tenure_days=min_tenure_days)
         return result
 

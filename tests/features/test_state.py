@@ -246,3 +246,17 @@ def test_group_must_be_the_state_group_column(tiny_tx, tmp_path):
         state.update(tiny_tx)
         with pytest.raises(DataError, match="group='channel': the state's transactions have no"):
             state.rfm_table(group="channel")
+
+
+def test_logs_without_amounts_and_with_missing_order_ids(cdnow_tx, tmp_path):
+    tx = cdnow_tx[["customer_id", "timestamp"]].assign(
+        order_id=[None if i % 7 == 0 else f"o{i // 2}" for i in range(len(cdnow_tx))]
+    )
+    options = {"amount": None, "order": "order_id"}
+    clean, _ = read_transactions(tx, **options)
+    with CustomerState.create(tmp_path / "s.duckdb", **options) as state:
+        for batch in _batches(tx, 3, seed=2):
+            state.update(batch)
+        summary = state.btyd_summary(freq="W")
+        assert list(summary.columns) == ["frequency", "recency", "T"]
+        _assert_same_features(state, clean)
