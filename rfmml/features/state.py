@@ -639,12 +639,18 @@ class CustomerState:
         return self._con.sql(f"SELECT {', '.join(_q(c) for c in columns)} FROM rfmml_transactions")
 
     def btyd_summary(
-        self, observation_end: Any = None, freq: str = "D", group: str | None = None
+        self,
+        observation_end: Any = None,
+        freq: str = "D",
+        group: str | None = None,
+        *,
+        engine: str | None = None,
     ) -> pd.DataFrame:
         """The BTYD summary of every stored transaction.
 
         Same arguments and result as :func:`rfmml.features.btyd_summary` on the
-        whole log (pandas output).
+        whole log (pandas output). ``engine`` can only be ``"duckdb"`` (or None):
+        the state is a DuckDB database.
 
         Raises
         ------
@@ -652,6 +658,7 @@ class CustomerState:
             If the state holds no transactions, or ``group`` is not its group column.
         """
         check_freq(freq)
+        _check_engine(engine)
         last = self._require_rows()
         end = last if observation_end is None else as_timestamp(observation_end, "observation_end")
         keys = ["customer_id"] if group is None else ["customer_id", group]
@@ -681,11 +688,12 @@ class CustomerState:
         group: str | None = None,
         *,
         min_tenure_days: float = 90.0,
+        engine: str | None = None,
     ) -> pd.DataFrame:
         """The classic RFM table of every stored transaction.
 
         Same arguments and result as :func:`rfmml.features.rfm_table` on the
-        whole log (pandas output).
+        whole log (pandas output); ``engine`` as in :meth:`btyd_summary`.
 
         Raises
         ------
@@ -696,6 +704,7 @@ class CustomerState:
         """
         if not min_tenure_days > 0:
             raise ValueError(f"min_tenure_days must be positive, got {min_tenure_days!r}")
+        _check_engine(engine)
         last = self._require_rows()
         end = last if observation_end is None else as_timestamp(observation_end, "observation_end")
         keys = ["customer_id"] if group is None else ["customer_id", group]
@@ -864,3 +873,11 @@ def _zone_text(zone: str | None) -> str:
 def _first_id(tx: pd.DataFrame) -> Any:
     """The batch's first customer id as a plain Python value (for messages)."""
     return tx["customer_id"].iloc[:1].tolist()[0]
+
+
+def _check_engine(engine: str | None) -> None:
+    if engine not in (None, "duckdb"):
+        raise ValueError(
+            f"engine={engine!r}: a CustomerState computes in its DuckDB database; "
+            "pass engine='duckdb' or leave it out"
+        )

@@ -246,6 +246,9 @@ def test_group_must_be_the_state_group_column(tiny_tx, tmp_path):
         state.update(tiny_tx)
         with pytest.raises(DataError, match="group='channel': the state's transactions have no"):
             state.rfm_table(group="channel")
+        with pytest.raises(ValueError, match="engine='polars': a CustomerState computes in its"):
+            state.btyd_summary(engine="polars")
+        pd.testing.assert_frame_equal(state.rfm_table(engine="duckdb"), rfm_table(tiny_tx))
 
 
 def test_logs_without_amounts_and_with_missing_order_ids(cdnow_tx, tmp_path):
