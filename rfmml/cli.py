@@ -428,7 +428,8 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
               help="Customer state file (DuckDB), created on first use.")
 @click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="Saved models: the 'model' folder of rfmml run/demo, or rfmml fit's folder.")
-@click.option("--output", "-o", default="rfmml-refresh", show_default=True, help="Output folder.")
+@click.option("--output", "-o", default=None,
+              help="Output folder (default: rfmml-refresh/<date of the last transaction>).")
 @click.option("--customer", default="customer_id", show_default=True,
               help="Customer id column (read when the state is created).")
 @click.option("--timestamp", default="timestamp", show_default=True, help="Purchase time column.")
@@ -441,7 +442,7 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
               help="Advise a refit when actual/predicted purchases is further than this from 1.")
 @click.option("--tracking-uri", default=None, help=_URI_HELP)
 @_handle_errors
-def refresh(new_log: str, state_path: str, model_dir: str, output: str, customer: str,
+def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, customer: str,
             timestamp: str, amount: str, order: str | None, timestamp_format: str | None,
             segment_tolerance: float, purchase_tolerance: float,
             tracking_uri: str | None) -> None:  # fmt: skip
@@ -463,7 +464,7 @@ def refresh(new_log: str, state_path: str, model_dir: str, output: str, customer
         err.print("this batch was applied before: the state is unchanged")
     if not result.movements.empty:
         out.print(_table(result.movements, title=f"Segments as of {result.observation_end}"))
-    out.print(f"scored {len(result.predictions):,} customers into {output}/")
+    out.print(f"scored {len(result.predictions):,} customers into {result.output_dir}/")
     style = "bold yellow" if result.drift.refit_advised else "green"
     out.print(Text(result.drift.reason, style=style))
 

@@ -123,6 +123,7 @@ class RefreshResult:
     drift: DriftCheck
     files: dict[str, Path] = field(default_factory=dict)
     run_id: str | None = None
+    output_dir: Path | None = None
 
 
 def _model_fingerprint(model_dir: str | Path) -> str:
@@ -228,7 +229,7 @@ def refresh(
     new_log: Any,
     state: str | Path | CustomerState,
     model_dir: str | Path,
-    output: str | Path,
+    output: str | Path | None = None,
     *,
     create_options: dict[str, Any] | None = None,
     tracking_uri: str | None = None,
@@ -248,8 +249,9 @@ def refresh(
         The state file (created with ``create_options`` when missing) or an open state.
     model_dir : str or pathlib.Path
         Saved models (see :func:`load_scoring_pipeline`).
-    output : str or pathlib.Path
-        Folder for ``predictions.*``, ``segments/`` and ``changes/``.
+    output : str or pathlib.Path or None
+        Folder for ``predictions.*``, ``segments/``, ``changes/`` and
+        ``movements.csv``; None: ``rfmml-refresh/<date of the observation end>``.
     create_options : dict, optional
         Column mapping and cleaning for :meth:`CustomerState.create`.
     tracking_uri : str, optional
@@ -295,7 +297,7 @@ def refresh(
         st = state
     try:
         return _refresh(
-            st, new_log, pipeline, model_dir, Path(output), tracking_uri, experiment,
+            st, new_log, pipeline, model_dir, output, tracking_uri, experiment,
             segment_tolerance, purchase_tolerance, min_expected_purchases, log_to_mlflow,
         )  # fmt: skip
     except BaseException:
@@ -314,7 +316,7 @@ def _refresh(
     new_log: Any,
     pipeline: ScoringPipeline,
     model_dir: str | Path,
-    out: Path,
+    output: str | Path | None,
     tracking_uri: str | None,
     experiment: str,
     segment_tolerance: float,
@@ -324,6 +326,7 @@ def _refresh(
 ) -> RefreshResult:
     update = st.update(new_log)
     end = st.last_timestamp
+    out = Path(output) if output is not None else Path("rfmml-refresh") / str(end.date())
     summary = st.btyd_summary(freq=pipeline.freq)
     features = st.rfm_table()
     predictions = pipeline.predict(scoring_frame(features, summary))
@@ -385,7 +388,7 @@ def _refresh(
     if has_segments:
         files["movements"] = out / "movements.csv"
         table.to_csv(files["movements"])
-    result = RefreshResult(update, end, predictions, changes, table, drift, files)
+    result = RefreshResult(update, end, predictions, changes, table, drift, files, output_dir=out)
     if log_to_mlflow:
         result.run_id = _log(result, st, tracking_uri, experiment)
     return result

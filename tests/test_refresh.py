@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -140,10 +141,12 @@ def test_cli_refresh_and_bad_batches(cdnow_parts, model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Segments as of 1998-03-31" in result.output
     assert (tmp_path / "day2" / "changes").is_dir()
-    again = runner.invoke(main, ["refresh", str(tmp_path / "march.csv"), *common,
-                                 "-o", str(tmp_path / "day3")])  # fmt: skip
-    assert again.exit_code == 0, again.output
-    assert "applied before: the state is unchanged" in again.output
+    with runner.isolated_filesystem(temp_dir=tmp_path):  # default output folder: by date
+        again = runner.invoke(main, ["refresh", str(tmp_path / "march.csv"), *common])
+        assert again.exit_code == 0, again.output
+        assert "applied before: the state is unchanged" in again.output
+        assert "into rfmml-refresh/1998-03-31/" in again.output
+        assert Path("rfmml-refresh/1998-03-31/predictions.parquet").is_file()
 
     with CustomerState.open(state, read_only=True) as st:
         before = st.tables()
