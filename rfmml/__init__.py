@@ -37,6 +37,7 @@ _LAZY = {
     "GammaGamma": "rfmml.models",
     "customer_lifetime_value": "rfmml.models",
     "score_customers": "rfmml.campaign",
+    "build_report": "rfmml.report",
     "run_experiment": "rfmml.pipeline",
 }
 

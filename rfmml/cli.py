@@ -2,7 +2,8 @@
 
 ``rfmml run CONFIG`` runs an experiment end to end; ``rfmml demo`` runs the
 bundled CDNOW experiment; ``features``, ``segment``, ``fit`` and ``predict``
-work on a transaction file; ``compare`` reads an experiment back from MLflow.
+work on a transaction file; ``compare`` reads an experiment back from MLflow;
+``report`` rebuilds a run's ``report.html``.
 Tables go to standard output, progress and messages to standard error, so the
 output can be piped. Bad input exits with status 1 and one line of error
 (``--verbose`` shows the traceback).
@@ -35,8 +36,6 @@ _URI_HELP = (
     "MLflow store. Default: $MLFLOW_TRACKING_URI, else the config's tracking_uri, "
     "else ./mlflow.db."
 )
-KEY_METRICS = ("rank", "buy_again_auc", "spend_variance_explained", "top_revenue_capture",
-               "best_segment_lift", "silhouette", "stability_ari_mean", "n_segments")  # fmt: skip
 PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PUBLISHED_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "v": 15.44}
 
@@ -174,14 +173,23 @@ def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
         result = run_experiment(cfg, output_dir=output, tracking_uri=tracking_uri, progress=step)
         progress.update(task, completed=total)
     _report_run(result)
+    _write_report(result)
     return result
 
 
+def _write_report(result: Any) -> Path:
+    """Print the path of the run's report.html (built and logged by the run itself)."""
+    path = Path(result.files["report"])
+    out.print(f"\n[bold]Report[/]: {path}")
+    return path
+
+
 def _report_run(result: Any) -> None:
+    from rfmml.evaluation import KEY_METRICS
     from rfmml.tracking import ui_command
 
     cfg = result.config
-    cols = [c for c in KEY_METRICS if c in result.comparison.columns]
+    cols = [c for c in ("rank", *KEY_METRICS) if c in result.comparison.columns]
     out.print(_table(result.comparison[cols], title=f"Segmentations ranked by "
                      f"{cfg.primary_metric} (holdout {cfg.calibration_end.date()} to "
                      f"{cfg.observation_end.date()})"))  # fmt: skip
@@ -210,13 +218,23 @@ def _report_run(result: Any) -> None:
     out.print(f"\nOpen the MLflow UI:  {ui_command(result.tracking_uri)}")
 
 
+def _config_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from rfmml.config import bundled_experiments
+
+    if Path(value).is_file() or value in bundled_experiments():
+        return value
+    raise click.BadParameter(
+        f"file {value!r} does not exist and is not a bundled experiment {bundled_experiments()}"
+    )
+
+
 @main.command()
-@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("config", callback=_config_path)
 @click.option("--output", "-o", default=None, help="Output folder (default: the config's).")
 @click.option("--tracking-uri", default=None, help=_URI_HELP)
 @_handle_errors
 def run(config: str, output: str | None, tracking_uri: str | None) -> None:
-    """Run the experiment CONFIG (a TOML file) end to end and log it to MLflow."""
+    """Run the experiment CONFIG (a TOML file, or a bundled one: cdnow, online_retail)."""
     _run(config, output, tracking_uri)
 
 
@@ -304,12 +322,12 @@ def segment(transactions: str, customer: str, timestamp: str, amount: str, group
             scheme: str, kmeans: str | None, seed: int, output: str | None) -> None:  # fmt: skip
     """Segment the customers of TRANSACTIONS with rules or k-means; print the profile."""
     from rfmml.features import rfm_table
-    from rfmml.segments import KMeansSegmenter, segment_profile
+    from rfmml.segments import segment_profile
 
     tx = _read(transactions, customer, timestamp, amount, group, order, timestamp_format)
     X = rfm_table(tx, observation_end=observation_end, group=group)
     seg = _segmenter(scheme, kmeans, seed).fit(X)
-    labels = seg.predict_names(X) if isinstance(seg, KMeansSegmenter) else seg.predict(X)
+    labels = seg.predict(X)
     profile = segment_profile(X, labels)
     out.print(_table(profile, title="Segment profile"))
     if output:
@@ -398,7 +416,22 @@ def predict(transactions: str, customer: str, timestamp: str, amount: str, group
             )  # fmt: skip
     for kind, path in paths.items():
         err.print(f"wrote {kind}: {path}")
+    from rfmml.report import build_report
+
+    report = build_report(output, transactions=tx)
     out.print(f"scored {len(table):,} customers into {output}/")
+    out.print(f"Report: {report}")
+
+
+@main.command()
+@click.argument("output_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--title", default=None, help="Page title (default: the folder's name).")
+@_handle_errors
+def report(output_dir: str, title: str | None) -> None:
+    """Rebuild OUTPUT_DIR/report.html from the files of a run, demo or predict."""
+    from rfmml.report import build_report
+
+    out.print(str(build_report(output_dir, title=title)))
 
 
 @main.command()
@@ -411,13 +444,14 @@ def predict(transactions: str, customer: str, timestamp: str, amount: str, group
 def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_metrics: bool,
             output: str | None) -> None:  # fmt: skip
     """Compare the segmentations of EXPERIMENT's latest run, read back from MLflow."""
+    from rfmml.evaluation import KEY_METRICS
     from rfmml.tracking import compare_segmentations
 
     table = compare_segmentations(experiment, tracking_uri=tracking_uri, primary=primary)
     if output:
         table.to_csv(output)
     metrics = [c for c in table.columns if c not in ("run_id", "kind")]
-    wanted = [table.attrs["primary"], *KEY_METRICS]
+    wanted = [table.attrs["primary"], "rank", *KEY_METRICS]
     cols = metrics if all_metrics else list(dict.fromkeys(c for c in wanted if c in metrics))
     out.print(_table(table[cols], title=f"{experiment}: ranked by {table.attrs['primary']}"))
 

@@ -1,72 +1,89 @@
 """Experiment configuration: a small TOML file in ``experiments/`` describes a whole run.
 
-Example (``experiments/cdnow.toml``)::
+The file's layout is the :class:`ExperimentConfig` dataclass: its plain fields are
+top-level keys, ``data`` and ``models`` are tables, ``segmentations`` an array of
+tables. Example (``experiments/cdnow.toml``, shortened)::
 
-    [experiment]
     name = "cdnow"
     primary_metric = "buy_again_auc"
+    calibration_end = 1997-09-30
+    observation_end = 1998-06-30
+    freq = "W"
 
     [data]
     source = "cdnow"            # a bundled dataset, or a CSV / Parquet path
-    customer = "customer_id"
-    timestamp = "timestamp"
-    amount = "amount"
 
-    [periods]
-    calibration_end = "1997-09-30"
-    observation_end = "1998-06-30"
-    freq = "W"
+    [models]
+    horizon = 52
+    bgnbd = { penalizer = 0.0 }
 
     [[segmentations]]
     name = "rf_grid"
-    kind = "rules"
+    kind = "rules"              # RuleSegmenter; the other keys are its parameters
     scheme = "rf_grid"
 
     [[segmentations]]
     name = "kmeans_auto"
-    kind = "kmeans"
+    kind = "kmeans"             # KMeansSegmenter
     n_clusters = "auto"
 
-    [models]
-    horizon = 52
-    discount_rate = 0.0
-
-Every key is checked: an unknown key or a bad value raises
+A segmentation entry is its ``name``, its ``kind`` and the parameters of that
+estimator, passed straight to its constructor (a ``scorer`` table builds the
+:class:`~rfmml.segments.RFMScorer`); ``[models] bgnbd`` and ``gamma_gamma`` are the
+parameters of :class:`~rfmml.models.BetaGeoNBD` and
+:class:`~rfmml.models.GammaGamma`. Keys are checked against the estimators'
+``get_params()``, their values by the estimators themselves. Every other key and
+value is checked here: an unknown key or a bad value raises
 :class:`~rfmml.errors.ConfigError` naming the key and what is allowed.
+:func:`to_toml` writes a config back; ``load_config`` of that text gives the same
+config.
 """
 
 from __future__ import annotations
 
-import tomllib
+import dataclasses
+import datetime as dt
+import types
+import typing
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
+from sklearn.base import BaseEstimator
 
+from rfmml._toml import check_keys, check_table, dumps, read_toml
 from rfmml.errors import ConfigError
+from rfmml.evaluation.metrics import DEFAULT_PRIMARY, ranking_metrics
+from rfmml.models import BetaGeoNBD, GammaGamma
+from rfmml.segments import KMeansSegmenter, RFMScorer, RuleSegmenter, builtin_schemes
 
 __all__ = [
     "BUILTIN_SOURCES",
+    "SEGMENTERS",
     "DataConfig",
     "ExperimentConfig",
     "ModelsConfig",
     "SegmentationConfig",
+    "bundled_experiments",
     "load_config",
+    "to_toml",
 ]
 
 BUILTIN_SOURCES = ("cdnow", "online_retail")
-PRIMARY_METRICS = (
-    "buy_again_auc",
-    "spend_variance_explained",
-    "top_revenue_capture",
-    "best_segment_lift",
-    "silhouette",
-    "calinski_harabasz",
-    "davies_bouldin",
-    "stability_ari_mean",
-)
+
+#: Segmentation kinds and the estimator each builds.
+SEGMENTERS: dict[str, type[BaseEstimator]] = {"rules": RuleSegmenter, "kmeans": KMeansSegmenter}
+
+#: Estimator parameters given as a table build this estimator.
+_NESTED_ESTIMATORS: dict[str, type[BaseEstimator]] = {"scorer": RFMScorer}
+
+
+#: What reading does with negative amounts (``negative_amounts`` of
+#: :func:`rfmml.data.read_transactions`).
+NegativeAmounts = Literal["drop", "net", "error"]
 
 
 @dataclass
@@ -79,7 +96,7 @@ class DataConfig:
     amount: str = "amount"
     group: str | None = None
     order: str | None = None
-    negative_amounts: str = "drop"
+    negative_amounts: NegativeAmounts = "drop"
     drop_zero_amounts: bool = False
     drop_duplicates: bool = False
     timestamp_format: str | None = None
@@ -88,151 +105,229 @@ class DataConfig:
 
 @dataclass
 class SegmentationConfig:
-    """One segmentation to compare: rules (a scheme) or k-means."""
+    """One segmentation to compare: a kind of segmenter and its parameters.
+
+    ``params`` go straight to the constructor of ``SEGMENTERS[kind]``; a
+    ``scorer`` table becomes an :class:`~rfmml.segments.RFMScorer`.
+    """
 
     name: str
     kind: str
-    scheme: str = "rf_grid"
-    n_scores: int = 5
-    thresholds: dict[str, list[float]] | None = None
-    recency_unit: str = "days"
-    frequency_col: str = "n_orders"
-    monetary_col: str = "total_spend"
-    n_clusters: int | str = 4
-    k_range: tuple[int, int] = (2, 10)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> BaseEstimator:
+        """A new, unfitted segmenter."""
+        params = {
+            key: _NESTED_ESTIMATORS[key](**value) if key in _NESTED_ESTIMATORS else value
+            for key, value in self.params.items()
+        }
+        return SEGMENTERS[self.kind](**params)
+
+
+def _gamma_gamma_defaults() -> dict[str, Any]:
+    # Repeat buyers whose repeat spend is $0 are left out of the fit and counted.
+    return {"zero_spend": "exclude"}
 
 
 @dataclass
 class ModelsConfig:
-    """BG/NBD and Gamma-Gamma settings and the CLV horizon, in periods of ``freq``."""
+    """BG/NBD and Gamma-Gamma parameters and the CLV horizon, in periods of ``freq``."""
 
-    bgnbd_penalizer: float = 0.0
-    gamma_gamma_penalizer: float = 0.0
-    horizon: float = 52.0
+    bgnbd: dict[str, Any] = field(default_factory=dict)
+    gamma_gamma: dict[str, Any] = field(default_factory=_gamma_gamma_defaults)
+    horizon: int = 52
     discount_rate: float = 0.0
 
+    def build(self) -> tuple[BetaGeoNBD, GammaGamma]:
+        """New, unfitted BG/NBD and Gamma-Gamma models."""
+        return BetaGeoNBD(**self.bgnbd), GammaGamma(**self.gamma_gamma)
 
-@dataclass
+
+@dataclass(kw_only=True)
 class ExperimentConfig:
-    """A whole experiment: data, periods, segmentations, models, evaluation, outputs."""
+    """A whole experiment: data, periods, segmentations, models, evaluation, outputs.
+
+    ``random_state`` seeds the customer sample, the silhouette samples and the
+    bootstraps, and is the ``random_state`` of segmenters that take one and do
+    not set it. ``source_path`` (the file the config was read from) is not part
+    of the layout.
+    """
 
     name: str
-    data: DataConfig
+    description: str = ""
+    primary_metric: str = DEFAULT_PRIMARY
+    random_state: int = 0
     calibration_end: pd.Timestamp
     observation_end: pd.Timestamp
-    freq: str
-    segmentations: list[SegmentationConfig]
-    models: ModelsConfig = field(default_factory=ModelsConfig)
-    primary_metric: str = "buy_again_auc"
-    description: str = ""
-    random_state: int = 0
+    freq: str = "D"
     n_bootstrap: int = 10
     sample_size: int = 10_000
     tracking_uri: str | None = None
     output_dir: str = "rfmml-output"
     playbook: str | None = None
-    source_path: str | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    segmentations: list[SegmentationConfig]
+    source_path: str | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dictionary (dates as ISO strings), for logging as run parameters."""
+        """The TOML layout as a plain dictionary (dates as ISO dates), e.g. to log as parameters."""
         out = asdict(self)
-        out["calibration_end"] = self.calibration_end.isoformat()
-        out["observation_end"] = self.observation_end.isoformat()
+        del out["source_path"]
+        out["calibration_end"] = self.calibration_end.date()
+        out["observation_end"] = self.observation_end.date()
+        out["segmentations"] = [
+            {"name": s.name, "kind": s.kind, **s.params} for s in self.segmentations
+        ]
         return out
 
 
-_SECTIONS = {
-    "experiment": {
-        "name", "description", "primary_metric", "random_state",
-    },
-    "data": set(DataConfig.__dataclass_fields__),
-    "periods": {"calibration_end", "observation_end", "freq"},
-    "segmentations": set(SegmentationConfig.__dataclass_fields__),
-    "models": {"bgnbd", "gamma_gamma", "horizon", "discount_rate"},
-    "evaluation": {"n_bootstrap", "sample_size"},
-    "tracking": {"tracking_uri"},
-    "output": {"dir", "playbook"},
-}  # fmt: skip
+def to_toml(config: ExperimentConfig) -> str:
+    """The config as TOML text; :func:`load_config` reads it back to an equal config.
+
+    Paths resolved while loading (the data file, a scheme or playbook file) are
+    written as absolute paths.
+    """
+    return dumps(config.to_dict())
 
 
-def _unknown(section: str, given: Mapping[str, Any], allowed: set[str]) -> None:
-    extra = sorted(set(given) - allowed)
-    if extra:
-        raise ConfigError(
-            f"unknown key(s) {extra} in [{section}]; allowed: {sorted(allowed)}"
-        )
+# --------------------------------------------------------------------------- checks
 
 
-def _need(section: Mapping[str, Any], key: str, where: str) -> Any:
-    if key not in section:
-        raise ConfigError(f"missing required key '{key}' in [{where}]")
-    return section[key]
+def _kinds(annotation: Any) -> tuple[type, ...]:
+    """TOML value types accepted for a dataclass field annotation."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return tuple(k for arg in typing.get_args(annotation) for k in _kinds(arg))
+    if annotation is type(None):
+        return (type(None),)
+    if annotation is pd.Timestamp:
+        return (str, dt.date)
+    if origin is Literal:
+        return tuple(dict.fromkeys(type(arg) for arg in typing.get_args(annotation)))
+    if dataclasses.is_dataclass(annotation):
+        return (dict,)
+    base = origin or annotation
+    if isinstance(base, type) and issubclass(base, Mapping):
+        return (dict,)
+    if base in (list, tuple):
+        return (list,)
+    return (base,)
 
 
-def _date(value: Any, key: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"[periods] {key} = {value!r} is not a date (use 'YYYY-MM-DD')") from exc
-    if ts is pd.NaT:
-        raise ConfigError(f"[periods] {key} must be a date")
+def _spec(cls: type, skip: tuple[str, ...] = ()) -> dict[str, tuple[type, ...]]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: _kinds(hints[f.name]) for f in fields(cls) if f.name not in skip}
+
+
+def _date(value: str | dt.date, key: str) -> pd.Timestamp:
+    """A date-like value (its type already checked) as a timestamp."""
+    ts = pd.Timestamp(value) if _parses(value) else pd.NaT
+    if pd.isna(ts):
+        raise ConfigError(f"{key} = {value!r} is not a date (use YYYY-MM-DD)")
     return ts
 
 
-def _number(value: Any, key: str, *, minimum: float | None = None, integer: bool = False) -> Any:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{key} must be {kind}, got {value!r}")
-    if minimum is not None and value < minimum:
+def _parses(value: str | dt.date) -> bool:
+    try:
+        pd.Timestamp(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _at_least(value: float, key: str, minimum: float) -> Any:
+    if value < minimum:
         raise ConfigError(f"{key} must be >= {minimum}, got {value!r}")
     return value
 
 
-def _segmentation(raw: Mapping[str, Any], i: int) -> SegmentationConfig:
+def _near(source_path: str | None, value: str) -> str:
+    """A relative path resolved against the config's folder when the file is there."""
+    path = Path(value)
+    if not path.is_absolute() and source_path is not None:
+        candidate = Path(source_path).parent / path
+        if candidate.exists():
+            return str(candidate)
+    return value
+
+
+def _estimator_params(
+    raw: Mapping[str, Any], cls: type[BaseEstimator], where: str
+) -> dict[str, Any]:
+    """Check parameter names against ``cls().get_params()``; nested estimator tables too."""
+    allowed = cls().get_params(deep=False)
+    check_keys(raw, allowed, where)
+    params = dict(raw)
+    for key, nested in _NESTED_ESTIMATORS.items():
+        if key in params:
+            if not isinstance(params[key], Mapping):
+                raise ConfigError(f"{where}.{key} must be a table of {nested.__name__} parameters")
+            params[key] = _estimator_params(params[key], nested, f"{where}.{key}")
+    return params
+
+
+def _segmentation(
+    raw: object, i: int, random_state: int, source_path: str | None
+) -> SegmentationConfig:
     where = f"segmentations[{i}]"
     if not isinstance(raw, Mapping):
         raise ConfigError(f"[[segmentations]] entry {i} must be a table")
-    _unknown(where, raw, _SECTIONS["segmentations"])
-    name = _need(raw, "name", where)
-    kind = _need(raw, "kind", where)
-    if kind not in ("rules", "kmeans"):
-        raise ConfigError(f"{where}.kind = {kind!r}; allowed: 'rules', 'kmeans'")
-    seg = SegmentationConfig(name=str(name), kind=kind)
-    if "scheme" in raw:
-        seg.scheme = str(raw["scheme"])
-    if "n_scores" in raw:
-        seg.n_scores = _number(raw["n_scores"], f"{where}.n_scores", minimum=2, integer=True)
-    if "thresholds" in raw:
-        if not isinstance(raw["thresholds"], Mapping):
-            raise ConfigError(f"{where}.thresholds must be a table of R/F/M edge lists")
-        seg.thresholds = {k: list(v) for k, v in raw["thresholds"].items()}
-    for key in ("recency_unit", "frequency_col", "monetary_col"):
-        if key in raw:
-            setattr(seg, key, str(raw[key]))
-    if "n_clusters" in raw:
-        k = raw["n_clusters"]
-        if k != "auto":
-            _number(k, f"{where}.n_clusters", minimum=2, integer=True)
-        seg.n_clusters = k
-    if "k_range" in raw:
-        k_range = raw["k_range"]
-        if not (isinstance(k_range, list) and len(k_range) == 2):
-            raise ConfigError(f"{where}.k_range must be [min_k, max_k], got {k_range!r}")
-        seg.k_range = (int(k_range[0]), int(k_range[1]))
-    return seg
+    kind = raw.get("kind")
+    if kind not in SEGMENTERS:
+        raise ConfigError(f"{where}.kind = {kind!r}; allowed: {sorted(SEGMENTERS)}")
+    if not isinstance(raw.get("name"), str):
+        raise ConfigError(f"{where}.name must be text, got {raw.get('name')!r}")
+    cls = SEGMENTERS[kind]
+    given = {k: v for k, v in raw.items() if k not in ("name", "kind")}
+    check_keys(raw, {"name", "kind", *cls().get_params(deep=False)}, where)
+    params = _estimator_params(given, cls, where)
+    if isinstance(params.get("scheme"), str) and params["scheme"] not in builtin_schemes():
+        params["scheme"] = _near(source_path, params["scheme"])
+    if "random_state" in cls().get_params(deep=False):
+        params.setdefault("random_state", random_state)
+    return SegmentationConfig(name=raw["name"], kind=kind, params=params)
 
 
-def _playbook_path(value: Any, source_path: str | None) -> str | None:
+def _models(raw: object) -> ModelsConfig:
+    models = check_table(raw, _spec(ModelsConfig), "[models]")
+    if "horizon" in models:
+        _at_least(models["horizon"], "[models] horizon", 1)
+    if "discount_rate" in models:
+        _at_least(models["discount_rate"], "[models] discount_rate", 0)
+    for key, cls in (("bgnbd", BetaGeoNBD), ("gamma_gamma", GammaGamma)):
+        if key in models:
+            models[key] = _estimator_params(models[key], cls, f"[models] {key}")
+    if "gamma_gamma" in models:
+        models["gamma_gamma"] = _gamma_gamma_defaults() | models["gamma_gamma"]
+    return ModelsConfig(**models)
+
+
+def _playbook_path(value: str | None, source_path: str | None) -> str | None:
     """The playbook file, resolved against the config's folder; it must exist."""
     if value is None:
         return None
-    path = Path(str(value))
-    if not path.is_absolute() and source_path is not None:
-        path = Path(source_path).parent / path
+    path = Path(_near(source_path, value))
     if not path.is_file():
-        raise ConfigError(f"[output] playbook = {str(value)!r} is not an existing TOML file")
+        raise ConfigError(f"playbook = {value!r} is not an existing TOML file")
     return str(path)
+
+
+_OLD_TABLES = {"experiment", "periods", "evaluation", "tracking", "output"}
+
+
+def _bundled_folder() -> Path:
+    # Package data: a copy of the top-level experiments/ folder (a test keeps them equal).
+    return Path(str(resources.files("rfmml") / "_experiments"))
+
+
+def bundled_experiments() -> list[str]:
+    """Names of the experiment configs shipped with rfmml (``cdnow``, ``online_retail``).
+
+    ``load_config(name)`` (and ``rfmml run NAME``) reads one when no file of
+    that name exists.
+    """
+    return sorted(path.stem for path in _bundled_folder().glob("*.toml"))
 
 
 def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
@@ -241,7 +336,8 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
     Parameters
     ----------
     config : str, pathlib.Path or mapping
-        A TOML file path, or the already-parsed mapping.
+        A TOML file path, the name of a bundled experiment
+        (:func:`bundled_experiments`), or the already-parsed mapping.
 
     Returns
     -------
@@ -250,41 +346,46 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
     Raises
     ------
     ConfigError
-        Unknown sections or keys, missing required keys, bad values; the
-        message names the key and what is allowed.
+        Unknown keys, missing required keys, bad values; the message names the
+        key and what is allowed.
     """
     source_path = None
+    if isinstance(config, str) and config in bundled_experiments() and not Path(config).exists():
+        config = _bundled_folder() / f"{config}.toml"
     if isinstance(config, str | Path):
-        path = Path(config)
-        if not path.exists():
-            raise ConfigError(f"experiment config {str(path)!r} does not exist")
-        try:
-            raw = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-        source_path = str(path.resolve())
+        raw = read_toml(Path(config), "experiment config")
+        source_path = str(Path(config).resolve())
     elif isinstance(config, Mapping):
         raw = dict(config)
     else:
         raise ConfigError(f"config must be a TOML path or a mapping, got {type(config).__name__}")
-    _unknown("top level", raw, set(_SECTIONS))
-
-    exp = raw.get("experiment", {})
-    _unknown("experiment", exp, _SECTIONS["experiment"])
-    name = str(_need(exp, "name", "experiment"))
-    primary = exp.get("primary_metric", "buy_again_auc")
-    if primary not in PRIMARY_METRICS:
+    old = sorted(_OLD_TABLES & set(raw))
+    if old:
         raise ConfigError(
-            f"[experiment] primary_metric = {primary!r}; allowed: {list(PRIMARY_METRICS)}"
+            f"the tables {old} are gone: their keys (name, calibration_end, n_bootstrap, "
+            f"output_dir, ...) now sit at the top level of the config"
         )
+    top = check_table(
+        raw,
+        _spec(ExperimentConfig, skip=("source_path",)),
+        "the config",
+        required=("name", "calibration_end", "observation_end", "segmentations"),
+    )
+    if top.get("primary_metric", DEFAULT_PRIMARY) not in ranking_metrics():
+        raise ConfigError(
+            f"primary_metric = {top['primary_metric']!r}; allowed: {ranking_metrics()}"
+        )
+    for key, minimum in (("n_bootstrap", 0), ("sample_size", 100)):
+        if key in top:
+            _at_least(top[key], key, minimum)
 
-    data_raw = raw.get("data", {})
-    _unknown("data", data_raw, _SECTIONS["data"])
+    data_raw = check_table(top.get("data", {}), _spec(DataConfig), "[data]")
+    negative = data_raw.get("negative_amounts", "drop")
+    if negative not in typing.get_args(NegativeAmounts):
+        raise ConfigError(
+            f"[data] negative_amounts = {negative!r}; allowed: 'drop', 'net', 'error'"
+        )
     data = DataConfig(**data_raw)
-    if data.negative_amounts not in ("drop", "net", "error"):
-        raise ConfigError(
-            f"[data] negative_amounts = {data.negative_amounts!r}; allowed: 'drop', 'net', 'error'"
-        )
     if data.source in BUILTIN_SOURCES:
         mapped = {k: getattr(data, k) for k in ("customer", "timestamp", "amount")}
         defaults = DataConfig()
@@ -306,74 +407,29 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
             )
         data.source = str(path)
     if data.sample_customers is not None:
-        _number(data.sample_customers, "[data] sample_customers", minimum=10, integer=True)
+        _at_least(data.sample_customers, "[data] sample_customers", 10)
 
-    periods = raw.get("periods", {})
-    _unknown("periods", periods, _SECTIONS["periods"])
-    cal_end = _date(_need(periods, "calibration_end", "periods"), "calibration_end")
-    obs_end = _date(_need(periods, "observation_end", "periods"), "observation_end")
-    if cal_end >= obs_end:
+    top["data"] = data
+
+    top["calibration_end"] = _date(top["calibration_end"], "calibration_end")
+    top["observation_end"] = _date(top["observation_end"], "observation_end")
+    if top["calibration_end"] >= top["observation_end"]:
         raise ConfigError(
-            f"[periods] calibration_end ({cal_end.date()}) must be before observation_end "
-            f"({obs_end.date()})"
+            f"calibration_end ({top['calibration_end'].date()}) must be before "
+            f"observation_end ({top['observation_end'].date()})"
         )
-    freq = periods.get("freq", "D")
-    if freq not in ("D", "W", "M"):
-        raise ConfigError(f"[periods] freq = {freq!r}; allowed: 'D', 'W', 'M'")
+    if top.get("freq", "D") not in ("D", "W", "M"):
+        raise ConfigError(f"freq = {top['freq']!r}; allowed: 'D', 'W', 'M'")
 
-    segs_raw = raw.get("segmentations", [])
-    if not isinstance(segs_raw, list) or not segs_raw:
+    segs_raw = top["segmentations"]
+    if not segs_raw:
         raise ConfigError("at least one [[segmentations]] entry is required")
-    segs = [_segmentation(s, i) for i, s in enumerate(segs_raw)]
+    seed = top.get("random_state", 0)
+    segs = [_segmentation(s, i, seed, source_path) for i, s in enumerate(segs_raw)]
     names = [s.name for s in segs]
     if len(set(names)) != len(names):
         raise ConfigError(f"[[segmentations]] names must be unique, got {names}")
-
-    models_raw = raw.get("models", {})
-    _unknown("models", models_raw, _SECTIONS["models"])
-    models = ModelsConfig()
-    for key, attr in (("bgnbd", "bgnbd_penalizer"), ("gamma_gamma", "gamma_gamma_penalizer")):
-        sub = models_raw.get(key, {})
-        _unknown(f"models.{key}", sub, {"penalizer"})
-        if "penalizer" in sub:
-            setattr(models, attr, _number(sub["penalizer"], f"[models.{key}] penalizer", minimum=0))
-    if "horizon" in models_raw:
-        models.horizon = _number(
-            models_raw["horizon"], "[models] horizon", minimum=1, integer=True
-        )
-    if "discount_rate" in models_raw:
-        models.discount_rate = _number(
-            models_raw["discount_rate"], "[models] discount_rate", minimum=0
-        )
-
-    evaluation = raw.get("evaluation", {})
-    _unknown("evaluation", evaluation, _SECTIONS["evaluation"])
-    tracking = raw.get("tracking", {})
-    _unknown("tracking", tracking, _SECTIONS["tracking"])
-    output = raw.get("output", {})
-    _unknown("output", output, _SECTIONS["output"])
-    return ExperimentConfig(
-        name=name,
-        description=str(exp.get("description", "")),
-        primary_metric=primary,
-        random_state=_number(exp.get("random_state", 0), "[experiment] random_state", integer=True),
-        data=data,
-        calibration_end=cal_end,
-        observation_end=obs_end,
-        freq=freq,
-        segmentations=segs,
-        models=models,
-        n_bootstrap=_number(
-            evaluation.get("n_bootstrap", 10), "[evaluation] n_bootstrap", minimum=0, integer=True
-        ),
-        sample_size=_number(
-            evaluation.get("sample_size", 10_000),
-            "[evaluation] sample_size",
-            minimum=100,
-            integer=True,
-        ),
-        tracking_uri=tracking.get("tracking_uri") or None,
-        output_dir=str(output.get("dir", "rfmml-output")),
-        playbook=_playbook_path(output.get("playbook"), source_path),
-        source_path=source_path,
-    )
+    top["segmentations"] = segs
+    top["models"] = _models(top.get("models", {}))
+    top["playbook"] = _playbook_path(top.get("playbook"), source_path)
+    return ExperimentConfig(**top, source_path=source_path)

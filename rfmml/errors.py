@@ -8,7 +8,17 @@ keeps working for code that does not know rfmml.
 
 from __future__ import annotations
 
-__all__ = ["RFMMLError", "DataError", "ConvergenceError", "ConfigError", "StateError"]
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "RFMMLError",
+    "DataError",
+    "ConvergenceError",
+    "ConfigError",
+    "StateError",
+    "require_columns",
+]
 
 
 class RFMMLError(Exception):
@@ -29,3 +39,16 @@ class ConfigError(RFMMLError, ValueError):
 
 class StateError(RFMMLError, RuntimeError):
     """A customer state file cannot be opened or changed (locked, read-only, newer format)."""
+
+
+def require_columns(frame: Any, columns: Sequence[str], where: str, hint: str = "") -> None:
+    """Raise :class:`DataError` naming the columns of ``frame`` that are missing.
+
+    The message lists the columns that are there; ``hint`` (a sentence) follows.
+    """
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{where}: missing column(s) {missing}; available columns are "
+            f"{list(map(str, frame.columns))}.{' ' + hint if hint else ''}"
+        )

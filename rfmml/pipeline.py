@@ -1,10 +1,16 @@
-"""Run an experiment config end to end.
+"""Run an experiment config: a pure :func:`evaluate`, then :func:`record`.
 
-:func:`run_experiment` loads and cleans the transactions, builds features on the
+:func:`evaluate` loads and cleans the transactions, builds features on the
 calibration period, fits every segmentation of the config and the BG/NBD and
-Gamma-Gamma models, judges them all on the same holdout period, logs everything
-to MLflow (a parent run per invocation, a child run per segmentation, one for
-the models, one for scoring), and writes batch predictions.
+Gamma-Gamma models, judges them all on the same holdout period, follows the best
+rule segmentation's customers across the two dates, and (:func:`score`) refits
+on the full period to score every customer. It returns an :class:`Evaluation`:
+fitted estimators, tables, figures and the cleaning report; it writes nothing.
+
+:func:`record` writes the files (predictions, lists, tables, figures, the
+scoring pipeline) and the MLflow runs (a parent run per invocation, a child run
+per segmentation, one for the models, one for scoring). :func:`run_experiment`
+is the two in one call.
 
 Honest evaluation, then production scoring:
 
@@ -25,17 +31,19 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
+from matplotlib.figure import Figure
+from sklearn.base import BaseEstimator, clone
 
+from rfmml import tracking
 from rfmml.campaign.exports import read_predictions, write_predictions
 from rfmml.campaign.lists import export_segment_changes, export_segment_lists
 from rfmml.campaign.pipeline_model import ScoringPipeline, scoring_frame
-from rfmml.config import ExperimentConfig, SegmentationConfig, load_config
+from rfmml.config import BUILTIN_SOURCES, ExperimentConfig, SegmentationConfig, load_config
 from rfmml.data import (
     CleaningReport,
     load_cdnow,
@@ -66,40 +74,37 @@ from rfmml.plots import (
     plot_silhouette_curve,
     plot_transition_matrix,
 )
+from rfmml.report import build_report
 from rfmml.segments import (
     KMeansSegmenter,
-    RFMScorer,
     RuleSegmenter,
-    builtin_schemes,
+    SegmentTransitions,
     segment_profile,
     segment_transitions,
 )
 from rfmml.segments.persistence import save_segmenter
 
-__all__ = ["ExperimentResult", "fingerprint", "load_experiment_data", "run_experiment"]
+__all__ = [
+    "Calibration",
+    "Evaluation",
+    "ExperimentResult",
+    "ModelEvaluation",
+    "Scoring",
+    "SegmentationEvaluation",
+    "evaluate",
+    "evaluate_models",
+    "evaluate_one_segmentation",
+    "evaluate_transitions",
+    "fingerprint",
+    "load_experiment_data",
+    "record",
+    "run_experiment",
+    "score",
+]
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-
-
-@dataclass
-class ExperimentResult:
-    """What one experiment run produced and where it went."""
-
-    config: ExperimentConfig
-    tracking_uri: str
-    experiment_id: str
-    parent_run_id: str
-    runs: dict[str, str]
-    comparison: pd.DataFrame
-    model_metrics: pd.DataFrame
-    predictions: pd.DataFrame
-    pipeline: ScoringPipeline
-    scoring_input: pd.DataFrame
-    model_uri: str
-    output_dir: Path
-    files: dict[str, Path] = field(default_factory=dict)
-    report: CleaningReport | None = None
+MODELS_RUN = "bgnbd_gamma_gamma"
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
@@ -111,7 +116,7 @@ def fingerprint(frame: pd.DataFrame) -> str:
 def load_experiment_data(cfg: ExperimentConfig) -> tuple[pd.DataFrame, CleaningReport, str]:
     """Load the transactions of a config; return them, the cleaning report and the source."""
     data = cfg.data
-    if data.source in ("cdnow", "online_retail"):
+    if data.source in BUILTIN_SOURCES:
         if data.source == "cdnow":
             raw, source = load_cdnow(), str(_lifetimes_datasets() / "CDNOW_master.txt")
         else:
@@ -154,45 +159,130 @@ def load_experiment_data(cfg: ExperimentConfig) -> tuple[pd.DataFrame, CleaningR
         if data.sample_customers < len(ids):
             rng = np.random.default_rng(cfg.random_state)
             keep = rng.choice(ids, size=data.sample_customers, replace=False)
-            mask = tx["customer_id"].isin(keep)
-            report.remove(
-                f"customer not in the seeded sample of {data.sample_customers}", int((~mask).sum())
-            )
-            report.rows_out -= int((~mask).sum())
-            tx = tx.loc[mask].reset_index(drop=True)
+            outside = ~tx["customer_id"].isin(keep)
+            reason = f"customer not in the seeded sample of {data.sample_customers}"
+            tx = report.drop(tx, outside, reason)
     late = tx["timestamp"] >= end_cutoff(cfg.observation_end)
     if late.any():
-        report.remove(f"after the observation end {cfg.observation_end.date()}", int(late.sum()))
-        report.rows_out -= int(late.sum())
-        tx = tx.loc[~late].reset_index(drop=True)
+        tx = report.drop(tx, late, f"after the observation end {cfg.observation_end.date()}")
     report.check()
     return tx, report, source
 
 
-def _segmenter(seg: SegmentationConfig, cfg: ExperimentConfig) -> RuleSegmenter | KMeansSegmenter:
-    if seg.kind == "rules":
-        scheme: Any = seg.scheme
-        if scheme not in builtin_schemes() and cfg.source_path is not None:
-            candidate = Path(cfg.source_path).parent / scheme
-            scheme = candidate if candidate.exists() else scheme
-        scorer = RFMScorer(
-            n_scores=seg.n_scores,
-            method="thresholds" if seg.thresholds else "quantile",
-            thresholds=seg.thresholds,
-            recency_unit=seg.recency_unit,
-            frequency_col=seg.frequency_col,
-            monetary_col=seg.monetary_col,
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Calibration:
+    """Calibration-period features and holdout outcomes shared by every evaluation."""
+
+    cal_holdout: pd.DataFrame
+    features: pd.DataFrame
+    summary: pd.DataFrame
+    X_std: pd.DataFrame
+
+    @classmethod
+    def build(cls, tx: pd.DataFrame, cfg: ExperimentConfig) -> Calibration:
+        """Features up to ``calibration_end``, outcomes up to ``observation_end``."""
+        group = cfg.data.group
+        cal_holdout = calibration_holdout(
+            tx, cfg.calibration_end, cfg.observation_end, freq=cfg.freq, group=group
         )
-        return RuleSegmenter(scheme=scheme, scorer=scorer)
-    return KMeansSegmenter(
-        n_clusters=seg.n_clusters,
-        k_range=tuple(seg.k_range),
-        random_state=cfg.random_state,
-        sample_size=cfg.sample_size,
-    )
+        features = rfm_table(tx, observation_end=cfg.calibration_end, group=group)
+        features = features.loc[cal_holdout.index]
+        return cls(
+            cal_holdout=cal_holdout,
+            features=features,
+            summary=calibration_summary(cal_holdout),
+            X_std=standardized_features(features),
+        )
 
 
-def _stability_segmenter(segmenter: Any, cfg: ExperimentConfig) -> Any:
+@dataclass
+class SegmentationEvaluation:
+    """One segmentation fitted on the calibration features and judged on the holdout."""
+
+    config: SegmentationConfig
+    segmenter: BaseEstimator
+    metrics: dict[str, float]
+    profile: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    figures: dict[str, Figure]
+
+
+@dataclass
+class ModelEvaluation:
+    """BG/NBD and Gamma-Gamma fitted on the calibration period, judged on the holdout."""
+
+    bgnbd: BetaGeoNBD
+    gamma_gamma: GammaGamma
+    holdout_metrics: pd.DataFrame
+    metrics: dict[str, float]
+    figures: dict[str, Figure]
+    warnings: list[str]
+
+
+@dataclass
+class Scoring:
+    """The full-period refit and every customer's scores (what production would use)."""
+
+    pipeline: ScoringPipeline
+    scoring_input: pd.DataFrame
+    predictions: pd.DataFrame
+    rule_segmentation: str | None
+    kmeans_segmentation: str | None
+    fit_warnings: list[str]
+
+
+@dataclass
+class Evaluation:
+    """Everything :func:`evaluate` computed; :func:`record` writes it out.
+
+    ``failed_step`` names the step that raised (a segmentation name,
+    ``"bgnbd_gamma_gamma"``, ``"transitions"`` or ``"scoring"``) when this is the
+    partial evaluation attached to an exception; it is None when complete.
+    """
+
+    config: ExperimentConfig
+    transactions: pd.DataFrame
+    report: CleaningReport
+    source: str
+    data_fingerprint: str
+    calibration: Calibration
+    segmentations: dict[str, SegmentationEvaluation] = field(default_factory=dict)
+    comparison: pd.DataFrame | None = None
+    models: ModelEvaluation | None = None
+    transitions: SegmentTransitions | None = None
+    transition_figure: Figure | None = None
+    scoring: Scoring | None = None
+    failed_step: str | None = None
+
+
+@dataclass
+class ExperimentResult:
+    """What one experiment run produced and where it went."""
+
+    config: ExperimentConfig
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    runs: dict[str, str]
+    comparison: pd.DataFrame
+    model_metrics: pd.DataFrame
+    predictions: pd.DataFrame
+    pipeline: ScoringPipeline
+    scoring_input: pd.DataFrame
+    model_uri: str
+    output_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    report: CleaningReport | None = None
+    evaluation: Evaluation | None = None
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def _stability_segmenter(segmenter: BaseEstimator, cfg: ExperimentConfig) -> Any:
     """What the bootstrap stability refits (None when ``n_bootstrap`` is 0).
 
     For k-means with ``n_clusters="auto"`` the refits keep the chosen k: the
@@ -206,34 +296,498 @@ def _stability_segmenter(segmenter: Any, cfg: ExperimentConfig) -> Any:
     return segmenter
 
 
-def _labels(segmenter: Any, X: pd.DataFrame) -> pd.Series:
-    if isinstance(segmenter, KMeansSegmenter):
-        return segmenter.predict_names(X)
-    return segmenter.predict(X)
+def evaluate_one_segmentation(
+    seg_cfg: SegmentationConfig, cal: Calibration, cfg: ExperimentConfig
+) -> SegmentationEvaluation:
+    """Fit one segmentation on the calibration features; metrics, tables and figures."""
+    segmenter = seg_cfg.build().fit(cal.features)
+    labels = segmenter.predict(cal.features)
+    metrics = evaluate_segmentation(
+        labels,
+        cal.features,
+        cal.cal_holdout,
+        X_std=cal.X_std,
+        segmenter=_stability_segmenter(segmenter, cfg),
+        n_bootstrap=max(cfg.n_bootstrap, 1),
+        random_state=cfg.random_state,
+        sample_size=cfg.sample_size,
+    )
+    profile = segment_profile(cal.features, labels)
+    tables: dict[str, pd.DataFrame] = {}
+    figures = {"segment_sizes.png": plot_segment_sizes(profile)}
+    if isinstance(segmenter, RuleSegmenter):
+        scores = segmenter.transform(cal.features)
+        figures["rf_grid.png"] = plot_rf_grid(
+            scores, cal.features["total_spend"], segmenter.scheme_
+        )
+    else:
+        tables["cluster_centers.csv"] = segmenter.cluster_centers_.assign(
+            name=segmenter.cluster_names_
+        )
+        tables["rule_agreement.csv"] = segmenter.rule_agreement_
+        figures["cluster_profiles.png"] = plot_cluster_profiles(segmenter, cal.features)
+        figures["silhouette_curve.png"] = plot_silhouette_curve(segmenter.silhouette_curve_)
+    return SegmentationEvaluation(seg_cfg, segmenter, metrics, profile, tables, figures)
 
 
-def _save_figure(fig: Any, path: Path) -> Path:
+def _caught(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught]
+
+
+def evaluate_models(cfg: ExperimentConfig, cal: Calibration) -> ModelEvaluation:
+    """Fit BG/NBD and Gamma-Gamma on the calibration summary and score the holdout."""
+    bgnbd, gg = cfg.models.build()
+    bgnbd.fit(cal.summary)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gg.fit(cal.summary)
+    metrics = {f"bgnbd.{k}": v for k, v in dict(bgnbd.params_).items()}
+    metrics |= {f"gamma_gamma.{k}": v for k, v in dict(gg.params_).items()}
+    metrics["bgnbd.log_likelihood"] = bgnbd.log_likelihood_
+    metrics["gamma_gamma.log_likelihood"] = gg.log_likelihood_
+    for name, model in (("bgnbd", bgnbd), ("gamma_gamma", gg)):
+        for param, se in model.summary_["std_error"].items():
+            metrics[f"{name}.{param}_se"] = se
+    table = evaluate_holdout(bgnbd, gg, cal.cal_holdout)
+    for metric, row in table.iterrows():
+        metrics[f"model.{metric}"] = row["model"]
+        metrics[f"baseline.{metric}"] = row["baseline"]
+    figures = {
+        "frequency_recency_matrix.png": plot_frequency_recency_matrix(bgnbd, cal.summary),
+        "probability_alive_matrix.png": plot_probability_alive_matrix(bgnbd, cal.summary),
+        "calibration_vs_holdout.png": plot_calibration_vs_holdout_purchases(
+            bgnbd, cal.cal_holdout
+        ),
+        "period_transactions.png": plot_period_transactions(bgnbd, cal.summary),
+    }
+    return ModelEvaluation(bgnbd, gg, table, metrics, figures, _caught(caught))
+
+
+def _best(cfg: ExperimentConfig, comparison: pd.DataFrame, kind: str) -> str | None:
+    kinds = {s.name: s.kind for s in cfg.segmentations}
+    names = [n for n in comparison.index if kinds.get(n) == kind]
+    return names[0] if names else None  # comparison is sorted best first
+
+
+def _by_name(cfg: ExperimentConfig, name: str) -> SegmentationConfig:
+    return next(s for s in cfg.segmentations if s.name == name)
+
+
+def evaluate_transitions(
+    cfg: ExperimentConfig, tx: pd.DataFrame, comparison: pd.DataFrame
+) -> tuple[SegmentTransitions | None, Figure | None]:
+    """Moves of the best rule segmentation's customers from calibration to observation end."""
+    best = _best(cfg, comparison, "rules")
+    if best is None:
+        return None, None
+    result = segment_transitions(
+        tx,
+        [cfg.calibration_end, cfg.observation_end],
+        _by_name(cfg, best).build(),
+        group=cfg.data.group,
+        # Per group, groups first seen after the calibration end have no learned
+        # score edges; refit at each snapshot then (segments relative to that date).
+        refit=cfg.data.group is not None,
+    )
+    title = f"{best}: {cfg.calibration_end.date()} to {cfg.observation_end.date()}"
+    return result, plot_transition_matrix(result.matrix(normalize=True), title=title)
+
+
+def score(cfg: ExperimentConfig, tx: pd.DataFrame, comparison: pd.DataFrame) -> Scoring:
+    """Refit the best rule and k-means segmentations and both models on the full period.
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig
+    tx : pandas.DataFrame
+        Clean transactions up to ``cfg.observation_end``.
+    comparison : pandas.DataFrame
+        :func:`~rfmml.evaluation.compare_table` of the segmentations, best first.
+
+    Returns
+    -------
+    Scoring
+        The fitted :class:`~rfmml.campaign.ScoringPipeline`, its input frame and
+        the predictions of every customer.
+    """
+    group = cfg.data.group
+    features = rfm_table(tx, observation_end=cfg.observation_end, group=group)
+    summary = btyd_summary(tx, observation_end=cfg.observation_end, freq=cfg.freq, group=group)
+    scoring_input = scoring_frame(features, summary)
+    best_rules, best_kmeans = _best(cfg, comparison, "rules"), _best(cfg, comparison, "kmeans")
+    rules = _by_name(cfg, best_rules).build().fit(features) if best_rules else None
+    kmeans = _by_name(cfg, best_kmeans).build().fit(features) if best_kmeans else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bgnbd, gg = cfg.models.build()
+        bgnbd.fit(summary)
+        gg.fit(summary)
+    fit_warnings = sorted(set(_caught(caught)))
+    for message in fit_warnings:
+        logger.warning("full-period model fit: %s", message)
+    pipeline = ScoringPipeline(
+        rule_segmenter=rules,
+        kmeans_segmenter=kmeans,
+        purchase_model=bgnbd,
+        gamma_gamma=gg,
+        horizon=cfg.models.horizon,
+        discount_rate=cfg.models.discount_rate,
+        freq=cfg.freq,
+        playbook=cfg.playbook,
+        group=group,
+    )
+    predictions = pipeline.predict(scoring_input)
+    return Scoring(pipeline, scoring_input, predictions, best_rules, best_kmeans, fit_warnings)
+
+
+def evaluate(
+    config: str | Path | dict | ExperimentConfig, *, progress: Progress | None = None
+) -> Evaluation:
+    """Compute a whole experiment without writing anything.
+
+    Parameters
+    ----------
+    config : path, mapping or ExperimentConfig
+        The experiment (see :mod:`rfmml.config`).
+    progress : callable, optional
+        Called with a short message at the start of each step.
+
+    Returns
+    -------
+    Evaluation
+
+    Raises
+    ------
+    ConfigError, DataError
+        Bad config or data. A failure after the calibration features are built
+        carries what was computed so far as the exception's ``evaluation``
+        attribute (an :class:`Evaluation` whose ``failed_step`` names the step),
+        so :func:`record` can log it as a failed run.
+    """
+    cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
+    step = progress or (lambda message: logger.info(message))
+    step(f"loading {cfg.data.source}")
+    tx, report, source = load_experiment_data(cfg)
+    step("building calibration features and holdout outcomes")
+    result = Evaluation(cfg, tx, report, source, fingerprint(tx), Calibration.build(tx, cfg))
+    try:
+        for seg_cfg in cfg.segmentations:
+            step(f"segmentation {seg_cfg.name}")
+            result.failed_step = seg_cfg.name
+            result.segmentations[seg_cfg.name] = evaluate_one_segmentation(
+                seg_cfg, result.calibration, cfg
+            )
+        results = {name: seg.metrics for name, seg in result.segmentations.items()}
+        result.comparison = compare_table(results, primary=cfg.primary_metric)
+        step("fitting BG/NBD and Gamma-Gamma")
+        result.failed_step = MODELS_RUN
+        result.models = evaluate_models(cfg, result.calibration)
+        step("segment transitions between calibration and observation end")
+        result.failed_step = "transitions"
+        result.transitions, result.transition_figure = evaluate_transitions(
+            cfg, tx, result.comparison
+        )
+        step("refitting on the full period and scoring customers")
+        result.failed_step = "scoring"
+        result.scoring = score(cfg, tx, result.comparison)
+    except Exception as exc:
+        exc.evaluation = result  # type: ignore[attr-defined]
+        raise
+    result.failed_step = None
+    return result
+
+
+# --------------------------------------------------------------------------- record
+
+_T = TypeVar("_T")
+
+
+def _computed(value: _T | None, what: str) -> _T:
+    """A part of the evaluation that :func:`record` needs; only a partial one lacks it."""
+    if value is None:
+        raise ValueError(
+            f"record: this evaluation has no {what} (it is partial); pass the exception "
+            "it came with as error= to log it as a failed run."
+        )
+    return value
+
+
+def _save_figure(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-class _Calibration:
-    """Calibration-period features and holdout outcomes shared by every evaluation."""
+def _write_folder(
+    folder: Path, tables: dict[str, pd.DataFrame], figures: dict[str, Figure]
+) -> None:
+    for file, table in tables.items():
+        table.to_csv(folder / file)
+    for file, fig in figures.items():
+        _save_figure(fig, folder / file)
 
-    def __init__(self, tx: pd.DataFrame, cfg: ExperimentConfig) -> None:
-        group = cfg.data.group
-        self.cal_holdout = calibration_holdout(
-            tx, cfg.calibration_end, cfg.observation_end, freq=cfg.freq, group=group
+
+def _run_params(ev: Evaluation) -> dict:
+    params = ev.config.to_dict()
+    params["calibration_end"] = ev.config.calibration_end.isoformat()
+    params["observation_end"] = ev.config.observation_end.isoformat()
+    params["data_rows"] = len(ev.transactions)
+    params["data_customers"] = int(ev.transactions["customer_id"].nunique())
+    params["cleaning_rows_in"] = ev.report.rows_in
+    params["cleaning_rows_removed"] = ev.report.rows_removed
+    return params
+
+
+def _segmentation_tags(seg_cfg: SegmentationConfig) -> dict[str, str]:
+    return {
+        "rfmml.role": "segmentation",
+        "rfmml.segmentation": seg_cfg.name,
+        "rfmml.kind": seg_cfg.kind,
+    }
+
+
+def _record_segmentation(seg: SegmentationEvaluation) -> str:
+    with tracking.tracked_run(
+        seg.config.name, nested=True, tags=_segmentation_tags(seg.config)
+    ) as run:
+        segmenter = seg.segmenter
+        tracking.log_params(segmenter.get_params(deep=False) | {"kind": seg.config.kind})
+        tracking.log_metrics(seg.metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            seg.profile.to_csv(folder / "segment_profile.csv")
+            save_segmenter(segmenter, folder / "segmenter.json")
+            _write_folder(folder, seg.tables, seg.figures)
+            if isinstance(segmenter, KMeansSegmenter):
+                tracking.log_params({"n_clusters_chosen": segmenter.n_clusters_})
+                tracking.log_metrics({"rule_adjusted_rand_score": segmenter.adjusted_rand_score_})
+            tracking.log_artifacts(folder)
+    return run.info.run_id
+
+
+def _record_models(models: ModelEvaluation) -> str:
+    with tracking.tracked_run(MODELS_RUN, nested=True, tags={"rfmml.role": "models"}) as run:
+        tracking.log_params(models.bgnbd.get_params(), "bgnbd.")
+        tracking.log_params(models.gamma_gamma.get_params(), "gamma_gamma.")
+        tracking.log_params(
+            {"gamma_gamma.excluded_zero_spend_customers": models.gamma_gamma.n_excluded_}
         )
-        features = rfm_table(tx, observation_end=cfg.calibration_end, group=group)
-        self.features = features.loc[self.cal_holdout.index]
-        self.summary = calibration_summary(self.cal_holdout)
-        keys = ["customer_id"] + ([group] if group else [])
-        holdout_rows = tx.loc[tx["timestamp"] >= end_cutoff(cfg.calibration_end)]
-        spend = holdout_rows.groupby(keys)["amount"].sum()
-        self.holdout_spend = spend.reindex(self.cal_holdout.index, fill_value=0.0)
-        self.X_std = standardized_features(self.features)
+        if models.warnings:
+            tracking.set_tags({"gamma_gamma.warnings": " | ".join(models.warnings)})
+        tracking.log_metrics(models.metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            tables = {
+                "holdout_metrics.csv": models.holdout_metrics,
+                "bgnbd_summary.csv": models.bgnbd.summary_,
+                "gamma_gamma_summary.csv": models.gamma_gamma.summary_,
+            }
+            _write_folder(folder, tables, models.figures)
+            models.bgnbd.save(folder / "bgnbd.json")
+            models.gamma_gamma.save(folder / "gamma_gamma.json")
+            tracking.log_artifacts(folder)
+    return run.info.run_id
+
+
+def _record_transitions(ev: Evaluation, out: Path) -> dict[str, Path]:
+    if ev.transitions is None:
+        return {}
+    files = {
+        "transitions_counts": out / "transitions_counts.csv",
+        "transitions_rates": out / "transitions_rates.csv",
+        "transitions_png": out / "transition_matrix.png",
+    }
+    ev.transitions.matrix().to_csv(files["transitions_counts"])
+    ev.transitions.matrix(normalize=True).to_csv(files["transitions_rates"])
+    assert ev.transition_figure is not None  # evaluate_transitions gives both or neither
+    _save_figure(ev.transition_figure, files["transitions_png"])
+    for path in files.values():
+        tracking.log_artifact(path, artifact_path="transitions")
+    return files
+
+
+def _previous_predictions(out: Path) -> pd.DataFrame | None:
+    if not (out / "predictions.parquet").exists():
+        return None
+    try:
+        return read_predictions(out / "predictions.parquet")
+    except (DataError, ValueError, OSError) as exc:  # unreadable: start afresh
+        logger.warning("previous predictions could not be read (%s); no change lists", exc)
+        return None
+
+
+def _record_scoring(ev: Evaluation, scored: Scoring, out: Path) -> tuple[str, str, dict[str, Path]]:
+    """Predictions, lists, the pipeline folder and the scoring run; its id, model URI, files."""
+    cfg = ev.config
+    predictions, pipeline = scored.predictions, scored.pipeline
+    has_rules = scored.rule_segmentation is not None
+    previous = _previous_predictions(out)
+    fingerprints = {
+        "transactions": ev.data_fingerprint,
+        "bgnbd": getattr(pipeline.bgnbd, "training_fingerprint_", None),
+        "gamma_gamma": getattr(pipeline.gamma_gamma, "training_fingerprint_", None),
+        "rule_segmentation": scored.rule_segmentation,
+        "kmeans_segmentation": scored.kmeans_segmentation,
+    }
+    files = {f"predictions_{k}": v for k, v in write_predictions(
+        predictions, out, fingerprints=fingerprints).items()}  # fmt: skip
+    lists = export_segment_lists(predictions, out / "segments") if has_rules else {}
+    files["segment_lists"] = out / "segments"
+    if previous is not None and has_rules and "segment" in previous.columns:
+        export_segment_changes(previous, predictions, out / "changes")
+        files["segment_changes"] = out / "changes"
+    pipeline.save(out / "model")
+    files["model"] = out / "model"
+
+    tags = {
+        "rfmml.role": "scoring",
+        "rfmml.rule_segmentation": str(scored.rule_segmentation),
+        "rfmml.kmeans_segmentation": str(scored.kmeans_segmentation),
+    }
+    if scored.fit_warnings:
+        tags["rfmml.fit_warnings"] = " | ".join(scored.fit_warnings)[:5000]
+    with tracking.tracked_run("scoring", nested=True, tags=tags) as run:
+        tracking.log_params(
+            {
+                "horizon": cfg.models.horizon,
+                "discount_rate": cfg.models.discount_rate,
+                "freq": cfg.freq,
+                "observation_end": cfg.observation_end.isoformat(),
+            }
+        )
+        tracking.log_metrics(
+            {
+                "n_customers": float(len(predictions)),
+                "mean_probability_alive": float(predictions["probability_alive"].mean()),
+                "total_expected_purchases": float(predictions["expected_purchases"].sum()),
+                "total_clv": float(predictions["clv"].sum()),
+                "n_segment_lists": float(len(lists)),
+            }
+        )
+        model_uri = tracking.log_folder_model(
+            pipeline,
+            scored.scoring_input.head(5),
+            loader="rfmml.campaign.pipeline_model:ScoringPipeline",
+        )
+        by_segment = (
+            predictions.groupby("segment", observed=True)
+            .agg(customers=("customer_id", "size"), clv=("clv", "sum"))
+            .sort_values("clv", ascending=False)
+            if "segment" in predictions.columns
+            else pd.DataFrame()
+        )
+        tracking.log_table(by_segment, "predictions_by_segment.csv")
+        tracking.log_artifact(files["predictions_meta"])
+    return run.info.run_id, model_uri, files
+
+
+def _record_failure(ev: Evaluation, error: BaseException) -> NoReturn:
+    """Open the child run of the step that failed and let it end FAILED with the error."""
+    names = {s.name: s for s in ev.config.segmentations}
+    step = ev.failed_step
+    if step in names:
+        tags = _segmentation_tags(names[step])
+        with tracking.tracked_run(step, nested=True, tags=tags):
+            tracking.log_params(names[step].params | {"kind": names[step].kind})
+            raise error
+    if step in (MODELS_RUN, "scoring"):
+        role = "models" if step == MODELS_RUN else "scoring"
+        with tracking.tracked_run(step, nested=True, tags={"rfmml.role": role}):
+            raise error
+    raise error
+
+
+def record(
+    evaluation: Evaluation,
+    *,
+    output_dir: str | Path | None = None,
+    tracking_uri: str | None = None,
+    error: BaseException | None = None,
+) -> ExperimentResult:
+    """Write an evaluation's files and MLflow runs.
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+        From :func:`evaluate`.
+    output_dir : path, optional
+        Where predictions, lists and tables go; default the config's ``output_dir``.
+    tracking_uri : str, optional
+        MLflow store; when omitted ``MLFLOW_TRACKING_URI``, then the config's
+        ``tracking_uri``, then ``sqlite:///mlflow.db`` in the working directory.
+    error : exception, optional
+        The exception a partial evaluation came with: what was computed is
+        logged, the failed step's run and the parent run end FAILED with the
+        error in the tag ``error``, and ``error`` is raised again.
+
+    Returns
+    -------
+    ExperimentResult
+    """
+    ev, cfg = evaluation, evaluation.config
+    out = Path(output_dir if output_dir is not None else cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    uri = tracking.resolve_tracking_uri(tracking_uri, configured=cfg.tracking_uri)
+    experiment_id = tracking.ensure_experiment(cfg.name, uri)
+    runs: dict[str, str] = {}
+    files: dict[str, Path] = {}
+    tags = {
+        "rfmml.role": "parent",
+        "rfmml.primary_metric": cfg.primary_metric,
+        "rfmml.data_fingerprint": ev.data_fingerprint,
+    }
+    with tracking.tracked_run(cfg.name, experiment_id=experiment_id, tags=tags) as parent:
+        tracking.log_params(_run_params(ev))
+        tracking.log_dataset(
+            ev.transactions,
+            name=cfg.data.source if cfg.data.source in BUILTIN_SOURCES else Path(ev.source).stem,
+            source=ev.source,
+            digest=ev.data_fingerprint[7:23],
+            context="transactions",
+            report=ev.report.to_dict(),
+        )
+        for name, seg in ev.segmentations.items():
+            runs[name] = _record_segmentation(seg)
+        if error is not None and ev.comparison is None:  # a segmentation failed
+            _record_failure(ev, error)
+        comparison = _computed(ev.comparison, "comparison")
+        files["comparison_csv"] = out / "comparison.csv"
+        files["comparison_png"] = out / "comparison.png"
+        comparison.to_csv(files["comparison_csv"])
+        _save_figure(plot_comparison(comparison), files["comparison_png"])
+        tracking.log_artifact(files["comparison_csv"])
+        tracking.log_artifact(files["comparison_png"])
+        if ev.models is not None:
+            runs["models"] = _record_models(ev.models)
+            files["model_metrics"] = out / "model_metrics.csv"
+            ev.models.holdout_metrics.to_csv(files["model_metrics"])
+        files |= _record_transitions(ev, out)
+        if error is not None:
+            _record_failure(ev, error)
+        models, scored = _computed(ev.models, "models"), _computed(ev.scoring, "scoring")
+        runs["scoring"], model_uri, scoring_files = _record_scoring(ev, scored, out)
+        files |= scoring_files
+        files["cleaning_report"] = out / "cleaning_report.json"
+        files["cleaning_report"].write_text(json.dumps(ev.report.to_dict(), indent=2))
+        files["report"] = build_report(out, transactions=ev.transactions)
+        tracking.log_artifact(files["report"])
+    return ExperimentResult(
+        config=cfg,
+        tracking_uri=uri,
+        experiment_id=experiment_id,
+        parent_run_id=parent.info.run_id,
+        runs=runs,
+        comparison=comparison,
+        model_metrics=models.holdout_metrics,
+        predictions=scored.predictions,
+        pipeline=scored.pipeline,
+        scoring_input=scored.scoring_input,
+        model_uri=model_uri,
+        output_dir=out,
+        files=files,
+        report=ev.report,
+        evaluation=ev,
+    )
 
 
 def run_experiment(
@@ -243,18 +797,14 @@ def run_experiment(
     tracking_uri: str | None = None,
     progress: Progress | None = None,
 ) -> ExperimentResult:
-    """Run an experiment end to end and log it to MLflow.
+    """Run an experiment end to end and log it to MLflow: :func:`evaluate`, then :func:`record`.
 
     Parameters
     ----------
     config : path, mapping or ExperimentConfig
         The experiment (see :mod:`rfmml.config`).
-    output_dir : path, optional
-        Where predictions, lists and tables go; default the config's ``[output] dir``.
-    tracking_uri : str, optional
-        MLflow store; when omitted ``MLFLOW_TRACKING_URI``, then the config's
-        ``[tracking] tracking_uri``, then ``sqlite:///mlflow.db`` in the working
-        directory.
+    output_dir, tracking_uri
+        Where files and runs go, as in :func:`record`.
     progress : callable, optional
         Called with a short message at the start of each step.
 
@@ -265,351 +815,17 @@ def run_experiment(
     Raises
     ------
     ConfigError, DataError
-        Bad config or data. A failure after the parent run started marks the
-        run (and the running child) FAILED in MLflow with the error in the tag
-        ``error``; what was already logged stays.
+        Bad config or data. A failure after the calibration features are built
+        is still recorded: the parent run (and the step's child run) end FAILED
+        in MLflow with the error in the tag ``error``; what was computed before
+        is logged.
     """
-    from rfmml import tracking  # the only mlflow-importing package, loaded on demand
-
-    cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
-    step = progress or (lambda message: logger.info(message))
-    out = Path(output_dir if output_dir is not None else cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    uri = tracking.resolve_tracking_uri(tracking_uri, configured=cfg.tracking_uri)
-
-    step(f"loading {cfg.data.source}")
-    tx, report, source = load_experiment_data(cfg)
-    data_fp = fingerprint(tx)
-    step("building calibration features and holdout outcomes")
-    cal = _Calibration(tx, cfg)
-
-    experiment_id = tracking.ensure_experiment(cfg.name, uri)
-    runs: dict[str, str] = {}
-    tags = {
-        "rfmml.role": "parent",
-        "rfmml.primary_metric": cfg.primary_metric,
-        "rfmml.data_fingerprint": data_fp,
-    }
-    with tracking.tracked_run(cfg.name, experiment_id=experiment_id, tags=tags) as parent:
-        tracking.log_params(_run_params(cfg, report, tx))
-        tracking.log_dataset(
-            tx,
-            name=cfg.data.source if cfg.data.source in ("cdnow", "online_retail")
-            else Path(source).stem,
-            source=source,
-            digest=data_fp[7:23],
-            context="transactions",
-            report=report.to_dict(),
-        )  # fmt: skip
-        results, fitted = _evaluate_segmentations(cfg, cal, runs, step)
-        comparison = compare_table(results, primary=cfg.primary_metric)
-        comparison.attrs["primary"] = cfg.primary_metric
-        files = _log_comparison(comparison, out)
-        step("fitting BG/NBD and Gamma-Gamma")
-        model_metrics = _fit_models(cfg, cal, runs)
-        files["model_metrics"] = out / "model_metrics.csv"
-        model_metrics.to_csv(files["model_metrics"])
-        step("segment transitions between calibration and observation end")
-        _log_transitions(cfg, tx, comparison, out, files)
-        step("refitting on the full period and scoring customers")
-        scored = _score(cfg, tx, comparison, fitted, data_fp, out, files, runs)
-        pipeline, scoring_input, predictions, model_uri = scored
-        report_path = out / "cleaning_report.json"
-        report_path.write_text(json.dumps(report.to_dict(), indent=2))
-        files["cleaning_report"] = report_path
-    return ExperimentResult(
-        config=cfg,
-        tracking_uri=uri,
-        experiment_id=experiment_id,
-        parent_run_id=parent.info.run_id,
-        runs=runs,
-        comparison=comparison,
-        model_metrics=model_metrics,
-        predictions=predictions,
-        pipeline=pipeline,
-        scoring_input=scoring_input,
-        model_uri=model_uri,
-        output_dir=out,
-        files=files,
-        report=report,
-    )
-
-
-def _run_params(cfg: ExperimentConfig, report: CleaningReport, tx: pd.DataFrame) -> dict:
-    params = cfg.to_dict()
-    params["data_rows"] = len(tx)
-    params["data_customers"] = int(tx["customer_id"].nunique())
-    params["cleaning_rows_in"] = report.rows_in
-    params["cleaning_rows_removed"] = report.rows_removed
-    return params
-
-
-def _evaluate_segmentations(
-    cfg: ExperimentConfig, cal: _Calibration, runs: dict[str, str], step: Progress
-) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    from rfmml import tracking
-
-    results: dict[str, dict[str, float]] = {}
-    fitted: dict[str, Any] = {}
-    for seg_cfg in cfg.segmentations:
-        step(f"segmentation {seg_cfg.name}")
-        segmenter = _segmenter(seg_cfg, cfg)
-        tags = {
-            "rfmml.role": "segmentation",
-            "rfmml.segmentation": seg_cfg.name,
-            "rfmml.kind": seg_cfg.kind,
-        }
-        with tracking.tracked_run(seg_cfg.name, nested=True, tags=tags) as run:
-            runs[seg_cfg.name] = run.info.run_id
-            tracking.log_params(segmenter.get_params(deep=False) | {"kind": seg_cfg.kind})
-            segmenter.fit(cal.features)
-            labels = _labels(segmenter, cal.features)
-            metrics = evaluate_segmentation(
-                labels,
-                cal.features,
-                cal.cal_holdout,
-                X_std=cal.X_std,
-                holdout_spend=cal.holdout_spend,
-                segmenter=_stability_segmenter(segmenter, cfg),
-                n_bootstrap=max(cfg.n_bootstrap, 1),
-                random_state=cfg.random_state,
-                sample_size=cfg.sample_size,
-            )
-            tracking.log_metrics(metrics)
-            results[seg_cfg.name] = metrics
-            fitted[seg_cfg.name] = segmenter
-            with tempfile.TemporaryDirectory() as tmp:
-                folder = Path(tmp)
-                profile = segment_profile(cal.features, labels)
-                profile.to_csv(folder / "segment_profile.csv")
-                _save_figure(plot_segment_sizes(profile), folder / "segment_sizes.png")
-                save_segmenter(segmenter, folder / "segmenter.json")
-                if isinstance(segmenter, RuleSegmenter):
-                    scores = segmenter.transform(cal.features)
-                    fig = plot_rf_grid(
-                        scores, cal.features["total_spend"], segmenter.scheme_
-                    )
-                    _save_figure(fig, folder / "rf_grid.png")
-                else:
-                    tracking.log_params({"n_clusters_chosen": segmenter.n_clusters_})
-                    segmenter.cluster_centers_.assign(name=segmenter.cluster_names_).to_csv(
-                        folder / "cluster_centers.csv"
-                    )
-                    segmenter.rule_agreement_.to_csv(folder / "rule_agreement.csv")
-                    tracking.log_metrics(
-                        {"rule_adjusted_rand_score": segmenter.adjusted_rand_score_}
-                    )
-                    _save_figure(
-                        plot_cluster_profiles(segmenter, cal.features),
-                        folder / "cluster_profiles.png",
-                    )
-                    _save_figure(
-                        plot_silhouette_curve(segmenter.silhouette_curve_),
-                        folder / "silhouette_curve.png",
-                    )
-                tracking.log_artifacts(folder)
-    return results, fitted
-
-
-def _log_comparison(comparison: pd.DataFrame, out: Path) -> dict[str, Path]:
-    from rfmml import tracking
-
-    files = {"comparison_csv": out / "comparison.csv", "comparison_png": out / "comparison.png"}
-    comparison.to_csv(files["comparison_csv"])
-    _save_figure(plot_comparison(comparison), files["comparison_png"])
-    tracking.log_artifact(files["comparison_csv"])
-    tracking.log_artifact(files["comparison_png"])
-    return files
-
-
-def _fit_models(cfg: ExperimentConfig, cal: _Calibration, runs: dict[str, str]) -> pd.DataFrame:
-    from rfmml import tracking
-
-    tags = {"rfmml.role": "models"}
-    with tracking.tracked_run("bgnbd_gamma_gamma", nested=True, tags=tags) as run:
-        runs["models"] = run.info.run_id
-        bgnbd = BetaGeoNBD(penalizer=cfg.models.bgnbd_penalizer)
-        gg = GammaGamma(penalizer=cfg.models.gamma_gamma_penalizer, zero_spend="exclude")
-        tracking.log_params(bgnbd.get_params(), "bgnbd.")
-        tracking.log_params(gg.get_params(), "gamma_gamma.")
-        bgnbd.fit(cal.summary)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            gg.fit(cal.summary)
-        tracking.log_params({"gamma_gamma.excluded_zero_spend_customers": gg.n_excluded_})
-        if caught:
-            tracking.set_tags({"gamma_gamma.warnings": " | ".join(str(w.message) for w in caught)})
-        metrics = {f"bgnbd.{k}": v for k, v in dict(bgnbd.params_).items()}
-        metrics |= {f"gamma_gamma.{k}": v for k, v in dict(gg.params_).items()}
-        metrics["bgnbd.log_likelihood"] = bgnbd.log_likelihood_
-        metrics["gamma_gamma.log_likelihood"] = gg.log_likelihood_
-        for name, model in (("bgnbd", bgnbd), ("gamma_gamma", gg)):
-            for param, se in model.summary_["std_error"].items():
-                metrics[f"{name}.{param}_se"] = se
-        table = evaluate_holdout(bgnbd, gg, cal.cal_holdout)
-        for metric, row in table.iterrows():
-            metrics[f"model.{metric}"] = row["model"]
-            metrics[f"baseline.{metric}"] = row["baseline"]
-        tracking.log_metrics(metrics)
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            table.to_csv(folder / "holdout_metrics.csv")
-            bgnbd.summary_.to_csv(folder / "bgnbd_summary.csv")
-            gg.summary_.to_csv(folder / "gamma_gamma_summary.csv")
-            bgnbd.save(folder / "bgnbd.json")
-            gg.save(folder / "gamma_gamma.json")
-            figures = {
-                "frequency_recency_matrix.png": plot_frequency_recency_matrix(bgnbd, cal.summary),
-                "probability_alive_matrix.png": plot_probability_alive_matrix(bgnbd, cal.summary),
-                "calibration_vs_holdout.png": plot_calibration_vs_holdout_purchases(
-                    bgnbd, cal.cal_holdout
-                ),
-                "period_transactions.png": plot_period_transactions(bgnbd, cal.summary),
-            }
-            for file, fig in figures.items():
-                _save_figure(fig, folder / file)
-            tracking.log_artifacts(folder)
-    return table
-
-
-def _best(comparison: pd.DataFrame, fitted_kinds: dict[str, str], kind: str) -> str | None:
-    names = [n for n in comparison.index if fitted_kinds.get(n) == kind]
-    return names[0] if names else None  # comparison is sorted best first
-
-
-def _log_transitions(
-    cfg: ExperimentConfig,
-    tx: pd.DataFrame,
-    comparison: pd.DataFrame,
-    out: Path,
-    files: dict[str, Path],
-) -> None:
-    from rfmml import tracking
-
-    kinds = {s.name: s.kind for s in cfg.segmentations}
-    best = _best(comparison, kinds, "rules")
-    if best is None:
-        return
-    seg_cfg = next(s for s in cfg.segmentations if s.name == best)
-    result = segment_transitions(
-        tx,
-        [cfg.calibration_end, cfg.observation_end],
-        _segmenter(seg_cfg, cfg),
-        group=cfg.data.group,
-        # Per group, groups first seen after the calibration end have no learned
-        # score edges; refit at each snapshot then (segments relative to that date).
-        refit=cfg.data.group is not None,
-    )
-    counts = result.matrix()
-    rates = result.matrix(normalize=True)
-    files["transitions_counts"] = out / "transitions_counts.csv"
-    files["transitions_rates"] = out / "transitions_rates.csv"
-    files["transitions_png"] = out / "transition_matrix.png"
-    counts.to_csv(files["transitions_counts"])
-    rates.to_csv(files["transitions_rates"])
-    title = f"{best}: {cfg.calibration_end.date()} to {cfg.observation_end.date()}"
-    _save_figure(plot_transition_matrix(rates, title=title), files["transitions_png"])
-    for key in ("transitions_counts", "transitions_rates", "transitions_png"):
-        tracking.log_artifact(files[key], artifact_path="transitions")
-
-
-def _score(
-    cfg: ExperimentConfig,
-    tx: pd.DataFrame,
-    comparison: pd.DataFrame,
-    fitted: dict[str, Any],
-    data_fp: str,
-    out: Path,
-    files: dict[str, Path],
-    runs: dict[str, str],
-) -> tuple[ScoringPipeline, pd.DataFrame, pd.DataFrame, str]:
-    from rfmml import tracking
-
-    group = cfg.data.group
-    features = rfm_table(tx, observation_end=cfg.observation_end, group=group)
-    summary = btyd_summary(tx, observation_end=cfg.observation_end, freq=cfg.freq, group=group)
-    scoring_input = scoring_frame(features, summary)
-    kinds = {s.name: s.kind for s in cfg.segmentations}
-    best_rules, best_kmeans = _best(comparison, kinds, "rules"), _best(comparison, kinds, "kmeans")
-    by_name = {s.name: s for s in cfg.segmentations}
-    rules = _segmenter(by_name[best_rules], cfg).fit(features) if best_rules else None
-    kmeans = _segmenter(by_name[best_kmeans], cfg).fit(features) if best_kmeans else None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        bgnbd = BetaGeoNBD(penalizer=cfg.models.bgnbd_penalizer).fit(summary)
-        gg = GammaGamma(penalizer=cfg.models.gamma_gamma_penalizer, zero_spend="exclude")
-        gg.fit(summary)
-    fit_warnings = " | ".join(sorted({str(w.message) for w in caught}))
-    for message in sorted({str(w.message) for w in caught}):
-        logger.warning("full-period model fit: %s", message)
-    pipeline = ScoringPipeline(
-        rule_segmenter=rules,
-        kmeans_segmenter=kmeans,
-        bgnbd=bgnbd,
-        gamma_gamma=gg,
-        horizon=int(cfg.models.horizon),
-        discount_rate=cfg.models.discount_rate,
-        freq=cfg.freq,
-        playbook=cfg.playbook,
-        group=group,
-    )
-    predictions = pipeline.predict(scoring_input)
-    previous = None
-    if (out / "predictions.parquet").exists():
-        try:
-            previous = read_predictions(out / "predictions.parquet")
-        except (DataError, ValueError, OSError) as exc:  # unreadable: start afresh
-            logger.warning("previous predictions could not be read (%s); no change lists", exc)
-    fingerprints = {
-        "transactions": data_fp,
-        "bgnbd": getattr(bgnbd, "training_fingerprint_", None),
-        "gamma_gamma": getattr(gg, "training_fingerprint_", None),
-        "rule_segmentation": best_rules,
-        "kmeans_segmentation": best_kmeans,
-    }
-    files.update({f"predictions_{k}": v for k, v in write_predictions(
-        predictions, out, fingerprints=fingerprints).items()})  # fmt: skip
-    lists = export_segment_lists(predictions, out / "segments") if rules is not None else {}
-    files["segment_lists"] = out / "segments"
-    if previous is not None and rules is not None and "segment" in previous.columns:
-        export_segment_changes(previous, predictions, out / "changes")
-        files["segment_changes"] = out / "changes"
-    pipeline.save(out / "model")
-    files["model"] = out / "model"
-
-    tags = {
-        "rfmml.role": "scoring",
-        "rfmml.rule_segmentation": str(best_rules),
-        "rfmml.kmeans_segmentation": str(best_kmeans),
-    }
-    if fit_warnings:
-        tags["rfmml.fit_warnings"] = fit_warnings[:5000]
-    with tracking.tracked_run("scoring", nested=True, tags=tags) as run:
-        runs["scoring"] = run.info.run_id
-        tracking.log_params(
-            {
-                "horizon": cfg.models.horizon,
-                "discount_rate": cfg.models.discount_rate,
-                "freq": cfg.freq,
-                "observation_end": cfg.observation_end.isoformat(),
-            }
-        )
-        summary_metrics = {
-            "n_customers": float(len(predictions)),
-            "mean_probability_alive": float(predictions["probability_alive"].mean()),
-            "total_expected_purchases": float(predictions["expected_purchases"].sum()),
-            "total_clv": float(predictions["clv"].sum()),
-            "n_segment_lists": float(len(lists)),
-        }
-        tracking.log_metrics(summary_metrics)
-        model_uri = tracking.log_scoring_model(pipeline, scoring_input.head(5))
-        by_segment = (
-            predictions.groupby("segment", observed=True)
-            .agg(customers=("customer_id", "size"), clv=("clv", "sum"))
-            .sort_values("clv", ascending=False)
-            if "segment" in predictions.columns
-            else pd.DataFrame()
-        )
-        tracking.log_table(by_segment, "predictions_by_segment.csv")
-        tracking.log_artifact(files["predictions_meta"])
-    return pipeline, scoring_input, predictions, model_uri
+    try:
+        evaluation = evaluate(config, progress=progress)
+    except Exception as exc:
+        partial = getattr(exc, "evaluation", None)
+        if not isinstance(partial, Evaluation):
+            raise
+        record(partial, output_dir=output_dir, tracking_uri=tracking_uri, error=exc)
+        raise  # record re-raises; this keeps type checkers informed
+    return record(evaluation, output_dir=output_dir, tracking_uri=tracking_uri)

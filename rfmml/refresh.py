@@ -63,10 +63,12 @@ def load_scoring_pipeline(model_dir: str | Path) -> ScoringPipeline:
     if (folder / "pipeline.json").is_file():
         return ScoringPipeline.load(folder)
     if (folder / "bgnbd.json").is_file():
-        bgnbd = load_model(folder / "bgnbd.json")
+        purchases = load_model(folder / "bgnbd.json")
         gg_path = folder / "gamma_gamma.json"
         gamma_gamma = load_model(gg_path) if gg_path.is_file() else None
-        return ScoringPipeline(bgnbd=bgnbd, gamma_gamma=gamma_gamma, freq=bgnbd.freq_ or "D")
+        return ScoringPipeline(
+            purchase_model=purchases, gamma_gamma=gamma_gamma, freq=purchases.freq_ or "D"
+        )
     raise DataError(
         f"{str(folder)!r} holds no saved models (neither pipeline.json nor bgnbd.json); pass "
         "the 'model' folder of rfmml run / rfmml demo or the folder of rfmml fit"
@@ -89,7 +91,7 @@ class DriftCheck:
     periods : int
         Periods of the models' ``freq`` from ``baseline`` to now.
     predicted_purchases : float
-        Repeat purchases the BG/NBD model expected, since ``baseline``, of the
+        Repeat purchases the purchase model (e.g. BG/NBD) expected, since ``baseline``, of the
         customers known at ``baseline``: the sum of E[X(t)] given each
         customer's history at ``baseline``.
     actual_purchases : float
@@ -178,12 +180,13 @@ def _drift(
 
     check = DriftCheck(segment_changed_share=changed_share, baseline=baseline)
     reasons = []
-    if baseline is not None and pipeline.bgnbd is not None and baseline < end:
+    model = pipeline.purchase_model
+    if baseline is not None and model is not None and baseline < end:
         freq = pipeline.freq
         then = state.btyd_summary(observation_end=baseline, freq=freq)
         check.periods = scalar_period(end, freq) - scalar_period(baseline, freq)
         if check.periods > 0:
-            expected = pipeline.bgnbd.expected_purchases(then, check.periods)
+            expected = model.expected_purchases(then, check.periods)
             check.predicted_purchases = float(expected.sum())
             now = summary.loc[then.index, "frequency"]
             check.actual_purchases = float((now - then["frequency"]).sum())
@@ -336,7 +339,7 @@ def _refresh(
         fingerprints={
             "state": str(st.path.resolve()),
             "batch": update.fingerprint,
-            "bgnbd": getattr(pipeline.bgnbd, "training_fingerprint_", None),
+            "purchase_model": getattr(pipeline.purchase_model, "training_fingerprint_", None),
             "gamma_gamma": getattr(pipeline.gamma_gamma, "training_fingerprint_", None),
             "model_dir": str(Path(model_dir).resolve()),
         },

@@ -26,19 +26,18 @@ def workspace(tmp_path_factory, cdnow_tx):
     sample["date"] = sample["timestamp"].dt.strftime("%Y-%m-%d")
     sample[["cust", "date", "amount"]].to_csv(folder / "orders.csv", index=False)
     config = f"""
-[experiment]
 name = "cli_small"
+calibration_end = "1997-09-30"
+observation_end = "1998-06-30"
+freq = "W"
+n_bootstrap = 2
+sample_size = 800
 
 [data]
 source = "{folder / 'orders.csv'}"
 customer = "cust"
 timestamp = "date"
 amount = "amount"
-
-[periods]
-calibration_end = "1997-09-30"
-observation_end = "1998-06-30"
-freq = "W"
 
 [[segmentations]]
 name = "rf_grid"
@@ -52,10 +51,6 @@ n_clusters = 3
 
 [models]
 horizon = 26
-
-[evaluation]
-n_bootstrap = 2
-sample_size = 800
 """
     (folder / "small.toml").write_text(config)
     return folder

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import copy
+import tomllib
+from pathlib import Path
 
 import pytest
 
-from rfmml.config import load_config
+from rfmml.config import load_config, to_toml
 from rfmml.errors import ConfigError
+from rfmml.segments import KMeansSegmenter, RFMScorer, RuleSegmenter
 
 BASE = {
-    "experiment": {"name": "x"},
+    "name": "x",
+    "calibration_end": "1997-09-30",
+    "observation_end": "1998-06-30",
+    "freq": "W",
     "data": {"source": "cdnow"},
-    "periods": {"calibration_end": "1997-09-30", "observation_end": "1998-06-30", "freq": "W"},
     "segmentations": [{"name": "rf_grid", "kind": "rules"}],
 }
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def _with(path: str, value):
@@ -31,29 +37,37 @@ def test_minimal_config_gets_defaults():
     cfg = load_config(BASE)
     assert cfg.freq == "W" and cfg.primary_metric == "buy_again_auc"
     assert cfg.models.horizon == 52 and cfg.n_bootstrap == 10
-    assert cfg.to_dict()["calibration_end"] == "1997-09-30T00:00:00"
+    assert cfg.models.gamma_gamma == {"zero_spend": "exclude"}
+    assert str(cfg.to_dict()["calibration_end"]) == "1997-09-30"
 
 
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
         ("data.colour", "red", r"unknown key\(s\) \['colour'\] in \[data\]; allowed: \["),
-        ("periods.freq", "Q", r"\[periods\] freq = 'Q'; allowed: 'D', 'W', 'M'"),
-        ("periods.calibration_end", "1999-01-01", r"calibration_end \(1999-01-01\) must be before"),
-        ("periods.observation_end", "not a date", r"observation_end = 'not a date' is not a date"),
-        ("experiment.primary_metric", "accuracy", r"primary_metric = 'accuracy'; allowed: \["),
+        ("freq", "Q", r"freq = 'Q'; allowed: 'D', 'W', 'M'"),
+        ("calibration_end", "1999-01-01", r"calibration_end \(1999-01-01\) must be before"),
+        ("observation_end", "not a date", r"observation_end = 'not a date' is not a date"),
+        ("primary_metric", "accuracy", r"primary_metric = 'accuracy'; allowed: \["),
+        ("primary_metric", "n_segments", r"primary_metric = 'n_segments'; allowed: \["),
         ("segmentations.0.kind", "dbscan", r"segmentations\[0\].kind = 'dbscan'; allowed"),
-        ("segmentations.0.n_clusters", 1, r"segmentations\[0\].n_clusters must be >= 2"),
-        ("segmentations.0.k_range", [2], r"k_range must be \[min_k, max_k\]"),
+        ("segmentations.0.n_clusters", 4, r"unknown key\(s\) \['n_clusters'\] in "
+         r"segmentations\[0\]; allowed: \['kind', 'name', 'scheme', 'scorer'\]"),
+        ("segmentations.0.scorer", {"n_score": 5},
+         r"unknown key\(s\) \['n_score'\] in segmentations\[0\]\.scorer; allowed: \["),
+        ("segmentations.0.scorer", "quantile", r"segmentations\[0\]\.scorer must be a table"),
         ("data.source", "missing.csv", r"source = 'missing.csv' is neither a bundled dataset"),
         ("data.negative_amounts", "keep", r"negative_amounts = 'keep'; allowed"),
+        ("data.drop_duplicates", "yes", r"\[data\]\.drop_duplicates must be true or false"),
         ("models.horizon", 0, r"\[models\] horizon must be >= 1"),
-        ("models.horizon", 26.5, r"\[models\] horizon must be an integer"),
+        ("models.horizon", 26.5, r"\[models\]\.horizon must be an integer, got 26\.5"),
+        ("models.bgnbd", {"penalty": 0.1}, r"unknown key\(s\) \['penalty'\] in \[models\] bgnbd"),
         ("data.customer", "CustomerID", r"\['customer'\] map columns of a file, but source"),
-        ("output.playbook", "nope.toml", r"playbook = 'nope.toml' is not an existing TOML file"),
-        ("models.discount_rate", "5%", r"\[models\] discount_rate must be a number"),
-        ("evaluation.n_bootstrap", 1.5, r"\[evaluation\] n_bootstrap must be an integer"),
-        ("tracking.uri", "x", r"unknown key\(s\) \['uri'\] in \[tracking\]"),
+        ("playbook", "nope.toml", r"playbook = 'nope.toml' is not an existing TOML file"),
+        ("models.discount_rate", "5%", r"\[models\]\.discount_rate must be a number"),
+        ("n_bootstrap", 1.5, r"the config\.n_bootstrap must be an integer"),
+        ("tracking_uri", 3, r"the config\.tracking_uri must be text"),
+        ("uri", "x", r"unknown key\(s\) \['uri'\] in the config"),
     ],
 )
 def test_bad_values_name_the_key(path, value, message):
@@ -61,10 +75,10 @@ def test_bad_values_name_the_key(path, value, message):
         load_config(_with(path, value))
 
 
-def test_missing_sections_and_duplicates():
+def test_missing_keys_duplicates_and_the_old_layout():
     config = copy.deepcopy(BASE)
-    del config["periods"]["calibration_end"]
-    with pytest.raises(ConfigError, match=r"missing required key 'calibration_end' in \[periods\]"):
+    del config["calibration_end"]
+    with pytest.raises(ConfigError, match=r"missing required key\(s\) \['calibration_end'\]"):
         load_config(config)
     config = copy.deepcopy(BASE)
     config["segmentations"] = []
@@ -74,23 +88,69 @@ def test_missing_sections_and_duplicates():
     config["segmentations"] *= 2
     with pytest.raises(ConfigError, match="names must be unique"):
         load_config(config)
-    with pytest.raises(ConfigError, match="unknown key"):
-        load_config(_with("extra.x", 1))
+    with pytest.raises(ConfigError, match=r"the tables \['periods'\] are gone"):
+        load_config(_with("periods.freq", "W"))
+
+
+def test_segmentation_entries_are_estimator_parameters():
+    config = _with("segmentations", [
+        {"name": "r", "kind": "rules", "scheme": "rfm11",
+         "scorer": {"method": "thresholds", "thresholds": {"R": [1, 2, 3, 4], "F": [1, 2, 3, 4],
+                                                           "M": [1, 2, 3, 4]}}},
+        {"name": "k", "kind": "kmeans", "n_clusters": "auto", "k_range": [2, 5]},
+        {"name": "k7", "kind": "kmeans", "n_clusters": 3, "random_state": 7},
+    ])  # fmt: skip
+    cfg = load_config({**config, "random_state": 3})
+    rules, kmeans, seeded = (s.build() for s in cfg.segmentations)
+    assert isinstance(rules, RuleSegmenter) and isinstance(rules.scorer, RFMScorer)
+    assert rules.scorer.get_params()["thresholds"]["R"] == [1, 2, 3, 4]
+    assert isinstance(kmeans, KMeansSegmenter)
+    assert kmeans.get_params()["k_range"] == [2, 5]
+    assert kmeans.random_state == 3  # the experiment's seed, when the entry sets none
+    assert seeded.random_state == 7
+
+
+@pytest.mark.parametrize("name", ["cdnow", "online_retail"])
+def test_bundled_configs_round_trip_through_toml(name, tmp_path):
+    cfg = load_config(EXPERIMENTS / f"{name}.toml")
+    text = to_toml(cfg)
+    assert load_config(tomllib.loads(text)) == cfg
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    again = load_config(path)
+    assert again == cfg and to_toml(again) == text
+    # The layout is the dataclass layout: top-level keys are its fields.
+    assert set(tomllib.loads(text)) <= set(cfg.to_dict())
 
 
 def test_files(tmp_path):
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="cannot read experiment config file .*nope.toml"):
         load_config(tmp_path / "nope.toml")
     bad = tmp_path / "bad.toml"
-    bad.write_text("[experiment\nname=1")
+    bad.write_text("name = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
     # a relative data path resolves against the config file's folder
     (tmp_path / "orders.csv").write_text("customer_id,timestamp,amount\n1,2024-01-01,1\n")
     good = tmp_path / "good.toml"
     good.write_text(
-        '[experiment]\nname = "x"\n[data]\nsource = "orders.csv"\n'
-        '[periods]\ncalibration_end = "2024-01-01"\nobservation_end = "2024-02-01"\n'
+        'name = "x"\ncalibration_end = 2024-01-01\nobservation_end = "2024-02-01"\n'
+        '[data]\nsource = "orders.csv"\n'
         '[[segmentations]]\nname = "r"\nkind = "rules"\n'
     )
     assert load_config(good).data.source == str(tmp_path / "orders.csv")
+
+
+def test_bundled_experiments_are_real_copies_of_the_experiments_folder():
+    from rfmml.config import bundled_experiments
+
+    packaged = Path(__file__).resolve().parents[1] / "rfmml" / "_experiments"
+    assert not packaged.is_symlink()
+    ours = sorted(p.name for p in EXPERIMENTS.glob("*.toml"))
+    assert sorted(p.name for p in packaged.glob("*.toml")) == ours
+    for name in ours:
+        assert (packaged / name).read_bytes() == (EXPERIMENTS / name).read_bytes(), (
+            f"rfmml/_experiments/{name} differs from experiments/{name}; copy it over"
+        )
+    assert bundled_experiments() == ["cdnow", "online_retail"]
+    assert load_config("cdnow") == load_config(EXPERIMENTS / "cdnow.toml")

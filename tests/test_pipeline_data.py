@@ -9,9 +9,11 @@ from rfmml.data import CleaningReport
 from rfmml.pipeline import load_experiment_data
 
 BASE = {
-    "experiment": {"name": "x"},
+    "name": "x",
+    "calibration_end": "1997-09-30",
+    "observation_end": "1998-06-30",
+    "freq": "W",
     "data": {"source": "cdnow"},
-    "periods": {"calibration_end": "1997-09-30", "observation_end": "1998-06-30", "freq": "W"},
     "segmentations": [{"name": "rf_grid", "kind": "rules"}],
 }
 
@@ -37,7 +39,7 @@ def test_bundled_log_with_cleaning_options():
 def test_sample_and_group(online_retail_tx):
     config = {**BASE, "data": {"source": "online_retail", "group": "country",
                                "order": "order_id", "sample_customers": 300}}  # fmt: skip
-    config["periods"] = {"calibration_end": "2011-08-31", "observation_end": "2011-12-09"}
+    config |= {"calibration_end": "2011-08-31", "observation_end": "2011-12-09", "freq": "D"}
     tx, report, _ = load_experiment_data(load_config(config))
     assert tx["customer_id"].nunique() == 300
     assert {"country", "order_id"} <= set(tx.columns)

@@ -126,7 +126,7 @@ def test_refit_is_advised_when_the_tolerance_is_exceeded(cdnow_parts, model_dir,
     assert "changed segment (tolerance 0%)" in strict.drift.reason
 
 
-def test_cli_refresh_and_bad_batches(cdnow_parts, model_dir, tmp_path):
+def test_cli_refresh_and_bad_batches(cdnow_parts, model_dir, tmp_path, monkeypatch):
     runner = CliRunner()
     for month in ("fit", "march"):
         cdnow_parts[month].to_csv(tmp_path / f"{month}.csv", index=False)
@@ -141,12 +141,12 @@ def test_cli_refresh_and_bad_batches(cdnow_parts, model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Segments as of 1998-03-31" in result.output
     assert (tmp_path / "day2" / "changes").is_dir()
-    with runner.isolated_filesystem(temp_dir=tmp_path):  # default output folder: by date
-        again = runner.invoke(main, ["refresh", str(tmp_path / "march.csv"), *common])
-        assert again.exit_code == 0, again.output
-        assert "applied before: the state is unchanged" in again.output
-        assert "into rfmml-refresh/1998-03-31/" in again.output
-        assert Path("rfmml-refresh/1998-03-31/predictions.parquet").is_file()
+    monkeypatch.chdir(tmp_path)  # default output folder: by date, below the working directory
+    again = runner.invoke(main, ["refresh", str(tmp_path / "march.csv"), *common])
+    assert again.exit_code == 0, again.output
+    assert "applied before: the state is unchanged" in again.output
+    assert "into rfmml-refresh/1998-03-31/" in again.output
+    assert Path("rfmml-refresh/1998-03-31/predictions.parquet").is_file()
 
     with CustomerState.open(state, read_only=True) as st:
         before = st.tables()

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import rfmml
+from rfmml._documents import encode, write_document
 from rfmml.errors import DataError
 
 __all__ = [
@@ -220,7 +220,7 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return encode(value)  # the document codec's convention: NaN null, inf "inf"
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
@@ -301,9 +301,6 @@ def write_predictions(
     if "csv" in chosen:
         paths["csv"] = to_safe_csv(flat, out / "predictions.csv")
     meta = {
-        "format": PREDICTIONS_FORMAT,
-        "format_version": PREDICTIONS_FORMAT_VERSION,
-        "rfmml_version": rfmml.__version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "n_rows": len(flat),
         "columns": [str(c) for c in flat.columns],
@@ -312,8 +309,9 @@ def write_predictions(
         "scoring": _json_safe(dict(table.attrs)),
         "files": {k: p.name for k, p in paths.items()},
     }
-    paths["meta"] = out / "predictions.meta.json"
-    paths["meta"].write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    paths["meta"] = write_document(
+        out / "predictions.meta.json", PREDICTIONS_FORMAT, PREDICTIONS_FORMAT_VERSION, meta
+    )
     return paths
 
 

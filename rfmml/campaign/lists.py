@@ -158,6 +158,7 @@ def segment_lists(
 def _prepare_export(frame: pd.DataFrame, hash_ids: bool, salt: str | None) -> pd.DataFrame:
     if not hash_ids or "customer_id" not in frame.columns:
         return frame
+    assert salt is not None  # callers run _check_hash_args: hash_ids needs a salt
     out = frame.copy()
     position = list(out.columns).index("customer_id")
     hashed = hash_customer_ids(out["customer_id"], salt)

@@ -8,7 +8,6 @@ summary columns side by side) and returns :func:`score_customers`' table.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +15,11 @@ from typing import Any
 
 import pandas as pd
 
+from rfmml._documents import read_document, write_document
 from rfmml.campaign.playbook import Playbook
 from rfmml.campaign.scoring import score_customers
 from rfmml.errors import DataError
-from rfmml.models import BetaGeoNBD, GammaGamma, load_model, save_model
+from rfmml.models import GammaGamma, PurchaseModel, load_model, save_model
 from rfmml.segments import KMeansSegmenter, RuleSegmenter
 from rfmml.segments.persistence import load_segmenter, save_segmenter
 
@@ -29,9 +29,22 @@ BTYD_COLUMNS = ("frequency", "recency", "T", "monetary_value")
 _FILES = {
     "rule_segmenter": "rule_segmenter.json",
     "kmeans_segmenter": "kmeans_segmenter.json",
-    "bgnbd": "bgnbd.json",
+    "purchase_model": "purchase_model.json",
     "gamma_gamma": "gamma_gamma.json",
 }
+_MODELS = ("purchase_model", "gamma_gamma")
+FORMAT = "rfmml.scoring_pipeline"
+FORMAT_VERSION = 2
+#: format of version 1 settings (rfmml 0.1): the purchase model was the part "bgnbd"
+_FORMAT_V1 = "rfmml.scoring_pipeline/1"
+
+
+def _from_version_1(doc: dict) -> dict | None:
+    if doc.get("format") != _FORMAT_V1:
+        return None
+    parts = {("purchase_model" if k == "bgnbd" else k): v for k, v in doc["parts"].items()}
+    # version 1 banded churn risk on 1 - P(alive): keep its predictions
+    return {**doc, "format": FORMAT, "format_version": 1, "parts": parts, "churn_basis": "alive"}
 
 
 def scoring_frame(features: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
@@ -58,7 +71,10 @@ class ScoringPipeline:
     Parameters
     ----------
     rule_segmenter, kmeans_segmenter : fitted segmenters, optional
-    bgnbd, gamma_gamma : fitted models, optional
+    bgnbd : fitted purchase model, optional
+        Alias of ``purchase_model`` (kept for existing callers); both name the
+        same object after construction.
+    gamma_gamma : fitted GammaGamma, optional
     horizon : int
         Periods of ``freq`` for expected purchases, spend and CLV.
     discount_rate : float
@@ -69,17 +85,32 @@ class ScoringPipeline:
         Segment actions (``None``: the shipped playbook).
     group : str, optional
         Name of the group level of the index, when features are per group.
+    purchase_model : PurchaseModel, optional
+        Fitted purchase model (e.g. BG/NBD).
+    churn_basis : {"no_purchase", "alive"}
+        What ``churn_risk`` bands (see :func:`~rfmml.campaign.score_customers`).
     """
 
     rule_segmenter: RuleSegmenter | None = None
     kmeans_segmenter: KMeansSegmenter | None = None
-    bgnbd: BetaGeoNBD | None = None
+    bgnbd: PurchaseModel | None = None
     gamma_gamma: GammaGamma | None = None
     horizon: int = 52
     discount_rate: float = 0.0
     freq: str = "D"
     playbook: Playbook | str | Path | None = None
     group: str | None = None
+    purchase_model: PurchaseModel | None = None
+    churn_basis: str = "no_purchase"
+
+    def __post_init__(self) -> None:
+        both = self.bgnbd is not None and self.purchase_model is not None
+        if both and self.bgnbd is not self.purchase_model:
+            raise ValueError(
+                "pass the purchase model once, as purchase_model= (bgnbd= is its alias)."
+            )
+        model = self.purchase_model if self.purchase_model is not None else self.bgnbd
+        self.purchase_model = self.bgnbd = model
 
     @property
     def keys(self) -> list[str]:
@@ -103,7 +134,7 @@ class ScoringPipeline:
         if all(k in frame.columns for k in self.keys):
             frame = frame.set_index(self.keys)
         missing = [c for c in BTYD_COLUMNS if c not in frame.columns]
-        uses_summary = self.bgnbd is not None or self.gamma_gamma is not None
+        uses_summary = self.purchase_model is not None or self.gamma_gamma is not None
         if uses_summary and missing:
             raise DataError(
                 f"scoring input lacks BTYD column(s) {missing}; build it with "
@@ -118,12 +149,13 @@ class ScoringPipeline:
             summary,
             rule_segmenter=self.rule_segmenter,
             kmeans_segmenter=self.kmeans_segmenter,
-            bgnbd=self.bgnbd,
+            purchase_model=self.purchase_model,
             gamma_gamma=self.gamma_gamma,
             horizon=int(self.horizon),
             discount_rate=float(self.discount_rate),
             freq=self.freq,
             playbook=self.playbook,
+            churn_basis=self.churn_basis,
         )
 
     def save(self, folder: str | Path) -> Path:
@@ -135,7 +167,7 @@ class ScoringPipeline:
             part = getattr(self, name)
             if part is None:
                 continue
-            if name in ("bgnbd", "gamma_gamma"):
+            if name in _MODELS:
                 save_model(part, folder / file)
             else:
                 save_segmenter(part, folder / file)
@@ -146,30 +178,35 @@ class ScoringPipeline:
             shutil.copyfile(str(source), folder / "playbook.toml")
             playbook = "playbook.toml"
         settings = {
-            "format": "rfmml.scoring_pipeline/1",
             "parts": parts,
             "horizon": int(self.horizon),
             "discount_rate": float(self.discount_rate),
             "freq": self.freq,
             "group": self.group,
             "playbook": playbook,
+            "churn_basis": self.churn_basis,
         }
-        (folder / "pipeline.json").write_text(json.dumps(settings, indent=2))
+        write_document(folder / "pipeline.json", FORMAT, FORMAT_VERSION, settings)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> ScoringPipeline:
-        """Read a pipeline written by :meth:`save`."""
+        """Read a pipeline written by :meth:`save` (format 1 folders load too)."""
         folder = Path(folder)
-        settings: dict[str, Any] = json.loads((folder / "pipeline.json").read_text())
-        if settings.get("format") != "rfmml.scoring_pipeline/1":
-            raise DataError(f"{folder} does not hold a saved rfmml scoring pipeline")
+        if not (folder / "pipeline.json").is_file():
+            raise DataError(
+                f"{folder} holds no pipeline.json; pass the 'model' folder of an rfmml run "
+                "(written by ScoringPipeline.save)."
+            )
+        settings: dict[str, Any]
+        _, settings = read_document(
+            folder / "pipeline.json", FORMAT, FORMAT_VERSION, what="rfmml scoring pipeline",
+            hint="Save pipelines with ScoringPipeline.save(folder).", legacy=_from_version_1,
+        )  # fmt: skip
         parts: dict[str, Any] = {}
         for name, file in settings["parts"].items():
             path = folder / file
-            parts[name] = (
-                load_model(path) if name in ("bgnbd", "gamma_gamma") else (load_segmenter(path))
-            )
+            parts[name] = load_model(path) if name in _MODELS else load_segmenter(path)
         playbook = folder / settings["playbook"] if settings.get("playbook") else None
         return cls(
             **parts,
@@ -178,4 +215,5 @@ class ScoringPipeline:
             freq=settings["freq"],
             playbook=playbook,
             group=settings.get("group"),
+            churn_basis=settings.get("churn_basis", "no_purchase"),
         )

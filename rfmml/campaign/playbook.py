@@ -20,7 +20,6 @@ Examples
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -28,13 +27,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from rfmml._toml import check_table, read_toml
 from rfmml.errors import ConfigError
 from rfmml.segments import Scheme
 
 __all__ = ["Playbook", "PlaybookEntry", "load_playbook"]
 
-_TOP_KEYS = {"name", "description", "default", "segments"}
-_ENTRY_KEYS = {"action", "channel", "priority"}
+# Keys and value types (tables are checked where they are read).
+_TOP_KEYS = {"name": str, "description": str, "default": object, "segments": object}
+_ENTRY_KEYS = {"action": str, "channel": str, "priority": int}
 
 
 @dataclass(frozen=True)
@@ -127,18 +128,9 @@ class Playbook:
 
     @classmethod
     def from_dict(cls, config: Mapping[str, object], source: str = "<dict>") -> Playbook:
-        """Validate a parsed playbook (e.g. from ``tomllib``) and build it.
+        """Validate a parsed playbook (the table ``tomllib`` reads) and build it.
 
-        Parameters
-        ----------
-        config : mapping
-            The playbook as parsed from TOML.
-        source : str
-            Where it came from, quoted in error messages.
-
-        Returns
-        -------
-        Playbook
+        ``source`` says where it came from in error messages.
 
         Raises
         ------
@@ -149,14 +141,7 @@ class Playbook:
         """
         if not isinstance(config, Mapping):
             raise ConfigError(f"{source}: a playbook must be a table, got {type(config).__name__}.")
-        unknown = sorted(set(config) - _TOP_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown key(s) {unknown}; allowed keys are {sorted(_TOP_KEYS)}."
-            )
-        for key in ("name", "description"):
-            if key in config and not isinstance(config[key], str):
-                raise ConfigError(f"{source}: {key} must be text, got {config[key]!r}.")
+        check_table(config, _TOP_KEYS, source)
         raw_default = config.get("default")
         if not isinstance(raw_default, Mapping):
             raise ConfigError(
@@ -189,24 +174,13 @@ def _quote(name: object) -> str:
 def _entry(
     raw: object, where: str, source: str, *, fallback: PlaybookEntry | None
 ) -> PlaybookEntry:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(
-            f"{source}: {where} must be a table with action, channel, priority; got {raw!r}."
-        )
-    unknown = sorted(set(raw) - _ENTRY_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"{source}: {where} has unknown key(s) {unknown}; allowed keys are "
-            f"{sorted(_ENTRY_KEYS)}."
-        )
-    action = raw.get("action")
+    table = check_table(raw, _ENTRY_KEYS, f"{source}: {where}")
+    action = table.get("action")
     if not isinstance(action, str) or not action.strip():
         raise ConfigError(f"{source}: {where}.action must be non-empty text, got {action!r}.")
-    channel = raw.get("channel", fallback.channel if fallback else "")
-    if not isinstance(channel, str):
-        raise ConfigError(f"{source}: {where}.channel must be text, got {channel!r}.")
-    priority = raw.get("priority", fallback.priority if fallback else 1)
-    if isinstance(priority, bool) or not isinstance(priority, int) or priority < 1:
+    channel = table.get("channel", fallback.channel if fallback else "")
+    priority = table.get("priority", fallback.priority if fallback else 1)
+    if priority < 1:
         raise ConfigError(
             f"{source}: {where}.priority must be an integer >= 1 (1 = first), got {priority!r}."
         )
@@ -237,16 +211,8 @@ def load_playbook(path_or_none: str | Path | Playbook | None = None) -> Playbook
         return path_or_none
     if path_or_none is None:
         source = "<builtin playbook.toml>"
-        raw = (resources.files("rfmml.campaign") / "playbook.toml").read_text(encoding="utf-8")
+        config = read_toml(resources.files("rfmml.campaign") / "playbook.toml", "playbook")
     else:
-        path = Path(path_or_none)
-        source = str(path)
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read playbook file {source!r}: {exc}") from exc
-    try:
-        config = tomllib.loads(raw)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"playbook {source!r} is not valid TOML: {exc}") from exc
+        source = str(path_or_none)
+        config = read_toml(Path(path_or_none), "playbook")
     return Playbook.from_dict(config, source=source)

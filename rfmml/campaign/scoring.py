@@ -11,14 +11,16 @@ from sklearn.utils.validation import check_is_fitted
 
 from rfmml.campaign.playbook import Playbook, load_playbook
 from rfmml.errors import DataError
-from rfmml.models import BetaGeoNBD, GammaGamma, customer_lifetime_value
-from rfmml.models.clv import resolve_freq
+from rfmml.models import GammaGamma, PurchaseModel
+from rfmml.models.clv import lifetime_value, resolve_freq
 from rfmml.segments import KMeansSegmenter, RuleSegmenter
 
-__all__ = ["CHURN_LABELS", "churn_risk_band", "score_customers"]
+__all__ = ["CHURN_BASES", "CHURN_LABELS", "churn_risk_band", "score_customers"]
 
 #: Labels of the churn-risk bands, lowest risk first.
 CHURN_LABELS = ("low", "medium", "high")
+#: What ``churn_risk`` bands: P(no purchase in the horizon), or 1 - P(alive).
+CHURN_BASES = ("no_purchase", "alive")
 
 _FEATURE_COLUMNS = ("recency_days", "n_orders", "total_spend")
 
@@ -27,31 +29,38 @@ _FEATURE_COLUMNS = ("recency_days", "n_orders", "total_spend")
 _PLAYBOOK_COLUMNS = ("action", "action_channel", "action_priority")
 _OUTPUT_COLUMNS = frozenset(
     {"customer_id", "recency_days", "n_orders", "total_spend", "R", "F", "M", "RFM",
-     "segment", "cluster", "cluster_name", "probability_alive", "churn_risk",
+     "segment", "cluster", "cluster_name", "probability_alive", "probability_no_purchase",
+     "churn_risk",
      "expected_purchases", "expected_order_value", "expected_spend", "clv",
      *_PLAYBOOK_COLUMNS}
 )  # fmt: skip
 
 def churn_risk_band(
-    probability_alive: pd.Series, churn_bands: tuple[float, float] = (0.3, 0.7)
+    probability: pd.Series,
+    churn_bands: tuple[float, float] = (0.3, 0.7),
+    basis: str = "alive",
 ) -> pd.Series:
-    """Churn-risk band of each customer from its probability of being alive.
+    """Churn-risk band of each customer.
 
-    With ``risk = 1 - probability_alive`` and ``churn_bands = (low, high)``:
+    The risk is ``1 - probability`` when ``basis="alive"`` (``probability`` is
+    P(alive)) and ``probability`` itself when ``basis="no_purchase"`` (it is
+    P(no purchase in the horizon)). With ``churn_bands = (low, high)``:
     ``"low"`` when ``risk < low``, ``"medium"`` when ``low <= risk < high`` and
     ``"high"`` when ``risk >= high``.
 
     BG/NBD considers a customer without repeat purchases alive
-    (``probability_alive == 1``), so one-time buyers always band ``"low"``
-    however long ago they bought; read their ``expected_purchases`` (small when
-    the purchase is old) or their rule segment for those.
+    (``probability_alive == 1``), so on the ``"alive"`` basis one-time buyers
+    always band ``"low"`` however long ago they bought; P(no purchase in the
+    horizon) does not have that blind spot.
 
     Parameters
     ----------
-    probability_alive : pandas.Series
+    probability : pandas.Series
         Values in [0, 1].
     churn_bands : tuple of (float, float), default=(0.3, 0.7)
         Risk thresholds with ``0 <= low <= high <= 1``.
+    basis : {"alive", "no_purchase"}, default "alive"
+        What ``probability`` is (see above).
 
     Returns
     -------
@@ -61,7 +70,8 @@ def churn_risk_band(
     Raises
     ------
     ValueError
-        If the thresholds are not two numbers with ``0 <= low <= high <= 1``.
+        If the thresholds are not two numbers with ``0 <= low <= high <= 1``, or
+        ``basis`` is unknown.
     """
     try:
         low, high = (float(v) for v in churn_bands)
@@ -72,12 +82,15 @@ def churn_risk_band(
     if not 0.0 <= low <= high <= 1.0:
         raise ValueError(
             f"churn_bands must satisfy 0 <= low <= high <= 1, got {churn_bands!r}; "
-            "e.g. (0.3, 0.7) puts 1 - probability_alive below 0.3 in 'low'."
+            "e.g. (0.3, 0.7) puts a churn risk below 0.3 in 'low'."
         )
-    risk = 1.0 - probability_alive.to_numpy(dtype=float)
+    if basis not in CHURN_BASES:
+        raise ValueError(f"churn_basis must be one of {CHURN_BASES}, got {basis!r}.")
+    values = probability.to_numpy(dtype=float)
+    risk = values if basis == "no_purchase" else 1.0 - values
     codes = (risk >= low).astype(np.int8) + (risk >= high).astype(np.int8)
     labels = pd.Categorical.from_codes(codes, categories=list(CHURN_LABELS), ordered=True)
-    return pd.Series(labels, index=probability_alive.index, name="churn_risk")
+    return pd.Series(labels, index=probability.index, name="churn_risk")
 
 
 def _check_aligned(features: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
@@ -135,13 +148,14 @@ def score_customers(
     *,
     rule_segmenter: RuleSegmenter | None = None,
     kmeans_segmenter: KMeansSegmenter | None = None,
-    bgnbd: BetaGeoNBD | None = None,
+    purchase_model: PurchaseModel | None = None,
     gamma_gamma: GammaGamma | None = None,
     horizon: int = 52,
     discount_rate: float = 0.0,
     freq: str | None = None,
     playbook: Playbook | str | Path | None = None,
     churn_bands: tuple[float, float] = (0.3, 0.7),
+    churn_basis: str = "no_purchase",
 ) -> pd.DataFrame:
     """Score every customer for campaign planning: one row per customer (and group).
 
@@ -156,20 +170,23 @@ def score_customers(
     ``rule_segmenter``        ``R``, ``F``, ``M``, ``RFM`` (scores), ``segment``,
                               ``action``, ``action_channel``, ``action_priority`` (playbook)
     ``kmeans_segmenter``      ``cluster`` (0 = most valuable), ``cluster_name``
-    ``bgnbd``                 ``probability_alive``, ``churn_risk``,
+    ``purchase_model``        ``probability_alive``, ``probability_no_purchase`` (no
+                              purchase in the next ``horizon`` periods), ``churn_risk``,
                               ``expected_purchases`` (next ``horizon`` periods)
     ``gamma_gamma``           ``expected_order_value`` (conditional mean order value)
-    ``bgnbd`` + ``gamma_gamma``  ``expected_spend`` = ``expected_purchases`` x
+    both models               ``expected_spend`` = ``expected_purchases`` x
                               ``expected_order_value``; ``clv`` (discounted, from
                               :func:`rfmml.models.customer_lifetime_value`)
     ========================  ==========================================================
 
-    ``churn_risk`` bands ``1 - probability_alive`` with ``churn_bands = (low, high)``:
-    ``"low"`` below ``low``, ``"medium"`` from ``low`` to below ``high``, ``"high"``
-    from ``high`` (see :func:`churn_risk_band`). ``action``, ``action_channel`` and
-    ``action_priority`` come from the playbook entry of the rule segment, else the
-    scheme's own recommended action, else the playbook default
-    (:class:`~rfmml.campaign.Playbook`).
+    ``churn_risk`` bands a risk with ``churn_bands = (low, high)``: ``"low"`` below
+    ``low``, ``"medium"`` from ``low`` to below ``high``, ``"high"`` from ``high``
+    (see :func:`churn_risk_band`). The risk is ``probability_no_purchase`` by default
+    (``churn_basis="no_purchase"``), or ``1 - probability_alive``
+    (``churn_basis="alive"``), which bands every one-time buyer ``"low"``.
+    ``action``, ``action_channel`` and ``action_priority`` come from the playbook
+    entry of the rule segment, else the scheme's own recommended action, else the
+    playbook default (:class:`~rfmml.campaign.Playbook`).
 
     Parameters
     ----------
@@ -179,14 +196,14 @@ def score_customers(
         ``(customer_id, group)`` MultiIndex.
     summary : pandas.DataFrame or None
         BTYD summary (:func:`rfmml.features.btyd_summary`) of the same customers,
-        same index (any row order); required when ``bgnbd`` or ``gamma_gamma`` is
-        given.
+        same index (any row order); required when ``purchase_model`` or
+        ``gamma_gamma`` is given.
     rule_segmenter : RuleSegmenter, optional
         Fitted rule segmenter.
     kmeans_segmenter : KMeansSegmenter, optional
         Fitted k-means segmenter.
-    bgnbd : BetaGeoNBD, optional
-        Fitted BG/NBD model.
+    purchase_model : PurchaseModel, optional
+        Fitted purchase model, e.g. :class:`~rfmml.models.BetaGeoNBD`.
     gamma_gamma : GammaGamma, optional
         Fitted Gamma-Gamma model.
     horizon : int, default=52
@@ -196,18 +213,22 @@ def score_customers(
         Per-period discount rate of ``clv``.
     freq : {"D", "W", "M"}, optional
         Time unit of the summary; checked against ``summary.attrs["freq"]`` and the
-        unit the BG/NBD model was fitted in.
+        unit the purchase model was fitted in.
     playbook : Playbook, path or None
         Playbook, or a TOML file; ``None`` uses the shipped playbook.
     churn_bands : tuple of (float, float), default=(0.3, 0.7)
         Risk thresholds of ``churn_risk``.
+    churn_basis : {"no_purchase", "alive"}, default "no_purchase"
+        The risk ``churn_risk`` bands: ``probability_no_purchase`` or
+        ``1 - probability_alive``.
 
     Returns
     -------
     pandas.DataFrame
         Indexed like ``features``, columns in the order of the table above.
         ``attrs`` records ``horizon``, ``discount_rate``, ``freq``, ``churn_bands``,
-        ``scheme``, ``playbook`` and ``observation_end`` (when known).
+        ``churn_basis`` (with a purchase model), ``scheme``, ``playbook`` and
+        ``observation_end`` (when known).
 
     Raises
     ------
@@ -216,7 +237,8 @@ def score_customers(
         customers (the message counts the ids missing on each side), time units
         that disagree, or a computed column with missing values.
     ValueError
-        A model given without ``summary``, a bad ``horizon`` or ``churn_bands``.
+        A model given without ``summary``, a bad ``horizon``, ``churn_bands`` or
+        ``churn_basis``.
     sklearn.exceptions.NotFittedError
         An estimator that is not fitted.
     ConfigError
@@ -238,20 +260,22 @@ def score_customers(
         raise DataError("score_customers: the features frame is empty (0 customers).")
     if isinstance(horizon, bool) or not float(horizon).is_integer() or horizon < 1:
         raise ValueError(f"horizon must be a whole number of periods >= 1, got {horizon!r}.")
-    uses_summary = bgnbd is not None or gamma_gamma is not None
+    if isinstance(discount_rate, bool) or not np.isfinite(discount_rate) or discount_rate < 0:
+        raise DataError(f"discount_rate must be a per-period rate >= 0, got {discount_rate!r}.")
+    uses_summary = purchase_model is not None or gamma_gamma is not None
     if uses_summary and summary is None:
         raise ValueError(
-            "score_customers: bgnbd and gamma_gamma score the BTYD summary; pass "
+            "score_customers: purchase_model and gamma_gamma score the BTYD summary; pass "
             "summary=rfmml.features.btyd_summary(...) of the same customers."
         )
     if uses_summary:
         summary = _check_aligned(features, summary)
-    for model in (rule_segmenter, kmeans_segmenter, bgnbd, gamma_gamma):
+    for model in (rule_segmenter, kmeans_segmenter, purchase_model, gamma_gamma):
         if model is not None:
             check_is_fitted(model)
-    if bgnbd is not None:
+    if purchase_model is not None:
         # Validate early, before any column is computed.
-        churn_risk_band(pd.Series([1.0]), churn_bands)
+        churn_risk_band(pd.Series([1.0]), churn_bands, churn_basis)
     book = load_playbook(playbook) if rule_segmenter is not None else None
 
     names = [n if n is not None else f"level_{i}" for i, n in enumerate(features.index.names)]
@@ -284,6 +308,7 @@ def score_customers(
         segment = scored["segment"]
         table["segment"] = segment.array
         scheme = rule_segmenter.scheme_
+        assert book is not None  # loaded above whenever there is a rule segmenter
         distinct = pd.unique(segment.astype(str))
         entries = {s: book.entry(s, scheme) for s in distinct}
         as_text = segment.astype(str)
@@ -298,24 +323,28 @@ def score_customers(
         attrs["playbook"] = book.source
 
     if kmeans_segmenter is not None:
-        table["cluster"] = kmeans_segmenter.predict(features).to_numpy()
-        table["cluster_name"] = kmeans_segmenter.predict_names(features).array
+        table["cluster"] = kmeans_segmenter.predict_cluster(features).to_numpy()
+        table["cluster_name"] = kmeans_segmenter.predict(features).array
 
-    if bgnbd is not None:
-        unit = resolve_freq(freq, summary, bgnbd, "score_customers")
+    if purchase_model is not None:
+        unit = resolve_freq(freq, summary, purchase_model, "score_customers")
         attrs["freq"] = unit
-        p_alive = bgnbd.probability_alive(summary)
+        attrs["churn_basis"] = churn_basis
+        p_alive = purchase_model.probability_alive(summary)
+        no_purchase = purchase_model.probability_no_purchase(summary, int(horizon))
         table["probability_alive"] = p_alive.to_numpy()
-        table["churn_risk"] = churn_risk_band(p_alive, churn_bands).array
-        purchases = bgnbd.expected_purchases(summary, int(horizon))
+        table["probability_no_purchase"] = no_purchase.to_numpy()
+        basis = no_purchase if churn_basis == "no_purchase" else p_alive
+        table["churn_risk"] = churn_risk_band(basis, churn_bands, churn_basis).array
+        purchases = purchase_model.expected_purchases(summary, int(horizon))
         table["expected_purchases"] = purchases.to_numpy()
     if gamma_gamma is not None:
-        order_value = gamma_gamma.expected_spend(summary)
+        order_value = gamma_gamma.expected_order_value(summary)
         table["expected_order_value"] = order_value.to_numpy()
-    if bgnbd is not None and gamma_gamma is not None:
+    if purchase_model is not None and gamma_gamma is not None:
         table["expected_spend"] = purchases.to_numpy() * order_value.to_numpy()
-        clv = customer_lifetime_value(
-            bgnbd, gamma_gamma, summary, int(horizon), discount_rate, freq=attrs["freq"]
+        clv = lifetime_value(
+            purchase_model, gamma_gamma, summary, int(horizon), discount_rate, attrs["freq"]
         )
         table["clv"] = clv.to_numpy()
 

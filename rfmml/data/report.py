@@ -45,6 +45,17 @@ class CleaningReport:
         """Record ``n`` rows removed for ``reason`` (zero counts are kept too)."""
         self.removed[reason] = self.removed.get(reason, 0) + int(n)
 
+    def drop(self, frame: pd.DataFrame, mask: pd.Series, reason: str) -> pd.DataFrame:
+        """Remove the rows of ``frame`` where ``mask`` holds, keeping the books.
+
+        Counts them under ``reason`` and out of ``rows_out``; returns the kept
+        rows with a fresh index.
+        """
+        n = int(mask.sum())
+        self.remove(reason, n)
+        self.rows_out -= n
+        return frame.loc[~mask].reset_index(drop=True)
+
     def flag(self, reason: str, n: int) -> None:
         """Record ``n`` rows kept but flagged for ``reason``."""
         self.flagged[reason] = self.flagged.get(reason, 0) + int(n)

@@ -1,12 +1,22 @@
-"""Evaluation on a holdout period: model holdout metrics (and segmentation metrics).
+"""Evaluation on a holdout period: segmentation metrics and model holdout metrics.
 
-``evaluate_holdout`` scores the BG/NBD and Gamma-Gamma models against a naive
-baseline on the holdout frame of :func:`rfmml.features.calibration_holdout`.
+:func:`evaluate_segmentation` scores one labeling and :func:`compare_table` ranks
+several; :func:`evaluate_holdout` scores the BG/NBD and Gamma-Gamma models
+against a naive baseline on the holdout frame of
+:func:`rfmml.features.calibration_holdout`. :mod:`rfmml.evaluation.metrics` is the
+registry of metric names and which way is better.
 """
 
 from rfmml.evaluation.holdout import HOLDOUT_COLUMNS, evaluate_holdout, holdout_predictions
+from rfmml.evaluation.metrics import (
+    DEFAULT_PRIMARY,
+    KEY_METRICS,
+    MODEL_METRICS,
+    SEGMENTATION_METRICS,
+    higher_is_better,
+    ranking_metrics,
+)
 from rfmml.evaluation.segmentation import (
-    LOWER_IS_BETTER,
     cluster_quality,
     compare_table,
     evaluate_segmentation,
@@ -17,14 +27,19 @@ from rfmml.evaluation.segmentation import (
 )
 
 __all__ = [
+    "DEFAULT_PRIMARY",
     "HOLDOUT_COLUMNS",
-    "LOWER_IS_BETTER",
+    "KEY_METRICS",
+    "MODEL_METRICS",
+    "SEGMENTATION_METRICS",
     "cluster_quality",
     "compare_table",
     "evaluate_holdout",
     "evaluate_segmentation",
     "holdout_predictions",
+    "higher_is_better",
     "holdout_separation",
+    "ranking_metrics",
     "segmentation_shape",
     "stability",
     "standardized_features",

@@ -93,7 +93,7 @@ def holdout_predictions(
     )
     if gamma_gamma is not None:
         out["actual_spend"] = cal_holdout["monetary_value_holdout"].to_numpy(dtype=float)
-        out["model_spend"] = gamma_gamma.expected_spend(summary).to_numpy()
+        out["model_spend"] = gamma_gamma.expected_order_value(summary).to_numpy()
         m_cal = summary["monetary_value"].to_numpy(dtype=float)
         repeat = x > 0
         population = float(m_cal[repeat].mean()) if repeat.any() else np.nan
@@ -112,12 +112,8 @@ def evaluate_holdout(
 
     Parameters
     ----------
-    bgnbd : BetaGeoNBD
-        Fitted on the calibration summary (``frequency_cal`` etc.).
-    gamma_gamma : GammaGamma or None
-        Fitted on the calibration summary; ``None`` skips the spend metric.
-    cal_holdout : pandas.DataFrame
-        Output of :func:`rfmml.features.calibration_holdout`.
+    bgnbd, gamma_gamma, cal_holdout
+        As in :func:`holdout_predictions` (a ``None`` Gamma-Gamma skips ``spend_mae``).
 
     Returns
     -------

@@ -36,10 +36,10 @@ from sklearn.metrics import (
 )
 from sklearn.utils import check_random_state
 
-from rfmml.errors import ConfigError, DataError
+from rfmml.errors import ConfigError, DataError, require_columns
+from rfmml.evaluation.metrics import DEFAULT_PRIMARY, higher_is_better
 
 __all__ = [
-    "LOWER_IS_BETTER",
     "cluster_quality",
     "compare_table",
     "evaluate_segmentation",
@@ -52,8 +52,6 @@ __all__ = [
 #: Default feature columns of the shared standardized space.
 FEATURE_COLUMNS = ("recency_days", "n_orders", "total_spend")
 
-#: Metrics for which a smaller value is better (ranked ascending by :func:`compare_table`).
-LOWER_IS_BETTER = frozenset({"davies_bouldin", "stability_ari_std"})
 
 
 # --------------------------------------------------------------------------- checks
@@ -188,12 +186,7 @@ def standardized_features(
             f"{type(features).__name__}. Build one with rfmml.features.rfm_table(tx)."
         )
     columns = list(columns)
-    missing = [c for c in columns if c not in features.columns]
-    if missing:
-        raise DataError(
-            f"{where}: missing column(s) {missing}; available columns are "
-            f"{list(map(str, features.columns))}."
-        )
+    require_columns(features, columns, where)
     if len(features) == 0:
         raise DataError(f"{where}: the features frame is empty (0 customers).")
     if log is True:
@@ -702,12 +695,8 @@ def evaluate_segmentation(
         Standardized feature space; default ``standardized_features(features)``.
         Pass it once computed to share it between segmentations.
     holdout_spend : pandas.Series, optional
-        Holdout revenue per customer. Default
-        ``cal_holdout["frequency_holdout"] * cal_holdout["monetary_value_holdout"]``,
-        an **approximation**: ``frequency_holdout`` counts purchase *periods*
-        and ``monetary_value_holdout`` is the mean *transaction* value, so
-        customers with several transactions in one period are undercounted. The
-        pipeline passes the exact holdout revenue from the transactions.
+        Holdout revenue per customer. Default ``cal_holdout["spend_holdout"]``,
+        the exact total that :func:`rfmml.features.calibration_holdout` returns.
     calibration_value : pandas.Series, optional
         Value that orders segments in the holdout metrics; default
         ``features["total_spend"]`` (calibration-period spend).
@@ -729,7 +718,7 @@ def evaluate_segmentation(
     ------
     TypeError, DataError, ValueError
         From the functions above: bad types, misaligned customer ids, missing
-        columns (``total_spend``, ``frequency_holdout``, ``monetary_value_holdout``)
+        columns (``total_spend``, ``frequency_holdout``, ``spend_holdout``)
         or invalid values.
     """
     where = "evaluate_segmentation"
@@ -753,9 +742,7 @@ def evaluate_segmentation(
                 f"{where}: cal_holdout must be a pandas DataFrame from "
                 f"rfmml.features.calibration_holdout, got {type(cal_holdout).__name__}."
             )
-        needed = ["frequency_holdout"] + (
-            ["monetary_value_holdout"] if holdout_spend is None else []
-        )
+        needed = ["frequency_holdout"] + (["spend_holdout"] if holdout_spend is None else [])
         missing = [c for c in needed if c not in cal_holdout.columns]
         if missing:
             raise DataError(
@@ -772,7 +759,7 @@ def evaluate_segmentation(
             calibration_value = features["total_spend"]
         purchases = cal_holdout["frequency_holdout"]
         if holdout_spend is None:
-            holdout_spend = purchases * cal_holdout["monetary_value_holdout"]
+            holdout_spend = cal_holdout["spend_holdout"]
         result.update(holdout_separation(labels, calibration_value, purchases, holdout_spend))
     if segmenter is not None:
         result.update(
@@ -782,7 +769,7 @@ def evaluate_segmentation(
 
 
 def compare_table(
-    results: Mapping[str, Mapping[str, float]], primary: str = "buy_again_auc"
+    results: Mapping[str, Mapping[str, float]], primary: str = DEFAULT_PRIMARY
 ) -> pd.DataFrame:
     """Side-by-side table of segmentations, ranked by one metric (``comparison.csv``).
 
@@ -791,9 +778,9 @@ def compare_table(
     results : mapping of str to mapping of str to float
         Segmentation name to its metrics (:func:`evaluate_segmentation`).
     primary : str, default="buy_again_auc"
-        Metric that ranks the segmentations: descending (higher is better)
-        except for the metrics in :data:`LOWER_IS_BETTER` (``davies_bouldin``,
-        ``stability_ari_std``), ranked ascending.
+        Metric that ranks the segmentations, in the direction the registry
+        :data:`rfmml.evaluation.metrics.SEGMENTATION_METRICS` gives it
+        (ascending for ``davies_bouldin`` and ``stability_ari_std``).
 
     Returns
     -------
@@ -802,11 +789,12 @@ def compare_table(
         (union over all results, ``NaN`` where absent) and ``rank`` (1 = best,
         ties share the lowest rank, ``<NA>`` when the primary metric is ``NaN``),
         sorted by rank (unranked last, input order within ties).
+        ``attrs["primary"]`` names the ranking metric.
 
     Raises
     ------
     ConfigError
-        ``primary`` is not a metric of any result.
+        ``primary`` is not a metric of any result, or has no direction.
     """
     frame = pd.DataFrame.from_dict(
         {name: dict(metrics) for name, metrics in results.items()}, orient="index", dtype=float
@@ -817,8 +805,10 @@ def compare_table(
             f"compare_table: primary metric {primary!r} is not in the results; available "
             f"metrics are {list(frame.columns)}."
         )
-    ascending = primary in LOWER_IS_BETTER
+    ascending = not higher_is_better(primary)
     rank = frame[primary].rank(method="min", ascending=ascending, na_option="keep")
     frame["rank"] = rank.astype("Int64")
     order = np.lexsort((np.arange(len(frame)), rank.fillna(np.inf).to_numpy()))
-    return frame.iloc[order]
+    table = frame.iloc[order]
+    table.attrs["primary"] = primary
+    return table

@@ -274,7 +274,8 @@ def calibration_holdout(
         Columns ``frequency_cal``, ``recency_cal``, ``T_cal``,
         ``monetary_value_cal`` (with amounts), ``frequency_holdout`` (distinct
         purchase periods in the holdout), ``monetary_value_holdout`` (mean value
-        of the holdout transactions, 0 when none) and ``duration_holdout``
+        of the holdout transactions, 0 when none), ``spend_holdout`` (exact total
+        of the holdout transactions, with amounts) and ``duration_holdout``
         (periods from the calibration end's period to the observation end's).
 
     Raises
@@ -316,11 +317,15 @@ def calibration_holdout(
             *keys,
             "frequency_holdout",
             (nw.col("_total") / nw.col("_rows")).alias("monetary_value_holdout"),
+            nw.col("_total").alias("spend_holdout"),
         )
     joined = calibration.join(holdout, on=keys, how="left")
     fill = [nw.col("frequency_holdout").fill_null(0).cast(nw.Float64)]
     if with_amount:
-        fill.append(nw.col("monetary_value_holdout").fill_null(0.0).cast(nw.Float64))
+        fill += [
+            nw.col(c).fill_null(0.0).cast(nw.Float64)
+            for c in ("monetary_value_holdout", "spend_holdout")
+        ]
     duration = scalar_period(obs_end, freq) - cal_period
     joined = joined.with_columns(*fill, nw.lit(float(duration)).alias("duration_holdout"))
     out = frame.collect(joined, keys)

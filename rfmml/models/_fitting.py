@@ -26,7 +26,13 @@ __all__ = [
     "log_space_hessian",
     "parameter_table",
     "subsample_step",
+    "Z_95",
+    "confidence_table",
 ]
+
+#: Normal quantile of the 95% Wald intervals of every model's ``summary_``
+#: (fitted or loaded): the one place it is computed.
+Z_95 = float(norm.ppf(0.975))
 
 #: above this many unique rows, a fit on an evenly spaced subsample of about
 #: SUBSAMPLE_ROWS rows provides the first starting point of the full fit: the
@@ -205,17 +211,28 @@ def parameter_table(
     except np.linalg.LinAlgError:
         ok = False
         se = np.full(len(params), np.nan)
-    z = norm.ppf(0.975)
-    table = pd.DataFrame(
+    return confidence_table(names, params, se), ok
+
+
+def confidence_table(names: Sequence[str], estimate, std_error) -> pd.DataFrame:
+    """``estimate, std_error, lower_95, upper_95`` per parameter (Wald, :data:`Z_95`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``parameter``.
+    """
+    estimate = np.asarray(estimate, dtype=float)
+    std_error = np.asarray(std_error, dtype=float)
+    return pd.DataFrame(
         {
-            "estimate": params,
-            "std_error": se,
-            "lower_95": params - z * se,
-            "upper_95": params + z * se,
+            "estimate": estimate,
+            "std_error": std_error,
+            "lower_95": estimate - Z_95 * std_error,
+            "upper_95": estimate + Z_95 * std_error,
         },
         index=pd.Index(list(names), name="parameter"),
     )
-    return table, ok
 
 
 def subsample_step(n_rows: int) -> int | None:
@@ -340,6 +357,7 @@ def fit_log_params(
         objective = make_objective(data)
         outcome = None
         if warm:
+            assert hess_inv is not None  # set together with warm
             outcome = quasi_newton_polish(objective, starts[0], hess_inv, tol=tol)
         if outcome is None:
             outcome = minimize_multistart(

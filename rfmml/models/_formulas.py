@@ -49,7 +49,7 @@ __all__ = [
     "GammaGammaData",
     "gamma_gamma_prepare",
     "gamma_gamma_total_log_likelihood_and_gradient",
-    "gamma_gamma_expected_spend",
+    "gamma_gamma_expected_order_value",
 ]
 
 
@@ -711,6 +711,34 @@ def bgnbd_probability_repeat_purchase(t, x, t_x, T, r, alpha, a, b):
     return bgnbd_probability_alive(x, t_x, T, r, alpha, a, b) * (1.0 - no_buy)
 
 
+def bgnbd_probability_no_purchase(t, x, t_x, T, r, alpha, a, b):
+    """Probability of no purchase in ``(T, T + t]`` given the history ``(x, t_x, T)``.
+
+    From the BG/NBD assumptions of Fader, Hardie & Lee (2005) [FHL05]: a
+    customer who is dead at ``T`` never buys again, and one alive at ``T``
+    buys at rate ``lambda`` with posterior Gamma(r + x, alpha + T) (the alive
+    term ``(1 - p) ** x lambda ** x exp(-lambda T)`` of FHL05 eq. (3) times
+    the Gamma prior), so ``P(0 purchases in t | alive) =
+    ((alpha + T) / (alpha + T + t)) ** (r + x)``. Hence
+    ``P(no purchase) = (1 - P(alive)) + P(alive) ((alpha + T) / (alpha + T + t)) ** (r + x)``
+    with ``P(alive)`` from FH08 eq. (2), evaluated from the log alive odds
+    so that neither term loses precision. ``t = inf`` gives
+    ``1 - P(alive)``, the probability of never buying again.
+
+    Returns
+    -------
+    numpy.ndarray
+        Probabilities in [0, 1], non-increasing in ``t``; 1 at ``t = 0``.
+    """
+    x = np.asarray(x, dtype=float)
+    aT = alpha + np.asarray(T, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_g = (r + x) * (np.log(aT) - np.log(aT + np.asarray(t, dtype=float)))
+    log_odds = _log_alive_odds(x, t_x, T, r, alpha, a, b)
+    p = expit(log_odds) + expit(-log_odds) * np.exp(log_g)
+    return np.clip(p, 0.0, 1.0)
+
+
 def gamma_gamma_log_likelihood(x, m, p, q, v):
     """Per-customer Gamma-Gamma log-likelihood of the mean spend ``m`` over ``x`` transactions.
 
@@ -832,7 +860,7 @@ def gamma_gamma_total_log_likelihood_and_gradient(p, q, v, data: GammaGammaData)
     return float(total), grad
 
 
-def gamma_gamma_expected_spend(x, m, p, q, v):
+def gamma_gamma_expected_order_value(x, m, p, q, v):
     """Conditional expected average transaction value.
 
     Eq. (5) of Fader & Hardie (2013) note 025 [FH13b] (eq. 2 of FHL05b):

@@ -14,7 +14,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-__all__ = ["group_rows", "unique_rows", "fingerprint"]
+__all__ = ["group_rows", "unique_rows", "rows_fingerprint"]
 
 
 def group_rows(*columns: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +111,7 @@ def unique_rows(
         return {k: arr[first] for k, arr in zip(columns, arrays, strict=True)}, counts
     # sort path for continuous values (e.g. mean spend), where hashing millions of
     # distinct floats and sorting the uniques costs several times one argsort
-    order = None
+    order: np.ndarray | None = None
     for arr in reversed(arrays):
         keyed = arr if order is None else arr[order]
         if _small_whole_numbers(keyed) and keyed.max() < 2**15:
@@ -119,8 +119,9 @@ def unique_rows(
         else:
             step = np.argsort(keyed, kind="quicksort" if order is None else "stable")
         order = step if order is None else order[step]
+    assert order is not None  # arrays is non-empty: no columns takes the hash path
     ordered = [arr[order] for arr in arrays]
-    new_row = np.zeros(len(order), dtype=bool)
+    new_row = np.zeros(len(order), dtype=np.bool_)
     new_row[0] = True
     for arr in ordered:
         new_row[1:] |= arr[1:] != arr[:-1]
@@ -129,7 +130,7 @@ def unique_rows(
     return {k: arr[starts] for k, arr in zip(columns, ordered, strict=True)}, counts
 
 
-def fingerprint(columns: dict[str, np.ndarray], weights: np.ndarray) -> str:
+def rows_fingerprint(columns: dict[str, np.ndarray], weights: np.ndarray) -> str:
     """SHA-256 of the sorted unique rows and their counts.
 
     The same customers in any row order (or already collapsed to unique rows

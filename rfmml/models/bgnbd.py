@@ -2,52 +2,25 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
 from rfmml.errors import DataError
 from rfmml.models import _formulas as F
-from rfmml.models._fitting import fit_log_params, parameter_table, subsample_step
-from rfmml.models._grouping import fingerprint, group_rows, unique_rows
-from rfmml.models._json_io import JSONPersistence
+from rfmml.models._base import PurchaseModel, StandardErrorWarning, as_horizon
+from rfmml.models._grouping import group_rows
+from rfmml.models._registry import register_model
 from rfmml.models._validation import check_summary
 
 __all__ = ["BetaGeoNBD", "StandardErrorWarning"]
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
-#: recency and T are divided by max(T) during the fit (maximum age 1), as
-#: lifetimes does, so that alpha is of order 1 and the penalizer means the
-#: same thing as lifetimes' ``penalizer_coef``.
-TIME_SCALE = 1.0
 
 
-class StandardErrorWarning(UserWarning):
-    """The Hessian at the optimum is not positive definite; standard errors are NaN."""
-
-
-def _as_t(t, n: int, name: str = "t") -> np.ndarray:
-    arr = np.asarray(t.to_numpy() if isinstance(t, pd.Series) else t, dtype=float)
-    if arr.ndim == 0:
-        arr = np.full(n, float(arr))
-    if arr.shape != (n,):
-        raise DataError(
-            f"{name} must be a scalar or have one value per customer ({n}), got shape {arr.shape}."
-        )
-    if np.isnan(arr).any() or (arr < 0).any():
-        raise DataError(
-            f"{name} must be >= 0 and not NaN; "
-            f"{int((np.isnan(arr) | (arr < 0)).sum())} values are not."
-        )
-    return arr
-
-
-class BetaGeoNBD(JSONPersistence, BaseEstimator):
+@register_model
+class BetaGeoNBD(PurchaseModel):
     """Beta-geometric/negative binomial (BG/NBD) model of repeat purchases.
 
     Each customer buys at a Poisson rate ``lambda ~ Gamma(r, alpha)`` while
@@ -117,126 +90,46 @@ class BetaGeoNBD(JSONPersistence, BaseEstimator):
         self.tol = tol
         self.max_iter = max_iter
 
-    # ------------------------------------------------------------------ fit
-    def fit(self, X: pd.DataFrame, y=None) -> BetaGeoNBD:
-        """Fit the model to a customer summary.
+    kind = "BetaGeoNBD"
+    param_names = PARAM_NAMES
+    fit_columns = ("frequency", "recency", "T")
+    #: recency and T are divided by max(T) during the fit (maximum age 1), as
+    #: lifetimes does, so that alpha is of order 1 and the penalizer means the
+    #: same thing as lifetimes' ``penalizer_coef``.
+    time_columns = ("recency", "T")
+    time_params = ("alpha",)
 
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Columns ``frequency`` (integer repeat purchases), ``recency``,
-            ``T`` (same time unit), optional ``weights`` (customers per row).
-        y : None
-            Ignored.
+    # ---------------------------------------------------------- likelihood
+    def _prepare(self, rows, weights) -> F.BGNBDData:
+        return F.bgnbd_prepare(rows["frequency"], rows["recency"], rows["T"], weights)
 
-        Returns
-        -------
-        BetaGeoNBD
-            The fitted estimator.
-
-        Raises
-        ------
-        DataError
-            On invalid input (see :func:`check_summary`).
-        ConvergenceError
-            If no starting point converges.
-        """
-        if not np.isscalar(self.penalizer) or not self.penalizer >= 0:
-            raise ValueError(f"penalizer must be a number >= 0, got {self.penalizer!r}.")
-        cols = check_summary(X, ("frequency", "recency", "T"), what="BetaGeoNBD.fit")
-        rows, w = unique_rows({k: cols[k] for k in ("frequency", "recency", "T")}, cols["weights"])
-        x, t_x, T = rows["frequency"], rows["recency"], rows["T"]
-        t_max = T.max()
-        if t_max <= 0:
-            raise DataError(
-                f"T must be > 0 for at least one customer, but all {len(X)} customers have T == 0. "
-                "Is the observation end after the first purchases?"
-            )
-        scale = TIME_SCALE / t_max
-        unscaled = F.bgnbd_prepare(x, t_x, T, w)
-        data = unscaled._replace(
-            t_x=unscaled.t_x * scale,
-            T=unscaled.T * scale,
+    def _rescale(self, data: F.BGNBDData, rows, weights, scale: float) -> F.BGNBDData:
+        # same levels, only the time values change: no second grouping
+        return data._replace(
+            t_x=data.t_x * scale,
+            T=data.T * scale,
             **{
-                k: getattr(unscaled, k) * scale
+                k: getattr(data, k) * scale
                 for k in ("T_levels", "t_x_levels")
-                if getattr(unscaled, k) is not None
+                if getattr(data, k) is not None
             },
         )
-        pen = float(self.penalizer)
 
-        def make_objective(prepared):
-            n = prepared.n
+    def _log_likelihood(self, theta: np.ndarray, data: F.BGNBDData):
+        # FH 2013 expression (4), summed over unique rows with weights, and its gradient
+        r, alpha, a, b = theta
+        return F.bgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data)
 
-            def objective(log_theta):
-                theta = np.exp(log_theta)
-                ll, grad = F.bgnbd_total_log_likelihood_and_gradient(*theta, prepared)
-                value = -ll / n + pen * theta @ theta
-                return value, (-grad / n + 2.0 * pen * theta) * theta
-
-            return objective
-
-        starts = []
-        if self.initial_params is not None:
-            init = np.array([float(self.initial_params[k]) for k in PARAM_NAMES])
-            init[1] *= scale
-            starts.append(np.log(init))
-        starts += [
-            np.full(4, 0.1),  # lifetimes' default start
-            np.log([0.5, max(data.T.mean(), 1e-3), 0.8, 2.5]),  # near typical published values
-            np.zeros(4),
-            np.log([0.1, 0.1, 0.1, 0.1]),
-            np.log([2.0, 10.0, 2.0, 10.0]),
+    def _starting_points(self, data: F.BGNBDData) -> list[np.ndarray]:
+        return [
+            np.exp(np.full(4, 0.1)),  # lifetimes' default start (log-parameters 0.1)
+            np.array([0.5, max(data.T.mean(), 1e-3), 0.8, 2.5]),  # near typical published values
+            np.ones(4),
+            np.full(4, 0.1),
+            np.array([2.0, 10.0, 2.0, 10.0]),
         ]
-        step = subsample_step(len(x)) if self.initial_params is None else None
-        subsample = (
-            None
-            if step is None
-            else F.bgnbd_prepare(x[::step], data.t_x[::step], data.T[::step], w[::step])
-        )
-        outcome, hess, warm = fit_log_params(
-            make_objective,
-            data,
-            subsample,
-            starts,
-            model="BetaGeoNBD",
-            tol=self.tol,
-            max_iter=self.max_iter,
-        )
-        n = data.n
-        theta = np.exp(outcome.log_params)
-        params = theta.copy()
-        params[1] /= scale
-        table, ok = parameter_table(PARAM_NAMES, params, hess)
-        if not ok:
-            warnings.warn(
-                "The Hessian of the BG/NBD log-likelihood is not positive definite at the optimum, "
-                "so standard errors are NaN. The parameters may be poorly identified (e.g. very "
-                "few repeat buyers); consider more data or a small penalizer.",
-                StandardErrorWarning,
-                stacklevel=2,
-            )
-        self.params_ = pd.Series(params, index=list(PARAM_NAMES), name="BetaGeoNBD")
-        self.summary_ = table
-        self.log_likelihood_ = float(
-            F.bgnbd_total_log_likelihood_and_gradient(*params, unscaled)[0]
-        )
-        self.n_customers_ = int(n) if float(n).is_integer() else float(n)
-        self.n_unique_rows_ = len(x)
-        start = np.exp(np.asarray(outcome.start))
-        start[1] /= scale
-        self.convergence_ = outcome.diagnostics(PARAM_NAMES, start, warm)
-        self.freq_ = X.attrs.get("freq")
-        self.training_fingerprint_ = fingerprint({"frequency": x, "recency": t_x, "T": T}, w)
-        self.fit_date_ = datetime.now(UTC).isoformat(timespec="seconds")
-        return self
 
     # ---------------------------------------------------------- predictions
-    def _theta(self) -> tuple[float, float, float, float]:
-        check_is_fitted(self)
-        p = self.params_
-        return float(p["r"]), float(p["alpha"]), float(p["a"]), float(p["b"])
-
     def probability_alive(self, X: pd.DataFrame) -> pd.Series:
         """Probability that each customer is still active (Fader, Hardie & Lee 2008, eq. 2).
 
@@ -278,7 +171,7 @@ class BetaGeoNBD(JSONPersistence, BaseEstimator):
         """
         theta = self._theta()
         c = check_summary(X, ("frequency", "recency", "T"), what="expected_purchases")
-        t_arr = _as_t(t, len(X))
+        t_arr = as_horizon(t, len(X))
         if_alive = self._expected_if_alive(c["frequency"], c["T"], t_arr, theta)
         p_alive = F.bgnbd_probability_alive(c["frequency"], c["recency"], c["T"], *theta)
         return pd.Series(if_alive * p_alive, index=X.index, name="expected_purchases")
@@ -331,6 +224,34 @@ class BetaGeoNBD(JSONPersistence, BaseEstimator):
         out = F.bgnbd_probability_of_purchases(n_arr, t, *self._theta())
         return float(out) if np.ndim(out) == 0 else out
 
+    def probability_no_purchase(self, X: pd.DataFrame, t) -> pd.Series:
+        """Probability of no purchase in the next ``t`` periods, given each history.
+
+        ``(1 - P(alive)) + P(alive) ((alpha + T) / (alpha + T + t)) ** (r + x)``
+        (see :func:`rfmml.models._formulas.bgnbd_probability_no_purchase`);
+        ``t = inf`` gives the probability of never buying again,
+        ``1 - probability_alive``.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Columns ``frequency``, ``recency``, ``T``.
+        t : float or array_like
+            Horizon in the summary's time unit (``>= 0``, ``inf`` allowed),
+            one value or one per customer.
+
+        Returns
+        -------
+        pandas.Series
+            Aligned to ``X.index``.
+        """
+        theta = self._theta()
+        c = check_summary(X, ("frequency", "recency", "T"), what="probability_no_purchase")
+        p = F.bgnbd_probability_no_purchase(
+            as_horizon(t, len(X)), c["frequency"], c["recency"], c["T"], *theta
+        )
+        return pd.Series(p, index=X.index, name="probability_no_purchase")
+
     def probability_repeat_purchase(self, X: pd.DataFrame, t) -> pd.Series:
         """Probability of at least one repeat purchase in the next ``t`` periods.
 
@@ -350,7 +271,7 @@ class BetaGeoNBD(JSONPersistence, BaseEstimator):
         theta = self._theta()
         c = check_summary(X, ("frequency", "recency", "T"), what="probability_repeat_purchase")
         p = F.bgnbd_probability_repeat_purchase(
-            _as_t(t, len(X)), c["frequency"], c["recency"], c["T"], *theta
+            as_horizon(t, len(X)), c["frequency"], c["recency"], c["T"], *theta
         )
         return pd.Series(p, index=X.index, name="probability_repeat_purchase")
 

@@ -1,4 +1,4 @@
-"""Customer lifetime value from a fitted BG/NBD and Gamma-Gamma pair."""
+"""Customer lifetime value from a fitted purchase model and a Gamma-Gamma spend model."""
 
 from __future__ import annotations
 
@@ -6,24 +6,23 @@ import numpy as np
 import pandas as pd
 
 from rfmml.errors import DataError
+from rfmml.features import FREQS
 from rfmml.models import _formulas as F
+from rfmml.models._base import PurchaseModel
 from rfmml.models._grouping import group_rows
 from rfmml.models._validation import check_summary
 from rfmml.models.bgnbd import BetaGeoNBD
 from rfmml.models.gamma_gamma import GammaGamma
 
-__all__ = ["customer_lifetime_value"]
-
-_FREQS = ("D", "W", "M")
+__all__ = ["customer_lifetime_value", "lifetime_value", "resolve_freq"]
 
 
-def resolve_freq(
-    freq: str | None, summary: pd.DataFrame, bgnbd: BetaGeoNBD, where: str
-) -> str | None:
-    """The one time unit that ``freq``, the summary and the fitted BG/NBD agree on.
+def resolve_freq(freq: str | None, summary: pd.DataFrame, model, where: str) -> str | None:
+    """The one time unit that ``freq``, the summary and a fitted model agree on.
 
-    Any of the three may be unknown (``None``); those that are known must be
-    equal and one of ``"D"``, ``"W"``, ``"M"``.
+    ``model`` is any fitted model (its ``freq_``). Any of the three may be
+    unknown (``None``); those that are known must be equal and one of
+    :data:`rfmml.features.FREQS`.
 
     Raises
     ------
@@ -33,12 +32,12 @@ def resolve_freq(
     known = {
         "freq": freq,
         "summary.attrs['freq']": summary.attrs.get("freq"),
-        "bgnbd.freq_ (its training summary)": getattr(bgnbd, "freq_", None),
+        f"{type(model).__name__}.freq_ (its training summary)": getattr(model, "freq_", None),
     }
     given = {k: v for k, v in known.items() if v is not None}
     for source, value in given.items():
-        if value not in _FREQS:
-            raise DataError(f"{where}: {source} is {value!r}; expected one of {_FREQS}.")
+        if value not in FREQS:
+            raise DataError(f"{where}: {source} is {value!r}; expected one of {FREQS}.")
     if len(set(given.values())) > 1:
         raise DataError(
             f"{where}: time units disagree: {given}. horizon (and discount_rate) are per "
@@ -48,7 +47,7 @@ def resolve_freq(
 
 
 def customer_lifetime_value(
-    bgnbd: BetaGeoNBD,
+    purchase_model: PurchaseModel,
     gamma_gamma: GammaGamma,
     summary: pd.DataFrame,
     horizon: int,
@@ -59,38 +58,41 @@ def customer_lifetime_value(
 
     ``CLV_i = E[M_i] * sum_{k=1}^{horizon} (E[Y_i(k)] - E[Y_i(k-1)]) / (1 + discount_rate) ** k``
 
-    where ``E[Y_i(k)]`` is the BG/NBD conditional expected number of repeat
-    purchases in the next ``k`` periods (Fader, Hardie & Lee 2005, eq. 10)
-    and ``E[M_i]`` the Gamma-Gamma conditional expected spend (Fader & Hardie
-    note 025, eq. 5); purchases in period ``k`` are discounted by ``k``
-    whole periods (the discrete-time DCF of Fader, Hardie & Lee 2005b).
+    where ``E[Y_i(k)]`` is the purchase model's conditional expected number
+    of repeat purchases in the next ``k`` periods (BG/NBD: Fader, Hardie &
+    Lee 2005, eq. 10) and ``E[M_i]`` the Gamma-Gamma conditional expected
+    order value (Fader & Hardie note 025, eq. 5); purchases in period ``k``
+    are discounted by ``k`` whole periods (the discrete-time DCF of Fader,
+    Hardie & Lee 2005b).
 
     Time units are those of the summary, nothing else: with a weekly summary
     (``freq="W"``) ``horizon=52`` means 52 weeks and ``discount_rate`` is the
     weekly rate (``(1 + annual) ** (1 / 52) - 1``). There is no hidden
     conversion to months.
 
-    ``E[Y_i(k)]`` is ``P(alive) E[Y(k) | alive, x, T]``; the second factor
-    (:func:`rfmml.models._formulas.bgnbd_expected_purchases_if_alive`: the
-    closed form, or its integral form where that fails) is evaluated once
+    For BG/NBD, ``E[Y_i(k)]`` is ``P(alive) E[Y(k) | alive, x, T]``; the second
+    factor (:func:`rfmml.models._formulas.bgnbd_expected_purchases_if_alive`:
+    the closed form, or its integral form where that fails) is evaluated once
     per k = 0..horizon and distinct (frequency, T) pair, the probability
-    alive once per customer.
+    alive once per customer. Other purchase models are asked for
+    ``expected_purchases`` once per k on the distinct summary rows.
 
     Parameters
     ----------
-    bgnbd : BetaGeoNBD
-        Fitted purchase model.
+    purchase_model : PurchaseModel
+        Fitted purchase model (e.g. :class:`BetaGeoNBD`).
     gamma_gamma : GammaGamma
         Fitted spend model.
     summary : pandas.DataFrame
-        Columns ``frequency``, ``recency``, ``T``, ``monetary_value``.
+        The purchase model's columns (``frequency``, ``recency``, ``T``) and
+        ``monetary_value``.
     horizon : int
         Number of future periods (>= 1), in the summary's time unit.
     discount_rate : float
         Discount rate per period (>= 0).
     freq : {"D", "W", "M"}, optional
         Time unit of the summary. Checked against ``summary.attrs["freq"]``
-        and the unit the BG/NBD model was fitted in, when those are known.
+        and the unit the purchase model was fitted in, when those are known.
 
     Returns
     -------
@@ -102,33 +104,54 @@ def customer_lifetime_value(
     DataError
         On invalid input or inconsistent time units.
     """
-    theta = bgnbd._theta()
-    spend_theta = gamma_gamma._theta()
+    purchase_model.get_fitted_params()
+    gamma_gamma.get_fitted_params()
     if isinstance(horizon, bool) or not float(horizon).is_integer() or horizon < 1:
         raise DataError(f"horizon must be a whole number of periods >= 1, got {horizon!r}.")
     if not np.isfinite(discount_rate) or discount_rate < 0:
         raise DataError(f"discount_rate must be a per-period rate >= 0, got {discount_rate!r}.")
-    unit = resolve_freq(freq, summary, bgnbd, "customer_lifetime_value")
-    c = check_summary(
-        summary, ("frequency", "recency", "T", "monetary_value"), what="customer_lifetime_value"
-    )
-    x, T = c["frequency"], c["T"]
-    r, alpha, a, b = theta
+    unit = resolve_freq(freq, summary, purchase_model, "customer_lifetime_value")
+    return lifetime_value(purchase_model, gamma_gamma, summary, int(horizon), discount_rate, unit)
 
-    codes, first = group_rows(x, T)
-    xu, Tu = x[first], T[first]
+
+def lifetime_value(
+    purchase_model: PurchaseModel,
+    gamma_gamma: GammaGamma,
+    summary: pd.DataFrame,
+    horizon: int,
+    discount_rate: float,
+    unit: str | None,
+) -> pd.Series:
+    """:func:`customer_lifetime_value` with ``horizon``, ``discount_rate`` and ``unit`` trusted.
+
+    For callers that validated them already (e.g. ``score_customers``); the
+    summary is still checked.
+    """
+    columns = tuple(dict.fromkeys((*purchase_model.fit_columns, "frequency", "monetary_value")))
+    c = check_summary(summary, columns, what="customer_lifetime_value")
+    x = c["frequency"]
     steps = np.arange(int(horizon) + 1, dtype=float)
-    # E[Y(k) | alive, x, T], k = 0..horizon, per distinct (x, T)
-    e = F.bgnbd_expected_purchases_if_alive(
-        steps[:, None], xu[None, :], Tu[None, :], r, alpha, a, b
-    )
     discount = (1.0 + discount_rate) ** -steps[1:]
-    # sum_k (E[Y(k)] - E[Y(k-1)]) / (1 + d)^k per distinct (x, T): purchases made in period k
-    per_pair = discount @ (e[1:] - e[:-1])
-    p_alive = F.bgnbd_probability_alive(x, c["recency"], T, *theta)
+    if type(purchase_model) is BetaGeoNBD:  # its closed form, once per distinct (x, T)
+        theta = tuple(purchase_model.get_fitted_params().values())
+        T = c["T"]
+        codes, first = group_rows(x, T)
+        # E[Y(k) | alive, x, T], k = 0..horizon, per distinct (x, T)
+        e = F.bgnbd_expected_purchases_if_alive(
+            steps[:, None], x[first][None, :], T[first][None, :], *theta
+        )
+        # sum_k (E[Y(k)] - E[Y(k-1)]) / (1 + d)^k per distinct (x, T): purchases in period k
+        per_customer = (discount @ (e[1:] - e[:-1]))[codes]
+        per_customer = per_customer * F.bgnbd_probability_alive(x, c["recency"], T, *theta)
+    else:
+        keys = purchase_model.fit_columns
+        codes, first = group_rows(*(c[k] for k in keys))
+        rows = pd.DataFrame({k: c[k][first] for k in keys})
+        e = np.stack([purchase_model.expected_purchases(rows, k).to_numpy() for k in steps])
+        per_customer = (discount @ (e[1:] - e[:-1]))[codes]
     m = np.where(x > 0, c["monetary_value"], 0.0)
-    spend = F.gamma_gamma_expected_spend(x, m, *spend_theta)
-    clv = np.maximum(spend * p_alive * per_pair[codes], 0.0)
+    spend = F.gamma_gamma_expected_order_value(x, m, *gamma_gamma.get_fitted_params().values())
+    clv = np.maximum(spend * per_customer, 0.0)
     out = pd.Series(clv, index=summary.index, name="clv")
     out.attrs["freq"] = unit
     out.attrs["horizon"] = int(horizon)

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import warnings
-from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
 from rfmml.errors import DataError
 from rfmml.models import _formulas as F
-from rfmml.models._fitting import fit_log_params, parameter_table, subsample_step
-from rfmml.models._grouping import fingerprint, unique_rows
-from rfmml.models._json_io import JSONPersistence
+from rfmml.models._base import MaximumLikelihoodModel
+from rfmml.models._registry import register_model
 from rfmml.models._validation import check_summary, first_id
-from rfmml.models.bgnbd import StandardErrorWarning
 
 __all__ = ["GammaGamma", "FrequencyMonetaryCorrelationWarning", "CORRELATION_THRESHOLD"]
 
@@ -32,7 +28,8 @@ class FrequencyMonetaryCorrelationWarning(UserWarning):
     """Frequency and monetary value are correlated, against the Gamma-Gamma assumption."""
 
 
-class GammaGamma(JSONPersistence, BaseEstimator):
+@register_model
+class GammaGamma(MaximumLikelihoodModel):
     """Gamma-Gamma model of the average transaction value.
 
     A customer's transaction values are Gamma(p, nu) with
@@ -96,34 +93,26 @@ class GammaGamma(JSONPersistence, BaseEstimator):
         self.tol = tol
         self.max_iter = max_iter
 
-    def fit(self, X: pd.DataFrame, y=None) -> GammaGamma:
-        """Fit the model to the repeat customers of a summary.
+    kind = "GammaGamma"
+    param_names = PARAM_NAMES
+    fit_columns = ("frequency", "monetary_value")
+    saved_attributes = ("correlation_", "n_excluded_")
 
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Columns ``frequency``, ``monetary_value`` (mean value of the
-            repeat purchases), optional ``weights``. Rows with frequency 0
-            are ignored.
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        GammaGamma
-            The fitted estimator.
+    def _select_rows(
+        self, X: pd.DataFrame, cols: dict[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+        """Repeat customers with positive spend; ``n_excluded_`` and ``correlation_``.
 
         Raises
         ------
         DataError
-            If no customer has a repeat purchase, a repeat customer has
-            monetary_value <= 0, or the input is otherwise invalid.
-        ConvergenceError
-            If no starting point converges.
+            If no customer has a repeat purchase, or a repeat customer has
+            monetary_value <= 0 (unless ``zero_spend="exclude"``).
         """
-        if not np.isscalar(self.penalizer) or not self.penalizer >= 0:
-            raise ValueError(f"penalizer must be a number >= 0, got {self.penalizer!r}.")
-        cols = check_summary(X, ("frequency", "monetary_value"), what="GammaGamma.fit")
+        if self.zero_spend not in ("error", "exclude"):
+            raise ValueError(
+                f"zero_spend must be 'error' or 'exclude', got {self.zero_spend!r}."
+            )
         repeat = cols["frequency"] > 0
         if not repeat.any():
             raise DataError(
@@ -131,14 +120,10 @@ class GammaGamma(JSONPersistence, BaseEstimator):
                 f"{len(X)} customers are one-time buyers. The model learns spend from repeat "
                 "purchases; use a longer observation period."
             )
-        if self.zero_spend not in ("error", "exclude"):
-            raise ValueError(
-                f"zero_spend must be 'error' or 'exclude', got {self.zero_spend!r}."
-            )
         bad = repeat & (cols["monetary_value"] <= 0)
-        self.n_excluded_ = 0
+        n_excluded = 0
         if bad.any() and self.zero_spend == "exclude":
-            self.n_excluded_ = int(bad.sum())
+            n_excluded = int(bad.sum())
             repeat = repeat & ~bad
             if not repeat.any():
                 raise DataError(
@@ -154,81 +139,37 @@ class GammaGamma(JSONPersistence, BaseEstimator):
                 f"(first customer_id={first!r}). Drop them, net returns out before summarising, "
                 "or fit with GammaGamma(zero_spend='exclude')."
             )
-        x_all = cols["frequency"][repeat]
-        m_all = cols["monetary_value"][repeat]
-        w_all = cols["weights"][repeat]
-        corr = _weighted_corr(x_all, m_all, w_all)
+        x = cols["frequency"][repeat]
+        m = cols["monetary_value"][repeat]
+        w = cols["weights"][repeat]
+        corr = _weighted_corr(x, m, w)
         if np.isfinite(corr) and abs(corr) > CORRELATION_THRESHOLD:
             warnings.warn(
                 f"frequency and monetary_value of repeat customers have Pearson correlation "
                 f"{corr:.2f} (|r| > {CORRELATION_THRESHOLD}). The Gamma-Gamma model assumes they "
                 "are independent; its spend predictions may be biased.",
                 FrequencyMonetaryCorrelationWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
+        rows = {"frequency": x, "monetary_value": m}
+        return rows, w, {"n_excluded_": n_excluded, "correlation_": float(corr)}
 
-        rows, w = unique_rows({"frequency": x_all, "monetary_value": m_all}, w_all)
-        x, m = rows["frequency"], rows["monetary_value"]
-        data = F.gamma_gamma_prepare(x, m, w)
-        pen = float(self.penalizer)
+    def _prepare(self, rows, weights) -> F.GammaGammaData:
+        return F.gamma_gamma_prepare(rows["frequency"], rows["monetary_value"], weights)
 
-        def make_objective(prepared):
-            n = prepared.n
+    def _log_likelihood(self, theta: np.ndarray, data: F.GammaGammaData):
+        # note 025 eq. (3), summed over unique rows with weights, and its gradient
+        p, q, v = theta
+        return F.gamma_gamma_total_log_likelihood_and_gradient(p, q, v, data)
 
-            def objective(log_theta):
-                theta = np.exp(log_theta)
-                ll, grad = F.gamma_gamma_total_log_likelihood_and_gradient(*theta, prepared)
-                return -ll / n + pen * theta @ theta, (-grad / n + 2.0 * pen * theta) * theta
-
-            return objective
-
-        mean_m = float(np.average(m, weights=w))
-        starts = [
-            np.full(3, 0.1),  # lifetimes' default start
-            np.log([2.0, 3.0, 2.0 * mean_m]),  # population mean v p / (q - 1) equal to mean spend
-            np.zeros(3),
-            np.log([10.0, 10.0, 10.0 * mean_m]),
+    def _starting_points(self, data: F.GammaGammaData) -> list[np.ndarray]:
+        mean_m = float(np.average(data.m, weights=data.weights))
+        return [
+            np.exp(np.full(3, 0.1)),  # lifetimes' default start (log-parameters 0.1)
+            np.array([2.0, 3.0, 2.0 * mean_m]),  # population mean v p / (q - 1) = mean spend
+            np.ones(3),
+            np.array([10.0, 10.0, 10.0 * mean_m]),
         ]
-        step = subsample_step(len(x))
-        subsample = None if step is None else F.gamma_gamma_prepare(x[::step], m[::step], w[::step])
-        outcome, hess, warm = fit_log_params(
-            make_objective,
-            data,
-            subsample,
-            starts,
-            model="GammaGamma",
-            tol=self.tol,
-            max_iter=self.max_iter,
-        )
-        n = data.n
-        params = np.exp(outcome.log_params)
-        table, ok = parameter_table(PARAM_NAMES, params, hess)
-        if not ok:
-            warnings.warn(
-                "The Hessian of the Gamma-Gamma log-likelihood is not positive definite at the "
-                "optimum, so standard errors are NaN. Consider more repeat customers or a small "
-                "penalizer.",
-                StandardErrorWarning,
-                stacklevel=2,
-            )
-        self.params_ = pd.Series(params, index=list(PARAM_NAMES), name="GammaGamma")
-        self.summary_ = table
-        self.log_likelihood_ = float(
-            F.gamma_gamma_total_log_likelihood_and_gradient(*params, data)[0]
-        )
-        self.n_customers_ = int(n) if float(n).is_integer() else float(n)
-        self.n_unique_rows_ = len(x)
-        self.correlation_ = float(corr)
-        self.convergence_ = outcome.diagnostics(PARAM_NAMES, np.exp(outcome.start), warm)
-        self.freq_ = X.attrs.get("freq")
-        self.training_fingerprint_ = fingerprint({"frequency": x, "monetary_value": m}, w)
-        self.fit_date_ = datetime.now(UTC).isoformat(timespec="seconds")
-        return self
-
-    def _theta(self) -> tuple[float, float, float]:
-        check_is_fitted(self)
-        p = self.params_
-        return float(p["p"]), float(p["q"]), float(p["v"])
 
     @property
     def population_mean_spend(self) -> float:
@@ -236,8 +177,10 @@ class GammaGamma(JSONPersistence, BaseEstimator):
         p, q, v = self._theta()
         return v * p / (q - 1.0) if q > 1 else float("inf")
 
-    def expected_spend(self, X: pd.DataFrame) -> pd.Series:
-        """Conditional expected average transaction value (note 025, eq. 5).
+    def expected_order_value(self, X: pd.DataFrame) -> pd.Series:
+        """Conditional expected order (transaction) value of each customer (note 025, eq. 5).
+
+        Multiply by expected purchases for an expected spend over a horizon.
 
         Parameters
         ----------
@@ -251,12 +194,11 @@ class GammaGamma(JSONPersistence, BaseEstimator):
             frequency 0.
         """
         theta = self._theta()
-        c = check_summary(X, ("frequency", "monetary_value"), what="expected_spend")
+        c = check_summary(X, ("frequency", "monetary_value"), what="expected_order_value")
         x = c["frequency"]
         m = np.where(x > 0, c["monetary_value"], 0.0)
-        return pd.Series(
-            F.gamma_gamma_expected_spend(x, m, *theta), index=X.index, name="expected_spend"
-        )
+        value = F.gamma_gamma_expected_order_value(x, m, *theta)
+        return pd.Series(value, index=X.index, name="expected_order_value")
 
     def log_likelihood(self, X: pd.DataFrame) -> pd.Series:
         """Per-customer log-likelihood (note 025, eq. 3); NaN for frequency 0.

@@ -1,61 +1,84 @@
-"""Save fitted models as JSON and load them back. No pickle.
+"""Save fitted models as JSON documents and load them back. No pickle.
 
-A saved model is a small, human-readable document::
+A saved model is a small, human-readable document in the format of
+:mod:`rfmml._documents`::
 
-    {"format": "rfmml-model", "format_version": 1, "model": "BetaGeoNBD",
-     "rfmml_version": "...", "hyper_parameters": {...}, "params": {...},
+    {"format": "rfmml.model", "format_version": 2, "rfmml_version": "...",
+     "model": "BetaGeoNBD", "hyper_parameters": {...}, "params": {...},
      "standard_errors": {...}, "log_likelihood": ..., "n_customers": ...,
-     "training_fingerprint": "sha256:...", "fit_date": "...", ...}
+     "n_unique_rows": ..., "freq": "W", "training_fingerprint": "sha256:...",
+     "fit_date": "...", "convergence": {...}, "attributes": {...}}
 
-Floats are written with ``repr`` precision, so a loaded model predicts
-exactly what the saved one did.
+``model`` is a kind of the model registry (:func:`rfmml.models.model_kinds`);
+``attributes`` holds the model's own extra fitted attributes (e.g.
+Gamma-Gamma's ``correlation_``). Floats follow the codec's convention (repr
+precision, NaN as null), so a loaded model predicts exactly what the saved
+one did. Files of format version 1 (``"format": "rfmml-model"``) still load.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-import rfmml
+from rfmml._documents import decode_float, read_document, write_document
 from rfmml.errors import DataError
+from rfmml.models._fitting import confidence_table
+from rfmml.models._registry import model_class, model_kinds
 
-__all__ = ["save_model", "load_model", "FORMAT", "FORMAT_VERSION"]
+if TYPE_CHECKING:  # the base imports this module
+    from rfmml.models._base import MaximumLikelihoodModel
 
-FORMAT = "rfmml-model"
-FORMAT_VERSION = 1
+__all__ = ["save_model", "load_model", "model_to_document", "FORMAT", "FORMAT_VERSION"]
 
-
-def _registry() -> dict[str, type]:
-    from rfmml.models.bgnbd import BetaGeoNBD
-    from rfmml.models.gamma_gamma import GammaGamma
-
-    return {"BetaGeoNBD": BetaGeoNBD, "GammaGamma": GammaGamma}
-
-
-def _clean(value):
-    """Make ``value`` JSON-safe: numpy scalars to Python, NaN and inf to None."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+FORMAT = "rfmml.model"
+FORMAT_VERSION = 2
+#: format of version 1 documents (rfmml 0.1): same fields, "correlation" at the top level
+_FORMAT_V1 = "rfmml-model"
+_WHAT = "rfmml model"
+_HINT = "Save models with model.save(path)."
 
 
-def save_model(model, path: str | Path) -> Path:
-    """Write a fitted :class:`BetaGeoNBD` or :class:`GammaGamma` to JSON.
+def model_to_document(model: MaximumLikelihoodModel) -> dict:
+    """The body of a fitted model's document (without the envelope).
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        If the model is not fitted.
+    TypeError
+        If the model's class is not registered.
+    """
+    params = model.get_fitted_params()  # raises NotFittedError before anything else
+    kind = getattr(type(model), "kind", None)
+    if kind not in model_kinds() or model_class(kind) is not type(model):
+        raise TypeError(f"save_model supports {list(model_kinds())}, got {type(model).__name__}.")
+    return {
+        "model": kind,
+        "hyper_parameters": model.get_params(),
+        "params": params,
+        "standard_errors": {k: float(v) for k, v in model.summary_["std_error"].items()},
+        "log_likelihood": model.log_likelihood_,
+        "n_customers": model.n_customers_,
+        "n_unique_rows": model.n_unique_rows_,
+        "freq": model.freq_,
+        "training_fingerprint": model.training_fingerprint_,
+        "fit_date": model.fit_date_,
+        "convergence": model.convergence_,
+        "attributes": {k: getattr(model, k) for k in model.saved_attributes if hasattr(model, k)},
+    }
+
+
+def save_model(model: MaximumLikelihoodModel, path: str | Path) -> Path:
+    """Write a fitted model (any registered kind) to a JSON document.
 
     Parameters
     ----------
-    model : BetaGeoNBD or GammaGamma
-        A fitted model.
+    model : MaximumLikelihoodModel
+        A fitted model, e.g. :class:`BetaGeoNBD` or :class:`GammaGamma`.
     path : str or pathlib.Path
         Destination file (parent directories are created).
 
@@ -69,33 +92,16 @@ def save_model(model, path: str | Path) -> Path:
     sklearn.exceptions.NotFittedError
         If the model is not fitted.
     """
-    model._theta()  # raises NotFittedError before anything is written
-    name = type(model).__name__
-    if name not in _registry():
-        raise TypeError(f"save_model supports {sorted(_registry())}, got {name}.")
-    table = model.summary_
-    doc = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model": name,
-        "rfmml_version": rfmml.__version__,
-        "hyper_parameters": model.get_params(),
-        "params": {k: float(v) for k, v in model.params_.items()},
-        "standard_errors": {k: float(v) for k, v in table["std_error"].items()},
-        "log_likelihood": model.log_likelihood_,
-        "n_customers": model.n_customers_,
-        "n_unique_rows": model.n_unique_rows_,
-        "freq": model.freq_,
-        "training_fingerprint": model.training_fingerprint_,
-        "fit_date": model.fit_date_,
-        "convergence": model.convergence_,
-    }
-    if hasattr(model, "correlation_"):
-        doc["correlation"] = model.correlation_
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    return path
+    return write_document(path, FORMAT, FORMAT_VERSION, model_to_document(model))
+
+
+def _from_version_1(doc: dict) -> dict | None:
+    if doc.get("format") != _FORMAT_V1 or doc.get("format_version") != 1:
+        return None
+    out = {k: v for k, v in doc.items() if k != "correlation"}
+    out["format"] = FORMAT
+    out["attributes"] = {"correlation_": doc["correlation"]} if "correlation" in doc else {}
+    return out
 
 
 def load_model(path: str | Path, expected: type | None = None):
@@ -110,60 +116,51 @@ def load_model(path: str | Path, expected: type | None = None):
 
     Returns
     -------
-    BetaGeoNBD or GammaGamma
+    MaximumLikelihoodModel
         A fitted model that predicts exactly like the saved one.
 
     Raises
     ------
     DataError
-        If the file is not an rfmml model document.
+        If the file is not an rfmml model document, is newer than this
+        rfmml, or holds an unknown model kind.
     """
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); expected an rfmml model file.") from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    _, doc = read_document(path, FORMAT, FORMAT_VERSION, what=_WHAT, hint=_HINT,
+                           legacy=_from_version_1)  # fmt: skip
+    kind = doc.get("model")
+    if not isinstance(kind, str) or kind not in model_kinds():
         raise DataError(
-            f'{path} is not an rfmml model file (missing "format": "{FORMAT}"). '
-            "Save models with model.save(path)."
+            f"{path} holds an unknown model type {kind!r}; this rfmml knows {list(model_kinds())}."
         )
-    if doc.get("format_version", 0) > FORMAT_VERSION:
-        raise DataError(
-            f"{path} uses model format version {doc['format_version']}, newer than this rfmml "
-            f"({rfmml.__version__}) reads ({FORMAT_VERSION}). Upgrade rfmml."
-        )
-    cls = _registry().get(doc.get("model"))
-    if cls is None:
-        raise DataError(f"{path} holds an unknown model type {doc.get('model')!r}.")
+    cls = model_class(kind)
     if expected is not None and cls is not expected:
         raise TypeError(f"{path} holds a {cls.__name__}, not a {expected.__name__}.")
-    model = cls(**doc["hyper_parameters"])
-    names = list(doc["params"])
-    params = np.array([doc["params"][k] for k in names], dtype=float)
-    se = np.array(
-        [np.nan if doc["standard_errors"][k] is None else doc["standard_errors"][k] for k in names],
-        dtype=float,
-    )
-    model.params_ = pd.Series(params, index=names, name=cls.__name__)
-    z = 1.959963984540054
-    model.summary_ = pd.DataFrame(
-        {
-            "estimate": params,
-            "std_error": se,
-            "lower_95": params - z * se,
-            "upper_95": params + z * se,
-        },
-        index=pd.Index(names, name="parameter"),
-    )
-    model.log_likelihood_ = doc["log_likelihood"]
-    model.n_customers_ = doc["n_customers"]
-    model.n_unique_rows_ = doc["n_unique_rows"]
-    model.freq_ = doc.get("freq")
-    model.training_fingerprint_ = doc["training_fingerprint"]
-    model.fit_date_ = doc["fit_date"]
-    model.convergence_ = doc.get("convergence", {})
-    if "correlation" in doc:
-        model.correlation_ = float("nan") if doc["correlation"] is None else doc["correlation"]
+    try:
+        model = cls(**doc["hyper_parameters"])
+        names = list(cls.param_names)
+        params = np.array([decode_float(doc["params"][k]) for k in names])
+        se = np.array([decode_float(doc["standard_errors"][k]) for k in names])
+        fitted = {
+            "params_": pd.Series(params, index=names, name=cls.__name__),
+            "summary_": confidence_table(names, params, se),
+            "log_likelihood_": decode_float(doc["log_likelihood"]),
+            "n_customers_": doc["n_customers"],
+            "n_unique_rows_": doc["n_unique_rows"],
+            "freq_": doc.get("freq"),
+            "training_fingerprint_": doc["training_fingerprint"],
+            "fit_date_": doc["fit_date"],
+            "convergence_": doc.get("convergence", {}),
+        }
+    except (KeyError, TypeError) as exc:
+        raise DataError(
+            f"{path} is an incomplete {kind} document ({type(exc).__name__}: {exc}); "
+            "re-save the model with model.save(path)."
+        ) from None
+    for key, value in doc.get("attributes", {}).items():
+        if key in cls.saved_attributes:
+            fitted[key] = decode_float(value) if key == "correlation_" else value
+    for key, value in fitted.items():
+        setattr(model, key, value)
     model.rfmml_version_ = doc.get("rfmml_version")
     return model

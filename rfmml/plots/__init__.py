@@ -7,6 +7,7 @@ from rfmml.plots.models import (
     plot_period_transactions,
     plot_probability_alive_matrix,
 )
+from rfmml.plots.periods import plot_revenue_concentration, plot_segment_periods
 from rfmml.plots.segments import (
     plot_cluster_profiles,
     plot_rf_grid,
@@ -21,6 +22,8 @@ __all__ = [
     "plot_frequency_recency_matrix",
     "plot_period_transactions",
     "plot_probability_alive_matrix",
+    "plot_revenue_concentration",
+    "plot_segment_periods",
     "plot_cluster_profiles",
     "plot_rf_grid",
     "plot_segment_sizes",

@@ -89,7 +89,7 @@ def plot_frequency_recency_matrix(
     -------
     matplotlib.figure.Figure
     """
-    theta = model._theta()
+    theta = tuple(model.get_fitted_params().values())
     f_max, r_max = _grid(summary, max_frequency, max_recency)
     x, t_x, valid = _history_grid(f_max, r_max)
     values = np.where(valid, F.bgnbd_expected_purchases(t, x, t_x, float(r_max), *theta), np.nan)
@@ -120,7 +120,7 @@ def plot_probability_alive_matrix(
     -------
     matplotlib.figure.Figure
     """
-    theta = model._theta()
+    theta = tuple(model.get_fitted_params().values())
     f_max, r_max = _grid(summary, max_frequency, max_recency)
     x, t_x, valid = _history_grid(f_max, r_max)
     values = np.where(valid, F.bgnbd_probability_alive(x, t_x, float(r_max), *theta), np.nan)
@@ -192,7 +192,7 @@ def plot_period_transactions(
     -------
     matplotlib.figure.Figure
     """
-    theta = model._theta()
+    theta = tuple(model.get_fitted_params().values())
     c = check_summary(summary, ("frequency", "recency", "T"), what="plot_period_transactions")
     codes, first = group_rows(c["T"])
     ages = c["T"][first]

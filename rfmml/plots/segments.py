@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from rfmml.errors import DataError
+from rfmml.errors import DataError, require_columns
 from rfmml.segments import KMeansSegmenter, Scheme, load_scheme
 
 __all__ = [
@@ -24,12 +24,7 @@ __all__ = [
 
 
 def _require(frame: pd.DataFrame, columns: list[str], where: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{where}: missing column(s) {missing}; available columns are "
-            f"{list(map(str, frame.columns))}."
-        )
+    require_columns(frame, columns, where)
     if len(frame) == 0:
         raise DataError(f"{where}: nothing to plot (0 rows).")
 
@@ -226,7 +221,7 @@ def plot_cluster_profiles(segmenter: KMeansSegmenter, features: pd.DataFrame) ->
     -------
     matplotlib.figure.Figure
     """
-    ids = segmenter.predict(features)  # checks fitted and columns
+    ids = segmenter.predict_cluster(features)  # checks fitted and columns
     z = segmenter.pipeline_[:-1].transform(features[list(segmenter.features)].to_numpy(float))
     means = pd.DataFrame(z, columns=list(segmenter.features)).groupby(ids.to_numpy()).mean()
     fig = Figure(figsize=(8, 5))

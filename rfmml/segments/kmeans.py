@@ -143,7 +143,7 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
     ----------
     pipeline_ : sklearn.pipeline.Pipeline
         Fitted ``log -> scale -> kmeans`` pipeline; its cluster ids are already
-        ordered by value, so ``pipeline_.predict`` agrees with :meth:`predict`.
+        ordered by value, so ``pipeline_.predict`` agrees with :meth:`predict_cluster`.
     n_clusters_ : int
         Chosen number of clusters.
     silhouette_curve_ : pandas.Series
@@ -200,7 +200,7 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
         self.n_init = n_init
         self.random_state = random_state
 
-    def _validate_params(self) -> None:
+    def _check_params(self) -> None:
         if self.n_clusters != "auto" and (
             isinstance(self.n_clusters, bool)
             or not isinstance(self.n_clusters, int | np.integer)
@@ -268,7 +268,7 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
             Missing columns, NaN, negative values, empty frame, or fewer customers
             (or fewer distinct customers) than clusters.
         """
-        self._validate_params()
+        self._check_params()
         matrix = self._matrix(X, "KMeansSegmenter.fit")
         _check_frame(X, [self.value_col], where="KMeansSegmenter.fit")
         rng = check_random_state(self.random_state)
@@ -344,13 +344,14 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
         pooled = X.reset_index(drop=True)
         scorer = clone(self.scorer) if self.scorer is not None else RFMScorer()
         rules = RuleSegmenter(scheme=self.scheme, scorer=scorer).fit(pooled)
-        cols = list(rules.scorer_._columns.values())
+        cols = list(rules.scorer_.columns.values())
         points = pooled[cols].groupby(self.labels_).median()
         for col in cols:
             if col in self.cluster_centers_.columns:
                 points[col] = self.cluster_centers_[col].to_numpy()
         raw = rules.predict(points).astype(str).tolist()
-        names, seen = [], {}
+        names: list[str] = []
+        seen: dict[str, int] = {}
         for name in raw:
             seen[name] = seen.get(name, 0) + 1
             names.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
@@ -363,7 +364,7 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
         )
         self.adjusted_rand_score_ = float(adjusted_rand_score(rule_labels.cat.codes, self.labels_))
 
-    def predict(self, X: pd.DataFrame) -> pd.Series:
+    def predict_cluster(self, X: pd.DataFrame) -> pd.Series:
         """Cluster id of each customer (0 = most valuable).
 
         Parameters
@@ -380,24 +381,20 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
         labels = self.pipeline_.predict(self._matrix(X, "KMeansSegmenter.predict"))
         return pd.Series(labels.astype(np.int64), index=X.index, name="cluster")
 
-    def predict_names(self, X: pd.DataFrame) -> pd.Series:
-        """Cluster name of each customer (categorical, categories in cluster order).
+    def predict(self, X: pd.DataFrame) -> pd.Series:
+        """Segment of each customer: the name of its cluster (see :meth:`predict_cluster`).
 
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Customer features with the ``features`` columns.
-
-        Returns
-        -------
-        pandas.Series
-            Categorical named ``"segment"``, same index as ``X``.
+        Same meaning as :meth:`RuleSegmenter.predict
+        <rfmml.segments.RuleSegmenter.predict>`: a categorical named ``"segment"``
+        (categories in cluster order), same index as ``X``. The cluster ids are
+        :meth:`predict_cluster` (and ``labels_`` for the training customers).
         """
-        ids = self.predict(X)
+        ids = self.predict_cluster(X)
         labels = pd.Categorical.from_codes(ids.to_numpy(), categories=self.cluster_names_)
         return pd.Series(labels, index=X.index, name="segment")
 
     def fit_predict(self, X: pd.DataFrame, y: object = None) -> pd.Series:
-        """Fit and return the training customers' cluster ids (see :meth:`predict`)."""
+        """Fit and return the training customers' segments (see :meth:`predict`)."""
         self.fit(X)
-        return pd.Series(self.labels_, index=X.index, name="cluster")
+        labels = pd.Categorical.from_codes(self.labels_, categories=self.cluster_names_)
+        return pd.Series(labels, index=X.index, name="segment")

@@ -9,7 +9,7 @@ cluster names. A loaded segmenter predicts exactly as the saved one did.
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,8 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.utils.validation import check_is_fitted
 
-from rfmml.errors import ConfigError
+from rfmml._documents import check_document, decode_float, encode, envelope
+from rfmml.errors import ConfigError, DataError
 from rfmml.segments.kmeans import KMeansSegmenter
 from rfmml.segments.rules import RuleSegmenter
 from rfmml.segments.schemes import Scheme
@@ -26,18 +27,25 @@ from rfmml.segments.scoring import RFMScorer
 
 __all__ = ["load_segmenter", "save_segmenter", "segmenter_from_dict", "segmenter_to_dict"]
 
-FORMAT = "rfmml.segmenter/1"
+FORMAT = "rfmml.segmenter"
+FORMAT_VERSION = 2
+#: format of version 1 documents (rfmml 0.1); the layout is otherwise the same
+_FORMAT_V1 = "rfmml.segmenter/1"
 
 
-def _num(x: float) -> float | str:
-    """JSON has no infinities: write them as strings."""
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return float(x)
+def _num(x: float) -> float | str | None:
+    """A float under the document codec's convention (inf as a string, NaN as null)."""
+    return encode(float(x))
 
 
-def _unnum(x: float | str) -> float:
-    return float(x)
+def _unnum(x: float | str | None) -> float:
+    return decode_float(x)
+
+
+def _from_version_1(doc: dict) -> dict | None:
+    if doc.get("format") != _FORMAT_V1:
+        return None
+    return {**doc, "format": FORMAT, "format_version": 1}
 
 
 def _plain(value: Any) -> Any:
@@ -125,7 +133,7 @@ def _rules_from_dict(data: dict[str, Any]) -> RuleSegmenter:
 
 def _kmeans_to_dict(seg: KMeansSegmenter) -> dict[str, Any]:
     check_is_fitted(seg)
-    params = seg.get_params()
+    params = seg.get_params(deep=False)  # nested scorer__* keys are not constructor arguments
     params["scheme"] = None  # stored below as data
     params["scorer"] = None
     params["features"] = list(params["features"])
@@ -143,8 +151,7 @@ def _kmeans_to_dict(seg: KMeansSegmenter) -> dict[str, Any]:
         "centers": km.cluster_centers_.tolist(),
         "cluster_names": list(seg.cluster_names_),
         "cluster_centers": seg.cluster_centers_.to_dict(orient="list"),
-        "silhouette_curve": {str(k): _num(float(v)) if not np.isnan(v) else None
-                             for k, v in seg.silhouette_curve_.items()},
+        "silhouette_curve": {str(k): _num(v) for k, v in seg.silhouette_curve_.items()},
         "adjusted_rand_score": float(seg.adjusted_rand_score_),
         "rule_segmenter": _rules_to_dict(seg.rule_segmenter_),
         "n_features_in": int(seg.n_features_in_),
@@ -180,8 +187,7 @@ def _kmeans_from_dict(data: dict[str, Any]) -> KMeansSegmenter:
     seg.cluster_centers_ = pd.DataFrame(
         data["cluster_centers"], index=pd.RangeIndex(k, name="cluster")
     )
-    curve = {int(k_): (np.nan if v is None else float(v)) for k_, v in
-             data["silhouette_curve"].items()}  # fmt: skip
+    curve = {int(k_): _unnum(v) for k_, v in data["silhouette_curve"].items()}
     seg.silhouette_curve_ = pd.Series(curve, name="silhouette").rename_axis("k")
     seg.adjusted_rand_score_ = data["adjusted_rand_score"]
     seg.rule_segmenter_ = rules
@@ -208,7 +214,7 @@ def segmenter_to_dict(segmenter: RuleSegmenter | KMeansSegmenter | RFMScorer) ->
         kind, body = "scorer", _scorer_to_dict(segmenter)
     else:
         raise TypeError(f"cannot save a {type(segmenter).__name__}; expected a rfmml segmenter")
-    return {"format": FORMAT, "kind": kind, **body}
+    return envelope(FORMAT, FORMAT_VERSION, {"kind": kind, **body})
 
 
 def segmenter_from_dict(data: dict[str, Any]) -> RuleSegmenter | KMeansSegmenter | RFMScorer:
@@ -219,8 +225,15 @@ def segmenter_from_dict(data: dict[str, Any]) -> RuleSegmenter | KMeansSegmenter
     ConfigError
         If the dictionary is not a saved rfmml segmenter.
     """
-    if data.get("format") != FORMAT:
-        raise ConfigError(f"not a saved rfmml segmenter (format {data.get('format')!r})")
+    try:
+        _, data = check_document(
+            data, FORMAT, FORMAT_VERSION, source="this dictionary", what="rfmml segmenter",
+            hint="Save segmenters with rfmml.segments.persistence.save_segmenter.",
+            legacy=_from_version_1,
+        )  # fmt: skip
+    except DataError as exc:
+        raise ConfigError(f"not a saved rfmml segmenter: {exc}") from None
+    builders: dict[str, Callable[[dict[str, Any]], RuleSegmenter | KMeansSegmenter | RFMScorer]]
     builders = {"kmeans": _kmeans_from_dict, "rules": _rules_from_dict, "scorer": _scorer_from_dict}
     if data.get("kind") not in builders:
         raise ConfigError(f"unknown segmenter kind {data.get('kind')!r}")
@@ -231,10 +244,18 @@ def save_segmenter(segmenter: Any, path: str | Path) -> Path:
     """Write a fitted segmenter to a JSON file and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(segmenter_to_dict(segmenter), indent=2))
+    text = json.dumps(segmenter_to_dict(segmenter), indent=2, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
     return path
 
 
 def load_segmenter(path: str | Path) -> RuleSegmenter | KMeansSegmenter | RFMScorer:
-    """Read a segmenter written by :func:`save_segmenter`."""
-    return segmenter_from_dict(json.loads(Path(path).read_text()))
+    """Read a segmenter written by :func:`save_segmenter` (format 1 files load too)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}); expected a segmenter.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not a saved rfmml segmenter (not a JSON object).")
+    return segmenter_from_dict(data)

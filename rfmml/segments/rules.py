@@ -102,18 +102,7 @@ class RuleSegmenter(TransformerMixin, BaseEstimator):
         return scores
 
     def predict(self, X: pd.DataFrame) -> pd.Series:
-        """Segment of each customer.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Customer features.
-
-        Returns
-        -------
-        pandas.Series
-            Categorical segment names named ``"segment"``, same index as ``X``.
-        """
+        """Segment of each customer: the categorical ``segment`` column of :meth:`transform`."""
         check_is_fitted(self)
         return self.scheme_.label(self.scorer_.transform(X))
 

@@ -22,7 +22,6 @@ Examples
 from __future__ import annotations
 
 import itertools
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rfmml._toml import check_keys, check_table, read_toml
 from rfmml.errors import ConfigError, DataError
 
 __all__ = ["Rule", "Scheme", "load_scheme", "builtin_schemes"]
@@ -59,6 +59,14 @@ class Rule:
     def matches(self, cell: Mapping[str, int]) -> bool:
         """Whether a cell (score key -> score) satisfies every range of the rule."""
         return all(lo <= cell[key] <= hi for key, lo, hi in self.ranges)
+
+
+def _entries(config: Mapping[str, object], key: str, source: str) -> list:
+    """The ``[[key]]`` tables of a scheme; at least one is required."""
+    raw = config.get(key)
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{source}: {key} must be a non-empty list of [[{key}]].")
+    return raw
 
 
 def _parse_range(value: object, key: str, n_scores: int) -> tuple[int, int]:
@@ -156,18 +164,9 @@ class Scheme:
 
     @classmethod
     def from_dict(cls, config: Mapping[str, object], source: str = "<dict>") -> Scheme:
-        """Validate a parsed scheme (e.g. from ``tomllib``) and build it.
+        """Validate a parsed scheme (the table ``tomllib`` reads) and build it.
 
-        Parameters
-        ----------
-        config : mapping
-            The scheme as parsed from TOML.
-        source : str
-            Where it came from, quoted in error messages.
-
-        Returns
-        -------
-        Scheme
+        ``source`` says where it came from in error messages.
 
         Raises
         ------
@@ -175,28 +174,15 @@ class Scheme:
             Unknown keys, bad ranges, unknown segments or uncovered cells; the
             message names the offending key (e.g. ``rules[3].F``).
         """
-        unknown = sorted(set(config) - _TOP_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown key(s) {unknown}; allowed keys are {sorted(_TOP_KEYS)}."
-            )
+        check_keys(config, _TOP_KEYS, source)
         name = config.get("name", Path(source).stem)
         n_scores = config.get("n_scores", 5)
         if isinstance(n_scores, bool) or not isinstance(n_scores, int) or not 2 <= n_scores <= 20:
             raise ConfigError(f"{source}: n_scores must be an integer in 2..20, got {n_scores!r}.")
-        raw_segments = config.get("segments")
-        if not isinstance(raw_segments, list) or not raw_segments:
-            raise ConfigError(f"{source}: segments must be a non-empty list of [[segments]].")
         rows = []
-        for i, seg in enumerate(raw_segments):
+        for i, seg in enumerate(_entries(config, "segments", source)):
             where = f"{source}: segments[{i}]"
-            if not isinstance(seg, dict):
-                raise ConfigError(f"{where} must be a table with name, description, action.")
-            bad = sorted(set(seg) - _SEGMENT_KEYS)
-            if bad:
-                raise ConfigError(
-                    f"{where}: unknown key(s) {bad}; allowed keys are {sorted(_SEGMENT_KEYS)}."
-                )
+            check_table(seg, dict.fromkeys(_SEGMENT_KEYS, str), where)
             for key in sorted(_SEGMENT_KEYS):
                 if not isinstance(seg.get(key), str) or not seg[key].strip():
                     raise ConfigError(f"{where}.{key} must be a non-empty string.")
@@ -208,20 +194,10 @@ class Scheme:
             raise ConfigError(f"{source}: segments.name repeated: {dupes}.")
         known = set(segments.index)
 
-        raw_rules = config.get("rules")
-        if not isinstance(raw_rules, list) or not raw_rules:
-            raise ConfigError(f"{source}: rules must be a non-empty list of [[rules]].")
         rules = []
-        for i, rule in enumerate(raw_rules):
+        for i, rule in enumerate(_entries(config, "rules", source)):
             where = f"{source}: rules[{i}]"
-            if not isinstance(rule, dict):
-                raise ConfigError(f"{where} must be a table with segment and score ranges.")
-            bad = sorted(set(rule) - _RULE_KEYS)
-            if bad:
-                raise ConfigError(
-                    f"{where}: unknown key(s) {bad}; allowed keys are "
-                    f"'segment' and score keys {list(SCORE_KEYS)}."
-                )
+            check_table(rule, dict.fromkeys(_RULE_KEYS, (str, int, list)), where)
             segment = rule.get("segment")
             if segment not in known:
                 raise ConfigError(
@@ -235,7 +211,7 @@ class Scheme:
             )
             rules.append(Rule(segment=segment, ranges=ranges))
         default = config.get("default")
-        if default is not None and default not in known:
+        if default is not None and (not isinstance(default, str) or default not in known):
             raise ConfigError(
                 f"{source}: default {default!r} is not declared in [[segments]]; "
                 f"declared: {sorted(known)}."
@@ -352,16 +328,7 @@ def load_scheme(name_or_path: str | Path | Scheme) -> Scheme:
                 f"unknown scheme {text!r}; built-in schemes are {builtin_schemes()}, "
                 f"or pass a path to a .toml file."
             )
-        source = resources.files("rfmml.segments") / "schemes" / f"{text}.toml"
-        raw = source.read_text(encoding="utf-8")
+        config = read_toml(resources.files("rfmml.segments") / "schemes" / f"{text}.toml", "scheme")
     else:
-        path = Path(name_or_path)
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read scheme file {str(path)!r}: {exc}") from exc
-    try:
-        config = tomllib.loads(raw)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"scheme {text!r} is not valid TOML: {exc}") from exc
+        config = read_toml(Path(name_or_path), "scheme")
     return Scheme.from_dict(config, source=text)

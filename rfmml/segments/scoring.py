@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from rfmml.errors import ConfigError, DataError
+from rfmml.errors import ConfigError, DataError, require_columns
 
 __all__ = ["RFMScorer", "linear_score"]
 
@@ -40,12 +40,7 @@ def _check_frame(X: object, columns: Sequence[str], *, where: str) -> pd.DataFra
             f"{where} expects a pandas DataFrame of customer features, got "
             f"{type(X).__name__}. Build one with rfmml.features.rfm_table(tx)."
         )
-    missing = [c for c in columns if c not in X.columns]
-    if missing:
-        raise DataError(
-            f"{where}: missing column(s) {missing}; available columns are "
-            f"{list(map(str, X.columns))}. Point the *_col parameters at the right columns."
-        )
+    require_columns(X, columns, where, "Point the *_col parameters at the right columns.")
     if len(X) == 0:
         raise DataError(f"{where}: the features frame is empty (0 customers).")
     for col in columns:
@@ -191,10 +186,11 @@ class RFMScorer(TransformerMixin, BaseEstimator):
 
     # -- helpers -------------------------------------------------------------------
     @property
-    def _columns(self) -> dict[str, str]:
+    def columns(self) -> dict[str, str]:
+        """The feature column scored as each metric: ``{"R": ..., "F": ..., "M": ...}``."""
         return {"R": self.recency_col, "F": self.frequency_col, "M": self.monetary_col}
 
-    def _validate_params(self) -> None:
+    def _check_params(self) -> None:
         n = self.n_scores
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
             raise ConfigError(f"n_scores must be an integer >= 2, got {n!r}.")
@@ -299,8 +295,8 @@ class RFMScorer(TransformerMixin, BaseEstimator):
             Per group, when some groups have fewer than ``min_group_size``
             customers and are scored with the pooled edges.
         """
-        self._validate_params()
-        X = _check_frame(X, list(self._columns.values()), where="RFMScorer.fit")
+        self._check_params()
+        X = _check_frame(X, list(self.columns.values()), where="RFMScorer.fit")
         scores = list(range(2, self.n_scores + 1))
         self.small_groups_ = None
         if self.method == "thresholds":
@@ -323,7 +319,8 @@ class RFMScorer(TransformerMixin, BaseEstimator):
             small = sizes < self.min_group_size
             pooled = self._learn_edges(X) if small.any() else None
             blocks = [
-                pooled if small[i] else self._learn_edges(X[codes == i]) for i in range(len(groups))
+                pooled if small[i] and pooled is not None else self._learn_edges(X[codes == i])
+                for i in range(len(groups))
             ]
             self.groups_ = groups
             self.small_groups_ = groups[small]
@@ -368,9 +365,9 @@ class RFMScorer(TransformerMixin, BaseEstimator):
             group is missing.
         """
         check_is_fitted(self)
-        X = _check_frame(X, list(self._columns.values()), where="RFMScorer.transform")
+        X = _check_frame(X, list(self.columns.values()), where="RFMScorer.transform")
         out = np.full((len(X), 3), -1, dtype=np.int64)  # -1: never a valid score
-        values = {m: X[c].to_numpy(dtype=float) for m, c in self._columns.items()}
+        values = {m: X[c].to_numpy(dtype=float) for m, c in self.columns.items()}
         if self.groups_ is None:  # one set of edges for everyone
             edges = self.edges_.to_numpy()
             for j, metric in enumerate(_METRICS):

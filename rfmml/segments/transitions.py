@@ -111,25 +111,10 @@ class SegmentTransitions:
     def left(self, segment: str, snapshot: Any = None) -> pd.Index:
         """Customers in ``segment`` at the previous snapshot who are elsewhere at ``snapshot``.
 
-        Parameters
-        ----------
-        segment : str
-            Segment name.
-        snapshot : date-like, optional
-            One of ``snapshots[1:]`` (default: the last).
-
-        Returns
-        -------
-        pandas.Index
-            Customer keys.
+        Parameters and the returned customer keys as in :meth:`entered`.
         """
         moved = self._moved(snapshot)
         return self._keys(moved[moved["from_segment"] == segment])
-
-
-def _labeler(segmenter: Any) -> Any:
-    # Named clusters for KMeansSegmenter, labels for rule segmenters.
-    return getattr(segmenter, "predict_names", segmenter.predict)
 
 
 def segment_transitions(
@@ -156,8 +141,7 @@ def segment_transitions(
         not fitted, a clone is fitted on the first snapshot's features and reused,
         so a segment means the same thresholds at every date. With ``refit=True``
         a clone is fitted at every snapshot (segments relative to that date).
-        Segment names come from ``predict_names`` when the segmenter has it
-        (``KMeansSegmenter``), else from ``predict``.
+        Segments come from its ``predict`` (cluster names for ``KMeansSegmenter``).
     group : str, optional
         Group column of ``tx``; customers are then keyed by ``(customer_id, group)``.
     refit : bool, default=False
@@ -204,7 +188,7 @@ def segment_transitions(
             model = clone(segmenter).fit(features)
             if not refit:
                 fitted = model
-        labels = _labeler(model)(features)
+        labels = model.predict(features)
         if isinstance(labels.dtype, pd.CategoricalDtype):
             names = [str(c) for c in labels.cat.categories]
         else:

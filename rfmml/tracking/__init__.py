@@ -3,8 +3,8 @@
 - :func:`resolve_tracking_uri` / :func:`ensure_experiment`: where runs go (a
   local SQLite file by default, ``MLFLOW_TRACKING_URI`` overrides).
 - logging helpers for parameters, metrics, tables, figures and datasets.
-- :func:`log_scoring_model`: the fitted scoring pipeline as a pyfunc model,
-  logged from code (JSON artifacts, no pickle).
+- :func:`log_folder_model`: a fitted model that saves to a JSON folder (the
+  scoring pipeline) as a pyfunc model, logged from code (no pickle).
 - :func:`compare_segmentations`: an experiment's segmentations read back with
   ``mlflow.search_runs`` as one table, best first.
 """
@@ -21,7 +21,7 @@ from rfmml.tracking.logging import (
     log_table,
     set_tags,
 )
-from rfmml.tracking.models import log_scoring_model
+from rfmml.tracking.models import log_folder_model
 from rfmml.tracking.runs import tracked_run
 from rfmml.tracking.store import ensure_experiment, resolve_tracking_uri, ui_command
 
@@ -34,9 +34,9 @@ __all__ = [
     "set_tags",
     "log_dataset",
     "log_figure",
+    "log_folder_model",
     "log_metrics",
     "log_params",
-    "log_scoring_model",
     "log_table",
     "resolve_tracking_uri",
     "tracked_run",

@@ -6,7 +6,7 @@ import mlflow
 import pandas as pd
 
 from rfmml.errors import ConfigError
-from rfmml.evaluation.segmentation import compare_table
+from rfmml.evaluation import DEFAULT_PRIMARY, compare_table
 from rfmml.tracking.store import resolve_tracking_uri
 
 __all__ = ["compare_segmentations"]
@@ -24,7 +24,7 @@ def compare_segmentations(
     Parameters
     ----------
     experiment : str
-        Experiment name (the config's ``[experiment] name``).
+        Experiment name (the config's ``name``).
     tracking_uri : str, optional
         Store to read; defaults as in :func:`~rfmml.tracking.resolve_tracking_uri`.
     parent_run_id : str, optional
@@ -72,7 +72,7 @@ def compare_segmentations(
     )
     if children.empty:
         raise ConfigError(f"run {parent_run_id} has no segmentation runs")
-    primary = primary or (configured if isinstance(configured, str) else None) or "buy_again_auc"
+    primary = primary or (configured if isinstance(configured, str) else None) or DEFAULT_PRIMARY
     metrics = [c for c in children.columns if c.startswith("metrics.")]
     results = {
         row["tags.rfmml.segmentation"]: {
@@ -84,6 +84,5 @@ def compare_segmentations(
     info = children.set_index("tags.rfmml.segmentation")
     table.insert(0, "kind", info["tags.rfmml.kind"].reindex(table.index).to_numpy())
     table.insert(0, "run_id", info["run_id"].reindex(table.index).to_numpy())
-    table.attrs["primary"] = primary
     table.attrs["parent_run_id"] = parent_run_id
     return table

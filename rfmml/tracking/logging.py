@@ -11,6 +11,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
+from mlflow.data.pandas_dataset import from_pandas
 
 __all__ = [
     "flatten",
@@ -92,7 +93,8 @@ def log_dataset(
     The rows themselves are not copied: MLflow stores the schema, the profile
     (row count) and our fingerprint as the digest.
     """
-    dataset = mlflow.data.from_pandas(frame, name=name, source=_source(source), digest=digest)
+    # the module-level mlflow.data.from_pandas is set at run time, unseen by type checkers
+    dataset = from_pandas(frame, name=name, source=_source(source), digest=digest)
     tags = {"rows": str(len(frame))}
     if report is not None:
         tags["rows_in"] = str(report.get("rows_in"))
@@ -112,9 +114,23 @@ def log_artifacts(folder: str | Path, artifact_path: str | None = None) -> None:
     mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
 
 
-def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
-    """Log one file as an artifact of the active run."""
-    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+def log_artifact(
+    path: str | Path,
+    artifact_path: str | None = None,
+    *,
+    run_id: str | None = None,
+    tracking_uri: str | None = None,
+) -> None:
+    """Log one file as an artifact of the active run, or of the run ``run_id``.
+
+    With ``run_id`` the file goes to that run (finished or not) in the store
+    ``tracking_uri`` (default: the current one), e.g. a report built after the run.
+    """
+    if run_id is None:
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+    else:
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+        client.log_artifact(run_id, str(path), artifact_path=artifact_path)
 
 
 def set_tags(tags: Mapping[str, Any]) -> None:

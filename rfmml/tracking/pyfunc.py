@@ -1,23 +1,24 @@
-"""The MLflow pyfunc wrapper around :class:`rfmml.campaign.ScoringPipeline`.
+"""The MLflow pyfunc wrapper around an rfmml model saved as a JSON folder.
 
 It is logged "from code": MLflow stores the small entry file
-``_pyfunc_entry.py`` and the pipeline's JSON folder as an artifact, never a
-pickled object. ``mlflow.pyfunc.load_model(uri).predict(frame)`` returns the
-per-customer table (segment, cluster, probability alive, expected purchases,
-CLV, action) for a frame of customer features.
+``_pyfunc_entry.py``, the model's JSON folder as an artifact and, in the model
+config, the ``loader``: the class (``"module:Class"``) whose ``load(folder)``
+rebuilds the model, never a pickled object. Tracking stays below the packages
+whose models it logs: it names their class, it does not import it.
+``mlflow.pyfunc.load_model(uri).predict(frame)`` returns the model's
+``predict(frame)`` with a flat index and plain (not categorical) columns.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from rfmml.campaign.pipeline_model import ScoringPipeline
-
-__all__ = ["ENTRY_FILE", "RFMMLPyfunc", "to_plain"]
+__all__ = ["ENTRY_FILE", "RFMMLPyfunc", "load_class", "to_plain"]
 
 ENTRY_FILE = Path(__file__).with_name("_pyfunc_entry.py")
 
@@ -31,13 +32,22 @@ def to_plain(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def load_class(path: str) -> Any:
+    """The class named ``"package.module:Class"`` (it must live in rfmml)."""
+    module, _, name = path.partition(":")
+    if not module.startswith("rfmml.") or not name:
+        raise ValueError(f"loader must be 'rfmml.<module>:<Class>', got {path!r}")
+    return getattr(import_module(module), name)
+
+
 class RFMMLPyfunc(PythonModel):
     """Batch scoring as an MLflow model."""
 
     def load_context(self, context: Any) -> None:
-        """Load the saved pipeline from the ``pipeline`` artifact folder."""
-        self.pipeline = ScoringPipeline.load(context.artifacts["pipeline"])
+        """Load the model from the ``model`` artifact folder with the configured loader."""
+        loader = load_class(context.model_config["loader"])
+        self.model = loader.load(context.artifacts["model"])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        """Score a frame of customer features (see :func:`rfmml.campaign.scoring_frame`)."""
-        return to_plain(self.pipeline.predict(model_input))
+        """Score a frame (for a scoring pipeline, see :func:`rfmml.campaign.scoring_frame`)."""
+        return to_plain(self.model.predict(model_input))

@@ -24,7 +24,7 @@ def resolve_tracking_uri(
 
     In order: ``uri`` passed explicitly (a function argument or a command-line
     option), the ``MLFLOW_TRACKING_URI`` environment variable, ``configured``
-    (the experiment config's ``[tracking] tracking_uri``), then a SQLite file
+    (the experiment config's ``tracking_uri``), then a SQLite file
     ``mlflow.db`` in ``base_dir`` (default: the working directory).
     """
     if uri:

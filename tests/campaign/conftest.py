@@ -35,7 +35,7 @@ class Fitted:
         args = {
             "rule_segmenter": self.rules,
             "kmeans_segmenter": self.kmeans,
-            "bgnbd": self.bgnbd,
+            "purchase_model": self.bgnbd,
             "gamma_gamma": self.gamma_gamma,
         }
         args.update(kwargs)
@@ -97,7 +97,7 @@ def retail_by_country(online_retail_tx) -> pd.DataFrame:
         summary,
         rule_segmenter=RuleSegmenter("rfm11").fit(features),
         kmeans_segmenter=KMeansSegmenter(n_clusters=3, random_state=0).fit(features),
-        bgnbd=BetaGeoNBD().fit(summary),
+        purchase_model=BetaGeoNBD().fit(summary),
         gamma_gamma=GammaGamma().fit(_spend_fit_rows(summary)),
         horizon=180,
         discount_rate=0.0003,

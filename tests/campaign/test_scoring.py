@@ -22,6 +22,7 @@ FULL_COLUMNS = [
     "cluster",
     "cluster_name",
     "probability_alive",
+    "probability_no_purchase",
     "churn_risk",
     "expected_purchases",
     "expected_order_value",
@@ -53,7 +54,7 @@ def test_full_table_columns_and_values(cdnow_fitted, cdnow_table):
 def test_values_come_from_the_fitted_models(cdnow_fitted, cdnow_table):
     f = cdnow_fitted
     expected_purchases = f.bgnbd.expected_purchases(f.summary, 52)
-    order_value = f.gamma_gamma.expected_spend(f.summary)
+    order_value = f.gamma_gamma.expected_order_value(f.summary)
     np.testing.assert_array_equal(cdnow_table["expected_purchases"], expected_purchases)
     # expected spend over the horizon = expected purchases x expected order value
     np.testing.assert_allclose(
@@ -91,10 +92,10 @@ def test_parts_are_optional_and_leave_no_empty_columns(cdnow_fitted):
         "customer_id", "recency_days", "n_orders", "total_spend",
         "R", "F", "M", "RFM", "segment", "action", "action_channel", "action_priority",
     ]  # fmt: skip
-    only_bgnbd = score_customers(f.features, f.summary, bgnbd=f.bgnbd, horizon=26)
+    only_bgnbd = score_customers(f.features, f.summary, purchase_model=f.bgnbd, horizon=26)
     assert list(only_bgnbd.columns) == [
         "customer_id", "recency_days", "n_orders", "total_spend",
-        "probability_alive", "churn_risk", "expected_purchases",
+        "probability_alive", "probability_no_purchase", "churn_risk", "expected_purchases",
     ]  # fmt: skip
     only_spend = score_customers(f.features, f.summary, gamma_gamma=f.gamma_gamma)
     assert "expected_order_value" in only_spend and "clv" not in only_spend
@@ -121,7 +122,7 @@ def test_misaligned_frames_are_refused(cdnow_fitted):
 def test_bad_arguments(cdnow_fitted):
     f = cdnow_fitted
     with pytest.raises(ValueError, match="pass summary=rfmml.features.btyd_summary"):
-        score_customers(f.features, None, bgnbd=f.bgnbd)
+        score_customers(f.features, None, purchase_model=f.bgnbd)
     with pytest.raises(ValueError, match="horizon must be a whole number of periods >= 1"):
         f.score(horizon=0)
     with pytest.raises(ValueError, match="churn_bands must satisfy 0 <= low <= high <= 1"):
@@ -139,7 +140,7 @@ def test_bad_arguments(cdnow_fitted):
     with pytest.raises(TypeError, match="expects features as a pandas DataFrame"):
         score_customers(f.features.to_numpy(), None)
     with pytest.raises(NotFittedError):
-        score_customers(f.features, f.summary, bgnbd=BetaGeoNBD())
+        score_customers(f.features, f.summary, purchase_model=BetaGeoNBD())
 
 
 def test_nan_from_inputs_is_reported_not_passed_on(cdnow_fitted):
@@ -175,3 +176,36 @@ def test_a_group_named_like_an_output_column_is_refused(cdnow_fitted):
     )
     with pytest.raises(DataError, match=r"group level\(s\) \['segment'\] share a name"):
         score_customers(features, None)
+
+
+def test_churn_risk_bands_p_no_purchase_in_the_horizon_by_default(cdnow_fitted, cdnow_table):
+    f = cdnow_fitted
+    no_purchase = f.bgnbd.probability_no_purchase(f.summary, 52)
+    np.testing.assert_array_equal(cdnow_table["probability_no_purchase"], no_purchase)
+    expected = churn_risk_band(no_purchase, (0.3, 0.7), basis="no_purchase")
+    assert (cdnow_table["churn_risk"].to_numpy() == expected.to_numpy()).all()
+    assert cdnow_table.attrs["churn_basis"] == "no_purchase"
+    # P(no purchase) >= 1 - P(alive): the default never bands lower than the alive basis
+    alive_basis = f.score(churn_basis="alive")
+    assert alive_basis.attrs["churn_basis"] == "alive"
+    by_alive = churn_risk_band(f.bgnbd.probability_alive(f.summary), (0.3, 0.7))
+    assert (alive_basis["churn_risk"].to_numpy() == by_alive.to_numpy()).all()
+    assert (cdnow_table["churn_risk"].cat.codes >= alive_basis["churn_risk"].cat.codes).all()
+    # one-time buyers are all "low" on the alive basis, not on P(no purchase)
+    one_timers = f.summary["frequency"].reindex(cdnow_table.index).to_numpy() == 0
+    assert (alive_basis["churn_risk"][one_timers] == "low").all()
+    assert (cdnow_table["churn_risk"][one_timers] == "high").any()
+    other_columns = [c for c in cdnow_table.columns if c != "churn_risk"]
+    pd.testing.assert_frame_equal(alive_basis[other_columns], cdnow_table[other_columns])
+
+
+def test_churn_basis_and_band_edges_on_the_no_purchase_basis(cdnow_fitted):
+    bands = churn_risk_band(pd.Series([0.0, 0.29, 0.3, 0.69, 0.7, 1.0]), basis="no_purchase")
+    assert bands.tolist() == ["low", "low", "medium", "medium", "high", "high"]
+    with pytest.raises(ValueError, match=r"churn_basis must be one of \('no_purchase', 'alive'\)"):
+        cdnow_fitted.score(churn_basis="dead")
+
+
+def test_bad_discount_rate_is_refused(cdnow_fitted):
+    with pytest.raises(DataError, match="discount_rate must be a per-period rate >= 0"):
+        cdnow_fitted.score(discount_rate=-0.1)

@@ -18,7 +18,7 @@ from sklearn.utils import check_random_state
 
 from rfmml.errors import ConfigError, DataError
 from rfmml.evaluation import (
-    LOWER_IS_BETTER,
+    SEGMENTATION_METRICS,
     cluster_quality,
     compare_table,
     evaluate_segmentation,
@@ -509,9 +509,9 @@ def test_evaluate_segmentation_defaults_and_options(cdnow_split):
     internal = evaluate_segmentation(labels, features, sample_size=500)
     assert list(internal) == SHAPE_KEYS + QUALITY_KEYS  # no holdout, no stability
     default = evaluate_segmentation(labels, features, cal_holdout, sample_size=500)
-    approx_spend = cal_holdout["frequency_holdout"] * cal_holdout["monetary_value_holdout"]
+    exact_spend = cal_holdout["spend_holdout"]
     direct = holdout_separation(
-        labels, features["total_spend"], cal_holdout["frequency_holdout"], approx_spend
+        labels, features["total_spend"], cal_holdout["frequency_holdout"], exact_spend
     )
     assert {k: default[k] for k in HOLDOUT_KEYS} == direct
     # explicit holdout spend and calibration value are used as given
@@ -519,7 +519,7 @@ def test_evaluate_segmentation_defaults_and_options(cdnow_split):
         labels,
         features,
         cal_holdout,
-        holdout_spend=approx_spend * 2,
+        holdout_spend=exact_spend * 2,
         calibration_value=-features["total_spend"],
         sample_size=500,
     )
@@ -537,8 +537,8 @@ def test_evaluate_segmentation_errors(cdnow_split):
         evaluate_segmentation(labels.iloc[3:], features)
     with pytest.raises(DataError, match="1 customer ids do not match between X_std and labels"):
         evaluate_segmentation(labels, features, X_std=standardized_features(features.iloc[1:]))
-    with pytest.raises(DataError, match=r"missing column\(s\) \['monetary_value_holdout'\]"):
-        evaluate_segmentation(labels, features, cal_holdout.drop(columns="monetary_value_holdout"))
+    with pytest.raises(DataError, match=r"missing column\(s\) \['spend_holdout'\]"):
+        evaluate_segmentation(labels, features, cal_holdout.drop(columns="spend_holdout"))
     with pytest.raises(DataError, match="no 'total_spend' column"):
         evaluate_segmentation(
             labels,
@@ -570,12 +570,32 @@ def test_compare_table_ranks_by_primary():
     assert list(table.index) == ["kmeans", "rules", "twin", "broken"]
     assert table["rank"].tolist()[:3] == [1, 2, 2] and table["rank"].isna().tolist()[3]
     assert np.isnan(table.loc["rules", "stability_ari_mean"])  # union of metrics
-    assert "davies_bouldin" in LOWER_IS_BETTER
+    assert table.attrs["primary"] == "buy_again_auc"
+    assert SEGMENTATION_METRICS["davies_bouldin"] == "lower"
     by_db = compare_table(results, primary="davies_bouldin")
+    assert by_db.attrs["primary"] == "davies_bouldin"
     assert list(by_db.index) == ["broken", "kmeans", "rules", "twin"]
     assert by_db["rank"].tolist() == [1, 2, 3, 4]
     with pytest.raises(ConfigError, match="primary metric 'auc' is not in the results"):
         compare_table(results, primary="auc")
+    shape_only = {"a": {"n_segments": 3.0}, "b": {"n_segments": 4.0}}
+    with pytest.raises(ConfigError, match="'n_segments' cannot rank segmentations"):
+        compare_table(shape_only, primary="n_segments")
+
+
+def test_metric_registry_covers_what_evaluation_returns(cdnow_tx):
+    from rfmml.evaluation import ranking_metrics
+    from rfmml.segments import RuleSegmenter
+
+    cal = calibration_holdout(cdnow_tx, "1997-09-30", "1998-06-30", freq="W")
+    features = rfm_table(cdnow_tx, observation_end="1997-09-30").loc[cal.index]
+    segmenter = RuleSegmenter()
+    labels = segmenter.fit_predict(features)
+    metrics = evaluate_segmentation(
+        labels, features, cal, segmenter=segmenter, n_bootstrap=1, sample_size=500
+    )
+    assert set(metrics) <= set(SEGMENTATION_METRICS)
+    assert "buy_again_auc" in ranking_metrics() and "n_segments" not in ranking_metrics()
 
 
 def test_stability_per_group_keeps_every_group(online_retail_tx):

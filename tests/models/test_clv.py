@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from rfmml.errors import DataError
-from rfmml.models import customer_lifetime_value
+from rfmml.models import BetaGeoNBD, customer_lifetime_value
 
 
 @pytest.mark.parametrize(("horizon", "discount_rate"), [(12, 0.01), (52, 0.0), (3, 0.2)])
@@ -56,7 +56,7 @@ def test_undiscounted_clv_is_spend_times_expected_purchases(
     # with discount 0 the per-period increments telescope to E[Y(H)]
     s = cdnow_summary
     clv = customer_lifetime_value(cdnow_bgnbd, cdnow_gamma_gamma, s, horizon=39, discount_rate=0.0)
-    expected = cdnow_gamma_gamma.expected_spend(s) * cdnow_bgnbd.expected_purchases(s, 39)
+    expected = cdnow_gamma_gamma.expected_order_value(s) * cdnow_bgnbd.expected_purchases(s, 39)
     np.testing.assert_allclose(clv, expected, rtol=1e-10)
 
 
@@ -99,3 +99,22 @@ def test_clv_on_multiindex_keeps_index(cdnow_bgnbd, cdnow_gamma_gamma, cdnow_sum
     s.index = pd.MultiIndex.from_product([[1, 2, 3], ["web", "store"]])
     out = customer_lifetime_value(cdnow_bgnbd, cdnow_gamma_gamma, s, 12, 0.01)
     assert out.index.equals(s.index)
+
+
+class _AnyPurchaseModel(BetaGeoNBD):
+    """A purchase model CLV knows nothing about: it only answers expected_purchases."""
+
+    kind = "AnyPurchaseModel"
+
+
+def test_clv_of_any_purchase_model_uses_its_expected_purchases(
+    cdnow_bgnbd, cdnow_gamma_gamma, cdnow_summary
+):
+    other = _AnyPurchaseModel()
+    for key, value in vars(cdnow_bgnbd).items():
+        if key.endswith("_"):
+            setattr(other, key, value)
+    s = cdnow_summary
+    generic = customer_lifetime_value(other, cdnow_gamma_gamma, s, 26, 0.01)
+    closed_form = customer_lifetime_value(cdnow_bgnbd, cdnow_gamma_gamma, s, 26, 0.01)
+    np.testing.assert_allclose(generic, closed_form, rtol=1e-12)

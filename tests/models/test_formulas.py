@@ -89,7 +89,7 @@ def test_gradient_of_gamma_gamma_total_matches_finite_differences(cdnow_summary)
 def test_expected_spend_is_population_mean_without_repeat_purchases():
     # note 025 eq. 5 with x = 0: the weight on the customer's own mean is 0.
     p, q, v = 6.25, 3.74, 15.44
-    assert F.gamma_gamma_expected_spend(0, 0.0, p, q, v) == pytest.approx(v * p / (q - 1))
+    assert F.gamma_gamma_expected_order_value(0, 0.0, p, q, v) == pytest.approx(v * p / (q - 1))
 
 
 def test_euler_transformation_agrees_with_direct_series():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,8 @@ def test_round_trip_gives_identical_predictions(
 def test_saved_document_carries_metadata(cdnow_bgnbd, tmp_path):
     path = cdnow_bgnbd.save(tmp_path / "nested" / "bg.json")
     doc = json.loads(path.read_text())
-    assert doc["format"] == "rfmml-model" and doc["model"] == "BetaGeoNBD"
+    assert doc["format"] == "rfmml.model" and doc["format_version"] == 2
+    assert doc["model"] == "BetaGeoNBD"
     assert doc["rfmml_version"] == rfmml.__version__
     assert doc["hyper_parameters"] == cdnow_bgnbd.get_params()
     assert set(doc["params"]) == set(doc["standard_errors"]) == {"r", "alpha", "a", "b"}
@@ -82,9 +84,47 @@ def test_nan_standard_errors_survive_as_null(cdnow_gamma_gamma, tmp_path):
 
 def test_unknown_model_type_and_newer_format(cdnow_bgnbd, tmp_path):
     doc = json.loads(cdnow_bgnbd.save(tmp_path / "bg.json").read_text())
-    (tmp_path / "unknown.json").write_text(json.dumps({**doc, "model": "ParetoNBD"}))
-    with pytest.raises(DataError, match="unknown model type 'ParetoNBD'"):
+    (tmp_path / "unknown.json").write_text(json.dumps({**doc, "model": "NoSuchModel"}))
+    with pytest.raises(DataError, match="unknown model type 'NoSuchModel'"):
         load_model(tmp_path / "unknown.json")
     (tmp_path / "newer.json").write_text(json.dumps({**doc, "format_version": 99}))
-    with pytest.raises(DataError, match="uses model format version 99, newer than"):
+    with pytest.raises(DataError, match="uses rfmml model format version 99, newer than"):
         load_model(tmp_path / "newer.json")
+
+
+@pytest.mark.parametrize("name", ["bgnbd", "gamma_gamma"])
+def test_documents_of_format_version_1_still_load(name, request, cdnow_summary):
+    """Files written by rfmml 0.1 (``"format": "rfmml-model"``, version 1) load and predict."""
+    path = Path(__file__).parent / "data" / f"{name}_format1.json"
+    old = json.loads(path.read_text())
+    assert old["format"] == "rfmml-model" and old["format_version"] == 1
+    model = load_model(path)
+    fitted = request.getfixturevalue(f"cdnow_{name}")
+    assert type(model) is type(fitted)
+    assert model.get_fitted_params() == old["params"]  # exactly the saved numbers
+    # the same optimum as today's fit (Gamma-Gamma's p and v lie on a flat ridge)
+    np.testing.assert_allclose(model.params_, fitted.params_, rtol=1e-6)
+    pd.testing.assert_frame_equal(model.summary_, fitted.summary_, rtol=1e-6)
+    assert model.freq_ == "W" and model.training_fingerprint_ == fitted.training_fingerprint_
+    if name == "gamma_gamma":
+        assert model.correlation_ == old["correlation"] == pytest.approx(fitted.correlation_)
+        s = cdnow_summary
+        pd.testing.assert_series_equal(
+            model.expected_order_value(s), fitted.expected_order_value(s), rtol=1e-6
+        )
+    else:
+        pd.testing.assert_series_equal(
+            model.probability_alive(cdnow_summary), fitted.probability_alive(cdnow_summary),
+            rtol=1e-6,
+        )
+    # saving again writes the current format
+    doc = json.loads(model.save(Path(request.getfixturevalue("tmp_path")) / "new.json").read_text())
+    assert doc["format"] == "rfmml.model" and doc["format_version"] == 2
+
+
+def test_infinite_values_use_the_codecs_float_convention(cdnow_gamma_gamma, tmp_path):
+    model = load_model(cdnow_gamma_gamma.save(tmp_path / "gg.json"))
+    model.log_likelihood_ = -np.inf
+    doc = json.loads(model.save(tmp_path / "inf.json").read_text())
+    assert doc["log_likelihood"] == "-inf"
+    assert load_model(tmp_path / "inf.json").log_likelihood_ == -np.inf

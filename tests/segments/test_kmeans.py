@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.cluster import KMeans
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score, silhouette_score
@@ -32,8 +33,8 @@ def test_refit_with_the_same_seed_gives_the_same_clusters(fitted, cdnow_features
     pd.testing.assert_frame_equal(again.cluster_centers_, fitted.cluster_centers_)
 
 
-def test_predict_places_customers_with_the_relabelled_pipeline(fitted, cdnow_features):
-    ids = fitted.predict(cdnow_features)
+def test_predict_cluster_places_customers_with_the_relabelled_pipeline(fitted, cdnow_features):
+    ids = fitted.predict_cluster(cdnow_features)
     assert ids.name == "cluster"
     assert ids.index.equals(cdnow_features.index)
     np.testing.assert_array_equal(ids.to_numpy(), fitted.labels_)
@@ -45,12 +46,25 @@ def test_predict_places_customers_with_the_relabelled_pipeline(fitted, cdnow_fea
         {"recency_days": [1.0, 540.0], "n_orders": [40, 1], "total_spend": [4000.0, 5.0]},
         index=pd.Index(["vip", "lapsed"], name="customer_id"),
     )
-    placed = fitted.predict(new)
+    placed = fitted.predict_cluster(new)
     assert placed["vip"] == 0
     assert placed["lapsed"] == fitted.n_clusters_ - 1
-    names = fitted.predict_names(new)
+    names = fitted.predict(new)
+    assert names.name == "segment"
     assert names.tolist() == [fitted.cluster_names_[0], fitted.cluster_names_[-1]]
     assert list(names.cat.categories) == fitted.cluster_names_
+
+
+def test_predict_means_segments_as_for_rules(fitted, cdnow_features):
+    # One meaning of predict: segment labels, like RuleSegmenter; ids stay in labels_.
+    names = fitted.predict(cdnow_features)
+    rules = fitted.rule_segmenter_.predict(cdnow_features)
+    assert names.name == rules.name == "segment"
+    assert isinstance(names.dtype, pd.CategoricalDtype)
+    expected = np.asarray(fitted.cluster_names_, dtype=object)[fitted.labels_]
+    np.testing.assert_array_equal(names.astype(str).to_numpy(), expected)
+    refit = clone(fitted).fit_predict(cdnow_features)
+    assert refit.astype(str).equals(names.astype(str))
 
 
 def test_cluster_names_are_the_rule_segment_of_the_centroid(fitted, cdnow_features):

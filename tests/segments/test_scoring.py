@@ -418,3 +418,12 @@ def test_linear_score_refuses_missing_groups(grouped_features):
     frame = grouped_features.set_axis(index)
     with pytest.raises(DataError, match=r"3 of \d+ customers have a missing 'channel'"):
         linear_score(frame, {"n_orders": 1.0}, standardize=True)
+
+
+def test_columns_name_the_scored_features():
+    scorer = RFMScorer(frequency_col="orders_per_year", monetary_col="spend_per_year")
+    assert scorer.columns == {
+        "R": "recency_days",
+        "F": "orders_per_year",
+        "M": "spend_per_year",
+    }

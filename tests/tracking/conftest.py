@@ -10,16 +10,21 @@ from rfmml.config import load_config
 from rfmml.pipeline import run_experiment
 
 SMALL = {
-    "experiment": {"name": "cdnow_small", "primary_metric": "buy_again_auc", "random_state": 0},
+    "name": "cdnow_small",
+    "primary_metric": "buy_again_auc",
+    "random_state": 0,
+    "calibration_end": "1997-09-30",
+    "observation_end": "1998-06-30",
+    "freq": "W",
+    "n_bootstrap": 2,
+    "sample_size": 1000,
     "data": {"source": "cdnow", "sample_customers": 2000},
-    "periods": {"calibration_end": "1997-09-30", "observation_end": "1998-06-30", "freq": "W"},
     "segmentations": [
         {"name": "rf_grid", "kind": "rules", "scheme": "rf_grid"},
         {"name": "rfm11", "kind": "rules", "scheme": "rfm11"},
         {"name": "kmeans_4", "kind": "kmeans", "n_clusters": 4},
     ],
     "models": {"horizon": 26, "discount_rate": 0.002},
-    "evaluation": {"n_bootstrap": 2, "sample_size": 1000},
 }
 
 

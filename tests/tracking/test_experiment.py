@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -164,7 +165,9 @@ def test_rerun_writes_entered_and_left_lists(small_config, store, small_run, tmp
     from dataclasses import replace
 
     out = small_run.output_dir
-    later = replace(small_config, n_bootstrap=0, segmentations=small_config.segmentations[:1])
+    # Its own experiment name: the read-back tests look for cdnow_small's latest run.
+    later = replace(small_config, name="cdnow_rerun", n_bootstrap=0,
+                    segmentations=small_config.segmentations[:1])  # fmt: skip
     earlier = replace(later, observation_end=pd.Timestamp("1998-03-31"))
     target = tmp_path / "out"
     run_experiment(earlier, output_dir=target, tracking_uri=store)
@@ -188,7 +191,7 @@ def test_failed_run_is_marked_failed_and_keeps_what_was_logged(small_config, sto
         n_bootstrap=0,
         segmentations=[
             small_config.segmentations[0],
-            SegmentationConfig(name="bad", kind="rules", scheme="no_such_scheme"),
+            SegmentationConfig(name="bad", kind="rules", params={"scheme": "no_such_scheme"}),
         ],
     )
     with pytest.raises(ConfigError, match="unknown scheme 'no_such_scheme'"):
@@ -204,6 +207,36 @@ def test_failed_run_is_marked_failed_and_keeps_what_was_logged(small_config, sto
     assert good.info.status == "FINISHED"
     assert math.isfinite(good.data.metrics["buy_again_auc"])
     assert client.list_artifacts(good.info.run_id)
+
+
+def test_logged_model_requires_rfmml_itself(small_run, store):
+    mlflow.set_tracking_uri(store)
+    folder = mlflow.artifacts.download_artifacts(small_run.model_uri)
+    requirements = (Path(folder) / "requirements.txt").read_text().split()
+    assert any(r.split("==")[0] == "rfmml" for r in requirements)
+
+
+def test_evaluate_is_pure_and_record_writes_it(small_config, store, tmp_path):
+    from dataclasses import replace
+
+    from rfmml.pipeline import evaluate, record
+
+    cfg = replace(small_config, name="cdnow_pure", n_bootstrap=0,
+                  segmentations=small_config.segmentations[:1])  # fmt: skip
+    out = tmp_path / "out"
+    evaluation = evaluate(cfg)
+    assert not out.exists()
+    assert mlflow.get_experiment_by_name("cdnow_pure") is None
+    assert evaluation.failed_step is None
+    assert list(evaluation.comparison.index) == ["rf_grid"]
+    assert evaluation.scoring.rule_segmentation == "rf_grid"
+    spend = evaluation.calibration.cal_holdout["spend_holdout"]
+    assert spend.sum() > 0  # the exact holdout spend comes with the calibration frame
+    result = record(evaluation, output_dir=out, tracking_uri=store)
+    assert (out / "predictions.parquet").exists() and set(result.runs) == {
+        "rf_grid", "models", "scoring"
+    }
+    pd.testing.assert_frame_equal(result.predictions, evaluation.scoring.predictions)
 
 
 def test_tracking_uri_resolution(monkeypatch, tmp_path):

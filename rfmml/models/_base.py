@@ -1,0 +1,477 @@
+"""The maximum-likelihood base of every rfmml customer-base model.
+
+A new model is its likelihood, its predictions and nothing else. Subclass
+:class:`PurchaseModel` (purchase/dropout models) or
+:class:`MaximumLikelihoodModel` (other models, e.g. spend), decorate the
+class with :func:`rfmml.models.register_model`, import its module in
+``rfmml/models/__init__.py``, and define:
+
+Required class attributes:
+    ``kind`` (str)
+        The name saved in documents and looked up by ``load_model``.
+    ``param_names`` (tuple of str)
+        The parameters, all > 0 (the base optimises their logarithms).
+    ``fit_columns`` (tuple of str)
+        Summary columns the likelihood reads (validated by
+        :func:`rfmml.models._validation.check_summary`; an optional
+        ``weights`` column is always accepted). A :class:`PurchaseModel`
+        also scores with them.
+    ``time_columns``, ``time_params`` (tuples of str, default empty)
+        Columns in time units and parameters with the unit of time (e.g.
+        BG/NBD: ``("recency", "T")`` and ``("alpha",)``). During the fit the
+        time columns are divided by the largest value of the last one and
+        the time parameters multiplied by it, so the penalizer means the same
+        whatever the unit (as in lifetimes); results are in the summary's unit.
+
+Required constructor: ``__init__`` taking (and storing under the same names,
+scikit-learn style) ``penalizer=0.0``, ``tol=1e-10``, ``max_iter=1000``,
+optionally ``initial_params=None`` (a mapping of ``param_names`` to values),
+plus the model's own hyper-parameters (JSON-able: they are saved).
+
+Required methods:
+    ``_prepare(rows, weights) -> data``
+        Precompute what the likelihood needs from unique rows (a dict of
+        column arrays, sorted) and their weights (customers per row). The
+        returned object must have an attribute ``n`` (total weight). The
+        default returns :class:`WeightedRows`.
+    ``_log_likelihood(theta, data) -> (total, gradient or None)``
+        The weighted total log-likelihood at the natural parameters
+        ``theta`` (in ``param_names`` order) and its gradient with respect
+        to ``theta`` (None: the base differentiates numerically).
+    ``_starting_points(data) -> list of numpy.ndarray``
+        Natural-scale starting points (time parameters in the rescaled unit),
+        tried in order after ``initial_params`` (when the model has it).
+    Predictions, for a :class:`PurchaseModel`: ``probability_alive(X)``,
+    ``expected_purchases(X, t)``, ``probability_no_purchase(X, t)`` (which
+    must accept ``t = inf`` and return P(never buys again)),
+    ``expected_purchases_new_customer(t)``, ``probability_of_purchases(n, t)``.
+    The base derives ``probability_purchase_within`` and
+    ``next_purchase_quantile`` from ``probability_no_purchase``.
+
+Optional hooks: ``_select_rows(X, columns)`` (which rows enter the
+likelihood, and extra fitted attributes to set on success, e.g. Gamma-Gamma
+keeps repeat customers), ``_rescale(data, rows, weights, scale)`` (a cheaper
+rescaled copy of prepared data) and ``saved_attributes`` (extra fitted
+attributes, JSON-able, written to the saved document).
+
+The base does the rest: hyper-parameter checks, validation, unique-row
+collapse with weights, starting points, optimisation (with a warm start on a
+subsample for large data), standard errors from the Hessian, the fitted
+attributes (all set only after success, so a failed fit leaves the estimator
+unfitted), :meth:`~MaximumLikelihoodModel.get_fitted_params`, ``save`` and
+``load``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABCMeta, abstractmethod
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from rfmml.errors import DataError
+from rfmml.models import _fitting
+from rfmml.models._fitting import Z_95, confidence_table, fit_log_params
+from rfmml.models._grouping import group_rows, rows_fingerprint, unique_rows
+from rfmml.models._validation import check_summary
+from rfmml.models.persistence import load_model, save_model
+
+__all__ = [
+    "MaximumLikelihoodModel",
+    "PurchaseModel",
+    "StandardErrorWarning",
+    "WeightedRows",
+    "Z_95",
+    "confidence_table",
+    "as_horizon",
+]
+
+
+def _is_number(value: object) -> bool:
+    """A scalar that is not a bool (``np.isscalar`` without its type narrowing)."""
+    return not isinstance(value, bool) and bool(np.isscalar(value))
+
+
+class StandardErrorWarning(UserWarning):
+    """The Hessian at the optimum is not positive definite; standard errors are NaN."""
+
+
+class WeightedRows(NamedTuple):
+    """Default prepared data: unique rows (column arrays), their weights and total weight."""
+
+    rows: dict[str, np.ndarray]
+    weights: np.ndarray
+    n: float
+
+
+def as_horizon(t, n: int, name: str = "t") -> np.ndarray:
+    """A horizon as one float per customer: a scalar is broadcast; must be >= 0, not NaN.
+
+    ``inf`` is allowed (e.g. P(no purchase ever)).
+
+    Raises
+    ------
+    DataError
+        Wrong shape, NaN or negative values.
+    """
+    arr = np.asarray(t.to_numpy() if isinstance(t, pd.Series) else t, dtype=float)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise DataError(
+            f"{name} must be a scalar or have one value per customer ({n}), got shape {arr.shape}."
+        )
+    if np.isnan(arr).any() or (arr < 0).any():
+        raise DataError(
+            f"{name} must be >= 0 and not NaN; "
+            f"{int((np.isnan(arr) | (arr < 0)).sum())} values are not."
+        )
+    return arr
+
+
+def _numeric_gradient(f, theta: np.ndarray, step: float = 1e-4) -> np.ndarray:
+    """Central differences of ``f`` at ``theta``, relative steps (models without a gradient)."""
+    grad = np.empty(len(theta))
+    for i in range(len(theta)):
+        h = step * max(abs(theta[i]), 1e-8)
+        up, down = theta.copy(), theta.copy()
+        up[i] += h
+        down[i] -= h
+        grad[i] = (f(up) - f(down)) / (2.0 * h)
+    return grad
+
+
+class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
+    """Base of the maximum-likelihood models: the ``fit`` template, accessors, save and load.
+
+    See the module docstring for what a subclass defines. Subclasses take
+    ``penalizer``, ``tol`` and ``max_iter`` hyper-parameters (and optionally
+    ``initial_params``) and set them in ``__init__``, scikit-learn style.
+
+    Fitted attributes (all models): ``params_``, ``summary_``,
+    ``log_likelihood_``, ``n_customers_``, ``n_unique_rows_``,
+    ``convergence_``, ``freq_``, ``training_fingerprint_``, ``fit_date_``.
+    """
+
+    kind: ClassVar[str] = ""
+    param_names: ClassVar[tuple[str, ...]] = ()
+    fit_columns: ClassVar[tuple[str, ...]] = ()
+    time_columns: ClassVar[tuple[str, ...]] = ()
+    time_params: ClassVar[tuple[str, ...]] = ()
+    #: extra fitted attributes saved with the model (besides the common ones)
+    saved_attributes: ClassVar[tuple[str, ...]] = ()
+
+    # ------------------------------------------------------- what a model defines
+    def _prepare(self, rows: dict[str, np.ndarray], weights: np.ndarray) -> Any:
+        return WeightedRows(rows, weights, float(weights.sum()))
+
+    @abstractmethod
+    def _log_likelihood(self, theta: np.ndarray, data) -> tuple[float, np.ndarray | None]:
+        """Total weighted log-likelihood at natural ``theta`` and its gradient (or None)."""
+
+    @abstractmethod
+    def _starting_points(self, data) -> list[np.ndarray]:
+        """Natural-scale starting points (time parameters in the rescaled unit)."""
+
+    def _select_rows(
+        self, X: pd.DataFrame, columns: dict[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+        """Rows entering the likelihood, their weights, and fitted attributes to set on success."""
+        return {k: columns[k] for k in self.fit_columns}, columns["weights"], {}
+
+    def _rescale(self, data, rows: dict[str, np.ndarray], weights: np.ndarray, scale: float):
+        """Prepared data with the time columns multiplied by ``scale``."""
+        scaled = {k: v * scale if k in self.time_columns else v for k, v in rows.items()}
+        return self._prepare(scaled, weights)
+
+    # --------------------------------------------------------------------- fit
+    def _check_hyper_parameters(self) -> None:
+        pen = self.penalizer
+        if not _is_number(pen) or not pen >= 0:
+            raise ValueError(f"penalizer must be a number >= 0, got {pen!r}.")
+        init = getattr(self, "initial_params", None)
+        if init is not None:
+            if not isinstance(init, Mapping) or set(init) != set(self.param_names):
+                raise ValueError(
+                    f"initial_params must map each of {list(self.param_names)} to a value > 0, "
+                    f"got {init!r}."
+                )
+            if not all(np.isfinite(float(init[k])) and float(init[k]) > 0 for k in init):
+                raise ValueError(f"initial_params must all be finite and > 0, got {dict(init)!r}.")
+
+    def _clear_fitted(self) -> None:
+        for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, key)
+
+    def fit(self, X: pd.DataFrame, y=None):
+        """Fit the model to a customer summary by maximum likelihood.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The model's ``fit_columns``, optional ``weights`` (customers per row).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            Invalid hyper-parameters.
+        DataError
+            On invalid input (see :func:`rfmml.models._validation.check_summary`).
+        ConvergenceError
+            If no starting point converges.
+        """
+        self._clear_fitted()
+        self._check_hyper_parameters()
+        name = type(self).__name__
+        cols = check_summary(X, self.fit_columns, what=f"{name}.fit")
+        selected, weights, extra = self._select_rows(X, cols)
+        rows, w = unique_rows(selected, weights)
+
+        scale = 1.0
+        if self.time_columns:
+            last = self.time_columns[-1]
+            t_max = float(rows[last].max())
+            if t_max <= 0:
+                raise DataError(
+                    f"{last} must be > 0 for at least one customer, but all {len(X)} customers "
+                    f"have {last} == 0. Is the observation end after the first purchases?"
+                )
+            scale = 1.0 / t_max
+        natural = self._prepare(rows, w)
+        data = natural if scale == 1.0 else self._rescale(natural, rows, w, scale)
+        time_mask = np.array([k in self.time_params for k in self.param_names])
+        to_scaled = np.where(time_mask, scale, 1.0)  # natural -> fitting units
+        pen = float(self.penalizer)
+
+        def make_objective(prepared):
+            n = prepared.n
+
+            def objective(log_theta):
+                theta = np.exp(log_theta)
+                ll, grad = self._log_likelihood(theta, prepared)
+                if grad is None:
+                    grad = _numeric_gradient(
+                        lambda th: self._log_likelihood(th, prepared)[0], theta
+                    )
+                value = -ll / n + pen * theta @ theta
+                return value, (-grad / n + 2.0 * pen * theta) * theta
+
+            return objective
+
+        starts = []
+        init = getattr(self, "initial_params", None)
+        if init is not None:
+            starts.append(np.log(np.array([float(init[k]) for k in self.param_names]) * to_scaled))
+        starts += [np.log(np.asarray(s, dtype=float)) for s in self._starting_points(data)]
+        step = _fitting.subsample_step(len(w)) if init is None else None
+        subsample = None
+        if step is not None:
+            subsample = self._prepare(
+                {k: v[::step] * scale if k in self.time_columns else v[::step]
+                 for k, v in rows.items()},
+                w[::step],
+            )  # fmt: skip
+        outcome, hess, warm = fit_log_params(
+            make_objective,
+            data,
+            subsample,
+            starts,
+            model=name,
+            tol=self.tol,
+            max_iter=self.max_iter,
+        )
+        params = np.exp(outcome.log_params) / to_scaled
+        table, ok = _fitting.parameter_table(self.param_names, params, hess)
+        if not ok:
+            warnings.warn(
+                f"The Hessian of the {name} log-likelihood is not positive definite at the "
+                "optimum, so standard errors are NaN. The parameters may be poorly identified "
+                "(e.g. very few repeat buyers); consider more data or a small penalizer.",
+                StandardErrorWarning,
+                stacklevel=2,
+            )
+        log_likelihood = float(self._log_likelihood(params, natural)[0])
+        n = float(natural.n)
+        # every fitted attribute is set here, after the fit succeeded
+        self.params_ = pd.Series(params, index=list(self.param_names), name=name)
+        self.summary_ = table
+        self.log_likelihood_ = log_likelihood
+        self.n_customers_ = int(n) if n.is_integer() else n
+        self.n_unique_rows_ = len(w)
+        self.convergence_ = outcome.diagnostics(
+            self.param_names, np.exp(np.asarray(outcome.start)) / to_scaled, warm
+        )
+        for key, value in extra.items():
+            setattr(self, key, value)
+        self.freq_ = X.attrs.get("freq")
+        self.training_fingerprint_ = rows_fingerprint(rows, w)
+        self.fit_date_ = datetime.now(UTC).isoformat(timespec="seconds")
+        return self
+
+    # --------------------------------------------------------------- accessors
+    def get_fitted_params(self) -> dict[str, float]:
+        """The fitted parameters as plain floats, in the model's parameter order.
+
+        Returns
+        -------
+        dict of str to float
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the model is not fitted.
+        """
+        check_is_fitted(self, "params_")
+        return {k: float(self.params_[k]) for k in self.param_names}
+
+    def _theta(self) -> tuple[float, ...]:
+        return tuple(self.get_fitted_params().values())
+
+    # ------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """Save the fitted model as JSON (see :mod:`rfmml.models.persistence`).
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            Destination file (parent directories are created).
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        return save_model(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """Load a model saved with :meth:`save`, checking it is of this class.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            A JSON file written by :meth:`save`.
+
+        Returns
+        -------
+        The fitted model.
+        """
+        return load_model(path, expected=cls)
+
+
+class PurchaseModel(MaximumLikelihoodModel):
+    """Base of purchase models: every one answers the same questions.
+
+    Subclasses implement ``probability_alive``, ``expected_purchases``,
+    ``probability_no_purchase`` (accepting ``t = inf``),
+    ``expected_purchases_new_customer`` and ``probability_of_purchases``; this
+    class derives :meth:`probability_purchase_within` and
+    :meth:`next_purchase_quantile` from ``probability_no_purchase``.
+    """
+
+    @abstractmethod
+    def probability_alive(self, X: pd.DataFrame) -> pd.Series:
+        """Probability that each customer is still active at ``T``."""
+
+    @abstractmethod
+    def expected_purchases(self, X: pd.DataFrame, t) -> pd.Series:
+        """Expected purchases in the next ``t`` periods, given each history."""
+
+    @abstractmethod
+    def probability_no_purchase(self, X: pd.DataFrame, t) -> pd.Series:
+        """Probability of no purchase in the next ``t`` periods (``t = inf`` allowed)."""
+
+    @abstractmethod
+    def expected_purchases_new_customer(self, t):
+        """Expected purchases of a new customer in ``(0, t]``."""
+
+    @abstractmethod
+    def probability_of_purchases(self, n, t):
+        """Probability that a new customer makes exactly ``n`` purchases in ``(0, t]``."""
+
+    def probability_purchase_within(self, X: pd.DataFrame, t) -> pd.Series:
+        """Probability of at least one purchase in the next ``t`` periods: ``1 - P(no purchase)``.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The model's summary columns.
+        t : float or array_like
+            Horizon in the summary's time unit, one value or one per customer.
+
+        Returns
+        -------
+        pandas.Series
+            Aligned to ``X.index``.
+        """
+        p = 1.0 - self.probability_no_purchase(X, t).to_numpy()
+        return pd.Series(p, index=X.index, name="probability_purchase_within")
+
+    def next_purchase_quantile(self, X: pd.DataFrame, q: float = 0.5) -> pd.Series:
+        """Time until the next purchase at quantile ``q`` of its conditional distribution.
+
+        The smallest ``t`` with ``P(a purchase in the next t periods) >= q``,
+        i.e. ``probability_no_purchase(X, t) == 1 - q``; ``+inf`` where the
+        probability of never buying again is ``>= 1 - q``. Solved by
+        bisection (after bracketing by doubling), vectorised over the unique
+        rows of ``X``.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The model's summary columns.
+        q : float, default 0.5
+            Quantile in (0, 1); 0.5 gives the median time to the next purchase.
+
+        Returns
+        -------
+        pandas.Series
+            In the summary's time unit, aligned to ``X.index``.
+        """
+        if not _is_number(q) or not 0.0 < float(q) < 1.0:
+            raise ValueError(f"q must be a number strictly between 0 and 1, got {q!r}.")
+        check_is_fitted(self, "params_")
+        cols = check_summary(X, self.fit_columns, what="next_purchase_quantile")
+        codes, first = group_rows(*(cols[k] for k in self.fit_columns))
+        rows = pd.DataFrame({k: cols[k][first] for k in self.fit_columns})
+        target = 1.0 - float(q)
+
+        def no_buy(t: np.ndarray, idx: np.ndarray) -> np.ndarray:
+            return self.probability_no_purchase(rows.iloc[idx], t).to_numpy()
+
+        k = len(rows)
+        everyone = np.arange(k)
+        out = np.full(k, np.inf)
+        finite = no_buy(np.full(k, np.inf), everyone) < target
+        idx = everyone[finite]
+        lo = np.zeros(len(idx))
+        hi = np.ones(len(idx))
+        if "T" in rows.columns and len(idx):
+            hi = np.maximum(rows["T"].to_numpy()[idx], 1.0)
+        open_ = no_buy(hi, idx) > target
+        while open_.any():  # double until P(no purchase in hi) <= target
+            lo[open_] = hi[open_]
+            hi[open_] *= 2.0
+            open_[open_] = no_buy(hi[open_], idx[open_]) > target
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            above = no_buy(mid, idx) > target
+            lo = np.where(above, mid, lo)
+            hi = np.where(above, hi, mid)
+            if np.all(hi - lo <= 1e-12 * np.maximum(hi, 1e-300)):
+                break
+        out[idx] = hi
+        return pd.Series(out[codes], index=X.index, name="next_purchase_quantile")
