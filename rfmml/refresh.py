@@ -176,15 +176,14 @@ def _drift(
     purchase_tolerance: float,
     min_expected: float,
 ) -> DriftCheck:
-    from rfmml.features._engine import scalar_period
-
     check = DriftCheck(segment_changed_share=changed_share, baseline=baseline)
     reasons = []
     model = pipeline.purchase_model
     if baseline is not None and model is not None and baseline < end:
         freq = pipeline.freq
         then = state.btyd_summary(observation_end=baseline, freq=freq)
-        check.periods = scalar_period(end, freq) - scalar_period(baseline, freq)
+        # T grows by the periods between the two observation ends, for every customer
+        check.periods = int((summary.loc[then.index[:1], "T"] - then["T"].iloc[:1]).iloc[0])
         if check.periods > 0:
             expected = model.expected_purchases(then, check.periods)
             check.predicted_purchases = float(expected.sum())
@@ -198,7 +197,8 @@ def _drift(
         )
     ratio = check.purchase_ratio
     if (
-        not math.isnan(ratio)
+        baseline is not None
+        and not math.isnan(ratio)
         and check.predicted_purchases >= min_expected
         and abs(ratio - 1) > purchase_tolerance
     ):
@@ -288,7 +288,9 @@ def refresh(
         )
     own = not isinstance(state, CustomerState)
     created = False
-    if own:
+    if isinstance(state, CustomerState):
+        st = state
+    else:
         path = Path(state)
         created = not path.exists()
         st = (
@@ -296,8 +298,6 @@ def refresh(
             if created
             else CustomerState.open(path)
         )
-    else:
-        st = state
     try:
         return _refresh(
             st, new_log, pipeline, model_dir, output, tracking_uri, experiment,

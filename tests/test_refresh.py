@@ -68,9 +68,7 @@ def test_refreshes_rescore_track_moves_and_history(cdnow_parts, model_dir, tmp_p
                                           tracking_uri=uri)  # fmt: skip
         seen = pd.concat([seen, cdnow_parts[month]])
         # the same table a scoring of the whole log gives, with the saved models (no refit)
-        expected = pipeline.predict(
-            scoring_frame(rfm_table(seen), btyd_summary(seen, freq="W"))
-        )
+        expected = pipeline.predict(scoring_frame(rfm_table(seen), btyd_summary(seen, freq="W")))
         pd.testing.assert_frame_equal(result.predictions, expected)
         table = result.movements
         assert (table["before"] + table["entered"] - table["left"] == table["now"]).all()
