@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from rfmml._documents import replacing
 from rfmml.campaign import (
     ScoringPipeline,
     export_segment_changes,
@@ -390,7 +391,8 @@ def _refresh(
     st.record_segments(current if has_segments else None, end, refresh=row)
     if has_segments:
         files["movements"] = out / "movements.csv"
-        table.to_csv(files["movements"])
+        with replacing(files["movements"]) as temporary:
+            table.to_csv(temporary)
     result = RefreshResult(update, end, predictions, changes, table, drift, files, output_dir=out)
     if log_to_mlflow:
         result.run_id = _log(result, st, tracking_uri, experiment)

@@ -34,7 +34,7 @@ def either_schema(first: Schema, second: Schema) -> Schema:
     """
     columns: dict[str, ColSpec] = {}
     for spec in [*first.inputs, *second.inputs]:
-        if spec.name not in columns:
+        if isinstance(spec, ColSpec) and spec.name is not None and spec.name not in columns:
             columns[spec.name] = ColSpec(spec.type, spec.name, required=False)
     return Schema(list(columns.values()))
 
