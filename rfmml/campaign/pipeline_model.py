@@ -28,6 +28,7 @@ import pandas as pd
 from rfmml._documents import read_document, replacing, replacing_folder, write_document
 from rfmml.campaign.playbook import Playbook
 from rfmml.campaign.scoring import score_customers
+from rfmml.data.transactions import end_cutoff
 from rfmml.errors import DataError
 from rfmml.features import btyd_summary, rfm_table
 from rfmml.models import GammaGamma, PurchaseModel, load_model, save_model
@@ -191,7 +192,7 @@ class ScoringPipeline:
         if not pd.api.types.is_datetime64_any_dtype(tx["timestamp"]):
             tx = tx.assign(timestamp=pd.to_datetime(tx["timestamp"]))
         end = pd.Timestamp(end)
-        tx = tx.loc[tx["timestamp"] < end.normalize() + pd.Timedelta(days=1)]
+        tx = tx.loc[tx["timestamp"] < end_cutoff(end)]  # later purchases are not observed
         return scoring_frame(
             rfm_table(tx, observation_end=end, group=self.group),
             btyd_summary(tx, observation_end=end, freq=self.freq, group=self.group),

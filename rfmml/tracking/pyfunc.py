@@ -49,5 +49,10 @@ class RFMMLPyfunc(PythonModel):
         self.model = loader.load(context.artifacts["model"])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        """Score a frame (for a scoring pipeline, see :func:`rfmml.campaign.scoring_frame`)."""
+        """Score a frame: for a scoring pipeline, customer features or transactions.
+
+        See :meth:`rfmml.campaign.ScoringPipeline.predict` (the features of
+        :func:`rfmml.campaign.scoring_frame`, or ``customer_id``, ``timestamp``
+        and ``amount`` rows summarised as of the stored ``observation_end``).
+        """
         return to_plain(self.model.predict(model_input))
