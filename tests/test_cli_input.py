@@ -182,8 +182,11 @@ def test_a_log_without_amounts_segments_on_recency_and_frequency(retail_lines, t
     assert "Gamma-Gamma (spend model) is skipped" in result.output
     assert (tmp_path / "models" / "purchase_model.json").is_file()
     assert not (tmp_path / "models" / "gamma_gamma.json").exists()
-    one_line_error(invoke("predict", *args, "--model", tmp_path / "models", "-o", tmp_path / "p"),
-                   "predict needs amounts")  # fmt: skip
+    result = invoke("predict", *args, "--model", tmp_path / "models", "-o", tmp_path / "p")
+    assert result.exit_code == 0, result.output
+    predicted = pd.read_parquet(tmp_path / "p" / "predictions.parquet")
+    assert len(predicted) == 200 and {"segment", "probability_alive"} <= set(predicted.columns)
+    assert not {"total_spend", "M", "clv", "expected_spend"} & set(predicted.columns)
 
 
 def test_observation_end_far_past_the_data_on_the_command_line(tmp_path, cdnow_tx):
