@@ -104,7 +104,13 @@ NegativeAmounts = Literal["drop", "net", "error"]
 
 @dataclass
 class DataConfig:
-    """Where the transactions come from and how their columns map."""
+    """Where the transactions come from and how their columns map.
+
+    ``amount = ""`` declares a log without amounts: the experiment runs on
+    recency and frequency, without spend metrics, spend model or spend
+    columns (see :mod:`rfmml.pipeline`). Left out, ``amount`` maps the column
+    named ``amount``, which must then exist.
+    """
 
     source: str = "cdnow"
     customer: str = "customer_id"
