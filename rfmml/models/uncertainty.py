@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.utils import check_random_state
 
 from rfmml.errors import ConvergenceError, DataError
@@ -395,15 +396,16 @@ def interval_predictions(
     if purchase_model is None and gamma_gamma is None:
         raise ValueError("interval_predictions needs a purchase model, a Gamma-Gamma model or both.")
     rng = check_random_state(random_state)
-    wanted = [m for m, k in ((purchase_model, "purchase_model"), (gamma_gamma, "gamma_gamma"))
-              if m is not None and k in draws]  # fmt: skip
-    n_draws = {len(np.asarray(draws[k])) for k in ("purchase_model", "gamma_gamma") if k in draws}
-    if len(wanted) != sum(m is not None for m in (purchase_model, gamma_gamma)):
-        raise ValueError("draws must hold an array for each model given.")
-    if len(n_draws) != 1:
-        raise ValueError(f"the models' draws must have the same number of rows, got {n_draws}.")
-    D = n_draws.pop()
+    given = {k: m for k, m in (("purchase_model", purchase_model), ("gamma_gamma", gamma_gamma))
+             if m is not None}  # fmt: skip
+    if any(k not in draws for k in given):
+        raise ValueError(f"draws must hold an array for each model given: {sorted(given)}.")
+    sizes = {len(np.asarray(draws[k])) for k in given}
+    if len(sizes) != 1:
+        raise ValueError(f"the models' draws must have the same number of rows, got {sizes}.")
+    D = sizes.pop()
     lo_q, hi_q = (1.0 - interval) / 2.0, (1.0 + interval) / 2.0
+    chunk = max(1, int(chunk_elements) // D)
 
     needed = ["frequency"]
     if purchase_model is not None:
@@ -411,131 +413,150 @@ def interval_predictions(
     if gamma_gamma is not None:
         needed.append("monetary_value")
     c = check_summary(summary, tuple(needed), what="interval_predictions")
+    n = len(summary)
     if segments is None:
-        seg_codes = np.zeros(len(summary), dtype=np.int64)
+        seg_codes = np.zeros(n, dtype=np.int64)
         seg_labels = np.array(["all"], dtype=object)
     else:
-        seg_codes, seg_labels = pd.factorize(pd.Series(np.asarray(segments, dtype=object)).astype(str), sort=True)
-        seg_labels = np.asarray(seg_labels, dtype=object)
+        labels = pd.Series(np.asarray(segments, dtype=object)).astype(str)
+        seg_codes, uniques = pd.factorize(labels, sort=True)
+        seg_labels = np.asarray(uniques, dtype=object)
     n_seg = len(seg_labels)
-    if gamma_gamma is not None:
-        c["monetary_value"] = np.where(c["frequency"] > 0, c["monetary_value"], 0.0)
-    keys = [c[k] for k in needed]
-    codes, first = group_rows(*keys, seg_codes)
-    n_rows = len(first)
-    weights = np.bincount(codes, minlength=n_rows).astype(float)
-    # sort unique rows by the purchase key so a chunk touches few (frequency, T) values
-    order = np.lexsort([c[k][first] for k in reversed(needed)])
-    first, weights = first[order], weights[order]
-    rank = np.empty(n_rows, dtype=np.int64)
-    rank[order] = np.arange(n_rows)
-    codes = rank[codes]
-    urows = {k: c[k][first] for k in needed}
-    useg = seg_codes[first]
-
     steps = np.arange(1, int(horizon) + 1, dtype=float)
     discount = (1.0 + float(discount_rate)) ** -steps
-    theta_p = np.asarray(draws["purchase_model"]) if purchase_model is not None else None
-    theta_g = np.asarray(draws["gamma_gamma"]) if gamma_gamma is not None else None
-
-    # point estimates on unique rows (the draws never change them)
-    point: dict[str, np.ndarray] = {}
-    if purchase_model is not None:
-        theta_hat = np.array(list(purchase_model.get_fitted_params().values()))
-        alive, purchases, none, disc = _purchase_at(
-            purchase_model, theta_hat, {k: urows[k] for k in purchase_model.fit_columns},
-            horizon, discount,
-        )  # fmt: skip
-        point.update(probability_alive=alive, expected_purchases=purchases,
-                     probability_no_purchase=none)  # fmt: skip
-    if gamma_gamma is not None:
-        phi_hat = tuple(gamma_gamma.get_fitted_params().values())
-        point["expected_order_value"] = F.gamma_gamma_expected_order_value(
-            urows["frequency"], urows["monetary_value"], *phi_hat
-        )
-    if purchase_model is not None and gamma_gamma is not None:
-        point["clv"] = np.maximum(point["expected_order_value"] * disc, 0.0)
-        point["revenue"] = point["expected_order_value"] * point["expected_purchases"]
-
-    columns = [k for k in INTERVAL_COLUMNS if k in point]
-    bounds = {k: (np.empty(n_rows), np.empty(n_rows)) for k in columns}
-    has_count = purchase_model is not None and _has_count_distribution(purchase_model)
-    count_bounds = (np.empty(n_rows), np.empty(n_rows)) if has_count else None
-    total_names = [k for k in ("expected_purchases", "revenue", "clv") if k in point]
-    totals = {k: np.zeros((n_seg, D)) for k in total_names}
+    out: dict[str, np.ndarray] = {}
+    point_totals: dict[str, np.ndarray] = {}  # per segment
+    draw_totals: dict[str, np.ndarray] = {}  # per segment x draw
     count_mean = np.zeros((n_seg, D))
     count_var = np.zeros((n_seg, D))
+    has_count = purchase_model is not None and _has_count_distribution(purchase_model)
 
-    chunk = max(1, int(chunk_elements) // D)
-    for start in range(0, n_rows, chunk):
-        sl = slice(start, min(start + chunk, n_rows))
-        m = sl.stop - sl.start
-        mats = {k: np.empty((m, D)) for k in (*columns, *(["revenue"] if "revenue" in point else []))}
-        if purchase_model is not None:
-            assert theta_p is not None
-            pcols = purchase_model.fit_columns
-            pc, pf = group_rows(*(urows[k][sl] for k in pcols))
-            prow = {k: urows[k][sl][pf] for k in pcols}
-            disc_m = np.empty((m, D))
-            alive_p = np.empty((len(pf), D))
+    # ---- phase A: the purchase model on unique purchase rows, sorted by (frequency, T)
+    if purchase_model is not None:
+        pcols = purchase_model.fit_columns
+        pcode, pfirst = group_rows(*(c[k] for k in pcols))
+        order = np.lexsort([c[k][pfirst] for k in reversed(("frequency", "T", *pcols))
+                            if k in c])  # fmt: skip
+        rank = np.empty(len(pfirst), dtype=np.int64)
+        rank[order] = np.arange(len(pfirst))
+        pcode, pfirst = rank[pcode], pfirst[order]
+        n_p = len(pfirst)
+        prows = {k: c[k][pfirst] for k in pcols}
+        # customers per (segment, purchase row)
+        seg_w = sparse.csr_matrix(
+            (np.ones(n), (seg_codes, pcode)), shape=(n_seg, n_p)
+        )
+        theta_p = np.asarray(draws["purchase_model"], dtype=float)
+        theta_hat = np.array(list(purchase_model.get_fitted_params().values()))
+        p_alive, p_purch, p_none, p_disc = _purchase_at(
+            purchase_model, theta_hat, prows, horizon, discount
+        )
+        point = {"probability_alive": p_alive, "expected_purchases": p_purch,
+                 "probability_no_purchase": p_none}  # fmt: skip
+        bounds = {k: (np.empty(n_p), np.empty(n_p)) for k in point}
+        purch_m = np.empty((n_p, D))
+        disc_m = np.empty((n_p, D)) if gamma_gamma is not None else None
+        count_bounds = (np.empty(n_p), np.empty(n_p))
+        for start in range(0, n_p, chunk):
+            sl = slice(start, min(start + chunk, n_p))
+            rows = {k: v[sl] for k, v in prows.items()}
+            mats = {k: np.empty((sl.stop - sl.start, D)) for k in point}
             for d in range(D):
                 alive, purchases, none, disc = _purchase_at(
-                    purchase_model, theta_p[d], prow, horizon, discount
+                    purchase_model, theta_p[d], rows, horizon, discount
                 )
-                mats["probability_alive"][:, d] = alive[pc]
-                mats["expected_purchases"][:, d] = purchases[pc]
-                mats["probability_no_purchase"][:, d] = none[pc]
-                disc_m[:, d] = disc[pc]
-                alive_p[:, d] = alive
+                mats["probability_alive"][:, d] = alive
+                mats["expected_purchases"][:, d] = purchases
+                mats["probability_no_purchase"][:, d] = none
+                if disc_m is not None:
+                    disc_m[sl, d] = disc
+            purch_m[sl] = mats["expected_purchases"]
+            for k, mat in mats.items():
+                _bounds_into(bounds[k], sl, mat, point[k][sl], lo_q, hi_q)
             if has_count:
-                assert count_bounds is not None
-                _count_chunk(purchase_model, theta_p, prow, pc, alive_p, float(horizon), lo_q,
-                             hi_q, weights[sl], useg[sl], n_seg, count_bounds, sl, count_mean,
-                             count_var)  # fmt: skip
-        if gamma_gamma is not None:
-            assert theta_g is not None
-            x, mv = urows["frequency"][sl], urows["monetary_value"][sl]
-            for d in range(D):
-                mats["expected_order_value"][:, d] = F.gamma_gamma_expected_order_value(
-                    x, mv, *theta_g[d]
+                _count_chunk(purchase_model, theta_p, rows, mats["probability_alive"],
+                             float(horizon), lo_q, hi_q, count_bounds, sl,
+                             seg_w[:, sl], count_mean, count_var)  # fmt: skip
+            del mats
+        for k in INTERVAL_COLUMNS:
+            if k in bounds:
+                out[f"{k}_lower"], out[f"{k}_upper"] = bounds[k][0][pcode], bounds[k][1][pcode]
+        if has_count:
+            out[f"{COUNT_COLUMN}_lower"] = count_bounds[0][pcode]
+            out[f"{COUNT_COLUMN}_upper"] = count_bounds[1][pcode]
+        point_totals["expected_purchases"] = seg_w @ p_purch
+        draw_totals["expected_purchases"] = np.asarray(seg_w @ purch_m)
+
+    # ---- phase B: order value, CLV and revenue on unique (purchase row, spend, segment) rows
+    if gamma_gamma is not None:
+        x = c["frequency"]
+        m = np.where(x > 0, c["monetary_value"], 0.0)
+        key = [pcode] if purchase_model is not None else [x]
+        code, first = group_rows(*key, m, seg_codes)
+        n_u = len(first)
+        w = np.bincount(code, minlength=n_u).astype(float)
+        ux, um, useg = x[first], m[first], seg_codes[first]
+        upc = pcode[first] if purchase_model is not None else None
+        theta_g = np.asarray(draws["gamma_gamma"], dtype=float)
+        g_hat = tuple(gamma_gamma.get_fitted_params().values())
+        eov_hat = F.gamma_gamma_expected_order_value(ux, um, *g_hat)
+        gpoint = {"expected_order_value": eov_hat}
+        if upc is not None:
+            gpoint["clv"] = np.maximum(eov_hat * p_disc[upc], 0.0)
+            revenue_hat = eov_hat * p_purch[upc]
+        gbounds = {k: (np.empty(n_u), np.empty(n_u)) for k in gpoint}
+        sums = {k: np.zeros((n_seg, D)) for k in ("clv", "revenue") if upc is not None}
+        pq = [theta_g[:, i][None, :] for i in range(3)]
+        for start in range(0, n_u, chunk):
+            sl = slice(start, min(start + chunk, n_u))
+            eov = F.gamma_gamma_expected_order_value(ux[sl, None], um[sl, None], *pq)
+            mats = {"expected_order_value": eov}
+            if upc is not None:
+                assert disc_m is not None
+                mats["clv"] = np.maximum(eov * disc_m[upc[sl]], 0.0)
+                onehot = sparse.csr_matrix(
+                    (w[sl], (useg[sl], np.arange(sl.stop - sl.start))),
+                    shape=(n_seg, sl.stop - sl.start),
                 )
-        if "clv" in mats:
-            np.maximum(mats["expected_order_value"] * disc_m, 0.0, out=mats["clv"])
-            np.multiply(mats["expected_order_value"], mats["expected_purchases"],
-                        out=mats["revenue"])  # fmt: skip
-        onehot = np.zeros((n_seg, m))
-        onehot[useg[sl], np.arange(m)] = weights[sl]
-        for k in total_names:
-            totals[k] += onehot @ mats[k]
-        for k in columns:
-            q = np.quantile(mats[k], [lo_q, hi_q], axis=1)
-            bounds[k][0][sl] = np.minimum(q[0], point[k][sl])
-            bounds[k][1][sl] = np.maximum(q[1], point[k][sl])
-        del mats
+                sums["clv"] += onehot @ mats["clv"]
+                sums["revenue"] += onehot @ (eov * purch_m[upc[sl]])
+            for k, mat in mats.items():
+                _bounds_into(gbounds[k], sl, mat, gpoint[k][sl], lo_q, hi_q)
+            del mats
+        for k in gpoint:
+            out[f"{k}_lower"], out[f"{k}_upper"] = gbounds[k][0][code], gbounds[k][1][code]
+        if upc is not None:
+            for k, per_row in (("revenue", revenue_hat), ("clv", gpoint["clv"])):
+                point_totals[k] = np.bincount(useg, weights=w * per_row, minlength=n_seg)
+                draw_totals[k] = sums[k]
 
-    out = {}
-    for k in columns:
-        out[f"{k}_lower"] = bounds[k][0][codes]
-        out[f"{k}_upper"] = bounds[k][1][codes]
-    if count_bounds is not None:
-        out[f"{COUNT_COLUMN}_lower"] = count_bounds[0][codes]
-        out[f"{COUNT_COLUMN}_upper"] = count_bounds[1][codes]
-    frame = pd.DataFrame(out, index=summary.index)
-
-    table = _totals_table(point, totals, count_mean, count_var, has_count, weights, useg,
-                          seg_labels, lo_q, hi_q, rng, segmented=segments is not None)  # fmt: skip
+    ordered = [f"{k}_{end}" for k in (*INTERVAL_COLUMNS, COUNT_COLUMN) for end in ("lower", "upper")]
+    frame = pd.DataFrame({k: out[k] for k in ordered if k in out}, index=summary.index)
+    n_per_seg = np.bincount(seg_codes, minlength=n_seg)
+    table = _totals_table(point_totals, draw_totals, count_mean, count_var, has_count,
+                          n_per_seg, seg_labels, lo_q, hi_q, rng,
+                          segmented=segments is not None)  # fmt: skip
     settings = {"interval": float(interval), "n_draws": int(D)}
     return IntervalPredictions(frame, table, settings)
 
 
-def _count_chunk(model, theta_p, prow, pc, alive, t, lo_q, hi_q, w, useg, n_seg,
-                 count_bounds, sl, count_mean, count_var) -> None:  # fmt: skip
-    """Predictive count quantiles of a chunk and per-draw count means/variances per segment.
+def _bounds_into(bounds, sl: slice, mat: np.ndarray, point: np.ndarray, lo_q: float,
+                 hi_q: float) -> None:  # fmt: skip
+    """Quantiles over draws (columns) into ``bounds[0][sl]``, ``bounds[1][sl]``, around ``point``."""
+    q = np.quantile(mat, [lo_q, hi_q], axis=1)
+    bounds[0][sl] = np.minimum(q[0], point)
+    bounds[1][sl] = np.maximum(q[1], point)
 
-    ``alive`` is P(alive) per purchase row of the chunk and draw (rows x draws).
-    The count distribution given alive depends on (frequency, T) only: it is
-    evaluated per distinct pair for all draws at once, and mixed with each
-    row's P(alive) draws by one matrix product per pair.
+
+def _count_chunk(model, theta_p, prow, alive, t, lo_q, hi_q, count_bounds, sl, seg_w,
+                 count_mean, count_var) -> None:  # fmt: skip
+    """Predictive count quantiles of a chunk of purchase rows; per-draw count moments per segment.
+
+    ``alive`` is P(alive) per row and draw (rows x draws). The count
+    distribution given alive depends on (frequency, T) only: it is evaluated
+    per distinct pair for all draws at once and mixed with each row's P(alive)
+    draws by one matrix product per pair. ``seg_w`` counts customers per
+    (segment, row of the chunk).
     """
     D = len(theta_p)
     pair, pfirst = group_rows(prow["frequency"], prow["T"])
@@ -544,13 +565,13 @@ def _count_chunk(model, theta_p, prow, pc, alive, t, lo_q, hi_q, w, useg, n_seg,
     e_hat = F.bgnbd_expected_purchases_if_alive(np.full(len(x), t), x, T, *theta_hat)
     e_max = float(e_hat.max()) if len(e_hat) else 0.0
     n_max = int(np.ceil(3.0 * e_max + 10.0 * np.sqrt(e_max) + 10.0))
+    by_pair = np.argsort(pair, kind="stable")
+    splits = np.split(by_pair, np.cumsum(np.bincount(pair, minlength=len(x)))[:-1])
     while True:
         cond = _count_pmf_if_alive_bgnbd(theta_p, x, T, t, n_max)  # pairs x D x n
         grid = np.arange(n_max + 1, dtype=float)
         mu, m2 = cond @ grid, cond @ grid**2  # pairs x D
         mix = np.empty((len(pair), n_max + 1))
-        by_pair = np.argsort(pair, kind="stable")
-        splits = np.split(by_pair, np.cumsum(np.bincount(pair, minlength=len(x)))[:-1])
         for j, idx in enumerate(splits):
             mix[idx] = alive[idx] @ cond[j] / D
         mix[:, 0] += 1.0 - alive.mean(axis=1)
@@ -558,41 +579,37 @@ def _count_chunk(model, theta_p, prow, pc, alive, t, lo_q, hi_q, w, useg, n_seg,
         if (cdf[:, -1] >= hi_q + 1e-9).all() or n_max > 100_000:
             break
         n_max *= 2
-    lower = np.argmax(cdf >= lo_q - 1e-12, axis=1).astype(float)
+    count_bounds[0][sl] = np.argmax(cdf >= lo_q - 1e-12, axis=1)
     reach = cdf >= hi_q - 1e-12
-    upper = np.where(reach.any(axis=1), np.argmax(reach, axis=1), n_max).astype(float)
-    count_bounds[0][sl] = lower[pc]
-    count_bounds[1][sl] = upper[pc]
+    count_bounds[1][sl] = np.where(reach.any(axis=1), np.argmax(reach, axis=1), n_max)
     means = alive * mu[pair]
-    variances = np.maximum(alive * m2[pair] - means**2, 0.0)
-    onehot = np.zeros((n_seg, len(pc)))
-    onehot[useg, np.arange(len(pc))] = w
-    count_mean += onehot @ means[pc]
-    count_var += onehot @ variances[pc]
+    count_mean += seg_w @ means
+    count_var += seg_w @ np.maximum(alive * m2[pair] - means**2, 0.0)
 
 
-def _totals_table(point, totals, count_mean, count_var, has_count, weights, useg, seg_labels,
-                  lo_q, hi_q, rng, segmented: bool) -> pd.DataFrame:  # fmt: skip
+def _totals_table(point_totals, draw_totals, count_mean, count_var, has_count, n_per_seg,
+                  seg_labels, lo_q, hi_q, rng, segmented: bool) -> pd.DataFrame:  # fmt: skip
+    """One row per segment (when segmented) and ``"all"``: totals and their joint-draw intervals."""
     n_seg = len(seg_labels)
-    groups = [(str(seg_labels[s]), np.array([s])) for s in range(n_seg)] if segmented else []
-    groups.append(("all", np.arange(n_seg)))
+    groups = [(str(seg_labels[s]), [s]) for s in range(n_seg)] if segmented else []
+    groups.append(("all", list(range(n_seg))))
+    z = rng.standard_normal(count_mean.shape[1])
     records = []
-    D = count_mean.shape[1]
-    z = rng.standard_normal(D)
     for label, members in groups:
-        in_group = np.isin(useg, members)
-        rec: dict[str, Any] = {"segment": label, "n_customers": int(weights[in_group].sum())}
-        for k, per_draw in totals.items():
-            vec = per_draw[members].sum(axis=0)
-            est = float(weights[in_group] @ point[k][in_group])
-            lo, hi = np.quantile(vec, [lo_q, hi_q])
+        rec: dict[str, Any] = {"segment": label, "n_customers": int(n_per_seg[members].sum())}
+        for k in ("expected_purchases", "revenue", "clv"):
+            if k not in draw_totals:
+                continue
+            est = float(point_totals[k][members].sum())
+            lo, hi = np.quantile(draw_totals[k][members].sum(axis=0), [lo_q, hi_q])
             rec[k], rec[f"{k}_lower"], rec[f"{k}_upper"] = est, min(lo, est), max(hi, est)
         if has_count:
             mean = count_mean[members].sum(axis=0)
             sd = np.sqrt(count_var[members].sum(axis=0))
             total = np.maximum(np.round(mean + sd * z), 0.0)
             lo, hi = np.quantile(total, [lo_q, hi_q])
-            rec[f"{COUNT_COLUMN}_lower"], rec[f"{COUNT_COLUMN}_upper"] = float(lo), float(hi)
+            rec[f"{COUNT_COLUMN}_lower"] = float(np.floor(lo))
+            rec[f"{COUNT_COLUMN}_upper"] = float(np.ceil(hi))
         records.append(rec)
     return pd.DataFrame.from_records(records)
 
