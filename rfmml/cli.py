@@ -376,11 +376,13 @@ def fit(transactions: str, customer: str, timestamp: str, amount: str, group: st
               help="An earlier predictions.parquet: also write entered/left lists.")
 @click.option("--hash-ids", is_flag=True, help="Hash customer ids in the segment lists.")
 @click.option("--salt", default=None, help="Salt for --hash-ids.")
+@click.option("--interval", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
+              help="Level of the _lower/_upper columns (0: none); default: the pipeline's.")
 @_handle_errors
 def predict(transactions: str, customer: str, timestamp: str, amount: str, group: str | None,
             order: str | None, timestamp_format: str | None, observation_end: str | None,
             model_dir: str, output: str, previous: str | None, hash_ids: bool,
-            salt: str | None) -> None:  # fmt: skip
+            salt: str | None, interval: float | None) -> None:  # fmt: skip
     """Score the customers of TRANSACTIONS with a saved pipeline; write predictions and lists."""
     from rfmml.campaign import (
         ScoringPipeline,
@@ -394,6 +396,8 @@ def predict(transactions: str, customer: str, timestamp: str, amount: str, group
     from rfmml.pipeline import fingerprint
 
     pipeline = ScoringPipeline.load(model_dir)
+    if interval is not None:
+        pipeline.interval = interval
     tx = _read(transactions, customer, timestamp, amount, group, order, timestamp_format)
     frame = scoring_frame(
         rfm_table(tx, observation_end=observation_end, group=group),

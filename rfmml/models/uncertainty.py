@@ -175,7 +175,9 @@ def draw_params(
         chol = np.linalg.cholesky(cov + 1e-300 * np.eye(len(theta)))
         return np.asarray(theta * np.exp(z @ chol.T))
     if X is None:
-        raise ValueError("method='bootstrap' refits on resampled customers: pass X=training summary.")
+        raise ValueError(
+            "method='bootstrap' refits on resampled customers: pass X=the training summary."
+        )
     return _bootstrap_draws(model, int(n_draws), rng, X)
 
 
@@ -394,7 +396,9 @@ def interval_predictions(
     IntervalPredictions
     """
     if purchase_model is None and gamma_gamma is None:
-        raise ValueError("interval_predictions needs a purchase model, a Gamma-Gamma model or both.")
+        raise ValueError(
+            "interval_predictions needs a purchase model, a Gamma-Gamma model or both."
+        )
     rng = check_random_state(random_state)
     given = {k: m for k, m in (("purchase_model", purchase_model), ("gamma_gamma", gamma_gamma))
              if m is not None}  # fmt: skip
@@ -530,7 +534,8 @@ def interval_predictions(
                 point_totals[k] = np.bincount(useg, weights=w * per_row, minlength=n_seg)
                 draw_totals[k] = sums[k]
 
-    ordered = [f"{k}_{end}" for k in (*INTERVAL_COLUMNS, COUNT_COLUMN) for end in ("lower", "upper")]
+    ends = ("lower", "upper")
+    ordered = [f"{k}_{end}" for k in (*INTERVAL_COLUMNS, COUNT_COLUMN) for end in ends]
     frame = pd.DataFrame({k: out[k] for k in ordered if k in out}, index=summary.index)
     n_per_seg = np.bincount(seg_codes, minlength=n_seg)
     table = _totals_table(point_totals, draw_totals, count_mean, count_var, has_count,
@@ -542,7 +547,7 @@ def interval_predictions(
 
 def _bounds_into(bounds, sl: slice, mat: np.ndarray, point: np.ndarray, lo_q: float,
                  hi_q: float) -> None:  # fmt: skip
-    """Quantiles over draws (columns) into ``bounds[0][sl]``, ``bounds[1][sl]``, around ``point``."""
+    """Quantiles over draws (columns) into ``bounds[0][sl]``, ``bounds[1][sl]``, with ``point``."""
     q = np.quantile(mat, [lo_q, hi_q], axis=1)
     bounds[0][sl] = np.minimum(q[0], point)
     bounds[1][sl] = np.maximum(q[1], point)
