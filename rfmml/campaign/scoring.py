@@ -20,6 +20,7 @@ from rfmml.models.uncertainty import (
     check_interval,
     draw_params,
     interval_predictions,
+    probability_top_fraction,
 )
 from rfmml.segments import KMeansSegmenter, RuleSegmenter
 
@@ -40,7 +41,7 @@ _OUTPUT_COLUMNS = frozenset(
      "segment", "cluster", "cluster_name", "probability_alive", "probability_no_purchase",
      "churn_risk",
      "expected_purchases", "expected_order_value", "expected_spend", "clv",
-     "purchase_count_lower", "purchase_count_upper",
+     "purchase_count_lower", "purchase_count_upper", "probability_top_clv",
      *(f"{c}_{end}" for c in INTERVAL_COLUMNS for end in ("lower", "upper")),
      *_PLAYBOOK_COLUMNS}
 )  # fmt: skip
@@ -165,6 +166,7 @@ def _add_intervals(
     param_draws: Mapping[str, np.ndarray] | None,
     segments: pd.Series | None,
     random_state,
+    top_fraction: float | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The table with its interval columns after their point columns, and the interval attrs."""
     check_interval(interval, n_draws, method)
@@ -196,10 +198,18 @@ def _add_intervals(
             at += 1
         columns.insert(at, col)
     extended = pd.concat([table, result.columns.set_axis(table.index)], axis=1)[columns]
+    if top_fraction is not None and purchase_model is not None and gamma_gamma is not None:
+        top = probability_top_fraction(
+            purchase_model, gamma_gamma, summary, horizon=horizon, discount_rate=discount_rate,
+            draws=draws, fraction=top_fraction,
+        )  # fmt: skip
+        at = extended.columns.get_loc("clv_upper") + 1
+        extended.insert(at, "probability_top_clv", top.to_numpy())
     extended.attrs = table.attrs
     meta = {
         **result.settings,
         "method": method,
+        "top_fraction": top_fraction,
         "totals": result.totals.to_dict(orient="records"),
     }
     return extended, meta
@@ -225,6 +235,7 @@ def score_customers(
     param_draws: Mapping[str, np.ndarray] | None = None,
     segments: pd.Series | None = None,
     random_state=None,
+    top_fraction: float | None = None,
 ) -> pd.DataFrame:
     """Score every customer for campaign planning: one row per customer (and group).
 
@@ -314,6 +325,11 @@ def score_customers(
         segment when there is one.
     random_state : None, int or numpy.random.RandomState
         Seed of the parameter draws and of the process noise of predictive totals.
+    top_fraction : float, optional
+        With intervals and both models: add ``probability_top_clv``, the share of
+        joint parameter draws in which the customer's CLV is in the top
+        ``top_fraction`` of customers (0.1: top decile), for
+        :func:`~rfmml.campaign.select_targets` ``rank_by``. One more pass over the draws.
 
     Returns
     -------
@@ -449,7 +465,7 @@ def score_customers(
             table, summary, purchase_model, gamma_gamma, int(horizon), float(discount_rate),
             interval, n_draws, interval_method, param_draws,
             None if segments is None else pd.Series(segments).reindex(features.index),
-            random_state,
+            random_state, top_fraction,
         )  # fmt: skip
 
     if rule_segmenter is not None:

@@ -235,10 +235,8 @@ def _purchase_at(
     the order value. BG/NBD uses its closed forms once per distinct
     (frequency, T); other purchase models their own methods.
     """
-    from rfmml.models.bgnbd import BetaGeoNBD
-
     steps = np.arange(int(horizon) + 1, dtype=float)
-    if type(model) is BetaGeoNBD:
+    if _is_bgnbd(model):
         r, alpha, a, b = (float(v) for v in theta)
         x, t_x, T = rows["frequency"], rows["recency"], rows["T"]
         codes, first = group_rows(x, T)
@@ -298,10 +296,13 @@ def _count_pmf_if_alive_bgnbd(theta: np.ndarray, x, T, t: float, n_max: int) -> 
     return out
 
 
-def _has_count_distribution(model) -> bool:
-    from rfmml.models.bgnbd import BetaGeoNBD
+def _is_bgnbd(model) -> bool:
+    """The BG/NBD closed forms apply (its kind; this module is below the model modules)."""
+    return type(model).__dict__.get("kind") == "BetaGeoNBD"
 
-    return type(model) is BetaGeoNBD
+
+def _has_count_distribution(model) -> bool:
+    return _is_bgnbd(model)
 
 
 # ----------------------------------------------------------- interval results
