@@ -227,15 +227,19 @@ def _purchase_at(
     theta: np.ndarray,
     rows: dict[str, np.ndarray],
     horizon: int,
-    discount: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    discount: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """P(alive), E[purchases in horizon], P(no purchase in horizon), discounted purchases.
 
     The last is ``sum_k (E[Y(k)] - E[Y(k-1)]) / (1 + d)^k``, the CLV without
-    the order value. BG/NBD uses its closed forms once per distinct
-    (frequency, T); other purchase models their own methods.
+    the order value (None when ``discount`` is None: no CLV wanted). BG/NBD uses
+    its closed forms once per distinct (frequency, T); other purchase models
+    their own methods.
     """
-    steps = np.arange(int(horizon) + 1, dtype=float)
+    if discount is None:
+        steps = np.array([0.0, float(horizon)])
+    else:
+        steps = np.arange(int(horizon) + 1, dtype=float)
     if _is_bgnbd(model):
         r, alpha, a, b = (float(v) for v in theta)
         x, t_x, T = rows["frequency"], rows["recency"], rows["T"]
@@ -244,7 +248,7 @@ def _purchase_at(
             steps[:, None], x[first][None, :], T[first][None, :], r, alpha, a, b
         )
         alive = F.bgnbd_probability_alive(x, t_x, T, r, alpha, a, b)
-        disc = (discount @ (e[1:] - e[:-1]))[codes] * alive
+        disc = None if discount is None else (discount @ (e[1:] - e[:-1]))[codes] * alive
         purchases = e[-1][codes] * alive
         none = F.bgnbd_probability_no_purchase(
             np.full(len(x), float(horizon)), x, t_x, T, r, alpha, a, b
@@ -255,7 +259,7 @@ def _purchase_at(
     alive = twin.probability_alive(frame).to_numpy()
     e = np.stack([twin.expected_purchases(frame, k).to_numpy() for k in steps])
     none = twin.probability_no_purchase(frame, float(horizon)).to_numpy()
-    return alive, e[-1], none, discount @ (e[1:] - e[:-1])
+    return alive, e[-1], none, None if discount is None else discount @ (e[1:] - e[:-1])
 
 
 def _count_pmf_if_alive_bgnbd(theta: np.ndarray, x, T, t: float, n_max: int) -> np.ndarray:
@@ -453,8 +457,9 @@ def interval_predictions(
         )
         theta_p = np.asarray(draws["purchase_model"], dtype=float)
         theta_hat = np.array(list(purchase_model.get_fitted_params().values()))
+        wanted = discount if gamma_gamma is not None else None
         p_alive, p_purch, p_none, p_disc = _purchase_at(
-            purchase_model, theta_hat, prows, horizon, discount
+            purchase_model, theta_hat, prows, horizon, wanted
         )
         point = {"probability_alive": p_alive, "expected_purchases": p_purch,
                  "probability_no_purchase": p_none}  # fmt: skip
@@ -468,7 +473,7 @@ def interval_predictions(
             mats = {k: np.empty((sl.stop - sl.start, D)) for k in point}
             for d in range(D):
                 alive, purchases, none, disc = _purchase_at(
-                    purchase_model, theta_p[d], rows, horizon, discount
+                    purchase_model, theta_p[d], rows, horizon, wanted
                 )
                 mats["probability_alive"][:, d] = alive
                 mats["expected_purchases"][:, d] = purchases
@@ -507,6 +512,7 @@ def interval_predictions(
         eov_hat = F.gamma_gamma_expected_order_value(ux, um, *g_hat)
         gpoint = {"expected_order_value": eov_hat}
         if upc is not None:
+            assert p_disc is not None
             gpoint["clv"] = np.maximum(eov_hat * p_disc[upc], 0.0)
             revenue_hat = eov_hat * p_purch[upc]
         gbounds = {k: (np.empty(n_u), np.empty(n_u)) for k in gpoint}
@@ -658,6 +664,7 @@ def probability_top_fraction(
     hits = np.zeros(len(first))
     for d in range(len(theta_p)):
         disc = _purchase_at(purchase_model, theta_p[d], prow, horizon, discount)[3]
+        assert disc is not None
         eov = F.gamma_gamma_expected_order_value(rows["frequency"], rows["monetary_value"],
                                                  *theta_g[d])  # fmt: skip
         clv = np.maximum(eov * disc, 0.0)
