@@ -194,7 +194,7 @@ def _add_intervals(
         base = col.rsplit("_", 1)[0]
         anchor = base if base in columns else "expected_purchases"
         at = columns.index(anchor) + 1 if anchor in columns else len(columns)
-        while at < len(columns) and columns[at].startswith(f"{base}_"):
+        while at < len(columns) and columns[at].startswith((f"{base}_", f"{anchor}_")):
             at += 1
         columns.insert(at, col)
     extended = pd.concat([table, result.columns.set_axis(table.index)], axis=1)[columns]

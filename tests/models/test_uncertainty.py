@@ -231,7 +231,7 @@ def _replicate(seed: int, n: int, t: float):
 
 @pytest.mark.slow
 def test_interval_coverage_on_simulated_customers():
-    replicates, n, t = 150, 1000, 26.0
+    replicates, n, t = 150, 800, 26.0
     param_cover, count_cover, below, above = [], [], [], []
     for seed in range(replicates):
         summary, holdout = _replicate(seed, n, t)
