@@ -10,8 +10,9 @@ import pytest
 
 from rfmml.data.simulate import bgnbd_purchase_process
 from rfmml.errors import DataError
-from rfmml.models import BetaGeoNBD, customer_lifetime_value, load_model
+from rfmml.models import BetaGeoNBD, customer_lifetime_value, load_model, model_class
 from rfmml.models import _formulas as F
+from rfmml.models.simulate import simulate_bgbb
 from rfmml.models.uncertainty import (
     _count_pmf_if_alive_bgnbd,
     draw_params,
@@ -259,3 +260,34 @@ def test_interval_coverage_on_simulated_customers():
     assert np.mean(below) < 0.05 + tol and np.mean(above) < 0.05 + tol
     # ... but not trivially wide: most customers' intervals are short
     assert np.mean(count_cover) < 0.99
+
+
+@pytest.mark.parametrize("kind", ["ParetoNBD", "ModifiedBetaGeoNBD"])
+def test_every_purchase_model_gets_intervals(kind, cdnow_summary, cdnow_gamma_gamma):
+    model = model_class(kind)().fit(cdnow_summary)
+    draws = {"purchase_model": model.draw_params(30, random_state=0),
+             "gamma_gamma": cdnow_gamma_gamma.draw_params(30, random_state=1)}  # fmt: skip
+    res = interval_predictions(model, cdnow_gamma_gamma, cdnow_summary, horizon=HORIZON,
+                               interval=0.9, draws=draws).columns  # fmt: skip
+    assert not res.isna().any().any()
+    est = model.expected_purchases(cdnow_summary, HORIZON).to_numpy()
+    assert (res["expected_purchases_lower"] <= est).all()
+    assert (est <= res["expected_purchases_upper"]).all()
+    assert (res["expected_purchases_upper"] > res["expected_purchases_lower"]).mean() > 0.9
+    clv = customer_lifetime_value(model, cdnow_gamma_gamma, cdnow_summary, HORIZON, 0.0)
+    assert (res["clv_lower"] <= clv).all() and (clv <= res["clv_upper"]).all()
+    assert "purchase_count_lower" not in res.columns  # no count distribution for this model
+
+
+def test_bgbb_draws_both_ways():
+    # BG/BB: discrete opportunities (donations example parameters of Fader, Hardie & Shang 2010)
+    summary = simulate_bgbb(3000, 6, {"alpha": 1.2, "beta": 0.75, "gamma": 0.66, "delta": 2.78},
+                            random_state=0)  # fmt: skip
+    model = model_class("BetaGeoBetaBinom")().fit(summary)
+    para = model.draw_params(300, random_state=0)
+    boot = model.draw_params(30, method="bootstrap", random_state=0, X=summary)
+    assert para.shape == (300, 4) and boot.shape == (30, 4)
+    # both spread around the estimate on the log scale by about its standard error; with 30
+    # bootstrap draws a standard deviation is known to about 13%: a factor 1.6 is ~3.5 of them
+    ratio = np.log(boot).std(axis=0) / np.log(para).std(axis=0)
+    assert np.all((ratio > 1 / 1.6) & (ratio < 1.6)), ratio
