@@ -351,9 +351,13 @@ def interval_predictions(
 
     Every prediction is evaluated at each parameter draw (row ``d`` of
     ``draws["purchase_model"]`` and of ``draws["gamma_gamma"]`` together: the
-    two models are fitted separately, so their draws are independent) on the
-    unique (frequency, recency, T, monetary_value, segment) rows, in chunks
-    of at most ``chunk_elements / n_draws`` rows; the bounds are the
+    two models are fitted separately, so their draws are independent) on
+    unique rows, in chunks of at most ``chunk_elements / n_draws`` rows: the
+    purchase model's predictions on the unique (frequency, recency, T) rows,
+    the order value and CLV on the unique (purchase row, monetary_value,
+    segment) rows. Only two unique-purchase-rows x draws matrices live
+    through the call (expected purchases and discounted purchases, which
+    revenue and CLV reuse); everything else is chunk x draws. The bounds are the
     ``(1 - interval) / 2`` and ``(1 + interval) / 2`` quantiles over draws
     (linear interpolation), widened where needed to contain the point
     estimate, which the draws never change.
