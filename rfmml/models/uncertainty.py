@@ -286,17 +286,20 @@ def _count_pmf_if_alive_bgnbd(theta: np.ndarray, x, T, t: float, n_max: int) -> 
     s = r + x
     q = (alpha + T) / (alpha + T + t)
     out = np.empty((x.shape[0], theta.shape[0], n_max + 1))
+    # b + x first: with a tiny b, (b + x + n) - 1 would round b away and give 0 / 0
+    bx = b + x
+    abx = a + bx
     nb = q**s  # P(Pois = 0)
     tail = np.ones_like(nb)  # P(Pois >= n)
     survive = np.ones_like(nb)  # E[(1 - p)^n]
-    die_at = a / (a + b + x)  # E[p (1 - p)^(n-1)] at n = 1
+    die_at = a / abx  # E[p (1 - p)^(n-1)] at n = 1
     out[:, :, 0] = nb
     for n in range(1, n_max + 1):
         tail = tail - nb
-        nb = nb * (s + n - 1.0) / n * (1.0 - q)
-        survive = survive * (b + x + n - 1.0) / (a + b + x + n - 1.0)
+        nb = nb * (s + (n - 1.0)) / n * (1.0 - q)
+        survive = survive * ((bx + (n - 1.0)) / (abx + (n - 1.0)))
         out[:, :, n] = nb * survive + np.maximum(tail, 0.0) * die_at
-        die_at = die_at * (b + x + n - 1.0) / (a + b + x + n)
+        die_at = die_at * ((bx + (n - 1.0)) / (abx + n))
     return out
 
 
@@ -592,7 +595,14 @@ def _count_chunk(model, theta_p, prow, alive, t, lo_q, hi_q, count_bounds, sl, s
             mix[idx] = alive[idx] @ cond[j] / D
         mix[:, 0] += 1.0 - alive.mean(axis=1)
         cdf = np.cumsum(mix, axis=1)
-        if (cdf[:, -1] >= hi_q + 1e-9).all() or n_max > 100_000:
+        if not np.isfinite(cdf).all():
+            raise FloatingPointError(
+                f"the {type(model).__name__} count distribution is not finite at some "
+                "parameter draws; the parameters are poorly identified (see summary_)."
+            )
+        # stop when the upper level is reached, or (keeping memory bounded) report n_max
+        # as the upper bound of the rows that need more
+        if (cdf[:, -1] >= hi_q + 1e-9).all() or cond.size >= 2**25:
             break
         n_max *= 2
     count_bounds[0][sl] = np.argmax(cdf >= lo_q - 1e-12, axis=1)
