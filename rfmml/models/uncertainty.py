@@ -471,8 +471,10 @@ def interval_predictions(
         point = {"probability_alive": p_alive, "expected_purchases": p_purch,
                  "probability_no_purchase": p_none}  # fmt: skip
         bounds = {k: (np.empty(n_p), np.empty(n_p)) for k in point}
-        purch_m = np.empty((n_p, D))
-        disc_m = np.empty((n_p, D)) if gamma_gamma is not None else None
+        # kept for revenue and CLV: float32 (their bounds are Monte Carlo quantities; every
+        # point estimate stays float64)
+        purch_m = np.empty((n_p, D), dtype=np.float32)
+        disc_m = np.empty((n_p, D), dtype=np.float32) if gamma_gamma is not None else None
         count_bounds = (np.empty(n_p), np.empty(n_p))
         for start in range(0, n_p, chunk):
             sl = slice(start, min(start + chunk, n_p))
@@ -513,6 +515,7 @@ def interval_predictions(
         n_u = len(first)
         w = np.bincount(code, minlength=n_u).astype(float)
         ux, um, useg = x[first], m[first], seg_codes[first]
+        ux32, um32 = ux.astype(np.float32), um.astype(np.float32)
         upc = pcode[first] if purchase_model is not None else None
         theta_g = np.asarray(draws["gamma_gamma"], dtype=float)
         g_hat = tuple(gamma_gamma.get_fitted_params().values())
@@ -524,14 +527,14 @@ def interval_predictions(
             revenue_hat = eov_hat * p_purch[upc]
         gbounds = {k: (np.empty(n_u), np.empty(n_u)) for k in gpoint}
         sums = {k: np.zeros((n_seg, D)) for k in ("clv", "revenue") if upc is not None}
-        pq = [theta_g[:, i][None, :] for i in range(3)]
+        pq = [theta_g[:, i][None, :].astype(np.float32) for i in range(3)]
         for start in range(0, n_u, chunk):
             sl = slice(start, min(start + chunk, n_u))
-            eov = F.gamma_gamma_expected_order_value(ux[sl, None], um[sl, None], *pq)
+            eov = F.gamma_gamma_expected_order_value(ux32[sl, None], um32[sl, None], *pq)
             mats = {"expected_order_value": eov}
             if upc is not None:
                 assert disc_m is not None
-                mats["clv"] = np.maximum(eov * disc_m[upc[sl]], 0.0)
+                mats["clv"] = np.maximum(eov * disc_m[upc[sl]], np.float32(0.0))
                 onehot = sparse.csr_matrix(
                     (w[sl], (useg[sl], np.arange(sl.stop - sl.start))),
                     shape=(n_seg, sl.stop - sl.start),
@@ -582,29 +585,45 @@ def _count_chunk(model, theta_p, prow, alive, t, lo_q, hi_q, count_bounds, sl, s
     x, T = prow["frequency"][pfirst], prow["T"][pfirst]
     theta_hat = np.array(list(model.get_fitted_params().values()))
     e_hat = F.bgnbd_expected_purchases_if_alive(np.full(len(x), t), x, T, *theta_hat)
-    e_max = float(e_hat.max()) if len(e_hat) else 0.0
-    n_max = int(np.ceil(3.0 * e_max + 10.0 * np.sqrt(e_max) + 10.0))
+    # each pair's count grid: its mean plus four negative-binomial standard deviations
+    # (shape r + x), a power of two >= 8, doubled below for pairs whose mixture has not
+    # reached the upper level
+    sd = np.sqrt(e_hat + e_hat**2 / (theta_hat[0] + x))
+    need = np.ceil(e_hat + 4.0 * sd + 5.0)
+    n_pair = (2 ** np.ceil(np.log2(np.maximum(need, 8.0)))).astype(np.int64)
     by_pair = np.argsort(pair, kind="stable")
     splits = np.split(by_pair, np.cumsum(np.bincount(pair, minlength=len(x)))[:-1])
+    mu, m2 = np.empty((len(x), D)), np.empty((len(x), D))
+    todo = np.arange(len(x))
+    mix = np.zeros((len(pair), int(n_pair.max()) + 1))
     while True:
-        cond = _count_pmf_if_alive_bgnbd(theta_p, x, T, t, n_max)  # pairs x D x n
-        grid = np.arange(n_max + 1, dtype=float)
-        mu, m2 = cond @ grid, cond @ grid**2  # pairs x D
-        mix = np.empty((len(pair), n_max + 1))
-        for j, idx in enumerate(splits):
-            mix[idx] = alive[idx] @ cond[j] / D
-        mix[:, 0] += 1.0 - alive.mean(axis=1)
+        n_max = int(n_pair.max())
+        if mix.shape[1] < n_max + 1:
+            mix = np.pad(mix, ((0, 0), (0, n_max + 1 - mix.shape[1])))
+        for size in np.unique(n_pair[todo]):
+            group = todo[n_pair[todo] == size]
+            cond = _count_pmf_if_alive_bgnbd(theta_p, x[group], T[group], t, int(size))
+            grid = np.arange(size + 1, dtype=float)
+            mu[group], m2[group] = cond @ grid, cond @ grid**2  # pairs x D
+            for j, c in zip(group, cond, strict=True):
+                idx = splits[j]
+                mix[idx] = 0.0
+                mix[idx, : size + 1] = alive[idx] @ c / D
+                mix[idx, 0] += 1.0 - alive[idx].mean(axis=1)
         cdf = np.cumsum(mix, axis=1)
         if not np.isfinite(cdf).all():
             raise FloatingPointError(
                 f"the {type(model).__name__} count distribution is not finite at some "
                 "parameter draws; the parameters are poorly identified (see summary_)."
             )
-        # stop when the upper level is reached, or (keeping memory bounded) report n_max
-        # as the upper bound of the rows that need more
-        if (cdf[:, -1] >= hi_q + 1e-9).all() or cond.size >= 2**25:
+        short = np.zeros(len(x), dtype=bool)
+        short[pair[cdf[:, -1] < hi_q + 1e-9]] = True
+        # stop when every row reaches the upper level, or (memory kept bounded) report
+        # the grid's end as the upper bound of the rows that would need more
+        if not short.any() or D * int(n_pair[short].max()) >= 2**22:
             break
-        n_max *= 2
+        n_pair[short] *= 2
+        todo = np.flatnonzero(short)
     count_bounds[0][sl] = np.argmax(cdf >= lo_q - 1e-12, axis=1)
     reach = cdf >= hi_q - 1e-12
     count_bounds[1][sl] = np.where(reach.any(axis=1), np.argmax(reach, axis=1), n_max)
