@@ -1,8 +1,8 @@
 """Benchmark interval predictions: 1M customers, 200 parameter draws, every interval column.
 
-Usage: python benchmarks/bench_intervals.py [--customers 1000000] [--draws 200]
+Usage: python benchmarks/bench_intervals.py [--customers 1000000] [--draws 200] [--repeat 3]
 
-One fresh subprocess per run (see ``_harness.py``): it simulates a weekly
+Best of ``--repeat`` fresh subprocesses (see ``_harness.py``): it simulates a weekly
 BG/NBD + Gamma-Gamma summary (CDNOW parameters, alpha per week; customers
 acquired over 39 weeks and observed for 78, recency and T in whole weeks as
 ``btyd_summary(freq="W")`` makes them; continuous mean spend), fits both models,
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import sys
@@ -82,15 +83,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3, help="fresh processes; best time kept")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.customers, args.draws)
         return
-    res = run_isolated(__file__, "--worker", "--customers", str(args.customers),
-                       "--draws", str(args.draws))  # fmt: skip
-    if "error" in res:
-        raise SystemExit(f"benchmark failed: {res['error']}")
+    load = os.getloadavg()[0]
+    runs = []
+    for _ in range(args.repeat):
+        one = run_isolated(__file__, "--worker", "--customers", str(args.customers),
+                           "--draws", str(args.draws))  # fmt: skip
+        if "error" in one:
+            raise SystemExit(f"benchmark failed: {one['error']}")
+        runs.append(one)
+        load = max(load, os.getloadavg()[0])
+    res = min(runs, key=lambda r: r["full"]["seconds"])  # best of --repeat fresh processes
+    res["process_peak_bytes"] = max(r["process_peak_bytes"] for r in runs)
+    res["full"]["peak_bytes"] = max(r["full"]["peak_bytes"] for r in runs)
     full, point = res["full"], res["point"]
     ok = full["seconds"] < TARGET_SECONDS and res["process_peak_bytes"] < TARGET_GIB * 2**30
     md = (
@@ -98,8 +108,8 @@ def main() -> None:
         f"Machine: {platform.machine()}, 2 cores, Python {platform.python_version()}. "
         f"{args.customers:,} simulated weekly customers (CDNOW parameters; "
         f"{res['unique_purchase_rows']:,} unique (frequency, recency, T) rows, continuous spend), "
-        "11 segments, horizon 52 weeks; one fresh process; memory is peak extra resident "
-        "memory.\n\n"
+        f"11 segments, horizon 52 weeks; best of {args.repeat} fresh processes (memory: the "
+        "largest peak extra resident memory).\n\n"
         "| step | seconds | peak GiB |\n|---|---:|---:|\n"
         f"| `score_customers` point estimates only | {point['seconds']:.2f} | "
         f"{gib(point['peak_bytes'])} |\n"
@@ -108,6 +118,8 @@ def main() -> None:
         f"segment and overall totals | {full['seconds']:.2f} | {gib(full['peak_bytes'])} |\n\n"
         f"Peak resident memory of the whole process (simulated data, both fits, both scorings): "
         f"{gib(res['process_peak_bytes'])} GiB.\n\n"
+        f"The machine is shared: load average up to {load:.1f} on 2 cores during the run "
+        "(times are longer the busier it is).\n\n"
         f"Target (uncertainty issue): under {TARGET_SECONDS:.0f} s and {TARGET_GIB:.0f} GiB: "
         f"{'met' if ok else 'NOT met'}.\n"
     )
