@@ -56,7 +56,9 @@ attributes, JSON-able, written to the saved document).
 
 The base does the rest: hyper-parameter checks, validation, unique-row
 collapse with weights, starting points, optimisation (with a warm start on a
-subsample for large data), standard errors from the Hessian, the fitted
+subsample for large data), standard errors from the Hessian (and
+``covariance_log_``, which :meth:`~MaximumLikelihoodModel.draw_params` samples,
+see :mod:`rfmml.models.uncertainty`), the fitted
 attributes (all set only after success, so a failed fit leaves the estimator
 unfitted), :meth:`~MaximumLikelihoodModel.get_fitted_params`, ``save`` and
 ``load``.
