@@ -89,6 +89,8 @@ class ScoringPipeline:
         Fitted purchase model (e.g. BG/NBD).
     churn_basis : {"no_purchase", "alive"}
         What ``churn_risk`` bands (see :func:`~rfmml.campaign.score_customers`).
+    next_order_window : int, optional
+        Periods of ``probability_order_within_window`` (``None``: no such column).
     """
 
     rule_segmenter: RuleSegmenter | None = None
@@ -102,6 +104,7 @@ class ScoringPipeline:
     group: str | None = None
     purchase_model: PurchaseModel | None = None
     churn_basis: str = "no_purchase"
+    next_order_window: int | None = None
 
     def __post_init__(self) -> None:
         both = self.bgnbd is not None and self.purchase_model is not None
@@ -156,6 +159,7 @@ class ScoringPipeline:
             freq=self.freq,
             playbook=self.playbook,
             churn_basis=self.churn_basis,
+            next_order_window=self.next_order_window,
         )
 
     def save(self, folder: str | Path) -> Path:
@@ -185,6 +189,7 @@ class ScoringPipeline:
             "group": self.group,
             "playbook": playbook,
             "churn_basis": self.churn_basis,
+            "next_order_window": self.next_order_window,
         }
         write_document(folder / "pipeline.json", FORMAT, FORMAT_VERSION, settings)
         return folder
@@ -216,4 +221,5 @@ class ScoringPipeline:
             playbook=playbook,
             group=settings.get("group"),
             churn_basis=settings.get("churn_basis", "no_purchase"),
+            next_order_window=settings.get("next_order_window"),
         )
