@@ -401,7 +401,8 @@ def degenerate_message(name: str, model: PurchaseModel, flagged: pd.DataFrame, w
     return (
         f"{label} fit on the {when} is degenerate: {values} {what}"
         f"{' (standard errors NaN)' if se_nan else ''}; try a penalizer "
-        f"([models] {name} = {{ penalizer = 0.01 }}) or another purchase model."
+        f"([models] {name} = {{ penalizer = 0.01 }}), another purchase model or a coarser "
+        "freq."
     )
 
 
@@ -644,6 +645,7 @@ def score(
         group=group,
         churn_basis=cfg.models.churn_basis,
         next_order_window=cfg.models.window(cfg.freq),
+        observation_end=cfg.observation_end.date().isoformat(),
     )
     predictions, _ = _fit_quietly(lambda: pipeline.predict(scoring_input))
     return Scoring(

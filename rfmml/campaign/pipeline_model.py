@@ -91,6 +91,10 @@ class ScoringPipeline:
         What ``churn_risk`` bands (see :func:`~rfmml.campaign.score_customers`).
     next_order_window : int, optional
         Periods of ``probability_order_within_window`` (``None``: no such column).
+    observation_end : str, optional
+        ISO date the summary columns are measured at, for
+        ``expected_next_order_date`` when the input frame does not carry it in
+        ``attrs`` (e.g. inside the MLflow model); ``None``: no date column then.
     """
 
     rule_segmenter: RuleSegmenter | None = None
@@ -105,6 +109,7 @@ class ScoringPipeline:
     purchase_model: PurchaseModel | None = None
     churn_basis: str = "no_purchase"
     next_order_window: int | None = None
+    observation_end: str | None = None
 
     def __post_init__(self) -> None:
         both = self.bgnbd is not None and self.purchase_model is not None
@@ -146,6 +151,8 @@ class ScoringPipeline:
         summary = frame[list(BTYD_COLUMNS)].copy() if uses_summary else None
         if summary is not None:
             summary.attrs["freq"] = self.freq
+            if self.observation_end is not None:
+                summary.attrs.setdefault("observation_end", self.observation_end)
         features = frame.drop(columns=[c for c in BTYD_COLUMNS if c in frame.columns])
         return score_customers(
             features,
@@ -190,6 +197,7 @@ class ScoringPipeline:
             "playbook": playbook,
             "churn_basis": self.churn_basis,
             "next_order_window": self.next_order_window,
+            "observation_end": self.observation_end,
         }
         write_document(folder / "pipeline.json", FORMAT, FORMAT_VERSION, settings)
         return folder
@@ -222,4 +230,5 @@ class ScoringPipeline:
             group=settings.get("group"),
             churn_basis=settings.get("churn_basis", "no_purchase"),
             next_order_window=settings.get("next_order_window"),
+            observation_end=settings.get("observation_end"),
         )
