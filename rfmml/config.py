@@ -361,7 +361,8 @@ def _models(raw: object) -> ModelsConfig:
         _at_least(models["horizon"], "[models] horizon", 1)
     if "discount_rate" in models:
         _at_least(models["discount_rate"], "[models] discount_rate", 0)
-    for key, cls in (*PURCHASE_MODELS.items(), ("gamma_gamma", GammaGamma)):
+    estimators: dict[str, type[BaseEstimator]] = {**PURCHASE_MODELS, "gamma_gamma": GammaGamma}
+    for key, cls in estimators.items():
         if key in models:
             models[key] = _estimator_params(models[key], cls, f"[models] {key}")
     if "purchase_models" in models:

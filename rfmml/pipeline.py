@@ -395,7 +395,7 @@ def degenerate_message(name: str, model: PurchaseModel, flagged: pd.DataFrame, w
     label = PURCHASE_MODEL_LABELS.get(name, name)
     values = ", ".join(f"{p} = {v:.3g}" for p, v in flagged["estimate"].items())
     se_nan = not np.isfinite(model.summary_["std_error"].to_numpy(dtype=float)).all()
-    what = "ran to the edge of its range" if len(flagged) == 1 else "ran to the edges of their range"
+    what = "ran to the edges of their range" if len(flagged) > 1 else "ran to the edge of its range"
     if (flagged["reason"] == "standard error not finite").all():
         what = "are not identified"
     return (
@@ -407,12 +407,13 @@ def degenerate_message(name: str, model: PurchaseModel, flagged: pd.DataFrame, w
 
 
 def _fit_quietly(
-    fit: Callable[[], _T],
+    fit: Callable[..., _T], *args: Any
 ) -> tuple[_T, list[warnings.WarningMessage]]:
+    """``fit(*args)`` with its warnings recorded (returned), not shown."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with np.errstate(all="ignore"):
-            value = fit()
+            value = fit(*args)
     return value, list(caught)
 
 
@@ -485,17 +486,18 @@ def evaluate_models(
     gg, gg_caught = _fit_quietly(lambda: cfg.models.build_gamma_gamma().fit(cal.summary))
     messages: list[str] = []
     for name in names:
-        model, got = _fit_quietly(lambda: cfg.models.build_purchase_model(name).fit(cal.summary))
+        model, got = _fit_quietly(cfg.models.build_purchase_model(name).fit, cal.summary)
         caught += got
-        table, _ = _fit_quietly(lambda: evaluate_holdout(model, gg, cal.cal_holdout))
+        table, _ = _fit_quietly(evaluate_holdout, model, gg, cal.cal_holdout)
         flagged = model.degenerate_parameters()
-        message = degenerate_message(name, model, flagged, "calibration period") if len(
-            flagged) else None  # fmt: skip
+        message = None
+        if len(flagged):
+            message = degenerate_message(name, model, flagged, "calibration period")
         if message:
             messages.append(message)
             logger.warning(message)
-        metrics = fit_statistics(model) | {k: float(v) for k, v in table["model"].items()}
-        fits[name] = PurchaseModelFit(name, model, table, metrics, flagged, message)
+        stats = fit_statistics(model) | {k: float(v) for k, v in table["model"].items()}
+        fits[name] = PurchaseModelFit(name, model, table, stats, flagged, message)
     group = cfg.data.group
     curves = pd.DataFrame()
     if tx is not None:

@@ -285,8 +285,8 @@ def score_customers(
     pandas.DataFrame
         Indexed like ``features``, columns in the order of the table above.
         ``attrs`` records ``horizon``, ``discount_rate``, ``freq``, ``churn_bands``,
-        ``churn_basis`` and ``next_order_window`` (with a purchase model), ``scheme``, ``playbook`` and
-        ``observation_end`` (when known).
+        ``churn_basis`` and ``next_order_window`` (with a purchase model), ``scheme``,
+        ``playbook`` and ``observation_end`` (when known).
 
     Raises
     ------
@@ -399,8 +399,9 @@ def score_customers(
         table["churn_risk"] = churn_risk_band(basis, churn_bands, churn_basis).array
         purchases = purchase_model.expected_purchases(summary, int(horizon))
         table["expected_purchases"] = purchases.to_numpy()
+        assert summary is not None  # checked above whenever there is a purchase model
         end = features.attrs.get("observation_end", summary.attrs.get("observation_end"))
-        if end is not None:
+        if end is not None and unit is not None:
             attrs["observation_end"] = str(end)
             median = purchase_model.next_purchase_quantile(summary, 0.5)
             table["expected_next_order_date"] = next_order_dates(median.to_numpy(), end, unit)

@@ -4,8 +4,8 @@
 several; :func:`evaluate_holdout` scores the BG/NBD and Gamma-Gamma models
 against a naive baseline on the holdout frame of
 :func:`rfmml.features.calibration_holdout`; :func:`fit_statistics` gives AIC and
-BIC; :func:`repeat_transaction_tracking` the tracking curves of purchase models. :mod:`rfmml.evaluation.metrics` is the
-registry of metric names and which way is better.
+BIC; :func:`repeat_transaction_tracking` the tracking curves of purchase models.
+:mod:`rfmml.evaluation.metrics` is the registry of metric names and which way is better.
 """
 
 from rfmml.evaluation.holdout import (

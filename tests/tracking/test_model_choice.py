@@ -1,4 +1,4 @@
-"""Model choice on evidence: every purchase model fitted, compared, logged; the chosen one scores."""
+"""Model choice on evidence: every purchase model fitted, compared, logged; the chosen scores."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def test_model_comparison_has_a_row_per_model_and_the_baseline(small_run):
     table = pd.read_csv(small_run.files["model_comparison"], index_col="model")
     assert list(table.index) == [*NAMES, "baseline"]
     for col in ("log_likelihood", "aic", "bic", "purchases_mae", "purchases_rmse",
-                "total_purchases_error", "buy_again_auc", "buy_again_brier", "tracking_mape"):  # fmt: skip
+                "total_purchases_error", "buy_again_auc", "buy_again_brier",
+                "tracking_mape"):  # fmt: skip
         assert table.loc[NAMES, col].notna().all(), col
     assert table.loc["baseline", ["aic", "bic", "log_likelihood"]].isna().all()
     assert table["chosen"].sum() == 1
