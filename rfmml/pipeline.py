@@ -1,15 +1,18 @@
 """Run an experiment config: a pure :func:`evaluate`, then :func:`record`.
 
 :func:`evaluate` loads and cleans the transactions, builds features on the
-calibration period, fits every segmentation of the config and the BG/NBD and
-Gamma-Gamma models, judges them all on the same holdout period, follows the best
-rule segmentation's customers across the two dates, and (:func:`score`) refits
-on the full period to score every customer. It returns an :class:`Evaluation`:
+calibration period, fits every segmentation and every purchase model of the
+config (``[models] purchase_models``) and Gamma-Gamma, judges them all on the
+same holdout period (the purchase models also by AIC, BIC and the tracking of
+repeat transactions), chooses the scoring model by ``[models] selection``,
+follows the best rule segmentation's customers across the two dates, and
+(:func:`score`) refits on the full period to score every customer. It returns an :class:`Evaluation`:
 fitted estimators, tables, figures and the cleaning report; it writes nothing.
 
 :func:`record` writes the files (predictions, lists, tables, figures, the
-scoring pipeline) and the MLflow runs (a parent run per invocation, a child run
-per segmentation, one for the models, one for scoring). :func:`run_experiment`
+scoring pipeline, ``model_comparison.csv``, ``tracking.png``) and the MLflow runs
+(a parent run per invocation, a child run per segmentation, one per purchase
+model, one for the models together, one for scoring). :func:`run_experiment`
 is the two in one call.
 
 Honest evaluation, then production scoring:
@@ -17,8 +20,9 @@ Honest evaluation, then production scoring:
 1. Metrics use features up to ``calibration_end`` and outcomes from
    ``calibration_end`` to ``observation_end``, identical for every segmentation.
 2. The predictions use everything up to ``observation_end``: the best rule
-   segmentation and the best k-means segmentation (by the primary metric) and
-   both models are refitted on the full period and score every customer.
+   segmentation and the best k-means segmentation (by the primary metric), the
+   chosen purchase model and Gamma-Gamma are refitted on the full period and
+   score every customer.
 """
 
 from __future__ import annotations
