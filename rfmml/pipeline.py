@@ -6,8 +6,9 @@ config (``[models] purchase_models``) and Gamma-Gamma, judges them all on the
 same holdout period (the purchase models also by AIC, BIC and the tracking of
 repeat transactions), chooses the scoring model by ``[models] selection``,
 follows the best rule segmentation's customers across the two dates, and
-(:func:`score`) refits on the full period to score every customer. It returns an :class:`Evaluation`:
-fitted estimators, tables, figures and the cleaning report; it writes nothing.
+(:func:`score`) refits on the full period to score every customer. It returns
+an :class:`Evaluation`: fitted estimators, tables, figures and the cleaning
+report; it writes nothing.
 
 :func:`record` writes the files (predictions, lists, tables, figures, the
 scoring pipeline, ``model_comparison.csv``, ``tracking.png``) and the MLflow runs
