@@ -343,6 +343,51 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
         check_is_fitted(self, "params_")
         return {k: float(self.params_[k]) for k in self.param_names}
 
+    #: A dimensionless parameter outside these bounds ran to the edge of its range
+    #: (e.g. BG/NBD's ``a`` -> 0 with ``b`` -> infinity: no dropout identified).
+    DEGENERATE_BOUNDS: ClassVar[tuple[float, float]] = (1e-4, 1e4)
+    #: The same for parameters with the unit of time (``time_params``).
+    DEGENERATE_TIME_BOUNDS: ClassVar[tuple[float, float]] = (1e-6, 1e6)
+
+    def degenerate_parameters(self) -> pd.DataFrame:
+        """Parameters that ran to the edge of their range, or are not identified.
+
+        A parameter is flagged ``"at bound"`` when its estimate lies outside
+        :attr:`DEGENERATE_BOUNDS` (:attr:`DEGENERATE_TIME_BOUNDS` for time
+        parameters): its logarithm ran off towards the optimiser's reach. When
+        none is but a standard error is NaN or infinite (the Hessian is not
+        positive definite), those parameters are flagged
+        ``"standard error not finite"``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per flagged parameter (empty for a sound fit), indexed by
+            ``parameter``: ``estimate``, ``std_error``, ``reason``.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the model is not fitted.
+        """
+        check_is_fitted(self, "params_")
+        table = self.summary_
+        est = table["estimate"].to_numpy(dtype=float)
+        se = table["std_error"].to_numpy(dtype=float)
+        time = np.array([k in self.time_params for k in table.index])
+        low = np.where(time, self.DEGENERATE_TIME_BOUNDS[0], self.DEGENERATE_BOUNDS[0])
+        high = np.where(time, self.DEGENERATE_TIME_BOUNDS[1], self.DEGENERATE_BOUNDS[1])
+        at_bound = (est < low) | (est > high)
+        if at_bound.any():
+            flagged, reason = at_bound, "at bound"
+        else:
+            flagged, reason = ~np.isfinite(se), "standard error not finite"
+        out = pd.DataFrame(
+            {"estimate": est[flagged], "std_error": se[flagged], "reason": reason},
+            index=pd.Index(list(table.index[flagged]), name="parameter"),
+        )
+        return out
+
     def _theta(self) -> tuple[float, ...]:
         return tuple(self.get_fitted_params().values())
 
