@@ -6,6 +6,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Tests run in random order (pytest-randomly); the seed is printed so a failing
+# order can be replayed with `make test SEED=<seed>`.
+SEED   ?= $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 
 .PHONY: install demo test test-fast lint bench clean
 
@@ -21,17 +24,20 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/rfmml demo --output rfmml-output
 
-## Whole suite: lint, unit, slow, Spark and notebook tests (pytest exit 5, no tests, fails)
-test: $(STAMP)
-	$(BIN)/ruff check rfmml tests benchmarks
-	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q --nbmake tests notebooks
+## Whole suite: lint, unit, slow, Spark, report (headless Chromium) and notebook
+## tests in random order (pytest exits 5 when it collects no test, which fails the target)
+test: lint
+	@echo "test order seed: $(SEED) (replay with: make test SEED=$(SEED))"
+	$(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED) --nbmake tests notebooks
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not spark"
 
+## ruff (lint and format), mypy and the stage layering (import-linter)
 lint: $(STAMP)
-	$(BIN)/ruff check rfmml tests benchmarks
+	$(BIN)/ruff check rfmml tests benchmarks experiments
+	$(BIN)/ruff format --check rfmml tests benchmarks experiments
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 ## Benchmarks against lifetimes in the same run; writes benchmarks/RESULTS.md
@@ -41,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_segments.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis rfmml-output mlflow.db mlruns mlartifacts
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis rfmml-output mlflow.db mlruns mlartifacts

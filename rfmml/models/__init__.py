@@ -1,4 +1,8 @@
-"""Probabilistic customer-base models: BG/NBD purchases, Gamma-Gamma spend, CLV.
+"""Probabilistic customer-base models: purchases, Gamma-Gamma spend, CLV.
+
+Purchase models: BG/NBD (``BetaGeoNBD``), Pareto/NBD (``ParetoNBD``), MBG/NBD
+(``ModifiedBetaGeoNBD``, one-time buyers can be inactive) and, for discrete
+transaction opportunities, BG/BB (``BetaGeoBetaBinom``).
 
 Every model is a scikit-learn style estimator on the maximum-likelihood base
 (:class:`MaximumLikelihoodModel`; purchase models share
@@ -11,6 +15,7 @@ back with ``load_model``; model kinds are looked up in a registry
 
 from rfmml.models._base import MaximumLikelihoodModel, PurchaseModel, StandardErrorWarning
 from rfmml.models._registry import model_class, model_kinds, register_model
+from rfmml.models.bgbb import BetaGeoBetaBinom
 from rfmml.models.bgnbd import BetaGeoNBD
 from rfmml.models.clv import customer_lifetime_value
 from rfmml.models.gamma_gamma import (
@@ -18,11 +23,22 @@ from rfmml.models.gamma_gamma import (
     FrequencyMonetaryCorrelationWarning,
     GammaGamma,
 )
+from rfmml.models.mbgnbd import ModifiedBetaGeoNBD
+from rfmml.models.pareto_nbd import ParetoNBD
 from rfmml.models.persistence import load_model, save_model
-from rfmml.models.simulate import simulate_bgnbd, simulate_gamma_gamma
+from rfmml.models.simulate import (
+    simulate_bgbb,
+    simulate_bgnbd,
+    simulate_gamma_gamma,
+    simulate_mbgnbd,
+    simulate_pareto_nbd,
+)
 
 __all__ = [
     "BetaGeoNBD",
+    "ParetoNBD",
+    "ModifiedBetaGeoNBD",
+    "BetaGeoBetaBinom",
     "GammaGamma",
     "MaximumLikelihoodModel",
     "PurchaseModel",
@@ -34,6 +50,9 @@ __all__ = [
     "register_model",
     "simulate_bgnbd",
     "simulate_gamma_gamma",
+    "simulate_pareto_nbd",
+    "simulate_mbgnbd",
+    "simulate_bgbb",
     "FrequencyMonetaryCorrelationWarning",
     "StandardErrorWarning",
     "CORRELATION_THRESHOLD",

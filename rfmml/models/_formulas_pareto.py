@@ -1,0 +1,545 @@
+"""Likelihood and closed forms of the Pareto/NBD model.
+
+Pure, vectorised functions with the papers' symbols: ``x`` repeat
+purchases, ``t_x`` time of the last repeat purchase, ``T`` age, ``t`` a
+future horizon and the parameters ``r, alpha`` (purchase rate
+``lambda ~ Gamma(r, alpha)``) and ``s, beta`` (dropout rate
+``mu ~ Gamma(s, beta)``). Nothing here validates input.
+
+Every quantity is built from one integral,
+
+    I(u; A, B, p, q) = int_u^inf (A + v) ** -p (B + v) ** -q dv,
+
+which, with ``m = min(A, B)``, ``M = max(A, B)``, ``p_m`` and ``p_M`` the
+exponents on the ``m`` and ``M`` sides and ``c = p + q``, is (substitute
+``m + v = (m + u) / y`` and apply Pfaff's transformation, Abramowitz &
+Stegun 15.3.5, to the Euler integral of 2F1)
+
+    I = (m + u) ** (1 - p_m) (M + u) ** -p_M / (c - 1)
+        * S(p_M, c, w),   S(b, c, w) = 2F1(1, b; c; w),   w = (M - m) / (M + u).
+
+Because ``0 <= w < 1`` and ``b = p_M < c``, every term of the series of
+``S`` is positive and at most ``w ** k``: ``1 <= S <= (M + u) / (m + u)``.
+``ln I`` is therefore a sum of logarithms and one bounded, positive
+hypergeometric factor, finite for any ``x`` and ``T`` (no ``(alpha +
+T) ** (r + s + x)`` is ever formed, no two large terms are subtracted). This
+is the α ≥ β / α < β case split of Fader, Hardie & Lee (2005, note 009, eqs.
+19-20) written so that the hypergeometric argument and the factor in front
+of it never overflow.
+
+References
+----------
+.. [SMC87] Schmittlein, D. C., Morrison, D. G. and Colombo, R. (1987),
+   "Counting your customers: who are they and what will they do next?",
+   Management Science 33 (1), 1-24.
+.. [FHL05n] Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2005), "A note on
+   deriving the Pareto/NBD model and related expressions",
+   http://brucehardie.com/notes/009/
+.. [FHL05] Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2005), "RFM and
+   CLV: using iso-value curves for customer base analysis", Journal of
+   Marketing Research 42 (4), 415-430 (Pareto/NBD on the CDNOW sample).
+.. [AS64] Abramowitz, M. and Stegun, I. A. (1964), Handbook of Mathematical
+   Functions, 15.3.1 (Euler integral) and 15.3.5 (Pfaff).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.integrate import quad
+from scipy.special import digamma, gammaln, hyp2f1
+
+from rfmml.models._grouping import group_rows
+
+__all__ = [
+    "pareto_log_tail_integral",
+    "pareto_nbd_log_likelihood",
+    "ParetoNBDData",
+    "pareto_nbd_prepare",
+    "pareto_nbd_total_log_likelihood_and_gradient",
+    "pareto_nbd_probability_alive",
+    "pareto_nbd_expected_purchases",
+    "pareto_nbd_expected_purchases_new_customer",
+    "pareto_nbd_probability_no_purchase",
+    "pareto_nbd_probability_of_purchases",
+]
+
+#: Largest ``w`` summed as a series in :func:`_log_s_series`: the terms fall at
+#: least like ``w ** k``, so 0.9 needs at most ~350 terms for 1e-16; beyond it
+#: scipy's 2F1 (which switches to transformed series) and central differences
+#: of it are used (see :func:`_log_s_fallback`).
+_W_SERIES_MAX = 0.9
+#: Relative step of the central differences in ``b`` and ``c`` of the
+#: fallback: truncation ~ (1e-4) ** 2 times a third derivative of ``ln S`` of
+#: order one, rounding ~ 1e-16 / 1e-4; both near 1e-9 relative to the
+#: gradient entry, and only for rows with ``w > 0.9``.
+_FD_STEP = 1e-4
+
+
+def _hyp2f1_1(b, c, w):
+    """``2F1(1, b; c; w)`` by scipy.
+
+    Where scipy gives nan (``c - b - 1`` an integer near ``w = 1``), the
+    average at ``c (1 +- 1e-9)`` (the function is continuous in ``c``;
+    relative error ~1e-9).
+    """
+    with np.errstate(all="ignore"):
+        out = np.asarray(hyp2f1(1.0, b, c, w), dtype=float)
+        bad = ~np.isfinite(out)
+        if bad.any():
+            b_, c_, w_ = (np.broadcast_to(v, out.shape)[bad] for v in (b, c, w))
+            out = out.copy()
+            out[bad] = 0.5 * (
+                hyp2f1(1.0, b_, c_ * (1 + 1e-9), w_) + hyp2f1(1.0, b_, c_ * (1 - 1e-9), w_)
+            )
+    return out
+
+
+def _log_s_series(b, c, w, grad: bool):
+    """``ln S(b, c, w) = ln 2F1(1, b; c; w)`` and its derivatives by the series.
+
+    ``S = sum_k c_k``, ``c_0 = 1``, ``c_(k+1) = c_k (b + k) / (c + k) w``
+    ([AS64] 15.1.1), so ``dS/db = sum_k c_k sum_(j<k) 1 / (b + j)``,
+    ``dS/dc = -sum_k c_k sum_(j<k) 1 / (c + j)`` and
+    ``dS/dw = sum_(k>=1) k c_k / w``. Rows drop out of the loop once the
+    remainder bound ``c_k rho / (1 - rho)``, ``rho = w (b + k) / (c + k) < w``,
+    is below 1e-17 (``S >= 1``, so that is a relative bound).
+    """
+    n = len(w)
+    out = np.empty((4, n))  # S, dS/db, dS/dc, dS/dw per row, written when a row converges
+    idx = np.arange(n)
+    bb, cc, ww = b.copy(), c.copy(), w.copy()
+    S, term = np.ones(n), np.ones(n)
+    dSb, dSc, dSw, hb, hc = (np.zeros(n) for _ in range(5))  # hb = sum_(j<k) 1 / (b + j)
+    k = 0
+    while len(idx):
+        ratio = (bb + k) / (cc + k)
+        if grad:
+            dSw += term * ratio * (k + 1)  # (k + 1) c_(k+1) / w
+            hb += 1.0 / (bb + k)
+            hc += 1.0 / (cc + k)
+        term *= ratio * ww
+        S += term
+        if grad:
+            dSb += term * hb
+            dSc -= term * hc
+        k += 1
+        rho = ww * (bb + k) / (cc + k)
+        done = term * rho <= 1e-17 * (1.0 - rho)
+        n_done = np.count_nonzero(done)
+        # write converged rows out and shrink the arrays only when a quarter has converged
+        # (every shrink copies all of them)
+        if n_done == len(idx) or n_done * 4 > len(idx):
+            out[:, idx[done]] = np.stack([S[done], dSb[done], dSc[done], dSw[done]])
+            keep = ~done
+            idx, bb, cc, ww, S, term, dSb, dSc, dSw, hb, hc = (
+                v[keep] for v in (idx, bb, cc, ww, S, term, dSb, dSc, dSw, hb, hc)
+            )
+    S = out[0]
+    if not grad:
+        return np.log(S), None
+    return np.log(S), (out[1] / S, out[2] / S, out[3] / S)
+
+
+def _log_s_fallback(b, c, w, grad: bool):
+    """``ln S`` and derivatives for ``w > 0.9`` from scipy's 2F1.
+
+    ``dS/dw = b / c 2F1(2, b + 1; c + 1; w)`` ([AS64] 15.2.1); the ``b`` and
+    ``c`` derivatives by central differences of ``ln S`` (step ``_FD_STEP``
+    relative).
+    """
+    S = _hyp2f1_1(b, c, w)
+    log_s = np.log(S)
+    if not grad:
+        return log_s, None
+    hb, hc = _FD_STEP * b, _FD_STEP * c
+    d_b = (np.log(_hyp2f1_1(b + hb, c, w)) - np.log(_hyp2f1_1(b - hb, c, w))) / (2 * hb)
+    d_c = (np.log(_hyp2f1_1(b, c + hc, w)) - np.log(_hyp2f1_1(b, c - hc, w))) / (2 * hc)
+    with np.errstate(all="ignore"):
+        d_w = b / c * hyp2f1(2.0, b + 1.0, c + 1.0, w) / S
+    return log_s, (d_b, d_c, d_w)
+
+
+def _log_s(b, c, w, grad: bool = False):
+    b, c, w = (np.array(v, dtype=float).ravel() for v in np.broadcast_arrays(b, c, w))
+    log_s = np.empty(len(w))
+    derivs = [np.empty(len(w)) for _ in range(3)] if grad else None
+    far = w > _W_SERIES_MAX
+    for mask, fn in ((~far, _log_s_series), (far, _log_s_fallback)):
+        if mask.any():
+            value, d = fn(b[mask], c[mask], w[mask], grad)
+            log_s[mask] = value
+            if derivs is not None:
+                for out, di in zip(derivs, d, strict=True):
+                    out[mask] = di
+    return log_s, derivs
+
+
+def pareto_log_tail_integral(u, A, B, p, q, grad: bool = False):
+    """``ln int_u^inf (A + v) ** -p (B + v) ** -q dv`` and its gradient.
+
+    The representation in the module docstring: with ``m = min(A, B)``,
+    ``M = max(A, B)`` (``A, B`` scalars), ``p_m, p_M`` the matching
+    exponents, ``c = p + q > 1`` and ``p_m > 0``,
+    ``ln I = (1 - p_m) ln(m + u) - p_M ln(M + u) - ln(c - 1) + ln S(p_M, c, w)``,
+    ``w = (M - m) / (M + u)``. Needs ``p_m > 0`` and ``c > 1``.
+
+    Parameters
+    ----------
+    u : array_like
+        Lower limits (>= 0).
+    A, B : float
+        Shifts (> 0).
+    p, q : array_like
+        Exponents, broadcast with ``u``.
+    grad : bool
+        Also return the derivatives.
+
+    Returns
+    -------
+    log_I : numpy.ndarray
+    gradient : tuple of numpy.ndarray or None
+        ``(d/dA, d/dB, d/dp, d/dq)`` of ``ln I``.
+    """
+    u, p, q = (np.array(v, dtype=float) for v in np.broadcast_arrays(u, p, q))
+    shape = u.shape
+    u, p, q = u.ravel(), p.ravel(), q.ravel()
+    a_is_min = A <= B
+    m, M = (A, B) if a_is_min else (B, A)
+    p_m, p_M = (p, q) if a_is_min else (q, p)
+    c = p + q
+    mu, Mu = m + u, M + u
+    log_mu, log_Mu = np.log(mu), np.log(Mu)
+    w = (M - m) / Mu
+    log_s, d = _log_s(p_M, c, w, grad)
+    log_i = (1.0 - p_m) * log_mu - p_M * log_Mu - np.log(c - 1.0) + log_s
+    if not grad:
+        return log_i.reshape(shape), None
+    d_b, d_c, d_w = d
+    g_pm = -log_mu - 1.0 / (c - 1.0) + d_c
+    g_pM = -log_Mu - 1.0 / (c - 1.0) + d_b + d_c
+    g_m = (1.0 - p_m) / mu - d_w / Mu
+    g_M = -p_M / Mu + d_w * mu / Mu**2
+    if a_is_min:
+        out = (g_m, g_M, g_pm, g_pM)
+    else:
+        out = (g_M, g_m, g_pM, g_pm)
+    return log_i.reshape(shape), tuple(g.reshape(shape) for g in out)
+
+
+def _log_expm1(d):
+    """``ln(e^d - 1)`` for ``d >= 0`` (``-inf`` at 0), without overflow."""
+    d = np.asarray(d, dtype=float)
+    with np.errstate(divide="ignore"):
+        return np.where(
+            d > 1.0,
+            d + np.log1p(-np.exp(-np.minimum(d, 1e300))),
+            np.log(np.expm1(np.minimum(d, 1.0))),
+        )
+
+
+def _pairs(x, t_x, T):
+    """Distinct ``(x, t_x)`` and ``(x, T)`` pairs: codes per row and a first row per pair."""
+    x, t_x, T = (np.ravel(v) for v in (x, t_x, T))
+    return (*group_rows(x, t_x), *group_rows(x, T))
+
+
+def _likelihood_terms(x, t_x, T, r, alpha, s, beta, weights=None, pairs=None):
+    """``E1`` and ``Q`` of the likelihood (see below), and with ``weights`` the weighted gradient.
+
+    From note 009 eq. (18) ([FHL05n]):
+    ``L = Gamma(r + x) alpha^r beta^s / Gamma(r) * [P1 + P2 - P3]`` with
+    ``P1 = (alpha + T) ** -(r + x) (beta + T) ** -s`` (alive at T),
+    ``P2 - P3 = s int_(t_x)^T (alpha + v) ** -(r + x) (beta + v) ** -(s + 1) dv``
+    (dropout at v in (t_x, T]), i.e. ``P2 = s I(t_x)``, ``P3 = s I(T)`` with
+    :func:`pareto_log_tail_integral` at ``p = r + x, q = s + 1``. Then
+    ``Q = ln(P1 + P3 (e^Delta - 1))``, ``Delta = ln I(t_x) - ln I(T) >= 0``, a
+    log-sum-exp of two non-negative terms, and ``E1 = ln P1``.
+
+    The gradient of ``sum_i w_i Q_i`` is ``sum_i w_i (w1 dE1 + w2 d ln P2 -
+    w3 d ln P3)`` with ``w_k = P_k / (P1 + P2 - P3)`` (between 0 and 2).
+
+    ``I`` depends on ``(x, t)`` only: it is evaluated once per distinct
+    ``(x, t_x)`` and ``(x, T)`` pair (``pairs``, from :func:`_pairs`, or
+    computed here); its gradient is summed per pair with the rows' weights
+    (``bincount``) rather than gathered back to every row.
+    """
+    x, t_x, T = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(x, t_x, T))
+    shape = x.shape
+    x, t_x, T = x.ravel(), t_x.ravel(), T.ravel()
+    grad = weights is not None
+    p = r + x
+    codes_tx, first_tx, codes_T, first_T = _pairs(x, t_x, T) if pairs is None else pairs
+    log_itx_u, g_tx = pareto_log_tail_integral(t_x[first_tx], alpha, beta, p[first_tx], s + 1, grad)
+    log_iT_u, g_T = pareto_log_tail_integral(T[first_T], alpha, beta, p[first_T], s + 1, grad)
+    log_itx, log_iT = log_itx_u[codes_tx], log_iT_u[codes_T]
+    log_aT, log_bT = np.log(alpha + T), np.log(beta + T)
+    e1 = -p * log_aT - s * log_bT
+    log_p3 = np.log(s) + log_iT
+    delta = np.maximum(log_itx - log_iT, 0.0)
+    q = np.logaddexp(e1, log_p3 + _log_expm1(delta))
+    if not grad:
+        return e1.reshape(shape), q.reshape(shape), None
+    ww1 = weights * np.exp(e1 - q)  # w P1 / total; P1 / total = P(alive)
+    ww2 = weights * np.exp(np.log(s) + log_itx - q)  # w P2 / total, P2 / total <= 2
+    ww3 = weights * np.exp(log_p3 - q)  # w P3 / total <= w
+    W2 = np.bincount(codes_tx, weights=ww2, minlength=len(first_tx))
+    W3 = np.bincount(codes_T, weights=ww3, minlength=len(first_T))
+    # d/d(r, alpha, s, beta) of E1 = -(r + x) ln(alpha + T) - s ln(beta + T)
+    g_e1 = np.array(
+        [
+            -(ww1 @ log_aT),
+            -((ww1 * p) @ (1.0 / (alpha + T))),
+            -(ww1 @ log_bT),
+            -s * (ww1 @ (1.0 / (beta + T))),
+        ]
+    )
+    # ln P2, ln P3 = ln s + ln I; I's (dA, dB, dp, dq) -> (dr, dalpha, ds, dbeta), q = s + 1
+    g_p2 = np.array([W2 @ g_tx[2], W2 @ g_tx[0], W2 @ g_tx[3] + W2.sum() / s, W2 @ g_tx[1]])
+    g_p3 = np.array([W3 @ g_T[2], W3 @ g_T[0], W3 @ g_T[3] + W3.sum() / s, W3 @ g_T[1]])
+    return e1.reshape(shape), q.reshape(shape), g_e1 + g_p2 - g_p3
+
+
+def pareto_nbd_log_likelihood(x, t_x, T, r, alpha, s, beta):
+    """Per-customer Pareto/NBD log-likelihood.
+
+    Eq. (18) of Fader, Hardie & Lee's note 009 [FHL05n] (eq. 7 of
+    [SMC87]), with the hypergeometric ``A_0`` of its eqs. (19)-(20)
+    replaced by the bounded form of the module docstring:
+    ``ln L = ln Gamma(r + x) - ln Gamma(r) + r ln alpha + s ln beta + Q``
+    (``Q`` in :func:`_likelihood_terms`). Finite for any ``x`` and ``T``.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    x = np.asarray(x, dtype=float)
+    _, q, _ = _likelihood_terms(x, t_x, T, r, alpha, s, beta)
+    return gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta) + q
+
+
+class ParetoNBDData(NamedTuple):
+    """Unique customer rows prepared once for repeated likelihood evaluations."""
+
+    x: np.ndarray
+    t_x: np.ndarray
+    T: np.ndarray
+    weights: np.ndarray
+    n: float
+    x_levels: np.ndarray
+    level_weights: np.ndarray
+    pairs: tuple  # distinct (x, t_x) and (x, T) pairs, see _pairs
+
+
+def pareto_nbd_prepare(x, t_x, T, weights) -> ParetoNBDData:
+    """Group frequencies into levels for :func:`pareto_nbd_total_log_likelihood_and_gradient`.
+
+    Returns
+    -------
+    ParetoNBDData
+    """
+    x, t_x, T, weights = (np.asarray(v, dtype=float) for v in (x, t_x, T, weights))
+    levels, index = np.unique(x, return_inverse=True)
+    return ParetoNBDData(
+        x=x,
+        t_x=t_x,
+        T=T,
+        weights=weights,
+        n=float(weights.sum()),
+        x_levels=levels,
+        level_weights=np.bincount(index, weights=weights, minlength=len(levels)),
+        pairs=_pairs(x, t_x, T),
+    )
+
+
+def pareto_nbd_total_log_likelihood_and_gradient(r, alpha, s, beta, data: ParetoNBDData):
+    """Weighted total Pareto/NBD log-likelihood and its gradient in (r, alpha, s, beta).
+
+    :func:`pareto_nbd_log_likelihood` summed with weights; the gamma
+    functions once per distinct frequency. The gradient is analytic: digamma
+    for the gamma terms, and for ``Q`` the weighted derivatives of its three
+    terms (``dQ = w1 dE1 + w2 d ln P2 - w3 d ln P3`` with ``w_i = P_i /
+    (P1 + P2 - P3)``, all between 0 and 2), the hypergeometric factor
+    differentiated term by term in its series (:func:`_log_s_series`).
+
+    Returns
+    -------
+    total : float
+    gradient : numpy.ndarray
+        Derivatives with respect to ``(r, alpha, s, beta)``.
+    """
+    xl, wl, w, n = data.x_levels, data.level_weights, data.weights, data.n
+    _, q, g_q = _likelihood_terms(
+        data.x, data.t_x, data.T, r, alpha, s, beta, weights=w, pairs=data.pairs
+    )
+    total = wl @ (gammaln(r + xl) - gammaln(r)) + n * (r * np.log(alpha) + s * np.log(beta)) + w @ q
+    grad = g_q + np.array(
+        [
+            wl @ (digamma(r + xl) - digamma(r)) + n * np.log(alpha),
+            n * r / alpha,
+            n * np.log(beta),
+            n * s / beta,
+        ]
+    )
+    return float(total), grad
+
+
+def pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta):
+    """Probability that a customer with history ``(x, t_x, T)`` is alive at ``T``.
+
+    Eq. (36)-(37) of note 009 [FHL05n] (eq. 11 of [SMC87]):
+    ``P(alive) = P1 / (P1 + P2 - P3)``, the share of the likelihood of the
+    alive-at-``T`` branch, computed as ``exp(E1 - Q)`` (terms of
+    :func:`_likelihood_terms`), in [0, 1] by construction.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    e1, q, _ = _likelihood_terms(x, t_x, T, r, alpha, s, beta)
+    return np.minimum(np.exp(e1 - q), 1.0)
+
+
+def _one_minus_power_over(k, L):
+    """``(1 - exp(-k L)) / k``, with its limit ``L`` at ``k = 0``.
+
+    For ``|k L| < 1e-8`` the two-term series ``L (1 - k L / 2)`` (error
+    ``(k L) ** 2 L / 6 < 1e-16 L``); elsewhere ``-expm1(-k L) / k``, whose
+    relative error is ~1e-16 / |k L| <= 1e-8 only at the switch.
+    """
+    k = np.asarray(k, dtype=float)
+    L = np.asarray(L, dtype=float)
+    small = np.abs(k * L) < 1e-8
+    with np.errstate(all="ignore"):
+        direct = -np.expm1(-k * L) / np.where(small, 1.0, k)
+    return np.where(small, L * (1.0 - 0.5 * k * L), direct)
+
+
+def pareto_nbd_expected_purchases(t, x, t_x, T, r, alpha, s, beta):
+    """Expected purchases in ``(T, T + t]`` given the history.
+
+    Eq. (41) of note 009 [FHL05n] (eq. 22 of [SMC87]):
+    ``E[Y(t) | x, t_x, T] = P(alive) (r + x) (beta + T) / ((alpha + T) (s - 1))
+    [1 - ((beta + T) / (beta + T + t)) ** (s - 1)]``, with the bracket over
+    ``s - 1`` evaluated by :func:`_one_minus_power_over` (finite at ``s = 1``,
+    where it tends to ``ln(1 + t / (beta + T))``).
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    x = np.asarray(x, dtype=float)
+    T = np.asarray(T, dtype=float)
+    t = np.asarray(t, dtype=float)
+    bT = beta + T
+    if_alive = (r + x) * bT / (alpha + T) * _one_minus_power_over(s - 1.0, np.log1p(t / bT))
+    return if_alive * pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta)
+
+
+def pareto_nbd_expected_purchases_new_customer(t, r, alpha, s, beta):
+    """Expected purchases of a new customer in ``(0, t]``.
+
+    Eq. (27) of note 009 [FHL05n] (eq. 17 of [SMC87]):
+    ``E[X(t)] = r beta / (alpha (s - 1)) [1 - (beta / (beta + t)) ** (s - 1)]``.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    t = np.asarray(t, dtype=float)
+    return r * beta / alpha * _one_minus_power_over(s - 1.0, np.log1p(t / beta))
+
+
+def pareto_nbd_probability_no_purchase(t, x, t_x, T, r, alpha, s, beta):
+    """Probability of no purchase in ``(T, T + t]`` given the history.
+
+    Derived from the model's assumptions ([SMC87] sec. 2): alive at ``T``
+    with rates ``(lambda, mu)``, the next purchase (rate ``lambda``) comes
+    before dropout (rate ``mu``) and within ``t`` with probability
+    ``lambda / (lambda + mu) (1 - exp(-(lambda + mu) t))``. Given alive at
+    ``T`` and the history, ``lambda ~ Gamma(r + x, alpha + T)`` and
+    ``mu ~ Gamma(s, beta + T)`` independently (the alive branch of note 009
+    eq. 18), and writing ``lambda / (lambda + mu) = lambda int_0^inf
+    exp(-(lambda + mu) v) dv``, the expectation is
+    ``(r + x) (alpha + T) ** (r + x) (beta + T) ** s [I(0) - I(t)]`` with
+    ``I(u) = int_u^inf (alpha + T + v) ** -(r + x + 1) (beta + T + v) ** -s dv``
+    (:func:`pareto_log_tail_integral`). Then
+    ``P(no purchase) = 1 - P(alive) E[...]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        In [0, 1], 1 at ``t = 0``, non-increasing in ``t``; ``t = inf`` gives
+        the probability of never buying again.
+    """
+    t, x, t_x, T = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(t, x, t_x, T))
+    aT, bT = alpha + T, beta + T
+    p_alive = pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta)
+    # I(u) has per-row shifts A = alpha + T, B = beta + T, but it depends on A + u and
+    # B + u only: evaluate it at u' = T + u with the scalar shifts alpha and beta
+    p = r + x + 1.0
+    log_i0, _ = pareto_log_tail_integral(T, alpha, beta, p, s)
+    finite = np.isfinite(t)
+    log_it = np.full(t.shape, -np.inf)  # I(inf) = 0: P(never buys again) for t = inf
+    if finite.any():
+        u = T[finite] + t[finite]
+        log_it[finite] = pareto_log_tail_integral(u, alpha, beta, p[finite], s)[0]
+    log_front = np.log(r + x) + (r + x) * np.log(aT) + s * np.log(bT)
+    with np.errstate(divide="ignore"):
+        buy = np.exp(log_front + log_i0) * -np.expm1(np.minimum(log_it - log_i0, 0.0))
+    return np.clip(1.0 - p_alive * np.clip(buy, 0.0, 1.0), 0.0, 1.0)
+
+
+def pareto_nbd_probability_of_purchases(n, t, r, alpha, s, beta):
+    """Probability that a new customer makes exactly ``n`` purchases in ``(0, t]``.
+
+    From the model's assumptions ([SMC87] sec. 2; the closed form is eq.
+    (29) of note 009 [FHL05n]): alive throughout ``(0, t]`` with
+    probability ``(beta / (beta + t)) ** s`` and ``n`` purchases from the NBD,
+    or dropout at ``v < t`` (density ``s beta ** s (beta + v) ** -(s + 1)``)
+    after ``n`` purchases in ``(0, v]``:
+    ``P(X(t) = n) = NB(n; t) (beta / (beta + t)) ** s
+    + int_0^t s beta ** s (beta + v) ** -(s + 1) NB(n; v) dv`` with
+    ``NB(n; v) = Gamma(r + n) / (Gamma(r) n!) (alpha / (alpha + v)) ** r
+    (v / (alpha + v)) ** n``. The integral (smooth, on a finite interval) is
+    evaluated by adaptive quadrature (``scipy.integrate.quad``, relative
+    tolerance 1e-12) once per distinct ``(n, t)``.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    n, t = np.broadcast_arrays(np.asarray(n, dtype=float), np.asarray(t, dtype=float))
+    shape = n.shape
+    flat_n, flat_t = n.ravel(), t.ravel()
+    out = np.empty(flat_n.shape)
+
+    def log_nb(k, v):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            power = np.where(k > 0, k * (np.log(v) - np.log(alpha + v)), 0.0)
+        return (
+            gammaln(r + k)
+            - gammaln(r)
+            - gammaln(k + 1.0)
+            + r * (np.log(alpha) - np.log(alpha + v))
+            + power
+        )
+
+    cache: dict[tuple[float, float], float] = {}
+    for i, (k, tt) in enumerate(zip(flat_n, flat_t, strict=True)):
+        key = (float(k), float(tt))
+        if key not in cache:
+            alive = np.exp(log_nb(k, tt) + s * (np.log(beta) - np.log(beta + tt)))
+
+            def integrand(v, k=k):
+                return np.exp(
+                    np.log(s) + s * np.log(beta) - (s + 1.0) * np.log(beta + v) + log_nb(k, v)
+                )
+
+            dead = (
+                quad(integrand, 0.0, tt, epsabs=0.0, epsrel=1e-12, limit=200)[0] if tt > 0 else 0.0
+            )
+            cache[key] = float(alive + dead)
+        out[i] = cache[key]
+    return out.reshape(shape)
