@@ -459,9 +459,11 @@ class PurchaseModel(MaximumLikelihoodModel):
             out = np.full(k, np.inf)
             finite = no_buy(np.full(k, np.inf), everyone) < target
             idx = everyone[finite]
+            if not len(idx):  # no row of this chunk has a finite quantile
+                return out
             lo = np.zeros(len(idx))
             hi = np.ones(len(idx))
-            if "T" in rows.columns and len(idx):
+            if "T" in rows.columns:
                 hi = np.maximum(rows["T"].to_numpy()[idx], 1.0)
             open_ = no_buy(hi, idx) > target
             while open_.any():  # double until P(no purchase in hi) <= target

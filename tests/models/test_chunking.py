@@ -158,3 +158,63 @@ def test_map_rows_constant_columns_and_empty_input():
     np.testing.assert_array_equal(out, np.full(5, 21.0))
     assert calls == [1]
     assert map_rows(_spy([]), np.empty(0), np.empty(0)).shape == (0,)
+
+
+NEW_MODELS = {
+    # published CDNOW (weeks) and donations estimates: Hardie notes 009, MBG/NBD paper, FHS10
+    "ParetoNBD": {"r": 0.553, "alpha": 10.58, "s": 0.606, "beta": 11.67},
+    "ModifiedBetaGeoNBD": {"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614},
+    "BetaGeoBetaBinom": {"alpha": 1.204, "beta": 0.750, "gamma": 0.657, "delta": 2.784},
+}
+
+
+def _new_model_predictions(model, summary, gg) -> dict[str, np.ndarray]:
+    horizon = 5 if type(model).__name__ == "BetaGeoBetaBinom" else 10.0
+    out = {
+        "probability_alive": model.probability_alive(summary),
+        "expected_purchases": model.expected_purchases(summary, horizon),
+        "probability_no_purchase": model.probability_no_purchase(summary, horizon),
+        "probability_never_again": model.probability_no_purchase(summary, np.inf),
+        "log_likelihood": model.log_likelihood(summary),
+        "next_purchase_median": model.next_purchase_quantile(summary.iloc[::15], 0.5),
+    }
+    if "monetary_value" in summary:
+        out["clv"] = customer_lifetime_value(model, gg, summary, horizon=6, discount_rate=0.01)
+    return {k: v.to_numpy() for k, v in out.items()}
+
+
+@pytest.mark.parametrize("kind", sorted(NEW_MODELS))
+def test_new_purchase_models_chunk_through_map_rows(
+    kind, monkeypatch, continuous_summary, cdnow_gamma_gamma
+):
+    from rfmml.models import model_class, simulate_bgbb
+
+    model = model_class(kind)()
+    model.params_ = pd.Series(NEW_MODELS[kind])
+    model.freq_ = None
+    summary = continuous_summary
+    if kind == "BetaGeoBetaBinom":
+        rng = np.random.default_rng(42)
+        summary = simulate_bgbb(1_500, rng.integers(4, 16, 1_500), NEW_MODELS[kind], rng)
+    expected = _new_model_predictions(model, summary, cdnow_gamma_gamma)
+
+    calls: list[int] = []
+    original = _grouping.map_rows
+
+    def spy(fn, *columns, **kwargs):
+        def counted(*c):
+            calls.append(len(c[0]))
+            return fn(*c)
+
+        return original(counted, *columns, **kwargs)
+
+    for module in ("pareto_nbd", "mbgnbd", "bgbb", "clv"):
+        monkeypatch.setattr(f"rfmml.models.{module}.map_rows", spy)
+    monkeypatch.setattr(_grouping, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(clv, "CLV_CHUNK_ELEMENTS", 21)  # 3 rows x 7 periods
+    chunked = _new_model_predictions(model, summary, cdnow_gamma_gamma)
+
+    assert calls and max(calls) <= 7
+    for name, values in expected.items():
+        assert not np.isnan(values).any(), name
+        np.testing.assert_allclose(chunked[name], values, rtol=RTOL, atol=0, err_msg=name)
