@@ -43,6 +43,9 @@ __all__ = [
     "bgnbd_expected_purchases_if_alive",
     "bgnbd_expected_purchases_new_customer",
     "bgnbd_future_survival",
+    "IfAliveSumTable",
+    "bgnbd_if_alive_sum_table",
+    "bgnbd_if_alive_sum",
     "bgnbd_probability_of_purchases",
     "bgnbd_probability_repeat_purchase",
     "gamma_gamma_log_likelihood",
@@ -595,6 +598,125 @@ def bgnbd_expected_purchases_if_alive(t, x, T, r, alpha, a, b):
         integral = _bgnbd_expected_purchases_if_alive_integral
         out[bad] = integral(t[bad], x[bad], T[bad], r, alpha, a, b)
     return out
+
+
+#: Chebyshev nodes per piece and piece width in ``ln(alpha + T)`` of
+#: :class:`IfAliveSumTable`. In ``w = ln(alpha + T)`` the sum is analytic in the
+#: strip ``|Im w| < pi/2`` at least (see the class Notes); a piece of half-width
+#: ``h = 1/8`` lies inside a Bernstein ellipse of parameter ``rho ~ 2 (pi / 2) /
+#: (2 h) ~ 12`` within a strip of half-width ``pi / 4`` where the integrand is
+#: bounded, so 20 nodes leave an error of order ``rho ** -20 ~ 1e-21``
+#: relative. Measured (tests/models/test_chunking.py): within 1e-13 of the
+#: direct evaluation on CDNOW and simulated summaries.
+_TABLE_NODES = 20
+_TABLE_PIECE = 0.25
+
+
+class IfAliveSumTable(NamedTuple):
+    """``sum_k w_k E[Y(t_k) | alive, x, T]`` as Chebyshev pieces in ``ln(alpha + T)`` per ``x``.
+
+    Built by :func:`bgnbd_if_alive_sum_table`, evaluated by
+    :func:`bgnbd_if_alive_sum`.
+
+    Notes
+    -----
+    With ``K = alpha + T``, ``E[Y(t) | alive, x, T] = E[f(P)]`` with
+    ``f(p) = (1 - (1 + p t / K) ** -(r + x)) / p`` (see
+    :func:`bgnbd_expected_purchases_if_alive`, Notes). As a function of
+    ``w = ln K`` it is analytic wherever ``1 + p t e ** -w`` stays off the
+    negative real axis for every ``p`` in [0, 1], i.e. for ``|Im w| < pi``,
+    and for ``|Im w| <= pi / 4`` the real part of ``1 + p t e ** -w`` is
+    >= 1, so ``|(1 + p t e ** -w) ** -(r + x)| <= 1`` and the integrand is
+    bounded by a small multiple of its value on the real axis. A weighted
+    sum over horizons ``t_k`` has the same strip, so it is a function of one
+    variable per frequency that Chebyshev interpolation on short pieces
+    represents to rounding error: one table per distinct ``x`` replaces one
+    closed-form evaluation per customer and horizon (the CLV of customers
+    with continuous ``T``, where no two customers share a row).
+    """
+
+    x_levels: np.ndarray  # sorted distinct frequencies
+    w0: float  # ln(alpha + T_min)
+    width: float  # piece width in ln(alpha + T)
+    n_pieces: int
+    coef: np.ndarray  # (levels * n_pieces, _TABLE_NODES) Chebyshev coefficients
+    alpha: float
+
+
+def bgnbd_if_alive_sum_table(t, weights, x_levels, T_min, T_max, r, alpha, a, b):
+    """Tabulate ``sum_k w_k E[Y(t_k) | alive, x, T]`` for ``T`` in ``[T_min, T_max]``.
+
+    See :class:`IfAliveSumTable`. The values at the nodes are those of
+    :func:`bgnbd_expected_purchases_if_alive` (FHL05 eqs. 7 and 10, or the
+    integral form), so the table inherits its accuracy in every parameter
+    regime.
+
+    Parameters
+    ----------
+    t, weights : array_like
+        Horizons ``t_k`` and their weights ``w_k`` (e.g. discount factors of
+        the CLV sum, or one horizon with weight 1).
+    x_levels : array_like
+        The frequencies the table will be asked about.
+    T_min, T_max : float
+        Range of ``T``.
+    r, alpha, a, b : float
+        BG/NBD parameters.
+
+    Returns
+    -------
+    IfAliveSumTable
+    """
+    t = np.asarray(t, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    levels = np.unique(np.asarray(x_levels, dtype=float))
+    w0, w1 = np.log(alpha + T_min), np.log(alpha + T_max)
+    n_pieces = max(1, int(np.ceil((w1 - w0) / _TABLE_PIECE)))
+    width = max((w1 - w0) / n_pieces, 1e-300)
+    n = _TABLE_NODES
+    theta_j = np.pi * (np.arange(n) + 0.5) / n
+    y = np.cos(theta_j)  # Chebyshev points of the first kind on [-1, 1]
+    K = np.exp(w0 + width * (np.arange(n_pieces)[:, None] + 0.5 * (y[None, :] + 1.0)))
+    # values at the nodes: levels x pieces x nodes, one horizon at a time
+    values = np.zeros((len(levels), n_pieces, n))
+    x_grid = levels[:, None, None]
+    for t_k, w_k in zip(t, weights, strict=True):
+        if w_k != 0.0:
+            values += w_k * bgnbd_expected_purchases_if_alive(
+                t_k, x_grid, K[None, :, :] - alpha, r, alpha, a, b
+            )
+    # c_m = (2 / n) sum_j f(y_j) cos(m theta_j), c_0 halved
+    cosines = np.cos(np.outer(np.arange(n), theta_j))  # (m, j)
+    coef = (2.0 / n) * values.reshape(-1, n) @ cosines.T
+    coef[:, 0] *= 0.5
+    return IfAliveSumTable(levels, float(w0), float(width), n_pieces, coef, float(alpha))
+
+
+def bgnbd_if_alive_sum(table: IfAliveSumTable, x, T):
+    """Evaluate a :class:`IfAliveSumTable` per customer (Clenshaw's recurrence).
+
+    Parameters
+    ----------
+    table : IfAliveSumTable
+    x, T : numpy.ndarray
+        Frequencies (among ``table.x_levels``) and ages within the table's range.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    level = np.searchsorted(table.x_levels, np.asarray(x, dtype=float))
+    w = (np.log(table.alpha + np.asarray(T, dtype=float)) - table.w0) / table.width
+    piece = np.clip(np.floor(w), 0, table.n_pieces - 1)
+    y = 2.0 * (w - piece) - 1.0  # [-1, 1] within the piece
+    rows = level * table.n_pieces + piece.astype(np.int64)
+    coef = table.coef
+    two_y = 2.0 * y
+    b1 = np.zeros(len(y))
+    b2 = np.zeros(len(y))
+    for m in range(coef.shape[1] - 1, 0, -1):
+        b1, b2 = two_y * b1 - b2 + coef[rows, m], b1
+    return y * b1 - b2 + coef[rows, 0]
 
 
 def bgnbd_expected_purchases(t, x, t_x, T, r, alpha, a, b):

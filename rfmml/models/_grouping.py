@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["CHUNK_ROWS", "map_rows", "group_rows", "unique_rows", "rows_fingerprint"]
+__all__ = ["CHUNK_ROWS", "map_rows", "rows_repeat", "group_rows", "unique_rows", "rows_fingerprint"]
 
 #: Rows a prediction evaluates at once. The closed forms hold about ten
 #: temporaries per row (hypergeometric and quadrature paths), so a chunk
@@ -32,6 +32,31 @@ CHUNK_ROWS = 2**16
 #: not collapse the rows (continuous-time summaries: nearly every row is
 #: distinct, and grouping would only add a hash of every row).
 COLLAPSE_MAX_FRACTION = 0.5
+
+
+def rows_repeat(*columns: np.ndarray) -> bool:
+    """Whether rows repeat enough to be worth collapsing (the rule of :func:`map_rows`).
+
+    True when there are at most :data:`CHUNK_ROWS` rows, or when an evenly
+    strided sample of :data:`CHUNK_ROWS` rows has at most
+    :data:`COLLAPSE_MAX_FRACTION` distinct rows.
+
+    Parameters
+    ----------
+    *columns : numpy.ndarray
+        Equal-length 1-d arrays.
+
+    Returns
+    -------
+    bool
+    """
+    sample = max(int(CHUNK_ROWS), 1)
+    n = len(columns[0])
+    if n <= sample:
+        return True
+    stride = n // sample
+    _, first = group_rows(*(np.asarray(c)[::stride][:sample] for c in columns))
+    return bool(len(first) <= COLLAPSE_MAX_FRACTION * sample)
 
 
 def map_rows(
@@ -73,8 +98,7 @@ def map_rows(
     numpy.ndarray
         ``fn`` of every row, float64, in the input order.
     """
-    sample = max(int(CHUNK_ROWS), 1)
-    size = sample if chunk_rows is None else max(int(chunk_rows), 1)
+    size = max(int(CHUNK_ROWS if chunk_rows is None else chunk_rows), 1)
     arrays = [np.asarray(c) for c in columns]
     n = len(arrays[0])
     out = np.empty(n)
@@ -85,12 +109,7 @@ def map_rows(
         if not keys:  # one distinct row
             out[:] = np.asarray(fn(*(a[:1] for a in arrays)), dtype=float)
             return out
-        collapse = n <= sample
-        if not collapse:
-            stride = n // sample
-            _, first = group_rows(*(k[::stride][:sample] for k in keys))
-            collapse = len(first) <= COLLAPSE_MAX_FRACTION * sample
-        if collapse:
+        if rows_repeat(*keys):
             codes, first = group_rows(*keys)
             if len(first) < n:
                 values = np.empty(len(first))

@@ -9,7 +9,7 @@ from rfmml.errors import DataError
 from rfmml.features import FREQS
 from rfmml.models import _formulas as F
 from rfmml.models._base import PurchaseModel
-from rfmml.models._grouping import map_rows
+from rfmml.models._grouping import map_rows, rows_repeat
 from rfmml.models._validation import check_summary
 from rfmml.models.bgnbd import BetaGeoNBD
 from rfmml.models.gamma_gamma import GammaGamma, expected_order_value_rows
@@ -80,7 +80,10 @@ def customer_lifetime_value(
     factor (:func:`rfmml.models._formulas.bgnbd_expected_purchases_if_alive`:
     the closed form, or its integral form where that fails) is evaluated once
     per k = 0..horizon and distinct (frequency, T) pair, the probability
-    alive once per customer. Other purchase models are asked for
+    alive once per customer; when (frequency, T) rows do not repeat
+    (continuous T), the discounted sum is interpolated in ``ln(alpha + T)``
+    per frequency instead (:class:`rfmml.models._formulas.IfAliveSumTable`,
+    within 1e-12 of the direct sum). Other purchase models are asked for
     ``expected_purchases`` once per k on the distinct summary rows. The sum
     over k is taken per chunk of rows (:data:`CLV_CHUNK_ELEMENTS`, through
     :func:`rfmml.models._grouping.map_rows`), so memory does not grow with
@@ -152,7 +155,20 @@ def lifetime_value(
             # sum_k (E[Y(k)] - E[Y(k-1)]) / (1 + d)^k: purchases in period k, discounted
             return discount @ (e[1:] - e[:-1])
 
-        per_customer = map_rows(discounted_if_alive, x, c["T"], chunk_rows=block)
+        T = c["T"]
+        if rows_repeat(x, T):
+            per_customer = map_rows(discounted_if_alive, x, T, chunk_rows=block)
+        else:
+            # continuous T: the sum is one smooth function of ln(alpha + T) per frequency,
+            # tabulated once; summation by parts gives its weights:
+            # sum_k d_k (E(k) - E(k-1)) = sum_k (d_k - d_{k+1}) E(k), d_{horizon+1} = 0, E(0) = 0
+            weights = discount - np.append(discount[1:], 0.0)
+            table = F.bgnbd_if_alive_sum_table(
+                steps[1:], weights, pd.unique(x), T.min(), T.max(), *theta
+            )
+            per_customer = map_rows(
+                lambda x, T: F.bgnbd_if_alive_sum(table, x, T), x, T, unique=False
+            )
         per_customer *= purchase_model._probability_alive(c, theta)
     else:
         keys = purchase_model.fit_columns

@@ -24,7 +24,6 @@ from rfmml.models import (
     simulate_bgnbd,
     simulate_gamma_gamma,
 )
-from rfmml.models import _formulas as F
 from rfmml.models._grouping import map_rows
 
 RTOL = 1e-12  # see the module docstring
@@ -46,6 +45,23 @@ def continuous_summary() -> pd.DataFrame:
 
 class _AnyPurchaseModel(BetaGeoNBD):
     """BG/NBD seen as any purchase model: the CLV asks it for expected_purchases per period."""
+
+
+def _count_chunk_rows(monkeypatch, modules: tuple[str, ...]) -> list[int]:
+    """Record the rows of every chunk that ``map_rows`` hands to a prediction in ``modules``."""
+    calls: list[int] = []
+    original = _grouping.map_rows
+
+    def spy(fn, *columns, **kwargs):
+        def counted(*c):
+            calls.append(len(c[0]))
+            return fn(*c)
+
+        return original(counted, *columns, **kwargs)
+
+    for module in modules:
+        monkeypatch.setattr(f"rfmml.models.{module}.map_rows", spy)
+    return calls
 
 
 def _predictions(bg: BetaGeoNBD, gg, summary: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -82,14 +98,7 @@ def test_chunked_predictions_equal_unchunked(
     summary = request.getfixturevalue("cdnow_summary" if data == "cdnow" else "continuous_summary")
     expected = _predictions(cdnow_bgnbd, cdnow_gamma_gamma, summary)  # one chunk each
 
-    sizes: list[int] = []
-    original = F.bgnbd_expected_purchases_if_alive
-
-    def spy(t, x, T, *theta):
-        sizes.append(np.size(x))
-        return original(t, x, T, *theta)
-
-    monkeypatch.setattr(F, "bgnbd_expected_purchases_if_alive", spy)
+    sizes = _count_chunk_rows(monkeypatch, ("bgnbd", "gamma_gamma", "clv", "_base"))
     monkeypatch.setattr(_grouping, "CHUNK_ROWS", 7)
     monkeypatch.setattr(_grouping, "COLLAPSE_MAX_FRACTION", collapse)
     monkeypatch.setattr(clv, "CLV_CHUNK_ELEMENTS", 33)  # 3 rows x 11 periods
@@ -198,18 +207,7 @@ def test_new_purchase_models_chunk_through_map_rows(
         summary = simulate_bgbb(1_500, rng.integers(4, 16, 1_500), NEW_MODELS[kind], rng)
     expected = _new_model_predictions(model, summary, cdnow_gamma_gamma)
 
-    calls: list[int] = []
-    original = _grouping.map_rows
-
-    def spy(fn, *columns, **kwargs):
-        def counted(*c):
-            calls.append(len(c[0]))
-            return fn(*c)
-
-        return original(counted, *columns, **kwargs)
-
-    for module in ("pareto_nbd", "mbgnbd", "bgbb", "clv"):
-        monkeypatch.setattr(f"rfmml.models.{module}.map_rows", spy)
+    calls = _count_chunk_rows(monkeypatch, ("pareto_nbd", "mbgnbd", "bgbb", "clv", "_base"))
     monkeypatch.setattr(_grouping, "CHUNK_ROWS", 7)
     monkeypatch.setattr(clv, "CLV_CHUNK_ELEMENTS", 21)  # 3 rows x 7 periods
     chunked = _new_model_predictions(model, summary, cdnow_gamma_gamma)
@@ -218,3 +216,29 @@ def test_new_purchase_models_chunk_through_map_rows(
     for name, values in expected.items():
         assert not np.isnan(values).any(), name
         np.testing.assert_allclose(chunked[name], values, rtol=RTOL, atol=0, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "theta",
+    [
+        (0.243, 4.414, 0.793, 2.426),  # CDNOW (weeks), FHL05
+        (0.243, 4.414, 1.00001, 2.426),  # a near 1: integral form at the nodes
+        (2.0, 10.0, 0.05, 0.2),  # a + b < 1: integral form for x = 0
+        (0.5, 1.0, 3.0, 0.3),
+    ],
+)
+def test_if_alive_sum_table_equals_the_direct_sum(theta):
+    from rfmml.models import _formulas as F
+
+    rng = np.random.default_rng(42)
+    x = rng.integers(0, 40, 2_000).astype(float)
+    T = rng.uniform(0.0, 78.0, 2_000)
+    steps = np.arange(53.0)
+    discount = 1.01 ** -steps[1:]
+    e = F.bgnbd_expected_purchases_if_alive(steps[:, None], x[None, :], T[None, :], *theta)
+    direct = discount @ (e[1:] - e[:-1])
+    weights = discount - np.append(discount[1:], 0.0)  # summation by parts
+    table = F.bgnbd_if_alive_sum_table(steps[1:], weights, x, T.min(), T.max(), *theta)
+    # the closed form's own rounding error is up to ~1e-13 relative (FHL05 eq. 10 at
+    # 1 - G ~ 1e-4); the interpolation error is far below that
+    np.testing.assert_allclose(F.bgnbd_if_alive_sum(table, x, T), direct, rtol=1e-12)
