@@ -122,8 +122,19 @@ class BGNBDData(NamedTuple):
     scratch: np.ndarray  # (8, rows) work buffers: no large temporaries per evaluation
 
 
+#: Values :func:`_levels` looks at before hashing a whole column: with more
+#: than a quarter distinct among them (continuous time), the column is not
+#: hashed at all (a hash of 10M distinct floats costs about a second and the
+#: memory of several columns, for nothing).
+_LEVELS_SAMPLE = 2**16
+
+
 def _levels(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Distinct values and an index into them, when there are few of them."""
+    if len(values) > 4 * _LEVELS_SAMPLE:
+        sample = values[:: len(values) // _LEVELS_SAMPLE]
+        if len(pd.unique(sample)) > len(sample) // 4:
+            return None, None
     index, levels = pd.factorize(values, sort=False)
     if len(levels) > len(values) // 4:
         return None, None
