@@ -103,6 +103,13 @@ def bgnbd_log_likelihood(x, t_x, T, r, alpha, a, b):
     return d1 + d2_c3 + np.logaddexp(0.0, _log_alive_odds(x, t_x, T, r, alpha, a, b))
 
 
+#: Rows per block of the BG/NBD likelihood's row-wise part (the width of its
+#: eight work buffers, 64 MiB at most). Fits on up to this many unique rows
+#: (every whole-period summary measured) run one block, as before blocks
+#: existed; beyond it the sums are accumulated block by block.
+LIKELIHOOD_BLOCK_ROWS = 2**20
+
+
 class BGNBDData(NamedTuple):
     """Unique customer rows prepared once for repeated likelihood evaluations."""
 
@@ -119,7 +126,7 @@ class BGNBDData(NamedTuple):
     T_index: np.ndarray | None
     t_x_levels: np.ndarray | None
     t_x_index: np.ndarray | None
-    scratch: np.ndarray  # (8, rows) work buffers: no large temporaries per evaluation
+    scratch: np.ndarray  # (8, block) work buffers: no large temporaries per evaluation
 
 
 #: Values :func:`_levels` looks at before hashing a whole column: with more
@@ -178,8 +185,12 @@ def bgnbd_prepare(x, t_x, T, weights) -> BGNBDData:
         T_index=T_index,
         t_x_levels=t_x_levels,
         t_x_index=t_x_index,
-        scratch=np.empty((8, len(x))),
+        scratch=np.empty((8, min(len(x), LIKELIHOOD_BLOCK_ROWS))),
     )
+
+
+def _rows(index: np.ndarray | None, rows: slice) -> np.ndarray | None:
+    return None if index is None else index[rows]
 
 
 def _log_and_inverse(alpha, values, levels, index, out_log, out_inv):
@@ -245,35 +256,58 @@ def bgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: BGNBDData):
 
     # Row-wise part, written into preallocated buffers: with millions of rows,
     # fresh temporaries cost as much in page faults as the arithmetic itself.
-    log_aT, inv_aT, log_atx, inv_atx, z, tmp, ez, one_ez = data.scratch
-    _log_and_inverse(alpha, data.T, data.T_levels, data.T_index, log_aT, inv_aT)
-    _log_and_inverse(alpha, data.t_x, data.t_x_levels, data.t_x_index, log_atx, inv_atx)
-    dlog = np.subtract(log_aT, log_atx, out=log_atx)  # ln((alpha + T) / (alpha + t_x))
-    np.take(log_c4_level, data.level_index, out=z)
-    np.add(x, r, out=tmp)  # r + x
-    np.multiply(tmp, dlog, out=ez)
-    np.add(z, ez, out=z)  # z = ln(a / (b + x - 1)) + (r + x) ln((alpha + T) / (alpha + t_x))
-    # ln(1 + e^z) == z to double precision for z > 36; cap before exp to avoid overflow
-    np.minimum(z, 36.0, out=tmp)
-    np.exp(tmp, out=ez)
-    np.subtract(z, tmp, out=z)  # z - min(z, 36), 0 unless z > 36
-    np.add(ez, 1.0, out=one_ez)
-    np.divide(ez, one_ez, out=ez)  # s = e^z / (1 + e^z) = 1 - P(alive); 0 where x == 0
-    np.log(one_ez, out=one_ez)
-    np.add(one_ez, z, out=one_ez)  # softplus(z) = ln(1 + e^z)
-    np.multiply(w, ez, out=ez)  # w s
-    sum_w_log_aT = w @ log_aT
-    sum_w_rx_log_aT = data.rx_weights @ log_aT + r * sum_w_log_aT  # sum w (r + x) ln(alpha + T)
-    total = wl @ d1 + n * r * np.log(alpha) - sum_w_rx_log_aT + w @ one_ez
-    ws_level = np.bincount(data.level_index, weights=ez, minlength=len(xl))
-    ws_dlog = ez @ dlog
-    np.add(x, r, out=tmp)
-    np.multiply(ez, tmp, out=tmp)  # w s (r + x)
-    sum_w_rx_inv_aT = data.rx_weights @ inv_aT + r * (w @ inv_aT)
+    # Rows are taken in blocks of at most LIKELIHOOD_BLOCK_ROWS (the buffers'
+    # width), so the buffers stay bounded whatever the number of rows.
+    # Notation: s = e^z / (1 + e^z) = 1 - P(alive).
+    sums = np.zeros(7)  # w ln aT, w x ln aT, w softplus, w s dlog, w s (r+x)/aT, .../atx, w/aT
+    sum_rx_inv_aT = 0.0  # sum w x / (alpha + T)
+    ws_level = np.zeros(len(xl))
+    block = data.scratch.shape[1]
+    for start in range(0, len(x), max(block, 1)):
+        rows = slice(start, start + block)
+        m = len(x[rows])
+        log_aT, inv_aT, log_atx, inv_atx, z, tmp, ez, one_ez = data.scratch[:, :m]
+        w_b, x_b = w[rows], x[rows]
+        _log_and_inverse(alpha, data.T[rows], data.T_levels,
+                         _rows(data.T_index, rows), log_aT, inv_aT)  # fmt: skip
+        _log_and_inverse(alpha, data.t_x[rows], data.t_x_levels,
+                         _rows(data.t_x_index, rows), log_atx, inv_atx)  # fmt: skip
+        dlog = np.subtract(log_aT, log_atx, out=log_atx)  # ln((alpha + T) / (alpha + t_x))
+        level_index = data.level_index[rows]
+        np.take(log_c4_level, level_index, out=z)
+        np.add(x_b, r, out=tmp)  # r + x
+        np.multiply(tmp, dlog, out=ez)
+        np.add(z, ez, out=z)  # z = ln(a / (b + x - 1)) + (r + x) ln((alpha + T) / (alpha + t_x))
+        # ln(1 + e^z) == z to double precision for z > 36; cap before exp to avoid overflow
+        np.minimum(z, 36.0, out=tmp)
+        np.exp(tmp, out=ez)
+        np.subtract(z, tmp, out=z)  # z - min(z, 36), 0 unless z > 36
+        np.add(ez, 1.0, out=one_ez)
+        np.divide(ez, one_ez, out=ez)  # s = e^z / (1 + e^z) = 1 - P(alive); 0 where x == 0
+        np.log(one_ez, out=one_ez)
+        np.add(one_ez, z, out=one_ez)  # softplus(z) = ln(1 + e^z)
+        np.multiply(w_b, ez, out=ez)  # w s
+        rx_w = data.rx_weights[rows]
+        sums[0] += w_b @ log_aT
+        sums[1] += rx_w @ log_aT
+        sums[2] += w_b @ one_ez
+        ws_level += np.bincount(level_index, weights=ez, minlength=len(xl))
+        sums[3] += ez @ dlog
+        np.add(x_b, r, out=tmp)
+        np.multiply(ez, tmp, out=tmp)  # w s (r + x)
+        sums[4] += tmp @ inv_aT
+        sums[5] += tmp @ inv_atx
+        sums[6] += w_b @ inv_aT
+        sum_rx_inv_aT += rx_w @ inv_aT
+    sum_w_log_aT = sums[0]
+    sum_w_rx_log_aT = sums[1] + r * sum_w_log_aT  # sum w (r + x) ln(alpha + T)
+    total = wl @ d1 + n * r * np.log(alpha) - sum_w_rx_log_aT + sums[2]
+    ws_dlog = sums[3]
+    sum_w_rx_inv_aT = sum_rx_inv_aT + r * sums[6]
     grad = np.array(
         [
             g_r + n * np.log(alpha) - sum_w_log_aT + ws_dlog,
-            n * r / alpha - sum_w_rx_inv_aT + tmp @ inv_aT - tmp @ inv_atx,
+            n * r / alpha - sum_w_rx_inv_aT + sums[4] - sums[5],
             g_a + ws_level.sum() / a,
             g_b - ws_level @ (1.0 / b_x1),
         ]

@@ -242,3 +242,21 @@ def test_if_alive_sum_table_equals_the_direct_sum(theta):
     # the closed form's own rounding error is up to ~1e-13 relative (FHL05 eq. 10 at
     # 1 - G ~ 1e-4); the interpolation error is far below that
     np.testing.assert_allclose(F.bgnbd_if_alive_sum(table, x, T), direct, rtol=1e-12)
+
+
+@pytest.mark.parametrize("data", ["cdnow_summary", "continuous_summary"])
+def test_likelihood_in_blocks_equals_one_block(data, request, monkeypatch):
+    from rfmml.models import _formulas as F
+
+    s = request.getfixturevalue(data)
+    args = (s["frequency"].to_numpy(), s["recency"].to_numpy(), s["T"].to_numpy())
+    weights = np.linspace(1.0, 3.0, len(s))
+    theta = (0.243, 4.414, 0.793, 2.426)
+    one = F.bgnbd_total_log_likelihood_and_gradient(*theta, F.bgnbd_prepare(*args, weights))
+    monkeypatch.setattr(F, "LIKELIHOOD_BLOCK_ROWS", 7)
+    prepared = F.bgnbd_prepare(*args, weights)
+    assert prepared.scratch.shape == (8, 7)
+    blocks = F.bgnbd_total_log_likelihood_and_gradient(*theta, prepared)
+    # sums of ~2,000 terms in another order: rounding only
+    assert blocks[0] == pytest.approx(one[0], rel=1e-12)
+    np.testing.assert_allclose(blocks[1], one[1], rtol=1e-10)
