@@ -285,12 +285,12 @@ def main() -> None:
     parser.add_argument("--pymc-max", type=int, default=1_000_000)
     parser.add_argument("--pipeline", type=int, default=10_000_000, help="0 to skip")
     args = parser.parse_args()
+    from importlib.metadata import PackageNotFoundError, version
+
     import lifetimes
     import scipy
 
     import rfmml
-
-    from importlib.metadata import PackageNotFoundError, version
 
     try:  # not imported here: the driver stays small
         pymc_version: str | None = version("pymc-marketing")
