@@ -67,9 +67,11 @@ def map_rows(
 ) -> np.ndarray:
     """Evaluate a row-wise function in bounded chunks, once per distinct row.
 
-    ``fn(*chunk_columns) -> values`` must be elementwise: one value per row,
-    depending on that row only. It is called on slices (or gathered unique
-    rows) of at most ``chunk_rows`` rows, so its temporaries are bounded;
+    ``fn(*chunk_columns) -> values`` must be elementwise: one value per row
+    (or one row of values, e.g. the lower and upper ends of an interval, as
+    an array of shape ``(rows, k)``), depending on that row only. It is
+    called on slices (or gathered unique rows) of at most ``chunk_rows``
+    rows, so its temporaries are bounded;
     the result is gathered into one float array, the only array that grows
     with the number of rows (plus, when rows collapse, one integer code per
     row and one value per distinct row).
@@ -96,30 +98,42 @@ def map_rows(
     Returns
     -------
     numpy.ndarray
-        ``fn`` of every row, float64, in the input order.
+        ``fn`` of every row, float64, in the input order: shape ``(n,)``, or
+        ``(n, k)`` when ``fn`` returns ``(rows, k)``.
     """
     size = max(int(CHUNK_ROWS if chunk_rows is None else chunk_rows), 1)
     arrays = [np.asarray(c) for c in columns]
     n = len(arrays[0])
-    out = np.empty(n)
+    out: np.ndarray | None = None
+
+    def store(target: np.ndarray | None, length: int, where: slice, values) -> np.ndarray:
+        values = np.asarray(values, dtype=float)
+        if target is None:  # the first chunk fixes the shape of a row's value
+            target = np.empty((length, *values.shape[1:]))
+        target[where] = values
+        return target
+
     if n == 0:
-        return out
+        return np.empty(0)
     if unique:
         keys = [a for a in arrays if not a[0] == a[-1] or not np.all(a == a[0])]
         if not keys:  # one distinct row
-            out[:] = np.asarray(fn(*(a[:1] for a in arrays)), dtype=float)
-            return out
+            one = np.asarray(fn(*(a[:1] for a in arrays)), dtype=float)
+            return np.repeat(one, n, axis=0)
         if rows_repeat(*keys):
             codes, first = group_rows(*keys)
             if len(first) < n:
-                values = np.empty(len(first))
+                values = None
                 for start in range(0, len(first), size):
                     rows = first[start : start + size]
-                    values[start : start + size] = fn(*(a[rows] for a in arrays))
-                np.take(values, codes, out=out)
-                return out
+                    where = slice(start, start + size)
+                    values = store(values, len(first), where, fn(*(a[rows] for a in arrays)))
+                assert values is not None
+                return np.take(values, codes, axis=0)
     for start in range(0, n, size):
-        out[start : start + size] = fn(*(a[start : start + size] for a in arrays))
+        where = slice(start, start + size)
+        out = store(out, n, where, fn(*(a[where] for a in arrays)))
+    assert out is not None
     return out
 
 

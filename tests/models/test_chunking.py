@@ -260,3 +260,17 @@ def test_likelihood_in_blocks_equals_one_block(data, request, monkeypatch):
     # sums of ~2,000 terms in another order: rounding only
     assert blocks[0] == pytest.approx(one[0], rel=1e-12)
     np.testing.assert_allclose(blocks[1], one[1], rtol=1e-10)
+
+
+@pytest.mark.parametrize("unique", [True, False])
+def test_map_rows_gathers_several_values_per_row(unique, monkeypatch):
+    monkeypatch.setattr(_grouping, "CHUNK_ROWS", 64)
+    rng = np.random.default_rng(42)
+    a = rng.integers(0, 5, 1_000).astype(float)  # repeated rows: collapsed when unique
+
+    def interval(a):
+        return np.column_stack([a - 1.0, a + 1.0])
+
+    out = map_rows(interval, a, unique=unique, chunk_rows=3)
+    np.testing.assert_array_equal(out, interval(a))
+    assert map_rows(interval, np.full(4, 2.0)).shape == (4, 2)
