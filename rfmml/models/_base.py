@@ -81,7 +81,7 @@ from sklearn.utils.validation import check_is_fitted
 from rfmml.errors import DataError
 from rfmml.models import _fitting
 from rfmml.models._fitting import Z_95, confidence_table, fit_log_params
-from rfmml.models._grouping import group_rows, rows_fingerprint, unique_rows
+from rfmml.models._grouping import map_rows, rows_fingerprint, unique_rows
 from rfmml.models._validation import check_summary
 from rfmml.models.persistence import load_model, save_model
 from rfmml.models.uncertainty import draw_params, log_covariance
@@ -508,7 +508,7 @@ class PurchaseModel(MaximumLikelihoodModel):
         i.e. ``probability_no_purchase(X, t) == 1 - q``; ``+inf`` where the
         probability of never buying again is ``>= 1 - q``. Solved by
         bisection (after bracketing by doubling), vectorised over the unique
-        rows of ``X``.
+        rows of ``X`` in bounded chunks (:func:`rfmml.models._grouping.map_rows`).
 
         Parameters
         ----------
@@ -526,33 +526,40 @@ class PurchaseModel(MaximumLikelihoodModel):
             raise ValueError(f"q must be a number strictly between 0 and 1, got {q!r}.")
         check_is_fitted(self, "params_")
         cols = check_summary(X, self.fit_columns, what="next_purchase_quantile")
-        codes, first = group_rows(*(cols[k] for k in self.fit_columns))
-        rows = pd.DataFrame({k: cols[k][first] for k in self.fit_columns})
         target = 1.0 - float(q)
 
-        def no_buy(t: np.ndarray, idx: np.ndarray) -> np.ndarray:
-            return self.probability_no_purchase(rows.iloc[idx], t).to_numpy()
+        def quantile(*columns: np.ndarray) -> np.ndarray:
+            # bisection for one chunk of distinct rows (map_rows bounds its size)
+            rows = pd.DataFrame(dict(zip(self.fit_columns, columns, strict=True)))
 
-        k = len(rows)
-        everyone = np.arange(k)
-        out = np.full(k, np.inf)
-        finite = no_buy(np.full(k, np.inf), everyone) < target
-        idx = everyone[finite]
-        lo = np.zeros(len(idx))
-        hi = np.ones(len(idx))
-        if "T" in rows.columns and len(idx):
-            hi = np.maximum(rows["T"].to_numpy()[idx], 1.0)
-        open_ = no_buy(hi, idx) > target
-        while open_.any():  # double until P(no purchase in hi) <= target
-            lo[open_] = hi[open_]
-            hi[open_] *= 2.0
-            open_[open_] = no_buy(hi[open_], idx[open_]) > target
-        for _ in range(200):
-            mid = 0.5 * (lo + hi)
-            above = no_buy(mid, idx) > target
-            lo = np.where(above, mid, lo)
-            hi = np.where(above, hi, mid)
-            if np.all(hi - lo <= 1e-12 * np.maximum(hi, 1e-300)):
-                break
-        out[idx] = hi
-        return pd.Series(out[codes], index=X.index, name="next_purchase_quantile")
+            def no_buy(t: np.ndarray, idx: np.ndarray) -> np.ndarray:
+                return self.probability_no_purchase(rows.iloc[idx], t).to_numpy()
+
+            k = len(rows)
+            everyone = np.arange(k)
+            out = np.full(k, np.inf)
+            finite = no_buy(np.full(k, np.inf), everyone) < target
+            idx = everyone[finite]
+            if not len(idx):  # no row of this chunk has a finite quantile
+                return out
+            lo = np.zeros(len(idx))
+            hi = np.ones(len(idx))
+            if "T" in rows.columns:
+                hi = np.maximum(rows["T"].to_numpy()[idx], 1.0)
+            open_ = no_buy(hi, idx) > target
+            while open_.any():  # double until P(no purchase in hi) <= target
+                lo[open_] = hi[open_]
+                hi[open_] *= 2.0
+                open_[open_] = no_buy(hi[open_], idx[open_]) > target
+            for _ in range(200):
+                mid = 0.5 * (lo + hi)
+                above = no_buy(mid, idx) > target
+                lo = np.where(above, mid, lo)
+                hi = np.where(above, hi, mid)
+                if np.all(hi - lo <= 1e-12 * np.maximum(hi, 1e-300)):
+                    break
+            out[idx] = hi
+            return out
+
+        out = map_rows(quantile, *(cols[k] for k in self.fit_columns))
+        return pd.Series(out, index=X.index, name="next_purchase_quantile")
