@@ -54,3 +54,27 @@ def test_transactions_need_an_observation_end(cdnow_tx):
     features = scoring_frame(rfm_table(tx, observation_end="1998-06-30"), summary)
     pd.testing.assert_frame_equal(by_date, pipeline.predict(features))
     assert "total_spend" not in by_date.columns and "clv" not in by_date.columns
+
+
+def test_one_observation_end_for_transactions_and_next_order_dates(cdnow_tx, tmp_path):
+    tx = cdnow_tx[cdnow_tx["customer_id"] <= 300][["customer_id", "timestamp"]]
+    summary = btyd_summary(tx, observation_end="1998-06-30", freq="W")
+    model = BetaGeoNBD().fit(summary)
+    pipeline = ScoringPipeline(purchase_model=model, freq="W",
+                               observation_end=pd.Timestamp("1998-06-30"))  # fmt: skip
+    assert pipeline.observation_end == "1998-06-30"  # an ISO date, whatever was passed
+    folder = pipeline.save(tmp_path / "model")
+    # a pipeline saved with the time of day (an earlier format) loads to the same date
+    settings = (folder / "pipeline.json").read_text()
+    assert '"observation_end": "1998-06-30"' in settings
+    (folder / "pipeline.json").write_text(
+        settings.replace('"1998-06-30"', '"1998-06-30T00:00:00"')
+    )
+    loaded = ScoringPipeline.load(folder)
+    assert loaded.observation_end == "1998-06-30"
+    from_tx = loaded.predict(tx)
+    features = scoring_frame(rfm_table(tx, observation_end="1998-06-30"), summary)
+    from_features = ScoringPipeline(purchase_model=model, freq="W").predict(features)
+    pd.testing.assert_frame_equal(from_tx, from_features, check_like=True)
+    if "expected_next_order_date" in from_tx.columns:
+        assert from_tx["expected_next_order_date"].dropna().min() >= pd.Timestamp("1998-06-30")
