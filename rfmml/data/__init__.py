@@ -13,6 +13,7 @@ from rfmml.data.transactions import (
     TransactionSchema,
     parse_timestamps,
     read_transactions,
+    scan_transactions,
 )
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "online_retail_path",
     "parse_timestamps",
     "read_transactions",
+    "scan_transactions",
     "simulate_transactions",
 ]
