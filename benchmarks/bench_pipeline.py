@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_pipeline.py --generate 1e7,5e7,1e8 --folder /tmp/rfmml-bench
-    python benchmarks/bench_pipeline.py --sizes 1e7 --folder /tmp/rfmml-bench [--before]
+    python benchmarks/bench_pipeline.py --sizes 1e7 --folder /tmp/rfmml-bench [--before /work/main]
 
 Logs (generated once, in chunks, never whole in memory): ``customer_id``
 (int64), ``timestamp`` (time of day, three years), ``amount`` (log-normal,
@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
 import warnings
+from inspect import signature
 from pathlib import Path
 from typing import Any
 
@@ -103,19 +105,23 @@ def _child(mode: str, path: Path, out: Path) -> None:
                           "peak_bytes": st.total.peak}))  # fmt: skip
         return
     from rfmml.campaign import score_customers, write_predictions
-    from rfmml.data import read_transactions, scan_transactions
-    from rfmml.features import btyd_summary, customer_features, rfm_table
+    from rfmml.data import read_transactions
+    from rfmml.features import btyd_summary, rfm_table
     from rfmml.models import BetaGeoNBD, GammaGamma
     from rfmml.segments import RuleSegmenter
 
     warnings.simplefilter("ignore")
     with Stages() as st:
         if mode == "before":
-            tx, _ = st.run("read_transactions", lambda: read_transactions(path, engine="pandas"))
+            options = {"engine": "pandas"} if "engine" in signature(read_transactions).parameters else {}
+            tx, _ = st.run("read_transactions", lambda: read_transactions(path, **options))
             summary = st.run("btyd_summary", lambda: btyd_summary(tx, freq="D"))
             features = st.run("rfm_table", lambda: rfm_table(tx))
             del tx
         else:
+            from rfmml.data import scan_transactions
+            from rfmml.features import customer_features
+
             tx, _ = st.run("scan_transactions", lambda: scan_transactions(path))
             features, summary = st.run(
                 "customer_features (RFM + BTYD, one pass)",
@@ -164,7 +170,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="1e7")
     parser.add_argument("--generate", default="")
     parser.add_argument("--folder", default="/tmp/rfmml-bench")
-    parser.add_argument("--before", action="store_true", help="also run the previous path")
+    parser.add_argument("--before", default="", metavar="CHECKOUT",
+                        help="also run the previous path, importing rfmml from this checkout")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "PATH", "OUT"))
     args = parser.parse_args()
     if args.child:
@@ -182,8 +189,17 @@ def main() -> None:
         out.mkdir(exist_ok=True)
         results = {}
         for mode in ["duckdb", "after"] + (["before"] if args.before else []):
-            results[mode] = run_isolated(__file__, "--child", mode, str(path), str(out),
-                                         timeout=3600)  # fmt: skip
+            saved = os.environ.get("PYTHONPATH")
+            if mode == "before":
+                os.environ["PYTHONPATH"] = args.before
+            try:
+                results[mode] = run_isolated(__file__, "--child", mode, str(path), str(out),
+                                             timeout=3600)  # fmt: skip
+            finally:
+                if saved is None:
+                    os.environ.pop("PYTHONPATH", None)
+                else:
+                    os.environ["PYTHONPATH"] = saved
             print(mode, n, json.dumps(results[mode]), flush=True)
         if any("error" in r for r in results.values()):
             continue

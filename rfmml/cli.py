@@ -155,6 +155,43 @@ def _read(reader: dict[str, Any]) -> pd.DataFrame:
     return tx
 
 
+def _scan(reader: dict[str, Any]) -> Any:
+    """Like :func:`_read`, but the cleaned log stays in DuckDB (a ``ScannedLog``)."""
+    from rfmml.data import scan_transactions
+
+    options = {k: reader[k] for k in _READER_KEYS if k in reader}
+    options["amount"] = options.get("amount") or None
+    report = None
+    with _warnings_to_terminal(lambda: report.notes if report is not None else []):
+        log, report = scan_transactions(reader["transactions"], **options)
+    _print_report(report)
+    return log
+
+
+@contextlib.contextmanager
+def _stages(total: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar over the stages of a long command; yields ``step(description)``."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("starting", total=total)
+        started = False
+
+        def step(description: str) -> None:
+            nonlocal started
+            progress.update(task, description=description, advance=1 if started else 0)
+            started = True
+
+        yield step
+        progress.update(task, completed=total)
+
+
 def _same_file(a: str | Path, b: str | Path) -> bool:
     return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
@@ -550,7 +587,7 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
         scoring_frame,
         write_predictions,
     )
-    from rfmml.features import btyd_summary, rfm_table
+    from rfmml.features import customer_features
     from rfmml.pipeline import fingerprint
 
     # every option is checked before anything is read or written
@@ -570,30 +607,38 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     _refuse_overwrite([reader["transactions"]], [target, *written])
     pipeline = ScoringPipeline.load(model_dir)
     before = read_predictions(previous) if previous else None
-    tx = _read(reader)
-    if "amount" not in tx.columns:
-        raise DataError(
-            "predict needs amounts: the scoring table reports spend and CLV; map --amount "
-            "(or --quantity and --price). Without amounts, rfmml segment and rfmml fit work"
-        )
-    end, group = reader["observation_end"], reader["group"]
-    frame = scoring_frame(
-        rfm_table(tx, observation_end=end, group=group),
-        btyd_summary(tx, observation_end=end, freq=pipeline.freq, group=group),
-    )
-    table = pipeline.predict(frame)
-    fingerprints = {
-        "transactions": fingerprint(tx),
-        "bgnbd": getattr(pipeline.bgnbd, "training_fingerprint_", None),
-        "gamma_gamma": getattr(pipeline.gamma_gamma, "training_fingerprint_", None),
-        "model_dir": str(Path(model_dir).resolve()),
-    }
-    paths = write_predictions(table, target, fingerprints=fingerprints)
-    if "segment" in table.columns:
-        export_segment_lists(table, target / "segments", hash_ids=hash_ids, salt=salt)
-        if before is not None:
-            export_segment_changes(before, table, target / "changes", hash_ids=hash_ids,
-                                   salt=salt)  # fmt: skip
+    with _stages(5) as step:
+        step("reading and cleaning the transactions")
+        log = _scan(reader)
+        try:
+            if "amount" not in log.columns:
+                raise DataError(
+                    "predict needs amounts: the scoring table reports spend and CLV; map "
+                    "--amount (or --quantity and --price). Without amounts, rfmml segment and "
+                    "rfmml fit work"
+                )
+            step("features: RFM table and BTYD summary (one pass)")
+            end, group = reader["observation_end"], reader["group"]
+            frame = scoring_frame(*customer_features(log, end, pipeline.freq, group))
+            step(f"scoring {len(frame):,} customers")
+            table = pipeline.predict(frame)
+            step("fingerprinting the transactions")
+            tx = log.to_pandas()
+        finally:
+            log.close()
+        fingerprints = {
+            "transactions": fingerprint(tx),
+            "bgnbd": getattr(pipeline.bgnbd, "training_fingerprint_", None),
+            "gamma_gamma": getattr(pipeline.gamma_gamma, "training_fingerprint_", None),
+            "model_dir": str(Path(model_dir).resolve()),
+        }
+        step("writing predictions and lists")
+        paths = write_predictions(table, target, fingerprints=fingerprints)
+        if "segment" in table.columns:
+            export_segment_lists(table, target / "segments", hash_ids=hash_ids, salt=salt)
+            if before is not None:
+                export_segment_changes(before, table, target / "changes", hash_ids=hash_ids,
+                                       salt=salt)  # fmt: skip
     for kind, path in paths.items():
         err.print(f"wrote {kind}: {path}")
     from rfmml.report import build_report

@@ -60,7 +60,12 @@ from rfmml.evaluation import (
     evaluate_segmentation,
     standardized_features,
 )
-from rfmml.features import btyd_summary, calibration_holdout, calibration_summary, rfm_table
+from rfmml.features import (
+    calibration_holdout,
+    calibration_summary,
+    customer_features,
+    rfm_table,
+)
 from rfmml.models import BetaGeoNBD, GammaGamma
 from rfmml.plots import (
     plot_calibration_vs_holdout_purchases,
@@ -407,8 +412,7 @@ def score(cfg: ExperimentConfig, tx: pd.DataFrame, comparison: pd.DataFrame) -> 
         the predictions of every customer.
     """
     group = cfg.data.group
-    features = rfm_table(tx, observation_end=cfg.observation_end, group=group)
-    summary = btyd_summary(tx, observation_end=cfg.observation_end, freq=cfg.freq, group=group)
+    features, summary = customer_features(tx, cfg.observation_end, cfg.freq, group)
     scoring_input = scoring_frame(features, summary)
     best_rules, best_kmeans = _best(cfg, comparison, "rules"), _best(cfg, comparison, "kmeans")
     rules = _by_name(cfg, best_rules).build().fit(features) if best_rules else None
