@@ -681,5 +681,52 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
     out.print(_table(table[cols], title=f"{experiment}: ranked by {table.attrs['primary']}"))
 
 
+@main.command()
+@click.argument("new_log", type=click.Path(exists=True, dir_okay=False))
+@click.option("--state", "state_path", required=True, type=click.Path(dir_okay=False),
+              help="Customer state file (DuckDB), created on first use.")
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Saved models: the 'model' folder of rfmml run/demo, or rfmml fit's folder.")
+@click.option("--output", "-o", default=None,
+              help="Output folder (default: rfmml-refresh/<date of the last transaction>).")
+@click.option("--customer", default="customer_id", show_default=True,
+              help="Customer id column (read when the state is created).")
+@click.option("--timestamp", default="timestamp", show_default=True, help="Purchase time column.")
+@click.option("--amount", default="amount", show_default=True, help="Value column ('' for none).")
+@click.option("--order", default=None, help="Optional order/invoice id column.")
+@click.option("--timestamp-format", default=None, help="strftime format, e.g. %Y%m%d.")
+@click.option("--segment-tolerance", default=0.2, show_default=True,
+              help="Advise a refit when a larger share of customers changed segment.")
+@click.option("--purchase-tolerance", default=0.2, show_default=True,
+              help="Advise a refit when actual/predicted purchases is further than this from 1.")
+@click.option("--tracking-uri", default=None, help=_URI_HELP)
+@_handle_errors
+def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, customer: str,
+            timestamp: str, amount: str, order: str | None, timestamp_format: str | None,
+            segment_tolerance: float, purchase_tolerance: float,
+            tracking_uri: str | None) -> None:  # fmt: skip
+    """Add NEW_LOG to the customer state, rescore with saved models (no refit), write
+    predictions and entered/left lists, append the segment history, check for drift.
+    """  # noqa: D205
+    from rfmml.refresh import refresh as run_refresh
+
+    options = {"customer": customer, "timestamp": timestamp, "amount": amount or None,
+               "order": order, "timestamp_format": timestamp_format}  # fmt: skip
+    result = run_refresh(new_log, state_path, model_dir, output, create_options=options,
+                         tracking_uri=tracking_uri, segment_tolerance=segment_tolerance,
+                         purchase_tolerance=purchase_tolerance)  # fmt: skip
+    update = result.update
+    if update.applied:
+        err.print(f"added {update.rows_added:,} rows ({update.late_rows:,} late), "
+                  f"{update.customers_touched:,} customers touched")  # fmt: skip
+    else:
+        err.print("this batch was applied before: the state is unchanged")
+    if not result.movements.empty:
+        out.print(_table(result.movements, title=f"Segments as of {result.observation_end}"))
+    out.print(f"scored {len(result.predictions):,} customers into {result.output_dir}/")
+    style = "bold yellow" if result.drift.refit_advised else "green"
+    out.print(Text(result.drift.reason, style=style))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
