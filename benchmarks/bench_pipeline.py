@@ -113,7 +113,8 @@ def _child(mode: str, path: Path, out: Path) -> None:
     warnings.simplefilter("ignore")
     with Stages() as st:
         if mode == "before":
-            options = {"engine": "pandas"} if "engine" in signature(read_transactions).parameters else {}
+            new_reader = "engine" in signature(read_transactions).parameters
+            options = {"engine": "pandas"} if new_reader else {}
             tx, _ = st.run("read_transactions", lambda: read_transactions(path, **options))
             summary = st.run("btyd_summary", lambda: btyd_summary(tx, freq="D"))
             features = st.run("rfm_table", lambda: rfm_table(tx))
