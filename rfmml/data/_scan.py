@@ -288,7 +288,7 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
                 "--observation-end) to say where the log ends"
             )
             report.notes.append(message)
-            warnings.warn(message, UserWarning, stacklevel=4)
+            warnings.warn(message, UserWarning, stacklevel=6)
     elif last is not None:
         last_ts = pd.Timestamp(last)
         gap = end - last_ts

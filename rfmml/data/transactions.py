@@ -920,7 +920,7 @@ def _cut_end(frame: pd.DataFrame, observation_end: Any, allow_beyond: bool,
                 "--observation-end) to say where the log ends"
             )
             report.notes.append(message)
-            warnings.warn(message, UserWarning, stacklevel=3)
+            warnings.warn(message, UserWarning, stacklevel=4)
         return frame.loc[~future]
     end = pd.Timestamp(observation_end)
     end = end.tz_localize(None) if end.tzinfo is not None else end

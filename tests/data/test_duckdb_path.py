@@ -26,6 +26,7 @@ def _both(source: Any, **kwargs: Any) -> tuple[Any, Any]:
         warnings.simplefilter("always")
         new = read_transactions(source, engine="duckdb", **kwargs)
     assert [str(w.message) for w in w_pandas] == [str(w.message) for w in w_duck]
+    assert {w.filename for w in [*w_pandas, *w_duck]} <= {__file__}  # the caller's line
     return ref, new
 
 
