@@ -173,6 +173,8 @@ def main() -> None:
     parser.add_argument("--folder", default="/tmp/rfmml-bench")
     parser.add_argument("--before", default="", metavar="CHECKOUT",
                         help="also run the previous path, importing rfmml from this checkout")
+    parser.add_argument("--modes", default="duckdb,after",
+                        help="cells to run: duckdb, after (and before with --before)")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "PATH", "OUT"))
     args = parser.parse_args()
     if args.child:
@@ -189,7 +191,8 @@ def main() -> None:
         out = folder / f"out_{n}"
         out.mkdir(exist_ok=True)
         results = {}
-        for mode in ["duckdb", "after"] + (["before"] if args.before else []):
+        modes = [m for m in args.modes.split(",") if m] + (["before"] if args.before else [])
+        for mode in dict.fromkeys(modes):
             saved = os.environ.get("PYTHONPATH")
             if mode == "before":
                 os.environ["PYTHONPATH"] = args.before
@@ -202,7 +205,7 @@ def main() -> None:
                 else:
                     os.environ["PYTHONPATH"] = saved
             print(mode, n, json.dumps(results[mode]), flush=True)
-        if any("error" in r for r in results.values()):
+        if any("error" in r for r in results.values()) or "after" not in results:
             continue
         sections.append(_table(n, results))
     if sections:
