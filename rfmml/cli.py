@@ -724,6 +724,7 @@ def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, c
     if not result.movements.empty:
         out.print(_table(result.movements, title=f"Segments as of {result.observation_end}"))
     out.print(f"scored {len(result.predictions):,} customers into {result.output_dir}/")
+    out.print(f"Report: {result.files['report']}")
     style = "bold yellow" if result.drift.refit_advised else "green"
     out.print(Text(result.drift.reason, style=style))
 

@@ -39,6 +39,7 @@ from rfmml.campaign import (
 from rfmml.errors import DataError
 from rfmml.features import CustomerState, StateUpdate
 from rfmml.models import load_model
+from rfmml.report import build_report
 
 __all__ = ["DriftCheck", "RefreshResult", "load_scoring_pipeline", "movements", "refresh"]
 
@@ -391,6 +392,7 @@ def _refresh(
     if has_segments:
         files["movements"] = out / "movements.csv"
         table.to_csv(files["movements"])
+    files["report"] = build_report(out, title=f"refresh {end.date()}")
     result = RefreshResult(update, end, predictions, changes, table, drift, files, output_dir=out)
     if log_to_mlflow:
         result.run_id = _log(result, st, tracking_uri, experiment)
@@ -437,4 +439,5 @@ def _log(result: RefreshResult, st: CustomerState, tracking_uri: str | None, nam
         tracking.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)})
         if not result.movements.empty:
             tracking.log_table(result.movements, "movements.csv")
+        tracking.log_artifact(result.files["report"])
         return run.info.run_id

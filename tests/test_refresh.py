@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from markupsafe import escape
 from mlflow.tracking import MlflowClient
 
 from rfmml.campaign import ScoringPipeline, read_predictions, scoring_frame
@@ -78,6 +79,10 @@ def test_refreshes_rescore_track_moves_and_history(cdnow_parts, model_dir, tmp_p
             entered = pd.read_csv(out / "changes" / f"entered_{slug}.csv")
             assert len(entered) == row["entered"]
         assert len(read_predictions(out / "predictions.parquet")) == len(expected)
+        page = result.files["report"].read_text()
+        assert result.files["report"] == out / "report.html"
+        assert f"refresh {result.observation_end.date()}" in page
+        assert all(str(escape(segment)) in page for segment in table.index)
 
     assert results["march"].drift.baseline is None  # the first refresh sets the baseline
     assert results["april"].update.late_rows > 0
@@ -109,6 +114,8 @@ def test_refreshes_rescore_track_moves_and_history(cdnow_parts, model_dir, tmp_p
     assert last_run.tags["rfmml.refit_advised"] == str(may.refit_advised).lower()
     assert last_run.tags["rfmml.refit_reason"] == may.reason
     assert last_run.metrics["predicted_purchases"] == pytest.approx(may.predicted_purchases)
+    artifacts = {a.path for a in client.list_artifacts(runs[-1].info.run_id)}
+    assert "report.html" in artifacts
 
 
 def test_refit_is_advised_when_the_tolerance_is_exceeded(cdnow_parts, model_dir, tmp_path):
@@ -166,9 +173,12 @@ def test_refresh_with_the_models_of_rfmml_fit(cdnow_parts, tmp_path):
     assert fitted.exit_code == 0, fitted.output
     result = refresh(cdnow_parts["fit"], tmp_path / "s.duckdb", tmp_path / "models",
                      tmp_path / "out", log_to_mlflow=False)  # fmt: skip
-    assert "segment" not in result.predictions.columns
+    # `rfmml fit` saves a whole scoring pipeline (rule scheme included): segments, a
+    # first snapshot with every customer "new", and the report
+    assert result.predictions["segment"].notna().all()
     assert result.predictions["expected_purchases"].notna().all()
-    assert result.movements.empty
+    assert (result.movements["entered"] == result.movements["now"]).all()
+    assert result.files["report"].exists()
 
 
 def test_a_folder_without_models_is_refused(tmp_path):
