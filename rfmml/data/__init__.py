@@ -6,6 +6,7 @@ from rfmml.data.datasets import (
     load_online_retail,
     online_retail_path,
 )
+from rfmml.data._scan import ScannedLog
 from rfmml.data.report import CleaningReport
 from rfmml.data.simulate import simulate_transactions
 from rfmml.data.transactions import (
@@ -18,6 +19,7 @@ from rfmml.data.transactions import (
 
 __all__ = [
     "CleaningReport",
+    "ScannedLog",
     "TransactionSchema",
     "Transactions",
     "load_cdnow",

@@ -703,7 +703,7 @@ def scan_transactions(
     """Like :func:`read_transactions`, but the cleaned log stays in DuckDB.
 
     Takes the same arguments. The cleaned rows are not copied into pandas:
-    the returned :class:`~rfmml.data._scan.ScannedLog` is read by
+    the returned :class:`~rfmml.data.ScannedLog` is read by
     :func:`rfmml.features.btyd_summary`, :func:`rfmml.features.rfm_table` and
     :func:`rfmml.features.customer_features` inside DuckDB, and
     ``.to_pandas()`` gives the frame :func:`read_transactions` returns. Logs
