@@ -51,6 +51,8 @@ n_clusters = 3
 
 [models]
 horizon = 26
+interval = 0.9
+n_draws = 50
 """
     (folder / "small.toml").write_text(config)
     return folder
@@ -137,6 +139,32 @@ def test_compare_reads_the_run_back(ran):
     assert "rf_grid" in result.output and "kmeans_3" in result.output
 
 
+def test_run_and_predict_write_intervals(ran, workspace, tmp_path):
+    _, out, _ = ran
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    for name in ("expected_purchases", "probability_alive", "probability_no_purchase",
+                 "expected_order_value", "clv"):  # fmt: skip
+        assert (predictions[f"{name}_lower"] <= predictions[name]).all()
+        assert (predictions[name] <= predictions[f"{name}_upper"]).all()
+    meta = json.loads((out / "predictions.meta.json").read_text())
+    intervals = meta["scoring"]["intervals"]
+    assert intervals["n_draws"] == 50 and intervals["method"] == "parametric"
+    overall = next(t for t in intervals["totals"] if t["segment"] == "all")
+    assert overall["clv_lower"] < overall["clv"] < overall["clv_upper"]
+    assert (out / "segment_totals.png").exists()
+    args = [str(workspace / "orders.csv"), "--customer", "cust", "--timestamp", "date",
+            "--model", str(out / "model")]  # fmt: skip
+    result = CliRunner().invoke(main, ["predict", *args, "-o", str(tmp_path / "p")])
+    assert result.exit_code == 0, result.output
+    again = pd.read_parquet(tmp_path / "p" / "predictions.parquet")
+    pd.testing.assert_series_equal(again["clv_upper"], predictions["clv_upper"])
+    result = CliRunner().invoke(main, ["predict", *args, "--interval", "0", "-o",
+                                       str(tmp_path / "q")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plain = pd.read_parquet(tmp_path / "q" / "predictions.parquet")
+    assert not any(c.endswith(("_lower", "_upper")) for c in plain.columns)
+
+
 def test_features_segment_fit_predict(ran, workspace, tmp_path):
     _, out, _ = ran
     runner = CliRunner()
@@ -212,3 +240,42 @@ def test_help_lists_every_command():
     result = CliRunner().invoke(main, ["--help"])
     for command in ["run", "demo", "features", "segment", "fit", "predict", "compare"]:
         assert command in result.output
+
+
+def test_degenerate_fit_is_one_plain_line_on_online_retail_daily(tmp_path):
+    """BG/NBD on Online Retail daily runs a -> 0: one line naming it, no raw warning."""
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    config = tmp_path / "retail_daily.toml"
+    config.write_text(
+        'name = "retail_daily"\ncalibration_end = 2011-08-31\nobservation_end = 2011-12-09\n'
+        'freq = "D"\nn_bootstrap = 0\nsample_size = 500\n'
+        '[data]\nsource = "online_retail"\norder = "order_id"\n'
+        '[models]\npurchase_models = ["bgnbd"]\nhorizon = 90\n'
+        '[[segmentations]]\nname = "rf_grid"\nkind = "rules"\nscheme = "rf_grid"\n'
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", "from rfmml.cli import main; main()", "run", str(config),
+         "-o", str(tmp_path / "out"), "--tracking-uri", uri],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "degenerate" in line]
+    assert len(lines) == 1, done.stderr
+    assert "BG/NBD fit on the calibration period is degenerate: a = " in lines[0]
+    assert "penalizer" in lines[0] and "another purchase model" in lines[0]
+    # no raw Python warning: no source path, no warning class
+    assert ".py:" not in done.stderr and "Warning:" not in done.stderr, done.stderr
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("retail_daily")
+    runs = client.search_runs(
+        [experiment.experiment_id], "tags.`rfmml.purchase_model` = 'bgnbd'"
+    )
+    tagged = [r for r in runs if r.data.tags.get("rfmml.role") == "purchase_model"]
+    assert len(tagged) == 1
+    assert "a" in tagged[0].data.tags["rfmml.degenerate"].split(", ")
+    assert tagged[0].data.tags["rfmml.degenerate_message"] == lines[0].split(": ", 1)[1]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from rfmml.campaign.playbook import Playbook, load_playbook
@@ -14,9 +16,26 @@ from rfmml.errors import DataError
 from rfmml.models import GammaGamma, PurchaseModel
 from rfmml.models._grouping import group_rows
 from rfmml.models.clv import lifetime_value, resolve_freq
+from rfmml.models.uncertainty import (
+    INTERVAL_COLUMNS,
+    check_interval,
+    draw_params,
+    interval_predictions,
+    probability_top_fraction,
+)
 from rfmml.segments import KMeansSegmenter, RuleSegmenter
 
-__all__ = ["CHURN_BASES", "CHURN_LABELS", "churn_risk_band", "score_customers"]
+__all__ = [
+    "CHURN_BASES",
+    "CHURN_LABELS",
+    "DAYS_PER_PERIOD",
+    "churn_risk_band",
+    "next_order_dates",
+    "score_customers",
+]
+
+#: Days in one period of ``freq`` (a month is an average Gregorian month).
+DAYS_PER_PERIOD = {"D": 1.0, "W": 7.0, "M": 365.2425 / 12.0}
 
 #: Labels of the churn-risk bands, lowest risk first.
 CHURN_LABELS = ("low", "medium", "high")
@@ -31,8 +50,10 @@ _PLAYBOOK_COLUMNS = ("action", "action_channel", "action_priority")
 _OUTPUT_COLUMNS = frozenset(
     {"customer_id", "recency_days", "n_orders", "total_spend", "R", "F", "M", "RFM",
      "segment", "cluster", "cluster_name", "probability_alive", "probability_no_purchase",
-     "churn_risk",
+     "churn_risk", "expected_next_order_date", "probability_order_within_window",
      "expected_purchases", "expected_order_value", "expected_spend", "clv",
+     "purchase_count_lower", "purchase_count_upper", "probability_top_clv",
+     *(f"{c}_{end}" for c in INTERVAL_COLUMNS for end in ("lower", "upper")),
      *_PLAYBOOK_COLUMNS}
 )  # fmt: skip
 
@@ -92,6 +113,39 @@ def churn_risk_band(
     codes = (risk >= low).astype(np.int8) + (risk >= high).astype(np.int8)
     labels = pd.Categorical.from_codes(codes, categories=list(CHURN_LABELS), ordered=True)
     return pd.Series(labels, index=probability.index, name="churn_risk")
+
+
+def next_order_dates(
+    median_periods: pd.Series | np.ndarray, observation_end: str | pd.Timestamp, freq: str
+) -> pd.Series | np.ndarray:
+    """Calendar dates of the next order: the observation end plus a time in periods of ``freq``.
+
+    Parameters
+    ----------
+    median_periods : pandas.Series or numpy.ndarray
+        Times after the observation end in periods (e.g.
+        :meth:`~rfmml.models.PurchaseModel.next_purchase_quantile`); ``inf``
+        (more likely than not never to buy again) gives ``NaT``.
+    observation_end : date-like
+        The end of the observation period.
+    freq : {"D", "W", "M"}
+        The time unit.
+
+    Returns
+    -------
+    pandas.Series or numpy.ndarray
+        ``datetime64`` dates (day resolution, rounded to the nearest day).
+    """
+    values = np.asarray(median_periods, dtype=float)
+    days = values * DAYS_PER_PERIOD[freq]
+    finite = np.isfinite(days) & (days < 1e6)  # beyond ~2700 years: treat as never
+    offset = np.where(finite, np.round(np.where(finite, days, 0.0)), 0.0).astype(np.int64)
+    end = pd.Timestamp(observation_end).normalize()
+    dates = (end + pd.to_timedelta(offset, unit="D")).to_numpy(dtype="datetime64[ns]")
+    dates[~finite] = np.datetime64("NaT")
+    if isinstance(median_periods, pd.Series):
+        return pd.Series(dates, index=median_periods.index, name="expected_next_order_date")
+    return dates
 
 
 def _check_aligned(features: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
@@ -184,6 +238,68 @@ def _check_no_nan(table: pd.DataFrame) -> None:
             )
 
 
+def _add_intervals(
+    table: pd.DataFrame,
+    summary: pd.DataFrame,
+    purchase_model: PurchaseModel | None,
+    gamma_gamma: GammaGamma | None,
+    horizon: int,
+    discount_rate: float,
+    interval: float,
+    n_draws: int,
+    method: str,
+    param_draws: Mapping[str, np.ndarray] | None,
+    segments: pd.Series | None,
+    random_state,
+    top_fraction: float | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The table with its interval columns after their point columns, and the interval attrs."""
+    check_interval(interval, n_draws, method)
+    rng = check_random_state(random_state)
+    models = {"purchase_model": purchase_model, "gamma_gamma": gamma_gamma}
+    draws: dict[str, np.ndarray] = {}
+    for key, model in models.items():
+        if model is None:
+            continue
+        if param_draws is not None and key in param_draws:
+            draws[key] = np.asarray(param_draws[key], dtype=float)
+        elif method == "bootstrap":
+            raise ValueError(
+                "interval_method='bootstrap' refits on the training customers: pass "
+                f"param_draws={{'{key}': model.draw_params(n_draws, 'bootstrap', X=training)}}."
+            )
+        else:
+            draws[key] = draw_params(model, n_draws, random_state=rng)
+    result = interval_predictions(
+        purchase_model, gamma_gamma, summary, horizon=horizon, discount_rate=discount_rate,
+        interval=interval, draws=draws, segments=segments, random_state=rng,
+    )  # fmt: skip
+    columns = list(table.columns)
+    for col in result.columns.columns:
+        base = col.rsplit("_", 1)[0]
+        anchor = base if base in columns else "expected_purchases"
+        at = columns.index(anchor) + 1 if anchor in columns else len(columns)
+        while at < len(columns) and columns[at].startswith((f"{base}_", f"{anchor}_")):
+            at += 1
+        columns.insert(at, col)
+    extended = pd.concat([table, result.columns.set_axis(table.index)], axis=1)[columns]
+    if top_fraction is not None and purchase_model is not None and gamma_gamma is not None:
+        top = probability_top_fraction(
+            purchase_model, gamma_gamma, summary, horizon=horizon, discount_rate=discount_rate,
+            draws=draws, fraction=top_fraction,
+        )  # fmt: skip
+        at = extended.columns.get_loc("clv_upper") + 1
+        extended.insert(at, "probability_top_clv", top.to_numpy())
+    extended.attrs = table.attrs
+    meta = {
+        **result.settings,
+        "method": method,
+        "top_fraction": top_fraction,
+        "totals": result.totals.to_dict(orient="records"),
+    }
+    return extended, meta
+
+
 def score_customers(
     features: pd.DataFrame,
     summary: pd.DataFrame | None,
@@ -198,6 +314,14 @@ def score_customers(
     playbook: Playbook | str | Path | None = None,
     churn_bands: tuple[float, float] = (0.3, 0.7),
     churn_basis: str = "no_purchase",
+    interval: float | None = None,
+    n_draws: int = 200,
+    interval_method: str = "parametric",
+    param_draws: Mapping[str, np.ndarray] | None = None,
+    segments: pd.Series | None = None,
+    random_state=None,
+    top_fraction: float | None = None,
+    next_order_window: int | None = None,
 ) -> pd.DataFrame:
     """Score every customer for campaign planning: one row per customer (and group).
 
@@ -214,7 +338,10 @@ def score_customers(
     ``kmeans_segmenter``      ``cluster`` (0 = most valuable), ``cluster_name``
     ``purchase_model``        ``probability_alive``, ``probability_no_purchase`` (no
                               purchase in the next ``horizon`` periods), ``churn_risk``,
-                              ``expected_purchases`` (next ``horizon`` periods)
+                              ``expected_purchases`` (next ``horizon`` periods),
+                              ``expected_next_order_date`` (when the features carry
+                              ``observation_end``), ``probability_order_within_window``
+                              (with ``next_order_window``)
     ``gamma_gamma``           ``expected_order_value`` (conditional mean order value)
     both models               ``expected_spend`` = ``expected_purchases`` x
                               ``expected_order_value``; ``clv`` (discounted, from
@@ -226,6 +353,22 @@ def score_customers(
     (see :func:`churn_risk_band`). The risk is ``probability_no_purchase`` by default
     (``churn_basis="no_purchase"``), or ``1 - probability_alive``
     (``churn_basis="alive"``), which bands every one-time buyer ``"low"``.
+    ``interval`` (e.g. 0.9) adds ``<column>_lower`` and ``<column>_upper`` after each of
+    ``expected_purchases``, ``probability_alive``, ``probability_no_purchase``,
+    ``expected_order_value`` and ``clv`` (central quantiles over ``n_draws`` parameter
+    draws; the point columns are unchanged), ``purchase_count_lower`` and
+    ``purchase_count_upper`` (a predictive interval of the number of purchases in the
+    horizon, BG/NBD), and ``attrs["intervals"]``: the settings and the totals per
+    segment and overall from joint draws (see
+    :func:`rfmml.models.uncertainty.interval_predictions`).
+
+    ``expected_next_order_date`` is the observation end plus the median time to
+    the next purchase (:meth:`~rfmml.models.PurchaseModel.next_purchase_quantile`
+    at 0.5, converted from periods of ``freq`` to days and rounded to the day;
+    see :func:`next_order_dates`); it is empty (``NaT``) where the customer is
+    more likely than not never to buy again.
+    ``probability_order_within_window`` is P(at least one order in the next
+    ``next_order_window`` periods).
     ``action``, ``action_channel`` and ``action_priority`` come from the playbook
     entry of the rule segment, else the scheme's own recommended action, else the
     playbook default (:class:`~rfmml.campaign.Playbook`).
@@ -263,14 +406,38 @@ def score_customers(
     churn_basis : {"no_purchase", "alive"}, default "no_purchase"
         The risk ``churn_risk`` bands: ``probability_no_purchase`` or
         ``1 - probability_alive``.
+    interval : float, optional
+        Central level of the intervals in (0, 1); ``None`` or 0: no intervals.
+    n_draws : int, default=200
+        Parameter draws per model.
+    interval_method : {"parametric", "bootstrap"}, default "parametric"
+        How parameters are drawn (:func:`rfmml.models.uncertainty.draw_params`).
+        ``"bootstrap"`` refits on the training customers, which scoring does not
+        have: pass its draws as ``param_draws``.
+    param_draws : mapping, optional
+        Precomputed draws: ``"purchase_model"`` and ``"gamma_gamma"`` arrays
+        (n_draws x n_params); used instead of drawing.
+    segments : pandas.Series, optional
+        Labels for the interval totals, aligned to ``features``; default the rule
+        segment when there is one.
+    random_state : None, int or numpy.random.RandomState
+        Seed of the parameter draws and of the process noise of predictive totals.
+    top_fraction : float, optional
+        With intervals and both models: add ``probability_top_clv``, the share of
+        joint parameter draws in which the customer's CLV is in the top
+        ``top_fraction`` of customers (0.1: top decile), for
+        :func:`~rfmml.campaign.select_targets` ``rank_by``. One more pass over the draws.
+    next_order_window : int, optional
+        Periods of ``probability_order_within_window``; ``None`` leaves the
+        column out.
 
     Returns
     -------
     pandas.DataFrame
         Indexed like ``features``, columns in the order of the table above.
         ``attrs`` records ``horizon``, ``discount_rate``, ``freq``, ``churn_bands``,
-        ``churn_basis`` (with a purchase model), ``scheme``, ``playbook`` and
-        ``observation_end`` (when known).
+        ``churn_basis`` and ``next_order_window`` (with a purchase model), ``scheme``,
+        ``playbook`` and ``observation_end`` (when known).
 
     Raises
     ------
@@ -318,6 +485,9 @@ def score_customers(
     if purchase_model is not None:
         # Validate early, before any column is computed.
         churn_risk_band(pd.Series([1.0]), churn_bands, churn_basis)
+        window = next_order_window
+        if window is not None and (isinstance(window, bool) or not float(window) > 0):
+            raise ValueError(f"next_order_window must be a number of periods > 0, got {window!r}.")
     book = load_playbook(playbook) if rule_segmenter is not None else None
 
     names = [n if n is not None else f"level_{i}" for i, n in enumerate(features.index.names)]
@@ -380,6 +550,16 @@ def score_customers(
         table["churn_risk"] = churn_risk_band(basis, churn_bands, churn_basis).array
         purchases = purchase_model.expected_purchases(rows, int(horizon)).to_numpy()[codes]
         table["expected_purchases"] = purchases
+        assert summary is not None  # checked above whenever there is a purchase model
+        end = features.attrs.get("observation_end", summary.attrs.get("observation_end"))
+        if end is not None and unit is not None:
+            attrs["observation_end"] = str(end)
+            median = purchase_model.next_purchase_quantile(summary, 0.5)
+            table["expected_next_order_date"] = next_order_dates(median.to_numpy(), end, unit)
+        if next_order_window is not None:
+            attrs["next_order_window"] = float(next_order_window)
+            within = purchase_model.probability_purchase_within(summary, float(next_order_window))
+            table["probability_order_within_window"] = within.to_numpy()
     if gamma_gamma is not None:
         order_value = gamma_gamma.expected_order_value(rows).to_numpy()[codes]
         table["expected_order_value"] = order_value
@@ -390,10 +570,21 @@ def score_customers(
         )
         table["clv"] = clv.to_numpy()[codes]
 
+    if interval and uses_summary:
+        assert summary is not None
+        if segments is None and "segment" in table.columns:
+            segments = table["segment"]
+        table, attrs["intervals"] = _add_intervals(
+            table, summary, purchase_model, gamma_gamma, int(horizon), float(discount_rate),
+            interval, n_draws, interval_method, param_draws,
+            None if segments is None else pd.Series(segments).reindex(features.index),
+            random_state, top_fraction,
+        )  # fmt: skip
+
     if rule_segmenter is not None:
         table = table[
             [c for c in table.columns if c not in _PLAYBOOK_COLUMNS] + list(_PLAYBOOK_COLUMNS)
         ]
-    _check_no_nan(table)
+    _check_no_nan(table.drop(columns=["expected_next_order_date"], errors="ignore"))
     table.attrs = attrs
     return table
