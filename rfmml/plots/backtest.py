@@ -53,6 +53,7 @@ def plot_backtest(table: pd.DataFrame, metrics: Sequence[str] = BACKTEST_FIGURE_
     fig = Figure(figsize=(3.0 * ncols, 2.6 * nrows + 0.8))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     x = np.arange(len(origins))
+    colors = {m: f"C{i % 10}" for i, m in enumerate(models)}
     for ax, metric in zip(axes, shown, strict=False):
         part = table[table["metric"] == metric]
         for model in models:
@@ -60,7 +61,7 @@ def plot_backtest(table: pd.DataFrame, metrics: Sequence[str] = BACKTEST_FIGURE_
             if rows.empty:
                 continue
             values = rows.set_index(rows["origin"].astype(str))["value"].reindex(origins)
-            ax.plot(x, values.to_numpy(dtype=float), marker="o", label=model)
+            ax.plot(x, values.to_numpy(dtype=float), marker="o", label=model, color=colors[model])
         ax.set_title(metric.replace("_", " "), fontsize=9)
         ax.set_xticks(x)
         ax.set_xticklabels(origins, fontsize=7, rotation=20)
