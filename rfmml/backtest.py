@@ -248,12 +248,14 @@ def gbm_features(
     ``last_month`` (calendar month of the first and last purchase), and
     ``origin_month`` (month of ``at``).
     """
+    stop = at.normalize() + pd.Timedelta(days=1)
+    # btyd_summary keeps the whole period of its end date; cut the log at the day first
+    tx = tx.loc[tx["timestamp"] < stop]
     summary = btyd_summary(tx, observation_end=at, freq=freq).reindex(customers)
     rfm = rfm_table(tx, observation_end=at).reindex(customers)
     out = summary[["frequency", "recency", "T", "monetary_value"]].copy()
     for col in ("recency_days", "tenure_days", "n_orders", "total_spend", "avg_order_value"):
         out[col] = rfm[col].astype(float)
-    stop = at.normalize() + pd.Timedelta(days=1)
     for days in (30, 90, 180):
         recent = tx.loc[
             (tx["timestamp"] >= stop - pd.Timedelta(days=days)) & (tx["timestamp"] < stop),
