@@ -27,6 +27,7 @@ _LAZY = {
     "btyd_summary": "rfmml.features",
     "calibration_holdout": "rfmml.features",
     "rfm_table": "rfmml.features",
+    "CustomerState": "rfmml.features",
     "RFMScorer": "rfmml.segments",
     "RuleSegmenter": "rfmml.segments",
     "KMeansSegmenter": "rfmml.segments",

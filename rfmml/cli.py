@@ -11,11 +11,12 @@ output can be piped. Bad input exits with status 1 and one line of error
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+
+from rfmml.errors import DataError, RFMMLError
 
 __all__ = ["main"]
 
@@ -48,9 +51,16 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         ctx = click.get_current_context()
         verbose = bool(ctx.find_root().params.get("verbose"))
         try:
-            return func(*args, **kwargs)
+            with _warnings_to_terminal():
+                return func(*args, **kwargs)
         except click.ClickException:
             raise
+        except RFMMLError as exc:  # every rfmml error is one line for the user
+            if verbose:
+                raise
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            err.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+            sys.exit(1)
         except (ValueError, TypeError, KeyError, OSError, RuntimeError) as exc:
             if verbose:
                 raise
@@ -61,6 +71,28 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _is_count(name: object, values: pd.Series) -> bool:
+    """A float column of whole numbers that counts things (shown without decimals)."""
+    text = str(name).lower()
+    countish = text.startswith("n_") or text in {"count", "customers", "rows", "orders", "k"}
+    finite = values.dropna()
+    return countish and pd.api.types.is_float_dtype(values.dtype) and bool(
+        (finite == finite.round()).all()
+    )
+
+
+def _cell(value: Any, floatfmt: str, count: bool) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int) or (count and isinstance(value, float)):
+        return f"{int(value):,}"
+    if isinstance(value, float):
+        return floatfmt.format(value)
+    return str(value)
+
+
 def _table(frame: pd.DataFrame, title: str | None = None, floatfmt: str = "{:,.3f}") -> Table:
     table = Table(title=title, title_justify="left")
     index_names = [n or "" for n in frame.index.names]
@@ -68,64 +100,118 @@ def _table(frame: pd.DataFrame, title: str | None = None, floatfmt: str = "{:,.3
         table.add_column(str(name), style="bold")
     for col in frame.columns:
         table.add_column(str(col), justify="right")
-    for idx, row in frame.iterrows():
+    counts = [_is_count(col, frame.iloc[:, i]) for i, col in enumerate(frame.columns)]
+    # column by column, so an integer column stays integer beside float ones
+    columns = [frame.iloc[:, i].tolist() for i in range(frame.shape[1])]
+    for r, idx in enumerate(frame.index):
         keys = idx if isinstance(idx, tuple) else (idx,)
-        cells = []
-        for value in row:
-            if isinstance(value, float):
-                cells.append("" if pd.isna(value) else floatfmt.format(value))
-            else:
-                cells.append(str(value))
+        cells = [_cell(columns[c][r], floatfmt, counts[c]) for c in range(frame.shape[1])]
         table.add_row(*map(str, keys), *cells)
     return table
 
 
-def _read(path: str, customer: str, timestamp: str, amount: str | None, group: str | None,
-          order: str | None, timestamp_format: str | None,
-          negative_amounts: str = "drop") -> pd.DataFrame:  # fmt: skip
+def _print_report(report: Any) -> None:
+    """The cleaning summary on standard error: counts dim, notes and removals that matter loud."""
+    for line in str(report).splitlines():
+        loud = line.startswith("note:") or ("future" in line and not line.startswith("  removed 0"))
+        err.print(Text(line, style="yellow" if loud else "dim"), soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _warnings_to_terminal(known: Callable[[], list[str]] = list) -> Iterator[None]:
+    """Show the warnings of a command as one ``warning:`` line each (not source lines).
+
+    Warnings whose text ``known()`` already lists (the cleaning report's notes)
+    are not repeated.
+    """
+    with warnings.catch_warnings(record=True) as caught:  # keeps the filters in force
+        try:
+            yield
+        finally:
+            seen = set(known())
+            for item in caught:
+                message = str(item.message)
+                if message in seen or issubclass(item.category, DeprecationWarning):
+                    continue
+                seen.add(message)
+                err.print(Text.assemble(("warning: ", "bold yellow"), message), soft_wrap=True)
+
+
+_READER_KEYS = ("customer", "timestamp", "amount", "group", "order", "quantity", "price",
+                "cancellation_prefix", "timestamp_format", "dayfirst", "encoding", "separator",
+                "observation_end", "allow_end_beyond_data", "negative_amounts")  # fmt: skip
+
+
+def _read(reader: dict[str, Any]) -> pd.DataFrame:
+    """Load the TRANSACTIONS file with the column options; print the cleaning summary."""
     from rfmml.data import read_transactions
 
-    tx, report = read_transactions(
-        path,
-        customer=customer,
-        timestamp=timestamp,
-        amount=amount or None,
-        group=group,
-        order=order,
-        negative_amounts=negative_amounts,
-        timestamp_format=timestamp_format,
-    )
-    err.print(Text(str(report), style="dim"))
+    options = {k: reader[k] for k in _READER_KEYS if k in reader}
+    options["amount"] = options.get("amount") or None
+    report = None
+    with _warnings_to_terminal(lambda: report.notes if report is not None else []):
+        tx, report = read_transactions(reader["transactions"], **options)
+    _print_report(report)
     return tx
 
 
-def _write(frame: pd.DataFrame, path: str) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.suffix.lower() in (".parquet", ".pq"):
-        frame.to_parquet(target)
-    else:
-        from rfmml.campaign import to_safe_csv
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
+
+def _refuse_overwrite(inputs: list[str | None], outputs: list[Path]) -> None:
+    """Refuse to write an output over one of the command's input files."""
+    for target in outputs:
+        for source in inputs:
+            if source and _same_file(source, target):
+                raise ValueError(
+                    f"the output {str(target)!r} is the input file {source!r}; writing it would "
+                    "destroy the input. Choose another output path."
+                )
+
+
+def _write(frame: pd.DataFrame, path: str) -> None:
+    from rfmml.campaign.exports import replacing, to_safe_csv
+
+    target = Path(path)
+    if target.suffix.lower() in (".parquet", ".pq"):
+        with replacing(target) as temporary:
+            frame.to_parquet(temporary)
+    else:
         to_safe_csv(frame.reset_index(), target)
     err.print(f"wrote {len(frame):,} rows to {target}")
 
 
 def _tx_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Column-mapping options shared by the commands that read a transaction file."""
+    """Column-mapping and reading options shared by the commands that read a transaction file."""
     options = [
-        click.argument("transactions", type=click.Path(exists=True, dir_okay=False)),
+        click.argument("transactions", type=click.Path()),
         click.option("--customer", default="customer_id", show_default=True,
                      help="Customer id column."),
         click.option("--timestamp", default="timestamp", show_default=True,
                      help="Purchase date/time column."),
         click.option("--amount", default="amount", show_default=True,
-                     help="Purchase value column ('' for none)."),
+                     help="Purchase value column ('' for a log without amounts)."),
         click.option("--group", default=None, help="Optional group column (channel, country)."),
-        click.option("--order", default=None, help="Optional order/invoice id column."),
+        click.option("--order", default=None,
+                     help="Optional order/invoice id column; the lines of an order are summed."),
+        click.option("--quantity", default=None,
+                     help="Line-item logs: quantity column (amount = quantity x price)."),
+        click.option("--price", default=None, help="Line-item logs: unit price column."),
+        click.option("--cancellation-prefix", default=None,
+                     help="Order ids starting with it are cancellations (e.g. C)."),
         click.option("--timestamp-format", default=None, help="strftime format, e.g. %Y%m%d."),
+        click.option("--dayfirst/--monthfirst", "dayfirst", default=None,
+                     help="Order of dates written 01/03/2010 (default: inferred from the "
+                          "column; refused when every date is ambiguous)."),
+        click.option("--encoding", default=None, help="Text encoding of a CSV (default UTF-8)."),
+        click.option("--separator", default=None,
+                     help="CSV field separator (default: the first of , ; tab | that fits)."),
         click.option("--observation-end", default=None,
-                     help="As-of date (default: last transaction)."),
+                     help="As-of date; later rows are removed and counted "
+                          "(default: last transaction)."),
+        click.option("--allow-end-beyond-data", is_flag=True,
+                     help="Accept an observation end far past the last transaction."),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
@@ -177,6 +263,19 @@ def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
     return result
 
 
+def _print_cleaning(report: Any) -> None:
+    """The cleaning summary of a run: rows in, removed by reason, rows out (and notes)."""
+    rows = [("rows in", report.rows_in)]
+    rows += [(f"removed: {k}", v) for k, v in report.removed.items() if v]
+    rows += [(f"merged: {k}", v) for k, v in report.merged.items() if v]
+    rows += [(f"flagged (kept): {k}", v) for k, v in report.flagged.items() if v]
+    rows.append(("rows out", report.rows_out))
+    frame = pd.DataFrame(rows, columns=["step", "rows"]).set_index("step")
+    out.print(_table(frame, title="Cleaning"))
+    for note in report.notes:
+        out.print(Text(f"note: {note}", style="yellow"), soft_wrap=True)
+
+
 def _write_report(result: Any) -> Path:
     """Print the path of the run's report.html (built and logged by the run itself)."""
     path = Path(result.files["report"])
@@ -189,6 +288,8 @@ def _report_run(result: Any) -> None:
     from rfmml.tracking import ui_command
 
     cfg = result.config
+    if result.report is not None:
+        _print_cleaning(result.report)
     cols = [c for c in ("rank", *KEY_METRICS) if c in result.comparison.columns]
     out.print(_table(result.comparison[cols], title=f"Segmentations ranked by "
                      f"{cfg.primary_metric} (holdout {cfg.calibration_end.date()} to "
@@ -317,18 +418,19 @@ def _reference_check() -> None:
               show_default=True, help="BTYD summary, classic RFM table, or both side by side.")
 @click.option("--output", "-o", default=None, help="Write to a .csv or .parquet file.")
 @_handle_errors
-def features(transactions: str, customer: str, timestamp: str, amount: str, group: str | None,
-             order: str | None, timestamp_format: str | None, observation_end: str | None,
-             freq: str, form: str, output: str | None) -> None:  # fmt: skip
+def features(freq: str, form: str, output: str | None, **reader: Any) -> None:
     """Per-customer RFM features of a CSV or Parquet TRANSACTIONS file."""
     from rfmml.features import btyd_summary, rfm_table
 
-    tx = _read(transactions, customer, timestamp, amount, group, order, timestamp_format)
+    if output:
+        _refuse_overwrite([reader["transactions"]], [Path(output)])
+    tx = _read(reader)
+    end, group = reader["observation_end"], reader["group"]
     parts = []
     if form in ("both", "classic"):
-        parts.append(rfm_table(tx, observation_end=observation_end, group=group))
+        parts.append(rfm_table(tx, observation_end=end, group=group))
     if form in ("both", "btyd"):
-        parts.append(btyd_summary(tx, observation_end=observation_end, freq=freq, group=group))
+        parts.append(btyd_summary(tx, observation_end=end, freq=freq, group=group))
     frame = parts[0] if len(parts) == 1 else parts[0].join(parts[1])
     if output:
         _write(frame, output)
@@ -336,13 +438,55 @@ def features(transactions: str, customer: str, timestamp: str, amount: str, grou
     out.print(_table(numeric.describe().T, title=f"{len(frame):,} customers"))
 
 
-def _segmenter(scheme: str, kmeans: str | None, seed: int) -> Any:
-    from rfmml.segments import KMeansSegmenter, RuleSegmenter
+# Without amounts, the scorer's M slot holds a spend-free column that R- and F-only
+# schemes never read (the scorer always fits three columns).
+_NO_SPEND_M = "orders_per_year"
+
+
+def _rules(scheme: str, spend: bool) -> Any:
+    """A rule segmenter; without spend only for schemes that use R and F alone."""
+    from rfmml.segments import RFMScorer, RuleSegmenter, load_scheme
+
+    if spend:
+        return RuleSegmenter(scheme=scheme)
+    if {"M", "FM"} & set(load_scheme(scheme).axes):
+        raise DataError(
+            f"scheme {scheme!r} scores spend (M), but the log has no amounts; use an R- and "
+            "F-only scheme such as rf_grid, or --kmeans"
+        )
+    return RuleSegmenter(scheme=scheme, scorer=RFMScorer(monetary_col=_NO_SPEND_M))
+
+
+def _segmenter(scheme: str, kmeans: str | None, seed: int, spend: bool = True) -> Any:
+    from rfmml.segments import KMeansSegmenter, RFMScorer
 
     if kmeans:
         k: Any = kmeans if kmeans == "auto" else int(kmeans)
-        return KMeansSegmenter(n_clusters=k, random_state=seed)
-    return RuleSegmenter(scheme=scheme)
+        if spend:
+            return KMeansSegmenter(n_clusters=k, random_state=seed)
+        return KMeansSegmenter(
+            n_clusters=k, random_state=seed, features=("recency_days", "n_orders"),
+            log_features=("n_orders",), value_col="n_orders", scheme="rf_grid",
+            scorer=RFMScorer(monetary_col=_NO_SPEND_M),
+        )  # fmt: skip
+    return _rules(scheme, spend)
+
+
+def _profile_without_spend(X: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
+    """Segment sizes and mean recency and orders, for logs without amounts."""
+    frame = X[["recency_days", "n_orders"]].astype(float).assign(segment=labels.to_numpy())
+    profile = frame.groupby("segment", observed=False).agg(
+        n_customers=("n_orders", "size"),
+        mean_recency_days=("recency_days", "mean"),
+        mean_n_orders=("n_orders", "mean"),
+    )
+    profile.insert(1, "share", profile["n_customers"] / len(X))
+    return profile
+
+
+def _say_no_spend() -> None:
+    err.print("no amounts: segments use recency and frequency; spend columns and models are "
+              "skipped", soft_wrap=True)  # fmt: skip
 
 
 @main.command()
@@ -353,18 +497,22 @@ def _segmenter(scheme: str, kmeans: str | None, seed: int) -> Any:
 @click.option("--seed", default=0, show_default=True, help="Random seed for k-means.")
 @click.option("--output", "-o", default=None, help="Write segments to a .csv or .parquet file.")
 @_handle_errors
-def segment(transactions: str, customer: str, timestamp: str, amount: str, group: str | None,
-            order: str | None, timestamp_format: str | None, observation_end: str | None,
-            scheme: str, kmeans: str | None, seed: int, output: str | None) -> None:  # fmt: skip
+def segment(scheme: str, kmeans: str | None, seed: int, output: str | None,
+            **reader: Any) -> None:  # fmt: skip
     """Segment the customers of TRANSACTIONS with rules or k-means; print the profile."""
     from rfmml.features import rfm_table
     from rfmml.segments import segment_profile
 
-    tx = _read(transactions, customer, timestamp, amount, group, order, timestamp_format)
-    X = rfm_table(tx, observation_end=observation_end, group=group)
-    seg = _segmenter(scheme, kmeans, seed).fit(X)
+    if output:
+        _refuse_overwrite([reader["transactions"]], [Path(output)])
+    tx = _read(reader)
+    spend = "amount" in tx.columns
+    if not spend:
+        _say_no_spend()
+    X = rfm_table(tx, observation_end=reader["observation_end"], group=reader["group"])
+    seg = _segmenter(scheme, kmeans, seed, spend).fit(X)
     labels = seg.predict(X)
-    profile = segment_profile(X, labels)
+    profile = segment_profile(X, labels) if spend else _profile_without_spend(X, labels)
     out.print(_table(profile, title="Segment profile"))
     if output:
         frame = X.assign(segment=labels.astype(str))
@@ -375,37 +523,51 @@ def segment(transactions: str, customer: str, timestamp: str, amount: str, group
 @_tx_options
 @click.option("--freq", type=click.Choice(["D", "W", "M"]), default="W", show_default=True)
 @click.option("--penalizer", default=0.0, show_default=True, help="L2 penalty of both models.")
+@click.option("--scheme", default="rf_grid", show_default=True,
+              help="Rule scheme saved with the models, so predict writes segment lists.")
+@click.option("--horizon", default=52, show_default=True,
+              help="Periods of --freq for expected purchases and CLV in predict.")
 @click.option("--models-dir", default="models", show_default=True,
-              help="Where bgnbd.json and gamma_gamma.json go.")  # fmt: skip
+              help="Where the scoring pipeline (pipeline.json, purchase_model.json, ...) goes.")
 @_handle_errors
-def fit(transactions: str, customer: str, timestamp: str, amount: str, group: str | None,
-        order: str | None, timestamp_format: str | None, observation_end: str | None,
-        freq: str, penalizer: float, models_dir: str) -> None:  # fmt: skip
-    """Fit BG/NBD and Gamma-Gamma to TRANSACTIONS and save them as JSON."""
-    from rfmml.features import btyd_summary
+def fit(freq: str, penalizer: float, scheme: str, horizon: int, models_dir: str,
+        **reader: Any) -> None:  # fmt: skip
+    """Fit BG/NBD and Gamma-Gamma (and a rule scheme) to TRANSACTIONS; save a scoring pipeline.
+
+    The folder it writes is what ``rfmml predict --model`` takes.
+    """
+    from rfmml.campaign import ScoringPipeline
+    from rfmml.features import btyd_summary, rfm_table
     from rfmml.models import BetaGeoNBD, GammaGamma
 
-    tx = _read(transactions, customer, timestamp, amount, group, order, timestamp_format)
-    summary = btyd_summary(tx, observation_end=observation_end, freq=freq, group=group)
+    tx = _read(reader)
+    spend = "amount" in tx.columns
+    end, group = reader["observation_end"], reader["group"]
+    summary = btyd_summary(tx, observation_end=end, freq=freq, group=group)
+    rules = _rules(scheme, spend).fit(rfm_table(tx, observation_end=end, group=group))
     bgnbd = BetaGeoNBD(penalizer=penalizer).fit(summary)
-    folder = Path(models_dir)
-    bgnbd.save(folder / "bgnbd.json")
     out.print(_table(bgnbd.summary_, title=f"BG/NBD ({freq}), log-likelihood "
                      f"{bgnbd.log_likelihood_:,.1f}, {len(summary):,} customers"))  # fmt: skip
+    gg = None
     if "monetary_value" in summary.columns:
         gg = GammaGamma(penalizer=penalizer, zero_spend="exclude").fit(summary)
-        gg.save(folder / "gamma_gamma.json")
         title = f"Gamma-Gamma on {gg.n_customers_:,} repeat customers"
         if gg.n_excluded_:
             title += f" ({gg.n_excluded_:,} with zero repeat spend left out)"
         out.print(_table(gg.summary_, title=title))
-    err.print(f"saved models to {folder}/")
+    else:
+        err.print("no amounts: Gamma-Gamma (spend model) is skipped; BG/NBD and the rules "
+                  "are saved")  # fmt: skip
+    folder = Path(models_dir)
+    ScoringPipeline(rule_segmenter=rules, purchase_model=bgnbd, gamma_gamma=gg, horizon=horizon,
+                    freq=freq, group=group).save(folder)  # fmt: skip
+    err.print(f"saved the scoring pipeline to {folder}/ (use it with rfmml predict --model)")
 
 
 @main.command()
 @_tx_options
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="A scoring pipeline folder (the 'model' folder of an rfmml run).")  # fmt: skip
+@click.option("--model", "model_dir", required=True, type=click.Path(),
+              help="A scoring pipeline folder (from rfmml fit, or the 'model' folder of a run).")
 @click.option("--output", "-o", default="rfmml-predictions", show_default=True,
               help="Output folder.")  # fmt: skip
 @click.option("--previous", default=None, type=click.Path(exists=True, dir_okay=False),
@@ -413,10 +575,8 @@ def fit(transactions: str, customer: str, timestamp: str, amount: str, group: st
 @click.option("--hash-ids", is_flag=True, help="Hash customer ids in the segment lists.")
 @click.option("--salt", default=None, help="Salt for --hash-ids.")
 @_handle_errors
-def predict(transactions: str, customer: str, timestamp: str, amount: str, group: str | None,
-            order: str | None, timestamp_format: str | None, observation_end: str | None,
-            model_dir: str, output: str, previous: str | None, hash_ids: bool,
-            salt: str | None) -> None:  # fmt: skip
+def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
+            salt: str | None, **reader: Any) -> None:  # fmt: skip
     """Score the customers of TRANSACTIONS with a saved pipeline; write predictions and lists."""
     from rfmml.campaign import (
         ScoringPipeline,
@@ -429,11 +589,33 @@ def predict(transactions: str, customer: str, timestamp: str, amount: str, group
     from rfmml.features import btyd_summary, rfm_table
     from rfmml.pipeline import fingerprint
 
+    # every option is checked before anything is read or written
+    if hash_ids and not salt:
+        raise ValueError("--hash-ids needs --salt (a secret string shared with the people who "
+                         "must match ids); nothing was written")  # fmt: skip
+    if salt and not hash_ids:
+        raise ValueError("--salt without --hash-ids would write raw ids; add --hash-ids")
+    if not (Path(model_dir) / "pipeline.json").is_file():
+        raise DataError(
+            f"{model_dir!r} holds no pipeline.json; pass the folder written by rfmml fit "
+            "--models-dir, or the 'model' folder of an rfmml run"
+        )
+    target = Path(output)
+    written = [target / name for name in ("predictions.parquet", "predictions.csv",
+                                          "predictions.meta.json")]  # fmt: skip
+    _refuse_overwrite([reader["transactions"]], [target, *written])
     pipeline = ScoringPipeline.load(model_dir)
-    tx = _read(transactions, customer, timestamp, amount, group, order, timestamp_format)
+    before = read_predictions(previous) if previous else None
+    tx = _read(reader)
+    if "amount" not in tx.columns:
+        raise DataError(
+            "predict needs amounts: the scoring table reports spend and CLV; map --amount "
+            "(or --quantity and --price). Without amounts, rfmml segment and rfmml fit work"
+        )
+    end, group = reader["observation_end"], reader["group"]
     frame = scoring_frame(
-        rfm_table(tx, observation_end=observation_end, group=group),
-        btyd_summary(tx, observation_end=observation_end, freq=pipeline.freq, group=group),
+        rfm_table(tx, observation_end=end, group=group),
+        btyd_summary(tx, observation_end=end, freq=pipeline.freq, group=group),
     )
     table = pipeline.predict(frame)
     fingerprints = {
@@ -442,14 +624,12 @@ def predict(transactions: str, customer: str, timestamp: str, amount: str, group
         "gamma_gamma": getattr(pipeline.gamma_gamma, "training_fingerprint_", None),
         "model_dir": str(Path(model_dir).resolve()),
     }
-    paths = write_predictions(table, output, fingerprints=fingerprints)
+    paths = write_predictions(table, target, fingerprints=fingerprints)
     if "segment" in table.columns:
-        export_segment_lists(table, Path(output) / "segments", hash_ids=hash_ids, salt=salt)
-        if previous:
-            export_segment_changes(
-                read_predictions(previous), table, Path(output) / "changes",
-                hash_ids=hash_ids, salt=salt,
-            )  # fmt: skip
+        export_segment_lists(table, target / "segments", hash_ids=hash_ids, salt=salt)
+        if before is not None:
+            export_segment_changes(before, table, target / "changes", hash_ids=hash_ids,
+                                   salt=salt)  # fmt: skip
     for kind, path in paths.items():
         err.print(f"wrote {kind}: {path}")
     from rfmml.report import build_report
@@ -490,6 +670,54 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
     wanted = [table.attrs["primary"], "rank", *KEY_METRICS]
     cols = metrics if all_metrics else list(dict.fromkeys(c for c in wanted if c in metrics))
     out.print(_table(table[cols], title=f"{experiment}: ranked by {table.attrs['primary']}"))
+
+
+@main.command()
+@click.argument("new_log", type=click.Path(exists=True, dir_okay=False))
+@click.option("--state", "state_path", required=True, type=click.Path(dir_okay=False),
+              help="Customer state file (DuckDB), created on first use.")
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Saved models: the 'model' folder of rfmml run/demo, or rfmml fit's folder.")
+@click.option("--output", "-o", default=None,
+              help="Output folder (default: rfmml-refresh/<date of the last transaction>).")
+@click.option("--customer", default="customer_id", show_default=True,
+              help="Customer id column (read when the state is created).")
+@click.option("--timestamp", default="timestamp", show_default=True, help="Purchase time column.")
+@click.option("--amount", default="amount", show_default=True, help="Value column ('' for none).")
+@click.option("--order", default=None, help="Optional order/invoice id column.")
+@click.option("--timestamp-format", default=None, help="strftime format, e.g. %Y%m%d.")
+@click.option("--segment-tolerance", default=0.2, show_default=True,
+              help="Advise a refit when a larger share of customers changed segment.")
+@click.option("--purchase-tolerance", default=0.2, show_default=True,
+              help="Advise a refit when actual/predicted purchases is further than this from 1.")
+@click.option("--tracking-uri", default=None, help=_URI_HELP)
+@_handle_errors
+def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, customer: str,
+            timestamp: str, amount: str, order: str | None, timestamp_format: str | None,
+            segment_tolerance: float, purchase_tolerance: float,
+            tracking_uri: str | None) -> None:  # fmt: skip
+    """Add NEW_LOG to the customer state, rescore with saved models (no refit), write
+    predictions and entered/left lists, append the segment history, check for drift.
+    """  # noqa: D205
+    from rfmml.refresh import refresh as run_refresh
+
+    options = {"customer": customer, "timestamp": timestamp, "amount": amount or None,
+               "order": order, "timestamp_format": timestamp_format}  # fmt: skip
+    result = run_refresh(new_log, state_path, model_dir, output, create_options=options,
+                         tracking_uri=tracking_uri, segment_tolerance=segment_tolerance,
+                         purchase_tolerance=purchase_tolerance)  # fmt: skip
+    update = result.update
+    if update.applied:
+        err.print(f"added {update.rows_added:,} rows ({update.late_rows:,} late), "
+                  f"{update.customers_touched:,} customers touched")  # fmt: skip
+    else:
+        err.print("this batch was applied before: the state is unchanged")
+    if not result.movements.empty:
+        out.print(_table(result.movements, title=f"Segments as of {result.observation_end}"))
+    out.print(f"scored {len(result.predictions):,} customers into {result.output_dir}/")
+    out.print(f"Report: {result.files['report']}")
+    style = "bold yellow" if result.drift.refit_advised else "green"
+    out.print(Text(result.drift.reason, style=style))
 
 
 if __name__ == "__main__":  # pragma: no cover

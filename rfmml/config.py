@@ -101,6 +101,32 @@ class DataConfig:
     drop_duplicates: bool = False
     timestamp_format: str | None = None
     sample_customers: int | None = None
+    dayfirst: bool | None = None
+    quantity: str | None = None
+    price: str | None = None
+    cancellation_prefix: str | None = None
+    encoding: str | None = None
+    separator: str | None = None
+
+    def reader_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`rfmml.data.read_transactions` for a file source."""
+        return {
+            "customer": self.customer,
+            "timestamp": self.timestamp,
+            "amount": self.amount or None,
+            "group": self.group,
+            "order": self.order,
+            "quantity": self.quantity,
+            "price": self.price,
+            "cancellation_prefix": self.cancellation_prefix,
+            "negative_amounts": self.negative_amounts,
+            "drop_zero_amounts": self.drop_zero_amounts,
+            "drop_duplicates": self.drop_duplicates,
+            "timestamp_format": self.timestamp_format,
+            "dayfirst": self.dayfirst,
+            "encoding": self.encoding,
+            "separator": self.separator,
+        }
 
 
 @dataclass
@@ -159,6 +185,8 @@ class ExperimentConfig:
     random_state: int = 0
     calibration_end: pd.Timestamp
     observation_end: pd.Timestamp
+    #: accept an observation_end far past the last transaction (see read_transactions)
+    allow_end_beyond_data: bool = False
     freq: str = "D"
     n_bootstrap: int = 10
     sample_size: int = 10_000
@@ -408,6 +436,8 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
         data.source = str(path)
     if data.sample_customers is not None:
         _at_least(data.sample_customers, "[data] sample_customers", 10)
+    if (data.quantity is None) != (data.price is None):
+        raise ConfigError("[data] quantity and price go together (amount = quantity x price)")
 
     top["data"] = data
 

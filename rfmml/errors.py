@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["RFMMLError", "DataError", "ConvergenceError", "ConfigError", "require_columns"]
+__all__ = [
+    "RFMMLError",
+    "DataError",
+    "ConvergenceError",
+    "ConfigError",
+    "StateError",
+    "require_columns",
+]
 
 
 class RFMMLError(Exception):
@@ -28,6 +35,10 @@ class ConvergenceError(RFMMLError, RuntimeError):
 
 class ConfigError(RFMMLError, ValueError):
     """An experiment configuration or a segment scheme is invalid."""
+
+
+class StateError(RFMMLError, RuntimeError):
+    """A customer state file cannot be opened or changed (locked, read-only, newer format)."""
 
 
 def require_columns(frame: Any, columns: Sequence[str], where: str, hint: str = "") -> None:

@@ -136,6 +136,8 @@ def load_experiment_data(cfg: ExperimentConfig) -> tuple[pd.DataFrame, CleaningR
             negative_amounts=data.negative_amounts,
             drop_zero_amounts=data.drop_zero_amounts,
             drop_duplicates=data.drop_duplicates,
+            observation_end=cfg.observation_end,
+            allow_end_beyond_data=cfg.allow_end_beyond_data,
         )
         report = loaded.then(again)
         if "order_id" in tx.columns and data.order is None:
@@ -143,15 +145,9 @@ def load_experiment_data(cfg: ExperimentConfig) -> tuple[pd.DataFrame, CleaningR
     else:
         tx, report = read_transactions(
             data.source,
-            customer=data.customer,
-            timestamp=data.timestamp,
-            amount=data.amount,
-            group=data.group,
-            order=data.order,
-            negative_amounts=data.negative_amounts,
-            drop_zero_amounts=data.drop_zero_amounts,
-            drop_duplicates=data.drop_duplicates,
-            timestamp_format=data.timestamp_format,
+            **data.reader_options(),
+            observation_end=cfg.observation_end,
+            allow_end_beyond_data=cfg.allow_end_beyond_data,
         )
         source = data.source
     if data.sample_customers is not None:
@@ -518,6 +514,13 @@ def _save_figure(fig: Figure, path: Path) -> Path:
     return path
 
 
+def _keep_figures(figures: dict[str, Figure], folder: Path) -> None:
+    """Save figures in the output folder too (they also go to MLflow), without closing them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for file, fig in figures.items():
+        fig.savefig(folder / file, dpi=110, bbox_inches="tight")
+
+
 def _write_folder(
     folder: Path, tables: dict[str, pd.DataFrame], figures: dict[str, Figure]
 ) -> None:
@@ -525,6 +528,19 @@ def _write_folder(
         table.to_csv(folder / file)
     for file, fig in figures.items():
         _save_figure(fig, folder / file)
+
+
+def _parent_metrics(ev: Evaluation, comparison: pd.DataFrame) -> dict[str, float]:
+    """Headline numbers of the whole run, on the parent run: the data and the winner."""
+    metrics = {
+        "data_rows": float(len(ev.transactions)),
+        "data_customers": float(ev.transactions["customer_id"].nunique()),
+        "cleaning_rows_removed": float(ev.report.rows_removed),
+    }
+    primary = ev.config.primary_metric
+    if primary in comparison.columns and len(comparison):
+        metrics[f"best_{primary}"] = float(comparison[primary].iloc[0])  # sorted by rank
+    return metrics
 
 
 def _run_params(ev: Evaluation) -> dict:
@@ -546,7 +562,7 @@ def _segmentation_tags(seg_cfg: SegmentationConfig) -> dict[str, str]:
     }
 
 
-def _record_segmentation(seg: SegmentationEvaluation) -> str:
+def _record_segmentation(seg: SegmentationEvaluation, out: Path) -> str:
     with tracking.tracked_run(
         seg.config.name, nested=True, tags=_segmentation_tags(seg.config)
     ) as run:
@@ -556,6 +572,7 @@ def _record_segmentation(seg: SegmentationEvaluation) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             seg.profile.to_csv(folder / "segment_profile.csv")
+            _keep_figures(seg.figures, out / "segmentations" / seg.config.name)
             save_segmenter(segmenter, folder / "segmenter.json")
             _write_folder(folder, seg.tables, seg.figures)
             if isinstance(segmenter, KMeansSegmenter):
@@ -565,7 +582,7 @@ def _record_segmentation(seg: SegmentationEvaluation) -> str:
     return run.info.run_id
 
 
-def _record_models(models: ModelEvaluation) -> str:
+def _record_models(models: ModelEvaluation, out: Path) -> str:
     with tracking.tracked_run(MODELS_RUN, nested=True, tags={"rfmml.role": "models"}) as run:
         tracking.log_params(models.bgnbd.get_params(), "bgnbd.")
         tracking.log_params(models.gamma_gamma.get_params(), "gamma_gamma.")
@@ -582,6 +599,7 @@ def _record_models(models: ModelEvaluation) -> str:
                 "bgnbd_summary.csv": models.bgnbd.summary_,
                 "gamma_gamma_summary.csv": models.gamma_gamma.summary_,
             }
+            _keep_figures(models.figures, out / "models")
             _write_folder(folder, tables, models.figures)
             models.bgnbd.save(folder / "bgnbd.json")
             models.gamma_gamma.save(folder / "gamma_gamma.json")
@@ -747,18 +765,19 @@ def record(
             report=ev.report.to_dict(),
         )
         for name, seg in ev.segmentations.items():
-            runs[name] = _record_segmentation(seg)
+            runs[name] = _record_segmentation(seg, out)
         if error is not None and ev.comparison is None:  # a segmentation failed
             _record_failure(ev, error)
         comparison = _computed(ev.comparison, "comparison")
         files["comparison_csv"] = out / "comparison.csv"
         files["comparison_png"] = out / "comparison.png"
         comparison.to_csv(files["comparison_csv"])
+        tracking.log_metrics(_parent_metrics(ev, comparison))
         _save_figure(plot_comparison(comparison), files["comparison_png"])
         tracking.log_artifact(files["comparison_csv"])
         tracking.log_artifact(files["comparison_png"])
         if ev.models is not None:
-            runs["models"] = _record_models(ev.models)
+            runs["models"] = _record_models(ev.models, out)
             files["model_metrics"] = out / "model_metrics.csv"
             ev.models.holdout_metrics.to_csv(files["model_metrics"])
         files |= _record_transitions(ev, out)

@@ -72,7 +72,25 @@ def test_run_succeeds_and_prints_where_things_went(ran):
     result, out, uri = ran
     assert result.exit_code == 0, result.output
     assert "Segmentations ranked by buy_again_auc" in result.output
+    # 11: the cleaning summary is on the terminal
+    assert "Cleaning" in result.output and "rows out" in result.output
+    assert "flagged (kept): zero amount" in result.output
     assert f"mlflow ui --backend-store-uri {uri}" in result.output
+
+
+def test_the_parent_run_has_headline_metrics(ran):
+    from mlflow.tracking import MlflowClient
+
+    result, out, uri = ran
+    comparison = pd.read_csv(out / "comparison.csv", index_col=0)
+    client = MlflowClient(tracking_uri=uri)
+    (experiment,) = [e for e in client.search_experiments() if e.name == "cli_small"]
+    parents = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`rfmml.role` = 'parent'"
+    )
+    metrics = parents[0].data.metrics
+    assert metrics["data_customers"] == 1500
+    assert metrics["best_buy_again_auc"] == pytest.approx(comparison["buy_again_auc"].max())
 
 
 def test_every_output_file_exists_and_reads_back(ran):
@@ -85,8 +103,9 @@ def test_every_output_file_exists_and_reads_back(ran):
     for name in ["predictions.csv", "comparison.csv", "model_metrics.csv",
                  "transitions_counts.csv", "transitions_rates.csv"]:  # fmt: skip
         assert len(pd.read_csv(out / name)) > 0, name
-    for name in ["comparison.png", "transition_matrix.png"]:
-        assert (out / name).stat().st_size > 1000
+    for name in ["comparison.png", "transition_matrix.png", "segmentations/rf_grid/rf_grid.png",
+                 "models/calibration_vs_holdout.png"]:  # every figure the README shows
+        assert (out / name).stat().st_size > 1000, name
     assert (out / "model" / "pipeline.json").exists()
 
 
@@ -137,7 +156,8 @@ def test_features_segment_fit_predict(ran, workspace, tmp_path):
 
     result = runner.invoke(main, ["fit", *args, "--models-dir", str(tmp_path / "models")])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "models" / "bgnbd.json").exists()
+    assert (tmp_path / "models" / "pipeline.json").exists()  # a folder predict takes
+    assert (tmp_path / "models" / "purchase_model.json").exists()
     assert (tmp_path / "models" / "gamma_gamma.json").exists()
 
     result = runner.invoke(main, ["predict", *args, "--model", str(out / "model"),

@@ -10,10 +10,12 @@ left alone: ``-3.5`` in a float column is a number, not a formula.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ __all__ = [
     "hash_customer_ids",
     "neutralize_cells",
     "read_predictions",
+    "replacing",
     "to_safe_csv",
     "write_predictions",
 ]
@@ -122,11 +125,56 @@ def _flat(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index()
 
 
+@contextlib.contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Write ``path`` through a temporary file beside it, renamed into place at the end.
+
+    An interrupted or failed write leaves the previous file whole (or no
+    file), never a truncated one. Parent folders are created.
+
+    Examples
+    --------
+    >>> with replacing("out/table.parquet") as temporary:  # doctest: +SKIP
+    ...     frame.to_parquet(temporary)
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+# 15 significant digits: what a float64 holds exactly, without the binary noise of the
+# 16th and 17th (100.50000000000001 is written 100.5)
+_CSV_FLOAT = "%.15g"
+
+
+def _tidy_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    """Float ``*_id`` columns of whole numbers as integers (``12346``, not ``12346.0``)."""
+    out = frame
+    for position in range(frame.shape[1]):
+        column = frame.iloc[:, position]
+        if not (pd.api.types.is_float_dtype(column.dtype) and str(column.name).endswith("_id")):
+            continue
+        values = column.to_numpy(dtype="float64", na_value=np.nan)
+        finite = values[np.isfinite(values)]
+        if np.array_equal(finite, np.round(finite)):
+            out = out.copy() if out is frame else out
+            out.isetitem(position, column.astype("Int64"))
+    return out
+
+
 def to_safe_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write a spreadsheet-safe UTF-8 CSV (see :func:`neutralize_cells`).
 
     Rows end with CRLF as in RFC 4180, so a cell holding a line break or a
-    carriage return is quoted and reads back as one cell.
+    carriage return is quoted and reads back as one cell. Floats are written
+    with 15 significant digits (``100.5``, not ``100.50000000000001``); a float ``*_id`` column of
+    whole numbers is written as integers (``12346``, not ``12346.0``). The
+    file is written through a temporary file and renamed (:func:`replacing`).
 
     A named index is written as leading column(s) unless the frame already holds
     them as columns (as :func:`~rfmml.campaign.score_customers` tables do); an
@@ -145,10 +193,11 @@ def to_safe_csv(frame: pd.DataFrame, path: str | Path) -> Path:
         The written path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    neutralize_cells(_flat(frame)).to_csv(
-        path, index=False, encoding="utf-8", lineterminator="\r\n"
-    )
+    with replacing(path) as temporary:
+        neutralize_cells(_tidy_ids(_flat(frame))).to_csv(
+            temporary, index=False, encoding="utf-8", lineterminator="\r\n",
+            float_format=_CSV_FLOAT,
+        )
     return path
 
 
@@ -209,6 +258,8 @@ def hash_customer_ids(ids: Iterable[Any], salt: str) -> pd.Series:
 def _id_text(value: object) -> str:
     if isinstance(value, np.generic):
         value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 12346.0 hashes as 12346, as the integer id does
     return str(value)
 
 
@@ -297,7 +348,8 @@ def write_predictions(
     paths: dict[str, Path] = {}
     if "parquet" in chosen:
         paths["parquet"] = out / "predictions.parquet"
-        flat.to_parquet(paths["parquet"], index=False)
+        with replacing(paths["parquet"]) as temporary:
+            flat.to_parquet(temporary, index=False)
     if "csv" in chosen:
         paths["csv"] = to_safe_csv(flat, out / "predictions.csv")
     meta = {
@@ -309,9 +361,9 @@ def write_predictions(
         "scoring": _json_safe(dict(table.attrs)),
         "files": {k: p.name for k, p in paths.items()},
     }
-    paths["meta"] = write_document(
-        out / "predictions.meta.json", PREDICTIONS_FORMAT, PREDICTIONS_FORMAT_VERSION, meta
-    )
+    paths["meta"] = out / "predictions.meta.json"
+    with replacing(paths["meta"]) as temporary:
+        write_document(temporary, PREDICTIONS_FORMAT, PREDICTIONS_FORMAT_VERSION, meta)
     return paths
 
 

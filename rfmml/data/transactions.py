@@ -18,6 +18,7 @@ a group column (optional)
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -31,6 +32,7 @@ from rfmml.errors import DataError
 __all__ = [
     "TransactionSchema",
     "Transactions",
+    "OBSERVATION_END_MARGIN_DAYS",
     "end_cutoff",
     "parse_timestamps",
     "read_transactions",
@@ -54,12 +56,15 @@ class TransactionSchema:
         Column holding the purchase date or time (datetime, or parseable strings).
     amount : str or None
         Column holding the purchase value; ``None`` for logs without values
-        (monetary features are then not available).
+        (monetary features are then not available), or when the value is
+        computed from ``quantity`` and ``price``.
     group : str or None
         Optional column to build features per group (channel, country, ...).
         It keeps its name in the canonical frame.
     order : str or None
         Optional order or invoice id; kept as ``order_id``.
+    quantity, price : str or None
+        Line-item logs: the amount of a line is ``quantity * price``.
     """
 
     customer: str = "customer_id"
@@ -67,11 +72,19 @@ class TransactionSchema:
     amount: str | None = "amount"
     group: str | None = None
     order: str | None = None
+    quantity: str | None = None
+    price: str | None = None
+
+    @property
+    def has_amount(self) -> bool:
+        """Whether the canonical frame has an ``amount`` column."""
+        return self.amount is not None or self.price is not None
 
     @property
     def source_columns(self) -> list[str]:
         """Columns required in the source, in canonical order."""
-        cols = [self.customer, self.timestamp, self.amount, self.group, self.order]
+        cols = [self.customer, self.timestamp, self.amount, self.group, self.order,
+                self.quantity, self.price]  # fmt: skip
         return [c for c in cols if c is not None]
 
     @property
@@ -82,13 +95,17 @@ class TransactionSchema:
             out[self.amount] = "amount"
         if self.order is not None:
             out[self.order] = "order_id"
+        if self.quantity is not None:
+            out[self.quantity] = "_quantity"
+        if self.price is not None:
+            out[self.price] = "_price"
         return out
 
     @property
     def canonical_columns(self) -> list[str]:
         """Columns of the canonical frame, in order."""
         cols = ["customer_id", "timestamp"]
-        if self.amount is not None:
+        if self.has_amount:
             cols.append("amount")
         if self.group is not None:
             cols.append(self.group)
@@ -104,30 +121,91 @@ class Transactions(NamedTuple):
     report: CleaningReport
 
 
-def _load(source: Any, schema: TransactionSchema) -> tuple[pd.DataFrame, str]:
+_SEPARATORS = (",", ";", "\t", "|")
+
+
+def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
+              separator: str | None) -> pd.DataFrame:  # fmt: skip
+    """Read the mapped columns of a delimited text file, finding its separator."""
+    where = repr(str(path))
+    encoding = encoding or "utf-8"
+    if separator is not None:
+        candidates: tuple[str, ...] = (separator,)
+    elif path.suffix.lower() == ".tsv":
+        candidates = ("\t", *_SEPARATORS)
+    else:
+        candidates = _SEPARATORS
+    best: list[str] = []
+    sep = candidates[0]
+    try:
+        for candidate in candidates:
+            header = list(pd.read_csv(path, sep=candidate, nrows=0, encoding=encoding).columns)
+            if all(c in header for c in schema.source_columns):
+                sep, best = candidate, header
+                break
+            if len(header) > len(best):
+                sep, best = candidate, header
+        if not all(c in best for c in schema.source_columns):
+            missing = [c for c in schema.source_columns if c not in best]
+            tried = "separator " + repr(sep) if separator else (
+                "separators " + ", ".join(repr(c) for c in candidates)
+            )
+            raise DataError(
+                f"column(s) {missing} not found in {where} (tried {tried}); columns read: "
+                f"{best}. Map your own names with customer=, timestamp=, amount=, or name "
+                "the separator with separator= (CLI --separator)."
+            )
+        dtypes = {schema.customer: str}
+        if schema.order is not None:
+            dtypes[schema.order] = str
+        return pd.read_csv(
+            path, sep=sep, usecols=schema.source_columns, dtype=dtypes, encoding=encoding
+        )
+    except pd.errors.EmptyDataError:
+        raise DataError(f"transaction file {where} is empty (no header, no rows)") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"transaction file {where} is not valid {encoding} text (it holds byte "
+            f"0x{exc.object[exc.start:exc.start + 1].hex()}); pass "
+            "encoding= (CLI --encoding), e.g. 'latin-1' or 'cp1252'"
+        ) from None
+    except LookupError:
+        raise DataError(f"unknown text encoding {encoding!r} for {where}") from None
+    except pd.errors.ParserError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "parser error"
+        raise DataError(
+            f"transaction file {where} is not a well-formed table with separator {sep!r} "
+            f"({first}); name the separator with separator= (CLI --separator)"
+        ) from None
+
+
+def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
+          separator: str | None = None) -> tuple[pd.DataFrame, str]:  # fmt: skip
     """Load ``source`` as a pandas frame of the mapped columns; return it and its kind."""
     if isinstance(source, str | Path):
         path = Path(source)
         if not path.exists():
             raise DataError(f"transaction file {str(path)!r} does not exist")
+        if path.is_dir():
+            raise DataError(
+                f"{str(path)!r} is a folder; expected a CSV or Parquet file (for a partitioned "
+                "Parquet folder, read it with pandas or polars and pass the frame)"
+            )
         suffix = path.suffix.lower()
         if suffix in {".parquet", ".pq"}:
+            import pyarrow as pa
             import pyarrow.parquet as pq
 
-            available = pq.read_schema(path).names
+            try:
+                available = pq.read_schema(path).names
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise DataError(
+                    f"{str(path)!r} is not a readable Parquet file ({str(exc).splitlines()[0]})"
+                ) from None
             _check_columns(schema, available, str(path))
             return pd.read_parquet(path, columns=schema.source_columns), "pandas"
         if suffix in {".csv", ".txt", ".tsv", ".gz"}:
-            sep = "\t" if suffix == ".tsv" else ","
-            head = pd.read_csv(path, sep=sep, nrows=0)
-            _check_columns(schema, list(head.columns), str(path))
-            dtypes = {schema.customer: str}
-            if schema.order is not None:
-                dtypes[schema.order] = str
-            frame = pd.read_csv(
-                path, sep=sep, usecols=schema.source_columns, dtype=dtypes, keep_default_na=True
-            )
-            return frame, "pandas"
+            return _read_csv(path, schema, encoding, separator), "pandas"
         raise DataError(
             f"cannot read {str(path)!r}: expected a .csv, .tsv, .txt or .parquet file, "
             f"got suffix {suffix!r}"
@@ -155,7 +233,8 @@ def _check_columns(schema: TransactionSchema, available: list[str], where: str) 
     if missing:
         raise DataError(
             f"column(s) {missing} not found in {where}; available columns: {list(available)}. "
-            "Map your own names with customer=, timestamp=, amount=, group=, order=."
+            "Map your own names with customer=, timestamp=, amount=, group=, order= "
+            "(or quantity= and price=)."
         )
 
 
@@ -166,26 +245,142 @@ def _quote(values: pd.Series) -> str:
 _OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
 
 
+# day and month first (either order), then the year: 01/03/2010, 1.3.10, 13-02-2010 10:15
+_DAY_MONTH_HINT = r"^\s*\d{1,2}[/.\-]\d{1,2}[/.\-]\d"
+_DAY_MONTH = (
+    r"^\s*(?P<a>\d{1,2})(?P<sep1>[/.\-])(?P<b>\d{1,2})(?P<sep2>[/.\-])"
+    r"(?P<year>\d{4}|\d{2})(?P<rest>[\sT].*)?$"
+)
+
+
+def _day_month_order(
+    text: pd.Series, column: str, dayfirst: bool | None
+) -> tuple[pd.Series, bool | None]:
+    """Rewrite ``dd/mm/yyyy``-style values as ISO dates, with one order for the column.
+
+    The order is read from the whole column at once: a first field above 12
+    proves day-first, a second field above 12 proves month-first. A column
+    with both, or with ambiguous values only (both fields <= 12 and unequal)
+    and no ``dayfirst``, is refused: guessing per row is what turns
+    01/03/2010 into 3 January beside 13/02/2010 read as 13 February.
+    Vectorised with Arrow compute kernels (RE2), no per-row Python.
+
+    Returns the rewritten text and the order used (``None`` when no value has
+    the day/month form).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pa.array(text, type=pa.large_string(), from_pandas=True)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not pc.any(pc.match_substring_regex(values, _DAY_MONTH_HINT)).as_py():
+        return text, dayfirst
+    parts = pc.extract_regex(values, _DAY_MONTH)
+    field = {name: pc.struct_field(parts, name) for name in ("a", "sep1", "b", "sep2", "year")}
+    same_sep = pc.equal(field["sep1"], field["sep2"])
+    matched_arrow = pc.fill_null(pc.and_(pc.is_valid(parts), same_sep), False)
+    first = pc.cast(field["a"], pa.int16())
+    second = pc.cast(field["b"], pa.int16())
+
+    def mask(condition: Any) -> pd.Series:
+        both = pc.fill_null(pc.and_(matched_arrow, condition), False)
+        return pd.Series(np.asarray(both), index=text.index)
+
+    matched = mask(True)
+    day_first = mask(pc.greater(first, 12))
+    month_first = mask(pc.greater(second, 12))
+    n = int(matched.sum())
+    if n == 0:
+        return text, dayfirst
+    if day_first.any() and month_first.any():
+        raise DataError(
+            f"column {column!r} mixes day-first and month-first dates: {int(day_first.sum())} "
+            f"of {n} values have a first field above 12 (first: {_quote(text[day_first])}) and "
+            f"{int(month_first.sum())} a second field above 12 (first: "
+            f"{_quote(text[month_first])}); fix the export or pass timestamp_format="
+        )
+    if dayfirst is True and month_first.any():
+        raise DataError(
+            f"column {column!r}: dayfirst=True, but {int(month_first.sum())} of {n} values have "
+            f"a month above 12 that way (first: {_quote(text[month_first])}); the column is "
+            "month-first (dayfirst=False)"
+        )
+    if dayfirst is False and day_first.any():
+        raise DataError(
+            f"column {column!r}: dayfirst=False, but {int(day_first.sum())} of {n} values have "
+            f"a month above 12 that way (first: {_quote(text[day_first])}); the column is "
+            "day-first (dayfirst=True)"
+        )
+    if dayfirst is None:
+        if day_first.any():
+            dayfirst = True
+        elif month_first.any():
+            dayfirst = False
+        else:
+            ambiguous = mask(pc.not_equal(first, second))
+            if ambiguous.any():
+                raise DataError(
+                    f"column {column!r}: none of the {n} day/month dates has a field above 12 "
+                    f"(first: {_quote(text[ambiguous].head(1))}), so each reads as day-first or "
+                    "as month-first; say which with dayfirst=True or False (CLI --dayfirst / "
+                    "--monthfirst, config [data] dayfirst) or timestamp_format= (e.g. '%d/%m/%Y')"
+                )
+            dayfirst = True  # every value reads the same either way
+    day, month = (field["a"], field["b"]) if dayfirst else (field["b"], field["a"])
+    year = field["year"]
+    # strptime's %y pivot for two-digit years: 69-99 -> 19xx, 00-68 -> 20xx
+    def s(value: str) -> Any:
+        return pa.scalar(value, pa.large_string())
+
+    century = pc.if_else(pc.greater_equal(pc.cast(year, pa.int16()), 69), s("19"), s("20"))
+    year = pc.if_else(pc.equal(pc.utf8_length(year), 2),
+                      pc.binary_join_element_wise(century, year, s("")), year)  # fmt: skip
+    rest = pc.fill_null(pc.struct_field(parts, "rest"), s(""))
+    iso = pc.binary_join_element_wise(
+        year, pc.utf8_lpad(month, 2, "0"), pc.utf8_lpad(day, 2, "0"), s("-")
+    )
+    iso = pc.binary_join_element_wise(iso, rest, s(""))
+    rewritten = pc.if_else(matched_arrow, iso, values)
+    return pd.Series(rewritten.to_pandas(), index=text.index, dtype="string"), dayfirst
+
+
 def _parse_text(text: pd.Series, missing: pd.Series, timestamp_format: str | None) -> pd.Series:
     """Parse date strings; unparseable ones become NaT (counted by the caller)."""
+    with warnings.catch_warnings():
+        # "Could not infer format": the element-wise fallback is deliberate here
+        warnings.simplefilter("ignore", UserWarning)
+        return _to_datetime(text, missing, timestamp_format)
+
+
+def _to_datetime(text: pd.Series, missing: pd.Series, timestamp_format: str | None) -> pd.Series:
     try:
         parsed = pd.to_datetime(text, format=timestamp_format, errors="coerce")
     except (ValueError, TypeError):
         parsed = pd.to_datetime(text, format="mixed", errors="coerce")
     if timestamp_format is None and (parsed.isna() & ~missing).any():
         # pandas infers one format from the first value; retry element-wise
+        # (day/month order is already fixed for the whole column)
         parsed = pd.to_datetime(text, format="mixed", errors="coerce")
     return parsed
 
 
 def parse_timestamps(
-    values: pd.Series, column: str = "timestamp", timestamp_format: str | None = None
+    values: pd.Series,
+    column: str = "timestamp",
+    timestamp_format: str | None = None,
+    dayfirst: bool | None = None,
 ) -> tuple[pd.Series, str | None]:
     """Parse a column of dates or times into naive ``datetime64[us]`` wall-clock time.
 
     Accepts datetimes of any resolution, time-zone aware datetimes (converted to
     the wall-clock time of their own zone, so a purchase at 23:30 local time
     stays on its local day), strings, and ``datetime.date`` objects.
+
+    Dates written with the day and month first (``01/03/2010``, ``1.3.10``)
+    are read in one order for the whole column: a value whose first field is
+    above 12 proves day-first, one whose second field is above 12 proves
+    month-first. The check is one vectorised pass over the column.
 
     Parameters
     ----------
@@ -195,6 +390,9 @@ def parse_timestamps(
         Name used in error messages.
     timestamp_format : str, optional
         ``strftime`` format for string dates; inferred when omitted.
+    dayfirst : bool, optional
+        Order of ``dd/mm`` dates; inferred from the column when omitted.
+        Ignored when ``timestamp_format`` is given.
 
     Returns
     -------
@@ -206,8 +404,10 @@ def parse_timestamps(
     Raises
     ------
     DataError
-        If some non-missing values cannot be parsed; the message counts them and
-        quotes the first few.
+        If some non-missing values cannot be parsed (the message counts them and
+        quotes the first few), if the column mixes day-first and month-first
+        dates, contradicts ``dayfirst``, or has only ambiguous day/month dates
+        and no ``dayfirst``.
     """
     tz = None
     if isinstance(values.dtype, pd.DatetimeTZDtype):
@@ -224,6 +424,8 @@ def parse_timestamps(
                 "timestamp_format= (e.g. '%Y%m%d') or convert epoch numbers first"
             )
         text = raw.astype("string")
+        if timestamp_format is None:
+            text, dayfirst = _day_month_order(text, column, dayfirst)
         try:
             parsed = _parse_text(text, missing, timestamp_format)
         except ValueError:
@@ -258,8 +460,7 @@ def _parse_amounts(values: pd.Series, column: str) -> pd.Series:
         if bad.any():
             raise DataError(
                 f"column {column!r}: {int(bad.sum())} of {len(values)} values are not numbers "
-                f"(first: {_quote(values[bad])}). Remove currency symbols and thousands "
-                "separators before loading."
+                f"(first: {_quote(values[bad])}). {_number_hint(values[bad])}"
             )
     infinite = np.isinf(parsed.to_numpy())
     if infinite.any():
@@ -267,6 +468,27 @@ def _parse_amounts(values: pd.Series, column: str) -> pd.Series:
             f"column {column!r}: {int(infinite.sum())} of {len(values)} values are infinite"
         )
     return parsed
+
+
+def _number_hint(bad: pd.Series) -> str:
+    if bad.astype("string").str.fullmatch(r"\s*-?\d+,\d+\s*").fillna(False).any():
+        return "They look like decimal commas (2,50): convert them to points before loading."
+    return "Remove currency symbols and thousands separators before loading."
+
+
+def _plain_ids(ids: pd.Series) -> pd.Series:
+    """Float ids (Parquet and pandas turn integer ids with gaps into floats) as written.
+
+    Whole numbers become ``int64`` (``12346.0`` -> ``12346``), so that a CRM can
+    join them; other float ids become their text, unchanged.
+    """
+    if not pd.api.types.is_float_dtype(ids.dtype):
+        return ids
+    values = ids.to_numpy(dtype="float64", na_value=np.nan)
+    whole = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2.0**53)
+    if whole.all():
+        return pd.Series(values.astype("int64"), index=ids.index, name=ids.name)
+    return ids.astype(str)
 
 
 def end_cutoff(end: pd.Timestamp) -> pd.Timestamp:
@@ -318,6 +540,30 @@ def _net_returns(
     return purchases.drop(columns="_row")
 
 
+def _orders(frame: pd.DataFrame, group: str | None, has_amount: bool,
+            report: CleaningReport) -> pd.DataFrame:  # fmt: skip
+    """Sum the lines of each order into one row (earliest line time, total amount).
+
+    Rows without an order id stay rows of their own.
+    """
+    no_order = frame["order_id"].isna()
+    lines = frame.loc[~no_order]
+    keys = ["order_id", "customer_id"] + ([group] if group is not None else [])
+    agg: dict[str, Any] = {"timestamp": "min"}
+    if has_amount:
+        agg["amount"] = "sum"
+    orders = lines.groupby(keys, sort=False, observed=True).agg(agg).reset_index()
+    if has_amount:
+        orders["amount"] = orders["amount"].round(_DECIMALS)
+    report.merge("order lines summed into one row per order", len(lines) - len(orders))
+    return pd.concat([orders, frame.loc[no_order, orders.columns]], ignore_index=True)
+
+
+_DECIMALS = 9  # computed amounts are rounded here: float noise, not money (0.1 * 3)
+OBSERVATION_END_MARGIN_DAYS = 90
+"""How far an observation end may lie past the last transaction without an explicit opt-in."""
+
+
 def read_transactions(
     source: Any,
     customer: str = "customer_id",
@@ -326,25 +572,49 @@ def read_transactions(
     group: str | None = None,
     order: str | None = None,
     *,
+    quantity: str | None = None,
+    price: str | None = None,
+    cancellation_prefix: str | None = None,
     observation_end: Any = None,
+    allow_end_beyond_data: bool = False,
     negative_amounts: NegativePolicy = "drop",
     drop_zero_amounts: bool = False,
     drop_duplicates: bool = False,
     timestamp_format: str | None = None,
+    dayfirst: bool | None = None,
+    encoding: str | None = None,
+    separator: str | None = None,
 ) -> Transactions:
     """Load a transaction log into the canonical frame, with a cleaning report.
 
     Parameters
     ----------
     source : str, pathlib.Path, pandas.DataFrame or polars.DataFrame
-        A CSV (``.csv``, ``.tsv``, ``.txt``) or Parquet path, or a data frame.
+        A CSV (``.csv``, ``.tsv``, ``.txt``, ``.gz``) or Parquet path, or a data frame.
     customer, timestamp, amount, group, order : str or None
         The caller's column names for the customer id, purchase time, purchase
         value, optional grouping column and optional order id. ``amount=None``
-        loads a log without values.
+        loads a log without values. With ``order``, the rows of one order
+        (the lines of an invoice) are summed into one row: earliest time,
+        total amount.
+    quantity, price : str, optional
+        Line-item logs (one row per product line): the amount of a line is
+        ``quantity * price``, summed per order when ``order`` is mapped. Map
+        both, and leave ``amount`` at its default. Lines with a negative
+        quantity are returns.
+    cancellation_prefix : str, optional
+        Order ids starting with it (``"C"`` in many shop exports) are
+        cancellations: their amounts count as negative, whatever their sign,
+        and follow ``negative_amounts``. Needs ``order``.
     observation_end : date-like, optional
         Rows after it are removed (and counted). A date without a time of day
-        includes that whole day.
+        includes that whole day. Without it, rows dated after tomorrow (in
+        the future) are removed, counted and warned about, so that one
+        mistyped year does not move the end of the log.
+    allow_end_beyond_data : bool, default False
+        An ``observation_end`` more than :data:`OBSERVATION_END_MARGIN_DAYS`
+        days after the last transaction is refused (features would count the
+        days without data as silence) unless this is True.
     negative_amounts : {"drop", "net", "error"}, default "drop"
         Returns and cancellations. ``"drop"`` removes negative rows; ``"net"``
         subtracts each from the same customer's latest purchase at or before it
@@ -355,23 +625,37 @@ def read_transactions(
         published CDNOW analyses count them), so they are kept and flagged by
         default.
     drop_duplicates : bool, default False
-        Identical rows (same customer, time, amount, group and order) are kept
-        and flagged by default, for the same reason.
+        Identical rows (same customer, time, amount and group; with ``order``,
+        two orders that agree on all of these) are kept and flagged by
+        default, for the same reason.
     timestamp_format : str, optional
         ``strftime`` format of string dates, e.g. ``"%Y%m%d"``.
+    dayfirst : bool, optional
+        Order of dates written ``01/03/2010``. Inferred from the whole column
+        when omitted (a first field above 12 proves day-first); a column of
+        ambiguous dates only is refused until this is set.
+    encoding : str, optional
+        Text encoding of a CSV file (default UTF-8), e.g. ``"latin-1"``.
+    separator : str, optional
+        Field separator of a CSV file; by default the first of ``,`` ``;``
+        tab ``|`` that yields the mapped columns.
 
     Returns
     -------
     Transactions
         A named tuple ``(transactions, report)``: the canonical frame (pandas,
         or polars when a polars frame came in) and the :class:`CleaningReport`.
+        Float customer and order ids that are whole numbers come back as
+        integers (``12346.0`` -> ``12346``), other float ids as text.
 
     Raises
     ------
     DataError
-        Missing columns (the message lists those available), empty input,
-        unparseable dates or amounts (counted, first values quoted), or
-        negative amounts with ``negative_amounts="error"``.
+        Missing columns (the message lists those available), an empty,
+        unreadable or wrongly encoded file, empty input, unparseable dates
+        or amounts (counted, first values quoted), ambiguous or mixed
+        day/month order, an observation end far past the data, or negative
+        amounts with ``negative_amounts="error"``.
     TypeError
         If ``source`` is of an unsupported type.
 
@@ -380,23 +664,41 @@ def read_transactions(
     >>> tx, report = read_transactions(
     ...     "orders.csv", customer="CustomerID", timestamp="InvoiceDate", amount="Revenue"
     ... )  # doctest: +SKIP
+    >>> tx, report = read_transactions(
+    ...     "lines.csv", customer="CustomerID", timestamp="InvoiceDate", order="InvoiceNo",
+    ...     quantity="Quantity", price="UnitPrice", cancellation_prefix="C",
+    ... )  # doctest: +SKIP
     """
     if negative_amounts not in ("drop", "net", "error"):
         raise ValueError(
             f"negative_amounts must be 'drop', 'net' or 'error', got {negative_amounts!r}"
         )
-    schema = TransactionSchema(customer, timestamp, amount, group, order)
+    if (quantity is None) != (price is None):
+        raise DataError(
+            "map both quantity= and price= for a line-item log (amount = quantity x price), "
+            f"got quantity={quantity!r}, price={price!r}"
+        )
+    if price is not None:
+        if amount not in (None, "amount"):
+            raise DataError(
+                f"map either amount= ({amount!r}) or quantity= and price=, not both"
+            )
+        amount = None
+    if cancellation_prefix is not None and order is None:
+        raise DataError("cancellation_prefix= needs the order id column: map order=")
+    schema = TransactionSchema(customer, timestamp, amount, group, order, quantity, price)
     used = schema.source_columns
     twice = sorted({c for c in used if used.count(c) > 1})
     if twice:
         raise DataError(
             f"column(s) {twice} are mapped to more than one of customer, timestamp, amount, "
-            "group and order; map each to its own column"
+            "group, order, quantity and price; map each to its own column"
         )
-    frame, kind = _load(source, schema)
+    frame, kind = _load(source, schema, encoding, separator)
     report = CleaningReport(rows_in=len(frame))
     if frame.empty:
-        raise DataError("the transaction log is empty (0 rows)")
+        where = repr(str(source)) if isinstance(source, str | Path) else "the transaction log"
+        raise DataError(f"{where} is empty (0 rows)")
     frame = frame.rename(columns=schema.renames).reset_index(drop=True)
 
     ids = frame["customer_id"]
@@ -405,41 +707,68 @@ def read_transactions(
         no_id |= ids.astype("string").str.strip().fillna("") == ""
     report.remove("missing customer_id", int(no_id.sum()))
     frame = frame.loc[~no_id]
+    frame = frame.assign(customer_id=_plain_ids(frame["customer_id"]))
+    if order is not None and pd.api.types.is_float_dtype(frame["order_id"].dtype):
+        known = frame["order_id"].notna()
+        plain = _plain_ids(frame.loc[known, "order_id"])
+        whole = pd.api.types.is_integer_dtype(plain.dtype)
+        order_ids = plain.reindex(frame.index).astype("Int64" if whole else object)
+        frame = frame.assign(order_id=order_ids)
     if group is not None:
         no_group = frame[group].isna()
         report.remove(f"missing {group}", int(no_group.sum()))
         frame = frame.loc[~no_group]
 
-    parsed, tz = parse_timestamps(frame["timestamp"], schema.timestamp, timestamp_format)
-    if tz is not None:
-        report.notes.append(f"timestamps converted from time zone {tz} to its wall-clock time")
+    parsed, tz = parse_timestamps(frame["timestamp"], schema.timestamp, timestamp_format, dayfirst)
+    if tz == "several UTC offsets":
+        report.notes.append("timestamps with several UTC offsets kept at their own wall-clock time")
+    elif tz is not None:
+        report.notes.append(f"timestamps in time zone {tz} converted to its wall-clock time")
     frame = frame.assign(timestamp=parsed)
     no_time = frame["timestamp"].isna()
     report.remove("missing timestamp", int(no_time.sum()))
     frame = frame.loc[~no_time]
 
-    if amount is not None:
-        frame = frame.assign(amount=_parse_amounts(frame["amount"], schema.amount))
+    if price is not None and quantity is not None:
+        line = _parse_amounts(frame["_quantity"], quantity) * _parse_amounts(frame["_price"], price)
+        frame = frame.drop(columns=["_quantity", "_price"]).assign(amount=line.round(_DECIMALS))
+        no_amount = frame["amount"].isna()
+        report.remove(f"missing {quantity} or {price}", int(no_amount.sum()))
+        frame = frame.loc[~no_amount]
+    elif amount is not None:
+        frame = frame.assign(amount=_parse_amounts(frame["amount"], amount))
         no_amount = frame["amount"].isna()
         report.remove("missing amount", int(no_amount.sum()))
         frame = frame.loc[~no_amount]
 
-    if observation_end is not None:
-        end = pd.Timestamp(observation_end)
-        end = end.tz_localize(None) if end.tzinfo is not None else end
-        cutoff = end_cutoff(end)
-        late = frame["timestamp"] >= cutoff
-        report.remove(f"after the observation end {end}", int(late.sum()))
-        frame = frame.loc[~late]
+    frame = _cut_end(frame, observation_end, allow_end_beyond_data, report)
 
-    if amount is not None:
+    if cancellation_prefix is not None:
+        cancelled = (
+            frame["order_id"].astype("string").str.startswith(cancellation_prefix).fillna(False)
+        )
+        if schema.has_amount:
+            credit = -frame["amount"].abs()
+            frame = frame.assign(amount=frame["amount"].where(~cancelled, credit))
+            report.notes.append(
+                f"{int(cancelled.sum()):,} rows of cancellation orders (id starting with "
+                f"{cancellation_prefix!r}) count as returns"
+            )
+        else:
+            report.remove(f"cancellation order (id starting with {cancellation_prefix!r})",
+                          int(cancelled.sum()))  # fmt: skip
+            frame = frame.loc[~cancelled]
+    if order is not None:
+        frame = _orders(frame, group, schema.has_amount, report)
+
+    if schema.has_amount:
         negative = frame["amount"] < 0
         n_negative = int(negative.sum())
         if negative_amounts == "error" and n_negative:
             first = frame.loc[negative, "customer_id"].iloc[0]
             raise DataError(
-                f"column {schema.amount!r}: {n_negative} of {len(frame)} rows are negative "
-                f"(first customer_id={first!r}); use negative_amounts='drop' or 'net'"
+                f"column {schema.amount or price!r}: {n_negative} of {len(frame)} rows are "
+                f"negative (first customer_id={first!r}); use negative_amounts='drop' or 'net'"
             )
         if negative_amounts == "drop":
             report.remove("negative amount (return or cancellation)", n_negative)
@@ -455,7 +784,8 @@ def read_transactions(
         else:
             report.flag("zero amount", int(zero.sum()))
 
-    repeated = frame.duplicated(subset=schema.canonical_columns, keep="first")
+    same = [c for c in schema.canonical_columns if c != "order_id"]
+    repeated = frame.duplicated(subset=same, keep="first")
     if drop_duplicates:
         report.remove("identical to an earlier row", int(repeated.sum()))
         frame = frame.loc[~repeated]
@@ -465,6 +795,8 @@ def read_transactions(
     if frame.empty:
         raise DataError(f"no transactions left after cleaning:\n{report}")
     frame = frame.loc[:, schema.canonical_columns].reset_index(drop=True)
+    if order is not None:
+        frame = frame.sort_values(["timestamp", "customer_id"], kind="stable", ignore_index=True)
     report.rows_out = len(frame)
     report.check()
     if report.rows_removed or report.rows_merged:
@@ -474,3 +806,48 @@ def read_transactions(
 
         return Transactions(pl.from_pandas(frame), report)
     return Transactions(frame, report)
+
+
+def _cut_end(frame: pd.DataFrame, observation_end: Any, allow_beyond: bool,
+             report: CleaningReport) -> pd.DataFrame:  # fmt: skip
+    """Remove rows after the observation end (or in the future); check the end's margin."""
+    if observation_end is None:
+        tomorrow = pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
+        future = frame["timestamp"] >= end_cutoff(tomorrow)
+        n_future = int(future.sum())
+        report.remove(f"dated in the future (after {tomorrow.date()})", n_future)
+        if n_future:
+            first = frame.loc[future].iloc[0]
+            message = (
+                f"removed {n_future:,} of {len(frame):,} rows dated in the future (after "
+                f"{tomorrow.date()}; first: customer_id={first['customer_id']!r} at "
+                f"{first['timestamp']}); fix the dates, or pass observation_end= (CLI "
+                "--observation-end) to say where the log ends"
+            )
+            report.notes.append(message)
+            warnings.warn(message, UserWarning, stacklevel=3)
+        return frame.loc[~future]
+    end = pd.Timestamp(observation_end)
+    end = end.tz_localize(None) if end.tzinfo is not None else end
+    late = frame["timestamp"] >= end_cutoff(end)
+    shown = end.date() if end == end.normalize() else end
+    report.remove(f"after the observation end {shown}", int(late.sum()))
+    frame = frame.loc[~late]
+    if frame.empty:
+        return frame
+    last = frame["timestamp"].max()
+    gap = end - last
+    if gap > pd.Timedelta(days=OBSERVATION_END_MARGIN_DAYS):
+        if not allow_beyond:
+            raise DataError(
+                f"observation_end {end.date()} is {gap.days:,} days after the last transaction "
+                f"({last}); every customer would look silent for those days (P(alive) near 0). "
+                f"Use an end within {OBSERVATION_END_MARGIN_DAYS} days of the data, or set "
+                "allow_end_beyond_data (config [periods] allow_end_beyond_data = true, CLI "
+                "--allow-end-beyond-data) if that is intended"
+            )
+        report.notes.append(
+            f"observation end {end.date()} is {gap.days:,} days after the last transaction "
+            f"({last}), as allowed"
+        )
+    return frame

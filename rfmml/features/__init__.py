@@ -12,10 +12,22 @@ fast at 10M rows); a test holds it equal to the portable query.
 
 :data:`FREQS` is the one definition of the time units (day, week, month) a
 summary, a fitted model (``freq_``) and a horizon are counted in.
+
+:class:`CustomerState` keeps the same features up to date in a DuckDB file,
+batch by batch, recomputing only the customers a batch touches.
 """
 
 from rfmml.features._engine import FREQS
 from rfmml.features.btyd import btyd_summary, calibration_holdout, calibration_summary
 from rfmml.features.classic import rfm_table
+from rfmml.features.state import CustomerState, StateUpdate
 
-__all__ = ["FREQS", "btyd_summary", "calibration_holdout", "calibration_summary", "rfm_table"]
+__all__ = [
+    "FREQS",
+    "CustomerState",
+    "StateUpdate",
+    "btyd_summary",
+    "calibration_holdout",
+    "calibration_summary",
+    "rfm_table",
+]

@@ -158,7 +158,8 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
     cluster_names_ : list of str
         Name of each cluster: the rule segment its centroid falls in when scored
         with the fitted scorer (other scorer columns at the cluster median); a
-        repeated name gets a suffix, e.g. ``"Champions (2)"``.
+        name shared by clusters marks each with its value rank among them, e.g.
+        ``"Champions (higher value)"`` and ``"Champions (lower value)"``.
     rule_segmenter_ : RuleSegmenter
         The rule segmenter fitted on the training customers, used for naming.
     rule_agreement_ : pandas.DataFrame
@@ -350,11 +351,19 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
             if col in self.cluster_centers_.columns:
                 points[col] = self.cluster_centers_[col].to_numpy()
         raw = rules.predict(points).astype(str).tolist()
+        # Clusters run from most to least valuable, so clusters sharing a rule name are
+        # told apart by their value rank among themselves, every one of them marked.
+        total = {name: raw.count(name) for name in raw}
         names: list[str] = []
         seen: dict[str, int] = {}
         for name in raw:
             seen[name] = seen.get(name, 0) + 1
-            names.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+            if total[name] == 1:
+                names.append(name)
+            elif total[name] == 2:
+                names.append(f"{name} ({'higher' if seen[name] == 1 else 'lower'} value)")
+            else:
+                names.append(f"{name} (value tier {seen[name]} of {total[name]})")
         rule_labels = rules.predict(pooled)
         cluster_names = pd.Categorical.from_codes(self.labels_, categories=names)
         self.cluster_names_ = names

@@ -43,7 +43,7 @@ class RuleSegmenter(TransformerMixin, BaseEstimator):
     ...                   "n_orders": [8, 4, 3, 2, 1],
     ...                   "total_spend": [400.0, 150.0, 80.0, 40.0, 15.0]})
     >>> RuleSegmenter("rf_grid").fit_predict(X).tolist()
-    ['Champions', 'Loyal', 'Need Attention', 'Hibernating', 'Hibernating']
+    ['Champions', 'Loyal', 'Needs Attention', 'Hibernating', 'Hibernating']
     """
 
     def __init__(self, scheme: str | Path | Scheme = "rf_grid", scorer: RFMScorer | None = None):

@@ -95,7 +95,7 @@ def test_rows_after_the_observation_end_are_removed(raw):
         raw, customer="Customer", timestamp="When", amount="Value", observation_end="2024-01-04"
     )
     assert tx["timestamp"].max() == pd.Timestamp("2024-01-04")  # the end day is included
-    assert report.removed["after the observation end 2024-01-04 00:00:00"] == 2
+    assert report.removed["after the observation end 2024-01-04"] == 2
 
 
 def test_missing_columns_list_the_available_ones(raw):

@@ -12,7 +12,8 @@ from rfmml.segments import RFMScorer, RuleSegmenter, load_scheme
 def test_rf_grid_segments_follow_the_scores(tiny_features):
     seg = RuleSegmenter().fit(tiny_features)
     labels = seg.predict(tiny_features)
-    assert labels.tolist() == ["Champions", "Loyal", "Need Attention", "Hibernating", "Hibernating"]
+    expected = ["Champions", "Loyal", "Needs Attention", "Hibernating", "Hibernating"]
+    assert labels.tolist() == expected
     assert labels.index.equals(tiny_features.index)
     out = seg.transform(tiny_features)
     assert list(out.columns) == ["R", "F", "M", "FM", "RFM", "segment"]

@@ -9,7 +9,7 @@ from rfmml.errors import ConfigError, DataError
 from rfmml.segments import Scheme, builtin_schemes, load_scheme
 
 HIB, RISK, CANT = "Hibernating", "At Risk", "Can't Lose Them"
-SLEEP, NEED, LOYAL = "About to Sleep", "Need Attention", "Loyal"
+SLEEP, NEED, LOYAL = "About to Sleep", "Needs Attention", "Loyal"
 PROM, NEW, POT, CHAMP = "Promising", "New Customers", "Potential Loyalists", "Champions"
 
 # Issue 6, rf_grid: rows R = 5..1, columns F = 1..5.
@@ -23,9 +23,9 @@ RF_GRID = {
 
 # Issue 6, rfm11: rows R = 5..1, columns FM = 1..5.
 RFM11 = {
-    5: ["Recent Customers", "Potential Loyalist", "Loyal", "Champions", "Champions"],
-    4: ["Promising", "Potential Loyalist", "Potential Loyalist", "Loyal", "Champions"],
-    3: ["Promising", "Needs Attention", "Potential Loyalist", "Loyal", "Loyal"],
+    5: ["Recent Customers", "Potential Loyalists", "Loyal", "Champions", "Champions"],
+    4: ["Promising", "Potential Loyalists", "Potential Loyalists", "Loyal", "Champions"],
+    3: ["Promising", "Needs Attention", "Potential Loyalists", "Loyal", "Loyal"],
     2: ["About to Sleep", "Needs Attention", "Needs Attention", "At Risk", "At Risk"],
     1: ["Lost", "Hibernating", "At Risk", "Can't Lose Them", "Can't Lose Them"],
 }

@@ -1,0 +1,216 @@
+"""rfmml refresh: state update, rescoring without refit, lists, history, drift, MLflow."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from markupsafe import escape
+from mlflow.tracking import MlflowClient
+
+from rfmml.campaign import ScoringPipeline, read_predictions, scoring_frame
+from rfmml.cli import main
+from rfmml.features import CustomerState, btyd_summary, rfm_table
+from rfmml.models import BetaGeoNBD, GammaGamma
+from rfmml.refresh import load_scoring_pipeline, refresh
+from rfmml.segments import RuleSegmenter
+
+FIT_END = pd.Timestamp("1998-02-28")
+
+
+@pytest.fixture(scope="module")
+def cdnow_parts(cdnow_tx):
+    """CDNOW up to the fit date, then March, April (with late rows from March) and May 1998."""
+    tx = cdnow_tx[["customer_id", "timestamp", "amount"]]
+    ts = tx["timestamp"]
+    march = tx[(ts > FIT_END) & (ts < "1998-04-01")]
+    late = march.iloc[::10]  # a tenth of March arrives with April
+    return {
+        "fit": tx[ts <= FIT_END],
+        "march": march.drop(late.index),
+        "april": pd.concat([tx[(ts >= "1998-04-01") & (ts < "1998-05-01")], late]),
+        "may": tx[(ts >= "1998-05-01") & (ts < "1998-06-01")],
+    }
+
+
+@pytest.fixture(scope="module")
+def model_dir(cdnow_parts, tmp_path_factory):
+    """A scoring pipeline saved the way rfmml run / rfmml demo save it."""
+    tx = cdnow_parts["fit"]
+    features, summary = rfm_table(tx), btyd_summary(tx, freq="W")
+    pipeline = ScoringPipeline(
+        rule_segmenter=RuleSegmenter("rf_grid").fit(features),
+        bgnbd=BetaGeoNBD().fit(summary),
+        gamma_gamma=GammaGamma(zero_spend="exclude").fit(summary),
+        horizon=26,
+        freq="W",
+    )
+    return pipeline.save(tmp_path_factory.mktemp("model"))
+
+
+def _uri(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def test_refreshes_rescore_track_moves_and_history(cdnow_parts, model_dir, tmp_path):
+    path = tmp_path / "state.duckdb"
+    with CustomerState.create(path) as state:
+        state.update(cdnow_parts["fit"])
+    pipeline = load_scoring_pipeline(model_dir)
+    uri = _uri(tmp_path)
+    results = {}
+    seen = cdnow_parts["fit"]
+    for month in ("march", "april", "may"):
+        out = tmp_path / month
+        results[month] = result = refresh(cdnow_parts[month], path, model_dir, out,
+                                          tracking_uri=uri)  # fmt: skip
+        seen = pd.concat([seen, cdnow_parts[month]])
+        # the same table a scoring of the whole log gives, with the saved models (no refit)
+        expected = pipeline.predict(scoring_frame(rfm_table(seen), btyd_summary(seen, freq="W")))
+        pd.testing.assert_frame_equal(result.predictions, expected)
+        table = result.movements
+        assert (table["before"] + table["entered"] - table["left"] == table["now"]).all()
+        assert table["now"].sum() == seen["customer_id"].nunique()
+        for segment, row in table.iterrows():
+            slug = re.sub(r"[^a-z0-9]+", "_", segment.lower().replace("'", "")).strip("_")
+            entered = pd.read_csv(out / "changes" / f"entered_{slug}.csv")
+            assert len(entered) == row["entered"]
+        assert len(read_predictions(out / "predictions.parquet")) == len(expected)
+        page = result.files["report"].read_text()
+        assert result.files["report"] == out / "report.html"
+        assert f"refresh {result.observation_end.date()}" in page
+        assert all(str(escape(segment)) in page for segment in table.index)
+
+    assert results["march"].drift.baseline is None  # the first refresh sets the baseline
+    assert results["april"].update.late_rows > 0
+    may = results["may"].drift
+    assert may.baseline == results["march"].observation_end
+    assert may.periods > 0 and may.predicted_purchases > 0 and may.actual_purchases > 0
+    changes = results["may"].changes["change"]
+    in_both = results["may"].movements["before"].sum() - (changes == "gone").sum()
+    assert may.segment_changed_share == pytest.approx((changes == "moved").sum() / in_both)
+
+    with CustomerState.open(path, read_only=True) as state:
+        history = state.segment_history()
+        current = state.current_segments()
+        log = state.refreshes()
+    last = results["may"].predictions["segment"].astype(str)
+    assert current.sort_index().to_dict() == last.sort_index().to_dict()
+    moved_in_may = results["may"].changes
+    closed = history[history["valid_to"] == results["may"].observation_end]
+    assert set(closed["customer_id"]) == set(
+        moved_in_may.loc[moved_in_may["change"] != "new", "customer_id"]
+    )
+    assert len(log) == 3 and log["refit_advised"].dtype == bool
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("rfmml-refresh")
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time"])
+    assert len(runs) == 3
+    last_run = runs[-1].data
+    assert last_run.tags["rfmml.refit_advised"] == str(may.refit_advised).lower()
+    assert last_run.tags["rfmml.refit_reason"] == may.reason
+    assert last_run.metrics["predicted_purchases"] == pytest.approx(may.predicted_purchases)
+    artifacts = {a.path for a in client.list_artifacts(runs[-1].info.run_id)}
+    assert "report.html" in artifacts
+
+
+def test_refit_is_advised_when_the_tolerance_is_exceeded(cdnow_parts, model_dir, tmp_path):
+    path = tmp_path / "state.duckdb"
+    with CustomerState.create(path) as state:
+        state.update(cdnow_parts["fit"])
+    refresh(cdnow_parts["march"], path, model_dir, tmp_path / "a", log_to_mlflow=False)
+    strict = refresh(cdnow_parts["april"], path, model_dir, tmp_path / "b",
+                     segment_tolerance=0.0, purchase_tolerance=0.0, min_expected_purchases=0,
+                     log_to_mlflow=False)  # fmt: skip
+    assert strict.drift.refit_advised
+    assert strict.drift.reason.startswith("refit advised: ")
+    assert "changed segment (tolerance 0%)" in strict.drift.reason
+
+
+def test_cli_refresh_and_bad_batches(cdnow_parts, model_dir, tmp_path, monkeypatch):
+    runner = CliRunner()
+    for month in ("fit", "march"):
+        cdnow_parts[month].to_csv(tmp_path / f"{month}.csv", index=False)
+    state = str(tmp_path / "state.duckdb")
+    common = ["--state", state, "--model", str(model_dir), "--tracking-uri", _uri(tmp_path)]
+    first = runner.invoke(main, ["refresh", str(tmp_path / "fit.csv"), *common,
+                                 "-o", str(tmp_path / "day1")])  # fmt: skip
+    assert first.exit_code == 0, first.output
+    assert "no refit needed yet: first refresh" in first.output
+    result = runner.invoke(main, ["refresh", str(tmp_path / "march.csv"), *common,
+                                  "-o", str(tmp_path / "day2")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Segments as of 1998-03-31" in result.output
+    assert (tmp_path / "day2" / "changes").is_dir()
+    monkeypatch.chdir(tmp_path)  # default output folder: by date, below the working directory
+    again = runner.invoke(main, ["refresh", str(tmp_path / "march.csv"), *common])
+    assert again.exit_code == 0, again.output
+    assert "applied before: the state is unchanged" in again.output
+    assert "into rfmml-refresh/1998-03-31/" in again.output
+    assert Path("rfmml-refresh/1998-03-31/predictions.parquet").is_file()
+
+    with CustomerState.open(state, read_only=True) as st:
+        before = st.tables()
+    bad = cdnow_parts["may"].rename(columns={"amount": "value"})
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    result = runner.invoke(main, ["refresh", str(tmp_path / "bad.csv"), *common])
+    assert result.exit_code == 1
+    assert re.fullmatch(r"error: column\(s\) \['amount'\] not found in .*\n", result.output)
+    with CustomerState.open(state, read_only=True) as st:
+        for name, table in st.tables().items():
+            pd.testing.assert_frame_equal(table, before[name])
+
+
+def test_refresh_with_the_models_of_rfmml_fit(cdnow_parts, tmp_path):
+    cdnow_parts["fit"].to_csv(tmp_path / "fit.csv", index=False)
+    runner = CliRunner()
+    fitted = runner.invoke(main, ["fit", str(tmp_path / "fit.csv"), "--models-dir",
+                                  str(tmp_path / "models")])  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
+    result = refresh(cdnow_parts["fit"], tmp_path / "s.duckdb", tmp_path / "models",
+                     tmp_path / "out", log_to_mlflow=False)  # fmt: skip
+    # `rfmml fit` saves a whole scoring pipeline (rule scheme included): segments, a
+    # first snapshot with every customer "new", and the report
+    assert result.predictions["segment"].notna().all()
+    assert result.predictions["expected_purchases"].notna().all()
+    assert (result.movements["entered"] == result.movements["now"]).all()
+    assert result.files["report"].exists()
+
+
+def test_a_folder_without_models_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="holds no saved models"):
+        load_scoring_pipeline(tmp_path)
+
+
+def test_cli_refresh_on_a_locked_state_says_so_in_one_line(cdnow_parts, model_dir, tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "state.duckdb"
+    with CustomerState.create(path) as state:
+        state.update(cdnow_parts["fit"])
+    cdnow_parts["march"].to_csv(tmp_path / "march.csv", index=False)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, duckdb; c = duckdb.connect(sys.argv[1]); "
+         "print('open', flush=True); sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        result = CliRunner().invoke(main, ["refresh", str(tmp_path / "march.csv"), "--state",
+                                           str(path), "--model", str(model_dir)])  # fmt: skip
+    finally:
+        holder.communicate("")
+    assert result.exit_code == 1
+    assert re.fullmatch(r"error: state '.*' is locked by another process; .*\n", result.output)
+
+
+def test_a_first_batch_that_fails_leaves_no_state_file(model_dir, tmp_path):
+    bad = pd.DataFrame({"customer_id": [1], "when": ["2024-01-01"], "amount": [1.0]})
+    with pytest.raises(ValueError, match=r"column\(s\) \['timestamp'\] not found"):
+        refresh(bad, tmp_path / "new.duckdb", model_dir, tmp_path / "out", log_to_mlflow=False)
+    assert not (tmp_path / "new.duckdb").exists()
