@@ -344,7 +344,7 @@ def run(config: str, output: str | None, tracking_uri: str | None) -> None:
 @click.option("--origins", "-k", default=3, show_default=True, type=click.IntRange(min=1),
               help="Number of rolling calibration ends.")  # fmt: skip
 @click.option("--step", "step_days", default=None, type=click.FloatRange(min=0, min_open=True),
-              help="Days between origins (default: the holdout / origins, in whole periods).")  # fmt: skip
+              help="Days between origins (default: holdout / origins, whole periods).")  # fmt: skip
 @click.option("--migration-days", default=None, type=click.FloatRange(min=0, min_open=True),
               help="Horizon of the segment-migration forecast (default: the step).")  # fmt: skip
 @click.option("--output", "-o", default=None,

@@ -142,8 +142,12 @@ def test_record_backtest_writes_files_and_mlflow_runs(result, tmp_path):
     pairs = result.table[["origin", "model"]].drop_duplicates()
     assert len(children) == len(pairs)
     one = next(r for r in children if r.data.tags["rfmml.model"] == "bgnbd")
-    origin = one.data.tags["rfmml.origin"]
-    expected = result.table.query("origin == @origin and model == 'bgnbd' and metric == 'mae'")
+    table = result.table
+    expected = table[
+        (table["origin"] == one.data.tags["rfmml.origin"])
+        & (table["model"] == "bgnbd")
+        & (table["metric"] == "mae")
+    ]
     assert one.data.metrics["mae"] == pytest.approx(expected["value"].iloc[0])
 
 
