@@ -33,7 +33,7 @@ def _features() -> pd.DataFrame:
 def test_segment_probabilities_add_scenarios_landing_in_the_same_segment():
     now = _features()
     seg = _segmenter(now)
-    assert seg.predict(now).tolist() == ["Champions", "Need Attention"]
+    assert seg.predict(now).tolist() == ["Champions", "Needs Attention"]
     stay = now.assign(recency_days=now["recency_days"] + 90)  # a -> R 3 (Loyal), b -> At Risk
     buy = now.assign(recency_days=[10.0, 10.0], n_orders=now["n_orders"] + 1)
     probs = segment_probabilities(seg, [(stay, np.array([0.2, 0.7])), (buy, np.array([0.8, 0.3]))])
@@ -43,7 +43,7 @@ def test_segment_probabilities_add_scenarios_landing_in_the_same_segment():
     assert probs.loc["b", "Champions"] == pytest.approx(0.3)  # R 5, F 4 (5 orders)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
     matrix = predicted_transition_matrix(seg.predict(now), probs)
-    assert matrix.loc["Need Attention", "At Risk"] == pytest.approx(0.7)
+    assert matrix.loc["Needs Attention", "At Risk"] == pytest.approx(0.7)
     with pytest.raises(DataError, match="sum to 1"):
         segment_probabilities(seg, [(stay, np.array([0.5, 0.5]))])
 
