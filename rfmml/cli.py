@@ -574,9 +574,11 @@ def fit(freq: str, penalizer: float, scheme: str, horizon: int, models_dir: str,
               help="An earlier predictions.parquet: also write entered/left lists.")
 @click.option("--hash-ids", is_flag=True, help="Hash customer ids in the segment lists.")
 @click.option("--salt", default=None, help="Salt for --hash-ids.")
+@click.option("--interval", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
+              help="Level of the _lower/_upper columns (0: none); default: the pipeline's.")
 @_handle_errors
 def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
-            salt: str | None, **reader: Any) -> None:  # fmt: skip
+            salt: str | None, interval: float | None, **reader: Any) -> None:  # fmt: skip
     """Score the customers of TRANSACTIONS with a saved pipeline; write predictions and lists."""
     from rfmml.campaign import (
         ScoringPipeline,
@@ -605,6 +607,8 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
                                           "predictions.meta.json")]  # fmt: skip
     _refuse_overwrite([reader["transactions"]], [target, *written])
     pipeline = ScoringPipeline.load(model_dir)
+    if interval is not None:
+        pipeline.interval = interval
     before = read_predictions(previous) if previous else None
     tx = _read(reader)
     if "amount" not in tx.columns:

@@ -15,6 +15,7 @@ tables. Example (``experiments/cdnow.toml``, shortened)::
 
     [models]
     horizon = 52
+    interval = 0.9              # <column>_lower/_upper from 200 parameter draws
     bgnbd = { penalizer = 0.0 }
 
     [[segmentations]]
@@ -58,6 +59,7 @@ from rfmml._toml import check_keys, check_table, dumps, read_toml
 from rfmml.errors import ConfigError
 from rfmml.evaluation.metrics import DEFAULT_PRIMARY, ranking_metrics
 from rfmml.models import BetaGeoNBD, GammaGamma
+from rfmml.models.uncertainty import INTERVAL_METHODS
 from rfmml.segments import KMeansSegmenter, RFMScorer, RuleSegmenter, builtin_schemes
 
 __all__ = [
@@ -157,12 +159,21 @@ def _gamma_gamma_defaults() -> dict[str, Any]:
 
 @dataclass
 class ModelsConfig:
-    """BG/NBD and Gamma-Gamma parameters and the CLV horizon, in periods of ``freq``."""
+    """BG/NBD and Gamma-Gamma parameters and the CLV horizon, in periods of ``freq``.
+
+    ``interval`` (e.g. 0.9; 0 = off) adds ``<column>_lower``/``_upper`` to the
+    predictions from ``n_draws`` parameter draws of each model, drawn by
+    ``interval_method`` (``"parametric"``: asymptotic normal of the
+    log-parameters; ``"bootstrap"``: refits on resampled customers).
+    """
 
     bgnbd: dict[str, Any] = field(default_factory=dict)
     gamma_gamma: dict[str, Any] = field(default_factory=_gamma_gamma_defaults)
     horizon: int = 52
     discount_rate: float = 0.0
+    interval: float = 0.0
+    n_draws: int = 200
+    interval_method: str = "parametric"
 
     def build(self) -> tuple[BetaGeoNBD, GammaGamma]:
         """New, unfitted BG/NBD and Gamma-Gamma models."""
@@ -323,6 +334,20 @@ def _models(raw: object) -> ModelsConfig:
         _at_least(models["horizon"], "[models] horizon", 1)
     if "discount_rate" in models:
         _at_least(models["discount_rate"], "[models] discount_rate", 0)
+    interval = models.get("interval", 0.0)
+    if not 0.0 <= interval < 1.0:
+        raise ConfigError(
+            f"[models] interval must be a level in (0, 1), or 0 for none; got {interval!r}"
+        )
+    if "interval" in models:
+        models["interval"] = float(interval)
+    if "n_draws" in models:
+        _at_least(models["n_draws"], "[models] n_draws", 2)
+    if models.get("interval_method", "parametric") not in INTERVAL_METHODS:
+        raise ConfigError(
+            f"[models] interval_method must be one of {list(INTERVAL_METHODS)}, "
+            f"got {models['interval_method']!r}"
+        )
     for key, cls in (("bgnbd", BetaGeoNBD), ("gamma_gamma", GammaGamma)):
         if key in models:
             models[key] = _estimator_params(models[key], cls, f"[models] {key}")

@@ -71,6 +71,7 @@ from rfmml.plots import (
     plot_probability_alive_matrix,
     plot_rf_grid,
     plot_segment_sizes,
+    plot_segment_totals,
     plot_silhouette_curve,
     plot_transition_matrix,
 )
@@ -421,6 +422,14 @@ def score(cfg: ExperimentConfig, tx: pd.DataFrame, comparison: pd.DataFrame) -> 
     fit_warnings = sorted(set(_caught(caught)))
     for message in fit_warnings:
         logger.warning("full-period model fit: %s", message)
+    param_draws = None
+    if cfg.models.interval:
+        # drawn once here (the bootstrap needs these customers) and saved with the pipeline
+        param_draws = {
+            key: model.draw_params(cfg.models.n_draws, method=cfg.models.interval_method,
+                                   random_state=cfg.random_state + i, X=summary)
+            for i, (key, model) in enumerate((("purchase_model", bgnbd), ("gamma_gamma", gg)))
+        }  # fmt: skip
     pipeline = ScoringPipeline(
         rule_segmenter=rules,
         kmeans_segmenter=kmeans,
@@ -431,6 +440,11 @@ def score(cfg: ExperimentConfig, tx: pd.DataFrame, comparison: pd.DataFrame) -> 
         freq=cfg.freq,
         playbook=cfg.playbook,
         group=group,
+        interval=cfg.models.interval,
+        n_draws=cfg.models.n_draws,
+        interval_method=cfg.models.interval_method,
+        random_state=cfg.random_state,
+        param_draws=param_draws,
     )
     predictions = pipeline.predict(scoring_input)
     return Scoring(pipeline, scoring_input, predictions, best_rules, best_kmeans, fit_warnings)
@@ -695,6 +709,21 @@ def _record_scoring(ev: Evaluation, scored: Scoring, out: Path) -> tuple[str, st
             else pd.DataFrame()
         )
         tracking.log_table(by_segment, "predictions_by_segment.csv")
+        intervals = predictions.attrs.get("intervals")
+        if intervals:
+            totals = pd.DataFrame(intervals["totals"])
+            tracking.log_params({"interval": intervals["interval"],
+                                 "n_draws": intervals["n_draws"],
+                                 "interval_method": intervals["method"]})  # fmt: skip
+            overall = totals[totals["segment"] == "all"].iloc[0]
+            bounds = {f"total_{k}": float(v) for k, v in overall.items()
+                      if k.endswith(("_lower", "_upper")) or k == "revenue"}  # fmt: skip
+            tracking.log_metrics(bounds)
+            tracking.log_table(totals, "interval_totals.csv", index=False)
+            files["segment_totals_png"] = _save_figure(
+                plot_segment_totals(totals), out / "segment_totals.png"
+            )
+            tracking.log_artifact(files["segment_totals_png"])
         tracking.log_artifact(files["predictions_meta"])
     return run.info.run_id, model_uri, files
 

@@ -51,6 +51,8 @@ n_clusters = 3
 
 [models]
 horizon = 26
+interval = 0.9
+n_draws = 50
 """
     (folder / "small.toml").write_text(config)
     return folder
@@ -135,6 +137,32 @@ def test_compare_reads_the_run_back(ran):
     result = CliRunner().invoke(main, ["compare", "cli_small", "--tracking-uri", uri])
     assert result.exit_code == 0, result.output
     assert "rf_grid" in result.output and "kmeans_3" in result.output
+
+
+def test_run_and_predict_write_intervals(ran, workspace, tmp_path):
+    _, out, _ = ran
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    for name in ("expected_purchases", "probability_alive", "probability_no_purchase",
+                 "expected_order_value", "clv"):  # fmt: skip
+        assert (predictions[f"{name}_lower"] <= predictions[name]).all()
+        assert (predictions[name] <= predictions[f"{name}_upper"]).all()
+    meta = json.loads((out / "predictions.meta.json").read_text())
+    intervals = meta["scoring"]["intervals"]
+    assert intervals["n_draws"] == 50 and intervals["method"] == "parametric"
+    overall = next(t for t in intervals["totals"] if t["segment"] == "all")
+    assert overall["clv_lower"] < overall["clv"] < overall["clv_upper"]
+    assert (out / "segment_totals.png").exists()
+    args = [str(workspace / "orders.csv"), "--customer", "cust", "--timestamp", "date",
+            "--model", str(out / "model")]  # fmt: skip
+    result = CliRunner().invoke(main, ["predict", *args, "-o", str(tmp_path / "p")])
+    assert result.exit_code == 0, result.output
+    again = pd.read_parquet(tmp_path / "p" / "predictions.parquet")
+    pd.testing.assert_series_equal(again["clv_upper"], predictions["clv_upper"])
+    result = CliRunner().invoke(main, ["predict", *args, "--interval", "0", "-o",
+                                       str(tmp_path / "q")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plain = pd.read_parquet(tmp_path / "q" / "predictions.parquet")
+    assert not any(c.endswith(("_lower", "_upper")) for c in plain.columns)
 
 
 def test_features_segment_fit_predict(ran, workspace, tmp_path):

@@ -65,6 +65,9 @@ def test_minimal_config_gets_defaults():
         ("data.customer", "CustomerID", r"\['customer'\] map columns of a file, but source"),
         ("playbook", "nope.toml", r"playbook = 'nope.toml' is not an existing TOML file"),
         ("models.discount_rate", "5%", r"\[models\]\.discount_rate must be a number"),
+        ("models.interval", 1.2, r"\[models\] interval must be a level in \(0, 1\), or 0"),
+        ("models.n_draws", 1, r"\[models\] n_draws must be >= 2"),
+        ("models.interval_method", "mcmc", r"\[models\] interval_method must be one of"),
         ("n_bootstrap", 1.5, r"the config\.n_bootstrap must be an integer"),
         ("tracking_uri", 3, r"the config\.tracking_uri must be text"),
         ("uri", "x", r"unknown key\(s\) \['uri'\] in the config"),
@@ -73,6 +76,16 @@ def test_minimal_config_gets_defaults():
 def test_bad_values_name_the_key(path, value, message):
     with pytest.raises(ConfigError, match=message):
         load_config(_with(path, value))
+
+
+def test_interval_keys_and_their_defaults():
+    cfg = load_config(BASE)
+    assert (cfg.models.interval, cfg.models.n_draws, cfg.models.interval_method) == (
+        0.0, 200, "parametric")  # fmt: skip
+    cfg = load_config("cdnow")
+    assert cfg.models.interval == 0.9 and cfg.models.n_draws == 200
+    again = load_config(_with("models.interval", 0))
+    assert again.models.interval == 0.0
 
 
 def test_missing_keys_duplicates_and_the_old_layout():

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from rfmml._documents import read_document, write_document
@@ -89,6 +90,18 @@ class ScoringPipeline:
         Fitted purchase model (e.g. BG/NBD).
     churn_basis : {"no_purchase", "alive"}
         What ``churn_risk`` bands (see :func:`~rfmml.campaign.score_customers`).
+    interval : float
+        Level of the ``_lower``/``_upper`` columns (0: none).
+    n_draws : int
+        Parameter draws per model.
+    interval_method : {"parametric", "bootstrap"}
+        How the draws were made.
+    random_state : int or None
+        Seed of the draws (when not stored) and of the predictive totals' noise.
+    param_draws : dict, optional
+        The parameter draws of each model (``"purchase_model"``, ``"gamma_gamma"``:
+        n_draws x n_params), saved with the pipeline so that every ``predict``
+        uses the same draws (bootstrap draws need the training customers).
     """
 
     rule_segmenter: RuleSegmenter | None = None
@@ -102,6 +115,11 @@ class ScoringPipeline:
     group: str | None = None
     purchase_model: PurchaseModel | None = None
     churn_basis: str = "no_purchase"
+    interval: float = 0.0
+    n_draws: int = 200
+    interval_method: str = "parametric"
+    random_state: int | None = 0
+    param_draws: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         both = self.bgnbd is not None and self.purchase_model is not None
@@ -156,6 +174,11 @@ class ScoringPipeline:
             freq=self.freq,
             playbook=self.playbook,
             churn_basis=self.churn_basis,
+            interval=self.interval or None,
+            n_draws=int(self.n_draws),
+            interval_method=self.interval_method,
+            param_draws=self.param_draws,
+            random_state=self.random_state,
         )
 
     def save(self, folder: str | Path) -> Path:
@@ -185,6 +208,13 @@ class ScoringPipeline:
             "group": self.group,
             "playbook": playbook,
             "churn_basis": self.churn_basis,
+            "interval": float(self.interval or 0.0),
+            "n_draws": int(self.n_draws),
+            "interval_method": self.interval_method,
+            "random_state": self.random_state,
+            "param_draws": None
+            if self.param_draws is None
+            else {k: np.asarray(v, dtype=float).tolist() for k, v in self.param_draws.items()},
         }
         write_document(folder / "pipeline.json", FORMAT, FORMAT_VERSION, settings)
         return folder
@@ -216,4 +246,11 @@ class ScoringPipeline:
             playbook=playbook,
             group=settings.get("group"),
             churn_basis=settings.get("churn_basis", "no_purchase"),
+            interval=settings.get("interval", 0.0),
+            n_draws=settings.get("n_draws", 200),
+            interval_method=settings.get("interval_method", "parametric"),
+            random_state=settings.get("random_state", 0),
+            param_draws=None
+            if settings.get("param_draws") is None
+            else {k: np.array(v, dtype=float) for k, v in settings["param_draws"].items()},
         )

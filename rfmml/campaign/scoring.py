@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from rfmml.campaign.playbook import Playbook, load_playbook
 from rfmml.errors import DataError
 from rfmml.models import GammaGamma, PurchaseModel
 from rfmml.models.clv import lifetime_value, resolve_freq
+from rfmml.models.uncertainty import (
+    INTERVAL_COLUMNS,
+    check_interval,
+    draw_params,
+    interval_predictions,
+    probability_top_fraction,
+)
 from rfmml.segments import KMeansSegmenter, RuleSegmenter
 
 __all__ = ["CHURN_BASES", "CHURN_LABELS", "churn_risk_band", "score_customers"]
@@ -32,6 +41,8 @@ _OUTPUT_COLUMNS = frozenset(
      "segment", "cluster", "cluster_name", "probability_alive", "probability_no_purchase",
      "churn_risk",
      "expected_purchases", "expected_order_value", "expected_spend", "clv",
+     "purchase_count_lower", "purchase_count_upper", "probability_top_clv",
+     *(f"{c}_{end}" for c in INTERVAL_COLUMNS for end in ("lower", "upper")),
      *_PLAYBOOK_COLUMNS}
 )  # fmt: skip
 
@@ -142,6 +153,68 @@ def _check_no_nan(table: pd.DataFrame) -> None:
             )
 
 
+def _add_intervals(
+    table: pd.DataFrame,
+    summary: pd.DataFrame,
+    purchase_model: PurchaseModel | None,
+    gamma_gamma: GammaGamma | None,
+    horizon: int,
+    discount_rate: float,
+    interval: float,
+    n_draws: int,
+    method: str,
+    param_draws: Mapping[str, np.ndarray] | None,
+    segments: pd.Series | None,
+    random_state,
+    top_fraction: float | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The table with its interval columns after their point columns, and the interval attrs."""
+    check_interval(interval, n_draws, method)
+    rng = check_random_state(random_state)
+    models = {"purchase_model": purchase_model, "gamma_gamma": gamma_gamma}
+    draws: dict[str, np.ndarray] = {}
+    for key, model in models.items():
+        if model is None:
+            continue
+        if param_draws is not None and key in param_draws:
+            draws[key] = np.asarray(param_draws[key], dtype=float)
+        elif method == "bootstrap":
+            raise ValueError(
+                "interval_method='bootstrap' refits on the training customers: pass "
+                f"param_draws={{'{key}': model.draw_params(n_draws, 'bootstrap', X=training)}}."
+            )
+        else:
+            draws[key] = draw_params(model, n_draws, random_state=rng)
+    result = interval_predictions(
+        purchase_model, gamma_gamma, summary, horizon=horizon, discount_rate=discount_rate,
+        interval=interval, draws=draws, segments=segments, random_state=rng,
+    )  # fmt: skip
+    columns = list(table.columns)
+    for col in result.columns.columns:
+        base = col.rsplit("_", 1)[0]
+        anchor = base if base in columns else "expected_purchases"
+        at = columns.index(anchor) + 1 if anchor in columns else len(columns)
+        while at < len(columns) and columns[at].startswith((f"{base}_", f"{anchor}_")):
+            at += 1
+        columns.insert(at, col)
+    extended = pd.concat([table, result.columns.set_axis(table.index)], axis=1)[columns]
+    if top_fraction is not None and purchase_model is not None and gamma_gamma is not None:
+        top = probability_top_fraction(
+            purchase_model, gamma_gamma, summary, horizon=horizon, discount_rate=discount_rate,
+            draws=draws, fraction=top_fraction,
+        )  # fmt: skip
+        at = extended.columns.get_loc("clv_upper") + 1
+        extended.insert(at, "probability_top_clv", top.to_numpy())
+    extended.attrs = table.attrs
+    meta = {
+        **result.settings,
+        "method": method,
+        "top_fraction": top_fraction,
+        "totals": result.totals.to_dict(orient="records"),
+    }
+    return extended, meta
+
+
 def score_customers(
     features: pd.DataFrame,
     summary: pd.DataFrame | None,
@@ -156,6 +229,13 @@ def score_customers(
     playbook: Playbook | str | Path | None = None,
     churn_bands: tuple[float, float] = (0.3, 0.7),
     churn_basis: str = "no_purchase",
+    interval: float | None = None,
+    n_draws: int = 200,
+    interval_method: str = "parametric",
+    param_draws: Mapping[str, np.ndarray] | None = None,
+    segments: pd.Series | None = None,
+    random_state=None,
+    top_fraction: float | None = None,
 ) -> pd.DataFrame:
     """Score every customer for campaign planning: one row per customer (and group).
 
@@ -184,6 +264,14 @@ def score_customers(
     (see :func:`churn_risk_band`). The risk is ``probability_no_purchase`` by default
     (``churn_basis="no_purchase"``), or ``1 - probability_alive``
     (``churn_basis="alive"``), which bands every one-time buyer ``"low"``.
+    ``interval`` (e.g. 0.9) adds ``<column>_lower`` and ``<column>_upper`` after each of
+    ``expected_purchases``, ``probability_alive``, ``probability_no_purchase``,
+    ``expected_order_value`` and ``clv`` (central quantiles over ``n_draws`` parameter
+    draws; the point columns are unchanged), ``purchase_count_lower`` and
+    ``purchase_count_upper`` (a predictive interval of the number of purchases in the
+    horizon, BG/NBD), and ``attrs["intervals"]``: the settings and the totals per
+    segment and overall from joint draws (see
+    :func:`rfmml.models.uncertainty.interval_predictions`).
     ``action``, ``action_channel`` and ``action_priority`` come from the playbook
     entry of the rule segment, else the scheme's own recommended action, else the
     playbook default (:class:`~rfmml.campaign.Playbook`).
@@ -221,6 +309,27 @@ def score_customers(
     churn_basis : {"no_purchase", "alive"}, default "no_purchase"
         The risk ``churn_risk`` bands: ``probability_no_purchase`` or
         ``1 - probability_alive``.
+    interval : float, optional
+        Central level of the intervals in (0, 1); ``None`` or 0: no intervals.
+    n_draws : int, default=200
+        Parameter draws per model.
+    interval_method : {"parametric", "bootstrap"}, default "parametric"
+        How parameters are drawn (:func:`rfmml.models.uncertainty.draw_params`).
+        ``"bootstrap"`` refits on the training customers, which scoring does not
+        have: pass its draws as ``param_draws``.
+    param_draws : mapping, optional
+        Precomputed draws: ``"purchase_model"`` and ``"gamma_gamma"`` arrays
+        (n_draws x n_params); used instead of drawing.
+    segments : pandas.Series, optional
+        Labels for the interval totals, aligned to ``features``; default the rule
+        segment when there is one.
+    random_state : None, int or numpy.random.RandomState
+        Seed of the parameter draws and of the process noise of predictive totals.
+    top_fraction : float, optional
+        With intervals and both models: add ``probability_top_clv``, the share of
+        joint parameter draws in which the customer's CLV is in the top
+        ``top_fraction`` of customers (0.1: top decile), for
+        :func:`~rfmml.campaign.select_targets` ``rank_by``. One more pass over the draws.
 
     Returns
     -------
@@ -347,6 +456,17 @@ def score_customers(
             purchase_model, gamma_gamma, summary, int(horizon), discount_rate, attrs["freq"]
         )
         table["clv"] = clv.to_numpy()
+
+    if interval and uses_summary:
+        assert summary is not None
+        if segments is None and "segment" in table.columns:
+            segments = table["segment"]
+        table, attrs["intervals"] = _add_intervals(
+            table, summary, purchase_model, gamma_gamma, int(horizon), float(discount_rate),
+            interval, n_draws, interval_method, param_draws,
+            None if segments is None else pd.Series(segments).reindex(features.index),
+            random_state, top_fraction,
+        )  # fmt: skip
 
     if rule_segmenter is not None:
         table = table[

@@ -95,6 +95,23 @@ def _allowed_contacts(budget: float | None, n_contacts: int | None, cost: float)
     return min(limits)
 
 
+def _numeric_column(table: pd.DataFrame, name: str, what: str) -> np.ndarray:
+    if name not in table.columns:
+        hint = {"clv_lower": "score_customers(..., interval=0.9)",
+                "probability_top_clv": "score_customers(..., interval=0.9, top_fraction=0.1)"}
+        raise ValueError(
+            f"select_targets: {what} column {name!r} is not in the table"
+            + (f"; add it with {hint[name]}." if name in hint else ".")
+        )
+    values = table[name].to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        raise ValueError(
+            f"select_targets: {what} column {name!r} has "
+            f"{int((~np.isfinite(values)).sum())} missing or infinite values."
+        )
+    return values
+
+
 def select_targets(
     table: pd.DataFrame,
     *,
@@ -104,6 +121,7 @@ def select_targets(
     value: str = "clv",
     by: str = "segment",
     min_probability_alive: float = 0.0,
+    rank_by: str | None = None,
 ) -> TargetingResult:
     """Pick the customers with the highest expected value of a contact, within a budget.
 
@@ -125,6 +143,14 @@ def select_targets(
     revenue they cover. When fewer customers are eligible than allowed, all of
     them are chosen.
 
+    Uncertainty-aware targeting ranks on another column than the value it
+    reports: ``rank_by="clv_lower"`` (the lower bound of the CLV interval,
+    ``score_customers(interval=...)``) prefers customers whose value is sure over
+    ones whose high estimate rests on little history; ``rank_by="probability_top_clv"``
+    (``score_customers(top_fraction=0.1)``) ranks on the probability over
+    parameter draws of being in the top decile of CLV. ``contact_value`` and the
+    revenue figures stay those of ``value``.
+
     Parameters
     ----------
     table : pandas.DataFrame
@@ -142,6 +168,9 @@ def select_targets(
         Column the report is broken down by.
     min_probability_alive : float, default=0.0
         Eligibility threshold on ``probability_alive`` (in [0, 1]).
+    rank_by : str, optional
+        Numeric column that orders the customers (ties broken by ``value``, then
+        table order); default ``value``.
 
     Returns
     -------
@@ -192,11 +221,16 @@ def select_targets(
             )
 
     candidates = np.flatnonzero(eligible)
-    order = candidates[np.argsort(-worth[candidates], kind="stable")]
+    if rank_by is None or rank_by == value:
+        order = candidates[np.argsort(-worth[candidates], kind="stable")]
+    else:
+        score = _numeric_column(table, rank_by, "rank_by")
+        order = candidates[np.lexsort((-worth[candidates], -score[candidates]))]
     chosen = order[:allowed]
     targets = table.iloc[chosen].copy()
     targets["contact_value"] = worth[chosen]
     targets["rank"] = np.arange(1, len(chosen) + 1, dtype=np.int64)
+    targets.attrs["rank_by"] = rank_by or value
 
     text = labels.astype(str).to_numpy()
     picked = np.zeros(len(table), dtype=bool)

@@ -56,7 +56,9 @@ attributes, JSON-able, written to the saved document).
 
 The base does the rest: hyper-parameter checks, validation, unique-row
 collapse with weights, starting points, optimisation (with a warm start on a
-subsample for large data), standard errors from the Hessian, the fitted
+subsample for large data), standard errors from the Hessian (and
+``covariance_log_``, which :meth:`~MaximumLikelihoodModel.draw_params` samples,
+see :mod:`rfmml.models.uncertainty`), the fitted
 attributes (all set only after success, so a failed fit leaves the estimator
 unfitted), :meth:`~MaximumLikelihoodModel.get_fitted_params`, ``save`` and
 ``load``.
@@ -82,6 +84,7 @@ from rfmml.models._fitting import Z_95, confidence_table, fit_log_params
 from rfmml.models._grouping import group_rows, rows_fingerprint, unique_rows
 from rfmml.models._validation import check_summary
 from rfmml.models.persistence import load_model, save_model
+from rfmml.models.uncertainty import draw_params, log_covariance
 
 __all__ = [
     "MaximumLikelihoodModel",
@@ -156,7 +159,8 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
     ``initial_params``) and set them in ``__init__``, scikit-learn style.
 
     Fitted attributes (all models): ``params_``, ``summary_``,
-    ``log_likelihood_``, ``n_customers_``, ``n_unique_rows_``,
+    ``covariance_log_`` (inverse Hessian of the log-parameters, NaN when not
+    positive definite), ``log_likelihood_``, ``n_customers_``, ``n_unique_rows_``,
     ``convergence_``, ``freq_``, ``training_fingerprint_``, ``fit_date_``.
     """
 
@@ -309,6 +313,7 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
         # every fitted attribute is set here, after the fit succeeded
         self.params_ = pd.Series(params, index=list(self.param_names), name=name)
         self.summary_ = table
+        self.covariance_log_ = log_covariance(hess)
         self.log_likelihood_ = log_likelihood
         self.n_customers_ = int(n) if n.is_integer() else n
         self.n_unique_rows_ = len(w)
@@ -340,6 +345,37 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
 
     def _theta(self) -> tuple[float, ...]:
         return tuple(self.get_fitted_params().values())
+
+    # ------------------------------------------------------------ uncertainty
+    def draw_params(
+        self,
+        n_draws: int,
+        method: str = "parametric",
+        random_state=None,
+        X: pd.DataFrame | None = None,
+    ) -> np.ndarray:
+        """Draws of the parameters, ``n_draws x len(param_names)``, natural scale.
+
+        ``"parametric"``: the asymptotic normal of the log-parameters
+        (``covariance_log_``, the inverse Hessian); ``"bootstrap"``: refits
+        on customers of ``X`` resampled with replacement. See
+        :func:`rfmml.models.uncertainty.draw_params`.
+
+        Parameters
+        ----------
+        n_draws : int
+            Number of draws.
+        method : {"parametric", "bootstrap"}, default "parametric"
+        random_state : None, int or numpy.random.RandomState
+            Seed.
+        X : pandas.DataFrame, optional
+            The training summary (``"bootstrap"`` only).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        return draw_params(self, n_draws, method=method, random_state=random_state, X=X)
 
     # ------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:

@@ -5,7 +5,7 @@ A saved model is a small, human-readable document in the format of
 
     {"format": "rfmml.model", "format_version": 2, "rfmml_version": "...",
      "model": "BetaGeoNBD", "hyper_parameters": {...}, "params": {...},
-     "standard_errors": {...}, "log_likelihood": ..., "n_customers": ...,
+     "standard_errors": {...}, "covariance_log": [[...]], "log_likelihood": ..., "n_customers": ...,
      "n_unique_rows": ..., "freq": "W", "training_fingerprint": "sha256:...",
      "fit_date": "...", "convergence": {...}, "attributes": {...}}
 
@@ -61,6 +61,11 @@ def model_to_document(model: MaximumLikelihoodModel) -> dict:
         "hyper_parameters": model.get_params(),
         "params": params,
         "standard_errors": {k: float(v) for k, v in model.summary_["std_error"].items()},
+        **(
+            {"covariance_log": np.asarray(model.covariance_log_, dtype=float).tolist()}
+            if getattr(model, "covariance_log_", None) is not None
+            else {}
+        ),
         "log_likelihood": model.log_likelihood_,
         "n_customers": model.n_customers_,
         "n_unique_rows": model.n_unique_rows_,
@@ -157,6 +162,11 @@ def load_model(path: str | Path, expected: type | None = None):
             f"{path} is an incomplete {kind} document ({type(exc).__name__}: {exc}); "
             "re-save the model with model.save(path)."
         ) from None
+    cov = doc.get("covariance_log")
+    if cov is not None:  # documents written before rfmml kept it fall back to standard errors
+        fitted["covariance_log_"] = np.array(
+            [[decode_float(v) for v in row] for row in cov], dtype=float
+        )
     for key, value in doc.get("attributes", {}).items():
         if key in cls.saved_attributes:
             fitted[key] = decode_float(value) if key == "correlation_" else value

@@ -1,6 +1,7 @@
 """Matplotlib figures: each function takes data and returns a Figure."""
 
 from rfmml.plots.comparison import plot_comparison
+from rfmml.plots.intervals import plot_segment_totals
 from rfmml.plots.models import (
     plot_calibration_vs_holdout_purchases,
     plot_frequency_recency_matrix,
@@ -27,6 +28,7 @@ __all__ = [
     "plot_cluster_profiles",
     "plot_rf_grid",
     "plot_segment_sizes",
+    "plot_segment_totals",
     "plot_silhouette_curve",
     "plot_transition_matrix",
 ]

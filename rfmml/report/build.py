@@ -254,8 +254,19 @@ def _group_column(predictions: pd.DataFrame, meta: Mapping[str, Any]) -> str | N
     return index[0] if index and index[0] in predictions.columns else None
 
 
+def _interval_totals(pred: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame | None:
+    """Totals from joint parameter draws recorded by ``score_customers(interval=...)``, if any."""
+    scoring = meta.get("scoring") or pred.attrs or {}
+    intervals = scoring.get("intervals") if isinstance(scoring, Mapping) else None
+    if not isinstance(intervals, Mapping) or not intervals.get("totals"):
+        return None
+    totals = pd.DataFrame(intervals["totals"])
+    return totals.set_index("segment") if "segment" in totals.columns else None
+
+
 def _headline(pred: pd.DataFrame, meta: Mapping[str, Any]) -> list[dict[str, str]]:
     scoring = meta.get("scoring") or pred.attrs or {}
+    joint = _interval_totals(pred, meta)
     horizon, freq = scoring.get("horizon"), scoring.get("freq")
     unit = _unit(freq)
     span = f"next {horizon} {unit}" if horizon is not None else "over the scoring horizon"
@@ -274,7 +285,14 @@ def _headline(pred: pd.DataFrame, meta: Mapping[str, Any]) -> list[dict[str, str
             continue
         note = span
         lower, upper = f"{column}_lower", f"{column}_upper"
-        if lower in pred.columns and upper in pred.columns:
+        if joint is not None and "all" in joint.index and lower in joint.columns:
+            level = scoring.get("intervals", {}).get("interval")
+            pct = f"{level:.0%} " if isinstance(level, int | float) else ""
+            note = (
+                f"{span}; {pct}interval {_fmt(joint.at['all', lower], kind)} to "
+                f"{_fmt(joint.at['all', upper], kind)} (joint parameter draws)"
+            )
+        elif lower in pred.columns and upper in pred.columns:
             note = (
                 f"{span}; interval {_fmt(pred[lower].sum(), kind)} to "
                 f"{_fmt(pred[upper].sum(), kind)} (sum of customer bounds)"
@@ -297,8 +315,14 @@ def _segment_table(summary: pd.DataFrame, label: str = "Segment") -> dict[str, A
     return _table(summary[shown], index_label=label)
 
 
-def _segment_section(pred: pd.DataFrame, by: str, figures: bool = True) -> dict[str, Any]:
+def _segment_section(
+    pred: pd.DataFrame, by: str, figures: bool = True, joint: pd.DataFrame | None = None
+) -> dict[str, Any]:
     summary = segment_summary(pred, by=by)
+    if joint is not None:  # joint-draw totals replace sums of customer bounds
+        for column in joint.columns:
+            if column.endswith(("_lower", "_upper")) and column in summary.columns:
+                summary[column] = joint[column].reindex(summary.index).to_numpy(dtype=float)
     label = "Segment" if by == "segment" else "Cluster"
     section: dict[str, Any] = {"table": _segment_table(summary, label)}
     if figures and summary["revenue"].sum() > 0:
@@ -657,7 +681,9 @@ def build_report(
         context["headline"] = _headline(pred, meta)
         if "segment" in pred.columns:
             context["grid"] = _grid_section(pred, _scheme(folder, meta))
-            context["segments"] = _segment_section(pred, "segment")
+            context["segments"] = _segment_section(
+                pred, "segment", joint=_interval_totals(pred, meta)
+            )
             group = _group_column(pred, meta)
             if group is not None:
                 context["groups"] = _groups_section(pred, group)

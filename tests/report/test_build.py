@@ -319,3 +319,30 @@ def test_unknown_scheme_and_empty_period_file_are_said_plainly(run_copy, parse):
     assert f"{PERIOD_FILE} is empty" in page.text
     assert "No segments_by_period.csv or segment history" in page.text
     assert "Champions" in {r[0] for r in page.tables["segments"][0]}
+
+
+def test_headline_and_segment_table_use_joint_draw_totals(run_copy, parse):
+    predictions = read_predictions(run_copy / "predictions.parquet")
+    meta = json.loads((run_copy / "predictions.meta.json").read_text())
+    for column in ("expected_purchases", "clv"):
+        predictions[f"{column}_lower"] = predictions[column] * 0.8
+        predictions[f"{column}_upper"] = predictions[column] * 1.25
+    segments = predictions["segment"].astype(str)
+    totals = [
+        {"segment": name, "n_customers": int((segments == name).sum()),
+         "clv": float(predictions.loc[segments == name, "clv"].sum()),
+         "clv_lower": 1000.0 + i, "clv_upper": 2000.0 + i}
+        for i, name in enumerate(sorted(segments.unique()))
+    ]  # fmt: skip
+    totals.append({"segment": "all", "n_customers": len(predictions),
+                   "clv": float(predictions["clv"].sum()), "clv_lower": 12345.0,
+                   "clv_upper": 23456.0})  # fmt: skip
+    predictions.attrs = {**meta["scoring"],
+                         "intervals": {"interval": 0.9, "n_draws": 200, "totals": totals}}
+    write_predictions(predictions, run_copy, fingerprints=meta["fingerprints"])
+    page = parse(build_report(run_copy).read_text(encoding="utf-8"))
+    assert "90% interval 12,345.00 to 23,456.00 (joint parameter draws)" in page.text
+    rows = _rows(_section_table(page, "segments", "Segment"))
+    lower = {r["Segment"]: _number(r["CLV, lower"]) for r in rows}
+    expected = {t["segment"]: t["clv_lower"] for t in totals if t["segment"] != "all"}
+    assert lower == pytest.approx(expected)
