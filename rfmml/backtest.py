@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
 
 from rfmml import tracking
 from rfmml.config import ExperimentConfig, load_config
@@ -267,7 +268,9 @@ def gbm_features(
     out["first_month"] = rfm["first_purchase"].dt.month.astype(float)
     out["last_month"] = rfm["last_purchase"].dt.month.astype(float)
     out["origin_month"] = float(at.month)
-    return out
+    # spend sums come from a parallel engine and may differ in the last bits from run to
+    # run; rounded, the same log always gives the same trees
+    return out.round(6)
 
 
 # --------------------------------------------------------------------------- one origin
@@ -349,10 +352,13 @@ def _gbm_frames(
     X_train = gbm_features(tx, previous, train.index, freq)
     y_train = train["frequency_holdout"].to_numpy(dtype=float)
     gbm = HistGradientBoostingRegressor(loss="poisson", max_iter=200, random_state=seed)
-    gbm.fit(X_train.to_numpy(), y_train)
-    scale = o.duration / float(train["duration_holdout"].max())
     X = gbm_features(tx, o.cal_end, o.cal_holdout.index, freq)
-    predicted = np.maximum(gbm.predict(X.to_numpy()), 0.0) * scale
+    # one OpenMP thread: histogram sums in a fixed order, so a seed gives the same model
+    with threadpool_limits(limits=1, user_api="openmp"):
+        gbm.fit(X_train.to_numpy(), y_train)
+        raw = gbm.predict(X.to_numpy())
+    scale = o.duration / float(train["duration_holdout"].max())
+    predicted = np.maximum(raw, 0.0) * scale
     total = predicted.sum()
     curve = total * np.arange(1, o.n_periods + 1) / o.n_periods
     frame = _frame(o.cal_holdout, predicted, -np.expm1(-predicted), order_value, None)
