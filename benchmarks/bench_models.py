@@ -1,21 +1,33 @@
-"""Benchmark rfmml's BG/NBD, Gamma-Gamma and CLV against lifetimes on the same summaries.
+"""Benchmark rfmml's BG/NBD, Gamma-Gamma and CLV against lifetimes and pymc-marketing.
 
 Usage: python benchmarks/bench_models.py [--sizes 100000 1000000 10000000] [--timeout 300]
+       [--pymc-max 1000000] [--pipeline 10000000]
 
 Every measurement runs in a fresh subprocess (so peak RSS belongs to one task):
 the child loads the summary from a .npz file, records its RSS, runs the task
 (best of 3 for <= 1M customers, once at 10M) and reports wall time, peak RSS
-(ru_maxrss) and the increase over the RSS after loading. lifetimes runs that
-exceed the timeout are reported as such. Results go to benchmarks/RESULTS.md
-between the bench_models markers.
+(VmHWM of the worker's own image) and the increase over the RSS after loading. Runs that exceed the
+timeout are reported as such. Results go to benchmarks/RESULTS.md between the
+bench_models markers.
 
 Summaries are simulated from the BG/NBD and Gamma-Gamma processes (CDNOW
 parameters, alpha in days), customers acquired over 365 days and observed
-for 546, with recency and T floored to whole days as btyd_summary(freq="D")
-makes them. Scoring = probability alive + expected purchases in the next 30
-days + CLV over 12 periods (days) at 1% per period, both libraries at the same
-(true) parameters; lifetimes' CLV runs with freq="M" (one step per period of
-the summary, see tests/models/test_clv.py for the mapping).
+for 546. Two kinds: "whole" floors recency and T to whole days as
+btyd_summary(freq="D") makes them (rows repeat: the models collapse them);
+"fractional" keeps continuous recency and T (summaries in continuous time or
+exported by other tools: no two customers share a row). Scoring = probability
+alive + expected purchases in the next 30 days + CLV over 12 periods (days) at
+1% per period, all libraries at the same (true) parameters; lifetimes' CLV runs
+with freq="M" (one step per period of the summary, see tests/models/test_clv.py
+for the mapping). pymc-marketing (MAP fits; scoring from a one-draw posterior at
+the true parameters) is run up to --pymc-max customers; its CLV steps are months
+whatever the data's unit, so its scoring CLV is 12 monthly steps and only its
+probability alive and expected purchases enter the agreement column.
+
+--pipeline N: one process fits BG/NBD and Gamma-Gamma on N customers of a
+fractional weekly summary (CDNOW parameters in weeks, 52-week acquisition,
+78-week observation) and scores them: probability alive, expected purchases in
+52 weeks and a 52-week CLV (rfmml only; the memory target is 4 GiB peak).
 """
 
 from __future__ import annotations
@@ -38,18 +50,30 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 START, END = "<!-- bench_models:start -->", "<!-- bench_models:end -->"
 BG_PARAMS = {"r": 0.243, "alpha": 30.898, "a": 0.793, "b": 2.426}  # CDNOW, alpha per day
+BG_WEEKS = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # CDNOW, FHL05
 GG_PARAMS = {"p": 6.25, "q": 3.74, "v": 15.44}
 TASKS = ("bgnbd_fit", "gamma_gamma_fit", "scoring")
 
 
 # --------------------------------------------------------------------------- data
-def make_summary(n: int, path: Path) -> None:
+def make_summary(n: int, path: Path, kind: str = "whole") -> None:
     from rfmml.models import simulate_bgnbd, simulate_gamma_gamma
 
     rng = np.random.default_rng(42)
-    T = np.floor(546.0 - rng.uniform(0, 365, size=n))
+    if kind == "weeks":  # --pipeline: fractional weeks
+        T = 78.0 - rng.uniform(0, 52, size=n)
+        s = simulate_bgnbd(n, T, BG_WEEKS, random_state=rng)
+        m = simulate_gamma_gamma(s["frequency"].to_numpy(), GG_PARAMS, random_state=rng)
+        np.savez(path, frequency=s["frequency"].to_numpy(), recency=s["recency"].to_numpy(),
+                 T=T, monetary_value=m)  # fmt: skip
+        return
+    T = 546.0 - rng.uniform(0, 365, size=n)
+    if kind == "whole":
+        T = np.floor(T)
     s = simulate_bgnbd(n, T, BG_PARAMS, random_state=rng)
-    recency = np.floor(s["recency"].to_numpy())
+    recency = s["recency"].to_numpy()
+    if kind == "whole":
+        recency = np.floor(recency)
     m = simulate_gamma_gamma(s["frequency"].to_numpy(), GG_PARAMS, random_state=rng)
     np.savez(path, frequency=s["frequency"].to_numpy(), recency=recency, T=T, monetary_value=m)
 
@@ -59,6 +83,16 @@ def _rss_mb() -> float:
     import psutil
 
     return psutil.Process().memory_info().rss / 2**20
+
+
+def _peak_rss_mb() -> float:
+    """Peak RSS of this process image (VmHWM; ru_maxrss would include the parent's at fork)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _run_rfmml(task, df):
@@ -78,6 +112,57 @@ def _run_rfmml(task, df):
     expected = bg.expected_purchases(df, 30.0)
     clv = customer_lifetime_value(bg, gg, df, horizon=12, discount_rate=0.01)
     return {"sums": [float(p_alive.sum()), float(expected.sum()), float(clv.sum())]}
+
+
+def _run_pipeline(df):
+    from rfmml.models import BetaGeoNBD, GammaGamma, customer_lifetime_value
+
+    bg, gg = BetaGeoNBD().fit(df), GammaGamma().fit(df)
+    p_alive = bg.probability_alive(df)
+    expected = bg.expected_purchases(df, 52.0)
+    clv = customer_lifetime_value(bg, gg, df, horizon=52, discount_rate=0.001)
+    return {
+        "params": {**bg.params_.to_dict(), **gg.params_.to_dict()},
+        "sums": [float(p_alive.sum()), float(expected.sum()), float(clv.sum())],
+    }
+
+
+def _run_pymc(task, df):
+    import logging
+
+    import arviz as az
+    from pymc_marketing.clv import BetaGeoModel, GammaGammaModel
+
+    logging.getLogger("pymc").setLevel(logging.ERROR)
+    logging.getLogger("pymc_marketing").setLevel(logging.ERROR)
+    data = df.reset_index().rename(columns={"index": "customer_id"})
+    if task == "bgnbd_fit":
+        bg = BetaGeoModel(data=data[["customer_id", "frequency", "recency", "T"]])
+        bg.fit(fit_method="map", progressbar=False)
+        post = bg.idata.posterior
+        return {"params": {k: float(post[k].mean()) for k in ("r", "alpha", "a", "b")}}
+    repeat = data[data["frequency"] > 0]
+    if task == "gamma_gamma_fit":
+        gg = GammaGammaModel(data=repeat[["customer_id", "frequency", "monetary_value"]])
+        gg.fit(fit_method="map", progressbar=False)
+        post = gg.idata.posterior
+        return {"params": {"p": float(post["p"].mean()), "q": float(post["q"].mean()),
+                           "v": float(post["v"].mean())}}  # fmt: skip
+
+    def one_draw(params):
+        return az.from_dict(posterior={k: np.array([[v]]) for k, v in params.items()})
+
+    bg = BetaGeoModel(data=data[["customer_id", "frequency", "recency", "T"]])
+    bg.build_model()
+    bg.idata = one_draw(BG_PARAMS)
+    gg = GammaGammaModel(data=repeat[["customer_id", "frequency", "monetary_value"]])
+    gg.build_model()
+    gg.idata = one_draw(GG_PARAMS)
+    p_alive = bg.expected_probability_alive(data)
+    expected = bg.expected_purchases(data, future_t=30)
+    clv = gg.expected_customer_lifetime_value(bg, data, future_t=12, discount_rate=0.01,
+                                              time_unit="D")  # fmt: skip
+    return {"sums": [float(p_alive.sum()), float(expected.sum())], "clv": float(clv.sum())}
 
 
 def _run_lifetimes(task, df):
@@ -115,15 +200,19 @@ def worker(lib: str, task: str, data: str, out: str, repeats: int) -> None:
     arrays = np.load(data)
     df = pd.DataFrame({k: arrays[k] for k in arrays.files})
     df.index.name = "customer_id"
-    run = _run_rfmml if lib == "rfmml" else _run_lifetimes
+    run = {"rfmml": _run_rfmml, "lifetimes": _run_lifetimes, "pymc": _run_pymc}[lib]
+    if task == "pipeline":
+        run = lambda task, df: _run_pipeline(df)  # noqa: E731
     rss0 = _rss_mb()
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         info = run(task, df)
         times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    info.update(seconds=min(times), peak_rss_mb=peak, rss_after_load_mb=rss0, repeats=repeats)
+        cpu.append(time.process_time() - c0)
+    peak = _peak_rss_mb()
+    info.update(seconds=min(times), cpu_seconds=min(cpu), peak_rss_mb=peak,
+                rss_after_load_mb=rss0, repeats=repeats)  # fmt: skip
     Path(out).write_text(json.dumps(info))
 
 
@@ -149,7 +238,7 @@ def _agree(a, b):
         keys = a["params"].keys() & b["params"].keys()
         return max(abs(a["params"][k] / b["params"][k] - 1) for k in keys)
     if "sums" in a and "sums" in b:
-        return max(abs(x / y - 1) for x, y in zip(a["sums"], b["sums"], strict=True))
+        return max(abs(x / y - 1) for x, y in zip(a["sums"], b["sums"], strict=False))
     return float("nan")
 
 
@@ -158,6 +247,8 @@ def fmt_time(r):
         return f"> {r['seconds']:.0f} (timed out)"
     if "error" in r:
         return "error"
+    if "cpu_seconds" in r:
+        return f"{r['seconds']:.3f} ({r['cpu_seconds']:.3f})"
     return f"{r['seconds']:.3f}"
 
 
@@ -177,85 +268,135 @@ def write_section(text: str) -> None:
     RESULTS.write_text(new)
 
 
+def _ratio(ours, theirs, key="seconds"):
+    if key not in ours or key not in theirs or "error" in theirs:
+        return float("nan")
+    return theirs[key] / ours[key]
+
+
+def _ratio_txt(ours, theirs):
+    ratio = _ratio(ours, theirs)
+    if theirs.get("timeout"):
+        return f"> {ratio:.0f}x"
+    if not np.isfinite(ratio):
+        return "n/a"
+    return f"{ratio:.1f}x ({_ratio(ours, theirs, 'cpu_seconds'):.1f}x)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--kinds", nargs="+", default=["whole", "fractional"])
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--pymc-max", type=int, default=1_000_000)
+    parser.add_argument("--pipeline", type=int, default=10_000_000, help="0 to skip")
     args = parser.parse_args()
+    from importlib.metadata import PackageNotFoundError, version
+
     import lifetimes
     import scipy
 
     import rfmml
 
+    try:  # not imported here: the driver stays small
+        pymc_version: str | None = version("pymc-marketing")
+    except PackageNotFoundError:
+        pymc_version = None
     rows = []
+    pipeline = None
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
-            data = Path(tmp) / f"summary_{n}.npz"
-            t0 = time.perf_counter()
-            make_summary(n, data)
-            print(f"n={n:,}: simulated in {time.perf_counter() - t0:.1f} s", flush=True)
-            for task in TASKS:
-                ours = measure("rfmml", task, data, n, args.timeout)
-                theirs = measure("lifetimes", task, data, n, args.timeout)
-                ratio = (
-                    theirs["seconds"] / ours["seconds"]
-                    if "seconds" in ours and "seconds" in theirs
-                    else float("nan")
-                )
-                rows.append((n, task, ours, theirs, ratio))
-                print(
-                    f"  {task:16s} rfmml {fmt_time(ours):>10s}  lifetimes {fmt_time(theirs):>22s}"
-                    f"  x{ratio:.1f}  agree {_agree(ours, theirs):.1e}",
-                    flush=True,
-                )
+            for kind in args.kinds:
+                data = Path(tmp) / f"summary_{kind}_{n}.npz"
+                t0 = time.perf_counter()
+                make_summary(n, data, kind)
+                print(f"n={n:,} {kind}: simulated in {time.perf_counter() - t0:.1f} s", flush=True)
+                for task in TASKS:
+                    ours = measure("rfmml", task, data, n, args.timeout)
+                    theirs = measure("lifetimes", task, data, n, args.timeout)
+                    pymc = {}
+                    if pymc_version is not None and n <= args.pymc_max:
+                        pymc = measure("pymc", task, data, n, args.timeout)
+                    rows.append((n, kind, task, ours, theirs, pymc))
+                    print(
+                        f"  {task:16s} rfmml {fmt_time(ours):>10s} {fmt_mem(ours):>12s}  "
+                        f"lifetimes {fmt_time(theirs):>18s} {fmt_mem(theirs):>12s} "
+                        f"x{_ratio(ours, theirs):.1f}  pymc {fmt_time(pymc) if pymc else '-'} "
+                        f"{fmt_mem(pymc)}  agree {_agree(ours, theirs):.1e}",
+                        flush=True,
+                    )
+        if args.pipeline:
+            data = Path(tmp) / f"summary_weeks_{args.pipeline}.npz"
+            make_summary(args.pipeline, data, "weeks")
+            pipeline = measure("rfmml", "pipeline", data, args.pipeline, 3 * args.timeout)
+            print(f"pipeline {args.pipeline:,}: {fmt_time(pipeline)} s {fmt_mem(pipeline)} MiB")
 
     lines = [
         "## Models: BG/NBD, Gamma-Gamma and scoring (`benchmarks/bench_models.py`)",
         "",
-        f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python "
+        f"Machine: {os.cpu_count()} cores (shared), {platform.platform()}, Python "
         f"{platform.python_version()}; rfmml {rfmml.__version__}, lifetimes "
-        f"{lifetimes.__version__}, numpy {np.__version__}, scipy {scipy.__version__}. "
+        f"{lifetimes.__version__}, pymc-marketing {pymc_version or 'not installed'}, numpy "
+        f"{np.__version__}, scipy {scipy.__version__}. "
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         "Simulated daily summaries (CDNOW parameters, alpha per day; 365-day acquisition, "
-        "546-day observation; recency and T in whole days). Each cell is one fresh "
-        "subprocess: wall seconds (best of 3 up to 1M customers, single run at 10M) and "
-        "peak RSS in MiB (increase over the RSS after loading the summary; the increase "
-        "includes importing the library, about 80 MiB for either). "
-        f"lifetimes runs are time-boxed at {args.timeout:.0f} s. Scoring = probability "
-        "alive + expected purchases in the next 30 days + 12-period CLV at 1%, both at "
-        "the same parameters. 'agree' = largest relative difference of fitted parameters "
-        "(fits) or of the summed predictions (scoring) between the two libraries.",
+        "546-day observation). *whole*: recency and T in whole days (rows repeat); "
+        "*fractional*: continuous recency and T (no two customers share a row). Each cell is "
+        "one fresh subprocess: wall seconds and, in parentheses, CPU seconds of the process "
+        "(best of 3 up to 1M customers, single run at 10M; the machine is shared, CPU time is "
+        "the steadier figure; speed-ups likewise, wall (CPU)) "
+        "and peak RSS in MiB (increase over the RSS after loading the summary; the increase "
+        "includes importing the library, about 80 MiB for rfmml or lifetimes, more for "
+        f"pymc-marketing). Runs are time-boxed at {args.timeout:.0f} s. Scoring = probability "
+        "alive + expected purchases in the next 30 days + 12-period CLV at 1%, at the same "
+        "parameters (pymc-marketing: a one-draw posterior at those parameters; its CLV steps "
+        "are months whatever the unit, so its CLV is 12 monthly steps). pymc-marketing fits "
+        f"are MAP, run up to {args.pymc_max:,} customers. 'agree' = largest relative "
+        "difference of fitted parameters (fits) or of the summed predictions (scoring; "
+        "probability alive and expected purchases for pymc-marketing) against rfmml.",
         "",
-        "| customers | task | rfmml s | lifetimes s | speed-up | rfmml peak MiB | "
-        "lifetimes peak MiB | agree |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| customers | summary | task | rfmml s | lifetimes s | speed-up | pymc-marketing s "
+        "| speed-up | rfmml peak MiB | lifetimes peak MiB | pymc-marketing peak MiB "
+        "| agree lifetimes | agree pymc |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for n, task, ours, theirs, ratio in rows:
-        ratio_txt = f"{ratio:.1f}x" if np.isfinite(ratio) else "n/a"
-        if theirs.get("timeout"):
-            ratio_txt = f"> {theirs['seconds'] / ours['seconds']:.0f}x"
+    for n, kind, task, ours, theirs, pymc in rows:
         lines.append(
-            f"| {n:,} | {task} | {fmt_time(ours)} | {fmt_time(theirs)} | {ratio_txt} | "
-            f"{fmt_mem(ours)} | {fmt_mem(theirs)} | {_agree(ours, theirs):.1e} |"
+            f"| {n:,} | {kind} | {task} | {fmt_time(ours)} | {fmt_time(theirs)} | "
+            f"{_ratio_txt(ours, theirs)} | {fmt_time(pymc) if pymc else 'not run'} | "
+            f"{_ratio_txt(ours, pymc) if pymc else '-'} | {fmt_mem(ours)} | {fmt_mem(theirs)} | "
+            f"{fmt_mem(pymc)} | {_agree(ours, theirs):.1e} | "
+            f"{_agree(ours, pymc) if pymc else float('nan'):.1e} |"
         )
-    speed = {(n, task): ratio for n, task, _, _, ratio in rows}
+    speed = {(n, kind, task): _ratio(o, t) for n, kind, task, o, t, _ in rows}
+    cpu_speed = {(n, kind, task): _ratio(o, t, "cpu_seconds") for n, kind, task, o, t, _ in rows}
+    peaks = {(n, kind, task): (o.get("peak_rss_mb"), t.get("peak_rss_mb"))
+             for n, kind, task, o, t, _ in rows}  # fmt: skip
     notes = []
-    if (1_000_000, "bgnbd_fit") in speed:
+    for kind in args.kinds:
+        if (1_000_000, kind, "bgnbd_fit") in speed:
+            notes.append(
+                f"BG/NBD fit at 1M customers ({kind}): "
+                f"{speed[(1_000_000, kind, 'bgnbd_fit')]:.1f}x faster than lifetimes."
+            )
+        if (1_000_000, kind, "scoring") in speed:
+            ours_mb, theirs_mb = peaks[(1_000_000, kind, "scoring")]
+            notes.append(
+                f"Scoring at 1M customers ({kind}): {speed[(1_000_000, kind, 'scoring')]:.1f}x "
+                f"faster than lifetimes (CPU time: "
+                f"{cpu_speed[(1_000_000, kind, 'scoring')]:.1f}x), "
+                f"peak {ours_mb or float('nan'):.0f} MiB against "
+                f"{theirs_mb or float('nan'):.0f} MiB."
+            )
+    if pipeline is not None:
         notes.append(
-            f"BG/NBD fit at 1M customers: {speed[(1_000_000, 'bgnbd_fit')]:.1f}x faster than "
-            "lifetimes at the same optimum (target >= 20x)."
+            f"Pipeline, {args.pipeline:,} customers of a fractional weekly summary, one process "
+            "(BG/NBD + Gamma-Gamma fits, probability alive, expected purchases in 52 weeks, "
+            f"52-week CLV): {fmt_time(pipeline)} s, peak {fmt_mem(pipeline)} MiB "
+            f"(target 4 GiB = 4096 MiB, goal 2 GiB)."
         )
-    scoring = [
-        (n, speed[(n, "scoring")]) for n in (1_000_000, 10_000_000) if (n, "scoring") in speed
-    ]
-    if scoring:
-        notes.append(
-            "Scoring: "
-            + ", ".join(f"{r:.1f}x at {n:,}" for n, r in scoring)
-            + " customers (target >= 3x), predictions equal to ~1e-14."
-        )
-    timed_out = [f"{task} at {n:,}" for n, task, _, theirs, _ in rows if theirs.get("timeout")]
+    timed_out = [f"{task} at {n:,} ({kind})" for n, kind, task, _, t, _ in rows if t.get("timeout")]
     notes.append(
         "lifetimes timed out on: " + ", ".join(timed_out) + "."
         if timed_out
@@ -380,7 +521,7 @@ def worker_new(lib: str, task: str, data: str, out: str) -> None:
             best = (wall, cpu)
         if wall > 10.0:
             break
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mb()
     info.update(seconds=best[0], cpu_seconds=best[1], peak_rss_mb=peak)
     Path(out).write_text(json.dumps(info))
 

@@ -8,7 +8,7 @@ origin and for every model it computes the metrics of
 :mod:`rfmml.evaluation.backtest` on the same customers (those who bought by the
 origin):
 
-- every purchase model (BG/NBD, MBG/NBD, Pareto/NBD by default), fitted on the
+- every purchase model of the config's ``[models] purchase_models``, fitted on the
   origin's calibration summary, with Gamma-Gamma for order values;
 - ``naive``: each customer's calibration purchase rate carried forward
   (:func:`rfmml.evaluation.holdout_predictions`' baseline);
@@ -57,13 +57,12 @@ from rfmml.evaluation.backtest import backtest_metrics, decile_calibration, migr
 from rfmml.evaluation.metrics import BACKTEST_METRICS
 from rfmml.evaluation.migration import PERIOD_DAYS, MigrationForecast, forecast_migration
 from rfmml.features import btyd_summary, calibration_holdout, calibration_summary, rfm_table
-from rfmml.models import GammaGamma, PurchaseModel, model_class
+from rfmml.models import GammaGamma, PurchaseModel
 from rfmml.pipeline import load_experiment_data
 from rfmml.plots.backtest import plot_backtest
 from rfmml.segments import NEW, RuleSegmenter, segment_transitions
 
 __all__ = [
-    "DEFAULT_PURCHASE_MODELS",
     "BacktestResult",
     "backtest",
     "backtest_origins",
@@ -76,13 +75,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
-#: Purchase models compared when the config names none: table name -> model kind.
-DEFAULT_PURCHASE_MODELS = {
-    "bgnbd": "BetaGeoNBD",
-    "mbgnbd": "ModifiedBetaGeoNBD",
-    "pareto_nbd": "ParetoNBD",
-}
-_SHORT = {kind: name for name, kind in DEFAULT_PURCHASE_MODELS.items()}
 
 
 @dataclass
@@ -169,16 +161,8 @@ def backtest_origins(
 
 
 def _purchase_models(cfg: ExperimentConfig) -> dict[str, PurchaseModel]:
-    """New purchase models to compare: the config's list when it has one, else the defaults."""
-    kinds = getattr(cfg.models, "purchase_models", None) or list(DEFAULT_PURCHASE_MODELS.values())
-    out: dict[str, PurchaseModel] = {}
-    for kind in kinds:
-        cls = model_class(kind)
-        if not issubclass(cls, PurchaseModel):
-            raise ConfigError(f"{kind!r} is not a purchase model")
-        params = cfg.models.bgnbd if kind == "BetaGeoNBD" else {}
-        out[_SHORT.get(kind, kind.lower())] = cls(**params)
-    return out
+    """New purchase models to compare: the config's ``[models] purchase_models``, its parameters."""
+    return {name: cfg.models.build_purchase_model(name) for name in cfg.models.purchase_models}
 
 
 def _period_codes(ts: pd.Series, freq: str) -> np.ndarray:

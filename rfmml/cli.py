@@ -256,8 +256,15 @@ def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
         def step(message: str) -> None:
             progress.update(task, description=message, advance=1)
 
-        result = run_experiment(cfg, output_dir=output, tracking_uri=tracking_uri, progress=step)
+        # Warnings that escape the library's own handling become one plain log line each
+        # (no source path); a degenerate model fit is already one such line.
+        with warnings.catch_warnings(record=True) as caught:
+            result = run_experiment(
+                cfg, output_dir=output, tracking_uri=tracking_uri, progress=step
+            )
         progress.update(task, completed=total)
+    for text in sorted({str(w.message).splitlines()[0] for w in caught}):
+        logging.getLogger("rfmml").warning("%s", text)
     _report_run(result)
     _write_report(result)
     return result
@@ -294,7 +301,15 @@ def _report_run(result: Any) -> None:
     out.print(_table(result.comparison[cols], title=f"Segmentations ranked by "
                      f"{cfg.primary_metric} (holdout {cfg.calibration_end.date()} to "
                      f"{cfg.observation_end.date()})"))  # fmt: skip
-    out.print(_table(result.model_metrics, title="BG/NBD + Gamma-Gamma on the holdout period "
+    from rfmml.config import PURCHASE_MODEL_LABELS
+
+    chosen = result.chosen_model or "bgnbd"
+    label = PURCHASE_MODEL_LABELS.get(chosen, chosen)
+    if result.model_comparison is not None:
+        shown = result.model_comparison.drop(columns=["label", "n_params"], errors="ignore")
+        out.print(_table(shown, title=f"Purchase models on the holdout period (chosen by "
+                         f"{cfg.models.selection}: {label})"))  # fmt: skip
+    out.print(_table(result.model_metrics, title=f"{label} + Gamma-Gamma on the holdout period "
                      "(baseline: calibration purchase rate carried forward)"))  # fmt: skip
     pred = result.predictions
     if "segment" in pred.columns:
@@ -312,7 +327,8 @@ def _report_run(result: Any) -> None:
     o = result.output_dir
     out.print(f"\n[bold]Outputs[/] in {o}/")
     for key in ("predictions_parquet", "predictions_csv", "comparison_csv", "comparison_png",
-                "segment_lists", "segment_changes", "transitions_png", "model"):  # fmt: skip
+                "model_comparison", "tracking_png", "segment_lists", "segment_changes",
+                "transitions_png", "model"):  # fmt: skip
         if key in result.files:
             out.print(f"  {key:<20} {result.files[key]}")
     out.print(f"  {'mlflow model':<20} {result.model_uri} (run {result.runs.get('scoring')})")

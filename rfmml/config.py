@@ -16,6 +16,8 @@ tables. Example (``experiments/cdnow.toml``, shortened)::
     [models]
     horizon = 52
     interval = 0.9              # <column>_lower/_upper from 200 parameter draws
+    purchase_models = ["bgnbd", "mbgnbd", "pareto_nbd"]   # all fitted and compared
+    selection = "purchases_mae"  # the holdout metric that picks the scoring model
     bgnbd = { penalizer = 0.0 }
 
     [[segmentations]]
@@ -30,9 +32,26 @@ tables. Example (``experiments/cdnow.toml``, shortened)::
 
 A segmentation entry is its ``name``, its ``kind`` and the parameters of that
 estimator, passed straight to its constructor (a ``scorer`` table builds the
-:class:`~rfmml.segments.RFMScorer`); ``[models] bgnbd`` and ``gamma_gamma`` are the
-parameters of :class:`~rfmml.models.BetaGeoNBD` and
-:class:`~rfmml.models.GammaGamma`. Keys are checked against the estimators'
+:class:`~rfmml.segments.RFMScorer`). ``[models]`` holds:
+
+- ``purchase_models``: the purchase models the experiment fits and compares
+  on the holdout, by name (:data:`PURCHASE_MODELS`: ``"bgnbd"``,
+  ``"mbgnbd"``, ``"pareto_nbd"``); default ``["bgnbd"]``. BG/BB (discrete
+  transaction opportunities) is not offered: the experiment's summaries count
+  purchases in continuous time.
+- ``bgnbd``, ``mbgnbd``, ``pareto_nbd``, ``gamma_gamma``: the parameters of
+  :class:`~rfmml.models.BetaGeoNBD`, :class:`~rfmml.models.ModifiedBetaGeoNBD`,
+  :class:`~rfmml.models.ParetoNBD` and :class:`~rfmml.models.GammaGamma`.
+- ``selection``: the metric that chooses the scoring model among them (a holdout
+  or fit metric with a direction, :func:`rfmml.evaluation.selection_metrics`;
+  default ``"purchases_mae"``, lower is better; ties go to the first listed).
+- ``horizon`` and ``discount_rate``: the CLV horizon and per-period discount rate.
+- ``churn_basis``: what ``churn_risk`` bands, ``"no_purchase"`` (P(no purchase in
+  the horizon), default) or ``"alive"`` (1 - P(alive)).
+- ``next_order_window``: the window, in periods of ``freq``, of the
+  ``probability_order_within_window`` prediction column; default about a month
+  (30 days, 4 weeks or 1 month).
+ Keys are checked against the estimators'
 ``get_params()``, their values by the estimators themselves. Every other key and
 value is checked here: an unknown key or a bad value raises
 :class:`~rfmml.errors.ConfigError` naming the key and what is allowed.
@@ -57,8 +76,13 @@ from sklearn.base import BaseEstimator
 
 from rfmml._toml import check_keys, check_table, dumps, read_toml
 from rfmml.errors import ConfigError
-from rfmml.evaluation.metrics import DEFAULT_PRIMARY, ranking_metrics
-from rfmml.models import BetaGeoNBD, GammaGamma
+from rfmml.evaluation.metrics import (
+    DEFAULT_PRIMARY,
+    DEFAULT_SELECTION,
+    ranking_metrics,
+    selection_metrics,
+)
+from rfmml.models import BetaGeoNBD, GammaGamma, ModifiedBetaGeoNBD, ParetoNBD, PurchaseModel
 from rfmml.models.uncertainty import INTERVAL_METHODS
 from rfmml.segments import KMeansSegmenter, RFMScorer, RuleSegmenter, builtin_schemes
 
@@ -68,6 +92,7 @@ __all__ = [
     "DataConfig",
     "ExperimentConfig",
     "ModelsConfig",
+    "PURCHASE_MODELS",
     "SegmentationConfig",
     "bundled_experiments",
     "load_config",
@@ -75,6 +100,22 @@ __all__ = [
 ]
 
 BUILTIN_SOURCES = ("cdnow", "online_retail")
+
+#: Purchase models an experiment can fit (``[models] purchase_models``), by config name.
+PURCHASE_MODELS: dict[str, type[PurchaseModel]] = {
+    "bgnbd": BetaGeoNBD,
+    "mbgnbd": ModifiedBetaGeoNBD,
+    "pareto_nbd": ParetoNBD,
+}
+
+#: Readable names of the purchase models, for tables and messages.
+PURCHASE_MODEL_LABELS = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD"}
+
+#: What ``churn_risk`` bands (``[models] churn_basis``).
+ChurnBasis = Literal["no_purchase", "alive"]
+
+#: Default ``next_order_window`` per ``freq``: about a month.
+_MONTH = {"D": 30, "W": 4, "M": 1}
 
 #: Segmentation kinds and the estimator each builds.
 SEGMENTERS: dict[str, type[BaseEstimator]] = {"rules": RuleSegmenter, "kmeans": KMeansSegmenter}
@@ -157,27 +198,51 @@ def _gamma_gamma_defaults() -> dict[str, Any]:
     return {"zero_spend": "exclude"}
 
 
+def _bgnbd_only() -> list[str]:
+    return ["bgnbd"]
+
+
 @dataclass
 class ModelsConfig:
-    """BG/NBD and Gamma-Gamma parameters and the CLV horizon, in periods of ``freq``.
+    """Purchase models to compare, their parameters, the selection metric and scoring settings.
 
     ``interval`` (e.g. 0.9; 0 = off) adds ``<column>_lower``/``_upper`` to the
     predictions from ``n_draws`` parameter draws of each model, drawn by
     ``interval_method`` (``"parametric"``: asymptotic normal of the
     log-parameters; ``"bootstrap"``: refits on resampled customers).
+
+    ``horizon`` and ``next_order_window`` are in periods of ``freq``.
     """
 
+    purchase_models: list[str] = field(default_factory=_bgnbd_only)
+    selection: str = DEFAULT_SELECTION
     bgnbd: dict[str, Any] = field(default_factory=dict)
+    mbgnbd: dict[str, Any] = field(default_factory=dict)
+    pareto_nbd: dict[str, Any] = field(default_factory=dict)
     gamma_gamma: dict[str, Any] = field(default_factory=_gamma_gamma_defaults)
     horizon: int = 52
     discount_rate: float = 0.0
     interval: float = 0.0
     n_draws: int = 200
     interval_method: str = "parametric"
+    churn_basis: ChurnBasis = "no_purchase"
+    next_order_window: int | None = None
 
     def build(self) -> tuple[BetaGeoNBD, GammaGamma]:
         """New, unfitted BG/NBD and Gamma-Gamma models."""
         return BetaGeoNBD(**self.bgnbd), GammaGamma(**self.gamma_gamma)
+
+    def build_purchase_model(self, name: str) -> PurchaseModel:
+        """A new, unfitted purchase model of ``purchase_models`` with its parameters."""
+        return PURCHASE_MODELS[name](**getattr(self, name))
+
+    def build_gamma_gamma(self) -> GammaGamma:
+        """A new, unfitted Gamma-Gamma model."""
+        return GammaGamma(**self.gamma_gamma)
+
+    def window(self, freq: str) -> int:
+        """``next_order_window``, or its default for ``freq`` (about a month)."""
+        return self.next_order_window if self.next_order_window is not None else _MONTH[freq]
 
 
 @dataclass(kw_only=True)
@@ -348,9 +413,28 @@ def _models(raw: object) -> ModelsConfig:
             f"[models] interval_method must be one of {list(INTERVAL_METHODS)}, "
             f"got {models['interval_method']!r}"
         )
-    for key, cls in (("bgnbd", BetaGeoNBD), ("gamma_gamma", GammaGamma)):
+    estimators: dict[str, type[BaseEstimator]] = {**PURCHASE_MODELS, "gamma_gamma": GammaGamma}
+    for key, cls in estimators.items():
         if key in models:
             models[key] = _estimator_params(models[key], cls, f"[models] {key}")
+    if "purchase_models" in models:
+        names = models["purchase_models"]
+        unknown = [n for n in names if n not in PURCHASE_MODELS]
+        if unknown or not names or len(set(names)) != len(names):
+            raise ConfigError(
+                f"[models] purchase_models = {names!r}: a non-empty list of distinct names "
+                f"from {list(PURCHASE_MODELS)} (BG/BB is for discrete opportunities and is "
+                "not fitted by experiments)"
+            )
+    if models.get("selection", DEFAULT_SELECTION) not in selection_metrics():
+        raise ConfigError(
+            f"[models] selection = {models['selection']!r}; allowed: {selection_metrics()}"
+        )
+    basis = models.get("churn_basis", "no_purchase")
+    if basis not in typing.get_args(ChurnBasis):
+        raise ConfigError(f"[models] churn_basis = {basis!r}; allowed: 'no_purchase', 'alive'")
+    if models.get("next_order_window") is not None:
+        _at_least(models["next_order_window"], "[models] next_order_window", 1)
     if "gamma_gamma" in models:
         models["gamma_gamma"] = _gamma_gamma_defaults() | models["gamma_gamma"]
     return ModelsConfig(**models)

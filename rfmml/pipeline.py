@@ -1,15 +1,19 @@
 """Run an experiment config: a pure :func:`evaluate`, then :func:`record`.
 
 :func:`evaluate` loads and cleans the transactions, builds features on the
-calibration period, fits every segmentation of the config and the BG/NBD and
-Gamma-Gamma models, judges them all on the same holdout period, follows the best
-rule segmentation's customers across the two dates, and (:func:`score`) refits
-on the full period to score every customer. It returns an :class:`Evaluation`:
-fitted estimators, tables, figures and the cleaning report; it writes nothing.
+calibration period, fits every segmentation and every purchase model of the
+config (``[models] purchase_models``) and Gamma-Gamma, judges them all on the
+same holdout period (the purchase models also by AIC, BIC and the tracking of
+repeat transactions), chooses the scoring model by ``[models] selection``,
+follows the best rule segmentation's customers across the two dates, and
+(:func:`score`) refits on the full period to score every customer. It returns
+an :class:`Evaluation`: fitted estimators, tables, figures and the cleaning
+report; it writes nothing.
 
 :func:`record` writes the files (predictions, lists, tables, figures, the
-scoring pipeline) and the MLflow runs (a parent run per invocation, a child run
-per segmentation, one for the models, one for scoring). :func:`run_experiment`
+scoring pipeline, ``model_comparison.csv``, ``tracking.png``) and the MLflow runs
+(a parent run per invocation, a child run per segmentation, one per purchase
+model, one for the models together, one for scoring). :func:`run_experiment`
 is the two in one call.
 
 Honest evaluation, then production scoring:
@@ -17,8 +21,9 @@ Honest evaluation, then production scoring:
 1. Metrics use features up to ``calibration_end`` and outcomes from
    ``calibration_end`` to ``observation_end``, identical for every segmentation.
 2. The predictions use everything up to ``observation_end``: the best rule
-   segmentation and the best k-means segmentation (by the primary metric) and
-   both models are refitted on the full period and score every customer.
+   segmentation and the best k-means segmentation (by the primary metric), the
+   chosen purchase model and Gamma-Gamma are refitted on the full period and
+   score every customer.
 """
 
 from __future__ import annotations
@@ -43,7 +48,13 @@ from rfmml import tracking
 from rfmml.campaign.exports import read_predictions, write_predictions
 from rfmml.campaign.lists import export_segment_changes, export_segment_lists
 from rfmml.campaign.pipeline_model import ScoringPipeline, scoring_frame
-from rfmml.config import BUILTIN_SOURCES, ExperimentConfig, SegmentationConfig, load_config
+from rfmml.config import (
+    BUILTIN_SOURCES,
+    PURCHASE_MODEL_LABELS,
+    ExperimentConfig,
+    SegmentationConfig,
+    load_config,
+)
 from rfmml.data import (
     CleaningReport,
     load_cdnow,
@@ -58,10 +69,14 @@ from rfmml.evaluation import (
     compare_table,
     evaluate_holdout,
     evaluate_segmentation,
+    fit_statistics,
+    model_lower_is_better,
+    repeat_transaction_tracking,
     standardized_features,
+    tracking_mape,
 )
 from rfmml.features import btyd_summary, calibration_holdout, calibration_summary, rfm_table
-from rfmml.models import BetaGeoNBD, GammaGamma
+from rfmml.models import BetaGeoNBD, GammaGamma, PurchaseModel, StandardErrorWarning
 from rfmml.plots import (
     plot_calibration_vs_holdout_purchases,
     plot_cluster_profiles,
@@ -73,6 +88,7 @@ from rfmml.plots import (
     plot_segment_sizes,
     plot_segment_totals,
     plot_silhouette_curve,
+    plot_tracking,
     plot_transition_matrix,
 )
 from rfmml.report import build_report
@@ -104,6 +120,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 Progress = Callable[[str], None]
 MODELS_RUN = "bgnbd_gamma_gamma"
 
@@ -208,15 +225,55 @@ class SegmentationEvaluation:
 
 
 @dataclass
-class ModelEvaluation:
-    """BG/NBD and Gamma-Gamma fitted on the calibration period, judged on the holdout."""
+class PurchaseModelFit:
+    """One purchase model fitted on the calibration period and judged on the holdout.
 
-    bgnbd: BetaGeoNBD
+    ``metrics`` holds the fit statistics (``log_likelihood``, ``n_params``,
+    ``aic``, ``bic``), the model's holdout metrics and ``tracking_mape``;
+    ``degenerate`` the flagged parameters
+    (:meth:`~rfmml.models.MaximumLikelihoodModel.degenerate_parameters`) and
+    ``message`` the one-line diagnostic when there are any.
+    """
+
+    name: str
+    model: PurchaseModel
+    holdout_metrics: pd.DataFrame
+    metrics: dict[str, float]
+    degenerate: pd.DataFrame
+    message: str | None
+
+
+@dataclass
+class ModelEvaluation:
+    """Purchase models and Gamma-Gamma fitted on the calibration period, judged on the holdout.
+
+    ``fits`` holds every purchase model of the config by name; ``chosen`` is
+    the one the ``selection`` metric picked (the scoring model);
+    ``holdout_metrics`` compares it with the baseline (``model_metrics.csv``)
+    and ``comparison`` every model and the baseline (``model_comparison.csv``).
+    """
+
+    fits: dict[str, PurchaseModelFit]
+    chosen: str
+    selection: str
     gamma_gamma: GammaGamma
     holdout_metrics: pd.DataFrame
+    comparison: pd.DataFrame
+    tracking: pd.DataFrame
     metrics: dict[str, float]
     figures: dict[str, Figure]
     warnings: list[str]
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def purchase_model(self) -> PurchaseModel:
+        """The chosen purchase model (fitted on the calibration period)."""
+        return self.fits[self.chosen].model
+
+    @property
+    def bgnbd(self) -> PurchaseModel:
+        """The BG/NBD fit when the config has one, else the chosen model."""
+        return self.fits["bgnbd"].model if "bgnbd" in self.fits else self.purchase_model
 
 
 @dataclass
@@ -229,6 +286,8 @@ class Scoring:
     rule_segmentation: str | None
     kmeans_segmentation: str | None
     fit_warnings: list[str]
+    purchase_model_name: str = "bgnbd"
+    messages: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -274,6 +333,8 @@ class ExperimentResult:
     files: dict[str, Path] = field(default_factory=dict)
     report: CleaningReport | None = None
     evaluation: Evaluation | None = None
+    model_comparison: pd.DataFrame | None = None
+    chosen_model: str | None = None
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -331,33 +392,175 @@ def _caught(caught: list[warnings.WarningMessage]) -> list[str]:
     return [str(w.message) for w in caught]
 
 
-def evaluate_models(cfg: ExperimentConfig, cal: Calibration) -> ModelEvaluation:
-    """Fit BG/NBD and Gamma-Gamma on the calibration summary and score the holdout."""
-    bgnbd, gg = cfg.models.build()
-    bgnbd.fit(cal.summary)
+def degenerate_message(name: str, model: PurchaseModel, flagged: pd.DataFrame, when: str) -> str:
+    """The one plain line that tells a degenerate fit and what to try."""
+    label = PURCHASE_MODEL_LABELS.get(name, name)
+    values = ", ".join(f"{p} = {v:.3g}" for p, v in flagged["estimate"].items())
+    se_nan = not np.isfinite(model.summary_["std_error"].to_numpy(dtype=float)).all()
+    what = "ran to the edges of their range" if len(flagged) > 1 else "ran to the edge of its range"
+    if (flagged["reason"] == "standard error not finite").all():
+        what = "are not identified"
+    return (
+        f"{label} fit on the {when} is degenerate: {values} {what}"
+        f"{' (standard errors NaN)' if se_nan else ''}; try a penalizer "
+        f"([models] {name} = {{ penalizer = 0.01 }}), another purchase model or a coarser "
+        "freq."
+    )
+
+
+def _fit_quietly(
+    fit: Callable[..., _T], *args: Any
+) -> tuple[_T, list[warnings.WarningMessage]]:
+    """``fit(*args)`` with its warnings recorded (returned), not shown."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        gg.fit(cal.summary)
-    metrics = {f"bgnbd.{k}": v for k, v in dict(bgnbd.params_).items()}
-    metrics |= {f"gamma_gamma.{k}": v for k, v in dict(gg.params_).items()}
-    metrics["bgnbd.log_likelihood"] = bgnbd.log_likelihood_
-    metrics["gamma_gamma.log_likelihood"] = gg.log_likelihood_
-    for name, model in (("bgnbd", bgnbd), ("gamma_gamma", gg)):
-        for param, se in model.summary_["std_error"].items():
+        with np.errstate(all="ignore"):
+            value = fit(*args)
+    return value, list(caught)
+
+
+def _non_hessian(caught: list[warnings.WarningMessage]) -> list[str]:
+    """Warning texts, without the standard-error ones (a degenerate fit says it once)."""
+    return sorted({str(w.message) for w in caught if w.category is not StandardErrorWarning})
+
+
+def _choose(fits: dict[str, PurchaseModelFit], selection: str) -> str:
+    """The model with the best ``selection`` metric; NaN loses, ties go to the first listed."""
+    sign = 1.0 if model_lower_is_better(selection) else -1.0
+
+    def key(name: str) -> float:
+        value = fits[name].metrics.get(selection, np.nan)
+        return sign * value if np.isfinite(value) else np.inf
+
+    return min(fits, key=key)  # min keeps the first of equal keys
+
+
+COMPARISON_METRICS = (
+    "log_likelihood",
+    "n_params",
+    "aic",
+    "bic",
+    "purchases_mae",
+    "purchases_rmse",
+    "total_purchases_error",
+    "buy_again_auc",
+    "buy_again_brier",
+    "tracking_mape",
+)
+
+
+def _comparison_table(
+    fits: dict[str, PurchaseModelFit], baseline: pd.Series, chosen: str
+) -> pd.DataFrame:
+    rows = {}
+    for name, fitted in fits.items():
+        rows[name] = {
+            "label": PURCHASE_MODEL_LABELS.get(name, name),
+            **{m: fitted.metrics.get(m, np.nan) for m in COMPARISON_METRICS},
+            "chosen": name == chosen,
+            "degenerate": ", ".join(fitted.degenerate.index),
+        }
+    rows["baseline"] = {
+        "label": "calibration rate carried forward",
+        **{m: float(baseline.get(m, np.nan)) for m in COMPARISON_METRICS},
+        "chosen": False,
+        "degenerate": "",
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "model"
+    return table
+
+
+def evaluate_models(
+    cfg: ExperimentConfig, cal: Calibration, tx: pd.DataFrame | None = None
+) -> ModelEvaluation:
+    """Fit every purchase model of the config and Gamma-Gamma on the calibration summary.
+
+    Each purchase model is judged on the holdout period (holdout metrics, AIC,
+    BIC and, given the transactions ``tx``, the tracking error of its
+    cumulative repeat transactions); the one with the best ``[models]
+    selection`` metric is chosen for scoring. A degenerate fit gives one plain
+    line (logged as a warning and kept in ``messages``) instead of raw warnings.
+    """
+    names = list(cfg.models.purchase_models)
+    fits: dict[str, PurchaseModelFit] = {}
+    caught: list[warnings.WarningMessage] = []
+    gg, gg_caught = _fit_quietly(lambda: cfg.models.build_gamma_gamma().fit(cal.summary))
+    messages: list[str] = []
+    for name in names:
+        model, got = _fit_quietly(cfg.models.build_purchase_model(name).fit, cal.summary)
+        caught += got
+        table, _ = _fit_quietly(evaluate_holdout, model, gg, cal.cal_holdout)
+        flagged = model.degenerate_parameters()
+        message = None
+        if len(flagged):
+            message = degenerate_message(name, model, flagged, "calibration period")
+        if message:
+            messages.append(message)
+            logger.warning(message)
+        stats = fit_statistics(model) | {k: float(v) for k, v in table["model"].items()}
+        fits[name] = PurchaseModelFit(name, model, table, stats, flagged, message)
+    group = cfg.data.group
+    curves = pd.DataFrame()
+    if tx is not None:
+        curves, _ = _fit_quietly(lambda: repeat_transaction_tracking(
+            tx, {n: f.model for n, f in fits.items()}, cfg.calibration_end,
+            cfg.observation_end, freq=cfg.freq,
+            keys=["customer_id", *([group] if group else [])],
+        ))  # fmt: skip
+        for name, fitted in fits.items():
+            fitted.metrics["tracking_mape"] = tracking_mape(curves, name)
+    chosen = _choose(fits, cfg.models.selection)
+    table = fits[chosen].holdout_metrics
+    comparison = _comparison_table(fits, table["baseline"], chosen)
+    metrics: dict[str, float] = {}
+    for name, fitted in fits.items():
+        metrics |= {f"{name}.{k}": v for k, v in dict(fitted.model.params_).items()}
+        metrics[f"{name}.log_likelihood"] = fitted.model.log_likelihood_
+        for param, se in fitted.model.summary_["std_error"].items():
             metrics[f"{name}.{param}_se"] = se
-    table = evaluate_holdout(bgnbd, gg, cal.cal_holdout)
+        for key in ("aic", "bic", "tracking_mape"):
+            if key in fitted.metrics:
+                metrics[f"{name}.{key}"] = fitted.metrics[key]
+    metrics |= {f"gamma_gamma.{k}": v for k, v in dict(gg.params_).items()}
+    metrics["gamma_gamma.log_likelihood"] = gg.log_likelihood_
+    for param, se in gg.summary_["std_error"].items():
+        metrics[f"gamma_gamma.{param}_se"] = se
     for metric, row in table.iterrows():
         metrics[f"model.{metric}"] = row["model"]
         metrics[f"baseline.{metric}"] = row["baseline"]
-    figures = {
-        "frequency_recency_matrix.png": plot_frequency_recency_matrix(bgnbd, cal.summary),
-        "probability_alive_matrix.png": plot_probability_alive_matrix(bgnbd, cal.summary),
-        "calibration_vs_holdout.png": plot_calibration_vs_holdout_purchases(
-            bgnbd, cal.cal_holdout
-        ),
-        "period_transactions.png": plot_period_transactions(bgnbd, cal.summary),
-    }
-    return ModelEvaluation(bgnbd, gg, table, metrics, figures, _caught(caught))
+    if len(curves):
+        metrics["model.tracking_mape"] = fits[chosen].metrics["tracking_mape"]
+    figures: dict[str, Figure] = {}
+    if "bgnbd" in fits:
+        bgnbd = fits["bgnbd"].model
+        assert isinstance(bgnbd, BetaGeoNBD)
+        figures, _ = _fit_quietly(lambda: {
+            "frequency_recency_matrix.png": plot_frequency_recency_matrix(bgnbd, cal.summary),
+            "probability_alive_matrix.png": plot_probability_alive_matrix(bgnbd, cal.summary),
+            "calibration_vs_holdout.png": plot_calibration_vs_holdout_purchases(
+                bgnbd, cal.cal_holdout
+            ),
+            "period_transactions.png": plot_period_transactions(bgnbd, cal.summary),
+        })  # fmt: skip
+    if len(curves):
+        figures["tracking.png"] = plot_tracking(curves)
+    other = _non_hessian(caught)
+    for text in other:
+        logger.warning("calibration model fit: %s", text)
+    return ModelEvaluation(
+        fits=fits,
+        chosen=chosen,
+        selection=cfg.models.selection,
+        gamma_gamma=gg,
+        holdout_metrics=table,
+        comparison=comparison,
+        tracking=curves,
+        metrics=metrics,
+        figures=figures,
+        warnings=_caught(gg_caught),
+        messages=messages,
+    )
 
 
 def _best(cfg: ExperimentConfig, comparison: pd.DataFrame, kind: str) -> str | None:
@@ -390,8 +593,14 @@ def evaluate_transitions(
     return result, plot_transition_matrix(result.matrix(normalize=True), title=title)
 
 
-def score(cfg: ExperimentConfig, tx: pd.DataFrame, comparison: pd.DataFrame) -> Scoring:
-    """Refit the best rule and k-means segmentations and both models on the full period.
+def score(
+    cfg: ExperimentConfig,
+    tx: pd.DataFrame,
+    comparison: pd.DataFrame,
+    *,
+    purchase_model: str | None = None,
+) -> Scoring:
+    """Refit the best segmentations, the chosen purchase model and Gamma-Gamma on the full period.
 
     Parameters
     ----------
@@ -400,6 +609,9 @@ def score(cfg: ExperimentConfig, tx: pd.DataFrame, comparison: pd.DataFrame) -> 
         Clean transactions up to ``cfg.observation_end``.
     comparison : pandas.DataFrame
         :func:`~rfmml.evaluation.compare_table` of the segmentations, best first.
+    purchase_model : str, optional
+        Name of the purchase model to score with (``[models] purchase_models``);
+        default the first of the config's.
 
     Returns
     -------
@@ -414,26 +626,29 @@ def score(cfg: ExperimentConfig, tx: pd.DataFrame, comparison: pd.DataFrame) -> 
     best_rules, best_kmeans = _best(cfg, comparison, "rules"), _best(cfg, comparison, "kmeans")
     rules = _by_name(cfg, best_rules).build().fit(features) if best_rules else None
     kmeans = _by_name(cfg, best_kmeans).build().fit(features) if best_kmeans else None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        bgnbd, gg = cfg.models.build()
-        bgnbd.fit(summary)
-        gg.fit(summary)
-    fit_warnings = sorted(set(_caught(caught)))
+    name = purchase_model or cfg.models.purchase_models[0]
+    model, caught = _fit_quietly(lambda: cfg.models.build_purchase_model(name).fit(summary))
+    gg, gg_caught = _fit_quietly(lambda: cfg.models.build_gamma_gamma().fit(summary))
+    flagged = model.degenerate_parameters()
+    messages = []
+    if len(flagged):
+        messages.append(degenerate_message(name, model, flagged, "full period"))
+        logger.warning(messages[-1])
+    fit_warnings = sorted(set(_non_hessian(caught)) | set(_caught(gg_caught)))
     for message in fit_warnings:
         logger.warning("full-period model fit: %s", message)
     param_draws = None
     if cfg.models.interval:
         # drawn once here (the bootstrap needs these customers) and saved with the pipeline
         param_draws = {
-            key: model.draw_params(cfg.models.n_draws, method=cfg.models.interval_method,
-                                   random_state=cfg.random_state + i, X=summary)
-            for i, (key, model) in enumerate((("purchase_model", bgnbd), ("gamma_gamma", gg)))
+            key: fitted.draw_params(cfg.models.n_draws, method=cfg.models.interval_method,
+                                    random_state=cfg.random_state + i, X=summary)
+            for i, (key, fitted) in enumerate((("purchase_model", model), ("gamma_gamma", gg)))
         }  # fmt: skip
     pipeline = ScoringPipeline(
         rule_segmenter=rules,
         kmeans_segmenter=kmeans,
-        purchase_model=bgnbd,
+        purchase_model=model,
         gamma_gamma=gg,
         horizon=cfg.models.horizon,
         discount_rate=cfg.models.discount_rate,
@@ -445,9 +660,15 @@ def score(cfg: ExperimentConfig, tx: pd.DataFrame, comparison: pd.DataFrame) -> 
         interval_method=cfg.models.interval_method,
         random_state=cfg.random_state,
         param_draws=param_draws,
+        churn_basis=cfg.models.churn_basis,
+        next_order_window=cfg.models.window(cfg.freq),
+        observation_end=cfg.observation_end.date().isoformat(),
     )
-    predictions = pipeline.predict(scoring_input)
-    return Scoring(pipeline, scoring_input, predictions, best_rules, best_kmeans, fit_warnings)
+    predictions, _ = _fit_quietly(lambda: pipeline.predict(scoring_input))
+    return Scoring(
+        pipeline, scoring_input, predictions, best_rules, best_kmeans, fit_warnings, name,
+        messages,
+    )  # fmt: skip
 
 
 def evaluate(
@@ -489,9 +710,9 @@ def evaluate(
             )
         results = {name: seg.metrics for name, seg in result.segmentations.items()}
         result.comparison = compare_table(results, primary=cfg.primary_metric)
-        step("fitting BG/NBD and Gamma-Gamma")
+        step(f"fitting purchase models ({', '.join(cfg.models.purchase_models)}) and Gamma-Gamma")
         result.failed_step = MODELS_RUN
-        result.models = evaluate_models(cfg, result.calibration)
+        result.models = evaluate_models(cfg, result.calibration, tx)
         step("segment transitions between calibration and observation end")
         result.failed_step = "transitions"
         result.transitions, result.transition_figure = evaluate_transitions(
@@ -499,7 +720,9 @@ def evaluate(
         )
         step("refitting on the full period and scoring customers")
         result.failed_step = "scoring"
-        result.scoring = score(cfg, tx, result.comparison)
+        result.scoring = score(
+            cfg, tx, result.comparison, purchase_model=result.models.chosen
+        )
     except Exception as exc:
         exc.evaluation = result  # type: ignore[attr-defined]
         raise
@@ -508,8 +731,6 @@ def evaluate(
 
 
 # --------------------------------------------------------------------------- record
-
-_T = TypeVar("_T")
 
 
 def _computed(value: _T | None, what: str) -> _T:
@@ -596,26 +817,61 @@ def _record_segmentation(seg: SegmentationEvaluation, out: Path) -> str:
     return run.info.run_id
 
 
+def _record_purchase_model(fitted: PurchaseModelFit, chosen: bool) -> str:
+    """A child run per purchase model: its parameters, fit statistics and holdout metrics."""
+    tags = {
+        "rfmml.role": "purchase_model",
+        "rfmml.purchase_model": fitted.name,
+        "rfmml.chosen": str(chosen).lower(),
+    }
+    if fitted.message:
+        tags["rfmml.degenerate"] = ", ".join(fitted.degenerate.index)
+        tags["rfmml.degenerate_message"] = fitted.message
+    with tracking.tracked_run(fitted.name, nested=True, tags=tags) as run:
+        tracking.log_params(fitted.model.get_params() | {"kind": fitted.model.kind})
+        tracking.log_metrics(fitted.metrics)
+        tracking.log_metrics({f"param.{k}": v for k, v in dict(fitted.model.params_).items()})
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            fitted.holdout_metrics.to_csv(folder / "holdout_metrics.csv")
+            fitted.model.summary_.to_csv(folder / "summary.csv")
+            fitted.model.save(folder / f"{fitted.name}.json")
+            tracking.log_artifacts(folder)
+    return run.info.run_id
+
+
 def _record_models(models: ModelEvaluation, out: Path) -> str:
-    with tracking.tracked_run(MODELS_RUN, nested=True, tags={"rfmml.role": "models"}) as run:
-        tracking.log_params(models.bgnbd.get_params(), "bgnbd.")
+    tags = {"rfmml.role": "models", "rfmml.chosen_purchase_model": models.chosen}
+    with tracking.tracked_run(MODELS_RUN, nested=True, tags=tags) as run:
+        for name, fitted in models.fits.items():
+            tracking.log_params(fitted.model.get_params(), f"{name}.")
         tracking.log_params(models.gamma_gamma.get_params(), "gamma_gamma.")
         tracking.log_params(
-            {"gamma_gamma.excluded_zero_spend_customers": models.gamma_gamma.n_excluded_}
+            {
+                "gamma_gamma.excluded_zero_spend_customers": models.gamma_gamma.n_excluded_,
+                "chosen_purchase_model": models.chosen,
+                "selection": models.selection,
+            }
         )
         if models.warnings:
             tracking.set_tags({"gamma_gamma.warnings": " | ".join(models.warnings)})
+        if models.messages:
+            tracking.set_tags({"rfmml.degenerate_fits": " | ".join(models.messages)[:5000]})
         tracking.log_metrics(models.metrics)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             tables = {
                 "holdout_metrics.csv": models.holdout_metrics,
-                "bgnbd_summary.csv": models.bgnbd.summary_,
+                "model_comparison.csv": models.comparison,
                 "gamma_gamma_summary.csv": models.gamma_gamma.summary_,
             }
+            if len(models.tracking):
+                tables["tracking.csv"] = models.tracking
+            for name, fitted in models.fits.items():
+                tables[f"{name}_summary.csv"] = fitted.model.summary_
+                fitted.model.save(folder / f"{name}.json")
             _keep_figures(models.figures, out / "models")
             _write_folder(folder, tables, models.figures)
-            models.bgnbd.save(folder / "bgnbd.json")
             models.gamma_gamma.save(folder / "gamma_gamma.json")
             tracking.log_artifacts(folder)
     return run.info.run_id
@@ -675,7 +931,10 @@ def _record_scoring(ev: Evaluation, scored: Scoring, out: Path) -> tuple[str, st
         "rfmml.role": "scoring",
         "rfmml.rule_segmentation": str(scored.rule_segmentation),
         "rfmml.kmeans_segmentation": str(scored.kmeans_segmentation),
+        "rfmml.purchase_model": scored.purchase_model_name,
     }
+    if scored.messages:
+        tags["rfmml.degenerate_message"] = " | ".join(scored.messages)
     if scored.fit_warnings:
         tags["rfmml.fit_warnings"] = " | ".join(scored.fit_warnings)[:5000]
     with tracking.tracked_run("scoring", nested=True, tags=tags) as run:
@@ -683,6 +942,9 @@ def _record_scoring(ev: Evaluation, scored: Scoring, out: Path) -> tuple[str, st
             {
                 "horizon": cfg.models.horizon,
                 "discount_rate": cfg.models.discount_rate,
+                "purchase_model": scored.purchase_model_name,
+                "churn_basis": cfg.models.churn_basis,
+                "next_order_window": cfg.models.window(cfg.freq),
                 "freq": cfg.freq,
                 "observation_end": cfg.observation_end.isoformat(),
             }
@@ -806,9 +1068,21 @@ def record(
         tracking.log_artifact(files["comparison_csv"])
         tracking.log_artifact(files["comparison_png"])
         if ev.models is not None:
+            for name, fitted in ev.models.fits.items():
+                runs[f"purchase_model.{name}"] = _record_purchase_model(
+                    fitted, name == ev.models.chosen
+                )
             runs["models"] = _record_models(ev.models, out)
+            tracking.set_tags({"rfmml.chosen_purchase_model": ev.models.chosen})
             files["model_metrics"] = out / "model_metrics.csv"
             ev.models.holdout_metrics.to_csv(files["model_metrics"])
+            files["model_comparison"] = out / "model_comparison.csv"
+            ev.models.comparison.to_csv(files["model_comparison"])
+            if len(ev.models.tracking):
+                files["tracking_csv"] = out / "tracking.csv"
+                ev.models.tracking.to_csv(files["tracking_csv"])
+                files["tracking_png"] = out / "tracking.png"
+                _save_figure(plot_tracking(ev.models.tracking), files["tracking_png"])
         files |= _record_transitions(ev, out)
         if error is not None:
             _record_failure(ev, error)
@@ -835,6 +1109,8 @@ def record(
         files=files,
         report=ev.report,
         evaluation=ev,
+        model_comparison=models.comparison,
+        chosen_model=models.chosen,
     )
 
 

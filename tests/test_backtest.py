@@ -36,6 +36,7 @@ def sim_config(tmp_path_factory):
             "observation_end": "2021-06-30",
             "freq": "W",
             "data": {"source": str(path)},
+            "models": {"purchase_models": ["bgnbd", "mbgnbd", "pareto_nbd"]},
             "segmentations": [{"name": "rf_grid", "kind": "rules", "scheme": "rf_grid"}],
         }
     )

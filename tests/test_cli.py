@@ -240,3 +240,42 @@ def test_help_lists_every_command():
     result = CliRunner().invoke(main, ["--help"])
     for command in ["run", "demo", "features", "segment", "fit", "predict", "compare"]:
         assert command in result.output
+
+
+def test_degenerate_fit_is_one_plain_line_on_online_retail_daily(tmp_path):
+    """BG/NBD on Online Retail daily runs a -> 0: one line naming it, no raw warning."""
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    config = tmp_path / "retail_daily.toml"
+    config.write_text(
+        'name = "retail_daily"\ncalibration_end = 2011-08-31\nobservation_end = 2011-12-09\n'
+        'freq = "D"\nn_bootstrap = 0\nsample_size = 500\n'
+        '[data]\nsource = "online_retail"\norder = "order_id"\n'
+        '[models]\npurchase_models = ["bgnbd"]\nhorizon = 90\n'
+        '[[segmentations]]\nname = "rf_grid"\nkind = "rules"\nscheme = "rf_grid"\n'
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", "from rfmml.cli import main; main()", "run", str(config),
+         "-o", str(tmp_path / "out"), "--tracking-uri", uri],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "degenerate" in line]
+    assert len(lines) == 1, done.stderr
+    assert "BG/NBD fit on the calibration period is degenerate: a = " in lines[0]
+    assert "penalizer" in lines[0] and "another purchase model" in lines[0]
+    # no raw Python warning: no source path, no warning class
+    assert ".py:" not in done.stderr and "Warning:" not in done.stderr, done.stderr
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("retail_daily")
+    runs = client.search_runs(
+        [experiment.experiment_id], "tags.`rfmml.purchase_model` = 'bgnbd'"
+    )
+    tagged = [r for r in runs if r.data.tags.get("rfmml.role") == "purchase_model"]
+    assert len(tagged) == 1
+    assert "a" in tagged[0].data.tags["rfmml.degenerate"].split(", ")
+    assert tagged[0].data.tags["rfmml.degenerate_message"] == lines[0].split(": ", 1)[1]

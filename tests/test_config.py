@@ -71,6 +71,15 @@ def test_minimal_config_gets_defaults():
         ("n_bootstrap", 1.5, r"the config\.n_bootstrap must be an integer"),
         ("tracking_uri", 3, r"the config\.tracking_uri must be text"),
         ("uri", "x", r"unknown key\(s\) \['uri'\] in the config"),
+        ("models.purchase_models", ["bgnbd", "bgbb"], r"purchase_models = \['bgnbd', 'bgbb'\]: "
+         r"a non-empty list of distinct names from \['bgnbd', 'mbgnbd', 'pareto_nbd'\]"),
+        ("models.purchase_models", [], r"purchase_models = \[\]: a non-empty list"),
+        ("models.purchase_models", ["bgnbd", "bgnbd"], r"non-empty list of distinct names"),
+        ("models.selection", "accuracy", r"\[models\] selection = 'accuracy'; allowed: \["),
+        ("models.selection", "total_purchases_ratio", r"selection = 'total_purchases_ratio'"),
+        ("models.churn_basis", "dead", r"churn_basis = 'dead'; allowed: 'no_purchase', 'alive'"),
+        ("models.next_order_window", 0, r"\[models\] next_order_window must be >= 1"),
+        ("models.pareto_nbd", {"penalty": 1}, r"\['penalty'\] in \[models\] pareto_nbd"),
     ],
 )
 def test_bad_values_name_the_key(path, value, message):
@@ -86,6 +95,32 @@ def test_interval_keys_and_their_defaults():
     assert cfg.models.interval == 0.9 and cfg.models.n_draws == 200
     again = load_config(_with("models.interval", 0))
     assert again.models.interval == 0.0
+
+
+def test_model_choice_keys_defaults_and_round_trip():
+    cfg = load_config(BASE)  # the layout before model choice: BG/NBD alone, as before
+    assert cfg.models.purchase_models == ["bgnbd"]
+    assert cfg.models.selection == "purchases_mae"
+    assert cfg.models.churn_basis == "no_purchase"
+    assert cfg.models.window("W") == 4 and cfg.models.window("D") == 30
+    models = {
+        "purchase_models": ["pareto_nbd", "bgnbd"],
+        "selection": "bic",
+        "churn_basis": "alive",
+        "next_order_window": 8,
+        "bgnbd": {"penalizer": 0.01},
+        "pareto_nbd": {"penalizer": 0.001, "max_iter": 500},
+    }
+    cfg = load_config({**BASE, "models": models})
+    assert cfg.models.window("W") == 8
+    built = cfg.models.build_purchase_model("pareto_nbd")
+    assert type(built).__name__ == "ParetoNBD" and built.penalizer == 0.001
+    assert built.max_iter == 500
+    assert cfg.models.build_purchase_model("bgnbd").penalizer == 0.01
+    text = to_toml(cfg)
+    assert 'purchase_models = ["pareto_nbd", "bgnbd"]' in text
+    again = load_config(tomllib.loads(text))
+    assert again == cfg and to_toml(again) == text
 
 
 def test_missing_keys_duplicates_and_the_old_layout():

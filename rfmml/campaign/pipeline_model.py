@@ -102,6 +102,12 @@ class ScoringPipeline:
         The parameter draws of each model (``"purchase_model"``, ``"gamma_gamma"``:
         n_draws x n_params), saved with the pipeline so that every ``predict``
         uses the same draws (bootstrap draws need the training customers).
+    next_order_window : int, optional
+        Periods of ``probability_order_within_window`` (``None``: no such column).
+    observation_end : str, optional
+        ISO date the summary columns are measured at, for
+        ``expected_next_order_date`` when the input frame does not carry it in
+        ``attrs`` (e.g. inside the MLflow model); ``None``: no date column then.
     """
 
     rule_segmenter: RuleSegmenter | None = None
@@ -120,6 +126,8 @@ class ScoringPipeline:
     interval_method: str = "parametric"
     random_state: int | None = 0
     param_draws: dict[str, np.ndarray] | None = None
+    next_order_window: int | None = None
+    observation_end: str | None = None
 
     def __post_init__(self) -> None:
         both = self.bgnbd is not None and self.purchase_model is not None
@@ -161,6 +169,8 @@ class ScoringPipeline:
         summary = frame[list(BTYD_COLUMNS)].copy() if uses_summary else None
         if summary is not None:
             summary.attrs["freq"] = self.freq
+            if self.observation_end is not None:
+                summary.attrs.setdefault("observation_end", self.observation_end)
         features = frame.drop(columns=[c for c in BTYD_COLUMNS if c in frame.columns])
         return score_customers(
             features,
@@ -179,6 +189,7 @@ class ScoringPipeline:
             interval_method=self.interval_method,
             param_draws=self.param_draws,
             random_state=self.random_state,
+            next_order_window=self.next_order_window,
         )
 
     def save(self, folder: str | Path) -> Path:
@@ -215,6 +226,8 @@ class ScoringPipeline:
             "param_draws": None
             if self.param_draws is None
             else {k: np.asarray(v, dtype=float).tolist() for k, v in self.param_draws.items()},
+            "next_order_window": self.next_order_window,
+            "observation_end": self.observation_end,
         }
         write_document(folder / "pipeline.json", FORMAT, FORMAT_VERSION, settings)
         return folder
@@ -253,4 +266,6 @@ class ScoringPipeline:
             param_draws=None
             if settings.get("param_draws") is None
             else {k: np.array(v, dtype=float) for k, v in settings["param_draws"].items()},
+            next_order_window=settings.get("next_order_window"),
+            observation_end=settings.get("observation_end"),
         )

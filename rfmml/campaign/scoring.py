@@ -24,7 +24,17 @@ from rfmml.models.uncertainty import (
 )
 from rfmml.segments import KMeansSegmenter, RuleSegmenter
 
-__all__ = ["CHURN_BASES", "CHURN_LABELS", "churn_risk_band", "score_customers"]
+__all__ = [
+    "CHURN_BASES",
+    "CHURN_LABELS",
+    "DAYS_PER_PERIOD",
+    "churn_risk_band",
+    "next_order_dates",
+    "score_customers",
+]
+
+#: Days in one period of ``freq`` (a month is an average Gregorian month).
+DAYS_PER_PERIOD = {"D": 1.0, "W": 7.0, "M": 365.2425 / 12.0}
 
 #: Labels of the churn-risk bands, lowest risk first.
 CHURN_LABELS = ("low", "medium", "high")
@@ -39,7 +49,7 @@ _PLAYBOOK_COLUMNS = ("action", "action_channel", "action_priority")
 _OUTPUT_COLUMNS = frozenset(
     {"customer_id", "recency_days", "n_orders", "total_spend", "R", "F", "M", "RFM",
      "segment", "cluster", "cluster_name", "probability_alive", "probability_no_purchase",
-     "churn_risk",
+     "churn_risk", "expected_next_order_date", "probability_order_within_window",
      "expected_purchases", "expected_order_value", "expected_spend", "clv",
      "purchase_count_lower", "purchase_count_upper", "probability_top_clv",
      *(f"{c}_{end}" for c in INTERVAL_COLUMNS for end in ("lower", "upper")),
@@ -102,6 +112,39 @@ def churn_risk_band(
     codes = (risk >= low).astype(np.int8) + (risk >= high).astype(np.int8)
     labels = pd.Categorical.from_codes(codes, categories=list(CHURN_LABELS), ordered=True)
     return pd.Series(labels, index=probability.index, name="churn_risk")
+
+
+def next_order_dates(
+    median_periods: pd.Series | np.ndarray, observation_end: str | pd.Timestamp, freq: str
+) -> pd.Series | np.ndarray:
+    """Calendar dates of the next order: the observation end plus a time in periods of ``freq``.
+
+    Parameters
+    ----------
+    median_periods : pandas.Series or numpy.ndarray
+        Times after the observation end in periods (e.g.
+        :meth:`~rfmml.models.PurchaseModel.next_purchase_quantile`); ``inf``
+        (more likely than not never to buy again) gives ``NaT``.
+    observation_end : date-like
+        The end of the observation period.
+    freq : {"D", "W", "M"}
+        The time unit.
+
+    Returns
+    -------
+    pandas.Series or numpy.ndarray
+        ``datetime64`` dates (day resolution, rounded to the nearest day).
+    """
+    values = np.asarray(median_periods, dtype=float)
+    days = values * DAYS_PER_PERIOD[freq]
+    finite = np.isfinite(days) & (days < 1e6)  # beyond ~2700 years: treat as never
+    offset = np.where(finite, np.round(np.where(finite, days, 0.0)), 0.0).astype(np.int64)
+    end = pd.Timestamp(observation_end).normalize()
+    dates = (end + pd.to_timedelta(offset, unit="D")).to_numpy(dtype="datetime64[ns]")
+    dates[~finite] = np.datetime64("NaT")
+    if isinstance(median_periods, pd.Series):
+        return pd.Series(dates, index=median_periods.index, name="expected_next_order_date")
+    return dates
 
 
 def _check_aligned(features: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
@@ -236,6 +279,7 @@ def score_customers(
     segments: pd.Series | None = None,
     random_state=None,
     top_fraction: float | None = None,
+    next_order_window: int | None = None,
 ) -> pd.DataFrame:
     """Score every customer for campaign planning: one row per customer (and group).
 
@@ -252,7 +296,10 @@ def score_customers(
     ``kmeans_segmenter``      ``cluster`` (0 = most valuable), ``cluster_name``
     ``purchase_model``        ``probability_alive``, ``probability_no_purchase`` (no
                               purchase in the next ``horizon`` periods), ``churn_risk``,
-                              ``expected_purchases`` (next ``horizon`` periods)
+                              ``expected_purchases`` (next ``horizon`` periods),
+                              ``expected_next_order_date`` (when the features carry
+                              ``observation_end``), ``probability_order_within_window``
+                              (with ``next_order_window``)
     ``gamma_gamma``           ``expected_order_value`` (conditional mean order value)
     both models               ``expected_spend`` = ``expected_purchases`` x
                               ``expected_order_value``; ``clv`` (discounted, from
@@ -272,6 +319,14 @@ def score_customers(
     horizon, BG/NBD), and ``attrs["intervals"]``: the settings and the totals per
     segment and overall from joint draws (see
     :func:`rfmml.models.uncertainty.interval_predictions`).
+
+    ``expected_next_order_date`` is the observation end plus the median time to
+    the next purchase (:meth:`~rfmml.models.PurchaseModel.next_purchase_quantile`
+    at 0.5, converted from periods of ``freq`` to days and rounded to the day;
+    see :func:`next_order_dates`); it is empty (``NaT``) where the customer is
+    more likely than not never to buy again.
+    ``probability_order_within_window`` is P(at least one order in the next
+    ``next_order_window`` periods).
     ``action``, ``action_channel`` and ``action_priority`` come from the playbook
     entry of the rule segment, else the scheme's own recommended action, else the
     playbook default (:class:`~rfmml.campaign.Playbook`).
@@ -330,14 +385,17 @@ def score_customers(
         joint parameter draws in which the customer's CLV is in the top
         ``top_fraction`` of customers (0.1: top decile), for
         :func:`~rfmml.campaign.select_targets` ``rank_by``. One more pass over the draws.
+    next_order_window : int, optional
+        Periods of ``probability_order_within_window``; ``None`` leaves the
+        column out.
 
     Returns
     -------
     pandas.DataFrame
         Indexed like ``features``, columns in the order of the table above.
         ``attrs`` records ``horizon``, ``discount_rate``, ``freq``, ``churn_bands``,
-        ``churn_basis`` (with a purchase model), ``scheme``, ``playbook`` and
-        ``observation_end`` (when known).
+        ``churn_basis`` and ``next_order_window`` (with a purchase model), ``scheme``,
+        ``playbook`` and ``observation_end`` (when known).
 
     Raises
     ------
@@ -385,6 +443,9 @@ def score_customers(
     if purchase_model is not None:
         # Validate early, before any column is computed.
         churn_risk_band(pd.Series([1.0]), churn_bands, churn_basis)
+        window = next_order_window
+        if window is not None and (isinstance(window, bool) or not float(window) > 0):
+            raise ValueError(f"next_order_window must be a number of periods > 0, got {window!r}.")
     book = load_playbook(playbook) if rule_segmenter is not None else None
 
     names = [n if n is not None else f"level_{i}" for i, n in enumerate(features.index.names)]
@@ -447,6 +508,16 @@ def score_customers(
         table["churn_risk"] = churn_risk_band(basis, churn_bands, churn_basis).array
         purchases = purchase_model.expected_purchases(summary, int(horizon))
         table["expected_purchases"] = purchases.to_numpy()
+        assert summary is not None  # checked above whenever there is a purchase model
+        end = features.attrs.get("observation_end", summary.attrs.get("observation_end"))
+        if end is not None and unit is not None:
+            attrs["observation_end"] = str(end)
+            median = purchase_model.next_purchase_quantile(summary, 0.5)
+            table["expected_next_order_date"] = next_order_dates(median.to_numpy(), end, unit)
+        if next_order_window is not None:
+            attrs["next_order_window"] = float(next_order_window)
+            within = purchase_model.probability_purchase_within(summary, float(next_order_window))
+            table["probability_order_within_window"] = within.to_numpy()
     if gamma_gamma is not None:
         order_value = gamma_gamma.expected_order_value(summary)
         table["expected_order_value"] = order_value.to_numpy()
@@ -472,6 +543,6 @@ def score_customers(
         table = table[
             [c for c in table.columns if c not in _PLAYBOOK_COLUMNS] + list(_PLAYBOOK_COLUMNS)
         ]
-    _check_no_nan(table)
+    _check_no_nan(table.drop(columns=["expected_next_order_date"], errors="ignore"))
     table.attrs = attrs
     return table

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from rfmml.evaluation.repeat_tracking import tracking_mape as _tracking_mape
+
 __all__ = [
     "backtest_metrics",
     "brier_score",
@@ -79,10 +81,8 @@ def tracking_mape(actual_cumulative: ArrayLike, predicted_cumulative: ArrayLike)
         In percent; NaN when no period has a realised transaction.
     """
     a, p = _pair(actual_cumulative, predicted_cumulative)
-    keep = a > 0
-    if not keep.any():
-        return math.nan
-    return float(100.0 * np.mean(np.abs(p[keep] - a[keep]) / a[keep]))
+    curves = pd.DataFrame({"holdout": True, "actual_cumulative": a, "model_cumulative": p})
+    return _tracking_mape(curves, "model")  # the experiment's definition, on plain arrays
 
 
 def _ranked_shares(actual: np.ndarray, order_by: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Holdout evaluation of the BG/NBD and Gamma-Gamma models against a naive baseline.
+"""Holdout evaluation of purchase models and Gamma-Gamma against a naive baseline.
 
 The models are fitted on the calibration period and judged on what customers
 did in the holdout period (the frame of
@@ -16,9 +16,9 @@ from sklearn.metrics import roc_auc_score
 
 from rfmml.errors import DataError
 from rfmml.features import calibration_summary
-from rfmml.models import BetaGeoNBD, GammaGamma
+from rfmml.models import GammaGamma, PurchaseModel
 
-__all__ = ["holdout_predictions", "evaluate_holdout", "HOLDOUT_COLUMNS"]
+__all__ = ["holdout_predictions", "evaluate_holdout", "fit_statistics", "HOLDOUT_COLUMNS"]
 
 HOLDOUT_COLUMNS = (
     "frequency_cal",
@@ -48,15 +48,50 @@ def _check(cal_holdout: pd.DataFrame, spend: bool) -> None:
         raise DataError("cal_holdout is empty (0 customers); nothing to evaluate.")
 
 
+def _buy_again(model: PurchaseModel, summary: pd.DataFrame, duration: np.ndarray) -> np.ndarray:
+    """P(at least one purchase in the holdout), per customer."""
+    if hasattr(model, "probability_repeat_purchase"):  # BG/NBD's closed form
+        return model.probability_repeat_purchase(summary, duration).to_numpy()
+    return model.probability_purchase_within(summary, duration).to_numpy()
+
+
+def fit_statistics(model: PurchaseModel) -> dict[str, float]:
+    """Maximised log-likelihood, number of parameters, AIC and BIC of a fitted model.
+
+    ``aic = 2 k - 2 LL`` and ``bic = k ln(n) - 2 LL`` with ``k`` parameters and
+    ``n`` customers in the fit (the model's ``n_customers_``).
+
+    Parameters
+    ----------
+    model : MaximumLikelihoodModel
+        A fitted model.
+
+    Returns
+    -------
+    dict
+        ``log_likelihood``, ``n_params``, ``aic``, ``bic``.
+    """
+    ll = float(model.log_likelihood_)
+    k = float(len(model.param_names))
+    n = float(model.n_customers_)
+    return {
+        "log_likelihood": ll,
+        "n_params": k,
+        "aic": 2.0 * k - 2.0 * ll,
+        "bic": k * float(np.log(n)) - 2.0 * ll,
+    }
+
+
 def holdout_predictions(
-    bgnbd: BetaGeoNBD, gamma_gamma: GammaGamma | None, cal_holdout: pd.DataFrame
+    bgnbd: PurchaseModel, gamma_gamma: GammaGamma | None, cal_holdout: pd.DataFrame
 ) -> pd.DataFrame:
     """Per-customer predictions for the holdout period, model and baseline side by side.
 
     Parameters
     ----------
-    bgnbd : BetaGeoNBD
-        Fitted on the calibration summary.
+    bgnbd : PurchaseModel
+        Any fitted purchase model (BG/NBD, MBG/NBD, Pareto/NBD, ...), fitted
+        on the calibration summary.
     gamma_gamma : GammaGamma or None
         Fitted on the calibration summary; ``None`` skips the spend columns.
     cal_holdout : pandas.DataFrame
@@ -86,7 +121,7 @@ def holdout_predictions(
             "model_purchases": bgnbd.expected_purchases(summary, duration).to_numpy(),
             "baseline_purchases": rate * duration,
             "bought_again": actual > 0,
-            "model_probability": bgnbd.probability_repeat_purchase(summary, duration).to_numpy(),
+            "model_probability": _buy_again(bgnbd, summary, duration),
             "baseline_probability": -np.expm1(-rate * duration),
         },
         index=cal_holdout.index,
@@ -106,7 +141,7 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
 
 
 def evaluate_holdout(
-    bgnbd: BetaGeoNBD, gamma_gamma: GammaGamma | None, cal_holdout: pd.DataFrame
+    bgnbd: PurchaseModel, gamma_gamma: GammaGamma | None, cal_holdout: pd.DataFrame
 ) -> pd.DataFrame:
     """Score the models on the holdout period and compare with the naive baseline.
 
@@ -123,7 +158,8 @@ def evaluate_holdout(
         - ``purchases_mae``, ``purchases_rmse``: per-customer error of the
           predicted number of holdout purchases.
         - ``total_purchases_predicted``, ``total_purchases_actual`` and
-          ``total_purchases_ratio`` (predicted / actual): the aggregate.
+          ``total_purchases_ratio`` (predicted / actual): the aggregate;
+          ``total_purchases_error``: ``|predicted - actual| / actual`` of it.
         - ``spend_mae``: mean absolute error of the predicted mean
           transaction value, over customers with repeat purchases in both
           periods (the ones whose holdout spend is observed and whose
@@ -152,6 +188,9 @@ def evaluate_holdout(
             "total_purchases_predicted": float(est.sum()),
             "total_purchases_actual": float(actual.sum()),
             "total_purchases_ratio": float(est.sum() / actual.sum()) if actual.sum() else np.nan,
+            "total_purchases_error": (
+                float(abs(est.sum() - actual.sum()) / actual.sum()) if actual.sum() else np.nan
+            ),
             "buy_again_brier": float(np.mean((prob - y) ** 2)),
             "buy_again_auc": _auc(y, prob),
         }

@@ -16,11 +16,15 @@ from rfmml.errors import ConfigError
 __all__ = [
     "BACKTEST_METRICS",
     "DEFAULT_PRIMARY",
+    "DEFAULT_SELECTION",
+    "FIT_METRICS",
     "KEY_METRICS",
     "MODEL_METRICS",
     "SEGMENTATION_METRICS",
     "higher_is_better",
+    "model_lower_is_better",
     "ranking_metrics",
+    "selection_metrics",
 ]
 
 Direction = Literal["higher", "lower"] | None
@@ -57,6 +61,8 @@ MODEL_METRICS: Mapping[str, Direction] = {
     "buy_again_brier": "lower",
     "buy_again_auc": "higher",
     "spend_mae": "lower",
+    "total_purchases_error": "lower",  # |predicted - actual| / actual, of the total
+    "tracking_mape": "lower",  # cumulative repeat transactions, holdout periods (percent)
 }
 
 #: Backtest metrics (:mod:`rfmml.evaluation.backtest`), one value per origin and
@@ -74,6 +80,17 @@ BACKTEST_METRICS: Mapping[str, Direction] = {
     "spend_mae": "lower",
     "migration_tvd": "lower",
 }
+
+#: Fit statistics of a purchase model (:func:`~rfmml.evaluation.fit_statistics`).
+FIT_METRICS: Mapping[str, Direction] = {
+    "log_likelihood": "higher",
+    "n_params": None,
+    "aic": "lower",
+    "bic": "lower",
+}
+
+#: The purchase model an experiment scores with unless its config says otherwise.
+DEFAULT_SELECTION = "purchases_mae"
 
 #: The metric segmentations are ranked by unless a config says otherwise.
 DEFAULT_PRIMARY = "buy_again_auc"
@@ -109,3 +126,26 @@ def higher_is_better(metric: str) -> bool:
             f"{metric!r} cannot rank segmentations; metrics with a direction: {ranking_metrics()}"
         )
     return direction == "higher"
+
+
+def selection_metrics() -> list[str]:
+    """Metrics that can choose a purchase model (holdout and fit metrics with a direction)."""
+    both = {**MODEL_METRICS, **FIT_METRICS}
+    return [name for name, direction in both.items() if direction is not None]
+
+
+def model_lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of a model metric is better.
+
+    Raises
+    ------
+    ConfigError
+        The metric is unknown or has no direction (it cannot choose a model).
+    """
+    direction = {**MODEL_METRICS, **FIT_METRICS}.get(metric)
+    if direction is None:
+        raise ConfigError(
+            f"{metric!r} cannot choose a purchase model; metrics with a direction: "
+            f"{selection_metrics()}"
+        )
+    return direction == "lower"

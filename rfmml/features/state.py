@@ -70,7 +70,8 @@ __all__ = ["SCHEMA_VERSION", "CustomerState", "StateUpdate"]
 #: Version of the state file's layout; a file with a larger one is refused.
 SCHEMA_VERSION = 1
 
-_NOTE_TZ = "timestamps converted from time zone "
+# the loader's note reads "timestamps in time zone {tz} converted to its wall-clock time"
+_NOTE_TZ = "timestamps in time zone "
 _PERIODS = {"D": "day", "W": "week", "M": "month"}
 _CLEANING = ("negative_amounts", "drop_zero_amounts", "drop_duplicates", "timestamp_format")
 
@@ -79,6 +80,9 @@ def _rfmml_version() -> str:
     import rfmml
 
     return str(rfmml.__version__)
+
+
+_ORDER_DECIMALS = 9  # the loader rounds summed order amounts to 9 decimals
 
 
 @dataclass
@@ -128,7 +132,7 @@ def _batch_fingerprint(frame: pd.DataFrame) -> str:
 def _time_zone(report: CleaningReport) -> str | None:
     for note in report.notes:
         if note.startswith(_NOTE_TZ):
-            return note[len(_NOTE_TZ) :].split(" to its wall-clock time")[0]
+            return note[len(_NOTE_TZ) :].split(" converted to its wall-clock time")[0]
     return None
 
 
@@ -519,6 +523,8 @@ class CustomerState:
                     "SELECT count(*) FROM rfmml_transactions WHERE _batch = ?", [batch]
                 ).fetchall()[0][0]
             )
+            if self._with_order():
+                self._merge_split_orders(columns, batch)
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE _rfmml_touched AS "
                 "SELECT DISTINCT customer_id FROM _rfmml_batch"
@@ -541,6 +547,43 @@ class CustomerState:
         finally:
             con.unregister("_rfmml_batch")
         return StateUpdate(fp, True, report.rows_in, added, touched, late, report)
+
+    def _merge_split_orders(self, columns: list[str], batch: int) -> None:
+        """One row per order across batches, as :func:`read_transactions` gives on the whole log.
+
+        The loader sums an order's lines into one row (earliest line time, total
+        amount) within a batch; when lines of one order arrive in several batches,
+        the rows stored for it are merged the same way here.
+        """
+        group = self._meta["mapping"]["group"]
+        keys = ["order_id", "customer_id"] + ([group] if group is not None else [])
+        key_sql = ", ".join(_q(k) for k in keys)
+        picks = []
+        for c in columns:
+            if c in keys:
+                picks.append(_q(c))
+            elif c == "timestamp":
+                picks.append('min("timestamp") AS "timestamp"')
+            elif c == "amount":
+                picks.append(f'round(sum("amount"), {_ORDER_DECIMALS}) AS "amount"')
+            else:
+                picks.append(f"any_value({_q(c)}) AS {_q(c)}")
+        con = self._con
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _rfmml_split AS SELECT {', '.join(picks)}, "
+            f"{batch}::INTEGER AS _batch FROM rfmml_transactions "
+            f"WHERE ({key_sql}) IN (SELECT DISTINCT {key_sql} FROM rfmml_transactions "
+            f"WHERE _batch = {batch} AND order_id IS NOT NULL) "
+            f"GROUP BY {key_sql} HAVING count(*) > 1"
+        )
+        match = " AND ".join(f"rfmml_transactions.{_q(k)} = s.{_q(k)}" for k in keys)
+        con.execute(f"DELETE FROM rfmml_transactions USING _rfmml_split s WHERE {match}")
+        cols = ", ".join(_q(c) for c in columns)
+        con.execute(
+            f"INSERT INTO rfmml_transactions ({cols}, _batch) SELECT {cols}, _batch "
+            "FROM _rfmml_split"
+        )
+        con.execute("DROP TABLE _rfmml_split")
 
     def _types(self, relation: str) -> list[tuple[str, str]]:
         rows = self._con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()

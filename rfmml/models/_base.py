@@ -81,7 +81,7 @@ from sklearn.utils.validation import check_is_fitted
 from rfmml.errors import DataError
 from rfmml.models import _fitting
 from rfmml.models._fitting import Z_95, confidence_table, fit_log_params
-from rfmml.models._grouping import group_rows, rows_fingerprint, unique_rows
+from rfmml.models._grouping import map_rows, rows_fingerprint, unique_rows
 from rfmml.models._validation import check_summary
 from rfmml.models.persistence import load_model, save_model
 from rfmml.models.uncertainty import draw_params, log_covariance
@@ -343,6 +343,51 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
         check_is_fitted(self, "params_")
         return {k: float(self.params_[k]) for k in self.param_names}
 
+    #: A dimensionless parameter outside these bounds ran to the edge of its range
+    #: (e.g. BG/NBD's ``a`` -> 0 with ``b`` -> infinity: no dropout identified).
+    DEGENERATE_BOUNDS: ClassVar[tuple[float, float]] = (1e-4, 1e4)
+    #: The same for parameters with the unit of time (``time_params``).
+    DEGENERATE_TIME_BOUNDS: ClassVar[tuple[float, float]] = (1e-6, 1e6)
+
+    def degenerate_parameters(self) -> pd.DataFrame:
+        """Parameters that ran to the edge of their range, or are not identified.
+
+        A parameter is flagged ``"at bound"`` when its estimate lies outside
+        :attr:`DEGENERATE_BOUNDS` (:attr:`DEGENERATE_TIME_BOUNDS` for time
+        parameters): its logarithm ran off towards the optimiser's reach. When
+        none is but a standard error is NaN or infinite (the Hessian is not
+        positive definite), those parameters are flagged
+        ``"standard error not finite"``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per flagged parameter (empty for a sound fit), indexed by
+            ``parameter``: ``estimate``, ``std_error``, ``reason``.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the model is not fitted.
+        """
+        check_is_fitted(self, "params_")
+        table = self.summary_
+        est = table["estimate"].to_numpy(dtype=float)
+        se = table["std_error"].to_numpy(dtype=float)
+        time = np.array([k in self.time_params for k in table.index])
+        low = np.where(time, self.DEGENERATE_TIME_BOUNDS[0], self.DEGENERATE_BOUNDS[0])
+        high = np.where(time, self.DEGENERATE_TIME_BOUNDS[1], self.DEGENERATE_BOUNDS[1])
+        at_bound = (est < low) | (est > high)
+        if at_bound.any():
+            flagged, reason = at_bound, "at bound"
+        else:
+            flagged, reason = ~np.isfinite(se), "standard error not finite"
+        out = pd.DataFrame(
+            {"estimate": est[flagged], "std_error": se[flagged], "reason": reason},
+            index=pd.Index(list(table.index[flagged]), name="parameter"),
+        )
+        return out
+
     def _theta(self) -> tuple[float, ...]:
         return tuple(self.get_fitted_params().values())
 
@@ -463,7 +508,7 @@ class PurchaseModel(MaximumLikelihoodModel):
         i.e. ``probability_no_purchase(X, t) == 1 - q``; ``+inf`` where the
         probability of never buying again is ``>= 1 - q``. Solved by
         bisection (after bracketing by doubling), vectorised over the unique
-        rows of ``X``.
+        rows of ``X`` in bounded chunks (:func:`rfmml.models._grouping.map_rows`).
 
         Parameters
         ----------
@@ -481,33 +526,40 @@ class PurchaseModel(MaximumLikelihoodModel):
             raise ValueError(f"q must be a number strictly between 0 and 1, got {q!r}.")
         check_is_fitted(self, "params_")
         cols = check_summary(X, self.fit_columns, what="next_purchase_quantile")
-        codes, first = group_rows(*(cols[k] for k in self.fit_columns))
-        rows = pd.DataFrame({k: cols[k][first] for k in self.fit_columns})
         target = 1.0 - float(q)
 
-        def no_buy(t: np.ndarray, idx: np.ndarray) -> np.ndarray:
-            return self.probability_no_purchase(rows.iloc[idx], t).to_numpy()
+        def quantile(*columns: np.ndarray) -> np.ndarray:
+            # bisection for one chunk of distinct rows (map_rows bounds its size)
+            rows = pd.DataFrame(dict(zip(self.fit_columns, columns, strict=True)))
 
-        k = len(rows)
-        everyone = np.arange(k)
-        out = np.full(k, np.inf)
-        finite = no_buy(np.full(k, np.inf), everyone) < target
-        idx = everyone[finite]
-        lo = np.zeros(len(idx))
-        hi = np.ones(len(idx))
-        if "T" in rows.columns and len(idx):
-            hi = np.maximum(rows["T"].to_numpy()[idx], 1.0)
-        open_ = no_buy(hi, idx) > target
-        while open_.any():  # double until P(no purchase in hi) <= target
-            lo[open_] = hi[open_]
-            hi[open_] *= 2.0
-            open_[open_] = no_buy(hi[open_], idx[open_]) > target
-        for _ in range(200):
-            mid = 0.5 * (lo + hi)
-            above = no_buy(mid, idx) > target
-            lo = np.where(above, mid, lo)
-            hi = np.where(above, hi, mid)
-            if np.all(hi - lo <= 1e-12 * np.maximum(hi, 1e-300)):
-                break
-        out[idx] = hi
-        return pd.Series(out[codes], index=X.index, name="next_purchase_quantile")
+            def no_buy(t: np.ndarray, idx: np.ndarray) -> np.ndarray:
+                return self.probability_no_purchase(rows.iloc[idx], t).to_numpy()
+
+            k = len(rows)
+            everyone = np.arange(k)
+            out = np.full(k, np.inf)
+            finite = no_buy(np.full(k, np.inf), everyone) < target
+            idx = everyone[finite]
+            if not len(idx):  # no row of this chunk has a finite quantile
+                return out
+            lo = np.zeros(len(idx))
+            hi = np.ones(len(idx))
+            if "T" in rows.columns:
+                hi = np.maximum(rows["T"].to_numpy()[idx], 1.0)
+            open_ = no_buy(hi, idx) > target
+            while open_.any():  # double until P(no purchase in hi) <= target
+                lo[open_] = hi[open_]
+                hi[open_] *= 2.0
+                open_[open_] = no_buy(hi[open_], idx[open_]) > target
+            for _ in range(200):
+                mid = 0.5 * (lo + hi)
+                above = no_buy(mid, idx) > target
+                lo = np.where(above, mid, lo)
+                hi = np.where(above, hi, mid)
+                if np.all(hi - lo <= 1e-12 * np.maximum(hi, 1e-300)):
+                    break
+            out[idx] = hi
+            return out
+
+        out = map_rows(quantile, *(cols[k] for k in self.fit_columns))
+        return pd.Series(out, index=X.index, name="next_purchase_quantile")

@@ -5,16 +5,136 @@ the same predictions, so fitting and scoring work on unique rows. Rows are
 grouped with a hash (``pandas.factorize`` per column, then on the combined
 integer key), which is linear in the number of rows; ``numpy.unique(axis=0)``
 sorts and is much slower on millions of rows.
+
+Every per-customer prediction goes through :func:`map_rows`, which evaluates
+it on unique rows when they collapse and in chunks of at most
+:data:`CHUNK_ROWS` rows either way, so that the memory of a prediction does
+not grow with the number of customers beyond its output column.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["group_rows", "unique_rows", "rows_fingerprint"]
+__all__ = ["CHUNK_ROWS", "map_rows", "rows_repeat", "group_rows", "unique_rows", "rows_fingerprint"]
+
+#: Rows a prediction evaluates at once. The closed forms hold about ten
+#: temporaries per row (hypergeometric and quadrature paths), so a chunk
+#: needs some 5 MiB per temporary and 50 MiB in all, whatever the number of
+#: customers. Read at call time: tests set it to a few rows to check that
+#: chunked results equal unchunked ones.
+CHUNK_ROWS = 2**16
+#: Above this fraction of distinct rows in a sample, :func:`map_rows` does
+#: not collapse the rows (continuous-time summaries: nearly every row is
+#: distinct, and grouping would only add a hash of every row).
+COLLAPSE_MAX_FRACTION = 0.5
+
+
+def rows_repeat(*columns: np.ndarray) -> bool:
+    """Whether rows repeat enough to be worth collapsing (the rule of :func:`map_rows`).
+
+    True when there are at most :data:`CHUNK_ROWS` rows, or when an evenly
+    strided sample of :data:`CHUNK_ROWS` rows has at most
+    :data:`COLLAPSE_MAX_FRACTION` distinct rows.
+
+    Parameters
+    ----------
+    *columns : numpy.ndarray
+        Equal-length 1-d arrays.
+
+    Returns
+    -------
+    bool
+    """
+    sample = max(int(CHUNK_ROWS), 1)
+    n = len(columns[0])
+    if n <= sample:
+        return True
+    stride = n // sample
+    _, first = group_rows(*(np.asarray(c)[::stride][:sample] for c in columns))
+    return bool(len(first) <= COLLAPSE_MAX_FRACTION * sample)
+
+
+def map_rows(
+    fn: Callable[..., np.ndarray],
+    *columns: np.ndarray,
+    unique: bool = True,
+    chunk_rows: int | None = None,
+) -> np.ndarray:
+    """Evaluate a row-wise function in bounded chunks, once per distinct row.
+
+    ``fn(*chunk_columns) -> values`` must be elementwise: one value per row
+    (or one row of values, e.g. the lower and upper ends of an interval, as
+    an array of shape ``(rows, k)``), depending on that row only. It is
+    called on slices (or gathered unique rows) of at most ``chunk_rows``
+    rows, so its temporaries are bounded;
+    the result is gathered into one float array, the only array that grows
+    with the number of rows (plus, when rows collapse, one integer code per
+    row and one value per distinct row).
+
+    With ``unique=True`` (for expensive functions), rows are collapsed when
+    they repeat: always when there are at most :data:`CHUNK_ROWS` of them,
+    otherwise when an evenly strided sample of :data:`CHUNK_ROWS` rows has at
+    most :data:`COLLAPSE_MAX_FRACTION` distinct rows (whole-period
+    summaries); columns with a single value do not enter the grouping.
+    Otherwise (``unique=False``, or continuous-time summaries where nearly
+    every row is distinct) the rows are sliced in order.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(*columns) -> numpy.ndarray`` of one value per row.
+    *columns : numpy.ndarray
+        Equal-length 1-d arrays, passed to ``fn`` in this order.
+    unique : bool, default True
+        Whether to evaluate once per distinct row.
+    chunk_rows : int, optional
+        Rows per call of ``fn``; :data:`CHUNK_ROWS` by default.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``fn`` of every row, float64, in the input order: shape ``(n,)``, or
+        ``(n, k)`` when ``fn`` returns ``(rows, k)``.
+    """
+    size = max(int(CHUNK_ROWS if chunk_rows is None else chunk_rows), 1)
+    arrays = [np.asarray(c) for c in columns]
+    n = len(arrays[0])
+    out: np.ndarray | None = None
+
+    def store(target: np.ndarray | None, length: int, where: slice, values) -> np.ndarray:
+        values = np.asarray(values, dtype=float)
+        if target is None:  # the first chunk fixes the shape of a row's value
+            target = np.empty((length, *values.shape[1:]))
+        target[where] = values
+        return target
+
+    if n == 0:
+        return np.empty(0)
+    if unique:
+        keys = [a for a in arrays if not a[0] == a[-1] or not np.all(a == a[0])]
+        if not keys:  # one distinct row
+            one = np.asarray(fn(*(a[:1] for a in arrays)), dtype=float)
+            return np.repeat(one, n, axis=0)
+        if rows_repeat(*keys):
+            codes, first = group_rows(*keys)
+            if len(first) < n:
+                values = None
+                for start in range(0, len(first), size):
+                    rows = first[start : start + size]
+                    where = slice(start, start + size)
+                    values = store(values, len(first), where, fn(*(a[rows] for a in arrays)))
+                assert values is not None
+                return np.take(values, codes, axis=0)
+    for start in range(0, n, size):
+        where = slice(start, start + size)
+        out = store(out, n, where, fn(*(a[where] for a in arrays)))
+    assert out is not None
+    return out
 
 
 def group_rows(*columns: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -10,13 +10,13 @@ import pandas as pd
 from rfmml.errors import DataError
 from rfmml.models import _formulas_bgbb as F
 from rfmml.models._base import PurchaseModel, as_horizon
+from rfmml.models._grouping import map_rows
 from rfmml.models._registry import register_model
 from rfmml.models._summary_checks import (
     check_opportunities,
     check_repeat_buyers,
     check_time_unit,
 )
-from rfmml.models._unique_scoring import on_unique_rows
 from rfmml.models._validation import check_summary
 
 __all__ = ["BetaGeoBetaBinom"]
@@ -143,7 +143,7 @@ class BetaGeoBetaBinom(PurchaseModel):
         """
         x, t_x, n = self._columns(X, "probability_alive")
         theta = self._theta()
-        p = on_unique_rows(lambda *c: F.bgbb_probability_alive(*c, *theta), x, t_x, n)
+        p = map_rows(lambda *c: F.bgbb_probability_alive(*c, *theta), x, t_x, n)
         return pd.Series(p, index=X.index, name="probability_alive")
 
     def expected_purchases(self, X: pd.DataFrame, t) -> pd.Series:
@@ -164,7 +164,7 @@ class BetaGeoBetaBinom(PurchaseModel):
         m = _whole(as_horizon(t, len(X)), "t")
         theta = self._theta()
         horizon = m
-        e = on_unique_rows(lambda *c: F.bgbb_expected_purchases(*c, *theta), horizon, x, t_x, n)
+        e = map_rows(lambda *c: F.bgbb_expected_purchases(*c, *theta), horizon, x, t_x, n)
         return pd.Series(e, index=X.index, name="expected_purchases")
 
     def probability_no_purchase(self, X: pd.DataFrame, t) -> pd.Series:
@@ -191,9 +191,7 @@ class BetaGeoBetaBinom(PurchaseModel):
         x, t_x, n = self._columns(X, "probability_no_purchase")
         theta = self._theta()
         horizon = as_horizon(t, len(X))
-        p = on_unique_rows(
-            lambda *c: F.bgbb_probability_no_purchase(*c, *theta), horizon, x, t_x, n
-        )
+        p = map_rows(lambda *c: F.bgbb_probability_no_purchase(*c, *theta), horizon, x, t_x, n)
         return pd.Series(p, index=X.index, name="probability_no_purchase")
 
     def expected_purchases_new_customer(self, t):
@@ -240,5 +238,6 @@ class BetaGeoBetaBinom(PurchaseModel):
         pandas.Series
         """
         x, t_x, n = self._columns(X, "log_likelihood")
-        ll = F.bgbb_log_likelihood(x, t_x, n, *self._theta())
+        theta = self._theta()
+        ll = map_rows(lambda *c: F.bgbb_log_likelihood(*c, *theta), x, t_x, n, unique=False)
         return pd.Series(ll, index=X.index, name="log_likelihood")

@@ -10,7 +10,7 @@ import pandas as pd
 from rfmml.errors import DataError
 from rfmml.models import _formulas as F
 from rfmml.models._base import PurchaseModel, StandardErrorWarning, as_horizon
-from rfmml.models._grouping import group_rows
+from rfmml.models._grouping import map_rows
 from rfmml.models._registry import register_model
 from rfmml.models._validation import check_summary
 
@@ -145,8 +145,19 @@ class BetaGeoNBD(PurchaseModel):
         """
         theta = self._theta()
         c = check_summary(X, ("frequency", "recency", "T"), what="probability_alive")
-        p = F.bgnbd_probability_alive(c["frequency"], c["recency"], c["T"], *theta)
+        p = self._probability_alive(c, theta)
         return pd.Series(p, index=X.index, name="probability_alive")
+
+    @staticmethod
+    def _probability_alive(c: dict[str, np.ndarray], theta) -> np.ndarray:
+        # FH08 eq. (2), elementwise and cheap: chunked in order, not collapsed
+        return map_rows(
+            lambda x, t_x, T: F.bgnbd_probability_alive(x, t_x, T, *theta),
+            c["frequency"],
+            c["recency"],
+            c["T"],
+            unique=False,
+        )
 
     def expected_purchases(self, X: pd.DataFrame, t) -> pd.Series:
         """Expected repeat purchases in the next ``t`` periods, given each history.
@@ -155,7 +166,8 @@ class BetaGeoNBD(PurchaseModel):
         the closed form fails (see
         :func:`rfmml.models._formulas.bgnbd_expected_purchases_if_alive`).
         Everything but the probability alive depends on (frequency, T, t)
-        only and is evaluated once per distinct triple, then broadcast back.
+        only and is evaluated once per distinct triple when rows repeat, in
+        bounded chunks either way (:func:`rfmml.models._grouping.map_rows`).
 
         Parameters
         ----------
@@ -172,20 +184,15 @@ class BetaGeoNBD(PurchaseModel):
         theta = self._theta()
         c = check_summary(X, ("frequency", "recency", "T"), what="expected_purchases")
         t_arr = as_horizon(t, len(X))
-        if_alive = self._expected_if_alive(c["frequency"], c["T"], t_arr, theta)
-        p_alive = F.bgnbd_probability_alive(c["frequency"], c["recency"], c["T"], *theta)
-        return pd.Series(if_alive * p_alive, index=X.index, name="expected_purchases")
-
-    @staticmethod
-    def _expected_if_alive(x, T, t, theta) -> np.ndarray:
-        # E[Y(t) | alive, x, T] once per distinct (x, T[, t])
-        if np.all(t == t[0]):
-            codes, first = group_rows(x, T)
-            tu = np.full(len(first), t[0])
-        else:
-            codes, first = group_rows(x, T, t)
-            tu = t[first]
-        return F.bgnbd_expected_purchases_if_alive(tu, x[first], T[first], *theta)[codes]
+        # E[Y(t) | alive, x, T] once per distinct (t, x, T), times P(alive) per customer
+        expected = map_rows(
+            lambda t, x, T: F.bgnbd_expected_purchases_if_alive(t, x, T, *theta),
+            t_arr,
+            c["frequency"],
+            c["T"],
+        )
+        expected *= self._probability_alive(c, theta)
+        return pd.Series(expected, index=X.index, name="expected_purchases")
 
     def expected_purchases_new_customer(self, t):
         """Expected repeat purchases of a new customer in ``(0, t]`` (FHL 2005, eq. 7).
@@ -247,8 +254,13 @@ class BetaGeoNBD(PurchaseModel):
         """
         theta = self._theta()
         c = check_summary(X, ("frequency", "recency", "T"), what="probability_no_purchase")
-        p = F.bgnbd_probability_no_purchase(
-            as_horizon(t, len(X)), c["frequency"], c["recency"], c["T"], *theta
+        p = map_rows(
+            lambda t, x, t_x, T: F.bgnbd_probability_no_purchase(t, x, t_x, T, *theta),
+            as_horizon(t, len(X)),
+            c["frequency"],
+            c["recency"],
+            c["T"],
+            unique=False,
         )
         return pd.Series(p, index=X.index, name="probability_no_purchase")
 
@@ -270,8 +282,13 @@ class BetaGeoNBD(PurchaseModel):
         """
         theta = self._theta()
         c = check_summary(X, ("frequency", "recency", "T"), what="probability_repeat_purchase")
-        p = F.bgnbd_probability_repeat_purchase(
-            as_horizon(t, len(X)), c["frequency"], c["recency"], c["T"], *theta
+        p = map_rows(
+            lambda t, x, t_x, T: F.bgnbd_probability_repeat_purchase(t, x, t_x, T, *theta),
+            as_horizon(t, len(X)),
+            c["frequency"],
+            c["recency"],
+            c["T"],
+            unique=False,
         )
         return pd.Series(p, index=X.index, name="probability_repeat_purchase")
 
@@ -290,5 +307,11 @@ class BetaGeoNBD(PurchaseModel):
         """
         theta = self._theta()
         c = check_summary(X, ("frequency", "recency", "T"), what="log_likelihood")
-        ll = F.bgnbd_log_likelihood(c["frequency"], c["recency"], c["T"], *theta)
+        ll = map_rows(
+            lambda x, t_x, T: F.bgnbd_log_likelihood(x, t_x, T, *theta),
+            c["frequency"],
+            c["recency"],
+            c["T"],
+            unique=False,
+        )
         return pd.Series(ll, index=X.index, name="log_likelihood")

@@ -9,12 +9,18 @@ from rfmml.errors import DataError
 from rfmml.features import FREQS
 from rfmml.models import _formulas as F
 from rfmml.models._base import PurchaseModel
-from rfmml.models._grouping import group_rows
+from rfmml.models._grouping import map_rows, rows_repeat
 from rfmml.models._validation import check_summary
 from rfmml.models.bgnbd import BetaGeoNBD
-from rfmml.models.gamma_gamma import GammaGamma
+from rfmml.models.gamma_gamma import GammaGamma, expected_order_value_rows
 
-__all__ = ["customer_lifetime_value", "lifetime_value", "resolve_freq"]
+__all__ = ["customer_lifetime_value", "lifetime_value", "resolve_freq", "CLV_CHUNK_ELEMENTS"]
+
+#: Expectations (customers x periods) one chunk of the CLV sum holds: the
+#: horizon is summed per chunk of ``CLV_CHUNK_ELEMENTS // (horizon + 1)``
+#: distinct rows, never as one horizon x customers matrix (about 2 MiB per
+#: temporary, some ten temporaries in the hypergeometric and quadrature paths).
+CLV_CHUNK_ELEMENTS = 2**18
 
 
 def resolve_freq(freq: str | None, summary: pd.DataFrame, model, where: str) -> str | None:
@@ -74,8 +80,14 @@ def customer_lifetime_value(
     factor (:func:`rfmml.models._formulas.bgnbd_expected_purchases_if_alive`:
     the closed form, or its integral form where that fails) is evaluated once
     per k = 0..horizon and distinct (frequency, T) pair, the probability
-    alive once per customer. Other purchase models are asked for
-    ``expected_purchases`` once per k on the distinct summary rows.
+    alive once per customer; when (frequency, T) rows do not repeat
+    (continuous T), the discounted sum is interpolated in ``ln(alpha + T)``
+    per frequency instead (:class:`rfmml.models._formulas.IfAliveSumTable`,
+    within 1e-12 of the direct sum). Other purchase models are asked for
+    ``expected_purchases`` once per k on the distinct summary rows. The sum
+    over k is taken per chunk of rows (:data:`CLV_CHUNK_ELEMENTS`, through
+    :func:`rfmml.models._grouping.map_rows`), so memory does not grow with
+    horizon x customers.
 
     Parameters
     ----------
@@ -132,26 +144,51 @@ def lifetime_value(
     x = c["frequency"]
     steps = np.arange(int(horizon) + 1, dtype=float)
     discount = (1.0 + discount_rate) ** -steps[1:]
+    # rows per chunk: a chunk holds a (horizon + 1) x rows block of expectations
+    block = max(1, CLV_CHUNK_ELEMENTS // len(steps))
     if type(purchase_model) is BetaGeoNBD:  # its closed form, once per distinct (x, T)
         theta = tuple(purchase_model.get_fitted_params().values())
+
+        def discounted_if_alive(x: np.ndarray, T: np.ndarray) -> np.ndarray:
+            # E[Y(k) | alive, x, T], k = 0..horizon, for this chunk's rows
+            e = F.bgnbd_expected_purchases_if_alive(steps[:, None], x[None, :], T[None, :], *theta)
+            # sum_k (E[Y(k)] - E[Y(k-1)]) / (1 + d)^k: purchases in period k, discounted
+            return discount @ (e[1:] - e[:-1])
+
         T = c["T"]
-        codes, first = group_rows(x, T)
-        # E[Y(k) | alive, x, T], k = 0..horizon, per distinct (x, T)
-        e = F.bgnbd_expected_purchases_if_alive(
-            steps[:, None], x[first][None, :], T[first][None, :], *theta
-        )
-        # sum_k (E[Y(k)] - E[Y(k-1)]) / (1 + d)^k per distinct (x, T): purchases in period k
-        per_customer = (discount @ (e[1:] - e[:-1]))[codes]
-        per_customer = per_customer * F.bgnbd_probability_alive(x, c["recency"], T, *theta)
+        if rows_repeat(x, T):
+            per_customer = map_rows(discounted_if_alive, x, T, chunk_rows=block)
+        else:
+            # continuous T: the sum is one smooth function of ln(alpha + T) per frequency,
+            # tabulated once; summation by parts gives its weights:
+            # sum_k d_k (E(k) - E(k-1)) = sum_k (d_k - d_{k+1}) E(k), d_{horizon+1} = 0, E(0) = 0
+            weights = discount - np.append(discount[1:], 0.0)
+            table = F.bgnbd_if_alive_sum_table(
+                steps[1:], weights, pd.unique(x), T.min(), T.max(), *theta
+            )
+            per_customer = map_rows(
+                lambda x, T: F.bgnbd_if_alive_sum(table, x, T), x, T, unique=False
+            )
+        per_customer *= purchase_model._probability_alive(c, theta)
     else:
         keys = purchase_model.fit_columns
-        codes, first = group_rows(*(c[k] for k in keys))
-        rows = pd.DataFrame({k: c[k][first] for k in keys})
-        e = np.stack([purchase_model.expected_purchases(rows, k).to_numpy() for k in steps])
-        per_customer = (discount @ (e[1:] - e[:-1]))[codes]
-    m = np.where(x > 0, c["monetary_value"], 0.0)
-    spend = F.gamma_gamma_expected_order_value(x, m, *gamma_gamma.get_fitted_params().values())
-    clv = np.maximum(spend * per_customer, 0.0)
+
+        def discounted(*cols: np.ndarray) -> np.ndarray:
+            rows = pd.DataFrame(dict(zip(keys, cols, strict=True)))
+            total = np.zeros(len(rows))
+            previous = purchase_model.expected_purchases(rows, 0.0).to_numpy()
+            for k in range(1, len(steps)):
+                current = purchase_model.expected_purchases(rows, steps[k]).to_numpy()
+                total += discount[k - 1] * (current - previous)
+                previous = current
+            return total
+
+        per_customer = map_rows(discounted, *(c[k] for k in keys), chunk_rows=block)
+    spend = expected_order_value_rows(
+        x, c["monetary_value"], tuple(gamma_gamma.get_fitted_params().values())
+    )
+    spend *= per_customer
+    clv = np.maximum(spend, 0.0, out=spend)
     out = pd.Series(clv, index=summary.index, name="clv")
     out.attrs["freq"] = unit
     out.attrs["horizon"] = int(horizon)

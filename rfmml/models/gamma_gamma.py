@@ -11,10 +11,16 @@ import pandas as pd
 from rfmml.errors import DataError
 from rfmml.models import _formulas as F
 from rfmml.models._base import MaximumLikelihoodModel
+from rfmml.models._grouping import map_rows
 from rfmml.models._registry import register_model
 from rfmml.models._validation import check_summary, first_id
 
-__all__ = ["GammaGamma", "FrequencyMonetaryCorrelationWarning", "CORRELATION_THRESHOLD"]
+__all__ = [
+    "GammaGamma",
+    "FrequencyMonetaryCorrelationWarning",
+    "CORRELATION_THRESHOLD",
+    "expected_order_value_rows",
+]
 
 PARAM_NAMES = ("p", "q", "v")
 #: |Pearson correlation| between frequency and monetary_value of repeat
@@ -195,9 +201,7 @@ class GammaGamma(MaximumLikelihoodModel):
         """
         theta = self._theta()
         c = check_summary(X, ("frequency", "monetary_value"), what="expected_order_value")
-        x = c["frequency"]
-        m = np.where(x > 0, c["monetary_value"], 0.0)
-        value = F.gamma_gamma_expected_order_value(x, m, *theta)
+        value = expected_order_value_rows(c["frequency"], c["monetary_value"], theta)
         return pd.Series(value, index=X.index, name="expected_order_value")
 
     def log_likelihood(self, X: pd.DataFrame) -> pd.Series:
@@ -214,10 +218,35 @@ class GammaGamma(MaximumLikelihoodModel):
         """
         theta = self._theta()
         c = check_summary(X, ("frequency", "monetary_value"), what="log_likelihood")
-        x = c["frequency"]
-        with np.errstate(all="ignore"):
-            ll = F.gamma_gamma_log_likelihood(x, c["monetary_value"], *theta)
-        return pd.Series(np.where(x > 0, ll, np.nan), index=X.index, name="log_likelihood")
+
+        def log_likelihood(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+            with np.errstate(all="ignore"):
+                ll = F.gamma_gamma_log_likelihood(x, m, *theta)
+            return np.where(x > 0, ll, np.nan)
+
+        ll = map_rows(log_likelihood, c["frequency"], c["monetary_value"], unique=False)
+        return pd.Series(ll, index=X.index, name="log_likelihood")
+
+
+def expected_order_value_rows(x: np.ndarray, m: np.ndarray, theta) -> np.ndarray:
+    """Note 025 eq. (5) per customer, in bounded chunks; ``m`` is ignored where ``x == 0``.
+
+    Parameters
+    ----------
+    x, m : numpy.ndarray
+        Frequencies and mean repeat spends.
+    theta : sequence of float
+        ``p, q, v``.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+
+    def value(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+        return F.gamma_gamma_expected_order_value(x, np.where(x > 0, m, 0.0), *theta)
+
+    return map_rows(value, x, m, unique=False)
 
 
 def _weighted_corr(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:

@@ -10,9 +10,9 @@ import pandas as pd
 from rfmml.errors import DataError
 from rfmml.models import _formulas_mbgnbd as F
 from rfmml.models._base import PurchaseModel, as_horizon
+from rfmml.models._grouping import map_rows
 from rfmml.models._registry import register_model
 from rfmml.models._summary_checks import check_repeat_buyers, check_time_unit
-from rfmml.models._unique_scoring import on_unique_rows
 from rfmml.models._validation import check_summary
 
 __all__ = ["ModifiedBetaGeoNBD"]
@@ -146,7 +146,7 @@ class ModifiedBetaGeoNBD(PurchaseModel):
             Aligned to ``X.index``. Below 1 for one-time buyers too.
         """
         x, t_x, T = self._columns(X, "probability_alive")
-        p = F.mbgnbd_probability_alive(x, t_x, T, *self._theta())
+        p = _probability_alive(x, t_x, T, self._theta())
         return pd.Series(p, index=X.index, name="probability_alive")
 
     def expected_purchases(self, X: pd.DataFrame, t) -> pd.Series:
@@ -167,10 +167,10 @@ class ModifiedBetaGeoNBD(PurchaseModel):
         theta = self._theta()
         horizon = as_horizon(t, len(X))
         # the factor after P(alive) depends on (t, x, T) only: once per distinct triple
-        if_alive = on_unique_rows(
+        if_alive = map_rows(
             lambda *c: F.mbgnbd_expected_purchases_if_alive(*c, *theta), horizon, x, T
         )
-        e = if_alive * F.mbgnbd_probability_alive(x, t_x, T, *theta)
+        e = if_alive * _probability_alive(x, t_x, T, theta)
         return pd.Series(e, index=X.index, name="expected_purchases")
 
     def probability_no_purchase(self, X: pd.DataFrame, t) -> pd.Series:
@@ -192,7 +192,15 @@ class ModifiedBetaGeoNBD(PurchaseModel):
         pandas.Series
         """
         x, t_x, T = self._columns(X, "probability_no_purchase")
-        p = F.mbgnbd_probability_no_purchase(as_horizon(t, len(X)), x, t_x, T, *self._theta())
+        theta = self._theta()
+        p = map_rows(
+            lambda *c: F.mbgnbd_probability_no_purchase(*c, *theta),
+            as_horizon(t, len(X)),
+            x,
+            t_x,
+            T,
+            unique=False,
+        )
         return pd.Series(p, index=X.index, name="probability_no_purchase")
 
     def expected_purchases_new_customer(self, t):
@@ -243,5 +251,11 @@ class ModifiedBetaGeoNBD(PurchaseModel):
         pandas.Series
         """
         x, t_x, T = self._columns(X, "log_likelihood")
-        ll = F.mbgnbd_log_likelihood(x, t_x, T, *self._theta())
+        theta = self._theta()
+        ll = map_rows(lambda *c: F.mbgnbd_log_likelihood(*c, *theta), x, t_x, T, unique=False)
         return pd.Series(ll, index=X.index, name="log_likelihood")
+
+
+def _probability_alive(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, theta) -> np.ndarray:
+    """P(alive) per customer (elementwise and cheap: in bounded chunks, in order)."""
+    return map_rows(lambda *c: F.mbgnbd_probability_alive(*c, *theta), x, t_x, T, unique=False)

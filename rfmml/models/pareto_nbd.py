@@ -10,9 +10,9 @@ import pandas as pd
 from rfmml.errors import DataError
 from rfmml.models import _formulas_pareto as F
 from rfmml.models._base import PurchaseModel, as_horizon
+from rfmml.models._grouping import map_rows
 from rfmml.models._registry import register_model
 from rfmml.models._summary_checks import check_repeat_buyers, check_time_unit
-from rfmml.models._unique_scoring import on_unique_rows
 from rfmml.models._validation import check_summary
 
 __all__ = ["ParetoNBD"]
@@ -134,7 +134,7 @@ class ParetoNBD(PurchaseModel):
         """
         x, t_x, T = self._columns(X, "probability_alive")
         theta = self._theta()
-        p = on_unique_rows(lambda *c: F.pareto_nbd_probability_alive(*c, *theta), x, t_x, T)
+        p = map_rows(lambda *c: F.pareto_nbd_probability_alive(*c, *theta), x, t_x, T)
         return pd.Series(p, index=X.index, name="probability_alive")
 
     def expected_purchases(self, X: pd.DataFrame, t) -> pd.Series:
@@ -154,9 +154,7 @@ class ParetoNBD(PurchaseModel):
         x, t_x, T = self._columns(X, "expected_purchases")
         theta = self._theta()
         horizon = as_horizon(t, len(X))
-        e = on_unique_rows(
-            lambda *c: F.pareto_nbd_expected_purchases(*c, *theta), horizon, x, t_x, T
-        )
+        e = map_rows(lambda *c: F.pareto_nbd_expected_purchases(*c, *theta), horizon, x, t_x, T)
         return pd.Series(e, index=X.index, name="expected_purchases")
 
     def probability_no_purchase(self, X: pd.DataFrame, t) -> pd.Series:
@@ -179,7 +177,7 @@ class ParetoNBD(PurchaseModel):
         x, t_x, T = self._columns(X, "probability_no_purchase")
         theta = self._theta()
         horizon = as_horizon(t, len(X))
-        p = on_unique_rows(
+        p = map_rows(
             lambda *c: F.pareto_nbd_probability_no_purchase(*c, *theta), horizon, x, t_x, T
         )
         return pd.Series(p, index=X.index, name="probability_no_purchase")
@@ -232,5 +230,6 @@ class ParetoNBD(PurchaseModel):
         pandas.Series
         """
         x, t_x, T = self._columns(X, "log_likelihood")
-        ll = F.pareto_nbd_log_likelihood(x, t_x, T, *self._theta())
+        theta = self._theta()
+        ll = map_rows(lambda *c: F.pareto_nbd_log_likelihood(*c, *theta), x, t_x, T, unique=False)
         return pd.Series(ll, index=X.index, name="log_likelihood")

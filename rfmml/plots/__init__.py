@@ -7,6 +7,7 @@ from rfmml.plots.models import (
     plot_frequency_recency_matrix,
     plot_period_transactions,
     plot_probability_alive_matrix,
+    plot_tracking,
 )
 from rfmml.plots.periods import plot_revenue_concentration, plot_segment_periods
 from rfmml.plots.segments import (
@@ -30,5 +31,6 @@ __all__ = [
     "plot_segment_sizes",
     "plot_segment_totals",
     "plot_silhouette_curve",
+    "plot_tracking",
     "plot_transition_matrix",
 ]

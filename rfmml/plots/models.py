@@ -217,3 +217,38 @@ def plot_period_transactions(
     ax.set_title("Frequency of repeat transactions")
     ax.legend()
     return fig
+
+
+def plot_tracking(curves: pd.DataFrame) -> Figure:
+    """Repeat transactions per period and cumulative, actual against every model.
+
+    Parameters
+    ----------
+    curves : pandas.DataFrame
+        From :func:`rfmml.evaluation.repeat_transaction_tracking`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels (per period, cumulative); a dashed line marks the end of
+        the calibration period.
+    """
+    labels = [c for c in curves.columns if c.endswith("_cumulative") and c != "actual_cumulative"]
+    labels = [c.removesuffix("_cumulative") for c in labels]
+    fig = Figure(figsize=(9.0, 6.5), layout="constrained")
+    ax_inc, ax_cum = fig.subplots(2, 1, sharex=True)
+    x = curves.index
+    for ax, suffix in ((ax_inc, ""), (ax_cum, "_cumulative")):
+        ax.plot(x, curves[f"actual{suffix}"], color="black", lw=1.6, label="actual")
+        for label in labels:
+            ax.plot(x, curves[f"{label}{suffix}"], lw=1.2, ls="--", label=label)
+        holdout = curves["holdout"].to_numpy()
+        if holdout.any() and not holdout.all():
+            ax.axvline(x[int(np.argmax(holdout))], color="0.5", ls=":", lw=1.0)
+    unit = {"D": "day", "W": "week", "M": "month"}.get(curves.attrs.get("freq", ""), "period")
+    ax_inc.set_ylabel(f"repeat transactions per {unit}")
+    ax_cum.set_ylabel("cumulative repeat transactions")
+    ax_cum.set_xlabel("calibration | holdout (dotted line: end of calibration)")
+    ax_inc.set_title("Tracking repeat transactions: actual vs models")
+    ax_inc.legend(fontsize=8)
+    return fig

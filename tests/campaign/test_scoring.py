@@ -25,6 +25,7 @@ FULL_COLUMNS = [
     "probability_no_purchase",
     "churn_risk",
     "expected_purchases",
+    "expected_next_order_date",
     "expected_order_value",
     "expected_spend",
     "clv",
@@ -40,7 +41,8 @@ def test_full_table_columns_and_values(cdnow_fitted, cdnow_table):
     assert len(table) == 23_570
     assert table.index.equals(cdnow_fitted.features.index)
     assert (table["customer_id"].to_numpy() == table.index.to_numpy()).all()
-    assert not table.isna().any().any()
+    # only the next-order date is empty, where a next order is less likely than not
+    assert not table.drop(columns="expected_next_order_date").isna().any().any()
     assert table["probability_alive"].between(0, 1).all()
     assert (table["clv"] >= 0).all()
     assert (table["expected_purchases"] >= 0).all()
@@ -96,11 +98,13 @@ def test_parts_are_optional_and_leave_no_empty_columns(cdnow_fitted):
     assert list(only_bgnbd.columns) == [
         "customer_id", "recency_days", "n_orders", "total_spend",
         "probability_alive", "probability_no_purchase", "churn_risk", "expected_purchases",
+        "expected_next_order_date",
     ]  # fmt: skip
     only_spend = score_customers(f.features, f.summary, gamma_gamma=f.gamma_gamma)
     assert "expected_order_value" in only_spend and "clv" not in only_spend
     for table in (only_rules, only_bgnbd, only_spend):
-        assert not table.isna().any().any()
+        filled = table.drop(columns="expected_next_order_date", errors="ignore")
+        assert not filled.isna().any().any()
 
 
 def test_misaligned_frames_are_refused(cdnow_fitted):
@@ -209,3 +213,48 @@ def test_churn_basis_and_band_edges_on_the_no_purchase_basis(cdnow_fitted):
 def test_bad_discount_rate_is_refused(cdnow_fitted):
     with pytest.raises(DataError, match="discount_rate must be a per-period rate >= 0"):
         cdnow_fitted.score(discount_rate=-0.1)
+
+
+def test_expected_next_order_date_is_the_median_time_after_the_end(cdnow_fitted, cdnow_table):
+    f = cdnow_fitted
+    median = f.bgnbd.next_purchase_quantile(f.summary, 0.5).to_numpy()
+    dates = cdnow_table["expected_next_order_date"]
+    end = pd.Timestamp("1998-06-30")
+    finite = np.isfinite(median)
+    assert 0 < finite.sum() < len(median)  # both kinds on CDNOW
+    days = (dates[finite] - end).dt.days.to_numpy()
+    np.testing.assert_array_equal(days, np.round(7.0 * median[finite]))
+    assert dates[~finite].isna().all()
+    # empty exactly where the customer is more likely than not never to buy again
+    never = f.bgnbd.probability_no_purchase(f.summary, np.inf).to_numpy()
+    np.testing.assert_array_equal(dates.isna().to_numpy(), never >= 0.5)
+    # at the median date P(a purchase by then) is one half
+    p_half = f.bgnbd.probability_purchase_within(f.summary.iloc[np.flatnonzero(finite)[:50]],
+                                                 median[finite][:50])  # fmt: skip
+    np.testing.assert_allclose(p_half, 0.5, atol=1e-8)
+
+
+def test_probability_order_within_window_column(cdnow_fitted):
+    f = cdnow_fitted
+    table = f.score(next_order_window=4)
+    assert list(table.columns).index("probability_order_within_window") == (
+        list(table.columns).index("expected_next_order_date") + 1
+    )
+    expected = 1.0 - f.bgnbd.probability_no_purchase(f.summary, 4).to_numpy()
+    np.testing.assert_allclose(table["probability_order_within_window"], expected)
+    assert table.attrs["next_order_window"] == 4.0
+    # a longer window: more likely to order
+    longer = f.score(next_order_window=8)["probability_order_within_window"]
+    assert (longer.to_numpy() >= table["probability_order_within_window"].to_numpy()).all()
+    with pytest.raises(ValueError, match="next_order_window"):
+        f.score(next_order_window=0)
+
+
+def test_no_observation_end_no_date_column(cdnow_fitted):
+    f = cdnow_fitted
+    features = f.features.copy()
+    features.attrs = {}
+    summary = f.summary.copy()
+    summary.attrs = {"freq": "W"}
+    table = score_customers(features, summary, purchase_model=f.bgnbd)
+    assert "expected_next_order_date" not in table.columns

@@ -43,6 +43,7 @@ def test_model_beats_rate_carried_forward_on_cdnow(fitted, cdnow_cal_holdout):
         "total_purchases_predicted",
         "total_purchases_actual",
         "total_purchases_ratio",
+        "total_purchases_error",
         "buy_again_brier",
         "buy_again_auc",
         "spend_mae",

@@ -254,7 +254,8 @@ def test_group_column_gives_one_segment_table_per_group(grouped_folder, parse):
 def test_missing_and_unreadable_files_become_notes(run_copy, parse):
     (run_copy / "comparison.csv").write_bytes(b"\x00\x01not,a\n\xff\xfe")
     (run_copy / "cleaning_report.json").write_text("{not json")
-    for name in ("transitions_counts.csv", "transition_matrix.png", "model_metrics.csv"):
+    for name in ("transitions_counts.csv", "transition_matrix.png", "model_metrics.csv",
+                 "model_comparison.csv", "tracking.png"):  # fmt: skip
         (run_copy / name).unlink()
     shutil.rmtree(run_copy / "model")
     page = parse(build_report(run_copy).read_text(encoding="utf-8"))

@@ -24,7 +24,11 @@ SMALL = {
         {"name": "rfm11", "kind": "rules", "scheme": "rfm11"},
         {"name": "kmeans_4", "kind": "kmeans", "n_clusters": 4},
     ],
-    "models": {"horizon": 26, "discount_rate": 0.002},
+    "models": {
+        "horizon": 26,
+        "discount_rate": 0.002,
+        "purchase_models": ["bgnbd", "mbgnbd", "pareto_nbd"],
+    },
 }
 
 

@@ -48,7 +48,10 @@ def test_parent_and_child_runs_exist(small_run, store):
     assert parent.data.tags["rfmml.primary_metric"] == "buy_again_auc"
     assert parent.data.params["freq"] == "W"
     assert parent.data.params["data_customers"] == "2000"
-    assert set(small_run.runs) == {"rf_grid", "rfm11", "kmeans_4", "models", "scoring"}
+    assert set(small_run.runs) == {
+        "rf_grid", "rfm11", "kmeans_4", "models", "scoring",
+        "purchase_model.bgnbd", "purchase_model.mbgnbd", "purchase_model.pareto_nbd",
+    }  # fmt: skip
     for run_id in small_run.runs.values():
         child = client.get_run(run_id)
         assert child.data.tags["mlflow.parentRunId"] == small_run.parent_run_id
@@ -234,8 +237,9 @@ def test_evaluate_is_pure_and_record_writes_it(small_config, store, tmp_path):
     assert spend.sum() > 0  # the exact holdout spend comes with the calibration frame
     result = record(evaluation, output_dir=out, tracking_uri=store)
     assert (out / "predictions.parquet").exists() and set(result.runs) == {
-        "rf_grid", "models", "scoring"
-    }
+        "rf_grid", "models", "scoring",
+        "purchase_model.bgnbd", "purchase_model.mbgnbd", "purchase_model.pareto_nbd",
+    }  # fmt: skip
     pd.testing.assert_frame_equal(result.predictions, evaluation.scoring.predictions)
 
 
