@@ -393,6 +393,42 @@ def run(config: str, output: str | None, tracking_uri: str | None) -> None:
 
 
 @main.command()
+@click.argument("config", callback=_config_path)
+@click.option("--origins", "-k", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Number of rolling calibration ends.")  # fmt: skip
+@click.option("--step", "step_days", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Days between origins (default: holdout / origins, whole periods).")  # fmt: skip
+@click.option("--migration-days", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Horizon of the segment-migration forecast (default: the step).")  # fmt: skip
+@click.option("--output", "-o", default=None,
+              help="Output folder (default: <config output_dir>/backtest).")  # fmt: skip
+@click.option("--tracking-uri", default=None, help=_URI_HELP)
+@_handle_errors
+def backtest(config: str, origins: int, step_days: float | None, migration_days: float | None,
+             output: str | None, tracking_uri: str | None) -> None:  # fmt: skip
+    """Backtest every purchase model, the naive baseline and gradient boosting at rolling
+    origins of CONFIG; write backtest.csv, a figure and MLflow runs.
+    """  # noqa: D205
+    from rfmml.backtest import run_backtest
+
+    with err.status("backtest") as status:
+        result, recorded = run_backtest(
+            config, origins, step_days=step_days, migration_days=migration_days,
+            output_dir=output, tracking_uri=tracking_uri, progress=status.update,
+        )  # fmt: skip
+    table = result.table.pivot_table(index=["origin", "model"], columns="metric", values="value")
+    out.print(_table(table, title=f"Backtest: {len(result.origins)} origins, holdout "
+                     f"{(result.origins[0][1] - result.origins[0][0]).days} days"))  # fmt: skip
+    out.print(_table(result.ranks, title="Mean rank over origins and metrics (1 = best)"))
+    out.print(f"\n[bold]Champion[/]: {result.champion}")
+    for note in result.notes:
+        err.print(f"note: {note}")
+    out.print(f"\n[bold]Outputs[/] in {recorded['files']['backtest'].parent}/")
+    for key, path in recorded["files"].items():
+        out.print(f"  {key:<20} {path}")
+
+
+@main.command()
 @click.option("--output", "-o", default="rfmml-output", show_default=True,
               help="Output folder, below the current directory.")  # fmt: skip
 @click.option("--tracking-uri", default=None, help=_URI_HELP)

@@ -126,7 +126,9 @@ def _log_s_series(b, c, w, grad: bool):
             dSc -= term * hc
         k += 1
         rho = ww * (bb + k) / (cc + k)
-        done = term * rho <= 1e-17 * (1.0 - rho)
+        # a non-finite term (NaN or overflowing parameters from an optimiser step) never
+        # meets the bound: those rows stop here with a non-finite S, which the fit rejects
+        done = (term * rho <= 1e-17 * (1.0 - rho)) | ~np.isfinite(term * rho)
         n_done = np.count_nonzero(done)
         # write converged rows out and shrink the arrays only when a quarter has converged
         # (every shrink copies all of them)
