@@ -146,32 +146,30 @@ def _read(reader: dict[str, Any]) -> pd.DataFrame:
     """Load the TRANSACTIONS file with the column options; print the cleaning summary."""
     from rfmml.data import read_transactions
 
-    options = {k: reader[k] for k in _READER_KEYS if k in reader}
-    options["amount"] = options.get("amount") or None
-    report = None
-    with _warnings_to_terminal(lambda: report.notes if report is not None else []):
-        tx, report = read_transactions(reader["transactions"], **options)
-    _print_report(report)
-    return tx
+    return _load(reader, read_transactions)
 
 
 def _scan(reader: dict[str, Any]) -> Any:
     """Like :func:`_read`, but the cleaned log stays in DuckDB (a ``ScannedLog``)."""
     from rfmml.data import scan_transactions
 
+    return _load(reader, scan_transactions)
+
+
+def _load(reader: dict[str, Any], loader: Callable[..., Any]) -> Any:
+    """``loader(TRANSACTIONS, **column options)``; print its cleaning summary, return the log."""
     options = {k: reader[k] for k in _READER_KEYS if k in reader}
     options["amount"] = options.get("amount") or None
     report = None
     with _warnings_to_terminal(lambda: report.notes if report is not None else []):
-        log, report = scan_transactions(reader["transactions"], **options)
+        log, report = loader(reader["transactions"], **options)
     _print_report(report)
     return log
 
 
-@contextlib.contextmanager
-def _stages(total: int) -> Iterator[Callable[[str], None]]:
-    """A progress bar over the stages of a long command; yields ``step(description)``."""
-    with Progress(
+def _progress() -> Progress:
+    """The transient progress bar of long commands, on stderr."""
+    return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
@@ -179,7 +177,13 @@ def _stages(total: int) -> Iterator[Callable[[str], None]]:
         TimeElapsedColumn(),
         console=err,
         transient=True,
-    ) as progress:
+    )
+
+
+@contextlib.contextmanager
+def _stages(total: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar over the stages of a long command; yields ``step(description)``."""
+    with _progress() as progress:
         task = progress.add_task("starting", total=total)
         started = False
 
@@ -279,15 +283,7 @@ def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
 
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
     total = 6 + len(cfg.segmentations)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
+    with _progress() as progress:
         task = progress.add_task(f"experiment {cfg.name}", total=total)
 
         def step(message: str) -> None:

@@ -174,7 +174,11 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
           prefix: str | None, observation_end: Any, allow_beyond: bool,
           negative_amounts: str, drop_zero: bool, drop_duplicates: bool,
           canonical: list[str]) -> tuple[ScannedLog, CleaningReport]:  # fmt: skip
-    from rfmml.data.transactions import OBSERVATION_END_MARGIN_DAYS, end_cutoff
+    from rfmml.data.transactions import (
+        OBSERVATION_END_MARGIN_DAYS,
+        end_cutoff,
+        future_rows_note,
+    )
 
     source = f"read_parquet({_lit(path.as_posix())}, file_row_number = true)"
     select = ", ".join(f"{_q(src)} AS {_q(dst)}" for src, dst in renames.items())
@@ -281,12 +285,7 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
             if isinstance(first_id, int):  # quoted as the pandas path's row value
                 first_id = np.int64(first_id)
             n_before = rows_in - n_id - n_group - n_time - n_amount
-            message = (
-                f"removed {n_late:,} of {n_before:,} rows dated in the future (after "
-                f"{tomorrow.date()}; first: customer_id={first_id!r} at "
-                f"{pd.Timestamp(first_ts)}); fix the dates, or pass observation_end= (CLI "
-                "--observation-end) to say where the log ends"
-            )
+            message = future_rows_note(n_late, n_before, tomorrow, first_id, pd.Timestamp(first_ts))
             report.notes.append(message)
             warnings.warn(message, UserWarning, stacklevel=6)
     elif last is not None:

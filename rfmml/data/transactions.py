@@ -493,6 +493,16 @@ def _plain_ids(ids: pd.Series) -> pd.Series:
     return ids.astype(str)
 
 
+def future_rows_note(n_future: int, n_rows: int, tomorrow, customer_id, timestamp) -> str:
+    """The cleaning note (and warning) for rows dated after ``tomorrow``."""
+    return (
+        f"removed {n_future:,} of {n_rows:,} rows dated in the future (after "
+        f"{tomorrow.date()}; first: customer_id={customer_id!r} at "
+        f"{timestamp}); fix the dates, or pass observation_end= (CLI "
+        "--observation-end) to say where the log ends"
+    )
+
+
 def end_cutoff(end: pd.Timestamp) -> pd.Timestamp:
     """The exclusive cut-off an observation end implies.
 
@@ -913,11 +923,8 @@ def _cut_end(frame: pd.DataFrame, observation_end: Any, allow_beyond: bool,
         report.remove(f"dated in the future (after {tomorrow.date()})", n_future)
         if n_future:
             first = frame.loc[future].iloc[0]
-            message = (
-                f"removed {n_future:,} of {len(frame):,} rows dated in the future (after "
-                f"{tomorrow.date()}; first: customer_id={first['customer_id']!r} at "
-                f"{first['timestamp']}); fix the dates, or pass observation_end= (CLI "
-                "--observation-end) to say where the log ends"
+            message = future_rows_note(
+                n_future, len(frame), tomorrow, first["customer_id"], first["timestamp"]
             )
             report.notes.append(message)
             warnings.warn(message, UserWarning, stacklevel=4)
