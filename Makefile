@@ -45,6 +45,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_models.py
 	$(BIN)/python benchmarks/bench_segments.py
+	$(BIN)/python benchmarks/bench_intervals.py
+	$(BIN)/python benchmarks/bench_state.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis rfmml-output mlflow.db mlruns mlartifacts

@@ -146,13 +146,54 @@ def _read(reader: dict[str, Any]) -> pd.DataFrame:
     """Load the TRANSACTIONS file with the column options; print the cleaning summary."""
     from rfmml.data import read_transactions
 
+    return _load(reader, read_transactions)
+
+
+def _scan(reader: dict[str, Any]) -> Any:
+    """Like :func:`_read`, but the cleaned log stays in DuckDB (a ``ScannedLog``)."""
+    from rfmml.data import scan_transactions
+
+    return _load(reader, scan_transactions)
+
+
+def _load(reader: dict[str, Any], loader: Callable[..., Any]) -> Any:
+    """``loader(TRANSACTIONS, **column options)``; print its cleaning summary, return the log."""
     options = {k: reader[k] for k in _READER_KEYS if k in reader}
     options["amount"] = options.get("amount") or None
     report = None
     with _warnings_to_terminal(lambda: report.notes if report is not None else []):
-        tx, report = read_transactions(reader["transactions"], **options)
+        log, report = loader(reader["transactions"], **options)
     _print_report(report)
-    return tx
+    return log
+
+
+def _progress() -> Progress:
+    """The transient progress bar of long commands, on stderr."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+@contextlib.contextmanager
+def _stages(total: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar over the stages of a long command; yields ``step(description)``."""
+    with _progress() as progress:
+        task = progress.add_task("starting", total=total)
+        started = False
+
+        def step(description: str) -> None:
+            nonlocal started
+            progress.update(task, description=description, advance=1 if started else 0)
+            started = True
+
+        yield step
+        progress.update(task, completed=total)
 
 
 def _same_file(a: str | Path, b: str | Path) -> bool:
@@ -242,15 +283,7 @@ def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
 
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
     total = 6 + len(cfg.segmentations)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
+    with _progress() as progress:
         task = progress.add_task(f"experiment {cfg.name}", total=total)
 
         def step(message: str) -> None:
@@ -356,6 +389,42 @@ def _config_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
 def run(config: str, output: str | None, tracking_uri: str | None) -> None:
     """Run the experiment CONFIG (a TOML file, or a bundled one: cdnow, online_retail)."""
     _run(config, output, tracking_uri)
+
+
+@main.command()
+@click.argument("config", callback=_config_path)
+@click.option("--origins", "-k", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Number of rolling calibration ends.")  # fmt: skip
+@click.option("--step", "step_days", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Days between origins (default: holdout / origins, whole periods).")  # fmt: skip
+@click.option("--migration-days", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Horizon of the segment-migration forecast (default: the step).")  # fmt: skip
+@click.option("--output", "-o", default=None,
+              help="Output folder (default: <config output_dir>/backtest).")  # fmt: skip
+@click.option("--tracking-uri", default=None, help=_URI_HELP)
+@_handle_errors
+def backtest(config: str, origins: int, step_days: float | None, migration_days: float | None,
+             output: str | None, tracking_uri: str | None) -> None:  # fmt: skip
+    """Backtest every purchase model, the naive baseline and gradient boosting at rolling
+    origins of CONFIG; write backtest.csv, a figure and MLflow runs.
+    """  # noqa: D205
+    from rfmml.backtest import run_backtest
+
+    with err.status("backtest") as status:
+        result, recorded = run_backtest(
+            config, origins, step_days=step_days, migration_days=migration_days,
+            output_dir=output, tracking_uri=tracking_uri, progress=status.update,
+        )  # fmt: skip
+    table = result.table.pivot_table(index=["origin", "model"], columns="metric", values="value")
+    out.print(_table(table, title=f"Backtest: {len(result.origins)} origins, holdout "
+                     f"{(result.origins[0][1] - result.origins[0][0]).days} days"))  # fmt: skip
+    out.print(_table(result.ranks, title="Mean rank over origins and metrics (1 = best)"))
+    out.print(f"\n[bold]Champion[/]: {result.champion}")
+    for note in result.notes:
+        err.print(f"note: {note}")
+    out.print(f"\n[bold]Outputs[/] in {recorded['files']['backtest'].parent}/")
+    for key, path in recorded["files"].items():
+        out.print(f"  {key:<20} {path}")
 
 
 @main.command()
@@ -571,7 +640,7 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
         scoring_frame,
         write_predictions,
     )
-    from rfmml.features import btyd_summary, rfm_table
+    from rfmml.features import customer_features
     from rfmml.pipeline import fingerprint
 
     # every option is checked before anything is read or written
@@ -593,32 +662,40 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     if interval is not None:
         pipeline.interval = interval
     before = read_predictions(previous) if previous else None
-    tx = _read(reader)
-    if "amount" not in tx.columns:
-        if pipeline.gamma_gamma is not None:
-            raise DataError(
-                "this pipeline has a spend model (Gamma-Gamma) but the log has no amounts; map "
-                "--amount (or --quantity and --price), or fit a pipeline on a log without amounts"
-            )
-        _say_no_spend()
-    end, group = reader["observation_end"], reader["group"]
-    frame = scoring_frame(
-        rfm_table(tx, observation_end=end, group=group),
-        btyd_summary(tx, observation_end=end, freq=pipeline.freq, group=group),
-    )
-    table = pipeline.predict(frame)
-    fingerprints = {
-        "transactions": fingerprint(tx),
-        "bgnbd": getattr(pipeline.bgnbd, "training_fingerprint_", None),
-        "gamma_gamma": getattr(pipeline.gamma_gamma, "training_fingerprint_", None),
-        "model_dir": str(Path(model_dir).resolve()),
-    }
-    paths = write_predictions(table, target, fingerprints=fingerprints)
-    if "segment" in table.columns:
-        export_segment_lists(table, target / "segments", hash_ids=hash_ids, salt=salt)
-        if before is not None:
-            export_segment_changes(before, table, target / "changes", hash_ids=hash_ids,
-                                   salt=salt)  # fmt: skip
+    with _stages(5) as step:
+        step("reading and cleaning the transactions")
+        log = _scan(reader)
+        try:
+            if "amount" not in log.columns:
+                if pipeline.gamma_gamma is not None:
+                    raise DataError(
+                        "this pipeline has a spend model (Gamma-Gamma) but the log has no "
+                        "amounts; map --amount (or --quantity and --price), or fit a pipeline "
+                        "on a log without amounts"
+                    )
+                _say_no_spend()
+            step("features: RFM table and BTYD summary (one pass)")
+            end, group = reader["observation_end"], reader["group"]
+            frame = scoring_frame(*customer_features(log, end, pipeline.freq, group))
+            step(f"scoring {len(frame):,} customers")
+            table = pipeline.predict(frame)
+            step("fingerprinting the transactions")
+            tx = log.to_pandas()
+        finally:
+            log.close()
+        fingerprints = {
+            "transactions": fingerprint(tx),
+            "bgnbd": getattr(pipeline.bgnbd, "training_fingerprint_", None),
+            "gamma_gamma": getattr(pipeline.gamma_gamma, "training_fingerprint_", None),
+            "model_dir": str(Path(model_dir).resolve()),
+        }
+        step("writing predictions and lists")
+        paths = write_predictions(table, target, fingerprints=fingerprints)
+        if "segment" in table.columns:
+            export_segment_lists(table, target / "segments", hash_ids=hash_ids, salt=salt)
+            if before is not None:
+                export_segment_changes(before, table, target / "changes", hash_ids=hash_ids,
+                                       salt=salt)  # fmt: skip
     for kind, path in paths.items():
         err.print(f"wrote {kind}: {path}")
     from rfmml.report import build_report

@@ -86,7 +86,12 @@ from rfmml.evaluation import (
     tracking_mape,
 )
 from rfmml.evaluation.segmentation import FEATURE_COLUMNS_NO_SPEND, SPEND_METRICS
-from rfmml.features import btyd_summary, calibration_holdout, calibration_summary, rfm_table
+from rfmml.features import (
+    calibration_holdout,
+    calibration_summary,
+    customer_features,
+    rfm_table,
+)
 from rfmml.models import BetaGeoNBD, GammaGamma, PurchaseModel, StandardErrorWarning
 from rfmml.plots import (
     plot_calibration_vs_holdout_purchases,
@@ -675,8 +680,7 @@ def score(
         the predictions of every customer.
     """
     group = cfg.data.group
-    features = rfm_table(tx, observation_end=cfg.observation_end, group=group)
-    summary = btyd_summary(tx, observation_end=cfg.observation_end, freq=cfg.freq, group=group)
+    features, summary = customer_features(tx, cfg.observation_end, cfg.freq, group)
     scoring_input = scoring_frame(features, summary)
     spend = has_spend(tx)
     best_rules, best_kmeans = _best(cfg, comparison, "rules"), _best(cfg, comparison, "kmeans")

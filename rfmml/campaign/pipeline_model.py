@@ -31,7 +31,7 @@ from rfmml.campaign.playbook import Playbook
 from rfmml.campaign.scoring import score_customers
 from rfmml.data.transactions import end_cutoff
 from rfmml.errors import DataError
-from rfmml.features import btyd_summary, rfm_table
+from rfmml.features import customer_features
 from rfmml.models import GammaGamma, PurchaseModel, load_model, save_model
 from rfmml.segments import KMeansSegmenter, RuleSegmenter
 from rfmml.segments.persistence import load_segmenter, save_segmenter
@@ -226,10 +226,8 @@ class ScoringPipeline:
             tx = tx.assign(timestamp=pd.to_datetime(tx["timestamp"]))
         end = pd.Timestamp(end)
         tx = tx.loc[tx["timestamp"] < end_cutoff(end)]  # later purchases are not observed
-        return scoring_frame(
-            rfm_table(tx, observation_end=end, group=self.group),
-            btyd_summary(tx, observation_end=end, freq=self.freq, group=self.group),
-        )
+        # the builder fitting uses, so that both paths give the same features
+        return scoring_frame(*customer_features(tx, end, self.freq, self.group))
 
     def predict(self, frame: pd.DataFrame, observation_end: Any = None) -> pd.DataFrame:
         """Score customers: one row per customer (and group).

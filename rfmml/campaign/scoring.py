@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from rfmml.campaign.playbook import Playbook, load_playbook
 from rfmml.errors import DataError
 from rfmml.models import GammaGamma, PurchaseModel
+from rfmml.models._grouping import group_rows
 from rfmml.models.clv import lifetime_value, resolve_freq
 from rfmml.models.uncertainty import (
     INTERVAL_COLUMNS,
@@ -184,6 +185,47 @@ def _first(index: pd.Index) -> str:
         return ""
     label = index[0]
     return f" (first {label.item() if isinstance(label, np.generic) else label!r})"
+
+
+def _distinct_rows(
+    summary: pd.DataFrame, purchase_model: PurchaseModel | None, gamma_gamma: GammaGamma | None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The distinct rows of the columns the models read, and each customer's row number.
+
+    Model outputs are functions of a customer's summary row only, so they are
+    computed once per distinct row (a daily summary of millions of customers
+    has a fraction as many) and gathered back with the returned codes.
+    """
+    columns: list[str] = []
+    if purchase_model is not None:
+        columns += list(purchase_model.fit_columns) + ["recency"]
+    if gamma_gamma is not None:
+        columns += ["frequency", "monetary_value"]
+    columns = [c for c in dict.fromkeys(columns) if c in summary.columns]
+    arrays = [summary[c].to_numpy() for c in columns]
+    codes, first = group_rows(*arrays)
+    rows = pd.DataFrame({c: a[first] for c, a in zip(columns, arrays, strict=True)})
+    rows.attrs = dict(summary.attrs)
+    return rows, codes
+
+
+def _playbook_columns(segment: pd.Series, entries: dict[str, Any]) -> dict[str, np.ndarray]:
+    """``action``, ``action_channel``, ``action_priority`` per customer, from category codes."""
+    fields = {"action": "action", "action_channel": "channel", "action_priority": "priority"}
+    if isinstance(segment.dtype, pd.CategoricalDtype) and not segment.isna().any():
+        categories = segment.cat.categories.astype(str)
+        codes = segment.cat.codes.to_numpy()
+        out = {}
+        for column, field in fields.items():
+            values = [getattr(entries[c], field) for c in categories]
+            kind = np.int64 if column == "action_priority" else object
+            out[column] = np.asarray(values, dtype=kind)[codes]
+        return out
+    as_text = segment.astype(str)
+    return {
+        column: as_text.map({s: getattr(e, field) for s, e in entries.items()}).to_numpy()
+        for column, field in fields.items()
+    }
 
 
 def _check_no_nan(table: pd.DataFrame) -> None:
@@ -490,15 +532,12 @@ def score_customers(
         scheme = rule_segmenter.scheme_
         assert book is not None  # loaded above whenever there is a rule segmenter
         distinct = pd.unique(segment.astype(str))
+        if isinstance(segment.dtype, pd.CategoricalDtype):
+            distinct = np.union1d(distinct, segment.cat.categories.astype(str))
         entries = {s: book.entry(s, scheme) for s in distinct}
-        as_text = segment.astype(str)
-        table["action"] = as_text.map({s: e.action for s, e in entries.items()}).to_numpy()
-        table["action_channel"] = (
-            as_text.map({s: e.channel for s, e in entries.items()}).to_numpy()
-        )
-        table["action_priority"] = (
-            as_text.map({s: e.priority for s, e in entries.items()}).to_numpy().astype(np.int64)
-        )
+        for column, values in _playbook_columns(segment, entries).items():
+            table[column] = values
+        table["action_priority"] = table["action_priority"].astype(np.int64)
         attrs["scheme"] = scheme.name
         attrs["playbook"] = book.source
 
@@ -506,18 +545,21 @@ def score_customers(
         table["cluster"] = kmeans_segmenter.predict_cluster(features).to_numpy()
         table["cluster_name"] = kmeans_segmenter.predict(features).array
 
+    if uses_summary:
+        assert summary is not None  # checked above
+        rows, codes = _distinct_rows(summary, purchase_model, gamma_gamma)
     if purchase_model is not None:
         unit = resolve_freq(freq, summary, purchase_model, "score_customers")
         attrs["freq"] = unit
         attrs["churn_basis"] = churn_basis
-        p_alive = purchase_model.probability_alive(summary)
-        no_purchase = purchase_model.probability_no_purchase(summary, int(horizon))
-        table["probability_alive"] = p_alive.to_numpy()
-        table["probability_no_purchase"] = no_purchase.to_numpy()
-        basis = no_purchase if churn_basis == "no_purchase" else p_alive
+        p_alive = purchase_model.probability_alive(rows).to_numpy()[codes]
+        no_purchase = purchase_model.probability_no_purchase(rows, int(horizon)).to_numpy()[codes]
+        table["probability_alive"] = p_alive
+        table["probability_no_purchase"] = no_purchase
+        basis = pd.Series(no_purchase if churn_basis == "no_purchase" else p_alive)
         table["churn_risk"] = churn_risk_band(basis, churn_bands, churn_basis).array
-        purchases = purchase_model.expected_purchases(summary, int(horizon))
-        table["expected_purchases"] = purchases.to_numpy()
+        purchases = purchase_model.expected_purchases(rows, int(horizon)).to_numpy()[codes]
+        table["expected_purchases"] = purchases
         assert summary is not None  # checked above whenever there is a purchase model
         end = features.attrs.get("observation_end", summary.attrs.get("observation_end"))
         if end is not None and unit is not None:
@@ -529,14 +571,14 @@ def score_customers(
             within = purchase_model.probability_purchase_within(summary, float(next_order_window))
             table["probability_order_within_window"] = within.to_numpy()
     if gamma_gamma is not None:
-        order_value = gamma_gamma.expected_order_value(summary)
-        table["expected_order_value"] = order_value.to_numpy()
+        order_value = gamma_gamma.expected_order_value(rows).to_numpy()[codes]
+        table["expected_order_value"] = order_value
     if purchase_model is not None and gamma_gamma is not None:
-        table["expected_spend"] = purchases.to_numpy() * order_value.to_numpy()
+        table["expected_spend"] = purchases * order_value
         clv = lifetime_value(
-            purchase_model, gamma_gamma, summary, int(horizon), discount_rate, attrs["freq"]
+            purchase_model, gamma_gamma, rows, int(horizon), discount_rate, attrs["freq"]
         )
-        table["clv"] = clv.to_numpy()
+        table["clv"] = clv.to_numpy()[codes]
 
     if interval and uses_summary:
         assert summary is not None

@@ -1,5 +1,6 @@
 """Transactions in: load, validate and clean logs; bundled real datasets; simulation."""
 
+from rfmml.data._scan import ScannedLog
 from rfmml.data.datasets import (
     load_cdnow,
     load_cdnow_summary,
@@ -13,10 +14,12 @@ from rfmml.data.transactions import (
     TransactionSchema,
     parse_timestamps,
     read_transactions,
+    scan_transactions,
 )
 
 __all__ = [
     "CleaningReport",
+    "ScannedLog",
     "TransactionSchema",
     "Transactions",
     "load_cdnow",
@@ -25,5 +28,6 @@ __all__ = [
     "online_retail_path",
     "parse_timestamps",
     "read_transactions",
+    "scan_transactions",
     "simulate_transactions",
 ]

@@ -14,6 +14,7 @@ from typing import Literal
 from rfmml.errors import ConfigError
 
 __all__ = [
+    "BACKTEST_METRICS",
     "DEFAULT_PRIMARY",
     "DEFAULT_SELECTION",
     "FIT_METRICS",
@@ -62,6 +63,22 @@ MODEL_METRICS: Mapping[str, Direction] = {
     "spend_mae": "lower",
     "total_purchases_error": "lower",  # |predicted - actual| / actual, of the total
     "tracking_mape": "lower",  # cumulative repeat transactions, holdout periods (percent)
+}
+
+#: Backtest metrics (:mod:`rfmml.evaluation.backtest`), one value per origin and
+#: model; the champion of a backtest has the best mean rank over those with a
+#: direction. ``migration_tvd`` scores segment-migration forecasts only.
+BACKTEST_METRICS: Mapping[str, Direction] = {
+    "mae": "lower",
+    "rmse": "lower",
+    "tracking_mape": "lower",
+    "lift_quality": "higher",
+    "gini": "higher",
+    "decile_calibration_error": "lower",
+    "buy_again_brier": "lower",
+    "buy_again_calibration_error": "lower",
+    "spend_mae": "lower",
+    "migration_tvd": "lower",
 }
 
 #: Fit statistics of a purchase model (:func:`~rfmml.evaluation.fit_statistics`).

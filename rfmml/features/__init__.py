@@ -4,6 +4,7 @@
   (``frequency``, ``recency``, ``T``, ``monetary_value``) that the models use.
 - :func:`rfm_table`: the classic form (``recency_days``, ``n_orders``,
   ``total_spend``, tenure and annual rates) that segmentation uses.
+- :func:`customer_features`: both tables from one aggregation pass.
 
 Both are written once over a lazy query API (narwhals) and run on DuckDB
 (default), polars, or Spark; pandas in gives pandas out. For pandas input,
@@ -20,6 +21,7 @@ batch by batch, recomputing only the customers a batch touches.
 from rfmml.features._engine import FREQS
 from rfmml.features.btyd import btyd_summary, calibration_holdout, calibration_summary
 from rfmml.features.classic import rfm_table
+from rfmml.features.combined import customer_features
 from rfmml.features.state import CustomerState, StateUpdate
 
 __all__ = [
@@ -29,5 +31,6 @@ __all__ = [
     "btyd_summary",
     "calibration_holdout",
     "calibration_summary",
+    "customer_features",
     "rfm_table",
 ]

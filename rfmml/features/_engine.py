@@ -116,6 +116,12 @@ class Frame:
     lazy: nw.LazyFrame
     kind: Literal["pandas", "polars", "duckdb", "pyspark"]
     connection: Any = None
+    owns_connection: bool = True
+
+    def release(self) -> None:
+        """Close the DuckDB connection when this frame opened it (not a scanned log's)."""
+        if self.connection is not None and self.owns_connection:
+            self.connection.close()
 
     @property
     def on_duckdb(self) -> bool:
@@ -127,8 +133,7 @@ class Frame:
         if self.kind == "pandas":
             native = result.sort(keys).to_native()
             out = native.df()
-            if self.connection is not None:
-                self.connection.close()
+            self.release()
             return out.set_index(keys)
         if self.kind == "polars":
             return result.sort(keys).collect(backend="polars").to_native()
@@ -139,8 +144,7 @@ class Frame:
         if self.kind == "duckdb":
             return relation
         columns = relation.fetchnumpy()  # one array per column, no 2-D block copy
-        if self.connection is not None:
-            self.connection.close()
+        self.release()
         index_arrays = [_plain(columns.pop(k)) for k in keys]
         index = (
             pd.Index(index_arrays[0], name=keys[0])
@@ -207,13 +211,16 @@ def open_frame(tx: Any, required: list[str], engine: str | None = None) -> Frame
 
     Parameters
     ----------
-    tx : pandas.DataFrame, polars.DataFrame or LazyFrame, duckdb relation or pyspark DataFrame
+    tx : pandas.DataFrame, polars.DataFrame or LazyFrame, duckdb relation, pyspark DataFrame
+        or ScannedLog (:func:`rfmml.data.scan_transactions`)
         Canonical transaction columns (see :func:`rfmml.data.read_transactions`).
     required : list of str
         Columns the builder needs.
     engine : {"duckdb", "polars"}, optional
         Engine for pandas input; DuckDB by default.
     """
+    from rfmml.data._scan import ScannedLog
+
     module = type(tx).__module__.split(".")[0]
     columns = columns_of(tx)
     missing = [c for c in required if c not in columns]
@@ -225,6 +232,11 @@ def open_frame(tx: Any, required: list[str], engine: str | None = None) -> Frame
         )
     if engine not in (None, "duckdb", "polars"):
         raise ValueError(f"engine must be 'duckdb' or 'polars', got {engine!r}")
+    if isinstance(tx, ScannedLog):  # cleaned in DuckDB: read there, pandas out
+        rel = tx.connection.sql(
+            "SELECT " + ", ".join(f'"{c}"' for c in required) + f" FROM {tx.table}"
+        )
+        return Frame(nw.from_native(rel), "pandas", tx.connection, owns_connection=False)
     if isinstance(tx, pd.DataFrame):
         if tx.empty:
             raise DataError("the transaction log is empty (0 rows)")

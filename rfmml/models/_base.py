@@ -68,9 +68,10 @@ from __future__ import annotations
 
 import warnings
 from abc import ABCMeta, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -82,6 +83,7 @@ from rfmml.errors import DataError
 from rfmml.models import _fitting
 from rfmml.models._fitting import Z_95, confidence_table, fit_log_params
 from rfmml.models._grouping import map_rows, rows_fingerprint, unique_rows
+from rfmml.models._summary_checks import check_repeat_buyers, check_time_unit
 from rfmml.models._validation import check_summary
 from rfmml.models.persistence import load_model, save_model
 from rfmml.models.uncertainty import draw_params, log_covariance
@@ -456,32 +458,243 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
 class PurchaseModel(MaximumLikelihoodModel):
     """Base of purchase models: every one answers the same questions.
 
-    Subclasses implement ``probability_alive``, ``expected_purchases``,
-    ``probability_no_purchase`` (accepting ``t = inf``),
-    ``expected_purchases_new_customer`` and ``probability_of_purchases``; this
-    class derives :meth:`probability_purchase_within` and
+    A subclass names the module of its row formulas (``_formulas``) and
+    their prefix (``_formula_prefix``); this class implements the public
+    predictions once (validation, chunking with
+    :func:`rfmml.models._grouping.map_rows`, Series naming) by calling
+    ``<prefix>_probability_alive(x, t_x, T, *theta)``,
+    ``<prefix>_probability_no_purchase(t, x, t_x, T, *theta)`` (accepting
+    ``t = inf``), ``<prefix>_log_likelihood(x, t_x, T, *theta)``,
+    ``<prefix>_expected_purchases_new_customer(t, *theta)``,
+    ``<prefix>_probability_of_purchases(n, t, *theta)`` and
+    ``<prefix>_expected_purchases(t, x, t_x, T, *theta)`` (or, with
+    ``_expected_given_alive``, ``<prefix>_expected_purchases_if_alive(t, x,
+    T, *theta)`` times the probability alive), ``theta`` in
+    ``param_names`` order. The hooks ``_check_columns``,
+    ``_purchase_horizon``, ``_purchase_count`` and ``_opportunity_count``
+    add model-specific checks. This class also
+    derives :meth:`probability_purchase_within` and
     :meth:`next_purchase_quantile` from ``probability_no_purchase``.
     """
 
-    @abstractmethod
+    #: the module of the row formulas and their name prefix (``<prefix>_probability_alive``...)
+    _formulas: ModuleType
+    _formula_prefix: str = ""
+    #: expected purchases as ``<prefix>_expected_purchases_if_alive`` times P(alive)
+    _expected_given_alive: bool = False
+    #: P(alive) and P(no purchase) are cheap: in bounded chunks, in order, not collapsed
+    _in_order: bool = False
+    #: the fit needs repeat buyers and scoring checks the summary's time unit
+    _strict_summary: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        penalizer: float = 0.0,
+        initial_params: Mapping[str, float] | None = None,
+        tol: float = 1e-10,
+        max_iter: int = 1000,
+    ):
+        self.penalizer = penalizer
+        self.initial_params = initial_params
+        self.tol = tol
+        self.max_iter = max_iter
+
+    # ------------------------------------------------------------ likelihood
+    def _select_rows(self, X, columns):
+        self._check_columns(X, columns)
+        if self._strict_summary:
+            check_repeat_buyers(X, columns["frequency"], self.kind)
+        return super()._select_rows(X, columns)
+
+    def _prepare(self, rows: dict[str, np.ndarray], weights: np.ndarray) -> Any:
+        return self._formula("prepare")(*(rows[k] for k in self.fit_columns), weights)
+
+    def _rescale(self, data, rows: dict[str, np.ndarray], weights: np.ndarray, scale: float):
+        if not hasattr(data, "t_x_levels"):
+            return super()._rescale(data, rows, weights, scale)
+        # prepared data with time levels (BG/NBD, MBG/NBD): same levels, only the time
+        # values change, no second grouping
+        return data._replace(
+            t_x=data.t_x * scale,
+            T=data.T * scale,
+            **{
+                k: getattr(data, k) * scale
+                for k in ("T_levels", "t_x_levels")
+                if getattr(data, k) is not None
+            },
+        )
+
+    # ------------------------------------------------------------ scoring hooks
+    def _check_columns(self, X: pd.DataFrame, columns: dict[str, np.ndarray]) -> None:
+        """Model-specific checks of the columns to fit or score (none by default)."""
+
+    def _purchase_horizon(self, t, n: int) -> np.ndarray:
+        """The horizon of :meth:`expected_purchases`, one value per customer."""
+        return as_horizon(t, n)
+
+    def _purchase_count(self, n) -> np.ndarray:
+        """The ``n`` of :meth:`probability_of_purchases`: non-negative integers."""
+        n_arr = np.asarray(n)
+        if (n_arr < 0).any() or (n_arr != np.floor(n_arr)).any():
+            raise DataError(f"n must hold non-negative integers, got {n!r}.")
+        return n_arr
+
+    def _opportunity_count(self, t):
+        """The horizon of the new-customer predictions (as given by default)."""
+        return t
+
+    def _columns(self, X: pd.DataFrame, what: str) -> tuple[np.ndarray, ...]:
+        self._theta()  # NotFittedError first
+        c = check_summary(X, self.fit_columns, what=what)
+        self._check_columns(X, c)
+        if self._strict_summary:
+            check_time_unit(X, self.freq_, self.kind)
+        return tuple(c[k] for k in self.fit_columns)
+
+    def _formula(self, name: str) -> Callable[..., Any]:
+        return getattr(self._formulas, f"{self._formula_prefix}_{name}")
+
+    def _alive_rows(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, theta) -> np.ndarray:
+        formula = self._formula("probability_alive")
+        return map_rows(lambda *c: formula(*c, *theta), x, t_x, T, unique=not self._in_order)
+
+    @staticmethod
+    def _scalar(out):
+        return float(out) if np.ndim(out) == 0 else out
+
+    # -------------------------------------------------------------- predictions
     def probability_alive(self, X: pd.DataFrame) -> pd.Series:
-        """Probability that each customer is still active at ``T``."""
+        """Probability that each customer is still active at ``T``.
 
-    @abstractmethod
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The model's summary columns (``frequency``, ``recency``, ``T``).
+
+        Returns
+        -------
+        pandas.Series
+            Aligned to ``X.index``.
+        """
+        x, t_x, T = self._columns(X, "probability_alive")
+        p = self._alive_rows(x, t_x, T, self._theta())
+        return pd.Series(p, index=X.index, name="probability_alive")
+
     def expected_purchases(self, X: pd.DataFrame, t) -> pd.Series:
-        """Expected purchases in the next ``t`` periods, given each history."""
+        """Expected repeat purchases in the next ``t`` periods, given each history.
 
-    @abstractmethod
+        Evaluated once per distinct row (or, for models with a factor given
+        alive, once per distinct ``(t, frequency, T)`` times the probability
+        alive), in bounded chunks (:func:`rfmml.models._grouping.map_rows`).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The model's summary columns (``frequency``, ``recency``, ``T``).
+        t : float or array_like
+            Horizon in the summary's time unit, one value or one per customer.
+
+        Returns
+        -------
+        pandas.Series
+            Aligned to ``X.index``.
+        """
+        x, t_x, T = self._columns(X, "expected_purchases")
+        theta = self._theta()
+        horizon = self._purchase_horizon(t, len(X))
+        if self._expected_given_alive:
+            # the factor after P(alive) depends on (t, x, T) only: once per distinct triple
+            if_alive = self._formula("expected_purchases_if_alive")
+            e = map_rows(lambda *c: if_alive(*c, *theta), horizon, x, T)
+            e = e * self._alive_rows(x, t_x, T, theta)
+        else:
+            formula = self._formula("expected_purchases")
+            e = map_rows(lambda *c: formula(*c, *theta), horizon, x, t_x, T)
+        return pd.Series(e, index=X.index, name="expected_purchases")
+
     def probability_no_purchase(self, X: pd.DataFrame, t) -> pd.Series:
-        """Probability of no purchase in the next ``t`` periods (``t = inf`` allowed)."""
+        """Probability of no purchase in ``(T, T + t]`` given each history.
 
-    @abstractmethod
+        ``t = inf`` gives the probability of never buying again.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The model's summary columns (``frequency``, ``recency``, ``T``).
+        t : float or array_like
+            Horizon in the summary's time unit (``>= 0``, ``inf`` allowed),
+            one value or one per customer.
+
+        Returns
+        -------
+        pandas.Series
+            Aligned to ``X.index``.
+        """
+        x, t_x, T = self._columns(X, "probability_no_purchase")
+        theta = self._theta()
+        formula = self._formula("probability_no_purchase")
+        p = map_rows(
+            lambda *c: formula(*c, *theta),
+            as_horizon(t, len(X)),
+            x,
+            t_x,
+            T,
+            unique=not self._in_order,
+        )
+        return pd.Series(p, index=X.index, name="probability_no_purchase")
+
     def expected_purchases_new_customer(self, t):
-        """Expected purchases of a new customer in ``(0, t]``."""
+        """Expected repeat purchases of a new customer in ``(0, t]``.
 
-    @abstractmethod
+        Parameters
+        ----------
+        t : float or array_like
+            Horizon(s) in the training summary's time unit.
+
+        Returns
+        -------
+        float or numpy.ndarray
+        """
+        formula = self._formula("expected_purchases_new_customer")
+        return self._scalar(formula(self._opportunity_count(t), *self._theta()))
+
     def probability_of_purchases(self, n, t):
-        """Probability that a new customer makes exactly ``n`` purchases in ``(0, t]``."""
+        """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
+
+        Parameters
+        ----------
+        n : int or array_like of int
+            Number of repeat purchases.
+        t : float or array_like
+            Horizon in the training summary's time unit.
+
+        Returns
+        -------
+        float or numpy.ndarray
+        """
+        n_arr = self._purchase_count(n)
+        t = self._opportunity_count(t)
+        formula = self._formula("probability_of_purchases")
+        return self._scalar(formula(n_arr, t, *self._theta()))
+
+    def log_likelihood(self, X: pd.DataFrame) -> pd.Series:
+        """Per-customer log-likelihood at the fitted parameters.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The model's summary columns (``frequency``, ``recency``, ``T``).
+
+        Returns
+        -------
+        pandas.Series
+            Aligned to ``X.index`` (not multiplied by ``weights``).
+        """
+        x, t_x, T = self._columns(X, "log_likelihood")
+        theta = self._theta()
+        formula = self._formula("log_likelihood")
+        ll = map_rows(lambda *c: formula(*c, *theta), x, t_x, T, unique=False)
+        return pd.Series(ll, index=X.index, name="log_likelihood")
 
     def probability_purchase_within(self, X: pd.DataFrame, t) -> pd.Series:
         """Probability of at least one purchase in the next ``t`` periods: ``1 - P(no purchase)``.

@@ -27,11 +27,13 @@ References
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, roots_jacobi, roots_legendre
+
+from rfmml.models._grouping import frequency_levels
 
 __all__ = [
     "bgnbd_log_likelihood",
@@ -148,6 +150,20 @@ def _levels(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
     return np.asarray(levels, dtype=float), index
 
 
+def _time_levels(fields: dict, index: np.ndarray, levels_of) -> dict[str, Any]:
+    """The level index, ``weights * x``, levels of ``T`` and ``t_x`` (BG/NBD and MBG/NBD)."""
+    T_levels, T_index = levels_of(fields["T"])
+    t_x_levels, t_x_index = levels_of(fields["t_x"])
+    return {
+        "level_index": index,
+        "rx_weights": fields["weights"] * fields["x"],
+        "T_levels": T_levels,
+        "T_index": T_index,
+        "t_x_levels": t_x_levels,
+        "t_x_index": t_x_index,
+    }
+
+
 def bgnbd_prepare(x, t_x, T, weights) -> BGNBDData:
     """Group the rows for :func:`bgnbd_total_log_likelihood_and_gradient`.
 
@@ -164,28 +180,11 @@ def bgnbd_prepare(x, t_x, T, weights) -> BGNBDData:
     -------
     BGNBDData
     """
-    x = np.asarray(x, dtype=float)
-    t_x = np.asarray(t_x, dtype=float)
-    T = np.asarray(T, dtype=float)
-    weights = np.asarray(weights, dtype=float)
-    levels, index = np.unique(x, return_inverse=True)
-    T_levels, T_index = _levels(T)
-    t_x_levels, t_x_index = _levels(t_x)
+    fields, index = frequency_levels(weights, x=x, t_x=t_x, T=T)
     return BGNBDData(
-        x=x,
-        t_x=t_x,
-        T=T,
-        weights=weights,
-        n=float(weights.sum()),
-        x_levels=levels,
-        level_weights=np.bincount(index, weights=weights, minlength=len(levels)),
-        level_index=index,
-        rx_weights=weights * x,
-        T_levels=T_levels,
-        T_index=T_index,
-        t_x_levels=t_x_levels,
-        t_x_index=t_x_index,
-        scratch=np.empty((8, min(len(x), LIKELIHOOD_BLOCK_ROWS))),
+        **fields,
+        **_time_levels(fields, index, _levels),
+        scratch=np.empty((8, min(len(fields["x"]), LIKELIHOOD_BLOCK_ROWS))),
     )
 
 
@@ -807,6 +806,46 @@ def bgnbd_expected_purchases_new_customer(t, r, alpha, a, b):
     return bgnbd_expected_purchases_if_alive(t, 0.0, 0.0, r, alpha, a, b)
 
 
+def nbd_count_terms(n, t, r, alpha):
+    """The negative binomial terms of ``P(X(t) = n)`` for the BG/NBD and MBG/NBD.
+
+    With ``NB(j; t) = Gamma(r + j) / (Gamma(r) j!) (alpha / (alpha + t)) ** r
+    (t / (alpha + t)) ** j``: ``ln NB(n; t)`` split as ``ln p0 + rest`` and the
+    tail ``1 - sum_(j<n) NB(j; t)`` (one cumulative sum for all ``n``).
+
+    Returns
+    -------
+    n : numpy.ndarray
+        ``n`` broadcast against ``t``, flattened (float).
+    shape : tuple
+        The broadcast shape.
+    log_p0, log_nb_n : numpy.ndarray
+        ``r ln(alpha / (alpha + t))`` and the rest of ``ln NB(n; t)``.
+    tail : numpy.ndarray
+        The tail, >= 0 (rounding can take it to -1e-17: clipped).
+    """
+    n, t = np.broadcast_arrays(np.asarray(n, dtype=float), np.asarray(t, dtype=float))
+    shape = n.shape
+    n, t = n.reshape(-1), t.reshape(-1)
+    log_p0 = r * (np.log(alpha) - np.log(alpha + t))
+    with np.errstate(divide="ignore"):
+        log_z = np.log(t) - np.log(alpha + t)
+
+    def log_nb_term(j, log_z):
+        # ln[Gamma(r + j) / (Gamma(r) j!) z ** j] with 0 ** 0 == 1
+        with np.errstate(invalid="ignore"):
+            power = np.where(j > 0, j * log_z, 0.0)
+        return gammaln(r + j) - gammaln(r) - gammaln(j + 1.0) + power
+
+    # partial sums over j = 0 .. n - 1 of the NB terms, one cumulative sum for all n
+    n_max = int(n.max()) if n.size else 0
+    j = np.arange(max(n_max, 1), dtype=float)[:, None]
+    terms = np.exp(log_nb_term(j, log_z[None, :]) + log_p0[None, :])
+    cums = np.vstack([np.zeros((1, n.size)), np.cumsum(terms, axis=0)])
+    partial = cums[n.astype(int), np.arange(n.size)]
+    return n, shape, log_p0, log_nb_term(n, log_z), np.maximum(1.0 - partial, 0.0)
+
+
 def bgnbd_probability_of_purchases(n, t, r, alpha, a, b):
     """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
 
@@ -830,29 +869,9 @@ def bgnbd_probability_of_purchases(n, t, r, alpha, a, b):
     -------
     numpy.ndarray
     """
-    n, t = np.broadcast_arrays(np.asarray(n, dtype=float), np.asarray(t, dtype=float))
-    shape = n.shape
-    n, t = n.reshape(-1), t.reshape(-1)
-    log_p0 = r * (np.log(alpha) - np.log(alpha + t))
-    with np.errstate(divide="ignore"):
-        log_z = np.log(t) - np.log(alpha + t)
-
-    def log_nb_term(j, log_z):
-        # ln[Gamma(r + j) / (Gamma(r) j!) z ** j] with 0 ** 0 == 1
-        with np.errstate(invalid="ignore"):
-            power = np.where(j > 0, j * log_z, 0.0)
-        return gammaln(r + j) - gammaln(r) - gammaln(j + 1.0) + power
-
-    first = np.exp(betaln(a, b + n) - betaln(a, b) + log_p0 + log_nb_term(n, log_z))
-    # partial sums over j = 0 .. n - 1 of the NB terms, one cumulative sum for all n
-    n_max = int(n.max()) if n.size else 0
-    j = np.arange(max(n_max, 1), dtype=float)[:, None]
-    terms = np.exp(log_nb_term(j, log_z[None, :]) + log_p0[None, :])
-    cums = np.vstack([np.zeros((1, n.size)), np.cumsum(terms, axis=0)])
-    partial = cums[n.astype(int), np.arange(n.size)]
+    n, shape, log_p0, log_nb_n, tail = nbd_count_terms(n, t, r, alpha)
+    first = np.exp(betaln(a, b + n) - betaln(a, b) + log_p0 + log_nb_n)
     b_n1 = b + (np.maximum(n, 1.0) - 1.0)
-    # 1 - partial is a negative binomial tail (>= 0) that rounding can take to -1e-17
-    tail = np.maximum(1.0 - partial, 0.0)
     second = np.where(n > 0, np.exp(betaln(a + 1.0, b_n1) - betaln(a, b)) * tail, 0.0)
     return (first + second).reshape(shape)
 
@@ -961,19 +980,12 @@ def gamma_gamma_prepare(x, m, weights) -> GammaGammaData:
     -------
     GammaGammaData
     """
-    x = np.asarray(x, dtype=float)
-    m = np.asarray(m, dtype=float)
-    weights = np.asarray(weights, dtype=float)
-    levels, index = np.unique(x, return_inverse=True)
+    fields, _ = frequency_levels(weights, x=x, m=m)
+    x, m, weights = fields["x"], fields["m"], fields["weights"]
     wx = weights * x
     log_m = np.log(m)
     return GammaGammaData(
-        x=x,
-        m=m,
-        weights=weights,
-        n=float(weights.sum()),
-        x_levels=levels,
-        level_weights=np.bincount(index, weights=weights, minlength=len(levels)),
+        **fields,
         xm=x * m,
         wx=wx,
         sum_wx_log_xm=float(wx @ (log_m + np.log(x))),

@@ -28,7 +28,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, digamma, expit, gammaln
 
-from rfmml.models._formulas import bgnbd_expected_purchases_if_alive
+from rfmml.models._formulas import (
+    _time_levels,
+    bgnbd_expected_purchases_if_alive,
+    nbd_count_terms,
+)
+from rfmml.models._grouping import frequency_levels
 
 __all__ = [
     "mbgnbd_log_likelihood",
@@ -113,25 +118,8 @@ def mbgnbd_prepare(x, t_x, T, weights) -> MBGNBDData:
     -------
     MBGNBDData
     """
-    x, t_x, T, weights = (np.asarray(v, dtype=float) for v in (x, t_x, T, weights))
-    levels, index = np.unique(x, return_inverse=True)
-    T_levels, T_index = _levels(T)
-    t_x_levels, t_x_index = _levels(t_x)
-    return MBGNBDData(
-        x=x,
-        t_x=t_x,
-        T=T,
-        weights=weights,
-        n=float(weights.sum()),
-        x_levels=levels,
-        level_weights=np.bincount(index, weights=weights, minlength=len(levels)),
-        level_index=index,
-        rx_weights=weights * x,
-        T_levels=T_levels,
-        T_index=T_index,
-        t_x_levels=t_x_levels,
-        t_x_index=t_x_index,
-    )
+    fields, index = frequency_levels(weights, x=x, t_x=t_x, T=T)
+    return MBGNBDData(**fields, **_time_levels(fields, index, _levels))
 
 
 def _dot(u: np.ndarray, v: np.ndarray) -> float:
@@ -307,24 +295,7 @@ def mbgnbd_probability_of_purchases(n, t, r, alpha, a, b):
     -------
     numpy.ndarray
     """
-    n, t = np.broadcast_arrays(np.asarray(n, dtype=float), np.asarray(t, dtype=float))
-    shape = n.shape
-    n, t = n.reshape(-1), t.reshape(-1)
-    log_p0 = r * (np.log(alpha) - np.log(alpha + t))
-    with np.errstate(divide="ignore"):
-        log_z = np.log(t) - np.log(alpha + t)
-
-    def log_nb(j, log_z):
-        with np.errstate(invalid="ignore"):
-            power = np.where(j > 0, j * log_z, 0.0)
-        return gammaln(r + j) - gammaln(r) - gammaln(j + 1.0) + power
-
-    first = np.exp(betaln(a, b + n + 1.0) - betaln(a, b) + log_p0 + log_nb(n, log_z))
-    n_max = int(n.max()) if n.size else 0
-    j = np.arange(max(n_max, 1), dtype=float)[:, None]
-    terms = np.exp(log_nb(j, log_z[None, :]) + log_p0[None, :])
-    cums = np.vstack([np.zeros((1, n.size)), np.cumsum(terms, axis=0)])
-    partial = cums[n.astype(int), np.arange(n.size)]
-    tail = np.maximum(1.0 - partial, 0.0)  # a negative binomial tail, >= 0 up to rounding
+    n, shape, log_p0, log_nb_n, tail = nbd_count_terms(n, t, r, alpha)
+    first = np.exp(betaln(a, b + n + 1.0) - betaln(a, b) + log_p0 + log_nb_n)
     second = np.exp(betaln(a + 1.0, b + n) - betaln(a, b)) * tail
     return (first + second).reshape(shape)

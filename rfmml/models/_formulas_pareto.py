@@ -50,7 +50,7 @@ import numpy as np
 from scipy.integrate import quad
 from scipy.special import digamma, gammaln, hyp2f1
 
-from rfmml.models._grouping import group_rows
+from rfmml.models._grouping import frequency_levels, group_rows
 
 __all__ = [
     "pareto_log_tail_integral",
@@ -126,7 +126,9 @@ def _log_s_series(b, c, w, grad: bool):
             dSc -= term * hc
         k += 1
         rho = ww * (bb + k) / (cc + k)
-        done = term * rho <= 1e-17 * (1.0 - rho)
+        # a non-finite term (NaN or overflowing parameters from an optimiser step) never
+        # meets the bound: those rows stop here with a non-finite S, which the fit rejects
+        done = (term * rho <= 1e-17 * (1.0 - rho)) | ~np.isfinite(term * rho)
         n_done = np.count_nonzero(done)
         # write converged rows out and shrink the arrays only when a quarter has converged
         # (every shrink copies all of them)
@@ -339,18 +341,8 @@ def pareto_nbd_prepare(x, t_x, T, weights) -> ParetoNBDData:
     -------
     ParetoNBDData
     """
-    x, t_x, T, weights = (np.asarray(v, dtype=float) for v in (x, t_x, T, weights))
-    levels, index = np.unique(x, return_inverse=True)
-    return ParetoNBDData(
-        x=x,
-        t_x=t_x,
-        T=T,
-        weights=weights,
-        n=float(weights.sum()),
-        x_levels=levels,
-        level_weights=np.bincount(index, weights=weights, minlength=len(levels)),
-        pairs=_pairs(x, t_x, T),
-    )
+    fields, _ = frequency_levels(weights, x=x, t_x=t_x, T=T)
+    return ParetoNBDData(**fields, pairs=_pairs(fields["x"], fields["t_x"], fields["T"]))
 
 
 def pareto_nbd_total_log_likelihood_and_gradient(r, alpha, s, beta, data: ParetoNBDData):

@@ -16,11 +16,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["CHUNK_ROWS", "map_rows", "rows_repeat", "group_rows", "unique_rows", "rows_fingerprint"]
+__all__ = [
+    "CHUNK_ROWS",
+    "map_rows",
+    "rows_repeat",
+    "group_rows",
+    "unique_rows",
+    "rows_fingerprint",
+    "frequency_levels",
+]
 
 #: Rows a prediction evaluates at once. The closed forms hold about ten
 #: temporaries per row (hypergeometric and quadrature paths), so a chunk
@@ -294,3 +303,34 @@ def _lexsort_if_needed(arrays: list[np.ndarray]) -> np.ndarray | slice:
     if ordered.all():
         return slice(None)
     return np.lexsort(arrays[::-1])
+
+
+def frequency_levels(weights, **columns) -> tuple[dict[str, Any], np.ndarray]:
+    """The fields every prepared likelihood data shares, and the frequency level of each row.
+
+    Parameters
+    ----------
+    weights : array_like
+        Customers per (unique) row.
+    **columns : array_like
+        The rows' columns by field name; ``x`` (the frequency) among them.
+
+    Returns
+    -------
+    fields : dict
+        The columns and ``weights`` as float arrays, ``n`` (total weight),
+        ``x_levels`` (distinct frequencies, sorted) and ``level_weights``
+        (their summed weights).
+    index : numpy.ndarray
+        The level of each row in ``x_levels``.
+    """
+    fields: dict[str, Any] = {k: np.asarray(v, dtype=float) for k, v in columns.items()}
+    w = np.asarray(weights, dtype=float)
+    levels, index = np.unique(fields["x"], return_inverse=True)
+    fields.update(
+        weights=w,
+        n=float(w.sum()),
+        x_levels=levels,
+        level_weights=np.bincount(index, weights=w, minlength=len(levels)),
+    )
+    return fields, index

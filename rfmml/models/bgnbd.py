@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import pandas as pd
 
-from rfmml.errors import DataError
 from rfmml.models import _formulas as F
 from rfmml.models._base import PurchaseModel, StandardErrorWarning, as_horizon
 from rfmml.models._grouping import map_rows
 from rfmml.models._registry import register_model
-from rfmml.models._validation import check_summary
 
 __all__ = ["BetaGeoNBD", "StandardErrorWarning"]
 
@@ -78,18 +74,6 @@ class BetaGeoNBD(PurchaseModel):
     #NUM! error problem", http://brucehardie.com/notes/027/
     """
 
-    def __init__(
-        self,
-        penalizer: float = 0.0,
-        initial_params: Mapping[str, float] | None = None,
-        tol: float = 1e-10,
-        max_iter: int = 1000,
-    ):
-        self.penalizer = penalizer
-        self.initial_params = initial_params
-        self.tol = tol
-        self.max_iter = max_iter
-
     kind = "BetaGeoNBD"
     param_names = PARAM_NAMES
     fit_columns = ("frequency", "recency", "T")
@@ -99,22 +83,11 @@ class BetaGeoNBD(PurchaseModel):
     time_columns = ("recency", "T")
     time_params = ("alpha",)
 
+    _formulas, _formula_prefix = F, "bgnbd"
+    _expected_given_alive = _in_order = True
+    _strict_summary = False
+
     # ---------------------------------------------------------- likelihood
-    def _prepare(self, rows, weights) -> F.BGNBDData:
-        return F.bgnbd_prepare(rows["frequency"], rows["recency"], rows["T"], weights)
-
-    def _rescale(self, data: F.BGNBDData, rows, weights, scale: float) -> F.BGNBDData:
-        # same levels, only the time values change: no second grouping
-        return data._replace(
-            t_x=data.t_x * scale,
-            T=data.T * scale,
-            **{
-                k: getattr(data, k) * scale
-                for k in ("T_levels", "t_x_levels")
-                if getattr(data, k) is not None
-            },
-        )
-
     def _log_likelihood(self, theta: np.ndarray, data: F.BGNBDData):
         # FH 2013 expression (4), summed over unique rows with weights, and its gradient
         r, alpha, a, b = theta
@@ -130,139 +103,8 @@ class BetaGeoNBD(PurchaseModel):
         ]
 
     # ---------------------------------------------------------- predictions
-    def probability_alive(self, X: pd.DataFrame) -> pd.Series:
-        """Probability that each customer is still active (Fader, Hardie & Lee 2008, eq. 2).
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Columns ``frequency``, ``recency``, ``T``.
-
-        Returns
-        -------
-        pandas.Series
-            Aligned to ``X.index``; exactly 1 for customers with frequency 0.
-        """
-        theta = self._theta()
-        c = check_summary(X, ("frequency", "recency", "T"), what="probability_alive")
-        p = self._probability_alive(c, theta)
-        return pd.Series(p, index=X.index, name="probability_alive")
-
-    @staticmethod
-    def _probability_alive(c: dict[str, np.ndarray], theta) -> np.ndarray:
-        # FH08 eq. (2), elementwise and cheap: chunked in order, not collapsed
-        return map_rows(
-            lambda x, t_x, T: F.bgnbd_probability_alive(x, t_x, T, *theta),
-            c["frequency"],
-            c["recency"],
-            c["T"],
-            unique=False,
-        )
-
-    def expected_purchases(self, X: pd.DataFrame, t) -> pd.Series:
-        """Expected repeat purchases in the next ``t`` periods, given each history.
-
-        Eq. (10) of Fader, Hardie & Lee (2005), with its integral form where
-        the closed form fails (see
-        :func:`rfmml.models._formulas.bgnbd_expected_purchases_if_alive`).
-        Everything but the probability alive depends on (frequency, T, t)
-        only and is evaluated once per distinct triple when rows repeat, in
-        bounded chunks either way (:func:`rfmml.models._grouping.map_rows`).
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Columns ``frequency``, ``recency``, ``T``.
-        t : float or array_like
-            Horizon in the summary's time unit, one value or one per customer.
-
-        Returns
-        -------
-        pandas.Series
-            Aligned to ``X.index``.
-        """
-        theta = self._theta()
-        c = check_summary(X, ("frequency", "recency", "T"), what="expected_purchases")
-        t_arr = as_horizon(t, len(X))
-        # E[Y(t) | alive, x, T] once per distinct (t, x, T), times P(alive) per customer
-        expected = map_rows(
-            lambda t, x, T: F.bgnbd_expected_purchases_if_alive(t, x, T, *theta),
-            t_arr,
-            c["frequency"],
-            c["T"],
-        )
-        expected *= self._probability_alive(c, theta)
-        return pd.Series(expected, index=X.index, name="expected_purchases")
-
-    def expected_purchases_new_customer(self, t):
-        """Expected repeat purchases of a new customer in ``(0, t]`` (FHL 2005, eq. 7).
-
-        Parameters
-        ----------
-        t : float or array_like
-            Horizon(s) in the training summary's time unit.
-
-        Returns
-        -------
-        float or numpy.ndarray
-        """
-        out = F.bgnbd_expected_purchases_new_customer(t, *self._theta())
-        return float(out) if np.ndim(out) == 0 else out
-
-    def probability_of_purchases(self, n, t):
-        """Probability that a new customer makes exactly ``n`` repeat purchases in ``(0, t]``.
-
-        Eq. (8) of Fader, Hardie & Lee (2005).
-
-        Parameters
-        ----------
-        n : int or array_like of int
-            Number of repeat purchases.
-        t : float or array_like
-            Horizon in the training summary's time unit.
-
-        Returns
-        -------
-        float or numpy.ndarray
-        """
-        n_arr = np.asarray(n)
-        if (n_arr < 0).any() or (n_arr != np.floor(n_arr)).any():
-            raise DataError(f"n must hold non-negative integers, got {n!r}.")
-        out = F.bgnbd_probability_of_purchases(n_arr, t, *self._theta())
-        return float(out) if np.ndim(out) == 0 else out
-
-    def probability_no_purchase(self, X: pd.DataFrame, t) -> pd.Series:
-        """Probability of no purchase in the next ``t`` periods, given each history.
-
-        ``(1 - P(alive)) + P(alive) ((alpha + T) / (alpha + T + t)) ** (r + x)``
-        (see :func:`rfmml.models._formulas.bgnbd_probability_no_purchase`);
-        ``t = inf`` gives the probability of never buying again,
-        ``1 - probability_alive``.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Columns ``frequency``, ``recency``, ``T``.
-        t : float or array_like
-            Horizon in the summary's time unit (``>= 0``, ``inf`` allowed),
-            one value or one per customer.
-
-        Returns
-        -------
-        pandas.Series
-            Aligned to ``X.index``.
-        """
-        theta = self._theta()
-        c = check_summary(X, ("frequency", "recency", "T"), what="probability_no_purchase")
-        p = map_rows(
-            lambda t, x, t_x, T: F.bgnbd_probability_no_purchase(t, x, t_x, T, *theta),
-            as_horizon(t, len(X)),
-            c["frequency"],
-            c["recency"],
-            c["T"],
-            unique=False,
-        )
-        return pd.Series(p, index=X.index, name="probability_no_purchase")
+    def _probability_alive(self, c: dict[str, np.ndarray], theta) -> np.ndarray:
+        return self._alive_rows(c["frequency"], c["recency"], c["T"], theta)
 
     def probability_repeat_purchase(self, X: pd.DataFrame, t) -> pd.Series:
         """Probability of at least one repeat purchase in the next ``t`` periods.
@@ -280,38 +122,14 @@ class BetaGeoNBD(PurchaseModel):
         -------
         pandas.Series
         """
+        x, t_x, T = self._columns(X, "probability_repeat_purchase")
         theta = self._theta()
-        c = check_summary(X, ("frequency", "recency", "T"), what="probability_repeat_purchase")
         p = map_rows(
-            lambda t, x, t_x, T: F.bgnbd_probability_repeat_purchase(t, x, t_x, T, *theta),
+            lambda *c: F.bgnbd_probability_repeat_purchase(*c, *theta),
             as_horizon(t, len(X)),
-            c["frequency"],
-            c["recency"],
-            c["T"],
+            x,
+            t_x,
+            T,
             unique=False,
         )
         return pd.Series(p, index=X.index, name="probability_repeat_purchase")
-
-    def log_likelihood(self, X: pd.DataFrame) -> pd.Series:
-        """Per-customer log-likelihood at the fitted parameters (FH 2013, expression 4).
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Columns ``frequency``, ``recency``, ``T``.
-
-        Returns
-        -------
-        pandas.Series
-            Aligned to ``X.index`` (not multiplied by ``weights``).
-        """
-        theta = self._theta()
-        c = check_summary(X, ("frequency", "recency", "T"), what="log_likelihood")
-        ll = map_rows(
-            lambda x, t_x, T: F.bgnbd_log_likelihood(x, t_x, T, *theta),
-            c["frequency"],
-            c["recency"],
-            c["T"],
-            unique=False,
-        )
-        return pd.Series(ll, index=X.index, name="log_likelihood")

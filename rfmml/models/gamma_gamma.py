@@ -48,10 +48,8 @@ class GammaGamma(MaximumLikelihoodModel):
     penalizer : float, default 0.0
         L2 penalty ``penalizer * (p**2 + q**2 + v**2)`` added to the mean
         negative log-likelihood (lifetimes' ``penalizer_coef``).
-    tol : float, default 1e-10
-        Gradient tolerance of the optimiser on the mean objective.
-    max_iter : int, default 1000
-        Iteration cap per starting point.
+    tol, max_iter : float, int, default 1e-10, 1000
+        Optimiser tolerance and iteration cap, as for :class:`rfmml.models.BetaGeoNBD`.
 
     Attributes
     ----------
@@ -72,10 +70,8 @@ class GammaGamma(MaximumLikelihoodModel):
         Optimiser diagnostics and the starting point used.
     correlation_ : float
         Pearson correlation of frequency and monetary_value of repeat customers.
-    training_fingerprint_ : str
-        SHA-256 of the sorted unique training rows and their counts.
-    fit_date_ : str
-        ISO 8601 UTC time of the fit.
+    training_fingerprint_, fit_date_
+        As for :class:`rfmml.models.BetaGeoNBD`.
 
     References
     ----------
@@ -210,11 +206,12 @@ class GammaGamma(MaximumLikelihoodModel):
         Parameters
         ----------
         X : pandas.DataFrame
-            Columns ``frequency`` and ``monetary_value``.
+            As for :meth:`expected_order_value`.
 
         Returns
         -------
         pandas.Series
+            Aligned to ``X.index`` (not multiplied by ``weights``).
         """
         theta = self._theta()
         c = check_summary(X, ("frequency", "monetary_value"), what="log_likelihood")

@@ -53,20 +53,10 @@ def simulate_bgnbd(n: int, T, params: Mapping[str, float], random_state=None) ->
     customers the easy way", Marketing Science 24 (2), 275-284, section 2.
     """
     rng = check_generator(random_state)
-    T_arr = np.broadcast_to(np.asarray(T, dtype=float), (int(n),)).copy()
-    if (T_arr < 0).any() or np.isnan(T_arr).any():
-        raise ValueError("T must be >= 0 and not NaN.")
+    T_arr = _ages(n, T)
     draws = bgnbd_purchase_process(T_arr, params, rng, record_times=False)
-    frame = pd.DataFrame(
-        {
-            "frequency": draws["frequency"].astype(float),
-            "recency": draws["recency"],
-            "T": T_arr,
-        },
-        index=pd.RangeIndex(int(n), name="customer_id"),
-    )
-    frame.attrs["true_params"] = {k: float(params[k]) for k in ("r", "alpha", "a", "b")}
-    return frame
+    names = ("r", "alpha", "a", "b")
+    return _summary_frame(draws["frequency"], draws["recency"], T_arr, params, names, None)
 
 
 def simulate_gamma_gamma(frequency, params: Mapping[str, float], random_state=None):
@@ -113,7 +103,8 @@ def _summary_frame(frequency, recency, T, params, names, latent) -> pd.DataFrame
         index=pd.RangeIndex(len(T), name="customer_id"),
     )
     frame.attrs["true_params"] = {k: float(params[k]) for k in names}
-    frame.attrs["latent"] = latent
+    if latent is not None:
+        frame.attrs["latent"] = latent
     return frame
 
 
@@ -184,14 +175,8 @@ def simulate_mbgnbd(n: int, T, params: Mapping[str, float], random_state=None) -
 
     Parameters
     ----------
-    n : int
-        Number of customers.
-    T : float or array_like
-        Age of each customer, in the unit of ``alpha``.
-    params : mapping
-        ``r, alpha, a, b``.
-    random_state : None, int or numpy.random.Generator
-        Seed.
+    n, T, params, random_state
+        As for :func:`simulate_bgnbd` (``T`` in the unit of ``alpha``).
 
     Returns
     -------

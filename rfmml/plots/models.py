@@ -61,6 +61,17 @@ def _history_grid(max_frequency: int, max_recency: int):
     return x, t_x, valid
 
 
+def _grid_values(model, summary, max_frequency, max_recency, formula):
+    """``formula(x, t_x, T, *params)`` on the frequency x recency grid at ``T = max_recency``.
+
+    NaN where no history is possible; returns the values and ``max_recency``.
+    """
+    theta = tuple(model.get_fitted_params().values())
+    f_max, r_max = _grid(summary, max_frequency, max_recency)
+    x, t_x, valid = _history_grid(f_max, r_max)
+    return np.where(valid, formula(x, t_x, float(r_max), *theta), np.nan), r_max
+
+
 def plot_frequency_recency_matrix(
     model: BetaGeoNBD,
     summary: pd.DataFrame | None = None,
@@ -89,10 +100,13 @@ def plot_frequency_recency_matrix(
     -------
     matplotlib.figure.Figure
     """
-    theta = tuple(model.get_fitted_params().values())
-    f_max, r_max = _grid(summary, max_frequency, max_recency)
-    x, t_x, valid = _history_grid(f_max, r_max)
-    values = np.where(valid, F.bgnbd_expected_purchases(t, x, t_x, float(r_max), *theta), np.nan)
+    values, r_max = _grid_values(
+        model,
+        summary,
+        max_frequency,
+        max_recency,
+        lambda x, t_x, T, *theta: F.bgnbd_expected_purchases(t, x, t_x, T, *theta),
+    )
     return _matrix_figure(
         values, f"Expected purchases in the next {t:g} periods", "expected purchases", r_max
     )
@@ -109,21 +123,16 @@ def plot_probability_alive_matrix(
 
     Parameters
     ----------
-    model : BetaGeoNBD
-        Fitted model.
-    summary : pandas.DataFrame, optional
-        Sizes the matrix by its largest frequency and T.
-    max_frequency, max_recency : int, optional
-        Matrix size (override ``summary``).
+    model, summary, max_frequency, max_recency
+        As for :func:`plot_frequency_recency_matrix`.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    theta = tuple(model.get_fitted_params().values())
-    f_max, r_max = _grid(summary, max_frequency, max_recency)
-    x, t_x, valid = _history_grid(f_max, r_max)
-    values = np.where(valid, F.bgnbd_probability_alive(x, t_x, float(r_max), *theta), np.nan)
+    values, r_max = _grid_values(
+        model, summary, max_frequency, max_recency, F.bgnbd_probability_alive
+    )
     return _matrix_figure(values, "Probability alive", "P(alive)", r_max)
 
 

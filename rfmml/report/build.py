@@ -531,15 +531,24 @@ def _models_section(folder: _Folder) -> dict[str, Any]:
     metrics = folder.read(_read_csv_indexed, "model_metrics.csv")
     if metrics is not None:
         section["metrics"] = _table(metrics, index_label="Holdout metric")
-    tracking = folder.file("tracking.svg", "tracking.png")
-    if tracking is not None:
-        section["figure"] = _figure(
-            _image(tracking), "Tracking plot: actual and predicted repeat purchases per period "
-            "over calibration and holdout."
-        )  # fmt: skip
+    return _figure_or_absent(
+        section,
+        folder.file("tracking.svg", "tracking.png"),
+        "Tracking plot: actual and predicted repeat purchases per period over calibration "
+        "and holdout.",
+        "No model comparison in this folder (model_metrics.csv and model_comparison.csv "
+        "come with rfmml run).",
+    )
+
+
+def _figure_or_absent(
+    section: dict[str, Any], image: Path | None, alt: str, absent: str
+) -> dict[str, Any]:
+    """Add the section's figure (when its file exists), or say the section is absent."""
+    if image is not None:
+        section["figure"] = _figure(_image(image), alt)
     if not section:
-        section["absent"] = ("No model comparison in this folder (model_metrics.csv and "
-                             "model_comparison.csv come with rfmml run).")  # fmt: skip
+        section["absent"] = absent
     return section
 
 
@@ -550,16 +559,12 @@ def _segmentations_section(folder: _Folder) -> dict[str, Any]:
         shown = [c for c in COMPARISON_COLUMNS if c in comparison.columns]
         section["table"] = _table(comparison[shown or list(comparison.columns)],
                                   index_label="Segmentation")  # fmt: skip
-    png = folder.file("comparison.png", "comparison.svg")
-    if png is not None:
-        section["figure"] = _figure(
-            _image(png), "Bar charts of the holdout metrics of each segmentation, the best "
-            "ranked first."
-        )  # fmt: skip
-    if not section:
-        section["absent"] = ("No segmentation comparison in this folder (comparison.csv comes "
-                             "with rfmml run).")  # fmt: skip
-    return section
+    return _figure_or_absent(
+        section,
+        folder.file("comparison.png", "comparison.svg"),
+        "Bar charts of the holdout metrics of each segmentation, the best ranked first.",
+        "No segmentation comparison in this folder (comparison.csv comes with rfmml run).",
+    )
 
 
 def _cleaning_section(folder: _Folder) -> dict[str, Any]:

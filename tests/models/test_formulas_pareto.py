@@ -274,3 +274,11 @@ def test_per_customer_log_likelihoods_sum_to_weighted_total(rows, p):
     )
     assert total == pytest.approx(w @ P.pareto_nbd_log_likelihood(x, t_x, T, **p), rel=1e-10)
     assert np.all(np.isfinite(grad))
+
+
+def test_series_stops_on_non_finite_terms():
+    # an optimiser step can hand the likelihood NaN or overflowing parameters; the series
+    # must return (non-finite) instead of looping for ever
+    value, _ = P._log_s(np.array([np.nan, 2.0]), np.array([3.0, 3.0]), np.array([0.5, 0.5]))
+    assert np.isnan(value[0])
+    assert np.isfinite(value[1])

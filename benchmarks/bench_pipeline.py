@@ -1,0 +1,222 @@
+"""End to end, per stage: a Parquet log to a scored table on disk, against one DuckDB pass.
+
+Usage::
+
+    python benchmarks/bench_pipeline.py --generate 1e7,5e7,1e8 --folder /tmp/rfmml-bench
+    python benchmarks/bench_pipeline.py --sizes 1e7 --folder /tmp/rfmml-bench [--before /work/main]
+
+Logs (generated once, in chunks, never whole in memory): ``customer_id``
+(int64), ``timestamp`` (time of day, three years), ``amount`` (log-normal,
+cents); about 0.36 customers drawn per row (10M rows: 3.4M customers with
+2.9 rows each on average), so most customers buy several times.
+
+Each cell runs in a fresh process. Stages (the job of ``rfmml predict``):
+loading and cleaning (``scan_transactions``; ``read_transactions`` before),
+the RFM table and the BTYD summary (``customer_features``, one pass; two
+passes before), BG/NBD + Gamma-Gamma fits, rule segments (rfm11),
+``score_customers``, writing Parquet + CSV. Memory is the peak resident set
+size above the process's baseline after imports, per stage and over the whole
+job. The reference is one DuckDB ``GROUP BY customer_id`` pass over the same
+file (rows, spend, first and last time) written to Parquet, in its own process
+in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+from inspect import signature
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import PeakMemory, gib, run_isolated, write_section  # noqa: E402
+
+CHUNK = 5_000_000
+
+
+def generate(n_rows: int, path: Path, seed: int = 0) -> None:
+    """Write a synthetic log of ``n_rows`` rows to ``path`` in chunks."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    n_customers = max(int(n_rows * 0.36), 1)
+    schema = pa.schema([("customer_id", pa.int64()), ("timestamp", pa.timestamp("us")),
+                        ("amount", pa.float64())])  # fmt: skip
+    start = np.datetime64("2021-01-01T00:00:00", "us")
+    with pq.ParquetWriter(path, schema) as writer:
+        for lo in range(0, n_rows, CHUNK):
+            n = min(CHUNK, n_rows - lo)
+            seconds = rng.integers(0, 3 * 365 * 86_400, n)
+            table = pa.table({
+                "customer_id": rng.integers(0, n_customers, n),
+                "timestamp": start + seconds.astype("timedelta64[s]").astype("timedelta64[us]"),
+                "amount": np.round(rng.lognormal(3.0, 1.0, n), 2),
+            }, schema=schema)  # fmt: skip
+            writer.write_table(table)
+
+
+class Stages:
+    """Time and peak memory of each stage, and of the whole job."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, float]] = {}
+        self.total = PeakMemory()
+
+    def __enter__(self) -> Stages:
+        self.total.__enter__()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.total.__exit__(*exc)
+        self.seconds = time.perf_counter() - self._start
+
+    def run(self, name: str, fn: Any) -> Any:
+        with PeakMemory() as mem:
+            start = time.perf_counter()
+            out = fn()
+            seconds = time.perf_counter() - start
+        base = mem._base - self.total._base
+        self.rows[name] = {"seconds": seconds, "peak_bytes": base + mem.peak}
+        return out
+
+
+def _child(mode: str, path: Path, out: Path) -> None:
+    import duckdb
+
+    if mode == "duckdb":
+        with Stages() as st:
+            st.run("one DuckDB group-by pass", lambda: duckdb.sql(
+                f"COPY (SELECT customer_id, count(*) AS n, sum(amount) AS spend, "
+                f"min(timestamp) AS first, max(timestamp) AS last "
+                f"FROM read_parquet('{path}') GROUP BY customer_id) "
+                f"TO '{out / 'groupby.parquet'}' (FORMAT parquet)"
+            ))
+        print(json.dumps({"stages": st.rows, "seconds": st.seconds,
+                          "peak_bytes": st.total.peak}))  # fmt: skip
+        return
+    from rfmml.campaign import score_customers, write_predictions
+    from rfmml.data import read_transactions
+    from rfmml.features import btyd_summary, rfm_table
+    from rfmml.models import BetaGeoNBD, GammaGamma
+    from rfmml.segments import RuleSegmenter
+
+    warnings.simplefilter("ignore")
+    with Stages() as st:
+        if mode == "before":
+            new_reader = "engine" in signature(read_transactions).parameters
+            options = {"engine": "pandas"} if new_reader else {}
+            tx, _ = st.run("read_transactions", lambda: read_transactions(path, **options))
+            summary = st.run("btyd_summary", lambda: btyd_summary(tx, freq="D"))
+            features = st.run("rfm_table", lambda: rfm_table(tx))
+            del tx
+        else:
+            from rfmml.data import scan_transactions
+            from rfmml.features import customer_features
+
+            tx, _ = st.run("scan_transactions", lambda: scan_transactions(path))
+            features, summary = st.run(
+                "customer_features (RFM + BTYD, one pass)",
+                lambda: customer_features(tx, freq="D"),
+            )
+            tx.close()
+        models = st.run("BG/NBD + Gamma-Gamma fits", lambda: (
+            BetaGeoNBD().fit(summary), GammaGamma().fit(summary)
+        ))  # fmt: skip
+        rules = st.run("rule segments (rfm11 fit)", lambda: RuleSegmenter("rfm11").fit(features))
+        table = st.run("score_customers", lambda: score_customers(
+            features, summary, rule_segmenter=rules, purchase_model=models[0],
+            gamma_gamma=models[1], horizon=30, freq="D",
+        ))  # fmt: skip
+        st.run("write Parquet + CSV", lambda: write_predictions(table, out / mode,
+                                                                fingerprints={}))  # fmt: skip
+    print(json.dumps({"stages": st.rows, "seconds": st.seconds, "peak_bytes": st.total.peak,
+                      "customers": len(table)}))  # fmt: skip
+
+
+def _table(n: int, results: dict[str, dict]) -> str:
+    ref = results["duckdb"]["seconds"]
+    lines = [f"### {n:,} rows ({results['after'].get('customers', 0):,} customers)", "",
+             "| stage | before s | before GiB | after s | after GiB |",
+             "|---|---:|---:|---:|---:|"]  # fmt: skip
+    before, after = results.get("before", {}).get("stages", {}), results["after"]["stages"]
+    names = list(dict.fromkeys([*before, *after]))
+    for name in names:
+        b, a = before.get(name), after.get(name)
+        cells = [f"{b['seconds']:.2f}", gib(b["peak_bytes"])] if b else ["", ""]
+        cells += [f"{a['seconds']:.2f}", gib(a["peak_bytes"])] if a else ["", ""]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for label, key in (("whole job", "after"), ("whole job, before", "before")):
+        if key in results and "seconds" in results[key]:
+            r = results[key]
+            lines.append(f"| **{label}** | | | **{r['seconds']:.2f}** | **{gib(r['peak_bytes'])}** "
+                         f"({r['seconds'] / ref:.1f}x the DuckDB pass) |")  # fmt: skip
+    d = results["duckdb"]
+    lines.append(f"| one DuckDB group-by pass (reference) | | | {ref:.2f} | "
+                 f"{gib(d['peak_bytes'])} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1e7")
+    parser.add_argument("--generate", default="")
+    parser.add_argument("--folder", default="/tmp/rfmml-bench")
+    parser.add_argument("--before", default="", metavar="CHECKOUT",
+                        help="also run the previous path, importing rfmml from this checkout")
+    parser.add_argument("--modes", default="duckdb,after",
+                        help="cells to run: duckdb, after (and before with --before)")
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "PATH", "OUT"))
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child[0], Path(args.child[1]), Path(args.child[2]))
+        return
+    folder = Path(args.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in [int(float(s)) for s in args.generate.split(",") if s]:
+        generate(n, folder / f"log_{n}.parquet")
+        print(f"wrote {folder / f'log_{n}.parquet'}")
+    sections = []
+    for n in [int(float(s)) for s in args.sizes.split(",") if s]:
+        path = folder / f"log_{n}.parquet"
+        out = folder / f"out_{n}"
+        out.mkdir(exist_ok=True)
+        results = {}
+        modes = [m for m in args.modes.split(",") if m] + (["before"] if args.before else [])
+        for mode in dict.fromkeys(modes):
+            saved = os.environ.get("PYTHONPATH")
+            if mode == "before":
+                os.environ["PYTHONPATH"] = args.before
+            try:
+                results[mode] = run_isolated(__file__, "--child", mode, str(path), str(out),
+                                             timeout=3600)  # fmt: skip
+            finally:
+                if saved is None:
+                    os.environ.pop("PYTHONPATH", None)
+                else:
+                    os.environ["PYTHONPATH"] = saved
+            print(mode, n, json.dumps(results[mode]), flush=True)
+        if any("error" in r for r in results.values()) or "after" not in results:
+            continue
+        sections.append(_table(n, results))
+    if sections:
+        head = (
+            f"Machine: {platform.machine()}, 2 cores, Python {platform.python_version()}; "
+            f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. One fresh process per "
+            "cell, one run each. 'before' is the previous path (pandas cleaning, two feature "
+            "passes); memory is peak RSS above the process baseline after imports."
+        )
+        write_section(f"bench_pipeline_{args.sizes}", head + "\n\n" + "\n\n".join(sections))
+
+
+if __name__ == "__main__":
+    main()

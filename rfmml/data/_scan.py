@@ -1,0 +1,383 @@
+"""Clean a Parquet transaction log inside DuckDB: the fast path of ``read_transactions``.
+
+The steps and their order are those of the pandas path in
+:mod:`rfmml.data.transactions` (which stays the reference, ``engine="pandas"``):
+missing customer ids, missing group, missing timestamps, missing amounts,
+rows after the observation end (or in the future), cancellation orders, order
+lines summed per order, negative amounts, zero amounts, identical rows. Each
+removed row is counted under the same reason, so the :class:`CleaningReport`
+is the same.
+
+What DuckDB does not express here, the pandas path does (the caller falls
+back and says so in the report's notes): CSV files (pandas' text parsing:
+separator and encoding sniffing, ``NA`` strings), timestamps held as text or
+with a time zone, amounts held as text, float order ids, and
+``negative_amounts="net"``. Any condition that ends in an error (infinite
+amounts, negative amounts with ``"error"``, an observation end far past the
+data, nothing left) is also handed to the pandas path, which raises its own
+message.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rfmml.data.report import CleaningReport
+
+__all__ = ["ScannedLog", "Unsupported", "scan_parquet"]
+
+_DECIMALS = 9
+_TIMES = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE")
+_INTS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
+         "UBIGINT", "HUGEINT")  # fmt: skip
+_FLOATS = ("FLOAT", "DOUBLE")
+_BYTES_PER_ROW = 64
+
+
+class Unsupported(Exception):
+    """A step DuckDB does not take here; the message says which (for the report's notes)."""
+
+
+@dataclass
+class ScannedLog:
+    """A cleaned transaction log held by DuckDB: canonical columns, not yet in pandas.
+
+    Attributes
+    ----------
+    connection : duckdb.DuckDBPyConnection
+        The connection owning the cleaned table (closed with :meth:`close`).
+    table : str
+        Name of the cleaned table in ``connection``.
+    columns : list of str
+        Canonical columns, in order.
+    order_by : str
+        SQL ordering that reproduces the pandas path's row order.
+    order_int64_nullable : bool
+        Whether ``order_id`` comes back as pandas ``Int64`` (the pandas path
+        reads integer ids with gaps as floats and turns them into ``Int64``).
+    """
+
+    connection: Any
+    table: str
+    columns: list[str]
+    order_by: str
+    order_int64_nullable: bool = False
+
+    @classmethod
+    def from_pandas(cls, frame: pd.DataFrame) -> ScannedLog:
+        """Hand a cleaned pandas frame to DuckDB (a copy in DuckDB's own table)."""
+        con = connect(len(frame))
+        con.register("_frame", frame)
+        con.sql(
+            "CREATE TEMP TABLE clean AS SELECT *, 0 AS _loose, row_number() OVER () AS _row "
+            "FROM _frame"
+        )
+        con.unregister("_frame")
+        nullable = "order_id" in frame.columns and str(frame["order_id"].dtype) == "Int64"
+        return cls(con, "clean", list(frame.columns), "_row", nullable)
+
+    @property
+    def relation(self) -> Any:
+        """The cleaned rows as a DuckDB relation of the canonical columns (lazy)."""
+        cols = ", ".join(_q(c) for c in self.columns)
+        return self.connection.sql(f"SELECT {cols} FROM {self.table}")
+
+    def __len__(self) -> int:
+        return int(self.connection.sql(f"SELECT count(*) FROM {self.table}").fetchall()[0][0])
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The cleaned log as the pandas frame ``read_transactions`` returns."""
+        cols = ", ".join(_q(c) for c in self.columns)
+        arrow = self.connection.sql(
+            f"SELECT {cols} FROM {self.table} ORDER BY {self.order_by}"
+        ).to_arrow_table()
+        frame = arrow.to_pandas()
+        frame["timestamp"] = frame["timestamp"].astype("datetime64[us]")
+        for column in frame.columns:  # pandas' own string dtype, as pd.read_parquet gives
+            if isinstance(frame[column].dtype, pd.StringDtype):
+                frame[column] = frame[column].astype(pd.StringDtype(na_value=np.nan))
+        if "order_id" in frame.columns and self.order_int64_nullable:
+            frame["order_id"] = frame["order_id"].astype("Int64")
+        return frame
+
+    def close(self) -> None:
+        """Close the DuckDB connection (the table is gone afterwards)."""
+        self.connection.close()
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def connect(n_rows_hint: int = 0) -> Any:
+    """A DuckDB connection with rfmml's settings (memory budget, spill folder)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    budget = max(2 * 2**30, _BYTES_PER_ROW * n_rows_hint)
+    con.execute(f"SET memory_limit = '{budget}B'")
+    spill = Path(tempfile.gettempdir()) / "rfmml-duckdb"
+    con.execute(f"SET temp_directory = {_lit(spill.as_posix())}")
+    return con
+
+
+def scan_parquet(
+    path: Path,
+    renames: dict[str, str],
+    *,
+    group: str | None,
+    has_amount: bool,
+    quantity: str | None,
+    price: str | None,
+    amount: str | None,
+    cancellation_prefix: str | None,
+    observation_end: Any,
+    allow_end_beyond_data: bool,
+    negative_amounts: str,
+    drop_zero_amounts: bool,
+    drop_duplicates: bool,
+    canonical: list[str],
+) -> tuple[ScannedLog, CleaningReport]:
+    """Clean a Parquet log in DuckDB; raise :class:`Unsupported` where pandas must do it.
+
+    Parameters mirror :func:`rfmml.data.read_transactions` (already validated
+    by it); ``renames`` maps source to canonical names (``_quantity`` and
+    ``_price`` for line items).
+    """
+    if negative_amounts == "net":
+        raise Unsupported("negative_amounts='net' (returns netted with pandas merge_asof)")
+    con = connect()
+    try:
+        return _scan(con, path, renames, group, has_amount, quantity, price, amount,
+                     cancellation_prefix, observation_end, allow_end_beyond_data,
+                     negative_amounts, drop_zero_amounts, drop_duplicates,
+                     canonical)  # fmt: skip
+    except BaseException:
+        con.close()
+        raise
+
+
+def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
+          has_amount: bool, quantity: str | None, price: str | None, amount: str | None,
+          prefix: str | None, observation_end: Any, allow_beyond: bool,
+          negative_amounts: str, drop_zero: bool, drop_duplicates: bool,
+          canonical: list[str]) -> tuple[ScannedLog, CleaningReport]:  # fmt: skip
+    from rfmml.data.transactions import (
+        OBSERVATION_END_MARGIN_DAYS,
+        end_cutoff,
+        future_rows_note,
+    )
+
+    source = f"read_parquet({_lit(path.as_posix())}, file_row_number = true)"
+    select = ", ".join(f"{_q(src)} AS {_q(dst)}" for src, dst in renames.items())
+    con.execute(f"CREATE TEMP VIEW src AS SELECT {select}, file_row_number AS _row FROM {source}")
+    types = dict(con.sql("SELECT column_name, column_type FROM (DESCRIBE src)").fetchall())
+
+    id_type = types["customer_id"]
+    if id_type in _FLOATS:
+        customer = "CAST(customer_id AS BIGINT)"
+        whole = con.sql(
+            "SELECT bool_and(isfinite(customer_id) AND customer_id = round(customer_id) "
+            "AND abs(customer_id) < 9007199254740992) FROM src WHERE customer_id IS NOT NULL "
+            "AND NOT isnan(customer_id)"
+        ).fetchall()[0][0]
+        if whole is False:
+            raise Unsupported("float customer ids that are not whole numbers")
+        no_id = "(customer_id IS NULL OR isnan(customer_id))"
+    elif id_type in _INTS:
+        customer, no_id = "CAST(customer_id AS BIGINT)", "customer_id IS NULL"
+    elif id_type == "VARCHAR":
+        customer = "customer_id"
+        no_id = r"(customer_id IS NULL OR regexp_full_match(customer_id, '\s*'))"
+    else:
+        raise Unsupported(f"customer ids of type {id_type}")
+    if types["timestamp"] not in _TIMES:
+        raise Unsupported(f"timestamps of type {types['timestamp']} (parsed by pandas)")
+    order_nullable = False
+    if "order_id" in types:
+        if types["order_id"] not in (*_INTS, "VARCHAR"):
+            raise Unsupported(f"order ids of type {types['order_id']}")
+        order_nullable = types["order_id"] in _INTS
+    value_cols = ["_quantity", "_price"] if quantity is not None else (
+        ["amount"] if has_amount else []
+    )
+    for col in value_cols:
+        kind = types[col]
+        if not (kind in _INTS or kind in _FLOATS or kind.startswith("DECIMAL")):
+            raise Unsupported(f"amounts of type {kind} (parsed by pandas)")
+
+    if quantity is not None:
+        value = "round(CAST(_quantity AS DOUBLE) * CAST(_price AS DOUBLE), 9)"
+        amount_reason = f"missing {quantity} or {price}"
+    elif has_amount:
+        value = "CAST(amount AS DOUBLE)"
+        amount_reason = "missing amount"
+    else:
+        value = "NULL"
+        amount_reason = ""
+
+    if observation_end is None:
+        tomorrow = pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
+        cut = end_cutoff(tomorrow)
+        end_reason = f"dated in the future (after {tomorrow.date()})"
+        end = None
+    else:
+        end = pd.Timestamp(observation_end)
+        end = end.tz_localize(None) if end.tzinfo is not None else end
+        cut = end_cutoff(end)
+        shown = end.date() if end == end.normalize() else end
+        end_reason = f"after the observation end {shown}"
+    cut_sql = f"TIMESTAMP {_lit(cut.isoformat(sep=' '))}"
+
+    cases = [f"WHEN {no_id} THEN 1"]
+    if group is not None:
+        cases.append(f"WHEN {_q(group)} IS NULL THEN 2")
+    cases.append('WHEN "timestamp" IS NULL THEN 3')
+    if has_amount:
+        cases.append("WHEN _v IS NULL OR isnan(_v) THEN 4")
+    cases.append(f'WHEN "timestamp" >= {cut_sql} THEN 5')
+    keep_cols = [c for c in canonical if c not in ("customer_id", "timestamp", "amount")]
+    extra = "".join(f", {_q(c)}" for c in keep_cols)
+    con.execute(
+        f"""CREATE TEMP VIEW flagged AS
+        SELECT {customer} AS customer_id, CAST("timestamp" AS TIMESTAMP) AS "timestamp",
+               _v AS amount{extra}, _row,
+               CASE {' '.join(cases)} ELSE 0 END AS _reason
+        FROM (SELECT *, {value} AS _v FROM src)"""
+    )
+    stats = con.sql(
+        """SELECT count(*),
+            count_if(_reason = 1), count_if(_reason = 2), count_if(_reason = 3),
+            count_if(_reason = 4), count_if(_reason = 5),
+            max("timestamp") FILTER (WHERE _reason = 0),
+            arg_min(customer_id, _row) FILTER (WHERE _reason = 5),
+            arg_min("timestamp", _row) FILTER (WHERE _reason = 5),
+            count_if(_reason = 0 AND NOT isfinite(amount))"""
+        + (", count_if(order_id IS NULL)" if order_nullable else ", 0")
+        + " FROM flagged"
+    ).fetchall()[0]
+    rows_in, n_id, n_group, n_time, n_amount, n_late, last, first_id, first_ts, n_inf = stats[:10]
+    order_nullable = order_nullable and bool(stats[10])
+    if rows_in == 0 or n_inf:
+        raise Unsupported("an error condition (reported by the pandas path)")
+    report = CleaningReport(rows_in=int(rows_in))
+    report.remove("missing customer_id", n_id)
+    if group is not None:
+        report.remove(f"missing {group}", n_group)
+    report.remove("missing timestamp", n_time)
+    if has_amount:
+        report.remove(amount_reason, n_amount)
+    report.remove(end_reason, n_late)
+    if end is None:
+        if n_late:
+            if isinstance(first_id, int):  # quoted as the pandas path's row value
+                first_id = np.int64(first_id)
+            n_before = rows_in - n_id - n_group - n_time - n_amount
+            message = future_rows_note(n_late, n_before, tomorrow, first_id, pd.Timestamp(first_ts))
+            report.notes.append(message)
+            warnings.warn(message, UserWarning, stacklevel=6)
+    elif last is not None:
+        last_ts = pd.Timestamp(last)
+        gap = end - last_ts
+        if gap > pd.Timedelta(days=OBSERVATION_END_MARGIN_DAYS):
+            if not allow_beyond:
+                raise Unsupported("an error condition (reported by the pandas path)")
+            report.notes.append(
+                f"observation end {end.date()} is {gap.days:,} days after the last "
+                f"transaction ({last_ts}), as allowed"
+            )
+    if last is None:
+        raise Unsupported("an error condition (reported by the pandas path)")
+
+    kept = "SELECT * EXCLUDE (_reason) FROM flagged WHERE _reason = 0"
+    if prefix is not None:
+        starts = f"starts_with(CAST(order_id AS VARCHAR), {_lit(prefix)})"
+        n_cancel = con.sql(f"SELECT count_if({starts}) FROM ({kept})").fetchall()[0][0]
+        if has_amount:
+            kept = f"SELECT * REPLACE (CASE WHEN {starts} THEN -abs(amount) ELSE amount END " \
+                   f"AS amount) FROM ({kept})"  # fmt: skip
+            report.notes.append(
+                f"{int(n_cancel):,} rows of cancellation orders (id starting with "
+                f"{prefix!r}) count as returns"
+            )
+        else:
+            report.remove(f"cancellation order (id starting with {prefix!r})", n_cancel)
+            kept = f"SELECT * FROM ({kept}) WHERE NOT coalesce({starts}, false)"
+    if "order_id" in canonical:
+        keys = ["order_id", "customer_id"] + ([group] if group is not None else [])
+        key_sql = ", ".join(_q(k) for k in keys)
+        total = ", round(sum(amount), 9) AS amount" if has_amount else ", NULL AS amount"
+        # the pandas path puts orders (in order of first line) before rows without an order
+        merged = (
+            f"""SELECT {key_sql}, min("timestamp") AS "timestamp"{total}, min(_row) AS _row,
+                   0 AS _loose, count(*) AS _lines
+            FROM ({kept}) WHERE order_id IS NOT NULL GROUP BY {key_sql}
+            UNION ALL BY NAME
+            SELECT {key_sql}, "timestamp", amount, _row, 1 AS _loose, 1 AS _lines
+            FROM ({kept}) WHERE order_id IS NULL"""
+        )
+        order = "_loose, _row"
+        final_order = '"timestamp", customer_id, _loose, _row'
+    else:
+        merged = f"SELECT *, 0 AS _loose, 1 AS _lines FROM ({kept})"
+        order = final_order = "_row"
+    con.execute(f"CREATE TEMP TABLE stage AS {merged}")
+    n_lines, n_rows = con.sql("SELECT coalesce(sum(_lines), 0), count(*) FROM stage").fetchall()[0]
+    if "order_id" in canonical:
+        report.merge("order lines summed into one row per order", int(n_lines - n_rows))
+
+    conditions = []
+    if has_amount:
+        n_neg, n_zero = con.sql(
+            "SELECT count_if(amount < 0), count_if(amount = 0) FROM stage"
+        ).fetchall()[0]
+        if negative_amounts == "error" and n_neg:
+            raise Unsupported("an error condition (reported by the pandas path)")
+        if negative_amounts == "drop":
+            report.remove("negative amount (return or cancellation)", n_neg)
+            conditions.append("amount >= 0")
+        if drop_zero:
+            report.remove("zero amount", n_zero)
+            conditions.append("amount <> 0")
+        else:
+            report.flag("zero amount", n_zero)
+    where = " AND ".join(conditions) or "true"
+    same = [c for c in canonical if c != "order_id"]
+    same_sql = ", ".join(_q(c) for c in same)
+    n_after = con.sql(f"SELECT count(*) FROM stage WHERE {where}").fetchall()[0][0]
+    n_distinct = con.sql(
+        f"SELECT count(*) FROM (SELECT DISTINCT {same_sql} FROM stage WHERE {where})"
+    ).fetchall()[0][0]
+    n_repeated = int(n_after - n_distinct)
+    if drop_duplicates:
+        report.remove("identical to an earlier row", n_repeated)
+        if n_repeated:
+            where += (
+                f" QUALIFY row_number() OVER (PARTITION BY {same_sql} ORDER BY {order}) = 1"
+            )
+    else:
+        report.flag("identical to an earlier row", n_repeated)
+    cols = ", ".join(_q(c) for c in canonical)
+    con.execute(
+        f"CREATE TEMP TABLE clean AS SELECT {cols}, _loose, _row FROM stage WHERE {where}"
+    )
+    con.execute("DROP TABLE stage")
+    n_out = con.sql("SELECT count(*) FROM clean").fetchall()[0][0]
+    if n_out == 0:
+        raise Unsupported("an error condition (reported by the pandas path)")
+    report.rows_out = int(n_out)
+    report.check()
+    log = ScannedLog(con, "clean", list(canonical), final_order, order_nullable)
+    return log, report

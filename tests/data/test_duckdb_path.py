@@ -1,0 +1,166 @@
+"""The DuckDB cleaning path gives the pandas path's frame and report, step by step."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rfmml.data import load_cdnow, online_retail_path, read_transactions, simulate_transactions
+from rfmml.data.transactions import scan_transactions
+from rfmml.errors import DataError
+
+RETAIL = dict(customer="CustomerID", timestamp="InvoiceDate", order="InvoiceNo",
+              quantity="Quantity", price="UnitPrice", cancellation_prefix="C")  # fmt: skip
+
+
+def _both(source: Any, **kwargs: Any) -> tuple[Any, Any]:
+    with warnings.catch_warnings(record=True) as w_pandas:
+        warnings.simplefilter("always")
+        ref = read_transactions(source, engine="pandas", **kwargs)
+    with warnings.catch_warnings(record=True) as w_duck:
+        warnings.simplefilter("always")
+        new = read_transactions(source, engine="duckdb", **kwargs)
+    assert [str(w.message) for w in w_pandas] == [str(w.message) for w in w_duck]
+    assert {w.filename for w in [*w_pandas, *w_duck]} <= {__file__}  # the caller's line
+    return ref, new
+
+
+def assert_same(ref: Any, new: Any, *, fallback: bool = False) -> None:
+    """Same frame (column by column, dtypes included) and the same report."""
+    assert list(new.transactions.columns) == list(ref.transactions.columns)
+    for column in ref.transactions.columns:
+        pd.testing.assert_series_equal(
+            new.transactions[column], ref.transactions[column], check_exact=column != "amount",
+            rtol=1e-12,
+        )
+    notes = [n for n in new.report.notes if not n.startswith("read and cleaned by pandas")]
+    assert any(n.startswith("read and cleaned by pandas") for n in new.report.notes) == fallback
+    assert new.report.to_frame().equals(ref.report.to_frame())
+    assert notes == ref.report.notes
+
+
+@pytest.fixture(scope="module")
+def cdnow_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("logs") / "cdnow.parquet"
+    load_cdnow().to_parquet(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def simulated_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tx = simulate_transactions(3_000, random_state=3)
+    rng = np.random.default_rng(0)
+    tx["channel"] = rng.choice(["web", "shop", None], len(tx), p=[0.6, 0.39, 0.01])
+    tx.loc[rng.choice(len(tx), 40, replace=False), "amount"] = 0.0
+    tx.loc[rng.choice(len(tx), 30, replace=False), "amount"] = -5.0
+    tx.loc[rng.choice(len(tx), 20, replace=False), "amount"] = np.nan
+    tx["customer_id"] = tx["customer_id"].astype(str)
+    tx.loc[rng.choice(len(tx), 10, replace=False), "customer_id"] = " "
+    tx = pd.concat([tx, tx.sample(50, random_state=1)], ignore_index=True)
+    path = tmp_path_factory.mktemp("logs") / "simulated.parquet"
+    tx.to_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"drop_duplicates": True}, {"drop_zero_amounts": True},
+    {"observation_end": "1998-03-31"}, {"observation_end": "1997-12-31 12:00"},
+])  # fmt: skip
+def test_cdnow(cdnow_file: Path, options: dict) -> None:
+    assert_same(*_both(cdnow_file, **options))
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"drop_duplicates": True}, {"drop_zero_amounts": True}, {"group": "channel"},
+    {"group": "channel", "drop_duplicates": True, "observation_end": "2021-03-01"},
+])  # fmt: skip
+def test_simulated(simulated_file: Path, options: dict) -> None:
+    assert_same(*_both(simulated_file, **options))
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"drop_duplicates": True}, {"observation_end": "2011-06-30"},
+    {"cancellation_prefix": None}, {"group": "Country"},
+])  # fmt: skip
+def test_online_retail_lines(options: dict) -> None:
+    """Float customer ids, line items summed per invoice, cancellations."""
+    kwargs = {**RETAIL, **options}
+    if kwargs["cancellation_prefix"] is None:
+        kwargs.pop("cancellation_prefix")
+    assert_same(*_both(online_retail_path(), **kwargs))
+
+
+def test_online_retail_without_amounts() -> None:
+    """Cancellation orders are removed (counted) when there are no amounts."""
+    ref, new = _both(online_retail_path(), customer="CustomerID", timestamp="InvoiceDate",
+                     amount=None, order="InvoiceNo", cancellation_prefix="C")  # fmt: skip
+    assert ref.report.removed["cancellation order (id starting with 'C')"] > 0
+    assert_same(ref, new)
+
+
+def test_future_rows_are_removed_and_warned(tmp_path: Path) -> None:
+    tx = load_cdnow().head(500)
+    tx.loc[[3, 7], "timestamp"] = pd.Timestamp("2999-01-01")
+    path = tmp_path / "future.parquet"
+    tx.to_parquet(path)
+    ref, new = _both(path)
+    assert ref.report.removed[next(k for k in ref.report.removed if "future" in k)] == 2
+    assert_same(ref, new)
+
+
+def test_net_returns_fall_back_to_pandas_with_a_note(simulated_file: Path) -> None:
+    ref, new = _both(simulated_file, negative_amounts="net")
+    assert_same(ref, new, fallback=True)
+
+
+def test_text_dates_fall_back_to_pandas_with_a_note(tmp_path: Path) -> None:
+    tx = load_cdnow().head(300)
+    tx["timestamp"] = tx["timestamp"].dt.strftime("%d/%m/%Y")
+    path = tmp_path / "text.parquet"
+    tx.to_parquet(path)
+    ref, new = _both(path)
+    assert_same(ref, new, fallback=True)
+
+
+def test_errors_are_the_pandas_messages(tmp_path: Path) -> None:
+    tx = load_cdnow().head(300)
+    tx.loc[5, "amount"] = -1.0
+    path = tmp_path / "negative.parquet"
+    tx.to_parquet(path)
+    messages = []
+    for engine in ("pandas", "duckdb"):
+        with pytest.raises(DataError) as caught:
+            read_transactions(path, negative_amounts="error", engine=engine)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]
+    for engine in ("pandas", "duckdb"):
+        with pytest.raises(DataError, match="days after the last transaction"):
+            read_transactions(path, observation_end="2005-01-01", engine=engine)
+
+
+def test_auto_is_duckdb_for_parquet_and_scan_stays_in_duckdb(cdnow_file: Path) -> None:
+    ref = read_transactions(cdnow_file, engine="pandas")
+    auto = read_transactions(cdnow_file)
+    assert_same(ref, auto)
+    log, report = scan_transactions(cdnow_file)
+    try:
+        assert len(log) == report.rows_out == len(ref.transactions)
+        pd.testing.assert_frame_equal(log.to_pandas(), ref.transactions)
+    finally:
+        log.close()
+
+
+def test_scan_of_a_frame_cleans_with_pandas() -> None:
+    tx = load_cdnow()
+    ref = read_transactions(tx)
+    log, report = scan_transactions(tx)
+    try:
+        assert report.to_frame().equals(ref.report.to_frame())
+        pd.testing.assert_frame_equal(log.to_pandas(), ref.transactions)
+    finally:
+        log.close()
