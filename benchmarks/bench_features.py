@@ -90,7 +90,7 @@ def main() -> None:
         "## Features: BTYD summary (`benchmarks/bench_features.py`)",
         "",
         f"Machine: {platform.machine()}, {psutil_cpus()} cores, Python {platform.python_version()}."
-        " Wall time and peak extra resident memory of `btyd_summary(tx, freq=\"D\")` (rfmml,"
+        ' Wall time and peak extra resident memory of `btyd_summary(tx, freq="D")` (rfmml,'
         " DuckDB engine, pandas in and out) and `summary_data_from_transaction_data` (lifetimes"
         " 0.11.3) on the same in-memory pandas log; one fresh process per cell.",
         "",

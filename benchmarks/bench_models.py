@@ -582,6 +582,7 @@ def main_new_models() -> None:
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for n, task, ours, theirs, ratio, cpu_ratio in rows:
+
         def cell(r):
             if not r:
                 return "not run"

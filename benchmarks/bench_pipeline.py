@@ -95,12 +95,15 @@ def _child(mode: str, path: Path, out: Path) -> None:
 
     if mode == "duckdb":
         with Stages() as st:
-            st.run("one DuckDB group-by pass", lambda: duckdb.sql(
-                f"COPY (SELECT customer_id, count(*) AS n, sum(amount) AS spend, "
-                f"min(timestamp) AS first, max(timestamp) AS last "
-                f"FROM read_parquet('{path}') GROUP BY customer_id) "
-                f"TO '{out / 'groupby.parquet'}' (FORMAT parquet)"
-            ))
+            st.run(
+                "one DuckDB group-by pass",
+                lambda: duckdb.sql(
+                    f"COPY (SELECT customer_id, count(*) AS n, sum(amount) AS spend, "
+                    f"min(timestamp) AS first, max(timestamp) AS last "
+                    f"FROM read_parquet('{path}') GROUP BY customer_id) "
+                    f"TO '{out / 'groupby.parquet'}' (FORMAT parquet)"
+                ),
+            )
         print(json.dumps({"stages": st.rows, "seconds": st.seconds,
                           "peak_bytes": st.total.peak}))  # fmt: skip
         return
@@ -171,10 +174,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="1e7")
     parser.add_argument("--generate", default="")
     parser.add_argument("--folder", default="/tmp/rfmml-bench")
-    parser.add_argument("--before", default="", metavar="CHECKOUT",
-                        help="also run the previous path, importing rfmml from this checkout")
-    parser.add_argument("--modes", default="duckdb,after",
-                        help="cells to run: duckdb, after (and before with --before)")
+    parser.add_argument(
+        "--before",
+        default="",
+        metavar="CHECKOUT",
+        help="also run the previous path, importing rfmml from this checkout",
+    )
+    parser.add_argument(
+        "--modes",
+        default="duckdb,after",
+        help="cells to run: duckdb, after (and before with --before)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("MODE", "PATH", "OUT"))
     args = parser.parse_args()
     if args.child:

@@ -76,7 +76,6 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
-
 @dataclass
 class BacktestResult:
     """What :func:`backtest` computed.

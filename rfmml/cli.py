@@ -36,8 +36,7 @@ __all__ = ["main"]
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 _URI_HELP = (
-    "MLflow store. Default: $MLFLOW_TRACKING_URI, else the config's tracking_uri, "
-    "else ./mlflow.db."
+    "MLflow store. Default: $MLFLOW_TRACKING_URI, else the config's tracking_uri, else ./mlflow.db."
 )
 PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PUBLISHED_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "v": 15.44}
@@ -76,8 +75,10 @@ def _is_count(name: object, values: pd.Series) -> bool:
     text = str(name).lower()
     countish = text.startswith("n_") or text in {"count", "customers", "rows", "orders", "k"}
     finite = values.dropna()
-    return countish and pd.api.types.is_float_dtype(values.dtype) and bool(
-        (finite == finite.round()).all()
+    return (
+        countish
+        and pd.api.types.is_float_dtype(values.dtype)
+        and bool((finite == finite.round()).all())
     )
 
 
@@ -466,8 +467,13 @@ def _reference_check() -> None:
 @main.command()
 @_tx_options
 @click.option("--freq", type=click.Choice(["D", "W", "M"]), default="D", show_default=True)
-@click.option("--form", type=click.Choice(["both", "btyd", "classic"]), default="both",
-              show_default=True, help="BTYD summary, classic RFM table, or both side by side.")
+@click.option(
+    "--form",
+    type=click.Choice(["both", "btyd", "classic"]),
+    default="both",
+    show_default=True,
+    help="BTYD summary, classic RFM table, or both side by side.",
+)
 @click.option("--output", "-o", default=None, help="Write to a .csv or .parquet file.")
 @_handle_errors
 def features(freq: str, form: str, output: str | None, **reader: Any) -> None:
@@ -575,12 +581,24 @@ def segment(scheme: str, kmeans: str | None, seed: int, output: str | None,
 @_tx_options
 @click.option("--freq", type=click.Choice(["D", "W", "M"]), default="W", show_default=True)
 @click.option("--penalizer", default=0.0, show_default=True, help="L2 penalty of both models.")
-@click.option("--scheme", default="rf_grid", show_default=True,
-              help="Rule scheme saved with the models, so predict writes segment lists.")
-@click.option("--horizon", default=52, show_default=True,
-              help="Periods of --freq for expected purchases and CLV in predict.")
-@click.option("--models-dir", default="models", show_default=True,
-              help="Where the scoring pipeline (pipeline.json, purchase_model.json, ...) goes.")
+@click.option(
+    "--scheme",
+    default="rf_grid",
+    show_default=True,
+    help="Rule scheme saved with the models, so predict writes segment lists.",
+)
+@click.option(
+    "--horizon",
+    default=52,
+    show_default=True,
+    help="Periods of --freq for expected purchases and CLV in predict.",
+)
+@click.option(
+    "--models-dir",
+    default="models",
+    show_default=True,
+    help="Where the scoring pipeline (pipeline.json, purchase_model.json, ...) goes.",
+)
 @_handle_errors
 def fit(freq: str, penalizer: float, scheme: str, horizon: int, models_dir: str,
         **reader: Any) -> None:  # fmt: skip
@@ -618,16 +636,29 @@ def fit(freq: str, penalizer: float, scheme: str, horizon: int, models_dir: str,
 
 @main.command()
 @_tx_options
-@click.option("--model", "model_dir", required=True, type=click.Path(),
-              help="A scoring pipeline folder (from rfmml fit, or the 'model' folder of a run).")
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(),
+    help="A scoring pipeline folder (from rfmml fit, or the 'model' folder of a run).",
+)
 @click.option("--output", "-o", default="rfmml-predictions", show_default=True,
               help="Output folder.")  # fmt: skip
-@click.option("--previous", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="An earlier predictions.parquet: also write entered/left lists.")
+@click.option(
+    "--previous",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="An earlier predictions.parquet: also write entered/left lists.",
+)
 @click.option("--hash-ids", is_flag=True, help="Hash customer ids in the segment lists.")
 @click.option("--salt", default=None, help="Salt for --hash-ids.")
-@click.option("--interval", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
-              help="Level of the _lower/_upper columns (0: none); default: the pipeline's.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=None,
+    help="Level of the _lower/_upper columns (0: none); default: the pipeline's.",
+)
 @_handle_errors
 def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
             salt: str | None, interval: float | None, **reader: Any) -> None:  # fmt: skip
@@ -743,22 +774,48 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
 
 @main.command()
 @click.argument("new_log", type=click.Path(exists=True, dir_okay=False))
-@click.option("--state", "state_path", required=True, type=click.Path(dir_okay=False),
-              help="Customer state file (DuckDB), created on first use.")
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Saved models: the 'model' folder of rfmml run/demo, or rfmml fit's folder.")
-@click.option("--output", "-o", default=None,
-              help="Output folder (default: rfmml-refresh/<date of the last transaction>).")
-@click.option("--customer", default="customer_id", show_default=True,
-              help="Customer id column (read when the state is created).")
+@click.option(
+    "--state",
+    "state_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Customer state file (DuckDB), created on first use.",
+)
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Saved models: the 'model' folder of rfmml run/demo, or rfmml fit's folder.",
+)
+@click.option(
+    "--output",
+    "-o",
+    default=None,
+    help="Output folder (default: rfmml-refresh/<date of the last transaction>).",
+)
+@click.option(
+    "--customer",
+    default="customer_id",
+    show_default=True,
+    help="Customer id column (read when the state is created).",
+)
 @click.option("--timestamp", default="timestamp", show_default=True, help="Purchase time column.")
 @click.option("--amount", default="amount", show_default=True, help="Value column ('' for none).")
 @click.option("--order", default=None, help="Optional order/invoice id column.")
 @click.option("--timestamp-format", default=None, help="strftime format, e.g. %Y%m%d.")
-@click.option("--segment-tolerance", default=0.2, show_default=True,
-              help="Advise a refit when a larger share of customers changed segment.")
-@click.option("--purchase-tolerance", default=0.2, show_default=True,
-              help="Advise a refit when actual/predicted purchases is further than this from 1.")
+@click.option(
+    "--segment-tolerance",
+    default=0.2,
+    show_default=True,
+    help="Advise a refit when a larger share of customers changed segment.",
+)
+@click.option(
+    "--purchase-tolerance",
+    default=0.2,
+    show_default=True,
+    help="Advise a refit when actual/predicted purchases is further than this from 1.",
+)
 @click.option("--tracking-uri", default=None, help=_URI_HELP)
 @_handle_errors
 def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, customer: str,

@@ -461,9 +461,7 @@ def degenerate_message(name: str, model: PurchaseModel, flagged: pd.DataFrame, w
     )
 
 
-def _fit_quietly(
-    fit: Callable[..., _T], *args: Any
-) -> tuple[_T, list[warnings.WarningMessage]]:
+def _fit_quietly(fit: Callable[..., _T], *args: Any) -> tuple[_T, list[warnings.WarningMessage]]:
     """``fit(*args)`` with its warnings recorded (returned), not shown."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -787,9 +785,7 @@ def evaluate(
         )
         step("refitting on the full period and scoring customers")
         result.failed_step = "scoring"
-        result.scoring = score(
-            cfg, tx, result.comparison, purchase_model=result.models.chosen
-        )
+        result.scoring = score(cfg, tx, result.comparison, purchase_model=result.models.chosen)
     except Exception as exc:
         exc.evaluation = result  # type: ignore[attr-defined]
         raise

@@ -34,7 +34,7 @@ n_bootstrap = 2
 sample_size = 800
 
 [data]
-source = "{folder / 'orders.csv'}"
+source = "{folder / "orders.csv"}"
 customer = "cust"
 timestamp = "date"
 amount = "amount"
@@ -105,8 +105,12 @@ def test_every_output_file_exists_and_reads_back(ran):
     for name in ["predictions.csv", "comparison.csv", "model_metrics.csv",
                  "transitions_counts.csv", "transitions_rates.csv"]:  # fmt: skip
         assert len(pd.read_csv(out / name)) > 0, name
-    for name in ["comparison.png", "transition_matrix.png", "segmentations/rf_grid/rf_grid.png",
-                 "models/calibration_vs_holdout.png"]:  # every figure the README shows
+    for name in [
+        "comparison.png",
+        "transition_matrix.png",
+        "segmentations/rf_grid/rf_grid.png",
+        "models/calibration_vs_holdout.png",
+    ]:  # every figure the README shows
         assert (out / name).stat().st_size > 1000, name
     assert (out / "model" / "pipeline.json").exists()
 
@@ -272,9 +276,7 @@ def test_degenerate_fit_is_one_plain_line_on_online_retail_daily(tmp_path):
     assert ".py:" not in done.stderr and "Warning:" not in done.stderr, done.stderr
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("retail_daily")
-    runs = client.search_runs(
-        [experiment.experiment_id], "tags.`rfmml.purchase_model` = 'bgnbd'"
-    )
+    runs = client.search_runs([experiment.experiment_id], "tags.`rfmml.purchase_model` = 'bgnbd'")
     tagged = [r for r in runs if r.data.tags.get("rfmml.role") == "purchase_model"]
     assert len(tagged) == 1
     assert "a" in tagged[0].data.tags["rfmml.degenerate"].split(", ")

@@ -51,10 +51,17 @@ def test_minimal_config_gets_defaults():
         ("primary_metric", "accuracy", r"primary_metric = 'accuracy'; allowed: \["),
         ("primary_metric", "n_segments", r"primary_metric = 'n_segments'; allowed: \["),
         ("segmentations.0.kind", "dbscan", r"segmentations\[0\].kind = 'dbscan'; allowed"),
-        ("segmentations.0.n_clusters", 4, r"unknown key\(s\) \['n_clusters'\] in "
-         r"segmentations\[0\]; allowed: \['kind', 'name', 'scheme', 'scorer'\]"),
-        ("segmentations.0.scorer", {"n_score": 5},
-         r"unknown key\(s\) \['n_score'\] in segmentations\[0\]\.scorer; allowed: \["),
+        (
+            "segmentations.0.n_clusters",
+            4,
+            r"unknown key\(s\) \['n_clusters'\] in "
+            r"segmentations\[0\]; allowed: \['kind', 'name', 'scheme', 'scorer'\]",
+        ),
+        (
+            "segmentations.0.scorer",
+            {"n_score": 5},
+            r"unknown key\(s\) \['n_score'\] in segmentations\[0\]\.scorer; allowed: \[",
+        ),
         ("segmentations.0.scorer", "quantile", r"segmentations\[0\]\.scorer must be a table"),
         ("data.source", "missing.csv", r"source = 'missing.csv' is neither a bundled dataset"),
         ("data.negative_amounts", "keep", r"negative_amounts = 'keep'; allowed"),
@@ -71,8 +78,12 @@ def test_minimal_config_gets_defaults():
         ("n_bootstrap", 1.5, r"the config\.n_bootstrap must be an integer"),
         ("tracking_uri", 3, r"the config\.tracking_uri must be text"),
         ("uri", "x", r"unknown key\(s\) \['uri'\] in the config"),
-        ("models.purchase_models", ["bgnbd", "bgbb"], r"purchase_models = \['bgnbd', 'bgbb'\]: "
-         r"a non-empty list of distinct names from \['bgnbd', 'mbgnbd', 'pareto_nbd'\]"),
+        (
+            "models.purchase_models",
+            ["bgnbd", "bgbb"],
+            r"purchase_models = \['bgnbd', 'bgbb'\]: "
+            r"a non-empty list of distinct names from \['bgnbd', 'mbgnbd', 'pareto_nbd'\]",
+        ),
         ("models.purchase_models", [], r"purchase_models = \[\]: a non-empty list"),
         ("models.purchase_models", ["bgnbd", "bgnbd"], r"non-empty list of distinct names"),
         ("models.selection", "accuracy", r"\[models\] selection = 'accuracy'; allowed: \["),

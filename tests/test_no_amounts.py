@@ -171,8 +171,20 @@ def test_a_spend_pipeline_refuses_a_log_without_amounts(workspace, tmp_path, cdn
     with_amounts = tmp_path / "with.csv"
     cdnow_tx.head(3000).to_csv(with_amounts, index=False)
     assert invoke("fit", with_amounts, "--models-dir", tmp_path / "m").exit_code == 0
-    result = invoke("predict", workspace / "orders.csv", "--customer", "cust", "--timestamp",
-                    "date", "--amount", "", "--model", tmp_path / "m", "-o", tmp_path / "p")
+    result = invoke(
+        "predict",
+        workspace / "orders.csv",
+        "--customer",
+        "cust",
+        "--timestamp",
+        "date",
+        "--amount",
+        "",
+        "--model",
+        tmp_path / "m",
+        "-o",
+        tmp_path / "p",
+    )
     one_line_error(result, r"this pipeline has a spend model \(Gamma-Gamma\) but the log has no")
     assert not (tmp_path / "p").exists()
 

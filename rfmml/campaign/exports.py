@@ -173,7 +173,10 @@ def to_safe_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     with replacing(path) as temporary:
         if not _write_csv_fast(safe, temporary):
             safe.to_csv(
-                temporary, index=False, encoding="utf-8", lineterminator="\r\n",
+                temporary,
+                index=False,
+                encoding="utf-8",
+                lineterminator="\r\n",
                 float_format=_CSV_FLOAT,
             )
     return path
@@ -230,7 +233,7 @@ def _write_csv_fast(frame: pd.DataFrame, path: Path) -> bool:
     with open(path, "w", encoding="utf-8", newline="") as out:
         out.write(",".join(header_cells) + "\r\n")
         for start in range(0, len(frame), _CSV_CHUNK):
-            chunk = frame.iloc[start:start + _CSV_CHUNK]
+            chunk = frame.iloc[start : start + _CSV_CHUNK]
             columns = [_csv_cells(chunk.iloc[:, i]) for i in range(chunk.shape[1])]
             if any(c is None for c in columns):  # a chunk with missing categories
                 return False

@@ -47,7 +47,6 @@ _FEATURE_COLUMNS = ("recency_days", "n_orders", "total_spend")
 _REQUIRED_FEATURES = ("recency_days", "n_orders")
 
 
-
 _PLAYBOOK_COLUMNS = ("action", "action_channel", "action_priority")
 _OUTPUT_COLUMNS = frozenset(
     {"customer_id", "recency_days", "n_orders", "total_spend", "R", "F", "M", "RFM",
@@ -58,6 +57,7 @@ _OUTPUT_COLUMNS = frozenset(
      *(f"{c}_{end}" for c in INTERVAL_COLUMNS for end in ("lower", "upper")),
      *_PLAYBOOK_COLUMNS}
 )  # fmt: skip
+
 
 def churn_risk_band(
     probability: pd.Series,

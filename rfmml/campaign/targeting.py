@@ -97,8 +97,10 @@ def _allowed_contacts(budget: float | None, n_contacts: int | None, cost: float)
 
 def _numeric_column(table: pd.DataFrame, name: str, what: str) -> np.ndarray:
     if name not in table.columns:
-        hint = {"clv_lower": "score_customers(..., interval=0.9)",
-                "probability_top_clv": "score_customers(..., interval=0.9, top_fraction=0.1)"}
+        hint = {
+            "clv_lower": "score_customers(..., interval=0.9)",
+            "probability_top_clv": "score_customers(..., interval=0.9, top_fraction=0.1)",
+        }
         raise ValueError(
             f"select_targets: {what} column {name!r} is not in the table"
             + (f"; add it with {hint[name]}." if name in hint else ".")

@@ -210,8 +210,8 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         if types["order_id"] not in (*_INTS, "VARCHAR"):
             raise Unsupported(f"order ids of type {types['order_id']}")
         order_nullable = types["order_id"] in _INTS
-    value_cols = ["_quantity", "_price"] if quantity is not None else (
-        ["amount"] if has_amount else []
+    value_cols = (
+        ["_quantity", "_price"] if quantity is not None else (["amount"] if has_amount else [])
     )
     for col in value_cols:
         kind = types[col]
@@ -254,7 +254,7 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         f"""CREATE TEMP VIEW flagged AS
         SELECT {customer} AS customer_id, CAST("timestamp" AS TIMESTAMP) AS "timestamp",
                _v AS amount{extra}, _row,
-               CASE {' '.join(cases)} ELSE 0 END AS _reason
+               CASE {" ".join(cases)} ELSE 0 END AS _reason
         FROM (SELECT *, {value} AS _v FROM src)"""
     )
     stats = con.sql(
@@ -320,14 +320,12 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         key_sql = ", ".join(_q(k) for k in keys)
         total = ", round(sum(amount), 9) AS amount" if has_amount else ", NULL AS amount"
         # the pandas path puts orders (in order of first line) before rows without an order
-        merged = (
-            f"""SELECT {key_sql}, min("timestamp") AS "timestamp"{total}, min(_row) AS _row,
+        merged = f"""SELECT {key_sql}, min("timestamp") AS "timestamp"{total}, min(_row) AS _row,
                    0 AS _loose, count(*) AS _lines
             FROM ({kept}) WHERE order_id IS NOT NULL GROUP BY {key_sql}
             UNION ALL BY NAME
             SELECT {key_sql}, "timestamp", amount, _row, 1 AS _loose, 1 AS _lines
             FROM ({kept}) WHERE order_id IS NULL"""
-        )
         order = "_loose, _row"
         final_order = '"timestamp", customer_id, _loose, _row'
     else:
@@ -364,15 +362,11 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     if drop_duplicates:
         report.remove("identical to an earlier row", n_repeated)
         if n_repeated:
-            where += (
-                f" QUALIFY row_number() OVER (PARTITION BY {same_sql} ORDER BY {order}) = 1"
-            )
+            where += f" QUALIFY row_number() OVER (PARTITION BY {same_sql} ORDER BY {order}) = 1"
     else:
         report.flag("identical to an earlier row", n_repeated)
     cols = ", ".join(_q(c) for c in canonical)
-    con.execute(
-        f"CREATE TEMP TABLE clean AS SELECT {cols}, _loose, _row FROM stage WHERE {where}"
-    )
+    con.execute(f"CREATE TEMP TABLE clean AS SELECT {cols}, _loose, _row FROM stage WHERE {where}")
     con.execute("DROP TABLE stage")
     n_out = con.sql("SELECT count(*) FROM clean").fetchall()[0][0]
     if n_out == 0:

@@ -149,8 +149,10 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
                 sep, best = candidate, header
         if not all(c in best for c in schema.source_columns):
             missing = [c for c in schema.source_columns if c not in best]
-            tried = "separator " + repr(sep) if separator else (
-                "separators " + ", ".join(repr(c) for c in candidates)
+            tried = (
+                "separator " + repr(sep)
+                if separator
+                else ("separators " + ", ".join(repr(c) for c in candidates))
             )
             raise DataError(
                 f"column(s) {missing} not found in {where} (tried {tried}); columns read: "
@@ -168,7 +170,7 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
     except UnicodeDecodeError as exc:
         raise DataError(
             f"transaction file {where} is not valid {encoding} text (it holds byte "
-            f"0x{exc.object[exc.start:exc.start + 1].hex()}); pass "
+            f"0x{exc.object[exc.start : exc.start + 1].hex()}); pass "
             "encoding= (CLI --encoding), e.g. 'latin-1' or 'cp1252'"
         ) from None
     except LookupError:
@@ -331,6 +333,7 @@ def _day_month_order(
             dayfirst = True  # every value reads the same either way
     day, month = (field["a"], field["b"]) if dayfirst else (field["b"], field["a"])
     year = field["year"]
+
     # strptime's %y pivot for two-digit years: 69-99 -> 19xx, 00-68 -> 20xx
     def s(value: str) -> Any:
         return pa.scalar(value, pa.large_string())
@@ -514,9 +517,7 @@ def end_cutoff(end: pd.Timestamp) -> pd.Timestamp:
     return end + pd.Timedelta(1, "us")
 
 
-def _net_returns(
-    frame: pd.DataFrame, keys: list[str], report: CleaningReport
-) -> pd.DataFrame:
+def _net_returns(frame: pd.DataFrame, keys: list[str], report: CleaningReport) -> pd.DataFrame:
     """Fold each negative row into the customer's latest purchase at or before it."""
     negative = frame["amount"] < 0
     if not negative.any():
@@ -692,12 +693,26 @@ def read_transactions(
     ... )  # doctest: +SKIP
     """
     return _read_transactions(
-        source, customer, timestamp, amount, group, order, quantity=quantity, price=price,
-        cancellation_prefix=cancellation_prefix, observation_end=observation_end,
-        allow_end_beyond_data=allow_end_beyond_data, negative_amounts=negative_amounts,
-        drop_zero_amounts=drop_zero_amounts, drop_duplicates=drop_duplicates,
-        timestamp_format=timestamp_format, dayfirst=dayfirst, encoding=encoding,
-        separator=separator, engine=engine, lazy=False,
+        source,
+        customer,
+        timestamp,
+        amount,
+        group,
+        order,
+        quantity=quantity,
+        price=price,
+        cancellation_prefix=cancellation_prefix,
+        observation_end=observation_end,
+        allow_end_beyond_data=allow_end_beyond_data,
+        negative_amounts=negative_amounts,
+        drop_zero_amounts=drop_zero_amounts,
+        drop_duplicates=drop_duplicates,
+        timestamp_format=timestamp_format,
+        dayfirst=dayfirst,
+        encoding=encoding,
+        separator=separator,
+        engine=engine,
+        lazy=False,
     )
 
 
@@ -765,9 +780,7 @@ def _read_transactions(
         )
     if price is not None:
         if amount not in (None, "amount"):
-            raise DataError(
-                f"map either amount= ({amount!r}) or quantity= and price=, not both"
-            )
+            raise DataError(f"map either amount= ({amount!r}) or quantity= and price=, not both")
         amount = None
     if cancellation_prefix is not None and order is None:
         raise DataError("cancellation_prefix= needs the order id column: map order=")
@@ -984,12 +997,19 @@ def _scan_file(
     _check_columns(schema, available, str(path))
     try:
         log, report = scan_parquet(
-            path, {**schema.renames, **({schema.group: schema.group} if schema.group else {})},
-            group=schema.group, has_amount=schema.has_amount,
-            quantity=schema.quantity, price=schema.price, amount=schema.amount,
-            cancellation_prefix=cancellation_prefix, observation_end=observation_end,
-            allow_end_beyond_data=allow_end_beyond_data, negative_amounts=negative_amounts,
-            drop_zero_amounts=drop_zero_amounts, drop_duplicates=drop_duplicates,
+            path,
+            {**schema.renames, **({schema.group: schema.group} if schema.group else {})},
+            group=schema.group,
+            has_amount=schema.has_amount,
+            quantity=schema.quantity,
+            price=schema.price,
+            amount=schema.amount,
+            cancellation_prefix=cancellation_prefix,
+            observation_end=observation_end,
+            allow_end_beyond_data=allow_end_beyond_data,
+            negative_amounts=negative_amounts,
+            drop_zero_amounts=drop_zero_amounts,
+            drop_duplicates=drop_duplicates,
             canonical=schema.canonical_columns,
         )
     except Unsupported as exc:

@@ -57,7 +57,6 @@ FEATURE_COLUMNS_NO_SPEND = ("recency_days", "n_orders")
 SPEND_METRICS = ("spend_variance_explained", "top_revenue_capture", "best_segment_lift")
 
 
-
 # --------------------------------------------------------------------------- checks
 
 

@@ -144,7 +144,7 @@ def _summary_sql(
     end_start = f"DATE '{period_start(end, freq).date()}'"
     value = ', sum("amount") AS a' if with_amount else ""
     monetary = (
-        ', CASE WHEN count(*) > 1 THEN (sum(a) - arg_min(a, p)) / (count(*) - 1) '
+        ", CASE WHEN count(*) > 1 THEN (sum(a) - arg_min(a, p)) / (count(*) - 1) "
         "ELSE 0.0 END::DOUBLE AS monetary_value"
         if with_amount
         else ""
@@ -292,9 +292,7 @@ def calibration_holdout(
     cal_end = as_timestamp(calibration_end, "calibration_end")
     obs_end = _resolve_end(frame, observation_end)
     if cal_end >= obs_end:
-        raise ValueError(
-            f"calibration_end ({cal_end}) must be before observation_end ({obs_end})"
-        )
+        raise ValueError(f"calibration_end ({cal_end}) must be before observation_end ({obs_end})")
     cal_cut, obs_cut = end_cutoff(cal_end), end_cutoff(obs_end)
     ts = nw.col("timestamp")
     cal_rows = frame.lazy.filter(ts < nw.lit(cal_cut.to_pydatetime()))

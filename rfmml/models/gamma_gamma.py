@@ -112,9 +112,7 @@ class GammaGamma(MaximumLikelihoodModel):
             monetary_value <= 0 (unless ``zero_spend="exclude"``).
         """
         if self.zero_spend not in ("error", "exclude"):
-            raise ValueError(
-                f"zero_spend must be 'error' or 'exclude', got {self.zero_spend!r}."
-            )
+            raise ValueError(f"zero_spend must be 'error' or 'exclude', got {self.zero_spend!r}.")
         repeat = cols["frequency"] > 0
         if not repeat.any():
             raise DataError(

@@ -79,8 +79,10 @@ def check_interval(interval: float, n_draws: int, method: str) -> None:
     ValueError
         ``interval`` not in (0, 1), ``n_draws`` not an integer >= 2, or an unknown method.
     """
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or not (
-        0.0 < float(interval) < 1.0
+    if (
+        isinstance(interval, bool)
+        or not isinstance(interval, int | float)
+        or not (0.0 < float(interval) < 1.0)
     ):
         raise ValueError(f"interval must be a level strictly between 0 and 1, got {interval!r}.")
     if isinstance(n_draws, bool) or not isinstance(n_draws, int | np.integer) or n_draws < 2:
@@ -459,9 +461,7 @@ def interval_predictions(
         n_p = len(pfirst)
         prows = {k: c[k][pfirst] for k in pcols}
         # customers per (segment, purchase row)
-        seg_w = sparse.csr_matrix(
-            (np.ones(n), (seg_codes, pcode)), shape=(n_seg, n_p)
-        )
+        seg_w = sparse.csr_matrix((np.ones(n), (seg_codes, pcode)), shape=(n_seg, n_p))
         theta_p = np.asarray(draws["purchase_model"], dtype=float)
         theta_hat = np.array(list(purchase_model.get_fitted_params().values()))
         wanted = discount if gamma_gamma is not None else None

@@ -378,8 +378,8 @@ def _grid_section(pred: pd.DataFrame, scheme: Scheme | None) -> dict[str, Any]:
 
 
 def _groups_section(pred: pd.DataFrame, group: str) -> dict[str, Any]:
-    revenue = pred.groupby(pred[group].astype(str))["total_spend"].sum().sort_values(
-        ascending=False
+    revenue = (
+        pred.groupby(pred[group].astype(str))["total_spend"].sum().sort_values(ascending=False)
     )
     shown = list(revenue.index[:MAX_GROUPS])
     blocks = []

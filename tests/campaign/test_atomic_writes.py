@@ -67,9 +67,7 @@ def test_one_observation_end_for_transactions_and_next_order_dates(cdnow_tx, tmp
     # a pipeline saved with the time of day (an earlier format) loads to the same date
     settings = (folder / "pipeline.json").read_text()
     assert '"observation_end": "1998-06-30"' in settings
-    (folder / "pipeline.json").write_text(
-        settings.replace('"1998-06-30"', '"1998-06-30T00:00:00"')
-    )
+    (folder / "pipeline.json").write_text(settings.replace('"1998-06-30"', '"1998-06-30T00:00:00"'))
     loaded = ScoringPipeline.load(folder)
     assert loaded.observation_end == "1998-06-30"
     from_tx = loaded.predict(tx)

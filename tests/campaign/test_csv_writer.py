@@ -27,15 +27,17 @@ def _frame(n: int) -> pd.DataFrame:
     floats[2] = 1e-300
     floats[3] = 100.50000000000001
     text = rng.choice(["plain", 'say "hi"', "a,b", "line\nbreak", "cr\rret", "=1+2", "é ü"], n)
-    return pd.DataFrame({
-        "customer_id": rng.integers(0, 10**12, n),
-        "order_id": np.where(np.arange(n) % 5 == 0, np.nan, np.arange(n, dtype=float)),
-        "value": floats,
-        "flag": rng.random(n) > 0.5,
-        "note": pd.Series(text, dtype="str"),
-        "segment": pd.Categorical(rng.choice(["Lost", "Champions", "At Risk"], n)),
-        "count": pd.array(np.where(np.arange(n) % 3 == 0, None, np.arange(n)), dtype="Int64"),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": rng.integers(0, 10**12, n),
+            "order_id": np.where(np.arange(n) % 5 == 0, np.nan, np.arange(n, dtype=float)),
+            "value": floats,
+            "flag": rng.random(n) > 0.5,
+            "note": pd.Series(text, dtype="str"),
+            "segment": pd.Categorical(rng.choice(["Lost", "Champions", "At Risk"], n)),
+            "count": pd.array(np.where(np.arange(n) % 3 == 0, None, np.arange(n)), dtype="Int64"),
+        }
+    )
 
 
 @pytest.mark.parametrize("n", [4, 50, 450_001])
@@ -48,11 +50,13 @@ def test_same_bytes_as_pandas(tmp_path: Path, n: int, monkeypatch: pytest.Monkey
 
 
 def test_kinds_left_to_pandas_still_match(tmp_path: Path) -> None:
-    frame = pd.DataFrame({
-        "customer_id": [1, 2],
-        "when": pd.to_datetime(["2020-01-01 00:00", "2020-01-02 10:00"]),
-        "mixed": [1, "a"],
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": [1, 2],
+            "when": pd.to_datetime(["2020-01-01 00:00", "2020-01-02 10:00"]),
+            "mixed": [1, "a"],
+        }
+    )
     assert not exports._write_csv_fast(frame, tmp_path / "probe.csv")
     fast = to_safe_csv(frame, tmp_path / "fast.csv").read_bytes()
     assert fast == _pandas_bytes(frame, tmp_path / "pandas.csv")

@@ -35,7 +35,9 @@ def assert_same(ref: Any, new: Any, *, fallback: bool = False) -> None:
     assert list(new.transactions.columns) == list(ref.transactions.columns)
     for column in ref.transactions.columns:
         pd.testing.assert_series_equal(
-            new.transactions[column], ref.transactions[column], check_exact=column != "amount",
+            new.transactions[column],
+            ref.transactions[column],
+            check_exact=column != "amount",
             rtol=1e-12,
         )
     notes = [n for n in new.report.notes if not n.startswith("read and cleaned by pandas")]

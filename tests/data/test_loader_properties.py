@@ -43,9 +43,7 @@ def test_any_csv_loads_balanced_or_raises_data_error(table, sep, policy, dedupe)
         path = Path(folder) / "log.csv"
         path.write_text(_csv(table, sep))
         try:
-            tx, report = read_transactions(
-                path, negative_amounts=policy, drop_duplicates=dedupe
-            )
+            tx, report = read_transactions(path, negative_amounts=policy, drop_duplicates=dedupe)
         except DataError:
             return
     report.check()

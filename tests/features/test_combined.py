@@ -51,8 +51,9 @@ def test_simulated_log_scanned_in_duckdb(tmp_path: Path) -> None:
         for freq in ("D", "W", "M"):
             _check(log, reference, None, freq, None)
             _check(log, reference, "2020-06-30", freq, None)
-        pd.testing.assert_frame_equal(btyd_summary(log, freq="W"), btyd_summary(reference,
-                                                                                 freq="W"))
+        pd.testing.assert_frame_equal(
+            btyd_summary(log, freq="W"), btyd_summary(reference, freq="W")
+        )
         pd.testing.assert_frame_equal(rfm_table(log), rfm_table(reference))
     finally:
         log.close()

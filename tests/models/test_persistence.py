@@ -114,7 +114,8 @@ def test_documents_of_format_version_1_still_load(name, request, cdnow_summary):
         )
     else:
         pd.testing.assert_series_equal(
-            model.probability_alive(cdnow_summary), fitted.probability_alive(cdnow_summary),
+            model.probability_alive(cdnow_summary),
+            fitted.probability_alive(cdnow_summary),
             rtol=1e-6,
         )
     # saving again writes the current format

@@ -196,8 +196,9 @@ def test_parametric_and_bootstrap_widths_agree_on_cdnow(cdnow_summary, cdnow_bgn
                                                         cdnow_gamma_gamma):  # fmt: skip
     kw = dict(horizon=HORIZON, interval=0.9, random_state=0)
     s = cdnow_summary
-    para = interval_predictions(cdnow_bgnbd, cdnow_gamma_gamma, s,
-                                draws=_draws(cdnow_bgnbd, cdnow_gamma_gamma, 200), **kw)
+    para = interval_predictions(
+        cdnow_bgnbd, cdnow_gamma_gamma, s, draws=_draws(cdnow_bgnbd, cdnow_gamma_gamma, 200), **kw
+    )
     boot = interval_predictions(cdnow_bgnbd, cdnow_gamma_gamma, s, draws=_draws(
         cdnow_bgnbd, cdnow_gamma_gamma, 200, "bootstrap", X=s), **kw)  # fmt: skip
     for name in ("expected_purchases", "probability_alive", "expected_order_value", "clv"):

@@ -191,9 +191,7 @@ def test_predict_folder_has_fewer_sections_and_says_why(predict_folder, parse):
     entered = sum(len(pd.read_csv(p)) for p in (out / "changes").glob("entered_*.csv"))
     assert entered > 0  # scored at an earlier date than the run: customers moved
     assert sum(_number(r["entered"]) for r in changes) == entered
-    assert all(
-        _number(r["net"]) == _number(r["entered"]) - _number(r["left"]) for r in changes
-    )
+    assert all(_number(r["net"]) == _number(r["entered"]) - _number(r["left"]) for r in changes)
 
 
 def test_files_of_later_work_are_picked_up_by_name(run_copy, parse):
@@ -338,8 +336,10 @@ def test_headline_and_segment_table_use_joint_draw_totals(run_copy, parse):
     totals.append({"segment": "all", "n_customers": len(predictions),
                    "clv": float(predictions["clv"].sum()), "clv_lower": 12345.0,
                    "clv_upper": 23456.0})  # fmt: skip
-    predictions.attrs = {**meta["scoring"],
-                         "intervals": {"interval": 0.9, "n_draws": 200, "totals": totals}}
+    predictions.attrs = {
+        **meta["scoring"],
+        "intervals": {"interval": 0.9, "n_draws": 200, "totals": totals},
+    }
     write_predictions(predictions, run_copy, fingerprints=meta["fingerprints"])
     page = parse(build_report(run_copy).read_text(encoding="utf-8"))
     assert "90% interval 12,345.00 to 23,456.00 (joint parameter draws)" in page.text

@@ -85,7 +85,10 @@ def test_grid_cells_recompute_fm_and_cover_every_cell():
     assert cells[["row_score", "column_score"]].iloc[0].tolist() == [5, 1]
     top = cells[(cells["row_score"] == 5) & (cells["column_score"] == 5)].iloc[0]
     assert (top["segment"], top["customers"], top["mean_spend"], top["mean_clv"]) == (
-        "Champions", 2, 80.0, 8.0
+        "Champions",
+        2,
+        80.0,
+        8.0,
     )
     low = cells[(cells["row_score"] == 1) & (cells["column_score"] == 2)].iloc[0]
     assert (low["customers"], low["mean_spend"]) == (1, 2.0)
@@ -105,9 +108,9 @@ def test_grid_cells_need_two_axes():
 
 
 def test_segments_by_period_by_hand(tiny_tx):
-    predictions = pd.DataFrame(
-        {"customer_id": ["a", "b"], "segment": ["Loyal", "New"]}
-    ).set_index("customer_id", drop=False)
+    predictions = pd.DataFrame({"customer_id": ["a", "b"], "segment": ["Loyal", "New"]}).set_index(
+        "customer_id", drop=False
+    )
     table = segments_by_period(tiny_tx, predictions)
     # a: Jan 10+5+20, Feb 40; b: Jan 7; c is not scored and is left out
     expected = pd.DataFrame(
