@@ -8,7 +8,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Tests run in random order (pytest-randomly); the seed is printed so a failing
 # order can be replayed with `make test SEED=<seed>`.
-SEED   ?= $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+ifndef SEED
+SEED   := $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+endif
 
 .PHONY: install demo test test-fast lint bench clean
 
