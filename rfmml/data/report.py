@@ -32,6 +32,9 @@ class CleaningReport:
         lines aggregated to orders); they leave the frame without being lost.
     notes : list of str
         Free-text remarks (time zone conversions, observation end used, ...).
+    time_zone : str or None
+        The time zone the timestamps carried before they became wall-clock
+        time (None when they were naive).
     """
 
     rows_in: int = 0
@@ -40,6 +43,7 @@ class CleaningReport:
     flagged: dict[str, int] = field(default_factory=dict)
     merged: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    time_zone: str | None = None
 
     def remove(self, reason: str, n: int) -> None:
         """Record ``n`` rows removed for ``reason`` (zero counts are kept too)."""
@@ -82,6 +86,7 @@ class CleaningReport:
                 combined.merge(reason, n)
             combined.notes += source.notes
         combined.flagged = dict(later.flagged)
+        combined.time_zone = self.time_zone or later.time_zone
         return combined
 
     @property

@@ -836,6 +836,7 @@ def _read_transactions(
         report.notes.append("timestamps with several UTC offsets kept at their own wall-clock time")
     elif tz is not None:
         report.notes.append(f"timestamps in time zone {tz} converted to its wall-clock time")
+        report.time_zone = str(tz)
     frame = frame.assign(timestamp=parsed)
     no_time = frame["timestamp"].isna()
     report.remove("missing timestamp", int(no_time.sum()))

@@ -70,8 +70,6 @@ __all__ = ["SCHEMA_VERSION", "CustomerState", "StateUpdate"]
 #: Version of the state file's layout; a file with a larger one is refused.
 SCHEMA_VERSION = 1
 
-# the loader's note reads "timestamps in time zone {tz} converted to its wall-clock time"
-_NOTE_TZ = "timestamps in time zone "
 _PERIODS = {"D": "day", "W": "week", "M": "month"}
 _CLEANING = ("negative_amounts", "drop_zero_amounts", "drop_duplicates", "timestamp_format")
 
@@ -127,13 +125,6 @@ def _batch_fingerprint(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256(json.dumps(list(frame.columns)).encode())
     digest.update(hashed.tobytes())
     return "sha256:" + digest.hexdigest()
-
-
-def _time_zone(report: CleaningReport) -> str | None:
-    for note in report.notes:
-        if note.startswith(_NOTE_TZ):
-            return note[len(_NOTE_TZ) :].split(" converted to its wall-clock time")[0]
-    return None
 
 
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -451,7 +442,7 @@ class CustomerState:
         tx, report = read_transactions(transactions, **mapping, **self._meta["cleaning"])
         if not isinstance(tx, pd.DataFrame):
             tx = tx.to_pandas()
-        zone = _time_zone(report)
+        zone = report.time_zone
         fp = _batch_fingerprint(tx)
         done = self._con.execute(
             "SELECT batch FROM rfmml_batches WHERE fingerprint = ?", [fp]
