@@ -128,9 +128,7 @@ class Playbook:
 
     @classmethod
     def from_dict(cls, config: Mapping[str, object], source: str = "<dict>") -> Playbook:
-        """Validate a parsed playbook (the table ``tomllib`` reads) and build it.
-
-        ``source`` says where it came from in error messages.
+        """Check a parsed playbook (a ``tomllib`` table) named ``source`` in errors; build it.
 
         Raises
         ------

@@ -126,14 +126,10 @@ def simulate_pareto_nbd(n: int, T, params: Mapping[str, float], random_state=Non
 
     Parameters
     ----------
-    n : int
-        Number of customers.
-    T : float or array_like
-        Age of each customer, in the unit of ``alpha`` and ``beta``.
+    n, T, random_state
+        As for :func:`simulate_bgnbd` (``T`` in the unit of ``alpha`` and ``beta``).
     params : mapping
         ``r, alpha, s, beta``.
-    random_state : None, int or numpy.random.Generator
-        Seed.
 
     Returns
     -------

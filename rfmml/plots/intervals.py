@@ -35,6 +35,7 @@ def plot_segment_totals(
     Returns
     -------
     matplotlib.figure.Figure
+        One panel per shown column; segments sorted by their estimate.
 
     Raises
     ------

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -89,6 +89,7 @@ def _parse_range(value: object, key: str, n_scores: int) -> tuple[int, int]:
     return lo, hi
 
 
+@dataclass(repr=False, eq=False)
 class Scheme:
     """A validated segment scheme; build it with :func:`load_scheme`.
 
@@ -108,22 +109,17 @@ class Scheme:
         Score keys the rules use, in ``R, F, M, FM`` order (e.g. ``("R", "F")``).
     """
 
-    def __init__(
-        self,
-        name: str,
-        description: str,
-        n_scores: int,
-        segments: pd.DataFrame,
-        rules: tuple[Rule, ...],
-        default: str | None,
-    ) -> None:
-        self.name = name
-        self.description = description
-        self.n_scores = n_scores
-        self.segments = segments
-        self.rules = rules
-        self.default = default
-        used = {key for rule in rules for key, _, _ in rule.ranges}
+    name: str
+    description: str
+    n_scores: int
+    segments: pd.DataFrame
+    rules: tuple[Rule, ...]
+    default: str | None
+    axes: tuple[str, ...] = field(init=False)
+    _codes: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        used = {key for rule in self.rules for key, _, _ in rule.ranges}
         self.axes = tuple(k for k in SCORE_KEYS if k in used) or ("R",)
         self._codes = self._build_lookup()
 

@@ -1,4 +1,7 @@
-"""Small, batched logging helpers: parameters, metrics, tables, figures, datasets."""
+"""Small, batched logging helpers: parameters, metrics, tables, figures, datasets.
+
+The public ones are re-exported (and listed) by :mod:`rfmml.tracking`.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +15,6 @@ import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.data.pandas_dataset import from_pandas
-
-__all__ = [
-    "flatten",
-    "log_artifact",
-    "log_artifacts",
-    "set_tags",
-    "log_dataset",
-    "log_figure",
-    "log_metrics",
-    "log_params",
-    "log_table",
-]
 
 _MAX_PARAM = 6000  # MLflow's limit on a parameter value
 
