@@ -143,15 +143,25 @@ class Frame:
         """Materialise a DuckDB relation (already sorted) in the caller's type."""
         if self.kind == "duckdb":
             return relation
-        columns = relation.fetchnumpy()  # one array per column, no 2-D block copy
+        out = fetch_frame(relation, keys)
         self.release()
-        index_arrays = [_plain(columns.pop(k)) for k in keys]
-        index = (
-            pd.Index(index_arrays[0], name=keys[0])
-            if len(keys) == 1
-            else pd.MultiIndex.from_arrays(index_arrays, names=keys)
-        )
-        return pd.DataFrame({k: _plain(v) for k, v in columns.items()}, index=index, copy=False)
+        return out
+
+
+def fetch_frame(relation: Any, keys: list[str]) -> pd.DataFrame:
+    """A DuckDB result as pandas with ``keys`` as the index.
+
+    One array per column (no 2-D block copy); NULLs become NaN in float
+    columns: the dtypes the public feature functions give for pandas input.
+    """
+    columns = relation.fetchnumpy()
+    arrays = [_plain(columns.pop(k)) for k in keys]
+    index = (
+        pd.Index(arrays[0], name=keys[0])
+        if len(keys) == 1
+        else pd.MultiIndex.from_arrays(arrays, names=keys)
+    )
+    return pd.DataFrame({k: _plain(v) for k, v in columns.items()}, index=index, copy=False)
 
 
 def _plain(values: Any) -> Any:

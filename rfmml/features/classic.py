@@ -34,14 +34,12 @@ def rfm_table(
 
     Parameters
     ----------
-    tx : pandas.DataFrame, polars.DataFrame, duckdb relation or pyspark DataFrame
-        Canonical transactions: ``customer_id``, ``timestamp``, optional
-        ``amount`` and ``order_id``.
+    tx, group
+        As for :func:`rfmml.features.btyd_summary`; ``tx`` may also carry an
+        ``order_id`` column (orders are counted by it).
     observation_end : date-like, optional
         The "as of" date; defaults to the last transaction. Later transactions
         are ignored; a bare date includes its whole day.
-    group : str, optional
-        A column to build features within (one row per customer and group).
     min_tenure_days : float, default 90
         Floor on the exposure used for annual rates, so a customer first seen
         last week is not credited with fifty orders a year.

@@ -55,9 +55,9 @@ from rfmml.data.report import CleaningReport
 from rfmml.data.transactions import TransactionSchema, end_cutoff, read_transactions
 from rfmml.errors import DataError, StateError
 from rfmml.features._engine import (
-    _plain,
     as_timestamp,
     check_freq,
+    fetch_frame,
     next_period_start,
     period_start,
     scalar_period,
@@ -712,7 +712,7 @@ class CustomerState:
                     {_sql_periods(f"first_{freq}", end_start, freq)}::DOUBLE AS "T"{monetary}
                 FROM rfmml_customers ORDER BY customer_id
             """)
-        result = _fetch(out, keys)
+        result = fetch_frame(out, keys)
         _stamp(result, freq=freq, observation_end=end)
         return result
 
@@ -773,7 +773,7 @@ class CustomerState:
                     (n_orders / {exposure})::DOUBLE AS orders_per_year{per_year}
                 FROM rfmml_customers ORDER BY customer_id
             """)
-            result = _fetch(relation, keys)
+            result = fetch_frame(relation, keys)
         _stamp(result, observation_end=end, min_tenure_days=min_tenure_days)
         return result
 
@@ -915,19 +915,3 @@ def _check_engine(engine: str | None) -> None:
             f"engine={engine!r}: a CustomerState computes in its DuckDB database; "
             "pass engine='duckdb' or leave it out"
         )
-
-
-def _fetch(relation: duckdb.DuckDBPyRelation, keys: list[str]) -> pd.DataFrame:
-    """A sorted DuckDB result as pandas, built like the public functions' results.
-
-    One array per column (no 2-D block copy), the keys as the index: the same
-    dtypes :func:`rfmml.features.btyd_summary` gives for pandas input.
-    """
-    columns = relation.fetchnumpy()
-    arrays = [_plain(columns.pop(k)) for k in keys]
-    index = (
-        pd.Index(arrays[0], name=keys[0])
-        if len(keys) == 1
-        else pd.MultiIndex.from_arrays(arrays, names=keys)
-    )
-    return pd.DataFrame({k: _plain(v) for k, v in columns.items()}, index=index, copy=False)
