@@ -620,7 +620,7 @@ class PurchaseModel(MaximumLikelihoodModel):
         Parameters
         ----------
         X : pandas.DataFrame
-            The model's summary columns (``frequency``, ``recency``, ``T``).
+            Summary columns, as for :meth:`probability_alive`.
         t : float or array_like
             Horizon in the summary's time unit (``>= 0``, ``inf`` allowed),
             one value or one per customer.
@@ -628,7 +628,7 @@ class PurchaseModel(MaximumLikelihoodModel):
         Returns
         -------
         pandas.Series
-            Aligned to ``X.index``.
+            One probability per row of ``X``.
         """
         x, t_x, T = self._columns(X, "probability_no_purchase")
         theta = self._theta()
@@ -683,12 +683,12 @@ class PurchaseModel(MaximumLikelihoodModel):
         Parameters
         ----------
         X : pandas.DataFrame
-            The model's summary columns (``frequency``, ``recency``, ``T``).
+            Summary columns, as for :meth:`probability_alive`.
 
         Returns
         -------
         pandas.Series
-            Aligned to ``X.index`` (not multiplied by ``weights``).
+            One value per row of ``X``, not multiplied by ``weights``.
         """
         x, t_x, T = self._columns(X, "log_likelihood")
         theta = self._theta()
@@ -701,15 +701,13 @@ class PurchaseModel(MaximumLikelihoodModel):
 
         Parameters
         ----------
-        X : pandas.DataFrame
-            The model's summary columns.
-        t : float or array_like
-            Horizon in the summary's time unit, one value or one per customer.
+        X, t
+            As for :meth:`probability_no_purchase`.
 
         Returns
         -------
         pandas.Series
-            Aligned to ``X.index``.
+            One probability per row of ``X``.
         """
         p = 1.0 - self.probability_no_purchase(X, t).to_numpy()
         return pd.Series(p, index=X.index, name="probability_purchase_within")
