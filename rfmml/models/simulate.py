@@ -213,14 +213,12 @@ def simulate_bgbb(
 
     Parameters
     ----------
-    n : int
-        Number of customers.
+    n, random_state
+        As for :func:`simulate_bgnbd`.
     n_opportunities : int or array_like of int
         Opportunities after the first transaction, one value or one per customer.
     params : mapping
         ``alpha, beta, gamma, delta``.
-    random_state : None, int or numpy.random.Generator
-        Seed.
 
     Returns
     -------
