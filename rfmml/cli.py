@@ -580,6 +580,13 @@ def segment(scheme: str, kmeans: str | None, seed: int, output: str | None,
 @main.command()
 @_tx_options
 @click.option("--freq", type=click.Choice(["D", "W", "M"]), default="W", show_default=True)
+@click.option(
+    "--purchase-model",
+    type=click.Choice(["bgnbd", "mbgnbd", "pareto_nbd"]),
+    default="bgnbd",
+    show_default=True,
+    help="Purchase model to fit (rfmml run compares them on a holdout).",
+)
 @click.option("--penalizer", default=0.0, show_default=True, help="L2 penalty of both models.")
 @click.option(
     "--scheme",
@@ -600,24 +607,27 @@ def segment(scheme: str, kmeans: str | None, seed: int, output: str | None,
     help="Where the scoring pipeline (pipeline.json, purchase_model.json, ...) goes.",
 )
 @_handle_errors
-def fit(freq: str, penalizer: float, scheme: str, horizon: int, models_dir: str,
-        **reader: Any) -> None:  # fmt: skip
-    """Fit BG/NBD and Gamma-Gamma (and a rule scheme) to TRANSACTIONS; save a scoring pipeline.
+def fit(freq: str, purchase_model: str, penalizer: float, scheme: str, horizon: int,
+        models_dir: str, **reader: Any) -> None:  # fmt: skip
+    """Fit a purchase model and Gamma-Gamma (and a rule scheme) to TRANSACTIONS; save a
+    scoring pipeline.
 
     The folder it writes is what ``rfmml predict --model`` takes.
-    """
+    """  # noqa: D205
     from rfmml.campaign import ScoringPipeline
+    from rfmml.config import PURCHASE_MODEL_LABELS, PURCHASE_MODELS
     from rfmml.features import btyd_summary, rfm_table
-    from rfmml.models import BetaGeoNBD, GammaGamma
+    from rfmml.models import GammaGamma
 
     tx = _read(reader)
     spend = "amount" in tx.columns
     end, group = reader["observation_end"], reader["group"]
     summary = btyd_summary(tx, observation_end=end, freq=freq, group=group)
     rules = _rules(scheme, spend).fit(rfm_table(tx, observation_end=end, group=group))
-    bgnbd = BetaGeoNBD(penalizer=penalizer).fit(summary)
-    out.print(_table(bgnbd.summary_, title=f"BG/NBD ({freq}), log-likelihood "
-                     f"{bgnbd.log_likelihood_:,.1f}, {len(summary):,} customers"))  # fmt: skip
+    model = PURCHASE_MODELS[purchase_model](penalizer=penalizer).fit(summary)
+    label = PURCHASE_MODEL_LABELS[purchase_model]
+    out.print(_table(model.summary_, title=f"{label} ({freq}), log-likelihood "
+                     f"{model.log_likelihood_:,.1f}, {len(summary):,} customers"))  # fmt: skip
     gg = None
     if "monetary_value" in summary.columns:
         gg = GammaGamma(penalizer=penalizer, zero_spend="exclude").fit(summary)
@@ -626,10 +636,10 @@ def fit(freq: str, penalizer: float, scheme: str, horizon: int, models_dir: str,
             title += f" ({gg.n_excluded_:,} with zero repeat spend left out)"
         out.print(_table(gg.summary_, title=title))
     else:
-        err.print("no amounts: Gamma-Gamma (spend model) is skipped; BG/NBD and the rules "
+        err.print(f"no amounts: Gamma-Gamma (spend model) is skipped; {label} and the rules "
                   "are saved")  # fmt: skip
     folder = Path(models_dir)
-    ScoringPipeline(rule_segmenter=rules, purchase_model=bgnbd, gamma_gamma=gg, horizon=horizon,
+    ScoringPipeline(rule_segmenter=rules, purchase_model=model, gamma_gamma=gg, horizon=horizon,
                     freq=freq, group=group).save(folder)  # fmt: skip
     err.print(f"saved the scoring pipeline to {folder}/ (use it with rfmml predict --model)")
 

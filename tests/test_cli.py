@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from rfmml.cli import main
+from rfmml.cli import fit, main
 
 INJECTIONS = ['=HYPERLINK("http://example.com","x")', "+1+2", "@SUM(A1)", "-2+3"]
 
@@ -201,6 +201,28 @@ def test_features_segment_fit_predict(ran, workspace, tmp_path):
     champions = pd.read_csv(tmp_path / "pred" / "segments" / "champions.csv")
     assert "customer_id_sha256" in champions.columns
     assert (tmp_path / "pred" / "changes").is_dir()
+
+
+def test_fit_takes_any_purchase_model_and_predict_uses_it(workspace, tmp_path):
+    from rfmml.config import PURCHASE_MODELS
+
+    runner = CliRunner()
+    args = [str(workspace / "orders.csv"), "--customer", "cust", "--timestamp", "date"]
+    choices = next(p for p in fit.params if p.name == "purchase_model").type.choices
+    assert sorted(choices) == sorted(PURCHASE_MODELS)  # the CLI offers every config model
+    models = tmp_path / "models"
+    result = runner.invoke(main, ["fit", *args, "--purchase-model", "pareto_nbd",
+                                  "--models-dir", str(models)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Pareto/NBD (W)" in result.output
+    doc = json.loads((models / "purchase_model.json").read_text())
+    assert doc["model"] == "ParetoNBD"
+    result = runner.invoke(main, ["predict", *args, "--model", str(models),
+                                  "-o", str(tmp_path / "pred")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    scored = pd.read_parquet(tmp_path / "pred" / "predictions.parquet")
+    assert scored["probability_alive"].between(0, 1).all()
+    assert scored["probability_no_purchase"].between(0, 1).all()
 
 
 @pytest.mark.parametrize(
