@@ -461,7 +461,7 @@ def pareto_nbd_expected_purchases_new_customer(t, r, alpha, s, beta):
     return r * beta / alpha * _one_minus_power_over(s - 1.0, np.log1p(t / beta))
 
 
-def pareto_nbd_probability_no_purchase(t, x, t_x, T, r, alpha, s, beta):
+def pareto_nbd_probability_no_purchase(t, x, t_x, T, r, alpha, s, beta, p_alive=None):
     """Probability of no purchase in ``(T, T + t]`` given the history.
 
     Derived from the model's assumptions ([SMC87] sec. 2): alive at ``T``
@@ -477,6 +477,9 @@ def pareto_nbd_probability_no_purchase(t, x, t_x, T, r, alpha, s, beta):
     (:func:`pareto_log_tail_integral`). Then
     ``P(no purchase) = 1 - P(alive) E[...]``.
 
+    ``p_alive``, when given, is :func:`pareto_nbd_probability_alive` of the
+    same rows (not evaluated again).
+
     Returns
     -------
     numpy.ndarray
@@ -485,7 +488,8 @@ def pareto_nbd_probability_no_purchase(t, x, t_x, T, r, alpha, s, beta):
     """
     t, x, t_x, T = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(t, x, t_x, T))
     aT, bT = alpha + T, beta + T
-    p_alive = pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta)
+    if p_alive is None:
+        p_alive = pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta)
     # I(u) has per-row shifts A = alpha + T, B = beta + T, but it depends on A + u and
     # B + u only: evaluate it at u' = T + u with the scalar shifts alpha and beta
     p = r + x + 1.0
@@ -555,8 +559,10 @@ def pareto_nbd_probability_of_purchases(n, t, r, alpha, s, beta):
     return out.reshape(shape)
 
 
-#: Gauss-Legendre nodes per panel of :func:`pareto_nbd_count_pmf_if_alive`
-_PMF_NODES = 16
+#: Gauss-Legendre nodes per panel of :func:`pareto_nbd_count_pmf_if_alive` (16 nodes
+#: agree with a 40,000-node reference to 1e-14, 12 to 1e-10: quantiles of counts need no
+#: more, and the quadrature is the cost of the count intervals)
+_PMF_NODES = 12
 #: elements x nodes held at once by :func:`pareto_nbd_count_pmf_if_alive`
 _PMF_BLOCK = 1_000_000
 
@@ -607,7 +613,7 @@ def pareto_nbd_count_pmf_if_alive(n_max: int, t: float, x, T, r, alpha, s, beta)
     analytic on ``[0, t]`` with singularities at ``v = -a'`` and
     ``v = -b'``; the panels keep their distance, and against adaptive
     quadrature (:func:`pareto_nbd_probability_of_purchases` at the updated
-    parameters) the probabilities agree to 1e-12. The mean,
+    parameters) the probabilities agree to 1e-10. The mean,
     ``sum_n n P(n)``, is :func:`pareto_nbd_expected_purchases_if_alive`.
 
     Parameters
@@ -636,11 +642,15 @@ def pareto_nbd_count_pmf_if_alive(n_max: int, t: float, x, T, r, alpha, s, beta)
     if size == 0:
         return out.reshape(*shape, n_max + 1)
     # alive throughout (0, t]: the NBD at t times the lifetime survival
-    log_q = np.log(ap) - np.log(ap + t)  # ln (a' / (a' + t))
+    # logs of ratios near 1 by log1p: s and r' may be 1e6 in poorly identified draws
+    log_q = -np.log1p(t / ap)  # ln (a' / (a' + t))
     with np.errstate(divide="ignore"):
         log_p = np.log(t) - np.log(ap + t)
-    log_alive = sv * (np.log(bp) - np.log(bp + t))
-    logc = gammaln(rp[:, None] + grid) - gammaln(rp)[:, None] - gammaln(grid + 1.0)
+    log_alive = -sv * np.log1p(t / bp)
+    # ln Gamma(r' + n) / (Gamma(r') n!) as a running sum of ln((r' + n - 1) / n)
+    logc = np.zeros((size, n_max + 1))
+    if n_max > 0:
+        np.cumsum(np.log((rp[:, None] + grid[1:] - 1.0) / grid[1:]), axis=1, out=logc[:, 1:])
     power = np.where(grid > 0, grid * log_p[:, None], 0.0)
     out[:] = np.exp(logc + (rp * log_q + log_alive)[:, None] + power)
     if t <= 0:
@@ -666,12 +676,12 @@ def pareto_nbd_count_pmf_if_alive(n_max: int, t: float, x, T, r, alpha, s, beta)
 def _pmf_dead_part(out, sl, nodes, log_w, ap, bp, rp, sv, logc, n_max: int) -> None:
     """Add the quadrature of ``int_0^t g(v) NB(n; v) dv`` to ``out[sl]`` (rows ``sl``)."""
     a_, b_, r_, s_ = ap[sl, None], bp[sl, None], rp[sl, None], sv[sl, None]
-    log_av = np.log(a_ + nodes)
     ratio = nodes / (a_ + nodes)  # v / (a' + v)
-    log_ratio = np.log(nodes) - log_av
-    # ln of weight x dropout density x (a' / (a' + v)) ** r': the node's part of NB(0; v)
-    base = log_w + np.log(s_) + s_ * np.log(b_) - (s_ + 1.0) * np.log(b_ + nodes)
-    base += r_ * (np.log(a_) - log_av)
+    log_ratio = np.log(ratio)
+    # ln of weight x dropout density s / (b' + v) (b' / (b' + v)) ** s x (a' / (a' + v)) ** r':
+    # the node's part of NB(0; v)
+    base = log_w + np.log(s_) - np.log(b_ + nodes) - s_ * np.log1p(nodes / b_)
+    base -= r_ * np.log1p(nodes / a_)
     c = logc[sl]
     for n0 in range(0, n_max + 1, 16):
         # blocks of 16 counts start from logarithms (nothing underflows for large r'), then
