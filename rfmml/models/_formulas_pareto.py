@@ -677,11 +677,12 @@ def _pmf_dead_part(out, sl, nodes, log_w, ap, bp, rp, sv, logc, n_max: int) -> N
     """Add the quadrature of ``int_0^t g(v) NB(n; v) dv`` to ``out[sl]`` (rows ``sl``)."""
     a_, b_, r_, s_ = ap[sl, None], bp[sl, None], rp[sl, None], sv[sl, None]
     ratio = nodes / (a_ + nodes)  # v / (a' + v)
-    log_ratio = np.log(ratio)
-    # ln of weight x dropout density s / (b' + v) (b' / (b' + v)) ** s x (a' / (a' + v)) ** r':
+    la = np.log1p(nodes / a_)  # ln (1 + v / a'), ln (1 + v / b'): two logarithms per node
+    lb = np.log1p(nodes / b_)
+    log_ratio = np.log(nodes) - np.log(a_) - la
+    # ln of weight x dropout density s / b' (b' / (b' + v)) ** (s + 1) x (a' / (a' + v)) ** r':
     # the node's part of NB(0; v)
-    base = log_w + np.log(s_) - np.log(b_ + nodes) - s_ * np.log1p(nodes / b_)
-    base -= r_ * np.log1p(nodes / a_)
+    base = (log_w + np.log(s_ / b_)) - (s_ + 1.0) * lb - r_ * la
     c = logc[sl]
     for n0 in range(0, n_max + 1, 16):
         # blocks of 16 counts start from logarithms (nothing underflows for large r'), then
