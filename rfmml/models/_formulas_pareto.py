@@ -487,9 +487,20 @@ def pareto_nbd_probability_no_purchase(t, x, t_x, T, r, alpha, s, beta, p_alive=
         the probability of never buying again.
     """
     t, x, t_x, T = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(t, x, t_x, T))
-    aT, bT = alpha + T, beta + T
+    shape = t.shape
+    t, x, t_x, T = t.ravel(), x.ravel(), t_x.ravel(), T.ravel()
     if p_alive is None:
         p_alive = pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta)
+    # the purchase probability given alive depends on (t, x, T) only: once per distinct triple
+    codes, first = group_rows(t, x, T)
+    buy = _buy_if_alive(t[first], x[first], T[first], r, alpha, s, beta)[codes]
+    none = np.clip(1.0 - np.ravel(p_alive) * buy, 0.0, 1.0)
+    return none.reshape(shape)
+
+
+def _buy_if_alive(t, x, T, r, alpha, s, beta):
+    """P(a purchase in ``(T, T + t]`` | alive at ``T``) of :func:`pareto_nbd_probability_no_purchase`."""
+    aT, bT = alpha + T, beta + T
     # I(u) has per-row shifts A = alpha + T, B = beta + T, but it depends on A + u and
     # B + u only: evaluate it at u' = T + u with the scalar shifts alpha and beta
     p = r + x + 1.0
@@ -502,7 +513,7 @@ def pareto_nbd_probability_no_purchase(t, x, t_x, T, r, alpha, s, beta, p_alive=
     log_front = np.log(r + x) + (r + x) * np.log(aT) + s * np.log(bT)
     with np.errstate(divide="ignore"):
         buy = np.exp(log_front + log_i0) * -np.expm1(np.minimum(log_it - log_i0, 0.0))
-    return np.clip(1.0 - p_alive * np.clip(buy, 0.0, 1.0), 0.0, 1.0)
+    return np.clip(buy, 0.0, 1.0)
 
 
 def pareto_nbd_probability_of_purchases(n, t, r, alpha, s, beta):

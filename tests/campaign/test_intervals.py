@@ -128,6 +128,9 @@ def test_pareto_nbd_scoring_has_count_intervals(cdnow_fitted):
     point = cdnow_fitted.score(purchase_model=pareto)
     table = cdnow_fitted.score(purchase_model=pareto, interval=0.9, n_draws=50, random_state=0)
     pd.testing.assert_frame_equal(table[list(point.columns)], point)  # draws change no estimate
+    for name in INTERVAL_COLUMNS:
+        assert (table[f"{name}_lower"] <= table[name]).all(), name
+        assert (table[name] <= table[f"{name}_upper"]).all(), name
     lo, hi = table["purchase_count_lower"], table["purchase_count_upper"]
     assert not lo.isna().any() and not hi.isna().any()
     assert (lo == np.floor(lo)).all() and (lo >= 0).all() and (lo <= hi).all()
