@@ -8,7 +8,8 @@ chooses on CDNOW, and BG/NBD), best of ``--repeat`` fresh subprocesses (see
 ``_harness.py``): it simulates a weekly summary from that model + Gamma-Gamma (CDNOW
 parameters per week; customers acquired over 39 weeks and observed for 78, recency
 and T in whole weeks as ``btyd_summary(freq="W")`` makes them; continuous mean
-spend), fits both models, then times ``score_customers(..., interval=0.9, n_draws=200)`` with 11 segments:
+spend), fits both models, then times ``score_customers(..., interval=0.9, n_draws=200)``
+with 11 segments:
 the point columns, the parametric draws of both models, ``_lower``/``_upper`` of
 ``expected_purchases``, ``probability_alive``, ``probability_no_purchase``,
 ``expected_order_value`` and ``clv``, the predictive interval of the purchase
@@ -104,7 +105,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3, help="fresh processes; best time kept")
     parser.add_argument("--model", nargs="+", default=["ParetoNBD", "BetaGeoNBD"],
-                        choices=sorted(PARAMS), help="purchase models, one table row each")  # fmt: skip
+                        choices=sorted(PARAMS), help="purchase models (table rows)")  # fmt: skip
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

@@ -499,7 +499,7 @@ def pareto_nbd_probability_no_purchase(t, x, t_x, T, r, alpha, s, beta, p_alive=
 
 
 def _buy_if_alive(t, x, T, r, alpha, s, beta):
-    """P(a purchase in ``(T, T + t]`` | alive at ``T``) of :func:`pareto_nbd_probability_no_purchase`."""
+    """P(a purchase in ``(T, T + t]`` | alive at ``T``) for the probability of none."""
     aT, bT = alpha + T, beta + T
     # I(u) has per-row shifts A = alpha + T, B = beta + T, but it depends on A + u and
     # B + u only: evaluate it at u' = T + u with the scalar shifts alpha and beta

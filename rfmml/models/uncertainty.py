@@ -245,25 +245,25 @@ def _purchase_at(
         steps = np.array([0.0, float(horizon)])
     else:
         steps = np.arange(int(horizon) + 1, dtype=float)
-    prefix = _IF_ALIVE.get(_kind(model))
+    prefix = _IF_ALIVE.get(_kind(model) or "")
     if prefix is not None:
         # closed forms: P(alive) and P(no purchase) once per row, the expectation given
         # alive once per distinct (frequency, T) for every step
         formulas = model._formulas
-        theta = tuple(float(v) for v in theta)
+        params = tuple(float(v) for v in theta)
         x, t_x, T = rows["frequency"], rows["recency"], rows["T"]
         codes, first = group_rows(x, T)
         if_alive = getattr(formulas, f"{prefix}_expected_purchases_if_alive")
-        e = if_alive(steps[:, None], x[first][None, :], T[first][None, :], *theta)
-        alive = getattr(formulas, f"{prefix}_probability_alive")(x, t_x, T, *theta)
+        e = if_alive(steps[:, None], x[first][None, :], T[first][None, :], *params)
+        alive = getattr(formulas, f"{prefix}_probability_alive")(x, t_x, T, *params)
         disc = None if discount is None else (discount @ (e[1:] - e[:-1]))[codes] * alive
         purchases = e[-1][codes] * alive
         no_purchase = getattr(formulas, f"{prefix}_probability_no_purchase")
         t_h = np.full(len(x), float(horizon))
         if prefix == "pareto_nbd":  # its P(alive) is costly: not twice
-            none = no_purchase(t_h, x, t_x, T, *theta, p_alive=alive)
+            none = no_purchase(t_h, x, t_x, T, *params, p_alive=alive)
         else:
-            none = no_purchase(t_h, x, t_x, T, *theta)
+            none = no_purchase(t_h, x, t_x, T, *params)
         return alive, purchases, none, disc
     twin = _at(model, theta)
     frame = pd.DataFrame(rows)
@@ -330,7 +330,7 @@ def _has_count_distribution(model) -> bool:
 
 
 def _count_pmf_if_alive(model, theta: np.ndarray, x, T, t: float, n_max: int) -> np.ndarray:
-    """``P(X(T, T + t) = n | alive, x, T)``, shape (pairs, draws, n_max + 1), for any purchase model.
+    """``P(X(T, T + t) = n | alive, x, T)`` of any purchase model, shape (pairs, draws, n_max + 1).
 
     Given alive, every model's future is its new-customer process at
     parameters updated by the history:

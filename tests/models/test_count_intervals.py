@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfmml.models import model_class
 from rfmml.models import _formulas_pareto as FP
+from rfmml.models import model_class
 from rfmml.models.simulate import simulate_bgbb, simulate_mbgnbd, simulate_pareto_nbd
 from rfmml.models.uncertainty import _count_pmf_if_alive, interval_predictions
 
