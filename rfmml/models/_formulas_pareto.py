@@ -652,56 +652,110 @@ def pareto_nbd_count_pmf_if_alive(n_max: int, t: float, x, T, r, alpha, s, beta)
     out = np.empty((size, n_max + 1))
     if size == 0:
         return out.reshape(*shape, n_max + 1)
+    if t <= 0:  # nothing can happen in no time
+        out[:] = 0.0
+        out[:, 0] = 1.0
+        return out.reshape(*shape, n_max + 1)
     # alive throughout (0, t]: the NBD at t times the lifetime survival
     # logs of ratios near 1 by log1p: s and r' may be 1e6 in poorly identified draws
     log_q = -np.log1p(t / ap)  # ln (a' / (a' + t))
-    with np.errstate(divide="ignore"):
-        log_p = np.log(t) - np.log(ap + t)
+    log_p = np.log(t) - np.log(ap + t)  # ln (t / (a' + t))
     log_alive = -sv * np.log1p(t / bp)
     # ln Gamma(r' + n) / (Gamma(r') n!) as a running sum of ln((r' + n - 1) / n)
     logc = np.zeros((size, n_max + 1))
     if n_max > 0:
-        np.cumsum(np.log((rp[:, None] + grid[1:] - 1.0) / grid[1:]), axis=1, out=logc[:, 1:])
-    power = np.where(grid > 0, grid * log_p[:, None], 0.0)
-    out[:] = np.exp(logc + (rp * log_q + log_alive)[:, None] + power)
-    if t <= 0:
-        return out.reshape(*shape, n_max + 1)
+        step = np.add.outer(rp - 1.0, grid[1:])
+        step /= grid[1:]
+        np.log(step, out=step)
+        np.cumsum(step, axis=1, out=logc[:, 1:])
+        del step
+    np.multiply(log_p[:, None], grid, out=out)  # in place: n ln (t / (a' + t)) ...
+    out += logc
+    out += (rp * log_q + log_alive)[:, None]
+    np.exp(out, out=out)
     # dropout at v in (0, t): quadrature on panels graded towards 0, down to the scale on
-    # which the integrand varies (a' / (r' + 1) for (a' + v) ** -r', b' / (s + 1) likewise),
-    # one set of panels per number of levels
+    # which the integrand varies (a' / (r' + 1) for (a' + v) ** -r', b' / (s + 1) likewise)
     scale = np.minimum(ap / (rp + 1.0), bp / (sv + 1.0))
     levels = np.clip(np.ceil(np.log2(np.maximum(t / scale, 1.0))), 0, 60).astype(np.int64)
+    # rows with the same (a', b', s) (same T and draw, any x) share the nodes' dropout
+    # weights and powers of v / (a' + v): their sums over nodes are matrix products
+    codes, first = group_rows(ap, bp, sv)
+    n_groups = len(first)
+    counts = np.bincount(codes, minlength=n_groups)
+    by_group = np.argsort(codes, kind="stable")
+    starts = np.cumsum(counts) - counts
+    group_level = np.zeros(n_groups, dtype=np.int64)
+    np.maximum.at(group_level, codes, levels)
     y, w = roots_legendre(_PMF_NODES)
-    for level in np.unique(levels):
-        members = np.flatnonzero(levels == level)
+    for level in np.unique(group_level):
+        groups = np.flatnonzero(group_level == level)
         left, length = _pmf_panels(float(t), int(level))
         nodes = (left[:, None] + length[:, None] * 0.5 * (1.0 + y)).ravel()
         log_w = (np.log(0.5 * length)[:, None] + np.log(w)).ravel()
-        block = max(1, _PMF_BLOCK // nodes.size)
-        for start in range(0, members.size, block):
-            _pmf_dead_part(out, members[start : start + block], nodes, log_w, ap, bp, rp, sv,
-                           logc, n_max)  # fmt: skip
+        # groups of similar size together (little padding), bounded batches
+        groups = groups[np.argsort(counts[groups], kind="stable")]
+        done = 0
+        while done < groups.size:
+            width = int(counts[groups[done]])
+            fit = max(1, _PMF_BLOCK // (nodes.size * max(width, 1)))
+            take = groups[done : done + fit]
+            take = take[counts[take] <= 2 * width] if width else take
+            take = take[: max(1, take.size)]
+            _pmf_dead_part(out, take, by_group, starts, counts, first, nodes, log_w, ap, bp,
+                           rp, sv, logc, n_max)  # fmt: skip
+            done += take.size
     return out.reshape(*shape, n_max + 1)
 
 
-def _pmf_dead_part(out, sl, nodes, log_w, ap, bp, rp, sv, logc, n_max: int) -> None:
-    """Add the quadrature of ``int_0^t g(v) NB(n; v) dv`` to ``out[sl]`` (rows ``sl``)."""
-    a_, b_, r_, s_ = ap[sl, None], bp[sl, None], rp[sl, None], sv[sl, None]
-    ratio = nodes / (a_ + nodes)  # v / (a' + v)
+def _pmf_dead_part(out, groups, by_group, starts, counts, first, nodes, log_w, ap, bp, rp, sv,
+                   logc, n_max: int) -> None:  # fmt: skip
+    """Add the quadrature of ``int_0^t g(v) NB(n; v) dv`` to the rows of ``groups``.
+
+    A group's rows share ``a', b', s`` (so the nodes' ``ln g(v) w`` and
+    ``v / (a' + v)``) and differ in ``r'``; a batch of groups is padded to its
+    largest group (padding repeats a row, never written back). For each block
+    of 16 counts the sums over nodes are one batched matrix product with the
+    powers ``(v / (a' + v)) ** j``, j < 16.
+    """
+    size = counts[groups]
+    width = int(size.max())
+    j = np.arange(width)
+    valid = j < size[:, None]
+    pos = starts[groups][:, None] + np.minimum(j, size[:, None] - 1)
+    rows = by_group[pos]  # (groups, width)
+    g0 = first[groups]
+    a_, b_, s_ = ap[g0, None], bp[g0, None], sv[g0, None]
+    ratio = nodes / (a_ + nodes)  # v / (a' + v), (groups, nodes)
     la = np.log1p(nodes / a_)  # ln (1 + v / a'), ln (1 + v / b'): two logarithms per node
     lb = np.log1p(nodes / b_)
     log_ratio = np.log(nodes) - np.log(a_) - la
     # ln of weight x dropout density s / b' (b' / (b' + v)) ** (s + 1) x (a' / (a' + v)) ** r':
-    # the node's part of NB(0; v)
-    base = (log_w + np.log(s_ / b_)) - (s_ + 1.0) * lb - r_ * la
-    c = logc[sl]
+    # the node's part of NB(0; v), (groups, width, nodes)
+    base = ((log_w + np.log(s_ / b_)) - (s_ + 1.0) * lb)[:, None, :]
+    base = base - rp[rows][:, :, None] * la[:, None, :]
+    powers = np.empty((ratio.shape[0], 16, ratio.shape[1]))  # (groups, 16, nodes)
+    powers[:, 0] = 1.0
+    for k in range(1, 16):
+        np.multiply(powers[:, k - 1], ratio, out=powers[:, k])
+    ratio16 = powers[:, 15] * ratio
+    c = logc[rows]  # (groups, width, n_max + 1)
+    dest = rows[valid]
+    h = np.empty_like(base)
     for n0 in range(0, n_max + 1, 16):
-        # blocks of 16 counts start from logarithms (nothing underflows for large r'), then
-        # multiply by v / (a' + v); the count's factor Gamma(r' + n) / (Gamma(r') n!) is
-        # per row, applied after the sum over nodes
-        h = np.exp(base + n0 * log_ratio + c[:, n0 : n0 + 1])
-        mant = np.ones_like(ratio)
-        for n in range(n0, min(n0 + 16, n_max + 1)):
-            if n > n0:
-                mant *= ratio
-            out[sl, n] += np.exp(c[:, n] - c[:, n0]) * np.einsum("ij,ij->i", h, mant)
+        # blocks of 16 counts: the node terms exp(base + n ln(v / (a' + v)) + ln c_n) at the
+        # block's first count, from logarithms every fourth block (nothing under- or
+        # overflows for large r'), else updated by multiplication; the sums over nodes of
+        # the next counts are matrix products with the powers of v / (a' + v) and the
+        # count's factor Gamma(r' + n) / (Gamma(r') n!) per row
+        m = min(16, n_max + 1 - n0)
+        if n0 % 64 == 0:
+            np.multiply(log_ratio[:, None, :], float(n0), out=h)
+            h += base
+            h += c[:, :, n0 : n0 + 1]
+            np.exp(h, out=h)
+        else:
+            h *= np.exp(c[:, :, n0 : n0 + 1] - c[:, :, n0 - 16 : n0 - 15])
+            h *= ratio16[:, None, :]
+        sums = np.matmul(h, powers[:, :m].swapaxes(1, 2))  # (groups, width, m)
+        sums *= np.exp(c[:, :, n0 : n0 + m] - c[:, :, n0 : n0 + 1])
+        out[dest, n0 : n0 + m] += sums[valid]
