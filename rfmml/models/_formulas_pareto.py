@@ -574,8 +574,8 @@ def pareto_nbd_probability_of_purchases(n, t, r, alpha, s, beta):
 #: agree with a 40,000-node reference to 1e-14, 12 to 1e-10: quantiles of counts need no
 #: more, and the quadrature is the cost of the count intervals)
 _PMF_NODES = 12
-#: elements x nodes held at once by :func:`pareto_nbd_count_pmf_if_alive`
-_PMF_BLOCK = 1_000_000
+#: (rows + 16) x nodes held at once by :func:`pareto_nbd_count_pmf_if_alive` (8 MiB)
+_PMF_BLOCK = 1 << 20
 
 
 def _pmf_panels(t: float, levels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -697,7 +697,8 @@ def pareto_nbd_count_pmf_if_alive(n_max: int, t: float, x, T, r, alpha, s, beta)
         done = 0
         while done < groups.size:
             width = int(counts[groups[done]])
-            fit = max(1, _PMF_BLOCK // (nodes.size * max(width, 1)))
+            # per group: its rows' terms and the 16 powers of its nodes
+            fit = max(1, _PMF_BLOCK // (nodes.size * (width + 16)))
             take = groups[done : done + fit]
             take = take[counts[take] <= 2 * width] if width else take
             take = take[: max(1, take.size)]

@@ -377,9 +377,10 @@ def _count_grid(model, theta_hat: np.ndarray, x: np.ndarray, T: np.ndarray, t: f
     """First count grid per (frequency, T) pair, and its cap (None: doubled as needed).
 
     Continuous-time models: the mean given alive plus four negative-binomial
-    standard deviations (shape ``r + x``), rounded up to a multiple of 8 (a
-    multiple of 64 beyond 512: few distinct sizes to evaluate together, little
-    wasted work). BG/BB: the horizon, which bounds the count.
+    standard deviations (shape ``r + x``), the grid's length ``n_max + 1``
+    rounded up to a multiple of 16 (of 64 beyond 512: few distinct sizes, so
+    many pairs are evaluated together, and whole blocks of 16 counts for the
+    Pareto/NBD quadrature). BG/BB: the horizon, which bounds the count.
     """
     if _kind(model) == "BetaGeoBetaBinom":
         return np.full(len(x), int(t), dtype=np.int64), int(t)
@@ -388,8 +389,8 @@ def _count_grid(model, theta_hat: np.ndarray, x: np.ndarray, T: np.ndarray, t: f
     e_hat = if_alive(np.full(len(x), t), x, T, *theta_hat)
     sd = np.sqrt(e_hat + e_hat**2 / (theta_hat[0] + x))
     need = np.ceil(e_hat + 4.0 * sd + 5.0)
-    step = np.where(need > 512, 64.0, 8.0)
-    return (step * np.ceil(np.maximum(need, 8.0) / step)).astype(np.int64), None
+    step = np.where(need > 512, 64.0, 16.0)
+    return (step * np.ceil((np.maximum(need, 8.0) + 1.0) / step) - 1.0).astype(np.int64), None
 
 
 # ----------------------------------------------------------- interval results
