@@ -702,7 +702,7 @@ def _count_chunk(model, theta_p, prow, alive, t, lo_q, hi_q, count_bounds, sl, s
         # the grid's end as the upper bound of the rows that would need more
         if not short.any() or D * int(n_pair[short].max()) >= 2**22:
             break
-        n_pair[short] *= 2
+        n_pair[short] = 2 * n_pair[short] + 1  # twice the grid length: whole blocks of 16
         todo = np.flatnonzero(short)
     count_bounds[0][sl] = np.argmax(cdf >= lo_q - 1e-12, axis=1)
     reach = cdf >= hi_q - 1e-12
