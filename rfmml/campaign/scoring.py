@@ -366,8 +366,8 @@ def score_customers(
     ``expected_order_value`` and ``clv`` (central quantiles over ``n_draws`` parameter
     draws; the point columns are unchanged), ``purchase_count_lower`` and
     ``purchase_count_upper`` (a predictive interval of the number of purchases in the
-    horizon, BG/NBD), and ``attrs["intervals"]``: the settings and the totals per
-    segment and overall from joint draws (see
+    horizon, whole numbers, for every purchase model), and ``attrs["intervals"]``:
+    the settings and the totals per segment and overall from joint draws (see
     :func:`rfmml.models.uncertainty.interval_predictions`).
 
     ``expected_next_order_date`` is the observation end plus the median time to

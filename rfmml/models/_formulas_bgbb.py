@@ -32,6 +32,7 @@ __all__ = [
     "bgbb_expected_purchases_new_customer",
     "bgbb_probability_no_purchase",
     "bgbb_probability_of_purchases",
+    "bgbb_count_pmf_if_alive",
 ]
 
 
@@ -383,4 +384,62 @@ def bgbb_probability_of_purchases(x, n_opp, alpha, beta, gamma, delta):
                 + const
             )
             out = out + np.where(use, term, 0.0)
+    return out
+
+
+def bgbb_count_pmf_if_alive(m: int, x, n_opp, alpha, beta, gamma, delta) -> np.ndarray:
+    """``P(X(n, n + m) = k | alive at n + 1, x, n)`` for ``k = 0..m``.
+
+    Alive at opportunity ``n + 1`` (the state of :func:`bgbb_probability_alive`,
+    FHS10 eq. 11) after ``x`` transactions in ``n`` opportunities,
+    ``p ~ Beta(alpha + x, beta + n - x)`` and ``theta ~ Beta(gamma, delta + n + 1)``
+    independently (the alive term of eq. 5 extended by one survived
+    opportunity). The customer transacts at opportunity ``n + 1`` with
+    probability ``p``, then survives each later one with probability
+    ``1 - theta``: the number ``L`` of the ``m`` future opportunities at which he
+    is alive has ``P(L = j) = B(gamma + 1, delta' + j - 1) / B(gamma, delta')``
+    for ``1 <= j < m`` and ``P(L = m) = B(gamma, delta' + m - 1) / B(gamma, delta')``
+    (``delta' = delta + n + 1``), and given ``L = j`` the count is beta-binomial:
+
+        P(k) = sum_(j = max(k, 1))^m P(L = j) C(j, k)
+               B(alpha + x + k, beta + n - x + j - k) / B(alpha + x, beta + n - x).
+
+    Exact, ``O(m ** 2)`` terms. Times ``P(alive at n + 1)`` its mean is FHS10
+    eq. (13) (:func:`bgbb_expected_purchases`).
+
+    Parameters
+    ----------
+    m : int
+        Future opportunities (>= 0).
+    x, n_opp, alpha, beta, gamma, delta : array_like
+        Broadcast together to the shape ``S`` of the result's leading axes.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``S + (m + 1,)``.
+    """
+    x, n_opp, alpha, beta, gamma, delta = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (x, n_opp, alpha, beta, gamma, delta))
+    )
+    m = int(m)
+    a1, b1, d1 = (alpha + x)[..., None], (beta + n_opp - x)[..., None], (delta + n_opp + 1.0)
+    g, d1 = gamma[..., None], d1[..., None]
+    out = np.zeros((*x.shape, m + 1))
+    if m == 0:
+        out[..., 0] = 1.0
+        return out
+    log_b = betaln(a1, b1)
+    log_bg = betaln(g, d1)
+    for j in range(1, m + 1):
+        if j < m:
+            log_pl = betaln(g + 1.0, d1 + (j - 1.0)) - log_bg
+        else:
+            log_pl = betaln(g, d1 + (m - 1.0)) - log_bg
+        k = np.arange(j + 1, dtype=float)
+        log_bb = (
+            gammaln(j + 1.0) - gammaln(k + 1.0) - gammaln(j - k + 1.0)
+            + betaln(a1 + k, b1 + (j - k)) - log_b
+        )  # fmt: skip
+        out[..., : j + 1] += np.exp(log_pl + log_bb)
     return out

@@ -135,8 +135,8 @@ def simulate_pareto_nbd(n: int, T, params: Mapping[str, float], random_state=Non
     -------
     pandas.DataFrame
         Columns ``frequency``, ``recency``, ``T`` indexed by ``customer_id``;
-        ``attrs["true_params"]`` and the ``lambda``/``mu`` draws in
-        ``attrs["latent"]``.
+        ``attrs["true_params"]`` and the ``lambda``/``mu`` draws and whether
+        each customer is alive at ``T`` (``alive``) in ``attrs["latent"]``.
 
     References
     ----------
@@ -155,7 +155,7 @@ def simulate_pareto_nbd(n: int, T, params: Mapping[str, float], random_state=Non
     u = rng.random(T_arr.size)
     with np.errstate(divide="ignore"):
         recency = np.where(x > 0, window * u ** (1.0 / np.maximum(x, 1)), 0.0)
-    latent = {"lambda": lam, "mu": mu}
+    latent = {"lambda": lam, "mu": mu, "alive": tau > T_arr}
     return _summary_frame(x, recency, T_arr, params, ("r", "alpha", "s", "beta"), latent)
 
 
@@ -177,7 +177,7 @@ def simulate_mbgnbd(n: int, T, params: Mapping[str, float], random_state=None) -
     Returns
     -------
     pandas.DataFrame
-        As :func:`simulate_pareto_nbd` (``lambda``/``p`` in ``attrs["latent"]``).
+        As :func:`simulate_pareto_nbd` (``lambda``/``p``/``alive`` in ``attrs["latent"]``).
 
     References
     ----------
@@ -198,7 +198,8 @@ def simulate_mbgnbd(n: int, T, params: Mapping[str, float], random_state=None) -
     recency = np.zeros(size)
     pos = x > 0
     recency[pos] = T_arr[pos] * rng.beta(x[pos], arrivals[pos] - x[pos] + 1)
-    latent = {"lambda": lam, "p": p}
+    # alive at T: no dropout at time 0 and the fatal purchase not yet made
+    latent = {"lambda": lam, "p": p, "alive": ~dead_at_start & (arrivals < fatal)}
     return _summary_frame(x, recency, T_arr, params, ("r", "alpha", "a", "b"), latent)
 
 
@@ -225,7 +226,8 @@ def simulate_bgbb(
     pandas.DataFrame
         Columns ``frequency`` (opportunities with a transaction), ``recency``
         (the last such opportunity, 0 if none) and ``T`` (opportunities), all
-        integer-valued floats; ``p``/``theta`` in ``attrs["latent"]``.
+        integer-valued floats; ``p``/``theta`` and whether each customer is
+        alive after his ``n`` opportunities (``alive``) in ``attrs["latent"]``.
 
     References
     ----------
@@ -242,7 +244,8 @@ def simulate_bgbb(
     size = n_opp.size
     p = rng.beta(al, be, size=size)
     theta = rng.beta(ga, de, size=size)
-    alive_for = np.minimum(rng.geometric(np.clip(theta, 1e-300, 1.0)) - 1, n_opp)
+    survived = rng.geometric(np.clip(theta, 1e-300, 1.0)) - 1  # opportunities before dropout
+    alive_for = np.minimum(survived, n_opp)
     width = int(n_opp.max()) if size else 0
     frequency = np.zeros(size)
     recency = np.zeros(size)
@@ -252,5 +255,6 @@ def simulate_bgbb(
         buys = (rng.random((len(p[sl]), width)) < p[sl, None]) & (j <= alive_for[sl, None])
         frequency[sl] = buys.sum(axis=1)
         recency[sl] = np.where(buys.any(axis=1), width - np.argmax(buys[:, ::-1], axis=1), 0)
-    latent = {"p": p, "theta": theta}
+    # alive after the n opportunities (survived each of them)
+    latent = {"p": p, "theta": theta, "alive": survived >= n_opp}
     return _summary_frame(frequency, recency, n_opp, params, names, latent)

@@ -38,6 +38,8 @@ from sklearn.utils import check_random_state
 
 from rfmml.errors import ConvergenceError, DataError
 from rfmml.models import _formulas as F
+from rfmml.models import _formulas_bgbb as FB
+from rfmml.models import _formulas_pareto as FP
 from rfmml.models._grouping import group_rows, unique_rows
 from rfmml.models._validation import check_summary
 
@@ -234,27 +236,34 @@ def _purchase_at(
     """P(alive), E[purchases in horizon], P(no purchase in horizon), discounted purchases.
 
     The last is ``sum_k (E[Y(k)] - E[Y(k-1)]) / (1 + d)^k``, the CLV without
-    the order value (None when ``discount`` is None: no CLV wanted). BG/NBD uses
-    its closed forms once per distinct (frequency, T); other purchase models
-    their own methods.
+    the order value (None when ``discount`` is None: no CLV wanted). BG/NBD,
+    MBG/NBD and Pareto/NBD use their closed forms, the expectation given alive
+    once per distinct (frequency, T) for all steps; other purchase models
+    (BG/BB, whose horizons are a few opportunities) their own methods.
     """
     if discount is None:
         steps = np.array([0.0, float(horizon)])
     else:
         steps = np.arange(int(horizon) + 1, dtype=float)
-    if _is_bgnbd(model):
-        r, alpha, a, b = (float(v) for v in theta)
+    prefix = _IF_ALIVE.get(_kind(model) or "")
+    if prefix is not None:
+        # closed forms: P(alive) and P(no purchase) once per row, the expectation given
+        # alive once per distinct (frequency, T) for every step
+        formulas = model._formulas
+        params = tuple(float(v) for v in theta)
         x, t_x, T = rows["frequency"], rows["recency"], rows["T"]
         codes, first = group_rows(x, T)
-        e = F.bgnbd_expected_purchases_if_alive(
-            steps[:, None], x[first][None, :], T[first][None, :], r, alpha, a, b
-        )
-        alive = F.bgnbd_probability_alive(x, t_x, T, r, alpha, a, b)
+        if_alive = getattr(formulas, f"{prefix}_expected_purchases_if_alive")
+        e = if_alive(steps[:, None], x[first][None, :], T[first][None, :], *params)
+        alive = getattr(formulas, f"{prefix}_probability_alive")(x, t_x, T, *params)
         disc = None if discount is None else (discount @ (e[1:] - e[:-1]))[codes] * alive
         purchases = e[-1][codes] * alive
-        none = F.bgnbd_probability_no_purchase(
-            np.full(len(x), float(horizon)), x, t_x, T, r, alpha, a, b
-        )
+        no_purchase = getattr(formulas, f"{prefix}_probability_no_purchase")
+        t_h = np.full(len(x), float(horizon))
+        if prefix == "pareto_nbd":  # its P(alive) is costly: not twice
+            none = no_purchase(t_h, x, t_x, T, *params, p_alive=alive)
+        else:
+            none = no_purchase(t_h, x, t_x, T, *params)
         return alive, purchases, none, disc
     twin = _at(model, theta)
     frame = pd.DataFrame(rows)
@@ -305,13 +314,83 @@ def _count_pmf_if_alive_bgnbd(theta: np.ndarray, x, T, t: float, n_max: int) -> 
     return out
 
 
-def _is_bgnbd(model) -> bool:
-    """The BG/NBD closed forms apply (its kind; this module is below the model modules)."""
-    return type(model).__dict__.get("kind") == "BetaGeoNBD"
+def _kind(model) -> str | None:
+    """The model's own ``kind`` (not a subclass's: this module is below the model modules)."""
+    return type(model).__dict__.get("kind")
+
+
+#: purchase models whose expectation is P(alive) times a factor given alive, by formula prefix
+_IF_ALIVE = {"BetaGeoNBD": "bgnbd", "ModifiedBetaGeoNBD": "mbgnbd", "ParetoNBD": "pareto_nbd"}
+#: purchase models with a count distribution (:func:`_count_pmf_if_alive`)
+_COUNT_KINDS = ("BetaGeoNBD", "ModifiedBetaGeoNBD", "ParetoNBD", "BetaGeoBetaBinom")
 
 
 def _has_count_distribution(model) -> bool:
-    return _is_bgnbd(model)
+    return _kind(model) in _COUNT_KINDS
+
+
+def _count_pmf_if_alive(model, theta: np.ndarray, x, T, t: float, n_max: int) -> np.ndarray:
+    """``P(X(T, T + t) = n | alive, x, T)`` of any purchase model, shape (pairs, draws, n_max + 1).
+
+    Given alive, every model's future is its new-customer process at
+    parameters updated by the history:
+
+    BG/NBD
+        ``lambda ~ Gamma(r + x, alpha + T)``, ``p ~ Beta(a, b + x)``
+        (:func:`_count_pmf_if_alive_bgnbd`).
+    MBG/NBD
+        The same with ``p ~ Beta(a, b + x + 1)``: alive, the customer has
+        survived ``x + 1`` coin flips (one at time 0), and from ``T`` on drops
+        out only right after a purchase, as under the BG/NBD; so it is the
+        BG/NBD distribution at ``b + 1``.
+    Pareto/NBD
+        ``lambda ~ Gamma(r + x, alpha + T)``, ``mu ~ Gamma(s, beta + T)``
+        (:func:`rfmml.models._formulas_pareto.pareto_nbd_count_pmf_if_alive`).
+    BG/BB
+        Alive at opportunity ``T + 1``, ``p ~ Beta(alpha + x, beta + T - x)``,
+        ``theta ~ Beta(gamma, delta + T + 1)``, over ``t`` opportunities
+        (:func:`rfmml.models._formulas_bgbb.bgbb_count_pmf_if_alive`; there
+        ``n_max`` must be ``t``).
+
+    ``theta`` holds one row of parameters per draw; ``x`` and ``T`` one value per pair.
+    """
+    kind = _kind(model)
+    x = np.asarray(x, dtype=float)[:, None]
+    T = np.asarray(T, dtype=float)[:, None]
+    cols = [theta[:, i][None, :] for i in range(theta.shape[1])]
+    if kind == "BetaGeoNBD":
+        return _count_pmf_if_alive_bgnbd(theta, x[:, 0], T[:, 0], t, n_max)
+    if kind == "ModifiedBetaGeoNBD":
+        shifted = np.array(theta, dtype=float, copy=True)
+        shifted[:, 3] += 1.0
+        return _count_pmf_if_alive_bgnbd(shifted, x[:, 0], T[:, 0], t, n_max)
+    if kind == "ParetoNBD":
+        return FP.pareto_nbd_count_pmf_if_alive(n_max, t, x, T, *cols)
+    if kind == "BetaGeoBetaBinom":
+        if n_max != int(t):
+            raise ValueError(f"the BG/BB count grid is the horizon {t}, got n_max={n_max}.")
+        return FB.bgbb_count_pmf_if_alive(n_max, x, T, *cols)
+    raise TypeError(f"{type(model).__name__} has no count distribution.")
+
+
+def _count_grid(model, theta_hat: np.ndarray, x: np.ndarray, T: np.ndarray, t: float):
+    """First count grid per (frequency, T) pair, and its cap (None: doubled as needed).
+
+    Continuous-time models: the mean given alive plus four negative-binomial
+    standard deviations (shape ``r + x``), the grid's length ``n_max + 1``
+    rounded up to a multiple of 16 (of 64 beyond 512: few distinct sizes, so
+    many pairs are evaluated together, and whole blocks of 16 counts for the
+    Pareto/NBD quadrature). BG/BB: the horizon, which bounds the count.
+    """
+    if _kind(model) == "BetaGeoBetaBinom":
+        return np.full(len(x), int(t), dtype=np.int64), int(t)
+    prefix = _IF_ALIVE[_kind(model)]  # type: ignore[index]
+    if_alive = getattr(model._formulas, f"{prefix}_expected_purchases_if_alive")
+    e_hat = if_alive(np.full(len(x), t), x, T, *theta_hat)
+    sd = np.sqrt(e_hat + e_hat**2 / (theta_hat[0] + x))
+    need = np.ceil(e_hat + 4.0 * sd + 5.0)
+    step = np.where(need > 512, 64.0, 16.0)
+    return (step * np.ceil((np.maximum(need, 8.0) + 1.0) / step) - 1.0).astype(np.int64), None
 
 
 # ----------------------------------------------------------- interval results
@@ -323,8 +402,8 @@ class IntervalPredictions:
     ----------
     columns : pandas.DataFrame
         ``<column>_lower`` and ``<column>_upper`` per customer (index of the summary),
-        plus ``purchase_count_lower``/``_upper`` when the purchase model has a count
-        distribution.
+        plus ``purchase_count_lower``/``_upper`` (whole numbers) when there is a
+        purchase model.
     totals : pandas.DataFrame
         One row per segment and ``"all"``: ``n_customers``; ``expected_purchases``,
         ``revenue`` (expected spend in the horizon) and ``clv`` with their
@@ -369,10 +448,13 @@ def interval_predictions(
 
     The predictive interval of the number of purchases in ``(T, T + horizon]``
     (``purchase_count``) is exact, not simulated: the mixture over draws of
-    the model's conditional distribution of the count (BG/NBD: see
-    :func:`_count_pmf_bgnbd`), evaluated for n = 0..n_max with n_max
-    doubled until the mixture reaches the upper level. Purchase models without
-    a count distribution here get no ``purchase_count`` columns.
+    the model's conditional distribution of the count,
+    ``P(n) = (1 - P_alive) [n = 0] + P_alive P(n | alive)`` with the
+    distribution given alive of :func:`_count_pmf_if_alive` (BG/NBD, MBG/NBD,
+    Pareto/NBD and BG/BB: every purchase model), evaluated for n = 0..n_max
+    with n_max doubled until the mixture reaches the upper level (BG/BB: the
+    horizon). Its mean is the model's ``expected_purchases`` and its mass at
+    0 ``probability_no_purchase``, at every draw.
 
     Totals: per draw, the weighted sums of the per-customer predictions in
     each segment (and overall), then quantiles of that draws-length vector.
@@ -584,13 +666,9 @@ def _count_chunk(model, theta_p, prow, alive, t, lo_q, hi_q, count_bounds, sl, s
     pair, pfirst = group_rows(prow["frequency"], prow["T"])
     x, T = prow["frequency"][pfirst], prow["T"][pfirst]
     theta_hat = np.array(list(model.get_fitted_params().values()))
-    e_hat = F.bgnbd_expected_purchases_if_alive(np.full(len(x), t), x, T, *theta_hat)
-    # each pair's count grid: its mean plus four negative-binomial standard deviations
-    # (shape r + x), a power of two >= 8, doubled below for pairs whose mixture has not
-    # reached the upper level
-    sd = np.sqrt(e_hat + e_hat**2 / (theta_hat[0] + x))
-    need = np.ceil(e_hat + 4.0 * sd + 5.0)
-    n_pair = (2 ** np.ceil(np.log2(np.maximum(need, 8.0)))).astype(np.int64)
+    # each pair's count grid (_count_grid), doubled below for pairs whose mixture has not
+    # reached the upper level (BG/BB: the horizon, which holds every count)
+    n_pair, cap = _count_grid(model, theta_hat, x, T, t)
     by_pair = np.argsort(pair, kind="stable")
     splits = np.split(by_pair, np.cumsum(np.bincount(pair, minlength=len(x)))[:-1])
     mu, m2 = np.empty((len(x), D)), np.empty((len(x), D))
@@ -602,7 +680,7 @@ def _count_chunk(model, theta_p, prow, alive, t, lo_q, hi_q, count_bounds, sl, s
             mix = np.pad(mix, ((0, 0), (0, n_max + 1 - mix.shape[1])))
         for size in np.unique(n_pair[todo]):
             group = todo[n_pair[todo] == size]
-            cond = _count_pmf_if_alive_bgnbd(theta_p, x[group], T[group], t, int(size))
+            cond = _count_pmf_if_alive(model, theta_p, x[group], T[group], t, int(size))
             grid = np.arange(size + 1, dtype=float)
             mu[group], m2[group] = cond @ grid, cond @ grid**2  # pairs x D
             for j, c in zip(group, cond, strict=True):
@@ -618,11 +696,13 @@ def _count_chunk(model, theta_p, prow, alive, t, lo_q, hi_q, count_bounds, sl, s
             )
         short = np.zeros(len(x), dtype=bool)
         short[pair[cdf[:, -1] < hi_q + 1e-9]] = True
+        if cap is not None:
+            short &= n_pair < cap
         # stop when every row reaches the upper level, or (memory kept bounded) report
         # the grid's end as the upper bound of the rows that would need more
         if not short.any() or D * int(n_pair[short].max()) >= 2**22:
             break
-        n_pair[short] *= 2
+        n_pair[short] = 2 * n_pair[short] + 1  # twice the grid length: whole blocks of 16
         todo = np.flatnonzero(short)
     count_bounds[0][sl] = np.argmax(cdf >= lo_q - 1e-12, axis=1)
     reach = cdf >= hi_q - 1e-12

@@ -117,3 +117,33 @@ def test_segment_totals_figure(interval_table):
     fig = plot_segment_totals(pd.DataFrame(interval_table.attrs["intervals"]["totals"]))
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert "all:" in fig.axes[0].get_title()
+
+
+def test_pareto_nbd_scoring_has_count_intervals(cdnow_fitted):
+    # `make demo` chooses the Pareto/NBD on CDNOW: its table gets the predictive count
+    # columns and the segment totals their count intervals, as with the BG/NBD
+    from rfmml.models import ParetoNBD
+
+    pareto = ParetoNBD().fit(cdnow_fitted.summary)
+    point = cdnow_fitted.score(purchase_model=pareto)
+    table = cdnow_fitted.score(purchase_model=pareto, interval=0.9, n_draws=50, random_state=0)
+    pd.testing.assert_frame_equal(table[list(point.columns)], point)  # draws change no estimate
+    for name in INTERVAL_COLUMNS:
+        assert (table[f"{name}_lower"] <= table[name]).all(), name
+        assert (table[name] <= table[f"{name}_upper"]).all(), name
+    lo, hi = table["purchase_count_lower"], table["purchase_count_upper"]
+    assert not lo.isna().any() and not hi.isna().any()
+    assert (lo == np.floor(lo)).all() and (lo >= 0).all() and (lo <= hi).all()
+    # the upper bound is 0 exactly when no purchase has probability >= 95% (the mixture
+    # over draws moves that probability little: a margin of 0.02)
+    none = table["probability_no_purchase"]
+    assert (hi[none > 0.97] == 0).all() and (hi[none < 0.93] >= 1).all()
+    assert (hi > 0).any() and (lo > 0).any()
+    totals = pd.DataFrame(table.attrs["intervals"]["totals"]).set_index("segment")
+    assert {"purchase_count_lower", "purchase_count_upper"} <= set(totals.columns)
+    assert (totals["purchase_count_lower"] <= totals["expected_purchases"]).all()
+    assert (totals["expected_purchases"] <= totals["purchase_count_upper"]).all()
+    # the predictive total adds process noise to the parameter uncertainty: wider
+    everyone = totals.loc["all"]
+    assert everyone["purchase_count_lower"] < everyone["expected_purchases_lower"]
+    assert everyone["purchase_count_upper"] > everyone["expected_purchases_upper"]

@@ -286,7 +286,9 @@ def test_every_purchase_model_gets_intervals(kind, cdnow_summary, cdnow_gamma_ga
     assert (res["expected_purchases_upper"] > res["expected_purchases_lower"]).mean() > 0.9
     clv = customer_lifetime_value(model, cdnow_gamma_gamma, cdnow_summary, HORIZON, 0.0)
     assert (res["clv_lower"] <= clv).all() and (clv <= res["clv_upper"]).all()
-    assert "purchase_count_lower" not in res.columns  # no count distribution for this model
+    # every purchase model has a count distribution: whole-number predictive bounds
+    lo, hi = res["purchase_count_lower"], res["purchase_count_upper"]
+    assert (lo == np.floor(lo)).all() and (lo <= hi).all() and (hi >= 1).mean() > 0.5
 
 
 def test_bgbb_draws_both_ways():
