@@ -414,13 +414,20 @@ class CustomerState:
             raise DataError(
                 f"state {str(self.path)!r} holds no transactions yet; apply a batch with update()"
             )
-        value = self._con.execute("SELECT max(last_purchase) FROM rfmml_customers").fetchall()
-        if value[0][0] is None:
+        last = self._last()
+        if last is None:
             raise DataError(
                 f"state {str(self.path)!r} holds no transactions: every row absorbed so far "
                 "was a return without an earlier purchase"
             )
-        return pd.Timestamp(value[0][0])
+        return last
+
+    def _last(self) -> pd.Timestamp | None:
+        """The latest stored transaction, None when there is none."""
+        if not self._has_rows():
+            return None
+        value = self._con.execute("SELECT max(last_purchase) FROM rfmml_customers").fetchall()
+        return None if value[0][0] is None else pd.Timestamp(value[0][0])
 
     def batches(self) -> pd.DataFrame:
         """The applied batches, oldest first."""
@@ -573,7 +580,7 @@ class CustomerState:
         batch = int(
             con.execute("SELECT coalesce(max(batch), 0) + 1 FROM rfmml_batches").fetchall()[0][0]
         )
-        previous_end = self.last_timestamp if self._has_rows() else None
+        previous_end = self._last()
         con.execute(
             "INSERT INTO rfmml_batches (batch, fingerprint, rows_in, applied_at, rfmml_version) "
             "VALUES (?, ?, ?, ?, ?)",

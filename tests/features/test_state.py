@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
-from rfmml.data import read_transactions
+from rfmml.data import CleaningReport, online_retail_path, read_transactions
 from rfmml.errors import DataError, StateError
 from rfmml.features import CustomerState, btyd_summary, rfm_table
 from rfmml.features.state import SCHEMA_VERSION
@@ -102,10 +106,114 @@ def test_drop_duplicates_also_drops_rows_stored_by_earlier_batches(cdnow_tx, tmp
         _assert_same_features(state, whole)
 
 
-def test_net_returns_are_refused_with_the_reason(tmp_path):
-    with pytest.raises(ValueError, match="negative_amounts='net' is not supported"):
-        CustomerState.create(tmp_path / "s.duckdb", negative_amounts="net")
-    assert not (tmp_path / "s.duckdb").exists()
+def _assert_same_report(state: CustomerState, report: CleaningReport) -> None:
+    """The state's cleaning report counts what one read of every row counts."""
+    own = state.cleaning_report()
+    own.check()
+    for name in ("rows_in", "rows_out", "removed", "merged", "flagged"):
+        assert getattr(own, name) == getattr(report, name), name
+
+
+_NET = {"negative_amounts": "net"}
+_DAY = pd.Timestamp("2021-03-01")
+log_rows = st.lists(
+    st.tuples(
+        st.sampled_from([1, 2, 3]),  # customer
+        st.integers(0, 6),  # day: few, so that purchases share a time with returns
+        st.sampled_from([-30.0, -7.5, -0.1, -0.2, 0.0, 0.3, 4.0, 7.5, 12.25, 30.0]),
+        st.sampled_from([None, "o1", "o2", "o3", "o4"]),  # order (lines summed per order)
+        st.sampled_from(["web", "shop"]),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=log_rows,
+    n_batches=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+    order=st.booleans(),
+    group=st.booleans(),
+    dedupe=st.booleans(),
+    drop_zero=st.booleans(),
+)
+def test_net_returns_in_batches_in_any_order_equal_one_read(
+    rows, n_batches, seed, order, group, dedupe, drop_zero
+):
+    log = pd.DataFrame(rows, columns=["customer_id", "day", "amount", "order_id", "channel"])
+    log = log.assign(timestamp=_DAY + pd.to_timedelta(log.pop("day"), unit="D"))
+    options = {
+        "order": "order_id" if order else None,
+        "group": "channel" if group else None,
+        "drop_duplicates": dedupe,
+        "drop_zero_amounts": drop_zero,
+        **_NET,
+    }
+    log = log.drop(columns=[c for c, on in (("order_id", order), ("channel", group)) if not on])
+    try:
+        whole, report = read_transactions(log, **options)
+    except DataError:  # every row a return without an earlier purchase: nothing to compare
+        return
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, n_batches, len(log))
+    batches = [log[labels == i] for i in rng.permutation(n_batches) if (labels == i).any()]
+    # a batch with the same rows as an earlier one is taken for that batch sent twice
+    assume(len({_rows_key(b) for b in batches}) == len(batches))
+    with tempfile.TemporaryDirectory() as folder:
+        with CustomerState.create(Path(folder) / "s.duckdb", **options) as state:
+            for batch in batches:
+                assert state.update(batch).applied
+            assert not state.update(batches[0].iloc[::-1]).applied  # the same batch again
+            assert state.n_transactions == len(whole)
+            for freq in ("D", "M"):
+                pd.testing.assert_frame_equal(
+                    state.btyd_summary(freq=freq), btyd_summary(whole, freq=freq)
+                )
+            pd.testing.assert_frame_equal(state.rfm_table(), rfm_table(whole))
+            if group:
+                pd.testing.assert_frame_equal(
+                    state.btyd_summary(group="channel"), btyd_summary(whole, group="channel")
+                )
+            _assert_same_report(state, report)
+
+
+def _rows_key(batch: pd.DataFrame) -> tuple:
+    return tuple(sorted(map(repr, batch.itertuples(index=False))))
+
+
+def test_online_retail_returns_netted_across_batches(tmp_path):
+    """Cancellation invoices (negative quantities) in other batches than their purchases."""
+    raw = pd.read_parquet(online_retail_path())
+    log = pd.DataFrame(
+        {
+            "customer_id": raw["CustomerID"],
+            "timestamp": raw["InvoiceDate"],
+            "amount": raw["Quantity"] * raw["UnitPrice"],
+            "order_id": raw["InvoiceNo"].astype(str),
+            "country": raw["Country"],
+        }
+    )
+    options = {"order": "order_id", "group": "country", **_NET}
+    whole, report = read_transactions(log, **options)
+    assert report.merged["return netted against an earlier purchase"] > 3000
+    assert report.removed["return without an earlier purchase by the same customer"] > 100
+    with CustomerState.create(tmp_path / "retail.duckdb", **options) as state:
+        batches = _batches(log, 4, seed=13)
+        for batch in batches:
+            state.update(batch)
+        assert sum(state.batches()["late_rows"]) > 10_000
+        _assert_same_features(state, whole)
+        for freq in ("D", "W"):
+            pd.testing.assert_frame_equal(
+                state.btyd_summary(freq=freq, group="country"),
+                btyd_summary(whole, freq=freq, group="country"),
+            )
+        pd.testing.assert_frame_equal(
+            state.rfm_table(group="country"), rfm_table(whole, group="country")
+        )
+        _assert_same_report(state, report)
 
 
 def test_a_batch_failing_midway_leaves_every_table_unchanged(cdnow_tx, tmp_path):
