@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,7 @@ def test_state_equals_rebuild_on_cdnow_in_random_batches(cdnow_tx, tmp_path):
         assert state.n_transactions == len(tx)
         assert state.n_batches == 5
         _assert_same_features(state, tx)
+        _assert_same_report(state, read_transactions(tx).report)
         # an earlier end reads the stored rows, a later one the aggregates: both exact
         _assert_same_features(state, tx, observation_end="1997-09-30")
         _assert_same_features(state, tx, observation_end="1999-01-15")
@@ -76,11 +78,12 @@ def test_orders_split_across_batches_and_groups_on_online_retail(tmp_path):
     lines = load_online_retail(lines=True)
     source = lines[["customer_id", "timestamp", "amount", "order_id", "country"]]
     options = {"group": "country", "order": "order_id"}
-    tx, _ = read_transactions(source, **options)
+    tx, report = read_transactions(source, **options)
     with CustomerState.create(tmp_path / "retail.duckdb", **options) as state:
         for batch in _batches(source, 4, seed=11):  # an invoice's lines land in several batches
             state.update(batch)
         _assert_same_features(state, tx)
+        _assert_same_report(state, report)
         for freq in ("D", "M"):
             pd.testing.assert_frame_equal(
                 state.btyd_summary(freq=freq, group="country"),
@@ -104,6 +107,66 @@ def test_drop_duplicates_also_drops_rows_stored_by_earlier_batches(cdnow_tx, tmp
         assert update.rows_added < len(overlap) - 500
         assert state.n_transactions == len(whole)
         _assert_same_features(state, whole)
+        _assert_same_report(state, report)
+
+
+def _channel(tx: pd.DataFrame) -> pd.DataFrame:
+    """CDNOW with a sales channel by a fixed rule: most customers buy in both."""
+    day = tx["timestamp"].dt.day
+    return tx.assign(channel=np.where(day % 3 == 0, "web", "shop"))
+
+
+def test_group_features_come_from_per_group_aggregates(cdnow_tx, tmp_path):
+    tx = _channel(cdnow_tx[["customer_id", "timestamp", "amount"]])
+    assert (tx.groupby("customer_id")["channel"].nunique() > 1).sum() > 3000
+    with CustomerState.create(tmp_path / "s.duckdb", group="channel") as state:
+        for batch in _batches(tx, 4, seed=21):
+            state.update(batch)
+        assert state.tables()["rfmml_customer_groups"].shape[0] == len(
+            tx[["customer_id", "channel"]].drop_duplicates()
+        )
+        expected = {freq: btyd_summary(tx, freq=freq, group="channel") for freq in "DWM"}
+        early = btyd_summary(tx, observation_end="1997-12-31", group="channel")
+        expected_rfm = rfm_table(tx, group="channel")
+        for freq in "DWM":
+            pd.testing.assert_frame_equal(
+                state.btyd_summary(freq=freq, group="channel"), expected[freq]
+            )
+        pd.testing.assert_frame_equal(state.rfm_table(group="channel"), expected_rfm)
+        pd.testing.assert_frame_equal(
+            state.btyd_summary(observation_end="1997-12-31", group="channel"), early
+        )
+        # at the default end the stored rows are not read: without them, the same frames
+        state.connection.execute("DELETE FROM rfmml_transactions")
+        pd.testing.assert_frame_equal(state.btyd_summary(freq="W", group="channel"),
+                                      expected["W"])  # fmt: skip
+        pd.testing.assert_frame_equal(state.rfm_table(group="channel"), expected_rfm)
+
+
+def test_a_schema_1_state_is_upgraded_when_opened_for_writing(cdnow_tx, tmp_path):
+    tx = _channel(cdnow_tx[["customer_id", "timestamp", "amount"]])
+    first, second = _batches(tx, 2, seed=4)
+    path = tmp_path / "old.duckdb"
+    with CustomerState.create(path, group="channel") as state:
+        state.update(first)
+    con = duckdb.connect(str(path))  # what rfmml wrote before schema 2
+    con.execute("DROP TABLE rfmml_customer_groups")
+    con.execute("ALTER TABLE rfmml_batches DROP COLUMN report")
+    con.execute("UPDATE rfmml_meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+    with CustomerState.open(path, read_only=True) as state:  # read as it is, rows read
+        pd.testing.assert_frame_equal(
+            state.rfm_table(group="channel"), rfm_table(first, group="channel")
+        )
+    with CustomerState.open(path) as state:
+        state.update(second)
+        assert "rfmml_customer_groups" in state.tables()
+        pd.testing.assert_frame_equal(
+            state.btyd_summary(group="channel"), btyd_summary(tx, group="channel")
+        )
+        report = state.cleaning_report()
+        assert report.notes[0] == "batch 1 was applied by an older rfmml: no counts kept"
+        assert report.rows_in == len(second)
 
 
 def _assert_same_report(state: CustomerState, report: CleaningReport) -> None:
@@ -302,6 +365,44 @@ def test_read_only_state_refuses_updates(tiny_tx, tmp_path):
             state.update(tiny_tx)
         with pytest.raises(DataError, match="holds no transactions yet"):
             state.btyd_summary()
+
+
+def test_a_state_file_without_write_permission(tiny_tx):
+    folder = Path(tempfile.mkdtemp())  # not below pytest's root-only tmp folder
+    try:
+        folder.chmod(0o755)
+        path = folder / "s.duckdb"
+        with CustomerState.create(path) as state:
+            state.update(tiny_tx)
+        path.chmod(0o444)
+        before = path.read_bytes()
+        # root writes whatever the mode: the child gives up root after its imports
+        drop = "os.setgid(65534); os.setuid(65534)" if os.geteuid() == 0 else ""
+        code = textwrap.dedent(f"""
+            import os, sys
+            from rfmml.errors import StateError
+            from rfmml.features import CustomerState
+            {drop}
+            try:
+                CustomerState.open(sys.argv[1])
+            except StateError as exc:
+                print(exc)
+            with CustomerState.open(sys.argv[1], read_only=True) as state:
+                print(state.n_transactions)
+        """)
+        shown = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                               text=True, check=True)  # fmt: skip
+        message, count = shown.stdout.strip().splitlines()
+        assert message == (
+            f"state {str(path)!r} cannot be written (file permissions); open it with "
+            "CustomerState.open(path, read_only=True) to query it"
+        )
+        assert count == str(len(tiny_tx))
+        assert path.read_bytes() == before
+    finally:
+        for file in folder.iterdir():
+            file.unlink()
+        folder.rmdir()
 
 
 def test_state_locked_by_another_process(tiny_tx, tmp_path):
