@@ -10,14 +10,21 @@ database: it survives the process and any DuckDB client can read it):
 ``rfmml_batches``
     One row per applied batch: its fingerprint (SHA-256 of its cleaned rows,
     order-free), rows read and kept, customers touched, first and last
-    timestamp, when it was applied and by which rfmml version.
+    timestamp, when it was applied, by which rfmml version, and its cleaning
+    report (JSON).
 ``rfmml_transactions``
-    The cleaned transactions, in the canonical columns, with the batch number.
-``rfmml_customers``
-    Per-customer aggregates (first and last purchase, rows, orders, spend, and
-    for each period unit D, W, M: first and last period, number of purchase
-    periods and the first period's value). An update recomputes them only for
-    the customers its batch touches.
+    The cleaned transactions, in the canonical columns, with the batch number:
+    the rows :func:`~rfmml.data.read_transactions` gives on all batches at once.
+``rfmml_customers`` and ``rfmml_customer_groups``
+    Aggregates per customer, and per customer and group when the state has a
+    group column (first and last purchase, rows, orders, spend, and for each
+    period unit D, W, M: first and last period, number of purchase periods and
+    the first period's value). An update recomputes both, in its database
+    transaction, for the customers its batch touches only.
+``rfmml_raw`` and ``rfmml_net`` (``negative_amounts="net"`` only)
+    The rows of every batch before returns are netted (negative rows kept),
+    and per customer the counts of the netting (returns netted and unmatched,
+    purchases wiped, zero amounts, identical rows) for :meth:`CustomerState.cleaning_report`.
 ``rfmml_segment_history`` and ``rfmml_refreshes``
     Written by :func:`rfmml.refresh.refresh`: who was in which segment when
     (``customer_id``, ``segment``, ``valid_from``, ``valid_to``; an open row
@@ -27,16 +34,32 @@ database: it survives the process and any DuckDB client can read it):
 the same frames as :func:`rfmml.features.btyd_summary` and
 :func:`rfmml.features.rfm_table` on the whole log, whatever the order in which
 rows arrived. When every stored row lies within the requested observation end
-(the default), they read the per-customer aggregates, so the cost is one pass
-over the customers, not over the log; an earlier observation end or a
-``group`` reads the stored transactions instead (same result, full cost).
+(the default), they read the aggregates, per customer or, with ``group``, per
+customer and group: the cost is one pass over the customers, not over the
+log. An earlier observation end reads the stored transactions instead (same
+result, full cost). :meth:`CustomerState.cleaning_report` counts what one
+:func:`~rfmml.data.read_transactions` of all rows would count.
 
 Cleaning is applied batch by batch with the options given at creation. Every
 option of :func:`~rfmml.data.read_transactions` acts on a row alone, except
-two, handled as follows: ``drop_duplicates=True`` also drops a row identical
-to one stored by an earlier batch (as it would be on the whole log), and
-``negative_amounts="net"`` is refused: a return in a later batch would have to
-change a purchase stored earlier, which this state does not do yet.
+these, which act across batches as they would on the whole log:
+
+- ``order``: lines of one order that arrive in several batches are summed
+  into one row;
+- ``drop_duplicates=True`` also drops a row identical to one stored by an
+  earlier batch;
+- ``negative_amounts="net"``: a return is netted against the customer's latest
+  purchase at or before it (of several at that time, the largest), whichever
+  batch either came in. The state keeps every batch's rows as read, returns
+  included (``rfmml_raw``), and an update nets, drops zero amounts and
+  identical rows again for the customers it touches, from all their rows: a
+  late purchase can take a return stored earlier, a late return can reduce a
+  purchase stored earlier.
+
+Known limit: with ``negative_amounts="drop"`` or ``"error"`` the sign of an
+order is judged per batch, so an order whose lines are split across batches
+and sum to a negative amount only over all of them is not dropped (use
+``"net"``, or send an order's lines together).
 """
 
 from __future__ import annotations
@@ -104,7 +127,10 @@ class StateUpdate:
         Rows read from the source.
     rows_added : int
         Rows stored (after cleaning; with ``drop_duplicates``, also after
-        removing rows already stored).
+        removing rows already stored). With ``negative_amounts="net"``, the
+        change in :attr:`CustomerState.n_transactions` (returns are folded into
+        purchases, so it can be smaller than the batch, or negative with
+        ``drop_zero_amounts``).
     customers_touched : int
         Customers whose aggregates were recomputed.
     late_rows : int
