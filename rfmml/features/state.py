@@ -136,7 +136,9 @@ class StateUpdate:
     late_rows : int
         Rows dated before the state's last transaction at the time of the update.
     report : CleaningReport
-        The batch's cleaning report.
+        The batch's cleaning report (with ``negative_amounts="net"``: as read,
+        before returns are netted; :meth:`CustomerState.cleaning_report` counts
+        the netting over all batches).
     """
 
     fingerprint: str
