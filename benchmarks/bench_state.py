@@ -23,7 +23,14 @@ customer and channel on the whole log), ``group rebuild`` and ``group update``
 (a state with a group column keeps per-customer and per-(customer, channel)
 aggregates), ``group features`` (read from those aggregates) and ``group
 features from rows`` (the same frames computed from the stored transactions,
-which is what a state did before it kept per-group aggregates).
+which is what a state did before it kept per-group aggregates); and with
+returns: ``net rebuild`` and ``net update`` of a state with
+``negative_amounts="net"`` on the log plus returns (3 % of the purchases, half
+their value, 1 to 30 days later), each netted against the customer's purchase
+whichever batch it is in.
+
+``--save FILE`` writes the measurements as JSON; ``--reuse FILE`` takes the
+tasks found there from it instead of measuring them again.
 """
 
 from __future__ import annotations
@@ -44,9 +51,16 @@ from _harness import gib, measure, run_isolated, write_section  # noqa: E402
 from bench_features import synthetic_log  # noqa: E402
 
 
-def _split(n_rows: int, share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _split(n_rows: int, share: float, returns: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     tx = synthetic_log(n_rows)
     tx["channel"] = np.where(tx["timestamp"].dt.second % 3 == 0, "web", "shop")
+    if returns:
+        rng = np.random.default_rng(1)
+        bought = tx.sample(frac=0.03, random_state=2)
+        later = pd.to_timedelta(rng.integers(1, 31, len(bought)), unit="D")
+        back = bought.assign(amount=-(bought["amount"] / 2).round(2),
+                             timestamp=bought["timestamp"] + later)  # fmt: skip
+        tx = pd.concat([tx, back], ignore_index=True)
     cut = tx["timestamp"].quantile(1 - share)
     new = tx["timestamp"] > cut
     return tx.loc[~new], tx.loc[new]
@@ -57,9 +71,11 @@ def _child(task: str, n_rows: int, share: float) -> None:
     from rfmml.features import CustomerState, btyd_summary, rfm_table
 
     grouped = task.startswith("group ")
-    step = task.removeprefix("group ")
+    net = task.startswith("net ")
+    step = task.removeprefix("group ").removeprefix("net ")
     group = "channel" if grouped else None
-    old, new = _split(n_rows, share)
+    policy = "net" if net else "drop"
+    old, new = _split(n_rows, share, returns=net)
     if not grouped:
         old, new = old.drop(columns="channel"), new.drop(columns="channel")
     folder = Path(tempfile.mkdtemp(prefix="rfmml-bench-state-"))
@@ -78,14 +94,14 @@ def _child(task: str, n_rows: int, share: float) -> None:
         else:
 
             def run() -> None:
-                with CustomerState.create(path, group=group) as state:
+                with CustomerState.create(path, group=group, negative_amounts=policy) as state:
                     state.update(full)
 
         result = measure(run)
         if step == "rebuild":
             extra["file_mib"] = path.stat().st_size / 2**20
     else:
-        with CustomerState.create(path, group=group) as state:
+        with CustomerState.create(path, group=group, negative_amounts=policy) as state:
             state.update(old)
         del old
         state = CustomerState.open(path)
@@ -126,6 +142,8 @@ def main() -> None:
     parser.add_argument("--new-share", type=float, default=0.01)
     parser.add_argument("--child", nargs=1, metavar="TASK")
     parser.add_argument("--no-write", action="store_true", help="Do not update RESULTS.md.")
+    parser.add_argument("--save", type=Path, help="Write the measurements to this JSON file.")
+    parser.add_argument("--reuse", type=Path, help="Take the tasks measured in this JSON file.")
     args = parser.parse_args()
     n_rows = int(float(args.rows))
     if args.child:
@@ -142,10 +160,14 @@ def main() -> None:
         "group update": f"its update with the newest {share} of rows",
         "group features": "btyd_summary + rfm_table(group='channel') from the state",
         "group features from rows": "the same from the stored rows (the state before)",
+        "net rebuild": "CustomerState with negative_amounts='net', log plus 3 % returns",
+        "net update": f"its update with the newest {share} of rows",
     }
-    results = {}
-    loads = []
+    results = json.loads(args.reuse.read_text()) if args.reuse else {}
+    loads = results.pop("_loads", [])
     for task in tasks:
+        if task in results:
+            continue
         loads.append(os.getloadavg()[0])
         results[task] = run_isolated(
             __file__, "--child", task, "--rows", args.rows, "--new-share", str(args.new_share),
@@ -153,6 +175,8 @@ def main() -> None:
         )  # fmt: skip
         print(task, results[task], file=sys.stderr)
     loads.append(os.getloadavg()[0])
+    if args.save:
+        args.save.write_text(json.dumps({**results, "_loads": loads}, indent=1))
     lines = [
         "## Customer state: 1 % update vs rebuild (`benchmarks/bench_state.py`)",
         "",
@@ -171,15 +195,16 @@ def main() -> None:
         if "error" in r:
             lines.append(f"| {task} | {what} | error: {r['error']} | | | |")
             continue
-        base = "group " if task.startswith("group ") else ""
+        base = task.split(" ")[0] + " " if task.startswith(("group ", "net ")) else ""
         rebuild = results[base + "rebuild"].get("seconds", float("nan"))
-        recompute = results[base + "recompute"].get("seconds", float("nan"))
+        recompute = results.get(base + "recompute", {}).get("seconds")
+        of_recompute = f"{r['seconds'] / recompute:.3f}" if recompute else ""
         lines.append(
             f"| {task} | {what} | {r['seconds']:.2f} | {gib(r['peak_bytes'])} | "
-            f"{r['seconds'] / rebuild:.3f} | {r['seconds'] / recompute:.3f} |"
+            f"{r['seconds'] / rebuild:.3f} | {of_recompute} |"
         )
     lines.append("")
-    for name in ("update", "group update"):
+    for name in ("update", "group update", "net update"):
         update = results[name]
         if "rows" in update:
             lines.append(
@@ -188,7 +213,7 @@ def main() -> None:
             )
     lines += [
         "Target: an update takes at most a tenth of a full rebuild (never more than a fifth). "
-        "Shares in the group rows are of the group rebuild and group recompute.",
+        "Shares in the group and net rows are of the group (net) rebuild and recompute.",
     ]
     text = "\n".join(lines)
     print(text)
