@@ -115,13 +115,16 @@ def _child(task: str, n_rows: int, share: float) -> None:
             result = measure(run)
             extra.update(outcome)
         elif step == "features from rows":
+            from rfmml.features.state import _fetch
+
             state.update(new)
             end = state.last_timestamp
             rows = state.connection.sql("SELECT * EXCLUDE (_batch) FROM rfmml_transactions")
-            result = measure(
+            keys = ["customer_id", "channel"]
+            result = measure(  # what CustomerState did with group= before: the same frames
                 lambda: (
-                    btyd_summary(rows, end, "D", group).df(),
-                    rfm_table(rows, end, group).df(),
+                    _fetch(btyd_summary(rows, end, "D", group), keys),
+                    rfm_table(rows, end, group).order("customer_id, channel").df().set_index(keys),
                 )
             )
         else:
