@@ -815,6 +815,14 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
 @click.option("--order", default=None, help="Optional order/invoice id column.")
 @click.option("--timestamp-format", default=None, help="strftime format, e.g. %Y%m%d.")
 @click.option(
+    "--negative-amounts",
+    type=click.Choice(["drop", "net", "error"]),
+    default="drop",
+    show_default=True,
+    help="Returns: drop them, net them against the customer's purchase (also across "
+    "batches), or stop (read when the state is created).",
+)
+@click.option(
     "--segment-tolerance",
     default=0.2,
     show_default=True,
@@ -830,7 +838,7 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
 @_handle_errors
 def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, customer: str,
             timestamp: str, amount: str, order: str | None, timestamp_format: str | None,
-            segment_tolerance: float, purchase_tolerance: float,
+            negative_amounts: str, segment_tolerance: float, purchase_tolerance: float,
             tracking_uri: str | None) -> None:  # fmt: skip
     """Add NEW_LOG to the customer state, rescore with saved models (no refit), write
     predictions and entered/left lists, append the segment history, check for drift.
@@ -838,7 +846,8 @@ def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, c
     from rfmml.refresh import refresh as run_refresh
 
     options = {"customer": customer, "timestamp": timestamp, "amount": amount or None,
-               "order": order, "timestamp_format": timestamp_format}  # fmt: skip
+               "order": order, "timestamp_format": timestamp_format,
+               "negative_amounts": negative_amounts}  # fmt: skip
     result = run_refresh(new_log, state_path, model_dir, output, create_options=options,
                          tracking_uri=tracking_uri, segment_tolerance=segment_tolerance,
                          purchase_tolerance=purchase_tolerance)  # fmt: skip

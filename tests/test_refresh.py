@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from rfmml.campaign import ScoringPipeline, read_predictions, scoring_frame
 from rfmml.cli import main
+from rfmml.data import read_transactions
 from rfmml.features import CustomerState, btyd_summary, rfm_table
 from rfmml.models import BetaGeoNBD, GammaGamma
 from rfmml.refresh import load_scoring_pipeline, refresh
@@ -214,3 +215,29 @@ def test_a_first_batch_that_fails_leaves_no_state_file(model_dir, tmp_path):
     with pytest.raises(ValueError, match=r"column\(s\) \['timestamp'\] not found"):
         refresh(bad, tmp_path / "new.duckdb", model_dir, tmp_path / "out", log_to_mlflow=False)
     assert not (tmp_path / "new.duckdb").exists()
+
+
+def test_cli_refresh_nets_returns_that_arrive_with_a_later_batch(cdnow_parts, model_dir, tmp_path):
+    fit = cdnow_parts["fit"]
+    bought = fit[fit["amount"] > 0].sample(200, random_state=1)
+    returns = bought.assign(amount=-bought["amount"] / 2,
+                            timestamp=bought["timestamp"] + pd.Timedelta(days=1))  # fmt: skip
+    days = {"day1": fit, "day2": pd.concat([cdnow_parts["march"], returns])}
+    for name, frame in days.items():
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    pd.concat(days.values()).to_csv(tmp_path / "all.csv", index=False)
+    state = tmp_path / "state.duckdb"
+    for name in days:
+        result = CliRunner().invoke(main, ["refresh", str(tmp_path / f"{name}.csv"), "--state",
+                                           str(state), "--model", str(model_dir),
+                                           "--negative-amounts", "net", "-o",
+                                           str(tmp_path / name), "--tracking-uri",
+                                           _uri(tmp_path)])  # fmt: skip
+        assert result.exit_code == 0, result.output
+    whole, report = read_transactions(tmp_path / "all.csv", negative_amounts="net")
+    assert report.merged["return netted against an earlier purchase"] == 200
+    with CustomerState.open(state, read_only=True) as st:
+        assert st.cleaning["negative_amounts"] == "net"
+        pd.testing.assert_frame_equal(st.rfm_table(), rfm_table(whole))
+        pd.testing.assert_frame_equal(st.btyd_summary(freq="W"), btyd_summary(whole, freq="W"))
+        assert st.cleaning_report().merged == report.merged

@@ -529,9 +529,12 @@ def _net_returns(frame: pd.DataFrame, keys: list[str], report: CleaningReport) -
     returns["_order"] = np.arange(len(returns))
     for key in keys:  # merge_asof needs comparable key dtypes on both sides
         returns[key] = returns[key].astype(purchases[key].dtype)
+    # of several purchases at the same time, the last one sorted, the largest, takes the
+    # return: a rule of the values, not of the row order (CustomerState nets by it too)
+    ordered = purchases.sort_values(["timestamp", "amount"], kind="stable")
     matched = pd.merge_asof(
         returns.sort_values("timestamp"),
-        purchases[[*keys, "timestamp", "_row"]].sort_values("timestamp"),
+        ordered[[*keys, "timestamp", "_row"]],
         on="timestamp",
         by=keys,
         direction="backward",
@@ -542,7 +545,8 @@ def _net_returns(frame: pd.DataFrame, keys: list[str], report: CleaningReport) -
     report.merge("return netted against an earlier purchase", len(hit))
     credit = hit.groupby(hit["_row"].astype("int64"))["amount"].sum()
     amounts = purchases["amount"].to_numpy().copy()
-    amounts[credit.index.to_numpy()] += credit.to_numpy()
+    rows = credit.index.to_numpy()  # netted amounts rounded like summed orders: no float noise
+    amounts[rows] = np.round(amounts[rows] + credit.to_numpy(), _DECIMALS)
     wiped = amounts < 0
     if wiped.any():
         report.notes.append(
@@ -632,8 +636,9 @@ def read_transactions(
     negative_amounts : {"drop", "net", "error"}, default "drop"
         Returns and cancellations. ``"drop"`` removes negative rows; ``"net"``
         subtracts each from the same customer's latest purchase at or before it
-        (the purchase keeps its date, its amount is reduced but not below 0;
-        returns with no earlier purchase are removed); ``"error"`` raises.
+        (of several at that time, the largest; the purchase keeps its date, its
+        amount is reduced, rounded to 9 decimals, but not below 0; returns with
+        no earlier purchase are removed); ``"error"`` raises.
     drop_zero_amounts : bool, default False
         Zero-value rows are purchase events in the BTYD sense (lifetimes and the
         published CDNOW analyses count them), so they are kept and flagged by
@@ -766,7 +771,10 @@ def _read_transactions(
     separator: str | None = None,
     engine: Engine = "auto",
     lazy: bool = False,
+    keep_negative: bool = False,
 ) -> Transactions:
+    # keep_negative (CustomerState with negative_amounts="net"): negative rows are left
+    # in, neither dropped nor netted; the caller nets them against its stored purchases
     if engine not in ("auto", "duckdb", "pandas"):
         raise ValueError(f"engine must be 'auto', 'duckdb' or 'pandas', got {engine!r}")
     if negative_amounts not in ("drop", "net", "error"):
@@ -793,7 +801,7 @@ def _read_transactions(
             "group, order, quantity and price; map each to its own column"
         )
     fallback = None
-    if engine != "pandas" and isinstance(source, str | Path):
+    if engine != "pandas" and not keep_negative and isinstance(source, str | Path):
         scanned = _scan_file(Path(source), schema, engine, cancellation_prefix, observation_end,
                              allow_end_beyond_data, negative_amounts, drop_zero_amounts,
                              drop_duplicates)  # fmt: skip
@@ -874,7 +882,7 @@ def _read_transactions(
     if order is not None:
         frame = _orders(frame, group, schema.has_amount, report)
 
-    if schema.has_amount:
+    if schema.has_amount and not keep_negative:
         negative = frame["amount"] < 0
         n_negative = int(negative.sum())
         if negative_amounts == "error" and n_negative:

@@ -10,14 +10,21 @@ database: it survives the process and any DuckDB client can read it):
 ``rfmml_batches``
     One row per applied batch: its fingerprint (SHA-256 of its cleaned rows,
     order-free), rows read and kept, customers touched, first and last
-    timestamp, when it was applied and by which rfmml version.
+    timestamp, when it was applied, by which rfmml version, and its cleaning
+    report (JSON).
 ``rfmml_transactions``
-    The cleaned transactions, in the canonical columns, with the batch number.
-``rfmml_customers``
-    Per-customer aggregates (first and last purchase, rows, orders, spend, and
-    for each period unit D, W, M: first and last period, number of purchase
-    periods and the first period's value). An update recomputes them only for
-    the customers its batch touches.
+    The cleaned transactions, in the canonical columns, with the batch number:
+    the rows :func:`~rfmml.data.read_transactions` gives on all batches at once.
+``rfmml_customers`` and ``rfmml_customer_groups``
+    Aggregates per customer, and per customer and group when the state has a
+    group column (first and last purchase, rows, orders, spend, and for each
+    period unit D, W, M: first and last period, number of purchase periods and
+    the first period's value). An update recomputes both, in its database
+    transaction, for the customers its batch touches only.
+``rfmml_raw`` and ``rfmml_net`` (``negative_amounts="net"`` only)
+    The rows of every batch before returns are netted (negative rows kept),
+    and per customer the counts of the netting (returns netted and unmatched,
+    purchases wiped, zero amounts, identical rows) for :meth:`CustomerState.cleaning_report`.
 ``rfmml_segment_history`` and ``rfmml_refreshes``
     Written by :func:`rfmml.refresh.refresh`: who was in which segment when
     (``customer_id``, ``segment``, ``valid_from``, ``valid_to``; an open row
@@ -27,16 +34,32 @@ database: it survives the process and any DuckDB client can read it):
 the same frames as :func:`rfmml.features.btyd_summary` and
 :func:`rfmml.features.rfm_table` on the whole log, whatever the order in which
 rows arrived. When every stored row lies within the requested observation end
-(the default), they read the per-customer aggregates, so the cost is one pass
-over the customers, not over the log; an earlier observation end or a
-``group`` reads the stored transactions instead (same result, full cost).
+(the default), they read the aggregates, per customer or, with ``group``, per
+customer and group: the cost is one pass over the customers, not over the
+log. An earlier observation end reads the stored transactions instead (same
+result, full cost). :meth:`CustomerState.cleaning_report` counts what one
+:func:`~rfmml.data.read_transactions` of all rows would count.
 
 Cleaning is applied batch by batch with the options given at creation. Every
 option of :func:`~rfmml.data.read_transactions` acts on a row alone, except
-two, handled as follows: ``drop_duplicates=True`` also drops a row identical
-to one stored by an earlier batch (as it would be on the whole log), and
-``negative_amounts="net"`` is refused: a return in a later batch would have to
-change a purchase stored earlier, which this state does not do yet.
+these, which act across batches as they would on the whole log:
+
+- ``order``: lines of one order that arrive in several batches are summed
+  into one row;
+- ``drop_duplicates=True`` also drops a row identical to one stored by an
+  earlier batch;
+- ``negative_amounts="net"``: a return is netted against the customer's latest
+  purchase at or before it (of several at that time, the largest), whichever
+  batch either came in. The state keeps every batch's rows as read, returns
+  included (``rfmml_raw``), and an update nets, drops zero amounts and
+  identical rows again for the customers it touches, from all their rows: a
+  late purchase can take a return stored earlier, a late return can reduce a
+  purchase stored earlier.
+
+Known limit: with ``negative_amounts="drop"`` or ``"error"`` the sign of an
+order is judged per batch, so an order whose lines are split across batches
+and sum to a negative amount only over all of them is not dropped (use
+``"net"``, or send an order's lines together).
 """
 
 from __future__ import annotations
@@ -52,7 +75,12 @@ import numpy as np
 import pandas as pd
 
 from rfmml.data.report import CleaningReport
-from rfmml.data.transactions import TransactionSchema, end_cutoff, read_transactions
+from rfmml.data.transactions import (
+    TransactionSchema,
+    _read_transactions,
+    end_cutoff,
+    read_transactions,
+)
 from rfmml.errors import DataError, StateError
 from rfmml.features._engine import (
     as_timestamp,
@@ -67,8 +95,10 @@ from rfmml.features.classic import DAYS_PER_YEAR, rfm_table
 
 __all__ = ["SCHEMA_VERSION", "CustomerState", "StateUpdate"]
 
-#: Version of the state file's layout; a file with a larger one is refused.
-SCHEMA_VERSION = 1
+#: Version of the state file's layout; a file with a larger one is refused. 2: batch
+#: reports, per-(customer, group) aggregates, ``negative_amounts="net"``; a file of
+#: version 1 is brought to 2 when opened read-write.
+SCHEMA_VERSION = 2
 
 _PERIODS = {"D": "day", "W": "week", "M": "month"}
 _CLEANING = ("negative_amounts", "drop_zero_amounts", "drop_duplicates", "timestamp_format")
@@ -97,13 +127,18 @@ class StateUpdate:
         Rows read from the source.
     rows_added : int
         Rows stored (after cleaning; with ``drop_duplicates``, also after
-        removing rows already stored).
+        removing rows already stored). With ``negative_amounts="net"``, the
+        change in :attr:`CustomerState.n_transactions` (returns are folded into
+        purchases, so it can be smaller than the batch, or negative with
+        ``drop_zero_amounts``).
     customers_touched : int
         Customers whose aggregates were recomputed.
     late_rows : int
         Rows dated before the state's last transaction at the time of the update.
     report : CleaningReport
-        The batch's cleaning report.
+        The batch's cleaning report (with ``negative_amounts="net"``: as read,
+        before returns are netted; :meth:`CustomerState.cleaning_report` counts
+        the netting over all batches).
     """
 
     fingerprint: str
@@ -197,8 +232,10 @@ class CustomerState:
             The database file to create (must not exist).
         customer, timestamp, amount, group, order : str or None
             Column mapping of every batch, as in :func:`rfmml.data.read_transactions`.
-        negative_amounts : {"drop", "error"}, default "drop"
-            Returns policy. ``"net"`` is refused (see the module notes).
+        negative_amounts : {"drop", "net", "error"}, default "drop"
+            Returns policy, as in :func:`rfmml.data.read_transactions`; with
+            ``"net"`` a return is netted against the customer's purchase even
+            when the two arrive in different batches (see the module notes).
         drop_zero_amounts, drop_duplicates, timestamp_format
             As in :func:`rfmml.data.read_transactions`.
 
@@ -214,15 +251,9 @@ class CustomerState:
         ValueError
             For an unsupported cleaning option.
         """
-        if negative_amounts == "net":
+        if negative_amounts not in ("drop", "net", "error"):
             raise ValueError(
-                "negative_amounts='net' is not supported by CustomerState: a return in a later "
-                "batch would have to reduce a purchase stored earlier; use 'drop' or 'error', "
-                "or net returns before the batches reach the state"
-            )
-        if negative_amounts not in ("drop", "error"):
-            raise ValueError(
-                f"negative_amounts must be 'drop' or 'error', got {negative_amounts!r}"
+                f"negative_amounts must be 'drop', 'net' or 'error', got {negative_amounts!r}"
             )
         path = Path(path)
         if path.exists():
@@ -262,7 +293,7 @@ class CustomerState:
                 "CREATE TABLE rfmml_batches (batch INTEGER PRIMARY KEY, fingerprint VARCHAR "
                 "UNIQUE, rows_in BIGINT, rows_added BIGINT, customers_touched BIGINT, "
                 "late_rows BIGINT, first_timestamp TIMESTAMP, last_timestamp TIMESTAMP, "
-                "applied_at TIMESTAMP, rfmml_version VARCHAR)"
+                "applied_at TIMESTAMP, rfmml_version VARCHAR, report VARCHAR)"
             )
             con.execute(
                 "CREATE TABLE rfmml_refreshes (refreshed_at TIMESTAMP, observation_end "
@@ -302,9 +333,28 @@ class CustomerState:
             )
         con = _connect(path, read_only=read_only)
         try:
-            return cls(con, path, read_only=read_only)
+            state = cls(con, path, read_only=read_only)
+            if not read_only and int(state._meta["schema_version"]) < SCHEMA_VERSION:
+                state._upgrade()
+            return state
         except BaseException:
             con.close()
+            raise
+
+    def _upgrade(self) -> None:
+        """Bring a schema-1 file to schema 2 (batch reports, per-group aggregates)."""
+        self._con.begin()
+        try:
+            self._con.execute("ALTER TABLE rfmml_batches ADD COLUMN IF NOT EXISTS report VARCHAR")
+            if self._has_rows() and self._group() is not None:
+                self._con.execute(
+                    f"CREATE TABLE rfmml_customer_groups AS {self._aggregates_sql(None, True)}"
+                )
+            self._set_meta("schema_version", SCHEMA_VERSION)
+            self._con.commit()
+        except BaseException:
+            self._con.rollback()
+            self._meta = self._read_meta()
             raise
 
     def _read_meta(self) -> dict[str, Any]:
@@ -392,12 +442,85 @@ class CustomerState:
             raise DataError(
                 f"state {str(self.path)!r} holds no transactions yet; apply a batch with update()"
             )
-        value = self._con.execute("SELECT max(last_timestamp) FROM rfmml_batches").fetchall()[0][0]
-        return pd.Timestamp(value)
+        last = self._last()
+        if last is None:
+            raise DataError(
+                f"state {str(self.path)!r} holds no transactions: every row absorbed so far "
+                "was a return without an earlier purchase"
+            )
+        return last
+
+    def _last(self) -> pd.Timestamp | None:
+        """The latest stored transaction, None when there is none."""
+        if not self._has_rows():
+            return None
+        value = self._con.execute("SELECT max(last_purchase) FROM rfmml_customers").fetchall()
+        return None if value[0][0] is None else pd.Timestamp(value[0][0])
 
     def batches(self) -> pd.DataFrame:
         """The applied batches, oldest first."""
         return self._con.execute("SELECT * FROM rfmml_batches ORDER BY batch").df()
+
+    def cleaning_report(self) -> CleaningReport:
+        """The cleaning report of every row absorbed, as if read in one piece.
+
+        Its counts are those :func:`rfmml.data.read_transactions` reports on
+        all the batches' rows at once with the state's options: rows removed
+        row by row (missing values, future dates) add up over batches; order
+        lines, returns, zero amounts and identical rows are counted on the
+        stored rows, across batches. ``rows_out`` is :attr:`n_transactions`.
+        Notes are those of the batches, each once.
+
+        Returns
+        -------
+        CleaningReport
+        """
+        cleaning = self._meta["cleaning"]
+        nets = self._nets()
+        out = CleaningReport(time_zone=self.time_zone)
+        zero, same = "zero amount", "identical to an earlier row"
+        rows = self._con.execute("SELECT batch, report FROM rfmml_batches ORDER BY batch")
+        for batch, text in rows.fetchall():
+            if text is None:
+                out.notes.append(f"batch {batch} was applied by an older rfmml: no counts kept")
+                continue
+            report = json.loads(text)
+            out.rows_in += report["rows_in"]
+            for reason, n in report["removed"].items():
+                out.remove(reason, n)
+            for reason, n in report["merged"].items():
+                out.merge(reason, n)
+            if not nets and zero in report["flagged"]:
+                out.flag(zero, report["flagged"][zero])
+            out.notes += [n for n in report["notes"] if n not in out.notes]
+        if not self._has_rows():
+            return out
+        out.rows_out = self.n_transactions
+        if nets:
+            netted, unmatched, wiped, zeros, copies = (
+                int(v or 0)
+                for v in self._con.execute(
+                    "SELECT sum(returns_netted), sum(returns_unmatched), sum(purchases_wiped), "
+                    "sum(zero_amount), sum(identical) FROM rfmml_net"
+                ).fetchall()[0]
+            )
+            if netted + unmatched:
+                out.remove("return without an earlier purchase by the same customer", unmatched)
+            out.merge("return netted against an earlier purchase", netted)
+            if wiped:
+                out.notes.append(
+                    f"{wiped} purchases had returns larger than their value; "
+                    "their amount was set to 0 (the excess return value is not carried further)"
+                )
+            (out.remove if cleaning["drop_zero_amounts"] else out.flag)(zero, zeros)
+            (out.remove if cleaning["drop_duplicates"] else out.flag)(same, copies)
+        elif not cleaning["drop_duplicates"]:
+            columns = ", ".join(_q(c) for c, _ in self._meta["columns"] if c != "order_id")
+            distinct = self._con.execute(
+                f"SELECT count(*) FROM (SELECT DISTINCT {columns} FROM rfmml_transactions)"
+            ).fetchall()[0][0]
+            out.flag(same, out.rows_out - int(distinct))
+        return out
 
     def _has_rows(self) -> bool:
         return self._meta.get("columns") is not None
@@ -439,7 +562,14 @@ class CustomerState:
         """
         self._check_writable()
         mapping = self._meta["mapping"]
-        tx, report = read_transactions(transactions, **mapping, **self._meta["cleaning"])
+        if self._nets():
+            # returns are netted by the state, against every stored purchase: read the
+            # batch with its negative rows, zero amounts and identical rows left in
+            options = dict(self._meta["cleaning"], drop_zero_amounts=False, drop_duplicates=False)
+            options["negative_amounts"] = "drop"
+            tx, report = _read_transactions(transactions, **mapping, **options, keep_negative=True)
+        else:
+            tx, report = read_transactions(transactions, **mapping, **self._meta["cleaning"])
         if not isinstance(tx, pd.DataFrame):
             tx = tx.to_pandas()
         zone = report.time_zone
@@ -478,26 +608,31 @@ class CustomerState:
         batch = int(
             con.execute("SELECT coalesce(max(batch), 0) + 1 FROM rfmml_batches").fetchall()[0][0]
         )
-        previous_end = self.last_timestamp if self._has_rows() else None
+        previous_end = self._last()
         con.execute(
             "INSERT INTO rfmml_batches (batch, fingerprint, rows_in, applied_at, rfmml_version) "
             "VALUES (?, ?, ?, ?, ?)",
             [batch, fp, report.rows_in, pd.Timestamp.now(tz="UTC").tz_localize(None),
              _rfmml_version()],
         )  # fmt: skip
+        report = CleaningReport(**json.loads(json.dumps(report.to_dict())))  # the stored copy
         con.register("_rfmml_batch", tx)
         try:
             columns = self._check_columns(tx)
             cols = ", ".join(_q(c) for c in columns)
-            if not self._has_rows():
-                con.execute(
-                    f"CREATE TABLE rfmml_transactions AS SELECT {cols}, 0::INTEGER AS _batch "
-                    "FROM _rfmml_batch LIMIT 0"
-                )
-                self._create_customers()
+            first = not self._has_rows()
+            if first:
+                for table in ["rfmml_transactions"] + (["rfmml_raw"] if self._nets() else []):
+                    con.execute(
+                        f"CREATE TABLE {table} AS SELECT {cols}, 0::INTEGER AS _batch "
+                        "FROM _rfmml_batch LIMIT 0"
+                    )
                 self._set_meta("columns", [[c, t] for c, t in self._types("_rfmml_batch")])
                 self._set_meta("time_zone", zone)
-            if self._meta["cleaning"]["drop_duplicates"]:
+                self._create_aggregates()
+            stored = "rfmml_raw" if self._nets() else "rfmml_transactions"
+            before = self.n_transactions
+            if self._meta["cleaning"]["drop_duplicates"] and not self._nets():
                 new_rows = (
                     f"SELECT {cols} FROM _rfmml_batch EXCEPT SELECT {cols} FROM "
                     "rfmml_transactions WHERE customer_id IN (SELECT customer_id FROM "
@@ -505,46 +640,140 @@ class CustomerState:
                 )
             else:
                 new_rows = f"SELECT {cols} FROM _rfmml_batch"
-            con.execute(
-                f"INSERT INTO rfmml_transactions ({cols}, _batch) SELECT {cols}, {batch} "
-                f"FROM ({new_rows})"
-            )
-            added = int(
-                con.execute(
-                    "SELECT count(*) FROM rfmml_transactions WHERE _batch = ?", [batch]
-                ).fetchall()[0][0]
-            )
+            inserted = con.execute(
+                f"INSERT INTO {stored} ({cols}, _batch) SELECT {cols}, {batch} FROM ({new_rows})"
+            ).fetchall()[0][0]
+            if self._meta["cleaning"]["drop_duplicates"] and not self._nets():
+                report.remove("identical to an earlier row", len(tx) - int(inserted))
             if self._with_order():
-                self._merge_split_orders(columns, batch)
+                merged = self._merge_split_orders(stored, columns, batch)
+                report.merge("order lines summed into one row per order", merged)
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE _rfmml_touched AS "
                 "SELECT DISTINCT customer_id FROM _rfmml_batch"
             )
             touched = int(con.execute("SELECT count(*) FROM _rfmml_touched").fetchall()[0][0])
-            con.execute(
-                "DELETE FROM rfmml_customers WHERE customer_id IN "
-                "(SELECT customer_id FROM _rfmml_touched)"
-            )
-            scope = "_rfmml_touched" if previous_end is not None else None  # first: all rows
-            con.execute(f"INSERT INTO rfmml_customers {self._aggregates_sql(scope)}")
-            first, last = tx["timestamp"].min(), tx["timestamp"].max()
+            scope = None if first else "_rfmml_touched"  # first batch: every row
+            if self._nets():
+                self._net(scope, columns)
+                added = self.n_transactions - before
+            else:
+                added = int(
+                    con.execute(
+                        "SELECT count(*) FROM rfmml_transactions WHERE _batch = ?", [batch]
+                    ).fetchall()[0][0]
+                )
+            for by_group in [False] + ([True] if self._group() is not None else []):
+                table = "rfmml_customer_groups" if by_group else "rfmml_customers"
+                con.execute(
+                    f"DELETE FROM {table} WHERE customer_id IN "
+                    "(SELECT customer_id FROM _rfmml_touched)"
+                )
+                con.execute(f"INSERT INTO {table} {self._aggregates_sql(scope, by_group)}")
+            low, high = tx["timestamp"].min(), tx["timestamp"].max()
             late = 0 if previous_end is None else int((tx["timestamp"] < previous_end).sum())
             con.execute(
                 "UPDATE rfmml_batches SET rows_added = ?, customers_touched = ?, late_rows = ?, "
-                "first_timestamp = ?, last_timestamp = ? WHERE batch = ?",
-                [added, touched, late, first, last, batch],
+                "first_timestamp = ?, last_timestamp = ?, report = ? WHERE batch = ?",
+                [added, touched, late, low, high, json.dumps(report.to_dict()), batch],
             )
             con.execute("DROP TABLE _rfmml_touched")
         finally:
             con.unregister("_rfmml_batch")
         return StateUpdate(fp, True, report.rows_in, added, touched, late, report)
 
-    def _merge_split_orders(self, columns: list[str], batch: int) -> None:
+    def _net(self, scope: str | None, columns: list[str]) -> None:
+        """Net the returns of the customers in ``scope`` again, from their stored rows.
+
+        The same steps as :func:`rfmml.data.read_transactions` with
+        ``negative_amounts="net"`` on the whole log: each negative row goes to the
+        customer's latest purchase at or before it (of several at that time, the
+        largest), whose amount becomes ``max(round(amount + returns, 9), 0)``;
+        returns without an earlier purchase are removed; then zero amounts and
+        identical rows are dropped or flagged. The clean rows replace those of the
+        customers in ``rfmml_transactions``; the counts go to ``rfmml_net``.
+        """
+        con = self._con
+        where = f"WHERE customer_id IN (SELECT customer_id FROM {scope})" if scope else ""
+        group = self._group()
+        keys = ["customer_id"] + ([group] if group is not None else [])
+        match = " AND ".join(f"r.{_q(k)} = t.{_q(k)}" for k in keys)
+        key_cols = ", ".join(_q(k) for k in keys)
+        same = ", ".join(_q(c) for c in columns if c not in ("order_id", "amount"))
+        last = "order_id IS NULL" if self._with_order() else "1"  # order rows are kept first
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _rfmml_raw AS
+            SELECT rowid AS _rid, * FROM rfmml_raw {where}
+        """)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _rfmml_hit AS
+            WITH target AS (
+                SELECT {key_cols}, "timestamp", arg_max(_rid, amount) AS _rid
+                FROM _rfmml_raw WHERE amount >= 0 GROUP BY ALL
+            )
+            SELECT r.customer_id, r.amount, t._rid
+            FROM (SELECT * FROM _rfmml_raw WHERE amount < 0) r
+            ASOF LEFT JOIN target t ON {match} AND r."timestamp" >= t."timestamp"
+        """)
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _rfmml_clean AS
+            WITH credit AS (
+                SELECT _rid, sum(amount) AS credit FROM _rfmml_hit
+                WHERE _rid IS NOT NULL GROUP BY _rid
+            ),
+            netted AS (
+                SELECT p.* EXCLUDE (amount), CASE WHEN c._rid IS NULL THEN p.amount
+                    ELSE round(p.amount + c.credit, {_ORDER_DECIMALS}) END AS _net
+                FROM (SELECT * FROM _rfmml_raw WHERE amount >= 0) p
+                LEFT JOIN credit c ON p._rid = c._rid
+            )
+            SELECT *, CASE WHEN _net > 0 THEN _net ELSE 0.0 END AS amount, _net < 0 AS _wiped,
+                row_number() OVER (PARTITION BY {same}, CASE WHEN _net > 0 THEN _net
+                    ELSE 0.0 END ORDER BY {last}) AS _copy
+            FROM netted
+        """)
+        cleaning = self._meta["cleaning"]
+        kept = []
+        if cleaning["drop_zero_amounts"]:
+            kept.append("amount <> 0")
+        if cleaning["drop_duplicates"]:
+            kept.append("_copy = 1")
+        where_kept = ("WHERE " + " AND ".join(kept)) if kept else ""
+        counted_copy = "_copy > 1 AND amount <> 0" if cleaning["drop_zero_amounts"] else "_copy > 1"
+        if scope is not None:
+            for table in ("rfmml_transactions", "rfmml_net"):
+                con.execute(
+                    f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM {scope})"
+                )
+        cols = ", ".join(_q(c) for c in columns)
+        con.execute(
+            f"INSERT INTO rfmml_transactions ({cols}, _batch) SELECT {cols}, _batch "
+            f"FROM _rfmml_clean {where_kept}"
+        )
+        con.execute(f"""
+            INSERT INTO rfmml_net
+            SELECT customer_id, sum(netted)::BIGINT, sum(unmatched)::BIGINT, sum(wiped)::BIGINT,
+                sum(zero)::BIGINT, sum(copies)::BIGINT
+            FROM (
+                SELECT customer_id, count(_rid) AS netted, count(*) - count(_rid) AS unmatched,
+                    0 AS wiped, 0 AS zero, 0 AS copies
+                FROM _rfmml_hit GROUP BY customer_id
+                UNION ALL
+                SELECT customer_id, 0, 0, count(*) FILTER (_wiped),
+                    count(*) FILTER (amount = 0), count(*) FILTER ({counted_copy})
+                FROM _rfmml_clean GROUP BY customer_id
+            ) GROUP BY customer_id
+        """)
+        for table in ("_rfmml_raw", "_rfmml_hit", "_rfmml_clean"):
+            con.execute(f"DROP TABLE {table}")
+
+    def _merge_split_orders(self, table: str, columns: list[str], batch: int) -> int:
         """One row per order across batches, as :func:`read_transactions` gives on the whole log.
 
         The loader sums an order's lines into one row (earliest line time, total
         amount) within a batch; when lines of one order arrive in several batches,
-        the rows stored for it are merged the same way here.
+        the rows stored for it in ``table`` are merged the same way here. Returns
+        the number of rows merged away.
         """
         group = self._meta["mapping"]["group"]
         keys = ["order_id", "customer_id"] + ([group] if group is not None else [])
@@ -562,19 +791,21 @@ class CustomerState:
         con = self._con
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE _rfmml_split AS SELECT {', '.join(picks)}, "
-            f"{batch}::INTEGER AS _batch FROM rfmml_transactions "
-            f"WHERE ({key_sql}) IN (SELECT DISTINCT {key_sql} FROM rfmml_transactions "
+            f"{batch}::INTEGER AS _batch FROM {table} "
+            f"WHERE ({key_sql}) IN (SELECT DISTINCT {key_sql} FROM {table} "
             f"WHERE _batch = {batch} AND order_id IS NOT NULL) "
             f"GROUP BY {key_sql} HAVING count(*) > 1"
         )
-        match = " AND ".join(f"rfmml_transactions.{_q(k)} = s.{_q(k)}" for k in keys)
-        con.execute(f"DELETE FROM rfmml_transactions USING _rfmml_split s WHERE {match}")
+        match = " AND ".join(f"{table}.{_q(k)} = s.{_q(k)}" for k in keys)
+        deleted = con.execute(f"DELETE FROM {table} USING _rfmml_split s WHERE {match}")
+        n_deleted = int(deleted.fetchall()[0][0])
         cols = ", ".join(_q(c) for c in columns)
-        con.execute(
-            f"INSERT INTO rfmml_transactions ({cols}, _batch) SELECT {cols}, _batch "
-            "FROM _rfmml_split"
+        inserted = con.execute(
+            f"INSERT INTO {table} ({cols}, _batch) SELECT {cols}, _batch FROM _rfmml_split"
         )
+        n_inserted = int(inserted.fetchall()[0][0])
         con.execute("DROP TABLE _rfmml_split")
+        return n_deleted - n_inserted
 
     def _types(self, relation: str) -> list[tuple[str, str]]:
         rows = self._con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
@@ -614,15 +845,40 @@ class CustomerState:
     def _with_order(self) -> bool:
         return self._meta["mapping"]["order"] is not None
 
-    def _create_customers(self) -> None:
-        self._con.execute(
-            "CREATE TABLE rfmml_customers AS "
-            "SELECT * FROM (" + self._aggregates_sql(None) + ") LIMIT 0"
-        )
+    def _group(self) -> str | None:
+        group: str | None = self._meta["mapping"]["group"]
+        return group
 
-    def _aggregates_sql(self, touched: str | None) -> str:
-        """Per-customer aggregates of the stored rows (of the customers in ``touched``)."""
+    def _nets(self) -> bool:
+        """Whether returns are netted by the state (``negative_amounts="net"`` with amounts)."""
+        return self._meta["cleaning"]["negative_amounts"] == "net" and self._with_amount()
+
+    def _create_aggregates(self) -> None:
+        """The empty aggregate tables, typed by the first batch's columns."""
+        tables = {"rfmml_customers": False}
+        if self._group() is not None:
+            tables["rfmml_customer_groups"] = True
+        for table, by_group in tables.items():
+            self._con.execute(
+                f"CREATE TABLE {table} AS SELECT * FROM ({self._aggregates_sql(None, by_group)}) "
+                "LIMIT 0"
+            )
+        if self._nets():
+            id_type = dict(self._meta["columns"])["customer_id"]
+            self._con.execute(
+                f"CREATE TABLE rfmml_net (customer_id {id_type}, returns_netted BIGINT, "
+                "returns_unmatched BIGINT, purchases_wiped BIGINT, zero_amount BIGINT, "
+                "identical BIGINT)"
+            )
+
+    def _aggregates_sql(self, touched: str | None, by_group: bool = False) -> str:
+        """Aggregates of the stored rows (of the customers in ``touched``).
+
+        Per customer, or per customer and group with ``by_group``.
+        """
         where = f"WHERE customer_id IN (SELECT customer_id FROM {touched})" if touched else ""
+        group = self._group()
+        k = "customer_id" + (f", {_q(group)}" if by_group and group is not None else "")
         amount = self._with_amount()
         a = ', sum("amount") AS a' if amount else ""
         suma = ", sum(a) AS a" if amount else ""
@@ -637,38 +893,43 @@ class CustomerState:
             source = (
                 "days"
                 if freq == "D"
-                else f"(SELECT customer_id, {trunc} AS p{suma} FROM days GROUP BY ALL)"
+                else f"(SELECT {k}, {trunc} AS p{suma} FROM days GROUP BY ALL)"
             )
             first_a = f", arg_min(a, p) AS first_amount_{freq}" if amount else ""
             per_freq.append(
-                f"{freq.lower()} AS (SELECT customer_id, min(p) AS first_{freq}, "
+                f"{freq.lower()} AS (SELECT {k}, min(p) AS first_{freq}, "
                 f"max(p) AS last_{freq}, count(*) AS n_{freq}{first_a} FROM {source} GROUP BY ALL)"
             )
         total = ', sum("amount") AS total_spend' if amount else ""
         return f"""
             WITH rows AS (SELECT * FROM rfmml_transactions {where}),
-            days AS (SELECT customer_id, CAST("timestamp" AS DATE) AS p{a} FROM rows GROUP BY ALL),
+            days AS (SELECT {k}, CAST("timestamp" AS DATE) AS p{a} FROM rows GROUP BY ALL),
             per_row AS (
-                SELECT customer_id, min("timestamp") AS first_purchase,
+                SELECT {k}, min("timestamp") AS first_purchase,
                     max("timestamp") AS last_purchase, count(*) AS n_rows,
                     {orders} AS n_orders{total}
                 FROM rows GROUP BY ALL
             ),
             {", ".join(per_freq)}
-            SELECT * FROM per_row JOIN d USING (customer_id) JOIN w USING (customer_id)
-                JOIN m USING (customer_id)
+            SELECT * FROM per_row JOIN d USING ({k}) JOIN w USING ({k}) JOIN m USING ({k})
         """
 
     # ----------------------------------------------------------------- features
     def _require_rows(self) -> pd.Timestamp:
         return self.last_timestamp
 
-    def _rows_relation(self, group: str | None) -> duckdb.DuckDBPyRelation:
-        if group is not None and group != self._meta["mapping"]["group"]:
+    def _aggregates_table(self, group: str | None) -> str | None:
+        """The table of aggregates for ``group`` (None: the state has none, read the rows)."""
+        if group is not None and group != self._group():
             raise DataError(
                 f"group={group!r}: the state's transactions have no such column (its group "
-                f"column is {self._meta['mapping']['group']!r})"
+                f"column is {self._group()!r})"
             )
+        if group is None:
+            return "rfmml_customers"
+        return "rfmml_customer_groups" if self._table_exists("rfmml_customer_groups") else None
+
+    def _rows_relation(self) -> duckdb.DuckDBPyRelation:
         columns = [c for c, _ in self._meta["columns"]]
         return self._con.sql(f"SELECT {', '.join(_q(c) for c in columns)} FROM rfmml_transactions")
 
@@ -696,8 +957,10 @@ class CustomerState:
         last = self._require_rows()
         end = last if observation_end is None else as_timestamp(observation_end, "observation_end")
         keys = ["customer_id"] if group is None else ["customer_id", group]
-        if group is not None or last >= pd.Timestamp(next_period_start(end, freq)):
-            out = btyd_summary(self._rows_relation(group), end, freq, group)
+        table = self._aggregates_table(group)
+        key_sql = ", ".join(_q(k) for k in keys)
+        if table is None or last >= pd.Timestamp(next_period_start(end, freq)):
+            out = btyd_summary(self._rows_relation(), end, freq, group)
         else:
             end_start = f"DATE '{period_start(end, freq).date()}'"
             monetary = (
@@ -707,10 +970,10 @@ class CustomerState:
                 else ""
             )
             out = self._con.sql(f"""
-                SELECT customer_id, (n_{freq} - 1)::DOUBLE AS frequency,
+                SELECT {key_sql}, (n_{freq} - 1)::DOUBLE AS frequency,
                     {_sql_periods(f"first_{freq}", f"last_{freq}", freq)}::DOUBLE AS recency,
                     {_sql_periods(f"first_{freq}", end_start, freq)}::DOUBLE AS "T"{monetary}
-                FROM rfmml_customers ORDER BY customer_id
+                FROM {table} ORDER BY {key_sql}
             """)
         result = fetch_frame(out, keys)
         _stamp(result, freq=freq, observation_end=end)
@@ -742,10 +1005,10 @@ class CustomerState:
         last = self._require_rows()
         end = last if observation_end is None else as_timestamp(observation_end, "observation_end")
         keys = ["customer_id"] if group is None else ["customer_id", group]
-        if group is not None or last >= end_cutoff(end):
-            relation = rfm_table(
-                self._rows_relation(group), end, group, min_tenure_days=min_tenure_days
-            )
+        table = self._aggregates_table(group)
+        key_sql = ", ".join(_q(k) for k in keys)
+        if table is None or last >= end_cutoff(end):
+            relation = rfm_table(self._rows_relation(), end, group, min_tenure_days=min_tenure_days)
             ordered = relation.order(", ".join(_q(k) for k in keys))
             result = ordered.df().set_index(keys)
         else:
@@ -766,12 +1029,12 @@ class CustomerState:
                 f", total_spend / {exposure} AS spend_per_year" if self._with_amount() else ""
             )
             relation = self._con.sql(f"""
-                SELECT customer_id,
+                SELECT {key_sql},
                     ({end_day} - {day.format("last_purchase")})::DOUBLE AS recency_days,
                     n_orders::BIGINT AS n_orders, {spend}
                     first_purchase, last_purchase, {tenure} AS tenure_days,
                     (n_orders / {exposure})::DOUBLE AS orders_per_year{per_year}
-                FROM rfmml_customers ORDER BY customer_id
+                FROM {table} ORDER BY {key_sql}
             """)
             result = fetch_frame(relation, keys)
         _stamp(result, observation_end=end, min_tenure_days=min_tenure_days)

@@ -64,6 +64,30 @@ def test_net_returns_against_the_latest_earlier_purchase(raw):
     report.check()
 
 
+def test_a_return_goes_to_the_largest_purchase_of_its_time_whatever_the_row_order():
+    frame = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 1],
+            "timestamp": ["2024-01-01", "2024-01-03", "2024-01-03", "2024-01-04"],
+            "amount": [50.0, 10.0, 30.0, -35.0],
+        }
+    )
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]):
+        tx, report = read_transactions(frame.iloc[order], negative_amounts="net")
+        assert sorted(tx["amount"].tolist()) == [0.0, 10.0, 50.0]  # 30 - 35, not 10 - 35
+        assert "1 purchases had returns larger than their value" in report.notes[0]
+
+
+def test_netted_amounts_carry_no_float_noise():
+    frame = pd.DataFrame(
+        {"customer_id": [1, 1, 1], "timestamp": ["2024-01-01", "2024-01-02", "2024-01-03"],
+         "amount": [0.3, -0.1, -0.2]}
+    )  # fmt: skip
+    tx, report = read_transactions(frame, negative_amounts="net")
+    assert tx["amount"].tolist() == [0.0]  # 0.3 - 0.1 - 0.2 is 2.8e-17 in floats
+    assert report.flagged["zero amount"] == 1 and not report.notes
+
+
 def test_return_without_earlier_purchase_is_removed_and_counted():
     frame = pd.DataFrame(
         {"customer_id": [1, 1], "timestamp": ["2024-01-01", "2024-01-02"], "amount": [-5.0, 9]}

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
 
-from rfmml.data import read_transactions
+from rfmml.data import CleaningReport, online_retail_path, read_transactions
 from rfmml.errors import DataError, StateError
 from rfmml.features import CustomerState, btyd_summary, rfm_table
 from rfmml.features.state import SCHEMA_VERSION
@@ -42,6 +47,7 @@ def test_state_equals_rebuild_on_cdnow_in_random_batches(cdnow_tx, tmp_path):
         assert state.n_transactions == len(tx)
         assert state.n_batches == 5
         _assert_same_features(state, tx)
+        _assert_same_report(state, read_transactions(tx).report)
         # an earlier end reads the stored rows, a later one the aggregates: both exact
         _assert_same_features(state, tx, observation_end="1997-09-30")
         _assert_same_features(state, tx, observation_end="1999-01-15")
@@ -72,11 +78,12 @@ def test_orders_split_across_batches_and_groups_on_online_retail(tmp_path):
     lines = load_online_retail(lines=True)
     source = lines[["customer_id", "timestamp", "amount", "order_id", "country"]]
     options = {"group": "country", "order": "order_id"}
-    tx, _ = read_transactions(source, **options)
+    tx, report = read_transactions(source, **options)
     with CustomerState.create(tmp_path / "retail.duckdb", **options) as state:
         for batch in _batches(source, 4, seed=11):  # an invoice's lines land in several batches
             state.update(batch)
         _assert_same_features(state, tx)
+        _assert_same_report(state, report)
         for freq in ("D", "M"):
             pd.testing.assert_frame_equal(
                 state.btyd_summary(freq=freq, group="country"),
@@ -100,12 +107,181 @@ def test_drop_duplicates_also_drops_rows_stored_by_earlier_batches(cdnow_tx, tmp
         assert update.rows_added < len(overlap) - 500
         assert state.n_transactions == len(whole)
         _assert_same_features(state, whole)
+        _assert_same_report(state, report)
 
 
-def test_net_returns_are_refused_with_the_reason(tmp_path):
-    with pytest.raises(ValueError, match="negative_amounts='net' is not supported"):
-        CustomerState.create(tmp_path / "s.duckdb", negative_amounts="net")
-    assert not (tmp_path / "s.duckdb").exists()
+def _channel(tx: pd.DataFrame) -> pd.DataFrame:
+    """CDNOW with a sales channel by a fixed rule: most customers buy in both."""
+    day = tx["timestamp"].dt.day
+    return tx.assign(channel=np.where(day % 3 == 0, "web", "shop"))
+
+
+def test_group_features_come_from_per_group_aggregates(cdnow_tx, tmp_path):
+    tx = _channel(cdnow_tx[["customer_id", "timestamp", "amount"]])
+    assert (tx.groupby("customer_id")["channel"].nunique() > 1).sum() > 3000
+    with CustomerState.create(tmp_path / "s.duckdb", group="channel") as state:
+        for batch in _batches(tx, 4, seed=21):
+            state.update(batch)
+        assert state.tables()["rfmml_customer_groups"].shape[0] == len(
+            tx[["customer_id", "channel"]].drop_duplicates()
+        )
+        expected = {freq: btyd_summary(tx, freq=freq, group="channel") for freq in "DWM"}
+        early = btyd_summary(tx, observation_end="1997-12-31", group="channel")
+        expected_rfm = rfm_table(tx, group="channel")
+        for freq in "DWM":
+            pd.testing.assert_frame_equal(
+                state.btyd_summary(freq=freq, group="channel"), expected[freq]
+            )
+        pd.testing.assert_frame_equal(state.rfm_table(group="channel"), expected_rfm)
+        pd.testing.assert_frame_equal(
+            state.btyd_summary(observation_end="1997-12-31", group="channel"), early
+        )
+        # at the default end the stored rows are not read: without them, the same frames
+        state.connection.execute("DELETE FROM rfmml_transactions")
+        pd.testing.assert_frame_equal(state.btyd_summary(freq="W", group="channel"),
+                                      expected["W"])  # fmt: skip
+        pd.testing.assert_frame_equal(state.rfm_table(group="channel"), expected_rfm)
+
+
+def test_a_schema_1_state_is_upgraded_when_opened_for_writing(cdnow_tx, tmp_path):
+    tx = _channel(cdnow_tx[["customer_id", "timestamp", "amount"]])
+    first, second = _batches(tx, 2, seed=4)
+    path = tmp_path / "old.duckdb"
+    with CustomerState.create(path, group="channel") as state:
+        state.update(first)
+    con = duckdb.connect(str(path))  # what rfmml wrote before schema 2
+    con.execute("DROP TABLE rfmml_customer_groups")
+    con.execute("ALTER TABLE rfmml_batches DROP COLUMN report")
+    con.execute("UPDATE rfmml_meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+    with CustomerState.open(path, read_only=True) as state:  # read as it is, rows read
+        pd.testing.assert_frame_equal(
+            state.rfm_table(group="channel"), rfm_table(first, group="channel")
+        )
+    with CustomerState.open(path) as state:
+        state.update(second)
+        assert "rfmml_customer_groups" in state.tables()
+        pd.testing.assert_frame_equal(
+            state.btyd_summary(group="channel"), btyd_summary(tx, group="channel")
+        )
+        report = state.cleaning_report()
+        assert report.notes[0] == "batch 1 was applied by an older rfmml: no counts kept"
+        assert report.rows_in == len(second)
+
+
+def _assert_same_report(state: CustomerState, report: CleaningReport) -> None:
+    """The state's cleaning report counts what one read of every row counts."""
+    own = state.cleaning_report()
+    own.check()
+    for name in ("rows_in", "rows_out", "removed", "merged", "flagged", "notes"):
+        assert getattr(own, name) == getattr(report, name), name
+
+
+_NET = {"negative_amounts": "net"}
+_DAY = pd.Timestamp("2021-03-01")
+log_rows = st.lists(
+    st.tuples(
+        st.sampled_from([1, 2, 3]),  # customer
+        st.integers(0, 4),  # day: few, so that purchases share a time with returns
+        st.sampled_from([-30.0, -7.5, -0.1, -0.2, 0.0, 0.3, 4.0, 7.5, 12.25, 30.0]),
+        st.sampled_from([None, "o1", "o2", "o3", "o4"]),  # order (lines summed per order)
+        st.sampled_from(["web", "shop"]),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(  # two purchases at one time, a later return larger than the smaller one
+    rows=[(1, 0, 4.0, "o1", "web"), (1, 0, 30.0, "o2", "web"), (1, 2, -7.5, None, "web"),
+          (2, 1, 0.3, None, "shop"), (2, 3, -0.1, None, "shop"), (2, 3, -0.2, None, "shop")],
+    n_batches=3, seed=5, order=True, group=False, dedupe=False, drop_zero=False,
+)  # fmt: skip
+@given(
+    rows=log_rows,
+    n_batches=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+    order=st.booleans(),
+    group=st.booleans(),
+    dedupe=st.booleans(),
+    drop_zero=st.booleans(),
+)
+def test_net_returns_in_batches_in_any_order_equal_one_read(
+    rows, n_batches, seed, order, group, dedupe, drop_zero
+):
+    log = pd.DataFrame(rows, columns=["customer_id", "day", "amount", "order_id", "channel"])
+    log = log.assign(timestamp=_DAY + pd.to_timedelta(log.pop("day"), unit="D"))
+    options = {
+        "order": "order_id" if order else None,
+        "group": "channel" if group else None,
+        "drop_duplicates": dedupe,
+        "drop_zero_amounts": drop_zero,
+        **_NET,
+    }
+    log = log.drop(columns=[c for c, on in (("order_id", order), ("channel", group)) if not on])
+    try:
+        whole, report = read_transactions(log, **options)
+    except DataError:  # every row a return without an earlier purchase: nothing to compare
+        return
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, n_batches, len(log))
+    batches = [log[labels == i] for i in rng.permutation(n_batches) if (labels == i).any()]
+    # a batch with the same rows as an earlier one is taken for that batch sent twice
+    assume(len({_rows_key(b) for b in batches}) == len(batches))
+    with tempfile.TemporaryDirectory() as folder:
+        with CustomerState.create(Path(folder) / "s.duckdb", **options) as state:
+            for batch in batches:
+                assert state.update(batch).applied
+            assert not state.update(batches[0].iloc[::-1]).applied  # the same batch again
+            assert state.n_transactions == len(whole)
+            for freq in ("D", "M"):
+                pd.testing.assert_frame_equal(
+                    state.btyd_summary(freq=freq), btyd_summary(whole, freq=freq)
+                )
+            pd.testing.assert_frame_equal(state.rfm_table(), rfm_table(whole))
+            if group:
+                pd.testing.assert_frame_equal(
+                    state.btyd_summary(group="channel"), btyd_summary(whole, group="channel")
+                )
+            _assert_same_report(state, report)
+
+
+def _rows_key(batch: pd.DataFrame) -> tuple:
+    return tuple(sorted(map(repr, batch.itertuples(index=False))))
+
+
+def test_online_retail_returns_netted_across_batches(tmp_path):
+    """Cancellation invoices (negative quantities) in other batches than their purchases."""
+    raw = pd.read_parquet(online_retail_path())
+    log = pd.DataFrame(
+        {
+            "customer_id": raw["CustomerID"],
+            "timestamp": raw["InvoiceDate"],
+            "amount": raw["Quantity"] * raw["UnitPrice"],
+            "order_id": raw["InvoiceNo"].astype(str),
+            "country": raw["Country"],
+        }
+    )
+    options = {"order": "order_id", "group": "country", **_NET}
+    whole, report = read_transactions(log, **options)
+    assert report.merged["return netted against an earlier purchase"] > 3000
+    assert report.removed["return without an earlier purchase by the same customer"] > 100
+    with CustomerState.create(tmp_path / "retail.duckdb", **options) as state:
+        batches = _batches(log, 4, seed=13)
+        for batch in batches:
+            state.update(batch)
+        assert sum(state.batches()["late_rows"]) > 10_000
+        _assert_same_features(state, whole)
+        for freq in ("D", "W"):
+            pd.testing.assert_frame_equal(
+                state.btyd_summary(freq=freq, group="country"),
+                btyd_summary(whole, freq=freq, group="country"),
+            )
+        pd.testing.assert_frame_equal(
+            state.rfm_table(group="country"), rfm_table(whole, group="country")
+        )
+        _assert_same_report(state, report)
 
 
 def test_a_batch_failing_midway_leaves_every_table_unchanged(cdnow_tx, tmp_path):
@@ -194,6 +370,44 @@ def test_read_only_state_refuses_updates(tiny_tx, tmp_path):
             state.update(tiny_tx)
         with pytest.raises(DataError, match="holds no transactions yet"):
             state.btyd_summary()
+
+
+def test_a_state_file_without_write_permission(tiny_tx):
+    folder = Path(tempfile.mkdtemp())  # not below pytest's root-only tmp folder
+    try:
+        folder.chmod(0o755)
+        path = folder / "s.duckdb"
+        with CustomerState.create(path) as state:
+            state.update(tiny_tx)
+        path.chmod(0o444)
+        before = path.read_bytes()
+        # root writes whatever the mode: the child gives up root after its imports
+        drop = "os.setgid(65534); os.setuid(65534)" if os.geteuid() == 0 else ""
+        code = textwrap.dedent(f"""
+            import os, sys
+            from rfmml.errors import StateError
+            from rfmml.features import CustomerState
+            {drop}
+            try:
+                CustomerState.open(sys.argv[1])
+            except StateError as exc:
+                print(exc)
+            with CustomerState.open(sys.argv[1], read_only=True) as state:
+                print(state.n_transactions)
+        """)
+        shown = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                               text=True, check=True)  # fmt: skip
+        message, count = shown.stdout.strip().splitlines()
+        assert message == (
+            f"state {str(path)!r} cannot be written (file permissions); open it with "
+            "CustomerState.open(path, read_only=True) to query it"
+        )
+        assert count == str(len(tiny_tx))
+        assert path.read_bytes() == before
+    finally:
+        for file in folder.iterdir():
+            file.unlink()
+        folder.rmdir()
 
 
 def test_state_locked_by_another_process(tiny_tx, tmp_path):
