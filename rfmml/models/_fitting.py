@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 from scipy.stats import norm
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from rfmml.errors import ConvergenceError
 
@@ -44,6 +44,21 @@ SUBSAMPLE_ROWS = 20_000
 #: objective is below this, whatever the optimiser's own status says (line
 #: searches often report "ABNORMAL" at the optimum once f stops changing).
 GRADIENT_ACCEPT = 1e-5
+
+
+_CONTROLLER: list[ThreadpoolController] = []
+
+
+def _single_thread():
+    """Limit BLAS/OpenMP pools to one thread (a context manager).
+
+    The thread-pool libraries are looked up once per process (reading the
+    process's loaded libraries took a few ms per fit); later fits reuse the
+    controller.
+    """
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1)
 
 
 @dataclass
@@ -110,7 +125,7 @@ def minimize_multistart(
         If no start reaches a finite optimum with a small gradient.
     """
     attempts: list[dict] = []
-    with threadpool_limits(limits=1):
+    with _single_thread():
         for start in starts:
             start = np.asarray(start, dtype=float)
             options = {"gtol": tol, "ftol": 1e-15, "maxiter": max_iter, "maxls": 50}
@@ -339,7 +354,7 @@ def fit_log_params(
     warm = False
     hess_inv = None
     # the optimiser's BLAS calls are tiny: threads cost more than they save
-    with threadpool_limits(limits=1):
+    with _single_thread():
         if subsample is not None:
             try:
                 sub_objective = make_objective(subsample)

@@ -37,6 +37,12 @@ __all__ = [
 #: customers. Read at call time: tests set it to a few rows to check that
 #: chunked results equal unchunked ones.
 CHUNK_ROWS = 2**16
+#: Rows per call of a cheap elementwise prediction evaluated in order
+#: (``map_rows(..., unique=False)`` by default): its few temporaries then stay
+#: in the processor's cache and in memory the allocator reuses, where
+#: million-row temporaries cost more in page faults than in arithmetic
+#: (measured: 3x on P(alive) at 1M customers).
+IN_ORDER_CHUNK_ROWS = 2**14
 #: Above this fraction of distinct rows in a sample, :func:`map_rows` does
 #: not collapse the rows (continuous-time summaries: nearly every row is
 #: distinct, and grouping would only add a hash of every row).
@@ -102,7 +108,8 @@ def map_rows(
     unique : bool, default True
         Whether to evaluate once per distinct row.
     chunk_rows : int, optional
-        Rows per call of ``fn``; :data:`CHUNK_ROWS` by default.
+        Rows per call of ``fn``; :data:`CHUNK_ROWS` by default
+        (:data:`IN_ORDER_CHUNK_ROWS` with ``unique=False``).
 
     Returns
     -------
@@ -110,7 +117,8 @@ def map_rows(
         ``fn`` of every row, float64, in the input order: shape ``(n,)``, or
         ``(n, k)`` when ``fn`` returns ``(rows, k)``.
     """
-    size = max(int(CHUNK_ROWS if chunk_rows is None else chunk_rows), 1)
+    default = CHUNK_ROWS if unique else min(CHUNK_ROWS, IN_ORDER_CHUNK_ROWS)
+    size = max(int(default if chunk_rows is None else chunk_rows), 1)
     arrays = [np.asarray(c) for c in columns]
     n = len(arrays[0])
     out: np.ndarray | None = None
@@ -129,8 +137,17 @@ def map_rows(
         if not keys:  # one distinct row
             one = np.asarray(fn(*(a[:1] for a in arrays)), dtype=float)
             return np.repeat(one, n, axis=0)
-        if rows_repeat(*keys):
-            codes, first = group_rows(*keys)
+        dense = _dense_key(keys)
+        grouped = None
+        if dense is not None:
+            # whole-number columns: grouping is a few linear passes, decide on all rows
+            grouped = _group_dense(*dense)
+            if len(grouped[1]) > COLLAPSE_MAX_FRACTION * n and n > max(int(CHUNK_ROWS), 1):
+                grouped = None
+        elif rows_repeat(*keys):
+            grouped = group_rows(*keys)
+        if grouped is not None:
+            codes, first = grouped
             if len(first) < n:
                 values = None
                 for start in range(0, len(first), size):
@@ -148,6 +165,14 @@ def map_rows(
 
 def group_rows(*columns: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Group identical rows of several equal-length 1-d arrays.
+
+    Each column becomes integer codes (small non-negative whole numbers are
+    their own codes, other values are hashed by ``pandas.factorize``) and the
+    codes are combined into one integer key. When the key's range is at
+    most :data:`DENSE_KEY_FACTOR` times the number of rows (whole-period
+    summaries), rows are grouped by marking the keys present in a table of
+    that range (:func:`_group_dense`, a few linear passes); otherwise the key
+    is hashed once more.
 
     Parameters
     ----------
@@ -177,10 +202,77 @@ def group_rows(*columns: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np
             key, n_key = key.astype(np.int64), len(kept)
         key = key * n_levels + codes
         n_key *= n_levels
+    assert key is not None  # at least one column
+    if n_key <= _dense_limit(len(key)):
+        return _group_dense(key, n_key)
     codes, uniques = pd.factorize(key, sort=sort)
     first = np.empty(len(uniques), dtype=np.int64)
     first[codes] = np.arange(len(codes), dtype=np.int64)
     return codes, first
+
+
+#: A combined key whose range is at most this many times the number of rows
+#: (or at most :data:`DENSE_KEY_MIN`) is grouped through a table of its range.
+DENSE_KEY_FACTOR = 4
+DENSE_KEY_MIN = 2**18
+
+
+def _dense_limit(n_rows: int) -> int:
+    return max(DENSE_KEY_FACTOR * n_rows, DENSE_KEY_MIN)
+
+
+def _group_dense(key: np.ndarray, n_key: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`group_rows` for integer keys in ``[0, n_key)``: unique rows in key order.
+
+    Marks the keys present in a table of ``n_key`` flags and numbers them in
+    increasing order (so the numbering is the sorted one whatever ``sort``
+    asks). Costs a few passes over the rows and one over the flags, against
+    a hash-table probe per row for ``pandas.factorize``.
+    """
+    present = np.zeros(n_key, dtype=np.bool_)
+    present[key] = True
+    keys = np.flatnonzero(present)
+    number = np.empty(n_key, dtype=np.int64)  # only the entries of present keys are written
+    number[keys] = np.arange(len(keys), dtype=np.int64)
+    codes = number[key]
+    first = np.empty(len(keys), dtype=np.int64)
+    first[codes] = np.arange(len(key), dtype=np.int64)
+    return codes, first
+
+
+def _dense_key(columns: list[np.ndarray]) -> tuple[np.ndarray, int] | None:
+    """The combined key of columns of small whole numbers, when its range is small.
+
+    None when a column holds other values or the range of the key exceeds
+    :func:`_dense_limit` of the number of rows.
+    """
+    key = None
+    n_key = 1
+    limit = _dense_limit(len(columns[0]))
+    for col in columns:
+        own = _own_codes(col)
+        if own is None:
+            return None
+        codes, n_levels = own
+        n_key *= n_levels
+        if n_key > limit:
+            return None
+        key = codes if key is None else key * n_levels + codes
+    assert key is not None
+    return key, n_key
+
+
+def _own_codes(values: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """Small non-negative whole numbers as int64 codes and their range, else None."""
+    if values.dtype.kind not in "fiu" or not len(values):
+        return None
+    top = values.max()
+    if not (0 <= values.min() and top < 2**24):  # NaN fails both comparisons
+        return None
+    as_int = values.astype(np.int64)
+    if values.dtype.kind == "f" and not np.array_equal(as_int, values):
+        return None
+    return as_int, int(top) + 1
 
 
 def _small_whole_numbers(values: np.ndarray) -> bool:
@@ -199,12 +291,9 @@ def _codes(values: np.ndarray, sort: bool) -> tuple[np.ndarray, int]:
     Small non-negative whole numbers (frequencies, whole-period recency and
     T) are their own codes, which skips a hash table.
     """
-    if values.dtype.kind == "f" and len(values):
-        top = values.max()
-        if 0 <= values.min() and top < 2**24:
-            as_int = values.astype(np.int64)
-            if np.array_equal(as_int, values):
-                return as_int, int(top) + 1
+    own = _own_codes(values)
+    if own is not None:
+        return own
     codes, uniques = pd.factorize(values, sort=sort)
     return codes.astype(np.int64), len(uniques)
 

@@ -93,7 +93,8 @@ def check_summary(
                 "pandas.to_numeric."
             )
         values = col.to_numpy(dtype=np.float64, na_value=np.nan)
-        if not (np.isfinite(values).all() and values.min() >= 0):  # one pass when all is well
+        # two reductions when all is well: min and max are NaN if any value is NaN
+        if not (values.min() >= 0 and values.max() < np.inf):
             _bad_rows(summary, np.isnan(values), name, "a number (not NaN)", "Fill or drop them.")
             _bad_rows(summary, np.isinf(values), name, "finite", "Drop infinite values.")
             _bad_rows(summary, values < 0, name, ">= 0", "Negative values are not valid here.")
@@ -115,7 +116,7 @@ def check_summary(
                 "an integer (a count of repeat purchase periods)",
                 "Did you pass a rate or a mean instead of a count?",
             )
-    if "recency" in out and "T" in out:
+    if "recency" in out and "T" in out and np.greater(out["recency"], out["T"]).any():
         _bad_rows(
             summary,
             out["recency"] > out["T"],
@@ -123,7 +124,13 @@ def check_summary(
             "<= T",
             "Are recency and T in the same time unit and measured from the first purchase?",
         )
-    if "recency" in out and "frequency" in out:
+    # frequency and recency are whole and >= 0 here: recency > frequency * (max + 1)
+    # holds exactly where frequency == 0 and recency > 0, in two passes
+    if (
+        "recency" in out
+        and "frequency" in out
+        and np.greater(out["recency"], out["frequency"] * (out["recency"].max() + 1.0)).any()
+    ):
         _bad_rows(
             summary,
             (out["frequency"] == 0) & (out["recency"] != 0),

@@ -66,6 +66,12 @@ class ParetoNBD(PurchaseModel):
     time_params = ("alpha", "beta")
 
     _formulas, _formula_prefix = F, "pareto_nbd"
+    _expected_given_alive = True
+
+    def _alive_rows(self, x, t_x, T, theta) -> np.ndarray:
+        # all customers at once: the formula groups the (x, t_x) and (x, T) pairs over
+        # every row (once) and does the per-customer arithmetic in cache-sized blocks
+        return F.pareto_nbd_probability_alive(x, t_x, T, *theta)
 
     # ---------------------------------------------------------- likelihood
     def _log_likelihood(self, theta, data: F.ParetoNBDData):
