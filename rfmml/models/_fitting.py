@@ -36,9 +36,12 @@ Z_95 = float(norm.ppf(0.975))
 
 #: above this many unique rows, a fit on an evenly spaced subsample of about
 #: SUBSAMPLE_ROWS rows provides the first starting point of the full fit: the
-#: full data then need a handful of iterations instead of ~20-30.
-WARM_START_ROWS = 50_000
-SUBSAMPLE_ROWS = 20_000
+#: full data then need a handful of iterations instead of ~20-30. Measured on
+#: 100k simulated daily customers (~40k unique rows; CPU time): MBG/NBD 86 ->
+#: 31 ms, BG/NBD 101 -> 50 ms, Pareto/NBD 296 -> 180 ms, optima within 1e-7
+#: relative of the cold start (both stop at max|gradient| < tol).
+WARM_START_ROWS = 10_000
+SUBSAMPLE_ROWS = 2_500
 
 #: accept an optimiser stop when the largest gradient entry of the mean
 #: objective is below this, whatever the optimiser's own status says (line
