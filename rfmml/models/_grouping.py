@@ -133,29 +133,43 @@ def map_rows(
     if n == 0:
         return np.empty(0)
     if unique:
-        keys = [a for a in arrays if not a[0] == a[-1] or not np.all(a == a[0])]
+        varying = [not a[0] == a[-1] or not np.all(a == a[0]) for a in arrays]
+        keys = [a for a, v in zip(arrays, varying, strict=True) if v]
         if not keys:  # one distinct row
             one = np.asarray(fn(*(a[:1] for a in arrays)), dtype=float)
             return np.repeat(one, n, axis=0)
+        unique_columns: list[np.ndarray] | None = None
         dense = _dense_key(keys)
-        grouped = None
         if dense is not None:
-            # whole-number columns: grouping is a few linear passes, decide on all rows
-            grouped = _group_dense(*dense)
-            if len(grouped[1]) > COLLAPSE_MAX_FRACTION * n and n > max(int(CHUNK_ROWS), 1):
-                grouped = None
+            # whole-number columns: grouping is a few linear passes, decide on all rows;
+            # the unique rows are decoded from their keys (no row positions needed)
+            key, n_key, levels = dense
+            present = np.zeros(n_key, dtype=np.bool_)
+            present[key] = True
+            ukeys = np.flatnonzero(present)
+            if len(ukeys) < n and (
+                len(ukeys) <= COLLAPSE_MAX_FRACTION * n or n <= max(int(CHUNK_ROWS), 1)
+            ):
+                number = np.empty(n_key, dtype=np.int64)  # only present keys' entries are read
+                number[ukeys] = np.arange(len(ukeys), dtype=np.int64)
+                codes = number[key]
+                decoded = iter(_decode_key(ukeys, levels))
+                unique_columns = [
+                    next(decoded).astype(a.dtype) if v else np.full(len(ukeys), a[0])
+                    for a, v in zip(arrays, varying, strict=True)
+                ]
         elif rows_repeat(*keys):
-            grouped = group_rows(*keys)
-        if grouped is not None:
-            codes, first = grouped
+            codes, first = group_rows(*keys)
             if len(first) < n:
-                values = None
-                for start in range(0, len(first), size):
-                    rows = first[start : start + size]
-                    where = slice(start, start + size)
-                    values = store(values, len(first), where, fn(*(a[rows] for a in arrays)))
-                assert values is not None
-                return np.take(values, codes, axis=0)
+                unique_columns = [a[first] for a in arrays]
+        if unique_columns is not None:
+            n_unique = len(unique_columns[0])
+            values = None
+            for start in range(0, n_unique, size):
+                where = slice(start, start + size)
+                values = store(values, n_unique, where, fn(*(a[where] for a in unique_columns)))
+            assert values is not None
+            return np.take(values, codes, axis=0)
     for start in range(0, n, size):
         where = slice(start, start + size)
         out = store(out, n, where, fn(*(a[where] for a in arrays)))
@@ -200,7 +214,8 @@ def group_rows(*columns: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np
         if n_key * n_levels >= 2**62:  # keep the combined key inside int64
             key, kept = pd.factorize(key, sort=sort)
             key, n_key = key.astype(np.int64), len(kept)
-        key = key * n_levels + codes
+        key *= n_levels  # key is a fresh array from _codes or astype: safe in place
+        key += codes
         n_key *= n_levels
     assert key is not None  # at least one column
     if n_key <= _dense_limit(len(key)):
@@ -240,14 +255,17 @@ def _group_dense(key: np.ndarray, n_key: int) -> tuple[np.ndarray, np.ndarray]:
     return codes, first
 
 
-def _dense_key(columns: list[np.ndarray]) -> tuple[np.ndarray, int] | None:
+def _dense_key(columns: list[np.ndarray]) -> tuple[np.ndarray, int, list[int]] | None:
     """The combined key of columns of small whole numbers, when its range is small.
 
-    None when a column holds other values or the range of the key exceeds
+    Returns the key (the first column most significant), its range and the
+    range of each column's codes (for :func:`_decode_key`); None when a
+    column holds other values or the range of the key exceeds
     :func:`_dense_limit` of the number of rows.
     """
     key = None
     n_key = 1
+    levels = []
     limit = _dense_limit(len(columns[0]))
     for col in columns:
         own = _own_codes(col)
@@ -257,9 +275,23 @@ def _dense_key(columns: list[np.ndarray]) -> tuple[np.ndarray, int] | None:
         n_key *= n_levels
         if n_key > limit:
             return None
-        key = codes if key is None else key * n_levels + codes
+        levels.append(n_levels)
+        if key is None:
+            key = codes
+        else:
+            key *= n_levels
+            key += codes
     assert key is not None
-    return key, n_key
+    return key, n_key, levels
+
+
+def _decode_key(keys: np.ndarray, levels: list[int]) -> list[np.ndarray]:
+    """The column codes (here: the whole numbers themselves) of combined keys."""
+    out = []
+    for n_levels in levels[::-1]:
+        keys, codes = np.divmod(keys, n_levels)
+        out.append(codes)
+    return out[::-1]
 
 
 def _own_codes(values: np.ndarray) -> tuple[np.ndarray, int] | None:
