@@ -261,27 +261,37 @@ def _dense_key(columns: list[np.ndarray]) -> tuple[np.ndarray, int, list[int]] |
     Returns the key (the first column most significant), its range and the
     range of each column's codes (for :func:`_decode_key`); None when a
     column holds other values or the range of the key exceeds
-    :func:`_dense_limit` of the number of rows.
+    :func:`_dense_limit` of the number of rows. The key is built, and the
+    values checked to be whole, in blocks of :data:`IN_ORDER_CHUNK_ROWS`
+    rows, so that no million-row temporary is allocated besides the key.
     """
-    key = None
-    n_key = 1
+    n = len(columns[0])
     levels = []
-    limit = _dense_limit(len(columns[0]))
     for col in columns:
-        own = _own_codes(col)
-        if own is None:
+        if col.dtype.kind not in "fiu" or not n:
             return None
-        codes, n_levels = own
-        n_key *= n_levels
-        if n_key > limit:
+        top = col.max()
+        if not (0 <= col.min() and top < 2**24):  # NaN fails both comparisons
             return None
-        levels.append(n_levels)
-        if key is None:
-            key = codes
-        else:
-            key *= n_levels
-            key += codes
-    assert key is not None
+        levels.append(int(top) + 1)
+    n_key = int(np.prod(np.asarray(levels, dtype=float)))
+    if n_key > _dense_limit(n):
+        return None
+    key = np.empty(n, dtype=np.int64)
+    block = max(int(IN_ORDER_CHUNK_ROWS), 1)
+    for start in range(0, n, block):
+        rows = slice(start, start + block)
+        out = key[rows]
+        for i, (col, n_levels) in enumerate(zip(columns, levels, strict=True)):
+            part = col[rows]
+            codes = part.astype(np.int64)
+            if part.dtype.kind == "f" and not np.array_equal(codes, part):
+                return None
+            if i == 0:
+                out[:] = codes
+            else:
+                out *= n_levels
+                out += codes
     return key, n_key, levels
 
 
