@@ -476,7 +476,9 @@ class PurchaseModel(MaximumLikelihoodModel):
     ``_purchase_horizon``, ``_purchase_count`` and ``_opportunity_count``
     add model-specific checks. This class also
     derives :meth:`probability_purchase_within` and
-    :meth:`next_purchase_quantile` from ``probability_no_purchase``.
+    :meth:`next_purchase_quantile` from ``probability_no_purchase``, and
+    :meth:`alive_and_expected` (both scores in one call, validation and
+    probability alive shared).
     """
 
     #: the module of the row formulas and their name prefix (``<prefix>_probability_alive``...)
@@ -617,6 +619,11 @@ class PurchaseModel(MaximumLikelihoodModel):
         formula = self._formula("expected_purchases")
         return map_rows(lambda *c: formula(*c, *theta), horizon, x, t_x, T)
 
+    def _alive_and_expected_rows(self, x, t_x, T, horizon, theta) -> tuple[np.ndarray, np.ndarray]:
+        """P(alive) and expected purchases per row (:meth:`alive_and_expected`)."""
+        alive = self._alive_rows(x, t_x, T, theta)
+        return alive, self._expected_rows(x, t_x, T, horizon, theta, alive=alive)
+
     def alive_and_expected(self, X: pd.DataFrame, t) -> pd.DataFrame:
         """:meth:`probability_alive` and :meth:`expected_purchases` of each customer in one call.
 
@@ -641,10 +648,8 @@ class PurchaseModel(MaximumLikelihoodModel):
             to ``X.index``.
         """
         x, t_x, T = self._columns(X, "alive_and_expected")
-        theta = self._theta()
         horizon = self._purchase_horizon(t, len(X))
-        alive = self._alive_rows(x, t_x, T, theta)
-        expected = self._expected_rows(x, t_x, T, horizon, theta, alive=alive)
+        alive, expected = self._alive_and_expected_rows(x, t_x, T, horizon, self._theta())
         return pd.DataFrame(
             {"probability_alive": alive, "expected_purchases": expected}, index=X.index
         )

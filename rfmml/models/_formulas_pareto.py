@@ -59,6 +59,7 @@ __all__ = [
     "pareto_nbd_prepare",
     "pareto_nbd_total_log_likelihood_and_gradient",
     "pareto_nbd_probability_alive",
+    "pareto_nbd_alive_and_expected",
     "pareto_nbd_expected_purchases",
     "pareto_nbd_expected_purchases_if_alive",
     "pareto_nbd_expected_purchases_new_customer",
@@ -398,6 +399,25 @@ def pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta, pairs=None):
     -------
     numpy.ndarray
     """
+    return _alive_and_expected(None, x, t_x, T, r, alpha, s, beta, pairs)[0]
+
+
+def pareto_nbd_alive_and_expected(t, x, t_x, T, r, alpha, s, beta):
+    """:func:`pareto_nbd_probability_alive` and :func:`pareto_nbd_expected_purchases` at once.
+
+    For one horizon ``t`` (a scalar), the factor given alive depends on the
+    ``(x, T)`` pair only, so it is evaluated once per pair, next to the
+    pair terms of the probability alive, and multiplied in the same blocks.
+
+    Returns
+    -------
+    alive, expected : numpy.ndarray
+    """
+    return _alive_and_expected(float(t), x, t_x, T, r, alpha, s, beta, None)
+
+
+def _alive_and_expected(t, x, t_x, T, r, alpha, s, beta, pairs):
+    """P(alive) and, for a scalar horizon ``t`` (else None), expected purchases."""
     x, t_x, T = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, t_x, T)))
     shape = x.shape
     x, t_x, T = x.ravel(), t_x.ravel(), T.ravel()
@@ -408,7 +428,13 @@ def pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta, pairs=None):
     log_iT, _ = pareto_log_tail_integral(T_T, alpha, beta, r + x_T, s + 1.0)
     e1 = -(r + x_T) * np.log(alpha + T_T) - s * np.log(beta + T_T)
     lead = np.log(s) - e1  # ln s - E1 per (x, T) pair
-    out = np.empty(len(x))
+    factor = (
+        None
+        if t is None
+        else pareto_nbd_expected_purchases_if_alive(t, x_T, T_T, r, alpha, s, beta)
+    )
+    alive = np.empty(len(x))
+    expected = None if factor is None else np.empty(len(x))
     block = 2**14
     for start in range(0, len(x), block):
         rows = slice(start, start + block)
@@ -427,8 +453,12 @@ def pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta, pairs=None):
         with np.errstate(over="ignore"):
             np.exp(y, out=y)
         y += 1.0
-        np.reciprocal(y, out=out[rows])
-    return out.reshape(shape) if shape else out[0]
+        np.reciprocal(y, out=alive[rows])
+        if expected is not None:
+            np.multiply(np.take(factor, cT, out=l_tx), alive[rows], out=expected[rows])
+    if not shape:
+        return alive[0], None if expected is None else expected[0]
+    return alive.reshape(shape), None if expected is None else expected.reshape(shape)
 
 
 def _one_minus_power_over(k, L):
@@ -458,6 +488,8 @@ def pareto_nbd_expected_purchases(t, x, t_x, T, r, alpha, s, beta):
     -------
     numpy.ndarray
     """
+    if np.ndim(t) == 0:  # the factor once per (x, T) pair, with P(alive)'s pair terms
+        return _alive_and_expected(float(t), x, t_x, T, r, alpha, s, beta, None)[1]
     if_alive = pareto_nbd_expected_purchases_if_alive(t, x, T, r, alpha, s, beta)
     return if_alive * pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta)
 

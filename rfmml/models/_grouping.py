@@ -1,10 +1,14 @@
 """Collapse identical customer rows to unique rows with counts.
 
 Customers with the same (frequency, recency, T) have the same likelihood and
-the same predictions, so fitting and scoring work on unique rows. Rows are
-grouped with a hash (``pandas.factorize`` per column, then on the combined
-integer key), which is linear in the number of rows; ``numpy.unique(axis=0)``
-sorts and is much slower on millions of rows.
+the same predictions, so fitting and scoring work on unique rows. Each
+column becomes integer codes (small non-negative whole numbers, as in
+whole-period summaries, are their own codes; other values are hashed with
+``pandas.factorize``) and the codes are combined into one integer key. When
+the key's range is small (whole-period summaries) rows are grouped by marking
+the keys present in a table of that range, a few linear passes; otherwise the
+key is hashed (or, for the fit's unique rows, sorted). ``numpy.unique(axis=0)``
+sorts rows and is much slower on millions of rows.
 
 Every per-customer prediction goes through :func:`map_rows`, which evaluates
 it on unique rows when they collapse and in chunks of at most

@@ -194,13 +194,22 @@ def test_alive_and_expected_equals_the_two_methods(cls, theta):
     model.freq_ = None
     kind = "BetaGeoBetaBinom" if cls is BetaGeoBetaBinom else cls.__name__
     summary = _summary(kind if kind != "BetaGeoNBD" else "ModifiedBetaGeoNBD")
-    horizon = 5 if cls is BetaGeoBetaBinom else 30.0
-    both = model.alive_and_expected(summary, horizon)
-    assert list(both.columns) == ["probability_alive", "expected_purchases"]
-    assert both.index.equals(summary.index)
-    np.testing.assert_array_equal(both["probability_alive"], model.probability_alive(summary))
-    np.testing.assert_array_equal(
-        both["expected_purchases"], model.expected_purchases(summary, horizon)
+    one = 5 if cls is BetaGeoBetaBinom else 30.0
+    per_customer = np.arange(len(summary)) % 7 + (1 if cls is BetaGeoBetaBinom else 0.5)
+    alive = model.probability_alive(summary)
+    for horizon in (one, per_customer):
+        both = model.alive_and_expected(summary, horizon)
+        assert list(both.columns) == ["probability_alive", "expected_purchases"]
+        assert both.index.equals(summary.index)
+        np.testing.assert_array_equal(both["probability_alive"], alive)
+        np.testing.assert_array_equal(
+            both["expected_purchases"], model.expected_purchases(summary, horizon)
+        )
+    # one horizon given per customer takes the general path: the same values
+    np.testing.assert_allclose(
+        model.expected_purchases(summary, np.full(len(summary), one)),
+        model.expected_purchases(summary, one),
+        rtol=1e-14,
     )
 
 
