@@ -59,7 +59,9 @@ __all__ = [
     "pareto_nbd_prepare",
     "pareto_nbd_total_log_likelihood_and_gradient",
     "pareto_nbd_probability_alive",
+    "pareto_nbd_alive_and_expected",
     "pareto_nbd_expected_purchases",
+    "pareto_nbd_expected_purchases_if_alive",
     "pareto_nbd_expected_purchases_new_customer",
     "pareto_nbd_probability_no_purchase",
     "pareto_nbd_probability_of_purchases",
@@ -379,20 +381,86 @@ def pareto_nbd_total_log_likelihood_and_gradient(r, alpha, s, beta, data: Pareto
     return float(total), grad
 
 
-def pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta):
+def pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta, pairs=None):
     """Probability that a customer with history ``(x, t_x, T)`` is alive at ``T``.
 
     Eq. (36)-(37) of note 009 [FHL05n] (eq. 11 of [SMC87]):
     ``P(alive) = P1 / (P1 + P2 - P3)``, the share of the likelihood of the
-    alive-at-``T`` branch, computed as ``exp(E1 - Q)`` (terms of
-    :func:`_likelihood_terms`), in [0, 1] by construction.
+    alive-at-``T`` branch (terms of :func:`_likelihood_terms`), in [0, 1]
+    by construction. Written as ``1 / (1 + e^y)`` with
+    ``y = ln((P2 - P3) / P1) = ln s - E1 + ln I(t_x) + ln(1 - e^(-Delta))``,
+    ``Delta = ln I(t_x) - ln I(T) >= 0`` (``y = -inf``, ``P(alive) = 1``,
+    at ``Delta = 0``, i.e. ``t_x = T``).
+
+    ``ln I(t_x)`` depends on the ``(x, t_x)`` pair, ``E1`` and ``ln I(T)``
+    on the ``(x, T)`` pair: they are evaluated once per distinct pair
+    (``pairs`` from :func:`_pairs`, or computed here), and the rest, a few
+    elementwise operations per customer, in cache-sized blocks.
 
     Returns
     -------
     numpy.ndarray
     """
-    e1, q, _ = _likelihood_terms(x, t_x, T, r, alpha, s, beta)
-    return np.minimum(np.exp(e1 - q), 1.0)
+    return _alive_and_expected(None, x, t_x, T, r, alpha, s, beta, pairs)[0]
+
+
+def pareto_nbd_alive_and_expected(t, x, t_x, T, r, alpha, s, beta):
+    """:func:`pareto_nbd_probability_alive` and :func:`pareto_nbd_expected_purchases` at once.
+
+    For one horizon ``t`` (a scalar), the factor given alive depends on the
+    ``(x, T)`` pair only, so it is evaluated once per pair, next to the
+    pair terms of the probability alive, and multiplied in the same blocks.
+
+    Returns
+    -------
+    alive, expected : numpy.ndarray
+    """
+    return _alive_and_expected(float(t), x, t_x, T, r, alpha, s, beta, None)
+
+
+def _alive_and_expected(t, x, t_x, T, r, alpha, s, beta, pairs):
+    """P(alive) and, for a scalar horizon ``t`` (else None), expected purchases."""
+    x, t_x, T = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, t_x, T)))
+    shape = x.shape
+    x, t_x, T = x.ravel(), t_x.ravel(), T.ravel()
+    codes_tx, first_tx, codes_T, first_T = _pairs(x, t_x, T) if pairs is None else pairs
+    p_tx = r + x[first_tx]
+    log_itx, _ = pareto_log_tail_integral(t_x[first_tx], alpha, beta, p_tx, s + 1.0)
+    x_T, T_T = x[first_T], T[first_T]
+    log_iT, _ = pareto_log_tail_integral(T_T, alpha, beta, r + x_T, s + 1.0)
+    e1 = -(r + x_T) * np.log(alpha + T_T) - s * np.log(beta + T_T)
+    lead = np.log(s) - e1  # ln s - E1 per (x, T) pair
+    factor = (
+        None
+        if t is None
+        else pareto_nbd_expected_purchases_if_alive(t, x_T, T_T, r, alpha, s, beta)
+    )
+    alive = np.empty(len(x))
+    expected = None if factor is None else np.empty(len(x))
+    block = 2**14
+    for start in range(0, len(x), block):
+        rows = slice(start, start + block)
+        ctx, cT = codes_tx[rows], codes_T[rows]
+        l_tx = np.take(log_itx, ctx)
+        y = np.take(log_iT, cT)
+        np.subtract(l_tx, y, out=y)
+        np.maximum(y, 0.0, out=y)  # Delta >= 0 (equality up to rounding when t_x = T)
+        np.negative(y, out=y)
+        np.expm1(y, out=y)
+        np.negative(y, out=y)
+        with np.errstate(divide="ignore"):
+            np.log(y, out=y)  # ln(1 - e^(-Delta)), -inf at Delta = 0
+        y += l_tx
+        y += np.take(lead, cT, out=l_tx)
+        with np.errstate(over="ignore"):
+            np.exp(y, out=y)
+        y += 1.0
+        np.reciprocal(y, out=alive[rows])
+        if expected is not None:
+            np.multiply(np.take(factor, cT, out=l_tx), alive[rows], out=expected[rows])
+    if not shape:
+        return alive[0], None if expected is None else expected[0]
+    return alive.reshape(shape), None if expected is None else expected.reshape(shape)
 
 
 def _one_minus_power_over(k, L):
@@ -415,9 +483,27 @@ def pareto_nbd_expected_purchases(t, x, t_x, T, r, alpha, s, beta):
 
     Eq. (41) of note 009 [FHL05n] (eq. 22 of [SMC87]):
     ``E[Y(t) | x, t_x, T] = P(alive) (r + x) (beta + T) / ((alpha + T) (s - 1))
-    [1 - ((beta + T) / (beta + T + t)) ** (s - 1)]``, with the bracket over
-    ``s - 1`` evaluated by :func:`_one_minus_power_over` (finite at ``s = 1``,
-    where it tends to ``ln(1 + t / (beta + T))``).
+    [1 - ((beta + T) / (beta + T + t)) ** (s - 1)]``: the probability alive
+    times :func:`pareto_nbd_expected_purchases_if_alive`.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    if np.ndim(t) == 0:  # the factor once per (x, T) pair, with P(alive)'s pair terms
+        return _alive_and_expected(float(t), x, t_x, T, r, alpha, s, beta, None)[1]
+    if_alive = pareto_nbd_expected_purchases_if_alive(t, x, T, r, alpha, s, beta)
+    return if_alive * pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta)
+
+
+def pareto_nbd_expected_purchases_if_alive(t, x, T, r, alpha, s, beta):
+    """Expected purchases in ``(T, T + t]`` of a customer alive at ``T``.
+
+    The factor of eq. (41) of note 009 [FHL05n] after ``P(alive)``:
+    ``(r + x) (beta + T) / ((alpha + T) (s - 1)) [1 - ((beta + T) / (beta + T + t)) ** (s - 1)]``,
+    with the bracket over ``s - 1`` evaluated by :func:`_one_minus_power_over`
+    (finite at ``s = 1``, where it tends to ``ln(1 + t / (beta + T))``). It
+    depends on ``(t, x, T)`` only.
 
     Returns
     -------

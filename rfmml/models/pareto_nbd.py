@@ -66,6 +66,25 @@ class ParetoNBD(PurchaseModel):
     time_params = ("alpha", "beta")
 
     _formulas, _formula_prefix = F, "pareto_nbd"
+    _expected_given_alive = True
+
+    def _alive_rows(self, x, t_x, T, theta) -> np.ndarray:
+        # all customers at once: the formula groups the (x, t_x) and (x, T) pairs over
+        # every row (once) and does the per-customer arithmetic in cache-sized blocks
+        return F.pareto_nbd_probability_alive(x, t_x, T, *theta)
+
+    # one horizon for everyone (the usual case): the factor given alive is evaluated per
+    # (x, T) pair with P(alive)'s pair terms and multiplied in the same blocks, instead of
+    # grouping the rows a second time
+    def _expected_rows(self, x, t_x, T, horizon, theta, alive=None) -> np.ndarray:
+        if alive is None and _constant(horizon):
+            return F.pareto_nbd_expected_purchases(float(horizon[0]), x, t_x, T, *theta)
+        return super()._expected_rows(x, t_x, T, horizon, theta, alive=alive)
+
+    def _alive_and_expected_rows(self, x, t_x, T, horizon, theta):
+        if _constant(horizon):
+            return F.pareto_nbd_alive_and_expected(float(horizon[0]), x, t_x, T, *theta)
+        return super()._alive_and_expected_rows(x, t_x, T, horizon, theta)
 
     # ---------------------------------------------------------- likelihood
     def _log_likelihood(self, theta, data: F.ParetoNBDData):
@@ -81,3 +100,8 @@ class ParetoNBD(PurchaseModel):
             np.full(4, 0.1),
             np.array([2.0, 10.0, 2.0, 10.0]),
         ]
+
+
+def _constant(values: np.ndarray) -> bool:
+    """Whether every value equals the first (one horizon for all customers)."""
+    return bool(len(values)) and values[0] == values[-1] and bool(np.all(values == values[0]))
