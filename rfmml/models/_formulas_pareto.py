@@ -65,7 +65,6 @@ __all__ = [
     "pareto_nbd_expected_purchases_new_customer",
     "pareto_nbd_probability_no_purchase",
     "pareto_nbd_probability_of_purchases",
-    "pareto_nbd_expected_purchases_if_alive",
     "pareto_nbd_count_pmf_if_alive",
 ]
 
@@ -167,6 +166,66 @@ def _log_s_fallback(b, c, w, grad: bool):
     return log_s, (d_b, d_c, d_w)
 
 
+def _log_s_quadrature(b, c, w, grad: bool):
+    """``ln S`` and derivatives by adaptive quadrature of Euler's integral, row by row.
+
+    For the rows where scipy's 2F1 fails (large ``b`` with ``w`` near 1, where
+    it returns inf or nan although ``1 <= S <= 1 / (1 - w)``). With
+    ``t = 1 - exp(-z)`` in Euler's integral ([AS64] 15.3.1, ``a = 1``),
+
+        S = (c - 1) int_0^inf exp(f(z)) dz,
+        f(z) = -(c - 1) z - b ln(1 - w + w exp(-z)),
+
+    and ``f`` is concave with its maximum at ``z* = ln(w (1 - rho) / (rho (1 -
+    w)))``, ``rho = (c - 1) / b`` (``z* = 0`` when ``rho >= w``), so the
+    integrand is scaled by ``exp(-f(z*))`` and integrated on ``[0, z*]`` and
+    ``[z*, inf)``. The derivatives are ratios of integrals with the same weight:
+    ``d ln S / db = -E[ln(1 - w + w e^-z)]``, ``d ln S / dc = 1 / (c - 1) -
+    E[z]`` and ``d ln S / dw = b E[(1 - e^-z) / (1 - w + w e^-z)]``.
+    """
+    rows = [
+        _log_s_one(float(bi), float(ci), float(wi), grad)
+        for bi, ci, wi in zip(b, c, w, strict=True)
+    ]
+    log_s = np.array([row[0] for row in rows], dtype=float).reshape(len(w))
+    if not grad:
+        return log_s, None
+    derivs = [np.array([row[1][k] for row in rows], dtype=float) for k in range(3)]
+    return log_s, derivs
+
+
+def _log_s_one(b: float, c: float, w: float, grad: bool) -> tuple[float, tuple[float, ...]]:
+    """One row of :func:`_log_s_quadrature`: ``ln S`` and ``(d/db, d/dc, d/dw)`` (or ``()``)."""
+    rho = (c - 1.0) / b if b > 0 else np.inf
+    z_star = float(np.log(w * (1.0 - rho) / (rho * (1.0 - w)))) if rho < w else 0.0
+
+    def f(z: float) -> float:
+        return -(c - 1.0) * z - b * np.log1p(-w * -np.expm1(-z))
+
+    top = f(z_star)
+    parts = [(0.0, z_star), (z_star, np.inf)] if z_star > 0 else [(0.0, np.inf)]
+
+    def integral(g) -> float:
+        return sum(
+            quad(lambda z: np.exp(f(z) - top) * g(z), lo, hi, epsabs=0.0, epsrel=1e-13,
+                 limit=400)[0]
+            for lo, hi in parts
+        )  # fmt: skip
+
+    mass = integral(lambda z: 1.0)
+    log_s = float(np.log(c - 1.0) + top + np.log(mass))
+    if not grad:
+        return log_s, ()
+
+    def inner(z: float) -> float:
+        return 1.0 - w * -np.expm1(-z)  # 1 - w + w e^-z
+
+    d_b = -integral(lambda z: np.log(inner(z))) / mass
+    d_c = 1.0 / (c - 1.0) - integral(lambda z: z) / mass
+    d_w = b * integral(lambda z: -np.expm1(-z) / inner(z)) / mass
+    return log_s, (d_b, d_c, d_w)
+
+
 def _log_s(b, c, w, grad: bool = False):
     b, c, w = (np.array(v, dtype=float).ravel() for v in np.broadcast_arrays(b, c, w))
     log_s = np.empty(len(w))
@@ -179,6 +238,18 @@ def _log_s(b, c, w, grad: bool = False):
             if derivs is not None:
                 for out, di in zip(derivs, d, strict=True):
                     out[mask] = di
+    # scipy's 2F1 fails for large b near w = 1 (inf or nan although S <= 1 / (1 - w)):
+    # those rows, and rows whose finite differences failed, go to the quadrature
+    failed = far & ~np.isfinite(log_s)
+    if derivs is not None:
+        for d_i in derivs:
+            failed |= far & ~np.isfinite(d_i)
+    if failed.any():
+        value, d = _log_s_quadrature(b[failed], c[failed], w[failed], grad)
+        log_s[failed] = value
+        if derivs is not None:
+            for out, di in zip(derivs, d, strict=True):
+                out[failed] = di
     return log_s, derivs
 
 
@@ -492,23 +563,6 @@ def pareto_nbd_expected_purchases(t, x, t_x, T, r, alpha, s, beta):
     """
     if np.ndim(t) == 0:  # the factor once per (x, T) pair, with P(alive)'s pair terms
         return _alive_and_expected(float(t), x, t_x, T, r, alpha, s, beta, None)[1]
-    if_alive = pareto_nbd_expected_purchases_if_alive(t, x, T, r, alpha, s, beta)
-    return if_alive * pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta)
-
-
-def pareto_nbd_expected_purchases_if_alive(t, x, T, r, alpha, s, beta):
-    """Expected purchases in ``(T, T + t]`` of a customer alive at ``T``.
-
-    The factor of eq. (41) of note 009 [FHL05n] after ``P(alive)``:
-    ``(r + x) (beta + T) / ((alpha + T) (s - 1)) [1 - ((beta + T) / (beta + T + t)) ** (s - 1)]``,
-    with the bracket over ``s - 1`` evaluated by :func:`_one_minus_power_over`
-    (finite at ``s = 1``, where it tends to ``ln(1 + t / (beta + T))``). It
-    depends on ``(t, x, T)`` only.
-
-    Returns
-    -------
-    numpy.ndarray
-    """
     if_alive = pareto_nbd_expected_purchases_if_alive(t, x, T, r, alpha, s, beta)
     return if_alive * pareto_nbd_probability_alive(x, t_x, T, r, alpha, s, beta)
 

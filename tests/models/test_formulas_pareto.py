@@ -163,6 +163,57 @@ def test_tail_integral_and_gradient(u, A, B, p, q):
         assert grad[i][0] == pytest.approx(fd, rel=1e-6, abs=1e-8)
 
 
+def _log_tail_by_quadrature(u, A, B, p, q):
+    """ln int_u^inf (A + v)^-p (B + v)^-q dv, scaled by the integrand at u (no overflow)."""
+
+    def g(v):
+        return -p * np.log(A + v) - q * np.log(B + v)
+
+    top = g(u)
+    rest = quad(lambda z: np.exp(g(u + z) - top), 0, np.inf, epsabs=0, epsrel=1e-13, limit=500)
+    return top + np.log(rest[0])
+
+
+@pytest.mark.parametrize(
+    "u, A, B, p, q",
+    [
+        (100.0, 1000.0, 1.0, 400.0, 0.6),  # a heavy buyer (r + x = 400), alpha / beta = 1000
+        (50.0, 1.0, 1000.0, 0.6, 350.5),
+        (0.0, 2000.0, 2.0, 1000.0, 2.0),
+        (10.0, 1e4, 1.0, 5000.0, 0.05),
+    ],
+)
+def test_tail_integral_where_scipy_2f1_fails(u, A, B, p, q):
+    """Large exponents with w near 1: scipy's 2F1 returns inf or nan there; the
+    quadrature of Euler's integral takes over (value and gradient finite and right)."""
+    log_i, grad = P.pareto_log_tail_integral(np.array([u]), A, B, p, q, grad=True)
+    assert log_i[0] == pytest.approx(_log_tail_by_quadrature(u, A, B, p, q), rel=1e-12)
+    # central differences of the direct quadrature: ln I is in the thousands, so its
+    # rounding (~1e-13) over a step of 1e-5 relative bounds the oracle to ~1e-7
+    args = [A, B, p, q]
+    for i in range(4):
+        up, down = list(args), list(args)
+        up[i] *= 1 + 1e-5
+        down[i] *= 1 - 1e-5
+        fd = (_log_tail_by_quadrature(u, *up) - _log_tail_by_quadrature(u, *down)) / (
+            2e-5 * args[i]
+        )
+        assert grad[i][0] == pytest.approx(fd, rel=1e-5, abs=1e-6)
+
+
+def test_heavy_buyers_with_extreme_rate_ratio_are_finite():
+    """x up to 10,000 with alpha / beta = 1000 (and 1 / 1000): P(alive), the
+    likelihood and expected purchases stay finite and P(alive) within [0, 1]."""
+    x = np.repeat([0.0, 50.0, 300.0, 1000.0, 10_000.0], 3)
+    T_ = np.tile([10.0, 500.0, 50_000.0], 5)
+    t_x = np.where(x > 0, 0.5 * T_, 0.0)
+    for theta in [(2.0, 1000.0, 0.6, 1.0), (2.0, 1.0, 0.6, 1000.0)]:
+        alive = P.pareto_nbd_probability_alive(x, t_x, T_, *theta)
+        assert np.all(np.isfinite(alive)) and np.all((alive >= 0) & (alive <= 1))
+        assert np.all(np.isfinite(P.pareto_nbd_log_likelihood(x, t_x, T_, *theta)))
+        assert np.all(np.isfinite(P.pareto_nbd_expected_purchases(30.0, x, t_x, T_, *theta)))
+
+
 @pytest.mark.parametrize("p", [CDNOW, SWAPPED], ids=["alpha<beta", "alpha>beta"])
 def test_total_gradient_matches_central_differences(cdnow_summary, p):
     x, t_x, T = _cdnow(cdnow_summary)
