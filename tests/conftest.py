@@ -56,7 +56,7 @@ def tiny_tx() -> pd.DataFrame:
 
 #: The driver accepts at most this much from a job's results: the CDNOW log and
 #: every per-customer table are larger, so a Spark test that collects one fails.
-SPARK_MAX_RESULT = "256k"
+SPARK_MAX_RESULT = "512k"
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,6 @@ import pandas as pd
 
 from rfmml.data.transactions import end_cutoff
 from rfmml.errors import DataError
-from rfmml.features._spark import is_spark, with_attrs
 from rfmml.features._engine import (
     Frame,
     as_timestamp,
@@ -40,6 +39,7 @@ from rfmml.features._engine import (
     scalar,
     scalar_period,
 )
+from rfmml.features._spark import is_spark, with_attrs
 
 __all__ = ["btyd_summary", "calibration_holdout", "calibration_summary"]
 
