@@ -124,11 +124,11 @@ class GammaGamma(MaximumLikelihoodModel):
         if not repeat.any():
             raise DataError(
                 f"GammaGamma.fit needs customers with frequency > 0 (repeat purchases), but all "
-                f"{customers(np.ones(len(w_all), dtype=bool))} customers are one-time buyers. The model learns spend from repeat "
-                "purchases; use a longer observation period."
+                f"{customers(np.ones(len(w_all), dtype=bool))} customers are one-time buyers. "
+                "The model learns spend from repeat purchases; use a longer observation period."
             )
         bad = repeat & (cols["monetary_value"] <= 0)
-        n_excluded = 0
+        n_excluded: int | float = 0
         if bad.any() and self.zero_spend == "exclude":
             n_excluded = customers(bad)
             repeat = repeat & ~bad
