@@ -58,7 +58,7 @@ def _bundle(parts: Mapping[str, Any]) -> str:
     from rfmml.models.persistence import model_to_dict
     from rfmml.segments.persistence import segmenter_to_dict
 
-    docs = {}
+    docs: dict[str, Any] = {}
     for key, part in parts.items():
         if part is None:
             docs[key] = None
@@ -88,7 +88,7 @@ def spark_schema_of(table: pd.DataFrame, sdf: Any) -> Any:
             kind: Any = sdf.schema[name].dataType
         elif (
             isinstance(dtype, pd.CategoricalDtype)
-            or dtype == object
+            or pd.api.types.is_object_dtype(dtype)
             or pd.api.types.is_string_dtype(dtype)
         ):
             kind = StringType()
