@@ -18,14 +18,25 @@ pyspark is imported inside the functions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from rfmml.errors import DataError, require_columns
 
-__all__ = ["check_spark_features", "spark_keys", "spark_label", "spark_quantile_edges"]
+__all__ = [
+    "check_spark_features",
+    "spark_clusters",
+    "spark_keys",
+    "spark_label",
+    "spark_quantile_edges",
+    "spark_sample",
+    "spark_scores",
+]
 
 
 def spark_keys(sdf: Any) -> list[str]:
@@ -162,3 +173,59 @@ def spark_label(scores: Any, scheme: Any) -> Any:
     names = np.asarray(scheme.segment_names, dtype=object)[scheme._codes]
     lookup = F.array(*(F.lit(str(name)) for name in names))
     return scores.withColumn("segment", F.element_at(lookup, (flat + 1).cast("int")))
+
+
+@lru_cache(maxsize=8)
+def _segmenter(text: str) -> Any:
+    """A fitted segmenter from its JSON document, rebuilt once per worker process."""
+    from rfmml.segments.persistence import segmenter_from_dict
+
+    return segmenter_from_dict(json.loads(text))
+
+
+def spark_sample(sdf: Any, columns: Sequence[str], size: int, seed: int) -> pd.DataFrame:
+    """A seeded random sample of at most ``size`` rows of ``columns``, collected.
+
+    Spark's Bernoulli sample at a fraction a little above ``size / rows``, then
+    the first ``size`` rows: the driver receives at most ``size`` rows whatever
+    the number of customers.
+    """
+    n = int(sdf.count())
+    fraction = min(1.0, 1.2 * size / max(n, 1))
+    picked = (
+        sdf.select(*columns)
+        if fraction >= 1.0
+        else sdf.select(*columns).sample(withReplacement=False, fraction=fraction, seed=seed)
+    )
+    return picked.limit(size).toPandas()
+
+
+def spark_clusters(segmenter: Any, sdf: Any) -> Any:
+    """``cluster`` and ``segment`` (the cluster's name) of every row, by ``mapInPandas``.
+
+    The fitted k-means segmenter goes to the workers as its JSON document and
+    assigns each Arrow batch with its own ``predict_cluster``, so the Spark
+    assignment equals the pandas one.
+    """
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    from rfmml.segments.persistence import segmenter_to_dict
+
+    columns = list(segmenter.features)
+    check_spark_features(sdf, columns, where="KMeansSegmenter.predict")
+    keys = spark_keys(sdf)
+    text = json.dumps(segmenter_to_dict(segmenter), allow_nan=False)
+    names = list(segmenter.cluster_names_)
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        fitted = _segmenter(text)
+        for batch in batches:
+            ids = fitted.predict_cluster(batch[columns].astype("float64")).to_numpy()
+            out = batch[keys].copy()
+            out["cluster"] = ids.astype(np.int64)
+            out["segment"] = np.asarray(names, dtype=object)[ids]
+            yield out
+
+    fields = [StructField(k, sdf.schema[k].dataType, True) for k in keys]
+    fields += [StructField("cluster", LongType(), True), StructField("segment", StringType(), True)]
+    return sdf.select(*keys, *columns).mapInPandas(run, StructType(fields))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -69,3 +70,24 @@ def test_spark_scores_refuse_bad_features(spark, spark_features):
         RFMScorer().fit(negative)
     with pytest.raises(DataError, match="empty"):
         RFMScorer().fit(spark_features.limit(0))
+
+
+def test_kmeans_on_spark(features, spark_features, spark_compare):
+    from rfmml.segments import KMeansSegmenter
+    from rfmml.segments._spark import spark_sample
+
+    # assignment in Spark equals the pandas assignment, every customer
+    fitted = KMeansSegmenter(n_clusters=4, random_state=0).fit(features)
+    got = fitted.predict_cluster(spark_features)
+    assert got.columns == ["customer_id", "cluster"]
+    spark_compare(got, fitted.predict_cluster(features).to_frame())
+    spark_compare(fitted.predict(spark_features), fitted.predict(features).to_frame())
+    # a Spark fit is the pandas fit of its bounded, seeded sample
+    on_spark = KMeansSegmenter(n_clusters=4, random_state=0, sample_size=2000).fit(spark_features)
+    assert len(on_spark.labels_) == 2000
+    columns = ["recency_days", "n_orders", "total_spend"]
+    seed = np.random.RandomState(0).randint(2**31 - 1)
+    sample = spark_sample(spark_features, columns, 2000, int(seed))
+    on_sample = KMeansSegmenter(n_clusters=4, random_state=0, sample_size=2000).fit(sample)
+    pd.testing.assert_frame_equal(on_spark.cluster_centers_, on_sample.cluster_centers_)
+    assert on_spark.cluster_names_ == on_sample.cluster_names_
