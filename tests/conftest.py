@@ -81,6 +81,9 @@ def spark():
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.default.parallelism", "4")
         .config("spark.driver.maxResultSize", SPARK_MAX_RESULT)
+        # a broadcast join collects its small side on the driver (up to 10 MB by
+        # default, fine in production); under the tiny limit above joins shuffle
+        .config("spark.sql.autoBroadcastJoinThreshold", "-1")
         .config("spark.executorEnv.PYTHONPATH", path)
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .getOrCreate()
