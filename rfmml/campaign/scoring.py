@@ -440,9 +440,16 @@ def score_customers(
         Periods of ``probability_order_within_window``; ``None`` leaves the
         column out.
 
+    Spark: with PySpark frames (``customer_id`` columns) the table is computed
+    inside Spark by ``mapInPandas`` (the fitted estimators go to the workers as
+    JSON documents) and returned as a Spark DataFrame with the same columns and
+    values (categoricals as text); only validation counts and one sample row reach
+    the driver. Intervals and ``segments`` are pandas-only (see
+    :mod:`rfmml.campaign._spark`).
+
     Returns
     -------
-    pandas.DataFrame
+    pandas.DataFrame or pyspark.sql.DataFrame
         Indexed like ``features``, columns in the order of the table above.
         ``attrs`` records ``horizon``, ``discount_rate``, ``freq``, ``churn_bands``,
         ``churn_basis`` and ``next_order_window`` (with a purchase model), ``scheme``,

@@ -222,8 +222,12 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : pandas.DataFrame
+        X : pandas.DataFrame or pyspark.sql.DataFrame
             The model's ``fit_columns``, optional ``weights`` (customers per row).
+            A Spark summary is validated in Spark and collapsed there to its
+            distinct rows with counts; only those are collected (see
+            :mod:`rfmml.models._spark`). Predictions accept Spark frames too and
+            return ``customer_id`` and the prediction as a Spark frame.
         y : None
             Ignored.
 

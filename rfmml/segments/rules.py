@@ -93,9 +93,10 @@ class RuleSegmenter(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        pandas.DataFrame
+        pandas.DataFrame or pyspark.sql.DataFrame
             ``R``, ``F``, ``M``, ``FM``, ``RFM`` and ``segment`` (categorical), same
-            index as ``X``.
+            index as ``X``; for a Spark frame, ``customer_id`` and those columns
+            (``segment`` as text), computed in Spark.
         """
         check_is_fitted(self)
         scores = self.scorer_.transform(X)

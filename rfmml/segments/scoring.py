@@ -274,8 +274,11 @@ class RFMScorer(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : pandas.DataFrame
+        X : pandas.DataFrame or pyspark.sql.DataFrame
             One row per customer with the recency, frequency and monetary columns.
+            A Spark frame is validated and its exact edges computed inside Spark
+            (equal to the pandas ones; see :mod:`rfmml.segments._spark`); its edges
+            are pooled (no group index).
         y : ignored
 
         Returns
@@ -387,13 +390,14 @@ class RFMScorer(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : pandas.DataFrame
+        X : pandas.DataFrame or pyspark.sql.DataFrame
             Customer features with the scored columns (new customers allowed).
 
         Returns
         -------
-        pandas.DataFrame
-            Columns ``R``, ``F``, ``M``, ``FM`` (int64) and ``RFM`` (str), same index as ``X``.
+        pandas.DataFrame or pyspark.sql.DataFrame
+            Columns ``R``, ``F``, ``M``, ``FM`` (int64) and ``RFM`` (str), same index as ``X``;
+            for a Spark frame, ``customer_id`` and those columns, computed in Spark.
 
         Raises
         ------
