@@ -283,6 +283,8 @@ def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
     from rfmml.pipeline import run_experiment
 
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
+    if cfg.engine == "spark":
+        return _run_spark(cfg, output, tracking_uri)
     total = 6 + len(cfg.segmentations)
     with _progress() as progress:
         task = progress.add_task(f"experiment {cfg.name}", total=total)
@@ -301,6 +303,21 @@ def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
         logging.getLogger("rfmml").warning("%s", text)
     _report_run(result)
     _write_report(result)
+    return result
+
+
+def _run_spark(cfg: Any, output: str | None, tracking_uri: str | None) -> Any:
+    """``engine = "spark"``: fit on the whole period and score inside Spark."""
+    from rfmml.spark_run import run_spark_experiment
+
+    with _stages(1) as step:
+        step(f"experiment {cfg.name} on Spark: features, segments, models, scoring")
+        result = run_spark_experiment(cfg, output_dir=output, tracking_uri=tracking_uri)
+    out.print(f"scored {result.n_customers:,} customers on Spark into {result.output_dir}/")
+    err.print(f"wrote predictions: {result.predictions} (Parquet, partitioned by segment)")
+    err.print(f"wrote the scoring pipeline: {result.model_dir}")
+    if result.model_uri is not None:
+        err.print(f"logged the scoring model: {result.model_uri}")
     return result
 
 
@@ -669,10 +686,22 @@ def fit(freq: str, purchase_model: str, penalizer: float, scheme: str, horizon: 
     default=None,
     help="Level of the _lower/_upper columns (0: none); default: the pipeline's.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["pandas", "spark"]),
+    default="pandas",
+    show_default=True,
+    help="spark: read a Parquet/CSV file or folder and score inside Spark (partitioned Parquet).",
+)
+@click.option("--spark-master", default=None, help="Spark master for --engine spark.")
 @_handle_errors
 def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
-            salt: str | None, interval: float | None, **reader: Any) -> None:  # fmt: skip
+            salt: str | None, interval: float | None, engine: str, spark_master: str | None,
+            **reader: Any) -> None:  # fmt: skip
     """Score the customers of TRANSACTIONS with a saved pipeline; write predictions and lists."""
+    if engine == "spark":
+        _predict_spark(model_dir, output, spark_master, reader)
+        return
     from rfmml.campaign import (
         ScoringPipeline,
         export_segment_changes,
@@ -744,6 +773,27 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     report = build_report(output, transactions=tx)
     out.print(f"scored {len(table):,} customers into {output}/")
     out.print(f"Report: {report}")
+
+
+def _predict_spark(model_dir: str, output: str, master: str | None, reader: dict) -> None:
+    from rfmml.config import DataConfig
+    from rfmml.spark_run import predict_spark, spark_session
+
+    data = DataConfig(
+        source=reader["transactions"], customer=reader["customer"],
+        timestamp=reader["timestamp"], amount=reader["amount"],
+        timestamp_format=reader.get("timestamp_format"), separator=reader.get("separator"),
+    )  # fmt: skip
+    for key in ("group", "order", "quantity", "price", "cancellation_prefix"):
+        if reader.get(key) is not None:
+            raise ValueError(f"--{key.replace('_', '-')} is not offered with --engine spark")
+    with _stages(1) as step:
+        step("scoring inside Spark")
+        paths = predict_spark(model_dir, reader["transactions"], output,
+                              observation_end=reader.get("observation_end"),
+                              spark=spark_session(master), data=data)  # fmt: skip
+    for kind, path in paths.items():
+        err.print(f"wrote {kind}: {path}")
 
 
 @main.command()

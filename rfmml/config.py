@@ -94,6 +94,7 @@ from rfmml.segments import (
 
 __all__ = [
     "BUILTIN_SOURCES",
+    "ENGINES",
     "SEGMENTERS",
     "DataConfig",
     "ExperimentConfig",
@@ -106,6 +107,8 @@ __all__ = [
 ]
 
 BUILTIN_SOURCES = ("cdnow", "online_retail")
+#: Where a run computes: one machine, or inside Spark (see :mod:`rfmml.spark_run`).
+ENGINES = ("pandas", "spark")
 
 #: Purchase models an experiment can fit (``[models] purchase_models``), by config name.
 PURCHASE_MODELS: dict[str, type[PurchaseModel]] = {
@@ -345,6 +348,10 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     segmentations: list[SegmentationConfig]
+    #: "pandas" (one machine: DuckDB and pandas) or "spark" (the batch path inside Spark)
+    engine: str = "pandas"
+    #: Spark master for engine = "spark" (e.g. "local[2]"); unset: the session spark-submit made
+    spark_master: str | None = None
     source_path: str | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -630,6 +637,8 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
             f"calibration_end ({top['calibration_end'].date()}) must be before "
             f"observation_end ({top['observation_end'].date()})"
         )
+    if top.get("engine", "pandas") not in ENGINES:
+        raise ConfigError(f"engine = {top['engine']!r}; allowed: {list(ENGINES)}")
     if top.get("freq", "D") not in ("D", "W", "M"):
         raise ConfigError(f"freq = {top['freq']!r}; allowed: 'D', 'W', 'M'")
 

@@ -52,3 +52,101 @@ def tiny_tx() -> pd.DataFrame:
             "amount": [10.0, 5.0, 20.0, 40.0, 7.0, 3.0, 0.0],
         }
     )
+
+
+#: The driver accepts at most this much from a job's results: the CDNOW log and
+#: every per-customer table are larger, so a Spark test that collects one fails.
+SPARK_MAX_RESULT = "512k"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session (2 cores) for every Spark test, with a tiny result limit."""
+    pytest.importorskip("pyspark")
+    import sys
+    from pathlib import Path
+
+    from pyspark.sql import SparkSession
+
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's rfmml on the workers
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    os.environ["PYTHONPATH"] = path
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("rfmml-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.default.parallelism", "4")
+        .config("spark.driver.maxResultSize", SPARK_MAX_RESULT)
+        # a broadcast join collects its small side on the driver (up to 10 MB by
+        # default, fine in production); under the tiny limit above joins shuffle
+        .config("spark.sql.autoBroadcastJoinThreshold", "-1")
+        .config("spark.executorEnv.PYTHONPATH", path)
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_tx(spark, cdnow_tx, tmp_path_factory):
+    """The CDNOW log as a Spark frame read from Parquet (a real scan, not a local relation)."""
+    folder = tmp_path_factory.mktemp("cdnow-parquet") / "tx"
+    spark.createDataFrame(cdnow_tx[["customer_id", "timestamp", "amount"]]).write.parquet(
+        str(folder)
+    )
+    return spark.read.parquet(str(folder))
+
+
+def _spark_mismatches(spark, got, want: pd.DataFrame, keys, rtol: float, atol: float) -> dict:
+    """Compare a Spark frame with a pandas one inside Spark; only counts come back."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import NumericType
+
+    expected = want.reset_index() if keys[0] not in want.columns else want
+    expected = expected.copy()
+    for col in expected.columns:
+        if isinstance(expected[col].dtype, pd.CategoricalDtype):
+            expected[col] = expected[col].astype(str)
+    assert list(got.columns) == list(expected.columns), (got.columns, list(expected.columns))
+    theirs = spark.createDataFrame(expected)
+    a = got.select(*keys, *(F.col(c).alias(f"g_{c}") for c in got.columns if c not in keys))
+    b = theirs.select(*keys, *(F.col(c).alias(f"w_{c}") for c in theirs.columns if c not in keys))
+    a = a.withColumn("_g", F.lit(True))
+    b = b.withColumn("_w", F.lit(True))
+    joined = a.join(b, on=keys, how="full_outer")
+    aggs = [
+        F.count_if(F.col("_g").isNull()).alias("only_want"),
+        F.count_if(F.col("_w").isNull()).alias("only_got"),
+        F.count(F.lit(1)).alias("rows"),
+    ]
+    for col in got.columns:
+        if col in keys:
+            continue
+        g, w = F.col(f"g_{col}"), F.col(f"w_{col}")
+        if isinstance(got.schema[col].dataType, NumericType):
+            g, w = g.cast("double"), w.cast("double")
+            close = (g == w) | (F.abs(g - w) <= atol + rtol * F.greatest(F.abs(g), F.abs(w)))
+            bad = ~(g.eqNullSafe(w) | F.coalesce(close, F.lit(False)))
+        else:
+            bad = ~g.eqNullSafe(w)
+        aggs.append(F.count_if(bad).alias(col))
+    row = joined.agg(*aggs).first().asDict()
+    return row
+
+
+@pytest.fixture(scope="session")
+def spark_compare(spark):
+    """``compare(spark_frame, pandas_frame, keys, rtol)``: assert equal, computed in Spark."""
+
+    def compare(got, want, keys=("customer_id",), rtol=1e-12, atol=0.0):
+        counts = _spark_mismatches(spark, got, want, list(keys), rtol, atol)
+        assert counts.pop("rows") == len(want)
+        bad = {k: v for k, v in counts.items() if v}
+        assert not bad, f"Spark and pandas differ (rows per column): {bad}"
+
+    return compare

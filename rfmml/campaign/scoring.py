@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from rfmml.campaign.playbook import Playbook, load_playbook
 from rfmml.errors import DataError
+from rfmml.features._spark import is_spark
 from rfmml.models import GammaGamma, PurchaseModel
 from rfmml.models._grouping import group_rows
 from rfmml.models.clv import lifetime_value, resolve_freq
@@ -439,9 +440,16 @@ def score_customers(
         Periods of ``probability_order_within_window``; ``None`` leaves the
         column out.
 
+    Spark: with PySpark frames (``customer_id`` columns) the table is computed
+    inside Spark by ``mapInPandas`` (the fitted estimators go to the workers as
+    JSON documents) and returned as a Spark DataFrame with the same columns and
+    values (categoricals as text); only validation counts and one sample row reach
+    the driver. Intervals and ``segments`` are pandas-only (see
+    :mod:`rfmml.campaign._spark`).
+
     Returns
     -------
-    pandas.DataFrame
+    pandas.DataFrame or pyspark.sql.DataFrame
         Indexed like ``features``, columns in the order of the table above.
         ``attrs`` records ``horizon``, ``discount_rate``, ``freq``, ``churn_bands``,
         ``churn_basis`` and ``next_order_window`` (with a purchase model), ``scheme``,
@@ -461,6 +469,18 @@ def score_customers(
     ConfigError
         An invalid playbook.
     """
+    if is_spark(features):  # scored inside Spark, a Spark frame back
+        from rfmml.campaign._spark import score_spark
+
+        options = dict(
+            rule_segmenter=rule_segmenter, kmeans_segmenter=kmeans_segmenter,
+            purchase_model=purchase_model, gamma_gamma=gamma_gamma, horizon=horizon,
+            discount_rate=discount_rate, freq=freq, playbook=playbook, churn_bands=churn_bands,
+            churn_basis=churn_basis, interval=interval, segments=segments,
+            random_state=random_state, top_fraction=top_fraction,
+            next_order_window=next_order_window,
+        )  # fmt: skip
+        return score_spark(features, summary, options)
     if not isinstance(features, pd.DataFrame):
         raise TypeError(
             f"score_customers expects features as a pandas DataFrame, got "

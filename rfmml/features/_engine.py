@@ -280,7 +280,9 @@ def open_frame(tx: Any, required: list[str], engine: str | None = None) -> Frame
     if module == "duckdb":
         return Frame(nw.from_native(tx).lazy().select(required), "duckdb")
     if module == "pyspark":
-        return Frame(nw.from_native(tx).lazy().select(required), "pyspark")
+        from rfmml.features._spark import check_spark_log
+
+        return Frame(nw.from_native(check_spark_log(tx, required)).lazy(), "pyspark")
     raise TypeError(
         "expected a pandas, polars, DuckDB or PySpark frame of transactions, "
         f"got {type(tx).__name__}"

@@ -39,6 +39,7 @@ from rfmml.features._engine import (
     scalar,
     scalar_period,
 )
+from rfmml.features._spark import is_spark, with_attrs
 
 __all__ = ["btyd_summary", "calibration_holdout", "calibration_summary"]
 
@@ -221,8 +222,7 @@ def btyd_summary(
         )
     else:
         out = frame.collect(_summary_query(frame.lazy, end, freq, keys, with_amount), keys)
-    _stamp(out, freq=freq, observation_end=end)
-    return out
+    return _stamp(out, freq=freq, observation_end=end)
 
 
 def _resolve_end(frame: Frame, observation_end: Any) -> pd.Timestamp:
@@ -231,10 +231,14 @@ def _resolve_end(frame: Frame, observation_end: Any) -> pd.Timestamp:
     return as_timestamp(observation_end, "observation_end")
 
 
-def _stamp(out: Any, **meta: Any) -> None:
+def _stamp(out: Any, **meta: Any) -> Any:
+    """Record ``meta`` on a result: ``attrs`` for pandas, column metadata for Spark."""
     if isinstance(out, pd.DataFrame):
         for key, value in meta.items():
             out.attrs[key] = value.isoformat() if isinstance(value, pd.Timestamp) else value
+    elif is_spark(out):
+        return with_attrs(out, **meta)
+    return out
 
 
 def calibration_holdout(
@@ -335,8 +339,7 @@ def calibration_holdout(
                 f"no repeat purchase by a calibration customer between {cal_end} and "
                 f"{obs_end}: the holdout period is empty"
             )
-    _stamp(out, freq=freq, calibration_end=cal_end, observation_end=obs_end)
-    return out
+    return _stamp(out, freq=freq, calibration_end=cal_end, observation_end=obs_end)
 
 
 def calibration_summary(cal_holdout: pd.DataFrame) -> pd.DataFrame:

@@ -116,5 +116,4 @@ def rfm_table(
     if with_amount:
         derived.append((nw.col("total_spend") / exposure_years).alias("spend_per_year"))
     result = frame.collect(out.select(*keys, *derived), keys)
-    _stamp(result, observation_end=end, min_tenure_days=min_tenure_days)
-    return result
+    return _stamp(result, observation_end=end, min_tenure_days=min_tenure_days)

@@ -80,6 +80,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from rfmml.errors import DataError
+from rfmml.features._spark import is_spark
 from rfmml.models import _fitting
 from rfmml.models._fitting import Z_95, confidence_table, fit_log_params
 from rfmml.models._grouping import map_rows, rows_fingerprint, unique_rows
@@ -223,8 +224,12 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
 
         Parameters
         ----------
-        X : pandas.DataFrame
+        X : pandas.DataFrame or pyspark.sql.DataFrame
             The model's ``fit_columns``, optional ``weights`` (customers per row).
+            A Spark summary is validated in Spark and collapsed there to its
+            distinct rows with counts; only those are collected (see
+            :mod:`rfmml.models._spark`). Predictions accept Spark frames too and
+            return ``customer_id`` and the prediction as a Spark frame.
         y : None
             Ignored.
 
@@ -245,6 +250,16 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
         self._clear_fitted()
         self._check_hyper_parameters()
         name = type(self).__name__
+        if is_spark(X):  # distinct rows with counts, collapsed in Spark
+            from rfmml.models._spark import collapse_summary
+
+            strict = getattr(self, "_strict_summary", False) and hasattr(self, "_formulas")
+            X = collapse_summary(
+                X,
+                self.fit_columns,
+                what=f"{name}.fit",
+                repeat_buyers_for=self.kind if strict else None,
+            )
         cols = check_summary(X, self.fit_columns, what=f"{name}.fit")
         selected, weights, extra = self._select_rows(X, cols)
         rows, w = unique_rows(selected, weights)
@@ -562,6 +577,19 @@ class PurchaseModel(MaximumLikelihoodModel):
         formula = self._formula("probability_alive")
         return map_rows(lambda *c: formula(*c, *theta), x, t_x, T, unique=not self._in_order)
 
+    def _on_spark(self, X: Any, method: str, **kwargs: Any) -> Any:
+        """``method`` evaluated inside Spark (see :mod:`rfmml.models._spark`)."""
+        from rfmml.models._spark import spark_predict
+
+        self._theta()  # NotFittedError first
+        for key, value in kwargs.items():
+            if not _is_number(value):
+                raise DataError(
+                    f"{key} must be one number for a Spark frame (a per-customer {key} cannot "
+                    f"be aligned to its rows), got {type(value).__name__}."
+                )
+        return spark_predict(self, X, method, method, self.fit_columns, **kwargs)
+
     @staticmethod
     def _scalar(out):
         return float(out) if np.ndim(out) == 0 else out
@@ -580,6 +608,8 @@ class PurchaseModel(MaximumLikelihoodModel):
         pandas.Series
             Aligned to ``X.index``.
         """
+        if is_spark(X):
+            return self._on_spark(X, "probability_alive")
         x, t_x, T = self._columns(X, "probability_alive")
         p = self._alive_rows(x, t_x, T, self._theta())
         return pd.Series(p, index=X.index, name="probability_alive")
@@ -603,6 +633,8 @@ class PurchaseModel(MaximumLikelihoodModel):
         pandas.Series
             Aligned to ``X.index``.
         """
+        if is_spark(X):
+            return self._on_spark(X, "expected_purchases", t=t)
         x, t_x, T = self._columns(X, "expected_purchases")
         e = self._expected_rows(x, t_x, T, self._purchase_horizon(t, len(X)), self._theta())
         return pd.Series(e, index=X.index, name="expected_purchases")
@@ -672,6 +704,8 @@ class PurchaseModel(MaximumLikelihoodModel):
         pandas.Series
             One probability per row of ``X``.
         """
+        if is_spark(X):
+            return self._on_spark(X, "probability_no_purchase", t=t)
         x, t_x, T = self._columns(X, "probability_no_purchase")
         theta = self._theta()
         formula = self._formula("probability_no_purchase")
@@ -732,6 +766,8 @@ class PurchaseModel(MaximumLikelihoodModel):
         pandas.Series
             One value per row of ``X``, not multiplied by ``weights``.
         """
+        if is_spark(X):
+            return self._on_spark(X, "log_likelihood")
         x, t_x, T = self._columns(X, "log_likelihood")
         theta = self._theta()
         formula = self._formula("log_likelihood")
@@ -751,6 +787,8 @@ class PurchaseModel(MaximumLikelihoodModel):
         pandas.Series
             One probability per row of ``X``.
         """
+        if is_spark(X):
+            return self._on_spark(X, "probability_purchase_within", t=t)
         p = 1.0 - self.probability_no_purchase(X, t).to_numpy()
         return pd.Series(p, index=X.index, name="probability_purchase_within")
 
@@ -777,6 +815,8 @@ class PurchaseModel(MaximumLikelihoodModel):
         """
         if not _is_number(q) or not 0.0 < float(q) < 1.0:
             raise ValueError(f"q must be a number strictly between 0 and 1, got {q!r}.")
+        if is_spark(X):
+            return self._on_spark(X, "next_purchase_quantile", q=q)
         check_is_fitted(self, "params_")
         cols = check_summary(X, self.fit_columns, what="next_purchase_quantile")
         target = 1.0 - float(q)

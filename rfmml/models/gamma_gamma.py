@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from rfmml.errors import DataError
+from rfmml.features._spark import is_spark
 from rfmml.models import _formulas as F
 from rfmml.models._base import MaximumLikelihoodModel
 from rfmml.models._grouping import map_rows
@@ -114,16 +115,22 @@ class GammaGamma(MaximumLikelihoodModel):
         if self.zero_spend not in ("error", "exclude"):
             raise ValueError(f"zero_spend must be 'error' or 'exclude', got {self.zero_spend!r}.")
         repeat = cols["frequency"] > 0
+        w_all = cols["weights"]  # customers per row: counts below are customers, not rows
+
+        def customers(mask: np.ndarray) -> int | float:
+            total = float(w_all[mask].sum())
+            return int(total) if total.is_integer() else total
+
         if not repeat.any():
             raise DataError(
                 f"GammaGamma.fit needs customers with frequency > 0 (repeat purchases), but all "
-                f"{len(X)} customers are one-time buyers. The model learns spend from repeat "
-                "purchases; use a longer observation period."
+                f"{customers(np.ones(len(w_all), dtype=bool))} customers are one-time buyers. "
+                "The model learns spend from repeat purchases; use a longer observation period."
             )
         bad = repeat & (cols["monetary_value"] <= 0)
-        n_excluded = 0
+        n_excluded: int | float = 0
         if bad.any() and self.zero_spend == "exclude":
-            n_excluded = int(bad.sum())
+            n_excluded = customers(bad)
             repeat = repeat & ~bad
             if not repeat.any():
                 raise DataError(
@@ -134,7 +141,7 @@ class GammaGamma(MaximumLikelihoodModel):
             first = first_id(X.index, bad)
             raise DataError(
                 f"monetary_value must be > 0 for customers with frequency > 0, but "
-                f"{int(bad.sum())} of {int(repeat.sum())} repeat customers have "
+                f"{customers(bad)} of {customers(repeat)} repeat customers have "
                 "monetary_value <= 0 "
                 f"(first customer_id={first!r}). Drop them, net returns out before summarising, "
                 "or fit with GammaGamma(zero_spend='exclude')."
@@ -194,6 +201,11 @@ class GammaGamma(MaximumLikelihoodModel):
             frequency 0.
         """
         theta = self._theta()
+        if is_spark(X):  # evaluated in Spark, a Spark frame back
+            from rfmml.models._spark import spark_predict
+
+            columns = ("frequency", "monetary_value")
+            return spark_predict(self, X, "expected_order_value", "expected_order_value", columns)
         c = check_summary(X, ("frequency", "monetary_value"), what="expected_order_value")
         value = expected_order_value_rows(c["frequency"], c["monetary_value"], theta)
         return pd.Series(value, index=X.index, name="expected_order_value")

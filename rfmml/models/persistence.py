@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from rfmml._documents import decode_float, read_document, write_document
+from rfmml._documents import (
+    check_document,
+    decode_float,
+    envelope,
+    read_document,
+    write_document,
+)
 from rfmml.errors import DataError
 from rfmml.models._fitting import confidence_table
 from rfmml.models._registry import model_class, model_kinds
@@ -32,7 +38,15 @@ from rfmml.models._registry import model_class, model_kinds
 if TYPE_CHECKING:  # the base imports this module
     from rfmml.models._base import MaximumLikelihoodModel
 
-__all__ = ["save_model", "load_model", "model_to_document", "FORMAT", "FORMAT_VERSION"]
+__all__ = [
+    "save_model",
+    "load_model",
+    "model_to_document",
+    "model_to_dict",
+    "model_from_dict",
+    "FORMAT",
+    "FORMAT_VERSION",
+]
 
 FORMAT = "rfmml.model"
 FORMAT_VERSION = 2
@@ -133,6 +147,34 @@ def load_model(path: str | Path, expected: type | None = None):
     path = Path(path)
     _, doc = read_document(path, FORMAT, FORMAT_VERSION, what=_WHAT, hint=_HINT,
                            legacy=_from_version_1)  # fmt: skip
+    return _from_body(doc, str(path), expected)
+
+
+def model_to_dict(model: MaximumLikelihoodModel) -> dict:
+    """A fitted model as the JSON-able document :func:`save_model` writes (envelope included).
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        If the model is not fitted.
+    """
+    return envelope(FORMAT, FORMAT_VERSION, model_to_document(model))
+
+
+def model_from_dict(doc: dict, expected: type | None = None):
+    """Rebuild a fitted model from :func:`model_to_dict` output (parsed JSON).
+
+    Raises
+    ------
+    DataError
+        If ``doc`` is not an rfmml model document or holds an unknown kind.
+    """
+    _, body = check_document(doc, FORMAT, FORMAT_VERSION, source="this dictionary", what=_WHAT,
+                             hint=_HINT, legacy=_from_version_1)  # fmt: skip
+    return _from_body(body, "this dictionary", expected)
+
+
+def _from_body(doc: dict, path: str, expected: type | None):
     kind = doc.get("model")
     if not isinstance(kind, str) or kind not in model_kinds():
         raise DataError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from rfmml.errors import ConfigError, DataError
+from rfmml.features._spark import is_spark
 from rfmml.segments.rules import RuleSegmenter
 from rfmml.segments.schemes import Scheme
 from rfmml.segments.scoring import RFMScorer, _check_frame
@@ -270,6 +272,8 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
             (or fewer distinct customers) than clusters.
         """
         self._check_params()
+        if is_spark(X):
+            return self._fit_spark(X)
         matrix = self._matrix(X, "KMeansSegmenter.fit")
         _check_frame(X, [self.value_col], where="KMeansSegmenter.fit")
         rng = check_random_state(self.random_state)
@@ -341,6 +345,19 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         return self
 
+    def _fit_spark(self, X: Any) -> KMeansSegmenter:
+        """Fit on a seeded sample of ``sample_size`` customers of a Spark frame (collected)."""
+        from rfmml.segments._spark import check_spark_features, spark_sample
+
+        scorer = self.scorer if self.scorer is not None else RFMScorer()
+        columns = list(dict.fromkeys([*self.features, self.value_col, *scorer.columns.values()]))
+        check_spark_features(X, columns, where="KMeansSegmenter.fit")
+        seed = check_random_state(self.random_state).randint(_SEED_MAX)
+        sample = spark_sample(X, columns, int(self.sample_size), int(seed))
+        self.fit(sample)
+        self.n_features_in_ = len(X.columns)
+        return self
+
     def _name_clusters(self, X: pd.DataFrame) -> None:
         pooled = X.reset_index(drop=True)
         scorer = clone(self.scorer) if self.scorer is not None else RFMScorer()
@@ -387,6 +404,9 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
             Integer cluster ids named ``"cluster"``, same index as ``X``.
         """
         check_is_fitted(self)
+        if is_spark(X):
+            out = self._spark_clusters(X)
+            return out.select(*[c for c in out.columns if c != "segment"])
         labels = self.pipeline_.predict(self._matrix(X, "KMeansSegmenter.predict"))
         return pd.Series(labels.astype(np.int64), index=X.index, name="cluster")
 
@@ -398,12 +418,23 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
         (categories in cluster order), same index as ``X``. The cluster ids are
         :meth:`predict_cluster` (and ``labels_`` for the training customers).
         """
+        if is_spark(X):
+            out = self._spark_clusters(X)
+            return out.select(*[c for c in out.columns if c != "cluster"])
         ids = self.predict_cluster(X)
         labels = pd.Categorical.from_codes(ids.to_numpy(), categories=self.cluster_names_)
         return pd.Series(labels, index=X.index, name="segment")
 
+    def _spark_clusters(self, X: Any) -> Any:
+        from rfmml.segments._spark import spark_clusters
+
+        check_is_fitted(self)
+        return spark_clusters(self, X)
+
     def fit_predict(self, X: pd.DataFrame, y: object = None) -> pd.Series:
         """Fit and return the training customers' segments (see :meth:`predict`)."""
+        if is_spark(X):
+            return self.fit(X).predict(X)
         self.fit(X)
         labels = pd.Categorical.from_codes(self.labels_, categories=self.cluster_names_)
         return pd.Series(labels, index=X.index, name="segment")

@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from rfmml.errors import ConfigError
+from rfmml.features._spark import is_spark
 from rfmml.segments.schemes import Scheme, load_scheme
 from rfmml.segments.scoring import RFMScorer
 
@@ -92,18 +93,26 @@ class RuleSegmenter(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        pandas.DataFrame
+        pandas.DataFrame or pyspark.sql.DataFrame
             ``R``, ``F``, ``M``, ``FM``, ``RFM`` and ``segment`` (categorical), same
-            index as ``X``.
+            index as ``X``; for a Spark frame, ``customer_id`` and those columns
+            (``segment`` as text), computed in Spark.
         """
         check_is_fitted(self)
         scores = self.scorer_.transform(X)
+        if is_spark(scores):
+            from rfmml.segments._spark import spark_label
+
+            return spark_label(scores, self.scheme_)
         scores["segment"] = self.scheme_.label(scores)
         return scores
 
     def predict(self, X: pd.DataFrame) -> pd.Series:
         """Segment of each customer: the categorical ``segment`` column of :meth:`transform`."""
         check_is_fitted(self)
+        if is_spark(X):
+            out = self.transform(X)
+            return out.select(*[c for c in out.columns if c in ("customer_id", "segment")])
         return self.scheme_.label(self.scorer_.transform(X))
 
     def fit_predict(self, X: pd.DataFrame, y: object = None) -> pd.Series:

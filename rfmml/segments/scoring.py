@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from rfmml.errors import ConfigError, DataError, require_columns
+from rfmml.features._spark import is_spark
 
 __all__ = ["RFMScorer", "linear_score"]
 
@@ -272,8 +274,11 @@ class RFMScorer(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : pandas.DataFrame
+        X : pandas.DataFrame or pyspark.sql.DataFrame
             One row per customer with the recency, frequency and monetary columns.
+            A Spark frame is validated and its exact edges computed inside Spark
+            (equal to the pandas ones; see :mod:`rfmml.segments._spark`); its edges
+            are pooled (no group index).
         y : ignored
 
         Returns
@@ -296,6 +301,8 @@ class RFMScorer(TransformerMixin, BaseEstimator):
             customers and are scored with the pooled edges.
         """
         self._check_params()
+        if is_spark(X):
+            return self._fit_spark(X)
         X = _check_frame(X, list(self.columns.values()), where="RFMScorer.fit")
         scores = list(range(2, self.n_scores + 1))
         self.small_groups_ = None
@@ -339,6 +346,39 @@ class RFMScorer(TransformerMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         return self
 
+    def _fit_spark(self, X: Any) -> RFMScorer:
+        """Fit on a PySpark frame: exact edges computed in Spark, no customer collected."""
+        from rfmml.segments._spark import check_spark_features, spark_quantile_edges
+
+        n_obs = check_spark_features(X, list(self.columns.values()), where="RFMScorer.fit")
+        self.small_groups_ = None
+        self.groups_ = None  # a Spark frame has no group index: edges are pooled
+        if self.method == "thresholds":
+            edges = self._threshold_edges()
+        else:
+            edges = np.vstack(
+                [
+                    -spark_quantile_edges(X, self.recency_col, self.n_scores, n_obs, negate=True),
+                    spark_quantile_edges(X, self.frequency_col, self.n_scores, n_obs, negate=False),
+                    spark_quantile_edges(X, self.monetary_col, self.n_scores, n_obs, negate=False),
+                ]
+            )
+        scores = list(range(2, self.n_scores + 1))
+        self.edges_ = pd.DataFrame(edges, index=pd.Index(_METRICS, name="metric"), columns=scores)
+        self.n_features_in_ = len(X.columns)
+        return self
+
+    def _transform_spark(self, X: Any) -> Any:
+        from rfmml.segments._spark import check_spark_features, spark_scores
+
+        check_spark_features(X, list(self.columns.values()), where="RFMScorer.transform")
+        if self.groups_ is not None:
+            raise DataError(
+                "RFMScorer.transform: the scorer was fitted per group, which a Spark frame "
+                "(no group index) cannot be scored with; fit it on the Spark frame."
+            )
+        return spark_scores(X, self.edges_.to_numpy(), self.columns, self.n_scores)
+
     @staticmethod
     def _score(values: np.ndarray, edges: np.ndarray, metric: str) -> np.ndarray:
         if metric == "R":  # edges hold decreasing day limits; passing means x <= edge
@@ -350,13 +390,14 @@ class RFMScorer(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : pandas.DataFrame
+        X : pandas.DataFrame or pyspark.sql.DataFrame
             Customer features with the scored columns (new customers allowed).
 
         Returns
         -------
-        pandas.DataFrame
-            Columns ``R``, ``F``, ``M``, ``FM`` (int64) and ``RFM`` (str), same index as ``X``.
+        pandas.DataFrame or pyspark.sql.DataFrame
+            Columns ``R``, ``F``, ``M``, ``FM`` (int64) and ``RFM`` (str), same index as ``X``;
+            for a Spark frame, ``customer_id`` and those columns, computed in Spark.
 
         Raises
         ------
@@ -365,6 +406,8 @@ class RFMScorer(TransformerMixin, BaseEstimator):
             group is missing.
         """
         check_is_fitted(self)
+        if is_spark(X):
+            return self._transform_spark(X)
         X = _check_frame(X, list(self.columns.values()), where="RFMScorer.transform")
         out = np.full((len(X), 3), -1, dtype=np.int64)  # -1: never a valid score
         values = {m: X[c].to_numpy(dtype=float) for m, c in self.columns.items()}

@@ -1,0 +1,358 @@
+"""Campaign scoring of PySpark frames, inside Spark.
+
+:func:`score_spark` is what :func:`rfmml.campaign.score_customers` runs when
+the features are a Spark DataFrame. On the driver it only validates (Spark
+aggregations with the pandas messages) and ships the fitted estimators to the
+workers as their JSON documents; every customer is scored by ``mapInPandas``,
+which runs the pandas :func:`~rfmml.campaign.score_customers` on each Arrow
+batch of the features joined with the summary. Every column of that table is
+a function of the customer's own row and the fitted estimators, so the Spark
+table equals the pandas one row for row. The driver receives one sample row
+(to derive the output schema), never the table.
+
+:func:`write_spark_predictions` writes the table as Parquet partitioned by
+segment (plus the metadata document of :func:`~rfmml.campaign.write_predictions`).
+
+pyspark is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rfmml._documents import write_document
+from rfmml.errors import DataError
+from rfmml.features._spark import frame_attrs
+
+__all__ = ["score_spark", "spark_schema_of", "write_spark_predictions"]
+
+_ID = "customer_id"
+
+
+@lru_cache(maxsize=8)
+def _estimators(text: str) -> dict[str, Any]:
+    """The fitted estimators of a JSON bundle, rebuilt once per worker process."""
+    from rfmml.models.persistence import model_from_dict
+    from rfmml.segments.persistence import segmenter_from_dict
+
+    docs = json.loads(text)
+    out: dict[str, Any] = {}
+    for key, doc in docs.items():
+        if doc is None:
+            out[key] = None
+        elif key in ("purchase_model", "gamma_gamma"):
+            out[key] = model_from_dict(doc)
+        else:
+            out[key] = segmenter_from_dict(doc)
+    return out
+
+
+def _bundle(parts: Mapping[str, Any]) -> str:
+    from rfmml.models.persistence import model_to_dict
+    from rfmml.segments.persistence import segmenter_to_dict
+
+    docs: dict[str, Any] = {}
+    for key, part in parts.items():
+        if part is None:
+            docs[key] = None
+        elif key in ("purchase_model", "gamma_gamma"):
+            docs[key] = model_to_dict(part)
+        else:
+            docs[key] = segmenter_to_dict(part)
+    return json.dumps(docs, allow_nan=False)
+
+
+def spark_schema_of(table: pd.DataFrame, sdf: Any) -> Any:
+    """The Spark schema of a pandas table; key columns keep their type in ``sdf``."""
+    from pyspark.sql.types import (
+        BooleanType,
+        DoubleType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+        TimestampType,
+    )
+
+    fields = []
+    for name in table.columns:
+        dtype = table[name].dtype
+        if name in sdf.columns and name == _ID:
+            kind: Any = sdf.schema[name].dataType
+        elif (
+            isinstance(dtype, pd.CategoricalDtype)
+            or pd.api.types.is_object_dtype(dtype)
+            or pd.api.types.is_string_dtype(dtype)
+        ):
+            kind = StringType()
+        elif pd.api.types.is_bool_dtype(dtype):
+            kind = BooleanType()
+        elif pd.api.types.is_integer_dtype(dtype):
+            kind = LongType()
+        elif pd.api.types.is_float_dtype(dtype):
+            kind = DoubleType()
+        elif pd.api.types.is_datetime64_any_dtype(dtype):
+            kind = TimestampType()
+        else:
+            raise TypeError(f"no Spark type for column {name!r} of dtype {dtype}")
+        fields.append(StructField(str(name), kind, True))
+    return StructType(fields)
+
+
+def _plain(table: pd.DataFrame) -> pd.DataFrame:
+    out = table.reset_index(drop=True)
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+    return out
+
+
+def _check_alignment(features: Any, summary: Any) -> None:
+    """The pandas ``_check_aligned`` messages, counted in Spark (one row comes back)."""
+    from pyspark.sql import functions as F
+
+    for name, frame in (("features", features), ("summary", summary)):
+        row = frame.agg(F.count(F.lit(1)).alias("n"), F.count_distinct(_ID).alias("d")).first()
+        assert row is not None
+        if row["n"] != row["d"]:
+            first = frame.groupBy(_ID).count().filter("count > 1").agg(F.min(_ID)).first()
+            raise DataError(
+                f"score_customers: the {name} index has {int(row['n'] - row['d'])} repeated "
+                f"customer key(s) (first {None if first is None else first[0]!r}); expected one "
+                "row per customer (and group)."
+            )
+    left = features.select(_ID).withColumn("_f", F.lit(1))
+    right = summary.select(_ID).withColumn("_s", F.lit(1))
+    both = left.join(right, on=_ID, how="full_outer")
+    row = both.agg(
+        F.count_if(F.col("_s").isNull()).alias("only_f"),
+        F.min(F.when(F.col("_s").isNull(), F.col(_ID))).alias("first_f"),
+        F.count_if(F.col("_f").isNull()).alias("only_s"),
+        F.min(F.when(F.col("_f").isNull(), F.col(_ID))).alias("first_s"),
+        F.count_if(F.col("_f").isNotNull()).alias("n_f"),
+        F.count_if(F.col("_s").isNotNull()).alias("n_s"),
+    ).first()
+    assert row is not None
+    if row["only_f"] or row["only_s"]:
+
+        def first(key: str, n: int) -> str:
+            return f" (first {row[key]!r})" if n else ""
+
+        raise DataError(
+            f"score_customers: features and summary must hold the same customers, but "
+            f"{row['only_f']} of {row['n_f']} feature ids are missing from the summary"
+            f"{first('first_f', row['only_f'])} and {row['only_s']} of {row['n_s']} summary ids "
+            f"are missing from the features{first('first_s', row['only_s'])}. Build both from "
+            "the same transactions, observation_end and group."
+        )
+
+
+def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
+    """:func:`~rfmml.campaign.score_customers` of Spark frames, as a Spark frame.
+
+    Parameters
+    ----------
+    features : pyspark.sql.DataFrame
+        Classic features with a ``customer_id`` column.
+    summary : pyspark.sql.DataFrame or None
+        BTYD summary with a ``customer_id`` column.
+    options : dict
+        The keyword arguments of ``score_customers``.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        The columns and values of the pandas table (categoricals as text).
+    """
+    from rfmml.campaign.playbook import load_playbook
+    from rfmml.campaign.scoring import score_customers
+    from rfmml.features._spark import is_spark
+    from rfmml.models._spark import check_spark_summary
+    from rfmml.segments._spark import check_spark_features
+
+    if options.get("interval"):
+        raise ValueError(
+            "score_customers: intervals need joint parameter draws over every customer, which "
+            "the Spark path does not compute; score without interval= (or on pandas)."
+        )
+    if options.get("segments") is not None:
+        raise ValueError("score_customers: segments= is not supported for Spark frames.")
+    if _ID not in features.columns:
+        raise DataError(
+            f"score_customers: Spark features need a {_ID!r} column (found "
+            f"{list(features.columns)}); build them with rfmml.features.rfm_table."
+        )
+    parts = {
+        key: options.get(key)
+        for key in ("rule_segmenter", "kmeans_segmenter", "purchase_model", "gamma_gamma")
+    }
+    uses_summary = parts["purchase_model"] is not None or parts["gamma_gamma"] is not None
+    if uses_summary and summary is None:
+        raise ValueError(
+            "score_customers: purchase_model and gamma_gamma score the BTYD summary; pass "
+            "summary=rfmml.features.btyd_summary(...) of the same customers."
+        )
+    if uses_summary and not is_spark(summary):
+        raise TypeError("score_customers: with Spark features the summary must be a Spark frame.")
+    # parameter checks of the pandas path, on an empty frame of the right columns
+    required = [c for c in ("recency_days", "n_orders") if c not in features.columns]
+    if required:
+        raise DataError(
+            f"score_customers: features lack column(s) {required} (found "
+            f"{list(map(str, features.columns))}); pass the classic table of "
+            "rfmml.features.rfm_table."
+        )
+    rule = parts["rule_segmenter"]
+    if rule is not None:
+        columns = list(rule.scorer_.columns.values())
+        check_spark_features(features, columns, where="RFMScorer.transform")
+    else:
+        check_spark_features(features, ["recency_days", "n_orders"], where="score_customers")
+    attrs = frame_attrs(features)
+    feature_cols = [c for c in features.columns if c != _ID]
+    joined = features
+    summary_cols: list[str] = []
+    if uses_summary:
+        model_cols: list[str] = []
+        if parts["purchase_model"] is not None:
+            model = parts["purchase_model"]
+            model_cols += list(model.fit_columns)
+            strict = getattr(model, "_strict_summary", False)
+            check_spark_summary(
+                summary,
+                list(model.fit_columns),
+                what="score_customers",
+                fitted_freq=model.freq_ if strict else None,
+                model=model.kind,
+            )
+        if parts["gamma_gamma"] is not None:
+            model_cols += ["frequency", "monetary_value"]
+            check_spark_summary(summary, ["frequency", "monetary_value"], what="score_customers")
+        summary_attrs = frame_attrs(summary)
+        from rfmml.models.clv import resolve_freq
+
+        probe = pd.DataFrame()
+        probe.attrs = summary_attrs
+        freq = options.get("freq")
+        if parts["purchase_model"] is not None:
+            freq = resolve_freq(freq, probe, parts["purchase_model"], "score_customers")
+        options = {**options, "freq": freq}
+        attrs = {**summary_attrs, **attrs}
+        _check_alignment(features, summary)
+        summary_cols = list(dict.fromkeys(c for c in model_cols if c in summary.columns))
+        renamed = summary.select(_ID, *(summary[c].alias(f"_s_{c}") for c in summary_cols))
+        joined = features.join(renamed, on=_ID, how="inner")
+    text = _bundle(parts)
+    book = load_playbook(options.get("playbook")) if rule is not None else None
+    kwargs = {
+        k: v
+        for k, v in options.items()
+        if k not in (*parts, "playbook", "interval", "segments", "param_draws", "n_draws")
+    }
+    f_attrs = {k: attrs[k] for k in ("observation_end",) if k in attrs}
+    s_attrs = {k: attrs[k] for k in ("observation_end", "freq") if k in attrs}
+
+    def score(batch: pd.DataFrame) -> pd.DataFrame:
+        fitted = _estimators(text)
+        index = pd.Index(batch[_ID].to_numpy(), name=_ID)
+        feats = pd.DataFrame({c: batch[c].to_numpy() for c in feature_cols}, index=index)
+        feats.attrs = dict(f_attrs)
+        summ = None
+        if summary_cols:
+            summ = pd.DataFrame({c: batch[f"_s_{c}"].to_numpy() for c in summary_cols}, index=index)
+            summ.attrs = dict(s_attrs)
+        table = score_customers(feats, summ, **fitted, playbook=book, **kwargs)
+        return _plain(table)
+
+    sample = joined.limit(1).toPandas()
+    schema = spark_schema_of(score(sample), joined)
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            if len(batch):
+                yield score(batch)
+
+    return with_table_attrs(joined.mapInPandas(run, schema), attrs, options)
+
+
+def with_table_attrs(sdf: Any, attrs: dict[str, Any], options: dict[str, Any]) -> Any:
+    """The scored frame with the scoring settings (``horizon``, ``freq``...) as its attrs."""
+    from rfmml.features._spark import with_attrs
+
+    meta: dict[str, Any] = {
+        "horizon": int(options.get("horizon", 52)),
+        "discount_rate": float(options.get("discount_rate", 0.0)),
+        "churn_bands": [float(v) for v in options.get("churn_bands", (0.3, 0.7))],
+    }
+    if options.get("freq") is not None:
+        meta["freq"] = options["freq"]
+    if "observation_end" in attrs:
+        meta["observation_end"] = str(attrs["observation_end"])
+    return with_attrs(sdf, **meta)
+
+
+def write_spark_predictions(
+    table: Any,
+    out_dir: str | Path,
+    *,
+    fingerprints: Mapping[str, Any],
+    partition_by: str | None = "segment",
+) -> dict[str, Path]:
+    """Write a Spark predictions table as Parquet, partitioned by segment, with metadata.
+
+    ``out_dir/predictions.parquet/segment=<name>/part-*.parquet`` (every column
+    but the partition column in the files; Spark and pandas read the folder
+    back with it) and ``out_dir/predictions.meta.json`` (the document of
+    :func:`~rfmml.campaign.write_predictions`; its ``n_rows`` is counted in Spark).
+
+    Parameters
+    ----------
+    table : pyspark.sql.DataFrame
+        A scored table (:func:`~rfmml.campaign.score_customers` of Spark frames).
+    out_dir : str or pathlib.Path
+        Destination folder (created; a previous ``predictions.parquet`` is replaced).
+    fingerprints : mapping
+        Model and data fingerprints recorded in the metadata.
+    partition_by : str or None, default "segment"
+        Partition column; ``None`` or a column the table lacks writes one folder.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``"parquet"`` (the folder) and ``"meta"``.
+    """
+    from rfmml.campaign.exports import PREDICTIONS_FORMAT, PREDICTIONS_FORMAT_VERSION, _json_safe
+
+    if not isinstance(fingerprints, Mapping):
+        raise TypeError(
+            "fingerprints must be a dict of name -> fingerprint, got "
+            f"{type(fingerprints).__name__}."
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "predictions.parquet"
+    writer = table.write.mode("overwrite")
+    if partition_by is not None and partition_by in table.columns:
+        writer = writer.partitionBy(partition_by)
+    writer.parquet(str(target))
+    n_rows = int(table.sparkSession.read.parquet(str(target)).count())
+    meta = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "n_rows": n_rows,
+        "columns": [str(c) for c in table.columns],
+        "index": [_ID] if _ID in table.columns else [],
+        "fingerprints": _json_safe(dict(fingerprints)),
+        "scoring": _json_safe(frame_attrs(table)),
+        "files": {"parquet": target.name},
+        "partitioned_by": partition_by if partition_by in table.columns else None,
+    }
+    meta_path = out / "predictions.meta.json"
+    write_document(meta_path, PREDICTIONS_FORMAT, PREDICTIONS_FORMAT_VERSION, meta)
+    return {"parquet": target, "meta": meta_path}

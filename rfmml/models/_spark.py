@@ -1,0 +1,277 @@
+"""Model fits and predictions on PySpark customer summaries.
+
+Fit: the summary is validated in Spark (one aggregation pass, the pandas
+messages of :func:`rfmml.models._validation.check_summary`; the "first
+customer" is the smallest violating ``customer_id``, which is the first row of
+the sorted pandas summary) and collapsed in Spark to its distinct rows of the
+likelihood's columns with their customer counts (``weights``). Only those rows
+reach the driver: their number is bounded by the distinct ``(frequency,
+recency, T)`` (or ``(frequency, monetary_value)``) values, not by the customers.
+The models already fit on unique rows with weights, so the fit runs the same
+arithmetic as on the pandas summary.
+
+Predictions: ``mapInPandas`` evaluates the pandas method on each Arrow batch
+of the Spark frame, with the fitted model shipped to the workers as its JSON
+document (:func:`rfmml.models.persistence.model_to_dict`), never pickled, and
+returns a Spark frame of the key columns and the prediction.
+
+pyspark is imported inside the functions, so rfmml imports without it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rfmml.errors import DataError
+from rfmml.features._spark import frame_attrs
+
+__all__ = ["check_spark_summary", "collapse_summary", "spark_predict"]
+
+_ID = "customer_id"
+
+
+def _violation(column: str, rule: str, n_bad: int, n: int, first: Any, hint: str) -> DataError:
+    return DataError(
+        f"{column} must be {rule}, but {n_bad} of {n} customers violate this "
+        f"(first customer_id={first!r}). {hint}"
+    )
+
+
+def check_spark_summary(
+    sdf: Any, columns: Sequence[str], *, what: str, fitted_freq: Any = None, model: str = ""
+) -> int:
+    """Validate a Spark summary as :func:`check_summary` does pandas; return its rows.
+
+    With ``fitted_freq``, also refuse a summary in another time unit (the
+    ``freq`` recorded on the frame by the feature builders), as
+    :func:`rfmml.models._summary_checks.check_time_unit`.
+
+    Raises
+    ------
+    DataError
+        The pandas path's error for the same data.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import BooleanType, NumericType
+
+    missing = [c for c in columns if c not in sdf.columns]
+    if missing:
+        raise DataError(
+            f"{what} needs columns {list(columns)}, but {missing} are missing "
+            f"(found {list(sdf.columns)}). Build the frame with rfmml.features.btyd_summary "
+            "or rename your columns."
+        )
+    names = list(columns) + (["weights"] if "weights" in sdf.columns else [])
+    for name in names:
+        dtype = sdf.schema[name].dataType
+        if not isinstance(dtype, NumericType) or isinstance(dtype, BooleanType):
+            raise DataError(
+                f"{name} must be numeric, but has dtype {dtype.simpleString()}. Convert it "
+                "with pyspark.sql.functions.col(name).cast('double')."
+            )
+    ident = F.col(_ID) if _ID in sdf.columns else F.lit(None)
+    checks: list[tuple[str, str, str, Any]] = []
+    v = {n: F.col(n).cast("double") for n in names}
+    for name in names:
+        checks += [
+            (name, "a number (not NaN)", "Fill or drop them.", v[name].isNull() | F.isnan(v[name])),
+            (name, "finite", "Drop infinite values.", F.abs(v[name]) == float("inf")),
+            (name, ">= 0", "Negative values are not valid here.", v[name] < 0),
+        ]
+    if "weights" in v:
+        checks.append(("weights", "> 0", "Drop rows with no customers.", v["weights"] <= 0))
+    if "frequency" in v:
+        x = v["frequency"]
+        checks.append(
+            (
+                "frequency",
+                "an integer (a count of repeat purchase periods)",
+                "Did you pass a rate or a mean instead of a count?",
+                x != F.floor(x),
+            )
+        )
+    if "recency" in v and "T" in v:
+        checks.append(
+            (
+                "recency",
+                "<= T",
+                "Are recency and T in the same time unit and measured from the first purchase?",
+                v["recency"] > v["T"],
+            )
+        )
+    if "recency" in v and "frequency" in v:
+        checks.append(
+            (
+                "recency",
+                "0 for customers with frequency 0",
+                "recency is the time from the first to the last repeat purchase.",
+                (v["frequency"] == 0) & (v["recency"] != 0),
+            )
+        )
+    aggs = [F.count(F.lit(1)).alias("_n")]
+    for i, (_, _, _, cond) in enumerate(checks):
+        aggs += [F.count_if(cond).alias(f"_b{i}"), F.min(F.when(cond, ident)).alias(f"_f{i}")]
+    row = sdf.agg(*aggs).first()
+    assert row is not None  # a global aggregate has one row
+    n = int(row["_n"])
+    if n == 0:
+        raise DataError(
+            f"{what} got an empty summary frame (0 customers). Check the date range and "
+            "filters used to build it."
+        )
+    for i, (column, rule, hint, _) in enumerate(checks):
+        if row[f"_b{i}"]:
+            raise _violation(column, rule, int(row[f"_b{i}"]), n, row[f"_f{i}"], hint)
+    freq = frame_attrs(sdf).get("freq")
+    if freq is not None and fitted_freq is not None and str(freq) != str(fitted_freq):
+        first = sdf.agg(F.min(ident)).first()
+        raise _violation(
+            "T",
+            f"in the time unit the {model} was fitted on ({fitted_freq!r}; this summary is in "
+            f"{freq!r})",
+            n,
+            n,
+            None if first is None else first[0],
+            f"Rebuild the summary with freq={fitted_freq!r} or refit the model on this one.",
+        )
+    return n
+
+
+def collapse_summary(
+    sdf: Any, columns: Sequence[str], *, what: str, repeat_buyers_for: str | None = None
+) -> pd.DataFrame:
+    """The distinct rows of ``columns`` with their customer counts, collected from Spark.
+
+    Parameters
+    ----------
+    sdf : pyspark.sql.DataFrame
+        A customer summary (one row per customer; an optional ``weights``
+        column counts the customers a row stands for).
+    columns : sequence of str
+        The columns the likelihood reads.
+    what : str
+        The caller, for messages.
+    repeat_buyers_for : str, optional
+        A model name: refuse a summary without repeat buyers, as
+        :func:`rfmml.models._summary_checks.check_repeat_buyers`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``columns`` and ``weights``, one row per distinct row, indexed by the
+        smallest ``customer_id`` of each; ``attrs`` are the frame's (``freq``).
+    """
+    from pyspark.sql import functions as F
+
+    n = check_spark_summary(sdf, columns, what=what)
+    count = (
+        F.sum(F.col("weights").cast("double")) if "weights" in sdf.columns else F.count(F.lit(1))
+    )
+    ident = F.min(F.col(_ID)) if _ID in sdf.columns else F.lit(None)
+    grouped = sdf.groupBy(*(F.col(c).cast("double").alias(c) for c in columns)).agg(
+        count.cast("double").alias("weights"), ident.alias(_ID)
+    )
+    # in customer order (the smallest id of each row): the first offending row of a
+    # check on these rows holds the first offending customer of the pandas summary
+    rows = grouped.toPandas()
+    if _ID in rows.columns:
+        rows = rows.sort_values(_ID, kind="stable").set_index(_ID)
+    if repeat_buyers_for is not None and "frequency" in rows.columns:
+        if not (rows["frequency"] > 0).any():
+            raise _violation(
+                "frequency",
+                f"> 0 for at least one customer to fit {repeat_buyers_for}",
+                n,
+                n,
+                _plain(rows.index.min()),
+                "With only one-time buyers the repeat-purchase rate cannot be estimated: "
+                "use a longer observation period or check how frequency was computed "
+                "(repeat purchases, the first one excluded).",
+            )
+    rows.attrs = dict(frame_attrs(sdf))
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@lru_cache(maxsize=16)
+def _model(text: str) -> Any:
+    """The fitted model of a JSON document, rebuilt once per worker process."""
+    from rfmml.models.persistence import model_from_dict
+
+    return model_from_dict(json.loads(text))
+
+
+def spark_predict(
+    model: Any,
+    sdf: Any,
+    method: str,
+    name: str,
+    columns: Sequence[str],
+    **kwargs: Any,
+) -> Any:
+    """``model.<method>(batch, **kwargs)`` on every batch of a Spark frame, in Spark.
+
+    Parameters
+    ----------
+    model : MaximumLikelihoodModel
+        A fitted model.
+    sdf : pyspark.sql.DataFrame
+        The summary to score (validated first, as the pandas path does).
+    method : str
+        The prediction method (``"probability_alive"``, ...).
+    name : str
+        The output column.
+    columns : sequence of str
+        The summary columns the method reads.
+    **kwargs
+        Scalar arguments of the method (horizons, quantiles).
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        ``customer_id`` (when present) and ``name`` (double).
+    """
+    from rfmml.models.persistence import model_to_dict
+
+    check_spark_summary(
+        sdf,
+        columns,
+        what=method,
+        fitted_freq=getattr(model, "freq_", None)
+        if getattr(model, "_strict_summary", False)
+        else None,
+        model=getattr(model, "kind", ""),
+    )
+    keys = [c for c in (_ID,) if c in sdf.columns]
+    text = json.dumps(model_to_dict(model), allow_nan=False)
+    freq = getattr(model, "freq_", None)
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        fitted = _model(text)
+        for batch in batches:
+            frame = batch[list(columns)].astype("float64")
+            frame.attrs["freq"] = freq
+            values = getattr(fitted, method)(frame, **kwargs)
+            out = batch[keys].copy()
+            out[name] = np.asarray(values, dtype=float)
+            yield out
+
+    schema = _schema(sdf, keys, [(name, "double")])
+    return sdf.select(*keys, *columns).mapInPandas(run, schema)
+
+
+def _schema(sdf: Any, keys: list[str], extra: list[tuple[str, str]]) -> Any:
+    from pyspark.sql.types import StructField, StructType, _parse_datatype_string
+
+    fields = [StructField(k, sdf.schema[k].dataType, True) for k in keys]
+    fields += [StructField(n, _parse_datatype_string(t), True) for n, t in extra]
+    return StructType(fields)

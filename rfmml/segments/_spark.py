@@ -1,0 +1,231 @@
+"""RFM scores and rule segments of a PySpark frame, computed inside Spark.
+
+The quantile edges are exact and equal to the pandas ones
+(:func:`rfmml.segments.scoring._quantile_edges`): score ``k`` needs at least
+``need_k = ceil((k - 1) * N / n)`` customers strictly below, so its edge is the
+smallest distinct value with at least ``need_k`` customers strictly below it
+(``inf`` when there is none). Spark computes the histogram of distinct values
+(``groupBy(value).count()``, distributed), the customers strictly below each
+distinct value with a running sum over the histogram ordered by value (one
+window over distinct values, never over customers), and the ``n - 1`` edges
+as ``min(value) filter (below >= need_k)``: the driver receives ``n - 1``
+numbers per metric.
+
+Scores and segments are column expressions (comparisons with the edges, then
+an array lookup of the scheme's cells), so scoring never leaves Spark.
+pyspark is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rfmml.errors import DataError, require_columns
+
+__all__ = [
+    "check_spark_features",
+    "spark_clusters",
+    "spark_keys",
+    "spark_label",
+    "spark_quantile_edges",
+    "spark_sample",
+    "spark_scores",
+]
+
+
+def spark_keys(sdf: Any) -> list[str]:
+    """The key columns a Spark result carries along: ``customer_id`` when present."""
+    return [c for c in ("customer_id",) if c in sdf.columns]
+
+
+def check_spark_features(sdf: Any, columns: Sequence[str], *, where: str) -> int:
+    """Validate a Spark features frame as the pandas ``_check_frame`` does; return its rows.
+
+    One aggregation pass counts the rows and, per column, the missing or
+    non-numeric and the negative values; the messages are the pandas ones.
+
+    Raises
+    ------
+    DataError
+        Missing columns, an empty frame, missing or negative values.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import NumericType
+
+    require_columns(sdf, columns, where, "Point the *_col parameters at the right columns.")
+    aggs = [F.count(F.lit(1)).alias("_n")]
+    for i, col in enumerate(columns):
+        numeric = isinstance(sdf.schema[col].dataType, NumericType)
+        value = F.col(col).cast("double") if numeric else F.lit(None).cast("double")
+        aggs.append(F.count_if(value.isNull() | F.isnan(value)).alias(f"_nan{i}"))
+        aggs.append(F.count_if(value < 0).alias(f"_neg{i}"))
+    row = sdf.agg(*aggs).first()
+    assert row is not None  # a global aggregate has one row
+    n = int(row["_n"])
+    if n == 0:
+        raise DataError(f"{where}: the features frame is empty (0 customers).")
+    for i, col in enumerate(columns):
+        if row[f"_nan{i}"]:
+            raise DataError(
+                f"{where}: column {col!r} has {int(row[f'_nan{i}'])} of {n} missing or "
+                f"non-numeric values. Drop or fill those customers first."
+            )
+        if row[f"_neg{i}"]:
+            raise DataError(
+                f"{where}: column {col!r} has {int(row[f'_neg{i}'])} of {n} negative values; "
+                f"recency, order counts and spend must be >= 0."
+            )
+    return n
+
+
+def spark_quantile_edges(
+    sdf: Any, column: str, n_scores: int, n_obs: int, *, negate: bool
+) -> np.ndarray:
+    """Exact tie-safe quantile edges of one Spark column (pandas ``_quantile_edges``).
+
+    Parameters
+    ----------
+    sdf : pyspark.sql.DataFrame
+        The customers.
+    column : str
+        The scored column.
+    n_scores : int
+        Number of scores.
+    n_obs : int
+        Number of rows of ``sdf``.
+    negate : bool
+        Score ``-column`` (recency: shorter is better), as pandas orients it.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``n_scores - 1`` edges of the oriented values (``inf`` when unreachable).
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    value = F.col(column).cast("double")
+    hist = sdf.select((-value if negate else value).alias("v")).groupBy("v").count()
+    # one window over the distinct values (not the customers): customers strictly below
+    running = Window.orderBy("v").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    hist = hist.withColumn("below", F.sum("count").over(running) - F.col("count"))
+    needs = [-((-(k - 1) * n_obs) // n_scores) for k in range(2, n_scores + 1)]
+    row = hist.agg(
+        *(
+            F.min(F.when(F.col("below") >= need, F.col("v"))).alias(f"e{i}")
+            for i, need in enumerate(needs)
+        )
+    ).first()
+    assert row is not None
+    return np.array(
+        [np.inf if row[f"e{i}"] is None else float(row[f"e{i}"]) for i in range(len(needs))]
+    )
+
+
+def spark_scores(sdf: Any, edges: np.ndarray, columns: dict[str, str], n_scores: int) -> Any:
+    """``R``, ``F``, ``M``, ``FM`` and ``RFM`` as Spark columns appended to the key columns.
+
+    ``edges`` has one row per metric (R, F, M) as in ``RFMScorer.edges_``: the
+    longest recency scoring ``k`` for R, the lowest value scoring ``k`` for F
+    and M (the pandas ``searchsorted`` rules written as comparisons).
+    """
+    from pyspark.sql import functions as F
+
+    scores = {}
+    for j, metric in enumerate(("R", "F", "M")):
+        value = F.col(columns[metric]).cast("double")
+        passed = [
+            (value <= F.lit(float(e))) if metric == "R" else (value >= F.lit(float(e)))
+            for e in edges[j]
+        ]
+        total = F.lit(1).cast("long")
+        for cond in passed:
+            total = total + F.when(cond, 1).otherwise(0).cast("long")
+        scores[metric] = total.alias(metric)
+    out = sdf.select(*spark_keys(sdf), *scores.values())
+    out = out.withColumn("FM", F.floor((F.col("F") + F.col("M") + 1) / 2).cast("long"))
+    sep = "" if n_scores < 10 else "-"
+    return out.withColumn(
+        "RFM", F.concat_ws(sep, *(F.col(m).cast("string") for m in ("R", "F", "M")))
+    )
+
+
+def spark_label(scores: Any, scheme: Any) -> Any:
+    """The scheme's segment of each scored row, as a string column ``segment``."""
+    from pyspark.sql import functions as F
+
+    missing = [k for k in scheme.axes if k not in scores.columns]
+    if missing:
+        raise DataError(
+            f"scheme {scheme.name!r} needs score column(s) {missing}; available columns "
+            f"are {list(map(str, scores.columns))}. Score with RFMScorer first."
+        )
+    n = scheme.n_scores
+    flat = F.lit(0).cast("long")
+    for key in scheme.axes:
+        flat = flat * n + (F.col(key).cast("long") - 1)
+    names = np.asarray(scheme.segment_names, dtype=object)[scheme._codes]
+    lookup = F.array(*(F.lit(str(name)) for name in names))
+    return scores.withColumn("segment", F.element_at(lookup, (flat + 1).cast("int")))
+
+
+@lru_cache(maxsize=8)
+def _segmenter(text: str) -> Any:
+    """A fitted segmenter from its JSON document, rebuilt once per worker process."""
+    from rfmml.segments.persistence import segmenter_from_dict
+
+    return segmenter_from_dict(json.loads(text))
+
+
+def spark_sample(sdf: Any, columns: Sequence[str], size: int, seed: int) -> pd.DataFrame:
+    """A seeded random sample of at most ``size`` rows of ``columns``, collected.
+
+    Spark's Bernoulli sample at a fraction a little above ``size / rows``, then
+    the first ``size`` rows: the driver receives at most ``size`` rows whatever
+    the number of customers.
+    """
+    n = int(sdf.count())
+    fraction = min(1.0, 1.2 * size / max(n, 1))
+    picked = (
+        sdf.select(*columns)
+        if fraction >= 1.0
+        else sdf.select(*columns).sample(withReplacement=False, fraction=fraction, seed=seed)
+    )
+    return picked.limit(size).toPandas()
+
+
+def spark_clusters(segmenter: Any, sdf: Any) -> Any:
+    """``cluster`` and ``segment`` (the cluster's name) of every row, by ``mapInPandas``.
+
+    The fitted k-means segmenter goes to the workers as its JSON document and
+    assigns each Arrow batch with its own ``predict_cluster``, so the Spark
+    assignment equals the pandas one.
+    """
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    from rfmml.segments.persistence import segmenter_to_dict
+
+    columns = list(segmenter.features)
+    check_spark_features(sdf, columns, where="KMeansSegmenter.predict")
+    keys = spark_keys(sdf)
+    text = json.dumps(segmenter_to_dict(segmenter), allow_nan=False)
+    names = list(segmenter.cluster_names_)
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        fitted = _segmenter(text)
+        for batch in batches:
+            ids = fitted.predict_cluster(batch[columns].astype("float64")).to_numpy()
+            out = batch[keys].copy()
+            out["cluster"] = ids.astype(np.int64)
+            out["segment"] = np.asarray(names, dtype=object)[ids]
+            yield out
+
+    fields = [StructField(k, sdf.schema[k].dataType, True) for k in keys]
+    fields += [StructField("cluster", LongType(), True), StructField("segment", StringType(), True)]
+    return sdf.select(*keys, *columns).mapInPandas(run, StructType(fields))
