@@ -137,12 +137,14 @@ def spark_scores(sdf: Any, edges: np.ndarray, columns: dict[str, str], n_scores:
     """
     from pyspark.sql import functions as F
 
+    from rfmml.segments.scoring import scoring_edges
+
     scores = {}
     for j, metric in enumerate(("R", "F", "M")):
         value = F.col(columns[metric]).cast("double")
         passed = [
             (value <= F.lit(float(e))) if metric == "R" else (value >= F.lit(float(e)))
-            for e in edges[j]
+            for e in scoring_edges(edges[j], metric)
         ]
         total = F.lit(1).cast("long")
         for cond in passed:

@@ -70,6 +70,24 @@ def _group_codes(index: pd.Index) -> tuple[np.ndarray, pd.Index] | None:
     return None
 
 
+#: Relative slack of an edge when scoring: a value this close to an edge counts
+#: as reaching it. Sums of the same amounts in another order (threads of the
+#: engine, another engine) differ in their last bits; without the slack a customer
+#: whose spend is an edge could change score from one run to the next.
+EDGE_RTOL = 1e-12
+
+
+def scoring_edges(edges: np.ndarray, metric: str) -> np.ndarray:
+    """The fitted edges of ``metric`` widened by :data:`EDGE_RTOL` for scoring.
+
+    F and M reach score ``k`` at ``value >= edge``, R at ``value <= edge``; each
+    finite edge moves by ``EDGE_RTOL * |edge|`` towards the values it admits.
+    """
+    edges = np.asarray(edges, dtype=float)
+    slack = np.where(np.isfinite(edges), np.abs(edges) * EDGE_RTOL, 0.0)
+    return edges + slack if metric == "R" else edges - slack
+
+
 def _quantile_edges(values: np.ndarray, n_scores: int) -> np.ndarray:
     """Lowest value reaching each score 2..n under the strictly-worse share rule.
 
@@ -381,6 +399,7 @@ class RFMScorer(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _score(values: np.ndarray, edges: np.ndarray, metric: str) -> np.ndarray:
+        edges = scoring_edges(edges, metric)
         if metric == "R":  # edges hold decreasing day limits; passing means x <= edge
             return 1 + np.searchsorted(-edges, -values, side="right")
         return 1 + np.searchsorted(edges, values, side="right")

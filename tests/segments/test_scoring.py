@@ -427,3 +427,25 @@ def test_columns_name_the_scored_features():
         "F": "orders_per_year",
         "M": "spend_per_year",
     }
+
+
+def test_last_bit_differences_of_a_sum_never_move_a_customer_across_an_edge(cdnow_features):
+    """The same spend summed in another order (engine threads) may differ in its last
+    bits: a customer whose spend is an edge keeps the score it had in ``fit``."""
+    X = cdnow_features
+    scorer = RFMScorer().fit(X)
+    want = scorer.transform(X)
+    noisy = X.copy()
+    for col in ("total_spend", "n_orders"):
+        v = noisy[col].to_numpy(dtype=float)
+        down = np.nextafter(np.nextafter(v, -np.inf), -np.inf)  # 2 ulps down
+        noisy[col] = np.where(v > 0, down, v)
+    noisy["recency_days"] = np.nextafter(noisy["recency_days"].to_numpy(dtype=float), np.inf)
+    got = scorer.transform(noisy)
+    pd.testing.assert_frame_equal(got, want)
+    # without the slack, values two ulps below their edge would score lower
+    edges = scorer.edges_.loc["M"].to_numpy()
+    at_edge = np.isin(X["total_spend"].to_numpy(), edges[np.isfinite(edges)])
+    assert at_edge.any()
+    values = noisy["total_spend"].to_numpy()[at_edge]
+    assert (np.searchsorted(edges, values, side="right") < got["M"].to_numpy()[at_edge] - 1).all()
