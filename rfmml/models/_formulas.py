@@ -128,7 +128,7 @@ class BGNBDData(NamedTuple):
     T_index: np.ndarray | None
     t_x_levels: np.ndarray | None
     t_x_index: np.ndarray | None
-    scratch: np.ndarray  # (8, block) work buffers: no large temporaries per evaluation
+    scratch: np.ndarray | None  # (8, block) work buffers of BG/NBD (None for MBG/NBD)
 
 
 #: Values :func:`_levels` looks at before hashing a whole column: with more
@@ -261,11 +261,14 @@ def bgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: BGNBDData):
     sums = np.zeros(7)  # w ln aT, w x ln aT, w softplus, w s dlog, w s (r+x)/aT, .../atx, w/aT
     sum_rx_inv_aT = 0.0  # sum w x / (alpha + T)
     ws_level = np.zeros(len(xl))
-    block = data.scratch.shape[1]
+    scratch = data.scratch
+    if scratch is None:  # prepared for MBG/NBD: buffers made here
+        scratch = np.empty((8, min(len(x), LIKELIHOOD_BLOCK_ROWS)))
+    block = scratch.shape[1]
     for start in range(0, len(x), max(block, 1)):
         rows = slice(start, start + block)
         m = len(x[rows])
-        log_aT, inv_aT, log_atx, inv_atx, z, tmp, ez, one_ez = data.scratch[:, :m]
+        log_aT, inv_aT, log_atx, inv_atx, z, tmp, ez, one_ez = scratch[:, :m]
         w_b, x_b = w[rows], x[rows]
         _log_and_inverse(alpha, data.T[rows], data.T_levels,
                          _rows(data.T_index, rows), log_aT, inv_aT)  # fmt: skip

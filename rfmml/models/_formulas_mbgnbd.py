@@ -22,13 +22,12 @@ References
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import pandas as pd
 from scipy.special import betaln, digamma, gammaln
 
 from rfmml.models._formulas import (
+    BGNBDData,
     _time_levels,
     bgnbd_expected_purchases_if_alive,
     nbd_count_terms,
@@ -81,22 +80,8 @@ def mbgnbd_log_likelihood(x, t_x, T, r, alpha, a, b):
     )
 
 
-class MBGNBDData(NamedTuple):
-    """Unique customer rows prepared once for repeated likelihood evaluations."""
-
-    x: np.ndarray
-    t_x: np.ndarray
-    T: np.ndarray
-    weights: np.ndarray
-    n: float
-    x_levels: np.ndarray
-    level_weights: np.ndarray
-    level_index: np.ndarray
-    rx_weights: np.ndarray  # weights * x
-    T_levels: np.ndarray | None  # distinct T when few (whole periods), else None
-    T_index: np.ndarray | None
-    t_x_levels: np.ndarray | None
-    t_x_index: np.ndarray | None
+#: MBG/NBD fits on the same prepared rows as BG/NBD (without its block buffers).
+MBGNBDData = BGNBDData
 
 
 def _levels(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -119,7 +104,7 @@ def mbgnbd_prepare(x, t_x, T, weights) -> MBGNBDData:
     MBGNBDData
     """
     fields, index = frequency_levels(weights, x=x, t_x=t_x, T=T)
-    return MBGNBDData(**fields, **_time_levels(fields, index, _levels))
+    return MBGNBDData(**fields, **_time_levels(fields, index, _levels), scratch=None)
 
 
 def _dot(u: np.ndarray, v: np.ndarray) -> float:

@@ -44,7 +44,7 @@ References
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.integrate import quad
@@ -397,16 +397,25 @@ def pareto_nbd_log_likelihood(x, t_x, T, r, alpha, s, beta):
 
 
 class ParetoNBDData(NamedTuple):
-    """Unique customer rows prepared once for repeated likelihood evaluations."""
+    """Unique customer rows prepared once for repeated likelihood evaluations.
 
-    x: np.ndarray
-    t_x: np.ndarray
-    T: np.ndarray
-    weights: np.ndarray
-    n: float
-    x_levels: np.ndarray
-    level_weights: np.ndarray
-    pairs: tuple  # distinct (x, t_x) and (x, T) pairs, see _pairs
+    ``levels`` holds :func:`~rfmml.models._grouping.frequency_levels`' fields
+    (``x``, ``t_x``, ``T``, ``weights``, ``n``, ``x_levels``, ``level_weights``);
+    ``pairs`` the distinct ``(x, t_x)`` and ``(x, T)`` pairs (:func:`_pairs`).
+    """
+
+    levels: dict[str, Any]
+    pairs: tuple
+
+    @property
+    def T(self) -> np.ndarray:
+        """Ages of the rows (for the starting points)."""
+        return self.levels["T"]
+
+    @property
+    def n(self) -> float:
+        """Customers the rows stand for (the fit scales the objective by it)."""
+        return self.levels["n"]
 
 
 def pareto_nbd_prepare(x, t_x, T, weights) -> ParetoNBDData:
@@ -417,7 +426,7 @@ def pareto_nbd_prepare(x, t_x, T, weights) -> ParetoNBDData:
     ParetoNBDData
     """
     fields, _ = frequency_levels(weights, x=x, t_x=t_x, T=T)
-    return ParetoNBDData(**fields, pairs=_pairs(fields["x"], fields["t_x"], fields["T"]))
+    return ParetoNBDData(fields, _pairs(fields["x"], fields["t_x"], fields["T"]))
 
 
 def pareto_nbd_total_log_likelihood_and_gradient(r, alpha, s, beta, data: ParetoNBDData):
@@ -436,9 +445,10 @@ def pareto_nbd_total_log_likelihood_and_gradient(r, alpha, s, beta, data: Pareto
     gradient : numpy.ndarray
         Derivatives with respect to ``(r, alpha, s, beta)``.
     """
-    xl, wl, w, n = data.x_levels, data.level_weights, data.weights, data.n
+    rows = data.levels
+    xl, wl, w, n = rows["x_levels"], rows["level_weights"], rows["weights"], rows["n"]
     _, q, g_q = _likelihood_terms(
-        data.x, data.t_x, data.T, r, alpha, s, beta, weights=w, pairs=data.pairs
+        rows["x"], rows["t_x"], rows["T"], r, alpha, s, beta, weights=w, pairs=data.pairs
     )
     total = wl @ (gammaln(r + xl) - gammaln(r)) + n * (r * np.log(alpha) + s * np.log(beta)) + w @ q
     grad = g_q + np.array(
