@@ -202,13 +202,9 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
     if uses_summary and not is_spark(summary):
         raise TypeError("score_customers: with Spark features the summary must be a Spark frame.")
     # parameter checks of the pandas path, on an empty frame of the right columns
-    required = [c for c in ("recency_days", "n_orders") if c not in features.columns]
-    if required:
-        raise DataError(
-            f"score_customers: features lack column(s) {required} (found "
-            f"{list(map(str, features.columns))}); pass the classic table of "
-            "rfmml.features.rfm_table."
-        )
+    from rfmml.campaign.scoring import require_feature_columns
+
+    require_feature_columns(features)
     rule = parts["rule_segmenter"]
     if rule is not None:
         columns = list(rule.scorer_.columns.values())

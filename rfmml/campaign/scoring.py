@@ -303,6 +303,17 @@ def _add_intervals(
     return extended, meta
 
 
+def require_feature_columns(features: Any) -> None:
+    """Raise :class:`DataError` when features (pandas or Spark) lack the classic columns."""
+    missing = [c for c in _REQUIRED_FEATURES if c not in features.columns]
+    if missing:
+        raise DataError(
+            f"score_customers: features lack column(s) {missing} (found "
+            f"{list(map(str, features.columns))}); pass the classic table of "
+            "rfmml.features.rfm_table."
+        )
+
+
 def score_customers(
     features: pd.DataFrame,
     summary: pd.DataFrame | None,
@@ -486,13 +497,7 @@ def score_customers(
             f"score_customers expects features as a pandas DataFrame, got "
             f"{type(features).__name__}. Build them with rfmml.features.rfm_table."
         )
-    missing = [c for c in _REQUIRED_FEATURES if c not in features.columns]
-    if missing:
-        raise DataError(
-            f"score_customers: features lack column(s) {missing} (found "
-            f"{list(map(str, features.columns))}); pass the classic table of "
-            "rfmml.features.rfm_table."
-        )
+    require_feature_columns(features)
     if len(features) == 0:
         raise DataError("score_customers: the features frame is empty (0 customers).")
     if isinstance(horizon, bool) or not float(horizon).is_integer() or horizon < 1:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from rfmml.errors import DataError
 from rfmml.features._spark import frame_attrs
+from rfmml.models._validation import require_summary_columns
 
 __all__ = ["check_spark_summary", "collapse_summary", "spark_predict"]
 
@@ -60,13 +61,7 @@ def check_spark_summary(
     from pyspark.sql import functions as F
     from pyspark.sql.types import BooleanType, NumericType
 
-    missing = [c for c in columns if c not in sdf.columns]
-    if missing:
-        raise DataError(
-            f"{what} needs columns {list(columns)}, but {missing} are missing "
-            f"(found {list(sdf.columns)}). Build the frame with rfmml.features.btyd_summary "
-            "or rename your columns."
-        )
+    require_summary_columns(list(sdf.columns), columns, what)
     names = list(columns) + (["weights"] if "weights" in sdf.columns else [])
     for name in names:
         dtype = sdf.schema[name].dataType

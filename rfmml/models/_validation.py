@@ -7,6 +7,7 @@ number of offending rows and the first offending customer id.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,17 @@ _BLOCK = 2**14
 def _any_in_blocks(rule: Callable[[slice], np.ndarray], n: int) -> bool:
     """Whether ``rule(rows)`` (a boolean array for a slice of rows) holds anywhere."""
     return any(bool(rule(slice(i, i + _BLOCK)).any()) for i in range(0, n, _BLOCK))
+
+
+def require_summary_columns(found: Sequence[Any], columns: Sequence[str], what: str) -> None:
+    """Raise :class:`DataError` when a summary (pandas or Spark) lacks model columns."""
+    missing = [c for c in columns if c not in found]
+    if missing:
+        raise DataError(
+            f"{what} needs columns {list(columns)}, but {missing} are missing "
+            f"(found {list(found)}). Build the frame with rfmml.features.btyd_summary "
+            "or rename your columns."
+        )
 
 
 def check_summary(
@@ -91,13 +103,7 @@ def check_summary(
             f"{what} got an empty summary frame (0 customers). Check the date range and "
             "filters used to build it."
         )
-    missing = [c for c in columns if c not in summary.columns]
-    if missing:
-        raise DataError(
-            f"{what} needs columns {list(columns)}, but {missing} are missing "
-            f"(found {list(summary.columns)}). Build the frame with rfmml.features.btyd_summary "
-            "or rename your columns."
-        )
+    require_summary_columns(list(summary.columns), columns, what)
     names = list(columns) + (["weights"] if "weights" in summary.columns else [])
     out: dict[str, np.ndarray] = {}
     for name in names:
