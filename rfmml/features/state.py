@@ -929,6 +929,19 @@ class CustomerState:
             return "rfmml_customers"
         return "rfmml_customer_groups" if self._table_exists("rfmml_customer_groups") else None
 
+    def _query(
+        self, observation_end: Any, group: str | None, engine: str | None
+    ) -> tuple[pd.Timestamp, pd.Timestamp, list[str], str | None, str]:
+        """Last stored time, end, keys, aggregates table (None: the rows) and keys as SQL.
+
+        What :meth:`btyd_summary` and :meth:`rfm_table` both start from.
+        """
+        _check_engine(engine)
+        last = self._require_rows()
+        end = last if observation_end is None else as_timestamp(observation_end, "observation_end")
+        keys = ["customer_id"] if group is None else ["customer_id", group]
+        return last, end, keys, self._aggregates_table(group), ", ".join(_q(k) for k in keys)
+
     def _rows_relation(self) -> duckdb.DuckDBPyRelation:
         columns = [c for c, _ in self._meta["columns"]]
         return self._con.sql(f"SELECT {', '.join(_q(c) for c in columns)} FROM rfmml_transactions")
@@ -953,12 +966,7 @@ class CustomerState:
             If the state holds no transactions, or ``group`` is not its group column.
         """
         check_freq(freq)
-        _check_engine(engine)
-        last = self._require_rows()
-        end = last if observation_end is None else as_timestamp(observation_end, "observation_end")
-        keys = ["customer_id"] if group is None else ["customer_id", group]
-        table = self._aggregates_table(group)
-        key_sql = ", ".join(_q(k) for k in keys)
+        last, end, keys, table, key_sql = self._query(observation_end, group, engine)
         if table is None or last >= pd.Timestamp(next_period_start(end, freq)):
             out = btyd_summary(self._rows_relation(), end, freq, group)
         else:
@@ -1001,12 +1009,7 @@ class CustomerState:
         """
         if not min_tenure_days > 0:
             raise ValueError(f"min_tenure_days must be positive, got {min_tenure_days!r}")
-        _check_engine(engine)
-        last = self._require_rows()
-        end = last if observation_end is None else as_timestamp(observation_end, "observation_end")
-        keys = ["customer_id"] if group is None else ["customer_id", group]
-        table = self._aggregates_table(group)
-        key_sql = ", ".join(_q(k) for k in keys)
+        last, end, keys, table, key_sql = self._query(observation_end, group, engine)
         if table is None or last >= end_cutoff(end):
             relation = rfm_table(self._rows_relation(), end, group, min_tenure_days=min_tenure_days)
             ordered = relation.order(", ".join(_q(k) for k in keys))

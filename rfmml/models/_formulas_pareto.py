@@ -230,26 +230,23 @@ def _log_s(b, c, w, grad: bool = False):
     b, c, w = (np.array(v, dtype=float).ravel() for v in np.broadcast_arrays(b, c, w))
     log_s = np.empty(len(w))
     derivs = [np.empty(len(w)) for _ in range(3)] if grad else None
-    far = w > _W_SERIES_MAX
-    for mask, fn in ((~far, _log_s_series), (far, _log_s_fallback)):
+
+    def fill(mask: np.ndarray, fn) -> None:
         if mask.any():
             value, d = fn(b[mask], c[mask], w[mask], grad)
             log_s[mask] = value
-            if derivs is not None:
-                for out, di in zip(derivs, d, strict=True):
-                    out[mask] = di
+            for out, di in zip(derivs or [], d or [], strict=True):
+                out[mask] = di
+
+    far = w > _W_SERIES_MAX
+    fill(~far, _log_s_series)
+    fill(far, _log_s_fallback)
     # scipy's 2F1 fails for large b near w = 1 (inf or nan although S <= 1 / (1 - w)):
     # those rows, and rows whose finite differences failed, go to the quadrature
     failed = far & ~np.isfinite(log_s)
-    if derivs is not None:
-        for d_i in derivs:
-            failed |= far & ~np.isfinite(d_i)
-    if failed.any():
-        value, d = _log_s_quadrature(b[failed], c[failed], w[failed], grad)
-        log_s[failed] = value
-        if derivs is not None:
-            for out, di in zip(derivs, d, strict=True):
-                out[failed] = di
+    for d_i in derivs or []:
+        failed |= far & ~np.isfinite(d_i)
+    fill(failed, _log_s_quadrature)
     return log_s, derivs
 
 

@@ -162,12 +162,7 @@ def spark_label(scores: Any, scheme: Any) -> Any:
     """The scheme's segment of each scored row, as a string column ``segment``."""
     from pyspark.sql import functions as F
 
-    missing = [k for k in scheme.axes if k not in scores.columns]
-    if missing:
-        raise DataError(
-            f"scheme {scheme.name!r} needs score column(s) {missing}; available columns "
-            f"are {list(map(str, scores.columns))}. Score with RFMScorer first."
-        )
+    scheme.require_score_columns(scores.columns)
     n = scheme.n_scores
     flat = F.lit(0).cast("long")
     for key in scheme.axes:

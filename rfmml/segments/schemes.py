@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -128,6 +129,15 @@ class Scheme:
             f"Scheme(name={self.name!r}, axes={self.axes}, n_scores={self.n_scores}, "
             f"segments={len(self.segments)})"
         )
+
+    def require_score_columns(self, columns: Any) -> None:
+        """Raise :class:`DataError` unless ``columns`` hold every score key of the scheme."""
+        missing = [k for k in self.axes if k not in columns]
+        if missing:
+            raise DataError(
+                f"scheme {self.name!r} needs score column(s) {missing}; available columns "
+                f"are {list(map(str, columns))}. Score with RFMScorer first."
+            )
 
     @property
     def segment_names(self) -> list[str]:
@@ -243,12 +253,7 @@ class Scheme:
         """
         if not isinstance(scores, pd.DataFrame):
             raise TypeError(f"Scheme.label expects a DataFrame, got {type(scores).__name__}.")
-        missing = [k for k in self.axes if k not in scores.columns]
-        if missing:
-            raise DataError(
-                f"scheme {self.name!r} needs score column(s) {missing}; available columns "
-                f"are {list(map(str, scores.columns))}. Score with RFMScorer first."
-            )
+        self.require_score_columns(scores.columns)
         n = self.n_scores
         flat = np.zeros(len(scores), dtype=np.int64)
         for key in self.axes:
