@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from rfmml._documents import encode, replacing, write_document
-from rfmml.campaign import _csv
+from rfmml.campaign import _csv, _parquet
 from rfmml.errors import DataError
 
 __all__ = [
@@ -393,7 +393,7 @@ def write_predictions(
     if "parquet" in chosen:
         paths["parquet"] = out / "predictions.parquet"
         with replacing(paths["parquet"]) as temporary:
-            flat.to_parquet(temporary, index=False)
+            _parquet.write_parquet(flat, temporary)  # in chunks: no second whole copy
     if "csv" in chosen:
         paths["csv"] = to_safe_csv(flat, out / "predictions.csv")
     meta = {
