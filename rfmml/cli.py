@@ -659,9 +659,17 @@ def fit(freq: str, penalizer: float, scheme: str, horizon: int, models_dir: str,
     default=None,
     help="Level of the _lower/_upper columns (0: none); default: the pipeline's.",
 )
+@click.option(
+    "--csv/--no-csv",
+    "with_csv",
+    default=True,
+    show_default=True,
+    help="Also write predictions.csv (predictions.parquet is always written).",
+)
 @_handle_errors
 def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
-            salt: str | None, interval: float | None, **reader: Any) -> None:  # fmt: skip
+            salt: str | None, interval: float | None, with_csv: bool,
+            **reader: Any) -> None:  # fmt: skip
     """Score the customers of TRANSACTIONS with a saved pipeline; write predictions and lists."""
     from rfmml.campaign import (
         ScoringPipeline,
@@ -686,8 +694,8 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
             "--models-dir, or the 'model' folder of an rfmml run"
         )
     target = Path(output)
-    written = [target / name for name in ("predictions.parquet", "predictions.csv",
-                                          "predictions.meta.json")]  # fmt: skip
+    formats = ("parquet", "csv") if with_csv else ("parquet",)
+    written = [target / f"predictions.{kind}" for kind in (*formats, "meta.json")]
     _refuse_overwrite([reader["transactions"]], [target, *written])
     pipeline = ScoringPipeline.load(model_dir)
     if interval is not None:
@@ -721,7 +729,7 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
             "model_dir": str(Path(model_dir).resolve()),
         }
         step("writing predictions and lists")
-        paths = write_predictions(table, target, fingerprints=fingerprints)
+        paths = write_predictions(table, target, fingerprints=fingerprints, formats=formats)
         if "segment" in table.columns:
             export_segment_lists(table, target / "segments", hash_ids=hash_ids, salt=salt)
             if before is not None:
