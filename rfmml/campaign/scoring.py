@@ -526,9 +526,12 @@ def score_customers(
         table["segment"] = segment.array
         scheme = rule_segmenter.scheme_
         assert book is not None  # loaded above whenever there is a rule segmenter
-        distinct = pd.unique(segment.astype(str))
-        if isinstance(segment.dtype, pd.CategoricalDtype):
-            distinct = np.union1d(distinct, segment.cat.categories.astype(str))
+        if isinstance(segment.dtype, pd.CategoricalDtype) and not segment.isna().any():
+            distinct = segment.cat.categories.astype(str)  # every used label is a category
+        else:
+            distinct = pd.unique(segment.astype(str))
+            if isinstance(segment.dtype, pd.CategoricalDtype):
+                distinct = np.union1d(distinct, segment.cat.categories.astype(str))
         entries = {s: book.entry(s, scheme) for s in distinct}
         for column, values in _playbook_columns(segment, entries).items():
             table[column] = values
