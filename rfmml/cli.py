@@ -701,7 +701,7 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     if interval is not None:
         pipeline.interval = interval
     before = read_predictions(previous) if previous else None
-    with _stages(5) as step:
+    with _stages(6) as step:
         step("reading and cleaning the transactions")
         log = _scan(reader)
         try:
@@ -718,29 +718,33 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
             frame = scoring_frame(*customer_features(log, end, pipeline.freq, group))
             step(f"scoring {len(frame):,} customers")
             table = pipeline.predict(frame)
+            del frame
             step("fingerprinting the transactions")
-            tx = log.to_pandas()
+            # chunk by chunk: the same fingerprint as of the whole frame, never built
+            fingerprints = {
+                "transactions": fingerprint(log.iter_pandas()),
+                "bgnbd": getattr(pipeline.bgnbd, "training_fingerprint_", None),
+                "gamma_gamma": getattr(pipeline.gamma_gamma, "training_fingerprint_", None),
+                "model_dir": str(Path(model_dir).resolve()),
+            }
+            step("writing predictions and lists")
+            paths = write_predictions(table, target, fingerprints=fingerprints, formats=formats)
+            if "segment" in table.columns:
+                export_segment_lists(table, target / "segments", hash_ids=hash_ids, salt=salt)
+                if before is not None:
+                    export_segment_changes(before, table, target / "changes",
+                                           hash_ids=hash_ids, salt=salt)  # fmt: skip
+            from rfmml.report import build_report
+
+            n_scored = len(table)
+            del table
+            step("building the report")
+            report = build_report(output, transactions=log)  # grouped in DuckDB
         finally:
             log.close()
-        fingerprints = {
-            "transactions": fingerprint(tx),
-            "bgnbd": getattr(pipeline.bgnbd, "training_fingerprint_", None),
-            "gamma_gamma": getattr(pipeline.gamma_gamma, "training_fingerprint_", None),
-            "model_dir": str(Path(model_dir).resolve()),
-        }
-        step("writing predictions and lists")
-        paths = write_predictions(table, target, fingerprints=fingerprints, formats=formats)
-        if "segment" in table.columns:
-            export_segment_lists(table, target / "segments", hash_ids=hash_ids, salt=salt)
-            if before is not None:
-                export_segment_changes(before, table, target / "changes", hash_ids=hash_ids,
-                                       salt=salt)  # fmt: skip
     for kind, path in paths.items():
         err.print(f"wrote {kind}: {path}")
-    from rfmml.report import build_report
-
-    report = build_report(output, transactions=tx)
-    out.print(f"scored {len(table):,} customers into {output}/")
+    out.print(f"scored {n_scored:,} customers into {output}/")
     out.print(f"Report: {report}")
 
 
