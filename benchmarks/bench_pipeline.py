@@ -270,8 +270,13 @@ def main() -> None:
         head = (
             f"Machine: {platform.machine()}, 2 cores, Python {platform.python_version()}; "
             f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. One fresh process per "
-            "cell, one run each. 'before' runs the same stages with rfmml imported from "
-            f"{args.before or '(not run)'}; memory is the process's VmHWM above its RSS after "
+            "cell, one run each. "
+            + (
+                f"'before' runs the same stages with rfmml imported from {args.before}; "
+                if args.before
+                else ""
+            )
+            + "memory is the process's VmHWM above its RSS after "
             "imports (reset per stage); CPU is the process's CPU time, all threads."
         )
         write_section(f"bench_pipeline_{args.sizes}", head + "\n\n" + "\n\n".join(sections))
