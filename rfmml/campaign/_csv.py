@@ -206,6 +206,8 @@ def write_csv(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS) -> 
     bool
         Whether the file was written.
     """
+    if isinstance(frame.columns, pd.MultiIndex):  # pandas writes one header row per level
+        return False
     expressions = []
     for i in range(frame.shape[1]):
         sql = column_sql(frame.iloc[:, i], _q(f"c{i}"))

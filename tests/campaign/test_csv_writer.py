@@ -100,3 +100,18 @@ def test_fractional_seconds_go_to_pandas(tmp_path: Path) -> None:
     assert not (tmp_path / "probe.csv").exists()
     fast = to_safe_csv(frame, tmp_path / "fast.csv").read_bytes()
     assert fast == _pandas_bytes(frame, tmp_path / "pandas.csv")
+
+
+def test_empty_frames_and_two_level_headers_as_pandas(tmp_path: Path) -> None:
+    from rfmml.campaign import _csv
+
+    empty = _kinds_frame(3).iloc[:0]
+    assert _csv.write_csv(empty, tmp_path / "probe.csv")
+    assert to_safe_csv(empty, tmp_path / "e.csv").read_bytes() == _pandas_bytes(
+        empty, tmp_path / "pe.csv"
+    )
+    two = pd.DataFrame([[1.5, 2]], columns=pd.MultiIndex.from_tuples([("a", "x"), ("a", "y")]))
+    assert not _csv.write_csv(two, tmp_path / "two.csv")
+    assert to_safe_csv(two, tmp_path / "t.csv").read_bytes() == _pandas_bytes(
+        two, tmp_path / "pt.csv"
+    )
