@@ -11,12 +11,14 @@ cents); about 0.36 customers drawn per row (10M rows: 3.4M customers with
 2.9 rows each on average), so most customers buy several times.
 
 Each cell runs in a fresh process. Stages (the job of ``rfmml predict``):
-loading and cleaning (``scan_transactions``; ``read_transactions`` before),
-the RFM table and the BTYD summary (``customer_features``, one pass; two
-passes before), BG/NBD + Gamma-Gamma fits, rule segments (rfm11),
-``score_customers``, writing Parquet + CSV. Memory is the peak resident set
-size above the process's baseline after imports, per stage and over the whole
-job. The reference is one DuckDB ``GROUP BY customer_id`` pass over the same
+loading and cleaning (``scan_transactions``), the RFM table and the BTYD
+summary (``customer_features``, one pass), BG/NBD + Gamma-Gamma fits, rule
+segments (rfm11), ``score_customers``, writing Parquet, then CSV; mode
+``pandas`` runs ``read_transactions``, ``btyd_summary`` and ``rfm_table``
+instead. ``--before CHECKOUT`` runs the same stages with rfmml imported
+from another checkout. Wall and CPU seconds per stage; memory is the
+process's own high-water mark (VmHWM, reset before each stage) above its
+resident size after imports. The reference is one DuckDB ``GROUP BY customer_id`` pass over the same
 file (rows, spend, first and last time) written to Parquet, in its own process
 in the same run.
 """
@@ -37,7 +39,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import PeakMemory, gib, run_isolated, write_section  # noqa: E402
+from _harness import gib, run_isolated, write_section  # noqa: E402
 
 CHUNK = 5_000_000
 
@@ -64,30 +66,54 @@ def generate(n_rows: int, path: Path, seed: int = 0) -> None:
             writer.write_table(table)
 
 
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as refs:  # "5": reset VmHWM to the current RSS
+        refs.write("5")
+
+
 class Stages:
-    """Time and peak memory of each stage, and of the whole job."""
+    """Wall and CPU time and peak memory of each stage, and of the whole job.
+
+    Memory is the process's own high-water mark (``VmHWM``, reset before each
+    stage through ``/proc/self/clear_refs``) above its resident size when the
+    job starts (after imports); CPU time is the process's, all threads.
+    """
 
     def __init__(self) -> None:
         self.rows: dict[str, dict[str, float]] = {}
-        self.total = PeakMemory()
+        self.peak = 0
 
     def __enter__(self) -> Stages:
-        self.total.__enter__()
+        self._base = _status_kib("VmRSS") * 1024
         self._start = time.perf_counter()
+        self._cpu = time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.total.__exit__(*exc)
         self.seconds = time.perf_counter() - self._start
+        self.cpu = time.process_time() - self._cpu
 
     def run(self, name: str, fn: Any) -> Any:
-        with PeakMemory() as mem:
-            start = time.perf_counter()
-            out = fn()
-            seconds = time.perf_counter() - start
-        base = mem._base - self.total._base
-        self.rows[name] = {"seconds": seconds, "peak_bytes": base + mem.peak}
+        _reset_peak()
+        start, cpu = time.perf_counter(), time.process_time()
+        out = fn()
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        peak = _status_kib("VmHWM") * 1024 - self._base
+        self.peak = max(self.peak, peak)
+        self.rows[name] = {"seconds": seconds, "cpu": cpu, "peak_bytes": peak}
         return out
+
+    def result(self, **extra: Any) -> str:
+        return json.dumps({"stages": self.rows, "seconds": self.seconds, "cpu": self.cpu,
+                           "peak_bytes": self.peak, **extra})  # fmt: skip
 
 
 def _child(mode: str, path: Path, out: Path) -> None:
@@ -104,8 +130,7 @@ def _child(mode: str, path: Path, out: Path) -> None:
                     f"TO '{out / 'groupby.parquet'}' (FORMAT parquet)"
                 ),
             )
-        print(json.dumps({"stages": st.rows, "seconds": st.seconds,
-                          "peak_bytes": st.total.peak}))  # fmt: skip
+        print(st.result())
         return
     from rfmml.campaign import score_customers, write_predictions
     from rfmml.data import read_transactions
@@ -115,7 +140,7 @@ def _child(mode: str, path: Path, out: Path) -> None:
 
     warnings.simplefilter("ignore")
     with Stages() as st:
-        if mode == "before":
+        if mode == "pandas":
             new_reader = "engine" in signature(read_transactions).parameters
             options = {"engine": "pandas"} if new_reader else {}
             tx, _ = st.run("read_transactions", lambda: read_transactions(path, **options))
@@ -140,32 +165,49 @@ def _child(mode: str, path: Path, out: Path) -> None:
             features, summary, rule_segmenter=rules, purchase_model=models[0],
             gamma_gamma=models[1], horizon=30, freq="D",
         ))  # fmt: skip
-        st.run("write Parquet + CSV", lambda: write_predictions(table, out / mode,
-                                                                fingerprints={}))  # fmt: skip
-    print(json.dumps({"stages": st.rows, "seconds": st.seconds, "peak_bytes": st.total.peak,
-                      "customers": len(table)}))  # fmt: skip
+        st.run("write Parquet", lambda: write_predictions(
+            table, out / mode, fingerprints={}, formats=("parquet",)))  # fmt: skip
+        on_disk = {"seconds": time.perf_counter() - st._start,
+                   "cpu": time.process_time() - st._cpu}  # fmt: skip
+        st.run("write CSV", lambda: write_predictions(
+            table, out / mode, fingerprints={}, formats=("csv",)))  # fmt: skip
+    print(st.result(customers=len(table), parquet_on_disk=on_disk))
+
+
+def _cell(row: dict | None) -> list[str]:
+    if not row:
+        return ["", "", ""]
+    return [f"{row['seconds']:.2f}", f"{row['cpu']:.2f}", gib(row["peak_bytes"])]
 
 
 def _table(n: int, results: dict[str, dict]) -> str:
-    ref = results["duckdb"]["seconds"]
-    lines = [f"### {n:,} rows ({results['after'].get('customers', 0):,} customers)", "",
-             "| stage | before s | before GiB | after s | after GiB |",
-             "|---|---:|---:|---:|---:|"]  # fmt: skip
-    before, after = results.get("before", {}).get("stages", {}), results["after"]["stages"]
-    names = list(dict.fromkeys([*before, *after]))
-    for name in names:
-        b, a = before.get(name), after.get(name)
-        cells = [f"{b['seconds']:.2f}", gib(b["peak_bytes"])] if b else ["", ""]
-        cells += [f"{a['seconds']:.2f}", gib(a["peak_bytes"])] if a else ["", ""]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    for label, key in (("whole job", "after"), ("whole job, before", "before")):
-        if key in results and "seconds" in results[key]:
-            r = results[key]
-            lines.append(f"| **{label}** | | | **{r['seconds']:.2f}** | **{gib(r['peak_bytes'])}** "
-                         f"({r['seconds'] / ref:.1f}x the DuckDB pass) |")  # fmt: skip
     d = results["duckdb"]
-    lines.append(f"| one DuckDB group-by pass (reference) | | | {ref:.2f} | "
-                 f"{gib(d['peak_bytes'])} |")  # fmt: skip
+    ref, ref_cpu = d["seconds"], d["cpu"]
+    lines = [f"### {n:,} rows ({results['after'].get('customers', 0):,} customers)", "",
+             "| stage | before s | before CPU s | before GiB | after s | after CPU s | after GiB |",
+             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    before, after = results.get("before", {}).get("stages", {}), results["after"]["stages"]
+    for name in dict.fromkeys([*before, *after]):
+        lines.append(f"| {name} | " + " | ".join(_cell(before.get(name)) + _cell(after.get(name)))
+                     + " |")  # fmt: skip
+    for label, key in (("to Parquet on disk", "parquet_on_disk"), ("whole job (+ CSV)", None)):
+        cells = []
+        for mode in ("before", "after"):
+            r = results.get(mode)
+            if not r or (key and key not in r):
+                cells += ["", "", ""]
+                continue
+            part = r[key] if key else r
+            peak = max(v["peak_bytes"] for k, v in r["stages"].items() if key is None
+                       or k != "write CSV")  # fmt: skip
+            cells += [
+                f"**{part['seconds']:.2f}** ({part['seconds'] / ref:.1f}x)",
+                f"{part['cpu']:.2f} ({part['cpu'] / ref_cpu:.1f}x)",
+                gib(peak),
+            ]
+        lines.append(f"| **{label}** (x the DuckDB pass) | " + " | ".join(cells) + " |")
+    lines.append("| one DuckDB group-by pass to Parquet (reference) | | | | "
+                 + " | ".join(_cell(d["stages"]["one DuckDB group-by pass"])) + " |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -178,12 +220,13 @@ def main() -> None:
         "--before",
         default="",
         metavar="CHECKOUT",
-        help="also run the previous path, importing rfmml from this checkout",
+        help="also run the same stages importing rfmml from this checkout ('before')",
     )
     parser.add_argument(
         "--modes",
         default="duckdb,after",
-        help="cells to run: duckdb, after (and before with --before)",
+        help="cells to run: duckdb, after, pandas (read_transactions, btyd_summary and "
+        "rfm_table; and before with --before)",
     )
     parser.add_argument("--child", nargs=3, metavar=("MODE", "PATH", "OUT"))
     args = parser.parse_args()
@@ -200,30 +243,41 @@ def main() -> None:
         path = folder / f"log_{n}.parquet"
         out = folder / f"out_{n}"
         out.mkdir(exist_ok=True)
-        results = {}
+        results: dict[str, dict] = {}
+        loads = [os.getloadavg()[0]]
         modes = [m for m in args.modes.split(",") if m] + (["before"] if args.before else [])
         for mode in dict.fromkeys(modes):
             saved = os.environ.get("PYTHONPATH")
             if mode == "before":
                 os.environ["PYTHONPATH"] = args.before
             try:
-                results[mode] = run_isolated(__file__, "--child", mode, str(path), str(out),
-                                             timeout=3600)  # fmt: skip
+                child = "after" if mode == "before" else mode
+                results[mode] = run_isolated(__file__, "--child", child, str(path), str(out),
+                                             timeout=7200)  # fmt: skip
             finally:
                 if saved is None:
                     os.environ.pop("PYTHONPATH", None)
                 else:
                     os.environ["PYTHONPATH"] = saved
             print(mode, n, json.dumps(results[mode]), flush=True)
+            loads.append(os.getloadavg()[0])
+        (out / "results.json").write_text(json.dumps(results))
         if any("error" in r for r in results.values()) or "after" not in results:
             continue
-        sections.append(_table(n, results))
+        sections.append(_table(n, results) + "\n\nLoad average (1 min) before and after each "
+                        "cell: " + ", ".join(f"{v:.1f}" for v in loads) + ".")  # fmt: skip
     if sections:
         head = (
             f"Machine: {platform.machine()}, 2 cores, Python {platform.python_version()}; "
             f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. One fresh process per "
-            "cell, one run each. 'before' is the previous path (pandas cleaning, two feature "
-            "passes); memory is peak RSS above the process baseline after imports."
+            "cell, one run each. "
+            + (
+                f"'before' runs the same stages with rfmml imported from {args.before}; "
+                if args.before
+                else ""
+            )
+            + "memory is the process's VmHWM above its RSS after "
+            "imports (reset per stage); CPU is the process's CPU time, all threads."
         )
         write_section(f"bench_pipeline_{args.sizes}", head + "\n\n" + "\n\n".join(sections))
 

@@ -694,9 +694,17 @@ def fit(freq: str, purchase_model: str, penalizer: float, scheme: str, horizon: 
     help="spark: read a Parquet/CSV file or folder and score inside Spark (partitioned Parquet).",
 )
 @click.option("--spark-master", default=None, help="Spark master for --engine spark.")
+@click.option(
+    "--csv/--no-csv",
+    "with_csv",
+    default=True,
+    show_default=True,
+    help="Also write predictions.csv (predictions.parquet is always written).",
+)
 @_handle_errors
 def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
             salt: str | None, interval: float | None, engine: str, spark_master: str | None,
+            with_csv: bool,
             **reader: Any) -> None:  # fmt: skip
     """Score the customers of TRANSACTIONS with a saved pipeline; write predictions and lists."""
     if engine == "spark":
@@ -725,14 +733,14 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
             "--models-dir, or the 'model' folder of an rfmml run"
         )
     target = Path(output)
-    written = [target / name for name in ("predictions.parquet", "predictions.csv",
-                                          "predictions.meta.json")]  # fmt: skip
+    formats = ("parquet", "csv") if with_csv else ("parquet",)
+    written = [target / f"predictions.{kind}" for kind in (*formats, "meta.json")]
     _refuse_overwrite([reader["transactions"]], [target, *written])
     pipeline = ScoringPipeline.load(model_dir)
     if interval is not None:
         pipeline.interval = interval
     before = read_predictions(previous) if previous else None
-    with _stages(5) as step:
+    with _stages(6) as step:
         step("reading and cleaning the transactions")
         log = _scan(reader)
         try:
@@ -749,29 +757,33 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
             frame = scoring_frame(*customer_features(log, end, pipeline.freq, group))
             step(f"scoring {len(frame):,} customers")
             table = pipeline.predict(frame)
+            del frame
             step("fingerprinting the transactions")
-            tx = log.to_pandas()
+            # chunk by chunk: the same fingerprint as of the whole frame, never built
+            fingerprints = {
+                "transactions": fingerprint(log.iter_pandas()),
+                "bgnbd": getattr(pipeline.bgnbd, "training_fingerprint_", None),
+                "gamma_gamma": getattr(pipeline.gamma_gamma, "training_fingerprint_", None),
+                "model_dir": str(Path(model_dir).resolve()),
+            }
+            step("writing predictions and lists")
+            paths = write_predictions(table, target, fingerprints=fingerprints, formats=formats)
+            if "segment" in table.columns:
+                export_segment_lists(table, target / "segments", hash_ids=hash_ids, salt=salt)
+                if before is not None:
+                    export_segment_changes(before, table, target / "changes",
+                                           hash_ids=hash_ids, salt=salt)  # fmt: skip
+            from rfmml.report import build_report
+
+            n_scored = len(table)
+            del table
+            step("building the report")
+            report = build_report(output, transactions=log)  # grouped in DuckDB
         finally:
             log.close()
-        fingerprints = {
-            "transactions": fingerprint(tx),
-            "bgnbd": getattr(pipeline.bgnbd, "training_fingerprint_", None),
-            "gamma_gamma": getattr(pipeline.gamma_gamma, "training_fingerprint_", None),
-            "model_dir": str(Path(model_dir).resolve()),
-        }
-        step("writing predictions and lists")
-        paths = write_predictions(table, target, fingerprints=fingerprints)
-        if "segment" in table.columns:
-            export_segment_lists(table, target / "segments", hash_ids=hash_ids, salt=salt)
-            if before is not None:
-                export_segment_changes(before, table, target / "changes", hash_ids=hash_ids,
-                                       salt=salt)  # fmt: skip
     for kind, path in paths.items():
         err.print(f"wrote {kind}: {path}")
-    from rfmml.report import build_report
-
-    report = build_report(output, transactions=tx)
-    out.print(f"scored {len(table):,} customers into {output}/")
+    out.print(f"scored {n_scored:,} customers into {output}/")
     out.print(f"Report: {report}")
 
 

@@ -42,7 +42,7 @@ import json
 import logging
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -168,10 +168,18 @@ def check_without_spend(cfg: ExperimentConfig) -> None:
         seg_cfg.build(spend=False)
 
 
-def fingerprint(frame: pd.DataFrame) -> str:
-    """A SHA-256 fingerprint of a frame's values (row order matters)."""
-    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    return "sha256:" + hashlib.sha256(hashed.tobytes()).hexdigest()
+def fingerprint(frame: pd.DataFrame | Iterable[pd.DataFrame]) -> str:
+    """A SHA-256 fingerprint of a frame's values (row order matters).
+
+    ``frame`` may also be consecutive chunks of rows (e.g.
+    :meth:`rfmml.data.ScannedLog.iter_pandas`): the fingerprint is that of the
+    frame they make up, without building it (each row hashes on its own).
+    """
+    chunks = [frame] if isinstance(frame, pd.DataFrame) else frame
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(pd.util.hash_pandas_object(chunk, index=False).to_numpy().tobytes())
+    return "sha256:" + digest.hexdigest()
 
 
 def load_experiment_data(cfg: ExperimentConfig) -> tuple[pd.DataFrame, CleaningReport, str]:

@@ -167,6 +167,14 @@ def test_run_and_predict_write_intervals(ran, workspace, tmp_path):
     assert result.exit_code == 0, result.output
     plain = pd.read_parquet(tmp_path / "q" / "predictions.parquet")
     assert not any(c.endswith(("_lower", "_upper")) for c in plain.columns)
+    assert (tmp_path / "q" / "predictions.csv").is_file()
+    result = CliRunner().invoke(main, ["predict", *args, "--interval", "0", "--no-csv", "-o",
+                                       str(tmp_path / "r")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "r" / "predictions.csv").exists()
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "r" / "predictions.parquet"), plain)
+    meta = json.loads((tmp_path / "r" / "predictions.meta.json").read_text())
+    assert meta["files"] == {"parquet": "predictions.parquet"}
 
 
 def test_features_segment_fit_predict(ran, workspace, tmp_path):

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from rfmml._documents import encode, replacing, write_document
+from rfmml.campaign import _csv, _parquet
 from rfmml.errors import DataError
 
 __all__ = [
@@ -169,8 +170,11 @@ def to_safe_csv(frame: pd.DataFrame, path: str | Path) -> Path:
         The written path.
     """
     path = Path(path)
-    safe = neutralize_cells(_tidy_ids(_flat(frame)))
+    tidy = _tidy_ids(_flat(frame))
     with replacing(path) as temporary:
+        if _csv.write_csv(tidy, temporary):  # neutralises the text cells itself
+            return path
+        safe = neutralize_cells(tidy)
         if not _write_csv_fast(safe, temporary):
             safe.to_csv(
                 temporary,
@@ -389,7 +393,7 @@ def write_predictions(
     if "parquet" in chosen:
         paths["parquet"] = out / "predictions.parquet"
         with replacing(paths["parquet"]) as temporary:
-            flat.to_parquet(temporary, index=False)
+            _parquet.write_parquet(flat, temporary)  # in chunks: no second whole copy
     if "csv" in chosen:
         paths["csv"] = to_safe_csv(flat, out / "predictions.csv")
     meta = {

@@ -188,20 +188,15 @@ def _first(index: pd.Index) -> str:
     return f" (first {label.item() if isinstance(label, np.generic) else label!r})"
 
 
-def _distinct_rows(
-    summary: pd.DataFrame, purchase_model: PurchaseModel | None, gamma_gamma: GammaGamma | None
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """The distinct rows of the columns the models read, and each customer's row number.
+def _distinct_rows(summary: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The distinct rows of ``columns`` of the summary, and each customer's row number.
 
     Model outputs are functions of a customer's summary row only, so they are
-    computed once per distinct row (a daily summary of millions of customers
-    has a fraction as many) and gathered back with the returned codes.
+    computed once per distinct row of the columns the model reads (a daily
+    summary of millions of customers has a fraction as many; the purchase
+    model and Gamma-Gamma are grouped apart, since continuous spend makes
+    every row of both distinct) and gathered back with the returned codes.
     """
-    columns: list[str] = []
-    if purchase_model is not None:
-        columns += list(purchase_model.fit_columns) + ["recency"]
-    if gamma_gamma is not None:
-        columns += ["frequency", "monetary_value"]
     columns = [c for c in dict.fromkeys(columns) if c in summary.columns]
     arrays = [summary[c].to_numpy() for c in columns]
     codes, first = group_rows(*arrays)
@@ -556,9 +551,12 @@ def score_customers(
         table["segment"] = segment.array
         scheme = rule_segmenter.scheme_
         assert book is not None  # loaded above whenever there is a rule segmenter
-        distinct = pd.unique(segment.astype(str))
-        if isinstance(segment.dtype, pd.CategoricalDtype):
-            distinct = np.union1d(distinct, segment.cat.categories.astype(str))
+        if isinstance(segment.dtype, pd.CategoricalDtype) and not segment.isna().any():
+            distinct = segment.cat.categories.astype(str)  # every used label is a category
+        else:
+            distinct = pd.unique(segment.astype(str))
+            if isinstance(segment.dtype, pd.CategoricalDtype):
+                distinct = np.union1d(distinct, segment.cat.categories.astype(str))
         entries = {s: book.entry(s, scheme) for s in distinct}
         for column, values in _playbook_columns(segment, entries).items():
             table[column] = values
@@ -570,10 +568,9 @@ def score_customers(
         table["cluster"] = kmeans_segmenter.predict_cluster(features).to_numpy()
         table["cluster_name"] = kmeans_segmenter.predict(features).array
 
-    if uses_summary:
-        assert summary is not None  # checked above
-        rows, codes = _distinct_rows(summary, purchase_model, gamma_gamma)
     if purchase_model is not None:
+        assert summary is not None  # checked above whenever there is a purchase model
+        rows, codes = _distinct_rows(summary, [*purchase_model.fit_columns, "recency"])
         unit = resolve_freq(freq, summary, purchase_model, "score_customers")
         attrs["freq"] = unit
         attrs["churn_basis"] = churn_basis
@@ -585,25 +582,30 @@ def score_customers(
         table["churn_risk"] = churn_risk_band(basis, churn_bands, churn_basis).array
         purchases = purchase_model.expected_purchases(rows, int(horizon)).to_numpy()[codes]
         table["expected_purchases"] = purchases
-        assert summary is not None  # checked above whenever there is a purchase model
         end = features.attrs.get("observation_end", summary.attrs.get("observation_end"))
         if end is not None and unit is not None:
             attrs["observation_end"] = str(end)
-            median = purchase_model.next_purchase_quantile(summary, 0.5)
-            table["expected_next_order_date"] = next_order_dates(median.to_numpy(), end, unit)
+            median = purchase_model.next_purchase_quantile(rows, 0.5).to_numpy()[codes]
+            table["expected_next_order_date"] = next_order_dates(median, end, unit)
         if next_order_window is not None:
             attrs["next_order_window"] = float(next_order_window)
-            within = purchase_model.probability_purchase_within(summary, float(next_order_window))
-            table["probability_order_within_window"] = within.to_numpy()
+            within = purchase_model.probability_purchase_within(rows, float(next_order_window))
+            table["probability_order_within_window"] = within.to_numpy()[codes]
+        del rows, codes
     if gamma_gamma is not None:
+        assert summary is not None  # checked above whenever there is a spend model
+        rows, codes = _distinct_rows(summary, ["frequency", "monetary_value"])
         order_value = gamma_gamma.expected_order_value(rows).to_numpy()[codes]
         table["expected_order_value"] = order_value
+        del rows, codes
     if purchase_model is not None and gamma_gamma is not None:
+        assert summary is not None  # checked above
         table["expected_spend"] = purchases * order_value
+        # per customer: lifetime_value groups the purchase part by distinct (frequency, T)
         clv = lifetime_value(
-            purchase_model, gamma_gamma, rows, int(horizon), discount_rate, attrs["freq"]
+            purchase_model, gamma_gamma, summary, int(horizon), discount_rate, attrs["freq"]
         )
-        table["clv"] = clv.to_numpy()[codes]
+        table["clv"] = clv.to_numpy()
 
     if interval and uses_summary:
         assert summary is not None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,31 @@ class ScannedLog:
         arrow = self.connection.sql(
             f"SELECT {cols} FROM {self.table} ORDER BY {self.order_by}"
         ).to_arrow_table()
+        return self._as_pandas(arrow)
+
+    def iter_pandas(self, chunk_rows: int = 1_000_000) -> Iterator[pd.DataFrame]:
+        """The rows of :meth:`to_pandas`, in the same order and types, a chunk at a time.
+
+        Parameters
+        ----------
+        chunk_rows : int
+            Rows per chunk (DuckDB may hand back somewhat fewer).
+
+        Yields
+        ------
+        pandas.DataFrame
+            Consecutive chunks; concatenated, they equal :meth:`to_pandas`
+            (with a default index restarting at 0 in each chunk).
+        """
+        cols = ", ".join(_q(c) for c in self.columns)
+        reader = self.connection.sql(
+            f"SELECT {cols} FROM {self.table} ORDER BY {self.order_by}"
+        ).fetch_record_batch(chunk_rows)
+        for batch in reader:
+            if batch.num_rows:
+                yield self._as_pandas(batch)
+
+    def _as_pandas(self, arrow: Any) -> pd.DataFrame:
         frame = arrow.to_pandas()
         frame["timestamp"] = frame["timestamp"].astype("datetime64[us]")
         for column in frame.columns:  # pandas' own string dtype, as pd.read_parquet gives

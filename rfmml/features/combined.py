@@ -124,7 +124,9 @@ def _combined_sql(end: pd.Timestamp, freq: str, keys: list[str], with_amount: bo
         f"count(*) FILTER (WHERE {in_rfm}) AS n",
     ]
     if with_amount:
-        per_values += ['sum("amount") AS a', f'sum("amount") FILTER (WHERE {in_rfm}) AS s']
+        # fsum (compensated): DuckDB adds a group's values in parallel in no fixed order, and
+        # a plain sum's last bit then changes from run to run (so do quantile scores on it)
+        per_values += ['fsum("amount") AS a', f'fsum("amount") FILTER (WHERE {in_rfm}) AS s']
     day = "(CAST({} AS DATE) - DATE '1970-01-01')"
     tenure = f"({end_day} - {day.format('min(t0)')})::DOUBLE"
     exposure = (
@@ -138,7 +140,7 @@ def _combined_sql(end: pd.Timestamp, freq: str, keys: list[str], with_amount: bo
     ]
     if with_amount:
         out.append(
-            "CASE WHEN count(*) > 1 THEN (sum(a) - arg_min(a, p)) / (count(*) - 1) "
+            "CASE WHEN count(*) > 1 THEN (fsum(a) - arg_min(a, p)) / (count(*) - 1) "
             "ELSE 0.0 END::DOUBLE AS monetary_value"
         )
     out += [
@@ -147,8 +149,8 @@ def _combined_sql(end: pd.Timestamp, freq: str, keys: list[str], with_amount: bo
     ]
     if with_amount:
         out += [
-            "coalesce(sum(s), 0.0)::DOUBLE AS total_spend",
-            "(coalesce(sum(s), 0.0) / sum(n))::DOUBLE AS avg_order_value",
+            "coalesce(fsum(s), 0.0)::DOUBLE AS total_spend",
+            "(coalesce(fsum(s), 0.0) / sum(n))::DOUBLE AS avg_order_value",
         ]
     out += [
         "min(t0) AS first_purchase",
@@ -157,7 +159,7 @@ def _combined_sql(end: pd.Timestamp, freq: str, keys: list[str], with_amount: bo
         f"(sum(n) / {exposure})::DOUBLE AS orders_per_year",
     ]
     if with_amount:
-        out.append(f"(coalesce(sum(s), 0.0) / {exposure})::DOUBLE AS spend_per_year")
+        out.append(f"(coalesce(fsum(s), 0.0) / {exposure})::DOUBLE AS spend_per_year")
     out.append("sum(n) > 0 AS _rfm")
     return f"""
         WITH per AS (

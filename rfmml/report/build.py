@@ -47,6 +47,7 @@ from matplotlib.figure import Figure
 import rfmml
 from rfmml._documents import replacing
 from rfmml.campaign import read_predictions
+from rfmml.data import ScannedLog
 from rfmml.errors import DataError
 from rfmml.plots import plot_revenue_concentration, plot_segment_periods
 from rfmml.report.tables import (
@@ -612,7 +613,7 @@ def build_report(
     output_dir: str | Path,
     *,
     title: str | None = None,
-    transactions: pd.DataFrame | None = None,
+    transactions: pd.DataFrame | ScannedLog | None = None,
 ) -> Path:
     """Write ``report.html``, one self-contained page, from a run's output folder.
 
@@ -632,10 +633,11 @@ def build_report(
         The output folder of ``rfmml run``, ``demo`` or ``predict``.
     title : str, optional
         Page title; default "rfmml report: <folder name>".
-    transactions : pandas.DataFrame, optional
+    transactions : pandas.DataFrame or ScannedLog, optional
         The run's canonical transactions. When given, revenue and customers by
-        segment per month are computed and saved as ``segments_by_period.csv`` in
-        the folder, so later rebuilds show them too.
+        segment per month are computed (inside DuckDB for a
+        :class:`~rfmml.data.ScannedLog`) and saved as ``segments_by_period.csv``
+        in the folder, so later rebuilds show them too.
 
     Returns
     -------

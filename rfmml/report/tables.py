@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from rfmml.data import ScannedLog
 from rfmml.errors import DataError
 from rfmml.segments import Scheme
 
@@ -199,7 +200,7 @@ def grid_cells(predictions: pd.DataFrame, scheme: Scheme) -> pd.DataFrame:
 
 
 def segments_by_period(
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | ScannedLog,
     predictions: pd.DataFrame,
     *,
     by: str = "segment",
@@ -214,8 +215,11 @@ def segments_by_period(
 
     Parameters
     ----------
-    transactions : pandas.DataFrame
-        Canonical transactions (``customer_id``, ``timestamp``, ``amount``).
+    transactions : pandas.DataFrame or ScannedLog
+        Canonical transactions (``customer_id``, ``timestamp``, ``amount``). A
+        :class:`~rfmml.data.ScannedLog` is joined and grouped inside DuckDB
+        for monthly periods (the log never comes to pandas; revenue sums may
+        differ from the pandas path's in the last bits of a float).
     predictions : pandas.DataFrame
         Predictions with ``customer_id``, ``by`` and any group key column.
     by : str, default="segment"
@@ -235,6 +239,11 @@ def segments_by_period(
     DataError
         Missing columns.
     """
+    if isinstance(transactions, ScannedLog):
+        table = _segments_by_period_duckdb(transactions, predictions, by, freq)
+        if table is not None:
+            return table
+        transactions = transactions.to_pandas()
     _require(transactions, ["customer_id", "timestamp"], "segments_by_period")
     keys = [n for n in predictions.index.names if n is not None and n in predictions.columns]
     keys = keys or ["customer_id"]
@@ -297,3 +306,61 @@ def history_by_period(history: pd.DataFrame, *, by: str = "segment") -> pd.DataF
     )
     out = frame.groupby(["period", by], sort=True)["customer_id"].nunique()
     return out.rename("customers").reset_index()
+
+
+_DUCKDB_KEY_TYPES = {"BIGINT": "i", "VARCHAR": "text"}
+
+
+def _segments_by_period_duckdb(
+    log: ScannedLog, predictions: pd.DataFrame, by: str, freq: str
+) -> pd.DataFrame | None:
+    """:func:`segments_by_period` of a ScannedLog in DuckDB; ``None`` where pandas must do it."""
+    if freq != "M":
+        return None
+    columns = list(log.columns)
+    _require(pd.DataFrame(columns=columns), ["customer_id", "timestamp"], "segments_by_period")
+    keys = [n for n in predictions.index.names if n is not None and n in predictions.columns]
+    keys = keys or ["customer_id"]
+    _require(predictions, [*keys, by], "segments_by_period")
+    keys = [k for k in keys if k in columns]
+    types = dict(
+        log.connection.sql(
+            f"SELECT column_name, column_type FROM (DESCRIBE {log.table})"
+        ).fetchall()
+    )
+    labels = predictions.reset_index(drop=True)[[*keys, by]]
+    for key in keys:  # the pandas path compares dtypes; here only exact matches are taken
+        kind = _DUCKDB_KEY_TYPES.get(types.get(key, ""))
+        dtype = labels[key].dtype
+        same = (kind == "i" and dtype == np.int64) or (
+            kind == "text" and pd.api.types.is_string_dtype(dtype)
+            and pd.api.types.infer_dtype(labels[key], skipna=False) == "string"
+        )  # fmt: skip
+        if not same:
+            return None
+    labels = labels.drop_duplicates(keys)
+    labels = labels.assign(**{by: labels[by].astype(str)})
+    q = [_quote(k) for k in keys]
+    on = " AND ".join(f"t.{k} = l.{k}" for k in q)
+    revenue = ', sum(t."amount") AS revenue' if "amount" in columns else ""
+    sql = f"""
+        SELECT strftime(t."timestamp", '%Y-%m') AS period, l.{_quote(by)} AS {_quote(by)},
+               count(DISTINCT t."customer_id") AS customers{revenue}, count(*) AS orders
+        FROM {log.table} AS t JOIN _labels AS l ON {on}
+        GROUP BY ALL ORDER BY period, {_quote(by)}
+    """
+    con = log.connection
+    con.register("_labels", labels)
+    try:
+        out = con.sql(sql).df()
+    finally:
+        con.unregister("_labels")
+    for column in ("period", by):
+        out[column] = out[column].astype(str)
+    for column in ("customers", "orders"):
+        out[column] = out[column].astype(np.int64)
+    return out
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

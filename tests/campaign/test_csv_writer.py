@@ -60,3 +60,58 @@ def test_kinds_left_to_pandas_still_match(tmp_path: Path) -> None:
     assert not exports._write_csv_fast(frame, tmp_path / "probe.csv")
     fast = to_safe_csv(frame, tmp_path / "fast.csv").read_bytes()
     assert fast == _pandas_bytes(frame, tmp_path / "pandas.csv")
+
+
+def _kinds_frame(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    days = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D")
+    dates = pd.Series(days).where(np.arange(n) % 4 != 0)  # NaT every fourth row
+    seconds = pd.Series(days + pd.to_timedelta(rng.integers(0, 86_400, n), unit="s"))
+    text = pd.Series(rng.choice(["ok", "-3", "@x", '"q"', None], n), dtype="str")
+    return pd.DataFrame(
+        {
+            "=id": rng.integers(0, 2**40, n).astype(np.uint64),
+            "when": dates.to_numpy(),
+            "at": seconds.to_numpy(),
+            "x32": rng.normal(size=n).astype(np.float32),
+            "text": text,
+            "band": pd.Categorical(rng.choice(["=SUM(A1)", "a,b", "low"], n)),
+            'say "x"': rng.random(n) > 0.3,
+        }
+    )
+
+
+@pytest.mark.parametrize("n", [1, 3, 1_001])
+def test_dates_text_and_headers_as_pandas(tmp_path: Path, n: int) -> None:
+    from rfmml.campaign import _csv
+
+    frame = _kinds_frame(n)
+    assert _csv.write_csv(frame, tmp_path / "probe.csv", chunk_rows=7)  # many chunks
+    fast = to_safe_csv(frame, tmp_path / "fast.csv").read_bytes()
+    assert fast == _pandas_bytes(frame, tmp_path / "pandas.csv")
+    assert (tmp_path / "probe.csv").read_bytes() == fast
+
+
+def test_fractional_seconds_go_to_pandas(tmp_path: Path) -> None:
+    from rfmml.campaign import _csv
+
+    frame = pd.DataFrame({"at": pd.to_datetime(["2020-01-01 00:00:00.5", "2020-01-02 00:00:00.0"])})
+    assert not _csv.write_csv(frame, tmp_path / "probe.csv")
+    assert not (tmp_path / "probe.csv").exists()
+    fast = to_safe_csv(frame, tmp_path / "fast.csv").read_bytes()
+    assert fast == _pandas_bytes(frame, tmp_path / "pandas.csv")
+
+
+def test_empty_frames_and_two_level_headers_as_pandas(tmp_path: Path) -> None:
+    from rfmml.campaign import _csv
+
+    empty = _kinds_frame(3).iloc[:0]
+    assert _csv.write_csv(empty, tmp_path / "probe.csv")
+    assert to_safe_csv(empty, tmp_path / "e.csv").read_bytes() == _pandas_bytes(
+        empty, tmp_path / "pe.csv"
+    )
+    two = pd.DataFrame([[1.5, 2]], columns=pd.MultiIndex.from_tuples([("a", "x"), ("a", "y")]))
+    assert not _csv.write_csv(two, tmp_path / "two.csv")
+    assert to_safe_csv(two, tmp_path / "t.csv").read_bytes() == _pandas_bytes(
+        two, tmp_path / "pt.csv"
+    )

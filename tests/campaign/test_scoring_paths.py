@@ -10,6 +10,7 @@ import pytest
 
 from rfmml.campaign import score_customers
 from rfmml.campaign.playbook import load_playbook
+from rfmml.campaign.scoring import next_order_dates
 from rfmml.data import load_cdnow, load_online_retail, simulate_transactions
 from rfmml.features import customer_features
 from rfmml.models import BetaGeoNBD, GammaGamma, ParetoNBD, customer_lifetime_value
@@ -38,8 +39,14 @@ def test_every_column_equals_the_per_customer_definition(name: str, model: type)
     rules = RuleSegmenter("rfm11").fit(features)
     horizon = 12
     table = score_customers(features, summary, rule_segmenter=rules, purchase_model=purchase,
-                            gamma_gamma=gg, horizon=horizon, freq=freq)  # fmt: skip
+                            gamma_gamma=gg, horizon=horizon, freq=freq,
+                            next_order_window=5)  # fmt: skip
     assert len(table) == len(summary)
+    median = purchase.next_purchase_quantile(summary, 0.5).to_numpy()
+    dates = next_order_dates(median, summary.attrs["observation_end"], freq)
+    np.testing.assert_array_equal(table["expected_next_order_date"].to_numpy(), dates)
+    within = purchase.probability_purchase_within(summary, 5.0).to_numpy()
+    np.testing.assert_array_equal(table["probability_order_within_window"].to_numpy(), within)
     p_alive = purchase.probability_alive(summary).to_numpy()
     expected = {
         "probability_alive": p_alive,

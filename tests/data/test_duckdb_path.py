@@ -166,3 +166,23 @@ def test_scan_of_a_frame_cleans_with_pandas() -> None:
         pd.testing.assert_frame_equal(log.to_pandas(), ref.transactions)
     finally:
         log.close()
+
+
+@pytest.mark.parametrize("source", ["cdnow", "retail"])
+def test_chunks_make_up_the_frame_and_its_fingerprint(cdnow_file: Path, source: str) -> None:
+    """iter_pandas: to_pandas a chunk at a time (types, order), the same fingerprint."""
+    from rfmml.pipeline import fingerprint
+
+    if source == "cdnow":
+        log, _ = scan_transactions(cdnow_file)
+    else:  # order ids, text groups
+        log, _ = scan_transactions(online_retail_path(), **RETAIL, group="Country")
+    try:
+        whole = log.to_pandas()
+        chunks = list(log.iter_pandas(chunk_rows=2_048))
+        assert len(chunks) > 1
+        joined = pd.concat(chunks, ignore_index=True)
+        pd.testing.assert_frame_equal(joined, whole)
+        assert fingerprint(log.iter_pandas(chunk_rows=2_048)) == fingerprint(whole)
+    finally:
+        log.close()

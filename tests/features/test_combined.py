@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -57,3 +58,20 @@ def test_simulated_log_scanned_in_duckdb(tmp_path: Path) -> None:
         pd.testing.assert_frame_equal(rfm_table(log), rfm_table(reference))
     finally:
         log.close()
+
+
+def test_spend_sums_do_not_change_between_runs() -> None:
+    """DuckDB adds in parallel; compensated sums keep every run's last bit the same."""
+    rng = np.random.default_rng(5)
+    n = 1_500_000  # a dozen row groups, added by several threads
+    tx = pd.DataFrame({
+        "customer_id": rng.integers(0, 100_000, n),
+        "timestamp": pd.Timestamp("2022-01-01")
+        + pd.to_timedelta(rng.integers(0, 3 * 365 * 86_400, n), unit="s"),
+        "amount": np.round(rng.lognormal(3.0, 1.0, n), 2),
+    })  # fmt: skip
+    runs = [customer_features(tx, freq="D") for _ in range(3)]
+    for features, summary in runs[1:]:
+        for column in ("total_spend", "avg_order_value", "spend_per_year"):
+            np.testing.assert_array_equal(features[column], runs[0][0][column], err_msg=column)
+        np.testing.assert_array_equal(summary["monetary_value"], runs[0][1]["monetary_value"])

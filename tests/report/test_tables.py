@@ -170,3 +170,51 @@ def test_actions_only_when_each_label_has_one(scored):
     table = segment_summary(clusters, by="cluster_name")
     assert "action" not in table.columns and "action_channel" not in table.columns
     assert table["customers"].to_dict() == {"Y": 3, "X": 2}
+
+
+@pytest.mark.parametrize("name", ["cdnow", "online_retail", "grouped", "text_ids"])
+def test_segments_by_period_in_duckdb_equals_pandas(name, monkeypatch):
+    from rfmml.data import ScannedLog, load_cdnow, load_online_retail
+    from rfmml.features import rfm_table
+    from rfmml.segments import RuleSegmenter
+
+    group = None
+    if name == "cdnow":
+        tx = load_cdnow()
+    else:
+        tx = load_online_retail().drop(columns=["order_id"])
+        if name == "grouped":
+            group = "country"
+        else:
+            tx = tx.drop(columns=["country"])
+        if name == "text_ids":
+            tx = tx.assign(customer_id="c" + tx["customer_id"].astype(str))
+    features = rfm_table(tx, group=group)
+    segments = RuleSegmenter("rfm11").fit(features).transform(features)["segment"]
+    predictions = segments.to_frame()
+    for i, level in enumerate(predictions.index.names):
+        predictions.insert(i, level, predictions.index.get_level_values(level))
+    predictions = predictions.iloc[::2]  # customers left out of the predictions are left out
+    log = ScannedLog.from_pandas(tx)
+    with monkeypatch.context() as patch:  # the log must not come to pandas
+        patch.setattr(ScannedLog, "to_pandas", lambda self: pytest.fail("to_pandas called"))
+        try:
+            fast = segments_by_period(log, predictions)
+        finally:
+            log.close()
+    slow = segments_by_period(tx, predictions)
+    assert len(fast) > 10
+    pd.testing.assert_frame_equal(fast, slow, check_exact=False, rtol=1e-12)
+
+
+def test_segments_by_period_of_a_scanned_log_in_quarters(tiny_tx):
+    from rfmml.data import ScannedLog
+
+    predictions = pd.DataFrame({"customer_id": ["a", "b"], "segment": ["Loyal", "New"]})
+    log = ScannedLog.from_pandas(tiny_tx)
+    try:
+        table = segments_by_period(log, predictions.set_index("customer_id", drop=False),
+                                   freq="Q")  # fmt: skip
+    finally:
+        log.close()
+    assert table["period"].tolist() == ["2024Q1", "2024Q1"]

@@ -1,0 +1,220 @@
+"""Spreadsheet-safe CSV text built by DuckDB from Arrow batches, streamed to a file.
+
+:func:`write_csv` writes the bytes pandas' ``to_csv`` writes for
+:func:`rfmml.campaign.to_safe_csv` (``float_format="%.15g"``, CRLF line ends,
+``True``/``False``, empty cells for missing values, RFC 4180 quoting, text
+cells that could run as formulas prefixed with a single quote), without a
+Python object per cell: each chunk of rows goes to Arrow, one DuckDB
+statement turns every row into its line of text (``printf('%.15g', x)`` is
+C's ``%.15g``, which Python's ``%`` operator also is), and the bytes of the
+resulting Arrow string array are written as they are. Memory is bounded by
+one chunk of rows.
+
+Column kinds handled: numpy floats, integers and booleans, pandas nullable
+integers, text (object columns holding only ``str``, pandas string columns,
+categoricals of text) and naive datetimes whose values are all whole days or
+all whole seconds. Any other kind returns ``False`` before anything is
+written, and the caller writes with pandas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CHUNK_ROWS", "column_sql", "write_csv", "write_csv_batches"]
+
+#: Rows per chunk converted to Arrow and formatted by DuckDB.
+CHUNK_ROWS = 500_000
+
+_TRIGGERS_SQL = "('=', '+', '-', '@', chr(9), chr(13))"
+_NS_PER_DAY = 86_400 * 10**9
+_NS_PER_SECOND = 10**9
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _text_sql(column: str) -> str:
+    """A text cell: formula triggers prefixed with ``'``, quoted when it holds ``",CR,LF``."""
+    ref = f"CAST({column} AS VARCHAR)"
+    safe = f"(CASE WHEN left({ref}, 1) IN {_TRIGGERS_SQL} THEN '''' || {ref} ELSE {ref} END)"
+    return (
+        f"coalesce(CASE WHEN regexp_matches({safe}, '[\",\\r\\n]') "
+        f"THEN '\"' || replace({safe}, '\"', '\"\"') || '\"' ELSE {safe} END, '')"
+    )
+
+
+def _datetime_format(values: np.ndarray) -> str | None:
+    """The ``to_csv`` format pandas gives a naive datetime column, or ``None`` if not handled."""
+    ns = values.astype("datetime64[ns]").view(np.int64)
+    ns = ns[~np.isnat(values)]
+    if np.all(ns % _NS_PER_DAY == 0):
+        return "%Y-%m-%d"
+    if np.all(ns % _NS_PER_SECOND == 0):
+        return "%Y-%m-%d %H:%M:%S"
+    return None
+
+
+def column_sql(column: pd.Series, ref: str) -> str | None:
+    """SQL turning column ``ref`` into its CSV cells as pandas writes them, or ``None``.
+
+    Parameters
+    ----------
+    column : pandas.Series
+        The whole column (formats that depend on every value, such as dates,
+        are chosen from all of it).
+    ref : str
+        The quoted column reference in SQL.
+
+    Returns
+    -------
+    str or None
+        A VARCHAR expression, or ``None`` for a kind this writer leaves to pandas.
+    """
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        if pd.api.types.infer_dtype(dtype.categories, skipna=False) != "string":
+            return None
+        return _text_sql(ref)
+    if isinstance(dtype, pd.StringDtype):
+        return _text_sql(ref)
+    if isinstance(dtype, np.dtype):
+        if dtype.kind == "b":
+            return f"CASE WHEN {ref} THEN 'True' ELSE 'False' END"
+        if dtype.kind == "f":
+            return f"coalesce(printf('%.15g', CAST({ref} AS DOUBLE)), '')"
+        if dtype.kind in "iu":
+            return f"CAST({ref} AS VARCHAR)"
+        if dtype.kind == "M":
+            fmt = _datetime_format(column.to_numpy())
+            return None if fmt is None else f"coalesce(strftime({ref}, '{fmt}'), '')"
+        if dtype.kind == "O":
+            if pd.api.types.infer_dtype(column, skipna=False) != "string":
+                return None
+            return _text_sql(ref)
+        return None
+    if pd.api.types.is_integer_dtype(dtype):  # pandas nullable integers
+        return f"coalesce(CAST({ref} AS VARCHAR), '')"
+    return None
+
+
+def _header(names: list[Any]) -> bytes:
+    from rfmml.campaign.exports import FORMULA_TRIGGERS
+
+    cells = []
+    for name in names:
+        text = str(name)
+        if isinstance(name, str) and name.startswith(FORMULA_TRIGGERS):
+            text = "'" + text
+        if any(c in text for c in '",\r\n'):
+            text = '"' + text.replace('"', '""') + '"'
+        cells.append(text)
+    return (",".join(cells) + "\r\n").encode("utf-8")
+
+
+def _string_bytes(array: Any) -> memoryview:
+    """The UTF-8 bytes of an Arrow string array's values, back to back (no copy)."""
+    import pyarrow as pa
+
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        array = array.cast(pa.large_string())
+    buffers = array.buffers()
+    width = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    offsets = np.frombuffer(buffers[1], dtype=width)
+    start, end = int(offsets[array.offset]), int(offsets[array.offset + len(array)])
+    if buffers[2] is None:
+        return memoryview(b"")
+    return memoryview(buffers[2])[start:end]
+
+
+def _lines_sql(expressions: list[str]) -> str:
+    parts = ", ',', ".join(expressions)
+    # ORDER BY: DuckDB may hand back a scan of some Arrow columns (dictionaries) out of order
+    return f"SELECT concat({parts}, chr(13), chr(10)) AS line FROM batch ORDER BY _i"
+
+
+def write_csv_batches(
+    batches: Iterable[Any], expressions: list[str], names: list[Any], out: BinaryIO
+) -> int:
+    """Write the header and the lines of Arrow record batches; return the rows written.
+
+    Parameters
+    ----------
+    batches : iterable of pyarrow.RecordBatch
+        The rows, in the order given by their int64 column ``_i``.
+    expressions : list of str
+        One SQL expression per column (:func:`column_sql`), over ``batch``.
+    names : list
+        Column names for the header (text names neutralised, then quoted, here).
+    out : binary file
+        Destination, open for writing.
+    """
+    import duckdb
+
+    out.write(_header(names))
+    sql = _lines_sql(expressions)
+    rows = 0
+    con = duckdb.connect()
+    try:
+        con.execute("SET preserve_insertion_order = true")
+        for batch in batches:
+            con.register("batch", batch)
+            lines = con.sql(sql).to_arrow_table().column("line")
+            con.unregister("batch")
+            for chunk in lines.chunks:
+                out.write(_string_bytes(chunk))
+            rows += batch.num_rows
+    finally:
+        con.close()
+    return rows
+
+
+def _pandas_batches(frame: pd.DataFrame, chunk_rows: int) -> Iterator[Any]:
+    import pyarrow as pa
+
+    names = [f"c{i}" for i in range(frame.shape[1])] + ["_i"]
+    for start in range(0, len(frame), chunk_rows):
+        chunk = frame.iloc[start : start + chunk_rows]
+        arrays = [pa.array(chunk.iloc[:, i], from_pandas=True) for i in range(chunk.shape[1])]
+        arrays.append(pa.array(np.arange(len(chunk), dtype=np.int64)))
+        yield pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def write_csv(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS) -> bool:
+    """Write ``frame`` as spreadsheet-safe CSV, as pandas would; ``False`` if a kind is not handled.
+
+    The frame's text cells are neutralised here (the caller passes it
+    un-neutralised); nothing is written when ``False`` is returned.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The flat table (no index written).
+    path : pathlib.Path
+        Destination file.
+    chunk_rows : int
+        Rows per Arrow chunk.
+
+    Returns
+    -------
+    bool
+        Whether the file was written.
+    """
+    if isinstance(frame.columns, pd.MultiIndex):  # pandas writes one header row per level
+        return False
+    expressions = []
+    for i in range(frame.shape[1]):
+        sql = column_sql(frame.iloc[:, i], _q(f"c{i}"))
+        if sql is None:
+            return False
+        expressions.append(sql)
+    names = list(frame.columns)
+    with open(path, "wb") as out:
+        write_csv_batches(_pandas_batches(frame, chunk_rows), expressions, names, out)
+    return True
