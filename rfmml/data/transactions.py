@@ -772,9 +772,12 @@ def _read_transactions(
     engine: Engine = "auto",
     lazy: bool = False,
     keep_negative: bool = False,
+    allow_empty: bool = False,
 ) -> Transactions:
     # keep_negative (CustomerState with negative_amounts="net"): negative rows are left
-    # in, neither dropped nor netted; the caller nets them against its stored purchases
+    # in, neither dropped nor netted; the caller nets them against its stored purchases.
+    # allow_empty (CustomerState batches): a batch that cleaning empties (only returns)
+    # comes back as an empty frame with its report instead of an error
     if engine not in ("auto", "duckdb", "pandas"):
         raise ValueError(f"engine must be 'auto', 'duckdb' or 'pandas', got {engine!r}")
     if negative_amounts not in ("drop", "net", "error"):
@@ -913,7 +916,7 @@ def _read_transactions(
     else:
         report.flag("identical to an earlier row", int(repeated.sum()))
 
-    if frame.empty:
+    if frame.empty and not allow_empty:
         raise DataError(f"no transactions left after cleaning:\n{report}")
     frame = frame.loc[:, schema.canonical_columns].reset_index(drop=True)
     if order is not None:

@@ -79,7 +79,6 @@ from rfmml.data.transactions import (
     TransactionSchema,
     _read_transactions,
     end_cutoff,
-    read_transactions,
 )
 from rfmml.errors import DataError, StateError
 from rfmml.features._engine import (
@@ -160,6 +159,21 @@ def _batch_fingerprint(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256(json.dumps(list(frame.columns)).encode())
     digest.update(hashed.tobytes())
     return "sha256:" + digest.hexdigest()
+
+
+def _raw_fingerprint(source: Any) -> str:
+    """SHA-256 of a batch as given: a frame's rows (any order) or the bytes of its file(s)."""
+    if isinstance(source, str | Path):
+        path = Path(source)
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        digest = hashlib.sha256()
+        for file in files:
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        return "sha256:raw:" + digest.hexdigest()
+    frame = source if isinstance(source, pd.DataFrame) else source.to_pandas()
+    return _batch_fingerprint(frame.reset_index(drop=True)).replace("sha256:", "sha256:raw:")
 
 
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -538,7 +552,12 @@ class CustomerState:
 
         The batch is read and cleaned by :func:`rfmml.data.read_transactions`
         with the state's mapping and cleaning options. All changes happen in one
-        database transaction: on any error the state is left as it was.
+        database transaction: on any error the state is left as it was. A batch
+        that cleaning leaves empty (e.g. a day of returns only, with
+        ``negative_amounts="drop"``) changes no customer but is recorded, so its
+        counts reach :meth:`cleaning_report`; its fingerprint is that of the rows
+        or file as given. Only the first batch must leave rows (their types
+        define the state's columns).
 
         Parameters
         ----------
@@ -569,9 +588,15 @@ class CustomerState:
             options["negative_amounts"] = "drop"
             tx, report = _read_transactions(transactions, **mapping, **options, keep_negative=True)
         else:
-            tx, report = read_transactions(transactions, **mapping, **self._meta["cleaning"])
+            # a batch that cleaning empties (a day of returns only) is recorded, not refused,
+            # once the state holds rows (the first batch must give the columns' types)
+            tx, report = _read_transactions(
+                transactions, **mapping, **self._meta["cleaning"], allow_empty=self._has_rows()
+            )
         if not isinstance(tx, pd.DataFrame):
             tx = tx.to_pandas()
+        if tx.empty:
+            return self._record_empty(transactions, report)
         zone = report.time_zone
         fp = _batch_fingerprint(tx)
         done = self._con.execute(
@@ -600,6 +625,31 @@ class CustomerState:
                 ) from exc
             raise
         return result
+
+    def _record_empty(self, source: Any, report: CleaningReport) -> StateUpdate:
+        """Record a batch that cleaning emptied: its report counts, no row changes.
+
+        Its fingerprint is that of the rows as read (every cleaned batch of returns only
+        would otherwise share the fingerprint of an empty frame).
+        """
+        fp = _raw_fingerprint(source)
+        con = self._con
+        if con.execute("SELECT 1 FROM rfmml_batches WHERE fingerprint = ?", [fp]).fetchall():
+            return StateUpdate(fp, applied=False, rows_in=report.rows_in, report=report)
+        con.begin()
+        try:
+            con.execute(
+                "INSERT INTO rfmml_batches (batch, fingerprint, rows_in, rows_added, "
+                "customers_touched, late_rows, applied_at, rfmml_version, report) "
+                "SELECT coalesce(max(batch), 0) + 1, ?, ?, 0, 0, 0, ?, ?, ? FROM rfmml_batches",
+                [fp, report.rows_in, pd.Timestamp.now(tz="UTC").tz_localize(None),
+                 _rfmml_version(), json.dumps(report.to_dict())],
+            )  # fmt: skip
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        return StateUpdate(fp, True, report.rows_in, 0, 0, 0, report)
 
     def _apply(
         self, tx: pd.DataFrame, report: CleaningReport, fp: str, zone: str | None

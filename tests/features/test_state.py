@@ -284,6 +284,37 @@ def test_online_retail_returns_netted_across_batches(tmp_path):
         _assert_same_report(state, report)
 
 
+def test_a_day_of_returns_only_is_recorded_not_refused(tmp_path):
+    """Drop mode: a batch that cleaning empties (returns only) changes no customer, is
+    counted in the cleaning report and is applied once; only a first batch must leave rows."""
+    raw = pd.read_parquet(online_retail_path())
+    log = pd.DataFrame(
+        {
+            "customer_id": raw["CustomerID"],
+            "timestamp": raw["InvoiceDate"],
+            "amount": raw["Quantity"] * raw["UnitPrice"],
+        }
+    ).dropna(subset=["customer_id"])
+    returns = log[log["amount"] < 0].iloc[:500]
+    sales = log[log["amount"] >= 0].iloc[:20_000]
+    with CustomerState.create(tmp_path / "s.duckdb") as state:
+        with pytest.raises(DataError, match="no transactions left after cleaning"):
+            state.update(returns)  # the first batch defines the columns: refused, nothing kept
+        assert state.batches().empty
+        state.update(sales)
+        before = state.btyd_summary(freq="W")
+        path = tmp_path / "returns.csv"
+        returns.to_csv(path, index=False)
+        for source in (returns, path):
+            done = state.update(source)
+            assert done.applied and done.rows_added == 0 and done.customers_touched == 0
+            assert done.report.removed["negative amount (return or cancellation)"] == 500
+        assert not state.update(returns).applied  # the same batch again: not counted twice
+        pd.testing.assert_frame_equal(state.btyd_summary(freq="W"), before)
+        _, report = read_transactions(pd.concat([sales, returns, returns]))
+        _assert_same_report(state, report)
+
+
 def test_a_batch_failing_midway_leaves_every_table_unchanged(cdnow_tx, tmp_path):
     tx = cdnow_tx[["customer_id", "timestamp", "amount"]]
     with CustomerState.create(tmp_path / "s.duckdb") as state:
