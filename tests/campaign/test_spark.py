@@ -20,10 +20,8 @@ pytestmark = pytest.mark.spark
 _SCORING = dict(horizon=52, freq="W", next_order_window=8)
 
 
-@pytest.fixture(scope="module")
-def pandas_path(cdnow_tx):
-    features = rfm_table(cdnow_tx)
-    summary = btyd_summary(cdnow_tx, freq="W")
+def _fit_and_score(features, summary):
+    """The same batch path on either engine: rules, both models, the campaign table."""
     rules = RuleSegmenter("rfm11").fit(features)
     bg = BetaGeoNBD().fit(summary)
     gg = GammaGamma(zero_spend="exclude").fit(summary)
@@ -31,19 +29,16 @@ def pandas_path(cdnow_tx):
         features, summary, rule_segmenter=rules, purchase_model=bg, gamma_gamma=gg, **_SCORING
     )
     return rules, bg, gg, table
+
+
+@pytest.fixture(scope="module")
+def pandas_path(cdnow_tx):
+    return _fit_and_score(rfm_table(cdnow_tx), btyd_summary(cdnow_tx, freq="W"))
 
 
 @pytest.fixture(scope="module")
 def spark_path(spark_tx):
-    features = rfm_table(spark_tx).cache()
-    summary = btyd_summary(spark_tx, freq="W").cache()
-    rules = RuleSegmenter("rfm11").fit(features)
-    bg = BetaGeoNBD().fit(summary)
-    gg = GammaGamma(zero_spend="exclude").fit(summary)
-    table = score_customers(
-        features, summary, rule_segmenter=rules, purchase_model=bg, gamma_gamma=gg, **_SCORING
-    )
-    return rules, bg, gg, table
+    return _fit_and_score(rfm_table(spark_tx).cache(), btyd_summary(spark_tx, freq="W").cache())
 
 
 def test_spark_path_equals_pandas_path(pandas_path, spark_path, spark_compare):

@@ -84,14 +84,7 @@ def test_orders_split_across_batches_and_groups_on_online_retail(tmp_path):
             state.update(batch)
         _assert_same_features(state, tx)
         _assert_same_report(state, report)
-        for freq in ("D", "M"):
-            pd.testing.assert_frame_equal(
-                state.btyd_summary(freq=freq, group="country"),
-                btyd_summary(tx, freq=freq, group="country"),
-            )
-        pd.testing.assert_frame_equal(
-            state.rfm_table(group="country"), rfm_table(tx, group="country")
-        )
+        _assert_same_group_features(state, tx, "country", ("D", "M"))
 
 
 def test_drop_duplicates_also_drops_rows_stored_by_earlier_batches(cdnow_tx, tmp_path):
@@ -167,6 +160,15 @@ def test_a_schema_1_state_is_upgraded_when_opened_for_writing(cdnow_tx, tmp_path
         report = state.cleaning_report()
         assert report.notes[0] == "batch 1 was applied by an older rfmml: no counts kept"
         assert report.rows_in == len(second)
+
+
+def _assert_same_group_features(state: CustomerState, tx: pd.DataFrame, group: str,
+                                freqs: tuple[str, ...]) -> None:  # fmt: skip
+    for freq in freqs:
+        pd.testing.assert_frame_equal(
+            state.btyd_summary(freq=freq, group=group), btyd_summary(tx, freq=freq, group=group)
+        )
+    pd.testing.assert_frame_equal(state.rfm_table(group=group), rfm_table(tx, group=group))
 
 
 def _assert_same_report(state: CustomerState, report: CleaningReport) -> None:
@@ -273,14 +275,7 @@ def test_online_retail_returns_netted_across_batches(tmp_path):
             state.update(batch)
         assert sum(state.batches()["late_rows"]) > 10_000
         _assert_same_features(state, whole)
-        for freq in ("D", "W"):
-            pd.testing.assert_frame_equal(
-                state.btyd_summary(freq=freq, group="country"),
-                btyd_summary(whole, freq=freq, group="country"),
-            )
-        pd.testing.assert_frame_equal(
-            state.rfm_table(group="country"), rfm_table(whole, group="country")
-        )
+        _assert_same_group_features(state, whole, "country", ("D", "W"))
         _assert_same_report(state, report)
 
 
