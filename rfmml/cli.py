@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -276,6 +277,10 @@ def main(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
     if not verbose:
         warnings.filterwarnings("ignore", module="mlflow")
+        # MLflow's artifact download bars and INFO lines would interleave with rfmml's
+        # own progress (mlflow is imported later and sets its loggers from these)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
