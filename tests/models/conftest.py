@@ -97,3 +97,26 @@ def assert_lifetimes_parity():
         )
 
     return check
+
+
+def _gradient_matches_central_differences(total_and_gradient, theta, data) -> None:
+    """A likelihood's analytic gradient against central differences of its total.
+
+    Step ``1e-5`` relative: truncation ``(1e-5) ** 2`` relative, rounding about
+    ``1e-16 * |total| / 1e-5`` absolute (totals up to a few 1e4).
+    """
+    theta = np.asarray(theta, dtype=float)
+    _, grad = total_and_gradient(*theta, data)
+    for i in range(len(theta)):
+        h = 1e-5 * theta[i]
+        up, down = theta.copy(), theta.copy()
+        up[i] += h
+        down[i] -= h
+        fd = (total_and_gradient(*up, data)[0] - total_and_gradient(*down, data)[0]) / (2 * h)
+        assert grad[i] == pytest.approx(fd, rel=1e-6, abs=1e-3), f"parameter {i}"
+
+
+@pytest.fixture
+def gradient_matches_central_differences():
+    """The check of :func:`_gradient_matches_central_differences`, for the formula tests."""
+    return _gradient_matches_central_differences

@@ -73,22 +73,13 @@ def test_agrees_with_lifetimes_at_fixed_parameters(donations):
     )
 
 
-def test_total_gradient_matches_central_differences(donations):
+def test_total_gradient_matches_central_differences(
+    donations, gradient_matches_central_differences
+):
     x, t_x, n, w = _cols(donations)
     data = G.bgbb_prepare(x, t_x, n, w)
     theta = np.array(list(FHS.values()))
-    _, grad = G.bgbb_total_log_likelihood_and_gradient(*theta, data)
-    for i in range(4):
-        h = 1e-5 * theta[i]
-        up, down = theta.copy(), theta.copy()
-        up[i] += h
-        down[i] -= h
-        fd = (
-            G.bgbb_total_log_likelihood_and_gradient(*up, data)[0]
-            - G.bgbb_total_log_likelihood_and_gradient(*down, data)[0]
-        ) / (2 * h)
-        # truncation (1e-5)^2 relative, rounding 1e-16 * 3e4 / 1e-5 absolute
-        assert grad[i] == pytest.approx(fd, rel=1e-6, abs=1e-3)
+    gradient_matches_central_differences(G.bgbb_total_log_likelihood_and_gradient, theta, data)
 
 
 def test_probability_of_purchases_is_a_distribution_with_the_right_mean():
