@@ -212,8 +212,13 @@ def _drift(
     check.refit_advised = bool(reasons)
     if reasons:
         check.reason = "refit advised: " + "; ".join(reasons)
-    elif baseline is None or check.periods == 0:
+    elif baseline is None:
         check.reason = "no refit needed yet: first refresh with these models (baseline set)"
+    elif check.periods == 0:
+        check.reason = (
+            f"no refit needed yet: less than one period ({pipeline.freq}) since the baseline "
+            f"{baseline.date()}, {_pct(changed_share)} changed segment"
+        )
     else:
         check.reason = (
             f"no refit needed: {_pct(changed_share)} changed segment, purchases since "

@@ -241,3 +241,23 @@ def test_cli_refresh_nets_returns_that_arrive_with_a_later_batch(cdnow_parts, mo
         pd.testing.assert_frame_equal(st.rfm_table(), rfm_table(whole))
         pd.testing.assert_frame_equal(st.btyd_summary(freq="W"), btyd_summary(whole, freq="W"))
         assert st.cleaning_report().merged == report.merged
+
+
+def test_a_refresh_within_one_period_of_the_baseline_says_so(cdnow_parts, model_dir, tmp_path):
+    """Weekly models, daily refreshes: the day after the baseline no purchase drift can be
+    measured yet, and the reason says that (not that this is the first refresh)."""
+    path = tmp_path / "state.duckdb"
+    with CustomerState.create(path) as state:
+        state.update(cdnow_parts["fit"])
+    march = cdnow_parts["march"]
+    days = march["timestamp"].dt.normalize()
+    first, second = pd.Timestamp("1998-03-03"), pd.Timestamp("1998-03-04")  # Tue, Wed
+    uri = _uri(tmp_path)
+    one = refresh(march[days == first], path, model_dir, tmp_path / "1", tracking_uri=uri)
+    assert one.drift.baseline is None
+    assert one.drift.reason.startswith("no refit needed yet: first refresh")
+    two = refresh(march[days == second], path, model_dir, tmp_path / "2", tracking_uri=uri)
+    assert two.drift.baseline == one.observation_end and two.drift.periods == 0
+    assert two.drift.reason.startswith(
+        f"no refit needed yet: less than one period (W) since the baseline {first.date()}"
+    )
