@@ -347,7 +347,9 @@ def _day_month_order(
     )
     iso = pc.binary_join_element_wise(iso, rest, s(""))
     rewritten = pc.if_else(matched_arrow, iso, values)
-    return pd.Series(rewritten.to_pandas(), index=text.index, dtype="string"), dayfirst
+    # positional, not aligned: ``text`` keeps the labels of the rows left after cleaning
+    rewritten_text = pd.Series(rewritten.to_numpy(zero_copy_only=False), dtype="string")
+    return rewritten_text.set_axis(text.index), dayfirst
 
 
 def _parse_text(text: pd.Series, missing: pd.Series, timestamp_format: str | None) -> pd.Series:

@@ -21,6 +21,25 @@ def test_day_first_dates_are_read_day_first_for_the_whole_column(tmp_path):
     assert tx["timestamp"].tolist() == [pd.Timestamp("2010-03-01"), pd.Timestamp("2010-02-13")]
 
 
+def test_day_first_dates_keep_their_rows_after_rows_are_removed():
+    # rows without a customer id are removed before the dates are read, so the
+    # remaining rows' labels are not 0..n-1; each row must keep its own date
+    frame = pd.DataFrame(
+        {
+            "customer_id": [None, "a", None, "b", "c"],
+            "timestamp": ["05/01/2010", "01/03/2010", "07/01/2010", "13/02/2010", "20/04/2010"],
+            "amount": [1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
+    tx, report = read_transactions(frame)
+    assert dict(zip(tx["customer_id"], tx["timestamp"], strict=True)) == {
+        "a": pd.Timestamp("2010-03-01"),
+        "b": pd.Timestamp("2010-02-13"),
+        "c": pd.Timestamp("2010-04-20"),
+    }
+    assert report.removed["missing customer_id"] == 2
+
+
 def test_month_first_dates_are_proved_by_the_second_field():
     frame = pd.DataFrame(
         {"customer_id": [1, 1], "timestamp": ["01/03/2010 10:15", "02/13/10"], "amount": [1, 2]}
