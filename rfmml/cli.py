@@ -523,6 +523,17 @@ def features(freq: str, form: str, output: str | None, **reader: Any) -> None:
 _NO_SPEND_M = "orders_per_year"
 
 
+#: ``--scorer FILE`` of ``rfmml segment`` and ``rfmml fit``.
+_scorer_option = click.option(
+    "--scorer",
+    "scorer_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML file of RFMScorer parameters for the rule scheme, e.g. method = "
+    '"thresholds" with business thresholds per score (see rfmml.config.load_scorer).',
+)
+
+
 def _rules(scheme: str, spend: bool, scorer_file: str | None = None) -> Any:
     """A rule segmenter; without spend only for schemes that use R and F alone.
 
@@ -582,14 +593,7 @@ def _say_no_spend() -> None:
 @_tx_options
 @click.option("--scheme", default="rf_grid", show_default=True,
               help="Rule scheme: rf_grid, rfm11 or a TOML file.")  # fmt: skip
-@click.option(
-    "--scorer",
-    "scorer_file",
-    default=None,
-    type=click.Path(exists=True, dir_okay=False),
-    help="TOML file of RFMScorer parameters for the rule scheme, e.g. method = "
-    '"thresholds" with business thresholds per score (see rfmml.config.load_scorer).',
-)
+@_scorer_option
 @click.option("--kmeans", default=None, help="Use k-means with this k (or 'auto') instead.")
 @click.option("--seed", default=0, show_default=True, help="Random seed for k-means.")
 @click.option("--output", "-o", default=None, help="Write segments to a .csv or .parquet file.")
@@ -633,14 +637,7 @@ def segment(scheme: str, scorer_file: str | None, kmeans: str | None, seed: int,
     show_default=True,
     help="Rule scheme saved with the models, so predict writes segment lists.",
 )
-@click.option(
-    "--scorer",
-    "scorer_file",
-    default=None,
-    type=click.Path(exists=True, dir_okay=False),
-    help="TOML file of RFMScorer parameters for the rule scheme, e.g. method = "
-    '"thresholds" with business thresholds per score (see rfmml.config.load_scorer).',
-)
+@_scorer_option
 @click.option(
     "--horizon",
     default=52,
