@@ -126,6 +126,10 @@ class Transactions(NamedTuple):
 _SEPARATORS = (",", ";", "\t", "|")
 
 
+#: Compressed text files pandas reads by their suffix (``orders.csv.gz``).
+_COMPRESSED = frozenset({".gz", ".zip", ".bz2", ".xz"})
+
+
 def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
               separator: str | None) -> pd.DataFrame:  # fmt: skip
     """Read the mapped columns of a delimited text file, finding its separator."""
@@ -208,11 +212,16 @@ def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
                 ) from None
             _check_columns(schema, available, str(path))
             return pd.read_parquet(path, columns=schema.source_columns), "pandas"
-        if suffix in {".csv", ".txt", ".tsv", ".gz"}:
+        if suffix in {".csv", ".txt", ".tsv", *_COMPRESSED}:
             return _read_csv(path, schema, encoding, separator), "pandas"
+        if suffix in {".xlsx", ".xlsm", ".xls", ".ods"}:
+            raise DataError(
+                f"cannot read {str(path)!r}: a spreadsheet is not read directly; save the sheet "
+                "as CSV, or read it with pandas.read_excel and pass the DataFrame"
+            )
         raise DataError(
-            f"cannot read {str(path)!r}: expected a .csv, .tsv, .txt or .parquet file, "
-            f"got suffix {suffix!r}"
+            f"cannot read {str(path)!r}: expected a .csv, .tsv, .txt (also compressed: "
+            f"{', '.join(sorted(_COMPRESSED))}) or .parquet file, got suffix {suffix!r}"
         )
     if isinstance(source, pd.DataFrame):
         _check_columns(schema, list(source.columns), "the DataFrame")
