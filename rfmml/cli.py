@@ -141,7 +141,8 @@ def _warnings_to_terminal(known: Callable[[], list[str]] = list) -> Iterator[Non
 
 _READER_KEYS = ("customer", "timestamp", "amount", "group", "order", "quantity", "price",
                 "cancellation_prefix", "timestamp_format", "dayfirst", "encoding", "separator",
-                "observation_end", "allow_end_beyond_data", "negative_amounts")  # fmt: skip
+                "decimal", "observation_end", "allow_end_beyond_data",
+                "negative_amounts")  # fmt: skip
 
 
 def _read(reader: dict[str, Any]) -> pd.DataFrame:
@@ -250,6 +251,8 @@ def _tx_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--encoding", default=None, help="Text encoding of a CSV (default UTF-8)."),
         click.option("--separator", default=None,
                      help="CSV field separator (default: the first of , ; tab | that fits)."),
+        click.option("--decimal", default=None,
+                     help="Decimal mark of a CSV's numbers (default '.'; ',' reads 2,50)."),
         click.option("--observation-end", default=None,
                      help="As-of date; later rows are removed and counted "
                           "(default: last transaction)."),
@@ -823,7 +826,7 @@ def _predict_spark(model_dir: str, output: str, master: str | None, reader: dict
         timestamp=reader["timestamp"], amount=reader["amount"],
         timestamp_format=reader.get("timestamp_format"), separator=reader.get("separator"),
     )  # fmt: skip
-    for key in ("group", "order", "quantity", "price", "cancellation_prefix"):
+    for key in ("group", "order", "quantity", "price", "cancellation_prefix", "decimal"):
         if reader.get(key) is not None:
             raise ValueError(f"--{key.replace('_', '-')} is not offered with --engine spark")
     with _stages(1) as step:

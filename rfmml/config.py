@@ -176,6 +176,7 @@ class DataConfig:
     cancellation_prefix: str | None = None
     encoding: str | None = None
     separator: str | None = None
+    decimal: str | None = None
 
     def reader_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`rfmml.data.read_transactions` for a file source."""
@@ -195,6 +196,7 @@ class DataConfig:
             "dayfirst": self.dayfirst,
             "encoding": self.encoding,
             "separator": self.separator,
+            "decimal": self.decimal,
         }
 
 

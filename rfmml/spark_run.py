@@ -42,7 +42,8 @@ __all__ = [
 ]
 
 #: Reading options a Spark run does not offer (they need the pandas reader's cleaning).
-_UNSUPPORTED = ("group", "order", "quantity", "price", "cancellation_prefix", "sample_customers")
+_UNSUPPORTED = ("group", "order", "quantity", "price", "cancellation_prefix", "sample_customers",
+                "decimal")  # fmt: skip
 
 
 @dataclass
