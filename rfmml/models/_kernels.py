@@ -144,7 +144,7 @@ def bg_log_odds(x, t_x, T, log_aT, lead, r, log_a, modified, z):  # pragma: no c
 
 @_jit
 def pareto_minus_delta(x, t_x, T, stride, log_i, out):  # pragma: no cover - compiled
-    """``-max(ln I(t_x) - ln I(T), 0)`` per row, ``log_i[x * stride + u] = ln I(u)`` of its ``x``."""
+    """``-max(ln I(t_x) - ln I(T), 0)`` per row (``log_i[x * stride + u]`` = ``ln I(u)``)."""
     for i in range(len(x)):
         base = np.intp(x[i]) * stride
         delta = log_i[base + np.intp(t_x[i])] - log_i[base + np.intp(T[i])]

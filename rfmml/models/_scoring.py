@@ -293,8 +293,10 @@ class KernelScoringModel(PurchaseModel):
         return tuple(arrays)
 
     def _checked(self, X: Any) -> tuple[tuple[np.ndarray, ...], tuple[int, int]] | None:
-        """Columns and table sizes of a summary that passes every check of the base's
-        ``_columns``; None when the base should run (and raise, for invalid rows)."""
+        """Columns and table sizes of a summary that passes the checks of the base's ``_columns``.
+
+        None when the base should run instead (and raise, for invalid rows).
+        """
         columns = self._plain_columns(X)
         if columns is None:
             return None
@@ -360,7 +362,8 @@ class KernelScoringModel(PurchaseModel):
             return super().probability_alive(X)
         columns, sizes = checked
         out = self._kernel_rows(columns, sizes, None)
-        alive = self._alive_rows(*columns, self._theta()) if out is None else out[0]
+        x, t_x, T = columns
+        alive = self._alive_rows(x, t_x, T, self._theta()) if out is None else out[0]
         return pd.Series(alive, index=X.index, name="probability_alive")
 
     def expected_purchases(self, X: pd.DataFrame, t) -> pd.Series:
