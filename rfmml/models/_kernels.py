@@ -40,10 +40,11 @@ __all__ = [
     "pareto_log_odds",
     "finish_alive",
     "finish_alive_and_product",
+    "product",
 ]
 
 #: Rows per block of the row-wise arithmetic: the block's buffers stay in cache.
-BLOCK_ROWS = 2**14
+BLOCK_ROWS = 2**16
 
 
 def _jit(fn: Callable[..., Any]) -> Any:
@@ -105,17 +106,18 @@ def count_valid(x, t_x, T, x_bits, T_bits, top):  # pragma: no cover - compiled
 
 
 @_jit
-def mark_pairs(x, t_x, T, stride, present, with_t_x):  # pragma: no cover - compiled
-    """Mark the ``(x, T)`` pairs (2) and with ``with_t_x`` the ``(x, t_x)`` pairs (1).
+def mark_pairs(x, t_x, T, stride, marks_T, marks_t_x, with_t_x):  # pragma: no cover - compiled
+    """Mark the ``(x, T)`` pairs in ``marks_T`` and with ``with_t_x`` the ``(x, t_x)`` pairs.
 
-    Entry ``x * stride + u`` of ``present`` (uint8) is or-ed with the mark;
-    every row must be keyed (:func:`count_valid`).
+    Entry ``x * stride + u`` of the marks (uint8) is set to 1; every row
+    must be keyed (:func:`count_valid`). Plain stores, no read-modify-write.
     """
+    step = np.uint64(stride)
     for i in range(len(x)):
-        present[np.intp(x[i]) * stride + np.intp(T[i])] |= 2
+        marks_T[np.uint64(x[i]) * step + np.uint64(T[i])] = 1
     if with_t_x:
         for i in range(len(x)):
-            present[np.intp(x[i]) * stride + np.intp(t_x[i])] |= 1
+            marks_t_x[np.uint64(x[i]) * step + np.uint64(t_x[i])] = 1
 
 
 @_jit
@@ -128,35 +130,38 @@ def bg_log_odds(x, t_x, T, log_aT, lead, r, log_a, modified, z):  # pragma: no c
     ``lead[x] = ln(a / (b + x - 1))``; MBG/NBD ([BDF07] eq. 5, as
     :func:`rfmml.models._formulas_mbgnbd.mbgnbd_probability_alive`)
     ``z = (x + r) d - ln(b + x) + ln a``, with ``lead[x] = ln(b + x)``.
-    Every row must be keyed (:func:`count_valid`).
+    Every row must be keyed (:func:`count_valid`); indices are unsigned (no
+    wrap-around of negative indices to test).
     """
     if modified:
         for i in range(len(x)):
             xi = x[i]
-            d = log_aT[np.intp(T[i])] - log_aT[np.intp(t_x[i])]
-            z[i] = (d * (xi + r) - lead[np.intp(xi)]) + log_a
+            d = log_aT[np.uint64(T[i])] - log_aT[np.uint64(t_x[i])]
+            z[i] = (d * (xi + r) - lead[np.uint64(xi)]) + log_a
     else:
         for i in range(len(x)):
             xi = x[i]
-            d = log_aT[np.intp(T[i])] - log_aT[np.intp(t_x[i])]
-            z[i] = lead[np.intp(xi)] + (r + xi) * d
+            d = log_aT[np.uint64(T[i])] - log_aT[np.uint64(t_x[i])]
+            z[i] = lead[np.uint64(xi)] + (r + xi) * d
 
 
 @_jit
 def pareto_minus_delta(x, t_x, T, stride, log_i, out):  # pragma: no cover - compiled
     """``-max(ln I(t_x) - ln I(T), 0)`` per row (``log_i[x * stride + u]`` = ``ln I(u)``)."""
+    step = np.uint64(stride)
     for i in range(len(x)):
-        base = np.intp(x[i]) * stride
-        delta = log_i[base + np.intp(t_x[i])] - log_i[base + np.intp(T[i])]
+        base = np.uint64(x[i]) * step
+        delta = log_i[base + np.uint64(t_x[i])] - log_i[base + np.uint64(T[i])]
         out[i] = -(delta if delta > 0.0 else 0.0)
 
 
 @_jit
 def pareto_log_odds(x, t_x, T, stride, log_i, lead, y):  # pragma: no cover - compiled
     """``y = (y + ln I(t_x)) + (ln s - E1)`` per row, ``y`` holding ``ln(1 - e^-Delta)``."""
+    step = np.uint64(stride)
     for i in range(len(x)):
-        base = np.intp(x[i]) * stride
-        y[i] = (y[i] + log_i[base + np.intp(t_x[i])]) + lead[base + np.intp(T[i])]
+        base = np.uint64(x[i]) * step
+        y[i] = (y[i] + log_i[base + np.uint64(t_x[i])]) + lead[base + np.uint64(T[i])]
 
 
 @_jit
@@ -169,7 +174,16 @@ def finish_alive(e, alive):  # pragma: no cover - compiled
 @_jit
 def finish_alive_and_product(x, T, stride, e, factor, alive, expected):  # pragma: no cover
     """``alive = 1 / (1 + e)`` and ``expected = factor[x * stride + T] alive`` per row."""
+    step = np.uint64(stride)
     for i in range(len(e)):
         p = 1.0 / (e[i] + 1.0)
         alive[i] = p
-        expected[i] = factor[np.intp(x[i]) * stride + np.intp(T[i])] * p
+        expected[i] = factor[np.uint64(x[i]) * step + np.uint64(T[i])] * p
+
+
+@_jit
+def product(x, T, stride, factor, alive, out):  # pragma: no cover - compiled
+    """``out = factor[x * stride + T] alive`` per row (``out`` may be ``alive``)."""
+    step = np.uint64(stride)
+    for i in range(len(x)):
+        out[i] = factor[np.uint64(x[i]) * step + np.uint64(T[i])] * alive[i]

@@ -53,6 +53,15 @@ def _kernels() -> Any:
     return _kernels
 
 
+def _counted(K: Any, x, t_x, T) -> tuple[int, int, float, float]:
+    """:func:`rfmml.models._kernels.count_valid` of some rows, maxima as floats."""
+    n_ok, n_keyed, x_bits, T_bits = K.count_valid(
+        x, t_x, T, x.view(np.int64), T.view(np.int64), float(TABLE_MAX)
+    )
+    top_x, top_T = np.array([x_bits, T_bits], dtype=np.int64).view(np.float64)
+    return n_ok, n_keyed, float(top_x), float(top_T)
+
+
 def check_rows(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[int, int] | None:
     """The row checks of ``check_summary`` and the table sizes, in one pass.
 
@@ -68,14 +77,11 @@ def check_rows(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[int, int]
         whole number below :data:`TABLE_MAX` (no tables); else the sizes of
         the tables of frequencies and ages, ``max + 1``.
     """
-    n_ok, n_keyed, x_bits, T_bits = _kernels().count_valid(
-        x, t_x, T, x.view(np.int64), T.view(np.int64), float(TABLE_MAX)
-    )
+    n_ok, n_keyed, top_x, top_T = _counted(_kernels(), x, t_x, T)
     if n_ok < len(x):
         return None
     if n_keyed < len(x):
         return 0, 0
-    top_x, top_T = np.array([x_bits, T_bits], dtype=np.int64).view(np.float64)
     return int(top_x) + 1, int(top_T) + 1
 
 
@@ -85,21 +91,100 @@ def pair_table_fits(n_x: int, n_T: int, n_rows: int) -> bool:
     return 0 < size <= max(DENSE_PER_ROW * n_rows, DENSE_MIN)
 
 
-def _marked_pairs(K: Any, x, t_x, T, n_x: int, n_T: int, with_t_x: bool):
-    """The marks of the pairs (:func:`rfmml.models._kernels.mark_pairs`), their keys, x and u."""
-    present = np.zeros(n_x * n_T, dtype=np.uint8)
-    K.mark_pairs(x, t_x, T, n_T, present, with_t_x)
-    keys = np.flatnonzero(present)
-    x_u, u = np.divmod(keys, n_T)
-    return present, keys, x_u.astype(float), u.astype(float)
+class _Tables:
+    """Tables indexed by whole frequencies and ages, grown as blocks of rows need them.
+
+    ``log_aT[u] = ln(alpha + u)``; ``lead[x] = lead_of(x)`` (BG/NBD and
+    MBG/NBD, see :func:`rfmml.models._kernels.bg_log_odds`); ``present``,
+    the marks of the ``(x, u)`` pairs (:func:`rfmml.models._kernels.mark_pairs`),
+    while its size fits :func:`pair_table_fits` (else None: no pair terms).
+    """
+
+    def __init__(self, n_rows: int, alpha: float, lead_of, pairs: bool):
+        self.n_rows, self.alpha, self.lead_of = n_rows, alpha, lead_of
+        self.n_x = self.n_T = 0
+        self.log_aT = np.empty(0)
+        self.lead = np.empty(0)
+        # marks of the (x, T) pairs, and of the (x, t_x) pairs (Pareto/NBD)
+        self.present: np.ndarray | None = np.zeros((0, 0), dtype=np.uint8) if pairs else None
+        self.present_t_x = np.zeros((0, 0), dtype=np.uint8)
+
+    def cover(self, top_x: float, top_T: float) -> None:
+        """Extend the tables to frequencies ``<= top_x`` and ages ``<= top_T``."""
+        n_x, n_T = max(self.n_x, int(top_x) + 1), max(self.n_T, int(top_T) + 1)
+        if n_T > self.n_T:  # the same values as one np.log over 0 .. n_T - 1
+            more = np.log(self.alpha + np.arange(self.n_T, n_T, dtype=float))
+            self.log_aT = np.concatenate([self.log_aT, more])
+        if n_x > self.n_x and self.lead_of is not None:
+            more = self.lead_of(np.arange(self.n_x, n_x, dtype=float))
+            self.lead = np.concatenate([self.lead, more])
+        if self.present is not None and (n_x, n_T) != (self.n_x, self.n_T):
+            if pair_table_fits(n_x, n_T, self.n_rows):
+                self.present = self._grown(self.present, n_x, n_T)
+                self.present_t_x = self._grown(self.present_t_x, n_x, n_T)
+            else:
+                self.present = None
+        self.n_x, self.n_T = n_x, n_T
+
+    def _grown(self, marks: np.ndarray, n_x: int, n_T: int) -> np.ndarray:
+        grown = np.zeros((n_x, n_T), dtype=np.uint8)
+        grown[: self.n_x, : self.n_T] = marks
+        return grown
+
+    def mark(self, K: Any, x, t_x, T, with_t_x: bool) -> None:
+        """Mark the pairs of these rows (:func:`rfmml.models._kernels.mark_pairs`)."""
+        if self.present is not None:
+            flat_t_x = self.present_t_x.reshape(-1)
+            K.mark_pairs(x, t_x, T, self.n_T, self.present.reshape(-1), flat_t_x, with_t_x)
+
+    def marked(self, with_t_x: bool = False):
+        """The keys of the marked pairs, their ``x`` and ``u``, and which are ``(x, T)`` pairs.
+
+        Returns
+        -------
+        keys, x, u : numpy.ndarray
+        of_T : numpy.ndarray of bool
+            The key is an ``(x, T)`` pair (else only an ``(x, t_x)`` pair).
+        """
+        assert self.present is not None
+        flat = self.present.reshape(-1)
+        if with_t_x:
+            keys = np.flatnonzero(flat | self.present_t_x.reshape(-1))
+        else:
+            keys = np.flatnonzero(flat)
+        x_u, u = np.divmod(keys, self.n_T)
+        return keys, x_u.astype(float), u.astype(float), flat[keys] == 1
+
+
+def _blocks(n: int, size: int):
+    return (slice(start, min(start + size, n)) for start in range(0, n, size))
+
+
+def _checked_blocks(K: Any, x, t_x, T, tables: _Tables, with_t_x: bool):
+    """Blocks of rows checked, tables covering them, pairs marked (when ``tables.present``).
+
+    Yields the block's slice; stops early, yielding None, at the first block
+    with a row that ``check_summary`` refuses or that has no table entries.
+    """
+    for rows in _blocks(len(x), K.BLOCK_ROWS):
+        xb, tb, Tb = x[rows], t_x[rows], T[rows]
+        n_ok, n_keyed, top_x, top_T = _counted(K, xb, tb, Tb)
+        if n_keyed < len(xb):
+            yield None
+            return
+        tables.cover(top_x, top_T)
+        tables.mark(K, xb, tb, Tb, with_t_x)
+        yield rows
+
+
+#: what the row functions return when a block has values without table entries
+NO_TABLE = "no table"
 
 
 def bg_alive_rows(
     x,
     t_x,
     T,
-    n_x: int,
-    n_T: int,
     theta: tuple[float, ...],
     *,
     modified: bool,
@@ -109,20 +194,23 @@ def bg_alive_rows(
 ):
     """P(alive) of the BG/NBD or MBG/NBD per row and, with ``horizon``, the expected purchases.
 
+    Each block of rows is checked (:func:`rfmml.models._kernels.count_valid`)
+    and, while it is in cache, scored: the log-odds of being inactive from
+    the tables (:func:`rfmml.models._kernels.bg_log_odds`), numpy's ``exp``,
+    ``1 / (1 + e)``. With a horizon the ``(x, T)`` pairs are marked on the
+    way, ``if_alive(horizon, x, T, *theta)`` is evaluated once per pair and
+    multiplied in at the end (:func:`rfmml.models._kernels.product`).
+
     Parameters
     ----------
     x, t_x, T : numpy.ndarray
-        Frequency, recency and age: rows that passed :func:`check_rows`.
-    n_x, n_T : int
-        The table sizes :func:`check_rows` returned (not 0).
+        Frequency, recency and age (float64, contiguous).
     theta : tuple of float
         ``r, alpha, a, b``.
     modified : bool
         MBG/NBD (else BG/NBD).
     horizon : float, optional
-        One horizon for every customer: also the expected purchases,
-        ``if_alive(horizon, x, T, *theta)`` (once per distinct ``(x, T)``)
-        times P(alive), when the pairs fit a table (:func:`pair_table_fits`).
+        One horizon for every customer.
     if_alive : callable, optional
         The model's ``expected_purchases_if_alive`` formula.
     want_alive : bool, default True
@@ -130,52 +218,54 @@ def bg_alive_rows(
 
     Returns
     -------
-    alive, expected : numpy.ndarray or None
-        ``expected`` None without ``horizon`` or a pair table; ``alive``
-        None when not wanted and ``expected`` is returned.
+    tuple or str or None
+        ``(alive, expected)``: ``expected`` None without ``horizon`` or when
+        the pairs do not fit a table (P(alive) is then returned), ``alive``
+        None when not wanted. :data:`NO_TABLE` when a row fails the checks of
+        ``check_summary`` or some value is not a whole number below
+        :data:`TABLE_MAX` (the rows after it are not checked: the caller
+        checks them all, :func:`check_rows`).
     """
     K = _kernels()
     r, alpha, a, b = theta
     n = len(x)
-    log_aT = np.log(alpha + np.arange(n_T, dtype=float))
-    levels = np.arange(n_x, dtype=float)
-    if modified:
-        lead = np.log(levels + b)
-    else:  # ln(a / (b + x - 1)), -inf at x = 0 (P(alive) = 1)
+
+    def lead_of(levels: np.ndarray) -> np.ndarray:
+        if modified:  # ln(b + x)
+            return np.log(levels + b)
+        # ln(a / (b + x - 1)), -inf at x = 0 (P(alive) = 1)
         lead = np.log(a) - np.log(b + (np.maximum(levels, 1.0) - 1.0))
-        lead[0] = -np.inf
-    factor = None
-    if horizon is not None and if_alive is not None and pair_table_fits(n_x, n_T, n):
-        present, keys, x_T, T_T = _marked_pairs(K, x, t_x, T, n_x, n_T, False)
-        factor = np.empty(len(present))
-        factor[keys] = if_alive(horizon, x_T, T_T, *theta)
-    # P(alive) of every row only when asked for: otherwise it stays in the block
-    # buffer (one fresh output array less)
-    alive = np.empty(n) if want_alive or factor is None else None
-    expected = None if factor is None else np.empty(n)
+        return np.where(levels > 0, lead, -np.inf)
+
+    pairs = horizon is not None and if_alive is not None
+    tables = _Tables(n, alpha, lead_of, pairs)
+    # P(alive) of every row; without want_alive it is multiplied in place at the end
+    alive = np.empty(n)
     z = np.empty(min(n, K.BLOCK_ROWS))
     log_a = float(np.log(a))
     with np.errstate(over="ignore"):
-        for start in range(0, n, K.BLOCK_ROWS):
-            rows = slice(start, start + K.BLOCK_ROWS)
-            xb, Tb = x[rows], T[rows]
-            zb = z[: len(xb)]
-            K.bg_log_odds(xb, t_x[rows], Tb, log_aT, lead, r, log_a, modified, zb)
+        for rows in _checked_blocks(K, x, t_x, T, tables, False):
+            if rows is None:
+                return NO_TABLE
+            zb = z[: rows.stop - rows.start]
+            K.bg_log_odds(x[rows], t_x[rows], T[rows], tables.log_aT, tables.lead, r, log_a,
+                          modified, zb)  # fmt: skip
             np.exp(zb, out=zb)  # the odds of being inactive
-            alive_b = zb if alive is None else alive[rows]
-            if expected is None:
-                K.finish_alive(zb, alive_b)
-            else:
-                K.finish_alive_and_product(xb, Tb, n_T, zb, factor, alive_b, expected[rows])
-    return alive, expected
+            K.finish_alive(zb, alive[rows])
+    if not pairs or tables.present is None:
+        return alive, None
+    keys, x_T, T_T, _ = tables.marked()
+    factor = np.empty(tables.n_x * tables.n_T)
+    factor[keys] = if_alive(horizon, x_T, T_T, *theta)
+    expected = np.empty(n) if want_alive else alive
+    K.product(x, T, tables.n_T, factor, alive, expected)
+    return (alive if want_alive else None), expected
 
 
 def pareto_alive_rows(
     x,
     t_x,
     T,
-    n_x: int,
-    n_T: int,
     theta: tuple[float, ...],
     *,
     horizon: float | None = None,
@@ -187,13 +277,13 @@ def pareto_alive_rows(
     ``ln I(u)`` (:func:`~rfmml.models._formulas_pareto.pareto_log_tail_integral`)
     once per distinct ``(x, t_x)`` and ``(x, T)`` pair (the same function of
     ``(x, u)`` for both), ``ln s - E1`` and the factor given alive once per
-    ``(x, T)`` pair, the rest per row.
+    ``(x, T)`` pair, the rest per row: one pass checks the rows and marks
+    the pairs, a second one scores them.
 
     Parameters
     ----------
-    x, t_x, T, n_x, n_T
-        As for :func:`bg_alive_rows`; the pairs must fit a table
-        (:func:`pair_table_fits`).
+    x, t_x, T
+        As for :func:`bg_alive_rows`.
     theta : tuple of float
         ``r, alpha, s, beta``.
     horizon, want_alive
@@ -201,31 +291,36 @@ def pareto_alive_rows(
 
     Returns
     -------
-    alive, expected : numpy.ndarray or None
+    tuple or str or None
+        ``(alive, expected)`` as for :func:`bg_alive_rows`; :data:`NO_TABLE`
+        also when the pairs do not fit a table.
     """
     from rfmml.models import _formulas_pareto as F
 
     K = _kernels()
     r, alpha, s, beta = theta
     n = len(x)
-    present, keys, x_u, u = _marked_pairs(K, x, t_x, T, n_x, n_T, True)
-    log_i = np.empty(len(present))
+    tables = _Tables(n, alpha, None, True)
+    for rows in _checked_blocks(K, x, t_x, T, tables, True):
+        if rows is None or tables.present is None:
+            return NO_TABLE
+    keys, x_u, u, ages = tables.marked(with_t_x=True)
+    n_T, size = tables.n_T, tables.n_x * tables.n_T
+    log_i = np.empty(size)
     log_i[keys] = F.pareto_log_tail_integral(u, alpha, beta, r + x_u, s + 1.0)[0]
-    ages = present[keys] >= 2
     keys_T, x_T, T_T = keys[ages], x_u[ages], u[ages]
     e1 = -(r + x_T) * np.log(alpha + T_T) - s * np.log(beta + T_T)
-    lead = np.empty(len(present))
+    lead = np.empty(size)
     lead[keys_T] = np.log(s) - e1
     factor = None
     if horizon is not None:
-        factor = np.empty(len(present))
+        factor = np.empty(size)
         factor[keys_T] = F.pareto_nbd_expected_purchases_if_alive(horizon, x_T, T_T, *theta)
     alive = np.empty(n) if want_alive or factor is None else None
     expected = None if factor is None else np.empty(n)
     y = np.empty(min(n, K.BLOCK_ROWS))
     with np.errstate(over="ignore", divide="ignore"):
-        for start in range(0, n, K.BLOCK_ROWS):
-            rows = slice(start, start + K.BLOCK_ROWS)
+        for rows in _blocks(n, K.BLOCK_ROWS):
             xb, tb, Tb = x[rows], t_x[rows], T[rows]
             yb = y[: len(xb)]
             K.pareto_minus_delta(xb, tb, Tb, n_T, log_i, yb)
@@ -292,41 +387,22 @@ class KernelScoringModel(PurchaseModel):
                 return None
         return tuple(arrays)
 
-    def _checked(self, X: Any) -> tuple[tuple[np.ndarray, ...], tuple[int, int]] | None:
-        """Columns and table sizes of a summary that passes the checks of the base's ``_columns``.
-
-        None when the base should run instead (and raise, for invalid rows).
-        """
-        columns = self._plain_columns(X)
-        if columns is None:
-            return None
-        sizes = check_rows(*columns)
-        if sizes is None:
-            return None
+    def _accept(self, X: pd.DataFrame, columns: tuple[np.ndarray, ...]) -> None:
+        """The checks of the base's ``_columns`` after ``check_summary`` (rows valid)."""
         self._check_columns(X, dict(zip(self.fit_columns, columns, strict=True)))
         if self._strict_summary:
             check_time_unit(X, self.freq_, self.kind)
-        return columns, sizes
 
-    def _kernel_rows(self, columns, sizes, horizon, want_alive=True):
-        """``(alive, expected)`` by the kernels (see :func:`bg_alive_rows`), or None."""
+    def _kernel_rows(self, columns, horizon: float | None, want_alive: bool = True):
+        """``(alive, expected)`` by the kernels (see :func:`bg_alive_rows`), or :data:`NO_TABLE`."""
         x, t_x, T = columns
-        n_x, n_T = sizes
         theta = self._theta()
         if self._kernel == "pareto":
-            if not pair_table_fits(n_x, n_T, len(x)):
-                return None
-            return pareto_alive_rows(
-                x, t_x, T, n_x, n_T, theta, horizon=horizon, want_alive=want_alive
-            )
-        if not n_x:
-            return None
+            return pareto_alive_rows(x, t_x, T, theta, horizon=horizon, want_alive=want_alive)
         return bg_alive_rows(
             x,
             t_x,
             T,
-            n_x,
-            n_T,
             theta,
             modified=self._kernel == "mbg",
             horizon=horizon,
@@ -334,21 +410,31 @@ class KernelScoringModel(PurchaseModel):
             want_alive=want_alive,
         )
 
-    def _scored(self, X: Any, t, want_alive: bool):
-        """``(alive or None, expected)`` of a checked summary; None when the base should run."""
-        checked = self._checked(X)
-        if checked is None:
+    def _scored(self, X: Any, t, want_alive: bool | None):
+        """``(alive or None, expected or None)``; None when the base should run (and raise).
+
+        ``want_alive=None``: P(alive) only.
+        """
+        columns = self._plain_columns(X)
+        if columns is None:
             return None
-        columns, sizes = checked
-        horizon = _scalar_horizon(t)
-        out = None if horizon is None else self._kernel_rows(columns, sizes, horizon, want_alive)
-        alive, expected = (None, None) if out is None else out
-        if expected is not None:
+        horizon = _scalar_horizon(t) if want_alive is not None else None
+        if want_alive is None or horizon is not None:
+            out = self._kernel_rows(columns, horizon, bool(want_alive))
+        else:
+            out = NO_TABLE  # per-customer horizon (or an invalid one): the base's rows
+        if out is NO_TABLE and check_rows(*columns) is None:
+            return None  # a row fails the checks: the base raises the error
+        self._accept(X, columns)
+        alive, expected = (None, None) if out is NO_TABLE else out
+        if expected is not None or (want_alive is None and alive is not None):
             return alive, expected
-        # the base's row functions: the rows are checked, the horizon is checked here
+        # the base's row functions on the checked rows (the horizon is checked here)
         x, t_x, T = columns
-        horizons = self._purchase_horizon(t, len(X))
         theta = self._theta()
+        if want_alive is None:
+            return self._alive_rows(x, t_x, T, theta), None
+        horizons = self._purchase_horizon(t, len(X))
         if alive is not None:  # P(alive) from the kernels, the factor per distinct row
             return alive, self._expected_rows(x, t_x, T, horizons, theta, alive=alive)
         if want_alive:
@@ -357,14 +443,10 @@ class KernelScoringModel(PurchaseModel):
 
     # ------------------------------------------------------------------ methods
     def probability_alive(self, X: pd.DataFrame) -> pd.Series:
-        checked = self._checked(X)
-        if checked is None:
+        out = self._scored(X, None, want_alive=None)
+        if out is None:
             return super().probability_alive(X)
-        columns, sizes = checked
-        out = self._kernel_rows(columns, sizes, None)
-        x, t_x, T = columns
-        alive = self._alive_rows(x, t_x, T, self._theta()) if out is None else out[0]
-        return pd.Series(alive, index=X.index, name="probability_alive")
+        return pd.Series(out[0], index=X.index, name="probability_alive")
 
     def expected_purchases(self, X: pd.DataFrame, t) -> pd.Series:
         out = self._scored(X, t, want_alive=False)

@@ -84,17 +84,15 @@ def _assert_reference(name: str, theta, summary: pd.DataFrame, horizons=HORIZONS
 def _takes_the_tables(name: str, summary: pd.DataFrame, theta) -> bool:
     """Whether the kernels (not a fallback) score ``summary`` with a 30-period horizon."""
     x, t_x, T_ = (summary[k].to_numpy(dtype=float) for k in ("frequency", "recency", "T"))
-    n_x, n_T = _scoring.check_rows(x, t_x, T_)
-    if not _scoring.pair_table_fits(n_x, n_T, len(x)):
-        return False
     if name == "ParetoNBD":
-        _, expected = _scoring.pareto_alive_rows(x, t_x, T_, n_x, n_T, theta, horizon=30.0)
+        out = _scoring.pareto_alive_rows(x, t_x, T_, theta, horizon=30.0)
     else:
-        _, expected = _scoring.bg_alive_rows(
-            x, t_x, T_, n_x, n_T, theta, modified=name == "ModifiedBetaGeoNBD", horizon=30.0,
-            if_alive=MODELS[name][0]()._formula("expected_purchases_if_alive"),
+        model = MODELS[name][0]()
+        out = _scoring.bg_alive_rows(
+            x, t_x, T_, theta, modified=name == "ModifiedBetaGeoNBD", horizon=30.0,
+            if_alive=model._formula("expected_purchases_if_alive"),
         )  # fmt: skip
-    return expected is not None
+    return out is not _scoring.NO_TABLE and out[1] is not None
 
 
 @pytest.mark.parametrize("theta", PARAMS)
