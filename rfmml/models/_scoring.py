@@ -248,11 +248,11 @@ def bg_alive_rows(
             if rows is None:
                 return NO_TABLE
             zb = z[: rows.stop - rows.start]
-            K.bg_log_odds(x[rows], t_x[rows], T[rows], tables.log_aT, tables.lead, r, log_a,
-                          modified, zb)  # fmt: skip
+            odds_args = (tables.log_aT, tables.lead, r, log_a, modified, zb)
+            K.bg_log_odds(x[rows], t_x[rows], T[rows], *odds_args)
             np.exp(zb, out=zb)  # the odds of being inactive
             K.finish_alive(zb, alive[rows])
-    if not pairs or tables.present is None:
+    if if_alive is None or horizon is None or tables.present is None:
         return alive, None
     keys, x_T, T_T, _ = tables.marked()
     factor = np.empty(tables.n_x * tables.n_T)
