@@ -419,10 +419,9 @@ class KernelScoringModel(PurchaseModel):
         if columns is None:
             return None
         horizon = _scalar_horizon(t) if want_alive is not None else None
-        if want_alive is None or horizon is not None:
-            out = self._kernel_rows(columns, horizon, bool(want_alive))
-        else:
-            out = NO_TABLE  # per-customer horizon (or an invalid one): the base's rows
+        # without one valid horizon (per customer, or invalid: the base raises it after the
+        # rows are checked) the kernels give P(alive), the same values as with one
+        out = self._kernel_rows(columns, horizon, bool(want_alive) or horizon is None)
         if out is NO_TABLE and check_rows(*columns) is None:
             return None  # a row fails the checks: the base raises the error
         self._accept(X, columns)
