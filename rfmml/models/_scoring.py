@@ -22,11 +22,13 @@ frames or columns of other types; the row functions of the base (without
 checking the rows again) for per-customer horizons and summaries whose
 values do not fit tables (continuous-time ages).
 
-numba is imported on the first call, not with :mod:`rfmml.models`.
+numba is imported on the first call, not with :mod:`rfmml.models`; without
+numba every call takes the base's numpy paths (the same values).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -47,9 +49,13 @@ DENSE_PER_ROW = 4
 DENSE_MIN = 2**18
 
 
+@functools.cache
 def _kernels() -> Any:
-    from rfmml.models import _kernels
-
+    """:mod:`rfmml.models._kernels`, imported on first use; None without numba."""
+    try:
+        from rfmml.models import _kernels
+    except ImportError:  # numba not installed: the base's numpy paths
+        return None
     return _kernels
 
 
@@ -369,6 +375,8 @@ class KernelScoringModel(PurchaseModel):
         """
         self._theta()  # NotFittedError first, as in the base
         if is_spark(X) or not isinstance(X, pd.DataFrame) or len(X) == 0:
+            return None
+        if _kernels() is None:
             return None
         names = list(self.fit_columns) + (["weights"] if "weights" in X.columns else [])
         arrays = []

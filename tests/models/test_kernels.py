@@ -232,7 +232,8 @@ def test_frequency_zero_with_recency_and_time_unit_errors_are_kept():
 
 
 def test_the_compiled_loops_are_cached_in_numba_cache_dir(tmp_path):
-    # a fresh process with NUMBA_CACHE_DIR: the first scoring writes the cache there
+    # a fresh process with NUMBA_CACHE_DIR: the first scoring writes the cache there (P(alive)
+    # only: three loops to compile)
     # (also where numba caches when the package's __pycache__ is not writable and
     # NUMBA_CACHE_DIR is set; without it numba uses ~/.cache/numba)
     code = (
@@ -242,7 +243,7 @@ def test_the_compiled_loops_are_cached_in_numba_cache_dir(tmp_path):
         "m.params_ = pd.Series({'r': 0.5, 'alpha': 6.0, 'a': 0.9, 'b': 1.6})\n"
         "m.freq_ = None\n"
         "s = pd.DataFrame({'frequency': [0.0, 2.0], 'recency': [0.0, 3.0], 'T': [5.0, 9.0]})\n"
-        "print(m.alive_and_expected(s, 30.0).to_numpy().sum())\n"
+        "print(m.probability_alive(s).sum())\n"
     )
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     root = Path(__file__).resolve().parents[2]
@@ -252,3 +253,15 @@ def test_the_compiled_loops_are_cached_in_numba_cache_dir(tmp_path):
     )
     assert np.isfinite(float(out.stdout))
     assert list(tmp_path.rglob("*.nbi")) and list(tmp_path.rglob("*.nbc"))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_without_numba_the_base_paths_give_the_same_values(name, monkeypatch):
+    model = _model(name, PARAMS[0])
+    summary = _whole_histories([0.0, 1.0, 4.0, 30.0], [0.0, 7.0, 100.0, 546.0])
+    fast = model.alive_and_expected(summary, 30.0)
+    monkeypatch.setattr(_scoring, "_kernels", lambda: None)
+    np.testing.assert_allclose(model.alive_and_expected(summary, 30.0), fast, rtol=RTOL)
+    np.testing.assert_allclose(
+        model.probability_alive(summary), fast["probability_alive"], rtol=RTOL
+    )
