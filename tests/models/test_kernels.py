@@ -20,6 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+pytest.importorskip("numba")  # the optional extra rfmml[fast]
+
 from rfmml.errors import DataError
 from rfmml.models import BetaGeoNBD, ModifiedBetaGeoNBD, ParetoNBD, _scoring
 from rfmml.models import _formulas as B
