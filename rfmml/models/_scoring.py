@@ -43,9 +43,10 @@ __all__ = ["KernelScoringModel", "bg_alive_rows", "pareto_alive_rows", "check_ro
 
 #: Frequencies and ages below this (whole numbers) index the tables.
 TABLE_MAX = 2**22
-#: Largest pair table: this many entries per customer, or at least DENSE_MIN.
+#: Largest pair table: this many entries per customer, or at least DENSE_MIN (each
+#: table of pair terms then costs at most 8 bytes per customer).
 #: Read at call time (tests raise it to cover large frequencies and ages).
-DENSE_PER_ROW = 4
+DENSE_PER_ROW = 1
 DENSE_MIN = 2**18
 
 
@@ -91,10 +92,13 @@ def check_rows(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[int, int]
     return int(top_x) + 1, int(top_T) + 1
 
 
+def _table_limit(n_rows: int) -> int:
+    return max(DENSE_PER_ROW * n_rows, DENSE_MIN)
+
+
 def pair_table_fits(n_x: int, n_T: int, n_rows: int) -> bool:
     """Whether the ``(x, T)`` pairs get a table of ``n_x * n_T`` entries."""
-    size = n_x * n_T
-    return 0 < size <= max(DENSE_PER_ROW * n_rows, DENSE_MIN)
+    return 0 < n_x * n_T <= _table_limit(n_rows)
 
 
 class _Tables:
@@ -175,7 +179,8 @@ def _checked_blocks(K: Any, x, t_x, T, tables: _Tables, with_t_x: bool):
     for rows in _blocks(len(x), K.BLOCK_ROWS):
         xb, tb, Tb = x[rows], t_x[rows], T[rows]
         n_ok, n_keyed, top_x, top_T = _counted(K, xb, tb, Tb)
-        if n_keyed < len(xb):
+        limit = _table_limit(len(x))  # tables of frequencies and ages: as pair tables
+        if n_keyed < len(xb) or max(top_x, top_T) >= limit:
             yield None
             return
         tables.cover(top_x, top_T)
