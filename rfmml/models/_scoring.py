@@ -13,8 +13,13 @@ the values themselves: the pairs are marked in one more pass, their terms
 integrals) evaluated once per pair by the reference formulas, and the
 per-customer arithmetic runs in cache-sized blocks
 (:mod:`rfmml.models._kernels`). The values are those of the reference
-formulas: the same floating-point operations in the same order
-(tests/models/test_kernels.py).
+formulas: the same floating-point operations in the same order, so the same
+values to the last bit (tests/models/test_kernels.py).
+
+Summaries of fewer than :data:`KERNEL_MIN_ROWS` customers take the numpy
+paths: the first call in a process imports numba and loads the compiled loops
+from its disk cache (about 0.3-0.9 s; compiling them when there is no cache
+takes a few seconds), more than the loops save on small summaries.
 
 Everything else takes the reference path: the base methods when a row fails
 the checks (they raise the error, with the same message) and for Spark
@@ -34,6 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from rfmml.features._spark import is_spark
 from rfmml.models._base import PurchaseModel
@@ -41,6 +47,9 @@ from rfmml.models._summary_checks import check_time_unit
 
 __all__ = ["KernelScoringModel", "bg_alive_rows", "pareto_alive_rows", "check_rows"]
 
+#: Smaller summaries take the numpy paths: importing numba (and loading the compiled
+#: loops from its cache) costs more than the loops save on them. Read at call time.
+KERNEL_MIN_ROWS = 10_000
 #: Frequencies and ages below this (whole numbers) index the tables.
 TABLE_MAX = 2**22
 #: Largest pair table: this many entries per customer, or at least DENSE_MIN (each
@@ -261,8 +270,11 @@ def bg_alive_rows(
             zb = z[: rows.stop - rows.start]
             odds_args = (tables.log_aT, tables.lead, r, log_a, modified, zb)
             K.bg_log_odds(x[rows], t_x[rows], T[rows], *odds_args)
-            np.exp(zb, out=zb)  # the odds of being inactive
-            K.finish_alive(zb, alive[rows])
+            if modified:  # 1 / (1 + e^z), as mbgnbd_probability_alive
+                np.exp(zb, out=zb)
+                K.finish_alive(zb, alive[rows])
+            else:  # scipy's expit(-z), as bgnbd_probability_alive
+                expit(np.negative(zb, out=zb), out=alive[rows])
     if if_alive is None or horizon is None or tables.present is None:
         return alive, None
     keys, x_T, T_T, _ = tables.marked()
@@ -381,7 +393,7 @@ class KernelScoringModel(PurchaseModel):
         self._theta()  # NotFittedError first, as in the base
         if is_spark(X) or not isinstance(X, pd.DataFrame) or len(X) == 0:
             return None
-        if _kernels() is None:
+        if len(X) < KERNEL_MIN_ROWS or _kernels() is None:
             return None
         names = list(self.fit_columns) + (["weights"] if "weights" in X.columns else [])
         arrays = []

@@ -1,10 +1,12 @@
 """The compiled scoring paths (numba) equal the reference formulas and keep their errors.
 
 The reference is the numpy formula of each model (the paper's equations, in
-``rfmml.models._formulas*``). The kernels are compared with it over a grid
-of whole-number histories up to 10,000 purchases and ages of 100,000 periods
-(the table path), over random summaries (hypothesis), on continuous-time
-summaries (the fallback paths) and on invalid input (the same errors).
+``rfmml.models._formulas*``). The kernels run the same floating-point
+operations, so they are compared bit for bit (and otherwise to 1e-12) over a
+grid of whole-number histories up to 10,000 purchases and ages of 100,000
+periods (the table path), over random summaries (hypothesis), on
+continuous-time summaries (the fallback paths) and on invalid input (the same
+errors).
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ FRACTIONS = np.array([0.0, 1e-6, 0.1, 0.5, 0.9, 1.0 - 1e-9, 1.0])
 HORIZONS = (0.0, 1e-6, 30.0, 1e4)
 
 
+@pytest.fixture(autouse=True)
+def _kernels_for_every_size(monkeypatch):
+    """The kernels also for the small summaries of these tests."""
+    monkeypatch.setattr(_scoring, "KERNEL_MIN_ROWS", 0)
+
+
 def _model(name: str, theta) -> PurchaseModel:
     cls = MODELS[name][0]
     model = cls()
@@ -68,19 +76,27 @@ def _whole_histories(X, T) -> pd.DataFrame:
     return pd.DataFrame({"frequency": x, "recency": t_x, "T": T_})
 
 
-def _assert_reference(name: str, theta, summary: pd.DataFrame, horizons=HORIZONS) -> None:
+def _assert_reference(
+    name: str, theta, summary: pd.DataFrame, horizons=HORIZONS, exact: bool = False
+) -> None:
+    """The model's three methods against the reference formulas (``exact``: bit for bit)."""
     _, alive_ref, expected_ref = MODELS[name]
     model = _model(name, theta)
     x, t_x, T_ = (summary[k].to_numpy(dtype=float) for k in ("frequency", "recency", "T"))
     alive = alive_ref(x, t_x, T_, *theta)
-    np.testing.assert_allclose(model.probability_alive(summary), alive, rtol=RTOL, atol=0.0)
+    compare = np.testing.assert_array_equal if exact else _close
+    compare(model.probability_alive(summary), alive)
     for t in horizons:
         expected = expected_ref(t, x, t_x, T_, *theta)
         got = model.expected_purchases(summary, t)
-        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=0.0)
+        compare(got, expected)
         both = model.alive_and_expected(summary, t)
         np.testing.assert_array_equal(both["probability_alive"], model.probability_alive(summary))
         np.testing.assert_array_equal(both["expected_purchases"], got)
+
+
+def _close(got, want) -> None:
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=0.0)
 
 
 def _takes_the_tables(name: str, summary: pd.DataFrame, theta) -> bool:
@@ -112,7 +128,7 @@ def test_kernels_equal_the_reference_on_a_grid(name, theta, X, T, monkeypatch):
     monkeypatch.setattr(_scoring, "DENSE_MIN", 2**23)  # tables for these few rows
     summary = _whole_histories(X, T)
     assert _takes_the_tables(name, summary, theta)
-    _assert_reference(name, theta, summary)
+    _assert_reference(name, theta, summary, exact=True)
 
 
 positive = st.floats(min_value=1e-2, max_value=1e2)
@@ -137,7 +153,7 @@ def test_kernels_equal_the_reference_on_random_summaries(name, theta, seed, top_
     if whole:  # btyd_summary in whole periods: the table path
         T_, t_x = np.floor(T_), np.floor(t_x)
     summary = pd.DataFrame({"frequency": x, "recency": t_x, "T": T_})
-    _assert_reference(name, theta, summary, horizons=(t,))
+    _assert_reference(name, theta, summary, horizons=(t,), exact=True)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -150,7 +166,7 @@ def test_every_path_gives_the_reference_values(name, monkeypatch):
     t_x = np.where(x > 0, np.floor(rng.uniform(0.0, 1.0, n) * T_), 0.0)
     summary = pd.DataFrame({"frequency": x, "recency": t_x, "T": T_})
     assert _takes_the_tables(name, summary, theta)
-    _assert_reference(name, theta, summary)
+    _assert_reference(name, theta, summary, exact=True)
     # integer columns, a weights column, an index of labels: the same values
     labelled = summary.astype({"frequency": "int64", "T": "int32"}).assign(weights=2.0)
     labelled.index = [f"c{i}" for i in range(n)]
@@ -240,7 +256,8 @@ def test_the_compiled_loops_are_cached_in_numba_cache_dir(tmp_path):
     # NUMBA_CACHE_DIR is set; without it numba uses ~/.cache/numba)
     code = (
         "import pandas as pd\n"
-        "from rfmml.models import ModifiedBetaGeoNBD\n"
+        "from rfmml.models import ModifiedBetaGeoNBD, _scoring\n"
+        "_scoring.KERNEL_MIN_ROWS = 0\n"
         "m = ModifiedBetaGeoNBD()\n"
         "m.params_ = pd.Series({'r': 0.5, 'alpha': 6.0, 'a': 0.9, 'b': 1.6})\n"
         "m.freq_ = None\n"
