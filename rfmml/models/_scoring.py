@@ -2,16 +2,16 @@
 
 :class:`KernelScoringModel` gives the three models a faster
 ``probability_alive``, ``expected_purchases`` and ``alive_and_expected`` for
-pandas summaries with plain numeric columns. One pass over the rows
-(:func:`rfmml.models._kernels.count_valid`) makes the row checks of
+pandas summaries with plain numeric columns. Block by block, a vectorised
+loop (:func:`rfmml.models._kernels.count_valid`) makes the row checks of
 :func:`rfmml.models._validation.check_summary` and finds the largest
-frequency and age. In whole-number summaries (``btyd_summary`` in days,
+frequency and age; in whole-number summaries (``btyd_summary`` in days,
 weeks or months) the logarithms of ``alpha + T`` and the terms of each
 distinct ``(frequency, age)`` pair are then looked up in tables indexed by
-the values themselves: the pairs are marked in one more pass, their terms
-(the hypergeometric factor of the expected purchases, Pareto/NBD's tail
-integrals) evaluated once per pair by the reference formulas, and the
-per-customer arithmetic runs in cache-sized blocks
+the values themselves (grown as the blocks need them): the pairs are marked
+while the block is in cache, their terms (the hypergeometric factor of the
+expected purchases, Pareto/NBD's tail integrals) evaluated once per pair by
+the reference formulas, and the per-customer arithmetic runs on the block
 (:mod:`rfmml.models._kernels`). The values are those of the reference
 formulas: the same floating-point operations in the same order, so the same
 values to the last bit (tests/models/test_kernels.py).
