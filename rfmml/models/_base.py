@@ -309,6 +309,10 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
                  for k, v in rows.items()},
                 w[::step],
             )  # fmt: skip
+        # the degenerate_parameters bounds in fitting units: a warm-started fit ending
+        # beyond them is redone from the starting points on the full data
+        low = np.where(time_mask, self.DEGENERATE_TIME_BOUNDS[0], self.DEGENERATE_BOUNDS[0])
+        high = np.where(time_mask, self.DEGENERATE_TIME_BOUNDS[1], self.DEGENERATE_BOUNDS[1])
         outcome, hess, warm = fit_log_params(
             make_objective,
             data,
@@ -317,6 +321,7 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
             model=name,
             tol=self.tol,
             max_iter=self.max_iter,
+            bounds=(np.log(low * to_scaled), np.log(high * to_scaled)),
         )
         params = np.exp(outcome.log_params) / to_scaled
         table, ok = _fitting.parameter_table(self.param_names, params, hess)
