@@ -205,7 +205,7 @@ def _distinct_rows(summary: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFr
     return rows, codes
 
 
-def _playbook_columns(segment: pd.Series, entries: dict[str, Any]) -> dict[str, np.ndarray]:
+def _playbook_columns(segment: pd.Series, entries: dict[str, Any]) -> dict[str, Any]:
     """``action``, ``action_channel``, ``action_priority`` per customer, from category codes."""
     fields = {"action": "action", "action_channel": "channel", "action_priority": "priority"}
     if isinstance(segment.dtype, pd.CategoricalDtype) and not segment.isna().any():
@@ -214,8 +214,10 @@ def _playbook_columns(segment: pd.Series, entries: dict[str, Any]) -> dict[str, 
         out = {}
         for column, field in fields.items():
             values = [getattr(entries[c], field) for c in categories]
-            kind = np.int64 if column == "action_priority" else object
-            out[column] = np.asarray(values, dtype=kind)[codes]
+            if column == "action_priority":
+                out[column] = np.asarray(values, dtype=np.int64)[codes]
+            else:  # gathered as text: no per-customer conversion of Python strings
+                out[column] = pd.Series(values, dtype=object).astype(str).array.take(codes)
         return out
     as_text = segment.astype(str)
     return {
@@ -546,7 +548,8 @@ def score_customers(
     if rule_segmenter is not None:
         scored = rule_segmenter.transform(features)
         for col in ("R", "F", "M", "RFM") if spend else ("R", "F"):
-            table[col] = scored[col].to_numpy()
+            # RFM as its string array: to_numpy would make Python strings to convert back
+            table[col] = scored[col].array if col == "RFM" else scored[col].to_numpy()
         segment = scored["segment"]
         table["segment"] = segment.array
         scheme = rule_segmenter.scheme_

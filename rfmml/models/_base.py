@@ -84,6 +84,7 @@ from rfmml.features._spark import is_spark
 from rfmml.models import _fitting
 from rfmml.models._fitting import Z_95, confidence_table, fit_log_params
 from rfmml.models._grouping import map_rows, rows_fingerprint, unique_rows
+from rfmml.models._roots import bracketed_root
 from rfmml.models._summary_checks import check_repeat_buyers, check_time_unit
 from rfmml.models._validation import check_summary
 from rfmml.models.persistence import load_model, save_model
@@ -308,6 +309,10 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
                  for k, v in rows.items()},
                 w[::step],
             )  # fmt: skip
+        # the degenerate_parameters bounds in fitting units: a warm-started fit ending
+        # beyond them is redone from the starting points on the full data
+        low = np.where(time_mask, self.DEGENERATE_TIME_BOUNDS[0], self.DEGENERATE_BOUNDS[0])
+        high = np.where(time_mask, self.DEGENERATE_TIME_BOUNDS[1], self.DEGENERATE_BOUNDS[1])
         outcome, hess, warm = fit_log_params(
             make_objective,
             data,
@@ -316,6 +321,7 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
             model=name,
             tol=self.tol,
             max_iter=self.max_iter,
+            bounds=(np.log(low * to_scaled), np.log(high * to_scaled)),
         )
         params = np.exp(outcome.log_params) / to_scaled
         table, ok = _fitting.parameter_table(self.param_names, params, hess)
@@ -797,9 +803,12 @@ class PurchaseModel(MaximumLikelihoodModel):
 
         The smallest ``t`` with ``P(a purchase in the next t periods) >= q``,
         i.e. ``probability_no_purchase(X, t) == 1 - q``; ``+inf`` where the
-        probability of never buying again is ``>= 1 - q``. Solved by
-        bisection (after bracketing by doubling), vectorised over the unique
-        rows of ``X`` in bounded chunks (:func:`rfmml.models._grouping.map_rows`).
+        probability of never buying again is ``>= 1 - q``. Bracketed by
+        doubling, then solved by safeguarded regula falsi (Illinois steps,
+        bisection when a bracket shrinks too slowly) to a bracket of relative
+        width 1e-12, whose upper end is returned (as bisection to that width
+        would); vectorised over the unique rows of ``X`` in bounded chunks
+        (:func:`rfmml.models._grouping.map_rows`).
 
         Parameters
         ----------
@@ -820,38 +829,51 @@ class PurchaseModel(MaximumLikelihoodModel):
         check_is_fitted(self, "params_")
         cols = check_summary(X, self.fit_columns, what="next_purchase_quantile")
         target = 1.0 - float(q)
+        # P(no purchase) straight from its formula (as probability_no_purchase evaluates
+        # it), without a frame, validation and grouping per step, unless overridden
+        direct = type(self).probability_no_purchase is PurchaseModel.probability_no_purchase
+        if direct:
+            self._columns(X, "next_purchase_quantile")  # the model's checks, once
+            formula, theta = self._formula("probability_no_purchase"), self._theta()
 
         def quantile(*columns: np.ndarray) -> np.ndarray:
-            # bisection for one chunk of distinct rows (map_rows bounds its size)
-            rows = pd.DataFrame(dict(zip(self.fit_columns, columns, strict=True)))
+            # root of P(no purchase in t) = target for one chunk of distinct rows
+            # (map_rows bounds its size): bracketed by doubling, then safeguarded
+            # Illinois steps (:func:`rfmml.models._roots.bracketed_root`)
+            if direct:  # the formula itself: the rows are validated, values identical
 
-            def no_buy(t: np.ndarray, idx: np.ndarray) -> np.ndarray:
-                return self.probability_no_purchase(rows.iloc[idx], t).to_numpy()
+                def no_buy(t: np.ndarray, *cols: np.ndarray) -> np.ndarray:
+                    return np.asarray(formula(t, *cols, *theta))
 
-            k = len(rows)
-            everyone = np.arange(k)
+            else:  # a model overriding probability_no_purchase
+
+                def no_buy(t: np.ndarray, *cols: np.ndarray) -> np.ndarray:
+                    part = pd.DataFrame(dict(zip(self.fit_columns, cols, strict=True)))
+                    return self.probability_no_purchase(part, t).to_numpy()
+
+            k = len(columns[0])
             out = np.full(k, np.inf)
-            finite = no_buy(np.full(k, np.inf), everyone) < target
-            idx = everyone[finite]
-            if not len(idx):  # no row of this chunk has a finite quantile
+            finite = no_buy(np.full(k, np.inf), *columns) < target
+            if not finite.any():  # no row of this chunk has a finite quantile
                 return out
-            lo = np.zeros(len(idx))
-            hi = np.ones(len(idx))
-            if "T" in rows.columns:
-                hi = np.maximum(rows["T"].to_numpy()[idx], 1.0)
-            open_ = no_buy(hi, idx) > target
+            part = [c[finite] for c in columns]
+            lo = np.zeros(len(part[0]))
+            hi = np.ones(len(lo))
+            if "T" in self.fit_columns:
+                hi = np.maximum(part[self.fit_columns.index("T")], 1.0)
+            f_lo = no_buy(lo, *part) - target
+            f_hi = no_buy(hi, *part) - target
+            open_ = f_hi > 0.0
             while open_.any():  # double until P(no purchase in hi) <= target
-                lo[open_] = hi[open_]
+                lo[open_], f_lo[open_] = hi[open_], f_hi[open_]
                 hi[open_] *= 2.0
-                open_[open_] = no_buy(hi[open_], idx[open_]) > target
-            for _ in range(200):
-                mid = 0.5 * (lo + hi)
-                above = no_buy(mid, idx) > target
-                lo = np.where(above, mid, lo)
-                hi = np.where(above, hi, mid)
-                if np.all(hi - lo <= 1e-12 * np.maximum(hi, 1e-300)):
-                    break
-            out[idx] = hi
+                f_hi[open_] = no_buy(hi[open_], *(c[open_] for c in part)) - target
+                open_[open_] = f_hi[open_] > 0.0
+
+            def residual(t: np.ndarray, *cols: np.ndarray) -> np.ndarray:
+                return no_buy(t, *cols) - target
+
+            out[finite] = bracketed_root(residual, lo, hi, f_lo, f_hi, tuple(part))
             return out
 
         out = map_rows(quantile, *(cols[k] for k in self.fit_columns))

@@ -257,8 +257,13 @@ class Scheme:
         n = self.n_scores
         flat = np.zeros(len(scores), dtype=np.int64)
         for key in self.axes:
-            values = pd.to_numeric(scores[key], errors="coerce").to_numpy(dtype=float)
-            bad = np.isnan(values) | (values < 1) | (values > n) | (values != np.round(values))
+            column = scores[key]
+            if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu":  # RFMScorer
+                values = column.to_numpy()
+                bad = (values < 1) | (values > n)
+            else:
+                values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+                bad = np.isnan(values) | (values < 1) | (values > n) | (values != np.round(values))
             if bad.any():
                 raise DataError(
                     f"scheme {self.name!r}: column {key!r} has {int(bad.sum())} of "

@@ -6,8 +6,8 @@ the sample that decides whether rows collapse) and
 prediction and the CLV must then match the default (single-chunk) run. The
 elementwise closed forms give identical values; the integral form of
 E[Y(t) | alive] picks its quadrature rule from the largest horizon in a
-chunk, and the quantile bisection stops on the slowest row of a chunk, which
-both stay within rounding (1e-13), hence ``rtol=1e-12``.
+chunk (within rounding, 1e-13), and the next-order quantile is solved per
+row to a relative bracket of 1e-12, hence ``rtol=1e-12``.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _predictions(bg: BetaGeoNBD, gg, summary: pd.DataFrame) -> dict[str, np.ndar
     per_customer_t = np.linspace(0.5, 40.0, len(summary))
     generic = _AnyPurchaseModel()
     generic.params_ = bg.params_
-    few = summary.iloc[::9]  # the quantile's bisection is slow with 7-row chunks
+    few = summary.iloc[::9]  # the quantile solver is slow with 7-row chunks (per-call cost)
     out = {
         "probability_alive": bg.probability_alive(summary),
         "expected_purchases": bg.expected_purchases(summary, 10.0),

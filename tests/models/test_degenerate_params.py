@@ -140,6 +140,40 @@ def test_expectation_matches_moment_series_for_short_horizons(params, x):
     assert ours == pytest.approx(series, rel=1e-12)  # measured: <= 4e-15 (rounding only)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        CDNOW,
+        (0.5, 2.0, 0.3, 0.4),  # a + b < 1
+        (0.7, 65.0, 6e-22, 6e-9),  # the penalised Online Retail fit
+        (0.5, 2.0, 1.0, 0.5),  # a == 1
+        (0.5, 2.0, 3.0, 1e5),  # all mass near p = 0
+        (0.5, 2.0, 1000.0, 1000.0),  # a narrow bulk at p = 1/2
+        (3.5e5, 1.38e8, 1.75e-4, 1.0e4),  # no dropout, homogeneous rate (daily, 3.4M customers)
+        (0.05, 50.0, 0.3, 1.5),
+    ],
+)
+@pytest.mark.parametrize("x", [0.0, 1.0, 7.0, 60.0])
+def test_moment_series_equals_the_quadrature_rule_where_both_apply(params, x):
+    # The integral form sums the moment series where u max(r + x, 1) <= 1/2 and uses the
+    # composite Gauss rule elsewhere: on that range both are the same number (the rule
+    # agrees with QUADPACK to ~1e-14, see above), so switching between them at the
+    # threshold leaves no step.
+    r, alpha, a, b = params
+    s, A, B = r + x, a, b + x
+    u = 0.5 / max(s, 1.0) * np.array([0.0, 1e-12, 1e-6, 1e-3, 0.01, 0.1, 0.3, 0.7, 1.0])
+    series = F._bgnbd_if_alive_moment_series(u, s, A, B)
+    rule = F._bgnbd_if_alive_rule(u, s, A, B, u.max())
+    assert series[0] == rule[0] == 0.0
+    np.testing.assert_allclose(series, rule, rtol=1e-13, atol=0)
+    # and the integral form uses the series on the whole range (the same values)
+    T = 10.0
+    t = u * (alpha + T)
+    np.testing.assert_allclose(
+        F._bgnbd_expected_purchases_if_alive_integral(t, x, T, *params), series, rtol=1e-15
+    )
+
+
 @pytest.mark.parametrize("x", [0, 1, 5, 30])
 @pytest.mark.parametrize(("T", "t"), [(0.0, 1.0), (10.0, 39.0), (80.0, 200.0)])
 def test_expectation_tends_to_poisson_rate_as_a_vanishes(x, T, t):
