@@ -128,7 +128,8 @@ def next_order_dates(
     median_periods : pandas.Series or numpy.ndarray
         Times after the observation end in periods (e.g.
         :meth:`~rfmml.models.PurchaseModel.next_purchase_quantile`); ``inf``
-        (more likely than not never to buy again) gives ``NaT``.
+        (more likely than not never to buy again) gives ``NaT``, and so does a date past
+        the last one ``datetime64[ns]`` holds (2262-04-11).
     observation_end : date-like
         The end of the observation period.
     freq : {"D", "W", "M"}
@@ -141,9 +142,13 @@ def next_order_dates(
     """
     values = np.asarray(median_periods, dtype=float)
     days = values * DAYS_PER_PERIOD[freq]
-    finite = np.isfinite(days) & (days < 1e6)  # beyond ~2700 years: treat as never
-    offset = np.where(finite, np.round(np.where(finite, days, 0.0)), 0.0).astype(np.int64)
     end = pd.Timestamp(observation_end).normalize()
+    # past the last date datetime64[ns] holds (2262-04-11) treat as never: the date would
+    # wrap around to the 18th century (and a chunk of such dates would change the CSV format)
+    last = (pd.Timestamp.max.normalize() - end).days
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(days) & (np.round(np.where(np.isfinite(days), days, 0.0)) <= last)
+    offset = np.where(finite, np.round(np.where(finite, days, 0.0)), 0.0).astype(np.int64)
     dates = (end + pd.to_timedelta(offset, unit="D")).to_numpy(dtype="datetime64[ns]")
     dates[~finite] = np.datetime64("NaT")
     if isinstance(median_periods, pd.Series):
@@ -487,6 +492,97 @@ def score_customers(
             next_order_window=next_order_window,
         )  # fmt: skip
         return score_spark(features, summary, options)
+    return _score_customers(
+        features, summary, rule_segmenter=rule_segmenter, kmeans_segmenter=kmeans_segmenter,
+        purchase_model=purchase_model, gamma_gamma=gamma_gamma, horizon=horizon,
+        discount_rate=discount_rate, freq=freq, playbook=playbook, churn_bands=churn_bands,
+        churn_basis=churn_basis, interval=interval, n_draws=n_draws,
+        interval_method=interval_method, param_draws=param_draws, segments=segments,
+        random_state=random_state, top_fraction=top_fraction,
+        next_order_window=next_order_window,
+    )  # fmt: skip
+
+
+#: Outputs of the purchase model on distinct summary rows, and each customer's row.
+PurchaseRows = tuple[dict[str, np.ndarray], np.ndarray]
+
+
+def purchase_outputs(
+    purchase_model: PurchaseModel,
+    rows: pd.DataFrame,
+    horizon: int,
+    *,
+    median: bool,
+    next_order_window: float | None,
+) -> dict[str, np.ndarray]:
+    """The purchase model's per-customer outputs on distinct summary rows.
+
+    Every output is a function of a customer's summary row only, so it is
+    computed once per distinct row of ``[*purchase_model.fit_columns, "recency"]``
+    and gathered back per customer (:func:`score_customers` does it for one
+    frame; :mod:`rfmml.campaign.streaming` once for all the chunks of a table).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``probability_alive``, ``probability_no_purchase``, ``expected_purchases``,
+        ``median`` (with ``median``: periods to the next purchase, see
+        :func:`next_order_dates`) and ``within`` (with ``next_order_window``).
+    """
+    out = {
+        "probability_alive": purchase_model.probability_alive(rows).to_numpy(),
+        "probability_no_purchase": purchase_model.probability_no_purchase(
+            rows, int(horizon)
+        ).to_numpy(),
+        "expected_purchases": purchase_model.expected_purchases(rows, int(horizon)).to_numpy(),
+    }
+    if median:
+        out["median"] = purchase_model.next_purchase_quantile(rows, 0.5).to_numpy()
+    if next_order_window is not None:
+        within = purchase_model.probability_purchase_within(rows, float(next_order_window))
+        out["within"] = within.to_numpy()
+    return out
+
+
+def purchase_row_columns(purchase_model: PurchaseModel, summary_columns: Any) -> list[str]:
+    """The summary columns the purchase model's outputs depend on (present ones, in order)."""
+    wanted = dict.fromkeys([*purchase_model.fit_columns, "recency"])
+    return [c for c in wanted if c in set(summary_columns)]
+
+
+def _score_customers(
+    features: pd.DataFrame,
+    summary: pd.DataFrame | None,
+    *,
+    rule_segmenter: RuleSegmenter | None = None,
+    kmeans_segmenter: KMeansSegmenter | None = None,
+    purchase_model: PurchaseModel | None = None,
+    gamma_gamma: GammaGamma | None = None,
+    horizon: int = 52,
+    discount_rate: float = 0.0,
+    freq: str | None = None,
+    playbook: Playbook | str | Path | None = None,
+    churn_bands: tuple[float, float] = (0.3, 0.7),
+    churn_basis: str = "no_purchase",
+    interval: float | None = None,
+    n_draws: int = 200,
+    interval_method: str = "parametric",
+    param_draws: Mapping[str, np.ndarray] | None = None,
+    segments: pd.Series | None = None,
+    random_state=None,
+    top_fraction: float | None = None,
+    next_order_window: int | None = None,
+    purchase_rows: PurchaseRows | None = None,
+    book: Playbook | None = None,
+) -> pd.DataFrame:
+    """:func:`score_customers` of pandas frames; ``purchase_rows`` precomputed, optionally.
+
+    ``purchase_rows`` holds :func:`purchase_outputs` of distinct summary rows and
+    the row of each customer of ``summary`` (used instead of computing them), and
+    ``book`` the loaded playbook (used instead of loading ``playbook``).
+    """
+
+
     if not isinstance(features, pd.DataFrame):
         raise TypeError(
             f"score_customers expects features as a pandas DataFrame, got "
@@ -516,7 +612,8 @@ def score_customers(
         window = next_order_window
         if window is not None and (isinstance(window, bool) or not float(window) > 0):
             raise ValueError(f"next_order_window must be a number of periods > 0, got {window!r}.")
-    book = load_playbook(playbook) if rule_segmenter is not None else None
+    if book is None and rule_segmenter is not None:
+        book = load_playbook(playbook)
 
     names = [n if n is not None else f"level_{i}" for i, n in enumerate(features.index.names)]
     names[0] = "customer_id"
@@ -570,28 +667,36 @@ def score_customers(
 
     if purchase_model is not None:
         assert summary is not None  # checked above whenever there is a purchase model
-        rows, codes = _distinct_rows(summary, [*purchase_model.fit_columns, "recency"])
         unit = resolve_freq(freq, summary, purchase_model, "score_customers")
         attrs["freq"] = unit
         attrs["churn_basis"] = churn_basis
-        p_alive = purchase_model.probability_alive(rows).to_numpy()[codes]
-        no_purchase = purchase_model.probability_no_purchase(rows, int(horizon)).to_numpy()[codes]
+        end = features.attrs.get("observation_end", summary.attrs.get("observation_end"))
+        dated = end is not None and unit is not None
+        if purchase_rows is None:
+            rows, codes = _distinct_rows(
+                summary, purchase_row_columns(purchase_model, summary.columns)
+            )
+            outputs = purchase_outputs(purchase_model, rows, int(horizon), median=dated,
+                                       next_order_window=next_order_window)  # fmt: skip
+            del rows
+        else:
+            outputs, codes = purchase_rows
+        p_alive = outputs["probability_alive"][codes]
+        no_purchase = outputs["probability_no_purchase"][codes]
         table["probability_alive"] = p_alive
         table["probability_no_purchase"] = no_purchase
         basis = pd.Series(no_purchase if churn_basis == "no_purchase" else p_alive)
         table["churn_risk"] = churn_risk_band(basis, churn_bands, churn_basis).array
-        purchases = purchase_model.expected_purchases(rows, int(horizon)).to_numpy()[codes]
+        purchases = outputs["expected_purchases"][codes]
         table["expected_purchases"] = purchases
-        end = features.attrs.get("observation_end", summary.attrs.get("observation_end"))
-        if end is not None and unit is not None:
+        if dated:
             attrs["observation_end"] = str(end)
-            median = purchase_model.next_purchase_quantile(rows, 0.5).to_numpy()[codes]
+            median = outputs["median"][codes]
             table["expected_next_order_date"] = next_order_dates(median, end, unit)
         if next_order_window is not None:
             attrs["next_order_window"] = float(next_order_window)
-            within = purchase_model.probability_purchase_within(rows, float(next_order_window))
-            table["probability_order_within_window"] = within.to_numpy()[codes]
-        del rows, codes
+            table["probability_order_within_window"] = outputs["within"][codes]
+        del outputs, codes
     if gamma_gamma is not None:
         assert summary is not None  # checked above whenever there is a spend model
         rows, codes = _distinct_rows(summary, ["frequency", "monetary_value"])
