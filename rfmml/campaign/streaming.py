@@ -289,12 +289,9 @@ def _chunks(table: FeaturesTable, chunk_rows: int) -> Iterator[pd.DataFrame]:
     import pyarrow as pa
 
     columns = [*table.keys, *table.feature_columns, *table.summary_columns]
-    reader = table.relation(columns).fetch_record_batch(chunk_rows)
-    pending: list[Any] = []
-    count = 0
+    reader = table.relation(columns).to_arrow_reader(chunk_rows)
 
-    def frame_of(batches: list[Any]) -> pd.DataFrame:
-        arrow = pa.Table.from_batches(batches)
+    def frame_of(arrow: Any) -> pd.DataFrame:
         frame = pd.DataFrame(
             {name: _plain(arrow.column(name).to_numpy()) for name in arrow.column_names}
         )
@@ -306,16 +303,20 @@ def _chunks(table: FeaturesTable, chunk_rows: int) -> Iterator[pd.DataFrame]:
         summary.attrs = dict(table.summary_attrs)
         return scoring_frame(features, summary)
 
+    pending: list[Any] = []
+    count = 0
     for batch in reader:  # DuckDB hands back batches of up to chunk_rows rows
         if not batch.num_rows:
             continue
         pending.append(batch)
         count += batch.num_rows
-        if count >= chunk_rows:
-            yield frame_of(pending)
-            pending, count = [], 0
-    if pending:
-        yield frame_of(pending)
+        while count >= chunk_rows:  # exactly chunk_rows customers a chunk (the last: fewer)
+            rows = pa.Table.from_batches(pending)
+            yield frame_of(rows.slice(0, chunk_rows))
+            rest = rows.slice(chunk_rows)
+            pending, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield frame_of(pa.Table.from_batches(pending))
 
 
 def _plain(values: np.ndarray) -> np.ndarray:
