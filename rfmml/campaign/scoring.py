@@ -581,8 +581,6 @@ def _score_customers(
     the row of each customer of ``summary`` (used instead of computing them), and
     ``book`` the loaded playbook (used instead of loading ``playbook``).
     """
-
-
     if not isinstance(features, pd.DataFrame):
         raise TypeError(
             f"score_customers expects features as a pandas DataFrame, got "
@@ -689,7 +687,7 @@ def _score_customers(
         table["churn_risk"] = churn_risk_band(basis, churn_bands, churn_basis).array
         purchases = outputs["expected_purchases"][codes]
         table["expected_purchases"] = purchases
-        if dated:
+        if end is not None and unit is not None:
             attrs["observation_end"] = str(end)
             median = outputs["median"][codes]
             table["expected_next_order_date"] = next_order_dates(median, end, unit)

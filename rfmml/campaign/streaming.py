@@ -52,8 +52,7 @@ from rfmml.campaign.scoring import (
 )
 from rfmml.errors import DataError
 from rfmml.features.combined import FeaturesTable
-from rfmml.models import BetaGeoNBD
-from rfmml.models import _grouping
+from rfmml.models import BetaGeoNBD, _grouping
 from rfmml.segments import RuleSegmenter
 
 __all__ = [
@@ -170,7 +169,9 @@ def _distinct_counts(table: FeaturesTable, column: str, negate: bool) -> tuple[n
     return values[order], counts[order]
 
 
-def quantile_edges_sql(table: FeaturesTable, column: str, n_scores: int, negate: bool) -> np.ndarray:
+def quantile_edges_sql(
+    table: FeaturesTable, column: str, n_scores: int, negate: bool
+) -> np.ndarray:
     """The quantile edges of ``RFMScorer`` (strictly-worse share rule) from value counts.
 
     Score ``k`` needs at least ``ceil((k - 1) * N / n)`` customers strictly below:
@@ -359,6 +360,12 @@ def _whole_ids(table: FeaturesTable) -> list[str]:
     return out
 
 
+@dataclass
+class _State:
+    attrs: dict[str, Any] = field(default_factory=dict)
+    done: int = 0
+
+
 class _Totals:
     """Sums over customers and per segment, added chunk by chunk."""
 
@@ -473,7 +480,7 @@ def score_features_table(
         del rows
 
     totals = _Totals()
-    state = {"attrs": {}, "done": 0}
+    state = _State()
 
     def scored() -> Iterator[pd.DataFrame]:
         for frame in _chunks(table, chunk_rows):
@@ -496,22 +503,27 @@ def score_features_table(
             )  # fmt: skip
             del frame, summary, features
             totals.add(chunk)
-            state["attrs"] = dict(chunk.attrs)
-            state["done"] += len(chunk)
+            state.attrs = dict(chunk.attrs)
+            state.done += len(chunk)
             yield chunk
             if progress is not None:
-                progress(int(state["done"]), table.n_rows)
+                progress(state.done, table.n_rows)
 
     paths, n_rows, columns_out = write_predictions_chunks(
         scored(), out_dir, fingerprints=fingerprints, formats=formats,
         integer_ids=_whole_ids(table), n_rows_hint=table.n_rows,
     )  # fmt: skip
     sums, by_segment = totals.result()
-    return StreamedPredictions(paths, n_rows, dict(state["attrs"]), columns_out, sums, by_segment)
+    return StreamedPredictions(paths, n_rows, state.attrs, columns_out, sums, by_segment)
 
 
-def _score_one_table(table: FeaturesTable, pipeline: ScoringPipeline, out_dir: str | Path,
-                     fingerprints: dict, formats: tuple[str, ...]) -> StreamedPredictions:  # fmt: skip
+def _score_one_table(
+    table: FeaturesTable,
+    pipeline: ScoringPipeline,
+    out_dir: str | Path,
+    fingerprints: dict,
+    formats: tuple[str, ...],
+) -> StreamedPredictions:
     """The pandas path: the whole table scored at once, then written."""
     features, summary = table.to_pandas()
     predictions = pipeline.predict(scoring_frame(features, summary))
