@@ -195,6 +195,8 @@ def _streamed(path: Path, out: Path) -> None:
             "customer_features (RFM + BTYD, one pass)",
             lambda: customer_features_table(tx, freq="D"),
         )
+        # the log is not read again (the pandas job closes it here): DuckDB frees its rows
+        tx.connection.execute(f"DROP TABLE {tx.table}")
         models = st.run("BG/NBD + Gamma-Gamma fits", lambda: (
             fit_on_table(BetaGeoNBD(), table), fit_on_table(GammaGamma(), table)
         ))  # fmt: skip
