@@ -544,6 +544,73 @@ def purchase_outputs(
     return out
 
 
+def clv_purchase_factor(
+    purchase_model: PurchaseModel, rows: pd.DataFrame, horizon: int, discount_rate: float
+) -> np.ndarray:
+    """The purchase part of each row's CLV: discounted expected purchases, alive-weighted.
+
+    :func:`rfmml.models.clv.lifetime_value` of a customer is
+    ``max(expected_order_value(x, m) * factor, 0)`` where ``factor`` depends on the
+    purchase model's columns only; this is that factor on distinct summary rows, by
+    the same steps (a streamed table computes it once for all chunks, where
+    ``lifetime_value`` per chunk would repeat it per chunk). BG/NBD uses its closed
+    form per distinct ``(frequency, T)``, the branch ``lifetime_value`` takes when
+    those rows repeat (the caller checks that they do).
+
+    Parameters
+    ----------
+    purchase_model : PurchaseModel
+        Fitted purchase model.
+    rows : pandas.DataFrame
+        Distinct rows of :func:`purchase_row_columns`.
+    horizon : int
+        Periods of the CLV.
+    discount_rate : float
+        Per-period discount rate.
+
+    Returns
+    -------
+    numpy.ndarray
+        One factor per row of ``rows``.
+    """
+    from rfmml.models import _formulas
+    from rfmml.models._grouping import map_rows
+    from rfmml.models._validation import check_summary
+    from rfmml.models.bgnbd import BetaGeoNBD
+    from rfmml.models.clv import CLV_CHUNK_ELEMENTS
+
+    columns = tuple(dict.fromkeys((*purchase_model.fit_columns, "frequency")))
+    c = check_summary(rows, columns, what="customer_lifetime_value")
+    steps = np.arange(int(horizon) + 1, dtype=float)
+    discount = (1.0 + discount_rate) ** -steps[1:]
+    block = max(1, CLV_CHUNK_ELEMENTS // len(steps))
+    if type(purchase_model) is BetaGeoNBD:
+        theta = tuple(purchase_model.get_fitted_params().values())
+
+        def discounted_if_alive(x: np.ndarray, T: np.ndarray) -> np.ndarray:
+            e = _formulas.bgnbd_expected_purchases_if_alive(
+                steps[:, None], x[None, :], T[None, :], *theta
+            )
+            return discount @ (e[1:] - e[:-1])
+
+        factor = map_rows(discounted_if_alive, c["frequency"], c["T"], chunk_rows=block)
+        factor *= purchase_model._probability_alive(c, theta)
+        return factor
+    keys = purchase_model.fit_columns
+
+    def discounted(*cols: np.ndarray) -> np.ndarray:
+        part = pd.DataFrame(dict(zip(keys, cols, strict=True)))
+        total = np.zeros(len(part))
+        previous = purchase_model.expected_purchases(part, 0.0).to_numpy()
+        for k in range(1, len(steps)):
+            current = purchase_model.expected_purchases(part, steps[k]).to_numpy()
+            total += discount[k - 1] * (current - previous)
+            previous = current
+        return total
+
+    return map_rows(discounted, *(c[k] for k in keys), chunk_rows=block)
+
+
 def purchase_row_columns(purchase_model: PurchaseModel, summary_columns: Any) -> list[str]:
     """The summary columns the purchase model's outputs depend on (present ones, in order)."""
     wanted = dict.fromkeys([*purchase_model.fit_columns, "recency"])
@@ -704,11 +771,23 @@ def _score_customers(
     if purchase_model is not None and gamma_gamma is not None:
         assert summary is not None  # checked above
         table["expected_spend"] = purchases * order_value
-        # per customer: lifetime_value groups the purchase part by distinct (frequency, T)
-        clv = lifetime_value(
-            purchase_model, gamma_gamma, summary, int(horizon), discount_rate, attrs["freq"]
-        )
-        table["clv"] = clv.to_numpy()
+        if purchase_rows is not None and "clv_factor" in purchase_rows[0]:
+            # the purchase part computed once on distinct rows; the spend part per customer
+            from rfmml.models.gamma_gamma import expected_order_value_rows
+
+            clv_values = expected_order_value_rows(
+                summary["frequency"].to_numpy(dtype=float),
+                summary["monetary_value"].to_numpy(dtype=float),
+                tuple(gamma_gamma.get_fitted_params().values()),
+            )
+            clv_values *= purchase_rows[0]["clv_factor"][purchase_rows[1]]
+            table["clv"] = np.maximum(clv_values, 0.0, out=clv_values)
+        else:
+            # per customer: lifetime_value groups the purchase part by distinct (frequency, T)
+            clv = lifetime_value(
+                purchase_model, gamma_gamma, summary, int(horizon), discount_rate, attrs["freq"]
+            )
+            table["clv"] = clv.to_numpy()
 
     if interval and uses_summary:
         assert summary is not None

@@ -8,7 +8,8 @@ by the chunk size, not by the number of customers:
 1. what needs all customers is computed once, without the customer table in
    pandas: the purchase model's outputs on the distinct ``(frequency, recency,
    T)`` rows (``SELECT DISTINCT`` in DuckDB; a small fraction of the customers
-   with whole-period summaries), gathered back per chunk;
+   with whole-period summaries), the purchase part of the CLV included
+   (:func:`~rfmml.campaign.scoring.clv_purchase_factor`), gathered back per chunk;
 2. each chunk of customers (``chunk_rows``, in customer-id order, the order of
    :func:`~rfmml.features.customer_features`) is scored by the code of
    :func:`~rfmml.campaign.score_customers` and appended to ``predictions.parquet``
@@ -47,6 +48,7 @@ from rfmml.campaign.pipeline_model import BTYD_COLUMNS, ScoringPipeline, scoring
 from rfmml.campaign.playbook import load_playbook
 from rfmml.campaign.scoring import (
     _score_customers,
+    clv_purchase_factor,
     purchase_outputs,
     purchase_row_columns,
 )
@@ -476,6 +478,10 @@ def score_features_table(
             model, rows, int(pipeline.horizon), median=end is not None and unit is not None,
             next_order_window=pipeline.next_order_window,
         )  # fmt: skip
+        if pipeline.gamma_gamma is not None:
+            outputs["clv_factor"] = clv_purchase_factor(
+                model, rows, int(pipeline.horizon), float(pipeline.discount_rate)
+            )
         purchase = (outputs, _RowCodes(rows, columns))
         del rows
 
