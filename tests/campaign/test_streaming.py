@@ -128,3 +128,50 @@ def test_next_order_dates_past_2262_are_never() -> None:
     dates = next_order_dates(np.array([10.0, 90_000.0, np.inf]), "2020-01-01", "D")
     assert dates[0] == np.datetime64("2020-01-11")
     assert np.isnat(dates[1]) and np.isnat(dates[2])
+
+
+def test_other_settings_and_models_stream_the_same(tmp_path: Path) -> None:
+    """Pareto/NBD (its CLV by steps), a discount rate, a window, the alive basis."""
+    from rfmml.models import ParetoNBD
+
+    tx, freq = _log("cdnow")
+    log = ScannedLog.from_pandas(tx)
+    features, summary = customer_features(log, freq=freq)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline = ScoringPipeline(
+            rule_segmenter=RuleSegmenter("rf_grid").fit(features),
+            purchase_model=ParetoNBD().fit(summary),
+            gamma_gamma=GammaGamma(zero_spend="exclude").fit(summary),
+            horizon=26, discount_rate=0.01, freq=freq, next_order_window=4,
+            churn_basis="alive",
+        )  # fmt: skip
+    write_predictions(pipeline.predict(scoring_frame(features, summary)), tmp_path / "pandas",
+                      fingerprints={}, formats=("parquet", "csv"))  # fmt: skip
+    table = customer_features_table(log, freq=freq)
+    score_features_table(table, pipeline, tmp_path / "streamed", fingerprints={}, chunk_rows=5_000)
+    log.close()
+    _same_files(tmp_path / "pandas", tmp_path / "streamed")
+
+
+def test_a_log_without_amounts_streams_the_same(tmp_path: Path) -> None:
+    from rfmml.segments import RFMScorer
+
+    tx = simulate_transactions(2_000, random_state=3).drop(columns="amount")
+    log = ScannedLog.from_pandas(tx)
+    features, summary = customer_features(log, freq="D")
+    assert "monetary_value" not in summary.columns
+    rules = RuleSegmenter("rf_grid", scorer=RFMScorer(monetary_col="n_orders"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline = ScoringPipeline(rule_segmenter=rules.fit(features),
+                                   purchase_model=BetaGeoNBD().fit(summary), freq="D")  # fmt: skip
+    write_predictions(pipeline.predict(scoring_frame(features, summary)), tmp_path / "pandas",
+                      fingerprints={})  # fmt: skip
+    table = customer_features_table(log, freq="D")
+    edges = fit_rule_segmenter(RuleSegmenter("rf_grid", scorer=RFMScorer(monetary_col="n_orders")),
+                               table).scorer_.edges_  # fmt: skip
+    pd.testing.assert_frame_equal(edges, pipeline.rule_segmenter.scorer_.edges_)
+    score_features_table(table, pipeline, tmp_path / "streamed", fingerprints={}, chunk_rows=600)
+    log.close()
+    _same_files(tmp_path / "pandas", tmp_path / "streamed")
