@@ -762,7 +762,7 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
         scoring_frame,
         write_predictions,
     )
-    from rfmml.campaign.streaming import score_features_table
+    from rfmml.campaign.streaming import export_segment_lists_from_file, score_features_table
     from rfmml.features import customer_features
     from rfmml.features.combined import customer_features_table
     from rfmml.pipeline import fingerprint
@@ -825,9 +825,15 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
                     )  # fmt: skip
                 features.drop()
                 paths = streamed.paths
-                table = _list_columns(paths["parquet"]) if "segment" in streamed.columns else None
+                table = None
             step("writing segment lists")
-            if table is not None and "segment" in table.columns:
+            if table is None and "segment" in streamed.columns:
+                export_segment_lists_from_file(paths["parquet"], target / "segments",
+                                               hash_ids=hash_ids, salt=salt)  # fmt: skip
+                if before is not None:  # the changes join both runs: read the lists' columns
+                    export_segment_changes(before, _list_columns(paths["parquet"]),
+                                           target / "changes", hash_ids=hash_ids, salt=salt)  # fmt: skip
+            elif table is not None and "segment" in table.columns:
                 export_segment_lists(table, target / "segments", hash_ids=hash_ids, salt=salt)
                 if before is not None:
                     export_segment_changes(before, table, target / "changes",

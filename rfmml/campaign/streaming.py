@@ -541,3 +541,126 @@ def _score_one_table(
     return StreamedPredictions(paths, len(predictions), dict(predictions.attrs),
                                [str(c) for c in predictions.reset_index(drop=True).columns],
                                sums, by_segment, streamed=False)  # fmt: skip
+
+
+def export_segment_lists_from_file(
+    path: Path,
+    out_dir: str | Path,
+    *,
+    hash_ids: bool = False,
+    salt: str | None = None,
+    chunk_rows: int = 500_000,
+) -> dict[str, Path]:
+    """:func:`~rfmml.campaign.export_segment_lists` of a ``predictions.parquet``, streamed.
+
+    Each segment's customers are read from the file by DuckDB, highest ``clv`` first
+    (ties in file order, as the stable sort of the pandas lists), and written a chunk
+    at a time: the same files, without the predictions in pandas.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A ``predictions.parquet`` written with its ``predictions.meta.json``.
+    out_dir : str or pathlib.Path
+        Destination folder (created).
+    hash_ids, salt
+        As :func:`~rfmml.campaign.export_segment_lists`.
+    chunk_rows : int
+        Rows read and written at a time.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        Segment name to its file.
+    """
+    import json
+
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from rfmml._documents import replacing
+    from rfmml.campaign._csv import CsvChunks
+    from rfmml.campaign.exports import to_safe_csv
+    from rfmml.campaign.lists import (
+        LIST_COLUMNS,
+        _check_hash_args,
+        _prepare_export,
+        _unique_slugs,
+    )
+
+    _check_hash_args(hash_ids, salt, "export_segment_lists")
+    meta = json.loads(path.with_name("predictions.meta.json").read_text(encoding="utf-8"))
+    keys = [k for k in meta.get("index", []) if k in meta["columns"]]
+    columns = [c for c in LIST_COLUMNS if c in meta["columns"]]
+    if "customer_id" in columns:
+        at = columns.index("customer_id") + 1
+        columns[at:at] = [k for k in keys[1:] if k not in columns]
+    file = pq.ParquetFile(path)
+    segment_type = file.schema_arrow.field("segment").type
+    if file.metadata.num_rows == 0 or str(file.schema_arrow.field("customer_id").type) in (
+        "double",
+        "float",
+    ):  # float ids: the lists decide per list whether they are whole numbers
+        from rfmml.campaign.lists import export_segment_lists
+
+        table = pd.read_parquet(path, columns=list(dict.fromkeys([*keys, *columns])))
+        if keys:
+            table.index = pd.MultiIndex.from_frame(table[keys]) if len(keys) > 1 else (
+                pd.Index(table[keys[0]], name=keys[0]))  # fmt: skip
+        return export_segment_lists(table, out_dir, hash_ids=hash_ids, salt=salt)
+    if hasattr(segment_type, "value_type"):  # categorical: every category gets a list
+        first = file.read_row_group(0, columns=["segment"]).column("segment").chunk(0)
+        names = [str(v) for v in first.dictionary.to_pylist()]
+    else:
+        names = sorted(
+            str(v[0]) for v in duckdb.sql(
+                f"SELECT DISTINCT segment FROM read_parquet('{_sql_path(path)}')"
+            ).fetchall()
+        )  # fmt: skip
+    slugs = _unique_slugs(names, "export_segment_lists")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = true")
+    order = "ORDER BY clv DESC, file_row_number" if "clv" in columns else "ORDER BY file_row_number"
+    cols = ", ".join(_q(c) for c in columns)
+    written: dict[str, Path] = {}
+    try:
+        missing = con.sql(
+            f"SELECT count(*) FROM read_parquet('{_sql_path(path)}') WHERE segment IS NULL"
+        ).fetchall()[0][0]
+        if missing:
+            raise DataError(
+                f"segment_lists: column 'segment' has {missing} of {file.metadata.num_rows} "
+                "missing values; every customer needs a segment for the lists to add up."
+            )
+        for name in names:
+            target = out / f"{slugs[name]}.csv"
+            reader = con.sql(
+                f"SELECT {cols} FROM read_parquet('{_sql_path(path)}', file_row_number = true) "
+                f"WHERE CAST(segment AS VARCHAR) = $name {order}",
+                params={"name": name},
+            ).to_arrow_reader(chunk_rows)
+            wrote = False
+            with replacing(target) as temporary, open(temporary, "wb") as handle:
+                writer = CsvChunks(handle)
+                try:
+                    for batch in reader:
+                        if not batch.num_rows:
+                            continue
+                        frame = batch.to_pandas()
+                        writer.write(_prepare_export(frame, hash_ids, salt))
+                        wrote = True
+                finally:
+                    writer.close()
+            if not wrote:  # an empty segment: a header-only file
+                empty = file.schema_arrow.empty_table().select(columns).to_pandas()
+                to_safe_csv(_prepare_export(empty, hash_ids, salt), target)
+            written[name] = target
+    finally:
+        con.close()
+    return written
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")

@@ -175,3 +175,30 @@ def test_a_log_without_amounts_streams_the_same(tmp_path: Path) -> None:
     score_features_table(table, pipeline, tmp_path / "streamed", fingerprints={}, chunk_rows=600)
     log.close()
     _same_files(tmp_path / "pandas", tmp_path / "streamed")
+
+
+@pytest.mark.parametrize("hashed", [False, True])
+def test_segment_lists_from_the_file_equal_the_pandas_lists(tmp_path: Path, hashed: bool) -> None:
+    from rfmml.campaign import export_segment_lists
+    from rfmml.campaign.streaming import export_segment_lists_from_file
+
+    tx, freq = _log("cdnow")
+    log = ScannedLog.from_pandas(tx)
+    features, summary = customer_features(log, freq=freq)
+    log.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline = ScoringPipeline(rule_segmenter=RuleSegmenter("rfm11").fit(features),
+                                   purchase_model=BetaGeoNBD().fit(summary),
+                                   gamma_gamma=GammaGamma(zero_spend="exclude").fit(summary),
+                                   freq=freq)  # fmt: skip
+    predictions = pipeline.predict(scoring_frame(features, summary))
+    paths = write_predictions(predictions, tmp_path / "run", fingerprints={})
+    salt = "s3cret" if hashed else None
+    want = export_segment_lists(predictions, tmp_path / "pandas", hash_ids=hashed, salt=salt)
+    got = export_segment_lists_from_file(paths["parquet"], tmp_path / "file", hash_ids=hashed,
+                                         salt=salt, chunk_rows=1_000)  # fmt: skip
+    assert list(got) == list(want)
+    assert any(p.stat().st_size > 200 for p in want.values())
+    for name, path in want.items():
+        assert got[name].read_bytes() == path.read_bytes(), name
