@@ -831,8 +831,9 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
                 export_segment_lists_from_file(paths["parquet"], target / "segments",
                                                hash_ids=hash_ids, salt=salt)  # fmt: skip
                 if before is not None:  # the changes join both runs: read the lists' columns
-                    export_segment_changes(before, _list_columns(paths["parquet"]),
-                                           target / "changes", hash_ids=hash_ids, salt=salt)  # fmt: skip
+                    current = _list_columns(paths["parquet"])
+                    export_segment_changes(before, current, target / "changes",
+                                           hash_ids=hash_ids, salt=salt)  # fmt: skip
             elif table is not None and "segment" in table.columns:
                 export_segment_lists(table, target / "segments", hash_ids=hash_ids, salt=salt)
                 if before is not None:

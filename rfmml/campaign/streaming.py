@@ -612,11 +612,10 @@ def export_segment_lists_from_file(
         first = file.read_row_group(0, columns=["segment"]).column("segment").chunk(0)
         names = [str(v) for v in first.dictionary.to_pylist()]
     else:
-        names = sorted(
-            str(v[0]) for v in duckdb.sql(
-                f"SELECT DISTINCT segment FROM read_parquet('{_sql_path(path)}')"
-            ).fetchall()
-        )  # fmt: skip
+        distinct = duckdb.execute(
+            f"SELECT DISTINCT segment FROM read_parquet('{_sql_path(path)}')"
+        ).fetchall()
+        names = sorted(str(v[0]) for v in distinct)
     slugs = _unique_slugs(names, "export_segment_lists")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
