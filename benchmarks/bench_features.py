@@ -105,7 +105,8 @@ def main() -> None:
         print(n, ours, theirs, flush=True)
 
     lines = [
-        "## Features: BTYD summary (`benchmarks/bench_features.py`)",
+        "## Features: BTYD summary (`benchmarks/bench_features.py`)"
+        + ("" if args.section == "bench_features" else f", section {args.section}"),
         "",
         f"Machine: {platform.machine()}, {psutil_cpus()} cores, Python {platform.python_version()}."
         ' Wall time and peak extra resident memory of `btyd_summary(tx, freq="D")` (rfmml,'
