@@ -202,3 +202,24 @@ def test_segment_lists_from_the_file_equal_the_pandas_lists(tmp_path: Path, hash
     assert any(p.stat().st_size > 200 for p in want.values())
     for name, path in want.items():
         assert got[name].read_bytes() == path.read_bytes(), name
+
+
+def test_a_grouped_table_streams_the_same(tmp_path: Path) -> None:
+    tx = simulate_transactions(3_000, random_state=5)
+    tx["channel"] = np.where(tx.index % 3 == 0, "web", "store")
+    log = ScannedLog.from_pandas(tx)
+    features, summary = customer_features(log, freq="D", group="channel")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline = ScoringPipeline(rule_segmenter=RuleSegmenter("rfm11").fit(features),
+                                   purchase_model=BetaGeoNBD().fit(summary),
+                                   gamma_gamma=GammaGamma(zero_spend="exclude").fit(summary),
+                                   freq="D", group="channel")  # fmt: skip
+    write_predictions(pipeline.predict(scoring_frame(features, summary)), tmp_path / "pandas",
+                      fingerprints={})  # fmt: skip
+    table = customer_features_table(log, freq="D", group="channel", partition_rows=2_000)
+    edges = fit_rule_segmenter(RuleSegmenter("rfm11"), table).scorer_.edges_
+    pd.testing.assert_frame_equal(edges, pipeline.rule_segmenter.scorer_.edges_)
+    score_features_table(table, pipeline, tmp_path / "streamed", fingerprints={}, chunk_rows=500)
+    log.close()
+    _same_files(tmp_path / "pandas", tmp_path / "streamed")
