@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -41,6 +43,14 @@ def synthetic_log(n_rows: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"customer_id": customer, "timestamp": timestamp, "amount": amount})
 
 
+def _measure(fn) -> dict:
+    """:func:`measure` plus the process's CPU seconds (all threads) during the call."""
+    cpu = time.process_time()
+    result = measure(fn)
+    result["cpu"] = time.process_time() - cpu
+    return result
+
+
 def _child(library: str, n_rows: int) -> None:
     tx = synthetic_log(n_rows)
     if library == "rfmml":
@@ -48,13 +58,13 @@ def _child(library: str, n_rows: int) -> None:
 
         from rfmml.features import btyd_summary
 
-        result = measure(lambda: btyd_summary(tx, freq="D"))
+        result = _measure(lambda: btyd_summary(tx, freq="D"))
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from lifetimes.utils import summary_data_from_transaction_data
 
-            result = measure(
+            result = _measure(
                 lambda: summary_data_from_transaction_data(
                     tx, "customer_id", "timestamp", "amount", freq="D"
                 )
@@ -68,6 +78,11 @@ def main() -> None:
     parser.add_argument("--rfmml-only", default="1e8")
     parser.add_argument("--lifetimes-max", type=float, default=5e7)
     parser.add_argument("--child", nargs=2, metavar=("LIBRARY", "ROWS"))
+    parser.add_argument(
+        "--section",
+        default="bench_features",
+        help="RESULTS.md section to write (another name keeps the issue-2 table as it is)",
+    )
     args = parser.parse_args()
     if args.child:
         _child(args.child[0], int(float(args.child[1])))
@@ -76,49 +91,64 @@ def main() -> None:
     sizes = [int(float(s)) for s in args.sizes.split(",") if s]
     extra = [int(float(s)) for s in args.rfmml_only.split(",") if s]
     rows = []
+    loads = [os.getloadavg()[0]]
     for n in sizes + extra:
         ours = run_isolated(__file__, "--child", "rfmml", str(n), timeout=1800)
+        loads.append(os.getloadavg()[0])
         theirs = (
             run_isolated(__file__, "--child", "lifetimes", str(n), timeout=1800)
             if n in sizes and n <= args.lifetimes_max
             else None
         )
+        loads.append(os.getloadavg()[0])
         rows.append((n, ours, theirs))
         print(n, ours, theirs, flush=True)
 
     lines = [
-        "## Features: BTYD summary (`benchmarks/bench_features.py`)",
+        "## Features: BTYD summary (`benchmarks/bench_features.py`)"
+        + ("" if args.section == "bench_features" else f", section {args.section}"),
         "",
         f"Machine: {platform.machine()}, {psutil_cpus()} cores, Python {platform.python_version()}."
         ' Wall time and peak extra resident memory of `btyd_summary(tx, freq="D")` (rfmml,'
         " DuckDB engine, pandas in and out) and `summary_data_from_transaction_data` (lifetimes"
         " 0.11.3) on the same in-memory pandas log; one fresh process per cell.",
         "",
-        "| rows | customers | rfmml s | rfmml GiB | lifetimes s | lifetimes GiB | speed-up "
-        "| memory ratio |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| rows | customers | rfmml s | rfmml CPU s | rfmml GiB | lifetimes s | lifetimes CPU s "
+        "| lifetimes GiB | speed-up | CPU speed-up | memory ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, ours, theirs in rows:
         if "error" in ours:
-            lines.append(f"| {n:,} | {n // 3:,} | error: {ours['error']} | | | | | |")
+            lines.append(f"| {n:,} | {n // 3:,} | error: {ours['error']} | | | | | | | | |")
             continue
-        cells = [f"{n:,}", f"{n // 3:,}", f"{ours['seconds']:.2f}", gib(ours["peak_bytes"])]
+        cells = [f"{n:,}", f"{n // 3:,}", f"{ours['seconds']:.2f}", _cpu(ours),
+                 gib(ours["peak_bytes"])]  # fmt: skip
         if theirs and "error" not in theirs:
             cells += [
                 f"{theirs['seconds']:.2f}",
+                _cpu(theirs),
                 gib(theirs["peak_bytes"]),
                 f"{theirs['seconds'] / ours['seconds']:.1f}x",
+                f"{theirs['cpu'] / ours['cpu']:.1f}x" if "cpu" in ours and "cpu" in theirs else "",
                 f"{ours['peak_bytes'] / max(theirs['peak_bytes'], 1):.2f}",
             ]
         else:
-            cells += ["not run", "", "", ""]
+            cells += ["not run", "", "", "", "", ""]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         "Targets (issue 2): at least 5x faster than lifetimes at 10M and 50M rows with at most half"
         " its peak memory (memory ratio <= 0.5); 100M rows in under 60 s within 8 GiB.",
+        "",
+        "Load average (1 min) before and after each cell: "
+        + ", ".join(f"{v:.1f}" for v in loads)
+        + f"; run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
     ]
-    write_section("bench_features", "\n".join(lines))
+    write_section(args.section, "\n".join(lines))
+
+
+def _cpu(result: dict) -> str:
+    return f"{result['cpu']:.2f}" if "cpu" in result else ""
 
 
 def psutil_cpus() -> int:

@@ -132,6 +132,11 @@ def _child(mode: str, path: Path, out: Path) -> None:
             )
         print(st.result())
         return
+    import importlib.util
+
+    if mode == "after" and importlib.util.find_spec("rfmml.campaign.streaming") is not None:
+        _streamed(path, out)
+        return
     from rfmml.campaign import score_customers, write_predictions
     from rfmml.data import read_transactions
     from rfmml.features import btyd_summary, rfm_table
@@ -172,6 +177,40 @@ def _child(mode: str, path: Path, out: Path) -> None:
         st.run("write CSV", lambda: write_predictions(
             table, out / mode, fingerprints={}, formats=("csv",)))  # fmt: skip
     print(st.result(customers=len(table), parquet_on_disk=on_disk))
+
+
+def _streamed(path: Path, out: Path) -> None:
+    """The streamed job: features in a DuckDB table, scored and written per 1M customers."""
+    from rfmml.campaign import ScoringPipeline
+    from rfmml.campaign.streaming import fit_on_table, fit_rule_segmenter, score_features_table
+    from rfmml.data import scan_transactions
+    from rfmml.features.combined import customer_features_table
+    from rfmml.models import BetaGeoNBD, GammaGamma
+    from rfmml.segments import RuleSegmenter
+
+    warnings.simplefilter("ignore")
+    with Stages() as st:
+        tx, _ = st.run("scan_transactions", lambda: scan_transactions(path))
+        table = st.run(
+            "customer_features (RFM + BTYD, one pass)",
+            lambda: customer_features_table(tx, freq="D"),
+        )
+        # the log is not read again (the pandas job closes it here): DuckDB frees its rows
+        tx.connection.execute(f"DROP TABLE {tx.table}")
+        models = st.run("BG/NBD + Gamma-Gamma fits", lambda: (
+            fit_on_table(BetaGeoNBD(), table), fit_on_table(GammaGamma(), table)
+        ))  # fmt: skip
+        rules = st.run("rule segments (rfm11 fit)",
+                       lambda: fit_rule_segmenter(RuleSegmenter("rfm11"), table))  # fmt: skip
+        pipeline = ScoringPipeline(rule_segmenter=rules, purchase_model=models[0],
+                                   gamma_gamma=models[1], horizon=30, freq="D",
+                                   next_order_window=None, churn_basis="no_purchase")  # fmt: skip
+        written = st.run(
+            "score_customers + write Parquet and CSV (streamed, 1M customers a chunk)",
+            lambda: score_features_table(table, pipeline, out / "after", fingerprints={}),
+        )
+        tx.close()
+    print(st.result(customers=written.n_rows))
 
 
 def _cell(row: dict | None) -> list[str]:

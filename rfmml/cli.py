@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import sys
@@ -183,20 +184,58 @@ def _progress() -> Progress:
     )
 
 
+class _Steps:
+    """``step(description)`` moves the stage bar on; :meth:`bar` adds a bar of items."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self.progress = progress
+        self.task = progress.add_task("starting", total=total)
+        self.started = False
+
+    def __call__(self, description: str) -> None:
+        advance = 1 if self.started else 0
+        self.progress.update(self.task, description=description, advance=advance)
+        self.started = True
+
+    @contextlib.contextmanager
+    def bar(self, description: str, total: int) -> Iterator[Callable[[int, int], None]]:
+        """A second bar (e.g. customers scored) under the stages; yields ``advance(done, of)``."""
+        task = self.progress.add_task(description, total=total)
+
+        def advance(done: int, of: int) -> None:
+            self.progress.update(task, completed=done, total=of)
+
+        try:
+            yield advance
+        finally:
+            self.progress.remove_task(task)
+
+
 @contextlib.contextmanager
-def _stages(total: int) -> Iterator[Callable[[str], None]]:
-    """A progress bar over the stages of a long command; yields ``step(description)``."""
+def _stages(total: int) -> Iterator[_Steps]:
+    """A progress bar over the stages of a long command; yields ``step(description)``.
+
+    The bar is drawn on a terminal only (rich leaves it out when stderr is a file or
+    a pipe) and removed when the command ends.
+    """
     with _progress() as progress:
-        task = progress.add_task("starting", total=total)
-        started = False
+        steps = _Steps(progress, total)
+        yield steps
+        progress.update(steps.task, completed=total)
 
-        def step(description: str) -> None:
-            nonlocal started
-            progress.update(task, description=description, advance=1 if started else 0)
-            started = True
 
-        yield step
-        progress.update(task, completed=total)
+def _list_columns(path: Path) -> pd.DataFrame:
+    """The columns of the segment lists (and changes), read back from predictions.parquet."""
+    from rfmml.campaign.lists import LIST_COLUMNS
+
+    meta = json.loads(path.with_name("predictions.meta.json").read_text(encoding="utf-8"))
+    keys = [k for k in meta.get("index", []) if k in meta["columns"]]
+    wanted = [c for c in meta["columns"] if c in (*keys, *LIST_COLUMNS)]
+    table = pd.read_parquet(path, columns=wanted)
+    if keys:
+        table.index = (pd.Index(table[keys[0]], name=keys[0]) if len(keys) == 1
+                       else pd.MultiIndex.from_frame(table[keys]))  # fmt: skip
+    return table
 
 
 def _same_file(a: str | Path, b: str | Path) -> bool:
@@ -748,7 +787,9 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
         scoring_frame,
         write_predictions,
     )
+    from rfmml.campaign.streaming import export_segment_lists_from_file, score_features_table
     from rfmml.features import customer_features
+    from rfmml.features.combined import customer_features_table
     from rfmml.pipeline import fingerprint
 
     # every option is checked before anything is read or written
@@ -782,12 +823,6 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
                         "on a log without amounts"
                     )
                 _say_no_spend()
-            step("features: RFM table and BTYD summary (one pass)")
-            end, group = reader["observation_end"], reader["group"]
-            frame = scoring_frame(*customer_features(log, end, pipeline.freq, group))
-            step(f"scoring {len(frame):,} customers")
-            table = pipeline.predict(frame)
-            del frame
             step("fingerprinting the transactions")
             # chunk by chunk: the same fingerprint as of the whole frame, never built
             fingerprints = {
@@ -796,16 +831,42 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
                 "gamma_gamma": getattr(pipeline.gamma_gamma, "training_fingerprint_", None),
                 "model_dir": str(Path(model_dir).resolve()),
             }
-            step("writing predictions and lists")
-            paths = write_predictions(table, target, fingerprints=fingerprints, formats=formats)
-            if "segment" in table.columns:
+            step("features: RFM table and BTYD summary (one pass)")
+            end, group = reader["observation_end"], reader["group"]
+            if "order_id" in log.columns:  # orders counted per order id: the pandas tables
+                frame = scoring_frame(*customer_features(log, end, pipeline.freq, group))
+                step(f"scoring and writing {len(frame):,} customers")
+                table = pipeline.predict(frame)
+                del frame
+                paths = write_predictions(table, target, fingerprints=fingerprints,
+                                          formats=formats)  # fmt: skip
+            else:  # features stay in DuckDB; scored and written a chunk of customers at a time
+                features = customer_features_table(log, end, pipeline.freq, group)
+                step(f"scoring and writing {features.n_rows:,} customers")
+                with step.bar("customers", features.n_rows) as advance:
+                    streamed = score_features_table(
+                        features, pipeline, target, fingerprints=fingerprints, formats=formats,
+                        progress=advance,
+                    )  # fmt: skip
+                features.drop()
+                paths = streamed.paths
+                table = None
+            step("writing segment lists")
+            if table is None and "segment" in streamed.columns:
+                export_segment_lists_from_file(paths["parquet"], target / "segments",
+                                               hash_ids=hash_ids, salt=salt)  # fmt: skip
+                if before is not None:  # the changes join both runs: read the lists' columns
+                    current = _list_columns(paths["parquet"])
+                    export_segment_changes(before, current, target / "changes",
+                                           hash_ids=hash_ids, salt=salt)  # fmt: skip
+            elif table is not None and "segment" in table.columns:
                 export_segment_lists(table, target / "segments", hash_ids=hash_ids, salt=salt)
                 if before is not None:
                     export_segment_changes(before, table, target / "changes",
                                            hash_ids=hash_ids, salt=salt)  # fmt: skip
             from rfmml.report import build_report
 
-            n_scored = len(table)
+            n_scored = len(table) if table is not None else streamed.n_rows
             del table
             step("building the report")
             report = build_report(output, transactions=log)  # grouped in DuckDB

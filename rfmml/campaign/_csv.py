@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
-__all__ = ["CHUNK_ROWS", "column_sql", "write_csv", "write_csv_batches"]
+__all__ = ["CHUNK_ROWS", "CsvChunks", "column_sql", "write_csv", "write_csv_batches"]
 
 #: Rows per chunk converted to Arrow and formatted by DuckDB.
 CHUNK_ROWS = 500_000
@@ -218,3 +218,85 @@ def write_csv(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS) -> 
     with open(path, "wb") as out:
         write_csv_batches(_pandas_batches(frame, chunk_rows), expressions, names, out)
     return True
+
+
+class CsvChunks:
+    """Append pandas chunks to one spreadsheet-safe CSV: the bytes :func:`write_csv` writes.
+
+    The SQL of each column is chosen on the first chunk (:func:`column_sql`) and
+    must be the same for every later chunk (a date column whose values are whole
+    days in one chunk and not in another would be written in two formats; that
+    raises). When a kind is not handled, every chunk goes through pandas' ``to_csv``
+    (neutralised cells, the header once), which writes the same bytes for chunks as
+    for the whole table.
+
+    Parameters
+    ----------
+    out : binary file
+        Destination, open for writing.
+    """
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self._expressions: list[str] | None = None
+        self._pandas = False
+        self._con: Any = None
+        self._started = False
+
+    def _columns_sql(self, frame: pd.DataFrame) -> list[str] | None:
+        if isinstance(frame.columns, pd.MultiIndex):
+            return None
+        out = []
+        for i in range(frame.shape[1]):
+            sql = column_sql(frame.iloc[:, i], _q(f"c{i}"))
+            if sql is None:
+                return None
+            out.append(sql)
+        return out
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append the rows of ``frame`` (flat, not neutralised; the header with the first)."""
+        if not self._started:
+            self._started = True
+            self._expressions = self._columns_sql(frame)
+            self._pandas = self._expressions is None
+            if not self._pandas:
+                import duckdb
+
+                self.out.write(_header(list(frame.columns)))
+                self._con = duckdb.connect()
+                self._con.execute("SET preserve_insertion_order = true")
+        elif not self._pandas and self._columns_sql(frame) != self._expressions:
+            raise RuntimeError(
+                "CSV chunks: a column's kind or format changed from one chunk to the next "
+                "(e.g. dates with and without a time of day); write the table in one piece"
+            )
+        if self._pandas:
+            self._write_pandas(frame)
+            return
+        assert self._expressions is not None
+        sql = _lines_sql(self._expressions)
+        for batch in _pandas_batches(frame, CHUNK_ROWS):
+            self._con.register("batch", batch)
+            lines = self._con.sql(sql).to_arrow_table().column("line")
+            self._con.unregister("batch")
+            for chunk in lines.chunks:
+                self.out.write(_string_bytes(chunk))
+
+    def _write_pandas(self, frame: pd.DataFrame) -> None:
+        import io
+
+        from rfmml.campaign.exports import _CSV_FLOAT, neutralize_cells
+
+        text = io.StringIO()
+        neutralize_cells(frame).to_csv(
+            text, index=False, header=self.out.tell() == 0, encoding="utf-8",
+            lineterminator="\r\n", float_format=_CSV_FLOAT,
+        )  # fmt: skip
+        self.out.write(text.getvalue().encode("utf-8"))
+
+    def close(self) -> None:
+        """Release the DuckDB connection (the file stays open: the caller's)."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None

@@ -10,10 +10,11 @@ left alone: ``-3.5`` in a float column is a number, not a formula.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "replacing",
     "to_safe_csv",
     "write_predictions",
+    "write_predictions_chunks",
 ]
 
 #: First characters that make a spreadsheet treat a text cell as a formula.
@@ -409,6 +411,117 @@ def write_predictions(
     with replacing(paths["meta"]) as temporary:
         write_document(temporary, PREDICTIONS_FORMAT, PREDICTIONS_FORMAT_VERSION, meta)
     return paths
+
+
+def write_predictions_chunks(
+    chunks: Iterable[pd.DataFrame],
+    out_dir: str | Path,
+    *,
+    fingerprints: dict,
+    formats: Sequence[str] = ("parquet", "csv"),
+    integer_ids: Collection[str] = (),
+    n_rows_hint: int | None = None,
+) -> tuple[dict[str, Path], int, list[str]]:
+    """:func:`write_predictions` of a table that comes in chunks of rows, one chunk in memory.
+
+    Each chunk (consecutive rows of one predictions table, same columns and
+    ``attrs``) is appended to ``predictions.parquet`` (one row group per chunk)
+    and ``predictions.csv`` as it comes; the files are those
+    :func:`write_predictions` writes for the concatenated table (same Parquet
+    content, same CSV bytes), and ``predictions.meta.json`` counts every row.
+
+    Parameters
+    ----------
+    chunks : iterable of pandas.DataFrame
+        The table's rows, in order (at least one chunk).
+    out_dir : str or pathlib.Path
+        Destination folder (created).
+    fingerprints : dict
+        As :func:`write_predictions`.
+    formats : sequence of {"parquet", "csv"}
+        Table formats to write.
+    integer_ids : collection of str
+        Float ``*_id`` columns holding only whole numbers in the whole table:
+        written as integers in the CSV (what :func:`to_safe_csv` decides from all
+        rows, which a chunk cannot).
+    n_rows_hint : int, optional
+        The table's rows, when known: a table of at most
+        :data:`rfmml.campaign._parquet.CHUNK_ROWS` rows gets its ``attrs`` in the
+        Parquet schema, as :func:`write_predictions` writes it.
+
+    Returns
+    -------
+    paths : dict of str to pathlib.Path
+        ``"parquet"``, ``"csv"`` (those requested) and ``"meta"``.
+    n_rows : int
+        Rows written.
+    columns : list of str
+        Columns of the files.
+    """
+    if not isinstance(fingerprints, Mapping):
+        raise TypeError(
+            "fingerprints must be a dict of name -> fingerprint, e.g. "
+            f"{{'bgnbd': model.training_fingerprint_}}, got {type(fingerprints).__name__}."
+        )
+    chosen = _check_formats(formats)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    n_rows = 0
+    first: pd.DataFrame | None = None
+    attrs: dict = {}
+    with contextlib.ExitStack() as stack:
+        parquet = csv = None
+        if "parquet" in chosen:
+            paths["parquet"] = out / "predictions.parquet"
+            small = n_rows_hint is not None and n_rows_hint <= _parquet.CHUNK_ROWS
+            temporary = stack.enter_context(replacing(paths["parquet"]))
+            parquet = _parquet.ParquetChunks(temporary, with_attrs=small)
+            stack.callback(parquet.close)
+        if "csv" in chosen:
+            paths["csv"] = out / "predictions.csv"
+            handle = stack.enter_context(open(stack.enter_context(replacing(paths["csv"])), "wb"))
+            csv = _csv.CsvChunks(handle)
+            stack.callback(csv.close)
+        for chunk in chunks:
+            if not isinstance(chunk, pd.DataFrame):
+                raise TypeError(f"chunks must be DataFrames, got {type(chunk).__name__}.")
+            flat = _flat(chunk)
+            if first is None:
+                first = chunk.iloc[:0]
+            attrs = dict(chunk.attrs)
+            if parquet is not None:
+                parquet.write(flat)
+            if csv is not None:
+                tidy = flat
+                for name in integer_ids:
+                    if name in tidy.columns and pd.api.types.is_float_dtype(tidy[name].dtype):
+                        tidy = tidy.copy() if tidy is flat else tidy
+                        tidy[name] = tidy[name].astype("Int64")
+                csv.write(tidy)
+            n_rows += len(flat)
+            del flat, chunk
+        if first is None:
+            raise DataError("write_predictions_chunks: no chunks (0 rows) to write.")
+        if parquet is not None:
+            parquet.close()
+    index_names = [n for n in first.index.names if n is not None]
+    if isinstance(first.index, pd.RangeIndex) and not index_names:
+        index_names = []
+    columns = [str(c) for c in _flat(first).columns]
+    meta = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "n_rows": n_rows,
+        "columns": columns,
+        "index": index_names,
+        "fingerprints": _json_safe(dict(fingerprints)),
+        "scoring": _json_safe(attrs),
+        "files": {k: p.name for k, p in paths.items()},
+    }
+    paths["meta"] = out / "predictions.meta.json"
+    with replacing(paths["meta"]) as temporary:
+        write_document(temporary, PREDICTIONS_FORMAT, PREDICTIONS_FORMAT_VERSION, meta)
+    return paths, n_rows, columns
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:

@@ -128,7 +128,8 @@ def next_order_dates(
     median_periods : pandas.Series or numpy.ndarray
         Times after the observation end in periods (e.g.
         :meth:`~rfmml.models.PurchaseModel.next_purchase_quantile`); ``inf``
-        (more likely than not never to buy again) gives ``NaT``.
+        (more likely than not never to buy again) gives ``NaT``, and so does a date past
+        the last one ``datetime64[ns]`` holds (2262-04-11).
     observation_end : date-like
         The end of the observation period.
     freq : {"D", "W", "M"}
@@ -141,9 +142,13 @@ def next_order_dates(
     """
     values = np.asarray(median_periods, dtype=float)
     days = values * DAYS_PER_PERIOD[freq]
-    finite = np.isfinite(days) & (days < 1e6)  # beyond ~2700 years: treat as never
-    offset = np.where(finite, np.round(np.where(finite, days, 0.0)), 0.0).astype(np.int64)
     end = pd.Timestamp(observation_end).normalize()
+    # past the last date datetime64[ns] holds (2262-04-11) treat as never: the date would
+    # wrap around to the 18th century (and a chunk of such dates would change the CSV format)
+    last = (pd.Timestamp.max.normalize() - end).days
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(days) & (np.round(np.where(np.isfinite(days), days, 0.0)) <= last)
+    offset = np.where(finite, np.round(np.where(finite, days, 0.0)), 0.0).astype(np.int64)
     dates = (end + pd.to_timedelta(offset, unit="D")).to_numpy(dtype="datetime64[ns]")
     dates[~finite] = np.datetime64("NaT")
     if isinstance(median_periods, pd.Series):
@@ -489,6 +494,162 @@ def score_customers(
             next_order_window=next_order_window,
         )  # fmt: skip
         return score_spark(features, summary, options)
+    return _score_customers(
+        features, summary, rule_segmenter=rule_segmenter, kmeans_segmenter=kmeans_segmenter,
+        purchase_model=purchase_model, gamma_gamma=gamma_gamma, horizon=horizon,
+        discount_rate=discount_rate, freq=freq, playbook=playbook, churn_bands=churn_bands,
+        churn_basis=churn_basis, interval=interval, n_draws=n_draws,
+        interval_method=interval_method, param_draws=param_draws, segments=segments,
+        random_state=random_state, top_fraction=top_fraction,
+        next_order_window=next_order_window,
+    )  # fmt: skip
+
+
+#: Outputs of the purchase model on distinct summary rows, and each customer's row.
+PurchaseRows = tuple[dict[str, np.ndarray], np.ndarray]
+
+
+def purchase_outputs(
+    purchase_model: PurchaseModel,
+    rows: pd.DataFrame,
+    horizon: int,
+    *,
+    median: bool,
+    next_order_window: float | None,
+) -> dict[str, np.ndarray]:
+    """The purchase model's per-customer outputs on distinct summary rows.
+
+    Every output is a function of a customer's summary row only, so it is
+    computed once per distinct row of ``[*purchase_model.fit_columns, "recency"]``
+    and gathered back per customer (:func:`score_customers` does it for one
+    frame; :mod:`rfmml.campaign.streaming` once for all the chunks of a table).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``probability_alive``, ``probability_no_purchase``, ``expected_purchases``,
+        ``median`` (with ``median``: periods to the next purchase, see
+        :func:`next_order_dates`) and ``within`` (with ``next_order_window``).
+    """
+    out = {
+        "probability_alive": purchase_model.probability_alive(rows).to_numpy(),
+        "probability_no_purchase": purchase_model.probability_no_purchase(
+            rows, int(horizon)
+        ).to_numpy(),
+        "expected_purchases": purchase_model.expected_purchases(rows, int(horizon)).to_numpy(),
+    }
+    if median:
+        out["median"] = purchase_model.next_purchase_quantile(rows, 0.5).to_numpy()
+    if next_order_window is not None:
+        within = purchase_model.probability_purchase_within(rows, float(next_order_window))
+        out["within"] = within.to_numpy()
+    return out
+
+
+def clv_purchase_factor(
+    purchase_model: PurchaseModel, rows: pd.DataFrame, horizon: int, discount_rate: float
+) -> np.ndarray:
+    """The purchase part of each row's CLV: discounted expected purchases, alive-weighted.
+
+    :func:`rfmml.models.clv.lifetime_value` of a customer is
+    ``max(expected_order_value(x, m) * factor, 0)`` where ``factor`` depends on the
+    purchase model's columns only; this is that factor on distinct summary rows, by
+    the same steps (a streamed table computes it once for all chunks, where
+    ``lifetime_value`` per chunk would repeat it per chunk). BG/NBD uses its closed
+    form per distinct ``(frequency, T)``, the branch ``lifetime_value`` takes when
+    those rows repeat (the caller checks that they do).
+
+    Parameters
+    ----------
+    purchase_model : PurchaseModel
+        Fitted purchase model.
+    rows : pandas.DataFrame
+        Distinct rows of :func:`purchase_row_columns`.
+    horizon : int
+        Periods of the CLV.
+    discount_rate : float
+        Per-period discount rate.
+
+    Returns
+    -------
+    numpy.ndarray
+        One factor per row of ``rows``.
+    """
+    from rfmml.models import _formulas
+    from rfmml.models._grouping import map_rows
+    from rfmml.models._validation import check_summary
+    from rfmml.models.bgnbd import BetaGeoNBD
+    from rfmml.models.clv import CLV_CHUNK_ELEMENTS
+
+    columns = tuple(dict.fromkeys((*purchase_model.fit_columns, "frequency")))
+    c = check_summary(rows, columns, what="customer_lifetime_value")
+    steps = np.arange(int(horizon) + 1, dtype=float)
+    discount = (1.0 + discount_rate) ** -steps[1:]
+    block = max(1, CLV_CHUNK_ELEMENTS // len(steps))
+    if type(purchase_model) is BetaGeoNBD:
+        theta = tuple(purchase_model.get_fitted_params().values())
+
+        def discounted_if_alive(x: np.ndarray, T: np.ndarray) -> np.ndarray:
+            e = _formulas.bgnbd_expected_purchases_if_alive(
+                steps[:, None], x[None, :], T[None, :], *theta
+            )
+            return discount @ (e[1:] - e[:-1])
+
+        factor = map_rows(discounted_if_alive, c["frequency"], c["T"], chunk_rows=block)
+        factor *= purchase_model._probability_alive(c, theta)
+        return factor
+    keys = purchase_model.fit_columns
+
+    def discounted(*cols: np.ndarray) -> np.ndarray:
+        part = pd.DataFrame(dict(zip(keys, cols, strict=True)))
+        total = np.zeros(len(part))
+        previous = purchase_model.expected_purchases(part, 0.0).to_numpy()
+        for k in range(1, len(steps)):
+            current = purchase_model.expected_purchases(part, steps[k]).to_numpy()
+            total += discount[k - 1] * (current - previous)
+            previous = current
+        return total
+
+    return map_rows(discounted, *(c[k] for k in keys), chunk_rows=block)
+
+
+def purchase_row_columns(purchase_model: PurchaseModel, summary_columns: Any) -> list[str]:
+    """The summary columns the purchase model's outputs depend on (present ones, in order)."""
+    wanted = dict.fromkeys([*purchase_model.fit_columns, "recency"])
+    return [c for c in wanted if c in set(summary_columns)]
+
+
+def _score_customers(
+    features: pd.DataFrame,
+    summary: pd.DataFrame | None,
+    *,
+    rule_segmenter: RuleSegmenter | None = None,
+    kmeans_segmenter: KMeansSegmenter | None = None,
+    purchase_model: PurchaseModel | None = None,
+    gamma_gamma: GammaGamma | None = None,
+    horizon: int = 52,
+    discount_rate: float = 0.0,
+    freq: str | None = None,
+    playbook: Playbook | str | Path | None = None,
+    churn_bands: tuple[float, float] = (0.3, 0.7),
+    churn_basis: str = "no_purchase",
+    interval: float | None = None,
+    n_draws: int = 200,
+    interval_method: str = "parametric",
+    param_draws: Mapping[str, np.ndarray] | None = None,
+    segments: pd.Series | None = None,
+    random_state=None,
+    top_fraction: float | None = None,
+    next_order_window: int | None = None,
+    purchase_rows: PurchaseRows | None = None,
+    book: Playbook | None = None,
+) -> pd.DataFrame:
+    """:func:`score_customers` of pandas frames; ``purchase_rows`` precomputed, optionally.
+
+    ``purchase_rows`` holds :func:`purchase_outputs` of distinct summary rows and
+    the row of each customer of ``summary`` (used instead of computing them), and
+    ``book`` the loaded playbook (used instead of loading ``playbook``).
+    """
     if not isinstance(features, pd.DataFrame):
         raise TypeError(
             f"score_customers expects features as a pandas DataFrame, got "
@@ -518,7 +679,8 @@ def score_customers(
         window = next_order_window
         if window is not None and (isinstance(window, bool) or not float(window) > 0):
             raise ValueError(f"next_order_window must be a number of periods > 0, got {window!r}.")
-    book = load_playbook(playbook) if rule_segmenter is not None else None
+    if book is None and rule_segmenter is not None:
+        book = load_playbook(playbook)
 
     names = [n if n is not None else f"level_{i}" for i, n in enumerate(features.index.names)]
     names[0] = "customer_id"
@@ -573,28 +735,36 @@ def score_customers(
 
     if purchase_model is not None:
         assert summary is not None  # checked above whenever there is a purchase model
-        rows, codes = _distinct_rows(summary, [*purchase_model.fit_columns, "recency"])
         unit = resolve_freq(freq, summary, purchase_model, "score_customers")
         attrs["freq"] = unit
         attrs["churn_basis"] = churn_basis
-        p_alive = purchase_model.probability_alive(rows).to_numpy()[codes]
-        no_purchase = purchase_model.probability_no_purchase(rows, int(horizon)).to_numpy()[codes]
+        end = features.attrs.get("observation_end", summary.attrs.get("observation_end"))
+        dated = end is not None and unit is not None
+        if purchase_rows is None:
+            rows, codes = _distinct_rows(
+                summary, purchase_row_columns(purchase_model, summary.columns)
+            )
+            outputs = purchase_outputs(purchase_model, rows, int(horizon), median=dated,
+                                       next_order_window=next_order_window)  # fmt: skip
+            del rows
+        else:
+            outputs, codes = purchase_rows
+        p_alive = outputs["probability_alive"][codes]
+        no_purchase = outputs["probability_no_purchase"][codes]
         table["probability_alive"] = p_alive
         table["probability_no_purchase"] = no_purchase
         basis = pd.Series(no_purchase if churn_basis == "no_purchase" else p_alive)
         table["churn_risk"] = churn_risk_band(basis, churn_bands, churn_basis).array
-        purchases = purchase_model.expected_purchases(rows, int(horizon)).to_numpy()[codes]
+        purchases = outputs["expected_purchases"][codes]
         table["expected_purchases"] = purchases
-        end = features.attrs.get("observation_end", summary.attrs.get("observation_end"))
         if end is not None and unit is not None:
             attrs["observation_end"] = str(end)
-            median = purchase_model.next_purchase_quantile(rows, 0.5).to_numpy()[codes]
+            median = outputs["median"][codes]
             table["expected_next_order_date"] = next_order_dates(median, end, unit)
         if next_order_window is not None:
             attrs["next_order_window"] = float(next_order_window)
-            within = purchase_model.probability_purchase_within(rows, float(next_order_window))
-            table["probability_order_within_window"] = within.to_numpy()[codes]
-        del rows, codes
+            table["probability_order_within_window"] = outputs["within"][codes]
+        del outputs, codes
     if gamma_gamma is not None:
         assert summary is not None  # checked above whenever there is a spend model
         rows, codes = _distinct_rows(summary, ["frequency", "monetary_value"])
@@ -604,11 +774,23 @@ def score_customers(
     if purchase_model is not None and gamma_gamma is not None:
         assert summary is not None  # checked above
         table["expected_spend"] = purchases * order_value
-        # per customer: lifetime_value groups the purchase part by distinct (frequency, T)
-        clv = lifetime_value(
-            purchase_model, gamma_gamma, summary, int(horizon), discount_rate, attrs["freq"]
-        )
-        table["clv"] = clv.to_numpy()
+        if purchase_rows is not None and "clv_factor" in purchase_rows[0]:
+            # the purchase part computed once on distinct rows; the spend part per customer
+            from rfmml.models.gamma_gamma import expected_order_value_rows
+
+            clv_values = expected_order_value_rows(
+                summary["frequency"].to_numpy(dtype=float),
+                summary["monetary_value"].to_numpy(dtype=float),
+                tuple(gamma_gamma.get_fitted_params().values()),
+            )
+            clv_values *= purchase_rows[0]["clv_factor"][purchase_rows[1]]
+            table["clv"] = np.maximum(clv_values, 0.0, out=clv_values)
+        else:
+            # per customer: lifetime_value groups the purchase part by distinct (frequency, T)
+            clv = lifetime_value(
+                purchase_model, gamma_gamma, summary, int(horizon), discount_rate, attrs["freq"]
+            )
+            table["clv"] = clv.to_numpy()
 
     if interval and uses_summary:
         assert summary is not None

@@ -118,7 +118,7 @@ class ScannedLog:
         cols = ", ".join(_q(c) for c in self.columns)
         reader = self.connection.sql(
             f"SELECT {cols} FROM {self.table} ORDER BY {self.order_by}"
-        ).fetch_record_batch(chunk_rows)
+        ).to_arrow_reader(chunk_rows)
         for batch in reader:
             if batch.num_rows:
                 yield self._as_pandas(batch)

@@ -1,0 +1,665 @@
+"""Score the customers of a DuckDB features table chunk by chunk, writing as it goes.
+
+:func:`score_features_table` is the job of ``rfmml predict`` (and of the final
+scoring of ``rfmml run``) past what fits in pandas: the per-customer features stay
+in DuckDB (:class:`~rfmml.features.combined.FeaturesTable`), and memory is bounded
+by the chunk size, not by the number of customers:
+
+1. what needs all customers is computed once, without the customer table in
+   pandas: the purchase model's outputs on the distinct ``(frequency, recency,
+   T)`` rows (``SELECT DISTINCT`` in DuckDB; a small fraction of the customers
+   with whole-period summaries), the purchase part of the CLV included
+   (:func:`~rfmml.campaign.scoring.clv_purchase_factor`), gathered back per chunk;
+2. each chunk of customers (``chunk_rows``, in customer-id order, the order of
+   :func:`~rfmml.features.customer_features`) is scored by the code of
+   :func:`~rfmml.campaign.score_customers` and appended to ``predictions.parquet``
+   (one row group per chunk) and ``predictions.csv``
+   (:func:`~rfmml.campaign.exports.write_predictions_chunks`);
+3. the totals the run reports (customers, P(alive), expected purchases and CLV,
+   overall and per segment) are added up chunk by chunk.
+
+The files are the ones :func:`~rfmml.campaign.write_predictions` writes for the
+whole table (same Parquet content, same CSV bytes; tests compare them on CDNOW,
+Online Retail and a simulated log). :func:`fit_on_table` fits a model on the
+distinct rows of the table with their counts, and :func:`fit_rule_segmenter` learns
+the rule segments' quantile edges in DuckDB; both equal fits on the pandas tables.
+
+What is not streamed, and falls back to one pandas table (the result is the same):
+intervals (their totals per segment come from joint draws over all customers), and a
+BG/NBD whose CLV would take its continuous-time path (more distinct ``(frequency, T)``
+pairs than :func:`rfmml.models._grouping.rows_repeat` collapses; never with
+whole-period summaries).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from rfmml.campaign.exports import write_predictions, write_predictions_chunks
+from rfmml.campaign.pipeline_model import BTYD_COLUMNS, ScoringPipeline, scoring_frame
+from rfmml.campaign.playbook import load_playbook
+from rfmml.campaign.scoring import (
+    _score_customers,
+    clv_purchase_factor,
+    purchase_outputs,
+    purchase_row_columns,
+)
+from rfmml.errors import DataError
+from rfmml.features.combined import FeaturesTable
+from rfmml.models import BetaGeoNBD, _grouping
+from rfmml.segments import RuleSegmenter
+
+__all__ = [
+    "CHUNK_ROWS",
+    "StreamedPredictions",
+    "fit_on_table",
+    "fit_rule_segmenter",
+    "score_features_table",
+]
+
+#: Customers scored (and written) at a time.
+CHUNK_ROWS = 1_000_000
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class StreamedPredictions:
+    """What :func:`score_features_table` wrote and the totals the run reports.
+
+    Attributes
+    ----------
+    paths : dict of str to pathlib.Path
+        ``"parquet"``, ``"csv"`` (those written) and ``"meta"``.
+    n_rows : int
+        Customers scored.
+    attrs : dict
+        The scoring settings (the table's ``attrs``).
+    columns : list of str
+        Columns of the predictions.
+    sums : dict of str to float
+        Sums over all customers of ``probability_alive``, ``expected_purchases`` and
+        ``clv`` (those present).
+    by_segment : pandas.DataFrame
+        Per rule segment (when there is one): ``customers`` and the sum of ``clv``
+        (or ``expected_purchases`` without a spend model), highest first.
+    streamed : bool
+        Whether the table was scored in chunks (``False``: the pandas fallback).
+    """
+
+    paths: dict[str, Path]
+    n_rows: int
+    attrs: dict[str, Any]
+    columns: list[str]
+    sums: dict[str, float] = field(default_factory=dict)
+    by_segment: pd.DataFrame = field(default_factory=pd.DataFrame)
+    streamed: bool = True
+
+
+def fit_on_table(model: Any, table: FeaturesTable) -> Any:
+    """Fit a BTYD model on the distinct rows of its columns in ``table``, with their counts.
+
+    The model collapses a summary to its distinct rows with counts (sorted) before
+    fitting; here DuckDB collapses it, so the same rows and weights reach the
+    likelihood and the fitted parameters are those of ``model.fit(summary)``.
+
+    Parameters
+    ----------
+    model : PurchaseModel or GammaGamma
+        Unfitted estimator (fitted in place).
+    table : FeaturesTable
+
+    Returns
+    -------
+    The fitted model.
+    """
+    columns = [c for c in model.fit_columns if c in table.summary_columns]
+    names = ", ".join(_q(c) for c in columns)
+    rows = table.connection.sql(
+        f"SELECT {names}, count(*)::DOUBLE AS weights FROM {_q(table.table)} "
+        f"GROUP BY ALL ORDER BY {names}"
+    ).df()
+    rows.attrs = dict(table.summary_attrs)
+    return model.fit(rows)
+
+
+def _check_rule_columns(table: FeaturesTable, columns: list[str]) -> int:
+    """Validate the scored columns in DuckDB as :class:`RFMScorer` does; the row count."""
+    parts = []
+    for c in columns:
+        parts += [f"count(*) FILTER (WHERE {_q(c)} IS NULL OR isnan({_q(c)}::DOUBLE))",
+                  f"count(*) FILTER (WHERE {_q(c)} < 0)"]  # fmt: skip
+    counts = table.connection.sql(
+        f"SELECT count(*), {', '.join(parts)} FROM {_q(table.table)}"
+    ).fetchall()[0]
+    n = int(counts[0])
+    for i, c in enumerate(columns):
+        n_nan, n_neg = int(counts[1 + 2 * i]), int(counts[2 + 2 * i])
+        if n_nan:
+            raise DataError(
+                f"RFMScorer.fit: column {c!r} has {n_nan} of {n} missing or non-numeric "
+                "values. Drop or fill those customers first."
+            )
+        if n_neg:
+            raise DataError(
+                f"RFMScorer.fit: column {c!r} has {n_neg} of {n} negative values; recency, "
+                "order counts and spend must be >= 0."
+            )
+    return n
+
+
+def _distinct_counts(table: FeaturesTable, column: str, negate: bool) -> tuple[np.ndarray, ...]:
+    """Distinct values of a column (negated first with ``negate``), ascending, and counts."""
+    got = table.connection.sql(
+        f"SELECT {_q(column)}::DOUBLE AS v, count(*) AS n FROM {_q(table.table)} GROUP BY ALL"
+    ).fetchnumpy()
+    values = np.asarray(got["v"], dtype=float)
+    counts = np.asarray(got["n"], dtype=np.int64)
+    if negate:
+        values = -values
+    order = np.argsort(values, kind="stable")
+    return values[order], counts[order]
+
+
+def quantile_edges_sql(
+    table: FeaturesTable, column: str, n_scores: int, negate: bool
+) -> np.ndarray:
+    """The quantile edges of ``RFMScorer`` (strictly-worse share rule) from value counts.
+
+    Score ``k`` needs at least ``ceil((k - 1) * N / n)`` customers strictly below:
+    its edge is the smallest distinct value with that many customers below it
+    (``inf`` when none), which is the sorted-array rule of the scorer, tie blocks
+    included, without sorting the customers.
+    """
+    values, counts = _distinct_counts(table, column, negate)
+    below = np.cumsum(counts) - counts  # customers strictly below each distinct value
+    n_obs = int(counts.sum())
+    edges = np.empty(n_scores - 1)
+    for k in range(2, n_scores + 1):
+        need = -((-(k - 1) * n_obs) // n_scores)
+        if need >= n_obs:
+            edges[k - 2] = np.inf
+            continue
+        at = int(np.searchsorted(below, need, side="left"))
+        edges[k - 2] = values[at] if at < len(values) else np.inf
+    return edges
+
+
+def fit_rule_segmenter(segmenter: RuleSegmenter, table: FeaturesTable) -> RuleSegmenter:
+    """Fit a rule segmenter on every customer of ``table``, edges computed in DuckDB.
+
+    With the quantile method and one set of edges (no group), the edges come
+    from the value counts of each scored column (:func:`quantile_edges_sql`) and
+    equal those ``segmenter.fit(features)`` learns; otherwise (thresholds, or per
+    group) the segmenter is fitted on the scored columns in pandas.
+
+    Parameters
+    ----------
+    segmenter : RuleSegmenter
+        Unfitted segmenter (fitted in place).
+    table : FeaturesTable
+
+    Returns
+    -------
+    RuleSegmenter
+    """
+    probe = segmenter.scorer if segmenter.scorer is not None else None
+    from rfmml.segments.scoring import RFMScorer
+
+    scorer = probe if probe is not None else RFMScorer()
+    columns = list(scorer.columns.values())
+    if not set(columns) <= set(table.feature_columns):
+        missing = sorted(set(columns) - set(table.feature_columns))
+        raise DataError(f"RFMScorer.fit: features lack column(s) {missing}")
+    grouped = len(table.keys) > 1
+    if grouped or scorer.method != "quantile":
+        cols = [*table.keys, *columns]
+        frame = table.connection.sql(
+            f"SELECT {', '.join(_q(c) for c in cols)} FROM {_q(table.table)}"
+        ).df()
+        return segmenter.fit(frame.set_index(table.keys))
+    _check_rule_columns(table, columns)
+    head = table.connection.sql(
+        f"SELECT {', '.join(_q(c) for c in [*table.keys, *table.feature_columns])} "
+        f"FROM {_q(table.table)} LIMIT {max(scorer.n_scores, 2)}"
+    ).df()
+    head = head.set_index(table.keys).select_dtypes("number")
+    fitted = segmenter.fit(head)  # loads and checks the scheme; the edges are replaced
+    edges = np.vstack(
+        [
+            -quantile_edges_sql(table, scorer.recency_col, scorer.n_scores, negate=True),
+            quantile_edges_sql(table, scorer.frequency_col, scorer.n_scores, negate=False),
+            quantile_edges_sql(table, scorer.monetary_col, scorer.n_scores, negate=False),
+        ]
+    )
+    fitted.scorer_.edges_ = pd.DataFrame(
+        edges, index=fitted.scorer_.edges_.index, columns=fitted.scorer_.edges_.columns
+    )
+    return fitted
+
+
+class _RowCodes:
+    """Each customer's row among the distinct rows of some summary columns.
+
+    The distinct rows come sorted (lexicographically); every column's values get
+    their rank among that column's distinct values, and the ranks combine into
+    one integer key per row (mixed radix, so sorted rows have sorted keys): a
+    chunk's customers find their rows by binary search on the keys.
+    """
+
+    def __init__(self, rows: pd.DataFrame, columns: list[str]) -> None:
+        self.columns = columns
+        self.levels = [np.unique(rows[c].to_numpy(dtype=float)) for c in columns]
+        sizes = [len(v) for v in self.levels]
+        if math.prod(max(s, 1) for s in sizes) >= 2**62:
+            raise OverflowError("too many distinct values to combine into one key")
+        self.sizes = sizes
+        self.keys = self._key(rows)
+        if len(self.keys) > 1 and not np.all(np.diff(self.keys) > 0):
+            raise RuntimeError("internal error: distinct rows are not sorted and unique")
+
+    def _key(self, frame: pd.DataFrame) -> np.ndarray:
+        key = np.zeros(len(frame), dtype=np.int64)
+        for column, levels, size in zip(self.columns, self.levels, self.sizes, strict=True):
+            values = frame[column].to_numpy(dtype=float)
+            rank = np.searchsorted(levels, values)
+            bad = (rank >= size) | (levels[np.minimum(rank, size - 1)] != values)
+            if bad.any():
+                raise DataError(
+                    f"column {column!r}: {int(bad.sum())} of {len(frame)} values are not among "
+                    "the table's distinct rows (missing values?)"
+                )
+            key = key * size + rank
+        return key
+
+    def codes(self, frame: pd.DataFrame) -> np.ndarray:
+        """The row of each customer of ``frame``."""
+        return np.searchsorted(self.keys, self._key(frame))
+
+
+def _chunks(table: FeaturesTable, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The scoring input (:func:`scoring_frame`) of consecutive chunks of customers."""
+    import pyarrow as pa
+
+    columns = [*table.keys, *table.feature_columns, *table.summary_columns]
+    reader = table.relation(columns).to_arrow_reader(chunk_rows)
+
+    def frame_of(arrow: Any) -> pd.DataFrame:
+        frame = pd.DataFrame(
+            {name: _plain(arrow.column(name).to_numpy()) for name in arrow.column_names}
+        )
+        frame = frame.set_index(table.keys)
+        frame["n_orders"] = frame["n_orders"].astype("int64")
+        features = frame[table.feature_columns]
+        summary = frame[table.summary_columns]
+        features.attrs = dict(table.feature_attrs)
+        summary.attrs = dict(table.summary_attrs)
+        return scoring_frame(features, summary)
+
+    pending: list[Any] = []
+    count = 0
+    for batch in reader:  # DuckDB hands back batches of up to chunk_rows rows
+        if not batch.num_rows:
+            continue
+        pending.append(batch)
+        count += batch.num_rows
+        while count >= chunk_rows:  # exactly chunk_rows customers a chunk (the last: fewer)
+            rows = pa.Table.from_batches(pending)
+            yield frame_of(rows.slice(0, chunk_rows))
+            rest = rows.slice(chunk_rows)
+            pending, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield frame_of(pa.Table.from_batches(pending))
+
+
+def _plain(values: np.ndarray) -> np.ndarray:
+    """An Arrow column as the array ``fetchnumpy`` gives (text as objects, times as us)."""
+    if values.dtype.kind == "M":
+        return values.astype("datetime64[us]")
+    return values
+
+
+def _needs_one_table(pipeline: ScoringPipeline, table: FeaturesTable) -> str | None:
+    """Why the table must be scored in one piece, or ``None`` when chunks give the same."""
+    if pipeline.interval:
+        return "intervals (their per-segment totals use every customer at once)"
+    model = pipeline.purchase_model
+    if type(model) is BetaGeoNBD and pipeline.gamma_gamma is not None:
+        sample = max(int(_grouping.CHUNK_ROWS), 1)
+        if table.n_rows > sample:
+            pairs = table.connection.sql(
+                f'SELECT count(*) FROM (SELECT DISTINCT frequency, "T" FROM {_q(table.table)})'
+            ).fetchall()[0][0]
+            if pairs > _grouping.COLLAPSE_MAX_FRACTION * sample:
+                return "a BG/NBD CLV on continuous-time rows"
+    return None
+
+
+def _whole_ids(table: FeaturesTable) -> list[str]:
+    """Float ``*_id`` key columns holding whole numbers only (written as integers in CSV)."""
+    out = []
+    types = dict(
+        (r[0], r[1]) for r in table.connection.sql(f"DESCRIBE {_q(table.table)}").fetchall()
+    )
+    for key in table.keys:
+        if key.endswith("_id") and types.get(key) in ("DOUBLE", "FLOAT"):
+            ok = table.connection.sql(
+                f"SELECT coalesce(bool_and({_q(key)} = round({_q(key)})), true) "
+                f"FROM {_q(table.table)} WHERE isfinite({_q(key)})"
+            ).fetchall()[0][0]
+            if ok:
+                out.append(key)
+    return out
+
+
+@dataclass
+class _State:
+    attrs: dict[str, Any] = field(default_factory=dict)
+    done: int = 0
+
+
+class _Totals:
+    """Sums over customers and per segment, added chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, list[float]] = {}
+        self.segments: pd.DataFrame | None = None
+        self.value = "clv"
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        for column in ("probability_alive", "expected_purchases", "clv"):
+            if column in chunk.columns:
+                self.sums.setdefault(column, []).append(float(chunk[column].sum()))
+        if "segment" not in chunk.columns:
+            return
+        self.value = "clv" if "clv" in chunk.columns else "expected_purchases"
+        part = chunk.groupby("segment", observed=True).agg(
+            customers=("customer_id", "size"), **{self.value: (self.value, "sum")}
+        )
+        self.segments = part if self.segments is None else self.segments.add(part, fill_value=0)
+
+    def result(self) -> tuple[dict[str, float], pd.DataFrame]:
+        sums = {k: math.fsum(v) for k, v in self.sums.items()}
+        if self.segments is None:
+            return sums, pd.DataFrame()
+        by = self.segments.astype({"customers": "int64"})
+        return sums, by.sort_values(self.value, ascending=False)
+
+
+def score_features_table(
+    table: FeaturesTable,
+    pipeline: ScoringPipeline,
+    out_dir: str | Path,
+    *,
+    fingerprints: dict,
+    formats: tuple[str, ...] = ("parquet", "csv"),
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Callable[[int, int], None] | None = None,
+) -> StreamedPredictions:
+    """Score every customer of ``table`` with ``pipeline``, writing the predictions files.
+
+    Parameters
+    ----------
+    table : FeaturesTable
+        :func:`~rfmml.features.combined.customer_features_table` of the log.
+    pipeline : ScoringPipeline
+        Fitted segmenters and models (as :meth:`ScoringPipeline.predict` uses them).
+    out_dir : str or pathlib.Path
+        Folder of ``predictions.parquet``, ``predictions.csv`` and
+        ``predictions.meta.json`` (see :func:`~rfmml.campaign.write_predictions`).
+    fingerprints : dict
+        Recorded in the metadata.
+    formats : tuple of {"parquet", "csv"}
+        Table formats to write.
+    chunk_rows : int
+        Customers scored and written at a time; memory grows with it, the
+        result does not change.
+    progress : callable, optional
+        ``progress(done, total)`` after each chunk (customers).
+
+    Returns
+    -------
+    StreamedPredictions
+
+    Raises
+    ------
+    DataError
+        As :meth:`ScoringPipeline.predict` and :func:`score_customers`.
+    """
+    if not (isinstance(chunk_rows, int) and chunk_rows >= 1):
+        raise ValueError(f"chunk_rows must be a whole number >= 1, got {chunk_rows!r}")
+    reason = _needs_one_table(pipeline, table)
+    if reason is not None:
+        return _score_one_table(table, pipeline, out_dir, fingerprints, formats)
+    uses_summary = pipeline.purchase_model is not None or pipeline.gamma_gamma is not None
+    needed = [c for c in BTYD_COLUMNS if c != "monetary_value" or pipeline.gamma_gamma]
+    missing = [c for c in needed if c not in table.summary_columns]
+    if uses_summary and missing:
+        raise DataError(
+            f"scoring input lacks BTYD column(s) {missing}; build it with "
+            "rfmml.campaign.scoring_frame(rfm_table(...), btyd_summary(...))"
+        )
+    for model in (pipeline.rule_segmenter, pipeline.kmeans_segmenter, pipeline.purchase_model,
+                  pipeline.gamma_gamma):  # fmt: skip
+        if model is not None:
+            check_is_fitted(model)
+    summary_attrs = dict(table.summary_attrs)
+    summary_attrs["freq"] = pipeline.freq
+    if pipeline.observation_end is not None:
+        summary_attrs.setdefault("observation_end", pipeline.observation_end)
+    book = load_playbook(pipeline.playbook) if pipeline.rule_segmenter is not None else None
+
+    purchase: tuple[dict[str, np.ndarray], _RowCodes] | None = None
+    model = pipeline.purchase_model
+    if model is not None:
+        columns = purchase_row_columns(model, table.summary_columns)
+        names = ", ".join(_q(c) for c in columns)
+        rows = table.connection.sql(
+            f"SELECT DISTINCT {names} FROM {_q(table.table)} ORDER BY {names}"
+        ).df()
+        rows.attrs = dict(summary_attrs)
+        from rfmml.models.clv import resolve_freq
+
+        probe = pd.DataFrame(index=pd.RangeIndex(0))
+        probe.attrs = dict(summary_attrs)
+        unit = resolve_freq(pipeline.freq, probe, model, "score_customers")
+        end = table.summary_attrs.get("observation_end", summary_attrs.get("observation_end"))
+        outputs = purchase_outputs(
+            model, rows, int(pipeline.horizon), median=end is not None and unit is not None,
+            next_order_window=pipeline.next_order_window,
+        )  # fmt: skip
+        if pipeline.gamma_gamma is not None:
+            outputs["clv_factor"] = clv_purchase_factor(
+                model, rows, int(pipeline.horizon), float(pipeline.discount_rate)
+            )
+        purchase = (outputs, _RowCodes(rows, columns))
+        del rows
+
+    totals = _Totals()
+    state = _State()
+
+    def scored() -> Iterator[pd.DataFrame]:
+        for frame in _chunks(table, chunk_rows):
+            summary = frame[[c for c in BTYD_COLUMNS if c in frame.columns]].copy()
+            summary.attrs = dict(summary_attrs)
+            features = frame.drop(columns=[c for c in BTYD_COLUMNS if c in frame.columns])
+            features.attrs = dict(table.summary_attrs)  # as ScoringPipeline.predict passes them
+            rows = None
+            if purchase is not None:
+                rows = (purchase[0], purchase[1].codes(summary))
+            chunk = _score_customers(
+                features, summary if uses_summary else None,
+                rule_segmenter=pipeline.rule_segmenter,
+                kmeans_segmenter=pipeline.kmeans_segmenter,
+                purchase_model=pipeline.purchase_model, gamma_gamma=pipeline.gamma_gamma,
+                horizon=int(pipeline.horizon), discount_rate=float(pipeline.discount_rate),
+                freq=pipeline.freq, playbook=pipeline.playbook,
+                churn_basis=pipeline.churn_basis, random_state=pipeline.random_state,
+                next_order_window=pipeline.next_order_window, purchase_rows=rows, book=book,
+            )  # fmt: skip
+            del frame, summary, features
+            totals.add(chunk)
+            state.attrs = dict(chunk.attrs)
+            state.done += len(chunk)
+            yield chunk
+            if progress is not None:
+                progress(state.done, table.n_rows)
+
+    paths, n_rows, columns_out = write_predictions_chunks(
+        scored(), out_dir, fingerprints=fingerprints, formats=formats,
+        integer_ids=_whole_ids(table), n_rows_hint=table.n_rows,
+    )  # fmt: skip
+    sums, by_segment = totals.result()
+    return StreamedPredictions(paths, n_rows, state.attrs, columns_out, sums, by_segment)
+
+
+def _score_one_table(
+    table: FeaturesTable,
+    pipeline: ScoringPipeline,
+    out_dir: str | Path,
+    fingerprints: dict,
+    formats: tuple[str, ...],
+) -> StreamedPredictions:
+    """The pandas path: the whole table scored at once, then written."""
+    features, summary = table.to_pandas()
+    predictions = pipeline.predict(scoring_frame(features, summary))
+    del features, summary
+    paths = write_predictions(predictions, out_dir, fingerprints=fingerprints, formats=formats)
+    totals = _Totals()
+    totals.add(predictions)
+    sums, by_segment = totals.result()
+    return StreamedPredictions(paths, len(predictions), dict(predictions.attrs),
+                               [str(c) for c in predictions.reset_index(drop=True).columns],
+                               sums, by_segment, streamed=False)  # fmt: skip
+
+
+def export_segment_lists_from_file(
+    path: Path,
+    out_dir: str | Path,
+    *,
+    hash_ids: bool = False,
+    salt: str | None = None,
+    chunk_rows: int = 500_000,
+) -> dict[str, Path]:
+    """:func:`~rfmml.campaign.export_segment_lists` of a ``predictions.parquet``, streamed.
+
+    Each segment's customers are read from the file by DuckDB, highest ``clv`` first
+    (ties in file order, as the stable sort of the pandas lists), and written a chunk
+    at a time: the same files, without the predictions in pandas.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A ``predictions.parquet`` written with its ``predictions.meta.json``.
+    out_dir : str or pathlib.Path
+        Destination folder (created).
+    hash_ids, salt
+        As :func:`~rfmml.campaign.export_segment_lists`.
+    chunk_rows : int
+        Rows read and written at a time.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        Segment name to its file.
+    """
+    import json
+
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from rfmml._documents import replacing
+    from rfmml.campaign._csv import CsvChunks
+    from rfmml.campaign.exports import to_safe_csv
+    from rfmml.campaign.lists import (
+        LIST_COLUMNS,
+        _check_hash_args,
+        _prepare_export,
+        _unique_slugs,
+    )
+
+    _check_hash_args(hash_ids, salt, "export_segment_lists")
+    meta = json.loads(path.with_name("predictions.meta.json").read_text(encoding="utf-8"))
+    keys = [k for k in meta.get("index", []) if k in meta["columns"]]
+    columns = [c for c in LIST_COLUMNS if c in meta["columns"]]
+    if "customer_id" in columns:
+        at = columns.index("customer_id") + 1
+        columns[at:at] = [k for k in keys[1:] if k not in columns]
+    file = pq.ParquetFile(path)
+    segment_type = file.schema_arrow.field("segment").type
+    if file.metadata.num_rows == 0 or str(file.schema_arrow.field("customer_id").type) in (
+        "double",
+        "float",
+    ):  # float ids: the lists decide per list whether they are whole numbers
+        from rfmml.campaign.lists import export_segment_lists
+
+        table = pd.read_parquet(path, columns=list(dict.fromkeys([*keys, *columns])))
+        if keys:
+            table.index = pd.MultiIndex.from_frame(table[keys]) if len(keys) > 1 else (
+                pd.Index(table[keys[0]], name=keys[0]))  # fmt: skip
+        return export_segment_lists(table, out_dir, hash_ids=hash_ids, salt=salt)
+    if hasattr(segment_type, "value_type"):  # categorical: every category gets a list
+        first = file.read_row_group(0, columns=["segment"]).column("segment").chunk(0)
+        names = [str(v) for v in first.dictionary.to_pylist()]
+    else:
+        distinct = duckdb.execute(
+            f"SELECT DISTINCT segment FROM read_parquet('{_sql_path(path)}')"
+        ).fetchall()
+        names = sorted(str(v[0]) for v in distinct)
+    slugs = _unique_slugs(names, "export_segment_lists")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = true")
+    order = "ORDER BY clv DESC, file_row_number" if "clv" in columns else "ORDER BY file_row_number"
+    cols = ", ".join(_q(c) for c in columns)
+    written: dict[str, Path] = {}
+    try:
+        missing = con.sql(
+            f"SELECT count(*) FROM read_parquet('{_sql_path(path)}') WHERE segment IS NULL"
+        ).fetchall()[0][0]
+        if missing:
+            raise DataError(
+                f"segment_lists: column 'segment' has {missing} of {file.metadata.num_rows} "
+                "missing values; every customer needs a segment for the lists to add up."
+            )
+        for name in names:
+            target = out / f"{slugs[name]}.csv"
+            reader = con.sql(
+                f"SELECT {cols} FROM read_parquet('{_sql_path(path)}', file_row_number = true) "
+                f"WHERE CAST(segment AS VARCHAR) = $name {order}",
+                params={"name": name},
+            ).to_arrow_reader(chunk_rows)
+            wrote = False
+            with replacing(target) as temporary, open(temporary, "wb") as handle:
+                writer = CsvChunks(handle)
+                try:
+                    for batch in reader:
+                        if not batch.num_rows:
+                            continue
+                        frame = batch.to_pandas()
+                        writer.write(_prepare_export(frame, hash_ids, salt))
+                        wrote = True
+                finally:
+                    writer.close()
+            if not wrote:  # an empty segment: a header-only file
+                empty = file.schema_arrow.empty_table().select(columns).to_pandas()
+                to_safe_csv(_prepare_export(empty, hash_ids, salt), target)
+            written[name] = target
+    finally:
+        con.close()
+    return written
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")

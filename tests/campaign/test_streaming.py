@@ -1,0 +1,225 @@
+"""The streamed scoring path writes the files of the pandas path, whatever the chunk size."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from rfmml.campaign import ScoringPipeline, scoring_frame, write_predictions
+from rfmml.campaign.scoring import next_order_dates
+from rfmml.campaign.streaming import fit_on_table, fit_rule_segmenter, score_features_table
+from rfmml.data import load_cdnow, load_online_retail, simulate_transactions
+from rfmml.data._scan import ScannedLog
+from rfmml.features import customer_features
+from rfmml.features.combined import customer_features_table
+from rfmml.models import BetaGeoNBD, GammaGamma
+from rfmml.segments import RuleSegmenter
+
+
+def _log(name: str) -> tuple[pd.DataFrame, str]:
+    if name == "cdnow":
+        return load_cdnow(), "W"
+    if name == "online_retail":
+        return load_online_retail().drop(columns=["order_id", "country"]), "D"
+    return simulate_transactions(3_000, random_state=11), "D"
+
+
+def _same_files(a: Path, b: Path) -> None:
+    left, right = pq.read_table(a / "predictions.parquet"), pq.read_table(b / "predictions.parquet")
+    assert left.schema.equals(right.schema, check_metadata=True)
+    for column in left.column_names:
+        assert left[column].equals(right[column]), column
+    assert (a / "predictions.csv").read_bytes() == (b / "predictions.csv").read_bytes()
+    metas = [json.loads((d / "predictions.meta.json").read_text()) for d in (a, b)]
+    for meta in metas:
+        meta.pop("created")
+    assert metas[0] == metas[1]
+
+
+@pytest.fixture(scope="module", params=["cdnow", "online_retail", "simulated"])
+def fitted(request):
+    tx, freq = _log(request.param)
+    log = ScannedLog.from_pandas(tx)
+    features, summary = customer_features(log, freq=freq)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        purchase = BetaGeoNBD().fit(summary)
+        gg = GammaGamma(zero_spend="exclude").fit(summary)
+    rules = RuleSegmenter("rfm11").fit(features)
+    table = customer_features_table(log, freq=freq)
+    yield request.param, log, table, features, summary, (purchase, gg, rules), freq
+    log.close()
+
+
+def test_features_table_equals_customer_features(fitted) -> None:
+    _, log, table, features, summary, _, freq = fitted
+    got_features, got_summary = table.to_pandas()
+    pd.testing.assert_frame_equal(got_features, features)
+    pd.testing.assert_frame_equal(got_summary, summary)
+    assert got_features.attrs == features.attrs and got_summary.attrs == summary.attrs
+    # several hash partitions of the customers: the same table
+    parts = customer_features_table(log, freq=freq, table="parts", partition_rows=7_000)
+    pd.testing.assert_frame_equal(parts.to_pandas()[1], summary)
+    pd.testing.assert_frame_equal(parts.to_pandas()[0], features)
+    parts.drop()
+
+
+def test_fits_on_the_table_equal_fits_on_pandas(fitted) -> None:
+    _, _, table, _, _, (purchase, gg, rules), _ = fitted
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert fit_on_table(BetaGeoNBD(), table).get_fitted_params() == (
+            purchase.get_fitted_params()
+        )
+        assert fit_on_table(GammaGamma(zero_spend="exclude"), table).get_fitted_params() == (
+            gg.get_fitted_params()
+        )
+    edges = fit_rule_segmenter(RuleSegmenter("rfm11"), table).scorer_.edges_
+    pd.testing.assert_frame_equal(edges, rules.scorer_.edges_)
+
+
+def test_streamed_files_equal_the_pandas_path(fitted, tmp_path: Path) -> None:
+    name, _, table, features, summary, (purchase, gg, rules), freq = fitted
+    pipeline = ScoringPipeline(rule_segmenter=rules, purchase_model=purchase, gamma_gamma=gg,
+                               horizon=12, freq=freq, next_order_window=5)  # fmt: skip
+    predictions = pipeline.predict(scoring_frame(features, summary))
+    write_predictions(predictions, tmp_path / "pandas", fingerprints={"data": name})
+    streamed = score_features_table(table, pipeline, tmp_path / "streamed",
+                                    fingerprints={"data": name})  # fmt: skip
+    assert streamed.streamed and streamed.n_rows == len(predictions)
+    _same_files(tmp_path / "pandas", tmp_path / "streamed")
+    # the run's totals, added chunk by chunk
+    assert streamed.sums["clv"] == pytest.approx(predictions["clv"].sum(), rel=1e-12)
+    by = predictions.groupby("segment", observed=True).agg(customers=("customer_id", "size"))
+    pd.testing.assert_series_equal(
+        streamed.by_segment["customers"].sort_index(), by["customers"].sort_index()
+    )
+
+
+def test_small_chunks_give_the_same_files(tmp_path: Path) -> None:
+    tx, freq = _log("cdnow")
+    log = ScannedLog.from_pandas(tx)
+    table = customer_features_table(log, freq=freq)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline = ScoringPipeline(
+            rule_segmenter=fit_rule_segmenter(RuleSegmenter("rfm11"), table),
+            purchase_model=fit_on_table(BetaGeoNBD(), table),
+            gamma_gamma=fit_on_table(GammaGamma(zero_spend="exclude"), table),
+            horizon=52, freq=freq,
+        )  # fmt: skip
+    calls: list[tuple[int, int]] = []
+    score_features_table(table, pipeline, tmp_path / "one", fingerprints={})
+    score_features_table(table, pipeline, tmp_path / "small", fingerprints={}, chunk_rows=997,
+                         progress=lambda done, total: calls.append((done, total)))  # fmt: skip
+    log.close()
+    _same_files(tmp_path / "one", tmp_path / "small")
+    assert len(calls) == -(-table.n_rows // 997) and calls[-1] == (table.n_rows, table.n_rows)
+    assert pq.ParquetFile(tmp_path / "small" / "predictions.parquet").num_row_groups == len(calls)
+
+
+def test_next_order_dates_past_2262_are_never() -> None:
+    dates = next_order_dates(np.array([10.0, 90_000.0, np.inf]), "2020-01-01", "D")
+    assert dates[0] == np.datetime64("2020-01-11")
+    assert np.isnat(dates[1]) and np.isnat(dates[2])
+
+
+def test_other_settings_and_models_stream_the_same(tmp_path: Path) -> None:
+    """Pareto/NBD (its CLV by steps), a discount rate, a window, the alive basis."""
+    from rfmml.models import ParetoNBD
+
+    tx, freq = _log("cdnow")
+    log = ScannedLog.from_pandas(tx)
+    features, summary = customer_features(log, freq=freq)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline = ScoringPipeline(
+            rule_segmenter=RuleSegmenter("rf_grid").fit(features),
+            purchase_model=ParetoNBD().fit(summary),
+            gamma_gamma=GammaGamma(zero_spend="exclude").fit(summary),
+            horizon=26, discount_rate=0.01, freq=freq, next_order_window=4,
+            churn_basis="alive",
+        )  # fmt: skip
+    write_predictions(pipeline.predict(scoring_frame(features, summary)), tmp_path / "pandas",
+                      fingerprints={}, formats=("parquet", "csv"))  # fmt: skip
+    table = customer_features_table(log, freq=freq)
+    score_features_table(table, pipeline, tmp_path / "streamed", fingerprints={}, chunk_rows=5_000)
+    log.close()
+    _same_files(tmp_path / "pandas", tmp_path / "streamed")
+
+
+def test_a_log_without_amounts_streams_the_same(tmp_path: Path) -> None:
+    from rfmml.segments import RFMScorer
+
+    tx = simulate_transactions(2_000, random_state=3).drop(columns="amount")
+    log = ScannedLog.from_pandas(tx)
+    features, summary = customer_features(log, freq="D")
+    assert "monetary_value" not in summary.columns
+    rules = RuleSegmenter("rf_grid", scorer=RFMScorer(monetary_col="n_orders"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline = ScoringPipeline(rule_segmenter=rules.fit(features),
+                                   purchase_model=BetaGeoNBD().fit(summary), freq="D")  # fmt: skip
+    write_predictions(pipeline.predict(scoring_frame(features, summary)), tmp_path / "pandas",
+                      fingerprints={})  # fmt: skip
+    table = customer_features_table(log, freq="D")
+    edges = fit_rule_segmenter(RuleSegmenter("rf_grid", scorer=RFMScorer(monetary_col="n_orders")),
+                               table).scorer_.edges_  # fmt: skip
+    pd.testing.assert_frame_equal(edges, pipeline.rule_segmenter.scorer_.edges_)
+    score_features_table(table, pipeline, tmp_path / "streamed", fingerprints={}, chunk_rows=600)
+    log.close()
+    _same_files(tmp_path / "pandas", tmp_path / "streamed")
+
+
+@pytest.mark.parametrize("hashed", [False, True])
+def test_segment_lists_from_the_file_equal_the_pandas_lists(tmp_path: Path, hashed: bool) -> None:
+    from rfmml.campaign import export_segment_lists
+    from rfmml.campaign.streaming import export_segment_lists_from_file
+
+    tx, freq = _log("cdnow")
+    log = ScannedLog.from_pandas(tx)
+    features, summary = customer_features(log, freq=freq)
+    log.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline = ScoringPipeline(rule_segmenter=RuleSegmenter("rfm11").fit(features),
+                                   purchase_model=BetaGeoNBD().fit(summary),
+                                   gamma_gamma=GammaGamma(zero_spend="exclude").fit(summary),
+                                   freq=freq)  # fmt: skip
+    predictions = pipeline.predict(scoring_frame(features, summary))
+    paths = write_predictions(predictions, tmp_path / "run", fingerprints={})
+    salt = "s3cret" if hashed else None
+    want = export_segment_lists(predictions, tmp_path / "pandas", hash_ids=hashed, salt=salt)
+    got = export_segment_lists_from_file(paths["parquet"], tmp_path / "file", hash_ids=hashed,
+                                         salt=salt, chunk_rows=1_000)  # fmt: skip
+    assert list(got) == list(want)
+    assert any(p.stat().st_size > 200 for p in want.values())
+    for name, path in want.items():
+        assert got[name].read_bytes() == path.read_bytes(), name
+
+
+def test_a_grouped_table_streams_the_same(tmp_path: Path) -> None:
+    tx = simulate_transactions(3_000, random_state=5)
+    tx["channel"] = np.where(tx.index % 3 == 0, "web", "store")
+    log = ScannedLog.from_pandas(tx)
+    features, summary = customer_features(log, freq="D", group="channel")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline = ScoringPipeline(rule_segmenter=RuleSegmenter("rfm11").fit(features),
+                                   purchase_model=BetaGeoNBD().fit(summary),
+                                   gamma_gamma=GammaGamma(zero_spend="exclude").fit(summary),
+                                   freq="D", group="channel")  # fmt: skip
+    write_predictions(pipeline.predict(scoring_frame(features, summary)), tmp_path / "pandas",
+                      fingerprints={})  # fmt: skip
+    table = customer_features_table(log, freq="D", group="channel", partition_rows=2_000)
+    edges = fit_rule_segmenter(RuleSegmenter("rfm11"), table).scorer_.edges_
+    pd.testing.assert_frame_equal(edges, pipeline.rule_segmenter.scorer_.edges_)
+    score_features_table(table, pipeline, tmp_path / "streamed", fingerprints={}, chunk_rows=500)
+    log.close()
+    _same_files(tmp_path / "pandas", tmp_path / "streamed")
