@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from rfmml._documents import write_document
@@ -177,10 +178,10 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
     from rfmml.models._spark import check_spark_summary
     from rfmml.segments._spark import check_spark_features
 
-    if options.get("interval"):
+    if options.get("interval") and options.get("top_fraction") is not None:
         raise ValueError(
-            "score_customers: intervals need joint parameter draws over every customer, which "
-            "the Spark path does not compute; score without interval= (or on pandas)."
+            "score_customers: probability_top_clv ranks every customer's CLV in each draw, "
+            "which the Spark path does not compute; score without top_fraction= (or on pandas)."
         )
     if options.get("segments") is not None:
         raise ValueError("score_customers: segments= is not supported for Spark frames.")
@@ -252,6 +253,8 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
         for k, v in options.items()
         if k not in (*parts, "playbook", "interval", "segments", "param_draws", "n_draws")
     }
+    if options.get("interval") and uses_summary:
+        kwargs.update(interval_options(parts, options))
     f_attrs = {k: attrs[k] for k in ("observation_end",) if k in attrs}
     s_attrs = {k: attrs[k] for k in ("observation_end", "freq") if k in attrs}
 
@@ -276,6 +279,46 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
                 yield score(batch)
 
     return with_table_attrs(joined.mapInPandas(run, schema), attrs, options)
+
+
+def interval_options(parts: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The interval arguments of every batch, with the parameter draws made once, here.
+
+    Every interval column is a function of the customer's row and the draws, so
+    with the same draws on every worker the Spark columns equal the pandas ones.
+    The draws are those given (``param_draws``), else parametric draws in the
+    order and from the seed the pandas path uses (purchase model, then
+    Gamma-Gamma, from one ``random_state``); they go to the workers as plain lists.
+    """
+    from sklearn.utils import check_random_state
+
+    from rfmml.models.uncertainty import check_interval, draw_params
+
+    n_draws = int(options.get("n_draws", 200))
+    method = options.get("interval_method", "parametric")
+    check_interval(options["interval"], n_draws, method)
+    given = options.get("param_draws") or {}
+    rng = check_random_state(options.get("random_state"))
+    draws: dict[str, Any] = {}
+    for key in ("purchase_model", "gamma_gamma"):
+        model = parts.get(key)
+        if model is None:
+            continue
+        if key in given:
+            draws[key] = np.asarray(given[key], dtype=float).tolist()
+        elif method == "bootstrap":
+            raise ValueError(
+                "interval_method='bootstrap' refits on the training customers: pass "
+                f"param_draws={{'{key}': model.draw_params(n_draws, 'bootstrap', X=training)}}."
+            )
+        else:
+            draws[key] = draw_params(model, n_draws, random_state=rng).tolist()
+    return {
+        "interval": float(options["interval"]),
+        "n_draws": n_draws,
+        "interval_method": method,
+        "param_draws": {k: np.asarray(v, dtype=float) for k, v in draws.items()},
+    }
 
 
 def with_table_attrs(sdf: Any, attrs: dict[str, Any], options: dict[str, Any]) -> Any:
