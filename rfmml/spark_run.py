@@ -328,16 +328,20 @@ def evaluate_spark_models(cfg: ExperimentConfig, tx: Any) -> SparkModelEvaluatio
     )  # fmt: skip
 
 
-def _param_draws(cfg: ExperimentConfig, purchase: Any, gg: Any) -> dict[str, np.ndarray] | None:
-    """The scoring models' parameter draws, made on the driver as the pandas run makes them."""
-    if not cfg.models.interval:
-        return None
-    if cfg.models.interval_method != "parametric":
+def _check_spark_config(cfg: ExperimentConfig) -> None:
+    """Refuse, before any work, what a Spark run does not offer."""
+    if cfg.models.interval and cfg.models.interval_method != "parametric":
         raise ConfigError(
             f"[models] interval_method = {cfg.models.interval_method!r} refits on resampled "
             "customers, which engine = 'spark' does not do; use interval_method = "
             "'parametric' or engine = 'pandas'"
         )
+
+
+def _param_draws(cfg: ExperimentConfig, purchase: Any, gg: Any) -> dict[str, np.ndarray] | None:
+    """The scoring models' parameter draws, made on the driver as the pandas run makes them."""
+    if not cfg.models.interval:
+        return None
     return {
         key: fitted.draw_params(cfg.models.n_draws, method="parametric",
                                 random_state=cfg.random_state + i)
@@ -397,6 +401,7 @@ def run_spark_experiment(
     DataError
         Bad data, or an empty calibration or holdout period.
     """
+    _check_spark_config(cfg)
     spark = spark if spark is not None else spark_session(cfg.spark_master)
     out = Path(output_dir if output_dir is not None else cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfmml.config import ExperimentConfig
+from rfmml.config import ExperimentConfig, load_config
 from rfmml.evaluation import evaluate_holdout, repeat_transaction_tracking
 from rfmml.evaluation._spark import evaluate_holdout_spark, repeat_tracking_spark, spark_auc
 from rfmml.features import calibration_holdout, calibration_summary
@@ -18,7 +18,7 @@ _MODELS = ["bgnbd", "mbgnbd", "pareto_nbd"]
 
 
 def _config(source: str, **models) -> ExperimentConfig:
-    return ExperimentConfig.from_dict(
+    return load_config(
         {
             "name": "spark_holdout",
             "calibration_end": "1997-09-30",
@@ -176,6 +176,5 @@ def test_spark_run_refuses_bootstrap_intervals(spark, parquet_log, tmp_path):
     from rfmml.spark_run import run_spark_experiment
 
     bad = _config(parquet_log.as_posix(), interval=0.9, n_draws=10, interval_method="bootstrap")
-    bad.models.purchase_models = ["bgnbd"]
     with pytest.raises(ConfigError, match="interval_method = 'bootstrap'.*engine = 'spark'"):
         run_spark_experiment(bad, output_dir=tmp_path, spark=spark)
