@@ -27,8 +27,12 @@ def _config(source: str, **models) -> ExperimentConfig:
             "engine": "spark",
             "n_bootstrap": 0,
             "data": {"source": source},
-            "models": {"purchase_models": _MODELS, "horizon": 52, "next_order_window": 4,
-                       **models},  # fmt: skip
+            "models": {
+                "purchase_models": _MODELS,
+                "horizon": 52,
+                "next_order_window": 4,
+                **models,
+            },  # fmt: skip
             "segmentations": [{"name": "rfm11", "kind": "rules", "scheme": "rfm11"}],
         }
     )
