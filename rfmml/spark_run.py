@@ -78,7 +78,7 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 #: Reading options a Spark run does not offer (they need the pandas reader's cleaning).
-_UNSUPPORTED = ("group", "order", "quantity", "price", "cancellation_prefix", "sample_customers")
+_UNSUPPORTED = ("order", "quantity", "price", "cancellation_prefix", "sample_customers")
 
 
 @dataclass
@@ -129,7 +129,9 @@ def read_spark_transactions(spark: Any, data: DataConfig | str | Path) -> Any:
     Returns
     -------
     pyspark.sql.DataFrame
-        ``customer_id``, ``timestamp`` and (with amounts) ``amount`` as double.
+        ``customer_id``, ``timestamp``, (with amounts) ``amount`` as double and
+        (with ``[data] group``) the group column under its own name; rows
+        without a group are dropped, as the pandas reader drops them.
 
     Raises
     ------
@@ -151,7 +153,13 @@ def read_spark_transactions(spark: Any, data: DataConfig | str | Path) -> Any:
         )
     if cfg.source in BUILTIN_SOURCES:
         raw = load_cdnow() if cfg.source == "cdnow" else load_online_retail()
-        keep = [c for c in ("customer_id", "timestamp", "amount") if c in raw.columns]
+        if cfg.group is not None and cfg.group not in raw.columns:
+            raise ConfigError(
+                f"[data] group = {cfg.group!r} is not a column of {cfg.source}; "
+                f"columns: {list(raw.columns)}"
+            )
+        names = ("customer_id", "timestamp", "amount", *([cfg.group] if cfg.group else []))
+        keep = [c for c in names if c in raw.columns]
         tx = spark.createDataFrame(raw[keep])
     else:
         path = Path(cfg.source)
@@ -163,6 +171,8 @@ def read_spark_transactions(spark: Any, data: DataConfig | str | Path) -> Any:
         mapping = {cfg.customer: "customer_id", cfg.timestamp: "timestamp"}
         if cfg.amount:
             mapping[cfg.amount] = "amount"
+        if cfg.group:
+            mapping[cfg.group] = cfg.group
         missing = [c for c in mapping if c not in tx.columns]
         if missing:
             raise DataError(
@@ -172,6 +182,8 @@ def read_spark_transactions(spark: Any, data: DataConfig | str | Path) -> Any:
         tx = tx.select(*(F.col(f"`{k}`").alias(v) for k, v in mapping.items()))
         if cfg.timestamp_format is not None:
             tx = tx.withColumn("timestamp", F.to_timestamp("timestamp", cfg.timestamp_format))
+    if cfg.group is not None:
+        tx = tx.filter(F.col(cfg.group).isNotNull())
     if "amount" in tx.columns:
         tx = tx.withColumn("amount", F.col("amount").cast("double"))
         if cfg.negative_amounts == "error":
@@ -275,16 +287,17 @@ def evaluate_spark_models(cfg: ExperimentConfig, tx: Any) -> SparkModelEvaluatio
     """
     from pyspark.sql import functions as F
 
+    group = cfg.data.group
+    keys = ["customer_id", *([group] if group else [])]
     cal_holdout = calibration_holdout(
-        tx, cfg.calibration_end, cfg.observation_end, freq=cfg.freq
+        tx, cfg.calibration_end, cfg.observation_end, freq=cfg.freq, group=group
     ).cache()
     try:
         _check_holdout(cal_holdout, cfg)
         names = {"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T",
                  "monetary_value_cal": "monetary_value"}  # fmt: skip
         summary = cal_holdout.select(
-            "customer_id",
-            *(F.col(k).alias(v) for k, v in names.items() if k in cal_holdout.columns),
+            *keys, *(F.col(k).alias(v) for k, v in names.items() if k in cal_holdout.columns)
         )
         gg: GammaGamma | None = None
         notes: list[str] = []
@@ -312,7 +325,8 @@ def evaluate_spark_models(cfg: ExperimentConfig, tx: Any) -> SparkModelEvaluatio
         cal_holdout.unpersist()
     within = tx.filter(F.col("timestamp") < F.lit(end_cutoff(cfg.observation_end).to_pydatetime()))
     curves, _ = _quietly(lambda: repeat_tracking_spark(
-        within, fits, cfg.calibration_end, cfg.observation_end, freq=cfg.freq))  # fmt: skip
+        within, fits, cfg.calibration_end, cfg.observation_end, freq=cfg.freq, keys=keys,
+    ))  # fmt: skip
     for name in fits:
         metrics[name]["tracking_mape"] = tracking_mape(curves, name)
     chosen = choose_model(metrics, cfg.models.selection)
@@ -409,8 +423,9 @@ def run_spark_experiment(
     spend = "amount" in tx.columns
     end = cfg.observation_end
     models = evaluate_spark_models(cfg, tx)
-    features = rfm_table(tx, end).cache()
-    summary = btyd_summary(tx, end, cfg.freq).cache()
+    group = cfg.data.group
+    features = rfm_table(tx, end, group=group).cache()
+    summary = btyd_summary(tx, end, cfg.freq, group=group).cache()
     rules, kmeans = _segmenters(cfg, spend)
     if rules is not None:
         rules.fit(features)
@@ -456,7 +471,7 @@ def run_spark_experiment(
         next_order_window=settings["next_order_window"], observation_end=str(end.date()),
         interval=cfg.models.interval, n_draws=cfg.models.n_draws,
         interval_method=cfg.models.interval_method, random_state=cfg.random_state,
-        param_draws=param_draws,
+        param_draws=param_draws, group=group,
     )  # fmt: skip
     model_dir = pipeline.save(out / "model")
     files = {"predictions": paths["parquet"], "predictions_meta": paths["meta"]}
@@ -537,10 +552,13 @@ def _track(cfg: ExperimentConfig, uri: str | None, pipeline: ScoringPipeline, fe
 
 def _example(features: Any, summary: Any, rows: int = 5) -> pd.DataFrame:
     """The scoring input of ``rows`` customers, collected (an MLflow input example)."""
+    from rfmml.segments._spark import spark_keys
+
+    keys = spark_keys(features)
     first = features.limit(rows)
-    feats = first.toPandas().set_index("customer_id")
-    summ = summary.join(first.select("customer_id"), on="customer_id").toPandas()
-    summ = summ.set_index("customer_id").reindex(feats.index)
+    feats = first.toPandas().set_index(keys)
+    summ = summary.join(first.select(*keys), on=keys).toPandas()
+    summ = summ.set_index(keys).reindex(feats.index)
     summ.attrs = frame_attrs(summary)
     return scoring_frame(feats, summ)
 
@@ -589,8 +607,8 @@ def predict_spark(
         if data is not None:
             source.source = str(transactions)
         tx = read_spark_transactions(spark, source)
-    features = rfm_table(tx, end).cache()
-    summary = btyd_summary(tx, end, pipeline.freq).cache()
+    features = rfm_table(tx, end, group=pipeline.group).cache()
+    summary = btyd_summary(tx, end, pipeline.freq, group=pipeline.group).cache()
     table = score_customers(
         features, summary, rule_segmenter=pipeline.rule_segmenter,
         kmeans_segmenter=pipeline.kmeans_segmenter, purchase_model=pipeline.purchase_model,

@@ -115,23 +115,24 @@ def _plain(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _check_alignment(features: Any, summary: Any) -> None:
+def _check_alignment(features: Any, summary: Any, keys: list[str] | None = None) -> None:
     """The pandas ``_check_aligned`` messages, counted in Spark (one row comes back)."""
     from pyspark.sql import functions as F
 
+    keys = keys or [_ID]
     for name, frame in (("features", features), ("summary", summary)):
-        row = frame.agg(F.count(F.lit(1)).alias("n"), F.count_distinct(_ID).alias("d")).first()
+        row = frame.agg(F.count(F.lit(1)).alias("n"), F.count_distinct(*keys).alias("d")).first()
         assert row is not None
         if row["n"] != row["d"]:
-            first = frame.groupBy(_ID).count().filter("count > 1").agg(F.min(_ID)).first()
+            first = frame.groupBy(*keys).count().filter("count > 1").agg(F.min(_ID)).first()
             raise DataError(
                 f"score_customers: the {name} index has {int(row['n'] - row['d'])} repeated "
                 f"customer key(s) (first {None if first is None else first[0]!r}); expected one "
                 "row per customer (and group)."
             )
-    left = features.select(_ID).withColumn("_f", F.lit(1))
-    right = summary.select(_ID).withColumn("_s", F.lit(1))
-    both = left.join(right, on=_ID, how="full_outer")
+    left = features.select(*keys).withColumn("_f", F.lit(1))
+    right = summary.select(*keys).withColumn("_s", F.lit(1))
+    both = left.join(right, on=keys, how="full_outer")
     row = both.agg(
         F.count_if(F.col("_s").isNull()).alias("only_f"),
         F.min(F.when(F.col("_s").isNull(), F.col(_ID))).alias("first_f"),
@@ -213,7 +214,9 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
     else:
         check_spark_features(features, ["recency_days", "n_orders"], where="score_customers")
     attrs = frame_attrs(features)
-    feature_cols = [c for c in features.columns if c != _ID]
+    group = attrs.get("group")
+    keys = [_ID, *([str(group)] if group is not None and group in features.columns else [])]
+    feature_cols = [c for c in features.columns if c not in keys]
     joined = features
     summary_cols: list[str] = []
     if uses_summary:
@@ -242,10 +245,10 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
             freq = resolve_freq(freq, probe, parts["purchase_model"], "score_customers")
         options = {**options, "freq": freq}
         attrs = {**summary_attrs, **attrs}
-        _check_alignment(features, summary)
+        _check_alignment(features, summary, keys)
         summary_cols = list(dict.fromkeys(c for c in model_cols if c in summary.columns))
-        renamed = summary.select(_ID, *(summary[c].alias(f"_s_{c}") for c in summary_cols))
-        joined = features.join(renamed, on=_ID, how="inner")
+        renamed = summary.select(*keys, *(summary[c].alias(f"_s_{c}") for c in summary_cols))
+        joined = features.join(renamed, on=keys, how="inner")
     text = _bundle(parts)
     book = load_playbook(options.get("playbook")) if rule is not None else None
     kwargs = {
@@ -260,7 +263,11 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
 
     def score(batch: pd.DataFrame) -> pd.DataFrame:
         fitted = _estimators(text)
-        index = pd.Index(batch[_ID].to_numpy(), name=_ID)
+        index = (
+            pd.Index(batch[_ID].to_numpy(), name=_ID)
+            if len(keys) == 1
+            else pd.MultiIndex.from_arrays([batch[k].to_numpy() for k in keys], names=keys)
+        )
         feats = pd.DataFrame({c: batch[c].to_numpy() for c in feature_cols}, index=index)
         feats.attrs = dict(f_attrs)
         summ = None
