@@ -23,15 +23,20 @@ purchase model. Then it refits the chosen model and Gamma-Gamma on the whole
 period and scores every customer, with interval columns when ``[models]
 interval`` asks for them (parametric draws made on the driver from
 ``random_state``, as the pandas run draws them, and sent to the workers with
-the models).
+the models). With ``[data] group`` every step is per customer and group as in
+the pandas run: the holdout leaves out the (customer, group) pairs first seen
+after the calibration end, the models are fitted on the (customer, group) rows
+pooled, and the rule segmenter learns its edges within each group (groups
+under ``min_group_size`` customers get the pooled edges).
 
 What a Spark run does not do (use ``engine = "pandas"`` for these): it does not
 evaluate or rank the segmentations (the rule segmenter is the first ``rules``
 segmentation and the k-means segmenter the first ``kmeans`` one), follow
 segment transitions, draw figures or the HTML report, give the interval totals
-per segment (only the per-customer interval columns) or bootstrap intervals,
-and it refuses ``[data] group`` and the reading options of
-``_UNSUPPORTED``. pyspark is imported inside the functions.
+per segment or ``probability_top_clv`` (only the per-customer interval
+columns), or bootstrap intervals (``interval_method = "bootstrap"`` is
+refused), and it refuses the reading options of ``_UNSUPPORTED`` (clean the log
+upstream). pyspark is imported inside the functions.
 """
 
 from __future__ import annotations
