@@ -320,7 +320,8 @@ def _run_spark(cfg: Any, output: str | None, tracking_uri: str | None) -> Any:
         step(f"experiment {cfg.name} on Spark: holdout, features, segments, models, scoring")
         result = run_spark_experiment(cfg, output_dir=output, tracking_uri=tracking_uri)
     if result.model_comparison is not None:
-        chosen = PURCHASE_MODEL_LABELS.get(result.chosen_model, result.chosen_model)
+        name = str(result.chosen_model)
+        chosen = PURCHASE_MODEL_LABELS.get(name, name)
         shown = result.model_comparison.drop(columns=["label", "n_params"], errors="ignore")
         out.print(_table(shown, title=f"Purchase models on the holdout period (chosen by "
                          f"{cfg.models.selection}: {chosen})"))  # fmt: skip
