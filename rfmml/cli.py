@@ -816,8 +816,9 @@ def _predict_spark(model_dir: str, output: str, master: str | None, reader: dict
         source=reader["transactions"], customer=reader["customer"],
         timestamp=reader["timestamp"], amount=reader["amount"],
         timestamp_format=reader.get("timestamp_format"), separator=reader.get("separator"),
+        group=reader.get("group"),
     )  # fmt: skip
-    for key in ("group", "order", "quantity", "price", "cancellation_prefix"):
+    for key in ("order", "quantity", "price", "cancellation_prefix"):
         if reader.get(key) is not None:
             raise ValueError(f"--{key.replace('_', '-')} is not offered with --engine spark")
     with _stages(1) as step:

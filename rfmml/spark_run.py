@@ -611,6 +611,8 @@ def predict_spark(
         source = data if data is not None else DataConfig(source=str(transactions))
         if data is not None:
             source.source = str(transactions)
+        if pipeline.group is not None and source.group is None:  # the column it was fitted on
+            source.group = pipeline.group
         tx = read_spark_transactions(spark, source)
     features = rfm_table(tx, end, group=pipeline.group).cache()
     summary = btyd_summary(tx, end, pipeline.freq, group=pipeline.group).cache()

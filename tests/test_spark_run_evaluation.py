@@ -182,3 +182,15 @@ def test_spark_run_refuses_bootstrap_intervals(spark, parquet_log, tmp_path):
     bad = _config(parquet_log.as_posix(), interval=0.9, n_draws=10, interval_method="bootstrap")
     with pytest.raises(ConfigError, match="interval_method = 'bootstrap'.*engine = 'spark'"):
         run_spark_experiment(bad, output_dir=tmp_path, spark=spark)
+
+
+@pytest.mark.spark
+def test_predict_spark_with_the_saved_intervals(spark, spark_run, parquet_log, tmp_path):
+    from rfmml.spark_run import predict_spark
+
+    result, _ = spark_run
+    paths = predict_spark(result.model_dir, parquet_log, tmp_path / "scored", spark=spark)
+    scored = spark.read.parquet(str(paths["parquet"]))
+    run = spark.read.parquet(str(result.predictions))
+    assert "clv_lower" in scored.columns
+    assert scored.exceptAll(run).count() + run.exceptAll(scored).count() == 0

@@ -131,3 +131,14 @@ def test_grouped_spark_transform_equals_pandas(spark, grouped_tx, pandas_run, sp
     )
     spark_compare(got, want.assign(segment=want["segment"].astype(str)),
                   keys=("customer_id", "channel"))  # fmt: skip
+
+
+@pytest.mark.spark
+def test_predict_spark_with_a_grouped_pipeline(spark, spark_run, cfg, tmp_path):
+    from rfmml.spark_run import predict_spark
+
+    paths = predict_spark(spark_run.model_dir, cfg.data.source, tmp_path / "scored", spark=spark)
+    scored = spark.read.parquet(str(paths["parquet"]))
+    run = spark.read.parquet(str(spark_run.predictions))
+    assert "channel" in scored.columns
+    assert scored.exceptAll(run).count() + run.exceptAll(scored).count() == 0
