@@ -9,7 +9,7 @@ import pytest
 
 from rfmml.config import ExperimentConfig, load_config
 from rfmml.evaluation import evaluate_holdout, repeat_transaction_tracking
-from rfmml.evaluation._spark import evaluate_holdout_spark, repeat_tracking_spark, spark_auc
+from rfmml.evaluation._spark import evaluate_holdout_spark, spark_auc
 from rfmml.features import calibration_holdout, calibration_summary
 from rfmml.models import BetaGeoNBD, GammaGamma
 from rfmml.pipeline import Calibration, evaluate_models, score
@@ -83,7 +83,8 @@ def test_spark_holdout_metrics_equal_pandas(spark, spark_tx, cdnow_tx):
     gg = GammaGamma(zero_spend="exclude").fit(summary)
     want = evaluate_holdout(model, gg, cal_pd)
     cal_sp = calibration_holdout(spark_tx, "1997-09-30", "1998-06-30", freq="W")
-    got = evaluate_holdout_spark(model, gg, cal_sp)  # the same fitted models: only the sums differ
+    got = evaluate_holdout(model, gg, cal_sp)  # the same fitted models: only the sums differ
+    assert got.equals(evaluate_holdout_spark(model, gg, cal_sp))  # what it dispatches to
     assert list(got.index) == list(want.index) and list(got.columns) == list(want.columns)
     _close(got.to_numpy(), want.to_numpy(), rtol=1e-12)
     assert got.attrs == want.attrs
@@ -91,8 +92,8 @@ def test_spark_holdout_metrics_equal_pandas(spark, spark_tx, cdnow_tx):
     assert abs(got.loc["buy_again_auc", "baseline"] - want.loc["buy_again_auc", "baseline"]) < 1e-12
     curves_pd = repeat_transaction_tracking(cdnow_tx, {"bgnbd": model}, "1997-09-30",
                                             "1998-06-30", freq="W")  # fmt: skip
-    curves_sp = repeat_tracking_spark(spark_tx, {"bgnbd": model}, "1997-09-30", "1998-06-30",
-                                      freq="W")  # fmt: skip
+    curves_sp = repeat_transaction_tracking(spark_tx, {"bgnbd": model}, "1997-09-30",
+                                            "1998-06-30", freq="W")  # fmt: skip
     pd.testing.assert_frame_equal(curves_sp, curves_pd, rtol=1e-12)
     assert curves_sp.attrs == curves_pd.attrs
 

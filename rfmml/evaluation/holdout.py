@@ -16,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from rfmml.errors import DataError
 from rfmml.features import calibration_summary
+from rfmml.features._spark import is_spark
 from rfmml.models import GammaGamma, PurchaseModel
 
 __all__ = [
@@ -193,11 +194,19 @@ def evaluate_holdout(
 
         ``attrs`` holds ``n_customers``, ``n_spend_customers`` and ``freq``.
 
+        A PySpark ``cal_holdout`` (:func:`rfmml.features.calibration_holdout` of
+        a Spark log) is evaluated inside Spark (:mod:`rfmml.evaluation._spark`):
+        the same table, the sums and the exact AUC aggregated in Spark.
+
     Raises
     ------
     DataError
         If required columns are missing or the frame is empty.
     """
+    if is_spark(cal_holdout):  # aggregated inside Spark, the same table back
+        from rfmml.evaluation._spark import evaluate_holdout_spark
+
+        return evaluate_holdout_spark(bgnbd, gamma_gamma, cal_holdout)
     pred = holdout_predictions(bgnbd, gamma_gamma, cal_holdout)
     actual = pred["actual_purchases"].to_numpy()
     y = pred["bought_again"].to_numpy()

@@ -23,6 +23,7 @@ import pandas as pd
 
 from rfmml.errors import DataError
 from rfmml.features._engine import check_freq, next_period_start, scalar_period
+from rfmml.features._spark import is_spark
 from rfmml.models import PurchaseModel
 
 __all__ = ["repeat_transaction_tracking", "tracking_curves", "tracking_mape"]
@@ -62,8 +63,9 @@ def repeat_transaction_tracking(
 
     Parameters
     ----------
-    transactions : pandas.DataFrame
-        Clean transactions with the ``keys`` columns and ``timestamp``.
+    transactions : pandas.DataFrame or pyspark.sql.DataFrame
+        Clean transactions with the ``keys`` columns and ``timestamp``. A Spark
+        log is counted inside Spark (one number per period is collected).
     models : mapping of str to PurchaseModel
         Purchase models fitted on the calibration summary (same ``freq``), by label.
     calibration_end, observation_end : date-like
@@ -88,6 +90,11 @@ def repeat_transaction_tracking(
     DataError
         Missing columns, or no customer's first purchase in the calibration period.
     """
+    if is_spark(transactions):  # counted inside Spark, the same table back
+        from rfmml.evaluation._spark import repeat_tracking_spark
+
+        return repeat_tracking_spark(transactions, models, calibration_end, observation_end,
+                                     freq=freq, keys=keys)  # fmt: skip
     check_freq(freq)
     keys = list(keys)
     missing = [c for c in [*keys, "timestamp"] if c not in transactions.columns]
