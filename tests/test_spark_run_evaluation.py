@@ -84,7 +84,7 @@ def test_spark_holdout_metrics_equal_pandas(spark, spark_tx, cdnow_tx):
     want = evaluate_holdout(model, gg, cal_pd)
     cal_sp = calibration_holdout(spark_tx, "1997-09-30", "1998-06-30", freq="W")
     got = evaluate_holdout(model, gg, cal_sp)  # the same fitted models: only the sums differ
-    assert got.equals(evaluate_holdout_spark(model, gg, cal_sp))  # what it dispatches to
+    _close(got.to_numpy(), evaluate_holdout_spark(model, gg, cal_sp).to_numpy(), rtol=1e-14)
     assert list(got.index) == list(want.index) and list(got.columns) == list(want.columns)
     _close(got.to_numpy(), want.to_numpy(), rtol=1e-12)
     assert got.attrs == want.attrs
