@@ -12,7 +12,10 @@ as ``min(value) filter (below >= need_k)``: the driver receives ``n - 1``
 numbers per metric.
 
 Scores and segments are column expressions (comparisons with the edges, then
-an array lookup of the scheme's cells), so scoring never leaves Spark.
+an array lookup of the scheme's cells), so scoring never leaves Spark. With a
+group column (recorded as ``group`` on the frame by the feature builders) the
+edges are learned and applied within each group (:func:`spark_group_quantile_edges`,
+:func:`spark_group_scores`): ``n - 1`` numbers per metric and group reach the driver.
 pyspark is imported inside the functions.
 """
 
@@ -31,6 +34,9 @@ from rfmml.errors import DataError, require_columns
 __all__ = [
     "check_spark_features",
     "spark_clusters",
+    "spark_group_quantile_edges",
+    "spark_group_scores",
+    "spark_group_sizes",
     "spark_keys",
     "spark_label",
     "spark_quantile_edges",
