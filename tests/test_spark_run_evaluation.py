@@ -195,3 +195,24 @@ def test_predict_spark_with_the_saved_intervals(spark, spark_run, parquet_log, t
     run = spark.read.parquet(str(result.predictions))
     assert "clv_lower" in scored.columns
     assert scored.exceptAll(run).count() + run.exceptAll(scored).count() == 0
+
+
+@pytest.mark.spark
+def test_spark_interval_columns_equal_pandas_for_the_same_seed(spark, spark_tx, cdnow_tx,
+                                                               spark_compare):  # fmt: skip
+    from rfmml.campaign import score_customers
+    from rfmml.features import btyd_summary, rfm_table
+    from rfmml.segments import RuleSegmenter
+
+    features = rfm_table(cdnow_tx, "1998-06-30")
+    summary = btyd_summary(cdnow_tx, "1998-06-30", freq="W")
+    fitted = dict(rule_segmenter=RuleSegmenter("rfm11").fit(features),
+                  purchase_model=BetaGeoNBD().fit(summary),
+                  gamma_gamma=GammaGamma(zero_spend="exclude").fit(summary))  # fmt: skip
+    options = dict(horizon=52, freq="W", interval=0.8, n_draws=30, random_state=11)
+    want = score_customers(features, summary, **fitted, **options)
+    spark_features = rfm_table(spark_tx, "1998-06-30")
+    spark_summary = btyd_summary(spark_tx, "1998-06-30", freq="W")
+    got = score_customers(spark_features, spark_summary, **fitted, **options)
+    assert got.columns == list(want.columns) and "clv_upper" in got.columns
+    spark_compare(got, want.drop(columns="customer_id"), rtol=1e-12)

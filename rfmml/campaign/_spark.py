@@ -295,7 +295,8 @@ def interval_options(parts: Mapping[str, Any], options: Mapping[str, Any]) -> di
     with the same draws on every worker the Spark columns equal the pandas ones.
     The draws are those given (``param_draws``), else parametric draws in the
     order and from the seed the pandas path uses (purchase model, then
-    Gamma-Gamma, from one ``random_state``); they go to the workers as plain lists.
+    Gamma-Gamma, from one ``random_state``); they go to the workers with the
+    batch function.
     """
     from sklearn.utils import check_random_state
 
