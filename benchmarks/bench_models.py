@@ -1,7 +1,8 @@
 """Benchmark rfmml's BG/NBD, Gamma-Gamma and CLV against lifetimes and pymc-marketing.
 
 Usage: python benchmarks/bench_models.py [--sizes 100000 1000000 10000000] [--timeout 300]
-       [--pymc-max 1000000] [--pipeline 10000000]
+       [--pymc-max 1000000] [--pipeline 10000000] [--kinds whole fractional]
+       [--tasks bgnbd_fit gamma_gamma_fit scoring] [--no-write]
 
 Every measurement runs in a fresh subprocess (so peak RSS belongs to one task):
 the child loads the summary from a .npz file, records its RSS, runs the task
@@ -290,6 +291,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--pymc-max", type=int, default=1_000_000)
     parser.add_argument("--pipeline", type=int, default=10_000_000, help="0 to skip")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
     args = parser.parse_args()
     from importlib.metadata import PackageNotFoundError, version
 
@@ -311,7 +314,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 make_summary(n, data, kind)
                 print(f"n={n:,} {kind}: simulated in {time.perf_counter() - t0:.1f} s", flush=True)
-                for task in TASKS:
+                for task in args.tasks:
                     ours = measure("rfmml", task, data, n, args.timeout)
                     theirs = measure("lifetimes", task, data, n, args.timeout)
                     pymc = {}
@@ -403,6 +406,9 @@ def main() -> None:
         else f"Every lifetimes run finished inside the {args.timeout:.0f} s time box."
     )
     lines += ["", *notes]
+    if args.no_write:
+        print("\n".join(lines))
+        return
     write_section("\n".join(lines))
     print(f"wrote {RESULTS}")
 

@@ -141,7 +141,8 @@ def _warnings_to_terminal(known: Callable[[], list[str]] = list) -> Iterator[Non
 
 _READER_KEYS = ("customer", "timestamp", "amount", "group", "order", "quantity", "price",
                 "cancellation_prefix", "timestamp_format", "dayfirst", "encoding", "separator",
-                "observation_end", "allow_end_beyond_data", "negative_amounts")  # fmt: skip
+                "decimal", "observation_end", "allow_end_beyond_data",
+                "negative_amounts")  # fmt: skip
 
 
 def _read(reader: dict[str, Any]) -> pd.DataFrame:
@@ -250,6 +251,8 @@ def _tx_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--encoding", default=None, help="Text encoding of a CSV (default UTF-8)."),
         click.option("--separator", default=None,
                      help="CSV field separator (default: the first of , ; tab | that fits)."),
+        click.option("--decimal", default=None,
+                     help="Decimal mark of a CSV's numbers (default '.'; ',' reads 2,50)."),
         click.option("--observation-end", default=None,
                      help="As-of date; later rows are removed and counted "
                           "(default: last transaction)."),
@@ -539,21 +542,41 @@ def features(freq: str, form: str, output: str | None, **reader: Any) -> None:
 _NO_SPEND_M = "orders_per_year"
 
 
-def _rules(scheme: str, spend: bool) -> Any:
-    """A rule segmenter; without spend only for schemes that use R and F alone."""
+#: ``--scorer FILE`` of ``rfmml segment`` and ``rfmml fit``.
+_scorer_option = click.option(
+    "--scorer",
+    "scorer_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML file of RFMScorer parameters for the rule scheme, e.g. method = "
+    '"thresholds" with business thresholds per score (see rfmml.config.load_scorer).',
+)
+
+
+def _rules(scheme: str, spend: bool, scorer_file: str | None = None) -> Any:
+    """A rule segmenter; without spend only for schemes that use R and F alone.
+
+    ``scorer_file`` is a TOML file of :class:`~rfmml.segments.RFMScorer`
+    parameters (e.g. business thresholds), see :func:`rfmml.config.load_scorer`.
+    """
+    from rfmml.config import load_scorer
     from rfmml.segments import RFMScorer, RuleSegmenter, load_scheme
 
+    scorer = load_scorer(scorer_file) if scorer_file else RFMScorer()
     if spend:
-        return RuleSegmenter(scheme=scheme)
+        return RuleSegmenter(scheme=scheme, scorer=scorer)
     if {"M", "FM"} & set(load_scheme(scheme).axes):
         raise DataError(
             f"scheme {scheme!r} scores spend (M), but the log has no amounts; use an R- and "
             "F-only scheme such as rf_grid, or --kmeans"
         )
-    return RuleSegmenter(scheme=scheme, scorer=RFMScorer(monetary_col=_NO_SPEND_M))
+    if scorer.monetary_col == "total_spend":  # the M slot must read a column that exists
+        scorer = scorer.set_params(monetary_col=_NO_SPEND_M)
+    return RuleSegmenter(scheme=scheme, scorer=scorer)
 
 
-def _segmenter(scheme: str, kmeans: str | None, seed: int, spend: bool = True) -> Any:
+def _segmenter(scheme: str, kmeans: str | None, seed: int, spend: bool = True,
+               scorer_file: str | None = None) -> Any:  # fmt: skip
     from rfmml.segments import KMeansSegmenter, RFMScorer
 
     if kmeans:
@@ -565,7 +588,7 @@ def _segmenter(scheme: str, kmeans: str | None, seed: int, spend: bool = True) -
             log_features=("n_orders",), value_col="n_orders", scheme="rf_grid",
             scorer=RFMScorer(monetary_col=_NO_SPEND_M),
         )  # fmt: skip
-    return _rules(scheme, spend)
+    return _rules(scheme, spend, scorer_file)
 
 
 def _profile_without_spend(X: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
@@ -589,12 +612,13 @@ def _say_no_spend() -> None:
 @_tx_options
 @click.option("--scheme", default="rf_grid", show_default=True,
               help="Rule scheme: rf_grid, rfm11 or a TOML file.")  # fmt: skip
+@_scorer_option
 @click.option("--kmeans", default=None, help="Use k-means with this k (or 'auto') instead.")
 @click.option("--seed", default=0, show_default=True, help="Random seed for k-means.")
 @click.option("--output", "-o", default=None, help="Write segments to a .csv or .parquet file.")
 @_handle_errors
-def segment(scheme: str, kmeans: str | None, seed: int, output: str | None,
-            **reader: Any) -> None:  # fmt: skip
+def segment(scheme: str, scorer_file: str | None, kmeans: str | None, seed: int,
+            output: str | None, **reader: Any) -> None:  # fmt: skip
     """Segment the customers of TRANSACTIONS with rules or k-means; print the profile."""
     from rfmml.features import rfm_table
     from rfmml.segments import segment_profile
@@ -606,7 +630,7 @@ def segment(scheme: str, kmeans: str | None, seed: int, output: str | None,
     if not spend:
         _say_no_spend()
     X = rfm_table(tx, observation_end=reader["observation_end"], group=reader["group"])
-    seg = _segmenter(scheme, kmeans, seed, spend).fit(X)
+    seg = _segmenter(scheme, kmeans, seed, spend, scorer_file).fit(X)
     labels = seg.predict(X)
     profile = segment_profile(X, labels) if spend else _profile_without_spend(X, labels)
     out.print(_table(profile, title="Segment profile"))
@@ -632,6 +656,7 @@ def segment(scheme: str, kmeans: str | None, seed: int, output: str | None,
     show_default=True,
     help="Rule scheme saved with the models, so predict writes segment lists.",
 )
+@_scorer_option
 @click.option(
     "--horizon",
     default=52,
@@ -645,8 +670,8 @@ def segment(scheme: str, kmeans: str | None, seed: int, output: str | None,
     help="Where the scoring pipeline (pipeline.json, purchase_model.json, ...) goes.",
 )
 @_handle_errors
-def fit(freq: str, purchase_model: str, penalizer: float, scheme: str, horizon: int,
-        models_dir: str, **reader: Any) -> None:  # fmt: skip
+def fit(freq: str, purchase_model: str, penalizer: float, scheme: str, scorer_file: str | None,
+        horizon: int, models_dir: str, **reader: Any) -> None:  # fmt: skip
     """Fit a purchase model and Gamma-Gamma (and a rule scheme) to TRANSACTIONS; save a
     scoring pipeline.
 
@@ -661,7 +686,7 @@ def fit(freq: str, purchase_model: str, penalizer: float, scheme: str, horizon: 
     spend = "amount" in tx.columns
     end, group = reader["observation_end"], reader["group"]
     summary = btyd_summary(tx, observation_end=end, freq=freq, group=group)
-    rules = _rules(scheme, spend).fit(rfm_table(tx, observation_end=end, group=group))
+    rules = _rules(scheme, spend, scorer_file).fit(rfm_table(tx, observation_end=end, group=group))
     model = PURCHASE_MODELS[purchase_model](penalizer=penalizer).fit(summary)
     label = PURCHASE_MODEL_LABELS[purchase_model]
     out.print(_table(model.summary_, title=f"{label} ({freq}), log-likelihood "
@@ -818,7 +843,7 @@ def _predict_spark(model_dir: str, output: str, master: str | None, reader: dict
         timestamp_format=reader.get("timestamp_format"), separator=reader.get("separator"),
         group=reader.get("group"),
     )  # fmt: skip
-    for key in ("order", "quantity", "price", "cancellation_prefix"):
+    for key in ("order", "quantity", "price", "cancellation_prefix", "decimal"):
         if reader.get(key) is not None:
             raise ValueError(f"--{key.replace('_', '-')} is not offered with --engine spark")
     with _stages(1) as step:

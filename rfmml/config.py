@@ -103,6 +103,7 @@ __all__ = [
     "SegmentationConfig",
     "bundled_experiments",
     "load_config",
+    "load_scorer",
     "to_toml",
 ]
 
@@ -175,6 +176,7 @@ class DataConfig:
     cancellation_prefix: str | None = None
     encoding: str | None = None
     separator: str | None = None
+    decimal: str | None = None
 
     def reader_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`rfmml.data.read_transactions` for a file source."""
@@ -194,6 +196,7 @@ class DataConfig:
             "dayfirst": self.dayfirst,
             "encoding": self.encoding,
             "separator": self.separator,
+            "decimal": self.decimal,
         }
 
 
@@ -449,6 +452,34 @@ def _estimator_params(
                 raise ConfigError(f"{where}.{key} must be a table of {nested.__name__} parameters")
             params[key] = _estimator_params(params[key], nested, f"{where}.{key}")
     return params
+
+
+def load_scorer(path: str | Path) -> RFMScorer:
+    """An :class:`~rfmml.segments.RFMScorer` from a TOML file of its parameters.
+
+    The file holds the keys of a segmentation's ``scorer`` table, e.g.::
+
+        method = "thresholds"
+        frequency_col = "orders_per_year"
+        monetary_col = "spend_per_year"
+        thresholds = { R = [30, 90, 180, 365], F = [2, 4, 8, 16], M = [500, 1000, 2500, 6000] }
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, is not TOML, has an unknown key, or the scorer
+        refuses its parameters (e.g. thresholds that do not increase).
+    """
+    where = Path(path)
+    if not where.is_file():
+        raise ConfigError(f"scorer file {str(where)!r} not found")
+    raw = read_toml(where, "scorer")
+    scorer = RFMScorer(**_estimator_params(raw, RFMScorer, where.name))
+    try:
+        scorer._check_params()  # the checks fit would make, before any data is read
+    except ConfigError as exc:
+        raise ConfigError(f"{where.name}: {exc}") from None
+    return scorer
 
 
 def _segmentation(

@@ -81,6 +81,7 @@ from rfmml.evaluation import (
     evaluate_segmentation,
     fit_statistics,
     model_choice,
+    model_lower_is_better,
     repeat_transaction_tracking,
     standardized_features,
     tracking_mape,
@@ -311,6 +312,8 @@ class ModelEvaluation:
     the one the ``selection`` metric picked (the scoring model);
     ``holdout_metrics`` compares it with the baseline (``model_metrics.csv``)
     and ``comparison`` every model and the baseline (``model_comparison.csv``).
+    ``baseline_beats_models`` is the one-line warning given when the naive
+    baseline beats the chosen model on the ``selection`` metric (else None).
     """
 
     fits: dict[str, PurchaseModelFit]
@@ -324,6 +327,7 @@ class ModelEvaluation:
     figures: dict[str, Figure]
     warnings: list[str]
     messages: list[str] = field(default_factory=list)
+    baseline_beats_models: str | None = None
 
     @property
     def purchase_model(self) -> PurchaseModel:
@@ -478,6 +482,24 @@ def _choose(fits: dict[str, PurchaseModelFit], selection: str) -> str:
     return model_choice.choose_model({n: f.metrics for n, f in fits.items()}, selection)
 
 
+def _baseline_beats(fitted: PurchaseModelFit, baseline: pd.Series, selection: str) -> str | None:
+    """One plain line when the naive baseline beats the chosen model on ``selection``."""
+    model_value = fitted.metrics.get(selection, np.nan)
+    base_value = float(baseline.get(selection, np.nan))
+    if not (np.isfinite(model_value) and np.isfinite(base_value)):
+        return None
+    lower = model_lower_is_better(selection)
+    if (base_value < model_value) if lower else (base_value > model_value):
+        label = PURCHASE_MODEL_LABELS.get(fitted.name, fitted.name)
+        return (
+            f"the naive baseline (calibration rate carried forward) beats the best purchase "
+            f"model on {selection}: {base_value:.4g} against {model_value:.4g} for {label}; on "
+            "this holdout the models forecast no better than the past rate (compare the other "
+            "metrics in model_comparison.csv, or try another freq or calibration end)"
+        )
+    return None
+
+
 COMPARISON_METRICS = model_choice.COMPARISON_METRICS
 
 
@@ -537,6 +559,9 @@ def evaluate_models(
             fitted.metrics["tracking_mape"] = tracking_mape(curves, name)
     chosen = _choose(fits, cfg.models.selection)
     table = fits[chosen].holdout_metrics
+    beaten = _baseline_beats(fits[chosen], table["baseline"], cfg.models.selection)
+    if beaten:
+        logger.warning(beaten)
     comparison = _comparison_table(fits, table["baseline"], chosen)
     metrics: dict[str, float] = {}
     for name, fitted in fits.items():
@@ -586,6 +611,7 @@ def evaluate_models(
         figures=figures,
         warnings=_caught(gg_caught),
         messages=messages,
+        baseline_beats_models=beaten,
     )
 
 
@@ -900,6 +926,8 @@ def _record_models(models: ModelEvaluation, out: Path) -> str:
             tracking.set_tags({"gamma_gamma.warnings": " | ".join(models.warnings)})
         if models.messages:
             tracking.set_tags({"rfmml.degenerate_fits": " | ".join(models.messages)[:5000]})
+        if models.baseline_beats_models:
+            tracking.set_tags({"rfmml.baseline_beats_models": models.baseline_beats_models})
         tracking.log_metrics(models.metrics)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)

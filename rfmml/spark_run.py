@@ -83,7 +83,8 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 #: Reading options a Spark run does not offer (they need the pandas reader's cleaning).
-_UNSUPPORTED = ("order", "quantity", "price", "cancellation_prefix", "sample_customers")
+_UNSUPPORTED = ("order", "quantity", "price", "cancellation_prefix", "sample_customers",
+                "decimal")  # fmt: skip
 
 
 @dataclass

@@ -233,6 +233,65 @@ def test_fit_takes_any_purchase_model_and_predict_uses_it(workspace, tmp_path):
     assert scored["probability_no_purchase"].between(0, 1).all()
 
 
+SCORER_TOML = """
+method = "thresholds"
+frequency_col = "orders_per_year"
+monetary_col = "spend_per_year"
+thresholds = { R = [30, 90, 180, 365], F = [2, 4, 8, 16], M = [50, 100, 250, 600] }
+"""
+
+
+def test_segment_and_fit_take_business_thresholds_from_a_scorer_file(workspace, tmp_path):
+    from rfmml.campaign import ScoringPipeline
+    from rfmml.data import read_transactions
+    from rfmml.features import rfm_table
+    from rfmml.segments import RFMScorer, RuleSegmenter
+
+    scorer_file = tmp_path / "scorer.toml"
+    scorer_file.write_text(SCORER_TOML)
+    runner = CliRunner()
+    csv_path = workspace / "orders.csv"
+    args = [str(csv_path), "--customer", "cust", "--timestamp", "date"]
+    result = runner.invoke(main, ["segment", *args, "--scheme", "rfm11", "--scorer",
+                                  str(scorer_file), "-o", str(tmp_path / "s.parquet")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    got = pd.read_parquet(tmp_path / "s.parquet")  # indexed by customer_id
+
+    # the oracle: the same scheme and thresholds through the Python API
+    tx, _ = read_transactions(csv_path, customer="cust", timestamp="date")
+    X = rfm_table(tx)
+    scorer = RFMScorer(method="thresholds", frequency_col="orders_per_year",
+                       monetary_col="spend_per_year",
+                       thresholds={"R": [30, 90, 180, 365], "F": [2, 4, 8, 16],
+                                   "M": [50, 100, 250, 600]})  # fmt: skip
+    expected = RuleSegmenter(scheme="rfm11", scorer=scorer).fit(X).predict(X)
+    assert (got.loc[expected.index, "segment"].to_numpy() == expected.astype(str)).all()
+    quantile = RuleSegmenter(scheme="rfm11").fit(X).predict(X)
+    assert (quantile != expected).any()  # the file changes the segments
+
+    models = tmp_path / "models"
+    result = runner.invoke(main, ["fit", *args, "--scheme", "rfm11", "--scorer", str(scorer_file),
+                                  "--models-dir", str(models)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = ScoringPipeline.load(models).rule_segmenter
+    assert saved.scorer_.method == "thresholds"
+    assert saved.scorer_.thresholds["M"] == [50, 100, 250, 600]
+
+
+def test_a_bad_scorer_file_is_one_line_naming_the_file(workspace, tmp_path):
+    bad = tmp_path / "scorer.toml"
+    bad.write_text(SCORER_TOML.replace("[2, 4, 8, 16]", "[2, 4, 4, 16]"))
+    args = [str(workspace / "orders.csv"), "--customer", "cust", "--timestamp", "date"]
+    result = CliRunner().invoke(main, ["segment", *args, "--scorer", str(bad)])
+    assert result.exit_code != 0
+    assert "scorer.toml: thresholds['F'] must be finite and strictly increasing" in result.output
+    bad.write_text(SCORER_TOML + 'colour = "red"\n')
+    result = CliRunner().invoke(main, ["segment", *args, "--scorer", str(bad)])
+    assert result.exit_code != 0
+    assert "colour" in result.output
+    assert "Traceback" not in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

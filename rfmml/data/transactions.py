@@ -126,17 +126,30 @@ class Transactions(NamedTuple):
 _SEPARATORS = (",", ";", "\t", "|")
 
 
+#: Compressed text files pandas reads by their suffix (``orders.csv.gz``).
+_COMPRESSED = frozenset({".gz", ".zip", ".bz2", ".xz"})
+
+
 def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
-              separator: str | None) -> pd.DataFrame:  # fmt: skip
+              separator: str | None, decimal: str | None = None) -> pd.DataFrame:  # fmt: skip
     """Read the mapped columns of a delimited text file, finding its separator."""
     where = repr(str(path))
     encoding = encoding or "utf-8"
+    decimal = decimal or "."
+    if len(decimal) != 1 or decimal.isalnum() or decimal.isspace():
+        raise DataError(f"decimal= must be one mark such as '.' or ',', got {decimal!r}")
     if separator is not None:
+        if separator == decimal:
+            raise DataError(
+                f"separator and decimal mark are both {decimal!r}; a CSV with decimal commas "
+                "separates its fields with something else (often ';')"
+            )
         candidates: tuple[str, ...] = (separator,)
     elif path.suffix.lower() == ".tsv":
         candidates = ("\t", *_SEPARATORS)
     else:
         candidates = _SEPARATORS
+    candidates = tuple(c for c in candidates if c != decimal)
     best: list[str] = []
     sep = candidates[0]
     try:
@@ -163,8 +176,9 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
         if schema.order is not None:
             dtypes[schema.order] = str
         return pd.read_csv(
-            path, sep=sep, usecols=schema.source_columns, dtype=dtypes, encoding=encoding
-        )
+            path, sep=sep, usecols=schema.source_columns, dtype=dtypes, encoding=encoding,
+            decimal=decimal,
+        )  # fmt: skip
     except pd.errors.EmptyDataError:
         raise DataError(f"transaction file {where} is empty (no header, no rows)") from None
     except UnicodeDecodeError as exc:
@@ -184,7 +198,8 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
 
 
 def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
-          separator: str | None = None) -> tuple[pd.DataFrame, str]:  # fmt: skip
+          separator: str | None = None,
+          decimal: str | None = None) -> tuple[pd.DataFrame, str]:  # fmt: skip
     """Load ``source`` as a pandas frame of the mapped columns; return it and its kind."""
     if isinstance(source, str | Path):
         path = Path(source)
@@ -208,11 +223,16 @@ def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
                 ) from None
             _check_columns(schema, available, str(path))
             return pd.read_parquet(path, columns=schema.source_columns), "pandas"
-        if suffix in {".csv", ".txt", ".tsv", ".gz"}:
-            return _read_csv(path, schema, encoding, separator), "pandas"
+        if suffix in {".csv", ".txt", ".tsv", *_COMPRESSED}:
+            return _read_csv(path, schema, encoding, separator, decimal), "pandas"
+        if suffix in {".xlsx", ".xlsm", ".xls", ".ods"}:
+            raise DataError(
+                f"cannot read {str(path)!r}: a spreadsheet is not read directly; save the sheet "
+                "as CSV, or read it with pandas.read_excel and pass the DataFrame"
+            )
         raise DataError(
-            f"cannot read {str(path)!r}: expected a .csv, .tsv, .txt or .parquet file, "
-            f"got suffix {suffix!r}"
+            f"cannot read {str(path)!r}: expected a .csv, .tsv, .txt (also compressed: "
+            f"{', '.join(sorted(_COMPRESSED))}) or .parquet file, got suffix {suffix!r}"
         )
     if isinstance(source, pd.DataFrame):
         _check_columns(schema, list(source.columns), "the DataFrame")
@@ -347,7 +367,9 @@ def _day_month_order(
     )
     iso = pc.binary_join_element_wise(iso, rest, s(""))
     rewritten = pc.if_else(matched_arrow, iso, values)
-    return pd.Series(rewritten.to_pandas(), index=text.index, dtype="string"), dayfirst
+    # positional, not aligned: ``text`` keeps the labels of the rows left after cleaning
+    rewritten_text = pd.Series(rewritten.to_numpy(zero_copy_only=False), dtype="string")
+    return rewritten_text.set_axis(text.index), dayfirst
 
 
 def _parse_text(text: pd.Series, missing: pd.Series, timestamp_format: str | None) -> pd.Series:
@@ -477,7 +499,10 @@ def _parse_amounts(values: pd.Series, column: str) -> pd.Series:
 
 def _number_hint(bad: pd.Series) -> str:
     if bad.astype("string").str.fullmatch(r"\s*-?\d+,\d+\s*").fillna(False).any():
-        return "They look like decimal commas (2,50): convert them to points before loading."
+        return (
+            "They look like decimal commas (2,50): pass decimal=',' (CLI --decimal ',', "
+            'config [data] decimal = ",") for a CSV, or convert them to points.'
+        )
     return "Remove currency symbols and thousands separators before loading."
 
 
@@ -601,6 +626,7 @@ def read_transactions(
     dayfirst: bool | None = None,
     encoding: str | None = None,
     separator: str | None = None,
+    decimal: str | None = None,
     engine: Engine = "auto",
 ) -> Transactions:
     """Load a transaction log into the canonical frame, with a cleaning report.
@@ -658,6 +684,9 @@ def read_transactions(
     separator : str, optional
         Field separator of a CSV file; by default the first of ``,`` ``;``
         tab ``|`` that yields the mapped columns.
+    decimal : str, optional
+        Decimal mark of the numbers in a CSV file, ``"."`` by default; ``","``
+        reads ``2,50`` as 2.5 (the comma is then never taken as the separator).
     engine : {"auto", "duckdb", "pandas"}, default "auto"
         Who reads and cleans a file. ``"auto"`` cleans Parquet files in
         DuckDB (same frame, same report, a fraction of the time and memory)
@@ -716,6 +745,7 @@ def read_transactions(
         dayfirst=dayfirst,
         encoding=encoding,
         separator=separator,
+        decimal=decimal,
         engine=engine,
         lazy=False,
     )
@@ -769,6 +799,7 @@ def _read_transactions(
     dayfirst: bool | None = None,
     encoding: str | None = None,
     separator: str | None = None,
+    decimal: str | None = None,
     engine: Engine = "auto",
     lazy: bool = False,
     keep_negative: bool = False,
@@ -817,7 +848,7 @@ def _read_transactions(
             finally:
                 log.close()
         fallback = scanned
-    frame, kind = _load(source, schema, encoding, separator)
+    frame, kind = _load(source, schema, encoding, separator, decimal)
     report = CleaningReport(rows_in=len(frame))
     if frame.empty:
         where = repr(str(source)) if isinstance(source, str | Path) else "the transaction log"

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 
 from rfmml.models import _formulas as F
-from rfmml.models._base import PurchaseModel, StandardErrorWarning, as_horizon
+from rfmml.models._base import StandardErrorWarning, as_horizon
 from rfmml.models._grouping import map_rows
 from rfmml.models._registry import register_model
+from rfmml.models._scoring import KernelScoringModel
 
 __all__ = ["BetaGeoNBD", "StandardErrorWarning"]
 
@@ -16,7 +17,7 @@ PARAM_NAMES = ("r", "alpha", "a", "b")
 
 
 @register_model
-class BetaGeoNBD(PurchaseModel):
+class BetaGeoNBD(KernelScoringModel):
     """Beta-geometric/negative binomial (BG/NBD) model of repeat purchases.
 
     Each customer buys at a Poisson rate ``lambda ~ Gamma(r, alpha)`` while
@@ -83,6 +84,7 @@ class BetaGeoNBD(PurchaseModel):
     time_columns = ("recency", "T")
     time_params = ("alpha",)
 
+    _kernel = "bg"
     _formulas, _formula_prefix = F, "bgnbd"
     _expected_given_alive = _in_order = True
     _strict_summary = False

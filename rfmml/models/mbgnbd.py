@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from rfmml.models import _formulas_mbgnbd as F
-from rfmml.models._base import PurchaseModel
 from rfmml.models._registry import register_model
+from rfmml.models._scoring import KernelScoringModel
 
 __all__ = ["ModifiedBetaGeoNBD"]
 
@@ -14,7 +14,7 @@ COLUMNS = ("frequency", "recency", "T")
 
 
 @register_model
-class ModifiedBetaGeoNBD(PurchaseModel):
+class ModifiedBetaGeoNBD(KernelScoringModel):
     """Modified BG/NBD (MBG/NBD): the BG/NBD where one-time buyers can also be inactive.
 
     Poisson purchases at rate ``lambda ~ Gamma(r, alpha)`` while alive; a
@@ -59,6 +59,7 @@ class ModifiedBetaGeoNBD(PurchaseModel):
     time_columns = ("recency", "T")
     time_params = ("alpha",)
 
+    _kernel = "mbg"
     _formulas, _formula_prefix = F, "mbgnbd"
     _expected_given_alive = _in_order = True
 

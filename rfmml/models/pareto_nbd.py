@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from rfmml.models import _formulas_pareto as F
-from rfmml.models._base import PurchaseModel
 from rfmml.models._registry import register_model
+from rfmml.models._scoring import KernelScoringModel
 
 __all__ = ["ParetoNBD"]
 
@@ -14,7 +14,7 @@ COLUMNS = ("frequency", "recency", "T")
 
 
 @register_model
-class ParetoNBD(PurchaseModel):
+class ParetoNBD(KernelScoringModel):
     """Pareto/NBD model: Poisson purchases and an exponential lifetime, both gamma-mixed.
 
     While alive a customer buys at rate ``lambda ~ Gamma(r, alpha)``; his
@@ -65,6 +65,7 @@ class ParetoNBD(PurchaseModel):
     time_columns = ("recency", "T")
     time_params = ("alpha", "beta")
 
+    _kernel = "pareto"
     _formulas, _formula_prefix = F, "pareto_nbd"
     _expected_given_alive = True
 

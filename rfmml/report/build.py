@@ -49,6 +49,7 @@ from rfmml._documents import replacing
 from rfmml.campaign import read_predictions
 from rfmml.data import ScannedLog
 from rfmml.errors import DataError
+from rfmml.evaluation import MODEL_METRICS
 from rfmml.plots import plot_revenue_concentration, plot_segment_periods
 from rfmml.report.tables import (
     grid_cells,
@@ -523,12 +524,75 @@ def _migration_section(folder: _Folder) -> dict[str, Any]:
     return section
 
 
+#: Holdout metrics on which the scoring model is set against the naive baseline.
+_BASELINE_METRICS = ("purchases_mae", "purchases_rmse", "total_purchases_error",
+                     "buy_again_auc", "buy_again_brier")  # fmt: skip
+
+
+def _label(comparison: pd.DataFrame, name: Any) -> str:
+    if "label" in comparison.columns and isinstance(comparison.at[name, "label"], str):
+        return str(comparison.at[name, "label"])
+    return str(name)
+
+
+def model_cautions(comparison: pd.DataFrame) -> list[str]:
+    """Plain sentences a planner should read before trusting the model columns.
+
+    From a run's ``model_comparison.csv``: a degenerate scoring model (its
+    parameters ran to the edge of their range), other degenerate models, and
+    the holdout metrics on which the naive baseline did better than the
+    scoring model. Empty when there is nothing to say or the table lacks the
+    columns (``chosen``, ``degenerate``, the metrics).
+    """
+    cautions: list[str] = []
+    if "chosen" not in comparison.columns:
+        return cautions
+    chosen_rows = comparison.index[comparison["chosen"].astype(str).str.lower() == "true"]
+    if len(chosen_rows) != 1:
+        return cautions
+    chosen = chosen_rows[0]
+    label = _label(comparison, chosen)
+    if "degenerate" in comparison.columns:
+        flagged = comparison["degenerate"].fillna("").astype(str).str.strip()
+        if flagged[chosen]:
+            cautions.append(
+                f"The scoring model, {label}, is a degenerate fit: {flagged[chosen]} ran to the "
+                "edge of their range, so its P(alive), churn and intervals rest on a boundary "
+                "solution; try a penalizer, another purchase model or a coarser freq before "
+                "acting on them."
+            )
+        others = [f"{_label(comparison, n)} ({flagged[n]})" for n in comparison.index
+                  if n != chosen and n != "baseline" and flagged[n]]  # fmt: skip
+        if others:
+            cautions.append("Also degenerate: " + ", ".join(others) + ".")
+    if "baseline" in comparison.index:
+        worse = []
+        for metric in _BASELINE_METRICS:
+            if metric not in comparison.columns:
+                continue
+            model_value = pd.to_numeric(comparison.at[chosen, metric], errors="coerce")
+            base_value = pd.to_numeric(comparison.at["baseline", metric], errors="coerce")
+            if not (np.isfinite(model_value) and np.isfinite(base_value)):
+                continue
+            better = base_value > model_value if MODEL_METRICS[metric] == "higher" else (
+                base_value < model_value)  # fmt: skip
+            if better:
+                worse.append(f"{metric} ({_fmt(base_value)} against {_fmt(model_value)})")
+        if worse:
+            cautions.append(
+                "The naive baseline (calibration rate carried forward) did better than "
+                f"{label} on the holdout on " + ", ".join(worse) + "."
+            )
+    return cautions
+
+
 def _models_section(folder: _Folder) -> dict[str, Any]:
     section: dict[str, Any] = {}
     comparison = folder.read(_read_csv_indexed, "model_comparison.csv")
     if comparison is not None:
         section["comparison"] = _table(comparison, index_label=str(comparison.index.name or
                                                                    "model"))  # fmt: skip
+        section["cautions"] = model_cautions(comparison)
     metrics = folder.read(_read_csv_indexed, "model_metrics.csv")
     if metrics is not None:
         section["metrics"] = _table(metrics, index_label="Holdout metric")
@@ -707,6 +771,7 @@ def build_report(
     context["periods"] = _periods_section(folder, pred)
     context["migration"] = _migration_section(folder)
     context["models"] = _models_section(folder)
+    context["cautions"] = context["models"].get("cautions", [])
     context["segmentations"] = _segmentations_section(folder)
     context["cleaning"] = _cleaning_section(folder)
     context["notes"] = folder.notes

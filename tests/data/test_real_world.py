@@ -21,6 +21,25 @@ def test_day_first_dates_are_read_day_first_for_the_whole_column(tmp_path):
     assert tx["timestamp"].tolist() == [pd.Timestamp("2010-03-01"), pd.Timestamp("2010-02-13")]
 
 
+def test_day_first_dates_keep_their_rows_after_rows_are_removed():
+    # rows without a customer id are removed before the dates are read, so the
+    # remaining rows' labels are not 0..n-1; each row must keep its own date
+    frame = pd.DataFrame(
+        {
+            "customer_id": [None, "a", None, "b", "c"],
+            "timestamp": ["05/01/2010", "01/03/2010", "07/01/2010", "13/02/2010", "20/04/2010"],
+            "amount": [1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
+    tx, report = read_transactions(frame)
+    assert dict(zip(tx["customer_id"], tx["timestamp"], strict=True)) == {
+        "a": pd.Timestamp("2010-03-01"),
+        "b": pd.Timestamp("2010-02-13"),
+        "c": pd.Timestamp("2010-04-20"),
+    }
+    assert report.removed["missing customer_id"] == 2
+
+
 def test_month_first_dates_are_proved_by_the_second_field():
     frame = pd.DataFrame(
         {"customer_id": [1, 1], "timestamp": ["01/03/2010 10:15", "02/13/10"], "amount": [1, 2]}
@@ -171,3 +190,69 @@ def test_float_ids_come_out_as_written_integers_and_others_as_text(tmp_path):
     odd = pd.DataFrame({"customer_id": [1.5, 2.0], "timestamp": ["2024-01-01"] * 2, "amount": 1})
     tx, _ = read_transactions(odd)
     assert tx["customer_id"].tolist() == ["1.5", "2.0"]
+
+
+# Decimal commas (European spreadsheet exports) -----------------------------------------
+
+
+def _european_export(tmp_path, cdnow_tx):
+    """A real CDNOW sample written as a German/French spreadsheet would: ';' and '2,50'."""
+    sample = cdnow_tx.head(2000)
+    points = tmp_path / "points.csv"
+    sample.to_csv(points, index=False)
+    commas = tmp_path / "commas.csv"
+    sample.to_csv(commas, index=False, sep=";", decimal=",")
+    return points, commas
+
+
+def test_decimal_commas_read_as_the_same_amounts(tmp_path, cdnow_tx):
+    points, commas = _european_export(tmp_path, cdnow_tx)
+    assert ";" in commas.read_text().splitlines()[1] and "," in commas.read_text()
+    expected, _ = read_transactions(points)
+    got, _ = read_transactions(commas, decimal=",")
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["amount"].sum() == pytest.approx(cdnow_tx.head(2000)["amount"].sum())
+
+
+def test_decimal_commas_without_the_option_say_how(tmp_path, cdnow_tx):
+    _, commas = _european_export(tmp_path, cdnow_tx)
+    with pytest.raises(DataError, match=r"column 'amount': .* decimal commas .*decimal=','"):
+        read_transactions(commas)
+
+
+def test_decimal_mark_equal_to_the_separator_or_not_a_mark_is_refused(tmp_path, cdnow_tx):
+    _, commas = _european_export(tmp_path, cdnow_tx)
+    with pytest.raises(DataError, match="separator and decimal mark are both ','"):
+        read_transactions(commas, decimal=",", separator=",")
+    with pytest.raises(DataError, match="decimal= must be one mark"):
+        read_transactions(commas, decimal="comma")
+
+
+def test_decimal_option_on_the_command_line_and_in_a_config(tmp_path, cdnow_tx):
+    from click.testing import CliRunner
+
+    from rfmml.cli import main
+    from rfmml.config import load_config
+
+    points, commas = _european_export(tmp_path, cdnow_tx)
+    runner = CliRunner()
+    for name, path, extra in (("p", points, []), ("c", commas, ["--decimal", ","])):
+        result = runner.invoke(
+            main, ["features", str(path), *extra, "-o", str(tmp_path / f"{name}.parquet")]
+        )
+        assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "c.parquet"), pd.read_parquet(tmp_path / "p.parquet")
+    )
+    from rfmml.pipeline import load_experiment_data
+
+    def config(source, **data):
+        return load_config({
+            "name": "eu", "calibration_end": "1997-09-30", "observation_end": "1997-12-31",
+            "data": {"source": str(source), **data},
+            "segmentations": [{"name": "rf", "kind": "rules", "scheme": "rf_grid"}],
+        })  # fmt: skip
+
+    got, _, _ = load_experiment_data(config(commas, decimal=","))
+    expected, _, _ = load_experiment_data(config(points))
+    pd.testing.assert_frame_equal(got, expected)

@@ -207,8 +207,25 @@ def test_bad_path_and_suffix(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         read_transactions(tmp_path / "nope.csv")
     (tmp_path / "log.xlsx").write_text("x")
-    with pytest.raises(DataError, match="expected a .csv, .tsv, .txt or .parquet file"):
+    with pytest.raises(DataError, match="a spreadsheet is not read directly; save the sheet"):
         read_transactions(tmp_path / "log.xlsx")
+    (tmp_path / "log.json").write_text("{}")
+    with pytest.raises(DataError, match=r"expected a .csv, .tsv, .txt \(also compressed: .bz2, "):
+        read_transactions(tmp_path / "log.json")
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zip", "bz2", "xz"])
+def test_compressed_csv_reads_as_the_plain_file(tmp_path, cdnow_tx, compression):
+    sample = cdnow_tx.head(500)
+    plain = tmp_path / "log.csv"
+    sample.to_csv(plain, index=False, sep=";")
+    suffix = {"gzip": ".gz", "zip": ".zip", "bz2": ".bz2", "xz": ".xz"}[compression]
+    packed = tmp_path / f"log.csv{suffix}"
+    sample.to_csv(packed, index=False, sep=";", compression=compression)
+    expected, expected_report = read_transactions(plain)
+    got, report = read_transactions(packed)
+    pd.testing.assert_frame_equal(got, expected)
+    assert report.removed == expected_report.removed
 
 
 def test_polars_in_polars_out(raw):

@@ -347,3 +347,30 @@ def test_headline_and_segment_table_use_joint_draw_totals(run_copy, parse):
     lower = {r["Segment"]: _number(r["CLV, lower"]) for r in rows}
     expected = {t["segment"]: t["clv_lower"] for t in totals if t["segment"] != "all"}
     assert lower == pytest.approx(expected)
+
+
+def test_a_degenerate_or_beaten_scoring_model_is_flagged_at_the_top(run_copy, parse):
+    comparison = pd.read_csv(run_copy / "model_comparison.csv", index_col="model")
+    chosen = comparison.index[comparison["chosen"]][0]
+    page = parse(build_report(run_copy).read_text(encoding="utf-8"))
+    # the oracle: the run's own table; CDNOW's models beat the baseline and none is degenerate
+    assert comparison["degenerate"].isna().all()
+    assert comparison.at["baseline", "purchases_mae"] > comparison.at[chosen, "purchases_mae"]
+    assert "Read with care" not in page.text
+
+    comparison["degenerate"] = comparison["degenerate"].astype(object)
+    comparison.loc[chosen, "degenerate"] = "a, b"
+    comparison.loc["pareto_nbd" if chosen != "pareto_nbd" else "bgnbd", "degenerate"] = "s, beta"
+    comparison.loc["baseline", "purchases_mae"] = comparison.at[chosen, "purchases_mae"] - 0.01
+    comparison.loc["baseline", "buy_again_auc"] = comparison.at[chosen, "buy_again_auc"] + 0.01
+    comparison.to_csv(run_copy / "model_comparison.csv")
+    page = parse(build_report(run_copy).read_text(encoding="utf-8"))
+    label = comparison.at[chosen, "label"]
+    headline = page.text.split("Read with care", 1)[1].split(" Run ", 1)[0]
+    assert f"The scoring model, {label}, is a degenerate fit: a, b ran to the edge" in headline
+    assert "Also degenerate:" in headline and "(s, beta)" in headline
+    assert f"did better than {label} on the holdout on purchases_mae (" in headline
+    assert "buy_again_auc (" in headline
+    assert "purchases_rmse" not in headline  # the model still wins there
+    models_part = page.text.split("Purchase models", 1)[1]
+    assert "is a degenerate fit" in models_part  # repeated under the comparison table

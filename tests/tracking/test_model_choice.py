@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from rfmml.config import PURCHASE_MODELS
+from rfmml.config import PURCHASE_MODELS, load_config
 from rfmml.evaluation import FIT_METRICS, MODEL_METRICS, selection_metrics
 from rfmml.pipeline import Calibration, evaluate_models, load_experiment_data
 
@@ -80,7 +81,26 @@ def test_selection_changes_the_choice(small_config):
         best = values.idxmin() if lower else values.idxmax()
         assert evaluation.chosen == best, metric
         assert bool(evaluation.comparison.loc[best, "chosen"])
+        # the models beat the naive baseline on this sample, so no warning
+        assert evaluation.baseline_beats_models is None, metric
         choices[metric] = best
     # the metrics disagree on this sample, so the setting matters
     assert len(set(choices.values())) > 1, choices
     assert {"purchases_mae", "aic", "tracking_mape"} <= set(selection_metrics())
+
+
+def test_a_baseline_that_beats_every_model_is_said_in_one_line(caplog):
+    # Online Retail by week: every model's holdout MAE is above the carried-forward rate's
+    cfg = load_config("online_retail")
+    models = dataclasses.replace(cfg.models, purchase_models=["bgnbd", "mbgnbd"])
+    cfg = dataclasses.replace(cfg, freq="W", models=models)
+    tx, _, _ = load_experiment_data(cfg)
+    with caplog.at_level(logging.WARNING, logger="rfmml.pipeline"):
+        evaluation = evaluate_models(cfg, Calibration.build(tx, cfg), tx)
+    mae = evaluation.comparison["purchases_mae"].astype(float)
+    assert mae["baseline"] < mae[["bgnbd", "mbgnbd"]].min()
+    line = evaluation.baseline_beats_models
+    assert line is not None
+    assert f"{mae['baseline']:.4g} against {mae[evaluation.chosen]:.4g}" in line
+    assert line in caplog.messages
+    assert "beats the best purchase model on purchases_mae" in line
