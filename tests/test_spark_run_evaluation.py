@@ -75,6 +75,15 @@ def _close(got, want, rtol=1e-9):
     np.testing.assert_allclose(np.asarray(got, float), np.asarray(want, float), rtol=rtol, atol=0)
 
 
+def _close_holdout(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    """Holdout tables of the run: the purchase metrics to 1e-9; spend_mae scores Gamma-Gamma
+    fitted on the Spark summary, which agrees to ~2e-7 (see tests/models/test_spark.py)."""
+    assert list(got.index) == list(want.index)
+    purchase = [m for m in want.index if m != "spend_mae"]
+    _close(got.loc[purchase].to_numpy(), want.loc[purchase].to_numpy())
+    _close(got.loc[["spend_mae"]].to_numpy(), want.loc[["spend_mae"]].to_numpy(), rtol=1e-6)
+
+
 @pytest.mark.spark
 def test_spark_holdout_metrics_equal_pandas(spark, spark_tx, cdnow_tx):
     cal_pd = calibration_holdout(cdnow_tx, "1997-09-30", "1998-06-30", freq="W")
@@ -122,9 +131,7 @@ def test_spark_run_chooses_and_compares_as_pandas(spark_run, pandas_run):
     for name in _MODELS:  # parameters fitted on the Spark calibration summary
         want = models.fits[name].model.params_
         _close(ev.fits[name].params_.to_numpy(), want.to_numpy())
-        table = ev.holdout[name]
-        assert list(table.index) == list(models.fits[name].holdout_metrics.index)
-        _close(table.to_numpy(), models.fits[name].holdout_metrics.to_numpy())
+        _close_holdout(ev.holdout[name], models.fits[name].holdout_metrics)
     got = pd.read_csv(result.files["model_comparison"], index_col="model")
     want = models.comparison
     assert list(got.index) == list(want.index) and list(got.columns) == list(want.columns)
@@ -133,7 +140,7 @@ def test_spark_run_chooses_and_compares_as_pandas(spark_run, pandas_run):
     numeric = [c for c in want.columns if c not in ("label", "chosen", "degenerate")]
     _close(got[numeric].to_numpy(), want[numeric].to_numpy())
     metrics = pd.read_csv(result.files["model_metrics"], index_col="metric")
-    _close(metrics.to_numpy(), models.holdout_metrics.to_numpy())
+    _close_holdout(metrics, models.holdout_metrics)
     curves = pd.read_csv(result.files["tracking_csv"], index_col="period")
     _close(curves.drop(columns="holdout").to_numpy(),
            models.tracking.drop(columns="holdout").to_numpy())  # fmt: skip

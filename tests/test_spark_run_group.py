@@ -85,7 +85,11 @@ def test_grouped_spark_holdout_equals_pandas(spark_run, pandas_run):
     close = np.testing.assert_allclose
     close(ev.fits["bgnbd"].params_.to_numpy(), want.model.params_.to_numpy(), rtol=1e-9)
     assert ev.fits["bgnbd"].n_customers_ == len(cal.cal_holdout)
-    close(ev.holdout["bgnbd"].to_numpy(), want.holdout_metrics.to_numpy(), rtol=1e-9)
+    # spend_mae scores Gamma-Gamma fitted on the Spark summary (agrees to ~2e-7)
+    purchase = [m for m in want.holdout_metrics.index if m != "spend_mae"]
+    got = ev.holdout["bgnbd"]
+    close(got.loc[purchase].to_numpy(), want.holdout_metrics.loc[purchase].to_numpy(), rtol=1e-9)
+    close(got.loc["spend_mae"], want.holdout_metrics.loc["spend_mae"], rtol=1e-6)
     numeric = ["log_likelihood", "aic", "bic", "purchases_mae", "buy_again_auc", "tracking_mape"]
     got = ev.comparison[numeric].to_numpy(dtype=float)
     close(got, models.comparison[numeric].to_numpy(dtype=float), rtol=1e-9)
