@@ -354,12 +354,19 @@ def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
 
 
 def _run_spark(cfg: Any, output: str | None, tracking_uri: str | None) -> Any:
-    """``engine = "spark"``: fit on the whole period and score inside Spark."""
+    """``engine = "spark"``: judge the models on the holdout, then refit and score in Spark."""
+    from rfmml.config import PURCHASE_MODEL_LABELS
     from rfmml.spark_run import run_spark_experiment
 
     with _stages(1) as step:
-        step(f"experiment {cfg.name} on Spark: features, segments, models, scoring")
+        step(f"experiment {cfg.name} on Spark: holdout, features, segments, models, scoring")
         result = run_spark_experiment(cfg, output_dir=output, tracking_uri=tracking_uri)
+    if result.model_comparison is not None:
+        name = str(result.chosen_model)
+        chosen = PURCHASE_MODEL_LABELS.get(name, name)
+        shown = result.model_comparison.drop(columns=["label", "n_params"], errors="ignore")
+        out.print(_table(shown, title=f"Purchase models on the holdout period (chosen by "
+                         f"{cfg.models.selection}: {chosen})"))  # fmt: skip
     out.print(f"scored {result.n_customers:,} customers on Spark into {result.output_dir}/")
     err.print(f"wrote predictions: {result.predictions} (Parquet, partitioned by segment)")
     err.print(f"wrote the scoring pipeline: {result.model_dir}")
@@ -452,7 +459,16 @@ def _config_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--tracking-uri", default=None, help=_URI_HELP)
 @_handle_errors
 def run(config: str, output: str | None, tracking_uri: str | None) -> None:
-    """Run the experiment CONFIG (a TOML file, or a bundled one: cdnow, online_retail)."""
+    """Run the experiment CONFIG (a TOML file, or a bundled one: cdnow, online_retail).
+
+    With engine = "spark" in CONFIG the run happens inside Spark: every purchase
+    model is judged on the holdout (model_comparison.csv, one MLflow child run
+    each), the chosen one is refitted on the whole period and scores every
+    customer (interval columns with [models] interval, parametric draws only;
+    per group with [data] group). A Spark run does not evaluate or rank the
+    segmentations (it uses the first rules and the first kmeans one), and draws
+    no transitions, figures, interval totals or report: use engine = "pandas".
+    """
     _run(config, output, tracking_uri)
 
 
@@ -886,8 +902,9 @@ def _predict_spark(model_dir: str, output: str, master: str | None, reader: dict
         source=reader["transactions"], customer=reader["customer"],
         timestamp=reader["timestamp"], amount=reader["amount"],
         timestamp_format=reader.get("timestamp_format"), separator=reader.get("separator"),
+        group=reader.get("group"),
     )  # fmt: skip
-    for key in ("group", "order", "quantity", "price", "cancellation_prefix", "decimal"):
+    for key in ("order", "quantity", "price", "cancellation_prefix", "decimal"):
         if reader.get(key) is not None:
             raise ValueError(f"--{key.replace('_', '-')} is not offered with --engine spark")
     with _stages(1) as step:

@@ -80,6 +80,7 @@ from rfmml.evaluation import (
     evaluate_holdout,
     evaluate_segmentation,
     fit_statistics,
+    model_choice,
     model_lower_is_better,
     repeat_transaction_tracking,
     standardized_features,
@@ -459,17 +460,7 @@ def _caught(caught: list[warnings.WarningMessage]) -> list[str]:
 def degenerate_message(name: str, model: PurchaseModel, flagged: pd.DataFrame, when: str) -> str:
     """The one plain line that tells a degenerate fit and what to try."""
     label = PURCHASE_MODEL_LABELS.get(name, name)
-    values = ", ".join(f"{p} = {v:.3g}" for p, v in flagged["estimate"].items())
-    se_nan = not np.isfinite(model.summary_["std_error"].to_numpy(dtype=float)).all()
-    what = "ran to the edges of their range" if len(flagged) > 1 else "ran to the edge of its range"
-    if (flagged["reason"] == "standard error not finite").all():
-        what = "are not identified"
-    return (
-        f"{label} fit on the {when} is degenerate: {values} {what}"
-        f"{' (standard errors NaN)' if se_nan else ''}; try a penalizer "
-        f"([models] {name} = {{ penalizer = 0.01 }}), another purchase model or a coarser "
-        "freq."
-    )
+    return model_choice.degenerate_message(name, model, flagged, when, label)
 
 
 def _fit_quietly(fit: Callable[..., _T], *args: Any) -> tuple[_T, list[warnings.WarningMessage]]:
@@ -488,13 +479,7 @@ def _non_hessian(caught: list[warnings.WarningMessage]) -> list[str]:
 
 def _choose(fits: dict[str, PurchaseModelFit], selection: str) -> str:
     """The model with the best ``selection`` metric; NaN loses, ties go to the first listed."""
-    sign = 1.0 if model_lower_is_better(selection) else -1.0
-
-    def key(name: str) -> float:
-        value = fits[name].metrics.get(selection, np.nan)
-        return sign * value if np.isfinite(value) else np.inf
-
-    return min(fits, key=key)  # min keeps the first of equal keys
+    return model_choice.choose_model({n: f.metrics for n, f in fits.items()}, selection)
 
 
 def _baseline_beats(fitted: PurchaseModelFit, baseline: pd.Series, selection: str) -> str | None:
@@ -515,40 +500,16 @@ def _baseline_beats(fitted: PurchaseModelFit, baseline: pd.Series, selection: st
     return None
 
 
-COMPARISON_METRICS = (
-    "log_likelihood",
-    "n_params",
-    "aic",
-    "bic",
-    "purchases_mae",
-    "purchases_rmse",
-    "total_purchases_error",
-    "buy_again_auc",
-    "buy_again_brier",
-    "tracking_mape",
-)
+COMPARISON_METRICS = model_choice.COMPARISON_METRICS
 
 
 def _comparison_table(
     fits: dict[str, PurchaseModelFit], baseline: pd.Series, chosen: str
 ) -> pd.DataFrame:
-    rows = {}
-    for name, fitted in fits.items():
-        rows[name] = {
-            "label": PURCHASE_MODEL_LABELS.get(name, name),
-            **{m: fitted.metrics.get(m, np.nan) for m in COMPARISON_METRICS},
-            "chosen": name == chosen,
-            "degenerate": ", ".join(fitted.degenerate.index),
-        }
-    rows["baseline"] = {
-        "label": "calibration rate carried forward",
-        **{m: float(baseline.get(m, np.nan)) for m in COMPARISON_METRICS},
-        "chosen": False,
-        "degenerate": "",
-    }
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "model"
-    return table
+    return model_choice.comparison_table(
+        {n: f.metrics for n, f in fits.items()}, {n: f.degenerate for n, f in fits.items()},
+        baseline, chosen, PURCHASE_MODEL_LABELS,
+    )  # fmt: skip
 
 
 def evaluate_models(

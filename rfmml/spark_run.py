@@ -1,48 +1,89 @@
-"""The batch path inside Spark: log -> features -> segments -> models -> campaign table.
+"""The batch path inside Spark: log -> holdout -> features -> segments -> models -> table.
 
 ``engine = "spark"`` in an experiment config makes ``rfmml run`` call
 :func:`run_spark_experiment` and ``rfmml predict --engine spark`` call
 :func:`predict_spark`. Every step runs in Spark and returns Spark frames; the
 driver receives only bounded things: the ``n - 1`` quantile edges per RFM
 metric, the distinct likelihood rows with their counts, a bounded k-means
-sample, and a handful of example rows for the MLflow signature. The table is
-written as Parquet partitioned by segment.
+sample, one row of sums per holdout evaluation, one number per period of the
+tracking curves, and a handful of example rows for the MLflow signature. The
+table is written as Parquet partitioned by segment.
 
-Unlike the pandas run, a Spark run does not evaluate on a holdout: it fits on
-the whole period and scores (the refit-and-score part of a pandas run). The
-scoring model is the first of ``purchase_models``; the rule segmenter is the
-first ``rules`` segmentation and the k-means segmenter the first ``kmeans``
-one. pyspark is imported inside the functions.
+As the pandas run (:mod:`rfmml.pipeline`), a Spark run first judges every
+purchase model of the config on a holdout: features of the calibration period
+(up to ``calibration_end``) and outcomes up to ``observation_end``, computed in
+Spark (:func:`~rfmml.features.calibration_holdout`); every purchase model and
+Gamma-Gamma fitted on the calibration summary; holdout metrics (MAE, RMSE,
+total error, AUC and Brier of "buys again", spend MAE) aggregated in Spark by
+:func:`~rfmml.evaluation._spark.evaluate_holdout_spark`, fit statistics (log
+likelihood, AIC, BIC) and the tracking error of repeat transactions; the model
+chosen by ``[models] selection``; ``model_comparison.csv`` (with the naive
+baseline), ``model_metrics.csv`` and ``tracking.csv``; one MLflow child run per
+purchase model. Then it refits the chosen model and Gamma-Gamma on the whole
+period and scores every customer, with interval columns when ``[models]
+interval`` asks for them (parametric draws made on the driver from
+``random_state``, as the pandas run draws them, and sent to the workers with
+the models). With ``[data] group`` every step is per customer and group as in
+the pandas run: the holdout leaves out the (customer, group) pairs first seen
+after the calibration end, the models are fitted on the (customer, group) rows
+pooled, and the rule segmenter learns its edges within each group (groups
+under ``min_group_size`` customers get the pooled edges).
+
+What a Spark run does not do (use ``engine = "pandas"`` for these): it does not
+evaluate or rank the segmentations (the rule segmenter is the first ``rules``
+segmentation and the k-means segmenter the first ``kmeans`` one), follow
+segment transitions, draw figures or the HTML report, give the interval totals
+per segment or ``probability_top_clv`` (only the per-customer interval
+columns), or bootstrap intervals (``interval_method = "bootstrap"`` is
+refused), and it refuses the reading options of ``_UNSUPPORTED`` (clean the log
+upstream). pyspark is imported inside the functions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 
 from rfmml import tracking
+from rfmml._documents import replacing
 from rfmml.campaign import ScoringPipeline, score_customers
 from rfmml.campaign._spark import write_spark_predictions
 from rfmml.campaign.pipeline_model import scoring_frame
-from rfmml.config import BUILTIN_SOURCES, DataConfig, ExperimentConfig
+from rfmml.config import BUILTIN_SOURCES, PURCHASE_MODEL_LABELS, DataConfig, ExperimentConfig
 from rfmml.data import load_cdnow, load_online_retail
+from rfmml.data.transactions import end_cutoff
 from rfmml.errors import ConfigError, DataError
-from rfmml.features import btyd_summary, rfm_table
+from rfmml.evaluation import fit_statistics, tracking_mape
+from rfmml.evaluation._spark import evaluate_holdout_spark, repeat_tracking_spark
+from rfmml.evaluation.model_choice import choose_model, comparison_table, degenerate_message
+from rfmml.features import btyd_summary, calibration_holdout, rfm_table
 from rfmml.features._spark import frame_attrs
+from rfmml.models import GammaGamma, PurchaseModel, StandardErrorWarning
 
 __all__ = [
+    "SparkModelEvaluation",
     "SparkRunResult",
+    "evaluate_spark_models",
     "predict_spark",
     "read_spark_transactions",
     "run_spark_experiment",
     "spark_session",
 ]
 
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
 #: Reading options a Spark run does not offer (they need the pandas reader's cleaning).
-_UNSUPPORTED = ("group", "order", "quantity", "price", "cancellation_prefix", "sample_customers",
+_UNSUPPORTED = ("order", "quantity", "price", "cancellation_prefix", "sample_customers",
                 "decimal")  # fmt: skip
 
 
@@ -56,6 +97,10 @@ class SparkRunResult:
     n_customers: int
     run_id: str | None = None
     model_uri: str | None = None
+    chosen_model: str | None = None
+    model_comparison: pd.DataFrame | None = None
+    evaluation: SparkModelEvaluation | None = None
+    files: dict[str, Path] = field(default_factory=dict)
 
 
 def spark_session(master: str | None = None, app_name: str = "rfmml") -> Any:
@@ -90,7 +135,9 @@ def read_spark_transactions(spark: Any, data: DataConfig | str | Path) -> Any:
     Returns
     -------
     pyspark.sql.DataFrame
-        ``customer_id``, ``timestamp`` and (with amounts) ``amount`` as double.
+        ``customer_id``, ``timestamp``, (with amounts) ``amount`` as double and
+        (with ``[data] group``) the group column under its own name; rows
+        without a group are dropped, as the pandas reader drops them.
 
     Raises
     ------
@@ -112,7 +159,13 @@ def read_spark_transactions(spark: Any, data: DataConfig | str | Path) -> Any:
         )
     if cfg.source in BUILTIN_SOURCES:
         raw = load_cdnow() if cfg.source == "cdnow" else load_online_retail()
-        keep = [c for c in ("customer_id", "timestamp", "amount") if c in raw.columns]
+        if cfg.group is not None and cfg.group not in raw.columns:
+            raise ConfigError(
+                f"[data] group = {cfg.group!r} is not a column of {cfg.source}; "
+                f"columns: {list(raw.columns)}"
+            )
+        names = ("customer_id", "timestamp", "amount", *([cfg.group] if cfg.group else []))
+        keep = [c for c in names if c in raw.columns]
         tx = spark.createDataFrame(raw[keep])
     else:
         path = Path(cfg.source)
@@ -124,6 +177,8 @@ def read_spark_transactions(spark: Any, data: DataConfig | str | Path) -> Any:
         mapping = {cfg.customer: "customer_id", cfg.timestamp: "timestamp"}
         if cfg.amount:
             mapping[cfg.amount] = "amount"
+        if cfg.group:
+            mapping[cfg.group] = cfg.group
         missing = [c for c in mapping if c not in tx.columns]
         if missing:
             raise DataError(
@@ -133,6 +188,8 @@ def read_spark_transactions(spark: Any, data: DataConfig | str | Path) -> Any:
         tx = tx.select(*(F.col(f"`{k}`").alias(v) for k, v in mapping.items()))
         if cfg.timestamp_format is not None:
             tx = tx.withColumn("timestamp", F.to_timestamp("timestamp", cfg.timestamp_format))
+    if cfg.group is not None:
+        tx = tx.filter(F.col(cfg.group).isNotNull())
     if "amount" in tx.columns:
         tx = tx.withColumn("amount", F.col("amount").cast("double"))
         if cfg.negative_amounts == "error":
@@ -154,6 +211,179 @@ def _segmenters(cfg: ExperimentConfig, spend: bool) -> tuple[Any, Any]:
     )
 
 
+@dataclass
+class SparkModelEvaluation:
+    """Purchase models and Gamma-Gamma fitted on the calibration period, judged on the holdout.
+
+    As :class:`rfmml.pipeline.ModelEvaluation`, for a Spark run: ``fits`` holds
+    every purchase model of the config by name, ``metrics`` each one's fit
+    statistics, holdout metrics and ``tracking_mape``, ``holdout`` each one's
+    holdout table (model against baseline); ``chosen`` is the scoring model.
+    """
+
+    fits: dict[str, PurchaseModel]
+    metrics: dict[str, dict[str, float]]
+    holdout: dict[str, pd.DataFrame]
+    degenerate: dict[str, pd.DataFrame]
+    chosen: str
+    selection: str
+    gamma_gamma: GammaGamma | None
+    comparison: pd.DataFrame
+    tracking: pd.DataFrame
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def holdout_metrics(self) -> pd.DataFrame:
+        """The chosen model's holdout table (``model_metrics.csv``)."""
+        return self.holdout[self.chosen]
+
+
+def _quietly(fit: Callable[[], _T]) -> tuple[_T, list[str]]:
+    """``fit()`` with its warnings recorded, not shown (standard-error ones dropped)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with np.errstate(all="ignore"):
+            value = fit()
+    texts = {str(w.message) for w in caught if w.category is not StandardErrorWarning}
+    return value, sorted(texts)
+
+
+def _fit(model: PurchaseModel, summary: Any) -> PurchaseModel:
+    return model.fit(summary)
+
+
+def _check_holdout(cal_holdout: Any, cfg: ExperimentConfig) -> None:
+    """The pandas ``calibration_holdout`` checks, counted in Spark (one row comes back)."""
+    from pyspark.sql import functions as F
+
+    row = cal_holdout.agg(
+        F.count(F.lit(1)).alias("n"), F.count_if(F.col("frequency_holdout") > 0).alias("buyers")
+    ).first()
+    assert row is not None
+    if int(row["n"]) == 0:
+        raise DataError(f"no transaction on or before calibration_end={cfg.calibration_end}")
+    if int(row["buyers"]) == 0:
+        raise DataError(
+            f"no repeat purchase by a calibration customer between {cfg.calibration_end} and "
+            f"{cfg.observation_end}: the holdout period is empty"
+        )
+
+
+def evaluate_spark_models(cfg: ExperimentConfig, tx: Any) -> SparkModelEvaluation:
+    """Fit every purchase model of the config and Gamma-Gamma on the calibration period, in Spark.
+
+    The Spark counterpart of :func:`rfmml.pipeline.evaluate_models`: the
+    calibration summary and holdout outcomes are computed in Spark
+    (:func:`~rfmml.features.calibration_holdout`), the models are fitted on
+    its distinct rows, each is judged on the holdout
+    (:func:`~rfmml.evaluation._spark.evaluate_holdout_spark`), by its fit
+    statistics and by the tracking error of its cumulative repeat transactions
+    (:func:`~rfmml.evaluation._spark.repeat_tracking_spark`), and the one with
+    the best ``[models] selection`` metric is chosen.
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig
+    tx : pyspark.sql.DataFrame
+        Canonical transactions (:func:`read_spark_transactions`).
+
+    Returns
+    -------
+    SparkModelEvaluation
+    """
+    from pyspark.sql import functions as F
+
+    group = cfg.data.group
+    keys = ["customer_id", *([group] if group else [])]
+    cal_holdout = calibration_holdout(
+        tx, cfg.calibration_end, cfg.observation_end, freq=cfg.freq, group=group
+    ).cache()
+    try:
+        _check_holdout(cal_holdout, cfg)
+        names = {"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T",
+                 "monetary_value_cal": "monetary_value"}  # fmt: skip
+        summary = cal_holdout.select(
+            *keys, *(F.col(k).alias(v) for k, v in names.items() if k in cal_holdout.columns)
+        )
+        gg: GammaGamma | None = None
+        notes: list[str] = []
+        if "monetary_value" in summary.columns:
+            gg, notes = _quietly(lambda: cfg.models.build_gamma_gamma().fit(summary))
+        fits: dict[str, PurchaseModel] = {}
+        metrics: dict[str, dict[str, float]] = {}
+        holdout: dict[str, pd.DataFrame] = {}
+        degenerate: dict[str, pd.DataFrame] = {}
+        messages: list[str] = []
+        for name in cfg.models.purchase_models:
+            model, got = _quietly(partial(_fit, cfg.models.build_purchase_model(name), summary))
+            notes += got
+            table, _ = _quietly(partial(evaluate_holdout_spark, model, gg, cal_holdout))
+            flagged = model.degenerate_parameters()
+            if len(flagged):
+                label = PURCHASE_MODEL_LABELS.get(name, name)
+                messages.append(
+                    degenerate_message(name, model, flagged, "calibration period", label)
+                )
+                logger.warning(messages[-1])
+            fits[name], holdout[name], degenerate[name] = model, table, flagged
+            metrics[name] = fit_statistics(model) | {k: float(v) for k, v in table["model"].items()}
+    finally:
+        cal_holdout.unpersist()
+    within = tx.filter(F.col("timestamp") < F.lit(end_cutoff(cfg.observation_end).to_pydatetime()))
+    curves, _ = _quietly(lambda: repeat_tracking_spark(
+        within, fits, cfg.calibration_end, cfg.observation_end, freq=cfg.freq, keys=keys,
+    ))  # fmt: skip
+    for name in fits:
+        metrics[name]["tracking_mape"] = tracking_mape(curves, name)
+    chosen = choose_model(metrics, cfg.models.selection)
+    comparison = comparison_table(
+        metrics, degenerate, holdout[chosen]["baseline"], chosen, PURCHASE_MODEL_LABELS
+    )
+    for text in sorted(set(notes)):
+        logger.warning("calibration model fit: %s", text)
+    return SparkModelEvaluation(
+        fits=fits, metrics=metrics, holdout=holdout, degenerate=degenerate, chosen=chosen,
+        selection=cfg.models.selection, gamma_gamma=gg, comparison=comparison, tracking=curves,
+        messages=messages,
+    )  # fmt: skip
+
+
+def _check_spark_config(cfg: ExperimentConfig) -> None:
+    """Refuse, before any work, what a Spark run does not offer."""
+    if cfg.models.interval and cfg.models.interval_method != "parametric":
+        raise ConfigError(
+            f"[models] interval_method = {cfg.models.interval_method!r} refits on resampled "
+            "customers, which engine = 'spark' does not do; use interval_method = "
+            "'parametric' or engine = 'pandas'"
+        )
+
+
+def _param_draws(cfg: ExperimentConfig, purchase: Any, gg: Any) -> dict[str, np.ndarray] | None:
+    """The scoring models' parameter draws, made on the driver as the pandas run makes them."""
+    if not cfg.models.interval:
+        return None
+    return {
+        key: fitted.draw_params(cfg.models.n_draws, method="parametric",
+                                random_state=cfg.random_state + i)
+        for i, (key, fitted) in enumerate((("purchase_model", purchase), ("gamma_gamma", gg)))
+        if fitted is not None
+    }  # fmt: skip
+
+
+def _write_tables(out: Path, models: SparkModelEvaluation) -> dict[str, Path]:
+    """Write ``model_comparison.csv``, ``model_metrics.csv`` and ``tracking.csv``."""
+    tables = {
+        "model_comparison": (models.comparison, out / "model_comparison.csv"),
+        "model_metrics": (models.holdout_metrics, out / "model_metrics.csv"),
+    }
+    if len(models.tracking):
+        tables["tracking_csv"] = (models.tracking, out / "tracking.csv")
+    for table, path in tables.values():
+        with replacing(path) as temporary:
+            table.to_csv(temporary)
+    return {key: path for key, (_, path) in tables.items()}
+
+
 def run_spark_experiment(
     cfg: ExperimentConfig,
     *,
@@ -161,7 +391,7 @@ def run_spark_experiment(
     tracking_uri: str | None = None,
     spark: Any = None,
 ) -> SparkRunResult:
-    """Fit on the whole period and score every customer, inside Spark.
+    """Judge the purchase models on a holdout, then fit on the whole period and score, in Spark.
 
     Parameters
     ----------
@@ -169,42 +399,70 @@ def run_spark_experiment(
         With ``engine = "spark"`` (not checked: any config runs).
     output_dir : path, optional
         Default the config's ``output_dir``. Receives ``predictions.parquet/``
-        (partitioned by ``segment``), ``predictions.meta.json`` and ``model/``
-        (the :class:`~rfmml.campaign.ScoringPipeline`, JSON files).
+        (partitioned by ``segment``), ``predictions.meta.json``, ``model/``
+        (the :class:`~rfmml.campaign.ScoringPipeline`, JSON files),
+        ``model_comparison.csv``, ``model_metrics.csv`` and ``tracking.csv``.
     tracking_uri : str, optional
         MLflow store (see :func:`rfmml.tracking.resolve_tracking_uri`); the
-        run logs its parameters, parameter estimates and the scoring model.
+        parent run logs the settings, the full-period estimates, the tables and
+        the scoring model, with one child run per purchase model.
     spark : pyspark.sql.SparkSession, optional
         Default: the active session, else one on ``cfg.spark_master``.
 
     Returns
     -------
     SparkRunResult
+
+    Raises
+    ------
+    ConfigError
+        Reading options or ``interval_method = "bootstrap"``, which a Spark run
+        does not offer.
+    DataError
+        Bad data, or an empty calibration or holdout period.
     """
+    _check_spark_config(cfg)
     spark = spark if spark is not None else spark_session(cfg.spark_master)
     out = Path(output_dir if output_dir is not None else cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     tx = read_spark_transactions(spark, cfg.data)
     spend = "amount" in tx.columns
     end = cfg.observation_end
-    features = rfm_table(tx, end).cache()
-    summary = btyd_summary(tx, end, cfg.freq).cache()
+    models = evaluate_spark_models(cfg, tx)
+    group = cfg.data.group
+    features = rfm_table(tx, end, group=group).cache()
+    summary = btyd_summary(tx, end, cfg.freq, group=group).cache()
     rules, kmeans = _segmenters(cfg, spend)
     if rules is not None:
         rules.fit(features)
     if kmeans is not None:
         kmeans.fit(features)
-    name = cfg.models.purchase_models[0]
-    purchase = cfg.models.build_purchase_model(name).fit(summary)
-    gg = cfg.models.build_gamma_gamma().fit(summary) if spend else None
+    name = models.chosen
+    purchase, notes = _quietly(lambda: cfg.models.build_purchase_model(name).fit(summary))
+    gg = None
+    if spend:
+        gg, more = _quietly(lambda: cfg.models.build_gamma_gamma().fit(summary))
+        notes += more
+    flagged = purchase.degenerate_parameters()
+    if len(flagged):
+        label = PURCHASE_MODEL_LABELS.get(name, name)
+        logger.warning(degenerate_message(name, purchase, flagged, "full period", label))
+    for text in sorted(set(notes)):
+        logger.warning("full-period model fit: %s", text)
+    param_draws = _param_draws(cfg, purchase, gg)
     settings: dict[str, Any] = dict(
         horizon=int(cfg.models.horizon), discount_rate=float(cfg.models.discount_rate),
         freq=cfg.freq, playbook=cfg.playbook, churn_basis=cfg.models.churn_basis,
         next_order_window=cfg.models.window(cfg.freq),
     )  # fmt: skip
+    intervals: dict[str, Any] = {}
+    if param_draws is not None:
+        intervals = dict(interval=float(cfg.models.interval), n_draws=int(cfg.models.n_draws),
+                         interval_method=cfg.models.interval_method,
+                         random_state=cfg.random_state, param_draws=param_draws)  # fmt: skip
     table = score_customers(
         features, summary, rule_segmenter=rules, kmeans_segmenter=kmeans,
-        purchase_model=purchase, gamma_gamma=gg, **settings,
+        purchase_model=purchase, gamma_gamma=gg, **settings, **intervals,
     )  # fmt: skip
     fingerprints = {
         "purchase_model": purchase.training_fingerprint_,
@@ -217,32 +475,80 @@ def run_spark_experiment(
         gamma_gamma=gg, horizon=settings["horizon"], discount_rate=settings["discount_rate"],
         freq=cfg.freq, playbook=cfg.playbook, churn_basis=cfg.models.churn_basis,
         next_order_window=settings["next_order_window"], observation_end=str(end.date()),
+        interval=cfg.models.interval, n_draws=cfg.models.n_draws,
+        interval_method=cfg.models.interval_method, random_state=cfg.random_state,
+        param_draws=param_draws, group=group,
     )  # fmt: skip
     model_dir = pipeline.save(out / "model")
+    files = {"predictions": paths["parquet"], "predictions_meta": paths["meta"]}
+    files |= _write_tables(out, models)
     n_customers = int(purchase.n_customers_)
-    result = SparkRunResult(out, paths["parquet"], model_dir, n_customers)
+    result = SparkRunResult(out, paths["parquet"], model_dir, n_customers, chosen_model=name,
+                            model_comparison=models.comparison, evaluation=models,
+                            files=files)  # fmt: skip
     if tracking_uri is not None or cfg.tracking_uri is not None:
-        result.run_id, result.model_uri = _track(cfg, tracking_uri, pipeline, features, summary,
-                                                 purchase, gg, n_customers)  # fmt: skip
+        parts = (pipeline, features, summary, purchase, gg, n_customers, models, files)
+        result.run_id, result.model_uri = _track(cfg, tracking_uri, *parts)
     return result
 
 
+def _track_purchase_model(name: str, models: SparkModelEvaluation) -> str:
+    """A child run per purchase model: its parameters, fit statistics and holdout metrics."""
+    model, chosen = models.fits[name], name == models.chosen
+    tags = {"rfmml.role": "purchase_model", "rfmml.purchase_model": name,
+            "rfmml.chosen": str(chosen).lower(), "rfmml.engine": "spark"}  # fmt: skip
+    flagged = models.degenerate[name]
+    if len(flagged):
+        tags["rfmml.degenerate"] = ", ".join(flagged.index)
+    with tracking.tracked_run(name, nested=True, tags=tags) as run:
+        tracking.log_params(model.get_params() | {"kind": model.kind})
+        tracking.log_metrics(models.metrics[name])
+        tracking.log_metrics({f"param.{k}": v for k, v in dict(model.params_).items()})
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            models.holdout[name].to_csv(folder / "holdout_metrics.csv")
+            model.summary_.to_csv(folder / "summary.csv")
+            model.save(folder / f"{name}.json")
+            tracking.log_artifacts(folder)
+    return str(run.info.run_id)
+
+
 def _track(cfg: ExperimentConfig, uri: str | None, pipeline: ScoringPipeline, features: Any,
-           summary: Any, purchase: Any, gg: Any, n_customers: int) -> tuple[str, str]:  # fmt: skip
-    """One MLflow run: settings, estimates and the scoring model (5 example rows collected)."""
+           summary: Any, purchase: Any, gg: Any, n_customers: int, models: SparkModelEvaluation,
+           files: dict[str, Path]) -> tuple[str, str]:  # fmt: skip
+    """The parent run and a child run per purchase model.
+
+    The parent logs the settings, the estimates, the tables and the scoring model
+    (5 example rows collected).
+    """
     resolved = tracking.resolve_tracking_uri(uri, configured=cfg.tracking_uri)
     experiment_id = tracking.ensure_experiment(cfg.name, resolved)
-    with tracking.tracked_run(
-        f"{cfg.name}-spark", experiment_id=experiment_id, tags={"rfmml.engine": "spark"}
-    ) as run:
+    tags = {"rfmml.engine": "spark", "rfmml.role": "parent",
+            "rfmml.chosen_purchase_model": models.chosen}  # fmt: skip
+    if models.messages:
+        tags["rfmml.degenerate_fits"] = " | ".join(models.messages)[:5000]
+    with tracking.tracked_run(f"{cfg.name}-spark", experiment_id=experiment_id, tags=tags) as run:
         tracking.log_params({"engine": "spark", "freq": cfg.freq,
-                             "purchase_model": cfg.models.purchase_models[0],
+                             "purchase_model": models.chosen, "selection": models.selection,
+                             "purchase_models": ",".join(cfg.models.purchase_models),
+                             "calibration_end": str(cfg.calibration_end.date()),
                              "observation_end": str(cfg.observation_end.date())})  # fmt: skip
+        if cfg.models.interval:
+            tracking.log_params({"interval": cfg.models.interval, "n_draws": cfg.models.n_draws,
+                                 "interval_method": cfg.models.interval_method})  # fmt: skip
         metrics = {f"{purchase.kind}_{k}": v for k, v in purchase.get_fitted_params().items()}
         if gg is not None:
             metrics.update({f"gamma_gamma_{k}": v for k, v in gg.get_fitted_params().items()})
         metrics["n_customers"] = float(n_customers)
+        for metric, row in models.holdout_metrics.iterrows():
+            metrics[f"model.{metric}"] = row["model"]
+            metrics[f"baseline.{metric}"] = row["baseline"]
         tracking.log_metrics(metrics)
+        for key in ("model_comparison", "model_metrics", "tracking_csv"):
+            if key in files:
+                tracking.log_artifact(files[key])
+        for name in models.fits:
+            _track_purchase_model(name, models)
         example = _example(features, summary)
         model_uri = tracking.log_folder_model(
             pipeline, example, loader="rfmml.campaign.pipeline_model:ScoringPipeline"
@@ -252,10 +558,13 @@ def _track(cfg: ExperimentConfig, uri: str | None, pipeline: ScoringPipeline, fe
 
 def _example(features: Any, summary: Any, rows: int = 5) -> pd.DataFrame:
     """The scoring input of ``rows`` customers, collected (an MLflow input example)."""
+    from rfmml.segments._spark import spark_keys
+
+    keys = spark_keys(features)
     first = features.limit(rows)
-    feats = first.toPandas().set_index("customer_id")
-    summ = summary.join(first.select("customer_id"), on="customer_id").toPandas()
-    summ = summ.set_index("customer_id").reindex(feats.index)
+    feats = first.toPandas().set_index(keys)
+    summ = summary.join(first.select(*keys), on=keys).toPandas()
+    summ = summ.set_index(keys).reindex(feats.index)
     summ.attrs = frame_attrs(summary)
     return scoring_frame(feats, summ)
 
@@ -303,16 +612,20 @@ def predict_spark(
         source = data if data is not None else DataConfig(source=str(transactions))
         if data is not None:
             source.source = str(transactions)
+        if pipeline.group is not None and source.group is None:  # the column it was fitted on
+            source.group = pipeline.group
         tx = read_spark_transactions(spark, source)
-    features = rfm_table(tx, end).cache()
-    summary = btyd_summary(tx, end, pipeline.freq).cache()
+    features = rfm_table(tx, end, group=pipeline.group).cache()
+    summary = btyd_summary(tx, end, pipeline.freq, group=pipeline.group).cache()
     table = score_customers(
         features, summary, rule_segmenter=pipeline.rule_segmenter,
         kmeans_segmenter=pipeline.kmeans_segmenter, purchase_model=pipeline.purchase_model,
         gamma_gamma=pipeline.gamma_gamma, horizon=int(pipeline.horizon),
         discount_rate=float(pipeline.discount_rate), freq=pipeline.freq,
         playbook=pipeline.playbook, churn_basis=pipeline.churn_basis,
-        next_order_window=pipeline.next_order_window,
+        next_order_window=pipeline.next_order_window, interval=pipeline.interval or None,
+        n_draws=int(pipeline.n_draws), interval_method=pipeline.interval_method,
+        param_draws=pipeline.param_draws, random_state=pipeline.random_state,
     )  # fmt: skip
     fingerprints = {
         "purchase_model": getattr(pipeline.purchase_model, "training_fingerprint_", None),

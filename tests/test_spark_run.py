@@ -115,28 +115,27 @@ def test_cli_predict_on_spark(spark, spark_run, csv_log, tmp_path, spark_compare
     assert diff == 0
 
 
+def _parent_run(uri: str) -> str:
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["spark_cdnow"])
+    return runs.loc[runs["tags.rfmml.role"] == "parent", "run_id"].iloc[0]
+
+
 @pytest.mark.spark
 def test_logged_model_through_spark_udf(spark, spark_run, spark_tx, pandas_table, spark_compare):
     import mlflow
     from pyspark.sql import functions as F
+    from pyspark.sql.types import TimestampType
+
+    from rfmml.tracking import scoring_udf
 
     _, uri = spark_run
-    mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(experiment_names=["spark_cdnow"])
-    model_uri = f"runs:/{runs['run_id'].iloc[0]}/scoring_pipeline"
+    model_uri = f"runs:/{_parent_run(uri)}/scoring_pipeline"
     info = mlflow.models.get_model_info(model_uri)
-    from pyspark.sql.types import StructField, StructType, TimestampType
-
-    # spark_udf returns primitive fields only: the next-order date stays in the Parquet table
-    fields = info.signature.outputs.as_spark_schema().fields
-    output = StructType(
-        [
-            StructField(f.name, f.dataType, True)
-            for f in fields
-            if not isinstance(f.dataType, TimestampType)
-        ]
-    )
-    udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=output, env_manager="local")
+    # every output column of the signature, the next-order date included (a timestamp)
+    udf = scoring_udf(spark, model_uri)
     features = rfm_table(spark_tx, "1998-06-30").drop("first_purchase", "last_purchase")
     summary = btyd_summary(spark_tx, "1998-06-30", freq="W")
     frame = features.join(summary, on="customer_id")
@@ -144,5 +143,37 @@ def test_logged_model_through_spark_udf(spark, spark_run, spark_tx, pandas_table
     frame = frame.withColumn("customer_id", F.col("customer_id").cast("string"))
     inputs = [c for c in info.signature.inputs.input_names() if c in frame.columns]
     scored = frame.select(udf(*[F.col(c) for c in inputs]).alias("p")).select("p.*")
-    columns = ["customer_id", "segment", "probability_alive", "expected_purchases"]
+    assert scored.columns == list(pandas_table.reset_index(drop=True).columns)
+    assert isinstance(scored.schema["expected_next_order_date"].dataType, TimestampType)
+    dates = pandas_table["expected_next_order_date"]
+    assert dates.isna().any() and dates.notna().any()  # both kinds of rows are checked
+    columns = ["customer_id", "segment", "probability_alive", "expected_purchases",
+               "expected_next_order_date"]  # fmt: skip
     spark_compare(scored.select(*columns), pandas_table[columns[1:]], rtol=1e-6)
+    spark_compare(scored, pandas_table.drop(columns="customer_id"), rtol=1e-6)
+
+
+@pytest.mark.spark
+def test_plain_spark_udf_carries_dates_as_text(spark, spark_run, spark_tx, pandas_table):
+    """mlflow.pyfunc.spark_udf itself, with the model's ``dates = "iso"`` parameter."""
+    import mlflow
+    from pyspark.sql import functions as F
+
+    _, uri = spark_run
+    model_uri = f"runs:/{_parent_run(uri)}/scoring_pipeline"
+    info = mlflow.models.get_model_info(model_uri)
+    result = "customer_id string, expected_next_order_date string"
+    udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result, env_manager="local",
+                                  params={"dates": "iso"})  # fmt: skip
+    features = rfm_table(spark_tx, "1998-06-30").drop("first_purchase", "last_purchase")
+    frame = features.join(btyd_summary(spark_tx, "1998-06-30", freq="W"), on="customer_id")
+    frame = frame.withColumn("customer_id", F.col("customer_id").cast("string"))
+    inputs = [c for c in info.signature.inputs.input_names() if c in frame.columns]
+    got = frame.select(udf(*[F.col(c) for c in inputs]).alias("p")).select("p.*")
+    dates = pandas_table["expected_next_order_date"]
+    want = pandas_table.assign(
+        customer_id=pandas_table["customer_id"].astype(str),
+        expected_next_order_date=dates.dt.strftime("%Y-%m-%d").where(dates.notna(), ""),
+    )[["customer_id", "expected_next_order_date"]]
+    theirs = spark.createDataFrame(want)
+    assert got.exceptAll(theirs).count() == 0 and theirs.exceptAll(got).count() == 0

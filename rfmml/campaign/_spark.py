@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from rfmml._documents import write_document
@@ -114,23 +115,24 @@ def _plain(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _check_alignment(features: Any, summary: Any) -> None:
+def _check_alignment(features: Any, summary: Any, keys: list[str] | None = None) -> None:
     """The pandas ``_check_aligned`` messages, counted in Spark (one row comes back)."""
     from pyspark.sql import functions as F
 
+    keys = keys or [_ID]
     for name, frame in (("features", features), ("summary", summary)):
-        row = frame.agg(F.count(F.lit(1)).alias("n"), F.count_distinct(_ID).alias("d")).first()
+        row = frame.agg(F.count(F.lit(1)).alias("n"), F.count_distinct(*keys).alias("d")).first()
         assert row is not None
         if row["n"] != row["d"]:
-            first = frame.groupBy(_ID).count().filter("count > 1").agg(F.min(_ID)).first()
+            first = frame.groupBy(*keys).count().filter("count > 1").agg(F.min(_ID)).first()
             raise DataError(
                 f"score_customers: the {name} index has {int(row['n'] - row['d'])} repeated "
                 f"customer key(s) (first {None if first is None else first[0]!r}); expected one "
                 "row per customer (and group)."
             )
-    left = features.select(_ID).withColumn("_f", F.lit(1))
-    right = summary.select(_ID).withColumn("_s", F.lit(1))
-    both = left.join(right, on=_ID, how="full_outer")
+    left = features.select(*keys).withColumn("_f", F.lit(1))
+    right = summary.select(*keys).withColumn("_s", F.lit(1))
+    both = left.join(right, on=keys, how="full_outer")
     row = both.agg(
         F.count_if(F.col("_s").isNull()).alias("only_f"),
         F.min(F.when(F.col("_s").isNull(), F.col(_ID))).alias("first_f"),
@@ -177,10 +179,10 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
     from rfmml.models._spark import check_spark_summary
     from rfmml.segments._spark import check_spark_features
 
-    if options.get("interval"):
+    if options.get("interval") and options.get("top_fraction") is not None:
         raise ValueError(
-            "score_customers: intervals need joint parameter draws over every customer, which "
-            "the Spark path does not compute; score without interval= (or on pandas)."
+            "score_customers: probability_top_clv ranks every customer's CLV in each draw, "
+            "which the Spark path does not compute; score without top_fraction= (or on pandas)."
         )
     if options.get("segments") is not None:
         raise ValueError("score_customers: segments= is not supported for Spark frames.")
@@ -212,7 +214,9 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
     else:
         check_spark_features(features, ["recency_days", "n_orders"], where="score_customers")
     attrs = frame_attrs(features)
-    feature_cols = [c for c in features.columns if c != _ID]
+    group = attrs.get("group")
+    keys = [_ID, *([str(group)] if group is not None and group in features.columns else [])]
+    feature_cols = [c for c in features.columns if c not in keys]
     joined = features
     summary_cols: list[str] = []
     if uses_summary:
@@ -241,10 +245,10 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
             freq = resolve_freq(freq, probe, parts["purchase_model"], "score_customers")
         options = {**options, "freq": freq}
         attrs = {**summary_attrs, **attrs}
-        _check_alignment(features, summary)
+        _check_alignment(features, summary, keys)
         summary_cols = list(dict.fromkeys(c for c in model_cols if c in summary.columns))
-        renamed = summary.select(_ID, *(summary[c].alias(f"_s_{c}") for c in summary_cols))
-        joined = features.join(renamed, on=_ID, how="inner")
+        renamed = summary.select(*keys, *(summary[c].alias(f"_s_{c}") for c in summary_cols))
+        joined = features.join(renamed, on=keys, how="inner")
     text = _bundle(parts)
     book = load_playbook(options.get("playbook")) if rule is not None else None
     kwargs = {
@@ -252,12 +256,18 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
         for k, v in options.items()
         if k not in (*parts, "playbook", "interval", "segments", "param_draws", "n_draws")
     }
+    if options.get("interval") and uses_summary:
+        kwargs.update(interval_options(parts, options))
     f_attrs = {k: attrs[k] for k in ("observation_end",) if k in attrs}
     s_attrs = {k: attrs[k] for k in ("observation_end", "freq") if k in attrs}
 
     def score(batch: pd.DataFrame) -> pd.DataFrame:
         fitted = _estimators(text)
-        index = pd.Index(batch[_ID].to_numpy(), name=_ID)
+        index = (
+            pd.Index(batch[_ID].to_numpy(), name=_ID)
+            if len(keys) == 1
+            else pd.MultiIndex.from_arrays([batch[k].to_numpy() for k in keys], names=keys)
+        )
         feats = pd.DataFrame({c: batch[c].to_numpy() for c in feature_cols}, index=index)
         feats.attrs = dict(f_attrs)
         summ = None
@@ -276,6 +286,47 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
                 yield score(batch)
 
     return with_table_attrs(joined.mapInPandas(run, schema), attrs, options)
+
+
+def interval_options(parts: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The interval arguments of every batch, with the parameter draws made once, here.
+
+    Every interval column is a function of the customer's row and the draws, so
+    with the same draws on every worker the Spark columns equal the pandas ones.
+    The draws are those given (``param_draws``), else parametric draws in the
+    order and from the seed the pandas path uses (purchase model, then
+    Gamma-Gamma, from one ``random_state``); they go to the workers with the
+    batch function.
+    """
+    from sklearn.utils import check_random_state
+
+    from rfmml.models.uncertainty import check_interval, draw_params
+
+    n_draws = int(options.get("n_draws", 200))
+    method = options.get("interval_method", "parametric")
+    check_interval(options["interval"], n_draws, method)
+    given = options.get("param_draws") or {}
+    rng = check_random_state(options.get("random_state"))
+    draws: dict[str, Any] = {}
+    for key in ("purchase_model", "gamma_gamma"):
+        model = parts.get(key)
+        if model is None:
+            continue
+        if key in given:
+            draws[key] = np.asarray(given[key], dtype=float).tolist()
+        elif method == "bootstrap":
+            raise ValueError(
+                "interval_method='bootstrap' refits on the training customers: pass "
+                f"param_draws={{'{key}': model.draw_params(n_draws, 'bootstrap', X=training)}}."
+            )
+        else:
+            draws[key] = draw_params(model, n_draws, random_state=rng).tolist()
+    return {
+        "interval": float(options["interval"]),
+        "n_draws": n_draws,
+        "interval_method": method,
+        "param_draws": {k: np.asarray(v, dtype=float) for k, v in draws.items()},
+    }
 
 
 def with_table_attrs(sdf: Any, attrs: dict[str, Any], options: dict[str, Any]) -> Any:

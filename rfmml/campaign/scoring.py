@@ -457,7 +457,10 @@ def score_customers(
     inside Spark by ``mapInPandas`` (the fitted estimators go to the workers as
     JSON documents) and returned as a Spark DataFrame with the same columns and
     values (categoricals as text); only validation counts and one sample row reach
-    the driver. Intervals and ``segments`` are pandas-only (see
+    the driver. Interval columns are computed per batch from parameter draws made
+    on the driver (``param_draws``, or parametric draws seeded by ``random_state``)
+    and equal the pandas ones; the interval totals (``attrs["intervals"]``),
+    ``probability_top_clv`` and ``segments`` are pandas-only (see
     :mod:`rfmml.campaign._spark`).
 
     Returns
@@ -491,7 +494,8 @@ def score_customers(
             discount_rate=discount_rate, freq=freq, playbook=playbook, churn_bands=churn_bands,
             churn_basis=churn_basis, interval=interval, segments=segments,
             random_state=random_state, top_fraction=top_fraction,
-            next_order_window=next_order_window,
+            next_order_window=next_order_window, n_draws=n_draws,
+            interval_method=interval_method, param_draws=param_draws,
         )  # fmt: skip
         return score_spark(features, summary, options)
     return _score_customers(

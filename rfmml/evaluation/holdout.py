@@ -16,9 +16,17 @@ from sklearn.metrics import roc_auc_score
 
 from rfmml.errors import DataError
 from rfmml.features import calibration_summary
+from rfmml.features._spark import is_spark
 from rfmml.models import GammaGamma, PurchaseModel
 
-__all__ = ["holdout_predictions", "evaluate_holdout", "fit_statistics", "HOLDOUT_COLUMNS"]
+__all__ = [
+    "HOLDOUT_COLUMNS",
+    "evaluate_holdout",
+    "fit_statistics",
+    "holdout_frame",
+    "holdout_metrics",
+    "holdout_predictions",
+]
 
 HOLDOUT_COLUMNS = (
     "frequency_cal",
@@ -108,6 +116,22 @@ def holdout_predictions(
         model, ``actual_spend``, ``model_spend``, ``baseline_spend``.
     """
     _check(cal_holdout, spend=gamma_gamma is not None)
+    return holdout_frame(bgnbd, gamma_gamma, cal_holdout)
+
+
+def holdout_frame(
+    bgnbd: PurchaseModel,
+    gamma_gamma: GammaGamma | None,
+    cal_holdout: pd.DataFrame,
+    population_spend: float | None = None,
+) -> pd.DataFrame:
+    """:func:`holdout_predictions` of a checked frame, or of a part of one.
+
+    ``population_spend`` is the baseline's order value of customers without a
+    repeat purchase (the calibration mean spend of the repeat buyers); default
+    that mean over ``cal_holdout``. A caller scoring the customers in parts
+    (the Spark path, one Arrow batch at a time) passes the whole population's.
+    """
     summary = calibration_summary(cal_holdout)
     duration = cal_holdout["duration_holdout"].to_numpy(dtype=float)
     x = summary["frequency"].to_numpy(dtype=float)
@@ -131,8 +155,9 @@ def holdout_predictions(
         out["model_spend"] = gamma_gamma.expected_order_value(summary).to_numpy()
         m_cal = summary["monetary_value"].to_numpy(dtype=float)
         repeat = x > 0
-        population = float(m_cal[repeat].mean()) if repeat.any() else np.nan
-        out["baseline_spend"] = np.where(repeat, m_cal, population)
+        if population_spend is None:
+            population_spend = float(m_cal[repeat].mean()) if repeat.any() else np.nan
+        out["baseline_spend"] = np.where(repeat, m_cal, population_spend)
     return out
 
 
@@ -169,41 +194,91 @@ def evaluate_holdout(
 
         ``attrs`` holds ``n_customers``, ``n_spend_customers`` and ``freq``.
 
+        A PySpark ``cal_holdout`` (:func:`rfmml.features.calibration_holdout` of
+        a Spark log) is evaluated inside Spark (:mod:`rfmml.evaluation._spark`):
+        the same table, the sums and the exact AUC aggregated in Spark.
+
     Raises
     ------
     DataError
         If required columns are missing or the frame is empty.
     """
+    if is_spark(cal_holdout):  # aggregated inside Spark, the same table back
+        from rfmml.evaluation._spark import evaluate_holdout_spark
+
+        return evaluate_holdout_spark(bgnbd, gamma_gamma, cal_holdout)
     pred = holdout_predictions(bgnbd, gamma_gamma, cal_holdout)
     actual = pred["actual_purchases"].to_numpy()
     y = pred["bought_again"].to_numpy()
-    rows: dict[str, dict[str, float]] = {}
+    totals: dict[str, float] = {"n": float(len(pred)), "actual": float(actual.sum())}
+    aucs: dict[str, float] = {}
     for name in ("model", "baseline"):
         est = pred[f"{name}_purchases"].to_numpy()
         prob = pred[f"{name}_probability"].to_numpy()
         err = est - actual
-        rows[name] = {
-            "purchases_mae": float(np.mean(np.abs(err))),
-            "purchases_rmse": float(np.sqrt(np.mean(err**2))),
-            "total_purchases_predicted": float(est.sum()),
-            "total_purchases_actual": float(actual.sum()),
-            "total_purchases_ratio": float(est.sum() / actual.sum()) if actual.sum() else np.nan,
-            "total_purchases_error": (
-                float(abs(est.sum() - actual.sum()) / actual.sum()) if actual.sum() else np.nan
-            ),
-            "buy_again_brier": float(np.mean((prob - y) ** 2)),
-            "buy_again_auc": _auc(y, prob),
+        totals |= {
+            f"{name}_abs": float(np.add.reduce(np.abs(err))),
+            f"{name}_squared": float(np.add.reduce(err**2)),
+            f"{name}_predicted": float(est.sum()),
+            f"{name}_brier": float(np.add.reduce((prob - y) ** 2)),
         }
-    n_spend = 0
+        aucs[name] = _auc(y, prob)
     if gamma_gamma is not None:
         both = (cal_holdout["frequency_cal"].to_numpy() > 0) & (actual > 0)
-        n_spend = int(both.sum())
+        totals["n_spend"] = float(both.sum())
         for name in ("model", "baseline"):
             diff = pred[f"{name}_spend"].to_numpy()[both] - pred["actual_spend"].to_numpy()[both]
-            rows[name]["spend_mae"] = float(np.mean(np.abs(diff))) if n_spend else np.nan
+            totals[f"{name}_spend_abs"] = float(np.add.reduce(np.abs(diff)))
+    return holdout_metrics(totals, aucs, freq=cal_holdout.attrs.get("freq"))
+
+
+def holdout_metrics(
+    totals: dict[str, float], aucs: dict[str, float], freq: str | None = None
+) -> pd.DataFrame:
+    """The table of :func:`evaluate_holdout` from its sums over customers.
+
+    The one definition of the holdout metrics, shared by the pandas path
+    (numpy sums) and the Spark path (sums aggregated in Spark,
+    :mod:`rfmml.evaluation._spark`).
+
+    Parameters
+    ----------
+    totals : dict
+        ``n`` (customers), ``actual`` (holdout purchases) and, for ``name`` in
+        ``model`` and ``baseline``: ``<name>_abs`` and ``<name>_squared`` (sums
+        of the absolute and squared errors of the predicted purchases),
+        ``<name>_predicted`` (their sum), ``<name>_brier`` (sum of the squared
+        errors of the probability of buying again); with a spend model also
+        ``n_spend`` and ``<name>_spend_abs``.
+    aucs : dict
+        ROC AUC of ``model`` and ``baseline`` (NaN when one class is empty).
+    freq : str, optional
+        Recorded in ``attrs``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`evaluate_holdout`.
+    """
+    n, actual = totals["n"], totals["actual"]
+    rows: dict[str, dict[str, float]] = {}
+    for name in ("model", "baseline"):
+        predicted = totals[f"{name}_predicted"]
+        rows[name] = {
+            "purchases_mae": totals[f"{name}_abs"] / n,
+            "purchases_rmse": float(np.sqrt(totals[f"{name}_squared"] / n)),
+            "total_purchases_predicted": predicted,
+            "total_purchases_actual": actual,
+            "total_purchases_ratio": predicted / actual if actual else np.nan,
+            "total_purchases_error": abs(predicted - actual) / actual if actual else np.nan,
+            "buy_again_brier": totals[f"{name}_brier"] / n,
+            "buy_again_auc": float(aucs[name]),
+        }
+    n_spend = int(totals.get("n_spend", 0))
+    if "n_spend" in totals:
+        for name in ("model", "baseline"):
+            rows[name]["spend_mae"] = totals[f"{name}_spend_abs"] / n_spend if n_spend else np.nan
     result = pd.DataFrame(rows)
     result.index.name = "metric"
-    result.attrs.update(
-        n_customers=len(pred), n_spend_customers=n_spend, freq=cal_holdout.attrs.get("freq")
-    )
+    result.attrs.update(n_customers=int(n), n_spend_customers=n_spend, freq=freq)
     return result

@@ -23,9 +23,10 @@ import pandas as pd
 
 from rfmml.errors import DataError
 from rfmml.features._engine import check_freq, next_period_start, scalar_period
+from rfmml.features._spark import is_spark
 from rfmml.models import PurchaseModel
 
-__all__ = ["repeat_transaction_tracking", "tracking_mape"]
+__all__ = ["repeat_transaction_tracking", "tracking_curves", "tracking_mape"]
 
 _EPOCH = pd.Timestamp("1970-01-01")
 
@@ -62,8 +63,9 @@ def repeat_transaction_tracking(
 
     Parameters
     ----------
-    transactions : pandas.DataFrame
-        Clean transactions with the ``keys`` columns and ``timestamp``.
+    transactions : pandas.DataFrame or pyspark.sql.DataFrame
+        Clean transactions with the ``keys`` columns and ``timestamp``. A Spark
+        log is counted inside Spark (one number per period is collected).
     models : mapping of str to PurchaseModel
         Purchase models fitted on the calibration summary (same ``freq``), by label.
     calibration_end, observation_end : date-like
@@ -88,6 +90,11 @@ def repeat_transaction_tracking(
     DataError
         Missing columns, or no customer's first purchase in the calibration period.
     """
+    if is_spark(transactions):  # counted inside Spark, the same table back
+        from rfmml.evaluation._spark import repeat_tracking_spark
+
+        return repeat_tracking_spark(transactions, models, calibration_end, observation_end,
+                                     freq=freq, keys=keys)  # fmt: skip
     check_freq(freq)
     keys = list(keys)
     missing = [c for c in [*keys, "timestamp"] if c not in transactions.columns]
@@ -109,11 +116,49 @@ def repeat_transaction_tracking(
             f"{cal_end.date()}; nothing to track."
         )
     start = int(first_c.min())
-    n_periods = end_period - start + 1
     is_first = cohort["_p"].to_numpy() == first_c
     repeat_periods = cohort["_p"].to_numpy()[~is_first] - start
+    n_periods = end_period - start + 1
     actual = np.bincount(repeat_periods, minlength=n_periods)[:n_periods].astype(float)
     births = np.bincount(first_c[is_first] - start, minlength=n_periods)[:n_periods]
+    return tracking_curves(actual, births, start, models, cal_end, obs_end, freq=freq)
+
+
+def tracking_curves(
+    actual: np.ndarray,
+    births: np.ndarray,
+    start: int,
+    models: Mapping[str, PurchaseModel],
+    calibration_end: pd.Timestamp | str,
+    observation_end: pd.Timestamp | str,
+    *,
+    freq: str = "D",
+) -> pd.DataFrame:
+    """The table of :func:`repeat_transaction_tracking` from the cohort's counts per period.
+
+    Parameters
+    ----------
+    actual : numpy.ndarray
+        Repeat transactions of the cohort in each period from ``start`` to the
+        observation end's period (one per customer and period, first periods excluded).
+    births : numpy.ndarray
+        Cohort customers whose first purchase is in each of those periods.
+    start : int
+        Period number (the BTYD summary's numbering) of the first element.
+    models, calibration_end, observation_end, freq
+        As in :func:`repeat_transaction_tracking`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`repeat_transaction_tracking`. Both the pandas path and the
+        Spark path (:mod:`rfmml.evaluation._spark`, which counts in Spark) end here.
+    """
+    cal_end, obs_end = pd.Timestamp(calibration_end), pd.Timestamp(observation_end)
+    cal_period, end_period = scalar_period(cal_end, freq), scalar_period(obs_end, freq)
+    n_periods = end_period - start + 1
+    actual = np.asarray(actual, dtype=float)
+    births = np.asarray(births)
     periods = np.arange(start, end_period + 1)
     out = pd.DataFrame(
         {
@@ -133,7 +178,7 @@ def repeat_transaction_tracking(
         freq=freq,
         calibration_end=str(cal_end.date()),
         observation_end=str(obs_end.date()),
-        n_customers=int(is_first.sum()),
+        n_customers=int(births.sum()),
     )
     return out
 

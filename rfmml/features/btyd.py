@@ -222,7 +222,7 @@ def btyd_summary(
         )
     else:
         out = frame.collect(_summary_query(frame.lazy, end, freq, keys, with_amount), keys)
-    return _stamp(out, freq=freq, observation_end=end)
+    return _stamp(out, freq=freq, observation_end=end, group=group)
 
 
 def _resolve_end(frame: Frame, observation_end: Any) -> pd.Timestamp:
@@ -231,13 +231,16 @@ def _resolve_end(frame: Frame, observation_end: Any) -> pd.Timestamp:
     return as_timestamp(observation_end, "observation_end")
 
 
-def _stamp(out: Any, **meta: Any) -> Any:
-    """Record ``meta`` on a result: ``attrs`` for pandas, column metadata for Spark."""
+def _stamp(out: Any, *, group: str | None = None, **meta: Any) -> Any:
+    """Record ``meta`` on a result: ``attrs`` for pandas, column metadata for Spark.
+
+    A Spark result also records its ``group`` column (pandas has it in the index).
+    """
     if isinstance(out, pd.DataFrame):
         for key, value in meta.items():
             out.attrs[key] = value.isoformat() if isinstance(value, pd.Timestamp) else value
     elif is_spark(out):
-        return with_attrs(out, **meta)
+        return with_attrs(out, **meta, **({"group": group} if group is not None else {}))
     return out
 
 
@@ -339,7 +342,7 @@ def calibration_holdout(
                 f"no repeat purchase by a calibration customer between {cal_end} and "
                 f"{obs_end}: the holdout period is empty"
             )
-    return _stamp(out, freq=freq, calibration_end=cal_end, observation_end=obs_end)
+    return _stamp(out, freq=freq, calibration_end=cal_end, observation_end=obs_end, group=group)
 
 
 def calibration_summary(cal_holdout: pd.DataFrame) -> pd.DataFrame:

@@ -116,4 +116,4 @@ def rfm_table(
     if with_amount:
         derived.append((nw.col("total_spend") / exposure_years).alias("spend_per_year"))
     result = frame.collect(out.select(*keys, *derived), keys)
-    return _stamp(result, observation_end=end, min_tenure_days=min_tenure_days)
+    return _stamp(result, observation_end=end, min_tenure_days=min_tenure_days, group=group)

@@ -12,7 +12,10 @@ as ``min(value) filter (below >= need_k)``: the driver receives ``n - 1``
 numbers per metric.
 
 Scores and segments are column expressions (comparisons with the edges, then
-an array lookup of the scheme's cells), so scoring never leaves Spark.
+an array lookup of the scheme's cells), so scoring never leaves Spark. With a
+group column (recorded as ``group`` on the frame by the feature builders) the
+edges are learned and applied within each group (:func:`spark_group_quantile_edges`,
+:func:`spark_group_scores`): ``n - 1`` numbers per metric and group reach the driver.
 pyspark is imported inside the functions.
 """
 
@@ -31,6 +34,9 @@ from rfmml.errors import DataError, require_columns
 __all__ = [
     "check_spark_features",
     "spark_clusters",
+    "spark_group_quantile_edges",
+    "spark_group_scores",
+    "spark_group_sizes",
     "spark_keys",
     "spark_label",
     "spark_quantile_edges",
@@ -40,8 +46,14 @@ __all__ = [
 
 
 def spark_keys(sdf: Any) -> list[str]:
-    """The key columns a Spark result carries along: ``customer_id`` when present."""
-    return [c for c in ("customer_id",) if c in sdf.columns]
+    """The key columns a Spark result carries along: ``customer_id`` and the group, when present.
+
+    The group is the column the feature builders recorded as ``group`` on the frame.
+    """
+    from rfmml.features._spark import frame_attrs
+
+    group = frame_attrs(sdf).get("group")
+    return [c for c in ("customer_id", group) if c is not None and c in sdf.columns]
 
 
 def check_spark_features(sdf: Any, columns: Sequence[str], *, where: str) -> int:
@@ -226,3 +238,117 @@ def spark_clusters(segmenter: Any, sdf: Any) -> Any:
     fields = [StructField(k, sdf.schema[k].dataType, True) for k in keys]
     fields += [StructField("cluster", LongType(), True), StructField("segment", StringType(), True)]
     return sdf.select(*keys, *columns).mapInPandas(run, StructType(fields))
+
+
+def spark_group_sizes(sdf: Any, group: str, *, where: str) -> pd.Series:
+    """Customers per group, sorted by group (one row per group is collected).
+
+    Raises
+    ------
+    DataError
+        Customers without a group, with the pandas message.
+    """
+    from pyspark.sql import functions as F
+
+    counts = sdf.groupBy(group).agg(F.count(F.lit(1)).alias("n")).toPandas()
+    missing = counts[group].isna()
+    if missing.any():
+        raise DataError(
+            f"{where}: {int(counts.loc[missing, 'n'].sum())} customers have a missing "
+            f"{group!r} (the group level of the index); drop or fill them first."
+        )
+    sizes = counts.set_index(group)["n"].astype(np.int64).sort_index()
+    sizes.index.name = group
+    return sizes
+
+
+def spark_group_quantile_edges(
+    sdf: Any, column: str, group: str, n_scores: int, *, negate: bool
+) -> dict[Any, np.ndarray]:
+    """:func:`spark_quantile_edges` within each group, in one pass: edges per group.
+
+    The histogram is of ``(group, value)``; the running count of customers
+    strictly below is a window over each group's distinct values ordered by
+    value, and each score's need ``ceil((k - 1) N_g / n)`` uses the group's own
+    size ``N_g``. The driver receives ``n - 1`` numbers per group.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    value = F.col(column).cast("double")
+    hist = (
+        sdf.select(F.col(group).alias("_g"), (-value if negate else value).alias("v"))
+        .groupBy("_g", "v")
+        .count()
+    )
+    running = (
+        Window.partitionBy("_g")
+        .orderBy("v")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+    hist = hist.withColumn("below", F.sum("count").over(running) - F.col("count"))
+    hist = hist.withColumn("_n", F.sum("count").over(Window.partitionBy("_g")))
+    edges = []
+    for i, k in enumerate(range(2, n_scores + 1)):
+        need = F.expr(f"(({k - 1} * _n + {n_scores - 1}) div {n_scores})")  # ceil, in integers
+        edges.append(F.min(F.when(F.col("below") >= need, F.col("v"))).alias(f"e{i}"))
+    rows = hist.groupBy("_g").agg(*edges).toPandas()
+    return {
+        row["_g"]: np.array(
+            [np.inf if pd.isna(row[f"e{i}"]) else float(row[f"e{i}"]) for i in range(n_scores - 1)]
+        )
+        for _, row in rows.iterrows()
+    }
+
+
+def spark_group_scores(
+    sdf: Any, edges: pd.DataFrame, group: str, columns: dict[str, str], n_scores: int
+) -> Any:
+    """:func:`spark_scores` with each group's edges (``RFMScorer.edges_`` per group).
+
+    The edges (widened by :func:`~rfmml.segments.scoring.scoring_edges`) are a
+    small frame of one row per group joined to the customers; a customer of a
+    group not in ``edges`` is refused with the pandas message.
+    """
+    from pyspark.sql import functions as F
+
+    from rfmml.segments.scoring import scoring_edges
+
+    groups = list(edges.index.get_level_values(0).unique())
+    rows = []
+    for g in groups:
+        block = edges.loc[g]
+        row: dict[str, Any] = {"_g": g}
+        for metric in ("R", "F", "M"):
+            for i, e in enumerate(scoring_edges(block.loc[metric].to_numpy(), metric)):
+                row[f"{metric}{i}"] = float(e)
+        rows.append(row)
+    table = sdf.sparkSession.createDataFrame(pd.DataFrame(rows))
+    joined = sdf.join(table, sdf[group] == table["_g"], how="left")
+    unseen = (
+        joined.filter(F.col("_g").isNull())
+        .agg(F.count(F.lit(1)).alias("n"), F.collect_set(group).alias("groups"))
+        .first()
+    )
+    assert unseen is not None
+    if unseen["n"]:
+        raise DataError(
+            f"RFMScorer.transform: {int(unseen['n'])} customers belong to group(s) "
+            f"{sorted(unseen['groups'])[:5]} not seen in fit; fitted groups are {groups[:10]}."
+        )
+    scores = {}
+    for metric in ("R", "F", "M"):
+        value = F.col(columns[metric]).cast("double")
+        total = F.lit(1).cast("long")
+        for i in range(n_scores - 1):
+            edge = F.col(f"{metric}{i}")
+            passed = (value <= edge) if metric == "R" else (value >= edge)
+            total = total + F.when(passed, 1).otherwise(0).cast("long")
+        scores[metric] = total.alias(metric)
+    keys = [*spark_keys(sdf), *([group] if group not in spark_keys(sdf) else [])]
+    out = joined.select(*keys, *scores.values())
+    out = out.withColumn("FM", F.floor((F.col("F") + F.col("M") + 1) / 2).cast("long"))
+    sep = "" if n_scores < 10 else "-"
+    return out.withColumn(
+        "RFM", F.concat_ws(sep, *(F.col(m).cast("string") for m in ("R", "F", "M")))
+    )

@@ -385,12 +385,20 @@ class RFMScorer(TransformerMixin, BaseEstimator):
         return self
 
     def _fit_spark(self, X: Any) -> RFMScorer:
-        """Fit on a PySpark frame: exact edges computed in Spark, no customer collected."""
+        """Fit on a PySpark frame: exact edges computed in Spark, no customer collected.
+
+        With a ``group`` recorded on the frame (the feature builders' ``group=``),
+        the edges are learned within each group as the pandas fit does on a
+        ``(customer_id, group)`` index, small groups pooled.
+        """
+        from rfmml.features._spark import frame_attrs
         from rfmml.segments._spark import check_spark_features, spark_quantile_edges
 
         n_obs = check_spark_features(X, list(self.columns.values()), where="RFMScorer.fit")
         self.small_groups_ = None
-        self.groups_ = None  # a Spark frame has no group index: edges are pooled
+        self.groups_ = None  # without a group column the edges are pooled
+        group = frame_attrs(X).get("group")
+        scores = list(range(2, self.n_scores + 1))
         if self.method == "thresholds":
             edges = self._threshold_edges()
         else:
@@ -401,20 +409,63 @@ class RFMScorer(TransformerMixin, BaseEstimator):
                     spark_quantile_edges(X, self.monetary_col, self.n_scores, n_obs, negate=False),
                 ]
             )
-        scores = list(range(2, self.n_scores + 1))
+            if group is not None and group in X.columns:
+                self._fit_spark_groups(X, str(group), edges)
+                self.n_features_in_ = len(X.columns)
+                return self
         self.edges_ = pd.DataFrame(edges, index=pd.Index(_METRICS, name="metric"), columns=scores)
         self.n_features_in_ = len(X.columns)
         return self
 
+    def _fit_spark_groups(self, X: Any, group: str, pooled: np.ndarray) -> None:
+        """Per-group edges of a Spark frame (``pooled`` for the groups under ``min_group_size``)."""
+        from rfmml.segments._spark import spark_group_quantile_edges, spark_group_sizes
+
+        sizes = spark_group_sizes(X, group, where="RFMScorer.fit")
+        per_metric = [
+            (self.recency_col, True, -1.0),
+            (self.frequency_col, False, 1.0),
+            (self.monetary_col, False, 1.0),
+        ]
+        learned = [
+            (sign, spark_group_quantile_edges(X, col, group, self.n_scores, negate=negate))
+            for col, negate, sign in per_metric
+        ]
+        groups = pd.Index(sizes.index.to_numpy(), name=group)
+        small = sizes.to_numpy() < self.min_group_size
+        blocks = [
+            pooled if small[i] else np.vstack([sign * by[g] for sign, by in learned])
+            for i, g in enumerate(groups)
+        ]
+        self.groups_ = groups
+        self.small_groups_ = groups[small]
+        index = pd.MultiIndex.from_product([groups, _METRICS], names=[group, "metric"])
+        self.edges_ = pd.DataFrame(
+            np.vstack(blocks), index=index, columns=list(range(2, self.n_scores + 1))
+        )
+        if small.any():
+            shown = self.small_groups_[:5].tolist() + (["..."] if small.sum() > 5 else [])
+            warnings.warn(
+                f"RFMScorer.fit: {int(small.sum())} of {len(groups)} group(s) have fewer "
+                f"than min_group_size={self.min_group_size} customers ({shown}); their "
+                f"{int(sizes.to_numpy()[small].sum())} customer(s) are scored with the edges "
+                f"learned on all {int(sizes.sum())} customers pooled. See small_groups_.",
+                UserWarning,
+                stacklevel=3,
+            )
+
     def _transform_spark(self, X: Any) -> Any:
-        from rfmml.segments._spark import check_spark_features, spark_scores
+        from rfmml.segments._spark import check_spark_features, spark_group_scores, spark_scores
 
         check_spark_features(X, list(self.columns.values()), where="RFMScorer.transform")
         if self.groups_ is not None:
-            raise DataError(
-                "RFMScorer.transform: the scorer was fitted per group, which a Spark frame "
-                "(no group index) cannot be scored with; fit it on the Spark frame."
-            )
+            group = self.groups_.name
+            if group is None or group not in X.columns:
+                raise DataError(
+                    f"RFMScorer.transform: the scorer was fitted per group ({group!r}), but the "
+                    f"Spark frame has no such column (columns {list(X.columns)})."
+                )
+            return spark_group_scores(X, self.edges_, str(group), self.columns, self.n_scores)
         return spark_scores(X, self.edges_.to_numpy(), self.columns, self.n_scores)
 
     @staticmethod

@@ -5,6 +5,8 @@
 - logging helpers for parameters, metrics, tables, figures and datasets.
 - :func:`log_folder_model`: a fitted model that saves to a JSON folder (the
   scoring pipeline) as a pyfunc model, logged from code (no pickle).
+- :func:`scoring_udf`: a logged model as a Spark UDF (``mlflow.pyfunc.spark_udf``),
+  its date columns included.
 - :func:`compare_segmentations`: an experiment's segmentations read back with
   ``mlflow.search_runs`` as one table, best first.
 """
@@ -23,6 +25,7 @@ from rfmml.tracking.logging import (
 )
 from rfmml.tracking.models import log_folder_model
 from rfmml.tracking.runs import tracked_run
+from rfmml.tracking.spark import scoring_udf
 from rfmml.tracking.store import ensure_experiment, resolve_tracking_uri, ui_command
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "log_params",
     "log_table",
     "resolve_tracking_uri",
+    "scoring_udf",
     "tracked_run",
     "ui_command",
 ]

@@ -10,9 +10,9 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.types.schema import ColSpec, Schema
+from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
-from rfmml.tracking.pyfunc import ENTRY_FILE, load_class, to_plain
+from rfmml.tracking.pyfunc import DATES_PARAM, ENTRY_FILE, load_class, to_plain
 
 __all__ = ["log_folder_model", "requirements"]
 
@@ -85,6 +85,9 @@ def log_folder_model(
         signature = ModelSignature(
             inputs=either_schema(signature.inputs, other.inputs), outputs=signature.outputs
         )
+    # how date columns come back: "iso" text is what mlflow.pyfunc.spark_udf can carry
+    params = ParamSchema([ParamSpec(DATES_PARAM, "string", "datetime")])
+    signature = ModelSignature(inputs=signature.inputs, outputs=signature.outputs, params=params)
     with tempfile.TemporaryDirectory() as tmp:
         folder = model.save(Path(tmp) / "model")
         info = mlflow.pyfunc.log_model(

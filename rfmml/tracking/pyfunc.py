@@ -7,6 +7,12 @@ rebuilds the model, never a pickled object. Tracking stays below the packages
 whose models it logs: it names their class, it does not import it.
 ``mlflow.pyfunc.load_model(uri).predict(frame)`` returns the model's
 ``predict(frame)`` with a flat index and plain (not categorical) columns.
+
+The inference parameter ``dates`` (in the signature, default ``"datetime"``)
+set to ``"iso"`` returns date columns (``expected_next_order_date``) as
+``YYYY-MM-DD`` text, empty where there is no date: what
+``mlflow.pyfunc.spark_udf``, whose results are primitive types only, can carry
+(:func:`rfmml.tracking.spark.scoring_udf` turns it back into a Spark timestamp).
 """
 
 from __future__ import annotations
@@ -18,9 +24,12 @@ from typing import Any
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-__all__ = ["ENTRY_FILE", "RFMMLPyfunc", "load_class", "to_plain"]
+__all__ = ["DATES_PARAM", "ENTRY_FILE", "RFMMLPyfunc", "dates_as_text", "load_class", "to_plain"]
 
 ENTRY_FILE = Path(__file__).with_name("_pyfunc_entry.py")
+
+#: The inference parameter that chooses how date columns come back (``"datetime"`` or ``"iso"``).
+DATES_PARAM = "dates"
 
 
 def to_plain(table: pd.DataFrame) -> pd.DataFrame:
@@ -29,6 +38,16 @@ def to_plain(table: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         if isinstance(out[col].dtype, pd.CategoricalDtype):
             out[col] = out[col].astype(str)
+    return out
+
+
+def dates_as_text(table: pd.DataFrame) -> pd.DataFrame:
+    """Date columns as ``YYYY-MM-DD`` text, ``""`` where missing (the rest unchanged)."""
+    out = table.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col].dtype):
+            text = out[col].dt.strftime("%Y-%m-%d")
+            out[col] = text.where(out[col].notna(), "").astype(object)
     return out
 
 
@@ -54,5 +73,10 @@ class RFMMLPyfunc(PythonModel):
         See :meth:`rfmml.campaign.ScoringPipeline.predict` (the features of
         :func:`rfmml.campaign.scoring_frame`, or ``customer_id``, ``timestamp``
         and ``amount`` rows summarised as of the stored ``observation_end``).
+        ``params={"dates": "iso"}`` returns date columns as ``YYYY-MM-DD`` text.
         """
-        return to_plain(self.model.predict(model_input))
+        table = to_plain(self.model.predict(model_input))
+        dates = (params or {}).get(DATES_PARAM, "datetime")
+        if dates not in ("datetime", "iso"):
+            raise ValueError(f"params {DATES_PARAM!r} must be 'datetime' or 'iso', got {dates!r}")
+        return dates_as_text(table) if dates == "iso" else table

@@ -1,0 +1,110 @@
+"""Choosing the scoring model among the purchase models judged on the holdout.
+
+The pandas run (:mod:`rfmml.pipeline`) and the Spark run
+(:mod:`rfmml.spark_run`) compare their purchase models with the same table
+(``model_comparison.csv``), choose with the same rule and word a degenerate
+fit the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from rfmml.evaluation.metrics import model_lower_is_better
+from rfmml.models import PurchaseModel
+
+__all__ = ["COMPARISON_METRICS", "choose_model", "comparison_table", "degenerate_message"]
+
+#: The columns of ``model_comparison.csv`` (fit statistics, then holdout metrics).
+COMPARISON_METRICS = (
+    "log_likelihood",
+    "n_params",
+    "aic",
+    "bic",
+    "purchases_mae",
+    "purchases_rmse",
+    "total_purchases_error",
+    "buy_again_auc",
+    "buy_again_brier",
+    "tracking_mape",
+)
+
+
+def choose_model(metrics: Mapping[str, Mapping[str, float]], selection: str) -> str:
+    """The model with the best ``selection`` metric; NaN loses, ties go to the first listed.
+
+    Parameters
+    ----------
+    metrics : mapping of str to mapping
+        Each model's metrics (fit statistics and holdout metrics), in config order.
+    selection : str
+        A metric with a direction (:func:`~rfmml.evaluation.selection_metrics`).
+    """
+    sign = 1.0 if model_lower_is_better(selection) else -1.0
+
+    def key(name: str) -> float:
+        value = metrics[name].get(selection, np.nan)
+        return sign * value if np.isfinite(value) else np.inf
+
+    return min(metrics, key=key)  # min keeps the first of equal keys
+
+
+def comparison_table(
+    metrics: Mapping[str, Mapping[str, float]],
+    degenerate: Mapping[str, pd.DataFrame],
+    baseline: pd.Series,
+    chosen: str,
+    labels: Mapping[str, str],
+) -> pd.DataFrame:
+    """``model_comparison.csv``: every purchase model and the naive baseline, one row each.
+
+    Parameters
+    ----------
+    metrics : mapping of str to mapping
+        Each model's metrics, in config order.
+    degenerate : mapping of str to pandas.DataFrame
+        Each model's flagged parameters (``degenerate_parameters()``).
+    baseline : pandas.Series
+        The ``baseline`` column of the chosen model's holdout table.
+    chosen : str
+        The chosen model.
+    labels : mapping of str to str
+        Display names of the models.
+    """
+    rows = {}
+    for name, values in metrics.items():
+        rows[name] = {
+            "label": labels.get(name, name),
+            **{m: values.get(m, np.nan) for m in COMPARISON_METRICS},
+            "chosen": name == chosen,
+            "degenerate": ", ".join(degenerate[name].index),
+        }
+    rows["baseline"] = {
+        "label": "calibration rate carried forward",
+        **{m: float(baseline.get(m, np.nan)) for m in COMPARISON_METRICS},
+        "chosen": False,
+        "degenerate": "",
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "model"
+    return table
+
+
+def degenerate_message(
+    name: str, model: PurchaseModel, flagged: pd.DataFrame, when: str, label: str | None = None
+) -> str:
+    """The one plain line that tells a degenerate fit and what to try."""
+    values = ", ".join(f"{p} = {v:.3g}" for p, v in flagged["estimate"].items())
+    se_nan = not np.isfinite(model.summary_["std_error"].to_numpy(dtype=float)).all()
+    what = "ran to the edges of their range" if len(flagged) > 1 else "ran to the edge of its range"
+    if (flagged["reason"] == "standard error not finite").all():
+        what = "are not identified"
+    return (
+        f"{label or name} fit on the {when} is degenerate: {values} {what}"
+        f"{' (standard errors NaN)' if se_nan else ''}; try a penalizer "
+        f"([models] {name} = {{ penalizer = 0.01 }}), another purchase model or a coarser "
+        "freq."
+    )
