@@ -81,7 +81,6 @@ from rfmml.evaluation import (
     evaluate_segmentation,
     fit_statistics,
     model_choice,
-    model_lower_is_better,
     repeat_transaction_tracking,
     standardized_features,
     tracking_mape,
@@ -482,24 +481,6 @@ def _choose(fits: dict[str, PurchaseModelFit], selection: str) -> str:
     return model_choice.choose_model({n: f.metrics for n, f in fits.items()}, selection)
 
 
-def _baseline_beats(fitted: PurchaseModelFit, baseline: pd.Series, selection: str) -> str | None:
-    """One plain line when the naive baseline beats the chosen model on ``selection``."""
-    model_value = fitted.metrics.get(selection, np.nan)
-    base_value = float(baseline.get(selection, np.nan))
-    if not (np.isfinite(model_value) and np.isfinite(base_value)):
-        return None
-    lower = model_lower_is_better(selection)
-    if (base_value < model_value) if lower else (base_value > model_value):
-        label = PURCHASE_MODEL_LABELS.get(fitted.name, fitted.name)
-        return (
-            f"the naive baseline (calibration rate carried forward) beats the best purchase "
-            f"model on {selection}: {base_value:.4g} against {model_value:.4g} for {label}; on "
-            "this holdout the models forecast no better than the past rate (compare the other "
-            "metrics in model_comparison.csv, or try another freq or calibration end)"
-        )
-    return None
-
-
 COMPARISON_METRICS = model_choice.COMPARISON_METRICS
 
 
@@ -559,7 +540,10 @@ def evaluate_models(
             fitted.metrics["tracking_mape"] = tracking_mape(curves, name)
     chosen = _choose(fits, cfg.models.selection)
     table = fits[chosen].holdout_metrics
-    beaten = _baseline_beats(fits[chosen], table["baseline"], cfg.models.selection)
+    beaten = model_choice.baseline_beats_message(
+        fits[chosen].metrics, table["baseline"], cfg.models.selection,
+        PURCHASE_MODEL_LABELS.get(chosen, chosen),
+    )  # fmt: skip
     if beaten:
         logger.warning(beaten)
     comparison = _comparison_table(fits, table["baseline"], chosen)

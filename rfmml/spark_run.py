@@ -64,7 +64,12 @@ from rfmml.data.transactions import end_cutoff
 from rfmml.errors import ConfigError, DataError
 from rfmml.evaluation import fit_statistics, tracking_mape
 from rfmml.evaluation._spark import evaluate_holdout_spark, repeat_tracking_spark
-from rfmml.evaluation.model_choice import choose_model, comparison_table, degenerate_message
+from rfmml.evaluation.model_choice import (
+    baseline_beats_message,
+    choose_model,
+    comparison_table,
+    degenerate_message,
+)
 from rfmml.features import btyd_summary, calibration_holdout, rfm_table
 from rfmml.features._spark import frame_attrs
 from rfmml.models import GammaGamma, PurchaseModel, StandardErrorWarning
@@ -218,7 +223,8 @@ class SparkModelEvaluation:
     As :class:`rfmml.pipeline.ModelEvaluation`, for a Spark run: ``fits`` holds
     every purchase model of the config by name, ``metrics`` each one's fit
     statistics, holdout metrics and ``tracking_mape``, ``holdout`` each one's
-    holdout table (model against baseline); ``chosen`` is the scoring model.
+    holdout table (model against baseline); ``chosen`` is the scoring model;
+    ``baseline_beats_models`` the line said when the naive baseline beats it.
     """
 
     fits: dict[str, PurchaseModel]
@@ -231,6 +237,7 @@ class SparkModelEvaluation:
     comparison: pd.DataFrame
     tracking: pd.DataFrame
     messages: list[str] = field(default_factory=list)
+    baseline_beats_models: str | None = None
 
     @property
     def holdout_metrics(self) -> pd.DataFrame:
@@ -339,12 +346,18 @@ def evaluate_spark_models(cfg: ExperimentConfig, tx: Any) -> SparkModelEvaluatio
     comparison = comparison_table(
         metrics, degenerate, holdout[chosen]["baseline"], chosen, PURCHASE_MODEL_LABELS
     )
+    beaten = baseline_beats_message(
+        metrics[chosen], holdout[chosen]["baseline"], cfg.models.selection,
+        PURCHASE_MODEL_LABELS.get(chosen, chosen),
+    )  # fmt: skip
+    if beaten:
+        logger.warning(beaten)
     for text in sorted(set(notes)):
         logger.warning("calibration model fit: %s", text)
     return SparkModelEvaluation(
         fits=fits, metrics=metrics, holdout=holdout, degenerate=degenerate, chosen=chosen,
         selection=cfg.models.selection, gamma_gamma=gg, comparison=comparison, tracking=curves,
-        messages=messages,
+        messages=messages, baseline_beats_models=beaten,
     )  # fmt: skip
 
 
@@ -527,6 +540,8 @@ def _track(cfg: ExperimentConfig, uri: str | None, pipeline: ScoringPipeline, fe
             "rfmml.chosen_purchase_model": models.chosen}  # fmt: skip
     if models.messages:
         tags["rfmml.degenerate_fits"] = " | ".join(models.messages)[:5000]
+    if models.baseline_beats_models:
+        tags["rfmml.baseline_beats_models"] = models.baseline_beats_models
     with tracking.tracked_run(f"{cfg.name}-spark", experiment_id=experiment_id, tags=tags) as run:
         tracking.log_params({"engine": "spark", "freq": cfg.freq,
                              "purchase_model": models.chosen, "selection": models.selection,

@@ -16,7 +16,13 @@ import pandas as pd
 from rfmml.evaluation.metrics import model_lower_is_better
 from rfmml.models import PurchaseModel
 
-__all__ = ["COMPARISON_METRICS", "choose_model", "comparison_table", "degenerate_message"]
+__all__ = [
+    "COMPARISON_METRICS",
+    "baseline_beats_message",
+    "choose_model",
+    "comparison_table",
+    "degenerate_message",
+]
 
 #: The columns of ``model_comparison.csv`` (fit statistics, then holdout metrics).
 COMPARISON_METRICS = (
@@ -50,6 +56,42 @@ def choose_model(metrics: Mapping[str, Mapping[str, float]], selection: str) -> 
         return sign * value if np.isfinite(value) else np.inf
 
     return min(metrics, key=key)  # min keeps the first of equal keys
+
+
+def baseline_beats_message(
+    metrics: Mapping[str, float], baseline: Mapping[str, float], selection: str, label: str
+) -> str | None:
+    """One plain line when the naive baseline beats the chosen model on ``selection``.
+
+    Parameters
+    ----------
+    metrics : mapping
+        The chosen model's metrics (``selection`` among them).
+    baseline : mapping
+        The baseline's holdout metrics (the ``baseline`` column of the holdout table).
+    selection : str
+        The metric the model was chosen by.
+    label : str
+        The chosen model's readable name.
+
+    Returns
+    -------
+    str or None
+        The line, or None when the model is at least as good or a value is missing.
+    """
+    model_value = float(metrics.get(selection, np.nan))
+    base_value = float(baseline.get(selection, np.nan))
+    if not (np.isfinite(model_value) and np.isfinite(base_value)):
+        return None
+    lower = model_lower_is_better(selection)
+    if not ((base_value < model_value) if lower else (base_value > model_value)):
+        return None
+    return (
+        f"the naive baseline (calibration rate carried forward) beats the best purchase "
+        f"model on {selection}: {base_value:.4g} against {model_value:.4g} for {label}; on "
+        "this holdout the models forecast no better than the past rate (compare the other "
+        "metrics in model_comparison.csv, or try another freq or calibration end)"
+    )
 
 
 def comparison_table(
