@@ -973,8 +973,10 @@ def bgnbd_probability_repeat_purchase(t, x, t_x, T, r, alpha, a, b):
     """
     x = np.asarray(x, dtype=float)
     aT = alpha + np.asarray(T, dtype=float)
-    no_buy = np.exp((r + x) * (np.log(aT) - np.log(aT + np.asarray(t, dtype=float))))
-    return bgnbd_probability_alive(x, t_x, T, r, alpha, a, b) * (1.0 - no_buy)
+    # log of ((alpha + T) / (alpha + T + t)) ** (r + x) without the cancellation of a
+    # difference of logs when t << alpha + T
+    log_no_buy = -(r + x) * np.log1p(np.asarray(t, dtype=float) / aT)
+    return bgnbd_probability_alive(x, t_x, T, r, alpha, a, b) * -np.expm1(log_no_buy)
 
 
 def bgnbd_probability_no_purchase(t, x, t_x, T, r, alpha, a, b):
@@ -999,7 +1001,7 @@ def bgnbd_probability_no_purchase(t, x, t_x, T, r, alpha, a, b):
     x = np.asarray(x, dtype=float)
     aT = alpha + np.asarray(T, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_g = (r + x) * (np.log(aT) - np.log(aT + np.asarray(t, dtype=float)))
+        log_g = -(r + x) * np.log1p(np.asarray(t, dtype=float) / aT)  # no cancellation
     log_odds = _log_alive_odds(x, t_x, T, r, alpha, a, b)
     p = expit(log_odds) + expit(-log_odds) * np.exp(log_g)
     return np.clip(p, 0.0, 1.0)
