@@ -115,31 +115,40 @@ def _plain(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _check_alignment(features: Any, summary: Any) -> None:
-    """The pandas ``_check_aligned`` messages, counted in Spark (one row comes back)."""
+    """The pandas ``_check_aligned`` messages, counted in Spark in one job (one row back).
+
+    The ids of both frames, tagged by side, are grouped by id once: the rows
+    and ids per side give the repeated keys, the ids of one side only the
+    missing customers, and the smallest such id the first one.
+    """
     from pyspark.sql import functions as F
 
-    for name, frame in (("features", features), ("summary", summary)):
-        row = frame.agg(F.count(F.lit(1)).alias("n"), F.count_distinct(_ID).alias("d")).first()
-        assert row is not None
-        if row["n"] != row["d"]:
-            first = frame.groupBy(_ID).count().filter("count > 1").agg(F.min(_ID)).first()
-            raise DataError(
-                f"score_customers: the {name} index has {int(row['n'] - row['d'])} repeated "
-                f"customer key(s) (first {None if first is None else first[0]!r}); expected one "
-                "row per customer (and group)."
-            )
-    left = features.select(_ID).withColumn("_f", F.lit(1))
-    right = summary.select(_ID).withColumn("_s", F.lit(1))
-    both = left.join(right, on=_ID, how="full_outer")
-    row = both.agg(
-        F.count_if(F.col("_s").isNull()).alias("only_f"),
-        F.min(F.when(F.col("_s").isNull(), F.col(_ID))).alias("first_f"),
-        F.count_if(F.col("_f").isNull()).alias("only_s"),
-        F.min(F.when(F.col("_f").isNull(), F.col(_ID))).alias("first_s"),
-        F.count_if(F.col("_f").isNotNull()).alias("n_f"),
-        F.count_if(F.col("_s").isNotNull()).alias("n_s"),
+    tagged = features.select(_ID, F.lit(1).alias("_f"), F.lit(0).alias("_s")).unionByName(
+        summary.select(_ID, F.lit(0).alias("_f"), F.lit(1).alias("_s"))
+    )
+    per_id = tagged.groupBy(_ID).agg(F.sum("_f").alias("nf"), F.sum("_s").alias("ns"))
+    nf, ns, ident = F.col("nf"), F.col("ns"), F.col(_ID)
+    row = per_id.agg(
+        F.sum(nf).alias("rows_f"),
+        F.count_if(nf > 0).alias("n_f"),
+        F.min(F.when(nf > 1, ident)).alias("dup_f"),
+        F.sum(ns).alias("rows_s"),
+        F.count_if(ns > 0).alias("n_s"),
+        F.min(F.when(ns > 1, ident)).alias("dup_s"),
+        F.count_if((nf > 0) & (ns == 0)).alias("only_f"),
+        F.min(F.when((nf > 0) & (ns == 0), ident)).alias("first_f"),
+        F.count_if((ns > 0) & (nf == 0)).alias("only_s"),
+        F.min(F.when((ns > 0) & (nf == 0), ident)).alias("first_s"),
     ).first()
     assert row is not None
+    for name, side in (("features", "f"), ("summary", "s")):
+        repeated = int(row[f"rows_{side}"] or 0) - int(row[f"n_{side}"])
+        if repeated:
+            raise DataError(
+                f"score_customers: the {name} index has {repeated} repeated "
+                f"customer key(s) (first {row[f'dup_{side}']!r}); expected one "
+                "row per customer (and group)."
+            )
     if row["only_f"] or row["only_s"]:
 
         def first(key: str, n: int) -> str:
@@ -271,11 +280,37 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
     schema = spark_schema_of(score(sample), joined)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            if len(batch):
-                yield score(batch)
+        for batch in rebatch(batches, BATCH_ROWS):
+            yield score(batch)
 
     return with_table_attrs(joined.mapInPandas(run, schema), attrs, options)
+
+
+#: Rows scored per ``score_customers`` call on a worker (see :func:`rebatch`).
+BATCH_ROWS = 200_000
+
+
+def rebatch(batches: Iterator[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame]:
+    """Arrow batches joined into frames of at least ``rows`` rows (the last one fewer).
+
+    ``mapInPandas`` hands over batches of ``spark.sql.execution.arrow.maxRecordsPerBatch``
+    rows (10,000 by default); scoring each alone repeats the per-call work
+    (checks, distinct rows, playbook look-ups) 20 times per 200,000 customers.
+    Joining them here makes the batch size independent of the session's
+    setting; the memory of a worker is bounded by ``rows``.
+    """
+    pending: list[pd.DataFrame] = []
+    size = 0
+    for batch in batches:
+        if not len(batch):
+            continue
+        pending.append(batch)
+        size += len(batch)
+        if size >= rows:
+            yield pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
+            pending, size = [], 0
+    if pending:
+        yield pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
 
 
 def with_table_attrs(sdf: Any, attrs: dict[str, Any], options: dict[str, Any]) -> Any:

@@ -15,6 +15,7 @@ from rfmml.features._engine import (
     scalar,
     scalar_period,
 )
+from rfmml.features._spark import is_spark
 from rfmml.features.btyd import _has_amount, _keys, _stamp
 
 __all__ = ["rfm_table"]
@@ -74,6 +75,13 @@ def rfm_table(
     required += ["amount"] if with_amount else []
     required += [group] if group is not None else []
     required += ["order_id"] if with_order else []
+    if is_spark(tx):  # Spark's own functions: one check pass, exact spend sums
+        from rfmml.features._spark import spark_rfm_table
+
+        out, end = spark_rfm_table(
+            tx, observation_end, keys, required, float(min_tenure_days), DAYS_PER_YEAR
+        )
+        return _stamp(out, observation_end=end, min_tenure_days=min_tenure_days)
     frame = open_frame(tx, required, engine)
     if observation_end is None:
         end = scalar(frame.lazy, nw.col("timestamp").max())
