@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from rfmml._documents import write_document
@@ -224,6 +225,7 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
     feature_cols = [c for c in features.columns if c != _ID]
     joined = features
     summary_cols: list[str] = []
+    renamed = None
     if uses_summary:
         model_cols: list[str] = []
         if parts["purchase_model"] is not None:
@@ -276,7 +278,7 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
         table = score_customers(feats, summ, **fitted, playbook=book, **kwargs)
         return _plain(table)
 
-    sample = joined.limit(1).toPandas()
+    sample = _sample_row(features, renamed if summary_cols else None)
     schema = spark_schema_of(score(sample), joined)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -311,6 +313,23 @@ def rebatch(batches: Iterator[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame
             pending, size = [], 0
     if pending:
         yield pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
+
+
+def _sample_row(features: Any, renamed: Any) -> pd.DataFrame:
+    """One row of ``features`` joined with its summary row, collected (for the schema).
+
+    Taken without the join (``limit(1)`` of a join shuffles both frames whole):
+    the first feature row, then the summary row of that id, found by a filter.
+    """
+    from pyspark.sql import functions as F
+
+    first = features.limit(1).toPandas()
+    if renamed is None:
+        return first
+    key = first[_ID].iloc[0]
+    key = key.item() if isinstance(key, np.generic) else key
+    match = renamed.filter(F.col(_ID) == F.lit(key)).limit(1).toPandas()
+    return first.merge(match, on=_ID, how="inner")
 
 
 def with_table_attrs(sdf: Any, attrs: dict[str, Any], options: dict[str, Any]) -> Any:

@@ -26,6 +26,7 @@ does not depend on the engine, the partitioning or the order of the rows.
 from __future__ import annotations
 
 import json
+import weakref
 from typing import Any
 
 import pandas as pd
@@ -157,8 +158,7 @@ def spark_log(sdf: Any, required: list[str]) -> tuple[Any, pd.Timestamp]:
     if with_amount:
         amount = F.col("amount").cast("double")
         aggs.append(F.count_if(amount.isNull() | F.isnan(amount)).alias("amount"))
-    row = out.agg(*aggs).first()
-    assert row is not None  # a global aggregate has one row
+    row = _log_counts(sdf, tuple(required), lambda: out.agg(*aggs).first())
     n = int(row["n"])
     if n == 0:
         raise DataError("the transaction log is empty (0 rows)")
@@ -177,6 +177,30 @@ def spark_log(sdf: Any, required: list[str]) -> tuple[Any, pd.Timestamp]:
     if with_amount:
         out = out.withColumn("amount", F.col("amount").cast("double"))
     return out, pd.Timestamp(row["last"])
+
+
+#: The counts of :func:`spark_log` per log frame and required columns: ``rfm_table(tx)``
+#: then ``btyd_summary(tx)`` of one frame scan the log once for both checks.
+_CHECKED: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _log_counts(sdf: Any, required: tuple[str, ...], compute: Any) -> dict[str, Any]:
+    """``compute()`` (the one-row check aggregate) once per frame object and columns.
+
+    A Spark frame is immutable (a fixed plan over a fixed file listing), so its
+    counts are kept for as long as the frame object lives.
+    """
+    try:
+        memo = _CHECKED.setdefault(sdf, {})
+    except TypeError:  # a frame type that cannot be weakly referenced: no memo
+        memo = {}
+    if required not in memo:
+        row = compute()
+        assert row is not None  # a global aggregate has one row
+        memo[required] = row.asDict()
+    return memo[required]
 
 
 #: 2**53: integers below it are exact doubles.

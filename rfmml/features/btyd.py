@@ -124,10 +124,9 @@ _SQL_PERIOD = {
 
 #: Exact spend sums (``rfmml.features._spark.spend_parts`` on Spark): per-period sums of
 #: each amount's whole part and of its fraction in units of 1e-9, as integers (HUGEINT).
-_SQL_SPEND_PARTS = (
-    'sum(CAST(floor("amount") AS BIGINT)) AS aw, '
-    'sum(CAST(floor(("amount" - floor("amount")) * 1e9 + 0.5) AS BIGINT)) AS au'
-)
+_SQL_WHOLE = 'sum(CAST(floor("amount") AS BIGINT))'
+_SQL_UNITS = 'sum(CAST(floor(("amount" - floor("amount")) * 1e9 + 0.5) AS BIGINT))'
+_SQL_SPEND_PARTS = f"{_SQL_WHOLE} AS aw, {_SQL_UNITS} AS au"
 
 
 def _sql_exact_spend(whole: str, units: str) -> str:

@@ -63,6 +63,7 @@ def test_spend_sums_are_exact_and_equal_duckdb_bit_for_bit(spark, spark_compare)
     oracle = _exact_oracle(tx).reindex(features.index)
     np.testing.assert_array_equal(features["total_spend"].to_numpy(), oracle.to_numpy())
     assert features.loc[5, "total_spend"] > 2**53 / 1e9
+    pd.testing.assert_frame_equal(rfm_table(tx), features, check_exact=True)
     cols = ["total_spend", "avg_order_value", "spend_per_year", "recency_days", "n_orders"]
     spark_compare(rfm_table(sdf).select("customer_id", *cols), features[cols], rtol=0.0)
     for freq in ("D", "W", "M"):
