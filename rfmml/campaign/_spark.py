@@ -218,9 +218,10 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
     rule = parts["rule_segmenter"]
     if rule is not None:
         columns = list(rule.scorer_.columns.values())
-        check_spark_features(features, columns, where="RFMScorer.transform")
+        n_rows = check_spark_features(features, columns, where="RFMScorer.transform")
     else:
-        check_spark_features(features, ["recency_days", "n_orders"], where="score_customers")
+        columns = ["recency_days", "n_orders"]
+        n_rows = check_spark_features(features, columns, where="score_customers")
     attrs = frame_attrs(features)
     feature_cols = [c for c in features.columns if c != _ID]
     joined = features
@@ -256,6 +257,7 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
         summary_cols = list(dict.fromkeys(c for c in model_cols if c in summary.columns))
         renamed = summary.select(_ID, *(summary[c].alias(f"_s_{c}") for c in summary_cols))
         joined = features.join(renamed, on=_ID, how="inner")
+    joined = _scoring_partitions(joined, n_rows, summary_cols)
     text = _bundle(parts)
     book = load_playbook(options.get("playbook")) if rule is not None else None
     kwargs = {
@@ -313,6 +315,31 @@ def rebatch(batches: Iterator[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame
             pending, size = [], 0
     if pending:
         yield pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
+
+
+def _scoring_partitions(joined: Any, n_rows: int, summary_cols: list[str]) -> Any:
+    """``joined`` in about ``n_rows / BATCH_ROWS`` partitions (at least one per core).
+
+    Each partition is scored by ``score_customers`` calls of up to
+    :data:`BATCH_ROWS` rows, and every call evaluates the models once per
+    distinct summary row of its batch: hash-partitioning by ``(frequency, T)``
+    sends equal rows to the same call, so the model formulas run about once
+    per distinct row of the whole table, as on pandas, instead of once per
+    customer in small random batches (a shuffle's default 200 partitions hand
+    a few hundred customers to each call). Without a summary the partitions
+    are merged only (no shuffle).
+    """
+    from pyspark.sql import functions as F
+
+    try:
+        cores = int(joined.sparkSession.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect has no SparkContext
+        cores = 2
+    parts = max(cores, -(-n_rows // BATCH_ROWS))
+    keys = [F.col(f"_s_{c}") for c in ("frequency", "T") if c in summary_cols]
+    if keys:
+        return joined.repartition(parts, *keys)
+    return joined.coalesce(parts)
 
 
 def _sample_row(features: Any, renamed: Any) -> pd.DataFrame:
