@@ -11,14 +11,17 @@ customers per row) is a Parquet file. Each engine runs in a fresh process:
 - ``duckdb``: the job of ``rfmml predict`` on one machine (``bench_pipeline``'s
   "after" cell: scan, features in one pass, BG/NBD + Gamma-Gamma, rfm11 rules,
   ``score_customers``, Parquet + CSV);
-- ``spark``: the same job inside Spark (``local[2]``): features, rule segments
-  with edges computed in Spark, fits on the distinct summary rows,
+- ``spark``: the same job inside Spark (``local[2]``, a session from
+  :func:`rfmml.spark_run.spark_session`, so with its defaults): features, rule
+  segments with edges computed in Spark, fits on the distinct summary rows,
   ``score_customers`` by ``mapInPandas``, Parquet partitioned by segment.
 
 Time is wall time of each stage (Spark stages end on an action: features are
-cached and counted, the table is written). Memory is the peak resident set
-size of the whole process tree (for Spark: the Python driver, the JVM and its
-Python workers) above its baseline after start-up, sampled every 20 ms.
+cached and counted, the table is written); CPU time is that of the process
+tree. Memory is the peak resident set size of the whole process tree (for
+Spark: the Python driver, the JVM and its Python workers) above its baseline
+after start-up, sampled every 20 ms. The load average of the machine before
+and after each engine is recorded with the results.
 """
 
 from __future__ import annotations

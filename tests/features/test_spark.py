@@ -136,3 +136,20 @@ def test_text_timestamps_are_parsed_on_spark(spark_tx, cdnow_tx, spark_compare):
 
     text = spark_tx.withColumn("timestamp", F.date_format("timestamp", "yyyy-MM-dd HH:mm:ss"))
     spark_compare(btyd_summary(text, freq="W"), btyd_summary(cdnow_tx, freq="W"))
+
+
+def test_groups_and_order_ids_on_spark_equal_pandas(spark, online_retail_tx, spark_compare):
+    # string ids, a group column and an order id (orders counted by it), a mid-day end
+    tx = online_retail_tx
+    sdf = spark.createDataFrame(tx).repartition(5)
+    end = "2011-10-15 13:00"
+    keys = ("customer_id", "country")
+    got = rfm_table(sdf, end, group="country")
+    want = rfm_table(tx, end, group="country")
+    assert frame_attrs(got) == want.attrs
+    cols = [c for c in want.columns if c not in ("first_purchase", "last_purchase")]
+    spark_compare(got.select(*keys, *cols), want[cols], keys=keys, rtol=0.0)
+    for freq in ("D", "W", "M"):
+        want = btyd_summary(tx, end, freq=freq, group="country")
+        spark_compare(btyd_summary(sdf, end, freq=freq, group="country"), want, keys=keys,
+                      rtol=0.0)  # fmt: skip
