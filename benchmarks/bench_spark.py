@@ -61,14 +61,22 @@ class TreeMemory:
         return [self._proc, *self._proc.children(recursive=True)]
 
     def _rss(self) -> int:
-        total = 0
+        total = jvm = workers = 0
         for proc in self._procs():
             try:
-                total += proc.memory_info().rss
+                rss = proc.memory_info().rss
                 times = proc.cpu_times()
                 self._cpu[proc.pid] = times.user + times.system
+                if proc.pid != self._proc.pid:
+                    if proc.name() == "java":
+                        jvm += rss
+                    else:
+                        workers += rss
             except psutil.Error:
-                pass
+                continue
+            total += rss
+        self.peak_jvm = max(getattr(self, "peak_jvm", 0), jvm)
+        self.peak_workers = max(getattr(self, "peak_workers", 0), workers)
         return total
 
     @property
@@ -156,6 +164,7 @@ def _spark_child(path: Path, out: Path, driver_memory: str, partitions: int) -> 
     n = int(models[0].n_customers_)
     print(json.dumps({"stages": stages, "seconds": seconds, "cpu": mem.cpu - mem.base_cpu,
                       "peak_bytes": mem.peak - mem.base, "customers": n,
+                      "peak_jvm": mem.peak_jvm, "peak_workers": mem.peak_workers,
                       "distinct_rows": models[0].n_unique_rows_}))  # fmt: skip
     spark.stop()
 
@@ -189,6 +198,10 @@ def _table(n: int, results: dict[str, dict]) -> str:
              if "load" in r]  # fmt: skip
     if loads:
         lines.append("Load average (1 min) before -> after each engine: " + "; ".join(loads) + ".")
+    if "peak_jvm" in spark:
+        lines.append(f"Spark's largest resident sizes (not above a baseline): the JVM "
+                     f"{gib(spark['peak_jvm'])} GiB, the Python workers and daemon together "
+                     f"{gib(spark['peak_workers'])} GiB.")  # fmt: skip
     if "distinct_rows" in spark:
         lines.append(f"Collected by the Spark fit: {spark['distinct_rows']:,} distinct "
                      f"(frequency, recency, T) rows for {customers:,} customers.")  # fmt: skip

@@ -72,6 +72,9 @@ SESSION_DEFAULTS: dict[str, str] = {
     # Spark 3.2; stated so that an older default does not leave 200 tiny tasks a shuffle)
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.adaptive.coalescePartitions.enabled": "true",
+    # ... also when a frame is cached (Spark keeps a cached plan's 200 partitions otherwise,
+    # and every later job over the cached features runs 200 tasks)
+    "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
     # one Python worker per core, kept across tasks: rfmml is imported once per worker
     "spark.python.worker.reuse": "true",
 }

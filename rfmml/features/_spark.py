@@ -94,7 +94,7 @@ def check_spark_log(sdf: Any, required: list[str]) -> Any:
     return spark_log(sdf, required)[0]
 
 
-def spark_log(sdf: Any, required: list[str]) -> tuple[Any, pd.Timestamp]:
+def spark_log(sdf: Any, required: list[str]) -> tuple[Any, pd.Timestamp, int]:
     """Validate a Spark transaction log and find its last timestamp, in one pass.
 
     One aggregation pass counts the rows and the missing ids, timestamps and
@@ -114,6 +114,8 @@ def spark_log(sdf: Any, required: list[str]) -> tuple[Any, pd.Timestamp]:
         ``sdf`` reduced to ``required``, timestamps as timestamps.
     pandas.Timestamp
         The last timestamp (wall clock in the session time zone).
+    int
+        The number of rows.
 
     Raises
     ------
@@ -176,7 +178,7 @@ def spark_log(sdf: Any, required: list[str]) -> tuple[Any, pd.Timestamp]:
         raise DataError(f"column 'customer_id': {int(row['ids'])} of {n} rows are missing")
     if with_amount:
         out = out.withColumn("amount", F.col("amount").cast("double"))
-    return out, pd.Timestamp(row["last"])
+    return out, pd.Timestamp(row["last"]), n
 
 
 #: The counts of :func:`spark_log` per log frame and required columns: ``rfm_table(tx)``
@@ -201,6 +203,25 @@ def _log_counts(sdf: Any, required: tuple[str, ...], compute: Any) -> dict[str, 
         assert row is not None  # a global aggregate has one row
         memo[required] = row.asDict()
     return memo[required]
+
+
+#: Log rows per partition of a feature table (see :func:`_partitions`).
+LOG_ROWS_PER_PARTITION = 2_000_000
+
+
+def _partitions(sdf: Any, n_rows: int) -> Any:
+    """A per-customer result in about one partition per 2 million log rows (one per core at least).
+
+    Its aggregation shuffles into ``spark.sql.shuffle.partitions`` (200 by
+    default) partitions, which adaptive execution does not merge when the
+    result is cached: every later job over the cached table would run 200
+    tiny tasks. ``coalesce`` merges them without a shuffle.
+    """
+    try:
+        cores = int(sdf.sparkSession.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect has no SparkContext
+        cores = 2
+    return sdf.coalesce(max(cores, -(-n_rows // LOG_ROWS_PER_PARTITION)))
 
 
 #: 2**53: integers below it are exact doubles.
@@ -287,7 +308,7 @@ def spark_btyd_summary(
 
     from rfmml.features._engine import as_timestamp, next_period_start, scalar_period
 
-    log, last = spark_log(tx, required)
+    log, last, n_rows = spark_log(tx, required)
     end = last if observation_end is None else as_timestamp(observation_end, "observation_end")
     rows = _before(log, next_period_start(end, freq)).repartition(*keys)
     with_amount = "amount" in required
@@ -317,7 +338,7 @@ def spark_btyd_summary(
         repeat = exact_spend(F.col("_rw"), F.col("_ru")) / (F.col("_periods") - 1)
         monetary = F.when(F.col("_periods") > 1, repeat).otherwise(F.lit(0.0))
         columns.append(monetary.cast("double").alias("monetary_value"))
-    return out.select(*keys, *columns), end
+    return _partitions(out.select(*keys, *columns), n_rows), end
 
 
 def spark_rfm_table(
@@ -343,7 +364,7 @@ def spark_rfm_table(
     from rfmml.data.transactions import end_cutoff
     from rfmml.features._engine import as_timestamp, scalar_period
 
-    log, last = spark_log(tx, required)
+    log, last, n_rows = spark_log(tx, required)
     end = last if observation_end is None else as_timestamp(observation_end, "observation_end")
     end_day = scalar_period(end, "D")
     rows = _before(log, end_cutoff(end))
@@ -379,4 +400,4 @@ def spark_rfm_table(
     ]
     if with_amount:
         columns.append((spend / exposure).alias("spend_per_year"))
-    return out.select(*keys, *columns), end
+    return _partitions(out.select(*keys, *columns), n_rows), end
