@@ -369,7 +369,11 @@ def spark_rfm_table(
     end_day = scalar_period(end, "D")
     rows = _before(log, end_cutoff(end))
     ts = F.col("timestamp")
-    orders = F.count_distinct("order_id") if "order_id" in required else F.count(F.lit(1))
+    if "order_id" in required:  # distinct order ids, a missing one counting as one order
+        missing = F.max(F.when(F.col("order_id").isNull(), 1).otherwise(0))
+        orders = F.count_distinct("order_id") + missing
+    else:
+        orders = F.count(F.lit(1))
     aggs = [
         F.min(ts).alias("first_purchase"),
         F.max(ts).alias("last_purchase"),

@@ -153,7 +153,12 @@ def _rfm_sql(end: pd.Timestamp, keys: list[str], with_order: bool, min_tenure: f
         f"((CASE WHEN {tenure} > {min_tenure!r} THEN {tenure} ELSE {min_tenure!r} END) "
         f"/ {DAYS_PER_YEAR!r})"
     )
-    orders = 'count(DISTINCT "order_id")' if with_order else "count(*)"
+    # distinct order ids, a missing one counting as one order (narwhals' n_unique)
+    orders = (
+        '(count(DISTINCT "order_id") + max(CASE WHEN "order_id" IS NULL THEN 1 ELSE 0 END))'
+        if with_order
+        else "count(*)"
+    )
     spend = _sql_exact_spend(_SQL_WHOLE, _SQL_UNITS)
     return f"""
         SELECT {key_list},

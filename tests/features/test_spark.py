@@ -139,8 +139,10 @@ def test_text_timestamps_are_parsed_on_spark(spark_tx, cdnow_tx, spark_compare):
 
 
 def test_groups_and_order_ids_on_spark_equal_pandas(spark, online_retail_tx, spark_compare):
-    # string ids, a group column and an order id (orders counted by it), a mid-day end
-    tx = online_retail_tx
+    # string ids, a group column and order ids (orders counted by them, a missing id
+    # counting as one order), a mid-day end
+    tx = online_retail_tx.copy()
+    tx.loc[tx.index[::40], "order_id"] = None
     sdf = spark.createDataFrame(tx).repartition(5)
     end = "2011-10-15 13:00"
     keys = ("customer_id", "country")
