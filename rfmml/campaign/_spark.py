@@ -116,32 +116,42 @@ def _plain(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _check_alignment(features: Any, summary: Any, keys: list[str] | None = None) -> None:
-    """The pandas ``_check_aligned`` messages, counted in Spark (one row comes back)."""
+    """The pandas ``_check_aligned`` messages, counted in Spark in one job (one row back).
+
+    The keys (``customer_id`` and the group, if any) of both frames, tagged by
+    side, are grouped by key once: the rows
+    and ids per side give the repeated keys, the ids of one side only the
+    missing customers, and the smallest such id the first one.
+    """
     from pyspark.sql import functions as F
 
     keys = keys or [_ID]
-    for name, frame in (("features", features), ("summary", summary)):
-        row = frame.agg(F.count(F.lit(1)).alias("n"), F.count_distinct(*keys).alias("d")).first()
-        assert row is not None
-        if row["n"] != row["d"]:
-            first = frame.groupBy(*keys).count().filter("count > 1").agg(F.min(_ID)).first()
-            raise DataError(
-                f"score_customers: the {name} index has {int(row['n'] - row['d'])} repeated "
-                f"customer key(s) (first {None if first is None else first[0]!r}); expected one "
-                "row per customer (and group)."
-            )
-    left = features.select(*keys).withColumn("_f", F.lit(1))
-    right = summary.select(*keys).withColumn("_s", F.lit(1))
-    both = left.join(right, on=keys, how="full_outer")
-    row = both.agg(
-        F.count_if(F.col("_s").isNull()).alias("only_f"),
-        F.min(F.when(F.col("_s").isNull(), F.col(_ID))).alias("first_f"),
-        F.count_if(F.col("_f").isNull()).alias("only_s"),
-        F.min(F.when(F.col("_f").isNull(), F.col(_ID))).alias("first_s"),
-        F.count_if(F.col("_f").isNotNull()).alias("n_f"),
-        F.count_if(F.col("_s").isNotNull()).alias("n_s"),
+    tagged = features.select(*keys, F.lit(1).alias("_f"), F.lit(0).alias("_s")).unionByName(
+        summary.select(*keys, F.lit(0).alias("_f"), F.lit(1).alias("_s"))
+    )
+    per_id = tagged.groupBy(*keys).agg(F.sum("_f").alias("nf"), F.sum("_s").alias("ns"))
+    nf, ns, ident = F.col("nf"), F.col("ns"), F.col(_ID)
+    row = per_id.agg(
+        F.sum(nf).alias("rows_f"),
+        F.count_if(nf > 0).alias("n_f"),
+        F.min(F.when(nf > 1, ident)).alias("dup_f"),
+        F.sum(ns).alias("rows_s"),
+        F.count_if(ns > 0).alias("n_s"),
+        F.min(F.when(ns > 1, ident)).alias("dup_s"),
+        F.count_if((nf > 0) & (ns == 0)).alias("only_f"),
+        F.min(F.when((nf > 0) & (ns == 0), ident)).alias("first_f"),
+        F.count_if((ns > 0) & (nf == 0)).alias("only_s"),
+        F.min(F.when((ns > 0) & (nf == 0), ident)).alias("first_s"),
     ).first()
     assert row is not None
+    for name, side in (("features", "f"), ("summary", "s")):
+        repeated = int(row[f"rows_{side}"] or 0) - int(row[f"n_{side}"])
+        if repeated:
+            raise DataError(
+                f"score_customers: the {name} index has {repeated} repeated "
+                f"customer key(s) (first {row[f'dup_{side}']!r}); expected one "
+                "row per customer (and group)."
+            )
     if row["only_f"] or row["only_s"]:
 
         def first(key: str, n: int) -> str:
@@ -210,15 +220,17 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
     rule = parts["rule_segmenter"]
     if rule is not None:
         columns = list(rule.scorer_.columns.values())
-        check_spark_features(features, columns, where="RFMScorer.transform")
+        n_rows = check_spark_features(features, columns, where="RFMScorer.transform")
     else:
-        check_spark_features(features, ["recency_days", "n_orders"], where="score_customers")
+        columns = ["recency_days", "n_orders"]
+        n_rows = check_spark_features(features, columns, where="score_customers")
     attrs = frame_attrs(features)
     group = attrs.get("group")
     keys = [_ID, *([str(group)] if group is not None and group in features.columns else [])]
     feature_cols = [c for c in features.columns if c not in keys]
     joined = features
     summary_cols: list[str] = []
+    renamed = None
     if uses_summary:
         model_cols: list[str] = []
         if parts["purchase_model"] is not None:
@@ -249,6 +261,7 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
         summary_cols = list(dict.fromkeys(c for c in model_cols if c in summary.columns))
         renamed = summary.select(*keys, *(summary[c].alias(f"_s_{c}") for c in summary_cols))
         joined = features.join(renamed, on=keys, how="inner")
+    joined = _scoring_partitions(joined, n_rows, summary_cols)
     text = _bundle(parts)
     book = load_playbook(options.get("playbook")) if rule is not None else None
     kwargs = {
@@ -277,13 +290,12 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
         table = score_customers(feats, summ, **fitted, playbook=book, **kwargs)
         return _plain(table)
 
-    sample = joined.limit(1).toPandas()
+    sample = _sample_row(features, renamed if summary_cols else None, keys)
     schema = spark_schema_of(score(sample), joined)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            if len(batch):
-                yield score(batch)
+        for batch in rebatch(batches, BATCH_ROWS):
+            yield score(batch)
 
     return with_table_attrs(joined.mapInPandas(run, schema), attrs, options)
 
@@ -327,6 +339,81 @@ def interval_options(parts: Mapping[str, Any], options: Mapping[str, Any]) -> di
         "interval_method": method,
         "param_draws": {k: np.asarray(v, dtype=float) for k, v in draws.items()},
     }
+
+
+#: Rows scored per ``score_customers`` call on a worker (see :func:`rebatch`).
+BATCH_ROWS = 200_000
+
+
+def rebatch(batches: Iterator[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame]:
+    """Arrow batches joined into frames of at least ``rows`` rows (the last one fewer).
+
+    ``mapInPandas`` hands over batches of ``spark.sql.execution.arrow.maxRecordsPerBatch``
+    rows (10,000 by default); scoring each alone repeats the per-call work
+    (checks, distinct rows, playbook look-ups) 20 times per 200,000 customers.
+    Joining them here makes the batch size independent of the session's
+    setting; the memory of a worker is bounded by ``rows``.
+    """
+    pending: list[pd.DataFrame] = []
+    size = 0
+    for batch in batches:
+        if not len(batch):
+            continue
+        pending.append(batch)
+        size += len(batch)
+        if size >= rows:
+            yield pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
+            pending, size = [], 0
+    if pending:
+        yield pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
+
+
+def _scoring_partitions(joined: Any, n_rows: int, summary_cols: list[str]) -> Any:
+    """``joined`` in about ``n_rows / BATCH_ROWS`` partitions (at least one per core).
+
+    Each partition is scored by ``score_customers`` calls of up to
+    :data:`BATCH_ROWS` rows, and every call evaluates the models once per
+    distinct summary row of its batch: hash-partitioning by ``(frequency, T)``
+    sends equal rows to the same call, so the model formulas run about once
+    per distinct row of the whole table, as on pandas, instead of once per
+    customer in small random batches (a shuffle's default 200 partitions hand
+    a few hundred customers to each call). Without a summary the partitions
+    are merged only (no shuffle).
+    """
+    from pyspark.sql import functions as F
+
+    try:
+        cores = int(joined.sparkSession.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect has no SparkContext
+        cores = 2
+    parts = max(cores, -(-n_rows // BATCH_ROWS))
+    keys = [F.col(f"_s_{c}") for c in ("frequency", "T") if c in summary_cols]
+    if keys:
+        return joined.repartition(parts, *keys)
+    return joined.coalesce(parts)
+
+
+def _sample_row(features: Any, renamed: Any, keys: list[str] | None = None) -> pd.DataFrame:
+    """One row of ``features`` joined with its summary row, collected (for the schema).
+
+    Taken without the join (``limit(1)`` of a join shuffles both frames whole):
+    the first feature row, then the summary row of its keys (``customer_id``
+    and the group, if any), found by a filter.
+    """
+    from pyspark.sql import functions as F
+
+    keys = keys or [_ID]
+    first = features.limit(1).toPandas()
+    if renamed is None:
+        return first
+    condition = None
+    for key in keys:
+        value = first[key].iloc[0]
+        value = value.item() if isinstance(value, np.generic) else value
+        equal = F.col(key).eqNullSafe(F.lit(value))
+        condition = equal if condition is None else condition & equal
+    match = renamed.filter(condition).limit(1).toPandas()
+    return first.merge(match, on=keys, how="inner")
 
 
 def with_table_attrs(sdf: Any, attrs: dict[str, Any], options: dict[str, Any]) -> Any:

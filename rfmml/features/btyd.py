@@ -122,6 +122,33 @@ _SQL_PERIOD = {
 }
 
 
+#: Exact spend sums (``rfmml.features._spark.spend_parts`` on Spark): per-period sums of
+#: each amount's whole part and of its fraction in units of 1e-9, as integers (HUGEINT).
+_SQL_WHOLE = 'sum(CAST(floor("amount") AS BIGINT))'
+_SQL_UNITS = 'sum(CAST(floor(("amount" - floor("amount")) * 1e9 + 0.5) AS BIGINT))'
+_SQL_SPEND_PARTS = f"{_SQL_WHOLE} AS aw, {_SQL_UNITS} AS au"
+
+
+def _sql_exact_spend(whole: str, units: str) -> str:
+    """``whole + units * 1e-9`` (exact integer sums) as a correctly rounded DOUBLE.
+
+    The same computation as ``rfmml.features._spark.exact_spend``: below 2**53
+    units one IEEE division by 1e9, above it the decimal text parsed; so DuckDB
+    and Spark give the same bits whatever the order of the rows.
+    """
+    total = f"(CAST({whole} AS HUGEINT) * 1000000000 + CAST({units} AS HUGEINT))"
+    return (
+        f"(CASE WHEN abs({total}) < 9007199254740992 THEN CAST({total} AS DOUBLE) / 1e9 "
+        f"ELSE CAST(CAST({total} AS VARCHAR) || 'e-9' AS DOUBLE) END)"
+    )
+
+
+def _sql_monetary() -> str:
+    """Mean spend of the repeat periods, from the per-period ``aw``, ``au`` and ``p``."""
+    repeat = _sql_exact_spend("sum(aw) - arg_min(aw, p)", "sum(au) - arg_min(au, p)")
+    return f"CASE WHEN count(*) > 1 THEN {repeat} / (count(*) - 1) ELSE 0.0 END::DOUBLE"
+
+
 def _sql_periods(first: str, last: str, freq: str) -> str:
     """DuckDB expression for whole periods between two period-start dates."""
     if freq == "D":
@@ -139,17 +166,13 @@ def _summary_sql(
     Same definitions as :func:`_summary_query`, written for DuckDB: the first
     period's value comes from ``arg_min`` in the same aggregation, so no window
     or join over the per-period rows is needed (about 2x faster at 10M rows).
+    Spend is summed exactly (``_SQL_SPEND_PARTS``), as on Spark.
     """
     key_list = ", ".join(f'"{k}"' for k in keys)
     cut = pd.Timestamp(next_period_start(end, freq)).isoformat(sep=" ")
     end_start = f"DATE '{period_start(end, freq).date()}'"
-    value = ', sum("amount") AS a' if with_amount else ""
-    monetary = (
-        ", CASE WHEN count(*) > 1 THEN (sum(a) - arg_min(a, p)) / (count(*) - 1) "
-        "ELSE 0.0 END::DOUBLE AS monetary_value"
-        if with_amount
-        else ""
-    )
+    value = f", {_SQL_SPEND_PARTS}" if with_amount else ""
+    monetary = f", {_sql_monetary()} AS monetary_value" if with_amount else ""
     sql = f"""
         WITH per AS (
             SELECT {key_list}, {_SQL_PERIOD[freq]} AS p{value}
@@ -214,6 +237,13 @@ def btyd_summary(
     check_freq(freq)
     keys = _keys(group)
     with_amount = _has_amount(tx)
+    if is_spark(tx):  # Spark's own functions: one check pass, exact spend sums
+        from rfmml.features._spark import spark_btyd_summary
+
+        out, end = spark_btyd_summary(
+            tx, observation_end, freq, keys, _required(group, with_amount)
+        )
+        return _stamp(out, freq=freq, observation_end=end, group=group)
     frame = open_frame(tx, _required(group, with_amount), engine)
     end = _resolve_end(frame, observation_end)
     if frame.on_duckdb:

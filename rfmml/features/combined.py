@@ -30,7 +30,17 @@ from rfmml.features._engine import (
     scalar,
     scalar_period,
 )
-from rfmml.features.btyd import _SQL_PERIOD, _has_amount, _keys, _required, _sql_periods, _stamp
+from rfmml.features.btyd import (
+    _SQL_PERIOD,
+    _SQL_SPEND_PARTS,
+    _has_amount,
+    _keys,
+    _required,
+    _sql_exact_spend,
+    _sql_monetary,
+    _sql_periods,
+    _stamp,
+)
 from rfmml.features.btyd import btyd_summary as _btyd_summary
 from rfmml.features.classic import DAYS_PER_YEAR
 from rfmml.features.classic import rfm_table as _rfm_table
@@ -127,9 +137,10 @@ def _combined_sql(end: pd.Timestamp, freq: str, keys: list[str], with_amount: bo
         f"count(*) FILTER (WHERE {in_rfm}) AS n",
     ]
     if with_amount:
-        # fsum (compensated): DuckDB adds a group's values in parallel in no fixed order, and
-        # a plain sum's last bit then changes from run to run (so do quantile scores on it)
-        per_values += ['fsum("amount") AS a', f'fsum("amount") FILTER (WHERE {in_rfm}) AS s']
+        # exact integer sums (btyd._SQL_SPEND_PARTS): DuckDB adds a group's values in parallel
+        # in no fixed order; these sums do not depend on it, and equal Spark's bit for bit
+        parts = _SQL_SPEND_PARTS.replace(" AS aw", f" FILTER (WHERE {in_rfm}) AS sw")
+        per_values += [_SQL_SPEND_PARTS, parts.replace(" AS au", f" FILTER (WHERE {in_rfm}) AS su")]
     day = "(CAST({} AS DATE) - DATE '1970-01-01')"
     tenure = f"({end_day} - {day.format('min(t0)')})::DOUBLE"
     exposure = (
@@ -142,18 +153,16 @@ def _combined_sql(end: pd.Timestamp, freq: str, keys: list[str], with_amount: bo
         f'{_sql_periods("min(p)", end_start, freq)}::DOUBLE AS "T"',
     ]
     if with_amount:
-        out.append(
-            "CASE WHEN count(*) > 1 THEN (fsum(a) - arg_min(a, p)) / (count(*) - 1) "
-            "ELSE 0.0 END::DOUBLE AS monetary_value"
-        )
+        out.append(f"{_sql_monetary()} AS monetary_value")
+    spend = _sql_exact_spend("coalesce(sum(sw), 0)", "coalesce(sum(su), 0)")
     out += [
         f"({end_day} - {day.format('max(t1)')})::DOUBLE AS recency_days",
         "sum(n)::BIGINT AS n_orders",
     ]
     if with_amount:
         out += [
-            "coalesce(fsum(s), 0.0)::DOUBLE AS total_spend",
-            "(coalesce(fsum(s), 0.0) / sum(n))::DOUBLE AS avg_order_value",
+            f"{spend}::DOUBLE AS total_spend",
+            f"({spend} / sum(n))::DOUBLE AS avg_order_value",
         ]
     out += [
         "min(t0) AS first_purchase",
@@ -162,7 +171,7 @@ def _combined_sql(end: pd.Timestamp, freq: str, keys: list[str], with_amount: bo
         f"(sum(n) / {exposure})::DOUBLE AS orders_per_year",
     ]
     if with_amount:
-        out.append(f"(coalesce(fsum(s), 0.0) / {exposure})::DOUBLE AS spend_per_year")
+        out.append(f"({spend} / {exposure})::DOUBLE AS spend_per_year")
     out.append("sum(n) > 0 AS _rfm")
     return f"""
         WITH per AS (

@@ -206,7 +206,7 @@ def spark_sample(sdf: Any, columns: Sequence[str], size: int, seed: int) -> pd.D
         if fraction >= 1.0
         else sdf.select(*columns).sample(withReplacement=False, fraction=fraction, seed=seed)
     )
-    return picked.limit(size).toPandas()
+    return picked.limit(size).toArrow().to_pandas()  # Arrow whatever the session's setting
 
 
 def spark_clusters(segmenter: Any, sdf: Any) -> Any:
