@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from rfmml.data.report import CleaningReport
+from rfmml.data.transactions import AMOUNT_LIMIT
 
 __all__ = ["ScannedLog", "Unsupported", "scan_parquet"]
 
@@ -284,13 +285,13 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         FROM (SELECT *, {value} AS _v FROM src)"""
     )
     stats = con.sql(
-        """SELECT count(*),
+        f"""SELECT count(*),
             count_if(_reason = 1), count_if(_reason = 2), count_if(_reason = 3),
             count_if(_reason = 4), count_if(_reason = 5),
             max("timestamp") FILTER (WHERE _reason = 0),
             arg_min(customer_id, _row) FILTER (WHERE _reason = 5),
             arg_min("timestamp", _row) FILTER (WHERE _reason = 5),
-            count_if(_reason = 0 AND NOT isfinite(amount))"""
+            count_if(_reason = 0 AND NOT (isfinite(amount) AND abs(amount) < {AMOUNT_LIMIT!r}))"""
         + (", count_if(order_id IS NULL)" if order_nullable else ", 0")
         + " FROM flagged"
     ).fetchall()[0]

@@ -494,7 +494,28 @@ def _parse_amounts(values: pd.Series, column: str) -> pd.Series:
         raise DataError(
             f"column {column!r}: {int(infinite.sum())} of {len(values)} values are infinite"
         )
+    check_amount_limit(parsed, column)
     return parsed
+
+
+def amount_limit_error(column: str, n_bad: int, n: int, largest: Any) -> DataError:
+    """The one-line error for amounts beyond :data:`AMOUNT_LIMIT` (every engine says this)."""
+    return DataError(
+        f"column {column!r}: {n_bad} of {n} values are {AMOUNT_LIMIT:,.0f} or more in size "
+        f"(largest: {largest!r}); no purchase is that large: check the column mapping, the "
+        "unit or how the numbers were parsed"
+    )
+
+
+def check_amount_limit(amounts: pd.Series, column: str = "amount") -> None:
+    """Refuse amounts whose magnitude reaches :data:`AMOUNT_LIMIT` (NaN passes)."""
+    values = amounts.to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        big = np.abs(values) >= AMOUNT_LIMIT
+    if big.any():
+        flagged = values[big]
+        largest = flagged[np.argmax(np.abs(flagged))].item()
+        raise amount_limit_error(column, int(big.sum()), len(values), largest)
 
 
 def _number_hint(bad: pd.Series) -> str:
@@ -602,6 +623,10 @@ def _orders(frame: pd.DataFrame, group: str | None, has_amount: bool,
 
 
 _DECIMALS = 9  # computed amounts are rounded here: float noise, not money (0.1 * 3)
+#: Largest magnitude of an amount. Spend is summed exactly in units of 1e-9 (the
+#: features, on DuckDB and Spark alike); 1e15 keeps every sum within that
+#: arithmetic and is far above any purchase in any currency.
+AMOUNT_LIMIT = 1e15
 OBSERVATION_END_MARGIN_DAYS = 90
 """How far an observation end may lie past the last transaction without an explicit opt-in."""
 

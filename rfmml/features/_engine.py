@@ -30,7 +30,7 @@ import narwhals as nw
 import numpy as np
 import pandas as pd
 
-from rfmml.data.transactions import parse_timestamps
+from rfmml.data.transactions import check_amount_limit, parse_timestamps
 from rfmml.errors import DataError
 
 Freq = Literal["D", "W", "M"]
@@ -197,6 +197,8 @@ def _prepare_pandas(df: pd.DataFrame, required: list[str]) -> pd.DataFrame:
             f"column 'amount': {n} of {len(out)} rows are missing (NaN); clean the log with "
             "rfmml.data.read_transactions first"
         )
+    if "amount" in out.columns:
+        check_amount_limit(out["amount"])  # also infinite ones
     if out["customer_id"].isna().any():
         n = int(out["customer_id"].isna().sum())
         raise DataError(f"column 'customer_id': {n} of {len(out)} rows are missing")

@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from rfmml.data.transactions import AMOUNT_LIMIT, amount_limit_error
 from rfmml.errors import DataError
 
 __all__ = [
@@ -160,6 +161,9 @@ def spark_log(sdf: Any, required: list[str]) -> tuple[Any, pd.Timestamp, int]:
     if with_amount:
         amount = F.col("amount").cast("double")
         aggs.append(F.count_if(amount.isNull() | F.isnan(amount)).alias("amount"))
+        big = F.abs(amount) >= F.lit(AMOUNT_LIMIT)
+        aggs.append(F.count_if(big).alias("big"))
+        aggs.append(F.max_by(amount, F.when(big, F.abs(amount))).alias("largest_big"))
     row = _log_counts(sdf, tuple(required), lambda: out.agg(*aggs).first())
     n = int(row["n"])
     if n == 0:
@@ -174,6 +178,8 @@ def spark_log(sdf: Any, required: list[str]) -> tuple[Any, pd.Timestamp, int]:
             f"column 'amount': {int(row['amount'])} of {n} rows are missing (NaN); clean the "
             "log with rfmml.data.read_transactions first"
         )
+    if with_amount and row["big"]:
+        raise amount_limit_error("amount", int(row["big"]), n, row["largest_big"])
     if row["ids"]:
         raise DataError(f"column 'customer_id': {int(row['ids'])} of {n} rows are missing")
     if with_amount:

@@ -256,3 +256,37 @@ def test_decimal_option_on_the_command_line_and_in_a_config(tmp_path, cdnow_tx):
     got, _, _ = load_experiment_data(config(commas, decimal=","))
     expected, _, _ = load_experiment_data(config(points))
     pd.testing.assert_frame_equal(got, expected)
+
+
+# Amounts no purchase reaches -------------------------------------------------------------
+
+
+def test_amounts_beyond_the_exact_sum_range_are_one_line_on_every_path(tmp_path):
+    from rfmml.data import scan_transactions
+    from rfmml.features import btyd_summary, rfm_table
+
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "c"],
+            "timestamp": pd.to_datetime(["2000-01-01", "2000-02-01", "2000-01-05", "2000-01-07"]),
+            "amount": [1.0, 9.223372036854776e18, 2.0, -3e15],
+        }
+    )
+    path = tmp_path / "log.parquet"
+    frame.to_parquet(path)
+    expected = (
+        "column 'amount': 2 of 4 values are 1,000,000,000,000,000 or more in size "
+        "(largest: 9.223372036854776e+18)"
+    )
+    for attempt in (
+        lambda: read_transactions(frame),
+        lambda: scan_transactions(path),  # cleaned inside DuckDB, error from the pandas path
+        lambda: btyd_summary(frame),  # a frame that never went through the loader
+        lambda: rfm_table(frame),
+    ):
+        with pytest.raises(DataError) as caught:
+            attempt()
+        assert str(caught.value).startswith(expected)
+    ok = frame.assign(amount=[1.0, 999_999_999_999_999.0, 2.0, 3.0])
+    tx, _ = read_transactions(ok)
+    assert btyd_summary(tx)["monetary_value"].max() == 999_999_999_999_999.0

@@ -127,6 +127,13 @@ def test_spark_logs_get_the_pandas_errors(spark, spark_tx, cdnow_tx):
     )
     pandas_nan = cdnow_tx.assign(amount=cdnow_tx["amount"].mask(cdnow_tx["customer_id"] <= 2))
     assert _message(lambda: btyd_summary(nan_amount)) == _message(lambda: btyd_summary(pandas_nan))
+    # an amount beyond the exact-sum range (one line, the same on both engines)
+    huge = spark_tx.withColumn("amount", F.when(first_rows, 1e19).otherwise(F.col("amount")))
+    first_customers = cdnow_tx["customer_id"] <= 2
+    pandas_huge = cdnow_tx.assign(amount=cdnow_tx["amount"].mask(first_customers, 1e19))
+    got = _message(lambda: rfm_table(huge))
+    assert got == _message(lambda: rfm_table(pandas_huge))
+    assert got.startswith("column 'amount': ") and "1,000,000,000,000,000 or more" in got
     # an empty log
     assert _message(lambda: rfm_table(spark_tx.limit(0))) == "the transaction log is empty (0 rows)"
 
