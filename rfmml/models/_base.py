@@ -177,6 +177,9 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
     time_params: ClassVar[tuple[str, ...]] = ()
     #: extra fitted attributes saved with the model (besides the common ones)
     saved_attributes: ClassVar[tuple[str, ...]] = ()
+    #: end a fit that was not warm-started with quasi-Newton steps from the optimiser's
+    #: stop (see :func:`rfmml.models._fitting.fit_log_params`'s ``polish``)
+    _polish_optimum: ClassVar[bool] = False
 
     # ------------------------------------------------------- what a model defines
     def _prepare(self, rows: dict[str, np.ndarray], weights: np.ndarray) -> Any:
@@ -277,6 +280,47 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
             scale = 1.0 / t_max
         natural = self._prepare(rows, w)
         data = natural if scale == 1.0 else self._rescale(natural, rows, w, scale)
+        subsample = None
+        step = _fitting.subsample_step(len(w))
+        if step is not None and getattr(self, "initial_params", None) is None:
+            subsample = self._prepare(
+                {k: v[::step] * scale if k in self.time_columns else v[::step]
+                 for k, v in rows.items()},
+                w[::step],
+            )  # fmt: skip
+        return self._fit_prepared(
+            natural,
+            data,
+            subsample,
+            scale=scale,
+            n_unique_rows=len(w),
+            fingerprint=rows_fingerprint(rows, w),
+            extra=extra,
+            freq=X.attrs.get("freq"),
+        )
+
+    def _fit_prepared(
+        self,
+        natural: Any,
+        data: Any,
+        subsample: Any,
+        *,
+        scale: float,
+        n_unique_rows: int,
+        fingerprint: str,
+        extra: dict[str, Any],
+        freq: Any,
+    ):
+        """Optimise on prepared data and set every fitted attribute; return ``self``.
+
+        ``natural`` is the prepared data in the summary's time unit, ``data``
+        the same rescaled by ``scale`` (the data the optimiser sees) and
+        ``subsample`` prepared rescaled rows whose optimum warm-starts the fit
+        (None: the multistart on ``data``). Any object with an ``n`` that
+        :meth:`_log_likelihood` and :meth:`_starting_points` accept will do:
+        the distributed Gamma-Gamma fit passes one whose sums run in Spark.
+        """
+        name = type(self).__name__
         time_mask = np.array([k in self.time_params for k in self.param_names])
         to_scaled = np.where(time_mask, scale, 1.0)  # natural -> fitting units
         pen = float(self.penalizer)
@@ -301,14 +345,6 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
         if init is not None:
             starts.append(np.log(np.array([float(init[k]) for k in self.param_names]) * to_scaled))
         starts += [np.log(np.asarray(s, dtype=float)) for s in self._starting_points(data)]
-        step = _fitting.subsample_step(len(w)) if init is None else None
-        subsample = None
-        if step is not None:
-            subsample = self._prepare(
-                {k: v[::step] * scale if k in self.time_columns else v[::step]
-                 for k, v in rows.items()},
-                w[::step],
-            )  # fmt: skip
         # the degenerate_parameters bounds in fitting units: a warm-started fit ending
         # beyond them is redone from the starting points on the full data
         low = np.where(time_mask, self.DEGENERATE_TIME_BOUNDS[0], self.DEGENERATE_BOUNDS[0])
@@ -322,6 +358,7 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
             tol=self.tol,
             max_iter=self.max_iter,
             bounds=(np.log(low * to_scaled), np.log(high * to_scaled)),
+            polish=self._polish_optimum,
         )
         params = np.exp(outcome.log_params) / to_scaled
         table, ok = _fitting.parameter_table(self.param_names, params, hess)
@@ -331,7 +368,7 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
                 "optimum, so standard errors are NaN. The parameters may be poorly identified "
                 "(e.g. very few repeat buyers); consider more data or a small penalizer.",
                 StandardErrorWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         log_likelihood = float(self._log_likelihood(params, natural)[0])
         n = float(natural.n)
@@ -341,14 +378,14 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
         self.covariance_log_ = log_covariance(hess)
         self.log_likelihood_ = log_likelihood
         self.n_customers_ = int(n) if n.is_integer() else n
-        self.n_unique_rows_ = len(w)
+        self.n_unique_rows_ = n_unique_rows
         self.convergence_ = outcome.diagnostics(
             self.param_names, np.exp(np.asarray(outcome.start)) / to_scaled, warm
         )
         for key, value in extra.items():
             setattr(self, key, value)
-        self.freq_ = X.attrs.get("freq")
-        self.training_fingerprint_ = rows_fingerprint(rows, w)
+        self.freq_ = freq
+        self.training_fingerprint_ = fingerprint
         self.fit_date_ = datetime.now(UTC).isoformat(timespec="seconds")
         return self
 

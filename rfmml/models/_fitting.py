@@ -9,7 +9,7 @@ gradient for standard errors (delta method back to the natural scale).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -368,6 +368,28 @@ def _refine(objective, sub_objective, start: np.ndarray, *, model: str, tol: flo
         return None
 
 
+def _polish(objective, outcome: FitOutcome, *, tol: float, bounds) -> FitOutcome:
+    """``outcome`` moved to the optimum by :func:`quasi_newton_polish`, when that converges."""
+    hess = log_space_hessian(
+        lambda lt: objective(lt)[1], outcome.log_params, gradient_at_params=outcome.gradient
+    )
+    try:
+        np.linalg.cholesky(hess)
+        hess_inv = np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        return outcome
+    polished = quasi_newton_polish(objective, outcome.log_params, hess_inv, tol=tol)
+    if polished is None or at_bound(polished.log_params, bounds):
+        return outcome
+    return replace(
+        outcome,
+        log_params=polished.log_params,
+        objective=polished.objective,
+        gradient=polished.gradient,
+        message=f"{outcome.message}; then {polished.n_iter} quasi-Newton steps",
+    )
+
+
 def fit_log_params(
     make_objective: Callable,
     data,
@@ -378,6 +400,7 @@ def fit_log_params(
     tol: float,
     max_iter: int,
     bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    polish: bool = False,
 ) -> tuple[FitOutcome, np.ndarray, bool]:
     """Fit (optionally warm-started on a subsample) and take the Hessian once.
 
@@ -410,6 +433,15 @@ def fit_log_params(
     bounds : tuple of numpy.ndarray, optional
         Lower and upper log-parameters beyond which a fit is degenerate (see
         ``MaximumLikelihoodModel.degenerate_parameters``); None: no check.
+    polish : bool, default False
+        After the multistart, take quasi-Newton steps from its optimum seeded
+        with the Hessian there (:func:`quasi_newton_polish`, the steps that
+        end a warm-started fit), kept when they converge within ``bounds``.
+        For likelihoods with a flat direction, where L-BFGS-B stops (on its
+        ``ftol``) with the gradient a few times ``tol`` and the parameters
+        ~1e-8 relative from the optimum (Gamma-Gamma on CDNOW: 7.6e-9):
+        the steps close that gap, so fits whose sums are rounded differently
+        (the distributed Spark fit) reach the same optimum to ~1e-10.
 
     Returns
     -------
@@ -441,6 +473,8 @@ def fit_log_params(
             outcome = minimize_multistart(
                 objective, starts, model=model, tol=tol, max_iter=max_iter
             )
+            if polish:
+                outcome = _polish(objective, outcome, tol=tol, bounds=bounds)
         hess = log_space_hessian(
             lambda lt: data.n * objective(lt)[1],
             outcome.log_params,

@@ -21,7 +21,8 @@ pyspark is imported inside the functions, so rfmml imports without it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -32,7 +33,14 @@ from rfmml.errors import DataError
 from rfmml.features._spark import frame_attrs
 from rfmml.models._validation import require_summary_columns
 
-__all__ = ["check_spark_summary", "collapse_summary", "spark_predict"]
+__all__ = [
+    "check_spark_summary",
+    "collapse_summary",
+    "collect_rows",
+    "distinct_rows",
+    "partition_sums",
+    "spark_predict",
+]
 
 _ID = "customer_id"
 
@@ -162,16 +170,37 @@ def collapse_summary(
         ``columns`` and ``weights``, one row per distinct row, indexed by the
         smallest ``customer_id`` of each; ``attrs`` are the frame's (``freq``).
     """
+    n = check_spark_summary(sdf, columns, what=what)
+    return collect_rows(sdf, distinct_rows(sdf, columns), n, repeat_buyers_for=repeat_buyers_for)
+
+
+def distinct_rows(sdf: Any, columns: Sequence[str]) -> Any:
+    """The distinct rows of ``columns`` (as doubles) with ``weights`` and their smallest id, lazily.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        ``columns``, ``weights`` (customers, double) and ``customer_id`` (the
+        smallest of each row; null without that column).
+    """
     from pyspark.sql import functions as F
 
-    n = check_spark_summary(sdf, columns, what=what)
     count = (
         F.sum(F.col("weights").cast("double")) if "weights" in sdf.columns else F.count(F.lit(1))
     )
     ident = F.min(F.col(_ID)) if _ID in sdf.columns else F.lit(None)
-    grouped = sdf.groupBy(*(F.col(c).cast("double").alias(c) for c in columns)).agg(
+    return sdf.groupBy(*(F.col(c).cast("double").alias(c) for c in columns)).agg(
         count.cast("double").alias("weights"), ident.alias(_ID)
     )
+
+
+def collect_rows(
+    sdf: Any, grouped: Any, n: int, *, repeat_buyers_for: str | None = None
+) -> pd.DataFrame:
+    """:func:`collapse_summary`'s collection of the rows of :func:`distinct_rows`.
+
+    ``n`` is the number of customers (for messages).
+    """
     # in customer order (the smallest id of each row): the first offending row of a
     # check on these rows holds the first offending customer of the pandas summary
     # through Arrow whatever the session's spark.sql.execution.arrow.pyspark.enabled
@@ -272,3 +301,47 @@ def _schema(sdf: Any, keys: list[str], extra: list[tuple[str, str]]) -> Any:
     fields = [StructField(k, sdf.schema[k].dataType, True) for k in keys]
     fields += [StructField(n, _parse_datatype_string(t), True) for n, t in extra]
     return StructType(fields)
+
+
+def partition_sums(
+    sdf: Any, function: Callable[..., np.ndarray], size: int, *args: Any
+) -> np.ndarray:
+    """``sum(function(batch, *args))`` over every Arrow batch of ``sdf``, in one Spark job.
+
+    Each partition adds the vectors (of ``size`` floats) of its batches with
+    :func:`math.fsum` and returns one row; the driver adds those few rows
+    with :func:`math.fsum`, so the result does not depend on how the rows
+    are split into batches beyond the rounding of each batch's own sum.
+
+    Parameters
+    ----------
+    sdf : pyspark.sql.DataFrame
+        Numeric columns (cached, with a few partitions, when called repeatedly).
+    function : callable
+        ``(pandas.DataFrame, *args) -> numpy.ndarray`` of ``size`` floats;
+        importable (shipped to the workers by reference).
+    size : int
+        Length of the vectors.
+    *args
+        Plain values passed to ``function`` (pickled with the job).
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    from pyspark.sql.types import DoubleType, StructField, StructType
+
+    names = [f"s{i}" for i in range(size)]
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        parts: list[list[float]] = [[] for _ in range(size)]
+        for batch in batches:
+            if len(batch):
+                for i, value in enumerate(np.asarray(function(batch, *args), dtype=float)):
+                    parts[i].append(float(value))
+        if parts[0]:
+            yield pd.DataFrame([[math.fsum(p) for p in parts]], columns=names)
+
+    schema = StructType([StructField(c, DoubleType(), False) for c in names])
+    rows = sdf.mapInPandas(run, schema).collect()
+    return np.array([math.fsum(row[i] for row in rows) for i in range(size)], dtype=float)

@@ -112,3 +112,53 @@ def test_spark_summary_bad_input_same_errors(summary, spark_summary, spark_tx, c
     assert got == message(lambda: pareto.probability_alive(btyd_summary(cdnow_tx, freq="D")))
     assert got.startswith("T must be in the time unit the ")
     assert "23570 of 23570 customers" in got
+
+
+def test_gamma_gamma_distributed_fit_equals_pandas(spark, summary, spark_summary):
+    # a bound below the distinct rows: the likelihood is evaluated inside Spark
+    want = GammaGamma(zero_spend="exclude").fit(summary)
+    got = GammaGamma(zero_spend="exclude").fit(spark_summary, collect_rows=10)
+    assert got.fit_path_ == "distributed"
+    np.testing.assert_allclose(got.params_.to_numpy(), want.params_.to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(got.log_likelihood_, want.log_likelihood_, rtol=1e-10)
+    for column in ("estimate", "std_error", "lower_95", "upper_95"):
+        np.testing.assert_allclose(got.summary_[column], want.summary_[column], rtol=1e-6)
+    assert got.n_customers_ == want.n_customers_
+    assert got.n_unique_rows_ == want.n_unique_rows_
+    assert got.n_excluded_ == want.n_excluded_ == 1
+    assert got.freq_ == want.freq_ == "W"
+    np.testing.assert_allclose(got.correlation_, want.correlation_, rtol=1e-9)
+    assert got.training_fingerprint_.startswith("spark-xxhash64:")
+    assert got.convergence_["success"]
+
+
+def test_gamma_gamma_spark_default_bound_collects(spark_summary):
+    got = GammaGamma(zero_spend="exclude").fit(spark_summary)
+    assert got.fit_path_ == "collected"
+    with pytest.raises(ValueError, match="collect_rows"):
+        GammaGamma().fit(spark_summary, collect_rows=-1)
+
+
+def test_gamma_gamma_distributed_fit_same_errors(summary, spark_summary):
+    from pyspark.sql import functions as F
+
+    def message(call):
+        with pytest.raises(DataError) as info:
+            call()
+        return str(info.value)
+
+    # a repeat customer with zero spend: the same error on both paths
+    assert message(lambda: GammaGamma().fit(spark_summary, collect_rows=0)) == message(
+        lambda: GammaGamma().fit(summary)
+    )
+    # no repeat customers
+    one_time = spark_summary.withColumn("frequency", F.lit(0.0))
+    pandas_one_time = summary.assign(frequency=0.0)
+    assert message(lambda: GammaGamma().fit(one_time, collect_rows=0)) == message(
+        lambda: GammaGamma().fit(pandas_one_time)
+    )
+    # every repeat customer with zero spend, excluded
+    no_spend = spark_summary.withColumn("monetary_value", F.lit(0.0))
+    assert message(
+        lambda: GammaGamma(zero_spend="exclude").fit(no_spend, collect_rows=0)
+    ) == message(lambda: GammaGamma(zero_spend="exclude").fit(summary.assign(monetary_value=0.0)))
