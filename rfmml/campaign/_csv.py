@@ -206,18 +206,29 @@ def write_csv(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS) -> 
     bool
         Whether the file was written.
     """
-    if isinstance(frame.columns, pd.MultiIndex):  # pandas writes one header row per level
+    expressions = frame_columns_sql(frame)
+    if expressions is None:
         return False
-    expressions = []
-    for i in range(frame.shape[1]):
-        sql = column_sql(frame.iloc[:, i], _q(f"c{i}"))
-        if sql is None:
-            return False
-        expressions.append(sql)
     names = list(frame.columns)
     with open(path, "wb") as out:
         write_csv_batches(_pandas_batches(frame, chunk_rows), expressions, names, out)
     return True
+
+
+def frame_columns_sql(frame: pd.DataFrame) -> list[str] | None:
+    """The SQL of every column (:func:`column_sql`), or None when one is not handled.
+
+    MultiIndex columns are not handled: pandas writes one header row per level.
+    """
+    if isinstance(frame.columns, pd.MultiIndex):
+        return None
+    expressions = []
+    for i in range(frame.shape[1]):
+        sql = column_sql(frame.iloc[:, i], _q(f"c{i}"))
+        if sql is None:
+            return None
+        expressions.append(sql)
+    return expressions
 
 
 class CsvChunks:
@@ -243,22 +254,11 @@ class CsvChunks:
         self._con: Any = None
         self._started = False
 
-    def _columns_sql(self, frame: pd.DataFrame) -> list[str] | None:
-        if isinstance(frame.columns, pd.MultiIndex):
-            return None
-        out = []
-        for i in range(frame.shape[1]):
-            sql = column_sql(frame.iloc[:, i], _q(f"c{i}"))
-            if sql is None:
-                return None
-            out.append(sql)
-        return out
-
     def write(self, frame: pd.DataFrame) -> None:
         """Append the rows of ``frame`` (flat, not neutralised; the header with the first)."""
         if not self._started:
             self._started = True
-            self._expressions = self._columns_sql(frame)
+            self._expressions = frame_columns_sql(frame)
             self._pandas = self._expressions is None
             if not self._pandas:
                 import duckdb
@@ -266,7 +266,7 @@ class CsvChunks:
                 self.out.write(_header(list(frame.columns)))
                 self._con = duckdb.connect()
                 self._con.execute("SET preserve_insertion_order = true")
-        elif not self._pandas and self._columns_sql(frame) != self._expressions:
+        elif not self._pandas and frame_columns_sql(frame) != self._expressions:
             raise RuntimeError(
                 "CSV chunks: a column's kind or format changed from one chunk to the next "
                 "(e.g. dates with and without a time of day); write the table in one piece"

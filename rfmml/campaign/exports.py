@@ -335,6 +335,21 @@ def _check_formats(formats: Sequence[str]) -> tuple[str, ...]:
     return chosen
 
 
+def _output_folder(
+    out_dir: str | Path, fingerprints: Any, formats: Sequence[str]
+) -> tuple[tuple[str, ...], Path]:
+    """Check the fingerprints and formats of a predictions write; create its folder."""
+    if not isinstance(fingerprints, Mapping):
+        raise TypeError(
+            "fingerprints must be a dict of name -> fingerprint, e.g. "
+            f"{{'bgnbd': model.training_fingerprint_}}, got {type(fingerprints).__name__}."
+        )
+    chosen = _check_formats(formats)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return chosen, out
+
+
 def write_predictions(
     table: pd.DataFrame,
     out_dir: str | Path,
@@ -379,14 +394,7 @@ def write_predictions(
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"write_predictions expects a DataFrame, got {type(table).__name__}.")
-    if not isinstance(fingerprints, Mapping):
-        raise TypeError(
-            "fingerprints must be a dict of name -> fingerprint, e.g. "
-            f"{{'bgnbd': model.training_fingerprint_}}, got {type(fingerprints).__name__}."
-        )
-    chosen = _check_formats(formats)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    chosen, out = _output_folder(out_dir, fingerprints, formats)
     flat = _flat(table)
     index_names = [n for n in table.index.names if n is not None]
     if isinstance(table.index, pd.RangeIndex) and not index_names:
@@ -458,14 +466,7 @@ def write_predictions_chunks(
     columns : list of str
         Columns of the files.
     """
-    if not isinstance(fingerprints, Mapping):
-        raise TypeError(
-            "fingerprints must be a dict of name -> fingerprint, e.g. "
-            f"{{'bgnbd': model.training_fingerprint_}}, got {type(fingerprints).__name__}."
-        )
-    chosen = _check_formats(formats)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    chosen, out = _output_folder(out_dir, fingerprints, formats)
     paths: dict[str, Path] = {}
     n_rows = 0
     first: pd.DataFrame | None = None

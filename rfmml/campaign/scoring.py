@@ -485,21 +485,8 @@ def score_customers(
     ConfigError
         An invalid playbook.
     """
-    if is_spark(features):  # scored inside Spark, a Spark frame back
-        from rfmml.campaign._spark import score_spark
-
-        options = dict(
-            rule_segmenter=rule_segmenter, kmeans_segmenter=kmeans_segmenter,
-            purchase_model=purchase_model, gamma_gamma=gamma_gamma, horizon=horizon,
-            discount_rate=discount_rate, freq=freq, playbook=playbook, churn_bands=churn_bands,
-            churn_basis=churn_basis, interval=interval, segments=segments,
-            random_state=random_state, top_fraction=top_fraction,
-            next_order_window=next_order_window, n_draws=n_draws,
-            interval_method=interval_method, param_draws=param_draws,
-        )  # fmt: skip
-        return score_spark(features, summary, options)
-    return _score_customers(
-        features, summary, rule_segmenter=rule_segmenter, kmeans_segmenter=kmeans_segmenter,
+    options = dict(
+        rule_segmenter=rule_segmenter, kmeans_segmenter=kmeans_segmenter,
         purchase_model=purchase_model, gamma_gamma=gamma_gamma, horizon=horizon,
         discount_rate=discount_rate, freq=freq, playbook=playbook, churn_bands=churn_bands,
         churn_basis=churn_basis, interval=interval, n_draws=n_draws,
@@ -507,6 +494,11 @@ def score_customers(
         random_state=random_state, top_fraction=top_fraction,
         next_order_window=next_order_window,
     )  # fmt: skip
+    if is_spark(features):  # scored inside Spark, a Spark frame back
+        from rfmml.campaign._spark import score_spark
+
+        return score_spark(features, summary, options)
+    return _score_customers(features, summary, **options)
 
 
 #: Outputs of the purchase model on distinct summary rows, and each customer's row.

@@ -37,10 +37,14 @@ import numpy as np
 import pandas as pd
 
 from rfmml.errors import DataError
-from rfmml.evaluation.holdout import HOLDOUT_COLUMNS, holdout_frame, holdout_metrics
+from rfmml.evaluation.holdout import (
+    holdout_frame,
+    holdout_metrics,
+    require_holdout_columns,
+)
 from rfmml.evaluation.repeat_tracking import tracking_curves
 from rfmml.features._engine import check_freq, next_period_start, scalar_period
-from rfmml.features._spark import frame_attrs
+from rfmml.features._spark import frame_attrs, period_number
 from rfmml.models import GammaGamma, PurchaseModel
 
 __all__ = ["evaluate_holdout_spark", "repeat_tracking_spark", "spark_auc"]
@@ -83,16 +87,7 @@ def spark_auc(sdf: Any, label: str, score: str) -> float:
 
 
 def _check(cal_holdout: Any, spend: bool) -> list[str]:
-    needed = list(HOLDOUT_COLUMNS) + (
-        ["monetary_value_cal", "monetary_value_holdout"] if spend else []
-    )
-    missing = [c for c in needed if c not in cal_holdout.columns]
-    if missing:
-        raise DataError(
-            f"cal_holdout needs columns {needed}, but {missing} are missing. Build it with "
-            "rfmml.features.calibration_holdout (with an amount column for spend metrics)."
-        )
-    return needed
+    return require_holdout_columns(cal_holdout.columns, spend)
 
 
 def evaluate_holdout_spark(
@@ -198,16 +193,6 @@ def evaluate_holdout_spark(
     return holdout_metrics(totals, aucs, freq=attrs.get("freq"))
 
 
-def _period_number(ts: Any, freq: str) -> Any:
-    """The calendar period number of a Spark timestamp column (the BTYD numbering)."""
-    from pyspark.sql import functions as F
-
-    if freq == "M":
-        return F.year(ts) * 12 + F.month(ts) - 1
-    day = F.datediff(F.to_date(ts), F.to_date(F.lit("1970-01-01"))).cast("long")
-    return day if freq == "D" else F.floor((day + 3) / 7).cast("long")
-
-
 def repeat_tracking_spark(
     transactions: Any,
     models: Mapping[str, PurchaseModel],
@@ -240,7 +225,7 @@ def repeat_tracking_spark(
     ts = F.col("timestamp").cast("timestamp")
     visits = (
         transactions.filter(ts < F.lit(cut))
-        .select(*keys, _period_number(ts, freq).alias("p"))
+        .select(*keys, period_number(ts, freq).alias("p"))
         .distinct()
     )
     firsts = visits.groupBy(*keys).agg(F.min("p").alias("first"))

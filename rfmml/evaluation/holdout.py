@@ -10,6 +10,8 @@ of buying again) and the calibration mean spend.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
@@ -37,21 +39,27 @@ HOLDOUT_COLUMNS = (
 )
 
 
+def require_holdout_columns(columns: Iterable[str], spend: bool) -> list[str]:
+    """The columns the holdout evaluation reads (pandas or Spark); raise if any is missing."""
+    needed = list(HOLDOUT_COLUMNS) + (
+        ["monetary_value_cal", "monetary_value_holdout"] if spend else []
+    )
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise DataError(
+            f"cal_holdout needs columns {needed}, but {missing} are missing. Build it with "
+            "rfmml.features.calibration_holdout (with an amount column for spend metrics)."
+        )
+    return needed
+
+
 def _check(cal_holdout: pd.DataFrame, spend: bool) -> None:
     if not isinstance(cal_holdout, pd.DataFrame):
         raise TypeError(
             f"cal_holdout must be a pandas DataFrame, got {type(cal_holdout).__name__}. "
             "Build it with rfmml.features.calibration_holdout."
         )
-    needed = list(HOLDOUT_COLUMNS) + (
-        ["monetary_value_cal", "monetary_value_holdout"] if spend else []
-    )
-    missing = [c for c in needed if c not in cal_holdout.columns]
-    if missing:
-        raise DataError(
-            f"cal_holdout needs columns {needed}, but {missing} are missing. Build it with "
-            "rfmml.features.calibration_holdout (with an amount column for spend metrics)."
-        )
+    require_holdout_columns(cal_holdout.columns, spend)
     if len(cal_holdout) == 0:
         raise DataError("cal_holdout is empty (0 customers); nothing to evaluate.")
 

@@ -40,6 +40,7 @@ __all__ = [
     "exact_spend",
     "frame_attrs",
     "is_spark",
+    "period_number",
     "spark_btyd_summary",
     "spark_log",
     "spark_rfm_table",
@@ -274,7 +275,7 @@ def _day(ts: Any) -> Any:
     return F.datediff(F.to_date(ts), F.to_date(F.lit("1970-01-01"))).cast("long")
 
 
-def _period(ts: Any, freq: str) -> Any:
+def period_number(ts: Any, freq: str) -> Any:
     """The calendar period number of ``rfmml.features._engine.period_number``."""
     from pyspark.sql import functions as F
 
@@ -322,7 +323,7 @@ def spark_btyd_summary(
     if with_amount:
         whole, units = spend_parts(F.col("amount"))
         values = [F.sum(whole).alias("_w"), F.sum(units).alias("_u")]
-    per = rows.groupBy(*keys, _period(F.col("timestamp"), freq).alias("_p"))
+    per = rows.groupBy(*keys, period_number(F.col("timestamp"), freq).alias("_p"))
     per = per.agg(F.count(F.lit(1)).alias("_n"), *values)
     aggs = [
         F.min("_p").alias("_first"),
