@@ -571,42 +571,13 @@ def clv_purchase_factor(
     numpy.ndarray
         One factor per row of ``rows``.
     """
-    from rfmml.models import _formulas
-    from rfmml.models._grouping import map_rows
     from rfmml.models._validation import check_summary
-    from rfmml.models.bgnbd import BetaGeoNBD
-    from rfmml.models.clv import CLV_CHUNK_ELEMENTS
+    from rfmml.models.clv import discounted_purchases
 
     columns = tuple(dict.fromkeys((*purchase_model.fit_columns, "frequency")))
     c = check_summary(rows, columns, what="customer_lifetime_value")
-    steps = np.arange(int(horizon) + 1, dtype=float)
-    discount = (1.0 + discount_rate) ** -steps[1:]
-    block = max(1, CLV_CHUNK_ELEMENTS // len(steps))
-    if type(purchase_model) is BetaGeoNBD:
-        theta = tuple(purchase_model.get_fitted_params().values())
-
-        def discounted_if_alive(x: np.ndarray, T: np.ndarray) -> np.ndarray:
-            e = _formulas.bgnbd_expected_purchases_if_alive(
-                steps[:, None], x[None, :], T[None, :], *theta
-            )
-            return discount @ (e[1:] - e[:-1])
-
-        factor = map_rows(discounted_if_alive, c["frequency"], c["T"], chunk_rows=block)
-        factor *= purchase_model._probability_alive(c, theta)
-        return factor
-    keys = purchase_model.fit_columns
-
-    def discounted(*cols: np.ndarray) -> np.ndarray:
-        part = pd.DataFrame(dict(zip(keys, cols, strict=True)))
-        total = np.zeros(len(part))
-        previous = purchase_model.expected_purchases(part, 0.0).to_numpy()
-        for k in range(1, len(steps)):
-            current = purchase_model.expected_purchases(part, steps[k]).to_numpy()
-            total += discount[k - 1] * (current - previous)
-            previous = current
-        return total
-
-    return map_rows(discounted, *(c[k] for k in keys), chunk_rows=block)
+    # every row evaluated (no table): the values of the per-customer table's rows
+    return discounted_purchases(purchase_model, c, horizon, discount_rate, tabulate=False)
 
 
 def purchase_row_columns(purchase_model: PurchaseModel, summary_columns: Any) -> list[str]:

@@ -142,6 +142,39 @@ def lifetime_value(
     columns = tuple(dict.fromkeys((*purchase_model.fit_columns, "frequency", "monetary_value")))
     c = check_summary(summary, columns, what="customer_lifetime_value")
     x = c["frequency"]
+    per_customer = discounted_purchases(purchase_model, c, horizon, discount_rate)
+    spend = expected_order_value_rows(
+        x, c["monetary_value"], tuple(gamma_gamma.get_fitted_params().values())
+    )
+    spend *= per_customer
+    clv = np.maximum(spend, 0.0, out=spend)
+    out = pd.Series(clv, index=summary.index, name="clv")
+    out.attrs["freq"] = unit
+    out.attrs["horizon"] = int(horizon)
+    out.attrs["discount_rate"] = float(discount_rate)
+    return out
+
+
+def discounted_purchases(
+    purchase_model: PurchaseModel,
+    c: dict[str, np.ndarray],
+    horizon: int,
+    discount_rate: float,
+    *,
+    tabulate: bool | None = None,
+) -> np.ndarray:
+    """Discounted expected purchases over ``horizon`` periods, per row of checked columns.
+
+    ``sum_k (E[Y(k)] - E[Y(k-1)]) / (1 + d)^k`` for ``k = 1..horizon``: the
+    purchase part of the CLV (:func:`lifetime_value` multiplies it by the
+    expected order value). ``c`` holds the purchase model's columns and
+    ``frequency``, as :func:`~rfmml.models._validation.check_summary` returns them.
+    BG/NBD rows of continuous ``T`` that rarely repeat are summed from a table
+    per frequency (``tabulate=None`` decides by :func:`rows_repeat`; ``False``
+    evaluates every row, as a caller holding distinct rows of a larger table
+    needs to give that table's per-row values).
+    """
+    x = c["frequency"]
     steps = np.arange(int(horizon) + 1, dtype=float)
     discount = (1.0 + discount_rate) ** -steps[1:]
     # rows per chunk: a chunk holds a (horizon + 1) x rows block of expectations
@@ -156,7 +189,9 @@ def lifetime_value(
             return discount @ (e[1:] - e[:-1])
 
         T = c["T"]
-        if rows_repeat(x, T):
+        if tabulate is None:
+            tabulate = not rows_repeat(x, T)
+        if not tabulate:
             per_customer = map_rows(discounted_if_alive, x, T, chunk_rows=block)
         else:
             # continuous T: the sum is one smooth function of ln(alpha + T) per frequency,
@@ -184,13 +219,4 @@ def lifetime_value(
             return total
 
         per_customer = map_rows(discounted, *(c[k] for k in keys), chunk_rows=block)
-    spend = expected_order_value_rows(
-        x, c["monetary_value"], tuple(gamma_gamma.get_fitted_params().values())
-    )
-    spend *= per_customer
-    clv = np.maximum(spend, 0.0, out=spend)
-    out = pd.Series(clv, index=summary.index, name="clv")
-    out.attrs["freq"] = unit
-    out.attrs["horizon"] = int(horizon)
-    out.attrs["discount_rate"] = float(discount_rate)
-    return out
+    return per_customer
