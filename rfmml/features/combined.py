@@ -32,13 +32,15 @@ from rfmml.features._engine import (
 )
 from rfmml.features.btyd import (
     _SQL_PERIOD,
-    _SQL_SPEND_PARTS,
+    _SQL_SPEND_UNITS,
+    _SQL_UNITS,
+    _SQL_WHOLE,
     _has_amount,
     _keys,
     _required,
-    _sql_exact_spend,
     _sql_monetary,
     _sql_periods,
+    _sql_units_to_double,
     _stamp,
 )
 from rfmml.features.btyd import btyd_summary as _btyd_summary
@@ -137,10 +139,13 @@ def _combined_sql(end: pd.Timestamp, freq: str, keys: list[str], with_amount: bo
         f"count(*) FILTER (WHERE {in_rfm}) AS n",
     ]
     if with_amount:
-        # exact integer sums (btyd._SQL_SPEND_PARTS): DuckDB adds a group's values in parallel
+        # exact integer sums (btyd._SQL_SPEND_UNITS): DuckDB adds a group's values in parallel
         # in no fixed order; these sums do not depend on it, and equal Spark's bit for bit
-        parts = _SQL_SPEND_PARTS.replace(" AS aw", f" FILTER (WHERE {in_rfm}) AS sw")
-        per_values += [_SQL_SPEND_PARTS, parts.replace(" AS au", f" FILTER (WHERE {in_rfm}) AS su")]
+        in_window = f" FILTER (WHERE {in_rfm})"
+        rfm_units = (
+            f"(CAST({_SQL_WHOLE}{in_window} AS HUGEINT) * 1000000000 + {_SQL_UNITS}{in_window})"
+        )
+        per_values += [_SQL_SPEND_UNITS, f"{rfm_units} AS rs"]
     day = "(CAST({} AS DATE) - DATE '1970-01-01')"
     tenure = f"({end_day} - {day.format('min(t0)')})::DOUBLE"
     exposure = (
@@ -154,7 +159,7 @@ def _combined_sql(end: pd.Timestamp, freq: str, keys: list[str], with_amount: bo
     ]
     if with_amount:
         out.append(f"{_sql_monetary()} AS monetary_value")
-    spend = _sql_exact_spend("coalesce(sum(sw), 0)", "coalesce(sum(su), 0)")
+    spend = _sql_units_to_double("coalesce(sum(rs), 0)")
     out += [
         f"({end_day} - {day.format('max(t1)')})::DOUBLE AS recency_days",
         "sum(n)::BIGINT AS n_orders",
