@@ -30,7 +30,7 @@ demo: $(STAMP)
 ## tests in random order (pytest exits 5 when it collects no test, which fails the target)
 test: lint
 	@echo "test order seed: $(SEED) (replay with: make test SEED=$(SEED))"
-	$(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED) --nbmake tests notebooks
+	$(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED) --durations=25 --nbmake tests notebooks
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not spark"
