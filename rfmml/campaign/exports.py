@@ -525,7 +525,9 @@ def write_predictions_chunks(
     return paths, n_rows, columns
 
 
-def read_predictions(path: str | Path) -> pd.DataFrame:
+def read_predictions(
+    path: str | Path, columns: Sequence[str] | None = None, *, text_as_category: bool = False
+) -> pd.DataFrame:
     """Read back a ``predictions.parquet`` written by :func:`write_predictions`.
 
     Parameters
@@ -535,6 +537,14 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
         ``predictions.meta.json`` sits beside it, its ``index`` restores the
         customer index (the key columns stay as columns too) and its ``scoring``
         becomes ``attrs``.
+    columns : sequence of str, optional
+        Read only these columns (those absent from the file are skipped) and
+        the index keys; default every column. Reading a few columns of a large
+        file takes a fraction of the memory.
+    text_as_category : bool, default False
+        Text columns other than the index keys (segment, action, ...) as pandas
+        categoricals: one small integer per row instead of one string, the
+        same values.
 
     Returns
     -------
@@ -562,7 +572,7 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
                 f'(missing "format": "{PREDICTIONS_FORMAT}").'
             )
     try:
-        table = pd.read_parquet(path)
+        table = _read_parquet_columns(path, columns, meta, text_as_category)
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read predictions from {str(path)!r}: {exc}") from exc
     if meta is not None:
@@ -575,3 +585,31 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
             )
         table.attrs = dict(meta.get("scoring", {}))
     return table
+
+
+def _read_parquet_columns(
+    path: Path, columns: Sequence[str] | None, meta: dict | None, text_as_category: bool
+) -> pd.DataFrame:
+    """``pd.read_parquet(path)``, of some columns (and the index keys), text as categoricals."""
+    if columns is None and not text_as_category:
+        return pd.read_parquet(path)
+    import pyarrow.parquet as pq
+
+    if columns is not None:
+        present = pq.read_schema(path).names
+        keys = [k for k in (meta or {}).get("index", []) if k in present]
+        wanted = set(columns) | set(keys)
+        columns = [c for c in present if c in wanted]  # the file's order, as pd.read_parquet
+    if not text_as_category:
+        return pd.read_parquet(path, columns=columns)
+    import pyarrow as pa
+
+    index = set((meta or {}).get("index", []))
+    text = [  # labels, not the customer keys: read as dictionaries, never as strings
+        f.name for f in pq.read_schema(path)
+        if f.name not in index and (columns is None or f.name in columns)
+        and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+    ]  # fmt: skip
+    arrow = pq.read_table(path, columns=columns, read_dictionary=text)
+    # column by column, each Arrow column freed once converted: about one copy at a time
+    return arrow.to_pandas(split_blocks=True, self_destruct=True)

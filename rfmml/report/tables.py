@@ -21,6 +21,7 @@ __all__ = [
     "INTERVAL_COLUMNS",
     "grid_cells",
     "history_by_period",
+    "label_codes",
     "segment_summary",
     "segments_by_period",
     "top_share",
@@ -104,7 +105,7 @@ def segment_summary(predictions: pd.DataFrame, by: str = "segment") -> pd.DataFr
     """
     _require(predictions, [by, "total_spend"], "segment_summary")
     frame = predictions.reset_index(drop=True)
-    labels = frame[by].astype(str)
+    labels, names = label_codes(frame[by])
     spend = frame["total_spend"].astype(float)
     grouped = spend.groupby(labels, sort=False)
     table = pd.DataFrame({"customers": grouped.size(), "revenue": grouped.sum()})
@@ -132,11 +133,33 @@ def segment_summary(predictions: pd.DataFrame, by: str = "segment") -> pd.DataFr
         table["mean_clv"] = table["clv"] / table["customers"]
     for column in ("action", "action_channel"):
         if column in frame.columns:
-            values = frame[column].astype(str).groupby(labels)
+            codes, texts = label_codes(frame[column])
+            values = pd.Series(codes).groupby(labels)
             if (values.nunique() == 1).all():  # one playbook entry per label
-                table[column] = values.first()
-    table.index.name = by
+                first = values.first()
+                table[column] = pd.Series(texts[first.to_numpy()], index=first.index)
+    table.index = pd.Index(names[table.index.to_numpy()], name=by)
     return table
+
+
+def label_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Labels as text, factorised: codes in order of first appearance and their texts.
+
+    ``texts[codes]`` equals ``values.astype(str)``; a categorical column is
+    factorised through its integer codes, so no text is built per row.
+
+    Returns
+    -------
+    codes : numpy.ndarray of int
+    texts : pandas.Index of str
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype) and not values.isna().any():
+        codes, uniques = pd.factorize(values)
+        texts = pd.Index(np.asarray(uniques.astype(str)), dtype=str)
+    else:
+        codes, uniques = pd.factorize(values.astype(str))
+        texts = pd.Index(uniques, dtype=str)
+    return codes, texts
 
 
 def grid_cells(predictions: pd.DataFrame, scheme: Scheme) -> pd.DataFrame:
@@ -174,7 +197,7 @@ def grid_cells(predictions: pd.DataFrame, scheme: Scheme) -> pd.DataFrame:
         _require(scores, ["F", "M"], "grid_cells")
         scores = scores.assign(FM=(scores["F"].astype(int) + scores["M"].astype(int) + 1) // 2)
     _require(scores, [row_key, col_key, "total_spend"], "grid_cells")
-    keys = [scores[row_key].astype(int), scores[col_key].astype(int)]
+    keys = [_integers(scores[row_key]), _integers(scores[col_key])]
     grouped = scores.groupby(keys)
     counts = grouped.size()
     spend = grouped["total_spend"].mean()
@@ -197,6 +220,11 @@ def grid_cells(predictions: pd.DataFrame, scheme: Scheme) -> pd.DataFrame:
     cells = cells.sort_values(["row_score", "column_score"], ascending=[False, True])
     cells.attrs = {"row_key": row_key, "column_key": col_key}
     return cells.reset_index(drop=True)
+
+
+def _integers(values: pd.Series) -> pd.Series:
+    """Integer scores as they are (no int64 copy of small ints), others as ``int``."""
+    return values if pd.api.types.is_integer_dtype(values.dtype) else values.astype(int)
 
 
 def segments_by_period(
@@ -338,16 +366,18 @@ def _segments_by_period_duckdb(
         )  # fmt: skip
         if not same:
             return None
-    labels = labels.drop_duplicates(keys)
-    labels = labels.assign(**{by: labels[by].astype(str)})
+    # labels as codes (no text per customer); a customer listed twice keeps its first row
+    codes, names = label_codes(labels[by])
+    labels = labels[keys].assign(_code=codes, _row=np.arange(len(labels)))
     q = [_quote(k) for k in keys]
     on = " AND ".join(f"t.{k} = l.{k}" for k in q)
     revenue = ', sum(t."amount") AS revenue' if "amount" in columns else ""
     sql = f"""
-        SELECT strftime(t."timestamp", '%Y-%m') AS period, l.{_quote(by)} AS {_quote(by)},
+        WITH l AS (SELECT {", ".join(q)}, arg_min(_code, _row) AS _code FROM _labels GROUP BY ALL)
+        SELECT strftime(t."timestamp", '%Y-%m') AS period, l._code AS _code,
                count(DISTINCT t."customer_id") AS customers{revenue}, count(*) AS orders
-        FROM {log.table} AS t JOIN _labels AS l ON {on}
-        GROUP BY ALL ORDER BY period, {_quote(by)}
+        FROM {log.table} AS t JOIN l ON {on}
+        GROUP BY ALL
     """
     con = log.connection
     con.register("_labels", labels)
@@ -355,8 +385,10 @@ def _segments_by_period_duckdb(
         out = con.sql(sql).df()
     finally:
         con.unregister("_labels")
-    for column in ("period", by):
-        out[column] = out[column].astype(str)
+    out.insert(1, by, names[out.pop("_code").to_numpy()])
+    out["period"] = out["period"].astype(str)
+    out[by] = out[by].astype(str)
+    out = out.sort_values(["period", by], kind="stable", ignore_index=True)
     for column in ("customers", "orders"):
         out[column] = out[column].astype(np.int64)
     return out

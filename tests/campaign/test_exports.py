@@ -122,6 +122,20 @@ def test_write_and_read_predictions(cdnow_fitted, cdnow_table, tmp_path):
     assert list(csv_back.columns) == list(cdnow_table.columns)
     np.testing.assert_allclose(csv_back["clv"], cdnow_table["clv"], rtol=1e-12)
 
+    # a few columns (in the file's order, the index key added), text as categoricals
+    few = read_predictions(tmp_path / "run", ["segment", "clv", "no such column"],
+                           text_as_category=True)  # fmt: skip
+    assert list(few.columns) == ["customer_id", "segment", "clv"]
+    assert few.index.equals(back.index) and few.attrs == back.attrs
+    assert isinstance(few["segment"].dtype, pd.CategoricalDtype)
+    assert few["segment"].astype(str).equals(back["segment"].astype(str))
+    np.testing.assert_array_equal(few["clv"], back["clv"])
+    compact = read_predictions(tmp_path / "run", text_as_category=True)
+    text = [c for c in back.columns if pd.api.types.is_string_dtype(back[c].dtype)]
+    assert text and all(isinstance(compact[c].dtype, pd.CategoricalDtype) for c in text)
+    for column in back.columns:
+        assert compact[column].astype(back[column].dtype).equals(back[column]), column
+
 
 def test_write_predictions_per_group(retail_by_country, tmp_path):
     paths = write_predictions(retail_by_country, tmp_path, fingerprints={}, formats=["parquet"])

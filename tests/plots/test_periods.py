@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -49,3 +50,18 @@ def test_revenue_concentration_refuses_bad_spend():
         plot_revenue_concentration(pd.Series([1.0, -2.0]))
     with pytest.raises(DataError, match="sum to more than 0"):
         plot_revenue_concentration(pd.Series([0.0, 0.0]))
+
+
+def test_revenue_concentration_of_many_customers_is_drawn_through_exact_points():
+    rng = np.random.default_rng(3)
+    spend = pd.Series(rng.lognormal(3.0, 1.2, 50_001))
+    fig = plot_revenue_concentration(spend)
+    x, y = fig.axes[0].lines[0].get_data()
+    assert 2_000 <= len(x) <= 2_003  # the origin, 2,001 ranks and the marked one
+    ordered = np.sort(spend.to_numpy())[::-1]
+    exact = np.cumsum(ordered) / ordered.sum()
+    ranks = np.rint(np.asarray(x[1:]) * len(ordered)).astype(int) - 1
+    np.testing.assert_allclose(y[1:], exact[ranks], rtol=1e-12)
+    assert x[-1] == 1.0 and y[-1] == pytest.approx(1.0)
+    n_top = int(np.ceil(0.2 * len(ordered)))
+    assert (ranks == n_top - 1).any()  # the marked point lies on the drawn curve

@@ -172,7 +172,7 @@ def test_actions_only_when_each_label_has_one(scored):
     assert table["customers"].to_dict() == {"Y": 3, "X": 2}
 
 
-@pytest.mark.parametrize("name", ["cdnow", "online_retail", "grouped", "text_ids"])
+@pytest.mark.parametrize("name", ["cdnow", "online_retail", "grouped", "text_ids", "categorical"])
 def test_segments_by_period_in_duckdb_equals_pandas(name, monkeypatch):
     from rfmml.data import ScannedLog, load_cdnow, load_online_retail
     from rfmml.features import rfm_table
@@ -195,6 +195,10 @@ def test_segments_by_period_in_duckdb_equals_pandas(name, monkeypatch):
     for i, level in enumerate(predictions.index.names):
         predictions.insert(i, level, predictions.index.get_level_values(level))
     predictions = predictions.iloc[::2]  # customers left out of the predictions are left out
+    if name == "categorical":  # as the report reads them: categories not in text order
+        categories = sorted(predictions["segment"].unique(), reverse=True)
+        labels = pd.Categorical(predictions["segment"], categories=categories)
+        predictions = predictions.assign(segment=labels)
     log = ScannedLog.from_pandas(tx)
     with monkeypatch.context() as patch:  # the log must not come to pandas
         patch.setattr(ScannedLog, "to_pandas", lambda self: pytest.fail("to_pandas called"))
@@ -202,9 +206,44 @@ def test_segments_by_period_in_duckdb_equals_pandas(name, monkeypatch):
             fast = segments_by_period(log, predictions)
         finally:
             log.close()
-    slow = segments_by_period(tx, predictions)
+    slow = segments_by_period(tx, predictions.assign(segment=predictions["segment"].astype(str)))
     assert len(fast) > 10
     pd.testing.assert_frame_equal(fast, slow, check_exact=False, rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def cdnow_scored() -> pd.DataFrame:
+    """CDNOW customers with rfm11 segments, scores and playbook actions (text columns)."""
+    from rfmml.campaign.playbook import load_playbook
+    from rfmml.data import load_cdnow
+    from rfmml.features import rfm_table
+    from rfmml.segments import RuleSegmenter
+
+    features = rfm_table(load_cdnow())
+    table = RuleSegmenter("rfm11").fit(features).transform(features)
+    table["total_spend"] = features["total_spend"]
+    table["probability_alive"] = np.linspace(0.0, 1.0, len(table))
+    playbook = load_playbook()
+    table["action"] = [playbook.entry(s).action for s in table["segment"]]
+    table["action_channel"] = [playbook.entry(s).channel for s in table["segment"]]
+    return table.reset_index()
+
+
+def test_report_tables_of_categorical_labels_equal_those_of_text(cdnow_scored):
+    """The report reads labels as categoricals and small-int scores: the same tables."""
+    text = cdnow_scored.assign(
+        **{c: cdnow_scored[c].astype(str) for c in ("segment", "action", "action_channel")}
+    )
+    compact = cdnow_scored.assign(
+        **{c: pd.Categorical(cdnow_scored[c],
+                             categories=sorted(cdnow_scored[c].unique(), reverse=True))
+           for c in ("segment", "action", "action_channel")},
+        **{c: cdnow_scored[c].astype(np.int8) for c in ("R", "F", "M")},
+    )  # fmt: skip
+    assert text["segment"].nunique() > 5
+    pd.testing.assert_frame_equal(segment_summary(compact), segment_summary(text))
+    scheme = load_scheme("rfm11")
+    pd.testing.assert_frame_equal(grid_cells(compact, scheme), grid_cells(text, scheme))
 
 
 def test_segments_by_period_of_a_scanned_log_in_quarters(tiny_tx):
