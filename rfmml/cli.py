@@ -803,6 +803,7 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
         scoring_frame,
         write_predictions,
     )
+    from rfmml.campaign.lists import LIST_COLUMNS
     from rfmml.campaign.streaming import export_segment_lists_from_file, score_features_table
     from rfmml.features import customer_features
     from rfmml.features.combined import customer_features_table
@@ -826,7 +827,8 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     pipeline = ScoringPipeline.load(model_dir)
     if interval is not None:
         pipeline.interval = interval
-    before = read_predictions(previous) if previous else None
+    # the earlier run's list columns only (and its index keys): what the changes compare
+    before = read_predictions(previous, LIST_COLUMNS) if previous else None
     with _stages(6) as step:
         step("reading and cleaning the transactions")
         log = _scan(reader)
