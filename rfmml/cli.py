@@ -827,8 +827,8 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     pipeline = ScoringPipeline.load(model_dir)
     if interval is not None:
         pipeline.interval = interval
-    # the earlier run's list columns only (and its index keys): what the changes compare
-    before = read_predictions(previous, LIST_COLUMNS) if previous else None
+    if previous:  # checked now (its metadata and one column); its list columns read when used
+        read_predictions(previous, ("customer_id",))
     with _stages(6) as step:
         step("reading and cleaning the transactions")
         log = _scan(reader)
@@ -873,15 +873,18 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
             if table is None and "segment" in streamed.columns:
                 export_segment_lists_from_file(paths["parquet"], target / "segments",
                                                hash_ids=hash_ids, salt=salt)  # fmt: skip
-                if before is not None:  # the changes join both runs: read the lists' columns
+                if previous:  # the changes join both runs: read the lists' columns
                     current = _list_columns(paths["parquet"])
-                    export_segment_changes(before, current, target / "changes",
-                                           hash_ids=hash_ids, salt=salt)  # fmt: skip
+                    export_segment_changes(read_predictions(previous, LIST_COLUMNS), current,
+                                           target / "changes", hash_ids=hash_ids,
+                                           salt=salt)  # fmt: skip
+                    del current
             elif table is not None and "segment" in table.columns:
                 export_segment_lists(table, target / "segments", hash_ids=hash_ids, salt=salt)
-                if before is not None:
-                    export_segment_changes(before, table, target / "changes",
-                                           hash_ids=hash_ids, salt=salt)  # fmt: skip
+                if previous:
+                    export_segment_changes(read_predictions(previous, LIST_COLUMNS), table,
+                                           target / "changes", hash_ids=hash_ids,
+                                           salt=salt)  # fmt: skip
             from rfmml.report import build_report
 
             n_scored = len(table) if table is not None else streamed.n_rows
