@@ -107,7 +107,8 @@ def customer_features(
         end = scalar(frame.lazy, nw.col("timestamp").max())
     else:
         end = as_timestamp(observation_end, "observation_end")
-    sql = _combined_sql(end, freq, keys, with_amount, float(min_tenure_days))
+    sql = _combined_sql(end, freq, keys, with_amount, float(min_tenure_days),
+                        every_row_observed=observation_end is None)  # fmt: skip
     relation = frame.lazy.to_native().query("tx", sql)
     both = frame.collect_sql(relation, keys)
     btyd_cols = ["frequency", "recency", "T"] + (["monetary_value"] if with_amount else [])
@@ -123,24 +124,33 @@ def customer_features(
 
 
 def _combined_sql(end: pd.Timestamp, freq: str, keys: list[str], with_amount: bool,
-                  min_tenure: float) -> str:  # fmt: skip
-    """One DuckDB statement: per customer and period, then both tables' columns."""
+                  min_tenure: float, every_row_observed: bool = False) -> str:  # fmt: skip
+    """One DuckDB statement: per customer and period, then both tables' columns.
+
+    With ``every_row_observed`` (the observation end is the log's last timestamp,
+    so every row lies before the RFM table's cut-off) the RFM table's values are
+    the summary's, computed once: no filtered duplicates of the per-period
+    aggregates (the same integers, so the same values bit for bit).
+    """
     key_list = ", ".join(f'"{k}"' for k in keys)
     btyd_cut = pd.Timestamp(next_period_start(end, freq)).isoformat(sep=" ")
     rfm_cut = end_cutoff(end).isoformat(sep=" ")
     end_start = f"DATE '{period_start(end, freq).date()}'"
     end_day = scalar_period(end, "D")
     in_rfm = f"\"timestamp\" < TIMESTAMP '{rfm_cut}'"
+    only = "" if every_row_observed else f" FILTER (WHERE {in_rfm})"
     per_values = [
-        f'min("timestamp") FILTER (WHERE {in_rfm}) AS t0',
-        f'max("timestamp") FILTER (WHERE {in_rfm}) AS t1',
-        f"count(*) FILTER (WHERE {in_rfm}) AS n",
+        f'min("timestamp"){only} AS t0',
+        f'max("timestamp"){only} AS t1',
+        f"count(*){only} AS n",
     ]
     if with_amount:
         # exact integer sums (btyd._SQL_SPEND_PARTS): DuckDB adds a group's values in parallel
         # in no fixed order; these sums do not depend on it, and equal Spark's bit for bit
-        parts = _SQL_SPEND_PARTS.replace(" AS aw", f" FILTER (WHERE {in_rfm}) AS sw")
-        per_values += [_SQL_SPEND_PARTS, parts.replace(" AS au", f" FILTER (WHERE {in_rfm}) AS su")]
+        per_values.append(_SQL_SPEND_PARTS)
+        if not every_row_observed:
+            parts = _SQL_SPEND_PARTS.replace(" AS aw", f"{only} AS sw")
+            per_values.append(parts.replace(" AS au", f"{only} AS su"))
     day = "(CAST({} AS DATE) - DATE '1970-01-01')"
     tenure = f"({end_day} - {day.format('min(t0)')})::DOUBLE"
     exposure = (
@@ -154,7 +164,8 @@ def _combined_sql(end: pd.Timestamp, freq: str, keys: list[str], with_amount: bo
     ]
     if with_amount:
         out.append(f"{_sql_monetary()} AS monetary_value")
-    spend = _sql_exact_spend("coalesce(sum(sw), 0)", "coalesce(sum(su), 0)")
+    whole, units = ("aw", "au") if every_row_observed else ("sw", "su")
+    spend = _sql_exact_spend(f"coalesce(sum({whole}), 0)", f"coalesce(sum({units}), 0)")
     out += [
         f"({end_day} - {day.format('max(t1)')})::DOUBLE AS recency_days",
         "sum(n)::BIGINT AS n_orders",
@@ -331,7 +342,8 @@ def customer_features_table(
     parts = max(1, -(-n_log // per_part))
     # bounded: DuckDB keeps at most this much of the log and the table in memory
     con.execute(f"SET memory_limit = '{TABLE_MEMORY}B'")
-    sql = _combined_sql(end, freq, keys, with_amount, float(min_tenure_days))
+    sql = _combined_sql(end, freq, keys, with_amount, float(min_tenure_days),
+                        every_row_observed=observation_end is None)  # fmt: skip
     source = f"(SELECT {', '.join(chr(34) + c + chr(34) for c in _required(group, with_amount))} "
     source += f"FROM {log.table})"
     key_list = ", ".join(f'"{k}"' for k in keys)
