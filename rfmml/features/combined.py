@@ -33,6 +33,8 @@ from rfmml.features._engine import (
 from rfmml.features.btyd import (
     _SQL_PERIOD,
     _SQL_SPEND_PARTS,
+    _SQL_UNITS,
+    _SQL_WHOLE,
     _has_amount,
     _keys,
     _required,
@@ -107,10 +109,18 @@ def customer_features(
         end = scalar(frame.lazy, nw.col("timestamp").max())
     else:
         end = as_timestamp(observation_end, "observation_end")
-    sql = _combined_sql(end, freq, keys, with_amount, float(min_tenure_days),
-                        every_row_observed=observation_end is None)  # fmt: skip
-    relation = frame.lazy.to_native().query("tx", sql)
-    both = frame.collect_sql(relation, keys)
+    import duckdb
+
+    for narrow in (True, False):  # 64-bit period sums; 128-bit ones when they overflow
+        sql = _combined_sql(end, freq, keys, with_amount, float(min_tenure_days),
+                            every_row_observed=observation_end is None,
+                            narrow=narrow)  # fmt: skip
+        try:
+            both = frame.collect_sql(frame.lazy.to_native().query("tx", sql), keys)
+            break
+        except duckdb.ConversionException:
+            if not narrow:
+                raise
     btyd_cols = ["frequency", "recency", "T"] + (["monetary_value"] if with_amount else [])
     summary = both.loc[:, btyd_cols]
     rfm_cols = [c for c in both.columns if c not in btyd_cols and c != "_rfm"]
@@ -123,14 +133,24 @@ def customer_features(
     return features, summary
 
 
+#: The per-period spend parts (btyd._SQL_SPEND_PARTS) as 64-bit integers: DuckDB sums
+#: BIGINT into HUGEINT, and the per-customer sums and ``arg_min`` of 64-bit values cost
+#: about a third less than of 128-bit ones (10M rows: 9-10 against 14-15 CPU s), with the
+#: same integers. A period whose sum does not fit raises ``duckdb.ConversionException``
+#: and the statement is run again with the 128-bit sums.
+_SQL_SPEND_PARTS_64 = f"CAST({_SQL_WHOLE} AS BIGINT) AS aw, CAST({_SQL_UNITS} AS BIGINT) AS au"
+
+
 def _combined_sql(end: pd.Timestamp, freq: str, keys: list[str], with_amount: bool,
-                  min_tenure: float, every_row_observed: bool = False) -> str:  # fmt: skip
+                  min_tenure: float, every_row_observed: bool = False,
+                  narrow: bool = False) -> str:  # fmt: skip
     """One DuckDB statement: per customer and period, then both tables' columns.
 
     With ``every_row_observed`` (the observation end is the log's last timestamp,
     so every row lies before the RFM table's cut-off) the RFM table's values are
     the summary's, computed once: no filtered duplicates of the per-period
-    aggregates (the same integers, so the same values bit for bit).
+    aggregates (the same integers, so the same values bit for bit). With
+    ``narrow`` the per-period spend sums are 64-bit (:data:`_SQL_SPEND_PARTS_64`).
     """
     key_list = ", ".join(f'"{k}"' for k in keys)
     btyd_cut = pd.Timestamp(next_period_start(end, freq)).isoformat(sep=" ")
@@ -147,10 +167,12 @@ def _combined_sql(end: pd.Timestamp, freq: str, keys: list[str], with_amount: bo
     if with_amount:
         # exact integer sums (btyd._SQL_SPEND_PARTS): DuckDB adds a group's values in parallel
         # in no fixed order; these sums do not depend on it, and equal Spark's bit for bit
-        per_values.append(_SQL_SPEND_PARTS)
+        per_values.append(_SQL_SPEND_PARTS_64 if narrow else _SQL_SPEND_PARTS)
         if not every_row_observed:
-            parts = _SQL_SPEND_PARTS.replace(" AS aw", f"{only} AS sw")
-            per_values.append(parts.replace(" AS au", f"{only} AS su"))
+            whole, units = f"{_SQL_WHOLE}{only}", f"{_SQL_UNITS}{only}"
+            if narrow:
+                whole, units = f"CAST({whole} AS BIGINT)", f"CAST({units} AS BIGINT)"
+            per_values.append(f"{whole} AS sw, {units} AS su")
     day = "(CAST({} AS DATE) - DATE '1970-01-01')"
     tenure = f"({end_day} - {day.format('min(t0)')})::DOUBLE"
     exposure = (
@@ -203,6 +225,20 @@ PARTITION_ROWS = 10_000_000
 #: DuckDB memory budget while and after building the table: the partitions fit in
 #: it, and the cleaned log and the features table beyond it go to the spill folder.
 TABLE_MEMORY = 2 * 2**30
+
+
+def _fill_staging(con: Any, staging: str, sql: str, source: str, key_list: str,
+                  parts: int) -> None:  # fmt: skip
+    """Run ``sql`` on each of ``parts`` hash partitions of ``source``, into table ``staging``."""
+    for part in range(parts):
+        where = "" if parts == 1 else f" WHERE hash({key_list}) % {parts} = {part}"
+        # the statement reads "tx": the log (or one hash partition of its customers)
+        body = sql.replace("FROM tx", f"FROM (SELECT * FROM {source}{where})", 1)
+        body = body.rsplit("ORDER BY", 1)[0]
+        if part == 0:
+            con.execute(f'CREATE TEMP TABLE "{staging}" AS {body}')
+        else:
+            con.execute(f'INSERT INTO "{staging}" {body}')
 
 
 @dataclass
@@ -342,24 +378,24 @@ def customer_features_table(
     parts = max(1, -(-n_log // per_part))
     # bounded: DuckDB keeps at most this much of the log and the table in memory
     con.execute(f"SET memory_limit = '{TABLE_MEMORY}B'")
-    sql = _combined_sql(end, freq, keys, with_amount, float(min_tenure_days),
-                        every_row_observed=observation_end is None)  # fmt: skip
     source = f"(SELECT {', '.join(chr(34) + c + chr(34) for c in _required(group, with_amount))} "
     source += f"FROM {log.table})"
     key_list = ", ".join(f'"{k}"' for k in keys)
     con.execute(f'DROP TABLE IF EXISTS "{table}"')
     staging = f"{table}_parts"
-    con.execute(f'DROP TABLE IF EXISTS "{staging}"')
-    for part in range(parts):
-        where = "" if parts == 1 else f" WHERE hash({key_list}) % {parts} = {part}"
-        # the statement reads "tx": the log (or one hash partition of its customers)
-        body = sql.replace("FROM tx", f"FROM (SELECT * FROM {source}{where})", 1)
-        body = body.rsplit("ORDER BY", 1)[0]
-        verb = "CREATE TEMP TABLE" if part == 0 else "INSERT INTO"
-        if part == 0:
-            con.execute(f'{verb} "{staging}" AS {body}')
-        else:
-            con.execute(f'{verb} "{staging}" {body}')
+    import duckdb
+
+    for narrow in (True, False):  # 64-bit period sums; 128-bit ones when they overflow
+        con.execute(f'DROP TABLE IF EXISTS "{staging}"')
+        sql = _combined_sql(end, freq, keys, with_amount, float(min_tenure_days),
+                            every_row_observed=observation_end is None,
+                            narrow=narrow)  # fmt: skip
+        try:
+            _fill_staging(con, staging, sql, source, key_list, parts)
+            break
+        except duckdb.ConversionException:
+            if not narrow:
+                raise
     missing = con.sql(f'SELECT count(*) FROM "{staging}" WHERE NOT _rfm').fetchall()[0][0]
     n_both = con.sql(f'SELECT count(*) FROM "{staging}"').fetchall()[0][0]
     if missing:
