@@ -118,6 +118,9 @@ def churn_risk_band(
     return pd.Series(labels, index=probability.index, name="churn_risk")
 
 
+_NS_PER_DAY = 86_400 * 10**9
+
+
 def next_order_dates(
     median_periods: pd.Series | np.ndarray, observation_end: str | pd.Timestamp, freq: str
 ) -> pd.Series | np.ndarray:
@@ -147,9 +150,13 @@ def next_order_dates(
     # wrap around to the 18th century (and a chunk of such dates would change the CSV format)
     last = (pd.Timestamp.max.normalize() - end).days
     with np.errstate(invalid="ignore"):
-        finite = np.isfinite(days) & (np.round(np.where(np.isfinite(days), days, 0.0)) <= last)
-    offset = np.where(finite, np.round(np.where(finite, days, 0.0)), 0.0).astype(np.int64)
-    dates = (end + pd.to_timedelta(offset, unit="D")).to_numpy(dtype="datetime64[ns]")
+        rounded = np.round(np.where(np.isfinite(days), days, 0.0))
+        finite = np.isfinite(days) & (rounded <= last)
+    offset = np.where(finite, rounded, 0.0).astype(np.int64)
+    # nanoseconds since the epoch, added as integers (no Timedelta objects): the same dates
+    offset *= _NS_PER_DAY
+    offset += end.as_unit("ns").value
+    dates = offset.view("datetime64[ns]")
     dates[~finite] = np.datetime64("NaT")
     if isinstance(median_periods, pd.Series):
         return pd.Series(dates, index=median_periods.index, name="expected_next_order_date")

@@ -284,23 +284,36 @@ class _RowCodes:
 
     def codes(self, frame: pd.DataFrame) -> np.ndarray:
         """The row of each customer of ``frame``."""
-        return np.searchsorted(self.keys, self._key(frame))
+        keys = self._key(frame)
+        # searched in sorted order, each search starts near the last one (in cache):
+        # a third of the time of searching a million keys in customer order
+        order = np.argsort(keys)
+        codes = np.empty(len(keys), dtype=np.intp)
+        codes[order] = np.searchsorted(self.keys, keys[order])
+        return codes
 
 
 def _chunks(table: FeaturesTable, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The scoring input (:func:`scoring_frame`) of consecutive chunks of customers."""
     import pyarrow as pa
 
-    columns = [*table.keys, *table.feature_columns, *table.summary_columns]
+    # scoring_frame keeps the numeric features: the times are not fetched at all
+    described = table.connection.sql(f"DESCRIBE {_q(table.table)}").fetchall()
+    types = {row[0]: str(row[1]) for row in described}
+    feature_columns = [c for c in table.feature_columns
+                       if not types.get(c, "").startswith(("TIMESTAMP", "DATE"))]  # fmt: skip
+    columns = [*table.keys, *feature_columns, *table.summary_columns]
     reader = table.relation(columns).to_arrow_reader(chunk_rows)
 
     def frame_of(arrow: Any) -> pd.DataFrame:
+        # copy=False: one block per column, Arrow's arrays as they are (no stacking copy)
         frame = pd.DataFrame(
-            {name: _plain(arrow.column(name).to_numpy()) for name in arrow.column_names}
+            {name: _plain(arrow.column(name).to_numpy()) for name in arrow.column_names},
+            copy=False,
         )
         frame = frame.set_index(table.keys)
         frame["n_orders"] = frame["n_orders"].astype("int64")
-        features = frame[table.feature_columns]
+        features = frame[feature_columns]
         summary = frame[table.summary_columns]
         features.attrs = dict(table.feature_attrs)
         summary.attrs = dict(table.summary_attrs)

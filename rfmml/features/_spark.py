@@ -241,7 +241,7 @@ def spend_parts(amount: Any) -> tuple[Any, Any]:
     """The whole part and the fraction (in units of 1e-9) of an amount, as long columns.
 
     ``floor(amount)`` and ``floor((amount - floor(amount)) * 1e9 + 0.5)``: both
-    are IEEE double operations, so DuckDB (``btyd._SQL_SPEND_UNITS``) and Spark
+    are IEEE double operations, so DuckDB (``btyd.sql_spend_units``) and Spark
     give the same integers.
     """
     from pyspark.sql import functions as F

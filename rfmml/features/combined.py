@@ -32,9 +32,6 @@ from rfmml.features._engine import (
 )
 from rfmml.features.btyd import (
     _SQL_PERIOD,
-    _SQL_SPEND_UNITS,
-    _SQL_UNITS,
-    _SQL_WHOLE,
     _has_amount,
     _keys,
     _required,
@@ -42,6 +39,8 @@ from rfmml.features.btyd import (
     _sql_periods,
     _sql_units_to_double,
     _stamp,
+    narrow_first,
+    sql_spend_units,
 )
 from rfmml.features.btyd import btyd_summary as _btyd_summary
 from rfmml.features.classic import DAYS_PER_YEAR
@@ -109,9 +108,14 @@ def customer_features(
         end = scalar(frame.lazy, nw.col("timestamp").max())
     else:
         end = as_timestamp(observation_end, "observation_end")
-    sql = _combined_sql(end, freq, keys, with_amount, float(min_tenure_days))
-    relation = frame.lazy.to_native().query("tx", sql)
-    both = frame.collect_sql(relation, keys)
+
+    def collect(narrow: bool) -> pd.DataFrame:
+        sql = _combined_sql(end, freq, keys, with_amount, float(min_tenure_days),
+                            every_row_observed=observation_end is None,
+                            narrow=narrow)  # fmt: skip
+        return frame.collect_sql(frame.lazy.to_native().query("tx", sql), keys)
+
+    both = narrow_first(collect)  # 64-bit period spends; 128-bit ones when they overflow
     btyd_cols = ["frequency", "recency", "T"] + (["monetary_value"] if with_amount else [])
     summary = both.loc[:, btyd_cols]
     rfm_cols = [c for c in both.columns if c not in btyd_cols and c != "_rfm"]
@@ -125,27 +129,34 @@ def customer_features(
 
 
 def _combined_sql(end: pd.Timestamp, freq: str, keys: list[str], with_amount: bool,
-                  min_tenure: float) -> str:  # fmt: skip
-    """One DuckDB statement: per customer and period, then both tables' columns."""
+                  min_tenure: float, every_row_observed: bool = False,
+                  narrow: bool = False) -> str:  # fmt: skip
+    """One DuckDB statement: per customer and period, then both tables' columns.
+
+    With ``every_row_observed`` (the observation end is the log's last timestamp,
+    so every row lies before the RFM table's cut-off) the RFM table's values are
+    the summary's, computed once: no filtered duplicates of the per-period
+    aggregates (the same integers, so the same values bit for bit). With
+    ``narrow`` the per-period spends are 64-bit (:func:`~rfmml.features.btyd.sql_spend_units`).
+    """
     key_list = ", ".join(f'"{k}"' for k in keys)
     btyd_cut = pd.Timestamp(next_period_start(end, freq)).isoformat(sep=" ")
     rfm_cut = end_cutoff(end).isoformat(sep=" ")
     end_start = f"DATE '{period_start(end, freq).date()}'"
     end_day = scalar_period(end, "D")
     in_rfm = f"\"timestamp\" < TIMESTAMP '{rfm_cut}'"
+    only = "" if every_row_observed else f" FILTER (WHERE {in_rfm})"
     per_values = [
-        f'min("timestamp") FILTER (WHERE {in_rfm}) AS t0',
-        f'max("timestamp") FILTER (WHERE {in_rfm}) AS t1',
-        f"count(*) FILTER (WHERE {in_rfm}) AS n",
+        f'min("timestamp"){only} AS t0',
+        f'max("timestamp"){only} AS t1',
+        f"count(*){only} AS n",
     ]
     if with_amount:
-        # exact integer sums (btyd._SQL_SPEND_UNITS): DuckDB adds a group's values in parallel
+        # exact integer sums (btyd.sql_spend_units): DuckDB adds a group's values in parallel
         # in no fixed order; these sums do not depend on it, and equal Spark's bit for bit
-        in_window = f" FILTER (WHERE {in_rfm})"
-        rfm_units = (
-            f"(CAST({_SQL_WHOLE}{in_window} AS HUGEINT) * 1000000000 + {_SQL_UNITS}{in_window})"
-        )
-        per_values += [_SQL_SPEND_UNITS, f"{rfm_units} AS rs"]
+        per_values.append(f"{sql_spend_units(narrow=narrow)} AS s")
+        if not every_row_observed:  # the RFM table's spend: up to its cut-off
+            per_values.append(f"{sql_spend_units(only, narrow=narrow)} AS rs")
     day = "(CAST({} AS DATE) - DATE '1970-01-01')"
     tenure = f"({end_day} - {day.format('min(t0)')})::DOUBLE"
     exposure = (
@@ -159,7 +170,7 @@ def _combined_sql(end: pd.Timestamp, freq: str, keys: list[str], with_amount: bo
     ]
     if with_amount:
         out.append(f"{_sql_monetary()} AS monetary_value")
-    spend = _sql_units_to_double("coalesce(sum(rs), 0)")
+    spend = _sql_units_to_double(f"coalesce(sum({'s' if every_row_observed else 'rs'}), 0)")
     out += [
         f"({end_day} - {day.format('max(t1)')})::DOUBLE AS recency_days",
         "sum(n)::BIGINT AS n_orders",
@@ -197,6 +208,20 @@ PARTITION_ROWS = 10_000_000
 #: DuckDB memory budget while and after building the table: the partitions fit in
 #: it, and the cleaned log and the features table beyond it go to the spill folder.
 TABLE_MEMORY = 2 * 2**30
+
+
+def _fill_staging(con: Any, staging: str, sql: str, source: str, key_list: str,
+                  parts: int) -> None:  # fmt: skip
+    """Run ``sql`` on each of ``parts`` hash partitions of ``source``, into table ``staging``."""
+    for part in range(parts):
+        where = "" if parts == 1 else f" WHERE hash({key_list}) % {parts} = {part}"
+        # the statement reads "tx": the log (or one hash partition of its customers)
+        body = sql.replace("FROM tx", f"FROM (SELECT * FROM {source}{where})", 1)
+        body = body.rsplit("ORDER BY", 1)[0]
+        if part == 0:
+            con.execute(f'CREATE TEMP TABLE "{staging}" AS {body}')
+        else:
+            con.execute(f'INSERT INTO "{staging}" {body}')
 
 
 @dataclass
@@ -336,23 +361,20 @@ def customer_features_table(
     parts = max(1, -(-n_log // per_part))
     # bounded: DuckDB keeps at most this much of the log and the table in memory
     con.execute(f"SET memory_limit = '{TABLE_MEMORY}B'")
-    sql = _combined_sql(end, freq, keys, with_amount, float(min_tenure_days))
     source = f"(SELECT {', '.join(chr(34) + c + chr(34) for c in _required(group, with_amount))} "
     source += f"FROM {log.table})"
     key_list = ", ".join(f'"{k}"' for k in keys)
     con.execute(f'DROP TABLE IF EXISTS "{table}"')
     staging = f"{table}_parts"
-    con.execute(f'DROP TABLE IF EXISTS "{staging}"')
-    for part in range(parts):
-        where = "" if parts == 1 else f" WHERE hash({key_list}) % {parts} = {part}"
-        # the statement reads "tx": the log (or one hash partition of its customers)
-        body = sql.replace("FROM tx", f"FROM (SELECT * FROM {source}{where})", 1)
-        body = body.rsplit("ORDER BY", 1)[0]
-        verb = "CREATE TEMP TABLE" if part == 0 else "INSERT INTO"
-        if part == 0:
-            con.execute(f'{verb} "{staging}" AS {body}')
-        else:
-            con.execute(f'{verb} "{staging}" {body}')
+
+    def fill(narrow: bool) -> None:
+        con.execute(f'DROP TABLE IF EXISTS "{staging}"')
+        sql = _combined_sql(end, freq, keys, with_amount, float(min_tenure_days),
+                            every_row_observed=observation_end is None,
+                            narrow=narrow)  # fmt: skip
+        _fill_staging(con, staging, sql, source, key_list, parts)
+
+    narrow_first(fill)  # 64-bit period spends; 128-bit ones when they overflow
     missing = con.sql(f'SELECT count(*) FROM "{staging}" WHERE NOT _rfm').fetchall()[0][0]
     n_both = con.sql(f'SELECT count(*) FROM "{staging}"').fetchall()[0][0]
     if missing:

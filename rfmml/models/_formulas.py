@@ -200,8 +200,10 @@ def _log_and_inverse(alpha, values, levels, index, out_log, out_inv):
         np.divide(1.0, out_inv, out=out_inv)
     else:
         shifted = alpha + levels
-        np.take(np.log(shifted), index, out=out_log)
-        np.take(1.0 / shifted, index, out=out_inv)
+        # mode="clip": the indices are valid (np.unique's), and numpy buffers ``out``
+        # under the default mode="raise" (an extra pass: 3x the time of the gather)
+        np.take(np.log(shifted), index, out=out_log, mode="clip")
+        np.take(1.0 / shifted, index, out=out_inv, mode="clip")
 
 
 def bgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: BGNBDData):
@@ -276,7 +278,7 @@ def bgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: BGNBDData):
                          _rows(data.t_x_index, rows), log_atx, inv_atx)  # fmt: skip
         dlog = np.subtract(log_aT, log_atx, out=log_atx)  # ln((alpha + T) / (alpha + t_x))
         level_index = data.level_index[rows]
-        np.take(log_c4_level, level_index, out=z)
+        np.take(log_c4_level, level_index, out=z, mode="clip")  # valid indices, unbuffered
         np.add(x_b, r, out=tmp)  # r + x
         np.multiply(tmp, dlog, out=ez)
         np.add(z, ez, out=z)  # z = ln(a / (b + x - 1)) + (r + x) ln((alpha + T) / (alpha + t_x))

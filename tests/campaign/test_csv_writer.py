@@ -115,3 +115,19 @@ def test_empty_frames_and_two_level_headers_as_pandas(tmp_path: Path) -> None:
     assert to_safe_csv(two, tmp_path / "t.csv").read_bytes() == _pandas_bytes(
         two, tmp_path / "pt.csv"
     )
+
+
+def test_cdnow_predictions_as_pandas(tmp_path: Path, cdnow_table: pd.DataFrame) -> None:
+    # the contract on a scored table: every kind write_predictions meets (ids, floats,
+    # dates, categorical labels, action texts with commas); plus text cells that need
+    # a quote prefix or quotes in a string column (formatted once per distinct value)
+    # and in a categorical, with missing values
+    table = cdnow_table.copy()
+    n = len(table)
+    table["note"] = pd.Series(np.array(["=cell", 'a "b", c', "-1", "plain"])[np.arange(n) % 4],
+                              dtype="str").where(np.arange(n) % 9 != 0).to_numpy()  # fmt: skip
+    table["tag"] = pd.Categorical(np.array(["@x", "y,z"])[np.arange(n) % 2])
+    paths = exports.write_predictions(table, tmp_path / "out", fingerprints={}, formats=("csv",))
+    written = paths["csv"].read_bytes()
+    assert written == _pandas_bytes(table, tmp_path / "pandas.csv")
+    assert b"'=cell" in written and b'"a ""b"", c"' in written and b'"y,z"' in written

@@ -290,3 +290,21 @@ def test_calibration_summary_renames_and_keeps_attrs(cdnow_tx):
     np.testing.assert_array_equal(summary["T"], both["T_cal"])
     with pytest.raises(DataError, match=r"calibration_summary: column\(s\) \['T_cal'\]"):
         calibration_summary(both.drop(columns="T_cal"))
+
+
+def test_period_spend_beyond_64_bit_units():
+    # a customer-day of 2e10 is 2e19 units of 1e-9, past 64 bits: the statement is run
+    # again with 128-bit sums and the spends stay exact
+    day = pd.Timestamp("2021-03-01 10:00")
+    tx = pd.DataFrame(
+        {
+            "customer_id": [1] * 20 + [1, 2, 2],
+            "timestamp": [day] * 20 + [day + pd.Timedelta(days=9),
+                                       day + pd.Timedelta(days=2), day],
+            "amount": [1e9] * 20 + [5.5, 2e10, 0.25],
+        }
+    )  # fmt: skip
+    summary = btyd_summary(tx, freq="D")
+    assert summary["frequency"].tolist() == [1.0, 1.0]
+    assert summary["recency"].tolist() == [9.0, 2.0]
+    assert summary["monetary_value"].tolist() == [5.5, 2e10]

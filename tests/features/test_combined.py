@@ -75,3 +75,33 @@ def test_spend_sums_do_not_change_between_runs() -> None:
         for column in ("total_spend", "avg_order_value", "spend_per_year"):
             np.testing.assert_array_equal(features[column], runs[0][0][column], err_msg=column)
         np.testing.assert_array_equal(summary["monetary_value"], runs[0][1]["monetary_value"])
+
+
+def test_period_spend_beyond_64_bits(tmp_path: Path) -> None:
+    # one customer-day spends 1e19 (10,000 purchases just below the 1e15 the data checks
+    # allow): its 64-bit per-period sum overflows and the statement is redone with
+    # 128-bit ones, so the values are still those of the two-pass tables
+    from rfmml.features.combined import customer_features_table
+
+    n = 10_000
+    stamps = pd.Timestamp("2020-01-01 10:00") + pd.to_timedelta(np.arange(n), unit="s")
+    tx = pd.DataFrame(
+        {
+            "customer_id": np.r_[np.ones(n, dtype=np.int64), [1, 2, 2]],
+            "timestamp": np.r_[stamps.to_numpy(), pd.to_datetime(
+                ["2020-02-03 09:00", "2020-01-05 09:00", "2020-03-01 09:00"]).to_numpy()],
+            "amount": np.r_[np.full(n, 999_999_999_999_999.9), [12.5, 3.25, 4.0]],
+        }
+    )  # fmt: skip
+    _check(tx, tx, None, "D", None)
+    path = tmp_path / "big.parquet"
+    tx.to_parquet(path)
+    log, _ = scan_transactions(path)
+    try:
+        features, summary = customer_features_table(log, freq="D").to_pandas()
+        assert features.loc[1, "total_spend"] > 2.0**63
+        pd.testing.assert_frame_equal(summary, btyd_summary(tx, freq="D"))
+        pd.testing.assert_series_equal(features["total_spend"],
+                                       rfm_table(tx)["total_spend"])  # fmt: skip
+    finally:
+        log.close()

@@ -114,3 +114,35 @@ def test_hypergeometric_at_integer_c_minus_a_minus_b():
     exact = F.bgnbd_expected_purchases_new_customer(231.0, **p)
     nearby = F.bgnbd_expected_purchases_new_customer(231.0, **{**p, "a": 4.0 - 1e-7})
     assert np.isfinite(exact) and exact == pytest.approx(nearby, rel=1e-6)
+
+
+def _uniform_whole_day_rows(n: int = 5_000) -> tuple[np.ndarray, ...]:
+    """Rows of a log with uniform purchase times and no dropout (a degenerate BG/NBD fit)."""
+    rng = np.random.default_rng(11)
+    T = rng.integers(30, 1_095, n).astype(float)
+    x = rng.poisson(T / 120.0).astype(float)
+    t_x = np.where(x > 0, np.floor(T * rng.beta(x + 1.0, 1.0)), 0.0)
+    return x, t_x, T, np.ones(n)
+
+
+@pytest.mark.parametrize("source", ["uniform", "online_retail"])
+def test_level_gathers_give_the_bits_of_per_row_logarithms(source, online_retail_tx):
+    # whole-day T and t_x take few values: their logarithms are computed per level and
+    # gathered per row (np.take without a buffer); the result must be bit for bit that of
+    # the per-row logarithms, at a sound point and far out on a degenerate ridge
+    if source == "uniform":
+        x, t_x, T, w = _uniform_whole_day_rows()
+    else:
+        from rfmml.features import btyd_summary
+
+        s = btyd_summary(online_retail_tx, freq="D")
+        x, t_x, T = (s[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+        w = np.ones(len(x))
+    data = F.bgnbd_prepare(x, t_x, T, w)
+    assert data.T_levels is not None and data.t_x_levels is not None
+    per_row = data._replace(T_levels=None, T_index=None, t_x_levels=None, t_x_index=None)
+    for theta in ([0.8, 60.0, 0.5, 3.0], [3.5e5, 1.4e8, 1.75e-4, 1.0e4]):
+        got = F.bgnbd_total_log_likelihood_and_gradient(*theta, data)
+        want = F.bgnbd_total_log_likelihood_and_gradient(*theta, per_row)
+        assert got[0] == want[0]
+        np.testing.assert_array_equal(got[1], want[1])
