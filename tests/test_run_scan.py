@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from rfmml.data import (
     scan_transactions,
     simulate_transactions,
 )
+from rfmml.errors import DataError
 from rfmml.evaluation import repeat_transaction_tracking
 from rfmml.features import btyd_summary
 from rfmml.models import BetaGeoNBD
@@ -197,6 +199,7 @@ def test_log_stays_in_duckdb_and_is_closed(runs, name):
     assert isinstance(scan.log, ScannedLog) and isinstance(ref.log, pd.DataFrame)
     assert scan.log.n_pandas_copies == 0  # no stage built the whole log as one pandas frame
     assert scan._frame is None  # nor read Evaluation.transactions
+    assert scan._spilled is not None and not scan._spilled.exists()  # its file removed
     with pytest.raises(ValueError, match="closed"):
         scan.transactions  # noqa: B018
 
@@ -250,3 +253,14 @@ def test_repeat_tracking_counted_in_duckdb(runs, freq):
         assert log.n_pandas_copies == 0
     finally:
         log.close()
+
+
+def test_failed_run_closes_the_log(runs, tmp_path, monkeypatch):
+    """A run that fails after loading leaves no DuckDB log or temporary file behind."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the log's file goes
+    source = runs["simulated_parquet"]["duckdb"][0].config.data.source
+    settings = {**_SIMULATED, "calibration_end": "2019-06-30"}  # before the first purchase
+    cfg = _config("fails", Path(source), settings, "duckdb")
+    with pytest.raises(DataError, match="no transaction on or before calibration_end"):
+        run_experiment(cfg, output_dir=tmp_path / "out", tracking_uri=f"sqlite:///{tmp_path}/db")
+    assert not list(tmp_path.glob("rfmml-run-*"))
