@@ -107,6 +107,7 @@ from rfmml.features import (
     customer_features,
     rfm_table,
 )
+from rfmml.features._engine import _BYTES_PER_ROW
 from rfmml.models import BetaGeoNBD, GammaGamma, PurchaseModel, StandardErrorWarning
 from rfmml.plots import (
     plot_calibration_vs_holdout_purchases,
@@ -206,16 +207,24 @@ def _spill_log(log: ScannedLog) -> Path:
     The table becomes a view of the file (same name, columns and types), so
     every stage reads the log from disk (the operating system's file cache)
     and the process does not hold it between stages: at 10M rows the file is
-    about 180 MB against some 400 MB in memory. Returns the folder to remove
-    when the log is closed.
+    about 180 MB against some 400 MB in memory. The connection then gets the
+    memory budget the pandas path gives each feature query (64 bytes a row of
+    the log, at least 512 MiB; past it DuckDB spills to its temporary folder)
+    and returns what its queries freed to the system (the allocator's
+    background threads), as the pandas path's short-lived connections do.
+    Returns the folder to remove when the log is closed.
     """
     folder = Path(tempfile.mkdtemp(prefix="rfmml-run-"))
     path = (folder / "log.parquet").as_posix().replace("'", "''")
     con = log.connection
     try:
+        (n_rows,) = con.sql(f"SELECT count(*) FROM {log.table}").fetchall()[0]
         con.execute(f"COPY {log.table} TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 1000000)")
         con.execute(f"DROP TABLE {log.table}")
         con.execute(f"CREATE TEMP VIEW {log.table} AS SELECT * FROM read_parquet('{path}')")
+        budget = max(512 * 2**20, _BYTES_PER_ROW * int(n_rows))
+        con.execute(f"SET memory_limit = '{budget}B'")
+        con.execute("SET allocator_background_threads = true")
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
