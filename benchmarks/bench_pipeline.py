@@ -4,6 +4,14 @@ Usage::
 
     python benchmarks/bench_pipeline.py --generate 1e7,5e7,1e8 --folder /tmp/rfmml-bench
     python benchmarks/bench_pipeline.py --sizes 1e7 --folder /tmp/rfmml-bench [--before /work/main]
+    python benchmarks/bench_pipeline.py --run --sizes 1e7 --before /work/main
+
+``--run`` measures the experiment instead (``rfmml run``: ``evaluate`` then
+``record``, one rule segmentation and BG/NBD, MLflow in a fresh SQLite store)
+on the same log, 'before' importing rfmml from another checkout and 'after'
+from this one; per stage (the run's own progress messages) and whole, wall
+and CPU seconds and peak memory as below. Written to the section
+``bench_run_scan`` of RESULTS.md.
 
 Logs (generated once, in chunks, never whole in memory): ``customer_id``
 (int64), ``timestamp`` (time of day, three years), ``amount`` (log-normal,
@@ -213,6 +221,76 @@ def _streamed(path: Path, out: Path) -> None:
     print(st.result(customers=written.n_rows))
 
 
+def _run_config(path: Path, out: Path) -> dict:
+    """The experiment of ``--run``: the last half year held out, rf_grid, BG/NBD, weeks."""
+    return {
+        "name": "bench_run",
+        "calibration_end": "2023-06-30",
+        "observation_end": "2023-12-31",
+        "freq": "W",
+        "n_bootstrap": 0,
+        "output_dir": str(out),
+        "data": {"source": str(path)},
+        "segmentations": [{"name": "rf_grid", "kind": "rules", "scheme": "rf_grid"}],
+        "models": {"purchase_models": ["bgnbd"], "horizon": 26},
+    }
+
+
+def _run_child(path: Path, out: Path) -> None:
+    """One ``rfmml run`` (evaluate, then record), its stages timed by its progress messages."""
+    import shutil
+
+    from rfmml.pipeline import evaluate, record
+
+    warnings.simplefilter("ignore")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    cfg = _run_config(path, out)
+    uri = f"sqlite:///{out / 'mlflow.db'}"
+    marks: list[tuple[str, float, float, int]] = []
+
+    def step(message: str) -> None:  # closes the previous stage, opens the next
+        marks.append((message, time.perf_counter(), time.process_time(),
+                      _status_kib("VmHWM") * 1024))  # fmt: skip
+        _reset_peak()
+
+    with Stages() as st:
+        ev = evaluate(cfg, progress=step)
+        step("record: files, MLflow runs, report")
+        try:
+            record(ev, output_dir=out, tracking_uri=uri)
+        finally:
+            if hasattr(ev, "close"):
+                ev.close()
+        step("end")
+    for (name, t0, c0, _), (_, t1, c1, peak) in zip(marks, marks[1:], strict=False):
+        st.rows[name] = {"seconds": t1 - t0, "cpu": c1 - c0, "peak_bytes": peak - st._base}
+    st.peak = max(r["peak_bytes"] for r in st.rows.values())
+    print(st.result(customers=len(ev.scoring.predictions) if ev.scoring is not None else 0))
+
+
+def _run_table(n: int, results: dict[str, dict]) -> str:
+    before, after = results.get("before"), results["after"]
+    lines = [f"### `rfmml run`, {n:,} rows ({after.get('customers', 0):,} customers)", "",
+             "| stage | before s | before CPU s | before GiB | after s | after CPU s | after GiB |",
+             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    stages_before = before.get("stages", {}) if before else {}
+    for name in dict.fromkeys([*stages_before, *after["stages"]]):
+        shown = name.replace("/tmp/rfmml-bench/", "")
+        lines.append(f"| {shown} | " + " | ".join(
+            _cell(stages_before.get(name)) + _cell(after["stages"].get(name))) + " |")  # fmt: skip
+    whole = []
+    for r in (before, after):
+        whole += ["", "", ""] if not r else [f"**{r['seconds']:.1f}**", f"{r['cpu']:.1f}",
+                                             f"**{gib(r['peak_bytes'])}**"]  # fmt: skip
+    lines.append("| **whole run** | " + " | ".join(whole) + " |")
+    if before:
+        lines.append(f"| after / before | | | | {after['seconds'] / before['seconds']:.2f}x | "
+                     f"{after['cpu'] / before['cpu']:.2f}x | "
+                     f"{after['peak_bytes'] / before['peak_bytes']:.2f}x |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def _cell(row: dict | None) -> list[str]:
     if not row:
         return ["", "", ""]
@@ -267,16 +345,27 @@ def main() -> None:
         help="cells to run: duckdb, after, pandas (read_transactions, btyd_summary and "
         "rfm_table; and before with --before)",
     )
+    parser.add_argument(
+        "--run",
+        action="store_true",
+        help="measure rfmml run (evaluate + record) instead of the predict job",
+    )
     parser.add_argument("--child", nargs=3, metavar=("MODE", "PATH", "OUT"))
     args = parser.parse_args()
     if args.child:
-        _child(args.child[0], Path(args.child[1]), Path(args.child[2]))
+        if args.child[0] == "run":
+            _run_child(Path(args.child[1]), Path(args.child[2]))
+        else:
+            _child(args.child[0], Path(args.child[1]), Path(args.child[2]))
         return
     folder = Path(args.folder)
     folder.mkdir(parents=True, exist_ok=True)
     for n in [int(float(s)) for s in args.generate.split(",") if s]:
         generate(n, folder / f"log_{n}.parquet")
         print(f"wrote {folder / f'log_{n}.parquet'}")
+    if args.run:
+        _run_cells(args, folder)
+        return
     sections = []
     for n in [int(float(s)) for s in args.sizes.split(",") if s]:
         path = folder / f"log_{n}.parquet"
@@ -319,6 +408,56 @@ def main() -> None:
             "imports (reset per stage); CPU is the process's CPU time, all threads."
         )
         write_section(f"bench_pipeline_{args.sizes}", head + "\n\n" + "\n\n".join(sections))
+
+
+def _run_cells(args: argparse.Namespace, folder: Path) -> None:
+    """``--run``: the experiment before (``--before`` checkout) and after, one process each."""
+    sections = []
+    for n in [int(float(s)) for s in args.sizes.split(",") if s]:
+        path = folder / f"log_{n}.parquet"
+        results: dict[str, dict] = {}
+        loads = [os.getloadavg()[0]]
+        for mode in ["before"] * bool(args.before) + ["after"]:
+            saved = os.environ.get("PYTHONPATH")
+            if mode == "before":
+                os.environ["PYTHONPATH"] = args.before
+            else:
+                os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+            try:
+                results[mode] = run_isolated(
+                    __file__,
+                    "--child",
+                    "run",
+                    str(path),
+                    str(folder / f"run_{n}_{mode}"),
+                    timeout=7200,
+                )
+            finally:
+                if saved is None:
+                    os.environ.pop("PYTHONPATH", None)
+                else:
+                    os.environ["PYTHONPATH"] = saved
+            print(mode, n, json.dumps(results[mode]), flush=True)
+            loads.append(os.getloadavg()[0])
+        (folder / f"run_{n}_results.json").write_text(json.dumps(results))
+        if any("error" in r for r in results.values()):
+            continue
+        sections.append(_run_table(n, results) + "\n\nLoad average (1 min) before and after "
+                        "each cell: " + ", ".join(f"{v:.1f}" for v in loads) + ".")  # fmt: skip
+    if sections:
+        head = (
+            f"## `rfmml run` on a Parquet log: pandas frame (before) and DuckDB scan (after)\n\n"
+            f"Machine: {platform.machine()}, 2 cores, Python {platform.python_version()}; run "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `benchmarks/"
+            f"bench_pipeline.py --run --sizes {args.sizes}` under `flock`. One fresh process "
+            "per cell: `evaluate` then `record` of one experiment (rf_grid, BG/NBD + "
+            "Gamma-Gamma, weekly, holdout 2023-07 to 2023-12, `n_bootstrap = 0`, MLflow in a new "
+            "SQLite store). 'before' imports rfmml from "
+            f"{args.before or '(not run)'}, 'after' from this checkout. Stages are the run's "
+            "progress messages; memory is the process's VmHWM above its RSS after imports "
+            "(reset per stage); CPU is the process's CPU time, all threads."
+        )
+        write_section("bench_run_scan", head + "\n\n" + "\n\n".join(sections))
 
 
 if __name__ == "__main__":

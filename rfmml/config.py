@@ -148,6 +148,9 @@ _KMEANS_NO_SPEND = {
 #: :func:`rfmml.data.read_transactions`).
 NegativeAmounts = Literal["drop", "net", "error"]
 
+#: How ``rfmml run`` holds a file source's cleaned log (``[data] engine``).
+DataEngine = Literal["duckdb", "pandas"]
+
 
 @dataclass
 class DataConfig:
@@ -157,6 +160,13 @@ class DataConfig:
     recency and frequency, without spend metrics, spend model or spend
     columns (see :mod:`rfmml.pipeline`). Left out, ``amount`` maps the column
     named ``amount``, which must then exist.
+
+    ``engine`` says how a file source's cleaned log is held by ``rfmml run``:
+    ``"duckdb"`` (default) keeps it in DuckDB (:func:`rfmml.data.scan_transactions`)
+    and every stage reads it there, so no pandas copy of the whole log is made;
+    ``"pandas"`` reads it into one pandas frame (:func:`rfmml.data.read_transactions`),
+    as rfmml did before (the results are the same). The bundled datasets are
+    pandas frames either way.
     """
 
     source: str = "cdnow"
@@ -177,6 +187,7 @@ class DataConfig:
     encoding: str | None = None
     separator: str | None = None
     decimal: str | None = None
+    engine: DataEngine = "duckdb"
 
     def reader_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`rfmml.data.read_transactions` for a file source."""
@@ -633,6 +644,8 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
         raise ConfigError(
             f"[data] negative_amounts = {negative!r}; allowed: 'drop', 'net', 'error'"
         )
+    if data_raw.get("engine", "duckdb") not in typing.get_args(DataEngine):
+        raise ConfigError(f"[data] engine = {data_raw['engine']!r}; allowed: 'duckdb', 'pandas'")
     data = DataConfig(**data_raw)
     if data.source in BUILTIN_SOURCES:
         mapped = {k: getattr(data, k) for k in ("customer", "timestamp", "amount")}

@@ -33,6 +33,18 @@ segmentation metrics that need spend are left out, Gamma-Gamma is skipped (one
 logged line says so) and the predictions have no spend columns
 (``total_spend``, ``M``, ``RFM``, ``expected_order_value``,
 ``expected_spend``, ``clv``).
+
+A file source (CSV or Parquet ``[data] source``) is loaded with
+:func:`rfmml.data.scan_transactions`: the cleaned log stays in DuckDB (a
+:class:`~rfmml.data.ScannedLog`, its rows moved to a temporary Parquet file so
+that the process does not hold them between stages) and every stage reads it
+there (features, holdout outcomes, repeat-transaction tracking, transitions,
+scoring, the data statistics and the report), so no pandas copy of the whole
+log is made. The
+results are those of the pandas path (``[data] engine = "pandas"``, and the
+bundled datasets, which are pandas frames). The log is closed when
+:func:`run_experiment` ends; a caller of :func:`evaluate` closes it with
+:meth:`Evaluation.close`.
 """
 
 from __future__ import annotations
@@ -40,12 +52,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeAlias, TypeVar
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -67,10 +80,12 @@ from rfmml.config import (
 )
 from rfmml.data import (
     CleaningReport,
+    ScannedLog,
     load_cdnow,
     load_online_retail,
     online_retail_path,
     read_transactions,
+    scan_transactions,
 )
 from rfmml.data.datasets import _lifetimes_datasets
 from rfmml.data.transactions import end_cutoff
@@ -92,6 +107,7 @@ from rfmml.features import (
     customer_features,
     rfm_table,
 )
+from rfmml.features._engine import _BYTES_PER_ROW
 from rfmml.models import BetaGeoNBD, GammaGamma, PurchaseModel, StandardErrorWarning
 from rfmml.plots import (
     plot_calibration_vs_holdout_purchases,
@@ -132,12 +148,15 @@ __all__ = [
     "load_experiment_data",
     "record",
     "run_experiment",
+    "scan_experiment_data",
     "score",
 ]
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 Progress = Callable[[str], None]
+#: A cleaned log: one pandas frame, or a :class:`~rfmml.data.ScannedLog` held by DuckDB.
+Log: TypeAlias = pd.DataFrame | ScannedLog
 MODELS_RUN = "bgnbd_gamma_gamma"
 NO_SPEND_MESSAGE = (
     "the transactions have no amounts: Gamma-Gamma (the spend model) is skipped; "
@@ -145,7 +164,7 @@ NO_SPEND_MESSAGE = (
 )
 
 
-def has_spend(tx: pd.DataFrame) -> bool:
+def has_spend(tx: pd.DataFrame | ScannedLog) -> bool:
     """Whether the transactions have amounts (spend features and models apply)."""
     return "amount" in tx.columns
 
@@ -182,35 +201,60 @@ def fingerprint(frame: pd.DataFrame | Iterable[pd.DataFrame]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def _spill_log(log: ScannedLog) -> Path:
+    """Move a scanned log's rows from DuckDB's memory to a temporary Parquet file.
+
+    The table becomes a view of the file (same name, columns and types), so
+    every stage reads the log from disk (the operating system's file cache)
+    and the process does not hold it between stages: at 10M rows the file is
+    about 180 MB against some 400 MB in memory. The connection then gets the
+    memory budget the pandas path gives each feature query (64 bytes a row of
+    the log, at least 512 MiB; past it DuckDB spills to its temporary folder)
+    and returns what its queries freed to the system (the allocator's
+    background threads), as the pandas path's short-lived connections do.
+    Returns the folder to remove when the log is closed.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="rfmml-run-"))
+    path = (folder / "log.parquet").as_posix().replace("'", "''")
+    con = log.connection
+    try:
+        (n_rows,) = con.sql(f"SELECT count(*) FROM {log.table}").fetchall()[0]
+        con.execute(f"COPY {log.table} TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 1000000)")
+        con.execute(f"DROP TABLE {log.table}")
+        con.execute(f"CREATE TEMP VIEW {log.table} AS SELECT * FROM read_parquet('{path}')")
+        budget = max(512 * 2**20, _BYTES_PER_ROW * int(n_rows))
+        con.execute(f"SET memory_limit = '{budget}B'")
+        con.execute("SET allocator_background_threads = true")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder
+
+
+def _fingerprint_scanned(log: ScannedLog) -> tuple[str, pd.DataFrame]:
+    """:func:`fingerprint` of a scanned log, a chunk at a time, and its first five rows.
+
+    The same value as the fingerprint of the pandas frame of the same rows
+    (:meth:`~rfmml.data.ScannedLog.iter_pandas` gives its rows in order, with
+    its types), so both paths give the run the same ``data_fingerprint``.
+    """
+    first: list[pd.DataFrame] = []
+
+    def chunks() -> Iterable[pd.DataFrame]:
+        for chunk in log.iter_pandas():
+            if not first:
+                first.append(chunk.head(5).reset_index(drop=True))
+            yield chunk
+
+    digest = fingerprint(chunks())
+    return digest, first[0]
+
+
 def load_experiment_data(cfg: ExperimentConfig) -> tuple[pd.DataFrame, CleaningReport, str]:
     """Load the transactions of a config; return them, the cleaning report and the source."""
     data = cfg.data
     if data.source in BUILTIN_SOURCES:
-        if data.source == "cdnow":
-            raw, source = load_cdnow(), str(_lifetimes_datasets() / "CDNOW_master.txt")
-        else:
-            raw, source = load_online_retail(), str(online_retail_path())
-        loaded = CleaningReport(**raw.attrs["cleaning_report"])
-        if data.group is not None and data.group not in raw.columns:
-            raise ConfigError(
-                f"[data] group = {data.group!r} is not a column of {data.source}; "
-                f"columns: {list(raw.columns)}"
-            )
-        # The bundled logs are already canonical; the config's cleaning options
-        # (negative amounts, zero amounts, duplicates) apply on top.
-        tx, again = read_transactions(
-            raw,
-            group=data.group,
-            order="order_id" if "order_id" in raw.columns else None,
-            negative_amounts=data.negative_amounts,
-            drop_zero_amounts=data.drop_zero_amounts,
-            drop_duplicates=data.drop_duplicates,
-            observation_end=cfg.observation_end,
-            allow_end_beyond_data=cfg.allow_end_beyond_data,
-        )
-        report = loaded.then(again)
-        if "order_id" in tx.columns and data.order is None:
-            tx = tx.drop(columns="order_id")
+        tx, report, source = _load_bundled(cfg)
     else:
         tx, report = read_transactions(
             data.source,
@@ -219,19 +263,140 @@ def load_experiment_data(cfg: ExperimentConfig) -> tuple[pd.DataFrame, CleaningR
             allow_end_beyond_data=cfg.allow_end_beyond_data,
         )
         source = data.source
-    if data.sample_customers is not None:
-        ids = tx["customer_id"].unique()
-        if data.sample_customers < len(ids):
-            rng = np.random.default_rng(cfg.random_state)
-            keep = rng.choice(ids, size=data.sample_customers, replace=False)
-            outside = ~tx["customer_id"].isin(keep)
-            reason = f"customer not in the seeded sample of {data.sample_customers}"
-            tx = report.drop(tx, outside, reason)
-    late = tx["timestamp"] >= end_cutoff(cfg.observation_end)
-    if late.any():
-        tx = report.drop(tx, late, f"after the observation end {cfg.observation_end.date()}")
-    report.check()
+    return _finish_loading(tx, report, cfg), report, source
+
+
+def scan_experiment_data(cfg: ExperimentConfig) -> tuple[Log, CleaningReport, str]:
+    """Like :func:`load_experiment_data`, but a file source's cleaned log stays in DuckDB.
+
+    A CSV or Parquet ``[data] source`` is read and cleaned by
+    :func:`rfmml.data.scan_transactions` and comes back as a
+    :class:`~rfmml.data.ScannedLog` (the customer sample and the rows after the
+    observation end are removed inside DuckDB; the same rows and cleaning
+    report as :func:`load_experiment_data`). The bundled datasets and
+    ``[data] engine = "pandas"`` give the pandas frame of
+    :func:`load_experiment_data`.
+
+    Returns
+    -------
+    log, report, source
+        Close a ``ScannedLog`` with ``log.close()`` when done.
+    """
+    data = cfg.data
+    if data.source in BUILTIN_SOURCES or data.engine == "pandas":
+        return load_experiment_data(cfg)
+    log, report = scan_transactions(
+        data.source,
+        **data.reader_options(),
+        observation_end=cfg.observation_end,
+        allow_end_beyond_data=cfg.allow_end_beyond_data,
+    )
+    try:
+        return _finish_loading(log, report, cfg), report, data.source
+    except BaseException:
+        log.close()
+        raise
+
+
+def _load_bundled(cfg: ExperimentConfig) -> tuple[pd.DataFrame, CleaningReport, str]:
+    """A bundled dataset with the config's cleaning options applied on top."""
+    data = cfg.data
+    if data.source == "cdnow":
+        raw, source = load_cdnow(), str(_lifetimes_datasets() / "CDNOW_master.txt")
+    else:
+        raw, source = load_online_retail(), str(online_retail_path())
+    loaded = CleaningReport(**raw.attrs["cleaning_report"])
+    if data.group is not None and data.group not in raw.columns:
+        raise ConfigError(
+            f"[data] group = {data.group!r} is not a column of {data.source}; "
+            f"columns: {list(raw.columns)}"
+        )
+    # The bundled logs are already canonical; the config's cleaning options
+    # (negative amounts, zero amounts, duplicates) apply on top.
+    tx, again = read_transactions(
+        raw,
+        group=data.group,
+        order="order_id" if "order_id" in raw.columns else None,
+        negative_amounts=data.negative_amounts,
+        drop_zero_amounts=data.drop_zero_amounts,
+        drop_duplicates=data.drop_duplicates,
+        observation_end=cfg.observation_end,
+        allow_end_beyond_data=cfg.allow_end_beyond_data,
+    )
+    report = loaded.then(again)
+    if "order_id" in tx.columns and data.order is None:
+        tx = tx.drop(columns="order_id")
     return tx, report, source
+
+
+_TLog = TypeVar("_TLog", pd.DataFrame, ScannedLog)
+
+
+def _finish_loading(tx: _TLog, report: CleaningReport, cfg: ExperimentConfig) -> _TLog:
+    """The seeded customer sample and the late-row drop (a ScannedLog's inside DuckDB)."""
+    n_sample = cfg.data.sample_customers
+    reason = f"customer not in the seeded sample of {n_sample}"
+    late = f"after the observation end {cfg.observation_end.date()}"
+    cut = end_cutoff(cfg.observation_end)
+    if isinstance(tx, ScannedLog):
+        if n_sample is not None:
+            _sample_scanned(tx, report, n_sample, cfg.random_state, reason)
+        _drop_scanned(tx, report, f"\"timestamp\" >= TIMESTAMP '{cut.isoformat(sep=' ')}'", late)
+        report.check()
+        return tx
+    if n_sample is not None:
+        ids = tx["customer_id"].unique()
+        if n_sample < len(ids):
+            rng = np.random.default_rng(cfg.random_state)
+            keep = rng.choice(ids, size=n_sample, replace=False)
+            tx = report.drop(tx, ~tx["customer_id"].isin(keep), reason)
+    after = tx["timestamp"] >= cut
+    if after.any():
+        tx = report.drop(tx, after, late)
+    report.check()
+    return tx
+
+
+def _sample_scanned(
+    log: ScannedLog, report: CleaningReport, n_sample: int, seed: int, reason: str
+) -> None:
+    """The seeded sample of customers of :func:`load_experiment_data`, drawn from DuckDB.
+
+    The ids come back once per customer, in order of first appearance in the
+    log (the order of ``Series.unique``), so the same generator draws the same
+    customers.
+    """
+    ids = log.connection.sql(
+        f"""SELECT customer_id FROM (
+                SELECT customer_id, row_number() OVER (ORDER BY {log.order_by}) AS _pos
+                FROM {log.table})
+            GROUP BY customer_id ORDER BY min(_pos)"""
+    ).fetchnumpy()["customer_id"]
+    ids = np.asarray(ids)
+    if n_sample >= len(ids):
+        return
+    keep = np.random.default_rng(seed).choice(ids, size=n_sample, replace=False)
+    log.connection.register("_sample", pd.DataFrame({"customer_id": keep}))
+    try:
+        _drop_scanned(log, report, "customer_id NOT IN (SELECT customer_id FROM _sample)",
+                      reason, always=True)  # fmt: skip
+    finally:
+        log.connection.unregister("_sample")
+
+
+def _drop_scanned(
+    log: ScannedLog, report: CleaningReport, where: str, reason: str, *, always: bool = False
+) -> None:
+    """Delete the rows of a scanned log where ``where`` holds, keeping the report's books.
+
+    As :meth:`CleaningReport.drop`; the reason is recorded when rows go (or ``always``).
+    """
+    table = log.table
+    n = int(log.connection.sql(f"SELECT count(*) FROM {table} WHERE {where}").fetchall()[0][0])
+    if n or always:
+        log.connection.execute(f"DELETE FROM {table} WHERE {where}")
+        report.remove(reason, n)
+        report.rows_out -= n
 
 
 # --------------------------------------------------------------------------- results
@@ -252,8 +417,12 @@ class Calibration:
         return "total_spend" in self.features.columns
 
     @classmethod
-    def build(cls, tx: pd.DataFrame, cfg: ExperimentConfig) -> Calibration:
-        """Features up to ``calibration_end``, outcomes up to ``observation_end``."""
+    def build(cls, tx: pd.DataFrame | ScannedLog, cfg: ExperimentConfig) -> Calibration:
+        """Features up to ``calibration_end``, outcomes up to ``observation_end``.
+
+        ``tx`` may be a :class:`~rfmml.data.ScannedLog`: both tables are then
+        computed inside DuckDB.
+        """
         group = cfg.data.group
         cal_holdout = calibration_holdout(
             tx, cfg.calibration_end, cfg.observation_end, freq=cfg.freq, group=group
@@ -353,6 +522,19 @@ class Scoring:
     messages: list[str] = field(default_factory=list)
 
 
+class _Transactions:
+    """:attr:`Evaluation.transactions`: the log as pandas, read from DuckDB on first access."""
+
+    def __get__(self, obj: Evaluation | None, objtype: type | None = None) -> pd.DataFrame:
+        if obj is None:  # a required field of the dataclass (no default)
+            raise AttributeError("transactions")
+        return obj._pandas_log()
+
+    def __set__(self, obj: Evaluation, value: pd.DataFrame | ScannedLog) -> None:
+        obj.__dict__["log"] = value
+        obj.__dict__["_frame"] = value if isinstance(value, pd.DataFrame) else None
+
+
 @dataclass
 class Evaluation:
     """Everything :func:`evaluate` computed; :func:`record` writes it out.
@@ -360,14 +542,22 @@ class Evaluation:
     ``failed_step`` names the step that raised (a segmentation name,
     ``"bgnbd_gamma_gamma"``, ``"transitions"`` or ``"scoring"``) when this is the
     partial evaluation attached to an exception; it is None when complete.
+
+    ``log`` is the cleaned log as the run holds it: the pandas frame, or for a
+    file source a :class:`~rfmml.data.ScannedLog` (read by DuckDB from a
+    temporary Parquet file; closed, and the file removed, by :meth:`close`,
+    which :func:`run_experiment` calls when it ends).
+    ``transactions`` is always a pandas frame: for a ``ScannedLog`` it is read
+    into pandas on first access (the whole log in memory; rfmml itself never
+    does this) and kept; once the log is closed it can no longer be read.
     """
 
     config: ExperimentConfig
-    transactions: pd.DataFrame
-    report: CleaningReport
-    source: str
-    data_fingerprint: str
-    calibration: Calibration
+    transactions: _Transactions = _Transactions()  # required: no default (see _Transactions)
+    report: CleaningReport  # type: ignore[misc]
+    source: str  # type: ignore[misc]
+    data_fingerprint: str  # type: ignore[misc]
+    calibration: Calibration  # type: ignore[misc]
     segmentations: dict[str, SegmentationEvaluation] = field(default_factory=dict)
     comparison: pd.DataFrame | None = None
     models: ModelEvaluation | None = None
@@ -375,6 +565,55 @@ class Evaluation:
     transition_figure: Figure | None = None
     scoring: Scoring | None = None
     failed_step: str | None = None
+    log: pd.DataFrame | ScannedLog = field(init=False, repr=False, compare=False)
+    _frame: pd.DataFrame | None = field(init=False, repr=False, compare=False)
+    _head: pd.DataFrame | None = field(default=None, init=False, repr=False, compare=False)
+    _counts: tuple[int, int] | None = field(default=None, init=False, repr=False,
+                                            compare=False)  # fmt: skip
+    _spilled: Path | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        kind = "ScannedLog" if isinstance(self.log, ScannedLog) else "pandas"
+        return (f"Evaluation(config={self.config.name!r}, source={self.source!r}, "
+                f"log={kind}, failed_step={self.failed_step!r})")  # fmt: skip
+
+    def _pandas_log(self) -> pd.DataFrame:
+        if self._frame is None:
+            log = self.log
+            assert isinstance(log, ScannedLog)  # a frame is kept as is
+            try:
+                self._frame = log.to_pandas()
+            except Exception as exc:  # the connection is closed
+                raise ValueError(
+                    "Evaluation.transactions: the run's log was held by DuckDB and is closed "
+                    "(run_experiment closes it when it ends); read it with "
+                    "rfmml.data.read_transactions, or read .transactions of evaluate()'s "
+                    "result before its close()"
+                ) from exc
+        return self._frame
+
+    def close(self) -> None:
+        """Close the DuckDB log of a file source and remove its temporary file.
+
+        Nothing to do for a pandas log.
+        """
+        if isinstance(self.log, ScannedLog):
+            self.log.close()
+        if self._spilled is not None:
+            shutil.rmtree(self._spilled, ignore_errors=True)
+
+    def log_counts(self) -> tuple[int, int]:
+        """Rows and distinct customers of the cleaned log (counted by DuckDB for a ScannedLog)."""
+        if self._counts is None:
+            log = self.log
+            if isinstance(log, ScannedLog):
+                rows, customers = log.connection.sql(
+                    f"SELECT count(*), count(DISTINCT customer_id) FROM {log.table}"
+                ).fetchall()[0]
+                self._counts = int(rows), int(customers)
+            else:
+                self._counts = len(log), int(log["customer_id"].nunique())
+        return self._counts
 
 
 @dataclass
@@ -494,13 +733,14 @@ def _comparison_table(
 
 
 def evaluate_models(
-    cfg: ExperimentConfig, cal: Calibration, tx: pd.DataFrame | None = None
+    cfg: ExperimentConfig, cal: Calibration, tx: pd.DataFrame | ScannedLog | None = None
 ) -> ModelEvaluation:
     """Fit every purchase model of the config and Gamma-Gamma on the calibration summary.
 
     Each purchase model is judged on the holdout period (holdout metrics, AIC,
-    BIC and, given the transactions ``tx``, the tracking error of its
-    cumulative repeat transactions); the one with the best ``[models]
+    BIC and, given the transactions ``tx`` (a pandas frame or a
+    :class:`~rfmml.data.ScannedLog`, counted inside DuckDB), the tracking error
+    of its cumulative repeat transactions); the one with the best ``[models]
     selection`` metric is chosen for scoring. A degenerate fit gives one plain
     line (logged as a warning and kept in ``messages``) instead of raw warnings.
 
@@ -610,9 +850,13 @@ def _by_name(cfg: ExperimentConfig, name: str) -> SegmentationConfig:
 
 
 def evaluate_transitions(
-    cfg: ExperimentConfig, tx: pd.DataFrame, comparison: pd.DataFrame
+    cfg: ExperimentConfig, tx: pd.DataFrame | ScannedLog, comparison: pd.DataFrame
 ) -> tuple[SegmentTransitions | None, Figure | None]:
-    """Moves of the best rule segmentation's customers from calibration to observation end."""
+    """Moves of the best rule segmentation's customers from calibration to observation end.
+
+    ``tx`` may be a :class:`~rfmml.data.ScannedLog` (the snapshots' RFM tables
+    are then computed inside DuckDB).
+    """
     best = _best(cfg, comparison, "rules")
     if best is None:
         return None, None
@@ -631,7 +875,7 @@ def evaluate_transitions(
 
 def score(
     cfg: ExperimentConfig,
-    tx: pd.DataFrame,
+    tx: pd.DataFrame | ScannedLog,
     comparison: pd.DataFrame,
     *,
     purchase_model: str | None = None,
@@ -641,8 +885,9 @@ def score(
     Parameters
     ----------
     cfg : ExperimentConfig
-    tx : pandas.DataFrame
-        Clean transactions up to ``cfg.observation_end``.
+    tx : pandas.DataFrame or ScannedLog
+        Clean transactions up to ``cfg.observation_end`` (a
+        :class:`~rfmml.data.ScannedLog` is summarised inside DuckDB).
     comparison : pandas.DataFrame
         :func:`~rfmml.evaluation.compare_table` of the segmentations, best first.
     purchase_model : str, optional
@@ -734,16 +979,39 @@ def evaluate(
         carries what was computed so far as the exception's ``evaluation``
         attribute (an :class:`Evaluation` whose ``failed_step`` names the step),
         so :func:`record` can log it as a failed run.
+
+    Notes
+    -----
+    For a file source the returned evaluation (or the partial one of an
+    exception) holds the cleaned log in DuckDB: call its
+    :meth:`Evaluation.close` when done (:func:`run_experiment` does). A
+    failure before the evaluation exists closes the log itself.
     """
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
     step = progress or (lambda message: logger.info(message))
     step(f"loading {cfg.data.source}")
-    tx, report, source = load_experiment_data(cfg)
-    if not has_spend(tx):
-        check_without_spend(cfg)
-        logger.warning(NO_SPEND_MESSAGE)
-    step("building calibration features and holdout outcomes")
-    result = Evaluation(cfg, tx, report, source, fingerprint(tx), Calibration.build(tx, cfg))
+    tx, report, source = scan_experiment_data(cfg)
+    spilled = None
+    try:
+        if not has_spend(tx):
+            check_without_spend(cfg)
+            logger.warning(NO_SPEND_MESSAGE)
+        head = None
+        if isinstance(tx, ScannedLog):
+            spilled = _spill_log(tx)
+            step("fingerprinting the transactions")
+            digest, head = _fingerprint_scanned(tx)
+        else:
+            digest = fingerprint(tx)
+        step("building calibration features and holdout outcomes")
+        result = Evaluation(cfg, tx, report, source, digest, Calibration.build(tx, cfg))
+    except BaseException:
+        if isinstance(tx, ScannedLog):
+            tx.close()
+        if spilled is not None:
+            shutil.rmtree(spilled, ignore_errors=True)
+        raise
+    result._head, result._spilled = head, spilled
     try:
         for seg_cfg in cfg.segmentations:
             step(f"segmentation {seg_cfg.name}")
@@ -821,9 +1089,10 @@ def _write_folder(
 
 def _parent_metrics(ev: Evaluation, comparison: pd.DataFrame) -> dict[str, float]:
     """Headline numbers of the whole run, on the parent run: the data and the winner."""
+    rows, customers = ev.log_counts()
     metrics = {
-        "data_rows": float(len(ev.transactions)),
-        "data_customers": float(ev.transactions["customer_id"].nunique()),
+        "data_rows": float(rows),
+        "data_customers": float(customers),
         "cleaning_rows_removed": float(ev.report.rows_removed),
     }
     primary = ev.config.primary_metric
@@ -836,8 +1105,7 @@ def _run_params(ev: Evaluation) -> dict:
     params = ev.config.to_dict()
     params["calibration_end"] = ev.config.calibration_end.isoformat()
     params["observation_end"] = ev.config.observation_end.isoformat()
-    params["data_rows"] = len(ev.transactions)
-    params["data_customers"] = int(ev.transactions["customer_id"].nunique())
+    params["data_rows"], params["data_customers"] = ev.log_counts()
     params["cleaning_rows_in"] = ev.report.rows_in
     params["cleaning_rows_removed"] = ev.report.rows_removed
     return params
@@ -1019,7 +1287,7 @@ def _record_scoring(ev: Evaluation, scored: Scoring, out: Path) -> tuple[str, st
             pipeline,
             scored.scoring_input.head(5),
             loader="rfmml.campaign.pipeline_model:ScoringPipeline",
-            other_input=_transactions_example(ev.transactions, pipeline),
+            other_input=_transactions_example(_log_head(ev), pipeline),
             inputs=PYFUNC_INPUTS,
         )
         value = "clv" if "clv" in predictions.columns else "expected_purchases"
@@ -1058,6 +1326,15 @@ PYFUNC_INPUTS = (
     "amount (plus the group column of a grouped pipeline). Transactions are summarised as of "
     "the pipeline's observation_end (stored in its pipeline.json)."
 )
+
+
+def _log_head(ev: Evaluation) -> pd.DataFrame:
+    """The first five rows of the cleaned log (a scanned log's kept from its fingerprint)."""
+    if isinstance(ev.log, pd.DataFrame):
+        return ev.log.head(5)
+    if ev._head is None:  # an evaluation not made by evaluate(): read the first chunk
+        ev._head = next(iter(ev.log.iter_pandas(chunk_rows=5))).head(5).reset_index(drop=True)
+    return ev._head
 
 
 def _transactions_example(tx: pd.DataFrame, pipeline: ScoringPipeline) -> pd.DataFrame:
@@ -1124,13 +1401,15 @@ def record(
     }
     with tracking.tracked_run(cfg.name, experiment_id=experiment_id, tags=tags) as parent:
         tracking.log_params(_run_params(ev))
+        scanned = isinstance(ev.log, ScannedLog)
         tracking.log_dataset(
-            ev.transactions,
+            _log_head(ev) if scanned else ev.log,
             name=cfg.data.source if cfg.data.source in BUILTIN_SOURCES else Path(ev.source).stem,
             source=ev.source,
             digest=ev.data_fingerprint[7:23],
             context="transactions",
             report=ev.report.to_dict(),
+            n_rows=ev.log_counts()[0] if scanned else None,
         )
         for name, seg in ev.segmentations.items():
             runs[name] = _record_segmentation(seg, out)
@@ -1169,7 +1448,7 @@ def record(
         files["cleaning_report"] = out / "cleaning_report.json"
         with replacing(files["cleaning_report"]) as temporary:
             temporary.write_text(json.dumps(ev.report.to_dict(), indent=2))
-        files["report"] = build_report(out, transactions=ev.transactions)
+        files["report"] = build_report(out, transactions=ev.log)  # a ScannedLog: in DuckDB
         tracking.log_artifact(files["report"])
     return ExperimentResult(
         config=cfg,
@@ -1214,6 +1493,9 @@ def run_experiment(
     -------
     ExperimentResult
 
+    The DuckDB log of a file source is closed when this returns or raises
+    (``result.evaluation.transactions`` is then no longer readable).
+
     Raises
     ------
     ConfigError, DataError
@@ -1228,6 +1510,12 @@ def run_experiment(
         partial = getattr(exc, "evaluation", None)
         if not isinstance(partial, Evaluation):
             raise
-        record(partial, output_dir=output_dir, tracking_uri=tracking_uri, error=exc)
+        try:
+            record(partial, output_dir=output_dir, tracking_uri=tracking_uri, error=exc)
+        finally:
+            partial.close()
         raise  # record re-raises; this keeps type checkers informed
-    return record(evaluation, output_dir=output_dir, tracking_uri=tracking_uri)
+    try:
+        return record(evaluation, output_dir=output_dir, tracking_uri=tracking_uri)
+    finally:
+        evaluation.close()

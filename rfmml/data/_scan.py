@@ -23,7 +23,7 @@ from __future__ import annotations
 import tempfile
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,10 @@ class ScannedLog:
     order_int64_nullable : bool
         Whether ``order_id`` comes back as pandas ``Int64`` (the pandas path
         reads integer ids with gaps as floats and turns them into ``Int64``).
+    n_pandas_copies : int
+        How many times :meth:`to_pandas` built the whole log as one pandas
+        frame (a check that a job kept the log in DuckDB; :meth:`iter_pandas`
+        reads a chunk at a time and is not counted).
     """
 
     connection: Any
@@ -71,6 +75,7 @@ class ScannedLog:
     columns: list[str]
     order_by: str
     order_int64_nullable: bool = False
+    n_pandas_copies: int = field(default=0, init=False, compare=False)
 
     @classmethod
     def from_pandas(cls, frame: pd.DataFrame) -> ScannedLog:
@@ -96,6 +101,7 @@ class ScannedLog:
 
     def to_pandas(self) -> pd.DataFrame:
         """The cleaned log as the pandas frame ``read_transactions`` returns."""
+        self.n_pandas_copies += 1
         cols = ", ".join(_q(c) for c in self.columns)
         arrow = self.connection.sql(
             f"SELECT {cols} FROM {self.table} ORDER BY {self.order_by}"

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from rfmml.data import ScannedLog
 from rfmml.errors import DataError
 from rfmml.features._engine import check_freq, next_period_start, scalar_period
 from rfmml.features._spark import is_spark
@@ -63,9 +64,11 @@ def repeat_transaction_tracking(
 
     Parameters
     ----------
-    transactions : pandas.DataFrame or pyspark.sql.DataFrame
+    transactions : pandas.DataFrame, ScannedLog or pyspark.sql.DataFrame
         Clean transactions with the ``keys`` columns and ``timestamp``. A Spark
-        log is counted inside Spark (one number per period is collected).
+        log is counted inside Spark, a :class:`~rfmml.data.ScannedLog`
+        (:func:`rfmml.data.scan_transactions`) inside DuckDB (one number per
+        period is collected).
     models : mapping of str to PurchaseModel
         Purchase models fitted on the calibration summary (same ``freq``), by label.
     calibration_end, observation_end : date-like
@@ -95,6 +98,9 @@ def repeat_transaction_tracking(
 
         return repeat_tracking_spark(transactions, models, calibration_end, observation_end,
                                      freq=freq, keys=keys)  # fmt: skip
+    if isinstance(transactions, ScannedLog):  # counted inside DuckDB, the same table back
+        return _repeat_tracking_duckdb(transactions, models, calibration_end, observation_end,
+                                       freq=freq, keys=keys)  # fmt: skip
     check_freq(freq)
     keys = list(keys)
     missing = [c for c in [*keys, "timestamp"] if c not in transactions.columns]
@@ -122,6 +128,68 @@ def repeat_transaction_tracking(
     actual = np.bincount(repeat_periods, minlength=n_periods)[:n_periods].astype(float)
     births = np.bincount(first_c[is_first] - start, minlength=n_periods)[:n_periods]
     return tracking_curves(actual, births, start, models, cal_end, obs_end, freq=freq)
+
+
+def _sql_period(freq: str) -> str:
+    """DuckDB expression of :func:`_period_numbers` for the ``timestamp`` column."""
+    if freq == "M":
+        return 'year("timestamp") * 12 + month("timestamp") - 1'
+    day = "date_diff('day', DATE '1970-01-01', CAST(\"timestamp\" AS DATE))"
+    return day if freq == "D" else f"CAST(floor(({day} + 3) / 7) AS BIGINT)"
+
+
+def _repeat_tracking_duckdb(
+    log: ScannedLog,
+    models: Mapping[str, PurchaseModel],
+    calibration_end: pd.Timestamp | str,
+    observation_end: pd.Timestamp | str,
+    *,
+    freq: str,
+    keys: Sequence[str],
+) -> pd.DataFrame:
+    """:func:`repeat_transaction_tracking` of a log held by DuckDB.
+
+    The cohort's repeat transactions and first purchases per period are
+    counted by one statement; one row per period reaches pandas (the same
+    counts as the pandas path, which :func:`tracking_curves` then turns into
+    the same table).
+    """
+    check_freq(freq)
+    keys = list(keys)
+    missing = [c for c in [*keys, "timestamp"] if c not in log.columns]
+    if missing:
+        raise DataError(f"repeat_transaction_tracking: transactions lack column(s) {missing}.")
+    cal_end, obs_end = pd.Timestamp(calibration_end), pd.Timestamp(observation_end)
+    cut = pd.Timestamp(next_period_start(obs_end, freq)).isoformat(sep=" ")
+    cal_period, end_period = scalar_period(cal_end, freq), scalar_period(obs_end, freq)
+    key_sql = ", ".join('"' + k.replace('"', '""') + '"' for k in keys)
+    counts = log.connection.sql(
+        f"""WITH visits AS (
+                SELECT DISTINCT {key_sql}, {_sql_period(freq)} AS p
+                FROM {log.table} WHERE "timestamp" < TIMESTAMP '{cut}'
+            ), cohort AS (
+                SELECT p, min(p) OVER (PARTITION BY {key_sql}) AS first FROM visits
+            )
+            SELECT p, count_if(p <> first) AS repeats, count_if(p = first) AS births
+            FROM cohort WHERE first <= {cal_period} GROUP BY p ORDER BY p"""
+    ).fetchnumpy()  # at most one row per period
+    periods = np.asarray(counts["p"], dtype=np.int64)
+    born = np.asarray(counts["births"], dtype=np.int64)
+    if not born.any():
+        raise DataError(
+            f"repeat_transaction_tracking: no customer first bought on or before "
+            f"{cal_end.date()}; nothing to track."
+        )
+    start = int(periods[born > 0].min())
+    n_periods = end_period - start + 1
+    at = periods - start
+    keep = (at >= 0) & (at < n_periods)
+    actual = np.zeros(n_periods, dtype=np.int64)
+    births = np.zeros(n_periods, dtype=np.int64)
+    np.add.at(actual, at[keep], np.asarray(counts["repeats"], dtype=np.int64)[keep])
+    np.add.at(births, at[keep], born[keep])
+    return tracking_curves(actual.astype(float), births, start, models, cal_end, obs_end,
+                           freq=freq)  # fmt: skip
 
 
 def tracking_curves(

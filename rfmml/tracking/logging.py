@@ -14,7 +14,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
-from mlflow.data.pandas_dataset import from_pandas
+from mlflow.data.pandas_dataset import PandasDataset, from_pandas
 
 _MAX_PARAM = 6000  # MLflow's limit on a parameter value
 
@@ -78,21 +78,39 @@ def log_dataset(
     digest: str,
     context: str,
     report: Mapping[str, Any] | None = None,
+    n_rows: int | None = None,
 ) -> None:
     """Log the transactions as a run input (name, source, fingerprint, counts, cleaning).
 
     The rows themselves are not copied: MLflow stores the schema, the profile
-    (row count) and our fingerprint as the digest.
+    (row count) and our fingerprint as the digest. ``n_rows`` says that
+    ``frame`` is only the first rows of a log of ``n_rows`` rows (e.g. a log
+    held by DuckDB): the schema comes from ``frame``, the counts from ``n_rows``.
     """
     # the module-level mlflow.data.from_pandas is set at run time, unseen by type checkers
     dataset = from_pandas(frame, name=name, source=_source(source), digest=digest)
-    tags = {"rows": str(len(frame))}
+    if n_rows is not None:
+        dataset = _FirstRows(dataset, n_rows)
+    tags = {"rows": str(len(frame) if n_rows is None else n_rows)}
     if report is not None:
         tags["rows_in"] = str(report.get("rows_in"))
         tags["rows_out"] = str(report.get("rows_out"))
     mlflow.log_input(dataset, context=context, tags=tags)
     if report is not None:
         mlflow.log_dict(dict(report), "data/cleaning_report.json")
+
+
+class _FirstRows(PandasDataset):
+    """A dataset logged from its first rows: the profile counts the whole log."""
+
+    def __init__(self, head: PandasDataset, n_rows: int) -> None:
+        super().__init__(head.df, head.source, name=head.name, digest=head.digest)
+        self._n_rows = int(n_rows)
+
+    @property
+    def profile(self) -> Any | None:
+        """Rows and cells of the whole log (not of the rows the schema came from)."""
+        return {"num_rows": self._n_rows, "num_elements": self._n_rows * self.df.shape[1]}
 
 
 def _source(source: str) -> str:
