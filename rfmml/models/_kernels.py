@@ -35,12 +35,15 @@ __all__ = [
     "BLOCK_ROWS",
     "count_valid",
     "mark_pairs",
+    "marked_keys",
     "bg_log_odds",
     "pareto_minus_delta",
     "pareto_log_odds",
     "finish_alive",
     "finish_alive_and_product",
+    "finish_product",
     "product",
+    "gauss_hyp2f1",
 ]
 
 #: Rows per block of the row-wise arithmetic: the block's buffers stay in cache.
@@ -48,16 +51,21 @@ BLOCK_ROWS = 2**16
 
 
 def _jit(fn: Callable[..., Any]) -> Any:
-    """``numba.njit(cache=True, nogil=True)``, without the disk cache when no directory is writable.
+    """``njit(cache=True, nogil=True, error_model="numpy")``; no disk cache when none is writable.
+
+    ``error_model="numpy"``: a division by zero gives IEEE's inf or NaN, as in
+    numpy, instead of raising; without the check the divisions of the loops
+    vectorise (the values are the same: no loop here divides by zero).
 
     numba looks for a writable cache directory when the function is decorated
     (``$NUMBA_CACHE_DIR``, this package's ``__pycache__``, the user-wide cache)
     and raises ``RuntimeError`` when there is none.
     """
+    options: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
     try:
-        return njit(cache=True, nogil=True)(fn)
+        return njit(cache=True, **options)(fn)
     except RuntimeError:  # no writable cache directory: compile in each process
-        return njit(nogil=True)(fn)
+        return njit(**options)(fn)
 
 
 @_jit
@@ -118,6 +126,26 @@ def mark_pairs(x, t_x, T, stride, marks_T, marks_t_x, with_t_x):  # pragma: no c
     if with_t_x:
         for i in range(len(x)):
             marks_t_x[np.uint64(x[i]) * step + np.uint64(t_x[i])] = 1
+
+
+@_jit
+def marked_keys(marks, keys):  # pragma: no cover - compiled
+    """The indices of the non-zero entries of ``marks``, ascending, into ``keys``.
+
+    ``numpy.flatnonzero`` without its count pass: a branch-free loop writing
+    every index and advancing past the marked ones. ``keys`` (int64) holds
+    at least ``len(marks)`` entries.
+
+    Returns
+    -------
+    int
+        How many keys were written.
+    """
+    m = 0
+    for i in range(len(marks)):
+        keys[m] = i
+        m += np.int64(marks[i] != 0)
+    return m
 
 
 @_jit
@@ -182,8 +210,122 @@ def finish_alive_and_product(x, T, stride, e, factor, alive, expected):  # pragm
 
 
 @_jit
+def finish_product(x, T, stride, e, factor, expected):  # pragma: no cover - compiled
+    """``expected = factor[x * stride + T] (1 / (1 + e))`` per row, P(alive) not kept."""
+    step = np.uint64(stride)
+    for i in range(len(e)):
+        p = 1.0 / (e[i] + 1.0)
+        expected[i] = factor[np.uint64(x[i]) * step + np.uint64(T[i])] * p
+
+
+@_jit
 def product(x, T, stride, factor, alive, out):  # pragma: no cover - compiled
     """``out = factor[x * stride + T] alive`` per row (``out`` may be ``alive``)."""
     step = np.uint64(stride)
     for i in range(len(x)):
         out[i] = factor[np.uint64(x[i]) * step + np.uint64(T[i])] * alive[i]
+
+
+# ---------------------------------------------------------------- 2F1 by its series
+#: Largest argument of the compiled series (scipy transforms the function above 0.9).
+HYP2F1_Z_MAX = 0.9
+#: Parameters within this of a whole number count as whole (scipy's tolerance).
+_WHOLE_TOL = 1e-13
+#: The series stops at the first term below this share of the sum (2 ** -53).
+_MACHEP = 1.11022302462515654042e-16
+#: Terms after which the compiled series gives up (the element is left to scipy).
+_MAX_TERMS = 10_000
+
+
+@_jit
+def _near_nonpositive_whole(v):  # pragma: no cover - compiled
+    """``v`` within :data:`_WHOLE_TOL` of a whole number ``<= 0``."""
+    nearest = math.floor(v + 0.5)
+    return nearest <= 0.0 and abs(v - nearest) < _WHOLE_TOL
+
+
+@_jit
+def _gauss_series(a, b, c, x):  # pragma: no cover - compiled
+    """The Gauss series of ``2F1(a, b; c; x)`` and its rounding estimate, or NaN.
+
+    ``1 + sum_k u_k`` with ``u_k = u_(k-1) (a + k - 1)(b + k - 1) x / ((c + k - 1) k)``,
+    summed until a term is at most ``2 ** -53`` of the sum (the sum is then
+    complete to the last bit where the terms shrink geometrically, as they
+    do for ``|x| <= 0.9`` once ``k`` passes ``|a|`` and ``|b|``). The
+    estimate is ``2 ** -53 (max |u_k| / |sum| + number of terms)``. NaN when
+    the parameters are close to a whole number ``<= 0``, when ``max(|a|,
+    |b|)`` exceeds ``|c| + 1`` (and both it and its distance to ``c``
+    exceed 2: the terms then cancel, and scipy reduces the parameters by
+    recurrence), or past :data:`_MAX_TERMS` terms.
+    """
+    big = b if abs(b) > abs(a) else a
+    if _near_nonpositive_whole(a) or _near_nonpositive_whole(b) or abs(c) < _WHOLE_TOL:
+        return np.nan, 1.0
+    if abs(big) > abs(c) + 1.0 and abs(c - big) > 2.0 and abs(big) > 2.0:
+        return np.nan, 1.0
+    s = 1.0
+    u = 1.0
+    k = 0.0
+    u_max = 0.0
+    n = 0
+    while True:
+        m = k + 1.0
+        u = u * ((a + k) * (b + k) * x / ((c + k) * m))
+        s += u
+        u_max = max(u_max, abs(u))
+        k = m
+        n += 1
+        if n > _MAX_TERMS:
+            return np.nan, 1.0
+        if s != 0.0 and abs(u / s) <= _MACHEP:
+            break
+    return s, _MACHEP * u_max / abs(s) + _MACHEP * n
+
+
+@_jit
+def _gauss_2f1(a, b, c, x):  # pragma: no cover - compiled
+    """``2F1(a, b; c; x)`` as scipy evaluates it for ``a, b, c > 0`` and ``0 <= x <= 0.9``, or NaN.
+
+    scipy (Cephes' ``hyp2f1``) sums the Gauss series of the function, after
+    Euler's transformation ``2F1(a, b; c; x) = (1 - x) ** d 2F1(c - a, c - b;
+    c; x)`` when ``d = c - a - b <= -1`` (Abramowitz & Stegun 15.3.3); where
+    it does something else (parameters close to whole numbers ``<= 0``, to
+    each other or to ``c``; a series with ``-1 < d < 0`` and a rounding
+    estimate of 1e-12 or more) this returns NaN.
+    """
+    if x == 0.0:
+        return 1.0
+    finite = abs(a) < np.inf and abs(b) < np.inf and abs(c) < np.inf
+    if not (finite and 0.0 < x <= HYP2F1_Z_MAX and a > 0.0 and b > 0.0 and c >= _WHOLE_TOL):
+        return np.nan
+    if _near_nonpositive_whole(a) or _near_nonpositive_whole(b):
+        return np.nan
+    d = c - a - b
+    euler = d <= -1.0
+    if euler:  # the parameters of Euler's transformation: c - a + c - b - c = -d >= 1
+        a, b = c - a, c - b
+        if c - a - b < 0.0:
+            return np.nan
+    if abs(b - c) < _WHOLE_TOL or abs(a - c) < _WHOLE_TOL:
+        return np.nan
+    if _near_nonpositive_whole(c - a) or _near_nonpositive_whole(c - b):
+        return np.nan
+    s, rounding = _gauss_series(a, b, c, x)
+    if euler:
+        return (1.0 - x) ** d * s
+    if d < 0.0 and not rounding < 1e-12:
+        return np.nan  # scipy would recur on c
+    return s
+
+
+@_jit
+def gauss_hyp2f1(A, B, C, z, out):  # pragma: no cover - compiled
+    """``out = 2F1(A, B; C; z)`` elementwise with scipy's values, NaN where scipy must evaluate.
+
+    See :func:`_gauss_2f1` for where the compiled series applies; the
+    operations are scipy's, in its order, so its values to the last bit
+    (tests/models/test_kernels.py; checked again when first used,
+    :func:`rfmml.models._scoring.gauss_hyp2f1`).
+    """
+    for i in range(len(A)):
+        out[i] = _gauss_2f1(A[i], B[i], C[i], z[i])

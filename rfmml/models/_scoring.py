@@ -39,13 +39,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
+from scipy.special import expit, hyp2f1
 
 from rfmml.features._spark import is_spark
 from rfmml.models._base import PurchaseModel
 from rfmml.models._summary_checks import check_time_unit
 
-__all__ = ["KernelScoringModel", "bg_alive_rows", "pareto_alive_rows", "check_rows"]
+__all__ = [
+    "KernelScoringModel",
+    "bg_alive_rows",
+    "pareto_alive_rows",
+    "check_rows",
+    "gauss_hyp2f1",
+]
 
 #: Smaller summaries take the numpy paths: importing numba (and loading the compiled
 #: loops from its cache) costs more than the loops save on them. Read at call time.
@@ -67,6 +73,50 @@ def _kernels() -> Any:
     except ImportError:  # numba not installed: the base's numpy paths
         return None
     return _kernels
+
+
+def _gauss_hyp2f1(A, B, C, z) -> np.ndarray:
+    """:func:`scipy.special.hyp2f1` elementwise; the compiled series where it has the same values.
+
+    :func:`rfmml.models._kernels.gauss_hyp2f1` evaluates the elements where
+    scipy sums the plain Gauss series (after Euler's transformation for
+    ``C - A - B <= -1``): positive parameters and ``0 <= z <= 0.9``, with the
+    same operations in the same order; scipy evaluates the rest.
+    """
+    A, B, C, z = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (A, B, C, z)))
+    flat = [np.ascontiguousarray(v).reshape(-1) for v in (A, B, C, z)]
+    out = np.empty(len(flat[0]))
+    _kernels().gauss_hyp2f1(*flat, out)
+    rest = np.isnan(out)
+    if rest.any():
+        out[rest] = hyp2f1(*(v[rest] for v in flat))
+    return out.reshape(A.shape)
+
+
+#: Arguments on which the compiled series must give scipy's values before it is used:
+#: both routes (with and without Euler's transformation, -1 < C - A - B < 0 too), small
+#: and large parameters, z up to 0.9.
+_PROBE = (
+    np.array([0.525, 0.525, 30.525, 2.5, 0.05, 5.0, 2.0, 0.3, 7.0, 120.0]),
+    np.array([2.614, 2.614, 32.614, 0.7, 0.15, 3.2, 51.0, 0.9, 0.4, 80.0]),
+    np.array([2.505, 2.505, 32.505, 2.9, 0.1, 7.5, 70.0, 1.0, 9.0, 300.0]),
+    np.array([0.05, 0.5, 0.12, 0.3, 0.9, 0.75, 0.2, 0.6, 0.85, 0.4]),
+)
+
+
+@functools.cache
+def gauss_hyp2f1() -> Callable[..., np.ndarray]:
+    """The evaluator of ``2F1`` for the expected purchases: :func:`_gauss_hyp2f1`, or scipy's.
+
+    The compiled series is used when it reproduces :func:`scipy.special.hyp2f1`
+    to the last bit on :data:`_PROBE` (it follows scipy's algorithm, which a
+    later scipy could change); else scipy's function.
+    """
+    if _kernels() is None:
+        return hyp2f1
+    with np.errstate(all="ignore"):
+        same = np.array_equal(_gauss_hyp2f1(*_PROBE), hyp2f1(*_PROBE))
+    return _gauss_hyp2f1 if same else hyp2f1
 
 
 def _counted(K: Any, x, t_x, T) -> tuple[int, int, float, float]:
@@ -167,10 +217,9 @@ class _Tables:
         """
         assert self.present is not None
         flat = self.present.reshape(-1)
-        if with_t_x:
-            keys = np.flatnonzero(flat | self.present_t_x.reshape(-1))
-        else:
-            keys = np.flatnonzero(flat)
+        marks = flat | self.present_t_x.reshape(-1) if with_t_x else flat
+        keys = np.empty(len(marks), dtype=np.int64)
+        keys = keys[: _kernels().marked_keys(marks, keys)]
         x_u, u = np.divmod(keys, self.n_T)
         return keys, x_u.astype(float), u.astype(float), flat[keys] == 1
 
@@ -232,7 +281,8 @@ def bg_alive_rows(
     horizon : float, optional
         One horizon for every customer.
     if_alive : callable, optional
-        The model's ``expected_purchases_if_alive`` formula.
+        The model's ``expected_purchases_if_alive`` formula (called with
+        ``gauss_hyp2f1=``, :func:`gauss_hyp2f1`).
     want_alive : bool, default True
         Also return P(alive) when the expected purchases are returned.
 
@@ -259,10 +309,13 @@ def bg_alive_rows(
 
     pairs = horizon is not None and if_alive is not None
     tables = _Tables(n, alpha, lead_of, pairs)
-    # P(alive) of every row; without want_alive it is multiplied in place at the end
+    # P(alive) of every row; with pairs and modified, first the odds of being inactive
+    # (finished with the expected purchases); without want_alive, the expected purchases
+    # are written over it
     alive = np.empty(n)
     z = np.empty(min(n, K.BLOCK_ROWS))
     log_a = float(np.log(a))
+    odds_end = 0  # alive[:odds_end] holds odds
     with np.errstate(over="ignore"):
         for rows in _checked_blocks(K, x, t_x, T, tables, False):
             if rows is None:
@@ -270,7 +323,14 @@ def bg_alive_rows(
             zb = z[: rows.stop - rows.start]
             odds_args = (tables.log_aT, tables.lead, r, log_a, modified, zb)
             K.bg_log_odds(x[rows], t_x[rows], T[rows], *odds_args)
-            if modified:  # 1 / (1 + e^z), as mbgnbd_probability_alive
+            if modified and pairs and tables.present is not None:
+                # the odds, finished in the pass of the expected purchases
+                np.exp(zb, out=alive[rows])
+                odds_end = rows.stop
+            elif modified:  # 1 / (1 + e^z), as mbgnbd_probability_alive
+                if odds_end:  # the pairs outgrew their table: finish the odds so far
+                    K.finish_alive(alive[:odds_end], alive[:odds_end])
+                    odds_end = 0
                 np.exp(zb, out=zb)
                 K.finish_alive(zb, alive[rows])
             else:  # scipy's expit(-z), as bgnbd_probability_alive
@@ -279,9 +339,14 @@ def bg_alive_rows(
         return alive, None
     keys, x_T, T_T, _ = tables.marked()
     factor = np.empty(tables.n_x * tables.n_T)
-    factor[keys] = if_alive(horizon, x_T, T_T, *theta)
+    factor[keys] = if_alive(horizon, x_T, T_T, *theta, gauss_hyp2f1=gauss_hyp2f1())
     expected = np.empty(n) if want_alive else alive
-    K.product(x, T, tables.n_T, factor, alive, expected)
+    if not modified:
+        K.product(x, T, tables.n_T, factor, alive, expected)
+    elif want_alive:  # alive holds the odds: P(alive) written over them
+        K.finish_alive_and_product(x, T, tables.n_T, alive, factor, alive, expected)
+    else:
+        K.finish_product(x, T, tables.n_T, alive, factor, expected)
     return (alive if want_alive else None), expected
 
 
@@ -386,11 +451,12 @@ class KernelScoringModel(PurchaseModel):
     def _plain_columns(self, X: Any) -> tuple[np.ndarray, ...] | None:
         """The summary columns as float64 arrays when the fast path applies, else None.
 
+        Call it once the model is known to be fitted (``_theta``).
+
         Only the frame-level checks of ``check_summary`` are made here (a frame,
         not empty, the columns present, numeric numpy dtypes, valid weights);
         the rows are checked by :func:`check_rows`.
         """
-        self._theta()  # NotFittedError first, as in the base
         if is_spark(X) or not isinstance(X, pd.DataFrame) or len(X) == 0:
             return None
         if len(X) < KERNEL_MIN_ROWS or _kernels() is None:
@@ -418,10 +484,9 @@ class KernelScoringModel(PurchaseModel):
         if self._strict_summary:
             check_time_unit(X, self.freq_, self.kind)
 
-    def _kernel_rows(self, columns, horizon: float | None, want_alive: bool = True):
+    def _kernel_rows(self, columns, theta, horizon: float | None, want_alive: bool = True):
         """``(alive, expected)`` by the kernels (see :func:`bg_alive_rows`), or :data:`NO_TABLE`."""
         x, t_x, T = columns
-        theta = self._theta()
         if self._kernel == "pareto":
             return pareto_alive_rows(x, t_x, T, theta, horizon=horizon, want_alive=want_alive)
         return bg_alive_rows(
@@ -440,13 +505,14 @@ class KernelScoringModel(PurchaseModel):
 
         ``want_alive=None``: P(alive) only.
         """
+        theta = self._theta()  # NotFittedError first, as in the base
         columns = self._plain_columns(X)
         if columns is None:
             return None
         horizon = _scalar_horizon(t) if want_alive is not None else None
         # without one valid horizon (per customer, or invalid: the base raises it after the
         # rows are checked) the kernels give P(alive), the same values as with one
-        out = self._kernel_rows(columns, horizon, bool(want_alive) or horizon is None)
+        out = self._kernel_rows(columns, theta, horizon, bool(want_alive) or horizon is None)
         if out is NO_TABLE and check_rows(*columns) is None:
             return None  # a row fails the checks: the base raises the error
         self._accept(X, columns)
@@ -455,7 +521,6 @@ class KernelScoringModel(PurchaseModel):
             return alive, expected
         # the base's row functions on the checked rows (the horizon is checked here)
         x, t_x, T = columns
-        theta = self._theta()
         if want_alive is None:
             return self._alive_rows(x, t_x, T, theta), None
         horizons = self._purchase_horizon(t, len(X))
@@ -470,13 +535,14 @@ class KernelScoringModel(PurchaseModel):
         out = self._scored(X, None, want_alive=None)
         if out is None:
             return super().probability_alive(X)
-        return pd.Series(out[0], index=X.index, name="probability_alive")
+        # copy=False: a new pandas object copies the array otherwise (copy-on-write)
+        return pd.Series(out[0], index=X.index, name="probability_alive", copy=False)
 
     def expected_purchases(self, X: pd.DataFrame, t) -> pd.Series:
         out = self._scored(X, t, want_alive=False)
         if out is None:
             return super().expected_purchases(X, t)
-        return pd.Series(out[1], index=X.index, name="expected_purchases")
+        return pd.Series(out[1], index=X.index, name="expected_purchases", copy=False)
 
     def alive_and_expected(self, X: pd.DataFrame, t) -> pd.DataFrame:
         out = self._scored(X, t, want_alive=True)
