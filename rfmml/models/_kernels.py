@@ -37,6 +37,7 @@ __all__ = [
     "mark_pairs",
     "marked_keys",
     "bg_log_odds",
+    "bg_log_odds_marked",
     "pareto_minus_delta",
     "pareto_log_odds",
     "finish_alive",
@@ -171,6 +172,33 @@ def bg_log_odds(x, t_x, T, log_aT, lead, r, log_a, modified, z):  # pragma: no c
             xi = x[i]
             d = log_aT[np.uint64(T[i])] - log_aT[np.uint64(t_x[i])]
             z[i] = lead[np.uint64(xi)] + (r + xi) * d
+
+
+@_jit
+def bg_log_odds_marked(  # pragma: no cover - compiled
+    x, t_x, T, log_aT, lead, r, log_a, modified, z, stride, marks
+):
+    """:func:`bg_log_odds` and, in the same loop, the ``(x, T)`` pairs marked.
+
+    Entry ``x * stride + T`` of ``marks`` (uint8) is set to 1 (as
+    :func:`mark_pairs`): one pass over the block instead of two (the
+    look-ups are not vectorised either way).
+    """
+    step = np.uint64(stride)
+    if modified:
+        for i in range(len(x)):
+            xi = x[i]
+            at_x, at_T = np.uint64(xi), np.uint64(T[i])
+            d = log_aT[at_T] - log_aT[np.uint64(t_x[i])]
+            z[i] = (d * (xi + r) - lead[at_x]) + log_a
+            marks[at_x * step + at_T] = 1
+    else:
+        for i in range(len(x)):
+            xi = x[i]
+            at_x, at_T = np.uint64(xi), np.uint64(T[i])
+            d = log_aT[at_T] - log_aT[np.uint64(t_x[i])]
+            z[i] = lead[at_x] + (r + xi) * d
+            marks[at_x * step + at_T] = 1
 
 
 @_jit

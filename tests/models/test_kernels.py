@@ -172,6 +172,15 @@ def test_every_path_gives_the_reference_values(name, monkeypatch):
     labelled = summary.astype({"frequency": "int64", "T": "int32"}).assign(weights=2.0)
     labelled.index = [f"c{i}" for i in range(n)]
     _assert_reference(name, theta, labelled, horizons=(30.0,))
+    # the frame of one call as the base's (index, column labels and dtypes, values)
+    model = _model(name, theta)
+    for frame in (summary, labelled):
+        pd.testing.assert_frame_equal(
+            model.alive_and_expected(frame, 30.0),
+            PurchaseModel.alive_and_expected(model, frame, 30.0),
+            check_exact=False,
+            rtol=RTOL,
+        )
     # continuous ages (no tables) and per-customer horizons: the base's row functions
     _assert_reference(name, theta, summary.assign(T=T_ + 0.25, recency=t_x + 0.25 * (x > 0)))
     model = _model(name, theta)
