@@ -497,15 +497,15 @@ class KernelScoringModel(PurchaseModel):
             return None
         if len(X) < KERNEL_MIN_ROWS or _kernels() is None:
             return None
-        names = list(self.fit_columns) + (["weights"] if "weights" in X.columns else [])
+        labels = X.columns
+        names = list(self.fit_columns) + (["weights"] if "weights" in labels else [])
         arrays = []
         for name in names:
-            if name not in X.columns:
+            if name not in labels:
                 return None
-            col = X[name]
-            if not isinstance(col, pd.Series) or not isinstance(col.dtype, np.dtype):
-                return None
-            if col.dtype.kind not in "fiu":
+            col = X[name]  # a frame when the label repeats: no dtype
+            dtype = getattr(col, "dtype", None)
+            if not isinstance(dtype, np.dtype) or dtype.kind not in "fiu":
                 return None
             arrays.append(np.ascontiguousarray(col.to_numpy(dtype=np.float64)))
         if len(arrays) > len(self.fit_columns):
