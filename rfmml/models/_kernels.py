@@ -45,6 +45,9 @@ __all__ = [
     "finish_product",
     "product",
     "gauss_hyp2f1",
+    "if_alive_parts",
+    "if_alive_log_g",
+    "if_alive_finish",
 ]
 
 #: Rows per block of the row-wise arithmetic: the block's buffers stay in cache.
@@ -357,3 +360,59 @@ def gauss_hyp2f1(A, B, C, z, out):  # pragma: no cover - compiled
     """
     for i in range(len(A)):
         out[i] = _gauss_2f1(A[i], B[i], C[i], z[i])
+
+
+# ------------------------------------- the expected purchases given alive (closed form)
+@_jit
+def if_alive_parts(x, T, t, r, alpha, a, b, aT, aT_t, f):  # pragma: no cover - compiled
+    """The parts of FHL05 eq. (10) of the pairs ``(x, T)`` before its logarithms.
+
+    As :func:`rfmml.models._formulas.bgnbd_future_survival`: ``aT = alpha +
+    T``, ``aT_t = aT + t`` and ``f = 2F1(r + x, b + x; a + b + x - 1;
+    t / aT_t)`` by :func:`_gauss_2f1` (NaN where scipy would evaluate it
+    another way).
+    """
+    for i in range(len(x)):
+        xi = x[i]
+        aT[i] = alpha + T[i]
+        aT_t[i] = aT[i] + t
+        c = a + b + (xi - 1.0)
+        f[i] = _gauss_2f1(r + xi, b + xi, c, t / aT_t[i])
+
+
+@_jit
+def if_alive_log_g(x, r, log_f, log_aT, log_aT_t, out):  # pragma: no cover - compiled
+    """``ln G = ln 2F1 + (r + x) (ln(alpha + T) - ln(alpha + T + t))`` per pair."""
+    for i in range(len(x)):
+        out[i] = log_f[i] + (r + x[i]) * (log_aT[i] - log_aT_t[i])
+
+
+@_jit
+def if_alive_finish(  # pragma: no cover - compiled
+    x, t, a, b, log_f, g, c_min, a_near_one, one_minus_g_min, out, other
+):
+    """``out = (a + b + x - 1) / (a - 1) (1 - G)`` per pair; ``other`` marks the pairs to redo.
+
+    The closed form of :func:`rfmml.models._formulas.bgnbd_expected_purchases_if_alive`,
+    kept where that function keeps it with a positive value: ``ln 2F1``
+    finite, the value finite and > 0, ``c >= c_min``, ``|a - 1| >=
+    a_near_one`` and, for ``t > 0``, ``|1 - G| >= one_minus_g_min``. The
+    other pairs get ``other = 1`` (the reference evaluates them).
+
+    Returns
+    -------
+    int
+        How many pairs are marked in ``other``.
+    """
+    near_one = abs(a - 1.0) < a_near_one
+    n_other = 0
+    for i in range(len(x)):
+        c = a + b + (x[i] - 1.0)
+        value = c / (a - 1.0) * (1.0 - g[i])
+        out[i] = value
+        short = t > 0.0 and abs(1.0 - g[i]) < one_minus_g_min
+        kept = abs(log_f[i]) < np.inf and 0.0 < value < np.inf and c >= c_min
+        redo = near_one or short or not kept
+        other[i] = redo
+        n_other += redo
+    return n_other

@@ -119,6 +119,35 @@ def gauss_hyp2f1() -> Callable[..., np.ndarray]:
     return _gauss_hyp2f1 if same else hyp2f1
 
 
+def _if_alive_terms(t: float, x, T, r, alpha, a, b, reference) -> np.ndarray:
+    """``bgnbd_expected_purchases_if_alive(t, x, T, r, alpha, a, b)`` of pairs, compiled.
+
+    The closed form's arithmetic in compiled loops (:func:`rfmml.models._kernels.if_alive_parts`
+    and the next two) and its logarithms and exponential by numpy, as
+    :func:`rfmml.models._formulas.bgnbd_expected_purchases_if_alive` takes
+    them, so the same values; ``reference(x, T)`` (the formula) evaluates the
+    pairs where that function takes another route (Euler's transformation of
+    ``ln 2F1``, the integral form, a value clipped at 0) and, when the
+    compiled series is not scipy's (:func:`gauss_hyp2f1`), all of them.
+    """
+    if gauss_hyp2f1() is not _gauss_hyp2f1:
+        return reference(x, T)
+    from rfmml.models import _formulas as F
+
+    K = _kernels()
+    aT, aT_t, f, log_g, out = (np.empty(len(x)) for _ in range(5))
+    K.if_alive_parts(x, T, t, r, alpha, a, b, aT, aT_t, f)
+    with np.errstate(all="ignore"):
+        log_f = np.log(f)
+        K.if_alive_log_g(x, r, log_f, np.log(aT), np.log(aT_t), log_g)
+        g = np.exp(log_g, out=log_g)
+    other = np.empty(len(x), dtype=np.bool_)
+    bounds = (F._C_MIN, F._A_NEAR_ONE, F._ONE_MINUS_G_MIN)
+    if K.if_alive_finish(x, t, a, b, log_f, g, *bounds, out, other):
+        out[other] = reference(x[other], T[other])
+    return out
+
+
 def _counted(K: Any, x, t_x, T) -> tuple[int, int, float, float]:
     """:func:`rfmml.models._kernels.count_valid` of some rows, maxima as floats."""
     n_ok, n_keyed, x_bits, T_bits = K.count_valid(
@@ -346,7 +375,16 @@ def bg_alive_rows(
         return alive, None
     keys, x_T, T_T, _ = tables.marked()
     factor = np.empty(tables.n_x * tables.n_T)
-    factor[keys] = if_alive(horizon, x_T, T_T, *theta, gauss_hyp2f1=gauss_hyp2f1())
+
+    assert horizon is not None
+
+    def reference(x_u: np.ndarray, u: np.ndarray) -> np.ndarray:
+        assert if_alive is not None
+        return if_alive(horizon, x_u, u, *theta, gauss_hyp2f1=gauss_hyp2f1())
+
+    # MBG/NBD's factor is the BG/NBD one with b + 1 (mbgnbd_expected_purchases_if_alive)
+    b_if_alive = b + 1.0 if modified else b
+    factor[keys] = _if_alive_terms(horizon, x_T, T_T, r, alpha, a, b_if_alive, reference)
     expected = alive if pair_block is None else pair_block[1]
     if not modified:
         K.product(x, T, tables.n_T, factor, alive, expected)

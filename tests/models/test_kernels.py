@@ -285,6 +285,24 @@ def test_gauss_series_edge_arguments():
     assert _scoring._gauss_hyp2f1(1.0, 2.0, 3.0, 0.5).shape == ()
 
 
+@pytest.mark.parametrize("theta", [*PARAMS, (0.5, 6.0, 1.0 + 5e-5, 2.0), (0.5, 6.0, 1.0, 2.0)])
+def test_compiled_factor_given_alive_equals_the_formula(theta):
+    # the closed form in compiled loops, the reference where it takes another route (t = 0,
+    # short horizons, z > 0.9, a near 1, c < 1e-8): the formula's values bit for bit
+    x, T_ = (g.ravel() for g in np.meshgrid([0.0, 1.0, 3.0, 40.0, 2_000.0], [0.0, 1.0, 30.0, 5e4]))
+    for t in (0.0, 1e-6, 30.0, 1e4):
+        redone = []
+
+        def formula(x_u, u, t=t, redone=redone):
+            redone.append(len(x_u))
+            return B.bgnbd_expected_purchases_if_alive(t, x_u, u, *theta)
+
+        got = _scoring._if_alive_terms(t, x, T_, *theta, formula)
+        np.testing.assert_array_equal(got, B.bgnbd_expected_purchases_if_alive(t, x, T_, *theta))
+        if t == 30.0 and theta in PARAMS[:3]:  # CDNOW-like: mostly the compiled loops
+            assert sum(redone) <= len(x) // 2
+
+
 BAD_ROWS = [
     ("recency", 5, 900.0, "recency must be <= T"),
     ("frequency", 7, -1.0, "frequency must be >= 0"),
