@@ -36,6 +36,7 @@ __all__ = [
     "count_valid",
     "mark_pairs",
     "marked_keys",
+    "marked_pairs",
     "bg_log_odds",
     "bg_log_odds_marked",
     "pareto_minus_delta",
@@ -148,6 +149,27 @@ def marked_keys(marks, keys):  # pragma: no cover - compiled
     m = 0
     for i in range(len(marks)):
         keys[m] = i
+        m += np.int64(marks[i] != 0)
+    return m
+
+
+@_jit
+def marked_pairs(marks, stride, keys, x, u):  # pragma: no cover - compiled
+    """:func:`marked_keys` and, per key, ``x = key // stride`` and ``u = key % stride`` (floats).
+
+    ``keys``, ``x`` and ``u`` hold at least ``len(marks)`` entries.
+
+    Returns
+    -------
+    int
+        How many pairs were written.
+    """
+    m = 0
+    step = np.int64(stride)
+    for i in range(len(marks)):
+        keys[m] = i
+        x[m] = np.float64(i // step)
+        u[m] = np.float64(i % step)
         m += np.int64(marks[i] != 0)
     return m
 

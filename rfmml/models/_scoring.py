@@ -252,6 +252,15 @@ class _Tables:
         x_u, u = np.divmod(keys, self.n_T)
         return keys, x_u.astype(float), u.astype(float), flat[keys] == 1
 
+    def marked_T(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The keys of the marked ``(x, T)`` pairs and their ``x`` and ``T`` (floats), one loop."""
+        assert self.present is not None
+        marks = self.present.reshape(-1)
+        keys = np.empty(len(marks), dtype=np.int64)
+        x_u, u = np.empty(len(marks)), np.empty(len(marks))
+        m = _kernels().marked_pairs(marks, self.n_T, keys, x_u, u)
+        return keys[:m], x_u[:m], u[:m]
+
 
 def _blocks(n: int, size: int):
     return (slice(start, min(start + size, n)) for start in range(0, n, size))
@@ -373,7 +382,7 @@ def bg_alive_rows(
                 expit(np.negative(zb, out=zb), out=alive[rows])
     if if_alive is None or horizon is None or tables.present is None:
         return alive, None
-    keys, x_T, T_T, _ = tables.marked()
+    keys, x_T, T_T = tables.marked_T()
     factor = np.empty(tables.n_x * tables.n_T)
 
     assert horizon is not None
