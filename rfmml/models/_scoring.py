@@ -460,8 +460,6 @@ def pareto_alive_rows(
         factor[keys_T] = F.pareto_nbd_expected_purchases_if_alive(horizon, x_T, T_T, *theta)
     alive = np.empty(n) if want_alive or factor is None else None
     expected = None if factor is None else np.empty(n)
-    if alive is not None and expected is not None:  # one block (_columns_frame)
-        alive, expected = np.empty((2, n))
     y = np.empty(min(n, K.BLOCK_ROWS))
     with np.errstate(over="ignore", divide="ignore"):
         for rows in _blocks(n, K.BLOCK_ROWS):
