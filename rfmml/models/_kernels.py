@@ -14,6 +14,11 @@ row-wise arithmetic gathers the logarithms and pair terms from such tables.
 Exponentials and logarithms of whole blocks stay numpy calls between the
 loops: numba has no vectorised ``exp`` and ``log`` without Intel's SVML, and
 numpy's SIMD loops are several times faster than a scalar loop calling libm.
+(They are also the reference's own operations: numpy's SIMD ``exp`` and
+``log`` do not round like libm's, so a compiled loop calling libm would not
+give the reference values.) The Gauss series of ``2F1`` (:func:`gauss_hyp2f1`)
+is the exception that proves it: scipy computes it in C with libm's ``pow``,
+which the compiled loop calls too, so it has scipy's values.
 
 Compiled code is cached on disk (``cache=True``, numba's locators in order):
 in ``$NUMBA_CACHE_DIR`` when it is set; else next to this file, in
@@ -254,7 +259,10 @@ def finish_alive(e, alive):  # pragma: no cover - compiled
 
 @_jit
 def finish_alive_and_product(x, T, stride, e, factor, alive, expected):  # pragma: no cover
-    """``alive = 1 / (1 + e)`` and ``expected = factor[x * stride + T] alive`` per row."""
+    """``alive = 1 / (1 + e)`` and ``expected = factor[x * stride + T] alive`` per row.
+
+    ``e`` may be ``alive`` (the odds replaced by P(alive)).
+    """
     step = np.uint64(stride)
     for i in range(len(e)):
         p = 1.0 / (e[i] + 1.0)
@@ -264,7 +272,10 @@ def finish_alive_and_product(x, T, stride, e, factor, alive, expected):  # pragm
 
 @_jit
 def finish_product(x, T, stride, e, factor, expected):  # pragma: no cover - compiled
-    """``expected = factor[x * stride + T] (1 / (1 + e))`` per row, P(alive) not kept."""
+    """``expected = factor[x * stride + T] (1 / (1 + e))`` per row, P(alive) not kept.
+
+    ``e`` may be ``expected`` (the odds replaced by the expected purchases).
+    """
     step = np.uint64(stride)
     for i in range(len(e)):
         p = 1.0 / (e[i] + 1.0)

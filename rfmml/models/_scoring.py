@@ -10,9 +10,14 @@ weeks or months) the logarithms of ``alpha + T`` and the terms of each
 distinct ``(frequency, age)`` pair are then looked up in tables indexed by
 the values themselves (grown as the blocks need them): the pairs are marked
 while the block is in cache, their terms (the hypergeometric factor of the
-expected purchases, Pareto/NBD's tail integrals) evaluated once per pair by
-the reference formulas, and the per-customer arithmetic runs on the block
-(:mod:`rfmml.models._kernels`). The values are those of the reference
+expected purchases, Pareto/NBD's tail integrals) evaluated once per pair,
+and the per-customer arithmetic runs on the block
+(:mod:`rfmml.models._kernels`). The BG/NBD and MBG/NBD factor of the pairs
+is the closed form of the reference formula in compiled loops around numpy's
+``log`` and ``exp`` (:func:`_if_alive_terms`), with ``2F1`` by a compiled
+Gauss series that reproduces :func:`scipy.special.hyp2f1` where scipy sums
+that series (:func:`gauss_hyp2f1`); the reference formula evaluates the
+pairs where it takes another route. The values are those of the reference
 formulas: the same floating-point operations in the same order, so the same
 values to the last bit (tests/models/test_kernels.py).
 
@@ -305,9 +310,16 @@ def bg_alive_rows(
     Each block of rows is checked (:func:`rfmml.models._kernels.count_valid`)
     and, while it is in cache, scored: the log-odds of being inactive from
     the tables (:func:`rfmml.models._kernels.bg_log_odds`), numpy's ``exp``,
-    ``1 / (1 + e)``. With a horizon the ``(x, T)`` pairs are marked on the
-    way, ``if_alive(horizon, x, T, *theta)`` is evaluated once per pair and
-    multiplied in at the end (:func:`rfmml.models._kernels.product`).
+    ``1 / (1 + e)`` (BG/NBD: scipy's ``expit``). With a horizon the ``(x,
+    T)`` pairs are marked in the loop of the log-odds
+    (:func:`rfmml.models._kernels.bg_log_odds_marked`) and the MBG/NBD
+    odds are kept; after the blocks the factor given alive is evaluated once
+    per pair (:func:`_if_alive_terms`) and one pass finishes the rows
+    (``1 / (1 + e)`` and the product, :func:`rfmml.models._kernels.finish_product`
+    or ``finish_alive_and_product``; BG/NBD: :func:`rfmml.models._kernels.product`).
+    Without ``want_alive`` the expected purchases are written over the odds
+    (one array of rows); with it both are the rows of one ``(2, n)`` array
+    (:func:`_columns_frame`).
 
     Parameters
     ----------
@@ -497,8 +509,9 @@ _BOTH_COLUMNS = pd.Index(["probability_alive", "expected_purchases"])
 def _columns_frame(alive: np.ndarray, expected: np.ndarray, index: pd.Index) -> pd.DataFrame:
     """The frame of ``alive_and_expected``, without copying the arrays.
 
-    When they are the two rows of one ``(2, n)`` array (the row functions
-    allocate them so) the frame is built from it as one block: the 2-D
+    When they are the two rows of one ``(2, n)`` array (as
+    :func:`bg_alive_rows` allocates them) the frame is built from it as one
+    block: the 2-D
     constructor with a ready column index takes about a quarter of the time
     of the one from a dict (which infers the labels' string dtype again).
     """
