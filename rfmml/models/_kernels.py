@@ -17,8 +17,8 @@ numpy's SIMD loops are several times faster than a scalar loop calling libm.
 (They are also the reference's own operations: numpy's SIMD ``exp`` and
 ``log`` do not round like libm's, so a compiled loop calling libm would not
 give the reference values.) The Gauss series of ``2F1`` (:func:`gauss_hyp2f1`)
-is the exception that proves it: scipy computes it in C with libm's ``pow``,
-which the compiled loop calls too, so it has scipy's values.
+is compiled: scipy sums it in C and calls libm's ``pow``, as the compiled
+loop does, so it has scipy's values.
 
 Compiled code is cached on disk (``cache=True``, numba's locators in order):
 in ``$NUMBA_CACHE_DIR`` when it is set; else next to this file, in
