@@ -334,17 +334,18 @@ def bgnbd_probability_alive(x, t_x, T, r, alpha, a, b):
     return expit(-_log_alive_odds(x, t_x, T, r, alpha, a, b))
 
 
-def _log_hyp2f1_direct_or_euler(A, B, C, z):
+def _log_hyp2f1_direct_or_euler(A, B, C, z, gauss_hyp2f1=hyp2f1):
     with np.errstate(all="ignore"):
-        out = np.array(np.log(hyp2f1(A, B, C, z)), dtype=float)
+        out = np.array(np.log(gauss_hyp2f1(A, B, C, z)), dtype=float)
         bad = ~np.isfinite(out)
         if bad.any():
             Ab, Bb, Cb, zb = A[bad], B[bad], C[bad], z[bad]
-            out[bad] = np.log(hyp2f1(Cb - Ab, Cb - Bb, Cb, zb)) + (Cb - Ab - Bb) * np.log1p(-zb)
+            log_f = np.log(gauss_hyp2f1(Cb - Ab, Cb - Bb, Cb, zb))
+            out[bad] = log_f + (Cb - Ab - Bb) * np.log1p(-zb)
     return out
 
 
-def _log_hyp2f1(A, B, C, z):
+def _log_hyp2f1(A, B, C, z, gauss_hyp2f1=hyp2f1):
     """``ln 2F1(A, B; C; z)`` with Euler's transformation where the direct series fails.
 
     Euler: ``2F1(A, B; C; z) = (1 - z) ** (C - A - B) 2F1(C - A, C - B; C; z)``
@@ -352,23 +353,24 @@ def _log_hyp2f1(A, B, C, z):
     also returns nan near ``z = 1`` when ``C - A - B`` is an integer (e.g.
     BG/NBD parameters with ``a - r`` an integer); there the function is
     continuous in ``C`` and we average the values at ``C (1 +- 1e-9)``
-    (relative error of order 1e-9).
+    (relative error of order 1e-9). ``gauss_hyp2f1`` evaluates ``2F1``:
+    :func:`scipy.special.hyp2f1`, or a function with its values.
     """
     A, B, C, z = (
         np.array(v, dtype=float)
         for v in np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (A, B, C, z)))
     )
-    out = _log_hyp2f1_direct_or_euler(A, B, C, z)
+    out = _log_hyp2f1_direct_or_euler(A, B, C, z, gauss_hyp2f1)
     bad = ~np.isfinite(out)
     if bad.any():
         Ab, Bb, Cb, zb = A[bad], B[bad], C[bad], z[bad]
-        up = _log_hyp2f1_direct_or_euler(Ab, Bb, Cb * (1 + 1e-9), zb)
-        down = _log_hyp2f1_direct_or_euler(Ab, Bb, Cb * (1 - 1e-9), zb)
+        up = _log_hyp2f1_direct_or_euler(Ab, Bb, Cb * (1 + 1e-9), zb, gauss_hyp2f1)
+        down = _log_hyp2f1_direct_or_euler(Ab, Bb, Cb * (1 - 1e-9), zb, gauss_hyp2f1)
         out[bad] = 0.5 * (up + down)
     return out
 
 
-def bgnbd_future_survival(t, x, T, r, alpha, a, b):
+def bgnbd_future_survival(t, x, T, r, alpha, a, b, *, gauss_hyp2f1=hyp2f1):
     """Hypergeometric factor of the conditional expectation, FHL05 eq. (10).
 
     ``G(t) = ((alpha + T) / (alpha + T + t)) ** (r + x)
@@ -380,6 +382,8 @@ def bgnbd_future_survival(t, x, T, r, alpha, a, b):
     This is the closed form only: it is evaluated through ``ln 2F1`` and is
     NaN where ``2F1 < 0``, which can happen when ``a + b + x - 1 <= 0``.
     :func:`bgnbd_expected_purchases_if_alive` is finite for all parameters.
+    ``gauss_hyp2f1`` evaluates ``2F1``: :func:`scipy.special.hyp2f1`, or a
+    function with its values (the compiled scoring passes one).
 
     Returns
     -------
@@ -390,7 +394,8 @@ def bgnbd_future_survival(t, x, T, r, alpha, a, b):
     aT = alpha + np.asarray(T, dtype=float)
     z = t / (aT + t)
     c = a + b + (x - 1.0)  # x - 1 first: exact, and b survives when a + b is tiny
-    log_g = _log_hyp2f1(r + x, b + x, c, z) + (r + x) * (np.log(aT) - np.log(aT + t))
+    log_2f1 = _log_hyp2f1(r + x, b + x, c, z, gauss_hyp2f1)
+    log_g = log_2f1 + (r + x) * (np.log(aT) - np.log(aT + t))
     return np.exp(log_g)
 
 
@@ -641,7 +646,7 @@ def _bgnbd_if_alive_rule(u, s, A, B, u_max):
     return e
 
 
-def bgnbd_expected_purchases_if_alive(t, x, T, r, alpha, a, b):
+def bgnbd_expected_purchases_if_alive(t, x, T, r, alpha, a, b, *, gauss_hyp2f1=hyp2f1):
     """Expected repeat purchases in the next ``t`` periods of a customer alive at ``T``.
 
     The conditional expectation of FHL05 eq. (10) without its probability
@@ -668,6 +673,9 @@ def bgnbd_expected_purchases_if_alive(t, x, T, r, alpha, a, b):
         Repeat purchases and age; broadcast with ``t``.
     r, alpha, a, b : float
         BG/NBD parameters.
+    gauss_hyp2f1 : callable, default scipy.special.hyp2f1
+        Evaluates ``2F1(A, B; C; z)`` elementwise: scipy's function, or one
+        with the same values (see :func:`bgnbd_future_survival`).
 
     Returns
     -------
@@ -713,7 +721,7 @@ def bgnbd_expected_purchases_if_alive(t, x, T, r, alpha, a, b):
     t, x, T = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (t, x, T)))
     c = a + b + (x - 1.0)
     with np.errstate(all="ignore"):
-        g = bgnbd_future_survival(t, x, T, r, alpha, a, b)
+        g = bgnbd_future_survival(t, x, T, r, alpha, a, b, gauss_hyp2f1=gauss_hyp2f1)
         # E >= 0; for t -> 0 the product of two near-zero factors can round to -1e-17
         out = np.array(np.maximum(c / (a - 1.0) * (1.0 - g), 0.0))
         # 1 - G ~ t for short horizons: below 1e-4 the difference keeps too few digits

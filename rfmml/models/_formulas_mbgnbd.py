@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, digamma, gammaln
+from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from rfmml.models._formulas import (
     BGNBDData,
@@ -254,17 +254,20 @@ def mbgnbd_expected_purchases(t, x, t_x, T, r, alpha, a, b):
     return if_alive * mbgnbd_probability_alive(x, t_x, T, r, alpha, a, b)
 
 
-def mbgnbd_expected_purchases_if_alive(t, x, T, r, alpha, a, b):
+def mbgnbd_expected_purchases_if_alive(t, x, T, r, alpha, a, b, *, gauss_hyp2f1=hyp2f1):
     """Expected repeat purchases in ``(T, T + t]`` of a customer alive at ``T``.
 
     The factor of :func:`mbgnbd_expected_purchases` after ``P(alive)``; it
-    depends on ``(t, x, T)`` only.
+    depends on ``(t, x, T)`` only. ``gauss_hyp2f1`` as for
+    :func:`rfmml.models._formulas.bgnbd_expected_purchases_if_alive`.
 
     Returns
     -------
     numpy.ndarray
     """
-    return bgnbd_expected_purchases_if_alive(t, x, T, r, alpha, a, b + 1.0)
+    return bgnbd_expected_purchases_if_alive(
+        t, x, T, r, alpha, a, b + 1.0, gauss_hyp2f1=gauss_hyp2f1
+    )
 
 
 def mbgnbd_expected_purchases_new_customer(t, r, alpha, a, b):

@@ -14,6 +14,11 @@ row-wise arithmetic gathers the logarithms and pair terms from such tables.
 Exponentials and logarithms of whole blocks stay numpy calls between the
 loops: numba has no vectorised ``exp`` and ``log`` without Intel's SVML, and
 numpy's SIMD loops are several times faster than a scalar loop calling libm.
+(They are also the reference's own operations: numpy's SIMD ``exp`` and
+``log`` do not round like libm's, so a compiled loop calling libm would not
+give the reference values.) The Gauss series of ``2F1`` (:func:`gauss_hyp2f1`)
+is compiled: scipy sums it in C and calls libm's ``pow``, as the compiled
+loop does, so it has scipy's values.
 
 Compiled code is cached on disk (``cache=True``, numba's locators in order):
 in ``$NUMBA_CACHE_DIR`` when it is set; else next to this file, in
@@ -35,12 +40,20 @@ __all__ = [
     "BLOCK_ROWS",
     "count_valid",
     "mark_pairs",
+    "marked_keys",
+    "marked_pairs",
     "bg_log_odds",
+    "bg_log_odds_marked",
     "pareto_minus_delta",
     "pareto_log_odds",
     "finish_alive",
     "finish_alive_and_product",
+    "finish_product",
     "product",
+    "gauss_hyp2f1",
+    "if_alive_parts",
+    "if_alive_log_g",
+    "if_alive_finish",
 ]
 
 #: Rows per block of the row-wise arithmetic: the block's buffers stay in cache.
@@ -48,16 +61,21 @@ BLOCK_ROWS = 2**16
 
 
 def _jit(fn: Callable[..., Any]) -> Any:
-    """``numba.njit(cache=True, nogil=True)``, without the disk cache when no directory is writable.
+    """``njit(cache=True, nogil=True, error_model="numpy")``; no disk cache when none is writable.
+
+    ``error_model="numpy"``: a division by zero gives IEEE's inf or NaN, as in
+    numpy, instead of raising; without the check the divisions of the loops
+    vectorise (the values are the same: no loop here divides by zero).
 
     numba looks for a writable cache directory when the function is decorated
     (``$NUMBA_CACHE_DIR``, this package's ``__pycache__``, the user-wide cache)
     and raises ``RuntimeError`` when there is none.
     """
+    options: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
     try:
-        return njit(cache=True, nogil=True)(fn)
+        return njit(cache=True, **options)(fn)
     except RuntimeError:  # no writable cache directory: compile in each process
-        return njit(nogil=True)(fn)
+        return njit(**options)(fn)
 
 
 @_jit
@@ -121,6 +139,47 @@ def mark_pairs(x, t_x, T, stride, marks_T, marks_t_x, with_t_x):  # pragma: no c
 
 
 @_jit
+def marked_keys(marks, keys):  # pragma: no cover - compiled
+    """The indices of the non-zero entries of ``marks``, ascending, into ``keys``.
+
+    ``numpy.flatnonzero`` without its count pass: a branch-free loop writing
+    every index and advancing past the marked ones. ``keys`` (int64) holds
+    at least ``len(marks)`` entries.
+
+    Returns
+    -------
+    int
+        How many keys were written.
+    """
+    m = 0
+    for i in range(len(marks)):
+        keys[m] = i
+        m += np.int64(marks[i] != 0)
+    return m
+
+
+@_jit
+def marked_pairs(marks, stride, keys, x, u):  # pragma: no cover - compiled
+    """:func:`marked_keys` and, per key, ``x = key // stride`` and ``u = key % stride`` (floats).
+
+    ``keys``, ``x`` and ``u`` hold at least ``len(marks)`` entries.
+
+    Returns
+    -------
+    int
+        How many pairs were written.
+    """
+    m = 0
+    step = np.int64(stride)
+    for i in range(len(marks)):
+        keys[m] = i
+        x[m] = np.float64(i // step)
+        u[m] = np.float64(i % step)
+        m += np.int64(marks[i] != 0)
+    return m
+
+
+@_jit
 def bg_log_odds(x, t_x, T, log_aT, lead, r, log_a, modified, z):  # pragma: no cover - compiled
     """The log-odds of being inactive of the BG/NBD or MBG/NBD, per keyed row, into ``z``.
 
@@ -143,6 +202,33 @@ def bg_log_odds(x, t_x, T, log_aT, lead, r, log_a, modified, z):  # pragma: no c
             xi = x[i]
             d = log_aT[np.uint64(T[i])] - log_aT[np.uint64(t_x[i])]
             z[i] = lead[np.uint64(xi)] + (r + xi) * d
+
+
+@_jit
+def bg_log_odds_marked(  # pragma: no cover - compiled
+    x, t_x, T, log_aT, lead, r, log_a, modified, z, stride, marks
+):
+    """:func:`bg_log_odds` and, in the same loop, the ``(x, T)`` pairs marked.
+
+    Entry ``x * stride + T`` of ``marks`` (uint8) is set to 1 (as
+    :func:`mark_pairs`): one pass over the block instead of two (the
+    look-ups are not vectorised either way).
+    """
+    step = np.uint64(stride)
+    if modified:
+        for i in range(len(x)):
+            xi = x[i]
+            at_x, at_T = np.uint64(xi), np.uint64(T[i])
+            d = log_aT[at_T] - log_aT[np.uint64(t_x[i])]
+            z[i] = (d * (xi + r) - lead[at_x]) + log_a
+            marks[at_x * step + at_T] = 1
+    else:
+        for i in range(len(x)):
+            xi = x[i]
+            at_x, at_T = np.uint64(xi), np.uint64(T[i])
+            d = log_aT[at_T] - log_aT[np.uint64(t_x[i])]
+            z[i] = lead[at_x] + (r + xi) * d
+            marks[at_x * step + at_T] = 1
 
 
 @_jit
@@ -173,11 +259,26 @@ def finish_alive(e, alive):  # pragma: no cover - compiled
 
 @_jit
 def finish_alive_and_product(x, T, stride, e, factor, alive, expected):  # pragma: no cover
-    """``alive = 1 / (1 + e)`` and ``expected = factor[x * stride + T] alive`` per row."""
+    """``alive = 1 / (1 + e)`` and ``expected = factor[x * stride + T] alive`` per row.
+
+    ``e`` may be ``alive`` (the odds replaced by P(alive)).
+    """
     step = np.uint64(stride)
     for i in range(len(e)):
         p = 1.0 / (e[i] + 1.0)
         alive[i] = p
+        expected[i] = factor[np.uint64(x[i]) * step + np.uint64(T[i])] * p
+
+
+@_jit
+def finish_product(x, T, stride, e, factor, expected):  # pragma: no cover - compiled
+    """``expected = factor[x * stride + T] (1 / (1 + e))`` per row, P(alive) not kept.
+
+    ``e`` may be ``expected`` (the odds replaced by the expected purchases).
+    """
+    step = np.uint64(stride)
+    for i in range(len(e)):
+        p = 1.0 / (e[i] + 1.0)
         expected[i] = factor[np.uint64(x[i]) * step + np.uint64(T[i])] * p
 
 
@@ -187,3 +288,164 @@ def product(x, T, stride, factor, alive, out):  # pragma: no cover - compiled
     step = np.uint64(stride)
     for i in range(len(x)):
         out[i] = factor[np.uint64(x[i]) * step + np.uint64(T[i])] * alive[i]
+
+
+# ---------------------------------------------------------------- 2F1 by its series
+#: Largest argument of the compiled series (scipy transforms the function above 0.9).
+HYP2F1_Z_MAX = 0.9
+#: Parameters within this of a whole number count as whole (scipy's tolerance).
+_WHOLE_TOL = 1e-13
+#: The series stops at the first term below this share of the sum (2 ** -53).
+_MACHEP = 1.11022302462515654042e-16
+#: Terms after which the compiled series gives up (the element is left to scipy).
+_MAX_TERMS = 10_000
+
+
+@_jit
+def _near_nonpositive_whole(v):  # pragma: no cover - compiled
+    """``v`` within :data:`_WHOLE_TOL` of a whole number ``<= 0``."""
+    nearest = math.floor(v + 0.5)
+    return nearest <= 0.0 and abs(v - nearest) < _WHOLE_TOL
+
+
+@_jit
+def _gauss_series(a, b, c, x):  # pragma: no cover - compiled
+    """The Gauss series of ``2F1(a, b; c; x)`` and its rounding estimate, or NaN.
+
+    ``1 + sum_k u_k`` with ``u_k = u_(k-1) (a + k - 1)(b + k - 1) x / ((c + k - 1) k)``,
+    summed until a term is at most ``2 ** -53`` of the sum (the sum is then
+    complete to the last bit where the terms shrink geometrically, as they
+    do for ``|x| <= 0.9`` once ``k`` passes ``|a|`` and ``|b|``). The
+    estimate is ``2 ** -53 (max |u_k| / |sum| + number of terms)``. NaN when
+    the parameters are close to a whole number ``<= 0``, when ``max(|a|,
+    |b|)`` exceeds ``|c| + 1`` (and both it and its distance to ``c``
+    exceed 2: the terms then cancel, and scipy reduces the parameters by
+    recurrence), or past :data:`_MAX_TERMS` terms.
+    """
+    big = b if abs(b) > abs(a) else a
+    if _near_nonpositive_whole(a) or _near_nonpositive_whole(b) or abs(c) < _WHOLE_TOL:
+        return np.nan, 1.0
+    if abs(big) > abs(c) + 1.0 and abs(c - big) > 2.0 and abs(big) > 2.0:
+        return np.nan, 1.0
+    s = 1.0
+    u = 1.0
+    k = 0.0
+    u_max = 0.0
+    n = 0
+    while True:
+        m = k + 1.0
+        u = u * ((a + k) * (b + k) * x / ((c + k) * m))
+        s += u
+        u_max = max(u_max, abs(u))
+        k = m
+        n += 1
+        if n > _MAX_TERMS:
+            return np.nan, 1.0
+        if s != 0.0 and abs(u / s) <= _MACHEP:
+            break
+    return s, _MACHEP * u_max / abs(s) + _MACHEP * n
+
+
+@_jit
+def _gauss_2f1(a, b, c, x):  # pragma: no cover - compiled
+    """``2F1(a, b; c; x)`` as scipy evaluates it for ``a, b, c > 0`` and ``0 <= x <= 0.9``, or NaN.
+
+    scipy (Cephes' ``hyp2f1``) sums the Gauss series of the function, after
+    Euler's transformation ``2F1(a, b; c; x) = (1 - x) ** d 2F1(c - a, c - b;
+    c; x)`` when ``d = c - a - b <= -1`` (Abramowitz & Stegun 15.3.3); where
+    it does something else (parameters close to whole numbers ``<= 0``, to
+    each other or to ``c``; a series with ``-1 < d < 0`` and a rounding
+    estimate of 1e-12 or more) this returns NaN.
+    """
+    if x == 0.0:
+        return 1.0
+    finite = abs(a) < np.inf and abs(b) < np.inf and abs(c) < np.inf
+    if not (finite and 0.0 < x <= HYP2F1_Z_MAX and a > 0.0 and b > 0.0 and c >= _WHOLE_TOL):
+        return np.nan
+    if _near_nonpositive_whole(a) or _near_nonpositive_whole(b):
+        return np.nan
+    d = c - a - b
+    euler = d <= -1.0
+    if euler:  # the parameters of Euler's transformation: c - a + c - b - c = -d >= 1
+        a, b = c - a, c - b
+        if c - a - b < 0.0:
+            return np.nan
+    if abs(b - c) < _WHOLE_TOL or abs(a - c) < _WHOLE_TOL:
+        return np.nan
+    if _near_nonpositive_whole(c - a) or _near_nonpositive_whole(c - b):
+        return np.nan
+    s, rounding = _gauss_series(a, b, c, x)
+    if euler:
+        return (1.0 - x) ** d * s
+    if d < 0.0 and not rounding < 1e-12:
+        return np.nan  # scipy would recur on c
+    return s
+
+
+@_jit
+def gauss_hyp2f1(A, B, C, z, out):  # pragma: no cover - compiled
+    """``out = 2F1(A, B; C; z)`` elementwise with scipy's values, NaN where scipy must evaluate.
+
+    See :func:`_gauss_2f1` for where the compiled series applies; the
+    operations are scipy's, in its order, so its values to the last bit
+    (tests/models/test_kernels.py; checked again when first used,
+    :func:`rfmml.models._scoring.gauss_hyp2f1`).
+    """
+    for i in range(len(A)):
+        out[i] = _gauss_2f1(A[i], B[i], C[i], z[i])
+
+
+# ------------------------------------- the expected purchases given alive (closed form)
+@_jit
+def if_alive_parts(x, T, t, r, alpha, a, b, aT, aT_t, f):  # pragma: no cover - compiled
+    """The parts of FHL05 eq. (10) of the pairs ``(x, T)`` before its logarithms.
+
+    As :func:`rfmml.models._formulas.bgnbd_future_survival`: ``aT = alpha +
+    T``, ``aT_t = aT + t`` and ``f = 2F1(r + x, b + x; a + b + x - 1;
+    t / aT_t)`` by :func:`_gauss_2f1` (NaN where scipy would evaluate it
+    another way).
+    """
+    for i in range(len(x)):
+        xi = x[i]
+        aT[i] = alpha + T[i]
+        aT_t[i] = aT[i] + t
+        c = a + b + (xi - 1.0)
+        f[i] = _gauss_2f1(r + xi, b + xi, c, t / aT_t[i])
+
+
+@_jit
+def if_alive_log_g(x, r, log_f, log_aT, log_aT_t, out):  # pragma: no cover - compiled
+    """``ln G = ln 2F1 + (r + x) (ln(alpha + T) - ln(alpha + T + t))`` per pair."""
+    for i in range(len(x)):
+        out[i] = log_f[i] + (r + x[i]) * (log_aT[i] - log_aT_t[i])
+
+
+@_jit
+def if_alive_finish(  # pragma: no cover - compiled
+    x, t, a, b, log_f, g, c_min, a_near_one, one_minus_g_min, out, other
+):
+    """``out = (a + b + x - 1) / (a - 1) (1 - G)`` per pair; ``other`` marks the pairs to redo.
+
+    The closed form of :func:`rfmml.models._formulas.bgnbd_expected_purchases_if_alive`,
+    kept where that function keeps it with a positive value: ``ln 2F1``
+    finite, the value finite and > 0, ``c >= c_min``, ``|a - 1| >=
+    a_near_one`` and, for ``t > 0``, ``|1 - G| >= one_minus_g_min``. The
+    other pairs get ``other = 1`` (the reference evaluates them).
+
+    Returns
+    -------
+    int
+        How many pairs are marked in ``other``.
+    """
+    near_one = abs(a - 1.0) < a_near_one
+    n_other = 0
+    for i in range(len(x)):
+        c = a + b + (x[i] - 1.0)
+        value = c / (a - 1.0) * (1.0 - g[i])
+        out[i] = value
+        short = t > 0.0 and abs(1.0 - g[i]) < one_minus_g_min
+        kept = abs(log_f[i]) < np.inf and 0.0 < value < np.inf and c >= c_min
+        redo = near_one or short or not kept
+        other[i] = redo
+        n_other += redo
+    return n_other

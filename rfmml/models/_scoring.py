@@ -10,9 +10,14 @@ weeks or months) the logarithms of ``alpha + T`` and the terms of each
 distinct ``(frequency, age)`` pair are then looked up in tables indexed by
 the values themselves (grown as the blocks need them): the pairs are marked
 while the block is in cache, their terms (the hypergeometric factor of the
-expected purchases, Pareto/NBD's tail integrals) evaluated once per pair by
-the reference formulas, and the per-customer arithmetic runs on the block
-(:mod:`rfmml.models._kernels`). The values are those of the reference
+expected purchases, Pareto/NBD's tail integrals) evaluated once per pair,
+and the per-customer arithmetic runs on the block
+(:mod:`rfmml.models._kernels`). The BG/NBD and MBG/NBD factor of the pairs
+is the closed form of the reference formula in compiled loops around numpy's
+``log`` and ``exp`` (:func:`_if_alive_terms`), with ``2F1`` by a compiled
+Gauss series that reproduces :func:`scipy.special.hyp2f1` where scipy sums
+that series (:func:`gauss_hyp2f1`); the reference formula evaluates the
+pairs where it takes another route. The values are those of the reference
 formulas: the same floating-point operations in the same order, so the same
 values to the last bit (tests/models/test_kernels.py).
 
@@ -39,13 +44,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
+from scipy.special import expit, hyp2f1
 
 from rfmml.features._spark import is_spark
 from rfmml.models._base import PurchaseModel
 from rfmml.models._summary_checks import check_time_unit
 
-__all__ = ["KernelScoringModel", "bg_alive_rows", "pareto_alive_rows", "check_rows"]
+__all__ = [
+    "KernelScoringModel",
+    "bg_alive_rows",
+    "pareto_alive_rows",
+    "check_rows",
+    "gauss_hyp2f1",
+]
 
 #: Smaller summaries take the numpy paths: importing numba (and loading the compiled
 #: loops from its cache) costs more than the loops save on them. Read at call time.
@@ -67,6 +78,79 @@ def _kernels() -> Any:
     except ImportError:  # numba not installed: the base's numpy paths
         return None
     return _kernels
+
+
+def _gauss_hyp2f1(A, B, C, z) -> np.ndarray:
+    """:func:`scipy.special.hyp2f1` elementwise; the compiled series where it has the same values.
+
+    :func:`rfmml.models._kernels.gauss_hyp2f1` evaluates the elements where
+    scipy sums the plain Gauss series (after Euler's transformation for
+    ``C - A - B <= -1``): positive parameters and ``0 <= z <= 0.9``, with the
+    same operations in the same order; scipy evaluates the rest.
+    """
+    A, B, C, z = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (A, B, C, z)))
+    flat = [np.ascontiguousarray(v).reshape(-1) for v in (A, B, C, z)]
+    out = np.empty(len(flat[0]))
+    _kernels().gauss_hyp2f1(*flat, out)
+    rest = np.isnan(out)
+    if rest.any():
+        out[rest] = hyp2f1(*(v[rest] for v in flat))
+    return out.reshape(A.shape)
+
+
+#: Arguments on which the compiled series must give scipy's values before it is used:
+#: both routes (with and without Euler's transformation, -1 < C - A - B < 0 too), small
+#: and large parameters, z up to 0.9.
+_PROBE = (
+    np.array([0.525, 0.525, 30.525, 2.5, 0.05, 5.0, 2.0, 0.3, 7.0, 120.0]),
+    np.array([2.614, 2.614, 32.614, 0.7, 0.15, 3.2, 51.0, 0.9, 0.4, 80.0]),
+    np.array([2.505, 2.505, 32.505, 2.9, 0.1, 7.5, 70.0, 1.0, 9.0, 300.0]),
+    np.array([0.05, 0.5, 0.12, 0.3, 0.9, 0.75, 0.2, 0.6, 0.85, 0.4]),
+)
+
+
+@functools.cache
+def gauss_hyp2f1() -> Callable[..., np.ndarray]:
+    """The evaluator of ``2F1`` for the expected purchases: :func:`_gauss_hyp2f1`, or scipy's.
+
+    The compiled series is used when it reproduces :func:`scipy.special.hyp2f1`
+    to the last bit on :data:`_PROBE` (it follows scipy's algorithm, which a
+    later scipy could change); else scipy's function.
+    """
+    if _kernels() is None:
+        return hyp2f1
+    with np.errstate(all="ignore"):
+        same = np.array_equal(_gauss_hyp2f1(*_PROBE), hyp2f1(*_PROBE))
+    return _gauss_hyp2f1 if same else hyp2f1
+
+
+def _if_alive_terms(t: float, x, T, r, alpha, a, b, reference) -> np.ndarray:
+    """``bgnbd_expected_purchases_if_alive(t, x, T, r, alpha, a, b)`` of pairs, compiled.
+
+    The closed form's arithmetic in compiled loops (:func:`rfmml.models._kernels.if_alive_parts`
+    and the next two) and its logarithms and exponential by numpy, as
+    :func:`rfmml.models._formulas.bgnbd_expected_purchases_if_alive` takes
+    them, so the same values; ``reference(x, T)`` (the formula) evaluates the
+    pairs where that function takes another route (Euler's transformation of
+    ``ln 2F1``, the integral form, a value clipped at 0) and, when the
+    compiled series is not scipy's (:func:`gauss_hyp2f1`), all of them.
+    """
+    if gauss_hyp2f1() is not _gauss_hyp2f1:
+        return reference(x, T)
+    from rfmml.models import _formulas as F
+
+    K = _kernels()
+    aT, aT_t, f, log_g, out = (np.empty(len(x)) for _ in range(5))
+    K.if_alive_parts(x, T, t, r, alpha, a, b, aT, aT_t, f)
+    with np.errstate(all="ignore"):
+        log_f = np.log(f)
+        K.if_alive_log_g(x, r, log_f, np.log(aT), np.log(aT_t), log_g)
+        g = np.exp(log_g, out=log_g)
+    other = np.empty(len(x), dtype=np.bool_)
+    bounds = (F._C_MIN, F._A_NEAR_ONE, F._ONE_MINUS_G_MIN)
+    if K.if_alive_finish(x, t, a, b, log_f, g, *bounds, out, other):
+        out[other] = reference(x[other], T[other])
+    return out
 
 
 def _counted(K: Any, x, t_x, T) -> tuple[int, int, float, float]:
@@ -167,20 +251,28 @@ class _Tables:
         """
         assert self.present is not None
         flat = self.present.reshape(-1)
-        if with_t_x:
-            keys = np.flatnonzero(flat | self.present_t_x.reshape(-1))
-        else:
-            keys = np.flatnonzero(flat)
+        marks = flat | self.present_t_x.reshape(-1) if with_t_x else flat
+        keys = np.empty(len(marks), dtype=np.int64)
+        keys = keys[: _kernels().marked_keys(marks, keys)]
         x_u, u = np.divmod(keys, self.n_T)
         return keys, x_u.astype(float), u.astype(float), flat[keys] == 1
+
+    def marked_T(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The keys of the marked ``(x, T)`` pairs and their ``x`` and ``T`` (floats), one loop."""
+        assert self.present is not None
+        marks = self.present.reshape(-1)
+        keys = np.empty(len(marks), dtype=np.int64)
+        x_u, u = np.empty(len(marks)), np.empty(len(marks))
+        m = _kernels().marked_pairs(marks, self.n_T, keys, x_u, u)
+        return keys[:m], x_u[:m], u[:m]
 
 
 def _blocks(n: int, size: int):
     return (slice(start, min(start + size, n)) for start in range(0, n, size))
 
 
-def _checked_blocks(K: Any, x, t_x, T, tables: _Tables, with_t_x: bool):
-    """Blocks of rows checked, tables covering them, pairs marked (when ``tables.present``).
+def _checked_blocks(K: Any, x, t_x, T, tables: _Tables, with_t_x: bool, mark: bool = True):
+    """Blocks of rows checked, tables covering them, pairs marked (``mark`` and ``tables.present``).
 
     Yields the block's slice; stops early, yielding None, at the first block
     with a row that ``check_summary`` refuses or that has no table entries.
@@ -193,7 +285,8 @@ def _checked_blocks(K: Any, x, t_x, T, tables: _Tables, with_t_x: bool):
             yield None
             return
         tables.cover(top_x, top_T)
-        tables.mark(K, xb, tb, Tb, with_t_x)
+        if mark:
+            tables.mark(K, xb, tb, Tb, with_t_x)
         yield rows
 
 
@@ -217,9 +310,16 @@ def bg_alive_rows(
     Each block of rows is checked (:func:`rfmml.models._kernels.count_valid`)
     and, while it is in cache, scored: the log-odds of being inactive from
     the tables (:func:`rfmml.models._kernels.bg_log_odds`), numpy's ``exp``,
-    ``1 / (1 + e)``. With a horizon the ``(x, T)`` pairs are marked on the
-    way, ``if_alive(horizon, x, T, *theta)`` is evaluated once per pair and
-    multiplied in at the end (:func:`rfmml.models._kernels.product`).
+    ``1 / (1 + e)`` (BG/NBD: scipy's ``expit``). With a horizon the ``(x,
+    T)`` pairs are marked in the loop of the log-odds
+    (:func:`rfmml.models._kernels.bg_log_odds_marked`) and the MBG/NBD
+    odds are kept; after the blocks the factor given alive is evaluated once
+    per pair (:func:`_if_alive_terms`) and one pass finishes the rows
+    (``1 / (1 + e)`` and the product, :func:`rfmml.models._kernels.finish_product`
+    or ``finish_alive_and_product``; BG/NBD: :func:`rfmml.models._kernels.product`).
+    Without ``want_alive`` the expected purchases are written over the odds
+    (one array of rows); with it both are the rows of one ``(2, n)`` array
+    (:func:`_columns_frame`).
 
     Parameters
     ----------
@@ -232,7 +332,8 @@ def bg_alive_rows(
     horizon : float, optional
         One horizon for every customer.
     if_alive : callable, optional
-        The model's ``expected_purchases_if_alive`` formula.
+        The model's ``expected_purchases_if_alive`` formula (called with
+        ``gauss_hyp2f1=``, :func:`gauss_hyp2f1`).
     want_alive : bool, default True
         Also return P(alive) when the expected purchases are returned.
 
@@ -259,29 +360,59 @@ def bg_alive_rows(
 
     pairs = horizon is not None and if_alive is not None
     tables = _Tables(n, alpha, lead_of, pairs)
-    # P(alive) of every row; without want_alive it is multiplied in place at the end
-    alive = np.empty(n)
+    # P(alive) of every row; with pairs and modified, first the odds of being inactive
+    # (finished with the expected purchases); without want_alive, the expected purchases
+    # are written over it
+    # both outputs as the rows of one block: one pandas block, no copy (_columns_frame)
+    pair_block = np.empty((2, n)) if pairs and want_alive else None
+    alive = np.empty(n) if pair_block is None else pair_block[0]
     z = np.empty(min(n, K.BLOCK_ROWS))
     log_a = float(np.log(a))
+    odds_end = 0  # alive[:odds_end] holds odds
     with np.errstate(over="ignore"):
-        for rows in _checked_blocks(K, x, t_x, T, tables, False):
+        for rows in _checked_blocks(K, x, t_x, T, tables, False, mark=False):
             if rows is None:
                 return NO_TABLE
             zb = z[: rows.stop - rows.start]
             odds_args = (tables.log_aT, tables.lead, r, log_a, modified, zb)
-            K.bg_log_odds(x[rows], t_x[rows], T[rows], *odds_args)
-            if modified:  # 1 / (1 + e^z), as mbgnbd_probability_alive
+            if tables.present is None:
+                K.bg_log_odds(x[rows], t_x[rows], T[rows], *odds_args)
+            else:  # and the (x, T) pairs marked
+                marks = (tables.n_T, tables.present.reshape(-1))
+                K.bg_log_odds_marked(x[rows], t_x[rows], T[rows], *odds_args, *marks)
+            if modified and pairs and tables.present is not None:
+                # the odds, finished in the pass of the expected purchases
+                np.exp(zb, out=alive[rows])
+                odds_end = rows.stop
+            elif modified:  # 1 / (1 + e^z), as mbgnbd_probability_alive
+                if odds_end:  # the pairs outgrew their table: finish the odds so far
+                    K.finish_alive(alive[:odds_end], alive[:odds_end])
+                    odds_end = 0
                 np.exp(zb, out=zb)
                 K.finish_alive(zb, alive[rows])
             else:  # scipy's expit(-z), as bgnbd_probability_alive
                 expit(np.negative(zb, out=zb), out=alive[rows])
     if if_alive is None or horizon is None or tables.present is None:
         return alive, None
-    keys, x_T, T_T, _ = tables.marked()
+    keys, x_T, T_T = tables.marked_T()
     factor = np.empty(tables.n_x * tables.n_T)
-    factor[keys] = if_alive(horizon, x_T, T_T, *theta)
-    expected = np.empty(n) if want_alive else alive
-    K.product(x, T, tables.n_T, factor, alive, expected)
+
+    assert horizon is not None
+
+    def reference(x_u: np.ndarray, u: np.ndarray) -> np.ndarray:
+        assert if_alive is not None
+        return if_alive(horizon, x_u, u, *theta, gauss_hyp2f1=gauss_hyp2f1())
+
+    # MBG/NBD's factor is the BG/NBD one with b + 1 (mbgnbd_expected_purchases_if_alive)
+    b_if_alive = b + 1.0 if modified else b
+    factor[keys] = _if_alive_terms(horizon, x_T, T_T, r, alpha, a, b_if_alive, reference)
+    expected = alive if pair_block is None else pair_block[1]
+    if not modified:
+        K.product(x, T, tables.n_T, factor, alive, expected)
+    elif want_alive:  # alive holds the odds: P(alive) written over them
+        K.finish_alive_and_product(x, T, tables.n_T, alive, factor, alive, expected)
+    else:
+        K.finish_product(x, T, tables.n_T, alive, factor, expected)
     return (alive if want_alive else None), expected
 
 
@@ -371,6 +502,34 @@ def _scalar_horizon(t) -> float | None:
     return value if 0.0 <= value < np.inf else None
 
 
+#: The columns of ``alive_and_expected`` (copied into each frame: an Index's name can be set).
+_BOTH_COLUMNS = pd.Index(["probability_alive", "expected_purchases"])
+
+
+def _columns_frame(alive: np.ndarray, expected: np.ndarray, index: pd.Index) -> pd.DataFrame:
+    """The frame of ``alive_and_expected``, without copying the arrays.
+
+    When they are the two rows of one ``(2, n)`` array (as
+    :func:`bg_alive_rows` allocates them) the frame is built from it as one
+    block: the 2-D
+    constructor with a ready column index takes about a quarter of the time
+    of the one from a dict (which infers the labels' string dtype again).
+    """
+    block = alive.base
+    if (
+        isinstance(block, np.ndarray)
+        and block is expected.base
+        and block.shape == (2, len(alive))
+        and block.flags.c_contiguous
+        and alive.ctypes.data == block.ctypes.data
+        and expected.ctypes.data == block.ctypes.data + block.strides[0]
+    ):
+        return pd.DataFrame(block.T, index=index, columns=_BOTH_COLUMNS.copy(), copy=False)
+    return pd.DataFrame(  # copy=False: two columns, not one stacked block (a copy)
+        {"probability_alive": alive, "expected_purchases": expected}, index=index, copy=False
+    )
+
+
 class KernelScoringModel(PurchaseModel):
     """A :class:`~rfmml.models._base.PurchaseModel` scored by the compiled row loops.
 
@@ -386,24 +545,25 @@ class KernelScoringModel(PurchaseModel):
     def _plain_columns(self, X: Any) -> tuple[np.ndarray, ...] | None:
         """The summary columns as float64 arrays when the fast path applies, else None.
 
+        Call it once the model is known to be fitted (``_theta``).
+
         Only the frame-level checks of ``check_summary`` are made here (a frame,
         not empty, the columns present, numeric numpy dtypes, valid weights);
         the rows are checked by :func:`check_rows`.
         """
-        self._theta()  # NotFittedError first, as in the base
         if is_spark(X) or not isinstance(X, pd.DataFrame) or len(X) == 0:
             return None
         if len(X) < KERNEL_MIN_ROWS or _kernels() is None:
             return None
-        names = list(self.fit_columns) + (["weights"] if "weights" in X.columns else [])
+        labels = X.columns
+        names = list(self.fit_columns) + (["weights"] if "weights" in labels else [])
         arrays = []
         for name in names:
-            if name not in X.columns:
+            if name not in labels:
                 return None
-            col = X[name]
-            if not isinstance(col, pd.Series) or not isinstance(col.dtype, np.dtype):
-                return None
-            if col.dtype.kind not in "fiu":
+            col = X[name]  # a frame when the label repeats: no dtype
+            dtype = getattr(col, "dtype", None)
+            if not isinstance(dtype, np.dtype) or dtype.kind not in "fiu":
                 return None
             arrays.append(np.ascontiguousarray(col.to_numpy(dtype=np.float64)))
         if len(arrays) > len(self.fit_columns):
@@ -418,10 +578,9 @@ class KernelScoringModel(PurchaseModel):
         if self._strict_summary:
             check_time_unit(X, self.freq_, self.kind)
 
-    def _kernel_rows(self, columns, horizon: float | None, want_alive: bool = True):
+    def _kernel_rows(self, columns, theta, horizon: float | None, want_alive: bool = True):
         """``(alive, expected)`` by the kernels (see :func:`bg_alive_rows`), or :data:`NO_TABLE`."""
         x, t_x, T = columns
-        theta = self._theta()
         if self._kernel == "pareto":
             return pareto_alive_rows(x, t_x, T, theta, horizon=horizon, want_alive=want_alive)
         return bg_alive_rows(
@@ -440,13 +599,14 @@ class KernelScoringModel(PurchaseModel):
 
         ``want_alive=None``: P(alive) only.
         """
+        theta = self._theta()  # NotFittedError first, as in the base
         columns = self._plain_columns(X)
         if columns is None:
             return None
         horizon = _scalar_horizon(t) if want_alive is not None else None
         # without one valid horizon (per customer, or invalid: the base raises it after the
         # rows are checked) the kernels give P(alive), the same values as with one
-        out = self._kernel_rows(columns, horizon, bool(want_alive) or horizon is None)
+        out = self._kernel_rows(columns, theta, horizon, bool(want_alive) or horizon is None)
         if out is NO_TABLE and check_rows(*columns) is None:
             return None  # a row fails the checks: the base raises the error
         self._accept(X, columns)
@@ -455,7 +615,6 @@ class KernelScoringModel(PurchaseModel):
             return alive, expected
         # the base's row functions on the checked rows (the horizon is checked here)
         x, t_x, T = columns
-        theta = self._theta()
         if want_alive is None:
             return self._alive_rows(x, t_x, T, theta), None
         horizons = self._purchase_horizon(t, len(X))
@@ -470,23 +629,20 @@ class KernelScoringModel(PurchaseModel):
         out = self._scored(X, None, want_alive=None)
         if out is None:
             return super().probability_alive(X)
-        return pd.Series(out[0], index=X.index, name="probability_alive")
+        # copy=False: a new pandas object copies the array otherwise (copy-on-write)
+        return pd.Series(out[0], index=X.index, name="probability_alive", copy=False)
 
     def expected_purchases(self, X: pd.DataFrame, t) -> pd.Series:
         out = self._scored(X, t, want_alive=False)
         if out is None:
             return super().expected_purchases(X, t)
-        return pd.Series(out[1], index=X.index, name="expected_purchases")
+        return pd.Series(out[1], index=X.index, name="expected_purchases", copy=False)
 
     def alive_and_expected(self, X: pd.DataFrame, t) -> pd.DataFrame:
         out = self._scored(X, t, want_alive=True)
         if out is None:
             return super().alive_and_expected(X, t)
-        return pd.DataFrame(  # copy=False: two columns, not one stacked block (a copy)
-            {"probability_alive": out[0], "expected_purchases": out[1]},
-            index=X.index,
-            copy=False,
-        )
+        return _columns_frame(out[0], out[1], X.index)
 
     probability_alive.__doc__ = PurchaseModel.probability_alive.__doc__
     expected_purchases.__doc__ = PurchaseModel.expected_purchases.__doc__

@@ -21,11 +21,12 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy.special import hyp2f1
 
 pytest.importorskip("numba")  # the optional extra rfmml[fast]
 
 from rfmml.errors import DataError
-from rfmml.models import BetaGeoNBD, ModifiedBetaGeoNBD, ParetoNBD, _scoring
+from rfmml.models import BetaGeoNBD, ModifiedBetaGeoNBD, ParetoNBD, _kernels, _scoring
 from rfmml.models import _formulas as B
 from rfmml.models import _formulas_mbgnbd as M
 from rfmml.models import _formulas_pareto as P
@@ -171,6 +172,15 @@ def test_every_path_gives_the_reference_values(name, monkeypatch):
     labelled = summary.astype({"frequency": "int64", "T": "int32"}).assign(weights=2.0)
     labelled.index = [f"c{i}" for i in range(n)]
     _assert_reference(name, theta, labelled, horizons=(30.0,))
+    # the frame of one call as the base's (index, column labels and dtypes, values)
+    model = _model(name, theta)
+    for frame in (summary, labelled):
+        pd.testing.assert_frame_equal(
+            model.alive_and_expected(frame, 30.0),
+            PurchaseModel.alive_and_expected(model, frame, 30.0),
+            check_exact=False,
+            rtol=RTOL,
+        )
     # continuous ages (no tables) and per-customer horizons: the base's row functions
     _assert_reference(name, theta, summary.assign(T=T_ + 0.25, recency=t_x + 0.25 * (x > 0)))
     model = _model(name, theta)
@@ -186,6 +196,111 @@ def test_every_path_gives_the_reference_values(name, monkeypatch):
     monkeypatch.setattr(_scoring, "DENSE_PER_ROW", 0)
     assert not _takes_the_tables(name, summary, theta)
     _assert_reference(name, theta, summary, horizons=(30.0,))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_blocks_growing_tables_and_late_pairs_give_the_reference_values(name, monkeypatch):
+    # blocks of 97 rows, sorted so that the tables grow block after block and most pairs
+    # first appear after the first block
+    monkeypatch.setattr(_kernels, "BLOCK_ROWS", 97)
+    theta = PARAMS[0]
+    summary = _whole_histories([0.0, 1.0, 2.0, 5.0, 12.0, 40.0], [0.0, 1.0, 9.0, 60.0, 546.0])
+    summary = summary.sort_values(["frequency", "T"], kind="stable", ignore_index=True)
+    assert _takes_the_tables(name, summary, theta)
+    _assert_reference(name, theta, summary, horizons=(0.0, 30.0), exact=True)
+    # the pair table outgrows its limit after some blocks: P(alive) from the kernels (the
+    # odds of the blocks before finished), the factor per distinct row
+    monkeypatch.setattr(_scoring, "DENSE_PER_ROW", 0)
+    monkeypatch.setattr(_scoring, "DENSE_MIN", 3 * 547)
+    assert not _takes_the_tables(name, summary, theta)
+    _assert_reference(name, theta, summary, horizons=(30.0,))
+
+
+#: parameters of 2F1 as the expected purchases make them, and others: tiny to large,
+#: whole numbers and near them (scipy's tolerance is 1e-13), c - a - b near -1 and 0
+_GAUSS_VALUES = [1e-14, 1e-13, 1e-3, 0.109, 0.5, 1.0 - 1e-14, 1.0, 1.0 + 1e-12, 2.0, 2.5, 7.0]
+_gauss_parameter = st.one_of(
+    st.sampled_from(_GAUSS_VALUES),
+    st.floats(min_value=1e-4, max_value=300.0),
+    st.floats(min_value=-5.0, max_value=5.0),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    A=_gauss_parameter,
+    B=_gauss_parameter,
+    C=_gauss_parameter,
+    x=st.lists(st.integers(0, 3_000), min_size=1, max_size=40),
+    z=st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=40),
+)
+def test_compiled_gauss_series_has_scipys_values(A, B, C, x, z):
+    # as in the expected purchases: (r + x, b + x; a + b + x - 1) over many x and z
+    xs, zs = (np.asarray(v, dtype=float) for v in np.meshgrid(x, z, indexing="ij"))
+    for args in [
+        (A + xs, B + xs, C + B + (xs - 1.0), zs),
+        (A + xs, B + xs, C + xs, zs),
+        (np.full_like(zs, A), np.full_like(zs, B), np.full_like(zs, C), zs),
+    ]:
+        with np.errstate(all="ignore"):
+            np.testing.assert_array_equal(_scoring._gauss_hyp2f1(*args), hyp2f1(*args))
+
+
+def test_compiled_gauss_series_covers_the_scoring_arguments():
+    # the compiled series is the evaluator with this scipy, and it evaluates (no NaN left
+    # to scipy) the probe and the arguments of the expected purchases at CDNOW-like values
+    assert _scoring.gauss_hyp2f1() is _scoring._gauss_hyp2f1
+    out = np.empty(len(_scoring._PROBE[0]))
+    _kernels.gauss_hyp2f1(*_scoring._PROBE, out)
+    assert not np.isnan(out).any()
+    x, T_ = (g.ravel() for g in np.meshgrid(np.arange(200.0), np.arange(0.0, 600.0, 7.0)))
+    for r, alpha, a, b in PARAMS:
+        for t in (1.0, 30.0, 365.0):
+            z = t / (alpha + T_ + t)
+            args = (r + x, b + x, a + b + (x - 1.0), z)
+            out = np.empty(len(x))
+            _kernels.gauss_hyp2f1(*args, out)
+            assert np.isnan(out[z <= _kernels.HYP2F1_Z_MAX]).mean() < 0.01
+            np.testing.assert_array_equal(_scoring._gauss_hyp2f1(*args), hyp2f1(*args))
+
+
+def test_gauss_series_edge_arguments():
+    # z = 0 is 1 whatever the parameters; outside the series' domain scipy's values
+    args = np.array(
+        [
+            [np.nan, 1.0, 2.0, 0.0],
+            [1.0, 2.0, 3.0, 0.95],
+            [1.0, 2.0, 3.0, 1.0],
+            [-2.0, 1.5, 3.0, 0.5],
+            [1.0, 2.0, -1.5, 0.5],
+            [2.0, 3.0, 2.0, 0.5],
+            [np.inf, 1.0, 2.0, 0.5],
+            [1.0, 2.0, 3.0, np.nan],
+            [0.5, 0.7, 0.25, 0.9],
+            [1e-14, 2.0, 3.0, 0.5],
+        ]
+    ).T
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(_scoring._gauss_hyp2f1(*args), hyp2f1(*args))
+    assert _scoring._gauss_hyp2f1(1.0, 2.0, 3.0, 0.5).shape == ()
+
+
+@pytest.mark.parametrize("theta", [*PARAMS, (0.5, 6.0, 1.0 + 5e-5, 2.0), (0.5, 6.0, 1.0, 2.0)])
+def test_compiled_factor_given_alive_equals_the_formula(theta):
+    # the closed form in compiled loops, the reference where it takes another route (t = 0,
+    # short horizons, z > 0.9, a near 1, c < 1e-8): the formula's values bit for bit
+    x, T_ = (g.ravel() for g in np.meshgrid([0.0, 1.0, 3.0, 40.0, 2_000.0], [0.0, 1.0, 30.0, 5e4]))
+    for t in (0.0, 1e-6, 30.0, 1e4):
+        redone = []
+
+        def formula(x_u, u, t=t, redone=redone):
+            redone.append(len(x_u))
+            return B.bgnbd_expected_purchases_if_alive(t, x_u, u, *theta)
+
+        got = _scoring._if_alive_terms(t, x, T_, *theta, formula)
+        np.testing.assert_array_equal(got, B.bgnbd_expected_purchases_if_alive(t, x, T_, *theta))
+        if t == 30.0 and theta in PARAMS[:3]:  # CDNOW-like: mostly the compiled loops
+            assert sum(redone) <= len(x) // 2
 
 
 BAD_ROWS = [
