@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfmml.campaign import exports
+from rfmml.campaign import _csv, exports
 from rfmml.campaign.exports import neutralize_cells, to_safe_csv
 
 
@@ -47,6 +47,9 @@ def test_same_bytes_as_pandas(tmp_path: Path, n: int, monkeypatch: pytest.Monkey
                                    tmp_path / "probe.csv")  # fmt: skip
     fast = to_safe_csv(frame, tmp_path / "fast.csv").read_bytes()
     assert fast == _pandas_bytes(frame, tmp_path / "pandas.csv")
+    # the DuckDB writer, which to_safe_csv takes from 20,000 rows, at every size
+    assert _csv.write_csv(exports._tidy_ids(frame), tmp_path / "duckdb.csv")
+    assert (tmp_path / "duckdb.csv").read_bytes() == fast
 
 
 def test_kinds_left_to_pandas_still_match(tmp_path: Path) -> None:
