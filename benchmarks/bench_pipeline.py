@@ -34,12 +34,14 @@ in the same run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from inspect import signature
 from pathlib import Path
 from typing import Any
@@ -297,6 +299,21 @@ def _cell(row: dict | None) -> list[str]:
     return [f"{row['seconds']:.2f}", f"{row['cpu']:.2f}", gib(row["peak_bytes"])]
 
 
+@contextlib.contextmanager
+def _pythonpath(path: str | None) -> Iterator[None]:
+    """``PYTHONPATH`` set to ``path`` (unchanged for None) for the children started inside."""
+    saved = os.environ.get("PYTHONPATH")
+    if path is not None:
+        os.environ["PYTHONPATH"] = path
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
 def _table(n: int, results: dict[str, dict]) -> str:
     d = results["duckdb"]
     ref, ref_cpu = d["seconds"], d["cpu"]
@@ -375,18 +392,10 @@ def main() -> None:
         loads = [os.getloadavg()[0]]
         modes = [m for m in args.modes.split(",") if m] + (["before"] if args.before else [])
         for mode in dict.fromkeys(modes):
-            saved = os.environ.get("PYTHONPATH")
-            if mode == "before":
-                os.environ["PYTHONPATH"] = args.before
-            try:
+            with _pythonpath(args.before if mode == "before" else None):
                 child = "after" if mode == "before" else mode
                 results[mode] = run_isolated(__file__, "--child", child, str(path), str(out),
                                              timeout=7200)  # fmt: skip
-            finally:
-                if saved is None:
-                    os.environ.pop("PYTHONPATH", None)
-                else:
-                    os.environ["PYTHONPATH"] = saved
             print(mode, n, json.dumps(results[mode]), flush=True)
             loads.append(os.getloadavg()[0])
         (out / "results.json").write_text(json.dumps(results))
@@ -418,12 +427,8 @@ def _run_cells(args: argparse.Namespace, folder: Path) -> None:
         results: dict[str, dict] = {}
         loads = [os.getloadavg()[0]]
         for mode in ["before"] * bool(args.before) + ["after"]:
-            saved = os.environ.get("PYTHONPATH")
-            if mode == "before":
-                os.environ["PYTHONPATH"] = args.before
-            else:
-                os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-            try:
+            this = str(Path(__file__).resolve().parents[1])
+            with _pythonpath(args.before if mode == "before" else this):
                 results[mode] = run_isolated(
                     __file__,
                     "--child",
@@ -432,11 +437,6 @@ def _run_cells(args: argparse.Namespace, folder: Path) -> None:
                     str(folder / f"run_{n}_{mode}"),
                     timeout=7200,
                 )
-            finally:
-                if saved is None:
-                    os.environ.pop("PYTHONPATH", None)
-                else:
-                    os.environ["PYTHONPATH"] = saved
             print(mode, n, json.dumps(results[mode]), flush=True)
             loads.append(os.getloadavg()[0])
         (folder / f"run_{n}_results.json").write_text(json.dumps(results))

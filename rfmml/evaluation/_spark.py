@@ -42,8 +42,8 @@ from rfmml.evaluation.holdout import (
     holdout_metrics,
     require_holdout_columns,
 )
-from rfmml.evaluation.repeat_tracking import tracking_curves
-from rfmml.features._engine import check_freq, next_period_start, scalar_period
+from rfmml.evaluation.repeat_tracking import tracking_curves, tracking_inputs
+from rfmml.features._engine import next_period_start, scalar_period
 from rfmml.features._spark import frame_attrs, period_number
 from rfmml.models import GammaGamma, PurchaseModel
 
@@ -214,12 +214,9 @@ def repeat_tracking_spark(
     """
     from pyspark.sql import functions as F
 
-    check_freq(freq)
-    keys = list(keys)
-    missing = [c for c in [*keys, "timestamp"] if c not in transactions.columns]
-    if missing:
-        raise DataError(f"repeat_transaction_tracking: transactions lack column(s) {missing}.")
-    cal_end, obs_end = pd.Timestamp(calibration_end), pd.Timestamp(observation_end)
+    keys, cal_end, obs_end = tracking_inputs(
+        transactions.columns, calibration_end, observation_end, freq, keys
+    )
     cut = pd.Timestamp(next_period_start(obs_end, freq)).to_pydatetime()
     cal_period, end_period = scalar_period(cal_end, freq), scalar_period(obs_end, freq)
     ts = F.col("timestamp").cast("timestamp")

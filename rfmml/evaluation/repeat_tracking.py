@@ -51,6 +51,30 @@ def _period_starts(periods: np.ndarray, freq: str) -> pd.DatetimeIndex:
     )
 
 
+def tracking_inputs(
+    columns: Sequence[str],
+    calibration_end: pd.Timestamp | str,
+    observation_end: pd.Timestamp | str,
+    freq: str,
+    keys: Sequence[str],
+) -> tuple[list[str], pd.Timestamp, pd.Timestamp]:
+    """The checked keys and the two ends of :func:`repeat_transaction_tracking` (every engine).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``freq``.
+    DataError
+        The log lacks a key or ``timestamp`` column.
+    """
+    check_freq(freq)
+    keys = list(keys)
+    missing = [c for c in [*keys, "timestamp"] if c not in columns]
+    if missing:
+        raise DataError(f"repeat_transaction_tracking: transactions lack column(s) {missing}.")
+    return keys, pd.Timestamp(calibration_end), pd.Timestamp(observation_end)
+
+
 def repeat_transaction_tracking(
     transactions: pd.DataFrame,
     models: Mapping[str, PurchaseModel],
@@ -101,12 +125,9 @@ def repeat_transaction_tracking(
     if isinstance(transactions, ScannedLog):  # counted inside DuckDB, the same table back
         return _repeat_tracking_duckdb(transactions, models, calibration_end, observation_end,
                                        freq=freq, keys=keys)  # fmt: skip
-    check_freq(freq)
-    keys = list(keys)
-    missing = [c for c in [*keys, "timestamp"] if c not in transactions.columns]
-    if missing:
-        raise DataError(f"repeat_transaction_tracking: transactions lack column(s) {missing}.")
-    cal_end, obs_end = pd.Timestamp(calibration_end), pd.Timestamp(observation_end)
+    keys, cal_end, obs_end = tracking_inputs(
+        transactions.columns, calibration_end, observation_end, freq, keys
+    )
     tx = transactions.loc[
         transactions["timestamp"] < pd.Timestamp(next_period_start(obs_end, freq)),
         [*keys, "timestamp"],
@@ -154,12 +175,9 @@ def _repeat_tracking_duckdb(
     counts as the pandas path, which :func:`tracking_curves` then turns into
     the same table).
     """
-    check_freq(freq)
-    keys = list(keys)
-    missing = [c for c in [*keys, "timestamp"] if c not in log.columns]
-    if missing:
-        raise DataError(f"repeat_transaction_tracking: transactions lack column(s) {missing}.")
-    cal_end, obs_end = pd.Timestamp(calibration_end), pd.Timestamp(observation_end)
+    keys, cal_end, obs_end = tracking_inputs(
+        log.columns, calibration_end, observation_end, freq, keys
+    )
     cut = pd.Timestamp(next_period_start(obs_end, freq)).isoformat(sep=" ")
     cal_period, end_period = scalar_period(cal_end, freq), scalar_period(obs_end, freq)
     key_sql = ", ".join('"' + k.replace('"', '""') + '"' for k in keys)
