@@ -596,20 +596,18 @@ def _read_parquet_columns(
     """``pd.read_parquet(path)``, of some columns (and the index keys), text as categoricals."""
     if columns is None and not text_as_category:
         return pd.read_parquet(path)
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    schema = pq.read_schema(path)  # read once: the columns kept and the text ones
+    index = set((meta or {}).get("index", []))
     if columns is not None:
-        present = pq.read_schema(path).names
-        keys = [k for k in (meta or {}).get("index", []) if k in present]
-        wanted = set(columns) | set(keys)
-        columns = [c for c in present if c in wanted]  # the file's order, as pd.read_parquet
+        wanted = set(columns) | index
+        columns = [c for c in schema.names if c in wanted]  # the file's order, as pandas
     if not text_as_category:
         return pd.read_parquet(path, columns=columns)
-    import pyarrow as pa
-
-    index = set((meta or {}).get("index", []))
     text = [  # labels, not the customer keys: read as dictionaries, never as strings
-        f.name for f in pq.read_schema(path)
+        f.name for f in schema
         if f.name not in index and (columns is None or f.name in columns)
         and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
     ]  # fmt: skip
