@@ -224,6 +224,20 @@ def _stages(total: int) -> Iterator[_Steps]:
         progress.update(steps.task, completed=total)
 
 
+def _check_previous(path: str, read_predictions: Callable[..., pd.DataFrame]) -> None:
+    """Refuse an earlier predictions file without the columns the change lists compare."""
+    import pyarrow.parquet as pq
+
+    read_predictions(path, ("customer_id",))  # a Parquet file, rfmml's metadata if any
+    held = pq.read_schema(path).names
+    missing = [c for c in ("customer_id", "segment") if c not in held]
+    if missing:
+        raise DataError(
+            f"--previous {path!r} has no column(s) {missing} (its columns: {held}); pass the "
+            "predictions.parquet of an earlier rfmml predict or run; nothing was written"
+        )
+
+
 def _list_columns(path: Path) -> pd.DataFrame:
     """The columns of the segment lists (and changes), read back from predictions.parquet."""
     from rfmml.campaign.lists import LIST_COLUMNS
@@ -827,8 +841,8 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     pipeline = ScoringPipeline.load(model_dir)
     if interval is not None:
         pipeline.interval = interval
-    if previous:  # checked now (its metadata and one column); its list columns read when used
-        read_predictions(previous, ("customer_id",))
+    if previous:  # checked now (its metadata and columns); its list columns read when used
+        _check_previous(previous, read_predictions)
     with _stages(6) as step:
         step("reading and cleaning the transactions")
         log = _scan(reader)

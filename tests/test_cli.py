@@ -210,6 +210,16 @@ def test_features_segment_fit_predict(ran, workspace, tmp_path):
     assert "customer_id_sha256" in champions.columns
     assert (tmp_path / "pred" / "changes").is_dir()
 
+    # an earlier file that is not a predictions table: refused before anything is written
+    log = tmp_path / "orders.parquet"
+    pd.read_csv(workspace / "orders.csv").to_parquet(log)
+    result = runner.invoke(main, ["predict", *args, "--model", str(out / "model"), "-o",
+                                  str(tmp_path / "pred2"), "--previous", str(log)])  # fmt: skip
+    assert result.exit_code != 0
+    assert "has no column(s) ['customer_id', 'segment']" in result.output
+    assert "nothing was written" in result.output
+    assert not (tmp_path / "pred2").exists()
+
 
 def test_fit_takes_any_purchase_model_and_predict_uses_it(workspace, tmp_path):
     from rfmml.config import PURCHASE_MODELS
