@@ -27,10 +27,14 @@ demo: $(STAMP)
 	$(BIN)/rfmml demo --output rfmml-output
 
 ## Whole suite: lint, unit, slow, Spark, report (headless Chromium) and notebook
-## tests in random order (pytest exits 5 when it collects no test, which fails the target)
+## tests in random order (pytest exits 5 when it collects no test, which fails the target),
+## on two pytest-xdist workers by whole files, all Spark files on one worker
+## (tests/conftest.py); WORKERS=0 runs everything in one process
+WORKERS ?= 2
 test: lint
 	@echo "test order seed: $(SEED) (replay with: make test SEED=$(SEED))"
-	$(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED) --durations=25 --nbmake tests notebooks
+	$(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED) --durations=25 \
+		-n $(WORKERS) --dist loadfile --nbmake tests notebooks
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not spark"

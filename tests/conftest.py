@@ -150,3 +150,23 @@ def spark_compare(spark):
         assert not bad, f"Spark and pandas differ (rows per column): {bad}"
 
     return compare
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` runs two pytest-xdist workers with ``--dist loadfile``: whole files.
+
+    All Spark files (``*spark*.py``) are one unit, so one worker starts the one
+    JVM and Spark session they share, as in a single process; every other
+    file is its own unit, so a module's fixtures are built once. Units go
+    out largest first (by number of tests).
+    """
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SparkTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "spark" if "spark" in path.rsplit("/", 1)[-1] else path
+
+    return SparkTogether(config, log)

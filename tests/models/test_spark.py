@@ -130,6 +130,8 @@ def test_gamma_gamma_distributed_fit_equals_pandas(spark, summary, spark_summary
     np.testing.assert_allclose(got.correlation_, want.correlation_, rtol=1e-9)
     assert got.training_fingerprint_.startswith("spark-xxhash64:")
     assert got.convergence_["success"]
+    # every distinct row fits in the warm-start subsample: Spark only checks its optimum
+    assert got.convergence_["warm_start_from_subsample"]
 
 
 def test_gamma_gamma_spark_default_bound_collects(spark_summary):
@@ -162,3 +164,17 @@ def test_gamma_gamma_distributed_fit_same_errors(summary, spark_summary):
     assert message(
         lambda: GammaGamma(zero_spend="exclude").fit(no_spend, collect_rows=0)
     ) == message(lambda: GammaGamma(zero_spend="exclude").fit(summary.assign(monetary_value=0.0)))
+
+
+def test_gamma_gamma_distributed_fit_from_a_hashed_subsample(monkeypatch, summary, spark_summary):
+    # more distinct rows than the warm-start subsample: the starting points are tried on
+    # the rows of one hash bucket, and the Spark evaluations refine that optimum
+    from rfmml.models import _fitting
+
+    monkeypatch.setattr(_fitting, "SUBSAMPLE_ROWS", 200)
+    want = GammaGamma(zero_spend="exclude").fit(summary)
+    got = GammaGamma(zero_spend="exclude").fit(spark_summary, collect_rows=10)
+    assert got.fit_path_ == "distributed"
+    assert got.convergence_["warm_start_from_subsample"]
+    np.testing.assert_allclose(got.params_.to_numpy(), want.params_.to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(got.log_likelihood_, want.log_likelihood_, rtol=1e-10)
