@@ -1072,19 +1072,21 @@ def _save_figure(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _keep_figures(figures: dict[str, Figure], folder: Path) -> None:
-    """Save figures in the output folder too (they also go to MLflow), without closing them."""
-    for file, fig in figures.items():
-        _write_figure(fig, folder / file)
+def _keep_figures(figures: dict[str, Figure], folder: Path) -> dict[str, Path]:
+    """Save and close figures in the output folder; return their files by name.
+
+    The same files then go to MLflow (:func:`_write_folder` copies them):
+    each figure is drawn once.
+    """
+    return {file: _save_figure(fig, folder / file) for file, fig in figures.items()}
 
 
-def _write_folder(
-    folder: Path, tables: dict[str, pd.DataFrame], figures: dict[str, Figure]
-) -> None:
+def _write_folder(folder: Path, tables: dict[str, pd.DataFrame], figures: dict[str, Path]) -> None:
+    """The tables and copies of the saved figures, for :func:`tracking.log_artifacts`."""
     for file, table in tables.items():
         table.to_csv(folder / file)
-    for file, fig in figures.items():
-        _save_figure(fig, folder / file)
+    for file, path in figures.items():
+        shutil.copyfile(path, folder / file)
 
 
 def _parent_metrics(ev: Evaluation, comparison: pd.DataFrame) -> dict[str, float]:
@@ -1129,9 +1131,9 @@ def _record_segmentation(seg: SegmentationEvaluation, out: Path) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             seg.profile.to_csv(folder / "segment_profile.csv")
-            _keep_figures(seg.figures, out / "segmentations" / seg.config.name)
+            saved = _keep_figures(seg.figures, out / "segmentations" / seg.config.name)
             save_segmenter(segmenter, folder / "segmenter.json")
-            _write_folder(folder, seg.tables, seg.figures)
+            _write_folder(folder, seg.tables, saved)
             if isinstance(segmenter, KMeansSegmenter):
                 tracking.log_params({"n_clusters_chosen": segmenter.n_clusters_})
                 tracking.log_metrics({"rule_adjusted_rand_score": segmenter.adjusted_rand_score_})
@@ -1194,8 +1196,7 @@ def _record_models(models: ModelEvaluation, out: Path) -> str:
             for name, fitted in models.fits.items():
                 tables[f"{name}_summary.csv"] = fitted.model.summary_
                 fitted.model.save(folder / f"{name}.json")
-            _keep_figures(models.figures, out / "models")
-            _write_folder(folder, tables, models.figures)
+            _write_folder(folder, tables, _keep_figures(models.figures, out / "models"))
             if gg is not None:
                 gg.save(folder / "gamma_gamma.json")
             tracking.log_artifacts(folder)
