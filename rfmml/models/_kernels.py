@@ -20,21 +20,19 @@ give the reference values.) The Gauss series of ``2F1`` (:func:`gauss_hyp2f1`)
 is compiled: scipy sums it in C and calls libm's ``pow``, as the compiled
 loop does, so it has scipy's values.
 
-Compiled code is cached on disk (``cache=True``, numba's locators in order):
-in ``$NUMBA_CACHE_DIR`` when it is set; else next to this file, in
-``__pycache__``, when that is writable; else in the user-wide cache
-(``$XDG_CACHE_HOME/numba`` or ``~/.cache/numba``). When no cache directory is
-writable the loops are compiled once per process instead.
+Compiled code is cached on disk (see :func:`rfmml._jit.jit`): in
+``$NUMBA_CACHE_DIR`` when it is set, else next to this file when that is
+writable, else in the user-wide cache; without a writable cache directory the
+loops are compiled once per process.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
-from numba import njit
+
+from rfmml._jit import jit as _jit
 
 __all__ = [
     "BLOCK_ROWS",
@@ -58,24 +56,6 @@ __all__ = [
 
 #: Rows per block of the row-wise arithmetic: the block's buffers stay in cache.
 BLOCK_ROWS = 2**16
-
-
-def _jit(fn: Callable[..., Any]) -> Any:
-    """``njit(cache=True, nogil=True, error_model="numpy")``; no disk cache when none is writable.
-
-    ``error_model="numpy"``: a division by zero gives IEEE's inf or NaN, as in
-    numpy, instead of raising; without the check the divisions of the loops
-    vectorise (the values are the same: no loop here divides by zero).
-
-    numba looks for a writable cache directory when the function is decorated
-    (``$NUMBA_CACHE_DIR``, this package's ``__pycache__``, the user-wide cache)
-    and raises ``RuntimeError`` when there is none.
-    """
-    options: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
-    try:
-        return njit(cache=True, **options)(fn)
-    except RuntimeError:  # no writable cache directory: compile in each process
-        return njit(**options)(fn)
 
 
 @_jit

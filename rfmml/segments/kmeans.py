@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,16 +41,26 @@ def _expm1_columns(X: np.ndarray, mask: Sequence[bool]) -> np.ndarray:
     return out
 
 
+#: From this many points on, :func:`silhouette_curve` sums distances in a compiled
+#: loop (importing numba and loading the loop costs more than it saves on fewer).
+#: Read at call time.
+SILHOUETTE_KERNEL_MIN_ROWS = 2_000
+
+
 def silhouette_curve(
     X: np.ndarray, labelings: dict[int, np.ndarray], *, chunk_size: int = 1000
 ) -> pd.Series:
     """Mean silhouette coefficient of several labelings of the same points.
 
-    Euclidean distances are computed once, in row chunks, and shared by all
-    labelings (a matrix product with each labeling's one-hot matrix gives the
-    per-cluster distance sums), so scoring nine values of k costs little more
-    than scoring one. Values equal :func:`sklearn.metrics.silhouette_score`;
-    points alone in their cluster score 0, as there.
+    Euclidean distances are computed once and shared by all labelings, so
+    scoring nine values of k costs little more than scoring one. From
+    :data:`SILHOUETTE_KERNEL_MIN_ROWS` points on, a compiled loop (numba,
+    :func:`rfmml.segments._kernels.cluster_distance_sums`) visits each pair
+    once and adds its distance to both points' per-cluster sums; below that,
+    or without numba, the distance matrix is built in row chunks and
+    multiplied by each labeling's one-hot matrix. Values equal
+    :func:`sklearn.metrics.silhouette_score` to rounding; points alone in
+    their cluster score 0, as there.
 
     Parameters
     ----------
@@ -58,7 +69,7 @@ def silhouette_curve(
     labelings : dict of int to ndarray of shape (n_samples,)
         Key (e.g. k) to integer cluster labels ``0..k-1``.
     chunk_size : int, default=1000
-        Rows of the distance matrix held in memory at a time.
+        Rows of the distance matrix held in memory at a time (numpy path).
 
     Returns
     -------
@@ -78,15 +89,14 @@ def silhouette_curve(
         onehots.append(onehot)
         offsets.append(offsets[-1] + k)
         valid.append(2 <= len(np.unique(labels)) <= n - 1)
-    onehot_all = np.hstack(onehots)
-    sums = np.empty((n, onehot_all.shape[1]))
-    sq = np.einsum("ij,ij->i", X, X)
-    for start in range(0, n, chunk_size):
-        stop = min(start + chunk_size, n)
-        d2 = sq[start:stop, None] + sq[None, :] - 2.0 * (X[start:stop] @ X.T)
-        np.maximum(d2, 0.0, out=d2)
-        d2[np.arange(stop - start), np.arange(start, stop)] = 0.0
-        sums[start:stop] = np.sqrt(d2) @ onehot_all
+    kernels = _kernels() if n >= SILHOUETTE_KERNEL_MIN_ROWS else None
+    if kernels is not None:
+        stacked = np.array([np.asarray(labelings[key], dtype=np.int64) for key in keys])
+        sums = kernels.cluster_distance_sums(
+            np.ascontiguousarray(X), stacked, np.asarray(offsets[:-1], dtype=np.int64), offsets[-1]
+        )
+    else:
+        sums = _distance_sums(X, np.hstack(onehots), chunk_size)
     scores = []
     for i, key in enumerate(keys):
         if not valid[i]:
@@ -105,6 +115,30 @@ def silhouette_curve(
         s[sizes[labels] <= 1] = 0.0
         scores.append(float(np.mean(np.nan_to_num(s))))
     return pd.Series(scores, index=pd.Index(keys, name="k"), name="silhouette")
+
+
+def _distance_sums(X: np.ndarray, onehot: np.ndarray, chunk_size: int) -> np.ndarray:
+    """Per-cluster distance sums of every point: distance-matrix chunks times ``onehot``."""
+    n = len(X)
+    sums = np.empty((n, onehot.shape[1]))
+    sq = np.einsum("ij,ij->i", X, X)
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        d2 = sq[start:stop, None] + sq[None, :] - 2.0 * (X[start:stop] @ X.T)
+        np.maximum(d2, 0.0, out=d2)
+        d2[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        sums[start:stop] = np.sqrt(d2) @ onehot
+    return sums
+
+
+@functools.cache
+def _kernels() -> Any:
+    """:mod:`rfmml.segments._kernels`, imported on first use; None without numba."""
+    try:
+        from rfmml.segments import _kernels
+    except ImportError:  # numba not installed: the numpy path
+        return None
+    return _kernels
 
 
 class KMeansSegmenter(ClusterMixin, BaseEstimator):

@@ -126,6 +126,21 @@ def test_silhouette_curve_matches_scikit_learn():
     assert np.isnan(curve[1])
 
 
+@pytest.mark.parametrize("kernel_rows", [0, 10**9], ids=["compiled", "numpy"])
+def test_both_silhouette_paths_match_scikit_learn(monkeypatch, kernel_rows):
+    from rfmml.segments import kmeans
+
+    monkeypatch.setattr(kmeans, "SILHOUETTE_KERNEL_MIN_ROWS", kernel_rows)
+    rng = np.random.default_rng(7)
+    X = np.exp(rng.normal(size=(700, 3)))  # skewed, as RFM features before the log
+    X[:5] = X[5]  # duplicate points: distance 0
+    labelings = {k: KMeans(k, n_init=1, random_state=0).fit(X).labels_ for k in (2, 5)}
+    labelings[7] = np.r_[np.arange(7), np.zeros(693, dtype=int)]  # six singletons
+    curve = silhouette_curve(X, labelings, chunk_size=100)
+    for k, labels in labelings.items():
+        assert curve[k] == pytest.approx(silhouette_score(X, labels), abs=1e-12)
+
+
 def test_pooled_clustering_with_groups(grouped_features):
     km = KMeansSegmenter(n_clusters=3, random_state=0).fit(grouped_features)
     pooled = KMeansSegmenter(n_clusters=3, random_state=0).fit(
