@@ -692,6 +692,34 @@ def segment(scheme: str, scorer_file: str | None, kmeans: str | None, seed: int,
         _write(frame, output)
 
 
+def _fit_purchase_model(model: Any, summary: Any, name: str, label: str) -> tuple[Any, str]:
+    """``model.fit(summary)`` and the one line that tells a degenerate fit ('' if none).
+
+    A degenerate fit's standard-error warning is not repeated: the line says
+    when the standard errors are NaN. Other warnings of the fit pass on.
+    """
+    from rfmml.evaluation.model_choice import degenerate_message
+    from rfmml.models import StandardErrorWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(summary)
+    flagged = model.degenerate_parameters()
+    for item in caught:
+        if not (len(flagged) and issubclass(item.category, StandardErrorWarning)):
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    if not len(flagged):
+        return model, ""
+    others = ", ".join(
+        f"--purchase-model {m}" for m in ("bgnbd", "mbgnbd", "pareto_nbd") if m != name
+    )
+    text = degenerate_message(
+        name, model, flagged, "whole log", label,
+        penalizer_hint="--penalizer 0.01", model_hint=f"another purchase model ({others})",
+    )  # fmt: skip
+    return model, text
+
+
 @main.command()
 @_tx_options
 @click.option("--freq", type=click.Choice(["D", "W", "M"]), default="W", show_default=True)
@@ -740,10 +768,14 @@ def fit(freq: str, purchase_model: str, penalizer: float, scheme: str, scorer_fi
     end, group = reader["observation_end"], reader["group"]
     summary = btyd_summary(tx, observation_end=end, freq=freq, group=group)
     rules = _rules(scheme, spend, scorer_file).fit(rfm_table(tx, observation_end=end, group=group))
-    model = PURCHASE_MODELS[purchase_model](penalizer=penalizer).fit(summary)
     label = PURCHASE_MODEL_LABELS[purchase_model]
+    model, degenerate = _fit_purchase_model(
+        PURCHASE_MODELS[purchase_model](penalizer=penalizer), summary, purchase_model, label
+    )
     out.print(_table(model.summary_, title=f"{label} ({freq}), log-likelihood "
                      f"{model.log_likelihood_:,.1f}, {len(summary):,} customers"))  # fmt: skip
+    if degenerate:
+        err.print(Text.assemble(("warning: ", "bold yellow"), degenerate), soft_wrap=True)
     gg = None
     if "monetary_value" in summary.columns:
         gg = GammaGamma(penalizer=penalizer, zero_spend="exclude").fit(summary)

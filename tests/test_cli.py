@@ -243,6 +243,20 @@ def test_fit_takes_any_purchase_model_and_predict_uses_it(workspace, tmp_path):
     assert scored["probability_no_purchase"].between(0, 1).all()
 
 
+def test_fit_says_a_degenerate_model_in_one_line_with_cli_hints(online_retail_tx, tmp_path):
+    # Online Retail, weekly: BG/NBD's dropout runs to a -> 0 (no one is estimated to leave)
+    log = tmp_path / "retail.csv"
+    online_retail_tx[["customer_id", "timestamp", "amount"]].to_csv(log, index=False)
+    result = CliRunner().invoke(main, ["fit", str(log), "--models-dir", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "is degenerate" in line]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("warning: BG/NBD fit on the whole log is degenerate: a = ")
+    assert "--penalizer 0.01" in lines[0] and "--purchase-model pareto_nbd" in lines[0]
+    assert "[models]" not in lines[0]  # the config's syntax is not the CLI's
+    assert "Hessian" not in result.output  # said once, as "(standard errors NaN)"
+
+
 SCORER_TOML = """
 method = "thresholds"
 frequency_col = "orders_per_year"

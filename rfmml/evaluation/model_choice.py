@@ -136,9 +136,20 @@ def comparison_table(
 
 
 def degenerate_message(
-    name: str, model: PurchaseModel, flagged: pd.DataFrame, when: str, label: str | None = None
+    name: str,
+    model: PurchaseModel,
+    flagged: pd.DataFrame,
+    when: str,
+    label: str | None = None,
+    *,
+    penalizer_hint: str | None = None,
+    model_hint: str = "another purchase model",
 ) -> str:
-    """The one plain line that tells a degenerate fit and what to try."""
+    """The one plain line that tells a degenerate fit and what to try.
+
+    ``penalizer_hint`` is how to ask for a penalizer (default: the config's
+    ``[models] <name> = { penalizer = 0.01 }``; the CLI's ``--penalizer 0.01``).
+    """
     values = ", ".join(f"{p} = {v:.3g}" for p, v in flagged["estimate"].items())
     se_nan = not np.isfinite(model.summary_["std_error"].to_numpy(dtype=float)).all()
     what = "ran to the edges of their range" if len(flagged) > 1 else "ran to the edge of its range"
@@ -147,6 +158,6 @@ def degenerate_message(
     return (
         f"{label or name} fit on the {when} is degenerate: {values} {what}"
         f"{' (standard errors NaN)' if se_nan else ''}; try a penalizer "
-        f"([models] {name} = {{ penalizer = 0.01 }}), another purchase model or a coarser "
-        "freq."
+        f"({penalizer_hint or f'[models] {name} = {{ penalizer = 0.01 }}'}), {model_hint} "
+        "or a coarser freq."
     )
