@@ -18,6 +18,7 @@ a group column (optional)
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -542,6 +543,41 @@ def _plain_ids(ids: pd.Series) -> pd.Series:
     return ids.astype(str)
 
 
+def _whole_number_text_ids(frame: pd.DataFrame, decimal: str) -> tuple[pd.DataFrame, str]:
+    """A CSV's customer ids that are all whole numbers written as decimals, as integers' text.
+
+    A spreadsheet or pandas export writes an integer id column that has gaps
+    as floats (``17850.0``; ``17850,0`` with a decimal comma), while an export
+    of the same customers without gaps writes ``17850``: two files of one
+    customer base would not join. When every id of the column is such a
+    whole number (digits, the decimal mark, zeros), the fraction is dropped
+    (``17850.0`` -> ``17850``), as float ids are (:func:`_plain_ids`), and a
+    cleaning note says so. Any other id (``007``, ``C-12``, ``1.5``) leaves
+    the column unchanged.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+    note : str
+        The cleaning note, or ``""`` when nothing changed.
+    """
+    ids = frame["customer_id"]
+    if not (ids.dtype == object or pd.api.types.is_string_dtype(ids.dtype)) or ids.empty:
+        return frame, ""
+    mark = re.escape(decimal)
+    text = ids.astype("string").str.strip()
+    parts = text.str.extract(rf"^([+-]?\d+){mark}0+$", expand=False)
+    if parts.isna().any():
+        return frame, ""
+    ids = pd.Series(parts.to_numpy(dtype=object), index=ids.index, dtype=ids.dtype)
+    first = str(text.iloc[0])
+    note = (
+        f"customer_id: every id is a whole number written with a fraction ({first!r}); "
+        f"read without it ({str(ids.iloc[0])!r}), so that exports with and without it join"
+    )
+    return frame.assign(customer_id=ids), note
+
+
 def future_rows_note(n_future: int, n_rows: int, tomorrow, customer_id, timestamp) -> str:
     """The cleaning note (and warning) for rows dated after ``tomorrow``."""
     return (
@@ -728,7 +764,11 @@ def read_transactions(
         A named tuple ``(transactions, report)``: the canonical frame (pandas,
         or polars when a polars frame came in) and the :class:`CleaningReport`.
         Float customer and order ids that are whole numbers come back as
-        integers (``12346.0`` -> ``12346``), other float ids as text.
+        integers (``12346.0`` -> ``12346``), other float ids as text. A CSV's
+        customer ids are text; when every one is a whole number written with
+        a fraction (``12346.0``, ``12346,0``: an export of integer ids with
+        gaps), the fraction is dropped (``12346``) and a note says so, so that
+        exports with and without gaps join.
 
     Raises
     ------
@@ -887,6 +927,11 @@ def _read_transactions(
     report.remove("missing customer_id", int(no_id.sum()))
     frame = frame.loc[~no_id]
     frame = frame.assign(customer_id=_plain_ids(frame["customer_id"]))
+    if isinstance(source, str | Path) and Path(source).suffix.lower() not in {".parquet", ".pq"}:
+        # a text file (CSV): every column is text, float-written ids included
+        frame, note = _whole_number_text_ids(frame, decimal or ".")
+        if note:
+            report.notes.append(note)
     if order is not None and pd.api.types.is_float_dtype(frame["order_id"].dtype):
         known = frame["order_id"].notna()
         plain = _plain_ids(frame.loc[known, "order_id"])

@@ -7,7 +7,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from rfmml.data import CleaningReport, read_transactions
+from rfmml.data import CleaningReport, load_online_retail, read_transactions
 from rfmml.errors import DataError
 
 
@@ -275,3 +275,34 @@ def test_mixed_utc_offsets_keep_each_wall_clock_time():
         pd.Timestamp("2021-03-29 00:30"),
     ]
     assert "several UTC offsets" in report.notes[0]
+
+
+def test_csv_ids_written_as_whole_decimals_join_the_plain_ones(tmp_path):
+    # pandas writes an integer id column with gaps as floats (12346.0); the same customers
+    # exported without gaps are written 12346: both files read to the same ids
+    log = load_online_retail().head(3000)
+    ids = log["customer_id"].astype("int64")
+    with_gap = log.assign(customer_id=ids.astype("float64"))
+    with_gap.loc[with_gap.index[0], "customer_id"] = np.nan  # the gap, removed and counted
+    with_gap.to_csv(tmp_path / "floats.csv", index=False)
+    log.assign(customer_id=ids).iloc[1:].to_csv(tmp_path / "ints.csv", index=False)
+    got, report = read_transactions(tmp_path / "floats.csv")
+    want, plain = read_transactions(tmp_path / "ints.csv")
+    assert str(with_gap["customer_id"].iloc[1]).endswith(".0")
+    pd.testing.assert_frame_equal(got, want)
+    assert report.removed["missing customer_id"] == 1
+    assert any("whole number written with a fraction" in n for n in report.notes)
+    assert not any("fraction" in n for n in plain.notes)
+    # decimal commas: 12346,0
+    with_gap.to_csv(tmp_path / "eu.csv", index=False, sep=";", decimal=",")
+    eu, _ = read_transactions(tmp_path / "eu.csv", decimal=",")
+    pd.testing.assert_frame_equal(eu, want)
+
+
+@pytest.mark.parametrize("other", ["007", "C-12", "1.5", "12.0.0"])
+def test_csv_ids_that_are_not_all_whole_decimals_stay_as_written(tmp_path, other):
+    path = tmp_path / "ids.csv"
+    path.write_text(f"customer_id,timestamp,amount\n12.0,2011-01-01,5\n{other},2011-01-02,7\n")
+    tx, report = read_transactions(path)
+    assert sorted(tx["customer_id"]) == sorted(["12.0", other])
+    assert not any("fraction" in n for n in report.notes)
