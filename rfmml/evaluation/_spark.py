@@ -47,19 +47,26 @@ from rfmml.features._engine import next_period_start, scalar_period
 from rfmml.features._spark import frame_attrs, period_number
 from rfmml.models import GammaGamma, PurchaseModel
 
-__all__ = ["evaluate_holdout_spark", "repeat_tracking_spark", "spark_auc"]
+__all__ = [
+    "evaluate_holdout_spark",
+    "evaluate_holdouts_spark",
+    "repeat_tracking_spark",
+    "spark_auc",
+    "spark_aucs",
+]
 
 _NAMES = ("model", "baseline")
 
 
 @lru_cache(maxsize=8)
-def _models(text: str) -> tuple[Any, Any]:
-    """The fitted purchase model and Gamma-Gamma of a JSON bundle, once per worker."""
+def _models(text: str) -> tuple[dict[str, Any], Any]:
+    """The fitted purchase models (by label) and Gamma-Gamma of a JSON bundle, once per worker."""
     from rfmml.models.persistence import model_from_dict
 
     docs = json.loads(text)
     gg = docs["gamma_gamma"]
-    return model_from_dict(docs["purchase_model"]), None if gg is None else model_from_dict(gg)
+    fitted = {label: model_from_dict(doc) for label, doc in docs["purchase_models"].items()}
+    return fitted, None if gg is None else model_from_dict(gg)
 
 
 def spark_auc(sdf: Any, label: str, score: str) -> float:
@@ -67,20 +74,49 @@ def spark_auc(sdf: Any, label: str, score: str) -> float:
 
     Ties count half (as ``sklearn.metrics.roc_auc_score``); NaN when one class is empty.
     """
+    return spark_aucs(sdf, label, [score])[score]
+
+
+def spark_aucs(sdf: Any, label: str, scores: Sequence[str]) -> dict[str, float]:
+    """:func:`spark_auc` of several ``scores`` of one frame, in one Spark query.
+
+    The scores are stacked into (score name, value) rows; each score's
+    histogram, running sum of negatives and sums are those of
+    :func:`spark_auc`, computed per score name (partitioned by it), and one
+    row per score reaches the driver.
+
+    Returns
+    -------
+    dict of str to float
+        The AUC of each score (NaN when one class is empty).
+    """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    hist = sdf.groupBy(F.col(score).alias("s")).agg(
-        F.count_if(F.col(label)).alias("pos"), F.count_if(~F.col(label)).alias("neg")
+    stacked = sdf.select(
+        F.col(label).alias("y"),
+        F.explode(
+            F.array(*(F.struct(F.lit(s).alias("k"), F.col(s).alias("s")) for s in scores))
+        ).alias("ks"),
+    ).select("y", "ks.k", "ks.s")
+    hist = stacked.groupBy("k", "s").agg(
+        F.count_if(F.col("y")).alias("pos"), F.count_if(~F.col("y")).alias("neg")
     )
-    below = Window.orderBy("s").rowsBetween(Window.unboundedPreceding, -1)
+    below = Window.partitionBy("k").orderBy("s").rowsBetween(Window.unboundedPreceding, -1)
     hist = hist.withColumn("below", F.coalesce(F.sum("neg").over(below), F.lit(0)))
     pairs = F.col("pos").cast("double") * (F.col("below").cast("double") + F.col("neg") / 2.0)
-    row = hist.agg(
-        F.sum(pairs).alias("u"), F.sum("pos").alias("p"), F.sum("neg").alias("n")
-    ).first()
-    assert row is not None  # a global aggregate has one row
-    p, n = int(row["p"] or 0), int(row["n"] or 0)
+    rows = (
+        hist.groupBy("k")
+        .agg(F.sum(pairs).alias("u"), F.sum("pos").alias("p"), F.sum("neg").alias("n"))
+        .collect()
+    )
+    found = {row["k"]: row for row in rows}
+    return {score: _auc(found.get(score)) for score in scores}
+
+
+def _auc(row: Any) -> float:
+    """The AUC of one row of sums (``u``, ``p``, ``n``) of :func:`spark_aucs`; NaN without one."""
+    p, n = (0, 0) if row is None else (int(row["p"] or 0), int(row["n"] or 0))
     if p == 0 or n == 0:
         return float("nan")
     return float(row["u"]) / (float(p) * float(n))
@@ -115,14 +151,68 @@ def evaluate_holdout_spark(
     DataError
         Missing columns or an empty frame.
     """
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import BooleanType, DoubleType, StructField, StructType
+    return evaluate_holdouts_spark({"model": bgnbd}, gamma_gamma, cal_holdout)["model"]
 
-    from rfmml.models.persistence import model_to_dict
 
+def evaluate_holdouts_spark(
+    models: Mapping[str, PurchaseModel], gamma_gamma: GammaGamma | None, cal_holdout: Any
+) -> dict[str, pd.DataFrame]:
+    """:func:`evaluate_holdout_spark` of several purchase models, in one pass over ``cal_holdout``.
+
+    One ``mapInPandas`` predicts the holdout of every model (and the
+    baseline and spend, which do not depend on the purchase model) on each
+    Arrow batch; one aggregation sums the errors of all of them and one
+    query (:func:`spark_aucs`) gives all the AUCs, so the number of Spark jobs
+    does not grow with the models.
+
+    Parameters
+    ----------
+    models : mapping of str to PurchaseModel
+        Fitted purchase models by name.
+    gamma_gamma : GammaGamma or None
+        Fitted on the calibration summary; ``None`` skips ``spend_mae``.
+    cal_holdout : pyspark.sql.DataFrame
+        :func:`rfmml.features.calibration_holdout` of a Spark log.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        Each model's table of :func:`evaluate_holdout_spark`.
+
+    Raises
+    ------
+    DataError
+        Missing columns or an empty frame.
+    """
     spend = gamma_gamma is not None
     needed = _check(cal_holdout, spend)
     attrs = frame_attrs(cal_holdout)
+    population = _population(cal_holdout, spend)
+    labels = {name: f"m{i}" for i, name in enumerate(models)}
+    pred = _predictions(cal_holdout, needed, models, labels, gamma_gamma, population).cache()
+    try:
+        totals = _totals(pred, [*labels.values(), "baseline"], spend)
+        scores = [f"{label}_probability" for label in (*labels.values(), "baseline")]
+        aucs = spark_aucs(pred, "bought_again", scores)
+    finally:
+        pred.unpersist()
+    return {
+        name: holdout_metrics(
+            _renamed(totals, label, spend),
+            {"model": aucs[f"{label}_probability"], "baseline": aucs["baseline_probability"]},
+            freq=attrs.get("freq"),
+        )
+        for name, label in labels.items()
+    }
+
+
+def _population(cal_holdout: Any, spend: bool) -> float | None:
+    """The baseline's order value of customers without a repeat purchase, in one Spark job.
+
+    ``None`` without spend; an empty ``cal_holdout`` is refused.
+    """
+    from pyspark.sql import functions as F
+
     repeat = F.col("frequency_cal").cast("double") > 0
     head = [F.count(F.lit(1)).alias("n")]
     if spend:
@@ -132,65 +222,112 @@ def evaluate_holdout_spark(
     assert first is not None
     if int(first["n"]) == 0:
         raise DataError("cal_holdout is empty (0 customers); nothing to evaluate.")
-    population = None
-    if spend:
-        population = np.nan if first["population"] is None else float(first["population"])
+    if not spend:
+        return None
+    return np.nan if first["population"] is None else float(first["population"])
+
+
+def _predictions(
+    cal_holdout: Any,
+    needed: list[str],
+    models: Mapping[str, PurchaseModel],
+    labels: Mapping[str, str],
+    gamma_gamma: GammaGamma | None,
+    population: float | None,
+) -> Any:
+    """Each customer's holdout predictions of every model, by ``mapInPandas`` (lazily).
+
+    Columns: ``actual_purchases``, ``bought_again``, ``frequency_cal``,
+    ``<label>_purchases`` and ``<label>_probability`` for each model's label
+    and ``baseline``; with spend ``actual_spend``, ``model_spend`` and
+    ``baseline_spend`` (Gamma-Gamma's, the same for every purchase model).
+    """
+    from pyspark.sql.types import BooleanType, DoubleType, StructField, StructType
+
+    from rfmml.models.persistence import model_to_dict
+
+    docs = {labels[name]: model_to_dict(model) for name, model in models.items()}
     text = json.dumps(
-        {
-            "purchase_model": model_to_dict(bgnbd),
-            "gamma_gamma": None if gamma_gamma is None else model_to_dict(gamma_gamma),
-        },
+        {"purchase_models": docs,
+         "gamma_gamma": None if gamma_gamma is None else model_to_dict(gamma_gamma)},
         allow_nan=False,
-    )
-    columns = ["actual_purchases", "model_purchases", "baseline_purchases", "bought_again",
-               "model_probability", "baseline_probability"]  # fmt: skip
-    if spend:
-        columns += ["actual_spend", "model_spend", "baseline_spend"]
-    batch_attrs = {k: attrs[k] for k in ("freq",) if k in attrs}
+    )  # fmt: skip
+    shared = ["actual_purchases", "bought_again", "baseline_purchases", "baseline_probability"]
+    if gamma_gamma is not None:
+        shared += ["actual_spend", "model_spend", "baseline_spend"]
+    batch_attrs = {k: v for k, v in frame_attrs(cal_holdout).items() if k == "freq"}
+    columns = [*shared, *(f"{label}_{kind}" for label in labels.values()
+                          for kind in ("purchases", "probability")), "frequency_cal"]  # fmt: skip
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        model, gg = _models(text)
+        fitted, gg = _models(text)
         for batch in batches:
             if not len(batch):
                 continue
             frame = batch[needed].astype("float64")
             frame.attrs = dict(batch_attrs)
-            pred = holdout_frame(model, gg, frame, population)[columns]
-            pred["frequency_cal"] = frame["frequency_cal"].to_numpy()
-            yield pred.reset_index(drop=True)
+            out = pd.DataFrame(index=range(len(frame)))
+            for i, (label, model) in enumerate(fitted.items()):
+                spend = gg if i == 0 else None  # the same for every purchase model
+                pred = holdout_frame(model, spend, frame, population).reset_index(drop=True)
+                if i == 0:
+                    out[shared] = pred[shared]
+                out[f"{label}_purchases"] = pred["model_purchases"]
+                out[f"{label}_probability"] = pred["model_probability"]
+            out["frequency_cal"] = frame["frequency_cal"].to_numpy()
+            yield out[columns]
 
     schema = StructType(
-        [
-            StructField(c, BooleanType() if c == "bought_again" else DoubleType(), True)
-            for c in [*columns, "frequency_cal"]
+        [StructField(c, BooleanType() if c == "bought_again" else DoubleType(), True)
+         for c in columns]
+    )  # fmt: skip
+    return cal_holdout.select(*needed).mapInPandas(run, schema)
+
+
+def _totals(pred: Any, labels: Sequence[str], spend: bool) -> dict[str, float]:
+    """The sums over customers of every label's errors, in one Spark aggregation.
+
+    Keys: ``n``, ``actual``, ``<label>_abs``, ``<label>_squared``,
+    ``<label>_predicted``, ``<label>_brier``; with spend ``n_spend``,
+    ``model_spend_abs`` and ``baseline_spend_abs``.
+    """
+    from pyspark.sql import functions as F
+
+    actual = F.col("actual_purchases")
+    y = F.col("bought_again").cast("double")
+    aggs = [F.count(F.lit(1)).alias("n"), F.sum(actual).alias("actual")]
+    for name in labels:
+        err = F.col(f"{name}_purchases") - actual
+        aggs += [
+            F.sum(F.abs(err)).alias(f"{name}_abs"),
+            F.sum(err * err).alias(f"{name}_squared"),
+            F.sum(f"{name}_purchases").alias(f"{name}_predicted"),
+            F.sum((F.col(f"{name}_probability") - y) ** 2).alias(f"{name}_brier"),
         ]
-    )
-    pred = cal_holdout.select(*needed).mapInPandas(run, schema).cache()
-    try:
-        actual = F.col("actual_purchases")
-        y = F.col("bought_again").cast("double")
-        aggs = [F.count(F.lit(1)).alias("n"), F.sum(actual).alias("actual")]
+    if spend:
+        both = (F.col("frequency_cal") > 0) & (actual > 0)
+        aggs.append(F.count_if(both).alias("n_spend"))
         for name in _NAMES:
-            err = F.col(f"{name}_purchases") - actual
-            aggs += [
-                F.sum(F.abs(err)).alias(f"{name}_abs"),
-                F.sum(err * err).alias(f"{name}_squared"),
-                F.sum(f"{name}_purchases").alias(f"{name}_predicted"),
-                F.sum((F.col(f"{name}_probability") - y) ** 2).alias(f"{name}_brier"),
-            ]
-        if spend:
-            both = (F.col("frequency_cal") > 0) & (actual > 0)
-            aggs.append(F.count_if(both).alias("n_spend"))
-            for name in _NAMES:
-                diff = F.abs(F.col(f"{name}_spend") - F.col("actual_spend"))
-                aggs.append(F.sum(F.when(both, diff).otherwise(0.0)).alias(f"{name}_spend_abs"))
-        row = pred.agg(*aggs).first()
-        assert row is not None
-        totals = {k: float(v) for k, v in row.asDict().items()}
-        aucs = {name: spark_auc(pred, "bought_again", f"{name}_probability") for name in _NAMES}
-    finally:
-        pred.unpersist()
-    return holdout_metrics(totals, aucs, freq=attrs.get("freq"))
+            diff = F.abs(F.col(f"{name}_spend") - F.col("actual_spend"))
+            aggs.append(F.sum(F.when(both, diff).otherwise(0.0)).alias(f"{name}_spend_abs"))
+    row = pred.agg(*aggs).first()
+    assert row is not None
+    return {k: float(v) for k, v in row.asDict().items()}
+
+
+def _renamed(totals: Mapping[str, float], label: str, spend: bool) -> dict[str, float]:
+    """The ``totals`` of :func:`~rfmml.evaluation.holdout.holdout_metrics` for one model.
+
+    The sums of the model of ``label`` go under ``model_*``.
+    """
+    out = {"n": totals["n"], "actual": totals["actual"]}
+    for kind in ("abs", "squared", "predicted", "brier"):
+        out[f"model_{kind}"] = totals[f"{label}_{kind}"]
+        out[f"baseline_{kind}"] = totals[f"baseline_{kind}"]
+    if spend:
+        for key in ("n_spend", "model_spend_abs", "baseline_spend_abs"):
+            out[key] = totals[key]
+    return out
 
 
 def repeat_tracking_spark(
