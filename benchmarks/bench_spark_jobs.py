@@ -41,7 +41,9 @@ def _tree_cpu() -> float:
 def _session():
     from pyspark.sql import SparkSession
 
-    root = str(Path(__file__).resolve().parents[1])
+    import rfmml
+
+    root = str(Path(rfmml.__file__).resolve().parents[1])  # the same rfmml on the workers
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (root, os.environ.get("PYTHONPATH", "")) if p
     )

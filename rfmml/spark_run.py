@@ -63,7 +63,11 @@ from rfmml.data import load_cdnow, load_online_retail
 from rfmml.data.transactions import end_cutoff
 from rfmml.errors import ConfigError, DataError
 from rfmml.evaluation import fit_statistics, tracking_mape
-from rfmml.evaluation._spark import evaluate_holdouts_spark, repeat_tracking_spark
+from rfmml.evaluation._spark import (
+    evaluate_holdouts_spark,
+    holdout_counts,
+    repeat_tracking_spark,
+)
 from rfmml.evaluation.model_choice import (
     baseline_beats_message,
     choose_model,
@@ -326,21 +330,23 @@ def _fit_calibration(
     return gg, fits, notes
 
 
-def _check_holdout(cal_holdout: Any, cfg: ExperimentConfig) -> None:
-    """The pandas ``calibration_holdout`` checks, counted in Spark (one row comes back)."""
-    from pyspark.sql import functions as F
+def _check_holdout(cal_holdout: Any, cfg: ExperimentConfig) -> dict[str, Any]:
+    """The pandas ``calibration_holdout`` checks, counted in Spark (one row comes back).
 
-    row = cal_holdout.agg(
-        F.count(F.lit(1)).alias("n"), F.count_if(F.col("frequency_holdout") > 0).alias("buyers")
-    ).first()
-    assert row is not None
-    if int(row["n"]) == 0:
+    Returns
+    -------
+    dict
+        The :func:`~rfmml.evaluation._spark.holdout_counts` of ``cal_holdout``.
+    """
+    counts = holdout_counts(cal_holdout, "monetary_value_cal" in cal_holdout.columns)
+    if counts["n"] == 0:
         raise DataError(f"no transaction on or before calibration_end={cfg.calibration_end}")
-    if int(row["buyers"]) == 0:
+    if counts["buyers"] == 0:
         raise DataError(
             f"no repeat purchase by a calibration customer between {cfg.calibration_end} and "
             f"{cfg.observation_end}: the holdout period is empty"
         )
+    return counts
 
 
 def evaluate_spark_models(cfg: ExperimentConfig, tx: Any) -> SparkModelEvaluation:
@@ -373,14 +379,14 @@ def evaluate_spark_models(cfg: ExperimentConfig, tx: Any) -> SparkModelEvaluatio
         tx, cfg.calibration_end, cfg.observation_end, freq=cfg.freq, group=group
     ).cache()
     try:
-        _check_holdout(cal_holdout, cfg)
+        counts = _check_holdout(cal_holdout, cfg)
         names = {"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T",
                  "monetary_value_cal": "monetary_value"}  # fmt: skip
         summary = cal_holdout.select(
             *keys, *(F.col(k).alias(v) for k, v in names.items() if k in cal_holdout.columns)
         )
         gg, fits, notes = _fit_calibration(cfg, summary)
-        tables, _ = _quietly(partial(evaluate_holdouts_spark, fits, gg, cal_holdout))
+        tables, _ = _quietly(partial(evaluate_holdouts_spark, fits, gg, cal_holdout, counts=counts))
         metrics: dict[str, dict[str, float]] = {}
         holdout: dict[str, pd.DataFrame] = {}
         degenerate: dict[str, pd.DataFrame] = {}
@@ -634,16 +640,34 @@ def _track(cfg: ExperimentConfig, uri: str | None, pipeline: ScoringPipeline, fe
 
 
 def _example(features: Any, summary: Any, rows: int = 5) -> pd.DataFrame:
-    """The scoring input of ``rows`` customers, collected (an MLflow input example)."""
+    """The scoring input of ``rows`` customers, collected (an MLflow input example).
+
+    The summary rows are found by a filter on the collected keys, not a join
+    (a join would shuffle both frames for five rows).
+    """
     from rfmml.segments._spark import spark_keys
 
     keys = spark_keys(features)
-    first = features.limit(rows)
-    feats = first.toPandas().set_index(keys)
-    summ = summary.join(first.select(*keys), on=keys).toPandas()
+    feats = features.limit(rows).toPandas().set_index(keys)
+    summ = summary.filter(_key_filter(feats.index, keys)).toPandas()
     summ = summ.set_index(keys).reindex(feats.index)
     summ.attrs = frame_attrs(summary)
     return scoring_frame(feats, summ)
+
+
+def _key_filter(index: pd.Index, keys: list[str]) -> Any:
+    """A Spark condition true on the rows whose ``keys`` are one of ``index``'s entries."""
+    from pyspark.sql import functions as F
+
+    condition = F.lit(False)
+    for entry in index:
+        values = entry if isinstance(entry, tuple) else (entry,)
+        match = F.lit(True)
+        for key, value in zip(keys, values, strict=True):
+            plain = value.item() if isinstance(value, np.generic) else value
+            match = match & F.col(key).eqNullSafe(F.lit(plain))
+        condition = condition | match
+    return condition
 
 
 def predict_spark(

@@ -50,6 +50,7 @@ from rfmml.models import GammaGamma, PurchaseModel
 __all__ = [
     "evaluate_holdout_spark",
     "evaluate_holdouts_spark",
+    "holdout_counts",
     "repeat_tracking_spark",
     "spark_auc",
     "spark_aucs",
@@ -155,7 +156,11 @@ def evaluate_holdout_spark(
 
 
 def evaluate_holdouts_spark(
-    models: Mapping[str, PurchaseModel], gamma_gamma: GammaGamma | None, cal_holdout: Any
+    models: Mapping[str, PurchaseModel],
+    gamma_gamma: GammaGamma | None,
+    cal_holdout: Any,
+    *,
+    counts: Mapping[str, Any] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """:func:`evaluate_holdout_spark` of several purchase models, in one pass over ``cal_holdout``.
 
@@ -173,6 +178,9 @@ def evaluate_holdouts_spark(
         Fitted on the calibration summary; ``None`` skips ``spend_mae``.
     cal_holdout : pyspark.sql.DataFrame
         :func:`rfmml.features.calibration_holdout` of a Spark log.
+    counts : mapping, optional
+        :func:`holdout_counts` of ``cal_holdout`` when the caller has it
+        (with ``population`` when ``gamma_gamma`` is given); default counted here.
 
     Returns
     -------
@@ -187,7 +195,11 @@ def evaluate_holdouts_spark(
     spend = gamma_gamma is not None
     needed = _check(cal_holdout, spend)
     attrs = frame_attrs(cal_holdout)
-    population = _population(cal_holdout, spend)
+    if counts is None:
+        counts = holdout_counts(cal_holdout, spend)
+    if int(counts["n"]) == 0:
+        raise DataError("cal_holdout is empty (0 customers); nothing to evaluate.")
+    population = counts["population"] if spend else None
     labels = {name: f"m{i}" for i, name in enumerate(models)}
     pred = _predictions(cal_holdout, needed, models, labels, gamma_gamma, population).cache()
     try:
@@ -206,25 +218,33 @@ def evaluate_holdouts_spark(
     }
 
 
-def _population(cal_holdout: Any, spend: bool) -> float | None:
-    """The baseline's order value of customers without a repeat purchase, in one Spark job.
+def holdout_counts(cal_holdout: Any, spend: bool) -> dict[str, Any]:
+    """The customers, holdout buyers and population spend of ``cal_holdout``, in one Spark job.
 
-    ``None`` without spend; an empty ``cal_holdout`` is refused.
+    Returns
+    -------
+    dict
+        ``n`` (customers), ``buyers`` (customers with a holdout purchase) and,
+        with ``spend``, ``population``: the baseline's order value of customers
+        without a repeat purchase (the calibration mean spend of the repeat
+        buyers; NaN without any).
     """
     from pyspark.sql import functions as F
 
     repeat = F.col("frequency_cal").cast("double") > 0
-    head = [F.count(F.lit(1)).alias("n")]
+    head = [
+        F.count(F.lit(1)).alias("n"),
+        F.count_if(F.col("frequency_holdout") > 0).alias("buyers"),
+    ]
     if spend:
         value = F.col("monetary_value_cal").cast("double")
         head.append(F.avg(F.when(repeat, value)).alias("population"))
-    first = cal_holdout.agg(*head).first()
-    assert first is not None
-    if int(first["n"]) == 0:
-        raise DataError("cal_holdout is empty (0 customers); nothing to evaluate.")
-    if not spend:
-        return None
-    return np.nan if first["population"] is None else float(first["population"])
+    row = cal_holdout.agg(*head).first()
+    assert row is not None  # a global aggregate has one row
+    counts: dict[str, Any] = {"n": int(row["n"]), "buyers": int(row["buyers"])}
+    if spend:
+        counts["population"] = np.nan if row["population"] is None else float(row["population"])
+    return counts
 
 
 def _predictions(

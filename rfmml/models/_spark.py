@@ -36,6 +36,7 @@ from rfmml.models._validation import require_summary_columns
 __all__ = [
     "check_collected_repeat_buyers",
     "check_spark_summary",
+    "check_spark_time_unit",
     "collapse_summary",
     "collect_rows",
     "distinct_rows",
@@ -69,25 +70,41 @@ def check_spark_summary(
     DataError
         The pandas path's error for the same data.
     """
-    from pyspark.sql import functions as F
-
     n, errors = spark_summary_errors(sdf, [(columns, what)])
     if errors[0] is not None:
         raise errors[0]
-    freq = frame_attrs(sdf).get("freq")
-    if freq is not None and fitted_freq is not None and str(freq) != str(fitted_freq):
-        ident = F.col(_ID) if _ID in sdf.columns else F.lit(None)
-        first = sdf.agg(F.min(ident)).first()
-        raise _violation(
-            "T",
-            f"in the time unit the {model} was fitted on ({fitted_freq!r}; this summary is in "
-            f"{freq!r})",
-            n,
-            n,
-            None if first is None else first[0],
-            f"Rebuild the summary with freq={fitted_freq!r} or refit the model on this one.",
-        )
+    check_spark_time_unit(sdf, n, fitted_freq, model)
     return n
+
+
+def check_spark_time_unit(sdf: Any, n: int, fitted_freq: Any, model: str) -> None:
+    """Refuse a Spark summary of ``n`` rows in another time unit than ``fitted_freq``.
+
+    As :func:`rfmml.models._summary_checks.check_time_unit`: compares the
+    ``freq`` recorded on the frame with ``fitted_freq`` when both are set
+    (one Spark job, for the message, only when they differ).
+
+    Raises
+    ------
+    DataError
+        The units differ.
+    """
+    from pyspark.sql import functions as F
+
+    freq = frame_attrs(sdf).get("freq")
+    if freq is None or fitted_freq is None or str(freq) == str(fitted_freq):
+        return
+    ident = F.col(_ID) if _ID in sdf.columns else F.lit(None)
+    first = sdf.agg(F.min(ident)).first()
+    raise _violation(
+        "T",
+        f"in the time unit the {model} was fitted on ({fitted_freq!r}; this summary is in "
+        f"{freq!r})",
+        n,
+        n,
+        None if first is None else first[0],
+        f"Rebuild the summary with freq={fitted_freq!r} or refit the model on this one.",
+    )
 
 
 def spark_summary_errors(
