@@ -29,8 +29,9 @@ one number per period reach the driver.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterator, Mapping, Sequence
-from functools import lru_cache
+from functools import lru_cache, reduce
 from typing import Any
 
 import numpy as np
@@ -377,18 +378,22 @@ def repeat_tracking_spark(
     cut = pd.Timestamp(next_period_start(obs_end, freq)).to_pydatetime()
     cal_period, end_period = scalar_period(cal_end, freq), scalar_period(obs_end, freq)
     ts = F.col("timestamp").cast("timestamp")
-    visits = (
+    # each customer's distinct periods and first one, in one grouping by customer (keys
+    # that are null on a row match no customer, as in an inner join on the keys)
+    known = [F.col(k).isNotNull() for k in keys]
+    cohort = (
         transactions.filter(ts < F.lit(cut))
+        .filter(reduce(operator.and_, known))
         .select(*keys, period_number(ts, freq).alias("p"))
-        .distinct()
+        .groupBy(*keys)
+        .agg(F.array_distinct(F.collect_list("p")).alias("ps"), F.min("p").alias("first"))
+        .filter(F.col("first") <= cal_period)
     )
-    firsts = visits.groupBy(*keys).agg(F.min("p").alias("first"))
-    cohort = visits.join(firsts.filter(F.col("first") <= cal_period), on=keys, how="inner")
-    repeats = cohort.filter(F.col("p") != F.col("first")).groupBy("p").count()
-    births = cohort.filter(F.col("p") == F.col("first")).groupBy(F.col("first").alias("p")).count()
+    kind = F.when(F.col("p") == F.col("first"), F.lit("birth")).otherwise(F.lit("repeat"))
     counts = (
-        repeats.withColumn("kind", F.lit("repeat"))
-        .unionByName(births.withColumn("kind", F.lit("birth")))
+        cohort.select(F.explode("ps").alias("p"), "first")
+        .groupBy("p", kind.alias("kind"))
+        .count()
         .toPandas()
     )  # at most two rows per period
     born = counts[counts["kind"] == "birth"]
