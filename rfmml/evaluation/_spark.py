@@ -7,7 +7,9 @@ of a Spark log). Each customer's holdout predictions come from the pandas
 Arrow batch (the fitted models go to the workers as their JSON documents); the
 sums over customers are Spark aggregations, and the table is built from them
 by :func:`~rfmml.evaluation.holdout.holdout_metrics`, the definition the
-pandas path uses too.
+pandas path uses too. :func:`evaluate_holdouts_spark` judges several purchase
+models in the same few Spark jobs (one prediction pass, one aggregation, one
+AUC query for all of them).
 
 The ROC AUC is exact (the Mann-Whitney statistic with ties counted half, which
 is what ``sklearn.metrics.roc_auc_score`` computes): per distinct score, its

@@ -10,6 +10,10 @@ recency, T)`` (or ``(frequency, monetary_value)``) values, not by the customers.
 The models already fit on unique rows with weights, so the fit runs the same
 arithmetic as on the pandas summary.
 
+:func:`fit_spark_summary` fits several models on one summary: one aggregation
+checks it for all of them, and the distinct rows of each set of fit columns
+are collected once.
+
 Predictions: ``mapInPandas`` evaluates the pandas method on each Arrow batch
 of the Spark frame, with the fitted model shipped to the workers as its JSON
 document (:func:`rfmml.models.persistence.model_to_dict`), never pickled, and
