@@ -15,7 +15,7 @@ purchase model of the config on a holdout: features of the calibration period
 Spark (:func:`~rfmml.features.calibration_holdout`); every purchase model and
 Gamma-Gamma fitted on the calibration summary; holdout metrics (MAE, RMSE,
 total error, AUC and Brier of "buys again", spend MAE) aggregated in Spark by
-:func:`~rfmml.evaluation._spark.evaluate_holdout_spark`, fit statistics (log
+:func:`~rfmml.evaluation._spark.evaluate_holdouts_spark`, fit statistics (log
 likelihood, AIC, BIC) and the tracking error of repeat transactions; the model
 chosen by ``[models] selection``; ``model_comparison.csv`` (with the naive
 baseline), ``model_metrics.csv`` and ``tracking.csv``; one MLflow child run per
@@ -63,7 +63,11 @@ from rfmml.data import load_cdnow, load_online_retail
 from rfmml.data.transactions import end_cutoff
 from rfmml.errors import ConfigError, DataError
 from rfmml.evaluation import fit_statistics, tracking_mape
-from rfmml.evaluation._spark import evaluate_holdout_spark, repeat_tracking_spark
+from rfmml.evaluation._spark import (
+    evaluate_holdouts_spark,
+    holdout_counts,
+    repeat_tracking_spark,
+)
 from rfmml.evaluation.model_choice import (
     baseline_beats_message,
     choose_model,
@@ -73,6 +77,7 @@ from rfmml.evaluation.model_choice import (
 from rfmml.features import btyd_summary, calibration_holdout, rfm_table
 from rfmml.features._spark import frame_attrs
 from rfmml.models import GammaGamma, PurchaseModel, StandardErrorWarning
+from rfmml.models._spark import fit_spark_summary
 
 __all__ = [
     "SESSION_DEFAULTS",
@@ -301,25 +306,47 @@ def _quietly(fit: Callable[[], _T]) -> tuple[_T, list[str]]:
     return value, sorted(texts)
 
 
-def _fit(model: PurchaseModel, summary: Any) -> PurchaseModel:
-    return model.fit(summary)
+def _fit_calibration(
+    cfg: ExperimentConfig, summary: Any
+) -> tuple[GammaGamma | None, dict[str, PurchaseModel], list[str]]:
+    """Gamma-Gamma (with spend) and every purchase model of the config, fitted on ``summary``.
+
+    The summary is checked in one Spark aggregation and its distinct rows
+    collected once for all the purchase models
+    (:func:`~rfmml.models._spark.fit_spark_summary`).
+
+    Returns
+    -------
+    gamma_gamma : GammaGamma or None
+    fits : dict of str to PurchaseModel
+        By name, in the config's order.
+    notes : list of str
+        The fits' warnings (standard-error ones dropped).
+    """
+    gg = cfg.models.build_gamma_gamma() if "monetary_value" in summary.columns else None
+    fits = {name: cfg.models.build_purchase_model(name) for name in cfg.models.purchase_models}
+    estimators = [*([] if gg is None else [gg]), *fits.values()]
+    _, notes = _quietly(partial(fit_spark_summary, estimators, summary))
+    return gg, fits, notes
 
 
-def _check_holdout(cal_holdout: Any, cfg: ExperimentConfig) -> None:
-    """The pandas ``calibration_holdout`` checks, counted in Spark (one row comes back)."""
-    from pyspark.sql import functions as F
+def _check_holdout(cal_holdout: Any, cfg: ExperimentConfig) -> dict[str, Any]:
+    """The pandas ``calibration_holdout`` checks, counted in Spark (one row comes back).
 
-    row = cal_holdout.agg(
-        F.count(F.lit(1)).alias("n"), F.count_if(F.col("frequency_holdout") > 0).alias("buyers")
-    ).first()
-    assert row is not None
-    if int(row["n"]) == 0:
+    Returns
+    -------
+    dict
+        The :func:`~rfmml.evaluation._spark.holdout_counts` of ``cal_holdout``.
+    """
+    counts = holdout_counts(cal_holdout, "monetary_value_cal" in cal_holdout.columns)
+    if counts["n"] == 0:
         raise DataError(f"no transaction on or before calibration_end={cfg.calibration_end}")
-    if int(row["buyers"]) == 0:
+    if counts["buyers"] == 0:
         raise DataError(
             f"no repeat purchase by a calibration customer between {cfg.calibration_end} and "
             f"{cfg.observation_end}: the holdout period is empty"
         )
+    return counts
 
 
 def evaluate_spark_models(cfg: ExperimentConfig, tx: Any) -> SparkModelEvaluation:
@@ -329,7 +356,7 @@ def evaluate_spark_models(cfg: ExperimentConfig, tx: Any) -> SparkModelEvaluatio
     calibration summary and holdout outcomes are computed in Spark
     (:func:`~rfmml.features.calibration_holdout`), the models are fitted on
     its distinct rows, each is judged on the holdout
-    (:func:`~rfmml.evaluation._spark.evaluate_holdout_spark`), by its fit
+    (:func:`~rfmml.evaluation._spark.evaluate_holdouts_spark`), by its fit
     statistics and by the tracking error of its cumulative repeat transactions
     (:func:`~rfmml.evaluation._spark.repeat_tracking_spark`), and the one with
     the best ``[models] selection`` metric is chosen.
@@ -352,25 +379,19 @@ def evaluate_spark_models(cfg: ExperimentConfig, tx: Any) -> SparkModelEvaluatio
         tx, cfg.calibration_end, cfg.observation_end, freq=cfg.freq, group=group
     ).cache()
     try:
-        _check_holdout(cal_holdout, cfg)
+        counts = _check_holdout(cal_holdout, cfg)
         names = {"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T",
                  "monetary_value_cal": "monetary_value"}  # fmt: skip
         summary = cal_holdout.select(
             *keys, *(F.col(k).alias(v) for k, v in names.items() if k in cal_holdout.columns)
         )
-        gg: GammaGamma | None = None
-        notes: list[str] = []
-        if "monetary_value" in summary.columns:
-            gg, notes = _quietly(lambda: cfg.models.build_gamma_gamma().fit(summary))
-        fits: dict[str, PurchaseModel] = {}
+        gg, fits, notes = _fit_calibration(cfg, summary)
+        tables, _ = _quietly(partial(evaluate_holdouts_spark, fits, gg, cal_holdout, counts=counts))
         metrics: dict[str, dict[str, float]] = {}
         holdout: dict[str, pd.DataFrame] = {}
         degenerate: dict[str, pd.DataFrame] = {}
         messages: list[str] = []
-        for name in cfg.models.purchase_models:
-            model, got = _quietly(partial(_fit, cfg.models.build_purchase_model(name), summary))
-            notes += got
-            table, _ = _quietly(partial(evaluate_holdout_spark, model, gg, cal_holdout))
+        for name, model in fits.items():
             flagged = model.degenerate_parameters()
             if len(flagged):
                 label = PURCHASE_MODEL_LABELS.get(name, name)
@@ -378,8 +399,10 @@ def evaluate_spark_models(cfg: ExperimentConfig, tx: Any) -> SparkModelEvaluatio
                     degenerate_message(name, model, flagged, "calibration period", label)
                 )
                 logger.warning(messages[-1])
-            fits[name], holdout[name], degenerate[name] = model, table, flagged
-            metrics[name] = fit_statistics(model) | {k: float(v) for k, v in table["model"].items()}
+            holdout[name], degenerate[name] = tables[name], flagged
+            metrics[name] = fit_statistics(model) | {
+                k: float(v) for k, v in tables[name]["model"].items()
+            }
     finally:
         cal_holdout.unpersist()
     within = tx.filter(F.col("timestamp") < F.lit(end_cutoff(cfg.observation_end).to_pydatetime()))
@@ -497,11 +520,10 @@ def run_spark_experiment(
     if kmeans is not None:
         kmeans.fit(features)
     name = models.chosen
-    purchase, notes = _quietly(lambda: cfg.models.build_purchase_model(name).fit(summary))
-    gg = None
-    if spend:
-        gg, more = _quietly(lambda: cfg.models.build_gamma_gamma().fit(summary))
-        notes += more
+    purchase = cfg.models.build_purchase_model(name)
+    gg = cfg.models.build_gamma_gamma() if spend else None
+    _, notes = _quietly(partial(fit_spark_summary, [purchase, *([] if gg is None else [gg])],
+                                summary))  # fmt: skip
     flagged = purchase.degenerate_parameters()
     if len(flagged):
         label = PURCHASE_MODEL_LABELS.get(name, name)
@@ -618,16 +640,34 @@ def _track(cfg: ExperimentConfig, uri: str | None, pipeline: ScoringPipeline, fe
 
 
 def _example(features: Any, summary: Any, rows: int = 5) -> pd.DataFrame:
-    """The scoring input of ``rows`` customers, collected (an MLflow input example)."""
+    """The scoring input of ``rows`` customers, collected (an MLflow input example).
+
+    The summary rows are found by a filter on the collected keys, not a join
+    (a join would shuffle both frames for five rows).
+    """
     from rfmml.segments._spark import spark_keys
 
     keys = spark_keys(features)
-    first = features.limit(rows)
-    feats = first.toPandas().set_index(keys)
-    summ = summary.join(first.select(*keys), on=keys).toPandas()
+    feats = features.limit(rows).toPandas().set_index(keys)
+    summ = summary.filter(_key_filter(feats.index, keys)).toPandas()
     summ = summ.set_index(keys).reindex(feats.index)
     summ.attrs = frame_attrs(summary)
     return scoring_frame(feats, summ)
+
+
+def _key_filter(index: pd.Index, keys: list[str]) -> Any:
+    """A Spark condition true on the rows whose ``keys`` are one of ``index``'s entries."""
+    from pyspark.sql import functions as F
+
+    condition = F.lit(False)
+    for entry in index:
+        values = entry if isinstance(entry, tuple) else (entry,)
+        match = F.lit(True)
+        for key, value in zip(keys, values, strict=True):
+            plain = value.item() if isinstance(value, np.generic) else value
+            match = match & F.col(key).eqNullSafe(F.lit(plain))
+        condition = condition | match
+    return condition
 
 
 def predict_spark(

@@ -166,6 +166,36 @@ def _check_alignment(features: Any, summary: Any, keys: list[str] | None = None)
         )
 
 
+def _check_summary(summary: Any, purchase: Any, gamma_gamma: Any) -> list[str]:
+    """Check the summary for the purchase model and Gamma-Gamma in one Spark aggregation.
+
+    The errors are those of :func:`~rfmml.models._spark.check_spark_summary`
+    called for the purchase model (with its time unit) and then for
+    Gamma-Gamma, in that order.
+
+    Returns
+    -------
+    list of str
+        The summary columns the models read (with repeats).
+    """
+    from rfmml.models._spark import check_spark_time_unit, spark_summary_errors
+
+    specs: list[tuple[list[str], str]] = []
+    if purchase is not None:
+        specs.append((list(purchase.fit_columns), "score_customers"))
+    if gamma_gamma is not None:
+        specs.append((["frequency", "monetary_value"], "score_customers"))
+    n, errors = spark_summary_errors(summary, specs)
+    if purchase is not None:
+        if errors[0] is not None:
+            raise errors[0]
+        strict = getattr(purchase, "_strict_summary", False)
+        check_spark_time_unit(summary, n, purchase.freq_ if strict else None, purchase.kind)
+    if gamma_gamma is not None and errors[-1] is not None:
+        raise errors[-1]
+    return [column for columns, _ in specs for column in columns]
+
+
 def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
     """:func:`~rfmml.campaign.score_customers` of Spark frames, as a Spark frame.
 
@@ -186,7 +216,6 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
     from rfmml.campaign.playbook import load_playbook
     from rfmml.campaign.scoring import score_customers
     from rfmml.features._spark import is_spark
-    from rfmml.models._spark import check_spark_summary
     from rfmml.segments._spark import check_spark_features
 
     if options.get("interval") and options.get("top_fraction") is not None:
@@ -232,21 +261,7 @@ def score_spark(features: Any, summary: Any, options: dict[str, Any]) -> Any:
     summary_cols: list[str] = []
     renamed = None
     if uses_summary:
-        model_cols: list[str] = []
-        if parts["purchase_model"] is not None:
-            model = parts["purchase_model"]
-            model_cols += list(model.fit_columns)
-            strict = getattr(model, "_strict_summary", False)
-            check_spark_summary(
-                summary,
-                list(model.fit_columns),
-                what="score_customers",
-                fitted_freq=model.freq_ if strict else None,
-                model=model.kind,
-            )
-        if parts["gamma_gamma"] is not None:
-            model_cols += ["frequency", "monetary_value"]
-            check_spark_summary(summary, ["frequency", "monetary_value"], what="score_customers")
+        model_cols = _check_summary(summary, parts["purchase_model"], parts["gamma_gamma"])
         summary_attrs = frame_attrs(summary)
         from rfmml.models.clv import resolve_freq
 

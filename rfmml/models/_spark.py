@@ -10,6 +10,10 @@ recency, T)`` (or ``(frequency, monetary_value)``) values, not by the customers.
 The models already fit on unique rows with weights, so the fit runs the same
 arithmetic as on the pandas summary.
 
+:func:`fit_spark_summary` fits several models on one summary: one aggregation
+checks it for all of them, and the distinct rows of each set of fit columns
+are collected once.
+
 Predictions: ``mapInPandas`` evaluates the pandas method on each Arrow batch
 of the Spark frame, with the fitted model shipped to the workers as its JSON
 document (:func:`rfmml.models.persistence.model_to_dict`), never pickled, and
@@ -34,12 +38,16 @@ from rfmml.features._spark import frame_attrs
 from rfmml.models._validation import require_summary_columns
 
 __all__ = [
+    "check_collected_repeat_buyers",
     "check_spark_summary",
+    "check_spark_time_unit",
     "collapse_summary",
     "collect_rows",
     "distinct_rows",
+    "fit_spark_summary",
     "partition_sums",
     "spark_predict",
+    "spark_summary_errors",
 ]
 
 _ID = "customer_id"
@@ -66,6 +74,107 @@ def check_spark_summary(
     DataError
         The pandas path's error for the same data.
     """
+    n, errors = spark_summary_errors(sdf, [(columns, what)])
+    if errors[0] is not None:
+        raise errors[0]
+    check_spark_time_unit(sdf, n, fitted_freq, model)
+    return n
+
+
+def check_spark_time_unit(sdf: Any, n: int, fitted_freq: Any, model: str) -> None:
+    """Refuse a Spark summary of ``n`` rows in another time unit than ``fitted_freq``.
+
+    As :func:`rfmml.models._summary_checks.check_time_unit`: compares the
+    ``freq`` recorded on the frame with ``fitted_freq`` when both are set
+    (one Spark job, for the message, only when they differ).
+
+    Raises
+    ------
+    DataError
+        The units differ.
+    """
+    from pyspark.sql import functions as F
+
+    freq = frame_attrs(sdf).get("freq")
+    if freq is None or fitted_freq is None or str(freq) == str(fitted_freq):
+        return
+    ident = F.col(_ID) if _ID in sdf.columns else F.lit(None)
+    first = sdf.agg(F.min(ident)).first()
+    raise _violation(
+        "T",
+        f"in the time unit the {model} was fitted on ({fitted_freq!r}; this summary is in "
+        f"{freq!r})",
+        n,
+        n,
+        None if first is None else first[0],
+        f"Rebuild the summary with freq={fitted_freq!r} or refit the model on this one.",
+    )
+
+
+def spark_summary_errors(
+    sdf: Any, specs: Sequence[tuple[Sequence[str], str]]
+) -> tuple[int, list[DataError | None]]:
+    """The errors :func:`check_spark_summary` would raise for each of ``specs``, in one job.
+
+    Parameters
+    ----------
+    sdf : pyspark.sql.DataFrame
+        A customer summary.
+    specs : sequence of (columns, what)
+        The columns each caller reads and its name (for messages).
+
+    Returns
+    -------
+    n : int
+        The rows of ``sdf`` (0 when no spec reached the count).
+    errors : list of DataError or None
+        For each spec, the error of ``check_spark_summary(sdf, columns,
+        what=what)`` (without a time unit), or None when it passes. The checks
+        of every spec up to the first one with missing or non-numeric columns
+        are counted in a single aggregation; the specs after that one are
+        given that spec's error (a caller raising them in order never reaches
+        them).
+    """
+    from pyspark.sql import functions as F
+
+    structural: DataError | None = None
+    conditions: dict[tuple[str, str], tuple[str, Any]] = {}
+    rules: list[list[tuple[str, str]]] = []
+    for columns, what in specs:
+        try:
+            checks = _checks(sdf, columns, what)
+        except DataError as error:
+            structural = error
+            break
+        rules.append([(column, rule) for column, rule, _, _ in checks])
+        for column, rule, hint, cond in checks:
+            conditions.setdefault((column, rule), (hint, cond))
+    n = 0
+    errors: list[DataError | None] = []
+    if rules:
+        ident = F.col(_ID) if _ID in sdf.columns else F.lit(None)
+        keys = list(conditions)
+        aggs = [F.count(F.lit(1)).alias("_n")]
+        for i, key in enumerate(keys):
+            cond = conditions[key][1]
+            aggs += [F.count_if(cond).alias(f"_b{i}"), F.min(F.when(cond, ident)).alias(f"_f{i}")]
+        row = sdf.agg(*aggs).first()
+        assert row is not None  # a global aggregate has one row
+        n = int(row["_n"])
+        for (_, what), spec_rules in zip(specs, rules, strict=False):
+            errors.append(_first_error(row, keys, conditions, spec_rules, n, what))
+    errors += [structural] * (len(specs) - len(errors))
+    return n, errors
+
+
+def _checks(sdf: Any, columns: Sequence[str], what: str) -> list[tuple[str, str, str, Any]]:
+    """The checks of :func:`check_spark_summary` on ``columns``: (column, rule, hint, condition).
+
+    Raises
+    ------
+    DataError
+        Missing or non-numeric columns (no Spark job).
+    """
     from pyspark.sql import functions as F
     from pyspark.sql.types import BooleanType, NumericType
 
@@ -78,7 +187,6 @@ def check_spark_summary(
                 f"{name} must be numeric, but has dtype {dtype.simpleString()}. Convert it "
                 "with pyspark.sql.functions.col(name).cast('double')."
             )
-    ident = F.col(_ID) if _ID in sdf.columns else F.lit(None)
     checks: list[tuple[str, str, str, Any]] = []
     v = {n: F.col(n).cast("double") for n in names}
     for name in names:
@@ -117,33 +225,29 @@ def check_spark_summary(
                 (v["frequency"] == 0) & (v["recency"] != 0),
             )
         )
-    aggs = [F.count(F.lit(1)).alias("_n")]
-    for i, (_, _, _, cond) in enumerate(checks):
-        aggs += [F.count_if(cond).alias(f"_b{i}"), F.min(F.when(cond, ident)).alias(f"_f{i}")]
-    row = sdf.agg(*aggs).first()
-    assert row is not None  # a global aggregate has one row
-    n = int(row["_n"])
+    return checks
+
+
+def _first_error(
+    row: Any,
+    keys: list[tuple[str, str]],
+    conditions: dict[tuple[str, str], tuple[str, Any]],
+    spec_rules: list[tuple[str, str]],
+    n: int,
+    what: str,
+) -> DataError | None:
+    """The first failed check of one spec in the counts ``row`` of :func:`spark_summary_errors`."""
     if n == 0:
-        raise DataError(
+        return DataError(
             f"{what} got an empty summary frame (0 customers). Check the date range and "
             "filters used to build it."
         )
-    for i, (column, rule, hint, _) in enumerate(checks):
+    for column, rule in spec_rules:
+        i = keys.index((column, rule))
         if row[f"_b{i}"]:
-            raise _violation(column, rule, int(row[f"_b{i}"]), n, row[f"_f{i}"], hint)
-    freq = frame_attrs(sdf).get("freq")
-    if freq is not None and fitted_freq is not None and str(freq) != str(fitted_freq):
-        first = sdf.agg(F.min(ident)).first()
-        raise _violation(
-            "T",
-            f"in the time unit the {model} was fitted on ({fitted_freq!r}; this summary is in "
-            f"{freq!r})",
-            n,
-            n,
-            None if first is None else first[0],
-            f"Rebuild the summary with freq={fitted_freq!r} or refit the model on this one.",
-        )
-    return n
+            hint = conditions[(column, rule)][0]
+            return _violation(column, rule, int(row[f"_b{i}"]), n, row[f"_f{i}"], hint)
+    return None
 
 
 def collapse_summary(
@@ -172,6 +276,51 @@ def collapse_summary(
     """
     n = check_spark_summary(sdf, columns, what=what)
     return collect_rows(sdf, distinct_rows(sdf, columns), n, repeat_buyers_for=repeat_buyers_for)
+
+
+def fit_spark_summary(estimators: Sequence[Any], sdf: Any) -> list[Any]:
+    """``[e.fit(sdf) for e in estimators]``, with the Spark summary read fewer times.
+
+    The checks of every estimator's ``fit`` are counted in one aggregation
+    (:func:`spark_summary_errors`) and the distinct rows of each set of fit
+    columns are collected once (:func:`collapse_summary`'s rows), then each
+    estimator is fitted in turn on them, as its own ``fit`` of ``sdf`` fits
+    after collapsing: the same parameters, attributes and errors, raised in
+    the same order (an estimator's hyper-parameters, then its checks, then its
+    fit). Gamma-Gamma keeps its own Spark fit (collected or distributed) after
+    the shared checks.
+
+    Parameters
+    ----------
+    estimators : sequence of MaximumLikelihoodModel
+        Unfitted or fitted estimators (refitted).
+    sdf : pyspark.sql.DataFrame
+        A customer summary.
+
+    Returns
+    -------
+    list
+        The estimators, fitted.
+    """
+    specs = [(e.fit_columns, f"{type(e).__name__}.fit") for e in estimators]
+    n, errors = spark_summary_errors(sdf, specs)
+    collected: dict[tuple[str, ...], pd.DataFrame] = {}
+    for estimator, error in zip(estimators, errors, strict=True):
+        estimator._clear_fitted()
+        estimator._check_hyper_parameters()
+        if error is not None:
+            raise error
+        if hasattr(estimator, "_fit_spark"):  # Gamma-Gamma: collected or distributed
+            estimator._fit_spark(sdf, n)
+            continue
+        columns = tuple(estimator.fit_columns)
+        if columns not in collected:
+            collected[columns] = collect_rows(sdf, distinct_rows(sdf, columns), n)
+        rows = collected[columns]
+        if getattr(estimator, "_strict_summary", False) and hasattr(estimator, "_formulas"):
+            check_collected_repeat_buyers(rows, n, estimator.kind)
+        estimator.fit(rows)
+    return list(estimators)
 
 
 def distinct_rows(sdf: Any, columns: Sequence[str]) -> Any:
@@ -208,20 +357,31 @@ def collect_rows(
     rows = grouped.toArrow().to_pandas()
     if _ID in rows.columns:
         rows = rows.sort_values(_ID, kind="stable").set_index(_ID)
-    if repeat_buyers_for is not None and "frequency" in rows.columns:
-        if not (rows["frequency"] > 0).any():
-            raise _violation(
-                "frequency",
-                f"> 0 for at least one customer to fit {repeat_buyers_for}",
-                n,
-                n,
-                _plain(rows.index.min()),
-                "With only one-time buyers the repeat-purchase rate cannot be estimated: "
-                "use a longer observation period or check how frequency was computed "
-                "(repeat purchases, the first one excluded).",
-            )
+    if repeat_buyers_for is not None:
+        check_collected_repeat_buyers(rows, n, repeat_buyers_for)
     rows.attrs = dict(frame_attrs(sdf))
     return rows
+
+
+def check_collected_repeat_buyers(rows: pd.DataFrame, n: int, model: str) -> None:
+    """Refuse collected rows without a repeat buyer (``n`` customers), as :func:`collect_rows`.
+
+    Raises
+    ------
+    DataError
+        ``frequency`` is 0 on every row.
+    """
+    if "frequency" in rows.columns and not (rows["frequency"] > 0).any():
+        raise _violation(
+            "frequency",
+            f"> 0 for at least one customer to fit {model}",
+            n,
+            n,
+            _plain(rows.index.min()),
+            "With only one-time buyers the repeat-purchase rate cannot be estimated: "
+            "use a longer observation period or check how frequency was computed "
+            "(repeat purchases, the first one excluded).",
+        )
 
 
 def _plain(value: Any) -> Any:

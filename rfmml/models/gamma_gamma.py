@@ -363,6 +363,12 @@ class GammaGamma(MaximumLikelihoodModel):
         self._clear_fitted()
         self._check_hyper_parameters()
         n = S.check_spark_summary(X, self.fit_columns, what="GammaGamma.fit")
+        return self._fit_spark(X, n, bound)
+
+    def _fit_spark(self, X: Any, n: int, bound: int = GG_COLLECT_ROWS):
+        """The fit of a checked Spark summary of ``n`` customers (see :meth:`fit`)."""
+        from rfmml.models import _spark as S
+
         grouped = S.distinct_rows(X, self.fit_columns).persist()
         try:
             if grouped.count() <= bound:

@@ -40,6 +40,7 @@ __all__ = [
     "spark_keys",
     "spark_label",
     "spark_quantile_edges",
+    "spark_quantile_edges_of",
     "spark_sample",
     "spark_scores",
 ]
@@ -119,25 +120,73 @@ def spark_quantile_edges(
     numpy.ndarray
         ``n_scores - 1`` edges of the oriented values (``inf`` when unreachable).
     """
+    return spark_quantile_edges_of(sdf, [(column, negate)], n_scores, n_obs)[0]
+
+
+def spark_quantile_edges_of(
+    sdf: Any, columns: Sequence[tuple[str, bool]], n_scores: int, n_obs: int
+) -> list[np.ndarray]:
+    """:func:`spark_quantile_edges` of several columns, in one Spark query.
+
+    The oriented values are stacked into (column, value) rows; each column's
+    histogram, running count of the customers below and edges are those of
+    :func:`spark_quantile_edges`, computed per column (partitioned by its position).
+
+    Parameters
+    ----------
+    sdf : pyspark.sql.DataFrame
+        The customers.
+    columns : sequence of (str, bool)
+        The scored columns, each with its ``negate``.
+    n_scores, n_obs : int
+        As in :func:`spark_quantile_edges`.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The edges of each column, in order.
+    """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    value = F.col(column).cast("double")
-    hist = sdf.select((-value if negate else value).alias("v")).groupBy("v").count()
+    def oriented(i: int, column: str, negate: bool) -> Any:
+        value = F.col(column).cast("double")
+        return F.struct(F.lit(i).alias("k"), (-value if negate else value).alias("v"))
+
+    stacked = sdf.select(
+        F.explode(
+            F.array(*(oriented(i, c, negate) for i, (c, negate) in enumerate(columns)))
+        ).alias("kv")
+    ).select("kv.k", "kv.v")
+    hist = stacked.groupBy("k", "v").count()
     # one window over the distinct values (not the customers): customers strictly below
-    running = Window.orderBy("v").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    running = (
+        Window.partitionBy("k")
+        .orderBy("v")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
     hist = hist.withColumn("below", F.sum("count").over(running) - F.col("count"))
     needs = [-((-(k - 1) * n_obs) // n_scores) for k in range(2, n_scores + 1)]
-    row = hist.agg(
-        *(
-            F.min(F.when(F.col("below") >= need, F.col("v"))).alias(f"e{i}")
-            for i, need in enumerate(needs)
+    rows = (
+        hist.groupBy("k")
+        .agg(
+            *(
+                F.min(F.when(F.col("below") >= need, F.col("v"))).alias(f"e{i}")
+                for i, need in enumerate(needs)
+            )
         )
-    ).first()
-    assert row is not None
-    return np.array(
-        [np.inf if row[f"e{i}"] is None else float(row[f"e{i}"]) for i in range(len(needs))]
+        .collect()
     )
+    found = {row["k"]: row for row in rows}
+    return [_edges(found.get(i), len(needs)) for i in range(len(columns))]
+
+
+def _edges(row: Any, n_edges: int) -> np.ndarray:
+    """The edges of one row of :func:`spark_quantile_edges_of` (``inf`` when unreachable)."""
+    return np.array(
+        [np.inf if row is None or row[f"e{i}"] is None else float(row[f"e{i}"])
+         for i in range(n_edges)]
+    )  # fmt: skip
 
 
 def spark_scores(sdf: Any, edges: np.ndarray, columns: dict[str, str], n_scores: int) -> Any:

@@ -392,7 +392,7 @@ class RFMScorer(TransformerMixin, BaseEstimator):
         ``(customer_id, group)`` index, small groups pooled.
         """
         from rfmml.features._spark import frame_attrs
-        from rfmml.segments._spark import check_spark_features, spark_quantile_edges
+        from rfmml.segments._spark import check_spark_features, spark_quantile_edges_of
 
         n_obs = check_spark_features(X, list(self.columns.values()), where="RFMScorer.fit")
         self.small_groups_ = None
@@ -402,13 +402,10 @@ class RFMScorer(TransformerMixin, BaseEstimator):
         if self.method == "thresholds":
             edges = self._threshold_edges()
         else:
-            edges = np.vstack(
-                [
-                    -spark_quantile_edges(X, self.recency_col, self.n_scores, n_obs, negate=True),
-                    spark_quantile_edges(X, self.frequency_col, self.n_scores, n_obs, negate=False),
-                    spark_quantile_edges(X, self.monetary_col, self.n_scores, n_obs, negate=False),
-                ]
-            )
+            orient = [(self.recency_col, True), (self.frequency_col, False),
+                      (self.monetary_col, False)]  # fmt: skip
+            recency, frequency, monetary = spark_quantile_edges_of(X, orient, self.n_scores, n_obs)
+            edges = np.vstack([-recency, frequency, monetary])
             if group is not None and group in X.columns:
                 self._fit_spark_groups(X, str(group), edges)
                 self.n_features_in_ = len(X.columns)
