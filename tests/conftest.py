@@ -152,40 +152,21 @@ def spark_compare(spark):
     return compare
 
 
-#: Test files of one or two long tests (measured: 20 to 35 s each), scheduled early.
-_LONG_FILES = frozenset({"tests/tracking/test_grouped_experiment.py"})
-
-
 def pytest_xdist_make_scheduler(config, log):
     """``make test`` runs two pytest-xdist workers with ``--dist loadfile``: whole files.
 
     All Spark files (``*spark*.py``) are one unit, so one worker starts the one
     JVM and Spark session they share, as in a single process; every other
     file is its own unit, so a module's fixtures are built once. Units go
-    out Spark first, then the notebooks and :data:`_LONG_FILES`, then the
-    rest largest first (by number of tests).
+    out largest first (by number of tests).
     """
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class SparkTogether(LoadScopeScheduling):
-        _prioritised = False
-
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
             return "spark" if "spark" in path.rsplit("/", 1)[-1] else path
-
-        def _assign_work_unit(self, node):
-            # the long units first (Spark, then the notebooks and the one-test experiment
-            # file: each a single long test that would otherwise come last, by count), so
-            # the run does not end with one worker idle while the other finishes them
-            if not self._prioritised:
-                first = [s for s in self.workqueue if s == "spark"]
-                first += [s for s in self.workqueue if s.endswith(".ipynb") or s in _LONG_FILES]
-                for scope in reversed(first):
-                    self.workqueue.move_to_end(scope, last=False)
-                self._prioritised = True
-            super()._assign_work_unit(node)
 
     return SparkTogether(config, log)
