@@ -152,6 +152,7 @@ def spark_compare(spark):
     return compare
 
 
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: pytest without xdist ignores it
 def pytest_xdist_make_scheduler(config, log):
     """``make test`` runs two pytest-xdist workers with ``--dist loadfile``: whole files.
 
