@@ -181,6 +181,11 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
     #: stop (see :func:`rfmml.models._fitting.fit_log_params`'s ``polish``)
     _polish_optimum: ClassVar[bool] = False
 
+    @property
+    def _needs_repeat_buyers(self) -> bool:
+        """Whether a Spark summary without repeat buyers is refused (strict purchase models)."""
+        return getattr(self, "_strict_summary", False) and hasattr(self, "_formulas")
+
     # ------------------------------------------------------- what a model defines
     def _prepare(self, rows: dict[str, np.ndarray], weights: np.ndarray) -> Any:
         return WeightedRows(rows, weights, float(weights.sum()))
@@ -257,12 +262,11 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
         if is_spark(X):  # distinct rows with counts, collapsed in Spark
             from rfmml.models._spark import collapse_summary
 
-            strict = getattr(self, "_strict_summary", False) and hasattr(self, "_formulas")
             X = collapse_summary(
                 X,
                 self.fit_columns,
                 what=f"{name}.fit",
-                repeat_buyers_for=self.kind if strict else None,
+                repeat_buyers_for=self.kind if self._needs_repeat_buyers else None,
             )
         cols = check_summary(X, self.fit_columns, what=f"{name}.fit")
         selected, weights, extra = self._select_rows(X, cols)

@@ -317,7 +317,7 @@ def fit_spark_summary(estimators: Sequence[Any], sdf: Any) -> list[Any]:
         if columns not in collected:
             collected[columns] = collect_rows(sdf, distinct_rows(sdf, columns), n)
         rows = collected[columns]
-        if getattr(estimator, "_strict_summary", False) and hasattr(estimator, "_formulas"):
+        if estimator._needs_repeat_buyers:
             check_collected_repeat_buyers(rows, n, estimator.kind)
         estimator.fit(rows)
     return list(estimators)
