@@ -178,8 +178,12 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
     #: extra fitted attributes saved with the model (besides the common ones)
     saved_attributes: ClassVar[tuple[str, ...]] = ()
     #: end a fit that was not warm-started with quasi-Newton steps from the optimiser's
-    #: stop (see :func:`rfmml.models._fitting.fit_log_params`'s ``polish``)
-    _polish_optimum: ClassVar[bool] = False
+    #: stop (see :func:`rfmml.models._fitting.fit_log_params`'s ``polish``): L-BFGS-B
+    #: stops on the relative reduction of the objective, ~1e-8 to 1e-6 from the optimum
+    #: along a flat direction, at a point that moves with the rounding of the sums
+    #: (Gamma-Gamma on CDNOW; the MBG/NBD likelihood summed by the compiled loop or by
+    #: numpy); Newton steps from the stop reach the optimum either way
+    _polish_optimum: ClassVar[bool] = True
 
     @property
     def _needs_repeat_buyers(self) -> bool:

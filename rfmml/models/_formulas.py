@@ -27,6 +27,7 @@ References
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -40,6 +41,9 @@ __all__ = [
     "BGNBDData",
     "bgnbd_prepare",
     "bgnbd_total_log_likelihood_and_gradient",
+    "bg_level_terms",
+    "bg_row_sums",
+    "bg_total_and_gradient",
     "bgnbd_probability_alive",
     "bgnbd_expected_purchases",
     "bgnbd_expected_purchases_if_alive",
@@ -184,7 +188,9 @@ def bgnbd_prepare(x, t_x, T, weights) -> BGNBDData:
     return BGNBDData(
         **fields,
         **_time_levels(fields, index, _levels),
-        scratch=np.empty((8, min(len(fields["x"]), LIKELIHOOD_BLOCK_ROWS))),
+        scratch=None  # the compiled loop needs no buffers
+        if _uses_compiled_sums(len(fields["x"]))
+        else np.empty((8, min(len(fields["x"]), LIKELIHOOD_BLOCK_ROWS))),
     )
 
 
@@ -192,34 +198,84 @@ def _rows(index: np.ndarray | None, rows: slice) -> np.ndarray | None:
     return None if index is None else index[rows]
 
 
-def _log_and_inverse(alpha, values, levels, index, out_log, out_inv):
-    """``ln(alpha + values)`` and ``1 / (alpha + values)`` into buffers, per level if any."""
+def _log1p_and_inverse(alpha, values, levels, index, out_log, out_inv):
+    """``ln(1 + values / alpha)`` and ``1 / (alpha + values)`` into buffers, per level if any."""
     if levels is None:
+        np.divide(values, alpha, out=out_log)
+        np.log1p(out_log, out=out_log)
         np.add(alpha, values, out=out_inv)
-        np.log(out_inv, out=out_log)
         np.divide(1.0, out_inv, out=out_inv)
     else:
-        shifted = alpha + levels
         # mode="clip": the indices are valid (np.unique's), and numpy buffers ``out``
         # under the default mode="raise" (an extra pass: 3x the time of the gather)
-        np.take(np.log(shifted), index, out=out_log, mode="clip")
-        np.take(1.0 / shifted, index, out=out_inv, mode="clip")
+        np.take(np.log1p(levels / alpha), index, out=out_log, mode="clip")
+        np.take(1.0 / (alpha + levels), index, out=out_inv, mode="clip")
+
+
+#: Largest frequency for which the gamma-function blocks are sums over
+#: ``j < x`` (:func:`bg_level_terms`); beyond it, differences of ``gammaln``.
+RISING_SUM_MAX = 4096
+
+
+def bg_level_terms(r, a, b, x_levels, level_weights, shift: int):
+    """The gamma-function block of the (M)BG/NBD likelihood per frequency, and its derivatives.
+
+    ``D1(x) = ln Gamma(r + x) - ln Gamma(r) + ln B(a, b + x + shift) - ln B(a, b)``
+    (FH13 eq. 4 with ``shift = 0``; [BDF07] appendix A with ``shift = 1``).
+    For whole frequencies up to :data:`RISING_SUM_MAX` it is summed as
+    ``sum_(j<x) ln(r + j) - sum_(j<x+shift) ln(1 + a / (b + j))`` (Gamma's
+    recurrence), with derivatives ``sum 1 / (r + j)``, ``-sum 1 / (a + b + j)``
+    and ``sum a / ((b + j) (a + b + j))``: accurate where ``r`` or ``b`` run
+    to 1e10 (a degenerate fit's ridge), where differences of ``gammaln`` of
+    order ``r ln r`` lose every digit. Other frequencies take those differences
+    and digamma.
+
+    Returns
+    -------
+    tuple
+        ``(sum_k W_k D1(x_k), dD1/dr, dD1/da, dD1/db)``, the derivatives summed
+        with the level weights ``W_k``.
+    """
+    xl, wl = x_levels, level_weights
+    top = float(xl[-1]) + shift if len(xl) else 0.0
+    if len(xl) and top <= RISING_SUM_MAX and np.all(xl == np.floor(xl)) and xl[0] >= 0:
+        j = np.arange(top)
+        k = xl.astype(np.intp)
+
+        def at(terms: np.ndarray, levels: np.ndarray) -> np.ndarray:
+            return np.concatenate(([0.0], np.cumsum(terms)))[levels]
+
+        d1 = at(np.log(r + j), k) - at(np.log1p(a / (b + j)), k + shift)
+        d_r = at(1.0 / (r + j), k)
+        d_a = -at(1.0 / (a + b + j), k + shift)
+        d_b = at(a / ((b + j) * (a + b + j)), k + shift)
+    else:
+        xs = xl + shift
+        d1 = gammaln(r + xl) - gammaln(r) + gammaln(a + b) + gammaln(b + xs) - gammaln(b)
+        d1 -= gammaln(a + b + xs)
+        psi_ab, psi_abx = digamma(a + b), digamma(a + b + xs)
+        d_r = digamma(r + xl) - digamma(r)
+        d_a = psi_ab - psi_abx
+        d_b = psi_ab + digamma(b + xs) - digamma(b) - psi_abx
+    return float(wl @ d1), float(wl @ d_r), float(wl @ d_a), float(wl @ d_b)
 
 
 def bgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: BGNBDData):
     """Weighted total BG/NBD log-likelihood and its gradient in (r, alpha, a, b).
 
     Same expression as :func:`bgnbd_log_likelihood` (FH13 eq. 4) summed with
-    weights, written as ``D1 + r ln(alpha) - (r + x) ln(alpha + T) + ln(1 + e^z)``
-    with ``z = ln(a / (b + x - 1)) + (r + x) ln((alpha + T) / (alpha + t_x))``.
-    Every term that depends on ``x`` only is evaluated once per distinct
-    frequency: the gamma-function block ``D1`` (``sum_i w_i D1(x_i) =
-    sum_k W_k D1(x_k)`` over levels ``x_k`` with total weight ``W_k``) and
-    ``ln(a / (b + x - 1))``; logarithms of ``alpha + T`` and ``alpha + t_x``
-    once per distinct value when there are few (see :func:`bgnbd_prepare`).
-    Per row there remain one exponential and one logarithm. The gradient is
-    the analytic derivative (digamma for the gamma terms; the derivative of
-    ``ln(1 + e^z)`` is ``e^z / (1 + e^z) = 1 - P(alive)``).
+    weights, written as ``D1 - r ln(1 + T / alpha) - x ln(alpha + T) + ln(1 + e^z)``
+    with ``z = ln(a / (b + x - 1)) + (r + x) ln((alpha + T) / (alpha + t_x))``
+    (``r ln(alpha) - (r + x) ln(alpha + T)`` rearranged so that no two terms
+    of order ``r ln(alpha)`` cancel: on a degenerate fit's ridge, ``r`` and
+    ``alpha`` run to 1e10 and beyond). Every term that depends on ``x`` only
+    is evaluated once per distinct frequency: the gamma-function block ``D1``
+    (``sum_i w_i D1(x_i) = sum_k W_k D1(x_k)`` over levels ``x_k`` with total
+    weight ``W_k``, :func:`bg_level_terms`) and ``ln(a / (b + x - 1))``;
+    ``ln(1 + T / alpha)`` and ``ln(1 + t_x / alpha)`` once per distinct value
+    when there are few (see :func:`bgnbd_prepare`). The gradient is the
+    analytic derivative (the derivative of ``ln(1 + e^z)`` is
+    ``e^z / (1 + e^z) = 1 - P(alive)``).
 
     Parameters
     ----------
@@ -235,36 +291,85 @@ def bgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: BGNBDData):
     gradient : numpy.ndarray
         Derivatives of ``total`` with respect to ``(r, alpha, a, b)``.
     """
-    xl, wl = data.x_levels, data.level_weights
-    x, w, n = data.x, data.weights, data.n
-    d1 = (
-        gammaln(r + xl)
-        - gammaln(r)
-        + gammaln(a + b)
-        + gammaln(b + xl)
-        - gammaln(b)
-        - gammaln(a + b + xl)
-    )
-    psi_ab = digamma(a + b)
-    psi_abx = digamma(a + b + xl)
-    g_r = wl @ (digamma(r + xl) - digamma(r))
-    g_a = wl @ (psi_ab - psi_abx)
-    g_b = wl @ (psi_ab + digamma(b + xl) - digamma(b) - psi_abx)
+    xl = data.x_levels
     b_x1 = b + (np.maximum(xl, 1.0) - 1.0)
     # ln C4 per level; x == 0 has no C4 term: a very negative finite value makes
     # e^z exactly 0 without the nan that -inf would give in z - min(z, 36)
     log_c4_level = np.where(xl > 0, np.log(a) - np.log(b_x1), -1e6)
+    level_terms = (*bg_level_terms(r, a, b, xl, data.level_weights, 0), 1.0 / b_x1)
+    sums, ws_level = bg_row_sums(r, alpha, log_c4_level, data)
+    return bg_total_and_gradient(r, alpha, a, data, level_terms, sums, ws_level)
 
-    # Row-wise part, written into preallocated buffers: with millions of rows,
-    # fresh temporaries cost as much in page faults as the arithmetic itself.
-    # Rows are taken in blocks of at most LIKELIHOOD_BLOCK_ROWS (the buffers'
-    # width), so the buffers stay bounded whatever the number of rows.
-    # Notation: s = e^z / (1 + e^z) = 1 - P(alive).
-    sums = np.zeros(7)  # w ln aT, w x ln aT, w softplus, w s dlog, w s (r+x)/aT, .../atx, w/aT
-    sum_rx_inv_aT = 0.0  # sum w x / (alpha + T)
-    ws_level = np.zeros(len(xl))
+
+#: Prepared rows from which the BG/NBD and MBG/NBD likelihoods take their
+#: row-wise sums from the compiled loop (:func:`rfmml.models._kernels.bg_likelihood_sums`);
+#: fewer take the numpy expression (importing numba costs more than the loop
+#: saves on them). Read at call time.
+LIKELIHOOD_KERNEL_MIN_ROWS = 10_000
+
+
+@functools.cache
+def _compiled_loops() -> Any:
+    """:mod:`rfmml.models._kernels`, imported on first use; None without numba."""
+    try:
+        from rfmml.models import _kernels
+    except ImportError:  # numba not installed: the numpy expressions
+        return None
+    return _kernels
+
+
+def _uses_compiled_sums(rows: int) -> bool:
+    return rows >= LIKELIHOOD_KERNEL_MIN_ROWS and _compiled_loops() is not None
+
+
+_NO_INDEX = np.empty(0, dtype=np.intp)
+_NO_LEVELS = np.empty(0)
+
+
+def _shifted_levels(alpha, levels, index):
+    """``ln(1 + level / alpha)``, ``1 / (alpha + level)`` and the index; empty without levels."""
+    if levels is None:
+        return _NO_INDEX, _NO_LEVELS, _NO_LEVELS
+    return index, np.log1p(levels / alpha), 1.0 / (alpha + levels)
+
+
+def bg_row_sums(r, alpha, log_c4_level, data: BGNBDData) -> tuple[np.ndarray, np.ndarray]:
+    """The row-wise sums of the (M)BG/NBD likelihood and gradient.
+
+    With ``L(v) = ln(1 + v / alpha)``, ``d = L(T) - L(t_x) = ln((alpha + T)
+    / (alpha + t_x))``, ``z = log_c4_level[level] + (r + x) d`` and
+    ``s = e^z / (1 + e^z)``: ``sum w L(T)``, ``sum w x L(T)``,
+    ``sum w ln(1 + e^z)``, ``sum w s d``, ``sum w s (r + x) / (alpha + T)``,
+    ``sum w s (r + x) / (alpha + t_x)``, ``sum w / (alpha + T)``,
+    ``sum w x / (alpha + T)``, and ``sum w s`` per frequency level. From
+    :data:`LIKELIHOOD_KERNEL_MIN_ROWS` prepared rows on, one compiled pass
+    (:func:`rfmml.models._kernels.bg_likelihood_sums`); else numpy, in blocks
+    of at most :data:`LIKELIHOOD_BLOCK_ROWS` rows.
+
+    Returns
+    -------
+    sums : numpy.ndarray
+        The eight sums.
+    ws_level : numpy.ndarray
+        ``sum w s`` per frequency level.
+    """
+    sums = np.zeros(8)
+    ws_level = np.zeros(len(data.x_levels))
+    log_c4_level = np.asarray(log_c4_level, dtype=float)
+    if _uses_compiled_sums(len(data.x)):
+        _compiled_loops().bg_likelihood_sums(
+            float(r), float(alpha), data.x, data.weights, data.level_index, log_c4_level,
+            data.T, *_shifted_levels(alpha, data.T_levels, data.T_index),
+            data.t_x, *_shifted_levels(alpha, data.t_x_levels, data.t_x_index),
+            ws_level, sums,
+        )  # fmt: skip
+        return sums, ws_level
+    # Written into preallocated buffers: with millions of rows, fresh temporaries
+    # cost as much in page faults as the arithmetic itself. Blocks of at most
+    # LIKELIHOOD_BLOCK_ROWS rows (the buffers' width) keep the buffers bounded.
+    x, w = data.x, data.weights
     scratch = data.scratch
-    if scratch is None:  # prepared for MBG/NBD: buffers made here
+    if scratch is None:  # prepared for MBG/NBD or for the compiled loop: buffers made here
         scratch = np.empty((8, min(len(x), LIKELIHOOD_BLOCK_ROWS)))
     block = scratch.shape[1]
     for start in range(0, len(x), max(block, 1)):
@@ -272,16 +377,16 @@ def bgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: BGNBDData):
         m = len(x[rows])
         log_aT, inv_aT, log_atx, inv_atx, z, tmp, ez, one_ez = scratch[:, :m]
         w_b, x_b = w[rows], x[rows]
-        _log_and_inverse(alpha, data.T[rows], data.T_levels,
-                         _rows(data.T_index, rows), log_aT, inv_aT)  # fmt: skip
-        _log_and_inverse(alpha, data.t_x[rows], data.t_x_levels,
-                         _rows(data.t_x_index, rows), log_atx, inv_atx)  # fmt: skip
+        _log1p_and_inverse(alpha, data.T[rows], data.T_levels,
+                           _rows(data.T_index, rows), log_aT, inv_aT)  # fmt: skip
+        _log1p_and_inverse(alpha, data.t_x[rows], data.t_x_levels,
+                           _rows(data.t_x_index, rows), log_atx, inv_atx)  # fmt: skip
         dlog = np.subtract(log_aT, log_atx, out=log_atx)  # ln((alpha + T) / (alpha + t_x))
         level_index = data.level_index[rows]
         np.take(log_c4_level, level_index, out=z, mode="clip")  # valid indices, unbuffered
         np.add(x_b, r, out=tmp)  # r + x
         np.multiply(tmp, dlog, out=ez)
-        np.add(z, ez, out=z)  # z = ln(a / (b + x - 1)) + (r + x) ln((alpha + T) / (alpha + t_x))
+        np.add(z, ez, out=z)  # z = ln C4 + (r + x) ln((alpha + T) / (alpha + t_x))
         # ln(1 + e^z) == z to double precision for z > 36; cap before exp to avoid overflow
         np.minimum(z, 36.0, out=tmp)
         np.exp(tmp, out=ez)
@@ -295,25 +400,48 @@ def bgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: BGNBDData):
         sums[0] += w_b @ log_aT
         sums[1] += rx_w @ log_aT
         sums[2] += w_b @ one_ez
-        ws_level += np.bincount(level_index, weights=ez, minlength=len(xl))
+        ws_level += np.bincount(level_index, weights=ez, minlength=len(ws_level))
         sums[3] += ez @ dlog
         np.add(x_b, r, out=tmp)
         np.multiply(ez, tmp, out=tmp)  # w s (r + x)
         sums[4] += tmp @ inv_aT
         sums[5] += tmp @ inv_atx
         sums[6] += w_b @ inv_aT
-        sum_rx_inv_aT += rx_w @ inv_aT
-    sum_w_log_aT = sums[0]
-    sum_w_rx_log_aT = sums[1] + r * sum_w_log_aT  # sum w (r + x) ln(alpha + T)
-    total = wl @ d1 + n * r * np.log(alpha) - sum_w_rx_log_aT + sums[2]
-    ws_dlog = sums[3]
-    sum_w_rx_inv_aT = sum_rx_inv_aT + r * sums[6]
+        sums[7] += rx_w @ inv_aT
+    return sums, ws_level
+
+
+def bg_total_and_gradient(r, alpha, a, data: BGNBDData, level_terms, sums, ws_level):
+    """The (M)BG/NBD total log-likelihood and gradient from level terms and row sums.
+
+    ``total = sum_k W_k D1_k - r sum w ln(1 + T / alpha) - sum w x ln(alpha + T)
+    + sum w ln(1 + e^z)`` (FH13 eq. 4 summed; [BDF07] appendix A with its own
+    ``D1`` and ``z``), with ``sum w x ln(alpha + T) = ln(alpha) sum w x +
+    sum w x ln(1 + T / alpha)``, and its derivatives.
+
+    Parameters
+    ----------
+    data : BGNBDData
+        The prepared rows (their total weight and ``sum w x``).
+    level_terms : tuple
+        ``(sum_k W_k D1_k, dD1/dr, dD1/da, dD1/db, inverse)``: the weighted
+        gamma-function block and its derivatives (:func:`bg_level_terms`),
+        and ``1 / (b + x - 1)`` (BG/NBD) or ``1 / (b + x)`` (MBG/NBD) per level.
+    sums, ws_level : numpy.ndarray
+        The row sums of :func:`bg_row_sums`.
+    """
+    d1_total, g_r, g_a, g_b, inv_b_level = level_terms
+    n, sum_wx = data.n, data.level_weights @ data.x_levels  # sum w x
+    sum_w_l1p_T = sums[0]
+    sum_wx_log_aT = np.log(alpha) * sum_wx + sums[1]  # sum w x ln(alpha + T)
+    total = d1_total - r * sum_w_l1p_T - sum_wx_log_aT + sums[2]
+    sum_w_rx_inv_aT = sums[7] + r * sums[6]
     grad = np.array(
         [
-            g_r + n * np.log(alpha) - sum_w_log_aT + ws_dlog,
+            g_r - sum_w_l1p_T + sums[3],
             n * r / alpha - sum_w_rx_inv_aT + sums[4] - sums[5],
             g_a + ws_level.sum() / a,
-            g_b - ws_level @ (1.0 / b_x1),
+            g_b - ws_level @ inv_b_level,
         ]
     )
     return float(total), grad

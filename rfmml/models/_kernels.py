@@ -1,4 +1,4 @@
-"""Compiled row loops of the purchase models' scoring (numba).
+"""Compiled row loops of the purchase models' scoring and likelihood sums (numba).
 
 The formulas of :mod:`rfmml.models._formulas`, :mod:`~rfmml.models._formulas_mbgnbd`
 and :mod:`~rfmml.models._formulas_pareto` stay the documented reference; the
@@ -11,9 +11,12 @@ pairs of whole-number summaries are marked in a table indexed by
 ``x * stride + u`` instead of being grouped by hashing or sorting; the
 row-wise arithmetic gathers the logarithms and pair terms from such tables.
 
-Exponentials and logarithms of whole blocks stay numpy calls between the
-loops: numba has no vectorised ``exp`` and ``log`` without Intel's SVML, and
-numpy's SIMD loops are several times faster than a scalar loop calling libm.
+The BG/NBD and MBG/NBD likelihoods take their row sums from one loop
+(:func:`bg_likelihood_sums`): there numpy's thirty passes over the rows cost
+more than its vectorised ``exp`` and ``log`` save. In scoring, exponentials
+and logarithms of whole blocks stay numpy calls between the loops: numba
+has no vectorised ``exp`` and ``log`` without Intel's SVML, and numpy's
+SIMD loops are several times faster than a scalar loop calling libm.
 (They are also the reference's own operations: numpy's SIMD ``exp`` and
 ``log`` do not round like libm's, so a compiled loop calling libm would not
 give the reference values.) The Gauss series of ``2F1`` (:func:`gauss_hyp2f1`)
@@ -52,6 +55,7 @@ __all__ = [
     "if_alive_parts",
     "if_alive_log_g",
     "if_alive_finish",
+    "bg_likelihood_sums",
 ]
 
 #: Rows per block of the row-wise arithmetic: the block's buffers stay in cache.
@@ -429,3 +433,84 @@ def if_alive_finish(  # pragma: no cover - compiled
         other[i] = redo
         n_other += redo
     return n_other
+
+
+#: Rows per partial sum of :func:`bg_likelihood_sums`: each block is summed on
+#: its own, then added to the totals (rounding grows with the block, not the
+#: whole summary).
+SUM_BLOCK_ROWS = 4096
+
+
+@_jit
+def bg_likelihood_sums(  # pragma: no cover - compiled
+    r, alpha, x, w, level, log_c4, T, T_index, l1p_T_levels, inv_T_levels,
+    t_x, t_x_index, l1p_t_x_levels, inv_t_x_levels, ws_level, out
+):  # fmt: skip
+    """The row-wise sums of the BG/NBD and MBG/NBD likelihood and gradient, in one pass.
+
+    The sums of :func:`rfmml.models._formulas.bg_row_sums`, added to ``out``
+    in its order, and ``w s`` per frequency level added to ``ws_level``. Per
+    row, with ``L(v) = ln(1 + v / alpha)``, ``d = L(T) - L(t_x)`` and the
+    log-odds ``z = log_c4[level] + (r + x) d`` (FH13 eq. 4 for the BG/NBD,
+    [BDF07] appendix A for the MBG/NBD: only ``log_c4`` differs),
+    ``ln(1 + e^z)`` and ``s = e^z / (1 + e^z)`` come from one exponential,
+    ``e = exp(-|z|)`` (as :func:`numpy.logaddexp` and :func:`scipy.special.expit`;
+    a very negative ``z`` gives 0 and 0).
+
+    ``L`` and ``1 / (alpha + v)`` are gathered from the ``*_levels`` tables by
+    ``T_index`` when it is not empty, else computed from ``T`` (the same for
+    ``t_x``). The numpy expression makes about thirty passes over the rows;
+    this loop reads each row once, which on a million rows outweighs numpy's
+    vectorised ``exp`` and ``log`` (about 3x less CPU time, measured on 1.4M
+    distinct rows). Each block of :data:`SUM_BLOCK_ROWS` rows is summed on its
+    own, then added to the totals.
+    """
+    n = len(x)
+    T_levels = len(T_index) > 0
+    t_x_levels = len(t_x_index) > 0
+    for start in range(0, n, SUM_BLOCK_ROWS):
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+        for i in range(start, min(start + SUM_BLOCK_ROWS, n)):
+            if T_levels:
+                j = T_index[i]
+                u = l1p_T_levels[j]
+                inv_u = inv_T_levels[j]
+            else:
+                u = math.log1p(T[i] / alpha)
+                inv_u = 1.0 / (alpha + T[i])
+            if t_x_levels:
+                j = t_x_index[i]
+                v = l1p_t_x_levels[j]
+                inv_v = inv_t_x_levels[j]
+            else:
+                v = math.log1p(t_x[i] / alpha)
+                inv_v = 1.0 / (alpha + t_x[i])
+            d = u - v
+            xi = x[i]
+            rx = r + xi
+            k = level[i]
+            z = log_c4[k] + rx * d
+            e = math.exp(-abs(z))
+            softplus = max(z, 0.0) + math.log1p(e)
+            s = 1.0 / (1.0 + e) if z > 0.0 else e / (1.0 + e)
+            wi = w[i]
+            wx = wi * xi
+            ws = wi * s
+            s0 += wi * u
+            s1 += wx * u
+            s2 += wi * softplus
+            s3 += ws * d
+            wsrx = ws * rx
+            s4 += wsrx * inv_u
+            s5 += wsrx * inv_v
+            s6 += wi * inv_u
+            s7 += wx * inv_u
+            ws_level[k] += ws
+        out[0] += s0
+        out[1] += s1
+        out[2] += s2
+        out[3] += s3
+        out[4] += s4
+        out[5] += s5
+        out[6] += s6
+        out[7] += s7

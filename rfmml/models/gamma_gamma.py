@@ -199,11 +199,6 @@ class GammaGamma(MaximumLikelihoodModel):
     param_names = PARAM_NAMES
     fit_columns = ("frequency", "monetary_value")
     saved_attributes = ("correlation_", "n_excluded_")
-    # the optimum is flat (on CDNOW the smallest Hessian eigenvalue of the mean
-    # objective is 0.011): L-BFGS-B stops ~1e-8 relative from it, and a fit whose
-    # sums round differently (the distributed Spark fit) stops elsewhere; Newton
-    # steps from the stop reach the optimum on both
-    _polish_optimum = True
 
     def _select_rows(
         self, X: pd.DataFrame, cols: dict[str, np.ndarray]

@@ -1,0 +1,104 @@
+"""The BG/NBD and MBG/NBD likelihood sums: compiled loop, numpy path and their conditioning.
+
+Summaries of at least ``LIKELIHOOD_KERNEL_MIN_ROWS`` prepared rows take the
+row sums from one compiled pass (:func:`rfmml.models._kernels.bg_likelihood_sums`),
+smaller ones from numpy; both must give the same total and gradient to
+rounding (sums of the same terms in another order). On a degenerate fit's
+ridge (``r``, ``alpha`` -> infinity at a fixed rate ``r / alpha``, ``a`` ->
+0) both models tend to a Poisson process without dropout, whose
+log-likelihood ``x ln(lambda) - lambda T`` is the oracle: the arrangement
+``-r ln(1 + T / alpha)`` and the gamma-function blocks as sums over
+``j < x`` keep every digit there, where ``r ln(alpha) - (r + x) ln(alpha + T)``
+and differences of ``gammaln`` of order ``1e13`` lost them all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import digamma, gammaln
+
+from rfmml.models import _formulas as F
+from rfmml.models import _formulas_mbgnbd as M
+from rfmml.models import simulate_bgnbd
+
+MODELS = {
+    "BG/NBD": (F.bgnbd_prepare, F.bgnbd_total_log_likelihood_and_gradient),
+    "MBG/NBD": (M.mbgnbd_prepare, M.mbgnbd_total_log_likelihood_and_gradient),
+}
+
+
+@pytest.fixture(scope="module")
+def fractional_summary() -> pd.DataFrame:
+    """3,000 simulated customers with fractional recency and T: no time levels."""
+    rng = np.random.default_rng(3)
+    T = 78.0 - rng.uniform(0.0, 52.0, size=3_000)
+    s = simulate_bgnbd(3_000, T, {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}, 3)
+    assert (s["T"] != np.floor(s["T"])).all()
+    return s
+
+
+def _likelihood(model: str, summary: pd.DataFrame, theta, *, compiled: bool, monkeypatch):
+    prepare, total = MODELS[model]
+    monkeypatch.setattr(F, "LIKELIHOOD_KERNEL_MIN_ROWS", 0 if compiled else 10**12)
+    cols = [summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")]
+    weights = np.linspace(1.0, 3.0, len(summary))
+    return total(*theta, prepare(*cols, weights))
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.parametrize("data", ["cdnow_summary", "fractional_summary"])
+def test_compiled_sums_equal_the_numpy_expression(model, data, request, monkeypatch):
+    s = request.getfixturevalue(data)
+    assert (data == "fractional_summary") == (F._levels(s["T"].to_numpy())[0] is None)
+    for theta in [(0.243, 4.414, 0.793, 2.426), (2.0, 30.0, 0.05, 8.0)]:
+        numpy = _likelihood(model, s, theta, compiled=False, monkeypatch=monkeypatch)
+        compiled = _likelihood(model, s, theta, compiled=True, monkeypatch=monkeypatch)
+        assert compiled[0] == pytest.approx(numpy[0], rel=1e-13)
+        np.testing.assert_allclose(compiled[1], numpy[1], rtol=1e-10)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("model", list(MODELS))
+def test_likelihood_keeps_its_digits_on_the_degenerate_ridge(
+    model, compiled, cdnow_summary, monkeypatch
+):
+    s = cdnow_summary
+    x, T = s["frequency"].to_numpy(), s["T"].to_numpy()
+    weights = np.linspace(1.0, 3.0, len(s))
+    rate = 0.08  # purchases per week, r / alpha
+    poisson = float(weights @ (x * np.log(rate) - rate * T))  # about -2.4e4
+    for r in [1e6, 1e9, 1e12]:
+        theta = (r, r / rate, 1e-12, 1.0)
+        total, grad = _likelihood(model, s, theta, compiled=compiled, monkeypatch=monkeypatch)
+        # the model's distance from the limit is below sum w x^2 / r (ln Gamma(r + x)
+        # - ln Gamma(r) - x ln r) plus O(a); r ln(alpha) alone is 3e13 at r = 1e12
+        assert total == pytest.approx(poisson, abs=1e-7 + float(weights @ x**2) / r)
+        assert np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("shift", [0, 1])
+def test_level_terms_as_sums_equal_gammaln_differences(shift, monkeypatch):
+    x_levels = np.array([0.0, 1.0, 2.0, 7.0, 40.0, 300.0])
+    weights = np.array([5.0, 3.0, 2.0, 1.5, 1.0, 0.5])
+    for r, a, b in [(0.243, 0.793, 2.426), (3.5, 0.02, 40.0), (0.01, 5.0, 0.3)]:
+        sums = F.bg_level_terms(r, a, b, x_levels, weights, shift)
+        xs = x_levels + shift
+        d1 = gammaln(r + x_levels) - gammaln(r) + gammaln(a + b) + gammaln(b + xs) - gammaln(b)
+        d1 -= gammaln(a + b + xs)
+        expected = [
+            weights @ d1,
+            weights @ (digamma(r + x_levels) - digamma(r)),
+            weights @ (digamma(a + b) - digamma(a + b + xs)),
+            weights @ (digamma(a + b) + digamma(b + xs) - digamma(b) - digamma(a + b + xs)),
+        ]
+        # the digamma differences of dD1/db cancel to ~1e-3 of their terms: the
+        # reference itself is only good to ~1e-15 absolute per unit of weight
+        np.testing.assert_allclose(sums, expected, rtol=1e-12, atol=1e-15 * weights.sum())
+        # frequencies beyond RISING_SUM_MAX take the gammaln differences themselves
+        monkeypatch.setattr(F, "RISING_SUM_MAX", 10)
+        np.testing.assert_allclose(
+            F.bg_level_terms(r, a, b, x_levels, weights, shift), expected, rtol=1e-15
+        )
+        monkeypatch.undo()
