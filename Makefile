@@ -31,9 +31,12 @@ demo: $(STAMP)
 ## on two pytest-xdist workers by whole files, all Spark files on one worker
 ## (tests/conftest.py); WORKERS=0 runs everything in one process
 WORKERS ?= 2
+# Each worker keeps to one OpenMP/BLAS thread: two workers on two cores with two
+# threads each (scikit-learn's k-means, BLAS) only wait for each other.
+THREADS := $(if $(filter 0 1,$(WORKERS)),,OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1)
 test: lint
 	@echo "test order seed: $(SEED) (replay with: make test SEED=$(SEED))"
-	$(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED) --durations=25 \
+	$(THREADS) $(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED) --durations=25 \
 		-n $(WORKERS) --dist loadfile --nbmake tests notebooks
 
 test-fast: $(STAMP)
