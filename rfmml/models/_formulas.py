@@ -41,7 +41,10 @@ __all__ = [
     "BGNBDData",
     "bgnbd_prepare",
     "bgnbd_total_log_likelihood_and_gradient",
+    "bg_level_blocks",
     "bg_level_terms",
+    "bg_gamma_block",
+    "bg_time_block",
     "bg_row_sums",
     "bg_total_and_gradient",
     "bgnbd_probability_alive",
@@ -97,16 +100,32 @@ def bgnbd_log_likelihood(x, t_x, T, r, alpha, a, b):
         One log-likelihood per customer.
     """
     x = np.asarray(x, dtype=float)
-    d1 = (
-        gammaln(r + x)
-        - gammaln(r)
-        + gammaln(a + b)
-        + gammaln(b + x)
-        - gammaln(b)
-        - gammaln(a + b + x)
+    return (
+        bg_gamma_block(r, a, b, x, 0)
+        + bg_time_block(r, alpha, x, T)
+        + np.logaddexp(0.0, _log_alive_odds(x, t_x, T, r, alpha, a, b))
     )
-    d2_c3 = r * np.log(alpha) - (r + x) * np.log(alpha + T)
-    return d1 + d2_c3 + np.logaddexp(0.0, _log_alive_odds(x, t_x, T, r, alpha, a, b))
+
+
+def bg_time_block(r, alpha, x, T):
+    """``r ln(alpha) - (r + x) ln(alpha + T)`` as ``-r ln(1 + T / alpha) - x ln(alpha + T)``.
+
+    The same value, without the cancellation of two terms of order
+    ``r ln(alpha)`` when ``r`` and ``alpha`` are large (a degenerate fit's ridge).
+    """
+    T = np.asarray(T, dtype=float)
+    return -r * np.log1p(T / alpha) - x * np.log(alpha + T)
+
+
+def bg_gamma_block(r, a, b, x, shift: int):
+    """Per customer, ``ln Gamma(r + x) - ln Gamma(r) + ln B(a, b + x + shift) - ln B(a, b)``.
+
+    From the per-frequency values of :func:`bg_level_blocks` (sums over
+    ``j < x`` for whole frequencies: accurate for large ``r`` and ``b``).
+    """
+    x = np.asarray(x, dtype=float)
+    levels, index = np.unique(x, return_inverse=True)
+    return bg_level_blocks(r, a, b, levels, shift)[0][index.reshape(x.shape)]
 
 
 #: Rows per block of the BG/NBD likelihood's row-wise part (the width of its
@@ -217,7 +236,7 @@ def _log1p_and_inverse(alpha, values, levels, index, out_log, out_inv):
 RISING_SUM_MAX = 4096
 
 
-def bg_level_terms(r, a, b, x_levels, level_weights, shift: int):
+def bg_level_blocks(r, a, b, x_levels, shift: int):
     """The gamma-function block of the (M)BG/NBD likelihood per frequency, and its derivatives.
 
     ``D1(x) = ln Gamma(r + x) - ln Gamma(r) + ln B(a, b + x + shift) - ln B(a, b)``
@@ -230,13 +249,17 @@ def bg_level_terms(r, a, b, x_levels, level_weights, shift: int):
     order ``r ln r`` lose every digit. Other frequencies take those differences
     and digamma.
 
+    Parameters
+    ----------
+    x_levels : numpy.ndarray
+        Distinct frequencies, sorted.
+
     Returns
     -------
-    tuple
-        ``(sum_k W_k D1(x_k), dD1/dr, dD1/da, dD1/db)``, the derivatives summed
-        with the level weights ``W_k``.
+    tuple of numpy.ndarray
+        ``D1``, ``dD1/dr``, ``dD1/da``, ``dD1/db`` per level.
     """
-    xl, wl = x_levels, level_weights
+    xl = np.asarray(x_levels, dtype=float)
     top = float(xl[-1]) + shift if len(xl) else 0.0
     if len(xl) and top <= RISING_SUM_MAX and np.all(xl == np.floor(xl)) and xl[0] >= 0:
         j = np.arange(top)
@@ -249,15 +272,28 @@ def bg_level_terms(r, a, b, x_levels, level_weights, shift: int):
         d_r = at(1.0 / (r + j), k)
         d_a = -at(1.0 / (a + b + j), k + shift)
         d_b = at(a / ((b + j) * (a + b + j)), k + shift)
-    else:
-        xs = xl + shift
-        d1 = gammaln(r + xl) - gammaln(r) + gammaln(a + b) + gammaln(b + xs) - gammaln(b)
-        d1 -= gammaln(a + b + xs)
-        psi_ab, psi_abx = digamma(a + b), digamma(a + b + xs)
-        d_r = digamma(r + xl) - digamma(r)
-        d_a = psi_ab - psi_abx
-        d_b = psi_ab + digamma(b + xs) - digamma(b) - psi_abx
-    return float(wl @ d1), float(wl @ d_r), float(wl @ d_a), float(wl @ d_b)
+        return d1, d_r, d_a, d_b
+    xs = xl + shift
+    d1 = gammaln(r + xl) - gammaln(r) + gammaln(a + b) + gammaln(b + xs) - gammaln(b)
+    d1 -= gammaln(a + b + xs)
+    psi_ab, psi_abx = digamma(a + b), digamma(a + b + xs)
+    d_r = digamma(r + xl) - digamma(r)
+    d_a = psi_ab - psi_abx
+    d_b = psi_ab + digamma(b + xs) - digamma(b) - psi_abx
+    return d1, d_r, d_a, d_b
+
+
+def bg_level_terms(r, a, b, x_levels, level_weights, shift: int):
+    """:func:`bg_level_blocks` summed with the level weights ``W_k``.
+
+    Returns
+    -------
+    tuple
+        ``(sum_k W_k D1(x_k), dD1/dr, dD1/da, dD1/db)``, the derivatives summed
+        with the weights too.
+    """
+    wl = level_weights
+    return tuple(float(wl @ v) for v in bg_level_blocks(r, a, b, x_levels, shift))
 
 
 def bgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: BGNBDData):

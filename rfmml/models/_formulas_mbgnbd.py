@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, gammaln, hyp2f1
+from scipy.special import betaln, hyp2f1
 
 from rfmml.models._formulas import (
     BGNBDData,
     _time_levels,
+    bg_gamma_block,
     bg_level_terms,
     bg_row_sums,
+    bg_time_block,
     bg_total_and_gradient,
     bgnbd_expected_purchases_if_alive,
     nbd_count_terms,
@@ -73,12 +75,8 @@ def mbgnbd_log_likelihood(x, t_x, T, r, alpha, a, b):
     """
     x = np.asarray(x, dtype=float)
     return (
-        gammaln(r + x)
-        - gammaln(r)
-        + r * np.log(alpha)
-        + betaln(a, b + x + 1.0)
-        - betaln(a, b)
-        - (r + x) * np.log(alpha + np.asarray(T, dtype=float))
+        bg_gamma_block(r, a, b, x, 1)  # ln Gamma(r + x) / Gamma(r) + ln B(a, b + x + 1) / B(a, b)
+        + bg_time_block(r, alpha, x, T)  # r ln(alpha) - (r + x) ln(alpha + T)
         + np.logaddexp(0.0, _log_dead_odds(x, t_x, T, r, alpha, a, b))
     )
 

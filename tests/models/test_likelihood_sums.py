@@ -102,3 +102,18 @@ def test_level_terms_as_sums_equal_gammaln_differences(shift, monkeypatch):
             F.bg_level_terms(r, a, b, x_levels, weights, shift), expected, rtol=1e-15
         )
         monkeypatch.undo()
+
+
+PER_CUSTOMER = {"BG/NBD": F.bgnbd_log_likelihood, "MBG/NBD": M.mbgnbd_log_likelihood}
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_per_customer_log_likelihood_sums_to_the_total(model, cdnow_summary, monkeypatch):
+    s = cdnow_summary
+    cols = [s[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")]
+    weights = np.linspace(1.0, 3.0, len(s))  # those of _likelihood
+    # CDNOW's fit, and a point on the ridge where r ln(alpha) alone is 3e13
+    for theta in [(0.243, 4.414, 0.793, 2.426), (1e12, 1.25e13, 1e-12, 1.0)]:
+        total, _ = _likelihood(model, s, theta, compiled=False, monkeypatch=monkeypatch)
+        per_customer = PER_CUSTOMER[model](*cols, *theta)
+        assert float(weights @ per_customer) == pytest.approx(total, rel=1e-13)
