@@ -203,7 +203,7 @@ def _plain(values: Any) -> Any:
     return values
 
 
-def _prepare_pandas(df: pd.DataFrame, required: list[str]) -> pd.DataFrame:
+def prepare_pandas(df: pd.DataFrame, required: list[str]) -> pd.DataFrame:
     """Canonical dtypes for pandas input: naive ``datetime64[us]`` timestamps."""
     out = df.loc[:, required]
     ts = out["timestamp"]
@@ -284,7 +284,7 @@ def open_frame(tx: Any, required: list[str], engine: str | None = None) -> Frame
     if isinstance(tx, pd.DataFrame):
         if tx.empty:
             raise DataError("the transaction log is empty (0 rows)")
-        clean = _prepare_pandas(tx, required)
+        clean = prepare_pandas(tx, required)
         if engine == "polars":
             import polars as pl
 

@@ -1,0 +1,218 @@
+"""Compiled BTYD summary of a pandas log (numba), imported on first use.
+
+The same definitions and the same arithmetic as the DuckDB statement
+(``btyd._summary_sql``), computed in one counting sort instead of two hash
+aggregations: customers are numbered ``0..K-1`` in key order (the integer ids
+themselves when their range is compact, else a factorisation whose uniques are
+sorted), each row's period and exact spend units are placed in its customer's
+segment, and each segment gives its customer's counts, first and last period
+and spends. Spend is summed in exact integer units of 1e-9 as in
+:func:`rfmml.features.btyd.sql_spend_units`, and converted to a double as in
+``_sql_units_to_double``, so the values equal the statement's bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rfmml._jit import jit as _jit
+
+__all__ = ["summarise"]
+
+_US_PER_DAY = 86_400_000_000
+#: A customer's absolute spend (in currency units) from which 64-bit unit sums could
+#: overflow: the caller takes the DuckDB statement instead (128-bit sums there).
+SPEND_GUARD = 9.0e9
+_EXACT_DOUBLE = 9007199254740992  # 2**53
+
+
+@_jit
+def _month_index(day: int) -> int:
+    """``year * 12 + month - 1`` of a day number (days since 1970-01-01), civil calendar."""
+    z = day + 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    m = mp + 3 if mp < 10 else mp - 9
+    if m <= 2:
+        y += 1
+    return y * 12 + m - 1
+
+
+@_jit
+def _period(us: int, freq: int) -> int:
+    """Period number of a timestamp in microseconds: 0 day, 1 week (from Monday), 2 month."""
+    day = us // _US_PER_DAY
+    if freq == 0:
+        return day
+    if freq == 1:
+        return (day + 3) // 7
+    return _month_index(day)
+
+
+@_jit
+def _units(amount: float) -> int:
+    """An amount in exact units of 1e-9: ``floor`` part times 1e9 plus the rounded fraction."""
+    whole = np.floor(amount)
+    return np.int64(whole) * 1_000_000_000 + np.int64(np.floor((amount - whole) * 1e9 + 0.5))
+
+
+@_jit
+def _given_up(units):  # type: ignore[no-untyped-def]
+    """The result of :func:`_segments` when a spend reaches :data:`SPEND_GUARD`."""
+    empty = np.empty(0, np.float64)
+    return np.empty(0, np.int64), empty, empty, empty, empty, 1, units
+
+
+@_jit
+def _insertion_sort(values, a, b):  # type: ignore[no-untyped-def]
+    """Sort ``values[a:b]`` in place (short segments: most customers have few rows)."""
+    for i in range(a + 1, b):
+        v = values[i]
+        j = i - 1
+        while j >= a and values[j] > v:
+            values[j + 1] = values[j]
+            j -= 1
+        values[j + 1] = v
+
+
+@_jit
+def _count(keys, lo, rank, ts, cut, bounds):  # type: ignore[no-untyped-def]
+    """Rows before ``cut`` per customer, into ``bounds[c + 2]``; customer ``c`` of row i is
+    ``keys[i] - lo``, or ``rank[keys[i]]`` when ``rank`` is not empty."""
+    by_rank = len(rank) > 0
+    for i in range(len(keys)):
+        if ts[i] < cut:
+            c = rank[keys[i]] if by_rank else keys[i] - lo
+            bounds[c + 2] += 1
+
+
+@_jit
+def _place(keys, lo, rank, ts, amount, cut, freq, with_amount, bounds):  # type: ignore[no-untyped-def]
+    """Counting sort of the rows before ``cut`` by customer: their periods and spend units.
+
+    ``bounds`` holds the counts of :func:`_count` and becomes the segments'
+    offsets (customer ``c``'s rows are ``bounds[c]:bounds[c + 1]``). False (and
+    nothing placed) when an amount reaches :data:`SPEND_GUARD`.
+    """
+    n_customers = len(bounds) - 2
+    for c in range(n_customers):  # bounds[c + 2] becomes the end of customer c
+        bounds[c + 2] += bounds[c + 1]
+    total = bounds[n_customers + 1]
+    period = np.empty(total, np.int32)
+    units = np.empty(total if with_amount else 0, np.int64)
+    if with_amount:
+        for i in range(len(keys)):
+            if not abs(amount[i]) < SPEND_GUARD:
+                return period, units, False
+    by_rank = len(rank) > 0
+    for i in range(len(keys)):  # bounds[c + 1] walks from c's start up to its end
+        if ts[i] < cut:
+            c = rank[keys[i]] if by_rank else keys[i] - lo
+            j = bounds[c + 1]
+            bounds[c + 1] = j + 1
+            period[j] = _period(ts[i], freq)
+            if with_amount:
+                units[j] = _units(amount[i])
+    return period, units, True
+
+
+@_jit
+def _segments(bounds, period, units, with_amount, end_period):  # type: ignore[no-untyped-def]
+    """The summary columns of the customers with rows, from :func:`_place`'s segments.
+
+    Returns the customers' numbers, frequency, recency, T, monetary value, a
+    flag and the repeat spends in units: flag 0 done, 1 a customer's spend
+    reaches :data:`SPEND_GUARD` (nothing computed), 2 the monetary value of
+    customers whose repeat spend has 2**53 units or more is left as NaN, for
+    the caller to convert from the integer units.
+    """
+    n_customers = len(bounds) - 2
+    n_out = 0
+    for c in range(n_customers):
+        if bounds[c + 1] > bounds[c]:
+            n_out += 1
+    customer = np.empty(n_out, np.int64)
+    frequency = np.empty(n_out, np.float64)
+    recency = np.empty(n_out, np.float64)
+    age = np.empty(n_out, np.float64)
+    monetary = np.empty(n_out if with_amount else 0, np.float64)
+    repeat_units = np.zeros(n_out if with_amount else 0, np.int64)
+    flag = 0
+    k = 0
+    for c in range(n_customers):
+        a, b = bounds[c], bounds[c + 1]
+        if b == a:
+            continue
+        first = period[a]
+        last = period[a]
+        for j in range(a + 1, b):
+            p = period[j]
+            if p < first:
+                first = p
+            if p > last:
+                last = p
+        if with_amount:  # 64-bit sums cannot overflow below the guard
+            spend = 0.0
+            for j in range(a, b):
+                spend += abs(np.float64(units[j]))
+            if not spend < SPEND_GUARD * 1e9:
+                return _given_up(units)
+        repeat = np.int64(0)
+        if with_amount and first != last:  # the spend of the periods after the first
+            for j in range(a, b):
+                if period[j] != first:
+                    repeat += units[j]
+        if b - a == 1 or first == last:
+            distinct = 1
+        else:  # the periods sorted (their units are summed already)
+            if b - a <= 32:
+                _insertion_sort(period, a, b)
+            else:
+                period[a:b].sort()
+            distinct = 1
+            for j in range(a + 1, b):
+                if period[j] != period[j - 1]:
+                    distinct += 1
+        customer[k] = c
+        frequency[k] = distinct - 1
+        recency[k] = last - first
+        age[k] = end_period - first
+        if with_amount:
+            repeat_units[k] = repeat
+            if distinct == 1:
+                monetary[k] = 0.0
+            elif abs(repeat) < _EXACT_DOUBLE:
+                monetary[k] = (np.float64(repeat) / 1e9) / (distinct - 1)
+            else:
+                monetary[k] = np.nan
+                flag = 2
+        k += 1
+    return customer, frequency, recency, age, monetary, flag, repeat_units
+
+
+@_jit
+def _run(keys, lo, rank, ts, amount, cut, freq, end_period, with_amount, n_customers):  # type: ignore[no-untyped-def]
+    """:func:`_count`, :func:`_place` and :func:`_segments` (one compiled entry to load)."""
+    bounds = np.zeros(n_customers + 2, np.int64)
+    _count(keys, lo, rank, ts, cut, bounds)
+    period, units, placed = _place(keys, lo, rank, ts, amount, cut, freq, with_amount, bounds)
+    if not placed:
+        return _given_up(units)
+    return _segments(bounds, period, units, with_amount, end_period)
+
+
+def summarise(keys, lo, rank, ts, amount, cut, freq, end_period):  # type: ignore[no-untyped-def]
+    """The summary columns of a log's customers (see :func:`_segments`).
+
+    Customer ``c`` of row ``i`` is ``keys[i] - lo``, or ``rank[keys[i]]`` when
+    ``rank`` is not empty; ``ts`` are microseconds, ``cut`` the exclusive end,
+    ``freq`` 0, 1 or 2 for days, weeks and months; ``amount`` may be None.
+    """
+    n_customers = (len(rank) if len(rank) else int(keys.max()) - lo + 1) if len(keys) else 0
+    with_amount = amount is not None
+    values = amount if with_amount else np.empty(0, np.float64)
+    return _run(keys, lo, rank, ts, values, cut, freq, end_period, with_amount, n_customers)
