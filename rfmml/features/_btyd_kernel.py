@@ -54,21 +54,21 @@ def _period(us: int, freq: int) -> int:
 
 
 @_jit
-def _units(amount: float) -> int:
+def _units(amount):
     """An amount in exact units of 1e-9: ``floor`` part times 1e9 plus the rounded fraction."""
     whole = np.floor(amount)
     return np.int64(whole) * 1_000_000_000 + np.int64(np.floor((amount - whole) * 1e9 + 0.5))
 
 
 @_jit
-def _given_up(units):  # type: ignore[no-untyped-def]
+def _given_up(units):
     """The result of :func:`_segments` when a spend reaches :data:`SPEND_GUARD`."""
     empty = np.empty(0, np.float64)
     return np.empty(0, np.int64), empty, empty, empty, empty, 1, units
 
 
 @_jit
-def _insertion_sort(values, a, b):  # type: ignore[no-untyped-def]
+def _insertion_sort(values, a, b):
     """Sort ``values[a:b]`` in place (short segments: most customers have few rows)."""
     for i in range(a + 1, b):
         v = values[i]
@@ -80,9 +80,36 @@ def _insertion_sort(values, a, b):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _count(keys, lo, rank, ts, cut, bounds):  # type: ignore[no-untyped-def]
-    """Rows before ``cut`` per customer, into ``bounds[c + 2]``; customer ``c`` of row i is
-    ``keys[i] - lo``, or ``rank[keys[i]]`` when ``rank`` is not empty."""
+def _sift_down(values, a, root, end):
+    """Move ``values[a + root]`` down the max-heap ``values[a:a + end]``."""
+    while 2 * root + 1 < end:
+        child = 2 * root + 1
+        if child + 1 < end and values[a + child] < values[a + child + 1]:
+            child += 1
+        if values[a + root] >= values[a + child]:
+            return
+        values[a + root], values[a + child] = values[a + child], values[a + root]
+        root = child
+
+
+@_jit
+def _heap_sort(values, a, b):
+    """Sort ``values[a:b]`` in place in O(n log n) (the rare customers with many rows)."""
+    n = b - a
+    for root in range(n // 2 - 1, -1, -1):
+        _sift_down(values, a, root, n)
+    for end in range(n - 1, 0, -1):
+        values[a], values[a + end] = values[a + end], values[a]
+        _sift_down(values, a, 0, end)
+
+
+@_jit
+def _count(keys, lo, rank, ts, cut, bounds):
+    """Rows before ``cut`` per customer, into ``bounds[c + 2]``.
+
+    The customer of row ``i`` is ``keys[i] - lo``, or ``rank[keys[i]]`` when
+    ``rank`` is not empty.
+    """
     by_rank = len(rank) > 0
     for i in range(len(keys)):
         if ts[i] < cut:
@@ -91,7 +118,7 @@ def _count(keys, lo, rank, ts, cut, bounds):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _place(keys, lo, rank, ts, amount, cut, freq, with_amount, bounds):  # type: ignore[no-untyped-def]
+def _place(keys, lo, rank, ts, amount, cut, freq, with_amount, bounds):
     """Counting sort of the rows before ``cut`` by customer: their periods and spend units.
 
     ``bounds`` holds the counts of :func:`_count` and becomes the segments'
@@ -121,7 +148,7 @@ def _place(keys, lo, rank, ts, amount, cut, freq, with_amount, bounds):  # type:
 
 
 @_jit
-def _segments(bounds, period, units, with_amount, end_period):  # type: ignore[no-untyped-def]
+def _segments(bounds, period, units, with_amount, end_period):
     """The summary columns of the customers with rows, from :func:`_place`'s segments.
 
     Returns the customers' numbers, frequency, recency, T, monetary value, a
@@ -172,7 +199,7 @@ def _segments(bounds, period, units, with_amount, end_period):  # type: ignore[n
             if b - a <= 32:
                 _insertion_sort(period, a, b)
             else:
-                period[a:b].sort()
+                _heap_sort(period, a, b)
             distinct = 1
             for j in range(a + 1, b):
                 if period[j] != period[j - 1]:
@@ -195,7 +222,7 @@ def _segments(bounds, period, units, with_amount, end_period):  # type: ignore[n
 
 
 @_jit
-def _run(keys, lo, rank, ts, amount, cut, freq, end_period, with_amount, n_customers):  # type: ignore[no-untyped-def]
+def _run(keys, lo, rank, ts, amount, cut, freq, end_period, with_amount, n_customers):
     """:func:`_count`, :func:`_place` and :func:`_segments` (one compiled entry to load)."""
     bounds = np.zeros(n_customers + 2, np.int64)
     _count(keys, lo, rank, ts, cut, bounds)
@@ -205,7 +232,7 @@ def _run(keys, lo, rank, ts, amount, cut, freq, end_period, with_amount, n_custo
     return _segments(bounds, period, units, with_amount, end_period)
 
 
-def summarise(keys, lo, rank, ts, amount, cut, freq, end_period):  # type: ignore[no-untyped-def]
+def summarise(keys, lo, rank, ts, amount, cut, freq, end_period):
     """The summary columns of a log's customers (see :func:`_segments`).
 
     Customer ``c`` of row ``i`` is ``keys[i] - lo``, or ``rank[keys[i]]`` when
