@@ -283,7 +283,7 @@ def btyd_summary(
             tx, observation_end, freq, keys, _required(group, with_amount)
         )
         return _stamp(out, freq=freq, observation_end=end, group=group)
-    if _compiled_eligible(tx, group, engine):
+    if _compiled_eligible(tx, _required(group, with_amount), group, engine):
         clean = prepare_pandas(tx, _required(group, with_amount))
         summary = _summary_compiled(clean, observation_end, freq, with_amount)
         if summary is not None:
@@ -313,7 +313,7 @@ def btyd_summary(
 COMPILED_MIN_ROWS = 2_000_000
 
 
-def _compiled_eligible(tx: Any, group: str | None, engine: str | None) -> bool:
+def _compiled_eligible(tx: Any, required: list[str], group: str | None, engine: str | None) -> bool:
     """Whether the compiled pass can summarise ``tx``.
 
     It takes a pandas log of :data:`COMPILED_MIN_ROWS` rows or more with numpy
@@ -321,8 +321,10 @@ def _compiled_eligible(tx: Any, group: str | None, engine: str | None) -> bool:
     """
     if not (isinstance(tx, pd.DataFrame) and group is None and engine in (None, "duckdb")):
         return False
-    if len(tx) < COMPILED_MIN_ROWS or "customer_id" not in tx.columns:
+    if len(tx) < COMPILED_MIN_ROWS or not tx.columns.is_unique:
         return False
+    if not all(c in tx.columns for c in required):
+        return False  # (missing columns: the error of open_frame)
     dtype = tx["customer_id"].dtype
     if not (isinstance(dtype, np.dtype) and dtype.kind in "iu"):
         return False
