@@ -46,7 +46,7 @@ def _month_index(day: int) -> int:
 
 
 @_jit
-def _period(us, freq, months, day0):  # type: ignore[no-untyped-def]
+def _period(us, freq, months, day0):
     """Period number of a timestamp in microseconds: 0 day, 1 week (from Monday), 2 month.
 
     Months are looked up in ``months`` (those of the days from ``day0`` on) when it
@@ -63,7 +63,7 @@ def _period(us, freq, months, day0):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _month_table(day0, n_days):  # type: ignore[no-untyped-def]
+def _month_table(day0, n_days):
     """:func:`_month_index` of the ``n_days`` days from ``day0``."""
     months = np.empty(n_days, np.int64)
     for d in range(n_days):
