@@ -364,16 +364,16 @@ def _summary_compiled(
         rank[order] = np.arange(len(order))
         uniques, lo = factorised[order], 0
     amount = clean["amount"].to_numpy() if with_amount else None
-    customer, frequency, recency, age, monetary, flag, repeat = _btyd_kernel.summarise(
-        keys, int(lo), rank, ts, amount, cut, "DWM".index(freq), scalar_period(end, freq)
-    )
-    if flag == 1 or len(customer) == 0:  # (no row in the observation: as the statement does)
+    args = (keys, int(lo), rank, ts, amount, cut, "DWM".index(freq), scalar_period(end, freq))
+    result = _btyd_kernel.summarise(*args)
+    if result is None or len(result[0]) == 0:  # (no row in the observation: as the statement)
         return None
+    customer, frequency, recency, age, monetary, flag, _ = result
     if flag == 2:  # repeat spends of 2**53 units or more: through their decimal text
-        big = np.flatnonzero(np.isnan(monetary))
-        for k in big:
+        repeat = _btyd_kernel.summarise(*args, keep_repeat=True)[6]
+        for k in np.flatnonzero(np.isnan(monetary)):
             monetary[k] = float(f"{int(repeat[k])}e-9") / frequency[k]
-    index_values = (customer + lo).astype(ids.dtype) if uniques is None else uniques[customer]
+    index_values = customer.astype(ids.dtype, copy=False) if uniques is None else uniques[customer]
     columns = {"frequency": frequency, "recency": recency, "T": age}
     if with_amount:
         columns["monetary_value"] = monetary
