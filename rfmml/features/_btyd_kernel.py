@@ -234,7 +234,8 @@ def summarise(keys, lo, rank, ts, amount, cut, freq, end_period, keep_repeat=Fal
     Customer ``c`` of row ``i`` is ``keys[i] - lo``, or ``rank[keys[i]]`` when
     ``rank`` is not empty; ``ts`` are microseconds, ``cut`` the exclusive end,
     ``freq`` 0, 1 or 2 for days, weeks and months; ``amount`` may be None;
-    ``keep_repeat`` returns the repeat spends in units too.
+    ``keep_repeat`` returns the repeat spends in units too. None when an
+    amount or a customer's spend reaches :data:`SPEND_GUARD`.
     """
     n_customers = (len(rank) if len(rank) else int(keys.max()) - lo + 1) if len(keys) else 0
     with_amount = amount is not None
