@@ -510,6 +510,10 @@ def amount_limit_error(column: str, n_bad: int, n: int, largest: Any) -> DataErr
 
 def check_amount_limit(amounts: pd.Series, column: str = "amount") -> None:
     """Refuse amounts whose magnitude reaches :data:`AMOUNT_LIMIT` (NaN passes)."""
+    if amounts.dtype == np.float64 and len(amounts):  # common case: no copy, no temporary
+        plain = amounts.to_numpy()
+        if plain.min() > -AMOUNT_LIMIT and plain.max() < AMOUNT_LIMIT:  # NaN: compared False
+            return
     values = amounts.to_numpy(dtype=float, na_value=np.nan)
     with np.errstate(invalid="ignore"):
         big = np.abs(values) >= AMOUNT_LIMIT

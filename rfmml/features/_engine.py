@@ -10,7 +10,10 @@ The feature builders are written once against the narwhals lazy API and run on:
 The BTYD summary of pandas input and DuckDB relations also has a hand-written
 DuckDB statement (``btyd._summary_sql``): ``arg_min`` finds the first period's
 value in the same aggregation, where the portable query needs a window. A test
-holds the two equal for D, W and M, with and without groups.
+holds the two equal for D, W and M, with and without groups. A large pandas log
+with integer customer ids and no group takes a compiled counting-sort pass
+instead (``btyd._summary_compiled``, :mod:`rfmml.features._btyd_kernel`), tested
+equal to the statement bit for bit.
 
 Calendar periods are integers computed from ``year`` and ``ordinal_day`` only,
 which every backend supports, so no backend-specific date arithmetic is needed:
@@ -203,7 +206,7 @@ def _plain(values: Any) -> Any:
     return values
 
 
-def _prepare_pandas(df: pd.DataFrame, required: list[str]) -> pd.DataFrame:
+def prepare_pandas(df: pd.DataFrame, required: list[str]) -> pd.DataFrame:
     """Canonical dtypes for pandas input: naive ``datetime64[us]`` timestamps."""
     out = df.loc[:, required]
     ts = out["timestamp"]
@@ -284,7 +287,7 @@ def open_frame(tx: Any, required: list[str], engine: str | None = None) -> Frame
     if isinstance(tx, pd.DataFrame):
         if tx.empty:
             raise DataError("the transaction log is empty (0 rows)")
-        clean = _prepare_pandas(tx, required)
+        clean = prepare_pandas(tx, required)
         if engine == "polars":
             import polars as pl
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import narwhals as nw
+import numpy as np
 import pandas as pd
 
 from rfmml.data.transactions import end_cutoff
@@ -37,6 +38,7 @@ from rfmml.features._engine import (
     open_frame,
     period_number,
     period_start,
+    prepare_pandas,
     scalar,
     scalar_period,
 )
@@ -281,6 +283,12 @@ def btyd_summary(
             tx, observation_end, freq, keys, _required(group, with_amount)
         )
         return _stamp(out, freq=freq, observation_end=end, group=group)
+    if _compiled_eligible(tx, _required(group, with_amount), group, engine):
+        clean = prepare_pandas(tx, _required(group, with_amount))
+        summary = _summary_compiled(clean, observation_end, freq, with_amount)
+        if summary is not None:
+            out, end = summary
+            return _stamp(out, freq=freq, observation_end=end, group=group)
     frame = open_frame(tx, _required(group, with_amount), engine)
     end = _resolve_end(frame, observation_end)
     if frame.on_duckdb and frame.kind == "duckdb":  # a lazy relation out: 128-bit sums
@@ -295,6 +303,82 @@ def btyd_summary(
     else:
         out = frame.collect(_summary_query(frame.lazy, end, freq, keys, with_amount), keys)
     return _stamp(out, freq=freq, observation_end=end, group=group)
+
+
+#: Log rows from which a pandas log's summary takes the compiled pass
+#: (:mod:`rfmml.features._btyd_kernel`): below it DuckDB's statement costs less than
+#: importing numba and loading the compiled loops, about 0.65 s in a fresh process
+#: (measured, fresh processes: 1M rows 0.9 s against DuckDB's 0.4-0.8 s, 2M rows 0.9 s
+#: against 0.9-1.5 s, 3M rows 0.9 s against 2.1-2.6 s, 10M rows 2.2 s against 4.4-6.5 s).
+COMPILED_MIN_ROWS = 2_000_000
+
+
+def _compiled_eligible(tx: Any, required: list[str], group: str | None, engine: str | None) -> bool:
+    """Whether the compiled pass can summarise ``tx``.
+
+    It takes a pandas log of :data:`COMPILED_MIN_ROWS` rows or more with numpy
+    integer customer ids, no group, on the default engine, with numba installed.
+    """
+    if not (isinstance(tx, pd.DataFrame) and group is None and engine in (None, "duckdb")):
+        return False
+    if len(tx) < COMPILED_MIN_ROWS or not tx.columns.is_unique:
+        return False
+    if not all(c in tx.columns for c in required):
+        return False  # (missing columns: the error of open_frame)
+    dtype = tx["customer_id"].dtype
+    if not (isinstance(dtype, np.dtype) and dtype.kind in "iu"):
+        return False
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _summary_compiled(
+    clean: pd.DataFrame, observation_end: Any, freq: str, with_amount: bool
+) -> tuple[pd.DataFrame, pd.Timestamp] | None:
+    """The summary of a cleaned pandas log by the compiled pass, and its observation end.
+
+    Customers are numbered in id order: by the ids themselves when their range
+    is at most the number of rows, else by a factorisation with sorted uniques.
+    None when a customer's spend reaches ``_btyd_kernel.SPEND_GUARD`` (the
+    DuckDB statement then sums it in 128 bits).
+    """
+    from rfmml.features import _btyd_kernel
+
+    ts = clean["timestamp"].to_numpy().view(np.int64)
+    if observation_end is None:
+        end = pd.Timestamp(clean["timestamp"].to_numpy().max())
+    else:
+        end = as_timestamp(observation_end, "observation_end")
+    cut = int(np.datetime64(next_period_start(end, freq), "us").astype(np.int64))
+    ids = clean["customer_id"].to_numpy()
+    lo, hi = ids.min(), ids.max()
+    if ids.dtype.kind == "i" and int(hi) - int(lo) < len(ids):
+        keys, rank, uniques = ids, np.empty(0, np.int64), None
+    else:
+        keys, factorised = pd.factorize(ids)
+        order = np.argsort(factorised, kind="stable")
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        uniques, lo = factorised[order], 0
+    amount = clean["amount"].to_numpy() if with_amount else None
+    args = (keys, int(lo), rank, ts, amount, cut, "DWM".index(freq), scalar_period(end, freq))
+    result = _btyd_kernel.summarise(*args)
+    if result is None or len(result[0]) == 0:  # (no row in the observation: as the statement)
+        return None
+    customer, frequency, recency, age, monetary, flag, _ = result
+    if flag == 2:  # repeat spends of 2**53 units or more: through their decimal text
+        repeat = _btyd_kernel.summarise(*args, keep_repeat=True)[6]
+        for k in np.flatnonzero(np.isnan(monetary)):
+            monetary[k] = float(f"{int(repeat[k])}e-9") / frequency[k]
+    index_values = customer.astype(ids.dtype, copy=False) if uniques is None else uniques[customer]
+    columns = {"frequency": frequency, "recency": recency, "T": age}
+    if with_amount:
+        columns["monetary_value"] = monetary
+    index = pd.Index(index_values, name="customer_id")
+    return pd.DataFrame(columns, index=index, copy=False), end
 
 
 def _resolve_end(frame: Frame, observation_end: Any) -> pd.Timestamp:

@@ -308,3 +308,35 @@ def test_period_spend_beyond_64_bit_units():
     assert summary["frequency"].tolist() == [1.0, 1.0]
     assert summary["recency"].tolist() == [9.0, 2.0]
     assert summary["monetary_value"].tolist() == [5.5, 2e10]
+
+
+@pytest.fixture(scope="module")
+def compiled_cases(cdnow_tx):
+    """CDNOW with compact ids (numbered by the ids), sparse ids (factorised), big spends."""
+    tx = cdnow_tx[["customer_id", "timestamp", "amount"]]
+    rich = tx.assign(amount=tx["amount"].where(tx["customer_id"] != 3, 123456789.123456789))
+    return {"compact": tx, "sparse": tx.assign(customer_id=tx["customer_id"] * 1000 + 7),
+            "big repeat spends": rich}  # fmt: skip
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M"])
+def test_compiled_pass_equals_the_duckdb_statement(compiled_cases, freq):
+    """Large pandas logs take the compiled pass: the statement's values bit for bit."""
+    from rfmml.features._engine import prepare_pandas
+    from rfmml.features.btyd import _summary_compiled
+
+    for name, tx in compiled_cases.items():
+        for columns, end in (
+            (["customer_id", "timestamp", "amount"], None),
+            (["customer_id", "timestamp"], pd.Timestamp("1997-06-15 12:00")),
+        ):
+            log = tx[columns]
+            compiled, resolved = _summary_compiled(
+                prepare_pandas(log, columns), end, freq, "amount" in columns
+            )
+            expected = btyd_summary(log, end, freq=freq)  # below the compiled pass's size
+            compiled.attrs = {"freq": freq, "observation_end": resolved.isoformat()}
+            pd.testing.assert_frame_equal(compiled, expected, check_exact=True, obj=name)
+            assert compiled.attrs == expected.attrs
+    beyond = compiled_cases["compact"].assign(amount=9.5e9)  # 64-bit unit sums could overflow
+    assert _summary_compiled(beyond, None, freq, True) is None
