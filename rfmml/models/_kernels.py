@@ -435,6 +435,15 @@ def if_alive_finish(  # pragma: no cover - compiled
     return n_other
 
 
+@_jit
+def _log1p_and_inverse(i, alpha, values, index, l1p_levels, inv_levels):  # pragma: no cover
+    """``ln(1 + v / alpha)`` and ``1 / (alpha + v)`` of row ``i``: from its level, if any."""
+    if len(index) > 0:
+        j = index[i]
+        return l1p_levels[j], inv_levels[j]
+    return math.log1p(values[i] / alpha), 1.0 / (alpha + values[i])
+
+
 #: Rows per partial sum of :func:`bg_likelihood_sums`: each block is summed on
 #: its own, then added to the totals (rounding grows with the block, not the
 #: whole summary).
@@ -466,25 +475,11 @@ def bg_likelihood_sums(  # pragma: no cover - compiled
     own, then added to the totals.
     """
     n = len(x)
-    T_levels = len(T_index) > 0
-    t_x_levels = len(t_x_index) > 0
     for start in range(0, n, SUM_BLOCK_ROWS):
         s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
         for i in range(start, min(start + SUM_BLOCK_ROWS, n)):
-            if T_levels:
-                j = T_index[i]
-                u = l1p_T_levels[j]
-                inv_u = inv_T_levels[j]
-            else:
-                u = math.log1p(T[i] / alpha)
-                inv_u = 1.0 / (alpha + T[i])
-            if t_x_levels:
-                j = t_x_index[i]
-                v = l1p_t_x_levels[j]
-                inv_v = inv_t_x_levels[j]
-            else:
-                v = math.log1p(t_x[i] / alpha)
-                inv_v = 1.0 / (alpha + t_x[i])
+            u, inv_u = _log1p_and_inverse(i, alpha, T, T_index, l1p_T_levels, inv_T_levels)
+            v, inv_v = _log1p_and_inverse(i, alpha, t_x, t_x_index, l1p_t_x_levels, inv_t_x_levels)
             d = u - v
             xi = x[i]
             rx = r + xi
