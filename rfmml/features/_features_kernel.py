@@ -24,27 +24,29 @@ _I64_MIN = np.iinfo(np.int64).min
 
 
 @_jit
-def _count_rfm(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, bounds, t0, t1, n, spend):
-    """Rows before ``cut`` per customer into ``bounds[c + 2]`` (as ``_btyd_kernel._count``).
+def _count_rfm(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, agg):
+    """Per customer ``c``, in ``agg[c]``: the rows before ``cut`` and the RFM aggregates.
 
-    And for the rows before ``rfm_cut``: each customer's first and last
-    timestamp (``t0``, ``t1``), rows (``n``) and spend in 1e-9 units (``spend``;
-    64-bit sums below the kernel's guard, which the caller checks afterwards).
+    ``agg[c]`` holds the rows before ``cut`` (the counts of
+    ``_btyd_kernel._count``), and of the rows before ``rfm_cut`` the first and
+    last timestamp, the rows and the spend in 1e-9 units (64-bit sums below the
+    kernel's guard, which the caller checks afterwards): one row of ``agg`` per
+    customer, so each log row touches one place in memory, not five.
     """
     by_rank = len(rank) > 0
     for i in range(len(keys)):
         t = ts[i]
         if t < cut:
             c = rank[keys[i]] if by_rank else keys[i] - lo
-            bounds[c + 2] += 1
+            agg[c, 0] += 1
             if t < rfm_cut:
-                if t < t0[c]:
-                    t0[c] = t
-                if t > t1[c]:
-                    t1[c] = t
-                n[c] += 1
+                if t < agg[c, 1]:
+                    agg[c, 1] = t
+                if t > agg[c, 2]:
+                    agg[c, 2] = t
+                agg[c, 3] += 1
                 if with_amount:
-                    spend[c] += _units(amount[i])
+                    agg[c, 4] += _units(amount[i])
 
 
 def features(keys, lo, rank, ts, amount, cut, rfm_cut, freq, end_period, keep_repeat=False):
@@ -63,16 +65,17 @@ def features(keys, lo, rank, ts, amount, cut, rfm_cut, freq, end_period, keep_re
         return None
     n_customers, day0, months = setup
     with_amount = amount is not None
-    bounds = np.zeros(n_customers + 2, np.int64)
-    t0 = np.full(n_customers, _I64_MAX, np.int64)
-    t1 = np.full(n_customers, _I64_MIN, np.int64)
-    n = np.zeros(n_customers, np.int64)
-    spend = np.zeros(n_customers, np.int64)
+    agg = np.zeros((n_customers, 5), np.int64)
+    agg[:, 1] = _I64_MAX
+    agg[:, 2] = _I64_MIN
     values = amount if with_amount else np.empty(0, np.float64)
-    _count_rfm(keys, lo, rank, ts, values, cut, rfm_cut, with_amount, bounds, t0, t1, n, spend)
-    seen = bounds[2:] > 0  # (bounds become offsets below)
+    _count_rfm(keys, lo, rank, ts, values, cut, rfm_cut, with_amount, agg)
+    bounds = np.zeros(n_customers + 2, np.int64)
+    bounds[2:] = agg[:, 0]
+    seen = agg[bounds[2:] > 0]
+    del agg
     summary = summarise_counted(bounds, keys, lo, rank, ts, amount, cut, freq, months, day0,
                                 end_period, keep_repeat)  # fmt: skip
     if summary is None:
         return None
-    return (*summary, t0[seen], t1[seen], n[seen], spend[seen])
+    return (*summary, seen[:, 1].copy(), seen[:, 2].copy(), seen[:, 3].copy(), seen[:, 4].copy())
