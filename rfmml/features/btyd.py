@@ -352,14 +352,6 @@ def customer_numbers(ids: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.n
     return keys, 0, rank, factorised[order]
 
 
-def exact_units(units: np.ndarray) -> np.ndarray:
-    """Integer sums of 1e-9 units as correctly rounded doubles (as ``_sql_units_to_double``)."""
-    out = units / 1e9
-    for k in np.flatnonzero(np.abs(units) >= 2**53):
-        out[k] = float(f"{int(units[k])}e-9")
-    return out
-
-
 def exact_monetary(monetary: np.ndarray, frequency: np.ndarray, repeat: np.ndarray) -> None:
     """Fill the NaN monetary values (repeat spends of 2**53 units or more) from their units."""
     for k in np.flatnonzero(np.isnan(monetary)):

@@ -365,8 +365,8 @@ def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: 
     import numpy as np
     import pyarrow as pa
 
-    from rfmml.features import _features_kernel
-    from rfmml.features.btyd import customer_numbers, exact_monetary, exact_units
+    from rfmml.features import _features_kernel as kernel
+    from rfmml.features.btyd import customer_numbers, exact_monetary
 
     cols = ["customer_id", "timestamp"] + (["amount"] if with_amount else [])
     names = ", ".join(f'"{c}"' for c in cols)
@@ -374,27 +374,30 @@ def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: 
     if fetched.num_rows == 0 or any(fetched.column(c).null_count for c in cols):
         return None
     id_type = fetched.schema.field("customer_id").type
-    ids = fetched.column("customer_id").to_numpy()
-    ts = fetched.column("timestamp").cast(pa.int64()).to_numpy()
-    amount = fetched.column("amount").to_numpy() if with_amount else None
+    ids = fetched.column("customer_id")
+    ids = kernel.numpy_column(ids, integer=True) if id_type == pa.int64() else ids.to_numpy()
+    ts = kernel.numpy_column(fetched.column("timestamp"), integer=True)
+    amount = kernel.numpy_column(fetched.column("amount"), integer=False) if with_amount else None
     del fetched
     keys, lo, rank, uniques = customer_numbers(ids)
     cut = int(np.datetime64(next_period_start(end, freq), "us").astype(np.int64))
     rfm_cut = int(np.datetime64(end_cutoff(end), "us").astype(np.int64))
     args = (keys, lo, rank, ts, amount, cut, rfm_cut, "DWM".index(freq), scalar_period(end, freq))
-    result = _features_kernel.features(*args)
+    result = kernel.features(*args)
     if result is None:
         return None
     customer, frequency, recency, age, monetary, flag, _, t0, t1, n, units = result
     _check_shared(len(customer), int(np.count_nonzero(n == 0)))
     if flag == 2:  # repeat spends of 2**53 units or more: through their decimal text
-        exact_monetary(monetary, frequency, _features_kernel.features(*args, keep_repeat=True)[6])
-    del args, keys, rank, ts, amount
-    us_per_day = 86_400_000_000
-    end_day = scalar_period(end, "D")
-    tenure = (end_day - t0 // us_per_day).astype(np.float64)
-    exposure = np.where(tenure > min_tenure, tenure, min_tenure) / DAYS_PER_YEAR
-    orders = n.astype(np.float64)
+        exact_monetary(monetary, frequency, kernel.features(*args, keep_repeat=True)[6])
+    del args, keys, rank, ts, amount, ids
+    derived = kernel.rfm_columns(t0, t1, n, units, scalar_period(end, "D"), min_tenure,
+                                 DAYS_PER_YEAR, with_amount)  # fmt: skip
+    recency_days, tenure, per_year, spend, average, spend_year = derived
+    for k in np.flatnonzero(np.isnan(spend)):  # 2**53 units or more: their decimal text
+        spend[k] = float(f"{int(units[k])}e-9")
+        average[k] = spend[k] / float(n[k])
+        spend_year[k] = spend[k] / (max(tenure[k], min_tenure) / DAYS_PER_YEAR)
     columns: dict[str, Any] = {
         "customer_id": customer if uniques is None else uniques[customer],
         "frequency": frequency,
@@ -403,18 +406,17 @@ def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: 
     }
     if with_amount:
         columns["monetary_value"] = monetary
-    columns["recency_days"] = (end_day - t1 // us_per_day).astype(np.float64)
+    columns["recency_days"] = recency_days
     columns["n_orders"] = n
     if with_amount:
-        spend = exact_units(units)
         columns["total_spend"] = spend
-        columns["avg_order_value"] = spend / orders
+        columns["avg_order_value"] = average
     columns["first_purchase"] = t0.view("datetime64[us]")
     columns["last_purchase"] = t1.view("datetime64[us]")
     columns["tenure_days"] = tenure
-    columns["orders_per_year"] = orders / exposure
+    columns["orders_per_year"] = per_year
     if with_amount:
-        columns["spend_per_year"] = spend / exposure
+        columns["spend_per_year"] = spend_year
     built = pa.Table.from_arrays(
         [pa.array(v, type=id_type if k == "customer_id" else None) for k, v in columns.items()],
         names=list(columns),
