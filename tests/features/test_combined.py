@@ -173,7 +173,7 @@ def test_compiled_table_equals_the_statement(table_cases, freq, monkeypatch) -> 
                     want.feature_attrs, want.summary_attrs)  # fmt: skip
                 # the compiled pass did build it (no fall-back to the statement)
                 monkeypatch.setattr(combined, "TABLE_COMPILED_MIN_ROWS", 0)
-                assert combined._table_compiled_eligible(log, None, len(log))
+                assert combined._table_compiled_eligible(log, None, len(log), 1)
                 resolved = tx["timestamp"].max() if end is None else pd.Timestamp(end)
                 assert combined._table_compiled(log.connection, log.table, "probe", resolved,
                                                 freq, "amount" in columns,
