@@ -228,6 +228,35 @@ def _segments(bounds, period, units, with_amount, end_period, lo, n_out, keep_re
     return customer, frequency, recency, age, monetary, flag, repeat_units
 
 
+def prepare(keys, lo, rank, ts, amount, freq):
+    """Customers, first day and month table of a log; None when an amount reaches the guard.
+
+    The steps of :func:`summarise` before the rows are counted, shared with
+    :mod:`rfmml.features._features_kernel`.
+    """
+    n_customers = (len(rank) if len(rank) else int(keys.max()) - lo + 1) if len(keys) else 0
+    if amount is not None and not (amount.min() > -SPEND_GUARD and amount.max() < SPEND_GUARD):
+        return None
+    day0, months = 0, np.empty(0, np.int64)
+    if freq == 2 and len(ts):  # the months of the log's days, from a table when it is small
+        day0 = int(ts.min()) // _US_PER_DAY
+        n_days = int(ts.max()) // _US_PER_DAY - day0 + 1
+        if n_days <= MONTH_TABLE_DAYS:
+            months = _month_table(day0, n_days)
+    return n_customers, day0, months
+
+
+def summarise_counted(bounds, keys, lo, rank, ts, amount, cut, freq, months, day0, end_period,
+                      keep_repeat=False):  # fmt: skip
+    """The summary columns from the rows counted per customer in ``bounds`` (:func:`_count`)."""
+    with_amount = amount is not None
+    n_out = int(np.count_nonzero(bounds))
+    values = amount if with_amount else np.empty(0, np.float64)
+    period, units = _place(keys, lo, rank, ts, values, cut, freq, months, day0, with_amount, bounds)
+    result = _segments(bounds, period, units, with_amount, end_period, lo, n_out, keep_repeat)
+    return None if result[5] == 1 else result
+
+
 def summarise(keys, lo, rank, ts, amount, cut, freq, end_period, keep_repeat=False):
     """The summary columns of a log's customers (see :func:`_segments`).
 
@@ -237,20 +266,11 @@ def summarise(keys, lo, rank, ts, amount, cut, freq, end_period, keep_repeat=Fal
     ``keep_repeat`` returns the repeat spends in units too. None when an
     amount or a customer's spend reaches :data:`SPEND_GUARD`.
     """
-    n_customers = (len(rank) if len(rank) else int(keys.max()) - lo + 1) if len(keys) else 0
-    with_amount = amount is not None
-    if with_amount and not (amount.min() > -SPEND_GUARD and amount.max() < SPEND_GUARD):
+    setup = prepare(keys, lo, rank, ts, amount, freq)
+    if setup is None:
         return None
-    day0, months = 0, np.empty(0, np.int64)
-    if freq == 2 and len(ts):  # the months of the log's days, from a table when it is small
-        day0 = int(ts.min()) // _US_PER_DAY
-        n_days = int(ts.max()) // _US_PER_DAY - day0 + 1
-        if n_days <= MONTH_TABLE_DAYS:
-            months = _month_table(day0, n_days)
+    n_customers, day0, months = setup
     bounds = np.zeros(n_customers + 2, np.int64)
     _count(keys, lo, rank, ts, cut, bounds)
-    n_out = int(np.count_nonzero(bounds))
-    values = amount if with_amount else np.empty(0, np.float64)
-    period, units = _place(keys, lo, rank, ts, values, cut, freq, months, day0, with_amount, bounds)
-    result = _segments(bounds, period, units, with_amount, end_period, lo, n_out, keep_repeat)
-    return None if result[5] == 1 else result
+    return summarise_counted(bounds, keys, lo, rank, ts, amount, cut, freq, months, day0,
+                             end_period, keep_repeat)  # fmt: skip

@@ -335,6 +335,29 @@ def _compiled_eligible(tx: Any, required: list[str], group: str | None, engine: 
     return True
 
 
+def customer_numbers(ids: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.ndarray | None]:
+    """Integer customer ids numbered in id order for :mod:`rfmml.features._btyd_kernel`.
+
+    Returns ``keys, lo, rank, uniques``: the ids themselves and their minimum
+    (``rank`` empty, ``uniques`` None) when their range is at most the number
+    of rows, else factorised codes, each code's rank and the sorted uniques.
+    """
+    lo, hi = ids.min(), ids.max()
+    if ids.dtype.kind == "i" and int(hi) - int(lo) < len(ids):
+        return ids, int(lo), np.empty(0, np.int64), None
+    keys, factorised = pd.factorize(ids)
+    order = np.argsort(factorised, kind="stable")
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return keys, 0, rank, factorised[order]
+
+
+def exact_monetary(monetary: np.ndarray, frequency: np.ndarray, repeat: np.ndarray) -> None:
+    """Fill the NaN monetary values (repeat spends of 2**53 units or more) from their units."""
+    for k in np.flatnonzero(np.isnan(monetary)):
+        monetary[k] = float(f"{int(repeat[k])}e-9") / frequency[k]
+
+
 def _summary_compiled(
     clean: pd.DataFrame, observation_end: Any, freq: str, with_amount: bool
 ) -> tuple[pd.DataFrame, pd.Timestamp] | None:
@@ -354,25 +377,16 @@ def _summary_compiled(
         end = as_timestamp(observation_end, "observation_end")
     cut = int(np.datetime64(next_period_start(end, freq), "us").astype(np.int64))
     ids = clean["customer_id"].to_numpy()
-    lo, hi = ids.min(), ids.max()
-    if ids.dtype.kind == "i" and int(hi) - int(lo) < len(ids):
-        keys, rank, uniques = ids, np.empty(0, np.int64), None
-    else:
-        keys, factorised = pd.factorize(ids)
-        order = np.argsort(factorised, kind="stable")
-        rank = np.empty(len(order), np.int64)
-        rank[order] = np.arange(len(order))
-        uniques, lo = factorised[order], 0
+    keys, lo, rank, uniques = customer_numbers(ids)
     amount = clean["amount"].to_numpy() if with_amount else None
-    args = (keys, int(lo), rank, ts, amount, cut, "DWM".index(freq), scalar_period(end, freq))
+    args = (keys, lo, rank, ts, amount, cut, "DWM".index(freq), scalar_period(end, freq))
     result = _btyd_kernel.summarise(*args)
     if result is None or len(result[0]) == 0:  # (no row in the observation: as the statement)
         return None
     customer, frequency, recency, age, monetary, flag, _ = result
     if flag == 2:  # repeat spends of 2**53 units or more: through their decimal text
         repeat = _btyd_kernel.summarise(*args, keep_repeat=True)[6]
-        for k in np.flatnonzero(np.isnan(monetary)):
-            monetary[k] = float(f"{int(repeat[k])}e-9") / frequency[k]
+        exact_monetary(monetary, frequency, repeat)
     index_values = customer.astype(ids.dtype, copy=False) if uniques is None else uniques[customer]
     columns = {"frequency": frequency, "recency": recency, "T": age}
     if with_amount:

@@ -105,3 +105,78 @@ def test_period_spend_beyond_64_bits(tmp_path: Path) -> None:
                                        rfm_table(tx)["total_spend"])  # fmt: skip
     finally:
         log.close()
+
+
+@pytest.fixture(scope="module")
+def table_cases() -> dict[str, pd.DataFrame]:
+    """Logs with integer ids: CDNOW, an Online Retail slice, a simulated log, big spends."""
+    cdnow = load_cdnow()[["customer_id", "timestamp", "amount"]]
+    retail = load_online_retail().iloc[:8_000]
+    retail = retail.assign(customer_id=retail["customer_id"].astype("int64"))
+    sim = simulate_transactions(1_500, random_state=11)[["customer_id", "timestamp", "amount"]]
+    sim = sim.assign(timestamp=sim["timestamp"].astype("datetime64[us]"))  # as scanned logs
+    rich = cdnow.assign(amount=cdnow["amount"].where(cdnow["customer_id"] % 50 != 3,
+                                                     123456789.123456789))  # fmt: skip
+    return {
+        "cdnow": cdnow,
+        "cdnow sparse ids": cdnow.assign(customer_id=cdnow["customer_id"] * 1000 + 7),
+        "online retail": retail[["customer_id", "timestamp", "amount"]],
+        "simulated": sim,
+        "big spends": rich,  # repeat and total spends past 2**53 units of 1e-9
+    }
+
+
+def _stored(log: Any, compiled: bool, monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> Any:
+    """The features table as Arrow and its DuckDB column types, by the pass asked for.
+
+    Or the message of the ``DataError`` it raises.
+    """
+    from rfmml.errors import DataError
+    from rfmml.features import combined
+
+    monkeypatch.setattr(combined, "TABLE_COMPILED_MIN_ROWS", 0 if compiled else 10**12)
+    try:
+        table = combined.customer_features_table(log, table="t_" + str(compiled), **kwargs)
+    except DataError as exc:
+        return str(exc), None, None
+    types = log.connection.sql(f'DESCRIBE "{table.table}"').fetchall()
+    values = table.relation().to_arrow_table()
+    table.drop()
+    return table, types, values
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M"])
+def test_compiled_table_equals_the_statement(table_cases, freq, monkeypatch) -> None:
+    """The compiled pass stores the statement's table: columns, types, values, row order."""
+    from rfmml.data._scan import ScannedLog
+    from rfmml.features import combined
+
+    for name, tx in table_cases.items():
+        for columns, end in ((["customer_id", "timestamp", "amount"], None),
+                             (["customer_id", "timestamp"], "1997-06-15 12:00"),
+                             (["customer_id", "timestamp", "amount"], "2011-03-31")):  # fmt: skip
+            log = ScannedLog.from_pandas(tx[columns])
+            try:
+                kwargs = {"observation_end": end, "freq": freq, "min_tenure_days": 30.0}
+                if end is not None and tx["timestamp"].min() > pd.Timestamp(end):
+                    continue  # (no row observed)
+                got, got_types, got_values = _stored(log, True, monkeypatch, **kwargs)
+                want, want_types, want_values = _stored(log, False, monkeypatch, **kwargs)
+                if isinstance(want, str):  # rows in the end's week or month after the end
+                    assert got == want, name
+                    continue
+                assert got_types == want_types, name
+                assert got_values.equals(want_values), (name, end)  # bit for bit, in order
+                assert (got.feature_columns, got.summary_columns, got.n_rows) == (
+                    want.feature_columns, want.summary_columns, want.n_rows)  # fmt: skip
+                assert (got.feature_attrs, got.summary_attrs) == (
+                    want.feature_attrs, want.summary_attrs)  # fmt: skip
+                # the compiled pass did build it (no fall-back to the statement)
+                monkeypatch.setattr(combined, "TABLE_COMPILED_MIN_ROWS", 0)
+                assert combined._table_compiled_eligible(log, None, len(log), 1)
+                resolved = tx["timestamp"].max() if end is None else pd.Timestamp(end)
+                assert combined._table_compiled(log.connection, log.table, "probe", resolved,
+                                                freq, "amount" in columns,
+                                                30.0) == want.n_rows  # fmt: skip
+            finally:
+                log.close()
