@@ -170,7 +170,7 @@ def column_sql(column: pd.Series, ref: str) -> str | None:
         if dtype.kind == "b":
             return f"CASE WHEN {ref} THEN 'True' ELSE 'False' END"
         if dtype.kind == "f":
-            return f"coalesce(printf('%.15g', CAST({ref} AS DOUBLE)), '')"
+            return _float_sql(ref)
         if dtype.kind in "iu":
             return f"CAST({ref} AS VARCHAR)"
         if dtype.kind == "M":
@@ -257,15 +257,43 @@ def write_csv_batches(
     return rows
 
 
-def _pandas_batches(frame: pd.DataFrame, chunk_rows: int, expressions: list[str]) -> Iterator[Any]:
-    """Arrow batches of ``frame``'s rows, its text columns as their cells (:func:`text_cells`)."""
+def _float_sql(ref: str) -> str:
+    return f"coalesce(printf('%.15g', CAST({ref} AS DOUBLE)), '')"
+
+
+def _batch_sql(expressions: list[str]) -> list[str]:
+    """The expressions over :func:`_pandas_batches`' batches: float columns come as their text."""
+    return [_text_sql(_q(f"c{i}")) if sql == _float_sql(_q(f"c{i}")) else sql
+            for i, sql in enumerate(expressions)]  # fmt: skip
+
+
+def _pandas_batches(
+    frame: pd.DataFrame,
+    chunk_rows: int,
+    expressions: list[str],
+    scratch: dict[int, dict[str, np.ndarray]] | None = None,
+) -> Iterator[Any]:
+    """Arrow batches of ``frame``'s rows, text columns as their cells (:func:`text_cells`).
+
+    Float columns come as their text too (:func:`~rfmml.campaign._floattext.g15_cells`,
+    the bytes of ``printf('%.15g')`` without a ``printf`` per cell): the batches
+    are read with :func:`_batch_sql` of ``expressions``. Their text is written in
+    ``scratch`` (one entry per column, kept between calls): a batch is valid until
+    the next one is asked for.
+    """
     import pyarrow as pa
+
+    from rfmml.campaign._floattext import g15_cells
 
     names = [f"c{i}" for i in range(frame.shape[1])] + ["_i"]
     text = {i for i, sql in enumerate(expressions) if sql == _text_sql(_q(f"c{i}"))}
+    floats = {i for i, sql in enumerate(expressions) if sql == _float_sql(_q(f"c{i}"))}
+    scratch = {} if scratch is None else scratch
     for start in range(0, len(frame), chunk_rows):
         chunk = frame.iloc[start : start + chunk_rows]
-        arrays = [pa.array(chunk.iloc[:, i], from_pandas=True) for i in range(chunk.shape[1])]
+        arrays = [g15_cells(chunk.iloc[:, i].to_numpy(), scratch.setdefault(i, {})) if i in floats
+                  else pa.array(chunk.iloc[:, i], from_pandas=True)
+                  for i in range(chunk.shape[1])]  # fmt: skip
         arrays = [text_cells(a) if i in text else a for i, a in enumerate(arrays)]
         arrays.append(pa.array(np.arange(len(chunk), dtype=np.int64)))
         yield pa.RecordBatch.from_arrays(arrays, names=names)
@@ -296,7 +324,8 @@ def write_csv(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS) -> 
         return False
     names = list(frame.columns)
     with open(path, "wb") as out:
-        write_csv_batches(_pandas_batches(frame, chunk_rows, expressions), expressions, names, out)
+        batches = _pandas_batches(frame, chunk_rows, expressions)
+        write_csv_batches(batches, _batch_sql(expressions), names, out)
     return True
 
 
@@ -338,6 +367,7 @@ class CsvChunks:
         self._pandas = False
         self._con: Any = None
         self._started = False
+        self._scratch: dict[int, dict[str, np.ndarray]] = {}
 
     def write(self, frame: pd.DataFrame) -> None:
         """Append the rows of ``frame`` (flat, not neutralised; the header with the first)."""
@@ -360,8 +390,8 @@ class CsvChunks:
             self._write_pandas(frame)
             return
         assert self._expressions is not None
-        sql = _lines_sql(self._expressions)
-        for batch in _pandas_batches(frame, CHUNK_ROWS, self._expressions):
+        sql = _lines_sql(_batch_sql(self._expressions))
+        for batch in _pandas_batches(frame, CHUNK_ROWS, self._expressions, self._scratch):
             self._con.register("batch", batch)
             lines = self._con.sql(sql).to_arrow_table().column("line")
             self._con.unregister("batch")
@@ -385,3 +415,4 @@ class CsvChunks:
         if self._con is not None:
             self._con.close()
             self._con = None
+        self._scratch.clear()
