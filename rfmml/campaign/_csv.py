@@ -31,8 +31,11 @@ import pandas as pd
 
 __all__ = ["CHUNK_ROWS", "CsvChunks", "column_sql", "write_csv", "write_csv_batches"]
 
-#: Rows per chunk converted to Arrow and formatted by DuckDB.
-CHUNK_ROWS = 500_000
+#: Rows per chunk converted to Arrow and formatted by DuckDB. Small enough that the
+#: memory of one chunk's lines (about 200 bytes a row for scored tables) is reused
+#: by the next instead of being fresh memory each time: with 500,000 rows a chunk,
+#: five times as many page faults for the same CPU time outside them.
+CHUNK_ROWS = 65_536
 
 _NS_PER_DAY = 86_400 * 10**9
 _NS_PER_SECOND = 10**9
