@@ -264,8 +264,26 @@ def _float_sql(ref: str) -> str:
     return f"coalesce(printf('%.15g', CAST({ref} AS DOUBLE)), '')"
 
 
-def _batch_sql(expressions: list[str]) -> list[str]:
-    """The expressions over :func:`_pandas_batches`' batches: float columns come as their text."""
+#: Rows of a frame from which its float cells are formatted by the compiled loop
+#: (:mod:`rfmml.campaign._floattext`) rather than by DuckDB's ``printf`` (the same
+#: bytes), by what the process has loaded: importing numba and loading the loop
+#: take about 2 s, loading the loop once numba is imported about 0.35 s, and the
+#: loop saves about 0.5 us a row of a scored table (eight float columns).
+COMPILED_FLOAT_ROWS = {"nothing": 4_000_000, "numba": 700_000, "loop": 1}
+
+
+def _compiled_floats(n_rows: int) -> bool:
+    import sys
+
+    loaded = ("loop" if "rfmml.campaign._floattext" in sys.modules
+              else "numba" if "numba" in sys.modules else "nothing")  # fmt: skip
+    return n_rows >= COMPILED_FLOAT_ROWS[loaded]
+
+
+def _batch_sql(expressions: list[str], compiled: bool = True) -> list[str]:
+    """The expressions over :func:`_pandas_batches`' batches: float columns as their text."""
+    if not compiled:
+        return expressions
     return [_text_sql(_q(f"c{i}")) if sql == _float_sql(_q(f"c{i}")) else sql
             for i, sql in enumerate(expressions)]  # fmt: skip
 
@@ -275,22 +293,26 @@ def _pandas_batches(
     chunk_rows: int,
     expressions: list[str],
     scratch: dict[int, dict[str, np.ndarray]] | None = None,
+    compiled: bool = True,
 ) -> Iterator[Any]:
     """Arrow batches of ``frame``'s rows, text columns as their cells (:func:`text_cells`).
 
-    Float columns come as their text too (:func:`~rfmml.campaign._floattext.g15_cells`,
-    the bytes of ``printf('%.15g')`` without a ``printf`` per cell): the batches
+    With ``compiled``, float columns come as their text too (the bytes of
+    ``printf('%.15g')`` without a ``printf`` per cell,
+    :func:`~rfmml.campaign._floattext.g15_cells`): the batches
     are read with :func:`_batch_sql` of ``expressions``. Their text is written in
     ``scratch`` (one entry per column, kept between calls): a batch is valid until
     the next one is asked for.
     """
     import pyarrow as pa
 
-    from rfmml.campaign._floattext import g15_cells
-
     names = [f"c{i}" for i in range(frame.shape[1])] + ["_i"]
     text = {i for i, sql in enumerate(expressions) if sql == _text_sql(_q(f"c{i}"))}
-    floats = {i for i, sql in enumerate(expressions) if sql == _float_sql(_q(f"c{i}"))}
+    floats: set[int] = set()
+    if compiled:
+        from rfmml.campaign._floattext import g15_cells
+
+        floats = {i for i, sql in enumerate(expressions) if sql == _float_sql(_q(f"c{i}"))}
     scratch = {} if scratch is None else scratch
     for start in range(0, len(frame), chunk_rows):
         chunk = frame.iloc[start : start + chunk_rows]
@@ -327,8 +349,9 @@ def write_csv(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS) -> 
         return False
     names = list(frame.columns)
     with open(path, "wb") as out:
-        batches = _pandas_batches(frame, chunk_rows, expressions)
-        write_csv_batches(batches, _batch_sql(expressions), names, out)
+        compiled = _compiled_floats(len(frame))
+        batches = _pandas_batches(frame, chunk_rows, expressions, compiled=compiled)
+        write_csv_batches(batches, _batch_sql(expressions, compiled), names, out)
     return True
 
 
@@ -393,8 +416,10 @@ class CsvChunks:
             self._write_pandas(frame)
             return
         assert self._expressions is not None
-        sql = _lines_sql(_batch_sql(self._expressions))
-        for batch in _pandas_batches(frame, CHUNK_ROWS, self._expressions, self._scratch):
+        compiled = _compiled_floats(len(frame))
+        sql = _lines_sql(_batch_sql(self._expressions, compiled))
+        batches = _pandas_batches(frame, CHUNK_ROWS, self._expressions, self._scratch, compiled)
+        for batch in batches:
             self._con.register("batch", batch)
             lines = self._con.sql(sql).to_arrow_table().column("line")
             self._con.unregister("batch")
