@@ -7,7 +7,9 @@ cells that could run as formulas prefixed with a single quote), without a
 Python object per cell: each chunk of rows goes to Arrow, one DuckDB
 statement turns every row into its line of text (``printf('%.15g', x)`` is
 C's ``%.15g``, which Python's ``%`` operator also is), and the bytes of the
-resulting Arrow string array are written as they are. Memory is bounded by
+resulting Arrow string array are written as they are (the float cells of large
+frames come formatted by a compiled loop instead, :mod:`rfmml.campaign._floattext`,
+the same bytes without a ``printf`` per cell). Memory is bounded by
 one chunk of rows. Text cells are prepared in Arrow before (:func:`text_cells`:
 quoted and neutralised once per distinct value of a categorical or of a
 dictionary-encoded column, not per row; about a quarter of DuckDB's time on
