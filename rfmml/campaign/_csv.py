@@ -7,7 +7,9 @@ cells that could run as formulas prefixed with a single quote), without a
 Python object per cell: each chunk of rows goes to Arrow, one DuckDB
 statement turns every row into its line of text (``printf('%.15g', x)`` is
 C's ``%.15g``, which Python's ``%`` operator also is), and the bytes of the
-resulting Arrow string array are written as they are. Memory is bounded by
+resulting Arrow string array are written as they are (the float cells of large
+frames come formatted by a compiled loop instead, :mod:`rfmml.campaign._floattext`,
+the same bytes without a ``printf`` per cell). Memory is bounded by
 one chunk of rows. Text cells are prepared in Arrow before (:func:`text_cells`:
 quoted and neutralised once per distinct value of a categorical or of a
 dictionary-encoded column, not per row; about a quarter of DuckDB's time on
@@ -31,8 +33,11 @@ import pandas as pd
 
 __all__ = ["CHUNK_ROWS", "CsvChunks", "column_sql", "write_csv", "write_csv_batches"]
 
-#: Rows per chunk converted to Arrow and formatted by DuckDB.
-CHUNK_ROWS = 500_000
+#: Rows per chunk converted to Arrow and formatted by DuckDB. Small enough that the
+#: memory of one chunk's lines (about 200 bytes a row for scored tables) is reused
+#: by the next instead of being fresh memory each time: with 500,000 rows a chunk,
+#: five times as many page faults for the same CPU time outside them.
+CHUNK_ROWS = 65_536
 
 _NS_PER_DAY = 86_400 * 10**9
 _NS_PER_SECOND = 10**9
@@ -170,7 +175,7 @@ def column_sql(column: pd.Series, ref: str) -> str | None:
         if dtype.kind == "b":
             return f"CASE WHEN {ref} THEN 'True' ELSE 'False' END"
         if dtype.kind == "f":
-            return f"coalesce(printf('%.15g', CAST({ref} AS DOUBLE)), '')"
+            return _float_sql(ref)
         if dtype.kind in "iu":
             return f"CAST({ref} AS VARCHAR)"
         if dtype.kind == "M":
@@ -257,15 +262,65 @@ def write_csv_batches(
     return rows
 
 
-def _pandas_batches(frame: pd.DataFrame, chunk_rows: int, expressions: list[str]) -> Iterator[Any]:
-    """Arrow batches of ``frame``'s rows, its text columns as their cells (:func:`text_cells`)."""
+def _float_sql(ref: str) -> str:
+    return f"coalesce(printf('%.15g', CAST({ref} AS DOUBLE)), '')"
+
+
+#: Rows of a frame from which its float cells are formatted by the compiled loop
+#: (:mod:`rfmml.campaign._floattext`) rather than by DuckDB's ``printf`` (the same
+#: bytes), by what the process has loaded: importing numba and loading the loop
+#: take about 2 s, loading the loop once numba is imported about 0.35 s, and the
+#: loop saves about 0.5 us a row of a scored table (eight float columns).
+COMPILED_FLOAT_ROWS = {"nothing": 4_000_000, "numba": 700_000, "loop": 1}
+
+
+def _compiled_floats(n_rows: int) -> bool:
+    import sys
+
+    loaded = ("loop" if "rfmml.campaign._floattext" in sys.modules
+              else "numba" if "numba" in sys.modules else "nothing")  # fmt: skip
+    return n_rows >= COMPILED_FLOAT_ROWS[loaded]
+
+
+def _batch_sql(expressions: list[str], compiled: bool = True) -> list[str]:
+    """The expressions over :func:`_pandas_batches`' batches: float columns as their text."""
+    if not compiled:
+        return expressions
+    return [_text_sql(_q(f"c{i}")) if sql == _float_sql(_q(f"c{i}")) else sql
+            for i, sql in enumerate(expressions)]  # fmt: skip
+
+
+def _pandas_batches(
+    frame: pd.DataFrame,
+    chunk_rows: int,
+    expressions: list[str],
+    scratch: dict[int, dict[str, np.ndarray]] | None = None,
+    compiled: bool = True,
+) -> Iterator[Any]:
+    """Arrow batches of ``frame``'s rows, text columns as their cells (:func:`text_cells`).
+
+    With ``compiled``, float columns come as their text too (the bytes of
+    ``printf('%.15g')`` without a ``printf`` per cell,
+    :func:`~rfmml.campaign._floattext.g15_cells`): the batches
+    are read with :func:`_batch_sql` of ``expressions``. Their text is written in
+    ``scratch`` (one entry per column, kept between calls): a batch is valid until
+    the next one is asked for.
+    """
     import pyarrow as pa
 
     names = [f"c{i}" for i in range(frame.shape[1])] + ["_i"]
     text = {i for i, sql in enumerate(expressions) if sql == _text_sql(_q(f"c{i}"))}
+    floats: set[int] = set()
+    if compiled:
+        from rfmml.campaign._floattext import g15_cells
+
+        floats = {i for i, sql in enumerate(expressions) if sql == _float_sql(_q(f"c{i}"))}
+    scratch = {} if scratch is None else scratch
     for start in range(0, len(frame), chunk_rows):
         chunk = frame.iloc[start : start + chunk_rows]
-        arrays = [pa.array(chunk.iloc[:, i], from_pandas=True) for i in range(chunk.shape[1])]
+        arrays = [g15_cells(chunk.iloc[:, i].to_numpy(), scratch.setdefault(i, {})) if i in floats
+                  else pa.array(chunk.iloc[:, i], from_pandas=True)
+                  for i in range(chunk.shape[1])]  # fmt: skip
         arrays = [text_cells(a) if i in text else a for i, a in enumerate(arrays)]
         arrays.append(pa.array(np.arange(len(chunk), dtype=np.int64)))
         yield pa.RecordBatch.from_arrays(arrays, names=names)
@@ -296,7 +351,9 @@ def write_csv(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS) -> 
         return False
     names = list(frame.columns)
     with open(path, "wb") as out:
-        write_csv_batches(_pandas_batches(frame, chunk_rows, expressions), expressions, names, out)
+        compiled = _compiled_floats(len(frame))
+        batches = _pandas_batches(frame, chunk_rows, expressions, compiled=compiled)
+        write_csv_batches(batches, _batch_sql(expressions, compiled), names, out)
     return True
 
 
@@ -338,6 +395,7 @@ class CsvChunks:
         self._pandas = False
         self._con: Any = None
         self._started = False
+        self._scratch: dict[int, dict[str, np.ndarray]] = {}
 
     def write(self, frame: pd.DataFrame) -> None:
         """Append the rows of ``frame`` (flat, not neutralised; the header with the first)."""
@@ -360,8 +418,10 @@ class CsvChunks:
             self._write_pandas(frame)
             return
         assert self._expressions is not None
-        sql = _lines_sql(self._expressions)
-        for batch in _pandas_batches(frame, CHUNK_ROWS, self._expressions):
+        compiled = _compiled_floats(len(frame))
+        sql = _lines_sql(_batch_sql(self._expressions, compiled))
+        batches = _pandas_batches(frame, CHUNK_ROWS, self._expressions, self._scratch, compiled)
+        for batch in batches:
             self._con.register("batch", batch)
             lines = self._con.sql(sql).to_arrow_table().column("line")
             self._con.unregister("batch")
@@ -385,3 +445,4 @@ class CsvChunks:
         if self._con is not None:
             self._con.close()
             self._con = None
+        self._scratch.clear()

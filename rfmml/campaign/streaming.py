@@ -503,7 +503,8 @@ def score_features_table(
 
     def scored() -> Iterator[pd.DataFrame]:
         for frame in _chunks(table, chunk_rows):
-            summary = frame[[c for c in BTYD_COLUMNS if c in frame.columns]].copy()
+            # a new frame (its own attrs) sharing the chunk's arrays: copy-on-write
+            summary = frame[[c for c in BTYD_COLUMNS if c in frame.columns]]
             summary.attrs = dict(summary_attrs)
             features = frame.drop(columns=[c for c in BTYD_COLUMNS if c in frame.columns])
             features.attrs = dict(table.summary_attrs)  # as ScoringPipeline.predict passes them

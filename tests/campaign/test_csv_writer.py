@@ -43,6 +43,8 @@ def _frame(n: int) -> pd.DataFrame:
 @pytest.mark.parametrize("n", [4, 50, 450_001])
 def test_same_bytes_as_pandas(tmp_path: Path, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
     frame = _frame(n)
+    # float cells by DuckDB's printf in the small frames, by the compiled loop in the large one
+    monkeypatch.setattr(_csv, "_compiled_floats", lambda rows: n > 50)
     assert exports._write_csv_fast(neutralize_cells(exports._tidy_ids(frame)),
                                    tmp_path / "probe.csv")  # fmt: skip
     fast = to_safe_csv(frame, tmp_path / "fast.csv").read_bytes()
@@ -134,3 +136,30 @@ def test_cdnow_predictions_as_pandas(tmp_path: Path, cdnow_table: pd.DataFrame) 
     written = paths["csv"].read_bytes()
     assert written == _pandas_bytes(table, tmp_path / "pandas.csv")
     assert b"'=cell" in written and b'"a ""b"", c"' in written and b'"y,z"' in written
+
+
+def test_float_cells_are_python_percent_15g() -> None:
+    """The compiled ``%.15g`` gives Python's bytes: magnitudes, ties, powers of ten, any bits."""
+    from rfmml.campaign._floattext import g15_cells
+
+    rng = np.random.default_rng(7)
+    n = 20_000
+    powers = 10.0 ** np.arange(-30, 40)
+    values = np.concatenate(
+        [
+            rng.random(n),
+            np.round(rng.random(n) * 1e4, 2),
+            10.0 ** rng.uniform(-12, 40, n) * rng.choice([-1, 1], n),
+            rng.integers(-(2**53), 2**53, n).astype(float),
+            rng.integers(0, 2**63, n, dtype=np.uint64).view(np.float64),  # any bit pattern
+            (rng.integers(1, 10**15, n) + 0.5) / 10.0 ** rng.integers(0, 20, n),  # near halves
+            powers, np.nextafter(powers, np.inf), np.nextafter(powers, -np.inf),
+            [0.0, -0.0, np.inf, -np.inf, np.nan, 999999999999999.5, 999999999999999.4, 2.5, 5e-324,
+             1.7976931348623157e308, 9.9999999999999995e-5, 123456789012345678.0],
+        ]
+    )  # fmt: skip
+    scratch: dict[str, np.ndarray] = {}
+    got = g15_cells(values, scratch).to_pylist()
+    want = ["" if x != x else "%.15g" % x for x in values.tolist()]  # noqa: UP031
+    assert got == want
+    assert g15_cells(values[:5], scratch).to_pylist() == want[:5]  # buffers reused
