@@ -128,10 +128,10 @@ def bg_gamma_block(r, a, b, x, shift: int):
     return bg_level_blocks(r, a, b, levels, shift)[0][index.reshape(x.shape)]
 
 
-#: Rows per block of the BG/NBD likelihood's row-wise part (the width of its
-#: eight work buffers, 64 MiB at most). Fits on up to this many unique rows
-#: (every whole-period summary measured) run one block, as before blocks
-#: existed; beyond it the sums are accumulated block by block.
+#: Rows per block of the numpy row-wise part of the (M)BG/NBD likelihood (the
+#: width of its eight work buffers, 64 MiB at most): the path of summaries below
+#: LIKELIHOOD_KERNEL_MIN_ROWS prepared rows, or without numba; beyond it the sums
+#: are accumulated block by block.
 LIKELIHOOD_BLOCK_ROWS = 2**20
 
 
@@ -151,7 +151,7 @@ class BGNBDData(NamedTuple):
     T_index: np.ndarray | None
     t_x_levels: np.ndarray | None
     t_x_index: np.ndarray | None
-    scratch: np.ndarray | None  # (8, block) work buffers of BG/NBD (None for MBG/NBD)
+    scratch: np.ndarray | None  # (8, block) work buffers of the numpy sums (else made per call)
 
 
 #: Values :func:`_levels` looks at before hashing a whole column: with more
