@@ -31,6 +31,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
+from rfmml._compiled import compiled_module
+
 __all__ = ["CHUNK_ROWS", "CsvChunks", "column_sql", "write_csv", "write_csv_batches"]
 
 #: Rows per chunk converted to Arrow and formatted by DuckDB. Small enough that the
@@ -275,11 +277,14 @@ COMPILED_FLOAT_ROWS = {"nothing": 4_000_000, "numba": 700_000, "loop": 1}
 
 
 def _compiled_floats(n_rows: int) -> bool:
+    """Whether a frame of ``n_rows`` rows takes the compiled loop (never without numba)."""
     import sys
 
     loaded = ("loop" if "rfmml.campaign._floattext" in sys.modules
               else "numba" if "numba" in sys.modules else "nothing")  # fmt: skip
-    return n_rows >= COMPILED_FLOAT_ROWS[loaded]
+    if n_rows < COMPILED_FLOAT_ROWS[loaded]:
+        return False
+    return compiled_module("rfmml.campaign._floattext") is not None
 
 
 def _batch_sql(expressions: list[str], compiled: bool = True) -> list[str]:

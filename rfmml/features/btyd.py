@@ -27,6 +27,7 @@ import narwhals as nw
 import numpy as np
 import pandas as pd
 
+from rfmml._compiled import compiled_module
 from rfmml.data.transactions import end_cutoff
 from rfmml.errors import DataError
 from rfmml.features._engine import (
@@ -328,11 +329,7 @@ def _compiled_eligible(tx: Any, required: list[str], group: str | None, engine: 
     dtype = tx["customer_id"].dtype
     if not (isinstance(dtype, np.dtype) and dtype.kind in "iu"):
         return False
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return compiled_module("rfmml.features._btyd_kernel") is not None
 
 
 def customer_numbers(ids: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.ndarray | None]:

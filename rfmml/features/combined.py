@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from rfmml._compiled import compiled_module
 from rfmml.data.transactions import end_cutoff
 from rfmml.errors import DataError
 from rfmml.features._engine import (
@@ -346,11 +347,7 @@ def _table_compiled_eligible(log: Any, group: str | None, n_log: int, parts: int
         return False
     if "amount" in types and types["amount"] != "DOUBLE":
         return False
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return compiled_module("rfmml.features._features_kernel") is not None
 
 
 def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: str,

@@ -27,13 +27,13 @@ References
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, roots_jacobi, roots_legendre
 
+from rfmml._compiled import compiled_module
 from rfmml.models._grouping import frequency_levels
 
 __all__ = [
@@ -344,14 +344,9 @@ def bgnbd_total_log_likelihood_and_gradient(r, alpha, a, b, data: BGNBDData):
 LIKELIHOOD_KERNEL_MIN_ROWS = 10_000
 
 
-@functools.cache
 def _compiled_loops() -> Any:
     """:mod:`rfmml.models._kernels`, imported on first use; None without numba."""
-    try:
-        from rfmml.models import _kernels
-    except ImportError:  # numba not installed: the numpy expressions
-        return None
-    return _kernels
+    return compiled_module("rfmml.models._kernels")
 
 
 def _uses_compiled_sums(rows: int) -> bool:

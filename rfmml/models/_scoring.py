@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, hyp2f1
 
+from rfmml._compiled import compiled_module
 from rfmml.features._spark import is_spark
 from rfmml.models._base import PurchaseModel
 from rfmml.models._summary_checks import check_time_unit
@@ -70,14 +71,9 @@ DENSE_PER_ROW = 1
 DENSE_MIN = 2**18
 
 
-@functools.cache
 def _kernels() -> Any:
     """:mod:`rfmml.models._kernels`, imported on first use; None without numba."""
-    try:
-        from rfmml.models import _kernels
-    except ImportError:  # numba not installed: the base's numpy paths
-        return None
-    return _kernels
+    return compiled_module("rfmml.models._kernels")
 
 
 def _gauss_hyp2f1(A, B, C, z) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +15,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from rfmml._compiled import compiled_module
 from rfmml.errors import ConfigError, DataError
 from rfmml.features._spark import is_spark
 from rfmml.segments.rules import RuleSegmenter
@@ -131,14 +131,9 @@ def _distance_sums(X: np.ndarray, onehot: np.ndarray, chunk_size: int) -> np.nda
     return sums
 
 
-@functools.cache
 def _kernels() -> Any:
     """:mod:`rfmml.segments._kernels`, imported on first use; None without numba."""
-    try:
-        from rfmml.segments import _kernels
-    except ImportError:  # numba not installed: the numpy path
-        return None
-    return _kernels
+    return compiled_module("rfmml.segments._kernels")
 
 
 class KMeansSegmenter(ClusterMixin, BaseEstimator):

@@ -163,3 +163,14 @@ def test_float_cells_are_python_percent_15g() -> None:
     want = ["" if x != x else "%.15g" % x for x in values.tolist()]  # noqa: UP031
     assert got == want
     assert g15_cells(values[:5], scratch).to_pylist() == want[:5]  # buffers reused
+
+
+def test_large_frames_without_numba_take_printf(tmp_path: Path, monkeypatch) -> None:
+    # where numba cannot be imported, frames past every threshold keep DuckDB's printf
+    frame = _frame(200)
+    monkeypatch.setattr(_csv, "COMPILED_FLOAT_ROWS", {"nothing": 1, "numba": 1, "loop": 1})
+    assert _csv._compiled_floats(len(frame))
+    monkeypatch.setattr(_csv, "compiled_module", lambda name: None)
+    assert not _csv._compiled_floats(len(frame))
+    assert _csv.write_csv(exports._tidy_ids(frame), tmp_path / "duckdb.csv")
+    assert (tmp_path / "duckdb.csv").read_bytes() == _pandas_bytes(frame, tmp_path / "pd.csv")
