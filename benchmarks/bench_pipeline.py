@@ -126,8 +126,25 @@ class Stages:
                            "peak_bytes": self.peak, **extra})  # fmt: skip
 
 
+def _process_settings() -> None:
+    """The process settings of the ``rfmml`` command (where the measured checkout has them)."""
+    import importlib.util
+
+    if importlib.util.find_spec("rfmml._process") is not None:
+        from rfmml._process import disable_transparent_huge_pages, huge_pages_wanted
+
+        if not huge_pages_wanted():
+            disable_transparent_huge_pages()
+
+
 def _child(mode: str, path: Path, out: Path) -> None:
+    import shutil
+
     import duckdb
+
+    # every cell writes into a new folder (replacing a file is slower on some file systems)
+    (out / "groupby.parquet").unlink(missing_ok=True)
+    shutil.rmtree(out / mode, ignore_errors=True)
 
     if mode == "duckdb":
         with Stages() as st:
@@ -370,6 +387,7 @@ def main() -> None:
     parser.add_argument("--child", nargs=3, metavar=("MODE", "PATH", "OUT"))
     args = parser.parse_args()
     if args.child:
+        _process_settings()
         if args.child[0] == "run":
             _run_child(Path(args.child[1]), Path(args.child[2]))
         else:

@@ -329,6 +329,10 @@ def main(verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from rfmml._process import disable_transparent_huge_pages, huge_pages_wanted
+
+    if not huge_pages_wanted():  # batch work zeroes fewer fresh pages (see rfmml._process)
+        disable_transparent_huge_pages()
     for noisy in ("mlflow", "alembic", "urllib3", "py4j"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
     if not verbose:

@@ -1,0 +1,76 @@
+"""The ``rfmml`` command's process settings (:mod:`rfmml._process`), in child processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+linux_status = pytest.mark.skipif(
+    not Path("/proc/self/status").exists()
+    or "THP_enabled" not in Path("/proc/self/status").read_text(),
+    reason="needs Linux's /proc/<pid>/status THP_enabled field (kernel 5.0 or later)",
+)
+
+# the command's callback runs before the subcommand rejects the missing file
+_SCRIPT = """
+import re
+from click.testing import CliRunner
+from rfmml.cli import main
+result = CliRunner().invoke(main, ["features", "no-such-file.csv"])
+assert result.exit_code != 0, result.output
+print(re.search(r"THP_enabled:\\s*(\\d)", open("/proc/self/status").read()).group(1))
+"""
+
+
+def _mine() -> str:
+    return Path("/proc/self/status").read_text().split("THP_enabled:")[1].split()[0]
+
+
+def _thp_after_command(**env: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", _SCRIPT],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+@linux_status
+def test_disable_transparent_huge_pages_in_a_child_process() -> None:
+    script = (
+        "import re\n"
+        "from rfmml._process import disable_transparent_huge_pages\n"
+        "print(disable_transparent_huge_pages())\n"
+        "print(re.search(r'THP_enabled:\\s*(\\d)', open('/proc/self/status').read()).group(1))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == ["True", "0"]
+
+
+@linux_status
+def test_the_command_turns_huge_pages_off_unless_asked_to_keep_them() -> None:
+    assert _thp_after_command(RFMML_HUGE_PAGES="") == "0"
+    # with keep, the child keeps the value it inherited from this process
+    assert _thp_after_command(RFMML_HUGE_PAGES="keep") == _mine()
+
+
+@linux_status
+def test_importing_rfmml_changes_no_process_setting() -> None:
+    script = (
+        "import re, rfmml, rfmml.campaign, rfmml.cli\n"
+        "print(re.search(r'THP_enabled:\\s*(\\d)', open('/proc/self/status').read()).group(1))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    # a child inherits the flag: compare with this process's own value
+    assert done.stdout.strip() == _mine()
