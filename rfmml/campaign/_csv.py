@@ -7,9 +7,12 @@ cells that could run as formulas prefixed with a single quote), without a
 Python object per cell: each chunk of rows goes to Arrow, one DuckDB
 statement turns every row into its line of text (``printf('%.15g', x)`` is
 C's ``%.15g``, which Python's ``%`` operator also is), and the bytes of the
-resulting Arrow string array are written as they are (the float cells of large
-frames come formatted by a compiled loop instead, :mod:`rfmml.campaign._floattext`,
-the same bytes without a ``printf`` per cell). Memory is bounded by
+resulting Arrow string array are written as they are. Large frames take
+compiled loops instead, the same bytes: float cells by
+:mod:`rfmml.campaign._floattext` (no ``printf`` per cell), integer cells by
+:mod:`rfmml.campaign._linetext`, which also joins each row's cells into its
+line (no string value per cell and per line); the bytes go to the file in a
+background thread (:mod:`rfmml.campaign._background`). Memory is bounded by
 one chunk of rows. Text cells are prepared in Arrow before (:func:`text_cells`:
 quoted and neutralised once per distinct value of a categorical or of a
 dictionary-encoded column, not per row; about a quarter of DuckDB's time on
@@ -24,7 +27,7 @@ written, and the caller writes with pandas.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -32,8 +35,9 @@ import numpy as np
 import pandas as pd
 
 from rfmml._compiled import compiled_module
+from rfmml.campaign._background import BackgroundFile
 
-__all__ = ["CHUNK_ROWS", "CsvChunks", "column_sql", "write_csv", "write_csv_batches"]
+__all__ = ["CHUNK_ROWS", "CsvChunks", "column_kind", "column_sql", "write_csv"]
 
 #: Rows per chunk converted to Arrow and formatted by DuckDB. Small enough that the
 #: memory of one chunk's lines (about 200 bytes a row for scored tables) is reused
@@ -150,14 +154,55 @@ def _datetime_format(values: np.ndarray) -> str | None:
     return None
 
 
-def column_sql(column: pd.Series, ref: str) -> str | None:
-    """SQL turning column ``ref`` into its CSV cells as pandas writes them, or ``None``.
+def column_kind(column: pd.Series) -> tuple[str, str] | None:
+    """How the CSV writer formats ``column``: its kind and format, or ``None`` (pandas writes it).
 
     Parameters
     ----------
     column : pandas.Series
         The whole column (formats that depend on every value, such as dates,
         are chosen from all of it).
+
+    Returns
+    -------
+    tuple of (str, str) or None
+        ``("text", "")``, ``("bool", "")``, ``("float", "")``, ``("int", "")``,
+        ``("nullable_int", "")`` or ``("datetime", strftime format)``.
+    """
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        if pd.api.types.infer_dtype(dtype.categories, skipna=False) != "string":
+            return None
+        return "text", ""
+    if isinstance(dtype, pd.StringDtype):
+        return "text", ""
+    if isinstance(dtype, np.dtype):
+        if dtype.kind == "b":
+            return "bool", ""
+        if dtype.kind == "f":
+            return "float", ""
+        if dtype.kind in "iu":
+            return "int", ""
+        if dtype.kind == "M":
+            fmt = _datetime_format(column.to_numpy())
+            return None if fmt is None else ("datetime", fmt)
+        if dtype.kind == "O":
+            if pd.api.types.infer_dtype(column, skipna=False) != "string":
+                return None
+            return "text", ""
+        return None
+    if pd.api.types.is_integer_dtype(dtype):  # pandas nullable integers
+        return "nullable_int", ""
+    return None
+
+
+def column_sql(column: pd.Series, ref: str) -> str | None:
+    """SQL turning column ``ref`` into its CSV cells as pandas writes them, or ``None``.
+
+    Parameters
+    ----------
+    column : pandas.Series
+        The whole column (:func:`column_kind`).
     ref : str
         The quoted column reference in SQL.
 
@@ -166,31 +211,24 @@ def column_sql(column: pd.Series, ref: str) -> str | None:
     str or None
         A VARCHAR expression, or ``None`` for a kind this writer leaves to pandas.
     """
-    dtype = column.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        if pd.api.types.infer_dtype(dtype.categories, skipna=False) != "string":
-            return None
+    kind = column_kind(column)
+    return None if kind is None else _kind_sql(kind, ref)
+
+
+def _kind_sql(kind: tuple[str, str], ref: str) -> str:
+    """The SQL of a column of kind ``kind`` (:func:`column_kind`) referenced as ``ref``."""
+    name, fmt = kind
+    if name == "text":
         return _text_sql(ref)
-    if isinstance(dtype, pd.StringDtype):
-        return _text_sql(ref)
-    if isinstance(dtype, np.dtype):
-        if dtype.kind == "b":
-            return f"CASE WHEN {ref} THEN 'True' ELSE 'False' END"
-        if dtype.kind == "f":
-            return _float_sql(ref)
-        if dtype.kind in "iu":
-            return f"CAST({ref} AS VARCHAR)"
-        if dtype.kind == "M":
-            fmt = _datetime_format(column.to_numpy())
-            return None if fmt is None else f"coalesce(strftime({ref}, '{fmt}'), '')"
-        if dtype.kind == "O":
-            if pd.api.types.infer_dtype(column, skipna=False) != "string":
-                return None
-            return _text_sql(ref)
-        return None
-    if pd.api.types.is_integer_dtype(dtype):  # pandas nullable integers
-        return f"coalesce(CAST({ref} AS VARCHAR), '')"
-    return None
+    if name == "bool":
+        return f"CASE WHEN {ref} THEN 'True' ELSE 'False' END"
+    if name == "float":
+        return _float_sql(ref)
+    if name == "int":
+        return f"CAST({ref} AS VARCHAR)"
+    if name == "datetime":
+        return f"coalesce(strftime({ref}, '{fmt}'), '')"
+    return f"coalesce(CAST({ref} AS VARCHAR), '')"  # nullable integers
 
 
 def _header(names: list[Any]) -> bytes:
@@ -226,42 +264,6 @@ def _lines_sql(expressions: list[str]) -> str:
     parts = ", ',', ".join(expressions)
     # ORDER BY: DuckDB may hand back a scan of some Arrow columns (dictionaries) out of order
     return f"SELECT concat({parts}, chr(13), chr(10)) AS line FROM batch ORDER BY _i"
-
-
-def write_csv_batches(
-    batches: Iterable[Any], expressions: list[str], names: list[Any], out: BinaryIO
-) -> int:
-    """Write the header and the lines of Arrow record batches; return the rows written.
-
-    Parameters
-    ----------
-    batches : iterable of pyarrow.RecordBatch
-        The rows, in the order given by their int64 column ``_i``.
-    expressions : list of str
-        One SQL expression per column (:func:`column_sql`), over ``batch``.
-    names : list
-        Column names for the header (text names neutralised, then quoted, here).
-    out : binary file
-        Destination, open for writing.
-    """
-    import duckdb
-
-    out.write(_header(names))
-    sql = _lines_sql(expressions)
-    rows = 0
-    con = duckdb.connect()
-    try:
-        con.execute("SET preserve_insertion_order = true")
-        for batch in batches:
-            con.register("batch", batch)
-            lines = con.sql(sql).to_arrow_table().column("line")
-            con.unregister("batch")
-            for chunk in lines.chunks:
-                out.write(_string_bytes(chunk))
-            rows += batch.num_rows
-    finally:
-        con.close()
-    return rows
 
 
 def _float_sql(ref: str) -> str:
@@ -331,6 +333,122 @@ def _pandas_batches(
         yield pa.RecordBatch.from_arrays(arrays, names=names)
 
 
+def _ranges(array: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An Arrow text array (large strings or a dictionary of them) as byte ranges.
+
+    Returns the bytes the cells lie in and each row's start and end in them;
+    a null is an empty range (an empty cell).
+    """
+    import pyarrow as pa
+
+    indices = None
+    if pa.types.is_dictionary(array.type):
+        indices, values = array.indices, array.dictionary
+    else:
+        values = array
+    if not pa.types.is_large_string(values.type):
+        values = values.cast(pa.large_string())
+    if len(values) == 0:  # no text at all (a dictionary of nothing: every row null)
+        nothing = np.zeros(len(array), dtype=np.int64)
+        return np.zeros(0, dtype=np.uint8), nothing, nothing
+    offsets_buffer, data_buffer = values.buffers()[1:3]
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[
+        values.offset : values.offset + len(values) + 1
+    ]
+    data = (np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None
+            else np.zeros(0, dtype=np.uint8))  # fmt: skip
+    if indices is None:
+        starts, ends = offsets[:-1], offsets[1:]
+    else:
+        codes = indices.fill_null(0).to_numpy(zero_copy_only=False)
+        starts, ends = offsets[:-1][codes], offsets[1:][codes]
+    if array.null_count:
+        empty = array.is_null().to_numpy(zero_copy_only=False)
+        ends = np.where(empty, starts, ends)
+    return data, starts, ends
+
+
+_BOOL_TEXT = np.frombuffer(b"FalseTrue", dtype=np.uint8)
+
+
+def _cell_ranges(
+    values: pd.Series, kind: tuple[str, str], scratch: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CSV cells of one column's rows as byte ranges (:func:`_ranges`), by its kind."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    name, fmt = kind
+    if name == "float":
+        from rfmml.campaign._floattext import g15_cells
+
+        return _ranges(g15_cells(values.to_numpy(), scratch))
+    if name == "bool":
+        true = values.to_numpy(dtype=bool)
+        return _BOOL_TEXT, np.where(true, 5, 0), np.where(true, 9, 5)
+    if name == "int" and values.dtype.kind == "i":
+        from rfmml.campaign._linetext import int_cells
+
+        return int_cells(values.to_numpy(), scratch)
+    if name in ("int", "nullable_int"):
+        return _ranges(pa.array(values, from_pandas=True).cast(pa.large_string()))
+    if name == "datetime":
+        # a column repeats few dates: each distinct one formatted once
+        stamps = pa.array(values.to_numpy().astype("datetime64[s]"), from_pandas=True)
+        distinct = stamps.dictionary_encode()
+        text = pc.strftime(distinct.dictionary, format=fmt)
+        return _ranges(pa.DictionaryArray.from_arrays(distinct.indices, text))
+    return _ranges(text_cells(pa.array(values, from_pandas=True)))
+
+
+def _write_lines(
+    frame: pd.DataFrame,
+    kinds: list[tuple[str, str]],
+    out: BackgroundFile,
+    scratch: dict[int, dict[str, np.ndarray]],
+    chunk_rows: int = CHUNK_ROWS,
+) -> None:
+    """Append the lines of ``frame`` to ``out``, joined by the compiled loop (:mod:`._linetext`).
+
+    The same bytes as the DuckDB statement of :func:`_lines_sql` (tests): each
+    column's cells as byte ranges (:func:`_cell_ranges`), the lines of a chunk
+    of rows joined into a buffer of ``out``'s pool, written in its thread.
+    """
+    from rfmml.campaign._linetext import join_lines, line_bytes
+
+    k = len(kinds)
+    for start in range(0, len(frame), chunk_rows):
+        chunk = frame.iloc[start : start + chunk_rows]
+        n = len(chunk)
+        parts = []
+        for i, kind in enumerate(kinds):
+            parts.append(_cell_ranges(chunk.iloc[:, i], kind, scratch.setdefault(i, {})))
+        sizes = [len(p[0]) for p in parts]
+        data = scratch.setdefault(-1, {})
+        if len(data.get("bytes", ())) < sum(sizes):
+            data["bytes"] = np.empty(int(sum(sizes) * 1.25) + 64, dtype=np.uint8)
+        if data.get("starts", np.empty((0, 0))).shape != (n, k):
+            for key in ("starts", "ends", "by_column"):
+                data[key] = np.empty((n, k), dtype=np.int64)
+        joined, starts, ends = data["bytes"], data["starts"], data["ends"]
+        # filled column by column (contiguous), then transposed: a row's cells side by side
+        by_column = data["by_column"].reshape(k, n)
+        for target, side in ((starts, 1), (ends, 2)):
+            base = 0
+            for j, part in enumerate(parts):
+                np.add(part[side], base, out=by_column[j])
+                base += len(part[0])
+            target[...] = by_column.T
+        base = 0
+        for cells, _, _ in parts:
+            joined[base : base + len(cells)] = cells
+            base += len(cells)
+        del parts
+        buffer = out.buffer(line_bytes(starts, ends))
+        used = join_lines(joined, starts, ends, buffer)
+        out.write_buffer(buffer, used)
+
+
 def write_csv(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS) -> bool:
     """Write ``frame`` as spreadsheet-safe CSV, as pandas would; ``False`` if a kind is not handled.
 
@@ -351,31 +469,42 @@ def write_csv(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS) -> 
     bool
         Whether the file was written.
     """
-    expressions = frame_columns_sql(frame)
-    if expressions is None:
+    if frame_columns_kinds(frame) is None:
         return False
-    names = list(frame.columns)
     with open(path, "wb") as out:
-        compiled = _compiled_floats(len(frame))
-        batches = _pandas_batches(frame, chunk_rows, expressions, compiled=compiled)
-        write_csv_batches(batches, _batch_sql(expressions, compiled), names, out)
+        writer = CsvChunks(out, chunk_rows)
+        try:
+            writer.write(frame)  # formats chosen on the whole frame, formatted in chunks
+        finally:
+            writer.close()
     return True
 
 
-def frame_columns_sql(frame: pd.DataFrame) -> list[str] | None:
-    """The SQL of every column (:func:`column_sql`), or None when one is not handled.
+def frame_columns_kinds(frame: pd.DataFrame) -> list[tuple[str, str]] | None:
+    """The kind of every column (:func:`column_kind`), or None when one is not handled.
 
     MultiIndex columns are not handled: pandas writes one header row per level.
     """
     if isinstance(frame.columns, pd.MultiIndex):
         return None
-    expressions = []
+    kinds = []
     for i in range(frame.shape[1]):
-        sql = column_sql(frame.iloc[:, i], _q(f"c{i}"))
-        if sql is None:
+        kind = column_kind(frame.iloc[:, i])
+        if kind is None:
             return None
-        expressions.append(sql)
-    return expressions
+        kinds.append(kind)
+    return kinds
+
+
+def _expressions(kinds: list[tuple[str, str]]) -> list[str]:
+    """The SQL of each column of the batches (columns ``c0``, ``c1``, ...), by kind."""
+    return [_kind_sql(kind, _q(f"c{i}")) for i, kind in enumerate(kinds)]
+
+
+def frame_columns_sql(frame: pd.DataFrame) -> list[str] | None:
+    """The SQL of every column (:func:`column_sql`), or None when one is not handled."""
+    kinds = frame_columns_kinds(frame)
+    return None if kinds is None else _expressions(kinds)
 
 
 class CsvChunks:
@@ -390,13 +519,21 @@ class CsvChunks:
 
     Parameters
     ----------
-    out : binary file
-        Destination, open for writing.
+    out : binary file or BackgroundFile
+        Destination, open for writing (a file is written through a
+        :class:`~rfmml.campaign._background.BackgroundFile` of its own, closed by
+        :meth:`close`).
+    chunk_rows : int
+        Rows formatted at a time.
     """
 
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
+    def __init__(self, out: BinaryIO | BackgroundFile, chunk_rows: int = CHUNK_ROWS) -> None:
+        self.chunk_rows = chunk_rows
+        # the kernel takes the bytes in a thread while the next rows are formatted
+        self._owned = not isinstance(out, BackgroundFile)
+        self.out = BackgroundFile(out) if not isinstance(out, BackgroundFile) else out
         self._expressions: list[str] | None = None
+        self._kinds: list[tuple[str, str]] | None = None
         self._pandas = False
         self._con: Any = None
         self._started = False
@@ -404,17 +541,15 @@ class CsvChunks:
 
     def write(self, frame: pd.DataFrame) -> None:
         """Append the rows of ``frame`` (flat, not neutralised; the header with the first)."""
+        kinds = frame_columns_kinds(frame) if not self._pandas else None
         if not self._started:
             self._started = True
-            self._expressions = frame_columns_sql(frame)
-            self._pandas = self._expressions is None
-            if not self._pandas:
-                import duckdb
-
+            self._kinds = kinds
+            self._pandas = kinds is None
+            if kinds is not None:
+                self._expressions = _expressions(kinds)
                 self.out.write(_header(list(frame.columns)))
-                self._con = duckdb.connect()
-                self._con.execute("SET preserve_insertion_order = true")
-        elif not self._pandas and frame_columns_sql(frame) != self._expressions:
+        elif not self._pandas and kinds != self._kinds:
             raise RuntimeError(
                 "CSV chunks: a column's kind or format changed from one chunk to the next "
                 "(e.g. dates with and without a time of day); write the table in one piece"
@@ -422,10 +557,20 @@ class CsvChunks:
         if self._pandas:
             self._write_pandas(frame)
             return
-        assert self._expressions is not None
+        assert self._expressions is not None and self._kinds is not None
         compiled = _compiled_floats(len(frame))
+        if compiled and compiled_module("rfmml.campaign._linetext") is not None:
+            _write_lines(frame, self._kinds, self.out, self._scratch, self.chunk_rows)
+            return
+        if self._con is None:
+            import duckdb
+
+            self._con = duckdb.connect()
+            self._con.execute("SET preserve_insertion_order = true")
         sql = _lines_sql(_batch_sql(self._expressions, compiled))
-        batches = _pandas_batches(frame, CHUNK_ROWS, self._expressions, self._scratch, compiled)
+        batches = _pandas_batches(
+            frame, self.chunk_rows, self._expressions, self._scratch, compiled
+        )
         for batch in batches:
             self._con.register("batch", batch)
             lines = self._con.sql(sql).to_arrow_table().column("line")
@@ -446,8 +591,10 @@ class CsvChunks:
         self.out.write(text.getvalue().encode("utf-8"))
 
     def close(self) -> None:
-        """Release the DuckDB connection (the file stays open: the caller's)."""
+        """Wait for the queued bytes, release the DuckDB connection (the file stays open)."""
         if self._con is not None:
             self._con.close()
             self._con = None
         self._scratch.clear()
+        if self._owned:
+            self.out.close()

@@ -55,13 +55,31 @@ def _scaled(a: float, k: int, pow10: np.ndarray) -> tuple[float, float]:
     return q, ((a - ph) - pl) / p
 
 
+#: "00", "01", ..., "99": two digits a division
+_PAIRS = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), dtype=np.uint8).copy()
+
+
+@jit
+def _eight_digits(v: np.uint32, digits: np.ndarray, at: int, pairs: np.ndarray) -> None:
+    """The 8 decimal digits of ``v < 10**8`` (leading zeros) at ``digits[at:at + 8]``."""
+    for j in range(3, -1, -1):
+        q = v // np.uint32(100)
+        r = 2 * (v - q * np.uint32(100))
+        digits[at + 2 * j] = pairs[r]
+        digits[at + 2 * j + 1] = pairs[r + 1]
+        v = q
+
+
 @jit
 def _kernel(
     values: np.ndarray, pow10: np.ndarray, data: np.ndarray, offsets: np.ndarray
 ) -> np.ndarray:
     n = values.shape[0]
     fallback = np.zeros(n, dtype=np.bool_)
-    digits = np.empty(15, dtype=np.uint8)
+    digits16 = np.empty(16, dtype=np.uint8)
+    digits = digits16[1:]  # the 15 significant digits after the leading zero
+    bits = values.view(np.uint64)
+    pairs = _PAIRS
     at = 0
     offsets[0] = 0
     for i in range(n):
@@ -83,7 +101,9 @@ def _kernel(
             at += 1
             offsets[i + 1] = at
             continue
-        e = int(np.floor(np.log10(a)))
+        # floor(log10(a)) or one less, from the binary exponent (the loop corrects it)
+        e2 = int((bits[i] >> np.uint64(52)) & np.uint64(0x7FF)) - 1023
+        e = int(np.floor(e2 * 0.30102999566398120))
         ok = False
         m = np.uint64(0)
         for _ in range(3):  # log10 may be off by one next to a power of ten
@@ -118,10 +138,10 @@ def _kernel(
         if m == np.uint64(10**15):
             m = np.uint64(10**14)
             e += 1
-        for j in range(14, -1, -1):
-            q = m // np.uint64(10)
-            digits[j] = np.uint8(48 + (m - q * np.uint64(10)))
-            m = q
+        # 16 digits, the first a zero (m < 10**15): digits is the other 15
+        high8 = np.uint32(m // np.uint64(10**8))
+        _eight_digits(high8, digits16, 0, pairs)
+        _eight_digits(np.uint32(m - np.uint64(high8) * np.uint64(10**8)), digits16, 8, pairs)
         nd = 15
         while nd > 1 and digits[nd - 1] == 48:
             nd -= 1

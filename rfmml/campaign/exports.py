@@ -25,6 +25,7 @@ import pandas as pd
 
 from rfmml._documents import encode, replacing, write_document
 from rfmml.campaign import _csv, _parquet
+from rfmml.campaign._background import BackgroundCalls, BackgroundFile
 from rfmml.errors import DataError
 
 __all__ = [
@@ -478,16 +479,21 @@ def write_predictions_chunks(
     attrs: dict = {}
     with contextlib.ExitStack() as stack:
         parquet = csv = None
+        # Arrow encodes the Parquet file and the kernel takes the CSV bytes in background
+        # threads while this one formats and the caller scores (see _background)
+        background = None
         if "parquet" in chosen:
             paths["parquet"] = out / "predictions.parquet"
             small = n_rows_hint is not None and n_rows_hint <= _parquet.CHUNK_ROWS
             temporary = stack.enter_context(replacing(paths["parquet"]))
             parquet = _parquet.ParquetChunks(temporary, with_attrs=small)
             stack.callback(parquet.close)
+            # depth 0: one chunk in the thread at a time, one here (memory)
+            background = stack.enter_context(BackgroundCalls(depth=0, name="rfmml-parquet"))
         if "csv" in chosen:
             paths["csv"] = out / "predictions.csv"
             handle = stack.enter_context(open(stack.enter_context(replacing(paths["csv"])), "wb"))
-            csv = _csv.CsvChunks(handle)
+            csv = _csv.CsvChunks(stack.enter_context(BackgroundFile(handle)))
             stack.callback(csv.close)
         for chunk in chunks:
             if not isinstance(chunk, pd.DataFrame):
@@ -497,7 +503,8 @@ def write_predictions_chunks(
                 first = chunk.iloc[:0]
             attrs = dict(chunk.attrs)
             if parquet is not None:
-                parquet.write(flat)
+                assert background is not None
+                background.submit(parquet.write, flat)
             if csv is not None:
                 tidy = flat
                 for name in integer_ids:
@@ -510,6 +517,8 @@ def write_predictions_chunks(
         if first is None:
             raise DataError("write_predictions_chunks: no chunks (0 rows) to write.")
         if parquet is not None:
+            assert background is not None
+            background.close()
             parquet.close()
     index_names = [n for n in first.index.names if n is not None]
     if isinstance(first.index, pd.RangeIndex) and not index_names:

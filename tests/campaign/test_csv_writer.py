@@ -40,11 +40,13 @@ def _frame(n: int) -> pd.DataFrame:
     )
 
 
-@pytest.mark.parametrize("n", [4, 50, 450_001])
-def test_same_bytes_as_pandas(tmp_path: Path, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("n", "compiled"), [(4, False), (50, False), (50, True), (450_001, True)])
+def test_same_bytes_as_pandas(
+    tmp_path: Path, n: int, compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     frame = _frame(n)
-    # float cells by DuckDB's printf in the small frames, by the compiled loop in the large one
-    monkeypatch.setattr(_csv, "_compiled_floats", lambda rows: n > 50)
+    # lines by DuckDB's concat and printf, or by the compiled loops (float text, lines)
+    monkeypatch.setattr(_csv, "_compiled_floats", lambda rows: compiled)
     assert exports._write_csv_fast(neutralize_cells(exports._tidy_ids(frame)),
                                    tmp_path / "probe.csv")  # fmt: skip
     fast = to_safe_csv(frame, tmp_path / "fast.csv").read_bytes()
@@ -86,10 +88,12 @@ def _kinds_frame(n: int) -> pd.DataFrame:
     )
 
 
+@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("n", [1, 3, 1_001])
-def test_dates_text_and_headers_as_pandas(tmp_path: Path, n: int) -> None:
-    from rfmml.campaign import _csv
-
+def test_dates_text_and_headers_as_pandas(
+    tmp_path: Path, n: int, compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_csv, "_compiled_floats", lambda rows: compiled)
     frame = _kinds_frame(n)
     assert _csv.write_csv(frame, tmp_path / "probe.csv", chunk_rows=7)  # many chunks
     fast = to_safe_csv(frame, tmp_path / "fast.csv").read_bytes()
@@ -122,7 +126,13 @@ def test_empty_frames_and_two_level_headers_as_pandas(tmp_path: Path) -> None:
     )
 
 
-def test_cdnow_predictions_as_pandas(tmp_path: Path, cdnow_table: pd.DataFrame) -> None:
+@pytest.mark.parametrize("compiled", [False, True])
+def test_cdnow_predictions_as_pandas(
+    tmp_path: Path, cdnow_table: pd.DataFrame, compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_csv, "_compiled_floats", lambda rows: compiled)
+    monkeypatch.setattr(exports, "_DUCKDB_CSV_ROWS", 1)  # the chunked writer, not pandas'
+
     # the contract on a scored table: every kind write_predictions meets (ids, floats,
     # dates, categorical labels, action texts with commas); plus text cells that need
     # a quote prefix or quotes in a string column (formatted once per distinct value)
@@ -174,3 +184,35 @@ def test_large_frames_without_numba_take_printf(tmp_path: Path, monkeypatch) -> 
     assert not _csv._compiled_floats(len(frame))
     assert _csv.write_csv(exports._tidy_ids(frame), tmp_path / "duckdb.csv")
     assert (tmp_path / "duckdb.csv").read_bytes() == _pandas_bytes(frame, tmp_path / "pd.csv")
+
+
+def test_compiled_lines_at_chunk_edges_and_empty_cells(tmp_path: Path, monkeypatch) -> None:
+    # chunks of 1, 2 and 7 rows; a column of empty strings only; one column only
+    monkeypatch.setattr(_csv, "_compiled_floats", lambda rows: True)
+    frame = _kinds_frame(23)
+    frame["blank"] = pd.Series([""] * 23, dtype="str")
+    frame["never"] = pd.Series([pd.NaT] * 23, dtype="datetime64[ns]")
+    extremes = [-(2**63), 2**63 - 1, 0, -1, 9, -10, 10**18, 7]
+    frame["i64"] = np.resize(np.array(extremes, dtype=np.int64), 23)
+    frame["i8"] = np.resize(np.array([-128, 127, 0, 5], dtype=np.int8), 23)
+    for rows in (1, 2, 7):
+        assert _csv.write_csv(frame, tmp_path / f"c{rows}.csv", chunk_rows=rows)
+        assert (tmp_path / f"c{rows}.csv").read_bytes() == _pandas_bytes(
+            frame, tmp_path / "pandas.csv"
+        )
+    one = frame[["x32"]]
+    assert _csv.write_csv(one, tmp_path / "one.csv", chunk_rows=5)
+    assert (tmp_path / "one.csv").read_bytes() == _pandas_bytes(one, tmp_path / "p1.csv")
+
+
+def test_join_lines_refuses_a_short_buffer() -> None:
+    from rfmml.campaign._linetext import join_lines
+
+    data = np.frombuffer(b"abcde", dtype=np.uint8)
+    starts = np.array([[0, 1], [2, 4]], dtype=np.int64)
+    ends = np.array([[1, 2], [4, 5]], dtype=np.int64)
+    out = np.zeros(11, dtype=np.uint8)
+    assert join_lines(data, starts, ends, out) == 11
+    assert out.tobytes() == b"a,b\r\ncd,e\r\n"
+    with pytest.raises(ValueError, match="output of 10 < 11 bytes"):
+        join_lines(data, starts, ends, np.zeros(10, dtype=np.uint8))
