@@ -479,9 +479,10 @@ def write_predictions_chunks(
     attrs: dict = {}
     with contextlib.ExitStack() as stack:
         parquet = csv = None
-        # Arrow encodes the Parquet file and the kernel takes the CSV bytes in background
-        # threads while this one formats and the caller scores (see _background)
-        background = None
+        # the Parquet chunks and the CSV lines are encoded in two background threads (and
+        # the CSV bytes written in a third) while the caller scores the next chunk: their
+        # loops release Python's lock (see _background)
+        background = csv_calls = None
         if "parquet" in chosen:
             paths["parquet"] = out / "predictions.parquet"
             small = n_rows_hint is not None and n_rows_hint <= _parquet.CHUNK_ROWS
@@ -495,6 +496,7 @@ def write_predictions_chunks(
             handle = stack.enter_context(open(stack.enter_context(replacing(paths["csv"])), "wb"))
             csv = _csv.CsvChunks(stack.enter_context(BackgroundFile(handle)))
             stack.callback(csv.close)
+            csv_calls = stack.enter_context(BackgroundCalls(depth=0, name="rfmml-csv"))
         for chunk in chunks:
             if not isinstance(chunk, pd.DataFrame):
                 raise TypeError(f"chunks must be DataFrames, got {type(chunk).__name__}.")
@@ -506,12 +508,13 @@ def write_predictions_chunks(
                 assert background is not None
                 background.submit(parquet.write, flat)
             if csv is not None:
-                tidy = flat
+                # its own frame object (the columns shared): the two threads read it apart
+                tidy = flat.copy(deep=False)
                 for name in integer_ids:
                     if name in tidy.columns and pd.api.types.is_float_dtype(tidy[name].dtype):
-                        tidy = tidy.copy() if tidy is flat else tidy
                         tidy[name] = tidy[name].astype("Int64")
-                csv.write(tidy)
+                assert csv_calls is not None
+                csv_calls.submit(csv.write, tidy)
             n_rows += len(flat)
             del flat, chunk
         if first is None:
@@ -520,6 +523,8 @@ def write_predictions_chunks(
             assert background is not None
             background.close()
             parquet.close()
+        if csv_calls is not None:
+            csv_calls.close()
     index_names = [n for n in first.index.names if n is not None]
     if isinstance(first.index, pd.RangeIndex) and not index_names:
         index_names = []
