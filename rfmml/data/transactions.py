@@ -176,10 +176,22 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
         dtypes = {schema.customer: str}
         if schema.order is not None:
             dtypes[schema.order] = str
-        return pd.read_csv(
+        frame = pd.read_csv(
             path, sep=sep, usecols=schema.source_columns, dtype=dtypes, encoding=encoding,
             decimal=decimal,
         )  # fmt: skip
+        # pandas cuts a row with more fields than the header to the selected columns
+        # without a word (an unquoted 1,234.50 becomes an amount of 1): refuse such rows
+        n_wide, first = _rows_wider_than_header(path, sep, encoding, len(best))
+        if n_wide:
+            raise DataError(
+                f"transaction file {where}: {n_wide:,} of {len(frame):,} rows have more fields "
+                f"than the header's {len(best)} (first: {first[:80]!r}); a separator inside "
+                "an unquoted value (a thousands separator as in 1,234.50, or a comma in a "
+                "text field) shifts the columns. Quote such values in the export, or name the "
+                "separator with separator= (CLI --separator)"
+            )
+        return frame
     except pd.errors.EmptyDataError:
         raise DataError(f"transaction file {where} is empty (no header, no rows)") from None
     except UnicodeDecodeError as exc:
@@ -196,6 +208,79 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
             f"transaction file {where} is not a well-formed table with separator {sep!r} "
             f"({first}); name the separator with separator= (CLI --separator)"
         ) from None
+
+
+def _ascii_bytes(encoding: str) -> bool:
+    """Whether every byte below 0x80 of ``encoding`` text is that ASCII character."""
+    import codecs
+
+    name = codecs.lookup(encoding).name
+    if name in ("utf-8", "utf-8-sig"):
+        return True
+    try:  # single-byte code pages (cp1252, latin-1): one character per byte
+        return len(bytes(range(256)).decode(name, errors="replace")) == 256 and (
+            bytes(range(128)).decode(name) == "".join(map(chr, range(128)))
+        )
+    except (UnicodeDecodeError, LookupError):
+        return False
+
+
+def _n_fields(line: str, sep: str) -> int:
+    """Fields of one CSV line: separators outside double quotes, plus one."""
+    quoted, n = False, 1
+    for char in line:
+        if char == '"':
+            quoted = not quoted
+        elif char == sep and not quoted:
+            n += 1
+    return n
+
+
+def _rows_wider_than_header(path: Path, sep: str, encoding: str,
+                            n_columns: int) -> tuple[int, str]:  # fmt: skip
+    """Count a CSV's data rows with more fields than its header; return it and the first.
+
+    One pass of Arrow's CSV parser (quotes and quoted line breaks as pandas reads
+    them) that converts no column; the rows are only counted, by a second pass,
+    when the first finds a row of another width. A file Arrow cannot parse
+    (an archive it does not open, quoting it reads otherwise) is not judged:
+    ``(0, "")``.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    names = [f"f{i}" for i in range(n_columns)]
+    convert = pcsv.ConvertOptions(include_columns=names[:1], column_types={names[0]: pa.binary()})
+
+    def scan(encoding: str | None, handler: Any = None) -> None:
+        read = pcsv.ReadOptions(column_names=names, skip_rows=1, encoding=encoding or "utf8")
+        parse = pcsv.ParseOptions(delimiter=sep, newlines_in_values=True,
+                                  invalid_row_handler=handler)  # fmt: skip
+        with pcsv.open_csv(path, read_options=read, parse_options=parse,
+                           convert_options=convert) as reader:  # fmt: skip
+            for _ in reader:
+                pass
+
+    try:  # the bytes as they are (no transcoding) where the separators are ASCII bytes
+        scan(None if _ascii_bytes(encoding) else encoding)
+        return 0, ""
+    except (pa.ArrowException, OSError, ValueError, UnicodeError):
+        pass
+    wide: list[str] = []
+
+    def handler(row: Any) -> str:
+        # empty fields after the last column (a separator ending each line) carry nothing
+        if row.actual_columns > row.expected_columns and _n_fields(
+            row.text.rstrip("\r\n").rstrip(sep + " "), sep
+        ) > n_columns:
+            wide.append(row.text)
+        return "skip"
+
+    try:
+        scan(encoding, handler)
+    except (pa.ArrowException, OSError, ValueError, UnicodeError):
+        return 0, ""
+    return len(wide), (wide[0].rstrip("\r\n") if wide else "")
 
 
 def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,

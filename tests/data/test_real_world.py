@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -290,3 +291,27 @@ def test_amounts_beyond_the_exact_sum_range_are_one_line_on_every_path(tmp_path)
     ok = frame.assign(amount=[1.0, 999_999_999_999_999.0, 2.0, 3.0])
     tx, _ = read_transactions(ok)
     assert btyd_summary(tx)["monetary_value"].max() == 999_999_999_999_999.0
+
+
+def test_rows_with_more_fields_than_the_header_are_refused_not_cut(tmp_path, cdnow_tx):
+    """An unquoted thousands separator (``1,234.50``) must not become an amount of 1."""
+    sample = cdnow_tx.head(2000).assign(amount=cdnow_tx["amount"].head(2000) * 10)
+    lines = ["customer_id,timestamp,amount"]
+    lines += [f"{row.customer_id},{row.timestamp:%Y-%m-%d},{row.amount:,.2f}"
+              for row in sample.itertuples()]  # fmt: skip
+    path = tmp_path / "thousands.csv"
+    path.write_text("\n".join(lines) + "\n")
+    n_wide = int((sample["amount"] >= 1000).sum())
+    first = lines[1:][int(np.argmax(sample["amount"].to_numpy() >= 1000))]
+    assert n_wide > 0
+    with pytest.raises(DataError) as caught:
+        read_transactions(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"{n_wide} of 2,000 rows have more fields than the header's 3" in message
+    assert f"first: {first!r}" in message and "thousands separator" in message
+    # an empty field after the last column (a trailing separator) carries nothing: accepted
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("customer_id,timestamp,amount\na,2010-01-01,5,\na,2010-02-01,7,\n")
+    tx, _ = read_transactions(trailing)
+    assert tx["amount"].tolist() == [5.0, 7.0] and tx["customer_id"].tolist() == ["a", "a"]
