@@ -270,9 +270,10 @@ def _rows_wider_than_header(path: Path, sep: str, encoding: str,
 
     def handler(row: Any) -> str:
         # empty fields after the last column (a separator ending each line) carry nothing
-        if row.actual_columns > row.expected_columns and _n_fields(
-            row.text.rstrip("\r\n").rstrip(sep + " "), sep
-        ) > n_columns:
+        if (
+            row.actual_columns > row.expected_columns
+            and _n_fields(row.text.rstrip("\r\n").rstrip(sep + " "), sep) > n_columns
+        ):
             wide.append(row.text)
         return "skip"
 
