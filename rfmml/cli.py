@@ -150,25 +150,28 @@ def _read(reader: dict[str, Any]) -> pd.DataFrame:
     """Load the TRANSACTIONS file with the column options; print the cleaning summary."""
     from rfmml.data import read_transactions
 
-    return _load(reader, read_transactions)
+    return _load(reader, read_transactions)[0]
 
 
-def _scan(reader: dict[str, Any]) -> Any:
-    """Like :func:`_read`, but the cleaned log stays in DuckDB (a ``ScannedLog``)."""
+def _scan(reader: dict[str, Any]) -> tuple[Any, Any]:
+    """Like :func:`_read`, but the cleaned log stays in DuckDB; return it and the report."""
     from rfmml.data import scan_transactions
 
     return _load(reader, scan_transactions)
 
 
-def _load(reader: dict[str, Any], loader: Callable[..., Any]) -> Any:
-    """``loader(TRANSACTIONS, **column options)``; print its cleaning summary, return the log."""
+def _load(reader: dict[str, Any], loader: Callable[..., Any]) -> tuple[Any, Any]:
+    """``loader(TRANSACTIONS, **column options)``; print its cleaning summary.
+
+    Returns the log and its :class:`~rfmml.data.CleaningReport`.
+    """
     options = {k: reader[k] for k in _READER_KEYS if k in reader}
     options["amount"] = options.get("amount") or None
     report = None
     with _warnings_to_terminal(lambda: report.notes if report is not None else []):
         log, report = loader(reader["transactions"], **options)
     _print_report(report)
-    return log
+    return log, report
 
 
 def _progress() -> Progress:
@@ -869,6 +872,7 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     target = Path(output)
     formats = ("parquet", "csv") if with_csv else ("parquet",)
     written = [target / f"predictions.{kind}" for kind in (*formats, "meta.json")]
+    written.append(target / "cleaning_report.json")
     _refuse_overwrite([reader["transactions"]], [target, *written])
     pipeline = ScoringPipeline.load(model_dir)
     if interval is not None:
@@ -877,7 +881,7 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
         _check_previous(previous, read_predictions)
     with _stages(6) as step:
         step("reading and cleaning the transactions")
-        log = _scan(reader)
+        log, cleaning = _scan(reader)
         try:
             if "amount" not in log.columns:
                 if pipeline.gamma_gamma is not None:
@@ -935,6 +939,10 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
 
             n_scored = len(table) if table is not None else streamed.n_rows
             del table
+            from rfmml._documents import replacing
+
+            with replacing(target / "cleaning_report.json") as temporary:
+                temporary.write_text(json.dumps(cleaning.to_dict(), indent=2))
             step("building the report")
             report = build_report(output, transactions=log)  # grouped in DuckDB
         finally:
@@ -1074,6 +1082,7 @@ def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, c
                          purchase_tolerance=purchase_tolerance)  # fmt: skip
     update = result.update
     if update.applied:
+        _print_report(update.report)
         err.print(f"added {update.rows_added:,} rows ({update.late_rows:,} late), "
                   f"{update.customers_touched:,} customers touched")  # fmt: skip
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -76,6 +78,13 @@ def test_fit_then_predict_writes_integer_ids(retail_lines, tmp_path):
     assert all(".0," not in line.split(",")[0] + "," for line in listed[1:])
     predictions = pd.read_parquet(out / "predictions.parquet")
     assert predictions["customer_id"].dtype == "int64"
+    # the cleaning report goes with the predictions, and into the folder's report page
+    guests = int(pd.read_parquet(retail_lines / "lines.parquet")["CustomerID"].isna().sum())
+    cleaning = json.loads((out / "cleaning_report.json").read_text())
+    assert cleaning["removed"]["missing customer_id"] == guests
+    assert cleaning["rows_out"] == int(predictions["n_orders"].sum())
+    page = (out / "report.html").read_text()
+    assert "No cleaning report" not in page and "order lines summed into one row" in page
 
 
 def test_hash_ids_without_salt_fails_before_writing(retail_lines, tmp_path):
