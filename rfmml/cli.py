@@ -1043,6 +1043,21 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
 @click.option("--amount", default="amount", show_default=True, help="Value column ('' for none).")
 @click.option("--order", default=None, help="Optional order/invoice id column.")
 @click.option("--timestamp-format", default=None, help="strftime format, e.g. %Y%m%d.")
+@click.option("--dayfirst/--monthfirst", default=None,
+              help="Order of NEW_LOG's dates written 01/03/2010 (default: inferred from its "
+              "column; refused when every date is ambiguous, as in a day's file of the 1st "
+              "to 12th).")  # fmt: skip
+@click.option("--encoding", default=None, help="Text encoding of NEW_LOG (default UTF-8).")
+@click.option(
+    "--separator",
+    default=None,
+    help="NEW_LOG's field separator (default: the first of , ; tab | that fits).",
+)
+@click.option(
+    "--decimal",
+    default=None,
+    help="Decimal mark of NEW_LOG's numbers (default '.'; ',' reads 2,50).",
+)
 @click.option(
     "--negative-amounts",
     type=click.Choice(["drop", "net", "error"]),
@@ -1067,8 +1082,9 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
 @_handle_errors
 def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, customer: str,
             timestamp: str, amount: str, order: str | None, timestamp_format: str | None,
-            negative_amounts: str, segment_tolerance: float, purchase_tolerance: float,
-            tracking_uri: str | None) -> None:  # fmt: skip
+            dayfirst: bool | None, encoding: str | None, separator: str | None,
+            decimal: str | None, negative_amounts: str, segment_tolerance: float,
+            purchase_tolerance: float, tracking_uri: str | None) -> None:  # fmt: skip
     """Add NEW_LOG to the customer state, rescore with saved models (no refit), write
     predictions and entered/left lists, append the segment history, check for drift.
     """  # noqa: D205
@@ -1077,8 +1093,11 @@ def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, c
     options = {"customer": customer, "timestamp": timestamp, "amount": amount or None,
                "order": order, "timestamp_format": timestamp_format,
                "negative_amounts": negative_amounts}  # fmt: skip
+    reading = {"dayfirst": dayfirst, "encoding": encoding, "separator": separator,
+               "decimal": decimal}  # fmt: skip
     result = run_refresh(new_log, state_path, model_dir, output, create_options=options,
-                         tracking_uri=tracking_uri, segment_tolerance=segment_tolerance,
+                         read_options=reading, tracking_uri=tracking_uri,
+                         segment_tolerance=segment_tolerance,
                          purchase_tolerance=purchase_tolerance)  # fmt: skip
     update = result.update
     if update.applied:

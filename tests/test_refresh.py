@@ -192,6 +192,33 @@ def test_cli_refresh_says_what_cleaning_removed_from_the_batch(cdnow_parts, mode
     assert "No cleaning report" not in page and "missing customer_id" in page
 
 
+def test_cli_refresh_reads_a_european_daily_file(cdnow_parts, model_dir, tmp_path):
+    """A day of 05/03/1998 only (day-first, ambiguous on its own), semicolons and decimal
+    commas: --dayfirst and --decimal reach the batch, as they reach features and fit."""
+    tx = cdnow_parts["march"]
+    day = tx[tx["timestamp"] == "1998-03-05"]
+    cdnow_parts["fit"].to_csv(tmp_path / "fit.csv", index=False)
+    european = day.assign(timestamp=day["timestamp"].dt.strftime("%d/%m/%Y"))
+    european.to_csv(tmp_path / "day.csv", index=False, sep=";", decimal=",")
+    state = tmp_path / "state.duckdb"
+    common = ["--state", state, "--model", model_dir, "--tracking-uri", _uri(tmp_path)]
+    first = CliRunner().invoke(main, [str(a) for a in ["refresh", tmp_path / "fit.csv", *common,
+                                                       "-o", tmp_path / "d1"]])  # fmt: skip
+    assert first.exit_code == 0, first.output
+    args = ["refresh", tmp_path / "day.csv", *common, "-o", tmp_path / "d2", "--dayfirst",
+            "--decimal", ","]  # fmt: skip
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert f"added {len(day)} rows" in result.output
+    with CustomerState.open(state, read_only=True) as st:
+        assert st.last_timestamp == pd.Timestamp("1998-03-05")
+        fit, _ = read_transactions(tmp_path / "fit.csv")
+        read, _ = read_transactions(tmp_path / "day.csv", dayfirst=True, decimal=",")
+        assert read["amount"].sum() == pytest.approx(day["amount"].sum())
+        both = pd.concat([fit, read], ignore_index=True)
+        pd.testing.assert_frame_equal(st.rfm_table(), rfm_table(both))
+
+
 def test_refresh_with_the_models_of_rfmml_fit(cdnow_parts, tmp_path):
     cdnow_parts["fit"].to_csv(tmp_path / "fit.csv", index=False)
     runner = CliRunner()
