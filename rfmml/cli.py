@@ -300,7 +300,8 @@ def _tx_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--price", default=None, help="Line-item logs: unit price column."),
         click.option("--cancellation-prefix", default=None,
                      help="Order ids starting with it are cancellations (e.g. C)."),
-        click.option("--timestamp-format", default=None, help="strftime format, e.g. %Y%m%d."),
+        click.option("--timestamp-format", default=None,
+                     help="strftime format, e.g. %Y%m%d; %s: Unix seconds."),
         click.option("--dayfirst/--monthfirst", "dayfirst", default=None,
                      help="Order of dates written 01/03/2010 (default: inferred from the "
                           "column; refused when every date is ambiguous)."),
@@ -1042,7 +1043,9 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
 @click.option("--timestamp", default="timestamp", show_default=True, help="Purchase time column.")
 @click.option("--amount", default="amount", show_default=True, help="Value column ('' for none).")
 @click.option("--order", default=None, help="Optional order/invoice id column.")
-@click.option("--timestamp-format", default=None, help="strftime format, e.g. %Y%m%d.")
+@click.option(
+    "--timestamp-format", default=None, help="strftime format, e.g. %Y%m%d; %s: Unix seconds."
+)
 @click.option("--dayfirst/--monthfirst", default=None,
               help="Order of NEW_LOG's dates written 01/03/2010 (default: inferred from its "
               "column; refused when every date is ambiguous, as in a day's file of the 1st "

@@ -503,7 +503,9 @@ def parse_timestamps(
     column : str
         Name used in error messages.
     timestamp_format : str, optional
-        ``strftime`` format for string dates; inferred when omitted.
+        ``strftime`` format for string dates; inferred when omitted. ``"%s"``
+        reads Unix time: seconds since 1970-01-01 UTC (numbers or their text),
+        as UTC wall-clock time.
     dayfirst : bool, optional
         Order of ``dd/mm`` dates; inferred from the column when omitted.
         Ignored when ``timestamp_format`` is given.
@@ -529,13 +531,16 @@ def parse_timestamps(
         parsed = values.dt.tz_localize(None)
     elif pd.api.types.is_datetime64_dtype(values.dtype):
         parsed = values
+    elif timestamp_format == EPOCH_SECONDS:
+        parsed, tz = _epoch_seconds(values, column), EPOCH_ZONE
     else:
         missing = values.isna() | (values.astype("string").str.strip() == "")
         raw = values.where(~missing)
         if pd.api.types.is_numeric_dtype(values.dtype) and timestamp_format is None:
             raise DataError(
                 f"column {column!r} holds numbers ({values.dtype}), not dates; pass "
-                "timestamp_format= (e.g. '%Y%m%d') or convert epoch numbers first"
+                f"timestamp_format= (e.g. '%Y%m%d', or {EPOCH_SECONDS!r} for seconds since "
+                "1970-01-01 UTC)"
             )
         text = raw.astype("string")
         if timestamp_format is None:
@@ -559,6 +564,39 @@ def parse_timestamps(
                 "they are written."
             )
     return parsed.astype("datetime64[us]"), tz
+
+
+#: ``timestamp_format`` of Unix time: seconds since 1970-01-01 UTC (``date +%s``).
+EPOCH_SECONDS = "%s"
+EPOCH_ZONE = "UTC (seconds since 1970-01-01)"
+_EPOCH_LIMIT = 1e11  # seconds: the year 5138; larger values are milliseconds or finer
+
+
+def _epoch_seconds(values: pd.Series, column: str) -> pd.Series:
+    """Seconds since 1970-01-01 UTC (numbers or their text) as naive UTC datetimes."""
+    missing = values.isna()
+    if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values):
+        missing |= values.astype("string").str.strip().fillna("") == ""
+    numbers = pd.to_numeric(values.where(~missing), errors="coerce").astype("float64")
+    bad = numbers.isna() & ~missing
+    if bad.any():
+        raise DataError(
+            f"column {column!r}: {int(bad.sum())} of {len(values)} values are not seconds since "
+            f"1970-01-01 (first: {_quote(values[bad])}); timestamp_format={EPOCH_SECONDS!r} "
+            "reads Unix time"
+        )
+    seconds = numbers.to_numpy()
+    with np.errstate(invalid="ignore"):
+        large = np.abs(seconds) >= _EPOCH_LIMIT
+    if large.any():
+        raise DataError(
+            f"column {column!r}: {int(large.sum())} of {len(values)} values are past the year "
+            f"5000 as seconds since 1970-01-01 (first: {_quote(values[large])}); they look like "
+            "milliseconds or microseconds: divide them to seconds first"
+        )
+    micros = np.round(seconds * 1e6)
+    stamps = pd.Series(micros, index=values.index).astype("Int64").astype("datetime64[us]")
+    return stamps
 
 
 def _parse_amounts(values: pd.Series, column: str) -> pd.Series:
@@ -825,7 +863,8 @@ def read_transactions(
         two orders that agree on all of these) are kept and flagged by
         default, for the same reason.
     timestamp_format : str, optional
-        ``strftime`` format of string dates, e.g. ``"%Y%m%d"``.
+        ``strftime`` format of string dates, e.g. ``"%Y%m%d"``; ``"%s"`` reads
+        Unix time (seconds since 1970-01-01 UTC, as UTC wall-clock time).
     dayfirst : bool, optional
         Order of dates written ``01/03/2010``. Inferred from the whole column
         when omitted (a first field above 12 proves day-first); a column of
@@ -1036,6 +1075,11 @@ def _read_transactions(
     parsed, tz = parse_timestamps(frame["timestamp"], schema.timestamp, timestamp_format, dayfirst)
     if tz == "several UTC offsets":
         report.notes.append("timestamps with several UTC offsets kept at their own wall-clock time")
+    elif tz == EPOCH_ZONE:
+        report.notes.append(
+            "timestamps read as seconds since 1970-01-01 UTC, in UTC wall-clock time"
+        )
+        report.time_zone = "UTC"
     elif tz is not None:
         report.notes.append(f"timestamps in time zone {tz} converted to its wall-clock time")
         report.time_zone = str(tz)

@@ -315,3 +315,27 @@ def test_rows_with_more_fields_than_the_header_are_refused_not_cut(tmp_path, cdn
     trailing.write_text("customer_id,timestamp,amount\na,2010-01-01,5,\na,2010-02-01,7,\n")
     tx, _ = read_transactions(trailing)
     assert tx["amount"].tolist() == [5.0, 7.0] and tx["customer_id"].tolist() == ["a", "a"]
+
+
+def test_epoch_seconds_read_with_timestamp_format_percent_s(tmp_path, cdnow_tx):
+    """Unix time (seconds since 1970-01-01 UTC) loads with timestamp_format='%s'."""
+    sample = cdnow_tx.head(2000)[["customer_id", "timestamp", "amount"]]
+    seconds = (sample["timestamp"] - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+    epoch = sample.assign(timestamp=seconds + 3600)  # an hour into each day
+    epoch.to_csv(tmp_path / "epoch.csv", index=False)
+    epoch.to_parquet(tmp_path / "epoch.parquet")
+    expected = sample.assign(timestamp=sample["timestamp"] + pd.Timedelta(hours=1))
+    for path in (tmp_path / "epoch.csv", tmp_path / "epoch.parquet"):
+        tx, report = read_transactions(path, timestamp_format="%s")
+        pd.testing.assert_series_equal(tx["timestamp"], expected["timestamp"].astype(
+            "datetime64[us]").reset_index(drop=True), check_names=False)  # fmt: skip
+        assert any("seconds since 1970-01-01 UTC" in note for note in report.notes)
+    with pytest.raises(DataError, match=r"holds numbers \(int64\).*'%s' for seconds since"):
+        read_transactions(tmp_path / "epoch.parquet")
+    millis = epoch.assign(timestamp=epoch["timestamp"] * 1000)
+    with pytest.raises(DataError, match=r"column 'timestamp': 2000 of 2000 .* milliseconds"):
+        read_transactions(millis, timestamp_format="%s")
+    text = epoch.astype({"timestamp": str})
+    text.loc[text.index[3], "timestamp"] = "yesterday"
+    with pytest.raises(DataError, match=r"column 'timestamp': 1 of 2000 values are not seconds"):
+        read_transactions(text, timestamp_format="%s")
