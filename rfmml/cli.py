@@ -876,6 +876,12 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     written.append(target / "cleaning_report.json")
     _refuse_overwrite([reader["transactions"]], [target, *written])
     pipeline = ScoringPipeline.load(model_dir)
+    if pipeline.group is not None and reader["group"] != pipeline.group:
+        raise DataError(
+            f"the pipeline in {model_dir!r} scores per customer and {pipeline.group!r} (it was "
+            f"fitted with a group column); pass --group {pipeline.group} for the log's "
+            f"{pipeline.group!r} column, got --group {reader['group']!r}"
+        )
     if interval is not None:
         pipeline.interval = interval
     if previous:  # checked now (its metadata and columns); its list columns read when used

@@ -212,3 +212,30 @@ def test_observation_end_far_past_the_data_on_the_command_line(tmp_path, cdnow_t
     result = invoke("features", log, "--observation-end", "1997-03-31")
     n_late = int((cdnow_tx.head(2000)["timestamp"] > "1997-03-31").sum())
     assert f"removed {n_late:,}: after the observation end 1997-03-31" in result.output
+
+
+def test_a_pipeline_fitted_per_group_says_to_map_the_group(tmp_path, cdnow_tx):
+    """fit --group channel, then predict without --group: one line naming the option."""
+    sample = cdnow_tx[cdnow_tx["customer_id"] <= 600]
+    channel = pd.Series(["web", "store"])[sample["customer_id"].to_numpy() % 2].to_numpy()
+    sample.assign(channel=channel).to_csv(tmp_path / "log.csv", index=False)
+    models = tmp_path / "models"
+    result = invoke("fit", tmp_path / "log.csv", "--group", "channel", "--models-dir", models)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "pred"
+    result = invoke("predict", tmp_path / "log.csv", "--model", models, "-o", out)
+    one_line_error(result, r"per customer and 'channel'.*--group channel")
+    assert not out.exists()
+    result = invoke("predict", tmp_path / "log.csv", "--group", "channel", "--model", models,
+                    "-o", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert pd.read_parquet(out / "predictions.parquet")["channel"].nunique() == 2
+    from rfmml.campaign import ScoringPipeline, scoring_frame
+    from rfmml.data import read_transactions
+    from rfmml.errors import DataError
+    from rfmml.features import btyd_summary, rfm_table
+
+    tx, _ = read_transactions(tmp_path / "log.csv")
+    frame = scoring_frame(rfm_table(tx), btyd_summary(tx, freq="W"))
+    with pytest.raises(DataError, match="per customer and 'channel'.*group='channel'"):
+        ScoringPipeline.load(models).predict(frame)
