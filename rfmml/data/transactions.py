@@ -671,6 +671,33 @@ def _plain_ids(ids: pd.Series) -> pd.Series:
     return ids.astype(str)
 
 
+#: Whitespace trimmed from the ends of text customer ids (the DuckDB scan trims the same).
+ID_PADDING = " \t\r\n"
+
+
+def _trimmed_ids(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Text customer ids without the spaces around them, and a note counting those trimmed.
+
+    A fixed-width or spreadsheet export pads some ids (``'  00123 '``); kept, they
+    would make two customers of one. Ids that are not all text are left alone.
+    """
+    ids = frame["customer_id"]
+    if not (ids.dtype == object or pd.api.types.is_string_dtype(ids.dtype)) or ids.empty:
+        return frame, ""
+    if pd.api.types.infer_dtype(ids, skipna=True) != "string":
+        return frame, ""
+    trimmed = ids.str.strip(ID_PADDING)
+    changed = (trimmed != ids).to_numpy()
+    if not changed.any():
+        return frame, ""
+    first = ids[changed].iloc[0]
+    note = (
+        f"customer_id: {int(changed.sum()):,} ids had leading or trailing spaces, removed "
+        f"({first!r} -> {first.strip(ID_PADDING)!r}), so that they join the customer's other rows"
+    )
+    return frame.assign(customer_id=trimmed), note
+
+
 def _whole_number_text_ids(frame: pd.DataFrame, decimal: str) -> tuple[pd.DataFrame, str]:
     """A CSV's customer ids that are all whole numbers written as decimals, as integers' text.
 
@@ -1055,6 +1082,9 @@ def _read_transactions(
         no_id |= ids.astype("string").str.strip().fillna("") == ""
     report.remove("missing customer_id", int(no_id.sum()))
     frame = frame.loc[~no_id]
+    frame, note = _trimmed_ids(frame)
+    if note:
+        report.notes.append(note)
     frame = frame.assign(customer_id=_plain_ids(frame["customer_id"]))
     if isinstance(source, str | Path) and Path(source).suffix.lower() not in {".parquet", ".pq"}:
         # a text file (CSV): every column is text, float-written ids included

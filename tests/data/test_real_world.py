@@ -339,3 +339,21 @@ def test_epoch_seconds_read_with_timestamp_format_percent_s(tmp_path, cdnow_tx):
     text.loc[text.index[3], "timestamp"] = "yesterday"
     with pytest.raises(DataError, match=r"column 'timestamp': 1 of 2000 values are not seconds"):
         read_transactions(text, timestamp_format="%s")
+
+
+def test_ids_padded_with_spaces_are_one_customer_on_every_path(tmp_path, cdnow_tx):
+    """' 00123 ' and '00123' are one customer (fixed-width and spreadsheet exports pad ids)."""
+    sample = cdnow_tx.head(2000)[["customer_id", "timestamp", "amount"]]
+    plain = sample.assign(customer_id=sample["customer_id"].map("{:05d}".format))
+    padded = plain.copy()
+    padded.loc[padded.index[::3], "customer_id"] = "  " + padded["customer_id"] + " "
+    plain.to_csv(tmp_path / "plain.csv", index=False)
+    padded.to_csv(tmp_path / "padded.csv", index=False)
+    padded.to_parquet(tmp_path / "padded.parquet")
+    expected, _ = read_transactions(tmp_path / "plain.csv")
+    n_padded = len(padded.index[::3])
+    for source in (tmp_path / "padded.csv", tmp_path / "padded.parquet", padded):
+        tx, report = read_transactions(source)
+        pd.testing.assert_frame_equal(tx, expected)
+        assert any(note.startswith(f"customer_id: {n_padded:,} ids had leading or trailing")
+                   for note in report.notes), report.notes  # fmt: skip
