@@ -315,6 +315,10 @@ def _tx_options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "(default: last transaction)."),
         click.option("--allow-end-beyond-data", is_flag=True,
                      help="Accept an observation end far past the last transaction."),
+        click.option("--negative-amounts", type=click.Choice(["drop", "net", "error"]),
+                     default="drop", show_default=True,
+                     help="Returns and cancellations: drop them, net them against the "
+                          "customer's latest purchase, or stop."),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
@@ -968,7 +972,7 @@ def _predict_spark(model_dir: str, output: str, master: str | None, reader: dict
         source=reader["transactions"], customer=reader["customer"],
         timestamp=reader["timestamp"], amount=reader["amount"],
         timestamp_format=reader.get("timestamp_format"), separator=reader.get("separator"),
-        group=reader.get("group"),
+        group=reader.get("group"), negative_amounts=reader.get("negative_amounts", "drop"),
     )  # fmt: skip
     for key in ("order", "quantity", "price", "cancellation_prefix", "decimal"):
         if reader.get(key) is not None:

@@ -239,3 +239,27 @@ def test_a_pipeline_fitted_per_group_says_to_map_the_group(tmp_path, cdnow_tx):
     frame = scoring_frame(rfm_table(tx), btyd_summary(tx, freq="W"))
     with pytest.raises(DataError, match="per customer and 'channel'.*group='channel'"):
         ScoringPipeline.load(models).predict(frame)
+
+
+def test_returns_can_be_netted_on_the_command_line(retail_lines, tmp_path):
+    """--negative-amounts net (as refresh and a config's [data] have it) nets cancellations."""
+    from rfmml.data import read_transactions
+    from rfmml.features import rfm_table
+
+    out = tmp_path / "netted.parquet"
+    result = invoke("features", retail_lines / "lines.parquet", *LINES, "--form", "classic",
+                    "--negative-amounts", "net", "-o", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "return netted against an earlier purchase" in result.output
+    tx, _ = read_transactions(retail_lines / "lines.parquet", customer="CustomerID",
+                              timestamp="InvoiceDate", order="InvoiceNo", quantity="Quantity",
+                              price="UnitPrice", cancellation_prefix="C",
+                              negative_amounts="net")  # fmt: skip
+    expected = rfm_table(tx)
+    got = pd.read_parquet(out)
+    pd.testing.assert_series_equal(got["total_spend"], expected["total_spend"])
+    dropped = rfm_table(read_transactions(retail_lines / "lines.parquet", customer="CustomerID",
+                                          timestamp="InvoiceDate", order="InvoiceNo",
+                                          quantity="Quantity", price="UnitPrice",
+                                          cancellation_prefix="C")[0])  # fmt: skip
+    assert got["total_spend"].sum() < dropped["total_spend"].sum()  # the returns count
