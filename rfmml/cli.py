@@ -595,7 +595,11 @@ def features(freq: str, form: str, output: str | None, **reader: Any) -> None:
     if output:
         _write(frame, output)
     numeric = frame.select_dtypes("number")
-    out.print(_table(numeric.describe().T, title=f"{len(frame):,} customers"))
+    title = f"{len(frame):,} customers"
+    if group is not None:  # one row per customer and group
+        n_customers = frame.index.get_level_values("customer_id").nunique()
+        title = f"{len(frame):,} rows of customer and {group} ({n_customers:,} customers)"
+    out.print(_table(numeric.describe().T, title=title))
 
 
 # Without amounts, the scorer's M slot holds a spend-free column that R- and F-only

@@ -219,6 +219,9 @@ def test_a_pipeline_fitted_per_group_says_to_map_the_group(tmp_path, cdnow_tx):
     sample = cdnow_tx[cdnow_tx["customer_id"] <= 600]
     channel = pd.Series(["web", "store"])[sample["customer_id"].to_numpy() % 2].to_numpy()
     sample.assign(channel=channel).to_csv(tmp_path / "log.csv", index=False)
+    result = invoke("features", tmp_path / "log.csv", "--group", "channel")
+    n = sample["customer_id"].nunique()  # one channel each here: as many rows as customers
+    assert f"{n:,} rows of customer and channel ({n:,} customers)" in result.output
     models = tmp_path / "models"
     result = invoke("fit", tmp_path / "log.csv", "--group", "channel", "--models-dir", models)
     assert result.exit_code == 0, result.output
