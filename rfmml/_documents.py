@@ -57,7 +57,8 @@ def replacing(path: str | Path) -> Iterator[Path]:
     An interrupted or failed write leaves the previous file whole (or no
     file), never a truncated one. Parent folders are created. The temporary
     name ends in ``.partial``: writers that infer a format from the suffix
-    (``savefig``) must be told the format.
+    (``savefig``) must be told the format. An existing device or named pipe
+    (``/dev/null``, ``/dev/stdout``) is written directly, not replaced.
 
     Examples
     --------
@@ -65,6 +66,11 @@ def replacing(path: str | Path) -> Iterator[Path]:
     ...     frame.to_parquet(temporary)
     """
     target = Path(path)
+    if target.exists() and not target.is_file() and not target.is_dir():
+        # a device or a named pipe (``-o /dev/null``): write through it; renaming a
+        # file over it would replace the device itself
+        yield target
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:

@@ -150,25 +150,28 @@ def _read(reader: dict[str, Any]) -> pd.DataFrame:
     """Load the TRANSACTIONS file with the column options; print the cleaning summary."""
     from rfmml.data import read_transactions
 
-    return _load(reader, read_transactions)
+    return _load(reader, read_transactions)[0]
 
 
-def _scan(reader: dict[str, Any]) -> Any:
-    """Like :func:`_read`, but the cleaned log stays in DuckDB (a ``ScannedLog``)."""
+def _scan(reader: dict[str, Any]) -> tuple[Any, Any]:
+    """Like :func:`_read`, but the cleaned log stays in DuckDB; return it and the report."""
     from rfmml.data import scan_transactions
 
     return _load(reader, scan_transactions)
 
 
-def _load(reader: dict[str, Any], loader: Callable[..., Any]) -> Any:
-    """``loader(TRANSACTIONS, **column options)``; print its cleaning summary, return the log."""
+def _load(reader: dict[str, Any], loader: Callable[..., Any]) -> tuple[Any, Any]:
+    """``loader(TRANSACTIONS, **column options)``; print its cleaning summary.
+
+    Returns the log and its :class:`~rfmml.data.CleaningReport`.
+    """
     options = {k: reader[k] for k in _READER_KEYS if k in reader}
     options["amount"] = options.get("amount") or None
     report = None
     with _warnings_to_terminal(lambda: report.notes if report is not None else []):
         log, report = loader(reader["transactions"], **options)
     _print_report(report)
-    return log
+    return log, report
 
 
 def _progress() -> Progress:
@@ -297,7 +300,8 @@ def _tx_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--price", default=None, help="Line-item logs: unit price column."),
         click.option("--cancellation-prefix", default=None,
                      help="Order ids starting with it are cancellations (e.g. C)."),
-        click.option("--timestamp-format", default=None, help="strftime format, e.g. %Y%m%d."),
+        click.option("--timestamp-format", default=None,
+                     help="strftime format, e.g. %Y%m%d; %s: Unix seconds."),
         click.option("--dayfirst/--monthfirst", "dayfirst", default=None,
                      help="Order of dates written 01/03/2010 (default: inferred from the "
                           "column; refused when every date is ambiguous)."),
@@ -311,6 +315,10 @@ def _tx_options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "(default: last transaction)."),
         click.option("--allow-end-beyond-data", is_flag=True,
                      help="Accept an observation end far past the last transaction."),
+        click.option("--negative-amounts", type=click.Choice(["drop", "net", "error"]),
+                     default="drop", show_default=True,
+                     help="Returns and cancellations: drop them, net them against the "
+                          "customer's latest purchase, or stop."),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
@@ -591,7 +599,11 @@ def features(freq: str, form: str, output: str | None, **reader: Any) -> None:
     if output:
         _write(frame, output)
     numeric = frame.select_dtypes("number")
-    out.print(_table(numeric.describe().T, title=f"{len(frame):,} customers"))
+    title = f"{len(frame):,} customers"
+    if group is not None:  # one row per customer and group
+        n_customers = frame.index.get_level_values("customer_id").nunique()
+        title = f"{len(frame):,} rows of customer and {group} ({n_customers:,} customers)"
+    out.print(_table(numeric.describe().T, title=title))
 
 
 # Without amounts, the scorer's M slot holds a spend-free column that R- and F-only
@@ -873,15 +885,22 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     target = Path(output)
     formats = ("parquet", "csv") if with_csv else ("parquet",)
     written = [target / f"predictions.{kind}" for kind in (*formats, "meta.json")]
+    written.append(target / "cleaning_report.json")
     _refuse_overwrite([reader["transactions"]], [target, *written])
     pipeline = ScoringPipeline.load(model_dir)
+    if pipeline.group is not None and reader["group"] != pipeline.group:
+        raise DataError(
+            f"the pipeline in {model_dir!r} scores per customer and {pipeline.group!r} (it was "
+            f"fitted with a group column); pass --group {pipeline.group} for the log's "
+            f"{pipeline.group!r} column, got --group {reader['group']!r}"
+        )
     if interval is not None:
         pipeline.interval = interval
     if previous:  # checked now (its metadata and columns); its list columns read when used
         _check_previous(previous, read_predictions)
     with _stages(6) as step:
         step("reading and cleaning the transactions")
-        log = _scan(reader)
+        log, cleaning = _scan(reader)
         try:
             if "amount" not in log.columns:
                 if pipeline.gamma_gamma is not None:
@@ -939,6 +958,10 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
 
             n_scored = len(table) if table is not None else streamed.n_rows
             del table
+            from rfmml._documents import replacing
+
+            with replacing(target / "cleaning_report.json") as temporary:
+                temporary.write_text(json.dumps(cleaning.to_dict(), indent=2))
             step("building the report")
             report = build_report(output, transactions=log)  # grouped in DuckDB
         finally:
@@ -957,7 +980,7 @@ def _predict_spark(model_dir: str, output: str, master: str | None, reader: dict
         source=reader["transactions"], customer=reader["customer"],
         timestamp=reader["timestamp"], amount=reader["amount"],
         timestamp_format=reader.get("timestamp_format"), separator=reader.get("separator"),
-        group=reader.get("group"),
+        group=reader.get("group"), negative_amounts=reader.get("negative_amounts", "drop"),
     )  # fmt: skip
     for key in ("order", "quantity", "price", "cancellation_prefix", "decimal"):
         if reader.get(key) is not None:
@@ -1038,7 +1061,24 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
 @click.option("--timestamp", default="timestamp", show_default=True, help="Purchase time column.")
 @click.option("--amount", default="amount", show_default=True, help="Value column ('' for none).")
 @click.option("--order", default=None, help="Optional order/invoice id column.")
-@click.option("--timestamp-format", default=None, help="strftime format, e.g. %Y%m%d.")
+@click.option(
+    "--timestamp-format", default=None, help="strftime format, e.g. %Y%m%d; %s: Unix seconds."
+)
+@click.option("--dayfirst/--monthfirst", default=None,
+              help="Order of NEW_LOG's dates written 01/03/2010 (default: inferred from its "
+              "column; refused when every date is ambiguous, as in a day's file of the 1st "
+              "to 12th).")  # fmt: skip
+@click.option("--encoding", default=None, help="Text encoding of NEW_LOG (default UTF-8).")
+@click.option(
+    "--separator",
+    default=None,
+    help="NEW_LOG's field separator (default: the first of , ; tab | that fits).",
+)
+@click.option(
+    "--decimal",
+    default=None,
+    help="Decimal mark of NEW_LOG's numbers (default '.'; ',' reads 2,50).",
+)
 @click.option(
     "--negative-amounts",
     type=click.Choice(["drop", "net", "error"]),
@@ -1063,8 +1103,9 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
 @_handle_errors
 def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, customer: str,
             timestamp: str, amount: str, order: str | None, timestamp_format: str | None,
-            negative_amounts: str, segment_tolerance: float, purchase_tolerance: float,
-            tracking_uri: str | None) -> None:  # fmt: skip
+            dayfirst: bool | None, encoding: str | None, separator: str | None,
+            decimal: str | None, negative_amounts: str, segment_tolerance: float,
+            purchase_tolerance: float, tracking_uri: str | None) -> None:  # fmt: skip
     """Add NEW_LOG to the customer state, rescore with saved models (no refit), write
     predictions and entered/left lists, append the segment history, check for drift.
     """  # noqa: D205
@@ -1073,11 +1114,15 @@ def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, c
     options = {"customer": customer, "timestamp": timestamp, "amount": amount or None,
                "order": order, "timestamp_format": timestamp_format,
                "negative_amounts": negative_amounts}  # fmt: skip
+    reading = {"dayfirst": dayfirst, "encoding": encoding, "separator": separator,
+               "decimal": decimal}  # fmt: skip
     result = run_refresh(new_log, state_path, model_dir, output, create_options=options,
-                         tracking_uri=tracking_uri, segment_tolerance=segment_tolerance,
+                         read_options=reading, tracking_uri=tracking_uri,
+                         segment_tolerance=segment_tolerance,
                          purchase_tolerance=purchase_tolerance)  # fmt: skip
     update = result.update
     if update.applied:
+        _print_report(update.report)
         err.print(f"added {update.rows_added:,} rows ({update.late_rows:,} late), "
                   f"{update.customers_touched:,} customers touched")  # fmt: skip
     else:

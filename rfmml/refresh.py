@@ -21,6 +21,7 @@ already-applied batch and completes the rest.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,6 +243,7 @@ def refresh(
     output: str | Path | None = None,
     *,
     create_options: dict[str, Any] | None = None,
+    read_options: dict[str, Any] | None = None,
     tracking_uri: str | None = None,
     experiment: str = EXPERIMENT,
     segment_tolerance: float = 0.2,
@@ -264,6 +266,9 @@ def refresh(
         ``movements.csv``; None: ``rfmml-refresh/<date of the observation end>``.
     create_options : dict, optional
         Column mapping and cleaning for :meth:`CustomerState.create`.
+    read_options : dict, optional
+        How ``new_log`` is written (``dayfirst``, ``encoding``, ``separator``,
+        ``decimal``), for :meth:`CustomerState.update`.
     tracking_uri : str, optional
         MLflow store (default: ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db``).
     experiment : str, default "rfmml-refresh"
@@ -309,6 +314,7 @@ def refresh(
         return _refresh(
             st, new_log, pipeline, model_dir, output, tracking_uri, experiment,
             segment_tolerance, purchase_tolerance, min_expected_purchases, log_to_mlflow,
+            read_options or {},
         )  # fmt: skip
     except BaseException:
         if created and st.n_batches == 0:  # a state created for a batch that failed: remove it
@@ -333,8 +339,9 @@ def _refresh(
     purchase_tolerance: float,
     min_expected: float,
     log_to_mlflow: bool,
+    read_options: dict[str, Any],
 ) -> RefreshResult:
-    update = st.update(new_log)
+    update = st.update(new_log, **read_options)
     end = st.last_timestamp
     out = Path(output) if output is not None else Path("rfmml-refresh") / str(end.date())
     summary = st.btyd_summary(freq=pipeline.freq)
@@ -399,6 +406,11 @@ def _refresh(
         files["movements"] = out / "movements.csv"
         with replacing(files["movements"]) as temporary:
             table.to_csv(temporary)
+    # what cleaning did to every row the scored state holds (the batch's own counts are
+    # in result.update.report)
+    files["cleaning_report"] = out / "cleaning_report.json"
+    with replacing(files["cleaning_report"]) as temporary:
+        temporary.write_text(json.dumps(st.cleaning_report().to_dict(), indent=2))
     files["report"] = build_report(out, title=f"refresh {end.date()}")
     result = RefreshResult(update, end, predictions, changes, table, drift, files, output_dir=out)
     if log_to_mlflow:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -76,6 +78,13 @@ def test_fit_then_predict_writes_integer_ids(retail_lines, tmp_path):
     assert all(".0," not in line.split(",")[0] + "," for line in listed[1:])
     predictions = pd.read_parquet(out / "predictions.parquet")
     assert predictions["customer_id"].dtype == "int64"
+    # the cleaning report goes with the predictions, and into the folder's report page
+    guests = int(pd.read_parquet(retail_lines / "lines.parquet")["CustomerID"].isna().sum())
+    cleaning = json.loads((out / "cleaning_report.json").read_text())
+    assert cleaning["removed"]["missing customer_id"] == guests
+    assert cleaning["rows_out"] == int(predictions["n_orders"].sum())
+    page = (out / "report.html").read_text()
+    assert "No cleaning report" not in page and "order lines summed into one row" in page
 
 
 def test_hash_ids_without_salt_fails_before_writing(retail_lines, tmp_path):
@@ -203,3 +212,57 @@ def test_observation_end_far_past_the_data_on_the_command_line(tmp_path, cdnow_t
     result = invoke("features", log, "--observation-end", "1997-03-31")
     n_late = int((cdnow_tx.head(2000)["timestamp"] > "1997-03-31").sum())
     assert f"removed {n_late:,}: after the observation end 1997-03-31" in result.output
+
+
+def test_a_pipeline_fitted_per_group_says_to_map_the_group(tmp_path, cdnow_tx):
+    """fit --group channel, then predict without --group: one line naming the option."""
+    sample = cdnow_tx[cdnow_tx["customer_id"] <= 600]
+    channel = pd.Series(["web", "store"])[sample["customer_id"].to_numpy() % 2].to_numpy()
+    sample.assign(channel=channel).to_csv(tmp_path / "log.csv", index=False)
+    result = invoke("features", tmp_path / "log.csv", "--group", "channel")
+    n = sample["customer_id"].nunique()  # one channel each here: as many rows as customers
+    assert f"{n:,} rows of customer and channel ({n:,} customers)" in result.output
+    models = tmp_path / "models"
+    result = invoke("fit", tmp_path / "log.csv", "--group", "channel", "--models-dir", models)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "pred"
+    result = invoke("predict", tmp_path / "log.csv", "--model", models, "-o", out)
+    one_line_error(result, r"per customer and 'channel'.*--group channel")
+    assert not out.exists()
+    result = invoke("predict", tmp_path / "log.csv", "--group", "channel", "--model", models,
+                    "-o", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert pd.read_parquet(out / "predictions.parquet")["channel"].nunique() == 2
+    from rfmml.campaign import ScoringPipeline, scoring_frame
+    from rfmml.data import read_transactions
+    from rfmml.errors import DataError
+    from rfmml.features import btyd_summary, rfm_table
+
+    tx, _ = read_transactions(tmp_path / "log.csv")
+    frame = scoring_frame(rfm_table(tx), btyd_summary(tx, freq="W"))
+    with pytest.raises(DataError, match="per customer and 'channel'.*group='channel'"):
+        ScoringPipeline.load(models).predict(frame)
+
+
+def test_returns_can_be_netted_on_the_command_line(retail_lines, tmp_path):
+    """--negative-amounts net (as refresh and a config's [data] have it) nets cancellations."""
+    from rfmml.data import read_transactions
+    from rfmml.features import rfm_table
+
+    out = tmp_path / "netted.parquet"
+    result = invoke("features", retail_lines / "lines.parquet", *LINES, "--form", "classic",
+                    "--negative-amounts", "net", "-o", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "return netted against an earlier purchase" in result.output
+    tx, _ = read_transactions(retail_lines / "lines.parquet", customer="CustomerID",
+                              timestamp="InvoiceDate", order="InvoiceNo", quantity="Quantity",
+                              price="UnitPrice", cancellation_prefix="C",
+                              negative_amounts="net")  # fmt: skip
+    expected = rfm_table(tx)
+    got = pd.read_parquet(out)
+    pd.testing.assert_series_equal(got["total_spend"], expected["total_spend"])
+    dropped = rfm_table(read_transactions(retail_lines / "lines.parquet", customer="CustomerID",
+                                          timestamp="InvoiceDate", order="InvoiceNo",
+                                          quantity="Quantity", price="UnitPrice",
+                                          cancellation_prefix="C")[0])  # fmt: skip
+    assert got["total_spend"].sum() < dropped["total_spend"].sum()  # the returns count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -164,6 +165,57 @@ def test_cli_refresh_and_bad_batches(cdnow_parts, model_dir, tmp_path, monkeypat
     with CustomerState.open(state, read_only=True) as st:
         for name, table in st.tables().items():
             pd.testing.assert_frame_equal(table, before[name])
+
+
+def test_cli_refresh_says_what_cleaning_removed_from_the_batch(cdnow_parts, model_dir, tmp_path):
+    """Rows a batch loses (no id, no date, a return) are counted on the terminal and in the
+    folder's cleaning report, not dropped without a word."""
+    march = cdnow_parts["march"].head(300).astype({"customer_id": str, "amount": str})
+    march.iloc[0, 0] = ""  # no customer id
+    march.iloc[1, 1] = None  # no date
+    march.iloc[2, 2] = "-12.5"  # a return
+    march.to_csv(tmp_path / "march.csv", index=False)
+    out = tmp_path / "day"
+    args = ["refresh", str(tmp_path / "march.csv"), "--state", str(tmp_path / "state.duckdb"),
+            "--model", model_dir, "--tracking-uri", _uri(tmp_path), "-o", out]  # fmt: skip
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    for line in ("rows in: 300", "removed 1: missing customer_id",
+                 "removed 1: missing timestamp", "rows out: 297",
+                 "removed 1: negative amount (return or cancellation)"):  # fmt: skip
+        assert line in result.output, result.output
+    assert "added 297 rows" in result.output
+    cleaning = json.loads((out / "cleaning_report.json").read_text())
+    assert cleaning["rows_in"] == 300 and cleaning["rows_out"] == 297
+    assert cleaning["removed"]["missing customer_id"] == 1
+    page = (out / "report.html").read_text()
+    assert "No cleaning report" not in page and "missing customer_id" in page
+
+
+def test_cli_refresh_reads_a_european_daily_file(cdnow_parts, model_dir, tmp_path):
+    """A day of 05/03/1998 only (day-first, ambiguous on its own), semicolons and decimal
+    commas: --dayfirst and --decimal reach the batch, as they reach features and fit."""
+    tx = cdnow_parts["march"]
+    day = tx[tx["timestamp"] == "1998-03-05"]
+    cdnow_parts["fit"].to_csv(tmp_path / "fit.csv", index=False)
+    european = day.assign(timestamp=day["timestamp"].dt.strftime("%d/%m/%Y"))
+    european.to_csv(tmp_path / "day.csv", index=False, sep=";", decimal=",")
+    state = tmp_path / "state.duckdb"
+    with CustomerState.create(state) as st:  # the state as a first refresh leaves it
+        st.update(tmp_path / "fit.csv")
+    common = ["--state", state, "--model", model_dir, "--tracking-uri", _uri(tmp_path)]
+    args = ["refresh", tmp_path / "day.csv", *common, "-o", tmp_path / "d2", "--dayfirst",
+            "--decimal", ","]  # fmt: skip
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert f"added {len(day)} rows" in result.output
+    with CustomerState.open(state, read_only=True) as st:
+        assert st.last_timestamp == pd.Timestamp("1998-03-05")
+        fit, _ = read_transactions(tmp_path / "fit.csv")
+        read, _ = read_transactions(tmp_path / "day.csv", dayfirst=True, decimal=",")
+        assert read["amount"].sum() == pytest.approx(day["amount"].sum())
+        both = pd.concat([fit, read], ignore_index=True)
+        pd.testing.assert_frame_equal(st.rfm_table(), rfm_table(both))
 
 
 def test_refresh_with_the_models_of_rfmml_fit(cdnow_parts, tmp_path):

@@ -253,6 +253,12 @@ class ScoringPipeline:
             frame = self.features_from_transactions(frame, observation_end)
         if all(k in frame.columns for k in self.keys):
             frame = frame.set_index(self.keys)
+        if self.group is not None and self.group not in frame.index.names:
+            raise DataError(
+                f"this pipeline scores per customer and {self.group!r}, but the frame has no "
+                f"{self.group!r} column or index level; build its features with "
+                f"group={self.group!r}"
+            )
         needed = BTYD_COLUMNS if self.gamma_gamma is not None else _BTYD_NO_SPEND
         missing = [c for c in needed if c not in frame.columns]
         uses_summary = self.purchase_model is not None or self.gamma_gamma is not None

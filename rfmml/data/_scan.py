@@ -208,6 +208,7 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
           negative_amounts: str, drop_zero: bool, drop_duplicates: bool,
           canonical: list[str]) -> tuple[ScannedLog, CleaningReport]:  # fmt: skip
     from rfmml.data.transactions import (
+        ID_PADDING,
         OBSERVATION_END_MARGIN_DAYS,
         end_cutoff,
         future_rows_note,
@@ -299,8 +300,16 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
             arg_min("timestamp", _row) FILTER (WHERE _reason = 5),
             count_if(_reason = 0 AND NOT (isfinite(amount) AND abs(amount) < {AMOUNT_LIMIT!r}))"""
         + (", count_if(order_id IS NULL)" if order_nullable else ", 0")
+        + (
+            f", count_if(_reason <> 1 AND length(customer_id) <> length(trim(customer_id, "
+            f"{_lit(ID_PADDING)})))"
+            if id_type == "VARCHAR"
+            else ", 0"
+        )
         + " FROM flagged"
     ).fetchall()[0]
+    if stats[11]:
+        raise Unsupported("customer ids with spaces around them (trimmed by pandas)")
     rows_in, n_id, n_group, n_time, n_amount, n_late, last, first_id, first_ts, n_inf = stats[:10]
     order_nullable = order_nullable and bool(stats[10])
     if rows_in == 0 or n_inf:

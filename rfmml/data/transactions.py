@@ -176,10 +176,22 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
         dtypes = {schema.customer: str}
         if schema.order is not None:
             dtypes[schema.order] = str
-        return pd.read_csv(
+        frame = pd.read_csv(
             path, sep=sep, usecols=schema.source_columns, dtype=dtypes, encoding=encoding,
             decimal=decimal,
         )  # fmt: skip
+        # pandas cuts a row with more fields than the header to the selected columns
+        # without a word (an unquoted 1,234.50 becomes an amount of 1): refuse such rows
+        n_wide, first = _rows_wider_than_header(path, sep, encoding, len(best))
+        if n_wide:
+            raise DataError(
+                f"transaction file {where}: {n_wide:,} of {len(frame):,} rows have more fields "
+                f"than the header's {len(best)} (first: {first[:80]!r}); a separator inside "
+                "an unquoted value (a thousands separator as in 1,234.50, or a comma in a "
+                "text field) shifts the columns. Quote such values in the export, or name the "
+                "separator with separator= (CLI --separator)"
+            )
+        return frame
     except pd.errors.EmptyDataError:
         raise DataError(f"transaction file {where} is empty (no header, no rows)") from None
     except UnicodeDecodeError as exc:
@@ -196,6 +208,80 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
             f"transaction file {where} is not a well-formed table with separator {sep!r} "
             f"({first}); name the separator with separator= (CLI --separator)"
         ) from None
+
+
+def _ascii_bytes(encoding: str) -> bool:
+    """Whether every byte below 0x80 of ``encoding`` text is that ASCII character."""
+    import codecs
+
+    name = codecs.lookup(encoding).name
+    if name in ("utf-8", "utf-8-sig"):
+        return True
+    try:  # single-byte code pages (cp1252, latin-1): one character per byte
+        return len(bytes(range(256)).decode(name, errors="replace")) == 256 and (
+            bytes(range(128)).decode(name) == "".join(map(chr, range(128)))
+        )
+    except (UnicodeDecodeError, LookupError):
+        return False
+
+
+def _n_fields(line: str, sep: str) -> int:
+    """Fields of one CSV line: separators outside double quotes, plus one."""
+    quoted, n = False, 1
+    for char in line:
+        if char == '"':
+            quoted = not quoted
+        elif char == sep and not quoted:
+            n += 1
+    return n
+
+
+def _rows_wider_than_header(path: Path, sep: str, encoding: str,
+                            n_columns: int) -> tuple[int, str]:  # fmt: skip
+    """Count a CSV's data rows with more fields than its header; return it and the first.
+
+    One pass of Arrow's CSV parser (quotes and quoted line breaks as pandas reads
+    them) that converts no column; the rows are only counted, by a second pass,
+    when the first finds a row of another width. A file Arrow cannot parse
+    (an archive it does not open, quoting it reads otherwise) is not judged:
+    ``(0, "")``.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    names = [f"f{i}" for i in range(n_columns)]
+    convert = pcsv.ConvertOptions(include_columns=names[:1], column_types={names[0]: pa.binary()})
+
+    def scan(encoding: str | None, handler: Any = None) -> None:
+        read = pcsv.ReadOptions(column_names=names, skip_rows=1, encoding=encoding or "utf8")
+        parse = pcsv.ParseOptions(delimiter=sep, newlines_in_values=True,
+                                  invalid_row_handler=handler)  # fmt: skip
+        with pcsv.open_csv(path, read_options=read, parse_options=parse,
+                           convert_options=convert) as reader:  # fmt: skip
+            for _ in reader:
+                pass
+
+    try:  # the bytes as they are (no transcoding) where the separators are ASCII bytes
+        scan(None if _ascii_bytes(encoding) else encoding)
+        return 0, ""
+    except (pa.ArrowException, OSError, ValueError, UnicodeError):
+        pass
+    wide: list[str] = []
+
+    def handler(row: Any) -> str:
+        # empty fields after the last column (a separator ending each line) carry nothing
+        if (
+            row.actual_columns > row.expected_columns
+            and _n_fields(row.text.rstrip("\r\n").rstrip(sep + " "), sep) > n_columns
+        ):
+            wide.append(row.text)
+        return "skip"
+
+    try:
+        scan(encoding, handler)
+    except (pa.ArrowException, OSError, ValueError, UnicodeError):
+        return 0, ""
+    return len(wide), (wide[0].rstrip("\r\n") if wide else "")
 
 
 def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
@@ -417,7 +503,9 @@ def parse_timestamps(
     column : str
         Name used in error messages.
     timestamp_format : str, optional
-        ``strftime`` format for string dates; inferred when omitted.
+        ``strftime`` format for string dates; inferred when omitted. ``"%s"``
+        reads Unix time: seconds since 1970-01-01 UTC (numbers or their text),
+        as UTC wall-clock time.
     dayfirst : bool, optional
         Order of ``dd/mm`` dates; inferred from the column when omitted.
         Ignored when ``timestamp_format`` is given.
@@ -443,13 +531,16 @@ def parse_timestamps(
         parsed = values.dt.tz_localize(None)
     elif pd.api.types.is_datetime64_dtype(values.dtype):
         parsed = values
+    elif timestamp_format == EPOCH_SECONDS:
+        parsed, tz = _epoch_seconds(values, column), EPOCH_ZONE
     else:
         missing = values.isna() | (values.astype("string").str.strip() == "")
         raw = values.where(~missing)
         if pd.api.types.is_numeric_dtype(values.dtype) and timestamp_format is None:
             raise DataError(
                 f"column {column!r} holds numbers ({values.dtype}), not dates; pass "
-                "timestamp_format= (e.g. '%Y%m%d') or convert epoch numbers first"
+                f"timestamp_format= (e.g. '%Y%m%d', or {EPOCH_SECONDS!r} for seconds since "
+                "1970-01-01 UTC)"
             )
         text = raw.astype("string")
         if timestamp_format is None:
@@ -473,6 +564,39 @@ def parse_timestamps(
                 "they are written."
             )
     return parsed.astype("datetime64[us]"), tz
+
+
+#: ``timestamp_format`` of Unix time: seconds since 1970-01-01 UTC (``date +%s``).
+EPOCH_SECONDS = "%s"
+EPOCH_ZONE = "UTC (seconds since 1970-01-01)"
+_EPOCH_LIMIT = 1e11  # seconds: the year 5138; larger values are milliseconds or finer
+
+
+def _epoch_seconds(values: pd.Series, column: str) -> pd.Series:
+    """Seconds since 1970-01-01 UTC (numbers or their text) as naive UTC datetimes."""
+    missing = values.isna()
+    if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values):
+        missing |= values.astype("string").str.strip().fillna("") == ""
+    numbers = pd.to_numeric(values.where(~missing), errors="coerce").astype("float64")
+    bad = numbers.isna() & ~missing
+    if bad.any():
+        raise DataError(
+            f"column {column!r}: {int(bad.sum())} of {len(values)} values are not seconds since "
+            f"1970-01-01 (first: {_quote(values[bad])}); timestamp_format={EPOCH_SECONDS!r} "
+            "reads Unix time"
+        )
+    seconds = numbers.to_numpy()
+    with np.errstate(invalid="ignore"):
+        large = np.abs(seconds) >= _EPOCH_LIMIT
+    if large.any():
+        raise DataError(
+            f"column {column!r}: {int(large.sum())} of {len(values)} values are past the year "
+            f"5000 as seconds since 1970-01-01 (first: {_quote(values[large])}); they look like "
+            "milliseconds or microseconds: divide them to seconds first"
+        )
+    micros = np.round(seconds * 1e6)
+    stamps = pd.Series(micros, index=values.index).astype("Int64").astype("datetime64[us]")
+    return stamps
 
 
 def _parse_amounts(values: pd.Series, column: str) -> pd.Series:
@@ -545,6 +669,33 @@ def _plain_ids(ids: pd.Series) -> pd.Series:
     if whole.all():
         return pd.Series(values.astype("int64"), index=ids.index, name=ids.name)
     return ids.astype(str)
+
+
+#: Whitespace trimmed from the ends of text customer ids (the DuckDB scan trims the same).
+ID_PADDING = " \t\r\n"
+
+
+def _trimmed_ids(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Text customer ids without the spaces around them, and a note counting those trimmed.
+
+    A fixed-width or spreadsheet export pads some ids (``'  00123 '``); kept, they
+    would make two customers of one. Ids that are not all text are left alone.
+    """
+    ids = frame["customer_id"]
+    if not (ids.dtype == object or pd.api.types.is_string_dtype(ids.dtype)) or ids.empty:
+        return frame, ""
+    if pd.api.types.infer_dtype(ids, skipna=True) != "string":
+        return frame, ""
+    trimmed = ids.str.strip(ID_PADDING)
+    changed = (trimmed != ids).to_numpy()
+    if not changed.any():
+        return frame, ""
+    first = ids[changed].iloc[0]
+    note = (
+        f"customer_id: {int(changed.sum()):,} ids had leading or trailing spaces, removed "
+        f"({first!r} -> {first.strip(ID_PADDING)!r}), so that they join the customer's other rows"
+    )
+    return frame.assign(customer_id=trimmed), note
 
 
 def _whole_number_text_ids(frame: pd.DataFrame, decimal: str) -> tuple[pd.DataFrame, str]:
@@ -739,7 +890,8 @@ def read_transactions(
         two orders that agree on all of these) are kept and flagged by
         default, for the same reason.
     timestamp_format : str, optional
-        ``strftime`` format of string dates, e.g. ``"%Y%m%d"``.
+        ``strftime`` format of string dates, e.g. ``"%Y%m%d"``; ``"%s"`` reads
+        Unix time (seconds since 1970-01-01 UTC, as UTC wall-clock time).
     dayfirst : bool, optional
         Order of dates written ``01/03/2010``. Inferred from the whole column
         when omitted (a first field above 12 proves day-first); a column of
@@ -930,6 +1082,9 @@ def _read_transactions(
         no_id |= ids.astype("string").str.strip().fillna("") == ""
     report.remove("missing customer_id", int(no_id.sum()))
     frame = frame.loc[~no_id]
+    frame, note = _trimmed_ids(frame)
+    if note:
+        report.notes.append(note)
     frame = frame.assign(customer_id=_plain_ids(frame["customer_id"]))
     if isinstance(source, str | Path) and Path(source).suffix.lower() not in {".parquet", ".pq"}:
         # a text file (CSV): every column is text, float-written ids included
@@ -950,6 +1105,11 @@ def _read_transactions(
     parsed, tz = parse_timestamps(frame["timestamp"], schema.timestamp, timestamp_format, dayfirst)
     if tz == "several UTC offsets":
         report.notes.append("timestamps with several UTC offsets kept at their own wall-clock time")
+    elif tz == EPOCH_ZONE:
+        report.notes.append(
+            "timestamps read as seconds since 1970-01-01 UTC, in UTC wall-clock time"
+        )
+        report.time_zone = "UTC"
     elif tz is not None:
         report.notes.append(f"timestamps in time zone {tz} converted to its wall-clock time")
         report.time_zone = str(tz)

@@ -547,7 +547,15 @@ class CustomerState:
                 "CustomerState.open(path) to update it"
             )
 
-    def update(self, transactions: Any) -> StateUpdate:
+    def update(
+        self,
+        transactions: Any,
+        *,
+        dayfirst: bool | None = None,
+        encoding: str | None = None,
+        separator: str | None = None,
+        decimal: str | None = None,
+    ) -> StateUpdate:
         """Absorb a batch of transactions.
 
         The batch is read and cleaned by :func:`rfmml.data.read_transactions`
@@ -564,6 +572,10 @@ class CustomerState:
         transactions : str, pathlib.Path, pandas.DataFrame or polars.DataFrame
             A CSV or Parquet file or a frame, in the columns of the state's mapping.
             Rows may be dated before earlier batches.
+        dayfirst, encoding, separator, decimal : optional
+            How this batch's file is written, as in
+            :func:`rfmml.data.read_transactions` (a day of ``05/03/2024`` dates
+            alone cannot tell day-first from month-first: say which).
 
         Returns
         -------
@@ -581,18 +593,22 @@ class CustomerState:
         """
         self._check_writable()
         mapping = self._meta["mapping"]
+        reading: dict[str, Any] = {"dayfirst": dayfirst, "encoding": encoding,
+                                   "separator": separator, "decimal": decimal}  # fmt: skip
         if self._nets():
             # returns are netted by the state, against every stored purchase: read the
             # batch with its negative rows, zero amounts and identical rows left in
             options = dict(self._meta["cleaning"], drop_zero_amounts=False, drop_duplicates=False)
             options["negative_amounts"] = "drop"
-            tx, report = _read_transactions(transactions, **mapping, **options, keep_negative=True)
+            tx, report = _read_transactions(transactions, **mapping, **options, **reading,
+                                            keep_negative=True)  # fmt: skip
         else:
             # a batch that cleaning empties (a day of returns only) is recorded, not refused,
             # once the state holds rows (the first batch must give the columns' types)
             tx, report = _read_transactions(
-                transactions, **mapping, **self._meta["cleaning"], allow_empty=self._has_rows()
-            )
+                transactions, **mapping, **self._meta["cleaning"], **reading,
+                allow_empty=self._has_rows(),
+            )  # fmt: skip
         if not isinstance(tx, pd.DataFrame):
             tx = tx.to_pandas()
         if tx.empty:

@@ -264,6 +264,7 @@ class GammaGamma(MaximumLikelihoodModel):
                     "GammaGamma.fit: every repeat customer has monetary_value <= 0; there is "
                     "no spend to model."
                 )
+            self._check_enough(n_repeat - n_bad, n_all)
             return n_bad
         if n_bad:
             raise DataError(
@@ -273,7 +274,23 @@ class GammaGamma(MaximumLikelihoodModel):
                 f"(first customer_id={first()!r}). Drop them, net returns out before summarising, "
                 "or fit with GammaGamma(zero_spend='exclude')."
             )
+        self._check_enough(n_repeat, n_all)
         return 0
+
+    @staticmethod
+    def _check_enough(n_usable: float, n_all: float) -> None:
+        """Refuse a fit on one repeat customer: no spread of spend between customers to learn."""
+        if n_usable < 2:
+
+            def count(n: float) -> str:
+                return f"{int(n):,}" if float(n).is_integer() else f"{n:,g}"
+
+            raise DataError(
+                "GammaGamma.fit needs at least 2 customers with repeat purchases and spend > 0 "
+                "(it learns how spend varies between customers), got "
+                f"{count(n_usable)} of {count(n_all)} customers; use a longer observation "
+                "period or more customers, or score without a spend model"
+            )
 
     def _prepare(self, rows, weights) -> F.GammaGammaData:
         return F.gamma_gamma_prepare(rows["frequency"], rows["monetary_value"], weights)

@@ -76,3 +76,22 @@ def test_one_observation_end_for_transactions_and_next_order_dates(cdnow_tx, tmp
     pd.testing.assert_frame_equal(from_tx, from_features, check_like=True)
     if "expected_next_order_date" in from_tx.columns:
         assert from_tx["expected_next_order_date"].dropna().min() >= pd.Timestamp("1998-06-30")
+
+
+def test_writing_to_a_device_or_pipe_writes_through_it_and_keeps_it(tmp_path):
+    """``-o /dev/null`` (or a named pipe) is written to, never renamed over."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    with replacing(fifo) as temporary:
+        temporary.write_text("customer_id,segment\n1,Champions\n")
+    reader.join(timeout=10)
+    assert received == [b"customer_id,segment\n1,Champions\n"]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still the pipe, not a regular file
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]

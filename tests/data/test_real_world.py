@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -290,3 +291,69 @@ def test_amounts_beyond_the_exact_sum_range_are_one_line_on_every_path(tmp_path)
     ok = frame.assign(amount=[1.0, 999_999_999_999_999.0, 2.0, 3.0])
     tx, _ = read_transactions(ok)
     assert btyd_summary(tx)["monetary_value"].max() == 999_999_999_999_999.0
+
+
+def test_rows_with_more_fields_than_the_header_are_refused_not_cut(tmp_path, cdnow_tx):
+    """An unquoted thousands separator (``1,234.50``) must not become an amount of 1."""
+    sample = cdnow_tx.head(2000).assign(amount=cdnow_tx["amount"].head(2000) * 10)
+    lines = ["customer_id,timestamp,amount"]
+    lines += [f"{row.customer_id},{row.timestamp:%Y-%m-%d},{row.amount:,.2f}"
+              for row in sample.itertuples()]  # fmt: skip
+    path = tmp_path / "thousands.csv"
+    path.write_text("\n".join(lines) + "\n")
+    n_wide = int((sample["amount"] >= 1000).sum())
+    first = lines[1:][int(np.argmax(sample["amount"].to_numpy() >= 1000))]
+    assert n_wide > 0
+    with pytest.raises(DataError) as caught:
+        read_transactions(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"{n_wide} of 2,000 rows have more fields than the header's 3" in message
+    assert f"first: {first!r}" in message and "thousands separator" in message
+    # an empty field after the last column (a trailing separator) carries nothing: accepted
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("customer_id,timestamp,amount\na,2010-01-01,5,\na,2010-02-01,7,\n")
+    tx, _ = read_transactions(trailing)
+    assert tx["amount"].tolist() == [5.0, 7.0] and tx["customer_id"].tolist() == ["a", "a"]
+
+
+def test_epoch_seconds_read_with_timestamp_format_percent_s(tmp_path, cdnow_tx):
+    """Unix time (seconds since 1970-01-01 UTC) loads with timestamp_format='%s'."""
+    sample = cdnow_tx.head(2000)[["customer_id", "timestamp", "amount"]]
+    seconds = (sample["timestamp"] - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+    epoch = sample.assign(timestamp=seconds + 3600)  # an hour into each day
+    epoch.to_csv(tmp_path / "epoch.csv", index=False)
+    epoch.to_parquet(tmp_path / "epoch.parquet")
+    expected = sample.assign(timestamp=sample["timestamp"] + pd.Timedelta(hours=1))
+    for path in (tmp_path / "epoch.csv", tmp_path / "epoch.parquet"):
+        tx, report = read_transactions(path, timestamp_format="%s")
+        pd.testing.assert_series_equal(tx["timestamp"], expected["timestamp"].astype(
+            "datetime64[us]").reset_index(drop=True), check_names=False)  # fmt: skip
+        assert any("seconds since 1970-01-01 UTC" in note for note in report.notes)
+    with pytest.raises(DataError, match=r"holds numbers \(int64\).*'%s' for seconds since"):
+        read_transactions(tmp_path / "epoch.parquet")
+    millis = epoch.assign(timestamp=epoch["timestamp"] * 1000)
+    with pytest.raises(DataError, match=r"column 'timestamp': 2000 of 2000 .* milliseconds"):
+        read_transactions(millis, timestamp_format="%s")
+    text = epoch.astype({"timestamp": str})
+    text.loc[text.index[3], "timestamp"] = "yesterday"
+    with pytest.raises(DataError, match=r"column 'timestamp': 1 of 2000 values are not seconds"):
+        read_transactions(text, timestamp_format="%s")
+
+
+def test_ids_padded_with_spaces_are_one_customer_on_every_path(tmp_path, cdnow_tx):
+    """' 00123 ' and '00123' are one customer (fixed-width and spreadsheet exports pad ids)."""
+    sample = cdnow_tx.head(2000)[["customer_id", "timestamp", "amount"]]
+    plain = sample.assign(customer_id=sample["customer_id"].map("{:05d}".format))
+    padded = plain.copy()
+    padded.loc[padded.index[::3], "customer_id"] = "  " + padded["customer_id"] + " "
+    plain.to_csv(tmp_path / "plain.csv", index=False)
+    padded.to_csv(tmp_path / "padded.csv", index=False)
+    padded.to_parquet(tmp_path / "padded.parquet")
+    expected, _ = read_transactions(tmp_path / "plain.csv")
+    n_padded = len(padded.index[::3])
+    for source in (tmp_path / "padded.csv", tmp_path / "padded.parquet", padded):
+        tx, report = read_transactions(source)
+        pd.testing.assert_frame_equal(tx, expected)
+        assert any(note.startswith(f"customer_id: {n_padded:,} ids had leading or trailing")
+                   for note in report.notes), report.notes  # fmt: skip

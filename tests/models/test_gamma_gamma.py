@@ -60,6 +60,18 @@ def test_one_time_buyers_only_raise_data_error():
         GammaGamma().fit(frame)
 
 
+def test_one_repeat_customer_is_refused_in_one_line(cdnow_summary):
+    """A log of one customer (CDNOW's 00005, 10 repeat purchases): no spread between
+    customers to learn; said as such, not as a convergence failure about time units."""
+    one = cdnow_summary[cdnow_summary["frequency"] > 0].head(1)
+    with pytest.raises(DataError, match=r"at least 2 customers with repeat .* got 1 of 1 "):
+        GammaGamma().fit(one)
+    with_zero = pd.concat([one, one.assign(monetary_value=0.0).set_axis(["x"])])
+    with pytest.raises(DataError, match=r"got 1 of 2 customers"):
+        GammaGamma(zero_spend="exclude").fit(with_zero)
+    GammaGamma().fit(cdnow_summary[cdnow_summary["frequency"] > 0].head(2))  # two: a fit
+
+
 def test_non_positive_spend_of_repeat_customers_raises_data_error():
     frame = pd.DataFrame(
         {"frequency": [1.0, 2.0, 3.0], "monetary_value": [10.0, 0.0, 5.0]},
