@@ -38,6 +38,7 @@ _LAZY = {
     "customer_lifetime_value": "rfmml.models",
     "score_customers": "rfmml.campaign",
     "build_report": "rfmml.report",
+    "disable_transparent_huge_pages": "rfmml._process",
     "run_experiment": "rfmml.pipeline",
 }
 

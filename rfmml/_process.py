@@ -15,7 +15,8 @@ stage took 15.5 CPU seconds instead of 23.0 and the whole job 25.9 instead of
 The ``rfmml`` command turns THP off for its own process at start
 (:func:`disable_transparent_huge_pages`), unless the environment variable
 ``RFMML_HUGE_PAGES`` is ``keep``. Library users who run the same batch work
-in their own process can call it themselves; nothing in :mod:`rfmml` changes
+in their own process can call it themselves
+(``rfmml.disable_transparent_huge_pages()``); nothing in :mod:`rfmml` changes
 process settings on import.
 """
 
