@@ -572,12 +572,19 @@ EPOCH_ZONE = "UTC (seconds since 1970-01-01)"
 _EPOCH_LIMIT = 1e11  # seconds: the year 5138; larger values are milliseconds or finer
 
 
+def _text_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """A column's numbers (numbers or their text) as floats, and its missing cells.
+
+    Blank text counts as missing; a cell that is neither missing nor a number
+    is NaN in the numbers and not missing (the caller's error).
+    """
+    missing = values.isna() | (values.astype("string").str.strip().fillna("") == "")
+    return pd.to_numeric(values.where(~missing), errors="coerce").astype("float64"), missing
+
+
 def _epoch_seconds(values: pd.Series, column: str) -> pd.Series:
     """Seconds since 1970-01-01 UTC (numbers or their text) as naive UTC datetimes."""
-    missing = values.isna()
-    if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values):
-        missing |= values.astype("string").str.strip().fillna("") == ""
-    numbers = pd.to_numeric(values.where(~missing), errors="coerce").astype("float64")
+    numbers, missing = _text_numbers(values)
     bad = numbers.isna() & ~missing
     if bad.any():
         raise DataError(
@@ -606,8 +613,7 @@ def _parse_amounts(values: pd.Series, column: str) -> pd.Series:
         parsed = values.astype("float64")
         missing = parsed.isna()
     else:
-        missing = values.isna() | (values.astype("string").str.strip() == "")
-        parsed = pd.to_numeric(values.where(~missing), errors="coerce").astype("float64")
+        parsed, missing = _text_numbers(values)
         bad = parsed.isna() & ~missing
         if bad.any():
             raise DataError(
