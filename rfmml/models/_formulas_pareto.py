@@ -50,6 +50,7 @@ import numpy as np
 from scipy.integrate import quad
 from scipy.special import digamma, gammaln, hyp2f1, roots_legendre
 
+from rfmml.models._formulas import RISING_SUM_MAX
 from rfmml.models._grouping import frequency_levels, group_rows
 
 __all__ = [
@@ -250,13 +251,139 @@ def _log_s(b, c, w, grad: bool = False):
     return log_s, derivs
 
 
+#: Step in ``y = ln t`` of the trapezoid rule of :func:`_log_j_trapezoid`. The integrand
+#: is analytic in the strip ``|Im y| < pi / 2`` and decays at both ends, so the rule
+#: converges like ``exp(-pi ** 2 / step)``; at 0.25 it agrees with 0.125 and with
+#: adaptive quadrature to rounding (~1e-15 relative).
+_TRAP_STEP = 0.25
+#: Smallest ``c - 1 = p + q - 1`` summed by the trapezoid rule: the integrand falls like
+#: ``exp(-(c - 1) y)`` at large ``y``, so the nodes grow like ``40 / (c - 1) / step``;
+#: heavier tails take scipy's 2F1 (:func:`_log_s_fallback`).
+_TRAP_MIN_TAIL = 0.5
+#: Rows x nodes held at once by :func:`_log_j_trapezoid` (8 MiB per array)
+_TRAP_BLOCK = 1 << 20
+
+
+def _log_j_trapezoid(a, b, p, q, grad: bool):
+    """``ln J`` and ``d ln J / d(a, b, p, q)`` by the trapezoid rule in ``y = ln t``.
+
+    ``J = int_0^inf (1 + t / a) ** -p (1 + t / b) ** -q dt = int exp(phi(y)) dy`` with
+    ``phi(y) = y - p ln(1 + e^y / a) - q ln(1 + e^y / b)``, concave in ``y``. With
+    ``t0 = 1 / (p / a + q / b)`` (``J >= t0 / e``), the nodes run from
+    ``ln t0 - 20`` (below it ``exp(phi) = e^y (1 + O(e^y / t0))``: that tail is summed as
+    a geometric series) to where ``phi`` has fallen below ``ln t0 - 41`` (bisection;
+    ``phi`` is concave). The derivatives are averages under the same weights:
+    ``d/dp = -E[ln(1 + t / a)]``, ``d/da = p E[t / (a (a + t))]`` and likewise for
+    ``q, b``. Every term is positive and ``p ln(1 + t / a)`` is accurate for any
+    ``p`` and ``a``: this stays exact where ``p`` and ``a`` (or ``q`` and ``b``) run to
+    infinity at a fixed ratio, where the hypergeometric series needs ``~p`` terms.
+    """
+    n = len(a)
+    log_j = np.empty(n)
+    derivs = [np.empty(n) for _ in range(4)] if grad else None
+    if n == 0:
+        return log_j, derivs
+    h = _TRAP_STEP
+    lt0 = -np.log(p / a + q / b)
+    target = lt0 - 41.0
+
+    def phi(y):
+        t = np.exp(y)
+        return y - p * np.log1p(t / a) - q * np.log1p(t / b)
+
+    # phi(ln t0) >= ln t0 - 1 > target; beyond M = max(a, b), phi <= (1 - c) y + c ln M
+    lM = np.log(np.maximum(a, b))
+    lo = lt0.copy()
+    hi = np.maximum(lo, np.maximum(lM, lM + (lM - target) / (p + q - 1.0)))
+    for _ in range(24):
+        mid = 0.5 * (lo + hi)
+        above = phi(mid) > target
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    y_lo = lt0 - 20.0
+    nodes = np.ceil((hi - y_lo) / h).astype(np.int64) + 1
+    order = np.argsort(nodes, kind="stable")
+    done = 0
+    while done < n:
+        k_max = int(nodes[order[done]])
+        take = order[done : done + max(1, _TRAP_BLOCK // k_max)]
+        k_max = int(nodes[take].max())
+        a_, b_, p_, q_ = (v[take, None] for v in (a, b, p, q))
+        y = y_lo[take, None] + h * np.arange(k_max)
+        t = np.exp(y)
+        la, lb = np.log1p(t / a_), np.log1p(t / b_)
+        f = y - p_ * la - q_ * lb
+        top = f.max(axis=1)
+        e = np.exp(f - top[:, None])
+        # left tail: h sum_(k>=1) exp(y_lo - k h) = e^(y_lo) h / (e^h - 1)
+        mass = e.sum(axis=1) + np.exp(y_lo[take] - top) / np.expm1(h)
+        log_j[take] = np.log(h * mass) + top
+        if derivs is not None:
+            # t / (a (a + t)) = (1 - e^(-ln(1 + t / a))) / a
+            derivs[0][take] = p[take] * (e * -np.expm1(-la)).sum(axis=1) / (a[take] * mass)
+            derivs[1][take] = q[take] * (e * -np.expm1(-lb)).sum(axis=1) / (b[take] * mass)
+            derivs[2][take] = -(e * la).sum(axis=1) / mass
+            derivs[3][take] = -(e * lb).sum(axis=1) / mass
+        done += len(take)
+    return log_j, derivs
+
+
+def _log_j(u, A, B, p, q, grad: bool = False):
+    """``ln J(u)``, ``J(u) = (A + u) ** p (B + u) ** q int_u^inf (A + v) ** -p (B + v) ** -q dv``.
+
+    ``J = int_0^inf (1 + t / (A + u)) ** -p (1 + t / (B + u)) ** -q dt``, between
+    0 and ``1 / (p / (A + u) + q / (B + u))`` times ``e``: it stays of order one
+    where ``p`` and ``A`` (or ``q`` and ``B``) grow together. Where the series of the
+    module docstring converges fast (``w <= 0.9``) ``ln J = ln(m + u) - ln(c - 1) +
+    ln S``; elsewhere the trapezoid rule of :func:`_log_j_trapezoid`, or scipy's 2F1
+    for the heaviest tails (``c - 1 < 0.5``).
+
+    Returns
+    -------
+    log_J : numpy.ndarray
+    gradient : tuple of numpy.ndarray or None
+        ``(d/dA, d/dB, d/dp, d/dq)`` of ``ln J``, flat.
+    """
+    u, p, q = (np.array(v, dtype=float).ravel() for v in np.broadcast_arrays(u, p, q))
+    a_u, b_u = A + u, B + u
+    c = p + q
+    a_is_min = A <= B
+    m_u, M_u = (a_u, b_u) if a_is_min else (b_u, a_u)
+    w = abs(B - A) / M_u
+    trap = (w > _W_SERIES_MAX) & (c - 1.0 >= _TRAP_MIN_TAIL)
+    log_j = np.empty(len(u))
+    out = [np.empty(len(u)) for _ in range(4)] if grad else None
+    if trap.any():
+        value, d = _log_j_trapezoid(a_u[trap], b_u[trap], p[trap], q[trap], grad)
+        log_j[trap] = value
+        for o, di in zip(out or [], d or [], strict=True):
+            o[trap] = di
+    rest = ~trap
+    if rest.any():
+        p_m, p_M = (p, q) if a_is_min else (q, p)
+        mu, Mu, cr = m_u[rest], M_u[rest], c[rest]
+        log_s, d = _log_s(p_M[rest], cr, w[rest], grad)
+        log_j[rest] = np.log(mu) - np.log(cr - 1.0) + log_s
+        if out is not None:
+            d_b, d_c, d_w = d
+            g_pm = -1.0 / (cr - 1.0) + d_c
+            g_pM = g_pm + d_b
+            g_m = 1.0 / mu - d_w / Mu
+            g_M = d_w * mu / Mu**2
+            g = (g_m, g_M, g_pm, g_pM) if a_is_min else (g_M, g_m, g_pM, g_pm)
+            for o, gi in zip(out, g, strict=True):
+                o[rest] = gi
+    return log_j, out
+
+
 def pareto_log_tail_integral(u, A, B, p, q, grad: bool = False):
     """``ln int_u^inf (A + v) ** -p (B + v) ** -q dv`` and its gradient.
 
-    The representation in the module docstring: with ``m = min(A, B)``,
-    ``M = max(A, B)`` (``A, B`` scalars), ``p_m, p_M`` the matching
-    exponents, ``c = p + q > 1`` and ``p_m > 0``,
-    ``ln I = (1 - p_m) ln(m + u) - p_M ln(M + u) - ln(c - 1) + ln S(p_M, c, w)``,
+    ``ln I = ln J(u) - p ln(A + u) - q ln(B + u)`` with ``J`` of :func:`_log_j`:
+    where the series converges fast (``w <= 0.9``) the representation in the
+    module docstring, ``ln I = (1 - p_m) ln(m + u) - p_M ln(M + u) - ln(c - 1) +
+    ln S(p_M, c, w)`` with ``m = min(A, B)``, ``M = max(A, B)`` (``A, B``
+    scalars), ``p_m, p_M`` the matching exponents, ``c = p + q`` and
     ``w = (M - m) / (M + u)``. Needs ``p_m > 0`` and ``c > 1``.
 
     Parameters
@@ -279,26 +406,12 @@ def pareto_log_tail_integral(u, A, B, p, q, grad: bool = False):
     u, p, q = (np.array(v, dtype=float) for v in np.broadcast_arrays(u, p, q))
     shape = u.shape
     u, p, q = u.ravel(), p.ravel(), q.ravel()
-    a_is_min = A <= B
-    m, M = (A, B) if a_is_min else (B, A)
-    p_m, p_M = (p, q) if a_is_min else (q, p)
-    c = p + q
-    mu, Mu = m + u, M + u
-    log_mu, log_Mu = np.log(mu), np.log(Mu)
-    w = (M - m) / Mu
-    log_s, d = _log_s(p_M, c, w, grad)
-    log_i = (1.0 - p_m) * log_mu - p_M * log_Mu - np.log(c - 1.0) + log_s
-    if not grad:
+    log_j, d = _log_j(u, A, B, p, q, grad)
+    log_a, log_b = np.log(A + u), np.log(B + u)
+    log_i = log_j - p * log_a - q * log_b
+    if d is None:
         return log_i.reshape(shape), None
-    d_b, d_c, d_w = d
-    g_pm = -log_mu - 1.0 / (c - 1.0) + d_c
-    g_pM = -log_Mu - 1.0 / (c - 1.0) + d_b + d_c
-    g_m = (1.0 - p_m) / mu - d_w / Mu
-    g_M = -p_M / Mu + d_w * mu / Mu**2
-    if a_is_min:
-        out = (g_m, g_M, g_pm, g_pM)
-    else:
-        out = (g_M, g_m, g_pM, g_pm)
+    out = (d[0] - p / (A + u), d[1] - q / (B + u), d[2] - log_a, d[3] - log_b)
     return log_i.reshape(shape), tuple(g.reshape(shape) for g in out)
 
 
@@ -319,59 +432,115 @@ def _pairs(x, t_x, T):
     return (*group_rows(x, t_x), *group_rows(x, T))
 
 
+def _log_rising(r, x_levels):
+    """``ln Gamma(r + x) - ln Gamma(r)`` and its ``r``-derivative per level ``x``.
+
+    For whole levels up to :data:`~rfmml.models._formulas.RISING_SUM_MAX` the sums
+    ``sum_(j<x) ln(r + j)`` and ``sum_(j<x) 1 / (r + j)`` (Gamma's recurrence):
+    accurate for any ``r``, where differences of ``gammaln`` of order ``r ln r``
+    lose every digit as ``r`` grows; other levels take ``gammaln`` and digamma.
+    """
+    xl = np.asarray(x_levels, dtype=float)
+    top = float(xl.max()) if xl.size else 0.0
+    if xl.size and top <= RISING_SUM_MAX and xl.min() >= 0 and np.all(xl == np.floor(xl)):
+        j = np.arange(top)
+        k = xl.astype(np.intp)
+        value = np.concatenate(([0.0], np.cumsum(np.log(r + j))))[k]
+        d_r = np.concatenate(([0.0], np.cumsum(1.0 / (r + j))))[k]
+        return value, d_r
+    return gammaln(r + xl) - gammaln(r), digamma(r + xl) - digamma(r)
+
+
+def _log_tail_terms(x, u, r, alpha, s, beta, grad: bool):
+    """``K(u) = r ln alpha + s ln beta + ln I(u)`` at ``p = r + x``, ``q = s + 1``, and its gradient.
+
+    Written ``-r ln(1 + u / alpha) - s ln(1 + u / beta) - x ln(alpha + u) - ln(beta + u)
+    + ln J(u)`` (:func:`_log_j`): no two terms of order ``r ln alpha`` or
+    ``s ln beta`` cancel where ``r, alpha`` (or ``s, beta``) run to infinity together.
+
+    Returns
+    -------
+    K : numpy.ndarray
+    gradient : numpy.ndarray or None
+        Shape ``(4, n)``: ``d K / d(r, alpha, s, beta)``.
+    """
+    log_j, d = _log_j(u, alpha, beta, r + x, s + 1.0, grad)
+    la, lb = np.log1p(u / alpha), np.log1p(u / beta)
+    log_a, log_b = np.log(alpha + u), np.log(beta + u)
+    k = log_j - r * la - s * lb - x * log_a - log_b
+    if d is None:
+        return k, None
+    g = np.array(
+        [
+            d[2] - la,
+            d[0] + r * u / (alpha * (alpha + u)) - x / (alpha + u),
+            d[3] - lb,
+            d[1] + s * u / (beta * (beta + u)) - 1.0 / (beta + u),
+        ]
+    )
+    return k, g
+
+
 def _likelihood_terms(x, t_x, T, r, alpha, s, beta, weights=None, pairs=None):
     """``E1`` and ``Q`` of the likelihood (see below), and with ``weights`` the weighted gradient.
 
     From note 009 eq. (18) ([FHL05n]):
-    ``L = Gamma(r + x) alpha^r beta^s / Gamma(r) * [P1 + P2 - P3]`` with
+    ``L = Gamma(r + x) / Gamma(r) * alpha^r beta^s [P1 + P2 - P3]`` with
     ``P1 = (alpha + T) ** -(r + x) (beta + T) ** -s`` (alive at T),
     ``P2 - P3 = s int_(t_x)^T (alpha + v) ** -(r + x) (beta + v) ** -(s + 1) dv``
     (dropout at v in (t_x, T]), i.e. ``P2 = s I(t_x)``, ``P3 = s I(T)`` with
-    :func:`pareto_log_tail_integral` at ``p = r + x, q = s + 1``. Then
-    ``Q = ln(P1 + P3 (e^Delta - 1))``, ``Delta = ln I(t_x) - ln I(T) >= 0``, a
-    log-sum-exp of two non-negative terms, and ``E1 = ln P1``.
+    ``I`` the tail integral at ``p = r + x, q = s + 1``. The factor
+    ``alpha^r beta^s`` goes into each term: ``E1 = ln(alpha^r beta^s P1) =
+    -r ln(1 + T / alpha) - x ln(alpha + T) - s ln(1 + T / beta)`` and
+    ``K(u) = ln(alpha^r beta^s I(u))`` (:func:`_log_tail_terms`), so that nothing
+    of order ``r ln alpha`` is formed (on a degenerate fit's ridge ``r`` and
+    ``alpha``, or ``s`` and ``beta``, run to infinity at a fixed ratio). Then
+    ``Q = ln(alpha^r beta^s (P1 + P2 - P3)) = ln(e^E1 + s e^K(T) (e^Delta - 1))``,
+    ``Delta = K(t_x) - K(T) >= 0``, a log-sum-exp of two non-negative terms;
+    ``ln L = ln Gamma(r + x) - ln Gamma(r) + Q`` and ``E1 - Q = ln P(alive)``.
 
     The gradient of ``sum_i w_i Q_i`` is ``sum_i w_i (w1 dE1 + w2 d ln P2 -
     w3 d ln P3)`` with ``w_k = P_k / (P1 + P2 - P3)`` (between 0 and 2).
 
-    ``I`` depends on ``(x, t)`` only: it is evaluated once per distinct
-    ``(x, t_x)`` and ``(x, T)`` pair (``pairs``, from :func:`_pairs`, or
-    computed here); its gradient is summed per pair with the rows' weights
-    (``bincount``) rather than gathered back to every row.
+    ``E1`` depends on ``(x, T)`` and ``K`` on ``(x, u)`` only: they are evaluated
+    once per distinct ``(x, t_x)`` and ``(x, T)`` pair (``pairs``, from
+    :func:`_pairs`, or computed here); their gradients are summed per pair with the
+    rows' weights (``bincount``) rather than gathered back to every row.
     """
     x, t_x, T = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(x, t_x, T))
     shape = x.shape
     x, t_x, T = x.ravel(), t_x.ravel(), T.ravel()
     grad = weights is not None
-    p = r + x
     codes_tx, first_tx, codes_T, first_T = _pairs(x, t_x, T) if pairs is None else pairs
-    log_itx_u, g_tx = pareto_log_tail_integral(t_x[first_tx], alpha, beta, p[first_tx], s + 1, grad)
-    log_iT_u, g_T = pareto_log_tail_integral(T[first_T], alpha, beta, p[first_T], s + 1, grad)
-    log_itx, log_iT = log_itx_u[codes_tx], log_iT_u[codes_T]
-    log_aT, log_bT = np.log(alpha + T), np.log(beta + T)
-    e1 = -p * log_aT - s * log_bT
-    log_p3 = np.log(s) + log_iT
-    delta = np.maximum(log_itx - log_iT, 0.0)
+    k_tx_u, g_tx = _log_tail_terms(x[first_tx], t_x[first_tx], r, alpha, s, beta, grad)
+    x_T, T_T = x[first_T], T[first_T]
+    k_T_u, g_T = _log_tail_terms(x_T, T_T, r, alpha, s, beta, grad)
+    la_T, lb_T, log_aT = np.log1p(T_T / alpha), np.log1p(T_T / beta), np.log(alpha + T_T)
+    e1_u = -r * la_T - x_T * log_aT - s * lb_T
+    k_tx, k_T, e1 = k_tx_u[codes_tx], k_T_u[codes_T], e1_u[codes_T]
+    log_p3 = np.log(s) + k_T
+    delta = np.maximum(k_tx - k_T, 0.0)
     q = np.logaddexp(e1, log_p3 + _log_expm1(delta))
     if not grad:
         return e1.reshape(shape), q.reshape(shape), None
     ww1 = weights * np.exp(e1 - q)  # w P1 / total; P1 / total = P(alive)
-    ww2 = weights * np.exp(np.log(s) + log_itx - q)  # w P2 / total, P2 / total <= 2
+    ww2 = weights * np.exp(np.log(s) + k_tx - q)  # w P2 / total, P2 / total <= 2
     ww3 = weights * np.exp(log_p3 - q)  # w P3 / total <= w
+    W1 = np.bincount(codes_T, weights=ww1, minlength=len(first_T))
     W2 = np.bincount(codes_tx, weights=ww2, minlength=len(first_tx))
     W3 = np.bincount(codes_T, weights=ww3, minlength=len(first_T))
-    # d/d(r, alpha, s, beta) of E1 = -(r + x) ln(alpha + T) - s ln(beta + T)
+    # d/d(r, alpha, s, beta) of E1 per (x, T) pair
     g_e1 = np.array(
         [
-            -(ww1 @ log_aT),
-            -((ww1 * p) @ (1.0 / (alpha + T))),
-            -(ww1 @ log_bT),
-            -s * (ww1 @ (1.0 / (beta + T))),
+            -(W1 @ la_T),
+            W1 @ (r * T_T / (alpha * (alpha + T_T)) - x_T / (alpha + T_T)),
+            -(W1 @ lb_T),
+            s * (W1 @ (T_T / (beta * (beta + T_T)))),
         ]
     )
-    # ln P2, ln P3 = ln s + ln I; I's (dA, dB, dp, dq) -> (dr, dalpha, ds, dbeta), q = s + 1
-    g_p2 = np.array([W2 @ g_tx[2], W2 @ g_tx[0], W2 @ g_tx[3] + W2.sum() / s, W2 @ g_tx[1]])
-    g_p3 = np.array([W3 @ g_T[2], W3 @ g_T[0], W3 @ g_T[3] + W3.sum() / s, W3 @ g_T[1]])
+    # ln P2, ln P3 = ln s + K; the ln s part of the s-derivative
+    g_p2 = g_tx @ W2 + np.array([0.0, 0.0, W2.sum() / s, 0.0])
+    g_p3 = g_T @ W3 + np.array([0.0, 0.0, W3.sum() / s, 0.0])
     return e1.reshape(shape), q.reshape(shape), g_e1 + g_p2 - g_p3
 
 
@@ -381,8 +550,10 @@ def pareto_nbd_log_likelihood(x, t_x, T, r, alpha, s, beta):
     Eq. (18) of Fader, Hardie & Lee's note 009 [FHL05n] (eq. 7 of
     [SMC87]), with the hypergeometric ``A_0`` of its eqs. (19)-(20)
     replaced by the bounded form of the module docstring:
-    ``ln L = ln Gamma(r + x) - ln Gamma(r) + r ln alpha + s ln beta + Q``
-    (``Q`` in :func:`_likelihood_terms`). Finite for any ``x`` and ``T``.
+    ``ln L = ln Gamma(r + x) - ln Gamma(r) + Q`` (``Q``, which holds
+    ``r ln alpha + s ln beta``, in :func:`_likelihood_terms`; the gamma functions
+    by :func:`_log_rising`). Finite for any ``x`` and ``T``, and accurate where
+    ``r, alpha`` or ``s, beta`` run to infinity at a fixed ratio.
 
     Returns
     -------
@@ -390,7 +561,8 @@ def pareto_nbd_log_likelihood(x, t_x, T, r, alpha, s, beta):
     """
     x = np.asarray(x, dtype=float)
     _, q, _ = _likelihood_terms(x, t_x, T, r, alpha, s, beta)
-    return gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta) + q
+    levels, index = np.unique(x, return_inverse=True)
+    return _log_rising(r, levels)[0][index.reshape(x.shape)] + q
 
 
 class ParetoNBDData(NamedTuple):
@@ -443,19 +615,13 @@ def pareto_nbd_total_log_likelihood_and_gradient(r, alpha, s, beta, data: Pareto
         Derivatives with respect to ``(r, alpha, s, beta)``.
     """
     rows = data.levels
-    xl, wl, w, n = rows["x_levels"], rows["level_weights"], rows["weights"], rows["n"]
+    xl, wl, w = rows["x_levels"], rows["level_weights"], rows["weights"]
     _, q, g_q = _likelihood_terms(
         rows["x"], rows["t_x"], rows["T"], r, alpha, s, beta, weights=w, pairs=data.pairs
     )
-    total = wl @ (gammaln(r + xl) - gammaln(r)) + n * (r * np.log(alpha) + s * np.log(beta)) + w @ q
-    grad = g_q + np.array(
-        [
-            wl @ (digamma(r + xl) - digamma(r)) + n * np.log(alpha),
-            n * r / alpha,
-            n * np.log(beta),
-            n * s / beta,
-        ]
-    )
+    rising, d_rising = _log_rising(r, xl)
+    total = wl @ rising + w @ q
+    grad = g_q + np.array([wl @ d_rising, 0.0, 0.0, 0.0])
     return float(total), grad
 
 
