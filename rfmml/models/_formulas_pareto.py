@@ -481,6 +481,15 @@ def _log_tail_terms(x, u, r, alpha, s, beta, grad: bool):
     return k, g
 
 
+def _log_alive_term(x, T, r, alpha, s, beta):
+    """``E1 = ln(alpha^r beta^s (alpha + T) ** -(r + x) (beta + T) ** -s)``, the alive-at-T term.
+
+    As ``-r ln(1 + T / alpha) - x ln(alpha + T) - s ln(1 + T / beta)``: no terms of
+    order ``r ln alpha`` cancel (see :func:`_likelihood_terms`).
+    """
+    return -r * np.log1p(T / alpha) - x * np.log(alpha + T) - s * np.log1p(T / beta)
+
+
 def _likelihood_terms(x, t_x, T, r, alpha, s, beta, weights=None, pairs=None):
     """``E1`` and ``Q`` of the likelihood (see below), and with ``weights`` the weighted gradient.
 
@@ -668,12 +677,12 @@ def _alive_and_expected(t, x, t_x, T, r, alpha, s, beta, pairs):
     shape = x.shape
     x, t_x, T = x.ravel(), t_x.ravel(), T.ravel()
     codes_tx, first_tx, codes_T, first_T = _pairs(x, t_x, T) if pairs is None else pairs
-    p_tx = r + x[first_tx]
-    log_itx, _ = pareto_log_tail_integral(t_x[first_tx], alpha, beta, p_tx, s + 1.0)
+    # K(u) = ln(alpha^r beta^s I(u)) and E1 with the same factor: their differences are
+    # those of ln I and ln P1, without terms of order r ln(alpha) on a degenerate ridge
+    log_itx, _ = _log_tail_terms(x[first_tx], t_x[first_tx], r, alpha, s, beta, False)
     x_T, T_T = x[first_T], T[first_T]
-    log_iT, _ = pareto_log_tail_integral(T_T, alpha, beta, r + x_T, s + 1.0)
-    e1 = -(r + x_T) * np.log(alpha + T_T) - s * np.log(beta + T_T)
-    lead = np.log(s) - e1  # ln s - E1 per (x, T) pair
+    log_iT, _ = _log_tail_terms(x_T, T_T, r, alpha, s, beta, False)
+    lead = np.log(s) - _log_alive_term(x_T, T_T, r, alpha, s, beta)  # ln s - E1 per (x, T) pair
     factor = (
         None
         if t is None

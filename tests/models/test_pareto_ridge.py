@@ -20,12 +20,14 @@ O(1e4) total to get there.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.optimize import minimize
 from scipy.special import gammaln, roots_legendre
 
 from rfmml.models import ParetoNBD, simulate_pareto_nbd
 from rfmml.models import _formulas_pareto as P
+from rfmml.models import _scoring
 
 #: CDNOW's purchase and dropout parameters (Fader, Hardie & Lee 2005, weeks)
 R, ALPHA, S, BETA = 0.553, 10.58, 0.606, 11.67
@@ -161,3 +163,32 @@ def test_fit_without_heterogeneity_reaches_the_limits_optimum():
     assert r > 1e9  # on the ridge, not stopped short of it
     assert model.log_likelihood_ >= -best.fun - 1e-6
     np.testing.assert_allclose([r / alpha, s_fit, beta_fit], np.exp(best.x), rtol=1e-4)
+
+
+def test_probability_alive_tends_to_the_limit_on_the_purchase_ridge():
+    # P(alive) = P1 / (P1 + P2 - P3) from the same terms: in the limit
+    # (1 + T / beta) ** -s over that plus the dropout integral of _purchase_limit;
+    # whole-week histories so that the model's compiled pair tables are used too
+    rng = np.random.default_rng(4)
+    T = np.floor(rng.uniform(1.0, 78.0, 1_000))
+    x = rng.integers(0, 30, T.size).astype(float)
+    t_x = np.where(x > 0, np.floor(rng.uniform(0.0, 1.0, T.size) * T), 0.0)
+    Tc = T[:, None]
+    log_dead = np.log(S / BETA) + _gauss_legendre(
+        t_x, T, lambda v: LAM * (Tc - v) - (S + 1.0) * np.log1p(v / BETA)
+    )
+    log_alive = -S * np.log1p(T / BETA)
+    limit = np.exp(log_alive - np.logaddexp(log_alive, log_dead))
+    summary = pd.DataFrame({"frequency": x, "recency": t_x, "T": T})
+    for k in [1e6, 1e12]:
+        theta = (k, k / LAM, S, BETA)
+        model = ParetoNBD()
+        model.params_ = pd.Series(dict(zip(model.param_names, theta, strict=True)))
+        model.freq_ = None
+        assert _scoring.pareto_alive_rows(x, t_x, T, theta) is not _scoring.NO_TABLE
+        for alive in (
+            P.pareto_nbd_probability_alive(x, t_x, T, *theta),
+            model.probability_alive(summary).to_numpy(),
+        ):
+            # the model is 1e-5 / (k / 1e6) from its limit; before, 3e-3 at k = 1e12
+            np.testing.assert_allclose(alive, limit, rtol=0.0, atol=1e-5 * 1e6 / k + 1e-12)
