@@ -27,6 +27,19 @@ is the α ≥ β / α < β case split of Fader, Hardie & Lee (2005, note 009, eq
 19-20) written so that the hypergeometric argument and the factor in front
 of it never overflow.
 
+The likelihood carries ``alpha^r beta^s`` into each of its terms instead of
+adding ``r ln alpha + s ln beta`` to them: ``I`` enters as ``J(u) = (A + u) ** p
+(B + u) ** q I(u) = int_0^inf (1 + t / (A + u)) ** -p (1 + t / (B + u)) ** -q dt``
+(:func:`_log_j`, of order one), ``r ln alpha - (r + x) ln(alpha + u)`` as
+``-r ln(1 + u / alpha) - x ln(alpha + u)`` and ``ln Gamma(r + x) - ln Gamma(r)``
+as ``sum_(j<x) ln(r + j)``. On a degenerate fit's ridge, ``r`` and ``alpha``
+run to infinity at a fixed ``r / alpha`` (purchases Poisson, no heterogeneity)
+or ``s`` and ``beta`` at a fixed ``s / beta`` (one exponential dropout rate for
+all); there the terms of order ``r ln alpha`` (3e13 at ``r = 1e12``) lost every
+digit, and the series of ``S`` needs ``~r`` terms: where it converges slowly
+(``w > 0.9``) ``J`` is summed by the trapezoid rule in ``ln t``
+(:func:`_log_j_trapezoid`), exact to rounding for any ``p`` and ``A``.
+
 References
 ----------
 .. [SMC87] Schmittlein, D. C., Morrison, D. G. and Colombo, R. (1987),
@@ -452,7 +465,7 @@ def _log_rising(r, x_levels):
 
 
 def _log_tail_terms(x, u, r, alpha, s, beta, grad: bool):
-    """``K(u) = r ln alpha + s ln beta + ln I(u)`` at ``p = r + x``, ``q = s + 1``, and its gradient.
+    """``K(u) = r ln alpha + s ln beta + ln I(u)`` (``p = r + x``, ``q = s + 1``) and its gradient.
 
     Written ``-r ln(1 + u / alpha) - s ln(1 + u / beta) - x ln(alpha + u) - ln(beta + u)
     + ln J(u)`` (:func:`_log_j`): no two terms of order ``r ln alpha`` or
@@ -611,11 +624,14 @@ def pareto_nbd_total_log_likelihood_and_gradient(r, alpha, s, beta, data: Pareto
     """Weighted total Pareto/NBD log-likelihood and its gradient in (r, alpha, s, beta).
 
     :func:`pareto_nbd_log_likelihood` summed with weights; the gamma
-    functions once per distinct frequency. The gradient is analytic: digamma
-    for the gamma terms, and for ``Q`` the weighted derivatives of its three
-    terms (``dQ = w1 dE1 + w2 d ln P2 - w3 d ln P3`` with ``w_i = P_i /
-    (P1 + P2 - P3)``, all between 0 and 2), the hypergeometric factor
-    differentiated term by term in its series (:func:`_log_s_series`).
+    functions once per distinct frequency (:func:`_log_rising`). The gradient is
+    analytic: sums of ``1 / (r + j)`` (or digamma) for the gamma terms, and for
+    ``Q`` the weighted derivatives of its three terms (``dQ = w1 dE1 + w2 d ln P2
+    - w3 d ln P3`` with ``w_i = P_i / (P1 + P2 - P3)``, all between 0 and 2), the
+    hypergeometric factor differentiated term by term in its series
+    (:func:`_log_s_series`) or under the trapezoid rule (:func:`_log_j_trapezoid`).
+    Accurate on the degenerate ridges of the module docstring (``r, alpha`` or
+    ``s, beta`` to infinity together), also in log-parameters.
 
     Returns
     -------
@@ -824,17 +840,23 @@ def _buy_if_alive(t, x, T, r, alpha, s, beta):
     """P(a purchase in ``(T, T + t]`` | alive at ``T``) for the probability of none."""
     aT, bT = alpha + T, beta + T
     # I(u) has per-row shifts A = alpha + T, B = beta + T, but it depends on A + u and
-    # B + u only: evaluate it at u' = T + u with the scalar shifts alpha and beta
+    # B + u only: evaluate it at u' = T + u with the scalar shifts alpha and beta, as
+    # J(u') = (alpha + u') ** p (beta + u') ** s I(u') (of order one: no terms of order
+    # r ln(alpha) where r and alpha run to infinity together)
     p = r + x + 1.0
-    log_i0, _ = pareto_log_tail_integral(T, alpha, beta, p, s)
+    log_j0, _ = _log_j(T, alpha, beta, p, s)
     finite = np.isfinite(t)
-    log_it = np.full(t.shape, -np.inf)  # I(inf) = 0: P(never buys again) for t = inf
+    log_ratio = np.full(t.shape, -np.inf)  # I(inf) = 0: P(never buys again) for t = inf
     if finite.any():
-        u = T[finite] + t[finite]
-        log_it[finite] = pareto_log_tail_integral(u, alpha, beta, p[finite], s)[0]
-    log_front = np.log(r + x) + (r + x) * np.log(aT) + s * np.log(bT)
+        tf, pf = t[finite], p[finite]
+        log_jt = _log_j(T[finite] + tf, alpha, beta, pf, s)[0]
+        log_ratio[finite] = (
+            log_jt - pf * np.log1p(tf / aT[finite]) - s * np.log1p(tf / bT[finite]) - log_j0[finite]
+        )
+    # (r + x) (alpha + T) ** (r + x) (beta + T) ** s I(T) = (r + x) / (alpha + T) J(T)
+    log_front = np.log(r + x) - np.log(aT) + log_j0
     with np.errstate(divide="ignore"):
-        buy = np.exp(log_front + log_i0) * -np.expm1(np.minimum(log_it - log_i0, 0.0))
+        buy = np.exp(log_front) * -np.expm1(np.minimum(log_ratio, 0.0))
     return np.clip(buy, 0.0, 1.0)
 
 

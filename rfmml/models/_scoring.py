@@ -425,8 +425,9 @@ def pareto_alive_rows(
 
     The terms of :func:`rfmml.models._formulas_pareto.pareto_nbd_alive_and_expected`:
     ``ln I(u)`` with the factor ``alpha^r beta^s`` (``K(u)`` of
-    :func:`rfmml.models._formulas_pareto._log_tail_terms`) once per distinct ``(x, t_x)`` and ``(x, T)`` pair (the same function of
-    ``(x, u)`` for both), ``ln s - E1`` and the factor given alive once per
+    :func:`rfmml.models._formulas_pareto._log_tail_terms`) once per distinct
+    ``(x, t_x)`` and ``(x, T)`` pair (the same function of ``(x, u)`` for both),
+    ``ln s - E1`` (with the same factor) and the factor given alive once per
     ``(x, T)`` pair, the rest per row: one pass checks the rows and marks
     the pairs, a second one scores them.
 

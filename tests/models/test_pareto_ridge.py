@@ -22,12 +22,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.integrate import quad
 from scipy.optimize import minimize
 from scipy.special import gammaln, roots_legendre
 
-from rfmml.models import ParetoNBD, simulate_pareto_nbd
+from rfmml.models import ParetoNBD, _scoring, simulate_pareto_nbd
 from rfmml.models import _formulas_pareto as P
-from rfmml.models import _scoring
 
 #: CDNOW's purchase and dropout parameters (Fader, Hardie & Lee 2005, weeks)
 R, ALPHA, S, BETA = 0.553, 10.58, 0.606, 11.67
@@ -192,3 +192,25 @@ def test_probability_alive_tends_to_the_limit_on_the_purchase_ridge():
         ):
             # the model is 1e-5 / (k / 1e6) from its limit; before, 3e-3 at k = 1e12
             np.testing.assert_allclose(alive, limit, rtol=0.0, atol=1e-5 * 1e6 / k + 1e-12)
+
+
+def test_probability_no_purchase_tends_to_the_limit_on_the_purchase_ridge():
+    # alive at T, mu ~ Gamma(s, beta + T): P(a purchase in (T, T + t] | alive) =
+    # E[lam / (lam + mu) (1 - e^(-(lam + mu) t))], by quadrature over the gamma density
+    x, t_x, T, t = np.array([0.0, 2.0, 10.0]), np.array([0.0, 20.0, 30.0]), np.full(3, 40.0), 10.0
+    buy = np.array(
+        [
+            quad(
+                lambda m, b=BETA + Ti: LAM / (LAM + m) * -np.expm1(-(LAM + m) * t)
+                * np.exp(S * np.log(b) + (S - 1.0) * np.log(m) - b * m - gammaln(S)),
+                0.0, np.inf, epsabs=0.0, epsrel=1e-12, limit=400,
+            )[0]
+            for Ti in T
+        ]
+    )  # fmt: skip
+    for k in [1e6, 1e12]:
+        theta = (k, k / LAM, S, BETA)
+        limit = 1.0 - P.pareto_nbd_probability_alive(x, t_x, T, *theta) * buy
+        none = P.pareto_nbd_probability_no_purchase(t, x, t_x, T, *theta)
+        # 2e-6 at k = 1e6 (the model's distance from its limit); before, 1e-3 at 1e12
+        np.testing.assert_allclose(none, limit, rtol=0.0, atol=1e-5 * 1e6 / k + 1e-11)
