@@ -269,10 +269,12 @@ def _log_s(b, c, w, grad: bool = False):
 #: converges like ``exp(-pi ** 2 / step)``; at 0.25 it agrees with 0.125 and with
 #: adaptive quadrature to rounding (~1e-15 relative).
 _TRAP_STEP = 0.25
-#: Smallest ``c - 1 = p + q - 1`` summed by the trapezoid rule: the integrand falls like
-#: ``exp(-(c - 1) y)`` at large ``y``, so the nodes grow like ``40 / (c - 1) / step``;
-#: heavier tails take scipy's 2F1 (:func:`_log_s_fallback`).
-_TRAP_MIN_TAIL = 0.5
+#: Smallest exponent on the larger shift (``b`` of ``S(b, c, w)``) for which rows with
+#: ``w > 0.9`` take the trapezoid rule rather than scipy's 2F1 (:func:`_log_s_fallback`):
+#: against the rule, scipy's ``ln S`` is good to ~3e-12 below 20, to ~1e-10 up to 100,
+#: and fails (inf, nan, then slow quadrature) beyond; smaller ones keep scipy's values
+#: and cost (their tails ``t ** -(c - 1)`` need many nodes).
+_TRAP_MIN_B = 20.0
 #: Rows x nodes held at once by :func:`_log_j_trapezoid` (8 MiB per array)
 _TRAP_BLOCK = 1 << 20
 
@@ -283,9 +285,9 @@ def _log_j_trapezoid(a, b, p, q, grad: bool):
     ``J = int_0^inf (1 + t / a) ** -p (1 + t / b) ** -q dt = int exp(phi(y)) dy`` with
     ``phi(y) = y - p ln(1 + e^y / a) - q ln(1 + e^y / b)``, concave in ``y``. With
     ``t0 = 1 / (p / a + q / b)`` (``J >= t0 / e``), the nodes run from
-    ``ln t0 - 20`` (below it ``exp(phi) = e^y (1 + O(e^y / t0))``: that tail is summed as
-    a geometric series) to where ``phi`` has fallen below ``ln t0 - 41`` (bisection;
-    ``phi`` is concave). The derivatives are averages under the same weights:
+    ``ln t0 - 14`` (below it ``exp(phi) = e^y - e^(2 y) / t0 + O(e^(3 y) / t0 ** 2)``:
+    that tail is summed as two geometric series) to where ``phi`` has fallen below
+    ``ln t0 - 41`` (bisection; ``phi`` is concave). The derivatives are averages under the same weights:
     ``d/dp = -E[ln(1 + t / a)]``, ``d/da = p E[t / (a (a + t))]`` and likewise for
     ``q, b``. Every term is positive and ``p ln(1 + t / a)`` is accurate for any
     ``p`` and ``a``: this stays exact where ``p`` and ``a`` (or ``q`` and ``b``) run to
@@ -313,7 +315,7 @@ def _log_j_trapezoid(a, b, p, q, grad: bool):
         above = phi(mid) > target
         lo = np.where(above, mid, lo)
         hi = np.where(above, hi, mid)
-    y_lo = lt0 - 20.0
+    y_lo = lt0 - 14.0
     nodes = np.ceil((hi - y_lo) / h).astype(np.int64) + 1
     order = np.argsort(nodes, kind="stable")
     done = 0
@@ -328,8 +330,10 @@ def _log_j_trapezoid(a, b, p, q, grad: bool):
         f = y - p_ * la - q_ * lb
         top = f.max(axis=1)
         e = np.exp(f - top[:, None])
-        # left tail: h sum_(k>=1) exp(y_lo - k h) = e^(y_lo) h / (e^h - 1)
-        mass = e.sum(axis=1) + np.exp(y_lo[take] - top) / np.expm1(h)
+        # left tail: h sum_(k>=1) (e^(y_k) - e^(2 y_k) / t0) at y_k = y_lo - k h
+        yl = y_lo[take] - top
+        tail = np.exp(yl) / np.expm1(h) - np.exp(yl + y_lo[take] - lt0[take]) / np.expm1(2 * h)
+        mass = e.sum(axis=1) + tail
         log_j[take] = np.log(h * mass) + top
         if derivs is not None:
             # t / (a (a + t)) = (1 - e^(-ln(1 + t / a))) / a
@@ -349,7 +353,7 @@ def _log_j(u, A, B, p, q, grad: bool = False):
     where ``p`` and ``A`` (or ``q`` and ``B``) grow together. Where the series of the
     module docstring converges fast (``w <= 0.9``) ``ln J = ln(m + u) - ln(c - 1) +
     ln S``; elsewhere the trapezoid rule of :func:`_log_j_trapezoid`, or scipy's 2F1
-    for the heaviest tails (``c - 1 < 0.5``).
+    where the exponent on the larger shift is below 20 (:data:`_TRAP_MIN_B`).
 
     Returns
     -------
@@ -363,7 +367,8 @@ def _log_j(u, A, B, p, q, grad: bool = False):
     a_is_min = A <= B
     m_u, M_u = (a_u, b_u) if a_is_min else (b_u, a_u)
     w = abs(B - A) / M_u
-    trap = (w > _W_SERIES_MAX) & (c - 1.0 >= _TRAP_MIN_TAIL)
+    p_M = q if a_is_min else p
+    trap = (w > _W_SERIES_MAX) & (p_M >= _TRAP_MIN_B)
     log_j = np.empty(len(u))
     out = [np.empty(len(u)) for _ in range(4)] if grad else None
     if trap.any():
@@ -373,7 +378,7 @@ def _log_j(u, A, B, p, q, grad: bool = False):
             o[trap] = di
     rest = ~trap
     if rest.any():
-        p_m, p_M = (p, q) if a_is_min else (q, p)
+        p_m = p if a_is_min else q
         mu, Mu, cr = m_u[rest], M_u[rest], c[rest]
         log_s, d = _log_s(p_M[rest], cr, w[rest], grad)
         log_j[rest] = np.log(mu) - np.log(cr - 1.0) + log_s

@@ -118,8 +118,8 @@ def test_likelihood_keeps_its_digits_on_the_ridge(ridge, cdnow):
     "theta",
     [
         (R, ALPHA, S, BETA),  # CDNOW: the hypergeometric series everywhere
-        (R, 200.0, S, 3.0),  # alpha / beta = 67: the trapezoid rule in ln t
-        (2.0, 1.0, S, 40.0),  # beta / alpha = 40
+        (R, 200.0, S, 3.0),  # alpha / beta = 67: scipy's 2F1, and for x >= 20 the trapezoid rule
+        (2.0, 1.0, 20.0, 40.0),  # beta / alpha = 40, s + 1 > 20: the trapezoid rule
         (1e6, 1e6 / LAM, S, BETA),
         (1e12, 1e12 / LAM, S, BETA),
         (R, ALPHA, 1e12, 1e12 / MU),
