@@ -287,7 +287,8 @@ def _log_j_trapezoid(a, b, p, q, grad: bool):
     ``t0 = 1 / (p / a + q / b)`` (``J >= t0 / e``), the nodes run from
     ``ln t0 - 14`` (below it ``exp(phi) = e^y - e^(2 y) / t0 + O(e^(3 y) / t0 ** 2)``:
     that tail is summed as two geometric series) to where ``phi`` has fallen below
-    ``ln t0 - 41`` (bisection; ``phi`` is concave). The derivatives are averages under the same weights:
+    ``ln t0 - 41`` (bisection; ``phi`` is concave). The derivatives are averages under
+    the same weights:
     ``d/dp = -E[ln(1 + t / a)]``, ``d/da = p E[t / (a (a + t))]`` and likewise for
     ``q, b``. Every term is positive and ``p ln(1 + t / a)`` is accurate for any
     ``p`` and ``a``: this stays exact where ``p`` and ``a`` (or ``q`` and ``b``) run to
@@ -378,7 +379,6 @@ def _log_j(u, A, B, p, q, grad: bool = False):
             o[trap] = di
     rest = ~trap
     if rest.any():
-        p_m = p if a_is_min else q
         mu, Mu, cr = m_u[rest], M_u[rest], c[rest]
         log_s, d = _log_s(p_M[rest], cr, w[rest], grad)
         log_j[rest] = np.log(mu) - np.log(cr - 1.0) + log_s
