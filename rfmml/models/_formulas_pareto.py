@@ -36,8 +36,9 @@ as ``sum_(j<x) ln(r + j)``. On a degenerate fit's ridge, ``r`` and ``alpha``
 run to infinity at a fixed ``r / alpha`` (purchases Poisson, no heterogeneity)
 or ``s`` and ``beta`` at a fixed ``s / beta`` (one exponential dropout rate for
 all); there the terms of order ``r ln alpha`` (3e13 at ``r = 1e12``) lost every
-digit, and the series of ``S`` needs ``~r`` terms: where it converges slowly
-(``w > 0.9``) ``J`` is summed by the trapezoid rule in ``ln t``
+digit, and the series of ``S`` needs ``~r`` terms (scipy's 2F1 fails there):
+where it converges slowly (``w > 0.9``) and the exponent on the larger shift is
+20 or more, ``J`` is summed by the trapezoid rule in ``ln t``
 (:func:`_log_j_trapezoid`), exact to rounding for any ``p`` and ``A``.
 
 References
