@@ -371,28 +371,33 @@ def _log_j(u, A, B, p, q, grad: bool = False):
     w = abs(B - A) / M_u
     p_M = q if a_is_min else p
     trap = (w > _W_SERIES_MAX) & (p_M >= _TRAP_MIN_B)
+    if not trap.any():  # the usual case: every row by the series or scipy, no gathering
+        return _log_j_from_s(m_u, M_u, c, p_M, w, a_is_min, grad)
     log_j = np.empty(len(u))
     out = [np.empty(len(u)) for _ in range(4)] if grad else None
-    if trap.any():
-        value, d = _log_j_trapezoid(a_u[trap], b_u[trap], p[trap], q[trap], grad)
-        log_j[trap] = value
+    parts = [
+        (trap, _log_j_trapezoid(a_u[trap], b_u[trap], p[trap], q[trap], grad)),
+        (~trap, _log_j_from_s(*(v[~trap] for v in (m_u, M_u, c, p_M, w)), a_is_min, grad)),
+    ]
+    for rows, (value, d) in parts:
+        log_j[rows] = value
         for o, di in zip(out or [], d or [], strict=True):
-            o[trap] = di
-    rest = ~trap
-    if rest.any():
-        mu, Mu, cr = m_u[rest], M_u[rest], c[rest]
-        log_s, d = _log_s(p_M[rest], cr, w[rest], grad)
-        log_j[rest] = np.log(mu) - np.log(cr - 1.0) + log_s
-        if out is not None:
-            d_b, d_c, d_w = d
-            g_pm = -1.0 / (cr - 1.0) + d_c
-            g_pM = g_pm + d_b
-            g_m = 1.0 / mu - d_w / Mu
-            g_M = d_w * mu / Mu**2
-            g = (g_m, g_M, g_pm, g_pM) if a_is_min else (g_M, g_m, g_pM, g_pm)
-            for o, gi in zip(out, g, strict=True):
-                o[rest] = gi
+            o[rows] = di
     return log_j, out
+
+
+def _log_j_from_s(m_u, M_u, c, p_M, w, a_is_min: bool, grad: bool):
+    """``ln J = ln(m + u) - ln(c - 1) + ln S(p_M, c, w)`` and its gradient in ``(A, B, p, q)``."""
+    log_s, d = _log_s(p_M, c, w, grad)
+    log_j = np.log(m_u) - np.log(c - 1.0) + log_s
+    if d is None:
+        return log_j, None
+    d_b, d_c, d_w = d
+    g_pm = -1.0 / (c - 1.0) + d_c
+    g_pM = g_pm + d_b
+    g_m = 1.0 / m_u - d_w / M_u
+    g_M = d_w * m_u / M_u**2
+    return log_j, [g_m, g_M, g_pm, g_pM] if a_is_min else [g_M, g_m, g_pM, g_pm]
 
 
 def pareto_log_tail_integral(u, A, B, p, q, grad: bool = False):
