@@ -478,22 +478,25 @@ def _log_rising(r, x_levels):
 def _log_tail_terms(x, u, r, alpha, s, beta, grad: bool):
     """``K(u) = r ln alpha + s ln beta + ln I(u)`` (``p = r + x``, ``q = s + 1``) and its gradient.
 
-    Written ``-r ln(1 + u / alpha) - s ln(1 + u / beta) - x ln(alpha + u) - ln(beta + u)
-    + ln J(u)`` (:func:`_log_j`): no two terms of order ``r ln alpha`` or
-    ``s ln beta`` cancel where ``r, alpha`` (or ``s, beta``) run to infinity together.
+    Written ``E(u) - ln(beta + u) + ln J(u)`` (:func:`_log_j`) with ``E(u) =
+    -r ln(1 + u / alpha) - x ln(alpha + u) - s ln(1 + u / beta)`` (``E(T)`` is the
+    alive term ``E1``, :func:`_log_alive_term`): no two terms of order ``r ln alpha``
+    or ``s ln beta`` cancel where ``r, alpha`` (or ``s, beta``) run to infinity together.
 
     Returns
     -------
     K : numpy.ndarray
     gradient : numpy.ndarray or None
         Shape ``(4, n)``: ``d K / d(r, alpha, s, beta)``.
+    E, ln(1 + u / alpha), ln(1 + u / beta) : numpy.ndarray
+        For the alive term and its gradient at ``u = T``.
     """
     log_j, d = _log_j(u, alpha, beta, r + x, s + 1.0, grad)
     la, lb = np.log1p(u / alpha), np.log1p(u / beta)
-    log_a, log_b = np.log(alpha + u), np.log(beta + u)
-    k = log_j - r * la - s * lb - x * log_a - log_b
+    e = -r * la - x * np.log(alpha + u) - s * lb
+    k = e - np.log(beta + u) + log_j
     if d is None:
-        return k, None
+        return k, None, e, la, lb
     g = np.array(
         [
             d[2] - la,
@@ -502,7 +505,7 @@ def _log_tail_terms(x, u, r, alpha, s, beta, grad: bool):
             d[1] + s * u / (beta * (beta + u)) - 1.0 / (beta + u),
         ]
     )
-    return k, g
+    return k, g, e, la, lb
 
 
 def _log_alive_term(x, T, r, alpha, s, beta):
@@ -545,11 +548,9 @@ def _likelihood_terms(x, t_x, T, r, alpha, s, beta, weights=None, pairs=None):
     x, t_x, T = x.ravel(), t_x.ravel(), T.ravel()
     grad = weights is not None
     codes_tx, first_tx, codes_T, first_T = _pairs(x, t_x, T) if pairs is None else pairs
-    k_tx_u, g_tx = _log_tail_terms(x[first_tx], t_x[first_tx], r, alpha, s, beta, grad)
+    k_tx_u, g_tx, *_ = _log_tail_terms(x[first_tx], t_x[first_tx], r, alpha, s, beta, grad)
     x_T, T_T = x[first_T], T[first_T]
-    k_T_u, g_T = _log_tail_terms(x_T, T_T, r, alpha, s, beta, grad)
-    la_T, lb_T, log_aT = np.log1p(T_T / alpha), np.log1p(T_T / beta), np.log(alpha + T_T)
-    e1_u = -r * la_T - x_T * log_aT - s * lb_T
+    k_T_u, g_T, e1_u, la_T, lb_T = _log_tail_terms(x_T, T_T, r, alpha, s, beta, grad)
     k_tx, k_T, e1 = k_tx_u[codes_tx], k_T_u[codes_T], e1_u[codes_T]
     log_p3 = np.log(s) + k_T
     delta = np.maximum(k_tx - k_T, 0.0)
@@ -706,10 +707,10 @@ def _alive_and_expected(t, x, t_x, T, r, alpha, s, beta, pairs):
     codes_tx, first_tx, codes_T, first_T = _pairs(x, t_x, T) if pairs is None else pairs
     # K(u) = ln(alpha^r beta^s I(u)) and E1 with the same factor: their differences are
     # those of ln I and ln P1, without terms of order r ln(alpha) on a degenerate ridge
-    log_itx, _ = _log_tail_terms(x[first_tx], t_x[first_tx], r, alpha, s, beta, False)
+    log_itx = _log_tail_terms(x[first_tx], t_x[first_tx], r, alpha, s, beta, False)[0]
     x_T, T_T = x[first_T], T[first_T]
-    log_iT, _ = _log_tail_terms(x_T, T_T, r, alpha, s, beta, False)
-    lead = np.log(s) - _log_alive_term(x_T, T_T, r, alpha, s, beta)  # ln s - E1 per (x, T) pair
+    log_iT, _, e1, *_ = _log_tail_terms(x_T, T_T, r, alpha, s, beta, False)
+    lead = np.log(s) - e1  # ln s - E1 per (x, T) pair
     factor = (
         None
         if t is None
