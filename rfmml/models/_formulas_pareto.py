@@ -375,9 +375,10 @@ def _log_j(u, A, B, p, q, grad: bool = False):
         return _log_j_from_s(m_u, M_u, c, p_M, w, a_is_min, grad)
     log_j = np.empty(len(u))
     out = [np.empty(len(u)) for _ in range(4)] if grad else None
+    rest = ~trap
     parts = [
         (trap, _log_j_trapezoid(a_u[trap], b_u[trap], p[trap], q[trap], grad)),
-        (~trap, _log_j_from_s(*(v[~trap] for v in (m_u, M_u, c, p_M, w)), a_is_min, grad)),
+        (rest, _log_j_from_s(m_u[rest], M_u[rest], c[rest], p_M[rest], w[rest], a_is_min, grad)),
     ]
     for rows, (value, d) in parts:
         log_j[rows] = value
