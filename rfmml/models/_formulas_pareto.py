@@ -27,6 +27,20 @@ is the α ≥ β / α < β case split of Fader, Hardie & Lee (2005, note 009, eq
 19-20) written so that the hypergeometric argument and the factor in front
 of it never overflow.
 
+The likelihood carries ``alpha^r beta^s`` into each of its terms instead of
+adding ``r ln alpha + s ln beta`` to them: ``I`` enters as ``J(u) = (A + u) ** p
+(B + u) ** q I(u) = int_0^inf (1 + t / (A + u)) ** -p (1 + t / (B + u)) ** -q dt``
+(:func:`_log_j`, of order one), ``r ln alpha - (r + x) ln(alpha + u)`` as
+``-r ln(1 + u / alpha) - x ln(alpha + u)`` and ``ln Gamma(r + x) - ln Gamma(r)``
+as ``sum_(j<x) ln(r + j)``. On a degenerate fit's ridge, ``r`` and ``alpha``
+run to infinity at a fixed ``r / alpha`` (purchases Poisson, no heterogeneity)
+or ``s`` and ``beta`` at a fixed ``s / beta`` (one exponential dropout rate for
+all); there the terms of order ``r ln alpha`` (3e13 at ``r = 1e12``) lost every
+digit, and the series of ``S`` needs ``~r`` terms (scipy's 2F1 fails there):
+where it converges slowly (``w > 0.9``) and the exponent on the larger shift is
+20 or more, ``J`` is summed by the trapezoid rule in ``ln t``
+(:func:`_log_j_trapezoid`), exact to rounding for any ``p`` and ``A``.
+
 References
 ----------
 .. [SMC87] Schmittlein, D. C., Morrison, D. G. and Colombo, R. (1987),
@@ -50,6 +64,7 @@ import numpy as np
 from scipy.integrate import quad
 from scipy.special import digamma, gammaln, hyp2f1, roots_legendre
 
+from rfmml.models._formulas import RISING_SUM_MAX
 from rfmml.models._grouping import frequency_levels, group_rows
 
 __all__ = [
@@ -250,13 +265,150 @@ def _log_s(b, c, w, grad: bool = False):
     return log_s, derivs
 
 
+#: Step in ``y = ln t`` of the trapezoid rule of :func:`_log_j_trapezoid`. The integrand
+#: is analytic in the strip ``|Im y| < pi / 2`` and decays at both ends, so the rule
+#: converges like ``exp(-pi ** 2 / step)``; at 0.25 it agrees with 0.125 and with
+#: adaptive quadrature to rounding (~1e-15 relative).
+_TRAP_STEP = 0.25
+#: Smallest exponent on the larger shift (``b`` of ``S(b, c, w)``) for which rows with
+#: ``w > 0.9`` take the trapezoid rule rather than scipy's 2F1 (:func:`_log_s_fallback`):
+#: against the rule, scipy's ``ln S`` is good to ~3e-12 below 20, to ~1e-10 up to 100,
+#: and fails (inf, nan, then slow quadrature) beyond; smaller ones keep scipy's values
+#: and cost (their tails ``t ** -(c - 1)`` need many nodes).
+_TRAP_MIN_B = 20.0
+#: Rows x nodes held at once by :func:`_log_j_trapezoid` (8 MiB per array)
+_TRAP_BLOCK = 1 << 20
+
+
+def _log_j_trapezoid(a, b, p, q, grad: bool):
+    """``ln J`` and ``d ln J / d(a, b, p, q)`` by the trapezoid rule in ``y = ln t``.
+
+    ``J = int_0^inf (1 + t / a) ** -p (1 + t / b) ** -q dt = int exp(phi(y)) dy`` with
+    ``phi(y) = y - p ln(1 + e^y / a) - q ln(1 + e^y / b)``, concave in ``y``. With
+    ``t0 = 1 / (p / a + q / b)`` (``J >= t0 / e``), the nodes run from
+    ``ln t0 - 14`` (below it ``exp(phi) = e^y - e^(2 y) / t0 + O(e^(3 y) / t0 ** 2)``:
+    that tail is summed as two geometric series) to where ``phi`` has fallen below
+    ``ln t0 - 41`` (bisection; ``phi`` is concave). The derivatives are averages under
+    the same weights:
+    ``d/dp = -E[ln(1 + t / a)]``, ``d/da = p E[t / (a (a + t))]`` and likewise for
+    ``q, b``. Every term is positive and ``p ln(1 + t / a)`` is accurate for any
+    ``p`` and ``a``: this stays exact where ``p`` and ``a`` (or ``q`` and ``b``) run to
+    infinity at a fixed ratio, where the hypergeometric series needs ``~p`` terms.
+    """
+    n = len(a)
+    log_j = np.empty(n)
+    derivs = [np.empty(n) for _ in range(4)] if grad else None
+    if n == 0:
+        return log_j, derivs
+    h = _TRAP_STEP
+    lt0 = -np.log(p / a + q / b)
+    target = lt0 - 41.0
+
+    def phi(y):
+        t = np.exp(y)
+        return y - p * np.log1p(t / a) - q * np.log1p(t / b)
+
+    # phi(ln t0) >= ln t0 - 1 > target; beyond M = max(a, b), phi <= (1 - c) y + c ln M
+    lM = np.log(np.maximum(a, b))
+    lo = lt0.copy()
+    hi = np.maximum(lo, np.maximum(lM, lM + (lM - target) / (p + q - 1.0)))
+    for _ in range(24):
+        mid = 0.5 * (lo + hi)
+        above = phi(mid) > target
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    y_lo = lt0 - 14.0
+    nodes = np.ceil((hi - y_lo) / h).astype(np.int64) + 1
+    order = np.argsort(nodes, kind="stable")
+    done = 0
+    while done < n:
+        k_max = int(nodes[order[done]])
+        take = order[done : done + max(1, _TRAP_BLOCK // k_max)]
+        k_max = int(nodes[take].max())
+        a_, b_, p_, q_ = (v[take, None] for v in (a, b, p, q))
+        y = y_lo[take, None] + h * np.arange(k_max)
+        t = np.exp(y)
+        la, lb = np.log1p(t / a_), np.log1p(t / b_)
+        f = y - p_ * la - q_ * lb
+        top = f.max(axis=1)
+        e = np.exp(f - top[:, None])
+        # left tail: h sum_(k>=1) (e^(y_k) - e^(2 y_k) / t0) at y_k = y_lo - k h
+        yl = y_lo[take] - top
+        tail = np.exp(yl) / np.expm1(h) - np.exp(yl + y_lo[take] - lt0[take]) / np.expm1(2 * h)
+        mass = e.sum(axis=1) + tail
+        log_j[take] = np.log(h * mass) + top
+        if derivs is not None:
+            # t / (a (a + t)) = (1 - e^(-ln(1 + t / a))) / a
+            derivs[0][take] = p[take] * (e * -np.expm1(-la)).sum(axis=1) / (a[take] * mass)
+            derivs[1][take] = q[take] * (e * -np.expm1(-lb)).sum(axis=1) / (b[take] * mass)
+            derivs[2][take] = -(e * la).sum(axis=1) / mass
+            derivs[3][take] = -(e * lb).sum(axis=1) / mass
+        done += len(take)
+    return log_j, derivs
+
+
+def _log_j(u, A, B, p, q, grad: bool = False):
+    """``ln J(u)``, ``J(u) = (A + u) ** p (B + u) ** q int_u^inf (A + v) ** -p (B + v) ** -q dv``.
+
+    ``J = int_0^inf (1 + t / (A + u)) ** -p (1 + t / (B + u)) ** -q dt``, between
+    0 and ``1 / (p / (A + u) + q / (B + u))`` times ``e``: it stays of order one
+    where ``p`` and ``A`` (or ``q`` and ``B``) grow together. Where the series of the
+    module docstring converges fast (``w <= 0.9``) ``ln J = ln(m + u) - ln(c - 1) +
+    ln S``; elsewhere the trapezoid rule of :func:`_log_j_trapezoid`, or scipy's 2F1
+    where the exponent on the larger shift is below 20 (:data:`_TRAP_MIN_B`).
+
+    Returns
+    -------
+    log_J : numpy.ndarray
+    gradient : tuple of numpy.ndarray or None
+        ``(d/dA, d/dB, d/dp, d/dq)`` of ``ln J``, flat.
+    """
+    u, p, q = (np.array(v, dtype=float).ravel() for v in np.broadcast_arrays(u, p, q))
+    a_u, b_u = A + u, B + u
+    c = p + q
+    a_is_min = A <= B
+    m_u, M_u = (a_u, b_u) if a_is_min else (b_u, a_u)
+    w = abs(B - A) / M_u
+    p_M = q if a_is_min else p
+    trap = (w > _W_SERIES_MAX) & (p_M >= _TRAP_MIN_B)
+    if not trap.any():  # the usual case: every row by the series or scipy, no gathering
+        return _log_j_from_s(m_u, M_u, c, p_M, w, a_is_min, grad)
+    log_j = np.empty(len(u))
+    out = [np.empty(len(u)) for _ in range(4)] if grad else None
+    rest = ~trap
+    parts = [
+        (trap, _log_j_trapezoid(a_u[trap], b_u[trap], p[trap], q[trap], grad)),
+        (rest, _log_j_from_s(m_u[rest], M_u[rest], c[rest], p_M[rest], w[rest], a_is_min, grad)),
+    ]
+    for rows, (value, d) in parts:
+        log_j[rows] = value
+        for o, di in zip(out or [], d or [], strict=True):
+            o[rows] = di
+    return log_j, out
+
+
+def _log_j_from_s(m_u, M_u, c, p_M, w, a_is_min: bool, grad: bool):
+    """``ln J = ln(m + u) - ln(c - 1) + ln S(p_M, c, w)`` and its gradient in ``(A, B, p, q)``."""
+    log_s, d = _log_s(p_M, c, w, grad)
+    log_j = np.log(m_u) - np.log(c - 1.0) + log_s
+    if d is None:
+        return log_j, None
+    d_b, d_c, d_w = d
+    g_pm = -1.0 / (c - 1.0) + d_c
+    g_pM = g_pm + d_b
+    g_m = 1.0 / m_u - d_w / M_u
+    g_M = d_w * m_u / M_u**2
+    return log_j, [g_m, g_M, g_pm, g_pM] if a_is_min else [g_M, g_m, g_pM, g_pm]
+
+
 def pareto_log_tail_integral(u, A, B, p, q, grad: bool = False):
     """``ln int_u^inf (A + v) ** -p (B + v) ** -q dv`` and its gradient.
 
-    The representation in the module docstring: with ``m = min(A, B)``,
-    ``M = max(A, B)`` (``A, B`` scalars), ``p_m, p_M`` the matching
-    exponents, ``c = p + q > 1`` and ``p_m > 0``,
-    ``ln I = (1 - p_m) ln(m + u) - p_M ln(M + u) - ln(c - 1) + ln S(p_M, c, w)``,
+    ``ln I = ln J(u) - p ln(A + u) - q ln(B + u)`` with ``J`` of :func:`_log_j`:
+    where the series converges fast (``w <= 0.9``) the representation in the
+    module docstring, ``ln I = (1 - p_m) ln(m + u) - p_M ln(M + u) - ln(c - 1) +
+    ln S(p_M, c, w)`` with ``m = min(A, B)``, ``M = max(A, B)`` (``A, B``
+    scalars), ``p_m, p_M`` the matching exponents, ``c = p + q`` and
     ``w = (M - m) / (M + u)``. Needs ``p_m > 0`` and ``c > 1``.
 
     Parameters
@@ -279,26 +431,12 @@ def pareto_log_tail_integral(u, A, B, p, q, grad: bool = False):
     u, p, q = (np.array(v, dtype=float) for v in np.broadcast_arrays(u, p, q))
     shape = u.shape
     u, p, q = u.ravel(), p.ravel(), q.ravel()
-    a_is_min = A <= B
-    m, M = (A, B) if a_is_min else (B, A)
-    p_m, p_M = (p, q) if a_is_min else (q, p)
-    c = p + q
-    mu, Mu = m + u, M + u
-    log_mu, log_Mu = np.log(mu), np.log(Mu)
-    w = (M - m) / Mu
-    log_s, d = _log_s(p_M, c, w, grad)
-    log_i = (1.0 - p_m) * log_mu - p_M * log_Mu - np.log(c - 1.0) + log_s
-    if not grad:
+    log_j, d = _log_j(u, A, B, p, q, grad)
+    log_a, log_b = np.log(A + u), np.log(B + u)
+    log_i = log_j - p * log_a - q * log_b
+    if d is None:
         return log_i.reshape(shape), None
-    d_b, d_c, d_w = d
-    g_pm = -log_mu - 1.0 / (c - 1.0) + d_c
-    g_pM = -log_Mu - 1.0 / (c - 1.0) + d_b + d_c
-    g_m = (1.0 - p_m) / mu - d_w / Mu
-    g_M = -p_M / Mu + d_w * mu / Mu**2
-    if a_is_min:
-        out = (g_m, g_M, g_pm, g_pM)
-    else:
-        out = (g_M, g_m, g_pM, g_pm)
+    out = (d[0] - p / (A + u), d[1] - q / (B + u), d[2] - log_a, d[3] - log_b)
     return log_i.reshape(shape), tuple(g.reshape(shape) for g in out)
 
 
@@ -319,59 +457,125 @@ def _pairs(x, t_x, T):
     return (*group_rows(x, t_x), *group_rows(x, T))
 
 
+def _log_rising(r, x_levels):
+    """``ln Gamma(r + x) - ln Gamma(r)`` and its ``r``-derivative per level ``x``.
+
+    For whole levels up to :data:`~rfmml.models._formulas.RISING_SUM_MAX` the sums
+    ``sum_(j<x) ln(r + j)`` and ``sum_(j<x) 1 / (r + j)`` (Gamma's recurrence):
+    accurate for any ``r``, where differences of ``gammaln`` of order ``r ln r``
+    lose every digit as ``r`` grows; other levels take ``gammaln`` and digamma.
+    """
+    xl = np.asarray(x_levels, dtype=float)
+    top = float(xl.max()) if xl.size else 0.0
+    if xl.size and top <= RISING_SUM_MAX and xl.min() >= 0 and np.all(xl == np.floor(xl)):
+        j = np.arange(top)
+        k = xl.astype(np.intp)
+        value = np.concatenate(([0.0], np.cumsum(np.log(r + j))))[k]
+        d_r = np.concatenate(([0.0], np.cumsum(1.0 / (r + j))))[k]
+        return value, d_r
+    return gammaln(r + xl) - gammaln(r), digamma(r + xl) - digamma(r)
+
+
+def _log_tail_terms(x, u, r, alpha, s, beta, grad: bool):
+    """``K(u) = r ln alpha + s ln beta + ln I(u)`` (``p = r + x``, ``q = s + 1``) and its gradient.
+
+    Written ``E(u) - ln(beta + u) + ln J(u)`` (:func:`_log_j`) with ``E(u) =
+    -r ln(1 + u / alpha) - x ln(alpha + u) - s ln(1 + u / beta)`` (``E(T)`` is the
+    alive term ``E1``, :func:`_log_alive_term`): no two terms of order ``r ln alpha``
+    or ``s ln beta`` cancel where ``r, alpha`` (or ``s, beta``) run to infinity together.
+
+    Returns
+    -------
+    K : numpy.ndarray
+    gradient : numpy.ndarray or None
+        Shape ``(4, n)``: ``d K / d(r, alpha, s, beta)``.
+    E, ln(1 + u / alpha), ln(1 + u / beta) : numpy.ndarray
+        For the alive term and its gradient at ``u = T``.
+    """
+    log_j, d = _log_j(u, alpha, beta, r + x, s + 1.0, grad)
+    la, lb = np.log1p(u / alpha), np.log1p(u / beta)
+    e = -r * la - x * np.log(alpha + u) - s * lb
+    k = e - np.log(beta + u) + log_j
+    if d is None:
+        return k, None, e, la, lb
+    g = np.array(
+        [
+            d[2] - la,
+            d[0] + r * u / (alpha * (alpha + u)) - x / (alpha + u),
+            d[3] - lb,
+            d[1] + s * u / (beta * (beta + u)) - 1.0 / (beta + u),
+        ]
+    )
+    return k, g, e, la, lb
+
+
+def _log_alive_term(x, T, r, alpha, s, beta):
+    """``E1 = ln(alpha^r beta^s (alpha + T) ** -(r + x) (beta + T) ** -s)``, the alive-at-T term.
+
+    As ``-r ln(1 + T / alpha) - x ln(alpha + T) - s ln(1 + T / beta)``: no terms of
+    order ``r ln alpha`` cancel (see :func:`_likelihood_terms`).
+    """
+    return -r * np.log1p(T / alpha) - x * np.log(alpha + T) - s * np.log1p(T / beta)
+
+
 def _likelihood_terms(x, t_x, T, r, alpha, s, beta, weights=None, pairs=None):
     """``E1`` and ``Q`` of the likelihood (see below), and with ``weights`` the weighted gradient.
 
     From note 009 eq. (18) ([FHL05n]):
-    ``L = Gamma(r + x) alpha^r beta^s / Gamma(r) * [P1 + P2 - P3]`` with
+    ``L = Gamma(r + x) / Gamma(r) * alpha^r beta^s [P1 + P2 - P3]`` with
     ``P1 = (alpha + T) ** -(r + x) (beta + T) ** -s`` (alive at T),
     ``P2 - P3 = s int_(t_x)^T (alpha + v) ** -(r + x) (beta + v) ** -(s + 1) dv``
     (dropout at v in (t_x, T]), i.e. ``P2 = s I(t_x)``, ``P3 = s I(T)`` with
-    :func:`pareto_log_tail_integral` at ``p = r + x, q = s + 1``. Then
-    ``Q = ln(P1 + P3 (e^Delta - 1))``, ``Delta = ln I(t_x) - ln I(T) >= 0``, a
-    log-sum-exp of two non-negative terms, and ``E1 = ln P1``.
+    ``I`` the tail integral at ``p = r + x, q = s + 1``. The factor
+    ``alpha^r beta^s`` goes into each term: ``E1 = ln(alpha^r beta^s P1) =
+    -r ln(1 + T / alpha) - x ln(alpha + T) - s ln(1 + T / beta)`` and
+    ``K(u) = ln(alpha^r beta^s I(u))`` (:func:`_log_tail_terms`), so that nothing
+    of order ``r ln alpha`` is formed (on a degenerate fit's ridge ``r`` and
+    ``alpha``, or ``s`` and ``beta``, run to infinity at a fixed ratio). Then
+    ``Q = ln(alpha^r beta^s (P1 + P2 - P3)) = ln(e^E1 + s e^K(T) (e^Delta - 1))``,
+    ``Delta = K(t_x) - K(T) >= 0``, a log-sum-exp of two non-negative terms;
+    ``ln L = ln Gamma(r + x) - ln Gamma(r) + Q`` and ``E1 - Q = ln P(alive)``.
 
     The gradient of ``sum_i w_i Q_i`` is ``sum_i w_i (w1 dE1 + w2 d ln P2 -
     w3 d ln P3)`` with ``w_k = P_k / (P1 + P2 - P3)`` (between 0 and 2).
 
-    ``I`` depends on ``(x, t)`` only: it is evaluated once per distinct
-    ``(x, t_x)`` and ``(x, T)`` pair (``pairs``, from :func:`_pairs`, or
-    computed here); its gradient is summed per pair with the rows' weights
-    (``bincount``) rather than gathered back to every row.
+    ``E1`` depends on ``(x, T)`` and ``K`` on ``(x, u)`` only: they are evaluated
+    once per distinct ``(x, t_x)`` and ``(x, T)`` pair (``pairs``, from
+    :func:`_pairs`, or computed here); their gradients are summed per pair with the
+    rows' weights (``bincount``) rather than gathered back to every row.
     """
     x, t_x, T = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(x, t_x, T))
     shape = x.shape
     x, t_x, T = x.ravel(), t_x.ravel(), T.ravel()
     grad = weights is not None
-    p = r + x
     codes_tx, first_tx, codes_T, first_T = _pairs(x, t_x, T) if pairs is None else pairs
-    log_itx_u, g_tx = pareto_log_tail_integral(t_x[first_tx], alpha, beta, p[first_tx], s + 1, grad)
-    log_iT_u, g_T = pareto_log_tail_integral(T[first_T], alpha, beta, p[first_T], s + 1, grad)
-    log_itx, log_iT = log_itx_u[codes_tx], log_iT_u[codes_T]
-    log_aT, log_bT = np.log(alpha + T), np.log(beta + T)
-    e1 = -p * log_aT - s * log_bT
-    log_p3 = np.log(s) + log_iT
-    delta = np.maximum(log_itx - log_iT, 0.0)
+    k_tx_u, g_tx, *_ = _log_tail_terms(x[first_tx], t_x[first_tx], r, alpha, s, beta, grad)
+    x_T, T_T = x[first_T], T[first_T]
+    k_T_u, g_T, e1_u, la_T, lb_T = _log_tail_terms(x_T, T_T, r, alpha, s, beta, grad)
+    k_tx, k_T, e1 = k_tx_u[codes_tx], k_T_u[codes_T], e1_u[codes_T]
+    log_p3 = np.log(s) + k_T
+    delta = np.maximum(k_tx - k_T, 0.0)
     q = np.logaddexp(e1, log_p3 + _log_expm1(delta))
     if not grad:
         return e1.reshape(shape), q.reshape(shape), None
     ww1 = weights * np.exp(e1 - q)  # w P1 / total; P1 / total = P(alive)
-    ww2 = weights * np.exp(np.log(s) + log_itx - q)  # w P2 / total, P2 / total <= 2
+    ww2 = weights * np.exp(np.log(s) + k_tx - q)  # w P2 / total, P2 / total <= 2
     ww3 = weights * np.exp(log_p3 - q)  # w P3 / total <= w
+    W1 = np.bincount(codes_T, weights=ww1, minlength=len(first_T))
     W2 = np.bincount(codes_tx, weights=ww2, minlength=len(first_tx))
     W3 = np.bincount(codes_T, weights=ww3, minlength=len(first_T))
-    # d/d(r, alpha, s, beta) of E1 = -(r + x) ln(alpha + T) - s ln(beta + T)
+    # d/d(r, alpha, s, beta) of E1 per (x, T) pair
     g_e1 = np.array(
         [
-            -(ww1 @ log_aT),
-            -((ww1 * p) @ (1.0 / (alpha + T))),
-            -(ww1 @ log_bT),
-            -s * (ww1 @ (1.0 / (beta + T))),
+            -(W1 @ la_T),
+            W1 @ (r * T_T / (alpha * (alpha + T_T)) - x_T / (alpha + T_T)),
+            -(W1 @ lb_T),
+            s * (W1 @ (T_T / (beta * (beta + T_T)))),
         ]
     )
-    # ln P2, ln P3 = ln s + ln I; I's (dA, dB, dp, dq) -> (dr, dalpha, ds, dbeta), q = s + 1
-    g_p2 = np.array([W2 @ g_tx[2], W2 @ g_tx[0], W2 @ g_tx[3] + W2.sum() / s, W2 @ g_tx[1]])
-    g_p3 = np.array([W3 @ g_T[2], W3 @ g_T[0], W3 @ g_T[3] + W3.sum() / s, W3 @ g_T[1]])
+    # ln P2, ln P3 = ln s + K; the ln s part of the s-derivative
+    g_p2 = g_tx @ W2 + np.array([0.0, 0.0, W2.sum() / s, 0.0])
+    g_p3 = g_T @ W3 + np.array([0.0, 0.0, W3.sum() / s, 0.0])
     return e1.reshape(shape), q.reshape(shape), g_e1 + g_p2 - g_p3
 
 
@@ -381,8 +585,10 @@ def pareto_nbd_log_likelihood(x, t_x, T, r, alpha, s, beta):
     Eq. (18) of Fader, Hardie & Lee's note 009 [FHL05n] (eq. 7 of
     [SMC87]), with the hypergeometric ``A_0`` of its eqs. (19)-(20)
     replaced by the bounded form of the module docstring:
-    ``ln L = ln Gamma(r + x) - ln Gamma(r) + r ln alpha + s ln beta + Q``
-    (``Q`` in :func:`_likelihood_terms`). Finite for any ``x`` and ``T``.
+    ``ln L = ln Gamma(r + x) - ln Gamma(r) + Q`` (``Q``, which holds
+    ``r ln alpha + s ln beta``, in :func:`_likelihood_terms`; the gamma functions
+    by :func:`_log_rising`). Finite for any ``x`` and ``T``, and accurate where
+    ``r, alpha`` or ``s, beta`` run to infinity at a fixed ratio.
 
     Returns
     -------
@@ -390,7 +596,8 @@ def pareto_nbd_log_likelihood(x, t_x, T, r, alpha, s, beta):
     """
     x = np.asarray(x, dtype=float)
     _, q, _ = _likelihood_terms(x, t_x, T, r, alpha, s, beta)
-    return gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta) + q
+    levels, index = np.unique(x, return_inverse=True)
+    return _log_rising(r, levels)[0][index.reshape(x.shape)] + q
 
 
 class ParetoNBDData(NamedTuple):
@@ -430,11 +637,14 @@ def pareto_nbd_total_log_likelihood_and_gradient(r, alpha, s, beta, data: Pareto
     """Weighted total Pareto/NBD log-likelihood and its gradient in (r, alpha, s, beta).
 
     :func:`pareto_nbd_log_likelihood` summed with weights; the gamma
-    functions once per distinct frequency. The gradient is analytic: digamma
-    for the gamma terms, and for ``Q`` the weighted derivatives of its three
-    terms (``dQ = w1 dE1 + w2 d ln P2 - w3 d ln P3`` with ``w_i = P_i /
-    (P1 + P2 - P3)``, all between 0 and 2), the hypergeometric factor
-    differentiated term by term in its series (:func:`_log_s_series`).
+    functions once per distinct frequency (:func:`_log_rising`). The gradient is
+    analytic: sums of ``1 / (r + j)`` (or digamma) for the gamma terms, and for
+    ``Q`` the weighted derivatives of its three terms (``dQ = w1 dE1 + w2 d ln P2
+    - w3 d ln P3`` with ``w_i = P_i / (P1 + P2 - P3)``, all between 0 and 2), the
+    hypergeometric factor differentiated term by term in its series
+    (:func:`_log_s_series`) or under the trapezoid rule (:func:`_log_j_trapezoid`).
+    Accurate on the degenerate ridges of the module docstring (``r, alpha`` or
+    ``s, beta`` to infinity together), also in log-parameters.
 
     Returns
     -------
@@ -443,19 +653,13 @@ def pareto_nbd_total_log_likelihood_and_gradient(r, alpha, s, beta, data: Pareto
         Derivatives with respect to ``(r, alpha, s, beta)``.
     """
     rows = data.levels
-    xl, wl, w, n = rows["x_levels"], rows["level_weights"], rows["weights"], rows["n"]
+    xl, wl, w = rows["x_levels"], rows["level_weights"], rows["weights"]
     _, q, g_q = _likelihood_terms(
         rows["x"], rows["t_x"], rows["T"], r, alpha, s, beta, weights=w, pairs=data.pairs
     )
-    total = wl @ (gammaln(r + xl) - gammaln(r)) + n * (r * np.log(alpha) + s * np.log(beta)) + w @ q
-    grad = g_q + np.array(
-        [
-            wl @ (digamma(r + xl) - digamma(r)) + n * np.log(alpha),
-            n * r / alpha,
-            n * np.log(beta),
-            n * s / beta,
-        ]
-    )
+    rising, d_rising = _log_rising(r, xl)
+    total = wl @ rising + w @ q
+    grad = g_q + np.array([wl @ d_rising, 0.0, 0.0, 0.0])
     return float(total), grad
 
 
@@ -502,11 +706,11 @@ def _alive_and_expected(t, x, t_x, T, r, alpha, s, beta, pairs):
     shape = x.shape
     x, t_x, T = x.ravel(), t_x.ravel(), T.ravel()
     codes_tx, first_tx, codes_T, first_T = _pairs(x, t_x, T) if pairs is None else pairs
-    p_tx = r + x[first_tx]
-    log_itx, _ = pareto_log_tail_integral(t_x[first_tx], alpha, beta, p_tx, s + 1.0)
+    # K(u) = ln(alpha^r beta^s I(u)) and E1 with the same factor: their differences are
+    # those of ln I and ln P1, without terms of order r ln(alpha) on a degenerate ridge
+    log_itx = _log_tail_terms(x[first_tx], t_x[first_tx], r, alpha, s, beta, False)[0]
     x_T, T_T = x[first_T], T[first_T]
-    log_iT, _ = pareto_log_tail_integral(T_T, alpha, beta, r + x_T, s + 1.0)
-    e1 = -(r + x_T) * np.log(alpha + T_T) - s * np.log(beta + T_T)
+    log_iT, _, e1, *_ = _log_tail_terms(x_T, T_T, r, alpha, s, beta, False)
     lead = np.log(s) - e1  # ln s - E1 per (x, T) pair
     factor = (
         None
@@ -649,17 +853,23 @@ def _buy_if_alive(t, x, T, r, alpha, s, beta):
     """P(a purchase in ``(T, T + t]`` | alive at ``T``) for the probability of none."""
     aT, bT = alpha + T, beta + T
     # I(u) has per-row shifts A = alpha + T, B = beta + T, but it depends on A + u and
-    # B + u only: evaluate it at u' = T + u with the scalar shifts alpha and beta
+    # B + u only: evaluate it at u' = T + u with the scalar shifts alpha and beta, as
+    # J(u') = (alpha + u') ** p (beta + u') ** s I(u') (of order one: no terms of order
+    # r ln(alpha) where r and alpha run to infinity together)
     p = r + x + 1.0
-    log_i0, _ = pareto_log_tail_integral(T, alpha, beta, p, s)
+    log_j0, _ = _log_j(T, alpha, beta, p, s)
     finite = np.isfinite(t)
-    log_it = np.full(t.shape, -np.inf)  # I(inf) = 0: P(never buys again) for t = inf
+    log_ratio = np.full(t.shape, -np.inf)  # I(inf) = 0: P(never buys again) for t = inf
     if finite.any():
-        u = T[finite] + t[finite]
-        log_it[finite] = pareto_log_tail_integral(u, alpha, beta, p[finite], s)[0]
-    log_front = np.log(r + x) + (r + x) * np.log(aT) + s * np.log(bT)
+        tf, pf = t[finite], p[finite]
+        log_jt = _log_j(T[finite] + tf, alpha, beta, pf, s)[0]
+        log_ratio[finite] = (
+            log_jt - pf * np.log1p(tf / aT[finite]) - s * np.log1p(tf / bT[finite]) - log_j0[finite]
+        )
+    # (r + x) (alpha + T) ** (r + x) (beta + T) ** s I(T) = (r + x) / (alpha + T) J(T)
+    log_front = np.log(r + x) - np.log(aT) + log_j0
     with np.errstate(divide="ignore"):
-        buy = np.exp(log_front + log_i0) * -np.expm1(np.minimum(log_it - log_i0, 0.0))
+        buy = np.exp(log_front) * -np.expm1(np.minimum(log_ratio, 0.0))
     return np.clip(buy, 0.0, 1.0)
 
 

@@ -424,9 +424,10 @@ def pareto_alive_rows(
     """P(alive) of the Pareto/NBD per row and, with ``horizon``, the expected purchases.
 
     The terms of :func:`rfmml.models._formulas_pareto.pareto_nbd_alive_and_expected`:
-    ``ln I(u)`` (:func:`~rfmml.models._formulas_pareto.pareto_log_tail_integral`)
-    once per distinct ``(x, t_x)`` and ``(x, T)`` pair (the same function of
-    ``(x, u)`` for both), ``ln s - E1`` and the factor given alive once per
+    ``ln I(u)`` with the factor ``alpha^r beta^s`` (``K(u)`` of
+    :func:`rfmml.models._formulas_pareto._log_tail_terms`) once per distinct
+    ``(x, t_x)`` and ``(x, T)`` pair (the same function of ``(x, u)`` for both),
+    ``ln s - E1`` (with the same factor) and the factor given alive once per
     ``(x, T)`` pair, the rest per row: one pass checks the rows and marks
     the pairs, a second one scores them.
 
@@ -457,11 +458,11 @@ def pareto_alive_rows(
     keys, x_u, u, ages = tables.marked(with_t_x=True)
     n_T, size = tables.n_T, tables.n_x * tables.n_T
     log_i = np.empty(size)
-    log_i[keys] = F.pareto_log_tail_integral(u, alpha, beta, r + x_u, s + 1.0)[0]
+    # ln I and E1 both with the factor alpha^r beta^s (no terms of order r ln(alpha))
+    log_i[keys] = F._log_tail_terms(x_u, u, r, alpha, s, beta, False)[0]
     keys_T, x_T, T_T = keys[ages], x_u[ages], u[ages]
-    e1 = -(r + x_T) * np.log(alpha + T_T) - s * np.log(beta + T_T)
     lead = np.empty(size)
-    lead[keys_T] = np.log(s) - e1
+    lead[keys_T] = np.log(s) - F._log_alive_term(x_T, T_T, r, alpha, s, beta)
     factor = None
     if horizon is not None:
         factor = np.empty(size)
