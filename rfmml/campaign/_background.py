@@ -117,7 +117,10 @@ class BackgroundFile:
     def __init__(self, out: BinaryIO, depth: int = 4) -> None:
         self.out = out
         self._calls = BackgroundCalls(depth, name="rfmml-file-writer")
-        self._size = out.tell()
+        try:
+            self._size = out.tell()
+        except (OSError, ValueError):  # a pipe or a terminal: counted from here
+            self._size = 0
         self._free: list[np.ndarray] = []  # buffers written and free to fill again
 
     def buffer(self, nbytes: int) -> np.ndarray:

@@ -88,3 +88,27 @@ def test_file_bytes_in_order_and_buffers_reused(tmp_path: Path) -> None:
     assert (tmp_path / "f.bin").read_bytes() == b"head\r\n" + b"".join(p.tobytes() for p in pieces)
     # at most depth + 2 buffers in use at once: the rest are reused
     assert len(ids) <= 8
+
+
+def test_a_pipe_gets_the_same_bytes_as_a_file(tmp_path: Path, monkeypatch) -> None:
+    # a pipe cannot tell its position (``-o /dev/stdout`` piped on): written all the same
+    import os
+
+    import pandas as pd
+
+    from rfmml.campaign import _csv
+
+    monkeypatch.setattr(_csv, "_compiled_floats", lambda rows: True)
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"id": np.arange(3000), "x": rng.random(3000), "t": ["a,b"] * 3000})
+    assert _csv.write_csv(frame, tmp_path / "file.csv", chunk_rows=512)
+    read_end, write_end = os.pipe()
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(os.fdopen(read_end, "rb").read()))
+    reader.start()
+    with open(write_end, "wb") as pipe:
+        writer = _csv.CsvChunks(pipe, chunk_rows=512)
+        writer.write(frame)
+        writer.close()
+    reader.join(timeout=30)
+    assert received == [(tmp_path / "file.csv").read_bytes()]
