@@ -1065,9 +1065,10 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
     "--timestamp-format", default=None, help="strftime format, e.g. %Y%m%d; %s: Unix seconds."
 )
 @click.option("--dayfirst/--monthfirst", default=None,
-              help="Order of NEW_LOG's dates written 01/03/2010 (default: inferred from its "
-              "column; refused when every date is ambiguous, as in a day's file of the 1st "
-              "to 12th).")  # fmt: skip
+              help="Order of NEW_LOG's dates written 01/03/2010 (default: the state's stored "
+              "value, else inferred from the column; refused when every date is ambiguous, "
+              "as in a day's file of the 1st to 12th). Read options are stored in the state "
+              "and reused by later refreshes; one given wins and is stored.")  # fmt: skip
 @click.option("--encoding", default=None, help="Text encoding of NEW_LOG (default UTF-8).")
 @click.option(
     "--separator",
