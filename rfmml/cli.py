@@ -1056,7 +1056,7 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
     "--customer",
     default="customer_id",
     show_default=True,
-    help="Customer id column (read when the state is created).",
+    help="Customer id column (stored in the state; later refreshes reuse it).",
 )
 @click.option("--timestamp", default="timestamp", show_default=True, help="Purchase time column.")
 @click.option("--amount", default="amount", show_default=True, help="Value column ('' for none).")
@@ -1065,9 +1065,10 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
     "--timestamp-format", default=None, help="strftime format, e.g. %Y%m%d; %s: Unix seconds."
 )
 @click.option("--dayfirst/--monthfirst", default=None,
-              help="Order of NEW_LOG's dates written 01/03/2010 (default: inferred from its "
-              "column; refused when every date is ambiguous, as in a day's file of the 1st "
-              "to 12th).")  # fmt: skip
+              help="Order of NEW_LOG's dates written 01/03/2010 (default: the state's stored "
+              "value, else inferred from the column; refused when every date is ambiguous, "
+              "as in a day's file of the 1st to 12th). Read options are stored in the state "
+              "and reused by later refreshes; one given wins and is stored.")  # fmt: skip
 @click.option("--encoding", default=None, help="Text encoding of NEW_LOG (default UTF-8).")
 @click.option(
     "--separator",
@@ -1108,12 +1109,24 @@ def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, c
             purchase_tolerance: float, tracking_uri: str | None) -> None:  # fmt: skip
     """Add NEW_LOG to the customer state, rescore with saved models (no refit), write
     predictions and entered/left lists, append the segment history, check for drift.
+
+    The state remembers the column options and --dayfirst/--monthfirst, --encoding,
+    --separator, --decimal of its last batch: later refreshes of files of the same shape
+    can leave them out. An option given explicitly wins, is kept for the next refreshes,
+    and a line on stderr says what changed.
     """  # noqa: D205
+    from click.core import ParameterSource
+
     from rfmml.refresh import refresh as run_refresh
 
-    options = {"customer": customer, "timestamp": timestamp, "amount": amount or None,
-               "order": order, "timestamp_format": timestamp_format,
-               "negative_amounts": negative_amounts}  # fmt: skip
+    # only the options given on the command line: the state keeps the others (on
+    # creation, the defaults below are CustomerState.create's own)
+    context = click.get_current_context()
+    options = {name: value for name, value in [
+        ("customer", customer), ("timestamp", timestamp), ("amount", amount or None),
+        ("order", order), ("timestamp_format", timestamp_format),
+        ("negative_amounts", negative_amounts),
+    ] if context.get_parameter_source(name) is not ParameterSource.DEFAULT}  # fmt: skip
     reading = {"dayfirst": dayfirst, "encoding": encoding, "separator": separator,
                "decimal": decimal}  # fmt: skip
     result = run_refresh(new_log, state_path, model_dir, output, create_options=options,
@@ -1121,6 +1134,8 @@ def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, c
                          segment_tolerance=segment_tolerance,
                          purchase_tolerance=purchase_tolerance)  # fmt: skip
     update = result.update
+    for note in result.notes:
+        err.print(Text(note), soft_wrap=True)
     if update.applied:
         _print_report(update.report)
         err.print(f"added {update.rows_added:,} rows ({update.late_rows:,} late), "

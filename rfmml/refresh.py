@@ -118,7 +118,11 @@ class DriftCheck:
 
 @dataclass
 class RefreshResult:
-    """What :func:`refresh` did and wrote."""
+    """What :func:`refresh` did and wrote.
+
+    ``notes`` holds one line when the refresh read the batch with options other
+    than those stored in the state (see :meth:`CustomerState.update`).
+    """
 
     update: StateUpdate
     observation_end: pd.Timestamp
@@ -129,6 +133,7 @@ class RefreshResult:
     files: dict[str, Path] = field(default_factory=dict)
     run_id: str | None = None
     output_dir: Path | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def _model_fingerprint(model_dir: str | Path) -> str:
@@ -265,10 +270,20 @@ def refresh(
         Folder for ``predictions.*``, ``segments/``, ``changes/`` and
         ``movements.csv``; None: ``rfmml-refresh/<date of the observation end>``.
     create_options : dict, optional
-        Column mapping and cleaning for :meth:`CustomerState.create`.
+        Column mapping and cleaning for :meth:`CustomerState.create`. For an
+        existing state, the mapping keys (``customer``, ``timestamp``,
+        ``amount``, ``group``, ``order``) and ``timestamp_format`` given replace
+        the stored ones as ``read_options`` do; the returns policy and the other
+        cleaning options are fixed at creation, and a different value is refused.
     read_options : dict, optional
         How ``new_log`` is written (``dayfirst``, ``encoding``, ``separator``,
-        ``decimal``), for :meth:`CustomerState.update`.
+        ``decimal``), for :meth:`CustomerState.update`. The state stores the
+        options of every applied batch: a key left out (or None) takes the
+        stored value, so a daily refresh of same-shaped files passes them once.
+        **A value given wins over the stored one**: the batch is read with it,
+        the state keeps it for later refreshes, and ``RefreshResult.notes``
+        says what changed. A state saved before rfmml stored options refreshes
+        as it did and stores the options of its next batch.
     tracking_uri : str, optional
         MLflow store (default: ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db``).
     experiment : str, default "rfmml-refresh"
@@ -311,10 +326,13 @@ def refresh(
             else CustomerState.open(path)
         )
     try:
+        reading = dict(read_options or {})
+        if not created:
+            reading |= _later_options(st, create_options or {})
         return _refresh(
             st, new_log, pipeline, model_dir, output, tracking_uri, experiment,
             segment_tolerance, purchase_tolerance, min_expected_purchases, log_to_mlflow,
-            read_options or {},
+            reading,
         )  # fmt: skip
     except BaseException:
         if created and st.n_batches == 0:  # a state created for a batch that failed: remove it
@@ -325,6 +343,35 @@ def refresh(
     finally:
         if own:
             st.close()
+
+
+#: Options of :meth:`CustomerState.create` a later batch may change (see its ``update``).
+_LATER = ("customer", "timestamp", "amount", "group", "order", "timestamp_format")
+
+
+def _later_options(st: CustomerState, create_options: dict[str, Any]) -> dict[str, Any]:
+    """The ``create_options`` of an existing state, as arguments of its ``update``.
+
+    Mapping and timestamp format pass on; a cleaning option other than the state's,
+    or ``amount=None`` for a state with amounts, is refused in one line.
+    """
+    out = {}
+    for name, value in create_options.items():
+        if name in _LATER and value is not None:
+            out[name] = value
+        elif name == "amount" and st.schema.amount is not None:
+            raise DataError(
+                f"amount=None: the state {str(st.path)!r} was created with the amount column "
+                f"{st.schema.amount!r}; a later batch must have amounts too (or create a new "
+                "state)"
+            )
+        elif name not in _LATER and st.cleaning.get(name, value) != value:
+            raise DataError(
+                f"{name}={value!r}: the state {str(st.path)!r} was created with "
+                f"{name}={st.cleaning[name]!r}, which every later batch keeps; leave it out "
+                "or create a new state"
+            )
+    return out
 
 
 def _refresh(
@@ -412,7 +459,8 @@ def _refresh(
     with replacing(files["cleaning_report"]) as temporary:
         temporary.write_text(json.dumps(st.cleaning_report().to_dict(), indent=2))
     files["report"] = build_report(out, title=f"refresh {end.date()}")
-    result = RefreshResult(update, end, predictions, changes, table, drift, files, output_dir=out)
+    result = RefreshResult(update, end, predictions, changes, table, drift, files, output_dir=out,
+                           notes=list(update.notes))  # fmt: skip
     if log_to_mlflow:
         result.run_id = _log(result, st, tracking_uri, experiment)
     return result

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -15,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from rfmml.campaign import ScoringPipeline, read_predictions, scoring_frame
 from rfmml.cli import main
 from rfmml.data import read_transactions
+from rfmml.errors import DataError
 from rfmml.features import CustomerState, btyd_summary, rfm_table
 from rfmml.models import BetaGeoNBD, GammaGamma
 from rfmml.refresh import load_scoring_pipeline, refresh
@@ -313,3 +316,138 @@ def test_a_refresh_within_one_period_of_the_baseline_says_so(cdnow_parts, model_
     assert two.drift.reason.startswith(
         f"no refit needed yet: less than one period (W) since the baseline {first.date()}"
     )
+
+
+def _european(frame: pd.DataFrame, path: Path, date_format: str = "%d/%m/%Y", **csv) -> Path:
+    """``frame`` as a shop writes it: dates as text (day-first by default), semicolons and
+    decimal commas unless ``csv`` says otherwise."""
+    written = frame.assign(timestamp=frame["timestamp"].dt.strftime(date_format))
+    written.to_csv(path, index=False, **({"sep": ";", "decimal": ","} | csv))
+    return path
+
+
+def _day(cdnow_parts, date: str) -> pd.DataFrame:
+    march = cdnow_parts["march"]
+    return march[march["timestamp"] == date]
+
+
+@pytest.fixture(scope="module")
+def shared_uri(tmp_path_factory) -> str:
+    """One MLflow store for the tests below (its tables are created once)."""
+    return _uri(tmp_path_factory.mktemp("mlflow"))
+
+
+@pytest.fixture(scope="module")
+def first_day(cdnow_parts) -> pd.DataFrame:
+    """The fit period of 300 customers: a small first batch."""
+    fit = cdnow_parts["fit"]
+    return fit[fit["customer_id"].isin(fit["customer_id"].unique()[:300])]
+
+
+def test_cli_refresh_remembers_read_options_and_an_explicit_one_wins(
+    cdnow_parts, first_day, model_dir, shared_uri, tmp_path
+):
+    """Day 1 says --dayfirst --separator ; --decimal , and the state keeps them: day 2, a
+    file of 05/03/1998 dates only (ambiguous on its own), needs no option. Day 3 is written
+    month-first with commas and dots: the options given win, are reported on stderr in one
+    line, and are the ones kept."""
+    day1 = _european(first_day, tmp_path / "day1.csv")
+    day2 = _european(_day(cdnow_parts, "1998-03-05"), tmp_path / "day2.csv")
+    day3 = _european(_day(cdnow_parts, "1998-03-06"), tmp_path / "day3.csv", "%m/%d/%Y",
+                     sep=",", decimal=".")  # fmt: skip
+    state = tmp_path / "state.duckdb"
+    common = ["--state", state, "--model", model_dir, "--tracking-uri", shared_uri]
+    runner = CliRunner()
+
+    def run(path: Path, *options: str) -> Any:
+        args = ["refresh", path, *common, "-o", tmp_path / path.stem, *options]
+        result = runner.invoke(main, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+        return result
+
+    european = {"dayfirst": True, "encoding": None, "separator": ";", "decimal": ","}
+    first = run(day1, "--dayfirst", "--separator", ";", "--decimal", ",")
+    assert "options" not in first.stderr
+    with CustomerState.open(state, read_only=True) as st:
+        assert st.read_options == european
+        (stored,) = st.connection.execute(
+            "SELECT value FROM rfmml_meta WHERE key = 'read_options'"
+        ).fetchall()[0]
+        assert json.loads(stored) == european  # plain JSON in the state's meta table
+
+    second = run(day2)  # no option: the stored ones
+    assert "options" not in second.stderr
+    with CustomerState.open(state, read_only=True) as st:
+        assert st.last_timestamp == pd.Timestamp("1998-03-05")  # not 3 May
+        both = [read_transactions(p, dayfirst=True, separator=";", decimal=",")[0]
+                for p in (day1, day2)]  # fmt: skip
+        pd.testing.assert_frame_equal(st.rfm_table(), rfm_table(pd.concat(both)))
+
+    third = run(day3, "--monthfirst", "--separator", ",", "--decimal", ".")
+    changed = [line for line in third.stderr.splitlines() if "options changed" in line]
+    assert changed == [
+        "options changed from those stored in the state: dayfirst True -> False, separator "
+        "';' -> ',', decimal ',' -> '.'; the batch is read with the new values, which the "
+        "state now keeps"
+    ]
+    with CustomerState.open(state, read_only=True) as st:
+        assert st.last_timestamp == pd.Timestamp("1998-03-06")  # not 3 June
+        assert st.read_options == {"dayfirst": False, "encoding": None, "separator": ",",
+                                   "decimal": "."}  # fmt: skip
+        both.append(read_transactions(day3, dayfirst=False)[0])
+        pd.testing.assert_frame_equal(st.rfm_table(), rfm_table(pd.concat(both)))
+
+
+def test_refresh_notes_a_changed_mapping_and_refuses_a_changed_returns_policy(
+    cdnow_parts, first_day, model_dir, tmp_path
+):
+    """Python: a batch whose columns are named differently is read with the names given,
+    which the state keeps (result.notes says so); the returns policy is fixed at creation."""
+    path = tmp_path / "state.duckdb"
+    first = refresh(first_day, path, model_dir, tmp_path / "1", log_to_mlflow=False)
+    assert first.notes == [] and first.update.read_options["dayfirst"] is None
+    renamed = _day(cdnow_parts, "1998-03-05").rename(columns={"customer_id": "client"})
+    with pytest.raises(DataError, match=r"^negative_amounts='net': the state .* was created "
+                       r"with negative_amounts='drop'"):  # fmt: skip
+        refresh(renamed, path, model_dir, tmp_path / "2", log_to_mlflow=False,
+                create_options={"customer": "client", "negative_amounts": "net"})  # fmt: skip
+    second = refresh(renamed, path, model_dir, tmp_path / "2", log_to_mlflow=False,
+                     create_options={"customer": "client"})  # fmt: skip
+    assert second.notes == [
+        "options changed from those stored in the state: customer column 'customer_id' -> "
+        "'client'; the batch is read with the new values, which the state now keeps"
+    ]
+    with CustomerState.open(path, read_only=True) as st:
+        assert st.schema.customer == "client" and st.n_batches == 2
+        whole = pd.concat([first_day, _day(cdnow_parts, "1998-03-05")])
+        pd.testing.assert_frame_equal(st.rfm_table(), rfm_table(whole))
+
+
+def test_a_state_without_stored_read_options_refreshes_as_before(
+    cdnow_parts, first_day, model_dir, shared_uri, tmp_path
+):
+    """A state written before read options were stored (no 'read_options' entry) opens and
+    refreshes with the options given, says nothing about changes, then keeps them."""
+    path = tmp_path / "old.duckdb"
+    first_day.to_csv(tmp_path / "first.csv", index=False)
+    with CustomerState.create(path) as st:
+        st.update(tmp_path / "first.csv")
+    con = duckdb.connect(str(path))  # what rfmml wrote before it stored read options
+    con.execute("DELETE FROM rfmml_meta WHERE key = 'read_options'")
+    con.close()
+    with CustomerState.open(path, read_only=True) as st:
+        assert st.read_options is None
+    day = _european(_day(cdnow_parts, "1998-03-05"), tmp_path / "day.csv")
+    args = ["refresh", day, "--state", path, "--model", model_dir, "--tracking-uri",
+            shared_uri, "-o", tmp_path / "out", "--dayfirst", "--separator", ";",
+            "--decimal", ","]  # fmt: skip
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert "options" not in result.stderr
+    read, _ = read_transactions(day, dayfirst=True, separator=";", decimal=",")
+    whole = pd.concat([read_transactions(tmp_path / "first.csv")[0], read])
+    with CustomerState.open(path, read_only=True) as st:
+        assert st.last_timestamp == pd.Timestamp("1998-03-05")
+        pd.testing.assert_frame_equal(st.rfm_table(), rfm_table(whole))
+        assert st.read_options == {"dayfirst": True, "encoding": None, "separator": ";",
+                                   "decimal": ","}  # fmt: skip

@@ -6,7 +6,11 @@ database: it survives the process and any DuckDB client can read it):
 ``rfmml_meta``
     Schema version, the rfmml version that created the file, the column mapping
     and cleaning options of :func:`rfmml.data.read_transactions`, the column
-    types and the time zone of the first batch (later batches must match).
+    types and the time zone of the first batch (later batches must match), and
+    the read options of the latest applied batch (``dayfirst``, ``encoding``,
+    ``separator``, ``decimal``: how the files are written), which later updates
+    reuse unless told otherwise. A file written before rfmml stored them has no
+    such entry; its first update stores the options it was given.
 ``rfmml_batches``
     One row per applied batch: its fingerprint (SHA-256 of its cleaned rows,
     order-free), rows read and kept, customers touched, first and last
@@ -101,6 +105,11 @@ SCHEMA_VERSION = 2
 
 _PERIODS = {"D": "day", "W": "week", "M": "month"}
 _CLEANING = ("negative_amounts", "drop_zero_amounts", "drop_duplicates", "timestamp_format")
+#: How a batch file is written; stored in the state's ``read_options`` meta entry.
+_READ_OPTIONS = ("dayfirst", "encoding", "separator", "decimal")
+#: Column mapping and cleaning options a later update may change (the file's column
+#: names and timestamp format); the canonical columns stay those of the state.
+_MAPPING_OPTIONS = ("customer", "timestamp", "amount", "group", "order")
 
 
 def _rfmml_version() -> str:
@@ -138,6 +147,12 @@ class StateUpdate:
         The batch's cleaning report (with ``negative_amounts="net"``: as read,
         before returns are netted; :meth:`CustomerState.cleaning_report` counts
         the netting over all batches).
+    read_options : dict
+        How the batch was read: ``dayfirst``, ``encoding``, ``separator`` and
+        ``decimal`` (None: not set, the reader's default or inference).
+    notes : list of str
+        One line when this call changed an option the state had stored (read
+        option or column mapping), naming the old and new values.
     """
 
     fingerprint: str
@@ -147,6 +162,8 @@ class StateUpdate:
     customers_touched: int = 0
     late_rows: int = 0
     report: CleaningReport = field(default_factory=CleaningReport)
+    read_options: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def _q(name: str) -> str:
@@ -420,6 +437,17 @@ class CustomerState:
         return dict(self._meta["cleaning"])
 
     @property
+    def read_options(self) -> dict[str, Any] | None:
+        """How batches are read unless :meth:`update` is told otherwise.
+
+        ``dayfirst``, ``encoding``, ``separator`` and ``decimal`` of the latest
+        applied batch (None values: not set); None for a state that has none
+        stored yet (new, or written by an rfmml that did not store them).
+        """
+        stored = self._meta.get("read_options")
+        return None if stored is None else dict(stored)
+
+    @property
     def time_zone(self) -> str | None:
         """The time zone of the first batch's timestamps (None when naive)."""
         return self._meta.get("time_zone")
@@ -555,6 +583,12 @@ class CustomerState:
         encoding: str | None = None,
         separator: str | None = None,
         decimal: str | None = None,
+        customer: str | None = None,
+        timestamp: str | None = None,
+        amount: str | None = None,
+        group: str | None = None,
+        order: str | None = None,
+        timestamp_format: str | None = None,
     ) -> StateUpdate:
         """Absorb a batch of transactions.
 
@@ -567,6 +601,16 @@ class CustomerState:
         or file as given. Only the first batch must leave rows (their types
         define the state's columns).
 
+        The state remembers how its batches are read: the read options
+        (``dayfirst``, ``encoding``, ``separator``, ``decimal``) and the column
+        mapping and ``timestamp_format`` are stored with every applied batch, and
+        an option left out (None) takes the stored value, so a daily file of the
+        same shape needs them once. **An option given explicitly wins**: the
+        batch is read with it, it replaces the stored value for later updates,
+        and :attr:`StateUpdate.notes` says which options changed (old and new
+        value). A state written before rfmml stored read options reads its first
+        batch with the options given (as before) and stores them.
+
         Parameters
         ----------
         transactions : str, pathlib.Path, pandas.DataFrame or polars.DataFrame
@@ -575,30 +619,42 @@ class CustomerState:
         dayfirst, encoding, separator, decimal : optional
             How this batch's file is written, as in
             :func:`rfmml.data.read_transactions` (a day of ``05/03/2024`` dates
-            alone cannot tell day-first from month-first: say which).
+            alone cannot tell day-first from month-first: say which). None: the
+            stored value (none stored: the reader's default or inference).
+        customer, timestamp, amount, group, order : str, optional
+            The batch's column names, when they differ from the stored mapping
+            (None: the stored one). Once the state holds rows, a state without
+            amounts or orders cannot gain them and the group column cannot change.
+        timestamp_format : str, optional
+            strftime format of the batch's timestamps (None: the stored one).
 
         Returns
         -------
         StateUpdate
-            ``applied=False`` (and nothing changed) when the same batch was
-            applied before.
+            ``applied=False`` (and nothing changed, options included) when the
+            same batch was applied before.
 
         Raises
         ------
         DataError
-            Bad rows (as :func:`~rfmml.data.read_transactions`), or a batch whose
-            column types or time zone differ from the state's.
+            Bad rows (as :func:`~rfmml.data.read_transactions`), a batch whose
+            column types or time zone differ from the state's, or a column
+            mapping the state's stored columns cannot take.
         StateError
             If the state is open read-only.
         """
         self._check_writable()
-        mapping = self._meta["mapping"]
-        reading: dict[str, Any] = {"dayfirst": dayfirst, "encoding": encoding,
-                                   "separator": separator, "decimal": decimal}  # fmt: skip
+        reading, mapping, cleaning, changes = self._options(
+            {"dayfirst": dayfirst, "encoding": encoding, "separator": separator,
+             "decimal": decimal},
+            {"customer": customer, "timestamp": timestamp, "amount": amount, "group": group,
+             "order": order},
+            timestamp_format,
+        )  # fmt: skip
         if self._nets():
             # returns are netted by the state, against every stored purchase: read the
             # batch with its negative rows, zero amounts and identical rows left in
-            options = dict(self._meta["cleaning"], drop_zero_amounts=False, drop_duplicates=False)
+            options = dict(cleaning, drop_zero_amounts=False, drop_duplicates=False)
             options["negative_amounts"] = "drop"
             tx, report = _read_transactions(transactions, **mapping, **options, **reading,
                                             keep_negative=True)  # fmt: skip
@@ -606,13 +662,78 @@ class CustomerState:
             # a batch that cleaning empties (a day of returns only) is recorded, not refused,
             # once the state holds rows (the first batch must give the columns' types)
             tx, report = _read_transactions(
-                transactions, **mapping, **self._meta["cleaning"], **reading,
-                allow_empty=self._has_rows(),
+                transactions, **mapping, **cleaning, **reading, allow_empty=self._has_rows(),
             )  # fmt: skip
+        stored = {"read_options": reading, "mapping": mapping, "cleaning": cleaning}
+        note = (
+            ["options changed from those stored in the state: " + ", ".join(changes)
+             + "; the batch is read with the new values, which the state now keeps"]
+            if changes else []
+        )  # fmt: skip
         if not isinstance(tx, pd.DataFrame):
             tx = tx.to_pandas()
         if tx.empty:
-            return self._record_empty(transactions, report)
+            result = self._record_empty(transactions, report, stored)
+        else:
+            result = self._update(tx, report, stored)
+        result.read_options = dict(reading)
+        if result.applied:
+            result.notes = note
+        elif changes:
+            result.notes = [
+                "options differ from those stored in the state ("
+                + ", ".join(changes)
+                + "); the batch was applied before, so the state keeps its stored values"
+            ]
+        return result
+
+    def _options(
+        self, reads: dict[str, Any], columns: dict[str, str | None], timestamp_format: str | None
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[str]]:
+        """Read options, mapping and cleaning of a batch: the stored ones, then those given.
+
+        Also returns the changes from the stored values, as ``"name old -> new"``.
+        """
+        stored = self._meta.get("read_options")
+        reading: dict[str, Any] = dict.fromkeys(_READ_OPTIONS) | (stored or {})
+        changes = []
+        for name, value in reads.items():
+            if value is None:
+                continue
+            if stored is not None and reading[name] != value:
+                changes.append(f"{name} {_shown(reading[name])} -> {_shown(value)}")
+            reading[name] = value
+        mapping = dict(self._meta["mapping"])
+        for name, value in columns.items():
+            if value is None or value == mapping[name]:
+                continue
+            if self._has_rows() and (mapping[name] is None or name == "group"):
+                had = "no" if mapping[name] is None else f"the column {mapping[name]!r} as"
+                raise DataError(
+                    f"{name}={value!r}: the state {str(self.path)!r} was created with {had} "
+                    f"{name} column and holds rows; a later batch cannot change that (pass "
+                    f"{name}={mapping[name]!r} or create a new state)"
+                )
+            changes.append(f"{name} column {_shown(mapping[name])} -> {value!r}")
+            mapping[name] = value
+        cleaning = dict(self._meta["cleaning"])
+        if timestamp_format is not None and timestamp_format != cleaning["timestamp_format"]:
+            old = cleaning["timestamp_format"]
+            changes.append(f"timestamp_format {_shown(old)} -> {timestamp_format!r}")
+            cleaning["timestamp_format"] = timestamp_format
+        return reading, mapping, cleaning, changes
+
+    def _store_options(self, stored: dict[str, dict[str, Any]]) -> None:
+        """Keep the batch's read options, mapping and cleaning (in the open transaction)."""
+        for key, value in stored.items():
+            if self._meta.get(key) != value:
+                self._set_meta(key, value)
+
+    def _update(
+        self, tx: pd.DataFrame, report: CleaningReport, stored: dict[str, dict[str, Any]]
+    ) -> StateUpdate:
+        """Apply a batch that cleaning left rows in (after the duplicate and zone checks)."""
+        mapping = stored["mapping"]
         zone = report.time_zone
         fp = _batch_fingerprint(tx)
         done = self._con.execute(
@@ -629,6 +750,7 @@ class CustomerState:
             )
         self._con.begin()
         try:
+            self._store_options(stored)
             result = self._apply(tx, report, fp, zone)
             self._con.commit()
         except BaseException as exc:
@@ -642,7 +764,9 @@ class CustomerState:
             raise
         return result
 
-    def _record_empty(self, source: Any, report: CleaningReport) -> StateUpdate:
+    def _record_empty(
+        self, source: Any, report: CleaningReport, stored: dict[str, dict[str, Any]]
+    ) -> StateUpdate:
         """Record a batch that cleaning emptied: its report counts, no row changes.
 
         Its fingerprint is that of the rows as read (every cleaned batch of returns only
@@ -654,6 +778,7 @@ class CustomerState:
             return StateUpdate(fp, applied=False, rows_in=report.rows_in, report=report)
         con.begin()
         try:
+            self._store_options(stored)
             con.execute(
                 "INSERT INTO rfmml_batches (batch, fingerprint, rows_in, rows_added, "
                 "customers_touched, late_rows, applied_at, rfmml_version, report) "
@@ -664,6 +789,7 @@ class CustomerState:
             con.commit()
         except BaseException:
             con.rollback()
+            self._meta = self._read_meta()
             raise
         return StateUpdate(fp, True, report.rows_in, 0, 0, 0, report)
 
@@ -1230,6 +1356,11 @@ class CustomerState:
             "AND NOT temporary ORDER BY table_name"
         ).fetchall()
         return {n: self._con.execute(f"SELECT * FROM {n}").df() for (n,) in names}
+
+
+def _shown(value: Any) -> str:
+    """An option's value in a message (None: not set)."""
+    return "(not set)" if value is None else repr(value)
 
 
 def _zone_text(zone: str | None) -> str:

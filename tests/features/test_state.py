@@ -513,3 +513,34 @@ def test_logs_without_amounts_and_with_missing_order_ids(cdnow_tx, tmp_path):
         summary = state.btyd_summary(freq="W")
         assert list(summary.columns) == ["frequency", "recency", "T"]
         _assert_same_features(state, clean)
+
+
+def test_update_remembers_the_mapping_and_refuses_columns_the_state_cannot_take(tiny_tx, tmp_path):
+    """Columns named differently are read with the names given and kept; a new group column
+    or amounts for a state without them are refused in one line, the state left as it was;
+    a batch applied before changes no stored option."""
+    with CustomerState.create(tmp_path / "s.duckdb", amount=None) as state:
+        first = state.update(tiny_tx.iloc[:4].drop(columns="amount"))
+        assert first.notes == [] and state.read_options == dict.fromkeys(
+            ["dayfirst", "encoding", "separator", "decimal"]
+        )
+        before = state.tables()
+        with pytest.raises(DataError, match=r"^group='channel': the state .* was created with "
+                           r"no group column and holds rows"):  # fmt: skip
+            state.update(tiny_tx.iloc[4:].assign(channel="web"), group="channel")
+        with pytest.raises(DataError, match=r"^amount='amount': .* with no amount column"):
+            state.update(tiny_tx.iloc[4:], amount="amount")
+        for name, table in state.tables().items():
+            pd.testing.assert_frame_equal(table, before[name])
+        renamed = tiny_tx.iloc[4:].drop(columns="amount").rename(columns={"timestamp": "at"})
+        second = state.update(renamed, timestamp="at")
+        assert second.notes == [
+            "options changed from those stored in the state: timestamp column 'timestamp' -> "
+            "'at'; the batch is read with the new values, which the state now keeps"
+        ]
+        assert state.schema.timestamp == "at"
+        again = state.update(tiny_tx.iloc[4:].drop(columns="amount"), timestamp="timestamp")
+        assert not again.applied and state.schema.timestamp == "at"
+        assert again.notes[0].endswith("the batch was applied before, so the state keeps its "
+                                       "stored values")  # fmt: skip
+        pd.testing.assert_frame_equal(state.rfm_table(), rfm_table(tiny_tx.drop(columns="amount")))
