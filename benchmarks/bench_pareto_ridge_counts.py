@@ -21,8 +21,10 @@ with ``log1p`` and rising factorials as sums ``sum_(j<n) log1p(j / r)``, so that
 order ``r ln(alpha)`` is formed:
 
 - ``P(X(t) = n) = NB(n; t) (1 + t / beta) ** -s + int_0^t (s / beta) (1 + v / beta) ** -(s + 1)
-  NB(n; v) dv`` (note 009 [FHL05n] eq. 29's integral form; [SMC87] sec. 2), ``ln NB(n; v) =
-  sum_(j<n) log1p(j / r) - ln n! + n (ln(r / alpha) + ln v - log1p(v / alpha)) - r log1p(v / alpha)``;
+  NB(n; v) dv`` (the integral form of eq. 29 of note 009, Fader, Hardie & Lee 2005;
+  Schmittlein et al. 1987, sec. 2),
+  ``ln NB(n; v) = sum_(j<n) log1p(j / r) - ln n! + n (ln(r / alpha) + ln v - log1p(v / alpha))
+  - r log1p(v / alpha)``;
 - ``E[X(t)] = (r / alpha) int_0^t (1 + v / beta) ** -s dv`` (the rate times the expected time
   alive; eq. 27);
 - ``(P2 - P3) / P1 = (s / beta) int_(t_x)^T exp((r + x) log1p((T - v) / (alpha + v))
@@ -35,6 +37,12 @@ order ``r ln(alpha)`` is formed:
 
 The references are checked against the limits at ``k = 1e12`` (Poisson counts over a Lomax
 lifetime, NBD counts over an exponential lifetime), whose distance is ``O(1 / k)``.
+
+Off the ridges (``OFF_RIDGE``: CDNOW's published and fitted parameters, the swapped ones and
+four others), ``pareto_nbd_probability_of_purchases(n, t)`` for ``n = 0..200`` and
+``t = 0, 1, 5, 52, 104`` of the two trees are compared with each other (largest relative
+difference where the probability exceeds 1e-200) and their CPU seconds, ``--repeats``
+fresh processes per tree, alternating.
 """
 
 from __future__ import annotations
@@ -60,6 +68,29 @@ T_PMF = (10.0, 52.0)
 T_NEW = np.array([1.0, 10.0, 52.0, 104.0])
 ROWS_X = np.array([0.0, 2.0, 10.0, 26.0] * 3)
 ROWS_T = np.repeat([31.0, 40.0, 78.0], 4)
+
+OFF_RIDGE = (
+    (0.553, 10.58, 0.606, 11.67),
+    (0.553, 11.67, 0.606, 10.58),
+    (0.5534, 10.5802, 0.6061, 11.6562),
+    (2.0, 1.0, 20.0, 40.0),
+    (0.5, 100.0, 2.0, 1.0),
+    (5.0, 3.0, 0.1, 50.0),
+    (0.05, 0.2, 4.0, 0.5),
+)
+
+OFF_CHILD = r"""
+import json, sys, time
+import numpy as np
+from rfmml.models import _formulas_pareto as P
+
+thetas = json.loads(sys.argv[1])
+n = np.arange(201.0)
+c0 = time.process_time()
+out = [[P.pareto_nbd_probability_of_purchases(n, t, *th).tolist()
+        for t in (0.0, 1.0, 5.0, 52.0, 104.0)] for th in thetas]
+print(json.dumps({"v": out, "cpu": time.process_time() - c0}))
+"""
 
 CHILD = r"""
 import json, sys, time
@@ -170,10 +201,11 @@ def _theta(ridge: str, k: float) -> tuple[float, float, float, float]:
     return (k, k / LAM, S, BETA) if ridge == "purchase" else (R, ALPHA, k, k / MU)
 
 
-def _run(tree: Path, theta) -> dict:
+def _run(tree: Path, theta, child: str = CHILD) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    arg = json.dumps(theta) if child is OFF_CHILD else ",".join(repr(v) for v in theta)
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, ",".join(repr(v) for v in theta)],
+        [sys.executable, "-c", child, arg],
         env=env,
         capture_output=True,
         text=True,
@@ -191,11 +223,36 @@ def _rel(a, b) -> float:
     return float(np.max(err))
 
 
+def _off_ridge(args) -> None:
+    """Both trees' probabilities off the ridges: largest relative difference, CPU seconds."""
+    runs: dict[str, list[dict]] = {"before": [], "after": []}
+    loads = []
+    for _ in range(args.repeats):
+        for side in ("before", "after"):
+            loads.append(os.getloadavg()[0])
+            runs[side].append(_run(getattr(args, side).resolve(), OFF_RIDGE, OFF_CHILD))
+    b, a = (np.asarray(runs[s][0]["v"], dtype=float) for s in ("before", "after"))
+    big = b > 1e-200
+    rel = np.abs(a - b)[big] / b[big]
+    low = big.copy()
+    low[..., 41:] = False
+    rel_low = np.abs(a - b)[low] / b[low]
+    cpu = {s: sorted(r["cpu"] for r in runs[s]) for s in runs}
+    print(
+        f"off the ridges ({len(OFF_RIDGE)} parameter sets x 5 horizons x n = 0..200): "
+        f"max rel. difference after vs before {rel.max():.1e} (n <= 40: {rel_low.max():.1e}); "
+        f"CPU s per process before {cpu['before']}, after {cpu['after']}; "
+        f"load {min(loads):.2f}-{max(loads):.2f}\n"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before", type=Path, required=True)
     parser.add_argument("--after", type=Path, required=True)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    _off_ridge(args)
     sys.path.insert(0, str(args.after.resolve()))
     from rfmml.data import load_cdnow_summary
 
@@ -213,7 +270,9 @@ def main() -> None:
                 "pmf": [[ref_pmf(n, t, *theta) for n in N] for t in T_PMF],
                 "new": [ref_new(t, *theta) for t in T_NEW],
             }
-            rows = np.array([ref_alive_expected_none(*z, *theta) for z in zip(x, t_x, T)])
+            rows = np.array(
+                [ref_alive_expected_none(*z, *theta) for z in zip(x, t_x, T, strict=True)]
+            )
             ref["alive"], ref["expected"], ref["none"] = rows.T
             rp, ap, bp = theta[0] + ROWS_X, theta[1] + ROWS_T, theta[3] + ROWS_T
             ref["cond_pmf"] = [
@@ -244,8 +303,9 @@ def main() -> None:
                     flush=True,
                 )
             notes.append(
-                f"{ridge} k = {k:.0e}: pmf (82 values) CPU s before {got['before']['pmf_cpu']:.3f}, "
-                f"after {got['after']['pmf_cpu']:.3f}, load {os.getloadavg()[0]:.2f}"
+                f"{ridge} k = {k:.0e}: pmf (82 values) CPU s before "
+                f"{got['before']['pmf_cpu']:.3f}, after {got['after']['pmf_cpu']:.3f}, "
+                f"load {os.getloadavg()[0]:.2f}"
             )
     print("\n".join(notes))
 
