@@ -58,6 +58,7 @@ References
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -873,6 +874,24 @@ def _buy_if_alive(t, x, T, r, alpha, s, beta):
     return np.clip(buy, 0.0, 1.0)
 
 
+def _log_nb_front(r, alpha, n_levels):
+    """``ln(Gamma(r + n) / (Gamma(r) n!)) - n ln(alpha)`` per level ``n``.
+
+    For whole levels up to :data:`~rfmml.models._formulas.RISING_SUM_MAX` the sum
+    ``sum_(j<n) ln((r + j) / alpha) - ln n!``: each term rounded once, accurate for
+    any ``r`` and ``alpha`` (on the purchase ridge ``r / alpha`` stays fixed while
+    ``ln Gamma(r + n) - ln Gamma(r)`` and ``n ln(alpha)`` are each ~``n ln r``); other
+    levels take ``gammaln``.
+    """
+    nl = np.asarray(n_levels, dtype=float)
+    top = float(nl.max()) if nl.size else 0.0
+    if nl.size and top <= RISING_SUM_MAX and nl.min() >= 0 and np.all(nl == np.floor(nl)):
+        j = np.arange(top)
+        rising = np.concatenate(([0.0], np.cumsum(np.log((r + j) / alpha))))
+        return rising[nl.astype(np.intp)] - gammaln(nl + 1.0)
+    return gammaln(r + nl) - gammaln(r) - gammaln(nl + 1.0) - nl * np.log(alpha)
+
+
 def pareto_nbd_probability_of_purchases(n, t, r, alpha, s, beta):
     """Probability that a new customer makes exactly ``n`` purchases in ``(0, t]``.
 
@@ -888,41 +907,56 @@ def pareto_nbd_probability_of_purchases(n, t, r, alpha, s, beta):
     evaluated by adaptive quadrature (``scipy.integrate.quad``, relative
     tolerance 1e-12) once per distinct ``(n, t)``.
 
+    As in the likelihood, ``alpha^r`` and ``beta^s`` go into the powers:
+    ``ln NB(n; v) = F(n) + n (ln v - ln(1 + v / alpha)) - r ln(1 + v / alpha)`` with
+    ``F(n) = sum_(j<n) ln((r + j) / alpha) - ln n!`` (:func:`_log_nb_front`), and the
+    dropout density is ``(s / beta) (1 + v / beta) ** -(s + 1)``: no terms of order
+    ``r ln(alpha)`` or ``s ln(beta)`` are formed, so the probabilities keep their digits
+    where ``r, alpha`` (Poisson purchases) or ``s, beta`` (one exponential dropout rate)
+    run to infinity at a fixed ratio.
+
     Returns
     -------
     numpy.ndarray
+        NaN where ``t`` is negative or NaN.
     """
     n, t = np.broadcast_arrays(np.asarray(n, dtype=float), np.asarray(t, dtype=float))
     shape = n.shape
     flat_n, flat_t = n.ravel(), t.ravel()
     out = np.empty(flat_n.shape)
+    levels, level_of = np.unique(flat_n, return_inverse=True)
+    fronts = _log_nb_front(r, alpha, levels)
+    r, alpha, s, beta = (float(v) for v in (r, alpha, s, beta))
+    log_g0 = math.log(s / beta)  # ln of the dropout density at v = 0
 
-    def log_nb(k, v):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            power = np.where(k > 0, k * (np.log(v) - np.log(alpha + v)), 0.0)
-        return (
-            gammaln(r + k)
-            - gammaln(r)
-            - gammaln(k + 1.0)
-            + r * (np.log(alpha) - np.log(alpha + v))
-            + power
-        )
+    def log_nb(k: float, front: float, v: float) -> float:
+        la = math.log1p(v / alpha)
+        if k == 0:
+            return -r * la
+        if v <= 0:
+            return -math.inf
+        return front + k * (math.log(v) - la) - r * la
 
     cache: dict[tuple[float, float], float] = {}
     for i, (k, tt) in enumerate(zip(flat_n, flat_t, strict=True)):
         key = (float(k), float(tt))
         if key not in cache:
-            alive = np.exp(log_nb(k, tt) + s * (np.log(beta) - np.log(beta + tt)))
+            k_, tt_, front = key[0], key[1], float(fronts[level_of[i]])
+            if not tt_ >= 0.0:  # a negative or NaN horizon has no probability
+                cache[key] = math.nan
+                out[i] = math.nan
+                continue
+            alive = math.exp(log_nb(k_, front, tt_) - s * math.log1p(tt_ / beta))
 
-            def integrand(v, k=k):
-                return np.exp(
-                    np.log(s) + s * np.log(beta) - (s + 1.0) * np.log(beta + v) + log_nb(k, v)
-                )
+            def integrand(v: float, k_: float = k_, front: float = front) -> float:
+                return math.exp(log_g0 - (s + 1.0) * math.log1p(v / beta) + log_nb(k_, front, v))
 
             dead = (
-                quad(integrand, 0.0, tt, epsabs=0.0, epsrel=1e-12, limit=200)[0] if tt > 0 else 0.0
+                quad(integrand, 0.0, tt_, epsabs=0.0, epsrel=1e-12, limit=200)[0]
+                if tt_ > 0
+                else 0.0
             )
-            cache[key] = float(alive + dead)
+            cache[key] = alive + dead
         out[i] = cache[key]
     return out.reshape(shape)
 

@@ -214,3 +214,120 @@ def test_probability_no_purchase_tends_to_the_limit_on_the_purchase_ridge():
         none = P.pareto_nbd_probability_no_purchase(t, x, t_x, T, *theta)
         # 2e-6 at k = 1e6 (the model's distance from its limit); before, 1e-3 at 1e12
         np.testing.assert_allclose(none, limit, rtol=0.0, atol=1e-5 * 1e6 / k + 1e-11)
+
+
+def _nb_over_lifetime(n, t, log_nb, log_survival, log_density):
+    """``P(X(t) = n)``: counts ``exp(log_nb(n, v))`` over the time alive, ``min(tau, t)``.
+
+    ``NB(n; t) S(t) + int_0^t g(v) NB(n; v) dv`` (note 009 eq. 29's integral form) with the
+    lifetime's survival ``S`` and density ``g``; the integral by 64-node Gauss-Legendre (the
+    integrand is analytic on a Bernstein ellipse of parameter > 2 around ``[0, t]``).
+    """
+    y, w = roots_legendre(64)
+    v = 0.5 * t * (1.0 + y)
+    nc = n[:, None]
+    dead = (0.5 * t * w * np.exp(log_density(v) + log_nb(nc, v))).sum(axis=1)
+    return np.exp(log_nb(n, t) + log_survival(t)) + dead
+
+
+def _poisson_over_lomax(n, t):
+    """Purchase ridge: Poisson counts at ``LAM``, lifetime Lomax with ``S, BETA``."""
+    return _nb_over_lifetime(
+        n,
+        t,
+        lambda k, v: k * np.log(LAM * v) - LAM * v - gammaln(k + 1.0),
+        lambda v: -S * np.log1p(v / BETA),
+        lambda v: np.log(S / BETA) - (S + 1.0) * np.log1p(v / BETA),
+    )
+
+
+def _nbd_over_exponential(n, t):
+    """Dropout ridge: NBD counts with ``R, ALPHA``, lifetime exponential at ``MU``."""
+
+    def log_nb(k, v):
+        return (
+            gammaln(R + k) - gammaln(R) - gammaln(k + 1.0)
+            + k * np.log(v / (ALPHA + v)) - R * np.log1p(v / ALPHA)
+        )  # fmt: skip
+
+    return _nb_over_lifetime(n, t, log_nb, lambda v: -MU * v, lambda v: np.log(MU) - MU * v)
+
+
+@pytest.mark.parametrize(
+    "theta_at, limit",
+    [
+        (lambda k: (k, k / LAM, S, BETA), _poisson_over_lomax),
+        (lambda k: (R, ALPHA, k, k / MU), _nbd_over_exponential),
+    ],
+    ids=["purchase", "dropout"],
+)
+def test_probability_of_purchases_tends_to_the_limit_on_the_ridge(theta_at, limit):
+    # the new customer's count distribution; before, Gamma-function differences of order
+    # r ln r and r ln(alpha) left it 6e-4 (purchase) and 1e-3 (dropout) off at k = 1e12
+    n, t = np.arange(41.0), 52.0
+    lim = limit(n, t)
+    assert lim.sum() == pytest.approx(1.0, abs=1e-4)  # nearly all the mass below 41
+    scaled = []
+    for k in [1e6, 1e9, 1e12]:
+        pmf = P.pareto_nbd_probability_of_purchases(n, t, *theta_at(k))
+        gap = np.abs(pmf - lim).max()
+        assert gap <= 0.3 / k + 1e-13, (k, gap)  # the model is ~0.14 / k from its limit
+        scaled.append(k * gap)
+    # the gap closes like 1 / k: at k = 1e12 it is ~1e-13 and must be right to ~5e-15
+    assert scaled[1:] == pytest.approx([scaled[0]] * 2, rel=0.05)
+    model = ParetoNBD()
+    model.params_ = pd.Series(dict(zip(model.param_names, theta_at(1e12), strict=True)))
+    np.testing.assert_allclose(model.probability_of_purchases(n, t), lim, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("ridge", ["purchase", "dropout"])
+def test_expected_purchases_tend_to_the_limits_on_the_ridge(ridge):
+    # E[X(t)] of a new customer and E[Y(t) | x, t_x, T] = P(alive) x E[Y(t) | alive] against
+    # the limits: the rate (lam or (r + x) / (alpha + T)) times the expected time alive in
+    # (T, T + t], a Lomax or an exponential lifetime; P(alive) from the limits' likelihood
+    # terms (_purchase_limit, _dropout_limit)
+    rng = np.random.default_rng(7)
+    T = np.floor(rng.uniform(1.0, 78.0, 400))
+    x = rng.integers(0, 30, T.size).astype(float)
+    t_x = np.where(x > 0, np.floor(rng.uniform(0.0, 1.0, T.size) * T), 0.0)
+    t, horizons, Tc = 52.0, np.array([1.0, 10.0, 52.0, 104.0]), T[:, None]
+    if ridge == "purchase":
+        theta_at = lambda k: (k, k / LAM, S, BETA)  # noqa: E731
+        new = LAM * BETA / (S - 1.0) * -np.expm1(-(S - 1.0) * np.log1p(horizons / BETA))
+        log_dead = np.log(S / BETA) + _gauss_legendre(
+            t_x, T, lambda v: LAM * (Tc - v) - (S + 1.0) * np.log1p(v / BETA)
+        )
+        log_alive = -S * np.log1p(T / BETA)
+        factor = LAM * (BETA + T) / (S - 1.0) * -np.expm1(-(S - 1.0) * np.log1p(t / (BETA + T)))
+    else:
+        theta_at = lambda k: (R, ALPHA, k, k / MU)  # noqa: E731
+        new = R / ALPHA * -np.expm1(-MU * horizons) / MU
+        p = (R + x)[:, None]
+        log_dead = np.log(MU) + _gauss_legendre(
+            t_x, T, lambda v: MU * (Tc - v) - p * np.log1p((v - Tc) / (ALPHA + Tc))
+        )
+        log_alive = np.zeros(T.size)  # both terms relative to e^(-MU T) (1 + T / alpha) ** -(r + x)
+        factor = (R + x) / (ALPHA + T) * -np.expm1(-MU * t) / MU
+    expected = np.exp(log_alive - np.logaddexp(log_alive, log_dead)) * factor
+    summary = pd.DataFrame({"frequency": x, "recency": t_x, "T": T})
+    scaled = []
+    for k in [1e6, 1e9, 1e12]:
+        theta = theta_at(k)
+        model = ParetoNBD()
+        model.params_ = pd.Series(dict(zip(model.param_names, theta, strict=True)))
+        model.freq_ = None
+        gaps = [
+            np.max(np.abs(got / want - 1.0))
+            for got, want in (
+                (P.pareto_nbd_expected_purchases_new_customer(horizons, *theta), new),
+                (P.pareto_nbd_expected_purchases(t, x, t_x, T, *theta), expected),
+                (model.expected_purchases(summary, t).to_numpy(), expected),  # compiled
+            )
+        ]
+        # relative distances from the limits: ~0.9 / k (new customer; 0 on the purchase
+        # ridge, where only r / alpha enters) and ~30 / k (given the history)
+        assert gaps[0] <= 1.0 / k + 1e-15, (k, gaps[0])
+        assert max(gaps[1:]) <= 40.0 / k + 1e-13, (k, gaps[1:])
+        scaled.append(k * gaps[2])
+    # and they close like 1 / k: at k = 1e12 right to ~1e-13 of the expectation
+    assert scaled[1:] == pytest.approx([scaled[0]] * 2, rel=0.02)
