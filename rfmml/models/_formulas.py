@@ -1055,12 +1055,37 @@ def bgnbd_expected_purchases_new_customer(t, r, alpha, a, b):
     return bgnbd_expected_purchases_if_alive(t, 0.0, 0.0, r, alpha, a, b)
 
 
+def _log_nb_front(r, alpha, n_levels):
+    """``ln(Gamma(r + n) / (Gamma(r) n!)) - n ln(alpha)`` per level ``n``.
+
+    For whole levels up to :data:`RISING_SUM_MAX` the sum
+    ``sum_(j<n) ln((r + j) / alpha) - ln n!``: each term rounded once, accurate for
+    any ``r`` and ``alpha`` (on the purchase ridge ``r / alpha`` stays fixed while
+    ``ln Gamma(r + n) - ln Gamma(r)`` and ``n ln(alpha)`` are each ~``n ln r``); other
+    levels take ``gammaln``.
+    """
+    nl = np.asarray(n_levels, dtype=float)
+    top = float(nl.max()) if nl.size else 0.0
+    if nl.size and top <= RISING_SUM_MAX and nl.min() >= 0 and np.all(nl == np.floor(nl)):
+        j = np.arange(top)
+        rising = np.concatenate(([0.0], np.cumsum(np.log((r + j) / alpha))))
+        return rising[nl.astype(np.intp)] - gammaln(nl + 1.0)
+    return gammaln(r + nl) - gammaln(r) - gammaln(nl + 1.0) - nl * np.log(alpha)
+
+
 def nbd_count_terms(n, t, r, alpha):
     """The negative binomial terms of ``P(X(t) = n)`` for the BG/NBD and MBG/NBD.
 
     With ``NB(j; t) = Gamma(r + j) / (Gamma(r) j!) (alpha / (alpha + t)) ** r
     (t / (alpha + t)) ** j``: ``ln NB(n; t)`` split as ``ln p0 + rest`` and the
     tail ``1 - sum_(j<n) NB(j; t)`` (one cumulative sum for all ``n``).
+
+    As in :func:`~rfmml.models._formulas_pareto.pareto_nbd_probability_of_purchases`,
+    ``ln p0 = -r ln(1 + t / alpha)`` and ``rest = F(n) + n (ln t - ln(1 + t / alpha))``
+    with ``F(n) = sum_(j<n) ln((r + j) / alpha) - ln n!`` (:func:`_log_nb_front`): no
+    terms of order ``r ln(alpha)`` or ``ln Gamma(r)`` are formed, so the terms keep
+    their digits where ``r, alpha`` run to infinity at a fixed ``r / alpha`` (Poisson
+    purchases).
 
     Returns
     -------
@@ -1076,15 +1101,16 @@ def nbd_count_terms(n, t, r, alpha):
     n, t = np.broadcast_arrays(np.asarray(n, dtype=float), np.asarray(t, dtype=float))
     shape = n.shape
     n, t = n.reshape(-1), t.reshape(-1)
-    log_p0 = r * (np.log(alpha) - np.log(alpha + t))
+    log_1p = np.log1p(t / alpha)
+    log_p0 = -r * log_1p
     with np.errstate(divide="ignore"):
-        log_z = np.log(t) - np.log(alpha + t)
+        log_z = np.log(t) - log_1p  # ln(t / (alpha + t)) + ln(alpha), alpha in F(n)
 
     def log_nb_term(j, log_z):
-        # ln[Gamma(r + j) / (Gamma(r) j!) z ** j] with 0 ** 0 == 1
+        # F(j) + j ln(t / (1 + t / alpha)) with 0 ** 0 == 1
         with np.errstate(invalid="ignore"):
             power = np.where(j > 0, j * log_z, 0.0)
-        return gammaln(r + j) - gammaln(r) - gammaln(j + 1.0) + power
+        return _log_nb_front(r, alpha, j) + power
 
     # partial sums over j = 0 .. n - 1 of the NB terms, one cumulative sum for all n
     n_max = int(n.max()) if n.size else 0

@@ -65,7 +65,7 @@ import numpy as np
 from scipy.integrate import quad
 from scipy.special import digamma, gammaln, hyp2f1, roots_legendre
 
-from rfmml.models._formulas import RISING_SUM_MAX
+from rfmml.models._formulas import RISING_SUM_MAX, _log_nb_front
 from rfmml.models._grouping import frequency_levels, group_rows
 
 __all__ = [
@@ -872,24 +872,6 @@ def _buy_if_alive(t, x, T, r, alpha, s, beta):
     with np.errstate(divide="ignore"):
         buy = np.exp(log_front) * -np.expm1(np.minimum(log_ratio, 0.0))
     return np.clip(buy, 0.0, 1.0)
-
-
-def _log_nb_front(r, alpha, n_levels):
-    """``ln(Gamma(r + n) / (Gamma(r) n!)) - n ln(alpha)`` per level ``n``.
-
-    For whole levels up to :data:`~rfmml.models._formulas.RISING_SUM_MAX` the sum
-    ``sum_(j<n) ln((r + j) / alpha) - ln n!``: each term rounded once, accurate for
-    any ``r`` and ``alpha`` (on the purchase ridge ``r / alpha`` stays fixed while
-    ``ln Gamma(r + n) - ln Gamma(r)`` and ``n ln(alpha)`` are each ~``n ln r``); other
-    levels take ``gammaln``.
-    """
-    nl = np.asarray(n_levels, dtype=float)
-    top = float(nl.max()) if nl.size else 0.0
-    if nl.size and top <= RISING_SUM_MAX and nl.min() >= 0 and np.all(nl == np.floor(nl)):
-        j = np.arange(top)
-        rising = np.concatenate(([0.0], np.cumsum(np.log((r + j) / alpha))))
-        return rising[nl.astype(np.intp)] - gammaln(nl + 1.0)
-    return gammaln(r + nl) - gammaln(r) - gammaln(nl + 1.0) - nl * np.log(alpha)
 
 
 def pareto_nbd_probability_of_purchases(n, t, r, alpha, s, beta):
