@@ -50,6 +50,19 @@ __all__ = [
 ]
 
 
+def _is_stream(path: Path) -> bool:
+    """Whether ``path`` is, or links through, ``/dev`` or ``/proc`` (a process's streams)."""
+    resolved = [str(path.absolute())]
+    link = path
+    for _ in range(40):  # a chain of links, each step read (not the final resolution)
+        if not link.is_symlink():
+            break
+        step = Path(os.readlink(link))
+        link = step if step.is_absolute() else link.parent / step
+        resolved.append(str(link))
+    return any(p == d or p.startswith(d + "/") for p in resolved for d in ("/dev", "/proc"))
+
+
 @contextlib.contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
     """Write ``path`` through a temporary file beside it, renamed into place at the end.
@@ -57,8 +70,11 @@ def replacing(path: str | Path) -> Iterator[Path]:
     An interrupted or failed write leaves the previous file whole (or no
     file), never a truncated one. Parent folders are created. The temporary
     name ends in ``.partial``: writers that infer a format from the suffix
-    (``savefig``) must be told the format. An existing device or named pipe
-    (``/dev/null``, ``/dev/stdout``) is written directly, not replaced.
+    (``savefig``) must be told the format. An existing device, named pipe or
+    other stream (``/dev/null``, ``/dev/stdout`` even when it is redirected to a
+    file, anything under ``/dev`` or ``/proc``) is written directly, not
+    replaced. A symbolic link to a file keeps the link: the file it points to
+    is the one replaced.
 
     Examples
     --------
@@ -66,11 +82,13 @@ def replacing(path: str | Path) -> Iterator[Path]:
     ...     frame.to_parquet(temporary)
     """
     target = Path(path)
-    if target.exists() and not target.is_file() and not target.is_dir():
-        # a device or a named pipe (``-o /dev/null``): write through it; renaming a
-        # file over it would replace the device itself
+    if target.exists() and ((not target.is_file() and not target.is_dir()) or _is_stream(target)):
+        # a device, a pipe or a stream's link (``-o /dev/null``, ``-o /dev/stdout`` to a
+        # file): write through it; renaming a file over it would replace the device or link
         yield target
         return
+    if target.is_symlink():  # the file it points to is replaced; the link stays
+        target = Path(os.path.realpath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:

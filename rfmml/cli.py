@@ -270,6 +270,22 @@ def _refuse_overwrite(inputs: list[str | None], outputs: list[Path]) -> None:
                 )
 
 
+def _is_stdout(path: str | None) -> bool:
+    """Whether ``path`` is this process's standard output (``-o /dev/stdout``, a pipe)."""
+    if not path:
+        return False
+    try:
+        mine, theirs = os.fstat(sys.stdout.fileno()), os.stat(path)
+    except (OSError, ValueError, AttributeError):  # no file, or stdout is not a real file
+        return False
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
+def _tables_to(output: str | None) -> Console:
+    """Where tables go: standard error when the data itself goes to standard output."""
+    return err if _is_stdout(output) else out
+
+
 def _write(frame: pd.DataFrame, path: str) -> None:
     from rfmml.campaign.exports import replacing, to_safe_csv
 
@@ -603,7 +619,7 @@ def features(freq: str, form: str, output: str | None, **reader: Any) -> None:
     if group is not None:  # one row per customer and group
         n_customers = frame.index.get_level_values("customer_id").nunique()
         title = f"{len(frame):,} rows of customer and {group} ({n_customers:,} customers)"
-    out.print(_table(numeric.describe().T, title=title))
+    _tables_to(output).print(_table(numeric.describe().T, title=title))
 
 
 # Without amounts, the scorer's M slot holds a spend-free column that R- and F-only
@@ -702,7 +718,7 @@ def segment(scheme: str, scorer_file: str | None, kmeans: str | None, seed: int,
     seg = _segmenter(scheme, kmeans, seed, spend, scorer_file).fit(X)
     labels = seg.predict(X)
     profile = segment_profile(X, labels) if spend else _profile_without_spend(X, labels)
-    out.print(_table(profile, title="Segment profile"))
+    _tables_to(output).print(_table(profile, title="Segment profile"))
     if output:
         frame = X.assign(segment=labels.astype(str))
         _write(frame, output)

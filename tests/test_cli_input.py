@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -266,3 +267,29 @@ def test_returns_can_be_netted_on_the_command_line(retail_lines, tmp_path):
                                           quantity="Quantity", price="UnitPrice",
                                           cancellation_prefix="C")[0])  # fmt: skip
     assert got["total_spend"].sum() < dropped["total_spend"].sum()  # the returns count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd/1").exists(), reason="needs /proc/self/fd")
+def test_features_to_standard_output_give_the_csv_alone(tmp_path, tiny_tx) -> None:
+    """``-o /dev/stdout > file``: the file holds the CSV only (the summary table goes to
+    stderr), the same bytes as ``-o file``, and the link is written through, not replaced.
+
+    A link of our own to ``/proc/self/fd/1`` stands for ``/dev/stdout`` (what it is), so
+    a regression renames over the test's link, never the machine's ``/dev/stdout``.
+    """
+    import subprocess
+    import sys
+
+    log = tmp_path / "log.csv"
+    tiny_tx.to_csv(log, index=False)
+    stdout_link = tmp_path / "stdout"
+    stdout_link.symlink_to("/proc/self/fd/1")
+    command = [sys.executable, "-m", "rfmml.cli", "features", str(log), "-o"]
+    subprocess.run([*command, str(tmp_path / "direct.csv")], check=True, capture_output=True,
+                   timeout=120)  # fmt: skip
+    with open(tmp_path / "redirected.csv", "wb") as stdout:
+        done = subprocess.run([*command, str(stdout_link)], stdout=stdout, stderr=subprocess.PIPE,
+                              check=True, timeout=120)  # fmt: skip
+    assert (tmp_path / "redirected.csv").read_bytes() == (tmp_path / "direct.csv").read_bytes()
+    assert b"customers" in done.stderr  # the table's title
+    assert stdout_link.is_symlink()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
@@ -95,3 +97,37 @@ def test_writing_to_a_device_or_pipe_writes_through_it_and_keeps_it(tmp_path):
     assert received == [b"customer_id,segment\n1,Champions\n"]
     assert stat.S_ISFIFO(fifo.stat().st_mode)  # still the pipe, not a regular file
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_a_link_to_a_file_keeps_the_link_and_replaces_the_file(tmp_path):
+    real = tmp_path / "data" / "table.csv"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(real)
+    with replacing(link) as temporary:
+        temporary.write_text("new\n")
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert real.read_text() == "new\n"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["table.csv"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd/1").exists(), reason="needs /proc/self/fd")
+def test_a_link_to_standard_output_redirected_to_a_file_is_written_through(tmp_path):
+    """``-o /dev/stdout > file``: the stream gets the bytes; the link is never replaced."""
+    import subprocess
+    import sys
+
+    link = tmp_path / "stdout-link"
+    link.symlink_to("/proc/self/fd/1")  # what /dev/stdout is
+    script = (
+        "import sys\n"
+        "from rfmml._documents import replacing\n"
+        f"with replacing({str(link)!r}) as temporary:\n"
+        "    temporary.write_text('a,b\\n1,2\\n')\n"
+    )
+    with open(tmp_path / "captured.txt", "wb") as captured:
+        subprocess.run([sys.executable, "-c", script], stdout=captured, check=True, timeout=60)
+    assert (tmp_path / "captured.txt").read_text() == "a,b\n1,2\n"
+    assert link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["captured.txt", "stdout-link"]
