@@ -56,6 +56,12 @@ def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
                 return func(*args, **kwargs)
         except click.ClickException:
             raise
+        except BrokenPipeError:
+            # the reader of standard output stopped early (``| head``): stop quietly, as
+            # command-line tools do; output still buffered would raise again at exit
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)  # 128 + SIGPIPE, what a shell reports for such a writer
         except RFMMLError as exc:  # every rfmml error is one line for the user
             if verbose:
                 raise

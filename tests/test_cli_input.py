@@ -293,3 +293,26 @@ def test_features_to_standard_output_give_the_csv_alone(tmp_path, tiny_tx) -> No
     assert (tmp_path / "redirected.csv").read_bytes() == (tmp_path / "direct.csv").read_bytes()
     assert b"customers" in done.stderr  # the table's title
     assert stdout_link.is_symlink()
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path, cdnow_tx) -> None:
+    """``rfmml features log -o /dev/stdout | head -1``: no error line, exit status 141."""
+    import subprocess
+    import sys
+
+    if not Path("/proc/self/fd/1").exists():
+        pytest.skip("needs /proc/self/fd")
+    log = tmp_path / "log.csv"
+    cdnow_tx.to_csv(log, index=False)  # its features are ~300 kB, more than a pipe holds
+    stdout_link = tmp_path / "stdout"
+    stdout_link.symlink_to("/proc/self/fd/1")
+    command = [sys.executable, "-m", "rfmml.cli", "features", str(log), "-o", str(stdout_link)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()  # the reader goes away
+        errors = process.stderr.read()
+        code = process.wait(timeout=120)
+    assert first.startswith(b"customer_id,")
+    assert code == 141
+    assert b"error" not in errors.lower() and b"Traceback" not in errors
