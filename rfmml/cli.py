@@ -889,6 +889,7 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     )
     from rfmml.campaign.lists import LIST_COLUMNS
     from rfmml.campaign.streaming import export_segment_lists_from_file, score_features_table
+    from rfmml.data.report import REPORT_FILE as CLEANING_REPORT_FILE
     from rfmml.features import customer_features
     from rfmml.features.combined import customer_features_table
     from rfmml.pipeline import fingerprint
@@ -907,7 +908,7 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     target = Path(output)
     formats = ("parquet", "csv") if with_csv else ("parquet",)
     written = [target / f"predictions.{kind}" for kind in (*formats, "meta.json")]
-    written.append(target / "cleaning_report.json")
+    written.append(target / CLEANING_REPORT_FILE)
     _refuse_overwrite([reader["transactions"]], [target, *written])
     pipeline = ScoringPipeline.load(model_dir)
     if pipeline.group is not None and reader["group"] != pipeline.group:
@@ -980,10 +981,7 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
 
             n_scored = len(table) if table is not None else streamed.n_rows
             del table
-            from rfmml._documents import replacing
-
-            with replacing(target / "cleaning_report.json") as temporary:
-                temporary.write_text(json.dumps(cleaning.to_dict(), indent=2))
+            cleaning.save(target)
             step("building the report")
             report = build_report(output, transactions=log)  # grouped in DuckDB
         finally:

@@ -50,7 +50,6 @@ bundled datasets, which are pandas frames). The log is closed when
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 import tempfile
@@ -1446,9 +1445,7 @@ def record(
         models, scored = _computed(ev.models, "models"), _computed(ev.scoring, "scoring")
         runs["scoring"], model_uri, scoring_files = _record_scoring(ev, scored, out)
         files |= scoring_files
-        files["cleaning_report"] = out / "cleaning_report.json"
-        with replacing(files["cleaning_report"]) as temporary:
-            temporary.write_text(json.dumps(ev.report.to_dict(), indent=2))
+        files["cleaning_report"] = ev.report.save(out)
         files["report"] = build_report(out, transactions=ev.log)  # a ScannedLog: in DuckDB
         tracking.log_artifact(files["report"])
     return ExperimentResult(

@@ -21,7 +21,6 @@ already-applied batch and completes the rest.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -455,9 +454,7 @@ def _refresh(
             table.to_csv(temporary)
     # what cleaning did to every row the scored state holds (the batch's own counts are
     # in result.update.report)
-    files["cleaning_report"] = out / "cleaning_report.json"
-    with replacing(files["cleaning_report"]) as temporary:
-        temporary.write_text(json.dumps(st.cleaning_report().to_dict(), indent=2))
+    files["cleaning_report"] = st.cleaning_report().save(out)
     files["report"] = build_report(out, title=f"refresh {end.date()}")
     result = RefreshResult(update, end, predictions, changes, table, drift, files, output_dir=out,
                            notes=list(update.notes))  # fmt: skip

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["CleaningReport"]
+from rfmml._documents import replacing
+
+__all__ = ["REPORT_FILE", "CleaningReport"]
+
+#: The file name of a cleaning report in a run's folder (:meth:`CleaningReport.save`).
+REPORT_FILE = "cleaning_report.json"
 
 
 @dataclass
@@ -126,6 +133,13 @@ class CleaningReport:
     def to_dict(self) -> dict:
         """Plain, JSON-serialisable dictionary."""
         return asdict(self)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write :meth:`to_dict` as ``folder/cleaning_report.json`` (replaced whole); return it."""
+        path = Path(folder) / REPORT_FILE
+        with replacing(path) as temporary:
+            temporary.write_text(json.dumps(self.to_dict(), indent=2))
+        return path
 
     def __str__(self) -> str:
         lines = [f"rows in: {self.rows_in:,}"]
