@@ -223,7 +223,7 @@ def _kind_sql(kind: tuple[str, str], ref: str) -> str:
     if name == "bool":
         return f"CASE WHEN {ref} THEN 'True' ELSE 'False' END"
     if name == "float":
-        return _float_sql(ref)
+        return f"coalesce(printf('%.15g', CAST({ref} AS DOUBLE)), '')"
     if name == "int":
         return f"CAST({ref} AS VARCHAR)"
     if name == "datetime":
@@ -266,68 +266,36 @@ def _lines_sql(expressions: list[str]) -> str:
     return f"SELECT concat({parts}, chr(13), chr(10)) AS line FROM batch ORDER BY _i"
 
 
-def _float_sql(ref: str) -> str:
-    return f"coalesce(printf('%.15g', CAST({ref} AS DOUBLE)), '')"
-
-
-#: Rows of a frame from which its float cells are formatted by the compiled loop
-#: (:mod:`rfmml.campaign._floattext`) rather than by DuckDB's ``printf`` (the same
-#: bytes), by what the process has loaded: importing numba and loading the loop
-#: take about 2 s, loading the loop once numba is imported about 0.35 s, and the
-#: loop saves about 0.5 us a row of a scored table (eight float columns).
+#: Rows of a frame from which its lines are built by the compiled loops
+#: (:mod:`rfmml.campaign._floattext`, :mod:`rfmml.campaign._linetext`) rather than by
+#: DuckDB (the same bytes), by what the process has loaded: importing numba and
+#: loading the float loop take about 2 s, loading it once numba is imported about
+#: 0.35 s, and the float loop alone saves about 0.5 us a row of a scored table
+#: (eight float columns).
 COMPILED_FLOAT_ROWS = {"nothing": 4_000_000, "numba": 700_000, "loop": 1}
 
 
 def _compiled_floats(n_rows: int) -> bool:
-    """Whether a frame of ``n_rows`` rows takes the compiled loop (never without numba)."""
+    """Whether a frame of ``n_rows`` rows takes the compiled loops (never without numba)."""
     import sys
 
     loaded = ("loop" if "rfmml.campaign._floattext" in sys.modules
               else "numba" if "numba" in sys.modules else "nothing")  # fmt: skip
     if n_rows < COMPILED_FLOAT_ROWS[loaded]:
         return False
-    return compiled_module("rfmml.campaign._floattext") is not None
+    return all(compiled_module(f"rfmml.campaign.{name}") is not None
+               for name in ("_floattext", "_linetext"))  # fmt: skip
 
 
-def _batch_sql(expressions: list[str], compiled: bool = True) -> list[str]:
-    """The expressions over :func:`_pandas_batches`' batches: float columns as their text."""
-    if not compiled:
-        return expressions
-    return [_text_sql(_q(f"c{i}")) if sql == _float_sql(_q(f"c{i}")) else sql
-            for i, sql in enumerate(expressions)]  # fmt: skip
-
-
-def _pandas_batches(
-    frame: pd.DataFrame,
-    chunk_rows: int,
-    expressions: list[str],
-    scratch: dict[int, dict[str, np.ndarray]] | None = None,
-    compiled: bool = True,
-) -> Iterator[Any]:
-    """Arrow batches of ``frame``'s rows, text columns as their cells (:func:`text_cells`).
-
-    With ``compiled``, float columns come as their text too (the bytes of
-    ``printf('%.15g')`` without a ``printf`` per cell,
-    :func:`~rfmml.campaign._floattext.g15_cells`): the batches
-    are read with :func:`_batch_sql` of ``expressions``. Their text is written in
-    ``scratch`` (one entry per column, kept between calls): a batch is valid until
-    the next one is asked for.
-    """
+def _pandas_batches(frame: pd.DataFrame, chunk_rows: int, expressions: list[str]) -> Iterator[Any]:
+    """Arrow batches of ``frame``'s rows, its text columns as their cells (:func:`text_cells`)."""
     import pyarrow as pa
 
     names = [f"c{i}" for i in range(frame.shape[1])] + ["_i"]
     text = {i for i, sql in enumerate(expressions) if sql == _text_sql(_q(f"c{i}"))}
-    floats: set[int] = set()
-    if compiled:
-        from rfmml.campaign._floattext import g15_cells
-
-        floats = {i for i, sql in enumerate(expressions) if sql == _float_sql(_q(f"c{i}"))}
-    scratch = {} if scratch is None else scratch
     for start in range(0, len(frame), chunk_rows):
         chunk = frame.iloc[start : start + chunk_rows]
-        arrays = [g15_cells(chunk.iloc[:, i].to_numpy(), scratch.setdefault(i, {})) if i in floats
-                  else pa.array(chunk.iloc[:, i], from_pandas=True)
-                  for i in range(chunk.shape[1])]  # fmt: skip
+        arrays = [pa.array(chunk.iloc[:, i], from_pandas=True) for i in range(chunk.shape[1])]
         arrays = [text_cells(a) if i in text else a for i, a in enumerate(arrays)]
         arrays.append(pa.array(np.arange(len(chunk), dtype=np.int64)))
         yield pa.RecordBatch.from_arrays(arrays, names=names)
@@ -469,12 +437,13 @@ def write_csv(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS) -> 
     bool
         Whether the file was written.
     """
-    if frame_columns_kinds(frame) is None:
+    kinds = frame_columns_kinds(frame)
+    if kinds is None:
         return False
     with open(path, "wb") as out:
         writer = CsvChunks(out, chunk_rows)
         try:
-            writer.write(frame)  # formats chosen on the whole frame, formatted in chunks
+            writer._write(frame, kinds)  # formats chosen on the whole frame, written in chunks
         finally:
             writer.close()
     return True
@@ -541,7 +510,10 @@ class CsvChunks:
 
     def write(self, frame: pd.DataFrame) -> None:
         """Append the rows of ``frame`` (flat, not neutralised; the header with the first)."""
-        kinds = frame_columns_kinds(frame) if not self._pandas else None
+        self._write(frame, frame_columns_kinds(frame) if not self._pandas else None)
+
+    def _write(self, frame: pd.DataFrame, kinds: list[tuple[str, str]] | None) -> None:
+        """:meth:`write` with the frame's :func:`frame_columns_kinds` already known."""
         if not self._started:
             self._started = True
             self._kinds = kinds
@@ -558,8 +530,7 @@ class CsvChunks:
             self._write_pandas(frame)
             return
         assert self._expressions is not None and self._kinds is not None
-        compiled = _compiled_floats(len(frame))
-        if compiled and compiled_module("rfmml.campaign._linetext") is not None:
+        if _compiled_floats(len(frame)):
             _write_lines(frame, self._kinds, self.out, self._scratch, self.chunk_rows)
             return
         if self._con is None:
@@ -567,11 +538,8 @@ class CsvChunks:
 
             self._con = duckdb.connect()
             self._con.execute("SET preserve_insertion_order = true")
-        sql = _lines_sql(_batch_sql(self._expressions, compiled))
-        batches = _pandas_batches(
-            frame, self.chunk_rows, self._expressions, self._scratch, compiled
-        )
-        for batch in batches:
+        sql = _lines_sql(self._expressions)
+        for batch in _pandas_batches(frame, self.chunk_rows, self._expressions):
             self._con.register("batch", batch)
             lines = self._con.sql(sql).to_arrow_table().column("line")
             self._con.unregister("batch")

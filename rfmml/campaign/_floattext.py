@@ -21,7 +21,7 @@ import numpy as np
 
 from rfmml._jit import jit
 
-__all__ = ["g15_cells"]
+__all__ = ["g15_cells", "text_buffers"]
 
 #: exact powers of ten (10**22 is the largest a double holds exactly)
 _POW10 = np.array([10.0**k for k in range(23)])
@@ -189,6 +189,20 @@ def _kernel(
     return fallback
 
 
+def text_buffers(
+    scratch: dict[str, np.ndarray], n: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bytes for ``n`` cells of at most ``width`` bytes and ``n + 1`` offsets, from ``scratch``.
+
+    The buffers are kept in ``scratch`` and grown when too small, so a loop that
+    formats chunk after chunk reuses memory already written (no fresh pages).
+    """
+    if len(scratch.get("offsets", ())) < n + 1 or len(scratch["data"]) < n * width:
+        scratch["data"] = np.empty(n * width, dtype=np.uint8)
+        scratch["offsets"] = np.empty(n + 1, dtype=np.int64)
+    return scratch["data"], scratch["offsets"][: n + 1]
+
+
 def g15_cells(values: np.ndarray, scratch: dict[str, np.ndarray] | None = None) -> Any:
     """The CSV cells ``"%.15g" % x`` of float values (NaN: empty) as an Arrow string array.
 
@@ -212,11 +226,7 @@ def g15_cells(values: np.ndarray, scratch: dict[str, np.ndarray] | None = None) 
 
     values = np.ascontiguousarray(values, dtype=np.float64)
     n = len(values)
-    scratch = {} if scratch is None else scratch
-    if len(scratch.get("offsets", ())) < n + 1:
-        scratch["data"] = np.empty(n * _WIDTH, dtype=np.uint8)
-        scratch["offsets"] = np.empty(n + 1, dtype=np.int64)
-    data, offsets = scratch["data"], scratch["offsets"][: n + 1]
+    data, offsets = text_buffers({} if scratch is None else scratch, n, _WIDTH)
     fallback = _kernel(values, _POW10, data, offsets)
     used = int(offsets[-1])
     cells = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data[:used]))

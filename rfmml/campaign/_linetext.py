@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from rfmml._jit import jit
+from rfmml.campaign._floattext import text_buffers
 
 __all__ = ["int_cells", "join_lines", "line_bytes"]
 
@@ -56,10 +57,7 @@ def int_cells(
     """
     values = np.ascontiguousarray(values, dtype=np.int64)
     n = len(values)
-    if len(scratch.get("offsets", ())) < n + 1:
-        scratch["data"] = np.empty(n * _INT_WIDTH, dtype=np.uint8)
-        scratch["offsets"] = np.empty(n + 1, dtype=np.int64)
-    data, offsets = scratch["data"], scratch["offsets"][: n + 1]
+    data, offsets = text_buffers(scratch, n, _INT_WIDTH)
     _int_text(values, data, offsets)
     return data[: offsets[n]], offsets[:-1], offsets[1:]
 
