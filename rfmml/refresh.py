@@ -39,6 +39,7 @@ from rfmml.campaign import (
 )
 from rfmml.errors import DataError
 from rfmml.features import CustomerState, StateUpdate
+from rfmml.features.state import LATER_OPTIONS
 from rfmml.models import load_model
 from rfmml.report import build_report
 
@@ -344,10 +345,6 @@ def refresh(
             st.close()
 
 
-#: Options of :meth:`CustomerState.create` a later batch may change (see its ``update``).
-_LATER = ("customer", "timestamp", "amount", "group", "order", "timestamp_format")
-
-
 def _later_options(st: CustomerState, create_options: dict[str, Any]) -> dict[str, Any]:
     """The ``create_options`` of an existing state, as arguments of its ``update``.
 
@@ -356,7 +353,7 @@ def _later_options(st: CustomerState, create_options: dict[str, Any]) -> dict[st
     """
     out = {}
     for name, value in create_options.items():
-        if name in _LATER and value is not None:
+        if name in LATER_OPTIONS and value is not None:
             out[name] = value
         elif name == "amount" and st.schema.amount is not None:
             raise DataError(
@@ -364,7 +361,7 @@ def _later_options(st: CustomerState, create_options: dict[str, Any]) -> dict[st
                 f"{st.schema.amount!r}; a later batch must have amounts too (or create a new "
                 "state)"
             )
-        elif name not in _LATER and st.cleaning.get(name, value) != value:
+        elif name not in LATER_OPTIONS and st.cleaning.get(name, value) != value:
             raise DataError(
                 f"{name}={value!r}: the state {str(st.path)!r} was created with "
                 f"{name}={st.cleaning[name]!r}, which every later batch keeps; leave it out "

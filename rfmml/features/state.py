@@ -107,9 +107,10 @@ _PERIODS = {"D": "day", "W": "week", "M": "month"}
 _CLEANING = ("negative_amounts", "drop_zero_amounts", "drop_duplicates", "timestamp_format")
 #: How a batch file is written; stored in the state's ``read_options`` meta entry.
 _READ_OPTIONS = ("dayfirst", "encoding", "separator", "decimal")
-#: Column mapping and cleaning options a later update may change (the file's column
-#: names and timestamp format); the canonical columns stay those of the state.
-_MAPPING_OPTIONS = ("customer", "timestamp", "amount", "group", "order")
+#: Options of :meth:`CustomerState.create` a later :meth:`CustomerState.update` may
+#: change (the file's column names and timestamp format); the canonical columns stay
+#: those of the state.
+LATER_OPTIONS = ("customer", "timestamp", "amount", "group", "order", "timestamp_format")
 
 
 def _rfmml_version() -> str:
