@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rfmml._threads import run_all
+
 __all__ = [
     "CHUNK_ROWS",
     "map_rows",
@@ -90,7 +92,9 @@ def map_rows(
     (or one row of values, e.g. the lower and upper ends of an interval, as
     an array of shape ``(rows, k)``), depending on that row only. It is
     called on slices (or gathered unique rows) of at most ``chunk_rows``
-    rows, so its temporaries are bounded;
+    rows, so its temporaries are bounded, and, after the first chunk, from
+    several threads at once (:func:`rfmml._threads.run_all`: ``fn`` must not
+    change shared state; each chunk's values are the bits one thread gives);
     the result is gathered into one float array, the only array that grows
     with the number of rows (plus, when rows collapse, one integer code per
     row and one value per distinct row).
@@ -125,15 +129,6 @@ def map_rows(
     size = max(int(default if chunk_rows is None else chunk_rows), 1)
     arrays = [np.asarray(c) for c in columns]
     n = len(arrays[0])
-    out: np.ndarray | None = None
-
-    def store(target: np.ndarray | None, length: int, where: slice, values) -> np.ndarray:
-        values = np.asarray(values, dtype=float)
-        if target is None:  # the first chunk fixes the shape of a row's value
-            target = np.empty((length, *values.shape[1:]))
-        target[where] = values
-        return target
-
     if n == 0:
         return np.empty(0)
     if unique:
@@ -167,17 +162,31 @@ def map_rows(
             if len(first) < n:
                 unique_columns = [a[first] for a in arrays]
         if unique_columns is not None:
-            n_unique = len(unique_columns[0])
-            values = None
-            for start in range(0, n_unique, size):
-                where = slice(start, start + size)
-                values = store(values, n_unique, where, fn(*(a[where] for a in unique_columns)))
-            assert values is not None
+            values = _in_blocks(fn, unique_columns, size)
             return np.take(values, codes, axis=0)
-    for start in range(0, n, size):
-        where = slice(start, start + size)
-        out = store(out, n, where, fn(*(a[where] for a in arrays)))
-    assert out is not None
+    return _in_blocks(fn, arrays, size)
+
+
+def _in_blocks(fn: Callable[..., np.ndarray], arrays: list[np.ndarray], size: int) -> np.ndarray:
+    """``fn`` of consecutive blocks of ``size`` rows, gathered into one float array.
+
+    The first block fixes the shape of a row's value; the others are computed
+    by :func:`rfmml._threads.run_all` (on several cores; each block's values
+    are the bits one thread gives) and stored in place.
+    """
+    n = len(arrays[0])
+    first = np.asarray(fn(*(a[:size] for a in arrays)), dtype=float)
+    out = np.empty((n, *first.shape[1:]))
+    out[:size] = first
+
+    def block(start: int) -> Callable[[], None]:
+        def compute() -> None:
+            where = slice(start, start + size)
+            out[where] = np.asarray(fn(*(a[where] for a in arrays)), dtype=float)
+
+        return compute
+
+    run_all([block(start) for start in range(size, n, size)])
     return out
 
 

@@ -1,0 +1,142 @@
+"""The shared thread pool (rfmml._threads) and predictions computed on several threads."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rfmml import _threads
+from rfmml._threads import THREADS_ENV, run_all, thread_count
+from rfmml.models import BetaGeoNBD, ParetoNBD, _grouping
+from rfmml.models._grouping import map_rows
+
+
+def test_thread_count_reads_the_environment(monkeypatch):
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert thread_count() == 3
+    monkeypatch.delenv(THREADS_ENV)
+    assert 1 <= thread_count() <= _threads.MAX_THREADS
+    for bad in ("0", "two", "-1", "1.5"):
+        monkeypatch.setenv(THREADS_ENV, bad)
+        with pytest.raises(ValueError, match=f"{THREADS_ENV} must be a whole number >= 1"):
+            thread_count()
+
+
+def test_run_all_keeps_the_order_and_uses_the_pool(monkeypatch):
+    monkeypatch.setenv(THREADS_ENV, "2")
+    barrier = threading.Barrier(2, timeout=30)
+
+    def task(i: int):
+        def run():
+            if i < 2:  # the first two meet: they run at the same time, on two threads
+                barrier.wait()
+            return i, threading.current_thread().name
+
+        return run
+
+    out = run_all([task(i) for i in range(6)])
+    assert [i for i, _ in out] == list(range(6))
+    assert {name for _, name in out[:2]} <= {"rfmml_0", "rfmml_1"}
+    assert len({name for _, name in out[:2]}) == 2
+
+
+def test_one_thread_runs_in_the_caller(monkeypatch):
+    monkeypatch.setenv(THREADS_ENV, "1")
+    names = run_all([lambda: threading.current_thread().name] * 3)
+    assert names == [threading.current_thread().name] * 3
+
+
+def test_a_task_running_pieces_runs_them_itself(monkeypatch):
+    monkeypatch.setenv(THREADS_ENV, "2")
+
+    def outer():
+        me = threading.current_thread().name
+        inner = run_all([lambda: threading.current_thread().name] * 4)
+        return me, inner
+
+    for me, inner in run_all([outer, outer]):
+        assert inner == [me] * 4  # no task waits on the pool from inside it
+
+
+def test_the_first_error_is_raised_after_every_task_ends(monkeypatch):
+    monkeypatch.setenv(THREADS_ENV, "2")
+    finished = []
+    gate = threading.Event()
+
+    def slow():
+        gate.wait(30)
+        finished.append("slow")
+
+    def fail(message: str):
+        def run():
+            gate.set()
+            raise KeyError(message)
+
+        return run
+
+    with pytest.raises(KeyError, match="first"):
+        run_all([slow, fail("first"), fail("second")])
+    assert finished == ["slow"]
+
+
+def _child_result(queue) -> None:  # pragma: no cover - runs in a forked child
+    queue.put(run_all([lambda: threading.current_thread().name] * 2))
+
+
+def test_a_forked_child_gets_a_pool_of_its_own(monkeypatch):
+    monkeypatch.setenv(THREADS_ENV, "2")
+    run_all([lambda: 1, lambda: 2])  # the parent's pool exists and has threads
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_result, args=(queue,))
+    child.start()
+    names = queue.get(timeout=60)
+    child.join(60)
+    assert child.exitcode == 0
+    assert set(names) <= {"rfmml_0", "rfmml_1"}
+
+
+@pytest.mark.parametrize("unique", [True, False])
+def test_map_rows_gives_the_same_bits_on_any_number_of_threads(unique, monkeypatch):
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 40, 5_000).astype(float)
+    t = rng.uniform(0, 50, 5_000)
+    monkeypatch.setattr(_grouping, "CHUNK_ROWS", 97)
+
+    def fn(a, b):
+        return np.column_stack([np.exp(-a / (b + 1.0)), np.log1p(a * b)])
+
+    results = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv(THREADS_ENV, threads)
+        results.append(map_rows(fn, x, t, unique=unique, chunk_rows=61))
+    assert results[0].shape == (5_000, 2)
+    for other in results[1:]:
+        assert np.array_equal(results[0], other)
+
+
+@pytest.mark.parametrize("model", [BetaGeoNBD, ParetoNBD])
+def test_model_predictions_on_threads_equal_one_thread(model, cdnow_summary, monkeypatch):
+    fitted = model().fit(cdnow_summary)
+    monkeypatch.setattr(_grouping, "CHUNK_ROWS", 211)  # CDNOW's rows in about a dozen chunks
+
+    def predictions() -> dict[str, np.ndarray]:
+        return {
+            "alive": fitted.probability_alive(cdnow_summary).to_numpy(),
+            "expected": fitted.expected_purchases(cdnow_summary, 39.0).to_numpy(),
+            "no_purchase": fitted.probability_no_purchase(cdnow_summary, 13.0).to_numpy(),
+            "median": fitted.next_purchase_quantile(cdnow_summary).to_numpy(),
+        }
+
+    monkeypatch.setenv(THREADS_ENV, "1")
+    one = predictions()
+    monkeypatch.setenv(THREADS_ENV, "2")
+    two = predictions()
+    for name, values in one.items():
+        assert np.array_equal(values, two[name], equal_nan=True), name
+    assert isinstance(one["alive"], np.ndarray) and len(one["alive"]) == len(cdnow_summary)
+    assert not pd.isna(one["expected"]).any()
