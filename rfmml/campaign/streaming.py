@@ -282,8 +282,8 @@ class _RowCodes:
             key = key * size + rank
         return key
 
-    def codes(self, frame: pd.DataFrame) -> np.ndarray:
-        """The row of each customer of ``frame``."""
+    def codes(self, frame: pd.DataFrame, chunk: int | None = None) -> np.ndarray:
+        """The row of each customer of ``frame`` (``chunk``: unused, as :class:`_TableCodes`)."""
         keys = self._key(frame)
         # searched in sorted order, each search starts near the last one (in cache):
         # a third of the time of searching a million keys in customer order
@@ -291,6 +291,67 @@ class _RowCodes:
         codes = np.empty(len(keys), dtype=np.intp)
         codes[order] = np.searchsorted(self.keys, keys[order])
         return codes
+
+
+def _digest(arrays: list[np.ndarray]) -> bytes:
+    """A fingerprint of the values of some float columns (their bytes)."""
+    import hashlib
+
+    h = hashlib.sha1(usedforsecurity=False)
+    for values in arrays:
+        h.update(np.ascontiguousarray(values, dtype=np.float64).view(np.uint8).data)
+    return h.digest()
+
+
+class _TableCodes:
+    """Each customer's row among the distinct rows, found once for the whole table.
+
+    The columns of every customer are read once, in the order the chunks come
+    (:func:`_chunks`), and :func:`rfmml.models._grouping.sorted_distinct_rows`
+    gives the distinct rows (in the order of ``SELECT DISTINCT ... ORDER BY``)
+    and every customer's row in one sort. A chunk takes its slice of those
+    numbers when its values have the fingerprint of that slice (they do when
+    the table is read in the same order twice); otherwise its customers find
+    their rows by search, as :class:`_RowCodes`.
+    """
+
+    def __init__(self, rows: pd.DataFrame, columns: list[str], codes: np.ndarray,
+                 digests: list[bytes], chunk_rows: int) -> None:  # fmt: skip
+        self.rows, self.columns, self.all_codes = rows, columns, codes
+        self.digests, self.chunk_rows = digests, chunk_rows
+        self._search: _RowCodes | None = None
+
+    @classmethod
+    def of_table(cls, table: FeaturesTable, columns: list[str],
+                 chunk_rows: int) -> _TableCodes | None:  # fmt: skip
+        """The codes of ``table``'s customers; None when a column holds NULL or NaN."""
+        arrow = table.relation(columns).to_arrow_table()
+        if any(arrow.column(c).null_count for c in columns):
+            return None
+        arrays = [arrow.column(c).to_numpy().astype(np.float64, copy=False) for c in columns]
+        del arrow
+        found = _grouping.sorted_distinct_rows(*arrays)
+        if found is None:
+            return None
+        distinct, codes = found
+        digests = [
+            _digest([a[start : start + chunk_rows] for a in arrays])
+            for start in range(0, len(codes), chunk_rows)
+        ]
+        rows = pd.DataFrame(dict(zip(columns, distinct, strict=True)))
+        return cls(rows, columns, codes, digests, chunk_rows)
+
+    def codes(self, frame: pd.DataFrame, chunk: int | None = None) -> np.ndarray:
+        """The row of each customer of ``frame``, chunk number ``chunk`` of the table."""
+        if chunk is not None and chunk < len(self.digests):
+            start = chunk * self.chunk_rows
+            part = self.all_codes[start : start + len(frame)]
+            values = [frame[c].to_numpy(dtype=float) for c in self.columns]
+            if len(part) == len(frame) and _digest(values) == self.digests[chunk]:
+                return part
+        if self._search is None:
+            self._search = _RowCodes(self.rows, self.columns)
+        return self._search.codes(frame)
 
 
 def _chunks(table: FeaturesTable, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -472,14 +533,20 @@ def score_features_table(
         summary_attrs.setdefault("observation_end", pipeline.observation_end)
     book = load_playbook(pipeline.playbook) if pipeline.rule_segmenter is not None else None
 
-    purchase: tuple[dict[str, np.ndarray], _RowCodes] | None = None
+    purchase: tuple[dict[str, np.ndarray], _RowCodes | _TableCodes] | None = None
     model = pipeline.purchase_model
     if model is not None:
         columns = purchase_row_columns(model, table.summary_columns)
-        names = ", ".join(_q(c) for c in columns)
-        rows = table.connection.sql(
-            f"SELECT DISTINCT {names} FROM {_q(table.table)} ORDER BY {names}"
-        ).df()
+        known = _TableCodes.of_table(table, columns, chunk_rows)
+        codes_of: _RowCodes | _TableCodes
+        if known is None:  # NULL or NaN: the search reports them
+            names = ", ".join(_q(c) for c in columns)
+            rows = table.connection.sql(
+                f"SELECT DISTINCT {names} FROM {_q(table.table)} ORDER BY {names}"
+            ).df()
+            codes_of = _RowCodes(rows, columns)
+        else:
+            rows, codes_of = known.rows.copy(deep=False), known
         rows.attrs = dict(summary_attrs)
         from rfmml.models.clv import resolve_freq
 
@@ -495,14 +562,14 @@ def score_features_table(
             outputs["clv_factor"] = clv_purchase_factor(
                 model, rows, int(pipeline.horizon), float(pipeline.discount_rate)
             )
-        purchase = (outputs, _RowCodes(rows, columns))
+        purchase = (outputs, codes_of)
         del rows
 
     totals = _Totals()
     state = _State()
 
     def scored() -> Iterator[pd.DataFrame]:
-        for frame in _chunks(table, chunk_rows):
+        for number, frame in enumerate(_chunks(table, chunk_rows)):
             # a new frame (its own attrs) sharing the chunk's arrays: copy-on-write
             summary = frame[[c for c in BTYD_COLUMNS if c in frame.columns]]
             summary.attrs = dict(summary_attrs)
@@ -510,7 +577,7 @@ def score_features_table(
             features.attrs = dict(table.summary_attrs)  # as ScoringPipeline.predict passes them
             rows = None
             if purchase is not None:
-                rows = (purchase[0], purchase[1].codes(summary))
+                rows = (purchase[0], purchase[1].codes(summary, number))
             chunk = _score_customers(
                 features, summary if uses_summary else None,
                 rule_segmenter=pipeline.rule_segmenter,

@@ -19,6 +19,7 @@ not grow with the number of customers beyond its output column.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "unique_rows",
     "rows_fingerprint",
     "frequency_levels",
+    "sorted_distinct_rows",
 ]
 
 #: Rows a prediction evaluates at once. The closed forms hold about ten
@@ -526,3 +528,86 @@ def frequency_levels(weights, **columns) -> tuple[dict[str, Any], np.ndarray]:
         level_weights=np.bincount(index, weights=w, minlength=len(levels)),
     )
     return fields, index
+
+
+def _column_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's rank among the column's distinct values, and those values (sorted).
+
+    Small non-negative whole numbers are ranked through a table of their
+    range (a few linear passes); other values by sorting the distinct ones.
+    """
+    own = _own_codes(values)
+    if own is None:
+        levels = np.unique(values)
+        return np.searchsorted(levels, values), levels
+    as_int, span = own
+    present = np.zeros(span, dtype=np.bool_)
+    present[as_int] = True
+    rank_of = np.cumsum(present, dtype=np.int64)
+    rank_of -= 1
+    return rank_of[as_int], np.flatnonzero(present).astype(values.dtype)
+
+
+def sorted_distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray] | None:
+    """The distinct rows of numeric columns in lexicographic order, and each row's number.
+
+    The order is that of ``SELECT DISTINCT ... ORDER BY`` the columns (first
+    column first): row ``i`` of the input is row ``codes[i]`` of the result.
+    Each column's values are ranked (:func:`_column_ranks`), the ranks
+    combined into one integer key (mixed radix, so keys sort as the rows do),
+    and the keys sorted with each row's position packed into their low bits
+    (one sort of integers, no argsort) when key and position fit in 63 bits;
+    else the rows are sorted by :func:`numpy.lexsort`.
+
+    Parameters
+    ----------
+    *columns : numpy.ndarray
+        Equal-length 1-d numeric arrays.
+
+    Returns
+    -------
+    (list of numpy.ndarray, numpy.ndarray) or None
+        The distinct rows' columns and the row number (int64) of every input
+        row; None when a column holds NaN (no order is defined for it).
+    """
+    arrays = [np.asarray(c) for c in columns]
+    n = len(arrays[0])
+    if not n or any(a.dtype.kind == "f" and np.isnan(a).any() for a in arrays):
+        return None
+    ranked = [_column_ranks(a) for a in arrays]
+    sizes = [len(levels) for _, levels in ranked]
+    bits = max(n - 1, 1).bit_length()
+    if math.prod(sizes) < 2 ** (63 - bits):
+        key = np.zeros(n, dtype=np.int64)
+        for (rank, _), size in zip(ranked, sizes, strict=True):
+            key *= size
+            key += rank
+        key <<= bits
+        key |= np.arange(n, dtype=np.int64)
+        key.sort()
+        order = key & ((1 << bits) - 1)
+        key >>= bits
+        new = np.empty(n, dtype=np.bool_)
+        new[0] = True
+        np.not_equal(key[1:], key[:-1], out=new[1:])
+        unique_keys: np.ndarray | None = key[new]
+    else:  # too many distinct values to pack: sort the ranks themselves
+        order = np.lexsort([rank for rank, _ in ranked][::-1])
+        new = np.zeros(n, dtype=np.bool_)
+        new[0] = True
+        for rank, _ in ranked:
+            in_order = rank[order]
+            new[1:] |= in_order[1:] != in_order[:-1]
+        unique_keys = None
+    number = np.cumsum(new, dtype=np.int64)
+    number -= 1
+    codes = np.empty(n, dtype=np.int64)
+    codes[order] = number
+    if unique_keys is None:
+        first = order[new]
+        return [levels[rank[first]] for rank, levels in ranked], codes
+    distinct = []
+    for (_, levels), size in zip(ranked[::-1], sizes[::-1], strict=True):
+        unique_keys, rank = np.divmod(unique_keys, size)
+        distinct.append(levels[rank])
+    return distinct[::-1], codes

@@ -223,3 +223,26 @@ def test_a_grouped_table_streams_the_same(tmp_path: Path) -> None:
     score_features_table(table, pipeline, tmp_path / "streamed", fingerprints={}, chunk_rows=500)
     log.close()
     _same_files(tmp_path / "pandas", tmp_path / "streamed")
+
+
+def test_the_table_codes_equal_the_search_and_survive_another_order() -> None:
+    from rfmml.campaign.streaming import _RowCodes, _TableCodes
+
+    log = ScannedLog.from_pandas(load_cdnow())
+    table = customer_features_table(log, freq="W")
+    columns = ["frequency", "recency", "T"]
+    known = _TableCodes.of_table(table, columns, chunk_rows=1_000)
+    assert known is not None
+    whole = table.relation(columns).df()
+    log.close()
+    expected = whole[columns].drop_duplicates().sort_values(columns, ignore_index=True)
+    pd.testing.assert_frame_equal(known.rows, expected)
+    search = _RowCodes(known.rows, columns)
+    for number, start in enumerate(range(0, len(whole), 1_000)):
+        chunk = whole.iloc[start : start + 1_000]
+        np.testing.assert_array_equal(known.codes(chunk, number), search.codes(chunk))
+    assert known._search is None  # every chunk came in the order it was read
+    shuffled = whole.iloc[:1_000].sample(frac=1.0, random_state=3)
+    got = known.codes(shuffled, 0)  # another order: found by search, still right
+    assert known._search is not None
+    np.testing.assert_array_equal(known.rows.to_numpy()[got], shuffled[columns].to_numpy())

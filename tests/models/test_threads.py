@@ -140,3 +140,38 @@ def test_model_predictions_on_threads_equal_one_thread(model, cdnow_summary, mon
         assert np.array_equal(values, two[name], equal_nan=True), name
     assert isinstance(one["alive"], np.ndarray) and len(one["alive"]) == len(cdnow_summary)
     assert not pd.isna(one["expected"]).any()
+
+
+@pytest.mark.parametrize("kind", ["whole", "fractional", "wide"])
+def test_sorted_distinct_rows_are_those_of_distinct_order_by(kind):
+    from rfmml.models._grouping import sorted_distinct_rows
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    x = rng.integers(0, 30, n).astype(float)
+    if kind == "whole":
+        t = rng.integers(0, 400, n).astype(float)
+    elif kind == "fractional":
+        t = np.round(rng.uniform(0, 50, n), 1)
+    else:  # distinct values too many to pack with the positions: the lexsort path
+        t = rng.uniform(0, 1, n)
+    columns = [x, t]
+    if kind == "wide":  # 30 * 20,000**4 keys do not fit in 63 bits with 15 bits of position
+        columns += [rng.uniform(0, 1, n) for _ in range(3)]
+    columns = [np.concatenate([c, c[:1_000]]) for c in columns]  # some rows twice
+    found = sorted_distinct_rows(*columns)
+    assert found is not None
+    distinct, codes = found
+    frame = pd.DataFrame({str(i): c for i, c in enumerate(columns)})
+    want = frame.drop_duplicates().sort_values(list(frame.columns), ignore_index=True)
+    for i, values in enumerate(distinct):
+        np.testing.assert_array_equal(values, want[str(i)].to_numpy())
+        np.testing.assert_array_equal(values[codes], columns[i])
+    assert codes.dtype == np.int64
+
+
+def test_sorted_distinct_rows_refuse_nan():
+    from rfmml.models._grouping import sorted_distinct_rows
+
+    assert sorted_distinct_rows(np.array([1.0, np.nan]), np.array([1.0, 2.0])) is None
+    assert sorted_distinct_rows(np.array([], dtype=float)) is None
