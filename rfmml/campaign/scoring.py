@@ -203,11 +203,12 @@ def _first(index: pd.Index) -> str:
 def _distinct_rows(summary: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
     """The distinct rows of ``columns`` of the summary, and each customer's row number.
 
-    Model outputs are functions of a customer's summary row only, so they are
-    computed once per distinct row of the columns the model reads (a daily
-    summary of millions of customers has a fraction as many; the purchase
-    model and Gamma-Gamma are grouped apart, since continuous spend makes
-    every row of both distinct) and gathered back with the returned codes.
+    The purchase model's outputs are functions of a customer's summary row
+    only, so they are computed once per distinct row of the columns the model
+    reads (a daily summary of millions of customers has a fraction as many)
+    and gathered back with the returned codes. Gamma-Gamma's closed form is
+    cheaper than grouping (continuous spends make nearly every row distinct):
+    it is evaluated per customer.
     """
     columns = [c for c in dict.fromkeys(columns) if c in summary.columns]
     arrays = [summary[c].to_numpy() for c in columns]
@@ -741,23 +742,15 @@ def _score_customers(
         del outputs, codes
     if gamma_gamma is not None:
         assert summary is not None  # checked above whenever there is a spend model
-        rows, codes = _distinct_rows(summary, ["frequency", "monetary_value"])
-        order_value = gamma_gamma.expected_order_value(rows).to_numpy()[codes]
+        # a cheap closed form per customer: grouping the rows first cost ten times more
+        order_value = gamma_gamma.expected_order_value(summary).to_numpy()
         table["expected_order_value"] = order_value
-        del rows, codes
     if purchase_model is not None and gamma_gamma is not None:
         assert summary is not None  # checked above
         table["expected_spend"] = purchases * order_value
         if purchase_rows is not None and "clv_factor" in purchase_rows[0]:
             # the purchase part computed once on distinct rows; the spend part per customer
-            from rfmml.models.gamma_gamma import expected_order_value_rows
-
-            clv_values = expected_order_value_rows(
-                summary["frequency"].to_numpy(dtype=float),
-                summary["monetary_value"].to_numpy(dtype=float),
-                tuple(gamma_gamma.get_fitted_params().values()),
-            )
-            clv_values *= purchase_rows[0]["clv_factor"][purchase_rows[1]]
+            clv_values = order_value * purchase_rows[0]["clv_factor"][purchase_rows[1]]
             table["clv"] = np.maximum(clv_values, 0.0, out=clv_values)
         else:
             # per customer: lifetime_value groups the purchase part by distinct (frequency, T)
