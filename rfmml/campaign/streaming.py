@@ -124,13 +124,41 @@ def fit_on_table(model: Any, table: FeaturesTable) -> Any:
     The fitted model.
     """
     columns = [c for c in model.fit_columns if c in table.summary_columns]
-    names = ", ".join(_q(c) for c in columns)
-    rows = table.connection.sql(
-        f"SELECT {names}, count(*)::DOUBLE AS weights FROM {_q(table.table)} "
-        f"GROUP BY ALL ORDER BY {names}"
-    ).df()
+    rows = _counted_rows(table, columns)
+    if rows is None:  # NULL or NaN: as the statement groups them, for the model to report
+        names = ", ".join(_q(c) for c in columns)
+        rows = table.connection.sql(
+            f"SELECT {names}, count(*)::DOUBLE AS weights FROM {_q(table.table)} "
+            f"GROUP BY ALL ORDER BY {names}"
+        ).df()
     rows.attrs = dict(table.summary_attrs)
     return model.fit(rows)
+
+
+def _counted_rows(table: FeaturesTable, columns: list[str]) -> pd.DataFrame | None:
+    """``SELECT columns, count(*)::DOUBLE AS weights ... GROUP BY ALL ORDER BY columns``.
+
+    Columns of small whole numbers (whole-period summaries) are read once and
+    grouped by one sort (:func:`rfmml.models._grouping.sorted_distinct_rows`):
+    at 3.4M customers and 1.4M distinct (frequency, recency, T) rows, 0.43
+    CPU s against DuckDB's 1.07 for the statement. None otherwise (a column
+    of other numbers, where the statement's hash aggregation is faster, or
+    holding NULL or NaN).
+    """
+    arrow = table.relation(columns).to_arrow_table()
+    if any(arrow.column(c).null_count for c in columns):
+        return None
+    arrays = [arrow.column(c).to_numpy() for c in columns]
+    del arrow
+    if not all(_grouping.small_whole_numbers(a) for a in arrays):
+        return None
+    found = _grouping.sorted_distinct_rows(*arrays)
+    if found is None:
+        return None
+    distinct, codes = found
+    rows = pd.DataFrame(dict(zip(columns, distinct, strict=True)))
+    rows["weights"] = np.bincount(codes, minlength=len(rows)).astype(np.float64)
+    return rows
 
 
 def _check_rule_columns(table: FeaturesTable, columns: list[str]) -> int:

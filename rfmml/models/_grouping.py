@@ -36,6 +36,7 @@ __all__ = [
     "unique_rows",
     "rows_fingerprint",
     "frequency_levels",
+    "small_whole_numbers",
     "sorted_distinct_rows",
 ]
 
@@ -332,7 +333,8 @@ def _own_codes(values: np.ndarray) -> tuple[np.ndarray, int] | None:
     return as_int, int(top) + 1
 
 
-def _small_whole_numbers(values: np.ndarray) -> bool:
+def small_whole_numbers(values: np.ndarray) -> bool:
+    """Whether every value is a whole number in ``[0, 2**24)`` (an empty float array: no)."""
     if values.dtype.kind in "iu":
         return len(values) == 0 or (values.min() >= 0 and values.max() < 2**24)
     if values.dtype.kind != "f" or not len(values):
@@ -379,7 +381,7 @@ def unique_rows(
         Summed weights per unique row.
     """
     arrays = [np.asarray(a) for a in columns.values()]
-    if all(_small_whole_numbers(a) for a in arrays):
+    if all(small_whole_numbers(a) for a in arrays):
         fast = _unique_whole_rows(arrays, np.asarray(weights))
         if fast is not None:
             return dict(zip(columns, fast[0], strict=True)), fast[1]
@@ -392,7 +394,7 @@ def unique_rows(
     order: np.ndarray | None = None
     for arr in reversed(arrays):
         keyed = arr if order is None else arr[order]
-        if _small_whole_numbers(keyed) and keyed.max() < 2**15:
+        if small_whole_numbers(keyed) and keyed.max() < 2**15:
             step = np.argsort(keyed.astype(np.int16), kind="stable")  # radix sort
         else:
             step = np.argsort(keyed, kind="quicksort" if order is None else "stable")

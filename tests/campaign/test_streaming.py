@@ -246,3 +246,21 @@ def test_the_table_codes_equal_the_search_and_survive_another_order() -> None:
     got = known.codes(shuffled, 0)  # another order: found by search, still right
     assert known._search is not None
     np.testing.assert_array_equal(known.rows.to_numpy()[got], shuffled[columns].to_numpy())
+
+
+def test_counted_rows_equal_the_grouping_statement() -> None:
+    from rfmml.campaign.streaming import _counted_rows
+
+    log = ScannedLog.from_pandas(simulate_transactions(3_000, random_state=5))
+    table = customer_features_table(log, freq="D")
+    columns = ["frequency", "recency", "T"]
+    got = _counted_rows(table, columns)
+    want = table.connection.sql(
+        'SELECT frequency, recency, "T", count(*)::DOUBLE AS weights FROM customer_features '
+        'GROUP BY ALL ORDER BY frequency, recency, "T"'
+    ).df()
+    spend = _counted_rows(table, ["frequency", "monetary_value"])
+    log.close()
+    assert got is not None and len(got) < table.n_rows  # rows repeat: the grouping matters
+    pd.testing.assert_frame_equal(got, want)
+    assert spend is None  # spends are not small whole numbers: the statement groups them
