@@ -325,7 +325,7 @@ def _digest(arrays: list[np.ndarray]) -> bytes:
     """A fingerprint of the values of some float columns (their bytes)."""
     import hashlib
 
-    h = hashlib.sha1(usedforsecurity=False)
+    h = hashlib.sha256(usedforsecurity=False)  # hardware-accelerated: faster than sha1 here
     for values in arrays:
         h.update(np.ascontiguousarray(values, dtype=np.float64).view(np.uint8).data)
     return h.digest()
