@@ -392,14 +392,10 @@ def _chunks(table: FeaturesTable, chunk_rows: int) -> Iterator[pd.DataFrame]:
     feature_columns = [c for c in table.feature_columns
                        if not types.get(c, "").startswith(("TIMESTAMP", "DATE"))]  # fmt: skip
     columns = [*table.keys, *feature_columns, *table.summary_columns]
-    reader = table.relation(columns).to_arrow_reader(chunk_rows)
 
-    def frame_of(arrow: Any) -> pd.DataFrame:
-        # copy=False: one block per column, Arrow's arrays as they are (no stacking copy)
-        frame = pd.DataFrame(
-            {name: _plain(arrow.column(name).to_numpy()) for name in arrow.column_names},
-            copy=False,
-        )
+    def frame_of(arrays: dict[str, np.ndarray]) -> pd.DataFrame:
+        # copy=False: one block per column, the fetched arrays as they are (no stacking copy)
+        frame = pd.DataFrame(arrays, copy=False)
         frame = frame.set_index(table.keys)
         frame["n_orders"] = frame["n_orders"].astype("int64")
         features = frame[feature_columns]
@@ -408,6 +404,25 @@ def _chunks(table: FeaturesTable, chunk_rows: int) -> Iterator[pd.DataFrame]:
         summary.attrs = dict(table.summary_attrs)
         return scoring_frame(features, summary)
 
+    def of_arrow(arrow: Any) -> dict[str, np.ndarray]:
+        return {name: _plain(arrow.column(name).to_numpy()) for name in arrow.column_names}
+
+    if _numbered_rows(table):
+        # each chunk straight into numpy by its row numbers: Arrow's batches of 122,880
+        # rows and their concatenation into a chunk's columns cost a copy more
+        names = ", ".join(_q(c) for c in columns)
+        con = table.connection
+        con.execute("SET preserve_insertion_order = true")
+        for start in range(0, table.n_rows, chunk_rows):
+            sql = (f"SELECT {names} FROM {_q(table.table)} WHERE rowid >= {start} "
+                   f"AND rowid < {start + chunk_rows}")  # fmt: skip
+            fetched = con.sql(sql).fetchnumpy()
+            if any(isinstance(v, np.ma.MaskedArray) for v in fetched.values()):
+                # NULLs: fetched through Arrow, whose arrays show them as the pandas path does
+                fetched = of_arrow(con.sql(sql).to_arrow_table())
+            yield frame_of({name: _plain(np.asarray(fetched[name])) for name in columns})
+        return
+    reader = table.relation(columns).to_arrow_reader(chunk_rows)
     pending: list[Any] = []
     count = 0
     for batch in reader:  # DuckDB hands back batches of up to chunk_rows rows
@@ -417,11 +432,29 @@ def _chunks(table: FeaturesTable, chunk_rows: int) -> Iterator[pd.DataFrame]:
         count += batch.num_rows
         while count >= chunk_rows:  # exactly chunk_rows customers a chunk (the last: fewer)
             rows = pa.Table.from_batches(pending)
-            yield frame_of(rows.slice(0, chunk_rows))
+            yield frame_of(of_arrow(rows.slice(0, chunk_rows)))
             rest = rows.slice(chunk_rows)
             pending, count = rest.to_batches(), rest.num_rows
     if count:
-        yield frame_of(pa.Table.from_batches(pending))
+        yield frame_of(of_arrow(pa.Table.from_batches(pending)))
+
+
+def _numbered_rows(table: FeaturesTable) -> bool:
+    """Whether the table's rows are numbered ``0 .. n_rows - 1`` in the order it is read.
+
+    A table created in one statement and never changed (as
+    :func:`~rfmml.features.combined.customer_features_table` leaves it) is:
+    DuckDB numbers rows as they are inserted and reads them in that order.
+    """
+    import duckdb
+
+    try:
+        low, high, n = table.connection.sql(
+            f"SELECT min(rowid), max(rowid), count(*) FROM {_q(table.table)}"
+        ).fetchall()[0]
+    except duckdb.Error:  # a view or another relation without row numbers
+        return False
+    return bool(n == table.n_rows and (n == 0 or (low == 0 and high == n - 1)))
 
 
 def _plain(values: np.ndarray) -> np.ndarray:

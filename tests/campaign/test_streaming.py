@@ -264,3 +264,36 @@ def test_counted_rows_equal_the_grouping_statement() -> None:
     assert got is not None and len(got) < table.n_rows  # rows repeat: the grouping matters
     pd.testing.assert_frame_equal(got, want)
     assert spend is None  # spends are not small whole numbers: the statement groups them
+
+
+def test_a_view_and_a_table_with_nulls_stream_through_arrow(tmp_path: Path) -> None:
+    """Rows read by number when the table has them; a view goes through Arrow's batches."""
+    import dataclasses
+
+    from rfmml.campaign.streaming import _numbered_rows
+    from rfmml.errors import DataError
+
+    tx, freq = _log("cdnow")
+    log = ScannedLog.from_pandas(tx)
+    table = customer_features_table(log, freq=freq)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline = ScoringPipeline(
+            rule_segmenter=fit_rule_segmenter(RuleSegmenter("rfm11"), table),
+            purchase_model=fit_on_table(BetaGeoNBD(), table),
+            gamma_gamma=fit_on_table(GammaGamma(zero_spend="exclude"), table),
+            horizon=52, freq=freq,
+        )  # fmt: skip
+    con = table.connection
+    con.execute('CREATE TEMP VIEW features_view AS SELECT * FROM "customer_features"')
+    view = dataclasses.replace(table, table="features_view")
+    assert _numbered_rows(table) and not _numbered_rows(view)
+    score_features_table(table, pipeline, tmp_path / "table", fingerprints={}, chunk_rows=700)
+    score_features_table(view, pipeline, tmp_path / "view", fingerprints={}, chunk_rows=700)
+    _same_files(tmp_path / "table", tmp_path / "view")
+    con.execute('CREATE TEMP TABLE holed AS SELECT * FROM "customer_features"')
+    con.execute("UPDATE holed SET recency_days = NULL WHERE rowid = 1500")
+    holed = dataclasses.replace(table, table="holed")
+    with pytest.raises(DataError, match="recency_days"):
+        score_features_table(holed, pipeline, tmp_path / "holed", fingerprints={}, chunk_rows=700)
+    log.close()
