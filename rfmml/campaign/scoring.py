@@ -666,13 +666,15 @@ def _score_customers(
             "rename the group column (e.g. 'sales_channel') before building features."
         )
     index = features.index.set_names(names)
-    table = pd.DataFrame(index=index)
+    # the columns are gathered and made into a frame once: setting them one by one on a
+    # frame copied every array (pandas' copy-on-write), 0.17 s per million customers
+    cols: dict[str, Any] = {}
     for i, name in enumerate(names):
-        table[name] = index.get_level_values(i)
+        cols[name] = index.get_level_values(i)
     spend = "total_spend" in features.columns
     for col in _FEATURE_COLUMNS:
         if col in features.columns:
-            table[col] = features[col].to_numpy()
+            cols[col] = features[col].to_numpy(copy=True)  # not the caller's memory
     attrs: dict[str, Any] = {
         "horizon": int(horizon),
         "discount_rate": float(discount_rate),
@@ -686,9 +688,9 @@ def _score_customers(
         scored = rule_segmenter.transform(features)
         for col in ("R", "F", "M", "RFM") if spend else ("R", "F"):
             # RFM as its string array: to_numpy would make Python strings to convert back
-            table[col] = scored[col].array if col == "RFM" else scored[col].to_numpy()
+            cols[col] = scored[col].array if col == "RFM" else scored[col].to_numpy()
         segment = scored["segment"]
-        table["segment"] = segment.array
+        cols["segment"] = segment.array
         scheme = rule_segmenter.scheme_
         assert book is not None  # loaded above whenever there is a rule segmenter
         if isinstance(segment.dtype, pd.CategoricalDtype) and not segment.isna().any():
@@ -699,14 +701,14 @@ def _score_customers(
                 distinct = np.union1d(distinct, segment.cat.categories.astype(str))
         entries = {s: book.entry(s, scheme) for s in distinct}
         for column, values in _playbook_columns(segment, entries).items():
-            table[column] = values
-        table["action_priority"] = table["action_priority"].astype(np.int64)
+            cols[column] = values
+        cols["action_priority"] = np.asarray(cols["action_priority"]).astype(np.int64)
         attrs["scheme"] = scheme.name
         attrs["playbook"] = book.source
 
     if kmeans_segmenter is not None:
-        table["cluster"] = kmeans_segmenter.predict_cluster(features).to_numpy()
-        table["cluster_name"] = kmeans_segmenter.predict(features).array
+        cols["cluster"] = kmeans_segmenter.predict_cluster(features).to_numpy()
+        cols["cluster_name"] = kmeans_segmenter.predict(features).array
 
     if purchase_model is not None:
         assert summary is not None  # checked above whenever there is a purchase model
@@ -726,38 +728,45 @@ def _score_customers(
             outputs, codes = purchase_rows
         p_alive = outputs["probability_alive"][codes]
         no_purchase = outputs["probability_no_purchase"][codes]
-        table["probability_alive"] = p_alive
-        table["probability_no_purchase"] = no_purchase
+        cols["probability_alive"] = p_alive
+        cols["probability_no_purchase"] = no_purchase
         basis = pd.Series(no_purchase if churn_basis == "no_purchase" else p_alive)
-        table["churn_risk"] = churn_risk_band(basis, churn_bands, churn_basis).array
+        cols["churn_risk"] = churn_risk_band(basis, churn_bands, churn_basis).array
         purchases = outputs["expected_purchases"][codes]
-        table["expected_purchases"] = purchases
+        cols["expected_purchases"] = purchases
         if end is not None and unit is not None:
             attrs["observation_end"] = str(end)
             median = outputs["median"][codes]
-            table["expected_next_order_date"] = next_order_dates(median, end, unit)
+            cols["expected_next_order_date"] = next_order_dates(median, end, unit)
         if next_order_window is not None:
             attrs["next_order_window"] = float(next_order_window)
-            table["probability_order_within_window"] = outputs["within"][codes]
+            cols["probability_order_within_window"] = outputs["within"][codes]
         del outputs, codes
     if gamma_gamma is not None:
         assert summary is not None  # checked above whenever there is a spend model
         # a cheap closed form per customer: grouping the rows first cost ten times more
         order_value = gamma_gamma.expected_order_value(summary).to_numpy()
-        table["expected_order_value"] = order_value
+        cols["expected_order_value"] = order_value
     if purchase_model is not None and gamma_gamma is not None:
         assert summary is not None  # checked above
-        table["expected_spend"] = purchases * order_value
+        cols["expected_spend"] = purchases * order_value
         if purchase_rows is not None and "clv_factor" in purchase_rows[0]:
             # the purchase part computed once on distinct rows; the spend part per customer
             clv_values = order_value * purchase_rows[0]["clv_factor"][purchase_rows[1]]
-            table["clv"] = np.maximum(clv_values, 0.0, out=clv_values)
+            cols["clv"] = np.maximum(clv_values, 0.0, out=clv_values)
         else:
             # per customer: lifetime_value groups the purchase part by distinct (frequency, T)
             clv = lifetime_value(
                 purchase_model, gamma_gamma, summary, int(horizon), discount_rate, attrs["freq"]
             )
-            table["clv"] = clv.to_numpy()
+            cols["clv"] = clv.to_numpy()
+
+    if rule_segmenter is not None and not (interval and uses_summary):
+        cols = {c: v for c, v in cols.items() if c not in _PLAYBOOK_COLUMNS} | {
+            c: cols[c] for c in _PLAYBOOK_COLUMNS
+        }
+    table = pd.DataFrame(cols, index=index, copy=False)
+    del cols
 
     if interval and uses_summary:
         assert summary is not None
@@ -770,7 +779,7 @@ def _score_customers(
             random_state, top_fraction,
         )  # fmt: skip
 
-    if rule_segmenter is not None:
+    if rule_segmenter is not None and interval and uses_summary:  # after the intervals
         table = table[
             [c for c in table.columns if c not in _PLAYBOOK_COLUMNS] + list(_PLAYBOOK_COLUMNS)
         ]
