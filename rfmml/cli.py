@@ -797,26 +797,41 @@ def fit(freq: str, purchase_model: str, penalizer: float, scheme: str, scorer_fi
     The folder it writes is what ``rfmml predict --model`` takes.
     """  # noqa: D205
     from rfmml.campaign import ScoringPipeline
+    from rfmml.campaign.streaming import fit_rows, fit_rule_segmenter
     from rfmml.config import PURCHASE_MODEL_LABELS, PURCHASE_MODELS
-    from rfmml.features import btyd_summary, rfm_table
+    from rfmml.features import customer_features
+    from rfmml.features.combined import customer_features_table
     from rfmml.models import GammaGamma
 
-    tx = _read(reader)
-    spend = "amount" in tx.columns
-    end, group = reader["observation_end"], reader["group"]
-    summary = btyd_summary(tx, observation_end=end, freq=freq, group=group)
-    rules = _rules(scheme, spend, scorer_file).fit(rfm_table(tx, observation_end=end, group=group))
+    log, _ = _scan(reader)
+    try:
+        spend = "amount" in log.columns
+        end, group = reader["observation_end"], reader["group"]
+        rules = _rules(scheme, spend, scorer_file)
+        model = PURCHASE_MODELS[purchase_model](penalizer=penalizer)
+        gg = GammaGamma(penalizer=penalizer, zero_spend="exclude") if spend else None
+        if "order_id" in log.columns:  # orders counted per order id: the pandas tables
+            features, summary = customer_features(log, end, freq, group)
+            rules.fit(features)
+            n_customers = len(summary)
+            rows = spend_rows = summary
+        else:  # the tables stay in DuckDB; the models see their distinct rows with counts
+            table = customer_features_table(log, end, freq, group)
+            rules = fit_rule_segmenter(rules, table)
+            n_customers = table.n_rows
+            rows = fit_rows(model, table)
+            spend_rows = fit_rows(gg, table) if gg is not None else None
+            table.drop()
+    finally:
+        log.close()
     label = PURCHASE_MODEL_LABELS[purchase_model]
-    model, degenerate = _fit_purchase_model(
-        PURCHASE_MODELS[purchase_model](penalizer=penalizer), summary, purchase_model, label
-    )
+    model, degenerate = _fit_purchase_model(model, rows, purchase_model, label)
     out.print(_table(model.summary_, title=f"{label} ({freq}), log-likelihood "
-                     f"{model.log_likelihood_:,.1f}, {len(summary):,} customers"))  # fmt: skip
+                     f"{model.log_likelihood_:,.1f}, {n_customers:,} customers"))  # fmt: skip
     if degenerate:
         err.print(Text.assemble(("warning: ", "bold yellow"), degenerate), soft_wrap=True)
-    gg = None
-    if "monetary_value" in summary.columns:
-        gg = GammaGamma(penalizer=penalizer, zero_spend="exclude").fit(summary)
+    if gg is not None:
+        gg.fit(spend_rows)
         title = f"Gamma-Gamma on {gg.n_customers_:,} repeat customers"
         if gg.n_excluded_:
             title += f" ({gg.n_excluded_:,} with zero repeat spend left out)"

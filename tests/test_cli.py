@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -394,3 +395,34 @@ def test_degenerate_fit_is_one_plain_line_on_online_retail_daily(tmp_path):
     assert len(tagged) == 1
     assert "a" in tagged[0].data.tags["rfmml.degenerate"].split(", ")
     assert tagged[0].data.tags["rfmml.degenerate_message"] == lines[0].split(": ", 1)[1]
+
+
+@pytest.mark.parametrize("group", [None, "channel"])
+def test_fit_saves_the_models_of_the_pandas_tables(group, tmp_path):
+    """The command fits on the DuckDB tables' distinct rows: the models of the pandas path."""
+    from rfmml.data import read_transactions, simulate_transactions
+    from rfmml.features import btyd_summary, rfm_table
+    from rfmml.models import BetaGeoNBD, GammaGamma
+    from rfmml.segments import RuleSegmenter
+    from rfmml.segments.persistence import load_segmenter
+
+    tx = simulate_transactions(1_200, random_state=8)
+    tx["channel"] = np.where(tx["customer_id"].to_numpy() % 3 == 0, "store", "web")
+    tx.to_csv(tmp_path / "log.csv", index=False)
+    args = [str(tmp_path / "log.csv"), "--freq", "D", "--scheme", "rfm11"]
+    args += ["--models-dir", str(tmp_path / "models")] + (["--group", group] if group else [])
+    result = CliRunner().invoke(main, ["fit", *args])
+    assert result.exit_code == 0, result.output
+    log, _ = read_transactions(tmp_path / "log.csv", group=group)
+    summary = btyd_summary(log, freq="D", group=group)
+    want = {
+        "purchase_model": BetaGeoNBD().fit(summary).get_fitted_params(),
+        "gamma_gamma": GammaGamma(zero_spend="exclude").fit(summary).get_fitted_params(),
+    }
+    for name, params in want.items():
+        doc = json.loads((tmp_path / "models" / f"{name}.json").read_text())
+        assert doc["params"] == pytest.approx(params, rel=1e-12), name
+    rules = RuleSegmenter("rfm11").fit(rfm_table(log, group=group))
+    saved = load_segmenter(tmp_path / "models" / "rule_segmenter.json")
+    pd.testing.assert_frame_equal(saved.scorer_.edges_, rules.scorer_.edges_)
+    assert saved.n_features_in_ == rules.n_features_in_

@@ -123,6 +123,25 @@ def fit_on_table(model: Any, table: FeaturesTable) -> Any:
     -------
     The fitted model.
     """
+    return model.fit(fit_rows(model, table))
+
+
+def fit_rows(model: Any, table: FeaturesTable) -> pd.DataFrame:
+    """The distinct rows of ``model``'s columns in ``table``, sorted, with their counts.
+
+    What :func:`fit_on_table` fits ``model`` on (``weights`` holds the counts;
+    the summary's attrs are kept): ``model.fit(fit_rows(model, table))`` equals
+    ``model.fit(summary)`` on the table's summary.
+
+    Parameters
+    ----------
+    model : PurchaseModel or GammaGamma
+    table : FeaturesTable
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
     columns = [c for c in model.fit_columns if c in table.summary_columns]
     rows = _counted_rows(table, columns)
     if rows is None:  # NULL or NaN: as the statement groups them, for the model to report
@@ -132,7 +151,7 @@ def fit_on_table(model: Any, table: FeaturesTable) -> Any:
             f"GROUP BY ALL ORDER BY {names}"
         ).df()
     rows.attrs = dict(table.summary_attrs)
-    return model.fit(rows)
+    return rows
 
 
 def _counted_rows(table: FeaturesTable, columns: list[str]) -> pd.DataFrame | None:
@@ -255,7 +274,7 @@ def fit_rule_segmenter(segmenter: RuleSegmenter, table: FeaturesTable) -> RuleSe
         frame = table.connection.sql(
             f"SELECT {', '.join(_q(c) for c in cols)} FROM {_q(table.table)}"
         ).df()
-        return segmenter.fit(frame.set_index(table.keys))
+        return _seen_features(segmenter.fit(frame.set_index(table.keys)), table)
     _check_rule_columns(table, columns)
     head = table.connection.sql(
         f"SELECT {', '.join(_q(c) for c in [*table.keys, *table.feature_columns])} "
@@ -273,6 +292,13 @@ def fit_rule_segmenter(segmenter: RuleSegmenter, table: FeaturesTable) -> RuleSe
     fitted.scorer_.edges_ = pd.DataFrame(
         edges, index=fitted.scorer_.edges_.index, columns=fitted.scorer_.edges_.columns
     )
+    return _seen_features(fitted, table)
+
+
+def _seen_features(fitted: RuleSegmenter, table: FeaturesTable) -> RuleSegmenter:
+    """The features count a fit on the table's whole features frame records (``n_features_in_``)."""
+    fitted.scorer_.n_features_in_ = len(table.feature_columns)
+    fitted.n_features_in_ = fitted.scorer_.n_features_in_
     return fitted
 
 
