@@ -3,7 +3,7 @@
 Usage::
 
     flock /tmp/rfmml-bigbench.lock python benchmarks/bench_scan.py --sizes 1e6,1e7 \\
-        --before /work/main --runs 3
+        --before /path/to/old/checkout [--before-label TEXT] --runs 3
 
 The logs are those of ``bench_pipeline.py`` (``--folder``, ``log_<n>.parquet``,
 written there with ``--generate``). Cases: ``plain`` is the call of the
@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1e6,1e7")
     parser.add_argument("--folder", default="/tmp/rfmml-bench")
     parser.add_argument("--before", required=False, default="", metavar="CHECKOUT")
+    parser.add_argument("--before-label", default="", help="how the section names --before")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cases", default="plain,cut")
     parser.add_argument("--child", nargs=3, metavar=("PATH", "CASE", "DUMP"))
@@ -168,9 +169,12 @@ def main() -> None:
             )
     before = ""
     if args.before:
-        commit = subprocess.run(["git", "-C", args.before, "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True).stdout.strip()  # fmt: skip
-        before = f"'before' imports rfmml from {args.before} (commit {commit}); "
+        label = args.before_label
+        if not label:
+            commit = subprocess.run(["git", "-C", args.before, "rev-parse", "--short", "HEAD"],
+                                    capture_output=True, text=True).stdout.strip()  # fmt: skip
+            label = f"{args.before} (commit {commit})" if commit else args.before
+        before = f"'before' imports rfmml from {label}; "
     head = (
         f"Machine: {platform.machine()}, 2 cores, Python {platform.python_version()}; run "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. `scan_transactions` alone, "

@@ -252,9 +252,8 @@ def test_cleaned_table_whether_rows_are_removed_or_not(
         assert removed == 0 and report.rows_out == report.rows_in
     if name == "messy":
         assert report.removed["missing customer_id"] == 20
-        assert report.flagged.get("identical to an earlier row", 0) + report.removed.get(
-            "identical to an earlier row", 0
-        ) > 60
+        same = "identical to an earlier row"
+        assert report.flagged.get(same, 0) + report.removed.get(same, 0) > 60
     if name in ("orders", "returns"):
         assert sum(report.merged.values()) > 0
     with warnings.catch_warnings():
@@ -268,3 +267,26 @@ def test_cleaned_table_whether_rows_are_removed_or_not(
         assert [r[1] for r in layout[-2:]] == ["INTEGER", "BIGINT"]
     finally:
         log.close()
+
+
+@pytest.mark.parametrize("max_hashes", [2**24, 300])
+def test_repeated_rows_in_one_or_many_passes(
+    cleaning_files: dict[str, Path], max_hashes: int
+) -> None:
+    """The count of rows identical to an earlier one is pandas' ``duplicated``, in any passes."""
+    from rfmml.data._scan import _repeated_rows, connect
+
+    path = cleaning_files["messy"]
+    frame = pd.read_parquet(path)
+    con = connect()
+    try:
+        con.execute(f"CREATE TEMP TABLE t AS SELECT * FROM read_parquet('{path.as_posix()}')")
+        for columns in (["customer_id", "timestamp", "amount"],
+                        ["customer_id", "timestamp", "amount", "channel"],
+                        ["customer_id"], ["channel"]):  # fmt: skip
+            for where, kept in (("true", frame), ("amount > 0", frame[frame["amount"] > 0])):
+                expected = int(kept.duplicated(subset=columns).sum())
+                assert expected > 0
+                assert _repeated_rows(con, "t", columns, where, len(kept), max_hashes) == expected
+    finally:
+        con.close()
