@@ -41,7 +41,11 @@ _INTS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "U
          "UBIGINT", "HUGEINT")  # fmt: skip
 _FLOATS = ("FLOAT", "DOUBLE")
 _BYTES_PER_ROW = 64
+_MIN_BUDGET = 2 * 2**30
 HASHES_PER_PASS = 2**24  # 128 MiB of row hashes at a time (duplicate rows)
+# At most this many rows are stored whole with their reasons (one read, see _read_once): more
+# would pass DuckDB's budget, spill to disk and be read back for each statistic.
+ONE_READ_MAX_ROWS = _MIN_BUDGET // _BYTES_PER_ROW
 
 
 class Unsupported(Exception):
@@ -160,11 +164,40 @@ def connect(n_rows_hint: int = 0) -> Any:
 
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
-    budget = max(2 * 2**30, _BYTES_PER_ROW * n_rows_hint)
+    budget = max(_MIN_BUDGET, _BYTES_PER_ROW * n_rows_hint)
     con.execute(f"SET memory_limit = '{budget}B'")
     spill = Path(tempfile.gettempdir()) / "rfmml-duckdb"
     con.execute(f"SET temp_directory = {_lit(spill.as_posix())}")
     return con
+
+
+def _read_once(con: Any, path: Path, columns: list[str]) -> bool:
+    """Whether to store every row of the log once, each with its reason for removal.
+
+    One read of the file instead of two (a pass for the statistics, then the
+    kept rows stored) saves about 0.15 of 1.2 CPU seconds at 10M rows when no
+    row is removed; when rows are removed, the kept ones are then copied,
+    which costs more than it saves and holds both copies (10M rows, a sixth
+    removed: 1.4 against 1.2 CPU seconds, 0.89 against 0.61 GiB). So the log
+    is read once when the file's own statistics promise no missing value
+    (null or NaN) in ``columns`` in any row group, and it has at most
+    :data:`ONE_READ_MAX_ROWS` rows (the caller also asks for no observation
+    end: rows after it are common). The result is the same either way; a
+    row removed all the same (dated in the future, a blank text id) only
+    costs the copy.
+    """
+    inside = f"path_in_schema IN ({', '.join(_lit(c) for c in columns)})"
+    n_rows, n_groups, n_cells, n_counted, n_missing = con.sql(
+        f"""SELECT sum(row_group_num_rows) FILTER (WHERE column_id = 0),
+            count(DISTINCT row_group_id), count(*) FILTER (WHERE {inside}),
+            count(stats_null_count) FILTER (WHERE {inside}),
+            coalesce(sum(stats_null_count) FILTER (WHERE {inside}), 0)
+            + coalesce(sum(stats_nan_count) FILTER (WHERE {inside}), 0)
+        FROM parquet_metadata({_lit(path.as_posix())})"""
+    ).fetchall()[0]
+    if n_rows is None or n_rows > ONE_READ_MAX_ROWS:
+        return False
+    return n_cells == n_counted == n_groups * len(columns) and n_missing == 0
 
 
 def _repeated_rows(
@@ -192,23 +225,31 @@ def _repeated_rows(
     n_rows : int
         How many rows ``where`` selects (sets the number of passes).
     max_hashes : int
-        At most about this many hashes are held at once: past it the hashes
-        are taken in passes, one range of hash values each (a pass reads the
-        table again), so the memory outside DuckDB's budget stays bounded.
+        At most about this many hashes are held in NumPy at once: past it the
+        hashes are stored in a DuckDB table (spilled to disk past DuckDB's
+        budget) and sorted in passes, one range of hash values each, so the
+        memory outside DuckDB's budget stays bounded (at 100M rows: 8 passes,
+        about 13 CPU seconds against 23 for the DISTINCT).
     """
     names = ", ".join(_q(c) for c in columns)
     hashed = f"hash({names})"
     bits = max(0, int(np.ceil(np.log2(max(n_rows, 1) / max_hashes))))
+    hashes_of = f"SELECT {hashed} AS h FROM {table} WHERE {where}"
+    if bits:  # the hashes stored once (8 bytes a row, in DuckDB's budget), read in passes
+        con.execute(f"CREATE TEMP TABLE _rfmml_row_hashes AS {hashes_of}")
+        hashes_of = "SELECT h FROM _rfmml_row_hashes"
     shared = []
-    for part in range(2**bits):
-        sql = f"SELECT {hashed} AS h FROM {table} WHERE {where}"
-        if bits:  # the top bits of the hash pick the pass
-            sql = f"SELECT h FROM ({sql}) WHERE h >> {64 - bits} = {part}"
-        hashes = np.asarray(con.sql(sql).fetchnumpy()["h"])
-        hashes.sort()
-        again = hashes[1:] == hashes[:-1]
-        shared.append(np.unique(hashes[1:][again]))
-        del hashes, again
+    try:
+        for part in range(2**bits):  # the top bits of the hash pick the pass
+            sql = f"{hashes_of} WHERE h >> {64 - bits} = {part}" if bits else hashes_of
+            hashes = np.asarray(con.sql(sql).fetchnumpy()["h"])
+            hashes.sort()
+            again = hashes[1:] == hashes[:-1]
+            shared.append(np.unique(hashes[1:][again]))
+            del hashes, again
+    finally:
+        if bits:
+            con.execute("DROP TABLE IF EXISTS _rfmml_row_hashes")
     repeats = np.concatenate(shared)
     if not len(repeats):
         return 0
@@ -352,11 +393,11 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
                CASE {" ".join(cases)} ELSE 0 END AS _reason
         FROM (SELECT *, {value} AS _v FROM src)"""
     )
-    # Without order ids the cleaned rows are the flagged rows minus some: they are stored once,
-    # with their reason, and the statistics come from memory (one read of the file). Order
-    # lines are summed into orders first (fewer rows to store): the statistics stream over
-    # the file and the orders are stored in a second read.
-    whole_rows = "order_id" not in canonical
+    # one read (every row stored with its reason, the statistics from memory) or two (the
+    # statistics stream over the file, then the kept rows or orders are stored)
+    checked = [src for src, dst in renames.items() if dst != "order_id"]
+    whole_rows = "order_id" not in canonical and observation_end is None
+    whole_rows = whole_rows and _read_once(con, path, checked)
     stats_source = "flagged"
     if whole_rows:
         stored = ", ".join(_q(c) for c in canonical)
@@ -445,7 +486,7 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
             kept = f"SELECT * FROM ({kept}) WHERE NOT coalesce({starts}, false)"
             n_lines -= n_cancel
     cols = ", ".join(_q(c) for c in canonical)
-    if not whole_rows:
+    if "order_id" in canonical:
         keys = ["order_id", "customer_id"] + ([group] if group is not None else [])
         key_sql = ", ".join(_q(k) for k in keys)
         total = ", round(sum(amount), 9) AS amount" if has_amount else ", NULL AS amount"
@@ -461,6 +502,10 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         con.execute(f"CREATE TEMP TABLE stage AS SELECT {cols}, _loose, _row FROM ({merged})")
     else:
         order = final_order = "_row"
+        if not whole_rows:
+            con.execute(
+                f"CREATE TEMP TABLE stage AS SELECT {cols}, 0 AS _loose, _row FROM ({kept})"
+            )
 
     conditions = []
     if has_amount:
@@ -474,7 +519,7 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         f"SELECT count(*), count_if({alive}), count_if({alive} AND {negative}), "
         f"count_if({alive} AND {zero}), count_if({alive} AND {where}) FROM stage"
     ).fetchall()[0]
-    if not whole_rows:
+    if "order_id" in canonical:
         report.merge("order lines summed into one row per order", int(n_lines - n_rows))
     if has_amount:
         if negative_amounts == "error" and n_neg:

@@ -192,7 +192,8 @@ def test_chunks_make_up_the_frame_and_its_fingerprint(cdnow_file: Path, source: 
 
 @pytest.fixture(scope="module")
 def cleaning_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """CDNOW lines: nothing to remove; rows removed at every step; order lines."""
+    """CDNOW lines: nothing to remove; rows removed at every step; no missing values but
+    returns, zeros, repeats and future rows; order lines."""
     folder = tmp_path_factory.mktemp("cleaning")
     rng = np.random.default_rng(5)
     tx = load_cdnow().drop(columns="n_items").head(4_000)
@@ -206,6 +207,12 @@ def cleaning_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     again = messy.sample(60, random_state=2)
     zero = messy.iloc[[10]].assign(amount=0.0)
     messy = pd.concat([messy, again, again.head(5), zero, zero.assign(amount=-0.0)])
+    complete = pd.concat([tidy, tidy.sample(40, random_state=4)], ignore_index=True)
+    for n, value in [(9, -3.0), (9, 0.0)]:
+        complete.loc[rng.choice(len(complete), n, replace=False), "amount"] = value
+    complete.loc[rng.choice(len(complete), 3, replace=False), "timestamp"] = pd.Timestamp(
+        "2999-01-01"
+    )
     orders = tidy.assign(order_id=pd.array(np.arange(len(tidy)) // 3, dtype="Int64"))
     orders["customer_id"] = orders.groupby("order_id")["customer_id"].transform("first")
     orders.loc[rng.choice(len(orders), 30, replace=False), "order_id"] = pd.NA
@@ -215,8 +222,8 @@ def cleaning_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     returns["order_id"] = returns["order_id"].astype("string")
     returns.loc[returns.index[::50], "order_id"] = "C" + returns["order_id"]
     paths = {}
-    for name, frame in [("tidy", tidy), ("messy", messy), ("orders", orders),
-                        ("returns", returns)]:  # fmt: skip
+    for name, frame in [("tidy", tidy), ("messy", messy), ("complete", complete),
+                        ("orders", orders), ("returns", returns)]:  # fmt: skip
         paths[name] = folder / f"{name}.parquet"
         # without pandas' metadata: integer columns with gaps, as other writers store them
         table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
@@ -231,6 +238,8 @@ def cleaning_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ("messy", {"drop_duplicates": True, "drop_zero_amounts": True}),
     ("messy", {"group": "channel", "drop_duplicates": True}),
     ("messy", {"amount": None, "drop_duplicates": True}),
+    ("complete", {}), ("complete", {"drop_duplicates": True, "drop_zero_amounts": True}),
+    ("complete", {"amount": None, "drop_duplicates": True}),
     ("orders", {"order": "order_id"}), ("orders", {"order": "order_id", "amount": None}),
     ("returns", {"order": "order_id", "cancellation_prefix": "C"}),
     ("returns", {"order": "order_id", "cancellation_prefix": "C", "amount": None}),
@@ -290,3 +299,26 @@ def test_repeated_rows_in_one_or_many_passes(
                 assert _repeated_rows(con, "t", columns, where, len(kept), max_hashes) == expected
     finally:
         con.close()
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("tidy", {}), ("tidy", {"amount": None}), ("messy", {"drop_duplicates": True}),
+    ("messy", {"group": "channel", "drop_zero_amounts": True}),
+])  # fmt: skip
+def test_large_logs_read_twice_give_the_same_table(
+    cleaning_files: dict[str, Path], name: str, options: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ONE_READ_MAX_ROWS the statistics stream over the file and only kept rows are stored."""
+    from rfmml.data import _scan
+
+    monkeypatch.setattr(_scan, "ONE_READ_MAX_ROWS", 100)
+    ref, new = _both(cleaning_files[name], **options)
+    assert_same(ref, new)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        log, _ = scan_transactions(cleaning_files[name], **options)
+    try:
+        layout = log.connection.sql(f"DESCRIBE {log.table}").fetchall()
+        assert [r[0] for r in layout] == [*ref.transactions.columns, "_loose", "_row"]
+    finally:
+        log.close()
