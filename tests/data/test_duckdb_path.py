@@ -278,9 +278,9 @@ def test_cleaned_table_whether_rows_are_removed_or_not(
         log.close()
 
 
-@pytest.mark.parametrize("max_hashes", [2**24, 300])
+@pytest.mark.parametrize(("max_hashes", "per_pass"), [(2**24, 2**22), (300, 300), (1000, 200)])
 def test_repeated_rows_in_one_or_many_passes(
-    cleaning_files: dict[str, Path], max_hashes: int
+    cleaning_files: dict[str, Path], max_hashes: int, per_pass: int
 ) -> None:
     """The count of rows identical to an earlier one is pandas' ``duplicated``, in any passes."""
     from rfmml.data._scan import _repeated_rows, connect
@@ -296,7 +296,10 @@ def test_repeated_rows_in_one_or_many_passes(
             for where, kept in (("true", frame), ("amount > 0", frame[frame["amount"] > 0])):
                 expected = int(kept.duplicated(subset=columns).sum())
                 assert expected > 0
-                assert _repeated_rows(con, "t", columns, where, len(kept), max_hashes) == expected
+                assert (
+                    _repeated_rows(con, "t", columns, where, len(kept), max_hashes, per_pass)
+                    == expected
+                )
     finally:
         con.close()
 
