@@ -41,6 +41,14 @@ _INTS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "U
          "UBIGINT", "HUGEINT")  # fmt: skip
 _FLOATS = ("FLOAT", "DOUBLE")
 _BYTES_PER_ROW = 64
+_MIN_BUDGET = 2 * 2**30
+# repeated rows: up to HASHES_AT_ONCE rows, their hashes sorted at once (128 MiB); past it,
+# in passes of about HASHES_PER_PASS (32 MiB)
+HASHES_AT_ONCE = 2**24
+HASHES_PER_PASS = 2**22
+# At most this many rows are stored whole with their reasons (one read, see _read_once): more
+# would pass DuckDB's budget, spill to disk and be read back for each statistic.
+ONE_READ_MAX_ROWS = _MIN_BUDGET // _BYTES_PER_ROW
 
 
 class Unsupported(Exception):
@@ -159,11 +167,110 @@ def connect(n_rows_hint: int = 0) -> Any:
 
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
-    budget = max(2 * 2**30, _BYTES_PER_ROW * n_rows_hint)
+    budget = max(_MIN_BUDGET, _BYTES_PER_ROW * n_rows_hint)
     con.execute(f"SET memory_limit = '{budget}B'")
     spill = Path(tempfile.gettempdir()) / "rfmml-duckdb"
     con.execute(f"SET temp_directory = {_lit(spill.as_posix())}")
     return con
+
+
+def _read_once(con: Any, path: Path, columns: list[str]) -> bool:
+    """Whether to store every row of the log once, each with its reason for removal.
+
+    One read of the file instead of two (a pass for the statistics, then the
+    kept rows stored) saves about 0.15 of 1.2 CPU seconds at 10M rows when no
+    row is removed; when rows are removed, the kept ones are then copied,
+    which costs more than it saves and holds both copies (10M rows, a sixth
+    removed: 1.4 against 1.2 CPU seconds, 0.89 against 0.61 GiB). So the log
+    is read once when the file's own statistics promise no missing value
+    (null or NaN) in ``columns`` in any row group, and it has at most
+    :data:`ONE_READ_MAX_ROWS` rows (the caller also asks for no observation
+    end: rows after it are common). The result is the same either way; a
+    row removed all the same (dated in the future, a blank text id) only
+    costs the copy.
+    """
+    inside = f"path_in_schema IN ({', '.join(_lit(c) for c in columns)})"
+    n_rows, n_groups, n_cells, n_counted, n_missing = con.sql(
+        f"""SELECT sum(row_group_num_rows) FILTER (WHERE column_id = 0),
+            count(DISTINCT row_group_id), count(*) FILTER (WHERE {inside}),
+            count(stats_null_count) FILTER (WHERE {inside}),
+            coalesce(sum(stats_null_count) FILTER (WHERE {inside}), 0)
+            + coalesce(sum(stats_nan_count) FILTER (WHERE {inside}), 0)
+        FROM parquet_metadata({_lit(path.as_posix())})"""
+    ).fetchall()[0]
+    if n_rows is None or n_rows > ONE_READ_MAX_ROWS:
+        return False
+    return n_cells == n_counted == n_groups * len(columns) and n_missing == 0
+
+
+def _repeated_rows(
+    con: Any, table: str, columns: list[str], where: str, n_rows: int,
+    max_hashes: int = HASHES_AT_ONCE, per_pass: int = HASHES_PER_PASS,
+) -> int:  # fmt: skip
+    """Rows of ``table`` (``where``) identical in ``columns`` to an earlier row: exact.
+
+    Identical rows have the same 64-bit ``hash`` of those columns (the hash
+    DuckDB groups by: NULLs, NaNs and signed zeros hash alike), so only rows
+    whose hash occurs more than once can repeat another. The hashes (8 bytes
+    a row) are sorted in NumPy, and only the rows whose hash repeats are
+    compared on their values by DuckDB (a DISTINCT over them). At 10M rows
+    without repeats this is about 0.3 CPU seconds against 2 for a DISTINCT
+    over every row, which holds them all in a hash table.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        The connection holding ``table``.
+    table, where : str
+        The rows to look at (``where`` is an SQL condition).
+    columns : list of str
+        The columns that make two rows identical.
+    n_rows : int
+        How many rows ``where`` selects (sets the number of passes).
+    max_hashes, per_pass : int
+        Up to ``max_hashes`` rows, their hashes are sorted in one pass.
+        Past it (where DuckDB may be using all its budget), the hashes are
+        stored in a DuckDB table (spilled to disk past the budget) and sorted
+        in passes of about ``per_pass``, one range of hash values each, so the
+        memory outside DuckDB's budget stays small (at 100M rows: 32 passes,
+        about 13 CPU seconds against 23 for the DISTINCT).
+    """
+    names = ", ".join(_q(c) for c in columns)
+    hashed = f"hash({names})"
+    bits = 0
+    hashes_of = f"SELECT {hashed} AS h FROM {table} WHERE {where}"
+    if n_rows > max_hashes:  # the hashes stored once (8 bytes a row), read in passes
+        bits = int(np.ceil(np.log2(n_rows / per_pass)))
+        con.execute(f"CREATE TEMP TABLE _rfmml_row_hashes AS {hashes_of}")
+        hashes_of = "SELECT h FROM _rfmml_row_hashes"
+    shared = []
+    try:
+        for part in range(2**bits):  # the top bits of the hash pick the pass
+            sql = f"{hashes_of} WHERE h >> {64 - bits} = {part}" if bits else hashes_of
+            hashes = np.asarray(con.sql(sql).fetchnumpy()["h"])
+            hashes.sort()
+            again = hashes[1:] == hashes[:-1]
+            shared.append(np.unique(hashes[1:][again]))
+            del hashes, again
+    finally:
+        if bits:
+            con.execute("DROP TABLE IF EXISTS _rfmml_row_hashes")
+    repeats = np.concatenate(shared)
+    if not len(repeats):
+        return 0
+    con.register("_rfmml_shared_hashes", pd.DataFrame({"h": repeats}))
+    try:
+        rows = (
+            f"SELECT {names} FROM {table} WHERE {where} "
+            f"AND {hashed} IN (SELECT h FROM _rfmml_shared_hashes)"
+        )
+        n_shared, n_distinct = con.sql(
+            f"SELECT (SELECT count(*) FROM ({rows})), "
+            f"(SELECT count(*) FROM (SELECT DISTINCT * FROM ({rows})))"
+        ).fetchall()[0]
+    finally:
+        con.unregister("_rfmml_shared_hashes")
+    return int(n_shared - n_distinct)
 
 
 def scan_parquet(
@@ -291,14 +398,33 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
                CASE {" ".join(cases)} ELSE 0 END AS _reason
         FROM (SELECT *, {value} AS _v FROM src)"""
     )
+    # one read (every row stored with its reason, the statistics from memory) or two (the
+    # statistics stream over the file, then the kept rows or orders are stored)
+    checked = [src for src, dst in renames.items() if dst != "order_id"]
+    whole_rows = "order_id" not in canonical and observation_end is None
+    whole_rows = whole_rows and _read_once(con, path, checked)
+    stats_source = "flagged"
+    if whole_rows:
+        stored = ", ".join(_q(c) for c in canonical)
+        con.execute(
+            f"CREATE TEMP TABLE stage AS SELECT {stored}, 0 AS _loose, _row, _reason FROM flagged"
+        )
+        stats_source = "stage"
+    starts = (
+        f"starts_with(CAST(order_id AS VARCHAR), {_lit(prefix)})" if prefix is not None else None
+    )
     stats = con.sql(
-        f"""SELECT count(*),
+        """SELECT count(*),
             count_if(_reason = 1), count_if(_reason = 2), count_if(_reason = 3),
             count_if(_reason = 4), count_if(_reason = 5),
             max("timestamp") FILTER (WHERE _reason = 0),
             arg_min(customer_id, _row) FILTER (WHERE _reason = 5),
-            arg_min("timestamp", _row) FILTER (WHERE _reason = 5),
-            count_if(_reason = 0 AND NOT (isfinite(amount) AND abs(amount) < {AMOUNT_LIMIT!r}))"""
+            arg_min("timestamp", _row) FILTER (WHERE _reason = 5)"""
+        + (
+            f", count_if(_reason = 0 AND NOT (isfinite(amount) AND abs(amount) < {AMOUNT_LIMIT!r}))"
+            if has_amount
+            else ", 0"
+        )
         + (", count_if(order_id IS NULL)" if order_nullable else ", 0")
         + (
             f", count_if(_reason <> 1 AND length(customer_id) <> length(trim(customer_id, "
@@ -306,7 +432,9 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
             if id_type == "VARCHAR"
             else ", 0"
         )
-        + " FROM flagged"
+        + ", count_if(_reason = 0)"
+        + (f", count_if(_reason = 0 AND {starts})" if starts is not None else ", 0")
+        + f" FROM {stats_source}"
     ).fetchall()[0]
     if stats[11]:
         raise Unsupported("customer ids with spaces around them (trimmed by pandas)")
@@ -343,10 +471,14 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     if last is None:
         raise Unsupported("an error condition (reported by the pandas path)")
 
-    kept = "SELECT * EXCLUDE (_reason) FROM flagged WHERE _reason = 0"
-    if prefix is not None:
-        starts = f"starts_with(CAST(order_id AS VARCHAR), {_lit(prefix)})"
-        n_cancel = con.sql(f"SELECT count_if({starts}) FROM ({kept})").fetchall()[0][0]
+    n_kept, n_cancel = stats[12], stats[13]
+    if whole_rows:
+        alive = "_reason = 0"  # the rows removed so far stay in stage until clean is made
+    else:
+        alive = "true"
+        kept = "SELECT * EXCLUDE (_reason) FROM flagged WHERE _reason = 0"
+        n_lines = n_kept
+    if starts is not None:
         if has_amount:
             kept = f"SELECT * REPLACE (CASE WHEN {starts} THEN -abs(amount) ELSE amount END " \
                    f"AS amount) FROM ({kept})"  # fmt: skip
@@ -357,63 +489,76 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         else:
             report.remove(f"cancellation order (id starting with {prefix!r})", n_cancel)
             kept = f"SELECT * FROM ({kept}) WHERE NOT coalesce({starts}, false)"
+            n_lines -= n_cancel
+    cols = ", ".join(_q(c) for c in canonical)
     if "order_id" in canonical:
         keys = ["order_id", "customer_id"] + ([group] if group is not None else [])
         key_sql = ", ".join(_q(k) for k in keys)
         total = ", round(sum(amount), 9) AS amount" if has_amount else ", NULL AS amount"
         # the pandas path puts orders (in order of first line) before rows without an order
         merged = f"""SELECT {key_sql}, min("timestamp") AS "timestamp"{total}, min(_row) AS _row,
-                   0 AS _loose, count(*) AS _lines
+                   0 AS _loose
             FROM ({kept}) WHERE order_id IS NOT NULL GROUP BY {key_sql}
             UNION ALL BY NAME
-            SELECT {key_sql}, "timestamp", amount, _row, 1 AS _loose, 1 AS _lines
+            SELECT {key_sql}, "timestamp", amount, _row, 1 AS _loose
             FROM ({kept}) WHERE order_id IS NULL"""
         order = "_loose, _row"
         final_order = '"timestamp", customer_id, _loose, _row'
+        con.execute(f"CREATE TEMP TABLE stage AS SELECT {cols}, _loose, _row FROM ({merged})")
     else:
-        merged = f"SELECT *, 0 AS _loose, 1 AS _lines FROM ({kept})"
         order = final_order = "_row"
-    con.execute(f"CREATE TEMP TABLE stage AS {merged}")
-    n_lines, n_rows = con.sql("SELECT coalesce(sum(_lines), 0), count(*) FROM stage").fetchall()[0]
-    if "order_id" in canonical:
-        report.merge("order lines summed into one row per order", int(n_lines - n_rows))
+        if not whole_rows:
+            con.execute(
+                f"CREATE TEMP TABLE stage AS SELECT {cols}, 0 AS _loose, _row FROM ({kept})"
+            )
 
     conditions = []
     if has_amount:
-        n_neg, n_zero = con.sql(
-            "SELECT count_if(amount < 0), count_if(amount = 0) FROM stage"
-        ).fetchall()[0]
+        if negative_amounts == "drop":
+            conditions.append("amount >= 0")
+        if drop_zero:
+            conditions.append("amount <> 0")
+    where = " AND ".join(conditions) or "true"
+    negative, zero = ("amount < 0", "amount = 0") if has_amount else ("false", "false")
+    n_stored, n_rows, n_neg, n_zero, n_after = con.sql(
+        f"SELECT count(*), count_if({alive}), count_if({alive} AND {negative}), "
+        f"count_if({alive} AND {zero}), count_if({alive} AND {where}) FROM stage"
+    ).fetchall()[0]
+    if "order_id" in canonical:
+        report.merge("order lines summed into one row per order", int(n_lines - n_rows))
+    if has_amount:
         if negative_amounts == "error" and n_neg:
             raise Unsupported("an error condition (reported by the pandas path)")
         if negative_amounts == "drop":
             report.remove("negative amount (return or cancellation)", n_neg)
-            conditions.append("amount >= 0")
         if drop_zero:
             report.remove("zero amount", n_zero)
-            conditions.append("amount <> 0")
         else:
             report.flag("zero amount", n_zero)
-    where = " AND ".join(conditions) or "true"
     same = [c for c in canonical if c != "order_id"]
     same_sql = ", ".join(_q(c) for c in same)
-    n_after = con.sql(f"SELECT count(*) FROM stage WHERE {where}").fetchall()[0][0]
-    n_distinct = con.sql(
-        f"SELECT count(*) FROM (SELECT DISTINCT {same_sql} FROM stage WHERE {where})"
-    ).fetchall()[0][0]
-    n_repeated = int(n_after - n_distinct)
+    where = f"{alive} AND {where}"
+    n_repeated = _repeated_rows(con, "stage", same, where, int(n_after))
+    n_out = int(n_after)
     if drop_duplicates:
         report.remove("identical to an earlier row", n_repeated)
+        n_out -= n_repeated
         if n_repeated:
             where += f" QUALIFY row_number() OVER (PARTITION BY {same_sql} ORDER BY {order}) = 1"
     else:
         report.flag("identical to an earlier row", n_repeated)
-    cols = ", ".join(_q(c) for c in canonical)
-    con.execute(f"CREATE TEMP TABLE clean AS SELECT {cols}, _loose, _row FROM stage WHERE {where}")
-    con.execute("DROP TABLE stage")
-    n_out = con.sql("SELECT count(*) FROM clean").fetchall()[0][0]
     if n_out == 0:
         raise Unsupported("an error condition (reported by the pandas path)")
-    report.rows_out = int(n_out)
+    if n_out == n_stored:  # nothing to remove: stage is the cleaned table (no copy)
+        if whole_rows:
+            con.execute("ALTER TABLE stage DROP COLUMN _reason")
+        con.execute("ALTER TABLE stage RENAME TO clean")
+    else:
+        con.execute(
+            f"CREATE TEMP TABLE clean AS SELECT {cols}, _loose, _row FROM stage WHERE {where}"
+        )
+        con.execute("DROP TABLE stage")
+    report.rows_out = n_out
     report.check()
     log = ScannedLog(con, "clean", list(canonical), final_order, order_nullable)
     return log, report

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from rfmml.data import load_cdnow, online_retail_path, read_transactions, simulate_transactions
@@ -184,5 +186,142 @@ def test_chunks_make_up_the_frame_and_its_fingerprint(cdnow_file: Path, source: 
         joined = pd.concat(chunks, ignore_index=True)
         pd.testing.assert_frame_equal(joined, whole)
         assert fingerprint(log.iter_pandas(chunk_rows=2_048)) == fingerprint(whole)
+    finally:
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def cleaning_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """CDNOW lines: nothing to remove; rows removed at every step; no missing values but
+    returns, zeros, repeats and future rows; order lines."""
+    folder = tmp_path_factory.mktemp("cleaning")
+    rng = np.random.default_rng(5)
+    tx = load_cdnow().drop(columns="n_items").head(4_000)
+    tidy = tx[tx["amount"] > 0].drop_duplicates().reset_index(drop=True)
+    messy = tx.assign(customer_id=tx["customer_id"].astype("Int64"))
+    for column, n, value in [("customer_id", 20, pd.NA), ("amount", 7, np.nan),
+                             ("timestamp", 5, pd.Timestamp("2999-01-01")),
+                             ("amount", 9, -3.0), ("amount", 9, 0.0)]:  # fmt: skip
+        messy.loc[rng.choice(len(messy), n, replace=False), column] = value
+    messy["channel"] = rng.choice(["web", "shop", None], len(messy), p=[0.6, 0.39, 0.01])
+    again = messy.sample(60, random_state=2)
+    zero = messy.iloc[[10]].assign(amount=0.0)
+    messy = pd.concat([messy, again, again.head(5), zero, zero.assign(amount=-0.0)])
+    complete = pd.concat([tidy, tidy.sample(40, random_state=4)], ignore_index=True)
+    for n, value in [(9, -3.0), (9, 0.0)]:
+        complete.loc[rng.choice(len(complete), n, replace=False), "amount"] = value
+    complete.loc[rng.choice(len(complete), 3, replace=False), "timestamp"] = pd.Timestamp(
+        "2999-01-01"
+    )
+    orders = tidy.assign(order_id=pd.array(np.arange(len(tidy)) // 3, dtype="Int64"))
+    orders["customer_id"] = orders.groupby("order_id")["customer_id"].transform("first")
+    orders.loc[rng.choice(len(orders), 30, replace=False), "order_id"] = pd.NA
+    returns = orders.copy()
+    returns.loc[rng.choice(len(returns), 10, replace=False), "amount"] = -2.0
+    returns = pd.concat([returns, returns.sample(20, random_state=3)], ignore_index=True)
+    returns["order_id"] = returns["order_id"].astype("string")
+    returns.loc[returns.index[::50], "order_id"] = "C" + returns["order_id"]
+    paths = {}
+    for name, frame in [("tidy", tidy), ("messy", messy), ("complete", complete),
+                        ("orders", orders), ("returns", returns)]:  # fmt: skip
+        paths[name] = folder / f"{name}.parquet"
+        # without pandas' metadata: integer columns with gaps, as other writers store them
+        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+        pq.write_table(table, paths[name])
+    return paths
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("tidy", {}), ("tidy", {"drop_duplicates": True}), ("tidy", {"drop_zero_amounts": True}),
+    ("tidy", {"amount": None}), ("tidy", {"observation_end": "1997-03-01"}),
+    ("messy", {}), ("messy", {"drop_duplicates": True}),
+    ("messy", {"drop_duplicates": True, "drop_zero_amounts": True}),
+    ("messy", {"group": "channel", "drop_duplicates": True}),
+    ("messy", {"amount": None, "drop_duplicates": True}),
+    ("complete", {}), ("complete", {"drop_duplicates": True, "drop_zero_amounts": True}),
+    ("complete", {"amount": None, "drop_duplicates": True}),
+    ("orders", {"order": "order_id"}), ("orders", {"order": "order_id", "amount": None}),
+    ("returns", {"order": "order_id", "cancellation_prefix": "C"}),
+    ("returns", {"order": "order_id", "cancellation_prefix": "C", "amount": None}),
+    ("returns", {"order": "order_id", "drop_duplicates": True}),
+])  # fmt: skip
+def test_cleaned_table_whether_rows_are_removed_or_not(
+    cleaning_files: dict[str, Path], name: str, options: dict
+) -> None:
+    """The pandas path's frame and report when nothing, some steps or every step removes rows.
+
+    The cleaned table is the only one left in the connection, with the
+    canonical columns and the two ordering columns.
+    """
+    ref, new = _both(cleaning_files[name], **options)
+    assert_same(ref, new)
+    report = ref.report
+    removed = sum(report.removed.values())
+    if name == "tidy" and "observation_end" not in options:
+        assert removed == 0 and report.rows_out == report.rows_in
+    if name == "messy":
+        assert report.removed["missing customer_id"] == 20
+        same = "identical to an earlier row"
+        assert report.flagged.get(same, 0) + report.removed.get(same, 0) > 60
+    if name in ("orders", "returns"):
+        assert sum(report.merged.values()) > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        log, _ = scan_transactions(cleaning_files[name], **options)
+    try:
+        tables = log.connection.sql("SELECT table_name FROM duckdb_tables()").fetchall()
+        assert tables == [(log.table,)]
+        layout = log.connection.sql(f"DESCRIBE {log.table}").fetchall()
+        assert [r[0] for r in layout] == [*ref.transactions.columns, "_loose", "_row"]
+        assert [r[1] for r in layout[-2:]] == ["INTEGER", "BIGINT"]
+    finally:
+        log.close()
+
+
+@pytest.mark.parametrize(("max_hashes", "per_pass"), [(2**24, 2**22), (300, 300), (1000, 200)])
+def test_repeated_rows_in_one_or_many_passes(
+    cleaning_files: dict[str, Path], max_hashes: int, per_pass: int
+) -> None:
+    """The count of rows identical to an earlier one is pandas' ``duplicated``, in any passes."""
+    from rfmml.data._scan import _repeated_rows, connect
+
+    path = cleaning_files["messy"]
+    frame = pd.read_parquet(path)
+    con = connect()
+    try:
+        con.execute(f"CREATE TEMP TABLE t AS SELECT * FROM read_parquet('{path.as_posix()}')")
+        for columns in (["customer_id", "timestamp", "amount"],
+                        ["customer_id", "timestamp", "amount", "channel"],
+                        ["customer_id"], ["channel"]):  # fmt: skip
+            for where, kept in (("true", frame), ("amount > 0", frame[frame["amount"] > 0])):
+                expected = int(kept.duplicated(subset=columns).sum())
+                assert expected > 0
+                assert (
+                    _repeated_rows(con, "t", columns, where, len(kept), max_hashes, per_pass)
+                    == expected
+                )
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("tidy", {}), ("tidy", {"amount": None}), ("messy", {"drop_duplicates": True}),
+    ("messy", {"group": "channel", "drop_zero_amounts": True}),
+])  # fmt: skip
+def test_large_logs_read_twice_give_the_same_table(
+    cleaning_files: dict[str, Path], name: str, options: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ONE_READ_MAX_ROWS the statistics stream over the file and only kept rows are stored."""
+    from rfmml.data import _scan
+
+    monkeypatch.setattr(_scan, "ONE_READ_MAX_ROWS", 100)
+    ref, new = _both(cleaning_files[name], **options)
+    assert_same(ref, new)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        log, _ = scan_transactions(cleaning_files[name], **options)
+    try:
+        layout = log.connection.sql(f"DESCRIBE {log.table}").fetchall()
+        assert [r[0] for r in layout] == [*ref.transactions.columns, "_loose", "_row"]
     finally:
         log.close()
