@@ -17,9 +17,13 @@ a group column (optional)
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import lzma
 import re
 import warnings
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -236,6 +240,33 @@ def _n_fields(line: str, sep: str) -> int:
     return n
 
 
+#: Errors of a file the width check cannot read (it then does not judge the file).
+_UNREADABLE = (OSError, ValueError, UnicodeError, EOFError, zipfile.BadZipFile, lzma.LZMAError)
+
+
+@contextlib.contextmanager
+def _decompressed(path: Path) -> Iterator[Any]:
+    """What Arrow's CSV reader reads for ``path``: the path, or a stream of its text.
+
+    Arrow decompresses ``.gz`` and ``.bz2`` files by their suffix but reads a
+    ``.zip`` or ``.xz`` file as bytes (no rows): those are opened here, a zip
+    archive's one file as pandas reads it.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".xz":
+        with lzma.open(path, "rb") as stream:
+            yield stream
+    elif suffix == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if len(names) != 1:  # pandas refuses these before the check runs
+                raise ValueError(f"{len(names)} files in {str(path)!r}")
+            with archive.open(names[0]) as stream:
+                yield stream
+    else:
+        yield path
+
+
 def _rows_wider_than_header(path: Path, sep: str, encoding: str,
                             n_columns: int) -> tuple[int, str]:  # fmt: skip
     """Count a CSV's data rows with more fields than its header; return it and the first.
@@ -256,15 +287,16 @@ def _rows_wider_than_header(path: Path, sep: str, encoding: str,
         read = pcsv.ReadOptions(column_names=names, skip_rows=1, encoding=encoding or "utf8")
         parse = pcsv.ParseOptions(delimiter=sep, newlines_in_values=True,
                                   invalid_row_handler=handler)  # fmt: skip
-        with pcsv.open_csv(path, read_options=read, parse_options=parse,
-                           convert_options=convert) as reader:  # fmt: skip
+        with _decompressed(path) as source, pcsv.open_csv(
+            source, read_options=read, parse_options=parse, convert_options=convert
+        ) as reader:
             for _ in reader:
                 pass
 
     try:  # the bytes as they are (no transcoding) where the separators are ASCII bytes
         scan(None if _ascii_bytes(encoding) else encoding)
         return 0, ""
-    except (pa.ArrowException, OSError, ValueError, UnicodeError):
+    except (pa.ArrowException, *_UNREADABLE):
         pass
     wide: list[str] = []
 
@@ -279,7 +311,7 @@ def _rows_wider_than_header(path: Path, sep: str, encoding: str,
 
     try:
         scan(encoding, handler)
-    except (pa.ArrowException, OSError, ValueError, UnicodeError):
+    except (pa.ArrowException, *_UNREADABLE):
         return 0, ""
     return len(wide), (wide[0].rstrip("\r\n") if wide else "")
 
