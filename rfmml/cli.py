@@ -149,7 +149,7 @@ def _warnings_to_terminal(known: Callable[[], list[str]] = list) -> Iterator[Non
 _READER_KEYS = ("customer", "timestamp", "amount", "group", "order", "quantity", "price",
                 "cancellation_prefix", "timestamp_format", "dayfirst", "encoding", "separator",
                 "decimal", "observation_end", "allow_end_beyond_data",
-                "negative_amounts")  # fmt: skip
+                "negative_amounts", "drop_duplicates", "drop_zero_amounts")  # fmt: skip
 
 
 def _read(reader: dict[str, Any]) -> pd.DataFrame:
@@ -304,6 +304,13 @@ def _write(frame: pd.DataFrame, path: str) -> None:
     err.print(f"wrote {len(frame):,} rows to {target}")
 
 
+_DROP_DUPLICATES_HELP = (
+    "Drop rows identical to an earlier row (customer, time, amount, group), as in an export "
+    "appended twice (default: kept as purchases and counted)."
+)
+_DROP_ZERO_HELP = "Drop zero-value rows (default: kept as purchases and counted)."
+
+
 def _tx_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Column-mapping and reading options shared by the commands that read a transaction file."""
     options = [
@@ -341,6 +348,9 @@ def _tx_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      default="drop", show_default=True,
                      help="Returns and cancellations: drop them, net them against the "
                           "customer's latest purchase, or stop."),
+        click.option("--drop-duplicates", is_flag=True,
+                     help=_DROP_DUPLICATES_HELP),
+        click.option("--drop-zero-amounts", is_flag=True, help=_DROP_ZERO_HELP),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
@@ -1001,6 +1011,8 @@ def _predict_spark(model_dir: str, output: str, master: str | None, reader: dict
         timestamp=reader["timestamp"], amount=reader["amount"],
         timestamp_format=reader.get("timestamp_format"), separator=reader.get("separator"),
         group=reader.get("group"), negative_amounts=reader.get("negative_amounts", "drop"),
+        drop_duplicates=bool(reader.get("drop_duplicates")),
+        drop_zero_amounts=bool(reader.get("drop_zero_amounts")),
     )  # fmt: skip
     for key in ("order", "quantity", "price", "cancellation_prefix", "decimal"):
         if reader.get(key) is not None:
@@ -1108,6 +1120,11 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
     help="Returns: drop them, net them against the customer's purchase (also across "
     "batches), or stop (read when the state is created).",
 )
+@click.option("--drop-duplicates", is_flag=True,
+              help=_DROP_DUPLICATES_HELP[:-1] + "; also rows stored by an earlier batch (read "
+              "when the state is created).")  # fmt: skip
+@click.option("--drop-zero-amounts", is_flag=True,
+              help=_DROP_ZERO_HELP[:-1] + " (read when the state is created).")  # fmt: skip
 @click.option(
     "--segment-tolerance",
     default=0.2,
@@ -1125,7 +1142,8 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
 def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, customer: str,
             timestamp: str, amount: str, order: str | None, timestamp_format: str | None,
             dayfirst: bool | None, encoding: str | None, separator: str | None,
-            decimal: str | None, negative_amounts: str, segment_tolerance: float,
+            decimal: str | None, negative_amounts: str, drop_duplicates: bool,
+            drop_zero_amounts: bool, segment_tolerance: float,
             purchase_tolerance: float, tracking_uri: str | None) -> None:  # fmt: skip
     """Add NEW_LOG to the customer state, rescore with saved models (no refit), write
     predictions and entered/left lists, append the segment history, check for drift.
@@ -1145,7 +1163,8 @@ def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, c
     options = {name: value for name, value in [
         ("customer", customer), ("timestamp", timestamp), ("amount", amount or None),
         ("order", order), ("timestamp_format", timestamp_format),
-        ("negative_amounts", negative_amounts),
+        ("negative_amounts", negative_amounts), ("drop_duplicates", drop_duplicates),
+        ("drop_zero_amounts", drop_zero_amounts),
     ] if context.get_parameter_source(name) is not ParameterSource.DEFAULT}  # fmt: skip
     reading = {"dayfirst": dayfirst, "encoding": encoding, "separator": separator,
                "decimal": decimal}  # fmt: skip

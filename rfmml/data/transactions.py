@@ -287,9 +287,12 @@ def _rows_wider_than_header(path: Path, sep: str, encoding: str,
         read = pcsv.ReadOptions(column_names=names, skip_rows=1, encoding=encoding or "utf8")
         parse = pcsv.ParseOptions(delimiter=sep, newlines_in_values=True,
                                   invalid_row_handler=handler)  # fmt: skip
-        with _decompressed(path) as source, pcsv.open_csv(
-            source, read_options=read, parse_options=parse, convert_options=convert
-        ) as reader:
+        with (
+            _decompressed(path) as source,
+            pcsv.open_csv(
+                source, read_options=read, parse_options=parse, convert_options=convert
+            ) as reader,
+        ):
             for _ in reader:
                 pass
 
