@@ -188,7 +188,7 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
     @property
     def _needs_repeat_buyers(self) -> bool:
         """Whether a Spark summary without repeat buyers is refused (strict purchase models)."""
-        return getattr(self, "_strict_summary", False) and hasattr(self, "_formulas")
+        return getattr(self, "_repeat_buyers_required", False) and hasattr(self, "_formulas")
 
     # ------------------------------------------------------- what a model defines
     def _prepare(self, rows: dict[str, np.ndarray], weights: np.ndarray) -> Any:
@@ -273,12 +273,18 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
                 repeat_buyers_for=self.kind if self._needs_repeat_buyers else None,
             )
         cols = check_summary(X, self.fit_columns, what=f"{name}.fit")
+        last = self.time_columns[-1] if self.time_columns else None
+        if last is not None and not (len(cols[last]) and float(cols[last].max()) > 0):
+            # before the rows are selected: all ages 0 is the more telling message
+            raise DataError(
+                f"{last} must be > 0 for at least one customer, but all {len(X)} customers "
+                f"have {last} == 0. Is the observation end after the first purchases?"
+            )
         selected, weights, extra = self._select_rows(X, cols)
         rows, w = unique_rows(selected, weights)
 
         scale = 1.0
-        if self.time_columns:
-            last = self.time_columns[-1]
+        if last is not None:
             t_max = float(rows[last].max())
             if t_max <= 0:
                 raise DataError(
@@ -556,6 +562,10 @@ class PurchaseModel(MaximumLikelihoodModel):
     _in_order: bool = False
     #: the fit needs repeat buyers and scoring checks the summary's time unit
     _strict_summary: ClassVar[bool] = True
+    #: the fit refuses a summary of one-time buyers only: no repeat purchase identifies the
+    #: purchase rate, and the optimiser would return a degenerate fit (also BG/NBD, whose
+    #: scoring does not check the time unit)
+    _repeat_buyers_required: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -572,7 +582,7 @@ class PurchaseModel(MaximumLikelihoodModel):
     # ------------------------------------------------------------ likelihood
     def _select_rows(self, X, columns):
         self._check_columns(X, columns)
-        if self._strict_summary:
+        if self._repeat_buyers_required:
             check_repeat_buyers(X, columns["frequency"], self.kind)
         return super()._select_rows(X, columns)
 
