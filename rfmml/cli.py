@@ -233,17 +233,30 @@ def _stages(total: int) -> Iterator[_Steps]:
         progress.update(steps.task, completed=total)
 
 
-def _check_previous(path: str, read_predictions: Callable[..., pd.DataFrame]) -> None:
-    """Refuse an earlier predictions file without the columns the change lists compare."""
+def _check_previous(path: str, read_predictions: Callable[..., pd.DataFrame],
+                    keys: list[str] | None = None) -> None:  # fmt: skip
+    """Refuse an earlier predictions file without the columns the change lists compare.
+
+    With ``keys`` (the rows of this prediction: ``customer_id``, and the group
+    column of a pipeline fitted per group), a file whose rows are keyed otherwise
+    is refused too, before anything is written.
+    """
     import pyarrow.parquet as pq
 
-    read_predictions(path, ("customer_id",))  # a Parquet file, rfmml's metadata if any
+    previous = read_predictions(path, ("customer_id",))  # a Parquet file, rfmml's metadata
     held = pq.read_schema(path).names
     missing = [c for c in ("customer_id", "segment") if c not in held]
     if missing:
         raise DataError(
             f"--previous {path!r} has no column(s) {missing} (its columns: {held}); pass the "
             "predictions.parquet of an earlier rfmml predict or run; nothing was written"
+        )
+    theirs = [name for name in previous.index.names if name is not None]
+    if keys is not None and theirs and theirs != keys:
+        raise DataError(
+            f"--previous {path!r} has one row per {theirs}, this prediction one per {keys}: "
+            f"the change lists compare the same rows; pass earlier predictions with one row "
+            f"per {keys} (a pipeline fitted as this one); nothing was written"
         )
 
 
@@ -930,7 +943,8 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     if interval is not None:
         pipeline.interval = interval
     if previous:  # checked now (its metadata and columns); its list columns read when used
-        _check_previous(previous, read_predictions)
+        keys = ["customer_id", *([pipeline.group] if pipeline.group is not None else [])]
+        _check_previous(previous, read_predictions, keys)
     with _stages(6) as step:
         step("reading and cleaning the transactions")
         log, cleaning = _scan(reader)

@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from rfmml.campaign import ScoringPipeline
+from rfmml.campaign import ScoringPipeline, write_predictions
 from rfmml.cli import main
+from rfmml.data import read_transactions
+from rfmml.errors import DataError
 from rfmml.features import CustomerState, btyd_summary, rfm_table
 from rfmml.models import BetaGeoNBD
 from rfmml.segments import RuleSegmenter
@@ -104,3 +106,48 @@ def test_refresh_drop_duplicates_is_stored_at_creation(orders, cdnow_tx, tmp_pat
                                           r"with drop_duplicates=False", errors[0])  # fmt: skip
     with CustomerState.open(tmp_path / "keeping.duckdb", read_only=True) as st:
         assert int(st.rfm_table()["n_orders"].sum()) == len(orders) + 40  # left as it was
+
+
+def test_bgnbd_refuses_a_log_of_one_time_buyers_as_the_other_models_do(orders, tmp_path):
+    """Every customer bought once: BG/NBD ran to a degenerate fit, advised a penalizer, and
+    fit failed later on Gamma-Gamma (or, without amounts, saved the useless model)."""
+    first = orders.drop_duplicates("Customer ID")
+    path = tmp_path / "first_orders.csv"
+    first.to_csv(path, index=False)
+    summary = btyd_summary(read_transactions(path, "Customer ID", "Order Date", "Order Total")[0])
+    with pytest.raises(DataError, match=r"^frequency must be > 0 for at least one customer to "
+                       r"fit BetaGeoNBD, but 500 of 500 customers"):  # fmt: skip
+        BetaGeoNBD().fit(summary)
+    for amount in (["--amount", "Order Total"], ["--amount", ""]):
+        result = invoke("fit", path, *WOO[:4], *amount, "--models-dir", tmp_path / "models")
+        assert result.exit_code == 1
+        errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and "only one-time buyers" in errors[0], result.output
+        assert "degenerate" not in result.output
+        assert not (tmp_path / "models").exists()
+
+
+def test_predict_refuses_previous_predictions_keyed_by_other_rows(orders, tmp_path):
+    """--previous from a pipeline fitted per channel, for one fitted per customer: predict
+    wrote everything, then failed on the change lists advising a Python argument (key=)."""
+    path = tmp_path / "orders.csv"
+    orders.to_csv(path, index=False)
+    model = tmp_path / "model"
+    fitted = invoke("fit", path, *WOO[:4], "--amount", "", "--models-dir", model)
+    assert fitted.exit_code == 0, fitted.output
+    ids = orders["Customer ID"].drop_duplicates()
+    per_channel = pd.DataFrame(
+        {"segment": "Loyal"},
+        index=pd.MultiIndex.from_product([ids, ["online", "store"]],
+                                         names=["customer_id", "Channel"]),
+    )  # fmt: skip
+    write_predictions(per_channel, tmp_path / "first", fingerprints={}, formats=("parquet",))
+    second = tmp_path / "second"
+    result = invoke("predict", path, *WOO[:4], "--amount", "", "--model", model, "-o", second,
+                    "--previous", tmp_path / "first" / "predictions.parquet")  # fmt: skip
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.output
+    assert re.search(r"--previous .* has one row per \['customer_id', 'Channel'\], this "
+                     r"prediction one per \['customer_id'\]", errors[0])  # fmt: skip
+    assert "key=" not in errors[0] and not second.exists()
