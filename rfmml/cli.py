@@ -149,7 +149,8 @@ def _warnings_to_terminal(known: Callable[[], list[str]] = list) -> Iterator[Non
 _READER_KEYS = ("customer", "timestamp", "amount", "group", "order", "quantity", "price",
                 "cancellation_prefix", "timestamp_format", "dayfirst", "encoding", "separator",
                 "decimal", "observation_end", "allow_end_beyond_data",
-                "negative_amounts", "drop_duplicates", "drop_zero_amounts")  # fmt: skip
+                "negative_amounts", "drop_duplicates", "drop_zero_amounts", "status",
+                "exclude_status")  # fmt: skip
 
 
 def _read(reader: dict[str, Any]) -> pd.DataFrame:
@@ -342,6 +343,13 @@ def _tx_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--price", default=None, help="Line-item logs: unit price column."),
         click.option("--cancellation-prefix", default=None,
                      help="Order ids starting with it are cancellations (e.g. C)."),
+        click.option("--status", default=None,
+                     help="Optional order state column (e.g. 'Financial Status'), read with "
+                          "--exclude-status."),
+        click.option("--exclude-status", default=None,
+                     help="States of --status that are not purchases, comma-separated (e.g. "
+                          "refunded,voided,cancelled): their rows are removed and counted; "
+                          "with --order, their whole orders."),
         click.option("--timestamp-format", default=None,
                      help="strftime format, e.g. %Y%m%d; %s: Unix seconds."),
         click.option("--dayfirst/--monthfirst", "dayfirst", default=None,
@@ -1028,7 +1036,15 @@ def _predict_spark(model_dir: str, output: str, master: str | None, reader: dict
         drop_duplicates=bool(reader.get("drop_duplicates")),
         drop_zero_amounts=bool(reader.get("drop_zero_amounts")),
     )  # fmt: skip
-    for key in ("order", "quantity", "price", "cancellation_prefix", "decimal"):
+    for key in (
+        "order",
+        "quantity",
+        "price",
+        "cancellation_prefix",
+        "decimal",
+        "status",
+        "exclude_status",
+    ):
         if reader.get(key) is not None:
             raise ValueError(f"--{key.replace('_', '-')} is not offered with --engine spark")
     with _stages(1) as step:

@@ -95,7 +95,7 @@ _T = TypeVar("_T")
 
 #: Reading options a Spark run does not offer (they need the pandas reader's cleaning).
 _UNSUPPORTED = ("order", "quantity", "price", "cancellation_prefix", "sample_customers",
-                "decimal")  # fmt: skip
+                "decimal", "status", "exclude_status")  # fmt: skip
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -151,3 +152,24 @@ def test_predict_refuses_previous_predictions_keyed_by_other_rows(orders, tmp_pa
     assert re.search(r"--previous .* has one row per \['customer_id', 'Channel'\], this "
                      r"prediction one per \['customer_id'\]", errors[0])  # fmt: skip
     assert "key=" not in errors[0] and not second.exists()
+
+
+def test_features_leave_out_refunded_and_cancelled_orders(orders, tmp_path):
+    """--status/--exclude-status: a WooCommerce export's refunded and cancelled orders are
+    not purchases (they were counted, with no option to say so)."""
+    states = np.array(["completed", "completed", "Refunded", "cancelled"])
+    log = orders.assign(Status=states[np.arange(len(orders)) % 4])
+    log.to_csv(tmp_path / "all.csv", index=False)
+    kept = log[log["Status"] == "completed"].drop(columns="Status")
+    kept.to_csv(tmp_path / "completed.csv", index=False)
+    flags = ["--status", "Status", "--exclude-status", "refunded, cancelled"]
+    runs = {"all": ("all.csv", flags), "completed": ("completed.csv", [])}
+    tables, logs = {}, {}
+    for name, (path, options) in runs.items():
+        output = tmp_path / f"features_{name}.csv"
+        result = invoke("features", tmp_path / path, *WOO, *options, "-o", output)
+        assert result.exit_code == 0, result.output
+        tables[name], logs[name] = pd.read_csv(output), result.output
+    pd.testing.assert_frame_equal(tables["all"], tables["completed"])
+    removed = f"removed {len(log) - len(kept):,}: Status 'refunded', 'cancelled' (not a purchase)"
+    assert removed in logs["all"]

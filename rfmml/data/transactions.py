@@ -23,7 +23,7 @@ import lzma
 import re
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -72,6 +72,10 @@ class TransactionSchema:
         Optional order or invoice id; kept as ``order_id``.
     quantity, price : str or None
         Line-item logs: the amount of a line is ``quantity * price``.
+    status : str or None
+        Optional order state column (``Financial Status``, ``Status``): rows
+        whose state is excluded are removed (see :func:`read_transactions`).
+        Not part of the canonical frame.
     """
 
     customer: str = "customer_id"
@@ -81,6 +85,7 @@ class TransactionSchema:
     order: str | None = None
     quantity: str | None = None
     price: str | None = None
+    status: str | None = None
 
     @property
     def has_amount(self) -> bool:
@@ -91,7 +96,7 @@ class TransactionSchema:
     def source_columns(self) -> list[str]:
         """Columns required in the source, in canonical order."""
         cols = [self.customer, self.timestamp, self.amount, self.group, self.order,
-                self.quantity, self.price]  # fmt: skip
+                self.quantity, self.price, self.status]  # fmt: skip
         return [c for c in cols if c is not None]
 
     @property
@@ -106,6 +111,8 @@ class TransactionSchema:
             out[self.quantity] = "_quantity"
         if self.price is not None:
             out[self.price] = "_price"
+        if self.status is not None:
+            out[self.status] = "_status"
         return out
 
     @property
@@ -885,6 +892,8 @@ def read_transactions(
     separator: str | None = None,
     decimal: str | None = None,
     engine: Engine = "auto",
+    status: str | None = None,
+    exclude_status: Sequence[str] | str | None = None,
 ) -> Transactions:
     """Load a transaction log into the canonical frame, with a cleaning report.
 
@@ -907,6 +916,15 @@ def read_transactions(
         Order ids starting with it (``"C"`` in many shop exports) are
         cancellations: their amounts count as negative, whatever their sign,
         and follow ``negative_amounts``. Needs ``order``.
+    status, exclude_status : str and sequence of str, optional
+        An order state column (a shop export's ``Financial Status`` or
+        ``Status``) and the states whose rows are not purchases, e.g.
+        ``["refunded", "voided", "cancelled"]`` (or one comma-separated
+        string): those rows are removed and counted, first of all steps.
+        States are compared without case and surrounding spaces; with
+        ``order``, every line of an order with such a state on any line goes
+        (exports often write the state on the first line only). A state that
+        matches no row is named in a note. Give both or neither.
     observation_end : date-like, optional
         Rows after it are removed (and counted). A date without a time of day
         includes that whole day. Without it, rows dated after tomorrow (in
@@ -1009,6 +1027,8 @@ def read_transactions(
         separator=separator,
         decimal=decimal,
         engine=engine,
+        status=status,
+        exclude_status=exclude_status,
         lazy=False,
     )
 
@@ -1063,6 +1083,8 @@ def _read_transactions(
     separator: str | None = None,
     decimal: str | None = None,
     engine: Engine = "auto",
+    status: str | None = None,
+    exclude_status: Sequence[str] | str | None = None,
     lazy: bool = False,
     keep_negative: bool = False,
     allow_empty: bool = False,
@@ -1088,16 +1110,23 @@ def _read_transactions(
         amount = None
     if cancellation_prefix is not None and order is None:
         raise DataError("cancellation_prefix= needs the order id column: map order=")
-    schema = TransactionSchema(customer, timestamp, amount, group, order, quantity, price)
+    excluded = _status_values(status, exclude_status)
+    schema = TransactionSchema(customer, timestamp, amount, group, order, quantity, price,
+                               status)  # fmt: skip
     used = schema.source_columns
     twice = sorted({c for c in used if used.count(c) > 1})
     if twice:
         raise DataError(
             f"column(s) {twice} are mapped to more than one of customer, timestamp, amount, "
-            "group, order, quantity and price; map each to its own column"
+            "group, order, quantity, price and status; map each to its own column"
         )
     fallback = None
-    if engine != "pandas" and not keep_negative and isinstance(source, str | Path):
+    if status is not None and engine == "duckdb" and isinstance(source, str | Path):
+        fallback = "read and cleaned by pandas: DuckDB does not take status="
+    elif (
+        status is None and engine != "pandas" and not keep_negative
+        and isinstance(source, str | Path)
+    ):  # fmt: skip
         scanned = _scan_file(Path(source), schema, engine, cancellation_prefix, observation_end,
                              allow_end_beyond_data, negative_amounts, drop_zero_amounts,
                              drop_duplicates)  # fmt: skip
@@ -1116,6 +1145,8 @@ def _read_transactions(
         where = repr(str(source)) if isinstance(source, str | Path) else "the transaction log"
         raise DataError(f"{where} is empty (0 rows)")
     frame = frame.rename(columns=schema.renames).reset_index(drop=True)
+    if status is not None:
+        frame = _without_statuses(frame, status, excluded, report)
 
     ids = frame["customer_id"]
     no_id = ids.isna()
@@ -1242,6 +1273,47 @@ def _read_transactions(
 
         return Transactions(pl.from_pandas(frame), report)
     return Transactions(frame, report)
+
+
+def _status_values(status: str | None, exclude_status: Sequence[str] | str | None) -> list[str]:
+    """The states ``exclude_status`` names, checked against ``status``."""
+    if isinstance(exclude_status, str):
+        exclude_status = exclude_status.split(",")
+    values = [str(v).strip() for v in exclude_status or () if str(v).strip()]
+    if status is None and values:
+        raise DataError(
+            f"exclude_status={values!r} needs the column that holds the states: map status= "
+            "(CLI --status, config [data] status)"
+        )
+    if status is not None and not values:
+        raise DataError(
+            f"status={status!r} needs the states whose rows are not purchases: "
+            "exclude_status=['refunded', 'voided', ...] (CLI --exclude-status refunded,voided)"
+        )
+    return values
+
+
+def _without_statuses(frame: pd.DataFrame, column: str, values: list[str],
+                      report: CleaningReport) -> pd.DataFrame:  # fmt: skip
+    """Remove the rows (with order ids: the whole orders) of an excluded state; count them."""
+    states = frame["_status"].astype("string").str.strip().str.casefold()
+    wanted = {v.casefold() for v in values}
+    hit = states.isin(wanted).fillna(False).to_numpy(dtype=bool, copy=True)
+    if "order_id" in frame.columns and hit.any():
+        orders = frame["order_id"]
+        excluded_orders = orders[hit].dropna().unique()
+        hit |= (orders.isin(excluded_orders) & orders.notna()).to_numpy(dtype=bool)
+    shown = ", ".join(repr(v) for v in values)
+    report.remove(f"{column} {shown} (not a purchase)", int(hit.sum()))
+    seen = set(states.dropna().unique())
+    unmatched = [v for v in values if v.casefold() not in seen]
+    if unmatched:
+        held = sorted(frame["_status"].dropna().astype(str).str.strip().unique())
+        report.notes.append(
+            f"{column}: no row has the state(s) {unmatched} (states in the log: "
+            f"{held[: _SHOW * 2]}{', ...' if len(held) > _SHOW * 2 else ''}); check their spelling"
+        )
+    return frame.loc[~hit].drop(columns="_status")
 
 
 def _cut_end(frame: pd.DataFrame, observation_end: Any, allow_beyond: bool,

@@ -7,6 +7,8 @@ import gzip
 import lzma
 import zipfile
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from rfmml.data import read_transactions
@@ -31,3 +33,68 @@ def test_rows_wider_than_the_header_are_refused_in_every_compression(tmp_path, s
     message = str(caught.value)
     assert "1 of 3 rows have more fields than the header's 3" in message
     assert "first: 'a,2010-01-01,1,234.50'" in message and "\n" not in message
+
+
+@pytest.fixture(scope="module")
+def shop_lines(cdnow_tx) -> pd.DataFrame:
+    """CDNOW orders of 300 customers as a shop's line export: each order in 1 to 3 lines,
+    its state ('paid', 'refunded', 'voided') written on the first line only."""
+    tx = cdnow_tx[cdnow_tx["customer_id"] <= 300].reset_index(drop=True)
+    rng = np.random.default_rng(3)
+    n_lines = rng.integers(1, 4, len(tx))
+    order = np.repeat(np.arange(len(tx)), n_lines)
+    first = np.r_[True, order[1:] != order[:-1]]
+    state = rng.choice(["paid", "paid", "Refunded", " voided "], len(tx))
+    return pd.DataFrame({
+        "Name": [f"#{1000 + i}" for i in order],
+        "Email": tx["customer_id"].to_numpy()[order].astype(str),
+        "Created at": tx["timestamp"].dt.strftime("%Y-%m-%d 10:00:00 -0500").to_numpy()[order],
+        "Lineitem price": np.round(tx["amount"].to_numpy()[order] / n_lines[order], 2),
+        "Financial Status": np.where(first, state[order], ""),
+    })  # fmt: skip
+
+
+SHOP = dict(customer="Email", timestamp="Created at", amount="Lineitem price", order="Name")
+
+
+def test_orders_of_an_excluded_state_are_removed_whole_and_counted(shop_lines, tmp_path):
+    """Refunded and voided orders of a shop export counted as purchases: nothing could
+    leave them out. Their every line goes (the state is on the first line only)."""
+    states = shop_lines["Financial Status"].str.strip().str.lower()
+    bad_orders = shop_lines.loc[states.isin(["refunded", "voided"]), "Name"]
+    bad = shop_lines["Name"].isin(bad_orders)
+    assert 0 < bad.sum() < len(shop_lines) and (shop_lines.loc[bad, "Financial Status"] == "").any()
+    expected, _ = read_transactions(shop_lines[~bad].drop(columns="Financial Status"), **SHOP)
+    shop_lines.to_csv(tmp_path / "orders.csv", index=False)
+    shop_lines.to_parquet(tmp_path / "orders.parquet")
+    for source in (shop_lines, tmp_path / "orders.csv", tmp_path / "orders.parquet"):
+        tx, report = read_transactions(source, **SHOP, status="Financial Status",
+                                       exclude_status=["refunded", "VOIDED"])  # fmt: skip
+        pd.testing.assert_frame_equal(tx, expected)
+        assert report.removed["Financial Status 'refunded', 'VOIDED' (not a purchase)"] == int(
+            bad.sum()
+        )
+        assert report.rows_in == len(shop_lines)
+        report.check()
+    # without order ids a state is a row's own: lines without it stay
+    tx, report = read_transactions(shop_lines, customer="Email", timestamp="Created at",
+                                   amount="Lineitem price", status="Financial Status",
+                                   exclude_status="refunded,voided")  # fmt: skip
+    assert report.removed["Financial Status 'refunded', 'voided' (not a purchase)"] == int(
+        states.isin(["refunded", "voided"]).sum()
+    )
+
+
+def test_exclude_status_needs_its_column_and_names_unknown_states(shop_lines):
+    with pytest.raises(DataError, match=r"exclude_status=\['refunded'\] needs the column"):
+        read_transactions(shop_lines, **SHOP, exclude_status="refunded")
+    with pytest.raises(DataError, match=r"status='Financial Status' needs the states"):
+        read_transactions(shop_lines, **SHOP, status="Financial Status")
+    with pytest.raises(DataError, match=r"column\(s\) \['State'\] not found"):
+        read_transactions(shop_lines, **SHOP, status="State", exclude_status="refunded")
+    _, report = read_transactions(shop_lines, **SHOP, status="Financial Status",
+                                  exclude_status=["refund", "voided"])  # fmt: skip
+    assert (
+        "Financial Status: no row has the state(s) ['refund'] (states in the log: ['', "
+        "'Refunded', 'paid', 'voided']); check their spelling"
+    ) in report.notes
