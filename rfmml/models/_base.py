@@ -188,7 +188,7 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
     @property
     def _needs_repeat_buyers(self) -> bool:
         """Whether a Spark summary without repeat buyers is refused (strict purchase models)."""
-        return getattr(self, "_repeat_buyers_required", False) and hasattr(self, "_formulas")
+        return getattr(self, "_strict_summary", False) and hasattr(self, "_formulas")
 
     # ------------------------------------------------------- what a model defines
     def _prepare(self, rows: dict[str, np.ndarray], weights: np.ndarray) -> Any:
@@ -562,10 +562,6 @@ class PurchaseModel(MaximumLikelihoodModel):
     _in_order: bool = False
     #: the fit needs repeat buyers and scoring checks the summary's time unit
     _strict_summary: ClassVar[bool] = True
-    #: the fit refuses a summary of one-time buyers only: no repeat purchase identifies the
-    #: purchase rate, and the optimiser would return a degenerate fit (also BG/NBD, whose
-    #: scoring does not check the time unit)
-    _repeat_buyers_required: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -582,7 +578,7 @@ class PurchaseModel(MaximumLikelihoodModel):
     # ------------------------------------------------------------ likelihood
     def _select_rows(self, X, columns):
         self._check_columns(X, columns)
-        if self._repeat_buyers_required:
+        if self._strict_summary:
             check_repeat_buyers(X, columns["frequency"], self.kind)
         return super()._select_rows(X, columns)
 
@@ -628,7 +624,7 @@ class PurchaseModel(MaximumLikelihoodModel):
         c = check_summary(X, self.fit_columns, what=what, weights=False)
         self._check_columns(X, c)
         if self._strict_summary:
-            check_time_unit(X, self.freq_, self.kind)
+            check_time_unit(X, getattr(self, "freq_", None), self.kind)
         return tuple(c[k] for k in self.fit_columns)
 
     def _formula(self, name: str) -> Callable[..., Any]:
