@@ -181,8 +181,8 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
             )
             raise DataError(
                 f"column(s) {missing} not found in {where} (tried {tried}); columns read: "
-                f"{best}. Map your own names with customer=, timestamp=, amount=, or name "
-                "the separator with separator= (CLI --separator)."
+                f"{best}.{_close_names(missing, best)} Map your own names with customer=, "
+                "timestamp=, amount=, or name the separator with separator= (CLI --separator)."
             )
         dtypes = {schema.customer: str}
         if schema.order is not None:
@@ -385,10 +385,22 @@ def _check_columns(schema: TransactionSchema, available: list[str], where: str) 
     missing = [c for c in schema.source_columns if c not in available]
     if missing:
         raise DataError(
-            f"column(s) {missing} not found in {where}; available columns: {list(available)}. "
-            "Map your own names with customer=, timestamp=, amount=, group=, order= "
-            "(or quantity= and price=)."
+            f"column(s) {missing} not found in {where}; available columns: {list(available)}."
+            f"{_close_names(missing, list(available))} Map your own names with customer=, "
+            "timestamp=, amount=, group=, order= (or quantity= and price=)."
         )
+
+
+def _close_names(missing: list[str], available: list[Any]) -> str:
+    """A hint naming the columns that differ from a mapped name only in spaces or capitals."""
+    pairs = []
+    for name in missing:
+        key = str(name).strip().casefold()
+        pairs += [f"{held!r} for {name!r}" for held in available
+                  if str(held).strip().casefold() == key]  # fmt: skip
+    if not pairs:
+        return ""
+    return f" Differing only in spaces or capitals: {', '.join(pairs)}; map the name as written."
 
 
 def _quote(values: pd.Series) -> str:

@@ -98,3 +98,26 @@ def test_exclude_status_needs_its_column_and_names_unknown_states(shop_lines):
         "Financial Status: no row has the state(s) ['refund'] (states in the log: ['', "
         "'Refunded', 'paid', 'voided']); check their spelling"
     ) in report.notes
+
+
+def test_a_column_named_with_other_spaces_or_capitals_is_pointed_out(shop_lines, tmp_path):
+    """'Customer email' for a file's 'Customer Email', or a header written 'a, b, c' (names
+    with a leading space): the error listed the columns but not which one was meant."""
+    path = tmp_path / "spaced.csv"
+    path.write_text("customer_id, timestamp, amount\na, 2010-01-01, 5\nb, 2010-01-02, 7\n")
+    with pytest.raises(DataError) as caught:
+        read_transactions(path)
+    assert (
+        "Differing only in spaces or capitals: ' timestamp' for 'timestamp', ' amount' for "
+        "'amount'; map the name as written."
+    ) in str(caught.value)
+    tx, _ = read_transactions(path, timestamp=" timestamp", amount=" amount")
+    assert tx["amount"].tolist() == [5.0, 7.0]
+    shop_lines.to_parquet(tmp_path / "orders.parquet")
+    for source in (shop_lines, tmp_path / "orders.parquet"):
+        with pytest.raises(DataError, match=r"Differing only in spaces or capitals: 'Created "
+                           r"at' for 'created at'; map"):  # fmt: skip
+            read_transactions(source, **{**SHOP, "timestamp": "created at"})
+    with pytest.raises(DataError) as caught:  # no near name: no hint
+        read_transactions(path, timestamp="date", amount=" amount")
+    assert "Differing only" not in str(caught.value)
