@@ -854,6 +854,21 @@ def _net_returns(frame: pd.DataFrame, keys: list[str], report: CleaningReport) -
     return purchases.drop(columns="_row")
 
 
+def copied_orders_note(n_orders: int, first: Any) -> str:
+    """The cleaning note on orders whose lines are all one line repeated (every engine).
+
+    Given when such orders are at least half of the orders of several lines: a
+    line-item log has a few (two products at one price), a file holding its rows
+    twice has nothing else.
+    """
+    return (
+        f"{n_orders:,} orders consist of one line repeated (same customer, time and amount; "
+        f"first: order {str(first)!r}), summed into one row each: if the file holds its rows "
+        "twice (an export appended to itself), their amounts are doubled; remove the copies "
+        "first (drop_duplicates compares whole orders)"
+    )
+
+
 def _orders(frame: pd.DataFrame, group: str | None, has_amount: bool,
             report: CleaningReport) -> pd.DataFrame:  # fmt: skip
     """Sum the lines of each order into one row (earliest line time, total amount).
@@ -870,6 +885,13 @@ def _orders(frame: pd.DataFrame, group: str | None, has_amount: bool,
     if has_amount:
         orders["amount"] = orders["amount"].round(_DECIMALS)
     report.merge("order lines summed into one row per order", len(lines) - len(orders))
+    values = ["timestamp", "amount"] if has_amount else ["timestamp"]
+    distinct = lines.drop_duplicates([*keys, *values])
+    single = distinct.loc[~distinct.duplicated(keys, keep=False), keys]  # one distinct line
+    repeated = lines.loc[lines.duplicated(keys, keep=False), keys].drop_duplicates()
+    copies = repeated.merge(single, on=keys, how="inner")
+    if len(copies) and 2 * len(copies) >= len(repeated):
+        report.notes.append(copied_orders_note(len(copies), copies["order_id"].iloc[0]))
     return pd.concat([orders, frame.loc[no_order, orders.columns]], ignore_index=True)
 
 

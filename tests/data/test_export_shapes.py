@@ -37,19 +37,21 @@ def test_rows_wider_than_the_header_are_refused_in_every_compression(tmp_path, s
 
 @pytest.fixture(scope="module")
 def shop_lines(cdnow_tx) -> pd.DataFrame:
-    """CDNOW orders of 300 customers as a shop's line export: each order in 1 to 3 lines,
-    its state ('paid', 'refunded', 'voided') written on the first line only."""
+    """CDNOW orders of 300 customers as a shop's line export: each order in 1 to 3 lines
+    of different prices, its state ('paid', 'refunded', 'voided') on the first line only."""
     tx = cdnow_tx[cdnow_tx["customer_id"] <= 300].reset_index(drop=True)
     rng = np.random.default_rng(3)
     n_lines = rng.integers(1, 4, len(tx))
     order = np.repeat(np.arange(len(tx)), n_lines)
     first = np.r_[True, order[1:] != order[:-1]]
     state = rng.choice(["paid", "paid", "Refunded", " voided "], len(tx))
+    line = np.arange(len(order)) - np.flatnonzero(first)[np.cumsum(first) - 1]
+    share = np.array([[1.0, 0, 0], [0.6, 0.4, 0], [0.5, 0.3, 0.2]])[n_lines[order] - 1, line]
     return pd.DataFrame({
         "Name": [f"#{1000 + i}" for i in order],
         "Email": tx["customer_id"].to_numpy()[order].astype(str),
         "Created at": tx["timestamp"].dt.strftime("%Y-%m-%d 10:00:00 -0500").to_numpy()[order],
-        "Lineitem price": np.round(tx["amount"].to_numpy()[order] / n_lines[order], 2),
+        "Lineitem price": np.round(tx["amount"].to_numpy()[order] * share, 2),
         "Financial Status": np.where(first, state[order], ""),
     })  # fmt: skip
 
@@ -121,3 +123,27 @@ def test_a_column_named_with_other_spaces_or_capitals_is_pointed_out(shop_lines,
     with pytest.raises(DataError) as caught:  # no near name: no hint
         read_transactions(path, timestamp="date", amount=" amount")
     assert "Differing only" not in str(caught.value)
+
+
+def test_orders_of_one_repeated_line_are_named_on_every_engine(shop_lines, tmp_path):
+    """An order export appended to itself: each order's two copies were summed into an
+    order of twice the amount, without a word (drop_duplicates compares whole orders)."""
+    orders = shop_lines.drop_duplicates("Name").drop(columns="Financial Status")
+    orders = orders.assign(**{"Created at": pd.to_datetime(orders["Created at"]).dt.tz_localize(
+        None)})  # fmt: skip
+    twice = pd.concat([orders, orders.iloc[:70]])
+    twice.to_parquet(tmp_path / "twice.parquet")  # cleaned in DuckDB
+    twice.to_csv(tmp_path / "twice.csv", index=False)
+    note = (
+        f"70 orders consist of one line repeated (same customer, time and amount; first: order "
+        f"{orders['Name'].iloc[0]!r}), summed into one row each: if the file holds its rows "
+        "twice (an export appended to itself), their amounts are doubled"
+    )
+    for source in (twice, tmp_path / "twice.parquet", tmp_path / "twice.csv"):
+        tx, report = read_transactions(source, **SHOP)
+        assert [n for n in report.notes if n.startswith(note)] != [], report.notes
+        assert not [n for n in report.notes if "cleaned by pandas" in n]  # Parquet: DuckDB
+        assert tx["amount"].sum() == pytest.approx(twice["Lineitem price"].sum())
+    for source in (orders, shop_lines.drop(columns="Financial Status")):  # distinct lines
+        _, report = read_transactions(source, **SHOP)
+        assert not [n for n in report.notes if "one line repeated" in n]
