@@ -149,7 +149,8 @@ def _warnings_to_terminal(known: Callable[[], list[str]] = list) -> Iterator[Non
 _READER_KEYS = ("customer", "timestamp", "amount", "group", "order", "quantity", "price",
                 "cancellation_prefix", "timestamp_format", "dayfirst", "encoding", "separator",
                 "decimal", "observation_end", "allow_end_beyond_data",
-                "negative_amounts")  # fmt: skip
+                "negative_amounts", "drop_duplicates", "drop_zero_amounts", "status",
+                "exclude_status")  # fmt: skip
 
 
 def _read(reader: dict[str, Any]) -> pd.DataFrame:
@@ -233,17 +234,30 @@ def _stages(total: int) -> Iterator[_Steps]:
         progress.update(steps.task, completed=total)
 
 
-def _check_previous(path: str, read_predictions: Callable[..., pd.DataFrame]) -> None:
-    """Refuse an earlier predictions file without the columns the change lists compare."""
+def _check_previous(path: str, read_predictions: Callable[..., pd.DataFrame],
+                    keys: list[str] | None = None) -> None:  # fmt: skip
+    """Refuse an earlier predictions file without the columns the change lists compare.
+
+    With ``keys`` (the rows of this prediction: ``customer_id``, and the group
+    column of a pipeline fitted per group), a file whose rows are keyed otherwise
+    is refused too, before anything is written.
+    """
     import pyarrow.parquet as pq
 
-    read_predictions(path, ("customer_id",))  # a Parquet file, rfmml's metadata if any
+    previous = read_predictions(path, ("customer_id",))  # a Parquet file, rfmml's metadata
     held = pq.read_schema(path).names
     missing = [c for c in ("customer_id", "segment") if c not in held]
     if missing:
         raise DataError(
             f"--previous {path!r} has no column(s) {missing} (its columns: {held}); pass the "
             "predictions.parquet of an earlier rfmml predict or run; nothing was written"
+        )
+    theirs = [name for name in previous.index.names if name is not None]
+    if keys is not None and theirs and theirs != keys:
+        raise DataError(
+            f"--previous {path!r} has one row per {theirs}, this prediction one per {keys}: "
+            f"the change lists compare the same rows; pass earlier predictions with one row "
+            f"per {keys} (a pipeline fitted as this one); nothing was written"
         )
 
 
@@ -304,6 +318,13 @@ def _write(frame: pd.DataFrame, path: str) -> None:
     err.print(f"wrote {len(frame):,} rows to {target}")
 
 
+_DROP_DUPLICATES_HELP = (
+    "Drop rows identical to an earlier row (customer, time, amount, group), as in an export "
+    "appended twice (default: kept as purchases and counted)."
+)
+_DROP_ZERO_HELP = "Drop zero-value rows (default: kept as purchases and counted)."
+
+
 def _tx_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Column-mapping and reading options shared by the commands that read a transaction file."""
     options = [
@@ -322,6 +343,13 @@ def _tx_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--price", default=None, help="Line-item logs: unit price column."),
         click.option("--cancellation-prefix", default=None,
                      help="Order ids starting with it are cancellations (e.g. C)."),
+        click.option("--status", default=None,
+                     help="Optional order state column (e.g. 'Financial Status'), read with "
+                          "--exclude-status."),
+        click.option("--exclude-status", default=None,
+                     help="States of --status that are not purchases, comma-separated (e.g. "
+                          "refunded,voided,cancelled): their rows are removed and counted; "
+                          "with --order, their whole orders."),
         click.option("--timestamp-format", default=None,
                      help="strftime format, e.g. %Y%m%d; %s: Unix seconds."),
         click.option("--dayfirst/--monthfirst", "dayfirst", default=None,
@@ -341,6 +369,9 @@ def _tx_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      default="drop", show_default=True,
                      help="Returns and cancellations: drop them, net them against the "
                           "customer's latest purchase, or stop."),
+        click.option("--drop-duplicates", is_flag=True,
+                     help=_DROP_DUPLICATES_HELP),
+        click.option("--drop-zero-amounts", is_flag=True, help=_DROP_ZERO_HELP),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
@@ -935,7 +966,8 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     if interval is not None:
         pipeline.interval = interval
     if previous:  # checked now (its metadata and columns); its list columns read when used
-        _check_previous(previous, read_predictions)
+        keys = ["customer_id", *([pipeline.group] if pipeline.group is not None else [])]
+        _check_previous(previous, read_predictions, keys)
     with _stages(6) as step:
         step("reading and cleaning the transactions")
         log, cleaning = _scan(reader)
@@ -1016,8 +1048,18 @@ def _predict_spark(model_dir: str, output: str, master: str | None, reader: dict
         timestamp=reader["timestamp"], amount=reader["amount"],
         timestamp_format=reader.get("timestamp_format"), separator=reader.get("separator"),
         group=reader.get("group"), negative_amounts=reader.get("negative_amounts", "drop"),
+        drop_duplicates=bool(reader.get("drop_duplicates")),
+        drop_zero_amounts=bool(reader.get("drop_zero_amounts")),
     )  # fmt: skip
-    for key in ("order", "quantity", "price", "cancellation_prefix", "decimal"):
+    for key in (
+        "order",
+        "quantity",
+        "price",
+        "cancellation_prefix",
+        "decimal",
+        "status",
+        "exclude_status",
+    ):
         if reader.get(key) is not None:
             raise ValueError(f"--{key.replace('_', '-')} is not offered with --engine spark")
     with _stages(1) as step:
@@ -1123,6 +1165,11 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
     help="Returns: drop them, net them against the customer's purchase (also across "
     "batches), or stop (read when the state is created).",
 )
+@click.option("--drop-duplicates", is_flag=True,
+              help=_DROP_DUPLICATES_HELP[:-1] + "; also rows stored by an earlier batch (read "
+              "when the state is created).")  # fmt: skip
+@click.option("--drop-zero-amounts", is_flag=True,
+              help=_DROP_ZERO_HELP[:-1] + " (read when the state is created).")  # fmt: skip
 @click.option(
     "--segment-tolerance",
     default=0.2,
@@ -1140,7 +1187,8 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
 def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, customer: str,
             timestamp: str, amount: str, order: str | None, timestamp_format: str | None,
             dayfirst: bool | None, encoding: str | None, separator: str | None,
-            decimal: str | None, negative_amounts: str, segment_tolerance: float,
+            decimal: str | None, negative_amounts: str, drop_duplicates: bool,
+            drop_zero_amounts: bool, segment_tolerance: float,
             purchase_tolerance: float, tracking_uri: str | None) -> None:  # fmt: skip
     """Add NEW_LOG to the customer state, rescore with saved models (no refit), write
     predictions and entered/left lists, append the segment history, check for drift.
@@ -1160,7 +1208,8 @@ def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, c
     options = {name: value for name, value in [
         ("customer", customer), ("timestamp", timestamp), ("amount", amount or None),
         ("order", order), ("timestamp_format", timestamp_format),
-        ("negative_amounts", negative_amounts),
+        ("negative_amounts", negative_amounts), ("drop_duplicates", drop_duplicates),
+        ("drop_zero_amounts", drop_zero_amounts),
     ] if context.get_parameter_source(name) is not ParameterSource.DEFAULT}  # fmt: skip
     reading = {"dayfirst": dayfirst, "encoding": encoding, "separator": separator,
                "decimal": decimal}  # fmt: skip

@@ -184,6 +184,8 @@ class DataConfig:
     quantity: str | None = None
     price: str | None = None
     cancellation_prefix: str | None = None
+    status: str | None = None
+    exclude_status: list[str] | str | None = None
     encoding: str | None = None
     separator: str | None = None
     decimal: str | None = None
@@ -200,6 +202,8 @@ class DataConfig:
             "quantity": self.quantity,
             "price": self.price,
             "cancellation_prefix": self.cancellation_prefix,
+            "status": self.status,
+            "exclude_status": self.exclude_status,
             "negative_amounts": self.negative_amounts,
             "drop_zero_amounts": self.drop_zero_amounts,
             "drop_duplicates": self.drop_duplicates,

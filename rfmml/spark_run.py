@@ -95,7 +95,7 @@ _T = TypeVar("_T")
 
 #: Reading options a Spark run does not offer (they need the pandas reader's cleaning).
 _UNSUPPORTED = ("order", "quantity", "price", "cancellation_prefix", "sample_customers",
-                "decimal")  # fmt: skip
+                "decimal", "status", "exclude_status")  # fmt: skip
 
 
 @dataclass
@@ -193,7 +193,8 @@ def read_spark_transactions(spark: Any, data: DataConfig | str | Path) -> Any:
     pyspark.sql.DataFrame
         ``customer_id``, ``timestamp``, (with amounts) ``amount`` as double and
         (with ``[data] group``) the group column under its own name; rows
-        without a group are dropped, as the pandas reader drops them.
+        without a group, and with ``drop_duplicates`` rows identical to another,
+        are dropped, as the pandas reader drops them.
 
     Raises
     ------
@@ -255,6 +256,8 @@ def read_spark_transactions(spark: Any, data: DataConfig | str | Path) -> Any:
         tx = tx.filter(~(F.col("amount") < 0))
         if cfg.drop_zero_amounts:
             tx = tx.filter(F.col("amount") != 0)
+    if cfg.drop_duplicates:  # identical rows, as the pandas reader drops them (no order ids here)
+        tx = tx.dropDuplicates(tx.columns)
     return tx
 
 

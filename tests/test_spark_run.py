@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -177,3 +178,21 @@ def test_plain_spark_udf_carries_dates_as_text(spark, spark_run, spark_tx, panda
     )[["customer_id", "expected_next_order_date"]]
     theirs = spark.createDataFrame(want)
     assert got.exceptAll(theirs).count() == 0 and theirs.exceptAll(got).count() == 0
+
+
+def test_spark_reader_drops_identical_rows_with_drop_duplicates(spark, cdnow_tx, tmp_path):
+    """[data] drop_duplicates = true was ignored by engine = 'spark': an export appended
+    to itself counted every purchase twice there and once on pandas."""
+    from rfmml.config import DataConfig
+    from rfmml.data import read_transactions
+    from rfmml.spark_run import read_spark_transactions
+
+    part = cdnow_tx[cdnow_tx["customer_id"] <= 200][["customer_id", "timestamp", "amount"]]
+    path = tmp_path / "twice.parquet"
+    pd.concat([part, part.iloc[:50]]).to_parquet(path)
+    expected, _ = read_transactions(path, drop_duplicates=True)
+    assert len(expected) == len(part.drop_duplicates())  # the 50 copies dropped
+    rows = read_spark_transactions(spark, DataConfig(source=str(path), drop_duplicates=True))
+    got = rows.toPandas().sort_values(["customer_id", "timestamp", "amount"], ignore_index=True)
+    want = expected.sort_values(["customer_id", "timestamp", "amount"], ignore_index=True)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)

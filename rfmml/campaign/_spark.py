@@ -190,7 +190,8 @@ def _check_summary(summary: Any, purchase: Any, gamma_gamma: Any) -> list[str]:
         if errors[0] is not None:
             raise errors[0]
         strict = getattr(purchase, "_strict_summary", False)
-        check_spark_time_unit(summary, n, purchase.freq_ if strict else None, purchase.kind)
+        fitted = getattr(purchase, "freq_", None) if strict else None
+        check_spark_time_unit(summary, n, fitted, purchase.kind)
     if gamma_gamma is not None and errors[-1] is not None:
         raise errors[-1]
     return [column for columns, _ in specs for column in columns]

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from rfmml.data.report import CleaningReport
-from rfmml.data.transactions import AMOUNT_LIMIT
+from rfmml.data.transactions import AMOUNT_LIMIT, copied_orders_note
 
 __all__ = ["ScannedLog", "Unsupported", "scan_parquet"]
 
@@ -504,6 +504,16 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
             FROM ({kept}) WHERE order_id IS NULL"""
         order = "_loose, _row"
         final_order = '"timestamp", customer_id, _loose, _row'
+        values = '"timestamp", amount' if has_amount else '"timestamp"'
+        n_copied, n_several, first_copied = con.sql(f"""
+            SELECT count(*) FILTER (_distinct = 1), count(*),
+                arg_min(order_id, _first) FILTER (_distinct = 1) FROM (
+                SELECT {key_sql}, min(_row) AS _first, count(DISTINCT ({values})) AS _distinct
+                FROM ({kept}) WHERE order_id IS NOT NULL GROUP BY {key_sql}
+                HAVING count(*) > 1)
+        """).fetchall()[0]  # fmt: skip
+        if n_copied and 2 * n_copied >= n_several:  # as the pandas path (copied_orders_note)
+            report.notes.append(copied_orders_note(int(n_copied), first_copied))
         con.execute(f"CREATE TEMP TABLE stage AS SELECT {cols}, _loose, _row FROM ({merged})")
     else:
         order = final_order = "_row"

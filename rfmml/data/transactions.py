@@ -17,9 +17,13 @@ a group column (optional)
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import lzma
 import re
 import warnings
+import zipfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -68,6 +72,10 @@ class TransactionSchema:
         Optional order or invoice id; kept as ``order_id``.
     quantity, price : str or None
         Line-item logs: the amount of a line is ``quantity * price``.
+    status : str or None
+        Optional order state column (``Financial Status``, ``Status``): rows
+        whose state is excluded are removed (see :func:`read_transactions`).
+        Not part of the canonical frame.
     """
 
     customer: str = "customer_id"
@@ -77,6 +85,7 @@ class TransactionSchema:
     order: str | None = None
     quantity: str | None = None
     price: str | None = None
+    status: str | None = None
 
     @property
     def has_amount(self) -> bool:
@@ -87,7 +96,7 @@ class TransactionSchema:
     def source_columns(self) -> list[str]:
         """Columns required in the source, in canonical order."""
         cols = [self.customer, self.timestamp, self.amount, self.group, self.order,
-                self.quantity, self.price]  # fmt: skip
+                self.quantity, self.price, self.status]  # fmt: skip
         return [c for c in cols if c is not None]
 
     @property
@@ -102,6 +111,8 @@ class TransactionSchema:
             out[self.quantity] = "_quantity"
         if self.price is not None:
             out[self.price] = "_price"
+        if self.status is not None:
+            out[self.status] = "_status"
         return out
 
     @property
@@ -170,8 +181,8 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
             )
             raise DataError(
                 f"column(s) {missing} not found in {where} (tried {tried}); columns read: "
-                f"{best}. Map your own names with customer=, timestamp=, amount=, or name "
-                "the separator with separator= (CLI --separator)."
+                f"{best}.{_close_names(missing, best)} Map your own names with customer=, "
+                "timestamp=, amount=, or name the separator with separator= (CLI --separator)."
             )
         dtypes = {schema.customer: str}
         if schema.order is not None:
@@ -236,6 +247,33 @@ def _n_fields(line: str, sep: str) -> int:
     return n
 
 
+#: Errors of a file the width check cannot read (it then does not judge the file).
+_UNREADABLE = (OSError, ValueError, UnicodeError, EOFError, zipfile.BadZipFile, lzma.LZMAError)
+
+
+@contextlib.contextmanager
+def _decompressed(path: Path) -> Iterator[Any]:
+    """What Arrow's CSV reader reads for ``path``: the path, or a stream of its text.
+
+    Arrow decompresses ``.gz`` and ``.bz2`` files by their suffix but reads a
+    ``.zip`` or ``.xz`` file as bytes (no rows): those are opened here, a zip
+    archive's one file as pandas reads it.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".xz":
+        with lzma.open(path, "rb") as stream:
+            yield stream
+    elif suffix == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if len(names) != 1:  # pandas refuses these before the check runs
+                raise ValueError(f"{len(names)} files in {str(path)!r}")
+            with archive.open(names[0]) as stream:
+                yield stream
+    else:
+        yield path
+
+
 def _rows_wider_than_header(path: Path, sep: str, encoding: str,
                             n_columns: int) -> tuple[int, str]:  # fmt: skip
     """Count a CSV's data rows with more fields than its header; return it and the first.
@@ -256,15 +294,19 @@ def _rows_wider_than_header(path: Path, sep: str, encoding: str,
         read = pcsv.ReadOptions(column_names=names, skip_rows=1, encoding=encoding or "utf8")
         parse = pcsv.ParseOptions(delimiter=sep, newlines_in_values=True,
                                   invalid_row_handler=handler)  # fmt: skip
-        with pcsv.open_csv(path, read_options=read, parse_options=parse,
-                           convert_options=convert) as reader:  # fmt: skip
+        with (
+            _decompressed(path) as source,
+            pcsv.open_csv(
+                source, read_options=read, parse_options=parse, convert_options=convert
+            ) as reader,
+        ):
             for _ in reader:
                 pass
 
     try:  # the bytes as they are (no transcoding) where the separators are ASCII bytes
         scan(None if _ascii_bytes(encoding) else encoding)
         return 0, ""
-    except (pa.ArrowException, OSError, ValueError, UnicodeError):
+    except (pa.ArrowException, *_UNREADABLE):
         pass
     wide: list[str] = []
 
@@ -279,7 +321,7 @@ def _rows_wider_than_header(path: Path, sep: str, encoding: str,
 
     try:
         scan(encoding, handler)
-    except (pa.ArrowException, OSError, ValueError, UnicodeError):
+    except (pa.ArrowException, *_UNREADABLE):
         return 0, ""
     return len(wide), (wide[0].rstrip("\r\n") if wide else "")
 
@@ -343,10 +385,22 @@ def _check_columns(schema: TransactionSchema, available: list[str], where: str) 
     missing = [c for c in schema.source_columns if c not in available]
     if missing:
         raise DataError(
-            f"column(s) {missing} not found in {where}; available columns: {list(available)}. "
-            "Map your own names with customer=, timestamp=, amount=, group=, order= "
-            "(or quantity= and price=)."
+            f"column(s) {missing} not found in {where}; available columns: {list(available)}."
+            f"{_close_names(missing, list(available))} Map your own names with customer=, "
+            "timestamp=, amount=, group=, order= (or quantity= and price=)."
         )
+
+
+def _close_names(missing: list[str], available: list[Any]) -> str:
+    """A hint naming the columns that differ from a mapped name only in spaces or capitals."""
+    pairs = []
+    for name in missing:
+        key = str(name).strip().casefold()
+        pairs += [f"{held!r} for {name!r}" for held in available
+                  if str(held).strip().casefold() == key]  # fmt: skip
+    if not pairs:
+        return ""
+    return f" Differing only in spaces or capitals: {', '.join(pairs)}; map the name as written."
 
 
 def _quote(values: pd.Series) -> str:
@@ -800,6 +854,21 @@ def _net_returns(frame: pd.DataFrame, keys: list[str], report: CleaningReport) -
     return purchases.drop(columns="_row")
 
 
+def copied_orders_note(n_orders: int, first: Any) -> str:
+    """The cleaning note on orders whose lines are all one line repeated (every engine).
+
+    Given when such orders are at least half of the orders of several lines: a
+    line-item log has a few (two products at one price), a file holding its rows
+    twice has nothing else.
+    """
+    return (
+        f"{n_orders:,} orders consist of one line repeated (same customer, time and amount; "
+        f"first: order {str(first)!r}), summed into one row each: if the file holds its rows "
+        "twice (an export appended to itself), their amounts are doubled; remove the copies "
+        "first (drop_duplicates compares whole orders)"
+    )
+
+
 def _orders(frame: pd.DataFrame, group: str | None, has_amount: bool,
             report: CleaningReport) -> pd.DataFrame:  # fmt: skip
     """Sum the lines of each order into one row (earliest line time, total amount).
@@ -816,6 +885,13 @@ def _orders(frame: pd.DataFrame, group: str | None, has_amount: bool,
     if has_amount:
         orders["amount"] = orders["amount"].round(_DECIMALS)
     report.merge("order lines summed into one row per order", len(lines) - len(orders))
+    values = ["timestamp", "amount"] if has_amount else ["timestamp"]
+    distinct = lines.drop_duplicates([*keys, *values])
+    single = distinct.loc[~distinct.duplicated(keys, keep=False), keys]  # one distinct line
+    repeated = lines.loc[lines.duplicated(keys, keep=False), keys].drop_duplicates()
+    copies = repeated.merge(single, on=keys, how="inner")
+    if len(copies) and 2 * len(copies) >= len(repeated):
+        report.notes.append(copied_orders_note(len(copies), copies["order_id"].iloc[0]))
     return pd.concat([orders, frame.loc[no_order, orders.columns]], ignore_index=True)
 
 
@@ -850,6 +926,8 @@ def read_transactions(
     separator: str | None = None,
     decimal: str | None = None,
     engine: Engine = "auto",
+    status: str | None = None,
+    exclude_status: Sequence[str] | str | None = None,
 ) -> Transactions:
     """Load a transaction log into the canonical frame, with a cleaning report.
 
@@ -872,6 +950,15 @@ def read_transactions(
         Order ids starting with it (``"C"`` in many shop exports) are
         cancellations: their amounts count as negative, whatever their sign,
         and follow ``negative_amounts``. Needs ``order``.
+    status, exclude_status : str and sequence of str, optional
+        An order state column (a shop export's ``Financial Status`` or
+        ``Status``) and the states whose rows are not purchases, e.g.
+        ``["refunded", "voided", "cancelled"]`` (or one comma-separated
+        string): those rows are removed and counted, first of all steps.
+        States are compared without case and surrounding spaces; with
+        ``order``, every line of an order with such a state on any line goes
+        (exports often write the state on the first line only). A state that
+        matches no row is named in a note. Give both or neither.
     observation_end : date-like, optional
         Rows after it are removed (and counted). A date without a time of day
         includes that whole day. Without it, rows dated after tomorrow (in
@@ -974,6 +1061,8 @@ def read_transactions(
         separator=separator,
         decimal=decimal,
         engine=engine,
+        status=status,
+        exclude_status=exclude_status,
         lazy=False,
     )
 
@@ -1028,6 +1117,8 @@ def _read_transactions(
     separator: str | None = None,
     decimal: str | None = None,
     engine: Engine = "auto",
+    status: str | None = None,
+    exclude_status: Sequence[str] | str | None = None,
     lazy: bool = False,
     keep_negative: bool = False,
     allow_empty: bool = False,
@@ -1053,16 +1144,23 @@ def _read_transactions(
         amount = None
     if cancellation_prefix is not None and order is None:
         raise DataError("cancellation_prefix= needs the order id column: map order=")
-    schema = TransactionSchema(customer, timestamp, amount, group, order, quantity, price)
+    excluded = _status_values(status, exclude_status)
+    schema = TransactionSchema(customer, timestamp, amount, group, order, quantity, price,
+                               status)  # fmt: skip
     used = schema.source_columns
     twice = sorted({c for c in used if used.count(c) > 1})
     if twice:
         raise DataError(
             f"column(s) {twice} are mapped to more than one of customer, timestamp, amount, "
-            "group, order, quantity and price; map each to its own column"
+            "group, order, quantity, price and status; map each to its own column"
         )
     fallback = None
-    if engine != "pandas" and not keep_negative and isinstance(source, str | Path):
+    if status is not None and engine == "duckdb" and isinstance(source, str | Path):
+        fallback = "read and cleaned by pandas: DuckDB does not take status="
+    elif (
+        status is None and engine != "pandas" and not keep_negative
+        and isinstance(source, str | Path)
+    ):  # fmt: skip
         scanned = _scan_file(Path(source), schema, engine, cancellation_prefix, observation_end,
                              allow_end_beyond_data, negative_amounts, drop_zero_amounts,
                              drop_duplicates)  # fmt: skip
@@ -1081,6 +1179,8 @@ def _read_transactions(
         where = repr(str(source)) if isinstance(source, str | Path) else "the transaction log"
         raise DataError(f"{where} is empty (0 rows)")
     frame = frame.rename(columns=schema.renames).reset_index(drop=True)
+    if status is not None:
+        frame = _without_statuses(frame, status, excluded, report)
 
     ids = frame["customer_id"]
     no_id = ids.isna()
@@ -1207,6 +1307,47 @@ def _read_transactions(
 
         return Transactions(pl.from_pandas(frame), report)
     return Transactions(frame, report)
+
+
+def _status_values(status: str | None, exclude_status: Sequence[str] | str | None) -> list[str]:
+    """The states ``exclude_status`` names, checked against ``status``."""
+    if isinstance(exclude_status, str):
+        exclude_status = exclude_status.split(",")
+    values = [str(v).strip() for v in exclude_status or () if str(v).strip()]
+    if status is None and values:
+        raise DataError(
+            f"exclude_status={values!r} needs the column that holds the states: map status= "
+            "(CLI --status, config [data] status)"
+        )
+    if status is not None and not values:
+        raise DataError(
+            f"status={status!r} needs the states whose rows are not purchases: "
+            "exclude_status=['refunded', 'voided', ...] (CLI --exclude-status refunded,voided)"
+        )
+    return values
+
+
+def _without_statuses(frame: pd.DataFrame, column: str, values: list[str],
+                      report: CleaningReport) -> pd.DataFrame:  # fmt: skip
+    """Remove the rows (with order ids: the whole orders) of an excluded state; count them."""
+    states = frame["_status"].astype("string").str.strip().str.casefold()
+    wanted = {v.casefold() for v in values}
+    hit = states.isin(wanted).fillna(False).to_numpy(dtype=bool, copy=True)
+    if "order_id" in frame.columns and hit.any():
+        orders = frame["order_id"]
+        excluded_orders = orders[hit].dropna().unique()
+        hit |= (orders.isin(excluded_orders) & orders.notna()).to_numpy(dtype=bool)
+    shown = ", ".join(repr(v) for v in values)
+    report.remove(f"{column} {shown} (not a purchase)", int(hit.sum()))
+    seen = set(states.dropna().unique())
+    unmatched = [v for v in values if v.casefold() not in seen]
+    if unmatched:
+        held = sorted(frame["_status"].dropna().astype(str).str.strip().unique())
+        report.notes.append(
+            f"{column}: no row has the state(s) {unmatched} (states in the log: "
+            f"{held[: _SHOW * 2]}{', ...' if len(held) > _SHOW * 2 else ''}); check their spelling"
+        )
+    return frame.loc[~hit].drop(columns="_status")
 
 
 def _cut_end(frame: pd.DataFrame, observation_end: Any, allow_beyond: bool,

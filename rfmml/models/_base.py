@@ -273,12 +273,18 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
                 repeat_buyers_for=self.kind if self._needs_repeat_buyers else None,
             )
         cols = check_summary(X, self.fit_columns, what=f"{name}.fit")
+        last = self.time_columns[-1] if self.time_columns else None
+        if last is not None and not (len(cols[last]) and float(cols[last].max()) > 0):
+            # before the rows are selected: all ages 0 is the more telling message
+            raise DataError(
+                f"{last} must be > 0 for at least one customer, but all {len(X)} customers "
+                f"have {last} == 0. Is the observation end after the first purchases?"
+            )
         selected, weights, extra = self._select_rows(X, cols)
         rows, w = unique_rows(selected, weights)
 
         scale = 1.0
-        if self.time_columns:
-            last = self.time_columns[-1]
+        if last is not None:
             t_max = float(rows[last].max())
             if t_max <= 0:
                 raise DataError(
@@ -618,7 +624,7 @@ class PurchaseModel(MaximumLikelihoodModel):
         c = check_summary(X, self.fit_columns, what=what, weights=False)
         self._check_columns(X, c)
         if self._strict_summary:
-            check_time_unit(X, self.freq_, self.kind)
+            check_time_unit(X, getattr(self, "freq_", None), self.kind)
         return tuple(c[k] for k in self.fit_columns)
 
     def _formula(self, name: str) -> Callable[..., Any]:

@@ -573,7 +573,7 @@ class KernelScoringModel(PurchaseModel):
         """The checks of the base's ``_columns`` after ``check_summary`` (rows valid)."""
         self._check_columns(X, dict(zip(self.fit_columns, columns, strict=True)))
         if self._strict_summary:
-            check_time_unit(X, self.freq_, self.kind)
+            check_time_unit(X, getattr(self, "freq_", None), self.kind)
 
     def _kernel_rows(self, columns, theta, horizon: float | None, want_alive: bool = True):
         """``(alive, expected)`` by the kernels (see :func:`bg_alive_rows`), or :data:`NO_TABLE`."""

@@ -87,7 +87,6 @@ class BetaGeoNBD(KernelScoringModel):
     _kernel = "bg"
     _formulas, _formula_prefix = F, "bgnbd"
     _expected_given_alive = _in_order = True
-    _strict_summary = False
 
     # ---------------------------------------------------------- likelihood
     def _log_likelihood(self, theta: np.ndarray, data: F.BGNBDData):

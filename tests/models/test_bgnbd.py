@@ -269,3 +269,18 @@ def _with_hessian(fit, hessian):
         return outcome, hessian, warm
 
     return patched
+
+
+def test_scoring_refuses_a_summary_in_another_time_unit(cdnow_tx):
+    """BG/NBD fitted on weeks scored a daily summary without a word (expected purchases in
+    the wrong unit); MBG/NBD and Pareto/NBD refused it, and now BG/NBD does too."""
+    from rfmml.features import btyd_summary
+
+    tx = cdnow_tx[cdnow_tx["customer_id"] <= 500]
+    model = BetaGeoNBD().fit(btyd_summary(tx, freq="W"))
+    daily = btyd_summary(tx, freq="D")
+    for score in (model.probability_alive, lambda X: model.expected_purchases(X, 4)):
+        with pytest.raises(DataError, match=r"^T must be in the time unit the BetaGeoNBD was "
+                           r"fitted on \('W'; this summary is in 'D'\)"):  # fmt: skip
+            score(daily)
+    assert model.expected_purchases(btyd_summary(tx, freq="W"), 4).notna().all()
