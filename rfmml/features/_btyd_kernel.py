@@ -115,8 +115,8 @@ def _heap_sort(values, a, b):
 
 
 @_jit
-def _count(keys, lo, rank, ts, cut, bounds):
-    """Rows before ``cut`` per customer, into ``bounds[c + 2]``.
+def _count(keys, lo, rank, ts, cut, bounds, c_lo, c_hi):
+    """Rows before ``cut`` per customer of ``c_lo <= c < c_hi``, into ``bounds[c + 2]``.
 
     The customer of row ``i`` is ``keys[i] - lo``, or ``rank[keys[i]]`` when
     ``rank`` is not empty.
@@ -125,57 +125,90 @@ def _count(keys, lo, rank, ts, cut, bounds):
     for i in range(len(keys)):
         if ts[i] < cut:
             c = rank[keys[i]] if by_rank else keys[i] - lo
-            bounds[c + 2] += 1
+            if c >= c_lo and c < c_hi:
+                bounds[c + 2] += 1
 
 
 @_jit
-def _place(keys, lo, rank, ts, amount, cut, freq, months, day0, with_amount, bounds):
-    """Counting sort of the rows before ``cut`` by customer: their periods and spend units.
+def _offsets(bounds):
+    """The counts of :func:`_count` become offsets: ``bounds[c + 1]`` the start of customer ``c``.
 
-    ``bounds`` holds the counts of :func:`_count` and becomes the segments'
-    offsets (customer ``c``'s rows are ``bounds[c]:bounds[c + 1]``). The arrays
-    are allocated here, in small pages: numpy asks for huge pages, whose
-    zeroing and compaction cost more system time than they save in page
-    faults (measured at 10M rows).
+    Returns the rows counted.
     """
     n_customers = len(bounds) - 2
     for c in range(n_customers):  # bounds[c + 2] becomes the end of customer c
         bounds[c + 2] += bounds[c + 1]
-    total = bounds[n_customers + 1]
-    period = np.empty(total, np.int32)
-    units = np.empty(total if with_amount else 0, np.int64)
+    return bounds[n_customers + 1]
+
+
+@_jit
+def _new_segments(total, with_amount):
+    """The arrays :func:`_place` fills: each row's period and spend units.
+
+    Allocated here, in small pages: numpy asks for huge pages, whose zeroing
+    and compaction cost more system time than they save in page faults
+    (measured at 10M rows).
+    """
+    return np.empty(total, np.int32), np.empty(total if with_amount else 0, np.int64)
+
+
+@_jit
+def _place(keys, lo, rank, ts, amount, cut, freq, months, day0, with_amount, bounds, period,
+           units, c_lo, c_hi):  # fmt: skip
+    """Counting sort of the rows before ``cut`` of customers ``c_lo <= c < c_hi``.
+
+    Their periods and spend units go into ``period`` and ``units`` (from
+    :func:`_new_segments`) at the offsets of :func:`_offsets`: afterwards
+    customer ``c``'s rows are ``bounds[c]:bounds[c + 1]``, in the log's order.
+    """
     by_rank = len(rank) > 0
     for i in range(len(keys)):  # bounds[c + 1] walks from c's start up to its end
         if ts[i] < cut:
             c = rank[keys[i]] if by_rank else keys[i] - lo
-            j = bounds[c + 1]
-            bounds[c + 1] = j + 1
-            period[j] = _period(ts[i], freq, months, day0)
-            if with_amount:
-                units[j] = _units(amount[i])
-    return period, units
+            if c >= c_lo and c < c_hi:
+                j = bounds[c + 1]
+                bounds[c + 1] = j + 1
+                period[j] = _period(ts[i], freq, months, day0)
+                if with_amount:
+                    units[j] = _units(amount[i])
 
 
 @_jit
-def _segments(bounds, period, units, with_amount, end_period, lo, n_out, keep_repeat):
-    """The summary columns of the customers with rows, from :func:`_place`'s segments.
+def _with_rows(bounds, c_lo, c_hi):
+    """How many customers of ``c_lo <= c < c_hi`` have rows (after :func:`_place`)."""
+    k = 0
+    for c in range(c_lo, c_hi):
+        if bounds[c + 1] > bounds[c]:
+            k += 1
+    return k
 
-    Returns the ``n_out`` customers' numbers plus ``lo``, frequency, recency,
-    T, monetary value, a flag and (with ``keep_repeat``) the repeat spends in
-    units: flag 0 done, 1 a customer's spend reaches :data:`SPEND_GUARD`
-    (stopped), 2 the monetary value of customers whose repeat spend has 2**53
-    units or more is left as NaN, for the caller to convert from the units.
-    """
-    n_customers = len(bounds) - 2
+
+@_jit
+def _new_summary(n_out, with_amount, keep_repeat):
+    """The columns :func:`_segments` fills, for ``n_out`` customers."""
     customer = np.empty(n_out, np.int64)
     frequency = np.empty(n_out, np.float64)
     recency = np.empty(n_out, np.float64)
     age = np.empty(n_out, np.float64)
     monetary = np.empty(n_out if with_amount else 0, np.float64)
     repeat_units = np.zeros(n_out if keep_repeat else 0, np.int64)
+    return customer, frequency, recency, age, monetary, repeat_units
+
+
+@_jit
+def _segments(bounds, period, units, with_amount, end_period, lo, keep_repeat, c_lo, c_hi, k,
+              customer, frequency, recency, age, monetary, repeat_units):  # fmt: skip
+    """The summary columns of the customers ``c_lo <= c < c_hi`` with rows, from ``k`` on.
+
+    Fills, from :func:`_place`'s segments, each customer's number plus
+    ``lo``, frequency, recency, T, monetary value and (with ``keep_repeat``)
+    repeat spend in units, in the arrays of :func:`_new_summary`. Returns a
+    flag: 0 done, 1 a customer's spend reaches :data:`SPEND_GUARD` (stopped),
+    2 the monetary value of customers whose repeat spend has 2**53 units or
+    more is left as NaN, for the caller to convert from the units.
+    """
     flag = 0
-    k = 0
-    for c in range(n_customers):
+    for c in range(c_lo, c_hi):
         a, b = bounds[c], bounds[c + 1]
         if b == a:
             continue
@@ -192,8 +225,7 @@ def _segments(bounds, period, units, with_amount, end_period, lo, n_out, keep_re
             for j in range(a, b):
                 spend += abs(np.float64(units[j]))
             if not spend < SPEND_GUARD * 1e9:
-                flag = 1
-                break
+                return 1
         repeat = np.int64(0)
         if with_amount and first != last:  # the spend of the periods after the first
             for j in range(a, b):
@@ -225,7 +257,7 @@ def _segments(bounds, period, units, with_amount, end_period, lo, n_out, keep_re
                 monetary[k] = np.nan
                 flag = 2
         k += 1
-    return customer, frequency, recency, age, monetary, flag, repeat_units
+    return flag
 
 
 def prepare(keys, lo, rank, ts, amount, freq):
@@ -246,31 +278,87 @@ def prepare(keys, lo, rank, ts, amount, freq):
     return n_customers, day0, months
 
 
+def customer_split(keys, lo, rank, n_customers, workers):
+    """Customer bounds cutting the log's rows into ``workers`` ranges of about as many rows.
+
+    Estimated from every row of a stride (about 64K rows): the customers of
+    those rows, sorted, give the cuts. Returns ``workers + 1`` bounds from 0
+    to ``n_customers``.
+    """
+    if workers <= 1 or len(keys) == 0:
+        return [0, n_customers]
+    sample = keys[:: max(1, len(keys) // 65536)]
+    customers = np.sort(rank[sample] if len(rank) else sample - lo)
+    cuts = [int(customers[len(customers) * j // workers]) for j in range(1, workers)]
+    return [0, *cuts, n_customers]
+
+
+def _row_split(bounds, total, workers):
+    """Customer bounds cutting ``total`` placed rows into ``workers`` ranges of about as many.
+
+    ``bounds`` as after :func:`_offsets` (``bounds[c + 1]`` the start of customer ``c``).
+    """
+    n_customers = len(bounds) - 2
+    starts = bounds[1 : n_customers + 1]
+    cuts = [int(np.searchsorted(starts, total * j // workers)) for j in range(1, workers)]
+    return [0, *cuts, n_customers]
+
+
 def summarise_counted(bounds, keys, lo, rank, ts, amount, cut, freq, months, day0, end_period,
-                      keep_repeat=False):  # fmt: skip
-    """The summary columns from the rows counted per customer in ``bounds`` (:func:`_count`)."""
+                      keep_repeat=False, workers=1):  # fmt: skip
+    """The summary columns from the rows counted per customer in ``bounds`` (:func:`_count`).
+
+    With ``workers`` above 1 the rows are placed and the segments summarised
+    on as many threads, each on a range of customers with about as many rows
+    (:mod:`rfmml.features._threads`): the same values as one thread.
+    """
+    from rfmml.features._threads import run_ranges
+
     with_amount = amount is not None
     n_out = int(np.count_nonzero(bounds))
     values = amount if with_amount else np.empty(0, np.float64)
-    period, units = _place(keys, lo, rank, ts, values, cut, freq, months, day0, with_amount, bounds)
-    result = _segments(bounds, period, units, with_amount, end_period, lo, n_out, keep_repeat)
-    return None if result[5] == 1 else result
+    total = _offsets(bounds)
+    period, units = _new_segments(total, with_amount)
+    split = _row_split(bounds, total, workers) if workers > 1 else [0, len(bounds) - 2]
+    run_ranges(lambda _, c_lo, c_hi: _place(keys, lo, rank, ts, values, cut, freq, months, day0,
+                                            with_amount, bounds, period, units, c_lo, c_hi),
+               split)  # fmt: skip
+    out = _new_summary(n_out, with_amount, keep_repeat)
+    starts = [0]  # each range's first output row: the customers with rows before it
+    for j in range(1, len(split) - 1):
+        starts.append(starts[-1] + _with_rows(bounds, split[j - 1], split[j]))
+    flags = run_ranges(lambda j, c_lo, c_hi: _segments(bounds, period, units, with_amount,
+                                                       end_period, lo, keep_repeat, c_lo, c_hi,
+                                                       starts[j], *out),
+                       split)  # fmt: skip
+    if 1 in flags:
+        return None
+    customer, frequency, recency, age, monetary, repeat_units = out
+    return customer, frequency, recency, age, monetary, max(flags), repeat_units
 
 
-def summarise(keys, lo, rank, ts, amount, cut, freq, end_period, keep_repeat=False):
+def summarise(keys, lo, rank, ts, amount, cut, freq, end_period, keep_repeat=False, workers=1):
     """The summary columns of a log's customers (see :func:`_segments`).
 
     Customer ``c`` of row ``i`` is ``keys[i] - lo``, or ``rank[keys[i]]`` when
     ``rank`` is not empty; ``ts`` are microseconds, ``cut`` the exclusive end,
     ``freq`` 0, 1 or 2 for days, weeks and months; ``amount`` may be None;
-    ``keep_repeat`` returns the repeat spends in units too. None when an
-    amount or a customer's spend reaches :data:`SPEND_GUARD`.
+    ``keep_repeat`` returns the repeat spends in units too; ``workers``
+    threads (the same values as one). Returns the customers' numbers plus
+    ``lo``, frequency, recency, T, monetary value (empty without amounts), a
+    flag (2: some monetary values are NaN, their repeat spends reaching 2**53
+    units, to convert from the units) and the repeat spends in units (empty
+    without ``keep_repeat``). None when an amount or a customer's spend
+    reaches :data:`SPEND_GUARD`.
     """
+    from rfmml.features._threads import run_ranges
+
     setup = prepare(keys, lo, rank, ts, amount, freq)
     if setup is None:
         return None
     n_customers, day0, months = setup
     bounds = np.zeros(n_customers + 2, np.int64)
-    _count(keys, lo, rank, ts, cut, bounds)
+    split = customer_split(keys, lo, rank, n_customers, workers)
+    run_ranges(lambda _, c_lo, c_hi: _count(keys, lo, rank, ts, cut, bounds, c_lo, c_hi), split)
     return summarise_counted(bounds, keys, lo, rank, ts, amount, cut, freq, months, day0,
-                             end_period, keep_repeat)  # fmt: skip
+                             end_period, keep_repeat, workers)  # fmt: skip

@@ -12,6 +12,8 @@ the same integers.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from rfmml._jit import jit as _jit
@@ -19,6 +21,7 @@ from rfmml.features._btyd_kernel import (
     _EXACT_DOUBLE,
     _US_PER_DAY,
     _units,
+    customer_split,
     prepare,
     summarise_counted,
 )
@@ -30,8 +33,8 @@ _I64_MIN = np.iinfo(np.int64).min
 
 
 @_jit
-def _count_rfm(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, agg):
-    """Per customer ``c``, in ``agg[c]``: the rows before ``cut`` and the RFM aggregates.
+def _count_rfm(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, agg, c_lo, c_hi):
+    """Per customer ``c_lo <= c < c_hi``, in ``agg[c]``: the rows before ``cut``, RFM aggregates.
 
     ``agg[c]`` holds the rows before ``cut`` (the counts of
     ``_btyd_kernel._count``), and of the rows before ``rfm_cut`` the first and
@@ -44,6 +47,8 @@ def _count_rfm(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, agg):
         t = ts[i]
         if t < cut:
             c = rank[keys[i]] if by_rank else keys[i] - lo
+            if c < c_lo or c >= c_hi:
+                continue
             agg[c, 0] += 1
             if t < rfm_cut:
                 if t < agg[c, 1]:
@@ -56,37 +61,43 @@ def _count_rfm(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, agg):
 
 
 @_jit
-def _new_aggregates(n_customers):
-    """The zeroed aggregates of :func:`_count_rfm` (first timestamps at the int64 maximum).
+def _empty_aggregates(n_customers):
+    """The aggregates of :func:`_count_rfm`, uninitialised (see :func:`_reset_aggregates`).
 
-    Allocated here, in small pages, as ``_btyd_kernel._place``'s arrays.
+    Allocated here, in small pages, as ``_btyd_kernel._new_segments``'s arrays.
     """
-    agg = np.zeros((n_customers, 5), np.int64)
-    for c in range(n_customers):
-        agg[c, 1] = _I64_MAX
-        agg[c, 2] = _I64_MIN
-    return agg
+    return np.empty((n_customers, 5), np.int64)
 
 
 @_jit
-def _seen(agg, bounds):
-    """The counts into ``bounds[c + 2]``, and the RFM aggregates of the customers with rows."""
-    n_customers = agg.shape[0]
+def _reset_aggregates(agg, c_lo, c_hi):
+    """Zero the aggregates of customers ``c_lo <= c < c_hi`` (first timestamps: int64's maximum)."""
+    for c in range(c_lo, c_hi):
+        agg[c, 0] = 0
+        agg[c, 1] = _I64_MAX
+        agg[c, 2] = _I64_MIN
+        agg[c, 3] = 0
+        agg[c, 4] = 0
+
+
+@_jit
+def _seen_counts(agg, bounds, c_lo, c_hi):
+    """The counts of customers ``c_lo <= c < c_hi`` into ``bounds[c + 2]``; how many have rows."""
     n_out = 0
-    for c in range(n_customers):
+    for c in range(c_lo, c_hi):
         bounds[c + 2] = agg[c, 0]
         if agg[c, 0] > 0:
             n_out += 1
-    t0 = np.empty(n_out, np.int64)
-    t1 = np.empty(n_out, np.int64)
-    n = np.empty(n_out, np.int64)
-    spend = np.empty(n_out, np.int64)
-    k = 0
-    for c in range(n_customers):
+    return n_out
+
+
+@_jit
+def _seen(agg, c_lo, c_hi, k, t0, t1, n, spend):
+    """The RFM aggregates of the customers ``c_lo <= c < c_hi`` with rows, from row ``k`` on."""
+    for c in range(c_lo, c_hi):
         if agg[c, 0] > 0:
             t0[k], t1[k], n[k], spend[k] = agg[c, 1], agg[c, 2], agg[c, 3], agg[c, 4]
             k += 1
-    return t0, t1, n, spend
 
 
 @_jit
@@ -99,43 +110,48 @@ def _empty_float64(n):
     return np.empty(n, np.float64)
 
 
-def numpy_column(chunked, integer):
+@_jit
+def _copy(out, start, values):
+    """``out[start:start + len(values)] = values``, without the GIL."""
+    for i in range(len(values)):
+        out[start + i] = values[i]
+
+
+def numpy_column(chunked, integer, workers=1):
     """One numpy array of an Arrow column's chunks (without NULLs), in small pages.
 
     ``integer``: int64 (timestamps as their microseconds), else float64. The
-    array is allocated by numba, as :func:`_new_aggregates` (numpy's own
-    allocation of 80 MB, in huge pages, cost 0.4 s of system time at 10M rows).
+    array is allocated by numba, as :func:`_empty_aggregates` (numpy's own
+    allocation of 80 MB, in huge pages, cost 0.4 s of system time at 10M rows);
+    with ``workers`` above 1 the chunks are copied on as many threads.
     """
     import pyarrow as pa
 
+    from rfmml.features._threads import run_ranges
+
     out = _empty_int64(len(chunked)) if integer else _empty_float64(len(chunked))
-    start = 0
+    chunks, starts = [], [0]
     for chunk in chunked.chunks:
         values = chunk.cast(pa.int64()) if integer and chunk.type != pa.int64() else chunk
-        out[start : start + len(chunk)] = values.to_numpy(zero_copy_only=False)
-        start += len(chunk)
+        chunks.append(values.to_numpy(zero_copy_only=False))
+        starts.append(starts[-1] + len(chunk))
+    # chunk bounds with about as many rows per thread
+    split = [int(np.searchsorted(starts, len(out) * j // workers)) for j in range(workers)]
+    split.append(len(chunks))
+
+    def copy(_: int, a: int, b: int) -> None:
+        for j in range(a, b):
+            _copy(out, starts[j], chunks[j])
+
+    run_ranges(copy, split)
     return out
 
 
 @_jit
-def rfm_columns(t0, t1, n, units, end_day, min_tenure, days_per_year, with_amount):
-    """The RFM table's derived columns, with the statement's arithmetic.
-
-    Returns ``recency_days``, ``tenure_days``, ``orders_per_year`` and, with
-    amounts, ``total_spend`` (NaN where the units reach 2**53: the caller
-    converts those through their decimal text), ``avg_order_value`` and
-    ``spend_per_year``; days are whole-day differences, the exposure
-    ``max(tenure, min_tenure) / days_per_year``.
-    """
-    k = len(t0)
-    recency = np.empty(k, np.float64)
-    tenure = np.empty(k, np.float64)
-    per_year = np.empty(k, np.float64)
-    m = k if with_amount else 0
-    spend = np.empty(m, np.float64)
-    average = np.empty(m, np.float64)
-    spend_year = np.empty(m, np.float64)
-    for i in range(k):
+def _rfm_range(t0, t1, n, units, end_day, min_tenure, days_per_year, with_amount, i_lo, i_hi,
+               recency, tenure, per_year, spend, average, spend_year):  # fmt: skip
+    """Rows ``i_lo <= i < i_hi`` of the arrays of :func:`rfm_columns`."""
+    for i in range(i_lo, i_hi):
         recency[i] = np.float64(end_day - t1[i] // _US_PER_DAY)
         days = np.float64(end_day - t0[i] // _US_PER_DAY)
         tenure[i] = days
@@ -147,10 +163,54 @@ def rfm_columns(t0, t1, n, units, end_day, min_tenure, days_per_year, with_amoun
             spend[i] = total
             average[i] = total / orders
             spend_year[i] = total / exposure
-    return recency, tenure, per_year, spend, average, spend_year
 
 
-def features(keys, lo, rank, ts, amount, cut, rfm_cut, freq, end_period, keep_repeat=False):
+def rfm_columns(t0, t1, n, units, end_day, min_tenure, days_per_year, with_amount, workers=1):
+    """The RFM table's derived columns, with the statement's arithmetic.
+
+    Returns ``recency_days``, ``tenure_days``, ``orders_per_year`` and, with
+    amounts, ``total_spend`` (NaN where the units reach 2**53: the caller
+    converts those through their decimal text), ``avg_order_value`` and
+    ``spend_per_year`` (empty without); days are whole-day differences, the
+    exposure ``max(tenure, min_tenure) / days_per_year``. ``workers``
+    threads compute as many ranges of rows.
+    """
+    from rfmml.features._threads import even_bounds, run_ranges
+
+    k = len(t0)
+    m = k if with_amount else 0
+    out = (_empty_float64(k), _empty_float64(k), _empty_float64(k), _empty_float64(m),
+           _empty_float64(m), _empty_float64(m))  # fmt: skip
+    run_ranges(lambda _, i_lo, i_hi: _rfm_range(t0, t1, n, units, end_day, min_tenure,
+                                                 days_per_year, with_amount, i_lo, i_hi, *out),
+               even_bounds(k, workers))  # fmt: skip
+    return out
+
+
+def _count_range(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, agg, _, c_lo, c_hi):
+    """:func:`_count_rfm` of customers ``c_lo <= c < c_hi``, their aggregates reset first."""
+    _reset_aggregates(agg, c_lo, c_hi)
+    _count_rfm(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, agg, c_lo, c_hi)
+
+
+def _gather(agg, bounds, workers):
+    """The counts into ``bounds[c + 2]`` and the RFM aggregates of the customers with rows.
+
+    :func:`_seen_counts` then :func:`_seen` on ``workers`` even ranges of customers.
+    """
+    from rfmml.features._threads import even_bounds, run_ranges
+
+    even = even_bounds(agg.shape[0], workers)
+    counts = run_ranges(lambda _, c_lo, c_hi: _seen_counts(agg, bounds, c_lo, c_hi), even)
+    n_out = sum(counts)
+    rfm = (_empty_int64(n_out), _empty_int64(n_out), _empty_int64(n_out), _empty_int64(n_out))
+    starts = [sum(counts[:j]) for j in range(len(counts))]
+    run_ranges(lambda j, c_lo, c_hi: _seen(agg, c_lo, c_hi, starts[j], *rfm), even)
+    return rfm
+
+
+def features(keys, lo, rank, ts, amount, cut, rfm_cut, freq, end_period, keep_repeat=False,
+             workers=1):  # fmt: skip
     """The summary columns and the RFM aggregates of a log's customers.
 
     Arguments as :func:`rfmml.features._btyd_kernel.summarise`, and
@@ -159,21 +219,26 @@ def features(keys, lo, rank, ts, amount, cut, rfm_cut, freq, end_period, keep_re
     spend units (zeros without amounts) of the same customers, in the same
     order (``t0`` is the int64 maximum for a customer without a row before
     ``rfm_cut``); None when an amount or a customer's spend reaches
-    ``_btyd_kernel.SPEND_GUARD``.
+    ``_btyd_kernel.SPEND_GUARD``. ``workers`` threads, each on a range of
+    customers (:mod:`rfmml.features._threads`), give the values of one.
     """
+    from rfmml.features._threads import run_ranges
+
     setup = prepare(keys, lo, rank, ts, amount, freq)
     if setup is None:
         return None
     n_customers, day0, months = setup
     with_amount = amount is not None
-    agg = _new_aggregates(n_customers)
+    agg = _empty_aggregates(n_customers)
     values = amount if with_amount else np.empty(0, np.float64)
-    _count_rfm(keys, lo, rank, ts, values, cut, rfm_cut, with_amount, agg)
+    split = customer_split(keys, lo, rank, n_customers, workers)
+    run_ranges(partial(_count_range, keys, lo, rank, ts, values, cut, rfm_cut, with_amount, agg),
+               split)  # fmt: skip
     bounds = np.zeros(n_customers + 2, np.int64)
-    rfm = _seen(agg, bounds)
+    rfm = _gather(agg, bounds, workers)
     del agg
     summary = summarise_counted(bounds, keys, lo, rank, ts, amount, cut, freq, months, day0,
-                                end_period, keep_repeat)  # fmt: skip
+                                end_period, keep_repeat, workers)  # fmt: skip
     if summary is None:
         return None
     return (*summary, *rfm)

@@ -31,6 +31,7 @@ from rfmml.features._engine import (
     scalar,
     scalar_period,
 )
+from rfmml.features._threads import available_workers
 from rfmml.features.btyd import (
     _SQL_PERIOD,
     _has_amount,
@@ -328,6 +329,10 @@ def _staged_table(con: Any, staging: str, table: str, key_list: str) -> int:
 #: 3.4M customers: peak 1.44 GiB against the statement's 1.77), which past it grows
 #: beyond the partitioned statement (20M rows, 15M customers: 4.2 GiB against 2.3).
 TABLE_COMPILED_MIN_ROWS = 2_000_000
+#: Log rows from which the compiled pass runs its loops on several threads
+#: (:func:`~rfmml.features._threads.available_workers`, each on a range of customers:
+#: the same values as one thread).
+THREADS_MIN_ROWS = 1_000_000
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
                   "UINTEGER", "UBIGINT")  # fmt: skip
 
@@ -373,26 +378,33 @@ def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: 
     fetched = con.sql(f"SELECT {names} FROM {source}").to_arrow_table()
     if fetched.num_rows == 0 or any(fetched.column(c).null_count for c in cols):
         return None
+    workers = available_workers() if fetched.num_rows >= THREADS_MIN_ROWS else 1
     id_type = fetched.schema.field("customer_id").type
     ids = fetched.column("customer_id")
-    ids = kernel.numpy_column(ids, integer=True) if id_type == pa.int64() else ids.to_numpy()
-    ts = kernel.numpy_column(fetched.column("timestamp"), integer=True)
-    amount = kernel.numpy_column(fetched.column("amount"), integer=False) if with_amount else None
+    if id_type == pa.int64():
+        ids = kernel.numpy_column(ids, integer=True, workers=workers)
+    else:
+        ids = ids.to_numpy()
+    ts = kernel.numpy_column(fetched.column("timestamp"), integer=True, workers=workers)
+    amount = None
+    if with_amount:
+        amount = kernel.numpy_column(fetched.column("amount"), integer=False, workers=workers)
     del fetched
     keys, lo, rank, uniques = customer_numbers(ids)
     cut = int(np.datetime64(next_period_start(end, freq), "us").astype(np.int64))
     rfm_cut = int(np.datetime64(end_cutoff(end), "us").astype(np.int64))
     args = (keys, lo, rank, ts, amount, cut, rfm_cut, "DWM".index(freq), scalar_period(end, freq))
-    result = kernel.features(*args)
+    result = kernel.features(*args, workers=workers)
     if result is None:
         return None
     customer, frequency, recency, age, monetary, flag, _, t0, t1, n, units = result
     _check_shared(len(customer), int(np.count_nonzero(n == 0)))
     if flag == 2:  # repeat spends of 2**53 units or more: through their decimal text
-        exact_monetary(monetary, frequency, kernel.features(*args, keep_repeat=True)[6])
+        repeat = kernel.features(*args, keep_repeat=True, workers=workers)[6]
+        exact_monetary(monetary, frequency, repeat)
     del args, keys, rank, ts, amount, ids
     derived = kernel.rfm_columns(t0, t1, n, units, scalar_period(end, "D"), min_tenure,
-                                 DAYS_PER_YEAR, with_amount)  # fmt: skip
+                                 DAYS_PER_YEAR, with_amount, workers=workers)  # fmt: skip
     recency_days, tenure, per_year, spend, average, spend_year = derived
     for k in np.flatnonzero(np.isnan(spend)):  # 2**53 units or more: their decimal text
         spend[k] = float(f"{int(units[k])}e-9")
