@@ -115,29 +115,39 @@ def _heap_sort(values, a, b):
 
 
 @_jit
-def _count(keys, lo, rank, ts, cut, bounds, c_lo, c_hi):
-    """Rows before ``cut`` per customer of ``c_lo <= c < c_hi``, into ``bounds[c + 2]``.
+def _count(keys, lo, rank, ts, cut, counts, shift, i_lo, i_hi):
+    """Rows ``i_lo <= i < i_hi`` before ``cut`` per customer ``c``, into ``counts[c + shift]``.
 
     The customer of row ``i`` is ``keys[i] - lo``, or ``rank[keys[i]]`` when
     ``rank`` is not empty.
     """
     by_rank = len(rank) > 0
-    for i in range(len(keys)):
+    for i in range(i_lo, i_hi):
         if ts[i] < cut:
             c = rank[keys[i]] if by_rank else keys[i] - lo
-            if c >= c_lo and c < c_hi:
-                bounds[c + 2] += 1
+            counts[c + shift] += 1
 
 
 @_jit
-def _offsets(bounds):
-    """The counts of :func:`_count` become offsets: ``bounds[c + 1]`` the start of customer ``c``.
+def _offsets(bounds, heads):
+    """The counts become write positions; returns the rows counted.
 
-    Returns the rows counted.
+    ``bounds[c + 2]`` holds customer ``c``'s rows before the cut and
+    ``heads[j, c]`` those among the rows of range ``j`` (all ranges but the
+    last, :func:`_place`). Afterwards ``bounds[c + 1]`` is where the last
+    range writes c's first row and ``heads[j, c]`` where range ``j`` does: c's
+    segment starts with the rows of range 0, in the log's order, then those of
+    range 1, and so on.
     """
     n_customers = len(bounds) - 2
     for c in range(n_customers):  # bounds[c + 2] becomes the end of customer c
-        bounds[c + 2] += bounds[c + 1]
+        start = bounds[c + 1]
+        bounds[c + 2] += start
+        for j in range(heads.shape[0]):
+            rows = heads[j, c]
+            heads[j, c] = start
+            start += rows
+        bounds[c + 1] = start
     return bounds[n_customers + 1]
 
 
@@ -153,24 +163,25 @@ def _new_segments(total, with_amount):
 
 
 @_jit
-def _place(keys, lo, rank, ts, amount, cut, freq, months, day0, with_amount, bounds, period,
-           units, c_lo, c_hi):  # fmt: skip
-    """Counting sort of the rows before ``cut`` of customers ``c_lo <= c < c_hi``.
+def _place(keys, lo, rank, ts, amount, cut, freq, months, day0, with_amount, cursor, shift, period,
+           units, i_lo, i_hi):  # fmt: skip
+    """Counting sort of the rows ``i_lo <= i < i_hi`` before ``cut`` by customer.
 
     Their periods and spend units go into ``period`` and ``units`` (from
-    :func:`_new_segments`) at the offsets of :func:`_offsets`: afterwards
-    customer ``c``'s rows are ``bounds[c]:bounds[c + 1]``, in the log's order.
+    :func:`_new_segments`) at customer ``c``'s write position
+    ``cursor[c + shift]`` (from :func:`_offsets`), which walks on. Once every
+    range is placed customer ``c``'s rows are ``bounds[c]:bounds[c + 1]``, in
+    the log's order.
     """
     by_rank = len(rank) > 0
-    for i in range(len(keys)):  # bounds[c + 1] walks from c's start up to its end
+    for i in range(i_lo, i_hi):
         if ts[i] < cut:
             c = rank[keys[i]] if by_rank else keys[i] - lo
-            if c >= c_lo and c < c_hi:
-                j = bounds[c + 1]
-                bounds[c + 1] = j + 1
-                period[j] = _period(ts[i], freq, months, day0)
-                if with_amount:
-                    units[j] = _units(amount[i])
+            j = cursor[c + shift]
+            cursor[c + shift] = j + 1
+            period[j] = _period(ts[i], freq, months, day0)
+            if with_amount:
+                units[j] = _units(amount[i])
 
 
 @_jit
@@ -278,58 +289,52 @@ def prepare(keys, lo, rank, ts, amount, freq):
     return n_customers, day0, months
 
 
-def customer_split(keys, lo, rank, n_customers, workers):
-    """Customer bounds cutting the log's rows into ``workers`` ranges of about as many rows.
+def customer_rows(bounds, n_rows):
+    """Customer bounds cutting the rows into ranges of about ``n_rows`` rows each.
 
-    Estimated from every row of a stride (about 64K rows): the customers of
-    those rows, sorted, give the cuts. Returns ``workers + 1`` bounds from 0
-    to ``n_customers``.
-    """
-    if workers <= 1 or len(keys) == 0:
-        return [0, n_customers]
-    sample = keys[:: max(1, len(keys) // 65536)]
-    customers = np.sort(rank[sample] if len(rank) else sample - lo)
-    cuts = [int(customers[len(customers) * j // workers]) for j in range(1, workers)]
-    return [0, *cuts, n_customers]
-
-
-def _row_split(bounds, total, workers):
-    """Customer bounds cutting ``total`` placed rows into ``workers`` ranges of about as many.
-
-    ``bounds`` as after :func:`_offsets` (``bounds[c + 1]`` the start of customer ``c``).
+    ``bounds`` as after :func:`_place` (customer ``c``'s rows are
+    ``bounds[c]:bounds[c + 1]``); ``n_rows`` the rows of each range but the last.
     """
     n_customers = len(bounds) - 2
-    starts = bounds[1 : n_customers + 1]
-    cuts = [int(np.searchsorted(starts, total * j // workers)) for j in range(1, workers)]
+    starts = bounds[:n_customers]
+    cuts = np.searchsorted(starts, np.cumsum(n_rows)).tolist()
     return [0, *cuts, n_customers]
 
 
-def summarise_counted(bounds, keys, lo, rank, ts, amount, cut, freq, months, day0, end_period,
-                      keep_repeat=False, workers=1):  # fmt: skip
-    """The summary columns from the rows counted per customer in ``bounds`` (:func:`_count`).
+def summarise_counted(bounds, heads, rows, keys, lo, rank, ts, amount, cut, freq, months, day0,
+                      end_period, keep_repeat=False):  # fmt: skip
+    """The summary columns from the rows counted per customer (:func:`_count`).
 
-    With ``workers`` above 1 the rows are placed and the segments summarised
-    on as many threads, each on a range of customers with about as many rows
-    (:mod:`rfmml.features._threads`): the same values as one thread.
+    ``rows`` are the bounds of ranges of log rows, one thread each
+    (:mod:`rfmml.features._threads`); ``bounds[c + 2]`` holds customer c's
+    rows before the cut and ``heads[j, c]`` those of range ``j``, for every
+    range but the last. Each range places its rows on its thread, then each
+    thread summarises the segments of a range of customers with about as many
+    rows: the values of one thread, bit for bit.
     """
     from rfmml.features._threads import run_ranges
 
     with_amount = amount is not None
     n_out = int(np.count_nonzero(bounds))
     values = amount if with_amount else np.empty(0, np.float64)
-    total = _offsets(bounds)
+    workers = len(rows) - 1
+    total = _offsets(bounds, heads)
     period, units = _new_segments(total, with_amount)
-    split = _row_split(bounds, total, workers) if workers > 1 else [0, len(bounds) - 2]
-    run_ranges(lambda _, c_lo, c_hi: _place(keys, lo, rank, ts, values, cut, freq, months, day0,
-                                            with_amount, bounds, period, units, c_lo, c_hi),
-               split)  # fmt: skip
+
+    def place(j: int, i_lo: int, i_hi: int) -> None:
+        cursor, shift = (bounds, 1) if j == workers - 1 else (heads[j], 0)
+        _place(keys, lo, rank, ts, values, cut, freq, months, day0, with_amount, cursor, shift,
+               period, units, i_lo, i_hi)  # fmt: skip
+
+    run_ranges(place, rows)
+    split = customer_rows(bounds, [total // workers] * (workers - 1))
     out = _new_summary(n_out, with_amount, keep_repeat)
-    starts = [0]  # each range's first output row: the customers with rows before it
-    for j in range(1, len(split) - 1):
-        starts.append(starts[-1] + _with_rows(bounds, split[j - 1], split[j]))
+    firsts = [0]  # each range's first output row: the customers with rows before it
+    for j in range(1, workers):
+        firsts.append(firsts[-1] + _with_rows(bounds, split[j - 1], split[j]))
     flags = run_ranges(lambda j, c_lo, c_hi: _segments(bounds, period, units, with_amount,
                                                        end_period, lo, keep_repeat, c_lo, c_hi,
-                                                       starts[j], *out),
+                                                       firsts[j], *out),
                        split)  # fmt: skip
     if 1 in flags:
         return None
@@ -344,21 +349,30 @@ def summarise(keys, lo, rank, ts, amount, cut, freq, end_period, keep_repeat=Fal
     ``rank`` is not empty; ``ts`` are microseconds, ``cut`` the exclusive end,
     ``freq`` 0, 1 or 2 for days, weeks and months; ``amount`` may be None;
     ``keep_repeat`` returns the repeat spends in units too; ``workers``
-    threads (the same values as one). Returns the customers' numbers plus
-    ``lo``, frequency, recency, T, monetary value (empty without amounts), a
-    flag (2: some monetary values are NaN, their repeat spends reaching 2**53
-    units, to convert from the units) and the repeat spends in units (empty
-    without ``keep_repeat``). None when an amount or a customer's spend
-    reaches :data:`SPEND_GUARD`.
+    threads, each on a range of rows then of customers (the same values as
+    one thread). Returns the customers' numbers plus ``lo``, frequency,
+    recency, T, monetary value (empty without amounts), a flag (2: some
+    monetary values are NaN, their repeat spends reaching 2**53 units, to
+    convert from the units) and the repeat spends in units (empty without
+    ``keep_repeat``). None when an amount or a customer's spend reaches
+    :data:`SPEND_GUARD`.
     """
-    from rfmml.features._threads import run_ranges
+    from rfmml.features._threads import even_bounds, run_ranges
 
     setup = prepare(keys, lo, rank, ts, amount, freq)
     if setup is None:
         return None
     n_customers, day0, months = setup
+    rows = even_bounds(len(keys), workers)
     bounds = np.zeros(n_customers + 2, np.int64)
-    split = customer_split(keys, lo, rank, n_customers, workers)
-    run_ranges(lambda _, c_lo, c_hi: _count(keys, lo, rank, ts, cut, bounds, c_lo, c_hi), split)
-    return summarise_counted(bounds, keys, lo, rank, ts, amount, cut, freq, months, day0,
-                             end_period, keep_repeat, workers)  # fmt: skip
+    heads = np.zeros((workers - 1, n_customers), np.int64)
+
+    def count(j: int, i_lo: int, i_hi: int) -> None:
+        counts, shift = (bounds, 2) if j == workers - 1 else (heads[j], 0)
+        _count(keys, lo, rank, ts, cut, counts, shift, i_lo, i_hi)
+
+    run_ranges(count, rows)
+    if workers > 1:
+        bounds[2:] += heads.sum(axis=0)
+    return summarise_counted(bounds, heads, rows, keys, lo, rank, ts, amount, cut, freq, months,
+                             day0, end_period, keep_repeat)  # fmt: skip

@@ -21,7 +21,6 @@ from rfmml.features._btyd_kernel import (
     _EXACT_DOUBLE,
     _US_PER_DAY,
     _units,
-    customer_split,
     prepare,
     summarise_counted,
 )
@@ -33,8 +32,8 @@ _I64_MIN = np.iinfo(np.int64).min
 
 
 @_jit
-def _count_rfm(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, agg, c_lo, c_hi):
-    """Per customer ``c_lo <= c < c_hi``, in ``agg[c]``: the rows before ``cut``, RFM aggregates.
+def _count_rfm(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, agg, i_lo, i_hi):
+    """Per customer ``c``, in ``agg[c]``: of the rows ``i_lo <= i < i_hi``, those before ``cut``.
 
     ``agg[c]`` holds the rows before ``cut`` (the counts of
     ``_btyd_kernel._count``), and of the rows before ``rfm_cut`` the first and
@@ -43,12 +42,10 @@ def _count_rfm(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, agg, c_lo,
     customer, so each log row touches one place in memory, not five.
     """
     by_rank = len(rank) > 0
-    for i in range(len(keys)):
+    for i in range(i_lo, i_hi):
         t = ts[i]
         if t < cut:
             c = rank[keys[i]] if by_rank else keys[i] - lo
-            if c < c_lo or c >= c_hi:
-                continue
             agg[c, 0] += 1
             if t < rfm_cut:
                 if t < agg[c, 1]:
@@ -61,18 +58,18 @@ def _count_rfm(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, agg, c_lo,
 
 
 @_jit
-def _empty_aggregates(n_customers):
-    """The aggregates of :func:`_count_rfm`, uninitialised (see :func:`_reset_aggregates`).
+def _empty_aggregates(ranges, n_customers):
+    """The aggregates of :func:`_count_rfm` of ``ranges`` ranges of rows, uninitialised.
 
     Allocated here, in small pages, as ``_btyd_kernel._new_segments``'s arrays.
     """
-    return np.empty((n_customers, 5), np.int64)
+    return np.empty((ranges, n_customers, 5), np.int64)
 
 
 @_jit
-def _reset_aggregates(agg, c_lo, c_hi):
-    """Zero the aggregates of customers ``c_lo <= c < c_hi`` (first timestamps: int64's maximum)."""
-    for c in range(c_lo, c_hi):
+def _reset_aggregates(agg):
+    """Zero the aggregates (first timestamps at int64's maximum, last at its minimum)."""
+    for c in range(agg.shape[0]):
         agg[c, 0] = 0
         agg[c, 1] = _I64_MAX
         agg[c, 2] = _I64_MIN
@@ -81,22 +78,43 @@ def _reset_aggregates(agg, c_lo, c_hi):
 
 
 @_jit
-def _seen_counts(agg, bounds, c_lo, c_hi):
-    """The counts of customers ``c_lo <= c < c_hi`` into ``bounds[c + 2]``; how many have rows."""
+def _seen_counts(aggs, bounds, heads, c_lo, c_hi):
+    """The rows before the cut of customers ``c_lo <= c < c_hi``; how many have rows.
+
+    All ranges' rows into ``bounds[c + 2]``, range ``j``'s into ``heads[j, c]``
+    (every range but the last: ``_btyd_kernel._offsets``).
+    """
     n_out = 0
     for c in range(c_lo, c_hi):
-        bounds[c + 2] = agg[c, 0]
-        if agg[c, 0] > 0:
+        total = aggs[0, c, 0]
+        for j in range(1, aggs.shape[0]):
+            total += aggs[j, c, 0]
+        for j in range(heads.shape[0]):
+            heads[j, c] = aggs[j, c, 0]
+        bounds[c + 2] = total
+        if total > 0:
             n_out += 1
     return n_out
 
 
 @_jit
-def _seen(agg, c_lo, c_hi, k, t0, t1, n, spend):
-    """The RFM aggregates of the customers ``c_lo <= c < c_hi`` with rows, from row ``k`` on."""
+def _seen(aggs, c_lo, c_hi, k, t0, t1, n, spend):
+    """The RFM aggregates of the customers ``c_lo <= c < c_hi`` with rows, from row ``k`` on.
+
+    Those of all ranges of rows: the least first timestamp, the greatest last
+    one, the sums of rows and of spend units (integers: the values of one range).
+    """
     for c in range(c_lo, c_hi):
-        if agg[c, 0] > 0:
-            t0[k], t1[k], n[k], spend[k] = agg[c, 1], agg[c, 2], agg[c, 3], agg[c, 4]
+        rows = aggs[0, c, 0]
+        first, last, orders, units = aggs[0, c, 1], aggs[0, c, 2], aggs[0, c, 3], aggs[0, c, 4]
+        for j in range(1, aggs.shape[0]):
+            rows += aggs[j, c, 0]
+            first = min(first, aggs[j, c, 1])
+            last = max(last, aggs[j, c, 2])
+            orders += aggs[j, c, 3]
+            units += aggs[j, c, 4]
+        if rows > 0:
+            t0[k], t1[k], n[k], spend[k] = first, last, orders, units
             k += 1
 
 
@@ -108,6 +126,11 @@ def _empty_int64(n):
 @_jit
 def _empty_float64(n):
     return np.empty(n, np.float64)
+
+
+@_jit
+def _empty_heads(ranges, n_customers):
+    return np.empty((ranges, n_customers), np.int64)
 
 
 @_jit
@@ -187,26 +210,26 @@ def rfm_columns(t0, t1, n, units, end_day, min_tenure, days_per_year, with_amoun
     return out
 
 
-def _count_range(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, agg, _, c_lo, c_hi):
-    """:func:`_count_rfm` of customers ``c_lo <= c < c_hi``, their aggregates reset first."""
-    _reset_aggregates(agg, c_lo, c_hi)
-    _count_rfm(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, agg, c_lo, c_hi)
-
-
-def _gather(agg, bounds, workers):
-    """The counts into ``bounds[c + 2]`` and the RFM aggregates of the customers with rows.
+def _gather(aggs, bounds, heads, workers):
+    """The counts (:func:`_seen_counts`) and the RFM aggregates of the customers with rows.
 
     :func:`_seen_counts` then :func:`_seen` on ``workers`` even ranges of customers.
     """
     from rfmml.features._threads import even_bounds, run_ranges
 
-    even = even_bounds(agg.shape[0], workers)
-    counts = run_ranges(lambda _, c_lo, c_hi: _seen_counts(agg, bounds, c_lo, c_hi), even)
+    even = even_bounds(aggs.shape[1], workers)
+    counts = run_ranges(lambda _, c_lo, c_hi: _seen_counts(aggs, bounds, heads, c_lo, c_hi), even)
     n_out = sum(counts)
     rfm = (_empty_int64(n_out), _empty_int64(n_out), _empty_int64(n_out), _empty_int64(n_out))
-    starts = [sum(counts[:j]) for j in range(len(counts))]
-    run_ranges(lambda j, c_lo, c_hi: _seen(agg, c_lo, c_hi, starts[j], *rfm), even)
+    firsts = [sum(counts[:j]) for j in range(len(counts))]
+    run_ranges(lambda j, c_lo, c_hi: _seen(aggs, c_lo, c_hi, firsts[j], *rfm), even)
     return rfm
+
+
+def _count_range(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, aggs, j, i_lo, i_hi):
+    """:func:`_count_rfm` of rows ``i_lo <= i < i_hi`` into ``aggs[j]``, reset first."""
+    _reset_aggregates(aggs[j])
+    _count_rfm(keys, lo, rank, ts, amount, cut, rfm_cut, with_amount, aggs[j], i_lo, i_hi)
 
 
 def features(keys, lo, rank, ts, amount, cut, rfm_cut, freq, end_period, keep_repeat=False,
@@ -219,26 +242,29 @@ def features(keys, lo, rank, ts, amount, cut, rfm_cut, freq, end_period, keep_re
     spend units (zeros without amounts) of the same customers, in the same
     order (``t0`` is the int64 maximum for a customer without a row before
     ``rfm_cut``); None when an amount or a customer's spend reaches
-    ``_btyd_kernel.SPEND_GUARD``. ``workers`` threads, each on a range of
-    customers (:mod:`rfmml.features._threads`), give the values of one.
+    ``_btyd_kernel.SPEND_GUARD``. ``workers`` threads (:mod:`rfmml.features._threads`)
+    each aggregate a range of rows, then place them, then summarise a range of
+    customers: the values of one thread, bit for bit (integer sums, least and
+    greatest values, each customer's rows placed in the log's order).
     """
-    from rfmml.features._threads import run_ranges
+    from rfmml.features._threads import even_bounds, run_ranges
 
     setup = prepare(keys, lo, rank, ts, amount, freq)
     if setup is None:
         return None
     n_customers, day0, months = setup
     with_amount = amount is not None
-    agg = _empty_aggregates(n_customers)
     values = amount if with_amount else np.empty(0, np.float64)
-    split = customer_split(keys, lo, rank, n_customers, workers)
-    run_ranges(partial(_count_range, keys, lo, rank, ts, values, cut, rfm_cut, with_amount, agg),
-               split)  # fmt: skip
+    rows = even_bounds(len(keys), workers)
+    aggs = _empty_aggregates(workers, n_customers)
+    run_ranges(partial(_count_range, keys, lo, rank, ts, values, cut, rfm_cut, with_amount, aggs),
+               rows)  # fmt: skip
     bounds = np.zeros(n_customers + 2, np.int64)
-    rfm = _gather(agg, bounds, workers)
-    del agg
-    summary = summarise_counted(bounds, keys, lo, rank, ts, amount, cut, freq, months, day0,
-                                end_period, keep_repeat, workers)  # fmt: skip
+    heads = _empty_heads(workers - 1, n_customers)
+    rfm = _gather(aggs, bounds, heads, workers)
+    del aggs
+    summary = summarise_counted(bounds, heads, rows, keys, lo, rank, ts, amount, cut, freq,
+                                months, day0, end_period, keep_repeat)  # fmt: skip
     if summary is None:
         return None
     return (*summary, *rfm)

@@ -135,22 +135,35 @@ def test_edge_cases() -> None:
     _check_log(ids, ts, guard, "spend guard")
 
 
-def test_the_ranges_split_the_rows() -> None:
-    """Two threads get customers with about as many rows each, in both splits."""
+def test_the_summary_on_threads(cdnow: pd.DataFrame) -> None:
+    """The BTYD kernel alone (``summarise``, the pandas path of ``btyd_summary``)."""
     from rfmml.features.btyd import customer_numbers
 
-    ids, ts, amount = _simulated(5, 2_000)
-    keys, lo, rank, _ = customer_numbers(ids)
+    for ids, ts, amount in (_columns(cdnow), _simulated(7, 300)):
+        keys, lo, rank, _ = customer_numbers(ids)
+        for amounts in (amount, None):
+            for freq in (0, 2):
+                args = (keys, lo, rank, ts, amounts, int(np.median(ts)), freq, 10**6)
+                want = btyd_kernel.summarise(*args, keep_repeat=True)
+                for workers in (2, 3):
+                    got = btyd_kernel.summarise(*args, keep_repeat=True, workers=workers)
+                    _same(got, want, f"summarise freq={freq} workers={workers}")
+
+
+def test_customer_ranges_have_as_many_rows() -> None:
+    """The segments are summarised on ranges of customers with about as many rows each."""
+    from rfmml.features.btyd import customer_numbers
+
+    ids, _, _ = _simulated(5, 2_000)
+    keys, lo, _, _ = customer_numbers(ids)
     n_customers = int(keys.max()) - lo + 1
-    split = btyd_kernel.customer_split(keys, lo, rank, n_customers, 2)
-    assert split[0] == 0 and split[2] == n_customers
-    customer = keys - lo
-    assert abs(np.count_nonzero(customer < split[1]) / len(keys) - 0.5) < 0.05
     bounds = np.zeros(n_customers + 2, np.int64)
-    np.add.at(bounds, customer + 2, 1)
-    total = btyd_kernel._offsets(bounds)
-    rows = btyd_kernel._row_split(bounds, total, 2)
-    assert abs(int(bounds[rows[1] + 1]) / total - 0.5) < 0.01
+    np.add.at(bounds, keys - lo + 1, 1)  # (as after placing: c's rows bounds[c]:bounds[c + 1])
+    np.cumsum(bounds, out=bounds)
+    total = int(bounds[-1])
+    split = btyd_kernel.customer_rows(bounds, [total // 2])
+    assert split[0] == 0 and split[2] == n_customers
+    assert abs(int(bounds[split[1]]) / total - 0.5) < 0.01
 
 
 def test_numpy_column_on_threads() -> None:
