@@ -365,7 +365,10 @@ def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: 
     days as whole-day differences, the exposure floored at ``min_tenure``) and
     stored from Arrow in the statement's names, types and order. None (nothing
     created) when a column holds NULLs or a customer's spend reaches the
-    kernel's guard: the statement then sums it in 128 bits.
+    kernel's guard: the statement then sums it in 128 bits. From
+    :data:`THREADS_MIN_ROWS` rows the copies and loops run on
+    :func:`~rfmml.features._threads.available_workers` threads (ranges of rows,
+    then of customers), which give one thread's values bit for bit.
     """
     import numpy as np
     import pyarrow as pa
@@ -463,7 +466,9 @@ def customer_features_table(
     chunks. A log of one partition with integer customer ids and no group, from
     :data:`TABLE_COMPILED_MIN_ROWS` rows on, is aggregated instead by a compiled
     pass over its columns (:mod:`rfmml.features._features_kernel`, about three
-    times less CPU at 10M rows) that stores the statement's table bit for bit.
+    times less CPU at 10M rows) that stores the statement's table bit for bit;
+    from :data:`THREADS_MIN_ROWS` rows its loops run on two threads where the
+    process may use two cores (the same table).
 
     Parameters
     ----------
