@@ -9,8 +9,6 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from rfmml.data import load_cdnow, load_online_retail
-
 kernel = pytest.importorskip("rfmml.features._features_kernel")
 btyd_kernel = pytest.importorskip("rfmml.features._btyd_kernel")
 
@@ -72,14 +70,14 @@ def _check_log(ids: np.ndarray, ts: np.ndarray, amount: np.ndarray | None, label
 
 
 @pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
-    return load_cdnow()[["customer_id", "timestamp", "amount"]]
+def cdnow(cdnow_tx: pd.DataFrame) -> pd.DataFrame:
+    return cdnow_tx[["customer_id", "timestamp", "amount"]]
 
 
 @pytest.fixture(scope="module")
-def retail() -> pd.DataFrame:
+def retail(online_retail_tx: pd.DataFrame) -> pd.DataFrame:
     """The bundled Online Retail log (18,532 rows), integer ids."""
-    tx = load_online_retail()[["customer_id", "timestamp", "amount"]]
+    tx = online_retail_tx[["customer_id", "timestamp", "amount"]]
     return tx.assign(customer_id=tx["customer_id"].astype("int64"))
 
 
