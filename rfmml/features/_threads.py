@@ -1,36 +1,33 @@
-"""Compiled loops of the features pass on ranges of customers, one Python thread per range.
+"""Compiled loops of the features pass on ranges of rows or customers, one thread per range.
 
 The loops of :mod:`rfmml.features._btyd_kernel` and
-:mod:`rfmml.features._features_kernel` are compiled with ``nogil=True``: Python
-threads run them at the same time. Each loop takes a range of customers (or of
-output rows) and touches only their places, so the ranges can run
-concurrently, and every customer's rows are still read in the log's order:
-the values are those of one range covering everything, bit for bit. numba's
-own threading layer is not used (the writers of the scoring stage run other
-compiled loops from their own threads).
+:mod:`rfmml.features._features_kernel` are compiled with ``nogil=True``: the
+threads of :mod:`rfmml._threads`' pool run them at the same time. Each loop
+takes a range of log rows or of customers and touches only its own places,
+and every customer's rows keep the log's order: the values are those of one
+range covering everything, bit for bit. numba's own threading layer is not
+used (the writers of the scoring stage run other compiled loops from their
+own threads).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
+
+from rfmml._threads import run_all, thread_count
 
 __all__ = ["MAX_WORKERS", "available_workers", "even_bounds", "run_ranges"]
 
-#: Most threads a features pass uses (the loops are bound by memory accesses, and
-#: the job's machines have two cores).
+#: Most threads a features pass uses: its loops are bound by memory accesses
+#: (random writes into per-customer arrays), which more threads share.
 MAX_WORKERS = 2
 
 
 def available_workers() -> int:
-    """Threads for a features pass: the cores this process may use, at most :data:`MAX_WORKERS`."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # (no affinity outside Linux)
-        cores = os.cpu_count() or 1
-    return max(1, min(MAX_WORKERS, cores))
+    """The threads of a features pass: ``thread_count()``, at most :data:`MAX_WORKERS`."""
+    return max(1, min(MAX_WORKERS, thread_count()))
 
 
 def even_bounds(n: int, parts: int) -> list[int]:
@@ -39,20 +36,12 @@ def even_bounds(n: int, parts: int) -> list[int]:
 
 
 def run_ranges(fn: Callable[[int, int, int], Any], bounds: Sequence[int]) -> list[Any]:
-    """``fn(j, bounds[j], bounds[j + 1])`` for each range ``j``, each on its own thread.
+    """``fn(j, bounds[j], bounds[j + 1])`` for each range ``j``; results in the ranges' order.
 
-    The first range runs on the calling thread; with one range nothing else
-    starts. Results in the order of the ranges; the first range's exception
-    (after every range has finished) is raised.
+    On the pool's threads (:func:`rfmml._threads.run_all`: in the calling
+    thread when there is one range, one thread or the caller is itself a
+    task of the pool). The first failing range's exception is raised after
+    every range has finished.
     """
-    n = len(bounds) - 1
-    if n == 1:
-        return [fn(0, bounds[0], bounds[1])]
-    with ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="rfmml-features") as pool:
-        others = [pool.submit(fn, j, bounds[j], bounds[j + 1]) for j in range(1, n)]
-        try:
-            first = fn(0, bounds[0], bounds[1])
-        finally:  # the other ranges end before anything is raised (they share the arrays)
-            for future in others:
-                future.exception()
-    return [first, *(future.result() for future in others)]
+    tasks = [partial(fn, j, bounds[j], bounds[j + 1]) for j in range(len(bounds) - 1)]
+    return run_all(tasks)

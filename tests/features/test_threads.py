@@ -178,7 +178,7 @@ def test_numpy_column_on_threads() -> None:
             assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
 
 
-def test_an_error_of_a_range_is_raised() -> None:
+def test_an_error_of_a_range_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     from rfmml.features._threads import available_workers, run_ranges
 
     def fail_in_second(j: int, lo: int, hi: int) -> int:
@@ -189,7 +189,10 @@ def test_an_error_of_a_range_is_raised() -> None:
     with pytest.raises(ValueError, match="range 5-9"):
         run_ranges(fail_in_second, [0, 5, 9])
     assert run_ranges(fail_in_second, [0, 4]) == [4]
-    assert 1 <= available_workers() <= 2
+    monkeypatch.setenv("RFMML_THREADS", "1")  # one core: one thread
+    assert available_workers() == 1
+    monkeypatch.setenv("RFMML_THREADS", "8")
+    assert available_workers() == 2
 
 
 @pytest.mark.parametrize("freq", ["D", "M"])
@@ -200,13 +203,14 @@ def test_features_table_on_threads(cdnow: pd.DataFrame, retail: pd.DataFrame, fr
     from rfmml.features import combined
 
     monkeypatch.setattr(combined, "TABLE_COMPILED_MIN_ROWS", 0)
+    monkeypatch.setattr(combined, "THREADS_MIN_ROWS", 0)
     for tx in (cdnow, retail):
         log = ScannedLog.from_pandas(tx)
         try:
             tables = []
-            for threads_from in (10**12, 0):
-                monkeypatch.setattr(combined, "THREADS_MIN_ROWS", threads_from)
-                table = combined.customer_features_table(log, freq=freq, table=f"t{threads_from}")
+            for threads in ("1", "2"):  # (two threads on any machine)
+                monkeypatch.setenv("RFMML_THREADS", threads)
+                table = combined.customer_features_table(log, freq=freq, table=f"t{threads}")
                 tables.append(table.relation().to_arrow_table())
                 table.drop()
             assert tables[0].num_rows > 0
