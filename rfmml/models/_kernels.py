@@ -538,6 +538,18 @@ def add_block_sums(block_sums, out):  # pragma: no cover - compiled
 
 @_jit
 def add_level_rows(level, first_row, ws_rows, ws_level):  # pragma: no cover - compiled
-    """``ws_level[level[first_row + j]] += ws_rows[j]`` for each ``j``, in order."""
-    for j in range(len(ws_rows)):
-        ws_level[level[first_row + j]] += ws_rows[j]
+    """``ws_level[level[first_row + j]] += ws_rows[j]`` for each ``j``, in order.
+
+    A run of rows at one level is added in a register and stored once: the
+    same additions in the same order, without a store and reload per row
+    (prepared rows are sorted by frequency: runs are long).
+    """
+    j = 0
+    m = len(ws_rows)
+    while j < m:
+        k = level[first_row + j]
+        total = ws_level[k]
+        while j < m and level[first_row + j] == k:
+            total += ws_rows[j]
+            j += 1
+        ws_level[k] = total

@@ -50,12 +50,6 @@ __all__ = [
 #: and joining a thread costs ~0.1 ms, the loop ~15 ns a row). Read at call time.
 LIKELIHOOD_THREAD_MIN_ROWS = 50_000
 
-#: Share of the blocks the calling thread sums when there are two threads: a
-#: little more than half, as it also adds the other thread's values per level
-#: afterwards.
-CALLER_SHARE = 0.5
-
-
 def usable_cores() -> int:
     """Cores this process may run on (its CPU affinity; ``os.cpu_count()`` without one)."""
     try:
@@ -103,7 +97,9 @@ def compiled_row_sums(
     n_blocks = -(-n_rows // kernels.SUM_BLOCK_ROWS)
     block_sums = np.empty((n_blocks, 8))
     ws_level = np.zeros(n_levels)
-    cut = min(max(round(n_blocks * CALLER_SHARE), 1), n_blocks) if threads > 1 else n_blocks
+    # two threads: the calling thread sums the first half of the blocks (and adds the
+    # other thread's values per level afterwards, ~1 ns a row), the other the rest
+    cut = max(n_blocks // 2, 1) if threads > 1 else n_blocks
     if cut == n_blocks:
         kernels.bg_likelihood_sums(*args, 0, n_blocks, ws_level, _NO_ROWS, block_sums)
     else:
