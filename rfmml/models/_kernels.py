@@ -56,8 +56,9 @@ __all__ = [
     "if_alive_log_g",
     "if_alive_finish",
     "bg_likelihood_sums",
+    "mark_levels",
     "add_block_sums",
-    "add_level_rows",
+    "add_carried",
 ]
 
 #: Rows per block of the row-wise arithmetic: the block's buffers stay in cache.
@@ -457,7 +458,7 @@ SUM_BLOCK_ROWS = 4096
 def bg_likelihood_sums(  # pragma: no cover - compiled
     r, alpha, x, w, level, log_c4, T, T_index, l1p_T_levels, inv_T_levels,
     t_x, t_x_index, l1p_t_x_levels, inv_t_x_levels, first_block, end_block,
-    ws_level, ws_rows, block_sums
+    ws_level, carried, carried_level, carried_ws, block_sums
 ):  # fmt: skip
     """The row-wise sums of the BG/NBD and MBG/NBD likelihood and gradient over blocks of rows.
 
@@ -465,11 +466,13 @@ def bg_likelihood_sums(  # pragma: no cover - compiled
     b < end_block``, the eight sums of :func:`rfmml.models._formulas.bg_row_sums`
     over its rows go to ``block_sums[b]`` (in its order; :func:`add_block_sums`
     adds the blocks in order). ``w s`` of each row is added to ``ws_level`` at
-    its frequency level when ``ws_rows`` is empty; else it is written to
-    ``ws_rows`` (from its first element, for the first row of the range) and
-    :func:`add_level_rows` adds it later, after the rows before the range.
-    Distinct block ranges write distinct rows of ``block_sums``: two threads
-    may sum two ranges at once (numba releases Python's lock).
+    its frequency level, except at the levels marked in ``carried`` (empty:
+    none, see :func:`mark_levels`): those rows' levels and values are written
+    to ``carried_level`` and ``carried_ws``, in row order, for
+    :func:`add_carried` to add after the rows before the range. Returns how
+    many rows were carried. Distinct block ranges write distinct rows of
+    ``block_sums``: two threads may sum two ranges at once (numba releases
+    Python's lock).
 
     Per row, with ``L(v) = ln(1 + v / alpha)``, ``d = L(T) - L(t_x)`` and the
     log-odds ``z = log_c4[level] + (r + x) d`` (FH13 eq. 4 for the BG/NBD,
@@ -486,8 +489,8 @@ def bg_likelihood_sums(  # pragma: no cover - compiled
     distinct rows).
     """
     n = len(x)
-    by_level = len(ws_rows) == 0
-    first_row = first_block * SUM_BLOCK_ROWS
+    any_carried = len(carried) > 0
+    m = 0
     for b in range(first_block, end_block):
         start = b * SUM_BLOCK_ROWS
         s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
@@ -514,10 +517,12 @@ def bg_likelihood_sums(  # pragma: no cover - compiled
             s5 += wsrx * inv_v
             s6 += wi * inv_u
             s7 += wx * inv_u
-            if by_level:
-                ws_level[k] += ws
+            if any_carried and carried[k]:
+                carried_level[m] = k
+                carried_ws[m] = ws
+                m += 1
             else:
-                ws_rows[i - first_row] = ws
+                ws_level[k] += ws
         block_sums[b, 0] = s0
         block_sums[b, 1] = s1
         block_sums[b, 2] = s2
@@ -526,6 +531,14 @@ def bg_likelihood_sums(  # pragma: no cover - compiled
         block_sums[b, 5] = s5
         block_sums[b, 6] = s6
         block_sums[b, 7] = s7
+    return m
+
+
+@_jit
+def mark_levels(level, end_row, marks):  # pragma: no cover - compiled
+    """Mark in ``marks`` the levels of rows ``0 .. end_row - 1``."""
+    for i in range(end_row):
+        marks[level[i]] = True
 
 
 @_jit
@@ -537,19 +550,19 @@ def add_block_sums(block_sums, out):  # pragma: no cover - compiled
 
 
 @_jit
-def add_level_rows(level, first_row, ws_rows, ws_level):  # pragma: no cover - compiled
-    """``ws_level[level[first_row + j]] += ws_rows[j]`` for each ``j``, in order.
+def add_carried(carried_level, carried_ws, ws_level):  # pragma: no cover - compiled
+    """``ws_level[carried_level[j]] += carried_ws[j]`` for each ``j``, in order.
 
-    A run of rows at one level is added in a register and stored once: the
-    same additions in the same order, without a store and reload per row
+    A run of values at one level is added in a register and stored once: the
+    same additions in the same order, without a store and reload per value
     (prepared rows are sorted by frequency: runs are long).
     """
     j = 0
-    m = len(ws_rows)
+    m = len(carried_ws)
     while j < m:
-        k = level[first_row + j]
+        k = carried_level[j]
         total = ws_level[k]
-        while j < m and level[first_row + j] == k:
-            total += ws_rows[j]
+        while j < m and carried_level[j] == k:
+            total += carried_ws[j]
             j += 1
         ws_level[k] = total

@@ -11,11 +11,15 @@ split:
   ``(blocks, 8)`` array and added in block order
   (:func:`~rfmml.models._kernels.add_block_sums`), the additions one pass
   over the blocks makes;
-* ``w s`` per frequency level: the calling thread adds its rows' values to
-  the levels row by row; the second thread writes each of its rows' values
-  to an array of rows instead, which the calling thread then adds to the
-  levels in row order (:func:`~rfmml.models._kernels.add_level_rows`, about
-  1 ns a row), after its own rows: the additions, in the order, of one pass.
+* ``w s`` per frequency level: each thread adds its rows' values to the
+  levels row by row, the second thread into its own array, except at the
+  levels the first rows also have (marked first by
+  :func:`~rfmml.models._kernels.mark_levels`, a pass over the first rows'
+  levels): those values it writes, in row order, to arrays that the calling
+  thread adds to the first rows' sums afterwards
+  (:func:`~rfmml.models._kernels.add_carried`). Every level's sum is then
+  the additions, in the order, of one pass. Prepared rows are sorted by
+  frequency, so usually one level straddles the cut and few values wait.
 
 Likelihoods that are flat along a ridge (a degenerate fit: ``r`` and
 ``alpha`` running to infinity) end wherever rounding sends the optimiser, so
@@ -50,6 +54,7 @@ __all__ = [
 #: and joining a thread costs ~0.1 ms, the loop ~15 ns a row). Read at call time.
 LIKELIHOOD_THREAD_MIN_ROWS = 50_000
 
+
 def usable_cores() -> int:
     """Cores this process may run on (its CPU affinity; ``os.cpu_count()`` without one)."""
     try:
@@ -63,7 +68,9 @@ def sum_threads(rows: int) -> int:
     return 2 if rows >= LIKELIHOOD_THREAD_MIN_ROWS and usable_cores() > 1 else 1
 
 
-_NO_ROWS = np.empty(0)
+_NO_MARKS = np.empty(0, dtype=np.bool_)
+_NO_LEVELS = np.empty(0, dtype=np.intp)
+_NO_VALUES = np.empty(0)
 
 
 def compiled_row_sums(
@@ -83,8 +90,8 @@ def compiled_row_sums(
     n_levels : int
         Frequency levels.
     threads : int
-        1: every block in the calling thread; 2: the later blocks in a second
-        thread. The values are the same.
+        1: every block in the calling thread; 2: the later half of the blocks
+        in a second thread. The values are the same.
 
     Returns
     -------
@@ -93,35 +100,44 @@ def compiled_row_sums(
     ws_level : numpy.ndarray
         ``sum w s`` per frequency level.
     """
+    sums_of = kernels.bg_likelihood_sums
     n_rows = len(level)
     n_blocks = -(-n_rows // kernels.SUM_BLOCK_ROWS)
     block_sums = np.empty((n_blocks, 8))
     ws_level = np.zeros(n_levels)
-    # two threads: the calling thread sums the first half of the blocks (and adds the
-    # other thread's values per level afterwards, ~1 ns a row), the other the rest
     cut = max(n_blocks // 2, 1) if threads > 1 else n_blocks
     if cut == n_blocks:
-        kernels.bg_likelihood_sums(*args, 0, n_blocks, ws_level, _NO_ROWS, block_sums)
+        sums_of(*args, 0, n_blocks, ws_level, _NO_MARKS, _NO_LEVELS, _NO_VALUES, block_sums)
     else:
         first_row = cut * kernels.SUM_BLOCK_ROWS
-        ws_rows = np.empty(n_rows - first_row)
+        in_first = np.zeros(n_levels, dtype=np.bool_)  # levels of the first rows
+        later_level = np.zeros(n_levels)  # the later rows' sums at the other levels
+        carried_level = np.empty(n_rows - first_row, dtype=np.intp)
+        carried_ws = np.empty(n_rows - first_row)
+        carried: list[int] = []
         errors: list[BaseException] = []
 
         def later_blocks() -> None:
             try:
-                kernels.bg_likelihood_sums(*args, cut, n_blocks, ws_level, ws_rows, block_sums)
+                kernels.mark_levels(level, first_row, in_first)
+                carried.append(sums_of(*args, cut, n_blocks, later_level, in_first,
+                                       carried_level, carried_ws, block_sums))  # fmt: skip
             except BaseException as exc:  # re-raised in the calling thread
                 errors.append(exc)
 
         other = threading.Thread(target=later_blocks, name="rfmml-likelihood", daemon=True)
         other.start()
         try:
-            kernels.bg_likelihood_sums(*args, 0, cut, ws_level, _NO_ROWS, block_sums)
+            sums_of(*args, 0, cut, ws_level, _NO_MARKS, _NO_LEVELS, _NO_VALUES, block_sums)
         finally:
             other.join()
         if errors:
             raise errors[0]
-        kernels.add_level_rows(level, first_row, ws_rows, ws_level)
+        # a level the first rows lack starts from 0.0 in either array: the later
+        # rows' own sum is the one-pass sum; the others continue from the first rows'
+        ws_level = np.where(in_first, ws_level, later_level)
+        m = carried[0]
+        kernels.add_carried(carried_level[:m], carried_ws[:m], ws_level)
     sums = np.zeros(8)
     kernels.add_block_sums(block_sums, sums)
     return sums, ws_level
