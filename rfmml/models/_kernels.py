@@ -13,7 +13,9 @@ row-wise arithmetic gathers the logarithms and pair terms from such tables.
 
 The BG/NBD and MBG/NBD likelihoods take their row sums from one loop
 (:func:`bg_likelihood_sums`): there numpy's thirty passes over the rows cost
-more than its vectorised ``exp`` and ``log`` save. In scoring, exponentials
+more than its vectorised ``exp`` and ``log`` save. It sums blocks of rows,
+which two threads can share with the values of one pass
+(:mod:`rfmml.models._row_sums`). In scoring, exponentials
 and logarithms of whole blocks stay numpy calls between the loops: numba
 has no vectorised ``exp`` and ``log`` without Intel's SVML, and numpy's
 SIMD loops are several times faster than a scalar loop calling libm.
