@@ -35,7 +35,7 @@ from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, roots_jacobi,
 
 from rfmml._compiled import compiled_module
 from rfmml.models._grouping import frequency_levels
-from rfmml.models._row_sums import compiled_row_sums, sum_threads
+from rfmml.models._row_sums import compiled_row_sums, sum_parts
 
 __all__ = [
     "bgnbd_log_likelihood",
@@ -366,9 +366,9 @@ def _shifted_levels(alpha, levels, index):
 
 
 def compiled_bg_row_sums(
-    r, alpha, log_c4_level, data: BGNBDData, threads: int
+    r, alpha, log_c4_level, data: BGNBDData, parts: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`bg_row_sums` from the compiled loop in ``threads`` threads (the same result for any).
+    """:func:`bg_row_sums` from the compiled loop in ``parts`` threads (the same bits for any).
 
     See :func:`rfmml.models._row_sums.compiled_row_sums`.
     """
@@ -378,7 +378,7 @@ def compiled_bg_row_sums(
         data.T, *_shifted_levels(alpha, data.T_levels, data.T_index),
         data.t_x, *_shifted_levels(alpha, data.t_x_levels, data.t_x_index),
     )  # fmt: skip
-    return compiled_row_sums(_compiled_loops(), args, data.level_index, len(data.x_levels), threads)
+    return compiled_row_sums(_compiled_loops(), args, data.level_index, len(data.x_levels), parts)
 
 
 def bg_row_sums(r, alpha, log_c4_level, data: BGNBDData) -> tuple[np.ndarray, np.ndarray]:
@@ -391,10 +391,10 @@ def bg_row_sums(r, alpha, log_c4_level, data: BGNBDData) -> tuple[np.ndarray, np
     ``sum w s (r + x) / (alpha + t_x)``, ``sum w / (alpha + T)``,
     ``sum w x / (alpha + T)``, and ``sum w s`` per frequency level. From
     :data:`LIKELIHOOD_KERNEL_MIN_ROWS` prepared rows on, one compiled pass
-    (:func:`rfmml.models._kernels.bg_likelihood_sums`), in two threads from
-    :data:`rfmml.models._row_sums.LIKELIHOOD_THREAD_MIN_ROWS` rows on when the
-    process may use two cores (the same values, bit for bit, with one thread or
-    two); else
+    (:func:`rfmml.models._kernels.bg_likelihood_sums`), on several threads
+    from :data:`rfmml.models._row_sums.LIKELIHOOD_THREAD_ROWS` rows per thread
+    on when the process may use several cores (the same values, bit for bit,
+    with any number of threads); else
     numpy, in blocks of at most :data:`LIKELIHOOD_BLOCK_ROWS` rows.
 
     Returns
@@ -406,7 +406,7 @@ def bg_row_sums(r, alpha, log_c4_level, data: BGNBDData) -> tuple[np.ndarray, np
     """
     log_c4_level = np.asarray(log_c4_level, dtype=float)
     if _uses_compiled_sums(len(data.x)):
-        return compiled_bg_row_sums(r, alpha, log_c4_level, data, sum_threads(len(data.x)))
+        return compiled_bg_row_sums(r, alpha, log_c4_level, data, sum_parts(len(data.x)))
     sums = np.zeros(8)
     ws_level = np.zeros(len(data.x_levels))
     # Written into preallocated buffers: with millions of rows, fresh temporaries

@@ -152,7 +152,7 @@ def _summaries(cdnow_summary, many_levels_summary):
 
 
 @pytest.mark.parametrize("model", list(MODELS))
-def test_two_threads_give_the_bits_of_one_and_the_numpy_values(
+def test_threads_give_the_bits_of_one_and_the_numpy_values(
     model, cdnow_summary, many_levels_summary, monkeypatch
 ):
     from rfmml.models import _row_sums
@@ -163,17 +163,21 @@ def test_two_threads_give_the_bits_of_one_and_the_numpy_values(
     for name, s in summaries.items():
         cols = [s[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")]
         data = prepare(*cols, np.linspace(1.0, 3.0, len(s)))
-        assert len(data.x) > 2 * 4096  # blocks for both threads
+        assert len(data.x) > 2 * 4096  # a block for each of three parts
         for r, alpha, a, b in [(0.243, 4.414, 0.793, 2.426), (1.5, 20.0, 0.6, 3.0)]:
             log_c4 = LOG_C4[model](a, b, data.x_levels)
             one = F.compiled_bg_row_sums(r, alpha, log_c4, data, 1)
-            two = F.compiled_bg_row_sums(r, alpha, log_c4, data, 2)
-            for one_sums, two_sums in zip(one, two, strict=True):
-                np.testing.assert_array_equal(two_sums, one_sums, err_msg=name)
-            # bg_row_sums takes the threads from LIKELIHOOD_THREAD_MIN_ROWS rows on
+            for parts in (2, 3):
+                several = F.compiled_bg_row_sums(r, alpha, log_c4, data, parts)
+                for one_sums, several_sums in zip(one, several, strict=True):
+                    np.testing.assert_array_equal(several_sums, one_sums, err_msg=name)
+            # bg_row_sums takes RFMML_THREADS parts from LIKELIHOOD_THREAD_ROWS rows a part
+            monkeypatch.setenv("RFMML_THREADS", "2")
             monkeypatch.setattr(F, "LIKELIHOOD_KERNEL_MIN_ROWS", 0)
-            monkeypatch.setattr(_row_sums, "LIKELIHOOD_THREAD_MIN_ROWS", 0)
-            np.testing.assert_array_equal(F.bg_row_sums(r, alpha, log_c4, data)[1], one[1])
+            monkeypatch.setattr(_row_sums, "LIKELIHOOD_THREAD_ROWS", 1)
+            assert _row_sums.sum_parts(len(data.x)) == 2
+            for one_sums, two_sums in zip(one, F.bg_row_sums(r, alpha, log_c4, data), strict=True):
+                np.testing.assert_array_equal(two_sums, one_sums, err_msg=name)
             monkeypatch.setattr(F, "LIKELIHOOD_KERNEL_MIN_ROWS", 10**12)
             numpy = F.bg_row_sums(r, alpha, log_c4, data)
             monkeypatch.undo()
