@@ -35,6 +35,7 @@ from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, roots_jacobi,
 
 from rfmml._compiled import compiled_module
 from rfmml.models._grouping import frequency_levels
+from rfmml.models._row_sums import compiled_row_sums, sum_parts
 
 __all__ = [
     "bgnbd_log_likelihood",
@@ -364,6 +365,22 @@ def _shifted_levels(alpha, levels, index):
     return index, np.log1p(levels / alpha), 1.0 / (alpha + levels)
 
 
+def compiled_bg_row_sums(
+    r, alpha, log_c4_level, data: BGNBDData, parts: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`bg_row_sums` from the compiled loop in ``parts`` threads (the same bits for any).
+
+    See :func:`rfmml.models._row_sums.compiled_row_sums`.
+    """
+    args = (
+        float(r), float(alpha), data.x, data.weights, data.level_index,
+        np.asarray(log_c4_level, dtype=float),
+        data.T, *_shifted_levels(alpha, data.T_levels, data.T_index),
+        data.t_x, *_shifted_levels(alpha, data.t_x_levels, data.t_x_index),
+    )  # fmt: skip
+    return compiled_row_sums(_compiled_loops(), args, data.level_index, len(data.x_levels), parts)
+
+
 def bg_row_sums(r, alpha, log_c4_level, data: BGNBDData) -> tuple[np.ndarray, np.ndarray]:
     """The row-wise sums of the (M)BG/NBD likelihood and gradient.
 
@@ -374,8 +391,11 @@ def bg_row_sums(r, alpha, log_c4_level, data: BGNBDData) -> tuple[np.ndarray, np
     ``sum w s (r + x) / (alpha + t_x)``, ``sum w / (alpha + T)``,
     ``sum w x / (alpha + T)``, and ``sum w s`` per frequency level. From
     :data:`LIKELIHOOD_KERNEL_MIN_ROWS` prepared rows on, one compiled pass
-    (:func:`rfmml.models._kernels.bg_likelihood_sums`); else numpy, in blocks
-    of at most :data:`LIKELIHOOD_BLOCK_ROWS` rows.
+    (:func:`rfmml.models._kernels.bg_likelihood_sums`), on several threads
+    from :data:`rfmml.models._row_sums.LIKELIHOOD_THREAD_ROWS` rows per thread
+    on when the process may use several cores (the same values, bit for bit,
+    with any number of threads); else
+    numpy, in blocks of at most :data:`LIKELIHOOD_BLOCK_ROWS` rows.
 
     Returns
     -------
@@ -384,17 +404,11 @@ def bg_row_sums(r, alpha, log_c4_level, data: BGNBDData) -> tuple[np.ndarray, np
     ws_level : numpy.ndarray
         ``sum w s`` per frequency level.
     """
-    sums = np.zeros(8)
-    ws_level = np.zeros(len(data.x_levels))
     log_c4_level = np.asarray(log_c4_level, dtype=float)
     if _uses_compiled_sums(len(data.x)):
-        _compiled_loops().bg_likelihood_sums(
-            float(r), float(alpha), data.x, data.weights, data.level_index, log_c4_level,
-            data.T, *_shifted_levels(alpha, data.T_levels, data.T_index),
-            data.t_x, *_shifted_levels(alpha, data.t_x_levels, data.t_x_index),
-            ws_level, sums,
-        )  # fmt: skip
-        return sums, ws_level
+        return compiled_bg_row_sums(r, alpha, log_c4_level, data, sum_parts(len(data.x)))
+    sums = np.zeros(8)
+    ws_level = np.zeros(len(data.x_levels))
     # Written into preallocated buffers: with millions of rows, fresh temporaries
     # cost as much in page faults as the arithmetic itself. Blocks of at most
     # LIKELIHOOD_BLOCK_ROWS rows (the buffers' width) keep the buffers bounded.

@@ -422,7 +422,12 @@ def _unique_whole_rows(
     that range (``bincount``, in input order as the hash path); otherwise,
     when every weight is 1 (a summary without a ``weights`` column), the
     counts are the run lengths of the sorted keys (SIMD ``numpy.sort``, a
-    few times faster than hashing). Returns None in the other cases.
+    few times faster than hashing); when the rows are already distinct
+    (collapsed with their counts, as DuckDB or Spark hand them over), the
+    rows and weights are put in key order (``numpy.argsort``: the counts are
+    the weights themselves, as the hash path's sums of one weight each).
+    Returns None in the other cases (weighted rows that repeat: the hash
+    path sums their weights in input order).
     """
     n = len(arrays[0])
     if n == 0:
@@ -447,7 +452,11 @@ def _unique_whole_rows(
         keys = ordered[starts]
         counts = np.diff(np.append(starts, n)).astype(float)
     else:
-        return None
+        order = np.argsort(key)
+        keys = key[order]
+        if not (keys[1:] > keys[:-1]).all():  # a row repeats
+            return None
+        counts = w[order]
     out = []
     for arr, n_levels in zip(arrays[::-1], ranges[::-1], strict=True):
         out.append((keys % n_levels).astype(arr.dtype))

@@ -13,7 +13,9 @@ row-wise arithmetic gathers the logarithms and pair terms from such tables.
 
 The BG/NBD and MBG/NBD likelihoods take their row sums from one loop
 (:func:`bg_likelihood_sums`): there numpy's thirty passes over the rows cost
-more than its vectorised ``exp`` and ``log`` save. In scoring, exponentials
+more than its vectorised ``exp`` and ``log`` save. It sums blocks of rows,
+which two threads can share with the values of one pass
+(:mod:`rfmml.models._row_sums`). In scoring, exponentials
 and logarithms of whole blocks stay numpy calls between the loops: numba
 has no vectorised ``exp`` and ``log`` without Intel's SVML, and numpy's
 SIMD loops are several times faster than a scalar loop calling libm.
@@ -56,6 +58,9 @@ __all__ = [
     "if_alive_log_g",
     "if_alive_finish",
     "bg_likelihood_sums",
+    "mark_levels",
+    "add_block_sums",
+    "add_carried",
 ]
 
 #: Rows per block of the row-wise arithmetic: the block's buffers stay in cache.
@@ -445,21 +450,33 @@ def _log1p_and_inverse(i, alpha, values, index, l1p_levels, inv_levels):  # prag
 
 
 #: Rows per partial sum of :func:`bg_likelihood_sums`: each block is summed on
-#: its own, then added to the totals (rounding grows with the block, not the
-#: whole summary).
+#: its own, then the blocks' sums are added in block order (rounding grows with
+#: the block, not the whole summary; any split of the blocks between threads
+#: gives the same totals).
 SUM_BLOCK_ROWS = 4096
 
 
 @_jit
 def bg_likelihood_sums(  # pragma: no cover - compiled
     r, alpha, x, w, level, log_c4, T, T_index, l1p_T_levels, inv_T_levels,
-    t_x, t_x_index, l1p_t_x_levels, inv_t_x_levels, ws_level, out
+    t_x, t_x_index, l1p_t_x_levels, inv_t_x_levels, first_block, end_block,
+    ws_level, carried, carried_level, carried_ws, block_sums
 ):  # fmt: skip
-    """The row-wise sums of the BG/NBD and MBG/NBD likelihood and gradient, in one pass.
+    """The row-wise sums of the BG/NBD and MBG/NBD likelihood and gradient over blocks of rows.
 
-    The sums of :func:`rfmml.models._formulas.bg_row_sums`, added to ``out``
-    in its order, and ``w s`` per frequency level added to ``ws_level``. Per
-    row, with ``L(v) = ln(1 + v / alpha)``, ``d = L(T) - L(t_x)`` and the
+    For each block ``b`` of :data:`SUM_BLOCK_ROWS` rows with ``first_block <=
+    b < end_block``, the eight sums of :func:`rfmml.models._formulas.bg_row_sums`
+    over its rows go to ``block_sums[b]`` (in its order; :func:`add_block_sums`
+    adds the blocks in order). ``w s`` of each row is added to ``ws_level`` at
+    its frequency level, except at the levels marked in ``carried`` (empty:
+    none, see :func:`mark_levels`): those rows' levels and values are written
+    to ``carried_level`` and ``carried_ws``, in row order, for
+    :func:`add_carried` to add after the rows before the range. Returns how
+    many rows were carried. Distinct block ranges write distinct rows of
+    ``block_sums``: two threads may sum two ranges at once (numba releases
+    Python's lock).
+
+    Per row, with ``L(v) = ln(1 + v / alpha)``, ``d = L(T) - L(t_x)`` and the
     log-odds ``z = log_c4[level] + (r + x) d`` (FH13 eq. 4 for the BG/NBD,
     [BDF07] appendix A for the MBG/NBD: only ``log_c4`` differs),
     ``ln(1 + e^z)`` and ``s = e^z / (1 + e^z)`` come from one exponential,
@@ -471,11 +488,13 @@ def bg_likelihood_sums(  # pragma: no cover - compiled
     ``t_x``). The numpy expression makes about thirty passes over the rows;
     this loop reads each row once, which on a million rows outweighs numpy's
     vectorised ``exp`` and ``log`` (about 3x less CPU time, measured on 1.4M
-    distinct rows). Each block of :data:`SUM_BLOCK_ROWS` rows is summed on its
-    own, then added to the totals.
+    distinct rows).
     """
     n = len(x)
-    for start in range(0, n, SUM_BLOCK_ROWS):
+    any_carried = len(carried) > 0
+    m = 0
+    for b in range(first_block, end_block):
+        start = b * SUM_BLOCK_ROWS
         s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
         for i in range(start, min(start + SUM_BLOCK_ROWS, n)):
             u, inv_u = _log1p_and_inverse(i, alpha, T, T_index, l1p_T_levels, inv_T_levels)
@@ -500,12 +519,52 @@ def bg_likelihood_sums(  # pragma: no cover - compiled
             s5 += wsrx * inv_v
             s6 += wi * inv_u
             s7 += wx * inv_u
-            ws_level[k] += ws
-        out[0] += s0
-        out[1] += s1
-        out[2] += s2
-        out[3] += s3
-        out[4] += s4
-        out[5] += s5
-        out[6] += s6
-        out[7] += s7
+            if any_carried and carried[k]:
+                carried_level[m] = k
+                carried_ws[m] = ws
+                m += 1
+            else:
+                ws_level[k] += ws
+        block_sums[b, 0] = s0
+        block_sums[b, 1] = s1
+        block_sums[b, 2] = s2
+        block_sums[b, 3] = s3
+        block_sums[b, 4] = s4
+        block_sums[b, 5] = s5
+        block_sums[b, 6] = s6
+        block_sums[b, 7] = s7
+    return m
+
+
+@_jit
+def mark_levels(level, end_row, marks):  # pragma: no cover - compiled
+    """Mark in ``marks`` the levels of rows ``0 .. end_row - 1``."""
+    for i in range(end_row):
+        marks[level[i]] = True
+
+
+@_jit
+def add_block_sums(block_sums, out):  # pragma: no cover - compiled
+    """Add the rows of ``block_sums`` to ``out`` one after the other, in block order."""
+    for b in range(block_sums.shape[0]):
+        for j in range(block_sums.shape[1]):
+            out[j] += block_sums[b, j]
+
+
+@_jit
+def add_carried(carried_level, carried_ws, ws_level):  # pragma: no cover - compiled
+    """``ws_level[carried_level[j]] += carried_ws[j]`` for each ``j``, in order.
+
+    A run of values at one level is added in a register and stored once: the
+    same additions in the same order, without a store and reload per value
+    (prepared rows are sorted by frequency: runs are long).
+    """
+    j = 0
+    m = len(carried_ws)
+    while j < m:
+        k = carried_level[j]
+        total = ws_level[k]
+        while j < m and carried_level[j] == k:
+            total += carried_ws[j]
+            j += 1
+        ws_level[k] = total

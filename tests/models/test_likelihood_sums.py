@@ -117,3 +117,69 @@ def test_per_customer_log_likelihood_sums_to_the_total(model, cdnow_summary, mon
         total, _ = _likelihood(model, s, theta, compiled=False, monkeypatch=monkeypatch)
         per_customer = PER_CUSTOMER[model](*cols, *theta)
         assert float(weights @ per_customer) == pytest.approx(total, rel=1e-13)
+
+
+LOG_C4 = {  # ln C4 per frequency level, as the two likelihoods compute it
+    "BG/NBD": lambda a, b, xl: np.where(
+        xl > 0, np.log(a) - np.log(b + np.maximum(xl, 1) - 1), -1e6
+    ),
+    "MBG/NBD": lambda a, b, xl: np.log(a) - np.log(b + xl),
+}
+
+
+@pytest.fixture(scope="module")
+def many_levels_summary() -> pd.DataFrame:
+    """40,000 simulated customers in whole days (T levels), with about a hundred frequencies."""
+    T = np.random.default_rng(5).integers(1, 1_000, size=40_000).astype(float)
+    return simulate_bgnbd(40_000, T, {"r": 1.5, "alpha": 20.0, "a": 0.6, "b": 3.0}, 5)
+
+
+def _summaries(cdnow_summary, many_levels_summary):
+    """CDNOW four times over (three blocks of the compiled loop) and the simulated log.
+
+    Sorted by frequency (as a fit prepares its distinct rows: one level on both
+    sides of the threads' cut) and in other orders (levels on both sides).
+    """
+    cdnow = pd.concat([cdnow_summary] * 4, ignore_index=True)
+    s = many_levels_summary
+    return {
+        "CDNOW x4": cdnow,
+        "CDNOW x4, sorted": cdnow.sort_values(["frequency", "recency", "T"]),
+        "simulated": s,
+        "simulated, sorted": s.sort_values(["frequency", "recency", "T"]),
+        "simulated, shuffled": s.sample(frac=1.0, random_state=0),
+    }
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_threads_give_the_bits_of_one_and_the_numpy_values(
+    model, cdnow_summary, many_levels_summary, monkeypatch
+):
+    from rfmml.models import _row_sums
+
+    prepare, _ = MODELS[model]
+    summaries = _summaries(cdnow_summary, many_levels_summary)
+    assert many_levels_summary["frequency"].nunique() > 80
+    for name, s in summaries.items():
+        cols = [s[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")]
+        data = prepare(*cols, np.linspace(1.0, 3.0, len(s)))
+        assert len(data.x) > 2 * 4096  # a block for each of three parts
+        for r, alpha, a, b in [(0.243, 4.414, 0.793, 2.426), (1.5, 20.0, 0.6, 3.0)]:
+            log_c4 = LOG_C4[model](a, b, data.x_levels)
+            one = F.compiled_bg_row_sums(r, alpha, log_c4, data, 1)
+            for parts in (2, 3):
+                several = F.compiled_bg_row_sums(r, alpha, log_c4, data, parts)
+                for one_sums, several_sums in zip(one, several, strict=True):
+                    np.testing.assert_array_equal(several_sums, one_sums, err_msg=name)
+            # bg_row_sums takes RFMML_THREADS parts from LIKELIHOOD_THREAD_ROWS rows a part
+            monkeypatch.setenv("RFMML_THREADS", "2")
+            monkeypatch.setattr(F, "LIKELIHOOD_KERNEL_MIN_ROWS", 0)
+            monkeypatch.setattr(_row_sums, "LIKELIHOOD_THREAD_ROWS", 1)
+            assert _row_sums.sum_parts(len(data.x)) == 2
+            for one_sums, two_sums in zip(one, F.bg_row_sums(r, alpha, log_c4, data), strict=True):
+                np.testing.assert_array_equal(two_sums, one_sums, err_msg=name)
+            monkeypatch.setattr(F, "LIKELIHOOD_KERNEL_MIN_ROWS", 10**12)
+            numpy = F.bg_row_sums(r, alpha, log_c4, data)
+            monkeypatch.undo()
+            for one_sums, numpy_sums in zip(one, numpy, strict=True):
+                np.testing.assert_allclose(one_sums, numpy_sums, rtol=1e-12, err_msg=name)
