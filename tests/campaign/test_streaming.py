@@ -297,3 +297,22 @@ def test_a_view_and_a_table_with_nulls_stream_through_arrow(tmp_path: Path) -> N
     with pytest.raises(DataError, match="recency_days"):
         score_features_table(holed, pipeline, tmp_path / "holed", fingerprints={}, chunk_rows=700)
     log.close()
+
+
+def test_tables_past_the_sort_limit_are_grouped_by_duckdb(tmp_path: Path, monkeypatch) -> None:
+    """Past SORT_ROWS_MAX customers: DuckDB's statements, the same rows, weights and files."""
+    from rfmml.campaign import streaming
+
+    tx, freq = _log("simulated")
+    log = ScannedLog.from_pandas(tx)
+    table = customer_features_table(log, freq=freq)
+    pipeline = ScoringPipeline(purchase_model=fit_on_table(BetaGeoNBD(), table), horizon=12,
+                               freq=freq)  # fmt: skip
+    sorted_rows = streaming.fit_rows(BetaGeoNBD(), table)
+    score_features_table(table, pipeline, tmp_path / "sorted", fingerprints={}, chunk_rows=900)
+    monkeypatch.setattr(streaming, "SORT_ROWS_MAX", table.n_rows - 1)
+    assert streaming._TableCodes.of_table(table, ["frequency", "recency", "T"], 900) is None
+    pd.testing.assert_frame_equal(streaming.fit_rows(BetaGeoNBD(), table), sorted_rows)
+    score_features_table(table, pipeline, tmp_path / "duckdb", fingerprints={}, chunk_rows=900)
+    log.close()
+    _same_files(tmp_path / "sorted", tmp_path / "duckdb")
