@@ -17,7 +17,7 @@ from rfmml.campaign.streaming import fit_on_table, fit_rule_segmenter, score_fea
 from rfmml.data import load_cdnow, load_online_retail, simulate_transactions
 from rfmml.data._scan import ScannedLog
 from rfmml.features import customer_features
-from rfmml.features.combined import customer_features_table
+from rfmml.features.combined import FeaturesTable, customer_features_table
 from rfmml.models import BetaGeoNBD, GammaGamma
 from rfmml.segments import RuleSegmenter
 
@@ -102,7 +102,8 @@ def test_streamed_files_equal_the_pandas_path(fitted, tmp_path: Path) -> None:
     )
 
 
-def test_small_chunks_give_the_same_files(tmp_path: Path) -> None:
+def _cdnow_table_and_pipeline() -> tuple[ScannedLog, FeaturesTable, ScoringPipeline]:
+    """CDNOW's features table and a pipeline fitted on it (rfm11, BG/NBD, Gamma-Gamma)."""
     tx, freq = _log("cdnow")
     log = ScannedLog.from_pandas(tx)
     table = customer_features_table(log, freq=freq)
@@ -114,6 +115,11 @@ def test_small_chunks_give_the_same_files(tmp_path: Path) -> None:
             gamma_gamma=fit_on_table(GammaGamma(zero_spend="exclude"), table),
             horizon=52, freq=freq,
         )  # fmt: skip
+    return log, table, pipeline
+
+
+def test_small_chunks_give_the_same_files(tmp_path: Path) -> None:
+    log, table, pipeline = _cdnow_table_and_pipeline()
     calls: list[tuple[int, int]] = []
     score_features_table(table, pipeline, tmp_path / "one", fingerprints={})
     score_features_table(table, pipeline, tmp_path / "small", fingerprints={}, chunk_rows=997,
@@ -273,17 +279,7 @@ def test_a_view_and_a_table_with_nulls_stream_through_arrow(tmp_path: Path) -> N
     from rfmml.campaign.streaming import _numbered_rows
     from rfmml.errors import DataError
 
-    tx, freq = _log("cdnow")
-    log = ScannedLog.from_pandas(tx)
-    table = customer_features_table(log, freq=freq)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pipeline = ScoringPipeline(
-            rule_segmenter=fit_rule_segmenter(RuleSegmenter("rfm11"), table),
-            purchase_model=fit_on_table(BetaGeoNBD(), table),
-            gamma_gamma=fit_on_table(GammaGamma(zero_spend="exclude"), table),
-            horizon=52, freq=freq,
-        )  # fmt: skip
+    log, table, pipeline = _cdnow_table_and_pipeline()
     con = table.connection
     con.execute('CREATE TEMP VIEW features_view AS SELECT * FROM "customer_features"')
     view = dataclasses.replace(table, table="features_view")
