@@ -31,16 +31,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import gib, write_section  # noqa: E402
+from bench_pipeline import _status_kib  # noqa: E402
 
 HERE = Path(__file__).resolve().parent.parent
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
 
 
 def _digest(con: Any, table: str) -> str:
