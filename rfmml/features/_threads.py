@@ -18,11 +18,14 @@ from typing import Any
 
 from rfmml._threads import run_all, thread_count
 
-__all__ = ["MAX_WORKERS", "available_workers", "even_bounds", "run_ranges"]
+__all__ = ["MAX_WORKERS", "THREADS_MIN_ROWS", "available_workers", "even_bounds", "run_ranges"]
 
 #: Most threads a features pass uses: its loops are bound by memory accesses
 #: (random writes into per-customer arrays), which more threads share.
 MAX_WORKERS = 2
+#: Log rows from which the compiled passes (the features table's and the pandas
+#: summary's) run their loops on several threads: the same values as one thread.
+THREADS_MIN_ROWS = 1_000_000
 
 
 def available_workers() -> int:

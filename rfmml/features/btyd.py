@@ -44,6 +44,7 @@ from rfmml.features._engine import (
     scalar_period,
 )
 from rfmml.features._spark import is_spark, with_attrs
+from rfmml.features._threads import THREADS_MIN_ROWS, available_workers
 
 _T = TypeVar("_T")
 
@@ -377,12 +378,14 @@ def _summary_compiled(
     keys, lo, rank, uniques = customer_numbers(ids)
     amount = clean["amount"].to_numpy() if with_amount else None
     args = (keys, lo, rank, ts, amount, cut, "DWM".index(freq), scalar_period(end, freq))
-    result = _btyd_kernel.summarise(*args)
+    # on several threads from THREADS_MIN_ROWS rows: the values of one thread, bit for bit
+    workers = available_workers() if len(keys) >= THREADS_MIN_ROWS else 1
+    result = _btyd_kernel.summarise(*args, workers=workers)
     if result is None or len(result[0]) == 0:  # (no row in the observation: as the statement)
         return None
     customer, frequency, recency, age, monetary, flag, _ = result
     if flag == 2:  # repeat spends of 2**53 units or more: through their decimal text
-        repeat = _btyd_kernel.summarise(*args, keep_repeat=True)[6]
+        repeat = _btyd_kernel.summarise(*args, keep_repeat=True, workers=workers)[6]
         exact_monetary(monetary, frequency, repeat)
     index_values = customer.astype(ids.dtype, copy=False) if uniques is None else uniques[customer]
     columns = {"frequency": frequency, "recency": recency, "T": age}

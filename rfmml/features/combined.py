@@ -31,7 +31,7 @@ from rfmml.features._engine import (
     scalar,
     scalar_period,
 )
-from rfmml.features._threads import available_workers
+from rfmml.features._threads import THREADS_MIN_ROWS, available_workers
 from rfmml.features.btyd import (
     _SQL_PERIOD,
     _has_amount,
@@ -329,10 +329,6 @@ def _staged_table(con: Any, staging: str, table: str, key_list: str) -> int:
 #: 3.4M customers: peak 1.44 GiB against the statement's 1.77), which past it grows
 #: beyond the partitioned statement (20M rows, 15M customers: 4.2 GiB against 2.3).
 TABLE_COMPILED_MIN_ROWS = 2_000_000
-#: Log rows from which the compiled pass runs its loops on several threads
-#: (:func:`~rfmml.features._threads.available_workers`, each on a range of customers:
-#: the same values as one thread).
-THREADS_MIN_ROWS = 1_000_000
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
                   "UINTEGER", "UBIGINT")  # fmt: skip
 

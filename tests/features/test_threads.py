@@ -219,3 +219,19 @@ def test_features_table_on_threads(cdnow: pd.DataFrame, retail: pd.DataFrame, fr
                 assert a.to_numpy().tobytes() == b.to_numpy().tobytes()
         finally:
             log.close()
+
+
+def test_btyd_summary_on_threads(cdnow: pd.DataFrame, retail: pd.DataFrame,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """``btyd_summary``'s compiled pass on a pandas log gives one thread's summary on two."""
+    from rfmml.features import btyd, btyd_summary
+
+    monkeypatch.setattr(btyd, "COMPILED_MIN_ROWS", 0)
+    monkeypatch.setattr(btyd, "THREADS_MIN_ROWS", 0)
+    for tx in (cdnow, retail):
+        summaries = []
+        for threads in ("1", "2"):  # (two threads on any machine)
+            monkeypatch.setenv("RFMML_THREADS", threads)
+            summaries.append(btyd_summary(tx, freq="W"))
+        pd.testing.assert_frame_equal(summaries[0], summaries[1], check_exact=True)
+        assert len(summaries[0]) == tx["customer_id"].nunique()
