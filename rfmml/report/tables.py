@@ -374,11 +374,12 @@ def _segments_by_period_duckdb(
     revenue = ', sum(t."amount") AS revenue' if "amount" in columns else ""
     sql = f"""
         WITH l AS (SELECT {", ".join(q)}, arg_min(_code, _row) AS _code FROM _labels GROUP BY ALL)
-        SELECT strftime(t."timestamp", '%Y-%m') AS period, l._code AS _code,
-               count(DISTINCT t."customer_id") AS customers{revenue}, count(*) AS orders
-        FROM {log.table} AS t JOIN l ON {on}
-        GROUP BY ALL
-    """
+        SELECT strftime(month, '%Y-%m') AS period, * EXCLUDE (month) FROM (
+            SELECT date_trunc('month', t."timestamp") AS month, l._code AS _code,
+                   count(DISTINCT t."customer_id") AS customers{revenue}, count(*) AS orders
+            FROM {log.table} AS t JOIN l ON {on}
+            GROUP BY ALL)
+    """  # months as timestamps, text once per group: a string per row cost 0.8 CPU s at 10M
     con = log.connection
     con.register("_labels", labels)
     try:
