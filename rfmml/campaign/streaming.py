@@ -164,22 +164,30 @@ def _counted_rows(table: FeaturesTable, columns: list[str]) -> pd.DataFrame | No
     of other numbers, where the statement's hash aggregation is faster, or
     holding NULL or NaN), and past :data:`SORT_ROWS_MAX` customers.
     """
-    if table.n_rows > SORT_ROWS_MAX:
-        return None
-    arrow = table.relation(columns).to_arrow_table()
-    if any(arrow.column(c).null_count for c in columns):
-        return None
-    arrays = [arrow.column(c).to_numpy() for c in columns]
-    del arrow
-    if not all(_grouping.small_whole_numbers(a) for a in arrays):
-        return None
-    found = _grouping.sorted_distinct_rows(*arrays)
+    found = table.distinct_rows.get(tuple(columns))
     if found is None:
-        return None
+        if table.n_rows > SORT_ROWS_MAX:
+            return None
+        arrays = _fetched(table, columns)
+        if arrays is None or not all(_grouping.small_whole_numbers(a) for a in arrays):
+            return None
+        found = _grouping.sorted_distinct_rows(*arrays)
+        if found is None:
+            return None
+        if all(a.dtype == np.float64 for a in arrays):  # as the scoring reads them
+            table.distinct_rows[tuple(columns)] = found
     distinct, codes = found
     rows = pd.DataFrame(dict(zip(columns, distinct, strict=True)))
     rows["weights"] = np.bincount(codes, minlength=len(rows)).astype(np.float64)
     return rows
+
+
+def _fetched(table: FeaturesTable, columns: list[str]) -> list[np.ndarray] | None:
+    """Every customer's values of ``columns``, in the table's order; None with NULLs."""
+    arrow = table.relation(columns).to_arrow_table()
+    if any(arrow.column(c).null_count for c in columns):
+        return None
+    return [arrow.column(c).to_numpy() for c in columns]
 
 
 def _check_rule_columns(table: FeaturesTable, columns: list[str]) -> int:
@@ -356,32 +364,23 @@ class _RowCodes:
 SORT_ROWS_MAX = 2**24
 
 
-def _digest(arrays: list[np.ndarray]) -> bytes:
-    """A fingerprint of the values of some float columns (their bytes)."""
-    import hashlib
-
-    h = hashlib.sha256(usedforsecurity=False)  # hardware-accelerated: faster than sha1 here
-    for values in arrays:
-        h.update(np.ascontiguousarray(values, dtype=np.float64).view(np.uint8).data)
-    return h.digest()
-
-
 class _TableCodes:
     """Each customer's row among the distinct rows, found once for the whole table.
 
     The columns of every customer are read once, in the order the chunks come
     (:func:`_chunks`), and :func:`rfmml.models._grouping.sorted_distinct_rows`
     gives the distinct rows (in the order of ``SELECT DISTINCT ... ORDER BY``)
-    and every customer's row in one sort. A chunk takes its slice of those
-    numbers when its values have the fingerprint of that slice (they do when
-    the table is read in the same order twice); otherwise its customers find
-    their rows by search, as :class:`_RowCodes`.
+    and every customer's row in one sort (or :func:`fit_on_table` left them on
+    the table). A chunk takes its slice of those numbers when the rows they
+    name hold the chunk's values (they do when the table is read in the same
+    order twice); otherwise its customers find their rows by search, as
+    :class:`_RowCodes`.
     """
 
     def __init__(self, rows: pd.DataFrame, columns: list[str], codes: np.ndarray,
-                 digests: list[bytes], chunk_rows: int) -> None:  # fmt: skip
-        self.rows, self.columns, self.all_codes = rows, columns, codes
-        self.digests, self.chunk_rows = digests, chunk_rows
+                 chunk_rows: int) -> None:  # fmt: skip
+        self.rows, self.columns, self.all_codes, self.chunk_rows = rows, columns, codes, chunk_rows
+        self._values = [rows[c].to_numpy() for c in columns]
         self._search: _RowCodes | None = None
 
     @classmethod
@@ -391,31 +390,30 @@ class _TableCodes:
 
         None too past :data:`SORT_ROWS_MAX` customers.
         """
-        if table.n_rows > SORT_ROWS_MAX:
-            return None
-        arrow = table.relation(columns).to_arrow_table()
-        if any(arrow.column(c).null_count for c in columns):
-            return None
-        arrays = [arrow.column(c).to_numpy().astype(np.float64, copy=False) for c in columns]
-        del arrow
-        found = _grouping.sorted_distinct_rows(*arrays)
+        found = table.distinct_rows.pop(tuple(columns), None)
         if found is None:
-            return None
+            if table.n_rows > SORT_ROWS_MAX:
+                return None
+            arrays = _fetched(table, columns)
+            if arrays is None:
+                return None
+            found = _grouping.sorted_distinct_rows(*(a.astype(np.float64) for a in arrays))
+            del arrays
+            if found is None:
+                return None
         distinct, codes = found
-        digests = [
-            _digest([a[start : start + chunk_rows] for a in arrays])
-            for start in range(0, len(codes), chunk_rows)
-        ]
         rows = pd.DataFrame(dict(zip(columns, distinct, strict=True)))
-        return cls(rows, columns, codes, digests, chunk_rows)
+        return cls(rows, columns, codes, chunk_rows)
 
     def codes(self, frame: pd.DataFrame, chunk: int | None = None) -> np.ndarray:
         """The row of each customer of ``frame``, chunk number ``chunk`` of the table."""
-        if chunk is not None and chunk < len(self.digests):
+        if chunk is not None:
             start = chunk * self.chunk_rows
             part = self.all_codes[start : start + len(frame)]
-            values = [frame[c].to_numpy(dtype=float) for c in self.columns]
-            if len(part) == len(frame) and _digest(values) == self.digests[chunk]:
+            if len(part) == len(frame) and all(
+                np.array_equal(values[part], frame[c].to_numpy(dtype=float))
+                for c, values in zip(self.columns, self._values, strict=True)
+            ):
                 return part
         if self._search is None:
             self._search = _RowCodes(self.rows, self.columns)

@@ -12,7 +12,7 @@ RFM table counts distinct orders, which per-period rows cannot add up), call
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -249,6 +249,10 @@ class FeaturesTable:
         The ``attrs`` :func:`customer_features` gives each table.
     n_rows : int
         Customers (rows).
+    distinct_rows : dict
+        Sorted distinct rows of some summary columns with every customer's row
+        among them, left by :func:`rfmml.campaign.streaming.fit_on_table` for the
+        scoring of the same table (which takes them); emptied by :meth:`drop`.
     """
 
     connection: Any
@@ -259,6 +263,12 @@ class FeaturesTable:
     feature_attrs: dict[str, Any]
     summary_attrs: dict[str, Any]
     n_rows: int
+    #: Distinct rows of some summary columns and every customer's row among them, by
+    #: column names, kept by whoever computed them for the next user of the same table
+    #: (:mod:`rfmml.campaign.streaming`: the fit's grouping, then the scoring's codes).
+    distinct_rows: dict[tuple[str, ...], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def relation(self, columns: list[str] | None = None) -> Any:
         """The table (or some of its columns) as a lazy DuckDB relation, in key order."""
@@ -276,6 +286,7 @@ class FeaturesTable:
 
     def drop(self) -> None:
         """Drop the table (the connection stays open)."""
+        self.distinct_rows.clear()
         self.connection.execute(f'DROP TABLE IF EXISTS "{self.table}"')
 
 

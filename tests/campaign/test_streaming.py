@@ -312,3 +312,20 @@ def test_tables_past_the_sort_limit_are_grouped_by_duckdb(tmp_path: Path, monkey
     score_features_table(table, pipeline, tmp_path / "duckdb", fingerprints={}, chunk_rows=900)
     log.close()
     _same_files(tmp_path / "sorted", tmp_path / "duckdb")
+
+
+def test_the_fit_hands_its_distinct_rows_to_the_scoring(tmp_path: Path) -> None:
+    """fit_on_table leaves the sorted rows on the table; the scoring takes them: same files."""
+    tx, freq = _log("simulated")
+    log = ScannedLog.from_pandas(tx)
+    table = customer_features_table(log, freq=freq)
+    other = customer_features_table(log, freq=freq, table="other")
+    model = fit_on_table(BetaGeoNBD(), table)
+    key = ("frequency", "recency", "T")
+    assert key in table.distinct_rows and not other.distinct_rows
+    pipeline = ScoringPipeline(purchase_model=model, horizon=12, freq=freq)
+    score_features_table(table, pipeline, tmp_path / "handed", fingerprints={}, chunk_rows=700)
+    assert key not in table.distinct_rows  # taken (and its memory freed) by the scoring
+    score_features_table(other, pipeline, tmp_path / "own", fingerprints={}, chunk_rows=700)
+    log.close()
+    _same_files(tmp_path / "handed", tmp_path / "own")
