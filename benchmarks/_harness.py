@@ -9,6 +9,7 @@ every 5 ms by a background thread.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -65,6 +66,24 @@ def run_isolated(script: str, *args: str, timeout: float = 900) -> dict:
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_in_tree(tree: Path, child: str, *args: str) -> dict:
+    """``python -c child args`` with rfmml imported from ``tree``; its last JSON line and the load.
+
+    The 1-minute load average is read before the child starts.
+    """
+    load = os.getloadavg()[0]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(
+        [sys.executable, "-c", child, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tree,
+    )
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "load": load}
 
 
 def write_section(name: str, markdown: str) -> None:

@@ -28,13 +28,13 @@ Wall and CPU seconds (the process's, all threads).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import run_in_tree  # noqa: E402
 
 SETTINGS = r"""
 import importlib.util, json, os, sys, time, warnings
@@ -103,17 +103,7 @@ print(json.dumps(out))
 
 
 def _run(tree: Path, child: str, *args: str) -> dict:
-    load = os.getloadavg()[0]
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run(
-        [sys.executable, "-c", child, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tree,
-    )
-    return {**json.loads(out.stdout.strip().splitlines()[-1]), "load": load}
+    return run_in_tree(tree, child, *args)
 
 
 def _alternate(args: argparse.Namespace, child: str, *child_args: str) -> dict[str, list[dict]]:

@@ -15,12 +15,12 @@ seconds; the median is kept). Trees alternate, ``--repeats`` processes each; the
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import run_in_tree  # noqa: E402
 
 CHILD = r"""
 import json, sys, time
@@ -55,17 +55,7 @@ CASES = {
 
 
 def _run(tree: Path, n: int, summary: str, theta: str) -> dict:
-    load = os.getloadavg()[0]
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(n), summary, theta],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tree,
-    )
-    return {**json.loads(out.stdout.strip().splitlines()[-1]), "load": load}
+    return run_in_tree(tree, CHILD, str(n), summary, theta)
 
 
 def main() -> None:
