@@ -106,13 +106,24 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
     Exception
         The first failing task's exception (in task order), after every task
         has finished (none is left running in the background).
+
+    Notes
+    -----
+    Where no thread can be started (``RuntimeError`` from the pool), the
+    tasks not handed to it run in the calling thread.
     """
     threads = min(thread_count(), len(tasks))
     if threads <= 1 or getattr(_in_pool, "active", False):
         return [task() for task in tasks]
-    futures = [_executor(thread_count()).submit(_marked(task)) for task in tasks]
+    futures = []
+    try:
+        pool = _executor(thread_count())
+        for task in tasks:
+            futures.append(pool.submit(_marked(task)))
+    except RuntimeError:  # no thread can be started (a process or sandbox limit)
+        pass  # the tasks not submitted run here, after those that were
     errors = [f.exception() for f in futures]  # waits for all of them
     for error in errors:
         if error is not None:
             raise error
-    return [f.result() for f in futures]
+    return [f.result() for f in futures] + [task() for task in tasks[len(futures) :]]

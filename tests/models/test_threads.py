@@ -175,3 +175,21 @@ def test_sorted_distinct_rows_refuse_nan():
 
     assert sorted_distinct_rows(np.array([1.0, np.nan]), np.array([1.0, 2.0])) is None
     assert sorted_distinct_rows(np.array([], dtype=float)) is None
+
+
+def test_tasks_run_in_the_caller_when_no_thread_can_start(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv(THREADS_ENV, "2")
+    original = ThreadPoolExecutor.submit
+    calls = {"n": 0}
+
+    def limited(self, fn, /, *args, **kwargs):  # the second thread cannot start
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise RuntimeError("can't start new thread")
+        return original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", limited)
+    assert run_all([lambda i=i: i * i for i in range(5)]) == [0, 1, 4, 9, 16]
+    assert calls["n"] == 2  # one task on the pool, the four others here
