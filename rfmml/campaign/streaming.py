@@ -397,7 +397,9 @@ class _TableCodes:
             arrays = _fetched(table, columns)
             if arrays is None:
                 return None
-            found = _grouping.sorted_distinct_rows(*(a.astype(np.float64) for a in arrays))
+            found = _grouping.sorted_distinct_rows(
+                *(a.astype(np.float64, copy=False) for a in arrays)
+            )
             del arrays
             if found is None:
                 return None

@@ -554,7 +554,7 @@ def _column_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     as_int, span = own
     present = np.zeros(span, dtype=np.bool_)
     present[as_int] = True
-    rank_of = np.cumsum(present, dtype=np.int64)
+    rank_of = np.cumsum(present, dtype=np.int32)  # ranks < 2**24: half the table of int64
     rank_of -= 1
     return rank_of[as_int], np.flatnonzero(present).astype(values.dtype)
 
