@@ -761,10 +761,6 @@ def _score_customers(
             )
             cols["clv"] = clv.to_numpy()
 
-    if rule_segmenter is not None and not (interval and uses_summary):
-        cols = {c: v for c, v in cols.items() if c not in _PLAYBOOK_COLUMNS} | {
-            c: cols[c] for c in _PLAYBOOK_COLUMNS
-        }
     table = pd.DataFrame(cols, index=index, copy=False)
     del cols
 
@@ -779,7 +775,7 @@ def _score_customers(
             random_state, top_fraction,
         )  # fmt: skip
 
-    if rule_segmenter is not None and interval and uses_summary:  # after the intervals
+    if rule_segmenter is not None:  # the playbook columns last (selecting them copies nothing)
         table = table[
             [c for c in table.columns if c not in _PLAYBOOK_COLUMNS] + list(_PLAYBOOK_COLUMNS)
         ]
