@@ -34,3 +34,20 @@ def jit(fn: Callable[..., Any]) -> Any:
         return njit(cache=True, **options)(fn)
     except RuntimeError:  # no writable cache directory: compile in each process
         return njit(**options)(fn)
+
+
+def _one_more(x: int) -> int:
+    return x + 1
+
+
+_ready = jit(_one_more)
+
+
+def warm() -> None:
+    """Set up numba's compiler target by loading (or compiling, once) the smallest cached loop.
+
+    numba reads its typing and lowering registries when a process loads its
+    first compiled function (about 0.2 s); doing it here, on a thread that
+    waits for nothing else, takes that off the first real loop.
+    """
+    _ready(1)

@@ -31,6 +31,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
+from rfmml._compiled import WARM_MIN_ROWS, in_background, warm_numba
 from rfmml.data.report import CleaningReport
 from rfmml.errors import DataError
 
@@ -1415,10 +1416,13 @@ def _scan_file(
     import pyarrow.parquet as pq
 
     try:
-        available = pq.read_schema(path).names
+        metadata = pq.read_metadata(path)
     except (pa.ArrowInvalid, OSError):
         return None  # the pandas path raises its own message
+    available = metadata.schema.to_arrow_schema().names
     _check_columns(schema, available, str(path))
+    if metadata.num_rows >= WARM_MIN_ROWS:  # its features will be computed by compiled loops
+        in_background(warm_numba)
     try:
         log, report = scan_parquet(
             path,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from rfmml._compiled import compiled_module
+from rfmml._compiled import compiled_module, has_numba, in_background
 from rfmml.data.transactions import end_cutoff
 from rfmml.errors import DataError
 from rfmml.features._engine import (
@@ -359,23 +359,42 @@ def _table_compiled_eligible(log: Any, group: str | None, n_log: int, parts: int
         return False
     if "amount" in types and types["amount"] != "DOUBLE":
         return False
-    return compiled_module("rfmml.features._features_kernel") is not None
+    return has_numba()  # imported by the pass itself (or its warm-up), not here
 
 
-def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: str,
-                    with_amount: bool, min_tenure: float) -> int | None:  # fmt: skip
-    """The features table of ``source`` by the compiled pass; its rows, or None.
+def _warm_compiled_pass(freq: str, with_amount: bool) -> None:
+    """Load the compiled pass's loops for ``freq`` by running it on a two-customer log.
 
-    The columns are fetched through Arrow, computed by
-    :func:`rfmml.features._features_kernel.features` with the statement's
-    arithmetic (exact integer spends converted as ``_sql_units_to_double``,
-    days as whole-day differences, the exposure floored at ``min_tenure``) and
-    stored from Arrow in the statement's names, types and order. None (nothing
-    created) when a column holds NULLs or a customer's spend reaches the
-    kernel's guard: the statement then sums it in 128 bits. From
-    :data:`THREADS_MIN_ROWS` rows the copies and loops run on
-    :func:`~rfmml.features._threads.available_workers` threads (ranges of rows,
-    then of customers), which give one thread's values bit for bit.
+    The same calls with the same argument types as a real log's pass, so
+    numba loads (from its disk cache) every loop that pass will call.
+    """
+    import pyarrow as pa
+
+    if compiled_module("rfmml.features._features_kernel") is None:
+        return
+    columns = {
+        "customer_id": pa.array([0, 1, 1], pa.int64()),
+        "timestamp": pa.array([0, 86_400_000_000, 172_800_000_000], pa.timestamp("us")),
+    }
+    if with_amount:
+        columns["amount"] = pa.array([1.0, 2.0, 3.5], pa.float64())
+    _compiled_columns(
+        pa.table(columns),
+        pd.Timestamp("1970-01-10"),
+        freq,
+        with_amount,
+        90.0,
+        workers=available_workers(),
+    )  # the loops of the threaded pass too
+
+
+def _compiled_columns(fetched: Any, end: pd.Timestamp, freq: str, with_amount: bool,
+                      min_tenure: float, workers: int | None = None) -> Any:  # fmt: skip
+    """The features table (Arrow) of a log's columns (Arrow, no NULLs) by the compiled pass.
+
+    See :func:`_table_compiled`; None when a customer's spend reaches the
+    kernel's guard. ``workers`` threads (default: as many as can be used from
+    :data:`THREADS_MIN_ROWS` rows, else one).
     """
     import numpy as np
     import pyarrow as pa
@@ -383,12 +402,8 @@ def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: 
     from rfmml.features import _features_kernel as kernel
     from rfmml.features.btyd import customer_numbers, exact_monetary
 
-    cols = ["customer_id", "timestamp"] + (["amount"] if with_amount else [])
-    names = ", ".join(f'"{c}"' for c in cols)
-    fetched = con.sql(f"SELECT {names} FROM {source}").to_arrow_table()
-    if fetched.num_rows == 0 or any(fetched.column(c).null_count for c in cols):
-        return None
-    workers = available_workers() if fetched.num_rows >= THREADS_MIN_ROWS else 1
+    if workers is None:
+        workers = available_workers() if fetched.num_rows >= THREADS_MIN_ROWS else 1
     id_type = fetched.schema.field("customer_id").type
     ids = fetched.column("customer_id")
     if id_type == pa.int64():
@@ -444,6 +459,34 @@ def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: 
         names=list(columns),
     )
     del columns
+    return built
+
+
+def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: str,
+                    with_amount: bool, min_tenure: float) -> int | None:  # fmt: skip
+    """The features table of ``source`` by the compiled pass; its rows, or None.
+
+    The columns are fetched through Arrow, computed by
+    :func:`rfmml.features._features_kernel.features` with the statement's
+    arithmetic (exact integer spends converted as ``_sql_units_to_double``,
+    days as whole-day differences, the exposure floored at ``min_tenure``) and
+    stored from Arrow in the statement's names, types and order. None (nothing
+    created) when a column holds NULLs or a customer's spend reaches the
+    kernel's guard: the statement then sums it in 128 bits. From
+    :data:`THREADS_MIN_ROWS` rows the copies and loops run on
+    :func:`~rfmml.features._threads.available_workers` threads (ranges of rows,
+    then of customers), which give one thread's values bit for bit.
+    """
+    cols = ["customer_id", "timestamp"] + (["amount"] if with_amount else [])
+    names = ", ".join(f'"{c}"' for c in cols)
+    fetched = con.sql(f"SELECT {names} FROM {source}").to_arrow_table()
+    if fetched.num_rows == 0 or any(fetched.column(c).null_count for c in cols):
+        return None
+    if compiled_module("rfmml.features._features_kernel") is None:
+        return None
+    built = _compiled_columns(fetched, end, freq, with_amount, min_tenure)
+    if built is None:
+        return None
     con.execute("SET preserve_insertion_order = true")
     view = f"{table}_arrow"
     con.register(view, built)
@@ -543,6 +586,8 @@ def customer_features_table(
 
     compiled = None
     if _table_compiled_eligible(log, group, n_log, parts):
+        # numba loads the pass's loops while DuckDB hands over the log's columns
+        in_background(lambda: _warm_compiled_pass(freq, with_amount))
         compiled = _table_compiled(con, log.table, table, end, freq, with_amount,
                                    float(min_tenure_days))  # fmt: skip
     if compiled is None:

@@ -180,3 +180,31 @@ def test_compiled_table_equals_the_statement(table_cases, freq, monkeypatch) -> 
                                                 30.0) == want.n_rows  # fmt: skip
             finally:
                 log.close()
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M"])
+@pytest.mark.parametrize("with_amount", [True, False])
+def test_warm_up_loads_the_compiled_pass_loops(freq: str, with_amount: bool) -> None:
+    """The background warm-up runs the pass on a tiny log without error and loads its loops.
+
+    Its errors are swallowed on the background thread, so only this test would
+    notice a warm-up that broke (and no longer took anything off the first call).
+    """
+    from rfmml.features import _features_kernel as kernel
+    from rfmml.features import combined
+
+    combined._warm_compiled_pass(freq, with_amount)
+    assert kernel._count_rfm.signatures and kernel._rfm_range.signatures
+
+
+def test_in_background_runs_the_work_and_swallows_its_errors() -> None:
+    from rfmml._compiled import in_background, warm_numba
+
+    seen: list[int] = []
+    in_background(lambda: seen.append(1)).join()
+    in_background(lambda: 1 / 0).join()  # a warm-up's error stays on its thread
+    assert seen == [1]
+    warm_numba()
+    import rfmml._jit
+
+    assert rfmml._jit._ready.signatures
