@@ -105,9 +105,9 @@ def generate_btyd(n_rows: int, path: Path, seed: int = 0) -> None:
                                       random_state=rng)  # fmt: skip
         frame["customer_id"] += first_id
         first_id += 1_000_000
-        if rows + len(frame) > n_rows:  # whole customers, up to the one holding row n_rows
+        if rows + len(frame) > n_rows:  # whole customers, at most n_rows rows
             ids = frame["customer_id"].to_numpy()
-            frame = frame[ids <= ids[n_rows - rows - 1]]
+            frame = frame[ids < ids[n_rows - rows]]
         parts.append(frame)
         rows += len(frame)
     log = pd.concat(parts, ignore_index=True)

@@ -183,8 +183,11 @@ def _counted_rows(table: FeaturesTable, columns: list[str]) -> pd.DataFrame | No
 
 
 def _fetched(table: FeaturesTable, columns: list[str]) -> list[np.ndarray] | None:
-    """Every customer's values of ``columns``, in the table's order; None with NULLs."""
-    arrow = table.relation(columns).to_arrow_table()
+    """Every customer's values of ``columns``, in the table's order; None with NULLs.
+
+    Read-only views of a table held in memory (:attr:`FeaturesTable.arrow`).
+    """
+    arrow = table.relation(columns).to_arrow_table() if table.arrow is None else table.arrow
     if any(arrow.column(c).null_count for c in columns):
         return None
     return [arrow.column(c).to_numpy() for c in columns]
@@ -446,6 +449,13 @@ def _chunks(table: FeaturesTable, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
     def of_arrow(arrow: Any) -> dict[str, np.ndarray]:
         return {name: _plain(arrow.column(name).to_numpy()) for name in arrow.column_names}
+
+    if table.arrow is not None and not any(table.arrow.column(c).null_count for c in columns):
+        # held in memory: each chunk's columns are copies of slices (writable, as fetched)
+        for start in range(0, table.n_rows, chunk_rows):
+            part = table.arrow.slice(start, chunk_rows)
+            yield frame_of({c: np.array(_plain(part.column(c).to_numpy())) for c in columns})
+        return
 
     if _numbered_rows(table):
         # each chunk straight into numpy by its row numbers: Arrow's batches of 122,880

@@ -329,3 +329,43 @@ def test_the_fit_hands_its_distinct_rows_to_the_scoring(tmp_path: Path) -> None:
     score_features_table(other, pipeline, tmp_path / "own", fingerprints={}, chunk_rows=700)
     log.close()
     _same_files(tmp_path / "handed", tmp_path / "own")
+
+
+@pytest.mark.parametrize("chunk_rows", [1_000_000, 997])
+def test_a_table_held_in_memory_fits_and_streams_the_same(tmp_path: Path, monkeypatch,
+                                                          chunk_rows: int) -> None:  # fmt: skip
+    """The compiled pass's table kept as Arrow gives the DuckDB table's fits and files."""
+    import duckdb
+
+    from rfmml.features import combined
+
+    tx, freq = _log("cdnow")
+    log = ScannedLog.from_pandas(tx)
+    stored = customer_features_table(log, freq=freq, table="stored")
+    monkeypatch.setattr(combined, "TABLE_COMPILED_MIN_ROWS", 0)
+    held = customer_features_table(log, freq=freq, table="held_table")
+    assert stored.arrow is None and held.arrow is not None
+    params = []
+    for name, table in (("stored", stored), ("held", held)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipeline = ScoringPipeline(
+                rule_segmenter=fit_rule_segmenter(RuleSegmenter("rfm11"), table),
+                purchase_model=fit_on_table(BetaGeoNBD(), table),
+                gamma_gamma=fit_on_table(GammaGamma(zero_spend="exclude"), table),
+                horizon=52, freq=freq, next_order_window=5,
+            )  # fmt: skip
+        params.append([pipeline.purchase_model.get_fitted_params(),
+                       pipeline.gamma_gamma.get_fitted_params()])  # fmt: skip
+        score_features_table(table, pipeline, tmp_path / name, fingerprints={},
+                             chunk_rows=chunk_rows)  # fmt: skip
+    assert params[0] == params[1]
+    _same_files(tmp_path / "stored", tmp_path / "held")
+    held.drop()
+    assert held.arrow is None
+    with pytest.raises(duckdb.CatalogException):
+        log.connection.sql('SELECT * FROM "held_table"')
+    # the name can be used again, for either kind of table
+    again = customer_features_table(log, freq=freq, table="stored")
+    assert again.arrow is not None and again.n_rows == stored.n_rows
+    log.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -141,15 +142,27 @@ def _stored(log: Any, compiled: bool, monkeypatch: pytest.MonkeyPatch, **kwargs:
         return str(exc), None, None
     types = log.connection.sql(f'DESCRIBE "{table.table}"').fetchall()
     values = table.relation().to_arrow_table()
+    in_memory = table.arrow is not None
     table.drop()
+    assert table.arrow is None and table.distinct_rows == {}
+    with pytest.raises(duckdb.CatalogException):  # dropped or unregistered
+        log.connection.sql(f'SELECT * FROM "{table.table}"')
+    table.arrow = in_memory  # (for the caller to check which was made)
     return table, types, values
 
 
 @pytest.mark.parametrize("freq", ["D", "W", "M"])
-def test_compiled_table_equals_the_statement(table_cases, freq, monkeypatch) -> None:
-    """The compiled pass stores the statement's table: columns, types, values, row order."""
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_compiled_table_equals_the_statement(table_cases, freq, in_memory, monkeypatch) -> None:
+    """The compiled pass stores the statement's table: columns, types, values, row order.
+
+    Kept in memory as Arrow (registered with the connection) or copied into a
+    DuckDB table (past ``IN_MEMORY_MAX_BYTES``): the same table either way.
+    """
     from rfmml.data._scan import ScannedLog
     from rfmml.features import combined
+
+    monkeypatch.setattr(combined, "IN_MEMORY_MAX_BYTES", 2**30 if in_memory else 0)
 
     for name, tx in table_cases.items():
         for columns, end in ((["customer_id", "timestamp", "amount"], None),
@@ -175,9 +188,17 @@ def test_compiled_table_equals_the_statement(table_cases, freq, monkeypatch) -> 
                 monkeypatch.setattr(combined, "TABLE_COMPILED_MIN_ROWS", 0)
                 assert combined._table_compiled_eligible(log, None, len(log), 1)
                 resolved = tx["timestamp"].max() if end is None else pd.Timestamp(end)
-                assert combined._table_compiled(log.connection, log.table, "probe", resolved,
-                                                freq, "amount" in columns,
-                                                30.0) == want.n_rows  # fmt: skip
+                built = combined._table_compiled(log.connection, log.table, "probe", resolved,
+                                                 freq, "amount" in columns, 30.0)  # fmt: skip
+                if in_memory:  # the columns, registered under the table's name
+                    assert built.num_rows == want.n_rows and got.arrow is True
+                    assert log.connection.sql('SELECT count(*) FROM "probe"').fetchall()[0][0] == (
+                        want.n_rows
+                    )
+                    log.connection.unregister("probe")
+                else:
+                    assert built == want.n_rows and got.arrow is False
+                    log.connection.execute('DROP TABLE "probe"')
             finally:
                 log.close()
 
