@@ -854,7 +854,10 @@ class PurchaseModel(MaximumLikelihoodModel):
 
         The smallest ``t`` with ``P(a purchase in the next t periods) >= q``,
         i.e. ``probability_no_purchase(X, t) == 1 - q``; ``+inf`` where the
-        probability of never buying again is ``>= 1 - q``. Bracketed by
+        probability of never buying again is ``>= 1 - q``. In closed form where
+        the model's formulas give one (``<prefix>_next_purchase_quantile``: the
+        BG/NBD and MBG/NBD, whose customers alive buy as a Poisson process with
+        a Gamma rate); otherwise bracketed by
         doubling, then solved by safeguarded regula falsi (Illinois steps,
         bisection when a bracket shrinks too slowly) to a bracket of relative
         width 1e-12, whose upper end is returned (as bisection to that width
@@ -886,6 +889,13 @@ class PurchaseModel(MaximumLikelihoodModel):
         if direct:
             self._columns(X, "next_purchase_quantile")  # the model's checks, once
             formula, theta = self._formula("probability_no_purchase"), self._theta()
+            # the root in closed form, where the model's formulas have it
+            closed = getattr(self._formulas, f"{self._formula_prefix}_next_purchase_quantile",
+                             None)  # fmt: skip
+            if closed is not None:
+                out = map_rows(lambda *c: closed(float(q), *c, *theta),
+                               *(cols[k] for k in self.fit_columns))  # fmt: skip
+                return pd.Series(out, index=X.index, name="next_purchase_quantile")
 
         def quantile(*columns: np.ndarray) -> np.ndarray:
             # root of P(no purchase in t) = target for one chunk of distinct rows

@@ -1188,6 +1188,57 @@ def bgnbd_probability_repeat_purchase(t, x, t_x, T, r, alpha, a, b):
     return bgnbd_probability_alive(x, t_x, T, r, alpha, a, b) * -np.expm1(log_no_buy)
 
 
+def quantile_given_alive(q, q_over_alive, x, T, r, alpha):
+    """Time to the next purchase at quantile ``q`` when, alive, a customer buys as Poisson.
+
+    For the BG/NBD and MBG/NBD a customer alive at ``T`` drops out only right
+    after a purchase, so ``P(no purchase in t) = 1 - P(alive) (1 - g(t))``
+    with ``g(t) = ((alpha + T) / (alpha + T + t)) ** (r + x)`` (see
+    :func:`bgnbd_probability_no_purchase`). Setting it to ``1 - q`` gives
+    ``g(t) = 1 - q / P(alive)``, so
+    ``t = (alpha + T) (exp(-ln(1 - q / P(alive)) / (r + x)) - 1)``, evaluated
+    with ``log1p`` and ``expm1``; ``+inf`` where ``q / P(alive) >= 1`` (the
+    probability of never buying again is at least ``1 - q``).
+
+    Parameters
+    ----------
+    q : float
+        Quantile in (0, 1).
+    q_over_alive : numpy.ndarray
+        ``q / P(alive)`` per row (``inf`` where ``P(alive) = 0``).
+    x, T : array-like
+        Repeat purchases and age.
+    r, alpha : float
+        Purchase-rate parameters.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    ratio = np.asarray(q_over_alive, dtype=float)
+    aT = alpha + np.asarray(T, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        t = aT * np.expm1(-np.log1p(-np.minimum(ratio, 1.0)) / (r + np.asarray(x, dtype=float)))
+    return np.where(ratio < 1.0, t, np.inf)
+
+
+def bgnbd_next_purchase_quantile(q, x, t_x, T, r, alpha, a, b):
+    """Time until the next purchase at quantile ``q``, closed form (:func:`quantile_given_alive`).
+
+    ``q / P(alive) = q (1 + e^z)`` with ``z`` the log odds of being dead
+    (:func:`_log_alive_odds`, the terms :func:`bgnbd_probability_no_purchase`
+    uses), so the root of ``bgnbd_probability_no_purchase(t) = 1 - q`` that
+    :meth:`PurchaseModel.next_purchase_quantile` would otherwise search for.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    with np.errstate(over="ignore"):
+        ratio = q * (1.0 + np.exp(_log_alive_odds(x, t_x, T, r, alpha, a, b)))
+    return quantile_given_alive(q, ratio, x, T, r, alpha)
+
+
 def bgnbd_probability_no_purchase(t, x, t_x, T, r, alpha, a, b):
     """Probability of no purchase in ``(T, T + t]`` given the history ``(x, t_x, T)``.
 

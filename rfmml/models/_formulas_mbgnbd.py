@@ -36,6 +36,7 @@ from rfmml.models._formulas import (
     bg_total_and_gradient,
     bgnbd_expected_purchases_if_alive,
     nbd_count_terms,
+    quantile_given_alive,
 )
 from rfmml.models._grouping import frequency_levels
 
@@ -237,6 +238,23 @@ def mbgnbd_probability_no_purchase(t, x, t_x, T, r, alpha, a, b):
     t = np.asarray(t, dtype=float)
     buy = -np.expm1(-(r + x) * np.log1p(t / aT))
     return 1.0 - mbgnbd_probability_alive(x, t_x, T, r, alpha, a, b) * buy
+
+
+def mbgnbd_next_purchase_quantile(q, x, t_x, T, r, alpha, a, b):
+    """Time until the next purchase at quantile ``q``, closed form.
+
+    :func:`mbgnbd_probability_no_purchase` has the BG/NBD's form, so its root
+    at ``1 - q`` is :func:`rfmml.models._formulas.quantile_given_alive` with
+    this model's ``P(alive)``.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    alive = mbgnbd_probability_alive(x, t_x, T, r, alpha, a, b)
+    with np.errstate(divide="ignore"):
+        ratio = q / alive
+    return quantile_given_alive(q, ratio, x, T, r, alpha)
 
 
 def mbgnbd_probability_of_purchases(n, t, r, alpha, a, b):

@@ -118,3 +118,45 @@ def test_bad_quantile_and_horizon(cdnow_bgnbd, cdnow_summary):
         cdnow_bgnbd.probability_no_purchase(cdnow_summary, -1.0)
     with pytest.raises(Exception, match="not fitted"):
         BetaGeoNBD().probability_no_purchase(cdnow_summary, 1.0)
+
+
+@pytest.mark.parametrize("kind", ["bgnbd", "mbgnbd"])
+def test_closed_form_quantile_equals_the_root_search(kind, cdnow_summary, monkeypatch):
+    """The BG/NBD and MBG/NBD quantiles in closed form are the roots the search finds."""
+    import warnings
+
+    from rfmml.models import ModifiedBetaGeoNBD
+    from rfmml.models import _formulas_mbgnbd as M
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = (BetaGeoNBD() if kind == "bgnbd" else ModifiedBetaGeoNBD()).fit(cdnow_summary)
+    module = F if kind == "bgnbd" else M
+    for q in (0.05, 0.5, 0.9):
+        closed = model.next_purchase_quantile(cdnow_summary, q).to_numpy()
+        with monkeypatch.context() as patch:  # the search the other models use
+            patch.delattr(module, f"{kind}_next_purchase_quantile")
+            searched = model.next_purchase_quantile(cdnow_summary, q).to_numpy()
+        np.testing.assert_array_equal(np.isfinite(closed), np.isfinite(searched))
+        assert np.isfinite(closed).any() and not np.isfinite(closed).all()
+        finite = np.isfinite(closed)
+        np.testing.assert_allclose(closed[finite], searched[finite], rtol=1e-10, atol=0)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    r=st.floats(0.01, 50.0), alpha=st.floats(0.01, 500.0), a=st.floats(0.01, 20.0),
+    b=st.floats(0.01, 20.0), x=st.integers(0, 200), share=st.floats(0.0, 1.0),
+    T=st.floats(0.0, 2000.0), q=st.floats(0.01, 0.99),
+)  # fmt: skip
+def test_closed_form_quantile_inverts_no_purchase(r, alpha, a, b, x, share, T, q):
+    """At the closed-form quantile, P(no purchase in t) is 1 - q; never buying: inf."""
+    t_x = 0.0 if x == 0 else share * T
+    params = (r, alpha, a, b)
+    t = F.bgnbd_next_purchase_quantile(q, x, t_x, T, *params)
+    never = F.bgnbd_probability_no_purchase(np.inf, x, t_x, T, *params)
+    assert np.isfinite(t) == (never < 1.0 - q)
+    if np.isfinite(t):
+        assert t >= 0.0
+        p = F.bgnbd_probability_no_purchase(t, x, t_x, T, *params)
+        assert abs(p - (1.0 - q)) < 1e-9
