@@ -75,7 +75,7 @@ def writer_options(table: pa.Table) -> dict[str, list[str]]:
     statistics: list[str] = []
     for field, column in zip(table.schema, table.columns, strict=True):
         kind = field.type
-        if isinstance(kind, pa.ExtensionType):
+        if isinstance(kind, pa.BaseExtensionType):
             kind = kind.storage_type
         if pa.types.is_nested(kind):
             leaves = _leaf_paths(field)
@@ -83,17 +83,23 @@ def writer_options(table: pa.Table) -> dict[str, list[str]]:
             statistics += leaves
             continue
         labels = pa.types.is_dictionary(kind)
-        text = (
-            pa.types.is_string(kind) or pa.types.is_large_string(kind)
-            or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
-            or pa.types.is_fixed_size_binary(kind) or pa.types.is_string_view(kind)
-            or pa.types.is_binary_view(kind)
-        )  # fmt: skip
+        text = any(getattr(pa.types, test, _never)(kind) for test in _TEXT_TESTS)
         if not (labels or text):
             statistics.append(field.name)
         if labels or pa.types.is_boolean(kind) or _repeats(column, sample):
             dictionary.append(field.name)
     return {"use_dictionary": dictionary, "write_statistics": statistics}
+
+
+#: ``pyarrow.types`` tests of the text and binary types (the views from pyarrow 16).
+_TEXT_TESTS = (
+    "is_string", "is_large_string", "is_string_view",
+    "is_binary", "is_large_binary", "is_binary_view", "is_fixed_size_binary",
+)  # fmt: skip
+
+
+def _never(kind: pa.DataType) -> bool:
+    return False
 
 
 def _repeats(column: pa.ChunkedArray, sample: pa.Array | None) -> bool:
