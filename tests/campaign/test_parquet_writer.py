@@ -63,7 +63,9 @@ def _mixed(n: int) -> pd.DataFrame:
             "recency_days": rng.integers(0, 30, n).astype(float),
             "R": rng.integers(1, 6, n),
             "RFM": pd.Series(rng.choice(["111", "345", "555", None], n), dtype="str"),
-            "segment": pd.Categorical(rng.choice(["Lost", "Loyal", "New"], n), ["Loyal", "New"]),
+            "segment": pd.Categorical(
+                rng.choice(["Lost", "Loyal", None], n), ["Loyal", "New", "Lost"]
+            ),
             "churn_risk": pd.Categorical(
                 rng.choice(["low", "high", None], n), ["low", "medium", "high"], ordered=True
             ),
