@@ -20,10 +20,10 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Generic, TypeVar
 
-__all__ = ["MAX_THREADS", "THREADS_ENV", "run_all", "thread_count"]
+__all__ = ["MAX_THREADS", "THREADS_ENV", "Started", "run_all", "start", "thread_count"]
 
 #: Most threads used by default (more cores than this rarely help: the pieces
 #: then compete for memory bandwidth).
@@ -127,3 +127,69 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
         if error is not None:
             raise error
     return [f.result() for f in futures] + [task() for task in tasks[len(futures) :]]
+
+
+class Started(Generic[T]):
+    """A task handed to the pool by :func:`start`: its result when asked for.
+
+    Where the task did not go to the pool (one thread, called from a pool
+    thread, or no thread can be started), :meth:`result` runs it in the
+    calling thread, once.
+    """
+
+    def __init__(self, task: Callable[[], T]) -> None:
+        self._task: Callable[[], T] | None = task
+        self._future: Future[T] | None = None
+        self._done = False
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        if thread_count() <= 1 or getattr(_in_pool, "active", False):
+            return
+        try:
+            self._future = _executor(thread_count()).submit(_marked(task))
+        except RuntimeError:  # no thread can be started: run by result()
+            self._future = None
+
+    def result(self) -> T:
+        """The task's value (waiting for it), or its exception raised here."""
+        if self._future is not None:
+            return self._future.result()
+        if not self._done:
+            task, self._task = self._task, None
+            assert task is not None
+            self._done = True
+            try:
+                self._value = task()
+            except BaseException as exc:
+                self._error = exc
+                raise
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+    def wait(self) -> None:
+        """Wait until the task finished (when on the pool); nothing is raised."""
+        if self._future is not None:
+            self._future.exception()
+
+
+def start(task: Callable[[], T]) -> Started[T]:
+    """Start ``task`` on the pool, beside the caller's own work; see :class:`Started`.
+
+    The caller goes on (and may itself call :func:`run_all`: the pool keeps a
+    thread for it, since the started task never waits on the pool, its own
+    :func:`run_all` running in its thread) and takes the value with
+    :meth:`Started.result`. With one thread (``RFMML_THREADS=1``) the task runs
+    then, in the caller: the same value, in order.
+
+    Parameters
+    ----------
+    task : callable
+        A function without arguments; it must not change what the caller reads
+        meanwhile.
+
+    Returns
+    -------
+    Started
+    """
+    return Started(task)

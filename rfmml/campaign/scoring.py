@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -594,6 +594,65 @@ def purchase_row_columns(purchase_model: PurchaseModel, summary_columns: Any) ->
     return [c for c in wanted if c in set(summary_columns)]
 
 
+#: The columns of :func:`segment_columns` and the settings they add to the attrs.
+SegmentPart = tuple[dict[str, Any], dict[str, Any]]
+
+
+def segment_columns(
+    features: pd.DataFrame,
+    rule_segmenter: RuleSegmenter | None,
+    kmeans_segmenter: KMeansSegmenter | None,
+    book: Playbook | None,
+) -> SegmentPart:
+    """The predictions' columns that do not need the BTYD models, in the table's order.
+
+    The feature columns (copies), the rule segments with their playbook
+    actions and the k-means clusters (those whose segmenter is given), and the
+    attrs they add (``scheme``, ``playbook``). ``book`` is the loaded playbook
+    (needed with a rule segmenter). Part of :func:`score_customers`, which
+    checks the inputs first.
+
+    Returns
+    -------
+    columns : dict of str to array
+    attrs : dict
+    """
+    cols: dict[str, Any] = {}
+    attrs: dict[str, Any] = {}
+    spend = "total_spend" in features.columns
+    for col in _FEATURE_COLUMNS:
+        if col in features.columns:
+            cols[col] = features[col].to_numpy(copy=True)  # not the caller's memory
+
+    if rule_segmenter is not None:
+        scored = rule_segmenter.transform(features)
+        for col in ("R", "F", "M", "RFM") if spend else ("R", "F"):
+            # RFM as its string array: to_numpy would make Python strings to convert back
+            cols[col] = scored[col].array if col == "RFM" else scored[col].to_numpy()
+        segment = scored["segment"]
+        cols["segment"] = segment.array
+        scheme = rule_segmenter.scheme_
+        if book is None:
+            raise ValueError("segment_columns: a rule segmenter needs the loaded playbook")
+        if isinstance(segment.dtype, pd.CategoricalDtype) and not segment.isna().any():
+            distinct = segment.cat.categories.astype(str)  # every used label is a category
+        else:
+            distinct = pd.unique(segment.astype(str))
+            if isinstance(segment.dtype, pd.CategoricalDtype):
+                distinct = np.union1d(distinct, segment.cat.categories.astype(str))
+        entries = {s: book.entry(s, scheme) for s in distinct}
+        for column, values in _playbook_columns(segment, entries).items():
+            cols[column] = values
+        cols["action_priority"] = np.asarray(cols["action_priority"]).astype(np.int64)
+        attrs["scheme"] = scheme.name
+        attrs["playbook"] = book.source
+
+    if kmeans_segmenter is not None:
+        cols["cluster"] = kmeans_segmenter.predict_cluster(features).to_numpy()
+        cols["cluster_name"] = kmeans_segmenter.predict(features).array
+    return cols, attrs
+
+
 def _score_customers(
     features: pd.DataFrame,
     summary: pd.DataFrame | None,
@@ -618,12 +677,16 @@ def _score_customers(
     next_order_window: int | None = None,
     purchase_rows: PurchaseRows | None = None,
     book: Playbook | None = None,
+    segment_part: Callable[[], SegmentPart] | None = None,
 ) -> pd.DataFrame:
     """:func:`score_customers` of pandas frames; ``purchase_rows`` precomputed, optionally.
 
     ``purchase_rows`` holds :func:`purchase_outputs` of distinct summary rows and
-    the row of each customer of ``summary`` (used instead of computing them), and
-    ``book`` the loaded playbook (used instead of loading ``playbook``).
+    the row of each customer of ``summary`` (used instead of computing them),
+    ``book`` the loaded playbook (used instead of loading ``playbook``), and
+    ``segment_part`` gives :func:`segment_columns` of ``features`` (called, once
+    the inputs are checked, instead of computing them: a caller may compute them
+    on another thread while it computes the model's outputs).
     """
     if not isinstance(features, pd.DataFrame):
         raise TypeError(
@@ -671,10 +734,6 @@ def _score_customers(
     cols: dict[str, Any] = {}
     for i, name in enumerate(names):
         cols[name] = index.get_level_values(i)
-    spend = "total_spend" in features.columns
-    for col in _FEATURE_COLUMNS:
-        if col in features.columns:
-            cols[col] = features[col].to_numpy(copy=True)  # not the caller's memory
     attrs: dict[str, Any] = {
         "horizon": int(horizon),
         "discount_rate": float(discount_rate),
@@ -683,32 +742,13 @@ def _score_customers(
     for key in ("observation_end",):
         if key in features.attrs:
             attrs[key] = str(features.attrs[key])
-
-    if rule_segmenter is not None:
-        scored = rule_segmenter.transform(features)
-        for col in ("R", "F", "M", "RFM") if spend else ("R", "F"):
-            # RFM as its string array: to_numpy would make Python strings to convert back
-            cols[col] = scored[col].array if col == "RFM" else scored[col].to_numpy()
-        segment = scored["segment"]
-        cols["segment"] = segment.array
-        scheme = rule_segmenter.scheme_
-        assert book is not None  # loaded above whenever there is a rule segmenter
-        if isinstance(segment.dtype, pd.CategoricalDtype) and not segment.isna().any():
-            distinct = segment.cat.categories.astype(str)  # every used label is a category
-        else:
-            distinct = pd.unique(segment.astype(str))
-            if isinstance(segment.dtype, pd.CategoricalDtype):
-                distinct = np.union1d(distinct, segment.cat.categories.astype(str))
-        entries = {s: book.entry(s, scheme) for s in distinct}
-        for column, values in _playbook_columns(segment, entries).items():
-            cols[column] = values
-        cols["action_priority"] = np.asarray(cols["action_priority"]).astype(np.int64)
-        attrs["scheme"] = scheme.name
-        attrs["playbook"] = book.source
-
-    if kmeans_segmenter is not None:
-        cols["cluster"] = kmeans_segmenter.predict_cluster(features).to_numpy()
-        cols["cluster_name"] = kmeans_segmenter.predict(features).array
+    if segment_part is None:
+        part_cols, part_attrs = segment_columns(features, rule_segmenter, kmeans_segmenter, book)
+    else:
+        part_cols, part_attrs = segment_part()
+    cols.update(part_cols)
+    attrs.update(part_attrs)
+    del part_cols
 
     if purchase_model is not None:
         assert summary is not None  # checked above whenever there is a purchase model

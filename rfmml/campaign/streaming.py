@@ -18,6 +18,13 @@ by the chunk size, not by the number of customers:
 3. the totals the run reports (customers, P(alive), expected purchases and CLV,
    overall and per segment) are added up chunk by chunk.
 
+The writing of the chunks (in a background thread) waits for the first one, so
+that one is made with the work spread over threads (:func:`rfmml._threads.start`):
+the outputs of step 1 are computed on the pool while the first chunk is read and
+its segments and actions (:func:`~rfmml.campaign.scoring.segment_columns`, no
+model output needed) are computed on the pool too; each value is computed by
+the same calls as in one thread (``RFMML_THREADS=1`` runs them in order).
+
 The files are the ones :func:`~rfmml.campaign.write_predictions` writes for the
 whole table (same Parquet content, same CSV bytes; tests compare them on CDNOW,
 Online Retail and a simulated log). :func:`fit_on_table` fits a model on the
@@ -33,6 +40,8 @@ whole-period summaries).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,6 +52,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from rfmml._threads import Started, start
 from rfmml.campaign.exports import write_predictions, write_predictions_chunks
 from rfmml.campaign.pipeline_model import BTYD_COLUMNS, ScoringPipeline, scoring_frame
 from rfmml.campaign.playbook import load_playbook
@@ -51,6 +61,7 @@ from rfmml.campaign.scoring import (
     clv_purchase_factor,
     purchase_outputs,
     purchase_row_columns,
+    segment_columns,
 )
 from rfmml.errors import DataError
 from rfmml.features.combined import FeaturesTable
@@ -315,6 +326,29 @@ def _seen_features(fitted: RuleSegmenter, table: FeaturesTable) -> RuleSegmenter
     return fitted
 
 
+def _outputs_of_rows(
+    model: Any, rows: pd.DataFrame, horizon: int, median: bool, window: float | None,
+    clv: bool, discount_rate: float,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """:func:`purchase_outputs` of the distinct rows, with the CLV's purchase factor (``clv``)."""
+    outputs = purchase_outputs(model, rows, horizon, median=median, next_order_window=window)
+    if clv:
+        outputs["clv_factor"] = clv_purchase_factor(model, rows, horizon, discount_rate)
+    return outputs
+
+
+def _first_then(head: list[pd.DataFrame], rest: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The chunks of ``head`` (taken out of it: not held once written), then ``rest``."""
+    while head:
+        yield head.pop(0)
+    yield from rest
+
+
+def _own_index(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (its arrays shared) on a copy of its index (caches not shared with the caller)."""
+    return frame.set_axis(frame.index.copy(), axis=0)
+
+
 class _RowCodes:
     """Each customer's row among the distinct rows of some summary columns.
 
@@ -521,13 +555,29 @@ def _needs_one_table(pipeline: ScoringPipeline, table: FeaturesTable) -> str | N
     model = pipeline.purchase_model
     if type(model) is BetaGeoNBD and pipeline.gamma_gamma is not None:
         sample = max(int(_grouping.CHUNK_ROWS), 1)
-        if table.n_rows > sample:
-            pairs = table.connection.sql(
-                f'SELECT count(*) FROM (SELECT DISTINCT frequency, "T" FROM {_q(table.table)})'
-            ).fetchall()[0][0]
-            if pairs > _grouping.COLLAPSE_MAX_FRACTION * sample:
-                return "a BG/NBD CLV on continuous-time rows"
+        limit = _grouping.COLLAPSE_MAX_FRACTION * sample
+        if table.n_rows > sample and _distinct_pairs(table) > limit:
+            return "a BG/NBD CLV on continuous-time rows"
     return None
+
+
+def _distinct_pairs(table: FeaturesTable) -> int:
+    """Distinct ``(frequency, T)`` pairs of the table (``SELECT DISTINCT``'s count).
+
+    From the distinct rows the fit left on the table when they hold both
+    columns (finite numbers: a fraction of the customers, no statement);
+    otherwise counted by DuckDB.
+    """
+    for columns, (distinct, _) in table.distinct_rows.items():
+        if "frequency" in columns and "T" in columns:
+            x, T = distinct[columns.index("frequency")], distinct[columns.index("T")]
+            if np.isfinite(x).all() and np.isfinite(T).all():
+                return len(_grouping.group_rows(x, T)[1])
+    return int(
+        table.connection.sql(
+            f'SELECT count(*) FROM (SELECT DISTINCT frequency, "T" FROM {_q(table.table)})'
+        ).fetchall()[0][0]
+    )
 
 
 def _whole_ids(table: FeaturesTable) -> list[str]:
@@ -644,7 +694,7 @@ def score_features_table(
         summary_attrs.setdefault("observation_end", pipeline.observation_end)
     book = load_playbook(pipeline.playbook) if pipeline.rule_segmenter is not None else None
 
-    purchase: tuple[dict[str, np.ndarray], _RowCodes | _TableCodes] | None = None
+    purchase: tuple[Started[dict[str, np.ndarray]], _RowCodes | _TableCodes] | None = None
     model = pipeline.purchase_model
     if model is not None:
         columns = purchase_row_columns(model, table.summary_columns)
@@ -665,14 +715,15 @@ def score_features_table(
         probe.attrs = dict(summary_attrs)
         unit = resolve_freq(pipeline.freq, probe, model, "score_customers")
         end = table.summary_attrs.get("observation_end", summary_attrs.get("observation_end"))
-        outputs = purchase_outputs(
-            model, rows, int(pipeline.horizon), median=end is not None and unit is not None,
-            next_order_window=pipeline.next_order_window,
-        )  # fmt: skip
-        if pipeline.gamma_gamma is not None:
-            outputs["clv_factor"] = clv_purchase_factor(
-                model, rows, int(pipeline.horizon), float(pipeline.discount_rate)
+        # computed on the pool while the first chunk is read and segmented (the
+        # same calls on the same rows as in this thread: the same values)
+        outputs = start(
+            functools.partial(
+                _outputs_of_rows, model, rows, int(pipeline.horizon),
+                end is not None and unit is not None, pipeline.next_order_window,
+                pipeline.gamma_gamma is not None, float(pipeline.discount_rate),
             )
+        )  # fmt: skip
         purchase = (outputs, codes_of)
         del rows
 
@@ -686,31 +737,53 @@ def score_features_table(
             summary.attrs = dict(summary_attrs)
             features = frame.drop(columns=[c for c in BTYD_COLUMNS if c in frame.columns])
             features.attrs = dict(table.summary_attrs)  # as ScoringPipeline.predict passes them
-            rows = None
-            if purchase is not None:
-                rows = (purchase[0], purchase[1].codes(summary, number))
-            chunk = _score_customers(
-                features, summary if uses_summary else None,
-                rule_segmenter=pipeline.rule_segmenter,
-                kmeans_segmenter=pipeline.kmeans_segmenter,
-                purchase_model=pipeline.purchase_model, gamma_gamma=pipeline.gamma_gamma,
-                horizon=int(pipeline.horizon), discount_rate=float(pipeline.discount_rate),
-                freq=pipeline.freq, playbook=pipeline.playbook,
-                churn_basis=pipeline.churn_basis, random_state=pipeline.random_state,
-                next_order_window=pipeline.next_order_window, purchase_rows=rows, book=book,
+            # the segments and actions (no model output needed) on the pool, while this
+            # thread finds the chunk's rows (and, at the first chunk, waits for the
+            # model's outputs): the first chunk is ready sooner (the writing waits for it)
+            part = start(
+                functools.partial(segment_columns, _own_index(features),
+                                  pipeline.rule_segmenter, pipeline.kmeans_segmenter, book)
             )  # fmt: skip
-            del frame, summary, features
-            totals.add(chunk)
+            try:
+                rows = None
+                if purchase is not None:
+                    codes = purchase[1].codes(summary, number)
+                    rows = (purchase[0].result(), codes)
+                chunk = _score_customers(
+                    features, summary if uses_summary else None,
+                    rule_segmenter=pipeline.rule_segmenter,
+                    kmeans_segmenter=pipeline.kmeans_segmenter,
+                    purchase_model=pipeline.purchase_model, gamma_gamma=pipeline.gamma_gamma,
+                    horizon=int(pipeline.horizon), discount_rate=float(pipeline.discount_rate),
+                    freq=pipeline.freq, playbook=pipeline.playbook,
+                    churn_basis=pipeline.churn_basis, random_state=pipeline.random_state,
+                    next_order_window=pipeline.next_order_window, purchase_rows=rows,
+                    book=book, segment_part=part.result,
+                )  # fmt: skip
+            finally:
+                part.wait()  # never left running (an error raised here first)
+            del frame, summary, features, rows, part
             state.attrs = dict(chunk.attrs)
             state.done += len(chunk)
             yield chunk
+            # added while the chunk is written (the writing of the first waits for nothing)
+            totals.add(chunk)
             if progress is not None:
                 progress(state.done, table.n_rows)
 
-    paths, n_rows, columns_out = write_predictions_chunks(
-        scored(), out_dir, fingerprints=fingerprints, formats=formats,
-        integer_ids=_whole_ids(table), n_rows_hint=table.n_rows,
-    )  # fmt: skip
+    integer_ids = _whole_ids(table)  # before the chunks: a reader may hold the connection
+    try:
+        chunks = scored()
+        # the first chunk (and the model's outputs) before any file is opened: an error
+        # there leaves no folder behind, and the writing starts with a chunk to write
+        head = list(itertools.islice(chunks, 1))
+        paths, n_rows, columns_out = write_predictions_chunks(
+            _first_then(head, chunks), out_dir, fingerprints=fingerprints, formats=formats,
+            integer_ids=integer_ids, n_rows_hint=table.n_rows,
+        )  # fmt: skip
+    finally:
+        if purchase is not None:
+            purchase[0].wait()  # nothing left running on the pool, whatever failed
     sums, by_segment = totals.result()
     return StreamedPredictions(paths, n_rows, state.attrs, columns_out, sums, by_segment)
 

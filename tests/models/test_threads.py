@@ -193,3 +193,50 @@ def test_tasks_run_in_the_caller_when_no_thread_can_start(monkeypatch):
     monkeypatch.setattr(ThreadPoolExecutor, "submit", limited)
     assert run_all([lambda i=i: i * i for i in range(5)]) == [0, 1, 4, 9, 16]
     assert calls["n"] == 2  # one task on the pool, the four others here
+
+
+def test_a_started_task_runs_beside_the_caller_who_may_use_the_pool(monkeypatch):
+    from rfmml._threads import start
+
+    monkeypatch.setenv(THREADS_ENV, "2")
+    barrier = threading.Barrier(2, timeout=30)
+
+    def beside():
+        barrier.wait()  # meets the caller: both run at the same time
+        return threading.current_thread().name, run_all([lambda: 1] * 3)
+
+    started = start(beside)
+    barrier.wait()
+    # the caller's own pieces go to the pool meanwhile (the started task holds one thread)
+    assert run_all([lambda i=i: i for i in range(4)]) == [0, 1, 2, 3]
+    name, inner = started.result()
+    assert name.startswith("rfmml_") and inner == [1, 1, 1]
+    assert started.result() == (name, inner)  # asked again: the same value
+
+
+def test_a_started_task_runs_in_the_caller_with_one_thread(monkeypatch):
+    from rfmml._threads import start
+
+    monkeypatch.setenv(THREADS_ENV, "1")
+    calls = []
+    started = start(lambda: calls.append(threading.current_thread().name) or len(calls))
+    assert calls == []  # not run until asked for
+    assert started.result() == 1 and started.result() == 1
+    assert calls == [threading.current_thread().name]
+    started.wait()
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_a_started_task_raises_when_its_value_is_asked_for(monkeypatch, threads):
+    from rfmml._threads import start
+
+    monkeypatch.setenv(THREADS_ENV, threads)
+
+    def fails():
+        raise ValueError("column 'T' is broken")
+
+    started = start(fails)
+    started.wait()  # waits, raises nothing
+    for _ in range(2):  # asked again: the same error, the task not run again
+        with pytest.raises(ValueError, match="column 'T' is broken"):
+            started.result()
