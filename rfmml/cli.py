@@ -1157,6 +1157,13 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
     default=None,
     help="Decimal mark of NEW_LOG's numbers (default '.'; ',' reads 2,50).",
 )
+@click.option("--status", default=None,
+              help="Optional order state column (e.g. 'Financial Status'), read with "
+              "--exclude-status (stored in the state and reused).")  # fmt: skip
+@click.option("--exclude-status", default=None,
+              help="States of --status that are not purchases, comma-separated (e.g. "
+              "refunded,voided): their rows are removed and counted; with --order, their "
+              "whole orders (stored in the state and reused).")  # fmt: skip
 @click.option(
     "--negative-amounts",
     type=click.Choice(["drop", "net", "error"]),
@@ -1187,16 +1194,17 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
 def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, customer: str,
             timestamp: str, amount: str, order: str | None, timestamp_format: str | None,
             dayfirst: bool | None, encoding: str | None, separator: str | None,
-            decimal: str | None, negative_amounts: str, drop_duplicates: bool,
+            decimal: str | None, status: str | None, exclude_status: str | None,
+            negative_amounts: str, drop_duplicates: bool,
             drop_zero_amounts: bool, segment_tolerance: float,
             purchase_tolerance: float, tracking_uri: str | None) -> None:  # fmt: skip
     """Add NEW_LOG to the customer state, rescore with saved models (no refit), write
     predictions and entered/left lists, append the segment history, check for drift.
 
     The state remembers the column options and --dayfirst/--monthfirst, --encoding,
-    --separator, --decimal of its last batch: later refreshes of files of the same shape
-    can leave them out. An option given explicitly wins, is kept for the next refreshes,
-    and a line on stderr says what changed.
+    --separator, --decimal, --status, --exclude-status of its last batch: later
+    refreshes of files of the same shape can leave them out. An option given explicitly
+    wins, is kept for the next refreshes, and a line on stderr says what changed.
     """  # noqa: D205
     from click.core import ParameterSource
 
@@ -1212,7 +1220,8 @@ def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, c
         ("drop_zero_amounts", drop_zero_amounts),
     ] if context.get_parameter_source(name) is not ParameterSource.DEFAULT}  # fmt: skip
     reading = {"dayfirst": dayfirst, "encoding": encoding, "separator": separator,
-               "decimal": decimal}  # fmt: skip
+               "decimal": decimal, "status": status,
+               "exclude_status": exclude_status}  # fmt: skip
     result = run_refresh(new_log, state_path, model_dir, output, create_options=options,
                          read_options=reading, tracking_uri=tracking_uri,
                          segment_tolerance=segment_tolerance,

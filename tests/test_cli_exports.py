@@ -173,3 +173,31 @@ def test_features_leave_out_refunded_and_cancelled_orders(orders, tmp_path):
     pd.testing.assert_frame_equal(tables["all"], tables["completed"])
     removed = f"removed {len(log) - len(kept):,}: Status 'refunded', 'cancelled' (not a purchase)"
     assert removed in logs["all"]
+
+
+def test_refresh_leaves_out_refunded_orders_and_remembers_the_states(orders, cdnow_tx, tmp_path):
+    """refresh --status/--exclude-status as features, fit and predict take them: a daily
+    order export's refunded orders were purchases to refresh (it had no such option); the
+    state keeps the options for the next refresh."""
+    states = np.array(["completed", "completed", "Refunded", "completed"])
+    log = orders.assign(Status=states[np.arange(len(orders)) % 4])
+    log.to_csv(tmp_path / "day1.csv", index=False)
+    log.iloc[-60:].assign(Status="refunded").to_csv(tmp_path / "day2.csv", index=False)
+    tx = cdnow_tx[cdnow_tx["customer_id"] <= 500]
+    pipeline = ScoringPipeline(bgnbd=BetaGeoNBD().fit(btyd_summary(tx, freq="W")), horizon=26,
+                               freq="W")  # fmt: skip
+    model = pipeline.save(tmp_path / "model")
+    common = ["--state", tmp_path / "state.duckdb", "--model", model, "--tracking-uri",
+              f"sqlite:///{tmp_path / 'mlflow.db'}", *WOO]  # fmt: skip
+    first = invoke("refresh", tmp_path / "day1.csv", *common, "-o", tmp_path / "out1",
+                   "--status", "Status", "--exclude-status", "refunded")  # fmt: skip
+    assert first.exit_code == 0, first.output
+    n_refunded = int((log["Status"] == "Refunded").sum())
+    assert f"removed {n_refunded:,}: Status 'refunded' (not a purchase)" in first.output
+    with CustomerState.open(tmp_path / "state.duckdb", read_only=True) as st:
+        assert int(st.rfm_table()["n_orders"].sum()) == len(log) - n_refunded
+    second = invoke("refresh", tmp_path / "day2.csv", *common, "-o", tmp_path / "out2")
+    assert second.exit_code == 0, second.output
+    assert "removed 60: Status 'refunded' (not a purchase)" in second.output
+    with CustomerState.open(tmp_path / "state.duckdb", read_only=True) as st:
+        assert int(st.rfm_table()["n_orders"].sum()) == len(log) - n_refunded
