@@ -153,6 +153,10 @@ class ScannedLog:
         self.connection.close()
 
 
+def _stamp_sql(stamp: pd.Timestamp) -> str:
+    return f"TIMESTAMP {_lit(stamp.isoformat(sep=' '))}"
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -289,6 +293,8 @@ def scan_parquet(
     drop_zero_amounts: bool,
     drop_duplicates: bool,
     canonical: list[str],
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
 ) -> tuple[ScannedLog, CleaningReport]:
     """Clean a Parquet log in DuckDB; raise :class:`Unsupported` where pandas must do it.
 
@@ -303,7 +309,7 @@ def scan_parquet(
         return _scan(con, path, renames, group, has_amount, quantity, price, amount,
                      cancellation_prefix, observation_end, allow_end_beyond_data,
                      negative_amounts, drop_zero_amounts, drop_duplicates,
-                     canonical)  # fmt: skip
+                     canonical, since, until)  # fmt: skip
     except BaseException:
         con.close()
         raise
@@ -313,12 +319,19 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
           has_amount: bool, quantity: str | None, price: str | None, amount: str | None,
           prefix: str | None, observation_end: Any, allow_beyond: bool,
           negative_amounts: str, drop_zero: bool, drop_duplicates: bool,
-          canonical: list[str]) -> tuple[ScannedLog, CleaningReport]:  # fmt: skip
+          canonical: list[str], since: pd.Timestamp | None,
+          until: pd.Timestamp | None) -> tuple[ScannedLog, CleaningReport]:  # fmt: skip
     from rfmml.data.transactions import (
         ID_PADDING,
+        ISOLATED_REASON,
         OBSERVATION_END_MARGIN_DAYS,
         end_cutoff,
         future_rows_note,
+        isolated_ends,
+        isolated_rows_note,
+        isolation_limit,
+        since_reason,
+        until_reason,
     )
 
     source = f"read_parquet({_lit(path.as_posix())}, file_row_number = true)"
@@ -388,6 +401,10 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     cases.append('WHEN "timestamp" IS NULL THEN 3')
     if has_amount:
         cases.append("WHEN _v IS NULL OR isnan(_v) THEN 4")
+    if since is not None:
+        cases.append(f'WHEN "timestamp" < {_stamp_sql(since)} THEN 6')
+    if until is not None:
+        cases.append(f'WHEN "timestamp" >= {_stamp_sql(end_cutoff(until))} THEN 7')
     cases.append(f'WHEN "timestamp" >= {cut_sql} THEN 5')
     keep_cols = [c for c in canonical if c not in ("customer_id", "timestamp", "amount")]
     extra = "".join(f", {_q(c)}" for c in keep_cols)
@@ -413,6 +430,9 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     starts = (
         f"starts_with(CAST(order_id AS VARCHAR), {_lit(prefix)})" if prefix is not None else None
     )
+    import pyarrow.parquet as pq
+
+    limit = isolation_limit(pq.read_metadata(path).num_rows)
     stats = con.sql(
         """SELECT count(*),
             count_if(_reason = 1), count_if(_reason = 2), count_if(_reason = 3),
@@ -434,6 +454,13 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         )
         + ", count_if(_reason = 0)"
         + (f", count_if(_reason = 0 AND {starts})" if starts is not None else ", 0")
+        + ", count_if(_reason = 6), count_if(_reason = 7)"
+        + (
+            f', min("timestamp", {limit + 1}) FILTER (WHERE _reason = 0), '
+            f'max("timestamp", {limit + 1}) FILTER (WHERE _reason = 0)'
+            if limit >= 1
+            else ", NULL, NULL"
+        )
         + f" FROM {stats_source}"
     ).fetchall()[0]
     if stats[11]:
@@ -449,12 +476,17 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     report.remove("missing timestamp", n_time)
     if has_amount:
         report.remove(amount_reason, n_amount)
+    n_since, n_until, lowest, highest = stats[14:18]
+    if since is not None:
+        report.remove(since_reason(since), n_since)
+    if until is not None:
+        report.remove(until_reason(until), n_until)
     report.remove(end_reason, n_late)
     if end is None:
         if n_late:
             if isinstance(first_id, int):  # quoted as the pandas path's row value
                 first_id = np.int64(first_id)
-            n_before = rows_in - n_id - n_group - n_time - n_amount
+            n_before = rows_in - n_id - n_group - n_time - n_amount - n_since - n_until
             message = future_rows_note(n_late, n_before, tomorrow, first_id, pd.Timestamp(first_ts))
             report.notes.append(message)
             warnings.warn(message, UserWarning, stacklevel=6)
@@ -470,6 +502,27 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
             )
     if last is None:
         raise Unsupported("an error condition (reported by the pandas path)")
+    if limit >= 1 and stats[12] > 1:
+        n_early, start, n_isolated_late, stop = isolated_ends(lowest, highest, limit)
+        if n_early or n_isolated_late:
+            report.flag(ISOLATED_REASON, n_early + n_isolated_late)
+            firsts: list[tuple[Any, Any] | None] = []
+            for bound, side in ((start, "<"), (stop, ">")):
+                if bound is None:
+                    firsts.append(None)
+                    continue
+                condition = f'"timestamp" {side} {_stamp_sql(bound)}'
+                row_id, row_ts = con.sql(
+                    f'SELECT arg_min(customer_id, _row), arg_min("timestamp", _row) '
+                    f"FROM {stats_source} WHERE _reason = 0 AND {condition}"
+                ).fetchall()[0]
+                if isinstance(row_id, int):
+                    row_id = np.int64(row_id)
+                firsts.append((row_id, pd.Timestamp(row_ts)))
+            message = isolated_rows_note(n_early, start, firsts[0], n_isolated_late, stop,
+                                         firsts[1], int(stats[12]))  # fmt: skip
+            report.notes.append(message)
+            warnings.warn(message, UserWarning, stacklevel=6)
 
     n_kept, n_cancel = stats[12], stats[13]
     if whole_rows:

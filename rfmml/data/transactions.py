@@ -814,6 +814,163 @@ def end_cutoff(end: pd.Timestamp) -> pd.Timestamp:
     return end + pd.Timedelta(1, "us")
 
 
+#: Rows dated more than this many days apart from the rest of a log are isolated.
+ISOLATION_GAP_DAYS = 365
+#: The cleaning report's flag of isolated rows (every engine).
+ISOLATED_REASON = "dated over a year apart from the rest of the log"
+
+
+def isolation_limit(n_rows: int) -> int:
+    """How many rows at either end of a log may be isolated: a few, never the bulk.
+
+    0.1 % of the log's rows, at least 5, and fewer than a third of them (a
+    log of fewer than 4 rows is not judged).
+    """
+    return min(max(-(-n_rows // 1000), 5), (n_rows - 1) // 3)
+
+
+_Ends = tuple[int, pd.Timestamp | None, int, pd.Timestamp | None]
+
+
+def isolated_ends(lowest: Any, highest: Any, limit: int) -> _Ends:
+    """The rows at the ends of a log that a gap of over a year parts from the rest.
+
+    The rule: sort the log's timestamps; at the start, take the last gap of
+    more than :data:`ISOLATION_GAP_DAYS` days between consecutive timestamps
+    that has at most ``limit`` rows (:func:`isolation_limit`) before it: those
+    rows are isolated (a mistyped year such as 1921 in a 2021-2023 log); the
+    same at the end of the log. A log whose early or late years hold more
+    rows than ``limit`` is a log, not a typo, and is not flagged.
+
+    Parameters
+    ----------
+    lowest, highest : array-like of datetime64
+        The ``limit + 1`` earliest timestamps, ascending, and the ``limit + 1``
+        latest, descending (fewer for a short log).
+    limit : int
+
+    Returns
+    -------
+    n_early, start, n_late, end
+        Rows before ``start`` and after ``end`` are isolated (None: none).
+    """
+    gap = np.timedelta64(ISOLATION_GAP_DAYS, "D")
+    found: list[tuple[int, pd.Timestamp | None]] = []
+    for values, sign in ((lowest, 1), (highest, -1)):
+        stamps = np.asarray(values, dtype="datetime64[us]")[: limit + 1]
+        steps = (stamps[1:] - stamps[:-1]) * sign
+        wide = np.flatnonzero(steps > gap)
+        if limit < 1 or not len(wide):
+            found.append((0, None))
+            continue
+        n = int(wide[-1]) + 1
+        found.append((n, pd.Timestamp(stamps[n])))
+    (n_early, start), (n_late, end) = found
+    return n_early, start, n_late, end
+
+
+def isolated_rows_note(n_early: int, start: Any, first_early: tuple[Any, Any] | None,
+                       n_late: int, end: Any, first_late: tuple[Any, Any] | None,
+                       n_rows: int) -> str:  # fmt: skip
+    """The cleaning note (and warning) on isolated rows (every engine says this)."""
+    parts = []
+    if n_early:
+        customer, stamp = first_early or (None, None)
+        parts.append(
+            f"{n_early:,} of {n_rows:,} rows are dated over a year before the rest of the log, "
+            f"which starts {start.date()} (first: customer_id={customer!r} at {stamp}); drop "
+            f"them with since='{start.date()}' (CLI --since {start.date()})"
+        )
+    if n_late:
+        customer, stamp = first_late or (None, None)
+        parts.append(
+            f"{n_late:,} of {n_rows:,} rows are dated over a year after the rest of the log, "
+            f"which ends {end.date()} (first: customer_id={customer!r} at {stamp}); drop them "
+            f"with until='{end.date()}' (CLI --until {end.date()})"
+        )
+    return (
+        "isolated timestamps, a mistyped year? "
+        + "; ".join(parts)
+        + ". Kept: they stretch those customers' history (T, tenure); fix the dates or drop them"
+    )
+
+
+def _date_bound(value: Any, name: str) -> pd.Timestamp | None:
+    """``since=`` or ``until=`` as a naive timestamp (None when not given)."""
+    if value is None:
+        return None
+    try:
+        bound = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise DataError(f"{name}={value!r} is not a date (e.g. '2021-01-01')") from None
+    if bound is pd.NaT:
+        raise DataError(f"{name}={value!r} is not a date (e.g. '2021-01-01')")
+    return bound.tz_localize(None) if bound.tzinfo is not None else bound
+
+
+def _bound_text(bound: pd.Timestamp) -> str:
+    return str(bound.date()) if bound == bound.normalize() else str(bound)
+
+
+def date_bounds(since: Any, until: Any) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """``since=`` and ``until=`` checked: dates, in order."""
+    start, stop = _date_bound(since, "since"), _date_bound(until, "until")
+    if start is not None and stop is not None and start >= end_cutoff(stop):
+        raise DataError(
+            f"since={_bound_text(start)} is after until={_bound_text(stop)}: no row is left"
+        )
+    return start, stop
+
+
+def since_reason(since: pd.Timestamp) -> str:
+    """The cleaning report's reason for rows before ``since=``."""
+    return f"dated before {_bound_text(since)} (since)"
+
+
+def until_reason(until: pd.Timestamp) -> str:
+    """The cleaning report's reason for rows after ``until=``."""
+    return f"dated after {_bound_text(until)} (until)"
+
+
+def _between(frame: pd.DataFrame, since: pd.Timestamp | None, until: pd.Timestamp | None,
+             report: CleaningReport) -> pd.DataFrame:  # fmt: skip
+    """Remove the rows before ``since`` and after ``until`` (a date includes its day)."""
+    if since is not None:
+        early = frame["timestamp"] < since
+        report.remove(since_reason(since), int(early.sum()))
+        frame = frame.loc[~early]
+    if until is not None:
+        late = frame["timestamp"] >= end_cutoff(until)
+        report.remove(until_reason(until), int(late.sum()))
+        frame = frame.loc[~late]
+    return frame
+
+
+def _flag_isolated(frame: pd.DataFrame, rows_in: int, report: CleaningReport) -> None:
+    """Flag (and warn about) the rows :func:`isolated_ends` finds; they are kept."""
+    limit = isolation_limit(rows_in)
+    if limit < 1 or len(frame) <= 1:
+        return
+    stamps = frame["timestamp"].to_numpy(dtype="datetime64[us]")
+    k = min(limit + 1, len(stamps))
+    lowest = np.sort(np.partition(stamps, k - 1)[:k])
+    highest = np.sort(np.partition(stamps, len(stamps) - k)[len(stamps) - k :])[::-1]
+    n_early, start, n_late, end = isolated_ends(lowest, highest, limit)
+    if not (n_early or n_late):
+        return
+    report.flag(ISOLATED_REASON, n_early + n_late)
+    firsts = []
+    for hit in (
+        frame["timestamp"] < start if n_early else None,
+        frame["timestamp"] > end if n_late else None,
+    ):
+        row = frame.loc[hit].iloc[0] if hit is not None else None
+        firsts.append(None if row is None else (row["customer_id"], row["timestamp"]))
+    message = isolated_rows_note(n_early, start, firsts[0], n_late, end, firsts[1], len(frame))
+    report.notes.append(message)
+    warnings.warn(message, UserWarning, stacklevel=4)
+
+
 def _net_returns(frame: pd.DataFrame, keys: list[str], report: CleaningReport) -> pd.DataFrame:
     """Fold each negative row into the customer's latest purchase at or before it."""
     negative = frame["amount"] < 0
@@ -928,6 +1085,8 @@ def read_transactions(
     engine: Engine = "auto",
     status: str | None = None,
     exclude_status: Sequence[str] | str | None = None,
+    since: Any = None,
+    until: Any = None,
 ) -> Transactions:
     """Load a transaction log into the canonical frame, with a cleaning report.
 
@@ -959,6 +1118,13 @@ def read_transactions(
         ``order``, every line of an order with such a state on any line goes
         (exports often write the state on the first line only). A state that
         matches no row is named in a note. Give both or neither.
+    since, until : date-like, optional
+        Rows dated before ``since`` or after ``until`` (a date without a time
+        of day includes that whole day) are removed and counted, e.g. the
+        mistyped years the report flags: rows a gap of over a year parts from
+        the rest of the log, at most 0.1 % of its rows (at least 5) at either
+        end (see :func:`isolated_ends`), are kept but flagged, with a note
+        and a warning naming the first of them.
     observation_end : date-like, optional
         Rows after it are removed (and counted). A date without a time of day
         includes that whole day. Without it, rows dated after tomorrow (in
@@ -1063,6 +1229,8 @@ def read_transactions(
         engine=engine,
         status=status,
         exclude_status=exclude_status,
+        since=since,
+        until=until,
         lazy=False,
     )
 
@@ -1119,6 +1287,8 @@ def _read_transactions(
     engine: Engine = "auto",
     status: str | None = None,
     exclude_status: Sequence[str] | str | None = None,
+    since: Any = None,
+    until: Any = None,
     lazy: bool = False,
     keep_negative: bool = False,
     allow_empty: bool = False,
@@ -1145,6 +1315,7 @@ def _read_transactions(
     if cancellation_prefix is not None and order is None:
         raise DataError("cancellation_prefix= needs the order id column: map order=")
     excluded = _status_values(status, exclude_status)
+    since_ts, until_ts = date_bounds(since, until)
     schema = TransactionSchema(customer, timestamp, amount, group, order, quantity, price,
                                status)  # fmt: skip
     used = schema.source_columns
@@ -1163,7 +1334,7 @@ def _read_transactions(
     ):  # fmt: skip
         scanned = _scan_file(Path(source), schema, engine, cancellation_prefix, observation_end,
                              allow_end_beyond_data, negative_amounts, drop_zero_amounts,
-                             drop_duplicates)  # fmt: skip
+                             drop_duplicates, since_ts, until_ts)  # fmt: skip
         if isinstance(scanned, Transactions):
             if lazy:
                 return scanned
@@ -1236,7 +1407,9 @@ def _read_transactions(
         report.remove("missing amount", int(no_amount.sum()))
         frame = frame.loc[~no_amount]
 
+    frame = _between(frame, since_ts, until_ts, report)
     frame = _cut_end(frame, observation_end, allow_end_beyond_data, report)
+    _flag_isolated(frame, report.rows_in, report)
 
     if cancellation_prefix is not None:
         cancelled = (
@@ -1402,6 +1575,8 @@ def _scan_file(
     negative_amounts: str,
     drop_zero_amounts: bool,
     drop_duplicates: bool,
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
 ) -> Transactions | str | None:
     """Clean a Parquet file in DuckDB; return why not (a report note) or ``None`` (CSV, auto)."""
     from rfmml.data._scan import Unsupported, scan_parquet
@@ -1435,6 +1610,8 @@ def _scan_file(
             drop_zero_amounts=drop_zero_amounts,
             drop_duplicates=drop_duplicates,
             canonical=schema.canonical_columns,
+            since=since,
+            until=until,
         )
     except Unsupported as exc:
         return f"read and cleaned by pandas: DuckDB does not take {exc}"

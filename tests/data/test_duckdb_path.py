@@ -325,3 +325,19 @@ def test_large_logs_read_twice_give_the_same_table(
         assert [r[0] for r in layout] == [*ref.transactions.columns, "_loose", "_row"]
     finally:
         log.close()
+
+
+@pytest.mark.parametrize("options", [{}, {"since": "1997-01-01"}, {"until": "1998-01-31"},
+                                     {"since": "1997-02-01", "until": "1997-12-31 12:00",
+                                      "observation_end": "1997-12-31"}])  # fmt: skip
+def test_isolated_dates_since_and_until(tmp_path: Path, options: dict) -> None:
+    """Mistyped years are flagged, since= and until= drop rows alike in both readers."""
+    tx = load_cdnow().head(4_000)
+    tx.loc[[10, 20], "timestamp"] = pd.Timestamp("1897-02-03")
+    tx.loc[[3_000], "timestamp"] = pd.Timestamp("2001-03-04 10:00")
+    path = tmp_path / "typos.parquet"
+    tx.to_parquet(path)
+    ref, new = _both(path, **options)
+    assert_same(ref, new)
+    if not options:
+        assert ref.report.flagged["dated over a year apart from the rest of the log"] == 3
