@@ -277,6 +277,28 @@ def _repeated_rows(
     return int(n_shared - n_distinct)
 
 
+def _id_case(con: Any, no_id: str, normalize: bool) -> str:
+    """The note on text ids that differ only in case (as the pandas path's ``_id_case``)."""
+    from rfmml.data.transactions import _CASE_EXAMPLES, id_case_note
+
+    n_ids, n_keys, n_changed = con.sql(
+        "SELECT count(DISTINCT customer_id), count(DISTINCT lower(customer_id)), "
+        f"count_if(customer_id <> lower(customer_id)) FROM src WHERE NOT {no_id}"
+    ).fetchall()[0]
+    several = con.sql(
+        f"""SELECT list(DISTINCT customer_id) FROM (
+            SELECT customer_id, lower(customer_id) AS _key, min(_row) OVER (
+                PARTITION BY lower(customer_id)) AS _first
+            FROM src WHERE NOT {no_id})
+        GROUP BY _key, _first HAVING count(DISTINCT customer_id) > 1 ORDER BY _first"""
+    ).fetchall()
+    if not normalize and not several:
+        return ""
+    examples = [list(row[0]) for row in several[:_CASE_EXAMPLES]]
+    return id_case_note(int(n_ids), int(n_keys), len(several), int(n_changed), examples,
+                        normalize)  # fmt: skip
+
+
 def scan_parquet(
     path: Path,
     renames: dict[str, str],
@@ -295,6 +317,7 @@ def scan_parquet(
     canonical: list[str],
     since: pd.Timestamp | None = None,
     until: pd.Timestamp | None = None,
+    normalize_ids: bool = False,
 ) -> tuple[ScannedLog, CleaningReport]:
     """Clean a Parquet log in DuckDB; raise :class:`Unsupported` where pandas must do it.
 
@@ -309,7 +332,7 @@ def scan_parquet(
         return _scan(con, path, renames, group, has_amount, quantity, price, amount,
                      cancellation_prefix, observation_end, allow_end_beyond_data,
                      negative_amounts, drop_zero_amounts, drop_duplicates,
-                     canonical, since, until)  # fmt: skip
+                     canonical, since, until, normalize_ids)  # fmt: skip
     except BaseException:
         con.close()
         raise
@@ -319,8 +342,8 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
           has_amount: bool, quantity: str | None, price: str | None, amount: str | None,
           prefix: str | None, observation_end: Any, allow_beyond: bool,
           negative_amounts: str, drop_zero: bool, drop_duplicates: bool,
-          canonical: list[str], since: pd.Timestamp | None,
-          until: pd.Timestamp | None) -> tuple[ScannedLog, CleaningReport]:  # fmt: skip
+          canonical: list[str], since: pd.Timestamp | None, until: pd.Timestamp | None,
+          normalize_ids: bool) -> tuple[ScannedLog, CleaningReport]:  # fmt: skip
     from rfmml.data.transactions import (
         ID_PADDING,
         ISOLATED_REASON,
@@ -353,7 +376,7 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     elif id_type in _INTS:
         customer, no_id = "CAST(customer_id AS BIGINT)", "customer_id IS NULL"
     elif id_type == "VARCHAR":
-        customer = "customer_id"
+        customer = "lower(customer_id)" if normalize_ids else "customer_id"
         no_id = r"(customer_id IS NULL OR regexp_full_match(customer_id, '\s*'))"
     else:
         raise Unsupported(f"customer ids of type {id_type}")
@@ -456,6 +479,11 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         + (f", count_if(_reason = 0 AND {starts})" if starts is not None else ", 0")
         + ", count_if(_reason = 6), count_if(_reason = 7)"
         + (
+            ", count_if(_reason <> 1 AND customer_id <> lower(customer_id))"
+            if id_type == "VARCHAR" and not normalize_ids
+            else ", 0"
+        )
+        + (
             f', min("timestamp", {limit + 1}) FILTER (WHERE _reason = 0), '
             f'max("timestamp", {limit + 1}) FILTER (WHERE _reason = 0)'
             if limit >= 1
@@ -470,13 +498,17 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     if rows_in == 0 or n_inf:
         raise Unsupported("an error condition (reported by the pandas path)")
     report = CleaningReport(rows_in=int(rows_in))
+    if id_type == "VARCHAR" and (normalize_ids or stats[16]):
+        note = _id_case(con, no_id, normalize_ids)
+        if note:
+            report.notes.append(note)
     report.remove("missing customer_id", n_id)
     if group is not None:
         report.remove(f"missing {group}", n_group)
     report.remove("missing timestamp", n_time)
     if has_amount:
         report.remove(amount_reason, n_amount)
-    n_since, n_until, lowest, highest = stats[14:18]
+    n_since, n_until, _cased, lowest, highest = stats[14:19]
     if since is not None:
         report.remove(since_reason(since), n_since)
     if until is not None:

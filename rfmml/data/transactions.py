@@ -758,6 +758,73 @@ def _trimmed_ids(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return frame.assign(customer_id=trimmed), note
 
 
+#: Customers whose several spellings a case note quotes.
+_CASE_EXAMPLES = 2
+
+
+def id_case_note(n_ids: int, n_keys: int, n_groups: int, n_rows_changed: int,
+                 examples: list[list[str]], normalized: bool) -> str:  # fmt: skip
+    """The cleaning note on text ids that differ only in case (every engine says this).
+
+    ``n_ids`` distinct ids are ``n_keys`` once lower-cased; ``n_groups`` of
+    those are written several ways; ``examples`` lists the spellings of the
+    first of them (in order of their first row).
+    """
+    shown = "; ".join(" / ".join(repr(v) for v in sorted(group)) for group in examples)
+    n_merged = n_ids - n_keys
+    if normalized:
+        if not n_merged:
+            return (
+                f"customer_id: normalize_ids lower-cased the ids of {n_rows_changed:,} rows; "
+                "no two ids merged"
+            )
+        return (
+            f"customer_id: normalize_ids lower-cased the ids of {n_rows_changed:,} rows; "
+            f"{n_merged:,} ids written in other case merged into {n_groups:,} customers "
+            f"(e.g. {shown})"
+        )
+    return (
+        f"customer_id: {n_merged:,} ids differ from another only in upper/lower case "
+        f"({n_groups:,} customers written several ways, e.g. {shown}) and count as other "
+        "customers; pass normalize_ids=True (CLI --normalize-ids, config [data] normalize_ids) "
+        "to lower-case the ids so that they join"
+    )
+
+
+def _text_ids(ids: pd.Series) -> bool:
+    """Whether ``ids`` are text (the ids case and spaces apply to)."""
+    if not (ids.dtype == object or pd.api.types.is_string_dtype(ids.dtype)) or ids.empty:
+        return False
+    return bool(pd.api.types.infer_dtype(ids, skipna=True) == "string")
+
+
+def _id_case(frame: pd.DataFrame, normalize: bool) -> tuple[pd.DataFrame, str]:
+    """Count the text ids that differ only in case; lower-case them with ``normalize``."""
+    ids = frame["customer_id"]
+    if not _text_ids(ids):
+        return frame, ""
+    lowered = ids.str.lower()
+    changed = int((lowered != ids).sum())
+    if not changed and not normalize:
+        return frame, ""
+    spellings = pd.DataFrame({"id": ids.to_numpy(), "key": lowered.to_numpy()}).drop_duplicates(
+        "id"
+    )
+    n_spellings = spellings.groupby("key", sort=False)["id"].size()
+    several = n_spellings[n_spellings > 1]
+    if not normalize and several.empty:
+        return frame, ""
+    examples = [
+        spellings.loc[spellings["key"] == key, "id"].tolist()
+        for key in several.index[:_CASE_EXAMPLES]
+    ]
+    note = id_case_note(len(spellings), len(n_spellings), len(several), changed, examples,
+                        normalize)  # fmt: skip
+    if normalize:
+        frame = frame.assign(customer_id=lowered)
+    return frame, note
+
+
 def _whole_number_text_ids(frame: pd.DataFrame, decimal: str) -> tuple[pd.DataFrame, str]:
     """A CSV's customer ids that are all whole numbers written as decimals, as integers' text.
 
@@ -1087,6 +1154,7 @@ def read_transactions(
     exclude_status: Sequence[str] | str | None = None,
     since: Any = None,
     until: Any = None,
+    normalize_ids: bool = False,
 ) -> Transactions:
     """Load a transaction log into the canonical frame, with a cleaning report.
 
@@ -1118,6 +1186,12 @@ def read_transactions(
         ``order``, every line of an order with such a state on any line goes
         (exports often write the state on the first line only). A state that
         matches no row is named in a note. Give both or neither.
+    normalize_ids : bool, default False
+        Text customer ids that differ only in case (``Ann@x.com`` and
+        ``ann@x.com``) are other customers unless this is True: then every
+        text id is lower-cased (ids are always stripped of surrounding
+        spaces), and a note counts the rows changed and the ids merged.
+        Without it, a note counts the ids that would merge, with examples.
     since, until : date-like, optional
         Rows dated before ``since`` or after ``until`` (a date without a time
         of day includes that whole day) are removed and counted, e.g. the
@@ -1231,6 +1305,7 @@ def read_transactions(
         exclude_status=exclude_status,
         since=since,
         until=until,
+        normalize_ids=normalize_ids,
         lazy=False,
     )
 
@@ -1289,6 +1364,7 @@ def _read_transactions(
     exclude_status: Sequence[str] | str | None = None,
     since: Any = None,
     until: Any = None,
+    normalize_ids: bool = False,
     lazy: bool = False,
     keep_negative: bool = False,
     allow_empty: bool = False,
@@ -1334,7 +1410,7 @@ def _read_transactions(
     ):  # fmt: skip
         scanned = _scan_file(Path(source), schema, engine, cancellation_prefix, observation_end,
                              allow_end_beyond_data, negative_amounts, drop_zero_amounts,
-                             drop_duplicates, since_ts, until_ts)  # fmt: skip
+                             drop_duplicates, since_ts, until_ts, normalize_ids)  # fmt: skip
         if isinstance(scanned, Transactions):
             if lazy:
                 return scanned
@@ -1360,6 +1436,9 @@ def _read_transactions(
     report.remove("missing customer_id", int(no_id.sum()))
     frame = frame.loc[~no_id]
     frame, note = _trimmed_ids(frame)
+    if note:
+        report.notes.append(note)
+    frame, note = _id_case(frame, normalize_ids)
     if note:
         report.notes.append(note)
     frame = frame.assign(customer_id=_plain_ids(frame["customer_id"]))
@@ -1577,6 +1656,7 @@ def _scan_file(
     drop_duplicates: bool,
     since: pd.Timestamp | None = None,
     until: pd.Timestamp | None = None,
+    normalize_ids: bool = False,
 ) -> Transactions | str | None:
     """Clean a Parquet file in DuckDB; return why not (a report note) or ``None`` (CSV, auto)."""
     from rfmml.data._scan import Unsupported, scan_parquet
@@ -1612,6 +1692,7 @@ def _scan_file(
             canonical=schema.canonical_columns,
             since=since,
             until=until,
+            normalize_ids=normalize_ids,
         )
     except Unsupported as exc:
         return f"read and cleaned by pandas: DuckDB does not take {exc}"

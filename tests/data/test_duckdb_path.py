@@ -341,3 +341,17 @@ def test_isolated_dates_since_and_until(tmp_path: Path, options: dict) -> None:
     assert_same(ref, new)
     if not options:
         assert ref.report.flagged["dated over a year apart from the rest of the log"] == 3
+
+
+@pytest.mark.parametrize("options", [{}, {"normalize_ids": True}])
+def test_ids_differing_in_case(tmp_path: Path, options: dict) -> None:
+    """Email ids written in two cases are counted (and merged) alike in both readers."""
+    tx = load_cdnow().head(3_000)
+    tx["customer_id"] = "Buyer" + tx["customer_id"].astype(str) + "@Mail.example"
+    tx.loc[tx.index[::7], "customer_id"] = tx["customer_id"].str.lower()
+    tx.loc[tx.index[5], "customer_id"] = None
+    path = tmp_path / "emails.parquet"
+    tx.to_parquet(path)
+    ref, new = _both(path, **options)
+    assert_same(ref, new)
+    assert any("upper/lower case" in n or "normalize_ids" in n for n in ref.report.notes)
