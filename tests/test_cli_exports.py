@@ -201,3 +201,35 @@ def test_refresh_leaves_out_refunded_orders_and_remembers_the_states(orders, cdn
     assert "removed 60: Status 'refunded' (not a purchase)" in second.output
     with CustomerState.open(tmp_path / "state.duckdb", read_only=True) as st:
         assert int(st.rfm_table()["n_orders"].sum()) == len(log) - n_refunded
+
+
+def test_features_on_a_crm_export_with_typos_cases_and_currencies(orders, tmp_path):
+    """A mistyped year is flagged (once) and --since drops it; ids typed in two cases are
+    counted and --normalize-ids merges them; two currencies are refused until --currency
+    picks one: each was accepted silently (T stretched, customers split, EUR + USD summed)."""
+    log = orders.assign(**{"Customer ID": "Client" + orders["Customer ID"].astype(str)
+                           + "@Example.com", "Currency": "EUR"})  # fmt: skip
+    log.loc[log.index[3], "Order Date"] = "05/02/1897 10:00"
+    log.loc[log.index[::5], "Customer ID"] = log["Customer ID"].str.lower()
+    log.loc[log.index[1::10], "Currency"] = "USD"
+    log.to_csv(tmp_path / "crm.csv", index=False)
+    refused = invoke("features", tmp_path / "crm.csv", *WOO)
+    assert refused.exit_code == 1
+    assert re.search(r"^error: column 'Currency' holds 2 currencies: 'EUR' \([\d,]+ rows\), "
+                     r"'USD' \([\d,]+ rows\)", refused.output, re.M)  # fmt: skip
+    output = tmp_path / "features.csv"
+    flags = ["--currency", "EUR", "-o", output]
+    first = invoke("features", tmp_path / "crm.csv", *WOO, *flags)
+    assert first.exit_code == 0, first.output
+    assert first.output.count("mistyped year") == 1  # the note, not the warning again
+    assert "upper/lower case" in first.output and "--normalize-ids" in first.output
+    n_usd = int((log["Currency"] == "USD").sum())
+    assert f"removed {n_usd:,}: Currency not 'EUR'" in first.output
+    clean = invoke("features", tmp_path / "crm.csv", *WOO, *flags, "--since", "1997-01-01",
+                   "--normalize-ids")  # fmt: skip
+    assert clean.exit_code == 0, clean.output
+    assert "removed 1: dated before 1997-01-01 (since)" in clean.output
+    assert "mistyped year" not in clean.output
+    table = pd.read_csv(output)
+    kept = log[(log["Currency"] == "EUR") & (log.index != log.index[3])]
+    assert len(table) == kept["Customer ID"].str.lower().nunique()

@@ -372,6 +372,9 @@ def test_cli_refresh_remembers_read_options_and_an_explicit_one_wins(
         "decimal": ",",
         "status": None,
         "exclude_status": None,
+        "currency": None,
+        "currency_column": None,
+        "normalize_ids": None,
     }
     first = run(day1, "--dayfirst", "--separator", ";", "--decimal", ",")
     assert "options" not in first.stderr
@@ -401,7 +404,8 @@ def test_cli_refresh_remembers_read_options_and_an_explicit_one_wins(
         assert st.last_timestamp == pd.Timestamp("1998-03-06")  # not 3 June
         assert st.read_options == {"dayfirst": False, "encoding": None, "separator": ",",
                                    "decimal": ".", "status": None,
-                                   "exclude_status": None}  # fmt: skip
+                                   "exclude_status": None, "currency": None,
+                                   "currency_column": None, "normalize_ids": None}  # fmt: skip
         both.append(read_transactions(day3, dayfirst=False)[0])
         pd.testing.assert_frame_equal(st.rfm_table(), rfm_table(pd.concat(both)))
 
@@ -459,4 +463,5 @@ def test_a_state_without_stored_read_options_refreshes_as_before(
         pd.testing.assert_frame_equal(st.rfm_table(), rfm_table(whole))
         assert st.read_options == {"dayfirst": True, "encoding": None, "separator": ";",
                                    "decimal": ",", "status": None,
-                                   "exclude_status": None}  # fmt: skip
+                                   "exclude_status": None, "currency": None,
+                                   "currency_column": None, "normalize_ids": None}  # fmt: skip

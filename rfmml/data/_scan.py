@@ -318,6 +318,8 @@ def scan_parquet(
     since: pd.Timestamp | None = None,
     until: pd.Timestamp | None = None,
     normalize_ids: bool = False,
+    currency_column: str | None = None,
+    currency: str | None = None,
 ) -> tuple[ScannedLog, CleaningReport]:
     """Clean a Parquet log in DuckDB; raise :class:`Unsupported` where pandas must do it.
 
@@ -332,7 +334,8 @@ def scan_parquet(
         return _scan(con, path, renames, group, has_amount, quantity, price, amount,
                      cancellation_prefix, observation_end, allow_end_beyond_data,
                      negative_amounts, drop_zero_amounts, drop_duplicates,
-                     canonical, since, until, normalize_ids)  # fmt: skip
+                     canonical, since, until, normalize_ids, currency_column,
+                     currency)  # fmt: skip
     except BaseException:
         con.close()
         raise
@@ -343,11 +346,14 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
           prefix: str | None, observation_end: Any, allow_beyond: bool,
           negative_amounts: str, drop_zero: bool, drop_duplicates: bool,
           canonical: list[str], since: pd.Timestamp | None, until: pd.Timestamp | None,
-          normalize_ids: bool) -> tuple[ScannedLog, CleaningReport]:  # fmt: skip
+          normalize_ids: bool, currency_column: str | None,
+          currency: str | None) -> tuple[ScannedLog, CleaningReport]:  # fmt: skip
     from rfmml.data.transactions import (
         ID_PADDING,
         ISOLATED_REASON,
         OBSERVATION_END_MARGIN_DAYS,
+        check_currencies,
+        currency_reason,
         end_cutoff,
         future_rows_note,
         isolated_ends,
@@ -418,7 +424,19 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         end_reason = f"after the observation end {shown}"
     cut_sql = f"TIMESTAMP {_lit(cut.isoformat(sep=' '))}"
 
+    code, currency_note = None, ""
+    if currency_column is not None:
+        held = con.sql(
+            "SELECT nullif(upper(trim(CAST(_currency AS VARCHAR))), ''), count(*) FROM src "
+            "GROUP BY 1"
+        ).fetchall()
+        code, currency_note = check_currencies(currency_column, dict(held), currency, has_amount)
     cases = [f"WHEN {no_id} THEN 1"]
+    if code is not None:
+        cases.insert(
+            0,
+            f"WHEN coalesce(upper(trim(CAST(_currency AS VARCHAR))) <> {_lit(code)}, true) THEN 8",
+        )
     if group is not None:
         cases.append(f"WHEN {_q(group)} IS NULL THEN 2")
     cases.append('WHEN "timestamp" IS NULL THEN 3')
@@ -477,7 +495,7 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         )
         + ", count_if(_reason = 0)"
         + (f", count_if(_reason = 0 AND {starts})" if starts is not None else ", 0")
-        + ", count_if(_reason = 6), count_if(_reason = 7)"
+        + ", count_if(_reason = 6), count_if(_reason = 7), count_if(_reason = 8)"
         + (
             ", count_if(_reason <> 1 AND customer_id <> lower(customer_id))"
             if id_type == "VARCHAR" and not normalize_ids
@@ -498,7 +516,11 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     if rows_in == 0 or n_inf:
         raise Unsupported("an error condition (reported by the pandas path)")
     report = CleaningReport(rows_in=int(rows_in))
-    if id_type == "VARCHAR" and (normalize_ids or stats[16]):
+    if code is not None:
+        report.remove(currency_reason(str(currency_column), code), stats[16])
+    if currency_note:
+        report.notes.append(currency_note)
+    if id_type == "VARCHAR" and (normalize_ids or stats[17]):
         note = _id_case(con, no_id, normalize_ids)
         if note:
             report.notes.append(note)
@@ -508,7 +530,7 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     report.remove("missing timestamp", n_time)
     if has_amount:
         report.remove(amount_reason, n_amount)
-    n_since, n_until, _cased, lowest, highest = stats[14:19]
+    n_since, n_until, n_currency, _cased, lowest, highest = stats[14:20]
     if since is not None:
         report.remove(since_reason(since), n_since)
     if until is not None:
@@ -518,7 +540,7 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         if n_late:
             if isinstance(first_id, int):  # quoted as the pandas path's row value
                 first_id = np.int64(first_id)
-            n_before = rows_in - n_id - n_group - n_time - n_amount - n_since - n_until
+            n_before = rows_in - n_currency - n_id - n_group - n_time - n_amount - n_since - n_until
             message = future_rows_note(n_late, n_before, tomorrow, first_id, pd.Timestamp(first_ts))
             report.notes.append(message)
             warnings.warn(message, UserWarning, stacklevel=6)

@@ -76,6 +76,10 @@ class TransactionSchema:
         Optional order state column (``Financial Status``, ``Status``): rows
         whose state is excluded are removed (see :func:`read_transactions`).
         Not part of the canonical frame.
+    currency : str or None
+        Optional column of the amounts' currency codes (``Currency``): a log
+        in several currencies is refused until one is picked (see
+        :func:`read_transactions`). Not part of the canonical frame.
     """
 
     customer: str = "customer_id"
@@ -86,6 +90,7 @@ class TransactionSchema:
     quantity: str | None = None
     price: str | None = None
     status: str | None = None
+    currency: str | None = None
 
     @property
     def has_amount(self) -> bool:
@@ -96,7 +101,7 @@ class TransactionSchema:
     def source_columns(self) -> list[str]:
         """Columns required in the source, in canonical order."""
         cols = [self.customer, self.timestamp, self.amount, self.group, self.order,
-                self.quantity, self.price, self.status]  # fmt: skip
+                self.quantity, self.price, self.status, self.currency]  # fmt: skip
         return [c for c in cols if c is not None]
 
     @property
@@ -113,6 +118,8 @@ class TransactionSchema:
             out[self.price] = "_price"
         if self.status is not None:
             out[self.status] = "_status"
+        if self.currency is not None:
+            out[self.currency] = "_currency"
         return out
 
     @property
@@ -143,8 +150,12 @@ _COMPRESSED = frozenset({".gz", ".zip", ".bz2", ".xz"})
 
 
 def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
-              separator: str | None, decimal: str | None = None) -> pd.DataFrame:  # fmt: skip
-    """Read the mapped columns of a delimited text file, finding its separator."""
+              separator: str | None,
+              decimal: str | None = None) -> tuple[pd.DataFrame, TransactionSchema]:  # fmt: skip
+    """Read the mapped columns of a delimited text file, finding its separator.
+
+    Returns the frame and the schema (with a recognised currency column).
+    """
     where = repr(str(path))
     encoding = encoding or "utf-8"
     decimal = decimal or "."
@@ -184,6 +195,7 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
                 f"{best}.{_close_names(missing, best)} Map your own names with customer=, "
                 "timestamp=, amount=, or name the separator with separator= (CLI --separator)."
             )
+        schema = with_currency_column(schema, best)
         dtypes = {schema.customer: str}
         if schema.order is not None:
             dtypes[schema.order] = str
@@ -202,7 +214,7 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
                 "text field) shifts the columns. Quote such values in the export, or name the "
                 "separator with separator= (CLI --separator)"
             )
-        return frame
+        return frame, schema
     except pd.errors.EmptyDataError:
         raise DataError(f"transaction file {where} is empty (no header, no rows)") from None
     except UnicodeDecodeError as exc:
@@ -328,8 +340,12 @@ def _rows_wider_than_header(path: Path, sep: str, encoding: str,
 
 def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
           separator: str | None = None,
-          decimal: str | None = None) -> tuple[pd.DataFrame, str]:  # fmt: skip
-    """Load ``source`` as a pandas frame of the mapped columns; return it and its kind."""
+          decimal: str | None = None) -> tuple[pd.DataFrame, str, TransactionSchema]:  # fmt: skip
+    """Load ``source`` as a pandas frame of the mapped columns; return it, its kind, the schema.
+
+    The schema returned has the source's currency column when one is recognised
+    (:func:`with_currency_column`).
+    """
     if isinstance(source, str | Path):
         path = Path(source)
         if not path.exists():
@@ -351,9 +367,11 @@ def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
                     f"{str(path)!r} is not a readable Parquet file ({str(exc).splitlines()[0]})"
                 ) from None
             _check_columns(schema, available, str(path))
-            return pd.read_parquet(path, columns=schema.source_columns), "pandas"
+            schema = with_currency_column(schema, available)
+            return pd.read_parquet(path, columns=schema.source_columns), "pandas", schema
         if suffix in {".csv", ".txt", ".tsv", *_COMPRESSED}:
-            return _read_csv(path, schema, encoding, separator, decimal), "pandas"
+            frame, schema = _read_csv(path, schema, encoding, separator, decimal)
+            return frame, "pandas", schema
         if suffix in {".xlsx", ".xlsm", ".xls", ".ods"}:
             raise DataError(
                 f"cannot read {str(path)!r}: a spreadsheet is not read directly; save the sheet "
@@ -365,7 +383,8 @@ def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
         )
     if isinstance(source, pd.DataFrame):
         _check_columns(schema, list(source.columns), "the DataFrame")
-        return source.loc[:, schema.source_columns].copy(), "pandas"
+        schema = with_currency_column(schema, list(source.columns))
+        return source.loc[:, schema.source_columns].copy(), "pandas", schema
     module = type(source).__module__.split(".")[0]
     if module == "polars":
         import polars as pl
@@ -373,12 +392,109 @@ def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
         if isinstance(source, pl.LazyFrame):
             source = source.collect()
         _check_columns(schema, list(source.columns), "the polars DataFrame")
-        return source.select(schema.source_columns).to_pandas(), "polars"
+        schema = with_currency_column(schema, list(source.columns))
+        return source.select(schema.source_columns).to_pandas(), "polars", schema
     raise TypeError(
         "read_transactions takes a CSV or Parquet path, a pandas DataFrame or a polars "
         f"DataFrame; got {type(source).__name__}. For Spark or DuckDB data, pass the frame "
         "with canonical column names straight to rfmml.features."
     )
+
+
+def with_currency_column(schema: TransactionSchema, available: list[Any]) -> TransactionSchema:
+    """``schema`` with the source's currency column, when it has one and none is mapped.
+
+    A column named ``currency`` (any case, spaces around) is recognised, as an
+    export's ``Currency`` column; one mapped to another role is left alone.
+    """
+    if schema.currency is not None:
+        return schema
+    named = [c for c in available if str(c).strip().casefold() == "currency"]
+    if len(named) != 1 or named[0] in schema.source_columns:
+        return schema
+    import dataclasses
+
+    return dataclasses.replace(schema, currency=named[0])
+
+
+def currency_reason(column: str, code: str) -> str:
+    """The cleaning report's reason for rows of another currency than the one picked."""
+    return f"{column} not {code!r}"
+
+
+def check_currencies(column: str | None, counts: dict[Any, int], pick: str | None,
+                     has_amount: bool) -> tuple[str | None, str]:  # fmt: skip
+    """Judge a log's currencies; return the code whose rows are kept (or None) and a note.
+
+    Parameters
+    ----------
+    column : str or None
+        The currency column (None: the log has none).
+    counts : dict
+        Rows per currency code (upper case, stripped; None for a blank cell).
+    pick : str or None
+        The ``currency=`` the caller asked for.
+    has_amount : bool
+        Whether the log has amounts (without them currencies do not matter).
+
+    Raises
+    ------
+    DataError
+        ``pick`` without a currency column or without rows in that currency;
+        several currencies with amounts and no ``pick``.
+    """
+    if column is None:
+        if pick is not None:
+            raise DataError(
+                f"currency={pick!r} needs the column of the currencies: map currency_column= "
+                "(CLI --currency-column); the log has no column named 'currency'"
+            )
+        return None, ""
+    held = sorted((c for c in counts if c is not None), key=lambda c: (-counts[c], str(c)))
+    blank = counts.get(None, 0)
+    if pick is not None:
+        code = str(pick).strip().upper()
+        if code not in counts:
+            raise DataError(
+                f"currency={pick!r}: column {column!r} has no row in {code} (it holds "
+                f"{', '.join(repr(c) for c in held) or 'no currency'})"
+            )
+        return code, f"amounts in {code} (column {column!r}); rows in other currencies removed"
+    if not has_amount or not held:
+        return None, ""
+    if len(held) > 1:
+        shown = ", ".join(f"{c!r} ({counts[c]:,} rows)" for c in held)
+        if blank:
+            shown += f", blank ({blank:,} rows)"
+        raise DataError(
+            f"column {column!r} holds {len(held)} currencies: {shown}; amounts in different "
+            f"currencies do not add up: pick one with currency={held[0]!r} (CLI --currency "
+            f"{held[0]}, config [data] currency), or convert the amounts to one currency first"
+        )
+    note = f"amounts in {held[0]} (column {column!r})"
+    if blank:
+        note += f"; {blank:,} rows leave the currency blank"
+    return None, note
+
+
+def _currencies(frame: pd.DataFrame, column: str | None, pick: str | None, has_amount: bool,
+                report: CleaningReport) -> pd.DataFrame:  # fmt: skip
+    """Refuse several currencies, or keep the picked one's rows (counted); note the currency."""
+    if column is None:
+        check_currencies(None, {}, pick, has_amount)
+        return frame
+    codes = frame["_currency"].astype("string").str.strip().str.upper()
+    codes = codes.mask(codes == "")
+    counts = {(None if pd.isna(k) else str(k)): int(v)
+              for k, v in codes.value_counts(dropna=False).items()}  # fmt: skip
+    code, note = check_currencies(column, counts, pick, has_amount)
+    if code is not None:
+        other = (codes != code).fillna(True).to_numpy(dtype=bool)
+        report.remove(currency_reason(column, code), int(other.sum()))
+        frame = frame.loc[~other]
+    if note:
+        report.notes.append(note)
+    return frame.drop(columns="_currency")
 
 
 def _check_columns(schema: TransactionSchema, available: list[str], where: str) -> None:
@@ -1155,6 +1271,8 @@ def read_transactions(
     since: Any = None,
     until: Any = None,
     normalize_ids: bool = False,
+    currency: str | None = None,
+    currency_column: str | None = None,
 ) -> Transactions:
     """Load a transaction log into the canonical frame, with a cleaning report.
 
@@ -1186,6 +1304,14 @@ def read_transactions(
         ``order``, every line of an order with such a state on any line goes
         (exports often write the state on the first line only). A state that
         matches no row is named in a note. Give both or neither.
+    currency, currency_column : str, optional
+        The currency of the amounts. A column named ``currency`` (any case) is
+        recognised, or name it with ``currency_column``: a log whose amounts
+        are in several currencies is refused (the error names them, with
+        their row counts) unless ``currency`` picks one (``"EUR"``; compared
+        without case and spaces); the other rows, blank ones included, are
+        removed and counted, first of all steps with ``status``. A log in one
+        currency gets a note naming it.
     normalize_ids : bool, default False
         Text customer ids that differ only in case (``Ann@x.com`` and
         ``ann@x.com``) are other customers unless this is True: then every
@@ -1306,6 +1432,8 @@ def read_transactions(
         since=since,
         until=until,
         normalize_ids=normalize_ids,
+        currency=currency,
+        currency_column=currency_column,
         lazy=False,
     )
 
@@ -1365,6 +1493,8 @@ def _read_transactions(
     since: Any = None,
     until: Any = None,
     normalize_ids: bool = False,
+    currency: str | None = None,
+    currency_column: str | None = None,
     lazy: bool = False,
     keep_negative: bool = False,
     allow_empty: bool = False,
@@ -1393,7 +1523,7 @@ def _read_transactions(
     excluded = _status_values(status, exclude_status)
     since_ts, until_ts = date_bounds(since, until)
     schema = TransactionSchema(customer, timestamp, amount, group, order, quantity, price,
-                               status)  # fmt: skip
+                               status, currency_column)  # fmt: skip
     used = schema.source_columns
     twice = sorted({c for c in used if used.count(c) > 1})
     if twice:
@@ -1410,7 +1540,8 @@ def _read_transactions(
     ):  # fmt: skip
         scanned = _scan_file(Path(source), schema, engine, cancellation_prefix, observation_end,
                              allow_end_beyond_data, negative_amounts, drop_zero_amounts,
-                             drop_duplicates, since_ts, until_ts, normalize_ids)  # fmt: skip
+                             drop_duplicates, since_ts, until_ts, normalize_ids,
+                             currency)  # fmt: skip
         if isinstance(scanned, Transactions):
             if lazy:
                 return scanned
@@ -1420,7 +1551,7 @@ def _read_transactions(
             finally:
                 log.close()
         fallback = scanned
-    frame, kind = _load(source, schema, encoding, separator, decimal)
+    frame, kind, schema = _load(source, schema, encoding, separator, decimal)
     report = CleaningReport(rows_in=len(frame))
     if frame.empty:
         where = repr(str(source)) if isinstance(source, str | Path) else "the transaction log"
@@ -1428,6 +1559,7 @@ def _read_transactions(
     frame = frame.rename(columns=schema.renames).reset_index(drop=True)
     if status is not None:
         frame = _without_statuses(frame, status, excluded, report)
+    frame = _currencies(frame, schema.currency, currency, schema.has_amount, report)
 
     ids = frame["customer_id"]
     no_id = ids.isna()
@@ -1657,6 +1789,7 @@ def _scan_file(
     since: pd.Timestamp | None = None,
     until: pd.Timestamp | None = None,
     normalize_ids: bool = False,
+    currency: str | None = None,
 ) -> Transactions | str | None:
     """Clean a Parquet file in DuckDB; return why not (a report note) or ``None`` (CSV, auto)."""
     from rfmml.data._scan import Unsupported, scan_parquet
@@ -1674,6 +1807,7 @@ def _scan_file(
     except (pa.ArrowInvalid, OSError):
         return None  # the pandas path raises its own message
     _check_columns(schema, available, str(path))
+    schema = with_currency_column(schema, available)
     try:
         log, report = scan_parquet(
             path,
@@ -1693,6 +1827,8 @@ def _scan_file(
             since=since,
             until=until,
             normalize_ids=normalize_ids,
+            currency_column=schema.currency,
+            currency=currency,
         )
     except Unsupported as exc:
         return f"read and cleaned by pandas: DuckDB does not take {exc}"

@@ -106,7 +106,19 @@ SCHEMA_VERSION = 2
 _PERIODS = {"D": "day", "W": "week", "M": "month"}
 _CLEANING = ("negative_amounts", "drop_zero_amounts", "drop_duplicates", "timestamp_format")
 #: How a batch file is written; stored in the state's ``read_options`` meta entry.
-_READ_OPTIONS = ("dayfirst", "encoding", "separator", "decimal", "status", "exclude_status")
+_READ_OPTIONS = (
+    "dayfirst",
+    "encoding",
+    "separator",
+    "decimal",
+    "status",
+    "exclude_status",
+    "currency",
+    "currency_column",
+    "normalize_ids",
+)
+#: Options of one batch only (never stored): the period its rows are kept from.
+_BATCH_OPTIONS = ("since", "until")
 #: Options of :meth:`CustomerState.create` a later :meth:`CustomerState.update` may
 #: change (the file's column names and timestamp format); the canonical columns stay
 #: those of the state.
@@ -587,6 +599,11 @@ class CustomerState:
         decimal: str | None = None,
         status: str | None = None,
         exclude_status: Any = None,
+        currency: str | None = None,
+        currency_column: str | None = None,
+        normalize_ids: bool | None = None,
+        since: Any = None,
+        until: Any = None,
         customer: str | None = None,
         timestamp: str | None = None,
         amount: str | None = None,
@@ -632,6 +649,12 @@ class CustomerState:
             :func:`rfmml.data.read_transactions`: those rows are removed and
             counted in the batch's report. Stored like the read options, so
             later batches leave the same states out. None: the stored value.
+        currency, currency_column, normalize_ids : optional
+            As in :func:`rfmml.data.read_transactions`; stored like the read
+            options. None: the stored value.
+        since, until : date-like, optional
+            Rows of this batch dated before ``since`` or after ``until`` are
+            removed and counted (this batch only: not stored).
         customer, timestamp, amount, group, order : str, optional
             The batch's column names, when they differ from the stored mapping
             (None: the stored one). Once the state holds rows, a state without
@@ -657,7 +680,9 @@ class CustomerState:
         self._check_writable()
         reading, mapping, cleaning, changes = self._options(
             {"dayfirst": dayfirst, "encoding": encoding, "separator": separator,
-             "decimal": decimal, "status": status, "exclude_status": exclude_status},
+             "decimal": decimal, "status": status, "exclude_status": exclude_status,
+             "currency": currency, "currency_column": currency_column,
+             "normalize_ids": normalize_ids},
             {"customer": customer, "timestamp": timestamp, "amount": amount, "group": group,
              "order": order},
             timestamp_format,
@@ -668,12 +693,14 @@ class CustomerState:
             options = dict(cleaning, drop_zero_amounts=False, drop_duplicates=False)
             options["negative_amounts"] = "drop"
             tx, report = _read_transactions(transactions, **mapping, **options, **reading,
+                                            since=since, until=until,
                                             keep_negative=True)  # fmt: skip
         else:
             # a batch that cleaning empties (a day of returns only) is recorded, not refused,
             # once the state holds rows (the first batch must give the columns' types)
             tx, report = _read_transactions(
-                transactions, **mapping, **cleaning, **reading, allow_empty=self._has_rows(),
+                transactions, **mapping, **cleaning, **reading, since=since, until=until,
+                allow_empty=self._has_rows(),
             )  # fmt: skip
         stored = {"read_options": reading, "mapping": mapping, "cleaning": cleaning}
         note = (

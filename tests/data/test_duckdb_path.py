@@ -355,3 +355,20 @@ def test_ids_differing_in_case(tmp_path: Path, options: dict) -> None:
     ref, new = _both(path, **options)
     assert_same(ref, new)
     assert any("upper/lower case" in n or "normalize_ids" in n for n in ref.report.notes)
+
+
+def test_a_currency_column(tmp_path: Path) -> None:
+    """Several currencies are refused alike; a picked one keeps its rows alike."""
+    tx = load_cdnow().head(3_000)
+    tx["currency"] = np.where(np.arange(len(tx)) % 9 == 0, "USD", "EUR")
+    path = tmp_path / "currencies.parquet"
+    tx.to_parquet(path)
+    messages = []
+    for engine in ("pandas", "duckdb"):
+        with pytest.raises(DataError) as caught:
+            read_transactions(path, engine=engine)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] and "'EUR' (2,666 rows), 'USD' (334 rows)" in messages[0]
+    ref, new = _both(path, currency="USD")
+    assert_same(ref, new)
+    assert ref.report.removed["currency not 'USD'"] == 2_666

@@ -522,7 +522,17 @@ def test_update_remembers_the_mapping_and_refuses_columns_the_state_cannot_take(
     with CustomerState.create(tmp_path / "s.duckdb", amount=None) as state:
         first = state.update(tiny_tx.iloc[:4].drop(columns="amount"))
         assert first.notes == [] and state.read_options == dict.fromkeys(
-            ["dayfirst", "encoding", "separator", "decimal", "status", "exclude_status"]
+            [
+                "dayfirst",
+                "encoding",
+                "separator",
+                "decimal",
+                "status",
+                "exclude_status",
+                "currency",
+                "currency_column",
+                "normalize_ids",
+            ]
         )
         before = state.tables()
         with pytest.raises(DataError, match=r"^group='channel': the state .* was created with "
