@@ -278,22 +278,32 @@ def _repeated_rows(
 
 
 def _id_case(con: Any, no_id: str, normalize: bool) -> str:
-    """The note on text ids that differ only in case (as the pandas path's ``_id_case``)."""
+    """The note on text ids that differ only in case (as the pandas path's ``_id_case``).
+
+    Asked only when some id has a capital (or ``normalize``): one grouping of
+    the distinct ids (their first row kept for the examples), then their
+    lower-cased values counted, so the rows are grouped once.
+    """
     from rfmml.data.transactions import _CASE_EXAMPLES, id_case_note
 
-    n_ids, n_keys, n_changed = con.sql(
-        "SELECT count(DISTINCT customer_id), count(DISTINCT lower(customer_id)), "
-        f"count_if(customer_id <> lower(customer_id)) FROM src WHERE NOT {no_id}"
-    ).fetchall()[0]
-    several = con.sql(
-        f"""SELECT list(DISTINCT customer_id) FROM (
-            SELECT customer_id, lower(customer_id) AS _key, min(_row) OVER (
-                PARTITION BY lower(customer_id)) AS _first
-            FROM src WHERE NOT {no_id})
-        GROUP BY _key, _first HAVING count(DISTINCT customer_id) > 1 ORDER BY _first"""
-    ).fetchall()
-    if not normalize and not several:
-        return ""
+    con.execute(
+        "CREATE TEMP TABLE _rfmml_ids AS SELECT customer_id, min(_row) AS _first, "
+        f"count_if(customer_id <> lower(customer_id)) AS _changed FROM src WHERE NOT {no_id} "
+        "GROUP BY customer_id"
+    )
+    try:
+        n_ids, n_keys, n_changed = con.sql(
+            "SELECT count(*), count(DISTINCT lower(customer_id)), coalesce(sum(_changed), 0) "
+            "FROM _rfmml_ids"
+        ).fetchall()[0]
+        if n_ids == n_keys and not normalize:
+            return ""
+        several = con.sql(
+            """SELECT list(customer_id), min(_first) AS _first FROM _rfmml_ids
+            GROUP BY lower(customer_id) HAVING count(*) > 1 ORDER BY _first"""
+        ).fetchall()
+    finally:
+        con.execute("DROP TABLE _rfmml_ids")
     examples = [list(row[0]) for row in several[:_CASE_EXAMPLES]]
     return id_case_note(int(n_ids), int(n_keys), len(several), int(n_changed), examples,
                         normalize)  # fmt: skip
