@@ -233,3 +233,12 @@ def test_features_on_a_crm_export_with_typos_cases_and_currencies(orders, tmp_pa
     table = pd.read_csv(output)
     kept = log[(log["Currency"] == "EUR") & (log.index != log.index[3])]
     assert len(table) == kept["Customer ID"].str.lower().nunique()
+
+
+def test_unmapped_columns_name_the_likely_options(orders, tmp_path):
+    """A new user's first run on an export: the error names the options to copy."""
+    orders.to_csv(tmp_path / "export.csv", index=False)
+    result = invoke("features", tmp_path / "export.csv")
+    assert result.exit_code == 1
+    assert ("Likely: --customer 'Customer ID' --timestamp 'Order Date' --amount 'Order Total'."
+            in result.output.replace("\n", ""))  # fmt: skip

@@ -157,7 +157,7 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
     Returns the frame and the schema (with a recognised currency column).
     """
     where = repr(str(path))
-    encoding = encoding or "utf-8"
+    encoding = encoding or _utf16_bom(path) or "utf-8"
     decimal = decimal or "."
     if len(decimal) != 1 or decimal.isalnum() or decimal.isspace():
         raise DataError(f"decimal= must be one mark such as '.' or ',', got {decimal!r}")
@@ -192,8 +192,10 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
             )
             raise DataError(
                 f"column(s) {missing} not found in {where} (tried {tried}); columns read: "
-                f"{best}.{_close_names(missing, best)} Map your own names with customer=, "
-                "timestamp=, amount=, or name the separator with separator= (CLI --separator)."
+                f"{best}.{_close_names(missing, best)}{_likely_mapping(schema, missing, best)} "
+                "Map your own names with customer=, timestamp=, amount= (CLI --customer, "
+                "--timestamp, --amount), or name the separator with separator= (CLI "
+                "--separator)."
             )
         schema = with_currency_column(schema, best)
         dtypes = {schema.customer: str}
@@ -231,6 +233,21 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
             f"transaction file {where} is not a well-formed table with separator {sep!r} "
             f"({first}); name the separator with separator= (CLI --separator)"
         ) from None
+
+
+def _utf16_bom(path: Path) -> str | None:
+    """``"utf-16"`` for a text file that starts with a UTF-16 byte-order mark, else None.
+
+    Spreadsheets save "Unicode text" so; read as UTF-8 its first byte is refused.
+    """
+    if path.suffix.lower() in _COMPRESSED:
+        return None
+    try:
+        with path.open("rb") as file:
+            start = file.read(2)
+    except OSError:
+        return None
+    return "utf-16" if start in (b"\xff\xfe", b"\xfe\xff") else None
 
 
 def _ascii_bytes(encoding: str) -> bool:
@@ -502,9 +519,41 @@ def _check_columns(schema: TransactionSchema, available: list[str], where: str) 
     if missing:
         raise DataError(
             f"column(s) {missing} not found in {where}; available columns: {list(available)}."
-            f"{_close_names(missing, list(available))} Map your own names with customer=, "
-            "timestamp=, amount=, group=, order= (or quantity= and price=)."
+            f"{_close_names(missing, list(available))}"
+            f"{_likely_mapping(schema, missing, list(available))} Map your own names with "
+            "customer=, timestamp=, amount=, group=, order= (or quantity= and price=; CLI "
+            "--customer, --timestamp, ...)."
         )
+
+
+#: Words in an export's column names that say which column plays which role.
+_ROLE_WORDS = {
+    "customer": ("customer", "client", "email", "e-mail", "kunde", "buyer", "member",
+                 "account", "contact", "user"),
+    "timestamp": ("date", "time", "created", "datum", "ordered", "paid"),
+    "amount": ("total", "amount", "revenue", "value", "betrag", "sales", "spend", "umsatz",
+               "price", "sum"),
+}  # fmt: skip
+
+
+def _likely_mapping(schema: TransactionSchema, missing: list[str], available: list[Any]) -> str:
+    """A hint naming the export's columns that look like the missing customer, time and amount."""
+    import shlex
+
+    picked: list[str] = []
+    used = set(schema.source_columns)
+    for role, words in _ROLE_WORDS.items():
+        if getattr(schema, role) not in missing:
+            continue
+        for held in available:
+            text = str(held).casefold()
+            if held not in used and any(word in text for word in words):
+                picked.append(f"--{role} {shlex.quote(str(held))}")
+                used.add(held)
+                break
+    if not picked:
+        return ""
+    return f" Likely: {' '.join(picked)}."
 
 
 def _close_names(missing: list[str], available: list[Any]) -> str:
@@ -776,7 +825,14 @@ def _epoch_seconds(values: pd.Series, column: str) -> pd.Series:
     return stamps
 
 
-def _parse_amounts(values: pd.Series, column: str) -> pd.Series:
+def _parse_amounts(values: pd.Series, column: str, decimal: str | None = None,
+                   notes: list[str] | None = None) -> pd.Series:  # fmt: skip
+    """A column's amounts as float64; text as exports write it (``$3,080.00``) is read.
+
+    How written amounts were read (symbol, separators) is appended to ``notes``.
+    """
+    from rfmml.data._amounts import written_amounts
+
     if pd.api.types.is_bool_dtype(values.dtype):
         raise DataError(f"column {column!r} holds booleans, not amounts")
     if pd.api.types.is_numeric_dtype(values.dtype):
@@ -785,6 +841,12 @@ def _parse_amounts(values: pd.Series, column: str) -> pd.Series:
     else:
         parsed, missing = _text_numbers(values)
         bad = parsed.isna() & ~missing
+        if bad.any():
+            written, note = written_amounts(values[bad], column, decimal or ".")
+            parsed = parsed.where(~bad, written.reindex(parsed.index))
+            bad = parsed.isna() & ~missing
+            if note and notes is not None and not bad.any():
+                notes.append(note)
         if bad.any():
             raise DataError(
                 f"column {column!r}: {int(bad.sum())} of {len(values)} values are not numbers "
@@ -824,12 +886,16 @@ def check_amount_limit(amounts: pd.Series, column: str = "amount") -> None:
 
 
 def _number_hint(bad: pd.Series) -> str:
-    if bad.astype("string").str.fullmatch(r"\s*-?\d+,\d+\s*").fillna(False).any():
+    bare = bad.astype("string").str.replace(r"[^\d,.\-]", "", regex=True)
+    if bare.str.fullmatch(r"-?\d+,\d+").fillna(False).any():
         return (
             "They look like decimal commas (2,50): pass decimal=',' (CLI --decimal ',', "
             'config [data] decimal = ",") for a CSV, or convert them to points.'
         )
-    return "Remove currency symbols and thousands separators before loading."
+    return (
+        "Amounts are read as numbers, with at most one currency symbol and thousands "
+        "separators that the column proves (1,234.50); convert other text first."
+    )
 
 
 def _plain_ids(ids: pd.Series) -> pd.Series:
@@ -1283,9 +1349,11 @@ def read_transactions(
     customer, timestamp, amount, group, order : str or None
         The caller's column names for the customer id, purchase time, purchase
         value, optional grouping column and optional order id. ``amount=None``
-        loads a log without values. With ``order``, the rows of one order
-        (the lines of an invoice) are summed into one row: earliest time,
-        total amount.
+        loads a log without values. Text amounts may carry one currency
+        symbol and thousands separators (``$3,080.00``, ``3 080,00 €`` with
+        ``decimal=","``; see :mod:`rfmml.data._amounts`), noted in the report.
+        With ``order``, the rows of one order (the lines of an invoice) are
+        summed into one row: earliest time, total amount.
     quantity, price : str, optional
         Line-item logs (one row per product line): the amount of a line is
         ``quantity * price``, summed per order when ``order`` is mapped. Map
@@ -1378,7 +1446,10 @@ def read_transactions(
     Transactions
         A named tuple ``(transactions, report)``: the canonical frame (pandas,
         or polars when a polars frame came in) and the :class:`CleaningReport`.
-        Float customer and order ids that are whole numbers come back as
+        A text file's last row that sums the others (a report's totals line:
+        no customer id or timestamp, or an id such as ``Total``, and an amount
+        equal to the sum of the rows above) is removed, counted. Float
+        customer and order ids that are whole numbers come back as
         integers (``12346.0`` -> ``12346``), other float ids as text. A CSV's
         customer ids are text; when every one is a whole number written with
         a fraction (``12346.0``, ``12346,0``: an export of integer ids with
@@ -1557,6 +1628,9 @@ def _read_transactions(
         where = repr(str(source)) if isinstance(source, str | Path) else "the transaction log"
         raise DataError(f"{where} is empty (0 rows)")
     frame = frame.rename(columns=schema.renames).reset_index(drop=True)
+    if isinstance(source, str | Path) and kind == "pandas" and schema.amount is not None:
+        if Path(source).suffix.lower() not in {".parquet", ".pq"}:
+            frame = _without_totals_line(frame, decimal, report)
     if status is not None:
         frame = _without_statuses(frame, status, excluded, report)
     frame = _currencies(frame, schema.currency, currency, schema.has_amount, report)
@@ -1607,13 +1681,15 @@ def _read_transactions(
     frame = frame.loc[~no_time]
 
     if price is not None and quantity is not None:
-        line = _parse_amounts(frame["_quantity"], quantity) * _parse_amounts(frame["_price"], price)
+        line = _parse_amounts(frame["_quantity"], quantity, decimal, report.notes) * (
+            _parse_amounts(frame["_price"], price, decimal, report.notes)
+        )
         frame = frame.drop(columns=["_quantity", "_price"]).assign(amount=line.round(_DECIMALS))
         no_amount = frame["amount"].isna()
         report.remove(f"missing {quantity} or {price}", int(no_amount.sum()))
         frame = frame.loc[~no_amount]
     elif amount is not None:
-        frame = frame.assign(amount=_parse_amounts(frame["amount"], amount))
+        frame = frame.assign(amount=_parse_amounts(frame["amount"], amount, decimal, report.notes))
         no_amount = frame["amount"].isna()
         report.remove("missing amount", int(no_amount.sum()))
         frame = frame.loc[~no_amount]
@@ -1691,6 +1767,52 @@ def _read_transactions(
 
         return Transactions(pl.from_pandas(frame), report)
     return Transactions(frame, report)
+
+
+#: The cleaning report's reason for a text file's totals line.
+TOTALS_REASON = "totals line (the last row: its amount is the sum of the others)"
+_TOTALS_WORDS = r"(?i)^\s*(?:grand\s*)?(?:totals?|sum|summe|gesamt\w*|totaal|totale|somme|suma)\b"
+_TOTALS_MIN_ROWS = 20
+
+
+def _without_totals_line(frame: pd.DataFrame, decimal: str | None,
+                         report: CleaningReport) -> pd.DataFrame:  # fmt: skip
+    """Remove a text file's last row when it is a totals line, counted, with a note.
+
+    The rule: a file of more than :data:`_TOTALS_MIN_ROWS` rows whose last row
+    has no customer id, no timestamp, or an id such as ``Total`` / ``Summe``,
+    and an amount equal (to a cent, or a millionth) to the sum of the amounts
+    of the rows above it (or of the positive ones). Such a row is a report's
+    footer, not a purchase.
+    """
+    if len(frame) <= _TOTALS_MIN_ROWS:
+        return frame
+    last = frame.iloc[-1]
+    ident, stamp = last["customer_id"], last["timestamp"]
+    blank = [pd.isna(v) or str(v).strip() == "" for v in (ident, stamp)]
+    if not (any(blank) or re.match(_TOTALS_WORDS, str(ident))):
+        return frame
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            amounts = _parse_amounts(frame["amount"], "amount", decimal)
+    except DataError:
+        return frame
+    value, above = amounts.iloc[-1], amounts.iloc[:-1].dropna()
+    if not (value > 0) or above.empty:
+        return frame
+    sums = (above.sum(), above[above > 0].sum())
+    if not any(np.isclose(value, total, rtol=1e-6, atol=0.01) for total in sums):
+        return frame
+    report.remove(TOTALS_REASON, 1)
+    cells = [ident, stamp, last["amount"]]
+    gone = [*blank, bool(pd.isna(last["amount"]))]
+    shown = ["blank" if g else repr(v) for g, v in zip(gone, cells, strict=True)]
+    report.notes.append(
+        f"the file's last row (customer_id {shown[0]}, timestamp {shown[1]}, amount "
+        f"{shown[2]}) is a totals line: its amount is the sum of the rows above; removed"
+    )
+    return frame.iloc[:-1]
 
 
 def _status_values(status: str | None, exclude_status: Sequence[str] | str | None) -> list[str]:
