@@ -277,6 +277,22 @@ def _repeated_rows(
     return int(n_shared - n_distinct)
 
 
+def _lines_lacking_order_fields(con: Any, no_id: str, order_amounts: bool) -> bool:
+    """Whether an order has lines with and lines without its customer id, time (or total).
+
+    The pandas path fills such lines from their order (``_order_fields``).
+    """
+    pairs = [no_id, '"timestamp" IS NULL']
+    if order_amounts:
+        pairs.append("(amount IS NULL OR isnan(CAST(amount AS DOUBLE)))")
+    having = " OR ".join(f"(count_if({c}) > 0 AND count_if(NOT ({c})) > 0)" for c in pairs)
+    found = con.sql(
+        f"SELECT count(*) FROM (SELECT order_id FROM src WHERE order_id IS NOT NULL "
+        f"GROUP BY order_id HAVING {having} LIMIT 1)"
+    ).fetchall()[0][0]
+    return bool(found)
+
+
 def _id_case(con: Any, no_id: str, normalize: bool) -> str:
     """The note on text ids that differ only in case (as the pandas path's ``_id_case``).
 
@@ -517,10 +533,18 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
             if limit >= 1
             else ", NULL, NULL"
         )
+        + (
+            ", count_if(order_id IS NOT NULL AND _reason IN (1, 3, 4))"
+            if "order_id" in canonical
+            else ", 0"
+        )
         + f" FROM {stats_source}"
     ).fetchall()[0]
     if stats[11]:
         raise Unsupported("customer ids with spaces around them (trimmed by pandas)")
+    if stats[20] and _lines_lacking_order_fields(con, no_id, has_amount and quantity is None):
+        raise Unsupported("order lines without their order's customer id, time or total "
+                          "(taken from the order's other lines by pandas)")  # fmt: skip
     rows_in, n_id, n_group, n_time, n_amount, n_late, last, first_id, first_ts, n_inf = stats[:10]
     order_nullable = order_nullable and bool(stats[10])
     if rows_in == 0 or n_inf:

@@ -145,6 +145,9 @@ class Transactions(NamedTuple):
 _SEPARATORS = (",", ";", "\t", "|")
 
 
+#: The separator of a file whose columns are aligned with spaces.
+_WHITESPACE = r"\s+"
+
 #: Compressed text files pandas reads by their suffix (``orders.csv.gz``).
 _COMPRESSED = frozenset({".gz", ".zip", ".bz2", ".xz"})
 
@@ -183,6 +186,13 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
                 break
             if len(header) > len(best):
                 sep, best = candidate, header
+        if separator is None and len(best) == 1 and len(str(best[0]).split()) > 1:
+            # one column whose name holds spaces: columns aligned with spaces (a text
+            # dump such as CDNOW_master.txt), read with runs of whitespace as the separator
+            header = list(pd.read_csv(path, sep=_WHITESPACE, nrows=0, encoding=encoding).columns)
+            if len(header) > 1:
+                sep, best = _WHITESPACE, header
+                candidates = (*candidates, "whitespace")
         if not all(c in best for c in schema.source_columns):
             missing = [c for c in schema.source_columns if c not in best]
             tried = (
@@ -207,7 +217,10 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
         )  # fmt: skip
         # pandas cuts a row with more fields than the header to the selected columns
         # without a word (an unquoted 1,234.50 becomes an amount of 1): refuse such rows
-        n_wide, first = _rows_wider_than_header(path, sep, encoding, len(best))
+        # (with whitespace as the separator pandas itself refuses them)
+        n_wide, first = 0, ""
+        if sep != _WHITESPACE:
+            n_wide, first = _rows_wider_than_header(path, sep, encoding, len(best))
         if n_wide:
             raise DataError(
                 f"transaction file {where}: {n_wide:,} of {len(frame):,} rows have more fields "
@@ -551,7 +564,7 @@ def _likely_mapping(schema: TransactionSchema, missing: list[str], available: li
                 picked.append(f"--{role} {shlex.quote(str(held))}")
                 used.add(held)
                 break
-    if not picked:
+    if not picked or len(available) < 2:
         return ""
     return f" Likely: {' '.join(picked)}."
 
@@ -758,8 +771,8 @@ def parse_timestamps(
         if pd.api.types.is_numeric_dtype(values.dtype) and timestamp_format is None:
             raise DataError(
                 f"column {column!r} holds numbers ({values.dtype}), not dates; pass "
-                f"timestamp_format= (e.g. '%Y%m%d', or {EPOCH_SECONDS!r} for seconds since "
-                "1970-01-01 UTC)"
+                f"timestamp_format= (CLI --timestamp-format; e.g. '%Y%m%d', or "
+                f"{EPOCH_SECONDS!r} for seconds since 1970-01-01 UTC)"
             )
         text = raw.astype("string")
         if timestamp_format is None:
@@ -1634,6 +1647,8 @@ def _read_transactions(
     if status is not None:
         frame = _without_statuses(frame, status, excluded, report)
     frame = _currencies(frame, schema.currency, currency, schema.has_amount, report)
+    if order is not None:
+        frame = _order_fields(frame, amount is not None and price is None, report)
 
     ids = frame["customer_id"]
     no_id = ids.isna()
@@ -1813,6 +1828,60 @@ def _without_totals_line(frame: pd.DataFrame, decimal: str | None,
         f"{shown[2]}) is a totals line: its amount is the sum of the rows above; removed"
     )
     return frame.iloc[:-1]
+
+
+def _blank(values: pd.Series) -> pd.Series:
+    """Missing cells, blank text included."""
+    blank = values.isna()
+    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+        blank |= values.astype("string").str.strip().fillna("") == ""
+    return blank
+
+
+def _order_fields(frame: pd.DataFrame, order_amounts: bool,
+                  report: CleaningReport) -> pd.DataFrame:  # fmt: skip
+    """Fill an order's lines that lack its customer id, time (or total) from its other lines.
+
+    Exports such as Shopify's write the order's fields on its first line only;
+    the other lines (products) would be removed as missing a customer id. A
+    blank cell takes the first value of its order's other lines; with an
+    order's total as the amount (``order_amounts``: not line items), a line
+    without it counts 0 towards the order. Orders with no value on any line
+    are left as they are (their lines are then removed and counted).
+    """
+    orders = frame["order_id"]
+    known = orders.notna().to_numpy()
+    columns = ["customer_id", "timestamp"] + (["amount"] if order_amounts else [])
+    blanks = {c: _blank(frame[c]).to_numpy() & known for c in columns}
+    if not known.any() or not any(b.any() for b in blanks.values()):
+        return frame
+    filled = np.zeros(len(frame), dtype=bool)
+    frame = frame.copy()
+    for column, blank in blanks.items():
+        if not blank.any():
+            continue
+        donors = frame.loc[known & ~blank, ["order_id", column]].drop_duplicates("order_id")
+        if column == "amount":  # the order's total is on another line: this one adds 0
+            has_total = orders[blank].isin(donors["order_id"]).to_numpy()
+            rows = np.flatnonzero(blank)[has_total]
+            zero = "0" if frame[column].dtype == object else 0
+            frame[column] = frame[column].astype(object) if zero == "0" else frame[column]
+            frame.iloc[rows, frame.columns.get_loc(column)] = zero
+        else:
+            values = orders[blank].map(donors.set_index("order_id")[column])
+            found = values.notna().to_numpy()
+            rows = np.flatnonzero(blank)[found]
+            if frame[column].dtype != values.dtype:
+                frame[column] = frame[column].astype(object)
+            frame.iloc[rows, frame.columns.get_loc(column)] = values.to_numpy()[found]
+        filled[rows] = True
+    if filled.any():
+        what = "customer id, time or total" if order_amounts else "customer id or time"
+        report.notes.append(
+            f"{int(filled.sum()):,} order lines without their order's {what} (exports write "
+            "them on an order's first line only) took them from the order's other lines"
+        )
+    return frame
 
 
 def _status_values(status: str | None, exclude_status: Sequence[str] | str | None) -> list[str]:

@@ -651,7 +651,8 @@ class CustomerState:
             later batches leave the same states out. None: the stored value.
         currency, currency_column, normalize_ids : optional
             As in :func:`rfmml.data.read_transactions`; stored like the read
-            options. None: the stored value.
+            options. None: the stored value. Give ``normalize_ids`` from the
+            first batch on: ids stored before it are not lower-cased.
         since, until : date-like, optional
             Rows of this batch dated before ``since`` or after ``until`` are
             removed and counted (this batch only: not stored).

@@ -372,3 +372,16 @@ def test_a_currency_column(tmp_path: Path) -> None:
     ref, new = _both(path, currency="USD")
     assert_same(ref, new)
     assert ref.report.removed["currency not 'USD'"] == 2_666
+
+
+def test_order_fields_on_the_first_line_only_fall_back_to_pandas(tmp_path: Path) -> None:
+    """Lines that take their order's customer and time are read alike (by pandas)."""
+    tx = load_cdnow().head(600).drop(columns="n_items").reset_index(drop=True)
+    lines = tx.loc[tx.index.repeat(2)].reset_index(names="order_id")
+    later = lines.duplicated("order_id").to_numpy()
+    lines.loc[later, ["customer_id", "timestamp"]] = None
+    lines.loc[later, "amount"] = 1.0
+    lines.to_parquet(tmp_path / "first_line.parquet")
+    ref, new = _both(tmp_path / "first_line.parquet", order="order_id")
+    assert_same(ref, new, fallback=True)
+    assert ref.report.removed["missing customer_id"] == 0

@@ -1,4 +1,5 @@
-"""A spreadsheet's "Unicode text" export (UTF-16 with a byte-order mark) reads as it is."""
+"""Text exports as they come: a spreadsheet's "Unicode text" (UTF-16 with a byte-order
+mark), columns aligned with spaces (CDNOW_master.txt)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,15 @@ def test_utf16_rows_wider_than_the_header_are_still_refused(log, tmp_path):
     (tmp_path / "wide.csv").write_text("\n".join(text) + "\n", encoding="utf-16")
     with pytest.raises(DataError, match=r"1 of 50 rows have more fields than the header's 3"):
         read_transactions(tmp_path / "wide.csv")
+
+
+def test_columns_aligned_with_spaces(log, tmp_path):
+    """CDNOW_master.txt itself was read as one column named ' customer_id  date ...'."""
+    lines = [" customer_id  date number_of_cds  dollar_value"]
+    lines += [f" {c:05d} {t:%Y%m%d}  1 {a:7.2f}" for c, t, a in log.itertuples(index=False)]
+    (tmp_path / "master.txt").write_text("\r\n".join(lines) + "\r\n")
+    got, _ = read_transactions(tmp_path / "master.txt", timestamp="date", amount="dollar_value",
+                               timestamp_format="%Y%m%d")  # fmt: skip
+    assert got["customer_id"].iloc[0] == "00001"  # text ids keep their zeros
+    pd.testing.assert_series_equal(got["amount"], log["amount"], check_names=False)
+    assert (got["timestamp"] == log["timestamp"]).all()
