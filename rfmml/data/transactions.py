@@ -994,29 +994,45 @@ def _text_ids(ids: pd.Series) -> bool:
 
 
 def _id_case(frame: pd.DataFrame, normalize: bool) -> tuple[pd.DataFrame, str]:
-    """Count the text ids that differ only in case; lower-case them with ``normalize``."""
+    """Count the text ids that differ only in case; lower-case them with ``normalize``.
+
+    Arrow kernels (``utf8_lower``, as DuckDB's ``lower``; distinct counts):
+    rows whose id has a capital are counted first, and only when two ids
+    merge are the distinct ids listed (in order of first appearance, for the
+    examples).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     ids = frame["customer_id"]
     if not _text_ids(ids):
         return frame, ""
-    lowered = ids.str.lower()
-    changed = int((lowered != ids).sum())
-    if not changed and not normalize:
+    spelled = pa.array(ids, type=pa.large_string(), from_pandas=True)
+    ascii_only = bool(pc.all(pc.string_is_ascii(spelled)).as_py() is not False)
+    lowered = pc.ascii_lower(spelled) if ascii_only else pc.utf8_lower(spelled)
+    n_rows_changed = int(pc.sum(pc.not_equal(spelled, lowered)).as_py() or 0)
+    if not n_rows_changed and not normalize:
         return frame, ""
-    spellings = pd.DataFrame({"id": ids.to_numpy(), "key": lowered.to_numpy()}).drop_duplicates(
-        "id"
-    )
-    n_spellings = spellings.groupby("key", sort=False)["id"].size()
-    several = n_spellings[n_spellings > 1]
-    if not normalize and several.empty:
+
+    def distinct(values: Any) -> int:  # pandas' hash table: faster than count_distinct here
+        return int(pd.Series(pd.arrays.ArrowExtensionArray(values)).nunique())
+
+    n_ids, n_keys = distinct(spelled), distinct(lowered)
+    examples: list[list[str]] = []
+    n_several = 0
+    if n_ids != n_keys:
+        uniques = pd.unique(ids.dropna())  # in order of first appearance
+        low = np.asarray(pc.utf8_lower(pa.array(uniques, type=pa.large_string())), dtype=object)
+        key_codes, keys = pd.factorize(low)
+        several = np.flatnonzero(np.bincount(key_codes, minlength=len(keys)) > 1)
+        n_several = len(several)
+        examples = [[str(v) for v in uniques[key_codes == key]] for key in several[:_CASE_EXAMPLES]]
+    if not normalize and not n_several:
         return frame, ""
-    examples = [
-        spellings.loc[spellings["key"] == key, "id"].tolist()
-        for key in several.index[:_CASE_EXAMPLES]
-    ]
-    note = id_case_note(len(spellings), len(n_spellings), len(several), changed, examples,
-                        normalize)  # fmt: skip
+    note = id_case_note(n_ids, n_keys, n_several, n_rows_changed, examples, normalize)
     if normalize:
-        frame = frame.assign(customer_id=lowered)
+        merged = pd.Series(lowered.to_numpy(zero_copy_only=False), index=ids.index)
+        frame = frame.assign(customer_id=merged.astype(ids.dtype))
     return frame, note
 
 
@@ -1213,10 +1229,12 @@ def _flag_isolated(frame: pd.DataFrame, rows_in: int, report: CleaningReport) ->
     limit = isolation_limit(rows_in)
     if limit < 1 or len(frame) <= 1:
         return
-    stamps = frame["timestamp"].to_numpy(dtype="datetime64[us]")
+    # as int64: NumPy partitions datetime64 values on a slow generic path
+    stamps = frame["timestamp"].to_numpy(dtype="datetime64[us]").view("int64")
     k = min(limit + 1, len(stamps))
-    lowest = np.sort(np.partition(stamps, k - 1)[:k])
+    lowest = np.sort(np.partition(stamps, k - 1)[:k]).view("datetime64[us]")
     highest = np.sort(np.partition(stamps, len(stamps) - k)[len(stamps) - k :])[::-1]
+    highest = highest.view("datetime64[us]")
     n_early, start, n_late, end = isolated_ends(lowest, highest, limit)
     if not (n_early or n_late):
         return
