@@ -277,7 +277,8 @@ def _repeated_rows(
     return int(n_shared - n_distinct)
 
 
-def _lines_lacking_order_fields(con: Any, no_id: str, order_amounts: bool) -> bool:
+def _lines_lacking_order_fields(con: Any, no_id: str, order_amounts: bool,
+                                currency: bool) -> bool:  # fmt: skip
     """Whether an order has lines with and lines without its customer id, time (or total).
 
     The pandas path fills such lines from their order (``_order_fields``).
@@ -285,6 +286,8 @@ def _lines_lacking_order_fields(con: Any, no_id: str, order_amounts: bool) -> bo
     pairs = [no_id, '"timestamp" IS NULL']
     if order_amounts:
         pairs.append("(amount IS NULL OR isnan(CAST(amount AS DOUBLE)))")
+    if currency:
+        pairs.append("coalesce(trim(CAST(_currency AS VARCHAR)), '') = ''")
     having = " OR ".join(f"(count_if({c}) > 0 AND count_if(NOT ({c})) > 0)" for c in pairs)
     found = con.sql(
         f"SELECT count(*) FROM (SELECT order_id FROM src WHERE order_id IS NOT NULL "
@@ -534,7 +537,7 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
             else ", NULL, NULL"
         )
         + (
-            ", count_if(order_id IS NOT NULL AND _reason IN (1, 3, 4))"
+            ", count_if(order_id IS NOT NULL AND _reason IN (1, 3, 4, 8))"
             if "order_id" in canonical
             else ", 0"
         )
@@ -542,7 +545,10 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     ).fetchall()[0]
     if stats[11]:
         raise Unsupported("customer ids with spaces around them (trimmed by pandas)")
-    if stats[20] and _lines_lacking_order_fields(con, no_id, has_amount and quantity is None):
+    lacking = stats[20] or ("order_id" in canonical and currency_column is not None)
+    if lacking and _lines_lacking_order_fields(
+        con, no_id, has_amount and quantity is None, currency_column is not None
+    ):
         raise Unsupported("order lines without their order's customer id, time or total "
                           "(taken from the order's other lines by pandas)")  # fmt: skip
     rows_in, n_id, n_group, n_time, n_amount, n_late, last, first_id, first_ts, n_inf = stats[:10]

@@ -1664,9 +1664,9 @@ def _read_transactions(
             frame = _without_totals_line(frame, decimal, report)
     if status is not None:
         frame = _without_statuses(frame, status, excluded, report)
-    frame = _currencies(frame, schema.currency, currency, schema.has_amount, report)
     if order is not None:
         frame = _order_fields(frame, amount is not None and price is None, report)
+    frame = _currencies(frame, schema.currency, currency, schema.has_amount, report)
 
     ids = frame["customer_id"]
     no_id = ids.isna()
@@ -1870,6 +1870,7 @@ def _order_fields(frame: pd.DataFrame, order_amounts: bool,
     orders = frame["order_id"]
     known = orders.notna().to_numpy()
     columns = ["customer_id", "timestamp"] + (["amount"] if order_amounts else [])
+    columns += ["_currency"] if "_currency" in frame.columns else []
     blanks = {c: _blank(frame[c]).to_numpy() & known for c in columns}
     if not known.any() or not any(b.any() for b in blanks.values()):
         return frame
@@ -1895,6 +1896,7 @@ def _order_fields(frame: pd.DataFrame, order_amounts: bool,
         filled[rows] = True
     if filled.any():
         what = "customer id, time or total" if order_amounts else "customer id or time"
+        what += " (or currency)" if "_currency" in frame.columns else ""
         report.notes.append(
             f"{int(filled.sum()):,} order lines without their order's {what} (exports write "
             "them on an order's first line only) took them from the order's other lines"

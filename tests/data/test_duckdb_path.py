@@ -385,3 +385,13 @@ def test_order_fields_on_the_first_line_only_fall_back_to_pandas(tmp_path: Path)
     ref, new = _both(tmp_path / "first_line.parquet", order="order_id")
     assert_same(ref, new, fallback=True)
     assert ref.report.removed["missing customer_id"] == 0
+
+
+def test_the_currency_on_the_first_line_only_falls_back_to_pandas(tmp_path: Path) -> None:
+    tx = load_cdnow().head(600).drop(columns="n_items").reset_index(drop=True)
+    lines = tx.loc[tx.index.repeat(2)].reset_index(names="order_id")
+    lines["currency"] = np.where(lines.duplicated("order_id"), None, "EUR")
+    lines.to_parquet(tmp_path / "first_line.parquet")
+    for options in ({}, {"currency": "EUR"}):
+        ref, new = _both(tmp_path / "first_line.parquet", order="order_id", **options)
+        assert_same(ref, new, fallback=True)

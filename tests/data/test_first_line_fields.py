@@ -63,3 +63,15 @@ def test_an_order_with_no_customer_on_any_line_is_still_removed(lines):
     _, report = read_transactions(guest, customer="Email", timestamp="Created at", order="Name",
                                   amount="Total")  # fmt: skip
     assert report.removed["missing customer_id"] == int((lines["Name"] == "#1000").sum())
+
+
+def test_the_currency_on_the_first_line_only(lines, tmp_path):
+    """With --currency EUR, the lines without the currency were removed as 'not EUR'."""
+    shop = lines.assign(Currency="EUR")
+    sparse = _first_line_only(shop, ["Email", "Created at", "Currency"])
+    mapping = dict(customer="Email", timestamp="Created at", order="Name",
+                   quantity="Lineitem quantity", price="Lineitem price")  # fmt: skip
+    expected, _ = read_transactions(lines.drop(columns="first"), **mapping)
+    got, report = read_transactions(sparse, **mapping, currency="EUR")
+    pd.testing.assert_frame_equal(rfm_table(got), rfm_table(expected))
+    assert report.removed["Currency not 'EUR'"] == 0
