@@ -2,17 +2,21 @@
 
 The steps and their order are those of the pandas path in
 :mod:`rfmml.data.transactions` (which stays the reference, ``engine="pandas"``):
-missing customer ids, missing group, missing timestamps, missing amounts,
-rows after the observation end (or in the future), cancellation orders, order
-lines summed per order, negative amounts, zero amounts, identical rows. Each
+rows of another currency than ``currency=``, missing customer ids, missing
+group, missing timestamps, missing amounts, rows outside ``since``/``until``,
+rows after the observation end (or in the future), isolated timestamps
+(flagged), cancellation orders, order lines summed per order, negative
+amounts, zero amounts, identical rows; ids that differ only in case are
+counted (or lower-cased with ``normalize_ids``). Each
 removed row is counted under the same reason, so the :class:`CleaningReport`
 is the same.
 
 What DuckDB does not express here, the pandas path does (the caller falls
 back and says so in the report's notes): CSV files (pandas' text parsing:
 separator and encoding sniffing, ``NA`` strings), timestamps held as text or
-with a time zone, amounts held as text, float order ids, and
-``negative_amounts="net"``. Any condition that ends in an error (infinite
+with a time zone, amounts held as text, float order ids, order lines that
+lack their order's customer id, time, total or currency (filled from the
+order), and ``negative_amounts="net"``. Any condition that ends in an error (infinite
 amounts, negative amounts with ``"error"``, an observation end far past the
 data, nothing left) is also handed to the pandas path, which raises its own
 message.
