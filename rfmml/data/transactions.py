@@ -1883,9 +1883,8 @@ def _order_fields(frame: pd.DataFrame, order_amounts: bool,
         if column == "amount":  # the order's total is on another line: this one adds 0
             has_total = orders[blank].isin(donors["order_id"]).to_numpy()
             rows = np.flatnonzero(blank)[has_total]
-            zero = "0" if frame[column].dtype == object else 0
-            frame[column] = frame[column].astype(object) if zero == "0" else frame[column]
-            frame.iloc[rows, frame.columns.get_loc(column)] = zero
+            numeric = pd.api.types.is_numeric_dtype(frame[column].dtype)
+            frame.iloc[rows, frame.columns.get_loc(column)] = 0 if numeric else "0"
         else:
             values = orders[blank].map(donors.set_index("order_id")[column])
             found = values.notna().to_numpy()

@@ -75,3 +75,15 @@ def test_the_currency_on_the_first_line_only(lines, tmp_path):
     got, report = read_transactions(sparse, **mapping, currency="EUR")
     pd.testing.assert_frame_equal(rfm_table(got), rfm_table(expected))
     assert report.removed["Currency not 'EUR'"] == 0
+
+
+def test_text_totals_on_the_first_line_only(lines, tmp_path):
+    """'€12.50' totals (text) with blank later lines: those lines count 0."""
+    written = lines.assign(Total=lines["Total"].map(lambda v: "" if pd.isna(v) else f"€{v:.2f}"))
+    sparse = _first_line_only(written, ["Email", "Created at"])
+    sparse.to_csv(tmp_path / "text.csv", index=False)
+    mapping = dict(customer="Email", timestamp="Created at", order="Name", amount="Total")
+    expected, _ = read_transactions(lines.drop(columns="first"), **mapping)
+    got, report = read_transactions(tmp_path / "text.csv", **mapping)
+    pd.testing.assert_frame_equal(rfm_table(got), rfm_table(expected))
+    assert report.removed["missing amount"] == 0
