@@ -769,10 +769,19 @@ def parse_timestamps(
         missing = values.isna() | (values.astype("string").str.strip() == "")
         raw = values.where(~missing)
         if pd.api.types.is_numeric_dtype(values.dtype) and timestamp_format is None:
+            numbers = pd.to_numeric(raw, errors="coerce").dropna()
+            serial = ""
+            if len(numbers) and numbers.between(*_SERIAL_DAYS).all():
+                first = float(numbers.iloc[0])
+                day = (_SERIAL_ORIGIN + pd.Timedelta(days=int(first))).date()
+                serial = (
+                    f"; they look like spreadsheet day numbers ({first:g} is {day}): format "
+                    "the column as dates in the spreadsheet before saving the CSV"
+                )
             raise DataError(
                 f"column {column!r} holds numbers ({values.dtype}), not dates; pass "
                 f"timestamp_format= (CLI --timestamp-format; e.g. '%Y%m%d', or "
-                f"{EPOCH_SECONDS!r} for seconds since 1970-01-01 UTC)"
+                f"{EPOCH_SECONDS!r} for seconds since 1970-01-01 UTC){serial}"
             )
         text = raw.astype("string")
         if timestamp_format is None:
@@ -797,6 +806,11 @@ def parse_timestamps(
             )
     return parsed.astype("datetime64[us]"), tz
 
+
+#: Spreadsheet day numbers (day 1 is 1900-01-01, counted from 1899-12-30) of the years
+#: 1927-2173: numbers a date column holds when a spreadsheet saved it unformatted.
+_SERIAL_DAYS = (10_000, 99_999)
+_SERIAL_ORIGIN = pd.Timestamp("1899-12-30")
 
 #: ``timestamp_format`` of Unix time: seconds since 1970-01-01 UTC (``date +%s``).
 EPOCH_SECONDS = "%s"

@@ -43,3 +43,10 @@ def test_columns_aligned_with_spaces(log, tmp_path):
     assert got["customer_id"].iloc[0] == "00001"  # text ids keep their zeros
     pd.testing.assert_series_equal(got["amount"], log["amount"], check_names=False)
     assert (got["timestamp"] == log["timestamp"]).all()
+
+
+def test_spreadsheet_day_numbers_are_named(log):
+    """A date column saved unformatted (44197 for 2021-01-01) got a hint about %Y%m%d."""
+    days = (log["timestamp"] - pd.Timestamp("1899-12-30")).dt.days
+    with pytest.raises(DataError, match=r"spreadsheet day numbers \(35431 is 1997-01-01\)"):
+        read_transactions(log.assign(timestamp=days))
