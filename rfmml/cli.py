@@ -150,7 +150,8 @@ _READER_KEYS = ("customer", "timestamp", "amount", "group", "order", "quantity",
                 "cancellation_prefix", "timestamp_format", "dayfirst", "encoding", "separator",
                 "decimal", "observation_end", "allow_end_beyond_data",
                 "negative_amounts", "drop_duplicates", "drop_zero_amounts", "status",
-                "exclude_status")  # fmt: skip
+                "exclude_status", "since", "until", "normalize_ids", "currency",
+                "currency_column")  # fmt: skip
 
 
 def _read(reader: dict[str, Any]) -> pd.DataFrame:
@@ -350,6 +351,21 @@ def _tx_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="States of --status that are not purchases, comma-separated (e.g. "
                           "refunded,voided,cancelled): their rows are removed and counted; "
                           "with --order, their whole orders."),
+        click.option("--currency", default=None,
+                     help="Keep the rows of this currency (e.g. EUR), counted; a log in "
+                          "several currencies is refused without it."),
+        click.option("--currency-column", default=None,
+                     help="Column of the currency codes (default: a column named currency, "
+                          "if any)."),
+        click.option("--normalize-ids", is_flag=True,
+                     help="Lower-case text customer ids, so that Ann@x.com and ann@x.com are "
+                          "one customer (counted; default: kept, and counted in a note)."),
+        click.option("--since", default=None,
+                     help="Drop rows dated before this date, counted (e.g. a mistyped year "
+                          "the cleaning report flags)."),
+        click.option("--until", default=None,
+                     help="Drop rows dated after this date (a date includes its day), "
+                          "counted."),
         click.option("--timestamp-format", default=None,
                      help="strftime format, e.g. %Y%m%d; %s: Unix seconds."),
         click.option("--dayfirst/--monthfirst", "dayfirst", default=None,
@@ -1059,8 +1075,13 @@ def _predict_spark(model_dir: str, output: str, master: str | None, reader: dict
         "decimal",
         "status",
         "exclude_status",
+        "since",
+        "until",
+        "currency",
+        "currency_column",
+        "normalize_ids",
     ):
-        if reader.get(key) is not None:
+        if reader.get(key) not in (None, False):
             raise ValueError(f"--{key.replace('_', '-')} is not offered with --engine spark")
     with _stages(1) as step:
         step("scoring inside Spark")
@@ -1157,6 +1178,32 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
     default=None,
     help="Decimal mark of NEW_LOG's numbers (default '.'; ',' reads 2,50).",
 )
+@click.option("--status", default=None,
+              help="Optional order state column (e.g. 'Financial Status'), read with "
+              "--exclude-status (stored in the state and reused).")  # fmt: skip
+@click.option("--exclude-status", default=None,
+              help="States of --status that are not purchases, comma-separated (e.g. "
+              "refunded,voided): their rows are removed and counted; with --order, their "
+              "whole orders (stored in the state and reused).")  # fmt: skip
+@click.option("--currency", default=None,
+              help="Keep NEW_LOG's rows of this currency (e.g. EUR), counted (stored in the "
+              "state and reused).")  # fmt: skip
+@click.option("--currency-column", default=None,
+              help="Column of the currency codes (default: a column named currency, if any; "
+              "stored in the state).")  # fmt: skip
+@click.option("--normalize-ids", is_flag=True, default=None,
+              help="Lower-case text customer ids (Ann@x.com = ann@x.com), counted (stored in "
+              "the state and reused).")  # fmt: skip
+@click.option(
+    "--since",
+    default=None,
+    help="Drop NEW_LOG's rows dated before this date, counted (this batch only).",
+)
+@click.option(
+    "--until",
+    default=None,
+    help="Drop NEW_LOG's rows dated after this date, counted (this batch only).",
+)
 @click.option(
     "--negative-amounts",
     type=click.Choice(["drop", "net", "error"]),
@@ -1187,16 +1234,18 @@ def compare(experiment: str, tracking_uri: str | None, primary: str | None, all_
 def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, customer: str,
             timestamp: str, amount: str, order: str | None, timestamp_format: str | None,
             dayfirst: bool | None, encoding: str | None, separator: str | None,
-            decimal: str | None, negative_amounts: str, drop_duplicates: bool,
+            decimal: str | None, status: str | None, exclude_status: str | None,
+            currency: str | None, currency_column: str | None, normalize_ids: bool | None,
+            since: str | None, until: str | None, negative_amounts: str, drop_duplicates: bool,
             drop_zero_amounts: bool, segment_tolerance: float,
             purchase_tolerance: float, tracking_uri: str | None) -> None:  # fmt: skip
     """Add NEW_LOG to the customer state, rescore with saved models (no refit), write
     predictions and entered/left lists, append the segment history, check for drift.
 
     The state remembers the column options and --dayfirst/--monthfirst, --encoding,
-    --separator, --decimal of its last batch: later refreshes of files of the same shape
-    can leave them out. An option given explicitly wins, is kept for the next refreshes,
-    and a line on stderr says what changed.
+    --separator, --decimal, --status, --exclude-status of its last batch: later
+    refreshes of files of the same shape can leave them out. An option given explicitly
+    wins, is kept for the next refreshes, and a line on stderr says what changed.
     """  # noqa: D205
     from click.core import ParameterSource
 
@@ -1212,7 +1261,10 @@ def refresh(new_log: str, state_path: str, model_dir: str, output: str | None, c
         ("drop_zero_amounts", drop_zero_amounts),
     ] if context.get_parameter_source(name) is not ParameterSource.DEFAULT}  # fmt: skip
     reading = {"dayfirst": dayfirst, "encoding": encoding, "separator": separator,
-               "decimal": decimal}  # fmt: skip
+               "decimal": decimal, "status": status, "exclude_status": exclude_status,
+               "currency": currency, "currency_column": currency_column,
+               "normalize_ids": normalize_ids or None, "since": since,
+               "until": until}  # fmt: skip
     result = run_refresh(new_log, state_path, model_dir, output, create_options=options,
                          read_options=reading, tracking_uri=tracking_uri,
                          segment_tolerance=segment_tolerance,

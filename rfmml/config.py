@@ -186,6 +186,11 @@ class DataConfig:
     cancellation_prefix: str | None = None
     status: str | None = None
     exclude_status: list[str] | str | None = None
+    since: pd.Timestamp | None = None
+    until: pd.Timestamp | None = None
+    normalize_ids: bool = False
+    currency: str | None = None
+    currency_column: str | None = None
     encoding: str | None = None
     separator: str | None = None
     decimal: str | None = None
@@ -204,6 +209,11 @@ class DataConfig:
             "cancellation_prefix": self.cancellation_prefix,
             "status": self.status,
             "exclude_status": self.exclude_status,
+            "since": self.since,
+            "until": self.until,
+            "normalize_ids": self.normalize_ids,
+            "currency": self.currency,
+            "currency_column": self.currency_column,
             "negative_amounts": self.negative_amounts,
             "drop_zero_amounts": self.drop_zero_amounts,
             "drop_duplicates": self.drop_duplicates,
@@ -650,6 +660,9 @@ def load_config(config: str | Path | Mapping[str, Any]) -> ExperimentConfig:
         )
     if data_raw.get("engine", "duckdb") not in typing.get_args(DataEngine):
         raise ConfigError(f"[data] engine = {data_raw['engine']!r}; allowed: 'duckdb', 'pandas'")
+    for key in ("since", "until"):
+        if data_raw.get(key) is not None:
+            data_raw[key] = _date(data_raw[key], f"[data] {key}")
     data = DataConfig(**data_raw)
     if data.source in BUILTIN_SOURCES:
         mapped = {k: getattr(data, k) for k in ("customer", "timestamp", "amount")}

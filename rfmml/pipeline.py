@@ -321,6 +321,8 @@ def _load_bundled(cfg: ExperimentConfig) -> tuple[pd.DataFrame, CleaningReport, 
         drop_duplicates=data.drop_duplicates,
         observation_end=cfg.observation_end,
         allow_end_beyond_data=cfg.allow_end_beyond_data,
+        since=data.since,
+        until=data.until,
     )
     report = loaded.then(again)
     if "order_id" in tx.columns and data.order is None:

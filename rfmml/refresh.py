@@ -277,7 +277,8 @@ def refresh(
         cleaning options are fixed at creation, and a different value is refused.
     read_options : dict, optional
         How ``new_log`` is written (``dayfirst``, ``encoding``, ``separator``,
-        ``decimal``), for :meth:`CustomerState.update`. The state stores the
+        ``decimal``) and which order states are not purchases (``status``,
+        ``exclude_status``), for :meth:`CustomerState.update`. The state stores the
         options of every applied batch: a key left out (or None) takes the
         stored value, so a daily refresh of same-shaped files passes them once.
         **A value given wins over the stored one**: the batch is read with it,

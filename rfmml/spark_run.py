@@ -95,7 +95,8 @@ _T = TypeVar("_T")
 
 #: Reading options a Spark run does not offer (they need the pandas reader's cleaning).
 _UNSUPPORTED = ("order", "quantity", "price", "cancellation_prefix", "sample_customers",
-                "decimal", "status", "exclude_status")  # fmt: skip
+                "decimal", "status", "exclude_status", "since", "until", "currency",
+                "currency_column")  # fmt: skip
 
 
 @dataclass
@@ -207,6 +208,8 @@ def read_spark_transactions(spark: Any, data: DataConfig | str | Path) -> Any:
 
     cfg = data if isinstance(data, DataConfig) else DataConfig(source=str(data))
     unsupported = [k for k in _UNSUPPORTED if getattr(cfg, k) is not None]
+    if cfg.normalize_ids:
+        unsupported.append("normalize_ids")
     if cfg.negative_amounts == "net":
         unsupported.append("negative_amounts = 'net'")
     if unsupported:

@@ -173,3 +173,72 @@ def test_features_leave_out_refunded_and_cancelled_orders(orders, tmp_path):
     pd.testing.assert_frame_equal(tables["all"], tables["completed"])
     removed = f"removed {len(log) - len(kept):,}: Status 'refunded', 'cancelled' (not a purchase)"
     assert removed in logs["all"]
+
+
+def test_refresh_leaves_out_refunded_orders_and_remembers_the_states(orders, cdnow_tx, tmp_path):
+    """refresh --status/--exclude-status as features, fit and predict take them: a daily
+    order export's refunded orders were purchases to refresh (it had no such option); the
+    state keeps the options for the next refresh."""
+    states = np.array(["completed", "completed", "Refunded", "completed"])
+    log = orders.assign(Status=states[np.arange(len(orders)) % 4])
+    log.to_csv(tmp_path / "day1.csv", index=False)
+    log.iloc[-60:].assign(Status="refunded").to_csv(tmp_path / "day2.csv", index=False)
+    tx = cdnow_tx[cdnow_tx["customer_id"] <= 500]
+    pipeline = ScoringPipeline(bgnbd=BetaGeoNBD().fit(btyd_summary(tx, freq="W")), horizon=26,
+                               freq="W")  # fmt: skip
+    model = pipeline.save(tmp_path / "model")
+    common = ["--state", tmp_path / "state.duckdb", "--model", model, "--tracking-uri",
+              f"sqlite:///{tmp_path / 'mlflow.db'}", *WOO]  # fmt: skip
+    first = invoke("refresh", tmp_path / "day1.csv", *common, "-o", tmp_path / "out1",
+                   "--status", "Status", "--exclude-status", "refunded")  # fmt: skip
+    assert first.exit_code == 0, first.output
+    n_refunded = int((log["Status"] == "Refunded").sum())
+    assert f"removed {n_refunded:,}: Status 'refunded' (not a purchase)" in first.output
+    with CustomerState.open(tmp_path / "state.duckdb", read_only=True) as st:
+        assert int(st.rfm_table()["n_orders"].sum()) == len(log) - n_refunded
+    second = invoke("refresh", tmp_path / "day2.csv", *common, "-o", tmp_path / "out2")
+    assert second.exit_code == 0, second.output
+    assert "removed 60: Status 'refunded' (not a purchase)" in second.output
+    with CustomerState.open(tmp_path / "state.duckdb", read_only=True) as st:
+        assert int(st.rfm_table()["n_orders"].sum()) == len(log) - n_refunded
+
+
+def test_features_on_a_crm_export_with_typos_cases_and_currencies(orders, tmp_path):
+    """A mistyped year is flagged (once) and --since drops it; ids typed in two cases are
+    counted and --normalize-ids merges them; two currencies are refused until --currency
+    picks one: each was accepted silently (T stretched, customers split, EUR + USD summed)."""
+    log = orders.assign(**{"Customer ID": "Client" + orders["Customer ID"].astype(str)
+                           + "@Example.com", "Currency": "EUR"})  # fmt: skip
+    log.loc[log.index[3], "Order Date"] = "05/02/1897 10:00"
+    log.loc[log.index[::5], "Customer ID"] = log["Customer ID"].str.lower()
+    log.loc[log.index[1::10], "Currency"] = "USD"
+    log.to_csv(tmp_path / "crm.csv", index=False)
+    refused = invoke("features", tmp_path / "crm.csv", *WOO)
+    assert refused.exit_code == 1
+    assert re.search(r"^error: column 'Currency' holds 2 currencies: 'EUR' \([\d,]+ rows\), "
+                     r"'USD' \([\d,]+ rows\)", refused.output, re.M)  # fmt: skip
+    output = tmp_path / "features.csv"
+    flags = ["--currency", "EUR", "-o", output]
+    first = invoke("features", tmp_path / "crm.csv", *WOO, *flags)
+    assert first.exit_code == 0, first.output
+    assert first.output.count("mistyped year") == 1  # the note, not the warning again
+    assert "upper/lower case" in first.output and "--normalize-ids" in first.output
+    n_usd = int((log["Currency"] == "USD").sum())
+    assert f"removed {n_usd:,}: Currency not 'EUR'" in first.output
+    clean = invoke("features", tmp_path / "crm.csv", *WOO, *flags, "--since", "1997-01-01",
+                   "--normalize-ids")  # fmt: skip
+    assert clean.exit_code == 0, clean.output
+    assert "removed 1: dated before 1997-01-01 (since)" in clean.output
+    assert "mistyped year" not in clean.output
+    table = pd.read_csv(output)
+    kept = log[(log["Currency"] == "EUR") & (log.index != log.index[3])]
+    assert len(table) == kept["Customer ID"].str.lower().nunique()
+
+
+def test_unmapped_columns_name_the_likely_options(orders, tmp_path):
+    """A new user's first run on an export: the error names the options to copy."""
+    orders.to_csv(tmp_path / "export.csv", index=False)
+    result = invoke("features", tmp_path / "export.csv")
+    assert result.exit_code == 1
+    assert ("Likely: --customer 'Customer ID' --timestamp 'Order Date' --amount 'Order Total'."
+            in result.output.replace("\n", ""))  # fmt: skip

@@ -6,6 +6,7 @@ import copy
 import tomllib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from rfmml.config import load_config, to_toml
@@ -213,3 +214,19 @@ def test_bundled_experiments_are_real_copies_of_the_experiments_folder():
         )
     assert bundled_experiments() == ["cdnow", "online_retail"]
     assert load_config("cdnow") == load_config(EXPERIMENTS / "cdnow.toml")
+
+
+def test_data_keys_of_a_new_users_export(tmp_path):
+    """[data] since, until, normalize_ids, currency and currency_column reach the reader."""
+    data = {"source": "cdnow", "since": "1997-01-05", "until": tomllib.loads(
+        "d = 1998-03-31")["d"], "normalize_ids": True, "currency": "EUR",
+        "currency_column": "Devise"}  # fmt: skip
+    cfg = load_config(_with("data", data))
+    options = cfg.data.reader_options()
+    assert options["since"] == pd.Timestamp("1997-01-05")
+    assert options["until"] == pd.Timestamp("1998-03-31")
+    assert options["normalize_ids"] is True and options["currency"] == "EUR"
+    assert options["currency_column"] == "Devise"
+    assert load_config(tomllib.loads(to_toml(cfg))).data == cfg.data
+    with pytest.raises(ConfigError, match=r"\[data\] since = 'soon' is not a date"):
+        load_config(_with("data.since", "soon"))

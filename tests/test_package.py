@@ -24,3 +24,14 @@ def test_import_is_light():
 def test_unknown_name():
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         rfmml.nope  # noqa: B018
+
+
+def test_python_dash_m_rfmml_runs_the_command():
+    """``python -m rfmml --help`` failed: the package had no __main__ module."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "rfmml", "--help"], capture_output=True,
+                            text=True, cwd=root, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: rfmml ")

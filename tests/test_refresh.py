@@ -365,7 +365,17 @@ def test_cli_refresh_remembers_read_options_and_an_explicit_one_wins(
         assert result.exit_code == 0, result.output
         return result
 
-    european = {"dayfirst": True, "encoding": None, "separator": ";", "decimal": ","}
+    european = {
+        "dayfirst": True,
+        "encoding": None,
+        "separator": ";",
+        "decimal": ",",
+        "status": None,
+        "exclude_status": None,
+        "currency": None,
+        "currency_column": None,
+        "normalize_ids": None,
+    }
     first = run(day1, "--dayfirst", "--separator", ";", "--decimal", ",")
     assert "options" not in first.stderr
     with CustomerState.open(state, read_only=True) as st:
@@ -393,7 +403,9 @@ def test_cli_refresh_remembers_read_options_and_an_explicit_one_wins(
     with CustomerState.open(state, read_only=True) as st:
         assert st.last_timestamp == pd.Timestamp("1998-03-06")  # not 3 June
         assert st.read_options == {"dayfirst": False, "encoding": None, "separator": ",",
-                                   "decimal": "."}  # fmt: skip
+                                   "decimal": ".", "status": None,
+                                   "exclude_status": None, "currency": None,
+                                   "currency_column": None, "normalize_ids": None}  # fmt: skip
         both.append(read_transactions(day3, dayfirst=False)[0])
         pd.testing.assert_frame_equal(st.rfm_table(), rfm_table(pd.concat(both)))
 
@@ -450,4 +462,6 @@ def test_a_state_without_stored_read_options_refreshes_as_before(
         assert st.last_timestamp == pd.Timestamp("1998-03-05")
         pd.testing.assert_frame_equal(st.rfm_table(), rfm_table(whole))
         assert st.read_options == {"dayfirst": True, "encoding": None, "separator": ";",
-                                   "decimal": ","}  # fmt: skip
+                                   "decimal": ",", "status": None,
+                                   "exclude_status": None, "currency": None,
+                                   "currency_column": None, "normalize_ids": None}  # fmt: skip

@@ -2,17 +2,21 @@
 
 The steps and their order are those of the pandas path in
 :mod:`rfmml.data.transactions` (which stays the reference, ``engine="pandas"``):
-missing customer ids, missing group, missing timestamps, missing amounts,
-rows after the observation end (or in the future), cancellation orders, order
-lines summed per order, negative amounts, zero amounts, identical rows. Each
+rows of another currency than ``currency=``, missing customer ids, missing
+group, missing timestamps, missing amounts, rows outside ``since``/``until``,
+rows after the observation end (or in the future), isolated timestamps
+(flagged), cancellation orders, order lines summed per order, negative
+amounts, zero amounts, identical rows; ids that differ only in case are
+counted (or lower-cased with ``normalize_ids``). Each
 removed row is counted under the same reason, so the :class:`CleaningReport`
 is the same.
 
 What DuckDB does not express here, the pandas path does (the caller falls
 back and says so in the report's notes): CSV files (pandas' text parsing:
 separator and encoding sniffing, ``NA`` strings), timestamps held as text or
-with a time zone, amounts held as text, float order ids, and
-``negative_amounts="net"``. Any condition that ends in an error (infinite
+with a time zone, amounts held as text, float order ids, order lines that
+lack their order's customer id, time, total or currency (filled from the
+order), and ``negative_amounts="net"``. Any condition that ends in an error (infinite
 amounts, negative amounts with ``"error"``, an observation end far past the
 data, nothing left) is also handed to the pandas path, which raises its own
 message.
@@ -153,6 +157,10 @@ class ScannedLog:
         self.connection.close()
 
 
+def _stamp_sql(stamp: pd.Timestamp) -> str:
+    return f"TIMESTAMP {_lit(stamp.isoformat(sep=' '))}"
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -273,6 +281,57 @@ def _repeated_rows(
     return int(n_shared - n_distinct)
 
 
+def _lines_lacking_order_fields(con: Any, no_id: str, order_amounts: bool,
+                                currency: bool) -> bool:  # fmt: skip
+    """Whether an order has lines with and lines without its customer id, time (or total).
+
+    The pandas path fills such lines from their order (``_order_fields``).
+    """
+    pairs = [no_id, '"timestamp" IS NULL']
+    if order_amounts:
+        pairs.append("(amount IS NULL OR isnan(CAST(amount AS DOUBLE)))")
+    if currency:
+        pairs.append("coalesce(trim(CAST(_currency AS VARCHAR)), '') = ''")
+    having = " OR ".join(f"(count_if({c}) > 0 AND count_if(NOT ({c})) > 0)" for c in pairs)
+    found = con.sql(
+        f"SELECT count(*) FROM (SELECT order_id FROM src WHERE order_id IS NOT NULL "
+        f"GROUP BY order_id HAVING {having} LIMIT 1)"
+    ).fetchall()[0][0]
+    return bool(found)
+
+
+def _id_case(con: Any, no_id: str, normalize: bool) -> str:
+    """The note on text ids that differ only in case (as the pandas path's ``_id_case``).
+
+    Asked only when some id has a capital (or ``normalize``): one grouping of
+    the distinct ids (their first row kept for the examples), then their
+    lower-cased values counted, so the rows are grouped once.
+    """
+    from rfmml.data.transactions import _CASE_EXAMPLES, id_case_note
+
+    con.execute(
+        "CREATE TEMP TABLE _rfmml_ids AS SELECT customer_id, min(_row) AS _first, "
+        f"count_if(customer_id <> lower(customer_id)) AS _changed FROM src WHERE NOT {no_id} "
+        "GROUP BY customer_id"
+    )
+    try:
+        n_ids, n_keys, n_changed = con.sql(
+            "SELECT count(*), count(DISTINCT lower(customer_id)), coalesce(sum(_changed), 0) "
+            "FROM _rfmml_ids"
+        ).fetchall()[0]
+        if n_ids == n_keys and not normalize:
+            return ""
+        several = con.sql(
+            """SELECT list(customer_id), min(_first) AS _first FROM _rfmml_ids
+            GROUP BY lower(customer_id) HAVING count(*) > 1 ORDER BY _first"""
+        ).fetchall()
+    finally:
+        con.execute("DROP TABLE _rfmml_ids")
+    examples = [list(row[0]) for row in several[:_CASE_EXAMPLES]]
+    return id_case_note(int(n_ids), int(n_keys), len(several), int(n_changed), examples,
+                        normalize)  # fmt: skip
+
+
 def scan_parquet(
     path: Path,
     renames: dict[str, str],
@@ -289,6 +348,11 @@ def scan_parquet(
     drop_zero_amounts: bool,
     drop_duplicates: bool,
     canonical: list[str],
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
+    normalize_ids: bool = False,
+    currency_column: str | None = None,
+    currency: str | None = None,
 ) -> tuple[ScannedLog, CleaningReport]:
     """Clean a Parquet log in DuckDB; raise :class:`Unsupported` where pandas must do it.
 
@@ -303,7 +367,8 @@ def scan_parquet(
         return _scan(con, path, renames, group, has_amount, quantity, price, amount,
                      cancellation_prefix, observation_end, allow_end_beyond_data,
                      negative_amounts, drop_zero_amounts, drop_duplicates,
-                     canonical)  # fmt: skip
+                     canonical, since, until, normalize_ids, currency_column,
+                     currency)  # fmt: skip
     except BaseException:
         con.close()
         raise
@@ -313,12 +378,22 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
           has_amount: bool, quantity: str | None, price: str | None, amount: str | None,
           prefix: str | None, observation_end: Any, allow_beyond: bool,
           negative_amounts: str, drop_zero: bool, drop_duplicates: bool,
-          canonical: list[str]) -> tuple[ScannedLog, CleaningReport]:  # fmt: skip
+          canonical: list[str], since: pd.Timestamp | None, until: pd.Timestamp | None,
+          normalize_ids: bool, currency_column: str | None,
+          currency: str | None) -> tuple[ScannedLog, CleaningReport]:  # fmt: skip
     from rfmml.data.transactions import (
         ID_PADDING,
+        ISOLATED_REASON,
         OBSERVATION_END_MARGIN_DAYS,
+        check_currencies,
+        currency_reason,
         end_cutoff,
         future_rows_note,
+        isolated_ends,
+        isolated_rows_note,
+        isolation_limit,
+        since_reason,
+        until_reason,
     )
 
     source = f"read_parquet({_lit(path.as_posix())}, file_row_number = true)"
@@ -340,7 +415,7 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     elif id_type in _INTS:
         customer, no_id = "CAST(customer_id AS BIGINT)", "customer_id IS NULL"
     elif id_type == "VARCHAR":
-        customer = "customer_id"
+        customer = "lower(customer_id)" if normalize_ids else "customer_id"
         no_id = r"(customer_id IS NULL OR regexp_full_match(customer_id, '\s*'))"
     else:
         raise Unsupported(f"customer ids of type {id_type}")
@@ -382,12 +457,28 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         end_reason = f"after the observation end {shown}"
     cut_sql = f"TIMESTAMP {_lit(cut.isoformat(sep=' '))}"
 
+    code, currency_note = None, ""
+    if currency_column is not None:
+        held = con.sql(
+            "SELECT nullif(upper(trim(CAST(_currency AS VARCHAR))), ''), count(*) FROM src "
+            "GROUP BY 1"
+        ).fetchall()
+        code, currency_note = check_currencies(currency_column, dict(held), currency, has_amount)
     cases = [f"WHEN {no_id} THEN 1"]
+    if code is not None:
+        cases.insert(
+            0,
+            f"WHEN coalesce(upper(trim(CAST(_currency AS VARCHAR))) <> {_lit(code)}, true) THEN 8",
+        )
     if group is not None:
         cases.append(f"WHEN {_q(group)} IS NULL THEN 2")
     cases.append('WHEN "timestamp" IS NULL THEN 3')
     if has_amount:
         cases.append("WHEN _v IS NULL OR isnan(_v) THEN 4")
+    if since is not None:
+        cases.append(f'WHEN "timestamp" < {_stamp_sql(since)} THEN 6')
+    if until is not None:
+        cases.append(f'WHEN "timestamp" >= {_stamp_sql(end_cutoff(until))} THEN 7')
     cases.append(f'WHEN "timestamp" >= {cut_sql} THEN 5')
     keep_cols = [c for c in canonical if c not in ("customer_id", "timestamp", "amount")]
     extra = "".join(f", {_q(c)}" for c in keep_cols)
@@ -413,6 +504,9 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     starts = (
         f"starts_with(CAST(order_id AS VARCHAR), {_lit(prefix)})" if prefix is not None else None
     )
+    import pyarrow.parquet as pq
+
+    limit = isolation_limit(pq.read_metadata(path).num_rows)
     stats = con.sql(
         """SELECT count(*),
             count_if(_reason = 1), count_if(_reason = 2), count_if(_reason = 3),
@@ -434,27 +528,63 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         )
         + ", count_if(_reason = 0)"
         + (f", count_if(_reason = 0 AND {starts})" if starts is not None else ", 0")
+        + ", count_if(_reason = 6), count_if(_reason = 7), count_if(_reason = 8)"
+        + (
+            ", count_if(_reason <> 1 AND customer_id <> lower(customer_id))"
+            if id_type == "VARCHAR" and not normalize_ids
+            else ", 0"
+        )
+        + (
+            f', min("timestamp", {limit + 1}) FILTER (WHERE _reason = 0), '
+            f'max("timestamp", {limit + 1}) FILTER (WHERE _reason = 0)'
+            if limit >= 1
+            else ", NULL, NULL"
+        )
+        + (
+            ", count_if(order_id IS NOT NULL AND _reason IN (1, 3, 4, 8))"
+            if "order_id" in canonical
+            else ", 0"
+        )
         + f" FROM {stats_source}"
     ).fetchall()[0]
     if stats[11]:
         raise Unsupported("customer ids with spaces around them (trimmed by pandas)")
+    lacking = stats[20] or ("order_id" in canonical and currency_column is not None)
+    if lacking and _lines_lacking_order_fields(
+        con, no_id, has_amount and quantity is None, currency_column is not None
+    ):
+        raise Unsupported("order lines without their order's customer id, time or total "
+                          "(taken from the order's other lines by pandas)")  # fmt: skip
     rows_in, n_id, n_group, n_time, n_amount, n_late, last, first_id, first_ts, n_inf = stats[:10]
     order_nullable = order_nullable and bool(stats[10])
     if rows_in == 0 or n_inf:
         raise Unsupported("an error condition (reported by the pandas path)")
     report = CleaningReport(rows_in=int(rows_in))
+    if code is not None:
+        report.remove(currency_reason(str(currency_column), code), stats[16])
+    if currency_note:
+        report.notes.append(currency_note)
+    if id_type == "VARCHAR" and (normalize_ids or stats[17]):
+        note = _id_case(con, no_id, normalize_ids)
+        if note:
+            report.notes.append(note)
     report.remove("missing customer_id", n_id)
     if group is not None:
         report.remove(f"missing {group}", n_group)
     report.remove("missing timestamp", n_time)
     if has_amount:
         report.remove(amount_reason, n_amount)
+    n_since, n_until, n_currency, _cased, lowest, highest = stats[14:20]
+    if since is not None:
+        report.remove(since_reason(since), n_since)
+    if until is not None:
+        report.remove(until_reason(until), n_until)
     report.remove(end_reason, n_late)
     if end is None:
         if n_late:
             if isinstance(first_id, int):  # quoted as the pandas path's row value
                 first_id = np.int64(first_id)
-            n_before = rows_in - n_id - n_group - n_time - n_amount
+            n_before = rows_in - n_currency - n_id - n_group - n_time - n_amount - n_since - n_until
             message = future_rows_note(n_late, n_before, tomorrow, first_id, pd.Timestamp(first_ts))
             report.notes.append(message)
             warnings.warn(message, UserWarning, stacklevel=6)
@@ -470,6 +600,27 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
             )
     if last is None:
         raise Unsupported("an error condition (reported by the pandas path)")
+    if limit >= 1 and stats[12] > 1:
+        n_early, start, n_isolated_late, stop = isolated_ends(lowest, highest, limit)
+        if n_early or n_isolated_late:
+            report.flag(ISOLATED_REASON, n_early + n_isolated_late)
+            firsts: list[tuple[Any, Any] | None] = []
+            for bound, side in ((start, "<"), (stop, ">")):
+                if bound is None:
+                    firsts.append(None)
+                    continue
+                condition = f'"timestamp" {side} {_stamp_sql(bound)}'
+                row_id, row_ts = con.sql(
+                    f'SELECT arg_min(customer_id, _row), arg_min("timestamp", _row) '
+                    f"FROM {stats_source} WHERE _reason = 0 AND {condition}"
+                ).fetchall()[0]
+                if isinstance(row_id, int):
+                    row_id = np.int64(row_id)
+                firsts.append((row_id, pd.Timestamp(row_ts)))
+            message = isolated_rows_note(n_early, start, firsts[0], n_isolated_late, stop,
+                                         firsts[1], int(stats[12]))  # fmt: skip
+            report.notes.append(message)
+            warnings.warn(message, UserWarning, stacklevel=6)
 
     n_kept, n_cancel = stats[12], stats[13]
     if whole_rows:

@@ -77,6 +77,10 @@ class TransactionSchema:
         Optional order state column (``Financial Status``, ``Status``): rows
         whose state is excluded are removed (see :func:`read_transactions`).
         Not part of the canonical frame.
+    currency : str or None
+        Optional column of the amounts' currency codes (``Currency``): a log
+        in several currencies is refused until one is picked (see
+        :func:`read_transactions`). Not part of the canonical frame.
     """
 
     customer: str = "customer_id"
@@ -87,6 +91,7 @@ class TransactionSchema:
     quantity: str | None = None
     price: str | None = None
     status: str | None = None
+    currency: str | None = None
 
     @property
     def has_amount(self) -> bool:
@@ -97,7 +102,7 @@ class TransactionSchema:
     def source_columns(self) -> list[str]:
         """Columns required in the source, in canonical order."""
         cols = [self.customer, self.timestamp, self.amount, self.group, self.order,
-                self.quantity, self.price, self.status]  # fmt: skip
+                self.quantity, self.price, self.status, self.currency]  # fmt: skip
         return [c for c in cols if c is not None]
 
     @property
@@ -114,6 +119,8 @@ class TransactionSchema:
             out[self.price] = "_price"
         if self.status is not None:
             out[self.status] = "_status"
+        if self.currency is not None:
+            out[self.currency] = "_currency"
         return out
 
     @property
@@ -139,15 +146,22 @@ class Transactions(NamedTuple):
 _SEPARATORS = (",", ";", "\t", "|")
 
 
+#: The separator of a file whose columns are aligned with spaces.
+_WHITESPACE = r"\s+"
+
 #: Compressed text files pandas reads by their suffix (``orders.csv.gz``).
 _COMPRESSED = frozenset({".gz", ".zip", ".bz2", ".xz"})
 
 
 def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
-              separator: str | None, decimal: str | None = None) -> pd.DataFrame:  # fmt: skip
-    """Read the mapped columns of a delimited text file, finding its separator."""
+              separator: str | None,
+              decimal: str | None = None) -> tuple[pd.DataFrame, TransactionSchema]:  # fmt: skip
+    """Read the mapped columns of a delimited text file, finding its separator.
+
+    Returns the frame and the schema (with a recognised currency column).
+    """
     where = repr(str(path))
-    encoding = encoding or "utf-8"
+    encoding = encoding or _utf16_bom(path) or "utf-8"
     decimal = decimal or "."
     if len(decimal) != 1 or decimal.isalnum() or decimal.isspace():
         raise DataError(f"decimal= must be one mark such as '.' or ',', got {decimal!r}")
@@ -173,6 +187,13 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
                 break
             if len(header) > len(best):
                 sep, best = candidate, header
+        if separator is None and len(best) == 1 and len(str(best[0]).split()) > 1:
+            # one column whose name holds spaces: columns aligned with spaces (a text
+            # dump such as CDNOW_master.txt), read with runs of whitespace as the separator
+            header = list(pd.read_csv(path, sep=_WHITESPACE, nrows=0, encoding=encoding).columns)
+            if len(header) > 1:
+                sep, best = _WHITESPACE, header
+                candidates = (*candidates, "whitespace")
         if not all(c in best for c in schema.source_columns):
             missing = [c for c in schema.source_columns if c not in best]
             tried = (
@@ -182,9 +203,12 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
             )
             raise DataError(
                 f"column(s) {missing} not found in {where} (tried {tried}); columns read: "
-                f"{best}.{_close_names(missing, best)} Map your own names with customer=, "
-                "timestamp=, amount=, or name the separator with separator= (CLI --separator)."
+                f"{best}.{_close_names(missing, best)}{_likely_mapping(schema, missing, best)} "
+                "Map your own names with customer=, timestamp=, amount= (CLI --customer, "
+                "--timestamp, --amount), or name the separator with separator= (CLI "
+                "--separator)."
             )
+        schema = with_currency_column(schema, best)
         dtypes = {schema.customer: str}
         if schema.order is not None:
             dtypes[schema.order] = str
@@ -194,7 +218,10 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
         )  # fmt: skip
         # pandas cuts a row with more fields than the header to the selected columns
         # without a word (an unquoted 1,234.50 becomes an amount of 1): refuse such rows
-        n_wide, first = _rows_wider_than_header(path, sep, encoding, len(best))
+        # (with whitespace as the separator pandas itself refuses them)
+        n_wide, first = 0, ""
+        if sep != _WHITESPACE:
+            n_wide, first = _rows_wider_than_header(path, sep, encoding, len(best))
         if n_wide:
             raise DataError(
                 f"transaction file {where}: {n_wide:,} of {len(frame):,} rows have more fields "
@@ -203,7 +230,7 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
                 "text field) shifts the columns. Quote such values in the export, or name the "
                 "separator with separator= (CLI --separator)"
             )
-        return frame
+        return frame, schema
     except pd.errors.EmptyDataError:
         raise DataError(f"transaction file {where} is empty (no header, no rows)") from None
     except UnicodeDecodeError as exc:
@@ -220,6 +247,21 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
             f"transaction file {where} is not a well-formed table with separator {sep!r} "
             f"({first}); name the separator with separator= (CLI --separator)"
         ) from None
+
+
+def _utf16_bom(path: Path) -> str | None:
+    """``"utf-16"`` for a text file that starts with a UTF-16 byte-order mark, else None.
+
+    Spreadsheets save "Unicode text" so; read as UTF-8 its first byte is refused.
+    """
+    if path.suffix.lower() in _COMPRESSED:
+        return None
+    try:
+        with path.open("rb") as file:
+            start = file.read(2)
+    except OSError:
+        return None
+    return "utf-16" if start in (b"\xff\xfe", b"\xfe\xff") else None
 
 
 def _ascii_bytes(encoding: str) -> bool:
@@ -329,8 +371,12 @@ def _rows_wider_than_header(path: Path, sep: str, encoding: str,
 
 def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
           separator: str | None = None,
-          decimal: str | None = None) -> tuple[pd.DataFrame, str]:  # fmt: skip
-    """Load ``source`` as a pandas frame of the mapped columns; return it and its kind."""
+          decimal: str | None = None) -> tuple[pd.DataFrame, str, TransactionSchema]:  # fmt: skip
+    """Load ``source`` as a pandas frame of the mapped columns; return it, its kind, the schema.
+
+    The schema returned has the source's currency column when one is recognised
+    (:func:`with_currency_column`).
+    """
     if isinstance(source, str | Path):
         path = Path(source)
         if not path.exists():
@@ -352,9 +398,11 @@ def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
                     f"{str(path)!r} is not a readable Parquet file ({str(exc).splitlines()[0]})"
                 ) from None
             _check_columns(schema, available, str(path))
-            return pd.read_parquet(path, columns=schema.source_columns), "pandas"
+            schema = with_currency_column(schema, available)
+            return pd.read_parquet(path, columns=schema.source_columns), "pandas", schema
         if suffix in {".csv", ".txt", ".tsv", *_COMPRESSED}:
-            return _read_csv(path, schema, encoding, separator, decimal), "pandas"
+            frame, schema = _read_csv(path, schema, encoding, separator, decimal)
+            return frame, "pandas", schema
         if suffix in {".xlsx", ".xlsm", ".xls", ".ods"}:
             raise DataError(
                 f"cannot read {str(path)!r}: a spreadsheet is not read directly; save the sheet "
@@ -366,7 +414,8 @@ def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
         )
     if isinstance(source, pd.DataFrame):
         _check_columns(schema, list(source.columns), "the DataFrame")
-        return source.loc[:, schema.source_columns].copy(), "pandas"
+        schema = with_currency_column(schema, list(source.columns))
+        return source.loc[:, schema.source_columns].copy(), "pandas", schema
     module = type(source).__module__.split(".")[0]
     if module == "polars":
         import polars as pl
@@ -374,7 +423,8 @@ def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
         if isinstance(source, pl.LazyFrame):
             source = source.collect()
         _check_columns(schema, list(source.columns), "the polars DataFrame")
-        return source.select(schema.source_columns).to_pandas(), "polars"
+        schema = with_currency_column(schema, list(source.columns))
+        return source.select(schema.source_columns).to_pandas(), "polars", schema
     raise TypeError(
         "read_transactions takes a CSV or Parquet path, a pandas DataFrame or a polars "
         f"DataFrame; got {type(source).__name__}. For Spark or DuckDB data, pass the frame "
@@ -382,14 +432,142 @@ def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
     )
 
 
+def with_currency_column(schema: TransactionSchema, available: list[Any]) -> TransactionSchema:
+    """``schema`` with the source's currency column, when it has one and none is mapped.
+
+    A column named ``currency`` (any case, spaces around) is recognised, as an
+    export's ``Currency`` column; one mapped to another role is left alone.
+    """
+    if schema.currency is not None:
+        return schema
+    named = [c for c in available if str(c).strip().casefold() == "currency"]
+    if len(named) != 1 or named[0] in schema.source_columns:
+        return schema
+    import dataclasses
+
+    return dataclasses.replace(schema, currency=named[0])
+
+
+def currency_reason(column: str, code: str) -> str:
+    """The cleaning report's reason for rows of another currency than the one picked."""
+    return f"{column} not {code!r}"
+
+
+def check_currencies(column: str | None, counts: dict[Any, int], pick: str | None,
+                     has_amount: bool) -> tuple[str | None, str]:  # fmt: skip
+    """Judge a log's currencies; return the code whose rows are kept (or None) and a note.
+
+    Parameters
+    ----------
+    column : str or None
+        The currency column (None: the log has none).
+    counts : dict
+        Rows per currency code (upper case, stripped; None for a blank cell).
+    pick : str or None
+        The ``currency=`` the caller asked for.
+    has_amount : bool
+        Whether the log has amounts (without them currencies do not matter).
+
+    Raises
+    ------
+    DataError
+        ``pick`` without a currency column or without rows in that currency;
+        several currencies with amounts and no ``pick``.
+    """
+    if column is None:
+        if pick is not None:
+            raise DataError(
+                f"currency={pick!r} needs the column of the currencies: map currency_column= "
+                "(CLI --currency-column); the log has no column named 'currency'"
+            )
+        return None, ""
+    held = sorted((c for c in counts if c is not None), key=lambda c: (-counts[c], str(c)))
+    blank = counts.get(None, 0)
+    if pick is not None:
+        code = str(pick).strip().upper()
+        if code not in counts:
+            raise DataError(
+                f"currency={pick!r}: column {column!r} has no row in {code} (it holds "
+                f"{', '.join(repr(c) for c in held) or 'no currency'})"
+            )
+        return code, f"amounts in {code} (column {column!r}); rows in other currencies removed"
+    if not has_amount or not held:
+        return None, ""
+    if len(held) > 1:
+        shown = ", ".join(f"{c!r} ({counts[c]:,} rows)" for c in held)
+        if blank:
+            shown += f", blank ({blank:,} rows)"
+        raise DataError(
+            f"column {column!r} holds {len(held)} currencies: {shown}; amounts in different "
+            f"currencies do not add up: pick one with currency={held[0]!r} (CLI --currency "
+            f"{held[0]}, config [data] currency), or convert the amounts to one currency first"
+        )
+    note = f"amounts in {held[0]} (column {column!r})"
+    if blank:
+        note += f"; {blank:,} rows leave the currency blank"
+    return None, note
+
+
+def _currencies(frame: pd.DataFrame, column: str | None, pick: str | None, has_amount: bool,
+                report: CleaningReport) -> pd.DataFrame:  # fmt: skip
+    """Refuse several currencies, or keep the picked one's rows (counted); note the currency."""
+    if column is None:
+        check_currencies(None, {}, pick, has_amount)
+        return frame
+    codes = frame["_currency"].astype("string").str.strip().str.upper()
+    codes = codes.mask(codes == "")
+    counts = {(None if pd.isna(k) else str(k)): int(v)
+              for k, v in codes.value_counts(dropna=False).items()}  # fmt: skip
+    code, note = check_currencies(column, counts, pick, has_amount)
+    if code is not None:
+        other = (codes != code).fillna(True).to_numpy(dtype=bool)
+        report.remove(currency_reason(column, code), int(other.sum()))
+        frame = frame.loc[~other]
+    if note:
+        report.notes.append(note)
+    return frame.drop(columns="_currency")
+
+
 def _check_columns(schema: TransactionSchema, available: list[str], where: str) -> None:
     missing = [c for c in schema.source_columns if c not in available]
     if missing:
         raise DataError(
             f"column(s) {missing} not found in {where}; available columns: {list(available)}."
-            f"{_close_names(missing, list(available))} Map your own names with customer=, "
-            "timestamp=, amount=, group=, order= (or quantity= and price=)."
+            f"{_close_names(missing, list(available))}"
+            f"{_likely_mapping(schema, missing, list(available))} Map your own names with "
+            "customer=, timestamp=, amount=, group=, order= (or quantity= and price=; CLI "
+            "--customer, --timestamp, ...)."
         )
+
+
+#: Words in an export's column names that say which column plays which role.
+_ROLE_WORDS = {
+    "customer": ("customer", "client", "email", "e-mail", "kunde", "buyer", "member",
+                 "account", "contact", "user"),
+    "timestamp": ("date", "time", "created", "datum", "ordered", "paid"),
+    "amount": ("total", "amount", "revenue", "value", "betrag", "sales", "spend", "umsatz",
+               "price", "sum"),
+}  # fmt: skip
+
+
+def _likely_mapping(schema: TransactionSchema, missing: list[str], available: list[Any]) -> str:
+    """A hint naming the export's columns that look like the missing customer, time and amount."""
+    import shlex
+
+    picked: list[str] = []
+    used = set(schema.source_columns)
+    for role, words in _ROLE_WORDS.items():
+        if getattr(schema, role) not in missing:
+            continue
+        for held in available:
+            text = str(held).casefold()
+            if held not in used and any(word in text for word in words):
+                picked.append(f"--{role} {shlex.quote(str(held))}")
+                used.add(held)
+                break
+    if not picked or len(available) < 2:
+        return ""
+    return f" Likely: {' '.join(picked)}."
 
 
 def _close_names(missing: list[str], available: list[Any]) -> str:
@@ -592,10 +770,19 @@ def parse_timestamps(
         missing = values.isna() | (values.astype("string").str.strip() == "")
         raw = values.where(~missing)
         if pd.api.types.is_numeric_dtype(values.dtype) and timestamp_format is None:
+            numbers = pd.to_numeric(raw, errors="coerce").dropna()
+            serial = ""
+            if len(numbers) and numbers.between(*_SERIAL_DAYS).all():
+                first = float(numbers.iloc[0])
+                day = (_SERIAL_ORIGIN + pd.Timedelta(days=int(first))).date()
+                serial = (
+                    f"; they look like spreadsheet day numbers ({first:g} is {day}): format "
+                    "the column as dates in the spreadsheet before saving the CSV"
+                )
             raise DataError(
                 f"column {column!r} holds numbers ({values.dtype}), not dates; pass "
-                f"timestamp_format= (e.g. '%Y%m%d', or {EPOCH_SECONDS!r} for seconds since "
-                "1970-01-01 UTC)"
+                f"timestamp_format= (CLI --timestamp-format; e.g. '%Y%m%d', or "
+                f"{EPOCH_SECONDS!r} for seconds since 1970-01-01 UTC){serial}"
             )
         text = raw.astype("string")
         if timestamp_format is None:
@@ -620,6 +807,11 @@ def parse_timestamps(
             )
     return parsed.astype("datetime64[us]"), tz
 
+
+#: Spreadsheet day numbers (day 1 is 1900-01-01, counted from 1899-12-30) of the years
+#: 1927-2173: numbers a date column holds when a spreadsheet saved it unformatted.
+_SERIAL_DAYS = (10_000, 99_999)
+_SERIAL_ORIGIN = pd.Timestamp("1899-12-30")
 
 #: ``timestamp_format`` of Unix time: seconds since 1970-01-01 UTC (``date +%s``).
 EPOCH_SECONDS = "%s"
@@ -661,7 +853,14 @@ def _epoch_seconds(values: pd.Series, column: str) -> pd.Series:
     return stamps
 
 
-def _parse_amounts(values: pd.Series, column: str) -> pd.Series:
+def _parse_amounts(values: pd.Series, column: str, decimal: str | None = None,
+                   notes: list[str] | None = None) -> pd.Series:  # fmt: skip
+    """A column's amounts as float64; text as exports write it (``$3,080.00``) is read.
+
+    How written amounts were read (symbol, separators) is appended to ``notes``.
+    """
+    from rfmml.data._amounts import written_amounts
+
     if pd.api.types.is_bool_dtype(values.dtype):
         raise DataError(f"column {column!r} holds booleans, not amounts")
     if pd.api.types.is_numeric_dtype(values.dtype):
@@ -670,6 +869,12 @@ def _parse_amounts(values: pd.Series, column: str) -> pd.Series:
     else:
         parsed, missing = _text_numbers(values)
         bad = parsed.isna() & ~missing
+        if bad.any():
+            written, note = written_amounts(values[bad], column, decimal or ".")
+            parsed = parsed.where(~bad, written.reindex(parsed.index))
+            bad = parsed.isna() & ~missing
+            if note and notes is not None and not bad.any():
+                notes.append(note)
         if bad.any():
             raise DataError(
                 f"column {column!r}: {int(bad.sum())} of {len(values)} values are not numbers "
@@ -709,12 +914,16 @@ def check_amount_limit(amounts: pd.Series, column: str = "amount") -> None:
 
 
 def _number_hint(bad: pd.Series) -> str:
-    if bad.astype("string").str.fullmatch(r"\s*-?\d+,\d+\s*").fillna(False).any():
+    bare = bad.astype("string").str.replace(r"[^\d,.\-]", "", regex=True)
+    if bare.str.fullmatch(r"-?\d+,\d+").fillna(False).any():
         return (
             "They look like decimal commas (2,50): pass decimal=',' (CLI --decimal ',', "
             'config [data] decimal = ",") for a CSV, or convert them to points.'
         )
-    return "Remove currency symbols and thousands separators before loading."
+    return (
+        "Amounts are read as numbers, with at most one currency symbol and thousands "
+        "separators that the column proves (1,234.50); convert other text first."
+    )
 
 
 def _plain_ids(ids: pd.Series) -> pd.Series:
@@ -757,6 +966,89 @@ def _trimmed_ids(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         f"({first!r} -> {first.strip(ID_PADDING)!r}), so that they join the customer's other rows"
     )
     return frame.assign(customer_id=trimmed), note
+
+
+#: Customers whose several spellings a case note quotes.
+_CASE_EXAMPLES = 2
+
+
+def id_case_note(n_ids: int, n_keys: int, n_groups: int, n_rows_changed: int,
+                 examples: list[list[str]], normalized: bool) -> str:  # fmt: skip
+    """The cleaning note on text ids that differ only in case (every engine says this).
+
+    ``n_ids`` distinct ids are ``n_keys`` once lower-cased; ``n_groups`` of
+    those are written several ways; ``examples`` lists the spellings of the
+    first of them (in order of their first row).
+    """
+    shown = "; ".join(" / ".join(repr(v) for v in sorted(group)) for group in examples)
+    n_merged = n_ids - n_keys
+    if normalized:
+        if not n_merged:
+            return (
+                f"customer_id: normalize_ids lower-cased the ids of {n_rows_changed:,} rows; "
+                "no two ids merged"
+            )
+        return (
+            f"customer_id: normalize_ids lower-cased the ids of {n_rows_changed:,} rows; "
+            f"{n_merged:,} ids written in other case merged into {n_groups:,} customers "
+            f"(e.g. {shown})"
+        )
+    return (
+        f"customer_id: {n_merged:,} ids differ from another only in upper/lower case "
+        f"({n_groups:,} customers written several ways, e.g. {shown}) and count as other "
+        "customers; pass normalize_ids=True (CLI --normalize-ids, config [data] normalize_ids) "
+        "to lower-case the ids so that they join"
+    )
+
+
+def _text_ids(ids: pd.Series) -> bool:
+    """Whether ``ids`` are text (the ids case and spaces apply to)."""
+    if not (ids.dtype == object or pd.api.types.is_string_dtype(ids.dtype)) or ids.empty:
+        return False
+    return bool(pd.api.types.infer_dtype(ids, skipna=True) == "string")
+
+
+def _id_case(frame: pd.DataFrame, normalize: bool) -> tuple[pd.DataFrame, str]:
+    """Count the text ids that differ only in case; lower-case them with ``normalize``.
+
+    Arrow kernels (``utf8_lower``, as DuckDB's ``lower``; distinct counts):
+    rows whose id has a capital are counted first, and only when two ids
+    merge are the distinct ids listed (in order of first appearance, for the
+    examples).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = frame["customer_id"]
+    if not _text_ids(ids):
+        return frame, ""
+    spelled = pa.array(ids, type=pa.large_string(), from_pandas=True)
+    ascii_only = bool(pc.all(pc.string_is_ascii(spelled)).as_py() is not False)
+    lowered = pc.ascii_lower(spelled) if ascii_only else pc.utf8_lower(spelled)
+    n_rows_changed = int(pc.sum(pc.not_equal(spelled, lowered)).as_py() or 0)
+    if not n_rows_changed and not normalize:
+        return frame, ""
+
+    def distinct(values: Any) -> int:  # pandas' hash table: faster than count_distinct here
+        return int(pd.Series(pd.arrays.ArrowExtensionArray(values)).nunique())
+
+    n_ids, n_keys = distinct(spelled), distinct(lowered)
+    examples: list[list[str]] = []
+    n_several = 0
+    if n_ids != n_keys:
+        uniques = pd.unique(ids.dropna())  # in order of first appearance
+        low = np.asarray(pc.utf8_lower(pa.array(uniques, type=pa.large_string())), dtype=object)
+        key_codes, keys = pd.factorize(low)
+        several = np.flatnonzero(np.bincount(key_codes, minlength=len(keys)) > 1)
+        n_several = len(several)
+        examples = [[str(v) for v in uniques[key_codes == key]] for key in several[:_CASE_EXAMPLES]]
+    if not normalize and not n_several:
+        return frame, ""
+    note = id_case_note(n_ids, n_keys, n_several, n_rows_changed, examples, normalize)
+    if normalize:
+        merged = pd.Series(lowered.to_numpy(zero_copy_only=False), index=ids.index)
+        frame = frame.assign(customer_id=merged.astype(ids.dtype))
+    return frame, note
 
 
 def _whole_number_text_ids(frame: pd.DataFrame, decimal: str) -> tuple[pd.DataFrame, str]:
@@ -813,6 +1105,165 @@ def end_cutoff(end: pd.Timestamp) -> pd.Timestamp:
     if end == end.normalize():
         return end + pd.Timedelta(days=1)
     return end + pd.Timedelta(1, "us")
+
+
+#: Rows dated more than this many days apart from the rest of a log are isolated.
+ISOLATION_GAP_DAYS = 365
+#: The cleaning report's flag of isolated rows (every engine).
+ISOLATED_REASON = "dated over a year apart from the rest of the log"
+
+
+def isolation_limit(n_rows: int) -> int:
+    """How many rows at either end of a log may be isolated: a few, never the bulk.
+
+    0.1 % of the log's rows, at least 5, and fewer than a third of them (a
+    log of fewer than 4 rows is not judged).
+    """
+    return min(max(-(-n_rows // 1000), 5), (n_rows - 1) // 3)
+
+
+_Ends = tuple[int, pd.Timestamp | None, int, pd.Timestamp | None]
+
+
+def isolated_ends(lowest: Any, highest: Any, limit: int) -> _Ends:
+    """The rows at the ends of a log that a gap of over a year parts from the rest.
+
+    The rule: sort the log's timestamps; at the start, take the last gap of
+    more than :data:`ISOLATION_GAP_DAYS` days between consecutive timestamps
+    that has at most ``limit`` rows (:func:`isolation_limit`) before it: those
+    rows are isolated (a mistyped year such as 1921 in a 2021-2023 log); the
+    same at the end of the log. A log whose early or late years hold more
+    rows than ``limit`` is a log, not a typo, and is not flagged.
+
+    Parameters
+    ----------
+    lowest, highest : array-like of datetime64
+        The ``limit + 1`` earliest timestamps, ascending, and the ``limit + 1``
+        latest, descending (fewer for a short log).
+    limit : int
+
+    Returns
+    -------
+    n_early, start, n_late, end
+        Rows before ``start`` and after ``end`` are isolated (None: none).
+    """
+    gap = np.timedelta64(ISOLATION_GAP_DAYS, "D")
+    found: list[tuple[int, pd.Timestamp | None]] = []
+    for values, sign in ((lowest, 1), (highest, -1)):
+        stamps = np.asarray(values, dtype="datetime64[us]")[: limit + 1]
+        steps = (stamps[1:] - stamps[:-1]) * sign
+        wide = np.flatnonzero(steps > gap)
+        if limit < 1 or not len(wide):
+            found.append((0, None))
+            continue
+        n = int(wide[-1]) + 1
+        found.append((n, pd.Timestamp(stamps[n])))
+    (n_early, start), (n_late, end) = found
+    return n_early, start, n_late, end
+
+
+def isolated_rows_note(n_early: int, start: Any, first_early: tuple[Any, Any] | None,
+                       n_late: int, end: Any, first_late: tuple[Any, Any] | None,
+                       n_rows: int) -> str:  # fmt: skip
+    """The cleaning note (and warning) on isolated rows (every engine says this)."""
+    parts = []
+    if n_early:
+        customer, stamp = first_early or (None, None)
+        parts.append(
+            f"{n_early:,} of {n_rows:,} rows are dated over a year before the rest of the log, "
+            f"which starts {start.date()} (first: customer_id={customer!r} at {stamp}); drop "
+            f"them with since='{start.date()}' (CLI --since {start.date()})"
+        )
+    if n_late:
+        customer, stamp = first_late or (None, None)
+        parts.append(
+            f"{n_late:,} of {n_rows:,} rows are dated over a year after the rest of the log, "
+            f"which ends {end.date()} (first: customer_id={customer!r} at {stamp}); drop them "
+            f"with until='{end.date()}' (CLI --until {end.date()})"
+        )
+    return (
+        "isolated timestamps, a mistyped year? "
+        + "; ".join(parts)
+        + ". Kept: they stretch those customers' history (T, tenure); fix the dates or drop them"
+    )
+
+
+def _date_bound(value: Any, name: str) -> pd.Timestamp | None:
+    """``since=`` or ``until=`` as a naive timestamp (None when not given)."""
+    if value is None:
+        return None
+    try:
+        bound = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise DataError(f"{name}={value!r} is not a date (e.g. '2021-01-01')") from None
+    if bound is pd.NaT:
+        raise DataError(f"{name}={value!r} is not a date (e.g. '2021-01-01')")
+    return bound.tz_localize(None) if bound.tzinfo is not None else bound
+
+
+def _bound_text(bound: pd.Timestamp) -> str:
+    return str(bound.date()) if bound == bound.normalize() else str(bound)
+
+
+def date_bounds(since: Any, until: Any) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """``since=`` and ``until=`` checked: dates, in order."""
+    start, stop = _date_bound(since, "since"), _date_bound(until, "until")
+    if start is not None and stop is not None and start >= end_cutoff(stop):
+        raise DataError(
+            f"since={_bound_text(start)} is after until={_bound_text(stop)}: no row is left"
+        )
+    return start, stop
+
+
+def since_reason(since: pd.Timestamp) -> str:
+    """The cleaning report's reason for rows before ``since=``."""
+    return f"dated before {_bound_text(since)} (since)"
+
+
+def until_reason(until: pd.Timestamp) -> str:
+    """The cleaning report's reason for rows after ``until=``."""
+    return f"dated after {_bound_text(until)} (until)"
+
+
+def _between(frame: pd.DataFrame, since: pd.Timestamp | None, until: pd.Timestamp | None,
+             report: CleaningReport) -> pd.DataFrame:  # fmt: skip
+    """Remove the rows before ``since`` and after ``until`` (a date includes its day)."""
+    if since is not None:
+        early = frame["timestamp"] < since
+        report.remove(since_reason(since), int(early.sum()))
+        frame = frame.loc[~early]
+    if until is not None:
+        late = frame["timestamp"] >= end_cutoff(until)
+        report.remove(until_reason(until), int(late.sum()))
+        frame = frame.loc[~late]
+    return frame
+
+
+def _flag_isolated(frame: pd.DataFrame, rows_in: int, report: CleaningReport) -> None:
+    """Flag (and warn about) the rows :func:`isolated_ends` finds; they are kept."""
+    limit = isolation_limit(rows_in)
+    if limit < 1 or len(frame) <= 1:
+        return
+    # as int64: NumPy partitions datetime64 values on a slow generic path
+    stamps = frame["timestamp"].to_numpy(dtype="datetime64[us]").view("int64")
+    k = min(limit + 1, len(stamps))
+    lowest = np.sort(np.partition(stamps, k - 1)[:k]).view("datetime64[us]")
+    highest = np.sort(np.partition(stamps, len(stamps) - k)[len(stamps) - k :])[::-1]
+    highest = highest.view("datetime64[us]")
+    n_early, start, n_late, end = isolated_ends(lowest, highest, limit)
+    if not (n_early or n_late):
+        return
+    report.flag(ISOLATED_REASON, n_early + n_late)
+    firsts = []
+    for hit in (
+        frame["timestamp"] < start if n_early else None,
+        frame["timestamp"] > end if n_late else None,
+    ):
+        row = frame.loc[hit].iloc[0] if hit is not None else None
+        firsts.append(None if row is None else (row["customer_id"], row["timestamp"]))
+    message = isolated_rows_note(n_early, start, firsts[0], n_late, end, firsts[1], len(frame))
+    report.notes.append(message)
+    warnings.warn(message, UserWarning, stacklevel=4)
 
 
 def _net_returns(frame: pd.DataFrame, keys: list[str], report: CleaningReport) -> pd.DataFrame:
@@ -929,6 +1380,11 @@ def read_transactions(
     engine: Engine = "auto",
     status: str | None = None,
     exclude_status: Sequence[str] | str | None = None,
+    since: Any = None,
+    until: Any = None,
+    normalize_ids: bool = False,
+    currency: str | None = None,
+    currency_column: str | None = None,
 ) -> Transactions:
     """Load a transaction log into the canonical frame, with a cleaning report.
 
@@ -939,9 +1395,11 @@ def read_transactions(
     customer, timestamp, amount, group, order : str or None
         The caller's column names for the customer id, purchase time, purchase
         value, optional grouping column and optional order id. ``amount=None``
-        loads a log without values. With ``order``, the rows of one order
-        (the lines of an invoice) are summed into one row: earliest time,
-        total amount.
+        loads a log without values. Text amounts may carry one currency
+        symbol and thousands separators (``$3,080.00``, ``3 080,00 €`` with
+        ``decimal=","``; see :mod:`rfmml.data._amounts`), noted in the report.
+        With ``order``, the rows of one order (the lines of an invoice) are
+        summed into one row: earliest time, total amount.
     quantity, price : str, optional
         Line-item logs (one row per product line): the amount of a line is
         ``quantity * price``, summed per order when ``order`` is mapped. Map
@@ -960,6 +1418,27 @@ def read_transactions(
         ``order``, every line of an order with such a state on any line goes
         (exports often write the state on the first line only). A state that
         matches no row is named in a note. Give both or neither.
+    currency, currency_column : str, optional
+        The currency of the amounts. A column named ``currency`` (any case) is
+        recognised, or name it with ``currency_column``: a log whose amounts
+        are in several currencies is refused (the error names them, with
+        their row counts) unless ``currency`` picks one (``"EUR"``; compared
+        without case and spaces); the other rows, blank ones included, are
+        removed and counted, first of all steps with ``status``. A log in one
+        currency gets a note naming it.
+    normalize_ids : bool, default False
+        Text customer ids that differ only in case (``Ann@x.com`` and
+        ``ann@x.com``) are other customers unless this is True: then every
+        text id is lower-cased (ids are always stripped of surrounding
+        spaces), and a note counts the rows changed and the ids merged.
+        Without it, a note counts the ids that would merge, with examples.
+    since, until : date-like, optional
+        Rows dated before ``since`` or after ``until`` (a date without a time
+        of day includes that whole day) are removed and counted, e.g. the
+        mistyped years the report flags: rows a gap of over a year parts from
+        the rest of the log, at most 0.1 % of its rows (at least 5) at either
+        end (see :func:`isolated_ends`), are kept but flagged, with a note
+        and a warning naming the first of them.
     observation_end : date-like, optional
         Rows after it are removed (and counted). A date without a time of day
         includes that whole day. Without it, rows dated after tomorrow (in
@@ -1013,7 +1492,10 @@ def read_transactions(
     Transactions
         A named tuple ``(transactions, report)``: the canonical frame (pandas,
         or polars when a polars frame came in) and the :class:`CleaningReport`.
-        Float customer and order ids that are whole numbers come back as
+        A text file's last row that sums the others (a report's totals line:
+        no customer id or timestamp, or an id such as ``Total``, and an amount
+        equal to the sum of the rows above) is removed, counted. Float
+        customer and order ids that are whole numbers come back as
         integers (``12346.0`` -> ``12346``), other float ids as text. A CSV's
         customer ids are text; when every one is a whole number written with
         a fraction (``12346.0``, ``12346,0``: an export of integer ids with
@@ -1064,6 +1546,11 @@ def read_transactions(
         engine=engine,
         status=status,
         exclude_status=exclude_status,
+        since=since,
+        until=until,
+        normalize_ids=normalize_ids,
+        currency=currency,
+        currency_column=currency_column,
         lazy=False,
     )
 
@@ -1120,6 +1607,11 @@ def _read_transactions(
     engine: Engine = "auto",
     status: str | None = None,
     exclude_status: Sequence[str] | str | None = None,
+    since: Any = None,
+    until: Any = None,
+    normalize_ids: bool = False,
+    currency: str | None = None,
+    currency_column: str | None = None,
     lazy: bool = False,
     keep_negative: bool = False,
     allow_empty: bool = False,
@@ -1146,8 +1638,9 @@ def _read_transactions(
     if cancellation_prefix is not None and order is None:
         raise DataError("cancellation_prefix= needs the order id column: map order=")
     excluded = _status_values(status, exclude_status)
+    since_ts, until_ts = date_bounds(since, until)
     schema = TransactionSchema(customer, timestamp, amount, group, order, quantity, price,
-                               status)  # fmt: skip
+                               status, currency_column)  # fmt: skip
     used = schema.source_columns
     twice = sorted({c for c in used if used.count(c) > 1})
     if twice:
@@ -1164,7 +1657,8 @@ def _read_transactions(
     ):  # fmt: skip
         scanned = _scan_file(Path(source), schema, engine, cancellation_prefix, observation_end,
                              allow_end_beyond_data, negative_amounts, drop_zero_amounts,
-                             drop_duplicates)  # fmt: skip
+                             drop_duplicates, since_ts, until_ts, normalize_ids,
+                             currency)  # fmt: skip
         if isinstance(scanned, Transactions):
             if lazy:
                 return scanned
@@ -1174,14 +1668,20 @@ def _read_transactions(
             finally:
                 log.close()
         fallback = scanned
-    frame, kind = _load(source, schema, encoding, separator, decimal)
+    frame, kind, schema = _load(source, schema, encoding, separator, decimal)
     report = CleaningReport(rows_in=len(frame))
     if frame.empty:
         where = repr(str(source)) if isinstance(source, str | Path) else "the transaction log"
         raise DataError(f"{where} is empty (0 rows)")
     frame = frame.rename(columns=schema.renames).reset_index(drop=True)
+    if isinstance(source, str | Path) and kind == "pandas" and schema.amount is not None:
+        if Path(source).suffix.lower() not in {".parquet", ".pq"}:
+            frame = _without_totals_line(frame, decimal, report)
     if status is not None:
         frame = _without_statuses(frame, status, excluded, report)
+    if order is not None:
+        frame = _order_fields(frame, amount is not None and price is None, report)
+    frame = _currencies(frame, schema.currency, currency, schema.has_amount, report)
 
     ids = frame["customer_id"]
     no_id = ids.isna()
@@ -1190,6 +1690,9 @@ def _read_transactions(
     report.remove("missing customer_id", int(no_id.sum()))
     frame = frame.loc[~no_id]
     frame, note = _trimmed_ids(frame)
+    if note:
+        report.notes.append(note)
+    frame, note = _id_case(frame, normalize_ids)
     if note:
         report.notes.append(note)
     frame = frame.assign(customer_id=_plain_ids(frame["customer_id"]))
@@ -1226,18 +1729,22 @@ def _read_transactions(
     frame = frame.loc[~no_time]
 
     if price is not None and quantity is not None:
-        line = _parse_amounts(frame["_quantity"], quantity) * _parse_amounts(frame["_price"], price)
+        line = _parse_amounts(frame["_quantity"], quantity, decimal, report.notes) * (
+            _parse_amounts(frame["_price"], price, decimal, report.notes)
+        )
         frame = frame.drop(columns=["_quantity", "_price"]).assign(amount=line.round(_DECIMALS))
         no_amount = frame["amount"].isna()
         report.remove(f"missing {quantity} or {price}", int(no_amount.sum()))
         frame = frame.loc[~no_amount]
     elif amount is not None:
-        frame = frame.assign(amount=_parse_amounts(frame["amount"], amount))
+        frame = frame.assign(amount=_parse_amounts(frame["amount"], amount, decimal, report.notes))
         no_amount = frame["amount"].isna()
         report.remove("missing amount", int(no_amount.sum()))
         frame = frame.loc[~no_amount]
 
+    frame = _between(frame, since_ts, until_ts, report)
     frame = _cut_end(frame, observation_end, allow_end_beyond_data, report)
+    _flag_isolated(frame, report.rows_in, report)
 
     if cancellation_prefix is not None:
         cancelled = (
@@ -1308,6 +1815,107 @@ def _read_transactions(
 
         return Transactions(pl.from_pandas(frame), report)
     return Transactions(frame, report)
+
+
+#: The cleaning report's reason for a text file's totals line.
+TOTALS_REASON = "totals line (the last row: its amount is the sum of the others)"
+_TOTALS_WORDS = r"(?i)^\s*(?:grand\s*)?(?:totals?|sum|summe|gesamt\w*|totaal|totale|somme|suma)\b"
+_TOTALS_MIN_ROWS = 20
+
+
+def _without_totals_line(frame: pd.DataFrame, decimal: str | None,
+                         report: CleaningReport) -> pd.DataFrame:  # fmt: skip
+    """Remove a text file's last row when it is a totals line, counted, with a note.
+
+    The rule: a file of more than :data:`_TOTALS_MIN_ROWS` rows whose last row
+    has no customer id, no timestamp, or an id such as ``Total`` / ``Summe``,
+    and an amount equal (to a cent, or a millionth) to the sum of the amounts
+    of the rows above it (or of the positive ones). Such a row is a report's
+    footer, not a purchase.
+    """
+    if len(frame) <= _TOTALS_MIN_ROWS:
+        return frame
+    last = frame.iloc[-1]
+    ident, stamp = last["customer_id"], last["timestamp"]
+    blank = [pd.isna(v) or str(v).strip() == "" for v in (ident, stamp)]
+    if not (any(blank) or re.match(_TOTALS_WORDS, str(ident))):
+        return frame
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            amounts = _parse_amounts(frame["amount"], "amount", decimal)
+    except DataError:
+        return frame
+    value, above = amounts.iloc[-1], amounts.iloc[:-1].dropna()
+    if not (value > 0) or above.empty:
+        return frame
+    sums = (above.sum(), above[above > 0].sum())
+    if not any(np.isclose(value, total, rtol=1e-6, atol=0.01) for total in sums):
+        return frame
+    report.remove(TOTALS_REASON, 1)
+    cells = [ident, stamp, last["amount"]]
+    gone = [*blank, bool(pd.isna(last["amount"]))]
+    shown = ["blank" if g else repr(v) for g, v in zip(gone, cells, strict=True)]
+    report.notes.append(
+        f"the file's last row (customer_id {shown[0]}, timestamp {shown[1]}, amount "
+        f"{shown[2]}) is a totals line: its amount is the sum of the rows above; removed"
+    )
+    return frame.iloc[:-1]
+
+
+def _blank(values: pd.Series) -> pd.Series:
+    """Missing cells, blank text included."""
+    blank = values.isna()
+    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+        blank |= values.astype("string").str.strip().fillna("") == ""
+    return blank
+
+
+def _order_fields(frame: pd.DataFrame, order_amounts: bool,
+                  report: CleaningReport) -> pd.DataFrame:  # fmt: skip
+    """Fill an order's lines that lack its customer id, time (or total) from its other lines.
+
+    Exports such as Shopify's write the order's fields on its first line only;
+    the other lines (products) would be removed as missing a customer id. A
+    blank cell takes the first value of its order's other lines; with an
+    order's total as the amount (``order_amounts``: not line items), a line
+    without it counts 0 towards the order. Orders with no value on any line
+    are left as they are (their lines are then removed and counted).
+    """
+    orders = frame["order_id"]
+    known = orders.notna().to_numpy()
+    columns = ["customer_id", "timestamp"] + (["amount"] if order_amounts else [])
+    columns += ["_currency"] if "_currency" in frame.columns else []
+    blanks = {c: _blank(frame[c]).to_numpy() & known for c in columns}
+    if not known.any() or not any(b.any() for b in blanks.values()):
+        return frame
+    filled = np.zeros(len(frame), dtype=bool)
+    frame = frame.copy()
+    for column, blank in blanks.items():
+        if not blank.any():
+            continue
+        donors = frame.loc[known & ~blank, ["order_id", column]].drop_duplicates("order_id")
+        if column == "amount":  # the order's total is on another line: this one adds 0
+            has_total = orders[blank].isin(donors["order_id"]).to_numpy()
+            rows = np.flatnonzero(blank)[has_total]
+            numeric = pd.api.types.is_numeric_dtype(frame[column].dtype)
+            frame.iloc[rows, frame.columns.get_loc(column)] = 0 if numeric else "0"
+        else:
+            values = orders[blank].map(donors.set_index("order_id")[column])
+            found = values.notna().to_numpy()
+            rows = np.flatnonzero(blank)[found]
+            if frame[column].dtype != values.dtype:
+                frame[column] = frame[column].astype(object)
+            frame.iloc[rows, frame.columns.get_loc(column)] = values.to_numpy()[found]
+        filled[rows] = True
+    if filled.any():
+        what = "customer id, time or total" if order_amounts else "customer id or time"
+        what += " (or currency)" if "_currency" in frame.columns else ""
+        report.notes.append(
+            f"{int(filled.sum()):,} order lines without their order's {what} (exports write "
+            "them on an order's first line only) took them from the order's other lines"
+        )
+    return frame
 
 
 def _status_values(status: str | None, exclude_status: Sequence[str] | str | None) -> list[str]:
@@ -1403,6 +2011,10 @@ def _scan_file(
     negative_amounts: str,
     drop_zero_amounts: bool,
     drop_duplicates: bool,
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
+    normalize_ids: bool = False,
+    currency: str | None = None,
 ) -> Transactions | str | None:
     """Clean a Parquet file in DuckDB; return why not (a report note) or ``None`` (CSV, auto)."""
     from rfmml.data._scan import Unsupported, scan_parquet
@@ -1421,6 +2033,7 @@ def _scan_file(
         return None  # the pandas path raises its own message
     available = metadata.schema.to_arrow_schema().names
     _check_columns(schema, available, str(path))
+    schema = with_currency_column(schema, available)
     if metadata.num_rows >= WARM_MIN_ROWS:  # its features will be computed by compiled loops
         in_background(warm_numba)
     try:
@@ -1439,6 +2052,11 @@ def _scan_file(
             drop_zero_amounts=drop_zero_amounts,
             drop_duplicates=drop_duplicates,
             canonical=schema.canonical_columns,
+            since=since,
+            until=until,
+            normalize_ids=normalize_ids,
+            currency_column=schema.currency,
+            currency=currency,
         )
     except Unsupported as exc:
         return f"read and cleaned by pandas: DuckDB does not take {exc}"

@@ -106,7 +106,19 @@ SCHEMA_VERSION = 2
 _PERIODS = {"D": "day", "W": "week", "M": "month"}
 _CLEANING = ("negative_amounts", "drop_zero_amounts", "drop_duplicates", "timestamp_format")
 #: How a batch file is written; stored in the state's ``read_options`` meta entry.
-_READ_OPTIONS = ("dayfirst", "encoding", "separator", "decimal")
+_READ_OPTIONS = (
+    "dayfirst",
+    "encoding",
+    "separator",
+    "decimal",
+    "status",
+    "exclude_status",
+    "currency",
+    "currency_column",
+    "normalize_ids",
+)
+#: Options of one batch only (never stored): the period its rows are kept from.
+_BATCH_OPTIONS = ("since", "until")
 #: Options of :meth:`CustomerState.create` a later :meth:`CustomerState.update` may
 #: change (the file's column names and timestamp format); the canonical columns stay
 #: those of the state.
@@ -441,9 +453,10 @@ class CustomerState:
     def read_options(self) -> dict[str, Any] | None:
         """How batches are read unless :meth:`update` is told otherwise.
 
-        ``dayfirst``, ``encoding``, ``separator`` and ``decimal`` of the latest
-        applied batch (None values: not set); None for a state that has none
-        stored yet (new, or written by an rfmml that did not store them).
+        ``dayfirst``, ``encoding``, ``separator``, ``decimal``, ``status`` and
+        ``exclude_status`` of the latest applied batch (None values: not set);
+        None for a state that has none stored yet (new, or written by an rfmml
+        that did not store them).
         """
         stored = self._meta.get("read_options")
         return None if stored is None else dict(stored)
@@ -584,6 +597,13 @@ class CustomerState:
         encoding: str | None = None,
         separator: str | None = None,
         decimal: str | None = None,
+        status: str | None = None,
+        exclude_status: Any = None,
+        currency: str | None = None,
+        currency_column: str | None = None,
+        normalize_ids: bool | None = None,
+        since: Any = None,
+        until: Any = None,
         customer: str | None = None,
         timestamp: str | None = None,
         amount: str | None = None,
@@ -603,7 +623,8 @@ class CustomerState:
         define the state's columns).
 
         The state remembers how its batches are read: the read options
-        (``dayfirst``, ``encoding``, ``separator``, ``decimal``) and the column
+        (``dayfirst``, ``encoding``, ``separator``, ``decimal``, ``status``,
+        ``exclude_status``) and the column
         mapping and ``timestamp_format`` are stored with every applied batch, and
         an option left out (None) takes the stored value, so a daily file of the
         same shape needs them once. **An option given explicitly wins**: the
@@ -622,6 +643,19 @@ class CustomerState:
             :func:`rfmml.data.read_transactions` (a day of ``05/03/2024`` dates
             alone cannot tell day-first from month-first: say which). None: the
             stored value (none stored: the reader's default or inference).
+        status, exclude_status : optional
+            An order state column and the states whose rows are not purchases
+            (``"refunded,voided"`` or a list), as in
+            :func:`rfmml.data.read_transactions`: those rows are removed and
+            counted in the batch's report. Stored like the read options, so
+            later batches leave the same states out. None: the stored value.
+        currency, currency_column, normalize_ids : optional
+            As in :func:`rfmml.data.read_transactions`; stored like the read
+            options. None: the stored value. Give ``normalize_ids`` from the
+            first batch on: ids stored before it are not lower-cased.
+        since, until : date-like, optional
+            Rows of this batch dated before ``since`` or after ``until`` are
+            removed and counted (this batch only: not stored).
         customer, timestamp, amount, group, order : str, optional
             The batch's column names, when they differ from the stored mapping
             (None: the stored one). Once the state holds rows, a state without
@@ -647,7 +681,9 @@ class CustomerState:
         self._check_writable()
         reading, mapping, cleaning, changes = self._options(
             {"dayfirst": dayfirst, "encoding": encoding, "separator": separator,
-             "decimal": decimal},
+             "decimal": decimal, "status": status, "exclude_status": exclude_status,
+             "currency": currency, "currency_column": currency_column,
+             "normalize_ids": normalize_ids},
             {"customer": customer, "timestamp": timestamp, "amount": amount, "group": group,
              "order": order},
             timestamp_format,
@@ -658,12 +694,14 @@ class CustomerState:
             options = dict(cleaning, drop_zero_amounts=False, drop_duplicates=False)
             options["negative_amounts"] = "drop"
             tx, report = _read_transactions(transactions, **mapping, **options, **reading,
+                                            since=since, until=until,
                                             keep_negative=True)  # fmt: skip
         else:
             # a batch that cleaning empties (a day of returns only) is recorded, not refused,
             # once the state holds rows (the first batch must give the columns' types)
             tx, report = _read_transactions(
-                transactions, **mapping, **cleaning, **reading, allow_empty=self._has_rows(),
+                transactions, **mapping, **cleaning, **reading, since=since, until=until,
+                allow_empty=self._has_rows(),
             )  # fmt: skip
         stored = {"read_options": reading, "mapping": mapping, "cleaning": cleaning}
         note = (

@@ -325,3 +325,73 @@ def test_large_logs_read_twice_give_the_same_table(
         assert [r[0] for r in layout] == [*ref.transactions.columns, "_loose", "_row"]
     finally:
         log.close()
+
+
+@pytest.mark.parametrize("options", [{}, {"since": "1997-01-01"}, {"until": "1998-01-31"},
+                                     {"since": "1997-02-01", "until": "1997-12-31 12:00",
+                                      "observation_end": "1997-12-31"}])  # fmt: skip
+def test_isolated_dates_since_and_until(tmp_path: Path, options: dict) -> None:
+    """Mistyped years are flagged, since= and until= drop rows alike in both readers."""
+    tx = load_cdnow().head(4_000)
+    tx.loc[[10, 20], "timestamp"] = pd.Timestamp("1897-02-03")
+    tx.loc[[3_000], "timestamp"] = pd.Timestamp("2001-03-04 10:00")
+    path = tmp_path / "typos.parquet"
+    tx.to_parquet(path)
+    ref, new = _both(path, **options)
+    assert_same(ref, new)
+    if not options:
+        assert ref.report.flagged["dated over a year apart from the rest of the log"] == 3
+
+
+@pytest.mark.parametrize("options", [{}, {"normalize_ids": True}])
+def test_ids_differing_in_case(tmp_path: Path, options: dict) -> None:
+    """Email ids written in two cases are counted (and merged) alike in both readers."""
+    tx = load_cdnow().head(3_000)
+    tx["customer_id"] = "Buyer" + tx["customer_id"].astype(str) + "@Mail.example"
+    tx.loc[tx.index[::7], "customer_id"] = tx["customer_id"].str.lower()
+    tx.loc[tx.index[5], "customer_id"] = None
+    path = tmp_path / "emails.parquet"
+    tx.to_parquet(path)
+    ref, new = _both(path, **options)
+    assert_same(ref, new)
+    assert any("upper/lower case" in n or "normalize_ids" in n for n in ref.report.notes)
+
+
+def test_a_currency_column(tmp_path: Path) -> None:
+    """Several currencies are refused alike; a picked one keeps its rows alike."""
+    tx = load_cdnow().head(3_000)
+    tx["currency"] = np.where(np.arange(len(tx)) % 9 == 0, "USD", "EUR")
+    path = tmp_path / "currencies.parquet"
+    tx.to_parquet(path)
+    messages = []
+    for engine in ("pandas", "duckdb"):
+        with pytest.raises(DataError) as caught:
+            read_transactions(path, engine=engine)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] and "'EUR' (2,666 rows), 'USD' (334 rows)" in messages[0]
+    ref, new = _both(path, currency="USD")
+    assert_same(ref, new)
+    assert ref.report.removed["currency not 'USD'"] == 2_666
+
+
+def test_order_fields_on_the_first_line_only_fall_back_to_pandas(tmp_path: Path) -> None:
+    """Lines that take their order's customer and time are read alike (by pandas)."""
+    tx = load_cdnow().head(600).drop(columns="n_items").reset_index(drop=True)
+    lines = tx.loc[tx.index.repeat(2)].reset_index(names="order_id")
+    later = lines.duplicated("order_id").to_numpy()
+    lines.loc[later, ["customer_id", "timestamp"]] = None
+    lines.loc[later, "amount"] = 1.0
+    lines.to_parquet(tmp_path / "first_line.parquet")
+    ref, new = _both(tmp_path / "first_line.parquet", order="order_id")
+    assert_same(ref, new, fallback=True)
+    assert ref.report.removed["missing customer_id"] == 0
+
+
+def test_the_currency_on_the_first_line_only_falls_back_to_pandas(tmp_path: Path) -> None:
+    tx = load_cdnow().head(600).drop(columns="n_items").reset_index(drop=True)
+    lines = tx.loc[tx.index.repeat(2)].reset_index(names="order_id")
+    lines["currency"] = np.where(lines.duplicated("order_id"), None, "EUR")
+    lines.to_parquet(tmp_path / "first_line.parquet")
+    for options in ({}, {"currency": "EUR"}):
+        ref, new = _both(tmp_path / "first_line.parquet", order="order_id", **options)
+        assert_same(ref, new, fallback=True)

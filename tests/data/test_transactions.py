@@ -154,9 +154,9 @@ def test_unparseable_timestamps_are_counted_and_quoted():
 
 def test_unparseable_amounts_are_counted_and_quoted():
     frame = pd.DataFrame(
-        {"customer_id": [1, 2, 3], "timestamp": ["2024-01-01"] * 3, "amount": ["1.5", "$2", "x"]}
+        {"customer_id": [1, 2, 3], "timestamp": ["2024-01-01"] * 3, "amount": ["1.5", "2 pcs", "x"]}
     )
-    with pytest.raises(DataError, match=r"'amount': 2 of 3 values are not numbers .*'\$2', 'x'"):
+    with pytest.raises(DataError, match=r"'amount': 2 of 3 values are not numbers .*'2 pcs', 'x'"):
         read_transactions(frame)
 
 

@@ -522,7 +522,17 @@ def test_update_remembers_the_mapping_and_refuses_columns_the_state_cannot_take(
     with CustomerState.create(tmp_path / "s.duckdb", amount=None) as state:
         first = state.update(tiny_tx.iloc[:4].drop(columns="amount"))
         assert first.notes == [] and state.read_options == dict.fromkeys(
-            ["dayfirst", "encoding", "separator", "decimal"]
+            [
+                "dayfirst",
+                "encoding",
+                "separator",
+                "decimal",
+                "status",
+                "exclude_status",
+                "currency",
+                "currency_column",
+                "normalize_ids",
+            ]
         )
         before = state.tables()
         with pytest.raises(DataError, match=r"^group='channel': the state .* was created with "
@@ -544,3 +554,16 @@ def test_update_remembers_the_mapping_and_refuses_columns_the_state_cannot_take(
         assert again.notes[0].endswith("the batch was applied before, so the state keeps its "
                                        "stored values")  # fmt: skip
         pd.testing.assert_frame_equal(state.rfm_table(), rfm_table(tiny_tx.drop(columns="amount")))
+
+
+def test_update_takes_the_readers_new_options(tiny_tx, tmp_path):
+    """since= is the batch's own (not stored); currency= is stored and reused."""
+    batch = tiny_tx.assign(Currency=["EUR"] * 6 + ["USD"])
+    with CustomerState.create(tmp_path / "s.duckdb") as state:
+        first = state.update(batch.iloc[:4], since="2024-01-02", currency="eur")
+        assert first.report.removed["dated before 2024-01-02 (since)"] == 2
+        assert state.read_options["currency"] == "eur"
+        assert "since" not in state.read_options
+        second = state.update(batch.iloc[4:])  # the stored currency: the USD row goes
+        assert second.report.removed["Currency not 'EUR'"] == 1
+        assert state.n_transactions == 2 + 2
