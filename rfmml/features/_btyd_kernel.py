@@ -207,66 +207,96 @@ def _new_summary(n_out, with_amount, keep_repeat):
 
 
 @_jit
+def _segment(period, units, a, b, with_amount):
+    """The periods and spend of one customer's rows ``a <= j < b`` (``b > a``).
+
+    Returns the first and last period, the number of distinct periods (0 when
+    the customer's spend reaches :data:`SPEND_GUARD`) and the spend units of
+    the periods after the first. ``period[a:b]`` is sorted in place when it
+    holds several periods.
+    """
+    first = period[a]
+    last = period[a]
+    for j in range(a + 1, b):
+        p = period[j]
+        if p < first:
+            first = p
+        if p > last:
+            last = p
+    if with_amount:  # 64-bit sums cannot overflow below the guard
+        spend = 0.0
+        for j in range(a, b):
+            spend += abs(np.float64(units[j]))
+        if not spend < SPEND_GUARD * 1e9:
+            return first, last, 0, np.int64(0)
+    repeat = np.int64(0)
+    if with_amount and first != last:  # the spend of the periods after the first
+        for j in range(a, b):
+            if period[j] != first:
+                repeat += units[j]
+    if b - a == 1 or first == last:
+        distinct = 1
+    else:  # the periods sorted (their units are summed already)
+        if b - a <= 32:
+            _insertion_sort(period, a, b)
+        else:
+            _heap_sort(period, a, b)
+        distinct = 1
+        for j in range(a + 1, b):
+            if period[j] != period[j - 1]:
+                distinct += 1
+    return first, last, distinct, repeat
+
+
+@_jit
+def _store(k, number, first, last, distinct, repeat, with_amount, end_period, keep_repeat,
+           customer, frequency, recency, age, monetary, repeat_units):  # fmt: skip
+    """Row ``k`` of the arrays of :func:`_new_summary`, from :func:`_segment`'s values.
+
+    Returns 2 when the monetary value is left as NaN (a repeat spend of 2**53
+    units or more), else 0.
+    """
+    customer[k] = number
+    frequency[k] = distinct - 1
+    recency[k] = last - first
+    age[k] = end_period - first
+    if with_amount:
+        if keep_repeat:
+            repeat_units[k] = repeat
+        if distinct == 1:
+            monetary[k] = 0.0
+        elif abs(repeat) < _EXACT_DOUBLE:
+            monetary[k] = (np.float64(repeat) / 1e9) / (distinct - 1)
+        else:
+            monetary[k] = np.nan
+            return 2
+    return 0
+
+
+@_jit
 def _segments(bounds, period, units, with_amount, end_period, lo, keep_repeat, c_lo, c_hi, k,
               customer, frequency, recency, age, monetary, repeat_units):  # fmt: skip
     """The summary columns of the customers ``c_lo <= c < c_hi`` with rows, from ``k`` on.
 
     Fills, from :func:`_place`'s segments, each customer's number plus
     ``lo``, frequency, recency, T, monetary value and (with ``keep_repeat``)
-    repeat spend in units, in the arrays of :func:`_new_summary`. Returns a
-    flag: 0 done, 1 a customer's spend reaches :data:`SPEND_GUARD` (stopped),
-    2 the monetary value of customers whose repeat spend has 2**53 units or
-    more is left as NaN, for the caller to convert from the units.
+    repeat spend in units, in the arrays of :func:`_new_summary`
+    (:func:`_segment`, :func:`_store`). Returns a flag: 0 done, 1 a
+    customer's spend reaches :data:`SPEND_GUARD` (stopped), 2 the monetary
+    value of customers whose repeat spend has 2**53 units or more is left as
+    NaN, for the caller to convert from the units.
     """
     flag = 0
     for c in range(c_lo, c_hi):
         a, b = bounds[c], bounds[c + 1]
         if b == a:
             continue
-        first = period[a]
-        last = period[a]
-        for j in range(a + 1, b):
-            p = period[j]
-            if p < first:
-                first = p
-            if p > last:
-                last = p
-        if with_amount:  # 64-bit sums cannot overflow below the guard
-            spend = 0.0
-            for j in range(a, b):
-                spend += abs(np.float64(units[j]))
-            if not spend < SPEND_GUARD * 1e9:
-                return 1
-        repeat = np.int64(0)
-        if with_amount and first != last:  # the spend of the periods after the first
-            for j in range(a, b):
-                if period[j] != first:
-                    repeat += units[j]
-        if b - a == 1 or first == last:
-            distinct = 1
-        else:  # the periods sorted (their units are summed already)
-            if b - a <= 32:
-                _insertion_sort(period, a, b)
-            else:
-                _heap_sort(period, a, b)
-            distinct = 1
-            for j in range(a + 1, b):
-                if period[j] != period[j - 1]:
-                    distinct += 1
-        customer[k] = c + lo
-        frequency[k] = distinct - 1
-        recency[k] = last - first
-        age[k] = end_period - first
-        if with_amount:
-            if keep_repeat:
-                repeat_units[k] = repeat
-            if distinct == 1:
-                monetary[k] = 0.0
-            elif abs(repeat) < _EXACT_DOUBLE:
-                monetary[k] = (np.float64(repeat) / 1e9) / (distinct - 1)
-            else:
-                monetary[k] = np.nan
-                flag = 2
+        first, last, distinct, repeat = _segment(period, units, a, b, with_amount)
+        if distinct == 0:
+            return 1
+        flag |= _store(k, c + lo, first, last, distinct, repeat, with_amount, end_period,
+                       keep_repeat, customer, frequency, recency, age, monetary,
+                       repeat_units)  # fmt: skip
         k += 1
     return flag
 
