@@ -1,14 +1,16 @@
-"""Compiled BTYD summary of a pandas log (numba), imported on first use.
+"""The compiled BTYD summary's definitions (numba), imported on first use.
 
 The same definitions and the same arithmetic as the DuckDB statement
-(``btyd._summary_sql``), computed in one counting sort instead of two hash
+(``btyd._summary_sql``), computed per customer instead of in two hash
 aggregations: customers are numbered ``0..K-1`` in key order (the integer ids
 themselves when their range is compact, else a factorisation whose uniques are
 sorted), each row's period and exact spend units are placed in its customer's
 segment, and each segment gives its customer's counts, first and last period
-and spends. Spend is summed in exact integer units of 1e-9 as in
-:func:`rfmml.features.btyd.sql_spend_units`, and converted to a double as in
-``_sql_units_to_double``, so the values equal the statement's bit for bit.
+and spends (:func:`_segment`, :func:`_store`). Spend is summed in exact
+integer units of 1e-9 as in :func:`rfmml.features.btyd.sql_spend_units`, and
+converted to a double as in ``_sql_units_to_double``, so the values equal the
+statement's bit for bit. The pass over a log's rows that builds the segments
+is :func:`rfmml.features._features_kernel.summarise`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from rfmml._jit import jit as _jit
 
-__all__ = ["summarise"]
+__all__ = ["SPEND_GUARD", "prepare"]
 
 _US_PER_DAY = 86_400_000_000
 #: A customer's absolute spend (in currency units) from which 64-bit unit sums could
@@ -115,98 +117,6 @@ def _heap_sort(values, a, b):
 
 
 @_jit
-def _count(keys, lo, rank, ts, cut, counts, shift, i_lo, i_hi):
-    """Rows ``i_lo <= i < i_hi`` before ``cut`` per customer ``c``, into ``counts[c + shift]``.
-
-    The customer of row ``i`` is ``keys[i] - lo``, or ``rank[keys[i]]`` when
-    ``rank`` is not empty.
-    """
-    by_rank = len(rank) > 0
-    for i in range(i_lo, i_hi):
-        if ts[i] < cut:
-            c = rank[keys[i]] if by_rank else keys[i] - lo
-            counts[c + shift] += 1
-
-
-@_jit
-def _offsets(bounds, heads):
-    """The counts become write positions; returns the rows counted.
-
-    ``bounds[c + 2]`` holds customer ``c``'s rows before the cut and
-    ``heads[j, c]`` those among the rows of range ``j`` (all ranges but the
-    last, :func:`_place`). Afterwards ``bounds[c + 1]`` is where the last
-    range writes c's first row and ``heads[j, c]`` where range ``j`` does: c's
-    segment starts with the rows of range 0, in the log's order, then those of
-    range 1, and so on.
-    """
-    n_customers = len(bounds) - 2
-    for c in range(n_customers):  # bounds[c + 2] becomes the end of customer c
-        start = bounds[c + 1]
-        bounds[c + 2] += start
-        for j in range(heads.shape[0]):
-            rows = heads[j, c]
-            heads[j, c] = start
-            start += rows
-        bounds[c + 1] = start
-    return bounds[n_customers + 1]
-
-
-@_jit
-def _new_segments(total, with_amount):
-    """The arrays :func:`_place` fills: each row's period and spend units.
-
-    Allocated here, in small pages: numpy asks for huge pages, whose zeroing
-    and compaction cost more system time than they save in page faults
-    (measured at 10M rows).
-    """
-    return np.empty(total, np.int32), np.empty(total if with_amount else 0, np.int64)
-
-
-@_jit
-def _place(keys, lo, rank, ts, amount, cut, freq, months, day0, with_amount, cursor, shift, period,
-           units, i_lo, i_hi):  # fmt: skip
-    """Counting sort of the rows ``i_lo <= i < i_hi`` before ``cut`` by customer.
-
-    Their periods and spend units go into ``period`` and ``units`` (from
-    :func:`_new_segments`) at customer ``c``'s write position
-    ``cursor[c + shift]`` (from :func:`_offsets`), which walks on. Once every
-    range is placed customer ``c``'s rows are ``bounds[c]:bounds[c + 1]``, in
-    the log's order.
-    """
-    by_rank = len(rank) > 0
-    for i in range(i_lo, i_hi):
-        if ts[i] < cut:
-            c = rank[keys[i]] if by_rank else keys[i] - lo
-            j = cursor[c + shift]
-            cursor[c + shift] = j + 1
-            period[j] = _period(ts[i], freq, months, day0)
-            if with_amount:
-                units[j] = _units(amount[i])
-
-
-@_jit
-def _with_rows(bounds, c_lo, c_hi):
-    """How many customers of ``c_lo <= c < c_hi`` have rows (after :func:`_place`)."""
-    k = 0
-    for c in range(c_lo, c_hi):
-        if bounds[c + 1] > bounds[c]:
-            k += 1
-    return k
-
-
-@_jit
-def _new_summary(n_out, with_amount, keep_repeat):
-    """The columns :func:`_segments` fills, for ``n_out`` customers."""
-    customer = np.empty(n_out, np.int64)
-    frequency = np.empty(n_out, np.float64)
-    recency = np.empty(n_out, np.float64)
-    age = np.empty(n_out, np.float64)
-    monetary = np.empty(n_out if with_amount else 0, np.float64)
-    repeat_units = np.zeros(n_out if keep_repeat else 0, np.int64)
-    return customer, frequency, recency, age, monetary, repeat_units
-
-
-@_jit
 def _segment(period, units, a, b, with_amount):
     """The periods and spend of one customer's rows ``a <= j < b`` (``b > a``).
 
@@ -274,38 +184,22 @@ def _store(k, number, first, last, distinct, repeat, with_amount, end_period, ke
 
 
 @_jit
-def _segments(bounds, period, units, with_amount, end_period, lo, keep_repeat, c_lo, c_hi, k,
-              customer, frequency, recency, age, monetary, repeat_units):  # fmt: skip
-    """The summary columns of the customers ``c_lo <= c < c_hi`` with rows, from ``k`` on.
-
-    Fills, from :func:`_place`'s segments, each customer's number plus
-    ``lo``, frequency, recency, T, monetary value and (with ``keep_repeat``)
-    repeat spend in units, in the arrays of :func:`_new_summary`
-    (:func:`_segment`, :func:`_store`). Returns a flag: 0 done, 1 a
-    customer's spend reaches :data:`SPEND_GUARD` (stopped), 2 the monetary
-    value of customers whose repeat spend has 2**53 units or more is left as
-    NaN, for the caller to convert from the units.
-    """
-    flag = 0
-    for c in range(c_lo, c_hi):
-        a, b = bounds[c], bounds[c + 1]
-        if b == a:
-            continue
-        first, last, distinct, repeat = _segment(period, units, a, b, with_amount)
-        if distinct == 0:
-            return 1
-        flag |= _store(k, c + lo, first, last, distinct, repeat, with_amount, end_period,
-                       keep_repeat, customer, frequency, recency, age, monetary,
-                       repeat_units)  # fmt: skip
-        k += 1
-    return flag
+def _new_summary(n_out, with_amount, keep_repeat):
+    """The summary columns of ``n_out`` customers, filled by :func:`_store`."""
+    customer = np.empty(n_out, np.int64)
+    frequency = np.empty(n_out, np.float64)
+    recency = np.empty(n_out, np.float64)
+    age = np.empty(n_out, np.float64)
+    monetary = np.empty(n_out if with_amount else 0, np.float64)
+    repeat_units = np.zeros(n_out if keep_repeat else 0, np.int64)
+    return customer, frequency, recency, age, monetary, repeat_units
 
 
 def prepare(keys, lo, rank, ts, amount, freq):
     """Customers, first day and month table of a log; None when an amount reaches the guard.
 
-    The steps of :func:`summarise` before the rows are counted, shared with
-    :mod:`rfmml.features._features_kernel`.
+    The steps of :mod:`rfmml.features._features_kernel`'s pass before the rows
+    are partitioned.
     """
     n_customers = (len(rank) if len(rank) else int(keys.max()) - lo + 1) if len(keys) else 0
     if amount is not None and not (amount.min() > -SPEND_GUARD and amount.max() < SPEND_GUARD):
@@ -317,92 +211,3 @@ def prepare(keys, lo, rank, ts, amount, freq):
         if n_days <= MONTH_TABLE_DAYS:
             months = _month_table(day0, n_days)
     return n_customers, day0, months
-
-
-def customer_rows(bounds, n_rows):
-    """Customer bounds cutting the rows into ranges of about ``n_rows`` rows each.
-
-    ``bounds`` as after :func:`_place` (customer ``c``'s rows are
-    ``bounds[c]:bounds[c + 1]``); ``n_rows`` the rows of each range but the last.
-    """
-    n_customers = len(bounds) - 2
-    starts = bounds[:n_customers]
-    cuts = np.searchsorted(starts, np.cumsum(n_rows)).tolist()
-    return [0, *cuts, n_customers]
-
-
-def summarise_counted(bounds, heads, rows, keys, lo, rank, ts, amount, cut, freq, months, day0,
-                      end_period, keep_repeat=False):  # fmt: skip
-    """The summary columns from the rows counted per customer (:func:`_count`).
-
-    ``rows`` are the bounds of ranges of log rows, one thread each
-    (:mod:`rfmml.features._threads`); ``bounds[c + 2]`` holds customer c's
-    rows before the cut and ``heads[j, c]`` those of range ``j``, for every
-    range but the last. Each range places its rows on its thread, then each
-    thread summarises the segments of a range of customers with about as many
-    rows: the values of one thread, bit for bit.
-    """
-    from rfmml.features._threads import run_ranges
-
-    with_amount = amount is not None
-    n_out = int(np.count_nonzero(bounds))
-    values = amount if with_amount else np.empty(0, np.float64)
-    workers = len(rows) - 1
-    total = _offsets(bounds, heads)
-    period, units = _new_segments(total, with_amount)
-
-    def place(j: int, i_lo: int, i_hi: int) -> None:
-        cursor, shift = (bounds, 1) if j == workers - 1 else (heads[j], 0)
-        _place(keys, lo, rank, ts, values, cut, freq, months, day0, with_amount, cursor, shift,
-               period, units, i_lo, i_hi)  # fmt: skip
-
-    run_ranges(place, rows)
-    split = customer_rows(bounds, [total // workers] * (workers - 1))
-    out = _new_summary(n_out, with_amount, keep_repeat)
-    firsts = [0]  # each range's first output row: the customers with rows before it
-    for j in range(1, workers):
-        firsts.append(firsts[-1] + _with_rows(bounds, split[j - 1], split[j]))
-    flags = run_ranges(lambda j, c_lo, c_hi: _segments(bounds, period, units, with_amount,
-                                                       end_period, lo, keep_repeat, c_lo, c_hi,
-                                                       firsts[j], *out),
-                       split)  # fmt: skip
-    if 1 in flags:
-        return None
-    customer, frequency, recency, age, monetary, repeat_units = out
-    return customer, frequency, recency, age, monetary, max(flags), repeat_units
-
-
-def summarise(keys, lo, rank, ts, amount, cut, freq, end_period, keep_repeat=False, workers=1):
-    """The summary columns of a log's customers (see :func:`_segments`).
-
-    Customer ``c`` of row ``i`` is ``keys[i] - lo``, or ``rank[keys[i]]`` when
-    ``rank`` is not empty; ``ts`` are microseconds, ``cut`` the exclusive end,
-    ``freq`` 0, 1 or 2 for days, weeks and months; ``amount`` may be None;
-    ``keep_repeat`` returns the repeat spends in units too; ``workers``
-    threads, each on a range of rows then of customers (the same values as
-    one thread). Returns the customers' numbers plus ``lo``, frequency,
-    recency, T, monetary value (empty without amounts), a flag (2: some
-    monetary values are NaN, their repeat spends reaching 2**53 units, to
-    convert from the units) and the repeat spends in units (empty without
-    ``keep_repeat``). None when an amount or a customer's spend reaches
-    :data:`SPEND_GUARD`.
-    """
-    from rfmml.features._threads import even_bounds, run_ranges
-
-    setup = prepare(keys, lo, rank, ts, amount, freq)
-    if setup is None:
-        return None
-    n_customers, day0, months = setup
-    rows = even_bounds(len(keys), workers)
-    bounds = np.zeros(n_customers + 2, np.int64)
-    heads = np.zeros((workers - 1, n_customers), np.int64)
-
-    def count(j: int, i_lo: int, i_hi: int) -> None:
-        counts, shift = (bounds, 2) if j == workers - 1 else (heads[j], 0)
-        _count(keys, lo, rank, ts, cut, counts, shift, i_lo, i_hi)
-
-    run_ranges(count, rows)
-    if workers > 1:
-        bounds[2:] += heads.sum(axis=0)
-    return summarise_counted(bounds, heads, rows, keys, lo, rank, ts, amount, cut, freq, months,
-                             day0, end_period, keep_repeat)  # fmt: skip

@@ -1,13 +1,24 @@
 """Compiled classic features and BTYD summary of a log's columns (numba), imported on first use.
 
-The pass of :mod:`rfmml.features._btyd_kernel` (customers numbered in key
-order, one counting sort of the rows' periods and spend units into
-per-customer segments, one pass over the segments) with the RFM table's
-aggregates added to its counting pass: per customer the first and last
-timestamp, the rows and the exact spend units before the RFM cut-off. These
-are the values ``combined._combined_sql`` aggregates per period and then per
-customer (minimum of minima, sum of counts, sum of exact integer sums), so
-the same integers.
+The definitions of :mod:`rfmml.features._btyd_kernel` (customers numbered in
+key order, each customer's periods and exact spend units gathered into a
+segment, one pass over the segments) with the RFM table's aggregates: per
+customer the first and last timestamp, the rows and the exact spend units
+before the RFM cut-off. These are the values ``combined._combined_sql``
+aggregates per period and then per customer (minimum of minima, sum of
+counts, sum of exact integer sums), so the same integers.
+
+The log's rows come in no customer order, so a pass that updates each
+row's customer (its aggregates, its write position in the segments) in the
+log's order reads and writes a random place of arrays far beyond the caches
+on nearly every row: at 10M rows and 3.4M customers two such passes took
+about 2.1 of the pass's 2.5 CPU seconds, mostly waiting for memory. The rows are therefore
+first partitioned by block of :data:`BLOCK_CUSTOMERS` consecutive customers
+(:mod:`rfmml.features._partition_kernel`: a histogram and one stable
+scatter, both sequential in the log, as the first pass of a radix sort),
+then every block is aggregated on its own (:func:`_blocks`): its customers'
+aggregates, write positions and segments fit in a core's caches, and a
+block's customers are a contiguous range of the output.
 """
 
 from __future__ import annotations
@@ -18,13 +29,14 @@ from rfmml._jit import jit as _jit
 from rfmml.features._btyd_kernel import (
     _EXACT_DOUBLE,
     _US_PER_DAY,
+    _new_summary,
     _period,
     _segment,
     _store,
     prepare,
 )
 
-__all__ = ["features", "numpy_column", "rfm_columns"]
+__all__ = ["features", "numpy_column", "rfm_columns", "summarise"]
 
 _I64_MAX = np.iinfo(np.int64).max
 _I64_MIN = np.iinfo(np.int64).min
@@ -54,19 +66,20 @@ def _block_customers(local, bounds, shift, n_customers, seen, b_lo, b_hi):
 
 
 @_jit
-def _blocks(local, stamp, units, bounds, shift, n_customers, rfm_cut, freq, months, day0,
-            with_amount, end_period, lo, keep_repeat, b_lo, b_hi, k, customer, frequency, recency,
-            age, monetary, repeat_units, t0, t1, n, spend):  # fmt: skip
+def _blocks(local, stamp, units, bounds, shift, n_customers, with_rfm, rfm_cut, freq, months,
+            day0, with_amount, end_period, lo, keep_repeat, b_lo, b_hi, k, customer, frequency,
+            recency, age, monetary, repeat_units, t0, t1, n, spend):  # fmt: skip
     """The summary and RFM columns of the customers of blocks ``b_lo <= b < b_hi``, from row ``k``.
 
     Per block (its ``2**shift`` customers' arrays fit in the caches): each
     customer's rows, first and last timestamp, rows and spend units before
-    ``rfm_cut`` (one pass over the block's rows); then the counting sort of
+    ``rfm_cut`` (one pass over the block's rows; with ``with_rfm``); then the counting sort of
     the block's periods and spend units by customer (each customer's rows
     in the log's order, as the partition keeps it) and the summary of each
     customer's segment (``_btyd_kernel._segment``, ``_store``). The customers
-    with rows fill the arrays of ``_btyd_kernel._new_summary`` and ``t0``,
-    ``t1``, ``n``, ``spend`` (zeros without amounts) in customer order.
+    with rows fill the arrays of ``_btyd_kernel._new_summary`` and (with
+    ``with_rfm``) ``t0``, ``t1``, ``n``, ``spend`` (zeros without amounts) in
+    customer order.
     Returns the flag of ``_btyd_kernel._segments`` (1: a spend reaches the
     guard, stopped; 2: NaN monetary values left for the caller).
     """
@@ -94,7 +107,7 @@ def _blocks(local, stamp, units, bounds, shift, n_customers, rfm_cut, freq, mont
             x = local[j]
             starts[x + 2] += 1
             t = stamp[j]
-            if t < rfm_cut:
+            if with_rfm and t < rfm_cut:
                 if t < first[x]:
                     first[x] = t
                 if t > last[x]:
@@ -122,7 +135,8 @@ def _blocks(local, stamp, units, bounds, shift, n_customers, rfm_cut, freq, mont
             flag |= _store(k, c + lo, first_p, last_p, distinct, repeat, with_amount, end_period,
                            keep_repeat, customer, frequency, recency, age, monetary,
                            repeat_units)  # fmt: skip
-            t0[k], t1[k], n[k], spend[k] = first[x], last[x], orders[x], total[x]
+            if with_rfm:
+                t0[k], t1[k], n[k], spend[k] = first[x], last[x], orders[x], total[x]
             k += 1
     return flag
 
@@ -227,31 +241,9 @@ def _split_blocks(bounds, workers):
     return [0, *[min(c, n_blocks) for c in cuts], n_blocks]
 
 
-def features(keys, lo, rank, ts, amount, cut, rfm_cut, freq, end_period, keep_repeat=False,
-             workers=1):  # fmt: skip
-    """The summary columns and the RFM aggregates of a log's customers.
-
-    Arguments as :func:`rfmml.features._btyd_kernel.summarise`, and
-    ``rfm_cut``: the RFM table's exclusive cut-off in microseconds. Returns
-    the summary's tuple followed by the first and last timestamps, rows and
-    spend units (zeros without amounts) of the same customers, in the same
-    order (``t0`` is the int64 maximum for a customer without a row before
-    ``rfm_cut``); None when an amount or a customer's spend reaches
-    ``_btyd_kernel.SPEND_GUARD``.
-
-    The rows are first partitioned by block of :data:`BLOCK_CUSTOMERS`
-    customers (:func:`rfmml.features._partition_kernel.partition`: two
-    sequential passes over the log's columns), then each block is aggregated
-    on its own (:func:`_block_customers`, :func:`_blocks`): every per-customer
-    update then lands in arrays of one block, which stay in the caches, where
-    a pass over the log's rows in their order would miss them on nearly every
-    row (10M rows, 3.4M customers). ``workers`` threads
-    (:mod:`rfmml.features._threads`) partition a range of rows each, then
-    aggregate a range of blocks with about as many rows each: the values of
-    one thread, bit for bit (integer sums, least and greatest values, each
-    customer's rows in the log's order).
-    """
-    from rfmml.features._btyd_kernel import _new_summary
+def _pass(keys, lo, rank, ts, amount, cut, rfm_cut, freq, end_period, keep_repeat, workers,
+          with_rfm):  # fmt: skip
+    """:func:`features`, or without ``with_rfm`` :func:`summarise` (its RFM arrays empty)."""
     from rfmml.features._partition_kernel import partition
     from rfmml.features._threads import even_bounds, run_ranges
 
@@ -273,13 +265,60 @@ def features(keys, lo, rank, ts, amount, cut, rfm_cut, freq, end_period, keep_re
     n_out = int(seen.sum())
     firsts = [int(seen[: split[j]].sum()) for j in range(workers)]
     summary = _new_summary(n_out, with_amount, keep_repeat)
-    rfm = (_empty_int64(n_out), _empty_int64(n_out), _empty_int64(n_out), _empty_int64(n_out))
+    m = n_out if with_rfm else 0
+    rfm = (_empty_int64(m), _empty_int64(m), _empty_int64(m), _empty_int64(m))
     flags = run_ranges(lambda j, b_lo, b_hi: _blocks(local, stamp, units, bounds, shift,
-                                                     n_customers, rfm_cut, freq, months, day0,
-                                                     with_amount, end_period, lo, keep_repeat,
-                                                     b_lo, b_hi, firsts[j], *summary, *rfm),
-                       split)  # fmt: skip
+                                                     n_customers, with_rfm, rfm_cut, freq, months,
+                                                     day0, with_amount, end_period, lo,
+                                                     keep_repeat, b_lo, b_hi, firsts[j], *summary,
+                                                     *rfm), split)  # fmt: skip
     if 1 in flags:
         return None
     customer, frequency, recency, age, monetary, repeat_units = summary
     return customer, frequency, recency, age, monetary, max(flags), repeat_units, *rfm
+
+
+def summarise(keys, lo, rank, ts, amount, cut, freq, end_period, keep_repeat=False, workers=1):
+    """The BTYD summary columns of a log's customers (``_btyd_kernel._segment``).
+
+    Customer ``c`` of row ``i`` is ``keys[i] - lo``, or ``rank[keys[i]]`` when
+    ``rank`` is not empty; ``ts`` are microseconds, ``cut`` the exclusive end,
+    ``freq`` 0, 1 or 2 for days, weeks and months; ``amount`` may be None;
+    ``keep_repeat`` returns the repeat spends in units too; ``workers``
+    threads (as :func:`features`: the same values as one thread). Returns the
+    customers' numbers plus ``lo``, frequency, recency, T, monetary value
+    (empty without amounts), a flag (2: some monetary values are NaN, their
+    repeat spends reaching 2**53 units, to convert from the units) and the
+    repeat spends in units (empty without ``keep_repeat``). None when an
+    amount or a customer's spend reaches ``_btyd_kernel.SPEND_GUARD``.
+    """
+    result = _pass(keys, lo, rank, ts, amount, cut, _I64_MIN, freq, end_period, keep_repeat,
+                   workers, False)  # fmt: skip
+    return None if result is None else result[:7]
+
+
+def features(keys, lo, rank, ts, amount, cut, rfm_cut, freq, end_period, keep_repeat=False,
+             workers=1):  # fmt: skip
+    """The summary columns and the RFM aggregates of a log's customers.
+
+    Arguments as :func:`summarise`, and ``rfm_cut``: the RFM table's
+    exclusive cut-off in microseconds. Returns the summary's tuple followed
+    by the first and last timestamps, rows and spend units (zeros without
+    amounts) of the same customers, in the same order (``t0`` is the int64
+    maximum for a customer without a row before ``rfm_cut``); None when an
+    amount or a customer's spend reaches ``_btyd_kernel.SPEND_GUARD``.
+
+    The rows are first partitioned by block of :data:`BLOCK_CUSTOMERS`
+    customers (:func:`rfmml.features._partition_kernel.partition`: two
+    sequential passes over the log's columns), then each block is aggregated
+    on its own (:func:`_block_customers`, :func:`_blocks`): every per-customer
+    update then lands in arrays of one block, which stay in the caches, where
+    a pass over the log's rows in their order would miss them on nearly every
+    row (10M rows, 3.4M customers). ``workers`` threads
+    (:mod:`rfmml.features._threads`) partition a range of rows each, then
+    aggregate a range of blocks with about as many rows each: the values of
+    one thread, bit for bit (integer sums, least and greatest values, each
+    customer's rows in the log's order).
+    """
+    return _pass(keys, lo, rank, ts, amount, cut, rfm_cut, freq, end_period, keep_repeat, workers,
+                 True)  # fmt: skip
