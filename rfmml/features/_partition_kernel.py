@@ -11,7 +11,8 @@ position per range and block (:func:`_cursors`: the blocks in customer
 order, within a block the ranges in the log's order), then each range writes
 its rows' customer within the block, timestamp and spend units at its
 positions (:func:`_scatter`: one sequential write stream per block, a few
-hundred streams). The partition is stable: a block's rows keep the log's
+hundred streams). Customers numbered through their ids' ranks are looked up
+once, by the histogram. The partition is stable: a block's rows keep the log's
 order, so each customer's rows do too. Each block is then aggregated on its
 own (:mod:`rfmml.features._features_kernel`), its customers' arrays small
 enough for the caches.
@@ -28,11 +29,13 @@ __all__: list[str] = []
 
 
 @_jit
-def _histogram(keys, lo, rank, ts, cut, shift, counts, i_lo, i_hi):
+def _histogram(keys, lo, rank, ts, cut, shift, counts, customers, i_lo, i_hi):
     """The rows ``i_lo <= i < i_hi`` before ``cut`` per block of customers, into ``counts``.
 
     Customer ``c`` (``keys[i] - lo``, or ``rank[keys[i]]`` when ``rank`` is
-    not empty) is in block ``c >> shift``; ``counts`` is zeroed first.
+    not empty) is in block ``c >> shift``; ``counts`` is zeroed first. With
+    ``rank``, ``customers[i]`` keeps ``c`` for :func:`_scatter` (the ranks
+    are read at random, once).
     """
     by_rank = len(rank) > 0
     for b in range(len(counts)):
@@ -41,6 +44,8 @@ def _histogram(keys, lo, rank, ts, cut, shift, counts, i_lo, i_hi):
         if ts[i] < cut:
             c = rank[keys[i]] if by_rank else keys[i] - lo
             counts[c >> shift] += 1
+            if by_rank:
+                customers[i] = c
 
 
 @_jit
@@ -66,6 +71,12 @@ def _cursors(counts):
 
 
 @_jit
+def _new_customers(n):
+    """Each row's customer number (:func:`_histogram`), in small pages (:func:`_new_partition`)."""
+    return np.empty(n, np.int64)
+
+
+@_jit
 def _new_partition(total, with_amount):
     """The arrays :func:`_scatter` fills: each row's customer in its block, time, spend units.
 
@@ -79,21 +90,22 @@ def _new_partition(total, with_amount):
 
 
 @_jit
-def _scatter(keys, lo, rank, ts, amount, cut, shift, with_amount, cursor, local, stamp, units,
-             i_lo, i_hi):  # fmt: skip
+def _scatter(keys, lo, customers, ts, amount, cut, shift, with_amount, cursor, local, stamp,
+             units, i_lo, i_hi):  # fmt: skip
     """Write the rows ``i_lo <= i < i_hi`` before ``cut`` into their blocks' parts.
 
-    Row ``i`` of customer ``c`` goes to ``j = cursor[c >> shift]`` (from
-    :func:`_cursors`), which walks on: ``local[j]`` is ``c``'s place in its
-    block, ``stamp[j]`` its timestamp and ``units[j]`` its amount in exact
-    units of 1e-9 (with amounts).
+    Row ``i`` of customer ``c`` (``customers[i]`` from :func:`_histogram`
+    when not empty, else ``keys[i] - lo``) goes to ``j = cursor[c >> shift]``
+    (from :func:`_cursors`), which walks on: ``local[j]`` is ``c``'s place in
+    its block, ``stamp[j]`` its timestamp and ``units[j]`` its amount in
+    exact units of 1e-9 (with amounts).
     """
-    by_rank = len(rank) > 0
+    by_rank = len(customers) > 0
     mask = (np.int64(1) << shift) - 1
     for i in range(i_lo, i_hi):
         t = ts[i]
         if t < cut:
-            c = rank[keys[i]] if by_rank else keys[i] - lo
+            c = customers[i] if by_rank else keys[i] - lo
             b = c >> shift
             j = cursor[b]
             cursor[b] = j + 1
@@ -118,11 +130,12 @@ def partition(keys, lo, rank, ts, amount, cut, n_customers, shift, rows):
     values = amount if with_amount else np.empty(0, np.float64)
     n_blocks = (n_customers + (1 << shift) - 1) >> shift
     counts = np.empty((len(rows) - 1, n_blocks), np.int64)
-    run_ranges(lambda j, i_lo, i_hi: _histogram(keys, lo, rank, ts, cut, shift, counts[j], i_lo,
-                                                i_hi), rows)  # fmt: skip
+    customers = _new_customers(len(keys) if len(rank) else 0)
+    run_ranges(lambda j, i_lo, i_hi: _histogram(keys, lo, rank, ts, cut, shift, counts[j],
+                                                customers, i_lo, i_hi), rows)  # fmt: skip
     cursor, bounds = _cursors(counts)
     local, stamp, units = _new_partition(int(bounds[n_blocks]), with_amount)
-    run_ranges(lambda j, i_lo, i_hi: _scatter(keys, lo, rank, ts, values, cut, shift, with_amount,
-                                              cursor[j], local, stamp, units, i_lo, i_hi),
-               rows)  # fmt: skip
+    run_ranges(lambda j, i_lo, i_hi: _scatter(keys, lo, customers, ts, values, cut, shift,
+                                              with_amount, cursor[j], local, stamp, units, i_lo,
+                                              i_hi), rows)  # fmt: skip
     return local, stamp, units, bounds

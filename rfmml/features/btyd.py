@@ -308,10 +308,12 @@ def btyd_summary(
 
 
 #: Log rows from which a pandas log's summary takes the compiled pass
-#: (:func:`rfmml.features._features_kernel.summarise`): below it DuckDB's statement costs less than
-#: importing numba and loading the compiled loops, about 0.65 s in a fresh process
-#: (measured, fresh processes: 1M rows 0.9 s against DuckDB's 0.4-0.8 s, 2M rows 0.9 s
-#: against 0.9-1.5 s, 3M rows 0.9 s against 2.1-2.6 s, 10M rows 2.2 s against 4.4-6.5 s).
+#: (:func:`rfmml.features._features_kernel.summarise`): below it DuckDB's statement costs
+#: less than importing numba and loading the compiled loops, about 0.65 s in a fresh
+#: process (measured, fresh processes: 1M rows 0.9 s against DuckDB's 0.4-0.8 s, 2M rows
+#: 0.9 s against 0.9-1.5 s, 3M rows 0.9 s against 2.1-2.6 s, 10M rows 2.2 s against
+#: 4.4-6.5 s; since the rows are partitioned by block of customers, 10M rows 1.4-1.7 s,
+#: the first call of a process, and 0.5-0.6 s the next).
 COMPILED_MIN_ROWS = 2_000_000
 
 

@@ -352,13 +352,16 @@ def _staged_table(con: Any, staging: str, table: str, key_list: str) -> int:
 
 #: Log rows from which :func:`customer_features_table` takes the compiled pass
 #: (:mod:`rfmml.features._features_kernel`) rather than the DuckDB statement: below it
-#: importing numba and loading the compiled loops (about 0.65 s) cost what the pass
-#: saves (measured, fresh processes: 1M rows 0.81-0.89 CPU s against the statement's
-#: 0.77-0.92; 2M rows, 1.5M customers, 1.7-2.1 against 2.1-2.9; 10M rows 3.3 against
-#: 9.7-11.1). Up to one partition's rows (``partition_rows``): the pass holds the log's
-#: columns, their periods and spends and the customers' columns at once (10M rows,
-#: 3.4M customers: peak 1.44 GiB against the statement's 1.77), which past it grows
-#: beyond the partitioned statement (20M rows, 15M customers: 4.2 GiB against 2.3).
+#: importing numba and loading the compiled loops cost what the pass saves (measured,
+#: fresh processes, the features stage of a uniform log: 1M rows 0.68-0.69 CPU s
+#: against the statement's 0.50-0.56; 2M rows, 0.68M customers, 0.62-0.68 against
+#: 1.34-1.44; 10M rows 1.4-1.7 against 9.7-11.1). Up to one partition's rows
+#: (``partition_rows``): the pass holds the log's columns, their partition by block
+#: of customers and the customers' columns at once (10M rows, 3.4M customers: peak
+#: 1.20 GiB above the imports against the statement's 1.77), which past it grows
+#: beyond the partitioned statement (20M rows, 15M customers: 4.2 GiB against 2.3,
+#: measured before the partition, whose pass also held 40 bytes of aggregates per
+#: customer and thread).
 TABLE_COMPILED_MIN_ROWS = 2_000_000
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
                   "UINTEGER", "UBIGINT")  # fmt: skip
