@@ -1,14 +1,16 @@
-"""Compiled BTYD summary of a pandas log (numba), imported on first use.
+"""The compiled BTYD summary's definitions (numba), imported on first use.
 
 The same definitions and the same arithmetic as the DuckDB statement
-(``btyd._summary_sql``), computed in one counting sort instead of two hash
+(``btyd._summary_sql``), computed per customer instead of in two hash
 aggregations: customers are numbered ``0..K-1`` in key order (the integer ids
 themselves when their range is compact, else a factorisation whose uniques are
 sorted), each row's period and exact spend units are placed in its customer's
 segment, and each segment gives its customer's counts, first and last period
-and spends. Spend is summed in exact integer units of 1e-9 as in
-:func:`rfmml.features.btyd.sql_spend_units`, and converted to a double as in
-``_sql_units_to_double``, so the values equal the statement's bit for bit.
+and spends (:func:`_segment`, :func:`_store`). Spend is summed in exact
+integer units of 1e-9 as in :func:`rfmml.features.btyd.sql_spend_units`, and
+converted to a double as in ``_sql_units_to_double``, so the values equal the
+statement's bit for bit. The pass over a log's rows that builds the segments
+is :func:`rfmml.features._features_kernel.summarise`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from rfmml._jit import jit as _jit
 
-__all__ = ["summarise"]
+__all__ = ["SPEND_GUARD", "prepare"]
 
 _US_PER_DAY = 86_400_000_000
 #: A customer's absolute spend (in currency units) from which 64-bit unit sums could
@@ -115,88 +117,75 @@ def _heap_sort(values, a, b):
 
 
 @_jit
-def _count(keys, lo, rank, ts, cut, counts, shift, i_lo, i_hi):
-    """Rows ``i_lo <= i < i_hi`` before ``cut`` per customer ``c``, into ``counts[c + shift]``.
+def _segment(period, units, a, b, with_amount):
+    """The periods and spend of one customer's rows ``a <= j < b`` (``b > a``).
 
-    The customer of row ``i`` is ``keys[i] - lo``, or ``rank[keys[i]]`` when
-    ``rank`` is not empty.
+    Returns the first and last period, the number of distinct periods (0 when
+    the customer's spend reaches :data:`SPEND_GUARD`) and the spend units of
+    the periods after the first. ``period[a:b]`` is sorted in place when it
+    holds several periods.
     """
-    by_rank = len(rank) > 0
-    for i in range(i_lo, i_hi):
-        if ts[i] < cut:
-            c = rank[keys[i]] if by_rank else keys[i] - lo
-            counts[c + shift] += 1
+    first = period[a]
+    last = period[a]
+    for j in range(a + 1, b):
+        p = period[j]
+        if p < first:
+            first = p
+        if p > last:
+            last = p
+    if with_amount:  # 64-bit sums cannot overflow below the guard
+        spend = 0.0
+        for j in range(a, b):
+            spend += abs(np.float64(units[j]))
+        if not spend < SPEND_GUARD * 1e9:
+            return first, last, 0, np.int64(0)
+    repeat = np.int64(0)
+    if with_amount and first != last:  # the spend of the periods after the first
+        for j in range(a, b):
+            if period[j] != first:
+                repeat += units[j]
+    if b - a == 1 or first == last:
+        distinct = 1
+    else:  # the periods sorted (their units are summed already)
+        if b - a <= 32:
+            _insertion_sort(period, a, b)
+        else:
+            _heap_sort(period, a, b)
+        distinct = 1
+        for j in range(a + 1, b):
+            if period[j] != period[j - 1]:
+                distinct += 1
+    return first, last, distinct, repeat
 
 
 @_jit
-def _offsets(bounds, heads):
-    """The counts become write positions; returns the rows counted.
+def _store(k, number, first, last, distinct, repeat, with_amount, end_period, keep_repeat,
+           customer, frequency, recency, age, monetary, repeat_units):  # fmt: skip
+    """Row ``k`` of the arrays of :func:`_new_summary`, from :func:`_segment`'s values.
 
-    ``bounds[c + 2]`` holds customer ``c``'s rows before the cut and
-    ``heads[j, c]`` those among the rows of range ``j`` (all ranges but the
-    last, :func:`_place`). Afterwards ``bounds[c + 1]`` is where the last
-    range writes c's first row and ``heads[j, c]`` where range ``j`` does: c's
-    segment starts with the rows of range 0, in the log's order, then those of
-    range 1, and so on.
+    Returns 2 when the monetary value is left as NaN (a repeat spend of 2**53
+    units or more), else 0.
     """
-    n_customers = len(bounds) - 2
-    for c in range(n_customers):  # bounds[c + 2] becomes the end of customer c
-        start = bounds[c + 1]
-        bounds[c + 2] += start
-        for j in range(heads.shape[0]):
-            rows = heads[j, c]
-            heads[j, c] = start
-            start += rows
-        bounds[c + 1] = start
-    return bounds[n_customers + 1]
-
-
-@_jit
-def _new_segments(total, with_amount):
-    """The arrays :func:`_place` fills: each row's period and spend units.
-
-    Allocated here, in small pages: numpy asks for huge pages, whose zeroing
-    and compaction cost more system time than they save in page faults
-    (measured at 10M rows).
-    """
-    return np.empty(total, np.int32), np.empty(total if with_amount else 0, np.int64)
-
-
-@_jit
-def _place(keys, lo, rank, ts, amount, cut, freq, months, day0, with_amount, cursor, shift, period,
-           units, i_lo, i_hi):  # fmt: skip
-    """Counting sort of the rows ``i_lo <= i < i_hi`` before ``cut`` by customer.
-
-    Their periods and spend units go into ``period`` and ``units`` (from
-    :func:`_new_segments`) at customer ``c``'s write position
-    ``cursor[c + shift]`` (from :func:`_offsets`), which walks on. Once every
-    range is placed customer ``c``'s rows are ``bounds[c]:bounds[c + 1]``, in
-    the log's order.
-    """
-    by_rank = len(rank) > 0
-    for i in range(i_lo, i_hi):
-        if ts[i] < cut:
-            c = rank[keys[i]] if by_rank else keys[i] - lo
-            j = cursor[c + shift]
-            cursor[c + shift] = j + 1
-            period[j] = _period(ts[i], freq, months, day0)
-            if with_amount:
-                units[j] = _units(amount[i])
-
-
-@_jit
-def _with_rows(bounds, c_lo, c_hi):
-    """How many customers of ``c_lo <= c < c_hi`` have rows (after :func:`_place`)."""
-    k = 0
-    for c in range(c_lo, c_hi):
-        if bounds[c + 1] > bounds[c]:
-            k += 1
-    return k
+    customer[k] = number
+    frequency[k] = distinct - 1
+    recency[k] = last - first
+    age[k] = end_period - first
+    if with_amount:
+        if keep_repeat:
+            repeat_units[k] = repeat
+        if distinct == 1:
+            monetary[k] = 0.0
+        elif abs(repeat) < _EXACT_DOUBLE:
+            monetary[k] = (np.float64(repeat) / 1e9) / (distinct - 1)
+        else:
+            monetary[k] = np.nan
+            return 2
+    return 0
 
 
 @_jit
 def _new_summary(n_out, with_amount, keep_repeat):
-    """The columns :func:`_segments` fills, for ``n_out`` customers."""
+    """The summary columns of ``n_out`` customers, filled by :func:`_store`."""
     customer = np.empty(n_out, np.int64)
     frequency = np.empty(n_out, np.float64)
     recency = np.empty(n_out, np.float64)
@@ -206,76 +195,11 @@ def _new_summary(n_out, with_amount, keep_repeat):
     return customer, frequency, recency, age, monetary, repeat_units
 
 
-@_jit
-def _segments(bounds, period, units, with_amount, end_period, lo, keep_repeat, c_lo, c_hi, k,
-              customer, frequency, recency, age, monetary, repeat_units):  # fmt: skip
-    """The summary columns of the customers ``c_lo <= c < c_hi`` with rows, from ``k`` on.
-
-    Fills, from :func:`_place`'s segments, each customer's number plus
-    ``lo``, frequency, recency, T, monetary value and (with ``keep_repeat``)
-    repeat spend in units, in the arrays of :func:`_new_summary`. Returns a
-    flag: 0 done, 1 a customer's spend reaches :data:`SPEND_GUARD` (stopped),
-    2 the monetary value of customers whose repeat spend has 2**53 units or
-    more is left as NaN, for the caller to convert from the units.
-    """
-    flag = 0
-    for c in range(c_lo, c_hi):
-        a, b = bounds[c], bounds[c + 1]
-        if b == a:
-            continue
-        first = period[a]
-        last = period[a]
-        for j in range(a + 1, b):
-            p = period[j]
-            if p < first:
-                first = p
-            if p > last:
-                last = p
-        if with_amount:  # 64-bit sums cannot overflow below the guard
-            spend = 0.0
-            for j in range(a, b):
-                spend += abs(np.float64(units[j]))
-            if not spend < SPEND_GUARD * 1e9:
-                return 1
-        repeat = np.int64(0)
-        if with_amount and first != last:  # the spend of the periods after the first
-            for j in range(a, b):
-                if period[j] != first:
-                    repeat += units[j]
-        if b - a == 1 or first == last:
-            distinct = 1
-        else:  # the periods sorted (their units are summed already)
-            if b - a <= 32:
-                _insertion_sort(period, a, b)
-            else:
-                _heap_sort(period, a, b)
-            distinct = 1
-            for j in range(a + 1, b):
-                if period[j] != period[j - 1]:
-                    distinct += 1
-        customer[k] = c + lo
-        frequency[k] = distinct - 1
-        recency[k] = last - first
-        age[k] = end_period - first
-        if with_amount:
-            if keep_repeat:
-                repeat_units[k] = repeat
-            if distinct == 1:
-                monetary[k] = 0.0
-            elif abs(repeat) < _EXACT_DOUBLE:
-                monetary[k] = (np.float64(repeat) / 1e9) / (distinct - 1)
-            else:
-                monetary[k] = np.nan
-                flag = 2
-        k += 1
-    return flag
-
-
 def prepare(keys, lo, rank, ts, amount, freq):
     """Customers, first day and month table of a log; None when an amount reaches the guard.
 
-    The steps of :func:`summarise` before the rows are counted, shared with
-    :mod:`rfmml.features._features_kernel`.
+    The steps of :mod:`rfmml.features._features_kernel`'s pass before the rows
+    are partitioned.
     """
     n_customers = (len(rank) if len(rank) else int(keys.max()) - lo + 1) if len(keys) else 0
     if amount is not None and not (amount.min() > -SPEND_GUARD and amount.max() < SPEND_GUARD):
@@ -287,92 +211,3 @@ def prepare(keys, lo, rank, ts, amount, freq):
         if n_days <= MONTH_TABLE_DAYS:
             months = _month_table(day0, n_days)
     return n_customers, day0, months
-
-
-def customer_rows(bounds, n_rows):
-    """Customer bounds cutting the rows into ranges of about ``n_rows`` rows each.
-
-    ``bounds`` as after :func:`_place` (customer ``c``'s rows are
-    ``bounds[c]:bounds[c + 1]``); ``n_rows`` the rows of each range but the last.
-    """
-    n_customers = len(bounds) - 2
-    starts = bounds[:n_customers]
-    cuts = np.searchsorted(starts, np.cumsum(n_rows)).tolist()
-    return [0, *cuts, n_customers]
-
-
-def summarise_counted(bounds, heads, rows, keys, lo, rank, ts, amount, cut, freq, months, day0,
-                      end_period, keep_repeat=False):  # fmt: skip
-    """The summary columns from the rows counted per customer (:func:`_count`).
-
-    ``rows`` are the bounds of ranges of log rows, one thread each
-    (:mod:`rfmml.features._threads`); ``bounds[c + 2]`` holds customer c's
-    rows before the cut and ``heads[j, c]`` those of range ``j``, for every
-    range but the last. Each range places its rows on its thread, then each
-    thread summarises the segments of a range of customers with about as many
-    rows: the values of one thread, bit for bit.
-    """
-    from rfmml.features._threads import run_ranges
-
-    with_amount = amount is not None
-    n_out = int(np.count_nonzero(bounds))
-    values = amount if with_amount else np.empty(0, np.float64)
-    workers = len(rows) - 1
-    total = _offsets(bounds, heads)
-    period, units = _new_segments(total, with_amount)
-
-    def place(j: int, i_lo: int, i_hi: int) -> None:
-        cursor, shift = (bounds, 1) if j == workers - 1 else (heads[j], 0)
-        _place(keys, lo, rank, ts, values, cut, freq, months, day0, with_amount, cursor, shift,
-               period, units, i_lo, i_hi)  # fmt: skip
-
-    run_ranges(place, rows)
-    split = customer_rows(bounds, [total // workers] * (workers - 1))
-    out = _new_summary(n_out, with_amount, keep_repeat)
-    firsts = [0]  # each range's first output row: the customers with rows before it
-    for j in range(1, workers):
-        firsts.append(firsts[-1] + _with_rows(bounds, split[j - 1], split[j]))
-    flags = run_ranges(lambda j, c_lo, c_hi: _segments(bounds, period, units, with_amount,
-                                                       end_period, lo, keep_repeat, c_lo, c_hi,
-                                                       firsts[j], *out),
-                       split)  # fmt: skip
-    if 1 in flags:
-        return None
-    customer, frequency, recency, age, monetary, repeat_units = out
-    return customer, frequency, recency, age, monetary, max(flags), repeat_units
-
-
-def summarise(keys, lo, rank, ts, amount, cut, freq, end_period, keep_repeat=False, workers=1):
-    """The summary columns of a log's customers (see :func:`_segments`).
-
-    Customer ``c`` of row ``i`` is ``keys[i] - lo``, or ``rank[keys[i]]`` when
-    ``rank`` is not empty; ``ts`` are microseconds, ``cut`` the exclusive end,
-    ``freq`` 0, 1 or 2 for days, weeks and months; ``amount`` may be None;
-    ``keep_repeat`` returns the repeat spends in units too; ``workers``
-    threads, each on a range of rows then of customers (the same values as
-    one thread). Returns the customers' numbers plus ``lo``, frequency,
-    recency, T, monetary value (empty without amounts), a flag (2: some
-    monetary values are NaN, their repeat spends reaching 2**53 units, to
-    convert from the units) and the repeat spends in units (empty without
-    ``keep_repeat``). None when an amount or a customer's spend reaches
-    :data:`SPEND_GUARD`.
-    """
-    from rfmml.features._threads import even_bounds, run_ranges
-
-    setup = prepare(keys, lo, rank, ts, amount, freq)
-    if setup is None:
-        return None
-    n_customers, day0, months = setup
-    rows = even_bounds(len(keys), workers)
-    bounds = np.zeros(n_customers + 2, np.int64)
-    heads = np.zeros((workers - 1, n_customers), np.int64)
-
-    def count(j: int, i_lo: int, i_hi: int) -> None:
-        counts, shift = (bounds, 2) if j == workers - 1 else (heads[j], 0)
-        _count(keys, lo, rank, ts, cut, counts, shift, i_lo, i_hi)
-
-    run_ranges(count, rows)
-    if workers > 1:
-        bounds[2:] += heads.sum(axis=0)
-    return summarise_counted(bounds, heads, rows, keys, lo, rank, ts, amount, cut, freq, months,
-                             day0, end_period, keep_repeat)  # fmt: skip

@@ -12,7 +12,7 @@ DuckDB statement (``btyd._summary_sql``): ``arg_min`` finds the first period's
 value in the same aggregation, where the portable query needs a window. A test
 holds the two equal for D, W and M, with and without groups. A large pandas log
 with integer customer ids and no group takes a compiled counting-sort pass
-instead (``btyd._summary_compiled``, :mod:`rfmml.features._btyd_kernel`), tested
+instead (``btyd._summary_compiled``, :mod:`rfmml.features._features_kernel`), tested
 equal to the statement bit for bit.
 
 Calendar periods are integers computed from ``year`` and ``ordinal_day`` only,

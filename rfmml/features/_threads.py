@@ -1,11 +1,11 @@
 """Compiled loops of the features pass on ranges of rows or customers, one thread per range.
 
-The loops of :mod:`rfmml.features._btyd_kernel` and
+The loops of :mod:`rfmml.features._partition_kernel` and
 :mod:`rfmml.features._features_kernel` are compiled with ``nogil=True``: the
 threads of :mod:`rfmml._threads`' pool run them at the same time. Each loop
-takes a range of log rows or of customers and touches only its own places,
-and every customer's rows keep the log's order: the values are those of one
-range covering everything, bit for bit. numba's own threading layer is not
+takes a range of log rows or of blocks of customers and touches only its own
+places, and every customer's rows keep the log's order: the values are those
+of one range covering everything, bit for bit. numba's own threading layer is not
 used (the writers of the scoring stage run other compiled loops from their
 own threads).
 """

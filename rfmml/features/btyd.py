@@ -308,10 +308,12 @@ def btyd_summary(
 
 
 #: Log rows from which a pandas log's summary takes the compiled pass
-#: (:mod:`rfmml.features._btyd_kernel`): below it DuckDB's statement costs less than
-#: importing numba and loading the compiled loops, about 0.65 s in a fresh process
-#: (measured, fresh processes: 1M rows 0.9 s against DuckDB's 0.4-0.8 s, 2M rows 0.9 s
-#: against 0.9-1.5 s, 3M rows 0.9 s against 2.1-2.6 s, 10M rows 2.2 s against 4.4-6.5 s).
+#: (:func:`rfmml.features._features_kernel.summarise`): below it DuckDB's statement costs
+#: less than importing numba and loading the compiled loops, about 0.65 s in a fresh
+#: process (measured, fresh processes: 1M rows 0.9 s against DuckDB's 0.4-0.8 s, 2M rows
+#: 0.9 s against 0.9-1.5 s, 3M rows 0.9 s against 2.1-2.6 s, 10M rows 2.2 s against
+#: 4.4-6.5 s; since the rows are partitioned by block of customers, 10M rows 1.4-1.7 s,
+#: the first call of a process, and 0.5-0.6 s the next).
 COMPILED_MIN_ROWS = 2_000_000
 
 
@@ -330,11 +332,11 @@ def _compiled_eligible(tx: Any, required: list[str], group: str | None, engine: 
     dtype = tx["customer_id"].dtype
     if not (isinstance(dtype, np.dtype) and dtype.kind in "iu"):
         return False
-    return compiled_module("rfmml.features._btyd_kernel") is not None
+    return compiled_module("rfmml.features._features_kernel") is not None
 
 
 def customer_numbers(ids: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.ndarray | None]:
-    """Integer customer ids numbered in id order for :mod:`rfmml.features._btyd_kernel`.
+    """Integer customer ids numbered in id order for :mod:`rfmml.features._features_kernel`.
 
     Returns ``keys, lo, rank, uniques``: the ids themselves and their minimum
     (``rank`` empty, ``uniques`` None) when their range is at most the number
@@ -366,7 +368,7 @@ def _summary_compiled(
     None when a customer's spend reaches ``_btyd_kernel.SPEND_GUARD`` (the
     DuckDB statement then sums it in 128 bits).
     """
-    from rfmml.features import _btyd_kernel
+    from rfmml.features import _features_kernel
 
     ts = clean["timestamp"].to_numpy().view(np.int64)
     if observation_end is None:
@@ -380,12 +382,12 @@ def _summary_compiled(
     args = (keys, lo, rank, ts, amount, cut, "DWM".index(freq), scalar_period(end, freq))
     # on several threads from THREADS_MIN_ROWS rows: the values of one thread, bit for bit
     workers = available_workers() if len(keys) >= THREADS_MIN_ROWS else 1
-    result = _btyd_kernel.summarise(*args, workers=workers)
+    result = _features_kernel.summarise(*args, workers=workers)
     if result is None or len(result[0]) == 0:  # (no row in the observation: as the statement)
         return None
     customer, frequency, recency, age, monetary, flag, _ = result
     if flag == 2:  # repeat spends of 2**53 units or more: through their decimal text
-        repeat = _btyd_kernel.summarise(*args, keep_repeat=True, workers=workers)[6]
+        repeat = _features_kernel.summarise(*args, keep_repeat=True, workers=workers)[6]
         exact_monetary(monetary, frequency, repeat)
     index_values = customer.astype(ids.dtype, copy=False) if uniques is None else uniques[customer]
     columns = {"frequency": frequency, "recency": recency, "T": age}

@@ -352,13 +352,16 @@ def _staged_table(con: Any, staging: str, table: str, key_list: str) -> int:
 
 #: Log rows from which :func:`customer_features_table` takes the compiled pass
 #: (:mod:`rfmml.features._features_kernel`) rather than the DuckDB statement: below it
-#: importing numba and loading the compiled loops (about 0.65 s) cost what the pass
-#: saves (measured, fresh processes: 1M rows 0.81-0.89 CPU s against the statement's
-#: 0.77-0.92; 2M rows, 1.5M customers, 1.7-2.1 against 2.1-2.9; 10M rows 3.3 against
-#: 9.7-11.1). Up to one partition's rows (``partition_rows``): the pass holds the log's
-#: columns, their periods and spends and the customers' columns at once (10M rows,
-#: 3.4M customers: peak 1.44 GiB against the statement's 1.77), which past it grows
-#: beyond the partitioned statement (20M rows, 15M customers: 4.2 GiB against 2.3).
+#: importing numba and loading the compiled loops cost what the pass saves (measured,
+#: fresh processes, the features stage of a uniform log: 1M rows 0.68-0.69 CPU s
+#: against the statement's 0.50-0.56; 2M rows, 0.68M customers, 0.62-0.68 against
+#: 1.34-1.44; 10M rows 1.4-1.7 against 9.7-11.1). Up to one partition's rows
+#: (``partition_rows``): the pass holds the log's columns, their partition by block
+#: of customers and the customers' columns at once (10M rows, 3.4M customers: peak
+#: 1.20 GiB above the imports against the statement's 1.77), which past it grows
+#: beyond the partitioned statement (20M rows, 15M customers: 4.2 GiB against 2.3,
+#: measured before the partition, whose pass also held 40 bytes of aggregates per
+#: customer and thread).
 TABLE_COMPILED_MIN_ROWS = 2_000_000
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
                   "UINTEGER", "UBIGINT")  # fmt: skip
@@ -398,35 +401,28 @@ def _warm_compiled_pass(freq: str, with_amount: bool) -> None:
     }
     if with_amount:
         columns["amount"] = pa.array([1.0, 2.0, 3.5], pa.float64())
-    _compiled_columns(
-        pa.table(columns),
-        pd.Timestamp("1970-01-10"),
-        freq,
-        with_amount,
-        90.0,
-        workers=available_workers(),
-    )  # the loops of the threaded pass too
+    workers = available_workers()  # the loops of the threaded pass too
+    log = list(_log_columns(pa.table(columns), with_amount, workers))
+    _compiled_columns(log, pa.int64(), pd.Timestamp("1970-01-10"), freq, 90.0, workers)
 
 
-def _compiled_columns(fetched: Any, end: pd.Timestamp, freq: str, with_amount: bool,
-                      min_tenure: float, workers: int | None = None) -> Any:  # fmt: skip
-    """The features table (Arrow) of a log's columns (Arrow, no NULLs) by the compiled pass.
+def _pass_workers(n_rows: int) -> int:
+    """The threads of the compiled pass: as many as can be used from :data:`THREADS_MIN_ROWS`."""
+    return available_workers() if n_rows >= THREADS_MIN_ROWS else 1
 
-    See :func:`_table_compiled`; None when a customer's spend reaches the
-    kernel's guard. ``workers`` threads (default: as many as can be used from
-    :data:`THREADS_MIN_ROWS` rows, else one).
+
+def _log_columns(fetched: Any, with_amount: bool, workers: int) -> tuple[Any, Any, Any]:
+    """A log's customer ids, microseconds and amounts (or None) from Arrow columns (no NULLs).
+
+    Numpy copies (:func:`rfmml.features._features_kernel.numpy_column`, on
+    ``workers`` threads): the caller can free the Arrow columns before the pass.
     """
-    import numpy as np
     import pyarrow as pa
 
     from rfmml.features import _features_kernel as kernel
-    from rfmml.features.btyd import customer_numbers, exact_monetary
 
-    if workers is None:
-        workers = available_workers() if fetched.num_rows >= THREADS_MIN_ROWS else 1
-    id_type = fetched.schema.field("customer_id").type
     ids = fetched.column("customer_id")
-    if id_type == pa.int64():
+    if ids.type == pa.int64():
         ids = kernel.numpy_column(ids, integer=True, workers=workers)
     else:
         ids = ids.to_numpy()
@@ -434,7 +430,28 @@ def _compiled_columns(fetched: Any, end: pd.Timestamp, freq: str, with_amount: b
     amount = None
     if with_amount:
         amount = kernel.numpy_column(fetched.column("amount"), integer=False, workers=workers)
-    del fetched
+    return ids, ts, amount
+
+
+def _compiled_columns(log: list[Any], id_type: Any, end: pd.Timestamp, freq: str,
+                      min_tenure: float, workers: int) -> Any:  # fmt: skip
+    """The features table (Arrow) of a log's columns by the compiled pass.
+
+    See :func:`_table_compiled`. ``log``: the ids, microseconds and amounts
+    (or None) of :func:`_log_columns`, emptied here so that the columns are
+    freed once the pass no longer needs them; ``id_type`` is the Arrow type
+    of the stored ids. None when a customer's spend reaches the kernel's
+    guard. ``workers`` threads.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from rfmml.features import _features_kernel as kernel
+    from rfmml.features.btyd import customer_numbers, exact_monetary
+
+    ids, ts, amount = log
+    log.clear()
+    with_amount = amount is not None
     keys, lo, rank, uniques = customer_numbers(ids)
     cut = int(np.datetime64(next_period_start(end, freq), "us").astype(np.int64))
     rfm_cut = int(np.datetime64(end_cutoff(end), "us").astype(np.int64))
@@ -497,7 +514,7 @@ def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: 
     kernel's guard: the statement then sums it in 128 bits. From
     :data:`THREADS_MIN_ROWS` rows the copies and loops run on
     :func:`~rfmml.features._threads.available_workers` threads (ranges of rows,
-    then of customers), which give one thread's values bit for bit.
+    then of blocks of customers), which give one thread's values bit for bit.
     """
     cols = ["customer_id", "timestamp"] + (["amount"] if with_amount else [])
     names = ", ".join(f'"{c}"' for c in cols)
@@ -506,7 +523,11 @@ def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: 
         return None
     if compiled_module("rfmml.features._features_kernel") is None:
         return None
-    built = _compiled_columns(fetched, end, freq, with_amount, min_tenure)
+    workers = _pass_workers(fetched.num_rows)
+    id_type = fetched.schema.field("customer_id").type
+    log = list(_log_columns(fetched, with_amount, workers))
+    del fetched  # (copied: 240 MB at 10M rows, freed before the pass)
+    built = _compiled_columns(log, id_type, end, freq, min_tenure, workers)
     if built is None:
         return None
     con.execute("SET preserve_insertion_order = true")
@@ -540,7 +561,7 @@ def customer_features_table(
     spilling), and stored sorted by the keys for :mod:`rfmml.campaign` to score in
     chunks. A log of one partition with integer customer ids and no group, from
     :data:`TABLE_COMPILED_MIN_ROWS` rows on, is aggregated instead by a compiled
-    pass over its columns (:mod:`rfmml.features._features_kernel`, about three
+    pass over its columns (:mod:`rfmml.features._features_kernel`, about six
     times less CPU at 10M rows) that stores the statement's table bit for bit;
     from :data:`THREADS_MIN_ROWS` rows its loops run on two threads where the
     process may use two cores (the same table).

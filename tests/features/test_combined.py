@@ -215,7 +215,7 @@ def test_warm_up_loads_the_compiled_pass_loops(freq: str, with_amount: bool) -> 
     from rfmml.features import combined
 
     combined._warm_compiled_pass(freq, with_amount)
-    assert kernel._count_rfm.signatures and kernel._rfm_range.signatures
+    assert kernel._blocks.signatures and kernel._rfm_range.signatures
 
 
 def test_in_background_runs_the_work_and_swallows_its_errors() -> None:

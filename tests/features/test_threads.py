@@ -10,7 +10,6 @@ import pyarrow as pa
 import pytest
 
 kernel = pytest.importorskip("rfmml.features._features_kernel")
-btyd_kernel = pytest.importorskip("rfmml.features._btyd_kernel")
 
 _US_PER_DAY = 86_400_000_000
 
@@ -134,7 +133,7 @@ def test_edge_cases() -> None:
 
 
 def test_the_summary_on_threads(cdnow: pd.DataFrame) -> None:
-    """The BTYD kernel alone (``summarise``, the pandas path of ``btyd_summary``)."""
+    """The BTYD summary alone (``summarise``, the pandas path of ``btyd_summary``)."""
     from rfmml.features.btyd import customer_numbers
 
     for ids, ts, amount in (_columns(cdnow), _simulated(7, 300)):
@@ -142,26 +141,31 @@ def test_the_summary_on_threads(cdnow: pd.DataFrame) -> None:
         for amounts in (amount, None):
             for freq in (0, 2):
                 args = (keys, lo, rank, ts, amounts, int(np.median(ts)), freq, 10**6)
-                want = btyd_kernel.summarise(*args, keep_repeat=True)
+                want = kernel.summarise(*args, keep_repeat=True)
                 for workers in (2, 3):
-                    got = btyd_kernel.summarise(*args, keep_repeat=True, workers=workers)
+                    got = kernel.summarise(*args, keep_repeat=True, workers=workers)
                     _same(got, want, f"summarise freq={freq} workers={workers}")
 
 
-def test_customer_ranges_have_as_many_rows() -> None:
-    """The segments are summarised on ranges of customers with about as many rows each."""
+def test_block_ranges_have_as_many_rows() -> None:
+    """The blocks of customers are aggregated on ranges of blocks with about as many rows each."""
+    from rfmml.features._partition_kernel import partition
     from rfmml.features.btyd import customer_numbers
 
-    ids, _, _ = _simulated(5, 2_000)
-    keys, lo, _, _ = customer_numbers(ids)
+    ids, ts, _ = _simulated(5, 2_000)
+    keys, lo, rank, _ = customer_numbers(ids)
     n_customers = int(keys.max()) - lo + 1
-    bounds = np.zeros(n_customers + 2, np.int64)
-    np.add.at(bounds, keys - lo + 1, 1)  # (as after placing: c's rows bounds[c]:bounds[c + 1])
-    np.cumsum(bounds, out=bounds)
-    total = int(bounds[-1])
-    split = btyd_kernel.customer_rows(bounds, [total // 2])
-    assert split[0] == 0 and split[2] == n_customers
-    assert abs(int(bounds[split[1]]) / total - 0.5) < 0.01
+    bounds = partition(keys, lo, rank, ts, None, 2**62, n_customers, 4, [0, len(keys)])[3]
+    n_blocks = (n_customers + 15) // 16
+    assert len(bounds) == n_blocks + 1 and n_blocks > 200
+    most = int(np.diff(bounds).max())  # (one block's rows: how far a range can be off)
+    for workers in (1, 2, 3):
+        split = kernel._split_blocks(bounds, workers)
+        assert split[0] == 0 and split[-1] == n_blocks and len(split) == workers + 1
+        for j in range(workers):
+            rows = int(bounds[split[j + 1]] - bounds[split[j]])
+            assert abs(rows - len(keys) / workers) <= most
+    assert kernel._split_blocks(np.zeros(1, np.int64), 2) == [0, 0, 0]  # (no block)
 
 
 def test_numpy_column_on_threads() -> None:
