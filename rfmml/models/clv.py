@@ -185,8 +185,14 @@ def discounted_purchases(
         def discounted_if_alive(x: np.ndarray, T: np.ndarray) -> np.ndarray:
             # E[Y(k) | alive, x, T], k = 0..horizon, for this chunk's rows
             e = F.bgnbd_expected_purchases_if_alive(steps[:, None], x[None, :], T[None, :], *theta)
-            # sum_k (E[Y(k)] - E[Y(k-1)]) / (1 + d)^k: purchases in period k, discounted
-            return discount @ (e[1:] - e[:-1])
+            # sum_k (E[Y(k)] - E[Y(k-1)]) / (1 + d)^k: purchases in period k, discounted,
+            # added period by period, not as a BLAS product: the product's rounding depended
+            # on a row's place in the call (so on the chunking), and OpenBLAS's own threads,
+            # woken on chunks the pool already computes in parallel, spun beside them
+            total = np.zeros(e.shape[1])
+            for k in range(1, len(steps)):
+                total += discount[k - 1] * (e[k] - e[k - 1])
+            return total
 
         T = c["T"]
         if tabulate is None:
