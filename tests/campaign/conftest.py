@@ -8,9 +8,12 @@ scored with the same fitted models so segment changes compare like with like.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from rfmml.campaign import score_customers
@@ -102,3 +105,22 @@ def retail_by_country(online_retail_tx) -> pd.DataFrame:
         horizon=180,
         discount_rate=0.0003,
     )
+
+
+def _same_prediction_files(a: Path, b: Path) -> None:
+    """The predictions files in folders ``a`` and ``b`` are the same (but their creation time)."""
+    left, right = pq.read_table(a / "predictions.parquet"), pq.read_table(b / "predictions.parquet")
+    assert left.schema.equals(right.schema, check_metadata=True)
+    for column in left.column_names:
+        assert left[column].equals(right[column]), column
+    assert (a / "predictions.csv").read_bytes() == (b / "predictions.csv").read_bytes()
+    metas = [json.loads((d / "predictions.meta.json").read_text()) for d in (a, b)]
+    for meta in metas:
+        meta.pop("created")
+    assert metas[0] == metas[1]
+
+
+@pytest.fixture(scope="session")
+def same_files():
+    """:func:`_same_prediction_files`, for the streaming tests."""
+    return _same_prediction_files

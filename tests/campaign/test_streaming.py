@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -28,18 +27,6 @@ def _log(name: str) -> tuple[pd.DataFrame, str]:
     if name == "online_retail":
         return load_online_retail().drop(columns=["order_id", "country"]), "D"
     return simulate_transactions(3_000, random_state=11), "D"
-
-
-def _same_files(a: Path, b: Path) -> None:
-    left, right = pq.read_table(a / "predictions.parquet"), pq.read_table(b / "predictions.parquet")
-    assert left.schema.equals(right.schema, check_metadata=True)
-    for column in left.column_names:
-        assert left[column].equals(right[column]), column
-    assert (a / "predictions.csv").read_bytes() == (b / "predictions.csv").read_bytes()
-    metas = [json.loads((d / "predictions.meta.json").read_text()) for d in (a, b)]
-    for meta in metas:
-        meta.pop("created")
-    assert metas[0] == metas[1]
 
 
 @pytest.fixture(scope="module", params=["cdnow", "online_retail", "simulated"])
@@ -84,7 +71,7 @@ def test_fits_on_the_table_equal_fits_on_pandas(fitted) -> None:
     pd.testing.assert_frame_equal(edges, rules.scorer_.edges_)
 
 
-def test_streamed_files_equal_the_pandas_path(fitted, tmp_path: Path) -> None:
+def test_streamed_files_equal_the_pandas_path(same_files, fitted, tmp_path: Path) -> None:
     name, _, table, features, summary, (purchase, gg, rules), freq = fitted
     pipeline = ScoringPipeline(rule_segmenter=rules, purchase_model=purchase, gamma_gamma=gg,
                                horizon=12, freq=freq, next_order_window=5)  # fmt: skip
@@ -93,7 +80,7 @@ def test_streamed_files_equal_the_pandas_path(fitted, tmp_path: Path) -> None:
     streamed = score_features_table(table, pipeline, tmp_path / "streamed",
                                     fingerprints={"data": name})  # fmt: skip
     assert streamed.streamed and streamed.n_rows == len(predictions)
-    _same_files(tmp_path / "pandas", tmp_path / "streamed")
+    same_files(tmp_path / "pandas", tmp_path / "streamed")
     # the run's totals, added chunk by chunk
     assert streamed.sums["clv"] == pytest.approx(predictions["clv"].sum(), rel=1e-12)
     by = predictions.groupby("segment", observed=True).agg(customers=("customer_id", "size"))
@@ -107,25 +94,29 @@ def _cdnow_table_and_pipeline() -> tuple[ScannedLog, FeaturesTable, ScoringPipel
     tx, freq = _log("cdnow")
     log = ScannedLog.from_pandas(tx)
     table = customer_features_table(log, freq=freq)
+    return log, table, _pipeline_on(table, freq)
+
+
+def _pipeline_on(table: FeaturesTable, freq: str, **options: object) -> ScoringPipeline:
+    """rfm11, BG/NBD and Gamma-Gamma fitted on ``table`` (horizon 52), with ``options``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pipeline = ScoringPipeline(
+        return ScoringPipeline(
             rule_segmenter=fit_rule_segmenter(RuleSegmenter("rfm11"), table),
             purchase_model=fit_on_table(BetaGeoNBD(), table),
             gamma_gamma=fit_on_table(GammaGamma(zero_spend="exclude"), table),
-            horizon=52, freq=freq,
+            horizon=52, freq=freq, **options,
         )  # fmt: skip
-    return log, table, pipeline
 
 
-def test_small_chunks_give_the_same_files(tmp_path: Path) -> None:
+def test_small_chunks_give_the_same_files(same_files, tmp_path: Path) -> None:
     log, table, pipeline = _cdnow_table_and_pipeline()
     calls: list[tuple[int, int]] = []
     score_features_table(table, pipeline, tmp_path / "one", fingerprints={})
     score_features_table(table, pipeline, tmp_path / "small", fingerprints={}, chunk_rows=997,
                          progress=lambda done, total: calls.append((done, total)))  # fmt: skip
     log.close()
-    _same_files(tmp_path / "one", tmp_path / "small")
+    same_files(tmp_path / "one", tmp_path / "small")
     assert len(calls) == -(-table.n_rows // 997) and calls[-1] == (table.n_rows, table.n_rows)
     assert pq.ParquetFile(tmp_path / "small" / "predictions.parquet").num_row_groups == len(calls)
 
@@ -136,7 +127,7 @@ def test_next_order_dates_past_2262_are_never() -> None:
     assert np.isnat(dates[1]) and np.isnat(dates[2])
 
 
-def test_other_settings_and_models_stream_the_same(tmp_path: Path) -> None:
+def test_other_settings_and_models_stream_the_same(same_files, tmp_path: Path) -> None:
     """Pareto/NBD (its CLV by steps), a discount rate, a window, the alive basis."""
     from rfmml.models import ParetoNBD
 
@@ -157,10 +148,10 @@ def test_other_settings_and_models_stream_the_same(tmp_path: Path) -> None:
     table = customer_features_table(log, freq=freq)
     score_features_table(table, pipeline, tmp_path / "streamed", fingerprints={}, chunk_rows=5_000)
     log.close()
-    _same_files(tmp_path / "pandas", tmp_path / "streamed")
+    same_files(tmp_path / "pandas", tmp_path / "streamed")
 
 
-def test_a_log_without_amounts_streams_the_same(tmp_path: Path) -> None:
+def test_a_log_without_amounts_streams_the_same(same_files, tmp_path: Path) -> None:
     from rfmml.segments import RFMScorer
 
     tx = simulate_transactions(2_000, random_state=3).drop(columns="amount")
@@ -180,7 +171,7 @@ def test_a_log_without_amounts_streams_the_same(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(edges, pipeline.rule_segmenter.scorer_.edges_)
     score_features_table(table, pipeline, tmp_path / "streamed", fingerprints={}, chunk_rows=600)
     log.close()
-    _same_files(tmp_path / "pandas", tmp_path / "streamed")
+    same_files(tmp_path / "pandas", tmp_path / "streamed")
 
 
 @pytest.mark.parametrize("hashed", [False, True])
@@ -210,7 +201,7 @@ def test_segment_lists_from_the_file_equal_the_pandas_lists(tmp_path: Path, hash
         assert got[name].read_bytes() == path.read_bytes(), name
 
 
-def test_a_grouped_table_streams_the_same(tmp_path: Path) -> None:
+def test_a_grouped_table_streams_the_same(same_files, tmp_path: Path) -> None:
     tx = simulate_transactions(3_000, random_state=5)
     tx["channel"] = np.where(tx.index % 3 == 0, "web", "store")
     log = ScannedLog.from_pandas(tx)
@@ -228,7 +219,7 @@ def test_a_grouped_table_streams_the_same(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(edges, pipeline.rule_segmenter.scorer_.edges_)
     score_features_table(table, pipeline, tmp_path / "streamed", fingerprints={}, chunk_rows=500)
     log.close()
-    _same_files(tmp_path / "pandas", tmp_path / "streamed")
+    same_files(tmp_path / "pandas", tmp_path / "streamed")
 
 
 def test_the_table_codes_equal_the_search_and_survive_another_order() -> None:
@@ -272,7 +263,7 @@ def test_counted_rows_equal_the_grouping_statement() -> None:
     assert spend is None  # spends are not small whole numbers: the statement groups them
 
 
-def test_a_view_and_a_table_with_nulls_stream_through_arrow(tmp_path: Path) -> None:
+def test_a_view_and_a_table_with_nulls_stream_through_arrow(same_files, tmp_path: Path) -> None:
     """Rows read by number when the table has them; a view goes through Arrow's batches."""
     import dataclasses
 
@@ -286,7 +277,7 @@ def test_a_view_and_a_table_with_nulls_stream_through_arrow(tmp_path: Path) -> N
     assert _numbered_rows(table) and not _numbered_rows(view)
     score_features_table(table, pipeline, tmp_path / "table", fingerprints={}, chunk_rows=700)
     score_features_table(view, pipeline, tmp_path / "view", fingerprints={}, chunk_rows=700)
-    _same_files(tmp_path / "table", tmp_path / "view")
+    same_files(tmp_path / "table", tmp_path / "view")
     con.execute('CREATE TEMP TABLE holed AS SELECT * FROM "customer_features"')
     con.execute("UPDATE holed SET recency_days = NULL WHERE rowid = 1500")
     holed = dataclasses.replace(table, table="holed")
@@ -295,7 +286,9 @@ def test_a_view_and_a_table_with_nulls_stream_through_arrow(tmp_path: Path) -> N
     log.close()
 
 
-def test_tables_past_the_sort_limit_are_grouped_by_duckdb(tmp_path: Path, monkeypatch) -> None:
+def test_tables_past_the_sort_limit_are_grouped_by_duckdb(
+    same_files, tmp_path: Path, monkeypatch
+) -> None:
     """Past SORT_ROWS_MAX customers: DuckDB's statements, the same rows, weights and files."""
     from rfmml.campaign import streaming
 
@@ -311,10 +304,10 @@ def test_tables_past_the_sort_limit_are_grouped_by_duckdb(tmp_path: Path, monkey
     pd.testing.assert_frame_equal(streaming.fit_rows(BetaGeoNBD(), table), sorted_rows)
     score_features_table(table, pipeline, tmp_path / "duckdb", fingerprints={}, chunk_rows=900)
     log.close()
-    _same_files(tmp_path / "sorted", tmp_path / "duckdb")
+    same_files(tmp_path / "sorted", tmp_path / "duckdb")
 
 
-def test_the_fit_hands_its_distinct_rows_to_the_scoring(tmp_path: Path) -> None:
+def test_the_fit_hands_its_distinct_rows_to_the_scoring(same_files, tmp_path: Path) -> None:
     """fit_on_table leaves the sorted rows on the table; the scoring takes them: same files."""
     tx, freq = _log("simulated")
     log = ScannedLog.from_pandas(tx)
@@ -328,11 +321,11 @@ def test_the_fit_hands_its_distinct_rows_to_the_scoring(tmp_path: Path) -> None:
     assert key not in table.distinct_rows  # taken (and its memory freed) by the scoring
     score_features_table(other, pipeline, tmp_path / "own", fingerprints={}, chunk_rows=700)
     log.close()
-    _same_files(tmp_path / "handed", tmp_path / "own")
+    same_files(tmp_path / "handed", tmp_path / "own")
 
 
 @pytest.mark.parametrize("chunk_rows", [1_000_000, 997])
-def test_a_table_held_in_memory_fits_and_streams_the_same(tmp_path: Path, monkeypatch,
+def test_a_table_held_in_memory_fits_and_streams_the_same(same_files, tmp_path: Path, monkeypatch,
                                                           chunk_rows: int) -> None:  # fmt: skip
     """The compiled pass's table kept as Arrow gives the DuckDB table's fits and files."""
     import duckdb
@@ -347,20 +340,13 @@ def test_a_table_held_in_memory_fits_and_streams_the_same(tmp_path: Path, monkey
     assert stored.arrow is None and held.arrow is not None
     params = []
     for name, table in (("stored", stored), ("held", held)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pipeline = ScoringPipeline(
-                rule_segmenter=fit_rule_segmenter(RuleSegmenter("rfm11"), table),
-                purchase_model=fit_on_table(BetaGeoNBD(), table),
-                gamma_gamma=fit_on_table(GammaGamma(zero_spend="exclude"), table),
-                horizon=52, freq=freq, next_order_window=5,
-            )  # fmt: skip
+        pipeline = _pipeline_on(table, freq, next_order_window=5)
         params.append([pipeline.purchase_model.get_fitted_params(),
                        pipeline.gamma_gamma.get_fitted_params()])  # fmt: skip
         score_features_table(table, pipeline, tmp_path / name, fingerprints={},
                              chunk_rows=chunk_rows)  # fmt: skip
     assert params[0] == params[1]
-    _same_files(tmp_path / "stored", tmp_path / "held")
+    same_files(tmp_path / "stored", tmp_path / "held")
     held.drop()
     assert held.arrow is None
     with pytest.raises(duckdb.CatalogException):

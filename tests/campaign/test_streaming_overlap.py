@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from rfmml._threads import THREADS_ENV
@@ -20,18 +18,6 @@ from rfmml.features import customer_features
 from rfmml.features.combined import customer_features_table
 from rfmml.models import BetaGeoNBD, GammaGamma
 from rfmml.segments import KMeansSegmenter, RuleSegmenter
-
-
-def _same_files(a: Path, b: Path) -> None:
-    left, right = pq.read_table(a / "predictions.parquet"), pq.read_table(b / "predictions.parquet")
-    assert left.schema.equals(right.schema, check_metadata=True)
-    for column in left.column_names:
-        assert left[column].equals(right[column]), column
-    assert (a / "predictions.csv").read_bytes() == (b / "predictions.csv").read_bytes()
-    metas = [json.loads((d / "predictions.meta.json").read_text()) for d in (a, b)]
-    for meta in metas:
-        meta.pop("created")
-    assert metas[0] == metas[1]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +39,7 @@ def cdnow():
 
 @pytest.mark.parametrize("threads", ["1", "2"])
 @pytest.mark.parametrize("spend", [True, False], ids=["gamma-gamma", "no-spend-model"])
-def test_overlapped_chunks_write_the_pandas_files(cdnow, tmp_path: Path, monkeypatch,
+def test_overlapped_chunks_write_the_pandas_files(same_files, cdnow, tmp_path: Path, monkeypatch,
                                                   threads: str, spend: bool) -> None:  # fmt: skip
     """One thread (everything in order) or two (segments on the pool): the pandas path's files."""
     log, features, summary, m, freq = cdnow
@@ -70,7 +56,7 @@ def test_overlapped_chunks_write_the_pandas_files(cdnow, tmp_path: Path, monkeyp
                                chunk_rows=997)  # fmt: skip
     table.drop()
     assert got.streamed and got.n_rows == len(features)
-    _same_files(tmp_path / "pandas", tmp_path / "streamed")
+    same_files(tmp_path / "pandas", tmp_path / "streamed")
 
 
 def test_a_segment_part_computed_apart_is_the_one_computed_in_place(cdnow) -> None:
