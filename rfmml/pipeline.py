@@ -323,6 +323,9 @@ def _load_bundled(cfg: ExperimentConfig) -> tuple[pd.DataFrame, CleaningReport, 
         allow_end_beyond_data=cfg.allow_end_beyond_data,
         since=data.since,
         until=data.until,
+        normalize_ids=data.normalize_ids,
+        currency=data.currency,
+        currency_column=data.currency_column,
     )
     report = loaded.then(again)
     if "order_id" in tx.columns and data.order is None:

@@ -36,6 +36,18 @@ def test_bundled_log_with_cleaning_options():
     report.check()
 
 
+def test_bundled_log_takes_the_id_and_currency_options_too():
+    """[data] normalize_ids and currency reach the bundled log's reader: never silently unused."""
+    from rfmml.errors import DataError
+
+    config = {**BASE, "data": {"source": "cdnow", "normalize_ids": True}}
+    tx, report, _ = load_experiment_data(load_config(config))
+    assert len(tx) == 69_659  # integer ids: nothing to lower-case
+    config = {**BASE, "data": {"source": "cdnow", "currency": "EUR"}}
+    with pytest.raises(DataError, match="currency='EUR' needs the column of the currencies"):
+        load_experiment_data(load_config(config))
+
+
 def test_sample_and_group(online_retail_tx):
     config = {**BASE, "data": {"source": "online_retail", "group": "country",
                                "order": "order_id", "sample_customers": 300}}  # fmt: skip
