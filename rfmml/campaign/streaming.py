@@ -410,13 +410,15 @@ class _TableCodes:
     and every customer's row in one sort (or :func:`fit_on_table` left them on
     the table). A chunk takes its slice of those numbers when the rows they
     name hold the chunk's values (they do when the table is read in the same
-    order twice); otherwise its customers find their rows by search, as
-    :class:`_RowCodes`.
+    order twice; a table held in memory, :attr:`FeaturesTable.arrow`, is read
+    in its own order by both, and its chunks take their slices unchecked);
+    otherwise its customers find their rows by search, as :class:`_RowCodes`.
     """
 
     def __init__(self, rows: pd.DataFrame, columns: list[str], codes: np.ndarray,
-                 chunk_rows: int) -> None:  # fmt: skip
+                 chunk_rows: int, in_chunk_order: bool = False) -> None:  # fmt: skip
         self.rows, self.columns, self.all_codes, self.chunk_rows = rows, columns, codes, chunk_rows
+        self.in_chunk_order = in_chunk_order
         self._values = [rows[c].to_numpy() for c in columns]
         self._search: _RowCodes | None = None
 
@@ -442,13 +444,17 @@ class _TableCodes:
                 return None
         distinct, codes = found
         rows = pd.DataFrame(dict(zip(columns, distinct, strict=True)))
-        return cls(rows, columns, codes, chunk_rows)
+        # a table held in memory is read in its own order, here and by _chunks (slices
+        # of the same Arrow table): a chunk's numbers need no check against its values
+        return cls(rows, columns, codes, chunk_rows, in_chunk_order=table.arrow is not None)
 
     def codes(self, frame: pd.DataFrame, chunk: int | None = None) -> np.ndarray:
         """The row of each customer of ``frame``, chunk number ``chunk`` of the table."""
         if chunk is not None:
             start = chunk * self.chunk_rows
             part = self.all_codes[start : start + len(frame)]
+            if len(part) == len(frame) and self.in_chunk_order:
+                return part
             if len(part) == len(frame) and all(
                 np.array_equal(values[part], frame[c].to_numpy(dtype=float))
                 for c, values in zip(self.columns, self._values, strict=True)
@@ -485,10 +491,11 @@ def _chunks(table: FeaturesTable, chunk_rows: int) -> Iterator[pd.DataFrame]:
         return {name: _plain(arrow.column(name).to_numpy()) for name in arrow.column_names}
 
     if table.arrow is not None and not any(table.arrow.column(c).null_count for c in columns):
-        # held in memory: each chunk's columns are copies of slices (writable, as fetched)
+        # held in memory: each chunk's columns are read-only views of slices (the
+        # predictions copy the columns they keep: segment_columns)
         for start in range(0, table.n_rows, chunk_rows):
             part = table.arrow.slice(start, chunk_rows)
-            yield frame_of({c: np.array(_plain(part.column(c).to_numpy())) for c in columns})
+            yield frame_of({c: _plain(part.column(c).to_numpy()) for c in columns})
         return
 
     if _numbered_rows(table):

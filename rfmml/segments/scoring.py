@@ -496,13 +496,15 @@ class RFMScorer(TransformerMixin, BaseEstimator):
         if is_spark(X):
             return self._transform_spark(X)
         X = _check_frame(X, list(self.columns.values()), where="RFMScorer.transform")
-        out = np.full((len(X), 3), -1, dtype=np.int64)  # -1: never a valid score
         values = {m: X[c].to_numpy(dtype=float) for m, c in self.columns.items()}
-        if self.groups_ is None:  # one set of edges for everyone
+        if self.groups_ is None:  # one set of edges for everyone: each score column at once
             edges = self.edges_.to_numpy()
-            for j, metric in enumerate(_METRICS):
-                out[:, j] = self._score(values[metric], edges[j], metric)
+            columns = {m: self._score(values[m], edges[j], m).astype(np.int64, copy=False)
+                       for j, m in enumerate(_METRICS)}  # fmt: skip
+            below = np.logical_or.reduce([columns[m] < 1 for m in _METRICS])
+            unscored = int(np.count_nonzero(below))
         else:
+            out = np.full((len(X), 3), -1, dtype=np.int64)  # -1: never a valid score
             grouped = self._checked_group_codes(X.index, where="RFMScorer.transform")
             if grouped is None:
                 raise DataError(
@@ -523,13 +525,13 @@ class RFMScorer(TransformerMixin, BaseEstimator):
                 edges = self.edges_.loc[group].to_numpy()
                 for j, metric in enumerate(_METRICS):
                     out[rows, j] = self._score(values[metric][rows], edges[j], metric)
-        unscored = int((out < 1).any(axis=1).sum())
+            unscored = int((out < 1).any(axis=1).sum())
+            columns = {m: np.ascontiguousarray(out[:, j]) for j, m in enumerate(_METRICS)}
         if unscored:  # not an assert: must hold under python -O too
             raise RuntimeError(
                 f"RFMScorer.transform: internal error, {unscored} of {len(X)} customers were "
                 f"left without a score; please report this with the input's index."
             )
-        columns = {m: np.ascontiguousarray(out[:, j]) for j, m in enumerate(_METRICS)}
         columns["FM"] = (columns["F"] + columns["M"] + 1) // 2
         columns["RFM"] = _rfm_labels(self.n_scores).take(
             ((columns["R"] - 1) * self.n_scores + columns["F"] - 1) * self.n_scores

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from rfmml.campaign import ScoringPipeline, scoring_frame, write_predictions
+from rfmml.campaign import ScoringPipeline, scoring_frame, streaming, write_predictions
 from rfmml.campaign.scoring import next_order_dates
 from rfmml.campaign.streaming import fit_on_table, fit_rule_segmenter, score_features_table
 from rfmml.data import load_cdnow, load_online_retail, simulate_transactions
@@ -338,6 +338,10 @@ def test_a_table_held_in_memory_fits_and_streams_the_same(same_files, tmp_path: 
     monkeypatch.setattr(combined, "TABLE_COMPILED_MIN_ROWS", 0)
     held = customer_features_table(log, freq=freq, table="held_table")
     assert stored.arrow is None and held.arrow is not None
+    key = ["frequency", "recency", "T"]
+    # the held table's chunks are its own slices: they take their row numbers unchecked
+    assert streaming._TableCodes.of_table(held, key, chunk_rows).in_chunk_order
+    assert not streaming._TableCodes.of_table(stored, key, chunk_rows).in_chunk_order
     params = []
     for name, table in (("stored", stored), ("held", held)):
         pipeline = _pipeline_on(table, freq, next_order_window=5)
