@@ -456,6 +456,8 @@ def _run_spark(cfg: Any, output: str | None, tracking_uri: str | None) -> Any:
     with _stages(1) as step:
         step(f"experiment {cfg.name} on Spark: holdout, features, segments, models, scoring")
         result = run_spark_experiment(cfg, output_dir=output, tracking_uri=tracking_uri)
+    if result.report is not None:
+        _print_cleaning(result.report)
     if result.model_comparison is not None:
         name = str(result.chosen_model)
         chosen = PURCHASE_MODEL_LABELS.get(name, name)
@@ -1057,6 +1059,7 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
 
 def _predict_spark(model_dir: str, output: str, master: str | None, reader: dict) -> None:
     from rfmml.config import DataConfig
+    from rfmml.data import CleaningReport
     from rfmml.spark_run import predict_spark, spark_session
 
     data = DataConfig(
@@ -1066,28 +1069,23 @@ def _predict_spark(model_dir: str, output: str, master: str | None, reader: dict
         group=reader.get("group"), negative_amounts=reader.get("negative_amounts", "drop"),
         drop_duplicates=bool(reader.get("drop_duplicates")),
         drop_zero_amounts=bool(reader.get("drop_zero_amounts")),
+        status=reader.get("status"), exclude_status=reader.get("exclude_status"),
+        since=reader.get("since"), until=reader.get("until"),
+        normalize_ids=bool(reader.get("normalize_ids")), currency=reader.get("currency"),
+        currency_column=reader.get("currency_column"),
     )  # fmt: skip
-    for key in (
-        "order",
-        "quantity",
-        "price",
-        "cancellation_prefix",
-        "decimal",
-        "status",
-        "exclude_status",
-        "since",
-        "until",
-        "currency",
-        "currency_column",
-        "normalize_ids",
-    ):
+    for key in ("order", "quantity", "price", "cancellation_prefix", "decimal"):
         if reader.get(key) not in (None, False):
             raise ValueError(f"--{key.replace('_', '-')} is not offered with --engine spark")
+    cleaning = CleaningReport()
     with _stages(1) as step:
         step("scoring inside Spark")
         paths = predict_spark(model_dir, reader["transactions"], output,
                               observation_end=reader.get("observation_end"),
-                              spark=spark_session(master), data=data)  # fmt: skip
+                              spark=spark_session(master), data=data,
+                              report=cleaning)  # fmt: skip
+    if "cleaning_report" in paths:
+        _print_report(cleaning)
     for kind, path in paths.items():
         err.print(f"wrote {kind}: {path}")
 

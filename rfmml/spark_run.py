@@ -35,8 +35,17 @@ segmentation and the k-means segmenter the first ``kmeans`` one), follow
 segment transitions, draw figures or the HTML report, give the interval totals
 per segment or ``probability_top_clv`` (only the per-customer interval
 columns), or bootstrap intervals (``interval_method = "bootstrap"`` is
-refused), and it refuses the reading options of ``_UNSUPPORTED`` (clean the log
-upstream). pyspark is imported inside the functions.
+refused), and it refuses the reading options of ``_UNSUPPORTED`` (order ids,
+line items, cancellations, the customer sample, the decimal mark) and
+``negative_amounts = "net"`` (clean the log upstream).
+
+The reader (:func:`read_spark_transactions`) cleans as the pandas reader does,
+with its reasons: ``status``/``exclude_status``, ``currency``/``currency_column``,
+missing ids, groups, timestamps and amounts, ``since``/``until``, the observation
+end, negative and zero amounts, identical rows, ``normalize_ids``. A run counts
+the rows removed per reason in one Spark aggregation and writes them as
+``cleaning_report.json`` (logged to MLflow as the pandas run logs it). pyspark is
+imported inside the functions.
 """
 
 from __future__ import annotations
@@ -60,7 +69,21 @@ from rfmml.campaign._spark import write_spark_predictions
 from rfmml.campaign.pipeline_model import scoring_frame
 from rfmml.config import BUILTIN_SOURCES, PURCHASE_MODEL_LABELS, DataConfig, ExperimentConfig
 from rfmml.data import load_cdnow, load_online_retail
-from rfmml.data.transactions import end_cutoff
+from rfmml.data.report import CleaningReport
+from rfmml.data.transactions import (
+    _CASE_EXAMPLES,
+    _SHOW,
+    TransactionSchema,
+    _status_values,
+    check_currencies,
+    currency_reason,
+    date_bounds,
+    end_cutoff,
+    id_case_note,
+    since_reason,
+    until_reason,
+    with_currency_column,
+)
 from rfmml.errors import ConfigError, DataError
 from rfmml.evaluation import fit_statistics, tracking_mape
 from rfmml.evaluation._spark import (
@@ -95,13 +118,16 @@ _T = TypeVar("_T")
 
 #: Reading options a Spark run does not offer (they need the pandas reader's cleaning).
 _UNSUPPORTED = ("order", "quantity", "price", "cancellation_prefix", "sample_customers",
-                "decimal", "status", "exclude_status", "since", "until", "currency",
-                "currency_column")  # fmt: skip
+                "decimal")  # fmt: skip
 
 
 @dataclass
 class SparkRunResult:
-    """What a Spark run wrote: the folder, the predictions, the model and the MLflow run."""
+    """What a Spark run wrote: the folder, the predictions, the model and the MLflow run.
+
+    ``report`` is the reader's :class:`~rfmml.data.CleaningReport` (also written
+    as ``cleaning_report.json``): the rows removed, per reason.
+    """
 
     output_dir: Path
     predictions: Path
@@ -113,6 +139,7 @@ class SparkRunResult:
     model_comparison: pd.DataFrame | None = None
     evaluation: SparkModelEvaluation | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    report: CleaningReport | None = None
 
 
 #: The settings of a session :func:`spark_session` starts (a running session is left as it is).
@@ -179,44 +206,14 @@ def _is_parquet(path: Path) -> bool:
     return any(path.rglob("*.parquet"))
 
 
-def read_spark_transactions(spark: Any, data: DataConfig | str | Path) -> Any:
-    """Read a transaction file or folder (Parquet or CSV) into canonical Spark columns.
+def _spark_source(spark: Any, cfg: DataConfig) -> tuple[Any, TransactionSchema]:
+    """The log of ``cfg`` as a Spark frame of its mapped columns, canonically named.
 
-    Parameters
-    ----------
-    spark : pyspark.sql.SparkSession
-    data : DataConfig, str or pathlib.Path
-        The config's ``[data]`` table (a bundled dataset name, or a file or a
-        folder of Parquet or CSV part files, with the column mapping), or a path.
-
-    Returns
-    -------
-    pyspark.sql.DataFrame
-        ``customer_id``, ``timestamp``, (with amounts) ``amount`` as double and
-        (with ``[data] group``) the group column under its own name; rows
-        without a group, and with ``drop_duplicates`` rows identical to another,
-        are dropped, as the pandas reader drops them.
-
-    Raises
-    ------
-    ConfigError
-        Reading options the Spark path does not offer.
-    DataError
-        Missing columns, or negative amounts with ``negative_amounts = "error"``.
+    Returns the frame (``customer_id``, ``timestamp``, ``amount``, the group,
+    ``_status`` and ``_currency`` as mapped or recognised) and the schema.
     """
     from pyspark.sql import functions as F
 
-    cfg = data if isinstance(data, DataConfig) else DataConfig(source=str(data))
-    unsupported = [k for k in _UNSUPPORTED if getattr(cfg, k) is not None]
-    if cfg.normalize_ids:
-        unsupported.append("normalize_ids")
-    if cfg.negative_amounts == "net":
-        unsupported.append("negative_amounts = 'net'")
-    if unsupported:
-        raise ConfigError(
-            f"[data] {unsupported} are not offered by engine = 'spark'; clean the log "
-            "upstream or use engine = 'pandas'"
-        )
     if cfg.source in BUILTIN_SOURCES:
         raw = load_cdnow() if cfg.source == "cdnow" else load_online_retail()
         if cfg.group is not None and cfg.group not in raw.columns:
@@ -224,44 +221,328 @@ def read_spark_transactions(spark: Any, data: DataConfig | str | Path) -> Any:
                 f"[data] group = {cfg.group!r} is not a column of {cfg.source}; "
                 f"columns: {list(raw.columns)}"
             )
-        names = ("customer_id", "timestamp", "amount", *([cfg.group] if cfg.group else []))
-        keep = [c for c in names if c in raw.columns]
-        tx = spark.createDataFrame(raw[keep])
+        amount = "amount" if "amount" in raw.columns else None
+        schema = TransactionSchema("customer_id", "timestamp", amount, cfg.group,
+                                   status=cfg.status, currency=cfg.currency_column)  # fmt: skip
+        available: list[str] = list(raw.columns)
+        frame = None
     else:
         path = Path(cfg.source)
         if _is_parquet(path):
-            tx = spark.read.parquet(str(path))
+            frame = spark.read.parquet(str(path))
         else:
-            tx = spark.read.csv(str(path), header=True, sep=cfg.separator or ",",
-                                encoding=cfg.encoding or "UTF-8")  # fmt: skip
-        mapping = {cfg.customer: "customer_id", cfg.timestamp: "timestamp"}
-        if cfg.amount:
-            mapping[cfg.amount] = "amount"
-        if cfg.group:
-            mapping[cfg.group] = cfg.group
-        missing = [c for c in mapping if c not in tx.columns]
-        if missing:
-            raise DataError(
-                f"column(s) {missing} not found in {cfg.source}; available columns: "
-                f"{list(tx.columns)}. Map your names with [data] customer, timestamp, amount"
-            )
-        tx = tx.select(*(F.col(f"`{k}`").alias(v) for k, v in mapping.items()))
-        if cfg.timestamp_format is not None:
-            tx = tx.withColumn("timestamp", F.to_timestamp("timestamp", cfg.timestamp_format))
+            frame = spark.read.csv(str(path), header=True, sep=cfg.separator or ",",
+                                   encoding=cfg.encoding or "UTF-8")  # fmt: skip
+        schema = TransactionSchema(cfg.customer, cfg.timestamp, cfg.amount or None, cfg.group,
+                                   status=cfg.status, currency=cfg.currency_column)  # fmt: skip
+        available = list(frame.columns)
+    missing = [c for c in schema.source_columns if c not in available]
+    if missing:
+        raise DataError(
+            f"column(s) {missing} not found in {cfg.source}; available columns: "
+            f"{available}. Map your names with [data] customer, timestamp, amount"
+        )
+    schema = with_currency_column(schema, available)
+    renames = {**schema.renames, **({schema.group: schema.group} if schema.group else {})}
+    if frame is None:
+        frame = spark.createDataFrame(raw[list(renames)])
+    return frame.select(*(F.col(f"`{k}`").alias(v) for k, v in renames.items())), schema
+
+
+def _stripped(column: Any) -> Any:
+    """``column`` as text without the whitespace around it (as pandas' ``str.strip``)."""
+    from pyspark.sql import functions as F
+
+    return F.regexp_replace(column.cast("string"), r"^\s+|\s+$", "")
+
+
+def _parsed_time(tx: Any, timestamp_format: str | None) -> Any:
+    """The ``timestamp`` column as a timestamp (text that does not parse: null)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DateType, StringType
+
+    kind = tx.schema["timestamp"].dataType
+    if isinstance(kind, StringType):
+        if timestamp_format is not None:
+            return F.try_to_timestamp(F.col("timestamp"), F.lit(timestamp_format))
+        return F.try_to_timestamp(F.col("timestamp"))
+    if isinstance(kind, DateType):
+        return F.col("timestamp").cast("timestamp")
+    return F.col("timestamp")
+
+
+def _stamp(stamp: pd.Timestamp, like: Any) -> Any:
+    """A naive timestamp as a Spark literal of the time type of ``like``'s values."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import TimestampNTZType
+
+    kind = "timestamp_ntz" if isinstance(like, TimestampNTZType) else "timestamp"
+    return F.lit(stamp.isoformat(sep=" ")).cast(kind)
+
+
+def _currency_counts(tx: Any) -> dict[Any, int]:
+    """Rows per currency code (upper case, stripped; None for a blank cell), one grouping."""
+    from pyspark.sql import functions as F
+
+    code = F.upper(_stripped(F.col("_currency")))
+    rows = tx.groupBy(F.when(code != "", code).alias("code")).count().collect()
+    return {row["code"]: int(row["count"]) for row in rows}
+
+
+def read_spark_transactions(
+    spark: Any,
+    data: DataConfig | str | Path,
+    *,
+    report: CleaningReport | None = None,
+    observation_end: Any = None,
+) -> Any:
+    """Read a transaction file or folder (Parquet or CSV) into canonical Spark columns.
+
+    The cleaning steps, their order and the reasons they count rows under are
+    those of :func:`rfmml.data.read_transactions`: rows of an excluded
+    ``status``, of another ``currency`` than the one picked (a log in several
+    currencies without ``currency`` is refused, naming each one with its row
+    count), without a customer id (null or blank), group, timestamp or amount
+    (null or NaN), dated before ``since`` or after ``until``, after
+    ``observation_end``, with a negative amount, with a zero amount
+    (``drop_zero_amounts``), and identical to another (``drop_duplicates``)
+    are removed; ``normalize_ids`` lower-cases text ids. Text timestamps that
+    do not parse are left to the feature builders, which refuse them. Not done
+    here (the pandas reader does them): trimming spaces around ids, removing
+    rows dated in the future when no ``observation_end`` is given, flagging
+    isolated dates and (without ``drop_duplicates``) identical rows.
+
+    Parameters
+    ----------
+    spark : pyspark.sql.SparkSession
+    data : DataConfig, str or pathlib.Path
+        The config's ``[data]`` table (a bundled dataset name, or a file or a
+        folder of Parquet or CSV part files, with the column mapping and the
+        reading options), or a path.
+    report : CleaningReport, optional
+        Filled in place: ``rows_in``, the rows removed per reason (counted in
+        one Spark aggregation, with the zero amounts flagged when kept),
+        ``rows_out`` and the notes (currency, unmatched states, ids that
+        differ only in case). Without it the same rows are removed, uncounted,
+        and the frame is returned unread, apart from the currencies (counted
+        to refuse several) and the negative amounts with
+        ``negative_amounts = "error"``.
+    observation_end : date-like, optional
+        Rows after it (a date includes its day) are removed and counted.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        ``customer_id``, ``timestamp``, (with amounts) ``amount`` as double and
+        (with ``[data] group``) the group column under its own name.
+
+    Raises
+    ------
+    ConfigError
+        Reading options the Spark path does not offer.
+    DataError
+        Missing columns, bad ``since``/``until``/``status`` options, several
+        currencies (or a picked one the log lacks), negative amounts with
+        ``negative_amounts = "error"``, or (with ``report``) no row left.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    cfg = data if isinstance(data, DataConfig) else DataConfig(source=str(data))
+    unsupported = [k for k in _UNSUPPORTED if getattr(cfg, k) is not None]
+    if cfg.negative_amounts == "net":
+        unsupported.append("negative_amounts = 'net'")
+    if unsupported:
+        raise ConfigError(
+            f"[data] {unsupported} are not offered by engine = 'spark'; clean the log "
+            "upstream or use engine = 'pandas'"
+        )
+    excluded = _status_values(cfg.status, cfg.exclude_status)
+    since, until = date_bounds(cfg.since, cfg.until)
+    tx, schema = _spark_source(spark, cfg)
+    has_amount = "amount" in tx.columns
+    code, currency_note = None, ""
+    if schema.currency is None:
+        check_currencies(None, {}, cfg.currency, has_amount)
+    else:
+        code, currency_note = check_currencies(schema.currency, _currency_counts(tx),
+                                               cfg.currency, has_amount)  # fmt: skip
+
+    raw_id = F.col("customer_id")
+    text_ids = isinstance(tx.schema["customer_id"].dataType, StringType)
+    no_id = raw_id.isNull()
+    if text_ids:
+        no_id = no_id | (_stripped(raw_id) == "")
+    elif tx.schema["customer_id"].dataType.typeName() in ("float", "double"):
+        no_id = no_id | F.isnan(raw_id)
+    ts = _parsed_time(tx, cfg.timestamp_format)
+    ts_kind = tx.select(ts.alias("t")).schema["t"].dataType
+    amount = F.col("amount").cast("double")
+    # the reasons in the pandas reader's order: a row counts under the first that holds
+    steps: list[tuple[str, Any]] = []
+    if excluded:
+        wanted = [v.lower() for v in excluded]
+        shown = ", ".join(repr(v) for v in excluded)
+        state = F.lower(_stripped(F.col("_status")))
+        steps.append((f"{cfg.status} {shown} (not a purchase)", state.isin(wanted)))
+    if code is not None:
+        other = F.coalesce(F.upper(_stripped(F.col("_currency"))) != F.lit(code), F.lit(True))
+        steps.append((currency_reason(str(schema.currency), code), other))
+    steps.append(("missing customer_id", no_id))
+    id_step = len(steps)  # ids are looked at (their case) from here on
     if cfg.group is not None:
-        tx = tx.filter(F.col(cfg.group).isNotNull())
-    if "amount" in tx.columns:
-        tx = tx.withColumn("amount", F.col("amount").cast("double"))
-        if cfg.negative_amounts == "error":
-            n_bad = tx.filter(F.col("amount") < 0).count()
-            if n_bad:
-                raise DataError(f"column 'amount': {n_bad} rows are negative (returns)")
-        tx = tx.filter(~(F.col("amount") < 0))
+        steps.append((f"missing {cfg.group}", F.col(cfg.group).isNull()))
+    steps.append(("missing timestamp", F.col("timestamp").isNull()))
+    if has_amount:
+        steps.append(("missing amount", amount.isNull() | F.isnan(amount)))
+    if since is not None:
+        steps.append((since_reason(since), ts < _stamp(since, ts_kind)))
+    if until is not None:
+        steps.append((until_reason(until), ts >= _stamp(end_cutoff(until), ts_kind)))
+    if observation_end is not None:
+        end = pd.Timestamp(observation_end)
+        end = end.tz_localize(None) if end.tzinfo is not None else end
+        shown_end = end.date() if end == end.normalize() else end
+        steps.append((f"after the observation end {shown_end}",
+                      ts >= _stamp(end_cutoff(end), ts_kind)))  # fmt: skip
+    negative_step = None
+    if has_amount:
+        negative_step = len(steps) + 1
+        steps.append(("negative amount (return or cancellation)", amount < 0))
         if cfg.drop_zero_amounts:
-            tx = tx.filter(F.col("amount") != 0)
+            steps.append(("zero amount", amount == 0))
+    reason = F.lit(0)
+    for number, (_, condition) in reversed(list(enumerate(steps, start=1))):
+        reason = F.when(F.coalesce(condition, F.lit(False)), F.lit(number)).otherwise(reason)
+    customer = F.lower(raw_id) if text_ids and cfg.normalize_ids else raw_id
+    out_cols = [customer.alias("customer_id")]
+    if cfg.timestamp_format is not None:
+        out_cols.append(F.to_timestamp("timestamp", cfg.timestamp_format).alias("timestamp"))
+    else:
+        out_cols.append(F.col("timestamp"))
+    if has_amount:
+        out_cols.append(amount.alias("amount"))
+    if cfg.group is not None:
+        out_cols.append(F.col(cfg.group))
+    names = ["customer_id", "timestamp", *(["amount"] if has_amount else []),
+             *([cfg.group] if cfg.group is not None else [])]  # fmt: skip
+    extra = [F.col("_status")] if excluded else []
+    flagged = tx.select(*out_cols, *extra, raw_id.alias("_raw_id"), reason.alias("_reason"))
+    kept = flagged.filter(F.col("_reason") == 0).select(*names)
     if cfg.drop_duplicates:  # identical rows, as the pandas reader drops them (no order ids here)
-        tx = tx.dropDuplicates(tx.columns)
-    return tx
+        kept = kept.dropDuplicates(names)
+    if report is None and cfg.negative_amounts != "error":
+        return kept
+    book = report if report is not None else CleaningReport()
+    row = _cleaning_counts(flagged, steps, names, cfg, has_amount, text_ids, id_step, excluded)
+    n_rows = int(row["n"])
+    if cfg.negative_amounts == "error" and negative_step is not None:
+        n_negative = int(row[f"r{negative_step}"])
+        if n_negative:
+            raise DataError(
+                f"column {cfg.amount or 'amount'!r}: {n_negative} of {n_rows} rows are negative "
+                "(returns); use negative_amounts = 'drop'"
+            )
+    book.rows_in = n_rows
+    for number, (text, _) in enumerate(steps, start=1):
+        if number != negative_step or cfg.negative_amounts == "drop":  # "error": none left
+            book.remove(text, int(row[f"r{number}"]))
+    if excluded:  # the notes in the pandas reader's order: states, currency, ids
+        _note_unmatched_states(tx, book, row, cfg.status, excluded)
+    if currency_note:
+        book.notes.append(currency_note)
+    if text_ids:
+        _note_id_case(flagged, book, row, id_step, cfg.normalize_ids)
+    n_out = int(row["kept"])
+    if has_amount and not cfg.drop_zero_amounts:
+        book.flag("zero amount", int(row["zero"]))
+    if cfg.drop_duplicates:
+        n_repeated = n_out - int(row["distinct"])
+        book.remove("identical to an earlier row", n_repeated)
+        n_out -= n_repeated
+    book.rows_out = n_out
+    book.check()
+    if n_out == 0:
+        raise DataError(f"no transactions left after cleaning:\n{book}")
+    if book.rows_removed:
+        logger.info("read_spark_transactions cleaned the log:\n%s", book)
+    return kept
+
+
+def _cleaning_counts(flagged: Any, steps: list[tuple[str, Any]], names: list[str],
+                     cfg: DataConfig, has_amount: bool, text_ids: bool, id_step: int,
+                     excluded: list[str]) -> Any:  # fmt: skip
+    """Rows in, per reason, kept, (flagged zero, distinct kept, case, states): one aggregation."""
+    from pyspark.sql import functions as F
+
+    reason = F.col("_reason")
+    aggs = [F.count(F.lit(1)).alias("n"), F.count_if(reason == 0).alias("kept")]
+    aggs += [F.count_if(reason == k).alias(f"r{k}") for k in range(1, len(steps) + 1)]
+    if has_amount and not cfg.drop_zero_amounts:
+        aggs.append(F.count_if((reason == 0) & (F.col("amount") == 0)).alias("zero"))
+    if cfg.drop_duplicates:
+        rows = F.struct(*(F.col(c) for c in names))
+        aggs.append(F.count_distinct(F.when(reason == 0, rows)).alias("distinct"))
+    if text_ids:  # rows past the id step whose id has a capital (pandas' _id_case counts these)
+        raw = F.col("_raw_id")
+        looked = (reason == 0) | (reason > id_step)
+        aggs.append(F.count_if(looked & (raw != F.lower(raw))).alias("cased"))
+    if excluded:
+        state = F.lower(_stripped(F.col("_status")))
+        aggs += [F.count_if(state == v.lower()).alias(f"s{i}") for i, v in enumerate(excluded)]
+    return flagged.agg(*aggs).first()
+
+
+def _note_unmatched_states(tx: Any, book: CleaningReport, row: Any, column: str | None,
+                           excluded: list[str]) -> None:  # fmt: skip
+    """The pandas reader's note on excluded states that no row has (states listed: one job)."""
+    from pyspark.sql import functions as F
+
+    unmatched = [v for i, v in enumerate(excluded) if not row[f"s{i}"]]
+    if not unmatched:
+        return
+    states = tx.filter(F.col("_status").isNotNull()).select(_stripped(F.col("_status")).alias("s"))
+    held = [r["s"] for r in states.distinct().orderBy("s").limit(_SHOW * 2 + 1).collect()]
+    book.notes.append(
+        f"{column}: no row has the state(s) {unmatched} (states in the log: "
+        f"{held[: _SHOW * 2]}{', ...' if len(held) > _SHOW * 2 else ''}); check their spelling"
+    )
+
+
+def _note_id_case(flagged: Any, book: CleaningReport, row: Any, id_step: int,
+                  normalize: bool) -> None:  # fmt: skip
+    """The note on text ids that differ only in case (as the pandas reader's ``_id_case``).
+
+    Asked only when some id has a capital (or ``normalize``): the distinct ids
+    grouped by their lower-cased value (two jobs: the counts, then the
+    spellings of the first customers written several ways, in order of their
+    first row).
+    """
+    from pyspark.sql import functions as F
+
+    cased = int(row["cased"])
+    if not cased and not normalize:
+        return
+    reason = F.col("_reason")
+    rows = flagged.filter((reason == 0) | (reason > id_step)).select("_raw_id")
+    rows = rows.withColumn("_row", F.monotonically_increasing_id())
+    per_id = rows.groupBy("_raw_id").agg(F.min("_row").alias("_first"))
+    per_key = per_id.groupBy(F.lower("_raw_id").alias("_key")).agg(
+        F.count(F.lit(1)).alias("_n"), F.min("_first").alias("_first"),
+        F.collect_list("_raw_id").alias("_ids"),
+    )  # fmt: skip
+    totals = per_key.agg(
+        F.sum("_n").alias("ids"), F.count(F.lit(1)).alias("keys"),
+        F.count_if(F.col("_n") > 1).alias("several"),
+    ).first()  # fmt: skip
+    n_ids, n_keys, n_several = int(totals["ids"] or 0), int(totals["keys"]), int(totals["several"])
+    if not normalize and not n_several:
+        return
+    examples: list[list[str]] = []
+    if n_several:
+        firsts = per_key.filter(F.col("_n") > 1).orderBy("_first").limit(_CASE_EXAMPLES)
+        examples = [list(r["_ids"]) for r in firsts.collect()]
+    book.notes.append(id_case_note(n_ids, n_keys, n_several, cased, examples, normalize))
 
 
 def _segmenters(cfg: ExperimentConfig, spend: bool) -> tuple[Any, Any]:
@@ -489,7 +770,9 @@ def run_spark_experiment(
         Default the config's ``output_dir``. Receives ``predictions.parquet/``
         (partitioned by ``segment``), ``predictions.meta.json``, ``model/``
         (the :class:`~rfmml.campaign.ScoringPipeline`, JSON files),
-        ``model_comparison.csv``, ``model_metrics.csv`` and ``tracking.csv``.
+        ``model_comparison.csv``, ``model_metrics.csv``, ``tracking.csv`` and
+        ``cleaning_report.json`` (the rows the reader removed, per reason, and
+        those after the observation end).
     tracking_uri : str, optional
         MLflow store (see :func:`rfmml.tracking.resolve_tracking_uri`); the
         parent run logs the settings, the full-period estimates, the tables and
@@ -513,7 +796,10 @@ def run_spark_experiment(
     spark = spark if spark is not None else spark_session(cfg.spark_master)
     out = Path(output_dir if output_dir is not None else cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tx = read_spark_transactions(spark, cfg.data)
+    report = CleaningReport()
+    tx = read_spark_transactions(spark, cfg.data, report=report,
+                                 observation_end=cfg.observation_end)  # fmt: skip
+    files = {"cleaning_report": report.save(out)}
     spend = "amount" in tx.columns
     end = cfg.observation_end
     models = evaluate_spark_models(cfg, tx)
@@ -567,14 +853,14 @@ def run_spark_experiment(
         param_draws=param_draws, group=group,
     )  # fmt: skip
     model_dir = pipeline.save(out / "model")
-    files = {"predictions": paths["parquet"], "predictions_meta": paths["meta"]}
+    files |= {"predictions": paths["parquet"], "predictions_meta": paths["meta"]}
     files |= _write_tables(out, models)
     n_customers = int(purchase.n_customers_)
     result = SparkRunResult(out, paths["parquet"], model_dir, n_customers, chosen_model=name,
                             model_comparison=models.comparison, evaluation=models,
-                            files=files)  # fmt: skip
+                            files=files, report=report)  # fmt: skip
     if tracking_uri is not None or cfg.tracking_uri is not None:
-        parts = (pipeline, features, summary, purchase, gg, n_customers, models, files)
+        parts = (pipeline, features, summary, purchase, gg, n_customers, models, files, report)
         result.run_id, result.model_uri = _track(cfg, tracking_uri, *parts)
     return result
 
@@ -602,11 +888,12 @@ def _track_purchase_model(name: str, models: SparkModelEvaluation) -> str:
 
 def _track(cfg: ExperimentConfig, uri: str | None, pipeline: ScoringPipeline, features: Any,
            summary: Any, purchase: Any, gg: Any, n_customers: int, models: SparkModelEvaluation,
-           files: dict[str, Path]) -> tuple[str, str]:  # fmt: skip
+           files: dict[str, Path], report: CleaningReport) -> tuple[str, str]:  # fmt: skip
     """The parent run and a child run per purchase model.
 
-    The parent logs the settings, the estimates, the tables and the scoring model
-    (5 example rows collected).
+    The parent logs the settings, the estimates, the cleaning report (its
+    counts as parameters and ``data/cleaning_report.json``, as the pandas run),
+    the tables and the scoring model (5 example rows collected).
     """
     resolved = tracking.resolve_tracking_uri(uri, configured=cfg.tracking_uri)
     experiment_id = tracking.ensure_experiment(cfg.name, resolved)
@@ -621,7 +908,10 @@ def _track(cfg: ExperimentConfig, uri: str | None, pipeline: ScoringPipeline, fe
                              "purchase_model": models.chosen, "selection": models.selection,
                              "purchase_models": ",".join(cfg.models.purchase_models),
                              "calibration_end": str(cfg.calibration_end.date()),
-                             "observation_end": str(cfg.observation_end.date())})  # fmt: skip
+                             "observation_end": str(cfg.observation_end.date()),
+                             "cleaning_rows_in": report.rows_in,
+                             "cleaning_rows_removed": report.rows_removed})  # fmt: skip
+        tracking.log_artifact(files["cleaning_report"], "data")
         if cfg.models.interval:
             tracking.log_params({"interval": cfg.models.interval, "n_draws": cfg.models.n_draws,
                                  "interval_method": cfg.models.interval_method})  # fmt: skip
@@ -629,6 +919,7 @@ def _track(cfg: ExperimentConfig, uri: str | None, pipeline: ScoringPipeline, fe
         if gg is not None:
             metrics.update({f"gamma_gamma_{k}": v for k, v in gg.get_fitted_params().items()})
         metrics["n_customers"] = float(n_customers)
+        metrics["cleaning_rows_removed"] = float(report.rows_removed)
         for metric, row in models.holdout_metrics.iterrows():
             metrics[f"model.{metric}"] = row["model"]
             metrics[f"baseline.{metric}"] = row["baseline"]
@@ -684,6 +975,7 @@ def predict_spark(
     observation_end: Any = None,
     spark: Any = None,
     data: DataConfig | None = None,
+    report: CleaningReport | None = None,
 ) -> dict[str, Path]:
     """Score a transaction log with a saved pipeline inside Spark; write partitioned Parquet.
 
@@ -701,10 +993,16 @@ def predict_spark(
     spark : pyspark.sql.SparkSession, optional
     data : DataConfig, optional
         Column mapping and reading options for a path.
+    report : CleaningReport, optional
+        Filled in place with the cleaning of a log read from a path (see
+        :func:`read_spark_transactions`; rows after the observation end are
+        removed and counted too).
 
     Returns
     -------
     dict of str to pathlib.Path
+        The files written; a log read from a path adds ``cleaning_report``
+        (``cleaning_report.json``: the rows the reader removed, per reason).
     """
     from rfmml.features._spark import is_spark
 
@@ -714,6 +1012,7 @@ def predict_spark(
         raise DataError("scoring transactions needs an observation end; pass observation_end=")
     if is_spark(transactions):
         tx = transactions
+        report = None
     else:
         spark = spark if spark is not None else spark_session()
         source = data if data is not None else DataConfig(source=str(transactions))
@@ -721,7 +1020,8 @@ def predict_spark(
             source.source = str(transactions)
         if pipeline.group is not None and source.group is None:  # the column it was fitted on
             source.group = pipeline.group
-        tx = read_spark_transactions(spark, source)
+        report = report if report is not None else CleaningReport()
+        tx = read_spark_transactions(spark, source, report=report, observation_end=end)
     features = rfm_table(tx, end, group=pipeline.group).cache()
     summary = btyd_summary(tx, end, pipeline.freq, group=pipeline.group).cache()
     table = score_customers(
@@ -739,4 +1039,7 @@ def predict_spark(
         "gamma_gamma": getattr(pipeline.gamma_gamma, "training_fingerprint_", None),
         "model_dir": str(Path(model_dir).resolve()),
     }
-    return write_spark_predictions(table, output, fingerprints=fingerprints)
+    paths = write_spark_predictions(table, output, fingerprints=fingerprints)
+    if report is not None:
+        paths["cleaning_report"] = report.save(output)
+    return paths

@@ -114,6 +114,33 @@ def test_cli_predict_on_spark(spark, spark_run, csv_log, tmp_path, spark_compare
     run = spark.read.parquet(str(out / "predictions.parquet"))
     diff = scored.exceptAll(run).count() + run.exceptAll(scored).count()
     assert diff == 0
+    assert (target / "cleaning_report.json").is_file()
+    assert "rows in: 69,659" in result.output
+
+
+@pytest.mark.spark
+def test_spark_run_records_its_cleaning_report(spark_run, cdnow_tx):
+    """The Spark run writes and logs what its reader removed, as the pandas run does."""
+    import json
+
+    import mlflow
+
+    from rfmml.data import CleaningReport, read_transactions
+
+    out, uri = spark_run
+    report = CleaningReport(**json.loads((out / "cleaning_report.json").read_text()))
+    report.check()
+    _, expected = read_transactions(cdnow_tx, observation_end="1998-06-30")
+    assert report.rows_in == expected.rows_in == len(cdnow_tx)
+    assert report.rows_out == expected.rows_out
+    assert report.removed == {k: v for k, v in expected.removed.items() if k in report.removed}
+    assert report.removed["after the observation end 1998-06-30"] == 0
+    assert report.flagged["zero amount"] == expected.flagged["zero amount"] > 0
+    run = mlflow.get_run(_parent_run(uri))
+    assert run.data.params["cleaning_rows_in"] == str(len(cdnow_tx))
+    assert run.data.metrics["cleaning_rows_removed"] == report.rows_removed
+    logged = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/data/cleaning_report.json")
+    assert logged == report.to_dict()
 
 
 def _parent_run(uri: str) -> str:

@@ -1,0 +1,277 @@
+"""The Spark reader's cleaning options and report, against the pandas reader on the same file.
+
+Every test reads one small real log (CDNOW's first customers, with a status, a
+currency, dates outside ``since``/``until``, mixed-case ids and bad rows
+added) with :func:`rfmml.spark_run.read_spark_transactions` and with
+:func:`rfmml.data.read_transactions` (``engine="pandas"``, the reference), and
+asserts the same kept rows and the same counts per reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rfmml.config import DataConfig
+from rfmml.data import CleaningReport, read_transactions
+from rfmml.errors import ConfigError, DataError
+from rfmml.spark_run import read_spark_transactions
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def base(cdnow_tx) -> pd.DataFrame:
+    """CDNOW's first 150 customers (600 rows), text ids, a state and a currency per row."""
+    part = cdnow_tx.loc[cdnow_tx["customer_id"] <= 150, ["customer_id", "timestamp", "amount"]]
+    part = part.reset_index(drop=True)
+    n = len(part)
+    states = np.array(["paid", "paid", " Refunded ", "paid", "VOIDED", None, "paid"], dtype=object)
+    return part.assign(
+        customer_id="c" + part["customer_id"].astype(str),
+        state=states[np.arange(n) % len(states)],
+        channel=np.where(np.arange(n) % 3 == 0, "web", "shop"),
+    )
+
+
+def _write(frame: pd.DataFrame, folder, name: str = "log.parquet"):
+    path = folder / name
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = list(frame.columns)
+    return frame.sort_values(keys, ignore_index=True)
+
+
+def _read_both(spark, path, **options):
+    """Both readers on ``path`` with the [data] ``options``: (spark rows, report, pandas ...)."""
+    cfg = DataConfig(source=str(path), **options)
+    report = CleaningReport()
+    rows = read_spark_transactions(spark, cfg, report=report)
+    want, expected = read_transactions(path, engine="pandas", **cfg.reader_options())
+    return rows, report, want, expected
+
+
+def _assert_same(rows, report: CleaningReport, want: pd.DataFrame, expected: CleaningReport):
+    """The same rows kept, the same counts per reason (and zero amounts flagged), same notes."""
+    got = rows.toPandas()
+    assert list(got.columns) == list(want.columns)
+    pd.testing.assert_frame_equal(_sorted(got), _sorted(want), check_dtype=False)
+    assert report.rows_in == expected.rows_in
+    assert report.rows_out == expected.rows_out == len(want)
+    for reason, n in report.removed.items():
+        assert expected.removed.get(reason) == n, (reason, report.removed, expected.removed)
+    removed = {k: v for k, v in expected.removed.items() if v}
+    assert {k: v for k, v in report.removed.items() if v} == removed
+    assert report.flagged.get("zero amount") == expected.flagged.get("zero amount")
+    assert set(report.notes) <= set(expected.notes), (report.notes, expected.notes)
+    report.check()
+
+
+def test_since_and_until_match_pandas(spark, base, tmp_path):
+    frame = base.copy()
+    frame.loc[::25, "timestamp"] = pd.Timestamp("1990-05-01")  # mistyped years, both ends
+    frame.loc[7::40, "timestamp"] = pd.Timestamp("2009-05-01 10:30")
+    path = _write(frame[["customer_id", "timestamp", "amount"]], tmp_path)
+    rows, report, want, expected = _read_both(spark, path, since="1997-01-05",
+                                               until="1998-03-31")  # fmt: skip
+    _assert_same(rows, report, want, expected)
+    assert report.removed["dated before 1997-01-05 (since)"] > 24
+    assert report.removed["dated after 1998-03-31 (until)"] > 15
+
+
+def test_since_and_until_on_a_csv_with_text_dates_match_pandas(spark, base, tmp_path):
+    frame = base[["customer_id", "timestamp", "amount"]].copy()
+    frame.loc[::30, "timestamp"] = pd.Timestamp("1991-01-01")
+    path = tmp_path / "log.csv"
+    frame.to_csv(path, index=False)
+    cfg = DataConfig(source=str(path), since="1997-01-10", until="1997-12-31 12:00")
+    report = CleaningReport()
+    got = read_spark_transactions(spark, cfg, report=report).toPandas()
+    want, expected = read_transactions(path, engine="pandas", **cfg.reader_options())
+    got = got.assign(timestamp=pd.to_datetime(got["timestamp"]))
+    pd.testing.assert_frame_equal(_sorted(got), _sorted(want), check_dtype=False)
+    assert report.removed == {k: v for k, v in expected.removed.items() if k in report.removed}
+    assert report.removed["dated before 1997-01-10 (since)"] > 0
+    assert report.removed["dated after 1997-12-31 12:00:00 (until)"] > 0
+    assert report.rows_out == expected.rows_out
+
+
+def test_status_matches_pandas(spark, base, tmp_path):
+    path = _write(base, tmp_path)
+    rows, report, want, expected = _read_both(
+        spark, path, status="state", exclude_status=["refunded", "Voided", "lost"]
+    )
+    _assert_same(rows, report, want, expected)
+    reason = "state 'refunded', 'Voided', 'lost' (not a purchase)"
+    assert report.removed[reason] == expected.removed[reason] > 100
+    assert any("no row has the state(s) ['lost']" in note for note in report.notes)
+
+
+def test_exclude_status_as_one_string_matches_pandas(spark, base, tmp_path):
+    path = _write(base, tmp_path)
+    rows, report, want, expected = _read_both(spark, path, status="state",
+                                               exclude_status="refunded, voided")  # fmt: skip
+    _assert_same(rows, report, want, expected)
+
+
+def test_status_without_excluded_states_is_refused_as_by_pandas(spark, base, tmp_path):
+    path = _write(base, tmp_path)
+    with pytest.raises(DataError, match="needs the states whose rows are not purchases"):
+        read_spark_transactions(spark, DataConfig(source=str(path), status="state"))
+
+
+def _with_currencies(base: pd.DataFrame, column: str = "currency") -> pd.DataFrame:
+    codes = np.array(["EUR", "eur ", "EUR", "USD", "EUR", "", None, "EUR"], dtype=object)
+    return base.assign(**{column: codes[np.arange(len(base)) % len(codes)]})
+
+
+def test_currency_matches_pandas(spark, base, tmp_path):
+    path = _write(_with_currencies(base), tmp_path)
+    rows, report, want, expected = _read_both(spark, path, currency="eur")
+    _assert_same(rows, report, want, expected)
+    assert report.removed["currency not 'EUR'"] == expected.removed["currency not 'EUR'"] > 150
+    assert any("amounts in EUR (column 'currency')" in note for note in report.notes)
+
+
+def test_currency_column_matches_pandas(spark, base, tmp_path):
+    path = _write(_with_currencies(base, "Devise"), tmp_path)
+    rows, report, want, expected = _read_both(spark, path, currency="USD",
+                                               currency_column="Devise")  # fmt: skip
+    _assert_same(rows, report, want, expected)
+    assert report.removed["Devise not 'USD'"] == expected.removed["Devise not 'USD'"]
+
+
+def test_one_currency_is_noted_as_by_pandas(spark, base, tmp_path):
+    frame = base.assign(currency=np.where(np.arange(len(base)) % 9 == 0, None, "gbp"))
+    path = _write(frame, tmp_path)
+    rows, report, want, expected = _read_both(spark, path)
+    _assert_same(rows, report, want, expected)
+    assert "amounts in GBP (column 'currency'); 67 rows leave the currency blank" in report.notes
+
+
+@pytest.mark.parametrize("column", ["currency", "money"])
+def test_several_currencies_are_refused_with_the_pandas_message(spark, base, tmp_path, column):
+    path = _write(_with_currencies(base, column), tmp_path)
+    options = {} if column == "currency" else {"currency_column": column}
+    cfg = DataConfig(source=str(path), **options)
+    with pytest.raises(DataError) as pandas_error:
+        read_transactions(path, engine="pandas", **cfg.reader_options())
+    with pytest.raises(DataError) as spark_error:
+        read_spark_transactions(spark, cfg)
+    message = str(spark_error.value)
+    assert message == str(pandas_error.value)
+    assert f"column {column!r} holds 2 currencies: 'EUR' (" in message
+    assert "'USD' (75 rows), blank (150 rows)" in message
+
+
+def test_a_currency_the_log_lacks_is_refused_as_by_pandas(spark, base, tmp_path):
+    path = _write(_with_currencies(base), tmp_path)
+    with pytest.raises(DataError, match=r"currency='CHF': column 'currency' has no row in CHF"):
+        read_spark_transactions(spark, DataConfig(source=str(path), currency="CHF"))
+
+
+def _mixed_case(base: pd.DataFrame) -> pd.DataFrame:
+    ids = base["customer_id"].str.upper().where(np.arange(len(base)) % 4 == 1, base["customer_id"])
+    return base.assign(customer_id=ids.str.replace("C1", "Cx1", regex=False))
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_normalize_ids_matches_pandas(spark, base, tmp_path, normalize):
+    path = _write(_mixed_case(base)[["customer_id", "timestamp", "amount"]], tmp_path)
+    rows, report, want, expected = _read_both(spark, path, normalize_ids=normalize,
+                                               drop_duplicates=True)  # fmt: skip
+    _assert_same(rows, report, want, expected)
+    case_notes = [n for n in expected.notes if n.startswith("customer_id: ")]
+    assert case_notes and report.notes == case_notes
+    if normalize:
+        assert rows.filter("customer_id <> lower(customer_id)").count() == 0
+
+
+def test_existing_drops_are_counted_as_by_pandas(spark, base, tmp_path):
+    """Missing group, missing amount, negative, zero and identical rows: each counted."""
+    frame = base[["customer_id", "timestamp", "amount", "channel"]].copy()
+    n = len(frame)
+    frame.loc[np.arange(n) % 11 == 0, "channel"] = None
+    frame.loc[np.arange(n) % 13 == 5, "amount"] = -frame["amount"]
+    frame.loc[np.arange(n) % 17 == 3, "amount"] = 0.0
+    frame.loc[np.arange(n) % 19 == 4, "amount"] = np.nan
+    frame.loc[np.arange(n) % 23 == 6, "customer_id"] = None
+    frame = pd.concat([frame, frame.iloc[100:140]], ignore_index=True)  # an export appended twice
+    path = _write(frame, tmp_path)
+    for zero in (True, False):
+        rows, report, want, expected = _read_both(spark, path, group="channel",
+                                                   drop_zero_amounts=zero,
+                                                   drop_duplicates=True)  # fmt: skip
+        _assert_same(rows, report, want, expected)
+        for reason in ("missing channel", "missing amount", "missing customer_id",
+                       "negative amount (return or cancellation)",
+                       "identical to an earlier row"):  # fmt: skip
+            assert report.removed[reason] == expected.removed[reason] > 0, reason
+        if zero:
+            assert report.removed["zero amount"] == expected.removed["zero amount"] > 0
+        else:
+            assert report.flagged["zero amount"] == expected.flagged["zero amount"] > 0
+
+
+def test_all_options_at_once_match_pandas(spark, base, tmp_path):
+    frame = _with_currencies(_mixed_case(base))
+    frame.loc[::29, "timestamp"] = pd.Timestamp("1992-02-02")
+    frame.loc[3::31, "amount"] = -5.0
+    frame = pd.concat([frame, frame.iloc[:30]], ignore_index=True)
+    path = _write(frame, tmp_path)
+    rows, report, want, expected = _read_both(
+        spark, path, group="channel", status="state", exclude_status="refunded",
+        currency="EUR", since="1997-01-03", until="1998-01-31", normalize_ids=True,
+        drop_zero_amounts=True, drop_duplicates=True,
+    )  # fmt: skip
+    _assert_same(rows, report, want, expected)
+    assert list(report.removed) == [k for k in expected.removed if k in report.removed]
+
+
+def test_observation_end_rows_are_counted(spark, base, tmp_path):
+    path = _write(base[["customer_id", "timestamp", "amount"]], tmp_path)
+    report = CleaningReport()
+    cfg = DataConfig(source=str(path))
+    rows = read_spark_transactions(spark, cfg, report=report, observation_end="1997-06-30")
+    want, expected = read_transactions(path, engine="pandas", observation_end="1997-06-30",
+                                       allow_end_beyond_data=True)  # fmt: skip
+    _assert_same(rows, report, want, expected)
+    assert report.removed["after the observation end 1997-06-30"] > 0
+
+
+def test_without_a_report_the_frame_is_the_same(spark, base, tmp_path):
+    path = _write(_with_currencies(_mixed_case(base)), tmp_path)
+    cfg = DataConfig(source=str(path), currency="EUR", since="1997-02-01", normalize_ids=True,
+                     status="state", exclude_status="voided")  # fmt: skip
+    plain = read_spark_transactions(spark, cfg).toPandas()
+    reported = read_spark_transactions(spark, cfg, report=CleaningReport()).toPandas()
+    pd.testing.assert_frame_equal(_sorted(plain), _sorted(reported))
+
+
+def test_negative_amounts_error_counts_the_rows(spark, base, tmp_path):
+    frame = base[["customer_id", "timestamp", "amount"]].copy()
+    frame.loc[:4, "amount"] = -1.0
+    path = _write(frame, tmp_path)
+    with pytest.raises(DataError, match=r"column 'amount': 5 of 600 rows are negative"):
+        read_spark_transactions(spark, DataConfig(source=str(path), negative_amounts="error"))
+
+
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        ({"order": "order_id"}, "order"),
+        ({"quantity": "q", "price": "p"}, "quantity"),
+        ({"cancellation_prefix": "C"}, "cancellation_prefix"),
+        ({"sample_customers": 10}, "sample_customers"),
+        ({"decimal": ","}, "decimal"),
+        ({"negative_amounts": "net"}, "negative_amounts = 'net'"),
+    ],
+)
+def test_options_it_does_not_offer_are_still_refused(options, named):
+    with pytest.raises(ConfigError, match="not offered by engine = 'spark'") as error:
+        read_spark_transactions(None, DataConfig(source="x.parquet", **options))
+    assert named in str(error.value)
