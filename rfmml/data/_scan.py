@@ -34,8 +34,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rfmml.data._cleaning import (
+    ISOLATED_REASON,
+    OBSERVATION_END_MARGIN_DAYS,
+    check_currencies,
+    copied_orders_note,
+    currency_reason,
+    end_cutoff,
+    future_rows_note,
+    isolated_ends,
+    isolated_rows_note,
+    isolation_limit,
+    since_reason,
+    until_reason,
+)
+from rfmml.data._parse import _CASE_EXAMPLES, AMOUNT_LIMIT, ID_PADDING, id_case_note
 from rfmml.data.report import CleaningReport
-from rfmml.data.transactions import AMOUNT_LIMIT, copied_orders_note
 
 __all__ = ["ScannedLog", "Unsupported", "scan_parquet"]
 
@@ -307,8 +321,6 @@ def _id_case(con: Any, no_id: str, normalize: bool) -> str:
     the distinct ids (their first row kept for the examples), then their
     lower-cased values counted, so the rows are grouped once.
     """
-    from rfmml.data.transactions import _CASE_EXAMPLES, id_case_note
-
     con.execute(
         "CREATE TEMP TABLE _rfmml_ids AS SELECT customer_id, min(_row) AS _first, "
         f"count_if(customer_id <> lower(customer_id)) AS _changed FROM src WHERE NOT {no_id} "
@@ -381,21 +393,6 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
           canonical: list[str], since: pd.Timestamp | None, until: pd.Timestamp | None,
           normalize_ids: bool, currency_column: str | None,
           currency: str | None) -> tuple[ScannedLog, CleaningReport]:  # fmt: skip
-    from rfmml.data.transactions import (
-        ID_PADDING,
-        ISOLATED_REASON,
-        OBSERVATION_END_MARGIN_DAYS,
-        check_currencies,
-        currency_reason,
-        end_cutoff,
-        future_rows_note,
-        isolated_ends,
-        isolated_rows_note,
-        isolation_limit,
-        since_reason,
-        until_reason,
-    )
-
     source = f"read_parquet({_lit(path.as_posix())}, file_row_number = true)"
     select = ", ".join(f"{_q(src)} AS {_q(dst)}" for src, dst in renames.items())
     con.execute(f"CREATE TEMP VIEW src AS SELECT {select}, file_row_number AS _row FROM {source}")
