@@ -654,7 +654,7 @@ def _reference_check() -> None:
 @click.option("--output", "-o", default=None, help="Write to a .csv or .parquet file.")
 @_handle_errors
 def features(freq: str, form: str, output: str | None, **reader: Any) -> None:
-    """Per-customer RFM features of a CSV or Parquet TRANSACTIONS file."""
+    """Per-customer RFM features of a CSV, Parquet or JSON (Lines) TRANSACTIONS file."""
     from rfmml.features import btyd_summary, rfm_table
 
     if output:

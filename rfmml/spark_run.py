@@ -69,10 +69,9 @@ from rfmml.campaign._spark import write_spark_predictions
 from rfmml.campaign.pipeline_model import scoring_frame
 from rfmml.config import BUILTIN_SOURCES, PURCHASE_MODEL_LABELS, DataConfig, ExperimentConfig
 from rfmml.data import load_cdnow, load_online_retail
+from rfmml.data._parse import _CASE_EXAMPLES, _SHOW
 from rfmml.data.report import CleaningReport
 from rfmml.data.transactions import (
-    _CASE_EXAMPLES,
-    _SHOW,
     TransactionSchema,
     _status_values,
     check_currencies,

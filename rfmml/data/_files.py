@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from rfmml.data._json import is_json_path, read_json_frame
 from rfmml.errors import DataError
 
 if TYPE_CHECKING:
@@ -280,6 +281,11 @@ def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
             _check_columns(schema, available, str(path))
             schema = with_currency_column(schema, available)
             return pd.read_parquet(path, columns=schema.source_columns), "pandas", schema
+        if is_json_path(path):
+            frame = read_json_frame(path)
+            _check_columns(schema, list(frame.columns), str(path))
+            schema = with_currency_column(schema, list(frame.columns))
+            return frame.loc[:, schema.source_columns], "pandas", schema
         if suffix in {".csv", ".txt", ".tsv", *_COMPRESSED}:
             frame, schema = _read_csv(path, schema, encoding, separator, decimal)
             return frame, "pandas", schema
@@ -290,7 +296,8 @@ def _load(source: Any, schema: TransactionSchema, encoding: str | None = None,
             )
         raise DataError(
             f"cannot read {str(path)!r}: expected a .csv, .tsv, .txt (also compressed: "
-            f"{', '.join(sorted(_COMPRESSED))}) or .parquet file, got suffix {suffix!r}"
+            f"{', '.join(sorted(_COMPRESSED))}), .parquet, or JSON (.jsonl, .ndjson, .json) "
+            f"file, got suffix {suffix!r}"
         )
     if isinstance(source, pd.DataFrame):
         _check_columns(schema, list(source.columns), "the DataFrame")
@@ -346,25 +353,75 @@ _ROLE_WORDS = {
                  "account", "contact", "user"),
     "timestamp": ("date", "time", "created", "datum", "ordered", "paid"),
     "amount": ("total", "amount", "revenue", "value", "betrag", "sales", "spend", "umsatz",
-               "price", "sum"),
+               "sum"),
 }  # fmt: skip
+
+#: Words of the columns of an invoice-line export: quantity, unit price, order id.
+_QUANTITY_WORDS = ("quantity", "qty", "menge", "anzahl", "units")
+_PRICE_WORDS = ("price", "preis")
+_ORDER_WORDS = ("invoice", "receipt", "rechnung", "beleg")
+_ORDER_ID_WORDS = ("id", "no", "number", "nr", "#")
+
+
+def _first_with(available: list[Any], used: set[Any], words: tuple[str, ...]) -> Any:
+    """The first column not in ``used`` whose name holds one of ``words`` (None if none)."""
+    for held in available:
+        if held not in used and any(word in str(held).casefold() for word in words):
+            return held
+    return None
+
+
+def _order_column(available: list[Any], used: set[Any]) -> Any:
+    """A column that looks like an order or invoice id (``InvoiceNo``, ``Order ID``)."""
+    for held in available:
+        text = str(held).casefold()
+        if held in used:
+            continue
+        if any(word in text for word in _ORDER_WORDS) or (
+            "order" in text and any(word in text for word in _ORDER_ID_WORDS)
+            and not any(word in text for words in _ROLE_WORDS.values() for word in words)
+        ):  # fmt: skip
+            return held
+    return None
 
 
 def _likely_mapping(schema: TransactionSchema, missing: list[str], available: list[Any]) -> str:
-    """A hint naming the export's columns that look like the missing customer, time and amount."""
+    """A hint naming the export's columns that look like the missing customer, time and amount.
+
+    A missing amount is looked for as a total (``Order Total``, ``Revenue``);
+    failing that, an invoice-line export's quantity and unit price columns are
+    named (``--quantity Quantity --price UnitPrice``, with ``--order`` for an
+    invoice id column), as a unit price is not what a customer spent; a price
+    column alone comes last.
+    """
     import shlex
 
     picked: list[str] = []
     used = set(schema.source_columns)
+
+    def pick(option: str, held: Any) -> None:
+        picked.append(f"--{option} {shlex.quote(str(held))}")
+        used.add(held)
+
     for role, words in _ROLE_WORDS.items():
         if getattr(schema, role) not in missing:
             continue
-        for held in available:
-            text = str(held).casefold()
-            if held not in used and any(word in text for word in words):
-                picked.append(f"--{role} {shlex.quote(str(held))}")
-                used.add(held)
-                break
+        held = _first_with(available, used, words)
+        if held is not None:
+            pick(role, held)
+            continue
+        if role != "amount":
+            continue
+        quantity = _first_with(available, used, _QUANTITY_WORDS)
+        price = _first_with(available, used | {quantity}, _PRICE_WORDS)
+        if quantity is not None and price is not None:
+            pick("quantity", quantity)
+            pick("price", price)
+            order = _order_column(available, used) if schema.order is None else None
+            if order is not None:
+                pick("order", order)
+        elif price is not None:
+            pick("amount", price)
     if not picked or len(available) < 2:
         return ""
     return f" Likely: {' '.join(picked)}."

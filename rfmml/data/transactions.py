@@ -63,6 +63,7 @@ from rfmml.data._cleaning import isolation_limit as isolation_limit
 from rfmml.data._cleaning import since_reason as since_reason
 from rfmml.data._cleaning import until_reason as until_reason
 from rfmml.data._files import _check_columns, _load, with_currency_column
+from rfmml.data._json import is_json_path
 from rfmml.data._parse import AMOUNT_LIMIT as AMOUNT_LIMIT
 from rfmml.data._parse import EPOCH_SECONDS as EPOCH_SECONDS
 from rfmml.data._parse import (
@@ -667,7 +668,8 @@ def _scan_file(
     suffix = path.suffix.lower()
     if suffix not in {".parquet", ".pq"} or not path.is_file():
         if engine == "duckdb" and path.is_file():
-            return "read and cleaned by pandas: CSV files are parsed by pandas"
+            kind = "JSON" if is_json_path(path) else "CSV"
+            return f"read and cleaned by pandas: {kind} files are parsed by pandas"
         return None
     import pyarrow as pa
     import pyarrow.parquet as pq
