@@ -54,7 +54,7 @@ def _read_csv(path: Path, schema: TransactionSchema, encoding: str | None,
             )
         candidates: tuple[str, ...] = (separator,)
     elif path.suffix.lower() == ".tsv":
-        candidates = ("\t", *_SEPARATORS)
+        candidates = ("\t", *(c for c in _SEPARATORS if c != "\t"))
     else:
         candidates = _SEPARATORS
     candidates = tuple(c for c in candidates if c != decimal)
