@@ -187,13 +187,19 @@ class ParquetChunks:
         self.with_attrs = with_attrs
         self._writer: Any = None
         self._schema: Any = None
+        self._options: dict[str, list[str]] = {}
 
-    def write(self, frame: pd.DataFrame) -> None:
-        """Append ``frame`` (without its index)."""
+    def arrow(self, frame: pd.DataFrame) -> pa.Table:
+        """``frame`` (without its index) as the Arrow table the file takes.
+
+        The first chunk fixes the schema (and the writer's per-column options);
+        later chunks are converted to it. Called in chunk order; what
+        :meth:`write_arrow` is then given may be written in another thread
+        while the caller converts the next chunk.
+        """
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        if self._writer is None:
+        if self._schema is None:
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self.with_attrs and frame.attrs:
                 import json
@@ -201,10 +207,21 @@ class ParquetChunks:
                 extra = {"PANDAS_ATTRS": json.dumps(frame.attrs)}
                 table = table.replace_schema_metadata({**table.schema.metadata, **extra})
             self._schema = table.schema
-            self._writer = pq.ParquetWriter(self.path, self._schema, **writer_options(table))
-        else:
-            table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
-        self._writer.write_table(table, row_group_size=max(len(frame), 1))
+            self._options = writer_options(table)
+            return table
+        return pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+
+    def write_arrow(self, table: pa.Table) -> None:
+        """Append a table made by :meth:`arrow` (one row group; the file opened at the first)."""
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self._schema, **self._options)
+        self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append ``frame`` (without its index)."""
+        self.write_arrow(self.arrow(frame))
 
     def close(self) -> None:
         """Finish the file."""

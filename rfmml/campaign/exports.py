@@ -506,7 +506,8 @@ def write_predictions_chunks(
             attrs = dict(chunk.attrs)
             if parquet is not None:
                 assert background is not None
-                background.submit(parquet.write, flat)
+                # converted here (in chunk order), encoded and written in the thread
+                background.submit(parquet.write_arrow, parquet.arrow(flat))
             if csv is not None:
                 # its own frame object (the columns shared): the two threads read it apart
                 tidy = flat.copy(deep=False)
