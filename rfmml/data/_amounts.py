@@ -14,6 +14,10 @@ on the whole column:
   as ``1,234.50``, or with two groups, as ``1,234,567``): ``1,234`` alone
   reads as 1234 or as 1.234, so such a column stays refused.
 
+- a negative amount may be written in parentheses, as accounting exports do
+  (``(12.50)``, ``($4.99)``: -12.50, -4.99); a parenthesis on one side only,
+  or with a minus sign inside, is not read.
+
 Values that match none of this stay unparsed (the caller counts and quotes them).
 """
 
@@ -36,8 +40,8 @@ def _pattern(group: str, decimal: str) -> str:
     g, d = re.escape(group), re.escape(decimal)
     number = rf"(?P<int>\d{{1,3}}(?:{g}\d{{3}})+|\d+)(?:{d}(?P<frac>\d+))?"
     return (
-        rf"^\s*(?P<sign1>-)?\s*(?P<pre>{_SYMBOL})?\s*(?P<sign2>-)?\s*{number}\s*"
-        rf"(?P<post>{_SYMBOL})?\s*$"
+        rf"^\s*(?P<open>\()?\s*(?P<sign1>-)?\s*(?P<pre>{_SYMBOL})?\s*(?P<sign2>-)?\s*{number}\s*"
+        rf"(?P<post>{_SYMBOL})?\s*(?P<close>\))?\s*$"
     )
 
 
@@ -71,7 +75,9 @@ def written_amounts(text: pd.Series, column: str,
     best = None
     for group in (" ", "'", other):
         parts = values.str.extract(_pattern(group, decimal))
-        matched = parts["int"].notna()
+        # a parenthesis on both sides or none: (12.50) is an accounting negative
+        matched = parts["int"].notna() & (parts["open"].notna() == parts["close"].notna())
+        matched &= ~(parts["open"].notna() & (parts["sign1"].notna() | parts["sign2"].notna()))
         grouped = matched & parts["int"].str.contains(re.escape(group), regex=True).fillna(False)
         if group == other and grouped.any():
             proof = grouped & (
@@ -97,17 +103,21 @@ def written_amounts(text: pd.Series, column: str,
     digits = parts["int"].str.replace(re.escape(group), "", regex=True)
     number = (digits + "." + parts["frac"].fillna("0")).where(matched)
     numbers = pd.to_numeric(number, errors="coerce").astype("float64")
-    negative = (parts["sign1"].notna() | parts["sign2"].notna()) & matched
+    bracketed = parts["open"].notna() & matched
+    negative = (parts["sign1"].notna() | parts["sign2"].notna() | bracketed) & matched
     numbers = numbers.where(~negative, -numbers)
-    first = text[matched].iloc[0]
+    first = text[bracketed].iloc[0] if bracketed.any() else text[matched].iloc[0]
+    shown = numbers[bracketed].iloc[0] if bracketed.any() else numbers[matched].iloc[0]
     said = []
     if len(held):
         said.append(f"the currency symbol {held.index[0]!r}")
     if used_group:
         said.append(f"the thousands separator {group!r}")
+    if bracketed.any():
+        said.append(f"{int(bracketed.sum()):,} negative amount(s) in parentheses")
     note = (
         f"column {column!r}: amounts written with {' and '.join(said)} (e.g. {first!r} -> "
-        f"{numbers[matched].iloc[0]:g}), read without it"
+        f"{shown:g}), read as numbers"
         if said
         else ""
     )

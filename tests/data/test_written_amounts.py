@@ -3,6 +3,8 @@ totals line at the end of the file."""
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -73,3 +75,30 @@ def test_a_totals_line_at_the_end_is_removed_counted(tx, tmp_path, last):
     assert report.removed.get("missing customer_id", 0) == 0
     assert report.removed.get("missing timestamp", 0) == 0
     pd.testing.assert_frame_equal(rfm_table(got), _expected(tx))
+
+
+def test_accounting_negatives_in_parentheses_are_returns(tx, tmp_path):
+    """'(12.50)' is how accounting exports write -12.50: read, then handled as a return."""
+    signed = tx.assign(Total=tx["Total"].where(tx.index % 7 != 3, -tx["Total"]))
+    written = signed.assign(
+        Total=signed["Total"].map(lambda a: f"(${-a:,.2f})" if a < 0 else f"${a:,.2f}")
+    )
+    written.to_csv(tmp_path / "ledger.csv", index=False)
+    got, report = read_transactions(tmp_path / "ledger.csv", **MAP)
+    expected, expected_report = read_transactions(signed, **MAP)
+    pd.testing.assert_frame_equal(got, expected)
+    n_negative = int((signed["Total"] < 0).sum())
+    assert report.removed["negative amount (return or cancellation)"] == n_negative > 0
+    assert expected_report.removed == report.removed
+    (note,) = [n for n in report.notes if "parentheses" in n]
+    assert f"{n_negative:,} negative amount(s) in parentheses" in note
+
+
+@pytest.mark.parametrize("value", ["(12.50", "12.50)", "(-12.50)", "((12.50))"])
+def test_a_parenthesis_on_one_side_or_with_a_sign_is_not_an_amount(tx, value):
+    written = tx.assign(Total=tx["Total"].astype(str))
+    written.loc[5, "Total"] = value
+    with pytest.raises(
+        DataError, match=rf"1 of 1500 values are not numbers \(first: {re.escape(repr(value))}"
+    ):
+        read_transactions(written, **MAP)
