@@ -209,8 +209,11 @@ def test_bad_path_and_suffix(tmp_path):
     (tmp_path / "log.xlsx").write_text("x")
     with pytest.raises(DataError, match="a spreadsheet is not read directly; save the sheet"):
         read_transactions(tmp_path / "log.xlsx")
-    (tmp_path / "log.json").write_text("{}")
+    (tmp_path / "log.xml").write_text("<orders/>")
     with pytest.raises(DataError, match=r"expected a .csv, .tsv, .txt \(also compressed: .bz2, "):
+        read_transactions(tmp_path / "log.xml")
+    (tmp_path / "log.json").write_text("{}")
+    with pytest.raises(DataError, match="log.json' holds no JSON records"):
         read_transactions(tmp_path / "log.json")
 
 
