@@ -372,8 +372,12 @@ def _segments_by_period_duckdb(
     q = [_quote(k) for k in keys]
     on = " AND ".join(f"t.{k} = l.{k}" for k in q)
     revenue = ', sum(t."amount") AS revenue' if "amount" in columns else ""
+    if _unique_keys(labels, keys):  # the usual case: no grouping of millions of labels
+        first = f"SELECT {', '.join(q)}, _code FROM _labels"
+    else:
+        first = f"SELECT {', '.join(q)}, arg_min(_code, _row) AS _code FROM _labels GROUP BY ALL"
     sql = f"""
-        WITH l AS (SELECT {", ".join(q)}, arg_min(_code, _row) AS _code FROM _labels GROUP BY ALL)
+        WITH l AS ({first})
         SELECT strftime(month, '%Y-%m') AS period, * EXCLUDE (month) FROM (
             SELECT date_trunc('month', t."timestamp") AS month, l._code AS _code,
                    count(DISTINCT t."customer_id") AS customers{revenue}, count(*) AS orders
@@ -393,6 +397,15 @@ def _segments_by_period_duckdb(
     for column in ("customers", "orders"):
         out[column] = out[column].astype(np.int64)
     return out
+
+
+def _unique_keys(labels: pd.DataFrame, keys: list[str]) -> bool:
+    """Whether every row of ``labels`` has its own ``keys`` (sorted ids: one pass)."""
+    if len(keys) == 1 and labels[keys[0]].dtype == np.int64:
+        ids = labels[keys[0]].to_numpy()
+        if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):
+            return True
+    return not bool(labels.duplicated(subset=keys).any())
 
 
 def _quote(name: str) -> str:
