@@ -1082,8 +1082,9 @@ def _predict_spark(model_dir: str, output: str, master: str | None, reader: dict
         step("scoring inside Spark")
         paths = predict_spark(model_dir, reader["transactions"], output,
                               observation_end=reader.get("observation_end"),
-                              spark=spark_session(master), data=data,
-                              report=cleaning)  # fmt: skip
+                              spark=spark_session(master), data=data, report=cleaning,
+                              allow_end_beyond_data=bool(reader.get("allow_end_beyond_data")),
+                              )  # fmt: skip
     if "cleaning_report" in paths:
         _print_report(cleaning)
     for kind, path in paths.items():

@@ -42,8 +42,10 @@ line items, cancellations, the customer sample, the decimal mark) and
 The reader (:func:`read_spark_transactions`) cleans as the pandas reader does,
 with its reasons: ``status``/``exclude_status``, ``currency``/``currency_column``,
 missing ids, groups, timestamps and amounts, ``since``/``until``, the observation
-end, negative and zero amounts, identical rows, ``normalize_ids``. A run counts
-the rows removed per reason in one Spark aggregation and writes them as
+end (without one: rows dated in the future), negative and zero amounts,
+identical rows, ids trimmed, ``normalize_ids``, the observation end's margin
+(``allow_end_beyond_data``), isolated dates flagged. A run counts the rows
+removed per reason in one Spark aggregation and writes them as
 ``cleaning_report.json`` (logged to MLflow as the pandas run logs it). pyspark is
 imported inside the functions.
 """
@@ -69,16 +71,22 @@ from rfmml.campaign._spark import write_spark_predictions
 from rfmml.campaign.pipeline_model import scoring_frame
 from rfmml.config import BUILTIN_SOURCES, PURCHASE_MODEL_LABELS, DataConfig, ExperimentConfig
 from rfmml.data import load_cdnow, load_online_retail
-from rfmml.data._parse import _CASE_EXAMPLES, _SHOW
+from rfmml.data._parse import _CASE_EXAMPLES, _SHOW, ID_PADDING
 from rfmml.data.report import CleaningReport
 from rfmml.data.transactions import (
+    ISOLATED_REASON,
+    OBSERVATION_END_MARGIN_DAYS,
     TransactionSchema,
     _status_values,
     check_currencies,
     currency_reason,
     date_bounds,
     end_cutoff,
+    future_rows_note,
     id_case_note,
+    isolated_ends,
+    isolated_rows_note,
+    isolation_limit,
     since_reason,
     until_reason,
     with_currency_column,
@@ -294,6 +302,7 @@ def read_spark_transactions(
     *,
     report: CleaningReport | None = None,
     observation_end: Any = None,
+    allow_end_beyond_data: bool = False,
 ) -> Any:
     """Read a transaction file or folder (Parquet or CSV) into canonical Spark columns.
 
@@ -303,13 +312,17 @@ def read_spark_transactions(
     currencies without ``currency`` is refused, naming each one with its row
     count), without a customer id (null or blank), group, timestamp or amount
     (null or NaN), dated before ``since`` or after ``until``, after
-    ``observation_end``, with a negative amount, with a zero amount
-    (``drop_zero_amounts``), and identical to another (``drop_duplicates``)
-    are removed; ``normalize_ids`` lower-cases text ids. Text timestamps that
-    do not parse are left to the feature builders, which refuse them. Not done
-    here (the pandas reader does them): trimming spaces around ids, removing
-    rows dated in the future when no ``observation_end`` is given, flagging
-    isolated dates and (without ``drop_duplicates``) identical rows.
+    ``observation_end`` (without one: dated after tomorrow, in the future),
+    with a negative amount, with a zero amount (``drop_zero_amounts``), and
+    identical to another (``drop_duplicates``) are removed; the spaces around
+    text ids are trimmed, and ``normalize_ids`` lower-cases them. With a
+    report, rows dated over a year apart from the rest of the log (a mistyped
+    year), identical rows (without ``drop_duplicates``) and zero amounts are
+    flagged, and an ``observation_end`` more than
+    :data:`~rfmml.data.transactions.OBSERVATION_END_MARGIN_DAYS` days past the
+    last kept row is refused unless ``allow_end_beyond_data``. Text
+    timestamps that do not parse are left to the feature builders, which
+    refuse them.
 
     Parameters
     ----------
@@ -321,13 +334,22 @@ def read_spark_transactions(
     report : CleaningReport, optional
         Filled in place: ``rows_in``, the rows removed per reason (counted in
         one Spark aggregation, with the zero amounts flagged when kept),
-        ``rows_out`` and the notes (currency, unmatched states, ids that
-        differ only in case). Without it the same rows are removed, uncounted,
-        and the frame is returned unread, apart from the currencies (counted
-        to refuse several) and the negative amounts with
-        ``negative_amounts = "error"``.
+        ``rows_out`` and the notes (currency, unmatched states, ids trimmed,
+        ids that differ only in case, rows in the future, the observation
+        end's margin, isolated dates), with the pandas reader's wording; the
+        notes on rows in the future and isolated dates are also warned
+        (``UserWarning``). Without it the same rows are removed, uncounted and
+        unwarned, and the frame is returned unread, apart from the currencies
+        (counted to refuse several), the negative amounts with
+        ``negative_amounts = "error"`` and the observation end's margin
+        (checked unless ``allow_end_beyond_data``): those need the counts.
     observation_end : date-like, optional
         Rows after it (a date includes its day) are removed and counted.
+        Without it, rows dated after tomorrow are (as by the pandas reader).
+    allow_end_beyond_data : bool, default False
+        Accept an ``observation_end`` more than
+        :data:`~rfmml.data.transactions.OBSERVATION_END_MARGIN_DAYS` days after
+        the last transaction (noted in the report); refused otherwise.
 
     Returns
     -------
@@ -342,7 +364,8 @@ def read_spark_transactions(
     DataError
         Missing columns, bad ``since``/``until``/``status`` options, several
         currencies (or a picked one the log lacks), negative amounts with
-        ``negative_amounts = "error"``, or (with ``report``) no row left.
+        ``negative_amounts = "error"``, an ``observation_end`` far past the
+        data, or (with ``report``) no row left.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType
@@ -374,6 +397,8 @@ def read_spark_transactions(
         no_id = no_id | (_stripped(raw_id) == "")
     elif tx.schema["customer_id"].dataType.typeName() in ("float", "double"):
         no_id = no_id | F.isnan(raw_id)
+    # text ids without the spaces around them, as the pandas reader's _trimmed_ids
+    given_id = F.btrim(raw_id, F.lit(ID_PADDING)) if text_ids else raw_id
     ts = _parsed_time(tx, cfg.timestamp_format)
     ts_kind = tx.select(ts.alias("t")).schema["t"].dataType
     amount = F.col("amount").cast("double")
@@ -398,12 +423,18 @@ def read_spark_transactions(
         steps.append((since_reason(since), ts < _stamp(since, ts_kind)))
     if until is not None:
         steps.append((until_reason(until), ts >= _stamp(end_cutoff(until), ts_kind)))
+    end: pd.Timestamp | None = None
     if observation_end is not None:
         end = pd.Timestamp(observation_end)
         end = end.tz_localize(None) if end.tzinfo is not None else end
         shown_end = end.date() if end == end.normalize() else end
         steps.append((f"after the observation end {shown_end}",
                       ts >= _stamp(end_cutoff(end), ts_kind)))  # fmt: skip
+    else:  # as the pandas reader's _cut_end: rows dated after tomorrow
+        tomorrow = pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
+        steps.append((f"dated in the future (after {tomorrow.date()})",
+                      ts >= _stamp(end_cutoff(tomorrow), ts_kind)))  # fmt: skip
+    end_step = len(steps)  # rows past it are those the end's margin and isolation look at
     negative_step = None
     if has_amount:
         negative_step = len(steps) + 1
@@ -413,7 +444,7 @@ def read_spark_transactions(
     reason = F.lit(0)
     for number, (_, condition) in reversed(list(enumerate(steps, start=1))):
         reason = F.when(F.coalesce(condition, F.lit(False)), F.lit(number)).otherwise(reason)
-    customer = F.lower(raw_id) if text_ids and cfg.normalize_ids else raw_id
+    customer = F.lower(given_id) if text_ids and cfg.normalize_ids else given_id
     out_cols = [customer.alias("customer_id")]
     if cfg.timestamp_format is not None:
         out_cols.append(F.to_timestamp("timestamp", cfg.timestamp_format).alias("timestamp"))
@@ -426,14 +457,17 @@ def read_spark_transactions(
     names = ["customer_id", "timestamp", *(["amount"] if has_amount else []),
              *([cfg.group] if cfg.group is not None else [])]  # fmt: skip
     extra = [F.col("_status")] if excluded else []
-    flagged = tx.select(*out_cols, *extra, raw_id.alias("_raw_id"), reason.alias("_reason"))
+    flagged = tx.select(*out_cols, *extra, given_id.alias("_raw_id"), raw_id.alias("_given_id"),
+                        ts.alias("_ts"), reason.alias("_reason"))  # fmt: skip
     kept = flagged.filter(F.col("_reason") == 0).select(*names)
     if cfg.drop_duplicates:  # identical rows, as the pandas reader drops them (no order ids here)
         kept = kept.dropDuplicates(names)
-    if report is None and cfg.negative_amounts != "error":
+    checks_end = end is not None and not allow_end_beyond_data
+    if report is None and cfg.negative_amounts != "error" and not checks_end:
         return kept
     book = report if report is not None else CleaningReport()
-    row = _cleaning_counts(flagged, steps, names, cfg, has_amount, text_ids, id_step, excluded)
+    row = _cleaning_counts(flagged, steps, names, cfg, has_amount, text_ids, id_step, excluded,
+                           end_step, distinct=report is not None)  # fmt: skip
     n_rows = int(row["n"])
     if cfg.negative_amounts == "error" and negative_step is not None:
         n_negative = int(row[f"r{negative_step}"])
@@ -451,7 +485,19 @@ def read_spark_transactions(
     if currency_note:
         book.notes.append(currency_note)
     if text_ids:
+        if int(row["padded"]):
+            first = str(row["first_padded"])
+            book.notes.append(
+                f"customer_id: {int(row['padded']):,} ids had leading or trailing spaces, removed "
+                f"({first!r} -> {first.strip(ID_PADDING)!r}), so that they join the customer's "
+                "other rows"
+            )  # the pandas reader's _trimmed_ids note
         _note_id_case(flagged, book, row, id_step, cfg.normalize_ids)
+    if end is None:
+        _note_future_rows(book, row, end_step, tomorrow)
+    else:
+        _check_end_margin(book, row, end, allow_end_beyond_data)
+    _flag_isolated_spark(flagged, book, row, end_step, ts_kind)
     n_out = int(row["kept"])
     if has_amount and not cfg.drop_zero_amounts:
         book.flag("zero amount", int(row["zero"]))
@@ -459,6 +505,8 @@ def read_spark_transactions(
         n_repeated = n_out - int(row["distinct"])
         book.remove("identical to an earlier row", n_repeated)
         n_out -= n_repeated
+    elif report is not None:
+        book.flag("identical to an earlier row", n_out - int(row["distinct"]))
     book.rows_out = n_out
     book.check()
     if n_out == 0:
@@ -470,26 +518,141 @@ def read_spark_transactions(
 
 def _cleaning_counts(flagged: Any, steps: list[tuple[str, Any]], names: list[str],
                      cfg: DataConfig, has_amount: bool, text_ids: bool, id_step: int,
-                     excluded: list[str]) -> Any:  # fmt: skip
-    """Rows in, per reason, kept, (flagged zero, distinct kept, case, states): one aggregation."""
+                     excluded: list[str], end_step: int, distinct: bool) -> Any:  # fmt: skip
+    """Rows in, per reason, kept, (flagged zero, distinct kept, case, states): one aggregation.
+
+    Also the ids trimmed (and the first, in row order), the rows left at the
+    end step (dated in the future or after the observation end: their number
+    before it and the first it removes), the last timestamp and the span of
+    the rows left after it (the observation end's margin, isolated dates).
+    ``distinct`` counts the distinct kept rows (identical rows, flagged when
+    kept) without ``drop_duplicates`` too.
+    """
     from pyspark.sql import functions as F
 
-    reason = F.col("_reason")
+    reason, row_number, ts = F.col("_reason"), F.col("_row"), F.col("_ts")
     aggs = [F.count(F.lit(1)).alias("n"), F.count_if(reason == 0).alias("kept")]
     aggs += [F.count_if(reason == k).alias(f"r{k}") for k in range(1, len(steps) + 1)]
     if has_amount and not cfg.drop_zero_amounts:
         aggs.append(F.count_if((reason == 0) & (F.col("amount") == 0)).alias("zero"))
-    if cfg.drop_duplicates:
+    if cfg.drop_duplicates or distinct:
         rows = F.struct(*(F.col(c) for c in names))
         aggs.append(F.count_distinct(F.when(reason == 0, rows)).alias("distinct"))
     if text_ids:  # rows past the id step whose id has a capital (pandas' _id_case counts these)
         raw = F.col("_raw_id")
         looked = (reason == 0) | (reason > id_step)
         aggs.append(F.count_if(looked & (raw != F.lower(raw))).alias("cased"))
+        padded = looked & (F.col("_given_id") != raw)
+        aggs.append(F.count_if(padded).alias("padded"))
+        aggs.append(F.min_by(F.when(padded, F.col("_given_id")),
+                             F.when(padded, row_number)).alias("first_padded"))  # fmt: skip
+    before_end = (reason == 0) | (reason >= end_step)  # rows the end step looks at
+    after_end = (reason == 0) | (reason > end_step)  # and those it leaves
+    late = reason == end_step
+    aggs += [
+        F.count_if(before_end).alias("before_end"),
+        F.count_if(after_end).alias("after_end"),
+        F.min_by(F.when(late, F.col("customer_id")), F.when(late, row_number)).alias("late_id"),
+        F.min_by(F.when(late, ts), F.when(late, row_number)).cast("string").alias("late_ts"),
+        F.max(F.when(after_end, ts)).cast("string").alias("last_ts"),
+        F.min(F.when(after_end, ts)).cast("string").alias("first_ts"),
+    ]
     if excluded:
         state = F.lower(_stripped(F.col("_status")))
         aggs += [F.count_if(state == v.lower()).alias(f"s{i}") for i, v in enumerate(excluded)]
-    return flagged.agg(*aggs).first()
+    return flagged.withColumn("_row", F.monotonically_increasing_id()).agg(*aggs).first()
+
+
+def _quoted_id(value: Any) -> Any:
+    """A customer id as the pandas reader's row value quotes it (integers as NumPy's)."""
+    return np.int64(value) if isinstance(value, int) else value
+
+
+def _note_future_rows(book: CleaningReport, row: Any, end_step: int,
+                      tomorrow: pd.Timestamp) -> None:  # fmt: skip
+    """The pandas reader's note and warning on rows dated in the future (removed)."""
+    n_future = int(row[f"r{end_step}"])
+    if not n_future:
+        return
+    first_id, first_ts = _quoted_id(row["late_id"]), pd.Timestamp(row["late_ts"])
+    message = future_rows_note(n_future, int(row["before_end"]), tomorrow, first_id, first_ts)
+    book.notes.append(message)
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def _check_end_margin(book: CleaningReport, row: Any, end: pd.Timestamp, allow: bool) -> None:
+    """The pandas reader's check that ``end`` is not far past the last row left."""
+    if row["last_ts"] is None:  # no row left: refused later
+        return
+    last = pd.Timestamp(row["last_ts"])
+    gap = end - last
+    if gap <= pd.Timedelta(days=OBSERVATION_END_MARGIN_DAYS):
+        return
+    if not allow:
+        raise DataError(
+            f"observation_end {end.date()} is {gap.days:,} days after the last transaction "
+            f"({last}); every customer would look silent for those days (P(alive) near 0). "
+            f"Use an end within {OBSERVATION_END_MARGIN_DAYS} days of the data, or set "
+            "allow_end_beyond_data (config [periods] allow_end_beyond_data = true, CLI "
+            "--allow-end-beyond-data) if that is intended"
+        )
+    book.notes.append(
+        f"observation end {end.date()} is {gap.days:,} days after the last transaction "
+        f"({last}), as allowed"
+    )
+
+
+def _flag_isolated_spark(flagged: Any, book: CleaningReport, row: Any, end_step: int,
+                         ts_kind: Any) -> None:  # fmt: skip
+    """Flag (and warn about) isolated rows as the pandas reader's ``_flag_isolated``.
+
+    Only a log spanning over a year can have them: then the ``limit + 1``
+    earliest and latest timestamps of the rows left after the end step are
+    collected (one job, two top-k sorts) and, when some rows are isolated,
+    the first of them in row order (one more job).
+    """
+    from pyspark.sql import functions as F
+
+    limit = isolation_limit(int(row["n"]))
+    n_rows = int(row["after_end"])
+    if limit < 1 or n_rows <= 1 or row["first_ts"] is None:
+        return
+    span = pd.Timestamp(row["last_ts"]) - pd.Timestamp(row["first_ts"])
+    if span <= pd.Timedelta(days=365):  # no gap of over a year inside a shorter span
+        return
+    reason, ts = F.col("_reason"), F.col("_ts")
+    alive = flagged.filter(((reason == 0) | (reason > end_step)) & ts.isNotNull()).select(ts)
+    k = limit + 1
+    ends = alive.orderBy(ts.asc()).limit(k).select(F.lit(0).alias("side"), ts)
+    ends = ends.union(alive.orderBy(ts.desc()).limit(k).select(F.lit(1).alias("side"), ts))
+    got = ends.select("side", ts.cast("string").alias("t")).collect()
+    stamps = {side: sorted(pd.Timestamp(r["t"]) for r in got if r["side"] == side)
+              for side in (0, 1)}  # fmt: skip
+    lowest = np.array(stamps[0], dtype="datetime64[us]")
+    highest = np.array(stamps[1][::-1], dtype="datetime64[us]")
+    n_early, start, n_late, stop = isolated_ends(lowest, highest, limit)
+    if not (n_early or n_late):
+        return
+    book.flag(ISOLATED_REASON, n_early + n_late)
+    alive_rows = (reason == 0) | (reason > end_step)
+    hits = {
+        "early": alive_rows & (ts < _stamp(start, ts_kind)) if start is not None else F.lit(False),
+        "late": alive_rows & (ts > _stamp(stop, ts_kind)) if stop is not None else F.lit(False),
+    }
+    numbered = flagged.withColumn("_row", F.monotonically_increasing_id())
+    aggs = []
+    for name, hit in hits.items():
+        order = F.when(hit, F.col("_row"))
+        aggs += [F.min_by(F.when(hit, F.col("customer_id")), order).alias(f"{name}_id"),
+                 F.min_by(F.when(hit, ts), order).cast("string").alias(f"{name}_ts")]  # fmt: skip
+    first = numbered.agg(*aggs).first()
+    firsts = [
+        (_quoted_id(first[f"{name}_id"]), pd.Timestamp(first[f"{name}_ts"])) if n else None
+        for name, n in (("early", n_early), ("late", n_late))
+    ]
+    message = isolated_rows_note(n_early, start, firsts[0], n_late, stop, firsts[1], n_rows)
+    book.notes.append(message)
+    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def _note_unmatched_states(tx: Any, book: CleaningReport, row: Any, column: str | None,
@@ -797,7 +960,8 @@ def run_spark_experiment(
     out.mkdir(parents=True, exist_ok=True)
     report = CleaningReport()
     tx = read_spark_transactions(spark, cfg.data, report=report,
-                                 observation_end=cfg.observation_end)  # fmt: skip
+                                 observation_end=cfg.observation_end,
+                                 allow_end_beyond_data=cfg.allow_end_beyond_data)  # fmt: skip
     files = {"cleaning_report": report.save(out)}
     spend = "amount" in tx.columns
     end = cfg.observation_end
@@ -975,6 +1139,7 @@ def predict_spark(
     spark: Any = None,
     data: DataConfig | None = None,
     report: CleaningReport | None = None,
+    allow_end_beyond_data: bool = False,
 ) -> dict[str, Path]:
     """Score a transaction log with a saved pipeline inside Spark; write partitioned Parquet.
 
@@ -996,6 +1161,9 @@ def predict_spark(
         Filled in place with the cleaning of a log read from a path (see
         :func:`read_spark_transactions`; rows after the observation end are
         removed and counted too).
+    allow_end_beyond_data : bool, default False
+        Accept an observation end far past the last transaction of a log read
+        from a path (see :func:`read_spark_transactions`).
 
     Returns
     -------
@@ -1020,7 +1188,8 @@ def predict_spark(
         if pipeline.group is not None and source.group is None:  # the column it was fitted on
             source.group = pipeline.group
         report = report if report is not None else CleaningReport()
-        tx = read_spark_transactions(spark, source, report=report, observation_end=end)
+        tx = read_spark_transactions(spark, source, report=report, observation_end=end,
+                                     allow_end_beyond_data=allow_end_beyond_data)  # fmt: skip
     features = rfm_table(tx, end, group=pipeline.group).cache()
     summary = btyd_summary(tx, end, pipeline.freq, group=pipeline.group).cache()
     table = score_customers(

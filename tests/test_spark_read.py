@@ -1,10 +1,12 @@
 """The Spark reader's cleaning options and report, against the pandas reader on the same file.
 
 Every test reads one small real log (CDNOW's first customers, with a status, a
-currency, dates outside ``since``/``until``, mixed-case ids and bad rows
-added) with :func:`rfmml.spark_run.read_spark_transactions` and with
+currency, dates outside ``since``/``until``, in the future or isolated (a
+mistyped year), mixed-case or padded ids, identical and bad rows added) with
+:func:`rfmml.spark_run.read_spark_transactions` and with
 :func:`rfmml.data.read_transactions` (``engine="pandas"``, the reference), and
-asserts the same kept rows and the same counts per reason.
+asserts the same kept rows, the same counts per reason, the same flags and the
+same notes.
 """
 
 from __future__ import annotations
@@ -46,17 +48,35 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(keys, ignore_index=True)
 
 
-def _read_both(spark, path, **options):
+def _read_both(spark, path, *, observation_end=None, allow_end_beyond_data=False, **options):
     """Both readers on ``path`` with the [data] ``options``: (spark rows, report, pandas ...)."""
     cfg = DataConfig(source=str(path), **options)
     report = CleaningReport()
-    rows = read_spark_transactions(spark, cfg, report=report)
-    want, expected = read_transactions(path, engine="pandas", **cfg.reader_options())
+    ends = {"observation_end": observation_end, "allow_end_beyond_data": allow_end_beyond_data}
+    rows = read_spark_transactions(spark, cfg, report=report, **ends)
+    want, expected = read_transactions(path, engine="pandas", **cfg.reader_options(), **ends)
+    return rows, report, want, expected
+
+
+def _read_both_warned(spark, path, warned: str, **options):
+    """:func:`_read_both` where both readers warn ``warned`` (a regular expression)."""
+    with pytest.warns(UserWarning, match=warned) as caught:
+        cfg = DataConfig(source=str(path), **options)
+        report = CleaningReport()
+        rows = read_spark_transactions(spark, cfg, report=report)
+    spark_warnings = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    with pytest.warns(UserWarning, match=warned) as caught:
+        want, expected = read_transactions(path, engine="pandas", **cfg.reader_options())
+    pandas_warnings = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert [m for m in spark_warnings if m in report.notes] == [
+        m for m in pandas_warnings if m in expected.notes
+    ]
     return rows, report, want, expected
 
 
 def _assert_same(rows, report: CleaningReport, want: pd.DataFrame, expected: CleaningReport):
-    """The same rows kept, the same counts per reason (and zero amounts flagged), same notes."""
+    """The same rows kept, the same counts per reason, the same flags (zero amounts, identical
+    and isolated rows) and the very same notes, in the same order."""
     got = rows.toPandas()
     assert list(got.columns) == list(want.columns)
     pd.testing.assert_frame_equal(_sorted(got), _sorted(want), check_dtype=False)
@@ -66,8 +86,8 @@ def _assert_same(rows, report: CleaningReport, want: pd.DataFrame, expected: Cle
         assert expected.removed.get(reason) == n, (reason, report.removed, expected.removed)
     removed = {k: v for k, v in expected.removed.items() if v}
     assert {k: v for k, v in report.removed.items() if v} == removed
-    assert report.flagged.get("zero amount") == expected.flagged.get("zero amount")
-    assert set(report.notes) <= set(expected.notes), (report.notes, expected.notes)
+    assert report.flagged == expected.flagged
+    assert report.notes == expected.notes
     report.check()
 
 
@@ -275,3 +295,116 @@ def test_options_it_does_not_offer_are_still_refused(options, named):
     with pytest.raises(ConfigError, match="not offered by engine = 'spark'") as error:
         read_spark_transactions(None, DataConfig(source="x.parquet", **options))
     assert named in str(error.value)
+
+
+def _future(days: int, hour: int = 0) -> pd.Timestamp:
+    return pd.Timestamp.now().normalize() + pd.Timedelta(days=days, hours=hour)
+
+
+def test_future_rows_are_removed_and_noted_as_by_pandas(spark, base, tmp_path):
+    frame = base[["customer_id", "timestamp", "amount"]].copy()
+    frame.loc[4::50, "timestamp"] = _future(3)  # after tomorrow: removed
+    frame.loc[9::150, "timestamp"] = _future(400, 5)
+    frame.loc[7::120, "timestamp"] = _future(1, 12)  # tomorrow: kept
+    frame.loc[[4, 54], "amount"] = -1.0  # negative and after tomorrow: counted in the future
+    path = _write(frame, tmp_path)
+    rows, report, want, expected = _read_both_warned(spark, path, "dated in the future")
+    _assert_same(rows, report, want, expected)
+    reason = f"dated in the future (after {_future(1).date()})"
+    assert report.removed[reason] == expected.removed[reason] == 12 + 4
+    assert any(n.startswith("removed 16 of 600 rows dated in the future") for n in report.notes)
+
+
+def test_future_rows_after_since_and_until_are_noted_as_by_pandas(spark, base, tmp_path):
+    frame = base[["customer_id", "timestamp", "amount"]].copy()
+    frame.loc[::40, "timestamp"] = _future(30)
+    frame.loc[1::40, "timestamp"] = pd.Timestamp("1990-01-01")
+    path = _write(frame, tmp_path)
+    rows, report, want, expected = _read_both_warned(spark, path, "dated in the future",
+                                                     since="1997-01-01")  # fmt: skip
+    _assert_same(rows, report, want, expected)
+    assert "rows dated in the future" in report.notes[0] and len(report.notes) == 1
+
+
+def _padded(base: pd.DataFrame) -> pd.DataFrame:
+    n = np.arange(len(base))
+    ids = base["customer_id"].where(n % 5 != 2, "  " + base["customer_id"] + " ")
+    ids = ids.where(n % 7 != 3, base["customer_id"].str.upper() + "\t")
+    return base.assign(customer_id=ids.where(n % 11 != 6, " \r\n"))  # blank: missing
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_ids_with_spaces_around_them_are_trimmed_as_by_pandas(spark, base, tmp_path, normalize):
+    path = _write(_padded(base), tmp_path)
+    rows, report, want, expected = _read_both(spark, path, status="state",
+                                               exclude_status="voided",
+                                               normalize_ids=normalize)  # fmt: skip
+    _assert_same(rows, report, want, expected)
+    trimmed = [n for n in report.notes if "ids had leading or trailing spaces" in n]
+    assert len(trimmed) == 1 and trimmed[0].startswith("customer_id: 156 ids had leading")
+    assert "('  c2 ' -> 'c2')" in trimmed[0]
+    assert any("upper/lower case" in n or "lower-cased" in n for n in report.notes)
+    assert rows.filter("customer_id <> trim(customer_id)").count() == 0
+
+
+def _isolated(base: pd.DataFrame) -> pd.DataFrame:
+    frame = base[["customer_id", "timestamp", "amount"]].copy()
+    old = ["1907-03-02", "1907-01-05 08:00", "1907-04-01"]
+    frame.loc[[20, 300, 410], "timestamp"] = [pd.Timestamp(t) for t in old]
+    frame.loc[20, "amount"] = -3.0  # negative: removed later, still part of the log then
+    late = ["2008-02-03", "2008-01-09 17:30"]
+    frame.loc[[55, 500], "timestamp"] = [pd.Timestamp(t) for t in late]
+    return frame
+
+
+def test_isolated_dates_are_flagged_as_by_pandas(spark, base, tmp_path):
+    path = _write(_isolated(base), tmp_path)
+    rows, report, want, expected = _read_both_warned(spark, path, "isolated timestamps")
+    _assert_same(rows, report, want, expected)
+    assert report.flagged["dated over a year apart from the rest of the log"] == 5
+    note = report.notes[-1]
+    assert "3 of 600 rows are dated over a year before the rest of the log" in note
+    assert "customer_id='c5' at 1907-03-02 00:00:00" in note  # a negative row
+    assert "2 of 600 rows are dated over a year after the rest of the log" in note
+    assert "customer_id='c19' at 2008-02-03 00:00:00" in note
+
+
+def test_more_old_rows_than_a_typo_are_not_flagged_as_by_pandas(spark, base, tmp_path):
+    frame = base[["customer_id", "timestamp", "amount"]].copy()
+    frame.loc[::90, "timestamp"] = pd.Timestamp("1990-06-01")  # 7 rows: more than the limit
+    path = _write(frame, tmp_path)
+    rows, report, want, expected = _read_both(spark, path)
+    _assert_same(rows, report, want, expected)
+    assert "dated over a year apart from the rest of the log" not in report.flagged
+
+
+def test_an_observation_end_far_past_the_data_is_refused_as_by_pandas(spark, base, tmp_path):
+    path = _write(base[["customer_id", "timestamp", "amount"]], tmp_path)
+    cfg = DataConfig(source=str(path))
+    with pytest.raises(DataError) as pandas_error:
+        read_transactions(path, engine="pandas", observation_end="1999-03-31")
+    for report in (CleaningReport(), None):  # refused without a report too
+        with pytest.raises(DataError) as spark_error:
+            read_spark_transactions(spark, cfg, report=report, observation_end="1999-03-31")
+        assert str(spark_error.value) == str(pandas_error.value)
+    assert "is 277 days after the last transaction" in str(spark_error.value)
+    rows, report, want, expected = _read_both(spark, path, observation_end="1999-03-31",
+                                               allow_end_beyond_data=True)  # fmt: skip
+    _assert_same(rows, report, want, expected)
+    assert report.notes[-1].startswith("observation end 1999-03-31 is 277 days after the last")
+    rows, report, want, expected = _read_both(spark, path, observation_end="1998-09-01")
+    _assert_same(rows, report, want, expected)  # within the margin: no note
+    assert not report.notes
+
+
+def test_identical_rows_are_flagged_when_kept_as_by_pandas(spark, base, tmp_path):
+    frame = base[["customer_id", "timestamp", "amount", "channel"]]
+    frame = pd.concat([frame, frame.iloc[200:260], frame.iloc[200:210]], ignore_index=True)
+    frame.loc[len(frame) - 1, "channel"] = "phone"  # identical but for the group
+    path = _write(frame, tmp_path)
+    for group in (None, "channel"):
+        rows, report, want, expected = _read_both(spark, path, group=group)
+        _assert_same(rows, report, want, expected)
+        n = 70 if group is None else 69
+        assert report.flagged["identical to an earlier row"] == n
+        assert rows.count() == len(want) == 670
