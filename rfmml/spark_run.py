@@ -71,11 +71,11 @@ from rfmml.campaign._spark import write_spark_predictions
 from rfmml.campaign.pipeline_model import scoring_frame
 from rfmml.config import BUILTIN_SOURCES, PURCHASE_MODEL_LABELS, DataConfig, ExperimentConfig
 from rfmml.data import load_cdnow, load_online_retail
+from rfmml.data._cleaning import check_end_margin
 from rfmml.data._parse import _CASE_EXAMPLES, _SHOW, ID_PADDING
 from rfmml.data.report import CleaningReport
 from rfmml.data.transactions import (
     ISOLATED_REASON,
-    OBSERVATION_END_MARGIN_DAYS,
     TransactionSchema,
     _status_values,
     check_currencies,
@@ -584,22 +584,7 @@ def _check_end_margin(book: CleaningReport, row: Any, end: pd.Timestamp, allow: 
     """The pandas reader's check that ``end`` is not far past the last row left."""
     if row["last_ts"] is None:  # no row left: refused later
         return
-    last = pd.Timestamp(row["last_ts"])
-    gap = end - last
-    if gap <= pd.Timedelta(days=OBSERVATION_END_MARGIN_DAYS):
-        return
-    if not allow:
-        raise DataError(
-            f"observation_end {end.date()} is {gap.days:,} days after the last transaction "
-            f"({last}); every customer would look silent for those days (P(alive) near 0). "
-            f"Use an end within {OBSERVATION_END_MARGIN_DAYS} days of the data, or set "
-            "allow_end_beyond_data (config [periods] allow_end_beyond_data = true, CLI "
-            "--allow-end-beyond-data) if that is intended"
-        )
-    book.notes.append(
-        f"observation end {end.date()} is {gap.days:,} days after the last transaction "
-        f"({last}), as allowed"
-    )
+    check_end_margin(end, pd.Timestamp(row["last_ts"]), allow, book)
 
 
 def _flag_isolated_spark(flagged: Any, book: CleaningReport, row: Any, end_step: int,

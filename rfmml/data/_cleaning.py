@@ -536,19 +536,33 @@ def _cut_end(frame: pd.DataFrame, observation_end: Any, allow_beyond: bool,
     frame = frame.loc[~late]
     if frame.empty:
         return frame
-    last = frame["timestamp"].max()
-    gap = end - last
-    if gap > pd.Timedelta(days=OBSERVATION_END_MARGIN_DAYS):
-        if not allow_beyond:
-            raise DataError(
-                f"observation_end {end.date()} is {gap.days:,} days after the last transaction "
-                f"({last}); every customer would look silent for those days (P(alive) near 0). "
-                f"Use an end within {OBSERVATION_END_MARGIN_DAYS} days of the data, or set "
-                "allow_end_beyond_data (config [periods] allow_end_beyond_data = true, CLI "
-                "--allow-end-beyond-data) if that is intended"
-            )
-        report.notes.append(
-            f"observation end {end.date()} is {gap.days:,} days after the last transaction "
-            f"({last}), as allowed"
-        )
+    check_end_margin(end, frame["timestamp"].max(), allow_beyond, report)
     return frame
+
+
+def check_end_margin(end: pd.Timestamp, last: pd.Timestamp, allow_beyond: bool,
+                     report: CleaningReport) -> None:  # fmt: skip
+    """Refuse an observation end over :data:`OBSERVATION_END_MARGIN_DAYS` after the last row.
+
+    With ``allow_beyond`` the end is kept and a note says by how much it passes the data.
+
+    Raises
+    ------
+    DataError
+        The end is too far past ``last`` and ``allow_beyond`` is false.
+    """
+    gap = end - last
+    if gap <= pd.Timedelta(days=OBSERVATION_END_MARGIN_DAYS):
+        return
+    if not allow_beyond:
+        raise DataError(
+            f"observation_end {end.date()} is {gap.days:,} days after the last transaction "
+            f"({last}); every customer would look silent for those days (P(alive) near 0). "
+            f"Use an end within {OBSERVATION_END_MARGIN_DAYS} days of the data, or set "
+            "allow_end_beyond_data (config [periods] allow_end_beyond_data = true, CLI "
+            "--allow-end-beyond-data) if that is intended"
+        )
+    report.notes.append(
+        f"observation end {end.date()} is {gap.days:,} days after the last transaction "
+        f"({last}), as allowed"
+    )
