@@ -187,6 +187,17 @@ def _process_settings() -> None:
             disable_transparent_huge_pages()
 
 
+def _loaded() -> None:
+    """What the ``rfmml`` batch commands do after their imports (where the checkout does it)."""
+    import importlib.util
+
+    if importlib.util.find_spec("rfmml._process") is not None:
+        from rfmml import _process
+
+        if hasattr(_process, "freeze_loaded_objects"):
+            _process.freeze_loaded_objects()
+
+
 def _child(mode: str, path: Path, out: Path) -> None:
     import shutil
 
@@ -266,6 +277,7 @@ def _streamed(path: Path, out: Path, formats: tuple[str, ...]) -> None:
     from rfmml.segments import RuleSegmenter
 
     warnings.simplefilter("ignore")
+    _loaded()
     with Stages() as st:
         tx, _ = st.run("scan_transactions", lambda: scan_transactions(path))
         table = st.run(

@@ -18,6 +18,15 @@ The ``rfmml`` command turns THP off for its own process at start
 in their own process can call it themselves
 (``rfmml.disable_transparent_huge_pages()``); nothing in :mod:`rfmml` changes
 process settings on import.
+
+Python's cyclic garbage collector walks every object it tracks at each full
+collection. After the imports of a batch command (pandas, scikit-learn,
+DuckDB, numba, MLflow) that is about 220,000 objects that are never garbage:
+one full collection during the 10M-row job took 0.11 s of the main thread,
+holding Python's lock. The batch commands (``fit``, ``predict``, ``run``)
+move what their imports loaded out of the collector's way once they are done
+(:func:`freeze_loaded_objects`, :func:`gc.freeze`): the same collection then
+took 0.02 to 0.03 s. Objects made later are collected as usual.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import ctypes.util
 import os
 import sys
 
-__all__ = ["disable_transparent_huge_pages"]
+__all__ = ["disable_transparent_huge_pages", "freeze_loaded_objects"]
 
 # <linux/prctl.h>
 _PR_SET_THP_DISABLE = 41
@@ -61,3 +70,32 @@ def disable_transparent_huge_pages() -> bool:
 def huge_pages_wanted() -> bool:
     """Whether ``RFMML_HUGE_PAGES=keep`` asks the command to leave THP as the system sets it."""
     return os.environ.get("RFMML_HUGE_PAGES", "").strip().lower() == "keep"
+
+
+def freeze_loaded_objects() -> int:
+    """Leave every object the collector tracks now out of its later collections.
+
+    For a batch command after its imports (see the module's notes): modules,
+    classes and functions stay alive for the process's life, so walking them
+    again at each full collection only costs time. The few import-time cycles
+    that were garbage stay in memory.
+
+    Once per process: a later call (a second command run in the same process,
+    as tests do) changes nothing, so garbage made between commands is still
+    collected.
+
+    Returns
+    -------
+    int
+        The number of objects frozen (:func:`gc.get_freeze_count`).
+    """
+    import gc
+
+    global _FROZEN
+    if not _FROZEN:
+        gc.freeze()
+        _FROZEN = True
+    return gc.get_freeze_count()
+
+
+_FROZEN = False

@@ -420,6 +420,16 @@ def main(verbose: bool) -> None:
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
+def _loaded() -> None:
+    """A batch command's imports are done: their objects leave the garbage collector's walks.
+
+    See :mod:`rfmml._process` (one full collection of the 10M-row job: 0.11 s -> 0.02 s).
+    """
+    from rfmml._process import freeze_loaded_objects
+
+    freeze_loaded_objects()
+
+
 def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
     from rfmml.config import ExperimentConfig, load_config
     from rfmml.pipeline import run_experiment
@@ -427,6 +437,7 @@ def _run(config: Any, output: str | None, tracking_uri: str | None) -> Any:
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
     if cfg.engine == "spark":
         return _run_spark(cfg, output, tracking_uri)
+    _loaded()
     total = 6 + len(cfg.segmentations)
     with _progress() as progress:
         task = progress.add_task(f"experiment {cfg.name}", total=total)
@@ -852,6 +863,7 @@ def fit(freq: str, purchase_model: str, penalizer: float, scheme: str, scorer_fi
     from rfmml.features.combined import customer_features_table
     from rfmml.models import GammaGamma
 
+    _loaded()
     log, _ = _scan(reader)
     try:
         spend = "amount" in log.columns
@@ -958,6 +970,7 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     from rfmml.features.combined import customer_features_table
     from rfmml.pipeline import fingerprint
 
+    _loaded()
     # every option is checked before anything is read or written
     if hash_ids and not salt:
         raise ValueError("--hash-ids needs --salt (a secret string shared with the people who "

@@ -74,3 +74,35 @@ def test_importing_rfmml_changes_no_process_setting() -> None:
     )
     # a child inherits the flag: compare with this process's own value
     assert done.stdout.strip() == _mine()
+
+
+def _child(script: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300
+    )
+    return done.stdout.split()
+
+
+def test_a_batch_command_freezes_what_its_imports_loaded_once() -> None:
+    """`rfmml fit` leaves its imports' objects out of later collections; importing does not."""
+    script = (
+        "import gc\n"
+        "import rfmml.cli\n"
+        "print(gc.get_freeze_count())\n"
+        "from click.testing import CliRunner\n"
+        "from rfmml.cli import main\n"
+        "from rfmml.data import load_cdnow\n"
+        "import tempfile, os\n"
+        "folder = tempfile.mkdtemp()\n"
+        "path = os.path.join(folder, 'log.csv')\n"
+        "load_cdnow().head(3000).to_csv(path, index=False)\n"
+        "result = CliRunner().invoke(main, ['fit', path, '--models-dir', folder + '/m'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "first = gc.get_freeze_count()\n"
+        "print(first)\n"
+        "junk = [[i] for i in range(50_000)]\n"
+        "from rfmml._process import freeze_loaded_objects\n"
+        "print(freeze_loaded_objects() == first)\n"
+    )
+    before, after, once = _child(script)
+    assert int(before) == 0 and int(after) > 50_000 and once == "True"
