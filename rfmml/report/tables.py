@@ -371,7 +371,13 @@ def _segments_by_period_duckdb(
     labels = labels[keys].assign(_code=codes, _row=np.arange(len(labels)))
     q = [_quote(k) for k in keys]
     on = " AND ".join(f"t.{k} = l.{k}" for k in q)
-    revenue = ', sum(t."amount") AS revenue' if "amount" in columns else ""
+    # in whole units of 1e-9 (exact integer sums): the same digits whatever order DuckDB's
+    # threads add the rows in (a sum of doubles changed its last digits from run to run)
+    revenue = (
+        ', (sum(round(t."amount" * 1e9)::HUGEINT)::DOUBLE / 1e9) AS revenue'
+        if "amount" in columns
+        else ""
+    )
     if _unique_keys(labels, keys):  # the usual case: no grouping of millions of labels
         first = f"SELECT {', '.join(q)}, _code FROM _labels"
     else:

@@ -262,3 +262,27 @@ def test_segments_by_period_of_a_scanned_log_in_quarters(tiny_tx):
     finally:
         log.close()
     assert table["period"].tolist() == ["2024Q1", "2024Q1"]
+
+
+def test_segments_by_period_revenue_has_the_same_digits_in_any_row_order() -> None:
+    """The monthly revenue of a scanned log does not depend on the order rows are added in."""
+    from rfmml.data import ScannedLog, load_cdnow
+    from rfmml.features import rfm_table
+    from rfmml.segments import RuleSegmenter
+
+    tx = load_cdnow()
+    features = rfm_table(tx)
+    predictions = RuleSegmenter("rfm11").fit(features).transform(features)[["segment"]]
+    predictions.insert(0, "customer_id", predictions.index)
+    tables = []
+    for seed in (None, 1, 2):
+        rows = tx if seed is None else tx.sample(frac=1.0, random_state=seed)
+        log = ScannedLog.from_pandas(rows.reset_index(drop=True))
+        try:
+            tables.append(segments_by_period(log, predictions))
+        finally:
+            log.close()
+    for other in tables[1:]:
+        pd.testing.assert_frame_equal(other, tables[0], check_exact=True)
+    slow = segments_by_period(tx, predictions.assign(segment=predictions["segment"].astype(str)))
+    pd.testing.assert_frame_equal(tables[0], slow, check_exact=False, rtol=1e-12)
