@@ -101,12 +101,19 @@ def read_json_frame(path: Path) -> pd.DataFrame:
         try:
             frame = pd.read_json(text, lines=first == "{", orient="records", dtype=False)
         except (ValueError, TypeError) as exc:  # TypeError: a line that is not an object
-            raise DataError(
-                f"{str(path)!r} is not readable JSON records ({_where(path, first)}: "
-                f"{str(exc).splitlines()[0]})"
-            ) from None
+            whole = _one_object(path) if first == "{" else None  # an indented table?
+            if whole is None:
+                raise DataError(
+                    f"{str(path)!r} is not readable JSON records ({_where(path, first)}: "
+                    f"{str(exc).splitlines()[0]})"
+                ) from None
+            frame = pd.DataFrame([whole])
     if not isinstance(frame, pd.DataFrame) or frame.empty and not len(frame.columns):
         raise DataError(f"{str(path)!r} holds no JSON records")
+    if first == "{" and len(frame) == 1:  # one object: a whole table in one of pandas' layouts
+        table = _table_of({str(k): v for k, v in frame.iloc[0].items()})
+        if table is not None:
+            frame = table
     frame.columns = [str(c) for c in frame.columns]
     nested = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, dict)).any()]
     for column in nested:  # each object column in place of its fields (missing: empty)
@@ -117,6 +124,49 @@ def read_json_frame(path: Path) -> pd.DataFrame:
         at = frame.columns.get_loc(column)
         frame = pd.concat([frame.iloc[:, :at], fields, frame.iloc[:, at + 1 :]], axis=1)
     return frame
+
+
+def _one_object(path: Path) -> dict | None:
+    """The file as one JSON object (an indented document), or None."""
+    import json
+
+    with _open(path) as stream:
+        try:
+            value = json.load(io.TextIOWrapper(stream, encoding="utf-8-sig"))
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def _digits(keys: list[str]) -> bool:
+    return all(k.lstrip("-").isdigit() for k in keys)
+
+
+def _table_of(whole: dict) -> pd.DataFrame | None:
+    """A table written as one object (``DataFrame.to_json``'s layouts), or None (a record).
+
+    ``{"columns": [...], "data": [[...]]}`` (split), ``{"schema": ..., "data":
+    [{...}]}`` (table), ``{column: {row: value}}`` (columns, pandas' default)
+    and ``{row: {column: value}}`` (index); the last two are told apart by
+    which keys are row numbers (neither or both: one record of nested objects).
+    """
+    data = whole.get("data")
+    if isinstance(data, list) and isinstance(whole.get("columns"), list):
+        return pd.DataFrame(data, columns=[str(c) for c in whole["columns"]])
+    if isinstance(data, list) and isinstance(whole.get("schema"), dict):
+        frame = pd.DataFrame.from_records(data)
+        if whole["schema"].get("primaryKey") == ["index"] and "index" in frame.columns:
+            frame = frame.drop(columns="index")
+        return frame
+    if not whole or not all(isinstance(v, dict) and v for v in whole.values()):
+        return None  # a record (some fields nested, some not)
+    outer = list(whole)
+    inner = list(dict.fromkeys(k for v in whole.values() for k in v))
+    if _digits(inner) and not _digits(outer):  # {column: {row: value}}
+        return pd.DataFrame({c: pd.Series(whole[c]) for c in outer}).reindex(inner)
+    if _digits(outer) and not _digits(inner):  # {row: {column: value}}
+        return pd.DataFrame.from_records([whole[r] for r in outer])
+    return None  # one record whose fields are all objects
 
 
 def _where(path: Path, first: str) -> str:

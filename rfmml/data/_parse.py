@@ -204,14 +204,26 @@ def parse_timestamps(
     elif pd.api.types.is_datetime64_dtype(values.dtype):
         parsed = values
     elif timestamp_format == EPOCH_SECONDS:
-        parsed, tz = _epoch_seconds(values, column), EPOCH_ZONE
+        parsed, unit = _epoch_seconds(values, column)
+        tz = EPOCH_ZONE if unit == "seconds" else f"UTC ({unit} since 1970-01-01)"
     else:
         missing = values.isna() | (values.astype("string").str.strip() == "")
         raw = values.where(~missing)
         if pd.api.types.is_numeric_dtype(values.dtype) and timestamp_format is None:
             numbers = pd.to_numeric(raw, errors="coerce").dropna()
             serial = ""
-            if len(numbers) and numbers.between(*_SERIAL_DAYS).all():
+            guess = epoch_unit(numbers.to_numpy(dtype=float)) if len(numbers) else None
+            if guess is None and len(numbers) and numbers.between(1e8, _EPOCH_LIMIT).all():
+                guess = "seconds"  # 1973 to 5138
+            if guess is not None:
+                first = float(numbers.iloc[0])
+                factor = _EPOCH_UNITS.get(guess, 1.0)
+                day = (pd.Timestamp(0) + pd.Timedelta(seconds=first / factor)).date()
+                serial = (
+                    f"; they look like Unix time in {guess} ({first:.0f} is {day}): pass "
+                    f"timestamp_format={EPOCH_SECONDS!r} (CLI --timestamp-format {EPOCH_SECONDS})"
+                )
+            elif len(numbers) and numbers.between(*_SERIAL_DAYS).all():
                 first = float(numbers.iloc[0])
                 day = (_SERIAL_ORIGIN + pd.Timedelta(days=int(first))).date()
                 serial = (
@@ -268,8 +280,34 @@ def _text_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return pd.to_numeric(values.where(~missing), errors="coerce").astype("float64"), missing
 
 
-def _epoch_seconds(values: pd.Series, column: str) -> pd.Series:
-    """Seconds since 1970-01-01 UTC (numbers or their text) as naive UTC datetimes."""
+#: Finer units of Unix time, by the factor from seconds (a column is read in one of them
+#: when every value is past the year 5000 as seconds and before it in that unit).
+_EPOCH_UNITS = {"milliseconds": 1e3, "microseconds": 1e6, "nanoseconds": 1e9}
+
+
+def epoch_unit(numbers: np.ndarray) -> str | None:
+    """The finer unit of Unix time every value is in, or None (seconds, or mixed units).
+
+    Values of seconds past :data:`_EPOCH_LIMIT` (the year 5138) are not
+    seconds; when every value is, and every value divided by one factor of
+    :data:`_EPOCH_UNITS` is below the limit, that is the unit (the smallest
+    such factor: 8.5e11 is milliseconds, 1997-01-01).
+    """
+    finite = np.abs(numbers[np.isfinite(numbers)])
+    if not len(finite) or finite.min() < _EPOCH_LIMIT:
+        return None
+    for unit, factor in _EPOCH_UNITS.items():
+        if finite.max() / factor < _EPOCH_LIMIT:
+            return unit
+    return None
+
+
+def _epoch_seconds(values: pd.Series, column: str) -> tuple[pd.Series, str]:
+    """Unix time (numbers or their text) as naive UTC datetimes, and its unit.
+
+    Seconds since 1970-01-01 UTC, or a finer unit (:func:`epoch_unit`) when
+    every value is in it.
+    """
     numbers, missing = _text_numbers(values)
     bad = numbers.isna() & ~missing
     if bad.any():
@@ -281,15 +319,18 @@ def _epoch_seconds(values: pd.Series, column: str) -> pd.Series:
     seconds = numbers.to_numpy()
     with np.errstate(invalid="ignore"):
         large = np.abs(seconds) >= _EPOCH_LIMIT
-    if large.any():
+    unit = epoch_unit(seconds[~missing.to_numpy()])
+    if unit is not None:  # every value a finer unit (JSON and JavaScript write milliseconds)
+        seconds = seconds / _EPOCH_UNITS[unit]
+    elif large.any():
         raise DataError(
             f"column {column!r}: {int(large.sum())} of {len(values)} values are past the year "
-            f"5000 as seconds since 1970-01-01 (first: {_quote(values[large])}); they look like "
-            "milliseconds or microseconds: divide them to seconds first"
+            f"5000 as seconds since 1970-01-01 (first: {_quote(values[large])}), the others "
+            "not: seconds and a finer unit mixed? Convert them to one unit first"
         )
     micros = np.round(seconds * 1e6)
     stamps = pd.Series(micros, index=values.index).astype("Int64").astype("datetime64[us]")
-    return stamps
+    return stamps, unit or "seconds"
 
 
 def _parse_amounts(values: pd.Series, column: str, decimal: str | None = None,

@@ -66,8 +66,8 @@ from rfmml.data._files import _check_columns, _load, with_currency_column
 from rfmml.data._json import is_json_path
 from rfmml.data._parse import AMOUNT_LIMIT as AMOUNT_LIMIT
 from rfmml.data._parse import EPOCH_SECONDS as EPOCH_SECONDS
+from rfmml.data._parse import ID_PADDING as ID_PADDING
 from rfmml.data._parse import (
-    EPOCH_ZONE,
     _id_case,
     _parse_amounts,
     _plain_ids,
@@ -75,7 +75,6 @@ from rfmml.data._parse import (
     _whole_number_text_ids,
     parse_timestamps,
 )
-from rfmml.data._parse import ID_PADDING as ID_PADDING
 from rfmml.data._parse import amount_limit_error as amount_limit_error
 from rfmml.data._parse import check_amount_limit as check_amount_limit
 from rfmml.data._parse import id_case_note as id_case_note
@@ -549,9 +548,10 @@ def _read_transactions(
     parsed, tz = parse_timestamps(frame["timestamp"], schema.timestamp, timestamp_format, dayfirst)
     if tz == "several UTC offsets":
         report.notes.append("timestamps with several UTC offsets kept at their own wall-clock time")
-    elif tz == EPOCH_ZONE:
+    elif tz is not None and tz.startswith("UTC (") and tz.endswith(" since 1970-01-01)"):
+        unit = tz[len("UTC (") : -len(" since 1970-01-01)")]  # EPOCH_ZONE, or a finer unit
         report.notes.append(
-            "timestamps read as seconds since 1970-01-01 UTC, in UTC wall-clock time"
+            f"timestamps read as {unit} since 1970-01-01 UTC, in UTC wall-clock time"
         )
         report.time_zone = "UTC"
     elif tz is not None:

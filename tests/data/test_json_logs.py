@@ -116,3 +116,29 @@ def test_a_total_is_preferred_to_lines_and_a_price_alone_is_the_last_resort(tmp_
         hints.append(str(caught.value))
     assert "--amount 'Order Total'." in hints[0] and "--quantity" not in hints[0]
     assert "Likely: --customer Email --timestamp 'Order Date' --amount Price." in hints[1]
+
+
+@pytest.mark.parametrize(
+    ("orient", "indent"),
+    [("columns", None), ("columns", 2), ("index", None), ("split", None), ("table", None)],
+)
+def test_a_table_written_by_pandas_to_json_reads_as_its_records(tmp_path, cdnow_tx, orient,
+                                                                indent):  # fmt: skip
+    """`DataFrame.to_json('log.json')` writes one object ({column: {row: value}} by default)."""
+    log = cdnow_tx.head(1500)[["customer_id", "timestamp", "amount"]]
+    records, whole = tmp_path / "records.jsonl", tmp_path / "log.json"
+    log.to_json(records, orient="records", lines=True, date_format="iso")
+    log.to_json(whole, orient=orient, date_format="iso", indent=indent)
+    expected, expected_report = read_transactions(records)
+    got, report = read_transactions(whole)
+    pd.testing.assert_frame_equal(got, expected)
+    assert report.rows_in == expected_report.rows_in == len(log)
+
+
+def test_one_record_of_nested_objects_stays_one_record(tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps({"who": {"email": "a@x.com"},
+                                "order": {"at": "2024-01-02", "total": 5.0}}) + "\n")  # fmt: skip
+    tx, _ = read_transactions(path, customer="who.email", timestamp="order.at",
+                              amount="order.total")  # fmt: skip
+    assert tx["customer_id"].tolist() == ["a@x.com"] and tx["amount"].tolist() == [5.0]

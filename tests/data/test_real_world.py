@@ -330,11 +330,25 @@ def test_epoch_seconds_read_with_timestamp_format_percent_s(tmp_path, cdnow_tx):
         pd.testing.assert_series_equal(tx["timestamp"], expected["timestamp"].astype(
             "datetime64[us]").reset_index(drop=True), check_names=False)  # fmt: skip
         assert any("seconds since 1970-01-01 UTC" in note for note in report.notes)
-    with pytest.raises(DataError, match=r"holds numbers \(int64\).*'%s' for seconds since"):
+    with pytest.raises(DataError, match=r"holds numbers \(int64\).*'%s' for seconds since"
+                       r".*they look like Unix time in seconds \(\d+ is 1997-01-01\)"):  # fmt: skip
         read_transactions(tmp_path / "epoch.parquet")
-    millis = epoch.assign(timestamp=epoch["timestamp"] * 1000)
-    with pytest.raises(DataError, match=r"column 'timestamp': 2000 of 2000 .* milliseconds"):
-        read_transactions(millis, timestamp_format="%s")
+    # JSON and JavaScript write milliseconds: every value past the year 5000 as seconds
+    for unit, factor in (("milliseconds", 1000), ("microseconds", 10**6), ("nanoseconds", 10**9)):
+        finer = epoch.assign(timestamp=epoch["timestamp"] * factor)
+        with pytest.raises(DataError, match=rf"they look like Unix time in {unit}"):
+            read_transactions(finer)
+        tx, report = read_transactions(finer, timestamp_format="%s")
+        pd.testing.assert_series_equal(tx["timestamp"], expected["timestamp"].astype(
+            "datetime64[us]").reset_index(drop=True), check_names=False)  # fmt: skip
+        assert f"timestamps read as {unit} since 1970-01-01 UTC, in UTC wall-clock time" in (
+            report.notes
+        )
+    mixed = epoch.assign(timestamp=epoch["timestamp"].where(epoch.index % 2 == 0,
+                                                            epoch["timestamp"] * 1000))  # fmt: skip
+    with pytest.raises(DataError, match=r"column 'timestamp': 1000 of 2000 .* seconds and a "
+                                        r"finer unit mixed"):  # fmt: skip
+        read_transactions(mixed, timestamp_format="%s")
     text = epoch.astype({"timestamp": str})
     text.loc[text.index[3], "timestamp"] = "yesterday"
     with pytest.raises(DataError, match=r"column 'timestamp': 1 of 2000 values are not seconds"):
