@@ -72,7 +72,15 @@ from rfmml.campaign.pipeline_model import scoring_frame
 from rfmml.config import BUILTIN_SOURCES, PURCHASE_MODEL_LABELS, DataConfig, ExperimentConfig
 from rfmml.data import load_cdnow, load_online_retail
 from rfmml.data._cleaning import check_end_margin
-from rfmml.data._parse import _CASE_EXAMPLES, _SHOW, ID_PADDING
+from rfmml.data._parse import (
+    _CASE_EXAMPLES,
+    _EPOCH_LIMIT,
+    _EPOCH_UNITS,
+    _SHOW,
+    EPOCH_SECONDS,
+    ID_PADDING,
+    epoch_unit,
+)
 from rfmml.data.report import CleaningReport
 from rfmml.data.transactions import (
     ISOLATED_REASON,
@@ -263,6 +271,46 @@ def _stripped(column: Any) -> Any:
     return F.regexp_replace(column.cast("string"), r"^\s+|\s+$", "")
 
 
+def _epoch_times(tx: Any, column: str) -> tuple[Any, str]:
+    """``timestamp`` read as Unix time (``timestamp_format = '%s'``), and its unit.
+
+    As the pandas reader: seconds, or the finer unit every value is in
+    (:func:`rfmml.data._parse.epoch_unit`: milliseconds, as JSON writes them);
+    a value that is not a number, or seconds and a finer unit mixed, is refused.
+    One aggregation finds the smallest and largest values.
+    """
+    from pyspark.sql import functions as F
+
+    given = F.col("timestamp")
+    number = _stripped(given).try_cast("double")  # text that is not a number: null
+    blank = given.isNull() | (_stripped(given) == "")
+    row = tx.agg(
+        F.min(F.abs(number)).alias("low"), F.max(F.abs(number)).alias("high"),
+        F.count_if(~blank & number.isNull()).alias("bad"), F.count("*").alias("n"),
+        F.first(F.when(~blank & number.isNull(), given.cast("string")), ignorenulls=True)
+        .alias("first_bad"),
+    ).collect()[0]  # fmt: skip
+    if int(row["bad"]):
+        raise DataError(
+            f"column {column!r}: {int(row['bad'])} of {int(row['n'])} values are not seconds "
+            f"since 1970-01-01 (first: {row['first_bad']!r}); timestamp_format="
+            f"{EPOCH_SECONDS!r} reads Unix time"
+        )
+    factor, unit = 1.0, "seconds"
+    if row["low"] is not None:
+        found = epoch_unit(np.array([row["low"], row["high"]], dtype=float))
+        if found is not None:
+            factor, unit = _EPOCH_UNITS[found], found
+        elif row["high"] >= _EPOCH_LIMIT:
+            raise DataError(
+                f"column {column!r}: values past the year 5000 as seconds since 1970-01-01 "
+                f"(up to {row['high']:.0f}) and others not: seconds and a finer unit mixed? "
+                "Convert them to one unit first"
+            )
+    micros = F.round(number * F.lit(1e6 / factor)).cast("long")
+    return tx.withColumn("timestamp", F.timestamp_micros(micros)), unit
+
+
 def _parsed_time(tx: Any, timestamp_format: str | None) -> Any:
     """The ``timestamp`` column as a timestamp (text that does not parse: null)."""
     from pyspark.sql import functions as F
@@ -399,7 +447,12 @@ def read_spark_transactions(
         no_id = no_id | F.isnan(raw_id)
     # text ids without the spaces around them, as the pandas reader's _trimmed_ids
     given_id = F.btrim(raw_id, F.lit(ID_PADDING)) if text_ids else raw_id
-    ts = _parsed_time(tx, cfg.timestamp_format)
+    time_format, epoch_note = cfg.timestamp_format, ""
+    if time_format == EPOCH_SECONDS:  # Unix time: made a timestamp here, as the pandas reader
+        tx, unit = _epoch_times(tx, cfg.timestamp or "timestamp")
+        time_format = None
+        epoch_note = f"timestamps read as {unit} since 1970-01-01 UTC, in UTC wall-clock time"
+    ts = _parsed_time(tx, time_format)
     ts_kind = tx.select(ts.alias("t")).schema["t"].dataType
     amount = F.col("amount").cast("double")
     # the reasons in the pandas reader's order: a row counts under the first that holds
@@ -446,8 +499,8 @@ def read_spark_transactions(
         reason = F.when(F.coalesce(condition, F.lit(False)), F.lit(number)).otherwise(reason)
     customer = F.lower(given_id) if text_ids and cfg.normalize_ids else given_id
     out_cols = [customer.alias("customer_id")]
-    if cfg.timestamp_format is not None:
-        out_cols.append(F.to_timestamp("timestamp", cfg.timestamp_format).alias("timestamp"))
+    if time_format is not None:
+        out_cols.append(F.to_timestamp("timestamp", time_format).alias("timestamp"))
     else:
         out_cols.append(F.col("timestamp"))
     if has_amount:
@@ -493,6 +546,9 @@ def read_spark_transactions(
                 "other rows"
             )  # the pandas reader's _trimmed_ids note
         _note_id_case(flagged, book, row, id_step, cfg.normalize_ids)
+    if epoch_note:
+        book.notes.append(epoch_note)
+        book.time_zone = "UTC"
     if end is None:
         _note_future_rows(book, row, end_step, tomorrow)
     else:

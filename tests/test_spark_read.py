@@ -408,3 +408,35 @@ def test_identical_rows_are_flagged_when_kept_as_by_pandas(spark, base, tmp_path
         n = 70 if group is None else 69
         assert report.flagged["identical to an earlier row"] == n
         assert rows.count() == len(want) == 670
+
+
+@pytest.mark.parametrize(("factor", "kind"), [(1, "parquet"), (1000, "parquet"), (1000, "csv")])
+def test_unix_time_is_read_as_by_pandas(spark, base, tmp_path, factor, kind):
+    """timestamp_format='%s': seconds, or milliseconds when every value is (JSON's unit)."""
+    seconds = (base["timestamp"] - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+    frame = base.drop(columns="state").assign(timestamp=(seconds + 3600) * factor)
+    if kind == "csv":
+        path = tmp_path / "log.csv"
+        frame.to_csv(path, index=False)
+    else:
+        path = _write(frame, tmp_path)
+    rows, report, want, expected = _read_both(spark, path, timestamp_format="%s")
+    _assert_same(rows, report, want, expected)
+    unit = "seconds" if factor == 1 else "milliseconds"
+    assert f"timestamps read as {unit} since 1970-01-01 UTC, in UTC wall-clock time" in (
+        report.notes
+    )
+    assert report.time_zone == expected.time_zone == "UTC"
+
+
+def test_unix_time_that_is_not_a_number_is_refused_as_by_pandas(spark, base, tmp_path):
+    seconds = (base["timestamp"] - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+    frame = base.drop(columns="state").assign(timestamp=seconds.astype(str))
+    frame.loc[5, "timestamp"] = "yesterday"
+    path = tmp_path / "log.csv"
+    frame.to_csv(path, index=False)
+    message = r"column 'timestamp': 1 of 600 values are not seconds since 1970-01-01"
+    with pytest.raises(DataError, match=message):
+        read_spark_transactions(spark, DataConfig(source=str(path), timestamp_format="%s"))
+    with pytest.raises(DataError, match=message):
+        read_transactions(path, timestamp_format="%s")
