@@ -71,7 +71,7 @@ from rfmml.campaign._spark import write_spark_predictions
 from rfmml.campaign.pipeline_model import scoring_frame
 from rfmml.config import BUILTIN_SOURCES, PURCHASE_MODEL_LABELS, DataConfig, ExperimentConfig
 from rfmml.data import load_cdnow, load_online_retail
-from rfmml.data._cleaning import check_end_margin
+from rfmml.data._cleaning import check_end_margin, unmatched_states_note
 from rfmml.data._parse import (
     _CASE_EXAMPLES,
     _EPOCH_LIMIT,
@@ -80,6 +80,9 @@ from rfmml.data._parse import (
     EPOCH_SECONDS,
     ID_PADDING,
     epoch_unit,
+    mixed_units_error,
+    not_unix_time_error,
+    trimmed_ids_note,
 )
 from rfmml.data.report import CleaningReport
 from rfmml.data.transactions import (
@@ -283,30 +286,25 @@ def _epoch_times(tx: Any, column: str) -> tuple[Any, str]:
 
     given = F.col("timestamp")
     number = _stripped(given).try_cast("double")  # text that is not a number: null
-    blank = given.isNull() | (_stripped(given) == "")
+    not_number = given.isNotNull() & (_stripped(given) != "") & number.isNull()
+    large = F.abs(number) >= F.lit(_EPOCH_LIMIT)
     row = tx.agg(
         F.min(F.abs(number)).alias("low"), F.max(F.abs(number)).alias("high"),
-        F.count_if(~blank & number.isNull()).alias("bad"), F.count("*").alias("n"),
-        F.first(F.when(~blank & number.isNull(), given.cast("string")), ignorenulls=True)
-        .alias("first_bad"),
+        F.count("*").alias("n"), F.count_if(not_number).alias("bad"),
+        F.count_if(large).alias("large"),
+        F.first(F.when(not_number, given.cast("string")), ignorenulls=True).alias("first_bad"),
+        F.first(F.when(large, given.cast("string")), ignorenulls=True).alias("first_large"),
     ).collect()[0]  # fmt: skip
     if int(row["bad"]):
-        raise DataError(
-            f"column {column!r}: {int(row['bad'])} of {int(row['n'])} values are not seconds "
-            f"since 1970-01-01 (first: {row['first_bad']!r}); timestamp_format="
-            f"{EPOCH_SECONDS!r} reads Unix time"
-        )
+        raise not_unix_time_error(column, int(row["bad"]), int(row["n"]), repr(row["first_bad"]))
     factor, unit = 1.0, "seconds"
     if row["low"] is not None:
         found = epoch_unit(np.array([row["low"], row["high"]], dtype=float))
         if found is not None:
             factor, unit = _EPOCH_UNITS[found], found
-        elif row["high"] >= _EPOCH_LIMIT:
-            raise DataError(
-                f"column {column!r}: values past the year 5000 as seconds since 1970-01-01 "
-                f"(up to {row['high']:.0f}) and others not: seconds and a finer unit mixed? "
-                "Convert them to one unit first"
-            )
+        elif int(row["large"]):
+            raise mixed_units_error(column, int(row["large"]), int(row["n"]),
+                                    repr(row["first_large"]))  # fmt: skip
     micros = F.round(number * F.lit(1e6 / factor)).cast("long")
     return tx.withColumn("timestamp", F.timestamp_micros(micros)), unit
 
@@ -538,13 +536,8 @@ def read_spark_transactions(
     if currency_note:
         book.notes.append(currency_note)
     if text_ids:
-        if int(row["padded"]):
-            first = str(row["first_padded"])
-            book.notes.append(
-                f"customer_id: {int(row['padded']):,} ids had leading or trailing spaces, removed "
-                f"({first!r} -> {first.strip(ID_PADDING)!r}), so that they join the customer's "
-                "other rows"
-            )  # the pandas reader's _trimmed_ids note
+        if int(row["padded"]):  # the pandas reader's _trimmed_ids note
+            book.notes.append(trimmed_ids_note(int(row["padded"]), str(row["first_padded"])))
         _note_id_case(flagged, book, row, id_step, cfg.normalize_ids)
     if epoch_note:
         book.notes.append(epoch_note)
@@ -706,10 +699,7 @@ def _note_unmatched_states(tx: Any, book: CleaningReport, row: Any, column: str 
         return
     states = tx.filter(F.col("_status").isNotNull()).select(_stripped(F.col("_status")).alias("s"))
     held = [r["s"] for r in states.distinct().orderBy("s").limit(_SHOW * 2 + 1).collect()]
-    book.notes.append(
-        f"{column}: no row has the state(s) {unmatched} (states in the log: "
-        f"{held[: _SHOW * 2]}{', ...' if len(held) > _SHOW * 2 else ''}); check their spelling"
-    )
+    book.notes.append(unmatched_states_note(str(column), unmatched, held))
 
 
 def _note_id_case(flagged: Any, book: CleaningReport, row: Any, id_step: int,

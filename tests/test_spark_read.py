@@ -440,3 +440,14 @@ def test_unix_time_that_is_not_a_number_is_refused_as_by_pandas(spark, base, tmp
         read_spark_transactions(spark, DataConfig(source=str(path), timestamp_format="%s"))
     with pytest.raises(DataError, match=message):
         read_transactions(path, timestamp_format="%s")
+
+
+def test_seconds_and_milliseconds_mixed_are_refused_as_by_pandas(spark, base, tmp_path):
+    seconds = (base["timestamp"] - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+    mixed = seconds.where(base.index % 4 != 0, seconds * 1000)
+    path = _write(base.drop(columns="state").assign(timestamp=mixed), tmp_path)
+    message = r"column 'timestamp': 150 of 600 values are past the year 5000 .* finer unit mixed"
+    with pytest.raises(DataError, match=message):
+        read_spark_transactions(spark, DataConfig(source=str(path), timestamp_format="%s"))
+    with pytest.raises(DataError, match=message):
+        read_transactions(path, timestamp_format="%s")

@@ -505,11 +505,20 @@ def _without_statuses(frame: pd.DataFrame, column: str, values: list[str],
     unmatched = [v for v in values if v.casefold() not in seen]
     if unmatched:
         held = sorted(frame["_status"].dropna().astype(str).str.strip().unique())
-        report.notes.append(
-            f"{column}: no row has the state(s) {unmatched} (states in the log: "
-            f"{held[: _SHOW * 2]}{', ...' if len(held) > _SHOW * 2 else ''}); check their spelling"
-        )
+        report.notes.append(unmatched_states_note(column, unmatched, held))
     return frame.loc[~hit].drop(columns="_status")
+
+
+def unmatched_states_note(column: str, unmatched: list[str], held: list[str]) -> str:
+    """The cleaning note on excluded states no row has, quoting the log's (sorted) states.
+
+    ``held`` needs at most ``2 * _SHOW + 1`` of them (more are shown as ``...``).
+    """
+    more = ", ..." if len(held) > _SHOW * 2 else ""
+    return (
+        f"{column}: no row has the state(s) {unmatched} (states in the log: "
+        f"{held[: _SHOW * 2]}{more}); check their spelling"
+    )
 
 
 def _cut_end(frame: pd.DataFrame, observation_end: Any, allow_beyond: bool,

@@ -302,6 +302,23 @@ def epoch_unit(numbers: np.ndarray) -> str | None:
     return None
 
 
+def not_unix_time_error(column: str, n_bad: int, n_rows: int, shown: str) -> DataError:
+    """The error on values of a Unix time column that are not numbers (every engine)."""
+    return DataError(
+        f"column {column!r}: {n_bad} of {n_rows} values are not seconds since 1970-01-01 "
+        f"(first: {shown}); timestamp_format={EPOCH_SECONDS!r} reads Unix time"
+    )
+
+
+def mixed_units_error(column: str, n_large: int, n_rows: int, shown: str) -> DataError:
+    """The error on a Unix time column of seconds and a finer unit mixed (every engine)."""
+    return DataError(
+        f"column {column!r}: {n_large} of {n_rows} values are past the year 5000 as seconds "
+        f"since 1970-01-01 (first: {shown}), the others not: seconds and a finer unit mixed? "
+        "Convert them to one unit first"
+    )
+
+
 def _epoch_seconds(values: pd.Series, column: str) -> tuple[pd.Series, str]:
     """Unix time (numbers or their text) as naive UTC datetimes, and its unit.
 
@@ -311,11 +328,7 @@ def _epoch_seconds(values: pd.Series, column: str) -> tuple[pd.Series, str]:
     numbers, missing = _text_numbers(values)
     bad = numbers.isna() & ~missing
     if bad.any():
-        raise DataError(
-            f"column {column!r}: {int(bad.sum())} of {len(values)} values are not seconds since "
-            f"1970-01-01 (first: {_quote(values[bad])}); timestamp_format={EPOCH_SECONDS!r} "
-            "reads Unix time"
-        )
+        raise not_unix_time_error(column, int(bad.sum()), len(values), _quote(values[bad]))
     seconds = numbers.to_numpy()
     with np.errstate(invalid="ignore"):
         large = np.abs(seconds) >= _EPOCH_LIMIT
@@ -323,11 +336,7 @@ def _epoch_seconds(values: pd.Series, column: str) -> tuple[pd.Series, str]:
     if unit is not None:  # every value a finer unit (JSON and JavaScript write milliseconds)
         seconds = seconds / _EPOCH_UNITS[unit]
     elif large.any():
-        raise DataError(
-            f"column {column!r}: {int(large.sum())} of {len(values)} values are past the year "
-            f"5000 as seconds since 1970-01-01 (first: {_quote(values[large])}), the others "
-            "not: seconds and a finer unit mixed? Convert them to one unit first"
-        )
+        raise mixed_units_error(column, int(large.sum()), len(values), _quote(values[large]))
     micros = np.round(seconds * 1e6)
     stamps = pd.Series(micros, index=values.index).astype("Int64").astype("datetime64[us]")
     return stamps, unit or "seconds"
@@ -440,12 +449,16 @@ def _trimmed_ids(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     changed = (trimmed != ids).to_numpy()
     if not changed.any():
         return frame, ""
-    first = ids[changed].iloc[0]
-    note = (
-        f"customer_id: {int(changed.sum()):,} ids had leading or trailing spaces, removed "
+    note = trimmed_ids_note(int(changed.sum()), ids[changed].iloc[0])
+    return frame.assign(customer_id=trimmed), note
+
+
+def trimmed_ids_note(n_ids: int, first: str) -> str:
+    """The cleaning note on text ids trimmed of spaces (every engine says this)."""
+    return (
+        f"customer_id: {n_ids:,} ids had leading or trailing spaces, removed "
         f"({first!r} -> {first.strip(ID_PADDING)!r}), so that they join the customer's other rows"
     )
-    return frame.assign(customer_id=trimmed), note
 
 
 #: Customers whose several spellings a case note quotes.
