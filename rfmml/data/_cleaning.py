@@ -183,20 +183,16 @@ def isolated_rows_note(n_early: int, start: Any, first_early: tuple[Any, Any] | 
                        n_rows: int) -> str:  # fmt: skip
     """The cleaning note (and warning) on isolated rows (every engine says this)."""
     parts = []
-    if n_early:
-        customer, stamp = first_early or (None, None)
-        parts.append(
-            f"{n_early:,} of {n_rows:,} rows are dated over a year before the rest of the log, "
-            f"which starts {start.date()} (first: customer_id={customer!r} at {stamp}); drop "
-            f"them with since='{start.date()}' (CLI --since {start.date()})"
-        )
-    if n_late:
-        customer, stamp = first_late or (None, None)
-        parts.append(
-            f"{n_late:,} of {n_rows:,} rows are dated over a year after the rest of the log, "
-            f"which ends {end.date()} (first: customer_id={customer!r} at {stamp}); drop them "
-            f"with until='{end.date()}' (CLI --until {end.date()})"
-        )
+    sides = ((n_early, "before", "starts", start, first_early, "since"),
+             (n_late, "after", "ends", end, first_late, "until"))  # fmt: skip
+    for n, side, edge, day, first, option in sides:
+        if n:
+            customer, stamp = first or (None, None)
+            parts.append(
+                f"{n:,} of {n_rows:,} rows are dated over a year {side} the rest of the log, "
+                f"which {edge} {day.date()} (first: customer_id={customer!r} at {stamp}); drop "
+                f"them with {option}='{day.date()}' (CLI --{option} {day.date()})"
+            )
     return (
         "isolated timestamps, a mistyped year? "
         + "; ".join(parts)
