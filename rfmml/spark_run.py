@@ -612,18 +612,13 @@ def _cleaning_counts(flagged: Any, steps: list[tuple[str, Any]], names: list[str
     return flagged.withColumn("_row", F.monotonically_increasing_id()).agg(*aggs).first()
 
 
-def _quoted_id(value: Any) -> Any:
-    """A customer id as the pandas reader's row value quotes it (integers as NumPy's)."""
-    return np.int64(value) if isinstance(value, int) else value
-
-
 def _note_future_rows(book: CleaningReport, row: Any, end_step: int,
                       tomorrow: pd.Timestamp) -> None:  # fmt: skip
     """The pandas reader's note and warning on rows dated in the future (removed)."""
     n_future = int(row[f"r{end_step}"])
     if not n_future:
         return
-    first_id, first_ts = _quoted_id(row["late_id"]), pd.Timestamp(row["late_ts"])
+    first_id, first_ts = row["late_id"], pd.Timestamp(row["late_ts"])
     message = future_rows_note(n_future, int(row["before_end"]), tomorrow, first_id, first_ts)
     book.notes.append(message)
     warnings.warn(message, UserWarning, stacklevel=3)
@@ -681,7 +676,7 @@ def _flag_isolated_spark(flagged: Any, book: CleaningReport, row: Any, end_step:
                  F.min_by(F.when(hit, ts), order).cast("string").alias(f"{name}_ts")]  # fmt: skip
     first = numbered.agg(*aggs).first()
     firsts = [
-        (_quoted_id(first[f"{name}_id"]), pd.Timestamp(first[f"{name}_ts"])) if n else None
+        (first[f"{name}_id"], pd.Timestamp(first[f"{name}_ts"])) if n else None
         for name, n in (("early", n_early), ("late", n_late))
     ]
     message = isolated_rows_note(n_early, start, firsts[0], n_late, stop, firsts[1], n_rows)

@@ -102,11 +102,22 @@ def _currencies(frame: pd.DataFrame, column: str | None, pick: str | None, has_a
     return frame.drop(columns="_currency")
 
 
+def _shown_id(customer_id: Any) -> str:
+    """A customer id as a note quotes it: as the pandas reader's row value gives it.
+
+    The DuckDB and Spark readers fetch integer ids as Python ints; pandas
+    rows hold NumPy's (``np.int64(7)``): quoted the same on every engine.
+    """
+    if isinstance(customer_id, int) and not isinstance(customer_id, bool):
+        customer_id = np.int64(customer_id)
+    return repr(customer_id)
+
+
 def future_rows_note(n_future: int, n_rows: int, tomorrow, customer_id, timestamp) -> str:
     """The cleaning note (and warning) for rows dated after ``tomorrow``."""
     return (
         f"removed {n_future:,} of {n_rows:,} rows dated in the future (after "
-        f"{tomorrow.date()}; first: customer_id={customer_id!r} at "
+        f"{tomorrow.date()}; first: customer_id={_shown_id(customer_id)} at "
         f"{timestamp}); fix the dates, or pass observation_end= (CLI "
         "--observation-end) to say where the log ends"
     )
@@ -190,7 +201,8 @@ def isolated_rows_note(n_early: int, start: Any, first_early: tuple[Any, Any] | 
             customer, stamp = first or (None, None)
             parts.append(
                 f"{n:,} of {n_rows:,} rows are dated over a year {side} the rest of the log, "
-                f"which {edge} {day.date()} (first: customer_id={customer!r} at {stamp}); drop "
+                f"which {edge} {day.date()} (first: customer_id={_shown_id(customer)} at "
+                f"{stamp}); drop "
                 f"them with {option}='{day.date()}' (CLI --{option} {day.date()})"
             )
     return (

@@ -579,8 +579,6 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     report.remove(end_reason, n_late)
     if end is None:
         if n_late:
-            if isinstance(first_id, int):  # quoted as the pandas path's row value
-                first_id = np.int64(first_id)
             n_before = rows_in - n_currency - n_id - n_group - n_time - n_amount - n_since - n_until
             message = future_rows_note(n_late, n_before, tomorrow, first_id, pd.Timestamp(first_ts))
             report.notes.append(message)
@@ -611,8 +609,6 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
                     f'SELECT arg_min(customer_id, _row), arg_min("timestamp", _row) '
                     f"FROM {stats_source} WHERE _reason = 0 AND {condition}"
                 ).fetchall()[0]
-                if isinstance(row_id, int):
-                    row_id = np.int64(row_id)
                 firsts.append((row_id, pd.Timestamp(row_ts)))
             message = isolated_rows_note(n_early, start, firsts[0], n_isolated_late, stop,
                                          firsts[1], int(stats[12]))  # fmt: skip
