@@ -343,6 +343,31 @@ def test_isolated_dates_since_and_until(tmp_path: Path, options: dict) -> None:
         assert ref.report.flagged["dated over a year apart from the rest of the log"] == 3
 
 
+@pytest.mark.parametrize("side", ["start", "end"])
+@pytest.mark.parametrize("past_a_year", [pd.Timedelta(0), pd.Timedelta(1, "us")])
+@pytest.mark.parametrize("n_far", [1, 5, 6])  # at 4,000 rows up to 5 rows may be isolated
+def test_rows_a_year_apart_exactly_or_just_over(
+    tmp_path: Path, side: str, past_a_year: pd.Timedelta, n_far: int
+) -> None:
+    """The gap must exceed a year, and hold at most the limit's rows, in both readers.
+
+    The DuckDB reader counts the rows within a year of either end before it
+    looks at the ends' timestamps one by one: a gap of a year to the microsecond
+    and a sixth far row are where that count decides.
+    """
+    tx = load_cdnow().head(4_000).copy()
+    far = tx.index[100 : 100 + n_far]
+    rest = tx["timestamp"].drop(far)
+    gap = pd.Timedelta(days=365) + past_a_year
+    tx.loc[far, "timestamp"] = rest.min() - gap if side == "start" else rest.max() + gap
+    path = tmp_path / "ends.parquet"
+    tx.to_parquet(path)
+    ref, new = _both(path)
+    assert_same(ref, new)
+    flagged = ref.report.flagged.get("dated over a year apart from the rest of the log", 0)
+    assert flagged == (n_far if past_a_year and n_far <= 5 else 0)
+
+
 @pytest.mark.parametrize("options", [{}, {"normalize_ids": True}])
 def test_ids_differing_in_case(tmp_path: Path, options: dict) -> None:
     """Email ids written in two cases are counted (and merged) alike in both readers."""
