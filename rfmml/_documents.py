@@ -93,9 +93,45 @@ def replacing(path: str | Path) -> Iterator[Path]:
     temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         yield temporary
-        os.replace(temporary, target)
+        _replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+#: A file replaced by :func:`replacing` from this size on is freed in a thread.
+FREE_IN_THREAD_BYTES = 64 * 2**20
+
+
+def _replace(temporary: Path, target: Path) -> None:
+    """``os.replace(temporary, target)``; a large file replaced is freed in a thread.
+
+    Freeing a file's blocks and cached pages is the costly part of replacing it
+    (0.14 s for a 180 MB ``predictions.parquet``, against microseconds for the
+    rename). From :data:`FREE_IN_THREAD_BYTES` the old file keeps a second
+    link beside it until the rename is done (the target is replaced
+    atomically, as always), and a thread then removes that link, while the
+    caller goes on; the interpreter waits for the thread at exit. Where links
+    cannot be made, the old file is freed by the rename itself.
+    """
+    aside = None
+    try:
+        if target.stat().st_size >= FREE_IN_THREAD_BYTES:
+            aside = target.with_name(f".{target.name}.{os.getpid()}.old")
+            aside.unlink(missing_ok=True)
+            os.link(target, aside)
+    except OSError:  # no file to replace, or no links on this file system
+        aside = None
+    try:
+        os.replace(temporary, target)
+    except BaseException:
+        if aside is not None:
+            aside.unlink(missing_ok=True)
+        raise
+    if aside is not None:
+        import threading
+
+        threading.Thread(target=aside.unlink, kwargs={"missing_ok": True},
+                         name="rfmml-free-replaced").start()  # fmt: skip
 
 
 @contextlib.contextmanager

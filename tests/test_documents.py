@@ -126,3 +126,35 @@ def test_purchase_model_given_twice_is_refused(tmp_path):
     b = ScoringPipeline.load(folder).purchase_model
     with pytest.raises(ValueError, match="pass the purchase model once"):
         ScoringPipeline(bgnbd=a, purchase_model=b)
+
+
+def _join_freeing_threads() -> None:
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name == "rfmml-free-replaced":
+            thread.join()
+
+
+@pytest.mark.parametrize("size", [0, 10, 4096])
+def test_a_large_file_replaced_is_freed_after_the_rename(tmp_path, monkeypatch, size):
+    """From FREE_IN_THREAD_BYTES the old file is freed in a thread: nothing is left over."""
+    from rfmml import _documents
+
+    monkeypatch.setattr(_documents, "FREE_IN_THREAD_BYTES", 100)
+    target = tmp_path / "predictions.parquet"
+    target.write_bytes(b"o" * size)
+    with open(target, "rb") as reader:  # a reader of the old file keeps reading it
+        with _documents.replacing(target) as temporary:
+            temporary.write_bytes(b"new")
+        assert target.read_bytes() == b"new"
+        assert reader.read() == b"o" * size
+    _join_freeing_threads()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.parquet"]
+
+    with pytest.raises(RuntimeError), _documents.replacing(target) as temporary:
+        temporary.write_bytes(b"half")
+        raise RuntimeError("the writer failed")
+    _join_freeing_threads()
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.parquet"]

@@ -83,9 +83,14 @@ def test_streamed_files_equal_the_pandas_path(same_files, fitted, tmp_path: Path
     same_files(tmp_path / "pandas", tmp_path / "streamed")
     # the run's totals, added chunk by chunk
     assert streamed.sums["clv"] == pytest.approx(predictions["clv"].sum(), rel=1e-12)
-    by = predictions.groupby("segment", observed=True).agg(customers=("customer_id", "size"))
+    by = predictions.groupby("segment", observed=True).agg(
+        customers=("customer_id", "size"), clv=("clv", "sum")
+    )
     pd.testing.assert_series_equal(
         streamed.by_segment["customers"].sort_index(), by["customers"].sort_index()
+    )
+    pd.testing.assert_series_equal(
+        streamed.by_segment["clv"].sort_index(), by["clv"].sort_index(), rtol=1e-12
     )
 
 

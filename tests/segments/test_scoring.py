@@ -10,6 +10,7 @@ import pytest
 from rfmml.errors import ConfigError, DataError
 from rfmml.segments import RFMScorer, linear_score
 from rfmml.segments.persistence import segmenter_from_dict, segmenter_to_dict
+from rfmml.segments.scoring import scoring_edges
 
 
 def _rule_scores(values: np.ndarray, n: int) -> np.ndarray:
@@ -449,3 +450,25 @@ def test_last_bit_differences_of_a_sum_never_move_a_customer_across_an_edge(cdno
     assert at_edge.any()
     values = noisy["total_spend"].to_numpy()[at_edge]
     assert (np.searchsorted(edges, values, side="right") < got["M"].to_numpy()[at_edge] - 1).all()
+
+
+@pytest.mark.parametrize("metric", ["R", "F", "M"])
+@pytest.mark.parametrize("n_edges", [1, 4, 9, 16, 17])
+def test_counted_edges_score_as_the_binary_search(metric: str, n_edges: int) -> None:
+    """Counting the edges a value passes gives the search's score: ties, infinities, zeros."""
+    rng = np.random.default_rng(n_edges)
+    edges = np.sort(rng.choice(np.r_[rng.normal(0, 50, 40).round(), 0.0, -0.0], n_edges))
+    edges[-1:] = np.inf if n_edges > 3 else edges[-1:]
+    if metric == "R":
+        edges = edges[::-1]  # decreasing day limits
+    values = np.r_[rng.normal(0, 60, 5_000).round(), edges, -0.0, np.inf, -np.inf]
+    widened = scoring_edges(edges, metric)
+    if metric == "R":
+        expected = 1 + np.searchsorted(-widened, -values, side="right")
+    else:
+        expected = 1 + np.searchsorted(widened, values, side="right")
+    np.testing.assert_array_equal(RFMScorer._score(values, edges, metric), expected)
+    with_nan = np.r_[values, np.nan]  # NaN scores as the search places it (last)
+    assert RFMScorer._score(with_nan, edges, metric)[-1] == (
+        1 + np.searchsorted(-widened if metric == "R" else widened, np.nan, side="right")
+    )
