@@ -90,7 +90,10 @@ from rfmml.features.combined import customer_features_table
 from rfmml.models import BetaGeoNBD, GammaGamma
 tx, _ = scan_transactions(sys.argv[1])
 table = customer_features_table(tx, freq="D")
-tx.connection.execute(f"DROP TABLE {tx.table}")
+if hasattr(tx, "release"):  # rows held in Arrow or in a DuckDB table
+    tx.release()
+else:  # a checkout from before ScannedLog.release
+    tx.connection.execute(f"DROP TABLE {tx.table}")
 out = {}
 for name, model in (("bgnbd", BetaGeoNBD()), ("gamma_gamma", GammaGamma())):
     c0, w0 = time.process_time(), time.perf_counter()

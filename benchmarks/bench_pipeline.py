@@ -285,7 +285,10 @@ def _streamed(path: Path, out: Path, formats: tuple[str, ...]) -> None:
             lambda: customer_features_table(tx, freq="D"),
         )
         # the log is not read again (the pandas job closes it here): DuckDB frees its rows
-        tx.connection.execute(f"DROP TABLE {tx.table}")
+        if hasattr(tx, "release"):  # rows held in Arrow or in a DuckDB table
+            tx.release()
+        else:  # a checkout from before ScannedLog.release
+            tx.connection.execute(f"DROP TABLE {tx.table}")
         models = st.run("BG/NBD + Gamma-Gamma fits", lambda: (
             fit_on_table(BetaGeoNBD(), table), fit_on_table(GammaGamma(), table)
         ))  # fmt: skip

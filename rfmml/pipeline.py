@@ -219,7 +219,7 @@ def _spill_log(log: ScannedLog) -> Path:
     try:
         (n_rows,) = con.sql(f"SELECT count(*) FROM {log.table}").fetchall()[0]
         con.execute(f"COPY {log.table} TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 1000000)")
-        con.execute(f"DROP TABLE {log.table}")
+        log.release()
         con.execute(f"CREATE TEMP VIEW {log.table} AS SELECT * FROM read_parquet('{path}')")
         budget = max(512 * 2**20, _BYTES_PER_ROW * int(n_rows))
         con.execute(f"SET memory_limit = '{budget}B'")
@@ -398,6 +398,7 @@ def _drop_scanned(
     table = log.table
     n = int(log.connection.sql(f"SELECT count(*) FROM {table} WHERE {where}").fetchall()[0][0])
     if n or always:
+        log.materialize()  # rows held in Arrow are read-only
         log.connection.execute(f"DELETE FROM {table} WHERE {where}")
         report.remove(reason, n)
         report.rows_out -= n

@@ -95,6 +95,12 @@ class ScannedLog:
         How many times :meth:`to_pandas` built the whole log as one pandas
         frame (a check that a job kept the log in DuckDB; :meth:`iter_pandas`
         reads a chunk at a time and is not counted).
+    arrow : pyarrow.Table or None
+        The Arrow table behind ``table`` when the rows are held in Arrow
+        (registered in ``connection`` under that name, read by SQL as a
+        table), else None (a DuckDB table). :meth:`materialize` makes it a
+        DuckDB table (for statements that change rows), :meth:`release`
+        frees the rows either way.
     """
 
     connection: Any
@@ -103,6 +109,7 @@ class ScannedLog:
     order_by: str
     order_int64_nullable: bool = False
     n_pandas_copies: int = field(default=0, init=False, compare=False)
+    arrow: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_pandas(cls, frame: pd.DataFrame) -> ScannedLog:
@@ -167,8 +174,35 @@ class ScannedLog:
             frame["order_id"] = frame["order_id"].astype("Int64")
         return frame
 
+    def materialize(self) -> None:
+        """Hold the rows in a DuckDB table of the same name (a no-op when they are).
+
+        Rows held in Arrow (:attr:`arrow`) are read by SQL, but only a table
+        takes ``DELETE`` or ``ALTER``: call this before changing rows.
+        """
+        if self.arrow is None:
+            return
+        con, copy = self.connection, "_rfmml_materialized"
+        con.execute(f"CREATE TEMP TABLE {copy} AS SELECT * FROM {self.table}")
+        con.unregister(self.table)
+        con.execute(f"ALTER TABLE {copy} RENAME TO {self.table}")
+        self.arrow = None
+
+    def release(self) -> None:
+        """Free the cleaned rows (a job done reading the log); the connection stays open.
+
+        The name :attr:`table` is then free for a view or table of the same rows
+        (elsewhere: a file); the log cannot be read until one is made.
+        """
+        if self.arrow is not None:
+            self.connection.unregister(self.table)
+            self.arrow = None
+        else:
+            self.connection.execute(f"DROP TABLE {self.table}")
+
     def close(self) -> None:
         """Close the DuckDB connection (the table is gone afterwards)."""
+        self.arrow = None
         self.connection.close()
 
 
@@ -525,11 +559,14 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     whole_rows = "order_id" not in canonical and observation_end is None
     whole_rows = whole_rows and _read_once(con, path, checked)
     stats_source = "flagged"
-    if whole_rows:
+    staged = None
+    if whole_rows:  # held in Arrow: 0.07 s less than a DuckDB table at 10M rows, and the
+        # features then read its columns as they are (a DuckDB table is copied out, 0.1 s)
         stored = ", ".join(_q(c) for c in canonical)
-        con.execute(
-            f"CREATE TEMP TABLE stage AS SELECT {stored}, 0 AS _loose, _row, _reason FROM flagged"
-        )
+        staged = con.sql(
+            f"SELECT {stored}, 0 AS _loose, _row, _reason::UTINYINT AS _reason FROM flagged"
+        ).to_arrow_table()
+        con.register("stage", staged)
         stats_source = "stage"
     starts = (
         f"starts_with(CAST(order_id AS VARCHAR), {_lit(prefix)})" if prefix is not None else None
@@ -732,16 +769,24 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         report.flag("identical to an earlier row", n_repeated)
     if n_out == 0:
         raise Unsupported("an error condition (reported by the pandas path)")
+    held = None
     if n_out == n_stored:  # nothing to remove: stage is the cleaned table (no copy)
-        if whole_rows:
-            con.execute("ALTER TABLE stage DROP COLUMN _reason")
-        con.execute("ALTER TABLE stage RENAME TO clean")
+        if staged is not None:
+            con.unregister("stage")
+            held = staged.drop_columns(["_reason"])
+            con.register("clean", held)
+        else:
+            con.execute("ALTER TABLE stage RENAME TO clean")
     else:
         con.execute(
             f"CREATE TEMP TABLE clean AS SELECT {cols}, _loose, _row FROM stage WHERE {where}"
         )
-        con.execute("DROP TABLE stage")
+        if staged is not None:
+            con.unregister("stage")
+        else:
+            con.execute("DROP TABLE stage")
+    del staged
     report.rows_out = n_out
     report.check()
-    log = ScannedLog(con, "clean", list(canonical), final_order, order_nullable)
+    log = ScannedLog(con, "clean", list(canonical), final_order, order_nullable, arrow=held)
     return log, report

@@ -500,14 +500,15 @@ def _compiled_columns(log: list[Any], id_type: Any, end: pd.Timestamp, freq: str
 
 
 def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: str,
-                    with_amount: bool, min_tenure: float) -> Any:  # fmt: skip
+                    with_amount: bool, min_tenure: float, held: Any = None) -> Any:  # fmt: skip
     """The features table of ``source`` by the compiled pass; its rows or columns, or None.
 
     The columns are fetched through Arrow, computed by
     :func:`rfmml.features._features_kernel.features` with the statement's
     arithmetic (exact integer spends converted as ``_sql_units_to_double``,
     days as whole-day differences, the exposure floored at ``min_tenure``) and
-    stored from Arrow in the statement's names, types and order: registered as
+    stored from Arrow in the statement's names, types and order (``held``: the
+    Arrow table behind ``source``, whose columns are read as they are): registered as
     ``table`` and returned (a ``pyarrow.Table``) up to :data:`IN_MEMORY_MAX_BYTES`,
     else copied into a DuckDB table of that name (its rows returned). None (nothing
     created) when a column holds NULLs or a customer's spend reaches the
@@ -518,7 +519,10 @@ def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: 
     """
     cols = ["customer_id", "timestamp"] + (["amount"] if with_amount else [])
     names = ", ".join(f'"{c}"' for c in cols)
-    fetched = con.sql(f"SELECT {names} FROM {source}").to_arrow_table()
+    if held is not None:
+        fetched = held.select(cols)
+    else:
+        fetched = con.sql(f"SELECT {names} FROM {source}").to_arrow_table()
     if fetched.num_rows == 0 or any(fetched.column(c).null_count for c in cols):
         return None
     if compiled_module("rfmml.features._features_kernel") is None:
@@ -635,7 +639,8 @@ def customer_features_table(
         # numba loads the pass's loops while DuckDB hands over the log's columns
         in_background(lambda: _warm_compiled_pass(freq, with_amount))
         compiled = _table_compiled(con, log.table, table, end, freq, with_amount,
-                                   float(min_tenure_days))  # fmt: skip
+                                   float(min_tenure_days),
+                                   held=getattr(log, "arrow", None))  # fmt: skip
     arrow = None
     if compiled is None:
         narrow_first(fill)  # 64-bit period spends; 128-bit ones when they overflow

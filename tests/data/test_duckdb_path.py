@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -270,7 +271,13 @@ def test_cleaned_table_whether_rows_are_removed_or_not(
         log, _ = scan_transactions(cleaning_files[name], **options)
     try:
         tables = log.connection.sql("SELECT table_name FROM duckdb_tables()").fetchall()
-        assert tables == [(log.table,)]
+        views = log.connection.sql(  # (the scan's views of the file, src and flagged, stay)
+            f"SELECT view_name FROM duckdb_views() WHERE view_name = '{log.table}'"
+        ).fetchall()
+        assert tables + views == [(log.table,)]  # no other table left behind
+        assert bool(views) == (log.arrow is not None)  # rows held in Arrow: a view of them
+        if name == "tidy" and not options:  # read once, nothing removed: held in Arrow
+            assert log.arrow is not None
         layout = log.connection.sql(f"DESCRIBE {log.table}").fetchall()
         assert [r[0] for r in layout] == [*ref.transactions.columns, "_loose", "_row"]
         assert [r[1] for r in layout[-2:]] == ["INTEGER", "BIGINT"]
@@ -420,3 +427,34 @@ def test_the_currency_on_the_first_line_only_falls_back_to_pandas(tmp_path: Path
     for options in ({}, {"currency": "EUR"}):
         ref, new = _both(tmp_path / "first_line.parquet", order="order_id", **options)
         assert_same(ref, new, fallback=True)
+
+
+def test_rows_held_in_arrow_become_a_table_to_change_and_are_released(
+    cleaning_files: dict[str, Path],
+) -> None:
+    """materialize() makes the Arrow rows a DuckDB table (same rows); release() frees either."""
+    log, _ = scan_transactions(cleaning_files["tidy"])
+    try:
+        assert log.arrow is not None
+        before = log.to_pandas()
+        log.materialize()
+        assert log.arrow is None
+        assert log.connection.sql("SELECT table_name FROM duckdb_tables()").fetchall() == [
+            (log.table,)
+        ]
+        pd.testing.assert_frame_equal(log.to_pandas(), before)
+        first = before["customer_id"].iloc[0]
+        log.connection.execute(f"DELETE FROM {log.table} WHERE customer_id = {first}")
+        assert len(log) == int((before["customer_id"] != first).sum())
+        log.release()
+        assert log.connection.sql("SELECT table_name FROM duckdb_tables()").fetchall() == []
+    finally:
+        log.close()
+    held, _ = scan_transactions(cleaning_files["tidy"])
+    try:
+        held.release()
+        assert held.arrow is None
+        with pytest.raises(duckdb.CatalogException):
+            held.connection.sql(f"SELECT count(*) FROM {held.table}").fetchall()
+    finally:
+        held.close()
