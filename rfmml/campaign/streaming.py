@@ -332,7 +332,9 @@ def _outputs_of_rows(
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """:func:`purchase_outputs` of the distinct rows, with the CLV's purchase factor (``clv``)."""
     outputs = purchase_outputs(model, rows, horizon, median=median, next_order_window=window)
-    if clv:
+    if clv and discount_rate == 0.0:  # the factor is the expected purchases (same rows)
+        outputs["clv_factor"] = outputs["expected_purchases"]
+    elif clv:
         outputs["clv_factor"] = clv_purchase_factor(model, rows, horizon, discount_rate)
     return outputs
 

@@ -559,6 +559,60 @@ def _column_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rank_of[as_int], np.flatnonzero(present).astype(values.dtype)
 
 
+#: From this many rows :func:`sorted_distinct_rows` of two or three columns of small whole
+#: numbers takes the compiled loops (:mod:`rfmml.models._grouping_kernel`).
+COMPILED_DISTINCT_MIN_ROWS = 100_000
+
+
+def _sorted_distinct_compiled(
+    arrays: list[np.ndarray],
+) -> tuple[list[np.ndarray], np.ndarray] | None:
+    """:func:`sorted_distinct_rows` by the compiled loops: the same keys, rows and numbers.
+
+    None (the numpy steps then run) without numba, or when a column holds a
+    value that is not a whole number in ``[0, 2**24)``, or the packed keys
+    would not fit in 63 bits.
+    """
+    from rfmml._compiled import compiled_module
+
+    kernel = compiled_module("rfmml.models._grouping_kernel")
+    if kernel is None:
+        return None
+    n = len(arrays[0])
+    ranks, levels = [], []
+    for values in arrays:
+        if values.dtype.kind not in "fiu" or not 0 <= values.max() < kernel.TOP:
+            return None
+        present = np.zeros(int(values.max()) + 1, dtype=np.bool_)
+        if not kernel.mark_values(values, present):  # a negative or fractional value
+            return None
+        rank_of = np.cumsum(present, dtype=np.int64)
+        rank_of -= 1
+        ranks.append(rank_of)
+        levels.append(np.flatnonzero(present).astype(values.dtype))
+    sizes = [len(v) for v in levels]
+    bits = max(n - 1, 1).bit_length()
+    if math.prod(sizes) >= 2 ** (63 - bits):
+        return None
+    if len(arrays) == 2:
+        arrays = [*arrays, arrays[0][:0]]
+        ranks.append(np.zeros(0, dtype=np.int64))
+        sizes.append(1)
+    keys = np.empty(n, dtype=np.int64)
+    kernel.packed_keys(*arrays, *ranks, sizes[1], sizes[2], bits, keys)
+    keys.sort()
+    codes = np.empty(n, dtype=np.int64)
+    distinct_keys = np.empty(n, dtype=np.int64)
+    n_distinct = kernel.number_keys(keys, bits, codes, distinct_keys)
+    del keys
+    distinct_keys = distinct_keys[:n_distinct].copy()
+    distinct = []
+    for values, size in zip(levels[::-1], sizes[len(levels) - 1 :: -1], strict=True):
+        distinct_keys, rank = np.divmod(distinct_keys, size)
+        distinct.append(values[rank])
+    return distinct[::-1], codes
+
+
 def sorted_distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray] | None:
     """The distinct rows of numeric columns in lexicographic order, and each row's number.
 
@@ -585,6 +639,10 @@ def sorted_distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.nda
     n = len(arrays[0])
     if not n or any(a.dtype.kind == "f" and np.isnan(a).any() for a in arrays):
         return None
+    if 2 <= len(arrays) <= 3 and n >= COMPILED_DISTINCT_MIN_ROWS:
+        compiled = _sorted_distinct_compiled(arrays)
+        if compiled is not None:
+            return compiled
     ranked = [_column_ranks(a) for a in arrays]
     sizes = [len(levels) for _, levels in ranked]
     bits = max(n - 1, 1).bit_length()

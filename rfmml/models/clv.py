@@ -167,13 +167,21 @@ def discounted_purchases(
 
     ``sum_k (E[Y(k)] - E[Y(k-1)]) / (1 + d)^k`` for ``k = 1..horizon``: the
     purchase part of the CLV (:func:`lifetime_value` multiplies it by the
-    expected order value). ``c`` holds the purchase model's columns and
-    ``frequency``, as :func:`~rfmml.models._validation.check_summary` returns them.
+    expected order value). Without discount (``d = 0``) the sum is
+    ``E[Y(horizon)]``, the model's ``expected_purchases``, computed as such.
+    ``c`` holds the purchase model's columns and ``frequency``, as
+    :func:`~rfmml.models._validation.check_summary` returns them.
     BG/NBD rows of continuous ``T`` that rarely repeat are summed from a table
     per frequency (``tabulate=None`` decides by :func:`rows_repeat`; ``False``
     evaluates every row, as a caller holding distinct rows of a larger table
     needs to give that table's per-row values).
     """
+    if discount_rate == 0.0:
+        # undiscounted, the sum telescopes: E[Y(horizon)] - E[Y(0)] = E[Y(horizon)], the
+        # model's expected purchases themselves (one evaluation, not horizon + 1; and the
+        # CLV is then the expected order value times the expected_purchases column)
+        rows = pd.DataFrame({k: c[k] for k in purchase_model.fit_columns}, copy=False)
+        return purchase_model.expected_purchases(rows, int(horizon)).to_numpy(copy=True)
     x = c["frequency"]
     steps = np.arange(int(horizon) + 1, dtype=float)
     discount = (1.0 + discount_rate) ** -steps[1:]

@@ -57,7 +57,12 @@ def test_undiscounted_clv_is_spend_times_expected_purchases(
     s = cdnow_summary
     clv = customer_lifetime_value(cdnow_bgnbd, cdnow_gamma_gamma, s, horizon=39, discount_rate=0.0)
     expected = cdnow_gamma_gamma.expected_order_value(s) * cdnow_bgnbd.expected_purchases(s, 39)
-    np.testing.assert_allclose(clv, expected, rtol=1e-10)
+    # computed as the expected purchases themselves: the same values, to the bit
+    np.testing.assert_array_equal(clv.to_numpy(), np.maximum(expected.to_numpy(), 0.0))
+    # and the limit of the period-by-period sum as the discount goes to 0
+    summed = customer_lifetime_value(cdnow_bgnbd, cdnow_gamma_gamma, s, horizon=39,
+                                     discount_rate=1e-13)  # fmt: skip
+    np.testing.assert_allclose(clv, summed, rtol=1e-10)
 
 
 def test_discounting_lowers_clv(cdnow_bgnbd, cdnow_gamma_gamma, cdnow_summary):

@@ -170,6 +170,44 @@ def test_sorted_distinct_rows_are_those_of_distinct_order_by(kind):
     assert codes.dtype == np.int64
 
 
+@pytest.mark.parametrize(
+    "kind", ["whole", "integers", "two columns", "one row", "one value", "negative",
+             "fractional", "huge"],
+)  # fmt: skip
+def test_compiled_distinct_rows_are_the_numpy_steps_rows(kind, monkeypatch):
+    """The compiled loops give the numpy steps' rows and numbers; other values fall back."""
+    from rfmml.models._grouping import _sorted_distinct_compiled, sorted_distinct_rows
+
+    rng = np.random.default_rng(7)
+    n = 1 if kind == "one row" else 30_000
+    columns = [rng.integers(0, 40, n).astype(float), rng.integers(0, 900, n).astype(float),
+               rng.integers(0, 700, n).astype(float)]  # fmt: skip
+    if kind == "integers":
+        columns = [c.astype(np.int64) for c in columns]
+    elif kind == "two columns":
+        columns = columns[:2]
+    elif kind == "one value":
+        columns = [np.full(n, 3.0) for _ in columns]
+    elif kind == "negative":
+        columns[1][5] = -1.0
+    elif kind == "fractional":
+        columns[2][7] = 2.5
+    elif kind == "huge":
+        columns[0][9] = 2.0**24
+    compiled = _sorted_distinct_compiled(columns)
+    assert (compiled is None) == (kind in ("negative", "fractional", "huge"))
+    monkeypatch.setattr(_grouping, "COMPILED_DISTINCT_MIN_ROWS", 0)
+    found = sorted_distinct_rows(*columns)
+    monkeypatch.setattr(_grouping, "COMPILED_DISTINCT_MIN_ROWS", 2**62)
+    reference = sorted_distinct_rows(*columns)
+    assert found is not None and reference is not None
+    for got, want in zip(found[0], reference[0], strict=True):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(found[1], reference[1])
+    assert found[1].dtype == np.int64
+
+
 def test_sorted_distinct_rows_refuse_nan():
     from rfmml.models._grouping import sorted_distinct_rows
 
