@@ -269,7 +269,7 @@ def _child(mode: str, path: Path, out: Path) -> None:
 
 def _streamed(path: Path, out: Path, formats: tuple[str, ...]) -> None:
     """The streamed job: features in a DuckDB table, scored and written per 1M customers."""
-    from rfmml.campaign import ScoringPipeline
+    from rfmml.campaign import ScoringPipeline, streaming
     from rfmml.campaign.streaming import fit_on_table, fit_rule_segmenter, score_features_table
     from rfmml.data import scan_transactions
     from rfmml.features.combined import customer_features_table
@@ -289,11 +289,18 @@ def _streamed(path: Path, out: Path, formats: tuple[str, ...]) -> None:
             tx.release()
         else:  # a checkout from before ScannedLog.release
             tx.connection.execute(f"DROP TABLE {tx.table}")
-        models = st.run("BG/NBD + Gamma-Gamma fits", lambda: (
-            fit_on_table(BetaGeoNBD(), table), fit_on_table(GammaGamma(), table)
-        ))  # fmt: skip
-        rules = st.run("rule segments (rfm11 fit)",
-                       lambda: fit_rule_segmenter(RuleSegmenter("rfm11"), table))  # fmt: skip
+        if hasattr(streaming, "fit_models_on_table"):  # the three fits side by side
+            *models, rules = st.run(
+                "BG/NBD + Gamma-Gamma fits, rfm11 rules (side by side)",
+                lambda: streaming.fit_models_on_table(table, BetaGeoNBD(), GammaGamma(),
+                                                      RuleSegmenter("rfm11")),
+            )  # fmt: skip
+        else:  # a checkout from before fit_models_on_table: one after the other
+            models = st.run("BG/NBD + Gamma-Gamma fits", lambda: (
+                fit_on_table(BetaGeoNBD(), table), fit_on_table(GammaGamma(), table)
+            ))  # fmt: skip
+            rules = st.run("rule segments (rfm11 fit)",
+                           lambda: fit_rule_segmenter(RuleSegmenter("rfm11"), table))  # fmt: skip
         pipeline = ScoringPipeline(rule_segmenter=rules, purchase_model=models[0],
                                    gamma_gamma=models[1], horizon=30, freq="D",
                                    next_order_window=None, churn_basis="no_purchase")  # fmt: skip

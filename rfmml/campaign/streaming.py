@@ -71,6 +71,7 @@ from rfmml.segments import RuleSegmenter
 __all__ = [
     "CHUNK_ROWS",
     "StreamedPredictions",
+    "fit_models_on_table",
     "fit_on_table",
     "fit_rule_segmenter",
     "score_features_table",
@@ -135,6 +136,80 @@ def fit_on_table(model: Any, table: FeaturesTable) -> Any:
     The fitted model.
     """
     return model.fit(fit_rows(model, table))
+
+
+def fit_models_on_table(
+    table: FeaturesTable,
+    purchase_model: Any = None,
+    gamma_gamma: Any = None,
+    rule_segmenter: RuleSegmenter | None = None,
+) -> tuple[Any, Any, RuleSegmenter | None]:
+    """Fit a scoring pipeline's models on ``table``: the purchase model beside the others.
+
+    The models :func:`fit_on_table` and :func:`fit_rule_segmenter` fit, the
+    same values: the purchase model's rows are grouped here, then its fit (the
+    likelihood's quasi-Newton steps on the distinct rows, with their own
+    threads: 0.3-0.4 s at 3.3M customers) runs on a thread of its own while
+    this one groups and fits the Gamma-Gamma rows and learns the rules' edges
+    in DuckDB (0.25 s). Only this thread uses the table's connection. With
+    ``RFMML_THREADS=1`` the fits run one after the other.
+
+    Parameters
+    ----------
+    table : FeaturesTable
+    purchase_model, gamma_gamma : estimator, optional
+        Unfitted models (fitted in place).
+    rule_segmenter : RuleSegmenter, optional
+        Unfitted segmenter.
+
+    Returns
+    -------
+    tuple
+        ``(purchase_model, gamma_gamma, rule_segmenter)`` fitted (None where not
+        given).
+
+    Raises
+    ------
+    Exception
+        What a fit raises; the first in the order of the arguments when several
+        fail, after every fit has stopped.
+    """
+    import threading
+
+    from rfmml._threads import thread_count
+
+    failures: list[BaseException] = []
+    worker = None
+    if purchase_model is not None:
+        rows = fit_rows(purchase_model, table)
+        if thread_count() > 1 and (gamma_gamma is not None or rule_segmenter is not None):
+
+            def fit_purchase() -> None:
+                try:
+                    purchase_model.fit(rows)
+                except BaseException as exc:  # raised in the caller's thread
+                    failures.append(exc)
+
+            worker = threading.Thread(target=fit_purchase, name="rfmml-fit")
+            worker.start()
+        else:
+            purchase_model.fit(rows)
+    try:
+        if gamma_gamma is not None:
+            fit_on_table(gamma_gamma, table)
+        if rule_segmenter is not None:
+            rule_segmenter = fit_rule_segmenter(rule_segmenter, table)
+    except BaseException:
+        if worker is not None:
+            worker.join()
+        if failures:  # the purchase model's error first
+            raise failures[0] from None
+        raise
+    if worker is not None:
+        worker.join()
+    if failures:
+        raise failures[0]
+    return purchase_model, gamma_gamma, rule_segmenter
 
 
 def fit_rows(model: Any, table: FeaturesTable) -> pd.DataFrame:

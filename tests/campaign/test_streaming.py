@@ -364,3 +364,42 @@ def test_a_table_held_in_memory_fits_and_streams_the_same(same_files, tmp_path: 
     again = customer_features_table(log, freq=freq, table="stored")
     assert again.arrow is not None and again.n_rows == stored.n_rows
     log.close()
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_the_models_fitted_side_by_side_are_those_fitted_in_turn(monkeypatch, threads) -> None:
+    """fit_models_on_table: the purchase model on its own thread, the same fitted values."""
+    monkeypatch.setenv("RFMML_THREADS", threads)
+    log, table, pipeline = _cdnow_table_and_pipeline()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            purchase, gg, rules = streaming.fit_models_on_table(
+                table, BetaGeoNBD(), GammaGamma(zero_spend="exclude"), RuleSegmenter("rfm11")
+            )
+        assert purchase.get_fitted_params() == pipeline.purchase_model.get_fitted_params()
+        assert gg.get_fitted_params() == pipeline.gamma_gamma.get_fitted_params()
+        pd.testing.assert_frame_equal(rules.scorer_.edges_, pipeline.rule_segmenter.scorer_.edges_)
+        assert rules.n_features_in_ == pipeline.rule_segmenter.n_features_in_
+        only, none, nothing = streaming.fit_models_on_table(table, BetaGeoNBD())
+        assert none is None and nothing is None
+        assert only.get_fitted_params() == purchase.get_fitted_params()
+    finally:
+        log.close()
+
+
+def test_a_failing_fit_side_by_side_is_raised_after_every_fit_stopped() -> None:
+    import threading
+
+    log, table, _ = _cdnow_table_and_pipeline()
+    try:
+        with pytest.raises(ValueError, match="penalizer"):  # the purchase model's thread
+            streaming.fit_models_on_table(table, BetaGeoNBD(penalizer=-1.0), GammaGamma())
+        with pytest.raises(ValueError, match="penalizer"):  # this thread's
+            streaming.fit_models_on_table(table, BetaGeoNBD(), GammaGamma(penalizer=-1.0))
+        bad = BetaGeoNBD(penalizer=-2.0)  # both: the purchase model's error first
+        with pytest.raises(ValueError, match="-2.0"):
+            streaming.fit_models_on_table(table, bad, GammaGamma(penalizer=-1.0))
+        assert not [t for t in threading.enumerate() if t.name == "rfmml-fit"]
+    finally:
+        log.close()
