@@ -351,10 +351,14 @@ def _check_columns(schema: TransactionSchema, available: list[str], where: str) 
 _ROLE_WORDS = {
     "customer": ("customer", "client", "email", "e-mail", "kunde", "buyer", "member",
                  "account", "contact", "user"),
-    "timestamp": ("date", "time", "created", "datum", "ordered", "paid"),
+    "timestamp": ("date", "time", "created", "datum", "ordered", "paid", "purchased", "placed",
+                  "when"),
     "amount": ("total", "amount", "revenue", "value", "betrag", "sales", "spend", "umsatz",
                "sum"),
 }  # fmt: skip
+
+#: Words of columns that hold dates but not of the purchases (a birthday, a sign-up).
+_NOT_ROLE_WORDS = {"timestamp": ("birth", "dob", "signup", "sign-up", "registered", "expir")}
 
 #: Words of the columns of an invoice-line export: quantity, unit price, order id.
 _QUANTITY_WORDS = ("quantity", "qty", "menge", "anzahl", "units")
@@ -363,10 +367,13 @@ _ORDER_WORDS = ("invoice", "receipt", "rechnung", "beleg")
 _ORDER_ID_WORDS = ("id", "no", "number", "nr", "#")
 
 
-def _first_with(available: list[Any], used: set[Any], words: tuple[str, ...]) -> Any:
-    """The first column not in ``used`` whose name holds one of ``words`` (None if none)."""
+def _first_with(available: list[Any], used: set[Any], words: tuple[str, ...],
+                unlike: tuple[str, ...] = ()) -> Any:  # fmt: skip
+    """The first column not in ``used`` whose name holds one of ``words`` and none of ``unlike``."""
     for held in available:
-        if held not in used and any(word in str(held).casefold() for word in words):
+        text = str(held).casefold()
+        if (held not in used and any(word in text for word in words)
+                and not any(word in text for word in unlike)):  # fmt: skip
             return held
     return None
 
@@ -406,7 +413,7 @@ def _likely_mapping(schema: TransactionSchema, missing: list[str], available: li
     for role, words in _ROLE_WORDS.items():
         if getattr(schema, role) not in missing:
             continue
-        held = _first_with(available, used, words)
+        held = _first_with(available, used, words, _NOT_ROLE_WORDS.get(role, ()))
         if held is not None:
             pick(role, held)
             continue

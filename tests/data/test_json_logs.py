@@ -142,3 +142,17 @@ def test_one_record_of_nested_objects_stays_one_record(tmp_path):
     tx, _ = read_transactions(path, customer="who.email", timestamp="order.at",
                               amount="order.total")  # fmt: skip
     assert tx["customer_id"].tolist() == ["a@x.com"] and tx["amount"].tolist() == [5.0]
+
+
+def test_the_hint_skips_birthdays_and_reads_when(tmp_path):
+    """A CRM export's birth date is not the purchase time; a column named When is."""
+    crm = pd.DataFrame({"Email": ["a"], "Birth Date": ["1980-01-01"], "Signup Date": ["2020-01-01"],
+                        "Order Date": ["2024-01-01"], "Order Total": [3.0]})  # fmt: skip
+    plain = pd.DataFrame({"Customer": ["a"], "When": ["2024-01-01"], "Spend": [3.0]})
+    hints = []
+    for frame in (crm, plain):
+        with pytest.raises(DataError) as caught:
+            read_transactions(frame)
+        hints.append(str(caught.value))
+    assert "Likely: --customer Email --timestamp 'Order Date' --amount 'Order Total'." in hints[0]
+    assert "Likely: --customer Customer --timestamp When --amount Spend." in hints[1]
