@@ -458,3 +458,32 @@ def test_rows_held_in_arrow_become_a_table_to_change_and_are_released(
             held.connection.sql(f"SELECT count(*) FROM {held.table}").fetchall()
     finally:
         held.close()
+
+
+def test_a_log_held_in_arrow_is_in_the_file_order_across_row_groups(tmp_path: Path) -> None:
+    """Read on two threads from 40 row groups, the held rows keep the file's order.
+
+    to_pandas and iter_pandas then read them without sorting: the pandas reader's frame,
+    row for row, and the same chunks.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tx = load_cdnow()
+    path = tmp_path / "groups.parquet"
+    pq.write_table(pa.Table.from_pandas(tx, preserve_index=False), path, row_group_size=1_000)
+    ref = read_transactions(path, engine="pandas")
+    log, _ = scan_transactions(path)
+    try:
+        assert log.arrow is not None and log.arrow_in_order
+        rows = log.arrow.column("_row").to_numpy()
+        assert (np.diff(rows) > 0).all()
+        whole = log.to_pandas()
+        pd.testing.assert_frame_equal(whole, ref.transactions)
+        chunks = list(log.iter_pandas(chunk_rows=7_000))
+        assert [len(c) for c in chunks[:-1]] == [7_000] * (len(chunks) - 1)
+        pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), whole)
+        log.materialize()  # a DuckDB table: read by sorting on _row, the same frame
+        pd.testing.assert_frame_equal(log.to_pandas(), whole)
+    finally:
+        log.close()
