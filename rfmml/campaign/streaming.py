@@ -920,7 +920,7 @@ def _score_one_table(
 
 
 def export_segment_lists_from_file(
-    path: Path,
+    path: str | Path,
     out_dir: str | Path,
     *,
     hash_ids: bool = False,
@@ -935,8 +935,9 @@ def export_segment_lists_from_file(
 
     Parameters
     ----------
-    path : pathlib.Path
-        A ``predictions.parquet`` written with its ``predictions.meta.json``.
+    path : str or pathlib.Path
+        A ``predictions.parquet`` written with its ``predictions.meta.json``, or
+        the folder holding them.
     out_dir : str or pathlib.Path
         Destination folder (created).
     hash_ids, salt
@@ -965,7 +966,18 @@ def export_segment_lists_from_file(
     )
 
     _check_hash_args(hash_ids, salt, "export_segment_lists")
-    meta = json.loads(path.with_name("predictions.meta.json").read_text(encoding="utf-8"))
+    path = Path(path)
+    if path.is_dir():
+        path = path / "predictions.parquet"
+    described = path.with_name("predictions.meta.json")
+    for needed in (path, described):
+        if not needed.is_file():
+            raise DataError(
+                f"export_segment_lists_from_file: {str(needed)!r} not found; pass the "
+                "predictions.parquet of rfmml predict or write_predictions (its "
+                "predictions.meta.json beside it), or their folder"
+            )
+    meta = json.loads(described.read_text(encoding="utf-8"))
     keys = [k for k in meta.get("index", []) if k in meta["columns"]]
     columns = [c for c in LIST_COLUMNS if c in meta["columns"]]
     if "customer_id" in columns:

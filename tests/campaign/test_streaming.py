@@ -15,6 +15,7 @@ from rfmml.campaign.scoring import next_order_dates
 from rfmml.campaign.streaming import fit_on_table, fit_rule_segmenter, score_features_table
 from rfmml.data import load_cdnow, load_online_retail, simulate_transactions
 from rfmml.data._scan import ScannedLog
+from rfmml.errors import DataError
 from rfmml.features import customer_features
 from rfmml.features.combined import FeaturesTable, customer_features_table
 from rfmml.models import BetaGeoNBD, GammaGamma
@@ -204,6 +205,17 @@ def test_segment_lists_from_the_file_equal_the_pandas_lists(tmp_path: Path, hash
     assert any(p.stat().st_size > 200 for p in want.values())
     for name, path in want.items():
         assert got[name].read_bytes() == path.read_bytes(), name
+    # the path as text, or the run's folder: the same lists
+    again = export_segment_lists_from_file(str(tmp_path / "run"), tmp_path / "again",
+                                           hash_ids=hashed, salt=salt)  # fmt: skip
+    assert {k: p.read_bytes() for k, p in again.items()} == {
+        k: p.read_bytes() for k, p in got.items()
+    }
+    with pytest.raises(DataError, match="predictions.meta.json"):
+        (tmp_path / "lone").mkdir()
+        write_predictions(predictions.head(3), tmp_path / "lone", fingerprints={})
+        (tmp_path / "lone" / "predictions.meta.json").unlink()
+        export_segment_lists_from_file(tmp_path / "lone", tmp_path / "none")
 
 
 def test_a_grouped_table_streams_the_same(same_files, tmp_path: Path) -> None:
