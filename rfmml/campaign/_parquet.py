@@ -182,10 +182,12 @@ class ParquetChunks:
         most ``chunk_rows`` rows with ``to_parquet``, a longer one without them).
     """
 
-    def __init__(self, path: Path, with_attrs: bool = False) -> None:
+    def __init__(self, path: Path, with_attrs: bool = False, workers: int = 1) -> None:
         self.path = path
         self.with_attrs = with_attrs
+        self.workers = int(workers)
         self._writer: Any = None
+        self._parts: Any = None
         self._schema: Any = None
         self._options: dict[str, list[str]] = {}
 
@@ -212,9 +214,22 @@ class ParquetChunks:
         return pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
 
     def write_arrow(self, table: pa.Table) -> None:
-        """Append a table made by :meth:`arrow` (one row group; the file opened at the first)."""
+        """Append a table made by :meth:`arrow` (one row group; the file opened at the first).
+
+        With ``workers`` above 1 the table is handed to
+        :class:`~rfmml.campaign._parquet_parts.ParquetParts`, which encodes it on
+        one of that many threads (this call waits only while all of them are
+        busy) and joins the row groups into the same file, byte for byte.
+        """
         import pyarrow.parquet as pq
 
+        if self.workers > 1:
+            if self._parts is None:
+                from rfmml.campaign._parquet_parts import ParquetParts
+
+                self._parts = ParquetParts(self.path, self._schema, self._options, self.workers)
+            self._parts.submit(table)
+            return
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, self._schema, **self._options)
         self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
@@ -224,7 +239,10 @@ class ParquetChunks:
         self.write_arrow(self.arrow(frame))
 
     def close(self) -> None:
-        """Finish the file."""
+        """Finish the file (waiting for the parts still encoded)."""
+        if self._parts is not None:
+            parts, self._parts = self._parts, None
+            parts.close()
         if self._writer is not None:
             self._writer.close()
             self._writer = None

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from rfmml._documents import encode, replacing, write_document
+from rfmml._threads import thread_count
 from rfmml.campaign import _csv, _parquet
 from rfmml.campaign._background import BackgroundCalls, BackgroundFile
 from rfmml.errors import DataError
@@ -45,6 +46,10 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 #: Name of the column holding hashed customer ids in exports.
 HASH_COLUMN = "customer_id_sha256"
+
+#: Threads encoding a predictions file's row groups at most (one chunk of rows each, held
+#: while it is encoded: memory grows with them); fewer where fewer cores may be used.
+PARQUET_WORKERS = 2
 
 PREDICTIONS_FORMAT = "rfmml-predictions"
 PREDICTIONS_FORMAT_VERSION = 1
@@ -487,10 +492,13 @@ def write_predictions_chunks(
             paths["parquet"] = out / "predictions.parquet"
             small = n_rows_hint is not None and n_rows_hint <= _parquet.CHUNK_ROWS
             temporary = stack.enter_context(replacing(paths["parquet"]))
-            parquet = _parquet.ParquetChunks(temporary, with_attrs=small)
+            # several chunks: each encoded on one of the writer's threads (at most that many
+            # held), their row groups joined into the file in order; else one writing thread
+            workers = 1 if small else min(thread_count(), PARQUET_WORKERS)
+            parquet = _parquet.ParquetChunks(temporary, with_attrs=small, workers=workers)
             stack.callback(parquet.close)
-            # depth 0: one chunk in the thread at a time, one here (memory)
-            background = stack.enter_context(BackgroundCalls(depth=0, name="rfmml-parquet"))
+            if workers == 1:  # depth 0: one chunk in the thread at a time, one here (memory)
+                background = stack.enter_context(BackgroundCalls(depth=0, name="rfmml-parquet"))
         if "csv" in chosen:
             paths["csv"] = out / "predictions.csv"
             handle = stack.enter_context(open(stack.enter_context(replacing(paths["csv"])), "wb"))
@@ -505,9 +513,11 @@ def write_predictions_chunks(
                 first = chunk.iloc[:0]
             attrs = dict(chunk.attrs)
             if parquet is not None:
-                assert background is not None
-                # converted here (in chunk order), encoded and written in the thread
-                background.submit(parquet.write_arrow, parquet.arrow(flat))
+                # converted here (in chunk order), encoded and written in the threads
+                if background is not None:
+                    background.submit(parquet.write_arrow, parquet.arrow(flat))
+                else:
+                    parquet.write_arrow(parquet.arrow(flat))
             if csv is not None:
                 # its own frame object (the columns shared): the two threads read it apart
                 tidy = flat.copy(deep=False)
@@ -521,8 +531,8 @@ def write_predictions_chunks(
         if first is None:
             raise DataError("write_predictions_chunks: no chunks (0 rows) to write.")
         if parquet is not None:
-            assert background is not None
-            background.close()
+            if background is not None:
+                background.close()
             parquet.close()
         if csv_calls is not None:
             csv_calls.close()
