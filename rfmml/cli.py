@@ -965,10 +965,10 @@ def predict(model_dir: str, output: str, previous: str | None, hash_ids: bool,
     )
     from rfmml.campaign.lists import LIST_COLUMNS
     from rfmml.campaign.streaming import export_segment_lists_from_file, score_features_table
+    from rfmml.data.fingerprint import fingerprint
     from rfmml.data.report import REPORT_FILE as CLEANING_REPORT_FILE
     from rfmml.features import customer_features
     from rfmml.features.combined import customer_features_table
-    from rfmml.pipeline import fingerprint
 
     _loaded()
     # every option is checked before anything is read or written

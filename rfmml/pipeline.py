@@ -49,7 +49,6 @@ bundled datasets, which are pandas frames). The log is closed when
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import tempfile
@@ -87,6 +86,7 @@ from rfmml.data import (
     scan_transactions,
 )
 from rfmml.data.datasets import _lifetimes_datasets
+from rfmml.data.fingerprint import fingerprint
 from rfmml.data.transactions import end_cutoff
 from rfmml.errors import ConfigError, DataError
 from rfmml.evaluation import (
@@ -184,20 +184,6 @@ def check_without_spend(cfg: ExperimentConfig) -> None:
         )
     for seg_cfg in cfg.segmentations:
         seg_cfg.build(spend=False)
-
-
-def fingerprint(frame: pd.DataFrame | Iterable[pd.DataFrame]) -> str:
-    """A SHA-256 fingerprint of a frame's values (row order matters).
-
-    ``frame`` may also be consecutive chunks of rows (e.g.
-    :meth:`rfmml.data.ScannedLog.iter_pandas`): the fingerprint is that of the
-    frame they make up, without building it (each row hashes on its own).
-    """
-    chunks = [frame] if isinstance(frame, pd.DataFrame) else frame
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(pd.util.hash_pandas_object(chunk, index=False).to_numpy().tobytes())
-    return "sha256:" + digest.hexdigest()
 
 
 def _spill_log(log: ScannedLog) -> Path:
