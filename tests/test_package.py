@@ -21,6 +21,16 @@ def test_import_is_light():
     assert out.stdout.split() == ["False", "False"]
 
 
+def test_scoring_with_a_saved_pipeline_does_not_load_mlflow():
+    """rfmml predict's modules (reading, features, scoring, lists, report) leave MLflow out."""
+    code = (
+        "import sys, rfmml.cli, rfmml.campaign, rfmml.campaign.streaming, rfmml.report, "
+        "rfmml.features.combined, rfmml.data.fingerprint; print('mlflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_unknown_name():
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         rfmml.nope  # noqa: B018
