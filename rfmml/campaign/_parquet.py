@@ -126,7 +126,8 @@ def _leaf_paths(field: pa.Field) -> list[str]:
     return [schema.column(i).path for i in range(len(schema))]
 
 
-def write_parquet(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS) -> None:
+def write_parquet(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS,
+                  workers: int = 1) -> None:  # fmt: skip
     """Write ``frame`` (without its index) to ``path`` one chunk of rows at a time.
 
     Parameters
@@ -137,6 +138,8 @@ def write_parquet(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS)
         Destination file.
     chunk_rows : int
         Rows converted to Arrow at a time (one row group each).
+    workers : int
+        Threads encoding the row groups (:class:`ParquetChunks`): the same file.
 
     Notes
     -----
@@ -147,21 +150,17 @@ def write_parquet(frame: pd.DataFrame, path: Path, chunk_rows: int = CHUNK_ROWS)
     chunk, say), the file is written again in one piece by ``to_parquet``.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     if len(frame) <= chunk_rows:
         frame.to_parquet(path, index=False)
         return
-    first = pa.Table.from_pandas(frame.iloc[:chunk_rows], preserve_index=False)
-    schema = first.schema
+    writer = ParquetChunks(path, workers=workers)
     try:
-        with pq.ParquetWriter(path, schema, **writer_options(first)) as writer:
-            writer.write_table(first, row_group_size=chunk_rows)
-            del first
-            for start in range(chunk_rows, len(frame), chunk_rows):
-                chunk = frame.iloc[start : start + chunk_rows]
-                table = pa.Table.from_pandas(chunk, schema=schema, preserve_index=False)
-                writer.write_table(table, row_group_size=chunk_rows)
+        try:
+            for start in range(0, len(frame), chunk_rows):
+                writer.write_arrow(writer.arrow(frame.iloc[start : start + chunk_rows]))
+        finally:
+            writer.close()
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
         frame.to_parquet(path, index=False)
 

@@ -414,7 +414,9 @@ def write_predictions(
     if "parquet" in chosen:
         paths["parquet"] = out / "predictions.parquet"
         with replacing(paths["parquet"]) as temporary:
-            _parquet.write_parquet(flat, temporary)  # in chunks: no second whole copy
+            # in chunks (no second whole copy), their row groups encoded on the writer's threads
+            workers = min(thread_count(), PARQUET_WORKERS)
+            _parquet.write_parquet(flat, temporary, workers=workers)
     if "csv" in chosen:
         paths["csv"] = to_safe_csv(flat, out / "predictions.csv")
     meta = {

@@ -29,11 +29,14 @@ def _frame(n: int) -> pd.DataFrame:
     )
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("n", [5, 23])
-def test_reads_back_as_to_parquet(tmp_path: Path, n: int) -> None:
+def test_reads_back_as_to_parquet(tmp_path: Path, n: int, workers: int) -> None:
     frame = _frame(n)
     frame.to_parquet(tmp_path / "whole.parquet", index=False)
-    _parquet.write_parquet(frame, tmp_path / "chunks.parquet", chunk_rows=4)
+    _parquet.write_parquet(frame, tmp_path / "chunks.parquet", chunk_rows=4, workers=workers)
+    _parquet.write_parquet(frame, tmp_path / "one.parquet", chunk_rows=4)
+    assert (tmp_path / "chunks.parquet").read_bytes() == (tmp_path / "one.parquet").read_bytes()
     whole = pd.read_parquet(tmp_path / "whole.parquet")
     chunks = pd.read_parquet(tmp_path / "chunks.parquet")
     pd.testing.assert_frame_equal(chunks, whole, check_exact=True)
@@ -43,10 +46,12 @@ def test_reads_back_as_to_parquet(tmp_path: Path, n: int) -> None:
     assert groups == -(-n // 4)
 
 
-def test_types_unknown_in_the_first_chunk(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_types_unknown_in_the_first_chunk(tmp_path: Path, workers: int) -> None:
     frame = pd.DataFrame({"note": [None] * 4 + ["x", "y"]}, dtype=object)
     frame.to_parquet(tmp_path / "whole.parquet", index=False)
-    _parquet.write_parquet(frame, tmp_path / "chunks.parquet", chunk_rows=4)  # falls back
+    _parquet.write_parquet(frame, tmp_path / "chunks.parquet", chunk_rows=4,
+                           workers=workers)  # fmt: skip  # falls back
     whole = pd.read_parquet(tmp_path / "whole.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "chunks.parquet"), whole)
     assert whole["note"].tolist()[4:] == ["x", "y"]
