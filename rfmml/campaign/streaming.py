@@ -30,6 +30,8 @@ whole table (same Parquet content, same CSV bytes; tests compare them on CDNOW,
 Online Retail and a simulated log). :func:`fit_on_table` fits a model on the
 distinct rows of the table with their counts, and :func:`fit_rule_segmenter` learns
 the rule segments' quantile edges in DuckDB; both equal fits on the pandas tables.
+:func:`fit_models_on_table` fits a pipeline's purchase model, Gamma-Gamma and rules
+at once, the purchase model on a thread of its own.
 
 What is not streamed, and falls back to one pandas table (the result is the same):
 intervals (their totals per segment come from joint draws over all customers), and a
