@@ -625,3 +625,15 @@ def test_float_order_ids_are_refused(spark, cdnow_tx, tmp_path):
 def test_line_options_are_checked_as_by_pandas(spark, options, message):
     with pytest.raises(DataError, match=message):
         read_spark_transactions(spark, DataConfig(source="x.parquet", **options))
+
+
+def test_identical_orders_keep_the_first_order_id_as_by_pandas(spark, cdnow_tx, tmp_path):
+    """Orders exported twice under new ids: with drop_duplicates the first order id stays."""
+    frame = _with_orders(cdnow_tx)
+    again = frame.iloc[::-1].assign(order=frame["order"].iloc[::-1] + 500_000)  # renumbered
+    path = _write(pd.concat([frame, again], ignore_index=True), tmp_path)
+    rows, report, want, expected = _read_both(spark, path, order="order", drop_duplicates=True)
+    _assert_same(rows, report, want, expected)
+    assert report.to_frame().equals(expected.to_frame())
+    assert report.removed["identical to an earlier row"] > 200
+    assert not set(want["order_id"].dropna()) & set(again["order"].dropna())
