@@ -47,12 +47,10 @@ identical rows, ids trimmed, ``normalize_ids``, the observation end's margin
 (``allow_end_beyond_data``), isolated dates flagged, and order ids (the lines
 of an order summed into one row, rows without an order id kept as they are),
 line items (``quantity`` x ``price``) and cancellation orders
-(``cancellation_prefix``). It refuses, naming the column and the lines, order
-lines that lack their order's customer id, time, total or currency (the pandas
-reader fills them from the order's other lines) and float order ids. A run
-counts the rows removed per reason in one Spark aggregation (with order ids,
-one more over the orders, and one grouping that looks for such lines) and
-writes them as
+(``cancellation_prefix``), order lines without their order's customer id,
+time, total or currency filled from the order's other lines; it refuses float
+order ids. A run counts the rows removed per reason in one Spark aggregation
+(with order ids, one more over the orders' rows) and writes them as
 ``cleaning_report.json`` (logged to MLflow as the pandas run logs it). pyspark is
 imported inside the functions.
 """
@@ -82,6 +80,7 @@ from rfmml.data._cleaning import (
     _DECIMALS,
     check_end_margin,
     copied_orders_note,
+    order_fields_note,
     unmatched_states_note,
 )
 from rfmml.data._parse import (
@@ -387,7 +386,10 @@ def read_spark_transactions(
     text ids are trimmed, and ``normalize_ids`` lower-cases them. Line items
     (``quantity`` and ``price``) have the amount ``quantity * price`` rounded
     to 9 decimals (lines missing either are removed). With ``order``, every
-    line of an order with an excluded state goes, the lines of an order
+    line of an order with an excluded state goes, a line without its order's
+    customer id, time, total (amounts that are the orders' totals: it adds
+    0) or currency takes the first value of the order's other lines in the
+    file (as the pandas reader, with its note), the lines of an order
     starting with ``cancellation_prefix`` count as returns (their amounts made
     negative; without amounts they are removed), then the lines left are
     summed into one row per order id, customer and group (earliest time, total
@@ -445,10 +447,7 @@ def read_spark_transactions(
     DataError
         Missing columns, a column mapped twice, ``quantity`` without ``price``
         (or with ``amount``), ``cancellation_prefix`` without ``order``, float
-        order ids, order lines without their order's customer id, time, total
-        or currency while other lines of the order have them (the pandas
-        reader fills them; refused with the column and the number of lines),
-        bad ``since``/``until``/``status`` options, several
+        order ids, bad ``since``/``until``/``status`` options, several
         currencies (or a picked one the log lacks), negative amounts with
         ``negative_amounts = "error"``, an ``observation_end`` far past the
         data, or (with ``report``) no row left.
@@ -472,6 +471,9 @@ def read_spark_transactions(
     tx, schema = _spark_source(spark, cfg)
     has_amount = schema.has_amount
     orders = schema.order is not None
+    if orders:
+        _check_order_ids(tx, schema)
+        tx = _filled_order_lines(tx, schema)
     code, currency_note = None, ""
     if schema.currency is None:
         check_currencies(None, {}, cfg.currency, has_amount)
@@ -491,8 +493,6 @@ def read_spark_transactions(
         wanted = [v.lower() for v in excluded]
         state = F.lower(_stripped(F.col("_status")))
         excluded_state = F.coalesce(state.isin(wanted), F.lit(False))
-    if orders:
-        _check_order_lines(tx, schema, no_id, excluded_state)
     # text ids without the spaces around them, as the pandas reader's _trimmed_ids
     given_id = F.btrim(raw_id, F.lit(ID_PADDING)) if text_ids else raw_id
     time_format, epoch_note = cfg.timestamp_format, ""
@@ -575,6 +575,7 @@ def read_spark_transactions(
         out_cols.append(F.col("order_id"))
     names = schema.canonical_columns
     extra = [F.col("_status")] if excluded else []
+    extra += [F.col("_filled")] if orders else []
     flagged = tx.select(*out_cols, *extra, given_id.alias("_raw_id"), raw_id.alias("_given_id"),
                         ts.alias("_ts"), reason.alias("_reason"), F.col("_row"))  # fmt: skip
     kept = flagged.filter(F.col("_reason") == 0)
@@ -593,7 +594,7 @@ def read_spark_transactions(
     row = _cleaning_counts(flagged, steps, names, cfg, text_ids, id_step, excluded, end_step,
                            zero=has_amount and not cfg.drop_zero_amounts and not orders,
                            distinct=(cfg.drop_duplicates or report is not None) and not orders,
-                           cancelled=cancelled)  # fmt: skip
+                           cancelled=cancelled, filled=orders)  # fmt: skip
     n_rows = int(row["n"])
     amount_name = schema.price if schema.price is not None else cfg.amount or "amount"
     if cfg.negative_amounts == "error" and negative_step is not None:
@@ -607,8 +608,11 @@ def read_spark_transactions(
     for number, (text, _) in enumerate(steps, start=1):
         if number != negative_step or cfg.negative_amounts == "drop":  # "error": none left
             book.remove(text, int(row[f"r{number}"]))
-    if excluded:  # the notes in the pandas reader's order: states, currency, ids
+    if excluded:  # the notes in the pandas reader's order: states, order lines, currency, ids
         _note_unmatched_states(tx, book, row, cfg.status, excluded)
+    if orders and int(row["filled"]):
+        book.notes.append(order_fields_note(int(row["filled"]), schema.amount is not None,
+                                            schema.currency is not None))  # fmt: skip
     if currency_note:
         book.notes.append(currency_note)
     if text_ids:
@@ -676,54 +680,51 @@ def _blank_cells(tx: Any, column: str) -> Any:
     return F.coalesce(blank, F.lit(False))
 
 
-def _check_order_lines(tx: Any, schema: TransactionSchema, no_id: Any,
-                       excluded_state: Any) -> None:  # fmt: skip
-    """Refuse order lines the pandas reader would fill from their order's other lines.
+def _check_order_ids(tx: Any, schema: TransactionSchema) -> None:
+    """Refuse float order ids (the pandas reader writes whole numbers as integers)."""
+    kind = tx.schema["order_id"].dataType
+    if kind.typeName() in ("float", "double"):
+        raise DataError(
+            f"column {schema.order!r}: order ids of type {kind.simpleString()} are not read by "
+            "engine = 'spark' (the pandas reader writes whole numbers as integers); store them "
+            "as integers or text, or use engine = 'pandas'"
+        )
 
-    The pandas reader (``_order_fields``) gives an order's line without a
-    customer id, a time, (with order totals as amounts) a total, or a currency
-    the first value of the order's other lines; the Spark reader does not, so
-    such a log is refused, naming each column with its number of lines. Orders
-    removed whole by their state are left out, as the pandas reader removes
-    them first. One Spark job (a grouping by order id); float order ids (which
-    the pandas reader writes as integers) are refused too.
+
+def _filled_order_lines(tx: Any, schema: TransactionSchema) -> Any:
+    """Order lines without their order's customer id, time, total or currency, filled.
+
+    As the pandas reader's ``_order_fields`` (exports such as Shopify's write
+    an order's fields on its first line only): a blank cell (null, blank text,
+    NaN) of a line with an order id takes the first value of its order's other
+    lines in the file; with the orders' totals as amounts (not line items), a
+    line without one adds 0 when another line of its order has it. Orders with
+    no value on any line are left as they are. ``_filled`` marks the lines
+    changed (for the report's note). Lazy: one grouping of the rows by order id
+    in the plans that read them.
     """
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    if tx.schema["order_id"].dataType.typeName() in ("float", "double"):
-        raise DataError(
-            f"column {schema.order!r}: order ids of type "
-            f"{tx.schema['order_id'].dataType.simpleString()} are not read by engine = 'spark' "
-            "(the pandas reader writes whole numbers as integers); store them as integers or "
-            "text, or use engine = 'pandas'"
-        )
-    fields = [(schema.customer, "customer id", F.coalesce(no_id, F.lit(False))),
-              (schema.timestamp, "time", _blank_cells(tx, "timestamp"))]  # fmt: skip
-    if schema.amount is not None:  # an order's total on one of its lines
-        fields.append((schema.amount, "total", _blank_cells(tx, "amount")))
-    if schema.currency is not None:
-        fields.append((schema.currency, "currency", _blank_cells(tx, "_currency")))
-    gone = excluded_state if excluded_state is not None else F.lit(False)
-    aggs = [F.max(gone.cast("int")).alias("_gone")]
-    for i, (_, _, blank) in enumerate(fields):
-        aggs += [F.count_if(blank).alias(f"b{i}"), F.count_if(~blank).alias(f"k{i}")]
-    per_order = tx.filter(F.col("order_id").isNotNull()).groupBy("order_id").agg(*aggs)
-    totals = per_order.agg(*(
-        F.sum(F.when((F.col("_gone") == 0) & (F.col(f"b{i}") > 0) & (F.col(f"k{i}") > 0),
-                     F.col(f"b{i}"))).alias(f"n{i}")
-        for i in range(len(fields))
-    )).first()  # fmt: skip
-    problems = [
-        f"column {column!r}: {int(totals[f'n{i}']):,} order lines without their order's {what} "
-        "while other lines of the order have it"
-        for i, (column, what, _) in enumerate(fields)
-        if totals[f"n{i}"]
-    ]
-    if problems:
-        raise DataError(
-            "; ".join(problems) + " (the pandas reader fills such lines from their order's "
-            "other lines, engine = 'spark' does not): fill them upstream or use engine = 'pandas'"
-        )
+    order = Window.partitionBy("order_id")
+    known = F.col("order_id").isNotNull()
+    fields = ["customer_id", "timestamp"]
+    fields += ["amount"] if schema.amount is not None else []
+    fields += ["_currency"] if schema.currency is not None else []
+    columns: dict[str, Any] = {}
+    filled = F.lit(False)
+    for name in fields:
+        blank = _blank_cells(tx, name)
+        if name == "amount":  # the order's total is on another line: this one adds 0
+            value = F.lit(0).cast(tx.schema[name].dataType)
+            take = known & blank & (F.max((~blank).cast("int")).over(order) == 1)
+        else:  # the first value of the order's lines, in the file's order
+            value = F.min_by(F.when(~blank, F.col(name)), F.when(~blank, F.col("_row")))
+            value = value.over(order)
+            take = known & blank & value.isNotNull()
+        columns[name] = F.when(take, value).otherwise(F.col(name))
+        filled = filled | take
+    return tx.withColumns({**columns, "_filled": filled})
 
 
 def _merged_orders(lines: Any, names: list[str], group: str | None, has_amount: bool) -> Any:
@@ -839,8 +840,8 @@ def _count_orders(merged: Any, book: CleaningReport, names: list[str], cfg: Data
 
 def _cleaning_counts(flagged: Any, steps: list[tuple[str, Any]], names: list[str],
                      cfg: DataConfig, text_ids: bool, id_step: int, excluded: list[str],
-                     end_step: int, *, zero: bool, distinct: bool,
-                     cancelled: Any = None) -> Any:  # fmt: skip
+                     end_step: int, *, zero: bool, distinct: bool, cancelled: Any = None,
+                     filled: bool = False) -> Any:  # fmt: skip
     """Rows in, per reason, kept, (flagged zero, distinct kept, case, states): one aggregation.
 
     Also the ids trimmed (and the first, in row order), the rows left at the
@@ -849,7 +850,10 @@ def _cleaning_counts(flagged: Any, steps: list[tuple[str, Any]], names: list[str
     the rows left after it (the observation end's margin, isolated dates).
     ``zero`` counts the kept zero amounts, ``distinct`` the distinct kept rows
     (both asked for rows, not order lines: orders are counted after their
-    merge), and ``cancelled`` the kept lines of cancellation orders.
+    merge), ``cancelled`` the kept lines of cancellation orders, and
+    ``filled`` the order lines that took their order's fields (those of
+    orders removed for their state left out, as the pandas reader fills after
+    removing them).
     """
     from pyspark.sql import functions as F
 
@@ -860,6 +864,9 @@ def _cleaning_counts(flagged: Any, steps: list[tuple[str, Any]], names: list[str
         aggs.append(F.count_if((reason == 0) & (F.col("amount") == 0)).alias("zero"))
     if cancelled is not None:
         aggs.append(F.count_if((reason == 0) & cancelled).alias("cancelled"))
+    if filled:  # the status step (the first, with excluded states) removes whole orders
+        kept_orders = reason != 1 if excluded else F.lit(True)
+        aggs.append(F.count_if(F.col("_filled") & kept_orders).alias("filled"))
     if distinct:
         rows = F.struct(*(F.col(c) for c in names))
         aggs.append(F.count_distinct(F.when(reason == 0, rows)).alias("distinct"))

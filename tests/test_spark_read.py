@@ -584,27 +584,54 @@ def test_negative_orders_with_negative_amounts_error_are_refused(spark, retail_l
         read_spark_transactions(spark, cfg)
 
 
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
 @pytest.mark.parametrize(
-    ("column", "what"), [("customer_id", "customer id"), ("timestamp", "time"), ("amount", "total")]
+    "columns", [["customer_id"], ["timestamp"], ["customer_id", "timestamp", "amount"]]
 )
-def test_order_lines_the_pandas_reader_fills_are_refused(spark, cdnow_tx, tmp_path, column,
-                                                         what):  # fmt: skip
-    """A line without its order's customer id, time or total (filled by pandas): refused."""
+def test_order_lines_without_their_orders_fields_are_filled_as_by_pandas(
+    spark, cdnow_tx, tmp_path, columns, kind
+):
+    """Fields on an order's first line only (a shop export): the other lines take them."""
     frame = _with_orders(cdnow_tx)
-    shared = frame["order"].notna() & frame.duplicated("order", keep="first")
-    lines = frame.index[shared][:4]
-    frame.loc[lines, column] = None
-    path = _write(frame, tmp_path)
-    _, expected = read_transactions(path, engine="pandas", order="order")
-    assert any("took them from the order's other lines" in n for n in expected.notes)
-    message = (
-        rf"column '{column}': 4 order lines without their order's {what} while other lines "
-        r"of the order have it .* use engine = 'pandas'"
-    )
-    for report in (CleaningReport(), None):
-        with pytest.raises(DataError, match=message):
-            read_spark_transactions(spark, DataConfig(source=str(path), order="order"),
-                                    report=report)  # fmt: skip
+    later = frame["order"].notna() & frame.duplicated("order", keep="first")
+    frame.loc[later, columns] = None
+    first = frame.index[frame["order"].notna() & ~later][5]
+    frame.loc[first, "amount"] = np.nan  # an order whose total is on no line: its lines removed
+    if kind == "csv":
+        path = tmp_path / "log.csv"
+        frame.to_csv(path, index=False)
+    else:
+        path = _write(frame, tmp_path)
+    rows, report, want, expected = _read_both(spark, path, order="order")
+    if kind == "csv":
+        rows = _csv_rows(rows)
+    _assert_same(rows, report, want, expected)
+    assert report.to_frame().equals(expected.to_frame())
+    (note,) = [n for n in report.notes if "took them from the order's other lines" in n]
+    assert note.startswith(f"{int(later.sum()):,} order lines without their order's")
+    assert report.removed["missing customer_id"] == 0
+
+
+def test_a_shop_export_with_fields_on_first_lines_only_matches_pandas(spark, cdnow_tx, tmp_path):
+    """Shopify-like: customer, time, state and currency on an order's first line only; orders
+    refunded on that line go whole, the others' lines take the first line's fields."""
+    frame = _with_orders(cdnow_tx, loose=1000)
+    n = np.arange(len(frame))
+    frame = frame.assign(state=np.where(n % 9 == 4, "refunded", "paid"),
+                         Currency=np.where(n % 13 == 2, "USD", "EUR"))  # fmt: skip
+    later = frame.duplicated("order", keep="first")
+    frame.loc[later, ["customer_id", "timestamp", "state", "Currency"]] = None
+    path = tmp_path / "orders.csv"
+    frame.drop(columns="amount").to_csv(path, index=False)
+    rows, report, want, expected = _read_both(
+        spark, path, order="order", quantity="n_items", price="price", status="state",
+        exclude_status="refunded", currency="EUR", drop_duplicates=True,
+    )  # fmt: skip
+    _assert_same(_csv_rows(rows), report, want, expected)
+    assert report.to_frame().equals(expected.to_frame())
+    assert report.removed["state 'refunded' (not a purchase)"] > 60
+    assert report.removed["Currency not 'EUR'"] > 20
+    assert any("customer id or time (or currency)" in note for note in report.notes)
 
 
 def test_float_order_ids_are_refused(spark, cdnow_tx, tmp_path):
