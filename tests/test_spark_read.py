@@ -664,3 +664,18 @@ def test_identical_orders_keep_the_first_order_id_as_by_pandas(spark, cdnow_tx, 
     assert report.to_frame().equals(expected.to_frame())
     assert report.removed["identical to an earlier row"] > 200
     assert not set(want["order_id"].dropna()) & set(again["order"].dropna())
+
+
+def test_a_line_takes_the_first_of_its_orders_values_as_by_pandas(spark, cdnow_tx, tmp_path):
+    """An order's lines disagree: a line without a customer id and time takes the first line's
+    (in the file), not a later line's."""
+    frame = _with_orders(cdnow_tx, loose=1000)
+    line = frame.groupby("order").cumcount().to_numpy()
+    frame.loc[line == 1, ["customer_id", "timestamp"]] = None
+    frame.loc[line == 2, "customer_id"] = "c" + frame.loc[line == 2, "customer_id"] + "-b"
+    frame.loc[line == 2, "timestamp"] -= pd.Timedelta(days=40)
+    path = _write(frame, tmp_path)
+    rows, report, want, expected = _read_both(spark, path, order="order")
+    _assert_same(rows, report, want, expected)
+    assert report.to_frame().equals(expected.to_frame())
+    assert want["customer_id"].str.endswith("-b").sum() == (line == 2).sum() > 5
