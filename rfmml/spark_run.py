@@ -35,17 +35,22 @@ segmentation and the k-means segmenter the first ``kmeans`` one), follow
 segment transitions, draw figures or the HTML report, give the interval totals
 per segment or ``probability_top_clv`` (only the per-customer interval
 columns), or bootstrap intervals (``interval_method = "bootstrap"`` is
-refused), and it refuses the reading options of ``_UNSUPPORTED`` (order ids,
-line items, cancellations, the customer sample, the decimal mark) and
-``negative_amounts = "net"`` (clean the log upstream).
+refused), and it refuses the reading options of ``_UNSUPPORTED`` (the customer
+sample, the decimal mark) and ``negative_amounts = "net"`` (clean the log
+upstream).
 
 The reader (:func:`read_spark_transactions`) cleans as the pandas reader does,
 with its reasons: ``status``/``exclude_status``, ``currency``/``currency_column``,
 missing ids, groups, timestamps and amounts, ``since``/``until``, the observation
 end (without one: rows dated in the future), negative and zero amounts,
 identical rows, ids trimmed, ``normalize_ids``, the observation end's margin
-(``allow_end_beyond_data``), isolated dates flagged. A run counts the rows
-removed per reason in one Spark aggregation and writes them as
+(``allow_end_beyond_data``), isolated dates flagged, and order ids (the lines
+of an order summed into one row, rows without an order id kept as they are),
+line items (``quantity`` x ``price``) and cancellation orders
+(``cancellation_prefix``), order lines without their order's customer id,
+time, total or currency filled from the order's other lines; it refuses float
+order ids. A run counts the rows removed per reason in one Spark aggregation
+(with order ids, one more over the orders' rows) and writes them as
 ``cleaning_report.json`` (logged to MLflow as the pandas run logs it). pyspark is
 imported inside the functions.
 """
@@ -71,7 +76,13 @@ from rfmml.campaign._spark import write_spark_predictions
 from rfmml.campaign.pipeline_model import scoring_frame
 from rfmml.config import BUILTIN_SOURCES, PURCHASE_MODEL_LABELS, DataConfig, ExperimentConfig
 from rfmml.data import load_cdnow, load_online_retail
-from rfmml.data._cleaning import check_end_margin, unmatched_states_note
+from rfmml.data._cleaning import (
+    _DECIMALS,
+    check_end_margin,
+    copied_orders_note,
+    order_fields_note,
+    unmatched_states_note,
+)
 from rfmml.data._parse import (
     _CASE_EXAMPLES,
     _EPOCH_LIMIT,
@@ -135,8 +146,7 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 #: Reading options a Spark run does not offer (they need the pandas reader's cleaning).
-_UNSUPPORTED = ("order", "quantity", "price", "cancellation_prefix", "sample_customers",
-                "decimal")  # fmt: skip
+_UNSUPPORTED = ("sample_customers", "decimal")
 
 
 @dataclass
@@ -239,9 +249,10 @@ def _spark_source(spark: Any, cfg: DataConfig) -> tuple[Any, TransactionSchema]:
                 f"[data] group = {cfg.group!r} is not a column of {cfg.source}; "
                 f"columns: {list(raw.columns)}"
             )
-        amount = "amount" if "amount" in raw.columns else None
-        schema = TransactionSchema("customer_id", "timestamp", amount, cfg.group,
-                                   status=cfg.status, currency=cfg.currency_column)  # fmt: skip
+        amount = "amount" if "amount" in raw.columns and cfg.price is None else None
+        schema = TransactionSchema("customer_id", "timestamp", amount, cfg.group, cfg.order,
+                                   cfg.quantity, cfg.price, status=cfg.status,
+                                   currency=cfg.currency_column)  # fmt: skip
         available: list[str] = list(raw.columns)
         frame = None
     else:
@@ -251,8 +262,10 @@ def _spark_source(spark: Any, cfg: DataConfig) -> tuple[Any, TransactionSchema]:
         else:
             frame = spark.read.csv(str(path), header=True, sep=cfg.separator or ",",
                                    encoding=cfg.encoding or "UTF-8")  # fmt: skip
-        schema = TransactionSchema(cfg.customer, cfg.timestamp, cfg.amount or None, cfg.group,
-                                   status=cfg.status, currency=cfg.currency_column)  # fmt: skip
+        amount = None if cfg.price is not None else cfg.amount or None
+        schema = TransactionSchema(cfg.customer, cfg.timestamp, amount, cfg.group, cfg.order,
+                                   cfg.quantity, cfg.price, status=cfg.status,
+                                   currency=cfg.currency_column)  # fmt: skip
         available = list(frame.columns)
     missing = [c for c in schema.source_columns if c not in available]
     if missing:
@@ -260,11 +273,20 @@ def _spark_source(spark: Any, cfg: DataConfig) -> tuple[Any, TransactionSchema]:
             f"column(s) {missing} not found in {cfg.source}; available columns: "
             f"{available}. Map your names with [data] customer, timestamp, amount"
         )
+    used = schema.source_columns
+    twice = sorted({c for c in used if used.count(c) > 1})
+    if twice:  # as the pandas reader
+        raise DataError(
+            f"column(s) {twice} are mapped to more than one of customer, timestamp, amount, "
+            "group, order, quantity, price and status; map each to its own column"
+        )
     schema = with_currency_column(schema, available)
     renames = {**schema.renames, **({schema.group: schema.group} if schema.group else {})}
     if frame is None:
         frame = spark.createDataFrame(raw[list(renames)])
-    return frame.select(*(F.col(f"`{k}`").alias(v) for k, v in renames.items())), schema
+    # the rows' order in the file, numbered before any shuffle (the notes name the first rows)
+    columns = [F.col(f"`{k}`").alias(v) for k, v in renames.items()]
+    return frame.select(*columns, F.monotonically_increasing_id().alias("_row")), schema
 
 
 def _stripped(column: Any) -> Any:
@@ -361,10 +383,23 @@ def read_spark_transactions(
     ``observation_end`` (without one: dated after tomorrow, in the future),
     with a negative amount, with a zero amount (``drop_zero_amounts``), and
     identical to another (``drop_duplicates``) are removed; the spaces around
-    text ids are trimmed, and ``normalize_ids`` lower-cases them. With a
-    report, rows dated over a year apart from the rest of the log (a mistyped
-    year), identical rows (without ``drop_duplicates``) and zero amounts are
-    flagged, and an ``observation_end`` more than
+    text ids are trimmed, and ``normalize_ids`` lower-cases them. Line items
+    (``quantity`` and ``price``) have the amount ``quantity * price`` rounded
+    to 9 decimals (lines missing either are removed). With ``order``, every
+    line of an order with an excluded state goes, a line without its order's
+    customer id, time, total (amounts that are the orders' totals: it adds
+    0) or currency takes the first value of the order's other lines in the
+    file (as the pandas reader, with its note), the lines of an order
+    starting with ``cancellation_prefix`` count as returns (their amounts made
+    negative; without amounts they are removed), then the lines left are
+    summed into one row per order id, customer and group (earliest time, total
+    rounded to 9 decimals; lines without an order id stay rows of their own)
+    before the negative, zero and identical rows are looked at, with the
+    pandas reader's counts and notes (rows merged, cancellations, orders of
+    one line repeated). With a report, rows dated over a year apart from the
+    rest of the log (a mistyped year), identical rows (without
+    ``drop_duplicates``) and zero amounts are flagged, and an
+    ``observation_end`` more than
     :data:`~rfmml.data.transactions.OBSERVATION_END_MARGIN_DAYS` days past the
     last kept row is refused unless ``allow_end_beyond_data``. Text
     timestamps that do not parse are left to the feature builders, which
@@ -400,19 +435,24 @@ def read_spark_transactions(
     Returns
     -------
     pyspark.sql.DataFrame
-        ``customer_id``, ``timestamp``, (with amounts) ``amount`` as double and
-        (with ``[data] group``) the group column under its own name.
+        ``customer_id``, ``timestamp``, (with amounts) ``amount`` as double,
+        (with ``[data] group``) the group column under its own name and (with
+        ``order``) ``order_id``.
 
     Raises
     ------
     ConfigError
-        Reading options the Spark path does not offer.
+        Reading options the Spark path does not offer (``sample_customers``,
+        ``decimal``, ``negative_amounts = "net"``).
     DataError
-        Missing columns, bad ``since``/``until``/``status`` options, several
+        Missing columns, a column mapped twice, ``quantity`` without ``price``
+        (or with ``amount``), ``cancellation_prefix`` without ``order``, float
+        order ids, bad ``since``/``until``/``status`` options, several
         currencies (or a picked one the log lacks), negative amounts with
         ``negative_amounts = "error"``, an ``observation_end`` far past the
         data, or (with ``report``) no row left.
     """
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType
 
@@ -425,10 +465,15 @@ def read_spark_transactions(
             f"[data] {unsupported} are not offered by engine = 'spark'; clean the log "
             "upstream or use engine = 'pandas'"
         )
+    _check_line_options(cfg)
     excluded = _status_values(cfg.status, cfg.exclude_status)
     since, until = date_bounds(cfg.since, cfg.until)
     tx, schema = _spark_source(spark, cfg)
-    has_amount = "amount" in tx.columns
+    has_amount = schema.has_amount
+    orders = schema.order is not None
+    if orders:
+        _check_order_ids(tx, schema)
+        tx = _filled_order_lines(tx, schema)
     code, currency_note = None, ""
     if schema.currency is None:
         check_currencies(None, {}, cfg.currency, has_amount)
@@ -443,6 +488,11 @@ def read_spark_transactions(
         no_id = no_id | (_stripped(raw_id) == "")
     elif tx.schema["customer_id"].dataType.typeName() in ("float", "double"):
         no_id = no_id | F.isnan(raw_id)
+    excluded_state = None
+    if excluded:
+        wanted = [v.lower() for v in excluded]
+        state = F.lower(_stripped(F.col("_status")))
+        excluded_state = F.coalesce(state.isin(wanted), F.lit(False))
     # text ids without the spaces around them, as the pandas reader's _trimmed_ids
     given_id = F.btrim(raw_id, F.lit(ID_PADDING)) if text_ids else raw_id
     time_format, epoch_note = cfg.timestamp_format, ""
@@ -452,14 +502,22 @@ def read_spark_transactions(
         epoch_note = f"timestamps read as {unit} since 1970-01-01 UTC, in UTC wall-clock time"
     ts = _parsed_time(tx, time_format)
     ts_kind = tx.select(ts.alias("t")).schema["t"].dataType
-    amount = F.col("amount").cast("double")
+    if schema.quantity is not None:  # a line's amount, rounded as the pandas reader's
+        amount = F.round(F.col("_quantity").cast("double") * F.col("_price").cast("double"),
+                         _DECIMALS)  # fmt: skip
+        amount_reason = f"missing {schema.quantity} or {schema.price}"
+    else:
+        amount = F.col("amount").cast("double")
+        amount_reason = "missing amount"
     # the reasons in the pandas reader's order: a row counts under the first that holds
     steps: list[tuple[str, Any]] = []
-    if excluded:
-        wanted = [v.lower() for v in excluded]
+    if excluded_state is not None:
+        hit = excluded_state
+        if orders:  # every line of an order with such a state on any line, as the pandas reader
+            in_order = F.max(hit.cast("int")).over(Window.partitionBy("order_id"))
+            hit = hit | (F.col("order_id").isNotNull() & (in_order == 1))
         shown = ", ".join(repr(v) for v in excluded)
-        state = F.lower(_stripped(F.col("_status")))
-        steps.append((f"{cfg.status} {shown} (not a purchase)", state.isin(wanted)))
+        steps.append((f"{cfg.status} {shown} (not a purchase)", hit))
     if code is not None:
         other = F.coalesce(F.upper(_stripped(F.col("_currency"))) != F.lit(code), F.lit(True))
         steps.append((currency_reason(str(schema.currency), code), other))
@@ -469,7 +527,7 @@ def read_spark_transactions(
         steps.append((f"missing {cfg.group}", F.col(cfg.group).isNull()))
     steps.append(("missing timestamp", F.col("timestamp").isNull()))
     if has_amount:
-        steps.append(("missing amount", amount.isNull() | F.isnan(amount)))
+        steps.append((amount_reason, amount.isNull() | F.isnan(amount)))
     if since is not None:
         steps.append((since_reason(since), ts < _stamp(since, ts_kind)))
     if until is not None:
@@ -486,8 +544,16 @@ def read_spark_transactions(
         steps.append((f"dated in the future (after {tomorrow.date()})",
                       ts >= _stamp(end_cutoff(tomorrow), ts_kind)))  # fmt: skip
     end_step = len(steps)  # rows past it are those the end's margin and isolation look at
+    prefix = cfg.cancellation_prefix
+    cancelled = None
+    if prefix is not None:  # as the pandas reader: the id as text starts with the prefix
+        cancelled = F.coalesce(F.col("order_id").cast("string").startswith(prefix), F.lit(False))
+        if has_amount:  # amounts made negative: returns
+            amount = F.when(cancelled, -F.abs(amount)).otherwise(amount)
+        else:
+            steps.append((f"cancellation order (id starting with {prefix!r})", cancelled))
     negative_step = None
-    if has_amount:
+    if has_amount and not orders:  # with orders: the orders' totals, after the merge
         negative_step = len(steps) + 1
         steps.append(("negative amount (return or cancellation)", amount < 0))
         if cfg.drop_zero_amounts:
@@ -505,34 +571,48 @@ def read_spark_transactions(
         out_cols.append(amount.alias("amount"))
     if cfg.group is not None:
         out_cols.append(F.col(cfg.group))
-    names = ["customer_id", "timestamp", *(["amount"] if has_amount else []),
-             *([cfg.group] if cfg.group is not None else [])]  # fmt: skip
+    if orders:
+        out_cols.append(F.col("order_id"))
+    names = schema.canonical_columns
     extra = [F.col("_status")] if excluded else []
+    extra += [F.col("_filled")] if orders else []
     flagged = tx.select(*out_cols, *extra, given_id.alias("_raw_id"), raw_id.alias("_given_id"),
-                        ts.alias("_ts"), reason.alias("_reason"))  # fmt: skip
-    kept = flagged.filter(F.col("_reason") == 0).select(*names)
-    if cfg.drop_duplicates:  # identical rows, as the pandas reader drops them (no order ids here)
-        kept = kept.dropDuplicates(names)
+                        ts.alias("_ts"), reason.alias("_reason"), F.col("_row"))  # fmt: skip
+    kept = flagged.filter(F.col("_reason") == 0)
+    merged = None
+    if orders:  # the lines of an order summed into one row, as the pandas reader's _orders
+        merged = _merged_orders(kept, names, cfg.group, has_amount)
+        kept = _kept_orders(merged, names, cfg, has_amount)
+    else:
+        kept = kept.select(*names)
+        if cfg.drop_duplicates:  # identical rows, as the pandas reader drops them
+            kept = kept.dropDuplicates(names)
     checks_end = end is not None and not allow_end_beyond_data
     if report is None and cfg.negative_amounts != "error" and not checks_end:
         return kept
     book = report if report is not None else CleaningReport()
-    row = _cleaning_counts(flagged, steps, names, cfg, has_amount, text_ids, id_step, excluded,
-                           end_step, distinct=report is not None)  # fmt: skip
+    row = _cleaning_counts(flagged, steps, names, cfg, text_ids, id_step, excluded, end_step,
+                           zero=has_amount and not cfg.drop_zero_amounts and not orders,
+                           distinct=(cfg.drop_duplicates or report is not None) and not orders,
+                           cancelled=cancelled, filled=orders)  # fmt: skip
     n_rows = int(row["n"])
+    amount_name = schema.price if schema.price is not None else cfg.amount or "amount"
     if cfg.negative_amounts == "error" and negative_step is not None:
         n_negative = int(row[f"r{negative_step}"])
         if n_negative:
             raise DataError(
-                f"column {cfg.amount or 'amount'!r}: {n_negative} of {n_rows} rows are negative "
+                f"column {amount_name!r}: {n_negative} of {n_rows} rows are negative "
                 "(returns); use negative_amounts = 'drop'"
             )
     book.rows_in = n_rows
     for number, (text, _) in enumerate(steps, start=1):
         if number != negative_step or cfg.negative_amounts == "drop":  # "error": none left
             book.remove(text, int(row[f"r{number}"]))
-    if excluded:  # the notes in the pandas reader's order: states, currency, ids
+    if excluded:  # the notes in the pandas reader's order: states, order lines, currency, ids
         _note_unmatched_states(tx, book, row, cfg.status, excluded)
+    if orders and int(row["filled"]):
+        book.notes.append(order_fields_note(int(row["filled"]), schema.amount is not None,
+                                            schema.currency is not None))  # fmt: skip
     if currency_note:
         book.notes.append(currency_note)
     if text_ids:
@@ -548,43 +628,246 @@ def read_spark_transactions(
         _check_end_margin(book, row, end, allow_end_beyond_data)
     _flag_isolated_spark(flagged, book, row, end_step, ts_kind)
     n_out = int(row["kept"])
-    if has_amount and not cfg.drop_zero_amounts:
-        book.flag("zero amount", int(row["zero"]))
-    if cfg.drop_duplicates:
-        n_repeated = n_out - int(row["distinct"])
-        book.remove("identical to an earlier row", n_repeated)
-        n_out -= n_repeated
-    elif report is not None:
-        book.flag("identical to an earlier row", n_out - int(row["distinct"]))
+    if cancelled is not None and has_amount:
+        book.notes.append(
+            f"{int(row['cancelled']):,} rows of cancellation orders (id starting with "
+            f"{prefix!r}) count as returns"
+        )
+    if merged is not None:
+        n_out = _count_orders(merged, book, names, cfg, has_amount, n_out, amount_name)
+    else:
+        if has_amount and not cfg.drop_zero_amounts:
+            book.flag("zero amount", int(row["zero"]))
+        if cfg.drop_duplicates:
+            n_repeated = n_out - int(row["distinct"])
+            book.remove("identical to an earlier row", n_repeated)
+            n_out -= n_repeated
+        elif report is not None:
+            book.flag("identical to an earlier row", n_out - int(row["distinct"]))
     book.rows_out = n_out
     book.check()
     if n_out == 0:
         raise DataError(f"no transactions left after cleaning:\n{book}")
-    if book.rows_removed:
+    if book.rows_removed or book.rows_merged:
         logger.info("read_spark_transactions cleaned the log:\n%s", book)
     return kept
 
 
+def _check_line_options(cfg: DataConfig) -> None:
+    """The pandas reader's checks of ``quantity``, ``price`` and ``cancellation_prefix``."""
+    if (cfg.quantity is None) != (cfg.price is None):
+        raise DataError(
+            "map both quantity= and price= for a line-item log (amount = quantity x price), "
+            f"got quantity={cfg.quantity!r}, price={cfg.price!r}"
+        )
+    if cfg.price is not None and cfg.amount not in (None, "", "amount"):
+        raise DataError(f"map either amount= ({cfg.amount!r}) or quantity= and price=, not both")
+    if cfg.cancellation_prefix is not None and cfg.order is None:
+        raise DataError("cancellation_prefix= needs the order id column: map order=")
+
+
+def _blank_cells(tx: Any, column: str) -> Any:
+    """Missing cells of ``column``, blank text and NaN included (the pandas reader's ``_blank``)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    kind = tx.schema[column].dataType
+    blank = F.col(column).isNull()
+    if isinstance(kind, StringType):
+        blank = blank | (_stripped(F.col(column)) == "")
+    elif kind.typeName() in ("float", "double"):
+        blank = blank | F.isnan(F.col(column))
+    return F.coalesce(blank, F.lit(False))
+
+
+def _check_order_ids(tx: Any, schema: TransactionSchema) -> None:
+    """Refuse float order ids (the pandas reader writes whole numbers as integers)."""
+    kind = tx.schema["order_id"].dataType
+    if kind.typeName() in ("float", "double"):
+        raise DataError(
+            f"column {schema.order!r}: order ids of type {kind.simpleString()} are not read by "
+            "engine = 'spark' (the pandas reader writes whole numbers as integers); store them "
+            "as integers or text, or use engine = 'pandas'"
+        )
+
+
+def _filled_order_lines(tx: Any, schema: TransactionSchema) -> Any:
+    """Order lines without their order's customer id, time, total or currency, filled.
+
+    As the pandas reader's ``_order_fields`` (exports such as Shopify's write
+    an order's fields on its first line only): a blank cell (null, blank text,
+    NaN) of a line with an order id takes the first value of its order's other
+    lines in the file; with the orders' totals as amounts (not line items), a
+    line without one adds 0 when another line of its order has it. Orders with
+    no value on any line are left as they are. ``_filled`` marks the lines
+    changed (for the report's note). Lazy: one grouping of the rows by order id
+    in the plans that read them.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    order = Window.partitionBy("order_id")
+    known = F.col("order_id").isNotNull()
+    fields = ["customer_id", "timestamp"]
+    fields += ["amount"] if schema.amount is not None else []
+    fields += ["_currency"] if schema.currency is not None else []
+    columns: dict[str, Any] = {}
+    filled = F.lit(False)
+    for name in fields:
+        blank = _blank_cells(tx, name)
+        if name == "amount":  # the order's total is on another line: this one adds 0
+            value = F.lit(0).cast(tx.schema[name].dataType)
+            take = known & blank & (F.max((~blank).cast("int")).over(order) == 1)
+        else:  # the first value of the order's lines, in the file's order
+            value = F.min_by(F.when(~blank, F.col(name)), F.when(~blank, F.col("_row")))
+            value = value.over(order)
+            take = known & blank & value.isNotNull()
+        columns[name] = F.when(take, value).otherwise(F.col(name))
+        filled = filled | take
+    return tx.withColumns({**columns, "_filled": filled})
+
+
+def _merged_orders(lines: Any, names: list[str], group: str | None, has_amount: bool) -> Any:
+    """The kept lines summed per order, as the pandas reader's ``_orders`` (lazy).
+
+    One row per (order id, customer id[, group]): the earliest line's time and
+    the lines' total rounded to 9 decimals; lines without an order id stay rows
+    of their own. Each row carries ``_n`` (its lines), ``_distinct`` (its
+    distinct times and amounts), ``_first`` (its first line in the file) and
+    ``_loose`` (no order id), which the counts and the choice among identical
+    rows read.
+    """
+    from pyspark.sql import functions as F
+
+    keys = ["order_id", "customer_id", *([group] if group is not None else [])]
+    values = ["timestamp", *(["amount"] if has_amount else [])]
+    # the earliest line's time (text times: the one that parses earliest, as written)
+    first_time = F.coalesce(F.min_by("timestamp", "_ts"), F.min("timestamp")).alias("timestamp")
+    aggs = [first_time]
+    if has_amount:
+        aggs.append(F.round(F.sum("amount"), _DECIMALS).alias("amount"))
+    aggs += [F.count(F.lit(1)).alias("_n"),
+             F.count_distinct(F.struct(*values)).alias("_distinct"),
+             F.min("_row").alias("_first"), F.lit(0).alias("_loose")]  # fmt: skip
+    summed = lines.filter(F.col("order_id").isNotNull()).groupBy(*keys).agg(*aggs)
+    loose = lines.filter(F.col("order_id").isNull()).select(
+        *names, F.lit(1).cast("long").alias("_n"), F.lit(1).cast("long").alias("_distinct"),
+        F.col("_row").alias("_first"), F.lit(1).alias("_loose"),
+    )  # fmt: skip
+    columns = [*names, "_n", "_distinct", "_first", "_loose"]
+    return summed.select(*columns).unionByName(loose.select(*columns))
+
+
+def _order_filters(cfg: DataConfig, has_amount: bool) -> tuple[Any, Any]:
+    """The merged rows left by the negative step, and by the zero step after it."""
+    from pyspark.sql import functions as F
+
+    left = F.lit(True)
+    if has_amount and cfg.negative_amounts == "drop":
+        left = F.col("amount") >= 0
+    after = left & (F.col("amount") != 0) if has_amount and cfg.drop_zero_amounts else left
+    return left, after
+
+
+def _kept_orders(merged: Any, names: list[str], cfg: DataConfig, has_amount: bool) -> Any:
+    """The merged rows kept: negative and zero totals and identical rows as the pandas reader.
+
+    Of identical rows (``drop_duplicates``) the first is kept: orders in the
+    order of their first line, then the rows without an order id.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    _, after = _order_filters(cfg, has_amount)
+    rows = merged.filter(after)
+    if cfg.drop_duplicates:
+        same = [c for c in names if c != "order_id"]
+        first = Window.partitionBy(*same).orderBy("_loose", "_first")
+        rows = rows.withColumn("_k", F.row_number().over(first)).filter(F.col("_k") == 1)
+    return rows.select(*names)
+
+
+def _count_orders(merged: Any, book: CleaningReport, names: list[str], cfg: DataConfig,
+                  has_amount: bool, n_lines: int, amount_name: str) -> int:  # fmt: skip
+    """Book the merged lines, the copied orders' note, negative, zero and identical rows.
+
+    One Spark job over the merged rows (the pandas reader's ``_orders`` and the
+    steps after it); returns the rows out.
+    """
+    from pyspark.sql import functions as F
+
+    left, after = _order_filters(cfg, has_amount)
+    amount = F.col("amount")
+    negative = amount < 0 if has_amount else F.lit(False)
+    same = F.struct(*(F.col(c) for c in names if c != "order_id"))
+    several = F.col("_n") > 1
+    copied = several & (F.col("_distinct") == 1)
+    aggs = [
+        F.count(F.lit(1)).alias("n"), F.count_if(negative).alias("negative"),
+        F.count_if(left & (amount == 0) if has_amount else F.lit(False)).alias("zero"),
+        F.count_if(after).alias("after"),
+        F.count_distinct(F.when(after, same)).alias("distinct"),
+        F.count_if(several).alias("several"), F.count_if(copied).alias("copied"),
+        F.min_by(F.when(copied, F.col("order_id")), F.when(copied, F.col("_first")))
+        .alias("first_copied"),
+    ]  # fmt: skip
+    row = merged.agg(*aggs).first()
+    n_rows, n_copied = int(row["n"]), int(row["copied"])
+    if n_copied and 2 * n_copied >= int(row["several"]):
+        book.notes.append(copied_orders_note(n_copied, row["first_copied"]))
+    book.merge("order lines summed into one row per order", n_lines - n_rows)
+    n_negative = int(row["negative"])
+    if has_amount:
+        if cfg.negative_amounts == "error" and n_negative:
+            raise DataError(
+                f"column {amount_name!r}: {n_negative} of {n_rows} rows are negative "
+                "(returns); use negative_amounts = 'drop'"
+            )
+        if cfg.negative_amounts == "drop":
+            book.remove("negative amount (return or cancellation)", n_negative)
+        if cfg.drop_zero_amounts:
+            book.remove("zero amount", int(row["zero"]))
+        else:
+            book.flag("zero amount", int(row["zero"]))
+    n_out = int(row["after"])
+    n_repeated = n_out - int(row["distinct"])
+    if cfg.drop_duplicates:
+        book.remove("identical to an earlier row", n_repeated)
+        return n_out - n_repeated
+    book.flag("identical to an earlier row", n_repeated)
+    return n_out
+
+
 def _cleaning_counts(flagged: Any, steps: list[tuple[str, Any]], names: list[str],
-                     cfg: DataConfig, has_amount: bool, text_ids: bool, id_step: int,
-                     excluded: list[str], end_step: int, distinct: bool) -> Any:  # fmt: skip
+                     cfg: DataConfig, text_ids: bool, id_step: int, excluded: list[str],
+                     end_step: int, *, zero: bool, distinct: bool, cancelled: Any = None,
+                     filled: bool = False) -> Any:  # fmt: skip
     """Rows in, per reason, kept, (flagged zero, distinct kept, case, states): one aggregation.
 
     Also the ids trimmed (and the first, in row order), the rows left at the
     end step (dated in the future or after the observation end: their number
     before it and the first it removes), the last timestamp and the span of
     the rows left after it (the observation end's margin, isolated dates).
-    ``distinct`` counts the distinct kept rows (identical rows, flagged when
-    kept) without ``drop_duplicates`` too.
+    ``zero`` counts the kept zero amounts, ``distinct`` the distinct kept rows
+    (both asked for rows, not order lines: orders are counted after their
+    merge), ``cancelled`` the kept lines of cancellation orders, and
+    ``filled`` the order lines that took their order's fields (those of
+    orders removed for their state left out, as the pandas reader fills after
+    removing them).
     """
     from pyspark.sql import functions as F
 
     reason, row_number, ts = F.col("_reason"), F.col("_row"), F.col("_ts")
     aggs = [F.count(F.lit(1)).alias("n"), F.count_if(reason == 0).alias("kept")]
     aggs += [F.count_if(reason == k).alias(f"r{k}") for k in range(1, len(steps) + 1)]
-    if has_amount and not cfg.drop_zero_amounts:
+    if zero:
         aggs.append(F.count_if((reason == 0) & (F.col("amount") == 0)).alias("zero"))
-    if cfg.drop_duplicates or distinct:
+    if cancelled is not None:
+        aggs.append(F.count_if((reason == 0) & cancelled).alias("cancelled"))
+    if filled:  # the status step (the first, with excluded states) removes whole orders
+        kept_orders = reason != 1 if excluded else F.lit(True)
+        aggs.append(F.count_if(F.col("_filled") & kept_orders).alias("filled"))
+    if distinct:
         rows = F.struct(*(F.col(c) for c in names))
         aggs.append(F.count_distinct(F.when(reason == 0, rows)).alias("distinct"))
     if text_ids:  # rows past the id step whose id has a capital (pandas' _id_case counts these)
@@ -609,7 +892,7 @@ def _cleaning_counts(flagged: Any, steps: list[tuple[str, Any]], names: list[str
     if excluded:
         state = F.lower(_stripped(F.col("_status")))
         aggs += [F.count_if(state == v.lower()).alias(f"s{i}") for i, v in enumerate(excluded)]
-    return flagged.withColumn("_row", F.monotonically_increasing_id()).agg(*aggs).first()
+    return flagged.agg(*aggs).first()
 
 
 def _note_future_rows(book: CleaningReport, row: Any, end_step: int,
@@ -668,13 +951,12 @@ def _flag_isolated_spark(flagged: Any, book: CleaningReport, row: Any, end_step:
         "early": alive_rows & (ts < _stamp(start, ts_kind)) if start is not None else F.lit(False),
         "late": alive_rows & (ts > _stamp(stop, ts_kind)) if stop is not None else F.lit(False),
     }
-    numbered = flagged.withColumn("_row", F.monotonically_increasing_id())
     aggs = []
     for name, hit in hits.items():
         order = F.when(hit, F.col("_row"))
         aggs += [F.min_by(F.when(hit, F.col("customer_id")), order).alias(f"{name}_id"),
                  F.min_by(F.when(hit, ts), order).cast("string").alias(f"{name}_ts")]  # fmt: skip
-    first = numbered.agg(*aggs).first()
+    first = flagged.agg(*aggs).first()
     firsts = [
         (first[f"{name}_id"], pd.Timestamp(first[f"{name}_ts"])) if n else None
         for name, n in (("early", n_early), ("late", n_late))
@@ -712,8 +994,7 @@ def _note_id_case(flagged: Any, book: CleaningReport, row: Any, id_step: int,
     if not cased and not normalize:
         return
     reason = F.col("_reason")
-    rows = flagged.filter((reason == 0) | (reason > id_step)).select("_raw_id")
-    rows = rows.withColumn("_row", F.monotonically_increasing_id())
+    rows = flagged.filter((reason == 0) | (reason > id_step)).select("_raw_id", "_row")
     per_id = rows.groupBy("_raw_id").agg(F.min("_row").alias("_first"))
     per_key = per_id.groupBy(F.lower("_raw_id").alias("_key")).agg(
         F.count(F.lit(1)).alias("_n"), F.min("_first").alias("_first"),

@@ -2,7 +2,8 @@
 
 Every test reads one small real log (CDNOW's first customers, with a status, a
 currency, dates outside ``since``/``until``, in the future or isolated (a
-mistyped year), mixed-case or padded ids, identical and bad rows added) with
+mistyped year), mixed-case or padded ids, identical and bad rows added, order
+ids and line items; Online Retail's first invoice lines, cancellations included) with
 :func:`rfmml.spark_run.read_spark_transactions` and with
 :func:`rfmml.data.read_transactions` (``engine="pandas"``, the reference), and
 asserts the same kept rows, the same counts per reason, the same flags and the
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 
 from rfmml.config import DataConfig
-from rfmml.data import CleaningReport, read_transactions
+from rfmml.data import CleaningReport, online_retail_path, read_transactions
 from rfmml.errors import ConfigError, DataError
 from rfmml.spark_run import read_spark_transactions
 
@@ -76,8 +77,9 @@ def _read_both_warned(spark, path, warned: str, **options):
 
 def _assert_same(rows, report: CleaningReport, want: pd.DataFrame, expected: CleaningReport):
     """The same rows kept, the same counts per reason, the same flags (zero amounts, identical
-    and isolated rows) and the very same notes, in the same order."""
-    got = rows.toPandas()
+    and isolated rows), the same rows merged and the very same notes, in the same order.
+    ``rows``: a Spark frame, or its rows collected."""
+    got = rows if isinstance(rows, pd.DataFrame) else rows.toPandas()
     assert list(got.columns) == list(want.columns)
     pd.testing.assert_frame_equal(_sorted(got), _sorted(want), check_dtype=False)
     assert report.rows_in == expected.rows_in
@@ -87,6 +89,7 @@ def _assert_same(rows, report: CleaningReport, want: pd.DataFrame, expected: Cle
     removed = {k: v for k, v in expected.removed.items() if v}
     assert {k: v for k, v in report.removed.items() if v} == removed
     assert report.flagged == expected.flagged
+    assert report.merged == expected.merged
     assert report.notes == expected.notes
     report.check()
 
@@ -283,9 +286,6 @@ def test_negative_amounts_error_counts_the_rows(spark, base, tmp_path):
 @pytest.mark.parametrize(
     "options, named",
     [
-        ({"order": "order_id"}, "order"),
-        ({"quantity": "q", "price": "p"}, "quantity"),
-        ({"cancellation_prefix": "C"}, "cancellation_prefix"),
         ({"sample_customers": 10}, "sample_customers"),
         ({"decimal": ","}, "decimal"),
         ({"negative_amounts": "net"}, "negative_amounts = 'net'"),
@@ -451,3 +451,231 @@ def test_seconds_and_milliseconds_mixed_are_refused_as_by_pandas(spark, base, tm
         read_spark_transactions(spark, DataConfig(source=str(path), timestamp_format="%s"))
     with pytest.raises(DataError, match=message):
         read_transactions(path, timestamp_format="%s")
+
+
+RETAIL = {"customer": "CustomerID", "timestamp": "InvoiceDate", "order": "InvoiceNo",
+          "quantity": "Quantity", "price": "UnitPrice", "cancellation_prefix": "C"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def retail_lines() -> pd.DataFrame:
+    """Online Retail's first 8,000 invoice lines (cancellations 'C...', lines without a
+    customer id), customer ids as integers."""
+    lines = pd.read_parquet(online_retail_path()).iloc[:8000]
+    return lines.assign(CustomerID=lines["CustomerID"].astype("Int64"))
+
+
+def _csv_rows(rows) -> pd.DataFrame:
+    """A CSV read's rows as the pandas reader returns them (the Spark reader keeps text times)."""
+    got = rows.toPandas()
+    return got.assign(timestamp=pd.to_datetime(got["timestamp"]))
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"drop_duplicates": True}, {"group": "Country", "drop_zero_amounts": True},
+     {"cancellation_prefix": None}, {"observation_end": "2010-12-05"}],
+)  # fmt: skip
+def test_invoice_lines_match_pandas(spark, retail_lines, tmp_path, kind, options):
+    """Line items (quantity x price) summed per invoice, cancellations made returns."""
+    if kind == "csv":
+        path = tmp_path / "retail.csv"
+        retail_lines.to_csv(path, index=False)
+    else:
+        path = _write(retail_lines, tmp_path)
+    options = {**RETAIL, **options}
+    if options["cancellation_prefix"] is None:
+        del options["cancellation_prefix"]
+    ends = {"observation_end": options.pop("observation_end", None),
+            "allow_end_beyond_data": True}  # fmt: skip
+    rows, report, want, expected = _read_both(spark, path, **options, **ends)
+    if kind == "csv":
+        rows = _csv_rows(rows)
+    _assert_same(rows, report, want, expected)
+    assert report.merged == expected.merged
+    assert report.merged["order lines summed into one row per order"] > 5000
+    assert report.to_frame().equals(expected.to_frame())
+    if "cancellation_prefix" in options:
+        assert any("rows of cancellation orders (id starting with 'C')" in n for n in report.notes)
+    assert report.removed["negative amount (return or cancellation)"] > 0
+
+
+def test_invoice_lines_without_amounts_drop_cancellations_as_by_pandas(
+    spark, retail_lines, tmp_path
+):
+    path = _write(retail_lines, tmp_path)
+    options = {"customer": "CustomerID", "timestamp": "InvoiceDate", "order": "InvoiceNo",
+               "amount": "", "cancellation_prefix": "C"}  # fmt: skip
+    rows, report, want, expected = _read_both(spark, path, **options)
+    _assert_same(rows, report, want, expected)
+    assert report.to_frame().equals(expected.to_frame())
+    assert report.removed["cancellation order (id starting with 'C')"] > 80
+    assert list(rows.columns) == ["customer_id", "timestamp", "order_id"]
+
+
+def _with_orders(cdnow_tx: pd.DataFrame, *, loose: int = 7) -> pd.DataFrame:
+    """CDNOW's first 150 customers with an order id per customer and month (several lines
+    share one), every ``loose``-th row without an order id, and a line-item split of the
+    amount (``n_items`` x the unit price)."""
+    part = cdnow_tx.loc[cdnow_tx["customer_id"] <= 150].reset_index(drop=True)
+    month = part["timestamp"].dt.year * 100 + part["timestamp"].dt.month
+    order = (part["customer_id"] * 1_000_000 + month).astype("Int64")
+    order = order.where(np.arange(len(part)) % loose != 3)
+    return part.assign(customer_id="c" + part["customer_id"].astype(str), order=order,
+                       price=(part["amount"] / part["n_items"]).round(4))  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+@pytest.mark.parametrize("line_items", [False, True])
+def test_orders_with_rows_without_an_order_id_match_pandas(spark, cdnow_tx, tmp_path, kind,
+                                                           line_items):  # fmt: skip
+    frame = _with_orders(cdnow_tx)
+    frame.loc[5::37, "amount"] = -frame["amount"]  # a return inside an order
+    frame.loc[::41, "price"] = np.nan  # a line without a price
+    if kind == "csv":
+        path = tmp_path / "log.csv"
+        frame.to_csv(path, index=False)
+    else:
+        path = _write(frame, tmp_path)
+    values = {"quantity": "n_items", "price": "price"} if line_items else {}
+    rows, report, want, expected = _read_both(spark, path, order="order", **values)
+    if kind == "csv":
+        rows = _csv_rows(rows)
+    _assert_same(rows, report, want, expected)
+    assert report.to_frame().equals(expected.to_frame())
+    assert int(want["order_id"].isna().sum()) > 50  # kept as rows of their own
+    assert report.merged["order lines summed into one row per order"] > 20
+    if line_items:
+        assert report.removed["missing n_items or price"] == 15
+
+
+def test_copied_orders_are_noted_as_by_pandas(spark, cdnow_tx, tmp_path):
+    """A file holding its rows twice: orders of one line repeated, summed with a note."""
+    frame = _with_orders(cdnow_tx)
+    frame = pd.concat([frame, frame], ignore_index=True)
+    path = _write(frame, tmp_path)
+    for drop in (False, True):
+        rows, report, want, expected = _read_both(spark, path, order="order",
+                                                   drop_duplicates=drop)  # fmt: skip
+        _assert_same(rows, report, want, expected)
+        assert report.to_frame().equals(expected.to_frame())
+        copied = [n for n in report.notes if "orders consist of one line repeated" in n]
+        assert len(copied) == 1 and "first: order '1199701'" in copied[0]
+
+
+def test_status_removes_whole_orders_as_by_pandas(spark, cdnow_tx, tmp_path):
+    frame = _with_orders(cdnow_tx)
+    states = np.array(["paid", None, None, "refunded", "paid", None], dtype=object)
+    frame = frame.assign(state=states[np.arange(len(frame)) % len(states)])
+    path = _write(frame, tmp_path)
+    rows, report, want, expected = _read_both(
+        spark, path, order="order", status="state", exclude_status="refunded", drop_duplicates=True
+    )
+    _assert_same(rows, report, want, expected)
+    assert report.to_frame().equals(expected.to_frame())
+    assert report.removed["state 'refunded' (not a purchase)"] > len(frame) // 6
+
+
+def test_negative_orders_with_negative_amounts_error_are_refused(spark, retail_lines, tmp_path):
+    path = _write(retail_lines, tmp_path)
+    cfg = DataConfig(source=str(path), negative_amounts="error", **RETAIL)
+    with pytest.raises(DataError, match=r"column 'UnitPrice': 38 of 377 rows are negative"):
+        read_spark_transactions(spark, cfg)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+@pytest.mark.parametrize(
+    "columns", [["customer_id"], ["timestamp"], ["customer_id", "timestamp", "amount"]]
+)
+def test_order_lines_without_their_orders_fields_are_filled_as_by_pandas(
+    spark, cdnow_tx, tmp_path, columns, kind
+):
+    """Fields on an order's first line only (a shop export): the other lines take them."""
+    frame = _with_orders(cdnow_tx)
+    later = frame["order"].notna() & frame.duplicated("order", keep="first")
+    frame.loc[later, columns] = None
+    first = frame.index[frame["order"].notna() & ~later][5]
+    frame.loc[first, "amount"] = np.nan  # an order whose total is on no line: its lines removed
+    if kind == "csv":
+        path = tmp_path / "log.csv"
+        frame.to_csv(path, index=False)
+    else:
+        path = _write(frame, tmp_path)
+    rows, report, want, expected = _read_both(spark, path, order="order")
+    if kind == "csv":
+        rows = _csv_rows(rows)
+    _assert_same(rows, report, want, expected)
+    assert report.to_frame().equals(expected.to_frame())
+    (note,) = [n for n in report.notes if "took them from the order's other lines" in n]
+    assert note.startswith(f"{int(later.sum()):,} order lines without their order's")
+    assert report.removed["missing customer_id"] == 0
+
+
+def test_a_shop_export_with_fields_on_first_lines_only_matches_pandas(spark, cdnow_tx, tmp_path):
+    """Shopify-like: customer, time, state and currency on an order's first line only; orders
+    refunded on that line go whole, the others' lines take the first line's fields."""
+    frame = _with_orders(cdnow_tx, loose=1000)
+    n = np.arange(len(frame))
+    frame = frame.assign(state=np.where(n % 9 == 4, "refunded", "paid"),
+                         Currency=np.where(n % 13 == 2, "USD", "EUR"))  # fmt: skip
+    later = frame.duplicated("order", keep="first")
+    frame.loc[later, ["customer_id", "timestamp", "state", "Currency"]] = None
+    path = tmp_path / "orders.csv"
+    frame.drop(columns="amount").to_csv(path, index=False)
+    rows, report, want, expected = _read_both(
+        spark, path, order="order", quantity="n_items", price="price", status="state",
+        exclude_status="refunded", currency="EUR", drop_duplicates=True,
+    )  # fmt: skip
+    _assert_same(_csv_rows(rows), report, want, expected)
+    assert report.to_frame().equals(expected.to_frame())
+    assert report.removed["state 'refunded' (not a purchase)"] > 60
+    assert report.removed["Currency not 'EUR'"] > 20
+    assert any("customer id or time (or currency)" in note for note in report.notes)
+
+
+def test_float_order_ids_are_refused(spark, cdnow_tx, tmp_path):
+    frame = _with_orders(cdnow_tx)
+    path = _write(frame.assign(order=frame["order"].astype(float)), tmp_path)
+    with pytest.raises(DataError, match=r"column 'order': order ids of type double"):
+        read_spark_transactions(spark, DataConfig(source=str(path), order="order"))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cancellation_prefix": "C"}, "cancellation_prefix= needs the order id column"),
+        ({"quantity": "n_items", "price": "price", "amount": "amount_paid"},
+         "map either amount="),
+    ],
+)  # fmt: skip
+def test_line_options_are_checked_as_by_pandas(spark, options, message):
+    with pytest.raises(DataError, match=message):
+        read_spark_transactions(spark, DataConfig(source="x.parquet", **options))
+
+
+def test_identical_orders_keep_the_first_order_id_as_by_pandas(spark, cdnow_tx, tmp_path):
+    """Orders exported twice under new ids: with drop_duplicates the first order id stays."""
+    frame = _with_orders(cdnow_tx)
+    again = frame.iloc[::-1].assign(order=frame["order"].iloc[::-1] + 500_000)  # renumbered
+    path = _write(pd.concat([frame, again], ignore_index=True), tmp_path)
+    rows, report, want, expected = _read_both(spark, path, order="order", drop_duplicates=True)
+    _assert_same(rows, report, want, expected)
+    assert report.to_frame().equals(expected.to_frame())
+    assert report.removed["identical to an earlier row"] > 200
+    assert not set(want["order_id"].dropna()) & set(again["order"].dropna())
+
+
+def test_a_line_takes_the_first_of_its_orders_values_as_by_pandas(spark, cdnow_tx, tmp_path):
+    """An order's lines disagree: a line without a customer id and time takes the first line's
+    (in the file), not a later line's."""
+    frame = _with_orders(cdnow_tx, loose=1000)
+    line = frame.groupby("order").cumcount().to_numpy()
+    frame.loc[line == 1, ["customer_id", "timestamp"]] = None
+    frame.loc[line == 2, "customer_id"] = "c" + frame.loc[line == 2, "customer_id"] + "-b"
+    frame.loc[line == 2, "timestamp"] -= pd.Timedelta(days=40)
+    path = _write(frame, tmp_path)
+    rows, report, want, expected = _read_both(spark, path, order="order")
+    _assert_same(rows, report, want, expected)
+    assert report.to_frame().equals(expected.to_frame())
+    assert want["customer_id"].str.endswith("-b").sum() == (line == 2).sum() > 5

@@ -470,13 +470,24 @@ def _order_fields(frame: pd.DataFrame, order_amounts: bool,
             frame.iloc[rows, frame.columns.get_loc(column)] = values.to_numpy()[found]
         filled[rows] = True
     if filled.any():
-        what = "customer id, time or total" if order_amounts else "customer id or time"
-        what += " (or currency)" if "_currency" in frame.columns else ""
         report.notes.append(
-            f"{int(filled.sum()):,} order lines without their order's {what} (exports write "
-            "them on an order's first line only) took them from the order's other lines"
+            order_fields_note(int(filled.sum()), order_amounts, "_currency" in frame.columns)
         )
     return frame
+
+
+def order_fields_note(n_filled: int, order_amounts: bool, currency: bool) -> str:
+    """The cleaning note on order lines that took their order's fields (every engine).
+
+    ``order_amounts``: the amounts are the orders' totals (not line items);
+    ``currency``: a currency column is read.
+    """
+    what = "customer id, time or total" if order_amounts else "customer id or time"
+    what += " (or currency)" if currency else ""
+    return (
+        f"{n_filled:,} order lines without their order's {what} (exports write "
+        "them on an order's first line only) took them from the order's other lines"
+    )
 
 
 def _status_values(status: str | None, exclude_status: Sequence[str] | str | None) -> list[str]:
