@@ -50,6 +50,11 @@ HASH_COLUMN = "customer_id_sha256"
 #: Threads encoding a predictions file's row groups at most (one chunk of rows each, held
 #: while it is encoded: memory grows with them); fewer where fewer cores may be used.
 PARQUET_WORKERS = 2
+#: Cores a streamed export leaves to the scoring of the next chunks (its two threads):
+#: the row groups are encoded on the cores past these, else on one writing thread. On
+#: two cores a second encoding thread only competes with the scoring (10M-row job:
+#: the stage 1.39-1.51 s against 1.29-1.35, 0.4 CPU s more).
+SCORING_CORES = 2
 
 PREDICTIONS_FORMAT = "rfmml-predictions"
 PREDICTIONS_FORMAT_VERSION = 1
@@ -496,7 +501,8 @@ def write_predictions_chunks(
             temporary = stack.enter_context(replacing(paths["parquet"]))
             # several chunks: each encoded on one of the writer's threads (at most that many
             # held), their row groups joined into the file in order; else one writing thread
-            workers = 1 if small else min(thread_count(), PARQUET_WORKERS)
+            spare = thread_count() - SCORING_CORES
+            workers = 1 if small else max(1, min(spare, PARQUET_WORKERS))
             parquet = _parquet.ParquetChunks(temporary, with_attrs=small, workers=workers)
             stack.callback(parquet.close)
             if workers == 1:  # depth 0: one chunk in the thread at a time, one here (memory)
