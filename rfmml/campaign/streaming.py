@@ -42,7 +42,6 @@ whole-period summaries).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import math
@@ -956,7 +955,6 @@ def export_segment_lists_from_file(
     import json
 
     import duckdb
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from rfmml._documents import replacing
@@ -1025,42 +1023,26 @@ def export_segment_lists_from_file(
                 f"segment_lists: column 'segment' has {missing} of {file.metadata.num_rows} "
                 "missing values; every customer needs a segment for the lists to add up."
             )
-        # one sorted pass over the file (segment, then highest clv first, ties in file
-        # order), each segment's run of rows written to its list: one scan and one sort
-        # instead of one of each per segment (11 scans of 3.3M customers: 3 s)
-        reader = con.sql(
-            f"SELECT {cols}, CAST(segment AS VARCHAR) AS _list "
-            f"FROM read_parquet('{_sql_path(path)}', file_row_number = true) "
-            f"ORDER BY _list, {order.removeprefix('ORDER BY ')}"
-        ).to_arrow_reader(chunk_rows)
-        lists: dict[str, Any] = {}
-        with contextlib.ExitStack() as files:
-
-            def open_list(name: str) -> Any:
-                if name not in slugs:  # not a category the file's schema lists
-                    raise DataError(f"segment_lists: segment {name!r} is not one of {names}")
-                temporary = files.enter_context(replacing(out / f"{slugs[name]}.csv"))
-                handle = files.enter_context(open(temporary, "wb"))
-                writer = CsvChunks(handle)
-                files.callback(writer.close)
-                return writer
-
-            for batch in reader:
-                if not batch.num_rows:
-                    continue
-                labels = batch.column("_list")
-                cuts = [0, *(np.flatnonzero(pc.not_equal(labels[1:], labels[:-1]).to_numpy(
-                    zero_copy_only=False)) + 1), batch.num_rows]  # fmt: skip
-                rows = batch.drop_columns(["_list"])
-                for a, b in itertools.pairwise(cuts):
-                    name = str(labels[a])
-                    if name not in lists:
-                        lists[name] = open_list(name)
-                    frame = rows.slice(a, b - a).to_pandas()
-                    lists[name].write(_prepare_export(frame, hash_ids, salt))
         for name in names:
             target = out / f"{slugs[name]}.csv"
-            if name not in lists:  # an empty segment: a header-only file
+            reader = con.sql(
+                f"SELECT {cols} FROM read_parquet('{_sql_path(path)}', file_row_number = true) "
+                f"WHERE CAST(segment AS VARCHAR) = $name {order}",
+                params={"name": name},
+            ).to_arrow_reader(chunk_rows)
+            wrote = False
+            with replacing(target) as temporary, open(temporary, "wb") as handle:
+                writer = CsvChunks(handle)
+                try:
+                    for batch in reader:
+                        if not batch.num_rows:
+                            continue
+                        frame = batch.to_pandas()
+                        writer.write(_prepare_export(frame, hash_ids, salt))
+                        wrote = True
+                finally:
+                    writer.close()
+            if not wrote:  # an empty segment: a header-only file
                 empty = file.schema_arrow.empty_table().select(columns).to_pandas()
                 to_safe_csv(_prepare_export(empty, hash_ids, salt), target)
             written[name] = target
