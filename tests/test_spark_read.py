@@ -44,6 +44,15 @@ def _write(frame: pd.DataFrame, folder, name: str = "log.parquet"):
     return path
 
 
+def _write_as(frame: pd.DataFrame, folder, kind: str):
+    """``frame`` written as ``log.csv`` (kind ``csv``) or as Parquet (:func:`_write`)."""
+    if kind == "csv":
+        path = folder / "log.csv"
+        frame.to_csv(path, index=False)
+        return path
+    return _write(frame, folder)
+
+
 def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     keys = list(frame.columns)
     return frame.sort_values(keys, ignore_index=True)
@@ -415,11 +424,7 @@ def test_unix_time_is_read_as_by_pandas(spark, base, tmp_path, factor, kind):
     """timestamp_format='%s': seconds, or milliseconds when every value is (JSON's unit)."""
     seconds = (base["timestamp"] - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
     frame = base.drop(columns="state").assign(timestamp=(seconds + 3600) * factor)
-    if kind == "csv":
-        path = tmp_path / "log.csv"
-        frame.to_csv(path, index=False)
-    else:
-        path = _write(frame, tmp_path)
+    path = _write_as(frame, tmp_path, kind)
     rows, report, want, expected = _read_both(spark, path, timestamp_format="%s")
     _assert_same(rows, report, want, expected)
     unit = "seconds" if factor == 1 else "milliseconds"
@@ -479,11 +484,7 @@ def _csv_rows(rows) -> pd.DataFrame:
 )  # fmt: skip
 def test_invoice_lines_match_pandas(spark, retail_lines, tmp_path, kind, options):
     """Line items (quantity x price) summed per invoice, cancellations made returns."""
-    if kind == "csv":
-        path = tmp_path / "retail.csv"
-        retail_lines.to_csv(path, index=False)
-    else:
-        path = _write(retail_lines, tmp_path)
+    path = _write_as(retail_lines, tmp_path, kind)
     options = {**RETAIL, **options}
     if options["cancellation_prefix"] is None:
         del options["cancellation_prefix"]
@@ -533,11 +534,7 @@ def test_orders_with_rows_without_an_order_id_match_pandas(spark, cdnow_tx, tmp_
     frame = _with_orders(cdnow_tx)
     frame.loc[5::37, "amount"] = -frame["amount"]  # a return inside an order
     frame.loc[::41, "price"] = np.nan  # a line without a price
-    if kind == "csv":
-        path = tmp_path / "log.csv"
-        frame.to_csv(path, index=False)
-    else:
-        path = _write(frame, tmp_path)
+    path = _write_as(frame, tmp_path, kind)
     values = {"quantity": "n_items", "price": "price"} if line_items else {}
     rows, report, want, expected = _read_both(spark, path, order="order", **values)
     if kind == "csv":
@@ -597,11 +594,7 @@ def test_order_lines_without_their_orders_fields_are_filled_as_by_pandas(
     frame.loc[later, columns] = None
     first = frame.index[frame["order"].notna() & ~later][5]
     frame.loc[first, "amount"] = np.nan  # an order whose total is on no line: its lines removed
-    if kind == "csv":
-        path = tmp_path / "log.csv"
-        frame.to_csv(path, index=False)
-    else:
-        path = _write(frame, tmp_path)
+    path = _write_as(frame, tmp_path, kind)
     rows, report, want, expected = _read_both(spark, path, order="order")
     if kind == "csv":
         rows = _csv_rows(rows)
