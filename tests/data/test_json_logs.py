@@ -105,15 +105,18 @@ def test_an_unmapped_invoice_line_export_is_told_its_quantity_price_and_order(
             "--price UnitPrice --order InvoiceNo.") in str(caught.value)  # fmt: skip
 
 
+def _unmapped_error(frame: pd.DataFrame) -> str:
+    """The error a frame with unmapped columns is refused with (its hint)."""
+    with pytest.raises(DataError) as caught:
+        read_transactions(frame)
+    return str(caught.value)
+
+
 def test_a_total_is_preferred_to_lines_and_a_price_alone_is_the_last_resort(tmp_path):
     both = pd.DataFrame({"Email": ["a"], "Order Date": ["2024-01-01"], "Order Total": [3.0],
                          "Lineitem quantity": [1], "Lineitem price": [3.0]})  # fmt: skip
     alone = pd.DataFrame({"Email": ["a"], "Order Date": ["2024-01-01"], "Price": [3.0]})
-    hints = []
-    for frame in (both, alone):
-        with pytest.raises(DataError) as caught:
-            read_transactions(frame)
-        hints.append(str(caught.value))
+    hints = [_unmapped_error(frame) for frame in (both, alone)]
     assert "--amount 'Order Total'." in hints[0] and "--quantity" not in hints[0]
     assert "Likely: --customer Email --timestamp 'Order Date' --amount Price." in hints[1]
 
@@ -149,10 +152,6 @@ def test_the_hint_skips_birthdays_and_reads_when(tmp_path):
     crm = pd.DataFrame({"Email": ["a"], "Birth Date": ["1980-01-01"], "Signup Date": ["2020-01-01"],
                         "Order Date": ["2024-01-01"], "Order Total": [3.0]})  # fmt: skip
     plain = pd.DataFrame({"Customer": ["a"], "When": ["2024-01-01"], "Spend": [3.0]})
-    hints = []
-    for frame in (crm, plain):
-        with pytest.raises(DataError) as caught:
-            read_transactions(frame)
-        hints.append(str(caught.value))
+    hints = [_unmapped_error(frame) for frame in (crm, plain)]
     assert "Likely: --customer Email --timestamp 'Order Date' --amount 'Order Total'." in hints[0]
     assert "Likely: --customer Customer --timestamp When --amount Spend." in hints[1]
