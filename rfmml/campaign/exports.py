@@ -563,6 +563,24 @@ def write_predictions_chunks(
     return paths, n_rows, columns
 
 
+def _predictions_file(path: str | Path) -> Path:
+    """The ``predictions.parquet`` at ``path``: the file itself, or the one in that folder.
+
+    Raises
+    ------
+    DataError
+        No such file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "predictions.parquet"
+    if not path.is_file():
+        raise DataError(
+            f"no predictions file at {str(path)!r}; write one with write_predictions first."
+        )
+    return path
+
+
 def read_predictions(
     path: str | Path, columns: Sequence[str] | None = None, *, text_as_category: bool = False
 ) -> pd.DataFrame:
@@ -593,13 +611,7 @@ def read_predictions(
     DataError
         If the file does not exist or is not Parquet, or the metadata is not rfmml's.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "predictions.parquet"
-    if not path.is_file():
-        raise DataError(
-            f"no predictions file at {str(path)!r}; write one with write_predictions first."
-        )
+    path = _predictions_file(path)
     meta_path = path.with_name(path.name.removesuffix(".parquet") + ".meta.json")
     meta = None
     if meta_path.is_file():

@@ -55,7 +55,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from rfmml._threads import Started, start
-from rfmml.campaign.exports import write_predictions, write_predictions_chunks
+from rfmml.campaign.exports import _predictions_file, write_predictions, write_predictions_chunks
 from rfmml.campaign.pipeline_model import BTYD_COLUMNS, ScoringPipeline, scoring_frame
 from rfmml.campaign.playbook import load_playbook
 from rfmml.campaign.scoring import (
@@ -968,17 +968,14 @@ def export_segment_lists_from_file(
     )
 
     _check_hash_args(hash_ids, salt, "export_segment_lists")
-    path = Path(path)
-    if path.is_dir():
-        path = path / "predictions.parquet"
+    path = _predictions_file(path)
     described = path.with_name("predictions.meta.json")
-    for needed in (path, described):
-        if not needed.is_file():
-            raise DataError(
-                f"export_segment_lists_from_file: {str(needed)!r} not found; pass the "
-                "predictions.parquet of rfmml predict or write_predictions (its "
-                "predictions.meta.json beside it), or their folder"
-            )
+    if not described.is_file():
+        raise DataError(
+            f"export_segment_lists_from_file: {str(described)!r} not found; pass the "
+            "predictions.parquet of rfmml predict or write_predictions (its "
+            "predictions.meta.json beside it), or their folder"
+        )
     meta = json.loads(described.read_text(encoding="utf-8"))
     keys = [k for k in meta.get("index", []) if k in meta["columns"]]
     columns = [c for c in LIST_COLUMNS if c in meta["columns"]]
