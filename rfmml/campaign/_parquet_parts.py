@@ -39,7 +39,7 @@ _STOP, _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _M
 _UUID = 13
 
 # Parquet FileMetaData, RowGroup, ColumnChunk and ColumnMetaData field ids (parquet.thrift)
-_FILE_NUM_ROWS, _FILE_ROW_GROUPS = 3, 4
+_FILE_SCHEMA, _FILE_NUM_ROWS, _FILE_ROW_GROUPS = 2, 3, 4
 _FILE_ENCRYPTION = (8, 9)  # encryption_algorithm, footer_signing_key_metadata
 _GROUP_COLUMNS, _GROUP_FILE_OFFSET, _GROUP_ORDINAL = 1, 5, 7
 _CHUNK_FILE_PATH, _CHUNK_FILE_OFFSET, _CHUNK_META = 1, 2, 3
@@ -261,12 +261,12 @@ def joined_footer(footers: list[list[list[Any]]], sizes: list[int]) -> bytes:
     before it and their ordinals renumbered, and the rows of all.
     """
     first = footers[0]
-    schema = write_struct([f for f in first if f[0] == 2])
+    schema = write_struct([f for f in first if f[0] == _FILE_SCHEMA])
     joined: list[list[Any]] = []
     rows = 0
     shift = 0
     for footer, size in zip(footers, sizes, strict=True):
-        if write_struct([f for f in footer if f[0] == 2]) != schema:
+        if write_struct([f for f in footer if f[0] == _FILE_SCHEMA]) != schema:
             raise Unjoinable("the parts have different schemas")
         groups = _field(footer, _FILE_ROW_GROUPS)
         for group in groups[2][1] if groups is not None else []:
