@@ -54,6 +54,35 @@ print("mlflow" in sys.modules)
     assert (tmp_path / "out" / "report.html").is_file()
 
 
+def test_campaign_names_resolve_and_writing_a_table_leaves_scikit_learn_out(tmp_path):
+    """``rfmml features`` writes its CSV with ``rfmml.campaign.exports``, which does not import
+    the segmenters (scikit-learn and SciPy's statistics: about a second of a short command)."""
+    import rfmml.campaign as campaign
+
+    for name in campaign.__all__:
+        assert getattr(campaign, name) is not None
+    assert campaign.streaming.__name__ == "rfmml.campaign.streaming"  # a submodule by attribute
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        campaign.nope  # noqa: B018
+    code = """
+import sys
+import pandas as pd
+from rfmml.cli import main
+folder = sys.argv[1]
+pd.DataFrame({"customer_id": [1, 1, 2], "timestamp": ["2024-01-02", "2024-02-03", "2024-01-05"],
+              "amount": [10.0, 12.5, 7.0]}).to_csv(folder + "/log.csv", index=False)
+try:
+    main(["features", folder + "/log.csv", "-o", folder + "/features.csv"])
+except SystemExit as exc:
+    assert exc.code == 0, exc.code
+print(sorted(m for m in ("sklearn", "scipy.stats", "rfmml.segments") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+    assert (tmp_path / "features.csv").read_text().count("\n") == 3  # a header, two customers
+
+
 def test_unknown_name():
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         rfmml.nope  # noqa: B018

@@ -19,32 +19,67 @@
   expected revenue they cover per segment.
 
 Nothing here fits a model: estimators come in fitted.
+
+The names are imported on first use: writing a table (:mod:`rfmml.campaign.exports`)
+does not import the segmenters and scikit-learn.
 """
 
 from __future__ import annotations
 
-from rfmml.campaign.exports import (
-    FORMULA_TRIGGERS,
-    HASH_COLUMN,
-    hash_customer_ids,
-    neutralize_cells,
-    read_predictions,
-    to_safe_csv,
-    write_predictions,
-)
-from rfmml.campaign.lists import (
-    CHANGE_KINDS,
-    LIST_COLUMNS,
-    export_segment_changes,
-    export_segment_lists,
-    segment_changes,
-    segment_lists,
-    slugify,
-)
-from rfmml.campaign.pipeline_model import BTYD_COLUMNS, ScoringPipeline, scoring_frame
-from rfmml.campaign.playbook import Playbook, PlaybookEntry, load_playbook
-from rfmml.campaign.scoring import CHURN_LABELS, churn_risk_band, score_customers
-from rfmml.campaign.targeting import TargetingResult, select_targets
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rfmml.campaign.exports import (
+        FORMULA_TRIGGERS,
+        HASH_COLUMN,
+        hash_customer_ids,
+        neutralize_cells,
+        read_predictions,
+        to_safe_csv,
+        write_predictions,
+    )
+    from rfmml.campaign.lists import (
+        CHANGE_KINDS,
+        LIST_COLUMNS,
+        export_segment_changes,
+        export_segment_lists,
+        segment_changes,
+        segment_lists,
+        slugify,
+    )
+    from rfmml.campaign.pipeline_model import BTYD_COLUMNS, ScoringPipeline, scoring_frame
+    from rfmml.campaign.playbook import Playbook, PlaybookEntry, load_playbook
+    from rfmml.campaign.scoring import CHURN_LABELS, churn_risk_band, score_customers
+    from rfmml.campaign.targeting import TargetingResult, select_targets
+
+_LAZY = {
+    "FORMULA_TRIGGERS": "rfmml.campaign.exports",
+    "HASH_COLUMN": "rfmml.campaign.exports",
+    "hash_customer_ids": "rfmml.campaign.exports",
+    "neutralize_cells": "rfmml.campaign.exports",
+    "read_predictions": "rfmml.campaign.exports",
+    "to_safe_csv": "rfmml.campaign.exports",
+    "write_predictions": "rfmml.campaign.exports",
+    "CHANGE_KINDS": "rfmml.campaign.lists",
+    "LIST_COLUMNS": "rfmml.campaign.lists",
+    "export_segment_changes": "rfmml.campaign.lists",
+    "export_segment_lists": "rfmml.campaign.lists",
+    "segment_changes": "rfmml.campaign.lists",
+    "segment_lists": "rfmml.campaign.lists",
+    "slugify": "rfmml.campaign.lists",
+    "BTYD_COLUMNS": "rfmml.campaign.pipeline_model",
+    "ScoringPipeline": "rfmml.campaign.pipeline_model",
+    "scoring_frame": "rfmml.campaign.pipeline_model",
+    "Playbook": "rfmml.campaign.playbook",
+    "PlaybookEntry": "rfmml.campaign.playbook",
+    "load_playbook": "rfmml.campaign.playbook",
+    "CHURN_LABELS": "rfmml.campaign.scoring",
+    "churn_risk_band": "rfmml.campaign.scoring",
+    "score_customers": "rfmml.campaign.scoring",
+    "TargetingResult": "rfmml.campaign.targeting",
+    "select_targets": "rfmml.campaign.targeting",
+}
 
 __all__ = [
     "BTYD_COLUMNS",
@@ -73,3 +108,22 @@ __all__ = [
     "to_safe_csv",
     "write_predictions",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A public name (or a submodule) imported on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        try:
+            return import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
