@@ -224,19 +224,33 @@ def _spark_mismatches(
 
 
 @pytest.fixture(scope="session")
-def spark_compare(tmp_path_factory):
+def spark_mismatches(tmp_path_factory):
+    """``mismatches(spark_frame, pandas_frame, keys, rtol, atol)``: the counts, as a dict.
+
+    The counts are those of :func:`_spark_mismatches`; Spark writes the frame
+    to a temporary Parquet folder, deleted afterwards.
+    """
+
+    def mismatches(got, want, keys=("customer_id",), rtol=1e-12, atol=0.0) -> dict:
+        folder = tmp_path_factory.mktemp("spark-compare")
+        try:
+            return _spark_mismatches(got, want, list(keys), rtol, atol, folder / "got")
+        finally:
+            shutil.rmtree(folder)
+
+    return mismatches
+
+
+@pytest.fixture(scope="session")
+def spark_compare(spark_mismatches):
     """``compare(spark_frame, pandas_frame, keys, rtol, atol)``: assert they are equal.
 
     Spark writes the frame to a temporary Parquet folder, deleted afterwards,
-    and pandas compares it with the frame (:func:`_spark_mismatches`).
+    and pandas compares it with the frame (:func:`spark_mismatches`).
     """
 
     def compare(got, want, keys=("customer_id",), rtol=1e-12, atol=0.0):
-        folder = tmp_path_factory.mktemp("spark-compare")
-        try:
-            counts = _spark_mismatches(got, want, list(keys), rtol, atol, folder / "got")
-        finally:
-            shutil.rmtree(folder)
+        counts = spark_mismatches(got, want, keys, rtol, atol)
         assert counts.pop("rows") == len(want)
         bad = {k: v for k, v in counts.items() if v}
         assert not bad, f"Spark and pandas differ (rows per column): {bad}"

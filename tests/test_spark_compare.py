@@ -1,8 +1,10 @@
-"""The ``spark_compare`` fixture itself: it passes equal frames and fails unequal ones.
+"""The ``spark_compare`` and ``spark_mismatches`` fixtures: equal frames pass, unequal ones fail.
 
 The frames are the first CDNOW customers, one row each, with a float, an
 integer, a string, a time, a time without time zone, a date and a float with
-nulls; each failing case changes one value (or row) on the Spark side.
+nulls. Each Spark write is costly, so the file makes few: one frame holds
+every changed value (a column of its own each, on a customer known from the
+pandas frame) and one every changed row.
 """
 
 from __future__ import annotations
@@ -45,30 +47,31 @@ def spark_frame(spark, oracle):
     )
 
 
-def _one(frame, column, value):
-    """``frame`` with ``column`` set to the Spark expression ``value`` for its first customer."""
+def _set(frame, column, customer, value):
+    """``frame`` with ``column`` set to the Spark expression ``value`` for ``customer``."""
     from pyspark.sql import functions as F
 
-    first = frame.agg(F.min("customer_id")).first()[0]
-    target = F.col("customer_id") == first
+    target = F.col("customer_id") == int(customer)
     return frame.withColumn(column, F.when(target, value).otherwise(F.col(column)))
 
 
-def test_equal_frames_pass_nulls_and_times_included(spark_frame, oracle, spark_compare):
+def test_equal_frames_pass_nulls_times_and_categoricals_included(
+    spark_frame, oracle, spark_compare
+):
     types = dict(spark_frame.dtypes)
     assert (types["first"], types["last_ntz"], types["day"]) == (
         "timestamp",
         "timestamp_ntz",
         "date",
     )
-    spark_compare(spark_frame, oracle, rtol=0.0)
-    spark_compare(spark_frame, oracle.assign(label=oracle["label"].astype("category")))
+    spark_compare(spark_frame, oracle.assign(label=oracle["label"].astype("category")), rtol=0.0)
 
 
 def test_a_value_within_rtol_passes(spark_frame, oracle, spark_compare):
     from pyspark.sql import functions as F
 
-    spark_compare(_one(spark_frame, "spend", F.col("spend") * (1 + 1e-13)), oracle)
+    got = _set(spark_frame, "spend", oracle.index[0], F.col("spend") * (1 + 1e-13))
+    spark_compare(got, oracle)
 
 
 def _changed(column: str, change: str):
@@ -86,28 +89,43 @@ def _changed(column: str, change: str):
     }[change]
 
 
-@pytest.mark.parametrize(
-    ("column", "change"),
-    [
-        ("spend", "off beyond rtol"),
-        ("n", "plus one"),
-        ("spend", "null"),
-        ("label", "null"),
-        ("first", "null"),
-        ("spend", "nan"),
-        ("second_spend", "nan"),  # a Spark NaN is not the pandas NaN (a Spark null)
-        ("first", "one second"),
-        ("last_ntz", "one second"),
-        ("day", "one day"),
-        ("label", "other string"),
-    ],
-)
-def test_one_changed_value_fails(spark_frame, oracle, spark_compare, column, change):
-    got = _one(
-        spark_frame, column, _changed(column, change).cast(spark_frame.schema[column].dataType)
-    )
-    with pytest.raises(AssertionError, match=rf"\{{'{column}': 1\}}"):
-        spark_compare(got, oracle, rtol=1e-12)
+CHANGES = [
+    ("spend", "off beyond rtol"),
+    ("n", "plus one"),
+    ("spend", "null"),
+    ("label", "null"),
+    ("first", "null"),
+    ("spend", "nan"),
+    ("second_spend", "nan"),  # a Spark NaN is not the pandas NaN (a Spark null)
+    ("first", "one second"),
+    ("last_ntz", "one second"),
+    ("day", "one day"),
+    ("label", "other string"),
+]
+
+
+def test_each_changed_value_counts_once(spark_frame, oracle, spark_mismatches):
+    """Every case changes one row of a copy of its column; the original columns stay equal."""
+    from pyspark.sql import functions as F
+
+    customers = list(oracle.index)
+    no_second = oracle.index[oracle["second_spend"].isna()][0]
+    cases = {f"{column}_{change.replace(' ', '_')}": (column, change) for column, change in CHANGES}
+    names = list(cases)
+    want = oracle.assign(**{name: oracle[column] for name, (column, _) in cases.items()})
+    got = spark_frame.select("*", *(F.col(c).alias(n) for n, (c, _) in cases.items()))
+    for i, (name, (column, change)) in enumerate(cases.items()):
+        customer = no_second if name == "second_spend_nan" else customers[i % len(customers)]
+        value = _changed(name, change).cast(spark_frame.schema[column].dataType)
+        got = _set(got, name, customer, value)
+
+    assert spark_mismatches(got, want, rtol=1e-12) == {
+        "only_want": 0,
+        "only_got": 0,
+        "rows": len(oracle),
+        **dict.fromkeys(oracle.columns, 0),
+        **dict.fromkeys(names, 1),
+    }
 
 
 def test_a_pandas_nan_against_a_spark_number_fails(spark_frame, oracle, spark_compare):
@@ -117,30 +135,25 @@ def test_a_pandas_nan_against_a_spark_number_fails(spark_frame, oracle, spark_co
         spark_compare(spark_frame, want)
 
 
-def test_a_missing_row_fails(spark_frame, oracle, spark_compare):
-    got = spark_frame.filter(spark_frame["customer_id"] != int(oracle.index[0]))
-    with pytest.raises(AssertionError, match=r"'only_want': 1"):
-        spark_compare(got, oracle)
-
-
-def test_an_extra_row_fails(spark_frame, oracle, spark_compare):
+def test_missing_extra_and_null_key_rows_join_nothing(spark_frame, oracle, spark_mismatches):
+    """A missing row, an extra one (key -1) and a null key (on a side only) in one frame."""
     from pyspark.sql import functions as F
 
-    extra = spark_frame.limit(1).withColumn("customer_id", F.lit(-1).cast("long"))
-    with pytest.raises(AssertionError):
-        spark_compare(spark_frame.unionByName(extra), oracle)
-    # the row count passes when a row is missing too; the extra row is then named
-    swapped = spark_frame.filter(spark_frame["customer_id"] != int(oracle.index[0]))
-    with pytest.raises(AssertionError, match=r"'only_want': 1, 'only_got': 1"):
-        spark_compare(swapped.unionByName(extra), oracle)
+    missing, null_key, copied = (int(c) for c in oracle.index[:3])
+    extra = spark_frame.filter(F.col("customer_id") == copied)
+    extra = extra.withColumn("customer_id", F.lit(-1).cast("long"))
+    got = _set(spark_frame, "customer_id", null_key, F.lit(None).cast("long"))
+    got = got.filter(F.col("customer_id").isNull() | (F.col("customer_id") != missing))
+    got = got.unionByName(extra)
 
-
-def test_a_null_key_joins_nothing(spark_frame, oracle, spark_compare):
-    from pyspark.sql import functions as F
-
-    got = _one(spark_frame, "customer_id", F.lit(None).cast("long"))
-    with pytest.raises(AssertionError, match=r"'only_want': 1, 'only_got': 1"):
-        spark_compare(got, oracle)
+    # unmatched rows: want's missing and null_key rows, got's null-key row and extra one
+    alone = oracle.loc[[missing, null_key, null_key, copied]]
+    assert spark_mismatches(got, oracle) == {
+        "only_want": 2,
+        "only_got": 2,
+        "rows": len(oracle) + 2,
+        **alone.notna().sum().astype(int).to_dict(),
+    }
 
 
 def test_other_columns_fail(spark_frame, oracle, spark_compare):
