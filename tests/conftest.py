@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+from datetime import date
+from pathlib import Path
 
 import matplotlib
 import pandas as pd
@@ -102,49 +105,152 @@ def spark_tx(spark, cdnow_tx, tmp_path_factory):
     return spark.read.parquet(str(folder))
 
 
-def _spark_mismatches(spark, got, want: pd.DataFrame, keys, rtol: float, atol: float) -> dict:
-    """Compare a Spark frame with a pandas one inside Spark; only counts come back."""
-    from pyspark.sql import functions as F
+def _as_naive_utc(values: pd.Series) -> pd.Series:
+    """Dates and times as naive UTC ``datetime64[ns]``, as Spark compares them.
+
+    The session time zone is UTC: Spark takes a naive pandas time as UTC,
+    compares a date with a time as that date's midnight and a
+    ``TimestampNTZType`` with a ``TimestampType`` by its wall clock in UTC.
+    Parquet gives a ``TimestampType`` back as a naive UTC time (INT96) or a
+    UTC-aware one, a ``TimestampNTZType`` as a naive one and a ``DateType`` as
+    ``datetime.date`` objects.
+    """
+    out = pd.to_datetime(values)
+    if out.dt.tz is not None:
+        out = out.dt.tz_convert("UTC").dt.tz_localize(None)
+    return out.astype("datetime64[ns]")
+
+
+def _is_temporal(values: pd.Series) -> bool:
+    """Whether a column holds dates or times (``datetime64`` or ``datetime.date`` objects)."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return True
+    present = values.dropna()
+    return values.dtype == object and len(present) > 0 and isinstance(present.iloc[0], date)
+
+
+def _spark_mismatches(
+    got, want: pd.DataFrame, keys, rtol: float, atol: float, folder: Path
+) -> dict:
+    """Count the rows where a Spark frame and a pandas one differ, per column.
+
+    Spark writes ``got`` to the Parquet folder ``folder`` (no row passes the
+    driver) and pandas compares it with ``want`` as Spark did a full outer
+    join on ``keys`` of ``got`` with ``spark.createDataFrame(want)``:
+
+    - a row with a null key joins nothing (SQL ``=``) and counts as in its
+      side only; a key twice on a side joins every pair; a text key is read
+      as a number where the other side's key is numeric;
+    - numeric Spark columns (``NumericType``, decimals included) are compared
+      as float64: equal when both are null, or when ``|g - w| <= atol + rtol
+      * max(|g|, |w|)``. A pandas NaN is the oracle's missing value (Arrow
+      made it a Spark null), so it equals a Spark null and nothing else; a
+      Spark NaN, kept apart from the nulls, equals no oracle value, not even
+      within the tolerance (Spark orders NaN above every number, so that
+      ``NaN <= NaN`` holds there; in NumPy every comparison with NaN fails);
+    - other columns are equal when both are null or both equal, dates and
+      times as naive UTC (:func:`_as_naive_utc`).
+
+    Returns
+    -------
+    dict
+        ``only_want`` and ``only_got`` (rows on one side only), ``rows``
+        (rows of the join) and, per non-key column, the rows that differ.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from pandas.api.types import is_numeric_dtype, is_string_dtype
     from pyspark.sql.types import NumericType
 
-    expected = want.reset_index() if keys[0] not in want.columns else want
-    expected = expected.copy()
+    # as in createDataFrame, the index is dropped when the keys are columns
+    expected = want.reset_index(drop=keys[0] in want.columns)
     for col in expected.columns:
         if isinstance(expected[col].dtype, pd.CategoricalDtype):
             expected[col] = expected[col].astype(str)
     assert list(got.columns) == list(expected.columns), (got.columns, list(expected.columns))
-    theirs = spark.createDataFrame(expected)
-    a = got.select(*keys, *(F.col(c).alias(f"g_{c}") for c in got.columns if c not in keys))
-    b = theirs.select(*keys, *(F.col(c).alias(f"w_{c}") for c in theirs.columns if c not in keys))
-    a = a.withColumn("_g", F.lit(True))
-    b = b.withColumn("_w", F.lit(True))
-    joined = a.join(b, on=keys, how="full_outer")
-    aggs = [
-        F.count_if(F.col("_g").isNull()).alias("only_want"),
-        F.count_if(F.col("_w").isNull()).alias("only_got"),
-        F.count(F.lit(1)).alias("rows"),
+    numeric = [f.name for f in got.schema.fields if isinstance(f.dataType, NumericType)]
+    numeric = [c for c in numeric if c not in keys]
+    got.write.mode("overwrite").parquet(str(folder))
+    table = pq.read_table(folder).select(list(got.columns))
+    mine = table.to_pandas()
+    for col in numeric:
+        values = table[col].cast("float64")
+        mine[col] = values.to_numpy()  # nulls and NaNs both NaN here, told apart by:
+        mine[f"_nan_{col}"] = pc.fill_null(pc.is_nan(values), False).to_numpy()
+    theirs = expected.astype({col: "float64" for col in numeric})
+    for col in got.columns:
+        if _is_temporal(mine[col]) or _is_temporal(theirs[col]):
+            mine[col], theirs[col] = _as_naive_utc(mine[col]), _as_naive_utc(theirs[col])
+    for key in keys:  # a text key meets a numeric one as a number (Spark's ANSI cast)
+        for side, other in ((mine, theirs), (theirs, mine)):
+            if is_string_dtype(side[key]) and is_numeric_dtype(other[key]):
+                side[key] = pd.to_numeric(side[key])
+    # a null key equals nothing: such rows stay on their side, as unmatched rows
+    unkeyed = {"_g": mine[keys].isna().any(axis=1), "_w": theirs[keys].isna().any(axis=1)}
+    joined = mine[~unkeyed["_g"]].merge(
+        theirs[~unkeyed["_w"]], on=keys, how="outer", suffixes=("_g", "_w"), indicator=True
+    )
+    alone = [
+        side[unkeyed[suffix]]
+        .rename(columns={c: f"{c}{suffix}" for c in got.columns if c not in keys})
+        .assign(_merge="left_only" if suffix == "_g" else "right_only")
+        for side, suffix in ((mine, "_g"), (theirs, "_w"))
     ]
+    joined = pd.concat([joined, *alone], ignore_index=True)
+    counts = {
+        "only_want": int((joined["_merge"] == "right_only").sum()),
+        "only_got": int((joined["_merge"] == "left_only").sum()),
+        "rows": len(joined),
+    }
     for col in got.columns:
         if col in keys:
             continue
-        g, w = F.col(f"g_{col}"), F.col(f"w_{col}")
-        if isinstance(got.schema[col].dataType, NumericType):
-            g, w = g.cast("double"), w.cast("double")
-            close = (g == w) | (F.abs(g - w) <= atol + rtol * F.greatest(F.abs(g), F.abs(w)))
-            bad = ~(g.eqNullSafe(w) | F.coalesce(close, F.lit(False)))
+        g, w = joined[f"{col}_g"], joined[f"{col}_w"]
+        if col in numeric:
+            g, w = g.to_numpy("float64"), w.to_numpy("float64")
+            both_null = np.isnan(g) & ~joined[f"_nan_{col}"].eq(True).to_numpy()
+            both_null &= np.isnan(w)
+            with np.errstate(invalid="ignore"):
+                close = np.abs(g - w) <= atol + rtol * np.maximum(np.abs(g), np.abs(w))
+            same = both_null | (g == w) | close
         else:
-            bad = ~g.eqNullSafe(w)
-        aggs.append(F.count_if(bad).alias(col))
-    row = joined.agg(*aggs).first().asDict()
-    return row
+            g_null, w_null = g.isna().to_numpy(), w.isna().to_numpy()
+            g = np.where(g_null, None, g.to_numpy(object))
+            w = np.where(w_null, None, w.to_numpy(object))
+            same = (g_null & w_null) | (~g_null & ~w_null & (g == w))
+        counts[col] = int((~same).sum())
+    return counts
 
 
 @pytest.fixture(scope="session")
-def spark_compare(spark):
-    """``compare(spark_frame, pandas_frame, keys, rtol)``: assert equal, computed in Spark."""
+def spark_mismatches(tmp_path_factory):
+    """``mismatches(spark_frame, pandas_frame, keys, rtol, atol)``: the counts, as a dict.
+
+    The counts are those of :func:`_spark_mismatches`; Spark writes the frame
+    to a temporary Parquet folder, deleted afterwards.
+    """
+
+    def mismatches(got, want, keys=("customer_id",), rtol=1e-12, atol=0.0) -> dict:
+        folder = tmp_path_factory.mktemp("spark-compare")
+        try:
+            return _spark_mismatches(got, want, list(keys), rtol, atol, folder / "got")
+        finally:
+            shutil.rmtree(folder)
+
+    return mismatches
+
+
+@pytest.fixture(scope="session")
+def spark_compare(spark_mismatches):
+    """``compare(spark_frame, pandas_frame, keys, rtol, atol)``: assert they are equal.
+
+    Spark writes the frame to a temporary Parquet folder, deleted afterwards,
+    and pandas compares it with the frame (:func:`spark_mismatches`).
+    """
 
     def compare(got, want, keys=("customer_id",), rtol=1e-12, atol=0.0):
-        counts = _spark_mismatches(spark, got, want, list(keys), rtol, atol)
+        counts = spark_mismatches(got, want, keys, rtol, atol)
         assert counts.pop("rows") == len(want)
         bad = {k: v for k, v in counts.items() if v}
         assert not bad, f"Spark and pandas differ (rows per column): {bad}"

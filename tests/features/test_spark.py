@@ -1,7 +1,8 @@
 """The same feature builders on a real local Spark session (PySpark in, PySpark out).
 
-Results are compared inside Spark (``spark_compare``): the session's
-``spark.driver.maxResultSize`` is too small to collect a per-customer table.
+Results are compared by ``spark_compare``: Spark writes them to Parquet and pandas
+reads them back, as the session's ``spark.driver.maxResultSize`` is too small to
+collect a per-customer table.
 """
 
 from __future__ import annotations
