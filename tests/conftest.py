@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import matplotlib
 import pandas as pd
@@ -30,6 +32,25 @@ def cdnow_tx() -> pd.DataFrame:
 def online_retail_tx() -> pd.DataFrame:
     """UCI Online Retail, cleaned, one row per invoice (18,532 rows)."""
     return load_online_retail()
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory):
+    """``mlflow_store(path)``: an empty MLflow SQLite store at ``path``, as a tracking URI.
+
+    MLflow builds a new store's tables by running its schema migrations, seconds per
+    store; each store here is a copy of one that MLflow built once for the session.
+    """
+    from mlflow.tracking import MlflowClient
+
+    template = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
+
+    def make(path: str | Path) -> str:
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+
+    return make
 
 
 @pytest.fixture
