@@ -35,6 +35,25 @@ def online_retail_tx() -> pd.DataFrame:
     return load_online_retail()
 
 
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory):
+    """``mlflow_store(path)``: an empty MLflow SQLite store at ``path``, as a tracking URI.
+
+    MLflow builds a new store's tables by running its schema migrations, seconds per
+    store; each store here is a copy of one that MLflow built once for the session.
+    """
+    from mlflow.tracking import MlflowClient
+
+    template = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()
+
+    def make(path: str | Path) -> str:
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+
+    return make
+
+
 @pytest.fixture
 def tiny_tx() -> pd.DataFrame:
     """A hand-made log whose features are worked out by hand in the tests."""
@@ -258,14 +277,26 @@ def spark_compare(spark_mismatches):
     return compare
 
 
+#: Test files that use one session-scoped experiment run, by the run: tracking's
+#: ``small_run`` and the report's ``run_folder`` (each is seconds of fitting and logging).
+SHARED_RUNS = {
+    "tests/tracking/test_experiment.py": "small_run",
+    "tests/tracking/test_model_choice.py": "small_run",
+    "tests/tracking/test_pyfunc.py": "small_run",
+    "tests/report/test_build.py": "run_folder",
+    "tests/report/test_browser.py": "run_folder",
+}
+
+
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: pytest without xdist ignores it
 def pytest_xdist_make_scheduler(config, log):
     """``make test`` runs two pytest-xdist workers with ``--dist loadfile``: whole files.
 
     All Spark files (``*spark*.py``) are one unit, so one worker starts the one
-    JVM and Spark session they share, as in a single process; every other
-    file is its own unit, so a module's fixtures are built once. Units go
-    out largest first (by number of tests).
+    JVM and Spark session they share, as in a single process; so are the files
+    of one session-scoped experiment run (:data:`SHARED_RUNS`), built once by the
+    worker that gets them; every other file is its own unit, so a module's
+    fixtures are built once. Units go out largest first (by number of tests).
     """
     if config.getvalue("dist") != "loadfile":
         return None
@@ -274,6 +305,8 @@ def pytest_xdist_make_scheduler(config, log):
     class SparkTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
-            return "spark" if "spark" in path.rsplit("/", 1)[-1] else path
+            if "spark" in path.rsplit("/", 1)[-1]:
+                return "spark"
+            return SHARED_RUNS.get(path, path)
 
     return SparkTogether(config, log)

@@ -126,8 +126,8 @@ def test_gbm_features_use_only_the_past(sim_config):
     assert early.notna().all().all()
 
 
-def test_record_backtest_writes_files_and_mlflow_runs(result, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_record_backtest_writes_files_and_mlflow_runs(result, tmp_path, mlflow_store):
+    uri = mlflow_store(tmp_path / "mlflow.db")
     recorded = record_backtest(result, output_dir=tmp_path / "out", tracking_uri=uri)
     written = pd.read_csv(recorded["files"]["backtest"])
     assert list(written.columns) == ["origin", "model", "metric", "value"]
@@ -153,12 +153,12 @@ def test_record_backtest_writes_files_and_mlflow_runs(result, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_backtest(sim_config, tmp_path):
+def test_cli_backtest(sim_config, tmp_path, mlflow_store):
     path = tmp_path / "sim.toml"
     from rfmml.config import to_toml
 
     path.write_text(to_toml(sim_config))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store(tmp_path / "mlflow.db")
     res = CliRunner().invoke(
         main,
         ["backtest", str(path), "--origins", "2", "-o", str(tmp_path / "bt"),

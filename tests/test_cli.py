@@ -60,9 +60,9 @@ n_draws = 50
 
 
 @pytest.fixture(scope="module")
-def ran(workspace):
+def ran(workspace, mlflow_store):
     runner = CliRunner()
-    uri = f"sqlite:///{workspace / 'mlflow.db'}"
+    uri = mlflow_store(workspace / "mlflow.db")
     result = runner.invoke(
         main,
         ["run", str(workspace / "small.toml"), "-o", str(workspace / "out"), "--tracking-uri", uri],
@@ -360,7 +360,7 @@ def test_help_lists_every_command():
         assert command in result.output
 
 
-def test_degenerate_fit_is_one_plain_line_on_online_retail_daily(tmp_path):
+def test_degenerate_fit_is_one_plain_line_on_online_retail_daily(tmp_path, mlflow_store):
     """BG/NBD on Online Retail daily runs a -> 0: one line naming it, no raw warning."""
     import subprocess
     import sys
@@ -375,7 +375,7 @@ def test_degenerate_fit_is_one_plain_line_on_online_retail_daily(tmp_path):
         '[models]\npurchase_models = ["bgnbd"]\nhorizon = 90\n'
         '[[segmentations]]\nname = "rf_grid"\nkind = "rules"\nscheme = "rf_grid"\n'
     )
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store(tmp_path / "mlflow.db")
     done = subprocess.run(
         [sys.executable, "-c", "from rfmml.cli import main; main()", "run", str(config),
          "-o", str(tmp_path / "out"), "--tracking-uri", uri],

@@ -65,7 +65,7 @@ def test_features_drop_duplicates_and_zero_amounts_from_the_command_line(orders,
     assert tables["no_zero"]["n_orders"].sum() == n_kept
 
 
-def test_refresh_drop_duplicates_is_stored_at_creation(orders, cdnow_tx, tmp_path):
+def test_refresh_drop_duplicates_is_stored_at_creation(orders, cdnow_tx, tmp_path, mlflow_store):
     """refresh --drop-duplicates makes the state drop copies; a state created without it
     refuses the flag in one line instead of mixing two policies."""
     pd.concat([orders, orders.iloc[-40:]]).to_csv(tmp_path / "log.csv", index=False)
@@ -74,7 +74,7 @@ def test_refresh_drop_duplicates_is_stored_at_creation(orders, cdnow_tx, tmp_pat
                                bgnbd=BetaGeoNBD().fit(btyd_summary(tx, freq="W")),
                                horizon=26, freq="W")  # fmt: skip
     model = pipeline.save(tmp_path / "model")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store(tmp_path / "mlflow.db")
 
     def refresh(state: str, *flags: str) -> object:
         return invoke(
@@ -175,7 +175,9 @@ def test_features_leave_out_refunded_and_cancelled_orders(orders, tmp_path):
     assert removed in logs["all"]
 
 
-def test_refresh_leaves_out_refunded_orders_and_remembers_the_states(orders, cdnow_tx, tmp_path):
+def test_refresh_leaves_out_refunded_orders_and_remembers_the_states(
+    orders, cdnow_tx, tmp_path, mlflow_store
+):
     """refresh --status/--exclude-status as features, fit and predict take them: a daily
     order export's refunded orders were purchases to refresh (it had no such option); the
     state keeps the options for the next refresh."""
@@ -188,7 +190,7 @@ def test_refresh_leaves_out_refunded_orders_and_remembers_the_states(orders, cdn
                                freq="W")  # fmt: skip
     model = pipeline.save(tmp_path / "model")
     common = ["--state", tmp_path / "state.duckdb", "--model", model, "--tracking-uri",
-              f"sqlite:///{tmp_path / 'mlflow.db'}", *WOO]  # fmt: skip
+              mlflow_store(tmp_path / "mlflow.db"), *WOO]  # fmt: skip
     first = invoke("refresh", tmp_path / "day1.csv", *common, "-o", tmp_path / "out1",
                    "--status", "Status", "--exclude-status", "refunded")  # fmt: skip
     assert first.exit_code == 0, first.output

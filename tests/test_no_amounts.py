@@ -65,8 +65,8 @@ def workspace(tmp_path_factory, cdnow_tx):
 
 
 @pytest.fixture(scope="module")
-def ran(workspace):
-    uri = f"sqlite:///{workspace / 'mlflow.db'}"
+def ran(workspace, mlflow_store):
+    uri = mlflow_store(workspace / "mlflow.db")
     out = workspace / "out"
     result = CliRunner().invoke(
         main, ["run", str(workspace / "run.toml"), "-o", str(out), "--tracking-uri", uri],

@@ -56,16 +56,17 @@ def model_dir(cdnow_parts, tmp_path_factory):
     return pipeline.save(tmp_path_factory.mktemp("model"))
 
 
-def _uri(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+@pytest.fixture
+def uri(tmp_path, mlflow_store) -> str:
+    """An empty MLflow store in the test's folder."""
+    return mlflow_store(tmp_path / "mlflow.db")
 
 
-def test_refreshes_rescore_track_moves_and_history(cdnow_parts, model_dir, tmp_path):
+def test_refreshes_rescore_track_moves_and_history(cdnow_parts, model_dir, tmp_path, uri):
     path = tmp_path / "state.duckdb"
     with CustomerState.create(path) as state:
         state.update(cdnow_parts["fit"])
     pipeline = load_scoring_pipeline(model_dir)
-    uri = _uri(tmp_path)
     results = {}
     seen = cdnow_parts["fit"]
     for month in ("march", "april", "may"):
@@ -136,12 +137,12 @@ def test_refit_is_advised_when_the_tolerance_is_exceeded(cdnow_parts, model_dir,
     assert "changed segment (tolerance 0%)" in strict.drift.reason
 
 
-def test_cli_refresh_and_bad_batches(cdnow_parts, model_dir, tmp_path, monkeypatch):
+def test_cli_refresh_and_bad_batches(cdnow_parts, model_dir, tmp_path, uri, monkeypatch):
     runner = CliRunner()
     for month in ("fit", "march"):
         cdnow_parts[month].to_csv(tmp_path / f"{month}.csv", index=False)
     state = str(tmp_path / "state.duckdb")
-    common = ["--state", state, "--model", str(model_dir), "--tracking-uri", _uri(tmp_path)]
+    common = ["--state", state, "--model", str(model_dir), "--tracking-uri", uri]
     first = runner.invoke(main, ["refresh", str(tmp_path / "fit.csv"), *common,
                                  "-o", str(tmp_path / "day1")])  # fmt: skip
     assert first.exit_code == 0, first.output
@@ -170,7 +171,9 @@ def test_cli_refresh_and_bad_batches(cdnow_parts, model_dir, tmp_path, monkeypat
             pd.testing.assert_frame_equal(table, before[name])
 
 
-def test_cli_refresh_says_what_cleaning_removed_from_the_batch(cdnow_parts, model_dir, tmp_path):
+def test_cli_refresh_says_what_cleaning_removed_from_the_batch(
+    cdnow_parts, model_dir, tmp_path, uri
+):
     """Rows a batch loses (no id, no date, a return) are counted on the terminal and in the
     folder's cleaning report, not dropped without a word."""
     march = cdnow_parts["march"].head(300).astype({"customer_id": str, "amount": str})
@@ -180,7 +183,7 @@ def test_cli_refresh_says_what_cleaning_removed_from_the_batch(cdnow_parts, mode
     march.to_csv(tmp_path / "march.csv", index=False)
     out = tmp_path / "day"
     args = ["refresh", str(tmp_path / "march.csv"), "--state", str(tmp_path / "state.duckdb"),
-            "--model", model_dir, "--tracking-uri", _uri(tmp_path), "-o", out]  # fmt: skip
+            "--model", model_dir, "--tracking-uri", uri, "-o", out]  # fmt: skip
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     for line in ("rows in: 300", "removed 1: missing customer_id",
@@ -195,7 +198,7 @@ def test_cli_refresh_says_what_cleaning_removed_from_the_batch(cdnow_parts, mode
     assert "No cleaning report" not in page and "missing customer_id" in page
 
 
-def test_cli_refresh_reads_a_european_daily_file(cdnow_parts, model_dir, tmp_path):
+def test_cli_refresh_reads_a_european_daily_file(cdnow_parts, model_dir, tmp_path, uri):
     """A day of 05/03/1998 only (day-first, ambiguous on its own), semicolons and decimal
     commas: --dayfirst and --decimal reach the batch, as they reach features and fit."""
     tx = cdnow_parts["march"]
@@ -206,7 +209,7 @@ def test_cli_refresh_reads_a_european_daily_file(cdnow_parts, model_dir, tmp_pat
     state = tmp_path / "state.duckdb"
     with CustomerState.create(state) as st:  # the state as a first refresh leaves it
         st.update(tmp_path / "fit.csv")
-    common = ["--state", state, "--model", model_dir, "--tracking-uri", _uri(tmp_path)]
+    common = ["--state", state, "--model", model_dir, "--tracking-uri", uri]
     args = ["refresh", tmp_path / "day.csv", *common, "-o", tmp_path / "d2", "--dayfirst",
             "--decimal", ","]  # fmt: skip
     result = CliRunner().invoke(main, [str(a) for a in args])
@@ -272,7 +275,9 @@ def test_a_first_batch_that_fails_leaves_no_state_file(model_dir, tmp_path):
     assert not (tmp_path / "new.duckdb").exists()
 
 
-def test_cli_refresh_nets_returns_that_arrive_with_a_later_batch(cdnow_parts, model_dir, tmp_path):
+def test_cli_refresh_nets_returns_that_arrive_with_a_later_batch(
+    cdnow_parts, model_dir, tmp_path, uri
+):
     fit = cdnow_parts["fit"]
     bought = fit[fit["amount"] > 0].sample(200, random_state=1)
     returns = bought.assign(amount=-bought["amount"] / 2,
@@ -287,7 +292,7 @@ def test_cli_refresh_nets_returns_that_arrive_with_a_later_batch(cdnow_parts, mo
                                            str(state), "--model", str(model_dir),
                                            "--negative-amounts", "net", "-o",
                                            str(tmp_path / name), "--tracking-uri",
-                                           _uri(tmp_path)])  # fmt: skip
+                                           uri])  # fmt: skip
         assert result.exit_code == 0, result.output
     whole, report = read_transactions(tmp_path / "all.csv", negative_amounts="net")
     assert report.merged["return netted against an earlier purchase"] == 200
@@ -298,7 +303,7 @@ def test_cli_refresh_nets_returns_that_arrive_with_a_later_batch(cdnow_parts, mo
         assert st.cleaning_report().merged == report.merged
 
 
-def test_a_refresh_within_one_period_of_the_baseline_says_so(cdnow_parts, model_dir, tmp_path):
+def test_a_refresh_within_one_period_of_the_baseline_says_so(cdnow_parts, model_dir, tmp_path, uri):
     """Weekly models, daily refreshes: the day after the baseline no purchase drift can be
     measured yet, and the reason says that (not that this is the first refresh)."""
     path = tmp_path / "state.duckdb"
@@ -307,7 +312,6 @@ def test_a_refresh_within_one_period_of_the_baseline_says_so(cdnow_parts, model_
     march = cdnow_parts["march"]
     days = march["timestamp"].dt.normalize()
     first, second = pd.Timestamp("1998-03-03"), pd.Timestamp("1998-03-04")  # Tue, Wed
-    uri = _uri(tmp_path)
     one = refresh(march[days == first], path, model_dir, tmp_path / "1", tracking_uri=uri)
     assert one.drift.baseline is None
     assert one.drift.reason.startswith("no refit needed yet: first refresh")
@@ -332,9 +336,9 @@ def _day(cdnow_parts, date: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def shared_uri(tmp_path_factory) -> str:
-    """One MLflow store for the tests below (its tables are created once)."""
-    return _uri(tmp_path_factory.mktemp("mlflow"))
+def shared_uri(tmp_path_factory, mlflow_store) -> str:
+    """One MLflow store for the tests below."""
+    return mlflow_store(tmp_path_factory.mktemp("mlflow") / "mlflow.db")
 
 
 @pytest.fixture(scope="module")

@@ -132,11 +132,11 @@ def _write_tables(ev: Evaluation, out: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, dict[str, Any]]:
+def runs(tmp_path_factory, mlflow_store) -> dict[str, dict[str, Any]]:
     """Per log and engine: (the evaluation, its output folder, the recorded result or None)."""
     folder = tmp_path_factory.mktemp("scan_logs")
     logs = _write_logs(folder)
-    store = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    store = mlflow_store(tmp_path_factory.mktemp("mlflow") / "mlflow.db")
     previous = os.environ.pop("MLFLOW_TRACKING_URI", None)
     out: dict[str, dict[str, Any]] = {}
     try:

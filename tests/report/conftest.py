@@ -70,10 +70,10 @@ def workspace(tmp_path_factory, cdnow_tx):
     return folder
 
 
-def _run(workspace, name):
+def _run(workspace, name, mlflow_store):
     previous = os.environ.pop("MLFLOW_TRACKING_URI", None)
     try:
-        uri = f"sqlite:///{workspace / (name + '.db')}"
+        uri = mlflow_store(workspace / (name + ".db"))
         out = workspace / name
         result = CliRunner().invoke(
             main,
@@ -88,15 +88,15 @@ def _run(workspace, name):
 
 
 @pytest.fixture(scope="session")
-def run_folder(workspace):
+def run_folder(workspace, mlflow_store):
     """``rfmml run`` output: (CliRunner result, output folder, tracking URI)."""
-    return _run(workspace, "plain")
+    return _run(workspace, "plain", mlflow_store)
 
 
 @pytest.fixture(scope="session")
-def grouped_folder(workspace):
+def grouped_folder(workspace, mlflow_store):
     """``rfmml run`` output of the same customers scored per channel."""
-    return _run(workspace, "grouped")
+    return _run(workspace, "grouped", mlflow_store)
 
 
 @pytest.fixture(scope="session")

@@ -38,9 +38,9 @@ def small_config():
 
 
 @pytest.fixture(scope="session")
-def store(tmp_path_factory):
+def store(tmp_path_factory, mlflow_store):
     folder = tmp_path_factory.mktemp("mlflow")
-    return f"sqlite:///{folder / 'mlflow.db'}"
+    return mlflow_store(folder / "mlflow.db")
 
 
 @pytest.fixture(scope="session")
