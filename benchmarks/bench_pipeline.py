@@ -196,6 +196,8 @@ def _loaded() -> None:
 
         if hasattr(_process, "freeze_loaded_objects"):
             _process.freeze_loaded_objects()
+        if hasattr(_process, "single_thread_blas"):
+            _process.single_thread_blas()
 
 
 def _child(mode: str, path: Path, out: Path) -> None:

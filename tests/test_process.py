@@ -106,3 +106,34 @@ def test_a_batch_command_freezes_what_its_imports_loaded_once() -> None:
     )
     before, after, once = _child(script)
     assert int(before) == 0 and int(after) > 50_000 and once == "True"
+
+
+_BLAS = (
+    "from threadpoolctl import threadpool_info\n"
+    "def blas():\n"
+    "    return ','.join(str(i['num_threads']) for i in threadpool_info()\n"
+    "                    if i['user_api'] == 'blas') or 'none'\n"
+)
+
+
+def test_a_batch_command_runs_blas_on_one_thread_and_importing_leaves_it() -> None:
+    """`rfmml fit` sets every loaded BLAS to one thread; importing rfmml changes nothing."""
+    plain = _child(_BLAS + "import numpy, scipy.linalg\nprint(blas())\n")
+    script = (
+        _BLAS + "import numpy, scipy.linalg\n"
+        "import rfmml, rfmml.cli, rfmml.campaign.streaming, rfmml.models\n"
+        "print(blas())\n"
+        "from click.testing import CliRunner\n"
+        "from rfmml.cli import main\n"
+        "from rfmml.data import load_cdnow\n"
+        "import tempfile, os\n"
+        "folder = tempfile.mkdtemp()\n"
+        "path = os.path.join(folder, 'log.csv')\n"
+        "load_cdnow().head(3000).to_csv(path, index=False)\n"
+        "result = CliRunner().invoke(main, ['fit', path, '--models-dir', folder + '/m'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(blas())\n"
+    )
+    imported, after = _child(script)
+    assert imported == plain[0]
+    assert after.split(",") == ["1"] * len(plain[0].split(",")) and plain[0] != "none"

@@ -278,7 +278,8 @@ def _read_once(con: Any, path: Path, columns: list[str]) -> bool:
 
 def _repeated_rows(
     con: Any, table: str, columns: list[str], where: str, n_rows: int,
-    max_hashes: int = HASHES_AT_ONCE, per_pass: int = HASHES_PER_PASS,
+    max_hashes: int = HASHES_AT_ONCE, per_pass: int = HASHES_PER_PASS, *,
+    hashed: str | None = None, hashes: Any = None,
 ) -> int:  # fmt: skip
     """Rows of ``table`` (``where``) identical in ``columns`` to an earlier row: exact.
 
@@ -307,26 +308,40 @@ def _repeated_rows(
         in passes of about ``per_pass``, one range of hash values each, so the
         memory outside DuckDB's budget stays small (at 100M rows: 32 passes,
         about 13 CPU seconds against 23 for the DISTINCT).
+    hashed : str, optional
+        A column of ``table`` holding ``hash(columns)`` in the rows ``where``
+        selects and, in every other row, a value no other row holds (its row
+        number): read instead of hashing the rows again.
+    hashes : pyarrow.ChunkedArray, optional
+        Every row's ``hashed`` value, sorted here when there are at most
+        ``max_hashes`` rows (no statement reads them).
     """
     names = ", ".join(_q(c) for c in columns)
-    hashed = f"hash({names})"
+    if hashed is None:
+        hashed, hashes = f"hash({names})", None
+    else:
+        hashed = _q(hashed)
     bits = 0
     hashes_of = f"SELECT {hashed} AS h FROM {table} WHERE {where}"
     if n_rows > max_hashes:  # the hashes stored once (8 bytes a row), read in passes
+        hashes = None
         bits = int(np.ceil(np.log2(n_rows / per_pass)))
         con.execute(f"CREATE TEMP TABLE _rfmml_row_hashes AS {hashes_of}")
         hashes_of = "SELECT h FROM _rfmml_row_hashes"
     shared = []
     try:
         for part in range(2**bits):  # the top bits of the hash pick the pass
-            sql = f"{hashes_of} WHERE h >> {64 - bits} = {part}" if bits else hashes_of
-            # through Arrow: fetchnumpy converts on one thread, a masked array (3x slower)
-            hashes = con.sql(sql).to_arrow_table().column(0).to_numpy()
-            hashes = hashes.copy() if not hashes.flags.writeable else hashes
-            hashes.sort()
-            again = hashes[1:] == hashes[:-1]
-            shared.append(np.unique(hashes[1:][again]))
-            del hashes, again
+            if hashes is not None:  # every row's (a row not selected repeats no other)
+                values = hashes.to_numpy()
+            else:
+                sql = f"{hashes_of} WHERE h >> {64 - bits} = {part}" if bits else hashes_of
+                # through Arrow: fetchnumpy converts on one thread, a masked array (3x slower)
+                values = con.sql(sql).to_arrow_table().column(0).to_numpy()
+            values = values.copy() if not values.flags.writeable else values
+            values.sort()
+            again = values[1:] == values[:-1]
+            shared.append(np.unique(values[1:][again]))
+            del values, again
     finally:
         if bits:
             con.execute("DROP TABLE IF EXISTS _rfmml_row_hashes")
@@ -576,14 +591,28 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     whole_rows = whole_rows and _read_once(con, path, checked)
     stats_source = "flagged"
     staged = None
+    conditions = []
+    if has_amount:
+        if negative_amounts == "drop":
+            conditions.append("amount >= 0")
+        if drop_zero:
+            conditions.append("amount <> 0")
+    same = [c for c in canonical if c != "order_id"]
+    same_sql = ", ".join(_q(c) for c in same)
     if whole_rows:  # held in Arrow: 0.07 s less than a DuckDB table at 10M rows, and the
         # features then read its columns as they are (a DuckDB table is copied out, 0.1 s)
         stored = ", ".join(_q(c) for c in canonical)
         # in the file's order (DuckDB keeps it at no measurable cost here): the rows are then
-        # in the cleaned log's order, read as they are by to_pandas and iter_pandas
+        # in the cleaned log's order, read as they are by to_pandas and iter_pandas. The
+        # hash of a kept row's values comes along (the repeated rows' check, _repeated_rows:
+        # hashed in this read on DuckDB's threads, not in a second pass over the rows); a
+        # row not kept holds its row number, which repeats no other row's value
+        kept_row = " AND ".join(["_reason = 0", *conditions])
         con.execute("SET preserve_insertion_order = true")
         staged = con.sql(
-            f"SELECT {stored}, 0 AS _loose, _row, _reason::UTINYINT AS _reason FROM flagged"
+            f"SELECT {stored}, 0 AS _loose, _row, _reason::UTINYINT AS _reason, "
+            f"CASE WHEN {kept_row} THEN hash({same_sql}) ELSE _row::UBIGINT END AS _hash "
+            "FROM flagged"
         ).to_arrow_table()
         con.execute("SET preserve_insertion_order = false")
         con.register("stage", staged)
@@ -752,12 +781,6 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
                 f"CREATE TEMP TABLE stage AS SELECT {cols}, 0 AS _loose, _row FROM ({kept})"
             )
 
-    conditions = []
-    if has_amount:
-        if negative_amounts == "drop":
-            conditions.append("amount >= 0")
-        if drop_zero:
-            conditions.append("amount <> 0")
     where = " AND ".join(conditions) or "true"
     negative, zero = ("amount < 0", "amount = 0") if has_amount else ("false", "false")
     n_stored, n_rows, n_neg, n_zero, n_after = con.sql(
@@ -775,10 +798,12 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
             report.remove("zero amount", n_zero)
         else:
             report.flag("zero amount", n_zero)
-    same = [c for c in canonical if c != "order_id"]
-    same_sql = ", ".join(_q(c) for c in same)
     where = f"{alive} AND {where}"
-    n_repeated = _repeated_rows(con, "stage", same, where, int(n_after))
+    if staged is not None:
+        n_repeated = _repeated_rows(con, "stage", same, where, int(n_after), hashed="_hash",
+                                    hashes=staged.column("_hash"))  # fmt: skip
+    else:
+        n_repeated = _repeated_rows(con, "stage", same, where, int(n_after))
     n_out = int(n_after)
     if drop_duplicates:
         report.remove("identical to an earlier row", n_repeated)
@@ -793,7 +818,7 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     if n_out == n_stored:  # nothing to remove: stage is the cleaned table (no copy)
         if staged is not None:
             con.unregister("stage")
-            held = staged.drop_columns(["_reason"])
+            held = staged.drop_columns(["_reason", "_hash"])
             con.register("clean", held)
         else:
             con.execute("ALTER TABLE stage RENAME TO clean")

@@ -379,10 +379,27 @@ def test_a_table_held_in_memory_fits_and_streams_the_same(same_files, tmp_path: 
 
 
 @pytest.mark.parametrize("threads", ["1", "2"])
-def test_the_models_fitted_side_by_side_are_those_fitted_in_turn(monkeypatch, threads) -> None:
-    """fit_models_on_table: the purchase model on its own thread, the same fitted values."""
+@pytest.mark.parametrize("kind", ["stored", "held"])
+@pytest.mark.parametrize("freq", ["W", "D"])
+def test_the_models_fitted_side_by_side_are_those_fitted_in_turn(
+    monkeypatch, threads: str, kind: str, freq: str
+) -> None:
+    """fit_models_on_table: the purchase model on its own thread, the same fitted values.
+
+    A table held in memory has the purchase rows grouped on the fit's thread
+    (whole days) or, for fractional weeks, by a statement that waits for the
+    connection; a stored table's rows are grouped by statements in turn.
+    """
+    from rfmml.features import combined
+
     monkeypatch.setenv("RFMML_THREADS", threads)
-    log, table, pipeline = _cdnow_table_and_pipeline()
+    if kind == "held":
+        monkeypatch.setattr(combined, "TABLE_COMPILED_MIN_ROWS", 0)
+    log = ScannedLog.from_pandas(_log("cdnow")[0])
+    table = customer_features_table(log, freq=freq)
+    assert (table.arrow is not None) == (kind == "held")
+    pipeline = _pipeline_on(table, freq)
+    table.distinct_rows.clear()  # grouped again by the fits below
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

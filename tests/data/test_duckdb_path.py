@@ -307,6 +307,17 @@ def test_repeated_rows_in_one_or_many_passes(
                     _repeated_rows(con, "t", columns, where, len(kept), max_hashes, per_pass)
                     == expected
                 )
+                # the hashes read from a column (as the scan's one read stores them): the
+                # rows not selected hold their row numbers, which repeat no other row
+                names = ", ".join(f'"{c}"' for c in columns)
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE h AS SELECT *, CASE WHEN {where} THEN "
+                    f"hash({names}) ELSE (row_number() OVER ())::UBIGINT END AS _hash FROM t"
+                )
+                hashes = con.sql("SELECT _hash FROM h").to_arrow_table().column(0)
+                got = _repeated_rows(con, "h", columns, where, len(kept), max_hashes, per_pass,
+                                     hashed="_hash", hashes=hashes)  # fmt: skip
+                assert got == expected
     finally:
         con.close()
 
