@@ -198,6 +198,8 @@ def _loaded() -> None:
             _process.freeze_loaded_objects()
         if hasattr(_process, "single_thread_blas"):
             _process.single_thread_blas()
+        if hasattr(_process, "keep_freed_memory"):
+            _process.keep_freed_memory()
 
 
 def _child(mode: str, path: Path, out: Path) -> None:

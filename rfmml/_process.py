@@ -24,6 +24,20 @@ after their imports; no rfmml computation relies on a threaded BLAS (the
 k-means silhouettes are a compiled loop, and scikit-learn's k-means limits
 BLAS to one thread itself).
 
+glibc's ``malloc`` hands an allocation of 128 KiB or more back to the system
+when it is freed (and, as its threshold adapts, any free memory over twice
+the largest such block at the top of its heap). A batch job that fills and
+frees arrays of a million customers chunk after chunk then touches fresh
+pages for every chunk, and each first touch of a page is a page fault (on a
+virtual machine, sometimes one in the host too: on this project's 2-core
+benchmark machine 5 to 10 microseconds a page). The batch commands keep what
+they free for reuse (:func:`keep_freed_memory`: blocks of up to 64 MiB come
+from the heap, and up to 256 MiB of free heap is kept): on the 10M-row
+benchmark log the job took 2.65-2.68 s instead of 2.77-2.91 (five alternated
+rounds each), at a peak of 1.62 instead of 1.41 GiB. The ``MALLOC_MMAP_THRESHOLD_``
+and ``MALLOC_TRIM_THRESHOLD_`` environment variables, when set, are left to
+decide instead.
+
 The ``rfmml`` command turns THP off for its own process at start
 (:func:`disable_transparent_huge_pages`), unless the environment variable
 ``RFMML_HUGE_PAGES`` is ``keep``. Library users who run the same batch work
@@ -48,7 +62,20 @@ import ctypes.util
 import os
 import sys
 
-__all__ = ["disable_transparent_huge_pages", "freeze_loaded_objects", "single_thread_blas"]
+__all__ = [
+    "disable_transparent_huge_pages",
+    "freeze_loaded_objects",
+    "keep_freed_memory",
+    "single_thread_blas",
+]
+
+#: ``mallopt`` parameters (glibc's <malloc.h>)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+#: Blocks up to this size come from the heap (and are reused once freed).
+MMAP_THRESHOLD = 64 * 2**20
+#: Free memory kept at the top of the heap before it is handed back.
+TRIM_THRESHOLD = 256 * 2**20
 
 # <linux/prctl.h>
 _PR_SET_THP_DISABLE = 41
@@ -130,3 +157,33 @@ def single_thread_blas() -> int:
     blas = ThreadpoolController().select(user_api="blas")
     blas.limit(limits=1)  # applied now, kept for the process's life
     return len(blas.lib_controllers)
+
+
+def keep_freed_memory() -> bool:
+    """Keep memory this process frees for its later allocations (glibc's ``malloc``).
+
+    Sets ``mallopt(M_MMAP_THRESHOLD)`` to :data:`MMAP_THRESHOLD` and
+    ``mallopt(M_TRIM_THRESHOLD)`` to :data:`TRIM_THRESHOLD` (see the module's
+    notes). Nothing changes where the C library is not glibc, or where the
+    environment sets ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_``.
+
+    Returns
+    -------
+    bool
+        Whether both settings were made.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    if any(os.environ.get(v) for v in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc.gnu_get_libc_version.restype = ctypes.c_char_p  # glibc only (AttributeError)
+        if not libc.gnu_get_libc_version():
+            return False
+        return bool(
+            libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+            and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+        )
+    except (OSError, AttributeError):  # no libc, or not glibc: leave the allocator as it is
+        return False
