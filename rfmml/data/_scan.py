@@ -24,6 +24,7 @@ message.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -34,6 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rfmml._threads import Started
+from rfmml._threads import start as start_on_pool
 from rfmml.data._cleaning import (
     ISOLATED_REASON,
     ISOLATION_GAP_DAYS,
@@ -312,9 +315,10 @@ def _repeated_rows(
         A column of ``table`` holding ``hash(columns)`` in the rows ``where``
         selects and, in every other row, a value no other row holds (its row
         number): read instead of hashing the rows again.
-    hashes : pyarrow.ChunkedArray, optional
-        Every row's ``hashed`` value, sorted here when there are at most
-        ``max_hashes`` rows (no statement reads them).
+    hashes : rfmml._threads.Started, optional
+        :func:`_shared_hashes` of every row's ``hashed`` value, started
+        beforehand (used when there are at most ``max_hashes`` rows; no
+        statement reads them).
     """
     names = ", ".join(_q(c) for c in columns)
     if hashed is None:
@@ -332,17 +336,14 @@ def _repeated_rows(
     try:
         for part in range(2**bits):  # the top bits of the hash pick the pass
             if hashes is not None:  # every row's (a row not selected repeats no other)
-                values = hashes.to_numpy()
-            else:
-                sql = f"{hashes_of} WHERE h >> {64 - bits} = {part}" if bits else hashes_of
-                # through Arrow: fetchnumpy converts on one thread, a masked array (3x slower)
-                values = con.sql(sql).to_arrow_table().column(0).to_numpy()
-            values = values.copy() if not values.flags.writeable else values
-            values.sort()
-            again = values[1:] == values[:-1]
-            shared.append(np.unique(values[1:][again]))
-            del values, again
+                shared.append(hashes.result())
+                continue
+            sql = f"{hashes_of} WHERE h >> {64 - bits} = {part}" if bits else hashes_of
+            # through Arrow: fetchnumpy converts on one thread, a masked array (3x slower)
+            shared.append(_shared_hashes(con.sql(sql).to_arrow_table().column(0)))
     finally:
+        if hashes is not None:
+            hashes.wait()  # never left running
         if bits:
             con.execute("DROP TABLE IF EXISTS _rfmml_row_hashes")
     repeats = np.concatenate(shared)
@@ -361,6 +362,15 @@ def _repeated_rows(
     finally:
         con.unregister("_rfmml_shared_hashes")
     return int(n_shared - n_distinct)
+
+
+def _shared_hashes(hashes: Any) -> np.ndarray:
+    """The values that occur more than once in ``hashes`` (an Arrow column), ascending."""
+    values = hashes.to_numpy()
+    values = values.copy() if not values.flags.writeable else values
+    values.sort()
+    again = values[1:] == values[:-1]
+    return np.unique(values[1:][again])
 
 
 def _log_ends(con: Any, table: str, first: Any, last: Any, limit: int) -> tuple[Any, Any]:
@@ -591,6 +601,7 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     whole_rows = whole_rows and _read_once(con, path, checked)
     stats_source = "flagged"
     staged = None
+    shared_hashes: Started[np.ndarray] | None = None
     conditions = []
     if has_amount:
         if negative_amounts == "drop":
@@ -617,6 +628,8 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         con.execute("SET preserve_insertion_order = false")
         con.register("stage", staged)
         stats_source = "stage"
+        if staged.num_rows <= HASHES_AT_ONCE:  # sorted on the pool during the statistics
+            shared_hashes = start_on_pool(functools.partial(_shared_hashes, staged.column("_hash")))
     starts = (
         f"starts_with(CAST(order_id AS VARCHAR), {_lit(prefix)})" if prefix is not None else None
     )
@@ -801,7 +814,7 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
     where = f"{alive} AND {where}"
     if staged is not None:
         n_repeated = _repeated_rows(con, "stage", same, where, int(n_after), hashed="_hash",
-                                    hashes=staged.column("_hash"))  # fmt: skip
+                                    hashes=shared_hashes)  # fmt: skip
     else:
         n_repeated = _repeated_rows(con, "stage", same, where, int(n_after))
     n_out = int(n_after)

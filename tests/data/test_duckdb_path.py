@@ -290,7 +290,10 @@ def test_repeated_rows_in_one_or_many_passes(
     cleaning_files: dict[str, Path], max_hashes: int, per_pass: int
 ) -> None:
     """The count of rows identical to an earlier one is pandas' ``duplicated``, in any passes."""
-    from rfmml.data._scan import _repeated_rows, connect
+    import functools
+
+    from rfmml._threads import start
+    from rfmml.data._scan import _repeated_rows, _shared_hashes, connect
 
     path = cleaning_files["messy"]
     frame = pd.read_parquet(path)
@@ -314,7 +317,8 @@ def test_repeated_rows_in_one_or_many_passes(
                     f"CREATE OR REPLACE TEMP TABLE h AS SELECT *, CASE WHEN {where} THEN "
                     f"hash({names}) ELSE (row_number() OVER ())::UBIGINT END AS _hash FROM t"
                 )
-                hashes = con.sql("SELECT _hash FROM h").to_arrow_table().column(0)
+                column = con.sql("SELECT _hash FROM h").to_arrow_table().column(0)
+                hashes = start(functools.partial(_shared_hashes, column))
                 got = _repeated_rows(con, "h", columns, where, len(kept), max_hashes, per_pass,
                                      hashed="_hash", hashes=hashes)  # fmt: skip
                 assert got == expected
