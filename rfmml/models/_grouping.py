@@ -389,6 +389,11 @@ def unique_rows(
         codes, first = group_rows(*arrays, sort=True)
         counts = np.bincount(codes, weights=weights, minlength=len(first))
         return {k: arr[first] for k, arr in zip(columns, arrays, strict=True)}, counts
+    if _strictly_increasing(arrays):  # distinct and sorted already (DuckDB's ORDER BY)
+        return (
+            {k: arr.copy() for k, arr in zip(columns, arrays, strict=True)},
+            np.array(weights, dtype=float),
+        )
     # sort path for continuous values (e.g. mean spend), where hashing millions of
     # distinct floats and sorting the uniques costs several times one argsort
     order: np.ndarray | None = None
@@ -408,6 +413,24 @@ def unique_rows(
     starts = np.flatnonzero(new_row)
     counts = np.add.reduceat(np.asarray(weights, dtype=float)[order], starts)
     return {k: arr[starts] for k, arr in zip(columns, ordered, strict=True)}, counts
+
+
+def _strictly_increasing(arrays: list[np.ndarray]) -> bool:
+    """Whether each row is lexicographically above the one before (so no row repeats).
+
+    False with NaN (it compares false), and for fewer than two rows only when
+    there are none.
+    """
+    n = len(arrays[0])
+    if n < 2:
+        return n == 1
+    above = np.zeros(n - 1, dtype=bool)
+    tied = np.ones(n - 1, dtype=bool)
+    for arr in arrays:
+        left, right = arr[:-1], arr[1:]
+        above |= tied & (right > left)
+        tied &= right == left
+    return bool(above.all())
 
 
 def _unique_whole_rows(
@@ -451,6 +474,9 @@ def _unique_whole_rows(
         starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
         keys = ordered[starts]
         counts = np.diff(np.append(starts, n)).astype(float)
+    elif (key[1:] > key[:-1]).all():  # distinct and in key order already (as the
+        # features table's grouping and DuckDB's ORDER BY hand them over): no sort
+        keys, counts = key, w.copy()
     else:
         order = np.argsort(key)
         keys = key[order]
@@ -531,7 +557,17 @@ def frequency_levels(weights, **columns) -> tuple[dict[str, Any], np.ndarray]:
     """
     fields: dict[str, Any] = {k: np.asarray(v, dtype=float) for k, v in columns.items()}
     w = np.asarray(weights, dtype=float)
-    levels, index = np.unique(fields["x"], return_inverse=True)
+    own = _own_codes(fields["x"])
+    if own is not None:  # whole frequencies: np.unique's levels and index without its sort
+        as_int, span = own
+        present = np.zeros(span, dtype=np.bool_)
+        present[as_int] = True
+        rank_of = np.cumsum(present, dtype=np.intp)
+        rank_of -= 1
+        index = rank_of[as_int]
+        levels = np.flatnonzero(present).astype(float)
+    else:
+        levels, index = np.unique(fields["x"], return_inverse=True)
     fields.update(
         weights=w,
         n=float(w.sum()),

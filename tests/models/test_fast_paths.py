@@ -128,6 +128,62 @@ def test_unique_whole_rows_equal_the_hash_path(weighted, n_columns, monkeypatch)
     np.testing.assert_array_equal(counts, counts_h)
 
 
+@pytest.mark.parametrize("presorted", [True, False])
+def test_distinct_weighted_rows_come_back_in_key_order_with_their_weights(presorted):
+    """Rows collapsed already (DuckDB's or the grouping's, with counts): sorted or not."""
+    rng = np.random.default_rng(5)
+    n = 200_000  # a key range too wide for the dense table
+    x = rng.integers(0, 60, n).astype(float)
+    T_ = rng.integers(1, 2_000, n).astype(float)
+    t_x = np.floor(rng.uniform(0, 1, n) * T_) * (x > 0)
+    codes, first = _grouping.group_rows(x, t_x, T_, sort=True)
+    rows = {"x": x[first], "t_x": t_x[first], "T": T_[first]}
+    weights = rng.integers(1, 9, len(first)).astype(float)
+    expected = {k: v.copy() for k, v in rows.items()}
+    if not presorted:
+        order = rng.permutation(len(first))
+        rows = {k: v[order] for k, v in rows.items()}
+        weights_in = weights[order]
+    else:
+        weights_in = weights.copy()
+    got, counts = _grouping.unique_rows(rows, weights_in)
+    for k in rows:
+        assert np.array_equal(got[k], expected[k]) and got[k].dtype == expected[k].dtype
+    np.testing.assert_array_equal(counts, weights)
+    assert not np.shares_memory(counts, weights_in)  # the caller's weights stay theirs
+
+
+@pytest.mark.parametrize("presorted", [True, False])
+def test_distinct_continuous_rows_come_back_sorted_with_their_weights(presorted):
+    """Spend rows collapsed already (DuckDB's ORDER BY): the sort path's rows and counts."""
+    rng = np.random.default_rng(6)
+    x = np.sort(rng.integers(1, 20, 50_000)).astype(float)
+    m = rng.lognormal(3.0, 1.0, 50_000)
+    order = np.lexsort((m, x))
+    rows = {"x": x[order], "m": m[order]}
+    weights = rng.integers(1, 5, 50_000).astype(float)
+    shuffled = rng.permutation(50_000) if not presorted else np.arange(50_000)
+    got, counts = _grouping.unique_rows({k: v[shuffled] for k, v in rows.items()},
+                                        weights[shuffled])  # fmt: skip
+    for k in rows:
+        assert np.array_equal(got[k], rows[k])
+    np.testing.assert_array_equal(counts, weights)
+    nan = {"x": np.array([1.0, 1.0]), "m": np.array([np.nan, 2.0])}
+    assert not _grouping._strictly_increasing(list(nan.values()))
+    assert not _grouping._strictly_increasing([np.array([1.0, 1.0]), np.array([2.0, 2.0])])
+
+
+@pytest.mark.parametrize(
+    "x", [np.arange(40.0) % 7, np.array([3.0]), np.array([0.0, 0.0]), np.array([0.5, 2.0, 0.5])]
+)
+def test_frequency_levels_are_numpy_unique_levels_and_index(x):
+    fields, index = _grouping.frequency_levels(np.ones(len(x)), x=x)
+    levels, inverse = np.unique(x, return_inverse=True)
+    assert np.array_equal(fields["x_levels"], levels) and fields["x_levels"].dtype == levels.dtype
+    assert np.array_equal(index, inverse) and index.dtype == inverse.dtype
+    np.testing.assert_array_equal(fields["level_weights"], np.bincount(inverse))
+
+
 def test_map_rows_decoded_unique_rows_equal_in_order_evaluation():
     rng = np.random.default_rng(3)
     x = rng.integers(0, 30, 50_000).astype(float)
