@@ -39,6 +39,8 @@ _LAZY = {
     "score_customers": "rfmml.campaign",
     "build_report": "rfmml.report",
     "disable_transparent_huge_pages": "rfmml._process",
+    "keep_freed_memory": "rfmml._process",
+    "single_thread_blas": "rfmml._process",
     "run_experiment": "rfmml.pipeline",
 }
 
