@@ -83,27 +83,31 @@ def _child(script: str) -> list[str]:
     return done.stdout.split()
 
 
+#: A child's lines that run `rfmml fit` on 3,000 rows of CDNOW in its own process.
+_FIT = (
+    "from click.testing import CliRunner\n"
+    "from rfmml.cli import main\n"
+    "from rfmml.data import load_cdnow\n"
+    "import tempfile, os\n"
+    "folder = tempfile.mkdtemp()\n"
+    "path = os.path.join(folder, 'log.csv')\n"
+    "load_cdnow().head(3000).to_csv(path, index=False)\n"
+    "result = CliRunner().invoke(main, ['fit', path, '--models-dir', folder + '/m'])\n"
+    "assert result.exit_code == 0, result.output\n"
+)
+
+
 def test_a_batch_command_freezes_what_its_imports_loaded_once() -> None:
     """`rfmml fit` leaves its imports' objects out of later collections; importing does not."""
-    script = (
-        "import gc\n"
-        "import rfmml.cli\n"
-        "print(gc.get_freeze_count())\n"
-        "from click.testing import CliRunner\n"
-        "from rfmml.cli import main\n"
-        "from rfmml.data import load_cdnow\n"
-        "import tempfile, os\n"
-        "folder = tempfile.mkdtemp()\n"
-        "path = os.path.join(folder, 'log.csv')\n"
-        "load_cdnow().head(3000).to_csv(path, index=False)\n"
-        "result = CliRunner().invoke(main, ['fit', path, '--models-dir', folder + '/m'])\n"
-        "assert result.exit_code == 0, result.output\n"
+    imported = "import gc\nimport rfmml.cli\nprint(gc.get_freeze_count())\n"
+    after_fit = (
         "first = gc.get_freeze_count()\n"
         "print(first)\n"
         "junk = [[i] for i in range(50_000)]\n"
         "from rfmml._process import freeze_loaded_objects\n"
         "print(freeze_loaded_objects() == first)\n"
     )
+    script = imported + _FIT + after_fit
     before, after, once = _child(script)
     assert int(before) == 0 and int(after) > 50_000 and once == "True"
 
@@ -119,21 +123,8 @@ _BLAS = (
 def test_a_batch_command_runs_blas_on_one_thread_and_importing_leaves_it() -> None:
     """`rfmml fit` sets every loaded BLAS to one thread; importing rfmml changes nothing."""
     plain = _child(_BLAS + "import numpy, scipy.linalg\nprint(blas())\n")
-    script = (
-        _BLAS + "import numpy, scipy.linalg\n"
-        "import rfmml, rfmml.cli, rfmml.campaign.streaming, rfmml.models\n"
-        "print(blas())\n"
-        "from click.testing import CliRunner\n"
-        "from rfmml.cli import main\n"
-        "from rfmml.data import load_cdnow\n"
-        "import tempfile, os\n"
-        "folder = tempfile.mkdtemp()\n"
-        "path = os.path.join(folder, 'log.csv')\n"
-        "load_cdnow().head(3000).to_csv(path, index=False)\n"
-        "result = CliRunner().invoke(main, ['fit', path, '--models-dir', folder + '/m'])\n"
-        "assert result.exit_code == 0, result.output\n"
-        "print(blas())\n"
-    )
+    imports = "import numpy, scipy.linalg\nimport rfmml, rfmml.cli, rfmml.campaign.streaming\n"
+    script = _BLAS + imports + "print(blas())\n" + _FIT + "print(blas())\n"
     imported, after = _child(script)
     assert imported == plain[0]
     assert after.split(",") == ["1"] * len(plain[0].split(",")) and plain[0] != "none"
