@@ -339,6 +339,7 @@ def _run_child(path: Path, out: Path) -> None:
     from rfmml.pipeline import evaluate, record
 
     warnings.simplefilter("ignore")
+    _loaded()  # as rfmml run does after its imports
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     cfg = _run_config(path, out)
