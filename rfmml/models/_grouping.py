@@ -381,6 +381,12 @@ def unique_rows(
         Summed weights per unique row.
     """
     arrays = [np.asarray(a) for a in columns.values()]
+    if _strictly_increasing(arrays):  # distinct and sorted already: the features table's
+        # grouping, DuckDB's ORDER BY (the first BG/NBD fit at 1.3M rows: 0.08 s less)
+        return (
+            {k: arr.copy() for k, arr in zip(columns, arrays, strict=True)},
+            np.array(weights, dtype=float),
+        )
     if all(small_whole_numbers(a) for a in arrays):
         fast = _unique_whole_rows(arrays, np.asarray(weights))
         if fast is not None:
@@ -389,11 +395,6 @@ def unique_rows(
         codes, first = group_rows(*arrays, sort=True)
         counts = np.bincount(codes, weights=weights, minlength=len(first))
         return {k: arr[first] for k, arr in zip(columns, arrays, strict=True)}, counts
-    if _strictly_increasing(arrays):  # distinct and sorted already (DuckDB's ORDER BY)
-        return (
-            {k: arr.copy() for k, arr in zip(columns, arrays, strict=True)},
-            np.array(weights, dtype=float),
-        )
     # sort path for continuous values (e.g. mean spend), where hashing millions of
     # distinct floats and sorting the uniques costs several times one argsort
     order: np.ndarray | None = None
@@ -474,9 +475,6 @@ def _unique_whole_rows(
         starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
         keys = ordered[starts]
         counts = np.diff(np.append(starts, n)).astype(float)
-    elif (key[1:] > key[:-1]).all():  # distinct and in key order already (as the
-        # features table's grouping and DuckDB's ORDER BY hand them over): no sort
-        keys, counts = key, w.copy()
     else:
         order = np.argsort(key)
         keys = key[order]
