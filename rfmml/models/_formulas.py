@@ -34,7 +34,7 @@ import pandas as pd
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, roots_jacobi, roots_legendre
 
 from rfmml._compiled import compiled_module
-from rfmml.models._grouping import frequency_levels
+from rfmml.models._grouping import frequency_levels, whole_levels
 from rfmml.models._row_sums import compiled_row_sums, sum_parts
 
 __all__ = [
@@ -168,7 +168,11 @@ def _levels(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         sample = values[:: len(values) // _LEVELS_SAMPLE]
         if len(pd.unique(sample)) > len(sample) // 4:
             return None, None
-    index, levels = pd.factorize(values, sort=False)
+    whole = whole_levels(values)  # whole periods: a table of their range, no hashing
+    if whole is not None:
+        levels, index = whole
+    else:
+        index, levels = pd.factorize(values, sort=False)
     if len(levels) > len(values) // 4:
         return None, None
     return np.asarray(levels, dtype=float), index

@@ -36,6 +36,7 @@ __all__ = [
     "unique_rows",
     "rows_fingerprint",
     "frequency_levels",
+    "whole_levels",
     "small_whole_numbers",
     "sorted_distinct_rows",
 ]
@@ -555,17 +556,8 @@ def frequency_levels(weights, **columns) -> tuple[dict[str, Any], np.ndarray]:
     """
     fields: dict[str, Any] = {k: np.asarray(v, dtype=float) for k, v in columns.items()}
     w = np.asarray(weights, dtype=float)
-    own = _own_codes(fields["x"])
-    if own is not None:  # whole frequencies: np.unique's levels and index without its sort
-        as_int, span = own
-        present = np.zeros(span, dtype=np.bool_)
-        present[as_int] = True
-        rank_of = np.cumsum(present, dtype=np.intp)
-        rank_of -= 1
-        index = rank_of[as_int]
-        levels = np.flatnonzero(present).astype(float)
-    else:
-        levels, index = np.unique(fields["x"], return_inverse=True)
+    whole = whole_levels(fields["x"])  # np.unique's levels and index without its sort
+    levels, index = whole if whole is not None else np.unique(fields["x"], return_inverse=True)
     fields.update(
         weights=w,
         n=float(w.sum()),
@@ -573,6 +565,23 @@ def frequency_levels(weights, **columns) -> tuple[dict[str, Any], np.ndarray]:
         level_weights=np.bincount(index, weights=w, minlength=len(levels)),
     )
     return fields, index
+
+
+def whole_levels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``np.unique(values, return_inverse=True)`` of small whole numbers; None for others.
+
+    The distinct values (as floats, ascending) and each value's position among
+    them, through a table of the values' range (a few linear passes, no sort).
+    """
+    own = _own_codes(values)
+    if own is None:
+        return None
+    as_int, span = own
+    present = np.zeros(span, dtype=np.bool_)
+    present[as_int] = True
+    rank_of = np.cumsum(present, dtype=np.intp)
+    rank_of -= 1
+    return np.flatnonzero(present).astype(float), rank_of[as_int]
 
 
 def _column_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -184,6 +184,21 @@ def test_frequency_levels_are_numpy_unique_levels_and_index(x):
     np.testing.assert_array_equal(fields["level_weights"], np.bincount(inverse))
 
 
+@pytest.mark.parametrize("whole", [True, False])
+def test_time_levels_index_back_to_every_value(whole):
+    """``_levels`` of T or t_x: distinct values whose index gives every row's value back."""
+    from rfmml.models import _formulas as FM
+
+    rng = np.random.default_rng(7)
+    values = rng.integers(0, 600, 300_000).astype(float)
+    if not whole:
+        values = values + 0.5  # few distinct values, not whole: hashed
+    levels, index = FM._levels(values)
+    assert levels is not None and index.dtype == np.intp
+    assert np.array_equal(levels[index], values) and len(np.unique(levels)) == len(levels)
+    assert FM._levels(rng.uniform(0, 600, 300_000)) == (None, None)  # continuous: no levels
+
+
 def test_map_rows_decoded_unique_rows_equal_in_order_evaluation():
     rng = np.random.default_rng(3)
     x = rng.integers(0, 30, 50_000).astype(float)
