@@ -76,10 +76,9 @@ def test_importing_rfmml_changes_no_process_setting() -> None:
     assert done.stdout.strip() == _mine()
 
 
-def _child(script: str) -> list[str]:
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300
-    )
+def _child(script: str, env: dict[str, str] | None = None) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=300, env=env)  # fmt: skip
     return done.stdout.split()
 
 
@@ -121,12 +120,20 @@ _BLAS = (
 
 
 def test_a_batch_command_runs_blas_on_one_thread_and_importing_leaves_it() -> None:
-    """`rfmml fit` sets every loaded BLAS to one thread; importing rfmml changes nothing."""
-    plain = _child(_BLAS + "import numpy, scipy.linalg\nprint(blas())\n")
+    """`rfmml fit` sets every loaded BLAS to one thread; importing rfmml changes nothing.
+
+    The children start without the thread-count variables (``make test`` sets
+    ``OPENBLAS_NUM_THREADS=1``): BLAS then starts with a thread per core.
+    """
+    limits = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "RFMML_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in limits}
+    plain = _child(_BLAS + "import numpy, scipy.linalg\nprint(blas())\n", env)
     imports = "import numpy, scipy.linalg\nimport rfmml, rfmml.cli, rfmml.campaign.streaming\n"
     script = _BLAS + imports + "print(blas())\n" + _FIT + "print(blas())\n"
-    imported, after = _child(script)
+    imported, after = _child(script, env)
     assert imported == plain[0]
+    if (os.cpu_count() or 1) > 1:  # else one thread is where BLAS starts anyway
+        assert set(plain[0].split(",")) != {"1"}
     assert after.split(",") == ["1"] * len(plain[0].split(",")) and plain[0] != "none"
 
 
