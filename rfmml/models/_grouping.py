@@ -417,6 +417,24 @@ def unique_rows(
     return {k: arr[starts] for k, arr in zip(columns, ordered, strict=True)}, counts
 
 
+def _row_steps(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Between each row and the next (two rows or more), whether it goes up and whether down.
+
+    Lexicographically, the first column holding different values deciding; a
+    NaN there decides neither (it compares false both ways), nor do equal rows.
+    """
+    n = len(arrays[0])
+    up = np.zeros(n - 1, dtype=bool)
+    down = np.zeros(n - 1, dtype=bool)
+    tied = np.ones(n - 1, dtype=bool)
+    for arr in arrays:
+        left, right = arr[:-1], arr[1:]
+        up |= tied & (right > left)
+        down |= tied & (right < left)
+        tied &= right == left
+    return up, down
+
+
 def _strictly_increasing(arrays: list[np.ndarray]) -> bool:
     """Whether each row is lexicographically above the one before (so no row repeats).
 
@@ -426,13 +444,7 @@ def _strictly_increasing(arrays: list[np.ndarray]) -> bool:
     n = len(arrays[0])
     if n < 2:
         return n == 1
-    above = np.zeros(n - 1, dtype=bool)
-    tied = np.ones(n - 1, dtype=bool)
-    for arr in arrays:
-        left, right = arr[:-1], arr[1:]
-        above |= tied & (right > left)
-        tied &= right == left
-    return bool(above.all())
+    return bool(_row_steps(arrays)[0].all())
 
 
 def _unique_whole_rows(
@@ -523,14 +535,7 @@ def _lexsort_if_needed(arrays: list[np.ndarray]) -> np.ndarray | slice:
     n = len(arrays[0])
     if n < 2:
         return slice(None)
-    # row i+1 >= row i lexicographically: compare column by column
-    undecided = np.ones(n - 1, dtype=bool)
-    ordered = np.ones(n - 1, dtype=bool)
-    for arr in arrays:
-        left, right = arr[:-1], arr[1:]
-        ordered &= ~(undecided & (right < left))
-        undecided &= right == left
-    if ordered.all():
+    if not _row_steps(arrays)[1].any():  # no row below the one before it
         return slice(None)
     return np.lexsort(arrays[::-1])
 
@@ -576,12 +581,23 @@ def whole_levels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     own = _own_codes(values)
     if own is None:
         return None
-    as_int, span = own
+    index, present = _ranks_in_range(*own, np.intp)  # np.unique's index type
+    return present.astype(float), index
+
+
+def _ranks_in_range(
+    codes: np.ndarray, span: int, dtype: type[np.integer]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each code's rank among the codes present, and those codes (ascending).
+
+    Codes in ``[0, span)``, ranked through a table of that range (a few linear
+    passes, no sort); the ranks of type ``dtype``.
+    """
     present = np.zeros(span, dtype=np.bool_)
-    present[as_int] = True
-    rank_of = np.cumsum(present, dtype=np.intp)
+    present[codes] = True
+    rank_of = np.cumsum(present, dtype=dtype)
     rank_of -= 1
-    return np.flatnonzero(present).astype(float), rank_of[as_int]
+    return rank_of[codes], np.flatnonzero(present)
 
 
 def _column_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -594,12 +610,8 @@ def _column_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if own is None:
         levels = np.unique(values)
         return np.searchsorted(levels, values), levels
-    as_int, span = own
-    present = np.zeros(span, dtype=np.bool_)
-    present[as_int] = True
-    rank_of = np.cumsum(present, dtype=np.int32)  # ranks < 2**24: half the table of int64
-    rank_of -= 1
-    return rank_of[as_int], np.flatnonzero(present).astype(values.dtype)
+    ranks, present = _ranks_in_range(*own, np.int32)  # ranks < 2**24: half the int64 table
+    return ranks, present.astype(values.dtype)
 
 
 #: From this many rows :func:`sorted_distinct_rows` of two or three columns of small whole
