@@ -42,10 +42,12 @@ whole-period summaries).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,9 +185,9 @@ def fit_models_on_table(
     failures: list[BaseException] = []
     worker = None
     # the table's connection is used by one thread at a time (DuckDB's connections are
-    # not shared between threads): the purchase model's rows are grouped in memory on the
-    # fit's thread when the table is held in memory (at 3.3M customers the grouping kept
-    # one core busy while the other waited 0.1 s), and by a statement under this lock
+    # not shared between threads): the purchase model's rows are grouped on the fit's
+    # thread, in memory when the table is held there (at 3.3M customers the grouping kept
+    # one core busy while the other waited 0.1 s) and by a statement under this lock
     # otherwise, while this thread groups the Gamma-Gamma rows and learns the rules' edges
     connection = threading.Lock()
     if purchase_model is not None:
@@ -193,11 +195,7 @@ def fit_models_on_table(
 
             def fit_purchase() -> None:
                 try:
-                    rows = _grouped_rows(purchase_model, table, in_memory_only=True)
-                    if rows is None:
-                        with connection:
-                            rows = fit_rows(purchase_model, table)
-                    purchase_model.fit(rows)
+                    purchase_model.fit(_grouped_rows(purchase_model, table, connection))
                 except BaseException as exc:  # raised in the caller's thread
                     failures.append(exc)
 
@@ -207,10 +205,7 @@ def fit_models_on_table(
             purchase_model.fit(fit_rows(purchase_model, table))
     try:
         if gamma_gamma is not None:
-            with connection:
-                spend_rows = fit_rows(gamma_gamma, table)
-            gamma_gamma.fit(spend_rows)
-            del spend_rows
+            gamma_gamma.fit(_grouped_rows(gamma_gamma, table, connection))
         if rule_segmenter is not None:
             with connection:
                 rule_segmenter = fit_rule_segmenter(rule_segmenter, table)
@@ -243,32 +238,28 @@ def fit_rows(model: Any, table: FeaturesTable) -> pd.DataFrame:
     -------
     pandas.DataFrame
     """
-    rows = _grouped_rows(model, table)
-    assert rows is not None  # the statement groups any rows
-    return rows
+    return _grouped_rows(model, table, contextlib.nullcontext())
 
 
 def _grouped_rows(
-    model: Any, table: FeaturesTable, *, in_memory_only: bool = False
-) -> pd.DataFrame | None:
-    """:func:`fit_rows`; with ``in_memory_only``, None where it would use the connection.
+    model: Any, table: FeaturesTable, connection: AbstractContextManager[Any]
+) -> pd.DataFrame:
+    """:func:`fit_rows`, holding ``connection`` (a lock) while it uses the table's connection.
 
-    With ``in_memory_only`` the rows come only from a table held in memory
-    (:attr:`FeaturesTable.arrow`) grouped by :func:`_counted_rows`, so another
-    thread may use the table's connection meanwhile.
+    A table held in memory (:attr:`FeaturesTable.arrow`) is grouped without the
+    connection when :func:`_counted_rows` takes its columns, so another thread
+    may use the connection meanwhile.
     """
-    if in_memory_only and table.arrow is None:
-        return None
     columns = [c for c in model.fit_columns if c in table.summary_columns]
-    rows = _counted_rows(table, columns)
-    if rows is None and in_memory_only:
-        return None
+    with contextlib.nullcontext() if table.arrow is not None else connection:
+        rows = _counted_rows(table, columns)
     if rows is None:  # NULL or NaN: as the statement groups them, for the model to report
         names = ", ".join(_q(c) for c in columns)
-        rows = table.connection.sql(
-            f"SELECT {names}, count(*)::DOUBLE AS weights FROM {_q(table.table)} "
-            f"GROUP BY ALL ORDER BY {names}"
-        ).df()
+        with connection:
+            rows = table.connection.sql(
+                f"SELECT {names}, count(*)::DOUBLE AS weights FROM {_q(table.table)} "
+                f"GROUP BY ALL ORDER BY {names}"
+            ).df()
     rows.attrs = dict(table.summary_attrs)
     return rows
 
