@@ -321,21 +321,18 @@ def _repeated_rows(
         statement reads them).
     """
     names = ", ".join(_q(c) for c in columns)
-    if hashed is None:
-        hashed, hashes = f"hash({names})", None
-    else:
-        hashed = _q(hashed)
+    hashed = f"hash({names})" if hashed is None else _q(hashed)
+    started = hashes is not None and n_rows <= max_hashes
     bits = 0
     hashes_of = f"SELECT {hashed} AS h FROM {table} WHERE {where}"
     if n_rows > max_hashes:  # the hashes stored once (8 bytes a row), read in passes
-        hashes = None
         bits = int(np.ceil(np.log2(n_rows / per_pass)))
         con.execute(f"CREATE TEMP TABLE _rfmml_row_hashes AS {hashes_of}")
         hashes_of = "SELECT h FROM _rfmml_row_hashes"
     shared = []
     try:
         for part in range(2**bits):  # the top bits of the hash pick the pass
-            if hashes is not None:  # every row's (a row not selected repeats no other)
+            if started:  # every row's (a row not selected repeats no other)
                 shared.append(hashes.result())
                 continue
             sql = f"{hashes_of} WHERE h >> {64 - bits} = {part}" if bits else hashes_of
@@ -812,11 +809,9 @@ def _scan(con: Any, path: Path, renames: dict[str, str], group: str | None,
         else:
             report.flag("zero amount", n_zero)
     where = f"{alive} AND {where}"
-    if staged is not None:
-        n_repeated = _repeated_rows(con, "stage", same, where, int(n_after), hashed="_hash",
-                                    hashes=shared_hashes)  # fmt: skip
-    else:
-        n_repeated = _repeated_rows(con, "stage", same, where, int(n_after))
+    n_repeated = _repeated_rows(con, "stage", same, where, int(n_after),
+                                hashed="_hash" if staged is not None else None,
+                                hashes=shared_hashes)  # fmt: skip
     n_out = int(n_after)
     if drop_duplicates:
         report.remove("identical to an earlier row", n_repeated)
