@@ -10,9 +10,10 @@ stays cheap and never imports MLflow.
 
 from __future__ import annotations
 
-from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+from rfmml._lazy import load_attribute
 
 try:
     __version__ = version("rfmml")
@@ -49,12 +50,7 @@ __all__ = ["__version__", *_LAZY]
 
 def __getattr__(name: str) -> Any:
     """Import a public name from its stage on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rfmml' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+    return load_attribute(__name__, _LAZY, globals(), name)
 
 
 def __dir__() -> list[str]:

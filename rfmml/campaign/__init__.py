@@ -26,8 +26,9 @@ does not import the segmenters and scikit-learn.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+from rfmml._lazy import load_attribute
 
 if TYPE_CHECKING:
     from rfmml.campaign.exports import (
@@ -112,17 +113,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     """A public name (or a submodule) imported on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        try:
-            return import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+    return load_attribute(__name__, _LAZY, globals(), name, submodules=True)
 
 
 def __dir__() -> list[str]:
