@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
@@ -82,6 +83,12 @@ _PR_SET_THP_DISABLE = 41
 _PR_GET_THP_DISABLE = 42
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, loaded once (``find_library`` runs ``ldconfig`` each time it is asked)."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
 def disable_transparent_huge_pages() -> bool:
     """Turn transparent huge pages off for this process and the processes it starts.
 
@@ -98,7 +105,7 @@ def disable_transparent_huge_pages() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc = _libc()
         if libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0:
             return False
         return bool(libc.prctl(_PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1)
@@ -177,7 +184,7 @@ def keep_freed_memory() -> bool:
     if any(os.environ.get(v) for v in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc = _libc()
         libc.gnu_get_libc_version.restype = ctypes.c_char_p  # glibc only (AttributeError)
         if not libc.gnu_get_libc_version():
             return False
