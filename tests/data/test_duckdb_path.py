@@ -290,10 +290,7 @@ def test_repeated_rows_in_one_or_many_passes(
     cleaning_files: dict[str, Path], max_hashes: int, per_pass: int
 ) -> None:
     """The count of rows identical to an earlier one is pandas' ``duplicated``, in any passes."""
-    import functools
-
-    from rfmml._threads import start
-    from rfmml.data._scan import _repeated_rows, _shared_hashes, connect
+    from rfmml.data._scan import SharedHashes, _repeated_rows, connect
 
     path = cleaning_files["messy"]
     frame = pd.read_parquet(path)
@@ -311,19 +308,37 @@ def test_repeated_rows_in_one_or_many_passes(
                     == expected
                 )
                 # the hashes read from a column (as the scan's one read stores them): the
-                # rows not selected hold their row numbers, which repeat no other row
+                # rows not selected hold their row numbers; the top bits of the hash only
+                # (as the scan stores 32, and 4 so that most values are shared by chance)
                 names = ", ".join(f'"{c}"' for c in columns)
-                con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE h AS SELECT *, CASE WHEN {where} THEN "
-                    f"hash({names}) ELSE (row_number() OVER ())::UBIGINT END AS _hash FROM t"
-                )
-                column = con.sql("SELECT _hash FROM h").to_arrow_table().column(0)
-                hashes = start(functools.partial(_shared_hashes, column))
-                got = _repeated_rows(con, "h", columns, where, len(kept), max_hashes, per_pass,
-                                     hashed="_hash", hashes=hashes)  # fmt: skip
-                assert got == expected
+                for bits, kind in ((64, "UBIGINT"), (32, "UINTEGER"), (4, "UTINYINT")):
+                    con.execute(
+                        f"CREATE OR REPLACE TEMP TABLE h AS SELECT *, CASE WHEN {where} "
+                        f"THEN (hash({names}) >> {64 - bits})::{kind} "
+                        f"ELSE ((row_number() OVER ()) % {2**bits})::{kind} END AS _hash FROM t"
+                    )
+                    column = con.sql("SELECT _hash FROM h").to_arrow_table().column(0)
+                    for hashes in (SharedHashes(column), None):
+                        got = _repeated_rows(con, "h", columns, where, len(kept), max_hashes,
+                                             per_pass, hashed="_hash", hash_bits=bits,
+                                             hashes=hashes)  # fmt: skip
+                        assert got == expected, (bits, hashes)
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 1001])
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_shared_hashes_sorted_in_halves_are_those_of_one_sort(n: int, chunks: int) -> None:
+    """The two halves sorted apart and merged give the values repeated anywhere in the column."""
+    from rfmml.data._scan import SharedHashes
+
+    rng = np.random.default_rng(n + chunks)
+    values = rng.integers(0, max(n // 3, 1), n).astype(np.uint32)  # repeats, across halves too
+    column = pa.chunked_array(np.array_split(values, chunks), type=pa.uint32())
+    unique, counts = np.unique(values, return_counts=True)
+    np.testing.assert_array_equal(SharedHashes(column).result(), unique[counts > 1])
+    np.testing.assert_array_equal(column.to_numpy(), values)  # the column is not changed
 
 
 @pytest.mark.parametrize(("name", "options"), [
