@@ -339,7 +339,7 @@ def _repeated_rows(
     shared = []
     try:
         for part in range(2**bits):  # the top bits of the hash pick the pass
-            if started:  # every row's (a row not selected repeats no other)
+            if started and hashes is not None:  # every row's (those not selected: see above)
                 shared.append(hashes.result())
                 continue
             sql = f"{hashes_of} WHERE h >> {hash_bits - bits} = {part}" if bits else hashes_of
