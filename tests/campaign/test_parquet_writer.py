@@ -160,6 +160,7 @@ def test_the_first_chunks_sample_decides(tmp_path: Path) -> None:
         {
             "price": rng.integers(0, 2_000, n) / 100.0,  # 2,000 values
             "spend": rng.random(n),  # all distinct
+            "ids": np.arange(n) * 7,  # all distinct, most bytes zero
             "lists": pa.array([[1, 2], [3], None, []] * (n // 4)),
             "pairs": pa.array([{"a": 1, "b": "x"}, {"a": 2, "b": None}] * (n // 2)),
         }
@@ -167,8 +168,22 @@ def test_the_first_chunks_sample_decides(tmp_path: Path) -> None:
     options = _parquet.writer_options(table)
     assert options["use_dictionary"] == ["price", "lists.list.element", "pairs.a", "pairs.b"]
     assert options["write_statistics"] == [
-        "price", "spend", "lists.list.element", "pairs.a", "pairs.b"
+        "price", "spend", "ids", "lists.list.element", "pairs.a", "pairs.b"
     ]  # fmt: skip
+    # random digits are stored as they are, the rest compressed
+    assert options["compression"] == {
+        "price": "snappy", "spend": "none", "ids": "snappy", "lists.list.element": "snappy",
+        "pairs.a": "snappy", "pairs.b": "snappy",
+    }  # fmt: skip
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, table.schema, **options) as writer:
+        writer.write_table(table)
+    group = pq.ParquetFile(pa.BufferReader(sink.getvalue())).metadata.row_group(0)
+    codecs = {group.column(i).path_in_schema: group.column(i).compression for i in range(6)}
+    assert codecs == {"price": "SNAPPY", "spend": "UNCOMPRESSED", "ids": "SNAPPY",
+                      "lists.list.element": "SNAPPY", "pairs.a": "SNAPPY",
+                      "pairs.b": "SNAPPY"}  # fmt: skip
+    assert pq.read_table(pa.BufferReader(sink.getvalue())).equals(table)
 
 
 def test_nested_columns_read_back_as_to_parquet(tmp_path: Path) -> None:
