@@ -655,9 +655,9 @@ def _sorted_distinct_compiled(
         sizes.append(1)
     keys = np.empty(n, dtype=np.int64)
     kernel.packed_keys(*arrays, *ranks, sizes[1], sizes[2], bits, keys)
-    keys.sort()
+    distinct_keys = np.empty(n, dtype=np.int64)  # first the radix sort's second buffer
+    kernel.radix_sort(keys, bits, (math.prod(sizes) - 1).bit_length(), distinct_keys)
     codes = np.empty(n, dtype=np.int64)
-    distinct_keys = np.empty(n, dtype=np.int64)
     n_distinct = kernel.number_keys(keys, bits, codes, distinct_keys)
     del keys
     distinct_keys = distinct_keys[:n_distinct].copy()

@@ -208,6 +208,22 @@ def test_compiled_distinct_rows_are_the_numpy_steps_rows(kind, monkeypatch):
     assert found[1].dtype == np.int64
 
 
+@pytest.mark.parametrize("key_bits", [0, 1, 5, 11, 12, 22, 23, 34, 40])
+@pytest.mark.parametrize("n", [0, 1, 2, 5_000])
+def test_radix_sort_orders_packed_keys_as_numpy_sort(key_bits: int, n: int) -> None:
+    """Keys (rank bits over the rows' positions) sorted by their rank bits: numpy's order."""
+    kernel = pytest.importorskip("rfmml.models._grouping_kernel")
+    rng = np.random.default_rng(key_bits * 7 + n)
+    bits = max(n - 1, 1).bit_length()
+    ranks = rng.integers(0, 2**key_bits, n, dtype=np.int64) if key_bits else np.zeros(n, np.int64)
+    ranks[: n // 3] = ranks[n // 3 : 2 * (n // 3)]  # many keys equal in their rank bits
+    keys = (rng.permutation(ranks) << bits) | np.arange(n, dtype=np.int64)
+    want = np.sort(keys)
+    spare = np.empty_like(keys)
+    kernel.radix_sort(keys, bits, key_bits, spare)
+    np.testing.assert_array_equal(keys, want)
+
+
 def test_sorted_distinct_rows_refuse_nan():
     from rfmml.models._grouping import sorted_distinct_rows
 
