@@ -329,13 +329,23 @@ def test_repeated_rows_in_one_or_many_passes(
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 1001])
 @pytest.mark.parametrize("chunks", [1, 3])
-def test_shared_hashes_sorted_in_halves_are_those_of_one_sort(n: int, chunks: int) -> None:
-    """The two halves sorted apart and merged give the values repeated anywhere in the column."""
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("kind", [pa.uint32(), pa.uint64()])
+def test_shared_hashes_are_the_values_repeated_anywhere(
+    n: int, chunks: int, compiled: bool, kind: pa.DataType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sorted by the radix sort, or in two halves merged: the values repeated in the column."""
+    from rfmml.data import _scan
     from rfmml.data._scan import SharedHashes
 
+    if not compiled:  # as without numba: numpy's sort, in two halves
+        monkeypatch.setattr(_scan, "_radix", lambda: None)
+    elif _scan._radix() is None:
+        pytest.skip("numba is not installed")
     rng = np.random.default_rng(n + chunks)
-    values = rng.integers(0, max(n // 3, 1), n).astype(np.uint32)  # repeats, across halves too
-    column = pa.chunked_array(np.array_split(values, chunks), type=pa.uint32())
+    values = rng.integers(0, max(n // 3, 1), n).astype(kind.to_pandas_dtype())
+    values[: n // 4] += np.iinfo(values.dtype).max - max(n // 3, 1)  # high bits set, too
+    column = pa.chunked_array(np.array_split(values, chunks), type=kind)
     unique, counts = np.unique(values, return_counts=True)
     np.testing.assert_array_equal(SharedHashes(column).result(), unique[counts > 1])
     np.testing.assert_array_equal(column.to_numpy(), values)  # the column is not changed

@@ -224,6 +224,18 @@ def test_radix_sort_orders_packed_keys_as_numpy_sort(key_bits: int, n: int) -> N
     np.testing.assert_array_equal(keys, want)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint32, np.uint64])
+def test_radix_sort_orders_unsigned_numbers_by_all_their_bits(dtype) -> None:
+    radix = pytest.importorskip("rfmml._radix")
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(info.bits)
+    values = rng.integers(0, info.max, 10_001, dtype=dtype, endpoint=True)
+    values[:5] = [info.max, 0, info.max, 1, info.max - 1]
+    want = np.sort(values)
+    radix.radix_sort(values, 0, info.bits, np.empty_like(values))
+    np.testing.assert_array_equal(values, want)
+
+
 def test_sorted_distinct_rows_refuse_nan():
     from rfmml.models._grouping import sorted_distinct_rows
 
