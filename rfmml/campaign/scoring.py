@@ -792,7 +792,11 @@ def _score_customers(
         cols["expected_spend"] = purchases * order_value
         if purchase_rows is not None and "clv_factor" in purchase_rows[0]:
             # the purchase part computed once on distinct rows; the spend part per customer
-            clv_values = order_value * purchase_rows[0]["clv_factor"][purchase_rows[1]]
+            factor = purchase_rows[0]["clv_factor"]
+            if factor is purchase_rows[0]["expected_purchases"]:  # undiscounted: gathered above
+                clv_values = order_value * purchases
+            else:
+                clv_values = order_value * factor[purchase_rows[1]]
             cols["clv"] = np.maximum(clv_values, 0.0, out=clv_values)
         else:
             # per customer: lifetime_value groups the purchase part by distinct (frequency, T)
