@@ -302,6 +302,13 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
                  for k, v in rows.items()},
                 w[::step],
             )  # fmt: skip
+            middle = _fitting.middle_step(len(w))
+            if middle is not None:  # refined between the subsample and the full data
+                subsample = [subsample, self._prepare(
+                    {k: v[::middle] * scale if k in self.time_columns else v[::middle]
+                     for k, v in rows.items()},
+                    w[::middle],
+                )]  # fmt: skip
         return self._fit_prepared(
             natural,
             data,
@@ -329,8 +336,9 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
 
         ``natural`` is the prepared data in the summary's time unit, ``data``
         the same rescaled by ``scale`` (the data the optimiser sees) and
-        ``subsample`` prepared rescaled rows whose optimum warm-starts the fit
-        (None: the multistart on ``data``). Any object with an ``n`` that
+        ``subsample`` prepared rescaled rows whose optimum warm-starts the fit, or
+        a list of them, smallest first (see :func:`_fitting.fit_log_params`; None:
+        the multistart on ``data``). Any object with an ``n`` that
         :meth:`_log_likelihood` and :meth:`_starting_points` accept will do:
         the distributed Gamma-Gamma fit passes one whose sums run in Spark.
         """

@@ -230,6 +230,40 @@ def test_warm_start_path_reaches_the_same_optimum(monkeypatch):
     np.testing.assert_allclose(warm.summary_["std_error"], cold.summary_["std_error"], rtol=1e-4)
 
 
+def test_middle_subsample_reaches_the_same_optimum(monkeypatch):
+    """Past MIDDLE_FROM_ROWS distinct rows a second, larger subsample is refined between the
+    first one's optimum and the full data's: the same optimum, fewer full evaluations."""
+    from rfmml.models import _fitting, simulate_bgnbd
+
+    T = np.random.default_rng(7).uniform(10, 80, size=40_000)
+    sims = simulate_bgnbd(40_000, T, PUBLISHED_BGNBD, random_state=7)
+    refined: list[int] = []
+    real_refine = _fitting._refine
+
+    def counted(objective, *args, **kwargs):
+        refined.append(1)
+        return real_refine(objective, *args, **kwargs)
+
+    monkeypatch.setattr(_fitting, "_refine", counted)
+    monkeypatch.setattr(_fitting, "MIDDLE_FROM_ROWS", 20_000)
+    monkeypatch.setattr(_fitting, "MIDDLE_ROWS", 8_000)
+    three = BetaGeoNBD().fit(sims)
+    assert len(refined) == 2  # the middle subsample, then the full data
+    assert three.convergence_["warm_start_from_subsample"]
+    monkeypatch.setattr(_fitting, "MIDDLE_FROM_ROWS", 10**9)
+    refined.clear()
+    two = BetaGeoNBD().fit(sims)
+    assert len(refined) == 1
+    assert three.convergence_["n_iter"] <= two.convergence_["n_iter"]
+    monkeypatch.setattr(_fitting, "WARM_START_ROWS", 10**9)
+    cold = BetaGeoNBD().fit(sims)
+    for warm in (three, two):
+        np.testing.assert_allclose(warm.params_, cold.params_, rtol=1e-6)
+        assert warm.log_likelihood_ == pytest.approx(cold.log_likelihood_, rel=1e-12)
+        np.testing.assert_allclose(warm.summary_["std_error"], cold.summary_["std_error"],
+                                   rtol=1e-4)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("t", "match"),
     [
