@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rfmml._compiled import WARM_MIN_ROWS
 from rfmml._threads import Started
 from rfmml._threads import start as start_on_pool
 from rfmml.data._cleaning import (
@@ -68,6 +69,8 @@ _MIN_BUDGET = 2 * 2**30
 # in passes of about HASHES_PER_PASS (32 MiB)
 HASHES_AT_ONCE = 2**24
 HASHES_PER_PASS = 2**22
+# from this many hashes they are sorted by the compiled radix sort (see _radix)
+RADIX_MIN_VALUES = WARM_MIN_ROWS
 # At most this many rows are stored whole with their reasons (one read, see _read_once): more
 # would pass DuckDB's budget, spill to disk and be read back for each statistic.
 ONE_READ_MAX_ROWS = _MIN_BUDGET // _BYTES_PER_ROW
@@ -368,8 +371,16 @@ def _repeated_rows(
     return int(n_shared - n_distinct)
 
 
-def _radix() -> Any:
-    """The compiled radix sort's module (:mod:`rfmml._radix`), or None without numba."""
+def _radix(n_values: int) -> Any:
+    """The compiled radix sort's module (:mod:`rfmml._radix`) for ``n_values`` values, or None.
+
+    None without numba, and below :data:`RADIX_MIN_VALUES` values: a scan of a
+    log that large loads numba in the background anyway (its features take the
+    compiled loops), while a smaller one would load it (0.5 s) for a sort of a
+    few milliseconds.
+    """
+    if n_values < RADIX_MIN_VALUES:
+        return None
     from rfmml._compiled import compiled_module
 
     return compiled_module("rfmml._radix")
@@ -379,11 +390,12 @@ def _sorted_values(hashes: Any) -> np.ndarray:
     """The values of ``hashes`` (an Arrow column of integers) in a new array, ascending.
 
     Unsigned values are sorted by the compiled radix sort where numba is
-    installed (10M 32-bit values: 0.1 s against 0.65 s for ``numpy.sort``).
+    installed, from :data:`RADIX_MIN_VALUES` values (10M 32-bit values: 0.1 s
+    against 0.65 s for ``numpy.sort``).
     """
     values = hashes.to_numpy()
     values = values.copy() if not values.flags.writeable else values
-    radix = _radix() if values.dtype.kind == "u" and len(values) > 1 else None
+    radix = _radix(len(values)) if values.dtype.kind == "u" else None
     if radix is not None:
         radix.radix_sort(values, 0, values.dtype.itemsize * 8, np.empty_like(values))
     else:
@@ -405,12 +417,13 @@ def _shared_hashes(hashes: Any) -> np.ndarray:
 class SharedHashes:
     """:func:`_shared_hashes` of an Arrow column, sorted on the pool while the caller goes on.
 
-    With the compiled radix sort (numba), the column is sorted in one task
-    (10M 32-bit values: 0.1 s). Without it, each half is sorted by numpy on a
-    pool thread and :meth:`result` merges the two ascending halves (numpy's
-    stable sort, a timsort, merges two runs in one linear pass): at 10M
-    values, 0.2 s for the halves and 0.05 s for the merge against 0.4 s for
-    one sort on one thread. With one thread, the sorts run in :meth:`result`.
+    With the compiled radix sort (numba, from :data:`RADIX_MIN_VALUES` values),
+    the column is sorted in one task (10M 32-bit values: 0.1 s). Otherwise each
+    half is sorted by numpy on a pool thread and :meth:`result` merges the two
+    ascending halves (numpy's stable sort, a timsort, merges two runs in one
+    linear pass): at 10M values, 0.2 s for the halves and 0.05 s for the merge
+    against 0.4 s for one sort on one thread. With one thread, the sorts run in
+    :meth:`result`.
 
     Parameters
     ----------
@@ -419,7 +432,7 @@ class SharedHashes:
     """
 
     def __init__(self, hashes: Any) -> None:
-        if _radix() is not None:
+        if _radix(len(hashes)) is not None:
             parts = [hashes]
         else:
             half = len(hashes) // 2
