@@ -100,11 +100,13 @@ def writer_options(table: pa.Table) -> dict[str, Any]:
         text = any(getattr(pa.types, test, _never)(kind) for test in _TEXT_TESTS)
         if not (labels or text):
             statistics.append(field.name)
-        if labels or pa.types.is_boolean(kind) or _repeats(column, sample):
+        plain = not (labels or pa.types.is_boolean(kind))  # else always a dictionary
+        values = column.take(sample) if plain and sample is not None else column  # read twice
+        if plain and not _repeats(values):
+            compression[field.name] = CODEC if _compresses(values) else "none"
+        else:
             dictionary.append(field.name)
             compression[field.name] = CODEC
-        else:
-            compression[field.name] = CODEC if _compresses(column, sample) else "none"
     return {"use_dictionary": dictionary, "write_statistics": statistics,
             "compression": compression}  # fmt: skip
 
@@ -120,12 +122,11 @@ def _never(kind: pa.DataType) -> bool:
     return False
 
 
-def _repeats(column: pa.ChunkedArray, sample: pa.Array | None) -> bool:
-    """Whether at most half the sampled values of ``column`` are distinct."""
+def _repeats(values: pa.ChunkedArray) -> bool:
+    """Whether at most half the (sampled) ``values`` are distinct."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    values = column if sample is None else column.take(sample)
     try:
         distinct = pc.count_distinct(values, mode="all").as_py()
     except (pa.ArrowNotImplementedError, pa.ArrowTypeError):  # no hash kernel: the default
@@ -133,15 +134,14 @@ def _repeats(column: pa.ChunkedArray, sample: pa.Array | None) -> bool:
     return bool(2 * distinct <= len(values))
 
 
-def _compresses(column: pa.ChunkedArray, sample: pa.Array | None) -> bool:
-    """Whether :data:`CODEC` saves at least :data:`MIN_SAVING` of the sampled values' bytes.
+def _compresses(values: pa.ChunkedArray) -> bool:
+    """Whether :data:`CODEC` saves at least :data:`MIN_SAVING` of the (sampled) values' bytes.
 
     Only columns of fixed-width values without nulls are tried (their values
     are the page's bytes); any other column is compressed.
     """
     import pyarrow as pa
 
-    values = column if sample is None else column.take(sample)
     values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     kind = values.type
     fixed = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_temporal(kind)

@@ -332,7 +332,7 @@ def _repeated_rows(
         hashed, hash_bits = f"hash({names})", 64
     else:
         hashed = _q(hashed)
-    started = hashes is not None and n_rows <= max_hashes
+    started = hashes if n_rows <= max_hashes else None
     bits = 0
     hashes_of = f"SELECT {hashed} AS h FROM {table} WHERE {where}"
     if n_rows > max_hashes:  # the hashes stored once (8 bytes a row), read in passes
@@ -342,8 +342,8 @@ def _repeated_rows(
     shared = []
     try:
         for part in range(2**bits):  # the top bits of the hash pick the pass
-            if started and hashes is not None:  # every row's (those not selected: see above)
-                shared.append(hashes.result())
+            if started is not None:  # every row's (those not selected: see above)
+                shared.append(started.result())
                 continue
             sql = f"{hashes_of} WHERE h >> {hash_bits - bits} = {part}" if bits else hashes_of
             # through Arrow: fetchnumpy converts on one thread, a masked array (3x slower)

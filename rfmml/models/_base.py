@@ -294,21 +294,21 @@ class MaximumLikelihoodModel(BaseEstimator, metaclass=ABCMeta):
             scale = 1.0 / t_max
         natural = self._prepare(rows, w)
         data = natural if scale == 1.0 else self._rescale(natural, rows, w, scale)
+
+        def every(stride: int) -> Any:  # every stride-th distinct row, prepared rescaled
+            return self._prepare(
+                {k: v[::stride] * scale if k in self.time_columns else v[::stride]
+                 for k, v in rows.items()},
+                w[::stride],
+            )  # fmt: skip
+
         subsample = None
         step = _fitting.subsample_step(len(w))
         if step is not None and getattr(self, "initial_params", None) is None:
-            subsample = self._prepare(
-                {k: v[::step] * scale if k in self.time_columns else v[::step]
-                 for k, v in rows.items()},
-                w[::step],
-            )  # fmt: skip
+            subsample = every(step)
             middle = _fitting.middle_step(len(w))
             if middle is not None:  # refined between the subsample and the full data
-                subsample = [subsample, self._prepare(
-                    {k: v[::middle] * scale if k in self.time_columns else v[::middle]
-                     for k, v in rows.items()},
-                    w[::middle],
-                )]  # fmt: skip
+                subsample = [subsample, every(middle)]
         return self._fit_prepared(
             natural,
             data,

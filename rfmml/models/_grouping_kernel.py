@@ -9,11 +9,11 @@ about fifteen passes over the customers (each column's ranks: a conversion to
 integers, its check, a table, a gather; the key, the packing, the sort, the
 unpacking, the marks of new keys, their running count, the scatter back):
 0.16-0.20 s at 3.3M customers, on one thread, before the fit can start. The
-loops here make the same keys in three passes besides numpy's sort (the
-marks of the values present, one pass building the packed keys, one
-numbering them), so the same rows and numbers, in about a third of the time.
-The keys are sorted by :func:`rfmml._radix.radix_sort` (a few counting passes
-over the bits that hold the ranks), not numpy's comparison sort.
+loops here make the same keys in three passes besides the sort (the marks
+of the values present, one pass building the packed keys, one numbering
+them), so the same rows and numbers, in about a third of the time. The keys
+are sorted by :func:`rfmml._radix.radix_sort` (a few counting passes over the
+bits that hold the ranks) rather than numpy's comparison sort: the same order.
 """
 
 from __future__ import annotations
