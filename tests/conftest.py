@@ -108,6 +108,10 @@ def spark():
         .config("spark.sql.autoBroadcastJoinThreshold", "-1")
         .config("spark.executorEnv.PYTHONPATH", path)
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # the test frames are tiny: compiling each query's generated Java code took a
+        # quarter of the Spark tests' time (the same results, interpreted)
+        .config("spark.sql.codegen.wholeStage", "false")
+        .config("spark.sql.codegen.factoryMode", "NO_CODEGEN")
         .getOrCreate()
     )
     yield session
