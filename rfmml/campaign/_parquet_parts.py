@@ -28,7 +28,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["ParquetParts", "Unjoinable", "joined_footer", "read_struct", "write_struct"]
+__all__ = [
+    "ParquetParts", "Unjoinable", "joined_footer", "read_struct", "replace_key_values",
+    "write_struct",
+]  # fmt: skip
 
 _MAGIC = b"PAR1"
 
@@ -39,7 +42,7 @@ _STOP, _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _M
 _UUID = 13
 
 # Parquet FileMetaData, RowGroup, ColumnChunk and ColumnMetaData field ids (parquet.thrift)
-_FILE_SCHEMA, _FILE_NUM_ROWS, _FILE_ROW_GROUPS = 2, 3, 4
+_FILE_SCHEMA, _FILE_NUM_ROWS, _FILE_ROW_GROUPS, _FILE_KEY_VALUES = 2, 3, 4, 5
 _FILE_ENCRYPTION = (8, 9)  # encryption_algorithm, footer_signing_key_metadata
 _GROUP_COLUMNS, _GROUP_FILE_OFFSET, _GROUP_ORDINAL = 1, 5, 7
 _CHUNK_FILE_PATH, _CHUNK_FILE_OFFSET, _CHUNK_META = 1, 2, 3
@@ -283,6 +286,56 @@ def joined_footer(footers: list[list[list[Any]]], sizes: list[int]) -> bytes:
         else:
             out.append(item)
     return write_struct(out)
+
+
+def replace_key_values(path: Path, values: dict[bytes, bytes]) -> None:
+    """Set key-value metadata of the finished Parquet file at ``path``, in place.
+
+    The values of the keys given replace those in the footer (keys not there
+    are added after the others); every other field of the footer is written
+    back as it was read, and the column chunks before it are not touched.
+
+    Raises
+    ------
+    Unjoinable
+        Not a Parquet file, or an encrypted one.
+    """
+    with open(path, "r+b") as file:
+        file.seek(0, 2)
+        end = file.tell()
+        if end < 12:
+            raise Unjoinable("not a Parquet file (shorter than its two PAR1)")
+        file.seek(end - 8)
+        tail = file.read(8)
+        size = struct.unpack_from("<I", tail)[0]
+        if tail[4:] != _MAGIC or size > end - 12:
+            raise Unjoinable("not a Parquet file (no PAR1 at the end)")
+        start = end - 8 - size
+        file.seek(start)
+        footer, stop = read_struct(file.read(size))
+        if stop != size:
+            raise Unjoinable("the footer does not end where its length says")
+        if any(_field(footer, f) is not None for f in _FILE_ENCRYPTION):
+            raise Unjoinable("an encrypted file")
+        pairs = _field(footer, _FILE_KEY_VALUES)
+        if pairs is None:
+            pairs = [_FILE_KEY_VALUES, _LIST, (_STRUCT, [])]
+            footer.append(pairs)
+            footer.sort(key=lambda item: item[0])
+        left = dict(values)
+        for pair in pairs[2][1]:
+            key = _field(pair, 1)
+            if key is not None and key[2] in left:
+                value = _field(pair, 2)
+                if value is None:
+                    pair.append([2, _BINARY, left.pop(key[2])])
+                else:
+                    value[2] = left.pop(key[2])
+        pairs[2][1].extend([[1, _BINARY, k], [2, _BINARY, v]] for k, v in left.items())
+        out = write_struct(footer)
+        file.seek(start)
+        file.write(out + struct.pack("<I", len(out)) + _MAGIC)
+        file.truncate()
 
 
 def _room(table: Any) -> int:

@@ -447,6 +447,7 @@ def write_predictions_chunks(
     formats: Sequence[str] = ("parquet", "csv"),
     integer_ids: Collection[str] = (),
     n_rows_hint: int | None = None,
+    as_text: Collection[str] = (),
 ) -> tuple[dict[str, Path], int, list[str]]:
     """:func:`write_predictions` of a table that comes in chunks of rows, one chunk in memory.
 
@@ -474,6 +475,12 @@ def write_predictions_chunks(
         The table's rows, when known: a table of at most
         :data:`rfmml.campaign._parquet.CHUNK_ROWS` rows gets its ``attrs`` in the
         Parquet schema, as :func:`write_predictions` writes it.
+    as_text : collection of str
+        Columns that the chunks hold as categoricals of text but the files
+        store as text: the files are those of the same chunks with these
+        columns as strings (the default string dtype), and the Parquet encoder
+        takes each chunk's labels and codes instead of one string per customer
+        (:class:`~rfmml.campaign._parquet.ParquetChunks`).
 
     Returns
     -------
@@ -503,7 +510,8 @@ def write_predictions_chunks(
             # held), their row groups joined into the file in order; else one writing thread
             spare = thread_count() - SCORING_CORES
             workers = 1 if small else max(1, min(spare, PARQUET_WORKERS))
-            parquet = _parquet.ParquetChunks(temporary, with_attrs=small, workers=workers)
+            parquet = _parquet.ParquetChunks(temporary, with_attrs=small, workers=workers,
+                                             as_text=as_text)  # fmt: skip
             stack.callback(parquet.close)
             if workers == 1:  # depth 0: one chunk in the thread at a time, one here (memory)
                 background = stack.enter_context(BackgroundCalls(depth=0, name="rfmml-parquet"))

@@ -49,6 +49,8 @@ _REQUIRED_FEATURES = ("recency_days", "n_orders")
 
 
 _PLAYBOOK_COLUMNS = ("action", "action_channel", "action_priority")
+#: The text columns :func:`segment_columns` gives as categoricals with ``text_categories``.
+TEXT_CATEGORIES = ("RFM", "action", "action_channel")
 _OUTPUT_COLUMNS = frozenset(
     {"customer_id", "recency_days", "n_orders", "total_spend", "R", "F", "M", "RFM",
      "segment", "cluster", "cluster_name", "probability_alive", "probability_no_purchase",
@@ -218,17 +220,29 @@ def _distinct_rows(summary: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFr
     return rows, codes
 
 
-def _playbook_columns(segment: pd.Series, entries: dict[str, Any]) -> dict[str, Any]:
-    """``action``, ``action_channel``, ``action_priority`` per customer, from category codes."""
+def _playbook_columns(
+    segment: pd.Series, entries: dict[str, Any], categories: bool = False
+) -> dict[str, Any]:
+    """``action``, ``action_channel``, ``action_priority`` per customer, from category codes.
+
+    With ``categories`` the two text columns are categoricals of their distinct
+    labels (see :func:`segment_columns`), else text.
+    """
     fields = {"action": "action", "action_channel": "channel", "action_priority": "priority"}
     if isinstance(segment.dtype, pd.CategoricalDtype) and not segment.isna().any():
-        categories = segment.cat.categories.astype(str)
+        labels = segment.cat.categories.astype(str)
         codes = segment.cat.codes.to_numpy()
         out = {}
         for column, field in fields.items():
-            values = [getattr(entries[c], field) for c in categories]
+            values = [getattr(entries[c], field) for c in labels]
             if column == "action_priority":
                 out[column] = np.asarray(values, dtype=np.int64)[codes]
+            elif categories:  # each segment's code mapped to its label's code
+                distinct, of_segment = np.unique(np.asarray(values, dtype=object),
+                                                 return_inverse=True)  # fmt: skip
+                dtype = pd.CategoricalDtype(pd.Index(pd.array(distinct, dtype="str")))
+                mapped = of_segment.astype(codes.dtype)[codes]
+                out[column] = pd.Categorical.from_codes(mapped, dtype=dtype, validate=False)
             else:  # gathered as text: no per-customer conversion of Python strings
                 out[column] = pd.Series(values, dtype=object).astype(str).array.take(codes)
         return out
@@ -603,6 +617,7 @@ def segment_columns(
     rule_segmenter: RuleSegmenter | None,
     kmeans_segmenter: KMeansSegmenter | None,
     book: Playbook | None,
+    text_categories: bool = False,
 ) -> SegmentPart:
     """The predictions' columns that do not need the BTYD models, in the table's order.
 
@@ -611,6 +626,12 @@ def segment_columns(
     attrs they add (``scheme``, ``playbook``). ``book`` is the loaded playbook
     (needed with a rule segmenter). Part of :func:`score_customers`, which
     checks the inputs first.
+
+    With ``text_categories`` the text columns :data:`TEXT_CATEGORIES` are
+    categoricals (codes into their labels) instead of text: for a writer that
+    stores them as text from their labels (see
+    :func:`~rfmml.campaign.exports.write_predictions_chunks`), which is cheaper
+    than one string per customer to gather and to encode.
 
     Returns
     -------
@@ -625,7 +646,10 @@ def segment_columns(
             cols[col] = features[col].to_numpy(copy=True)  # not the caller's memory
 
     if rule_segmenter is not None:
-        scored = rule_segmenter.transform(features)
+        if text_categories:
+            scored = rule_segmenter._transform_categories(features)
+        else:
+            scored = rule_segmenter.transform(features)
         for col in ("R", "F", "M", "RFM") if spend else ("R", "F"):
             # RFM as its string array: to_numpy would make Python strings to convert back
             cols[col] = scored[col].array if col == "RFM" else scored[col].to_numpy()
@@ -641,7 +665,7 @@ def segment_columns(
             if isinstance(segment.dtype, pd.CategoricalDtype):
                 distinct = np.union1d(distinct, segment.cat.categories.astype(str))
         entries = {s: book.entry(s, scheme) for s in distinct}
-        for column, values in _playbook_columns(segment, entries).items():
+        for column, values in _playbook_columns(segment, entries, text_categories).items():
             cols[column] = values
         cols["action_priority"] = np.asarray(cols["action_priority"]).astype(np.int64)
         attrs["scheme"] = scheme.name

@@ -61,6 +61,7 @@ from rfmml.campaign.exports import _predictions_file, write_predictions, write_p
 from rfmml.campaign.pipeline_model import BTYD_COLUMNS, ScoringPipeline, scoring_frame
 from rfmml.campaign.playbook import load_playbook
 from rfmml.campaign.scoring import (
+    TEXT_CATEGORIES,
     _score_customers,
     clv_purchase_factor,
     purchase_outputs,
@@ -877,7 +878,8 @@ def score_features_table(
             # model's outputs): the first chunk is ready sooner (the writing waits for it)
             part = start(
                 functools.partial(segment_columns, _own_index(features),
-                                  pipeline.rule_segmenter, pipeline.kmeans_segmenter, book)
+                                  pipeline.rule_segmenter, pipeline.kmeans_segmenter, book,
+                                  text_categories=True)
             )  # fmt: skip
             try:
                 rows = None
@@ -914,7 +916,7 @@ def score_features_table(
         head = list(itertools.islice(chunks, 1))
         paths, n_rows, columns_out = write_predictions_chunks(
             _first_then(head, chunks), out_dir, fingerprints=fingerprints, formats=formats,
-            integer_ids=integer_ids, n_rows_hint=table.n_rows,
+            integer_ids=integer_ids, n_rows_hint=table.n_rows, as_text=TEXT_CATEGORIES,
         )  # fmt: skip
     finally:
         if purchase is not None:

@@ -107,6 +107,22 @@ class RuleSegmenter(TransformerMixin, BaseEstimator):
         scores["segment"] = self.scheme_.label(scores)
         return scores
 
+    def _transform_categories(self, X: pd.DataFrame) -> pd.DataFrame:
+        """:meth:`transform` of a pandas frame with ``RFM`` as a categorical, where it can.
+
+        The labels as codes into every label (see
+        :meth:`RFMScorer._transform_categories`); a scorer whose ``transform`` is
+        its own gives its frame as it is.
+        """
+        check_is_fitted(self)
+        scorer = self.scorer_
+        if type(scorer).transform is RFMScorer.transform:
+            scores = scorer._transform_categories(X)
+        else:
+            scores = scorer.transform(X)
+        scores["segment"] = self.scheme_.label(scores)
+        return scores
+
     def predict(self, X: pd.DataFrame) -> pd.Series:
         """Segment of each customer: the categorical ``segment`` column of :meth:`transform`."""
         check_is_fitted(self)

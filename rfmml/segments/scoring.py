@@ -132,6 +132,12 @@ def _rfm_labels(n_scores: int) -> pd.api.extensions.ExtensionArray:
     return pd.Series(labels, dtype=object).astype(str).array
 
 
+@lru_cache(maxsize=8)
+def _rfm_dtype(n_scores: int) -> pd.CategoricalDtype:
+    """Every ``RFM`` label of :func:`_rfm_labels` as the categories of one dtype."""
+    return pd.CategoricalDtype(pd.Index(_rfm_labels(n_scores)))
+
+
 #: Up to this many edges a score counts the edges a value passes (else a binary search).
 _COUNTED_EDGES = 16
 
@@ -507,6 +513,34 @@ class RFMScorer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         if is_spark(X):
             return self._transform_spark(X)
+        columns = self._score_columns(X)
+        columns["RFM"] = _rfm_labels(self.n_scores).take(self._rfm_codes(columns))
+        return pd.DataFrame(columns, index=X.index, copy=False)
+
+    def _transform_categories(self, X: pd.DataFrame) -> pd.DataFrame:
+        """:meth:`transform` of a pandas frame with ``RFM`` as a categorical.
+
+        The same labels, as codes into every label of ``n_scores`` (unused ones
+        included) instead of one string per customer: for writers that store
+        the labels once (a Parquet dictionary) rather than per customer.
+        """
+        check_is_fitted(self)
+        columns: dict[str, Any] = self._score_columns(X)
+        codes = self._rfm_codes(columns)
+        dtype = _rfm_dtype(self.n_scores)
+        width = next(
+            t for t in (np.int8, np.int16, np.int32) if len(dtype.categories) <= np.iinfo(t).max
+        )
+        columns["RFM"] = pd.Categorical.from_codes(codes.astype(width), dtype=dtype, validate=False)
+        return pd.DataFrame(columns, index=X.index, copy=False)
+
+    def _rfm_codes(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Each customer's index into :func:`_rfm_labels` from its ``R``, ``F`` and ``M``."""
+        n = self.n_scores
+        return ((columns["R"] - 1) * n + columns["F"] - 1) * n + columns["M"] - 1
+
+    def _score_columns(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """``R``, ``F``, ``M`` and ``FM`` (int64) of a pandas frame, checked."""
         X = _check_frame(X, list(self.columns.values()), where="RFMScorer.transform")
         values = {m: X[c].to_numpy(dtype=float) for m, c in self.columns.items()}
         if self.groups_ is None:  # one set of edges for everyone: each score column at once
@@ -545,12 +579,7 @@ class RFMScorer(TransformerMixin, BaseEstimator):
                 f"left without a score; please report this with the input's index."
             )
         columns["FM"] = (columns["F"] + columns["M"] + 1) // 2
-        columns["RFM"] = _rfm_labels(self.n_scores).take(
-            ((columns["R"] - 1) * self.n_scores + columns["F"] - 1) * self.n_scores
-            + columns["M"]
-            - 1
-        )
-        return pd.DataFrame(columns, index=X.index, copy=False)
+        return columns
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """Names of the output columns."""

@@ -19,6 +19,7 @@ from rfmml.campaign._parquet_parts import (
     Unjoinable,
     joined_footer,
     read_struct,
+    replace_key_values,
     write_struct,
 )
 
@@ -148,3 +149,40 @@ def test_a_streamed_export_of_several_chunks_is_the_file_one_thread_writes(
         written[workers] = paths["parquet"].read_bytes()
     assert written[1] == written[2]
     assert pq.ParquetFile(tmp_path / "w2" / "predictions.parquet").num_row_groups == len(chunks)
+
+
+def test_key_values_replaced_in_place_and_the_rest_as_written(tmp_path, scored) -> None:
+    path = tmp_path / "f.parquet"
+    scored.to_parquet(path, index=False, row_group_size=5_000)
+    before = pq.read_metadata(path)
+    replace_key_values(path, {b"pandas": b'{"a": 1}', b"new key": b"new value"})
+    after = pq.read_metadata(path)
+    assert after.metadata[b"pandas"] == b'{"a": 1}'
+    assert after.metadata[b"new key"] == b"new value"
+    assert after.metadata[b"ARROW:schema"] == before.metadata[b"ARROW:schema"]
+    assert set(after.metadata) == {*before.metadata, b"new key"}
+    assert after.num_row_groups == before.num_row_groups == 3
+    assert after.to_dict()["row_groups"] == before.to_dict()["row_groups"]
+    pd.testing.assert_frame_equal(pq.read_table(path).to_pandas(ignore_metadata=True),
+                                  scored)  # fmt: skip
+
+
+def test_key_values_added_to_a_file_without_any(tmp_path, scored) -> None:
+    path = tmp_path / "f.parquet"
+    pq.write_table(pa.Table.from_pandas(scored.iloc[:100], preserve_index=False), path,
+                   store_schema=False)  # fmt: skip
+    pq.write_table(pa.table({"x": [1, 2]}).replace_schema_metadata(None), path, store_schema=False)
+    assert pq.read_metadata(path).metadata is None
+    replace_key_values(path, {b"k": b"v"})
+    assert pq.read_metadata(path).metadata == {b"k": b"v"}
+    assert pq.read_table(path).column("x").to_pylist() == [1, 2]
+
+
+def test_key_values_of_what_is_not_parquet_are_refused(tmp_path) -> None:
+    path = tmp_path / "f.parquet"
+    path.write_bytes(b"PAR1 not really a parquet file")
+    with pytest.raises(Unjoinable, match="no PAR1 at the end"):
+        replace_key_values(path, {b"k": b"v"})
+    path.write_bytes(b"PAR1")
+    with pytest.raises(Unjoinable, match="shorter"):
+        replace_key_values(path, {b"k": b"v"})

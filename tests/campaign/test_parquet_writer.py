@@ -209,6 +209,56 @@ def test_scored_customers_read_back_as_to_parquet(tmp_path: Path, cdnow_table) -
     _same_read_back(tmp_path / "chunks.parquet", tmp_path / "whole.parquet")
     encodings = _encodings(tmp_path / "chunks.parquet")
     assert encodings["customer_id"] == (False, True)
-    # customers with the same history share their predictions: values repeat
-    assert encodings["clv"] == encodings["probability_alive"] == (True, True)
+    # customers with the same history share their predictions: a dictionary where few
+    # of the first chunk's values are distinct
+    first = flat.iloc[:5_000]
+    for name in ("clv", "probability_alive", "recency_days", "total_spend"):
+        repeats = first[name].nunique(dropna=False) <= _parquet.MAX_DISTINCT * len(first)
+        assert encodings[name] == (repeats, True), name
+    assert encodings["recency_days"] == (True, True)
     assert encodings["segment"] == encodings["RFM"] == (True, False)
+
+
+def _as_labels(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with its text ``columns`` as categoricals (unused labels among the categories)."""
+    out = frame.copy()
+    for name in columns:
+        labels = sorted(set(frame[name].dropna()) | {"never used"})
+        out[name] = pd.Categorical(frame[name], categories=pd.Index(labels, dtype="str"))
+    return out
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("with_attrs", [False, True])
+def test_labels_written_as_text_are_the_file_of_the_text(
+    tmp_path: Path, workers: int, with_attrs: bool
+) -> None:
+    frame = _mixed(3_500)
+    frame["action"] = pd.Series(np.where(np.arange(3_500) % 3 == 0, "reward", "win back"),
+                                dtype="str")  # fmt: skip
+    frame["RFM"] = frame["RFM"].fillna("111")  # labels of a scored table have no missing
+    labelled = _as_labels(frame, ["RFM", "action"])
+    text, codes = tmp_path / "text.parquet", tmp_path / "codes.parquet"
+    for source, path, as_text in ((frame, text, ()), (labelled, codes, ("RFM", "action"))):
+        writer = _parquet.ParquetChunks(path, with_attrs=with_attrs, workers=workers,
+                                        as_text=as_text)  # fmt: skip
+        for start in range(0, len(source), 1_000):
+            writer.write(source.iloc[start : start + 1_000])
+        writer.close()
+    _same_read_back(codes, text)
+    assert pq.ParquetFile(codes).schema.equals(pq.ParquetFile(text).schema)
+    assert pd.read_parquet(codes)["RFM"].dtype == frame["RFM"].dtype
+    encodings = _encodings(codes)
+    assert encodings["RFM"] == encodings["action"] == (True, False)  # a dictionary, no min/max
+
+
+def test_labels_not_named_or_not_text_stay_categorical(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"segment": pd.Categorical(["Lost", "Loyal"] * 3),
+                          "score": pd.Categorical([1, 2, 3] * 2)})  # fmt: skip
+    for name, as_text in (("named.parquet", ("score",)), ("plain.parquet", ())):
+        writer = _parquet.ParquetChunks(tmp_path / name, as_text=as_text)
+        for start in (0, 2, 4):
+            writer.write(frame.iloc[start : start + 2])
+        writer.close()
+    _same_read_back(tmp_path / "named.parquet", tmp_path / "plain.parquet")
+    assert pd.read_parquet(tmp_path / "named.parquet")["segment"].dtype == "category"

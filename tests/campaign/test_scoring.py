@@ -258,3 +258,22 @@ def test_no_observation_end_no_date_column(cdnow_fitted):
     summary.attrs = {"freq": "W"}
     table = score_customers(features, summary, purchase_model=f.bgnbd)
     assert "expected_next_order_date" not in table.columns
+
+
+def test_segment_columns_as_categories_hold_the_same_labels(cdnow_fitted) -> None:
+    from rfmml.campaign.scoring import TEXT_CATEGORIES, segment_columns
+
+    book = load_playbook(None)
+    args = (cdnow_fitted.features, cdnow_fitted.rules, cdnow_fitted.kmeans, book)
+    text, text_attrs = segment_columns(*args)
+    labelled, labelled_attrs = segment_columns(*args, text_categories=True)
+    assert labelled_attrs == text_attrs
+    assert list(labelled) == list(text)
+    for name, values in labelled.items():
+        expected = pd.Series(text[name])
+        got = pd.Series(values)
+        if name in TEXT_CATEGORIES:
+            assert isinstance(got.dtype, pd.CategoricalDtype), name
+            assert got.cat.categories.is_unique, name
+            got = got.astype(expected.dtype)
+        pd.testing.assert_series_equal(got, expected, check_names=False)

@@ -472,3 +472,14 @@ def test_counted_edges_score_as_the_binary_search(metric: str, n_edges: int) -> 
     assert RFMScorer._score(with_nan, edges, metric)[-1] == (
         1 + np.searchsorted(-widened if metric == "R" else widened, np.nan, side="right")
     )
+
+
+@pytest.mark.parametrize("n_scores", [5, 6, 12])  # int8 codes, int16 codes, labels with "-"
+def test_rfm_as_categories_are_the_labels_of_transform(cdnow_features, n_scores):
+    scorer = RFMScorer(n_scores=n_scores).fit(cdnow_features)
+    text = scorer.transform(cdnow_features)
+    labelled = scorer._transform_categories(cdnow_features)
+    assert isinstance(labelled["RFM"].dtype, pd.CategoricalDtype)
+    assert len(labelled["RFM"].cat.categories) == n_scores**3  # every label, unused ones too
+    assert labelled["RFM"].cat.categories.dtype == text["RFM"].dtype
+    pd.testing.assert_frame_equal(labelled.astype({"RFM": text["RFM"].dtype}), text)
