@@ -565,7 +565,11 @@ def purchase_outputs(
 
 
 def clv_purchase_factor(
-    purchase_model: PurchaseModel, rows: pd.DataFrame, horizon: int, discount_rate: float
+    purchase_model: PurchaseModel,
+    rows: pd.DataFrame,
+    horizon: int,
+    discount_rate: float,
+    tabulate: bool = False,
 ) -> np.ndarray:
     """The purchase part of each row's CLV: discounted expected purchases, alive-weighted.
 
@@ -575,7 +579,11 @@ def clv_purchase_factor(
     the same steps (a streamed table computes it once for all chunks, where
     ``lifetime_value`` per chunk would repeat it per chunk). BG/NBD uses its closed
     form per distinct ``(frequency, T)``, the branch ``lifetime_value`` takes when
-    those rows repeat (the caller checks that they do).
+    those rows repeat, or with ``tabulate`` the table of its discounted sum per
+    frequency, the branch it takes when they do not (the caller decides as
+    ``lifetime_value`` decides on the whole table: the table depends only on
+    the distinct frequencies and the range of ``T``, which the distinct rows
+    share with the table, and is evaluated row by row).
 
     Parameters
     ----------
@@ -587,6 +595,8 @@ def clv_purchase_factor(
         Periods of the CLV.
     discount_rate : float
         Per-period discount rate.
+    tabulate : bool
+        BG/NBD with a discount: the sum from its table per frequency.
 
     Returns
     -------
@@ -598,8 +608,8 @@ def clv_purchase_factor(
 
     columns = tuple(dict.fromkeys((*purchase_model.fit_columns, "frequency")))
     c = check_summary(rows, columns, what="customer_lifetime_value")
-    # every row evaluated (no table): the values of the per-customer table's rows
-    return discounted_purchases(purchase_model, c, horizon, discount_rate, tabulate=False)
+    # every row evaluated, or the table's value of every row: the per-customer values
+    return discounted_purchases(purchase_model, c, horizon, discount_rate, tabulate=tabulate)
 
 
 def purchase_row_columns(purchase_model: PurchaseModel, summary_columns: Any) -> list[str]:

@@ -35,9 +35,15 @@ at once, the purchase model on a thread of its own.
 
 What is not streamed, and falls back to one pandas table (the result is the same):
 intervals (their totals per segment come from joint draws over all customers), and a
-BG/NBD whose CLV would take its continuous-time path (more distinct ``(frequency, T)``
-pairs than :func:`rfmml.models._grouping.rows_repeat` collapses; never with
-whole-period summaries).
+discounted BG/NBD CLV on a table whose ``(frequency, T)`` rows may not repeat when
+the table is neither held in memory nor read in the order it was written (never
+for :func:`~rfmml.features.combined.customer_features_table`'s tables). Otherwise
+such a CLV is summed as the whole table's would be: from BG/NBD's table of the
+discounted sum per frequency when an evenly strided sample of the table's rows,
+read in its order, does not repeat (:func:`rfmml.models._grouping.rows_repeat`, the
+test of :func:`rfmml.models.clv.discounted_purchases`), else row by row; an
+undiscounted CLV is the expected purchases times the expected order value, with no
+sum at all.
 """
 
 from __future__ import annotations
@@ -428,14 +434,18 @@ def _seen_features(fitted: RuleSegmenter, table: FeaturesTable) -> RuleSegmenter
 
 def _outputs_of_rows(
     model: Any, rows: pd.DataFrame, horizon: int, median: bool, window: float | None,
-    clv: bool, discount_rate: float,
+    clv: bool, discount_rate: float, tabulate: bool = False,
 ) -> dict[str, np.ndarray]:  # fmt: skip
-    """:func:`purchase_outputs` of the distinct rows, with the CLV's purchase factor (``clv``)."""
+    """:func:`purchase_outputs` of the distinct rows, with the CLV's purchase factor (``clv``).
+
+    ``tabulate``: the factor as the whole table's CLV sums it (:func:`_clv_tabulated`).
+    """
     outputs = purchase_outputs(model, rows, horizon, median=median, next_order_window=window)
     if clv and discount_rate == 0.0:  # the factor is the expected purchases (same rows)
         outputs["clv_factor"] = outputs["expected_purchases"]
     elif clv:
-        outputs["clv_factor"] = clv_purchase_factor(model, rows, horizon, discount_rate)
+        outputs["clv_factor"] = clv_purchase_factor(model, rows, horizon, discount_rate,
+                                                    tabulate=tabulate)  # fmt: skip
     return outputs
 
 
@@ -657,17 +667,75 @@ def _plain(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _needs_one_table(pipeline: ScoringPipeline, table: FeaturesTable) -> str | None:
-    """Why the table must be scored in one piece, or ``None`` when chunks give the same."""
+def _needs_one_table(pipeline: ScoringPipeline, tabulated: bool | None) -> str | None:
+    """Why the table must be scored in one piece, or ``None`` when chunks give the same.
+
+    ``tabulated`` is :func:`_clv_tabulated` of the table.
+    """
     if pipeline.interval:
         return "intervals (their per-segment totals use every customer at once)"
-    model = pipeline.purchase_model
-    if type(model) is BetaGeoNBD and pipeline.gamma_gamma is not None:
-        sample = max(int(_grouping.CHUNK_ROWS), 1)
-        limit = _grouping.COLLAPSE_MAX_FRACTION * sample
-        if table.n_rows > sample and _distinct_pairs(table) > limit:
-            return "a BG/NBD CLV on continuous-time rows"
+    if tabulated is None:
+        return "a discounted BG/NBD CLV on rows that may not repeat, in no known order"
     return None
+
+
+def _clv_tabulated(pipeline: ScoringPipeline, table: FeaturesTable) -> bool | None:
+    """Whether the CLV of the whole table sums BG/NBD's discounted purchases from a table.
+
+    :func:`~rfmml.models.clv.discounted_purchases` decides it on the whole
+    table (:func:`~rfmml.models._grouping.rows_repeat` of its ``(frequency,
+    T)`` rows: an evenly strided sample of them, in the table's order); the
+    same decision here, from the distinct pairs when few enough and else from
+    the same sample read off the table. False without a discounted BG/NBD
+    CLV; None when the sample cannot be read in the table's order (a table
+    neither held in memory nor numbered in its order).
+    """
+    model = pipeline.purchase_model
+    if type(model) is not BetaGeoNBD or pipeline.gamma_gamma is None:
+        return False
+    if float(pipeline.discount_rate) == 0.0:  # the expected purchases: no sum, no table
+        return False
+    sample = max(int(_grouping.CHUNK_ROWS), 1)
+    limit = _grouping.COLLAPSE_MAX_FRACTION * sample
+    if table.n_rows <= sample or _distinct_pairs(table) <= limit:
+        return False  # rows repeat (at most `limit` distinct pairs in any sample)
+    sampled = _strided_pairs(table, sample)
+    if sampled is None:
+        return None
+    _, first = _grouping.group_rows(*sampled)
+    return bool(len(first) > limit)
+
+
+def _strided_pairs(table: FeaturesTable, sample: int) -> tuple[np.ndarray, ...] | None:
+    """``frequency`` and ``T`` of every ``n // sample``-th customer (the first ``sample``).
+
+    In the order the table is read (and scored in one piece); None when that
+    order is not known or a value is missing.
+    """
+    stride = table.n_rows // sample
+    if table.arrow is not None:
+        import pyarrow as pa
+
+        positions = pa.array(np.arange(sample, dtype=np.int64) * stride)
+        picked = table.arrow.select(["frequency", "T"]).take(positions)
+        pairs = tuple(
+            picked.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
+            for c in ("frequency", "T")
+        )
+    elif _numbered_rows(table):
+        fetched = table.connection.sql(
+            f'SELECT frequency, "T" FROM {_q(table.table)} WHERE rowid % {stride} = 0 '
+            f"AND rowid < {stride * sample} ORDER BY rowid"
+        ).fetchnumpy()
+        pairs = tuple(
+            np.ma.filled(np.ma.asarray(fetched[c], dtype=np.float64), np.nan)
+            for c in ("frequency", "T")
+        )
+    else:
+        return None
+    if len(pairs[0]) != sample or not all(np.isfinite(p).all() for p in pairs):
+        return None
+    return pairs
 
 
 def _distinct_pairs(table: FeaturesTable) -> int:
@@ -809,9 +877,10 @@ def score_features_table(
     """
     if not (isinstance(chunk_rows, int) and chunk_rows >= 1):
         raise ValueError(f"chunk_rows must be a whole number >= 1, got {chunk_rows!r}")
-    reason = _needs_one_table(pipeline, table)
-    if reason is not None:
+    tabulated = None if pipeline.interval else _clv_tabulated(pipeline, table)
+    if _needs_one_table(pipeline, tabulated) is not None:
         return _score_one_table(table, pipeline, out_dir, fingerprints, formats)
+    tabulate = bool(tabulated)
     uses_summary = pipeline.purchase_model is not None or pipeline.gamma_gamma is not None
     needed = [c for c in BTYD_COLUMNS if c != "monetary_value" or pipeline.gamma_gamma]
     missing = [c for c in needed if c not in table.summary_columns]
@@ -857,7 +926,7 @@ def score_features_table(
             functools.partial(
                 _outputs_of_rows, model, rows, int(pipeline.horizon),
                 end is not None and unit is not None, pipeline.next_order_window,
-                pipeline.gamma_gamma is not None, float(pipeline.discount_rate),
+                pipeline.gamma_gamma is not None, float(pipeline.discount_rate), tabulate,
             )
         )  # fmt: skip
         purchase = (outputs, codes_of)

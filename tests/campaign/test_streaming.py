@@ -432,3 +432,45 @@ def test_a_failing_fit_side_by_side_is_raised_after_every_fit_stopped() -> None:
         assert not [t for t in threading.enumerate() if t.name == "rfmml-fit"]
     finally:
         log.close()
+
+
+@pytest.mark.parametrize("discount_rate", [0.0, 0.002])
+def test_a_bgnbd_clv_on_rows_that_do_not_repeat_streams_the_same(
+    same_files, tmp_path: Path, monkeypatch, discount_rate: float
+) -> None:
+    """Past the rows map_rows collapses, the discounted sum comes from BG/NBD's table.
+
+    The sample of ``rows_repeat`` is made small (256 rows) so that the simulated
+    log's daily ``(frequency, T)`` rows do not repeat: the whole table's CLV then
+    sums the discounted purchases from a table per frequency, and the streamed
+    chunks must give its values (not fall back to one pandas table).
+    """
+    from rfmml.models import _grouping
+    from rfmml.models._validation import check_summary
+
+    tx, freq = _log("simulated")
+    log = ScannedLog.from_pandas(tx)
+    features, summary = customer_features(log, freq=freq)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline = ScoringPipeline(
+            rule_segmenter=RuleSegmenter("rfm11").fit(features),
+            purchase_model=BetaGeoNBD().fit(summary),
+            gamma_gamma=GammaGamma(zero_spend="exclude").fit(summary),
+            horizon=30, discount_rate=discount_rate, freq=freq,
+        )  # fmt: skip
+    monkeypatch.setattr(_grouping, "CHUNK_ROWS", 256)
+    c = check_summary(summary, ("frequency", "T"), what="test")
+    assert not _grouping.rows_repeat(c["frequency"], c["T"])  # the table's branch
+    write_predictions(pipeline.predict(scoring_frame(features, summary)), tmp_path / "pandas",
+                      fingerprints={}, formats=("parquet", "csv"))  # fmt: skip
+    for held in (True, False):  # in memory, and numbered rows in DuckDB
+        table = customer_features_table(log, freq=freq)
+        if not held:
+            table.arrow = None
+        assert streaming._clv_tabulated(pipeline, table) is (discount_rate > 0)
+        got = score_features_table(table, pipeline, tmp_path / f"streamed_{held}",
+                                   fingerprints={}, chunk_rows=700)  # fmt: skip
+        assert got.streamed
+        same_files(tmp_path / "pandas", tmp_path / f"streamed_{held}")
+    log.close()
