@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,6 +96,19 @@ def test_streamed_files_equal_the_pandas_path(same_files, fitted, tmp_path: Path
     )
 
 
+def _fitted_on_pandas(features: pd.DataFrame, summary: pd.DataFrame, purchase_model: Any,
+                      scheme: str, **options: object) -> ScoringPipeline:  # fmt: skip
+    """A pipeline of ``scheme``'s rules, ``purchase_model`` and Gamma-Gamma fitted on pandas."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ScoringPipeline(
+            rule_segmenter=RuleSegmenter(scheme).fit(features),
+            purchase_model=purchase_model.fit(summary),
+            gamma_gamma=GammaGamma(zero_spend="exclude").fit(summary),
+            **options,
+        )
+
+
 def _cdnow_table_and_pipeline() -> tuple[ScannedLog, FeaturesTable, ScoringPipeline]:
     """CDNOW's features table and a pipeline fitted on it (rfm11, BG/NBD, Gamma-Gamma)."""
     tx, freq = _log("cdnow")
@@ -140,15 +154,9 @@ def test_other_settings_and_models_stream_the_same(same_files, tmp_path: Path) -
     tx, freq = _log("cdnow")
     log = ScannedLog.from_pandas(tx)
     features, summary = customer_features(log, freq=freq)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pipeline = ScoringPipeline(
-            rule_segmenter=RuleSegmenter("rf_grid").fit(features),
-            purchase_model=ParetoNBD().fit(summary),
-            gamma_gamma=GammaGamma(zero_spend="exclude").fit(summary),
-            horizon=26, discount_rate=0.01, freq=freq, next_order_window=4,
-            churn_basis="alive",
-        )  # fmt: skip
+    pipeline = _fitted_on_pandas(features, summary, ParetoNBD(), "rf_grid", horizon=26,
+                                 discount_rate=0.01, freq=freq, next_order_window=4,
+                                 churn_basis="alive")  # fmt: skip
     write_predictions(pipeline.predict(scoring_frame(features, summary)), tmp_path / "pandas",
                       fingerprints={}, formats=("parquet", "csv"))  # fmt: skip
     table = customer_features_table(log, freq=freq)
@@ -451,14 +459,8 @@ def test_a_bgnbd_clv_on_rows_that_do_not_repeat_streams_the_same(
     tx, freq = _log("simulated")
     log = ScannedLog.from_pandas(tx)
     features, summary = customer_features(log, freq=freq)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pipeline = ScoringPipeline(
-            rule_segmenter=RuleSegmenter("rfm11").fit(features),
-            purchase_model=BetaGeoNBD().fit(summary),
-            gamma_gamma=GammaGamma(zero_spend="exclude").fit(summary),
-            horizon=30, discount_rate=discount_rate, freq=freq,
-        )  # fmt: skip
+    pipeline = _fitted_on_pandas(features, summary, BetaGeoNBD(), "rfm11", horizon=30,
+                                 discount_rate=discount_rate, freq=freq)  # fmt: skip
     monkeypatch.setattr(_grouping, "CHUNK_ROWS", 256)
     c = check_summary(summary, ("frequency", "T"), what="test")
     assert not _grouping.rows_repeat(c["frequency"], c["T"])  # the table's branch
