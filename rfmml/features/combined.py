@@ -355,13 +355,15 @@ def _staged_table(con: Any, staging: str, table: str, key_list: str) -> int:
 #: importing numba and loading the compiled loops cost what the pass saves (measured,
 #: fresh processes, the features stage of a uniform log: 1M rows 0.68-0.69 CPU s
 #: against the statement's 0.50-0.56; 2M rows, 0.68M customers, 0.62-0.68 against
-#: 1.34-1.44; 10M rows 1.4-1.7 against 9.7-11.1). Up to one partition's rows
-#: (``partition_rows``): the pass holds the log's columns, their partition by block
-#: of customers and the customers' columns at once (10M rows, 3.4M customers: peak
-#: 1.20 GiB above the imports against the statement's 1.77), which past it grows
-#: beyond the partitioned statement (20M rows, 15M customers: 4.2 GiB against 2.3,
-#: measured before the partition, whose pass also held 40 bytes of aggregates per
-#: customer and thread).
+#: 1.34-1.44; 10M rows 1.4-1.7 against 9.7-11.1). One partition's rows
+#: (``partition_rows``) at a time: the pass holds the log's columns, their partition
+#: by block of customers and the customers' columns at once (10M rows, 3.4M
+#: customers: peak 1.20 GiB above the imports against the statement's 1.77), which
+#: for a whole larger log grows beyond the partitioned statement (20M rows, 15M
+#: customers: 4.2 GiB against 2.3); a larger log is passed one range of customer ids
+#: at a time (:func:`_table_compiled_parts`; the 50M-row btyd log: 14.0 s against the
+#: partitioned statement's 47.3, 100M rows 58.6 s against 107.7, the job's peak
+#: 3.3 GiB either way).
 TABLE_COMPILED_MIN_ROWS = 2_000_000
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
                   "UINTEGER", "UBIGINT")  # fmt: skip
@@ -370,11 +372,12 @@ _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMAL
 def _table_compiled_eligible(log: Any, group: str | None, n_log: int, parts: int) -> bool:
     """Whether the compiled pass can build the features table of a scanned log.
 
-    A log of :data:`TABLE_COMPILED_MIN_ROWS` rows or more that the statement
-    would aggregate in one partition (``parts``), no group, integer customer
-    ids, microsecond timestamps, double amounts, numba installed.
+    A log of :data:`TABLE_COMPILED_MIN_ROWS` rows or more, no group, integer
+    customer ids, microsecond timestamps, double amounts, numba installed. A
+    log of several partitions (``parts``) is passed one range of customer ids
+    at a time (:func:`_table_compiled_parts`).
     """
-    if group is not None or parts != 1 or n_log < TABLE_COMPILED_MIN_ROWS:
+    if group is not None or n_log < TABLE_COMPILED_MIN_ROWS:
         return False
     rows = log.connection.sql(f"DESCRIBE {log.table}").fetchall()
     types = {r[0]: r[1] for r in rows}
@@ -547,6 +550,73 @@ def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: 
     return len(built)
 
 
+def _table_compiled_parts(
+    con: Any, source: str, table: str, end: pd.Timestamp, freq: str, with_amount: bool,
+    min_tenure: float, parts: int,
+) -> int | None:  # fmt: skip
+    """:func:`_table_compiled` of a log of several partitions, one range of ids at a time.
+
+    The customer ids are cut into ``parts`` ranges of about equal rows (DuckDB's
+    ``approx_quantile``); each range's rows are fetched, passed (the pass holds
+    one partition's columns, as for a log of one partition) and appended to
+    DuckDB table ``table`` in the order of the ranges: each range comes sorted
+    by customer id, so the table is in the order of the keys without a sort
+    of the whole table (the statement's partitions are hashes of the ids,
+    sorted at the end). The rows of the table, or None (no table left) when a
+    range holds NULLs or a spend past the kernel's guard: the statement then
+    builds the whole table.
+    """
+    cols = ["customer_id", "timestamp"] + (["amount"] if with_amount else [])
+    names = ", ".join(f'"{c}"' for c in cols)
+    shares = ", ".join(str(k / parts) for k in range(1, parts))
+    cuts = con.sql(f"SELECT approx_quantile(customer_id, [{shares}]) FROM {source}").fetchall()
+    bounds = sorted(set(cuts[0][0] or []))
+    if compiled_module("rfmml.features._features_kernel") is None:
+        return None
+    edges = [None, *bounds, None]
+    n_rows = 0
+    view = f"{table}_arrow"
+    created = False
+    done = False
+    try:
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            where = " AND ".join(
+                [f"customer_id >= {lo}"] * (lo is not None)
+                + [f"customer_id < {hi}"] * (hi is not None)
+            )
+            fetched = con.sql(
+                f"SELECT {names} FROM {source}" + (f" WHERE {where}" if where else "")
+            ).to_arrow_table()
+            if fetched.num_rows == 0:
+                continue
+            if any(fetched.column(c).null_count for c in cols):
+                return None
+            workers = _pass_workers(fetched.num_rows)
+            id_type = fetched.schema.field("customer_id").type
+            log = list(_log_columns(fetched, with_amount, workers))
+            del fetched
+            built = _compiled_columns(log, id_type, end, freq, min_tenure, workers)
+            if built is None:
+                return None
+            con.execute("SET preserve_insertion_order = true")
+            con.register(view, built)
+            try:
+                if created:
+                    con.execute(f'INSERT INTO "{table}" SELECT * FROM "{view}"')
+                else:
+                    con.execute(f'CREATE TEMP TABLE "{table}" AS SELECT * FROM "{view}"')
+                    created = True
+            finally:
+                con.unregister(view)
+            n_rows += len(built)
+            del built
+        done = created
+    finally:
+        if not done:  # an error, a range the pass cannot take, or no rows: no table left
+            con.execute(f'DROP TABLE IF EXISTS "{table}"')
+    return n_rows if done else None
+
+
 def customer_features_table(
     log: Any,
     observation_end: Any = None,
@@ -638,9 +708,13 @@ def customer_features_table(
     if _table_compiled_eligible(log, group, n_log, parts):
         # numba loads the pass's loops while DuckDB hands over the log's columns
         in_background(lambda: _warm_compiled_pass(freq, with_amount))
-        compiled = _table_compiled(con, log.table, table, end, freq, with_amount,
-                                   float(min_tenure_days),
-                                   held=getattr(log, "arrow", None))  # fmt: skip
+        if parts == 1:
+            compiled = _table_compiled(con, log.table, table, end, freq, with_amount,
+                                       float(min_tenure_days),
+                                       held=getattr(log, "arrow", None))  # fmt: skip
+        else:
+            compiled = _table_compiled_parts(con, log.table, table, end, freq, with_amount,
+                                             float(min_tenure_days), parts)  # fmt: skip
     arrow = None
     if compiled is None:
         narrow_first(fill)  # 64-bit period spends; 128-bit ones when they overflow

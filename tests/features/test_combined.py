@@ -229,3 +229,46 @@ def test_in_background_runs_the_work_and_swallows_its_errors() -> None:
     import rfmml._jit
 
     assert rfmml._jit._ready.signatures
+
+
+@pytest.mark.parametrize("partition_rows", [5_000, 20_000])
+def test_compiled_parts_equal_the_statement(table_cases, partition_rows, monkeypatch) -> None:
+    """A log of several partitions is passed one range of ids at a time: the same table.
+
+    Columns, types, values and row order of the statement's partitioned table,
+    bit for bit; the ranges' tables are appended in order (no sort at the end).
+    """
+    from rfmml.data._scan import ScannedLog
+    from rfmml.features import combined
+
+    built: list[int | None] = []  # what each call of the ranged pass returned
+    real = combined._table_compiled_parts
+
+    def spy(*args: Any, **kwargs: Any) -> int | None:
+        built.append(real(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(combined, "_table_compiled_parts", spy)
+    ranged = []
+    for name, tx in table_cases.items():
+        log = ScannedLog.from_pandas(tx)
+        try:
+            built.clear()
+            kwargs = {"freq": "W", "min_tenure_days": 30.0, "partition_rows": partition_rows}
+            got, got_types, got_values = _stored(log, True, monkeypatch, **kwargs)
+            monkeypatch.setattr(combined, "TABLE_COMPILED_MIN_ROWS", 0)
+            parts = -(-len(log) // partition_rows)
+            if parts > 1 and combined._table_compiled_eligible(log, None, len(log), parts):
+                assert len(built) == 1 and (built[0] is not None or name == "big spends"), name
+            else:  # one partition, or ids, times or amounts of other types
+                assert built == [], name
+            want, want_types, want_values = _stored(log, False, monkeypatch, **kwargs)
+            assert got_types == want_types, name
+            assert got_values.equals(want_values), name  # bit for bit, in order
+            assert got.n_rows == want.n_rows == tx["customer_id"].nunique()
+            if built and built[0] is not None:
+                assert got.arrow is False  # a DuckDB table, appended range by range
+                ranged.append(name)
+        finally:
+            log.close()
+    assert {"cdnow", "cdnow sparse ids"} <= set(ranged)
