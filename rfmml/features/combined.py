@@ -633,11 +633,12 @@ def customer_features_table(
     bit), run on hash partitions of the customers when the log is large (each
     partition's per-period aggregation then fits DuckDB's memory budget instead of
     spilling), and stored sorted by the keys for :mod:`rfmml.campaign` to score in
-    chunks. A log of one partition with integer customer ids and no group, from
+    chunks. A log with integer customer ids and no group, from
     :data:`TABLE_COMPILED_MIN_ROWS` rows on, is aggregated instead by a compiled
     pass over its columns (:mod:`rfmml.features._features_kernel`, about six
-    times less CPU at 10M rows) that stores the statement's table bit for bit;
-    from :data:`THREADS_MIN_ROWS` rows its loops run on two threads where the
+    times less CPU at 10M rows) that stores the statement's table bit for bit
+    (a log of several partitions one range of customer ids at a time); from
+    :data:`THREADS_MIN_ROWS` rows its loops run on two threads where the
     process may use two cores (the same table).
 
     Parameters
