@@ -136,12 +136,37 @@ _TEXT_TESTS = (
 )  # fmt: skip
 
 
+def _as_text_schema(schema: pa.Schema, frame: pd.DataFrame, texts: dict[str, Any]) -> pa.Schema:
+    """``schema`` (of ``frame``'s chunk) with the ``texts`` columns as their labels' text.
+
+    Each such column's Arrow field and its entry in the ``pandas`` metadata are
+    those the labels as text (dtypes ``texts``) convert to: the conversion of
+    the chunk's first row of those columns alone; every other field and entry
+    is kept as it is.
+    """
+    import json
+
+    import pyarrow as pa
+
+    head = pa.Table.from_pandas(frame[list(texts)].iloc[:1].astype(texts), preserve_index=False)
+    meta = dict(schema.metadata or {})
+    pandas_meta = json.loads(meta[b"pandas"])
+    entries = {e["name"]: e for e in json.loads(head.schema.metadata[b"pandas"])["columns"]}
+    pandas_meta["columns"] = [entries.get(e["name"], e) for e in pandas_meta["columns"]]
+    meta[b"pandas"] = json.dumps(pandas_meta).encode()
+    fields = [head.schema.field(f.name) if f.name in texts else f for f in schema]
+    return pa.schema(fields, metadata=meta)
+
+
 def _text_labels(column: pd.Series) -> bool:
-    """Whether ``column`` is a categorical whose categories are text (the default dtype)."""
+    """Whether ``column`` is a categorical of text labels (a string dtype, or objects)."""
     dtype = column.dtype
-    return isinstance(dtype, pd.CategoricalDtype) and isinstance(
-        dtype.categories.dtype, pd.StringDtype
-    )
+    if not isinstance(dtype, pd.CategoricalDtype):
+        return False
+    labels = dtype.categories
+    if isinstance(labels.dtype, pd.StringDtype):
+        return True
+    return labels.dtype == object and pd.api.types.infer_dtype(labels, skipna=False) == "string"
 
 
 def _never(kind: pa.DataType) -> bool:
@@ -283,13 +308,13 @@ class ParquetChunks:
 
         if self._schema is None:
             table = self._with_attrs(pa.Table.from_pandas(frame, preserve_index=False), frame)
-            texts = {
-                c: "str" for c in frame.columns if c in self.as_text and _text_labels(frame[c])
+            texts = {  # each column's labels in their own text dtype
+                c: frame[c].cat.categories.dtype
+                for c in frame.columns
+                if c in self.as_text and _text_labels(frame[c])
             }
-            if texts:  # the schema of the same rows as strings (no rows converted)
-                head = frame.iloc[:0].astype(texts)
-                declared = pa.Table.from_pandas(head, preserve_index=False)
-                self._declared = self._with_attrs(declared, frame).schema
+            if texts:  # the schema of the same rows with those columns as text
+                self._declared = _as_text_schema(table.schema, frame, texts)
             self._schema = table.schema
             self._options = writer_options(table)
             return table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -224,19 +225,22 @@ def _as_labels(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     out = frame.copy()
     for name in columns:
         labels = sorted(set(frame[name].dropna()) | {"never used"})
-        out[name] = pd.Categorical(frame[name], categories=pd.Index(labels, dtype="str"))
+        categories = pd.Index(labels, dtype=frame[name].dtype)  # the text's own dtype
+        out[name] = pd.Categorical(frame[name], categories=categories)
     return out
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("with_attrs", [False, True])
+@pytest.mark.parametrize(("with_attrs", "text_dtype"), [(False, "str"), (True, "str"),
+                                                        (False, object)])  # fmt: skip
 def test_labels_written_as_text_are_the_file_of_the_text(
-    tmp_path: Path, workers: int, with_attrs: bool
+    tmp_path: Path, workers: int, with_attrs: bool, text_dtype: Any
 ) -> None:
     frame = _mixed(3_500)
     frame["action"] = pd.Series(np.where(np.arange(3_500) % 3 == 0, "reward", "win back"),
-                                dtype="str")  # fmt: skip
-    frame["RFM"] = frame["RFM"].fillna("111")  # labels of a scored table have no missing
+                                dtype=text_dtype)  # fmt: skip
+    frame["RFM"] = frame["RFM"].fillna("111").astype(text_dtype)  # labels have no missing
+    frame.loc[:1, "note"] = None  # another text column, missing in the first rows
     labelled = _as_labels(frame, ["RFM", "action"])
     text, codes = tmp_path / "text.parquet", tmp_path / "codes.parquet"
     for source, path, as_text in ((frame, text, ()), (labelled, codes, ("RFM", "action"))):
@@ -247,7 +251,7 @@ def test_labels_written_as_text_are_the_file_of_the_text(
         writer.close()
     _same_read_back(codes, text)
     assert pq.ParquetFile(codes).schema.equals(pq.ParquetFile(text).schema)
-    assert pd.read_parquet(codes)["RFM"].dtype == frame["RFM"].dtype
+    assert pd.read_parquet(codes)["RFM"].dtype == pd.read_parquet(text)["RFM"].dtype
     encodings = _encodings(codes)
     assert encodings["RFM"] == encodings["action"] == (True, False)  # a dictionary, no min/max
 
