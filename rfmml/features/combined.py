@@ -569,10 +569,13 @@ def _table_compiled_parts(
     cols = ["customer_id", "timestamp"] + (["amount"] if with_amount else [])
     names = ", ".join(f'"{c}"' for c in cols)
     shares = ", ".join(str(k / parts) for k in range(1, parts))
-    cuts = con.sql(f"SELECT approx_quantile(customer_id, [{shares}]) FROM {source}").fetchall()
-    bounds = sorted(set(cuts[0][0] or []))
-    if compiled_module("rfmml.features._features_kernel") is None:
-        return None
+    cuts, no_id = con.sql(
+        f"SELECT approx_quantile(customer_id, [{shares}]), count(*) - count(customer_id) "
+        f"FROM {source}"
+    ).fetchall()[0]
+    if no_id or compiled_module("rfmml.features._features_kernel") is None:
+        return None  # rows without an id are in no range: the statement takes them
+    bounds = sorted(set(cuts or []))
     edges = [None, *bounds, None]
     n_rows = 0
     view = f"{table}_arrow"

@@ -272,3 +272,35 @@ def test_compiled_parts_equal_the_statement(table_cases, partition_rows, monkeyp
         finally:
             log.close()
     assert {"cdnow", "cdnow sparse ids"} <= set(ranged)
+
+
+def test_compiled_parts_leave_rows_without_an_id_to_the_statement(monkeypatch) -> None:
+    """Rows without a customer id fall in no range of ids: the statement builds the table."""
+    from rfmml.data._scan import ScannedLog
+    from rfmml.features import combined
+
+    tx = load_cdnow()[["customer_id", "timestamp", "amount"]]
+    tx = tx.assign(customer_id=tx["customer_id"].astype("Int64"))
+    tx.loc[tx.index[:3], "customer_id"] = pd.NA
+    log = ScannedLog.from_pandas(tx)
+    try:
+        con = log.connection
+        assert con.sql(
+            f"SELECT count(*) FROM {log.table} WHERE customer_id IS NULL"
+        ).fetchall() == [(3,)]
+        monkeypatch.setattr(combined, "TABLE_COMPILED_MIN_ROWS", 0)
+        assert combined._table_compiled_eligible(log, None, len(log), 4)
+        end = pd.Timestamp(tx["timestamp"].max())
+        assert combined._table_compiled_parts(con, log.table, "probe", end, "W", True, 30.0,
+                                              4) is None  # fmt: skip
+        with pytest.raises(duckdb.CatalogException):
+            con.sql('SELECT * FROM "probe"')
+        kwargs = {"freq": "W", "min_tenure_days": 30.0, "partition_rows": 20_000}
+        got, got_types, got_values = _stored(log, True, monkeypatch, **kwargs)
+        want, want_types, want_values = _stored(log, False, monkeypatch, **kwargs)
+        if isinstance(want, str):  # the statement's error, both ways
+            assert got == want
+        else:
+            assert got_types == want_types and got_values.equals(want_values)
+    finally:
+        log.close()
