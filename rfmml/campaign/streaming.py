@@ -695,37 +695,35 @@ def _clv_tabulated(pipeline: ScoringPipeline, table: FeaturesTable) -> bool | No
         return False
     if float(pipeline.discount_rate) == 0.0:  # the expected purchases: no sum, no table
         return False
-    sample = max(int(_grouping.CHUNK_ROWS), 1)
-    limit = _grouping.COLLAPSE_MAX_FRACTION * sample
-    if table.n_rows <= sample or _distinct_pairs(table) <= limit:
+    positions = _grouping.sample_positions(table.n_rows)
+    limit = _grouping.COLLAPSE_MAX_FRACTION * max(int(_grouping.CHUNK_ROWS), 1)
+    if positions is None or _distinct_pairs(table) <= limit:
         return False  # rows repeat (at most `limit` distinct pairs in any sample)
-    sampled = _strided_pairs(table, sample)
+    sampled = _sampled_pairs(table, positions)
     if sampled is None:
         return None
-    _, first = _grouping.group_rows(*sampled)
-    return bool(len(first) > limit)
+    return not _grouping.sample_repeats(*sampled)
 
 
-def _strided_pairs(table: FeaturesTable, sample: int) -> tuple[np.ndarray, ...] | None:
-    """``frequency`` and ``T`` of every ``n // sample``-th customer (the first ``sample``).
+def _sampled_pairs(table: FeaturesTable, positions: np.ndarray) -> tuple[np.ndarray, ...] | None:
+    """``frequency`` and ``T`` of the customers at ``positions`` (evenly strided, from 0).
 
     In the order the table is read (and scored in one piece); None when that
     order is not known or a value is missing.
     """
-    stride = table.n_rows // sample
     if table.arrow is not None:
         import pyarrow as pa
 
-        positions = pa.array(np.arange(sample, dtype=np.int64) * stride)
-        picked = table.arrow.select(["frequency", "T"]).take(positions)
+        picked = table.arrow.select(["frequency", "T"]).take(pa.array(positions))
         pairs = tuple(
             picked.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
             for c in ("frequency", "T")
         )
     elif _numbered_rows(table):
+        stride = int(positions[1] - positions[0]) if len(positions) > 1 else 1
         fetched = table.connection.sql(
             f'SELECT frequency, "T" FROM {_q(table.table)} WHERE rowid % {stride} = 0 '
-            f"AND rowid < {stride * sample} ORDER BY rowid"
+            f"AND rowid <= {int(positions[-1])} ORDER BY rowid"
         ).fetchnumpy()
         pairs = tuple(
             np.ma.filled(np.ma.asarray(fetched[c], dtype=np.float64), np.nan)
@@ -733,7 +731,7 @@ def _strided_pairs(table: FeaturesTable, sample: int) -> tuple[np.ndarray, ...] 
         )
     else:
         return None
-    if len(pairs[0]) != sample or not all(np.isfinite(p).all() for p in pairs):
+    if len(pairs[0]) != len(positions) or not all(np.isfinite(p).all() for p in pairs):
         return None
     return pairs
 

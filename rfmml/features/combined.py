@@ -369,13 +369,13 @@ _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMAL
                   "UINTEGER", "UBIGINT")  # fmt: skip
 
 
-def _table_compiled_eligible(log: Any, group: str | None, n_log: int, parts: int) -> bool:
+def _table_compiled_eligible(log: Any, group: str | None, n_log: int) -> bool:
     """Whether the compiled pass can build the features table of a scanned log.
 
     A log of :data:`TABLE_COMPILED_MIN_ROWS` rows or more, no group, integer
     customer ids, microsecond timestamps, double amounts, numba installed. A
-    log of several partitions (``parts``) is passed one range of customer ids
-    at a time (:func:`_table_compiled_parts`).
+    log of several partitions is passed one range of customer ids at a time
+    (:func:`_table_compiled_parts`).
     """
     if group is not None or n_log < TABLE_COMPILED_MIN_ROWS:
         return False
@@ -520,34 +520,66 @@ def _table_compiled(con: Any, source: str, table: str, end: pd.Timestamp, freq: 
     :func:`~rfmml.features._threads.available_workers` threads (ranges of rows,
     then of blocks of customers), which give one thread's values bit for bit.
     """
-    cols = ["customer_id", "timestamp"] + (["amount"] if with_amount else [])
-    names = ", ".join(f'"{c}"' for c in cols)
+    cols = _pass_columns(with_amount)
     if held is not None:
         fetched = held.select(cols)
     else:
-        fetched = con.sql(f"SELECT {names} FROM {source}").to_arrow_table()
-    if fetched.num_rows == 0 or any(fetched.column(c).null_count for c in cols):
+        fetched = con.sql(f"SELECT {_names(cols)} FROM {source}").to_arrow_table()
+    if fetched.num_rows == 0:
         return None
-    if compiled_module("rfmml.features._features_kernel") is None:
-        return None
-    workers = _pass_workers(fetched.num_rows)
-    id_type = fetched.schema.field("customer_id").type
-    log = list(_log_columns(fetched, with_amount, workers))
-    del fetched  # (copied: 240 MB at 10M rows, freed before the pass)
-    built = _compiled_columns(log, id_type, end, freq, min_tenure, workers)
+    held_columns, fetched = [fetched], None  # the pass's own reference, freed in it
+    built = _passed(held_columns, end, freq, with_amount, min_tenure)
     if built is None:
         return None
     con.execute("SET preserve_insertion_order = true")
     if built.nbytes <= IN_MEMORY_MAX_BYTES:
         con.register(table, built)
         return built
+    _store(con, table, built, append=False)
+    return len(built)
+
+
+def _pass_columns(with_amount: bool) -> list[str]:
+    """The log columns the compiled pass reads."""
+    return ["customer_id", "timestamp"] + (["amount"] if with_amount else [])
+
+
+def _names(cols: list[str]) -> str:
+    return ", ".join(f'"{c}"' for c in cols)
+
+
+def _passed(fetched: list[Any], end: pd.Timestamp, freq: str, with_amount: bool,
+            min_tenure: float) -> Any:  # fmt: skip
+    """The compiled pass of fetched log columns (Arrow); None on NULLs or without numba.
+
+    ``fetched`` holds the caller's only reference to the Arrow table and is
+    emptied here once its columns are copied for the pass (240 MB at 10M rows,
+    freed before the pass).
+    """
+    cols = _pass_columns(with_amount)
+    if any(fetched[0].column(c).null_count for c in cols):
+        return None
+    if compiled_module("rfmml.features._features_kernel") is None:
+        return None
+    table = fetched.pop()
+    workers = _pass_workers(table.num_rows)
+    id_type = table.schema.field("customer_id").type
+    log = list(_log_columns(table, with_amount, workers))
+    del table
+    return _compiled_columns(log, id_type, end, freq, min_tenure, workers)
+
+
+def _store(con: Any, table: str, built: Any, append: bool) -> None:
+    """Copy Arrow table ``built`` into DuckDB table ``table`` (created, or appended to)."""
     view = f"{table}_arrow"
     con.register(view, built)
     try:
-        con.execute(f'CREATE TEMP TABLE "{table}" AS SELECT * FROM "{view}"')
+        if append:
+            con.execute(f'INSERT INTO "{table}" SELECT * FROM "{view}"')
+        else:
+            con.execute(f'CREATE TEMP TABLE "{table}" AS SELECT * FROM "{view}"')
     finally:
         con.unregister(view)
-    return len(built)
 
 
 def _table_compiled_parts(
@@ -566,19 +598,16 @@ def _table_compiled_parts(
     range holds NULLs or a spend past the kernel's guard: the statement then
     builds the whole table.
     """
-    cols = ["customer_id", "timestamp"] + (["amount"] if with_amount else [])
-    names = ", ".join(f'"{c}"' for c in cols)
     shares = ", ".join(str(k / parts) for k in range(1, parts))
     cuts, no_id = con.sql(
         f"SELECT approx_quantile(customer_id, [{shares}]), count(*) - count(customer_id) "
         f"FROM {source}"
     ).fetchall()[0]
-    if no_id or compiled_module("rfmml.features._features_kernel") is None:
+    if no_id:
         return None  # rows without an id are in no range: the statement takes them
     bounds = sorted(set(cuts or []))
     edges = [None, *bounds, None]
     n_rows = 0
-    view = f"{table}_arrow"
     created = False
     done = False
     try:
@@ -588,29 +617,18 @@ def _table_compiled_parts(
                 + [f"customer_id < {hi}"] * (hi is not None)
             )
             fetched = con.sql(
-                f"SELECT {names} FROM {source}" + (f" WHERE {where}" if where else "")
+                f"SELECT {_names(_pass_columns(with_amount))} FROM {source}"
+                + (f" WHERE {where}" if where else "")
             ).to_arrow_table()
             if fetched.num_rows == 0:
                 continue
-            if any(fetched.column(c).null_count for c in cols):
-                return None
-            workers = _pass_workers(fetched.num_rows)
-            id_type = fetched.schema.field("customer_id").type
-            log = list(_log_columns(fetched, with_amount, workers))
-            del fetched
-            built = _compiled_columns(log, id_type, end, freq, min_tenure, workers)
+            held_columns, fetched = [fetched], None  # the pass's own reference, freed in it
+            built = _passed(held_columns, end, freq, with_amount, min_tenure)
             if built is None:
                 return None
             con.execute("SET preserve_insertion_order = true")
-            con.register(view, built)
-            try:
-                if created:
-                    con.execute(f'INSERT INTO "{table}" SELECT * FROM "{view}"')
-                else:
-                    con.execute(f'CREATE TEMP TABLE "{table}" AS SELECT * FROM "{view}"')
-                    created = True
-            finally:
-                con.unregister(view)
+            _store(con, table, built, append=created)
+            created = True
             n_rows += len(built)
             del built
         done = created
@@ -709,7 +727,7 @@ def customer_features_table(
         _fill_staging(con, staging, sql, source, key_list, parts)
 
     compiled = None
-    if _table_compiled_eligible(log, group, n_log, parts):
+    if _table_compiled_eligible(log, group, n_log):
         # numba loads the pass's loops while DuckDB hands over the log's columns
         in_background(lambda: _warm_compiled_pass(freq, with_amount))
         if parts == 1:

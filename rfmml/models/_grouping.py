@@ -32,6 +32,8 @@ __all__ = [
     "CHUNK_ROWS",
     "map_rows",
     "rows_repeat",
+    "sample_positions",
+    "sample_repeats",
     "group_rows",
     "unique_rows",
     "rows_fingerprint",
@@ -75,13 +77,30 @@ def rows_repeat(*columns: np.ndarray) -> bool:
     -------
     bool
     """
-    sample = max(int(CHUNK_ROWS), 1)
-    n = len(columns[0])
-    if n <= sample:
+    positions = sample_positions(len(columns[0]))
+    if positions is None:
         return True
-    stride = n // sample
-    _, first = group_rows(*(np.asarray(c)[::stride][:sample] for c in columns))
-    return bool(len(first) <= COLLAPSE_MAX_FRACTION * sample)
+    return sample_repeats(*(np.asarray(c)[positions] for c in columns))
+
+
+def sample_positions(n: int) -> np.ndarray | None:
+    """The rows of :func:`rows_repeat`'s sample of ``n`` rows; None when it takes them all.
+
+    Every ``n // CHUNK_ROWS``-th row from the first, :data:`CHUNK_ROWS` of them.
+    """
+    sample = max(int(CHUNK_ROWS), 1)
+    if n <= sample:
+        return None
+    return np.arange(sample, dtype=np.int64) * (n // sample)
+
+
+def sample_repeats(*sampled: np.ndarray) -> bool:
+    """Whether :func:`rows_repeat`'s sample (its rows given) has few distinct rows.
+
+    At most :data:`COLLAPSE_MAX_FRACTION` of them.
+    """
+    _, first = group_rows(*sampled)
+    return bool(len(first) <= COLLAPSE_MAX_FRACTION * len(sampled[0]))
 
 
 def map_rows(

@@ -526,12 +526,9 @@ class RFMScorer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         columns: dict[str, Any] = self._score_columns(X)
-        codes = self._rfm_codes(columns)
+        codes = self._rfm_codes(columns)  # stored as the smallest integers that hold them
         dtype = _rfm_dtype(self.n_scores)
-        width = next(
-            t for t in (np.int8, np.int16, np.int32) if len(dtype.categories) <= np.iinfo(t).max
-        )
-        columns["RFM"] = pd.Categorical.from_codes(codes.astype(width), dtype=dtype, validate=False)
+        columns["RFM"] = pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
         return pd.DataFrame(columns, index=X.index, copy=False)
 
     def _rfm_codes(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:

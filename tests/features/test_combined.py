@@ -186,7 +186,7 @@ def test_compiled_table_equals_the_statement(table_cases, freq, in_memory, monke
                     want.feature_attrs, want.summary_attrs)  # fmt: skip
                 # the compiled pass did build it (no fall-back to the statement)
                 monkeypatch.setattr(combined, "TABLE_COMPILED_MIN_ROWS", 0)
-                assert combined._table_compiled_eligible(log, None, len(log), 1)
+                assert combined._table_compiled_eligible(log, None, len(log))
                 resolved = tx["timestamp"].max() if end is None else pd.Timestamp(end)
                 built = combined._table_compiled(log.connection, log.table, "probe", resolved,
                                                  freq, "amount" in columns, 30.0)  # fmt: skip
@@ -258,7 +258,7 @@ def test_compiled_parts_equal_the_statement(table_cases, partition_rows, monkeyp
             got, got_types, got_values = _stored(log, True, monkeypatch, **kwargs)
             monkeypatch.setattr(combined, "TABLE_COMPILED_MIN_ROWS", 0)
             parts = -(-len(log) // partition_rows)
-            if parts > 1 and combined._table_compiled_eligible(log, None, len(log), parts):
+            if parts > 1 and combined._table_compiled_eligible(log, None, len(log)):
                 assert len(built) == 1 and (built[0] is not None or name == "big spends"), name
             else:  # one partition, or ids, times or amounts of other types
                 assert built == [], name
@@ -289,7 +289,7 @@ def test_compiled_parts_leave_rows_without_an_id_to_the_statement(monkeypatch) -
             f"SELECT count(*) FROM {log.table} WHERE customer_id IS NULL"
         ).fetchall() == [(3,)]
         monkeypatch.setattr(combined, "TABLE_COMPILED_MIN_ROWS", 0)
-        assert combined._table_compiled_eligible(log, None, len(log), 4)
+        assert combined._table_compiled_eligible(log, None, len(log))
         end = pd.Timestamp(tx["timestamp"].max())
         assert combined._table_compiled_parts(con, log.table, "probe", end, "W", True, 30.0,
                                               4) is None  # fmt: skip
